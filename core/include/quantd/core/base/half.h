@@ -1,0 +1,101 @@
+// IEEE 754 binary16 (FP16) and bfloat16 conversions.
+//
+// Scalar functions are the reference: FloatToHalf rounds to nearest, ties to
+// even, bit-exact with x86 F16C `_cvtps_ph(x, 0)` and numpy's float16 cast for
+// every non-NaN input (NaNs become quiet NaNs keeping the top payload bits, as
+// F16C does). The span kernels are what passes call; they pick an AVX2/F16C
+// path at run time and produce identical bits to the `_ref` variants.
+//
+// Kernels never allocate, log or do I/O. Thread-safe (pure functions).
+#ifndef QUANTD_CORE_BASE_HALF_H_
+#define QUANTD_CORE_BASE_HALF_H_
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+
+namespace quantd::core {
+
+inline constexpr float kHalfMax = 65504.0f;
+// Smallest positive FP16 subnormal is 2^-24; anything with magnitude <= 2^-25
+// rounds to zero.
+inline constexpr float kHalfMinSubnormal = 5.9604644775390625e-08f;
+
+// Round-to-nearest-even float -> FP16 bits. Overflow gives +-inf (no clamp).
+inline uint16_t FloatToHalf(float f) {
+  uint32_t x = std::bit_cast<uint32_t>(f);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  x &= 0x7fffffffu;
+  uint32_t h;
+  if (x >= 0x47800000u) {                       // >= 65536, inf or NaN
+    if (x > 0x7f800000u) {
+      h = 0x7e00u | ((x >> 13) & 0x3ffu);       // quiet NaN, payload kept
+    } else {
+      h = 0x7c00u;                              // overflow -> inf
+    }
+  } else if (x < 0x38800000u) {                 // result is subnormal or zero
+    // Adding 0.5 (2^-1) aligns the 10 result mantissa bits at the bottom of the
+    // float mantissa; the FPU's own round-to-nearest-even does the rounding.
+    const float magic = std::bit_cast<float>(0x3f000000u);
+    float sum = std::bit_cast<float>(x) + magic;
+    h = std::bit_cast<uint32_t>(sum) - 0x3f000000u;
+  } else {
+    const uint32_t odd = (x >> 13) & 1u;
+    x += 0xc8000fffu + odd;  // rebias exponent (-112 << 23) and round
+    h = x >> 13;             // may carry into inf: correct for 65520..65535
+  }
+  return static_cast<uint16_t>(sign | h);
+}
+
+inline float HalfToFloat(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu;
+  const uint32_t mant = h & 0x3ffu;
+  uint32_t bits;
+  if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else if (exp == 0) {
+    // Subnormal or zero: value = mant * 2^-24, exact in float.
+    float v = static_cast<float>(mant) * kHalfMinSubnormal;
+    bits = sign | std::bit_cast<uint32_t>(v);
+  } else {
+    bits = sign | ((exp + 112u) << 23) | (mant << 13);
+  }
+  return std::bit_cast<float>(bits);
+}
+
+// Round-to-nearest-even float -> bfloat16 bits; NaNs stay (quiet) NaNs.
+inline uint16_t FloatToBfloat16(float f) {
+  uint32_t x = std::bit_cast<uint32_t>(f);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);
+  x += 0x7fffu + ((x >> 16) & 1u);
+  return static_cast<uint16_t>(x >> 16);
+}
+
+inline float Bfloat16ToFloat(uint16_t b) {
+  return std::bit_cast<float>(static_cast<uint32_t>(b) << 16);
+}
+
+// What a narrowing conversion changed, for the report.
+struct NarrowingStats {
+  uint64_t clamped = 0;  // finite values beyond +-65504, set to +-65504
+  uint64_t flushed = 0;  // non-zero values that became (signed) zero
+};
+
+// FP32 -> FP16 for storage: finite values beyond +-65504 are clamped to
+// +-65504 (instead of becoming inf), inf and NaN are kept, everything else is
+// FloatToHalf. Adds to *stats. `in` and `out` must not overlap.
+void FloatToHalfSpan(const float* in, uint16_t* out, size_t n, NarrowingStats* stats);
+void FloatToHalfSpan_ref(const float* in, uint16_t* out, size_t n, NarrowingStats* stats);
+
+void HalfToFloatSpan(const uint16_t* in, float* out, size_t n);
+void HalfToFloatSpan_ref(const uint16_t* in, float* out, size_t n);
+
+void Bfloat16ToFloatSpan(const uint16_t* in, float* out, size_t n);
+
+// True when the running CPU has AVX2 and F16C (the fast paths).
+bool CpuHasF16c();
+
+}  // namespace quantd::core
+
+#endif  // QUANTD_CORE_BASE_HALF_H_

@@ -1,0 +1,142 @@
+// OnnxModel: an ONNX model whose weights stay on disk until they are needed.
+//
+// Load() parses the .onnx protobuf and maps every external-data file
+// read-only; tensor bytes are never copied at load. Passes edit the graph
+// through proto() and replace tensor contents with *deferred producers* that
+// run one tensor at a time inside Save(), so peak memory is bounded by the
+// largest tensor rather than by the model (DESIGN.md, rules of the house).
+//
+// Weights are found wherever exporters put them: graph initializers, tensor
+// attributes of nodes (Constant `value`, ConstantOfShape `value`, ...), and the
+// same inside every subgraph (If/Loop/Scan bodies).
+//
+// Thread safety: not thread-safe. One OnnxModel belongs to one job.
+#ifndef QUANTD_CORE_ONNX_ONNX_MODEL_H_
+#define QUANTD_CORE_ONNX_ONNX_MODEL_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "onnx/onnx_pb.h"
+#include "quantd/core/base/mapped_file.h"
+#include "quantd/core/progress.h"
+
+namespace quantd::core {
+
+// A tensor that holds data somewhere in the model.
+struct TensorSite {
+  onnx::TensorProto* tensor = nullptr;
+  onnx::GraphProto* graph = nullptr;  // graph holding the initializer or node
+  onnx::NodeProto* node = nullptr;    // node whose attribute holds it; null for initializers
+  std::string where;                  // "initializer 'w'", "Constant node 'c'", for messages
+};
+
+// Bytes of one tensor: a view into a mapped file or the proto, or an owned
+// buffer (typed fields, deferred producers). Mapped pages are released when
+// the TensorData is destroyed.
+class TensorData {
+ public:
+  TensorData() = default;
+  TensorData(TensorData&&) = default;
+  TensorData& operator=(TensorData&&) = default;
+  ~TensorData();
+
+  absl::Span<const uint8_t> bytes() const { return view_; }
+  size_t size() const { return view_.size(); }
+  template <typename T>
+  absl::Span<const T> as() const {
+    return {reinterpret_cast<const T*>(view_.data()), view_.size() / sizeof(T)};
+  }
+
+ private:
+  friend class OnnxModel;
+  absl::Span<const uint8_t> view_;
+  std::vector<uint8_t> owned_;
+  const MappedFile* file_ = nullptr;  // set when view_ points into a mapping
+  uint64_t file_offset_ = 0;
+};
+
+// Produces the little-endian bytes of a replaced tensor, during Save.
+using TensorProducer = std::function<absl::StatusOr<std::vector<uint8_t>>()>;
+
+struct SaveOptions {
+  enum class ExternalData { kAuto, kAlways, kNever };
+  // kAuto: external when the input used external data or the tensors total
+  // more than 1 GiB; kNever fails for outputs a protobuf cannot hold (2 GiB).
+  ExternalData external_data = ExternalData::kAuto;
+  uint64_t size_threshold = 1024;  // smaller tensors stay inline in external mode
+  uint64_t alignment = 4096;       // offset alignment inside the data file
+};
+
+struct SaveResult {
+  std::vector<std::string> files;  // written files, model first
+  uint64_t bytes = 0;              // total bytes of those files
+  uint64_t tensor_bytes = 0;       // bytes of tensor data
+};
+
+class OnnxModel {
+ public:
+  // Loads `path` (a .onnx file) and maps its external data. Refuses, naming
+  // the tensor: external locations that are absolute or escape the model's
+  // folder (.., symlinks), ranges beyond the file, byte counts that differ from
+  // dims x element size, unknown data types.
+  static absl::StatusOr<std::unique_ptr<OnnxModel>> Load(const std::string& path);
+  // Wraps an in-memory model (tests, generated models). External references
+  // are resolved against `base_dir`.
+  static absl::StatusOr<std::unique_ptr<OnnxModel>> FromProto(onnx::ModelProto proto,
+                                                              const std::string& base_dir);
+
+  OnnxModel(const OnnxModel&) = delete;
+  OnnxModel& operator=(const OnnxModel&) = delete;
+  ~OnnxModel();
+
+  onnx::ModelProto& proto() { return proto_; }
+  const onnx::ModelProto& proto() const { return proto_; }
+  bool had_external_data() const { return !files_.empty(); }
+
+  // Every tensor holding data, in a stable order: per graph, initializers then
+  // node attributes in node order, subgraphs depth-first where they occur.
+  std::vector<TensorSite> Tensors();
+
+  // Reads the bytes of `tensor` (raw, external, deferred or typed fields).
+  absl::StatusOr<TensorData> Read(const onnx::TensorProto& tensor) const;
+
+  // Moves the data reference out of `tensor` into the returned proto (dims,
+  // type and data), leaving `tensor` without data. Use with Defer() to replace
+  // a tensor's contents: the returned proto stays readable through Read().
+  onnx::TensorProto TakeData(onnx::TensorProto* tensor);
+
+  // Marks `tensor` (with its final data_type and dims already set) as produced
+  // by `producer` during Save().
+  void Defer(onnx::TensorProto* tensor, TensorProducer producer);
+
+  // Writes the model to `path` (and `<name>.data` beside it in external mode),
+  // atomically, tensor by tensor. The model is spent afterwards.
+  absl::StatusOr<SaveResult> Save(const std::string& path, const SaveOptions& options,
+                                  const ProgressFn& progress = nullptr,
+                                  const CancelToken* cancel = nullptr);
+
+ private:
+  OnnxModel() = default;
+  absl::Status Validate();
+  absl::StatusOr<const MappedFile*> MapExternal(const std::string& location,
+                                                const std::string& where);
+
+  onnx::ModelProto proto_;
+  std::string base_dir_;       // folder of the .onnx file (canonical)
+  std::map<std::string, std::unique_ptr<MappedFile>> files_;  // by location
+  std::vector<TensorProducer> producers_;
+};
+
+// Human-readable name of where a tensor is, e.g. "initializer 'w'".
+std::string DescribeTensor(const TensorSite& site);
+
+}  // namespace quantd::core
+
+#endif  // QUANTD_CORE_ONNX_ONNX_MODEL_H_

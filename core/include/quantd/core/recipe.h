@@ -1,0 +1,97 @@
+// Recipe: everything a user can ask of one conversion, format-neutral.
+//
+// This is the single definition the offline `quantd quantize`, the service
+// (proto <-> Recipe translation in server/) and `quantctl` share. The flag
+// table that parses it lives in recipe_flags.h. Library `quantd_recipe`
+// depends only on Abseil, so thin clients can link it without the numerics.
+#ifndef QUANTD_CORE_RECIPE_H_
+#define QUANTD_CORE_RECIPE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace quantd::core {
+
+enum class ModelFormat { kAuto, kOnnx, kGguf };
+enum class Precision { kUnspecified, kFp32, kFp16, kInt8, kInt4 };
+enum class ExternalDataMode { kAuto, kAlways, kNever };
+enum class Int4Format { kMatMulNBits, kQdq };
+enum class Int8Mode { kWeightOnly, kDynamic };
+enum class Int8WeightType { kQInt8, kQUInt8 };
+enum class LmHeadMode { kFloat, kInt8, kInt4 };
+enum class QuantAlgorithm { kRtn, kSearch };
+
+struct Recipe {
+  // --- what ---
+  ModelFormat format = ModelFormat::kAuto;  // kAuto: from the input's magic bytes
+  Precision precision = Precision::kUnspecified;
+  std::string preset;  // name it was expanded from, if any (informational)
+
+  // --- ONNX float conversion (fp16 / fp32) ---
+  bool keep_io_types = true;                    // Casts at the graph edges
+  std::optional<std::vector<std::string>> op_block_list;  // unset: the default list
+  std::vector<std::string> node_block_list;
+  ExternalDataMode external_data = ExternalDataMode::kAuto;
+
+  // --- ONNX INT4 ---
+  int block_size = 32;           // 16, 32, 64, 128, 256
+  bool symmetric = true;
+  int accuracy_level = 0;        // 0 = not set, 1..4 as in MatMulNBits
+  Int4Format int4_format = Int4Format::kMatMulNBits;
+  QuantAlgorithm algorithm = QuantAlgorithm::kRtn;
+
+  // --- ONNX INT8 ---
+  Int8Mode int8_mode = Int8Mode::kWeightOnly;
+  Int8WeightType int8_weight_type = Int8WeightType::kQInt8;
+  bool per_channel = false;
+  bool reduce_range = false;
+
+  // --- selection / mixed precision (INT4 and INT8) ---
+  std::vector<std::string> op_types;         // empty: MatMul (int4); MatMul, Gemm, Conv (int8)
+  std::vector<std::string> exclude_nodes;    // exact node names
+  std::vector<std::string> exclude_regex;    // RE2/ECMAScript regexes on node names
+  bool keep_embeddings = true;               // Gather weights stay float
+  LmHeadMode lm_head = LmHeadMode::kFloat;   // applies when precision is int4/int8
+  uint64_t min_tensor_elements = 0;          // smaller weights are not quantized
+
+  // --- GGUF (llama-quantize compatible) ---
+  std::string gguf_type;                     // "Q4_K_M", "Q8_0", ... (file type)
+  bool leave_output_tensor = false;
+  std::string output_tensor_type;            // ggml type name, e.g. "q8_0"
+  std::string token_embedding_type;
+  bool pure = false;
+  bool allow_requantize = false;
+
+  // --- execution ---
+  int threads = 1;                           // thread budget for this run
+};
+
+// Checks ranges and combinations; InvalidArgument with a message naming the
+// offending field and its allowed values.
+absl::Status ValidateRecipe(const Recipe& recipe);
+
+// A canonical one-line text form (every field, fixed order). Equal recipes
+// give equal strings; the service hashes it for de-duplication.
+std::string CanonicalRecipe(const Recipe& recipe);
+
+// Named presets for the deployment targets.
+struct Preset {
+  std::string name;
+  std::string description;
+  std::vector<std::string> flags;  // as on the command line
+};
+const std::vector<Preset>& Presets();
+
+// Names, as used on the command line and in reports.
+std::string PrecisionName(Precision p);
+std::string FormatName(ModelFormat f);
+absl::StatusOr<Precision> ParsePrecision(const std::string& s);
+
+}  // namespace quantd::core
+
+#endif  // QUANTD_CORE_RECIPE_H_

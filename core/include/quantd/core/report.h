@@ -1,0 +1,56 @@
+// Report: what one conversion did, for people (JSON) and dashboards.
+//
+// Filled by the core while it runs; plain data, copyable, not thread-safe.
+#ifndef QUANTD_CORE_REPORT_H_
+#define QUANTD_CORE_REPORT_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace quantd::core {
+
+// One tensor that a pass changed.
+struct TensorReport {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::string dtype_before;   // "FLOAT", "FLOAT16", "F32", "Q4_K", ...
+  std::string dtype_after;
+  uint64_t bytes_before = 0;
+  uint64_t bytes_after = 0;
+  // Quality (quantizing passes; unset for lossless widening).
+  std::optional<double> sqnr_db;             // 10 log10(sum w^2 / sum (w - w')^2)
+  std::optional<double> rel_l2_error;        // ||w - w'|| / ||w||
+  std::optional<double> max_abs_error;
+  std::optional<double> rel_output_error;    // ||XW - XW'|| / ||XW||, fixed Gaussian X
+  uint64_t values_clamped = 0;
+  uint64_t values_flushed = 0;
+};
+
+struct Report {
+  std::string format;          // "onnx" | "gguf"
+  std::string precision;       // "fp16", "int4", "Q4_K_M", ...
+  std::string recipe;          // canonical recipe text
+  uint64_t tensors_total = 0;      // tensors holding data in the model
+  uint64_t tensors_converted = 0;  // tensors a pass changed
+  uint64_t bytes_before = 0;       // tensor bytes in
+  uint64_t bytes_after = 0;        // tensor bytes out
+  uint64_t input_file_bytes = 0;
+  uint64_t output_file_bytes = 0;
+  uint64_t weights_quantized = 0;  // elements of quantized tensors
+  uint64_t values_clamped = 0;
+  uint64_t values_flushed = 0;
+  uint64_t casts_inserted = 0;
+  double seconds = 0;
+  std::vector<std::string> output_files;
+  std::vector<std::string> notes;   // things the user should know (skipped nodes, ...)
+  std::vector<TensorReport> tensors;
+
+  // {"format":..., "totals":{...}, "tensors":[...]}; pretty: indented.
+  std::string ToJson(bool pretty = true) const;
+};
+
+}  // namespace quantd::core
+
+#endif  // QUANTD_CORE_REPORT_H_

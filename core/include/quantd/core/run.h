@@ -1,0 +1,34 @@
+// core::Run: one conversion, the single entry point the CLI and the service
+// call. Knows nothing about gRPC.
+//
+// Thread safety: Run may be called concurrently for different outputs; each
+// call owns its model. `progress` is called from the calling thread.
+#ifndef QUANTD_CORE_RUN_H_
+#define QUANTD_CORE_RUN_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "quantd/core/progress.h"
+#include "quantd/core/recipe.h"
+#include "quantd/core/report.h"
+
+namespace quantd::core {
+
+// Detects the format of a model file from its first bytes ("GGUF" magic, else
+// ONNX protobuf). NotFound if the file cannot be read.
+absl::StatusOr<ModelFormat> DetectFormat(const std::string& path);
+
+// Converts `input_path` (a .onnx with its external data beside it, or a
+// .gguf) to `output_path` according to `recipe`. Output files are written
+// atomically: on any error (including cancellation) no output is left.
+// Errors: InvalidArgument (bad recipe, corrupt or unsupported model),
+// NotFound (missing files), DataLoss (truncated data), Cancelled,
+// ResourceExhausted (disk full, protobuf limits).
+absl::StatusOr<Report> Run(const Recipe& recipe, const std::string& input_path,
+                           const std::string& output_path, const ProgressFn& progress = nullptr,
+                           const CancelToken* cancel = nullptr);
+
+}  // namespace quantd::core
+
+#endif  // QUANTD_CORE_RUN_H_

@@ -1,0 +1,477 @@
+#include "quantd/core/onnx/onnx_model.h"
+
+#include <climits>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "quantd/core/base/atomic_file.h"
+#include "quantd/core/base/status_macros.h"
+#include "quantd/core/onnx/onnx_types.h"
+
+namespace quantd::core {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr char kDeferredPrefix[] = "quantd:deferred/";
+constexpr uint64_t kAutoExternalBytes = uint64_t{1} << 30;
+
+std::string GraphLabel(const onnx::GraphProto& g) {
+  return g.name().empty() ? std::string("(unnamed)") : g.name();
+}
+
+void CollectGraph(onnx::GraphProto* g, std::vector<TensorSite>* out) {
+  for (auto& init : *g->mutable_initializer()) {
+    out->push_back({&init, g, nullptr,
+                    absl::StrCat("initializer '", init.name(), "' of graph '", GraphLabel(*g), "'")});
+  }
+  for (auto& node : *g->mutable_node()) {
+    for (auto& attr : *node.mutable_attribute()) {
+      std::string node_label = absl::StrCat(node.op_type(), " node '", node.name(), "'");
+      if (attr.has_t()) {
+        out->push_back({attr.mutable_t(), g, &node,
+                        absl::StrCat("attribute '", attr.name(), "' of ", node_label)});
+      }
+      for (auto& t : *attr.mutable_tensors()) {
+        out->push_back({&t, g, &node,
+                        absl::StrCat("attribute '", attr.name(), "' of ", node_label)});
+      }
+      if (attr.has_g()) CollectGraph(attr.mutable_g(), out);
+      for (auto& sub : *attr.mutable_graphs()) CollectGraph(&sub, out);
+    }
+  }
+}
+
+struct ExternalRef {
+  std::string location;
+  uint64_t offset = 0;
+  bool has_length = false;
+  uint64_t length = 0;
+};
+
+absl::StatusOr<ExternalRef> ParseExternalRef(const onnx::TensorProto& t, const std::string& where) {
+  ExternalRef ref;
+  for (const auto& kv : t.external_data()) {
+    if (kv.key() == "location") {
+      ref.location = kv.value();
+    } else if (kv.key() == "offset") {
+      if (!absl::SimpleAtoi(kv.value(), &ref.offset)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": external data offset '", kv.value(), "' is not a number"));
+      }
+    } else if (kv.key() == "length") {
+      if (!absl::SimpleAtoi(kv.value(), &ref.length)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": external data length '", kv.value(), "' is not a number"));
+      }
+      ref.has_length = true;
+    }
+  }
+  if (ref.location.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": external data has no location"));
+  }
+  return ref;
+}
+
+// Moves typed-field contents (float_data, int32_data, ...) into raw_data so
+// every later step sees one representation. Returns false if the type has no
+// supported typed field.
+template <typename Src, typename Dst>
+std::string PackTyped(const google::protobuf::RepeatedField<Src>& field) {
+  std::string raw(field.size() * sizeof(Dst), '\0');
+  Dst* p = reinterpret_cast<Dst*>(raw.data());
+  for (int i = 0; i < field.size(); ++i) p[i] = static_cast<Dst>(field.Get(i));
+  return raw;
+}
+
+absl::Status NormalizeTypedFields(onnx::TensorProto* t, uint64_t count, const std::string& where) {
+  std::string raw;
+  uint64_t have = 0;
+  switch (t->data_type()) {
+    case kOnnxFloat:
+      have = t->float_data_size();
+      raw = PackTyped<float, float>(t->float_data());
+      t->clear_float_data();
+      break;
+    case kOnnxComplex64:
+      have = t->float_data_size() / 2;
+      raw = PackTyped<float, float>(t->float_data());
+      t->clear_float_data();
+      break;
+    case kOnnxDouble:
+      have = t->double_data_size();
+      raw = PackTyped<double, double>(t->double_data());
+      t->clear_double_data();
+      break;
+    case kOnnxComplex128:
+      have = t->double_data_size() / 2;
+      raw = PackTyped<double, double>(t->double_data());
+      t->clear_double_data();
+      break;
+    case kOnnxInt64:
+      have = t->int64_data_size();
+      raw = PackTyped<int64_t, int64_t>(t->int64_data());
+      t->clear_int64_data();
+      break;
+    case kOnnxUint32:
+      have = t->uint64_data_size();
+      raw = PackTyped<uint64_t, uint32_t>(t->uint64_data());
+      t->clear_uint64_data();
+      break;
+    case kOnnxUint64:
+      have = t->uint64_data_size();
+      raw = PackTyped<uint64_t, uint64_t>(t->uint64_data());
+      t->clear_uint64_data();
+      break;
+    case kOnnxInt32:
+      have = t->int32_data_size();
+      raw = PackTyped<int32_t, int32_t>(t->int32_data());
+      t->clear_int32_data();
+      break;
+    case kOnnxInt16:
+      have = t->int32_data_size();
+      raw = PackTyped<int32_t, int16_t>(t->int32_data());
+      t->clear_int32_data();
+      break;
+    case kOnnxUint16:
+    case kOnnxFloat16:
+    case kOnnxBfloat16:  // 16-bit patterns stored one per int32
+      have = t->int32_data_size();
+      raw = PackTyped<int32_t, uint16_t>(t->int32_data());
+      t->clear_int32_data();
+      break;
+    case kOnnxInt8:
+      have = t->int32_data_size();
+      raw = PackTyped<int32_t, int8_t>(t->int32_data());
+      t->clear_int32_data();
+      break;
+    case kOnnxUint8:
+    case kOnnxBool:
+    case kOnnxFloat8E4M3FN:
+    case kOnnxFloat8E4M3FNUZ:
+    case kOnnxFloat8E5M2:
+    case kOnnxFloat8E5M2FNUZ:
+      have = t->int32_data_size();
+      raw = PackTyped<int32_t, uint8_t>(t->int32_data());
+      t->clear_int32_data();
+      break;
+    default:
+      if (count == 0) return absl::OkStatus();
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": ", OnnxTypeName(t->data_type()), " data in typed fields is not supported"));
+  }
+  if (have != count) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": holds ", have,
+                                                   " values but its dims give ", count));
+  }
+  *t->mutable_raw_data() = std::move(raw);
+  return absl::OkStatus();
+}
+
+bool IsDeferred(const onnx::TensorProto& t, uint64_t* id) {
+  if (t.data_location() != onnx::TensorProto::EXTERNAL) return false;
+  for (const auto& kv : t.external_data()) {
+    if (kv.key() == "location" && absl::StartsWith(kv.value(), kDeferredPrefix)) {
+      return absl::SimpleAtoi(kv.value().substr(sizeof(kDeferredPrefix) - 1), id);
+    }
+  }
+  return false;
+}
+
+void SetExternal(onnx::TensorProto* t, const std::string& location, uint64_t offset,
+                 uint64_t length) {
+  t->clear_raw_data();
+  t->clear_external_data();
+  t->set_data_location(onnx::TensorProto::EXTERNAL);
+  auto add = [t](const char* key, std::string value) {
+    auto* kv = t->add_external_data();
+    kv->set_key(key);
+    kv->set_value(std::move(value));
+  };
+  add("location", location);
+  add("offset", absl::StrCat(offset));
+  add("length", absl::StrCat(length));
+}
+
+}  // namespace
+
+std::string DescribeTensor(const TensorSite& site) { return site.where; }
+
+TensorData::~TensorData() {
+  if (file_ != nullptr) file_->ReleasePages(file_offset_, view_.size());
+}
+
+OnnxModel::~OnnxModel() = default;
+
+absl::StatusOr<std::unique_ptr<OnnxModel>> OnnxModel::Load(const std::string& path) {
+  QUANTD_ASSIGN_OR_RETURN(auto file, MappedFile::Open(path));
+  if (file->size() > static_cast<uint64_t>(INT_MAX)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": ", file->size(),
+        " bytes; an ONNX protobuf cannot exceed 2 GiB, store the weights as external data"));
+  }
+  onnx::ModelProto proto;
+  {
+    google::protobuf::io::CodedInputStream in(file->bytes().data(),
+                                              static_cast<int>(file->size()));
+    in.SetTotalBytesLimit(INT_MAX);
+    if (!proto.ParseFromCodedStream(&in) || !in.ConsumedEntireMessage()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": not a valid ONNX model (protobuf parse failed)"));
+    }
+  }
+  file.reset();
+  fs::path dir = fs::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  std::error_code ec;
+  fs::path canon = fs::canonical(dir, ec);
+  if (ec) return absl::NotFoundError(absl::StrCat(dir.string(), ": ", ec.message()));
+  return FromProto(std::move(proto), canon.string());
+}
+
+absl::StatusOr<std::unique_ptr<OnnxModel>> OnnxModel::FromProto(onnx::ModelProto proto,
+                                                                 const std::string& base_dir) {
+  if (!proto.has_graph()) return absl::InvalidArgumentError("not an ONNX model: it has no graph");
+  std::unique_ptr<OnnxModel> model(new OnnxModel());
+  model->proto_ = std::move(proto);
+  std::error_code ec;
+  fs::path canon = fs::canonical(base_dir, ec);
+  model->base_dir_ = ec ? base_dir : canon.string();
+  QUANTD_RETURN_IF_ERROR(model->Validate());
+  return model;
+}
+
+absl::StatusOr<const MappedFile*> OnnxModel::MapExternal(const std::string& location,
+                                                          const std::string& where) {
+  auto it = files_.find(location);
+  if (it != files_.end()) return it->second.get();
+  fs::path rel(location);
+  if (rel.is_absolute()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": external data location '", location,
+        "' is absolute; it must be relative to the model's folder"));
+  }
+  for (const auto& part : rel) {
+    if (part == "..") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": external data location '", location, "' escapes the model's folder"));
+    }
+  }
+  fs::path full = fs::path(base_dir_) / rel;
+  std::error_code ec;
+  fs::path canon = fs::canonical(full, ec);
+  if (ec) {
+    return absl::NotFoundError(absl::StrCat(where, ": external data file '", location,
+                                            "' not found next to the model"));
+  }
+  const std::string prefix = base_dir_ + "/";
+  if (!absl::StartsWith(canon.string(), prefix)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": external data location '", location,
+                     "' resolves outside the model's folder (symlink)"));
+  }
+  QUANTD_ASSIGN_OR_RETURN(auto mapped, MappedFile::Open(canon.string()));
+  const MappedFile* raw = mapped.get();
+  files_[location] = std::move(mapped);
+  return raw;
+}
+
+absl::Status OnnxModel::Validate() {
+  for (TensorSite& site : Tensors()) {
+    onnx::TensorProto* t = site.tensor;
+    const std::string& where = site.where;
+    if (t->data_type() == kOnnxString) {
+      if (t->data_location() == onnx::TensorProto::EXTERNAL) {
+        return absl::InvalidArgumentError(absl::StrCat(where, ": STRING data cannot be external"));
+      }
+      continue;
+    }
+    auto count = ElementCount({t->dims().data(), static_cast<size_t>(t->dims_size())});
+    if (!count.ok()) return absl::InvalidArgumentError(absl::StrCat(where, ": ", count.status().message()));
+    auto bytes = ByteSize(t->data_type(), *count);
+    if (!bytes.ok()) return absl::InvalidArgumentError(absl::StrCat(where, ": ", bytes.status().message()));
+    if (t->data_location() == onnx::TensorProto::EXTERNAL) {
+      QUANTD_ASSIGN_OR_RETURN(ExternalRef ref, ParseExternalRef(*t, where));
+      QUANTD_ASSIGN_OR_RETURN(const MappedFile* file, MapExternal(ref.location, where));
+      uint64_t length = ref.has_length ? ref.length : *bytes;
+      if (ref.has_length && ref.length != *bytes) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, ": external data length ", ref.length, " does not match dims x element size (",
+            *count, " x ", OnnxTypeName(t->data_type()), " = ", *bytes, " bytes)"));
+      }
+      if (ref.offset > file->size() || length > file->size() - ref.offset) {
+        return absl::DataLossError(absl::StrCat(
+            where, ": external data range [", ref.offset, ", ", ref.offset + length,
+            ") is beyond the end of '", ref.location, "' (", file->size(), " bytes)"));
+      }
+      continue;
+    }
+    if (t->has_raw_data()) {
+      if (t->raw_data().size() != *bytes) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, ": raw_data has ", t->raw_data().size(), " bytes but dims x element size is ",
+            *count, " x ", OnnxTypeName(t->data_type()), " = ", *bytes, " bytes"));
+      }
+      continue;
+    }
+    QUANTD_RETURN_IF_ERROR(NormalizeTypedFields(t, *count, where));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<TensorSite> OnnxModel::Tensors() {
+  std::vector<TensorSite> out;
+  CollectGraph(proto_.mutable_graph(), &out);
+  return out;
+}
+
+absl::StatusOr<TensorData> OnnxModel::Read(const onnx::TensorProto& t) const {
+  TensorData data;
+  uint64_t id = 0;
+  if (IsDeferred(t, &id)) {
+    if (id >= producers_.size() || !producers_[id]) {
+      return absl::InternalError(absl::StrCat("tensor '", t.name(), "': unknown deferred producer"));
+    }
+    QUANTD_ASSIGN_OR_RETURN(data.owned_, producers_[id]());
+    data.view_ = {data.owned_.data(), data.owned_.size()};
+    return data;
+  }
+  if (t.data_location() == onnx::TensorProto::EXTERNAL) {
+    std::string where = absl::StrCat("tensor '", t.name(), "'");
+    QUANTD_ASSIGN_OR_RETURN(ExternalRef ref, ParseExternalRef(t, where));
+    auto it = files_.find(ref.location);
+    if (it == files_.end()) {
+      return absl::InternalError(absl::StrCat(where, ": external file '", ref.location, "' not mapped"));
+    }
+    const MappedFile* file = it->second.get();
+    uint64_t length = ref.length;
+    if (!ref.has_length) {
+      auto count = ElementCount({t.dims().data(), static_cast<size_t>(t.dims_size())});
+      if (!count.ok()) return count.status();
+      QUANTD_ASSIGN_OR_RETURN(length, ByteSize(t.data_type(), *count));
+    }
+    if (ref.offset > file->size() || length > file->size() - ref.offset) {
+      return absl::DataLossError(absl::StrCat(where, ": external data beyond end of file"));
+    }
+    data.view_ = file->bytes().subspan(ref.offset, length);
+    data.file_ = file;
+    data.file_offset_ = ref.offset;
+    return data;
+  }
+  if (t.has_raw_data()) {
+    data.view_ = {reinterpret_cast<const uint8_t*>(t.raw_data().data()), t.raw_data().size()};
+    return data;
+  }
+  auto count = ElementCount({t.dims().data(), static_cast<size_t>(t.dims_size())});
+  if (count.ok() && *count == 0) return data;
+  return absl::InvalidArgumentError(absl::StrCat("tensor '", t.name(), "' (",
+                                                 OnnxTypeName(t.data_type()), ") has no data"));
+}
+
+onnx::TensorProto OnnxModel::TakeData(onnx::TensorProto* t) {
+  onnx::TensorProto out;
+  out.set_name(t->name());
+  out.set_data_type(t->data_type());
+  *out.mutable_dims() = t->dims();
+  if (t->data_location() == onnx::TensorProto::EXTERNAL) {
+    out.set_data_location(onnx::TensorProto::EXTERNAL);
+    *out.mutable_external_data() = t->external_data();
+    t->clear_external_data();
+    t->clear_data_location();
+  } else {
+    out.mutable_raw_data()->swap(*t->mutable_raw_data());
+    t->clear_raw_data();
+  }
+  return out;
+}
+
+void OnnxModel::Defer(onnx::TensorProto* t, TensorProducer producer) {
+  uint64_t id = producers_.size();
+  producers_.push_back(std::move(producer));
+  t->clear_raw_data();
+  t->clear_external_data();
+  t->set_data_location(onnx::TensorProto::EXTERNAL);
+  auto* kv = t->add_external_data();
+  kv->set_key("location");
+  kv->set_value(absl::StrCat(kDeferredPrefix, id));
+}
+
+absl::StatusOr<SaveResult> OnnxModel::Save(const std::string& path, const SaveOptions& options,
+                                           const ProgressFn& progress, const CancelToken* cancel) {
+  std::vector<TensorSite> sites = Tensors();
+  uint64_t total = 0;
+  for (const TensorSite& s : sites) {
+    auto count = ElementCount({s.tensor->dims().data(), static_cast<size_t>(s.tensor->dims_size())});
+    auto bytes = count.ok() ? ByteSize(s.tensor->data_type(), *count) : count.status();
+    if (bytes.ok()) total += *bytes;
+  }
+  bool external = options.external_data == SaveOptions::ExternalData::kAlways ||
+                  (options.external_data == SaveOptions::ExternalData::kAuto &&
+                   (had_external_data() || total > kAutoExternalBytes));
+  const uint64_t alignment = std::max<uint64_t>(options.alignment, 1);
+  const std::string data_name = fs::path(path).filename().string() + ".data";
+  const std::string data_path = (fs::path(path).parent_path() / data_name).string();
+
+  SaveResult result;
+  std::unique_ptr<AtomicFileWriter> data_writer;
+  Progress p{"write", 0, sites.size(), 0, total};
+  for (size_t i = 0; i < sites.size(); ++i) {
+    if (cancel != nullptr) QUANTD_RETURN_IF_ERROR(cancel->Check());
+    onnx::TensorProto* t = sites[i].tensor;
+    if (t->data_type() == kOnnxString) continue;
+    auto data = Read(*t);
+    if (!data.ok()) {
+      return absl::Status(data.status().code(),
+                          absl::StrCat(sites[i].where, ": ", data.status().message()));
+    }
+    const uint64_t n = data->size();
+    result.tensor_bytes += n;
+    if (external && n >= options.size_threshold) {
+      if (data_writer == nullptr) {
+        QUANTD_ASSIGN_OR_RETURN(data_writer, AtomicFileWriter::Create(data_path));
+      }
+      QUANTD_RETURN_IF_ERROR(data_writer->PadTo(alignment));
+      uint64_t offset = data_writer->offset();
+      QUANTD_RETURN_IF_ERROR(data_writer->Write(data->bytes()));
+      *data = TensorData();  // release pages / buffer before touching the proto
+      SetExternal(t, data_name, offset, n);
+    } else if (!(t->has_raw_data() && data->bytes().data() ==
+                                          reinterpret_cast<const uint8_t*>(t->raw_data().data()))) {
+      std::string raw(reinterpret_cast<const char*>(data->bytes().data()), n);
+      *data = TensorData();
+      t->clear_external_data();
+      t->clear_data_location();
+      *t->mutable_raw_data() = std::move(raw);
+    }
+    p.tensors_done = i + 1;
+    p.bytes_done += n;
+    if (progress) progress(p);
+  }
+  const size_t proto_size = proto_.ByteSizeLong();
+  if (proto_size > static_cast<size_t>(INT_MAX)) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the model is ", proto_size, " bytes inline; a protobuf cannot exceed 2 GiB - ",
+        "save with external data"));
+  }
+  std::string serialized;
+  if (!proto_.SerializeToString(&serialized)) {
+    return absl::InternalError("failed to serialize the ONNX model");
+  }
+  // Data first, model last: a crash never leaves a model pointing at missing data.
+  if (data_writer != nullptr) {
+    result.bytes += data_writer->offset();
+    QUANTD_RETURN_IF_ERROR(data_writer->Commit());
+  }
+  QUANTD_RETURN_IF_ERROR(WriteFileAtomically(
+      path, {reinterpret_cast<const uint8_t*>(serialized.data()), serialized.size()}));
+  result.bytes += serialized.size();
+  result.files.push_back(path);
+  if (data_writer != nullptr) result.files.push_back(data_path);
+  return result;
+}
+
+}  // namespace quantd::core

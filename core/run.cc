@@ -1,0 +1,114 @@
+#include "quantd/core/run.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "quantd/core/base/status_macros.h"
+#include "quantd/core/gguf/gguf_run.h"
+#include "quantd/core/onnx/float_pass.h"
+#include "quantd/core/onnx/onnx_model.h"
+#include "quantd/core/onnx/quantize_pass.h"
+
+namespace quantd::core {
+namespace fs = std::filesystem;
+
+absl::StatusOr<ModelFormat> DetectFormat(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  char magic[4] = {};
+  size_t n = std::fread(magic, 1, 4, f);
+  std::fclose(f);
+  if (n == 4 && magic[0] == 'G' && magic[1] == 'G' && magic[2] == 'U' && magic[3] == 'F') {
+    return ModelFormat::kGguf;
+  }
+  return ModelFormat::kOnnx;
+}
+
+namespace {
+
+SaveOptions::ExternalData ToSaveMode(ExternalDataMode m) {
+  switch (m) {
+    case ExternalDataMode::kAlways: return SaveOptions::ExternalData::kAlways;
+    case ExternalDataMode::kNever: return SaveOptions::ExternalData::kNever;
+    case ExternalDataMode::kAuto: break;
+  }
+  return SaveOptions::ExternalData::kAuto;
+}
+
+absl::StatusOr<Report> RunOnnx(const Recipe& recipe, const std::string& input_path,
+                               const std::string& output_path, const ProgressFn& progress,
+                               const CancelToken* cancel) {
+  if (progress) progress(Progress{"load", 0, 0, 0, 0});
+  QUANTD_ASSIGN_OR_RETURN(auto model, OnnxModel::Load(input_path));
+  if (cancel != nullptr) QUANTD_RETURN_IF_ERROR(cancel->Check());
+  Report report;
+  report.format = "onnx";
+  report.precision = PrecisionName(recipe.precision);
+  switch (recipe.precision) {
+    case Precision::kFp16:
+    case Precision::kFp32:
+      QUANTD_RETURN_IF_ERROR(ConvertFloatPrecision(model.get(), recipe, &report));
+      break;
+    case Precision::kInt4:
+    case Precision::kInt8:
+      QUANTD_RETURN_IF_ERROR(QuantizeOnnxWeights(model.get(), recipe, &report, cancel));
+      break;
+    case Precision::kUnspecified:
+      return absl::InvalidArgumentError("ONNX models need --precision fp32|fp16|int8|int4");
+  }
+  SaveOptions options;
+  options.external_data = ToSaveMode(recipe.external_data);
+  QUANTD_ASSIGN_OR_RETURN(SaveResult saved, model->Save(output_path, options, progress, cancel));
+  report.output_files = saved.files;
+  report.output_file_bytes = saved.bytes;
+  return report;
+}
+
+uint64_t InputBytes(const std::string& path, ModelFormat format) {
+  std::error_code ec;
+  uint64_t total = fs::file_size(path, ec);
+  if (ec) return 0;
+  if (format == ModelFormat::kOnnx) {
+    // Count sibling external data named after the model (the common layout).
+    for (const char* suffix : {".data", "_data"}) {
+      uint64_t n = fs::file_size(path + suffix, ec);
+      if (!ec) total += n;
+    }
+  }
+  return total;
+}
+
+}  // namespace
+
+absl::StatusOr<Report> Run(const Recipe& recipe, const std::string& input_path,
+                           const std::string& output_path, const ProgressFn& progress,
+                           const CancelToken* cancel) {
+  auto start = std::chrono::steady_clock::now();
+  QUANTD_RETURN_IF_ERROR(ValidateRecipe(recipe));
+  QUANTD_ASSIGN_OR_RETURN(ModelFormat detected, DetectFormat(input_path));
+  if (recipe.format != ModelFormat::kAuto && recipe.format != detected) {
+    return absl::InvalidArgumentError(absl::StrCat("the recipe is for ", FormatName(recipe.format),
+                                                   " but the input is ", FormatName(detected)));
+  }
+  Report report;
+  if (detected == ModelFormat::kGguf) {
+    if (recipe.gguf_type.empty()) {
+      return absl::InvalidArgumentError("GGUF input needs --gguf-type (e.g. Q4_K_M, Q8_0, F16)");
+    }
+    QUANTD_ASSIGN_OR_RETURN(report, RunGguf(recipe, input_path, output_path, progress, cancel));
+  } else {
+    if (!recipe.gguf_type.empty()) {
+      return absl::InvalidArgumentError("--gguf-type needs a GGUF input; this input is ONNX");
+    }
+    QUANTD_ASSIGN_OR_RETURN(report, RunOnnx(recipe, input_path, output_path, progress, cancel));
+  }
+  report.recipe = CanonicalRecipe(recipe);
+  report.input_file_bytes = InputBytes(input_path, detected);
+  report.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+}  // namespace quantd::core
