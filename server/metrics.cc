@@ -40,22 +40,22 @@ constexpr std::array<std::string_view, 17> kGgufPrecisions = {
 constexpr std::array<std::string_view, 3> kStatuses = {"succeeded", "failed", "cancelled"};
 
 // Failure classes shared by jobs and uploads. Empty becomes "unknown".
-constexpr std::array<std::string_view, 21> kReasons = {
-    "invalid_model",     "invalid_recipe",    "invalid_argument", "unsupported",
-    "not_found",         "failed_precondition", "resource_exhausted", "out_of_range",
-    "digest_mismatch",   "size_mismatch",     "io_error",         "data_loss",
-    "aborted",           "cancelled",         "deadline_exceeded", "unavailable",
-    "unauthenticated",   "permission_denied", "internal",         "unknown",
-    "other"};
+constexpr std::array<std::string_view, 23> kReasons = {
+    "invalid_model",     "invalid_recipe",      "invalid_argument",   "unsupported",
+    "unimplemented",     "not_found",           "already_exists",     "failed_precondition",
+    "resource_exhausted", "out_of_range",       "digest_mismatch",    "size_mismatch",
+    "io_error",          "data_loss",           "aborted",            "cancelled",
+    "deadline_exceeded", "unavailable",         "unauthenticated",    "permission_denied",
+    "internal",          "unknown",             "other"};
 
 // The quantd.v1 rpcs plus the standard services the server registers. Kept in
 // step with proto/quantd/v1 by tests/ops (ValidateDeploy checks each rpc is
 // here).
-constexpr std::array<std::string_view, 17> kRpcMethods = {
-    "UploadModel",      "GetUploadStatus", "GetModel",      "ListModels",     "DeleteModel",
-    "SubmitJob",        "GetJob",          "ListJobs",      "CancelJob",      "WatchJob",
-    "DownloadArtifact", "DeleteArtifact",  "GetServerInfo", "ListPresets",    "Check",
-    "Watch",            "ServerReflectionInfo"};
+constexpr std::array<std::string_view, 14> kRpcMethods = {
+    "UploadModel", "GetUploadStatus", "GetModel",  "DeleteModel",
+    "SubmitJob",   "GetJob",          "ListJobs",  "CancelJob",
+    "WatchJob",    "DownloadArtifact", "DeleteJob", "Check",
+    "Watch",       "ServerReflectionInfo"};
 
 constexpr std::array<std::string_view, 17> kGrpcCodes = {
     "OK",        "CANCELLED",          "UNKNOWN",           "INVALID_ARGUMENT",
