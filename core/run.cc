@@ -45,6 +45,7 @@ absl::StatusOr<Report> RunOnnx(const Recipe& recipe, const std::string& input_pa
   if (cancel != nullptr) QUANTD_RETURN_IF_ERROR(cancel->Check());
   Report report;
   report.format = "onnx";
+  report.notes = model->notes();
   report.precision = PrecisionName(recipe.precision);
   switch (recipe.precision) {
     case Precision::kFp16:

@@ -8,6 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "quantd/core/base/atomic_file.h"
+#include "quantd/core/base/json_writer.h"
+#include "quantd/core/onnx/float_pass.h"
 #include "quantd/core/recipe_flags.h"
 #include "quantd/core/run.h"
 #include "quantd/server/commands.h"
@@ -133,12 +135,39 @@ int QuantizeCommand(const std::vector<std::string>& args) {
 }
 
 int PresetsCommand(const std::vector<std::string>& args) {
+  if (!args.empty() && args[0] == "--json") {
+    core::JsonWriter w(true);
+    w.BeginObject();
+    w.Key("presets");
+    w.BeginArray();
+    for (const auto& p : core::Presets()) {
+      w.BeginObject();
+      w.Field("name", p.name);
+      w.Field("description", p.description);
+      w.Key("flags");
+      w.BeginArray();
+      for (const auto& f : p.flags) w.String(f);
+      w.EndArray();
+      w.EndObject();
+    }
+    w.EndArray();
+    w.Key("fp16_op_block_list");
+    w.BeginArray();
+    for (const auto& op : core::DefaultFp16OpBlockList()) w.String(op);
+    w.EndArray();
+    w.EndObject();
+    std::cout << w.str() << "\n";
+    return 0;
+  }
   for (const auto& p : core::Presets()) {
     std::string flags;
     for (const auto& f : p.flags) absl::StrAppend(&flags, flags.empty() ? "" : " ", f);
     std::printf("%-12s %s\n             %s\n", p.name.c_str(), p.description.c_str(),
                 flags.c_str());
   }
+  std::string ops;
+  for (const auto& op : core::DefaultFp16OpBlockList()) absl::StrAppend(&ops, ops.empty() ? "" : ",", op);
+  std::printf("\ndefault --op-block-list for fp16: %s\n", ops.c_str());
   return 0;
 }
 

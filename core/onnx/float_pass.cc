@@ -1,5 +1,6 @@
 #include "quantd/core/onnx/float_pass.h"
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -103,6 +104,7 @@ class FloatPass {
   void AssignStoredTypes(onnx::GraphProto* g, bool is_main);
   void RewriteGraph(onnx::GraphProto* g, bool is_main);
   void RetypeValueInfos(onnx::GraphProto* g, bool is_main);
+  void RemoveDeadCasts(onnx::GraphProto* main);
   void RenameEverywhere(onnx::GraphProto* g, const std::string& from, const std::string& to);
   void RemoveIdentityCasts(onnx::GraphProto* g, bool is_main);
   onnx::NodeProto* MakeCast(const std::string& in, const std::string& out, int32_t to);
@@ -121,6 +123,7 @@ class FloatPass {
   std::unordered_set<std::string> names_;
   std::unordered_set<std::string> main_inputs_;  // real graph inputs (not initializers)
   std::unordered_set<std::string> converted_;    // tensors (by value name) converted
+  std::unordered_map<std::string, std::string> cast_sources_;  // Cast output -> its input
 };
 
 void FloatPass::CollectNames(const onnx::GraphProto& g) {
@@ -217,6 +220,10 @@ void FloatPass::InferTypes(onnx::GraphProto* g) {
 
 void FloatPass::MarkBlocked(onnx::GraphProto* g, bool inherited) {
   for (auto& n : *g->mutable_node()) {
+    if (n.op_type() == "Cast" && n.domain().empty() && n.input_size() == 1 &&
+        n.output_size() == 1) {
+      cast_sources_[n.output(0)] = n.input(0);
+    }
     bool blocked = inherited || (op_block_.count(n.op_type()) > 0) ||
                    (!n.name().empty() && node_block_.count(n.name()) > 0);
     if (blocked) blocked_.insert(&n);
@@ -409,11 +416,19 @@ void FloatPass::RewriteGraph(onnx::GraphProto* g, bool is_main) {
         if (in.empty() || !IsSource(Orig(in))) continue;
         const int32_t need = blocked ? Orig(in) : target_;
         if (Stored(in) == need) continue;
-        auto key = std::make_pair(in, need);
+        // Cast from the source of an existing Cast rather than chaining two
+        // (int64 -> fp16 -> fp32 would also lose integer precision).
+        std::string source = in;
+        if (auto c = cast_sources_.find(in); c != cast_sources_.end()) source = c->second;
+        if (Stored(source) == need) {
+          in = source;
+          continue;
+        }
+        auto key = std::make_pair(source, need);
         auto it = casts.find(key);
         if (it == casts.end()) {
-          std::string out = UniqueName(absl::StrCat(in, "_", OnnxTypeName(need)));
-          g->mutable_node()->AddAllocated(MakeCast(in, out, need));
+          std::string out = UniqueName(absl::StrCat(source, "_", OnnxTypeName(need)));
+          g->mutable_node()->AddAllocated(MakeCast(source, out, need));
           stored_[out] = need;
           orig_[out] = need;
           it = casts.emplace(key, out).first;
@@ -425,38 +440,83 @@ void FloatPass::RewriteGraph(onnx::GraphProto* g, bool is_main) {
     for (onnx::GraphProto* sub : Subgraphs(n)) RewriteGraph(sub, false);
   }
 
-  if (is_main && keep_io_) {
+  if (is_main) {
+    // Graph outputs: their original type with keep_io_types, else the target.
     for (auto& out : *g->mutable_output()) {
       const std::string name = out.name();
-      if (!IsSource(Orig(name)) || Stored(name) == Orig(name)) continue;
+      if (!IsSource(Orig(name))) continue;
+      const int32_t want = keep_io_ ? Orig(name) : target_;
+      if (Stored(name) == want) continue;
       std::string inner = UniqueName(absl::StrCat(name, "_", OnnxTypeName(Stored(name))));
       RenameEverywhere(g, name, inner);
       stored_[inner] = Stored(name);
       orig_[inner] = Orig(name);
-      g->mutable_node()->AddAllocated(MakeCast(inner, name, Orig(name)));
-      stored_[name] = Orig(name);
+      g->mutable_node()->AddAllocated(MakeCast(inner, name, want));
+      stored_[name] = want;
     }
   }
 }
 
 void FloatPass::RemoveIdentityCasts(onnx::GraphProto* g, bool is_main) {
-  std::unordered_set<std::string> outputs;
+  std::unordered_set<std::string> outputs, produced_here;
   for (const auto& o : g->output()) outputs.insert(o.name());
+  for (const auto& n : g->node()) {
+    for (const auto& o : n.output()) produced_here.insert(o);
+  }
   for (int i = 0; i < g->node_size();) {
     onnx::NodeProto* n = g->mutable_node(i);
     for (onnx::GraphProto* sub : Subgraphs(n)) RemoveIdentityCasts(sub, false);
     const auto* to = FindAttr(*n, "to");
-    if (n->op_type() == "Cast" && n->domain().empty() && to != nullptr && n->input_size() == 1 &&
-        n->output_size() == 1 && outputs.count(n->output(0)) == 0 && blocked_.count(n) == 0 &&
-        Stored(n->input(0)) == static_cast<int32_t>(to->i())) {
+    const bool identity = n->op_type() == "Cast" && n->domain().empty() && to != nullptr &&
+                          n->input_size() == 1 && n->output_size() == 1 &&
+                          blocked_.count(n) == 0 &&
+                          Stored(n->input(0)) == static_cast<int32_t>(to->i());
+    if (!identity) {
+      ++i;
+      continue;
+    }
+    const std::string in = n->input(0), out = n->output(0);
+    if (outputs.count(out) == 0) {
       // The input already has the target type: drop the cast, rewire its users.
-      const std::string from = n->output(0), into = n->input(0);
       g->mutable_node()->DeleteSubrange(i, 1);
-      RenameEverywhere(g, from, into);
+      RenameEverywhere(g, out, in);
+      continue;
+    }
+    if (produced_here.count(in) > 0 && outputs.count(in) == 0) {
+      // Feeds a graph output: let the producer write the output name directly.
+      g->mutable_node()->DeleteSubrange(i, 1);
+      RenameEverywhere(g, in, out);
       continue;
     }
     ++i;
   }
+}
+
+void FloatPass::RemoveDeadCasts(onnx::GraphProto* main) {
+  // Casts whose output nobody reads any more (e.g. after chain shortcuts).
+  std::unordered_set<std::string> used;
+  std::function<void(const onnx::GraphProto&)> collect = [&](const onnx::GraphProto& g) {
+    for (const auto& o : g.output()) used.insert(o.name());
+    for (const auto& n : g.node()) {
+      for (const auto& i : n.input()) used.insert(i);
+      for (const auto& a : n.attribute()) {
+        if (a.has_g()) collect(a.g());
+        for (const auto& sg : a.graphs()) collect(sg);
+      }
+    }
+  };
+  collect(*main);
+  std::function<void(onnx::GraphProto*)> sweep = [&](onnx::GraphProto* g) {
+    for (int i = g->node_size() - 1; i >= 0; --i) {
+      onnx::NodeProto* n = g->mutable_node(i);
+      for (onnx::GraphProto* sub : Subgraphs(n)) sweep(sub);
+      if (n->op_type() == "Cast" && n->domain().empty() && n->output_size() == 1 &&
+          used.count(n->output(0)) == 0) {
+        g->mutable_node()->DeleteSubrange(i, 1);
+      }
+    }
+  };
+  sweep(main);
 }
 
 void FloatPass::RetypeValueInfos(onnx::GraphProto* g, bool is_main) {
@@ -469,6 +529,14 @@ void FloatPass::RetypeValueInfos(onnx::GraphProto* g, bool is_main) {
   };
   for (auto& v : *g->mutable_input()) retype(&v);
   for (auto& v : *g->mutable_output()) retype(&v);
+  // value_info must not repeat graph inputs/outputs (renames can create that).
+  std::unordered_set<std::string> edges;
+  for (const auto& v : g->input()) edges.insert(v.name());
+  for (const auto& v : g->output()) edges.insert(v.name());
+  auto* infos = g->mutable_value_info();
+  for (int i = infos->size() - 1; i >= 0; --i) {
+    if (edges.count(infos->Get(i).name())) infos->DeleteSubrange(i, 1);
+  }
   for (auto& v : *g->mutable_value_info()) retype(&v);
   for (auto& n : *g->mutable_node()) {
     for (onnx::GraphProto* sub : Subgraphs(&n)) RetypeValueInfos(sub, false);
@@ -485,6 +553,7 @@ absl::Status FloatPass::Run() {
   AssignStoredTypes(main, true);
   RewriteGraph(main, true);
   RemoveIdentityCasts(main, true);
+  RemoveDeadCasts(main);
   RetypeValueInfos(main, true);
   return absl::OkStatus();
 }

@@ -241,6 +241,7 @@ absl::StatusOr<std::unique_ptr<OnnxModel>> OnnxModel::FromProto(onnx::ModelProto
   std::error_code ec;
   fs::path canon = fs::canonical(base_dir, ec);
   model->base_dir_ = ec ? base_dir : canon.string();
+  model->NormalizeOpsetImports();
   QUANTD_RETURN_IF_ERROR(model->Validate());
   return model;
 }
@@ -321,6 +322,28 @@ absl::Status OnnxModel::Validate() {
     QUANTD_RETURN_IF_ERROR(NormalizeTypedFields(t, *count, where));
   }
   return absl::OkStatus();
+}
+
+void OnnxModel::NormalizeOpsetImports() {
+  // Some published models import a domain twice (e.g. ai.onnx 7 and 1);
+  // runtimes then pick one arbitrarily. Keep the highest version of each.
+  std::map<std::string, int64_t> best;
+  for (const auto& o : proto_.opset_import()) {
+    auto [it, inserted] = best.emplace(o.domain(), o.version());
+    if (!inserted) {
+      notes_.push_back(absl::StrCat("opset domain '", o.domain().empty() ? "ai.onnx" : o.domain(),
+                                    "' was imported twice (", it->second, " and ", o.version(),
+                                    "); kept ", std::max(it->second, o.version())));
+      it->second = std::max(it->second, o.version());
+    }
+  }
+  if (static_cast<int>(best.size()) == proto_.opset_import_size()) return;
+  proto_.clear_opset_import();
+  for (const auto& [domain, version] : best) {
+    auto* o = proto_.add_opset_import();
+    o->set_domain(domain);
+    o->set_version(version);
+  }
 }
 
 std::vector<TensorSite> OnnxModel::Tensors() {

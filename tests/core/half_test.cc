@@ -1,1 +1,164 @@
+#include "quantd/core/base/half.h"
 
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace quantd::core {
+namespace {
+
+bool IsHalfNan(uint16_t h) { return (h & 0x7c00u) == 0x7c00u && (h & 0x3ffu) != 0; }
+
+// Every FP16 bit pattern survives half -> float -> half unchanged (NaNs stay NaN).
+TEST(HalfTest, ExhaustiveRoundTripOfAllHalfPatterns) {
+  for (uint32_t h = 0; h < 65536; ++h) {
+    float f = HalfToFloat(static_cast<uint16_t>(h));
+    uint16_t back = FloatToHalf(f);
+    if (IsHalfNan(static_cast<uint16_t>(h))) {
+      EXPECT_TRUE(std::isnan(f)) << std::hex << h;
+      EXPECT_TRUE(IsHalfNan(back)) << std::hex << h;
+    } else {
+      EXPECT_EQ(back, h) << std::hex << h;
+    }
+  }
+}
+
+// HalfToFloat gives the exact value of every finite half.
+TEST(HalfTest, ExhaustiveDecodeMatchesDefinition) {
+  for (uint32_t h = 0; h < 65536; ++h) {
+    uint32_t e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    if (e == 31) continue;
+    double expect = e == 0 ? std::ldexp(static_cast<double>(m), -24)
+                           : std::ldexp(1.0 + m / 1024.0, static_cast<int>(e) - 15);
+    if (h & 0x8000) expect = -expect;
+    EXPECT_EQ(static_cast<double>(HalfToFloat(static_cast<uint16_t>(h))), expect) << std::hex << h;
+  }
+}
+
+// Midpoints between consecutive halves round to the even neighbour; points
+// just off the midpoint round to the nearer one.
+TEST(HalfTest, TiesRoundToEvenExhaustively) {
+  for (uint32_t h = 0; h < 0x7bff; ++h) {  // every pair of positive finite neighbours
+    float lo = HalfToFloat(static_cast<uint16_t>(h));
+    float hi = HalfToFloat(static_cast<uint16_t>(h + 1));
+    float mid = static_cast<float>((static_cast<double>(lo) + hi) / 2);
+    uint16_t even = (h % 2 == 0) ? h : h + 1;
+    ASSERT_EQ(FloatToHalf(mid), even) << std::hex << h;
+    ASSERT_EQ(FloatToHalf(-mid), even | 0x8000) << std::hex << h;
+    ASSERT_EQ(FloatToHalf(std::nextafter(mid, 0.0f)), h) << std::hex << h;
+    ASSERT_EQ(FloatToHalf(std::nextafter(mid, 1e9f)), h + 1) << std::hex << h;
+  }
+}
+
+TEST(HalfTest, OverflowUnderflowAndSpecials) {
+  EXPECT_EQ(FloatToHalf(65504.0f), 0x7bff);
+  EXPECT_EQ(FloatToHalf(65519.99f), 0x7bff);
+  EXPECT_EQ(FloatToHalf(65520.0f), 0x7c00);  // tie above max rounds to inf
+  EXPECT_EQ(FloatToHalf(1e10f), 0x7c00);
+  EXPECT_EQ(FloatToHalf(-INFINITY), 0xfc00);
+  EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -25)), 0x0000);   // tie -> even (zero)
+  EXPECT_EQ(FloatToHalf(std::nextafter(std::ldexp(1.0f, -25), 1.0f)), 0x0001);
+  EXPECT_EQ(FloatToHalf(-0.0f), 0x8000);
+  EXPECT_TRUE(IsHalfNan(FloatToHalf(std::numeric_limits<float>::quiet_NaN())));
+}
+
+TEST(HalfTest, SpanClampsAndFlushesAndCounts) {
+  std::vector<float> in = {1.0f, 70000.0f, -1e30f, INFINITY, 1e-9f, -1e-8f, 0.0f, 3e-8f, 65504.0f};
+  std::vector<uint16_t> out(in.size());
+  NarrowingStats stats;
+  FloatToHalfSpan(in.data(), out.data(), in.size(), &stats);
+  EXPECT_EQ(out[0], 0x3c00);
+  EXPECT_EQ(out[1], 0x7bff);  // clamped
+  EXPECT_EQ(out[2], 0xfbff);  // clamped, sign kept
+  EXPECT_EQ(out[3], 0x7c00);  // inf kept
+  EXPECT_EQ(out[4], 0x0000);  // flushed
+  EXPECT_EQ(out[5], 0x8000);  // flushed, sign kept
+  EXPECT_EQ(out[6], 0x0000);  // zero is not "flushed"
+  EXPECT_EQ(out[7], 0x0001);  // 3e-8 rounds up to the smallest subnormal
+  EXPECT_EQ(out[8], 0x7bff);  // exactly max: not clamped
+  EXPECT_EQ(stats.clamped, 2u);
+  EXPECT_EQ(stats.flushed, 2u);
+}
+
+// The vector kernel and the reference agree bit for bit on random bit
+// patterns (all classes: normals, subnormals, huge, NaN) and tails.
+TEST(HalfTest, FastKernelMatchesReferenceOnRandomBits) {
+  std::mt19937 gen(7);
+  for (size_t n : {0u, 1u, 7u, 8u, 9u, 1000u, 100003u}) {
+    std::vector<float> in(n);
+    for (auto& f : in) {
+      uint32_t bits = gen();
+      std::memcpy(&f, &bits, 4);
+    }
+    std::vector<uint16_t> a(n), b(n);
+    NarrowingStats sa, sb;
+    FloatToHalfSpan(in.data(), a.data(), n, &sa);
+    FloatToHalfSpan_ref(in.data(), b.data(), n, &sb);
+    for (size_t i = 0; i < n; ++i) {
+      if (IsHalfNan(b[i])) {
+        ASSERT_TRUE(IsHalfNan(a[i])) << i;
+      } else {
+        ASSERT_EQ(a[i], b[i]) << "index " << i << " value " << in[i];
+      }
+    }
+    EXPECT_EQ(sa.clamped, sb.clamped);
+    EXPECT_EQ(sa.flushed, sb.flushed);
+    std::vector<float> fa(n), fb(n);
+    HalfToFloatSpan(a.data(), fa.data(), n);
+    HalfToFloatSpan_ref(a.data(), fb.data(), n);
+    EXPECT_EQ(std::memcmp(fa.data(), fb.data(), n * 4), 0);
+  }
+}
+
+#if defined(__x86_64__)
+// The scalar reference is bit-exact with the F16C instruction itself on every
+// value it does not clamp (|x| <= 65504 or inf/NaN).
+__attribute__((target("f16c"))) uint16_t F16c(float f) {
+  return static_cast<uint16_t>(_cvtss_sh(f, 0));
+}
+
+TEST(HalfTest, ReferenceMatchesF16cInstruction) {
+  if (!CpuHasF16c()) GTEST_SKIP() << "CPU has no F16C";
+  std::mt19937 gen(11);
+  for (int i = 0; i < 2000000; ++i) {
+    uint32_t bits = gen();
+    float f;
+    std::memcpy(&f, &bits, 4);
+    uint16_t want = F16c(f);
+    uint16_t got = FloatToHalf(f);
+    if (IsHalfNan(want)) {
+      ASSERT_TRUE(IsHalfNan(got));
+      ASSERT_EQ(got, want) << std::hex << bits;  // same quiet-NaN payload
+    } else {
+      ASSERT_EQ(got, want) << std::hex << bits;
+    }
+  }
+}
+#endif
+
+TEST(HalfTest, Bfloat16RoundTripAndRounding) {
+  for (uint32_t b = 0; b < 65536; ++b) {
+    float f = Bfloat16ToFloat(static_cast<uint16_t>(b));
+    if (std::isnan(f)) continue;
+    ASSERT_EQ(FloatToBfloat16(f), b);
+  }
+  // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties to even (1.0).
+  EXPECT_EQ(FloatToBfloat16(1.0f + std::ldexp(1.0f, -8)), 0x3f80);
+  EXPECT_EQ(FloatToBfloat16(1.0f + 3 * std::ldexp(1.0f, -8)), 0x3f82);
+  std::vector<uint16_t> in = {0x3f80, 0xc000, 0x0001};
+  std::vector<float> out(3);
+  Bfloat16ToFloatSpan(in.data(), out.data(), 3);
+  EXPECT_EQ(out[0], 1.0f);
+  EXPECT_EQ(out[1], -2.0f);
+}
+
+}  // namespace
+}  // namespace quantd::core

@@ -1,1 +1,307 @@
+#include "quantd/core/onnx/onnx_model.h"
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "quantd/core/base/half.h"
+#include "quantd/core/onnx/onnx_types.h"
+#include "test_models.h"
+
+namespace quantd::core {
+namespace {
+
+namespace fs = std::filesystem;
+using ::quantd::testing::AddNode;
+using ::quantd::testing::FloatTensor;
+using ::quantd::testing::MakeTempDir;
+using ::quantd::testing::RawTensor;
+using ::quantd::testing::SmallMlp;
+using ::quantd::testing::WriteModel;
+using ::testing::HasSubstr;
+
+MATCHER_P2(StatusIs, code, substr, "") {
+  return arg.code() == code && std::string(arg.message()).find(substr) != std::string::npos;
+}
+
+void WriteBytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::string FloatBytes(const std::vector<float>& v) {
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * 4);
+}
+
+// A model whose "W" [4,3] float initializer lives in external data.
+class ExternalDataTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = MakeTempDir("quantd-ext");
+    model_ = SmallMlp();
+    auto* w = model_.mutable_graph()->mutable_initializer(0);
+    ASSERT_EQ(w->name(), "W");
+    WriteBytes(dir_ + "/weights.bin", std::string(64, '\0') + FloatBytes(quantd::testing::RandomFloats(12, 3)));
+    SetRef(w, "weights.bin", "64", "48");
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  static void SetRef(onnx::TensorProto* t, const std::string& location, const std::string& offset,
+                     const std::string& length) {
+    t->clear_raw_data();
+    t->clear_external_data();
+    t->set_data_location(onnx::TensorProto::EXTERNAL);
+    auto add = [t](const char* k, const std::string& v) {
+      if (v.empty()) return;
+      auto* kv = t->add_external_data();
+      kv->set_key(k);
+      kv->set_value(v);
+    };
+    add("location", location);
+    add("offset", offset);
+    add("length", length);
+  }
+  onnx::TensorProto* W() { return model_.mutable_graph()->mutable_initializer(0); }
+  absl::Status LoadStatus() {
+    WriteModel(model_, dir_ + "/model.onnx");
+    return OnnxModel::Load(dir_ + "/model.onnx").status();
+  }
+
+  std::string dir_;
+  onnx::ModelProto model_;
+};
+
+TEST_F(ExternalDataTest, LoadsAndReadsThroughTheMapping) {
+  WriteModel(model_, dir_ + "/model.onnx");
+  auto model = OnnxModel::Load(dir_ + "/model.onnx");
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_TRUE((*model)->had_external_data());
+  auto sites = (*model)->Tensors();
+  auto data = (*model)->Read(*sites[0].tensor);
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ(data->size(), 48u);
+  EXPECT_EQ(data->as<float>()[0], quantd::testing::RandomFloats(12, 3)[0]);
+}
+
+TEST_F(ExternalDataTest, RefusesAbsoluteLocation) {
+  SetRef(W(), dir_ + "/weights.bin", "64", "48");
+  EXPECT_THAT(LoadStatus(), StatusIs(absl::StatusCode::kInvalidArgument, "is absolute"));
+  EXPECT_THAT(std::string(LoadStatus().message()), HasSubstr("initializer 'W'"));
+}
+
+TEST_F(ExternalDataTest, RefusesDotDotEscape) {
+  SetRef(W(), "../weights.bin", "64", "48");
+  EXPECT_THAT(LoadStatus(), StatusIs(absl::StatusCode::kInvalidArgument, "escapes the model's folder"));
+}
+
+TEST_F(ExternalDataTest, RefusesSymlinkOutOfTheFolder) {
+  std::string outside = MakeTempDir("quantd-outside");
+  WriteBytes(outside + "/secret.bin", std::string(200, 'x'));
+  fs::create_symlink(outside + "/secret.bin", dir_ + "/link.bin");
+  SetRef(W(), "link.bin", "0", "48");
+  EXPECT_THAT(LoadStatus(), StatusIs(absl::StatusCode::kInvalidArgument, "outside the model's folder"));
+  fs::remove_all(outside);
+}
+
+TEST_F(ExternalDataTest, AcceptsSymlinkInsideTheFolder) {
+  fs::create_directory(dir_ + "/sub");
+  fs::rename(dir_ + "/weights.bin", dir_ + "/sub/weights.bin");
+  fs::create_symlink("sub/weights.bin", dir_ + "/link.bin");
+  SetRef(W(), "link.bin", "64", "48");
+  EXPECT_TRUE(LoadStatus().ok()) << LoadStatus();
+}
+
+TEST_F(ExternalDataTest, RefusesRangeBeyondTheFile) {
+  SetRef(W(), "weights.bin", "100", "48");
+  EXPECT_THAT(LoadStatus(), StatusIs(absl::StatusCode::kDataLoss, "beyond the end of 'weights.bin'"));
+}
+
+TEST_F(ExternalDataTest, RefusesHugeOffsetWithoutOverflow) {
+  SetRef(W(), "weights.bin", "18446744073709551600", "48");
+  EXPECT_THAT(LoadStatus(), StatusIs(absl::StatusCode::kDataLoss, "beyond the end"));
+}
+
+TEST_F(ExternalDataTest, RefusesLengthThatDoesNotMatchDims) {
+  SetRef(W(), "weights.bin", "64", "44");
+  EXPECT_THAT(LoadStatus(), StatusIs(absl::StatusCode::kInvalidArgument,
+                                     "does not match dims x element size (12 x FLOAT = 48 bytes)"));
+}
+
+TEST_F(ExternalDataTest, RefusesMissingFile) {
+  SetRef(W(), "nope.bin", "0", "48");
+  EXPECT_THAT(LoadStatus(), StatusIs(absl::StatusCode::kNotFound, "'nope.bin' not found"));
+}
+
+TEST_F(ExternalDataTest, RefusesMissingLocation) {
+  SetRef(W(), "", "0", "48");
+  EXPECT_THAT(LoadStatus(), StatusIs(absl::StatusCode::kInvalidArgument, "has no location"));
+}
+
+TEST_F(ExternalDataTest, RefusesUnknownDataType) {
+  W()->set_data_type(77);
+  EXPECT_THAT(LoadStatus(), StatusIs(absl::StatusCode::kInvalidArgument, "unsupported tensor data type type 77"));
+}
+
+TEST_F(ExternalDataTest, RefusesNegativeDims) {
+  W()->set_dims(0, -4);
+  EXPECT_THAT(LoadStatus(), StatusIs(absl::StatusCode::kInvalidArgument, "negative dimension"));
+}
+
+TEST(OnnxModelTest, RefusesRawDataOfWrongSize) {
+  auto m = SmallMlp();
+  m.mutable_graph()->mutable_initializer(1)->mutable_raw_data()->resize(10);
+  auto model = OnnxModel::FromProto(m, "/tmp");
+  EXPECT_THAT(model.status(), StatusIs(absl::StatusCode::kInvalidArgument,
+                                       "initializer 'b' of graph 'mlp': raw_data has 10 bytes"));
+}
+
+TEST(OnnxModelTest, RefusesGarbage) {
+  std::string dir = MakeTempDir("quantd-garbage");
+  WriteBytes(dir + "/model.onnx", "this is not a protobuf \xff\xff\xff\xff");
+  EXPECT_THAT(OnnxModel::Load(dir + "/model.onnx").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "not a valid ONNX model"));
+  EXPECT_THAT(OnnxModel::Load(dir + "/missing.onnx").status(),
+              StatusIs(absl::StatusCode::kNotFound, "no such file"));
+  fs::remove_all(dir);
+}
+
+TEST(OnnxModelTest, ReadsTypedFieldsOfEveryFloatType) {
+  onnx::ModelProto m = SmallMlp();
+  auto* g = m.mutable_graph();
+  onnx::TensorProto f32;
+  f32.set_name("typed_f32");
+  f32.set_data_type(kOnnxFloat);
+  f32.add_dims(2);
+  f32.add_float_data(1.5f);
+  f32.add_float_data(-2.0f);
+  *g->add_initializer() = f32;
+  onnx::TensorProto f16;
+  f16.set_name("typed_f16");
+  f16.set_data_type(kOnnxFloat16);
+  f16.add_dims(2);
+  f16.add_int32_data(FloatToHalf(0.5f));
+  f16.add_int32_data(FloatToHalf(-3.0f));
+  *g->add_initializer() = f16;
+  onnx::TensorProto bf16;
+  bf16.set_name("typed_bf16");
+  bf16.set_data_type(kOnnxBfloat16);
+  bf16.add_dims(1);
+  bf16.add_int32_data(FloatToBfloat16(4.0f));
+  *g->add_initializer() = bf16;
+  auto model = OnnxModel::FromProto(m, "/tmp");
+  ASSERT_TRUE(model.ok()) << model.status();
+  std::map<std::string, std::vector<float>> got;
+  for (auto& site : (*model)->Tensors()) {
+    auto d = (*model)->Read(*site.tensor);
+    ASSERT_TRUE(d.ok());
+    const auto& t = *site.tensor;
+    std::vector<float> v;
+    if (t.data_type() == kOnnxFloat) {
+      for (float x : d->as<float>()) v.push_back(x);
+    } else if (t.data_type() == kOnnxFloat16) {
+      for (uint16_t x : d->as<uint16_t>()) v.push_back(HalfToFloat(x));
+    } else if (t.data_type() == kOnnxBfloat16) {
+      for (uint16_t x : d->as<uint16_t>()) v.push_back(Bfloat16ToFloat(x));
+    }
+    got[t.name()] = v;
+  }
+  EXPECT_EQ(got["typed_f32"], (std::vector<float>{1.5f, -2.0f}));
+  EXPECT_EQ(got["typed_f16"], (std::vector<float>{0.5f, -3.0f}));
+  EXPECT_EQ(got["typed_bf16"], (std::vector<float>{4.0f}));
+}
+
+TEST(OnnxModelTest, RefusesTypedFieldCountMismatch) {
+  onnx::ModelProto m = SmallMlp();
+  onnx::TensorProto t;
+  t.set_name("short");
+  t.set_data_type(kOnnxFloat);
+  t.add_dims(3);
+  t.add_float_data(1.0f);
+  *m.mutable_graph()->add_initializer() = t;
+  EXPECT_THAT(OnnxModel::FromProto(m, "/tmp").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "holds 1 values but its dims give 3"));
+}
+
+// paddle2onnx-style: weights in Constant nodes, and a Constant inside an If branch.
+TEST(OnnxModelTest, FindsConstantNodeAndSubgraphWeights) {
+  onnx::ModelProto m = SmallMlp();
+  auto* g = m.mutable_graph();
+  auto* c = AddNode(g, "Constant", "const_w", {}, {"cw"});
+  auto* a = c->add_attribute();
+  a->set_name("value");
+  a->set_type(onnx::AttributeProto::TENSOR);
+  *a->mutable_t() = FloatTensor("", {2}, {1.0f, 2.0f});
+  auto* iff = AddNode(g, "If", "branch", {"cond"}, {"z"});
+  auto* then_attr = iff->add_attribute();
+  then_attr->set_name("then_branch");
+  then_attr->set_type(onnx::AttributeProto::GRAPH);
+  auto* sub = then_attr->mutable_g();
+  sub->set_name("then");
+  *sub->add_initializer() = FloatTensor("sub_w", {1}, {7.0f});
+  auto model = OnnxModel::FromProto(m, "/tmp");
+  ASSERT_TRUE(model.ok()) << model.status();
+  std::vector<std::string> where;
+  for (auto& s : (*model)->Tensors()) where.push_back(s.where);
+  EXPECT_THAT(where, ::testing::Contains(HasSubstr("attribute 'value' of Constant node 'const_w'")));
+  EXPECT_THAT(where, ::testing::Contains(HasSubstr("initializer 'sub_w' of graph 'then'")));
+}
+
+TEST(OnnxModelTest, SavesInlineAndExternalWithAlignedOffsets) {
+  std::string dir = MakeTempDir("quantd-save");
+  onnx::ModelProto m = SmallMlp();
+  *m.mutable_graph()->add_initializer() = FloatTensor("big1", {1000}, quantd::testing::RandomFloats(1000, 5));
+  *m.mutable_graph()->add_initializer() = FloatTensor("big2", {3000}, quantd::testing::RandomFloats(3000, 6));
+  auto model = OnnxModel::FromProto(m, dir);
+  ASSERT_TRUE(model.ok());
+  SaveOptions opts;
+  opts.external_data = SaveOptions::ExternalData::kAlways;
+  auto saved = (*model)->Save(dir + "/out.onnx", opts);
+  ASSERT_TRUE(saved.ok()) << saved.status();
+  ASSERT_EQ(saved->files.size(), 2u);
+  auto back = quantd::testing::ReadModelProto(dir + "/out.onnx");
+  int external = 0;
+  for (const auto& t : back.graph().initializer()) {
+    if (t.data_location() != onnx::TensorProto::EXTERNAL) {
+      EXPECT_LT(t.raw_data().size(), 1024u) << t.name();
+      continue;
+    }
+    ++external;
+    for (const auto& kv : t.external_data()) {
+      if (kv.key() == "offset") EXPECT_EQ(std::stoull(kv.value()) % 4096, 0u) << t.name();
+      if (kv.key() == "location") EXPECT_EQ(kv.value(), "out.onnx.data");
+    }
+  }
+  EXPECT_EQ(external, 2);
+  auto reloaded = OnnxModel::Load(dir + "/out.onnx");
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+  for (auto& s : (*reloaded)->Tensors()) {
+    if (s.tensor->name() != "big2") continue;
+    auto d = (*reloaded)->Read(*s.tensor);
+    ASSERT_TRUE(d.ok());
+    auto want = quantd::testing::RandomFloats(3000, 6);
+    EXPECT_EQ(std::memcmp(d->bytes().data(), want.data(), 12000), 0);
+  }
+  // No temp files left behind.
+  for (auto& e : fs::directory_iterator(dir)) {
+    EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+  }
+  fs::remove_all(dir);
+}
+
+TEST(OnnxModelTest, CancelledSaveLeavesNoOutput) {
+  std::string dir = MakeTempDir("quantd-cancel");
+  auto model = OnnxModel::FromProto(SmallMlp(), dir);
+  ASSERT_TRUE(model.ok());
+  CancelToken cancel;
+  cancel.Cancel();
+  auto saved = (*model)->Save(dir + "/out.onnx", SaveOptions(), nullptr, &cancel);
+  EXPECT_EQ(saved.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_TRUE(fs::is_empty(dir));
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace quantd::core

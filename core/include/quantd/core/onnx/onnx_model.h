@@ -99,6 +99,8 @@ class OnnxModel {
   onnx::ModelProto& proto() { return proto_; }
   const onnx::ModelProto& proto() const { return proto_; }
   bool had_external_data() const { return !files_.empty(); }
+  // Repairs Load() made that the user should know about (for the report).
+  const std::vector<std::string>& notes() const { return notes_; }
 
   // Every tensor holding data, in a stable order: per graph, initializers then
   // node attributes in node order, subgraphs depth-first where they occur.
@@ -125,6 +127,7 @@ class OnnxModel {
  private:
   OnnxModel() = default;
   absl::Status Validate();
+  void NormalizeOpsetImports();
   absl::StatusOr<const MappedFile*> MapExternal(const std::string& location,
                                                 const std::string& where);
 
@@ -132,6 +135,7 @@ class OnnxModel {
   std::string base_dir_;       // folder of the .onnx file (canonical)
   std::map<std::string, std::unique_ptr<MappedFile>> files_;  // by location
   std::vector<TensorProducer> producers_;
+  std::vector<std::string> notes_;
 };
 
 // Human-readable name of where a tensor is, e.g. "initializer 'w'".
