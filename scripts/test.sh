@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DQUANTD_BUILD_TESTS=ON -DQUANTD_BUILD_BENCH=ON
 cmake --build build -j"$(nproc)"
 cd build
 exec ctest --output-on-failure -j"$(nproc)" --timeout 1200 "$@"
