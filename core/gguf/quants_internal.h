@@ -1,0 +1,71 @@
+// Helpers shared by the reference and the vectorised quantizers. Internal to
+// core/gguf; not installed. Pure functions, thread-safe.
+#ifndef QUANTD_CORE_GGUF_QUANTS_INTERNAL_H_
+#define QUANTD_CORE_GGUF_QUANTS_INTERNAL_H_
+
+#include <bit>
+#include <cstdint>
+
+#include "quantd/core/gguf/quants.h"
+
+namespace quantd::core::gguf {
+
+inline constexpr float kGroupMaxEps = 1e-15f;
+
+// Round to nearest, ties to even, for |f| <= 2^22 (adds 1.5 * 2^23 so the
+// FPU's rounding does the work; ggml's nearest_int).
+inline int NearestInt(float f) {
+  const float v = f + 12582912.0f;
+  const int32_t i = std::bit_cast<int32_t>(v);
+  return (i & 0x007fffff) - 0x00400000;
+}
+
+inline int ClampInt(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+// The IQ4_NL grid (kvalues_iq4nl).
+inline constexpr int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                            1,    13,   25,  38,  53,  69,  89,  113};
+
+// Index of the grid value nearest to x; ties go to the upper value.
+inline int BestIndexIq4nl(float x) {
+  const int8_t* val = kIq4nlValues;
+  if (x <= static_cast<float>(val[0])) return 0;
+  if (x >= static_cast<float>(val[15])) return 15;
+  int ml = 0, mu = 15;
+  while (mu - ml > 1) {
+    const int mav = (ml + mu) / 2;
+    if (x < static_cast<float>(val[mav])) {
+      mu = mav;
+    } else {
+      ml = mav;
+    }
+  }
+  return x - static_cast<float>(val[mu - 1]) < static_cast<float>(val[mu]) - x ? mu - 1 : mu;
+}
+
+// 6-bit scale and min of sub-block j of a Q4_K/Q5_K block.
+inline void GetScaleMinK4(int j, const uint8_t* q, uint8_t* d, uint8_t* m) {
+  if (j < 4) {
+    *d = q[j] & 63;
+    *m = q[j + 4] & 63;
+  } else {
+    *d = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+    *m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
+
+float MakeQkx2Quants(int n, int nmax, const float* x, const float* weights, uint8_t* L,
+                     float* the_min, uint8_t* Laux, float rmin, float rdelta, int nstep,
+                     bool use_mad);
+
+// From sub-block scales/mins (and the search's L, kept where a sub-block's
+// quantized scale is zero) to a packed super-block. x: the block's 256 floats.
+void FinishQ2_K(const float* x, const float* scales, const float* mins, uint8_t* L, BlockQ2_K* y);
+void FinishQ3_K(const float* x, const float* scales, int8_t* L, BlockQ3_K* y);
+template <int kBits, class Block>
+void FinishQkMin(const float* x, const float* scales, const float* mins, uint8_t* L, Block* y);
+void FinishQ6_K(const float* x, const float* scales, int8_t* L, BlockQ6_K* y);
+
+}  // namespace quantd::core::gguf
+
+#endif  // QUANTD_CORE_GGUF_QUANTS_INTERNAL_H_

@@ -1,0 +1,99 @@
+// llama-quantize's file types ("mixes") and its per-tensor type choice.
+//
+// Given a file type (Q4_K_M, ...) and the options of a recipe, MixPlanner
+// decides for each tensor, in llama-quantize's processing order, whether it
+// is quantized and to which ggml type: by tensor kind (attn_v, ffn_down,
+// attn_output, attn_qkv, output, token_embd, ...), by layer index, and with
+// fallbacks when a row length is not a multiple of the block size. The rules
+// reproduce llama.cpp b4747 (src/llama-quant.cpp) for the types Quantd
+// writes.
+//
+// Thread safety: MixPlanner is stateful (layer counters); use one per run
+// from one thread.
+#ifndef QUANTD_CORE_GGUF_GGUF_MIX_H_
+#define QUANTD_CORE_GGUF_GGUF_MIX_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "quantd/core/gguf/ggml_types.h"
+#include "quantd/core/gguf/gguf_file.h"
+
+namespace quantd::core::gguf {
+
+// llama_ftype values (stored as general.file_type).
+enum class FileType : uint32_t {
+  kAllF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ8_0 = 7, kQ5_0 = 8, kQ5_1 = 9, kQ2_K = 10,
+  kQ3_K_S = 11, kQ3_K_M = 12, kQ3_K_L = 13, kQ4_K_S = 14, kQ4_K_M = 15, kQ5_K_S = 16,
+  kQ5_K_M = 17, kQ6_K = 18, kIQ4_NL = 25, kBF16 = 32,
+};
+
+// "Q4_K_M", "q8_0", "F16", ... (case-insensitive). InvalidArgument lists the
+// accepted names.
+absl::StatusOr<FileType> ParseFileType(absl::string_view name);
+std::string FileTypeName(FileType ftype);
+// The base ggml type of a file type (Q4_K for Q4_K_M, ...).
+GgmlType DefaultType(FileType ftype);
+
+struct MixOptions {
+  FileType ftype = FileType::kQ4_K_M;
+  bool quantize_output_tensor = true;            // false: --leave-output-tensor
+  std::optional<GgmlType> output_tensor_type;    // --output-tensor-type
+  std::optional<GgmlType> token_embedding_type;  // --token-embedding-type
+  bool pure = false;                             // --pure
+};
+
+// Model facts the rules look at, from the GGUF metadata.
+struct ModelFacts {
+  std::string arch;
+  int n_layer = 0;
+  int n_head = 0;
+  int n_head_kv = 0;
+  int n_expert = 0;
+  bool has_output = false;  // the model has output.weight (untied embeddings)
+  int n_attention_wv = 0;   // attn_v / attn_qkv / attn_kv_b tensors
+  int n_gqa() const { return n_head_kv > 0 ? n_head / n_head_kv : 0; }
+  bool is_70b() const { return arch == "llama" && n_layer == 80 && n_head != n_head_kv; }
+};
+
+// Reads ModelFacts from `file`.
+ModelFacts GetModelFacts(const GgufFile& file);
+
+// llama.cpp's tensor order: non-block tensors first, then by block index;
+// by name within each group.
+std::vector<size_t> ProcessingOrder(const std::vector<GgufTensorInfo>& tensors);
+
+// Whether llama-quantize would quantize a tensor at all (names ending in
+// "weight", >= 2 dims, not norms, not expert gates, ...).
+bool TensorAllowsQuantization(const GgufTensorInfo& t, const MixOptions& options);
+
+class MixPlanner {
+ public:
+  MixPlanner(ModelFacts facts, MixOptions options);
+
+  // The output type of `t`. Call once per tensor, in ProcessingOrder.
+  // InvalidArgument if a user-chosen type cannot hold the tensor's rows.
+  absl::StatusOr<GgmlType> Choose(const GgufTensorInfo& t);
+
+  int fallbacks() const { return n_fallback_; }
+
+ private:
+  GgmlType MixType(GgmlType new_type, const GgufTensorInfo& t);
+  GgmlType Fallback(GgmlType type, const GgufTensorInfo& t);
+
+  const ModelFacts facts_;
+  const MixOptions options_;
+  int i_attention_wv_ = 0;
+  int i_ffn_down_ = 0;
+  int i_ffn_gate_ = 0;
+  int i_ffn_up_ = 0;
+  int n_fallback_ = 0;
+};
+
+}  // namespace quantd::core::gguf
+
+#endif  // QUANTD_CORE_GGUF_GGUF_MIX_H_
