@@ -1,0 +1,59 @@
+# Quantd image: `quantd serve` plus `quantctl` on debian:bookworm.
+#
+#   docker build -t quantd .
+#   docker run -p 8479:8479 -p 9479:9479 -v quantd-data:/var/lib/quantd quantd
+#
+# The build stage runs the same steps as a developer machine and CI
+# (scripts/setup.sh --build, then the CMake build). The runtime stage gets only
+# the shared libraries the two binaries load: RUNTIME_PACKAGES below. The
+# build stage fails if that list and `ldd` of the built binaries disagree, and
+# CTest (tests/ops, ValidateDeploy) runs the same check on every build, so the
+# list cannot drift.
+
+# Debian packages providing every shared library quantd and quantctl load
+# (deploy/docker/runtime-packages.sh prints them).
+ARG RUNTIME_PACKAGES="libabsl20220623 libc-ares2 libc6 libcivetweb1 libgcc-s1 libgrpc++1.51 libgrpc29 libonnx1 libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libprotobuf32 libre2-9 libsqlite3-0 libssl3 libstdc++6 zlib1g"
+
+# ---------------------------------------------------------------- build
+FROM debian:bookworm AS build
+ARG RUNTIME_PACKAGES
+WORKDIR /src
+# Dependencies first, so this layer is cached across source changes.
+COPY scripts/setup.sh scripts/setup.sh
+RUN bash scripts/setup.sh --build && rm -rf /var/lib/apt/lists/*
+COPY . .
+RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DQUANTD_BUILD_TESTS=OFF -DQUANTD_BUILD_BENCH=OFF \
+ && cmake --build build -j"$(nproc)" --target quantd quantctl \
+ && deploy/docker/runtime-packages.sh build/server/quantd build/client/quantctl/quantctl > /tmp/needed \
+ && printf '%s\n' ${RUNTIME_PACKAGES} | sort -u > /tmp/listed \
+ && { diff -u /tmp/listed /tmp/needed || { echo "update RUNTIME_PACKAGES in the Dockerfile" >&2; exit 1; }; } \
+ && strip build/server/quantd build/client/quantctl/quantctl
+
+# ---------------------------------------------------------------- runtime
+FROM debian:bookworm
+ARG RUNTIME_PACKAGES
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${RUNTIME_PACKAGES} \
+ && rm -rf /var/lib/apt/lists/*
+RUN groupadd --system --gid 10001 quantd \
+ && useradd --system --uid 10001 --gid quantd --home-dir /var/lib/quantd --no-create-home \
+      --shell /usr/sbin/nologin quantd \
+ && install -d -o quantd -g quantd -m 0750 /var/lib/quantd
+COPY --from=build /src/build/server/quantd /usr/local/bin/quantd
+COPY --from=build /src/build/client/quantctl/quantctl /usr/local/bin/quantctl
+
+USER 10001:10001
+WORKDIR /var/lib/quantd
+VOLUME ["/var/lib/quantd"]
+# gRPC API and Prometheus /metrics.
+EXPOSE 8479 9479
+# quantctl (and the HEALTHCHECK) talk to the local server.
+ENV QUANTD_SERVER=127.0.0.1:8479
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["quantctl", "health", "--server", "127.0.0.1:8479"]
+# SIGTERM drains: quantd stops accepting work and finishes or requeues running
+# jobs within its shutdown deadline (give `docker stop -t` at least as much).
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["quantd"]
+CMD ["serve", "--listen", "0.0.0.0:8479", "--data-dir", "/var/lib/quantd", \
+     "--metrics-listen", "0.0.0.0:9479"]
