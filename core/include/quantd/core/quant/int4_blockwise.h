@@ -1,0 +1,116 @@
+// Block-wise 4-bit weight quantization in the two layouts ONNX Runtime reads:
+//
+//  * com.microsoft.MatMulNBits (bits=4): for a weight B[K, N] (MatMul's
+//    second input), column n is cut into ceil(K / bs) blocks of bs rows.
+//    packed  uint8 [N, blocks, bs/2]   row k = b*bs + j -> byte j/2 of block b,
+//                                      low nibble when j is even
+//    scales  T     [N * blocks]        T = the weight's float type
+//    zero_points uint8 [N * ceil(blocks/2)]  (asymmetric only) two per byte,
+//                                      low nibble first; an unused last high
+//                                      nibble is 8
+//    Bit-exact with ORT's MLAS RTN (onnxruntime/core/mlas/lib/q4_dq.cpp,
+//    BlockwiseQuantizer::quantizeAndTranspose): all math in float32,
+//    symmetric scale = T(m / -8) with m the block value of largest magnitude
+//    (a tie picks the minimum), zero point 8; asymmetric range widened to
+//    include 0, scale = T((max - min) / 15), zp = clamp(roundf(-min / scale));
+//    q = clamp(roundf(w * (1 / float(scale)) + zp), 0, 15). Bytes for rows
+//    beyond K are 0. For odd K the unused high nibble of the last byte repeats
+//    the code of row K-2 when MLAS's thread block holds it (MLAS reuses its
+//    scratch), else 0: reproduced so files are byte-identical.
+//
+//  * ONNX QDQ (DequantizeLinear-21, axis 0, block_size): the quantized weight
+//    keeps B's shape [K, N], row-major, two codes per byte (low nibble =
+//    even flat index). int4 (symmetric, zp 0, codes -8..7) or uint4 with
+//    zero points [blocks, N] packed the same way. Scales [blocks, N].
+//    Bit-exact with MLAS BlockwiseQDQQuantizer::QuantizeColumnWise:
+//    q = clamp(int(roundf(w * r)) + zp, qmin, qmax).
+//
+// `algorithm kSearch` replaces the RTN scale (and zero point) of each block by
+// the best of a grid of clipped ranges plus a least-squares refit, measured by
+// the squared error of the dequantized block; RTN is one of the candidates and
+// wins ties, so a block is never worse than RTN.
+//
+// Kernels work on caller-owned buffers; they never allocate, log or do I/O.
+// They are thread-compatible: different threads may quantize disjoint column
+// ranges of the same output concurrently (QDQ ranges must start at an even
+// column, so no two threads share a byte).
+#ifndef QUANTD_CORE_QUANT_INT4_BLOCKWISE_H_
+#define QUANTD_CORE_QUANT_INT4_BLOCKWISE_H_
+
+#include <cstdint>
+
+#include "quantd/core/base/half.h"
+
+namespace quantd::core::quant {
+
+// FP16 as stored in ONNX (IEEE binary16 bits).
+struct Half {
+  uint16_t bits;
+};
+static_assert(sizeof(Half) == 2, "Half is the raw FP16 bits");
+
+// Float element traits: how a weight type converts to/from the float32 math.
+template <typename T>
+struct ElementTraits;
+template <>
+struct ElementTraits<float> {
+  static float ToFloat(float v) { return v; }
+  static float FromFloat(float v) { return v; }
+};
+template <>
+struct ElementTraits<Half> {
+  static float ToFloat(Half v) { return HalfToFloat(v.bits); }
+  static Half FromFloat(float v) { return Half{FloatToHalf(v)}; }
+};
+
+// A read-only weight matrix B[K, N]: element (k, n) is at
+// data[k * row_stride + n * col_stride]. Row-major [K, N] has (N, 1); the
+// transposed storage [N, K] (Gemm transB, folded Transpose) has (1, K).
+template <typename T>
+struct WeightView {
+  const T* data = nullptr;
+  int64_t k = 0;
+  int64_t n = 0;
+  int64_t row_stride = 0;
+  int64_t col_stride = 1;
+};
+
+enum class Int4Layout { kMatMulNBits, kQdq };
+enum class Int4Algorithm { kRtn, kSearch };
+
+struct Int4Options {
+  int block_size = 32;  // 16, 32, 64, 128 or 256
+  bool symmetric = true;
+  Int4Layout layout = Int4Layout::kMatMulNBits;
+  Int4Algorithm algorithm = Int4Algorithm::kRtn;
+};
+
+// Buffer sizes of one quantized weight (bytes, or elements for scales).
+struct Int4Sizes {
+  int64_t blocks = 0;            // ceil(K / block_size)
+  int64_t packed_bytes = 0;      // MatMulNBits: N*blocks*bs/2; QDQ: ceil(K*N/2)
+  int64_t scale_count = 0;       // N * blocks
+  int64_t zero_point_bytes = 0;  // asymmetric only; MatMulNBits N*ceil(blocks/2), QDQ ceil(blocks*N/2)
+};
+Int4Sizes ComputeInt4Sizes(int64_t k, int64_t n, const Int4Options& options);
+
+// Quantizes columns [n_begin, n_end) of `w`.
+// REQUIRES: `packed` and `zero_points` (when asymmetric) cover the whole
+// tensor and were zero-filled by the caller; `scales` covers N*blocks;
+// `zero_points` may be null when symmetric; for kQdq n_begin is even.
+// Scale order: MatMulNBits [N, blocks]; QDQ [blocks, N].
+template <typename T>
+void QuantizeInt4(const WeightView<T>& w, const Int4Options& options, int64_t n_begin,
+                  int64_t n_end, uint8_t* packed, T* scales, uint8_t* zero_points);
+
+// Dequantizes columns [n_begin, n_end) into `out`, column-major with leading
+// dimension w_k: out[(n - n_begin) * k + row] (float32, as ORT computes it:
+// (q - zp) * float(scale)).
+template <typename T>
+void DequantizeInt4(int64_t k, int64_t n, const Int4Options& options, const uint8_t* packed,
+                    const T* scales, const uint8_t* zero_points, int64_t n_begin, int64_t n_end,
+                    float* out);
+
+}  // namespace quantd::core::quant
+
+#endif  // QUANTD_CORE_QUANT_INT4_BLOCKWISE_H_

@@ -1,0 +1,61 @@
+// Whole-matrix quantization drivers: split a weight into column tiles, run the
+// kernels (int4_blockwise.h, int8_linear.h) on `threads` threads, check the
+// cancel token between tiles, and measure quality (quality.h) on the fly.
+//
+// Memory: besides the returned buffers, each thread holds two float tiles of
+// K x 64 values; the source is only read. Functions are thread-safe.
+#ifndef QUANTD_CORE_QUANT_WEIGHT_QUANTIZER_H_
+#define QUANTD_CORE_QUANT_WEIGHT_QUANTIZER_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "quantd/core/progress.h"
+#include "quantd/core/quant/int4_blockwise.h"
+#include "quantd/core/quant/int8_linear.h"
+#include "quantd/core/report.h"
+
+namespace quantd::core::quant {
+
+// A weight matrix W[k, n] inside `bytes` of FLOAT (1) or FLOAT16 (10)
+// elements: element (r, c) is at index r * row_stride + c * col_stride.
+struct MatrixSource {
+  absl::Span<const uint8_t> bytes;
+  int32_t onnx_type = 1;
+  int64_t k = 0, n = 0;
+  int64_t row_stride = 0, col_stride = 1;
+};
+
+struct Int4Result {
+  std::vector<uint8_t> packed;
+  std::vector<uint8_t> scales;  // little-endian elements of the source type
+  std::vector<uint8_t> zero_points;
+};
+
+// `quality` (nullable) receives the SQNR and error fields.
+absl::StatusOr<Int4Result> QuantizeInt4Matrix(const MatrixSource& src, const Int4Options& options,
+                                              int threads, const CancelToken* cancel,
+                                              TensorReport* quality);
+
+struct Int8Options {
+  Int8Type type = Int8Type::kInt8;
+  bool per_channel = false;  // one scale per column c of W
+  bool reduce_range = false;
+  // Output element (r, c) goes to index r * out_row_stride + c * out_col_stride.
+  int64_t out_row_stride = 0, out_col_stride = 1;
+};
+
+struct Int8Result {
+  std::vector<uint8_t> data;        // int8 or uint8 codes, k * n bytes
+  std::vector<Int8Params> params;   // one, or n when per channel
+};
+
+absl::StatusOr<Int8Result> QuantizeInt8Matrix(const MatrixSource& src, const Int8Options& options,
+                                              int threads, const CancelToken* cancel,
+                                              TensorReport* quality);
+
+}  // namespace quantd::core::quant
+
+#endif  // QUANTD_CORE_QUANT_WEIGHT_QUANTIZER_H_

@@ -1,0 +1,73 @@
+#include "quantd/core/quant/quality.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include <Eigen/Core>
+
+namespace quantd::core::quant {
+
+void FillGaussian(uint64_t seed, float* out, int64_t count) {
+  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+  auto next = [&s]() {
+    s ^= s >> 12;
+    s ^= s << 25;
+    s ^= s >> 27;
+    uint64_t v = s * 0x2545F4914F6CDD1Dull;
+    return (static_cast<double>(v >> 11) + 0.5) * (1.0 / 9007199254740992.0);  // (0, 1)
+  };
+  for (int64_t i = 0; i < count; i += 2) {
+    double u1 = next(), u2 = next();
+    double r = std::sqrt(-2.0 * std::log(u1));
+    out[i] = static_cast<float>(r * std::cos(2.0 * M_PI * u2));
+    if (i + 1 < count) out[i + 1] = static_cast<float>(r * std::sin(2.0 * M_PI * u2));
+  }
+}
+
+QualityAccumulator::QualityAccumulator(int64_t k) : k_(k), probe_(kProbeRows * k) {
+  FillGaussian(0x51ADull, probe_.data(), static_cast<int64_t>(probe_.size()));
+}
+
+void QualityAccumulator::AddColumns(const float* w, const float* w_hat, int64_t cols) {
+  using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
+  using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Eigen::Map<const Mat> W(w, k_, cols);
+  Eigen::Map<const Mat> Wq(w_hat, k_, cols);
+  Eigen::Map<const RowMat> X(probe_.data(), kProbeRows, k_);
+  for (int64_t i = 0; i < k_ * cols; ++i) {
+    double a = w[i], e = static_cast<double>(w[i]) - static_cast<double>(w_hat[i]);
+    sum_w2_ += a * a;
+    sum_e2_ += e * e;
+    max_abs_ = std::max(max_abs_, std::fabs(e));
+  }
+  Mat y = X * W;
+  Mat yq = X * Wq;
+  sum_y2_ += y.cast<double>().squaredNorm();
+  sum_ye2_ += (y - yq).cast<double>().squaredNorm();
+}
+
+void QualityAccumulator::Merge(const QualityAccumulator& o) {
+  sum_w2_ += o.sum_w2_;
+  sum_e2_ += o.sum_e2_;
+  max_abs_ = std::max(max_abs_, o.max_abs_);
+  sum_y2_ += o.sum_y2_;
+  sum_ye2_ += o.sum_ye2_;
+}
+
+void QualityAccumulator::Fill(TensorReport* r) const {
+  // An exact result has infinite SQNR; JSON has no infinity, so cap at 999 dB.
+  constexpr double kCap = 999.0;
+  if (sum_e2_ == 0) {
+    r->sqnr_db = kCap;
+  } else if (sum_w2_ == 0) {
+    r->sqnr_db = -kCap;
+  } else {
+    r->sqnr_db = std::min(kCap, 10.0 * std::log10(sum_w2_ / sum_e2_));
+  }
+  r->rel_l2_error = sum_w2_ > 0 ? std::sqrt(sum_e2_ / sum_w2_) : (sum_e2_ > 0 ? 1.0 : 0.0);
+  r->max_abs_error = max_abs_;
+  r->rel_output_error = sum_y2_ > 0 ? std::sqrt(sum_ye2_ / sum_y2_) : (sum_ye2_ > 0 ? 1.0 : 0.0);
+}
+
+}  // namespace quantd::core::quant

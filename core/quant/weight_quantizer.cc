@@ -1,0 +1,205 @@
+#include "quantd/core/quant/weight_quantizer.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cfloat>
+#include <cstring>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "quantd/core/quant/quality.h"
+
+namespace quantd::core::quant {
+namespace {
+
+constexpr int64_t kTile = 64;  // columns per work item (even: QDQ bytes never shared)
+
+template <typename T>
+float Load(const T* p, int64_t i) {
+  return ElementTraits<T>::ToFloat(p[i]);
+}
+
+// Copies columns [c0, c0 + cols) of W into out, column-major [k, cols].
+template <typename T>
+void GatherTile(const T* data, const MatrixSource& s, int64_t c0, int64_t cols, float* out) {
+  if (s.col_stride == 1) {
+    for (int64_t r = 0; r < s.k; ++r) {
+      const T* row = data + r * s.row_stride + c0;
+      for (int64_t j = 0; j < cols; ++j) out[j * s.k + r] = Load(row, j);
+    }
+  } else {
+    for (int64_t j = 0; j < cols; ++j) {
+      const T* col = data + (c0 + j) * s.col_stride;
+      for (int64_t r = 0; r < s.k; ++r) out[j * s.k + r] = Load(col, r * s.row_stride);
+    }
+  }
+}
+
+absl::Status CheckSource(const MatrixSource& s) {
+  const int64_t elem = s.onnx_type == 1 ? 4 : (s.onnx_type == 10 ? 2 : 0);
+  if (elem == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("weights of ONNX type ", s.onnx_type, " cannot be quantized (FLOAT or FLOAT16)"));
+  }
+  if (s.k <= 0 || s.n <= 0) return absl::InvalidArgumentError("empty weight matrix");
+  const int64_t last = (s.k - 1) * s.row_stride + (s.n - 1) * s.col_stride;
+  if (static_cast<int64_t>(s.bytes.size()) < (last + 1) * elem) {
+    return absl::InvalidArgumentError(absl::StrCat("weight data has ", s.bytes.size(),
+                                                   " bytes, fewer than its shape needs"));
+  }
+  return absl::OkStatus();
+}
+
+// Runs work(tile_index, thread_slot) over tiles on up to `threads` threads.
+template <typename Fn>
+absl::Status ParallelTiles(int64_t tiles, int threads, const CancelToken* cancel, Fn&& work) {
+  std::atomic<int64_t> next{0};
+  std::atomic<bool> cancelled{false};
+  auto body = [&](int slot) {
+    for (;;) {
+      if (cancel != nullptr && cancel->cancelled()) {
+        cancelled = true;
+        return;
+      }
+      int64_t t = next.fetch_add(1);
+      if (t >= tiles) return;
+      work(t, slot);
+    }
+  };
+  const int n = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, tiles)));
+  std::vector<std::thread> pool;
+  for (int i = 1; i < n; ++i) pool.emplace_back(body, i);
+  body(0);
+  for (auto& t : pool) t.join();
+  if (cancelled) return absl::CancelledError("cancelled while quantizing a tensor");
+  return absl::OkStatus();
+}
+
+template <typename T>
+absl::StatusOr<Int4Result> Int4Impl(const MatrixSource& s, const Int4Options& o, int threads,
+                                    const CancelToken* cancel, TensorReport* quality) {
+  const T* data = reinterpret_cast<const T*>(s.bytes.data());
+  WeightView<T> view{data, s.k, s.n, s.row_stride, s.col_stride};
+  Int4Sizes sizes = ComputeInt4Sizes(s.k, s.n, o);
+  Int4Result out;
+  out.packed.assign(sizes.packed_bytes, 0);
+  out.scales.assign(sizes.scale_count * sizeof(T), 0);
+  out.zero_points.assign(sizes.zero_point_bytes, 0);
+  T* scales = reinterpret_cast<T*>(out.scales.data());
+  uint8_t* zps = o.symmetric ? nullptr : out.zero_points.data();
+  // QDQ packs along rows: with odd N two columns of different tiles share a
+  // byte, so one thread does it all.
+  if (o.layout == Int4Layout::kQdq && (s.n & 1)) threads = 1;
+  threads = std::max(1, threads);
+  const int64_t tiles = (s.n + kTile - 1) / kTile;
+  std::vector<QualityAccumulator> acc;
+  std::vector<std::vector<float>> w_buf(threads), q_buf(threads);
+  if (quality != nullptr) {
+    for (int i = 0; i < threads; ++i) acc.emplace_back(s.k);
+  }
+  absl::Status st = ParallelTiles(tiles, threads, cancel, [&](int64_t t, int slot) {
+    const int64_t c0 = t * kTile, c1 = std::min(s.n, c0 + kTile);
+    QuantizeInt4(view, o, c0, c1, out.packed.data(), scales, zps);
+    if (quality != nullptr) {
+      auto& wb = w_buf[slot];
+      auto& qb = q_buf[slot];
+      wb.resize(s.k * kTile);
+      qb.resize(s.k * kTile);
+      GatherTile(data, s, c0, c1 - c0, wb.data());
+      DequantizeInt4(s.k, s.n, o, out.packed.data(), scales, zps, c0, c1, qb.data());
+      acc[slot].AddColumns(wb.data(), qb.data(), c1 - c0);
+    }
+  });
+  if (!st.ok()) return st;
+  if (quality != nullptr) {
+    for (int i = 1; i < threads; ++i) acc[0].Merge(acc[i]);
+    acc[0].Fill(quality);
+  }
+  return out;
+}
+
+template <typename T>
+absl::StatusOr<Int8Result> Int8Impl(const MatrixSource& s, const Int8Options& o, int threads,
+                                    const CancelToken* cancel, TensorReport* quality) {
+  const T* data = reinterpret_cast<const T*>(s.bytes.data());
+  threads = std::max(1, threads);
+  const int64_t tiles = (s.n + kTile - 1) / kTile;
+  Int8Result out;
+  out.data.assign(s.k * s.n, 0);
+  std::vector<std::vector<float>> w_buf(threads), q_buf(threads);
+  for (int i = 0; i < threads; ++i) w_buf[i].resize(s.k * kTile);
+
+  // Ranges: per column, then reduced for per-tensor.
+  std::vector<float> mins(s.n), maxs(s.n);
+  absl::Status st = ParallelTiles(tiles, threads, cancel, [&](int64_t t, int slot) {
+    const int64_t c0 = t * kTile, c1 = std::min(s.n, c0 + kTile);
+    float* wb = w_buf[slot].data();
+    GatherTile(data, s, c0, c1 - c0, wb);
+    for (int64_t j = 0; j < c1 - c0; ++j) MinMax(wb + j * s.k, s.k, 1, &mins[c0 + j], &maxs[c0 + j]);
+  });
+  if (!st.ok()) return st;
+  if (o.per_channel) {
+    out.params.resize(s.n);
+    for (int64_t c = 0; c < s.n; ++c) {
+      out.params[c] = ComputeInt8Params(mins[c], maxs[c], o.type, o.reduce_range);
+    }
+  } else {
+    float mn = *std::min_element(mins.begin(), mins.end());
+    float mx = *std::max_element(maxs.begin(), maxs.end());
+    out.params.push_back(ComputeInt8Params(mn, mx, o.type, o.reduce_range));
+  }
+
+  std::vector<QualityAccumulator> acc;
+  if (quality != nullptr) {
+    for (int i = 0; i < threads; ++i) acc.emplace_back(s.k);
+  }
+  st = ParallelTiles(tiles, threads, cancel, [&](int64_t t, int slot) {
+    const int64_t c0 = t * kTile, c1 = std::min(s.n, c0 + kTile);
+    float* wb = w_buf[slot].data();
+    GatherTile(data, s, c0, c1 - c0, wb);
+    if (quality != nullptr) q_buf[slot].resize(s.k * kTile);
+    for (int64_t j = 0; j < c1 - c0; ++j) {
+      const int64_t c = c0 + j;
+      const Int8Params& p = out.params[o.per_channel ? c : 0];
+      uint8_t* dst = out.data.data() + c * o.out_col_stride;
+      QuantizeInt8(wb + j * s.k, s.k, 1, p, o.type, dst, o.out_row_stride);
+      if (quality != nullptr) {
+        float* qb = q_buf[slot].data() + j * s.k;
+        for (int64_t r = 0; r < s.k; ++r) qb[r] = DequantizeInt8(dst[r * o.out_row_stride], p, o.type);
+      }
+    }
+    if (quality != nullptr) acc[slot].AddColumns(wb, q_buf[slot].data(), c1 - c0);
+  });
+  if (!st.ok()) return st;
+  if (quality != nullptr) {
+    for (int i = 1; i < threads; ++i) acc[0].Merge(acc[i]);
+    acc[0].Fill(quality);
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<Int4Result> QuantizeInt4Matrix(const MatrixSource& src, const Int4Options& options,
+                                              int threads, const CancelToken* cancel,
+                                              TensorReport* quality) {
+  if (absl::Status st = CheckSource(src); !st.ok()) return st;
+  switch (options.block_size) {
+    case 16: case 32: case 64: case 128: case 256: break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("block size ", options.block_size,
+                                                     " is not supported; use 16..256, a power of 2"));
+  }
+  if (src.onnx_type == 1) return Int4Impl<float>(src, options, threads, cancel, quality);
+  return Int4Impl<Half>(src, options, threads, cancel, quality);
+}
+
+absl::StatusOr<Int8Result> QuantizeInt8Matrix(const MatrixSource& src, const Int8Options& options,
+                                              int threads, const CancelToken* cancel,
+                                              TensorReport* quality) {
+  if (absl::Status st = CheckSource(src); !st.ok()) return st;
+  if (src.onnx_type == 1) return Int8Impl<float>(src, options, threads, cancel, quality);
+  return Int8Impl<Half>(src, options, threads, cancel, quality);
+}
+
+}  // namespace quantd::core::quant
