@@ -40,6 +40,7 @@ fi
 if [ "$mode" = all ]; then
   # Pinned npm test tools (tests/e2e/package-lock.json); no install scripts run.
   if [ ! -d tests/e2e/node_modules/onnxruntime-node ] || \
+     [ ! -d tests/e2e/node_modules/node-llama-cpp ] || \
      [ tests/e2e/package-lock.json -nt tests/e2e/node_modules/.package-lock.json ]; then
     (cd tests/e2e && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
   fi
