@@ -60,6 +60,8 @@ def main():
                 "invalid_model"}
             assert set(ph.grouped(ph.find_query(res, "quantd_upload_failures_total"), "reason")) == {
                 "digest_mismatch"}
+            assert ph.grouped(ph.find_query(res, "quantd_uploads_total"), "status").keys() == {
+                "succeeded", "failed"}
             errors = {(s["metric"]["method"], s["metric"]["code"])
                       for s in ph.find_query(res, 'code!="OK"')}
             assert errors == {("UploadModel", "DATA_LOSS"), ("GetJob", "NOT_FOUND")}, errors

@@ -1,0 +1,319 @@
+#!/usr/bin/env python3
+"""ValidateDeploy: everything under deploy/, the Dockerfile and the metric
+documentation checked with the tools available on a development machine
+(no Docker engine, no cluster):
+
+* every YAML/JSON file parses; `promtool check config` / `check rules` /
+  `test rules`; `kubectl kustomize` renders the manifests;
+  `systemd-analyze verify` accepts the unit;
+* the dashboard's data source is a variable, every metric a dashboard query,
+  an alert or the docs name exists in server/metrics.cc, and every metric in
+  metrics.cc is documented in docs/operations.md; every rpc in the proto has
+  its own label value;
+* the deployments agree with each other (ports, data dir, user id, probes,
+  grace periods) and the Dockerfile runs the project's own scripts;
+* the Dockerfile's RUNTIME_PACKAGES equal what `ldd` of the built binaries
+  needs (deploy/docker/runtime-packages.sh).
+"""
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import yaml
+
+SRC = os.environ.get("QUANTD_SOURCE_DIR",
+                     os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+DEPLOY = os.path.join(SRC, "deploy")
+GRPC_PORT = 8479
+METRICS_PORT = 9479
+DATA_DIR = "/var/lib/quantd"
+
+
+def read(*parts):
+    with open(os.path.join(SRC, *parts)) as f:
+        return f.read()
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, **kw)
+
+
+def metrics_cc_names():
+    return set(re.findall(r'\.Name\("(quantd_[a-z0-9_]+)"\)', read("server", "metrics.cc")))
+
+
+def expr_metric_names(expr):
+    names = set(re.findall(r"\bquantd_[a-z0-9_]+", expr))
+    return {re.sub(r"_(bucket|sum|count)$", "", n) for n in names}
+
+
+def dashboard():
+    with open(os.path.join(DEPLOY, "grafana", "quantd.json")) as f:
+        return json.load(f)
+
+
+def all_panels(panels):
+    for p in panels:
+        yield p
+        yield from all_panels(p.get("panels", []))
+
+
+def k8s_docs(rendered):
+    return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(rendered) if d}
+
+
+def dockerfile_runtime_packages():
+    m = re.search(r'^ARG RUNTIME_PACKAGES="([^"]*)"', read("Dockerfile"), re.M)
+    assert m, "Dockerfile has no ARG RUNTIME_PACKAGES=\"...\""
+    return set(m.group(1).split())
+
+
+class Parse(unittest.TestCase):
+    def test_every_yaml_and_json_file_parses(self):
+        files = [f for f in glob.glob(os.path.join(DEPLOY, "**", "*"), recursive=True)
+                 if f.endswith((".yaml", ".yml", ".json"))]
+        files.append(os.path.join(SRC, "tests", "ops", "alerts_test.yml"))
+        self.assertGreater(len(files), 10)
+        for f in files:
+            with self.subTest(f=os.path.relpath(f, SRC)), open(f) as fh:
+                if f.endswith(".json"):
+                    json.load(fh)
+                else:
+                    docs = [d for d in yaml.safe_load_all(fh)]
+                    self.assertTrue(docs and all(isinstance(d, dict) for d in docs if d))
+
+
+@unittest.skipUnless(shutil.which("promtool"), "promtool not installed")
+class Promtool(unittest.TestCase):
+    def test_check_config(self):
+        r = run(["promtool", "check", "config", os.path.join(DEPLOY, "prometheus", "prometheus.yml")])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_check_and_test_rules(self):
+        r = run(["promtool", "check", "rules", os.path.join(DEPLOY, "prometheus", "alerts.yml")])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        r = run(["promtool", "test", "rules", "alerts_test.yml"],
+                cwd=os.path.join(SRC, "tests", "ops"))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+
+class Dashboard(unittest.TestCase):
+    def test_datasource_is_a_variable(self):
+        d = dashboard()
+        ds_vars = [v for v in d["templating"]["list"] if v["type"] == "datasource"]
+        self.assertEqual([(v["name"], v["query"]) for v in ds_vars], [("DS_PROMETHEUS", "prometheus")])
+        for p in all_panels(d["panels"]):
+            if p["type"] == "row":
+                continue
+            with self.subTest(panel=p["title"]):
+                self.assertEqual(p["datasource"], {"type": "prometheus", "uid": "${DS_PROMETHEUS}"})
+                self.assertTrue(p["targets"])
+                for t in p["targets"]:
+                    self.assertEqual(t["datasource"]["uid"], "${DS_PROMETHEUS}")
+        for v in d["templating"]["list"]:
+            if v["type"] == "query":
+                self.assertEqual(v["datasource"]["uid"], "${DS_PROMETHEUS}")
+        # No data source uid is hard-coded anywhere else.
+        uids = set(re.findall(r'"uid":\s*"([^"]*)"', json.dumps(d)))
+        self.assertEqual(uids, {"${DS_PROMETHEUS}", "quantd"})
+
+    def test_layout(self):
+        d = dashboard()
+        ids = [p["id"] for p in all_panels(d["panels"])]
+        self.assertEqual(len(ids), len(set(ids)), "duplicate panel ids")
+        for p in all_panels(d["panels"]):
+            g = p["gridPos"]
+            self.assertLessEqual(g["x"] + g["w"], 24, p["title"])
+        titles = " | ".join(p["title"] for p in all_panels(d["panels"]))
+        for want in ("Jobs/min by precision", "GB/min by precision", "Queue depth", "Queue wait",
+                     "Job duration p50 by precision", "Job duration p95 by precision",
+                     "Failed jobs/min by reason", "Worker utilisation", "Upload / download",
+                     "Free disk"):
+            self.assertIn(want, titles)
+
+    def test_every_metric_exists_in_metrics_cc(self):
+        known = metrics_cc_names()
+        self.assertGreater(len(known), 20)
+        used = set()
+        for p in all_panels(dashboard()["panels"]):
+            for t in p.get("targets", []):
+                used |= expr_metric_names(t["expr"])
+        used |= expr_metric_names(read("deploy", "prometheus", "alerts.yml"))
+        self.assertFalse(used - known, "metrics used by the dashboard/alerts but not exported")
+        # Every exported family is on the dashboard.
+        self.assertFalse(known - used,
+                         "exported metrics missing from the dashboard")
+
+
+class Docs(unittest.TestCase):
+    def test_every_metric_documented(self):
+        doc = read("docs", "operations.md")
+        documented = set(re.findall(r"^\|\s*`(quantd_[a-z0-9_]+)`", doc, re.M))
+        known = metrics_cc_names()
+        self.assertFalse(known - documented, "exported but not in docs/operations.md")
+        self.assertFalse(documented - known, "documented but not exported")
+
+    def test_every_rpc_has_a_method_label(self):
+        m = re.search(r"kRpcMethods = \{(.*?)\};", read("server", "metrics.cc"), re.S)
+        methods = set(re.findall(r'"(\w+)"', m.group(1)))
+        rpcs = set()
+        for f in glob.glob(os.path.join(SRC, "proto", "**", "*.proto"), recursive=True):
+            with open(f) as fh:
+                rpcs |= set(re.findall(r"^\s*rpc\s+(\w+)\s*\(", fh.read(), re.M))
+        self.assertTrue(rpcs)
+        self.assertFalse(rpcs - methods, "rpcs without a method label in server/metrics.cc")
+
+
+class Compose(unittest.TestCase):
+    def test_services_ports_and_mounts(self):
+        c = yaml.safe_load(read("deploy", "compose.yaml"))
+        self.assertEqual(set(c["services"]), {"quantd", "prometheus", "grafana"})
+        q = c["services"]["quantd"]
+        cmd = " ".join(q["command"])
+        self.assertIn(f"--metrics-listen=0.0.0.0:{METRICS_PORT}", cmd)
+        self.assertIn(f"--listen=0.0.0.0:{GRPC_PORT}", cmd)
+        self.assertIn(f"--data-dir={DATA_DIR}", cmd)
+        self.assertEqual(q["build"]["context"], "..")
+        prom = yaml.safe_load(read("deploy", "prometheus", "prometheus.yml"))
+        targets = [t for j in prom["scrape_configs"] if j["job_name"] == "quantd"
+                   for s in j["static_configs"] for t in s["targets"]]
+        self.assertEqual(targets, [f"quantd:{METRICS_PORT}"])
+        for name, svc in c["services"].items():
+            for v in svc.get("volumes", []):
+                src = v.split(":")[0]
+                if src.startswith("."):
+                    with self.subTest(service=name, mount=v):
+                        self.assertTrue(os.path.exists(os.path.join(DEPLOY, src)), v)
+        g = " ".join(c["services"]["grafana"]["volumes"])
+        self.assertIn("./grafana/quantd.json:/var/lib/grafana/dashboards/quantd.json", g)
+        prov = yaml.safe_load(read("deploy", "grafana", "provisioning", "dashboards", "quantd.yml"))
+        self.assertEqual(prov["providers"][0]["options"]["path"], "/var/lib/grafana/dashboards")
+
+
+class Kubernetes(unittest.TestCase):
+    def render(self, overlay):
+        if shutil.which("kubectl"):
+            r = run(["kubectl", "kustomize", os.path.join(DEPLOY, "k8s", overlay)])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return k8s_docs(r.stdout)
+        # Without kubectl: the base files as they are.
+        docs = {}
+        for f in glob.glob(os.path.join(DEPLOY, "k8s", "base", "*.yaml")):
+            if not f.endswith("kustomization.yaml"):
+                docs.update(k8s_docs(open(f).read()))
+        return docs
+
+    def test_base(self):
+        docs = self.render(".")
+        self.assertEqual(set(docs), {("ConfigMap", "quantd-config"),
+                                     ("PersistentVolumeClaim", "quantd-data"),
+                                     ("Deployment", "quantd"), ("Service", "quantd")})
+        dep = docs[("Deployment", "quantd")]
+        spec = dep["spec"]["template"]["spec"]
+        c = spec["containers"][0]
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        self.assertEqual(ports, {"grpc": GRPC_PORT, "metrics": METRICS_PORT})
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            self.assertEqual(c[probe]["grpc"]["port"], GRPC_PORT, probe)
+        cfg = docs[("ConfigMap", "quantd-config")]["data"]
+        args = " ".join(c["args"])
+        args = re.sub(r"\$\((\w+)\)", lambda m: cfg[m.group(1)], args)
+        self.assertIn(f"--metrics-listen=0.0.0.0:{METRICS_PORT}", args)
+        self.assertIn(f"--listen=0.0.0.0:{GRPC_PORT}", args)
+        self.assertIn(f"--data-dir={DATA_DIR}", args)
+        mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+        vols = {v["name"]: v for v in spec["volumes"]}
+        self.assertEqual(vols[mounts[DATA_DIR]]["persistentVolumeClaim"]["claimName"], "quantd-data")
+        for k in ("requests", "limits"):
+            self.assertIn("memory", c["resources"][k])
+            self.assertIn("cpu", c["resources"][k])
+        self.assertGreaterEqual(spec["terminationGracePeriodSeconds"], 60)
+        self.assertEqual(spec["securityContext"]["runAsUser"], 10001)
+        self.assertIn("USER 10001:10001", read("Dockerfile"))
+        ann = dep["spec"]["template"]["metadata"]["annotations"]
+        self.assertEqual(ann["prometheus.io/scrape"], "true")
+        self.assertEqual(int(ann["prometheus.io/port"]), METRICS_PORT)
+        svc = docs[("Service", "quantd")]
+        self.assertEqual({p["name"]: p["targetPort"] for p in svc["spec"]["ports"]},
+                         {"grpc": "grpc", "metrics": "metrics"})
+        sel = svc["spec"]["selector"]
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        self.assertTrue(all(labels.get(k) == v for k, v in sel.items()))
+        sm = yaml.safe_load(read("deploy", "k8s", "monitoring", "servicemonitor.yaml"))
+        self.assertEqual(sm["spec"]["endpoints"][0]["port"], "metrics")
+        self.assertTrue(all(svc["metadata"]["labels"].get(k) == v
+                            for k, v in sm["spec"]["selector"]["matchLabels"].items()))
+
+    def test_auth_overlay(self):
+        docs = self.render("auth")
+        self.assertIn(("Secret", "quantd-auth-tokens"), docs)
+        c = docs[("Deployment", "quantd")]["spec"]["template"]["spec"]["containers"][0]
+        self.assertIn("--auth-tokens=/etc/quantd/auth/tokens", c["args"])
+        self.assertIn("/etc/quantd/auth", [m["mountPath"] for m in c["volumeMounts"]])
+        self.assertIn(DATA_DIR, [m["mountPath"] for m in c["volumeMounts"]])
+
+
+class Systemd(unittest.TestCase):
+    @unittest.skipUnless(shutil.which("systemd-analyze"), "systemd-analyze not installed")
+    def test_verify(self):
+        unit = read("deploy", "systemd", "quantd.service")
+        self.assertIn(f"--data-dir={DATA_DIR}", unit)
+        self.assertIn("--metrics-listen=${QUANTD_METRICS_LISTEN}", unit)
+        with tempfile.TemporaryDirectory() as d:
+            # verify wants ExecStart's binary to exist.
+            path = os.path.join(d, "quantd.service")
+            with open(path, "w") as f:
+                f.write(unit.replace("/usr/local/bin/quantd", "/bin/true"))
+            r = run(["systemd-analyze", "verify", path])
+            out = "\n".join(l for l in (r.stdout + r.stderr).splitlines()
+                            if "quantd.service" in l)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertEqual(out, "", "systemd-analyze warnings")
+
+
+class Dockerfile(unittest.TestCase):
+    def test_runs_the_project_scripts(self):
+        df = read("Dockerfile")
+        self.assertRegex(df, r"(?m)^FROM debian:bookworm AS build$")
+        self.assertRegex(df, r"(?m)^FROM debian:bookworm$")
+        self.assertIn("RUN bash scripts/setup.sh --build", df)
+        # The same configure + build lines as scripts/run.sh.
+        run_sh = read("scripts", "run.sh")
+        configure = re.search(r"^cmake -S \. -B build [^\n]*", run_sh, re.M).group(0)
+        self.assertIn(configure, df)
+        self.assertIn("--target quantd quantctl", df)
+        self.assertRegex(df, r"(?m)^USER 10001:10001$")
+        self.assertRegex(df, rf'(?m)^VOLUME \["{DATA_DIR}"\]$')
+        self.assertRegex(df, rf"(?m)^EXPOSE {GRPC_PORT} {METRICS_PORT}$")
+        self.assertIn(f'CMD ["quantctl", "health", "--server", "127.0.0.1:{GRPC_PORT}"]', df)
+        self.assertIn(f'"--metrics-listen", "0.0.0.0:{METRICS_PORT}"', df)
+        ignore = read(".dockerignore").split()
+        self.assertIn(".git", ignore)
+
+    def test_runtime_packages_match_ldd(self):
+        quantd = os.environ.get("QUANTD_BIN")
+        if not quantd or not os.path.exists(quantd):
+            self.skipTest("QUANTD_BIN not built")
+        bins = [quantd]
+        quantctl = os.environ.get("QUANTCTL_BIN") or os.path.join(
+            os.path.dirname(quantd), "..", "client", "quantctl", "quantctl")
+        if os.path.exists(quantctl):
+            bins.append(quantctl)
+        r = run([os.path.join(DEPLOY, "docker", "runtime-packages.sh")] + bins)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        needed = set(r.stdout.split())
+        listed = dockerfile_runtime_packages()
+        self.assertFalse(needed - listed, "libraries the binaries load but the image lacks")
+        if len(bins) == 2:
+            self.assertFalse(listed - needed, "packages in the image that no binary loads")
+        else:
+            print(f"note: {quantctl} not built; checked quantd only (needed <= listed)")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
