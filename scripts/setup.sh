@@ -16,7 +16,7 @@ build_pkgs=(build-essential cmake pkg-config git ca-certificates
   libonnx-dev libeigen3-dev libabsl-dev prometheus-cpp-dev libgtest-dev
   libgmock-dev libbenchmark-dev libsqlite3-dev libssl-dev zlib1g-dev)
 test_pkgs=(python3-onnx python3-numpy python3-grpcio python3-grpc-tools prometheus time
-  xxd bsdextrautils procps)
+  xxd bsdextrautils procps python3-yaml)
 
 want=("${build_pkgs[@]}")
 [ "$mode" = all ] && want+=("${test_pkgs[@]}")
