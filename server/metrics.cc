@@ -40,11 +40,11 @@ constexpr std::array<std::string_view, 17> kGgufPrecisions = {
 constexpr std::array<std::string_view, 3> kStatuses = {"succeeded", "failed", "cancelled"};
 
 // Failure classes shared by jobs and uploads. Empty becomes "unknown".
-constexpr std::array<std::string_view, 23> kReasons = {
+constexpr std::array<std::string_view, 24> kReasons = {
     "invalid_model",     "invalid_recipe",      "invalid_argument",   "unsupported",
     "unimplemented",     "not_found",           "already_exists",     "failed_precondition",
     "resource_exhausted", "out_of_range",       "digest_mismatch",    "size_mismatch",
-    "io_error",          "data_loss",           "aborted",            "cancelled",
+    "incomplete",        "io_error",          "data_loss",           "aborted",            "cancelled",
     "deadline_exceeded", "unavailable",         "unauthenticated",    "permission_denied",
     "internal",          "unknown",             "other"};
 

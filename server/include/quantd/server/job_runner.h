@@ -1,0 +1,37 @@
+// CoreJobRunner: the real JobRunner — runs one job through core::Run and
+// commits its output as the job's artifact.
+//
+// Steps: resolve the model's files in the BlobStore, translate the recorded
+// recipe (capping its thread budget), run the core into a fresh work
+// directory, hash the outputs and move them into artifacts/<job id>
+// atomically. On any error the work directory is removed.
+//
+// Thread safety: Run may be called from several workers at once (each job
+// has its own work directory).
+#ifndef QUANTD_SERVER_JOB_RUNNER_H_
+#define QUANTD_SERVER_JOB_RUNNER_H_
+
+#include "absl/status/statusor.h"
+#include "quantd/core/progress.h"
+#include "quantd/server/blob_store.h"
+#include "quantd/server/worker_pool.h"
+
+namespace quantd::server {
+
+class CoreJobRunner {
+ public:
+  // `blobs` is not owned. `max_job_threads` caps recipe.threads.
+  CoreJobRunner(BlobStore* blobs, int max_job_threads)
+      : blobs_(blobs), max_job_threads_(max_job_threads) {}
+
+  absl::StatusOr<JobOutcome> Run(const v1::Job& job, const core::ProgressFn& progress,
+                                 const core::CancelToken* cancel);
+
+ private:
+  BlobStore* const blobs_;
+  const int max_job_threads_;
+};
+
+}  // namespace quantd::server
+
+#endif  // QUANTD_SERVER_JOB_RUNNER_H_

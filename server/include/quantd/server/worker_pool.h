@@ -1,0 +1,104 @@
+// WorkerPool: N threads that run queued jobs, highest priority first and
+// FIFO within a priority. A job is in exactly one place at a time — the
+// queue, one worker, or nowhere (final) — so it never runs twice at once.
+// Cancellation of a running job reaches the core through its CancelToken.
+//
+// The job itself is run by an injected JobRunner (the real one calls
+// core::Run; tests pass fakes). State transitions go through the JobStore
+// (durable); progress updates are in-memory and throttled.
+//
+// Thread safety: thread-safe.
+#ifndef QUANTD_SERVER_WORKER_POOL_H_
+#define QUANTD_SERVER_WORKER_POOL_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "quantd/core/progress.h"
+#include "quantd/server/clock.h"
+#include "quantd/server/job_store.h"
+#include "quantd/server/logger.h"
+#include "quantd/server/telemetry.h"
+#include "quantd/v1/quantd.pb.h"
+
+namespace quantd::server {
+
+struct JobOutcome {
+  v1::Report report;
+  v1::Artifact artifact;
+};
+
+// Runs one job to completion. Must poll `cancel` and return CancelledError
+// when it fires; reports progress through `progress` (same thread).
+using JobRunner = std::function<absl::StatusOr<JobOutcome>(
+    const v1::Job& job, const core::ProgressFn& progress, const core::CancelToken* cancel)>;
+
+class WorkerPool {
+ public:
+  // `store`, `clock`, `logger`, `telemetry` are not owned; they must outlive
+  // the pool. REQUIRES workers >= 1.
+  WorkerPool(int workers, JobStore* store, JobRunner runner, Clock* clock, Logger* logger,
+             Telemetry* telemetry);
+  ~WorkerPool();  // Shutdown(absl::ZeroDuration()) if still running
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  // Queues every QUEUED job of the store and starts the threads.
+  void Start();
+  // Adds a QUEUED job (just created by the store).
+  void Enqueue(const v1::Job& job);
+  // Queued: the job becomes CANCELLED now. Running: the core is told to
+  // stop; the job becomes CANCELLED when it does. Final: unchanged.
+  // Returns the job as it is after the call. NotFound.
+  absl::StatusOr<v1::Job> Cancel(const std::string& job_id);
+  // Stops taking jobs, waits up to `grace` for running jobs to finish, then
+  // cancels the rest and puts them back in QUEUED (durably) so the next
+  // start runs them. Joins the threads. Idempotent.
+  void Shutdown(absl::Duration grace);
+
+  int queued();
+  int running();
+
+ private:
+  struct Running {
+    std::shared_ptr<core::CancelToken> token;
+    bool cancel_requested = false;  // by a user, not by shutdown
+  };
+  // (-priority, sequence, id): std::set order = run order.
+  using QueueKey = std::tuple<int, uint64_t, std::string>;
+
+  void WorkerLoop();
+  void RunOne(const std::string& job_id, std::shared_ptr<core::CancelToken> token);
+  void ReportGauges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Constant after construction.
+  const int workers_;
+  JobStore* const store_;
+  const JobRunner runner_;
+  Clock* const clock_;
+  Logger* const logger_;
+  Telemetry* const telemetry_;
+
+  absl::Mutex mu_;
+  std::set<QueueKey> queue_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> queued_ids_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Running> running_ ABSL_GUARDED_BY(mu_);
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool requeue_on_cancel_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;  // touched only by Start/Shutdown
+};
+
+}  // namespace quantd::server
+
+#endif  // QUANTD_SERVER_WORKER_POOL_H_

@@ -1,0 +1,52 @@
+#include "quantd/server/job_runner.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "quantd/core/base/status_macros.h"
+#include "quantd/core/run.h"
+#include "quantd/server/translate.h"
+
+namespace quantd::server {
+
+absl::StatusOr<JobOutcome> CoreJobRunner::Run(const v1::Job& job,
+                                              const core::ProgressFn& progress,
+                                              const core::CancelToken* cancel) {
+  auto model = blobs_->GetModel(job.model_id());
+  if (!model.ok()) {
+    if (absl::IsNotFound(model.status())) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "model ", job.model_id(), " was deleted before the job ran; upload it again"));
+    }
+    return model.status();
+  }
+  QUANTD_ASSIGN_OR_RETURN(std::string input, blobs_->ModelInputPath(job.model_id()));
+  QUANTD_ASSIGN_OR_RETURN(core::Recipe recipe, RecipeFromProto(job.recipe()));
+  recipe.threads = std::clamp(recipe.threads, 1, std::max(1, max_job_threads_));
+  QUANTD_ASSIGN_OR_RETURN(std::string work, blobs_->CreateWorkDir(job.job_id()));
+  const std::string output = absl::StrCat(work, "/", model->files(0).name());
+
+  absl::StatusOr<core::Report> report = core::Run(recipe, input, output, progress, cancel);
+  if (!report.ok()) {
+    blobs_->RemoveWorkDir(job.job_id());
+    return report.status();
+  }
+  if (cancel != nullptr && cancel->cancelled()) {
+    blobs_->RemoveWorkDir(job.job_id());
+    return absl::CancelledError("cancelled");
+  }
+  if (progress) progress(core::Progress{"store", 0, 0, 0, 0});
+  JobOutcome outcome;
+  outcome.report = ReportToProto(*report);
+  std::vector<std::string> names(outcome.report.output_files().begin(),
+                                 outcome.report.output_files().end());
+  auto artifact = blobs_->CommitArtifact(job.job_id(), names);
+  if (!artifact.ok()) {
+    blobs_->RemoveWorkDir(job.job_id());
+    return artifact.status();
+  }
+  outcome.artifact = *std::move(artifact);
+  return outcome;
+}
+
+}  // namespace quantd::server

@@ -1,0 +1,25 @@
+// The streaming calls' reactors (private to the service). Each is created
+// per call, owns its state and deletes itself in OnDone.
+#ifndef QUANTD_SERVER_REACTORS_H_
+#define QUANTD_SERVER_REACTORS_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include "quantd/server/operations.h"
+#include "quantd/v1/quantd.pb.h"
+
+namespace quantd::server {
+
+grpc::ServerReadReactor<v1::UploadRequest>* NewUploadReactor(const ServiceContext* ctx,
+                                                            grpc::CallbackServerContext* context,
+                                                            v1::Model* response);
+grpc::ServerWriteReactor<v1::JobEvent>* NewWatchReactor(const ServiceContext* ctx,
+                                                        grpc::CallbackServerContext* context,
+                                                        const v1::WatchJobRequest* request);
+grpc::ServerWriteReactor<v1::DownloadChunk>* NewDownloadReactor(
+    const ServiceContext* ctx, grpc::CallbackServerContext* context,
+    const v1::DownloadArtifactRequest* request);
+
+}  // namespace quantd::server
+
+#endif  // QUANTD_SERVER_REACTORS_H_

@@ -1,0 +1,189 @@
+#include "quantd/server/server.h"
+
+#include <signal.h>
+
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <thread>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "quantd/core/base/atomic_file.h"
+#include "quantd/server/auth.h"
+#include "quantd/server/blob_store.h"
+#include "quantd/server/clock.h"
+#include "quantd/server/job_journal.h"
+#include "quantd/server/job_runner.h"
+#include "quantd/server/job_store.h"
+#include "quantd/server/rpc_interceptor.h"
+#include "quantd/server/service.h"
+#include "quantd/server/telemetry.h"
+#include "quantd/server/worker_pool.h"
+
+#ifdef QUANTD_HAVE_METRICS
+#include <prometheus/exposer.h>
+#include <prometheus/registry.h>
+
+#include "quantd/server/metrics.h"
+#endif
+
+namespace quantd::server {
+
+absl::Status RunServer(const ServeConfig& config, const std::string& version, Logger* logger) {
+  // Termination signals are taken synchronously by this thread (sigwait);
+  // block them before any thread starts so every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  SystemClock clock;
+  BlobStoreOptions blob_options;
+  blob_options.root = config.data_dir;
+  blob_options.max_upload_bytes = config.max_upload_bytes;
+  blob_options.max_store_bytes = config.max_store_bytes;
+  blob_options.min_free_bytes = config.min_free_bytes;
+  auto blobs = BlobStore::Open(blob_options, &clock);
+  if (!blobs.ok()) return blobs.status();
+
+  auto journal = SqliteJobJournal::Open(config.data_dir + "/quantd.db");
+  if (!journal.ok()) return journal.status();
+  JobStore jobs(journal->get(), &clock);
+  std::vector<std::string> requeued;
+  if (absl::Status st = jobs.Recover(&requeued); !st.ok()) return st;
+  for (const std::string& id : requeued) {
+    logger->Warning("job was running when the server stopped; requeued", {{"job_id", id}});
+  }
+  (*blobs)->CleanupAfterRestart([&jobs](const std::string& id) { return jobs.IsSucceeded(id); });
+
+  std::unique_ptr<Authenticator> auth = std::make_unique<Authenticator>();
+  if (!config.auth_tokens.empty()) {
+    auto a = Authenticator::FromTokensFile(config.auth_tokens);
+    if (!a.ok()) return a.status();
+    auth = *std::move(a);
+  }
+  auto creds = MakeServerCredentials(config);
+  if (!creds.ok()) return creds.status();
+
+  // Metrics: a registry we own, exposed on --metrics-listen.
+  Metrics* metrics = nullptr;
+#ifdef QUANTD_HAVE_METRICS
+  std::shared_ptr<prometheus::Registry> registry;
+  std::unique_ptr<Metrics> metrics_owner;
+  std::unique_ptr<prometheus::Exposer> exposer;
+  if (!config.metrics_listen.empty()) {
+    registry = std::make_shared<prometheus::Registry>();
+    metrics_owner = std::make_unique<Metrics>(registry.get(), config.workers, version);
+    metrics = metrics_owner.get();
+    try {
+      exposer = std::make_unique<prometheus::Exposer>(config.metrics_listen);
+    } catch (const std::exception& e) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--metrics-listen ", config.metrics_listen, ": ", e.what()));
+    }
+    exposer->RegisterCollectable(registry);
+  }
+#else
+  if (!config.metrics_listen.empty()) {
+    logger->Warning("this build has no metrics support; --metrics-listen ignored");
+  }
+#endif
+  Telemetry telemetry(metrics);
+  telemetry.SetStoreBytes((*blobs)->used_bytes(), (*blobs)->FreeDiskBytes());
+
+  const int max_job_threads =
+      config.max_job_threads > 0
+          ? config.max_job_threads
+          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  CoreJobRunner runner(blobs->get(), max_job_threads);
+  WorkerPool pool(
+      config.workers, &jobs,
+      [&runner](const v1::Job& job, const core::ProgressFn& progress,
+                const core::CancelToken* cancel) { return runner.Run(job, progress, cancel); },
+      &clock, logger, &telemetry);
+  pool.Start();
+
+  std::atomic<bool> draining{false};
+  ServiceContext ctx;
+  ctx.blobs = blobs->get();
+  ctx.jobs = &jobs;
+  ctx.pool = &pool;
+  ctx.auth = auth.get();
+  ctx.telemetry = &telemetry;
+  ctx.logger = logger;
+  ctx.clock = &clock;
+  ctx.version = version;
+  ctx.max_queued_jobs = config.max_queued_jobs;
+  ctx.chunk_bytes = config.chunk_bytes;
+  ctx.draining = &draining;
+  QuantdService service(ctx);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(config.listen, *creds, &port);
+  builder.RegisterService(&service);
+  builder.SetMaxReceiveMessageSize(config.max_message_bytes);
+  builder.SetMaxSendMessageSize(config.max_message_bytes);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, config.keepalive_seconds * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<RpcMetricsInterceptorFactory>(&telemetry, logger, &clock));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    pool.Shutdown(absl::ZeroDuration());
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", config.listen, " (address in use or invalid)"));
+  }
+  server->GetHealthCheckService()->SetServingStatus(true);
+  if (!config.port_file.empty()) {
+    std::string text = absl::StrCat(port, "\n");
+    absl::Status st = core::WriteFileAtomically(
+        config.port_file,
+        absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+    if (!st.ok()) logger->Error("cannot write --port-file", {{"error", st.ToString()}});
+  }
+  logger->Info("serving", {{"listen", config.listen},
+                           {"port", absl::StrCat(port)},
+                           {"data_dir", config.data_dir},
+                           {"workers", absl::StrCat(config.workers)},
+                           {"tls", config.tls_cert.empty() ? "off"
+                                   : config.tls_client_ca.empty() ? "on" : "mutual"},
+                           {"auth", auth->enabled() ? "tokens" : "off"},
+                           {"metrics", config.metrics_listen},
+                           {"requeued_jobs", absl::StrCat(requeued.size())},
+                           {"version", version}});
+
+  // Wait for SIGTERM/SIGINT; refresh the storage gauges meanwhile.
+  int signo = 0;
+  while (true) {
+    struct timespec timeout = {5, 0};
+    siginfo_t info;
+    signo = sigtimedwait(&signals, &info, &timeout);
+    if (signo > 0) break;
+    telemetry.SetStoreBytes((*blobs)->used_bytes(), (*blobs)->FreeDiskBytes());
+  }
+
+  logger->Info("draining", {{"signal", strsignal(signo)},
+                            {"grace_seconds", absl::StrCat(config.shutdown_grace_seconds)}});
+  draining = true;
+  server->GetHealthCheckService()->SetServingStatus(false);
+  pool.Shutdown(absl::Seconds(config.shutdown_grace_seconds));
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  server->Wait();
+  logger->Info("stopped");
+  return absl::OkStatus();
+}
+
+}  // namespace quantd::server

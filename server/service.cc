@@ -1,0 +1,104 @@
+#include "quantd/server/service.h"
+
+#include "quantd/server/auth.h"
+#include "reactors.h"
+#include "quantd/server/translate.h"
+
+namespace quantd::server {
+namespace {
+
+// Finishes a unary call with `status`.
+grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+// Copies a StatusOr's value into the response, then finishes.
+template <typename T>
+grpc::ServerUnaryReactor* DoneWith(grpc::CallbackServerContext* context, absl::StatusOr<T> result,
+                                   T* response) {
+  if (result.ok()) *response = *std::move(result);
+  return Done(context, result.status());
+}
+
+}  // namespace
+
+grpc::ServerReadReactor<v1::UploadRequest>* QuantdService::UploadModel(
+    grpc::CallbackServerContext* context, v1::Model* response) {
+  return NewUploadReactor(&ctx_, context, response);
+}
+
+grpc::ServerUnaryReactor* QuantdService::GetUploadStatus(grpc::CallbackServerContext* context,
+                                                         const v1::GetUploadStatusRequest* request,
+                                                         v1::UploadStatus* response) {
+  if (absl::Status st = ctx_.auth->Check(*context); !st.ok()) return Done(context, st);
+  return DoneWith(context, ctx_.blobs->GetUploadStatus(request->upload_id()), response);
+}
+
+grpc::ServerUnaryReactor* QuantdService::GetModel(grpc::CallbackServerContext* context,
+                                                  const v1::GetModelRequest* request,
+                                                  v1::Model* response) {
+  if (absl::Status st = ctx_.auth->Check(*context); !st.ok()) return Done(context, st);
+  return DoneWith(context, ctx_.blobs->GetModel(request->model_id()), response);
+}
+
+grpc::ServerUnaryReactor* QuantdService::DeleteModel(grpc::CallbackServerContext* context,
+                                                     const v1::DeleteModelRequest* request,
+                                                     v1::DeleteModelResponse* response) {
+  if (absl::Status st = ctx_.auth->Check(*context); !st.ok()) return Done(context, st);
+  return Done(context, server::DeleteModel(ctx_, request->model_id()));
+}
+
+grpc::ServerUnaryReactor* QuantdService::SubmitJob(grpc::CallbackServerContext* context,
+                                                   const v1::SubmitJobRequest* request,
+                                                   v1::Job* response) {
+  if (absl::Status st = ctx_.auth->Check(*context); !st.ok()) return Done(context, st);
+  return DoneWith(context, server::SubmitJob(ctx_, *request), response);
+}
+
+grpc::ServerUnaryReactor* QuantdService::GetJob(grpc::CallbackServerContext* context,
+                                                const v1::GetJobRequest* request,
+                                                v1::Job* response) {
+  if (absl::Status st = ctx_.auth->Check(*context); !st.ok()) return Done(context, st);
+  if (absl::Status st = BlobStore::ValidateJobId(request->job_id()); !st.ok()) {
+    return Done(context, st);
+  }
+  return DoneWith(context, ctx_.jobs->Get(request->job_id()), response);
+}
+
+grpc::ServerUnaryReactor* QuantdService::ListJobs(grpc::CallbackServerContext* context,
+                                                  const v1::ListJobsRequest* request,
+                                                  v1::ListJobsResponse* response) {
+  if (absl::Status st = ctx_.auth->Check(*context); !st.ok()) return Done(context, st);
+  return DoneWith(context, ctx_.jobs->List(*request), response);
+}
+
+grpc::ServerUnaryReactor* QuantdService::CancelJob(grpc::CallbackServerContext* context,
+                                                   const v1::CancelJobRequest* request,
+                                                   v1::Job* response) {
+  if (absl::Status st = ctx_.auth->Check(*context); !st.ok()) return Done(context, st);
+  if (absl::Status st = BlobStore::ValidateJobId(request->job_id()); !st.ok()) {
+    return Done(context, st);
+  }
+  return DoneWith(context, ctx_.pool->Cancel(request->job_id()), response);
+}
+
+grpc::ServerWriteReactor<v1::JobEvent>* QuantdService::WatchJob(
+    grpc::CallbackServerContext* context, const v1::WatchJobRequest* request) {
+  return NewWatchReactor(&ctx_, context, request);
+}
+
+grpc::ServerWriteReactor<v1::DownloadChunk>* QuantdService::DownloadArtifact(
+    grpc::CallbackServerContext* context, const v1::DownloadArtifactRequest* request) {
+  return NewDownloadReactor(&ctx_, context, request);
+}
+
+grpc::ServerUnaryReactor* QuantdService::DeleteJob(grpc::CallbackServerContext* context,
+                                                   const v1::DeleteJobRequest* request,
+                                                   v1::DeleteJobResponse* response) {
+  if (absl::Status st = ctx_.auth->Check(*context); !st.ok()) return Done(context, st);
+  return Done(context, server::DeleteJob(ctx_, request->job_id()));
+}
+
+}  // namespace quantd::server

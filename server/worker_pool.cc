@@ -1,0 +1,269 @@
+#include "quantd/server/worker_pool.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "quantd/server/translate.h"
+
+namespace quantd::server {
+
+WorkerPool::WorkerPool(int workers, JobStore* store, JobRunner runner, Clock* clock,
+                       Logger* logger, Telemetry* telemetry)
+    : workers_(workers < 1 ? 1 : workers), store_(store), runner_(std::move(runner)),
+      clock_(clock), logger_(logger), telemetry_(telemetry) {}
+
+WorkerPool::~WorkerPool() { Shutdown(absl::ZeroDuration()); }
+
+void WorkerPool::Start() {
+  for (const v1::Job& job : store_->Queued()) Enqueue(job);
+  absl::MutexLock lock(&mu_);
+  if (started_) return;
+  started_ = true;
+  for (int i = 0; i < workers_; ++i) threads_.emplace_back([this] { WorkerLoop(); });
+}
+
+void WorkerPool::Enqueue(const v1::Job& job) {
+  absl::MutexLock lock(&mu_);
+  if (queued_ids_.count(job.job_id()) != 0 || running_.count(job.job_id()) != 0) return;
+  queue_.emplace(-job.priority(), job.sequence(), job.job_id());
+  queued_ids_.insert(job.job_id());
+  ReportGauges();
+}
+
+int WorkerPool::queued() {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(queue_.size());
+}
+
+int WorkerPool::running() {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(running_.size());
+}
+
+void WorkerPool::ReportGauges() {
+  telemetry_->SetJobsQueued(static_cast<int64_t>(queue_.size()));
+  telemetry_->SetJobsRunning(static_cast<int64_t>(running_.size()));
+  telemetry_->SetWorkersBusy(static_cast<int64_t>(running_.size()));
+}
+
+absl::StatusOr<v1::Job> WorkerPool::Cancel(const std::string& job_id) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto r = running_.find(job_id);
+    if (r != running_.end()) {
+      r->second.cancel_requested = true;
+      r->second.token->Cancel();
+    } else if (queued_ids_.erase(job_id) != 0) {
+      for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+        if (std::get<2>(*it) == job_id) {
+          queue_.erase(it);
+          break;
+        }
+      }
+      ReportGauges();
+    }
+  }
+  // Not running: a queued job (or one just created and not yet enqueued)
+  // ends here; final jobs stay as they are. A running job ends in RunOne.
+  const int64_t now = clock_->NowUnixMs();
+  auto job = store_->Update(
+      job_id,
+      [now](v1::Job* j) {
+        if (j->state() != v1::JOB_STATE_QUEUED) return absl::OkStatus();
+        j->set_state(v1::JOB_STATE_CANCELLED);
+        j->mutable_error()->set_code("CANCELLED");
+        j->mutable_error()->set_message("cancelled by request before it started");
+        j->mutable_progress()->set_phase("cancelled");
+        j->set_end_time_ms(now);
+        return absl::OkStatus();
+      },
+      /*durable=*/true);
+  if (job.ok() && job->state() == v1::JOB_STATE_CANCELLED) {
+    logger_->Info("job cancelled", {{"job_id", job_id}});
+  }
+  return job;
+}
+
+void WorkerPool::Shutdown(absl::Duration grace) {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return running_.empty(); };
+    mu_.AwaitWithTimeout(absl::Condition(&idle), grace);
+    if (!running_.empty()) {
+      requeue_on_cancel_ = true;
+      for (auto& [id, r] : running_) r.token->Cancel();
+      logger_->Warning("shutdown: cancelling running jobs to requeue them",
+                       {{"running", absl::StrCat(running_.size())}});
+    }
+  }
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  threads_.clear();
+}
+
+void WorkerPool::WorkerLoop() {
+  while (true) {
+    std::string job_id;
+    auto token = std::make_shared<core::CancelToken>();
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || !queue_.empty();
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (stopping_) return;
+      job_id = std::get<2>(*queue_.begin());
+      queue_.erase(queue_.begin());
+      queued_ids_.erase(job_id);
+      running_[job_id] = Running{token, false};
+      ReportGauges();
+    }
+    RunOne(job_id, token);
+    {
+      absl::MutexLock lock(&mu_);
+      running_.erase(job_id);
+      ReportGauges();
+    }
+  }
+}
+
+void WorkerPool::RunOne(const std::string& job_id, std::shared_ptr<core::CancelToken> token) {
+  const int64_t start_ms = clock_->NowUnixMs();
+  const double start_s = clock_->NowSteadySeconds();
+  auto started = store_->Update(
+      job_id,
+      [start_ms](v1::Job* j) {
+        if (j->state() != v1::JOB_STATE_QUEUED) {
+          return absl::FailedPreconditionError("no longer queued");
+        }
+        j->set_state(v1::JOB_STATE_RUNNING);
+        j->set_start_time_ms(start_ms);
+        j->set_attempts(j->attempts() + 1);
+        j->mutable_progress()->Clear();
+        j->mutable_progress()->set_phase("starting");
+        j->mutable_progress()->set_eta_seconds(-1);
+        j->clear_error();
+        return absl::OkStatus();
+      },
+      /*durable=*/true);
+  if (!started.ok()) {
+    if (!absl::IsFailedPrecondition(started.status()) && !absl::IsNotFound(started.status())) {
+      logger_->Error("cannot start job", {{"job_id", job_id},
+                                          {"error", started.status().ToString()}});
+    }
+    return;
+  }
+  const auto [format, precision] = JobMetricLabels(started->recipe());
+  telemetry_->JobStarted(format, precision,
+                         std::max<double>(0, (start_ms - started->create_time_ms()) / 1000.0));
+  logger_->Info("job started", {{"job_id", job_id},
+                                {"model_id", started->model_id()},
+                                {"attempt", absl::StrCat(started->attempts())}});
+
+  // Progress: in memory, at most every 100 ms unless the phase changes.
+  std::string last_phase;
+  double last_update = 0;
+  core::ProgressFn progress = [&](const core::Progress& p) {
+    double now = clock_->NowSteadySeconds();
+    if (p.phase == last_phase && now - last_update < 0.1) return;
+    last_phase = p.phase;
+    last_update = now;
+    double elapsed = now - start_s;
+    double eta = -1;
+    if (p.bytes_total > 0 && p.bytes_done > 0) {
+      eta = elapsed * static_cast<double>(p.bytes_total - std::min(p.bytes_done, p.bytes_total)) /
+            static_cast<double>(p.bytes_done);
+    } else if (p.tensors_total > 0 && p.tensors_done > 0) {
+      eta = elapsed *
+            static_cast<double>(p.tensors_total - std::min(p.tensors_done, p.tensors_total)) /
+            static_cast<double>(p.tensors_done);
+    }
+    (void)store_->Update(
+        job_id,
+        [&](v1::Job* j) {
+          auto* pr = j->mutable_progress();
+          pr->set_phase(p.phase);
+          pr->set_tensors_done(p.tensors_done);
+          pr->set_tensors_total(p.tensors_total);
+          pr->set_bytes_done(p.bytes_done);
+          pr->set_bytes_total(p.bytes_total);
+          pr->set_eta_seconds(eta);
+          return absl::OkStatus();
+        },
+        /*durable=*/false);
+  };
+
+  absl::StatusOr<JobOutcome> outcome = runner_(*started, progress, token.get());
+
+  bool requeue = false;
+  bool user_cancel = false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto r = running_.find(job_id);
+    user_cancel = r != running_.end() && r->second.cancel_requested;
+    requeue = !outcome.ok() && requeue_on_cancel_ && !user_cancel;
+  }
+  const int64_t end_ms = clock_->NowUnixMs();
+  const double duration = clock_->NowSteadySeconds() - start_s;
+  std::string status_label;
+  std::string reason;
+  auto final_job = store_->Update(
+      job_id,
+      [&](v1::Job* j) {
+        if (requeue) {
+          j->set_state(v1::JOB_STATE_QUEUED);
+          j->mutable_progress()->Clear();
+          j->mutable_progress()->set_phase("requeued at shutdown");
+          j->mutable_progress()->set_eta_seconds(-1);
+          j->set_start_time_ms(0);
+          return absl::OkStatus();
+        }
+        j->set_end_time_ms(end_ms);
+        j->mutable_progress()->set_eta_seconds(0);
+        if (outcome.ok()) {
+          j->set_state(v1::JOB_STATE_SUCCEEDED);
+          j->mutable_progress()->set_phase("done");
+          *j->mutable_report() = outcome->report;
+          *j->mutable_artifact() = outcome->artifact;
+          status_label = "succeeded";
+        } else if (absl::IsCancelled(outcome.status())) {
+          j->set_state(v1::JOB_STATE_CANCELLED);
+          j->mutable_progress()->set_phase("cancelled");
+          j->mutable_error()->set_code("CANCELLED");
+          j->mutable_error()->set_message(user_cancel ? "cancelled by request while running"
+                                                      : std::string(outcome.status().message()));
+          status_label = "cancelled";
+        } else {
+          j->set_state(v1::JOB_STATE_FAILED);
+          j->mutable_progress()->set_phase("failed");
+          j->mutable_error()->set_code(StatusCodeName(outcome.status().code()));
+          j->mutable_error()->set_message(std::string(outcome.status().message()));
+          status_label = "failed";
+          reason = FailureReason(outcome.status().code());
+        }
+        return absl::OkStatus();
+      },
+      /*durable=*/true);
+  if (!final_job.ok()) {
+    logger_->Error("cannot record job end", {{"job_id", job_id},
+                                             {"error", final_job.status().ToString()}});
+    return;
+  }
+  if (requeue) {
+    logger_->Info("job requeued at shutdown", {{"job_id", job_id}});
+    return;
+  }
+  telemetry_->JobFinished(format, precision, status_label, reason, duration,
+                          final_job->report().input_file_bytes(),
+                          final_job->report().output_file_bytes(),
+                          final_job->report().weights_quantized());
+  logger_->Info("job finished",
+                {{"job_id", job_id},
+                 {"state", v1::JobState_Name(final_job->state())},
+                 {"seconds", absl::StrCat(duration)},
+                 {"error", final_job->error().message()}});
+}
+
+}  // namespace quantd::server
