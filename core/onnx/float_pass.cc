@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "quantd/core/base/half.h"
 #include "quantd/core/base/status_macros.h"
+#include "quantd/core/onnx/graph_utils.h"
 #include "quantd/core/onnx/onnx_types.h"
 
 namespace quantd::core {
@@ -32,27 +33,6 @@ const std::vector<std::string>& DefaultFp16OpBlockList() {
 
 namespace {
 
-int32_t ElemType(const onnx::TypeProto& t) {
-  return t.has_tensor_type() ? t.tensor_type().elem_type() : kOnnxUndefined;
-}
-
-const onnx::AttributeProto* FindAttr(const onnx::NodeProto& n, const std::string& name) {
-  for (const auto& a : n.attribute()) {
-    if (a.name() == name) return &a;
-  }
-  return nullptr;
-}
-
-// Graphs of a node's attributes (If branches, Loop/Scan bodies).
-std::vector<onnx::GraphProto*> Subgraphs(onnx::NodeProto* n) {
-  std::vector<onnx::GraphProto*> out;
-  for (auto& a : *n->mutable_attribute()) {
-    if (a.has_g()) out.push_back(a.mutable_g());
-    for (auto& g : *a.mutable_graphs()) out.push_back(&g);
-  }
-  return out;
-}
-
 bool IsTypeAgnosticInput(const onnx::NodeProto& n) {
   // Ops that accept any element type on their inputs: never cast in front.
   static const std::unordered_set<std::string> kOps = {"Cast", "Shape", "Size", "CastLike"};
@@ -62,7 +42,8 @@ bool IsTypeAgnosticInput(const onnx::NodeProto& n) {
 class FloatPass {
  public:
   FloatPass(OnnxModel* model, const Recipe& recipe, Report* report)
-      : model_(model), report_(report), keep_io_(recipe.keep_io_types) {
+      : model_(model), report_(report), keep_io_(recipe.keep_io_types),
+        names_(model->proto().graph()) {
     if (recipe.precision == Precision::kFp16) {
       sources_ = {kOnnxFloat};
       target_ = kOnnxFloat16;
@@ -92,8 +73,7 @@ class FloatPass {
     if (!v.empty() && t != kOnnxUndefined) orig_.emplace(v, t);
   }
 
-  void CollectNames(const onnx::GraphProto& g);
-  std::string UniqueName(const std::string& base);
+  std::string UniqueName(const std::string& base) { return names_.Unique(base); }
   void InferTypes(onnx::GraphProto* g);
   int32_t InferOutput(const onnx::NodeProto& n, int i) const;
   void MarkBlocked(onnx::GraphProto* g, bool inherited);
@@ -120,41 +100,18 @@ class FloatPass {
   std::unordered_map<std::string, int32_t> stored_;  // value -> element type after
   std::unordered_set<const onnx::NodeProto*> blocked_;
   std::unordered_map<std::string, std::vector<const onnx::NodeProto*>> consumers_;
-  std::unordered_set<std::string> names_;
+  NameTable names_;
   std::unordered_set<std::string> main_inputs_;  // real graph inputs (not initializers)
   std::unordered_set<std::string> converted_;    // tensors (by value name) converted
   std::unordered_map<std::string, std::string> cast_sources_;  // Cast output -> its input
 };
-
-void FloatPass::CollectNames(const onnx::GraphProto& g) {
-  for (const auto& v : g.input()) names_.insert(v.name());
-  for (const auto& v : g.output()) names_.insert(v.name());
-  for (const auto& v : g.initializer()) names_.insert(v.name());
-  for (const auto& n : g.node()) {
-    names_.insert(n.name());
-    for (const auto& s : n.input()) names_.insert(s);
-    for (const auto& s : n.output()) names_.insert(s);
-    for (const auto& a : n.attribute()) {
-      if (a.has_g()) CollectNames(a.g());
-      for (const auto& sg : a.graphs()) CollectNames(sg);
-    }
-  }
-}
-
-std::string FloatPass::UniqueName(const std::string& base) {
-  std::string name = base;
-  for (int i = 1; names_.count(name) > 0; ++i) name = absl::StrCat(base, "_", i);
-  names_.insert(name);
-  return name;
-}
 
 int32_t FloatPass::InferOutput(const onnx::NodeProto& n, int i) const {
   auto in = [&](int k) -> int32_t {
     return k < n.input_size() && !n.input(k).empty() ? Orig(n.input(k)) : kOnnxUndefined;
   };
   auto int_attr = [&](const char* name, int32_t dflt) -> int32_t {
-    const auto* a = FindAttr(n, name);
-    return a != nullptr ? static_cast<int32_t>(a->i()) : dflt;
+    return static_cast<int32_t>(IntAttr(n, name, dflt));
   };
   const std::string& op = n.op_type();
   if (op == "Cast") return int_attr("to", kOnnxUndefined);
@@ -545,7 +502,6 @@ void FloatPass::RetypeValueInfos(onnx::GraphProto* g, bool is_main) {
 
 absl::Status FloatPass::Run() {
   onnx::GraphProto* main = model_->proto().mutable_graph();
-  CollectNames(*main);
   InferTypes(main);
   MarkBlocked(main, false);
   CollectConsumers(main);
