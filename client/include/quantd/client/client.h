@@ -1,0 +1,160 @@
+// quantd::client::Client: the C++ client of the Quantd service.
+//
+// Thin: it speaks quantd.v1 over gRPC and adds only what every caller needs —
+// chunked, resumable, digest-checked uploads; resumable, verified, atomic
+// downloads; a Watch that reattaches; and Quantize (upload + submit + watch +
+// download in one call). It does not link the quantization core.
+//
+//   auto client = quantd::client::Client::Connect({.target = "127.0.0.1:7443"});
+//   if (!client.ok()) ...
+//   quantd::v1::Recipe recipe;
+//   recipe.set_precision(quantd::v1::PRECISION_FP16);
+//   auto result = (*client)->Quantize({"model.onnx", "model.onnx.data"}, recipe, "out/");
+//
+// Errors are absl::Status with the server's canonical code and message
+// (see proto/quantd/v1/quantd.proto for what each code means).
+//
+// Thread safety: a Client is thread-safe; calls may run concurrently (they
+// share one channel). Callbacks run on the calling thread.
+#ifndef QUANTD_CLIENT_CLIENT_H_
+#define QUANTD_CLIENT_CLIENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "quantd/v1/quantd.grpc.pb.h"
+#include "quantd/v1/quantd.pb.h"
+
+namespace quantd::client {
+
+struct ClientOptions {
+  std::string target = "127.0.0.1:7443";   // HOST:PORT
+  std::string token;                       // bearer token; empty: none
+  // TLS: off unless `tls`. Root certificates in PEM (empty: system roots);
+  // a client certificate and key (PEM) for mutual TLS.
+  bool tls = false;
+  std::string tls_root_certs_pem;
+  std::string tls_client_cert_pem;
+  std::string tls_client_key_pem;
+  std::string tls_server_name;             // override the name checked in the certificate
+  size_t chunk_bytes = 1 << 20;            // upload chunk size
+  absl::Duration rpc_timeout = absl::Seconds(60);  // unary calls
+  int max_attempts = 6;                    // per upload/download/watch, on retryable errors
+  absl::Duration retry_backoff = absl::Milliseconds(200);  // doubles per attempt
+  // Use this channel instead of creating one from target/tls (tests, sharing).
+  std::shared_ptr<grpc::Channel> channel;
+};
+
+struct UploadOptions {
+  // Reuse an id to resume an upload started earlier (even by another
+  // process); empty: a random id. Either way, UploadResult reports it.
+  std::string upload_id;
+  std::map<std::string, std::string> labels;
+  v1::ModelFormat format = v1::MODEL_FORMAT_UNSPECIFIED;
+};
+
+struct UploadResult {
+  v1::Model model;
+  std::string upload_id;
+  uint64_t bytes_sent = 0;     // payload bytes this call sent
+  uint64_t resumed_from = 0;   // bytes the server already had at the first attempt
+};
+
+struct DownloadResult {
+  std::vector<std::string> paths;   // final files, model first
+  uint64_t bytes_received = 0;
+  uint64_t resumed_bytes = 0;       // bytes taken from earlier .part files
+};
+
+struct QuantizeOptions {
+  int priority = 0;
+  std::map<std::string, std::string> labels;
+  std::string idempotency_key;
+  std::function<void(const v1::JobEvent&)> on_event;  // progress; may be empty
+};
+
+struct QuantizeResult {
+  v1::Model model;
+  v1::Job job;                  // final state (SUCCEEDED)
+  DownloadResult download;
+};
+
+class Client {
+ public:
+  static absl::StatusOr<std::unique_ptr<Client>> Connect(const ClientOptions& options);
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // --- models ---
+  // Uploads the files of one model (the model file first, then e.g. its
+  // external data, each under its base name). Streams in chunks while
+  // hashing; on a broken stream asks GetUploadStatus and resumes from the
+  // committed bytes (up to max_attempts). DataLoss if the server's digest
+  // check fails; ResourceExhausted over the server's limits.
+  absl::StatusOr<UploadResult> Upload(const std::vector<std::string>& paths,
+                                      const UploadOptions& options = {});
+  absl::StatusOr<v1::UploadStatus> GetUploadStatus(const std::string& upload_id);
+  absl::StatusOr<v1::Model> GetModel(const std::string& model_id);
+  absl::Status DeleteModel(const std::string& model_id);
+
+  // --- jobs ---
+  absl::StatusOr<v1::Job> Submit(const v1::SubmitJobRequest& request);
+  absl::StatusOr<v1::Job> GetJob(const std::string& job_id);
+  absl::StatusOr<v1::ListJobsResponse> ListJobs(const v1::ListJobsRequest& request);
+  absl::StatusOr<v1::Job> Cancel(const std::string& job_id);
+  absl::Status DeleteJob(const std::string& job_id);
+  // Streams the job's events to `on_event` (may be empty) until it is
+  // final, reattaching after UNAVAILABLE/CANCELLED from a restarting
+  // server; returns the final job. DeadlineExceeded after `timeout`.
+  absl::StatusOr<v1::Job> Watch(const std::string& job_id,
+                                const std::function<void(const v1::JobEvent&)>& on_event,
+                                absl::Duration timeout = absl::InfiniteDuration());
+
+  // --- artifacts ---
+  // Downloads every artifact file of a SUCCEEDED job into `dest_dir`
+  // (created if needed). Each file is written to "<name>.part" (resumed
+  // from its size when present), its sha256 checked, then fsynced and
+  // renamed into place. DataLoss on a digest mismatch (the .part is removed).
+  absl::StatusOr<DownloadResult> Download(const std::string& job_id, const std::string& dest_dir);
+
+  // Upload + Submit + Watch + Download. A job that ends FAILED or CANCELLED
+  // returns its error code and message as the status.
+  absl::StatusOr<QuantizeResult> Quantize(const std::vector<std::string>& paths,
+                                          const v1::Recipe& recipe, const std::string& dest_dir,
+                                          const QuantizeOptions& options = {});
+
+  // grpc.health.v1 Check of the whole server: true when SERVING.
+  absl::StatusOr<bool> Health();
+
+  // The raw stub, for calls this class does not wrap.
+  v1::Quantd::Stub* stub() { return stub_.get(); }
+  // Adds the bearer token (if any) and, when `unary`, the rpc timeout.
+  void PrepareContext(grpc::ClientContext* context, bool unary) const;
+
+ private:
+  Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel);
+  absl::Status DownloadFile(const std::string& job_id, const v1::FileInfo& file,
+                            const std::string& dest_dir, DownloadResult* result);
+
+  const ClientOptions options_;
+  const std::shared_ptr<grpc::Channel> channel_;
+  const std::unique_ptr<v1::Quantd::Stub> stub_;
+};
+
+// grpc::Status -> absl::Status (same canonical code and message).
+absl::Status FromGrpcStatus(const grpc::Status& status);
+// Lower-case hex sha256 of a file.
+absl::StatusOr<std::string> Sha256OfFile(const std::string& path);
+
+}  // namespace quantd::client
+
+#endif  // QUANTD_CLIENT_CLIENT_H_
