@@ -41,12 +41,12 @@ constexpr std::array<std::string_view, 3> kStatuses = {"succeeded", "failed", "c
 
 // Failure classes shared by jobs and uploads. Empty becomes "unknown".
 constexpr std::array<std::string_view, 24> kReasons = {
-    "invalid_model",     "invalid_recipe",      "invalid_argument",   "unsupported",
-    "unimplemented",     "not_found",           "already_exists",     "failed_precondition",
-    "resource_exhausted", "out_of_range",       "digest_mismatch",    "size_mismatch",
-    "incomplete",        "io_error",          "data_loss",           "aborted",            "cancelled",
-    "deadline_exceeded", "unavailable",         "unauthenticated",    "permission_denied",
-    "internal",          "unknown",             "other"};
+    "invalid_model",     "invalid_recipe",    "invalid_argument",    "unsupported",
+    "unimplemented",     "not_found",         "already_exists",      "failed_precondition",
+    "resource_exhausted", "out_of_range",     "digest_mismatch",     "size_mismatch",
+    "incomplete",        "io_error",          "data_loss",           "aborted",
+    "cancelled",         "deadline_exceeded", "unavailable",         "unauthenticated",
+    "permission_denied", "internal",          "unknown",             "other"};
 
 // The quantd.v1 rpcs plus the standard services the server registers. Kept in
 // step with proto/quantd/v1 by tests/ops (ValidateDeploy checks each rpc is
