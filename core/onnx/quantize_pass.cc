@@ -327,17 +327,19 @@ std::string QuantizePass::UniqueName(const std::string& base) {
 }
 
 // The LM head: the MatMul/Gemm with a constant weight closest to the logits
-// output (a graph output named like "logits", else the first output).
+// output (the first graph output whose name contains "logits"); none when the
+// model has no such output.
 const onnx::NodeProto* QuantizePass::FindLmHead() {
   const onnx::GraphProto& g = model_->proto().graph();
   if (g.output_size() == 0) return nullptr;
-  std::string target = g.output(0).name();
+  std::string target;
   for (const auto& o : g.output()) {
     if (absl::StrContains(absl::AsciiStrToLower(o.name()), "logits")) {
       target = o.name();
       break;
     }
   }
+  if (target.empty()) return nullptr;  // not a language model: no LM head
   std::unordered_map<std::string, const onnx::NodeProto*> producer;
   for (const auto& n : g.node()) {
     for (const auto& o : n.output()) producer[o] = &n;

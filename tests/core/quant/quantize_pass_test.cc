@@ -1,0 +1,377 @@
+#include "quantd/core/onnx/quantize_pass.h"
+
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/match.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "quantd/core/onnx/onnx_types.h"
+#include "quantd/core/quant/int4_blockwise.h"
+#include "test_models.h"
+
+namespace quantd::core {
+namespace {
+
+namespace fs = std::filesystem;
+using ::quantd::testing::AddNode;
+using ::quantd::testing::FloatTensor;
+using ::quantd::testing::MakeTempDir;
+using ::quantd::testing::RandomFloats;
+using ::quantd::testing::ReadModelProto;
+using ::quantd::testing::Value;
+using ::testing::HasSubstr;
+
+constexpr int64_t kK = 64, kN = 48;
+
+onnx::ModelProto Base(int64_t opset = 17) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  auto* op = m.add_opset_import();
+  op->set_domain("");
+  op->set_version(opset);
+  auto* g = m.mutable_graph();
+  g->set_name("g");
+  *g->add_input() = Value("x", kOnnxFloat, {1, kK});
+  return m;
+}
+
+// x[1,64] -> MatMul(W[64,48]) -> y
+onnx::ModelProto OneMatMul(int64_t opset = 17) {
+  onnx::ModelProto m = Base(opset);
+  auto* g = m.mutable_graph();
+  *g->add_output() = Value("y", kOnnxFloat, {1, kN});
+  *g->add_initializer() = FloatTensor("W", {kK, kN}, RandomFloats(kK * kN, 3, 0.1f));
+  AddNode(g, "MatMul", "mm", {"x", "W"}, {"y"});
+  return m;
+}
+
+struct Result {
+  absl::Status status;
+  onnx::ModelProto proto;
+  Report report;
+};
+
+Result Quantize(const onnx::ModelProto& m, const Recipe& r, const CancelToken* cancel = nullptr) {
+  Result out;
+  std::string dir = MakeTempDir("quantd-int");
+  auto model = OnnxModel::FromProto(m, dir);
+  EXPECT_TRUE(model.ok()) << model.status();
+  out.status = QuantizeOnnxWeights(model->get(), r, &out.report, nullptr);
+  if (out.status.ok()) {
+    auto saved = (*model)->Save(dir + "/out.onnx", SaveOptions(), nullptr, cancel);
+    out.status = saved.status();
+    if (saved.ok()) {
+      out.proto = ReadModelProto(dir + "/out.onnx");
+    } else {
+      EXPECT_FALSE(fs::exists(dir + "/out.onnx"));
+    }
+  }
+  fs::remove_all(dir);
+  return out;
+}
+
+Recipe Int4() {
+  Recipe r;
+  r.precision = Precision::kInt4;
+  return r;
+}
+
+const onnx::NodeProto* NodeOfType(const onnx::GraphProto& g, const std::string& op) {
+  for (const auto& n : g.node()) {
+    if (n.op_type() == op) return &n;
+  }
+  return nullptr;
+}
+int CountOps(const onnx::GraphProto& g, const std::string& op) {
+  int c = 0;
+  for (const auto& n : g.node()) c += n.op_type() == op;
+  return c;
+}
+const onnx::TensorProto* Init(const onnx::GraphProto& g, const std::string& name) {
+  for (const auto& t : g.initializer()) {
+    if (t.name() == name) return &t;
+  }
+  return nullptr;
+}
+int64_t Attr(const onnx::NodeProto& n, const std::string& name) {
+  for (const auto& a : n.attribute()) {
+    if (a.name() == name) return a.i();
+  }
+  return -1;
+}
+std::vector<int64_t> Dims(const onnx::TensorProto& t) { return {t.dims().begin(), t.dims().end()}; }
+
+// The kernel's bytes for W as the consumer reads it (for cross-checks).
+std::vector<uint8_t> KernelBytes(const std::vector<float>& w, bool transposed, int bs, bool sym) {
+  quant::Int4Options o;
+  o.block_size = bs;
+  o.symmetric = sym;
+  auto sizes = quant::ComputeInt4Sizes(kK, kN, o);
+  std::vector<uint8_t> packed(sizes.packed_bytes, 0), zp(sizes.zero_point_bytes, 0);
+  std::vector<float> scales(sizes.scale_count);
+  quant::WeightView<float> v{w.data(), kK, kN, transposed ? 1 : kN, transposed ? kK : 1};
+  quant::QuantizeInt4(v, o, 0, kN, packed.data(), scales.data(), sym ? nullptr : zp.data());
+  return packed;
+}
+
+TEST(QuantizePassTest, MatMulBecomesMatMulNBits) {
+  Result r = Quantize(OneMatMul(), Int4());
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  const auto& g = r.proto.graph();
+  const auto* n = NodeOfType(g, "MatMulNBits");
+  ASSERT_NE(n, nullptr);
+  EXPECT_EQ(n->domain(), "com.microsoft");
+  EXPECT_EQ(Attr(*n, "K"), kK);
+  EXPECT_EQ(Attr(*n, "N"), kN);
+  EXPECT_EQ(Attr(*n, "bits"), 4);
+  EXPECT_EQ(Attr(*n, "block_size"), 32);
+  EXPECT_EQ(Attr(*n, "accuracy_level"), -1);  // unset by default
+  ASSERT_EQ(n->input_size(), 3);
+  EXPECT_EQ(n->input(1), "W_Q4");
+  EXPECT_EQ(n->input(2), "W_scales");
+  EXPECT_EQ(n->output(0), "y");
+  ASSERT_NE(Init(g, "W_Q4"), nullptr);
+  EXPECT_EQ(Dims(*Init(g, "W_Q4")), (std::vector<int64_t>{kN, 2, 16}));
+  EXPECT_EQ(Init(g, "W_Q4")->data_type(), kOnnxUint8);
+  EXPECT_EQ(Dims(*Init(g, "W_scales")), (std::vector<int64_t>{kN * 2}));
+  EXPECT_EQ(Init(g, "W_scales")->data_type(), kOnnxFloat);
+  EXPECT_EQ(Init(g, "W"), nullptr) << "the float weight is gone";
+  EXPECT_EQ(Init(g, "W_zero_points"), nullptr);
+  bool ms = false;
+  for (const auto& o : r.proto.opset_import()) ms |= o.domain() == "com.microsoft";
+  EXPECT_TRUE(ms);
+  // Bytes are the kernel's.
+  std::vector<float> w = RandomFloats(kK * kN, 3, 0.1f);
+  const std::string& raw = Init(g, "W_Q4")->raw_data();
+  EXPECT_EQ(std::vector<uint8_t>(raw.begin(), raw.end()), KernelBytes(w, false, 32, true));
+  // Quality report.
+  ASSERT_EQ(r.report.tensors.size(), 1u);
+  const TensorReport& t = r.report.tensors[0];
+  EXPECT_EQ(t.name, "W");
+  EXPECT_EQ(t.bytes_before, static_cast<uint64_t>(kK * kN * 4));
+  EXPECT_EQ(t.bytes_after, static_cast<uint64_t>(kN * 2 * 16 + kN * 2 * 4));
+  ASSERT_TRUE(t.sqnr_db.has_value());
+  EXPECT_GT(*t.sqnr_db, 15.0);
+  EXPECT_LT(*t.sqnr_db, 25.0);
+  EXPECT_GT(*t.rel_output_error, 0.0);
+  EXPECT_LT(*t.rel_output_error, 0.2);
+  EXPECT_GT(*t.max_abs_error, 0.0);
+  EXPECT_THAT(r.report.ToJson(), HasSubstr("\"rel_output_error\""));
+}
+
+TEST(QuantizePassTest, AsymmetricAddsZeroPointsAndAccuracyLevel) {
+  Recipe rc = Int4();
+  rc.symmetric = false;
+  rc.block_size = 16;
+  rc.accuracy_level = 4;
+  Result r = Quantize(OneMatMul(), rc);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  const auto* n = NodeOfType(r.proto.graph(), "MatMulNBits");
+  ASSERT_NE(n, nullptr);
+  ASSERT_EQ(n->input_size(), 4);
+  EXPECT_EQ(n->input(3), "W_zero_points");
+  EXPECT_EQ(Attr(*n, "accuracy_level"), 4);
+  EXPECT_EQ(Dims(*Init(r.proto.graph(), "W_zero_points")), (std::vector<int64_t>{kN * 2}));
+}
+
+TEST(QuantizePassTest, TransposeOfConstantIsFolded) {
+  onnx::ModelProto m = Base();
+  auto* g = m.mutable_graph();
+  *g->add_output() = Value("y", kOnnxFloat, {1, kN});
+  std::vector<float> wt = RandomFloats(kK * kN, 9, 0.1f);  // stored [N, K]
+  *g->add_initializer() = FloatTensor("Wt", {kN, kK}, wt);
+  AddNode(g, "Transpose", "tr", {"Wt"}, {"W"});
+  AddNode(g, "MatMul", "mm", {"x", "W"}, {"y"});
+  Result r = Quantize(m, Int4());
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(CountOps(r.proto.graph(), "Transpose"), 0);
+  EXPECT_EQ(Init(r.proto.graph(), "Wt"), nullptr);
+  const auto* n = NodeOfType(r.proto.graph(), "MatMulNBits");
+  ASSERT_NE(n, nullptr);
+  EXPECT_EQ(Attr(*n, "K"), kK);
+  EXPECT_EQ(Attr(*n, "N"), kN);
+  const std::string& raw = Init(r.proto.graph(), "W_Q4")->raw_data();
+  EXPECT_EQ(std::vector<uint8_t>(raw.begin(), raw.end()), KernelBytes(wt, true, 32, true));
+}
+
+TEST(QuantizePassTest, ConstantNodeWeight) {
+  onnx::ModelProto m = Base();
+  auto* g = m.mutable_graph();
+  *g->add_output() = Value("y", kOnnxFloat, {1, kN});
+  auto* c = AddNode(g, "Constant", "const", {}, {"W"});
+  auto* a = c->add_attribute();
+  a->set_name("value");
+  a->set_type(onnx::AttributeProto::TENSOR);
+  *a->mutable_t() = FloatTensor("", {kK, kN}, RandomFloats(kK * kN, 3, 0.1f));
+  AddNode(g, "MatMul", "mm", {"x", "W"}, {"y"});
+  Result r = Quantize(m, Int4());
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(CountOps(r.proto.graph(), "Constant"), 0);
+  ASSERT_NE(Init(r.proto.graph(), "W_Q4"), nullptr);
+  const std::string& raw = Init(r.proto.graph(), "W_Q4")->raw_data();
+  EXPECT_EQ(std::vector<uint8_t>(raw.begin(), raw.end()),
+            KernelBytes(RandomFloats(kK * kN, 3, 0.1f), false, 32, true));
+}
+
+TEST(QuantizePassTest, SharedWeightStaysForItsOtherReaders) {
+  onnx::ModelProto m = OneMatMul();
+  auto* g = m.mutable_graph();
+  *g->add_input() = Value("ids", kOnnxInt64, {1});
+  *g->add_output() = Value("emb", kOnnxFloat, {1, kN});
+  AddNode(g, "Gather", "gather", {"W", "ids"}, {"emb"});
+  Result r = Quantize(m, Int4());
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  ASSERT_NE(Init(r.proto.graph(), "W"), nullptr);
+  EXPECT_EQ(Init(r.proto.graph(), "W")->raw_data().size(), static_cast<size_t>(kK * kN * 4));
+  EXPECT_NE(NodeOfType(r.proto.graph(), "MatMulNBits"), nullptr);
+  EXPECT_NE(NodeOfType(r.proto.graph(), "Gather"), nullptr);
+}
+
+// x -> MatMul(W1) -> h -> MatMul(W2 "lm") -> logits
+onnx::ModelProto TwoLayers() {
+  onnx::ModelProto m = Base();
+  auto* g = m.mutable_graph();
+  *g->add_output() = Value("logits", kOnnxFloat, {1, kN});
+  *g->add_initializer() = FloatTensor("W1", {kK, kK}, RandomFloats(kK * kK, 1, 0.1f));
+  *g->add_initializer() = FloatTensor("W2", {kK, kN}, RandomFloats(kK * kN, 2, 0.1f));
+  AddNode(g, "MatMul", "/layer/MatMul", {"x", "W1"}, {"h"});
+  AddNode(g, "MatMul", "/lm_head/MatMul", {"h", "W2"}, {"logits"});
+  return m;
+}
+
+TEST(QuantizePassTest, LmHeadFloatInt8OrInt4) {
+  Recipe rc = Int4();
+  Result f = Quantize(TwoLayers(), rc);
+  ASSERT_TRUE(f.status.ok()) << f.status;
+  EXPECT_EQ(CountOps(f.proto.graph(), "MatMulNBits"), 1);
+  EXPECT_NE(Init(f.proto.graph(), "W2"), nullptr);
+  EXPECT_THAT(f.report.notes, ::testing::Contains(HasSubstr("/lm_head/MatMul")));
+
+  rc.lm_head = LmHeadMode::kInt8;
+  Result q8 = Quantize(TwoLayers(), rc);
+  ASSERT_TRUE(q8.status.ok()) << q8.status;
+  EXPECT_EQ(CountOps(q8.proto.graph(), "MatMulNBits"), 1);
+  const auto* dq = NodeOfType(q8.proto.graph(), "DequantizeLinear");
+  ASSERT_NE(dq, nullptr);
+  EXPECT_EQ(Attr(*dq, "axis"), 1);  // per output channel
+  EXPECT_EQ(Init(q8.proto.graph(), "W2_quantized")->data_type(), kOnnxInt8);
+  EXPECT_EQ(Dims(*Init(q8.proto.graph(), "W2_scale")), (std::vector<int64_t>{kN}));
+
+  rc.lm_head = LmHeadMode::kInt4;
+  Result q4 = Quantize(TwoLayers(), rc);
+  ASSERT_TRUE(q4.status.ok()) << q4.status;
+  EXPECT_EQ(CountOps(q4.proto.graph(), "MatMulNBits"), 2);
+}
+
+TEST(QuantizePassTest, ExclusionsAndMinimumSize) {
+  Recipe rc = Int4();
+  rc.lm_head = LmHeadMode::kInt4;
+  rc.exclude_nodes = {"/layer/MatMul"};
+  Result a = Quantize(TwoLayers(), rc);
+  ASSERT_TRUE(a.status.ok()) << a.status;
+  EXPECT_EQ(CountOps(a.proto.graph(), "MatMulNBits"), 1);
+  EXPECT_NE(Init(a.proto.graph(), "W1"), nullptr);
+
+  rc.exclude_nodes.clear();
+  rc.exclude_regex = {".*lm_head.*"};
+  Result b = Quantize(TwoLayers(), rc);
+  ASSERT_TRUE(b.status.ok()) << b.status;
+  EXPECT_NE(Init(b.proto.graph(), "W2"), nullptr);
+  EXPECT_EQ(Init(b.proto.graph(), "W1"), nullptr);
+
+  rc.exclude_regex = {"lm_head"};  // whole-name match: matches nothing
+  Result c = Quantize(TwoLayers(), rc);
+  EXPECT_EQ(CountOps(c.proto.graph(), "MatMulNBits"), 2);
+
+  rc.exclude_regex.clear();
+  rc.min_tensor_elements = kK * kK + 1;  // W1 (64x64) is too small, W2 too
+  Result d = Quantize(TwoLayers(), rc);
+  EXPECT_EQ(CountOps(d.proto.graph(), "MatMulNBits"), 0);
+  EXPECT_THAT(d.report.notes, ::testing::Contains(HasSubstr("min-tensor-elements")));
+
+  rc.exclude_regex = {"("};
+  Result e = Quantize(TwoLayers(), rc);
+  EXPECT_EQ(e.status.code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(QuantizePassTest, Int4QdqRaisesTheOpsetOrRefuses) {
+  Recipe rc = Int4();
+  rc.int4_format = Int4Format::kQdq;
+  Result r = Quantize(OneMatMul(17), rc);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  int64_t opset = 0;
+  for (const auto& o : r.proto.opset_import()) {
+    if (o.domain().empty()) opset = o.version();
+  }
+  EXPECT_EQ(opset, 21);
+  EXPECT_GE(r.proto.ir_version(), 10);
+  const auto* dq = NodeOfType(r.proto.graph(), "DequantizeLinear");
+  ASSERT_NE(dq, nullptr);
+  EXPECT_EQ(Attr(*dq, "axis"), 0);
+  EXPECT_EQ(Attr(*dq, "block_size"), 32);
+  EXPECT_EQ(Init(r.proto.graph(), "W_Q4")->data_type(), kOnnxInt4);
+  EXPECT_EQ(Dims(*Init(r.proto.graph(), "W_Q4")), (std::vector<int64_t>{kK, kN}));
+  EXPECT_EQ(Dims(*Init(r.proto.graph(), "W_scales")), (std::vector<int64_t>{2, kN}));
+
+  // ReduceMean's axes became an input in opset 18: a 17 model cannot be raised.
+  onnx::ModelProto m = OneMatMul(17);
+  auto* g = m.mutable_graph();
+  *g->add_output() = Value("mean", kOnnxFloat, {1, 1});
+  AddNode(g, "ReduceMean", "rm", {"y"}, {"mean"});
+  Result refused = Quantize(m, rc);
+  EXPECT_EQ(refused.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.status.message()), HasSubstr("ReduceMean"));
+  EXPECT_THAT(std::string(refused.status.message()), HasSubstr("matmulnbits"));
+}
+
+TEST(QuantizePassTest, Int8WeightOnlyPerTensorOnOldOpsets) {
+  Recipe rc;
+  rc.precision = Precision::kInt8;
+  rc.per_channel = true;
+  onnx::ModelProto m = OneMatMul(11);
+  auto* g = m.mutable_graph();
+  *g->add_output() = Value("sm", kOnnxFloat, {1, kN});
+  AddNode(g, "Softmax", "softmax", {"y"}, {"sm"});  // changed in 13: no raise
+  Result r = Quantize(m, rc);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  const auto* dq = NodeOfType(r.proto.graph(), "DequantizeLinear");
+  ASSERT_NE(dq, nullptr);
+  EXPECT_EQ(Attr(*dq, "axis"), -1);
+  EXPECT_TRUE(Dims(*Init(r.proto.graph(), "W_scale")).empty());
+  EXPECT_THAT(r.report.notes, ::testing::Contains(HasSubstr("per-tensor")));
+}
+
+TEST(QuantizePassTest, Int8DynamicGraph) {
+  Recipe rc;
+  rc.precision = Precision::kInt8;
+  rc.int8_mode = Int8Mode::kDynamic;
+  rc.per_channel = true;
+  Result r = Quantize(OneMatMul(), rc);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  const auto& g = r.proto.graph();
+  EXPECT_EQ(CountOps(g, "DynamicQuantizeLinear"), 1);
+  EXPECT_EQ(CountOps(g, "MatMulInteger"), 1);
+  EXPECT_EQ(CountOps(g, "Cast"), 1);
+  EXPECT_EQ(CountOps(g, "Mul"), 2);
+  EXPECT_EQ(CountOps(g, "MatMul"), 0);
+  EXPECT_EQ(Dims(*Init(g, "W_quantized")), (std::vector<int64_t>{kK, kN}));
+  EXPECT_EQ(Dims(*Init(g, "W_zero_point")), (std::vector<int64_t>{kN}));
+}
+
+TEST(QuantizePassTest, CancelledSaveLeavesNoOutput) {
+  CancelToken cancel;
+  cancel.Cancel();
+  Result r = Quantize(OneMatMul(), Int4(), &cancel);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kCancelled);
+}
+
+TEST(QuantizePassTest, RejectsUnknownOpTypes) {
+  Recipe rc = Int4();
+  rc.op_types = {"Attention"};
+  Result r = Quantize(OneMatMul(), rc);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace quantd::core
