@@ -1,7 +1,7 @@
 # Quantd image: `quantd serve` plus `quantctl` on debian:bookworm.
 #
 #   docker build -t quantd .
-#   docker run -p 8479:8479 -p 9479:9479 -v quantd-data:/var/lib/quantd quantd
+#   docker run -p 7443:7443 -p 9479:9479 -v quantd-data:/var/lib/quantd quantd
 #
 # The build stage runs the same steps as a developer machine and CI
 # (scripts/setup.sh --build, then the CMake build). The runtime stage gets only
@@ -46,14 +46,14 @@ USER 10001:10001
 WORKDIR /var/lib/quantd
 VOLUME ["/var/lib/quantd"]
 # gRPC API and Prometheus /metrics.
-EXPOSE 8479 9479
+EXPOSE 7443 9479
 # quantctl (and the HEALTHCHECK) talk to the local server.
-ENV QUANTD_SERVER=127.0.0.1:8479
+ENV QUANTD_SERVER=127.0.0.1:7443
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["quantctl", "health", "--server", "127.0.0.1:8479"]
+  CMD ["quantctl", "--server", "127.0.0.1:7443", "health"]
 # SIGTERM drains: quantd stops accepting work and finishes or requeues running
 # jobs within its shutdown deadline (give `docker stop -t` at least as much).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["quantd"]
-CMD ["serve", "--listen", "0.0.0.0:8479", "--data-dir", "/var/lib/quantd", \
+CMD ["serve", "--listen", "0.0.0.0:7443", "--data-dir", "/var/lib/quantd", \
      "--metrics-listen", "0.0.0.0:9479"]

@@ -29,7 +29,7 @@ import yaml
 SRC = os.environ.get("QUANTD_SOURCE_DIR",
                      os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 DEPLOY = os.path.join(SRC, "deploy")
-GRPC_PORT = 8479
+GRPC_PORT = 7443
 METRICS_PORT = 9479
 DATA_DIR = "/var/lib/quantd"
 
@@ -290,7 +290,7 @@ class Dockerfile(unittest.TestCase):
         self.assertRegex(df, r"(?m)^USER 10001:10001$")
         self.assertRegex(df, rf'(?m)^VOLUME \["{DATA_DIR}"\]$')
         self.assertRegex(df, rf"(?m)^EXPOSE {GRPC_PORT} {METRICS_PORT}$")
-        self.assertIn(f'CMD ["quantctl", "health", "--server", "127.0.0.1:{GRPC_PORT}"]', df)
+        self.assertIn(f'CMD ["quantctl", "--server", "127.0.0.1:{GRPC_PORT}", "health"]', df)
         self.assertIn(f'"--metrics-listen", "0.0.0.0:{METRICS_PORT}"', df)
         ignore = read(".dockerignore").split()
         self.assertIn(".git", ignore)
