@@ -1,0 +1,148 @@
+#include "transfer.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "onnx_files.h"
+
+namespace quantd::quantctl {
+namespace {
+
+bool LooksOnnx(const std::string& name) { return absl::EndsWithIgnoreCase(name, ".onnx"); }
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> ModelFiles(const std::string& input,
+                                                    const std::vector<std::string>& extra) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(input, ec)) {
+    return absl::NotFoundError(absl::StrCat(input, ": no such file"));
+  }
+  std::vector<std::string> paths = {input};
+  if (LooksOnnx(input)) {
+    auto data = OnnxExternalDataFiles(input);
+    if (data.ok()) {
+      const std::filesystem::path dir = std::filesystem::path(input).parent_path();
+      for (const auto& f : *data) paths.push_back((dir / f).string());
+    } else if (data.status().code() == absl::StatusCode::kNotFound) {
+      return absl::DataLossError(data.status().message());
+    }
+    // Not parseable as ONNX: upload the file as is; the server's job says
+    // what is wrong with it.
+  }
+  for (const auto& e : extra) {
+    if (std::find(paths.begin(), paths.end(), e) == paths.end()) paths.push_back(e);
+  }
+  return paths;
+}
+
+absl::StatusOr<UploadResult> UploadModel(CommandContext& ctx, const std::string& input,
+                                         const std::vector<std::string>& extra,
+                                         const std::map<std::string, std::string>& labels) {
+  auto paths = ModelFiles(input, extra);
+  if (!paths.ok()) return paths.status();
+  auto files = DescribeFiles(*paths);
+  if (!files.ok()) return files.status();
+  auto session = ctx.session();
+  if (!session.ok()) return session.status();
+  UploadResult result;
+  uint64_t total = 0;
+  for (const auto& f : *files) total += f.size;
+  const auto start = std::chrono::steady_clock::now();
+  auto model = (*session)->Upload(
+      *files, labels, [&ctx](uint64_t done, uint64_t all) { ctx.progress().Transfer("upload", done, all); },
+      &result.skipped);
+  if (!model.ok()) {
+    ctx.progress().Finish();
+    return model.status();
+  }
+  result.model = *std::move(model);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (result.skipped) {
+    ctx.progress().Line(absl::StrCat("upload: skipped, the server has ", result.model.model_id()));
+  } else {
+    ctx.progress().EndTransfer(absl::StrCat("upload: done, ", files->size(), " file(s), ",
+                                            HumanBytes(total), " in ", HumanSeconds(secs), " -> ",
+                                            result.model.model_id()));
+  }
+  return result;
+}
+
+std::vector<PlannedFile> PlanArtifact(const v1::Artifact& artifact, const std::string& output) {
+  std::vector<PlannedFile> plan;
+  const std::filesystem::path out(output);
+  const std::string first = artifact.files_size() > 0 ? artifact.files(0).name() : "";
+  for (int i = 0; i < artifact.files_size(); ++i) {
+    const v1::FileInfo& f = artifact.files(i);
+    std::string path;
+    if (i == 0) {
+      path = output;
+    } else if (!first.empty() && absl::StartsWith(f.name(), first)) {
+      path = absl::StrCat(output, f.name().substr(first.size()));
+    } else {
+      path = (out.parent_path() / f.name()).string();
+    }
+    plan.push_back({f, path});
+  }
+  return plan;
+}
+
+absl::StatusOr<std::vector<std::string>> DownloadArtifact(CommandContext& ctx, const v1::Job& job,
+                                                          const std::string& output) {
+  if (job.artifact().files_size() == 0) {
+    return absl::FailedPreconditionError(absl::StrCat("job ", job.job_id(), " has no artifact"));
+  }
+  auto session = ctx.session();
+  if (!session.ok()) return session.status();
+  std::vector<PlannedFile> plan = PlanArtifact(job.artifact(), output);
+  const bool onnx = LooksOnnx(plan[0].info.name());
+  std::vector<std::pair<std::string, std::string>> renamed;  // location from -> to
+  for (size_t i = 1; i < plan.size(); ++i) {
+    std::string new_name = std::filesystem::path(plan[i].path).filename().string();
+    if (new_name != plan[i].info.name()) renamed.emplace_back(plan[i].info.name(), new_name);
+  }
+  std::error_code ec;
+  auto parent = std::filesystem::path(output).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  auto fetch = [&](const PlannedFile& p, const std::string& path) -> absl::Status {
+    const auto start = std::chrono::steady_clock::now();
+    std::string label = absl::StrCat("download ", p.info.name());
+    if (label.size() > 30) label = "download";
+    absl::Status st = (*session)->Download(
+        job.job_id(), p.info, path,
+        [&](uint64_t done, uint64_t total) { ctx.progress().Transfer(label, done, total); });
+    if (!st.ok()) {
+      ctx.progress().Finish();
+      return st;
+    }
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ctx.progress().EndTransfer(absl::StrCat("download: ", p.path, " (",
+                                            HumanBytes(p.info.size_bytes()), " in ",
+                                            HumanSeconds(secs), ", sha256 verified)"));
+    return absl::OkStatus();
+  };
+  // Data files first, so the model never points at missing data.
+  for (size_t i = 1; i < plan.size(); ++i) {
+    if (auto st = fetch(plan[i], plan[i].path); !st.ok()) return st;
+  }
+  if (onnx && !renamed.empty()) {
+    const std::string staging = absl::StrCat(output, ".download");
+    if (auto st = fetch(plan[0], staging); !st.ok()) return st;
+    for (const auto& [from, to] : renamed) {
+      if (auto st = RelocateOnnxExternalData(staging, from, to); !st.ok()) return st;
+    }
+    if (::rename(staging.c_str(), output.c_str()) != 0) {
+      return absl::DataLossError(absl::StrCat("cannot rename ", staging, " to ", output));
+    }
+  } else {
+    if (auto st = fetch(plan[0], output); !st.ok()) return st;
+  }
+  std::vector<std::string> paths;
+  for (const auto& p : plan) paths.push_back(p.path);
+  return paths;
+}
+
+}  // namespace quantd::quantctl

@@ -1,0 +1,54 @@
+// The file-level steps `quantize`, `upload`, `submit` and `download` share:
+// finding a model's files on disk and uploading them, and writing a job's
+// artifact next to an output path.
+//
+// Thread safety: thread-compatible (one command at a time).
+#ifndef QUANTD_CLIENT_QUANTCTL_TRANSFER_H_
+#define QUANTD_CLIENT_QUANTCTL_TRANSFER_H_
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "context.h"
+#include "quantd/v1/quantd.pb.h"
+
+namespace quantd::quantctl {
+
+// The files of the model at `input`: the model itself, then (for ONNX) the
+// external data files it names, found in its folder, then `extra`.
+// NotFound when `input` is missing; DataLoss when a named data file is.
+absl::StatusOr<std::vector<std::string>> ModelFiles(const std::string& input,
+                                                    const std::vector<std::string>& extra);
+
+struct UploadResult {
+  v1::Model model;
+  bool skipped = false;  // the server already had this content
+};
+
+// Hashes and uploads the model at `input` (see ModelFiles) with progress.
+absl::StatusOr<UploadResult> UploadModel(CommandContext& ctx, const std::string& input,
+                                         const std::vector<std::string>& extra,
+                                         const std::map<std::string, std::string>& labels);
+
+// Where each artifact file goes for `output`: the first (model) file to
+// `output`; a file named "<first name><suffix>" (e.g. "model.onnx.data") to
+// "<output><suffix>"; any other file beside `output` under its own name.
+struct PlannedFile {
+  v1::FileInfo info;
+  std::string path;
+};
+std::vector<PlannedFile> PlanArtifact(const v1::Artifact& artifact, const std::string& output);
+
+// Downloads `job`'s artifact (the job must be SUCCEEDED) to `output` as
+// planned above: every file resumable and verified against the server's
+// sha256; data files are renamed into place first and the model file last,
+// with its external data locations rewritten when a data file was renamed.
+// Returns the paths written, model first.
+absl::StatusOr<std::vector<std::string>> DownloadArtifact(CommandContext& ctx, const v1::Job& job,
+                                                          const std::string& output);
+
+}  // namespace quantd::quantctl
+
+#endif  // QUANTD_CLIENT_QUANTCTL_TRANSFER_H_
