@@ -118,10 +118,14 @@ class Prometheus:
         if not keep:
             shutil.rmtree(self.dir, ignore_errors=True)
 
-    def query(self, expr):
-        """Instant query at now; returns the result vector (list of
-        {"metric": {...}, "value": [t, "v"]}). Raises on a PromQL error."""
-        url = self.url + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    def query(self, expr, at=None):
+        """Instant query at `at` (unix seconds, default now); returns the
+        result vector (list of {"metric": {...}, "value": [t, "v"]}). Raises
+        on a PromQL error."""
+        params = {"query": expr}
+        if at is not None:
+            params["time"] = at
+        url = self.url + "/api/v1/query?" + urllib.parse.urlencode(params)
         try:
             body = json.loads(http_get(url, timeout=10))
         except urllib.error.HTTPError as e:
@@ -149,6 +153,13 @@ class Prometheus:
         wait_until(f"{self.target} scraped",
                    lambda: self.value(f'up{{job="{self.job}"}}') == 1 and
                    self.value(f'count(quantd_build_info{{job="{self.job}"}})') == 1, timeout)
+
+    def last_scrape(self):
+        """Timestamp of the latest scrape of the target. Evaluating at a
+        scrape's timestamp keeps rate()/increase() from extrapolating past
+        the last sample, so increase() of a counter that starts at 0 is
+        exact."""
+        return self.value(f'timestamp(up{{job="{self.job}"}})')
 
     def wait_value(self, expr, want, timeout=30):
         """Waits until `expr` (one series) equals `want`."""
@@ -195,14 +206,17 @@ def metric_names(expr):
     return {re.sub(r"_(bucket|sum|count)$", "", n) for n in names}
 
 
-def check_every_dashboard_query(prom):
-    """Evaluates every dashboard query; each must return at least one
-    series with a finite value. Returns {expr: result} for further checks."""
+def check_every_dashboard_query(prom, at=None):
+    """Evaluates every dashboard query at `at` (default: the last scrape);
+    each must return at least one series with a finite value. Returns
+    {expr: result} for further checks."""
+    if at is None:
+        at = prom.last_scrape()
     results = {}
     failures = []
     for title, expr in dashboard_queries():
         q = substitute(expr)
-        r = prom.query(q)
+        r = prom.query(q, at=at)
         finite = [s for s in r if math.isfinite(float(s["value"][1]))]
         print(f"  [{'ok' if finite else 'NO DATA'}] {title}: {len(r)} series  {q}")
         if not finite:
