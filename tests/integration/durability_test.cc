@@ -1,0 +1,164 @@
+// Integration tests: cancellation, kill -9 and SIGTERM of the real server.
+//
+// A slow job is INT4 with the error-search algorithm on a generated chain of
+// MatMuls (several seconds of CPU), so it is reliably RUNNING when the test
+// cancels it or kills the server.
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "quantd/client/client.h"
+#include "server_process.h"
+#include "test_util.h"
+
+namespace quantd::testing {
+namespace {
+namespace fs = std::filesystem;
+
+v1::Recipe SlowRecipe() {
+  v1::Recipe r;
+  r.set_precision(v1::PRECISION_INT4);
+  r.set_algorithm(v1::QUANT_ALGORITHM_SEARCH);
+  return r;
+}
+
+bool IsRunning(const v1::Job& j) { return j.state() == v1::JOB_STATE_RUNNING; }
+bool IsFinal(const v1::Job& j) {
+  return j.state() == v1::JOB_STATE_SUCCEEDED || j.state() == v1::JOB_STATE_FAILED ||
+         j.state() == v1::JOB_STATE_CANCELLED;
+}
+
+TEST(DurabilityTest, CancelRunningJobReachesCore) {
+  TempDir tmp;
+  ServerProcess server(tmp.path() + "/data", {"--workers", "1"});
+  ASSERT_TRUE(server.Start().ok());
+  auto c = server.NewClient();
+  auto files = MakeChainModel(tmp.path() + "/chain", 24, 512);
+  auto upload = c->Upload(files);
+  ASSERT_TRUE(upload.ok()) << upload.status();
+  auto job = c->Submit(SubmitRequest(upload->model.model_id(), SlowRecipe()));
+  ASSERT_TRUE(job.ok()) << job.status();
+  // A second job queued behind it, cancelled before it starts.
+  auto queued = c->Submit(SubmitRequest(upload->model.model_id(), Fp16Recipe()));
+  ASSERT_TRUE(queued.ok());
+  ASSERT_TRUE(WaitForJob(c.get(), job->job_id(), IsRunning, 30));
+  usleep(300 * 1000);
+  const absl::Time t0 = absl::Now();
+  auto cancelled_queued = c->Cancel(queued->job_id());
+  ASSERT_TRUE(cancelled_queued.ok());
+  EXPECT_EQ(cancelled_queued->state(), v1::JOB_STATE_CANCELLED);
+  ASSERT_TRUE(c->Cancel(job->job_id()).ok());
+  auto done = c->Watch(job->job_id(), nullptr, absl::Seconds(30));
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(5)) << "cancel did not reach the core quickly";
+  EXPECT_FALSE(fs::exists(tmp.path() + "/data/artifacts/" + job->job_id()));
+  EXPECT_TRUE(fs::is_empty(tmp.path() + "/data/work"));
+  // The worker is free again.
+  auto next = c->Quantize({Gpt2Model()}, Fp16Recipe(), tmp.path() + "/out");
+  EXPECT_TRUE(next.ok()) << next.status();
+}
+
+TEST(DurabilityTest, KillDashNineWithQueuedAndRunningJobsRecovers) {
+  TempDir tmp;
+  const std::string data = tmp.path() + "/data";
+  auto server = std::make_unique<ServerProcess>(data, std::vector<std::string>{"--workers", "1"});
+  ASSERT_TRUE(server->Start().ok());
+  auto c = server->NewClient();
+  auto chain = c->Upload(MakeChainModel(tmp.path() + "/chain", 16, 512));
+  auto gpt2 = c->Upload({Gpt2Model()});
+  ASSERT_TRUE(chain.ok() && gpt2.ok());
+  auto running = c->Submit(SubmitRequest(chain->model.model_id(), SlowRecipe()));
+  ASSERT_TRUE(running.ok());
+  std::vector<std::string> queued;
+  for (v1::Precision p : {v1::PRECISION_FP16, v1::PRECISION_INT8, v1::PRECISION_INT4}) {
+    v1::Recipe r;
+    r.set_precision(p);
+    auto j = c->Submit(SubmitRequest(gpt2->model.model_id(), r));
+    ASSERT_TRUE(j.ok()) << j.status();
+    queued.push_back(j->job_id());
+  }
+  ASSERT_TRUE(WaitForJob(c.get(), running->job_id(), IsRunning, 30));
+  usleep(500 * 1000);
+  server->Kill();  // kill -9 mid-job
+
+  // Nothing half-written: no artifact for the running job, no stray files.
+  EXPECT_FALSE(fs::exists(data + "/artifacts/" + running->job_id()));
+
+  server = std::make_unique<ServerProcess>(data, std::vector<std::string>{"--workers", "2"});
+  ASSERT_TRUE(server->Start().ok());
+  c = server->NewClient();
+  std::vector<std::string> all = queued;
+  all.push_back(running->job_id());
+  for (const std::string& id : all) {
+    auto job = c->Watch(id, nullptr, absl::Seconds(120));
+    ASSERT_TRUE(job.ok()) << id << ": " << job.status();
+    ASSERT_EQ(job->state(), v1::JOB_STATE_SUCCEEDED) << id << ": " << job->error().message();
+    auto download = c->Download(id, tmp.path() + "/out-" + id);  // verifies sha256
+    ASSERT_TRUE(download.ok()) << id << ": " << download.status();
+  }
+  auto rerun = c->GetJob(running->job_id());
+  ASSERT_TRUE(rerun.ok());
+  EXPECT_EQ(rerun->attempts(), 2);
+  EXPECT_THAT(server->ReadLog(), ::testing::HasSubstr("requeued"));
+  EXPECT_TRUE(OrtOutputsMatch(Gpt2Model(), tmp.path() + "/out-" + queued[0] + "/past.onnx", 0.99));
+}
+
+TEST(DurabilityTest, SigtermRequeuesRunningJobAndRestartFinishesIt) {
+  TempDir tmp;
+  const std::string data = tmp.path() + "/data";
+  auto server = std::make_unique<ServerProcess>(
+      data, std::vector<std::string>{"--workers", "1", "--shutdown-grace-seconds", "0"});
+  ASSERT_TRUE(server->Start().ok());
+  auto c = server->NewClient();
+  auto chain = c->Upload(MakeChainModel(tmp.path() + "/chain", 16, 512));
+  ASSERT_TRUE(chain.ok());
+  auto job = c->Submit(SubmitRequest(chain->model.model_id(), SlowRecipe()));
+  ASSERT_TRUE(job.ok());
+  ASSERT_TRUE(WaitForJob(c.get(), job->job_id(), IsRunning, 30));
+  const absl::Time t0 = absl::Now();
+  EXPECT_EQ(server->Terminate(), 0);
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(10));
+  EXPECT_THAT(server->ReadLog(), ::testing::HasSubstr("job requeued at shutdown"));
+
+  server = std::make_unique<ServerProcess>(data, std::vector<std::string>{"--workers", "1"});
+  ASSERT_TRUE(server->Start().ok());
+  c = server->NewClient();
+  auto done = c->Watch(job->job_id(), nullptr, absl::Seconds(120));
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED) << done->error().message();
+}
+
+TEST(DurabilityTest, PriorityRunsBeforeFifo) {
+  TempDir tmp;
+  ServerProcess server(tmp.path() + "/data", {"--workers", "1"});
+  ASSERT_TRUE(server.Start().ok());
+  auto c = server.NewClient();
+  auto chain = c->Upload(MakeChainModel(tmp.path() + "/chain", 8, 512));
+  auto gpt2 = c->Upload({Gpt2Model()});
+  ASSERT_TRUE(chain.ok() && gpt2.ok());
+  auto blocker = c->Submit(SubmitRequest(chain->model.model_id(), SlowRecipe()));
+  ASSERT_TRUE(blocker.ok());
+  ASSERT_TRUE(WaitForJob(c.get(), blocker->job_id(), IsRunning, 30));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    v1::SubmitJobRequest req = SubmitRequest(gpt2->model.model_id(), Fp16Recipe());
+    req.mutable_recipe()->add_node_block_list("n" + std::to_string(i));
+    req.set_priority(i == 2 ? 10 : 0);
+    auto j = c->Submit(req);
+    ASSERT_TRUE(j.ok());
+    ids.push_back(j->job_id());
+  }
+  for (const auto& id : ids) ASSERT_TRUE(WaitForJob(c.get(), id, IsFinal, 120));
+  auto j0 = c->GetJob(ids[0]);
+  auto j1 = c->GetJob(ids[1]);
+  auto j2 = c->GetJob(ids[2]);
+  EXPECT_LE(j2->start_time_ms(), j0->start_time_ms());  // priority 10 first
+  EXPECT_LE(j0->start_time_ms(), j1->start_time_ms());  // then FIFO
+}
+
+}  // namespace
+}  // namespace quantd::testing

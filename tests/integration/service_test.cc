@@ -1,0 +1,421 @@
+// Integration tests: the real quantd on a loopback port and the real client
+// library — end-to-end jobs, uploads, errors, listing, dedup.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "quantd/client/client.h"
+#include "server_process.h"
+#include "test_util.h"
+
+namespace quantd::testing {
+namespace {
+namespace fs = std::filesystem;
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = std::make_unique<ServerProcess>(tmp_.path() + "/data",
+                                              std::vector<std::string>{"--workers", "2"});
+    ASSERT_TRUE(server_->Start().ok());
+    client_ = server_->NewClient();
+    ASSERT_NE(client_, nullptr);
+  }
+  void TearDown() override {
+    if (HasFailure() && server_ != nullptr) std::cerr << server_->ReadLog();
+  }
+
+  TempDir tmp_;
+  std::unique_ptr<ServerProcess> server_;
+  std::unique_ptr<client::Client> client_;
+};
+
+TEST_F(ServiceTest, HealthIsServing) {
+  auto health = client_->Health();
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_TRUE(*health);
+}
+
+TEST_F(ServiceTest, UploadFp16JobDownloadMatchesInOrt) {
+  std::vector<v1::JobEvent> events;
+  client::QuantizeOptions options;
+  options.on_event = [&](const v1::JobEvent& e) { events.push_back(e); };
+  options.labels["team"] = "it";
+  const std::string out = tmp_.path() + "/out";
+  auto result = client_->Quantize({Gpt2Model()}, Fp16Recipe(), out, options);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->job.state(), v1::JOB_STATE_SUCCEEDED);
+  ASSERT_FALSE(events.empty());
+  EXPECT_TRUE(events.back().final());
+  EXPECT_EQ(result->job.report().precision(), "fp16");
+  EXPECT_GT(result->job.report().tensors_converted(), 0u);
+  EXPECT_EQ(result->job.labels().at("team"), "it");
+  ASSERT_EQ(result->download.paths.size(), 1u);
+  EXPECT_EQ(fs::path(result->download.paths[0]).filename(), "past.onnx");
+  EXPECT_FALSE(fs::exists(out + "/past.onnx.part"));
+  EXPECT_TRUE(OrtOutputsMatch(Gpt2Model(), result->download.paths[0], 0.99));
+}
+
+TEST_F(ServiceTest, Int8AndInt4JobsMatchInOrt) {
+  for (v1::Precision p : {v1::PRECISION_INT8, v1::PRECISION_INT4}) {
+    v1::Recipe recipe;
+    recipe.set_precision(p);
+    const std::string out = tmp_.path() + "/out-" + v1::Precision_Name(p);
+    auto result = client_->Quantize({Gpt2Model()}, recipe, out);
+    ASSERT_TRUE(result.ok()) << v1::Precision_Name(p) << ": " << result.status();
+    EXPECT_GT(result->job.report().weights_quantized(), 0u) << v1::Precision_Name(p);
+    EXPECT_TRUE(OrtOutputsMatch(Gpt2Model(), result->download.paths[0], 0.95))
+        << v1::Precision_Name(p);
+  }
+}
+
+TEST_F(ServiceTest, PresetRecipeRuns) {
+  v1::Recipe recipe;
+  recipe.set_preset("mobile-int4");
+  auto result = client_->Quantize({Gpt2Model()}, recipe, tmp_.path() + "/out");
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->job.recipe().precision(), v1::PRECISION_INT4);
+  EXPECT_EQ(result->job.recipe().preset(), "mobile-int4");
+}
+
+TEST_F(ServiceTest, MultiFileUploadWithExternalData) {
+  auto upload = client_->Upload(LlamaExtDataModel());
+  ASSERT_TRUE(upload.ok()) << upload.status();
+  ASSERT_EQ(upload->model.files_size(), 2);
+  EXPECT_EQ(upload->model.files(0).name(), "model.onnx");
+  EXPECT_EQ(upload->model.files(1).name(), "model.onnx.data");
+  EXPECT_EQ(upload->model.format(), v1::MODEL_FORMAT_ONNX);
+  auto digest = client::Sha256OfFile(LlamaExtDataModel()[1]);
+  ASSERT_TRUE(digest.ok());
+  EXPECT_EQ(upload->model.files(1).sha256(), *digest);
+
+  v1::Recipe recipe;
+  recipe.set_precision(v1::PRECISION_FP32);
+  recipe.set_external_data(v1::EXTERNAL_DATA_ALWAYS);
+  auto job = client_->Submit(SubmitRequest(upload->model.model_id(), recipe));
+  ASSERT_TRUE(job.ok()) << job.status();
+  auto done = client_->Watch(job->job_id(), nullptr, absl::Seconds(120));
+  ASSERT_TRUE(done.ok()) << done.status();
+  ASSERT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED) << done->error().message();
+  ASSERT_EQ(done->artifact().files_size(), 2);
+  auto download = client_->Download(job->job_id(), tmp_.path() + "/out");
+  ASSERT_TRUE(download.ok()) << download.status();
+  ASSERT_EQ(download->paths.size(), 2u);
+  EXPECT_TRUE(OrtOutputsMatch(LlamaExtDataModel()[0], download->paths[0], 0.99));
+}
+
+TEST_F(ServiceTest, SameContentUploadedTwiceGivesSameModelId) {
+  auto a = client_->Upload({Gpt2Model()});
+  auto b = client_->Upload({Gpt2Model()});
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->model.model_id(), b->model.model_id());
+  EXPECT_NE(a->upload_id, b->upload_id);
+}
+
+TEST_F(ServiceTest, InterruptedUploadResumes) {
+  const auto files = LlamaExtDataModel();
+  uint64_t total = fs::file_size(files[0]) + fs::file_size(files[1]);
+  const std::string upload_id = "resume-test-0001";
+  {
+    // Send the header and the first ~1 MB, then drop the stream.
+    grpc::ClientContext ctx;
+    v1::Model model;
+    auto writer = client_->stub()->UploadModel(&ctx, &model);
+    v1::UploadRequest req;
+    req.mutable_header()->set_upload_id(upload_id);
+    for (const auto& f : files) {
+      auto* info = req.mutable_header()->add_files();
+      info->set_name(fs::path(f).filename().string());
+      info->set_size_bytes(fs::file_size(f));
+    }
+    ASSERT_TRUE(writer->Write(req));
+    std::ifstream in0(files[0], std::ios::binary);
+    std::string f0((std::istreambuf_iterator<char>(in0)), {});
+    std::ifstream in1(files[1], std::ios::binary);
+    std::string f1((std::istreambuf_iterator<char>(in1)), {});
+    std::string all = f0 + f1;
+    v1::UploadRequest chunk;
+    chunk.mutable_chunk()->set_offset(0);
+    chunk.mutable_chunk()->set_data(all.substr(0, 1000000));
+    ASSERT_TRUE(writer->Write(chunk));
+    writer->WritesDone();
+    grpc::Status st = writer->Finish();
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  }
+  auto status = client_->GetUploadStatus(upload_id);
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->committed_bytes(), 1000000u);
+  EXPECT_EQ(status->total_bytes(), total);
+  EXPECT_FALSE(status->complete());
+
+  client::UploadOptions options;
+  options.upload_id = upload_id;
+  auto resumed = client_->Upload(files, options);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(resumed->resumed_from, 1000000u);
+  EXPECT_EQ(resumed->bytes_sent, total - 1000000u);
+  auto fresh = client_->Upload(files);
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_EQ(resumed->model.model_id(), fresh->model.model_id());
+  auto done = client_->GetUploadStatus(upload_id);
+  ASSERT_TRUE(done.ok());
+  EXPECT_TRUE(done->complete());
+  EXPECT_EQ(done->model_id(), fresh->model.model_id());
+}
+
+TEST_F(ServiceTest, WrongDigestIsDataLossAndServerKeepsServing) {
+  grpc::ClientContext ctx;
+  v1::Model model;
+  auto writer = client_->stub()->UploadModel(&ctx, &model);
+  v1::UploadRequest req;
+  auto* info = req.mutable_header()->add_files();
+  info->set_name("model.onnx");
+  info->set_size_bytes(5);
+  info->set_sha256(std::string(64, 'a'));
+  ASSERT_TRUE(writer->Write(req));
+  v1::UploadRequest chunk;
+  chunk.mutable_chunk()->set_data("hello");
+  ASSERT_TRUE(writer->Write(chunk));
+  writer->WritesDone();
+  grpc::Status st = writer->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::DATA_LOSS) << st.error_message();
+  EXPECT_THAT(st.error_message(), ::testing::HasSubstr("sha256 mismatch"));
+  auto health = client_->Health();
+  ASSERT_TRUE(health.ok());
+  auto ok = client_->Upload({Gpt2Model()});
+  EXPECT_TRUE(ok.ok()) << ok.status();
+}
+
+TEST_F(ServiceTest, BadUploadHeadersAreInvalidArgument) {
+  for (const std::string name : {"../evil.onnx", "/etc/passwd", "a/b.onnx", "", ".hidden"}) {
+    grpc::ClientContext ctx;
+    v1::Model model;
+    auto writer = client_->stub()->UploadModel(&ctx, &model);
+    v1::UploadRequest req;
+    auto* info = req.mutable_header()->add_files();
+    info->set_name(name);
+    info->set_size_bytes(4);
+    writer->Write(req);
+    writer->WritesDone();
+    grpc::Status st = writer->Finish();
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << name;
+  }
+  EXPECT_FALSE(fs::exists(tmp_.path() + "/evil.onnx"));
+}
+
+TEST_F(ServiceTest, TruncatedModelJobFailsWithMessage) {
+  const std::string path = tmp_.path() + "/truncated.onnx";
+  {
+    std::ifstream in(Gpt2Model(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    std::ofstream(path, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  }
+  auto upload = client_->Upload({path});
+  ASSERT_TRUE(upload.ok()) << upload.status();
+  auto job = client_->Submit(SubmitRequest(upload->model.model_id(), Fp16Recipe()));
+  ASSERT_TRUE(job.ok()) << job.status();
+  auto done = client_->Watch(job->job_id(), nullptr, absl::Seconds(60));
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->state(), v1::JOB_STATE_FAILED);
+  EXPECT_FALSE(done->error().code().empty());
+  EXPECT_FALSE(done->error().message().empty());
+  // No artifact to download.
+  auto download = client_->Download(job->job_id(), tmp_.path() + "/out");
+  EXPECT_EQ(download.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(ServiceTest, CorruptModelJobFailsAndOthersSucceed) {
+  const std::string path = tmp_.path() + "/garbage.onnx";
+  {
+    std::ofstream out(path, std::ios::binary);
+    for (int i = 0; i < 100000; ++i) out.put(static_cast<char>((i * 2654435761u) >> 13));
+  }
+  auto bad = client_->Upload({path});
+  ASSERT_TRUE(bad.ok()) << bad.status();
+  auto bad_job = client_->Submit(SubmitRequest(bad->model.model_id(), Fp16Recipe()));
+  ASSERT_TRUE(bad_job.ok());
+  auto good = client_->Quantize({Gpt2Model()}, Fp16Recipe(), tmp_.path() + "/out");
+  ASSERT_TRUE(good.ok()) << good.status();
+  auto done = client_->Watch(bad_job->job_id(), nullptr, absl::Seconds(60));
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->state(), v1::JOB_STATE_FAILED);
+  EXPECT_EQ(done->error().code(), "INVALID_ARGUMENT") << done->error().message();
+}
+
+TEST_F(ServiceTest, AbsurdRecipesAreInvalidArgumentAtSubmit) {
+  auto upload = client_->Upload({Gpt2Model()});
+  ASSERT_TRUE(upload.ok());
+  const std::string id = upload->model.model_id();
+  std::vector<v1::Recipe> recipes(6);
+  recipes[0].set_precision(v1::PRECISION_INT4);
+  recipes[0].set_block_size(7);
+  recipes[1].set_precision(v1::PRECISION_FP16);
+  recipes[1].set_threads(100000);
+  recipes[2].set_preset("no-such-preset");
+  recipes[3].set_gguf_type("Q4_K_M");                      // ONNX model
+  recipes[4] = v1::Recipe();                               // no target at all
+  recipes[5].set_precision(static_cast<v1::Precision>(42));
+  for (size_t i = 0; i < recipes.size(); ++i) {
+    auto job = client_->Submit(SubmitRequest(id, recipes[i]));
+    EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument)
+        << i << ": " << job.status();
+    EXPECT_FALSE(job.status().message().empty());
+  }
+  auto missing = client_->Submit(SubmitRequest("sha256:" + std::string(64, '0'), Fp16Recipe()));
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  auto malformed = client_->Submit(SubmitRequest("../../etc", Fp16Recipe()));
+  EXPECT_EQ(malformed.status().code(), absl::StatusCode::kInvalidArgument);
+  v1::SubmitJobRequest prio = SubmitRequest(id, Fp16Recipe());
+  prio.set_priority(1000);
+  EXPECT_EQ(client_->Submit(prio).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(ServiceTest, DedupAndIdempotencyReturnSameJob) {
+  auto upload = client_->Upload({Gpt2Model()});
+  ASSERT_TRUE(upload.ok());
+  auto a = client_->Submit(SubmitRequest(upload->model.model_id(), Fp16Recipe()));
+  v1::Recipe same = Fp16Recipe();
+  same.set_threads(2);  // not part of the identity
+  auto b = client_->Submit(SubmitRequest(upload->model.model_id(), same));
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->job_id(), b->job_id());
+  ASSERT_TRUE(client_->Watch(a->job_id(), nullptr, absl::Seconds(60)).ok());
+  auto c = client_->Submit(SubmitRequest(upload->model.model_id(), Fp16Recipe()));
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->job_id(), a->job_id());
+  EXPECT_EQ(c->state(), v1::JOB_STATE_SUCCEEDED);
+
+  v1::SubmitJobRequest keyed = SubmitRequest(upload->model.model_id(), Fp16Recipe());
+  keyed.mutable_recipe()->set_keep_io_types(false);
+  keyed.set_idempotency_key("build-42");
+  auto k1 = client_->Submit(keyed);
+  auto k2 = client_->Submit(keyed);
+  ASSERT_TRUE(k1.ok() && k2.ok());
+  EXPECT_EQ(k1->job_id(), k2->job_id());
+  EXPECT_NE(k1->job_id(), a->job_id());
+}
+
+TEST_F(ServiceTest, WatchFinishedJobSendsFinalStateAtOnce) {
+  auto result = client_->Quantize({Gpt2Model()}, Fp16Recipe(), tmp_.path() + "/out");
+  ASSERT_TRUE(result.ok());
+  int events = 0;
+  auto job = client_->Watch(result->job.job_id(), [&](const v1::JobEvent& e) {
+    ++events;
+    EXPECT_TRUE(e.final());
+  }, absl::Seconds(5));
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(events, 1);
+  EXPECT_EQ(job->state(), v1::JOB_STATE_SUCCEEDED);
+}
+
+TEST_F(ServiceTest, ListJobsFiltersAndPages) {
+  auto upload = client_->Upload({Gpt2Model()});
+  ASSERT_TRUE(upload.ok());
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    v1::SubmitJobRequest req = SubmitRequest(upload->model.model_id(), Fp16Recipe());
+    req.mutable_recipe()->add_node_block_list("no-such-node-" + std::to_string(i));
+    (*req.mutable_labels())["batch"] = i % 2 == 0 ? "even" : "odd";
+    auto job = client_->Submit(req);
+    ASSERT_TRUE(job.ok()) << job.status();
+    ids.push_back(job->job_id());
+  }
+  v1::ListJobsRequest list;
+  list.set_page_size(2);
+  std::vector<std::string> seen;
+  for (int page = 0; page < 10; ++page) {
+    auto resp = client_->ListJobs(list);
+    ASSERT_TRUE(resp.ok()) << resp.status();
+    for (const auto& j : resp->jobs()) seen.push_back(j.job_id());
+    if (resp->next_page_token().empty()) break;
+    list.set_page_token(resp->next_page_token());
+  }
+  ASSERT_EQ(seen.size(), 5u);
+  EXPECT_EQ(seen.front(), ids.back());  // newest first
+  v1::ListJobsRequest by_label;
+  (*by_label.mutable_labels())["batch"] = "even";
+  auto even = client_->ListJobs(by_label);
+  ASSERT_TRUE(even.ok());
+  EXPECT_EQ(even->jobs_size(), 3);
+  v1::ListJobsRequest bad;
+  bad.set_page_token("garbage");
+  EXPECT_EQ(client_->ListJobs(bad).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(ServiceTest, DeleteJobAndModel) {
+  auto result = client_->Quantize({Gpt2Model()}, Fp16Recipe(), tmp_.path() + "/out");
+  ASSERT_TRUE(result.ok());
+  const std::string job_id = result->job.job_id();
+  EXPECT_TRUE(fs::exists(tmp_.path() + "/data/artifacts/" + job_id));
+  ASSERT_TRUE(client_->DeleteJob(job_id).ok());
+  EXPECT_EQ(client_->GetJob(job_id).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_FALSE(fs::exists(tmp_.path() + "/data/artifacts/" + job_id));
+  ASSERT_TRUE(client_->DeleteModel(result->model.model_id()).ok());
+  EXPECT_EQ(client_->GetModel(result->model.model_id()).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->DeleteModel(result->model.model_id()).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ServiceTest, DownloadResumesFromPartialFile) {
+  auto result = client_->Quantize({Gpt2Model()}, Fp16Recipe(), tmp_.path() + "/out");
+  ASSERT_TRUE(result.ok());
+  const std::string dir = tmp_.path() + "/again";
+  fs::create_directories(dir);
+  {
+    std::ifstream in(result->download.paths[0], std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    std::ofstream(dir + "/past.onnx.part", std::ios::binary) << bytes.substr(0, 100000);
+  }
+  auto again = client_->Download(result->job.job_id(), dir);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->resumed_bytes, 100000u);
+  auto a = client::Sha256OfFile(result->download.paths[0]);
+  auto b = client::Sha256OfFile(again->paths[0]);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(*a, *b);
+  // A corrupt partial file is caught by the digest check.
+  {
+    std::ofstream(dir + "/past.onnx.part", std::ios::binary) << std::string(5000, 'x');
+  }
+  fs::remove(dir + "/past.onnx");
+  auto bad = client_->Download(result->job.job_id(), dir);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_FALSE(fs::exists(dir + "/past.onnx"));
+  // Raw: offset past the end.
+  grpc::ClientContext ctx;
+  v1::DownloadArtifactRequest req;
+  req.set_job_id(result->job.job_id());
+  req.set_offset(1ull << 40);
+  auto reader = client_->stub()->DownloadArtifact(&ctx, req);
+  v1::DownloadChunk chunk;
+  while (reader->Read(&chunk)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::OUT_OF_RANGE);
+}
+
+TEST(ServiceLimitsTest, UploadOverLimitIsResourceExhausted) {
+  TempDir tmp;
+  ServerProcess server(tmp.path() + "/data", {"--max-upload-bytes", "100K"});
+  ASSERT_TRUE(server.Start().ok());
+  auto c = server.NewClient();
+  auto upload = c->Upload({Gpt2Model()});  // ~565 KiB
+  EXPECT_EQ(upload.status().code(), absl::StatusCode::kResourceExhausted) << upload.status();
+  auto health = c->Health();
+  EXPECT_TRUE(health.ok() && *health);
+}
+
+TEST(ServiceLimitsTest, FreeDiskReserveIsResourceExhausted) {
+  TempDir tmp;
+  ServerProcess server(tmp.path() + "/data", {"--min-free-bytes", "1000T"});
+  ASSERT_TRUE(server.Start().ok());
+  auto upload = server.NewClient()->Upload({Gpt2Model()});
+  EXPECT_EQ(upload.status().code(), absl::StatusCode::kResourceExhausted) << upload.status();
+  EXPECT_THAT(std::string(upload.status().message()), ::testing::HasSubstr("free disk"));
+}
+
+}  // namespace
+}  // namespace quantd::testing
