@@ -289,6 +289,7 @@ class QuantizePass {
   std::map<onnx::TensorProto*, SourceUse> sources_;
   std::set<const onnx::NodeProto*> transposes_;  // folded Transposes
   std::map<std::string, std::vector<std::string>> skipped_;  // reason -> node names
+  std::set<std::string> notes_;
 };
 
 void QuantizePass::CollectNames(const onnx::GraphProto& g) {
@@ -665,6 +666,12 @@ absl::Status QuantizePass::RewriteInt8Dynamic(onnx::GraphProto* g, onnx::NodePro
                                                                : quant::Int8Type::kInt8;
   o.reduce_range = recipe_.reduce_range;
   o.per_channel = recipe_.per_channel;
+  if (conv && o.per_channel) {
+    // ORT's ConvInteger takes only a per-tensor weight zero point.
+    o.per_channel = false;
+    notes_.insert("dynamic Conv weights use per-tensor scales (ConvInteger has no per-channel "
+                  "zero point in ONNX Runtime)");
+  }
   if (conv) {
     int64_t rest = 1;
     for (int i = 1; i < w.tensor->dims_size(); ++i) rest *= w.tensor->dims(i);
@@ -1035,6 +1042,7 @@ absl::Status QuantizePass::Run() {
         "--quantize-embeddings: embedding (Gather) quantization is not implemented for ONNX; "
         "embeddings stay float");
   }
+  for (const auto& note : notes_) report_->notes.push_back(note);
   for (const auto& [reason, nodes] : skipped_) {
     std::vector<std::string> shown(nodes.begin(), nodes.begin() + std::min<size_t>(nodes.size(), 5));
     report_->notes.push_back(absl::StrCat("not quantized (", reason, "): ", nodes.size(),

@@ -3,6 +3,7 @@
 //
 //   node ort_compare.mjs --ref A.onnx --test B.onnx [--min-cosine 0.999]
 //        [--seq 4] [--seed 1] [--outputs a,b] [--json]
+//        [--opt disabled|basic|extended|all]   (graph optimization level, default all)
 //
 // Inputs are generated from the reference model's metadata: symbolic dims
 // named *past* are 0, *batch* are 1, others (sequence, total) are --seq;
@@ -14,7 +15,7 @@
 import ort from 'onnxruntime-node';
 
 function parseArgs(argv) {
-  const a = { minCosine: 0.999, seq: 4, seed: 1, json: false, outputs: null };
+  const a = { minCosine: 0.999, seq: 4, seed: 1, json: false, outputs: null, opt: 'all' };
   for (let i = 2; i < argv.length; i++) {
     const k = argv[i];
     const v = () => argv[++i];
@@ -25,6 +26,7 @@ function parseArgs(argv) {
     else if (k === '--seed') a.seed = parseInt(v(), 10);
     else if (k === '--outputs') a.outputs = v().split(',');
     else if (k === '--json') a.json = true;
+    else if (k === '--opt') a.opt = v();
     else throw new Error(`unknown argument ${k}`);
   }
   if (!a.ref || !a.test) throw new Error('need --ref and --test');
@@ -123,7 +125,7 @@ function cosine(a, b) {
 
 async function main() {
   const args = parseArgs(process.argv);
-  const opts = { executionProviders: ['cpu'], graphOptimizationLevel: 'all' };
+  const opts = { executionProviders: ['cpu'], graphOptimizationLevel: args.opt };
   const ref = await ort.InferenceSession.create(args.ref, opts);
   const test = await ort.InferenceSession.create(args.test, opts);
   const testTypes = Object.fromEntries(test.inputMetadata.map((m) => [m.name, m.type]));
