@@ -242,6 +242,8 @@ void QuantizeRow(GgmlType type, const float* src, void* dst, int64_t n) {
         }
         break;
       }
+      case GgmlType::kQ8_0: return internal::QuantizeQ8_0_avx2(src, static_cast<BlockQ8_0*>(dst), n);
+      case GgmlType::kQ4_0: return internal::QuantizeQ4_0_avx2(src, static_cast<BlockQ4_0*>(dst), n);
       case GgmlType::kQ2_K: return internal::QuantizeQ2_K_avx2(src, static_cast<BlockQ2_K*>(dst), n);
       case GgmlType::kQ3_K: return internal::QuantizeQ3_K_avx2(src, static_cast<BlockQ3_K*>(dst), n);
       case GgmlType::kQ4_K: return internal::QuantizeQ4_K_avx2(src, static_cast<BlockQ4_K*>(dst), n);

@@ -7,8 +7,11 @@
 //
 // Every function here is compiled for AVX2 (target attribute) and is only
 // called after QuantsUseAvx2() returned true.
+#include <immintrin.h>
+
 #include <cstring>
 
+#include "quantd/core/base/half.h"
 #include "quants_internal.h"
 
 #define QUANTD_AVX2 __attribute__((target("avx2")))
@@ -240,7 +243,80 @@ QUANTD_AVX2 void QuantizeQkMinAvx2(const float* x, Block* y, int64_t n) {
   }
 }
 
+// Max |x| over 32 floats (order-independent, so exact).
+QUANTD_AVX2_INLINE float AbsMax32(const float* x) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 m = _mm256_andnot_ps(sign, _mm256_loadu_ps(x));
+  for (int j = 8; j < 32; j += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)));
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+  return _mm_cvtss_f32(h);
+}
+
 }  // namespace
+
+// Q8_0: roundf (half away from zero) done exactly as trunc + (|frac| >= 0.5).
+QUANTD_AVX2 void QuantizeQ8_0_avx2(const float* x, BlockQ8_0* y, int64_t n) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 half = _mm256_set1_ps(0.5f);
+  const __m256 one = _mm256_set1_ps(1.0f);
+  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
+    const float amax = AbsMax32(x);
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[b].d = FloatToHalf(d);
+    const __m256 vid = _mm256_set1_ps(id);
+    __m256i q[4];
+    for (int k = 0; k < 4; ++k) {
+      const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vid);
+      const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+      const __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
+      const __m256 bump = _mm256_and_ps(_mm256_cmp_ps(frac, half, _CMP_GE_OQ),
+                                        _mm256_or_ps(one, _mm256_and_ps(v, sign)));
+      q[k] = _mm256_cvttps_epi32(_mm256_add_ps(t, bump));
+    }
+    const __m256i p16a = _mm256_packs_epi32(q[0], q[1]);
+    const __m256i p16b = _mm256_packs_epi32(q[2], q[3]);
+    __m256i p8 = _mm256_packs_epi16(p16a, p16b);
+    // packs work per 128-bit lane: restore element order.
+    p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[b].qs), p8);
+  }
+}
+
+// Q4_0: the scale comes from the first element with the largest |x|.
+QUANTD_AVX2 void QuantizeQ4_0_avx2(const float* x, BlockQ4_0* y, int64_t n) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
+    const float amax = AbsMax32(x);
+    const __m256 vamax = _mm256_set1_ps(amax);
+    uint32_t hits = 0;
+    for (int k = 0; k < 4; ++k) {
+      const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k));
+      hits |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a, vamax, _CMP_EQ_OQ))) << (8 * k);
+    }
+    const float max = amax > 0.0f ? x[__builtin_ctz(hits)] : 0.0f;
+    const float d = max / -8.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[b].d = FloatToHalf(d);
+    const __m256 vid = _mm256_set1_ps(id);
+    const __m256 off = _mm256_set1_ps(8.5f);
+    const __m256i fifteen = _mm256_set1_epi32(15);
+    __m256i q[4];
+    for (int k = 0; k < 4; ++k) {
+      const __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vid), off);
+      q[k] = _mm256_min_epi32(_mm256_cvttps_epi32(v), fifteen);
+    }
+    // qs[j] = q[j] | q[j + 16] << 4
+    const __m256i lo = _mm256_packs_epi32(q[0], q[1]);  // j 0..15 (lane-interleaved)
+    const __m256i hi = _mm256_packs_epi32(q[2], q[3]);  // j 16..31
+    const __m256i packed = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+    const __m256i bytes = _mm256_packus_epi16(packed, packed);
+    const __m256i ordered = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 0, 0, 0, 0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y[b].qs), _mm256_castsi256_si128(ordered));
+  }
+}
 
 QUANTD_AVX2 void QuantizeQ4_K_avx2(const float* x, BlockQ4_K* y, int64_t n) {
   QuantizeQkMinAvx2<4>(x, y, n);

@@ -51,6 +51,8 @@ void QuantizeQ6_K_ref(const float* x, BlockQ6_K* y, int64_t n);
 namespace internal {
 // AVX2 variants (quants_avx2.cc); same bytes as the _ref functions.
 // REQUIRES: the CPU supports AVX2.
+void QuantizeQ8_0_avx2(const float* x, BlockQ8_0* y, int64_t n);
+void QuantizeQ4_0_avx2(const float* x, BlockQ4_0* y, int64_t n);
 void QuantizeQ4_K_avx2(const float* x, BlockQ4_K* y, int64_t n);
 void QuantizeQ5_K_avx2(const float* x, BlockQ5_K* y, int64_t n);
 void QuantizeQ6_K_avx2(const float* x, BlockQ6_K* y, int64_t n);

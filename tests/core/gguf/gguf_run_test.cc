@@ -1,0 +1,162 @@
+// RunGguf through the core interface: report, progress, cancellation,
+// requantize refusal, thread-count independence, atomic output.
+#include "quantd/core/gguf/gguf_run.h"
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "quantd/core/base/mapped_file.h"
+#include "quantd/core/gguf/gguf_file.h"
+
+namespace quantd::core {
+namespace {
+
+namespace fs = std::filesystem;
+
+MATCHER_P2(StatusIs, code, substr, "") {
+  return arg.code() == code && std::string(arg.message()).find(substr) != std::string::npos;
+}
+
+const std::string kModel = std::string(QUANTD_TESTDATA) + "/gguf/tiny-llama-f32.gguf";
+
+class GgufRunTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("gguf_run_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string Path(const std::string& name) const { return (dir_ / name).string(); }
+  static Recipe Q(const std::string& type) {
+    Recipe r;
+    r.format = ModelFormat::kGguf;
+    r.gguf_type = type;
+    return r;
+  }
+  std::vector<std::string> Files() const {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(dir_)) out.push_back(e.path().filename().string());
+    return out;
+  }
+  static std::string Read(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  }
+  fs::path dir_;
+};
+
+TEST_F(GgufRunTest, ReportsQualityPerTensorAndTotals) {
+  auto report = RunGguf(Q("Q4_K_M"), kModel, Path("out.gguf"), nullptr, nullptr);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->format, "gguf");
+  EXPECT_EQ(report->precision, "Q4_K_M");
+  EXPECT_EQ(report->tensors_total, 75u);
+  EXPECT_EQ(report->tensors_converted, 58u);  // all but the 17 norms
+  EXPECT_EQ(report->tensors.size(), 58u);
+  EXPECT_EQ(report->output_file_bytes, fs::file_size(Path("out.gguf")));
+  EXPECT_GT(report->bytes_before, 3 * report->bytes_after);
+  for (const auto& t : report->tensors) {
+    ASSERT_TRUE(t.sqnr_db.has_value()) << t.name;
+    EXPECT_GT(*t.sqnr_db, 15.0) << t.name;
+    EXPECT_LT(*t.rel_l2_error, 0.2) << t.name;
+    EXPECT_NE(t.dtype_after, "F32") << t.name;
+  }
+  EXPECT_THAT(report->notes, ::testing::Contains(::testing::HasSubstr("SQNR")));
+  auto mapped = MappedFile::Open(Path("out.gguf"));
+  ASSERT_TRUE(mapped.ok());
+  auto file = gguf::GgufFile::Parse((*mapped)->bytes());
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ(file->FindKv("general.file_type")->AsInt(), 15);
+  EXPECT_EQ(file->FindKv("general.quantization_version")->AsInt(), 2);
+}
+
+TEST_F(GgufRunTest, ProgressCountsEveryTensor) {
+  std::vector<Progress> seen;
+  auto report = RunGguf(Q("Q8_0"), kModel, Path("out.gguf"),
+                        [&](const Progress& p) { seen.push_back(p); }, nullptr);
+  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_FALSE(seen.empty());
+  uint64_t last_bytes = 0, last_done = 0;
+  for (const auto& p : seen) {
+    if (p.phase != "convert") continue;
+    EXPECT_GE(p.bytes_done, last_bytes);
+    EXPECT_GE(p.tensors_done, last_done);
+    EXPECT_EQ(p.tensors_total, 75u);
+    last_bytes = p.bytes_done;
+    last_done = p.tensors_done;
+  }
+  EXPECT_EQ(last_done, 75u);
+  EXPECT_EQ(seen.back().bytes_done, seen.back().bytes_total);
+  EXPECT_EQ(seen.back().bytes_total, fs::file_size(Path("out.gguf")));
+}
+
+TEST_F(GgufRunTest, CancelBetweenTensorsLeavesNoOutput) {
+  CancelToken cancel;
+  auto report = RunGguf(Q("Q4_K_M"), kModel, Path("out.gguf"),
+                        [&](const Progress& p) {
+                          if (p.tensors_done == 5) cancel.Cancel();
+                        },
+                        &cancel);
+  EXPECT_THAT(report.status(), StatusIs(absl::StatusCode::kCancelled, "cancel"));
+  EXPECT_THAT(Files(), ::testing::IsEmpty());  // no output, no temp file
+}
+
+TEST_F(GgufRunTest, MalformedInputLeavesNoOutput) {
+  const std::string bytes = Read(kModel);
+  {
+    std::ofstream f(Path("truncated.gguf"), std::ios::binary);
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
+  }
+  auto report = RunGguf(Q("Q4_K_M"), Path("truncated.gguf"), Path("out.gguf"), nullptr, nullptr);
+  EXPECT_THAT(report.status(), StatusIs(absl::StatusCode::kInvalidArgument, "truncated"));
+  EXPECT_FALSE(fs::exists(Path("out.gguf")));
+}
+
+TEST_F(GgufRunTest, RefusesQuantizedInputUnlessAllowed) {
+  ASSERT_TRUE(RunGguf(Q("Q8_0"), kModel, Path("q8.gguf"), nullptr, nullptr).ok());
+  auto refused = RunGguf(Q("Q4_K_M"), Path("q8.gguf"), Path("q4.gguf"), nullptr, nullptr);
+  EXPECT_THAT(refused.status(), StatusIs(absl::StatusCode::kInvalidArgument, "--allow-requantize"));
+  EXPECT_FALSE(fs::exists(Path("q4.gguf")));
+  Recipe r = Q("Q4_K_M");
+  r.allow_requantize = true;
+  auto allowed = RunGguf(r, Path("q8.gguf"), Path("q4.gguf"), nullptr, nullptr);
+  ASSERT_TRUE(allowed.ok()) << allowed.status();
+  EXPECT_EQ(allowed->tensors.front().dtype_before, "Q8_0");
+}
+
+TEST_F(GgufRunTest, ThreadCountDoesNotChangeBytes) {
+  for (const char* type : {"Q4_K_M", "Q3_K_S", "Q5_1"}) {
+    Recipe one = Q(type), three = Q(type);
+    three.threads = 3;
+    ASSERT_TRUE(RunGguf(one, kModel, Path("a.gguf"), nullptr, nullptr).ok());
+    ASSERT_TRUE(RunGguf(three, kModel, Path("b.gguf"), nullptr, nullptr).ok());
+    EXPECT_EQ(Read(Path("a.gguf")), Read(Path("b.gguf"))) << type;
+  }
+}
+
+TEST_F(GgufRunTest, FloatTargetsConvertWeightMatrices) {
+  auto report = RunGguf(Q("F16"), kModel, Path("f16.gguf"), nullptr, nullptr);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->tensors.front().dtype_after, "F16");
+  EXPECT_EQ(Read(Path("f16.gguf")).size(), report->output_file_bytes);
+}
+
+TEST_F(GgufRunTest, RejectsUnknownTypes) {
+  EXPECT_THAT(RunGguf(Q("Q9_K"), kModel, Path("o.gguf"), nullptr, nullptr).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "unknown GGUF type"));
+  Recipe r = Q("Q4_K_M");
+  r.output_tensor_type = "q7_0";
+  EXPECT_THAT(RunGguf(r, kModel, Path("o.gguf"), nullptr, nullptr).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "--output-tensor-type"));
+}
+
+}  // namespace
+}  // namespace quantd::core
