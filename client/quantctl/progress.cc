@@ -98,7 +98,7 @@ void ProgressRenderer::Transfer(absl::string_view label, uint64_t done, uint64_t
   }
   if (mode_ != Mode::kTty) return;
   double secs = std::chrono::duration<double>(Clock::now() - start_).count();
-  double rate = secs > 0.05 ? static_cast<double>(done - std::min(done, start_done_)) / secs : 0;
+  double rate = secs > 0 ? static_cast<double>(done - std::min(done, start_done_)) / secs : 0;
   double eta = rate > 0 && total >= done ? static_cast<double>(total - done) / rate : -1;
   double fraction = total > 0 ? static_cast<double>(done) / static_cast<double>(total) : 1.0;
   std::string text = absl::StrFormat("%-9s %s %3d%%  %s / %s  %s/s  ETA %s", label_, Bar(fraction),
@@ -110,8 +110,11 @@ void ProgressRenderer::Transfer(absl::string_view label, uint64_t done, uint64_t
 
 void ProgressRenderer::EndTransfer(absl::string_view summary) {
   if (mode_ == Mode::kNone) return;
-  if (mode_ == Mode::kTty) {
-    Finish();
+  if (mode_ == Mode::kTty && live_) {
+    // The summary replaces the bar.
+    std::fprintf(out_, "\r\x1b[K");
+    live_ = false;
+    last_text_.clear();
   }
   std::fprintf(out_, "%s\n", std::string(summary).c_str());
   std::fflush(out_);

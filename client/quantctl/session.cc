@@ -14,7 +14,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "grpc/health/v1/health.grpc.pb.h"
 
 namespace quantd::quantctl {
 namespace {
@@ -42,35 +41,6 @@ class Sha256 {
   EVP_MD_CTX* ctx_;
 };
 
-// Hashes the first `limit` bytes of `path` into `sha`.
-absl::Status HashPrefix(const std::string& path, uint64_t limit, Sha256* sha) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return absl::NotFoundError(absl::StrCat(path, ": no such file"));
-    return absl::DataLossError(absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
-  }
-  std::vector<char> buf(1 << 20);
-  uint64_t done = 0;
-  while (done < limit) {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), limit - done));
-    ssize_t n = ::read(fd, buf.data(), want);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int e = errno;
-      ::close(fd);
-      return absl::DataLossError(absl::StrCat(path, ": read error: ", std::strerror(e)));
-    }
-    if (n == 0) break;
-    sha->Update(buf.data(), static_cast<size_t>(n));
-    done += static_cast<uint64_t>(n);
-  }
-  ::close(fd);
-  if (limit != UINT64_MAX && done < limit) {
-    return absl::DataLossError(absl::StrCat(path, " is shorter than expected"));
-  }
-  return absl::OkStatus();
-}
-
 bool Transient(const absl::Status& st) {
   return st.code() == absl::StatusCode::kUnavailable || st.code() == absl::StatusCode::kAborted ||
          st.code() == absl::StatusCode::kFailedPrecondition;
@@ -90,15 +60,12 @@ absl::StatusOr<std::string> ReadPem(const std::string& path) {
 
 }  // namespace
 
-absl::Status FromGrpc(const grpc::Status& status) {
-  if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
-}
-
 absl::StatusOr<std::string> Sha256File(const std::string& path) {
-  Sha256 sha;
-  if (auto st = HashPrefix(path, UINT64_MAX, &sha); !st.ok()) return st;
-  return sha.Hex();
+  auto digest = client::Sha256OfFile(path);
+  if (!digest.ok() && digest.status().code() != absl::StatusCode::kNotFound) {
+    return absl::DataLossError(digest.status().message());
+  }
+  return digest;
 }
 
 std::string ModelIdOf(const std::vector<LocalFile>& files) {
@@ -130,56 +97,38 @@ absl::StatusOr<std::vector<LocalFile>> DescribeFiles(const std::vector<std::stri
 }
 
 absl::StatusOr<std::unique_ptr<Session>> Session::Open(const SessionOptions& options) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(64 << 20);
-  args.SetMaxSendMessageSize(64 << 20);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
-  std::shared_ptr<grpc::ChannelCredentials> creds;
-  const bool tls = options.tls || !options.tls_ca.empty() || !options.tls_cert.empty();
-  if (tls) {
-    grpc::SslCredentialsOptions ssl;
-    if (!options.tls_ca.empty()) {
-      auto pem = ReadPem(options.tls_ca);
-      if (!pem.ok()) return pem.status();
-      ssl.pem_root_certs = *pem;
-    }
-    if (!options.tls_cert.empty() || !options.tls_key.empty()) {
-      if (options.tls_cert.empty() || options.tls_key.empty()) {
-        return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
-      }
-      auto cert = ReadPem(options.tls_cert);
-      if (!cert.ok()) return cert.status();
-      auto key = ReadPem(options.tls_key);
-      if (!key.ok()) return key.status();
-      ssl.pem_cert_chain = *cert;
-      ssl.pem_private_key = *key;
-    }
-    creds = grpc::SslCredentials(ssl);
-    if (!options.tls_server_name.empty()) {
-      args.SetSslTargetNameOverride(options.tls_server_name);
-    }
-  } else {
-    creds = grpc::InsecureChannelCredentials();
+  client::ClientOptions co;
+  co.target = options.server;
+  co.token = options.token;
+  co.tls = options.tls || !options.tls_ca.empty() || !options.tls_cert.empty();
+  if (!options.tls_ca.empty()) {
+    auto pem = ReadPem(options.tls_ca);
+    if (!pem.ok()) return pem.status();
+    co.tls_root_certs_pem = *pem;
   }
-  auto channel = grpc::CreateCustomChannel(options.server, creds, args);
-  return std::unique_ptr<Session>(new Session(options, std::move(channel)));
+  if (!options.tls_cert.empty() || !options.tls_key.empty()) {
+    if (options.tls_cert.empty() || options.tls_key.empty()) {
+      return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+    }
+    auto cert = ReadPem(options.tls_cert);
+    if (!cert.ok()) return cert.status();
+    auto key = ReadPem(options.tls_key);
+    if (!key.ok()) return key.status();
+    co.tls_client_cert_pem = *cert;
+    co.tls_client_key_pem = *key;
+  }
+  co.tls_server_name = options.tls_server_name;
+  co.rpc_timeout = options.rpc_timeout_seconds > 0 ? absl::Seconds(options.rpc_timeout_seconds)
+                                                   : absl::InfiniteDuration();
+  // Watch tolerates ~10 s of a restarting server, then reports it unavailable.
+  co.max_attempts = 2;
+  auto c = client::Client::Connect(co);
+  if (!c.ok()) return c.status();
+  return std::unique_ptr<Session>(new Session(options, *std::move(c)));
 }
 
-Session::Session(const SessionOptions& options, std::shared_ptr<grpc::Channel> channel)
-    : options_(options), channel_(std::move(channel)), stub_(v1::Quantd::NewStub(channel_)) {}
-
-void Session::Prepare(grpc::ClientContext* context, bool unary) const {
-  if (!options_.token.empty()) {
-    context->AddMetadata("authorization", absl::StrCat("Bearer ", options_.token));
-  }
-  if (unary && options_.rpc_timeout_seconds > 0) {
-    context->set_deadline(std::chrono::system_clock::now() +
-                          std::chrono::milliseconds(
-                              static_cast<int64_t>(options_.rpc_timeout_seconds * 1000)));
-  }
-  // Fail fast when the server is not there: the exit code says "unavailable".
-  context->set_wait_for_ready(false);
-}
+Session::Session(const SessionOptions& options, std::unique_ptr<client::Client> client)
+    : options_(options), client_(std::move(client)), stub_(client_->stub()) {}
 
 void Session::SetActive(grpc::ClientContext* context) {
   absl::MutexLock lock(&mu_);
@@ -348,96 +297,28 @@ absl::StatusOr<v1::Model> Session::UploadOnce(const std::vector<LocalFile>& file
 }
 
 absl::StatusOr<v1::Job> Session::Submit(const v1::SubmitJobRequest& request) {
-  grpc::ClientContext ctx;
-  Prepare(&ctx, true);
-  v1::Job job;
-  absl::Status st = FromGrpc(stub_->SubmitJob(&ctx, request, &job));
-  if (!st.ok()) return st;
-  return job;
+  return client_->Submit(request);
 }
 
 absl::StatusOr<v1::Job> Session::GetJob(const std::string& job_id) {
-  grpc::ClientContext ctx;
-  Prepare(&ctx, true);
-  v1::GetJobRequest req;
-  req.set_job_id(job_id);
-  v1::Job job;
-  absl::Status st = FromGrpc(stub_->GetJob(&ctx, req, &job));
-  if (!st.ok()) return st;
-  return job;
+  return client_->GetJob(job_id);
 }
 
 absl::StatusOr<v1::ListJobsResponse> Session::ListJobs(const v1::ListJobsRequest& request) {
-  grpc::ClientContext ctx;
-  Prepare(&ctx, true);
-  v1::ListJobsResponse resp;
-  absl::Status st = FromGrpc(stub_->ListJobs(&ctx, request, &resp));
-  if (!st.ok()) return st;
-  return resp;
+  return client_->ListJobs(request);
 }
 
 absl::StatusOr<v1::Job> Session::CancelJob(const std::string& job_id) {
-  grpc::ClientContext ctx;
-  Prepare(&ctx, true);
-  v1::CancelJobRequest req;
-  req.set_job_id(job_id);
-  v1::Job job;
-  absl::Status st = FromGrpc(stub_->CancelJob(&ctx, req, &job));
-  if (!st.ok()) return st;
-  return job;
+  return client_->Cancel(job_id);
 }
 
-absl::Status Session::DeleteJob(const std::string& job_id) {
-  grpc::ClientContext ctx;
-  Prepare(&ctx, true);
-  v1::DeleteJobRequest req;
-  req.set_job_id(job_id);
-  v1::DeleteJobResponse resp;
-  return FromGrpc(stub_->DeleteJob(&ctx, req, &resp));
-}
+absl::Status Session::DeleteJob(const std::string& job_id) { return client_->DeleteJob(job_id); }
 
 absl::StatusOr<v1::Job> Session::Watch(const std::string& job_id,
                                        const std::function<void(const v1::Job&)>& on_event) {
-  absl::Status last;
-  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
-    if (interrupted_) return absl::CancelledError("interrupted");
-    grpc::ClientContext ctx;
-    Prepare(&ctx, false);
-    SetActive(&ctx);
-    v1::WatchJobRequest req;
-    req.set_job_id(job_id);
-    auto reader = stub_->WatchJob(&ctx, req);
-    v1::JobEvent event;
-    bool final = false;
-    v1::Job job;
-    bool any = false;
-    while (reader->Read(&event)) {
-      any = true;
-      job = event.job();
-      if (on_event) on_event(job);
-      const auto s = job.state();
-      if (event.final() || s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED ||
-          s == v1::JOB_STATE_CANCELLED) {
-        final = true;
-        break;
-      }
-    }
-    if (final) ctx.TryCancel();
-    absl::Status st = FromGrpc(reader->Finish());
-    SetActive(nullptr);
-    if (final) return job;
-    if (interrupted_) return absl::CancelledError("interrupted");
-    if (st.ok()) st = absl::UnavailableError("the watch stream ended before the job finished");
-    // The server restarting or draining ends the stream: reattach.
-    if (st.code() != absl::StatusCode::kUnavailable && st.code() != absl::StatusCode::kCancelled &&
-        st.code() != absl::StatusCode::kInternal) {
-      return st;
-    }
-    last = st;
-    if (any) attempt = 0;  // progress was made; keep following
-    Backoff(attempt);
-  }
-  return last;
+  return client_->Watch(job_id, [&on_event](const v1::JobEvent& e) {
+    if (on_event) on_event(e.job());
+  });
 }
 
 absl::Status Session::Download(const std::string& job_id, const v1::FileInfo& file,
@@ -538,15 +419,9 @@ absl::Status Session::Download(const std::string& job_id, const v1::FileInfo& fi
 }
 
 absl::StatusOr<std::string> Session::Health() {
-  auto stub = grpc::health::v1::Health::NewStub(channel_);
-  grpc::ClientContext ctx;
-  Prepare(&ctx, true);
-  grpc::health::v1::HealthCheckRequest req;
-  grpc::health::v1::HealthCheckResponse resp;
-  absl::Status st = FromGrpc(stub->Check(&ctx, req, &resp));
-  if (!st.ok()) return st;
-  std::string name = grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status());
-  return name;
+  auto serving = client_->Health();
+  if (!serving.ok()) return serving.status();
+  return std::string(*serving ? "SERVING" : "NOT_SERVING");
 }
 
 }  // namespace quantd::quantctl

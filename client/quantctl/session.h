@@ -1,7 +1,14 @@
 // Session: quantctl's connection to one quantd server and the operations the
-// commands are built from (resumable upload, watch, verified resumable
-// download, and the unary calls), returning absl::Status with the server's
-// canonical code and message.
+// commands are built from, returning absl::Status with the server's canonical
+// code and message.
+//
+// Built on the client library (quantd::client::Client: channel, TLS, token,
+// unary calls, Watch with reattach, Health). Upload and Download are composed
+// here over the library's stub() and PrepareContext() because quantctl needs
+// what the library's versions do not offer yet: byte progress for the live
+// bars, a rate limit, Interrupt() for Ctrl-C, skipping an upload the server
+// already has, and downloading to a chosen file name (OUTPUT, not the
+// artifact's name).
 //
 // Resumption across runs: an upload's id is derived from the model's content
 // ("qc-" + the first 40 hex digits of the model id), so running the same
@@ -26,6 +33,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "quantd/client/client.h"
 #include "quantd/v1/quantd.grpc.pb.h"
 
 namespace quantd::quantctl {
@@ -63,6 +71,7 @@ absl::StatusOr<std::vector<LocalFile>> DescribeFiles(const std::vector<std::stri
 class Session {
  public:
   // Connects lazily; fails only on unreadable TLS files (InvalidArgument).
+  // Watch gives up after ~10 s without a server (exit code 4).
   static absl::StatusOr<std::unique_ptr<Session>> Open(const SessionOptions& options);
 
   Session(const Session&) = delete;
@@ -83,8 +92,9 @@ class Session {
   absl::Status DeleteJob(const std::string& job_id);
 
   // Streams the job's events to `on_event` until a final state and returns
-  // the final job. Reattaches when the stream breaks (server restart), up to
-  // a few times.
+  // the final job (the library's Watch: reattaches when a restarting server
+  // breaks the stream). Not interruptible: Ctrl-C handlers cancel the job
+  // (the watch then ends) or exit.
   absl::StatusOr<v1::Job> Watch(const std::string& job_id,
                                 const std::function<void(const v1::Job&)>& on_event);
 
@@ -98,15 +108,17 @@ class Session {
   // grpc.health.v1 Check of the whole server: "SERVING", "NOT_SERVING", ...
   absl::StatusOr<std::string> Health();
 
-  // Aborts the streaming call in progress (it returns CANCELLED); later calls
-  // fail with CANCELLED too.
+  // Aborts the upload/download stream in progress (it returns CANCELLED);
+  // later transfers fail with CANCELLED too.
   void Interrupt();
   bool interrupted() const { return interrupted_.load(); }
 
  private:
-  Session(const SessionOptions& options, std::shared_ptr<grpc::Channel> channel);
+  Session(const SessionOptions& options, std::unique_ptr<client::Client> client);
   // A context with the token and, for unary calls, the deadline.
-  void Prepare(grpc::ClientContext* context, bool unary) const;
+  void Prepare(grpc::ClientContext* context, bool unary) const {
+    client_->PrepareContext(context, unary);
+  }
   // Registers the in-flight streaming context so Interrupt() can cancel it.
   void SetActive(grpc::ClientContext* context);
   void Throttle(uint64_t bytes, std::chrono::steady_clock::time_point start, uint64_t since_start);
@@ -116,8 +128,8 @@ class Session {
                                        const TransferFn& progress);
 
   const SessionOptions options_;
-  const std::shared_ptr<grpc::Channel> channel_;
-  const std::unique_ptr<v1::Quantd::Stub> stub_;
+  const std::unique_ptr<client::Client> client_;
+  v1::Quantd::Stub* const stub_;  // owned by client_
 
   std::atomic<bool> interrupted_{false};
   absl::Mutex mu_;
@@ -125,7 +137,7 @@ class Session {
 };
 
 // grpc::Status -> absl::Status (the codes are the same numbers).
-absl::Status FromGrpc(const grpc::Status& status);
+inline absl::Status FromGrpc(const grpc::Status& status) { return client::FromGrpcStatus(status); }
 
 }  // namespace quantd::quantctl
 
