@@ -9,11 +9,13 @@ with a wrong sha256, runs three conversions that succeed (FP16, INT8, INT4)
 and one that fails on purpose (the truncated model), and downloads one
 artifact. Then it evaluates every PromQL query of deploy/grafana/quantd.json
 through Prometheus' HTTP API and checks that each returns data and that the
-numbers match what the test did.
+numbers match what the test did. Last, it checks the JSON-lines log: one
+line per job state change (submitted, started, finished) with the job id.
 
 Environment: QUANTD_BIN, QUANTD_TESTDATA, QUANTD_SOURCE_DIR (from CTest).
 """
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -108,6 +110,20 @@ def wait_final(stub, pb, job_id):
     return stub.GetJob(pb.GetJobRequest(job_id=job_id), timeout=10)
 
 
+def check_logs(path, jobs, pb):
+    """quantd logs JSON lines; each job's state changes are logged with its id."""
+    with open(path) as f:
+        lines = [json.loads(l) for l in f if l.strip()]
+    for line in lines:
+        assert {"ts", "level", "msg"} <= set(line), line
+    for job in jobs:
+        msgs = [l["msg"] for l in lines if l.get("job_id") == job.job_id]
+        assert msgs[:3] == ["job submitted", "job started", "job finished"], (job.job_id, msgs)
+        done = [l for l in lines if l.get("job_id") == job.job_id and l["msg"] == "job finished"]
+        assert done[0]["state"] == pb.JobState.Name(job.state), done
+        assert float(done[0]["seconds"]) >= 0, done
+
+
 def main():
     import grpc  # Debian python3-grpcio
 
@@ -186,7 +202,6 @@ def main():
                 assert prom.by("sum by (status) (quantd_uploads_total)", "status") == {
                     "succeeded": 2, "failed": 1}
                 assert prom.value("sum(quantd_upload_failures_total)") == 1
-                assert prom.value("sum(quantd_upload_bytes_total)") <= uploaded
                 assert prom.value("sum(quantd_job_duration_seconds_count)") == 3
                 assert prom.value("sum(quantd_job_queue_wait_seconds_count)") == 4
                 assert prom.value("quantd_workers") == 2
@@ -200,6 +215,11 @@ def main():
                 version = subprocess.run([QUANTD, "version"], capture_output=True,
                                          text=True).stdout.split()[-1]
 
+                assert prom.value("sum(quantd_job_input_bytes_total)") == 3 * len(model_bytes)
+                assert prom.value("sum(quantd_upload_bytes_total)") == uploaded
+                weights = prom.by("sum by (precision) (quantd_job_weights_quantized_total)",
+                                  "precision")
+                assert weights["int8"] > 0 and weights["int4"] == weights["int8"], weights
                 print("dashboard queries:")
                 res = ph.check_every_dashboard_query(prom)
 
@@ -228,6 +248,7 @@ def main():
                 build = ph.grouped(ph.find_query(res, "count by (version) (quantd_build_info"),
                                    "version")
                 assert build == {version: 1}, (build, version)
+                check_logs(svc.log_path, final, pb)
                 print("PASS: every dashboard query returns data; counts match the jobs run")
     except BaseException:
         try:
