@@ -60,6 +60,40 @@ struct ChunkQuality {
   double max_abs = 0;
 };
 
+// Adds sum x^2, sum (x-y)^2 and max |x-y| over n values to *q. Lane-split
+// float partial sums over short spans (vectorisable, fixed order) feed
+// double totals, so the result is deterministic and accurate.
+void AddQualitySums(const float* x, const float* y, int64_t n, ChunkQuality* q) {
+  constexpr int kLanes = 16;
+  constexpr int64_t kSpan = 4096;
+  for (int64_t i0 = 0; i0 < n; i0 += kSpan) {
+    const int64_t end = std::min(n, i0 + kSpan);
+    float w2[kLanes] = {}, e2[kLanes] = {}, emax[kLanes] = {};
+    int64_t i = i0;
+    for (; i + kLanes <= end; i += kLanes) {
+      for (int k = 0; k < kLanes; ++k) {
+        const float w = x[i + k];
+        const float e = w - y[i + k];
+        w2[k] += w * w;
+        e2[k] += e * e;
+        const float ae = std::fabs(e);
+        emax[k] = emax[k] > ae ? emax[k] : ae;
+      }
+    }
+    for (; i < end; ++i) {
+      const float e = x[i] - y[i];
+      w2[0] += x[i] * x[i];
+      e2[0] += e * e;
+      emax[0] = std::max(emax[0], std::fabs(e));
+    }
+    for (int k = 0; k < kLanes; ++k) {
+      q->sum_w2 += w2[k];
+      q->sum_e2 += e2[k];
+      q->max_abs = std::max(q->max_abs, static_cast<double>(emax[k]));
+    }
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_path,
@@ -180,13 +214,7 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
         float* back = deq_scratch[thread].data();
         gguf::DequantizeRow(out_type, y, back, n);
         ChunkQuality q;
-        for (int64_t i = 0; i < n; ++i) {
-          const double w = x[i];
-          const double e = w - static_cast<double>(back[i]);
-          q.sum_w2 += w * w;
-          q.sum_e2 += e * e;
-          q.max_abs = std::max(q.max_abs, std::fabs(e));
-        }
+        AddQualitySums(x, back, n, &q);
         quality[static_cast<size_t>(c)] = q;
       });
       QUANTD_RETURN_IF_ERROR(writer->Write(out_buf.data(), out_buf.size()));

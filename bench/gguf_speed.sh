@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# GGUF conversion speed against llama-quantize (not part of CTest: slow).
+#
+# Generates (once) a synthetic llama-shaped F32 model of 247.5 M weights, the
+# size llama-quantize was timed on, then runs `quantd quantize` per type with
+# --threads 1 and 2 and prints wall time, CPU time (user+sys), the speed-up
+# against llama-quantize's single-thread figures (per core: ref / (wall x
+# threads)), and peak RSS from /usr/bin/time -v.
+#
+#   bench/gguf_speed.sh [BUILD_DIR] [WORK_DIR]
+#   defaults: BUILD_DIR=build, WORK_DIR=/tmp/quantd-gguf-bench
+# Needs targets quantd and gguf_gen_model built (Release).
+set -euo pipefail
+build="${1:-build}"
+work="${2:-/tmp/quantd-gguf-bench}"
+quantd="$build/server/quantd"
+gen="$build/bench/gguf_gen_model"
+for b in "$quantd" "$gen"; do
+  [ -x "$b" ] || { echo "missing $b: make -C $build quantd gguf_gen_model" >&2; exit 1; }
+done
+[ -x /usr/bin/time ] || { echo "needs /usr/bin/time (Debian package 'time')" >&2; exit 1; }
+mkdir -p "$work"
+model="$work/model-f32.gguf"
+[ -f "$model" ] || "$gen" "$model"
+cat "$model" > /dev/null  # warm the page cache, as for llama-quantize's runs
+
+# llama-quantize (b4747), same machine class, 247.5 M-weight F32 model, 1 thread.
+declare -A ref=([Q8_0]=1.89 [Q4_0]=2.05 [Q6_K]=7.6 [Q5_K_M]=12.7 [Q4_K_M]=15.1)
+types=(${GGUF_BENCH_TYPES:-Q8_0 Q4_0 Q6_K Q5_K_M Q4_K_M})
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-8s %4s %9s %9s %11s %13s %10s\n' type thr wall_s cpu_s llama_s speedup/core peak_RSS_MB
+for t in "${types[@]}"; do
+  for thr in 1 2; do
+    out="$work/out-$t.gguf"
+    log="$work/time-$t-$thr.txt"
+    /usr/bin/time -v "$quantd" quantize "$model" -o "$out" --gguf-type "$t" --threads "$thr" \
+      > /dev/null 2> "$log"
+    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$log")
+    usr=$(awk -F': ' '/User time/ {print $2}' "$log")
+    sys=$(awk -F': ' '/System time/ {print $2}' "$log")
+    rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$log")
+    awk -v t="$t" -v thr="$thr" -v w="$wall" -v u="$usr" -v s="$sys" -v r="${ref[$t]}" -v m="$rss" \
+      'BEGIN { printf "%-8s %4d %9.2f %9.2f %11.2f %12.1fx %10d\n", t, thr, w, u+s, r, r/(w*thr), m }'
+  done
+  rm -f "$work/out-$t.gguf"
+done
