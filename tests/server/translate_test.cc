@@ -1,0 +1,78 @@
+#include "quantd/server/translate.h"
+
+#include "gtest/gtest.h"
+
+namespace quantd::server {
+namespace {
+
+TEST(TranslateTest, RecipeRoundTripsThroughProto) {
+  core::Recipe r;
+  r.precision = core::Precision::kInt4;
+  r.block_size = 128;
+  r.symmetric = false;
+  r.accuracy_level = 4;
+  r.int4_format = core::Int4Format::kQdq;
+  r.lm_head = core::LmHeadMode::kInt8;
+  r.exclude_nodes = {"a", "b"};
+  r.op_block_list = std::vector<std::string>{"Resize"};
+  r.threads = 3;
+  auto back = RecipeFromProto(RecipeToProto(r));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(core::CanonicalRecipe(*back), core::CanonicalRecipe(r));
+  EXPECT_EQ(back->threads, 3);
+}
+
+TEST(TranslateTest, PresetIsExpandedAndFieldsOverrideIt) {
+  v1::Recipe p;
+  p.set_preset("iot-int4");
+  p.set_block_size(64);
+  auto r = RecipeFromProto(p);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->precision, core::Precision::kInt4);
+  EXPECT_EQ(r->block_size, 64);
+  EXPECT_EQ(r->lm_head, core::LmHeadMode::kInt8);
+  p.set_preset("nope");
+  EXPECT_EQ(RecipeFromProto(p).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(TranslateTest, RecipeMustFitTheModelFormat) {
+  core::Recipe r;
+  r.precision = core::Precision::kFp16;
+  EXPECT_TRUE(ValidateRecipeForModel(r, v1::MODEL_FORMAT_ONNX).ok());
+  EXPECT_EQ(ValidateRecipeForModel(r, v1::MODEL_FORMAT_GGUF).code(),
+            absl::StatusCode::kInvalidArgument);
+  r.gguf_type = "Q4_K_M";
+  r.precision = core::Precision::kUnspecified;
+  EXPECT_TRUE(ValidateRecipeForModel(r, v1::MODEL_FORMAT_GGUF).ok());
+  EXPECT_EQ(ValidateRecipeForModel(r, v1::MODEL_FORMAT_ONNX).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(TranslateTest, StatusCodesMapOneToOne) {
+  EXPECT_TRUE(ToGrpcStatus(absl::OkStatus()).ok());
+  for (int c = 1; c <= 16; ++c) {
+    auto code = static_cast<absl::StatusCode>(c);
+    grpc::Status g = ToGrpcStatus(absl::Status(code, "m"));
+    EXPECT_EQ(static_cast<int>(g.error_code()), c);
+    EXPECT_EQ(g.error_message(), "m");
+  }
+  EXPECT_EQ(StatusCodeName(absl::StatusCode::kDataLoss), "DATA_LOSS");
+}
+
+TEST(TranslateTest, ReportKeepsFileNamesOnly) {
+  core::Report r;
+  r.precision = "fp16";
+  r.output_files = {"/data/work/job_x/model.onnx", "/data/work/job_x/model.onnx.data"};
+  core::TensorReport t;
+  t.name = "w";
+  t.sqnr_db = 40.0;
+  r.tensors.push_back(t);
+  v1::Report p = ReportToProto(r);
+  ASSERT_EQ(p.output_files_size(), 2);
+  EXPECT_EQ(p.output_files(0), "model.onnx");
+  EXPECT_TRUE(p.tensors(0).has_sqnr_db());
+  EXPECT_FALSE(p.tensors(0).has_rel_l2_error());
+}
+
+}  // namespace
+}  // namespace quantd::server
