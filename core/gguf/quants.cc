@@ -230,18 +230,6 @@ void QuantizeRow_ref(GgmlType type, const float* src, void* dst, int64_t n) {
 void QuantizeRow(GgmlType type, const float* src, void* dst, int64_t n) {
   if (QuantsUseAvx2()) {
     switch (type) {
-      case GgmlType::kF16: {
-        NarrowingStats unused;
-        // The span kernel clamps overflow to +-65504; ggml does not, so only
-        // take it when nothing can overflow.
-        float amax = 0.0f;
-        for (int64_t i = 0; i < n; ++i) amax = std::max(amax, src[i] < 0 ? -src[i] : src[i]);
-        if (amax <= kHalfMax) {
-          FloatToHalfSpan(src, static_cast<uint16_t*>(dst), static_cast<size_t>(n), &unused);
-          return;
-        }
-        break;
-      }
       case GgmlType::kQ8_0: return internal::QuantizeQ8_0_avx2(src, static_cast<BlockQ8_0*>(dst), n);
       case GgmlType::kQ4_0: return internal::QuantizeQ4_0_avx2(src, static_cast<BlockQ4_0*>(dst), n);
       case GgmlType::kQ2_K: return internal::QuantizeQ2_K_avx2(src, static_cast<BlockQ2_K*>(dst), n);

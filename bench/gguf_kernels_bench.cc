@@ -1,0 +1,67 @@
+// GGUF block kernels: reference vs the dispatched (AVX2) variant, per type.
+//   build/bench/gguf_kernels_bench --benchmark_filter=Q4_K
+#include <random>
+#include <vector>
+
+#include "benchmark/benchmark.h"
+#include "quantd/core/gguf/quants.h"
+
+namespace quantd::core::gguf {
+namespace {
+
+constexpr int64_t kN = 1 << 18;
+
+const std::vector<float>& Data() {
+  static const std::vector<float> data = [] {
+    std::mt19937 rng(42);
+    std::normal_distribution<float> nd(0.0f, 0.02f);
+    std::vector<float> x(kN);
+    for (auto& v : x) v = nd(rng);
+    return x;
+  }();
+  return data;
+}
+
+void BM_Quantize(benchmark::State& state, GgmlType type, bool reference) {
+  const auto& x = Data();
+  std::vector<uint8_t> out(RowBytes(type, kN));
+  for (auto _ : state) {
+    if (reference) {
+      QuantizeRow_ref(type, x.data(), out.data(), kN);
+    } else {
+      QuantizeRow(type, x.data(), out.data(), kN);
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations() * kN);
+}
+
+void BM_Dequantize(benchmark::State& state, GgmlType type) {
+  const auto& x = Data();
+  std::vector<uint8_t> q(RowBytes(type, kN));
+  QuantizeRow(type, x.data(), q.data(), kN);
+  std::vector<float> back(kN);
+  for (auto _ : state) {
+    DequantizeRow(type, q.data(), back.data(), kN);
+    benchmark::DoNotOptimize(back.data());
+  }
+  state.SetItemsProcessed(state.iterations() * kN);
+}
+
+int Register() {
+  for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1,
+                     GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K,
+                     GgmlType::kIQ4_NL, GgmlType::kF16, GgmlType::kBF16}) {
+    const std::string name = TypeName(t);
+    benchmark::RegisterBenchmark(("Quantize/" + name + "/ref").c_str(), BM_Quantize, t, true);
+    benchmark::RegisterBenchmark(("Quantize/" + name + "/fast").c_str(), BM_Quantize, t, false);
+    benchmark::RegisterBenchmark(("Dequantize/" + name).c_str(), BM_Dequantize, t);
+  }
+  return 0;
+}
+const int kRegistered = Register();
+
+}  // namespace
+}  // namespace quantd::core::gguf
+
+BENCHMARK_MAIN();
