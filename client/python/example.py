@@ -2,7 +2,7 @@
 """Upload a model, submit a job, watch it and download the result.
 
     PYTHONPATH=STUBS:client/python python3 client/python/example.py \
-        --server 127.0.0.1:50051 model.onnx OUT_DIR --precision INT4
+        --server 127.0.0.1:7443 model.onnx OUT_DIR --precision INT4
 
 External data files next to the model are passed as extra arguments:
     example.py model.onnx OUT --data model.onnx.data --preset mobile-int4
@@ -27,7 +27,7 @@ def main():
     ap.add_argument("model")
     ap.add_argument("out_dir")
     ap.add_argument("--data", action="append", default=[], help="external data file")
-    ap.add_argument("--server", default=os.environ.get("QUANTD_SERVER", "127.0.0.1:50051"))
+    ap.add_argument("--server", default=os.environ.get("QUANTD_SERVER", "127.0.0.1:7443"))
     ap.add_argument("--token", default=os.environ.get("QUANTD_TOKEN"))
     ap.add_argument("--preset", default="")
     ap.add_argument("--precision", default=None, help="FP32, FP16, INT8, INT4")

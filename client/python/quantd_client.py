@@ -4,7 +4,7 @@ Stubs come from `generate.sh OUT_DIR` (Debian's python3-grpc-tools); put
 OUT_DIR on sys.path (or PYTHONPATH) before importing this module.
 
     from quantd_client import Client
-    c = Client("127.0.0.1:50051")
+    c = Client("127.0.0.1:7443")
     model = c.upload(["model.onnx", "model.onnx.data"])
     job = c.submit(model.model_id, precision="INT4", block_size=32)
     for job in c.watch(job.job_id):

@@ -692,7 +692,7 @@ absl::Status ReportCmd(CommandContext& ctx, const std::vector<std::string>& args
   });
   if (!tensors.empty()) {
     lines.push_back("");
-    lines.push_back(absl::StrFormat("%-40s %-14s %-18s %10s %10s %9s %9s", "TENSOR", "SHAPE",
+    lines.push_back(absl::StrFormat("%-40s %-14s %-28s %10s %10s %9s %9s", "TENSOR", "SHAPE",
                                     "TYPE", "BEFORE", "AFTER", "SQNR dB", "REL L2"));
     size_t n = rows <= 0 ? tensors.size() : std::min<size_t>(rows, tensors.size());
     for (size_t i = 0; i < n; ++i) {
@@ -700,7 +700,7 @@ absl::Status ReportCmd(CommandContext& ctx, const std::vector<std::string>& args
       std::string name = t.name();
       if (name.size() > 40) name = "..." + name.substr(name.size() - 37);
       lines.push_back(absl::StrFormat(
-          "%-40s %-14s %-18s %10s %10s %9s %9s", name, absl::StrJoin(t.shape(), "x"),
+          "%-40s %-14s %-28s %10s %10s %9s %9s", name, absl::StrJoin(t.shape(), "x"),
           absl::StrCat(t.dtype_before(), "->", t.dtype_after()), HumanBytes(t.bytes_before()),
           HumanBytes(t.bytes_after()),
           t.has_sqnr_db() ? absl::StrFormat("%.2f", t.sqnr_db()) : "-",

@@ -82,9 +82,10 @@ void ProgressRenderer::Draw(const std::string& text, bool force) {
 
 void ProgressRenderer::Transfer(absl::string_view label, uint64_t done, uint64_t total) {
   if (mode_ == Mode::kNone) return;
+  absl::MutexLock lock(&mu_);
   const bool first = label != label_;
   if (first) {
-    Finish();
+    FinishLocked();
     label_ = std::string(label);
     start_done_ = done;
     start_ = Clock::now();
@@ -110,6 +111,7 @@ void ProgressRenderer::Transfer(absl::string_view label, uint64_t done, uint64_t
 
 void ProgressRenderer::EndTransfer(absl::string_view summary) {
   if (mode_ == Mode::kNone) return;
+  absl::MutexLock lock(&mu_);
   if (mode_ == Mode::kTty && live_) {
     // The summary replaces the bar.
     std::fprintf(out_, "\r\x1b[K");
@@ -123,6 +125,7 @@ void ProgressRenderer::EndTransfer(absl::string_view summary) {
 
 void ProgressRenderer::Job(const v1::Job& job) {
   if (mode_ == Mode::kNone) return;
+  absl::MutexLock lock(&mu_);
   const v1::JobProgress& p = job.progress();
   const std::string state = StateName(job.state());
   const bool running = job.state() == v1::JOB_STATE_RUNNING;
@@ -145,7 +148,7 @@ void ProgressRenderer::Job(const v1::Job& job) {
     return;
   }
   // TTY: one live line per phase; a new phase keeps the previous line.
-  if (key != last_job_key_ && !last_job_key_.empty()) Finish();
+  if (key != last_job_key_ && !last_job_key_.empty()) FinishLocked();
   const bool changed = key != last_job_key_;
   last_job_key_ = key;
   label_ = label;
@@ -162,7 +165,7 @@ void ProgressRenderer::Job(const v1::Job& job) {
                      job.state() == v1::JOB_STATE_FAILED || job.state() == v1::JOB_STATE_CANCELLED;
   Draw(text, changed || final);
   if (final) {
-    Finish();
+    FinishLocked();
     last_job_key_.clear();
     label_.clear();
   }
@@ -170,6 +173,7 @@ void ProgressRenderer::Job(const v1::Job& job) {
 
 void ProgressRenderer::Line(absl::string_view text) {
   if (mode_ == Mode::kNone) return;
+  absl::MutexLock lock(&mu_);
   if (live_) {
     std::fprintf(out_, "\r\x1b[K");
     live_ = false;
@@ -180,6 +184,11 @@ void ProgressRenderer::Line(absl::string_view text) {
 }
 
 void ProgressRenderer::Finish() {
+  absl::MutexLock lock(&mu_);
+  FinishLocked();
+}
+
+void ProgressRenderer::FinishLocked() {
   if (live_) {
     std::fprintf(out_, "\n");
     std::fflush(out_);

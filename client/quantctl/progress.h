@@ -9,8 +9,8 @@
 //           never a control character, so CI logs stay clean;
 //   kNone   nothing (--quiet, or --json with stderr not a terminal).
 //
-// Thread safety: thread-compatible; callers serialise calls (quantctl calls it
-// from the thread that runs the command only).
+// Thread safety: thread-safe (a Ctrl-C handler thread may print a Line while
+// the command's thread updates a bar).
 #ifndef QUANTD_CLIENT_QUANTCTL_PROGRESS_H_
 #define QUANTD_CLIENT_QUANTCTL_PROGRESS_H_
 
@@ -20,6 +20,7 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "quantd/v1/quantd.pb.h"
 
 namespace quantd::quantctl {
@@ -60,10 +61,14 @@ class ProgressRenderer {
 
  private:
   using Clock = std::chrono::steady_clock;
-  void Draw(const std::string& text, bool force);
+  void Draw(const std::string& text, bool force) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Mode mode_;
   FILE* const out_;
+
+  absl::Mutex mu_;
+  // Everything below is protected by mu_.
 
   // The current bar.
   std::string label_;
