@@ -5,10 +5,14 @@
 #include <cmath>
 #include <type_traits>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace quantd::core::quant {
 namespace {
 
-constexpr int kTileCols = 32;   // columns per tile on the row-major fast path
+constexpr int kTileCols = 64;   // columns per tile on the row-major fast path
 constexpr int kMaxBlock = 256;  // largest supported block size
 
 // roundf (half away from zero) without a libm call, so loops vectorize.
@@ -109,70 +113,114 @@ float RefitScale(const float* v, int rows, const BlockQ& q, int zp, int qmin, in
   return den > 0 ? static_cast<float>(num / den) : 0.0f;
 }
 
-// The search: RTN first, then clipped ranges and least-squares refits; the
-// lowest squared error wins (ties keep the earlier candidate, RTN first).
+// Least-squares fit of (scale, zero point) for fixed codes: v ~ s * (c - z),
+// z rounded to an integer in [0, 15]. False when the codes are constant.
+template <Int4Layout L>
+bool RefitScaleAndZero(const float* v, int rows, const BlockQ& q, int qmin, int qmax, float* s_out,
+                       int* zp_out) {
+  const float zpf = static_cast<float>(q.zp);
+  double sq = 0, sv = 0, sqq = 0, sqv = 0;
+  for (int i = 0; i < rows; ++i) {
+    double c = Code<L>(v[i], q.recip, zpf, q.zp, qmin, qmax);
+    sq += c;
+    sv += v[i];
+    sqq += c * c;
+    sqv += c * v[i];
+  }
+  double var = sqq - sq * sq / rows;
+  if (var <= 0) return false;
+  double s = (sqv - sq * sv / rows) / var;
+  if (s == 0) return false;
+  double off = (sv - s * sq) / rows;
+  int zp = static_cast<int>(std::lround(-off / s));
+  *zp_out = std::clamp(zp, 0, 15);
+  *s_out = static_cast<float>(s);
+  return true;
+}
+
+// The search: RTN first, then a grid of clipped ranges, then alternating
+// refinement (codes for the scale, least-squares scale -- and zero point when
+// asymmetric -- for the codes) from the best candidates. The lowest squared
+// error wins; ties keep the earlier candidate, RTN first, so no block is ever
+// worse than RTN.
 template <typename T, Int4Layout L>
 BlockQ SearchParams(const float* v, int rows, float mn, float mx, const Int4Options& o, T* scale) {
   const int qmin = QMin(o), qmax = QMax(o);
   BlockQ best = RtnParams(mn, mx, o, scale);
   double best_err = BlockError<L>(v, rows, best, qmin, qmax);
   if (best_err == 0.0) return best;
+  using Tr = ElementTraits<T>;
+  struct Cand {
+    double err;
+    BlockQ q;
+    T s;
+  };
+  constexpr int kTop = 3;
+  Cand top[kTop];
+  int ntop = 0;
   auto consider = [&](T s, int zp) {
     BlockQ c = MakeBlockQ(s, zp);
-    if (!std::isfinite(c.scale)) return;
+    if (!std::isfinite(c.scale) || c.scale == 0.0f) return;
     double e = BlockError<L>(v, rows, c, qmin, qmax);
     if (e < best_err) {
       best_err = e;
       best = c;
       *scale = s;
     }
+    // Keep the kTop lowest errors as starting points for the refinement.
+    int pos = ntop < kTop ? ntop++ : kTop;
+    if (pos == kTop) {
+      if (e >= top[kTop - 1].err) return;
+      pos = kTop - 1;
+    }
+    while (pos > 0 && top[pos - 1].err > e) {
+      top[pos] = top[pos - 1];
+      --pos;
+    }
+    top[pos] = Cand{e, c, s};
   };
-  using Tr = ElementTraits<T>;
+  consider(*scale, best.zp);
   if (o.symmetric) {
     const int zp = L == Int4Layout::kMatMulNBits ? 8 : 0;
     const float m = std::fabs(mx) > std::fabs(mn) ? mx : mn;
-    for (int i = 0; i <= 24; ++i) {
-      const float f = 1.0f - 0.02f * static_cast<float>(i);
+    for (int i = 1; i <= 40; ++i) {
+      const float f = 1.0f - 0.0125f * static_cast<float>(i);
       consider(Tr::FromFloat(-m * f / 8.0f), zp);  // extreme -> code -8
-      consider(Tr::FromFloat(m * f / 7.0f), zp);   // extreme -> code +7
     }
-    for (int it = 0; it < 2; ++it) {
-      float s = RefitScale<L>(v, rows, best, zp, qmin, qmax);
-      if (s != 0.0f) consider(Tr::FromFloat(s), zp);
+    for (int i = 0; i <= 40; ++i) {
+      const float f = 1.0f - 0.0125f * static_cast<float>(i);
+      consider(Tr::FromFloat(m * f / 7.0f), zp);  // extreme -> code +7
     }
   } else {
     const float lo = std::min(mn, 0.0f), hi = std::max(mx, 0.0f);
-    for (int a = 0; a < 8; ++a) {
-      for (int b = 0; b < 8; ++b) {
+    for (int a = 0; a < 10; ++a) {
+      for (int b = 0; b < 10; ++b) {
+        if (a == 0 && b == 0) continue;
         T s;
-        BlockQ c = RtnParams<T>(lo * (1.0f - 0.05f * a), hi * (1.0f - 0.05f * b), o, &s);
+        BlockQ c = RtnParams<T>(lo * (1.0f - 0.04f * a), hi * (1.0f - 0.04f * b), o, &s);
         consider(s, c.zp);
       }
     }
-    for (int it = 0; it < 2; ++it) {
-      // Fit v ~ s * code + c, then round the zero point and refit the scale.
-      const float zpf = static_cast<float>(best.zp);
-      double sq = 0, sv = 0, sqq = 0, sqv = 0;
-      for (int i = 0; i < rows; ++i) {
-        double c = Code<L>(v[i], best.recip, zpf, best.zp, qmin, qmax);
-        sq += c;
-        sv += v[i];
-        sqq += c * c;
-        sqv += c * v[i];
+  }
+  // Alternating refinement from each of the best starting points.
+  Cand starts[kTop];
+  const int nstarts = ntop;
+  std::copy(top, top + ntop, starts);
+  for (int t = 0; t < nstarts; ++t) {
+    BlockQ cur = starts[t].q;
+    for (int it = 0; it < 6; ++it) {
+      float s;
+      int zp = cur.zp;
+      if (o.symmetric) {
+        s = RefitScale<L>(v, rows, cur, zp, qmin, qmax);
+        if (s == 0.0f) break;
+      } else if (!RefitScaleAndZero<L>(v, rows, cur, qmin, qmax, &s, &zp)) {
+        break;
       }
-      double var = sqq - sq * sq / rows;
-      if (var <= 0) break;
-      double s = (sqv - sq * sv / rows) / var;
-      if (s == 0) break;
-      double off = (sv - s * sq) / rows;
-      int zp = static_cast<int>(std::lround(-off / s));
-      zp = std::clamp(zp, 0, 15);
-      BlockQ tmp = best;
-      consider(Tr::FromFloat(static_cast<float>(s)), zp);
-      float s2 = RefitScale<L>(v, rows, MakeBlockQ(Tr::FromFloat(static_cast<float>(s)), zp), zp,
-                               qmin, qmax);
-      if (s2 != 0.0f) consider(Tr::FromFloat(s2), zp);
-      if (tmp.scale == best.scale && tmp.zp == best.zp) break;
+      BlockQ next = MakeBlockQ(Tr::FromFloat(s), zp);
+      if (next.scale == cur.scale && next.zp == cur.zp) break;
+      consider(Tr::FromFloat(s), zp);
+      cur = next;
     }
   }
   return best;
@@ -265,65 +313,257 @@ void QuantizeGeneric(const WeightView<T>& w, const Int4Options& o, int64_t n_beg
   }
 }
 
-// Fast RTN path for row-major weights (col_stride == 1): tiles of columns,
-// each block scanned row by row so the inner loops run over contiguous
-// columns and vectorize.
+// ---- Tile kernels for the row-major RTN path: a tile is `rows` rows of
+// kTileCols contiguous floats (stride `ld`). Scalar, SSE2 (x86-64 baseline)
+// and AVX2 variants run the same float operations in the same order, so they
+// produce identical bits.
+struct CodeParams {
+  float lo, hi;      // clamp of the pre-rounding value (see Code())
+  float qlo, qhi;    // code range
+  bool zp_inside;    // MatMulNBits: roundf(v*r + zp); QDQ: roundf(v*r) + zp
+};
+
+inline CodeParams MakeCodeParams(Int4Layout layout, int qmin, int qmax) {
+  if (layout == Int4Layout::kMatMulNBits) return {-1.0f, 16.0f, 0.0f, 15.0f, true};
+  return {-17.0f, 17.0f, static_cast<float>(qmin), static_cast<float>(qmax), false};
+}
+
+inline float CodeScalar(float v, float r, float z, const CodeParams& p) {
+  float x = v * r;
+  if (p.zp_inside) x = x + z;
+  x = x < p.lo ? p.lo : (x > p.hi ? p.hi : x);
+  float q = RoundHalfAway(x);
+  if (!p.zp_inside) q = q + z;
+  return q < p.qlo ? p.qlo : (q > p.qhi ? p.qhi : q);
+}
+
+void MinMaxTileScalar(const float* src, int64_t ld, int rows, int tn, float* mn, float* mx) {
+  for (int i = 0; i < rows; ++i) {
+    const float* v = src + i * ld;
+    for (int j = 0; j < tn; ++j) {
+      mn[j] = v[j] < mn[j] ? v[j] : mn[j];
+      mx[j] = v[j] > mx[j] ? v[j] : mx[j];
+    }
+  }
+}
+
+void CodeTileScalar(const float* src, int64_t ld, int rows, int tn, const float* r, const float* z,
+                    const CodeParams& p, uint8_t* codes) {
+  for (int i = 0; i < rows; ++i) {
+    for (int j = 0; j < tn; ++j) {
+      codes[i * kTileCols + j] =
+          static_cast<uint8_t>(static_cast<int>(CodeScalar(src[i * ld + j], r[j], z[j], p)));
+    }
+  }
+}
+
+#if defined(__x86_64__)
+// minps(a, b) = a < b ? a : b and maxps(a, b) = a > b ? a : b: the same
+// selections as the scalar code.
+void MinMaxTileSse2(const float* src, int64_t ld, int rows, float* mn, float* mx) {
+  for (int j = 0; j < kTileCols; j += 4) {
+    __m128 lo = _mm_load_ps(mn + j), hi = _mm_load_ps(mx + j);
+    for (int i = 0; i < rows; ++i) {
+      __m128 v = _mm_loadu_ps(src + i * ld + j);
+      lo = _mm_min_ps(v, lo);
+      hi = _mm_max_ps(v, hi);
+    }
+    _mm_store_ps(mn + j, lo);
+    _mm_store_ps(mx + j, hi);
+  }
+}
+
+inline __m128 CodeSse2(__m128 v, __m128 r, __m128 z, const CodeParams& p) {
+  __m128 x = _mm_mul_ps(v, r);
+  if (p.zp_inside) x = _mm_add_ps(x, z);
+  x = _mm_min_ps(_mm_max_ps(x, _mm_set1_ps(p.lo)), _mm_set1_ps(p.hi));
+  __m128 t = _mm_cvtepi32_ps(_mm_cvttps_epi32(x));
+  __m128 d = _mm_sub_ps(x, t);
+  const __m128 one = _mm_set1_ps(1.0f);
+  t = _mm_add_ps(t, _mm_and_ps(_mm_cmpge_ps(d, _mm_set1_ps(0.5f)), one));
+  t = _mm_sub_ps(t, _mm_and_ps(_mm_cmple_ps(d, _mm_set1_ps(-0.5f)), one));
+  if (!p.zp_inside) t = _mm_add_ps(t, z);
+  return _mm_min_ps(_mm_max_ps(t, _mm_set1_ps(p.qlo)), _mm_set1_ps(p.qhi));
+}
+
+void CodeTileSse2(const float* src, int64_t ld, int rows, const float* r, const float* z,
+                  const CodeParams& p, uint8_t* codes) {
+  for (int i = 0; i < rows; ++i) {
+    const float* v = src + i * ld;
+    uint8_t* out = codes + i * kTileCols;
+    for (int j = 0; j < kTileCols; j += 16) {
+      __m128i a = _mm_cvttps_epi32(CodeSse2(_mm_loadu_ps(v + j), _mm_load_ps(r + j), _mm_load_ps(z + j), p));
+      __m128i b = _mm_cvttps_epi32(
+          CodeSse2(_mm_loadu_ps(v + j + 4), _mm_load_ps(r + j + 4), _mm_load_ps(z + j + 4), p));
+      __m128i c = _mm_cvttps_epi32(
+          CodeSse2(_mm_loadu_ps(v + j + 8), _mm_load_ps(r + j + 8), _mm_load_ps(z + j + 8), p));
+      __m128i d = _mm_cvttps_epi32(
+          CodeSse2(_mm_loadu_ps(v + j + 12), _mm_load_ps(r + j + 12), _mm_load_ps(z + j + 12), p));
+      __m128i ab = _mm_packs_epi32(a, b), cd = _mm_packs_epi32(c, d);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + j), _mm_packs_epi16(ab, cd));
+    }
+  }
+}
+
+__attribute__((target("avx2"))) void MinMaxTileAvx2(const float* src, int64_t ld, int rows,
+                                                    float* mn, float* mx) {
+  for (int j = 0; j < kTileCols; j += 8) {
+    __m256 lo = _mm256_load_ps(mn + j), hi = _mm256_load_ps(mx + j);
+    for (int i = 0; i < rows; ++i) {
+      __m256 v = _mm256_loadu_ps(src + i * ld + j);
+      lo = _mm256_min_ps(v, lo);
+      hi = _mm256_max_ps(v, hi);
+    }
+    _mm256_store_ps(mn + j, lo);
+    _mm256_store_ps(mx + j, hi);
+  }
+}
+
+__attribute__((target("avx2"))) inline __m256 CodeAvx2(__m256 v, __m256 r, __m256 z,
+                                                       const CodeParams& p) {
+  __m256 x = _mm256_mul_ps(v, r);
+  if (p.zp_inside) x = _mm256_add_ps(x, z);
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(p.lo)), _mm256_set1_ps(p.hi));
+  __m256 t = _mm256_cvtepi32_ps(_mm256_cvttps_epi32(x));
+  __m256 d = _mm256_sub_ps(x, t);
+  const __m256 one = _mm256_set1_ps(1.0f);
+  t = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(d, _mm256_set1_ps(0.5f), _CMP_GE_OQ), one));
+  t = _mm256_sub_ps(t, _mm256_and_ps(_mm256_cmp_ps(d, _mm256_set1_ps(-0.5f), _CMP_LE_OQ), one));
+  if (!p.zp_inside) t = _mm256_add_ps(t, z);
+  return _mm256_min_ps(_mm256_max_ps(t, _mm256_set1_ps(p.qlo)), _mm256_set1_ps(p.qhi));
+}
+
+__attribute__((target("avx2"))) void CodeTileAvx2(const float* src, int64_t ld, int rows,
+                                                  const float* r, const float* z,
+                                                  const CodeParams& p, uint8_t* codes) {
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int i = 0; i < rows; ++i) {
+    const float* v = src + i * ld;
+    uint8_t* out = codes + i * kTileCols;
+    for (int j = 0; j < kTileCols; j += 32) {
+      __m256i q[4];
+      for (int k = 0; k < 4; ++k) {
+        q[k] = _mm256_cvttps_epi32(CodeAvx2(_mm256_loadu_ps(v + j + 8 * k),
+                                            _mm256_load_ps(r + j + 8 * k),
+                                            _mm256_load_ps(z + j + 8 * k), p));
+      }
+      // packs work per 128-bit lane: pack, pack, then restore the order.
+      __m256i ab = _mm256_packs_epi32(q[0], q[1]), cd = _mm256_packs_epi32(q[2], q[3]);
+      __m256i bytes = _mm256_packs_epi16(ab, cd);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j),
+                          _mm256_permutevar8x32_epi32(bytes, order));
+    }
+  }
+}
+
+bool HasAvx2() {
+  static const bool has = __builtin_cpu_supports("avx2");
+  return has;
+}
+#endif
+
+// Full tiles use SIMD; partial tiles the scalar code (identical results).
+void MinMaxTile(const float* src, int64_t ld, int rows, int tn, float* mn, float* mx) {
+#if defined(__x86_64__)
+  if (tn == kTileCols) {
+    if (HasAvx2()) {
+      MinMaxTileAvx2(src, ld, rows, mn, mx);
+    } else {
+      MinMaxTileSse2(src, ld, rows, mn, mx);
+    }
+    return;
+  }
+#endif
+  MinMaxTileScalar(src, ld, rows, tn, mn, mx);
+}
+
+void CodeTile(const float* src, int64_t ld, int rows, int tn, const float* r, const float* z,
+              const CodeParams& p, uint8_t* codes) {
+#if defined(__x86_64__)
+  if (tn == kTileCols) {
+    if (HasAvx2()) {
+      CodeTileAvx2(src, ld, rows, r, z, p, codes);
+    } else {
+      CodeTileSse2(src, ld, rows, r, z, p, codes);
+    }
+    return;
+  }
+#endif
+  CodeTileScalar(src, ld, rows, tn, r, z, p, codes);
+}
+
+// Code MLAS left in its scratch for row K-2 (the odd-K carry) when row K-1
+// opens block b (odd) alone: block b-1's parameters are already stored.
+template <typename T, Int4Layout L>
+int CarryFromPreviousBlock(const WeightView<T>& w, const Int4Options& o, int64_t col,
+                           int64_t blocks, const T* scales, const uint8_t* zero_points) {
+  const int64_t b = blocks - 2;
+  BlockQ q = MakeBlockQ(scales[col * blocks + b], 8);
+  if (!o.symmetric) q.zp = (zero_points[col * ((blocks + 1) / 2) + b / 2] >> ((b & 1) * 4)) & 0xf;
+  const float v = ElementTraits<T>::ToFloat(w.data[(w.k - 2) * w.row_stride + col * w.col_stride]);
+  return Code<L>(v, q.recip, static_cast<float>(q.zp), q.zp, QMin(o), QMax(o));
+}
+
+// Fast RTN path for row-major weights (col_stride == 1): blocks of rows in
+// the outer loop, tiles of columns inside, so the input streams row by row
+// and the inner loops run over contiguous columns (vectorized).
 template <typename T, Int4Layout L>
 void QuantizeRowMajorRtn(const WeightView<T>& w, const Int4Options& o, int64_t n_begin,
                          int64_t n_end, uint8_t* packed, T* scales, uint8_t* zero_points) {
   const int bs = o.block_size;
   const int64_t blocks = (w.k + bs - 1) / bs;
   const int qmin = QMin(o), qmax = QMax(o);
+  const CodeParams cp = MakeCodeParams(L, qmin, qmax);
   alignas(64) float mn[kTileCols], mx[kTileCols], recip[kTileCols], zpf[kTileCols];
-  alignas(64) float row_buf[kTileCols];
-  int zpi[kTileCols];
-  uint8_t prev_last[kTileCols];
   alignas(64) uint8_t codes[kMaxBlock * kTileCols];  // [row][col]
-  for (int64_t c0 = n_begin; c0 < n_end; c0 += kTileCols) {
-    const int tn = static_cast<int>(std::min<int64_t>(kTileCols, n_end - c0));
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t r0 = b * bs;
-      const int rows = static_cast<int>(std::min<int64_t>(bs, w.k - r0));
+  // FP16 rows are widened into this tile first.
+  alignas(64) float wide[std::is_same_v<T, float> ? 1 : kMaxBlock * kTileCols];
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t r0 = b * bs;
+    const int rows = static_cast<int>(std::min<int64_t>(bs, w.k - r0));
+    for (int64_t c0 = n_begin; c0 < n_end; c0 += kTileCols) {
+      const int tn = static_cast<int>(std::min<int64_t>(kTileCols, n_end - c0));
+      const float* tile;
+      int64_t ld;
+      if constexpr (std::is_same_v<T, float>) {
+        tile = w.data + r0 * w.row_stride + c0;
+        ld = w.row_stride;
+      } else {
+        for (int i = 0; i < rows; ++i) {
+          const T* src = w.data + (r0 + i) * w.row_stride + c0;
+          for (int j = 0; j < tn; ++j) wide[i * kTileCols + j] = ElementTraits<T>::ToFloat(src[j]);
+        }
+        tile = wide;
+        ld = kTileCols;
+      }
       for (int j = 0; j < kTileCols; ++j) {
         mn[j] = FLT_MAX;
         mx[j] = -FLT_MAX;
       }
-      for (int i = 0; i < rows; ++i) {
-        const T* src = w.data + (r0 + i) * w.row_stride + c0;
-        for (int j = 0; j < tn; ++j) {
-          float v = ElementTraits<T>::ToFloat(src[j]);
-          mn[j] = v < mn[j] ? v : mn[j];
-          mx[j] = v > mx[j] ? v : mx[j];
-        }
-      }
+      MinMaxTile(tile, ld, rows, tn, mn, mx);
       for (int j = 0; j < tn; ++j) {
         T scale;
         BlockQ q = RtnParams(mn[j], mx[j], o, &scale);
         StoreParams(o, w.n, blocks, c0 + j, b, scale, q.zp, scales, zero_points);
         recip[j] = q.recip;
         zpf[j] = static_cast<float>(q.zp);
-        zpi[j] = q.zp;
       }
-      for (int i = 0; i < rows; ++i) {
-        const T* src = w.data + (r0 + i) * w.row_stride + c0;
-        uint8_t* out = codes + i * kTileCols;
-        if constexpr (std::is_same_v<T, float>) {
-          for (int j = 0; j < tn; ++j) {
-            out[j] = static_cast<uint8_t>(Code<L>(src[j], recip[j], zpf[j], zpi[j], qmin, qmax));
-          }
-        } else {
-          for (int j = 0; j < tn; ++j) row_buf[j] = ElementTraits<T>::ToFloat(src[j]);
-          for (int j = 0; j < tn; ++j) {
-            out[j] = static_cast<uint8_t>(Code<L>(row_buf[j], recip[j], zpf[j], zpi[j], qmin, qmax));
-          }
-        }
-      }
+      CodeTile(tile, ld, rows, tn, recip, zpf, cp, codes);
       if constexpr (L == Int4Layout::kMatMulNBits) {
         for (int j = 0; j < tn; ++j) {
-          int carry = rows >= 2 ? codes[(rows - 2) * kTileCols + j] : ((b & 1) ? prev_last[j] : 0);
-          PackNBitsBlock(codes + j, kTileCols, rows, carry,
-                         packed + ((c0 + j) * blocks + b) * (bs / 2));
-          prev_last[j] = codes[(rows - 1) * kTileCols + j];
+          uint8_t* dst = packed + ((c0 + j) * blocks + b) * (bs / 2);
+          const uint8_t* c = codes + j;
+          int i = 0;
+          for (; i + 1 < rows; i += 2) {
+            dst[i / 2] = static_cast<uint8_t>(c[i * kTileCols] | (c[(i + 1) * kTileCols] << 4));
+          }
+          if (i < rows) {
+            int carry = rows >= 2 ? c[(rows - 2) * kTileCols]
+                        : (b & 1) ? CarryFromPreviousBlock<T, L>(w, o, c0 + j, blocks, scales,
+                                                                 zero_points)
+                                  : 0;
+            dst[i / 2] = static_cast<uint8_t>(c[i * kTileCols] | (carry << 4));
+          }
         }
       } else {
         for (int i = 0; i < rows; ++i) {

@@ -12,7 +12,9 @@
 namespace quantd::core::quant {
 namespace {
 
-constexpr int64_t kTile = 64;  // columns per work item (even: QDQ bytes never shared)
+constexpr int64_t kTile = 64;     // columns per quality tile
+constexpr int64_t kRange = 512;  // columns per quantization work item (even: QDQ
+                                 // bytes never shared; rows of 2 KiB stream well)
 
 template <typename T>
 float Load(const T* p, int64_t i) {
@@ -91,16 +93,21 @@ absl::StatusOr<Int4Result> Int4Impl(const MatrixSource& s, const Int4Options& o,
   // byte, so one thread does it all.
   if (o.layout == Int4Layout::kQdq && (s.n & 1)) threads = 1;
   threads = std::max(1, threads);
-  const int64_t tiles = (s.n + kTile - 1) / kTile;
-  std::vector<QualityAccumulator> acc;
-  std::vector<std::vector<float>> w_buf(threads), q_buf(threads);
-  if (quality != nullptr) {
-    for (int i = 0; i < threads; ++i) acc.emplace_back(s.k);
-  }
-  absl::Status st = ParallelTiles(tiles, threads, cancel, [&](int64_t t, int slot) {
-    const int64_t c0 = t * kTile, c1 = std::min(s.n, c0 + kTile);
+  const int64_t ranges = (s.n + kRange - 1) / kRange;
+  absl::Status st = ParallelTiles(ranges, threads, cancel, [&](int64_t t, int) {
+    const int64_t c0 = t * kRange, c1 = std::min(s.n, c0 + kRange);
     QuantizeInt4(view, o, c0, c1, out.packed.data(), scales, zps);
-    if (quality != nullptr) {
+  });
+  if (!st.ok()) return st;
+  if (quality != nullptr) {
+    // Quality in a second pass, by column tiles (the probe product needs
+    // whole columns).
+    const int64_t tiles = (s.n + kTile - 1) / kTile;
+    std::vector<QualityAccumulator> acc;
+    std::vector<std::vector<float>> w_buf(threads), q_buf(threads);
+    for (int i = 0; i < threads; ++i) acc.emplace_back(s.k);
+    st = ParallelTiles(tiles, threads, cancel, [&](int64_t t, int slot) {
+      const int64_t c0 = t * kTile, c1 = std::min(s.n, c0 + kTile);
       auto& wb = w_buf[slot];
       auto& qb = q_buf[slot];
       wb.resize(s.k * kTile);
@@ -108,10 +115,8 @@ absl::StatusOr<Int4Result> Int4Impl(const MatrixSource& s, const Int4Options& o,
       GatherTile(data, s, c0, c1 - c0, wb.data());
       DequantizeInt4(s.k, s.n, o, out.packed.data(), scales, zps, c0, c1, qb.data());
       acc[slot].AddColumns(wb.data(), qb.data(), c1 - c0);
-    }
-  });
-  if (!st.ok()) return st;
-  if (quality != nullptr) {
+    });
+    if (!st.ok()) return st;
     for (int i = 1; i < threads; ++i) acc[0].Merge(acc[i]);
     acc[0].Fill(quality);
   }
