@@ -51,8 +51,9 @@ EXPOSE 7443 9479
 ENV QUANTD_SERVER=127.0.0.1:7443
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["quantctl", "--server", "127.0.0.1:7443", "health"]
-# SIGTERM drains: quantd stops accepting work and finishes or requeues running
-# jobs within its shutdown deadline (give `docker stop -t` at least as much).
+# SIGTERM drains: new work is refused, running jobs get --shutdown-grace-seconds
+# (default 30) to finish, then are requeued. Docker's default stop timeout is
+# 10 s: run with `--stop-timeout 60` (compose sets stop_grace_period).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["quantd"]
 CMD ["serve", "--listen", "0.0.0.0:7443", "--data-dir", "/var/lib/quantd", \
