@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "interrupter.h"
 #include "onnx_files.h"
 
 namespace quantd::quantctl {
@@ -52,9 +53,15 @@ absl::StatusOr<UploadResult> UploadModel(CommandContext& ctx, const std::string&
   uint64_t total = 0;
   for (const auto& f : *files) total += f.size;
   const auto start = std::chrono::steady_clock::now();
+  Session* s = *session;
+  Interrupter::SetHandler([&ctx, s] {
+    ctx.progress().Line("interrupted: run the same command again to resume the upload");
+    s->Interrupt();
+  });
   auto model = (*session)->Upload(
       *files, labels, [&ctx](uint64_t done, uint64_t all) { ctx.progress().Transfer("upload", done, all); },
       &result.skipped);
+  Interrupter::SetHandler(nullptr);
   if (!model.ok()) {
     ctx.progress().Finish();
     return model.status();
@@ -104,6 +111,14 @@ absl::StatusOr<std::vector<std::string>> DownloadArtifact(CommandContext& ctx, c
     std::string new_name = std::filesystem::path(plan[i].path).filename().string();
     if (new_name != plan[i].info.name()) renamed.emplace_back(plan[i].info.name(), new_name);
   }
+  Session* s = *session;
+  Interrupter::SetHandler([&ctx, s] {
+    ctx.progress().Line("interrupted: run the same command again to resume the download");
+    s->Interrupt();
+  });
+  struct ResetHandler {
+    ~ResetHandler() { Interrupter::SetHandler(nullptr); }
+  } reset;
   std::error_code ec;
   auto parent = std::filesystem::path(output).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);

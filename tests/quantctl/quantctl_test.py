@@ -521,6 +521,21 @@ class UploadResume(QuantctlCase):
         # Now complete: a third run skips the upload.
         self.assertIn("skipped", self.quantctl("upload", blob).stderr)
 
+    def testCtrlCDuringUploadExits130AndResumes(self):
+        blob = self.path("blob2.gguf")
+        with open(blob, "wb") as f:
+            f.write(b"GGUF" + os.urandom((4 << 20) - 4))
+        p = subprocess.Popen([QUANTCTL, "upload", blob, "--limit-rate", "1M"], env=self.env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 130, err)
+        self.assertIn("run the same command again to resume the upload", err)
+        p = self.quantctl("upload", blob)
+        self.assertIn("resuming at", p.stderr)
+        self.assertEqual(p.stdout.strip(), model_id_of([blob]))
+
 
 class DownloadResume(QuantctlCase):
 
