@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Generates a >= 1 GiB FP32 decoder with external data (realistic weights,
+# tests/e2e/int_make_decoder.py), quantizes it to INT4 (MatMulNBits, block 32,
+# symmetric; LM head INT8) with `quantd quantize`, prints wall time and peak
+# RSS (/usr/bin/time -v) next to the memory bound (256 MiB + 2 x the largest
+# tensor), then runs both models in ONNX Runtime and prints the logits cosine.
+#
+#   bench/int4_large_model.sh [BUILD_DIR] [WORK_DIR] [THREADS]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=${1:-$here/../build}
+work=${2:-$(mktemp -d /tmp/quantd-int4-large.XXXXXX)}
+threads=${3:-$(nproc)}
+quantd=$build/server/quantd
+mkdir -p "$work"
+if [ ! -f "$work/model.onnx.data" ]; then
+  echo "generating a ~1.35 GB FP32 decoder in $work ..."
+  /usr/bin/python3 "$here/../tests/e2e/int_make_decoder.py" "$work/model.onnx" --hidden 2048 \
+    --heads 16 --layers 4 --mlp 5632 --vocab 32000 --external
+fi
+in_bytes=$(( $(stat -c %s "$work/model.onnx") + $(stat -c %s "$work/model.onnx.data") ))
+largest=$(( 32000 * 2048 * 4 ))   # embedding / lm_head, FP32
+mkdir -p "$work/int4"
+/usr/bin/time -v "$quantd" quantize "$work/model.onnx" -o "$work/int4/model.onnx" \
+  --precision int4 --block-size 32 --lm-head int8 --threads "$threads" \
+  --report "$work/int4/report.json" --quiet 2> "$work/time.txt"
+wall=$(grep "Elapsed (wall clock)" "$work/time.txt" | awk '{print $NF}')
+rss_kb=$(grep "Maximum resident set size" "$work/time.txt" | awk '{print $NF}')
+out_bytes=$(( $(stat -c %s "$work/int4/model.onnx") + $(stat -c %s "$work/int4/model.onnx.data") ))
+bound=$(( 256 * 1024 * 1024 + 2 * largest ))
+mib() { awk -v b="$1" 'BEGIN { printf "%8.1f", b / 1048576 }'; }
+echo "input            $(mib "$in_bytes") MiB (FP32, external data)"
+echo "output           $(mib "$out_bytes") MiB (INT4 MatMulNBits, LM head INT8)"
+echo "threads          $threads"
+echo "wall time        $wall"
+echo "peak RSS         $(mib $(( rss_kb * 1024 ))) MiB"
+echo "bound            $(mib "$bound") MiB (256 MiB + 2 x largest tensor $(mib "$largest") MiB)"
+if [ "$(( rss_kb * 1024 ))" -le "$bound" ]; then echo "within bound"; else echo "OVER BOUND"; fi
+/usr/bin/python3 - "$work/int4/report.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+t = r["totals"]
+print(f"tensors quantized {t['tensors_converted']}, compression {t['compression_ratio']:.2f}x, "
+      f"quantize time {t['seconds']:.1f} s")
+print("worst tensors:", ", ".join(f"{w['name']} {w['sqnr_db']:.2f} dB" for w in r["worst_tensors"][:3]))
+PY
+if [ "${SKIP_ORT:-0}" != 1 ]; then
+  node "$here/../tests/e2e/ort_compare.mjs" --ref "$work/model.onnx" --test "$work/int4/model.onnx" \
+    --min-cosine 0.95 --seq 4 || true
+fi
