@@ -1,30 +1,46 @@
 #!/usr/bin/env bash
 # Prints the Debian packages that provide the shared libraries the given
 # binaries load (ldd + dpkg -S), one per line, sorted. The Dockerfile's
-# runtime stage installs exactly the list this prints for quantd and quantctl
-# (tests/ops ValidateDeploy checks the two agree on the built binaries).
+# runtime stage installs exactly this list for quantd and quantctl
+# (RUNTIME_PACKAGES; its build stage and tests/ops ValidateDeploy both check
+# that the two agree).
 #
 #   deploy/docker/runtime-packages.sh build/server/quantd build/client/quantctl/quantctl
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 BINARY..." >&2; exit 2; }
+libs=()
 for bin in "$@"; do
   [ -f "$bin" ] || { echo "runtime-packages: no such file: $bin" >&2; exit 1; }
-  if ldd "$bin" | grep -q "not found"; then
+  out=$(ldd "$bin")
+  if grep -q "not found" <<<"$out"; then
     echo "runtime-packages: $bin has unresolved libraries:" >&2
-    ldd "$bin" | grep "not found" >&2
+    grep "not found" <<<"$out" >&2
     exit 1
   fi
-done
-for bin in "$@"; do
   # "libfoo.so.1 => /lib/x86_64-linux-gnu/libfoo.so.1 (0x...)" and the loader line.
-  ldd "$bin" | awk '/=> \// {print $3} /^\s*\/[^ ]+ \(/ {print $1}'
-done | sort -u | while read -r lib; do
-  pkg=""
-  # usrmerge: dpkg may know the file under /lib or /usr/lib, by either name.
+  while read -r lib; do libs+=("$lib"); done < <(awk '/=> \// {print $3} /^\s*\/[^ ]+ \(/ {print $1}' <<<"$out")
+done
+# usrmerge: dpkg may know a file under /lib or /usr/lib, by its link name or
+# its real name. Ask about every variant in one dpkg -S call.
+declare -A owner=()
+queries=()
+for lib in $(printf '%s\n' "${libs[@]}" | sort -u); do
   for cand in "$lib" "$(readlink -f "$lib")"; do
-    for p in "$cand" "${cand#/usr}" "/usr${cand}"; do
-      pkg=$(dpkg -S "$p" 2>/dev/null | head -n1 | cut -d: -f1) && [ -n "$pkg" ] && break 2
-    done
+    base=${cand#/usr}
+    queries+=("$base" "/usr$base")
+  done
+done
+while IFS= read -r line; do
+  # "libfoo1:amd64: /lib/x86_64-linux-gnu/libfoo.so.1"
+  pkg=${line%%: *}
+  path=${line#*: }
+  owner["${path#/usr}"]=${pkg%%:*}
+done < <(dpkg -S "${queries[@]}" 2>/dev/null || true)
+for lib in $(printf '%s\n' "${libs[@]}" | sort -u); do
+  pkg=""
+  for cand in "$lib" "$(readlink -f "$lib")"; do
+    pkg=${owner["${cand#/usr}"]:-}
+    [ -n "$pkg" ] && break
   done
   if [ -z "$pkg" ]; then
     echo "runtime-packages: no package owns $lib" >&2
