@@ -264,6 +264,17 @@ class Quantize(QuantctlCase):
         self.assertEqual(sha256(out8), r["job"]["artifact"]["files"][0]["sha256"])
         self.ortCompare(GPT2, out8, 0.9)
 
+    def testGgufMatchesLlamaQuantize(self):
+        refs = json.loads(read_text(os.path.join(TESTDATA, "gguf", "reference.json")))["outputs"]
+        want = {(o["input"], o["type"]): o for o in refs if not o["flags"]}
+        src = os.path.join(TESTDATA, "gguf", "tiny-llama-f16.gguf")
+        out = self.path("llama", "q4km.gguf")
+        r = self.quantctl_json("quantize", src, "-o", out, "--preset", "gguf-q4km")
+        self.assertEqual(r["job"]["recipe"]["gguf_type"], "Q4_K_M")
+        self.assertEqual(r["model"]["format"], "MODEL_FORMAT_GGUF")
+        self.assertEqual(r["output_files"], [out])
+        self.assertEqual(sha256(out), want[("tiny-llama-f16.gguf", "Q4_K_M")]["sha256"])
+
     def testQuietPrintsNothingButTheResult(self):
         p = self.quantctl("--quiet", "quantize", GPT2, "-o", self.path("q.onnx"), "--precision", "fp32")
         self.assertEqual(p.stderr, "")

@@ -1,0 +1,258 @@
+// Unit tests of quantctl's parts: the recipe translation (checked against the
+// server's inverse so the two directions cannot drift), exit codes, artifact
+// file planning, progress rendering, flag parsing and ONNX external data.
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "exit_codes.h"
+#include "flag_parser.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "onnx_files.h"
+#include "progress.h"
+#include "quantd/core/recipe.h"
+#include "quantd/core/recipe_flags.h"
+#include "quantd/server/translate.h"
+#include "recipe_proto.h"
+#include "transfer.h"
+
+namespace quantd::quantctl {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+core::Recipe Parse(const std::vector<std::string>& flags) {
+  core::Recipe r;
+  std::vector<std::string> rest;
+  EXPECT_TRUE(core::ParseRecipeFlags(flags, &r, &rest).ok());
+  EXPECT_TRUE(rest.empty());
+  return r;
+}
+
+// core -> proto (quantctl) -> core (server) must give the same canonical recipe.
+void ExpectRoundTrip(const std::vector<std::string>& flags) {
+  core::Recipe before = Parse(flags);
+  auto after = server::RecipeFromProto(RecipeToProto(before));
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(core::CanonicalRecipe(*after), core::CanonicalRecipe(before))
+      << ::testing::PrintToString(flags);
+  // And the same proto as the server's own core -> proto direction.
+  EXPECT_EQ(RecipeToProto(before).SerializeAsString(),
+            server::RecipeToProto(before).SerializeAsString())
+      << ::testing::PrintToString(flags);
+}
+
+TEST(RecipeProtoTest, EveryPresetRoundTripsThroughTheServer) {
+  for (const auto& p : core::Presets()) ExpectRoundTrip({"--preset", p.name});
+}
+
+TEST(RecipeProtoTest, ExplicitFlagsRoundTripThroughTheServer) {
+  ExpectRoundTrip({"--precision", "int4", "--block-size", "64", "--asymmetric", "--accuracy-level",
+                   "4", "--int4-format", "qdq", "--algorithm", "search", "--lm-head", "int8",
+                   "--exclude-nodes", ".*attn.*", "--exclude-node", "a,b", "--op-types",
+                   "MatMul,Gather", "--quantize-embeddings", "--min-tensor-elements", "4096",
+                   "--threads", "3"});
+  ExpectRoundTrip({"--precision", "int8", "--int8-mode", "dynamic", "--int8-weight-type",
+                   "quint8", "--per-channel", "--reduce-range"});
+  ExpectRoundTrip({"--precision", "fp16", "--no-keep-io-types", "--op-block-list=",
+                   "--node-block-list", "n1,n2", "--external-data", "always"});
+  ExpectRoundTrip({"--precision", "fp16", "--op-block-list", "Resize,TopK"});
+  ExpectRoundTrip({"--format", "gguf", "--gguf-type", "Q4_K_M", "--leave-output-tensor",
+                   "--output-tensor-type", "q8_0", "--token-embedding-type", "q8_0", "--pure",
+                   "--allow-requantize"});
+  ExpectRoundTrip({"--preset", "mobile-int4", "--block-size", "128"});
+}
+
+TEST(RecipeProtoTest, EmptyOpBlockListStaysPresent) {
+  v1::Recipe p = RecipeToProto(Parse({"--precision", "fp16", "--op-block-list="}));
+  EXPECT_TRUE(p.has_op_block_list());
+  EXPECT_EQ(p.op_block_list().values_size(), 0);
+  EXPECT_FALSE(RecipeToProto(Parse({"--precision", "fp16"})).has_op_block_list());
+}
+
+TEST(ExitCodeTest, EachFailureClassHasItsCode) {
+  EXPECT_EQ(ExitCodeFor(absl::OkStatus()), 0);
+  EXPECT_EQ(ExitCodeFor(absl::InternalError("x")), 1);
+  EXPECT_EQ(ExitCodeFor(absl::ResourceExhaustedError("x")), 1);
+  EXPECT_EQ(ExitCodeFor(absl::InvalidArgumentError("x")), 2);
+  EXPECT_EQ(ExitCodeFor(absl::NotFoundError("x")), 2);
+  EXPECT_EQ(ExitCodeFor(JobOutcome(absl::AbortedError("job failed"))), 3);
+  EXPECT_EQ(ExitCodeFor(JobOutcome(absl::InvalidArgumentError("bad model"))), 3);
+  EXPECT_EQ(ExitCodeFor(absl::UnavailableError("x")), 4);
+  EXPECT_EQ(ExitCodeFor(absl::DeadlineExceededError("x")), 4);
+  EXPECT_EQ(ExitCodeFor(absl::UnauthenticatedError("x")), 5);
+  EXPECT_EQ(ExitCodeFor(absl::PermissionDeniedError("x")), 5);
+  EXPECT_EQ(ExitCodeFor(absl::DataLossError("x")), 6);
+  EXPECT_EQ(ExitCodeFor(absl::CancelledError("x")), 130);
+  EXPECT_THAT(ExitCodesHelp(), HasSubstr("6    data or integrity error"));
+}
+
+v1::Artifact MakeArtifact(const std::vector<std::string>& names) {
+  v1::Artifact a;
+  for (const auto& n : names) a.add_files()->set_name(n);
+  return a;
+}
+
+TEST(PlanArtifactTest, ExternalDataFollowsTheOutputName) {
+  auto plan = PlanArtifact(MakeArtifact({"model.onnx", "model.onnx.data"}), "out/phone.onnx");
+  ASSERT_EQ(plan.size(), 2u);
+  EXPECT_EQ(plan[0].path, "out/phone.onnx");
+  EXPECT_EQ(plan[1].path, "out/phone.onnx.data");
+}
+
+TEST(PlanArtifactTest, OtherFilesKeepTheirNamesBesideTheOutput) {
+  auto plan = PlanArtifact(MakeArtifact({"m.onnx", "weights.bin"}), "/tmp/x/y.onnx");
+  EXPECT_EQ(plan[0].path, "/tmp/x/y.onnx");
+  EXPECT_EQ(plan[1].path, "/tmp/x/weights.bin");
+  auto single = PlanArtifact(MakeArtifact({"model.gguf"}), "q.gguf");
+  ASSERT_EQ(single.size(), 1u);
+  EXPECT_EQ(single[0].path, "q.gguf");
+}
+
+std::string Render(ProgressRenderer::Mode mode, const std::function<void(ProgressRenderer&)>& fn) {
+  FILE* f = std::tmpfile();
+  {
+    ProgressRenderer r(mode, f);
+    fn(r);
+  }
+  std::fflush(f);
+  std::rewind(f);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
+  std::fclose(f);
+  return out;
+}
+
+void Script(ProgressRenderer& r) {
+  for (uint64_t b = 0; b <= 1000; b += 100) r.Transfer("upload", b, 1000);
+  r.EndTransfer("upload: done");
+  v1::Job job;
+  job.set_job_id("job_1");
+  job.set_state(v1::JOB_STATE_QUEUED);
+  r.Job(job);
+  job.set_state(v1::JOB_STATE_RUNNING);
+  job.mutable_progress()->set_phase("convert");
+  job.mutable_progress()->set_tensors_total(10);
+  for (int i = 0; i <= 10; ++i) {
+    job.mutable_progress()->set_tensors_done(i);
+    r.Job(job);
+  }
+  job.set_state(v1::JOB_STATE_SUCCEEDED);
+  r.Job(job);
+  r.Line("a note");
+}
+
+TEST(ProgressRendererTest, PlainModeWritesOneLinePerPhaseAndNoControlCharacters) {
+  std::string out = Render(ProgressRenderer::Mode::kPlain, Script);
+  for (char c : out) {
+    EXPECT_TRUE(c == '\n' || static_cast<unsigned char>(c) >= 0x20) << static_cast<int>(c);
+  }
+  EXPECT_EQ(out,
+            "upload: 1000 B\n"
+            "upload: done\n"
+            "job job_1: QUEUED\n"
+            "job job_1: RUNNING (convert) 0/10 tensors\n"
+            "job job_1: SUCCEEDED 10/10 tensors\n"
+            "a note\n");
+}
+
+TEST(ProgressRendererTest, TtyModeRedrawsInPlace) {
+  std::string out = Render(ProgressRenderer::Mode::kTty, Script);
+  EXPECT_THAT(out, HasSubstr("\r"));
+  EXPECT_THAT(out, HasSubstr("\x1b[K"));
+  EXPECT_THAT(out, HasSubstr("100%"));
+  EXPECT_THAT(out, HasSubstr("10/10 tensors"));
+  EXPECT_THAT(out, HasSubstr("SUCCEEDED"));
+  EXPECT_THAT(out, HasSubstr("upload: done\n"));
+}
+
+TEST(ProgressRendererTest, NoneModeWritesNothing) {
+  EXPECT_EQ(Render(ProgressRenderer::Mode::kNone, Script), "");
+}
+
+TEST(HumanTest, BytesAndSeconds) {
+  EXPECT_EQ(HumanBytes(512), "512 B");
+  EXPECT_EQ(HumanBytes(1536), "1.5 KiB");
+  EXPECT_EQ(HumanBytes(3ull << 30), "3.0 GiB");
+  EXPECT_EQ(HumanSeconds(5), "5s");
+  EXPECT_EQ(HumanSeconds(65), "1m05s");
+  EXPECT_EQ(HumanSeconds(-1), "?");
+}
+
+TEST(FlagParserTest, ValuesBooleansRepeatsAndPositionals) {
+  std::string out;
+  int n = 0;
+  bool b = false;
+  std::vector<std::string> rep, pos;
+  FlagParser p;
+  p.String({"-o", "--output"}, &out);
+  p.Int({"--n"}, &n);
+  p.Bool({"--b"}, &b);
+  p.Repeated({"--label"}, &rep);
+  ASSERT_TRUE(p.Parse({"in", "-o", "x", "--n=3", "--b", "--label", "a=1", "--label=b=2", "--",
+                       "--not-a-flag"},
+                      &pos)
+                  .ok());
+  EXPECT_EQ(out, "x");
+  EXPECT_EQ(n, 3);
+  EXPECT_TRUE(b);
+  EXPECT_THAT(rep, ElementsAre("a=1", "b=2"));
+  EXPECT_THAT(pos, ElementsAre("in", "--not-a-flag"));
+  std::vector<std::string> ignored;
+  EXPECT_EQ(p.Parse({"--nope"}, &ignored).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(p.Parse({"--n", "x"}, &ignored).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(p.Parse({"-o"}, &ignored).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(p.Parse({"--b=1"}, &ignored).code(), absl::StatusCode::kInvalidArgument);
+}
+
+const std::string kLlama =
+    std::string(QUANTD_TESTDATA) + "/onnx/genai-tiny-random-llama-fp16-extdata/model.onnx";
+
+TEST(OnnxFilesTest, FindsExternalDataNextToTheModel) {
+  auto files = OnnxExternalDataFiles(kLlama);
+  ASSERT_TRUE(files.ok()) << files.status();
+  EXPECT_THAT(*files, ElementsAre("model.onnx.data"));
+  auto all = ModelFiles(kLlama, {});
+  ASSERT_TRUE(all.ok());
+  EXPECT_THAT(*all, ElementsAre(kLlama, kLlama + ".data"));
+  auto none = OnnxExternalDataFiles(std::string(QUANTD_TESTDATA) +
+                                    "/onnx/genai-tiny-random-gpt2-fp32/past.onnx");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+TEST(OnnxFilesTest, MissingDataFileIsADataError) {
+  auto dir = std::filesystem::temp_directory_path() / ("quantctl-unit-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(kLlama, dir / "model.onnx",
+                             std::filesystem::copy_options::overwrite_existing);
+  EXPECT_EQ(OnnxExternalDataFiles((dir / "model.onnx").string()).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(ModelFiles((dir / "model.onnx").string(), {}).status().code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(ModelFiles((dir / "absent.onnx").string(), {}).status().code(),
+            absl::StatusCode::kNotFound);
+
+  // Relocation rewrites every location, atomically, and the result parses.
+  std::filesystem::copy_file(kLlama + ".data", dir / "renamed.data",
+                             std::filesystem::copy_options::overwrite_existing);
+  ASSERT_TRUE(
+      RelocateOnnxExternalData((dir / "model.onnx").string(), "model.onnx.data", "renamed.data")
+          .ok());
+  auto files = OnnxExternalDataFiles((dir / "model.onnx").string());
+  ASSERT_TRUE(files.ok()) << files.status();
+  EXPECT_THAT(*files, ElementsAre("renamed.data"));
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace quantd::quantctl
