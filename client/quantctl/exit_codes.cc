@@ -41,8 +41,8 @@ const char* ExitCodesHelp() {
          "  1    other error (server INTERNAL, queue full, ...)\n"
          "  2    usage error: bad flags or arguments, bad recipe, unknown job or model\n"
          "  3    the job failed or was cancelled\n"
-         "  4    server unavailable (unreachable, draining, timed out)\n"
-         "  5    authentication failed (missing or wrong token, TLS refused)\n"
+         "  4    server unavailable (unreachable, draining, timed out, TLS handshake failed)\n"
+         "  5    authentication failed (missing or wrong token, permission denied)\n"
          "  6    data or integrity error (digest mismatch, corrupt or unreadable file,\n"
          "       cannot write the output)\n"
          "  130  interrupted by Ctrl-C\n";

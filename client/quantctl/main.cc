@@ -171,10 +171,11 @@ int Fail(CommandContext* ctx, bool json, const std::string& command, const absl:
       if (st.code() == absl::StatusCode::kInvalidArgument) hint = " (see --help)";
       break;
     case kExitUnavailable:
-      hint = " (is the server running? check --server / QUANTD_SERVER)";
+      hint = " (is the server running and reachable, with matching TLS settings? check --server /"
+             " QUANTD_SERVER and --tls*)";
       break;
     case kExitAuth:
-      hint = " (check --token / QUANTD_TOKEN and the TLS flags)";
+      hint = " (check --token / QUANTD_TOKEN)";
       break;
     default:
       break;
@@ -203,6 +204,9 @@ std::string CommandHelp(const Command& command) {
 }
 
 int Main(int argc, char** argv) {
+  // gRPC's own log lines (e.g. TLS handshake details) would duplicate our
+  // error message; GRPC_VERBOSITY set by the user wins.
+  ::setenv("GRPC_VERBOSITY", "NONE", /*overwrite=*/0);
   Interrupter::Install();
   std::vector<std::string> args(argv + 1, argv + argc);
   GlobalOptions global;

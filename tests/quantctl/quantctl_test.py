@@ -453,6 +453,61 @@ class ExitCodes(QuantctlCase):
         self.quantctl("upload", self.path("missing.onnx"), rc=2)
 
 
+def make_certificates(d):
+    """CA, server (localhost, 127.0.0.1) and client certificates in `d`."""
+    with open(os.path.join(d, "server.ext"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+    script = (
+        f"set -e; cd {d}; "
+        f"openssl req -x509 {key} -keyout ca.key -out ca.pem -days 2 -subj /CN=quantctl-test-ca; "
+        f"openssl req {key} -keyout server.key -out server.csr -subj /CN=localhost; "
+        "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+        "-out server.pem -days 2 -extfile server.ext; "
+        f"openssl req {key} -keyout client.key -out client.csr -subj /CN=quantctl-test-client; "
+        "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+        "-out client.pem -days 2")
+    p = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(p.stderr)
+
+
+class Tls(QuantctlCase):
+    """Mutual TLS: the server requires a client certificate from the test CA."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.work = tempfile.mkdtemp(prefix="quantctl-test-")
+        cls.certs = os.path.join(cls.work, "certs")
+        os.makedirs(cls.certs)
+        make_certificates(cls.certs)
+        c = lambda name: os.path.join(cls.certs, name)
+        cls.server = Server(cls.work, "--tls-cert", c("server.pem"), "--tls-key", c("server.key"),
+                            "--tls-client-ca", c("ca.pem"))
+        cls.tls = ["--tls-ca", c("ca.pem"), "--tls-cert", c("client.pem"), "--tls-key",
+                   c("client.key")]
+
+    def testMutualTlsWorksEndToEnd(self):
+        self.assertEqual(self.quantctl_json(*self.tls, "health")["status"], "SERVING")
+        r = self.quantctl_json(*self.tls, "quantize", GPT2, "-o", self.path("tls.onnx"),
+                               "--precision", "fp16")
+        self.assertEqual(r["job"]["state"], "JOB_STATE_SUCCEEDED")
+        self.assertEqual(sha256(self.path("tls.onnx")), r["job"]["artifact"]["files"][0]["sha256"])
+        # The CA from the environment.
+        env = self.env(QUANTD_TLS_CA=os.path.join(self.certs, "ca.pem"))
+        self.quantctl(*self.tls[2:], "list", env=env)
+
+    def testHandshakeFailuresAreUnavailable(self):
+        ca = os.path.join(self.certs, "ca.pem")
+        self.quantctl("health", rc=4)                          # plaintext to a TLS port
+        self.quantctl("--tls", "health", rc=4)                 # unknown CA
+        err = self.quantctl_json("--tls-ca", ca, "health", rc=4)   # no client certificate
+        self.assertEqual(err["error"]["code"], "UNAVAILABLE")
+        self.quantctl("--tls-ca", ca, "--tls-cert", os.path.join(self.certs, "client.pem"),
+                      "health", rc=2)                          # --tls-cert without --tls-key
+        self.quantctl("--tls-ca", self.path("missing.pem"), "health", rc=2)
+
+
 class PlainOutput(QuantctlCase):
 
     def testQuantizeLogsOneLinePerPhase(self):
