@@ -6,6 +6,10 @@
 // job id. Names follow Prometheus conventions: prefix quantd_, base units,
 // counters end in _total. The README documents each metric.
 //
+// Label values outside the documented sets are recorded as "other" (an
+// unknown gRPC code as "UNKNOWN", an unknown job status as "failed"), so a
+// caller can never create series; docs/operations.md lists every value.
+//
 // Thread safety: every method is safe to call from any thread.
 #ifndef QUANTD_SERVER_METRICS_H_
 #define QUANTD_SERVER_METRICS_H_
@@ -42,7 +46,10 @@ class Metrics {
   void SetJobsRunning(int64_t n);
   void SetWorkersBusy(int64_t n);
 
-  // Transfers and storage.
+  // Transfers and storage. UploadStarted() and UploadFinished() pair up
+  // (quantd_uploads_in_progress is started minus finished): call
+  // UploadFinished() exactly once for each UploadStarted(), and never for a
+  // stream rejected before UploadStarted().
   void UploadStarted();
   void UploadBytes(uint64_t n);
   void UploadFinished(bool ok, const std::string& reason);  // reason: "digest_mismatch", ...
