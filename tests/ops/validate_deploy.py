@@ -386,8 +386,30 @@ class Dockerfile(unittest.TestCase):
         self.assertRegex(df, rf"(?m)^EXPOSE {GRPC_PORT} {METRICS_PORT}$")
         self.assertIn(f'CMD ["quantctl", "--server", "127.0.0.1:{GRPC_PORT}", "health"]', df)
         self.assertIn(f'"--metrics-listen", "0.0.0.0:{METRICS_PORT}"', df)
-        ignore = read(".dockerignore").split()
+        ignore = [l for l in read(".dockerignore").split() if not l.startswith("#")]
         self.assertIn(".git", ignore)
+
+    def test_dockerignore_keeps_the_build_inputs(self):
+        """No file the image build needs (sources, CMake files, protos,
+        scripts) matches a .dockerignore pattern."""
+        import fnmatch
+        patterns = [l.strip() for l in read(".dockerignore").splitlines()
+                    if l.strip() and not l.startswith("#")]
+        r = run(["git", "ls-files"], cwd=SRC)
+        if r.returncode != 0:
+            self.skipTest("not a git checkout")
+        needed = [f for f in r.stdout.split()
+                  if f.split("/")[0] in ("core", "server", "proto", "client", "scripts", "deploy")
+                  or f in ("CMakeLists.txt", "Dockerfile")]
+        self.assertTrue(needed)
+        for f in needed:
+            parts = f.split("/")
+            prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+            for pat in patterns:
+                pat = pat.replace("**/", "")
+                hit = any(fnmatch.fnmatch(p, pat) or fnmatch.fnmatch(p.split("/")[-1], pat)
+                          for p in prefixes)
+                self.assertFalse(hit, f"{f} matches .dockerignore pattern {pat}")
 
     def test_runtime_packages_match_ldd(self):
         quantd = os.environ.get("QUANTD_BIN")
