@@ -359,20 +359,7 @@ void CodeTileScalar(const float* src, int64_t ld, int rows, int tn, const float*
 
 #if defined(__x86_64__)
 // minps(a, b) = a < b ? a : b and maxps(a, b) = a > b ? a : b: the same
-// selections as the scalar code.
-void MinMaxTileSse2(const float* src, int64_t ld, int rows, float* mn, float* mx) {
-  for (int j = 0; j < kTileCols; j += 4) {
-    __m128 lo = _mm_load_ps(mn + j), hi = _mm_load_ps(mx + j);
-    for (int i = 0; i < rows; ++i) {
-      __m128 v = _mm_loadu_ps(src + i * ld + j);
-      lo = _mm_min_ps(v, lo);
-      hi = _mm_max_ps(v, hi);
-    }
-    _mm_store_ps(mn + j, lo);
-    _mm_store_ps(mx + j, hi);
-  }
-}
-
+// selections as the scalar code (MinMaxRows below).
 inline __m128 CodeSse2(__m128 v, __m128 r, __m128 z, const CodeParams& p) {
   __m128 x = _mm_mul_ps(v, r);
   if (p.zp_inside) x = _mm_add_ps(x, z);
@@ -402,20 +389,6 @@ void CodeTileSse2(const float* src, int64_t ld, int rows, const float* r, const 
       __m128i ab = _mm_packs_epi32(a, b), cd = _mm_packs_epi32(c, d);
       _mm_storeu_si128(reinterpret_cast<__m128i*>(out + j), _mm_packs_epi16(ab, cd));
     }
-  }
-}
-
-__attribute__((target("avx2"))) void MinMaxTileAvx2(const float* src, int64_t ld, int rows,
-                                                    float* mn, float* mx) {
-  for (int j = 0; j < kTileCols; j += 8) {
-    __m256 lo = _mm256_load_ps(mn + j), hi = _mm256_load_ps(mx + j);
-    for (int i = 0; i < rows; ++i) {
-      __m256 v = _mm256_loadu_ps(src + i * ld + j);
-      lo = _mm256_min_ps(v, lo);
-      hi = _mm256_max_ps(v, hi);
-    }
-    _mm256_store_ps(mn + j, lo);
-    _mm256_store_ps(mx + j, hi);
   }
 }
 
@@ -462,19 +435,44 @@ bool HasAvx2() {
 }
 #endif
 
-// Full tiles use SIMD; partial tiles the scalar code (identical results).
-void MinMaxTile(const float* src, int64_t ld, int rows, int tn, float* mn, float* mx) {
+// Running min/max of `width` columns over `rows` rows, row after row (one
+// input stream at a time). SIMD over the columns; identical selections.
 #if defined(__x86_64__)
-  if (tn == kTileCols) {
-    if (HasAvx2()) {
-      MinMaxTileAvx2(src, ld, rows, mn, mx);
-    } else {
-      MinMaxTileSse2(src, ld, rows, mn, mx);
+__attribute__((target("avx2"))) int MinMaxRowsAvx2(const float* src, int64_t ld, int rows,
+                                                   int width, float* mn, float* mx) {
+  const int vec = width & ~7;
+  for (int i = 0; i < rows; ++i) {
+    const float* v = src + i * ld;
+    for (int j = 0; j < vec; j += 8) {
+      __m256 x = _mm256_loadu_ps(v + j);
+      _mm256_storeu_ps(mn + j, _mm256_min_ps(x, _mm256_loadu_ps(mn + j)));
+      _mm256_storeu_ps(mx + j, _mm256_max_ps(x, _mm256_loadu_ps(mx + j)));
     }
-    return;
   }
+  return vec;
+}
+
+int MinMaxRowsSse2(const float* src, int64_t ld, int rows, int width, float* mn, float* mx) {
+  const int vec = width & ~3;
+  for (int i = 0; i < rows; ++i) {
+    const float* v = src + i * ld;
+    for (int j = 0; j < vec; j += 4) {
+      __m128 x = _mm_loadu_ps(v + j);
+      _mm_storeu_ps(mn + j, _mm_min_ps(x, _mm_loadu_ps(mn + j)));
+      _mm_storeu_ps(mx + j, _mm_max_ps(x, _mm_loadu_ps(mx + j)));
+    }
+  }
+  return vec;
+}
 #endif
-  MinMaxTileScalar(src, ld, rows, tn, mn, mx);
+
+void MinMaxRows(const float* src, int64_t ld, int rows, int width, float* mn, float* mx) {
+  int done = 0;
+#if defined(__x86_64__)
+  done = HasAvx2() ? MinMaxRowsAvx2(src, ld, rows, width, mn, mx)
+                   : MinMaxRowsSse2(src, ld, rows, width, mn, mx);
+#endif
+  if (done < width) MinMaxTileScalar(src + done, ld, rows, width - done, mn + done, mx + done);
 }
 
 void CodeTile(const float* src, int64_t ld, int rows, int tn, const float* r, const float* z,
@@ -491,6 +489,71 @@ void CodeTile(const float* src, int64_t ld, int rows, int tn, const float* r, co
 #endif
   CodeTileScalar(src, ld, rows, tn, r, z, p, codes);
 }
+
+#if defined(__x86_64__)
+// 16 rows of 16 bytes -> 16 columns of 16 bytes (SSE2 unpack network).
+inline void Transpose16x16(const __m128i in[16], __m128i out[16]) {
+  __m128i b[16], c[16], d[8], e[8];
+  for (int i = 0; i < 8; ++i) {
+    b[2 * i] = _mm_unpacklo_epi8(in[2 * i], in[2 * i + 1]);
+    b[2 * i + 1] = _mm_unpackhi_epi8(in[2 * i], in[2 * i + 1]);
+  }
+  for (int q = 0; q < 4; ++q) {  // rows 4q..4q+3
+    c[4 * q + 0] = _mm_unpacklo_epi16(b[4 * q + 0], b[4 * q + 2]);
+    c[4 * q + 1] = _mm_unpackhi_epi16(b[4 * q + 0], b[4 * q + 2]);
+    c[4 * q + 2] = _mm_unpacklo_epi16(b[4 * q + 1], b[4 * q + 3]);
+    c[4 * q + 3] = _mm_unpackhi_epi16(b[4 * q + 1], b[4 * q + 3]);
+  }
+  for (int h = 0; h < 2; ++h) {  // rows 8h..8h+7
+    __m128i* o = h == 0 ? d : e;
+    const __m128i* x = c + 8 * h;
+    for (int k = 0; k < 4; ++k) {
+      o[2 * k] = _mm_unpacklo_epi32(x[k], x[k + 4]);
+      o[2 * k + 1] = _mm_unpackhi_epi32(x[k], x[k + 4]);
+    }
+  }
+  for (int k = 0; k < 8; ++k) {
+    out[2 * k] = _mm_unpacklo_epi64(d[k], e[k]);
+    out[2 * k + 1] = _mm_unpackhi_epi64(d[k], e[k]);
+  }
+}
+
+// Packs a full tile (kTileCols columns) of one full block (bs rows, bs >= 16)
+// into MatMulNBits blocks: dst for column j is dst0 + j * col_stride.
+void PackNBitsTileSse2(const uint8_t* codes, int bs, uint8_t* dst0, int64_t col_stride) {
+  alignas(16) uint8_t pairs[kMaxBlock / 2 * kTileCols];  // [pair][col]
+  const int npairs = bs / 2;
+  for (int p = 0; p < npairs; ++p) {
+    const uint8_t* lo = codes + (2 * p) * kTileCols;
+    const uint8_t* hi = codes + (2 * p + 1) * kTileCols;
+    for (int j = 0; j < kTileCols; j += 16) {
+      __m128i l = _mm_load_si128(reinterpret_cast<const __m128i*>(lo + j));
+      __m128i h = _mm_load_si128(reinterpret_cast<const __m128i*>(hi + j));
+      _mm_store_si128(reinterpret_cast<__m128i*>(pairs + p * kTileCols + j),
+                      _mm_or_si128(l, _mm_slli_epi16(h, 4)));
+    }
+  }
+  __m128i in[16], out[16];
+  for (int p0 = 0; p0 < npairs; p0 += 16) {
+    const int n = std::min(16, npairs - p0);
+    for (int g = 0; g < kTileCols; g += 16) {
+      for (int r = 0; r < 16; ++r) {
+        in[r] = r < n ? _mm_load_si128(reinterpret_cast<const __m128i*>(pairs + (p0 + r) * kTileCols + g))
+                      : _mm_setzero_si128();
+      }
+      Transpose16x16(in, out);
+      for (int j = 0; j < 16; ++j) {
+        uint8_t* dst = dst0 + (g + j) * col_stride + p0;
+        if (n == 16) {
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), out[j]);
+        } else {
+          _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), out[j]);  // bs 16: 8 bytes
+        }
+      }
+    }
+  }
+}
+#endif
 
 // Code MLAS left in its scratch for row K-2 (the odd-K carry) when row K-1
 // opens block b (odd) alone: block b-1's parameters are already stored.
@@ -514,41 +577,57 @@ void QuantizeRowMajorRtn(const WeightView<T>& w, const Int4Options& o, int64_t n
   const int64_t blocks = (w.k + bs - 1) / bs;
   const int qmin = QMin(o), qmax = QMax(o);
   const CodeParams cp = MakeCodeParams(L, qmin, qmax);
-  alignas(64) float mn[kTileCols], mx[kTileCols], recip[kTileCols], zpf[kTileCols];
+  // FP32 rows are scanned in super-tiles of up to kSuper columns: with the
+  // whole row width a block of rows is one sequential stream. FP16 rows are
+  // widened tile by tile into `wide` first.
+  constexpr bool kFloat = std::is_same_v<T, float>;
+  constexpr int kSuper = kFloat ? 4096 : kTileCols;
+  alignas(64) float mn[kSuper], mx[kSuper];
+  alignas(64) float recip[kTileCols], zpf[kTileCols];
   alignas(64) uint8_t codes[kMaxBlock * kTileCols];  // [row][col]
-  // FP16 rows are widened into this tile first.
-  alignas(64) float wide[std::is_same_v<T, float> ? 1 : kMaxBlock * kTileCols];
+  alignas(64) float wide[kFloat ? 1 : kMaxBlock * kTileCols];
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t r0 = b * bs;
     const int rows = static_cast<int>(std::min<int64_t>(bs, w.k - r0));
-    for (int64_t c0 = n_begin; c0 < n_end; c0 += kTileCols) {
-      const int tn = static_cast<int>(std::min<int64_t>(kTileCols, n_end - c0));
-      const float* tile;
+    for (int64_t s0 = n_begin; s0 < n_end; s0 += kSuper) {
+      const int sw = static_cast<int>(std::min<int64_t>(kSuper, n_end - s0));
+      const float* base;
       int64_t ld;
-      if constexpr (std::is_same_v<T, float>) {
-        tile = w.data + r0 * w.row_stride + c0;
+      if constexpr (kFloat) {
+        base = w.data + r0 * w.row_stride + s0;
         ld = w.row_stride;
       } else {
         for (int i = 0; i < rows; ++i) {
-          const T* src = w.data + (r0 + i) * w.row_stride + c0;
-          for (int j = 0; j < tn; ++j) wide[i * kTileCols + j] = ElementTraits<T>::ToFloat(src[j]);
+          const T* src = w.data + (r0 + i) * w.row_stride + s0;
+          for (int j = 0; j < sw; ++j) wide[i * kTileCols + j] = ElementTraits<T>::ToFloat(src[j]);
         }
-        tile = wide;
+        base = wide;
         ld = kTileCols;
       }
-      for (int j = 0; j < kTileCols; ++j) {
+      for (int j = 0; j < sw; ++j) {
         mn[j] = FLT_MAX;
         mx[j] = -FLT_MAX;
       }
-      MinMaxTile(tile, ld, rows, tn, mn, mx);
+      MinMaxRows(base, ld, rows, sw, mn, mx);
+    for (int64_t c0 = s0; c0 < s0 + sw; c0 += kTileCols) {
+      const int tn = static_cast<int>(std::min<int64_t>(kTileCols, s0 + sw - c0));
+      const float* tile = base + (c0 - s0);
       for (int j = 0; j < tn; ++j) {
         T scale;
-        BlockQ q = RtnParams(mn[j], mx[j], o, &scale);
+        BlockQ q = RtnParams(mn[c0 - s0 + j], mx[c0 - s0 + j], o, &scale);
         StoreParams(o, w.n, blocks, c0 + j, b, scale, q.zp, scales, zero_points);
         recip[j] = q.recip;
         zpf[j] = static_cast<float>(q.zp);
       }
       CodeTile(tile, ld, rows, tn, recip, zpf, cp, codes);
+#if defined(__x86_64__)
+      if constexpr (L == Int4Layout::kMatMulNBits) {
+        if (tn == kTileCols && rows == bs) {
+          PackNBitsTileSse2(codes, bs, packed + (c0 * blocks + b) * (bs / 2), blocks * (bs / 2));
+          continue;
+        }
+      }
+#endif
       if constexpr (L == Int4Layout::kMatMulNBits) {
         for (int j = 0; j < tn; ++j) {
           uint8_t* dst = packed + ((c0 + j) * blocks + b) * (bs / 2);
@@ -580,6 +659,7 @@ void QuantizeRowMajorRtn(const WeightView<T>& w, const Int4Options& o, int64_t n
           if (j < tn) StoreQdqNibble(packed, f0 + j, in[j]);
         }
       }
+    }
     }
   }
 }

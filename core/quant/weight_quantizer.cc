@@ -13,8 +13,14 @@ namespace quantd::core::quant {
 namespace {
 
 constexpr int64_t kTile = 64;     // columns per quality tile
-constexpr int64_t kRange = 512;  // columns per quantization work item (even: QDQ
-                                 // bytes never shared; rows of 2 KiB stream well)
+// Columns per quantization work item: a multiple of 64 (even, so QDQ bytes
+// are never shared), as wide as possible (whole rows stream sequentially) but
+// at most 4096 so cancellation stays prompt and threads share the work.
+int64_t RangeWidth(int64_t n, int threads) {
+  int64_t w = (n + threads - 1) / threads;
+  w = (w + 63) / 64 * 64;
+  return std::clamp<int64_t>(w, 64, 4096);
+}
 
 template <typename T>
 float Load(const T* p, int64_t i) {
@@ -93,9 +99,10 @@ absl::StatusOr<Int4Result> Int4Impl(const MatrixSource& s, const Int4Options& o,
   // byte, so one thread does it all.
   if (o.layout == Int4Layout::kQdq && (s.n & 1)) threads = 1;
   threads = std::max(1, threads);
-  const int64_t ranges = (s.n + kRange - 1) / kRange;
+  const int64_t width = RangeWidth(s.n, threads);
+  const int64_t ranges = (s.n + width - 1) / width;
   absl::Status st = ParallelTiles(ranges, threads, cancel, [&](int64_t t, int) {
-    const int64_t c0 = t * kRange, c1 = std::min(s.n, c0 + kRange);
+    const int64_t c0 = t * width, c1 = std::min(s.n, c0 + width);
     QuantizeInt4(view, o, c0, c1, out.packed.data(), scales, zps);
   });
   if (!st.ok()) return st;
