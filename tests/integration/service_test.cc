@@ -40,6 +40,32 @@ TEST_F(ServiceTest, HealthIsServing) {
   EXPECT_TRUE(*health);
 }
 
+TEST_F(ServiceTest, ReflectionListsServices) {
+  EXPECT_EQ(RunCommand(Python() + " " + SourceDir() + "/tests/integration/reflection_check.py " +
+                       server_->target()),
+            0);
+}
+
+TEST_F(ServiceTest, GgufQ4KMJob) {
+  v1::Recipe recipe;
+  recipe.set_gguf_type("Q4_K_M");
+  auto result = client_->Quantize({TestData() + "/gguf/tiny-llama-f32.gguf"}, recipe,
+                                  tmp_.path() + "/out");
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->model.format(), v1::MODEL_FORMAT_GGUF);
+  EXPECT_EQ(result->job.report().format(), "gguf");
+  ASSERT_EQ(result->download.paths.size(), 1u);
+  std::ifstream in(result->download.paths[0], std::ios::binary);
+  char magic[4] = {};
+  in.read(magic, 4);
+  EXPECT_EQ(std::string(magic, 4), "GGUF");
+  EXPECT_LT(fs::file_size(result->download.paths[0]),
+            fs::file_size(TestData() + "/gguf/tiny-llama-f32.gguf") / 4);
+  // A GGUF model with an ONNX-only recipe is refused at submit.
+  auto job = client_->Submit(SubmitRequest(result->model.model_id(), Fp16Recipe()));
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument) << job.status();
+}
+
 TEST_F(ServiceTest, UploadFp16JobDownloadMatchesInOrt) {
   std::vector<v1::JobEvent> events;
   client::QuantizeOptions options;
