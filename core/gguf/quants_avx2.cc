@@ -1,5 +1,5 @@
 // AVX2 K-quant kernels: the reference searches run with one sub-block per
-// SIMD lane. Each lane performs exactly the reference's sequence of fp32
+// SIMD lane (16 lanes = two registers). Each lane performs exactly the reference's sequence of fp32
 // operations (same order, same rounding, branches turned into selects), so
 // the bytes are identical to the _ref kernels; only independent sub-blocks
 // run side by side. The per-block finishing step is shared with the
@@ -14,6 +14,9 @@
 #include "quantd/core/base/half.h"
 #include "quants_internal.h"
 
+// The 64-byte vector helpers are always inlined; their (non-)ABI does not matter.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 #define QUANTD_AVX2 __attribute__((target("avx2")))
 #define QUANTD_AVX2_INLINE __attribute__((target("avx2"), always_inline)) inline
 
@@ -22,200 +25,276 @@ namespace {
 
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
+// The searches use 16 lanes held in two AVX2 registers: the reference's sums
+// are sequential chains, and two independent chains per operation keep the
+// adders busy. F2/I2 are that pair (GCC lowers 64-byte vector types badly
+// without AVX-512, so the pair is spelled out).
+constexpr int kLanes = 16;
+struct VF {
+  v8f h[2];
+};
+struct VI {
+  v8i h[2];
+};
+
+#define QUANTD_PAIR_OP(R, T, U, op)                                                   \
+  QUANTD_AVX2_INLINE R operator op(T a, U b) { return R{{a.h[0] op b.h[0], a.h[1] op b.h[1]}}; }
+#define QUANTD_PAIR_OPS(R, T, U, op)                                                                 \
+  QUANTD_PAIR_OP(R, T, T, op)                                                                        \
+  QUANTD_AVX2_INLINE R operator op(T a, U b) { return R{{a.h[0] op b, a.h[1] op b}}; }              \
+  QUANTD_AVX2_INLINE R operator op(U a, T b) { return R{{a op b.h[0], a op b.h[1]}}; }
+QUANTD_PAIR_OPS(VF, VF, float, +)
+QUANTD_PAIR_OPS(VF, VF, float, -)
+QUANTD_PAIR_OPS(VF, VF, float, *)
+QUANTD_PAIR_OPS(VF, VF, float, /)
+QUANTD_PAIR_OPS(VI, VF, float, <)
+QUANTD_PAIR_OPS(VI, VF, float, >)
+QUANTD_PAIR_OPS(VI, VF, float, ==)
+QUANTD_PAIR_OPS(VI, VF, float, !=)
+QUANTD_PAIR_OPS(VI, VI, int, +)
+QUANTD_PAIR_OPS(VI, VI, int, -)
+QUANTD_PAIR_OPS(VI, VI, int, &)
+QUANTD_PAIR_OPS(VI, VI, int, |)
+QUANTD_PAIR_OPS(VI, VI, int, <)
+QUANTD_PAIR_OPS(VI, VI, int, >)
+QUANTD_PAIR_OPS(VI, VI, int, !=)
+#undef QUANTD_PAIR_OPS
+#undef QUANTD_PAIR_OP
+QUANTD_AVX2_INLINE VF operator-(VF a) { return VF{{-a.h[0], -a.h[1]}}; }
+QUANTD_AVX2_INLINE VI operator~(VI a) { return VI{{~a.h[0], ~a.h[1]}}; }
+QUANTD_AVX2_INLINE VF& operator+=(VF& a, VF b) { return a = a + b; }
+QUANTD_AVX2_INLINE VI& operator|=(VI& a, VI b) { return a = a | b; }
+QUANTD_AVX2_INLINE float& Lane(VF& v, int k) { return v.h[k >> 3][k & 7]; }
+QUANTD_AVX2_INLINE int32_t Lane(const VI& v, int k) { return v.h[k >> 3][k & 7]; }
 
 QUANTD_AVX2_INLINE v8i NearestIntV(v8f f) {
   const v8f v = f + 12582912.0f;
   const v8i i = __builtin_bit_cast(v8i, v);
   return (i & 0x007fffff) - 0x00400000;
 }
-QUANTD_AVX2_INLINE v8f ToFloat(v8i i) { return __builtin_convertvector(i, v8f); }
-QUANTD_AVX2_INLINE v8f AbsV(v8f x) {
-  return __builtin_bit_cast(v8f, __builtin_bit_cast(v8i, x) & 0x7fffffff);
+QUANTD_AVX2_INLINE VI NearestIntV(VF f) { return VI{{NearestIntV(f.h[0]), NearestIntV(f.h[1])}}; }
+QUANTD_AVX2_INLINE VF ToFloat(VI i) {
+  return VF{{__builtin_convertvector(i.h[0], v8f), __builtin_convertvector(i.h[1], v8f)}};
+}
+QUANTD_AVX2_INLINE VF AbsV(VF x) {
+  for (auto& h : x.h) h = __builtin_bit_cast(v8f, __builtin_bit_cast(v8i, h) & 0x7fffffff);
+  return x;
 }
 QUANTD_AVX2_INLINE v8i ClampV(v8i l, int lo, int hi) {
   l = l < lo ? v8i{} + lo : l;
   return l > hi ? v8i{} + hi : l;
 }
-QUANTD_AVX2_INLINE v8f Select(v8i m, v8f a, v8f b) { return m ? a : b; }
-QUANTD_AVX2_INLINE bool AnySet(v8i m) {
-  for (int k = 0; k < 8; ++k) {
-    if (m[k]) return true;
-  }
-  return false;
+QUANTD_AVX2_INLINE VI ClampV(VI l, int lo, int hi) { return VI{{ClampV(l.h[0], lo, hi), ClampV(l.h[1], lo, hi)}}; }
+QUANTD_AVX2_INLINE VF Select(VI m, VF a, VF b) {
+  return VF{{m.h[0] ? a.h[0] : b.h[0], m.h[1] ? a.h[1] : b.h[1]}};
 }
-QUANTD_AVX2_INLINE v8f SqrtV(v8f x) { return __builtin_ia32_sqrtps256(x); }
+QUANTD_AVX2_INLINE VI Select(VI m, VI a, VI b) {
+  return VI{{m.h[0] ? a.h[0] : b.h[0], m.h[1] ? a.h[1] : b.h[1]}};
+}
+QUANTD_AVX2_INLINE bool AnySet(VI m) {
+  return !_mm256_testz_si256(reinterpret_cast<__m256i>(m.h[0] | m.h[1]),
+                             reinterpret_cast<__m256i>(m.h[0] | m.h[1]));
+}
+QUANTD_AVX2_INLINE VF SqrtV(VF x) {
+  return VF{{reinterpret_cast<v8f>(_mm256_sqrt_ps(reinterpret_cast<__m256>(x.h[0]))),
+             reinterpret_cast<v8f>(_mm256_sqrt_ps(reinterpret_cast<__m256>(x.h[1])))}};
+}
 
-// Lane k of X[i] = x[k * N + i] (N floats per sub-block, 8 sub-blocks).
-template <int N>
-QUANTD_AVX2_INLINE void Gather(const float* x, v8f* X) {
-  for (int k = 0; k < 8; ++k) {
-    for (int i = 0; i < N; ++i) X[i][k] = x[k * N + i];
+// QuantizeSpan for n a multiple of 8.
+QUANTD_AVX2 void QuantizeSpanAvx2(const float* x, float dm, float d, int lo, int hi, int bias, uint8_t* L,
+                                  int n) {
+  const v8f vdm = v8f{} + dm, vd = v8f{} + d;
+  static_assert(sizeof(v8i) == 32);
+  for (int i = 0; i < n; i += 8) {
+    v8f v;
+    std::memcpy(&v, x + i, sizeof(v));
+    const v8i l = ClampV(NearestIntV((v + vdm) / vd), lo, hi) + bias;
+    for (int k = 0; k < 8; ++k) L[i + k] = static_cast<uint8_t>(l[k]);
   }
 }
 
-// MakeQkx2Quants for 8 sub-blocks of N values at once.
+// Lanes 0-7 of X[i] = x0[k * N + i], lanes 8-15 = x1[k * N + i]: two runs of
+// 8 sub-blocks of N floats.
 template <int N>
-QUANTD_AVX2_INLINE void MakeQkx2QuantsV(int nmax, const v8f* X, const v8f* W, v8i* L, v8f* scale_out,
-                                        v8f* the_min, float rmin, float rdelta, int nstep, bool use_mad) {
-  v8f min = X[0], max = X[0];
-  v8f sum_w = W[0];
-  v8f sum_x = sum_w * X[0];
+QUANTD_AVX2_INLINE void Gather(const float* x0, const float* x1, VF* X) {
+  for (int k = 0; k < 8; ++k) {
+    for (int i = 0; i < N; ++i) {
+      Lane(X[i], k) = x0[k * N + i];
+      Lane(X[i], k + 8) = x1[k * N + i];
+    }
+  }
+}
+
+// MakeQkx2Quants for 16 sub-blocks of N values at once.
+template <int N>
+QUANTD_AVX2_INLINE void MakeQkx2QuantsV(int nmax, const VF* X, const VF* W, VI* L, VF* scale_out,
+                                        VF* the_min, float rmin, float rdelta, int nstep, bool use_mad) {
+  VF min = X[0], max = X[0];
+  VF sum_w = W[0];
+  VF sum_x = sum_w * X[0];
   for (int i = 1; i < N; ++i) {
     min = Select(X[i] < min, X[i], min);
     max = Select(X[i] > max, X[i], max);
     sum_w += W[i];
     sum_x += W[i] * X[i];
   }
-  min = Select(min > 0.0f, v8f{}, min);
-  const v8i degenerate = max == min;
-  v8f iscale = static_cast<float>(nmax) / (max - min);
-  v8f scale = 1.0f / iscale;
-  v8f best_error = {};
+  min = Select(min > 0.0f, VF{}, min);
+  const VI degenerate = max == min;
+  VF iscale = static_cast<float>(nmax) / (max - min);
+  VF scale = 1.0f / iscale;
+  VF best_error = {};
   for (int i = 0; i < N; ++i) {
     L[i] = ClampV(NearestIntV(iscale * (X[i] - min)), 0, nmax);
-    v8f diff = scale * ToFloat(L[i]) + min - X[i];
+    VF diff = scale * ToFloat(L[i]) + min - X[i];
     diff = use_mad ? AbsV(diff) : diff * diff;
     best_error += W[i] * diff;
   }
-  v8i Laux[N];
+  VI Laux[N];
   for (int is = 0; is <= nstep; ++is) {
     const float num = rmin + rdelta * static_cast<float>(is) + static_cast<float>(nmax);
     iscale = num / (max - min);  // min moves with the best fit so far
-    v8f sum_l = {}, sum_l2 = {}, sum_xl = {};
+    VF sum_l = {}, sum_l2 = {}, sum_xl = {};
     for (int i = 0; i < N; ++i) {
       Laux[i] = ClampV(NearestIntV(iscale * (X[i] - min)), 0, nmax);
-      const v8f fl = ToFloat(Laux[i]);
-      const v8f w = W[i];
+      const VF fl = ToFloat(Laux[i]);
+      const VF w = W[i];
       sum_l += w * fl;
       sum_l2 += w * fl * fl;
       sum_xl += w * fl * X[i];
     }
-    const v8f D = sum_w * sum_l2 - sum_l * sum_l;
-    v8f this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
-    v8f this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
-    const v8i pos = this_min > 0.0f;
-    this_min = Select(pos, v8f{}, this_min);
+    const VF D = sum_w * sum_l2 - sum_l * sum_l;
+    VF this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+    VF this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+    const VI pos = this_min > 0.0f;
+    this_min = Select(pos, VF{}, this_min);
     this_scale = Select(pos, sum_xl / sum_l2, this_scale);
-    v8f cur_error = {};
+    VF cur_error = {};
     for (int i = 0; i < N; ++i) {
-      v8f diff = this_scale * ToFloat(Laux[i]) + this_min - X[i];
+      VF diff = this_scale * ToFloat(Laux[i]) + this_min - X[i];
       diff = use_mad ? AbsV(diff) : diff * diff;
       cur_error += W[i] * diff;
     }
-    const v8i upd = (D > 0.0f) & (cur_error < best_error) & ~degenerate;
+    const VI upd = (D > 0.0f) & (cur_error < best_error) & ~degenerate;
     if (!AnySet(upd)) continue;
-    for (int i = 0; i < N; ++i) L[i] = upd ? Laux[i] : L[i];
+    for (int i = 0; i < N; ++i) L[i] = Select(upd, Laux[i], L[i]);
     best_error = Select(upd, cur_error, best_error);
     scale = Select(upd, this_scale, scale);
     min = Select(upd, this_min, min);
   }
-  for (int i = 0; i < N; ++i) L[i] = degenerate ? v8i{} : L[i];
-  *scale_out = Select(degenerate, v8f{}, scale);
+  for (int i = 0; i < N; ++i) L[i] = Select(degenerate, VI{}, L[i]);
+  *scale_out = Select(degenerate, VF{}, scale);
   *the_min = -min;
 }
 
 // Lane-parallel max |x| and the signed value that reaches it first.
 template <int N>
-QUANTD_AVX2_INLINE void SignedAbsMax(const v8f* X, v8f* amax, v8f* max) {
-  *amax = v8f{};
-  *max = v8f{};
+QUANTD_AVX2_INLINE void SignedAbsMax(const VF* X, VF* amax, VF* max) {
+  *amax = VF{};
+  *max = VF{};
   for (int i = 0; i < N; ++i) {
-    const v8f ax = AbsV(X[i]);
-    const v8i m = ax > *amax;
+    const VF ax = AbsV(X[i]);
+    const VI m = ax > *amax;
     *amax = Select(m, ax, *amax);
     *max = Select(m, X[i], *max);
   }
 }
 
-// MakeQxQuants (rmse_type 1, weights x^2) for 8 sub-blocks of N values.
+// MakeQxQuants (rmse_type 1, weights x^2) for 16 sub-blocks of N values.
 template <int N>
-QUANTD_AVX2_INLINE void MakeQxQuantsV(int nmax, const v8f* X, v8i* L, v8f* scale_out) {
-  v8f amax, max;
+QUANTD_AVX2_INLINE void MakeQxQuantsV(int nmax, const VF* X, VI* L, VF* scale_out) {
+  VF amax, max;
   SignedAbsMax<N>(X, &amax, &max);
-  const v8i zero = amax < kGroupMaxEps;
-  v8f iscale = static_cast<float>(-nmax) / max;
-  v8f sumlx = {}, suml2 = {};
+  const VI zero = amax < kGroupMaxEps;
+  VF iscale = static_cast<float>(-nmax) / max;
+  VF sumlx = {}, suml2 = {};
+  VF W[N], WX[N];  // w = x^2 and w*x, as the reference computes them
   for (int i = 0; i < N; ++i) {
-    const v8i l = ClampV(NearestIntV(iscale * X[i]), -nmax, nmax - 1);
-    L[i] = l + nmax;
-    const v8f w = X[i] * X[i];
-    const v8f fl = ToFloat(l);
-    sumlx += w * X[i] * fl;
-    suml2 += w * fl * fl;
+    W[i] = X[i] * X[i];
+    WX[i] = W[i] * X[i];
   }
-  v8f scale = Select(suml2 != 0.0f, sumlx / suml2, v8f{});
-  v8f best = scale * sumlx;
-  v8i Lt[N];
+  for (int i = 0; i < N; ++i) {
+    const VI l = ClampV(NearestIntV(iscale * X[i]), -nmax, nmax - 1);
+    L[i] = l + nmax;
+    const VF fl = ToFloat(l);
+    sumlx += WX[i] * fl;
+    suml2 += W[i] * fl * fl;
+  }
+  VF scale = Select(suml2 != 0.0f, sumlx / suml2, VF{});
+  VF best = scale * sumlx;
+  VI Lt[N];
   for (int is = -9; is <= 9; ++is) {
     if (is == 0) continue;
     const float num = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(is));
     iscale = num / max;
-    sumlx = v8f{};
-    suml2 = v8f{};
+    sumlx = VF{};
+    suml2 = VF{};
     for (int i = 0; i < N; ++i) {
-      const v8i l = ClampV(NearestIntV(iscale * X[i]), -nmax, nmax - 1);
+      const VI l = ClampV(NearestIntV(iscale * X[i]), -nmax, nmax - 1);
       Lt[i] = l + nmax;
-      const v8f w = X[i] * X[i];
-      const v8f fl = ToFloat(l);
-      sumlx += w * X[i] * fl;
-      suml2 += w * fl * fl;
+      const VF fl = ToFloat(l);
+      sumlx += WX[i] * fl;
+      suml2 += W[i] * fl * fl;
     }
-    const v8i upd = (suml2 > 0.0f) & (sumlx * sumlx > best * suml2);
+    const VI upd = (suml2 > 0.0f) & (sumlx * sumlx > best * suml2);
     if (!AnySet(upd)) continue;
-    for (int i = 0; i < N; ++i) L[i] = upd ? Lt[i] : L[i];
+    for (int i = 0; i < N; ++i) L[i] = Select(upd, Lt[i], L[i]);
     scale = Select(upd, sumlx / suml2, scale);
     best = Select(upd, scale * sumlx, best);
   }
-  for (int i = 0; i < N; ++i) L[i] = zero ? v8i{} : L[i];
-  *scale_out = Select(zero, v8f{}, scale);
+  for (int i = 0; i < N; ++i) L[i] = Select(zero, VI{}, L[i]);
+  *scale_out = Select(zero, VF{}, scale);
 }
 
-// MakeQ3Quants (do_rmse) for 8 sub-blocks of N values. A lane whose pass
+// MakeQ3Quants (do_rmse) for 16 sub-blocks of N values. A lane whose pass
 // changes nothing would change nothing in later passes either, so running
 // the passes for all lanes until none changes matches the per-lane early exit.
 template <int N>
-QUANTD_AVX2_INLINE void MakeQ3QuantsV(int nmax, const v8f* X, v8i* L, v8f* scale_out) {
-  v8f amax, max;
+QUANTD_AVX2_INLINE void MakeQ3QuantsV(int nmax, const VF* X, VI* L, VF* scale_out) {
+  VF amax, max;
   SignedAbsMax<N>(X, &amax, &max);
-  const v8i zero = amax < kGroupMaxEps;
-  const v8f iscale = static_cast<float>(-nmax) / max;
-  v8f sumlx = {}, suml2 = {};
+  const VI zero = amax < kGroupMaxEps;
+  const VF iscale = static_cast<float>(-nmax) / max;
+  VF sumlx = {}, suml2 = {};
   for (int i = 0; i < N; ++i) {
     L[i] = ClampV(NearestIntV(iscale * X[i]), -nmax, nmax - 1);
-    const v8f w = X[i] * X[i];
-    const v8f fl = ToFloat(L[i]);
+    const VF w = X[i] * X[i];
+    const VF fl = ToFloat(L[i]);
     sumlx += w * X[i] * fl;
     suml2 += w * fl * fl;
   }
   for (int itry = 0; itry < 5; ++itry) {
-    v8i changed = {};
+    VI changed = {};
     for (int i = 0; i < N; ++i) {
-      const v8f w = X[i] * X[i];
-      const v8f fL = ToFloat(L[i]);
-      v8f slx = sumlx - w * X[i] * fL;
-      const v8i c1 = slx > 0.0f;
-      v8f sl2 = suml2 - w * fL * fL;
-      const v8i new_l = ClampV(NearestIntV(X[i] * sl2 / slx), -nmax, nmax - 1);
-      const v8i c2 = c1 & (new_l != L[i]);
-      const v8f fn = ToFloat(new_l);
+      const VF w = X[i] * X[i];
+      const VF fL = ToFloat(L[i]);
+      VF slx = sumlx - w * X[i] * fL;
+      const VI c1 = slx > 0.0f;
+      VF sl2 = suml2 - w * fL * fL;
+      const VI new_l = ClampV(NearestIntV(X[i] * sl2 / slx), -nmax, nmax - 1);
+      const VI c2 = c1 & (new_l != L[i]);
+      const VF fn = ToFloat(new_l);
       slx += w * X[i] * fn;
       sl2 += w * fn * fn;
-      const v8i c3 = c2 & (sl2 > 0.0f) & (slx * slx * suml2 > sumlx * sumlx * sl2);
-      L[i] = c3 ? new_l : L[i];
+      const VI c3 = c2 & (sl2 > 0.0f) & (slx * slx * suml2 > sumlx * sumlx * sl2);
+      L[i] = Select(c3, new_l, L[i]);
       sumlx = Select(c3, slx, sumlx);
       suml2 = Select(c3, sl2, suml2);
       changed |= c3;
     }
     if (!AnySet(changed)) break;
   }
-  for (int i = 0; i < N; ++i) L[i] = zero ? v8i{} : L[i] + nmax;
-  *scale_out = Select(zero, v8f{}, Select(suml2 > 0.0f, sumlx / suml2, v8f{}));
+  for (int i = 0; i < N; ++i) L[i] = Select(zero, VI{}, L[i] + nmax);
+  *scale_out = Select(zero, VF{}, Select(suml2 > 0.0f, sumlx / suml2, VF{}));
 }
 
+// Inverse of Gather for the quantized levels.
 template <int N, class T>
-QUANTD_AVX2_INLINE void Scatter(const v8i* L, T* out) {
+QUANTD_AVX2_INLINE void Scatter(const VI* L, T* out0, T* out1) {
   for (int k = 0; k < 8; ++k) {
-    for (int i = 0; i < N; ++i) out[k * N + i] = static_cast<T>(L[i][k]);
+    for (int i = 0; i < N; ++i) {
+      out0[k * N + i] = static_cast<T>(Lane(L[i], k));
+      out1[k * N + i] = static_cast<T>(Lane(L[i], k + 8));
+    }
   }
 }
 
@@ -224,22 +303,28 @@ QUANTD_AVX2 void QuantizeQkMinAvx2(const float* x, Block* y, int64_t n) {
   constexpr int kNmax = (1 << kBits) - 1;
   constexpr float kRmin = kBits == 4 ? -1.0f : -0.5f;
   constexpr int kNstep = kBits == 4 ? 20 : 15;
-  uint8_t L[kQKK];
-  float scales[8], mins[8];
-  v8f X[32], W[32];
-  v8i Lv[32];
-  for (int64_t b = 0; b < n / kQKK; ++b, x += kQKK) {
-    Gather<32>(x, X);
-    v8f sum_x2 = {};
+  uint8_t L[2][kQKK];
+  float scales[kLanes], mins[kLanes];
+  VF X[32], W[32];
+  VI Lv[32];
+  const int64_t nb = n / kQKK;
+  for (int64_t b = 0; b < nb; b += 2) {
+    // Two super-blocks per pass; an odd last block is paired with itself.
+    const bool pair = b + 1 < nb;
+    const float* x0 = x + b * kQKK;
+    const float* x1 = pair ? x0 + kQKK : x0;
+    Gather<32>(x0, x1, X);
+    VF sum_x2 = {};
     for (int l = 0; l < 32; ++l) sum_x2 += X[l] * X[l];
-    const v8f av_x = SqrtV(sum_x2 / 32.0f);
+    const VF av_x = SqrtV(sum_x2 / 32.0f);
     for (int l = 0; l < 32; ++l) W[l] = av_x + AbsV(X[l]);
-    v8f sc, mn;
+    VF sc, mn;
     MakeQkx2QuantsV<32>(kNmax, X, W, Lv, &sc, &mn, kRmin, 0.1f, kNstep, false);
     std::memcpy(scales, &sc, sizeof(scales));
     std::memcpy(mins, &mn, sizeof(mins));
-    Scatter<32>(Lv, L);
-    FinishQkMin<kBits>(x, scales, mins, L, &y[b]);
+    Scatter<32>(Lv, L[0], L[1]);
+    FinishQkMin<kBits>(x0, scales, mins, L[0], &y[b], QuantizeSpanAvx2);
+    if (pair) FinishQkMin<kBits>(x1, scales + 8, mins + 8, L[1], &y[b + 1], QuantizeSpanAvx2);
   }
 }
 
@@ -329,53 +414,47 @@ QUANTD_AVX2 void QuantizeQ5_K_avx2(const float* x, BlockQ5_K* y, int64_t n) {
 QUANTD_AVX2 void QuantizeQ2_K_avx2(const float* x, BlockQ2_K* y, int64_t n) {
   uint8_t L[kQKK];
   float scales[16], mins[16];
-  v8f X[16], W[16];
-  v8i Lv[16];
+  VF X[16], W[16];
+  VI Lv[16];
   for (int64_t b = 0; b < n / kQKK; ++b, x += kQKK) {
-    for (int g = 0; g < 2; ++g) {
-      Gather<16>(x + 128 * g, X);
-      for (int l = 0; l < 16; ++l) W[l] = AbsV(X[l]);
-      v8f sc, mn;
-      MakeQkx2QuantsV<16>(3, X, W, Lv, &sc, &mn, -0.5f, 0.1f, 15, true);
-      std::memcpy(scales + 8 * g, &sc, sizeof(sc));
-      std::memcpy(mins + 8 * g, &mn, sizeof(mn));
-      Scatter<16>(Lv, L + 128 * g);
-    }
-    FinishQ2_K(x, scales, mins, L, &y[b]);
+    Gather<16>(x, x + 128, X);
+    for (int l = 0; l < 16; ++l) W[l] = AbsV(X[l]);
+    VF sc, mn;
+    MakeQkx2QuantsV<16>(3, X, W, Lv, &sc, &mn, -0.5f, 0.1f, 15, true);
+    std::memcpy(scales, &sc, sizeof(sc));
+    std::memcpy(mins, &mn, sizeof(mn));
+    Scatter<16>(Lv, L, L + 128);
+    FinishQ2_K(x, scales, mins, L, &y[b], QuantizeSpanAvx2);
   }
 }
 
 QUANTD_AVX2 void QuantizeQ3_K_avx2(const float* x, BlockQ3_K* y, int64_t n) {
   int8_t L[kQKK];
   float scales[16];
-  v8f X[16];
-  v8i Lv[16];
+  VF X[16];
+  VI Lv[16];
   for (int64_t b = 0; b < n / kQKK; ++b, x += kQKK) {
-    for (int g = 0; g < 2; ++g) {
-      Gather<16>(x + 128 * g, X);
-      v8f sc;
-      MakeQ3QuantsV<16>(4, X, Lv, &sc);
-      std::memcpy(scales + 8 * g, &sc, sizeof(sc));
-      Scatter<16>(Lv, L + 128 * g);
-    }
-    FinishQ3_K(x, scales, L, &y[b]);
+    Gather<16>(x, x + 128, X);
+    VF sc;
+    MakeQ3QuantsV<16>(4, X, Lv, &sc);
+    std::memcpy(scales, &sc, sizeof(sc));
+    Scatter<16>(Lv, L, L + 128);
+    FinishQ3_K(x, scales, L, &y[b], QuantizeSpanAvx2);
   }
 }
 
 QUANTD_AVX2 void QuantizeQ6_K_avx2(const float* x, BlockQ6_K* y, int64_t n) {
   int8_t L[kQKK];
   float scales[16];
-  v8f X[16];
-  v8i Lv[16];
+  VF X[16];
+  VI Lv[16];
   for (int64_t b = 0; b < n / kQKK; ++b, x += kQKK) {
-    for (int g = 0; g < 2; ++g) {
-      Gather<16>(x + 128 * g, X);
-      v8f sc;
-      MakeQxQuantsV<16>(32, X, Lv, &sc);
-      std::memcpy(scales + 8 * g, &sc, sizeof(sc));
-      Scatter<16>(Lv, L + 128 * g);
-    }
-    FinishQ6_K(x, scales, L, &y[b]);
+    Gather<16>(x, x + 128, X);
+    VF sc;
+    MakeQxQuantsV<16>(32, X, Lv, &sc);
+    std::memcpy(scales, &sc, sizeof(sc));
+    Scatter<16>(Lv, L, L + 128);
+    FinishQ6_K(x, scales, L, &y[b], QuantizeSpanAvx2);
   }
 }
 

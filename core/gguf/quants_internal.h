@@ -58,13 +58,25 @@ float MakeQkx2Quants(int n, int nmax, const float* x, const float* weights, uint
                      float* the_min, uint8_t* Laux, float rmin, float rdelta, int nstep,
                      bool use_mad);
 
+// L[i] = clamp(NearestInt((x[i] + dm) / d), lo, hi) + bias for i < n: the
+// final rounding step of every K-quant (dm = 0 for the symmetric ones; x + 0
+// is x for every value that matters, so the result is the same).
+using SpanQuantFn = void (*)(const float* x, float dm, float d, int lo, int hi, int bias, uint8_t* L,
+                             int n);
+void QuantizeSpan_ref(const float* x, float dm, float d, int lo, int hi, int bias, uint8_t* L, int n);
+
 // From sub-block scales/mins (and the search's L, kept where a sub-block's
 // quantized scale is zero) to a packed super-block. x: the block's 256 floats.
-void FinishQ2_K(const float* x, const float* scales, const float* mins, uint8_t* L, BlockQ2_K* y);
-void FinishQ3_K(const float* x, const float* scales, int8_t* L, BlockQ3_K* y);
+// `span` does the per-value rounding (scalar or AVX2; same results).
+void FinishQ2_K(const float* x, const float* scales, const float* mins, uint8_t* L, BlockQ2_K* y,
+                SpanQuantFn span = QuantizeSpan_ref);
+void FinishQ3_K(const float* x, const float* scales, int8_t* L, BlockQ3_K* y,
+                SpanQuantFn span = QuantizeSpan_ref);
 template <int kBits, class Block>
-void FinishQkMin(const float* x, const float* scales, const float* mins, uint8_t* L, Block* y);
-void FinishQ6_K(const float* x, const float* scales, int8_t* L, BlockQ6_K* y);
+void FinishQkMin(const float* x, const float* scales, const float* mins, uint8_t* L, Block* y,
+                 SpanQuantFn span = QuantizeSpan_ref);
+void FinishQ6_K(const float* x, const float* scales, int8_t* L, BlockQ6_K* y,
+                SpanQuantFn span = QuantizeSpan_ref);
 
 }  // namespace quantd::core::gguf
 

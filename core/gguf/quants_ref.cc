@@ -408,7 +408,14 @@ void QuantizeQ6_K_ref(const float* x, BlockQ6_K* y, int64_t n) {
 // Block finishers: from per-sub-block scales (and L from the search) to the
 // packed block. Shared by the reference and the AVX2 kernels.
 // ---------------------------------------------------------------------------
-void FinishQ2_K(const float* x, const float* scales, const float* mins, uint8_t* L, BlockQ2_K* y) {
+void QuantizeSpan_ref(const float* x, float dm, float d, int lo, int hi, int bias, uint8_t* L, int n) {
+  for (int i = 0; i < n; ++i) {
+    L[i] = static_cast<uint8_t>(ClampInt(NearestInt((x[i] + dm) / d), lo, hi) + bias);
+  }
+}
+
+void FinishQ2_K(const float* x, const float* scales, const float* mins, uint8_t* L, BlockQ2_K* y,
+                SpanQuantFn span) {
   constexpr float kQ4Scale = 15.0f;
   float max_scale = 0.0f;
   float max_min = 0.0f;
@@ -438,10 +445,7 @@ void FinishQ2_K(const float* x, const float* scales, const float* mins, uint8_t*
     const float d = HalfToFloat(y->d) * static_cast<float>(y->scales[j] & 0xF);
     if (d == 0.0f) continue;
     const float dm = HalfToFloat(y->dmin) * static_cast<float>(y->scales[j] >> 4);
-    for (int ii = 0; ii < 16; ++ii) {
-      const int l = NearestInt((x[16 * j + ii] + dm) / d);
-      L[16 * j + ii] = static_cast<uint8_t>(ClampInt(l, 0, 3));
-    }
+    span(x + 16 * j, dm, d, 0, 3, 0, L + 16 * j, 16);
   }
   for (int j = 0; j < kQKK; j += 128) {
     for (int l = 0; l < 32; ++l) {
@@ -451,7 +455,7 @@ void FinishQ2_K(const float* x, const float* scales, const float* mins, uint8_t*
   }
 }
 
-void FinishQ3_K(const float* x, const float* scales, int8_t* L, BlockQ3_K* y) {
+void FinishQ3_K(const float* x, const float* scales, int8_t* L, BlockQ3_K* y, SpanQuantFn span) {
   float max_scale = 0.0f;
   float amax = 0.0f;
   for (int j = 0; j < kQKK / 16; ++j) {
@@ -484,10 +488,7 @@ void FinishQ3_K(const float* x, const float* scales, int8_t* L, BlockQ3_K* y) {
     sc = (sc | (((y->scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
     const float d = HalfToFloat(y->d) * static_cast<float>(sc);
     if (d == 0.0f) continue;
-    for (int ii = 0; ii < 16; ++ii) {
-      const int l = NearestInt(x[16 * j + ii] / d);
-      L[16 * j + ii] = static_cast<int8_t>(ClampInt(l, -4, 3) + 4);
-    }
+    span(x + 16 * j, 0.0f, d, -4, 3, 4, reinterpret_cast<uint8_t*>(L + 16 * j), 16);
   }
   std::memset(y->hmask, 0, kQKK / 8);
   int m = 0;
@@ -511,7 +512,8 @@ void FinishQ3_K(const float* x, const float* scales, int8_t* L, BlockQ3_K* y) {
 }
 
 template <int kBits, class Block>
-void FinishQkMin(const float* x, const float* scales, const float* mins, uint8_t* L, Block* y) {
+void FinishQkMin(const float* x, const float* scales, const float* mins, uint8_t* L, Block* y,
+                 SpanQuantFn span) {
   constexpr int kNmax = (1 << kBits) - 1;
   float max_scale = 0.0f;
   float max_min = 0.0f;
@@ -543,10 +545,7 @@ void FinishQkMin(const float* x, const float* scales, const float* mins, uint8_t
     const float d = HalfToFloat(y->d) * static_cast<float>(sc);
     if (d == 0.0f) continue;
     const float dm = HalfToFloat(y->dmin) * static_cast<float>(m);
-    for (int ii = 0; ii < 32; ++ii) {
-      const int l = NearestInt((x[32 * j + ii] + dm) / d);
-      L[32 * j + ii] = static_cast<uint8_t>(ClampInt(l, 0, kNmax));
-    }
+    span(x + 32 * j, dm, d, 0, kNmax, 0, L + 32 * j, 32);
   }
   if constexpr (kBits == 4) {
     uint8_t* q = y->qs;
@@ -579,10 +578,12 @@ void FinishQkMin(const float* x, const float* scales, const float* mins, uint8_t
     }
   }
 }
-template void FinishQkMin<4, BlockQ4_K>(const float*, const float*, const float*, uint8_t*, BlockQ4_K*);
-template void FinishQkMin<5, BlockQ5_K>(const float*, const float*, const float*, uint8_t*, BlockQ5_K*);
+template void FinishQkMin<4, BlockQ4_K>(const float*, const float*, const float*, uint8_t*, BlockQ4_K*,
+                                        SpanQuantFn);
+template void FinishQkMin<5, BlockQ5_K>(const float*, const float*, const float*, uint8_t*, BlockQ5_K*,
+                                        SpanQuantFn);
 
-void FinishQ6_K(const float* x, const float* scales, int8_t* L, BlockQ6_K* y) {
+void FinishQ6_K(const float* x, const float* scales, int8_t* L, BlockQ6_K* y, SpanQuantFn span) {
   float max_scale = 0.0f;
   float max_abs_scale = 0.0f;
   for (int ib = 0; ib < kQKK / 16; ++ib) {
@@ -606,10 +607,7 @@ void FinishQ6_K(const float* x, const float* scales, int8_t* L, BlockQ6_K* y) {
   for (int j = 0; j < kQKK / 16; ++j) {
     const float d = HalfToFloat(y->d) * static_cast<float>(y->scales[j]);
     if (d == 0.0f) continue;
-    for (int ii = 0; ii < 16; ++ii) {
-      const int l = NearestInt(x[16 * j + ii] / d);
-      L[16 * j + ii] = static_cast<int8_t>(ClampInt(l, -32, 31) + 32);
-    }
+    span(x + 16 * j, 0.0f, d, -32, 31, 32, reinterpret_cast<uint8_t*>(L + 16 * j), 16);
   }
   uint8_t* ql = y->ql;
   uint8_t* qh = y->qh;
