@@ -152,9 +152,14 @@ void ProgressRenderer::Job(const v1::Job& job) {
   const bool changed = key != last_job_key_;
   last_job_key_ = key;
   label_ = label;
-  double fraction = p.tensors_total() > 0 ? static_cast<double>(p.tensors_done()) /
-                                                static_cast<double>(p.tensors_total())
-                                          : (job.state() == v1::JOB_STATE_SUCCEEDED ? 1.0 : 0.0);
+  double fraction = last_fraction_;  // phases without counts keep the last known value
+  if (p.tensors_total() > 0) {
+    fraction = static_cast<double>(p.tensors_done()) / static_cast<double>(p.tensors_total());
+  } else if (p.bytes_total() > 0) {
+    fraction = static_cast<double>(p.bytes_done()) / static_cast<double>(p.bytes_total());
+  }
+  if (job.state() == v1::JOB_STATE_SUCCEEDED) fraction = 1.0;
+  last_fraction_ = fraction;
   std::string text = absl::StrFormat("%-9s %s %3d%%  %-9s %-8s", "job", Bar(fraction),
                                      static_cast<int>(fraction * 100), state, phase);
   if (p.tensors_total() > 0) {
@@ -166,6 +171,7 @@ void ProgressRenderer::Job(const v1::Job& job) {
   Draw(text, changed || final);
   if (final) {
     FinishLocked();
+    last_fraction_ = 0;
     last_job_key_.clear();
     label_.clear();
   }

@@ -77,7 +77,8 @@ class ProgressRenderer {
   Clock::time_point last_draw_;
   bool live_ = false;  // a bar is on screen without its newline
   bool drawn_once_ = false;
-  std::string last_job_key_;  // state/phase of the last job line (plain mode)
+  std::string last_job_key_;  // state/phase of the last job line
+  double last_fraction_ = 0;  // the job bar's last known completion
   std::string last_text_;
 };
 

@@ -98,9 +98,18 @@ std::vector<PlannedFile> PlanArtifact(const v1::Artifact& artifact, const std::s
 }
 
 absl::StatusOr<std::vector<std::string>> DownloadArtifact(CommandContext& ctx, const v1::Job& job,
-                                                          const std::string& output) {
+                                                          const std::string& output_arg) {
   if (job.artifact().files_size() == 0) {
     return absl::FailedPreconditionError(absl::StrCat("job ", job.job_id(), " has no artifact"));
+  }
+  // A directory (existing, or spelled with a trailing '/') gets the
+  // artifact's own model file name.
+  std::string output = output_arg;
+  {
+    std::error_code ec;
+    if (absl::EndsWith(output, "/") || std::filesystem::is_directory(output, ec)) {
+      output = (std::filesystem::path(output) / job.artifact().files(0).name()).string();
+    }
   }
   auto session = ctx.session();
   if (!session.ok()) return session.status();

@@ -42,7 +42,8 @@ struct PlannedFile {
 std::vector<PlannedFile> PlanArtifact(const v1::Artifact& artifact, const std::string& output);
 
 // Downloads `job`'s artifact (the job must be SUCCEEDED) to `output` as
-// planned above: every file resumable and verified against the server's
+// planned above (an existing directory or a path ending in '/' means "in
+// there, under the artifact's name"): every file resumable and verified against the server's
 // sha256; data files are renamed into place first and the model file last,
 // with its external data locations rewritten when a data file was renamed.
 // Returns the paths written, model first.

@@ -350,6 +350,11 @@ class Commands(QuantctlCase):
         self.assertEqual(sha256(out + ".data"), files["model.onnx.data"]["sha256"])
         import onnx
         onnx.load(out)
+        # Into a directory: the artifact's own names.
+        d = self.quantctl_json("download", job_id, "-o", self.path("dl2") + "/")
+        self.assertEqual(d["output_files"], [self.path("dl2", "model.onnx"),
+                                             self.path("dl2", "model.onnx.data")])
+        onnx.load(self.path("dl2", "model.onnx"))
 
         # submit straight from a file, then delete the finished job.
         job2 = self.quantctl("submit", GPT2, "--precision", "fp16").stdout.strip()
