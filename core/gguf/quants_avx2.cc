@@ -81,8 +81,9 @@ QUANTD_AVX2_INLINE VF AbsV(VF x) {
   return x;
 }
 QUANTD_AVX2_INLINE v8i ClampV(v8i l, int lo, int hi) {
-  l = l < lo ? v8i{} + lo : l;
-  return l > hi ? v8i{} + hi : l;
+  const __m256i c = _mm256_min_epi32(_mm256_max_epi32(reinterpret_cast<__m256i>(l), _mm256_set1_epi32(lo)),
+                                     _mm256_set1_epi32(hi));
+  return reinterpret_cast<v8i>(c);
 }
 QUANTD_AVX2_INLINE VI ClampV(VI l, int lo, int hi) { return VI{{ClampV(l.h[0], lo, hi), ClampV(l.h[1], lo, hi)}}; }
 QUANTD_AVX2_INLINE VF Select(VI m, VF a, VF b) {
@@ -100,16 +101,21 @@ QUANTD_AVX2_INLINE VF SqrtV(VF x) {
              reinterpret_cast<v8f>(_mm256_sqrt_ps(reinterpret_cast<__m256>(x.h[1])))}};
 }
 
-// QuantizeSpan for n a multiple of 8.
+// QuantizeSpan for n a multiple of 16.
 QUANTD_AVX2 void QuantizeSpanAvx2(const float* x, float dm, float d, int lo, int hi, int bias, uint8_t* L,
                                   int n) {
-  const v8f vdm = v8f{} + dm, vd = v8f{} + d;
-  static_assert(sizeof(v8i) == 32);
-  for (int i = 0; i < n; i += 8) {
-    v8f v;
-    std::memcpy(&v, x + i, sizeof(v));
-    const v8i l = ClampV(NearestIntV((v + vdm) / vd), lo, hi) + bias;
-    for (int k = 0; k < 8; ++k) L[i + k] = static_cast<uint8_t>(l[k]);
+  const __m256 vdm = _mm256_set1_ps(dm), vd = _mm256_set1_ps(d);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int i = 0; i < n; i += 16) {
+    v8i l[2];
+    for (int h = 0; h < 2; ++h) {
+      const __m256 v = _mm256_div_ps(_mm256_add_ps(_mm256_loadu_ps(x + i + 8 * h), vdm), vd);
+      l[h] = ClampV(NearestIntV(reinterpret_cast<v8f>(v)), lo, hi) + bias;
+    }
+    // Levels are 0..63: pack to bytes and restore the element order.
+    const __m256i p16 = _mm256_packs_epi32(reinterpret_cast<__m256i>(l[0]), reinterpret_cast<__m256i>(l[1]));
+    const __m256i p8 = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(p16, p16), order);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(L + i), _mm256_castsi256_si128(p8));
   }
 }
 
