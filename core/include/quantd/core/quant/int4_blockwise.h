@@ -32,8 +32,13 @@
 //
 // Kernels work on caller-owned buffers; they never allocate, log or do I/O.
 // They are thread-compatible: different threads may quantize disjoint column
-// ranges of the same output concurrently (QDQ ranges must start at an even
-// column, so no two threads share a byte).
+// ranges of the same output concurrently. QDQ packs along rows, so its ranges
+// must start at even columns and N must be even (with odd N, rows share bytes:
+// one thread must do the whole tensor).
+//
+// x86-64: SSE2 (baseline) and AVX2 (chosen at run time) tile kernels run the
+// same float operations as the scalar reference, so every path gives the same
+// bytes (tests compare them with a naive transliteration on 320 shapes).
 #ifndef QUANTD_CORE_QUANT_INT4_BLOCKWISE_H_
 #define QUANTD_CORE_QUANT_INT4_BLOCKWISE_H_
 
@@ -97,7 +102,8 @@ Int4Sizes ComputeInt4Sizes(int64_t k, int64_t n, const Int4Options& options);
 // Quantizes columns [n_begin, n_end) of `w`.
 // REQUIRES: `packed` and `zero_points` (when asymmetric) cover the whole
 // tensor and were zero-filled by the caller; `scales` covers N*blocks;
-// `zero_points` may be null when symmetric; for kQdq n_begin is even.
+// `zero_points` may be null when symmetric; for kQdq n_begin is even. Weights
+// are finite (NaN/inf codes are unspecified).
 // Scale order: MatMulNBits [N, blocks]; QDQ [blocks, N].
 template <typename T>
 void QuantizeInt4(const WeightView<T>& w, const Int4Options& options, int64_t n_begin,
