@@ -142,9 +142,7 @@ void Session::Interrupt() {
   if (active_ != nullptr) active_->TryCancel();
 }
 
-void Session::Throttle(uint64_t bytes, std::chrono::steady_clock::time_point start,
-                       uint64_t since_start) {
-  (void)bytes;
+void Session::Throttle(std::chrono::steady_clock::time_point start, uint64_t since_start) {
   if (options_.limit_rate == 0) return;
   const double should_take = static_cast<double>(since_start) / static_cast<double>(options_.limit_rate);
   const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -272,7 +270,7 @@ absl::StatusOr<v1::Model> Session::UploadOnce(const std::vector<LocalFile>& file
       at += static_cast<uint64_t>(n);
       sent += static_cast<uint64_t>(n);
       if (progress) progress(pos + at, total);
-      Throttle(static_cast<uint64_t>(n), start, sent);
+      Throttle(start, sent);
     }
     ::close(fd);
     pos += f.size;
@@ -369,7 +367,7 @@ absl::Status Session::Download(const std::string& job_id, const v1::FileInfo& fi
         offset += d.size();
         got += d.size();
         if (progress) progress(offset, file.size_bytes());
-        Throttle(d.size(), start, got);
+        Throttle(start, got);
       }
       absl::Status rpc = FromGrpc(reader->Finish());
       SetActive(nullptr);

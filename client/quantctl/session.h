@@ -22,8 +22,10 @@
 #define QUANTD_CLIENT_QUANTCTL_SESSION_H_
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -63,7 +65,10 @@ struct LocalFile {
 
 // sha256 (lower-case hex) of a file. NotFound, or DataLoss on read errors.
 absl::StatusOr<std::string> Sha256File(const std::string& path);
-// The server's model id for these files ("sha256:<hex>" of the manifest).
+// The server's model id for these files: "sha256:<hex>" of
+// "quantd-model-v1\n" + "<name>\n<size>\n<sha256>\n" per file (as the
+// server's BlobStore computes it). Only used to skip an upload the server
+// already has; if the formulas ever differ, quantctl merely uploads again.
 std::string ModelIdOf(const std::vector<LocalFile>& files);
 // Stats and hashes `paths` (first: the model proper).
 absl::StatusOr<std::vector<LocalFile>> DescribeFiles(const std::vector<std::string>& paths);
@@ -121,7 +126,8 @@ class Session {
   }
   // Registers the in-flight streaming context so Interrupt() can cancel it.
   void SetActive(grpc::ClientContext* context);
-  void Throttle(uint64_t bytes, std::chrono::steady_clock::time_point start, uint64_t since_start);
+  // Sleeps so that `since_start` bytes take at least since_start/limit_rate s.
+  void Throttle(std::chrono::steady_clock::time_point start, uint64_t since_start);
   absl::StatusOr<v1::Model> UploadOnce(const std::vector<LocalFile>& files,
                                        const std::string& upload_id, uint64_t offset,
                                        const std::map<std::string, std::string>& labels,

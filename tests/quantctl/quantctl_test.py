@@ -329,6 +329,9 @@ class Commands(QuantctlCase):
         self.assertEqual([j["job_id"] for j in filtered["jobs"]], [job_id])
         self.assertEqual(self.quantctl_json("list", "--state", "failed,cancelled",
                                             "--label", "team=ml")["jobs"], [])
+        by_model = self.quantctl_json("list", "--model", model_id, "--limit", "0")
+        self.assertIn(job_id, [j["job_id"] for j in by_model["jobs"]])
+        self.assertTrue(all(j["model_id"] == model_id for j in by_model["jobs"]))
         table = self.quantctl("list", "--label", "build=7").stdout
         self.assertIn("JOB", table.splitlines()[0])
         self.assertIn(job_id, table)
