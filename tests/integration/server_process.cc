@@ -24,9 +24,9 @@ std::string Env(const char* name, const char* fallback) {
 }
 }  // namespace
 
-std::string QuantdBin() { return Env("QUANTD_BIN", "quantd"); }
+std::string QuantdBin() { return Env("QUANTD_BIN", QUANTD_BIN_DEFAULT); }
 std::string TestData() { return Env("QUANTD_TESTDATA", QUANTD_TESTDATA); }
-std::string SourceDir() { return Env("QUANTD_SOURCE_DIR", "."); }
+std::string SourceDir() { return Env("QUANTD_SOURCE_DIR", QUANTD_SOURCE_DIR_DEFAULT); }
 std::string Python() { return Env("QUANTD_PYTHON", "/usr/bin/python3"); }
 
 int RunCommand(const std::string& command) {
