@@ -14,9 +14,12 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "quantd/core/base/atomic_file.h"
@@ -94,6 +97,108 @@ void AddQualitySums(const float* x, const float* y, int64_t n, ChunkQuality* q) 
   }
 }
 
+// Writes tensor data (each padded to the alignment) in order. With `async`
+// a background thread does the writing, so writing tensor k overlaps
+// computing tensor k+1; at most one write is in flight, so two output
+// buffers suffice. Thread safety: Put/Finish from the owning thread only.
+class TensorSink {
+ public:
+  TensorSink(AtomicFileWriter* writer, uint64_t alignment, const MappedFile* input, bool async)
+      : writer_(writer), alignment_(alignment), input_(input), written_(writer->offset()) {
+    if (async) thread_ = std::thread([this] { Loop(); });
+  }
+  TensorSink(const TensorSink&) = delete;
+  TensorSink& operator=(const TensorSink&) = delete;
+  ~TensorSink() {
+    if (!thread_.joinable()) return;
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    thread_.join();
+  }
+
+  // Queues `size` bytes at `data`, which must stay valid until the next Put
+  // or Finish returns. Afterwards the input pages [release_off, +release_len)
+  // are released (0 length: none).
+  absl::Status Put(const uint8_t* data, uint64_t size, uint64_t release_off, uint64_t release_len) {
+    Job job{data, size, release_off, release_len};
+    if (!thread_.joinable()) {
+      absl::Status st = Write(job);
+      written_.store(writer_->offset());
+      return st;
+    }
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(+[](TensorSink* s) ABSL_NO_THREAD_SAFETY_ANALYSIS { return !s->has_job_; },
+                              this));
+    if (!status_.ok()) return status_;
+    job_ = job;
+    has_job_ = true;
+    return absl::OkStatus();
+  }
+
+  // Waits until everything queued is written.
+  absl::Status Finish() {
+    if (!thread_.joinable()) return absl::OkStatus();
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(+[](TensorSink* s) ABSL_NO_THREAD_SAFETY_ANALYSIS { return !s->has_job_; },
+                              this));
+    return status_;
+  }
+
+  // Output bytes written so far (for progress).
+  uint64_t written() const { return written_.load(); }
+
+ private:
+  struct Job {
+    const uint8_t* data;
+    uint64_t size;
+    uint64_t release_off;
+    uint64_t release_len;
+  };
+
+  absl::Status Write(const Job& job) {
+    QUANTD_RETURN_IF_ERROR(writer_->Write(job.data, job.size));
+    QUANTD_RETURN_IF_ERROR(writer_->PadTo(alignment_));
+    if (job.release_len > 0) input_->ReleasePages(job.release_off, job.release_len);
+    return absl::OkStatus();
+  }
+
+  void Loop() {
+    for (;;) {
+      Job job;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(
+            +[](TensorSink* s) ABSL_NO_THREAD_SAFETY_ANALYSIS { return s->has_job_ || s->stop_; }, this));
+        if (!has_job_) return;  // stopped
+        job = job_;
+      }
+      absl::Status st = status_ok_ ? Write(job) : absl::OkStatus();
+      written_.store(writer_->offset());
+      absl::MutexLock lock(&mu_);
+      if (!st.ok()) {
+        status_ = st;
+        status_ok_ = false;
+      }
+      has_job_ = false;
+    }
+  }
+
+  AtomicFileWriter* const writer_;  // used by one thread at a time
+  const uint64_t alignment_;
+  const MappedFile* const input_;
+  std::atomic<uint64_t> written_;
+  std::thread thread_;
+
+  absl::Mutex mu_;
+  bool has_job_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  Job job_ ABSL_GUARDED_BY(mu_) = {};
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+  bool status_ok_ = true;  // written by the sink thread only
+};
+
 }  // namespace
 
 absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_path,
@@ -169,7 +274,10 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
   report.precision = gguf::FileTypeName(ftype);
   report.tensors_total = plans.size();
   gguf::ParallelFor pool(std::max(1, recipe.threads));
-  std::vector<uint8_t> out_buf;
+  std::vector<uint8_t> out_bufs[2];  // declared before the sink: it may still read one
+  int which = 0;
+  // With more than one thread, output is written in the background.
+  TensorSink sink(writer.get(), alignment, mapped.get(), recipe.threads > 1);
   std::vector<std::vector<float>> src_scratch(pool.threads()), deq_scratch(pool.threads());
   double total_w2 = 0, total_e2 = 0;
   Progress prog{"convert", 0, plans.size(), writer->offset(), total_bytes};
@@ -181,8 +289,10 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
     const uint64_t src_pos = file.data_offset() + src.offset;
     const uint8_t* src_data = mapped->bytes().data() + src_pos;
     if (!plan.convert) {
-      QUANTD_RETURN_IF_ERROR(writer->Write(src_data, src.nbytes));
+      QUANTD_RETURN_IF_ERROR(sink.Put(src_data, src.nbytes, src_pos, src.nbytes));
     } else {
+      std::vector<uint8_t>& out_buf = out_bufs[which];
+      which ^= 1;
       const GgmlType in_type = src.type;
       const GgmlType out_type = plan.out.type;
       const int64_t ne0 = src.ne[0];
@@ -217,7 +327,8 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
         AddQualitySums(x, back, n, &q);
         quality[static_cast<size_t>(c)] = q;
       });
-      QUANTD_RETURN_IF_ERROR(writer->Write(out_buf.data(), out_buf.size()));
+      mapped->ReleasePages(src_pos, src.nbytes);
+      QUANTD_RETURN_IF_ERROR(sink.Put(out_buf.data(), out_buf.size(), 0, 0));
 
       ChunkQuality sum;
       for (const auto& q : quality) {
@@ -241,14 +352,13 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
       total_w2 += sum.sum_w2;
       total_e2 += sum.sum_e2;
     }
-    QUANTD_RETURN_IF_ERROR(writer->PadTo(alignment));
-    mapped->ReleasePages(src_pos, src.nbytes);
     report.bytes_before += src.nbytes;
     report.bytes_after += plan.out.nbytes;
     prog.tensors_done += 1;
-    prog.bytes_done = writer->offset();
+    prog.bytes_done = sink.written();
     if (progress) progress(prog);
   }
+  QUANTD_RETURN_IF_ERROR(sink.Finish());
   if (cancel != nullptr) QUANTD_RETURN_IF_ERROR(cancel->Check());
   if (writer->offset() != total_bytes) {
     return absl::InternalError(absl::StrCat("GGUF writer produced ", writer->offset(),

@@ -99,14 +99,18 @@ TEST_F(GgufRunTest, ProgressCountsEveryTensor) {
 }
 
 TEST_F(GgufRunTest, CancelBetweenTensorsLeavesNoOutput) {
-  CancelToken cancel;
-  auto report = RunGguf(Q("Q4_K_M"), kModel, Path("out.gguf"),
-                        [&](const Progress& p) {
-                          if (p.tensors_done == 5) cancel.Cancel();
-                        },
-                        &cancel);
-  EXPECT_THAT(report.status(), StatusIs(absl::StatusCode::kCancelled, "cancel"));
-  EXPECT_THAT(Files(), ::testing::IsEmpty());  // no output, no temp file
+  for (int threads : {1, 2}) {  // 2: output is written by a background thread
+    CancelToken cancel;
+    Recipe r = Q("Q4_K_M");
+    r.threads = threads;
+    auto report = RunGguf(r, kModel, Path("out.gguf"),
+                          [&](const Progress& p) {
+                            if (p.tensors_done == 5) cancel.Cancel();
+                          },
+                          &cancel);
+    EXPECT_THAT(report.status(), StatusIs(absl::StatusCode::kCancelled, "cancel")) << threads;
+    EXPECT_THAT(Files(), ::testing::IsEmpty()) << threads;  // no output, no temp file
+  }
 }
 
 TEST_F(GgufRunTest, MalformedInputLeavesNoOutput) {
