@@ -140,28 +140,27 @@ void DequantizeQkMin(const Block* x, float* y, int64_t n) {
 }
 
 void DequantizeQ6_K(const BlockQ6_K* x, float* y, int64_t n) {
+  // Unpack the 6-bit levels first, then scale: value = (d * scale) * q, the
+  // reference's order. Element e belongs to sub-block e / 16.
+  int8_t q[kQKK];
   for (int64_t i = 0; i < n / kQKK; ++i) {
     const float d = HalfToFloat(x[i].d);
-    const uint8_t* ql = x[i].ql;
-    const uint8_t* qh = x[i].qh;
-    const int8_t* sc = x[i].scales;
-    for (int nn = 0; nn < kQKK; nn += 128) {
+    for (int half = 0; half < 2; ++half) {
+      const uint8_t* ql = x[i].ql + 64 * half;
+      const uint8_t* qh = x[i].qh + 32 * half;
+      int8_t* qq = q + 128 * half;
       for (int l = 0; l < 32; ++l) {
-        const int is = l / 16;
-        const int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
-        const int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
-        const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-        const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-        y[l] = d * static_cast<float>(sc[is]) * static_cast<float>(q1);
-        y[l + 32] = d * static_cast<float>(sc[is + 2]) * static_cast<float>(q2);
-        y[l + 64] = d * static_cast<float>(sc[is + 4]) * static_cast<float>(q3);
-        y[l + 96] = d * static_cast<float>(sc[is + 6]) * static_cast<float>(q4);
+        qq[l] = static_cast<int8_t>(((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32);
+        qq[l + 32] = static_cast<int8_t>(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
+        qq[l + 64] = static_cast<int8_t>(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+        qq[l + 96] = static_cast<int8_t>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
       }
-      y += 128;
-      ql += 64;
-      qh += 32;
-      sc += 8;
     }
+    for (int j = 0; j < kQKK / 16; ++j) {
+      const float dl = d * static_cast<float>(x[i].scales[j]);
+      for (int e = 0; e < 16; ++e) y[16 * j + e] = dl * static_cast<float>(q[16 * j + e]);
+    }
+    y += kQKK;
   }
 }
 
