@@ -1,7 +1,7 @@
 # Quantd image: `quantd serve` plus `quantctl` on debian:bookworm.
 #
 #   docker build -t quantd .
-#   docker run -p 7443:7443 -p 9479:9479 -v quantd-data:/var/lib/quantd quantd
+#   docker run -p 7443:7443 -p 9464:9464 -v quantd-data:/var/lib/quantd quantd
 #
 # The build stage runs the same steps as a developer machine and CI
 # (scripts/setup.sh --build, then the CMake build). The runtime stage gets only
@@ -46,7 +46,7 @@ USER 10001:10001
 WORKDIR /var/lib/quantd
 VOLUME ["/var/lib/quantd"]
 # gRPC API and Prometheus /metrics.
-EXPOSE 7443 9479
+EXPOSE 7443 9464
 # quantctl (and the HEALTHCHECK) talk to the local server.
 ENV QUANTD_SERVER=127.0.0.1:7443
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
@@ -57,4 +57,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["quantd"]
 CMD ["serve", "--listen", "0.0.0.0:7443", "--data-dir", "/var/lib/quantd", \
-     "--metrics-listen", "0.0.0.0:9479"]
+     "--metrics-listen", "0.0.0.0:9464"]

@@ -30,7 +30,7 @@ SRC = os.environ.get("QUANTD_SOURCE_DIR",
                      os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 DEPLOY = os.path.join(SRC, "deploy")
 GRPC_PORT = 7443
-METRICS_PORT = 9479
+METRICS_PORT = 9464
 DATA_DIR = "/var/lib/quantd"
 
 
