@@ -292,7 +292,7 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
       QUANTD_RETURN_IF_ERROR(sink.Put(src_data, src.nbytes, src_pos, src.nbytes));
     } else {
       std::vector<uint8_t>& out_buf = out_bufs[which];
-      which ^= 1;
+      if (recipe.threads > 1) which ^= 1;  // double-buffer only for the background writer
       const GgmlType in_type = src.type;
       const GgmlType out_type = plan.out.type;
       const int64_t ne0 = src.ne[0];
