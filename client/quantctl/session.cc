@@ -76,8 +76,10 @@ std::string ModelIdOf(const std::vector<LocalFile>& files) {
   return absl::StrCat("sha256:", sha.Hex());
 }
 
-absl::StatusOr<std::vector<LocalFile>> DescribeFiles(const std::vector<std::string>& paths) {
+absl::StatusOr<std::vector<LocalFile>> DescribeFiles(const std::vector<std::string>& paths,
+                                                     const TransferFn& progress) {
   std::vector<LocalFile> files;
+  uint64_t total = 0;
   for (const auto& p : paths) {
     struct stat st;
     if (::stat(p.c_str(), &st) != 0) {
@@ -88,10 +90,39 @@ absl::StatusOr<std::vector<LocalFile>> DescribeFiles(const std::vector<std::stri
     f.path = p;
     f.name = std::filesystem::path(p).filename().string();
     f.size = static_cast<uint64_t>(st.st_size);
-    auto digest = Sha256File(p);
-    if (!digest.ok()) return digest.status();
-    f.sha256 = *digest;
+    total += f.size;
     files.push_back(std::move(f));
+  }
+  // Hash in 1 MiB blocks, reporting bytes over all files.
+  std::vector<char> buf(1 << 20);
+  uint64_t done = 0;
+  if (progress) progress(0, total);
+  for (LocalFile& f : files) {
+    int fd = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      return absl::DataLossError(absl::StrCat(f.path, ": cannot open: ", std::strerror(errno)));
+    }
+    Sha256 sha;
+    uint64_t got = 0;
+    for (;;) {
+      ssize_t n = ::read(fd, buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        int e = errno;
+        ::close(fd);
+        return absl::DataLossError(absl::StrCat(f.path, ": read error: ", std::strerror(e)));
+      }
+      if (n == 0) break;
+      sha.Update(buf.data(), static_cast<size_t>(n));
+      got += static_cast<uint64_t>(n);
+      done += static_cast<uint64_t>(n);
+      if (progress) progress(std::min(done, total), total);
+    }
+    ::close(fd);
+    if (got != f.size) {
+      return absl::DataLossError(absl::StrCat(f.path, " changed while it was being read"));
+    }
+    f.sha256 = sha.Hex();
   }
   return files;
 }

@@ -70,8 +70,11 @@ absl::StatusOr<std::string> Sha256File(const std::string& path);
 // server's BlobStore computes it). Only used to skip an upload the server
 // already has; if the formulas ever differ, quantctl merely uploads again.
 std::string ModelIdOf(const std::vector<LocalFile>& files);
-// Stats and hashes `paths` (first: the model proper).
-absl::StatusOr<std::vector<LocalFile>> DescribeFiles(const std::vector<std::string>& paths);
+// Stats and hashes `paths` (first: the model proper), reporting hashed bytes
+// over all files to `progress` (may be empty). NotFound for a missing file;
+// DataLoss for read errors.
+absl::StatusOr<std::vector<LocalFile>> DescribeFiles(const std::vector<std::string>& paths,
+                                                     const TransferFn& progress);
 
 class Session {
  public:

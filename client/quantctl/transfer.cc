@@ -45,8 +45,21 @@ absl::StatusOr<UploadResult> UploadModel(CommandContext& ctx, const std::string&
                                          const std::map<std::string, std::string>& labels) {
   auto paths = ModelFiles(input, extra);
   if (!paths.ok()) return paths.status();
-  auto files = DescribeFiles(*paths);
-  if (!files.ok()) return files.status();
+  const auto hash_start = std::chrono::steady_clock::now();
+  auto files = DescribeFiles(
+      *paths, [&ctx](uint64_t done, uint64_t all) { ctx.progress().Transfer("hash", done, all); });
+  if (!files.ok()) {
+    ctx.progress().Finish();
+    return files.status();
+  }
+  {
+    double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - hash_start).count();
+    uint64_t bytes = 0;
+    for (const auto& f : *files) bytes += f.size;
+    ctx.progress().EndTransfer(absl::StrCat("hash: ", files->size(), " file(s), ",
+                                            HumanBytes(bytes), " in ", HumanSeconds(secs)));
+  }
   auto session = ctx.session();
   if (!session.ok()) return session.status();
   UploadResult result;
