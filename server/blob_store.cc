@@ -664,6 +664,36 @@ absl::Status BlobStore::DeleteArtifact(const std::string& job_id) {
   return absl::OkStatus();
 }
 
+int BlobStore::ExpireUploads(int64_t max_age_ms) {
+  const auto now = fs::file_time_type::clock::now();
+  int removed = 0;
+  std::error_code ec;
+  std::vector<fs::path> old;
+  for (const auto& e : fs::directory_iterator(fs::path(options_.root) / "uploads", ec)) {
+    std::error_code ec2;
+    auto mtime = fs::last_write_time(e.path(), ec2);
+    // A directory's mtime moves when parts are created/renamed; parts' own
+    // mtimes move with every write.
+    for (const auto& f : fs::directory_iterator(e.path(), ec2)) {
+      std::error_code ec3;
+      mtime = std::max(mtime, fs::last_write_time(f.path(), ec3));
+    }
+    if (ec2) continue;
+    auto age = std::chrono::duration_cast<std::chrono::milliseconds>(now - mtime).count();
+    if (age > max_age_ms) old.push_back(e.path());
+  }
+  for (const auto& dir : old) {
+    auto header = ReadProto<v1::UploadHeader>((dir / kHeader).string());
+    absl::MutexLock lock(&mu_);
+    if (header.ok() && active_uploads_.count(header->upload_id()) != 0) continue;
+    AddUsed(-static_cast<int64_t>(TreeBytes(dir)));
+    std::error_code ec2;
+    fs::remove_all(dir, ec2);
+    ++removed;
+  }
+  return removed;
+}
+
 void BlobStore::CleanupAfterRestart(const std::function<bool(const std::string&)>& keep) {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(fs::path(options_.root) / "work", ec)) {

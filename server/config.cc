@@ -158,6 +158,14 @@ const std::vector<FlagDef>& Flags() {
          c->port_file = v;
          return absl::OkStatus();
        }},
+      {"upload-ttl-hours", "QUANTD_UPLOAD_TTL_HOURS", "H",
+       "forget uploads (resumable parts, finished records) untouched this long",
+       [](const std::string& v, ServeConfig* c) {
+         if (!absl::SimpleAtod(v, &c->upload_ttl_hours) || c->upload_ttl_hours <= 0) {
+           return BadValue("upload-ttl-hours", v, "a number > 0");
+         }
+         return absl::OkStatus();
+       }},
       {"chunk-bytes", "QUANTD_CHUNK_BYTES", "BYTES", "download chunk size",
        [](const std::string& v, ServeConfig* c) {
          if (!ParseBytes(v, &c->chunk_bytes) || c->chunk_bytes < 4096 ||
@@ -249,6 +257,7 @@ std::string ServeHelp() {
     if (name == "shutdown-grace-seconds") return absl::StrCat(d.shutdown_grace_seconds);
     if (name == "log-level") return d.log_level;
     if (name == "chunk-bytes") return "1M";
+    if (name == "upload-ttl-hours") return "24";
     return "";
   };
   for (const FlagDef& f : Flags()) {

@@ -17,6 +17,7 @@
 #include "quantd/server/auth.h"
 #include "quantd/server/blob_store.h"
 #include "quantd/server/clock.h"
+#include "quantd/server/executor.h"
 #include "quantd/server/job_journal.h"
 #include "quantd/server/job_runner.h"
 #include "quantd/server/job_store.h"
@@ -62,6 +63,8 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
     logger->Warning("job was running when the server stopped; requeued", {{"job_id", id}});
   }
   (*blobs)->CleanupAfterRestart([&jobs](const std::string& id) { return jobs.IsSucceeded(id); });
+  const int64_t upload_ttl_ms = static_cast<int64_t>(config.upload_ttl_hours * 3600 * 1000);
+  (*blobs)->ExpireUploads(upload_ttl_ms);
 
   std::unique_ptr<Authenticator> auth = std::make_unique<Authenticator>();
   if (!config.auth_tokens.empty()) {
@@ -111,6 +114,7 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   pool.Start();
 
   std::atomic<bool> draining{false};
+  ThreadPoolExecutor io(4);  // outlives the gRPC server (declared before it)
   ServiceContext ctx;
   ctx.blobs = blobs->get();
   ctx.jobs = &jobs;
@@ -119,6 +123,7 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   ctx.telemetry = &telemetry;
   ctx.logger = logger;
   ctx.clock = &clock;
+  ctx.io = &io;
   ctx.version = version;
   ctx.max_queued_jobs = config.max_queued_jobs;
   ctx.chunk_bytes = config.chunk_bytes;
@@ -167,13 +172,18 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
                            {"requeued_jobs", absl::StrCat(requeued.size())},
                            {"version", version}});
 
-  // Wait for SIGTERM/SIGINT; refresh the storage gauges meanwhile.
+  // Wait for SIGTERM/SIGINT; refresh the storage gauges meanwhile and
+  // expire old uploads every ten minutes.
   int signo = 0;
-  while (true) {
+  for (int tick = 1;; ++tick) {
     struct timespec timeout = {5, 0};
     siginfo_t info;
     signo = sigtimedwait(&signals, &info, &timeout);
     if (signo > 0) break;
+    if (tick % 120 == 0) {
+      int n = (*blobs)->ExpireUploads(upload_ttl_ms);
+      if (n > 0) logger->Info("expired old uploads", {{"count", absl::StrCat(n)}});
+    }
     telemetry.SetStoreBytes((*blobs)->used_bytes(), (*blobs)->FreeDiskBytes());
   }
 

@@ -71,7 +71,14 @@ grpc::ServerUnaryReactor* QuantdService::ListJobs(grpc::CallbackServerContext* c
                                                   const v1::ListJobsRequest* request,
                                                   v1::ListJobsResponse* response) {
   if (absl::Status st = ctx_.auth->Check(*context); !st.ok()) return Done(context, st);
-  return DoneWith(context, ctx_.jobs->List(*request), response);
+  auto list = ctx_.jobs->List(*request);
+  // Per-tensor report details stay out of listings (GetJob has them).
+  if (list.ok()) {
+    for (v1::Job& job : *list->mutable_jobs()) {
+      if (job.has_report()) job.mutable_report()->clear_tensors();
+    }
+  }
+  return DoneWith(context, std::move(list), response);
 }
 
 grpc::ServerUnaryReactor* QuantdService::CancelJob(grpc::CallbackServerContext* context,

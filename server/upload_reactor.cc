@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "quantd/server/auth.h"
+#include "quantd/server/executor.h"
 #include "reactors.h"
 #include "quantd/server/translate.h"
 
@@ -38,7 +39,16 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
     StartRead(&request_);
   }
 
+  // File writes, digests and the commit's fsync run on the I/O executor;
+  // only one read is outstanding, so at most one task per upload runs.
   void OnReadDone(bool ok) override {
+    ctx_->io->Schedule([this, ok] { Process(ok); });
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void Process(bool ok) {
     if (!ok) {
       End(EndOfStream());
       return;
@@ -51,9 +61,6 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
     StartRead(&request_);
   }
 
-  void OnDone() override { delete this; }
-
- private:
   absl::Status Handle() {
     switch (request_.kind_case()) {
       case v1::UploadRequest::kHeader: {

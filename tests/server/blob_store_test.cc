@@ -151,5 +151,18 @@ TEST_F(BlobStoreTest, ArtifactCommitOpenAndCleanup) {
   EXPECT_FALSE(fs::exists(root_ + "/artifacts/" + job));
 }
 
+TEST_F(BlobStoreTest, ExpireUploadsSkipsOpenAndRecentUploads) {
+  {
+    auto w = store_->OpenUpload(Header("upload-old1", {"abc"}));
+    ASSERT_TRUE(w.ok());
+  }
+  auto open = store_->OpenUpload(Header("upload-open", {"abc"}));
+  ASSERT_TRUE(open.ok());
+  EXPECT_EQ(store_->ExpireUploads(60 * 60 * 1000), 0);  // all recent
+  EXPECT_EQ(store_->ExpireUploads(-1), 1);              // all old; the open one stays
+  EXPECT_EQ(store_->GetUploadStatus("upload-old1").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store_->GetUploadStatus("upload-open").ok());
+}
+
 }  // namespace
 }  // namespace quantd::server

@@ -136,6 +136,10 @@ class BlobStore {
   // `keep(job_id)` is false (left by a crash between commit and journal).
   void CleanupAfterRestart(const std::function<bool(const std::string&)>& keep);
 
+  // Removes uploads (finished or not) untouched for longer than `max_age`
+  // and not open in a stream. Returns how many were removed.
+  int ExpireUploads(int64_t max_age_ms);
+
   uint64_t used_bytes() const { return used_bytes_.load(); }
   uint64_t FreeDiskBytes() const;
   const std::string& root() const { return options_.root; }

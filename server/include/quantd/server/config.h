@@ -34,6 +34,7 @@ struct ServeConfig {
   std::string log_level = "info";
   std::string port_file;                    // written with the bound port
   uint64_t chunk_bytes = 1 << 20;           // download chunk size
+  double upload_ttl_hours = 24;             // unfinished/finished upload records expire
 };
 
 // Env lookup: returns nullptr when unset (std::getenv in production).

@@ -21,6 +21,7 @@
 namespace quantd::server {
 
 class Authenticator;
+class Executor;
 
 // What the service's handlers need; none of it is owned.
 struct ServiceContext {
@@ -31,6 +32,7 @@ struct ServiceContext {
   Telemetry* telemetry = nullptr;
   Logger* logger = nullptr;
   Clock* clock = nullptr;
+  Executor* io = nullptr;  // blocking file work of streaming calls
   std::string version;
   int max_queued_jobs = 10000;
   uint64_t chunk_bytes = 1 << 20;
