@@ -113,6 +113,30 @@ class Server:
         self.log.close()
 
 
+def start_and_wait_for(test, args, env, prefix, timeout=60):
+    """Starts quantctl, returns once a stderr line starts with `prefix`."""
+    p = subprocess.Popen([QUANTCTL, *args], env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    seen = []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        line = p.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        if line.startswith(prefix):
+            return p
+    p.kill()
+    p.wait()
+    test.fail(f"no '{prefix}' line from quantctl {' '.join(args)}: {''.join(seen)}")
+
+
+def kill(p):
+    p.kill()
+    p.wait()
+    p.stderr.close()
+
+
 class QuantctlCase(unittest.TestCase):
     """Starts one server per class (unless SERVER_ARGS is None)."""
 
@@ -580,11 +604,9 @@ class UploadResume(QuantctlCase):
         blob = self.path("blob.gguf")
         with open(blob, "wb") as f:
             f.write(b"GGUF" + os.urandom((6 << 20) - 4))
-        p = subprocess.Popen([QUANTCTL, "upload", blob, "--limit-rate", "1M"], env=self.env(),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(2.5)
-        p.kill()
-        p.wait()
+        p = start_and_wait_for(self, ["upload", blob, "--limit-rate", "1M"], self.env(), "upload: ")
+        time.sleep(1.5)  # ~1.5 MiB of 6 MiB
+        kill(p)
         p = self.quantctl("upload", blob)
         self.assertEqual(p.stdout.strip(), model_id_of([blob]))
         m = re.search(r"resuming at ([\d.]+) (KiB|MiB)", p.stderr)
@@ -599,11 +621,12 @@ class UploadResume(QuantctlCase):
         blob = self.path("blob2.gguf")
         with open(blob, "wb") as f:
             f.write(b"GGUF" + os.urandom((4 << 20) - 4))
-        p = subprocess.Popen([QUANTCTL, "upload", blob, "--limit-rate", "1M"], env=self.env(),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(1.5)
+        p = start_and_wait_for(self, ["upload", blob, "--limit-rate", "1M"], self.env(), "upload: ")
+        time.sleep(1)
         p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=30)
+        err = p.stderr.read()
+        p.wait(30)
+        p.stderr.close()
         self.assertEqual(p.returncode, 130, err)
         self.assertIn("run the same command again to resume the upload", err)
         p = self.quantctl("upload", blob)
@@ -619,11 +642,10 @@ class DownloadResume(QuantctlCase):
         job_id = self.quantctl("submit", big, "--precision", "fp16").stdout.strip()
         self.quantctl("watch", job_id)
         out = self.path("dl", "chain-fp16.onnx")
-        p = subprocess.Popen([QUANTCTL, "download", job_id, "-o", out, "--limit-rate", "2M"],
-                             env=self.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(2)
-        p.kill()
-        p.wait()
+        p = start_and_wait_for(self, ["download", job_id, "-o", out, "--limit-rate", "2M"],
+                               self.env(), "download ")
+        time.sleep(1.5)  # ~3 MiB of 8 MiB
+        kill(p)
         self.assertFalse(os.path.exists(out))
         part = out + ".part"
         self.assertTrue(os.path.exists(part))
