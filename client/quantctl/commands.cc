@@ -1,5 +1,7 @@
 #include "commands.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -129,14 +131,19 @@ absl::StatusOr<v1::Job> WatchJob(CommandContext& ctx, Session* session, const st
       if (!job.ok()) {
         std::fprintf(stderr, "quantctl: cancelling %s failed: %s\n", job_id.c_str(),
                      std::string(job.status().message()).c_str());
-        session->Interrupt();
+        std::fflush(stdout);
+        std::fflush(stderr);
+        ::_exit(ExitCodeFor(job.status()));
       }
       // The watch sees the CANCELLED event and returns.
     } else {
       ctx.progress().Line(absl::StrCat("detached: job ", job_id,
                                        " keeps running; follow it with `quantctl watch ", job_id,
                                        "`"));
-      session->Interrupt();
+      // The library's Watch cannot be interrupted; nothing is left to clean up.
+      std::fflush(stdout);
+      std::fflush(stderr);
+      ::_exit(kExitInterrupted);
     }
   });
   auto job = session->Watch(job_id, [&ctx](const v1::Job& j) { ctx.progress().Job(j); });

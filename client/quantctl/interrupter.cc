@@ -45,7 +45,11 @@ void Interrupter::Install() {
         absl::MutexLock lock(&s.mu);
         handler = s.handler;
       }
-      if (!handler) ::_exit(130);
+      if (!handler) {
+        static const char kMsg[] = "\nquantctl: interrupted\n";
+        (void)!::write(STDERR_FILENO, kMsg, sizeof(kMsg) - 1);
+        ::_exit(130);
+      }
       // Runs on its own thread so a second signal is still seen while the
       // handler waits on the network.
       std::thread(handler).detach();
