@@ -837,7 +837,14 @@ absl::Status QuantizePass::ProcessGraph(onnx::GraphProto* g) {
     const std::string label = n->name().empty() ? n->output(0) : n->name();
     bool excluded = std::find(recipe_.exclude_nodes.begin(), recipe_.exclude_nodes.end(),
                               n->name()) != recipe_.exclude_nodes.end();
-    for (const auto& re : exclude_regex_) excluded = excluded || std::regex_match(n->name(), re);
+    for (const auto& re : exclude_regex_) {
+      try {
+        excluded = excluded || std::regex_match(n->name(), re);
+      } catch (const std::regex_error& e) {  // pathological pattern: nothing crosses core
+        return absl::InvalidArgumentError(
+            absl::StrCat("--exclude-nodes: matching node '", n->name(), "' failed: ", e.what()));
+      }
+    }
     if (excluded) {
       skipped_["excluded by name"].push_back(label);
       continue;
