@@ -319,8 +319,12 @@ constexpr char kSubmitHelp[] =
     "  --idempotency-key KEY      a retried submit with the same key returns the same job\n"
     "\n"
     "Examples:\n"
+    "  # phones / IoT boxes: INT4\n"
     "  JOB=$(quantctl submit model.onnx --preset mobile-int4 --label build=$BUILD_ID)\n"
+    "  quantctl submit model.onnx --preset iot-int4\n"
+    "  # AI PCs: INT8 or FP16, on a model uploaded before\n"
     "  quantctl submit sha256:4f0c... --preset aipc-int8 --priority 10\n"
+    "  quantctl submit sha256:4f0c... --precision fp16\n"
     "  quantctl watch \"$JOB\" && quantctl download \"$JOB\" -o model-int4.onnx\n";
 
 absl::Status SubmitCmd(CommandContext& ctx, const std::vector<std::string>& args) {
