@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "quantd/server/auth.h"
+#include "quantd/server/executor.h"
 #include "reactors.h"
 #include "quantd/server/translate.h"
 
@@ -21,7 +22,7 @@ class DownloadReactor final : public grpc::ServerWriteReactor<v1::DownloadChunk>
       return;
     }
     *chunk_.mutable_file() = reader_->info();
-    SendNext();
+    ctx_->io->Schedule([this] { SendNext(); });
   }
 
   void OnWriteDone(bool ok) override {
@@ -35,7 +36,7 @@ class DownloadReactor final : public grpc::ServerWriteReactor<v1::DownloadChunk>
       Finish(grpc::Status::OK);
       return;
     }
-    SendNext();
+    ctx_->io->Schedule([this] { SendNext(); });  // file reads off the callback thread
   }
 
   void OnDone() override { delete this; }

@@ -1,6 +1,7 @@
 #include "quantd/server/service.h"
 
 #include "quantd/server/auth.h"
+#include "quantd/server/executor.h"
 #include "reactors.h"
 #include "quantd/server/translate.h"
 
@@ -22,6 +23,28 @@ grpc::ServerUnaryReactor* DoneWith(grpc::CallbackServerContext* context, absl::S
   return Done(context, result.status());
 }
 
+// Runs `fn` (which may touch the disk or the journal) on the I/O executor
+// and finishes the call with its status; the callback thread returns at once.
+template <typename Fn>
+grpc::ServerUnaryReactor* Async(const ServiceContext& ctx, grpc::CallbackServerContext* context,
+                                Fn fn) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status st = ctx.auth->Check(*context); !st.ok()) {
+    reactor->Finish(ToGrpcStatus(st));
+    return reactor;
+  }
+  ctx.io->Schedule([reactor, fn = std::move(fn)]() mutable {
+    reactor->Finish(ToGrpcStatus(fn()));
+  });
+  return reactor;
+}
+
+template <typename T>
+absl::Status Fill(absl::StatusOr<T> result, T* response) {
+  if (result.ok()) *response = *std::move(result);
+  return result.status();
+}
+
 }  // namespace
 
 grpc::ServerReadReactor<v1::UploadRequest>* QuantdService::UploadModel(
@@ -32,29 +55,32 @@ grpc::ServerReadReactor<v1::UploadRequest>* QuantdService::UploadModel(
 grpc::ServerUnaryReactor* QuantdService::GetUploadStatus(grpc::CallbackServerContext* context,
                                                          const v1::GetUploadStatusRequest* request,
                                                          v1::UploadStatus* response) {
-  if (absl::Status st = ctx_.auth->Check(*context); !st.ok()) return Done(context, st);
-  return DoneWith(context, ctx_.blobs->GetUploadStatus(request->upload_id()), response);
+  return Async(ctx_, context, [this, request, response] {
+    return Fill(ctx_.blobs->GetUploadStatus(request->upload_id()), response);
+  });
 }
 
 grpc::ServerUnaryReactor* QuantdService::GetModel(grpc::CallbackServerContext* context,
                                                   const v1::GetModelRequest* request,
                                                   v1::Model* response) {
-  if (absl::Status st = ctx_.auth->Check(*context); !st.ok()) return Done(context, st);
-  return DoneWith(context, ctx_.blobs->GetModel(request->model_id()), response);
+  return Async(ctx_, context, [this, request, response] {
+    return Fill(ctx_.blobs->GetModel(request->model_id()), response);
+  });
 }
 
 grpc::ServerUnaryReactor* QuantdService::DeleteModel(grpc::CallbackServerContext* context,
                                                      const v1::DeleteModelRequest* request,
                                                      v1::DeleteModelResponse* response) {
-  if (absl::Status st = ctx_.auth->Check(*context); !st.ok()) return Done(context, st);
-  return Done(context, server::DeleteModel(ctx_, request->model_id()));
+  return Async(ctx_, context,
+               [this, request] { return server::DeleteModel(ctx_, request->model_id()); });
 }
 
 grpc::ServerUnaryReactor* QuantdService::SubmitJob(grpc::CallbackServerContext* context,
                                                    const v1::SubmitJobRequest* request,
                                                    v1::Job* response) {
-  if (absl::Status st = ctx_.auth->Check(*context); !st.ok()) return Done(context, st);
-  return DoneWith(context, server::SubmitJob(ctx_, *request), response);
+  return Async(ctx_, context, [this, request, response] {
+    return Fill(server::SubmitJob(ctx_, *request), response);
+  });
 }
 
 grpc::ServerUnaryReactor* QuantdService::GetJob(grpc::CallbackServerContext* context,
@@ -84,11 +110,10 @@ grpc::ServerUnaryReactor* QuantdService::ListJobs(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* QuantdService::CancelJob(grpc::CallbackServerContext* context,
                                                    const v1::CancelJobRequest* request,
                                                    v1::Job* response) {
-  if (absl::Status st = ctx_.auth->Check(*context); !st.ok()) return Done(context, st);
-  if (absl::Status st = BlobStore::ValidateJobId(request->job_id()); !st.ok()) {
-    return Done(context, st);
-  }
-  return DoneWith(context, ctx_.pool->Cancel(request->job_id()), response);
+  return Async(ctx_, context, [this, request, response]() -> absl::Status {
+    if (absl::Status st = BlobStore::ValidateJobId(request->job_id()); !st.ok()) return st;
+    return Fill(ctx_.pool->Cancel(request->job_id()), response);
+  });
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* QuantdService::WatchJob(
@@ -104,8 +129,8 @@ grpc::ServerWriteReactor<v1::DownloadChunk>* QuantdService::DownloadArtifact(
 grpc::ServerUnaryReactor* QuantdService::DeleteJob(grpc::CallbackServerContext* context,
                                                    const v1::DeleteJobRequest* request,
                                                    v1::DeleteJobResponse* response) {
-  if (absl::Status st = ctx_.auth->Check(*context); !st.ok()) return Done(context, st);
-  return Done(context, server::DeleteJob(ctx_, request->job_id()));
+  return Async(ctx_, context,
+               [this, request] { return server::DeleteJob(ctx_, request->job_id()); });
 }
 
 }  // namespace quantd::server
