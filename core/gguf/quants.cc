@@ -231,6 +231,7 @@ void QuantizeRow(GgmlType type, const float* src, void* dst, int64_t n) {
     switch (type) {
       case GgmlType::kQ8_0: return internal::QuantizeQ8_0_avx2(src, static_cast<BlockQ8_0*>(dst), n);
       case GgmlType::kQ4_0: return internal::QuantizeQ4_0_avx2(src, static_cast<BlockQ4_0*>(dst), n);
+      case GgmlType::kIQ4_NL: return internal::QuantizeIQ4_NL_avx2(src, static_cast<BlockIQ4_NL*>(dst), n);
       case GgmlType::kQ2_K: return internal::QuantizeQ2_K_avx2(src, static_cast<BlockQ2_K*>(dst), n);
       case GgmlType::kQ3_K: return internal::QuantizeQ3_K_avx2(src, static_cast<BlockQ3_K*>(dst), n);
       case GgmlType::kQ4_K: return internal::QuantizeQ4_K_avx2(src, static_cast<BlockQ4_K*>(dst), n);

@@ -9,6 +9,7 @@
 // called after QuantsUseAvx2() returned true.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "quantd/core/base/half.h"
@@ -19,6 +20,7 @@
 
 #define QUANTD_AVX2 __attribute__((target("avx2")))
 #define QUANTD_AVX2_INLINE __attribute__((target("avx2"), always_inline)) inline
+#define QUANTD_AVX2_INLINE_LAMBDA __attribute__((target("avx2"), always_inline))
 
 namespace quantd::core::gguf::internal {
 namespace {
@@ -334,6 +336,48 @@ QUANTD_AVX2 void QuantizeQkMinAvx2(const float* x, Block* y, int64_t n) {
   }
 }
 
+// IQ4_NL grid lookup for 8 lanes, the reference's BestIndexIq4nl: below the
+// grid -> 0, above -> 15, else the upper neighbour mu (first level > x) or
+// mu-1 if x is strictly closer to it. NaN gives 15 in both.
+struct Iq4Pick {
+  v8i index;
+  v8f value;
+};
+QUANTD_AVX2_INLINE v8f Iq4Level(v8i i, __m256 tab_lo, __m256 tab_hi) {
+  const __m256i ii = reinterpret_cast<__m256i>(i);
+  const __m256 lo = _mm256_permutevar8x32_ps(tab_lo, ii);
+  const __m256 hi = _mm256_permutevar8x32_ps(tab_hi, ii);
+  const __m256 upper = _mm256_castsi256_ps(_mm256_cmpgt_epi32(ii, _mm256_set1_epi32(7)));
+  return reinterpret_cast<v8f>(_mm256_blendv_ps(lo, hi, upper));
+}
+QUANTD_AVX2_INLINE Iq4Pick BestIndexIq4nlV(v8f x, __m256 tab_lo, __m256 tab_hi) {
+  v8i mu = v8i{} + 15;
+  for (int k = 1; k < 15; ++k) mu += x < static_cast<float>(kIq4nlValues[k]);  // -1 per level above x
+  const v8f lo = Iq4Level(mu - 1, tab_lo, tab_hi);
+  const v8f hi = Iq4Level(mu, tab_lo, tab_hi);
+  const v8i take_lo = x - lo < hi - x;
+  Iq4Pick p{take_lo ? mu - 1 : mu, take_lo ? lo : hi};
+  const v8i top = x >= static_cast<float>(kIq4nlValues[15]);
+  p.index = top ? v8i{} + 15 : p.index;
+  p.value = top ? v8f{} + static_cast<float>(kIq4nlValues[15]) : p.value;
+  const v8i bottom = x <= static_cast<float>(kIq4nlValues[0]);
+  p.index = bottom ? v8i{} : p.index;
+  p.value = bottom ? v8f{} + static_cast<float>(kIq4nlValues[0]) : p.value;
+  return p;
+}
+
+// True when all 32 floats are finite. Blocks with inf/NaN go to the scalar
+// reference, whose (garbage) result depends on where the NaN sits.
+QUANTD_AVX2_INLINE bool AllFinite32(const float* x) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 inf = _mm256_set1_ps(__builtin_inff());
+  int ok = 0xff;
+  for (int j = 0; j < 32; j += 8) {
+    ok &= _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)), inf, _CMP_LT_OQ));
+  }
+  return ok == 0xff;
+}
+
 // Max |x| over 32 floats (order-independent, so exact).
 QUANTD_AVX2_INLINE float AbsMax32(const float* x) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
@@ -353,6 +397,10 @@ QUANTD_AVX2 void QuantizeQ8_0_avx2(const float* x, BlockQ8_0* y, int64_t n) {
   const __m256 half = _mm256_set1_ps(0.5f);
   const __m256 one = _mm256_set1_ps(1.0f);
   for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
+    if (!AllFinite32(x)) {
+      QuantizeQ8_0_ref(x, &y[b], kQK);
+      continue;
+    }
     const float amax = AbsMax32(x);
     const float d = amax / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
@@ -380,6 +428,10 @@ QUANTD_AVX2 void QuantizeQ8_0_avx2(const float* x, BlockQ8_0* y, int64_t n) {
 QUANTD_AVX2 void QuantizeQ4_0_avx2(const float* x, BlockQ4_0* y, int64_t n) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
+    if (!AllFinite32(x)) {
+      QuantizeQ4_0_ref(x, &y[b], kQK);
+      continue;
+    }
     const float amax = AbsMax32(x);
     const __m256 vamax = _mm256_set1_ps(amax);
     uint32_t hits = 0;
@@ -406,6 +458,65 @@ QUANTD_AVX2 void QuantizeQ4_0_avx2(const float* x, BlockQ4_0* y, int64_t n) {
     const __m256i bytes = _mm256_packus_epi16(packed, packed);
     const __m256i ordered = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 0, 0, 0, 0));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(y[b].qs), _mm256_castsi256_si128(ordered));
+  }
+}
+
+// IQ4_NL: one 32-value block per lane, 16 blocks per pass (the last pass
+// repeats its final block to fill the lanes).
+QUANTD_AVX2 void QuantizeIQ4_NL_avx2(const float* x, BlockIQ4_NL* y, int64_t n) {
+  constexpr int kNtry = 7;
+  const __m256 tab_lo = _mm256_setr_ps(-127, -104, -83, -65, -49, -35, -22, -10);
+  const __m256 tab_hi = _mm256_setr_ps(1, 13, 25, 38, 53, 69, 89, 113);
+  static_assert(kIq4nlValues[0] == -127 && kIq4nlValues[8] == 1 && kIq4nlValues[15] == 113);
+  const float v0 = static_cast<float>(kIq4nlValues[0]);
+  const int64_t nb = n / kQK;
+  VF X[kQK], W[kQK];
+  for (int64_t b0 = 0; b0 < nb; b0 += kLanes) {
+    for (int k = 0; k < kLanes; ++k) {
+      const float* xb = x + std::min<int64_t>(b0 + k, nb - 1) * kQK;
+      for (int j = 0; j < kQK; ++j) Lane(X[j], k) = xb[j];
+    }
+    for (int j = 0; j < kQK; ++j) W[j] = X[j] * X[j];
+    VF amax, max;
+    SignedAbsMax<kQK>(X, &amax, &max);
+    const VI zero = amax < kGroupMaxEps;
+    // Sums over the block for the grid picked with inverse scale `id`.
+    auto sums = [&](VF id, VF* sumqx, VF* sumq2) QUANTD_AVX2_INLINE_LAMBDA {
+      *sumqx = VF{};
+      *sumq2 = VF{};
+      for (int j = 0; j < kQK; ++j) {
+        const VF al = id * X[j];
+        VF q;
+        for (int h = 0; h < 2; ++h) q.h[h] = BestIndexIq4nlV(al.h[h], tab_lo, tab_hi).value;
+        *sumqx += W[j] * q * X[j];
+        *sumq2 += W[j] * q * q;
+      }
+    };
+    VF d = -max / v0;
+    VF sumqx, sumq2;
+    sums(1.0f / d, &sumqx, &sumq2);
+    d = sumqx / sumq2;
+    VF best = d * sumqx;
+    for (int itry = -kNtry; itry <= kNtry; ++itry) {
+      sums(static_cast<float>(itry + kIq4nlValues[0]) / max, &sumqx, &sumq2);
+      const VI upd = (sumq2 > 0.0f) & (sumqx * sumqx > best * sumq2);
+      d = Select(upd, sumqx / sumq2, d);
+      best = Select(upd, d * sumqx, best);
+    }
+    const VF scale = Select(zero, VF{}, d);
+    const VF id = Select(scale != 0.0f, 1.0f / scale, VF{});
+    VI L[kQK];
+    for (int j = 0; j < kQK; ++j) {
+      const VF al = id * X[j];
+      for (int h = 0; h < 2; ++h) L[j].h[h] = BestIndexIq4nlV(al.h[h], tab_lo, tab_hi).index;
+    }
+    for (int k = 0; k < kLanes && b0 + k < nb; ++k) {
+      BlockIQ4_NL& out = y[b0 + k];
+      out.d = FloatToHalf(Lane(const_cast<VF&>(scale), k));
+      for (int j = 0; j < kQK / 2; ++j) {
+        out.qs[j] = static_cast<uint8_t>(Lane(L[j], k) | (Lane(L[j + kQK / 2], k) << 4));
+      }
+    }
   }
 }
 

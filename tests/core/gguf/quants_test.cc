@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -53,6 +54,11 @@ std::vector<float> TestData(uint32_t seed) {
   row([&](int i) { return i % 37 == 0 ? 40.0f * small(rng) / 0.02f : small(rng); });
   row([&](int i) { return std::fabs(small(rng)) + (i % 64 == 0 ? 1.0f : 0.0f); });
   row([&](int i) { return -std::fabs(big(rng)); });
+  // Non-finite values: garbage in, but the same garbage as the reference.
+  row([&](int i) {
+    return i % 97 == 3 ? std::numeric_limits<float>::infinity()
+                       : (i % 89 == 7 ? std::numeric_limits<float>::quiet_NaN() : small(rng));
+  });
   return x;
 }
 
