@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -105,6 +106,45 @@ TEST(DurabilityTest, KillDashNineWithQueuedAndRunningJobsRecovers) {
   EXPECT_EQ(rerun->attempts(), 2);
   EXPECT_THAT(server->ReadLog(), ::testing::HasSubstr("requeued"));
   EXPECT_TRUE(OrtOutputsMatch(Gpt2Model(), tmp.path() + "/out-" + queued[0] + "/past.onnx", 0.99));
+}
+
+TEST(DurabilityTest, WatchReattachesAcrossKillAndRestart) {
+  TempDir tmp;
+  const std::string data = tmp.path() + "/data";
+  auto server = std::make_unique<ServerProcess>(data, std::vector<std::string>{"--workers", "1"});
+  ASSERT_TRUE(server->Start().ok());
+  const int port = server->port();
+  client::ClientOptions options;
+  options.retry_backoff = absl::Milliseconds(100);
+  auto c = server->NewClient(options);  // one client (one channel) for the whole test
+  auto chain = c->Upload(MakeChainModel(tmp.path() + "/chain", 12, 512));
+  ASSERT_TRUE(chain.ok());
+  auto job = c->Submit(SubmitRequest(chain->model.model_id(), SlowRecipe()));
+  ASSERT_TRUE(job.ok());
+  std::vector<v1::JobEvent> events;
+  absl::StatusOr<v1::Job> watched;
+  std::thread watcher([&] {
+    watched = c->Watch(job->job_id(), [&](const v1::JobEvent& e) { events.push_back(e); },
+                       absl::Seconds(120));
+  });
+  ASSERT_TRUE(WaitForJob(c.get(), job->job_id(), IsRunning, 30));
+  usleep(300 * 1000);
+  server->Kill();
+  server = std::make_unique<ServerProcess>(
+      data, std::vector<std::string>{"--workers", "1", "--listen",
+                                     absl::StrCat("127.0.0.1:", port)});
+  ASSERT_TRUE(server->Start().ok()) << "could not restart on the same port";
+  watcher.join();
+  ASSERT_TRUE(watched.ok()) << watched.status();
+  EXPECT_EQ(watched->state(), v1::JOB_STATE_SUCCEEDED) << watched->error().message();
+  EXPECT_EQ(watched->attempts(), 2);
+  bool saw_progress = false;
+  for (const auto& e : events) {
+    if (e.job().state() == v1::JOB_STATE_RUNNING && e.job().progress().tensors_total() > 0) {
+      saw_progress = true;
+    }
+  }
+  EXPECT_TRUE(saw_progress) << "no progress events with tensor counts";
 }
 
 TEST(DurabilityTest, SigtermRequeuesRunningJobAndRestartFinishesIt) {
