@@ -79,12 +79,18 @@ class Server:
 
     def __init__(self, work, *extra):
         self.dir = tempfile.mkdtemp(prefix="server-", dir=work)
+        self.extra = extra
+        self.log = open(os.path.join(self.dir, "server.log"), "ab")
+        self.start("127.0.0.1:0")
+
+    def start(self, listen):
         port_file = os.path.join(self.dir, "port")
-        self.log = open(os.path.join(self.dir, "server.log"), "wb")
+        if os.path.exists(port_file):
+            os.remove(port_file)
         self.proc = subprocess.Popen(
-            [QUANTD, "serve", "--listen", "127.0.0.1:0", "--port-file", port_file,
+            [QUANTD, "serve", "--listen", listen, "--port-file", port_file,
              "--data-dir", os.path.join(self.dir, "data"), "--workers", "2",
-             "--min-free-bytes", "0", "--shutdown-grace-seconds", "1", *extra],
+             "--min-free-bytes", "0", "--shutdown-grace-seconds", "1", *self.extra],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -96,6 +102,13 @@ class Server:
         else:
             raise RuntimeError("quantd serve did not start: " + self.read_log())
         self.address = "127.0.0.1:" + read_text(port_file).strip()
+
+    def kill9_and_restart(self, down_seconds):
+        """kill -9, wait, start again on the same port with the same data."""
+        self.proc.kill()
+        self.proc.wait()
+        time.sleep(down_seconds)
+        self.start(self.address)
 
     def read_log(self):
         self.log.flush()
@@ -723,6 +736,26 @@ class CtrlCCancels(QuantctlCase):
         state = self.quantctl_json("status", job_id)["state"]
         self.assertIn(state, ("JOB_STATE_QUEUED", "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"))
         self.quantctl("cancel", job_id)  # do not keep burning CPU
+
+
+class ServerRestart(QuantctlCase):
+
+    def testWatchSurvivesKill9AndRestart(self):
+        big = self.path("chain.onnx")
+        make_matmul_model(big, 1024, 4)
+        job_id = self.quantctl("submit", big, "--precision", "int4", "--algorithm", "search",
+                               "--block-size", "16").stdout.strip()
+        watch = start_and_wait_for(self, ["watch", job_id], self.env(), f"job {job_id}: RUNNING")
+        self.server.kill9_and_restart(1)
+        rest = watch.stderr.read()
+        watch.wait(120)
+        watch.stderr.close()
+        self.assertEqual(watch.returncode, 0, rest + self.server.read_log())
+        self.assertIn("SUCCEEDED", rest)
+        job = self.quantctl_json("status", job_id)
+        self.assertEqual(job["state"], "JOB_STATE_SUCCEEDED")
+        self.assertGreaterEqual(job["attempts"], 2)  # re-run after the crash
+        self.quantctl("download", job_id, "-o", self.path("after-restart.onnx"))
 
 
 class PythonClient(QuantctlCase):
