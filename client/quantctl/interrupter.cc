@@ -14,6 +14,7 @@ namespace {
 struct State {
   absl::Mutex mu;
   std::function<void()> handler ABSL_GUARDED_BY(mu);
+  int running ABSL_GUARDED_BY(mu) = 0;  // handlers in progress
   std::atomic<bool> handling{false};
 };
 
@@ -44,6 +45,7 @@ void Interrupter::Install() {
       {
         absl::MutexLock lock(&s.mu);
         handler = s.handler;
+        if (handler) ++s.running;
       }
       if (!handler) {
         static const char kMsg[] = "\nquantctl: interrupted\n";
@@ -52,7 +54,11 @@ void Interrupter::Install() {
       }
       // Runs on its own thread so a second signal is still seen while the
       // handler waits on the network.
-      std::thread(handler).detach();
+      std::thread([handler, &s] {
+        handler();
+        absl::MutexLock lock(&s.mu);
+        --s.running;
+      }).detach();
     }
   }).detach();
 }
@@ -61,6 +67,15 @@ void Interrupter::SetHandler(std::function<void()> handler) {
   State& s = GetState();
   absl::MutexLock lock(&s.mu);
   s.handler = std::move(handler);
+}
+
+void Interrupter::Quiesce() {
+  State& s = GetState();
+  absl::MutexLock lock(&s.mu);
+  s.handler = nullptr;
+  s.mu.AwaitWithTimeout(absl::Condition(
+                            +[](int* running) { return *running == 0; }, &s.running),
+                        absl::Seconds(10));
 }
 
 }  // namespace quantd::quantctl

@@ -21,6 +21,9 @@ class Interrupter {
   static void Install();
   // The handler for the next signal; nullptr: exit(130) at once.
   static void SetHandler(std::function<void()> handler);
+  // Clears the handler and waits (up to 10 s) for a handler that is still
+  // running, so what it references can be destroyed safely.
+  static void Quiesce();
 };
 
 }  // namespace quantd::quantctl

@@ -249,6 +249,7 @@ int Main(int argc, char** argv) {
   }
   CommandContext ctx(global);
   absl::Status st = command->run(ctx, args);
+  Interrupter::Quiesce();  // a Ctrl-C handler may still be using ctx
   ctx.progress().Finish();
   if (!st.ok()) return Fail(&ctx, global.json, name, st);
   return kExitOk;
