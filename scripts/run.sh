@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds quantd and starts the service with embedded defaults: gRPC on
-# 127.0.0.1:8479, data (blob store + SQLite journal) in ./quantd-data.
+# 127.0.0.1:7443, data (blob store + SQLite journal) in ./quantd-data.
 # Extra arguments go to `quantd serve` (see `quantd serve --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
