@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include <sys/mman.h>
+
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
@@ -95,6 +97,22 @@ void AddQualitySums(const float* x, const float* y, int64_t n, ChunkQuality* q) 
       q->max_abs = std::max(q->max_abs, static_cast<double>(emax[k]));
     }
   }
+}
+
+// Maps the input pages of one tensor in a single call (MADV_POPULATE_READ,
+// Linux 5.14+) instead of one page fault per 64 KiB; a no-op where the
+// kernel does not support it.
+void PopulatePages(const uint8_t* data, uint64_t size) {
+#ifdef __linux__
+  constexpr int kMadvPopulateRead = 22;
+  const uint64_t page = 4096;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(data) / page * page;
+  const uintptr_t end = reinterpret_cast<uintptr_t>(data) + size;
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, kMadvPopulateRead);
+#else
+  (void)data;
+  (void)size;
+#endif
 }
 
 // Writes tensor data (each padded to the alignment) in order. With `async`
@@ -288,6 +306,7 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
     const gguf::GgufTensorInfo& src = *plan.src;
     const uint64_t src_pos = file.data_offset() + src.offset;
     const uint8_t* src_data = mapped->bytes().data() + src_pos;
+    PopulatePages(src_data, src.nbytes);
     if (!plan.convert) {
       QUANTD_RETURN_IF_ERROR(sink.Put(src_data, src.nbytes, src_pos, src.nbytes));
     } else {
