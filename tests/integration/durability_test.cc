@@ -3,6 +3,7 @@
 // A slow job is INT4 with the error-search algorithm on a generated chain of
 // MatMuls (several seconds of CPU), so it is reliably RUNNING when the test
 // cancels it or kills the server.
+#include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -170,6 +171,72 @@ TEST(DurabilityTest, SigtermRequeuesRunningJobAndRestartFinishesIt) {
   auto done = c->Watch(job->job_id(), nullptr, absl::Seconds(120));
   ASSERT_TRUE(done.ok()) << done.status();
   EXPECT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED) << done->error().message();
+}
+
+TEST(DurabilityTest, DrainingServerRefusesNewWorkButFinishesRunningJob) {
+  TempDir tmp;
+  ServerProcess server(tmp.path() + "/data",
+                       {"--workers", "1", "--shutdown-grace-seconds", "60"});
+  ASSERT_TRUE(server.Start().ok());
+  auto c = server.NewClient();
+  auto chain = c->Upload(MakeChainModel(tmp.path() + "/chain", 8, 512));
+  ASSERT_TRUE(chain.ok());
+  auto job = c->Submit(SubmitRequest(chain->model.model_id(), SlowRecipe()));
+  ASSERT_TRUE(job.ok());
+  ASSERT_TRUE(WaitForJob(c.get(), job->job_id(), IsRunning, 30));
+  server.Signal(SIGTERM);
+  bool refused = false;
+  for (int i = 0; i < 100 && !refused; ++i) {
+    auto st = c->Submit(SubmitRequest(chain->model.model_id(), Fp16Recipe())).status();
+    refused = absl::IsUnavailable(st);
+    usleep(20 * 1000);
+  }
+  EXPECT_TRUE(refused) << "SubmitJob was not refused while draining";
+  EXPECT_EQ(server.WaitForExit(), 0);
+  EXPECT_THAT(server.ReadLog(), ::testing::HasSubstr("draining"));
+  EXPECT_THAT(server.ReadLog(), ::testing::Not(::testing::HasSubstr("requeued at shutdown")));
+  // The running job finished within the grace period.
+  ServerProcess again(tmp.path() + "/data");
+  ASSERT_TRUE(again.Start().ok());
+  auto done = again.NewClient()->GetJob(job->job_id());
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED);
+}
+
+TEST(DurabilityTest, UploadResumesAfterServerKillAndRestart) {
+  TempDir tmp;
+  const std::string data = tmp.path() + "/data";
+  auto server = std::make_unique<ServerProcess>(data);
+  ASSERT_TRUE(server->Start().ok());
+  const int port = server->port();
+  auto files = MakeChainModel(tmp.path() + "/chain", 192, 512);  // 192 MiB
+  client::ClientOptions options;
+  options.retry_backoff = absl::Milliseconds(300);
+  options.max_attempts = 8;
+  auto c = server->NewClient(options);
+  client::UploadOptions upload_options;
+  upload_options.upload_id = "kill-during-upload";
+  absl::StatusOr<client::UploadResult> result;
+  std::thread uploader([&] { result = c->Upload(files, upload_options); });
+  // Kill once some bytes are committed.
+  for (int i = 0; i < 400; ++i) {
+    auto st = c->GetUploadStatus("kill-during-upload");
+    if (st.ok() && st->committed_bytes() > (16u << 20)) break;
+    usleep(10 * 1000);
+  }
+  server->Kill();
+  server = std::make_unique<ServerProcess>(
+      data, std::vector<std::string>{"--listen", absl::StrCat("127.0.0.1:", port)});
+  ASSERT_TRUE(server->Start().ok());
+  uploader.join();
+  ASSERT_TRUE(result.ok()) << result.status();
+  const uint64_t total = std::filesystem::file_size(files[0]) + std::filesystem::file_size(files[1]);
+  EXPECT_LT(result->bytes_sent, 2 * total);
+  // The restarted server saw a resumed upload (committed_bytes > 0 at open).
+  EXPECT_THAT(server->ReadLog(), ::testing::ContainsRegex("upload opened.*\"committed_bytes\":\"[1-9]"));
+  auto fresh = c->Upload(files);  // same content: same model id
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_EQ(fresh->model.model_id(), result->model.model_id());
 }
 
 TEST(DurabilityTest, PriorityRunsBeforeFifo) {

@@ -40,6 +40,9 @@ class ServerProcess {
   int Terminate();
   // SIGKILL and wait.
   void Kill();
+  // Sends `signo` without waiting; WaitForExit() collects the exit status.
+  void Signal(int signo);
+  int WaitForExit();
   bool running() const { return pid_ > 0; }
   int port() const { return port_; }
   std::string target() const { return "127.0.0.1:" + std::to_string(port_); }
