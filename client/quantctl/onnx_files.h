@@ -2,7 +2,9 @@
 // data files it names), and renaming an artifact's external data file so a
 // downloaded model can live under any name.
 //
-// Both parse the ModelProto (onnx_proto); a model with external data is small.
+// OnnxExternalDataFiles streams over the file's protobuf wire format (memory
+// stays bounded for a 2 GB single-file model); RelocateOnnxExternalData parses
+// the ModelProto, which is small once the weights are external.
 // Thread safety: pure functions.
 #ifndef QUANTD_CLIENT_QUANTCTL_ONNX_FILES_H_
 #define QUANTD_CLIENT_QUANTCTL_ONNX_FILES_H_
@@ -15,7 +17,7 @@
 namespace quantd::quantctl {
 
 // The external data locations `onnx_path` refers to (initializers, Constant
-// nodes and subgraphs), in first-use order, without duplicates. Each is a
+// nodes, sparse tensors and subgraphs), in file order, without duplicates. Each is a
 // plain file name in the model's folder. InvalidArgument when the file is not
 // an ONNX model or a location is a path (contains '/' or ".."); NotFound when
 // a referenced file is missing.

@@ -13,6 +13,7 @@
 #include "flag_parser.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "onnx/onnx_pb.h"
 #include "onnx_files.h"
 #include "progress.h"
 #include "quantd/core/recipe.h"
@@ -25,6 +26,7 @@ namespace quantd::quantctl {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::UnorderedElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -228,6 +230,64 @@ TEST(OnnxFilesTest, FindsExternalDataNextToTheModel) {
                                     "/onnx/genai-tiny-random-gpt2-fp32/past.onnx");
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->empty());
+}
+
+void AddExternal(onnx::TensorProto* t, const std::string& name, const std::string& location) {
+  t->set_name(name);
+  t->set_data_type(onnx::TensorProto::FLOAT);
+  t->add_dims(1);
+  t->set_data_location(onnx::TensorProto::EXTERNAL);
+  auto* kv = t->add_external_data();
+  kv->set_key("location");
+  kv->set_value(location);
+  kv = t->add_external_data();
+  kv->set_key("offset");
+  kv->set_value("0");
+}
+
+TEST(OnnxFilesTest, ScanFindsLocationsInSubgraphsAttributesAndSparseTensors) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  onnx::GraphProto* g = m.mutable_graph();
+  onnx::TensorProto* inline_weight = g->add_initializer();  // big, inline: skipped
+  inline_weight->set_name("inline");
+  inline_weight->set_raw_data(std::string(3 << 20, '\x7f'));
+  AddExternal(g->add_initializer(), "w", "a.bin");
+  onnx::NodeProto* node = g->add_node();
+  node->set_op_type("If");
+  onnx::AttributeProto* branch = node->add_attribute();
+  branch->set_name("then_branch");
+  AddExternal(branch->mutable_g()->add_initializer(), "w2", "b.bin");
+  onnx::NodeProto* constant = g->add_node();
+  constant->set_op_type("Constant");
+  AddExternal(constant->add_attribute()->mutable_t(), "c", "c.bin");
+  onnx::SparseTensorProto* sparse = g->add_sparse_initializer();
+  AddExternal(sparse->mutable_values(), "sv", "d.bin");
+  AddExternal(g->add_initializer(), "w3", "a.bin");  // duplicates are listed once
+
+  auto dir = std::filesystem::temp_directory_path() / ("quantctl-scan-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  for (const char* f : {"a.bin", "b.bin", "c.bin", "d.bin"}) std::ofstream(dir / f) << "x";
+  const std::string path = (dir / "m.onnx").string();
+  {
+    std::ofstream out(path, std::ios::binary);
+    ASSERT_TRUE(m.SerializeToOstream(&out));
+  }
+  auto files = OnnxExternalDataFiles(path);
+  ASSERT_TRUE(files.ok()) << files.status();
+  EXPECT_THAT(*files, UnorderedElementsAre("a.bin", "b.bin", "c.bin", "d.bin"));
+
+  // Paths outside the model's folder are refused.
+  g->mutable_initializer(1)->mutable_external_data(0)->set_value("../etc/passwd");
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    ASSERT_TRUE(m.SerializeToOstream(&out));
+  }
+  EXPECT_EQ(OnnxExternalDataFiles(path).status().code(), absl::StatusCode::kInvalidArgument);
+  // Not a model at all.
+  std::ofstream(path, std::ios::trunc) << "GGUF and then some bytes";
+  EXPECT_EQ(OnnxExternalDataFiles(path).status().code(), absl::StatusCode::kInvalidArgument);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(OnnxFilesTest, MissingDataFileIsADataError) {
