@@ -13,3 +13,11 @@ foreach(type Q4_K_M Q8_0)
   set_tests_properties(e2e.gguf.llama_generate.${type} PROPERTIES
     ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS "gguf;e2e" TIMEOUT 300)
 endforeach()
+
+# GGUF jobs through the service: quantd serve + quantctl quantize.
+if(TARGET quantctl)
+  add_test(NAME e2e.gguf.service_quantctl
+    COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/gguf_service_test.sh $<TARGET_FILE:quantctl>)
+  set_tests_properties(e2e.gguf.service_quantctl PROPERTIES
+    ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS "gguf;e2e" TIMEOUT 120)
+endif()
