@@ -21,3 +21,9 @@ if(TARGET quantctl)
   set_tests_properties(e2e.gguf.service_quantctl PROPERTIES
     ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS "gguf;e2e" TIMEOUT 120)
 endif()
+
+# The same 20 runs single-threaded (the synchronous writer path).
+add_test(NAME e2e.gguf.reference_runs_1thread
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/gguf_reference_test.py --threads 1)
+set_tests_properties(e2e.gguf.reference_runs_1thread PROPERTIES
+  ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS "gguf;e2e" TIMEOUT 300)

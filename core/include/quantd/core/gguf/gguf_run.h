@@ -12,7 +12,25 @@
 namespace quantd::core {
 
 // Quantizes the GGUF file `input_path` to `output_path` with
-// recipe.gguf_type and the GGUF options. Output written atomically.
+// recipe.gguf_type and the GGUF options (--leave-output-tensor,
+// --output-tensor-type, --token-embedding-type, --pure, --allow-requantize),
+// byte-identical to llama-quantize (b4747) for the same inputs.
+//
+// The input is memory-mapped and validated; the output is streamed through
+// an AtomicFileWriter, so an error or cancellation leaves no output (not even
+// a temp file). recipe.threads threads quantize each tensor's rows; the bytes
+// do not depend on the thread count. With more than one thread, output is
+// written by one extra background thread while the next tensor is computed.
+//
+// `progress` is called from the calling thread (phases "load", "convert",
+// "done"; tensors done/total; output bytes written/total). `cancel` is polled
+// between tensors (CancelledError). The Report has per-tensor SQNR, relative
+// L2 and max |error| for every converted tensor, and the overall quality in
+// its notes.
+//
+// Errors: InvalidArgument for unknown types, malformed or split inputs,
+// quantized inputs without allow_requantize, and user types that do not fit
+// a tensor's rows; NotFound/Internal from file access.
 absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_path,
                                const std::string& output_path, const ProgressFn& progress,
                                const CancelToken* cancel);
