@@ -356,8 +356,11 @@ std::string SerializeHeader(const std::vector<GgufKv>& kvs,
   }
   for (const auto& t : tensors) {
     AppendString(&out, t.name);
-    AppendPod<uint32_t>(&out, static_cast<uint32_t>(t.ne.size()));
-    for (int64_t d : t.ne) AppendPod<uint64_t>(&out, static_cast<uint64_t>(d));
+    // Like ggml's writer (ggml_n_dims): trailing dimensions of 1 are dropped.
+    size_t n_dims = t.ne.size();
+    while (n_dims > 1 && t.ne[n_dims - 1] == 1) --n_dims;
+    AppendPod<uint32_t>(&out, static_cast<uint32_t>(n_dims));
+    for (size_t d = 0; d < n_dims; ++d) AppendPod<uint64_t>(&out, static_cast<uint64_t>(t.ne[d]));
     AppendPod<uint32_t>(&out, static_cast<uint32_t>(t.type));
     AppendPod<uint64_t>(&out, t.offset);
   }

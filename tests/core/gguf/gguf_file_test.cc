@@ -116,6 +116,14 @@ TEST(GgufFileTest, HeaderRoundTripsByteForByte) {
   EXPECT_EQ(again, bytes.substr(0, again.size()));
 }
 
+TEST(GgufFileTest, WriterDropsTrailingUnitDims) {
+  Builder b;
+  b.tensors[1].ne = {32, 2, 1, 1};
+  auto f = ParseString(b.Build());
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(f->tensors()[1].ne, (std::vector<int64_t>{32, 2}));
+}
+
 TEST(GgufFileTest, SetKvMovesKeyToTheEnd) {
   Builder b;
   SetKv(&b.kvs, GgufKv::Uint32("u8", 3));
@@ -195,7 +203,7 @@ TEST(GgufFileTest, RefusesDimsWhoseProductOverflows) {
 
 TEST(GgufFileTest, RefusesTooManyDims) {
   Builder b;
-  b.tensors[1].ne = {32, 1, 1, 1, 1};
+  b.tensors[1].ne = {32, 1, 1, 1, 2};
   EXPECT_THAT(ParseString(b.Build()).status(), StatusIs(absl::StatusCode::kInvalidArgument, "5 dimensions"));
 }
 

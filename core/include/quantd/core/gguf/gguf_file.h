@@ -100,7 +100,8 @@ void RemoveKv(std::vector<GgufKv>* kvs, absl::string_view key);
 uint64_t LayoutTensors(std::vector<GgufTensorInfo>* tensors, uint64_t alignment);
 
 // Serialises a v3 header (magic through tensor infos), without the padding
-// that precedes the data section.
+// that precedes the data section. As ggml's writer does, a tensor's trailing
+// dimensions of size 1 are not written (ne {4096, 1} is stored as {4096}).
 std::string SerializeHeader(const std::vector<GgufKv>& kvs,
                             const std::vector<GgufTensorInfo>& tensors);
 

@@ -53,6 +53,7 @@ namespace internal {
 // REQUIRES: the CPU supports AVX2.
 void QuantizeQ8_0_avx2(const float* x, BlockQ8_0* y, int64_t n);
 void QuantizeQ4_0_avx2(const float* x, BlockQ4_0* y, int64_t n);
+void QuantizeIQ4_NL_avx2(const float* x, BlockIQ4_NL* y, int64_t n);
 void QuantizeQ4_K_avx2(const float* x, BlockQ4_K* y, int64_t n);
 void QuantizeQ5_K_avx2(const float* x, BlockQ5_K* y, int64_t n);
 void QuantizeQ6_K_avx2(const float* x, BlockQ6_K* y, int64_t n);
