@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -147,6 +148,51 @@ Client::Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel)
     : options_(std::move(options)), channel_(std::move(channel)),
       stub_(v1::Quantd::NewStub(channel_)) {}
 
+// Registers a call's context so CancelInFlight can TryCancel it. A call
+// started in epoch E is cancelled at once if the epoch already moved on.
+class Client::ActiveCall {
+ public:
+  ActiveCall(Client* client, grpc::ClientContext* ctx, uint64_t epoch)
+      : client_(client), ctx_(ctx) {
+    absl::MutexLock lock(&client_->mu_);
+    client_->active_.push_back(ctx_);
+    if (client_->epoch_ != epoch) ctx_->TryCancel();
+  }
+  ~ActiveCall() {
+    absl::MutexLock lock(&client_->mu_);
+    auto& v = client_->active_;
+    v.erase(std::remove(v.begin(), v.end(), ctx_), v.end());
+  }
+  ActiveCall(const ActiveCall&) = delete;
+  ActiveCall& operator=(const ActiveCall&) = delete;
+
+ private:
+  Client* const client_;
+  grpc::ClientContext* const ctx_;
+};
+
+void Client::CancelInFlight() {
+  absl::MutexLock lock(&mu_);
+  ++epoch_;
+  for (grpc::ClientContext* ctx : active_) ctx->TryCancel();
+}
+
+uint64_t Client::Epoch() {
+  absl::MutexLock lock(&mu_);
+  return epoch_;
+}
+
+bool Client::SleepUnlessCancelled(absl::Duration d, uint64_t epoch) {
+  absl::MutexLock lock(&mu_);
+  auto moved = [this, epoch]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return epoch_ != epoch; };
+  mu_.AwaitWithTimeout(absl::Condition(&moved), d);
+  return epoch_ == epoch;
+}
+
+namespace {
+absl::Status Interrupted() { return absl::CancelledError("interrupted (CancelInFlight)"); }
+}  // namespace
+
 void Client::PrepareContext(grpc::ClientContext* context, bool unary) const {
   if (!options_.token.empty()) {
     context->AddMetadata("authorization", absl::StrCat("Bearer ", options_.token));
@@ -193,9 +239,10 @@ absl::StatusOr<UploadResult> Client::Upload(const std::vector<std::string>& path
   result.upload_id = options.upload_id.empty() ? RandomId() : options.upload_id;
   absl::Status last;
   absl::Duration backoff = options_.retry_backoff;
+  const uint64_t epoch = Epoch();
   for (int attempt = 0; attempt < std::max(1, options_.max_attempts); ++attempt) {
     if (attempt > 0) {
-      absl::SleepFor(backoff);
+      if (!SleepUnlessCancelled(backoff, epoch)) return Interrupted();
       backoff *= 2;
     }
     uint64_t offset = 0;
@@ -232,6 +279,7 @@ absl::StatusOr<UploadResult> Client::Upload(const std::vector<std::string>& path
 
     grpc::ClientContext ctx;
     PrepareContext(&ctx, /*unary=*/false);
+    ActiveCall active(this, &ctx, epoch);
     v1::Model model;
     std::unique_ptr<grpc::ClientWriter<v1::UploadRequest>> writer =
         stub_->UploadModel(&ctx, &model);
@@ -289,6 +337,7 @@ absl::StatusOr<UploadResult> Client::Upload(const std::vector<std::string>& path
       return result;
     }
     last = status;
+    if (Epoch() != epoch) return Interrupted();
     if (!Retryable(status.code())) return status;
   }
   return last;
@@ -297,6 +346,7 @@ absl::StatusOr<UploadResult> Client::Upload(const std::vector<std::string>& path
 absl::StatusOr<v1::UploadStatus> Client::GetUploadStatus(const std::string& upload_id) {
   grpc::ClientContext ctx;
   PrepareContext(&ctx, true);
+  ActiveCall active(this, &ctx, Epoch());
   v1::GetUploadStatusRequest req;
   req.set_upload_id(upload_id);
   v1::UploadStatus resp;
@@ -308,6 +358,7 @@ absl::StatusOr<v1::UploadStatus> Client::GetUploadStatus(const std::string& uplo
 absl::StatusOr<v1::Model> Client::GetModel(const std::string& model_id) {
   grpc::ClientContext ctx;
   PrepareContext(&ctx, true);
+  ActiveCall active(this, &ctx, Epoch());
   v1::GetModelRequest req;
   req.set_model_id(model_id);
   v1::Model resp;
@@ -319,6 +370,7 @@ absl::StatusOr<v1::Model> Client::GetModel(const std::string& model_id) {
 absl::Status Client::DeleteModel(const std::string& model_id) {
   grpc::ClientContext ctx;
   PrepareContext(&ctx, true);
+  ActiveCall active(this, &ctx, Epoch());
   v1::DeleteModelRequest req;
   req.set_model_id(model_id);
   v1::DeleteModelResponse resp;
@@ -330,6 +382,7 @@ absl::Status Client::DeleteModel(const std::string& model_id) {
 absl::StatusOr<v1::Job> Client::Submit(const v1::SubmitJobRequest& request) {
   grpc::ClientContext ctx;
   PrepareContext(&ctx, true);
+  ActiveCall active(this, &ctx, Epoch());
   v1::Job resp;
   absl::Status st = FromGrpcStatus(stub_->SubmitJob(&ctx, request, &resp));
   if (!st.ok()) return st;
@@ -339,6 +392,7 @@ absl::StatusOr<v1::Job> Client::Submit(const v1::SubmitJobRequest& request) {
 absl::StatusOr<v1::Job> Client::GetJob(const std::string& job_id) {
   grpc::ClientContext ctx;
   PrepareContext(&ctx, true);
+  ActiveCall active(this, &ctx, Epoch());
   v1::GetJobRequest req;
   req.set_job_id(job_id);
   v1::Job resp;
@@ -350,6 +404,7 @@ absl::StatusOr<v1::Job> Client::GetJob(const std::string& job_id) {
 absl::StatusOr<v1::ListJobsResponse> Client::ListJobs(const v1::ListJobsRequest& request) {
   grpc::ClientContext ctx;
   PrepareContext(&ctx, true);
+  ActiveCall active(this, &ctx, Epoch());
   v1::ListJobsResponse resp;
   absl::Status st = FromGrpcStatus(stub_->ListJobs(&ctx, request, &resp));
   if (!st.ok()) return st;
@@ -359,6 +414,7 @@ absl::StatusOr<v1::ListJobsResponse> Client::ListJobs(const v1::ListJobsRequest&
 absl::StatusOr<v1::Job> Client::Cancel(const std::string& job_id) {
   grpc::ClientContext ctx;
   PrepareContext(&ctx, true);
+  ActiveCall active(this, &ctx, Epoch());
   v1::CancelJobRequest req;
   req.set_job_id(job_id);
   v1::Job resp;
@@ -370,6 +426,7 @@ absl::StatusOr<v1::Job> Client::Cancel(const std::string& job_id) {
 absl::Status Client::DeleteJob(const std::string& job_id) {
   grpc::ClientContext ctx;
   PrepareContext(&ctx, true);
+  ActiveCall active(this, &ctx, Epoch());
   v1::DeleteJobRequest req;
   req.set_job_id(job_id);
   v1::DeleteJobResponse resp;
@@ -384,10 +441,12 @@ absl::StatusOr<v1::Job> Client::Watch(const std::string& job_id,
   absl::Duration backoff = options_.retry_backoff;
   absl::Status last;
   int failures = 0;
+  const uint64_t epoch = Epoch();
   while (true) {
     grpc::ClientContext ctx;
     PrepareContext(&ctx, false);
     if (deadline != absl::InfiniteFuture()) ctx.set_deadline(absl::ToChronoTime(deadline));
+    ActiveCall active(this, &ctx, epoch);
     v1::WatchJobRequest req;
     req.set_job_id(job_id);
     auto reader = stub_->WatchJob(&ctx, req);
@@ -403,6 +462,7 @@ absl::StatusOr<v1::Job> Client::Watch(const std::string& job_id,
       }
     }
     last = FromGrpcStatus(reader->Finish());
+    if (Epoch() != epoch) return Interrupted();
     if (absl::IsDeadlineExceeded(last) || absl::Now() >= deadline) {
       return absl::DeadlineExceededError(
           absl::StrCat("job ", job_id, " did not finish in time: ", last.message()));
@@ -410,7 +470,7 @@ absl::StatusOr<v1::Job> Client::Watch(const std::string& job_id,
     if (last.ok() || Retryable(last.code())) {
       failures = got_any ? 0 : failures + 1;
       if (failures >= std::max(1, options_.max_attempts) * 4) return last;
-      absl::SleepFor(backoff);
+      if (!SleepUnlessCancelled(backoff, epoch)) return Interrupted();
       backoff = std::min(backoff * 2, absl::Seconds(2));
       continue;
     }
@@ -421,7 +481,8 @@ absl::StatusOr<v1::Job> Client::Watch(const std::string& job_id,
 // ---------------------------------------------------------------- downloads
 
 absl::Status Client::DownloadFile(const std::string& job_id, const v1::FileInfo& file,
-                                  const std::string& dest_dir, DownloadResult* result) {
+                                  const std::string& dest_dir, uint64_t epoch,
+                                  DownloadResult* result) {
   if (!PlainName(file.name())) {
     return absl::DataLossError(absl::StrCat("the server sent a bad file name '", file.name(), "'"));
   }
@@ -431,7 +492,7 @@ absl::Status Client::DownloadFile(const std::string& job_id, const v1::FileInfo&
   absl::Duration backoff = options_.retry_backoff;
   for (int attempt = 0; attempt < std::max(1, options_.max_attempts); ++attempt) {
     if (attempt > 0) {
-      absl::SleepFor(backoff);
+      if (!SleepUnlessCancelled(backoff, epoch)) return Interrupted();
       backoff *= 2;
     }
     int fd = ::open(part_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -462,6 +523,7 @@ absl::Status Client::DownloadFile(const std::string& job_id, const v1::FileInfo&
     req.set_job_id(job_id);
     req.set_file_name(file.name());
     req.set_offset(offset);
+    ActiveCall active(this, &ctx, epoch);
     auto reader = stub_->DownloadArtifact(&ctx, req);
     v1::DownloadChunk chunk;
     absl::Status write_error;
@@ -503,6 +565,7 @@ absl::Status Client::DownloadFile(const std::string& job_id, const v1::FileInfo&
     }
     if (!status.ok() || offset != file.size_bytes()) {
       ::close(fd);
+      if (Epoch() != epoch) return Interrupted();
       last = status.ok() ? absl::UnavailableError("the download stream ended early") : status;
       if (Retryable(last.code())) continue;
       return last;
@@ -541,8 +604,9 @@ absl::StatusOr<DownloadResult> Client::Download(const std::string& job_id,
   fs::create_directories(dest_dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", dest_dir, ": ", ec.message()));
   DownloadResult result;
+  const uint64_t epoch = Epoch();
   for (const v1::FileInfo& f : job->artifact().files()) {
-    absl::Status st = DownloadFile(job_id, f, dest_dir, &result);
+    absl::Status st = DownloadFile(job_id, f, dest_dir, epoch, &result);
     if (!st.ok()) return st;
   }
   return result;
@@ -588,6 +652,7 @@ absl::StatusOr<bool> Client::Health() {
   auto health = grpc::health::v1::Health::NewStub(channel_);
   grpc::ClientContext ctx;
   PrepareContext(&ctx, true);
+  ActiveCall active(this, &ctx, Epoch());
   grpc::health::v1::HealthCheckRequest req;
   grpc::health::v1::HealthCheckResponse resp;
   absl::Status st = FromGrpcStatus(health->Check(&ctx, req, &resp));

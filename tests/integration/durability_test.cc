@@ -64,6 +64,30 @@ TEST(DurabilityTest, CancelRunningJobReachesCore) {
   EXPECT_TRUE(next.ok()) << next.status();
 }
 
+TEST(DurabilityTest, ClientCancelInFlightInterruptsWatchOnly) {
+  TempDir tmp;
+  ServerProcess server(tmp.path() + "/data", {"--workers", "1"});
+  ASSERT_TRUE(server.Start().ok());
+  auto c = server.NewClient();
+  auto chain = c->Upload(MakeChainModel(tmp.path() + "/chain", 8, 512));
+  ASSERT_TRUE(chain.ok());
+  auto job = c->Submit(SubmitRequest(chain->model.model_id(), SlowRecipe()));
+  ASSERT_TRUE(job.ok());
+  absl::StatusOr<v1::Job> watched;
+  std::thread watcher([&] { watched = c->Watch(job->job_id(), nullptr); });
+  ASSERT_TRUE(WaitForJob(c.get(), job->job_id(), IsRunning, 30));
+  const absl::Time t0 = absl::Now();
+  c->CancelInFlight();
+  watcher.join();
+  EXPECT_EQ(watched.status().code(), absl::StatusCode::kCancelled) << watched.status();
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(2));
+  // Only the client's call was interrupted: the job runs on, and the same
+  // client works again.
+  auto done = c->Watch(job->job_id(), nullptr, absl::Seconds(120));
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED);
+}
+
 TEST(DurabilityTest, KillDashNineWithQueuedAndRunningJobsRecovers) {
   TempDir tmp;
   const std::string data = tmp.path() + "/data";

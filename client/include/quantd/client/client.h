@@ -30,6 +30,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "quantd/v1/quantd.grpc.pb.h"
 #include "quantd/v1/quantd.pb.h"
@@ -135,19 +136,34 @@ class Client {
   // grpc.health.v1 Check of the whole server: true when SERVING.
   absl::StatusOr<bool> Health();
 
+  // Interrupts every call this client has in flight (Upload, Download,
+  // Watch, unary calls, including their retry sleeps): they return
+  // CANCELLED at once and do not retry. Safe from any thread (e.g. a
+  // Ctrl-C handler thread). Calls started afterwards run normally. A
+  // cancelled Download leaves its "<name>.part" for a later resume.
+  void CancelInFlight();
+
   // The raw stub, for calls this class does not wrap.
   v1::Quantd::Stub* stub() { return stub_.get(); }
   // Adds the bearer token (if any) and, when `unary`, the rpc timeout.
   void PrepareContext(grpc::ClientContext* context, bool unary) const;
 
  private:
+  class ActiveCall;  // registers a ClientContext for CancelInFlight
   Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel);
   absl::Status DownloadFile(const std::string& job_id, const v1::FileInfo& file,
-                            const std::string& dest_dir, DownloadResult* result);
+                            const std::string& dest_dir, uint64_t epoch, DownloadResult* result);
+  uint64_t Epoch();
+  // Sleeps `d` unless CancelInFlight() moves past `epoch`; false if it did.
+  bool SleepUnlessCancelled(absl::Duration d, uint64_t epoch);
 
   const ClientOptions options_;
   const std::shared_ptr<grpc::Channel> channel_;
   const std::unique_ptr<v1::Quantd::Stub> stub_;
+
+  absl::Mutex mu_;
+  uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;  // bumped by CancelInFlight
+  std::vector<grpc::ClientContext*> active_ ABSL_GUARDED_BY(mu_);
 };
 
 // grpc::Status -> absl::Status (same canonical code and message).
