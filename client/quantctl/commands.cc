@@ -30,13 +30,10 @@ namespace {
 
 // ------------------------------------------------------------------ helpers
 
-absl::Status Usage(absl::string_view message) {
-  return absl::InvalidArgumentError(message);
-}
+absl::Status Usage(absl::string_view message) { return absl::InvalidArgumentError(message); }
 
 bool IsFinal(v1::JobState s) {
-  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED ||
-         s == v1::JOB_STATE_CANCELLED;
+  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED || s == v1::JOB_STATE_CANCELLED;
 }
 
 // A failed/cancelled job as a status with exit code 3.
@@ -89,8 +86,8 @@ absl::StatusOr<v1::JobState> ParseState(absl::string_view s) {
   if (!absl::StartsWith(up, "JOB_STATE_")) up = absl::StrCat("JOB_STATE_", up);
   v1::JobState state;
   if (!v1::JobState_Parse(up, &state) || state == v1::JOB_STATE_UNSPECIFIED) {
-    return Usage(absl::StrCat("--state '", s,
-                              "': use queued, running, succeeded, failed or cancelled"));
+    return Usage(
+        absl::StrCat("--state '", s, "': use queued, running, succeeded, failed or cancelled"));
   }
   return state;
 }
@@ -125,8 +122,8 @@ absl::StatusOr<v1::Job> WatchJob(CommandContext& ctx, Session* session, const st
                                  bool cancel_on_interrupt) {
   Interrupter::SetHandler([&ctx, session, job_id, cancel_on_interrupt] {
     if (cancel_on_interrupt) {
-      ctx.progress().Line(absl::StrCat("interrupted: cancelling job ", job_id,
-                                       " (Ctrl-C again to exit at once)"));
+      ctx.progress().Line(
+          absl::StrCat("interrupted: cancelling job ", job_id, " (Ctrl-C again to exit at once)"));
       auto job = session->CancelJob(job_id);
       if (!job.ok()) {
         std::fprintf(stderr, "quantctl: cancelling %s failed: %s\n", job_id.c_str(),
@@ -222,8 +219,8 @@ absl::Status QuantizeCmd(CommandContext& ctx, const std::vector<std::string>& ar
   for (const auto& [k, v] : *labels) (*req.mutable_labels())[k] = v;
   auto job = (*session)->Submit(req);
   if (!job.ok()) return job.status();
-  ctx.progress().Line(absl::StrCat("submitted job ", job->job_id(), " (", RecipeSummary(job->recipe()),
-                                   ")"));
+  ctx.progress().Line(
+      absl::StrCat("submitted job ", job->job_id(), " (", RecipeSummary(job->recipe()), ")"));
 
   auto final_job = WatchJob(ctx, *session, job->job_id(), !detach);
   if (!final_job.ok()) {
@@ -255,11 +252,10 @@ absl::Status QuantizeCmd(CommandContext& ctx, const std::vector<std::string>& ar
     ctx.PrintJson(result(*files));
   } else if (!ctx.quiet()) {
     const v1::Report& r = final_job->report();
-    ctx.Print(absl::StrFormat(
-        "wrote %s: %d of %d tensors converted, %s -> %s, job %s in %.2f s",
-        absl::StrJoin(*files, " + "), r.tensors_converted(), r.tensors_total(),
-        HumanBytes(r.bytes_before()), HumanBytes(r.bytes_after()), final_job->job_id(),
-        r.seconds()));
+    ctx.Print(absl::StrFormat("wrote %s: %d of %d tensors converted, %s -> %s, job %s in %.2f s",
+                              absl::StrJoin(*files, " + "), r.tensors_converted(),
+                              r.tensors_total(), HumanBytes(r.bytes_before()),
+                              HumanBytes(r.bytes_after()), final_job->job_id(), r.seconds()));
   }
   return absl::OkStatus();
 }
@@ -393,7 +389,8 @@ absl::Status WatchCmd(CommandContext& ctx, const std::vector<std::string>& args)
     double secs = job->end_time_ms() > job->start_time_ms() && job->start_time_ms() > 0
                       ? (job->end_time_ms() - job->start_time_ms()) / 1000.0
                       : 0;
-    ctx.Print(absl::StrFormat("job %s %s after %.2f s", job->job_id(), StateName(job->state()), secs));
+    ctx.Print(
+        absl::StrFormat("job %s %s after %.2f s", job->job_id(), StateName(job->state()), secs));
   }
   if (job->state() != v1::JOB_STATE_SUCCEEDED) return JobFailure(*job);
   return absl::OkStatus();
@@ -438,7 +435,8 @@ absl::Status StatusCmd(CommandContext& ctx, const std::vector<std::string>& args
   };
   if (job->state() == v1::JOB_STATE_RUNNING) {
     lines.push_back(absl::StrCat("progress:  ", p.phase(), " ", p.tensors_done(), "/",
-                                 p.tensors_total(), " tensors, ETA ", HumanSeconds(p.eta_seconds())));
+                                 p.tensors_total(), " tensors, ETA ",
+                                 HumanSeconds(p.eta_seconds())));
   }
   if (!job->error().code().empty()) {
     lines.push_back(absl::StrCat("error:     ", job->error().code(), ": ", job->error().message()));
@@ -513,10 +511,11 @@ absl::Status ListCmd(CommandContext& ctx, const std::vector<std::string>& args) 
   std::string out = absl::StrFormat("%-26s %-10s %-16s %-22s %-21s %s", "JOB", "STATE", "PROGRESS",
                                     "RECIPE", "CREATED", "LABELS");
   for (const auto& j : all.jobs()) {
-    absl::StrAppend(&out, "\n",
-                    absl::StrFormat("%-26s %-10s %-16s %-22s %-21s %s", j.job_id(),
-                                    StateName(j.state()), ProgressText(j), RecipeSummary(j.recipe()),
-                                    FormatTime(j.create_time_ms()), LabelsText(j.labels())));
+    absl::StrAppend(
+        &out, "\n",
+        absl::StrFormat("%-26s %-10s %-16s %-22s %-21s %s", j.job_id(), StateName(j.state()),
+                        ProgressText(j), RecipeSummary(j.recipe()), FormatTime(j.create_time_ms()),
+                        LabelsText(j.labels())));
   }
   ctx.Print(out);
   return absl::OkStatus();
@@ -620,9 +619,9 @@ absl::Status DownloadCmd(CommandContext& ctx, const std::vector<std::string>& ar
     return JobFailure(*job);
   }
   if (job->state() != v1::JOB_STATE_SUCCEEDED) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "job ", job->job_id(), " is ", StateName(job->state()),
-        "; wait for it with `quantctl watch ", job->job_id(), "`"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", job->job_id(), " is ", StateName(job->state()),
+                     "; wait for it with `quantctl watch ", job->job_id(), "`"));
   }
   if (output.empty() && job->artifact().files_size() > 0) output = job->artifact().files(0).name();
   auto files = DownloadArtifact(ctx, *job, output);
@@ -713,8 +712,7 @@ absl::Status ReportCmd(CommandContext& ctx, const std::vector<std::string>& args
       lines.push_back(absl::StrFormat(
           "%-40s %-14s %-28s %10s %10s %9s %9s", name, absl::StrJoin(t.shape(), "x"),
           absl::StrCat(t.dtype_before(), "->", t.dtype_after()), HumanBytes(t.bytes_before()),
-          HumanBytes(t.bytes_after()),
-          t.has_sqnr_db() ? absl::StrFormat("%.2f", t.sqnr_db()) : "-",
+          HumanBytes(t.bytes_after()), t.has_sqnr_db() ? absl::StrFormat("%.2f", t.sqnr_db()) : "-",
           t.has_rel_l2_error() ? absl::StrFormat("%.2e", t.rel_l2_error()) : "-"));
     }
     if (n < tensors.size()) {
@@ -788,10 +786,8 @@ absl::Status HealthCmd(CommandContext& ctx, const std::vector<std::string>& args
   auto status = (*session)->Health();
   if (!status.ok()) return status.status();
   if (ctx.json()) {
-    ctx.PrintJson(JsonObject()
-                      .Str("server", ctx.options().session.server)
-                      .Str("status", *status)
-                      .Build());
+    ctx.PrintJson(
+        JsonObject().Str("server", ctx.options().session.server).Str("status", *status).Build());
   } else if (!ctx.quiet()) {
     ctx.Print(absl::StrCat(ctx.options().session.server, ": ", *status));
   }
@@ -832,8 +828,8 @@ const std::vector<Command>& Commands() {
        QuantizeCmd},
       {"upload", "upload a model (with its external data); print its id", kUploadHelp, false,
        UploadCmd},
-      {"submit", "submit a job for a model id or a local file; print the job id", kSubmitHelp,
-       true, SubmitCmd},
+      {"submit", "submit a job for a model id or a local file; print the job id", kSubmitHelp, true,
+       SubmitCmd},
       {"watch", "follow a job until it ends", kWatchHelp, false, WatchCmd},
       {"status", "show a job", kStatusHelp, false, StatusCmd},
       {"list", "list jobs (filter by state, label, model)", kListHelp, false, ListCmd},

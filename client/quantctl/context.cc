@@ -7,8 +7,7 @@
 namespace quantd::quantctl {
 
 CommandContext::CommandContext(GlobalOptions options)
-    : options_(std::move(options)),
-      progress_(ProgressRenderer::Detect(options_.quiet), stderr) {}
+    : options_(std::move(options)), progress_(ProgressRenderer::Detect(options_.quiet), stderr) {}
 
 absl::StatusOr<Session*> CommandContext::session() {
   if (session_ == nullptr) {

@@ -12,13 +12,13 @@ namespace quantd::quantctl {
 
 enum ExitCode : int {
   kExitOk = 0,
-  kExitError = 1,         // anything else (server INTERNAL, queue full, ...)
-  kExitUsage = 2,         // bad flags or arguments, bad recipe, unknown job/model
-  kExitJobFailed = 3,     // the job ended FAILED or CANCELLED
-  kExitUnavailable = 4,   // server unreachable, draining or timed out
-  kExitAuth = 5,          // missing/wrong token, TLS handshake refused
-  kExitData = 6,          // digest mismatch, corrupt/unreadable file, local write failure
-  kExitInterrupted = 130, // Ctrl-C (after cancelling the job unless --detach)
+  kExitError = 1,          // anything else (server INTERNAL, queue full, ...)
+  kExitUsage = 2,          // bad flags or arguments, bad recipe, unknown job/model
+  kExitJobFailed = 3,      // the job ended FAILED or CANCELLED
+  kExitUnavailable = 4,    // server unreachable, draining or timed out
+  kExitAuth = 5,           // missing/wrong token, TLS handshake refused
+  kExitData = 6,           // digest mismatch, corrupt/unreadable file, local write failure
+  kExitInterrupted = 130,  // Ctrl-C (after cancelling the job unless --detach)
 };
 
 // Statuses carrying this payload URL are job outcomes (FAILED/CANCELLED)

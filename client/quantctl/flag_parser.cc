@@ -70,7 +70,8 @@ absl::Status FlagParser::Parse(const std::vector<std::string>& args,
         break;
       case Kind::kInt:
         if (!absl::SimpleAtoi(value, static_cast<int*>(spec->into))) {
-          return absl::InvalidArgumentError(absl::StrCat(name, ": '", value, "' is not an integer"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(name, ": '", value, "' is not an integer"));
         }
         break;
       case Kind::kUint:

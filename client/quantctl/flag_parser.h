@@ -26,7 +26,8 @@ class FlagParser {
 
   // Parses `args`; positionals go to `positional`. InvalidArgument for an
   // unknown flag, a missing value or a malformed number.
-  absl::Status Parse(const std::vector<std::string>& args, std::vector<std::string>* positional) const;
+  absl::Status Parse(const std::vector<std::string>& args,
+                     std::vector<std::string>* positional) const;
 
  private:
   enum class Kind { kString, kInt, kUint, kBool, kRepeated };

@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/ascii.h"
 #include "commands.h"
 #include "context.h"
 #include "exit_codes.h"
@@ -49,7 +49,8 @@ std::string MainHelp() {
       "Quantizes models on a quantd server: ONNX (INT4/INT8/FP16/FP32) and GGUF.\n"
       "\n"
       "Commands:\n";
-  for (const Command& c : Commands()) absl::StrAppendFormat(&out, "  %-10s %s\n", c.name, c.summary);
+  for (const Command& c : Commands())
+    absl::StrAppendFormat(&out, "  %-10s %s\n", c.name, c.summary);
   absl::StrAppend(&out,
                   "\n"
                   "Examples:\n"
@@ -78,7 +79,8 @@ absl::StatusOr<uint64_t> ParseRate(std::string v) {
   }
   uint64_t n;
   if (!absl::SimpleAtoi(v, &n)) {
-    return absl::InvalidArgumentError(absl::StrCat("--limit-rate '", v, "': expected BYTES[K|M|G]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--limit-rate '", v, "': expected BYTES[K|M|G]"));
   }
   return n * mult;
 }
@@ -171,8 +173,9 @@ int Fail(CommandContext* ctx, bool json, const std::string& command, const absl:
       if (st.code() == absl::StatusCode::kInvalidArgument) hint = " (see --help)";
       break;
     case kExitUnavailable:
-      hint = " (is the server running and reachable, with matching TLS settings? check --server /"
-             " QUANTD_SERVER and --tls*)";
+      hint =
+          " (is the server running and reachable, with matching TLS settings? check --server /"
+          " QUANTD_SERVER and --tls*)";
       break;
     case kExitAuth:
       hint = " (check --token / QUANTD_TOKEN)";

@@ -8,8 +8,8 @@
 #include <fstream>
 #include <functional>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl.h"
 #include "google/protobuf/wire_format_lite.h"
@@ -70,7 +70,6 @@ absl::StatusOr<onnx::ModelProto> ReadModel(const std::string& path) {
   return model;
 }
 
-
 // A streaming scan of the ModelProto wire format for external data
 // locations: it walks only the messages that can hold tensors and skips
 // everything else (raw_data included) without materialising it, so a 2 GB
@@ -114,8 +113,8 @@ class LocationScanner {
   }
 
   // Dispatches the tensor-bearing fields of one message; skips the rest.
-  bool Fields(Coded* in, std::initializer_list<std::pair<int, bool (LocationScanner::*)(Coded*)>>
-                             nested) {
+  bool Fields(Coded* in,
+              std::initializer_list<std::pair<int, bool (LocationScanner::*)(Coded*)>> nested) {
     while (uint32_t tag = in->ReadTag()) {
       const int field = Wire::GetTagFieldNumber(tag);
       bool handled = false;
@@ -214,8 +213,8 @@ absl::StatusOr<std::vector<std::string>> OnnxExternalDataFiles(const std::string
   }
   std::vector<std::string> files;
   for (const std::string& loc : scan.locations()) {
-    if (loc.empty() || absl::StrContains(loc, "/") || absl::StrContains(loc, "\\") ||
-        loc == "." || loc == "..") {
+    if (loc.empty() || absl::StrContains(loc, "/") || absl::StrContains(loc, "\\") || loc == "." ||
+        loc == "..") {
       return absl::InvalidArgumentError(
           absl::StrCat(onnx_path, " keeps weights at '", loc,
                        "'; only files in the model's own folder are supported"));
@@ -226,8 +225,8 @@ absl::StatusOr<std::vector<std::string>> OnnxExternalDataFiles(const std::string
   for (const auto& f : files) {
     std::error_code ec;
     if (!std::filesystem::is_regular_file(dir / f, ec)) {
-      return absl::NotFoundError(absl::StrCat(onnx_path, " keeps weights in '", f,
-                                              "' but that file is not next to it"));
+      return absl::NotFoundError(
+          absl::StrCat(onnx_path, " keeps weights in '", f, "' but that file is not next to it"));
     }
   }
   return files;

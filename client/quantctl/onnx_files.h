@@ -17,8 +17,8 @@
 namespace quantd::quantctl {
 
 // The external data locations `onnx_path` refers to (initializers, Constant
-// nodes, sparse tensors and subgraphs), in file order, without duplicates. Each is a
-// plain file name in the model's folder. InvalidArgument when the file is not
+// nodes, sparse tensors and subgraphs), in file order, without duplicates.
+// Each is a plain file name in the model's folder. InvalidArgument when the file is not
 // an ONNX model or a location is a path (contains '/' or ".."); NotFound when
 // a referenced file is missing.
 absl::StatusOr<std::vector<std::string>> OnnxExternalDataFiles(const std::string& onnx_path);

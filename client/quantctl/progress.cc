@@ -102,10 +102,10 @@ void ProgressRenderer::Transfer(absl::string_view label, uint64_t done, uint64_t
   double rate = secs > 0 ? static_cast<double>(done - std::min(done, start_done_)) / secs : 0;
   double eta = rate > 0 && total >= done ? static_cast<double>(total - done) / rate : -1;
   double fraction = total > 0 ? static_cast<double>(done) / static_cast<double>(total) : 1.0;
-  std::string text = absl::StrFormat("%-9s %s %3d%%  %s / %s  %s/s  ETA %s", label_, Bar(fraction),
-                                     static_cast<int>(fraction * 100), HumanBytes(done),
-                                     HumanBytes(total), HumanBytes(static_cast<uint64_t>(rate)),
-                                     HumanSeconds(eta));
+  std::string text =
+      absl::StrFormat("%-9s %s %3d%%  %s / %s  %s/s  ETA %s", label_, Bar(fraction),
+                      static_cast<int>(fraction * 100), HumanBytes(done), HumanBytes(total),
+                      HumanBytes(static_cast<uint64_t>(rate)), HumanSeconds(eta));
   Draw(text, first || done == total);
 }
 
@@ -165,7 +165,9 @@ void ProgressRenderer::Job(const v1::Job& job) {
   if (p.tensors_total() > 0) {
     absl::StrAppend(&text, " ", p.tensors_done(), "/", p.tensors_total(), " tensors");
   }
-  if (running && p.eta_seconds() >= 0) absl::StrAppend(&text, "  ETA ", HumanSeconds(p.eta_seconds()));
+  if (running && p.eta_seconds() >= 0) {
+    absl::StrAppend(&text, "  ETA ", HumanSeconds(p.eta_seconds()));
+  }
   const bool final = job.state() == v1::JOB_STATE_SUCCEEDED ||
                      job.state() == v1::JOB_STATE_FAILED || job.state() == v1::JOB_STATE_CANCELLED;
   Draw(text, changed || final);

@@ -5,38 +5,52 @@ namespace {
 
 v1::ModelFormat FormatToProto(core::ModelFormat f) {
   switch (f) {
-    case core::ModelFormat::kOnnx: return v1::MODEL_FORMAT_ONNX;
-    case core::ModelFormat::kGguf: return v1::MODEL_FORMAT_GGUF;
-    case core::ModelFormat::kAuto: break;
+    case core::ModelFormat::kOnnx:
+      return v1::MODEL_FORMAT_ONNX;
+    case core::ModelFormat::kGguf:
+      return v1::MODEL_FORMAT_GGUF;
+    case core::ModelFormat::kAuto:
+      break;
   }
   return v1::MODEL_FORMAT_UNSPECIFIED;
 }
 
 v1::Precision PrecisionToProto(core::Precision p) {
   switch (p) {
-    case core::Precision::kFp32: return v1::PRECISION_FP32;
-    case core::Precision::kFp16: return v1::PRECISION_FP16;
-    case core::Precision::kInt8: return v1::PRECISION_INT8;
-    case core::Precision::kInt4: return v1::PRECISION_INT4;
-    case core::Precision::kUnspecified: break;
+    case core::Precision::kFp32:
+      return v1::PRECISION_FP32;
+    case core::Precision::kFp16:
+      return v1::PRECISION_FP16;
+    case core::Precision::kInt8:
+      return v1::PRECISION_INT8;
+    case core::Precision::kInt4:
+      return v1::PRECISION_INT4;
+    case core::Precision::kUnspecified:
+      break;
   }
   return v1::PRECISION_UNSPECIFIED;
 }
 
 v1::ExternalData ExternalDataToProto(core::ExternalDataMode m) {
   switch (m) {
-    case core::ExternalDataMode::kAlways: return v1::EXTERNAL_DATA_ALWAYS;
-    case core::ExternalDataMode::kNever: return v1::EXTERNAL_DATA_NEVER;
-    case core::ExternalDataMode::kAuto: break;
+    case core::ExternalDataMode::kAlways:
+      return v1::EXTERNAL_DATA_ALWAYS;
+    case core::ExternalDataMode::kNever:
+      return v1::EXTERNAL_DATA_NEVER;
+    case core::ExternalDataMode::kAuto:
+      break;
   }
   return v1::EXTERNAL_DATA_AUTO;
 }
 
 v1::LmHeadMode LmHeadToProto(core::LmHeadMode m) {
   switch (m) {
-    case core::LmHeadMode::kInt8: return v1::LM_HEAD_INT8;
-    case core::LmHeadMode::kInt4: return v1::LM_HEAD_INT4;
-    case core::LmHeadMode::kFloat: break;
+    case core::LmHeadMode::kInt8:
+      return v1::LM_HEAD_INT8;
+    case core::LmHeadMode::kInt4:
+      return v1::LM_HEAD_INT4;
+    case core::LmHeadMode::kFloat:
+      break;
   }
   return v1::LM_HEAD_FLOAT;
 }

@@ -70,7 +70,8 @@ absl::StatusOr<std::string> Sha256File(const std::string& path) {
 
 std::string ModelIdOf(const std::vector<LocalFile>& files) {
   std::string identity = "quantd-model-v1\n";
-  for (const auto& f : files) absl::StrAppend(&identity, f.name, "\n", f.size, "\n", f.sha256, "\n");
+  for (const auto& f : files)
+    absl::StrAppend(&identity, f.name, "\n", f.size, "\n", f.sha256, "\n");
   Sha256 sha;
   sha.Update(identity.data(), identity.size());
   return absl::StrCat("sha256:", sha.Hex());
@@ -175,8 +176,10 @@ void Session::Interrupt() {
 
 void Session::Throttle(std::chrono::steady_clock::time_point start, uint64_t since_start) {
   if (options_.limit_rate == 0) return;
-  const double should_take = static_cast<double>(since_start) / static_cast<double>(options_.limit_rate);
-  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double should_take =
+      static_cast<double>(since_start) / static_cast<double>(options_.limit_rate);
+  const double took =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (should_take > took) {
     std::this_thread::sleep_for(std::chrono::duration<double>(should_take - took));
   }
@@ -290,7 +293,8 @@ absl::StatusOr<v1::Model> Session::UploadOnce(const std::vector<LocalFile>& file
       buf.resize(static_cast<size_t>(std::min<uint64_t>(kChunkBytes, f.size - at)));
       ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(at));
       if (n <= 0) {
-        local = absl::DataLossError(absl::StrCat(f.path, " changed or cannot be read during the upload"));
+        local = absl::DataLossError(
+            absl::StrCat(f.path, " changed or cannot be read during the upload"));
         break;
       }
       buf.resize(static_cast<size_t>(n));
@@ -319,7 +323,8 @@ absl::StatusOr<v1::Model> Session::UploadOnce(const std::vector<LocalFile>& file
   writer->WritesDone();
   absl::Status st = FromGrpc(writer->Finish());
   if (!st.ok()) {
-    if (interrupted_) return absl::CancelledError("interrupted; run the same command again to resume the upload");
+    if (interrupted_)
+      return absl::CancelledError("interrupted; run the same command again to resume the upload");
     return st;
   }
   return model;
@@ -384,15 +389,16 @@ absl::Status Session::Download(const std::string& job_id, const v1::FileInfo& fi
       while (reader->Read(&chunk)) {
         if (chunk.offset() != offset) {
           ctx.TryCancel();
-          result = absl::DataLossError(absl::StrCat("server sent offset ", chunk.offset(),
-                                                    ", expected ", offset));
+          result = absl::DataLossError(
+              absl::StrCat("server sent offset ", chunk.offset(), ", expected ", offset));
           break;
         }
         const std::string& d = chunk.data();
         if (::pwrite(fd, d.data(), d.size(), static_cast<off_t>(offset)) !=
             static_cast<ssize_t>(d.size())) {
           ctx.TryCancel();
-          result = absl::DataLossError(absl::StrCat(part, ": write failed: ", std::strerror(errno)));
+          result =
+              absl::DataLossError(absl::StrCat(part, ": write failed: ", std::strerror(errno)));
           break;
         }
         offset += d.size();
@@ -419,8 +425,8 @@ absl::Status Session::Download(const std::string& job_id, const v1::FileInfo& fi
     synced = ::close(fd) == 0 && synced;
     if (!synced) return absl::DataLossError(absl::StrCat(part, ": fsync failed"));
     if (offset != file.size_bytes()) {
-      return absl::DataLossError(absl::StrCat(file.name(), ": got ", offset, " bytes, expected ",
-                                              file.size_bytes()));
+      return absl::DataLossError(
+          absl::StrCat(file.name(), ": got ", offset, " bytes, expected ", file.size_bytes()));
     }
     auto digest = Sha256File(part);
     if (!digest.ok()) return digest.status();
@@ -431,8 +437,8 @@ absl::Status Session::Download(const std::string& job_id, const v1::FileInfo& fi
                                               "; the partial file was removed, download again"));
     }
     if (::rename(part.c_str(), path.c_str()) != 0) {
-      return absl::DataLossError(absl::StrCat("cannot rename ", part, " to ", path, ": ",
-                                              std::strerror(errno)));
+      return absl::DataLossError(
+          absl::StrCat("cannot rename ", part, " to ", path, ": ", std::strerror(errno)));
     }
     // Make the rename durable.
     std::string dir = std::filesystem::path(path).parent_path().string();

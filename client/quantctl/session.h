@@ -21,6 +21,8 @@
 #ifndef QUANTD_CLIENT_QUANTCTL_SESSION_H_
 #define QUANTD_CLIENT_QUANTCTL_SESSION_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -29,8 +31,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -42,14 +42,14 @@ namespace quantd::quantctl {
 
 struct SessionOptions {
   std::string server = "127.0.0.1:7443";  // HOST:PORT
-  std::string token;                       // bearer token; empty: none
-  bool tls = false;                        // implied by any tls_* file
-  std::string tls_ca;                      // PEM roots; empty: system roots
-  std::string tls_cert;                    // client certificate (mutual TLS)
+  std::string token;                      // bearer token; empty: none
+  bool tls = false;                       // implied by any tls_* file
+  std::string tls_ca;                     // PEM roots; empty: system roots
+  std::string tls_cert;                   // client certificate (mutual TLS)
   std::string tls_key;
-  std::string tls_server_name;             // override the name checked in the certificate
-  double rpc_timeout_seconds = 30;         // unary calls; 0: none
-  uint64_t limit_rate = 0;                 // transfer bytes/second; 0: unlimited
+  std::string tls_server_name;      // override the name checked in the certificate
+  double rpc_timeout_seconds = 30;  // unary calls; 0: none
+  uint64_t limit_rate = 0;          // transfer bytes/second; 0: unlimited
 };
 
 // (done, total) bytes of the current transfer.

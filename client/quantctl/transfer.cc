@@ -72,7 +72,8 @@ absl::StatusOr<UploadResult> UploadModel(CommandContext& ctx, const std::string&
     s->Interrupt();
   });
   auto model = (*session)->Upload(
-      *files, labels, [&ctx](uint64_t done, uint64_t all) { ctx.progress().Transfer("upload", done, all); },
+      *files, labels,
+      [&ctx](uint64_t done, uint64_t all) { ctx.progress().Transfer("upload", done, all); },
       &result.skipped);
   Interrupter::SetHandler(nullptr);
   if (!model.ok()) {

@@ -26,9 +26,9 @@ namespace quantd::quantctl {
 namespace {
 
 using ::testing::ElementsAre;
-using ::testing::UnorderedElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using ::testing::UnorderedElementsAre;
 
 core::Recipe Parse(const std::vector<std::string>& flags) {
   core::Recipe r;
@@ -56,15 +56,34 @@ TEST(RecipeProtoTest, EveryPresetRoundTripsThroughTheServer) {
 }
 
 TEST(RecipeProtoTest, ExplicitFlagsRoundTripThroughTheServer) {
-  ExpectRoundTrip({"--precision", "int4", "--block-size", "64", "--asymmetric", "--accuracy-level",
-                   "4", "--int4-format", "qdq", "--algorithm", "search", "--lm-head", "int8",
-                   "--exclude-nodes", ".*attn.*", "--exclude-node", "a,b", "--op-types",
-                   "MatMul,Gather", "--quantize-embeddings", "--min-tensor-elements", "4096",
-                   "--threads", "3"});
-  ExpectRoundTrip({"--precision", "int8", "--int8-mode", "dynamic", "--int8-weight-type",
-                   "quint8", "--per-channel", "--reduce-range"});
-  ExpectRoundTrip({"--precision", "fp16", "--no-keep-io-types", "--op-block-list=",
-                   "--node-block-list", "n1,n2", "--external-data", "always"});
+  ExpectRoundTrip({"--precision",
+                   "int4",
+                   "--block-size",
+                   "64",
+                   "--asymmetric",
+                   "--accuracy-level",
+                   "4",
+                   "--int4-format",
+                   "qdq",
+                   "--algorithm",
+                   "search",
+                   "--lm-head",
+                   "int8",
+                   "--exclude-nodes",
+                   ".*attn.*",
+                   "--exclude-node",
+                   "a,b",
+                   "--op-types",
+                   "MatMul,Gather",
+                   "--quantize-embeddings",
+                   "--min-tensor-elements",
+                   "4096",
+                   "--threads",
+                   "3"});
+  ExpectRoundTrip({"--precision", "int8", "--int8-mode", "dynamic", "--int8-weight-type", "quint8",
+                   "--per-channel", "--reduce-range"});
+  ExpectRoundTrip({"--precision", "fp16", "--no-keep-io-types",
+                   "--op-block-list=", "--node-block-list", "n1,n2", "--external-data", "always"});
   ExpectRoundTrip({"--precision", "fp16", "--op-block-list", "Resize,TopK"});
   ExpectRoundTrip({"--format", "gguf", "--gguf-type", "Q4_K_M", "--leave-output-tensor",
                    "--output-tensor-type", "q8_0", "--token-embedding-type", "q8_0", "--pure",
