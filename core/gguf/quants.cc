@@ -9,26 +9,27 @@ namespace {
 
 template <int kBits, bool kAffine, class Block>
 void DequantizeLegacy(const Block* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n / kQK; ++i) {
+  // Unpack the levels, then scale (vectorisable): q*d (+ m) as the reference.
+  constexpr int kOffset = kAffine ? 0 : 1 << (kBits - 1);
+  int32_t q[kQK];
+  for (int64_t i = 0; i < n / kQK; ++i, y += kQK) {
     const float d = HalfToFloat(x[i].d);
     float m = 0.0f;
     if constexpr (kAffine) m = HalfToFloat(x[i].m);
-    uint32_t qh = 0;
-    if constexpr (kBits == 5) std::memcpy(&qh, x[i].qh, sizeof(qh));
     for (int j = 0; j < kQK / 2; ++j) {
-      int q0 = x[i].qs[j] & 0x0F;
-      int q1 = x[i].qs[j] >> 4;
-      if constexpr (kBits == 5) {
-        q0 |= static_cast<int>(((qh >> j) << 4) & 0x10);
-        q1 |= static_cast<int>((qh >> (j + 12)) & 0x10);
-      }
+      q[j] = x[i].qs[j] & 0x0F;
+      q[j + kQK / 2] = x[i].qs[j] >> 4;
+    }
+    if constexpr (kBits == 5) {
+      uint32_t qh;
+      std::memcpy(&qh, x[i].qh, sizeof(qh));
+      for (int e = 0; e < kQK; ++e) q[e] |= static_cast<int32_t>(((qh >> e) & 1u) << 4);
+    }
+    for (int e = 0; e < kQK; ++e) {
       if constexpr (kAffine) {
-        y[i * kQK + j] = static_cast<float>(q0) * d + m;
-        y[i * kQK + j + kQK / 2] = static_cast<float>(q1) * d + m;
+        y[e] = static_cast<float>(q[e]) * d + m;
       } else {
-        constexpr int kOffset = 1 << (kBits - 1);
-        y[i * kQK + j] = static_cast<float>(q0 - kOffset) * d;
-        y[i * kQK + j + kQK / 2] = static_cast<float>(q1 - kOffset) * d;
+        y[e] = static_cast<float>(q[e] - kOffset) * d;
       }
     }
   }
