@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <thread>
 
@@ -74,8 +75,14 @@ TEST(DurabilityTest, ClientCancelInFlightInterruptsWatchOnly) {
   auto job = c->Submit(SubmitRequest(chain->model.model_id(), SlowRecipe()));
   ASSERT_TRUE(job.ok());
   absl::StatusOr<v1::Job> watched;
-  std::thread watcher([&] { watched = c->Watch(job->job_id(), nullptr); });
-  ASSERT_TRUE(WaitForJob(c.get(), job->job_id(), IsRunning, 30));
+  std::atomic<bool> running_seen{false};
+  std::thread watcher([&] {
+    watched = c->Watch(job->job_id(), [&](const v1::JobEvent& e) {
+      if (e.job().state() == v1::JOB_STATE_RUNNING) running_seen = true;
+    });
+  });
+  for (int i = 0; i < 600 && !running_seen; ++i) usleep(50 * 1000);
+  ASSERT_TRUE(running_seen);  // the Watch call is in flight
   const absl::Time t0 = absl::Now();
   c->CancelInFlight();
   watcher.join();
