@@ -493,11 +493,9 @@ void FinishQ3_K(const float* x, const float* scales, int8_t* L, BlockQ3_K* y, Sp
   std::memset(y->hmask, 0, kQKK / 8);
   int m = 0;
   uint8_t hm = 1;
-  for (int j = 0; j < kQKK; ++j) {
-    if (L[j] > 3) {
-      y->hmask[m] = static_cast<uint8_t>(y->hmask[m] | hm);
-      L[j] = static_cast<int8_t>(L[j] - 4);
-    }
+  for (int j = 0; j < kQKK; ++j) {  // levels are 0..7: bit 2 goes to hmask
+    y->hmask[m] = static_cast<uint8_t>(y->hmask[m] | ((L[j] >> 2) * hm));
+    L[j] = static_cast<int8_t>(L[j] & 3);
     if (++m == kQKK / 8) {
       m = 0;
       hm = static_cast<uint8_t>(hm << 1);
@@ -559,18 +557,11 @@ void FinishQkMin(const float* x, const float* scales, const float* mins, uint8_t
     std::memset(qh, 0, kQKK / 8);
     uint8_t m1 = 1, m2 = 2;
     for (int nn = 0; nn < kQKK; nn += 64) {
-      for (int j = 0; j < 32; ++j) {
-        int l1 = L[nn + j];
-        if (l1 > 15) {
-          l1 -= 16;
-          qh[j] = static_cast<uint8_t>(qh[j] | m1);
-        }
-        int l2 = L[nn + j + 32];
-        if (l2 > 15) {
-          l2 -= 16;
-          qh[j] = static_cast<uint8_t>(qh[j] | m2);
-        }
-        ql[j] = static_cast<uint8_t>(l1 | (l2 << 4));
+      for (int j = 0; j < 32; ++j) {  // levels are 0..31: bit 4 goes to qh
+        const int l1 = L[nn + j];
+        const int l2 = L[nn + j + 32];
+        qh[j] = static_cast<uint8_t>(qh[j] | ((l1 >> 4) * m1) | ((l2 >> 4) * m2));
+        ql[j] = static_cast<uint8_t>((l1 & 15) | ((l2 & 15) << 4));
       }
       m1 = static_cast<uint8_t>(m1 << 2);
       m2 = static_cast<uint8_t>(m2 << 2);
