@@ -244,6 +244,7 @@ TEST(DurabilityTest, UploadResumesAfterServerKillAndRestart) {
   client::ClientOptions options;
   options.retry_backoff = absl::Milliseconds(300);
   options.max_attempts = 8;
+  options.chunk_bytes = 32 << 10;  // many small messages: the kill lands mid-upload
   auto c = server->NewClient(options);
   client::UploadOptions upload_options;
   upload_options.upload_id = "kill-during-upload";
