@@ -137,10 +137,7 @@ absl::StatusOr<v1::Job> WatchJob(CommandContext& ctx, Session* session, const st
       ctx.progress().Line(absl::StrCat("detached: job ", job_id,
                                        " keeps running; follow it with `quantctl watch ", job_id,
                                        "`"));
-      // The library's Watch cannot be interrupted; nothing is left to clean up.
-      std::fflush(stdout);
-      std::fflush(stderr);
-      ::_exit(kExitInterrupted);
+      session->Interrupt();  // the watch returns CANCELLED: exit 130
     }
   });
   auto job = session->Watch(job_id, [&ctx](const v1::Job& j) { ctx.progress().Job(j); });

@@ -170,8 +170,9 @@ void Session::SetActive(grpc::ClientContext* context) {
 
 void Session::Interrupt() {
   interrupted_.store(true);
+  client_->CancelInFlight();  // Watch and unary calls in the library
   absl::MutexLock lock(&mu_);
-  if (active_ != nullptr) active_->TryCancel();
+  if (active_ != nullptr) active_->TryCancel();  // our own transfer streams
 }
 
 void Session::Throttle(std::chrono::steady_clock::time_point start, uint64_t since_start) {
@@ -350,6 +351,7 @@ absl::Status Session::DeleteJob(const std::string& job_id) { return client_->Del
 
 absl::StatusOr<v1::Job> Session::Watch(const std::string& job_id,
                                        const std::function<void(const v1::Job&)>& on_event) {
+  if (interrupted_) return absl::CancelledError("interrupted");
   return client_->Watch(job_id, [&on_event](const v1::JobEvent& e) {
     if (on_event) on_event(e.job());
   });

@@ -116,8 +116,9 @@ class Session {
   // grpc.health.v1 Check of the whole server: "SERVING", "NOT_SERVING", ...
   absl::StatusOr<std::string> Health();
 
-  // Aborts the upload/download stream in progress (it returns CANCELLED);
-  // later transfers fail with CANCELLED too.
+  // Aborts the calls in progress — the library's (Client::CancelInFlight)
+  // and this class's transfer streams; they return CANCELLED. Later
+  // transfers and watches fail with CANCELLED too.
   void Interrupt();
   bool interrupted() const { return interrupted_.load(); }
 
