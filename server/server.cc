@@ -1,6 +1,9 @@
 #include "quantd/server/server.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstring>
@@ -54,6 +57,15 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   auto blobs = BlobStore::Open(blob_options, &clock);
   if (!blobs.ok()) return blobs.status();
 
+  // One server per data directory: the journal and the worker pool assume
+  // they are alone. The lock dies with the process (also on kill -9).
+  const std::string lock_path = config.data_dir + "/quantd.lock";
+  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "another quantd is using --data-dir ", config.data_dir, " (", lock_path,
+        " is locked); stop it or pick another directory"));
+  }
   auto journal = SqliteJobJournal::Open(config.data_dir + "/quantd.db");
   if (!journal.ok()) return journal.status();
   JobStore jobs(journal->get(), &clock);

@@ -434,6 +434,18 @@ TEST(ServiceLimitsTest, UploadOverLimitIsResourceExhausted) {
   EXPECT_TRUE(health.ok() && *health);
 }
 
+TEST(ServiceLimitsTest, SecondServerOnSameDataDirRefusesToStart) {
+  TempDir tmp;
+  ServerProcess first(tmp.path() + "/data");
+  ASSERT_TRUE(first.Start().ok());
+  ServerProcess second(tmp.path() + "/data");
+  absl::Status st = second.Start();
+  EXPECT_FALSE(st.ok());
+  EXPECT_THAT(std::string(st.message()), ::testing::HasSubstr("another quantd"));
+  auto health = first.NewClient()->Health();
+  EXPECT_TRUE(health.ok() && *health);
+}
+
 TEST(ServiceLimitsTest, FreeDiskReserveIsResourceExhausted) {
   TempDir tmp;
   ServerProcess server(tmp.path() + "/data", {"--min-free-bytes", "1000T"});
