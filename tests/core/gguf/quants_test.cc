@@ -79,6 +79,22 @@ TEST_P(QuantsTest, FastKernelWritesReferenceBytes) {
   }
 }
 
+TEST_P(QuantsTest, FastKernelHandlesPartialPasses) {
+  // Block counts that leave the vector kernels' multi-block passes partly
+  // filled (K-quants pair super-blocks, IQ4_NL runs 16 blocks per pass).
+  const GgmlType t = GetParam();
+  const std::vector<float> x = TestData(5);
+  for (int64_t blocks : {1, 3, 7, 17, 33}) {
+    const int64_t n = blocks * TypeInfo(t).block_size;
+    if (n > static_cast<int64_t>(x.size())) continue;
+    const float* src = x.data() + (x.size() - n);  // ends with the non-finite row
+    std::vector<uint8_t> ref(RowBytes(t, n)), fast(RowBytes(t, n), 0x55);
+    QuantizeRow_ref(t, src, ref.data(), n);
+    QuantizeRow(t, src, fast.data(), n);
+    EXPECT_EQ(ref, fast) << TypeName(t) << " with " << blocks << " blocks";
+  }
+}
+
 TEST_P(QuantsTest, RoundTripWithinTolerance) {
   const GgmlType t = GetParam();
   std::mt19937 rng(7);
