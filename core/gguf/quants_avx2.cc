@@ -229,7 +229,6 @@ QUANTD_AVX2_INLINE void MakeQxQuantsV(int nmax, const VF* X, VI* L, VF* scale_ou
   }
   VF scale = Select(suml2 != 0.0f, sumlx / suml2, VF{});
   VF best = scale * sumlx;
-  VI Lt[N];
   for (int is = -9; is <= 9; ++is) {
     if (is == 0) continue;
     const float num = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(is));
@@ -238,14 +237,15 @@ QUANTD_AVX2_INLINE void MakeQxQuantsV(int nmax, const VF* X, VI* L, VF* scale_ou
     suml2 = VF{};
     for (int i = 0; i < N; ++i) {
       const VI l = ClampV(NearestIntV(iscale * X[i]), -nmax, nmax - 1);
-      Lt[i] = l + nmax;
       const VF fl = ToFloat(l);
       sumlx += WX[i] * fl;
       suml2 += W[i] * fl * fl;
     }
     const VI upd = (suml2 > 0.0f) & (sumlx * sumlx > best * suml2);
     if (!AnySet(upd)) continue;
-    for (int i = 0; i < N; ++i) L[i] = Select(upd, Lt[i], L[i]);
+    for (int i = 0; i < N; ++i) {  // recompute the accepted levels (rare)
+      L[i] = Select(upd, ClampV(NearestIntV(iscale * X[i]), -nmax, nmax - 1) + nmax, L[i]);
+    }
     scale = Select(upd, sumlx / suml2, scale);
     best = Select(upd, scale * sumlx, best);
   }
