@@ -34,7 +34,7 @@ constexpr char kGlobalFlags[] =
     "  --timeout SECONDS          deadline of each non-streaming call (default 30)\n"
     "  --limit-rate BYTES         cap upload/download speed (suffixes K, M, G)\n"
     "  --json                     print one JSON object on stdout (errors too)\n"
-    "  -q, --quiet                no progress output\n"
+    "  -q, --quiet                no progress or summary lines (ids and --json still print)\n"
     "  -h, --help                 help (also `quantctl help COMMAND`)\n";
 
 constexpr char kOutputNotes[] =
