@@ -492,7 +492,8 @@ absl::StatusOr<v1::UploadStatus> BlobStore::GetUploadStatus(const std::string& u
 absl::StatusOr<v1::Model> BlobStore::CommitModel(UploadWriter* w,
                                                  const std::vector<std::string>& digests) {
   const v1::UploadHeader& header = w->header_;
-  // The model's identity: its files' names, sizes and digests.
+  // The model's identity: its files' names, sizes and digests. The exact text
+  // is an API contract (see Model.model_id in quantd.proto; clients compute it).
   std::string identity = "quantd-model-v1\n";
   v1::Model model;
   for (int i = 0; i < header.files_size(); ++i) {

@@ -53,7 +53,10 @@ TEST_F(BlobStoreTest, CommitsVerifiedMultiFileModel) {
   ASSERT_TRUE((*w)->Append(13, files[1].substr(3)).ok());
   auto model = (*w)->Finish(Digests(files));
   ASSERT_TRUE(model.ok()) << model.status();
-  EXPECT_THAT(model->model_id(), ::testing::StartsWith("sha256:"));
+  // The documented identity formula (Model.model_id in quantd.proto).
+  const std::string manifest = "quantd-model-v1\nmodel.onnx\n10\n" + Sha256Hex(files[0]) +
+                               "\nmodel.onnx.data\n19\n" + Sha256Hex(files[1]) + "\n";
+  EXPECT_EQ(model->model_id(), "sha256:" + Sha256Hex(manifest));
   EXPECT_EQ(model->files(1).sha256(), Sha256Hex(files[1]));
   auto path = store_->ModelInputPath(model->model_id());
   ASSERT_TRUE(path.ok());
