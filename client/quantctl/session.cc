@@ -192,49 +192,35 @@ absl::StatusOr<v1::Model> Session::Upload(const std::vector<LocalFile>& files,
   *skipped = false;
   const std::string model_id = ModelIdOf(files);
   {
-    grpc::ClientContext ctx;
-    Prepare(&ctx, true);
-    v1::GetModelRequest req;
-    req.set_model_id(model_id);
-    v1::Model model;
-    absl::Status st = FromGrpc(stub_->GetModel(&ctx, req, &model));
-    if (st.ok()) {
+    auto model = client_->GetModel(model_id);
+    if (model.ok()) {
       *skipped = true;
       return model;
     }
-    if (st.code() != absl::StatusCode::kNotFound) return st;
+    if (model.status().code() != absl::StatusCode::kNotFound) return model.status();
   }
   std::string upload_id = absl::StrCat("qc-", model_id.substr(7, 40));
   absl::Status last;
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     if (interrupted_) return absl::CancelledError("interrupted");
     uint64_t offset = 0;
-    grpc::ClientContext ctx;
-    Prepare(&ctx, true);
-    v1::GetUploadStatusRequest req;
-    req.set_upload_id(upload_id);
-    v1::UploadStatus status;
-    absl::Status st = FromGrpc(stub_->GetUploadStatus(&ctx, req, &status));
-    if (st.ok()) {
-      if (status.complete()) {
+    auto status = client_->GetUploadStatus(upload_id);
+    if (status.ok()) {
+      if (status->complete()) {
         // Committed by an earlier run, then perhaps deleted: start afresh
         // under a new id unless the model is still there.
-        grpc::ClientContext gctx;
-        Prepare(&gctx, true);
-        v1::GetModelRequest greq;
-        greq.set_model_id(status.model_id());
-        v1::Model model;
-        if (stub_->GetModel(&gctx, greq, &model).ok()) {
+        auto model = client_->GetModel(status->model_id());
+        if (model.ok()) {
           *skipped = true;
           return model;
         }
         upload_id = absl::StrCat(upload_id.substr(0, 43), "-", attempt + 1);
         continue;
       }
-      offset = status.committed_bytes();
-    } else if (st.code() != absl::StatusCode::kNotFound) {
-      if (!Transient(st)) return st;
-      last = st;
+      offset = status->committed_bytes();
+    } else if (status.status().code() != absl::StatusCode::kNotFound) {
+      if (!Transient(status.status())) return status.status();
+      last = status.status();
       Backoff(attempt);
       continue;
     }
