@@ -334,7 +334,7 @@ class Commands(QuantctlCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.big = os.path.join(cls.work, "chain.onnx")
-        make_matmul_model(cls.big, 1024, 4)
+        make_matmul_model(cls.big, 1024, 8)
 
     def testUploadSubmitWatchStatusListReportDownloadDelete(self):
         model_id = self.quantctl("upload", LLAMA, "--label", "origin=test").stdout.strip()
@@ -692,7 +692,7 @@ class CtrlCCancels(QuantctlCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.big = os.path.join(cls.work, "chain.onnx")
-        make_matmul_model(cls.big, 1024, 4)
+        make_matmul_model(cls.big, 1024, 8)
 
     def startQuantize(self, *extra):
         p = subprocess.Popen([QUANTCTL, "quantize", self.big, "-o", self.path("c.onnx"),
@@ -742,7 +742,7 @@ class ServerRestart(QuantctlCase):
 
     def testWatchSurvivesKill9AndRestart(self):
         big = self.path("chain.onnx")
-        make_matmul_model(big, 1024, 4)
+        make_matmul_model(big, 1024, 8)
         job_id = self.quantctl("submit", big, "--precision", "int4", "--algorithm", "search",
                                "--block-size", "16").stdout.strip()
         watch = start_and_wait_for(self, ["watch", job_id], self.env(), f"job {job_id}: RUNNING")
