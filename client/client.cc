@@ -321,6 +321,7 @@ absl::StatusOr<UploadResult> Client::Upload(const std::vector<std::string>& path
         if (stream_ok) {
           pos += n;
           result.bytes_sent += n;
+          if (options.on_progress) options.on_progress(base + pos, total);
         }
       }
       base += f.size;
@@ -482,6 +483,7 @@ absl::StatusOr<v1::Job> Client::Watch(const std::string& job_id,
 
 absl::Status Client::DownloadFile(const std::string& job_id, const v1::FileInfo& file,
                                   const std::string& dest_dir, uint64_t epoch,
+                                  const DownloadOptions& options, uint64_t base, uint64_t total,
                                   DownloadResult* result) {
   if (!PlainName(file.name())) {
     return absl::DataLossError(absl::StrCat("the server sent a bad file name '", file.name(), "'"));
@@ -551,6 +553,7 @@ absl::Status Client::DownloadFile(const std::string& job_id, const v1::FileInfo&
       sha.Update(data.data(), data.size());
       offset += data.size();
       result->bytes_received += data.size();
+      if (options.on_progress) options.on_progress(base + offset, total);
       // Start write-back every 32 MiB so the final fsync is short.
       if (offset - flushed >= (32u << 20)) {
         ::sync_file_range(fd, static_cast<off64_t>(flushed),
@@ -593,7 +596,8 @@ absl::Status Client::DownloadFile(const std::string& job_id, const v1::FileInfo&
 }
 
 absl::StatusOr<DownloadResult> Client::Download(const std::string& job_id,
-                                                const std::string& dest_dir) {
+                                                const std::string& dest_dir,
+                                                const DownloadOptions& options) {
   auto job = GetJob(job_id);
   if (!job.ok()) return job.status();
   if (job->state() != v1::JOB_STATE_SUCCEEDED) {
@@ -605,9 +609,13 @@ absl::StatusOr<DownloadResult> Client::Download(const std::string& job_id,
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", dest_dir, ": ", ec.message()));
   DownloadResult result;
   const uint64_t epoch = Epoch();
+  uint64_t total = 0;
+  for (const v1::FileInfo& f : job->artifact().files()) total += f.size_bytes();
+  uint64_t base = 0;
   for (const v1::FileInfo& f : job->artifact().files()) {
-    absl::Status st = DownloadFile(job_id, f, dest_dir, epoch, &result);
+    absl::Status st = DownloadFile(job_id, f, dest_dir, epoch, options, base, total, &result);
     if (!st.ok()) return st;
+    base += f.size_bytes();
   }
   return result;
 }

@@ -21,6 +21,10 @@ namespace quantd::testing {
 namespace {
 namespace fs = std::filesystem;
 
+// Layers of the chain model for a job that runs for seconds (INT4 search is
+// ~45 ms per 512x512 layer on one core today; raise this if kernels get faster).
+constexpr int kSlowLayers = 64;
+
 v1::Recipe SlowRecipe() {
   v1::Recipe r;
   r.set_precision(v1::PRECISION_INT4);
@@ -39,7 +43,7 @@ TEST(DurabilityTest, CancelRunningJobReachesCore) {
   ServerProcess server(tmp.path() + "/data", {"--workers", "1"});
   ASSERT_TRUE(server.Start().ok());
   auto c = server.NewClient();
-  auto files = MakeChainModel(tmp.path() + "/chain", 24, 512);
+  auto files = MakeChainModel(tmp.path() + "/chain", kSlowLayers, 512);
   auto upload = c->Upload(files);
   ASSERT_TRUE(upload.ok()) << upload.status();
   auto job = c->Submit(SubmitRequest(upload->model.model_id(), SlowRecipe()));
@@ -70,7 +74,7 @@ TEST(DurabilityTest, ClientCancelInFlightInterruptsWatchOnly) {
   ServerProcess server(tmp.path() + "/data", {"--workers", "1"});
   ASSERT_TRUE(server.Start().ok());
   auto c = server.NewClient();
-  auto chain = c->Upload(MakeChainModel(tmp.path() + "/chain", 8, 512));
+  auto chain = c->Upload(MakeChainModel(tmp.path() + "/chain", kSlowLayers / 2, 512));
   ASSERT_TRUE(chain.ok());
   auto job = c->Submit(SubmitRequest(chain->model.model_id(), SlowRecipe()));
   ASSERT_TRUE(job.ok());
@@ -101,7 +105,7 @@ TEST(DurabilityTest, KillDashNineWithQueuedAndRunningJobsRecovers) {
   auto server = std::make_unique<ServerProcess>(data, std::vector<std::string>{"--workers", "1"});
   ASSERT_TRUE(server->Start().ok());
   auto c = server->NewClient();
-  auto chain = c->Upload(MakeChainModel(tmp.path() + "/chain", 16, 512));
+  auto chain = c->Upload(MakeChainModel(tmp.path() + "/chain", kSlowLayers, 512));
   auto gpt2 = c->Upload({Gpt2Model()});
   ASSERT_TRUE(chain.ok() && gpt2.ok());
   auto running = c->Submit(SubmitRequest(chain->model.model_id(), SlowRecipe()));
@@ -149,7 +153,7 @@ TEST(DurabilityTest, WatchReattachesAcrossKillAndRestart) {
   client::ClientOptions options;
   options.retry_backoff = absl::Milliseconds(100);
   auto c = server->NewClient(options);  // one client (one channel) for the whole test
-  auto chain = c->Upload(MakeChainModel(tmp.path() + "/chain", 12, 512));
+  auto chain = c->Upload(MakeChainModel(tmp.path() + "/chain", kSlowLayers, 512));
   ASSERT_TRUE(chain.ok());
   auto job = c->Submit(SubmitRequest(chain->model.model_id(), SlowRecipe()));
   ASSERT_TRUE(job.ok());
@@ -186,7 +190,7 @@ TEST(DurabilityTest, SigtermRequeuesRunningJobAndRestartFinishesIt) {
       data, std::vector<std::string>{"--workers", "1", "--shutdown-grace-seconds", "0"});
   ASSERT_TRUE(server->Start().ok());
   auto c = server->NewClient();
-  auto chain = c->Upload(MakeChainModel(tmp.path() + "/chain", 16, 512));
+  auto chain = c->Upload(MakeChainModel(tmp.path() + "/chain", kSlowLayers, 512));
   ASSERT_TRUE(chain.ok());
   auto job = c->Submit(SubmitRequest(chain->model.model_id(), SlowRecipe()));
   ASSERT_TRUE(job.ok());
@@ -210,7 +214,7 @@ TEST(DurabilityTest, DrainingServerRefusesNewWorkButFinishesRunningJob) {
                        {"--workers", "1", "--shutdown-grace-seconds", "60"});
   ASSERT_TRUE(server.Start().ok());
   auto c = server.NewClient();
-  auto chain = c->Upload(MakeChainModel(tmp.path() + "/chain", 8, 512));
+  auto chain = c->Upload(MakeChainModel(tmp.path() + "/chain", kSlowLayers / 2, 512));
   ASSERT_TRUE(chain.ok());
   auto job = c->Submit(SubmitRequest(chain->model.model_id(), SlowRecipe()));
   ASSERT_TRUE(job.ok());
@@ -276,7 +280,7 @@ TEST(DurabilityTest, PriorityRunsBeforeFifo) {
   ServerProcess server(tmp.path() + "/data", {"--workers", "1"});
   ASSERT_TRUE(server.Start().ok());
   auto c = server.NewClient();
-  auto chain = c->Upload(MakeChainModel(tmp.path() + "/chain", 8, 512));
+  auto chain = c->Upload(MakeChainModel(tmp.path() + "/chain", kSlowLayers / 2, 512));
   auto gpt2 = c->Upload({Gpt2Model()});
   ASSERT_TRUE(chain.ok() && gpt2.ok());
   auto blocker = c->Submit(SubmitRequest(chain->model.model_id(), SlowRecipe()));

@@ -109,8 +109,17 @@ TEST_F(ServiceTest, PresetRecipeRuns) {
 }
 
 TEST_F(ServiceTest, MultiFileUploadWithExternalData) {
-  auto upload = client_->Upload(LlamaExtDataModel());
+  uint64_t last_done = 0, last_total = 0;
+  client::UploadOptions upload_options;
+  upload_options.on_progress = [&](uint64_t done, uint64_t total) {
+    EXPECT_GE(done, last_done);
+    last_done = done;
+    last_total = total;
+  };
+  auto upload = client_->Upload(LlamaExtDataModel(), upload_options);
   ASSERT_TRUE(upload.ok()) << upload.status();
+  EXPECT_EQ(last_done, upload->model.size_bytes());
+  EXPECT_EQ(last_total, upload->model.size_bytes());
   ASSERT_EQ(upload->model.files_size(), 2);
   EXPECT_EQ(upload->model.files(0).name(), "model.onnx");
   EXPECT_EQ(upload->model.files(1).name(), "model.onnx.data");
@@ -128,8 +137,16 @@ TEST_F(ServiceTest, MultiFileUploadWithExternalData) {
   ASSERT_TRUE(done.ok()) << done.status();
   ASSERT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED) << done->error().message();
   ASSERT_EQ(done->artifact().files_size(), 2);
-  auto download = client_->Download(job->job_id(), tmp_.path() + "/out");
+  uint64_t got = 0;
+  client::DownloadOptions download_options;
+  const uint64_t artifact_bytes = done->artifact().size_bytes();
+  download_options.on_progress = [&](uint64_t d, uint64_t t) {
+    got = d;
+    EXPECT_EQ(t, artifact_bytes);
+  };
+  auto download = client_->Download(job->job_id(), tmp_.path() + "/out", download_options);
   ASSERT_TRUE(download.ok()) << download.status();
+  EXPECT_EQ(got, done->artifact().size_bytes());
   ASSERT_EQ(download->paths.size(), 2u);
   EXPECT_TRUE(OrtOutputsMatch(LlamaExtDataModel()[0], download->paths[0], 0.99));
 }

@@ -61,6 +61,14 @@ struct UploadOptions {
   std::string upload_id;
   std::map<std::string, std::string> labels;
   v1::ModelFormat format = v1::MODEL_FORMAT_UNSPECIFIED;
+  // Byte progress (bytes the server holds so far, total), called on the
+  // calling thread after each chunk; may be empty.
+  std::function<void(uint64_t done, uint64_t total)> on_progress;
+};
+
+struct DownloadOptions {
+  // Byte progress over all artifact files (done, total); may be empty.
+  std::function<void(uint64_t done, uint64_t total)> on_progress;
 };
 
 struct UploadResult {
@@ -125,7 +133,8 @@ class Client {
   // (created if needed). Each file is written to "<name>.part" (resumed
   // from its size when present), its sha256 checked, then fsynced and
   // renamed into place. DataLoss on a digest mismatch (the .part is removed).
-  absl::StatusOr<DownloadResult> Download(const std::string& job_id, const std::string& dest_dir);
+  absl::StatusOr<DownloadResult> Download(const std::string& job_id, const std::string& dest_dir,
+                                          const DownloadOptions& options = {});
 
   // Upload + Submit + Watch + Download. A job that ends FAILED or CANCELLED
   // returns its error code and message as the status.
@@ -152,7 +161,9 @@ class Client {
   class ActiveCall;  // registers a ClientContext for CancelInFlight
   Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel);
   absl::Status DownloadFile(const std::string& job_id, const v1::FileInfo& file,
-                            const std::string& dest_dir, uint64_t epoch, DownloadResult* result);
+                            const std::string& dest_dir, uint64_t epoch,
+                            const DownloadOptions& options, uint64_t base, uint64_t total,
+                            DownloadResult* result);
   uint64_t Epoch();
   // Sleeps `d` unless CancelInFlight() moves past `epoch`; false if it did.
   bool SleepUnlessCancelled(absl::Duration d, uint64_t epoch);
