@@ -61,9 +61,8 @@ absl::Status ValidateRecipe(const Recipe& r) {
     return absl::InvalidArgumentError(
         absl::StrCat("threads ", r.threads, " is out of range; use 1 to 256"));
   }
-  if (r.int4_format == Int4Format::kQdq && r.algorithm == QuantAlgorithm::kSearch &&
-      r.precision != Precision::kInt4) {
-    return absl::InvalidArgumentError("--algorithm applies to int4 only");
+  if (r.algorithm == QuantAlgorithm::kSearch && r.precision != Precision::kInt4) {
+    return absl::InvalidArgumentError("--algorithm search applies to --precision int4 only");
   }
   return absl::OkStatus();
 }

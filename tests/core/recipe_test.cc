@@ -52,6 +52,10 @@ TEST(RecipeTest, ValidateRefusesAbsurdValues) {
   r.accuracy_level = 9;
   EXPECT_EQ(ValidateRecipe(r).code(), absl::StatusCode::kInvalidArgument);
   r.accuracy_level = 0;
+  r.precision = Precision::kInt8;
+  r.algorithm = QuantAlgorithm::kSearch;
+  EXPECT_THAT(std::string(ValidateRecipe(r).message()), ::testing::HasSubstr("int4 only"));
+  r.precision = Precision::kInt4;
   r.threads = 100000;
   EXPECT_EQ(ValidateRecipe(r).code(), absl::StatusCode::kInvalidArgument);
 }
