@@ -489,23 +489,36 @@ absl::StatusOr<v1::UploadStatus> BlobStore::GetUploadStatus(const std::string& u
   return status;
 }
 
-absl::StatusOr<v1::Model> BlobStore::CommitModel(UploadWriter* w,
-                                                 const std::vector<std::string>& digests) {
-  const v1::UploadHeader& header = w->header_;
+std::string BlobStore::ModelIdFor(const google::protobuf::RepeatedPtrField<v1::FileInfo>& files) {
   // The model's identity: its files' names, sizes and digests. The exact text
   // is an API contract (see Model.model_id in quantd.proto; clients compute it).
   std::string identity = "quantd-model-v1\n";
+  for (const v1::FileInfo& f : files) {
+    absl::StrAppend(&identity, f.name(), "\n", f.size_bytes(), "\n", f.sha256(), "\n");
+  }
+  return absl::StrCat("sha256:", Sha256Hex(identity));
+}
+
+absl::StatusOr<v1::Model> BlobStore::FindCommittedModel(const v1::UploadHeader& header) {
+  if (header.files_size() == 0) return absl::NotFoundError("no files");
+  for (const auto& f : header.files()) {
+    if (!IsSha256Hex(f.sha256())) return absl::NotFoundError("digests not all known");
+  }
+  return GetModel(ModelIdFor(header.files()));
+}
+
+absl::StatusOr<v1::Model> BlobStore::CommitModel(UploadWriter* w,
+                                                 const std::vector<std::string>& digests) {
+  const v1::UploadHeader& header = w->header_;
   v1::Model model;
   for (int i = 0; i < header.files_size(); ++i) {
-    absl::StrAppend(&identity, header.files(i).name(), "\n", header.files(i).size_bytes(), "\n",
-                    digests[i], "\n");
     v1::FileInfo* f = model.add_files();
     f->set_name(header.files(i).name());
     f->set_size_bytes(header.files(i).size_bytes());
     f->set_sha256(digests[i]);
   }
-  const std::string hex = Sha256Hex(identity);
-  model.set_model_id(absl::StrCat("sha256:", hex));
+  model.set_model_id(ModelIdFor(model.files()));
+  const std::string hex = model.model_id().substr(7);
   model.set_size_bytes(w->total_);
   model.set_create_time_ms(clock_->NowUnixMs());
   *model.mutable_labels() = header.labels();

@@ -65,6 +65,15 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
     switch (request_.kind_case()) {
       case v1::UploadRequest::kHeader: {
         if (writer_ != nullptr) return absl::InvalidArgumentError("the header was sent twice");
+        // Content-addressed: a model the server already has needs no bytes.
+        auto existing = ctx_->blobs->FindCommittedModel(request_.header());
+        if (existing.ok()) {
+          *response_ = *std::move(existing);
+          done_ = true;
+          ctx_->logger->Info("upload skipped: model already stored",
+                             {{"model_id", response_->model_id()}});
+          return absl::OkStatus();
+        }
         auto writer = ctx_->blobs->OpenUpload(request_.header());
         if (!writer.ok()) return writer.status();
         writer_ = *std::move(writer);

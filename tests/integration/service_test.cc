@@ -159,6 +159,21 @@ TEST_F(ServiceTest, SameContentUploadedTwiceGivesSameModelId) {
   EXPECT_NE(a->upload_id, b->upload_id);
 }
 
+TEST_F(ServiceTest, UploadOfStoredModelWithDigestsEndsAtOnce) {
+  auto first = client_->Upload({Gpt2Model()});
+  ASSERT_TRUE(first.ok());
+  grpc::ClientContext ctx;
+  v1::Model model;
+  auto writer = client_->stub()->UploadModel(&ctx, &model);
+  v1::UploadRequest req;
+  *req.mutable_header()->add_files() = first->model.files(0);  // name, size, sha256
+  writer->Write(req);
+  writer->WritesDone();
+  grpc::Status st = writer->Finish();
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(model.model_id(), first->model.model_id());
+}
+
 TEST_F(ServiceTest, InterruptedUploadResumes) {
   const auto files = LlamaExtDataModel();
   uint64_t total = fs::file_size(files[0]) + fs::file_size(files[1]);

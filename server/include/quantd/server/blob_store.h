@@ -114,6 +114,9 @@ class BlobStore {
   // InvalidArgument, ResourceExhausted, Aborted (another stream holds it).
   absl::StatusOr<std::unique_ptr<UploadWriter>> OpenUpload(const v1::UploadHeader& header);
   absl::StatusOr<v1::UploadStatus> GetUploadStatus(const std::string& upload_id);
+  // When `header` gives every file's sha256 and that model is already
+  // committed, returns it (the upload can end at once); NotFound otherwise.
+  absl::StatusOr<v1::Model> FindCommittedModel(const v1::UploadHeader& header);
   absl::StatusOr<v1::Model> GetModel(const std::string& model_id);
   // Path of the model's first file, for the core. NotFound if deleted.
   absl::StatusOr<std::string> ModelInputPath(const std::string& model_id);
@@ -151,6 +154,9 @@ class BlobStore {
   static absl::StatusOr<std::string> ModelHex(absl::string_view model_id);
   static absl::Status ValidateJobId(absl::string_view job_id);
   static absl::Status ValidateUploadId(absl::string_view upload_id);
+  // The model id for these files (names, sizes, digests in order): the
+  // documented formula of Model.model_id.
+  static std::string ModelIdFor(const google::protobuf::RepeatedPtrField<v1::FileInfo>& files);
 
  private:
   friend class UploadWriter;
