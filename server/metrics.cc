@@ -1,5 +1,5 @@
 // Metrics: the Prometheus families quantd exports (see metrics.h and
-// docs/operations.md, which lists every metric).
+// the README, which lists every metric).
 //
 // Every label set is resolved once, in the constructor, and kept as a
 // reference: the hot paths only do an immutable hash-map lookup and an atomic

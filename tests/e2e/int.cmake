@@ -1,7 +1,7 @@
 # INT4 / INT8 end-to-end tests (issue 3): quantize with `quantd quantize`, run
 # original and quantized model in ONNX Runtime 1.30, compare outputs (cosine).
 #
-# Thresholds come from measurements (docs/int.md has the table): the worst
+# Thresholds come from measurements (README, INT4/INT8 section, has the table): the worst
 # INT4 output cosine seen on these models is 0.990 (generated decoder, block
 # 128, symmetric) and the worst INT8 one 0.9997, so INT4 must reach 0.98 and
 # INT8 0.999 (the issue's floors are 0.95 and 0.99).

@@ -8,7 +8,7 @@
 //
 // Label values outside the documented sets are recorded as "other" (an
 // unknown gRPC code as "UNKNOWN", an unknown job status as "failed"), so a
-// caller can never create series; docs/operations.md lists every value.
+// caller can never create series; the README lists every value.
 //
 // Thread safety: every method is safe to call from any thread.
 #ifndef QUANTD_SERVER_METRICS_H_
