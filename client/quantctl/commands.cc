@@ -18,7 +18,7 @@
 #include "json_output.h"
 #include "quantd/core/recipe.h"
 #include "quantd/core/recipe_flags.h"
-#include "recipe_proto.h"
+#include "quantd/api/recipe_proto.h"
 #include "transfer.h"
 
 #ifndef QUANTD_VERSION
@@ -210,7 +210,7 @@ absl::Status QuantizeCmd(CommandContext& ctx, const std::vector<std::string>& ar
 
   v1::SubmitJobRequest req;
   req.set_model_id(uploaded->model.model_id());
-  *req.mutable_recipe() = RecipeToProto(recipe);
+  *req.mutable_recipe() = api::RecipeToProto(recipe);
   req.set_priority(priority);
   req.set_idempotency_key(idempotency_key);
   for (const auto& [k, v] : *labels) (*req.mutable_labels())[k] = v;
@@ -344,7 +344,7 @@ absl::Status SubmitCmd(CommandContext& ctx, const std::vector<std::string>& args
   if (!session.ok()) return session.status();
   v1::SubmitJobRequest req;
   req.set_model_id(model_id);
-  *req.mutable_recipe() = RecipeToProto(recipe);
+  *req.mutable_recipe() = api::RecipeToProto(recipe);
   req.set_priority(priority);
   req.set_idempotency_key(idempotency_key);
   for (const auto& [k, v] : *labels) (*req.mutable_labels())[k] = v;

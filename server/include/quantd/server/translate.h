@@ -12,18 +12,16 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "quantd/api/recipe_proto.h"
 #include "quantd/core/recipe.h"
 #include "quantd/core/report.h"
 #include "quantd/v1/quantd.pb.h"
 
 namespace quantd::server {
 
-// API recipe -> core recipe: the preset (if any) first, then every field the
-// request sets. InvalidArgument for an unknown preset. Does not validate.
-absl::StatusOr<core::Recipe> RecipeFromProto(const v1::Recipe& proto);
-// Core recipe -> API recipe with every field set explicitly (what a job
-// records, so a stored job does not depend on later preset changes).
-v1::Recipe RecipeToProto(const core::Recipe& recipe);
+// Recipe translation lives in quantd_recipe_proto (shared with quantctl).
+using api::RecipeFromProto;
+using api::RecipeToProto;
 // ValidateRecipe plus the checks that need the model's format.
 absl::Status ValidateRecipeForModel(const core::Recipe& recipe, v1::ModelFormat format);
 

@@ -1,0 +1,172 @@
+#include "quantd/api/recipe_proto.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "quantd/core/recipe_flags.h"
+
+namespace quantd::api {
+
+core::ModelFormat FormatFromProto(v1::ModelFormat f) {
+  switch (f) {
+    case v1::MODEL_FORMAT_ONNX: return core::ModelFormat::kOnnx;
+    case v1::MODEL_FORMAT_GGUF: return core::ModelFormat::kGguf;
+    default: return core::ModelFormat::kAuto;
+  }
+}
+
+namespace {
+
+v1::ModelFormat FormatToProto(core::ModelFormat f) {
+  switch (f) {
+    case core::ModelFormat::kOnnx: return v1::MODEL_FORMAT_ONNX;
+    case core::ModelFormat::kGguf: return v1::MODEL_FORMAT_GGUF;
+    case core::ModelFormat::kAuto: break;
+  }
+  return v1::MODEL_FORMAT_UNSPECIFIED;
+}
+
+absl::StatusOr<core::Precision> PrecisionFromProto(v1::Precision p) {
+  switch (p) {
+    case v1::PRECISION_UNSPECIFIED: return core::Precision::kUnspecified;
+    case v1::PRECISION_FP32: return core::Precision::kFp32;
+    case v1::PRECISION_FP16: return core::Precision::kFp16;
+    case v1::PRECISION_INT8: return core::Precision::kInt8;
+    case v1::PRECISION_INT4: return core::Precision::kInt4;
+    default: break;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("recipe.precision: unknown value ",
+                                                 static_cast<int>(p)));
+}
+
+v1::Precision PrecisionToProto(core::Precision p) {
+  switch (p) {
+    case core::Precision::kFp32: return v1::PRECISION_FP32;
+    case core::Precision::kFp16: return v1::PRECISION_FP16;
+    case core::Precision::kInt8: return v1::PRECISION_INT8;
+    case core::Precision::kInt4: return v1::PRECISION_INT4;
+    case core::Precision::kUnspecified: break;
+  }
+  return v1::PRECISION_UNSPECIFIED;
+}
+
+template <typename Enum>
+absl::StatusOr<Enum> EnumInRange(int v, int max, const char* field) {
+  if (v < 0 || v > max) {
+    return absl::InvalidArgumentError(absl::StrCat("recipe.", field, ": unknown value ", v));
+  }
+  return static_cast<Enum>(v);
+}
+
+std::vector<std::string> ToVector(const google::protobuf::RepeatedPtrField<std::string>& r) {
+  return std::vector<std::string>(r.begin(), r.end());
+}
+
+}  // namespace
+
+absl::StatusOr<core::Recipe> RecipeFromProto(const v1::Recipe& p) {
+  core::Recipe r;
+  if (!p.preset().empty()) {
+    std::vector<std::string> rest;
+    absl::Status st = core::ParseRecipeFlags({"--preset", p.preset()}, &r, &rest);
+    if (!st.ok()) return absl::InvalidArgumentError(absl::StrCat("recipe.preset: ", st.message()));
+  }
+  if (p.format() != v1::MODEL_FORMAT_UNSPECIFIED) r.format = FormatFromProto(p.format());
+  if (p.precision() != v1::PRECISION_UNSPECIFIED) {
+    auto prec = PrecisionFromProto(p.precision());
+    if (!prec.ok()) return prec.status();
+    r.precision = *prec;
+  }
+  if (p.has_keep_io_types()) r.keep_io_types = p.keep_io_types();
+  if (p.has_op_block_list()) r.op_block_list = ToVector(p.op_block_list().values());
+  if (p.node_block_list_size() > 0) r.node_block_list = ToVector(p.node_block_list());
+  if (p.has_external_data()) {
+    auto v = EnumInRange<core::ExternalDataMode>(p.external_data(), 2, "external_data");
+    if (!v.ok()) return v.status();
+    // proto: AUTO=0, ALWAYS=1, NEVER=2 — same order as the core enum.
+    r.external_data = *v;
+  }
+  if (p.has_block_size()) r.block_size = p.block_size();
+  if (p.has_symmetric()) r.symmetric = p.symmetric();
+  if (p.has_accuracy_level()) r.accuracy_level = p.accuracy_level();
+  if (p.has_int4_format()) {
+    auto v = EnumInRange<core::Int4Format>(p.int4_format(), 1, "int4_format");
+    if (!v.ok()) return v.status();
+    r.int4_format = *v;
+  }
+  if (p.has_algorithm()) {
+    auto v = EnumInRange<core::QuantAlgorithm>(p.algorithm(), 1, "algorithm");
+    if (!v.ok()) return v.status();
+    r.algorithm = *v;
+  }
+  if (p.has_int8_mode()) {
+    auto v = EnumInRange<core::Int8Mode>(p.int8_mode(), 1, "int8_mode");
+    if (!v.ok()) return v.status();
+    r.int8_mode = *v;
+  }
+  if (p.has_int8_weight_type()) {
+    auto v = EnumInRange<core::Int8WeightType>(p.int8_weight_type(), 1, "int8_weight_type");
+    if (!v.ok()) return v.status();
+    r.int8_weight_type = *v;
+  }
+  if (p.has_per_channel()) r.per_channel = p.per_channel();
+  if (p.has_reduce_range()) r.reduce_range = p.reduce_range();
+  if (p.op_types_size() > 0) r.op_types = ToVector(p.op_types());
+  if (p.exclude_nodes_size() > 0) r.exclude_nodes = ToVector(p.exclude_nodes());
+  if (p.exclude_regex_size() > 0) r.exclude_regex = ToVector(p.exclude_regex());
+  if (p.has_keep_embeddings()) r.keep_embeddings = p.keep_embeddings();
+  if (p.has_lm_head()) {
+    auto v = EnumInRange<core::LmHeadMode>(p.lm_head(), 2, "lm_head");
+    if (!v.ok()) return v.status();
+    r.lm_head = *v;
+  }
+  if (p.has_min_tensor_elements()) r.min_tensor_elements = p.min_tensor_elements();
+  if (!p.gguf_type().empty()) r.gguf_type = p.gguf_type();
+  if (p.has_leave_output_tensor()) r.leave_output_tensor = p.leave_output_tensor();
+  if (!p.output_tensor_type().empty()) r.output_tensor_type = p.output_tensor_type();
+  if (!p.token_embedding_type().empty()) r.token_embedding_type = p.token_embedding_type();
+  if (p.has_pure()) r.pure = p.pure();
+  if (p.has_allow_requantize()) r.allow_requantize = p.allow_requantize();
+  if (p.has_threads()) r.threads = p.threads();
+  return r;
+}
+
+v1::Recipe RecipeToProto(const core::Recipe& r) {
+  v1::Recipe p;
+  p.set_preset(r.preset);
+  p.set_format(FormatToProto(r.format));
+  p.set_precision(PrecisionToProto(r.precision));
+  p.set_keep_io_types(r.keep_io_types);
+  if (r.op_block_list) {
+    for (const auto& s : *r.op_block_list) p.mutable_op_block_list()->add_values(s);
+    p.mutable_op_block_list();
+  }
+  for (const auto& s : r.node_block_list) p.add_node_block_list(s);
+  p.set_external_data(static_cast<v1::ExternalData>(r.external_data));
+  p.set_block_size(r.block_size);
+  p.set_symmetric(r.symmetric);
+  p.set_accuracy_level(r.accuracy_level);
+  p.set_int4_format(static_cast<v1::Int4Format>(r.int4_format));
+  p.set_algorithm(static_cast<v1::QuantAlgorithm>(r.algorithm));
+  p.set_int8_mode(static_cast<v1::Int8Mode>(r.int8_mode));
+  p.set_int8_weight_type(static_cast<v1::Int8WeightType>(r.int8_weight_type));
+  p.set_per_channel(r.per_channel);
+  p.set_reduce_range(r.reduce_range);
+  for (const auto& s : r.op_types) p.add_op_types(s);
+  for (const auto& s : r.exclude_nodes) p.add_exclude_nodes(s);
+  for (const auto& s : r.exclude_regex) p.add_exclude_regex(s);
+  p.set_keep_embeddings(r.keep_embeddings);
+  p.set_lm_head(static_cast<v1::LmHeadMode>(r.lm_head));
+  p.set_min_tensor_elements(r.min_tensor_elements);
+  p.set_gguf_type(r.gguf_type);
+  p.set_leave_output_tensor(r.leave_output_tensor);
+  p.set_output_tensor_type(r.output_tensor_type);
+  p.set_token_embedding_type(r.token_embedding_type);
+  p.set_pure(r.pure);
+  p.set_allow_requantize(r.allow_requantize);
+  p.set_threads(r.threads);
+  return p;
+}
+
+}  // namespace quantd::api
