@@ -21,6 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "quantd/core/base/half.h"
 #include "quantd/core/base/status_macros.h"
+#include "quantd/core/onnx/graph_utils.h"
 #include "quantd/core/onnx/onnx_types.h"
 #include "quantd/core/quant/weight_quantizer.h"
 
@@ -33,20 +34,6 @@ using quant::MatrixSource;
 
 // ---------------------------------------------------------------- helpers --
 
-const onnx::AttributeProto* FindAttr(const onnx::NodeProto& n, const std::string& name) {
-  for (const auto& a : n.attribute()) {
-    if (a.name() == name) return &a;
-  }
-  return nullptr;
-}
-int64_t IntAttr(const onnx::NodeProto& n, const std::string& name, int64_t dflt) {
-  const auto* a = FindAttr(n, name);
-  return a != nullptr ? a->i() : dflt;
-}
-float FloatAttr(const onnx::NodeProto& n, const std::string& name, float dflt) {
-  const auto* a = FindAttr(n, name);
-  return a != nullptr ? a->f() : dflt;
-}
 void SetIntAttr(onnx::NodeProto* n, const std::string& name, int64_t v) {
   for (auto& a : *n->mutable_attribute()) {
     if (a.name() == name) {
@@ -60,22 +47,11 @@ void SetIntAttr(onnx::NodeProto* n, const std::string& name, int64_t v) {
   a->set_i(v);
 }
 
-std::vector<onnx::GraphProto*> Subgraphs(onnx::NodeProto* n) {
-  std::vector<onnx::GraphProto*> out;
-  for (auto& a : *n->mutable_attribute()) {
-    if (a.has_g()) out.push_back(a.mutable_g());
-    for (auto& g : *a.mutable_graphs()) out.push_back(&g);
-  }
-  return out;
-}
-
 bool IsDefaultDomain(const std::string& d) { return d.empty() || d == "ai.onnx"; }
 
 int64_t DefaultOpset(const onnx::ModelProto& m) {
-  for (const auto& o : m.opset_import()) {
-    if (IsDefaultDomain(o.domain())) return o.version();
-  }
-  return 1;
+  const int64_t v = DefaultOpsetVersion(m);
+  return v > 0 ? v : 1;
 }
 
 void CollectOps(const onnx::GraphProto& g, std::set<std::string>* ops) {
@@ -231,14 +207,14 @@ enum class Scheme { kNone, kInt4, kInt8 };
 class QuantizePass {
  public:
   QuantizePass(OnnxModel* model, const Recipe& recipe, Report* report, const CancelToken* cancel)
-      : model_(model), recipe_(recipe), report_(report), cancel_(cancel) {}
+      : model_(model), recipe_(recipe), report_(report), cancel_(cancel),
+        names_(model->proto().graph()) {}
 
   absl::Status Run();
 
  private:
-  void CollectNames(const onnx::GraphProto& g);
   void CountUses(const onnx::GraphProto& g);
-  std::string UniqueName(const std::string& base);
+  std::string UniqueName(const std::string& base) { return names_.Unique(base); }
   const onnx::NodeProto* FindLmHead();
   absl::Status PrepareOpsets();
   absl::Status ProcessGraph(onnx::GraphProto* g);
@@ -272,7 +248,7 @@ class QuantizePass {
   bool int8_per_channel_ = false;   // per-channel QDQ/dynamic possible (opset >= 13 or dynamic)
   bool used_ms_domain_ = false;
   const onnx::NodeProto* lm_head_ = nullptr;
-  std::unordered_set<std::string> names_;
+  NameTable names_;
   std::unordered_map<std::string, int> uses_;
   std::set<std::string> op_types_;
   std::vector<std::regex> exclude_regex_;
@@ -292,21 +268,6 @@ class QuantizePass {
   std::set<std::string> notes_;
 };
 
-void QuantizePass::CollectNames(const onnx::GraphProto& g) {
-  for (const auto& v : g.input()) names_.insert(v.name());
-  for (const auto& v : g.output()) names_.insert(v.name());
-  for (const auto& v : g.initializer()) names_.insert(v.name());
-  for (const auto& n : g.node()) {
-    names_.insert(n.name());
-    for (const auto& s : n.input()) names_.insert(s);
-    for (const auto& s : n.output()) names_.insert(s);
-    for (const auto& a : n.attribute()) {
-      if (a.has_g()) CollectNames(a.g());
-      for (const auto& sg : a.graphs()) CollectNames(sg);
-    }
-  }
-}
-
 void QuantizePass::CountUses(const onnx::GraphProto& g) {
   for (const auto& v : g.output()) uses_[v.name()]++;
   for (const auto& n : g.node()) {
@@ -318,13 +279,6 @@ void QuantizePass::CountUses(const onnx::GraphProto& g) {
       for (const auto& sg : a.graphs()) CountUses(sg);
     }
   }
-}
-
-std::string QuantizePass::UniqueName(const std::string& base) {
-  std::string name = base;
-  for (int i = 1; names_.count(name) > 0; ++i) name = absl::StrCat(base, "_", i);
-  names_.insert(name);
-  return name;
 }
 
 // The LM head: the MatMul/Gemm with a constant weight closest to the logits
@@ -1039,7 +993,6 @@ absl::Status QuantizePass::Run() {
   }
   report_->tensors_total = model_->Tensors().size();
   QUANTD_RETURN_IF_ERROR(PrepareOpsets());
-  CollectNames(model_->proto().graph());
   lm_head_ = FindLmHead();
   QUANTD_RETURN_IF_ERROR(ProcessGraph(model_->proto().mutable_graph()));
   QUANTD_RETURN_IF_ERROR(FinishSources());
