@@ -28,6 +28,9 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
   UploadReactor(const ServiceContext* ctx, grpc::CallbackServerContext* context,
                 v1::Model* response)
       : ctx_(ctx), response_(response) {
+    // Every stream is counted from its start, so refusals before the header
+    // is accepted (auth, limits, bad names) pair up with End() as failures.
+    ctx_->telemetry->UploadStarted();
     absl::Status st = ctx_->auth->Check(*context);
     if (st.ok() && ctx_->draining != nullptr && ctx_->draining->load()) {
       st = absl::UnavailableError("the server is shutting down; resume the upload later");
@@ -77,7 +80,6 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
         auto writer = ctx_->blobs->OpenUpload(request_.header());
         if (!writer.ok()) return writer.status();
         writer_ = *std::move(writer);
-        ctx_->telemetry->UploadStarted();
         ctx_->logger->Info("upload opened",
                            {{"upload_id", writer_->upload_id()},
                             {"committed_bytes", absl::StrCat(writer_->committed_bytes())},
@@ -128,9 +130,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
   }
 
   void End(const absl::Status& st) {
-    if (writer_ != nullptr || !st.ok()) {
-      ctx_->telemetry->UploadFinished(st.ok(), st.ok() ? "" : UploadFailureReason(st));
-    }
+    ctx_->telemetry->UploadFinished(st.ok(), st.ok() ? "" : UploadFailureReason(st));
     if (!st.ok()) {
       ctx_->logger->Info("upload ended", {{"upload_id", writer_ ? writer_->upload_id() : ""},
                                           {"status", st.ToString()}});
