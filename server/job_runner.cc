@@ -1,8 +1,10 @@
 #include "quantd/server/job_runner.h"
 
 #include <algorithm>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "quantd/core/base/status_macros.h"
 #include "quantd/core/run.h"
 #include "quantd/server/translate.h"
@@ -29,7 +31,11 @@ absl::StatusOr<JobOutcome> CoreJobRunner::Run(const v1::Job& job,
   absl::StatusOr<core::Report> report = core::Run(recipe, input, output, progress, cancel);
   if (!report.ok()) {
     blobs_->RemoveWorkDir(job.job_id());
-    return report.status();
+    // The message is for the client: name its files, not the server's paths.
+    std::string message(report.status().message());
+    const std::string input_dir = std::filesystem::path(input).parent_path().string() + "/";
+    message = absl::StrReplaceAll(message, {{input_dir, ""}, {work + "/", ""}});
+    return absl::Status(report.status().code(), message);
   }
   if (cancel != nullptr && cancel->cancelled()) {
     blobs_->RemoveWorkDir(job.job_id());

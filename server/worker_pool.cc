@@ -159,8 +159,14 @@ void WorkerPool::RunOne(const std::string& job_id, std::shared_ptr<core::CancelT
   telemetry_->JobStarted(format, precision,
                          std::max<double>(0, (start_ms - started->create_time_ms()) / 1000.0));
   logger_->Info("job started", {{"job_id", job_id},
+                                {"state", "JOB_STATE_RUNNING"},
+                                {"phase", "starting"},
+                                {"format", format},
+                                {"precision", precision},
                                 {"model_id", started->model_id()},
-                                {"attempt", absl::StrCat(started->attempts())}});
+                                {"attempt", absl::StrCat(started->attempts())},
+                                {"queue_wait_seconds",
+                                 absl::StrCat((start_ms - started->create_time_ms()) / 1000.0)}});
 
   // Progress: in memory, at most every 100 ms unless the phase changes.
   std::string last_phase;
@@ -168,6 +174,11 @@ void WorkerPool::RunOne(const std::string& job_id, std::shared_ptr<core::CancelT
   core::ProgressFn progress = [&](const core::Progress& p) {
     double now = clock_->NowSteadySeconds();
     if (p.phase == last_phase && now - last_update < 0.1) return;
+    if (p.phase != last_phase) {
+      logger_->Info("job phase", {{"job_id", job_id},
+                                  {"phase", p.phase},
+                                  {"seconds", absl::StrCat(now - start_s)}});
+    }
     last_phase = p.phase;
     last_update = now;
     double elapsed = now - start_s;
@@ -252,7 +263,9 @@ void WorkerPool::RunOne(const std::string& job_id, std::shared_ptr<core::CancelT
     return;
   }
   if (requeue) {
-    logger_->Info("job requeued at shutdown", {{"job_id", job_id}});
+    logger_->Info("job requeued at shutdown", {{"job_id", job_id},
+                                               {"state", "JOB_STATE_QUEUED"},
+                                               {"phase", "requeued at shutdown"}});
     return;
   }
   telemetry_->JobFinished(format, precision, status_label, reason, duration,
@@ -262,6 +275,9 @@ void WorkerPool::RunOne(const std::string& job_id, std::shared_ptr<core::CancelT
   logger_->Info("job finished",
                 {{"job_id", job_id},
                  {"state", v1::JobState_Name(final_job->state())},
+                 {"phase", final_job->progress().phase()},
+                 {"format", format},
+                 {"precision", precision},
                  {"seconds", absl::StrCat(duration)},
                  {"error", final_job->error().message()}});
 }

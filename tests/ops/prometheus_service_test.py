@@ -118,11 +118,17 @@ def check_logs(path, jobs, pb):
     for line in lines:
         assert {"ts", "level", "msg"} <= set(line), line
     for job in jobs:
-        msgs = [l["msg"] for l in lines if l.get("job_id") == job.job_id]
-        assert msgs[:3] == ["job submitted", "job started", "job finished"], (job.job_id, msgs)
-        done = [l for l in lines if l.get("job_id") == job.job_id and l["msg"] == "job finished"]
+        mine = [l for l in lines if l.get("job_id") == job.job_id]
+        states = [l["msg"] for l in mine if l["msg"] != "job phase"]
+        assert states[:3] == ["job submitted", "job started", "job finished"], (job.job_id, states)
+        done = [l for l in mine if l["msg"] == "job finished"]
         assert done[0]["state"] == pb.JobState.Name(job.state), done
         assert float(done[0]["seconds"]) >= 0, done
+        # One line per phase change, with the phase and the time into the job.
+        phases = [l for l in mine if l["msg"] == "job phase"]
+        assert phases, (job.job_id, "no phase lines")
+        assert all(l["phase"] and float(l["seconds"]) >= 0 for l in phases), phases
+        assert all("phase" in l for l in mine if l["msg"] in ("job started", "job finished")), mine
 
 
 def main():
