@@ -17,6 +17,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::quantd::testing::AddNode;
+using ::quantd::testing::CountOps;
+using ::quantd::testing::FindNode;
 using ::quantd::testing::FloatTensor;
 using ::quantd::testing::MakeTempDir;
 using ::quantd::testing::ReadModelProto;
@@ -43,12 +45,6 @@ Recipe Fp16() {
   return r;
 }
 
-const onnx::NodeProto* FindNode(const onnx::GraphProto& g, const std::string& name) {
-  for (const auto& n : g.node()) {
-    if (n.name() == name) return &n;
-  }
-  return nullptr;
-}
 
 int32_t ValueType(const onnx::GraphProto& g, const std::string& name) {
   for (const auto* list : {&g.input(), &g.output(), &g.value_info()}) {
@@ -62,11 +58,6 @@ int32_t ValueType(const onnx::GraphProto& g, const std::string& name) {
   return -1;
 }
 
-int CountOps(const onnx::GraphProto& g, const std::string& op) {
-  int n = 0;
-  for (const auto& node : g.node()) n += node.op_type() == op;
-  return n;
-}
 
 // The producer of each value must come before its consumers.
 void ExpectTopologicallySorted(const onnx::GraphProto& g) {

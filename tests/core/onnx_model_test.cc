@@ -7,6 +7,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "quantd/testing/status_matchers.h"
 #include "quantd/core/base/half.h"
 #include "quantd/core/onnx/onnx_types.h"
 #include "test_models.h"
@@ -23,9 +24,7 @@ using ::quantd::testing::SmallMlp;
 using ::quantd::testing::WriteModel;
 using ::testing::HasSubstr;
 
-MATCHER_P2(StatusIs, code, substr, "") {
-  return arg.code() == code && std::string(arg.message()).find(substr) != std::string::npos;
-}
+using ::quantd::testing::StatusIs;
 
 void WriteBytes(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);

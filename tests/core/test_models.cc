@@ -92,4 +92,17 @@ std::vector<float> RandomFloats(size_t n, uint32_t seed, float scale) {
   return v;
 }
 
+int CountOps(const onnx::GraphProto& g, const std::string& op) {
+  int n = 0;
+  for (const auto& node : g.node()) n += node.op_type() == op;
+  return n;
+}
+
+const onnx::NodeProto* FindNode(const onnx::GraphProto& g, const std::string& name) {
+  for (const auto& n : g.node()) {
+    if (n.name() == name) return &n;
+  }
+  return nullptr;
+}
+
 }  // namespace quantd::testing

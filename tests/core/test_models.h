@@ -34,6 +34,10 @@ onnx::ModelProto ReadModelProto(const std::string& path);
 
 std::vector<float> RandomFloats(size_t n, uint32_t seed, float scale = 1.0f);
 
+// Nodes of `g` (not subgraphs) with op type `op`; the first node named `name`.
+int CountOps(const onnx::GraphProto& g, const std::string& op);
+const onnx::NodeProto* FindNode(const onnx::GraphProto& g, const std::string& name);
+
 }  // namespace quantd::testing
 
 #endif  // QUANTD_TESTS_CORE_TEST_MODELS_H_

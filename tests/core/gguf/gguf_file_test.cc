@@ -8,13 +8,12 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "quantd/testing/status_matchers.h"
 
 namespace quantd::core::gguf {
 namespace {
 
-MATCHER_P2(StatusIs, code, substr, "") {
-  return arg.code() == code && std::string(arg.message()).find(substr) != std::string::npos;
-}
+using ::quantd::testing::StatusIs;
 
 template <class T>
 void Put(std::string* s, T v) {

@@ -10,6 +10,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "quantd/testing/status_matchers.h"
 #include "quantd/core/base/mapped_file.h"
 #include "quantd/core/gguf/gguf_file.h"
 
@@ -18,9 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-MATCHER_P2(StatusIs, code, substr, "") {
-  return arg.code() == code && std::string(arg.message()).find(substr) != std::string::npos;
-}
+using ::quantd::testing::StatusIs;
 
 const std::string kModel = std::string(QUANTD_TESTDATA) + "/gguf/tiny-llama-f32.gguf";
 

@@ -16,6 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::quantd::testing::AddNode;
+using ::quantd::testing::CountOps;
 using ::quantd::testing::FloatTensor;
 using ::quantd::testing::MakeTempDir;
 using ::quantd::testing::RandomFloats;
@@ -83,11 +84,6 @@ const onnx::NodeProto* NodeOfType(const onnx::GraphProto& g, const std::string& 
     if (n.op_type() == op) return &n;
   }
   return nullptr;
-}
-int CountOps(const onnx::GraphProto& g, const std::string& op) {
-  int c = 0;
-  for (const auto& n : g.node()) c += n.op_type() == op;
-  return c;
 }
 const onnx::TensorProto* Init(const onnx::GraphProto& g, const std::string& name) {
   for (const auto& t : g.initializer()) {
