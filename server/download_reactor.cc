@@ -30,7 +30,7 @@ class DownloadReactor final : public grpc::ServerWriteReactor<v1::DownloadChunk>
       Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
       return;
     }
-    ctx_->telemetry->DownloadBytes(chunk_.data().size());
+    ctx_->metrics->DownloadBytes(chunk_.data().size());
     chunk_.clear_file();
     if (offset_ >= reader_->info().size_bytes()) {
       Finish(grpc::Status::OK);

@@ -49,7 +49,7 @@ absl::StatusOr<v1::Job> SubmitJob(const ServiceContext& ctx, const v1::SubmitJob
   QUANTD_ASSIGN_OR_RETURN(JobStore::CreateResult created, ctx.jobs->Create(std::move(job)));
   if (created.created) {
     const auto [format, precision] = JobMetricLabels(created.job.recipe());
-    ctx.telemetry->JobSubmitted(format, precision);
+    ctx.metrics->JobSubmitted(format, precision);
     ctx.pool->Enqueue(created.job);
     ctx.logger->Info("job submitted", {{"job_id", created.job.job_id()},
                                        {"model_id", created.job.model_id()},

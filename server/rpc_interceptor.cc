@@ -10,8 +10,8 @@ namespace {
 
 class RpcMetricsInterceptor final : public grpc::experimental::Interceptor {
  public:
-  RpcMetricsInterceptor(std::string method, Telemetry* telemetry, Logger* logger, Clock* clock)
-      : method_(std::move(method)), telemetry_(telemetry), logger_(logger), clock_(clock),
+  RpcMetricsInterceptor(std::string method, Metrics* metrics, Logger* logger, Clock* clock)
+      : method_(std::move(method)), metrics_(metrics), logger_(logger), clock_(clock),
         start_(clock->NowSteadySeconds()) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
@@ -21,7 +21,7 @@ class RpcMetricsInterceptor final : public grpc::experimental::Interceptor {
       const std::string code =
           absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()));
       const double seconds = clock_->NowSteadySeconds() - start_;
-      telemetry_->RpcFinished(method_, code, seconds);
+      metrics_->RpcFinished(method_, code, seconds);
       if (!status.ok()) {
         logger_->Info("rpc failed", {{"method", method_},
                                      {"code", code},
@@ -34,7 +34,7 @@ class RpcMetricsInterceptor final : public grpc::experimental::Interceptor {
 
  private:
   const std::string method_;
-  Telemetry* const telemetry_;
+  Metrics* const metrics_;
   Logger* const logger_;
   Clock* const clock_;
   const double start_;
@@ -47,7 +47,7 @@ grpc::experimental::Interceptor* RpcMetricsInterceptorFactory::CreateServerInter
   // "/quantd.v1.Quantd/SubmitJob" -> "SubmitJob": bounded label values.
   std::string method = info->method() ? info->method() : "unknown";
   if (auto slash = method.rfind('/'); slash != std::string::npos) method = method.substr(slash + 1);
-  return new RpcMetricsInterceptor(std::move(method), telemetry_, logger_, clock_);
+  return new RpcMetricsInterceptor(std::move(method), metrics_, logger_, clock_);
 }
 
 }  // namespace quantd::server

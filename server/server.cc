@@ -26,15 +26,12 @@
 #include "quantd/server/job_store.h"
 #include "quantd/server/rpc_interceptor.h"
 #include "quantd/server/service.h"
-#include "quantd/server/telemetry.h"
 #include "quantd/server/worker_pool.h"
 
-#ifdef QUANTD_HAVE_METRICS
 #include <prometheus/exposer.h>
 #include <prometheus/registry.h>
 
 #include "quantd/server/metrics.h"
-#endif
 
 namespace quantd::server {
 
@@ -87,16 +84,11 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   auto creds = MakeServerCredentials(config);
   if (!creds.ok()) return creds.status();
 
-  // Metrics: a registry we own, exposed on --metrics-listen.
-  Metrics* metrics = nullptr;
-#ifdef QUANTD_HAVE_METRICS
-  std::shared_ptr<prometheus::Registry> registry;
-  std::unique_ptr<Metrics> metrics_owner;
+  // Metrics: always kept (cheap), exposed only on --metrics-listen.
+  auto registry = std::make_shared<prometheus::Registry>();
+  Metrics metrics(registry.get(), config.workers, version);
   std::unique_ptr<prometheus::Exposer> exposer;
   if (!config.metrics_listen.empty()) {
-    registry = std::make_shared<prometheus::Registry>();
-    metrics_owner = std::make_unique<Metrics>(registry.get(), config.workers, version);
-    metrics = metrics_owner.get();
     try {
       exposer = std::make_unique<prometheus::Exposer>(config.metrics_listen);
     } catch (const std::exception& e) {
@@ -105,13 +97,7 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
     }
     exposer->RegisterCollectable(registry);
   }
-#else
-  if (!config.metrics_listen.empty()) {
-    logger->Warning("this build has no metrics support; --metrics-listen ignored");
-  }
-#endif
-  Telemetry telemetry(metrics);
-  telemetry.SetStoreBytes((*blobs)->used_bytes(), (*blobs)->FreeDiskBytes());
+  metrics.SetStoreBytes((*blobs)->used_bytes(), (*blobs)->FreeDiskBytes());
 
   const int max_job_threads =
       config.max_job_threads > 0
@@ -122,7 +108,7 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
       config.workers, &jobs,
       [&runner](const v1::Job& job, const core::ProgressFn& progress,
                 const core::CancelToken* cancel) { return runner.Run(job, progress, cancel); },
-      &clock, logger, &telemetry);
+      &clock, logger, &metrics);
   pool.Start();
 
   std::atomic<bool> draining{false};
@@ -132,7 +118,7 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   ctx.jobs = &jobs;
   ctx.pool = &pool;
   ctx.auth = auth.get();
-  ctx.telemetry = &telemetry;
+  ctx.metrics = &metrics;
   ctx.logger = logger;
   ctx.clock = &clock;
   ctx.io = &io;
@@ -157,7 +143,7 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   // Large transfers: let HTTP/2 flow control run ahead of the reader.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 8 << 20);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
-  interceptors.push_back(std::make_unique<RpcMetricsInterceptorFactory>(&telemetry, logger, &clock));
+  interceptors.push_back(std::make_unique<RpcMetricsInterceptorFactory>(&metrics, logger, &clock));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
@@ -196,7 +182,7 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
       int n = (*blobs)->ExpireUploads(upload_ttl_ms);
       if (n > 0) logger->Info("expired old uploads", {{"count", absl::StrCat(n)}});
     }
-    telemetry.SetStoreBytes((*blobs)->used_bytes(), (*blobs)->FreeDiskBytes());
+    metrics.SetStoreBytes((*blobs)->used_bytes(), (*blobs)->FreeDiskBytes());
   }
 
   logger->Info("draining", {{"signal", strsignal(signo)},

@@ -30,7 +30,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
       : ctx_(ctx), response_(response) {
     // Every stream is counted from its start, so refusals before the header
     // is accepted (auth, limits, bad names) pair up with End() as failures.
-    ctx_->telemetry->UploadStarted();
+    ctx_->metrics->UploadStarted();
     absl::Status st = ctx_->auth->Check(*context);
     if (st.ok() && ctx_->draining != nullptr && ctx_->draining->load()) {
       st = absl::UnavailableError("the server is shutting down; resume the upload later");
@@ -92,7 +92,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
         }
         const auto& chunk = request_.chunk();
         absl::Status st = writer_->Append(chunk.offset(), chunk.data());
-        if (st.ok()) ctx_->telemetry->UploadBytes(chunk.data().size());
+        if (st.ok()) ctx_->metrics->UploadBytes(chunk.data().size());
         return st;
       }
       case v1::UploadRequest::kFinish:
@@ -111,7 +111,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
     if (!model.ok()) return model.status();
     *response_ = *std::move(model);
     done_ = true;
-    ctx_->telemetry->SetStoreBytes(ctx_->blobs->used_bytes(), ctx_->blobs->FreeDiskBytes());
+    ctx_->metrics->SetStoreBytes(ctx_->blobs->used_bytes(), ctx_->blobs->FreeDiskBytes());
     ctx_->logger->Info("model committed", {{"upload_id", writer_->upload_id()},
                                            {"model_id", response_->model_id()},
                                            {"bytes", absl::StrCat(response_->size_bytes())}});
@@ -130,7 +130,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
   }
 
   void End(const absl::Status& st) {
-    ctx_->telemetry->UploadFinished(st.ok(), st.ok() ? "" : UploadFailureReason(st));
+    ctx_->metrics->UploadFinished(st.ok(), st.ok() ? "" : UploadFailureReason(st));
     if (!st.ok()) {
       ctx_->logger->Info("upload ended", {{"upload_id", writer_ ? writer_->upload_id() : ""},
                                           {"status", st.ToString()}});

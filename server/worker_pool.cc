@@ -8,9 +8,9 @@
 namespace quantd::server {
 
 WorkerPool::WorkerPool(int workers, JobStore* store, JobRunner runner, Clock* clock,
-                       Logger* logger, Telemetry* telemetry)
+                       Logger* logger, Metrics* metrics)
     : workers_(workers < 1 ? 1 : workers), store_(store), runner_(std::move(runner)),
-      clock_(clock), logger_(logger), telemetry_(telemetry) {}
+      clock_(clock), logger_(logger), metrics_(metrics) {}
 
 WorkerPool::~WorkerPool() { Shutdown(absl::ZeroDuration()); }
 
@@ -41,9 +41,9 @@ int WorkerPool::running() {
 }
 
 void WorkerPool::ReportGauges() {
-  telemetry_->SetJobsQueued(static_cast<int64_t>(queue_.size()));
-  telemetry_->SetJobsRunning(static_cast<int64_t>(running_.size()));
-  telemetry_->SetWorkersBusy(static_cast<int64_t>(running_.size()));
+  metrics_->SetJobsQueued(static_cast<int64_t>(queue_.size()));
+  metrics_->SetJobsRunning(static_cast<int64_t>(running_.size()));
+  metrics_->SetWorkersBusy(static_cast<int64_t>(running_.size()));
 }
 
 absl::StatusOr<v1::Job> WorkerPool::Cancel(const std::string& job_id) {
@@ -156,7 +156,7 @@ void WorkerPool::RunOne(const std::string& job_id, std::shared_ptr<core::CancelT
     return;
   }
   const auto [format, precision] = JobMetricLabels(started->recipe());
-  telemetry_->JobStarted(format, precision,
+  metrics_->JobStarted(format, precision,
                          std::max<double>(0, (start_ms - started->create_time_ms()) / 1000.0));
   logger_->Info("job started", {{"job_id", job_id},
                                 {"state", "JOB_STATE_RUNNING"},
@@ -268,7 +268,7 @@ void WorkerPool::RunOne(const std::string& job_id, std::shared_ptr<core::CancelT
                                                {"phase", "requeued at shutdown"}});
     return;
   }
-  telemetry_->JobFinished(format, precision, status_label, reason, duration,
+  metrics_->JobFinished(format, precision, status_label, reason, duration,
                           final_job->report().input_file_bytes(),
                           final_job->report().output_file_bytes(),
                           final_job->report().weights_quantized());

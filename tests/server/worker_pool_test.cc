@@ -6,6 +6,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
+#include <prometheus/registry.h>
 
 namespace quantd::server {
 namespace {
@@ -35,7 +36,8 @@ class WorkerPoolTest : public ::testing::Test {
 
   FILE* devnull_ = std::fopen("/dev/null", "w");
   Logger logger_;
-  Telemetry telemetry_;
+  prometheus::Registry registry_;
+  Metrics metrics_{&registry_, 2, "test"};
   MemoryJobJournal journal_;
   FakeClock clock_;
   JobStore store_;
@@ -54,7 +56,7 @@ TEST_F(WorkerPoolTest, RunsByPriorityThenFifo) {
                     order.push_back(job.job_id());
                     return JobOutcome{};
                   },
-                  &clock_, &logger_, &telemetry_);
+                  &clock_, &logger_, &metrics_);
   pool.Start();
   ASSERT_TRUE(WaitFor(first, v1::JOB_STATE_RUNNING));
   const std::string low1 = Submit(0, "low1");
@@ -81,7 +83,7 @@ TEST_F(WorkerPoolTest, CancelReachesRunningJobAndRemovesQueuedJob) {
                     }
                     return absl::CancelledError("cancelled");
                   },
-                  &clock_, &logger_, &telemetry_);
+                  &clock_, &logger_, &metrics_);
   pool.Start();
   ASSERT_TRUE(WaitFor(running, v1::JOB_STATE_RUNNING));
   auto q = pool.Cancel(queued);
@@ -102,7 +104,7 @@ TEST_F(WorkerPoolTest, ShutdownRequeuesJobsThatDoNotFinishInTime) {
                     while (!cancel->cancelled()) absl::SleepFor(absl::Milliseconds(1));
                     return absl::CancelledError("cancelled");
                   },
-                  &clock_, &logger_, &telemetry_);
+                  &clock_, &logger_, &metrics_);
   pool.Start();
   ASSERT_TRUE(WaitFor(id, v1::JOB_STATE_RUNNING));
   pool.Shutdown(absl::Milliseconds(50));
@@ -123,7 +125,7 @@ TEST_F(WorkerPoolTest, NeverRunsTheSameJobTwice) {
                     absl::SleepFor(absl::Milliseconds(20));
                     return JobOutcome{};
                   },
-                  &clock_, &logger_, &telemetry_);
+                  &clock_, &logger_, &metrics_);
   pool.Enqueue(*store_.Get(id));
   pool.Enqueue(*store_.Get(id));
   pool.Start();  // also enqueues every QUEUED job of the store
@@ -141,7 +143,7 @@ TEST_F(WorkerPoolTest, RunnerErrorMarksJobFailedWithCodeAndMessage) {
                       const core::CancelToken*) -> absl::StatusOr<JobOutcome> {
                     return absl::InvalidArgumentError("model.onnx: not a valid ONNX model");
                   },
-                  &clock_, &logger_, &telemetry_);
+                  &clock_, &logger_, &metrics_);
   pool.Start();
   ASSERT_TRUE(WaitFor(id, v1::JOB_STATE_FAILED));
   auto job = store_.Get(id);

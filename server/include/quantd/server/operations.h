@@ -14,7 +14,7 @@
 #include "quantd/server/clock.h"
 #include "quantd/server/job_store.h"
 #include "quantd/server/logger.h"
-#include "quantd/server/telemetry.h"
+#include "quantd/server/metrics.h"
 #include "quantd/server/worker_pool.h"
 #include "quantd/v1/quantd.pb.h"
 
@@ -29,7 +29,7 @@ struct ServiceContext {
   JobStore* jobs = nullptr;
   WorkerPool* pool = nullptr;
   const Authenticator* auth = nullptr;
-  Telemetry* telemetry = nullptr;
+  Metrics* metrics = nullptr;
   Logger* logger = nullptr;
   Clock* clock = nullptr;
   Executor* io = nullptr;  // blocking file work of streaming calls

@@ -1,5 +1,5 @@
 // RpcMetricsInterceptor: records every finished RPC (method, status code,
-// latency) through Telemetry and logs failed calls, for all services on the
+// latency) through Metrics and logs failed calls, for all services on the
 // server (quantd.v1, health, reflection).
 //
 // Thread safety: one interceptor per call; the factory is thread-safe.
@@ -10,7 +10,7 @@
 
 #include "quantd/server/clock.h"
 #include "quantd/server/logger.h"
-#include "quantd/server/telemetry.h"
+#include "quantd/server/metrics.h"
 
 namespace quantd::server {
 
@@ -18,13 +18,13 @@ class RpcMetricsInterceptorFactory final
     : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
   // Not owned; must outlive the server.
-  RpcMetricsInterceptorFactory(Telemetry* telemetry, Logger* logger, Clock* clock)
-      : telemetry_(telemetry), logger_(logger), clock_(clock) {}
+  RpcMetricsInterceptorFactory(Metrics* metrics, Logger* logger, Clock* clock)
+      : metrics_(metrics), logger_(logger), clock_(clock) {}
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override;
 
  private:
-  Telemetry* const telemetry_;
+  Metrics* const metrics_;
   Logger* const logger_;
   Clock* const clock_;
 };

@@ -28,7 +28,7 @@
 #include "quantd/server/clock.h"
 #include "quantd/server/job_store.h"
 #include "quantd/server/logger.h"
-#include "quantd/server/telemetry.h"
+#include "quantd/server/metrics.h"
 #include "quantd/v1/quantd.pb.h"
 
 namespace quantd::server {
@@ -45,10 +45,10 @@ using JobRunner = std::function<absl::StatusOr<JobOutcome>(
 
 class WorkerPool {
  public:
-  // `store`, `clock`, `logger`, `telemetry` are not owned; they must outlive
+  // `store`, `clock`, `logger`, `metrics` are not owned; they must outlive
   // the pool. REQUIRES workers >= 1.
   WorkerPool(int workers, JobStore* store, JobRunner runner, Clock* clock, Logger* logger,
-             Telemetry* telemetry);
+             Metrics* metrics);
   ~WorkerPool();  // Shutdown(absl::ZeroDuration()) if still running
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
@@ -87,7 +87,7 @@ class WorkerPool {
   const JobRunner runner_;
   Clock* const clock_;
   Logger* const logger_;
-  Telemetry* const telemetry_;
+  Metrics* const metrics_;
 
   absl::Mutex mu_;
   std::set<QueueKey> queue_ ABSL_GUARDED_BY(mu_);
