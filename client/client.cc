@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -42,16 +43,23 @@ class Sha256 {
   EVP_MD_CTX* ctx_;
 };
 
+// Marks `status` as a local file system error (see IsLocalFileError).
+absl::Status LocalFileError(absl::Status status) {
+  status.SetPayload(kLocalFileErrorPayload, absl::Cord(""));
+  return status;
+}
+
 absl::Status ErrnoError(absl::string_view what, const std::string& path) {
   int e = errno;
   std::string msg = absl::StrCat(what, " ", path, ": ", std::strerror(e));
-  if (e == ENOENT) return absl::NotFoundError(msg);
-  if (e == ENOSPC) return absl::ResourceExhaustedError(msg);
-  return absl::InternalError(msg);
+  if (e == ENOENT) return LocalFileError(absl::NotFoundError(msg));
+  if (e == ENOSPC) return LocalFileError(absl::ResourceExhaustedError(msg));
+  return LocalFileError(absl::InternalError(msg));
 }
 
-// Hashes [0, limit) of an open file.
-absl::Status HashPrefix(int fd, uint64_t limit, Sha256* sha, const std::string& path) {
+// Hashes [0, limit) of an open file, reporting the bytes hashed so far.
+absl::Status HashPrefix(int fd, uint64_t limit, Sha256* sha, const std::string& path,
+                        const std::function<void(uint64_t)>& on_progress = nullptr) {
   std::string buf(1 << 20, '\0');
   uint64_t done = 0;
   while (done < limit) {
@@ -59,9 +67,12 @@ absl::Status HashPrefix(int fd, uint64_t limit, Sha256* sha, const std::string& 
     ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return ErrnoError("read", path);
-    if (n == 0) return absl::DataLossError(absl::StrCat(path, " is shorter than expected"));
+    if (n == 0) {
+      return LocalFileError(absl::DataLossError(absl::StrCat(path, " is shorter than expected")));
+    }
     sha->Update(buf.data(), static_cast<size_t>(n));
     done += static_cast<uint64_t>(n);
+    if (on_progress) on_progress(done);
   }
   return absl::OkStatus();
 }
@@ -102,16 +113,31 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
-absl::StatusOr<std::string> Sha256OfFile(const std::string& path) {
+absl::StatusOr<std::string> Sha256OfFile(const std::string& path,
+                                         const std::function<void(uint64_t)>& on_progress) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoError("open", path);
   struct stat st;
   ::fstat(fd, &st);
   Sha256 sha;
-  absl::Status s = HashPrefix(fd, static_cast<uint64_t>(st.st_size), &sha, path);
+  absl::Status s = HashPrefix(fd, static_cast<uint64_t>(st.st_size), &sha, path, on_progress);
   ::close(fd);
   if (!s.ok()) return s;
   return sha.FinishHex();
+}
+
+std::string ModelIdOf(const std::vector<v1::FileInfo>& files) {
+  std::string identity = "quantd-model-v1\n";
+  for (const v1::FileInfo& f : files) {
+    absl::StrAppend(&identity, f.name(), "\n", f.size_bytes(), "\n", f.sha256(), "\n");
+  }
+  Sha256 sha;
+  sha.Update(identity.data(), identity.size());
+  return absl::StrCat("sha256:", sha.FinishHex());
+}
+
+bool IsLocalFileError(const absl::Status& status) {
+  return status.GetPayload(kLocalFileErrorPayload).has_value();
 }
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
@@ -207,6 +233,10 @@ void Client::PrepareContext(grpc::ClientContext* context, bool unary) const {
 absl::StatusOr<UploadResult> Client::Upload(const std::vector<std::string>& paths,
                                             const UploadOptions& options) {
   if (paths.empty()) return absl::InvalidArgumentError("no files to upload");
+  const bool digests_known = !options.sha256.empty();
+  if (digests_known && options.sha256.size() != paths.size()) {
+    return absl::InvalidArgumentError("UploadOptions.sha256 needs one digest per path");
+  }
   struct File {
     std::string path;
     std::string name;
@@ -235,15 +265,40 @@ absl::StatusOr<UploadResult> Client::Upload(const std::vector<std::string>& path
     total += f.size;
     files.push_back(std::move(f));
   }
+  std::vector<v1::FileInfo> infos;
+  for (size_t i = 0; i < files.size(); ++i) {
+    v1::FileInfo& info = infos.emplace_back();
+    info.set_name(files[i].name);
+    info.set_size_bytes(files[i].size);
+    if (digests_known) info.set_sha256(options.sha256[i]);
+  }
+  const std::string first_id = options.upload_id.empty() ? RandomId() : options.upload_id;
   UploadResult result;
-  result.upload_id = options.upload_id.empty() ? RandomId() : options.upload_id;
+  result.upload_id = first_id;
   absl::Status last;
   absl::Duration backoff = options_.retry_backoff;
   const uint64_t epoch = Epoch();
+  bool stored_checked = !digests_known;  // asked whether the server has the model
+  int generation = 0;                     // fresh ids after a deleted model
   for (int attempt = 0; attempt < std::max(1, options_.max_attempts); ++attempt) {
     if (attempt > 0) {
       if (!SleepUnlessCancelled(backoff, epoch)) return Interrupted();
       backoff *= 2;
+    }
+    if (!stored_checked) {
+      auto model = GetModel(ModelIdOf(infos));
+      if (model.ok()) {
+        result.model = *std::move(model);
+        result.skipped = true;
+        return result;
+      }
+      if (!absl::IsNotFound(model.status())) {
+        last = model.status();
+        if (Epoch() != epoch) return Interrupted();
+        if (Retryable(last.code())) continue;
+        return last;
+      }
+      stored_checked = true;
     }
     uint64_t offset = 0;
     if (attempt > 0 || !options.upload_id.empty()) {
@@ -251,9 +306,17 @@ absl::StatusOr<UploadResult> Client::Upload(const std::vector<std::string>& path
       if (status.ok()) {
         if (status->complete()) {
           auto model = GetModel(status->model_id());
-          if (!model.ok()) return model.status();
-          result.model = *std::move(model);
-          return result;
+          if (model.ok()) {
+            result.model = *std::move(model);
+            result.skipped = result.bytes_sent == 0;
+            return result;
+          }
+          if (!absl::IsNotFound(model.status())) return model.status();
+          // Committed once, but the model was deleted since: a completed
+          // upload cannot be reopened, so start afresh under a new id.
+          last = model.status();
+          result.upload_id = absl::StrCat(first_id.substr(0, 56), "-", ++generation);
+          continue;
         }
         offset = status->committed_bytes();
       } else if (!absl::IsNotFound(status.status())) {
@@ -265,11 +328,13 @@ absl::StatusOr<UploadResult> Client::Upload(const std::vector<std::string>& path
     if (offset > total) offset = 0;
     if (attempt == 0) result.resumed_from = offset;
 
-    // Hash what the server already has, then stream the rest while hashing.
+    // Unless the digests are known: hash what the server already has, then
+    // stream the rest while hashing.
     std::vector<std::unique_ptr<Sha256>> shas;
     uint64_t base = 0;
     absl::Status st;
     for (File& f : files) {
+      if (digests_known) break;
       shas.push_back(std::make_unique<Sha256>());
       uint64_t have = offset > base ? std::min(offset - base, f.size) : 0;
       st = HashPrefix(f.fd, have, shas.back().get(), f.path);
@@ -288,12 +353,9 @@ absl::StatusOr<UploadResult> Client::Upload(const std::vector<std::string>& path
     header->set_upload_id(result.upload_id);
     header->set_format(options.format);
     for (const auto& [k, v] : options.labels) (*header->mutable_labels())[k] = v;
-    for (const File& f : files) {
-      v1::FileInfo* info = header->add_files();
-      info->set_name(f.name);
-      info->set_size_bytes(f.size);
-    }
+    for (const v1::FileInfo& info : infos) *header->add_files() = info;
     bool stream_ok = writer->Write(req);
+    if (options.on_progress) options.on_progress(offset, total);
     base = 0;
     for (size_t i = 0; stream_ok && i < files.size(); ++i) {
       File& f = files[i];
@@ -312,11 +374,12 @@ absl::StatusOr<UploadResult> Client::Upload(const std::vector<std::string>& path
           if (r <= 0) {
             ctx.TryCancel();
             return r < 0 ? ErrnoError("read", f.path)
-                         : absl::DataLossError(absl::StrCat(f.path, " shrank during upload"));
+                         : LocalFileError(absl::DataLossError(
+                               absl::StrCat(f.path, " shrank during upload")));
           }
           got += static_cast<size_t>(r);
         }
-        shas[i]->Update(data->data(), n);
+        if (!digests_known) shas[i]->Update(data->data(), n);
         stream_ok = writer->Write(chunk_req);
         if (stream_ok) {
           pos += n;
@@ -328,13 +391,18 @@ absl::StatusOr<UploadResult> Client::Upload(const std::vector<std::string>& path
     }
     if (stream_ok) {
       v1::UploadRequest fin;
-      for (auto& sha : shas) fin.mutable_finish()->add_sha256(sha->FinishHex());
+      for (size_t i = 0; i < files.size(); ++i) {
+        fin.mutable_finish()->add_sha256(digests_known ? options.sha256[i] : shas[i]->FinishHex());
+      }
       stream_ok = writer->Write(fin);
     }
     writer->WritesDone();
     absl::Status status = FromGrpcStatus(writer->Finish());
     if (status.ok()) {
       result.model = std::move(model);
+      // With known digests the server answers the header at once when it has
+      // the model: the stream ends early, or the model is another upload's.
+      result.skipped = digests_known && (!stream_ok || result.model.upload_id() != result.upload_id);
       return result;
     }
     last = status;
@@ -470,7 +538,10 @@ absl::StatusOr<v1::Job> Client::Watch(const std::string& job_id,
     }
     if (last.ok() || Retryable(last.code())) {
       failures = got_any ? 0 : failures + 1;
-      if (failures >= std::max(1, options_.max_attempts) * 4) return last;
+      const int max_failures = options_.watch_max_failures > 0
+                                   ? options_.watch_max_failures
+                                   : std::max(1, options_.max_attempts) * 4;
+      if (failures >= max_failures) return last;
       if (!SleepUnlessCancelled(backoff, epoch)) return Interrupted();
       backoff = std::min(backoff * 2, absl::Seconds(2));
       continue;
@@ -481,15 +552,13 @@ absl::StatusOr<v1::Job> Client::Watch(const std::string& job_id,
 
 // ---------------------------------------------------------------- downloads
 
-absl::Status Client::DownloadFile(const std::string& job_id, const v1::FileInfo& file,
-                                  const std::string& dest_dir, uint64_t epoch,
-                                  const DownloadOptions& options, uint64_t base, uint64_t total,
-                                  DownloadResult* result) {
-  if (!PlainName(file.name())) {
-    return absl::DataLossError(absl::StrCat("the server sent a bad file name '", file.name(), "'"));
-  }
-  const std::string final_path = absl::StrCat(dest_dir, "/", file.name());
+absl::Status Client::DownloadTo(const std::string& job_id, const v1::FileInfo& file,
+                                const std::string& final_path, uint64_t epoch,
+                                const DownloadOptions& options, uint64_t base, uint64_t total,
+                                DownloadResult* result) {
   const std::string part_path = final_path + ".part";
+  std::string dir = fs::path(final_path).parent_path().string();
+  if (dir.empty()) dir = ".";
   absl::Status last;
   absl::Duration backoff = options_.retry_backoff;
   for (int attempt = 0; attempt < std::max(1, options_.max_attempts); ++attempt) {
@@ -518,6 +587,7 @@ absl::Status Client::DownloadFile(const std::string& job_id, const v1::FileInfo&
     if (attempt == 0) result->resumed_bytes += offset;
     ::lseek(fd, static_cast<off_t>(offset), SEEK_SET);
     uint64_t flushed = offset;
+    if (options.on_progress) options.on_progress(base + offset, total);
 
     grpc::ClientContext ctx;
     PrepareContext(&ctx, false);
@@ -587,7 +657,7 @@ absl::Status Client::DownloadFile(const std::string& job_id, const v1::FileInfo&
     }
     ::close(fd);
     if (::rename(part_path.c_str(), final_path.c_str()) != 0) return ErrnoError("rename", final_path);
-    s = FsyncDir(dest_dir);
+    s = FsyncDir(dir);
     if (!s.ok()) return s;
     result->paths.push_back(final_path);
     return absl::OkStatus();
@@ -606,17 +676,34 @@ absl::StatusOr<DownloadResult> Client::Download(const std::string& job_id,
   }
   std::error_code ec;
   fs::create_directories(dest_dir, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot create ", dest_dir, ": ", ec.message()));
+  if (ec) {
+    return LocalFileError(
+        absl::InternalError(absl::StrCat("cannot create ", dest_dir, ": ", ec.message())));
+  }
   DownloadResult result;
   const uint64_t epoch = Epoch();
   uint64_t total = 0;
   for (const v1::FileInfo& f : job->artifact().files()) total += f.size_bytes();
   uint64_t base = 0;
   for (const v1::FileInfo& f : job->artifact().files()) {
-    absl::Status st = DownloadFile(job_id, f, dest_dir, epoch, options, base, total, &result);
+    if (!PlainName(f.name())) {
+      return absl::DataLossError(absl::StrCat("the server sent a bad file name '", f.name(), "'"));
+    }
+    absl::Status st = DownloadTo(job_id, f, absl::StrCat(dest_dir, "/", f.name()), epoch, options,
+                                 base, total, &result);
     if (!st.ok()) return st;
     base += f.size_bytes();
   }
+  return result;
+}
+
+absl::StatusOr<DownloadResult> Client::DownloadFile(const std::string& job_id,
+                                                    const v1::FileInfo& file,
+                                                    const std::string& path,
+                                                    const DownloadOptions& options) {
+  DownloadResult result;
+  absl::Status st = DownloadTo(job_id, file, path, Epoch(), options, 0, file.size_bytes(), &result);
+  if (!st.ok()) return st;
   return result;
 }
 

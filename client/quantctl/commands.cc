@@ -124,7 +124,7 @@ absl::StatusOr<v1::Job> WatchJob(CommandContext& ctx, Session* session, const st
     if (cancel_on_interrupt) {
       ctx.progress().Line(
           absl::StrCat("interrupted: cancelling job ", job_id, " (Ctrl-C again to exit at once)"));
-      auto job = session->CancelJob(job_id);
+      auto job = session->client().Cancel(job_id);
       if (!job.ok()) {
         std::fprintf(stderr, "quantctl: cancelling %s failed: %s\n", job_id.c_str(),
                      std::string(job.status().message()).c_str());
@@ -214,7 +214,7 @@ absl::Status QuantizeCmd(CommandContext& ctx, const std::vector<std::string>& ar
   req.set_priority(priority);
   req.set_idempotency_key(idempotency_key);
   for (const auto& [k, v] : *labels) (*req.mutable_labels())[k] = v;
-  auto job = (*session)->Submit(req);
+  auto job = (*session)->client().Submit(req);
   if (!job.ok()) return job.status();
   ctx.progress().Line(
       absl::StrCat("submitted job ", job->job_id(), " (", RecipeSummary(job->recipe()), ")"));
@@ -348,7 +348,7 @@ absl::Status SubmitCmd(CommandContext& ctx, const std::vector<std::string>& args
   req.set_priority(priority);
   req.set_idempotency_key(idempotency_key);
   for (const auto& [k, v] : *labels) (*req.mutable_labels())[k] = v;
-  auto job = (*session)->Submit(req);
+  auto job = (*session)->client().Submit(req);
   if (!job.ok()) return job.status();
   if (ctx.json()) {
     ctx.PrintJson(MessageJson(*job));
@@ -412,7 +412,7 @@ absl::Status StatusCmd(CommandContext& ctx, const std::vector<std::string>& args
   if (positional.size() != 1) return Usage("need exactly one JOB (see --help)");
   auto session = ctx.session();
   if (!session.ok()) return session.status();
-  auto job = (*session)->GetJob(positional[0]);
+  auto job = (*session)->client().GetJob(positional[0]);
   if (!job.ok()) return job.status();
   if (ctx.json()) {
     ctx.PrintJson(MessageJson(*job));
@@ -494,7 +494,7 @@ absl::Status ListCmd(CommandContext& ctx, const std::vector<std::string>& args) 
   for (;;) {
     int want = limit == 0 ? 1000 : std::min(1000, limit - all.jobs_size());
     req.set_page_size(want);
-    auto page = (*session)->ListJobs(req);
+    auto page = (*session)->client().ListJobs(req);
     if (!page.ok()) return page.status();
     for (auto& j : *page->mutable_jobs()) *all.add_jobs() = std::move(j);
     all.set_next_page_token(page->next_page_token());
@@ -542,7 +542,7 @@ absl::Status CancelCmd(CommandContext& ctx, const std::vector<std::string>& args
   if (positional.size() != 1) return Usage("need exactly one JOB (see --help)");
   auto session = ctx.session();
   if (!session.ok()) return session.status();
-  auto job = (*session)->CancelJob(positional[0]);
+  auto job = (*session)->client().Cancel(positional[0]);
   if (!job.ok()) return job.status();
   if (!no_wait && !IsFinal(job->state())) {
     auto final_job = (*session)->Watch(positional[0], nullptr);
@@ -575,7 +575,7 @@ absl::Status DeleteCmd(CommandContext& ctx, const std::vector<std::string>& args
   if (positional.size() != 1) return Usage("need exactly one JOB (see --help)");
   auto session = ctx.session();
   if (!session.ok()) return session.status();
-  if (auto st = (*session)->DeleteJob(positional[0]); !st.ok()) return st;
+  if (auto st = (*session)->client().DeleteJob(positional[0]); !st.ok()) return st;
   if (ctx.json()) {
     ctx.PrintJson(JsonObject().Str("job_id", positional[0]).Bool("deleted", true).Build());
   } else {
@@ -610,7 +610,7 @@ absl::Status DownloadCmd(CommandContext& ctx, const std::vector<std::string>& ar
   if (positional.size() != 1) return Usage("need exactly one JOB (see --help)");
   auto session = ctx.session();
   if (!session.ok()) return session.status();
-  auto job = (*session)->GetJob(positional[0]);
+  auto job = (*session)->client().GetJob(positional[0]);
   if (!job.ok()) return job.status();
   if (job->state() == v1::JOB_STATE_FAILED || job->state() == v1::JOB_STATE_CANCELLED) {
     return JobFailure(*job);
@@ -660,7 +660,7 @@ absl::Status ReportCmd(CommandContext& ctx, const std::vector<std::string>& args
   if (positional.size() != 1) return Usage("need exactly one JOB (see --help)");
   auto session = ctx.session();
   if (!session.ok()) return session.status();
-  auto job = (*session)->GetJob(positional[0]);
+  auto job = (*session)->client().GetJob(positional[0]);
   if (!job.ok()) return job.status();
   if (job->state() == v1::JOB_STATE_FAILED || job->state() == v1::JOB_STATE_CANCELLED) {
     return JobFailure(*job);

@@ -1,14 +1,9 @@
-// Session: quantctl's connection to one quantd server and the operations the
-// commands are built from, returning absl::Status with the server's canonical
-// code and message.
-//
-// Built on the client library (quantd::client::Client: channel, TLS, token,
-// unary calls, Watch with reattach, Health). Upload and Download are composed
-// here over the library's stub() and PrepareContext() because quantctl needs
-// what the library's versions do not offer yet: byte progress for the live
-// bars, a rate limit, Interrupt() for Ctrl-C, skipping an upload the server
-// already has, and downloading to a chosen file name (OUTPUT, not the
-// artifact's name).
+// Session: quantctl's connection to one quantd server — the client library's
+// Client (quantd::client::Client: channel, TLS, token, resumable verified
+// transfers, Watch with reattach) plus the little quantctl adds on top:
+// options from flags (PEM files), a transfer rate limit (--limit-rate),
+// Interrupt() for Ctrl-C that also fails later calls, and the messages that
+// tell the user how to resume.
 //
 // Resumption across runs: an upload's id is derived from the model's content
 // ("qc-" + the first 40 hex digits of the model id), so running the same
@@ -21,10 +16,7 @@
 #ifndef QUANTD_CLIENT_QUANTCTL_SESSION_H_
 #define QUANTD_CLIENT_QUANTCTL_SESSION_H_
 
-#include <grpcpp/grpcpp.h>
-
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -34,9 +26,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "quantd/client/client.h"
-#include "quantd/v1/quantd.grpc.pb.h"
+#include "quantd/v1/quantd.pb.h"
 
 namespace quantd::quantctl {
 
@@ -63,13 +54,6 @@ struct LocalFile {
   std::string sha256;
 };
 
-// sha256 (lower-case hex) of a file. NotFound, or DataLoss on read errors.
-absl::StatusOr<std::string> Sha256File(const std::string& path);
-// The server's model id for these files: "sha256:<hex>" of
-// "quantd-model-v1\n" + "<name>\n<size>\n<sha256>\n" per file (as the
-// server's BlobStore computes it). Only used to skip an upload the server
-// already has; if the formulas ever differ, quantctl merely uploads again.
-std::string ModelIdOf(const std::vector<LocalFile>& files);
 // Stats and hashes `paths` (first: the model proper), reporting hashed bytes
 // over all files to `progress` (may be empty). NotFound for a missing file;
 // DataLoss for read errors.
@@ -85,69 +69,49 @@ class Session {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
+  // The library client, for the unary calls (Submit, GetJob, ListJobs,
+  // Cancel, DeleteJob).
+  client::Client& client() { return *client_; }
+
   // Uploads `files` unless the server has the same content (`*skipped`).
-  // Resumes a broken upload, also one left by an earlier run. Retries
-  // transient failures (UNAVAILABLE, ABORTED, an unfinished stream) a few
-  // times from the server's committed bytes.
+  // Resumes a broken upload, also one left by an earlier run (Client::Upload
+  // with the content-derived id and the known digests).
   absl::StatusOr<v1::Model> Upload(const std::vector<LocalFile>& files,
                                    const std::map<std::string, std::string>& labels,
                                    const TransferFn& progress, bool* skipped);
 
-  absl::StatusOr<v1::Job> Submit(const v1::SubmitJobRequest& request);
-  absl::StatusOr<v1::Job> GetJob(const std::string& job_id);
-  absl::StatusOr<v1::ListJobsResponse> ListJobs(const v1::ListJobsRequest& request);
-  absl::StatusOr<v1::Job> CancelJob(const std::string& job_id);
-  absl::Status DeleteJob(const std::string& job_id);
-
   // Streams the job's events to `on_event` until a final state and returns
-  // the final job (the library's Watch: reattaches when a restarting server
-  // breaks the stream). Not interruptible: Ctrl-C handlers cancel the job
-  // (the watch then ends) or exit.
+  // the final job (Client::Watch: reattaches when a restarting server breaks
+  // the stream). CANCELLED after Interrupt().
   absl::StatusOr<v1::Job> Watch(const std::string& job_id,
                                 const std::function<void(const v1::Job&)>& on_event);
 
-  // Downloads artifact file `file` of `job_id` to `path`: bytes go to
-  // "<path>.part" (resumed when it exists), the sha256 of the whole file is
-  // checked (DataLoss and the part file removed on mismatch), then the part
-  // file is fsynced and renamed to `path`.
+  // Downloads artifact file `file` of `job_id` to `path` (Client::DownloadFile:
+  // via "<path>.part", resumed, sha256-checked, fsynced, renamed). Local
+  // write failures are DataLoss.
   absl::Status Download(const std::string& job_id, const v1::FileInfo& file,
                         const std::string& path, const TransferFn& progress);
 
   // grpc.health.v1 Check of the whole server: "SERVING", "NOT_SERVING", ...
   absl::StatusOr<std::string> Health();
 
-  // Aborts the calls in progress — the library's (Client::CancelInFlight)
-  // and this class's transfer streams; they return CANCELLED. Later
-  // transfers and watches fail with CANCELLED too.
+  // Aborts the calls in progress (Client::CancelInFlight); they return
+  // CANCELLED. Later transfers and watches fail with CANCELLED too.
   void Interrupt();
   bool interrupted() const { return interrupted_.load(); }
 
  private:
   Session(const SessionOptions& options, std::unique_ptr<client::Client> client);
-  // A context with the token and, for unary calls, the deadline.
-  void Prepare(grpc::ClientContext* context, bool unary) const {
-    client_->PrepareContext(context, unary);
-  }
-  // Registers the in-flight streaming context so Interrupt() can cancel it.
-  void SetActive(grpc::ClientContext* context);
-  // Sleeps so that `since_start` bytes take at least since_start/limit_rate s.
-  void Throttle(std::chrono::steady_clock::time_point start, uint64_t since_start);
-  absl::StatusOr<v1::Model> UploadOnce(const std::vector<LocalFile>& files,
-                                       const std::string& upload_id, uint64_t offset,
-                                       const std::map<std::string, std::string>& labels,
-                                       const TransferFn& progress);
+  // `progress` throttled to options_.limit_rate.
+  std::function<void(uint64_t, uint64_t)> Throttled(const TransferFn& progress) const;
+  // A transfer's failure as the user sees it: CANCELLED with `resume_hint`
+  // after Interrupt(), local file errors as DataLoss.
+  absl::Status TransferError(const absl::Status& status, const char* resume_hint) const;
 
   const SessionOptions options_;
   const std::unique_ptr<client::Client> client_;
-  v1::Quantd::Stub* const stub_;  // owned by client_
-
   std::atomic<bool> interrupted_{false};
-  absl::Mutex mu_;
-  grpc::ClientContext* active_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
-
-// grpc::Status -> absl::Status (the codes are the same numbers).
-inline absl::Status FromGrpc(const grpc::Status& status) { return client::FromGrpcStatus(status); }
 
 }  // namespace quantd::quantctl
 

@@ -159,6 +159,52 @@ TEST_F(ServiceTest, SameContentUploadedTwiceGivesSameModelId) {
   EXPECT_NE(a->upload_id, b->upload_id);
 }
 
+TEST_F(ServiceTest, KnownDigestsSkipAStoredModelAndDownloadFileTakesAPath) {
+  auto digest = client::Sha256OfFile(Gpt2Model());
+  ASSERT_TRUE(digest.ok()) << digest.status();
+  client::UploadOptions options;
+  options.sha256 = {*digest};
+  auto first = client_->Upload({Gpt2Model()}, options);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_FALSE(first->skipped);
+  v1::FileInfo info;
+  info.set_name(fs::path(Gpt2Model()).filename().string());
+  info.set_size_bytes(fs::file_size(Gpt2Model()));
+  info.set_sha256(*digest);
+  EXPECT_EQ(client::ModelIdOf({info}), first->model.model_id());
+  uint64_t calls = 0;
+  options.on_progress = [&](uint64_t, uint64_t) { ++calls; };
+  auto again = client_->Upload({Gpt2Model()}, options);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->skipped);
+  EXPECT_EQ(again->bytes_sent, 0u);
+  EXPECT_EQ(calls, 0u);
+  EXPECT_EQ(again->model.model_id(), first->model.model_id());
+
+  auto job = client_->Submit(SubmitRequest(first->model.model_id(), Fp16Recipe()));
+  ASSERT_TRUE(job.ok()) << job.status();
+  auto done = client_->Watch(job->job_id(), nullptr, absl::Seconds(60));
+  ASSERT_TRUE(done.ok()) << done.status();
+  ASSERT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED) << done->error().message();
+  const std::string path = tmp_.path() + "/chosen-name.onnx";
+  uint64_t got = 0;
+  client::DownloadOptions download_options;
+  download_options.on_progress = [&](uint64_t d, uint64_t) { got = d; };
+  auto file = client_->DownloadFile(job->job_id(), done->artifact().files(0), path,
+                                    download_options);
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ(file->paths, std::vector<std::string>{path});
+  EXPECT_EQ(got, done->artifact().files(0).size_bytes());
+  auto out_digest = client::Sha256OfFile(path);
+  ASSERT_TRUE(out_digest.ok());
+  EXPECT_EQ(*out_digest, done->artifact().files(0).sha256());
+  // A path that cannot be written is a local file error, not the server's.
+  auto bad = client_->DownloadFile(job->job_id(), done->artifact().files(0),
+                                   tmp_.path() + "/no-such-dir/x.onnx");
+  EXPECT_FALSE(bad.ok());
+  EXPECT_TRUE(client::IsLocalFileError(bad.status())) << bad.status();
+}
+
 TEST_F(ServiceTest, UploadOfStoredModelWithDigestsEndsAtOnce) {
   auto first = client_->Upload({Gpt2Model()});
   ASSERT_TRUE(first.ok());

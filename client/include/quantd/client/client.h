@@ -50,6 +50,9 @@ struct ClientOptions {
   size_t chunk_bytes = 256 << 10;          // upload chunk size (measured best on loopback)
   absl::Duration rpc_timeout = absl::Seconds(60);  // unary calls
   int max_attempts = 6;                    // per upload/download/watch, on retryable errors
+  // Watch gives up after this many reattaches in a row that brought no event;
+  // 0: 4 * max_attempts.
+  int watch_max_failures = 0;
   absl::Duration retry_backoff = absl::Milliseconds(200);  // doubles per attempt
   // Use this channel instead of creating one from target/tls (tests, sharing).
   std::shared_ptr<grpc::Channel> channel;
@@ -57,17 +60,27 @@ struct ClientOptions {
 
 struct UploadOptions {
   // Reuse an id to resume an upload started earlier (even by another
-  // process); empty: a random id. Either way, UploadResult reports it.
+  // process); empty: a random id. Either way, UploadResult reports it. If
+  // that upload completed but its model was deleted since, the upload
+  // starts afresh under "<upload_id>-<n>".
   std::string upload_id;
+  // The files' sha256 (lower-case hex, one per path) when the caller knows
+  // them; empty: computed while streaming. Known digests go in the header:
+  // a model the server already has is then not sent again
+  // (UploadResult::skipped).
+  std::vector<std::string> sha256;
   std::map<std::string, std::string> labels;
   v1::ModelFormat format = v1::MODEL_FORMAT_UNSPECIFIED;
   // Byte progress (bytes the server holds so far, total), called on the
-  // calling thread after each chunk; may be empty.
+  // calling thread when a stream opens (with the bytes resumed from) and
+  // after each chunk; may be empty. It may sleep (e.g. to limit the rate).
   std::function<void(uint64_t done, uint64_t total)> on_progress;
 };
 
 struct DownloadOptions {
-  // Byte progress over all artifact files (done, total); may be empty.
+  // Byte progress (done, total) over all files of the call, called on the
+  // calling thread when a file's stream opens and after each chunk; may be
+  // empty. It may sleep (e.g. to limit the rate).
   std::function<void(uint64_t done, uint64_t total)> on_progress;
 };
 
@@ -76,6 +89,7 @@ struct UploadResult {
   std::string upload_id;
   uint64_t bytes_sent = 0;     // payload bytes this call sent
   uint64_t resumed_from = 0;   // bytes the server already had at the first attempt
+  bool skipped = false;        // the server already had the model; no bytes were needed
 };
 
 struct DownloadResult {
@@ -105,10 +119,12 @@ class Client {
 
   // --- models ---
   // Uploads the files of one model (the model file first, then e.g. its
-  // external data, each under its base name). Streams in chunks while
-  // hashing; on a broken stream asks GetUploadStatus and resumes from the
-  // committed bytes (up to max_attempts). DataLoss if the server's digest
-  // check fails; ResourceExhausted over the server's limits.
+  // external data, each under its base name). With UploadOptions::sha256
+  // first asks whether the server has the model (then sends nothing);
+  // otherwise streams in chunks while hashing. On a broken stream asks
+  // GetUploadStatus and resumes from the committed bytes (up to
+  // max_attempts). DataLoss if the server's digest check fails;
+  // ResourceExhausted over the server's limits.
   absl::StatusOr<UploadResult> Upload(const std::vector<std::string>& paths,
                                       const UploadOptions& options = {});
   absl::StatusOr<v1::UploadStatus> GetUploadStatus(const std::string& upload_id);
@@ -135,6 +151,12 @@ class Client {
   // renamed into place. DataLoss on a digest mismatch (the .part is removed).
   absl::StatusOr<DownloadResult> Download(const std::string& job_id, const std::string& dest_dir,
                                           const DownloadOptions& options = {});
+  // Downloads one artifact file (`file` as listed in the job's artifact) to
+  // `path`, the same way: via "<path>.part", resumed, verified, fsynced and
+  // renamed. The parent directory must exist.
+  absl::StatusOr<DownloadResult> DownloadFile(const std::string& job_id, const v1::FileInfo& file,
+                                              const std::string& path,
+                                              const DownloadOptions& options = {});
 
   // Upload + Submit + Watch + Download. A job that ends FAILED or CANCELLED
   // returns its error code and message as the status.
@@ -160,10 +182,11 @@ class Client {
  private:
   class ActiveCall;  // registers a ClientContext for CancelInFlight
   Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel);
-  absl::Status DownloadFile(const std::string& job_id, const v1::FileInfo& file,
-                            const std::string& dest_dir, uint64_t epoch,
-                            const DownloadOptions& options, uint64_t base, uint64_t total,
-                            DownloadResult* result);
+  // One file to `final_path`; progress is reported as base + bytes of total.
+  absl::Status DownloadTo(const std::string& job_id, const v1::FileInfo& file,
+                          const std::string& final_path, uint64_t epoch,
+                          const DownloadOptions& options, uint64_t base, uint64_t total,
+                          DownloadResult* result);
   uint64_t Epoch();
   // Sleeps `d` unless CancelInFlight() moves past `epoch`; false if it did.
   bool SleepUnlessCancelled(absl::Duration d, uint64_t epoch);
@@ -179,8 +202,19 @@ class Client {
 
 // grpc::Status -> absl::Status (same canonical code and message).
 absl::Status FromGrpcStatus(const grpc::Status& status);
-// Lower-case hex sha256 of a file.
-absl::StatusOr<std::string> Sha256OfFile(const std::string& path);
+// Lower-case hex sha256 of a file; `on_progress` (may be empty) gets the
+// bytes hashed so far after each block.
+absl::StatusOr<std::string> Sha256OfFile(
+    const std::string& path, const std::function<void(uint64_t hashed)>& on_progress = nullptr);
+// The id the server gives a model with these files (name, size, sha256 each,
+// model first): Model.model_id's formula in quantd.proto.
+std::string ModelIdOf(const std::vector<v1::FileInfo>& files);
+
+// Errors from the local file system (open, read, write, fsync, rename of the
+// caller's files) carry this payload, so callers can tell them from the
+// server's errors, which may have the same code.
+inline constexpr char kLocalFileErrorPayload[] = "quantd.dev/client/local-file";
+bool IsLocalFileError(const absl::Status& status);
 
 }  // namespace quantd::client
 
