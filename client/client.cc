@@ -402,7 +402,8 @@ absl::StatusOr<UploadResult> Client::Upload(const std::vector<std::string>& path
       result.model = std::move(model);
       // With known digests the server answers the header at once when it has
       // the model: the stream ends early, or the model is another upload's.
-      result.skipped = digests_known && (!stream_ok || result.model.upload_id() != result.upload_id);
+      result.skipped =
+          digests_known && (!stream_ok || result.model.upload_id() != result.upload_id);
       return result;
     }
     last = status;

@@ -17,6 +17,7 @@
 #include "interrupter.h"
 #include "json_output.h"
 #include "quantd/core/recipe.h"
+#include "quantd/core/base/status_macros.h"
 #include "quantd/core/recipe_flags.h"
 #include "quantd/api/recipe_proto.h"
 #include "transfer.h"
@@ -105,13 +106,80 @@ absl::Status WriteTextFile(const std::string& path, const std::string& text) {
   return absl::OkStatus();
 }
 
-// Parses recipe flags then the command's own flags; validates the recipe.
-absl::Status ParseRecipeAndFlags(const std::vector<std::string>& args, const FlagParser& flags,
-                                 core::Recipe* recipe, std::vector<std::string>* positional) {
-  std::vector<std::string> rest;
+constexpr char kNeedOneJob[] = "need exactly one JOB (see --help)";
+
+// Parses the command's flags; anything but `count` positional arguments is
+// the usage error `usage_error`. Returns the positional arguments.
+absl::StatusOr<std::vector<std::string>> ParseArgs(const FlagParser& flags,
+                                                   const std::vector<std::string>& args,
+                                                   size_t count, absl::string_view usage_error) {
+  std::vector<std::string> positional;
+  QUANTD_RETURN_IF_ERROR(flags.Parse(args, &positional));
+  if (positional.size() != count) return Usage(usage_error);
+  return positional;
+}
+
+// Parses recipe flags then the command's own flags (one positional argument,
+// else `usage_error`); validates the recipe. Returns the positional argument.
+absl::StatusOr<std::string> ParseRecipeAndFlags(const std::vector<std::string>& args,
+                                                const FlagParser& flags, core::Recipe* recipe,
+                                                absl::string_view usage_error) {
+  std::vector<std::string> rest, positional;
   if (auto st = core::ParseRecipeFlags(args, recipe, &rest); !st.ok()) return Usage(st.message());
-  if (auto st = flags.Parse(rest, positional); !st.ok()) return st;
+  QUANTD_RETURN_IF_ERROR(flags.Parse(rest, &positional));
   if (auto st = core::ValidateRecipe(*recipe); !st.ok()) return Usage(st.message());
+  if (positional.size() != 1) return Usage(usage_error);
+  return positional[0];
+}
+
+// The job flags `quantize` and `submit` share.
+struct JobFlags {
+  std::vector<std::string> data;  // extra files to upload with a local INPUT
+  std::vector<std::string> labels;
+  int priority = 0;
+  std::string idempotency_key;
+
+  void Register(FlagParser* flags) {
+    flags->Repeated({"--data"}, &data);
+    flags->Repeated({"--label"}, &labels);
+    flags->Int({"--priority"}, &priority);
+    flags->String({"--idempotency-key"}, &idempotency_key);
+  }
+  // The SubmitJobRequest for `recipe` (model_id still unset). InvalidArgument
+  // for a malformed --label.
+  absl::StatusOr<v1::SubmitJobRequest> Request(const core::Recipe& recipe) const {
+    QUANTD_ASSIGN_OR_RETURN(auto parsed, ParseLabels(labels));
+    v1::SubmitJobRequest req;
+    *req.mutable_recipe() = api::RecipeToProto(recipe);
+    req.set_priority(priority);
+    req.set_idempotency_key(idempotency_key);
+    for (const auto& [k, v] : parsed) (*req.mutable_labels())[k] = v;
+    return req;
+  }
+};
+
+// The job, which must have SUCCEEDED: a failed or cancelled one is a job
+// failure (exit 3); one not final yet is FailedPrecondition with `not_yet`.
+absl::StatusOr<v1::Job> SucceededJob(Session* session, const std::string& job_id,
+                                     absl::string_view not_yet) {
+  QUANTD_ASSIGN_OR_RETURN(v1::Job job, session->client().GetJob(job_id));
+  if (job.state() == v1::JOB_STATE_FAILED || job.state() == v1::JOB_STATE_CANCELLED) {
+    return JobFailure(job);
+  }
+  if (job.state() != v1::JOB_STATE_SUCCEEDED) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", job.job_id(), " is ", StateName(job.state()), "; ", not_yet));
+  }
+  return job;
+}
+
+// Prints the command's result: `json` with --json, else the human `text`.
+absl::Status PrintResult(CommandContext& ctx, const std::string& json, const std::string& text) {
+  if (ctx.json()) {
+    ctx.PrintJson(json);
+  } else {
+    ctx.Print(text);
+  }
   return absl::OkStatus();
 }
 
@@ -185,51 +253,38 @@ constexpr char kQuantizeHelp[] =
 
 absl::Status QuantizeCmd(CommandContext& ctx, const std::vector<std::string>& args) {
   core::Recipe recipe;
-  std::string output, report_path, idempotency_key;
-  std::vector<std::string> data, label_flags, positional;
-  int priority = 0;
+  std::string output, report_path;
+  JobFlags job_flags;
   bool detach = false;
   FlagParser flags;
   flags.String({"-o", "--output"}, &output);
-  flags.Repeated({"--data"}, &data);
-  flags.Repeated({"--label"}, &label_flags);
-  flags.Int({"--priority"}, &priority);
-  flags.String({"--idempotency-key"}, &idempotency_key);
+  job_flags.Register(&flags);
   flags.Bool({"--detach"}, &detach);
   flags.String({"--report"}, &report_path);
-  if (auto st = ParseRecipeAndFlags(args, flags, &recipe, &positional); !st.ok()) return st;
-  if (positional.size() != 1) return Usage("need exactly one INPUT (see --help)");
+  QUANTD_ASSIGN_OR_RETURN(std::string input,
+                          ParseRecipeAndFlags(args, flags, &recipe,
+                                              "need exactly one INPUT (see --help)"));
   if (output.empty()) return Usage("need -o OUTPUT (see --help)");
-  auto labels = ParseLabels(label_flags);
-  if (!labels.ok()) return labels.status();
+  QUANTD_ASSIGN_OR_RETURN(v1::SubmitJobRequest req, job_flags.Request(recipe));
 
-  auto uploaded = UploadModel(ctx, positional[0], data, {});
-  if (!uploaded.ok()) return uploaded.status();
-  auto session = ctx.session();
-  if (!session.ok()) return session.status();
-
-  v1::SubmitJobRequest req;
-  req.set_model_id(uploaded->model.model_id());
-  *req.mutable_recipe() = api::RecipeToProto(recipe);
-  req.set_priority(priority);
-  req.set_idempotency_key(idempotency_key);
-  for (const auto& [k, v] : *labels) (*req.mutable_labels())[k] = v;
-  auto job = (*session)->client().Submit(req);
-  if (!job.ok()) return job.status();
+  QUANTD_ASSIGN_OR_RETURN(UploadResult uploaded, UploadModel(ctx, input, job_flags.data, {}));
+  QUANTD_ASSIGN_OR_RETURN(Session * session, ctx.session());
+  req.set_model_id(uploaded.model.model_id());
+  QUANTD_ASSIGN_OR_RETURN(v1::Job job, session->client().Submit(req));
   ctx.progress().Line(
-      absl::StrCat("submitted job ", job->job_id(), " (", RecipeSummary(job->recipe()), ")"));
+      absl::StrCat("submitted job ", job.job_id(), " (", RecipeSummary(job.recipe()), ")"));
 
-  auto final_job = WatchJob(ctx, *session, job->job_id(), !detach);
+  auto final_job = WatchJob(ctx, session, job.job_id(), !detach);
   if (!final_job.ok()) {
     if (final_job.status().code() == absl::StatusCode::kCancelled) {
-      return absl::CancelledError(absl::StrCat("detached from job ", job->job_id()));
+      return absl::CancelledError(absl::StrCat("detached from job ", job.job_id()));
     }
     return final_job.status();
   }
   auto result = [&](const std::vector<std::string>& files) {
     return JsonObject()
-        .Raw("model", MessageJson(uploaded->model))
-        .Bool("upload_skipped", uploaded->skipped)
+        .Raw("model", MessageJson(uploaded.model))
+        .Bool("upload_skipped", uploaded.skipped)
         .Raw("job", MessageJson(*final_job))
         .Raw("output_files", JsonStringArray(files))
         .Build();
@@ -238,19 +293,17 @@ absl::Status QuantizeCmd(CommandContext& ctx, const std::vector<std::string>& ar
     if (ctx.json()) ctx.PrintJson(result({}));
     return JobFailure(*final_job);
   }
-  auto files = DownloadArtifact(ctx, *final_job, output);
-  if (!files.ok()) return files.status();
+  QUANTD_ASSIGN_OR_RETURN(std::vector<std::string> files,
+                          DownloadArtifact(ctx, *final_job, output));
   if (!report_path.empty()) {
-    if (auto st = WriteTextFile(report_path, MessageJson(final_job->report()) + "\n"); !st.ok()) {
-      return st;
-    }
+    QUANTD_RETURN_IF_ERROR(WriteTextFile(report_path, MessageJson(final_job->report()) + "\n"));
   }
   if (ctx.json()) {
-    ctx.PrintJson(result(*files));
+    ctx.PrintJson(result(files));
   } else if (!ctx.quiet()) {
     const v1::Report& r = final_job->report();
     ctx.Print(absl::StrFormat("wrote %s: %d of %d tensors converted, %s -> %s, job %s in %.2f s",
-                              absl::StrJoin(*files, " + "), r.tensors_converted(),
+                              absl::StrJoin(files, " + "), r.tensors_converted(),
                               r.tensors_total(), HumanBytes(r.bytes_before()),
                               HumanBytes(r.bytes_after()), final_job->job_id(), r.seconds()));
   }
@@ -275,25 +328,20 @@ constexpr char kUploadHelp[] =
     "  quantctl upload model.onnx --json | jq -r .model.model_id\n";
 
 absl::Status UploadCmd(CommandContext& ctx, const std::vector<std::string>& args) {
-  std::vector<std::string> data, label_flags, positional;
+  std::vector<std::string> data, label_flags;
   FlagParser flags;
   flags.Repeated({"--data"}, &data);
   flags.Repeated({"--label"}, &label_flags);
-  if (auto st = flags.Parse(args, &positional); !st.ok()) return st;
-  if (positional.size() != 1) return Usage("need exactly one INPUT (see --help)");
-  auto labels = ParseLabels(label_flags);
-  if (!labels.ok()) return labels.status();
-  auto uploaded = UploadModel(ctx, positional[0], data, *labels);
-  if (!uploaded.ok()) return uploaded.status();
-  if (ctx.json()) {
-    ctx.PrintJson(JsonObject()
-                      .Raw("model", MessageJson(uploaded->model))
-                      .Bool("upload_skipped", uploaded->skipped)
-                      .Build());
-  } else {
-    ctx.Print(uploaded->model.model_id());
-  }
-  return absl::OkStatus();
+  QUANTD_ASSIGN_OR_RETURN(auto positional,
+                          ParseArgs(flags, args, 1, "need exactly one INPUT (see --help)"));
+  QUANTD_ASSIGN_OR_RETURN(auto labels, ParseLabels(label_flags));
+  QUANTD_ASSIGN_OR_RETURN(UploadResult uploaded, UploadModel(ctx, positional[0], data, labels));
+  return PrintResult(ctx,
+                     JsonObject()
+                         .Raw("model", MessageJson(uploaded.model))
+                         .Bool("upload_skipped", uploaded.skipped)
+                         .Build(),
+                     uploaded.model.model_id());
 }
 
 // ------------------------------------------------------------------ submit
@@ -322,40 +370,22 @@ constexpr char kSubmitHelp[] =
 
 absl::Status SubmitCmd(CommandContext& ctx, const std::vector<std::string>& args) {
   core::Recipe recipe;
-  std::string idempotency_key;
-  std::vector<std::string> data, label_flags, positional;
-  int priority = 0;
+  JobFlags job_flags;
   FlagParser flags;
-  flags.Repeated({"--data"}, &data);
-  flags.Repeated({"--label"}, &label_flags);
-  flags.Int({"--priority"}, &priority);
-  flags.String({"--idempotency-key"}, &idempotency_key);
-  if (auto st = ParseRecipeAndFlags(args, flags, &recipe, &positional); !st.ok()) return st;
-  if (positional.size() != 1) return Usage("need exactly one MODEL_ID or INPUT (see --help)");
-  auto labels = ParseLabels(label_flags);
-  if (!labels.ok()) return labels.status();
-  std::string model_id = positional[0];
+  job_flags.Register(&flags);
+  QUANTD_ASSIGN_OR_RETURN(std::string model_id,
+                          ParseRecipeAndFlags(args, flags, &recipe,
+                                              "need exactly one MODEL_ID or INPUT (see --help)"));
+  QUANTD_ASSIGN_OR_RETURN(v1::SubmitJobRequest req, job_flags.Request(recipe));
   if (!absl::StartsWith(model_id, "sha256:")) {
-    auto uploaded = UploadModel(ctx, model_id, data, {});
-    if (!uploaded.ok()) return uploaded.status();
-    model_id = uploaded->model.model_id();
+    QUANTD_ASSIGN_OR_RETURN(UploadResult uploaded,
+                            UploadModel(ctx, model_id, job_flags.data, {}));
+    model_id = uploaded.model.model_id();
   }
-  auto session = ctx.session();
-  if (!session.ok()) return session.status();
-  v1::SubmitJobRequest req;
+  QUANTD_ASSIGN_OR_RETURN(Session * session, ctx.session());
   req.set_model_id(model_id);
-  *req.mutable_recipe() = api::RecipeToProto(recipe);
-  req.set_priority(priority);
-  req.set_idempotency_key(idempotency_key);
-  for (const auto& [k, v] : *labels) (*req.mutable_labels())[k] = v;
-  auto job = (*session)->client().Submit(req);
-  if (!job.ok()) return job.status();
-  if (ctx.json()) {
-    ctx.PrintJson(MessageJson(*job));
-  } else {
-    ctx.Print(job->job_id());
-  }
-  return absl::OkStatus();
+  QUANTD_ASSIGN_OR_RETURN(v1::Job job, session->client().Submit(req));
+  return PrintResult(ctx, MessageJson(job), job.job_id());
 }
 
 // ------------------------------------------------------------------ watch
@@ -372,24 +402,20 @@ constexpr char kWatchHelp[] =
     "  quantctl watch \"$JOB\" --json | jq -r .state\n";
 
 absl::Status WatchCmd(CommandContext& ctx, const std::vector<std::string>& args) {
-  std::vector<std::string> positional;
-  FlagParser flags;
-  if (auto st = flags.Parse(args, &positional); !st.ok()) return st;
-  if (positional.size() != 1) return Usage("need exactly one JOB (see --help)");
-  auto session = ctx.session();
-  if (!session.ok()) return session.status();
-  auto job = WatchJob(ctx, *session, positional[0], /*cancel_on_interrupt=*/false);
-  if (!job.ok()) return job.status();
+  QUANTD_ASSIGN_OR_RETURN(auto positional, ParseArgs(FlagParser(), args, 1, kNeedOneJob));
+  QUANTD_ASSIGN_OR_RETURN(Session * session, ctx.session());
+  QUANTD_ASSIGN_OR_RETURN(v1::Job job,
+                          WatchJob(ctx, session, positional[0], /*cancel_on_interrupt=*/false));
   if (ctx.json()) {
-    ctx.PrintJson(MessageJson(*job));
+    ctx.PrintJson(MessageJson(job));
   } else if (!ctx.quiet()) {
-    double secs = job->end_time_ms() > job->start_time_ms() && job->start_time_ms() > 0
-                      ? (job->end_time_ms() - job->start_time_ms()) / 1000.0
+    double secs = job.end_time_ms() > job.start_time_ms() && job.start_time_ms() > 0
+                      ? (job.end_time_ms() - job.start_time_ms()) / 1000.0
                       : 0;
     ctx.Print(
-        absl::StrFormat("job %s %s after %.2f s", job->job_id(), StateName(job->state()), secs));
+        absl::StrFormat("job %s %s after %.2f s", job.job_id(), StateName(job.state()), secs));
   }
-  if (job->state() != v1::JOB_STATE_SUCCEEDED) return JobFailure(*job);
+  if (job.state() != v1::JOB_STATE_SUCCEEDED) return JobFailure(job);
   return absl::OkStatus();
 }
 
@@ -406,13 +432,9 @@ constexpr char kStatusHelp[] =
     "  quantctl status \"$JOB\" --json | jq -r .state\n";
 
 absl::Status StatusCmd(CommandContext& ctx, const std::vector<std::string>& args) {
-  std::vector<std::string> positional;
-  FlagParser flags;
-  if (auto st = flags.Parse(args, &positional); !st.ok()) return st;
-  if (positional.size() != 1) return Usage("need exactly one JOB (see --help)");
-  auto session = ctx.session();
-  if (!session.ok()) return session.status();
-  auto job = (*session)->client().GetJob(positional[0]);
+  QUANTD_ASSIGN_OR_RETURN(auto positional, ParseArgs(FlagParser(), args, 1, kNeedOneJob));
+  QUANTD_ASSIGN_OR_RETURN(Session * session, ctx.session());
+  auto job = session->client().GetJob(positional[0]);
   if (!job.ok()) return job.status();
   if (ctx.json()) {
     ctx.PrintJson(MessageJson(*job));
@@ -465,7 +487,7 @@ constexpr char kListHelp[] =
     "  quantctl list --label build=1234 --json | jq -r '.jobs[].job_id'\n";
 
 absl::Status ListCmd(CommandContext& ctx, const std::vector<std::string>& args) {
-  std::vector<std::string> states, label_flags, positional;
+  std::vector<std::string> states, label_flags;
   std::string model;
   int limit = 100;
   FlagParser flags;
@@ -473,33 +495,29 @@ absl::Status ListCmd(CommandContext& ctx, const std::vector<std::string>& args) 
   flags.Repeated({"--label"}, &label_flags);
   flags.String({"--model"}, &model);
   flags.Int({"--limit"}, &limit);
-  if (auto st = flags.Parse(args, &positional); !st.ok()) return st;
-  if (!positional.empty()) return Usage("list takes no arguments (see --help)");
+  QUANTD_RETURN_IF_ERROR(
+      ParseArgs(flags, args, 0, "list takes no arguments (see --help)").status());
   if (limit < 0) return Usage("--limit must be >= 0");
-  auto labels = ParseLabels(label_flags);
-  if (!labels.ok()) return labels.status();
+  QUANTD_ASSIGN_OR_RETURN(auto labels, ParseLabels(label_flags));
   v1::ListJobsRequest req;
   for (const auto& s : states) {
     for (absl::string_view one : absl::StrSplit(s, ',', absl::SkipWhitespace())) {
-      auto state = ParseState(absl::StripAsciiWhitespace(one));
-      if (!state.ok()) return state.status();
-      req.add_states(*state);
+      QUANTD_ASSIGN_OR_RETURN(v1::JobState state, ParseState(absl::StripAsciiWhitespace(one)));
+      req.add_states(state);
     }
   }
-  for (const auto& [k, v] : *labels) (*req.mutable_labels())[k] = v;
+  for (const auto& [k, v] : labels) (*req.mutable_labels())[k] = v;
   req.set_model_id(model);
-  auto session = ctx.session();
-  if (!session.ok()) return session.status();
+  QUANTD_ASSIGN_OR_RETURN(Session * session, ctx.session());
   v1::ListJobsResponse all;
   for (;;) {
     int want = limit == 0 ? 1000 : std::min(1000, limit - all.jobs_size());
     req.set_page_size(want);
-    auto page = (*session)->client().ListJobs(req);
-    if (!page.ok()) return page.status();
-    for (auto& j : *page->mutable_jobs()) *all.add_jobs() = std::move(j);
-    all.set_next_page_token(page->next_page_token());
-    if (page->next_page_token().empty() || (limit > 0 && all.jobs_size() >= limit)) break;
-    req.set_page_token(page->next_page_token());
+    QUANTD_ASSIGN_OR_RETURN(v1::ListJobsResponse page, session->client().ListJobs(req));
+    for (auto& j : *page.mutable_jobs()) *all.add_jobs() = std::move(j);
+    all.set_next_page_token(page.next_page_token());
+    if (page.next_page_token().empty() || (limit > 0 && all.jobs_size() >= limit)) break;
+    req.set_page_token(page.next_page_token());
   }
   if (ctx.json()) {
     ctx.PrintJson(MessageJson(all));
@@ -534,27 +552,17 @@ constexpr char kCancelHelp[] =
     "  quantctl list --state queued --json | jq -r '.jobs[].job_id' | xargs -n1 quantctl cancel\n";
 
 absl::Status CancelCmd(CommandContext& ctx, const std::vector<std::string>& args) {
-  std::vector<std::string> positional;
   bool no_wait = false;
   FlagParser flags;
   flags.Bool({"--no-wait"}, &no_wait);
-  if (auto st = flags.Parse(args, &positional); !st.ok()) return st;
-  if (positional.size() != 1) return Usage("need exactly one JOB (see --help)");
-  auto session = ctx.session();
-  if (!session.ok()) return session.status();
-  auto job = (*session)->client().Cancel(positional[0]);
-  if (!job.ok()) return job.status();
-  if (!no_wait && !IsFinal(job->state())) {
-    auto final_job = (*session)->Watch(positional[0], nullptr);
-    if (!final_job.ok()) return final_job.status();
-    job = std::move(final_job);
+  QUANTD_ASSIGN_OR_RETURN(auto positional, ParseArgs(flags, args, 1, kNeedOneJob));
+  QUANTD_ASSIGN_OR_RETURN(Session * session, ctx.session());
+  QUANTD_ASSIGN_OR_RETURN(v1::Job job, session->client().Cancel(positional[0]));
+  if (!no_wait && !IsFinal(job.state())) {
+    QUANTD_ASSIGN_OR_RETURN(job, session->Watch(positional[0], nullptr));
   }
-  if (ctx.json()) {
-    ctx.PrintJson(MessageJson(*job));
-  } else {
-    ctx.Print(absl::StrCat("job ", job->job_id(), " ", StateName(job->state())));
-  }
-  return absl::OkStatus();
+  return PrintResult(ctx, MessageJson(job),
+                     absl::StrCat("job ", job.job_id(), " ", StateName(job.state())));
 }
 
 // ------------------------------------------------------------------ delete
@@ -569,19 +577,11 @@ constexpr char kDeleteHelp[] =
     "  quantctl delete \"$JOB\"\n";
 
 absl::Status DeleteCmd(CommandContext& ctx, const std::vector<std::string>& args) {
-  std::vector<std::string> positional;
-  FlagParser flags;
-  if (auto st = flags.Parse(args, &positional); !st.ok()) return st;
-  if (positional.size() != 1) return Usage("need exactly one JOB (see --help)");
-  auto session = ctx.session();
-  if (!session.ok()) return session.status();
-  if (auto st = (*session)->client().DeleteJob(positional[0]); !st.ok()) return st;
-  if (ctx.json()) {
-    ctx.PrintJson(JsonObject().Str("job_id", positional[0]).Bool("deleted", true).Build());
-  } else {
-    ctx.Print(absl::StrCat("deleted job ", positional[0]));
-  }
-  return absl::OkStatus();
+  QUANTD_ASSIGN_OR_RETURN(auto positional, ParseArgs(FlagParser(), args, 1, kNeedOneJob));
+  QUANTD_ASSIGN_OR_RETURN(Session * session, ctx.session());
+  QUANTD_RETURN_IF_ERROR(session->client().DeleteJob(positional[0]));
+  return PrintResult(ctx, JsonObject().Str("job_id", positional[0]).Bool("deleted", true).Build(),
+                     absl::StrCat("deleted job ", positional[0]));
 }
 
 // ------------------------------------------------------------------ download
@@ -602,37 +602,24 @@ constexpr char kDownloadHelp[] =
     "  quantctl download \"$JOB\" -o phone/model.onnx\n";
 
 absl::Status DownloadCmd(CommandContext& ctx, const std::vector<std::string>& args) {
-  std::vector<std::string> positional;
   std::string output;
   FlagParser flags;
   flags.String({"-o", "--output"}, &output);
-  if (auto st = flags.Parse(args, &positional); !st.ok()) return st;
-  if (positional.size() != 1) return Usage("need exactly one JOB (see --help)");
-  auto session = ctx.session();
-  if (!session.ok()) return session.status();
-  auto job = (*session)->client().GetJob(positional[0]);
-  if (!job.ok()) return job.status();
-  if (job->state() == v1::JOB_STATE_FAILED || job->state() == v1::JOB_STATE_CANCELLED) {
-    return JobFailure(*job);
-  }
-  if (job->state() != v1::JOB_STATE_SUCCEEDED) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("job ", job->job_id(), " is ", StateName(job->state()),
-                     "; wait for it with `quantctl watch ", job->job_id(), "`"));
-  }
-  if (output.empty() && job->artifact().files_size() > 0) output = job->artifact().files(0).name();
-  auto files = DownloadArtifact(ctx, *job, output);
-  if (!files.ok()) return files.status();
-  if (ctx.json()) {
-    ctx.PrintJson(JsonObject()
-                      .Str("job_id", job->job_id())
-                      .Raw("artifact", MessageJson(job->artifact()))
-                      .Raw("output_files", JsonStringArray(*files))
-                      .Build());
-  } else {
-    ctx.Print(absl::StrCat("wrote ", absl::StrJoin(*files, " + ")));
-  }
-  return absl::OkStatus();
+  QUANTD_ASSIGN_OR_RETURN(auto positional, ParseArgs(flags, args, 1, kNeedOneJob));
+  QUANTD_ASSIGN_OR_RETURN(Session * session, ctx.session());
+  QUANTD_ASSIGN_OR_RETURN(
+      v1::Job job, SucceededJob(session, positional[0],
+                                absl::StrCat("wait for it with `quantctl watch ", positional[0],
+                                             "`")));
+  if (output.empty() && job.artifact().files_size() > 0) output = job.artifact().files(0).name();
+  QUANTD_ASSIGN_OR_RETURN(std::vector<std::string> files, DownloadArtifact(ctx, job, output));
+  return PrintResult(ctx,
+                     JsonObject()
+                         .Str("job_id", job.job_id())
+                         .Raw("artifact", MessageJson(job.artifact()))
+                         .Raw("output_files", JsonStringArray(files))
+                         .Build(),
+                     absl::StrCat("wrote ", absl::StrJoin(files, " + ")));
 }
 
 // ------------------------------------------------------------------ report
@@ -652,31 +639,20 @@ constexpr char kReportHelp[] =
     "  quantctl report \"$JOB\" --json | jq '.tensors | map(.sqnr_db) | min'\n";
 
 absl::Status ReportCmd(CommandContext& ctx, const std::vector<std::string>& args) {
-  std::vector<std::string> positional;
   int rows = 20;
   FlagParser flags;
   flags.Int({"--tensors"}, &rows);
-  if (auto st = flags.Parse(args, &positional); !st.ok()) return st;
-  if (positional.size() != 1) return Usage("need exactly one JOB (see --help)");
-  auto session = ctx.session();
-  if (!session.ok()) return session.status();
-  auto job = (*session)->client().GetJob(positional[0]);
-  if (!job.ok()) return job.status();
-  if (job->state() == v1::JOB_STATE_FAILED || job->state() == v1::JOB_STATE_CANCELLED) {
-    return JobFailure(*job);
-  }
-  if (job->state() != v1::JOB_STATE_SUCCEEDED) {
-    return absl::FailedPreconditionError(absl::StrCat("job ", job->job_id(), " is ",
-                                                      StateName(job->state()),
-                                                      "; the report exists once it succeeded"));
-  }
-  const v1::Report& r = job->report();
+  QUANTD_ASSIGN_OR_RETURN(auto positional, ParseArgs(flags, args, 1, kNeedOneJob));
+  QUANTD_ASSIGN_OR_RETURN(Session * session, ctx.session());
+  QUANTD_ASSIGN_OR_RETURN(
+      v1::Job job, SucceededJob(session, positional[0], "the report exists once it succeeded"));
+  const v1::Report& r = job.report();
   if (ctx.json()) {
     ctx.PrintJson(MessageJson(r));
     return absl::OkStatus();
   }
   std::vector<std::string> lines = {
-      absl::StrCat("job:               ", job->job_id()),
+      absl::StrCat("job:               ", job.job_id()),
       absl::StrCat("format/precision:  ", r.format(), " ", r.precision()),
       absl::StrCat("recipe:            ", r.recipe()),
       absl::StrFormat("tensors:           %d of %d converted", r.tensors_converted(),
@@ -733,10 +709,7 @@ constexpr char kPresetsHelp[] =
     "  quantctl presets --json | jq -r '.presets[].name'\n";
 
 absl::Status PresetsCmd(CommandContext& ctx, const std::vector<std::string>& args) {
-  std::vector<std::string> positional;
-  FlagParser flags;
-  if (auto st = flags.Parse(args, &positional); !st.ok()) return st;
-  if (!positional.empty()) return Usage("presets takes no arguments");
+  QUANTD_RETURN_IF_ERROR(ParseArgs(FlagParser(), args, 0, "presets takes no arguments").status());
   if (ctx.json()) {
     std::string list = "[";
     for (const auto& p : core::Presets()) {
@@ -774,22 +747,17 @@ constexpr char kHealthHelp[] =
     "  until quantctl health --quiet; do sleep 1; done\n";
 
 absl::Status HealthCmd(CommandContext& ctx, const std::vector<std::string>& args) {
-  std::vector<std::string> positional;
-  FlagParser flags;
-  if (auto st = flags.Parse(args, &positional); !st.ok()) return st;
-  if (!positional.empty()) return Usage("health takes no arguments");
-  auto session = ctx.session();
-  if (!session.ok()) return session.status();
-  auto status = (*session)->Health();
-  if (!status.ok()) return status.status();
+  QUANTD_RETURN_IF_ERROR(ParseArgs(FlagParser(), args, 0, "health takes no arguments").status());
+  QUANTD_ASSIGN_OR_RETURN(Session * session, ctx.session());
+  QUANTD_ASSIGN_OR_RETURN(std::string status, session->Health());
   if (ctx.json()) {
     ctx.PrintJson(
-        JsonObject().Str("server", ctx.options().session.server).Str("status", *status).Build());
+        JsonObject().Str("server", ctx.options().session.server).Str("status", status).Build());
   } else if (!ctx.quiet()) {
-    ctx.Print(absl::StrCat(ctx.options().session.server, ": ", *status));
+    ctx.Print(absl::StrCat(ctx.options().session.server, ": ", status));
   }
-  if (*status != "SERVING") {
-    return absl::UnavailableError(absl::StrCat("the server is ", *status));
+  if (status != "SERVING") {
+    return absl::UnavailableError(absl::StrCat("the server is ", status));
   }
   return absl::OkStatus();
 }
@@ -805,16 +773,10 @@ constexpr char kVersionHelp[] =
     "  quantctl version --json\n";
 
 absl::Status VersionCmd(CommandContext& ctx, const std::vector<std::string>& args) {
-  std::vector<std::string> positional;
-  FlagParser flags;
-  if (auto st = flags.Parse(args, &positional); !st.ok()) return st;
-  if (!positional.empty()) return Usage("version takes no arguments");
-  if (ctx.json()) {
-    ctx.PrintJson(JsonObject().Str("quantctl", QUANTD_VERSION).Str("api", "quantd.v1").Build());
-  } else {
-    ctx.Print(absl::StrCat("quantctl ", QUANTD_VERSION, " (API quantd.v1)"));
-  }
-  return absl::OkStatus();
+  QUANTD_RETURN_IF_ERROR(ParseArgs(FlagParser(), args, 0, "version takes no arguments").status());
+  return PrintResult(
+      ctx, JsonObject().Str("quantctl", QUANTD_VERSION).Str("api", "quantd.v1").Build(),
+      absl::StrCat("quantctl ", QUANTD_VERSION, " (API quantd.v1)"));
 }
 
 }  // namespace
