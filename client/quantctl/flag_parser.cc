@@ -21,6 +21,23 @@ void FlagParser::Repeated(std::vector<std::string> names, std::vector<std::strin
   specs_.push_back({std::move(names), Kind::kRepeated, into});
 }
 
+FlagWord::FlagWord(const std::string& arg) : name(arg) {
+  if (size_t eq = arg.find('='); eq != std::string::npos && arg.rfind("--", 0) == 0) {
+    name = arg.substr(0, eq);
+    value = arg.substr(eq + 1);
+    has_value = true;
+  }
+}
+
+absl::Status FlagWord::TakeValue(const std::vector<std::string>& args, size_t* i) {
+  if (has_value) return absl::OkStatus();
+  if (*i + 1 >= args.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(name, " needs a value"));
+  }
+  value = args[++*i];
+  return absl::OkStatus();
+}
+
 absl::Status FlagParser::Parse(const std::vector<std::string>& args,
                                std::vector<std::string>* positional) const {
   bool flags_done = false;
@@ -34,13 +51,8 @@ absl::Status FlagParser::Parse(const std::vector<std::string>& args,
       flags_done = true;
       continue;
     }
-    std::string name = a, value;
-    bool has_value = false;
-    if (size_t eq = a.find('='); eq != std::string::npos && a.rfind("--", 0) == 0) {
-      name = a.substr(0, eq);
-      value = a.substr(eq + 1);
-      has_value = true;
-    }
+    FlagWord word(a);
+    const std::string& name = word.name;
     const Spec* spec = nullptr;
     for (const Spec& s : specs_) {
       for (const auto& n : s.names) {
@@ -51,16 +63,14 @@ absl::Status FlagParser::Parse(const std::vector<std::string>& args,
       return absl::InvalidArgumentError(absl::StrCat("unknown flag ", name, " (see --help)"));
     }
     if (spec->kind == Kind::kBool) {
-      if (has_value) return absl::InvalidArgumentError(absl::StrCat(name, " takes no value"));
+      if (word.has_value) {
+        return absl::InvalidArgumentError(absl::StrCat(name, " takes no value"));
+      }
       *static_cast<bool*>(spec->into) = true;
       continue;
     }
-    if (!has_value) {
-      if (i + 1 >= args.size()) {
-        return absl::InvalidArgumentError(absl::StrCat(name, " needs a value"));
-      }
-      value = args[++i];
-    }
+    if (auto st = word.TakeValue(args, &i); !st.ok()) return st;
+    const std::string& value = word.value;
     switch (spec->kind) {
       case Kind::kString:
         *static_cast<std::string*>(spec->into) = value;

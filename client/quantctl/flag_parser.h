@@ -14,6 +14,19 @@
 
 namespace quantd::quantctl {
 
+// One command-line word read as a flag: "--name=value" splits at the '=';
+// any other word is all name.
+struct FlagWord {
+  explicit FlagWord(const std::string& arg);
+  // Sets `value` to the next word, args[++*i], unless the word carried one.
+  // InvalidArgument when there is none.
+  absl::Status TakeValue(const std::vector<std::string>& args, size_t* i);
+
+  std::string name;
+  std::string value;
+  bool has_value = false;
+};
+
 class FlagParser {
  public:
   // `names` are alternatives, e.g. {"-o", "--output"}. The pointers must

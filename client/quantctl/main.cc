@@ -15,6 +15,7 @@
 #include "commands.h"
 #include "context.h"
 #include "exit_codes.h"
+#include "flag_parser.h"
 #include "interrupter.h"
 #include "json_output.h"
 #include "quantd/core/recipe_flags.h"
@@ -98,22 +99,13 @@ absl::Status ParseGlobal(std::vector<std::string>* args, GlobalOptions* g, bool*
       rest.insert(rest.end(), args->begin() + i, args->end());
       break;
     }
-    std::string name = a, value;
-    bool has_value = false;
-    if (size_t eq = a.find('='); eq != std::string::npos && a.rfind("--", 0) == 0) {
-      name = a.substr(0, eq);
-      value = a.substr(eq + 1);
-      has_value = true;
-    }
+    FlagWord word(a);
+    const std::string& name = word.name;
+    const bool has_value = word.has_value;
     auto take = [&](std::string* into) -> absl::Status {
-      if (!has_value) {
-        if (i + 1 >= args->size()) {
-          return absl::InvalidArgumentError(absl::StrCat(name, " needs a value"));
-        }
-        value = (*args)[++i];
-      }
-      *into = value;
-      return absl::OkStatus();
+      absl::Status st = word.TakeValue(*args, &i);
+      if (st.ok()) *into = word.value;
+      return st;
     };
     absl::Status st;
     std::string tmp;

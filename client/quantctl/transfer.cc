@@ -14,6 +14,25 @@ namespace {
 
 bool LooksOnnx(const std::string& name) { return absl::EndsWithIgnoreCase(name, ".onnx"); }
 
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// While alive, Ctrl-C interrupts `session`'s transfers and says how to resume.
+class InterruptTransfers {
+ public:
+  InterruptTransfers(CommandContext& ctx, Session* session, absl::string_view what) {
+    Interrupter::SetHandler([&ctx, session, what = std::string(what)] {
+      ctx.progress().Line(
+          absl::StrCat("interrupted: run the same command again to resume the ", what));
+      session->Interrupt();
+    });
+  }
+  ~InterruptTransfers() { Interrupter::SetHandler(nullptr); }
+  InterruptTransfers(const InterruptTransfers&) = delete;
+  InterruptTransfers& operator=(const InterruptTransfers&) = delete;
+};
+
 }  // namespace
 
 absl::StatusOr<std::vector<std::string>> ModelFiles(const std::string& input,
@@ -52,36 +71,29 @@ absl::StatusOr<UploadResult> UploadModel(CommandContext& ctx, const std::string&
     ctx.progress().Finish();
     return files.status();
   }
-  {
-    double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - hash_start).count();
-    uint64_t bytes = 0;
-    for (const auto& f : *files) bytes += f.size;
-    ctx.progress().EndTransfer(absl::StrCat("hash: ", files->size(), " file(s), ",
-                                            HumanBytes(bytes), " in ", HumanSeconds(secs)));
-  }
+  uint64_t total = 0;
+  for (const auto& f : *files) total += f.size;
+  ctx.progress().EndTransfer(absl::StrCat("hash: ", files->size(), " file(s), ",
+                                          HumanBytes(total), " in ",
+                                          HumanSeconds(SecondsSince(hash_start))));
   auto session = ctx.session();
   if (!session.ok()) return session.status();
   UploadResult result;
-  uint64_t total = 0;
-  for (const auto& f : *files) total += f.size;
   const auto start = std::chrono::steady_clock::now();
-  Session* s = *session;
-  Interrupter::SetHandler([&ctx, s] {
-    ctx.progress().Line("interrupted: run the same command again to resume the upload");
-    s->Interrupt();
-  });
-  auto model = (*session)->Upload(
-      *files, labels,
-      [&ctx](uint64_t done, uint64_t all) { ctx.progress().Transfer("upload", done, all); },
-      &result.skipped);
-  Interrupter::SetHandler(nullptr);
+  absl::StatusOr<v1::Model> model;
+  {
+    InterruptTransfers interrupt(ctx, *session, "upload");
+    model = (*session)->Upload(
+        *files, labels,
+        [&ctx](uint64_t done, uint64_t all) { ctx.progress().Transfer("upload", done, all); },
+        &result.skipped);
+  }
   if (!model.ok()) {
     ctx.progress().Finish();
     return model.status();
   }
   result.model = *std::move(model);
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double secs = SecondsSince(start);
   if (result.skipped) {
     ctx.progress().Line(absl::StrCat("upload: skipped, the server has ", result.model.model_id()));
   } else {
@@ -134,14 +146,7 @@ absl::StatusOr<std::vector<std::string>> DownloadArtifact(CommandContext& ctx, c
     std::string new_name = std::filesystem::path(plan[i].path).filename().string();
     if (new_name != plan[i].info.name()) renamed.emplace_back(plan[i].info.name(), new_name);
   }
-  Session* s = *session;
-  Interrupter::SetHandler([&ctx, s] {
-    ctx.progress().Line("interrupted: run the same command again to resume the download");
-    s->Interrupt();
-  });
-  struct ResetHandler {
-    ~ResetHandler() { Interrupter::SetHandler(nullptr); }
-  } reset;
+  InterruptTransfers interrupt(ctx, *session, "download");
   std::error_code ec;
   auto parent = std::filesystem::path(output).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
@@ -156,10 +161,10 @@ absl::StatusOr<std::vector<std::string>> DownloadArtifact(CommandContext& ctx, c
       ctx.progress().Finish();
       return st;
     }
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     ctx.progress().EndTransfer(absl::StrCat("download: ", p.path, " (",
                                             HumanBytes(p.info.size_bytes()), " in ",
-                                            HumanSeconds(secs), ", sha256 verified)"));
+                                            HumanSeconds(SecondsSince(start)),
+                                            ", sha256 verified)"));
     return absl::OkStatus();
   };
   // Data files first, so the model never points at missing data.
