@@ -230,6 +230,26 @@ TEST(FlagParserTest, ValuesBooleansRepeatsAndPositionals) {
   EXPECT_EQ(p.Parse({"--b=1"}, &ignored).code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(FlagWordTest, SplitsLongFlagsAtTheEqualsSignAndTakesTheNextWordOtherwise) {
+  FlagWord inline_value("--server=h:1=2");
+  EXPECT_EQ(inline_value.name, "--server");
+  EXPECT_EQ(inline_value.value, "h:1=2");
+  EXPECT_TRUE(inline_value.has_value);
+  FlagWord short_flag("-o=x");  // only long flags split
+  EXPECT_EQ(short_flag.name, "-o=x");
+  EXPECT_FALSE(short_flag.has_value);
+
+  const std::vector<std::string> args = {"--server", "h:1", "--token"};
+  size_t i = 0;
+  FlagWord next(args[i]);
+  ASSERT_TRUE(next.TakeValue(args, &i).ok());
+  EXPECT_EQ(next.value, "h:1");
+  EXPECT_EQ(i, 1u);
+  i = 2;
+  FlagWord missing(args[i]);
+  EXPECT_EQ(missing.TakeValue(args, &i).code(), absl::StatusCode::kInvalidArgument);
+}
+
 const std::string kLlama =
     std::string(QUANTD_TESTDATA) + "/onnx/genai-tiny-random-llama-fp16-extdata/model.onnx";
 
