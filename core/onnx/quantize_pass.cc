@@ -446,16 +446,22 @@ MatrixSource Geometry(const onnx::TensorProto& t, bool transposed) {
   return s;
 }
 
+// The recipe's INT4 knobs for one output layout.
+Int4Options Int4OptionsFor(const Recipe& recipe, quant::Int4Layout layout) {
+  Int4Options o;
+  o.block_size = recipe.block_size;
+  o.symmetric = recipe.symmetric;
+  o.layout = layout;
+  o.algorithm = recipe.algorithm == QuantAlgorithm::kSearch ? quant::Int4Algorithm::kSearch
+                                                            : quant::Int4Algorithm::kRtn;
+  return o;
+}
+
 absl::Status QuantizePass::RewriteMatMulNBits(onnx::GraphProto* g, onnx::NodeProto* n,
                                               const ConstWeight& w, bool transposed) {
   const int32_t type = w.tensor->data_type();
   MatrixSource geo = Geometry(*w.tensor, transposed);
-  Int4Options o;
-  o.block_size = recipe_.block_size;
-  o.symmetric = recipe_.symmetric;
-  o.layout = quant::Int4Layout::kMatMulNBits;
-  o.algorithm = recipe_.algorithm == QuantAlgorithm::kSearch ? quant::Int4Algorithm::kSearch
-                                                             : quant::Int4Algorithm::kRtn;
+  const Int4Options o = Int4OptionsFor(recipe_, quant::Int4Layout::kMatMulNBits);
   const auto sizes = quant::ComputeInt4Sizes(geo.k, geo.n, o);
   const std::string key = absl::StrCat(reinterpret_cast<uintptr_t>(g), "/nbits/", w.value, "/", transposed);
   auto& names = cache_[key];
@@ -501,12 +507,7 @@ absl::Status QuantizePass::RewriteInt4Qdq(onnx::GraphProto* g, onnx::NodeProto* 
                                           const ConstWeight& w, bool transposed) {
   const int32_t type = w.tensor->data_type();
   MatrixSource geo = Geometry(*w.tensor, transposed);
-  Int4Options o;
-  o.block_size = recipe_.block_size;
-  o.symmetric = recipe_.symmetric;
-  o.layout = quant::Int4Layout::kQdq;
-  o.algorithm = recipe_.algorithm == QuantAlgorithm::kSearch ? quant::Int4Algorithm::kSearch
-                                                             : quant::Int4Algorithm::kRtn;
+  const Int4Options o = Int4OptionsFor(recipe_, quant::Int4Layout::kQdq);
   const auto sizes = quant::ComputeInt4Sizes(geo.k, geo.n, o);
   const std::string key = absl::StrCat(reinterpret_cast<uintptr_t>(g), "/qdq4/", w.value, "/", transposed);
   auto& names = cache_[key];
