@@ -9,57 +9,19 @@ Usage: gguf_add_vocab.py IN.gguf OUT.gguf
 import struct
 import sys
 
+import gguf_header
+
 
 def main(src, dst):
     with open(src, "rb") as f:
         data = f.read()
-    pos = 0
-
-    def rd(fmt):
-        nonlocal pos
-        v = struct.unpack_from("<" + fmt, data, pos)
-        pos += struct.calcsize("<" + fmt)
-        return v
-
-    def rstr():
-        nonlocal pos
-        (n,) = rd("Q")
-        s = data[pos:pos + n]
-        pos += n
-        return s
-
-    sizes = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
-
-    def skip(t):
-        nonlocal pos
-        if t in sizes:
-            pos += sizes[t]
-        elif t == 8:
-            rstr()
-        else:
-            et, n = rd("IQ")
-            for _ in range(n):
-                skip(et)
-
-    magic, version, n_tensors, n_kv = rd("IIQQ")
-    assert magic == 0x46554747, "not a GGUF file"
-    kv_start = pos
-    for _ in range(n_kv):
-        rstr()
-        (t,) = rd("I")
-        skip(t)
-    kv_bytes = data[kv_start:pos]
-    ti_start = pos
+    h = gguf_header.parse(data)
     n_vocab = None
-    for _ in range(n_tensors):
-        name = rstr()
-        (nd,) = rd("I")
-        ne = rd("Q" * nd)
-        rd("IQ")
-        if name == b"output.weight" or (name == b"token_embd.weight" and n_vocab is None):
+    for name, _, ne, _ in h.tensors:
+        if name == "output.weight" or (name == "token_embd.weight" and n_vocab is None):
             n_vocab = ne[1]
-    ti_bytes = data[ti_start:pos]
-    data_start = (pos + 31) // 32 * 32
+    magic, n_tensors, n_kv = gguf_header.GGUF_MAGIC, len(h.tensors), h.n_kv
+    kv_bytes, ti_bytes, data_start = h.kv_bytes, h.tensor_info_bytes, h.data_start
 
     def s(x):
         b = x.encode()

@@ -13,6 +13,6 @@ if [ ! -d "$here/node_modules/node-llama-cpp" ]; then
 fi
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-python3 "$here/gguf_add_vocab.py" "$QUANTD_TESTDATA/gguf/tiny-llama-f32.gguf" "$tmp/in.gguf"
+/usr/bin/python3 "$here/gguf_add_vocab.py" "$QUANTD_TESTDATA/gguf/tiny-llama-f32.gguf" "$tmp/in.gguf"
 "$QUANTD_BIN" quantize "$tmp/in.gguf" -o "$tmp/out-$type.gguf" --gguf-type "$type" --threads 2
 (cd "$here" && node gguf_llama_generate.mjs "$tmp/out-$type.gguf" 8)

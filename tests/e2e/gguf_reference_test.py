@@ -10,10 +10,11 @@ import argparse
 import hashlib
 import json
 import os
-import struct
 import subprocess
 import sys
 import tempfile
+
+import gguf_header
 
 # Runs that are known to differ, with the reason. Empty: all must match.
 KNOWN_DIFFERENT = {}
@@ -27,50 +28,9 @@ def read_tensor_table(path):
     """Returns {name: (type, ne, abs_offset, nbytes)} of a GGUF file; minimal parser."""
     with open(path, "rb") as f:
         data = f.read()
-    pos = 0
-
-    def rd(fmt):
-        nonlocal pos
-        v = struct.unpack_from("<" + fmt, data, pos)
-        pos += struct.calcsize("<" + fmt)
-        return v
-
-    def rstr():
-        (n,) = rd("Q")
-        nonlocal pos
-        s = data[pos:pos + n].decode("utf-8", "replace")
-        pos += n
-        return s
-
-    sizes = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
-
-    def skip(t):
-        nonlocal pos
-        if t in sizes:
-            pos += sizes[t]
-        elif t == 8:
-            rstr()
-        else:
-            et, n = rd("IQ")
-            for _ in range(n):
-                skip(et)
-
-    magic, version, n_tensors, n_kv = rd("IIQQ")
-    alignment = 32
-    for _ in range(n_kv):
-        key = rstr()
-        (t,) = rd("I")
-        if key == "general.alignment" and t == 4:
-            (alignment,) = struct.unpack_from("<I", data, pos)
-        skip(t)
-    infos = []
-    for _ in range(n_tensors):
-        name = rstr()
-        (nd,) = rd("I")
-        ne = list(rd("Q" * nd))
-        t, off = rd("IQ")
-        infos.append((name, t, ne, off))
-    data_start = (pos + alignment - 1) // alignment * alignment
+    h = gguf_header.parse(data)
+    infos = [(name, t, ne, off) for name, t, ne, off in h.tensors]
+    data_start = h.data_start
     table = {}
     ordered = sorted(infos, key=lambda i: i[3])
     for i, (name, t, ne, off) in enumerate(ordered):
