@@ -16,6 +16,23 @@
 namespace quantd::core::gguf {
 namespace {
 
+// The element of largest magnitude (the first on ties) and that magnitude.
+struct SignedMax {
+  float max = 0.0f;   // the element itself, with its sign
+  float amax = 0.0f;  // |max|
+};
+SignedMax FindSignedMax(const float* x, int n) {
+  SignedMax m;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > m.amax) {
+      m.amax = ax;
+      m.max = x[i];
+    }
+  }
+  return m;
+}
+
 // ---------------------------------------------------------------------------
 // Legacy 32-element blocks: one skeleton for Q4_0, Q5_0 (symmetric, scale =
 // max / -2^(bits-1)), Q4_1, Q5_1 (affine, scale = (max-min) / (2^bits-1)).
@@ -29,14 +46,7 @@ void QuantizeLegacy(const float* x, Block* y, int64_t n) {
     float id;
     float min = 0.0f;
     if constexpr (!kAffine) {
-      float amax = 0.0f;
-      float max = 0.0f;
-      for (int j = 0; j < kQK; ++j) {
-        if (amax < std::fabs(xb[j])) {
-          amax = std::fabs(xb[j]);
-          max = xb[j];
-        }
-      }
+      const float max = FindSignedMax(xb, kQK).max;
       const float d = max / static_cast<float>(-(1 << (kBits - 1)));
       id = d != 0.0f ? 1.0f / d : 0.0f;
       y[i].d = FloatToHalf(d);
@@ -84,15 +94,7 @@ void QuantizeLegacy(const float* x, Block* y, int64_t n) {
 // Symmetric scale search, weights x^2 (make_qx_quants, rmse_type 1). Writes
 // L[i] in [0, 2*nmax). Returns the scale.
 float MakeQxQuants(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0.0f;
-  float amax = 0.0f;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
+  const auto [max, amax] = FindSignedMax(x, n);
   if (amax < kGroupMaxEps) {
     for (int i = 0; i < n; ++i) L[i] = 0;
     return 0.0f;
@@ -136,15 +138,7 @@ float MakeQxQuants(int n, int nmax, const float* x, int8_t* L) {
 
 // Symmetric 3-bit search with coordinate descent (make_q3_quants, do_rmse).
 float MakeQ3Quants(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0.0f;
-  float amax = 0.0f;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
+  const auto [max, amax] = FindSignedMax(x, n);
   if (amax < kGroupMaxEps) {
     for (int i = 0; i < n; ++i) L[i] = 0;
     return 0.0f;
@@ -289,14 +283,7 @@ void QuantizeIQ4_NL_ref(const float* x, BlockIQ4_NL* y, int64_t n) {
     float weight[kQK];
     std::memset(y[ib].qs, 0, sizeof(y[ib].qs));
     for (int j = 0; j < kQK; ++j) weight[j] = xb[j] * xb[j];
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < kQK; ++j) {
-      const float ax = std::fabs(xb[j]);
-      if (ax > amax) {
-        amax = ax;
-        max = xb[j];
-      }
-    }
+    const auto [max, amax] = FindSignedMax(xb, kQK);
     float scale = 0.0f;
     if (amax >= kGroupMaxEps) {
       float d = -max / static_cast<float>(values[0]);
