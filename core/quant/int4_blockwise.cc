@@ -413,10 +413,43 @@ __attribute__((target("avx2"))) inline __m256 CodeAvx2(__m256 v, __m256 r, __m25
   return _mm256_min_ps(_mm256_max_ps(t, _mm256_set1_ps(p.qlo)), _mm256_set1_ps(p.qhi));
 }
 
+// MatMulNBits code as int32: clamp(roundf(v*r + z), 0, 15). Rounding is
+// monotonic with roundf(0) = 0 and roundf(15) = 15, so clamping x to [0, 15]
+// before rounding gives the same code; on [0, 15] roundf is trunc(x) + 1
+// exactly when x - trunc(x) >= 0.5 (the difference is exact). cmp gives -1
+// for true, so the +1 is an integer subtract. Same float ops (mul, add) as
+// the reference, no FMA.
+__attribute__((target("avx2"))) inline __m256i CodeNBitsAvx2(__m256 v, __m256 r, __m256 z) {
+  __m256 x = _mm256_add_ps(_mm256_mul_ps(v, r), z);
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_setzero_ps()), _mm256_set1_ps(15.0f));
+  __m256i t = _mm256_cvttps_epi32(x);
+  __m256 d = _mm256_sub_ps(x, _mm256_cvtepi32_ps(t));
+  __m256 up = _mm256_cmp_ps(d, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+  return _mm256_sub_epi32(t, _mm256_castps_si256(up));
+}
+
 __attribute__((target("avx2"))) void CodeTileAvx2(const float* src, int64_t ld, int rows,
                                                   const float* r, const float* z,
                                                   const CodeParams& p, uint8_t* codes) {
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  if (p.zp_inside) {
+    for (int i = 0; i < rows; ++i) {
+      const float* v = src + i * ld;
+      uint8_t* out = codes + i * kTileCols;
+      for (int j = 0; j < kTileCols; j += 32) {
+        __m256i q[4];
+        for (int k = 0; k < 4; ++k) {
+          q[k] = CodeNBitsAvx2(_mm256_loadu_ps(v + j + 8 * k), _mm256_load_ps(r + j + 8 * k),
+                               _mm256_load_ps(z + j + 8 * k));
+        }
+        __m256i ab = _mm256_packs_epi32(q[0], q[1]), cd = _mm256_packs_epi32(q[2], q[3]);
+        __m256i bytes = _mm256_packs_epi16(ab, cd);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j),
+                            _mm256_permutevar8x32_epi32(bytes, order));
+      }
+    }
+    return;
+  }
   for (int i = 0; i < rows; ++i) {
     const float* v = src + i * ld;
     uint8_t* out = codes + i * kTileCols;
@@ -433,6 +466,25 @@ __attribute__((target("avx2"))) void CodeTileAvx2(const float* src, int64_t ld, 
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j),
                           _mm256_permutevar8x32_epi32(bytes, order));
     }
+  }
+}
+
+// RtnParams + MakeBlockQ of kTileCols symmetric MatMulNBits FP32 blocks:
+// m = |mx| > |mn| ? mx : mn (a tie picks mn), scale = -m / 8,
+// recip = scale != 0 ? 1 / scale : 0, zp = 8. divps is correctly rounded
+// like the scalar division, so the bits are the same.
+__attribute__((target("avx2"))) void SymmetricParamsAvx2(const float* mn, const float* mx,
+                                                         float* scale, float* recip, float* zpf) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (int j = 0; j < kTileCols; j += 8) {
+    __m256 lo = _mm256_load_ps(mn + j), hi = _mm256_load_ps(mx + j);
+    __m256 gt = _mm256_cmp_ps(_mm256_andnot_ps(sign, hi), _mm256_andnot_ps(sign, lo), _CMP_GT_OQ);
+    __m256 m = _mm256_blendv_ps(lo, hi, gt);
+    __m256 s = _mm256_div_ps(_mm256_xor_ps(m, sign), _mm256_set1_ps(8.0f));
+    __m256 nz = _mm256_cmp_ps(s, _mm256_setzero_ps(), _CMP_NEQ_OQ);
+    _mm256_store_ps(scale + j, s);
+    _mm256_store_ps(recip + j, _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(1.0f), s), nz));
+    _mm256_store_ps(zpf + j, _mm256_set1_ps(8.0f));
   }
 }
 
@@ -623,11 +675,14 @@ void QuantizeRowMajorRtn(const WeightView<T>& w, const Int4Options& o, int64_t n
   const int64_t blocks = (w.k + bs - 1) / bs;
   const int qmin = QMin(o), qmax = QMax(o);
   const CodeParams cp = MakeCodeParams(L, qmin, qmax);
-  // FP32 rows are scanned in super-tiles of up to kSuper columns: with the
-  // whole row width a block of rows is one sequential stream. FP16 rows are
-  // widened tile by tile into `wide` first.
+  // Rows are scanned in super-tiles of kSuper columns. FP32: one tile, so the
+  // min/max pass brings the tile into L1 and the code pass reads it from
+  // there (a whole-row-width super-tile streams better but re-reads 512 KiB
+  // from L2); the next tile is prefetched by hand. FP16 rows are widened tile
+  // by tile into `wide` first.
   constexpr bool kFloat = std::is_same_v<T, float>;
-  constexpr int kSuper = kFloat ? 4096 : kTileCols;
+  constexpr int kSuper = kTileCols;
+  constexpr int kPrefetchTiles = 1;
   alignas(64) float mn[kSuper], mx[kSuper];
   alignas(64) float recip[kTileCols], zpf[kTileCols];
   alignas(64) uint8_t codes[kMaxBlock * kTileCols];  // [row][col]
@@ -654,11 +709,39 @@ void QuantizeRowMajorRtn(const WeightView<T>& w, const Int4Options& o, int64_t n
         mn[j] = FLT_MAX;
         mx[j] = -FLT_MAX;
       }
+#if defined(__x86_64__)
+      if constexpr (kFloat) {
+        // The tile's rows are kSuper-column pieces of `rows` streams 4 * ld
+        // bytes apart: too many for the hardware prefetcher, so fetch the
+        // tile kPrefetchTiles ahead (within this block of rows) ourselves.
+        const int64_t ahead = s0 + kPrefetchTiles * kSuper;
+        if (ahead < n_end) {
+          const int pw = static_cast<int>(std::min<int64_t>(kSuper, n_end - ahead));
+          const float* pf = base + kPrefetchTiles * kSuper;
+          for (int i = 0; i < rows; ++i) {
+            for (int j = 0; j < pw; j += 16) {
+              _mm_prefetch(reinterpret_cast<const char*>(pf + i * ld + j), _MM_HINT_T0);
+            }
+          }
+        }
+      }
+#endif
       MinMaxRows(base, ld, rows, sw, mn, mx);
     for (int64_t c0 = s0; c0 < s0 + sw; c0 += kTileCols) {
       const int tn = static_cast<int>(std::min<int64_t>(kTileCols, s0 + sw - c0));
       const float* tile = base + (c0 - s0);
-      for (int j = 0; j < tn; ++j) {
+      bool params_done = false;
+#if defined(__x86_64__)
+      if constexpr (kFloat && L == Int4Layout::kMatMulNBits) {
+        if (o.symmetric && tn == kTileCols && HasAvx2()) {
+          alignas(32) float sc[kTileCols];
+          SymmetricParamsAvx2(mn + (c0 - s0), mx + (c0 - s0), sc, recip, zpf);
+          for (int j = 0; j < kTileCols; ++j) scales[(c0 + j) * blocks + b] = sc[j];
+          params_done = true;
+        }
+      }
+#endif
+      for (int j = 0; !params_done && j < tn; ++j) {
         T scale;
         BlockQ q = RtnParams(mn[c0 - s0 + j], mx[c0 - s0 + j], o, &scale);
         StoreParams(o, w.n, blocks, c0 + j, b, scale, q.zp, scales, zero_points);
