@@ -125,6 +125,32 @@ void EnsureMsDomain(onnx::ModelProto* m) {
 
 // ------------------------------------------------------------------ jobs --
 
+// Transposes a row-major [rows, cols] matrix of 4-bit codes (two per byte,
+// low nibble = even flat index) to [cols, rows], packed the same way.
+std::vector<uint8_t> TransposeNibbles(const std::vector<uint8_t>& in, int64_t rows, int64_t cols) {
+  std::vector<uint8_t> out((rows * cols + 1) / 2, 0);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) {
+      const int64_t src = r * cols + c, dst = c * rows + r;
+      const uint8_t code = (in[src >> 1] >> ((src & 1) * 4)) & 0x0F;
+      out[dst >> 1] |= static_cast<uint8_t>(code << ((dst & 1) * 4));
+    }
+  }
+  return out;
+}
+
+// Transposes a row-major [rows, cols] matrix of `size`-byte elements.
+std::vector<uint8_t> TransposeElements(const std::vector<uint8_t>& in, int64_t rows, int64_t cols,
+                                       size_t size) {
+  std::vector<uint8_t> out(in.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) {
+      std::memcpy(out.data() + (c * rows + r) * size, in.data() + (r * cols + c) * size, size);
+    }
+  }
+  return out;
+}
+
 // One weight to quantize: computed on first use by any of its producers.
 struct Job {
   OnnxModel* model = nullptr;
@@ -134,6 +160,10 @@ struct Job {
   Int4Options int4_options;
   Int8Options int8_options;
   int32_t scale_type = kOnnxFloat;  // int8: type of the scale tensor
+  // int4 embedding: the kernel writes the QDQ layout of W[K=hidden, N=vocab]
+  // (codes [K, N], scales/zero points [blocks, N]); transpose all three to
+  // [vocab, hidden] / [vocab, blocks] for DequantizeLinear(axis=1).
+  bool transpose_int4_outputs = false;
   int threads = 1;
   const CancelToken* cancel = nullptr;
   Report* report = nullptr;
@@ -155,6 +185,13 @@ struct Job {
       outputs[0] = std::move(r.packed);
       outputs[1] = std::move(r.scales);
       outputs[2] = std::move(r.zero_points);
+      if (transpose_int4_outputs) {
+        const int64_t k = geometry.k, n = geometry.n;
+        const int64_t blocks = (k + int4_options.block_size - 1) / int4_options.block_size;
+        outputs[0] = TransposeNibbles(outputs[0], k, n);
+        outputs[1] = TransposeElements(outputs[1], blocks, n, outputs[1].size() / (blocks * n));
+        if (!int4_options.symmetric) outputs[2] = TransposeNibbles(outputs[2], blocks, n);
+      }
     } else {
       QUANTD_ASSIGN_OR_RETURN(quant::Int8Result r,
                               quant::QuantizeInt8Matrix(s, int8_options, threads, cancel, &quality));
@@ -229,6 +266,10 @@ class QuantizePass {
                               bool transposed);
   absl::Status RewriteInt8Dynamic(onnx::GraphProto* g, onnx::NodeProto* n, const ConstWeight& w,
                                   bool transposed);
+  absl::Status ProcessEmbedding(onnx::GraphProto* g, onnx::NodeProto* n);
+  bool HasEmbedding(onnx::GraphProto* g);
+  absl::Status RewriteEmbeddingInt4(onnx::GraphProto* g, onnx::NodeProto* n, const ConstWeight& w);
+  absl::Status RewriteEmbeddingInt8(onnx::GraphProto* g, onnx::NodeProto* n, const ConstWeight& w);
 
   std::shared_ptr<Job> NewJob(const ConstWeight& w, const std::string& dtype_after);
   onnx::TensorProto* AddOutput(onnx::GraphProto* g, const std::string& name, int32_t type,
@@ -247,6 +288,7 @@ class QuantizePass {
   int64_t opset_ = 1;
   bool int8_per_channel_ = false;   // per-channel QDQ/dynamic possible (opset >= 13 or dynamic)
   bool used_ms_domain_ = false;
+  bool embedding_int4_ = false;     // INT4 embeddings (opset 21 blocked DequantizeLinear)
   const onnx::NodeProto* lm_head_ = nullptr;
   NameTable names_;
   std::unordered_map<std::string, int> uses_;
@@ -752,6 +794,148 @@ absl::Status QuantizePass::RewriteInt8Dynamic(onnx::GraphProto* g, onnx::NodePro
   return absl::OkStatus();
 }
 
+// Gather(data = constant 2-D float [vocab, hidden], axis 0): the data becomes
+// weight-only quantized codes behind a DequantizeLinear. A weight also read
+// elsewhere (a tied LM head) gets its own codes for each use; the float
+// tensor stays while anything still reads it.
+absl::Status QuantizePass::ProcessEmbedding(onnx::GraphProto* g, onnx::NodeProto* n) {
+  if (n->input_size() < 2 || n->output_size() < 1) return absl::OkStatus();
+  ConstWeight w;
+  if (!ResolveWeight(g, n->input(0), &w)) return absl::OkStatus();  // data is not a constant
+  const std::string label = n->name().empty() ? n->output(0) : n->name();
+  bool excluded = std::find(recipe_.exclude_nodes.begin(), recipe_.exclude_nodes.end(),
+                            n->name()) != recipe_.exclude_nodes.end();
+  for (const auto& re : exclude_regex_) {
+    try {
+      excluded = excluded || std::regex_match(n->name(), re);
+    } catch (const std::regex_error& e) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--exclude-nodes: matching node '", n->name(), "' failed: ", e.what()));
+    }
+  }
+  if (excluded) {
+    skipped_["excluded by name"].push_back(label);
+    return absl::OkStatus();
+  }
+  if (w.transpose != nullptr) {
+    skipped_["embedding data is a Transpose"].push_back(label);
+    return absl::OkStatus();
+  }
+  const int64_t axis = IntAttr(*n, "axis", 0);
+  if (axis != 0 && axis != -2) {
+    skipped_["Gather with axis != 0"].push_back(label);
+    return absl::OkStatus();
+  }
+  std::string reason = SkipReason(*n, w);
+  if (!reason.empty()) {
+    skipped_[reason].push_back(label);
+    return absl::OkStatus();
+  }
+  if (embedding_int4_) return RewriteEmbeddingInt4(g, n, w);
+  return RewriteEmbeddingInt8(g, n, w);
+}
+
+// Whether some Gather reads a constant float 2-D weight along axis 0 (the
+// opset is only raised for embeddings when there is one).
+bool QuantizePass::HasEmbedding(onnx::GraphProto* g) {
+  for (auto& n : *g->mutable_node()) {
+    for (onnx::GraphProto* sub : Subgraphs(&n)) {
+      if (HasEmbedding(sub)) return true;
+    }
+    if (n.op_type() != "Gather" || !IsDefaultDomain(n.domain()) || n.input_size() < 2) continue;
+    const int64_t axis = IntAttr(n, "axis", 0);
+    ConstWeight w;
+    if ((axis == 0 || axis == -2) && ResolveWeight(g, n.input(0), &w) && w.transpose == nullptr &&
+        SkipReason(n, w).empty()) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// E[vocab, hidden] seen as W[K = hidden, N = vocab] (stored transposed), so
+// the kernels' per-column scales are per-row scales of E.
+MatrixSource EmbeddingGeometry(const onnx::TensorProto& t) { return Geometry(t, true); }
+
+absl::Status QuantizePass::RewriteEmbeddingInt4(onnx::GraphProto* g, onnx::NodeProto* n,
+                                                const ConstWeight& w) {
+  const int32_t type = w.tensor->data_type();
+  const MatrixSource geo = EmbeddingGeometry(*w.tensor);
+  const Int4Options o = Int4OptionsFor(recipe_, quant::Int4Layout::kQdq);
+  const auto sizes = quant::ComputeInt4Sizes(geo.k, geo.n, o);
+  const std::string key = absl::StrCat(reinterpret_cast<uintptr_t>(g), "/emb4/", w.value);
+  auto& names = cache_[key];
+  if (names.empty()) {
+    auto job = NewJob(w, o.symmetric ? "INT4 (Gather)" : "UINT4 (Gather)");
+    job->geometry = geo;
+    job->int4 = true;
+    job->int4_options = o;
+    job->transpose_int4_outputs = true;
+    std::string q = UniqueName(w.value + "_quantized");
+    std::string s = UniqueName(w.value + "_scale");
+    AddOutput(g, q, o.symmetric ? kOnnxInt4 : kOnnxUint4, {geo.n, geo.k}, job, 0);
+    AddOutput(g, s, type, {geo.n, sizes.blocks}, job, 1);
+    std::vector<std::string> inputs = {q, s};
+    if (!o.symmetric) {
+      std::string zp = UniqueName(w.value + "_zero_point");
+      AddOutput(g, zp, kOnnxUint4, {geo.n, sizes.blocks}, job, 2);
+      inputs.push_back(zp);
+    }
+    std::string out = UniqueName(w.value + "_DQ");
+    onnx::NodeProto dq = MakeNode("DequantizeLinear", out, inputs, {out});
+    SetIntAttr(&dq, "axis", 1);
+    SetIntAttr(&dq, "block_size", o.block_size);
+    before_[n].push_back(std::move(dq));
+    names.push_back(out);
+  }
+  n->set_input(0, names.back());
+  return absl::OkStatus();
+}
+
+absl::Status QuantizePass::RewriteEmbeddingInt8(onnx::GraphProto* g, onnx::NodeProto* n,
+                                                const ConstWeight& w) {
+  const int32_t type = w.tensor->data_type();
+  const MatrixSource geo = EmbeddingGeometry(*w.tensor);
+  Int8Options o;
+  o.type = quant::Int8Type::kInt8;  // symmetric, zero point 0
+  o.per_channel = int8_per_channel_;  // one scale per row (DequantizeLinear axis 0)
+  o.out_row_stride = 1;               // codes keep E's layout [vocab, hidden]
+  o.out_col_stride = geo.k;
+  const bool fp16 = type == kOnnxFloat16;
+  const int32_t scale_type = fp16 && opset_ >= 19 ? kOnnxFloat16 : kOnnxFloat;
+  const std::string key = absl::StrCat(reinterpret_cast<uintptr_t>(g), "/emb8/", w.value);
+  auto& names = cache_[key];
+  if (names.empty()) {
+    auto job = NewJob(w, o.per_channel ? "INT8 (Gather, per row)" : "INT8 (Gather, per tensor)");
+    job->geometry = geo;
+    job->int4 = false;
+    job->int8_options = o;
+    job->scale_type = scale_type;
+    std::string q = UniqueName(w.value + "_quantized");
+    std::string s = UniqueName(w.value + "_scale");
+    std::string z = UniqueName(w.value + "_zero_point");
+    std::vector<int64_t> p_dims;
+    if (o.per_channel) p_dims = {geo.n};
+    AddOutput(g, q, kOnnxInt8, {geo.n, geo.k}, job, 0);
+    AddOutput(g, s, scale_type, p_dims, job, 1);
+    AddOutput(g, z, kOnnxInt8, p_dims, job, 2);
+    std::string out = UniqueName(w.value + "_DQ");
+    onnx::NodeProto dq = MakeNode("DequantizeLinear", out, {q, s, z}, {out});
+    if (o.per_channel) SetIntAttr(&dq, "axis", 0);
+    before_[n].push_back(std::move(dq));
+    if (fp16 && scale_type != kOnnxFloat16) {
+      std::string cast = UniqueName(out + "_fp16");
+      onnx::NodeProto c = MakeNode("Cast", cast, {out}, {cast});
+      SetIntAttr(&c, "to", kOnnxFloat16);
+      before_[n].push_back(std::move(c));
+      out = cast;
+    }
+    names.push_back(out);
+  }
+  n->set_input(0, names.back());
+  return absl::OkStatus();
+}
+
 std::string QuantizePass::SkipReason(const onnx::NodeProto& n, const ConstWeight& w) {
   const int32_t type = w.tensor->data_type();
   if (type != kOnnxFloat && type != kOnnxFloat16) {
@@ -785,6 +969,10 @@ absl::Status QuantizePass::ProcessGraph(onnx::GraphProto* g) {
   for (auto& n : *g->mutable_node()) nodes.push_back(&n);
   for (onnx::NodeProto* n : nodes) {
     for (onnx::GraphProto* sub : Subgraphs(n)) QUANTD_RETURN_IF_ERROR(ProcessGraph(sub));
+    if (!recipe_.keep_embeddings && n->op_type() == "Gather" && IsDefaultDomain(n->domain())) {
+      QUANTD_RETURN_IF_ERROR(ProcessEmbedding(g, n));
+      continue;
+    }
     if (!IsDefaultDomain(n->domain()) || op_types_.count(n->op_type()) == 0) continue;
     if (n->input_size() < 2 || n->output_size() < 1) continue;
     ConstWeight w;
@@ -930,9 +1118,29 @@ absl::Status QuantizePass::PrepareOpsets() {
   const bool int4 = recipe_.precision == Precision::kInt4;
   const bool qdq4 = int4 && recipe_.int4_format == Int4Format::kQdq;
   const bool dynamic = !int4 && recipe_.int8_mode == Int8Mode::kDynamic;
-  const bool dq8 = (!int4 && !dynamic) || (int4 && recipe_.lm_head == LmHeadMode::kInt8);
+  const bool emb = !recipe_.keep_embeddings && HasEmbedding(model_->proto().mutable_graph());
+  if (!recipe_.keep_embeddings && !emb) {
+    report_->notes.push_back(
+        "--quantize-embeddings: no Gather reads a constant 2-D float weight on axis 0");
+  }
   int64_t need = 1;
   if (qdq4) need = 21;
+  // INT4 embeddings need blocked DequantizeLinear (opset 21); when the model
+  // cannot be raised that far they fall back to INT8 per row.
+  embedding_int4_ = emb && int4;
+  if (embedding_int4_ && std::max(opset_, need) < 21) {
+    absl::Status st = CheckOpsetRaise(model_->proto(), opset_, 21);
+    if (st.ok()) {
+      need = 21;
+    } else {
+      embedding_int4_ = false;
+      report_->notes.push_back(absl::StrCat(
+          "--quantize-embeddings: INT4 embeddings need DequantizeLinear-21 (block_size); ",
+          st.message(), ". Embeddings use INT8 per-row scales instead"));
+    }
+  }
+  const bool dq8 = (!int4 && !dynamic) || (int4 && recipe_.lm_head == LmHeadMode::kInt8) ||
+                   (emb && !embedding_int4_);
   if (dynamic) need = std::max<int64_t>(need, 11);
   if (dq8) need = std::max<int64_t>(need, 10);
   if (opset_ < need) {
@@ -950,7 +1158,7 @@ absl::Status QuantizePass::PrepareOpsets() {
     opset_ = need;
   }
   int8_per_channel_ = opset_ >= 13;
-  if (dq8 && (recipe_.per_channel || int4) && opset_ < 13) {
+  if (dq8 && (recipe_.per_channel || int4 || emb) && opset_ < 13) {
     // Per-axis DequantizeLinear is opset 13; raise when that keeps the meaning.
     if (CheckOpsetRaise(model_->proto(), opset_, 13).ok()) {
       report_->notes.push_back(absl::StrCat("raised the default opset from ", opset_,
@@ -998,11 +1206,6 @@ absl::Status QuantizePass::Run() {
   QUANTD_RETURN_IF_ERROR(ProcessGraph(model_->proto().mutable_graph()));
   QUANTD_RETURN_IF_ERROR(FinishSources());
   if (used_ms_domain_) EnsureMsDomain(&model_->proto());
-  if (!recipe_.keep_embeddings) {
-    report_->notes.push_back(
-        "--quantize-embeddings: embedding (Gather) quantization is not implemented for ONNX; "
-        "embeddings stay float");
-  }
   for (const auto& note : notes_) report_->notes.push_back(note);
   for (const auto& [reason, nodes] : skipped_) {
     std::vector<std::string> shown(nodes.begin(), nodes.begin() + std::min<size_t>(nodes.size(), 5));

@@ -38,6 +38,18 @@ set(INT_DECODER_EXTRA
   "int4_asym_bs32|${INT4_MIN}|--precision,int4,--asymmetric"
   "int4_lmhead_int4|${INT4_MIN}|--precision,int4,--lm-head,int4"
 )
+# --quantize-embeddings: the Gather weights too (INT8 per row; INT4 blocked
+# DequantizeLinear-21 along hidden, or INT8 per row when the opset cannot be
+# raised). Same floors, measured worst cosines (README table): INT8 0.99941
+# (gen_models decoder, dynamic), INT4 0.9846 (decoder, LM head INT4 too;
+# 0.9891 without). All deterministic (RTN, seeded models).
+set(INT_EMBEDDING_CONFIGS
+  "int8_embeddings|${INT8_MIN}|--precision,int8,--quantize-embeddings"
+  "int8_dynamic_embeddings|${INT8_MIN}|--precision,int8,--int8-mode,dynamic,--quantize-embeddings"
+  "int4_embeddings|${INT4_MIN}|--precision,int4,--quantize-embeddings"
+  "int4_qdq_asym_embeddings|${INT4_MIN}|--precision,int4,--int4-format,qdq,--asymmetric,--quantize-embeddings"
+  "int4_lmhead_int4_embeddings|${INT4_MIN}|--precision,int4,--lm-head,int4,--quantize-embeddings"
+)
 set(INT_MODELS
   "gpt2|${QUANTD_SHARED_TESTDATA}/onnx/genai-tiny-random-gpt2-fp32/past.onnx"
   "llama_fp16_extdata|${QUANTD_SHARED_TESTDATA}/onnx/genai-tiny-random-llama-fp16-extdata/model.onnx"
@@ -65,12 +77,34 @@ foreach(entry ${INT_MODELS})
   string(REPLACE "|" ";" parts "${entry}")
   list(GET parts 0 model)
   list(GET parts 1 path)
-  foreach(config ${INT_CONFIGS})
+  foreach(config ${INT_CONFIGS} ${INT_EMBEDDING_CONFIGS})
     int_add_compare(${model} ${path} "${config}")
   endforeach()
 endforeach()
 foreach(config ${INT_DECODER_EXTRA})
   int_add_compare(decoder ${INT_DIR}/decoder/model.onnx "${config}")
+endforeach()
+
+# The decoder with a tied LM head (Transpose of the embedding): each use gets
+# its own quantized copy; with --lm-head float the MatMul keeps the float table.
+add_test(NAME int.make_decoder_tied
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/int_make_decoder.py
+          ${INT_DIR}/decoder_tied/model.onnx --tied)
+set_tests_properties(int.make_decoder_tied PROPERTIES FIXTURES_SETUP int_decoder_tied LABELS int)
+file(MAKE_DIRECTORY ${INT_DIR}/decoder_tied)
+foreach(config ${INT_EMBEDDING_CONFIGS})
+  int_add_compare(decoder_tied ${INT_DIR}/decoder_tied/model.onnx "${config}")
+  string(REPLACE "|" ";" parts "${config}")
+  list(GET parts 0 name)
+  set_tests_properties(int.decoder_tied.${name} PROPERTIES FIXTURES_REQUIRED int_decoder_tied)
+endforeach()
+
+# The suite's generated decoder (gen_models.py, `embed` Gather) as well.
+foreach(config ${INT_EMBEDDING_CONFIGS})
+  int_add_compare(gen_decoder ${CMAKE_CURRENT_BINARY_DIR}/generated/decoder.onnx "${config}")
+  string(REPLACE "|" ";" parts "${config}")
+  list(GET parts 0 name)
+  set_tests_properties(int.gen_decoder.${name} PROPERTIES FIXTURES_REQUIRED gen_models)
 endforeach()
 
 # OpenVINO's MatMulNBits model has nothing left to quantize: it must come out

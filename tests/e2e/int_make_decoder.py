@@ -4,12 +4,13 @@ and the 1 GiB quantization benchmark.
 
   int_make_decoder.py OUT.onnx [--hidden 320 --heads 5 --layers 2 --mlp 864
                                --vocab 1000 --opset 17 --dtype float32|float16
-                               --external] [--seed 1]
+                               --external] [--seed 1] [--tied]
 
 Graph: input_ids[batch, sequence] -> Gather(embedding) -> layers of
 (LayerNormalization -> Q/K/V MatMul -> softmax attention -> O MatMul -> residual
 -> LayerNormalization -> gate/up MatMul -> SiLU * up -> down MatMul -> residual)
 -> LayerNormalization -> lm_head MatMul -> logits[batch, sequence, vocab].
+With --tied the LM head reads Transpose(embedding) (GPT-2 style tied weights).
 
 Weights are "realistic" for quantization: N(0, 1/fan_in) with heavy tails
 (0.2% outliers of 4..8 sigma, as trained LLM weights have), so block-wise
@@ -129,7 +130,10 @@ def build(args):
         x = node("Add", [x, d], [f"{p}/residual2"], f"{p}/Add2")
     n = node("LayerNormalization", [x, ones, zeros], ["/model/norm/output"], "/model/norm",
              axis=-1, epsilon=1e-5)
-    lm = w.add("lm_head.weight", weight(rng, (h, vocab), h, dt))
+    if args.tied:
+        lm = node("Transpose", [emb], ["/lm_head/weight_t"], "/lm_head/Transpose", perm=[1, 0])
+    else:
+        lm = w.add("lm_head.weight", weight(rng, (h, vocab), h, dt))
     node("MatMul", [n, lm], ["logits"], "/lm_head/MatMul")
     w.close()
     graph = helper.make_graph(
@@ -156,6 +160,7 @@ def main():
     ap.add_argument("--dtype", default="float32", choices=["float32", "float16"])
     ap.add_argument("--external", action="store_true")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--tied", action="store_true")
     build(ap.parse_args())
 
 

@@ -1,5 +1,6 @@
 #include "quantd/core/onnx/quantize_pass.h"
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 
@@ -354,6 +355,208 @@ TEST(QuantizePassTest, Int8DynamicGraph) {
   EXPECT_EQ(CountOps(g, "MatMul"), 0);
   EXPECT_EQ(Dims(*Init(g, "W_quantized")), (std::vector<int64_t>{kK, kN}));
   EXPECT_EQ(Dims(*Init(g, "W_zero_point")), (std::vector<int64_t>{kN}));
+}
+
+// ids -> Gather(E[kVocab, kK]) -> emb; with `tied`, also
+// x -> MatMul(Transpose(E)) -> logits (a tied LM head).
+constexpr int64_t kVocab = 40;
+onnx::ModelProto Embedding(int64_t opset = 17, bool tied = false) {
+  onnx::ModelProto m = Base(opset);
+  auto* g = m.mutable_graph();
+  *g->add_input() = Value("ids", kOnnxInt64, {3});
+  *g->add_output() = Value("emb", kOnnxFloat, {3, kK});
+  *g->add_initializer() = FloatTensor("E", {kVocab, kK}, RandomFloats(kVocab * kK, 7, 0.5f));
+  AddNode(g, "Gather", "/embed/Gather", {"E", "ids"}, {"emb"});
+  if (tied) {
+    *g->add_output() = Value("logits", kOnnxFloat, {1, kVocab});
+    AddNode(g, "Transpose", "/lm_head/Transpose", {"E"}, {"E_t"});
+    AddNode(g, "MatMul", "/lm_head/MatMul", {"x", "E_t"}, {"logits"});
+  }
+  return m;
+}
+
+std::vector<float> FloatsOf(const onnx::TensorProto& t) {
+  std::vector<float> v(t.raw_data().size() / 4);
+  std::memcpy(v.data(), t.raw_data().data(), v.size() * 4);
+  return v;
+}
+
+int64_t DefaultOpsetOf(const onnx::ModelProto& m) {
+  for (const auto& o : m.opset_import()) {
+    if (o.domain().empty()) return o.version();
+  }
+  return 0;
+}
+
+// The Gather reads DequantizeLinear(E_quantized, E_scale, ...).
+const onnx::NodeProto* EmbeddingDq(const onnx::GraphProto& g) {
+  const auto* gather = NodeOfType(g, "Gather");
+  if (gather == nullptr) return nullptr;
+  for (const auto& n : g.node()) {
+    if (n.op_type() == "DequantizeLinear" && n.output(0) == gather->input(0)) return &n;
+  }
+  return nullptr;
+}
+
+TEST(QuantizePassTest, EmbeddingsStayFloatByDefault) {
+  Result r = Quantize(Embedding(), Int4());
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_NE(Init(r.proto.graph(), "E"), nullptr);
+  EXPECT_EQ(NodeOfType(r.proto.graph(), "DequantizeLinear"), nullptr);
+
+  // --quantize-embeddings without an embedding: the opset is not raised.
+  Recipe rc = Int4();
+  rc.keep_embeddings = false;
+  Result none = Quantize(OneMatMul(17), rc);
+  ASSERT_TRUE(none.status.ok()) << none.status;
+  EXPECT_EQ(DefaultOpsetOf(none.proto), 17);
+  EXPECT_THAT(none.report.notes, ::testing::Contains(HasSubstr("no Gather")));
+}
+
+TEST(QuantizePassTest, EmbeddingInt8PerRow) {
+  const std::vector<float> e = RandomFloats(kVocab * kK, 7, 0.5f);
+  Recipe rc;
+  rc.precision = Precision::kInt8;
+  rc.keep_embeddings = false;
+  Result r = Quantize(Embedding(), rc);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  const auto& g = r.proto.graph();
+  EXPECT_EQ(Init(g, "E"), nullptr);  // nothing else reads the float data
+  const auto* dq = EmbeddingDq(g);
+  ASSERT_NE(dq, nullptr);
+  EXPECT_EQ(Attr(*dq, "axis"), 0);
+  const auto* q = Init(g, "E_quantized");
+  const auto* s = Init(g, "E_scale");
+  ASSERT_NE(q, nullptr);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(q->data_type(), kOnnxInt8);
+  EXPECT_EQ(Dims(*q), (std::vector<int64_t>{kVocab, kK}));
+  EXPECT_EQ(Dims(*s), (std::vector<int64_t>{kVocab}));
+  EXPECT_EQ(Dims(*Init(g, "E_zero_point")), (std::vector<int64_t>{kVocab}));
+  const std::vector<float> scales = FloatsOf(*s);
+  for (int64_t v = 0; v < kVocab; ++v) {
+    float amax = 0;
+    for (int64_t h = 0; h < kK; ++h) amax = std::max(amax, std::abs(e[v * kK + h]));
+    EXPECT_FLOAT_EQ(scales[v], amax * 2 / 254) << "row " << v;
+    for (int64_t h = 0; h < kK; ++h) {
+      const float deq = static_cast<int8_t>(q->raw_data()[v * kK + h]) * scales[v];
+      EXPECT_NEAR(deq, e[v * kK + h], scales[v] * 0.5f + 1e-6f);
+    }
+  }
+  ASSERT_EQ(r.report.tensors.size(), 1u);
+  EXPECT_EQ(r.report.tensors[0].name, "E");
+  EXPECT_GT(r.report.tensors[0].sqnr_db, 30);
+}
+
+TEST(QuantizePassTest, EmbeddingInt4BlockedAlongHidden) {
+  const std::vector<float> e = RandomFloats(kVocab * kK, 7, 0.5f);
+  for (bool sym : {true, false}) {
+    SCOPED_TRACE(sym ? "symmetric" : "asymmetric");
+    Recipe rc = Int4();  // MatMulNBits format: the opset is raised for the embedding
+    rc.keep_embeddings = false;
+    rc.symmetric = sym;
+    Result r = Quantize(Embedding(17), rc);
+    ASSERT_TRUE(r.status.ok()) << r.status;
+    const auto& g = r.proto.graph();
+    EXPECT_EQ(DefaultOpsetOf(r.proto), 21);
+    EXPECT_EQ(Init(g, "E"), nullptr);
+    const auto* dq = EmbeddingDq(g);
+    ASSERT_NE(dq, nullptr);
+    EXPECT_EQ(Attr(*dq, "axis"), 1);
+    EXPECT_EQ(Attr(*dq, "block_size"), 32);
+    const auto* q = Init(g, "E_quantized");
+    const auto* s = Init(g, "E_scale");
+    ASSERT_NE(q, nullptr);
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(q->data_type(), sym ? kOnnxInt4 : kOnnxUint4);
+    EXPECT_EQ(Dims(*q), (std::vector<int64_t>{kVocab, kK}));
+    EXPECT_EQ(Dims(*s), (std::vector<int64_t>{kVocab, 2}));
+    const onnx::TensorProto* zp = Init(g, "E_zero_point");
+    EXPECT_EQ(zp != nullptr, !sym);
+    if (zp != nullptr) {
+      EXPECT_EQ(zp->data_type(), kOnnxUint4);
+      EXPECT_EQ(Dims(*zp), (std::vector<int64_t>{kVocab, 2}));
+    }
+    auto nibble = [](const std::string& b, int64_t i) { return (b[i >> 1] >> ((i & 1) * 4)) & 0xF; };
+    const std::vector<float> scales = FloatsOf(*s);
+    for (int64_t v = 0; v < kVocab; ++v) {
+      for (int64_t h = 0; h < kK; ++h) {
+        const int64_t i = v * kK + h, blk = v * 2 + h / 32;
+        int code = nibble(q->raw_data(), i);
+        if (sym && code >= 8) code -= 16;
+        const int z = zp != nullptr ? nibble(zp->raw_data(), blk) : 0;
+        const float deq = static_cast<float>(code - z) * scales[blk];
+        // Half a step, or one step where MLAS's symmetric scale clips the
+        // opposite sign at +7.
+        ASSERT_NEAR(deq, e[i], std::abs(scales[blk]) * (sym ? 1.0f : 0.5f) + 1e-5f) << v << "," << h;
+      }
+    }
+    ASSERT_EQ(r.report.tensors.size(), 1u);
+    EXPECT_GT(r.report.tensors[0].sqnr_db, 10);
+  }
+}
+
+TEST(QuantizePassTest, EmbeddingFallsBackToInt8WhenOpset21IsBlocked) {
+  // ReduceMean changed in 18: a 17 model cannot reach 21; INT4 MatMulNBits
+  // still works and the embedding uses INT8 per row.
+  onnx::ModelProto m = Embedding(17);
+  auto* g = m.mutable_graph();
+  *g->add_output() = Value("mean", kOnnxFloat, {3, 1});
+  AddNode(g, "ReduceMean", "rm", {"emb"}, {"mean"});
+  Recipe rc = Int4();
+  rc.keep_embeddings = false;
+  Result r = Quantize(m, rc);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(DefaultOpsetOf(r.proto), 17);
+  const auto* dq = EmbeddingDq(r.proto.graph());
+  ASSERT_NE(dq, nullptr);
+  EXPECT_EQ(Attr(*dq, "axis"), 0);
+  EXPECT_EQ(Init(r.proto.graph(), "E_quantized")->data_type(), kOnnxInt8);
+  EXPECT_EQ(Dims(*Init(r.proto.graph(), "E_scale")), (std::vector<int64_t>{kVocab}));
+  EXPECT_THAT(r.report.notes, ::testing::Contains(HasSubstr("INT8 per-row")));
+
+  // Opset 11 with Softmax (changed in 13): no per-axis DequantizeLinear.
+  onnx::ModelProto old = Embedding(11);
+  g = old.mutable_graph();
+  *g->add_output() = Value("sm", kOnnxFloat, {3, kK});
+  AddNode(g, "Softmax", "softmax", {"emb"}, {"sm"});
+  Recipe r8;
+  r8.precision = Precision::kInt8;
+  r8.keep_embeddings = false;
+  Result pt = Quantize(old, r8);
+  ASSERT_TRUE(pt.status.ok()) << pt.status;
+  EXPECT_EQ(DefaultOpsetOf(pt.proto), 11);
+  ASSERT_NE(EmbeddingDq(pt.proto.graph()), nullptr);
+  EXPECT_TRUE(Dims(*Init(pt.proto.graph(), "E_scale")).empty());
+  EXPECT_THAT(pt.report.notes, ::testing::Contains(HasSubstr("per-tensor")));
+}
+
+TEST(QuantizePassTest, TiedEmbeddingIsQuantizedOncePerUse) {
+  Recipe rc = Int4();
+  rc.keep_embeddings = false;
+  rc.lm_head = LmHeadMode::kInt4;
+  // Both users quantized: the float tensor and its Transpose are gone.
+  Result r = Quantize(Embedding(17, true), rc);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  const auto& g = r.proto.graph();
+  EXPECT_EQ(Init(g, "E"), nullptr);
+  EXPECT_EQ(NodeOfType(g, "Transpose"), nullptr);
+  EXPECT_NE(NodeOfType(g, "MatMulNBits"), nullptr);
+  ASSERT_NE(EmbeddingDq(g), nullptr);
+  EXPECT_EQ(Init(g, "E_quantized")->data_type(), kOnnxInt4);
+  EXPECT_EQ(r.report.tensors.size(), 2u);
+
+  // LM head kept float: it still reads the untouched float data.
+  rc.lm_head = LmHeadMode::kFloat;
+  Result f = Quantize(Embedding(17, true), rc);
+  ASSERT_TRUE(f.status.ok()) << f.status;
+  const auto* e = Init(f.proto.graph(), "E");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(FloatsOf(*e), RandomFloats(kVocab * kK, 7, 0.5f));
+  const auto* mm = NodeOfType(f.proto.graph(), "MatMul");
+  ASSERT_NE(mm, nullptr);
+  EXPECT_EQ(mm->input(1), "E_t");
+  ASSERT_NE(EmbeddingDq(f.proto.graph()), nullptr);
 }
 
 TEST(QuantizePassTest, CancelledSaveLeavesNoOutput) {
