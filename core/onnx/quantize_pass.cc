@@ -277,6 +277,9 @@ class QuantizePass {
                                int slot);
   onnx::NodeProto MakeNode(const std::string& op, const std::string& name,
                            std::vector<std::string> inputs, std::vector<std::string> outputs);
+  std::string AddInt8Dequantize(onnx::GraphProto* g, onnx::NodeProto* n, const ConstWeight& w,
+                                const std::shared_ptr<Job>& job, int32_t qtype,
+                                std::vector<int64_t> q_dims, int64_t channels, int64_t axis);
   absl::Status FinishSources();
   void RebuildNodes(onnx::GraphProto* g);
 
@@ -625,30 +628,42 @@ absl::Status QuantizePass::RewriteInt8Qdq(onnx::GraphProto* g, onnx::NodeProto* 
     job->int4 = false;
     job->int8_options = o;
     job->scale_type = scale_type;
-    std::string q = UniqueName(w.value + "_quantized");
-    std::string s = UniqueName(w.value + "_scale");
-    std::string z = UniqueName(w.value + "_zero_point");
-    std::vector<int64_t> p_dims;
-    if (o.per_channel) p_dims = {geo.n};
-    AddOutput(g, q, qtype, q_dims, job, 0);
-    AddOutput(g, s, scale_type, p_dims, job, 1);
-    AddOutput(g, z, qtype, p_dims, job, 2);
-    std::string out = UniqueName(w.value + "_DQ");
-    onnx::NodeProto dq = MakeNode("DequantizeLinear", out, {q, s, z}, {out});
-    if (o.per_channel) SetIntAttr(&dq, "axis", axis);
-    before_[n].push_back(std::move(dq));
-    if (fp16 && scale_type != kOnnxFloat16) {
-      std::string cast = UniqueName(out + "_fp16");
-      onnx::NodeProto c = MakeNode("Cast", cast, {out}, {cast});
-      SetIntAttr(&c, "to", kOnnxFloat16);
-      before_[n].push_back(std::move(c));
-      out = cast;
-    }
-    names.push_back(out);
+    names.push_back(AddInt8Dequantize(g, n, w, job, qtype, q_dims, geo.n, axis));
   }
   n->set_input(1, names.back());
   if (n->op_type() == "Gemm") SetIntAttr(n, "transB", 0);
   return absl::OkStatus();
+}
+
+// Adds the INT8 codes (`qtype`, `q_dims`), scales and zero points of `job`
+// (per channel along `axis` when the job is per channel, else per tensor) and
+// a DequantizeLinear in front of `n`, plus a Cast back to FLOAT16 when the
+// scales cannot be FP16. Returns the value the consumer reads.
+std::string QuantizePass::AddInt8Dequantize(onnx::GraphProto* g, onnx::NodeProto* n,
+                                            const ConstWeight& w, const std::shared_ptr<Job>& job,
+                                            int32_t qtype, std::vector<int64_t> q_dims,
+                                            int64_t channels, int64_t axis) {
+  const bool per_channel = job->int8_options.per_channel;
+  std::string q = UniqueName(w.value + "_quantized");
+  std::string s = UniqueName(w.value + "_scale");
+  std::string z = UniqueName(w.value + "_zero_point");
+  std::vector<int64_t> p_dims;
+  if (per_channel) p_dims = {channels};
+  AddOutput(g, q, qtype, std::move(q_dims), job, 0);
+  AddOutput(g, s, job->scale_type, p_dims, job, 1);
+  AddOutput(g, z, qtype, p_dims, job, 2);
+  std::string out = UniqueName(w.value + "_DQ");
+  onnx::NodeProto dq = MakeNode("DequantizeLinear", out, {q, s, z}, {out});
+  if (per_channel) SetIntAttr(&dq, "axis", axis);
+  before_[n].push_back(std::move(dq));
+  if (w.tensor->data_type() == kOnnxFloat16 && job->scale_type != kOnnxFloat16) {
+    std::string cast = UniqueName(out + "_fp16");
+    onnx::NodeProto c = MakeNode("Cast", cast, {out}, {cast});
+    SetIntAttr(&c, "to", kOnnxFloat16);
+    before_[n].push_back(std::move(c));
+    out = cast;
+  }
+  return out;
 }
 
 absl::Status QuantizePass::RewriteInt8Dynamic(onnx::GraphProto* g, onnx::NodeProto* n,
@@ -911,26 +926,7 @@ absl::Status QuantizePass::RewriteEmbeddingInt8(onnx::GraphProto* g, onnx::NodeP
     job->int4 = false;
     job->int8_options = o;
     job->scale_type = scale_type;
-    std::string q = UniqueName(w.value + "_quantized");
-    std::string s = UniqueName(w.value + "_scale");
-    std::string z = UniqueName(w.value + "_zero_point");
-    std::vector<int64_t> p_dims;
-    if (o.per_channel) p_dims = {geo.n};
-    AddOutput(g, q, kOnnxInt8, {geo.n, geo.k}, job, 0);
-    AddOutput(g, s, scale_type, p_dims, job, 1);
-    AddOutput(g, z, kOnnxInt8, p_dims, job, 2);
-    std::string out = UniqueName(w.value + "_DQ");
-    onnx::NodeProto dq = MakeNode("DequantizeLinear", out, {q, s, z}, {out});
-    if (o.per_channel) SetIntAttr(&dq, "axis", 0);
-    before_[n].push_back(std::move(dq));
-    if (fp16 && scale_type != kOnnxFloat16) {
-      std::string cast = UniqueName(out + "_fp16");
-      onnx::NodeProto c = MakeNode("Cast", cast, {out}, {cast});
-      SetIntAttr(&c, "to", kOnnxFloat16);
-      before_[n].push_back(std::move(c));
-      out = cast;
-    }
-    names.push_back(out);
+    names.push_back(AddInt8Dequantize(g, n, w, job, kOnnxInt8, {geo.n, geo.k}, geo.n, 0));
   }
   n->set_input(0, names.back());
   return absl::OkStatus();
