@@ -491,6 +491,24 @@ MatrixSource Geometry(const onnx::TensorProto& t, bool transposed) {
   return s;
 }
 
+// A Conv weight W[M, C/group, k...] as an INT8 matrix: channel m is one
+// contiguous column of the view; codes keep W's shape.
+MatrixSource ConvGeometry(const onnx::TensorProto& w, Int8Options* o,
+                          std::vector<int64_t>* q_dims) {
+  int64_t rest = 1;
+  for (int i = 1; i < w.dims_size(); ++i) rest *= w.dims(i);
+  MatrixSource geo;
+  geo.onnx_type = w.data_type();
+  geo.k = rest;
+  geo.n = w.dims(0);
+  geo.row_stride = 1;
+  geo.col_stride = rest;
+  o->out_row_stride = 1;
+  o->out_col_stride = rest;
+  q_dims->assign(w.dims().begin(), w.dims().end());
+  return geo;
+}
+
 // The recipe's INT4 knobs for one output layout.
 Int4Options Int4OptionsFor(const Recipe& recipe, quant::Int4Layout layout) {
   Int4Options o;
@@ -597,17 +615,7 @@ absl::Status QuantizePass::RewriteInt8Qdq(onnx::GraphProto* g, onnx::NodeProto* 
   o.per_channel = (recipe_.per_channel || recipe_.precision == Precision::kInt4) && int8_per_channel_;
   int axis = 1;
   if (conv) {
-    // W[M, C/group, k...]: channel m is one contiguous column of the view.
-    int64_t rest = 1;
-    for (int i = 1; i < w.tensor->dims_size(); ++i) rest *= w.tensor->dims(i);
-    geo.onnx_type = type;
-    geo.k = rest;
-    geo.n = w.tensor->dims(0);
-    geo.row_stride = 1;
-    geo.col_stride = rest;
-    o.out_row_stride = 1;
-    o.out_col_stride = rest;
-    q_dims.assign(w.tensor->dims().begin(), w.tensor->dims().end());
+    geo = ConvGeometry(*w.tensor, &o, &q_dims);
     axis = 0;
   } else {
     geo = Geometry(*w.tensor, transposed);
@@ -685,16 +693,7 @@ absl::Status QuantizePass::RewriteInt8Dynamic(onnx::GraphProto* g, onnx::NodePro
                   "zero point in ONNX Runtime)");
   }
   if (conv) {
-    int64_t rest = 1;
-    for (int i = 1; i < w.tensor->dims_size(); ++i) rest *= w.tensor->dims(i);
-    geo.onnx_type = type;
-    geo.k = rest;
-    geo.n = w.tensor->dims(0);
-    geo.row_stride = 1;
-    geo.col_stride = rest;
-    o.out_row_stride = 1;
-    o.out_col_stride = rest;
-    q_dims.assign(w.tensor->dims().begin(), w.tensor->dims().end());
+    geo = ConvGeometry(*w.tensor, &o, &q_dims);
     if (o.per_channel) {
       // Scale broadcasts over the output [N, M, spatial...]; zp stays 1-D.
       s_dims.assign(w.tensor->dims_size(), 1);
