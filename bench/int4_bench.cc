@@ -88,8 +88,12 @@ void BM_Int4Rtn(benchmark::State& state) {
   src.k = kK;
   src.n = kN;
   src.row_stride = kN;
+  quantd::core::ThreadPool pool(threads - 1);  // the benchmark thread is the other one
+  quantd::core::RunContext ctx;
+  ctx.pool = &pool;
+  ctx.parallelism = threads;
   for (auto _ : state) {
-    auto r = quantd::core::quant::QuantizeInt4Matrix(src, o, threads, nullptr, nullptr);
+    auto r = quantd::core::quant::QuantizeInt4Matrix(src, o, ctx, nullptr);
     if (!r.ok()) state.SkipWithError(std::string(r.status().message()).c_str());
     benchmark::DoNotOptimize(r->packed.data());
   }
@@ -123,10 +127,10 @@ void BM_Int4SearchQuality(benchmark::State& state) {
   src.row_stride = n;
   quantd::core::TensorReport q_rtn, q_search;
   for (auto _ : state) {
-    auto r = quantd::core::quant::QuantizeInt4Matrix(src, search, 1, nullptr, &q_search);
+    auto r = quantd::core::quant::QuantizeInt4Matrix(src, search, {}, &q_search);
     benchmark::DoNotOptimize(r->packed.data());
   }
-  auto r = quantd::core::quant::QuantizeInt4Matrix(src, rtn, 1, nullptr, &q_rtn);
+  auto r = quantd::core::quant::QuantizeInt4Matrix(src, rtn, {}, &q_rtn);
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(w.size() * sizeof(float)));
   state.counters["sqnr_rtn_db"] = *q_rtn.sqnr_db;
   state.counters["sqnr_search_db"] = *q_search.sqnr_db;

@@ -38,11 +38,10 @@ SaveOptions::ExternalData ToSaveMode(ExternalDataMode m) {
 }
 
 absl::StatusOr<Report> RunOnnx(const Recipe& recipe, const std::string& input_path,
-                               const std::string& output_path, const ProgressFn& progress,
-                               const CancelToken* cancel) {
-  if (progress) progress(Progress{"load", 0, 0, 0, 0});
+                               const std::string& output_path, const RunContext& ctx) {
+  ctx.Report(Progress{"load", 0, 0, 0, 0});
   QUANTD_ASSIGN_OR_RETURN(auto model, OnnxModel::Load(input_path));
-  if (cancel != nullptr) QUANTD_RETURN_IF_ERROR(cancel->Check());
+  QUANTD_RETURN_IF_ERROR(ctx.CheckCancelled());
   Report report;
   report.format = "onnx";
   report.notes = model->notes();
@@ -50,18 +49,18 @@ absl::StatusOr<Report> RunOnnx(const Recipe& recipe, const std::string& input_pa
   switch (recipe.precision) {
     case Precision::kFp16:
     case Precision::kFp32:
-      QUANTD_RETURN_IF_ERROR(ConvertFloatPrecision(model.get(), recipe, &report));
+      QUANTD_RETURN_IF_ERROR(ConvertFloatPrecision(model.get(), recipe, &report, ctx));
       break;
     case Precision::kInt4:
     case Precision::kInt8:
-      QUANTD_RETURN_IF_ERROR(QuantizeOnnxWeights(model.get(), recipe, &report, cancel));
+      QUANTD_RETURN_IF_ERROR(QuantizeOnnxWeights(model.get(), recipe, &report, ctx));
       break;
     case Precision::kUnspecified:
       return absl::InvalidArgumentError("ONNX models need --precision fp32|fp16|int8|int4");
   }
   SaveOptions options;
   options.external_data = ToSaveMode(recipe.external_data);
-  QUANTD_ASSIGN_OR_RETURN(SaveResult saved, model->Save(output_path, options, progress, cancel));
+  QUANTD_ASSIGN_OR_RETURN(SaveResult saved, model->Save(output_path, options, ctx));
   report.output_files = saved.files;
   report.output_file_bytes = saved.bytes;
   return report;
@@ -84,8 +83,7 @@ uint64_t InputBytes(const std::string& path, ModelFormat format) {
 }  // namespace
 
 absl::StatusOr<Report> Run(const Recipe& recipe, const std::string& input_path,
-                           const std::string& output_path, const ProgressFn& progress,
-                           const CancelToken* cancel) {
+                           const std::string& output_path, const RunContext& ctx) {
   auto start = std::chrono::steady_clock::now();
   QUANTD_RETURN_IF_ERROR(ValidateRecipe(recipe));
   QUANTD_ASSIGN_OR_RETURN(ModelFormat detected, DetectFormat(input_path));
@@ -98,12 +96,12 @@ absl::StatusOr<Report> Run(const Recipe& recipe, const std::string& input_path,
     if (recipe.gguf_type.empty()) {
       return absl::InvalidArgumentError("GGUF input needs --gguf-type (e.g. Q4_K_M, Q8_0, F16)");
     }
-    QUANTD_ASSIGN_OR_RETURN(report, RunGguf(recipe, input_path, output_path, progress, cancel));
+    QUANTD_ASSIGN_OR_RETURN(report, RunGguf(recipe, input_path, output_path, ctx));
   } else {
     if (!recipe.gguf_type.empty()) {
       return absl::InvalidArgumentError("--gguf-type needs a GGUF input; this input is ONNX");
     }
-    QUANTD_ASSIGN_OR_RETURN(report, RunOnnx(recipe, input_path, output_path, progress, cancel));
+    QUANTD_ASSIGN_OR_RETURN(report, RunOnnx(recipe, input_path, output_path, ctx));
   }
   report.recipe = CanonicalRecipe(recipe);
   report.input_file_bytes = InputBytes(input_path, detected);

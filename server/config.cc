@@ -52,7 +52,8 @@ const std::vector<FlagDef>& Flags() {
          c->data_dir = v;
          return absl::OkStatus();
        }},
-      {"workers", "QUANTD_WORKERS", "N", "jobs run at once",
+      {"workers", "QUANTD_WORKERS", "N",
+       "jobs run at once (at most --max-job-threads: each running job computes on >= 1 thread)",
        [](const std::string& v, ServeConfig* c) {
          if (!absl::SimpleAtoi(v, &c->workers) || c->workers < 1 || c->workers > 256) {
            return BadValue("workers", v, "a number from 1 to 256");
@@ -60,7 +61,8 @@ const std::vector<FlagDef>& Flags() {
          return absl::OkStatus();
        }},
       {"max-job-threads", "QUANTD_MAX_JOB_THREADS", "N",
-       "cap on a job's recipe.threads (0: hardware threads)",
+       "threads computing for ALL running jobs together, not per job (0: hardware "
+       "threads); a job's recipe.threads is a hint within it (see Threads above)",
        [](const std::string& v, ServeConfig* c) {
          if (!absl::SimpleAtoi(v, &c->max_job_threads) || c->max_job_threads < 0) {
            return BadValue("max-job-threads", v, "a number >= 0");
@@ -241,6 +243,13 @@ std::string ServeHelp() {
       "Every flag can also be set by the environment variable shown; flags win.\n"
       "SIGTERM/SIGINT drain: new uploads and jobs are refused, running jobs get\n"
       "--shutdown-grace-seconds to finish and are requeued otherwise.\n"
+      "\n"
+      "Threads: --max-job-threads N is one compute budget for all running jobs\n"
+      "together. At most min(--workers, N) jobs run at once; a job computes on\n"
+      "min(its recipe.threads hint, or N / that many workers when it has none;\n"
+      "what is left after the running jobs and one thread per idle worker)\n"
+      "threads, at least 1, its worker thread included, so no more than N\n"
+      "threads compute at any time.\n"
       "\n"
       "Flags:\n";
   auto def = [&](const std::string& name) -> std::string {

@@ -1,6 +1,5 @@
 #include "quantd/server/job_runner.h"
 
-#include <algorithm>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -11,9 +10,7 @@
 
 namespace quantd::server {
 
-absl::StatusOr<JobOutcome> CoreJobRunner::Run(const v1::Job& job,
-                                              const core::ProgressFn& progress,
-                                              const core::CancelToken* cancel) {
+absl::StatusOr<JobOutcome> CoreJobRunner::Run(const v1::Job& job, const core::RunContext& ctx) {
   auto model = blobs_->GetModel(job.model_id());
   if (!model.ok()) {
     if (absl::IsNotFound(model.status())) {
@@ -24,11 +21,10 @@ absl::StatusOr<JobOutcome> CoreJobRunner::Run(const v1::Job& job,
   }
   QUANTD_ASSIGN_OR_RETURN(std::string input, blobs_->ModelInputPath(job.model_id()));
   QUANTD_ASSIGN_OR_RETURN(core::Recipe recipe, RecipeFromProto(job.recipe()));
-  recipe.threads = std::clamp(recipe.threads, 1, std::max(1, max_job_threads_));
   QUANTD_ASSIGN_OR_RETURN(std::string work, blobs_->CreateWorkDir(job.job_id()));
   const std::string output = absl::StrCat(work, "/", model->files(0).name());
 
-  absl::StatusOr<core::Report> report = core::Run(recipe, input, output, progress, cancel);
+  absl::StatusOr<core::Report> report = core::Run(recipe, input, output, ctx);
   if (!report.ok()) {
     blobs_->RemoveWorkDir(job.job_id());
     // The message is for the client: name its files, not the server's paths.
@@ -37,11 +33,11 @@ absl::StatusOr<JobOutcome> CoreJobRunner::Run(const v1::Job& job,
     message = absl::StrReplaceAll(message, {{input_dir, ""}, {work + "/", ""}});
     return absl::Status(report.status().code(), message);
   }
-  if (cancel != nullptr && cancel->cancelled()) {
+  if (ctx.cancelled()) {
     blobs_->RemoveWorkDir(job.job_id());
     return absl::CancelledError("cancelled");
   }
-  if (progress) progress(core::Progress{"store", 0, 0, 0, 0});
+  ctx.Report(core::Progress{"store", 0, 0, 0, 0});
   JobOutcome outcome;
   outcome.report = ReportToProto(*report);
   std::vector<std::string> names(outcome.report.output_files().begin(),

@@ -1,14 +1,19 @@
 // `quantd quantize`: the offline one-shot conversion, the same core::Run the
-// service's workers call.
+// service's workers call. It owns the run's ThreadPool: recipe.threads
+// threads compute (this thread and threads - 1 pool threads); without
+// --threads, the machine's hardware threads.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "quantd/core/base/atomic_file.h"
 #include "quantd/core/base/json_writer.h"
+#include "quantd/core/base/thread_pool.h"
 #include "quantd/core/onnx/float_pass.h"
 #include "quantd/core/recipe_flags.h"
 #include "quantd/core/run.h"
@@ -90,13 +95,24 @@ int QuantizeCommand(const std::vector<std::string>& args) {
     std::cerr << "quantd quantize: need INPUT and -o OUTPUT (see --help)\n";
     return 2;
   }
+  const bool threads_given = std::any_of(args.begin(), args.end(), [](const std::string& a) {
+    return a == "--threads" || a.rfind("--threads=", 0) == 0;
+  });
+  if (!threads_given) {
+    recipe.threads =
+        std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 256);
+  }
   if (auto st = core::ValidateRecipe(recipe); !st.ok()) {
     std::cerr << "quantd quantize: " << st.message() << "\n";
     return 2;
   }
   const bool tty = ::isatty(STDERR_FILENO);
   std::string last_phase;
-  core::ProgressFn progress = [&](const core::Progress& p) {
+  core::ThreadPool pool(recipe.threads - 1);
+  core::RunContext ctx;
+  ctx.pool = &pool;
+  ctx.parallelism = recipe.threads;
+  ctx.progress = [&](const core::Progress& p) {
     if (quiet) return;
     if (tty) {
       std::fprintf(stderr, "\r%-8s %llu/%llu tensors  %.1f MiB", p.phase.c_str(),
@@ -108,7 +124,7 @@ int QuantizeCommand(const std::vector<std::string>& args) {
     }
     last_phase = p.phase;
   };
-  auto report = core::Run(recipe, input, output, progress);
+  auto report = core::Run(recipe, input, output, ctx);
   if (tty && !quiet) std::fprintf(stderr, "\n");
   if (!report.ok()) {
     std::cerr << "quantd quantize: " << report.status().message() << "\n";

@@ -5,6 +5,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <memory>
@@ -86,7 +87,14 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
 
   // Metrics: always kept (cheap), exposed only on --metrics-listen.
   auto registry = std::make_shared<prometheus::Registry>();
-  Metrics metrics(registry.get(), config.workers, version);
+  // One compute budget for all running jobs; see worker_pool.h for how it
+  // is shared out.
+  const int thread_budget =
+      config.max_job_threads > 0
+          ? config.max_job_threads
+          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int workers = std::min(config.workers, thread_budget);
+  Metrics metrics(registry.get(), workers, version);
   std::unique_ptr<prometheus::Exposer> exposer;
   if (!config.metrics_listen.empty()) {
     try {
@@ -99,15 +107,10 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   }
   metrics.SetStoreBytes((*blobs)->used_bytes(), (*blobs)->FreeDiskBytes());
 
-  const int max_job_threads =
-      config.max_job_threads > 0
-          ? config.max_job_threads
-          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  CoreJobRunner runner(blobs->get(), max_job_threads);
+  CoreJobRunner runner(blobs->get());
   WorkerPool pool(
-      config.workers, &jobs,
-      [&runner](const v1::Job& job, const core::ProgressFn& progress,
-                const core::CancelToken* cancel) { return runner.Run(job, progress, cancel); },
+      workers, thread_budget, &jobs,
+      [&runner](const v1::Job& job, const core::RunContext& ctx) { return runner.Run(job, ctx); },
       &clock, logger, &metrics);
   pool.Start();
 
@@ -162,7 +165,8 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   logger->Info("serving", {{"listen", config.listen},
                            {"port", absl::StrCat(port)},
                            {"data_dir", config.data_dir},
-                           {"workers", absl::StrCat(config.workers)},
+                           {"workers", absl::StrCat(workers)},
+                           {"thread_budget", absl::StrCat(thread_budget)},
                            {"tls", config.tls_cert.empty() ? "off"
                                    : config.tls_client_ca.empty() ? "on" : "mutual"},
                            {"auth", auth->enabled() ? "tokens" : "off"},

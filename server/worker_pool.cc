@@ -1,5 +1,6 @@
 #include "quantd/server/worker_pool.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -7,10 +8,11 @@
 
 namespace quantd::server {
 
-WorkerPool::WorkerPool(int workers, JobStore* store, JobRunner runner, Clock* clock,
-                       Logger* logger, Metrics* metrics)
-    : workers_(workers < 1 ? 1 : workers), store_(store), runner_(std::move(runner)),
-      clock_(clock), logger_(logger), metrics_(metrics) {}
+WorkerPool::WorkerPool(int workers, int thread_budget, JobStore* store, JobRunner runner,
+                       Clock* clock, Logger* logger, Metrics* metrics)
+    : workers_(std::clamp(workers, 1, std::max(thread_budget, 1))),
+      thread_budget_(std::max(thread_budget, 1)), store_(store), runner_(std::move(runner)),
+      clock_(clock), logger_(logger), metrics_(metrics), compute_(thread_budget_ - 1) {}
 
 WorkerPool::~WorkerPool() { Shutdown(absl::ZeroDuration()); }
 
@@ -19,7 +21,8 @@ void WorkerPool::Start() {
   absl::MutexLock lock(&mu_);
   if (started_) return;
   started_ = true;
-  for (int i = 0; i < workers_; ++i) threads_.emplace_back([this] { WorkerLoop(); });
+  worker_threads_ = std::make_unique<core::ThreadPool>(workers_);
+  for (int i = 0; i < workers_; ++i) worker_threads_->Schedule([this] { WorkerLoop(); });
 }
 
 void WorkerPool::Enqueue(const v1::Job& job) {
@@ -97,10 +100,27 @@ void WorkerPool::Shutdown(absl::Duration grace) {
                        {{"running", absl::StrCat(running_.size())}});
     }
   }
-  for (std::thread& t : threads_) {
-    if (t.joinable()) t.join();
-  }
-  threads_.clear();
+  // Every WorkerLoop returns now that stopping_ is set; this joins them.
+  worker_threads_.reset();
+}
+
+int WorkerPool::AcquireThreads(const v1::Recipe& recipe) {
+  absl::MutexLock lock(&mu_);
+  const int fair_share = std::max(1, thread_budget_ / workers_);
+  const int want = recipe.has_threads() ? std::max(1, recipe.threads()) : fair_share;
+  // Keep one thread for every worker without a job (this one has one now).
+  const int idle_workers = workers_ - (granted_jobs_ + 1);
+  const int available = thread_budget_ - granted_threads_ - std::max(idle_workers, 0);
+  const int granted = std::max(1, std::min(want, available));
+  granted_threads_ += granted;
+  granted_jobs_ += 1;
+  return granted;
+}
+
+void WorkerPool::ReleaseThreads(int granted) {
+  absl::MutexLock lock(&mu_);
+  granted_threads_ -= granted;
+  granted_jobs_ -= 1;
 }
 
 void WorkerPool::WorkerLoop() {
@@ -171,7 +191,10 @@ void WorkerPool::RunOne(const std::string& job_id, std::shared_ptr<core::CancelT
   // Progress: in memory, at most every 100 ms unless the phase changes.
   std::string last_phase;
   double last_update = 0;
-  core::ProgressFn progress = [&](const core::Progress& p) {
+  core::RunContext ctx;
+  ctx.cancel = token.get();
+  ctx.pool = &compute_;
+  ctx.progress = [&](const core::Progress& p) {
     double now = clock_->NowSteadySeconds();
     if (p.phase == last_phase && now - last_update < 0.1) return;
     if (p.phase != last_phase) {
@@ -206,7 +229,9 @@ void WorkerPool::RunOne(const std::string& job_id, std::shared_ptr<core::CancelT
         /*durable=*/false);
   };
 
-  absl::StatusOr<JobOutcome> outcome = runner_(*started, progress, token.get());
+  ctx.parallelism = AcquireThreads(started->recipe());
+  absl::StatusOr<JobOutcome> outcome = runner_(*started, ctx);
+  ReleaseThreads(ctx.parallelism);
 
   bool requeue = false;
   bool user_cancel = false;

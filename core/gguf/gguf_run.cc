@@ -3,9 +3,9 @@
 // Flow: map the input, parse and validate it, decide every tensor's output
 // type (MixPlanner, in llama.cpp's tensor order), pre-compute the output
 // header, then stream tensor data through an AtomicFileWriter one tensor at
-// a time. Each tensor's rows are quantized in parallel chunks; chunks write
-// to fixed positions of the tensor's output buffer, so the bytes do not
-// depend on the thread count. Peak memory: the mapped input's resident pages
+// a time. Each tensor's rows are quantized in parallel chunks on the
+// RunContext's pool; chunks write to fixed positions of the tensor's output
+// buffer, so the bytes do not depend on the thread count. Peak memory: the mapped input's resident pages
 // (released after each tensor) plus one output tensor and per-thread scratch.
 #include "quantd/core/gguf/gguf_run.h"
 
@@ -30,7 +30,6 @@
 #include "quantd/core/gguf/ggml_types.h"
 #include "quantd/core/gguf/gguf_file.h"
 #include "quantd/core/gguf/gguf_mix.h"
-#include "quantd/core/gguf/parallel_for.h"
 #include "quantd/core/gguf/quants.h"
 
 namespace quantd::core {
@@ -220,8 +219,7 @@ class TensorSink {
 }  // namespace
 
 absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_path,
-                               const std::string& output_path, const ProgressFn& progress,
-                               const CancelToken* cancel) {
+                               const std::string& output_path, const RunContext& ctx) {
   QUANTD_ASSIGN_OR_RETURN(gguf::FileType ftype, gguf::ParseFileType(recipe.gguf_type));
   gguf::MixOptions options;
   options.ftype = ftype;
@@ -232,7 +230,7 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
   QUANTD_ASSIGN_OR_RETURN(options.token_embedding_type,
                           ParseUserType(recipe.token_embedding_type, "token-embedding-type"));
 
-  if (progress) progress(Progress{"load", 0, 0, 0, 0});
+  ctx.Report(Progress{"load", 0, 0, 0, 0});
   QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<MappedFile> mapped, MappedFile::Open(input_path));
   auto parsed = gguf::GgufFile::Parse(mapped->bytes());
   if (!parsed.ok()) {
@@ -291,18 +289,18 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
   report.format = "gguf";
   report.precision = gguf::FileTypeName(ftype);
   report.tensors_total = plans.size();
-  gguf::ParallelFor pool(std::max(1, recipe.threads));
+  const int threads = ctx.Parallelism();
   std::vector<uint8_t> out_bufs[2];  // declared before the sink: it may still read one
   int which = 0;
   // With more than one thread, output is written in the background.
-  TensorSink sink(writer.get(), alignment, mapped.get(), recipe.threads > 1);
-  std::vector<std::vector<float>> src_scratch(pool.threads()), deq_scratch(pool.threads());
+  TensorSink sink(writer.get(), alignment, mapped.get(), threads > 1);
+  std::vector<std::vector<float>> src_scratch(threads), deq_scratch(threads);
   double total_w2 = 0, total_e2 = 0;
   Progress prog{"convert", 0, plans.size(), writer->offset(), total_bytes};
-  if (progress) progress(prog);
+  ctx.Report(prog);
 
   for (const TensorPlan& plan : plans) {
-    if (cancel != nullptr) QUANTD_RETURN_IF_ERROR(cancel->Check());
+    QUANTD_RETURN_IF_ERROR(ctx.CheckCancelled());
     const gguf::GgufTensorInfo& src = *plan.src;
     const uint64_t src_pos = file.data_offset() + src.offset;
     const uint8_t* src_data = mapped->bytes().data() + src_pos;
@@ -311,7 +309,7 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
       QUANTD_RETURN_IF_ERROR(sink.Put(src_data, src.nbytes, src_pos, src.nbytes));
     } else {
       std::vector<uint8_t>& out_buf = out_bufs[which];
-      if (recipe.threads > 1) which ^= 1;  // double-buffer only for the background writer
+      if (threads > 1) which ^= 1;  // double-buffer only for the background writer
       const GgmlType in_type = src.type;
       const GgmlType out_type = plan.out.type;
       const int64_t ne0 = src.ne[0];
@@ -321,12 +319,12 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
       const int64_t rows_per_chunk = std::max<int64_t>(1, kChunkElements / std::max<int64_t>(ne0, 1));
       const int64_t chunks = (rows + rows_per_chunk - 1) / rows_per_chunk;
       out_buf.resize(plan.out.nbytes);
-      for (int t = 0; t < pool.threads(); ++t) {
+      for (int t = 0; t < threads; ++t) {
         if (in_type != GgmlType::kF32) src_scratch[t].resize(static_cast<size_t>(rows_per_chunk * ne0));
         deq_scratch[t].resize(static_cast<size_t>(rows_per_chunk * ne0));
       }
       std::vector<ChunkQuality> quality(static_cast<size_t>(chunks));
-      pool.Run(chunks, [&](int64_t c, int thread) {
+      ctx.ParallelFor(chunks, [&](int64_t c, int thread) {
         const int64_t r0 = c * rows_per_chunk;
         const int64_t nr = std::min(rows_per_chunk, rows - r0);
         const int64_t n = nr * ne0;
@@ -375,16 +373,16 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
     report.bytes_after += plan.out.nbytes;
     prog.tensors_done += 1;
     prog.bytes_done = sink.written();
-    if (progress) progress(prog);
+    ctx.Report(prog);
   }
   QUANTD_RETURN_IF_ERROR(sink.Finish());
-  if (cancel != nullptr) QUANTD_RETURN_IF_ERROR(cancel->Check());
+  QUANTD_RETURN_IF_ERROR(ctx.CheckCancelled());
   if (writer->offset() != total_bytes) {
     return absl::InternalError(absl::StrCat("GGUF writer produced ", writer->offset(),
                                             " bytes, expected ", total_bytes));
   }
   QUANTD_RETURN_IF_ERROR(writer->Commit());
-  if (progress) progress(Progress{"done", prog.tensors_done, prog.tensors_total, total_bytes, total_bytes});
+  ctx.Report(Progress{"done", prog.tensors_done, prog.tensors_total, total_bytes, total_bytes});
 
   report.output_files = {output_path};
   report.output_file_bytes = total_bytes;

@@ -1,5 +1,6 @@
 #include "quantd/core/onnx/float_pass.h"
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <memory>
@@ -41,8 +42,8 @@ bool IsTypeAgnosticInput(const onnx::NodeProto& n) {
 
 class FloatPass {
  public:
-  FloatPass(OnnxModel* model, const Recipe& recipe, Report* report)
-      : model_(model), report_(report), keep_io_(recipe.keep_io_types),
+  FloatPass(OnnxModel* model, const Recipe& recipe, Report* report, const RunContext& ctx)
+      : model_(model), report_(report), ctx_(ctx), keep_io_(recipe.keep_io_types),
         names_(model->proto().graph()) {
     if (recipe.precision == Precision::kFp16) {
       sources_ = {kOnnxFloat};
@@ -91,6 +92,7 @@ class FloatPass {
 
   OnnxModel* const model_;
   Report* const report_;
+  const RunContext& ctx_;  // threads for the deferred conversions in Save()
   const bool keep_io_;
   std::set<int32_t> sources_;
   int32_t target_ = kOnnxUndefined;
@@ -228,21 +230,43 @@ void FloatPass::ConvertTensor(onnx::TensorProto* t) {
   t->set_data_type(to);
   OnnxModel* model = model_;
   Report* report = report_;
-  model_->Defer(t, [model, report, src, from, to, n, index]()
+  const RunContext* ctx = &ctx_;
+  model_->Defer(t, [model, report, ctx, src, from, to, n, index]()
                        -> absl::StatusOr<std::vector<uint8_t>> {
     QUANTD_ASSIGN_OR_RETURN(TensorData in, model->Read(*src));
     std::vector<uint8_t> out(n * (OnnxTypeBits(to) / 8));
+    // Element-wise, in chunks (a multiple of 8 values, the SIMD width) that
+    // write fixed ranges of `out`; the per-chunk counts are summed in order.
+    constexpr uint64_t kChunk = 1 << 16;
+    const int64_t chunks = static_cast<int64_t>((n + kChunk - 1) / kChunk);
     if (from == kOnnxFloat) {
+      const float* x = in.as<float>().data();
+      uint16_t* y = reinterpret_cast<uint16_t*>(out.data());
+      std::vector<NarrowingStats> chunk_stats(static_cast<size_t>(chunks));
+      ctx->ParallelFor(chunks, [&](int64_t c, int) {
+        const uint64_t b = static_cast<uint64_t>(c) * kChunk, e = std::min<uint64_t>(n, b + kChunk);
+        FloatToHalfSpan(x + b, y + b, e - b, &chunk_stats[static_cast<size_t>(c)]);
+      });
       NarrowingStats stats;
-      FloatToHalfSpan(in.as<float>().data(), reinterpret_cast<uint16_t*>(out.data()), n, &stats);
+      for (const NarrowingStats& cs : chunk_stats) {
+        stats.clamped += cs.clamped;
+        stats.flushed += cs.flushed;
+      }
       report->values_clamped += stats.clamped;
       report->values_flushed += stats.flushed;
       report->tensors[index].values_clamped = stats.clamped;
       report->tensors[index].values_flushed = stats.flushed;
-    } else if (from == kOnnxFloat16) {
-      HalfToFloatSpan(in.as<uint16_t>().data(), reinterpret_cast<float*>(out.data()), n);
     } else {
-      Bfloat16ToFloatSpan(in.as<uint16_t>().data(), reinterpret_cast<float*>(out.data()), n);
+      const uint16_t* x = in.as<uint16_t>().data();
+      float* y = reinterpret_cast<float*>(out.data());
+      ctx->ParallelFor(chunks, [&](int64_t c, int) {
+        const uint64_t b = static_cast<uint64_t>(c) * kChunk, e = std::min<uint64_t>(n, b + kChunk);
+        if (from == kOnnxFloat16) {
+          HalfToFloatSpan(x + b, y + b, e - b);
+        } else {
+          Bfloat16ToFloatSpan(x + b, y + b, e - b);
+        }
+      });
     }
     return out;
   });
@@ -516,11 +540,13 @@ absl::Status FloatPass::Run() {
 
 }  // namespace
 
-absl::Status ConvertFloatPrecision(OnnxModel* model, const Recipe& recipe, Report* report) {
+absl::Status ConvertFloatPrecision(OnnxModel* model, const Recipe& recipe, Report* report,
+                                   const RunContext& ctx) {
   if (recipe.precision != Precision::kFp16 && recipe.precision != Precision::kFp32) {
     return absl::InvalidArgumentError("float conversion needs precision fp16 or fp32");
   }
-  FloatPass pass(model, recipe, report);
+  QUANTD_RETURN_IF_ERROR(ctx.CheckCancelled());
+  FloatPass pass(model, recipe, report, ctx);
   return pass.Run();
 }
 

@@ -424,7 +424,7 @@ void OnnxModel::Defer(onnx::TensorProto* t, TensorProducer producer) {
 }
 
 absl::StatusOr<SaveResult> OnnxModel::Save(const std::string& path, const SaveOptions& options,
-                                           const ProgressFn& progress, const CancelToken* cancel) {
+                                           const RunContext& ctx) {
   std::vector<TensorSite> sites = Tensors();
   uint64_t total = 0;
   for (const TensorSite& s : sites) {
@@ -443,7 +443,7 @@ absl::StatusOr<SaveResult> OnnxModel::Save(const std::string& path, const SaveOp
   std::unique_ptr<AtomicFileWriter> data_writer;
   Progress p{"write", 0, sites.size(), 0, total};
   for (size_t i = 0; i < sites.size(); ++i) {
-    if (cancel != nullptr) QUANTD_RETURN_IF_ERROR(cancel->Check());
+    QUANTD_RETURN_IF_ERROR(ctx.CheckCancelled());
     onnx::TensorProto* t = sites[i].tensor;
     if (t->data_type() == kOnnxString) continue;
     auto data = Read(*t);
@@ -472,7 +472,7 @@ absl::StatusOr<SaveResult> OnnxModel::Save(const std::string& path, const SaveOp
     }
     p.tensors_done = i + 1;
     p.bytes_done += n;
-    if (progress) progress(p);
+    ctx.Report(p);
   }
   const size_t proto_size = proto_.ByteSizeLong();
   if (proto_size > static_cast<size_t>(INT_MAX)) {

@@ -164,8 +164,7 @@ struct Job {
   // (codes [K, N], scales/zero points [blocks, N]); transpose all three to
   // [vocab, hidden] / [vocab, blocks] for DequantizeLinear(axis=1).
   bool transpose_int4_outputs = false;
-  int threads = 1;
-  const CancelToken* cancel = nullptr;
+  const RunContext* ctx = nullptr;
   Report* report = nullptr;
   size_t report_index = 0;
 
@@ -181,7 +180,7 @@ struct Job {
     outputs.assign(3, {});
     if (int4) {
       QUANTD_ASSIGN_OR_RETURN(quant::Int4Result r,
-                              quant::QuantizeInt4Matrix(s, int4_options, threads, cancel, &quality));
+                              quant::QuantizeInt4Matrix(s, int4_options, *ctx, &quality));
       outputs[0] = std::move(r.packed);
       outputs[1] = std::move(r.scales);
       outputs[2] = std::move(r.zero_points);
@@ -194,7 +193,7 @@ struct Job {
       }
     } else {
       QUANTD_ASSIGN_OR_RETURN(quant::Int8Result r,
-                              quant::QuantizeInt8Matrix(s, int8_options, threads, cancel, &quality));
+                              quant::QuantizeInt8Matrix(s, int8_options, *ctx, &quality));
       outputs[0] = std::move(r.data);
       const size_t n = r.params.size();
       if (scale_type == kOnnxFloat16) {
@@ -243,8 +242,8 @@ enum class Scheme { kNone, kInt4, kInt8 };
 
 class QuantizePass {
  public:
-  QuantizePass(OnnxModel* model, const Recipe& recipe, Report* report, const CancelToken* cancel)
-      : model_(model), recipe_(recipe), report_(report), cancel_(cancel),
+  QuantizePass(OnnxModel* model, const Recipe& recipe, Report* report, const RunContext& ctx)
+      : model_(model), recipe_(recipe), report_(report), ctx_(ctx),
         names_(model->proto().graph()) {}
 
   absl::Status Run();
@@ -286,7 +285,7 @@ class QuantizePass {
   OnnxModel* const model_;
   const Recipe& recipe_;
   Report* const report_;
-  const CancelToken* const cancel_;
+  const RunContext& ctx_;
 
   int64_t opset_ = 1;
   bool int8_per_channel_ = false;   // per-channel QDQ/dynamic possible (opset >= 13 or dynamic)
@@ -417,8 +416,7 @@ bool QuantizePass::ResolveWeight(onnx::GraphProto* g, const std::string& value, 
 std::shared_ptr<Job> QuantizePass::NewJob(const ConstWeight& w, const std::string& dtype_after) {
   auto job = std::make_shared<Job>();
   job->model = model_;
-  job->threads = recipe_.threads;
-  job->cancel = cancel_;
+  job->ctx = &ctx_;
   job->report = report_;
   job->report_index = report_->tensors.size();
   const onnx::TensorProto& t = *w.tensor;
@@ -1217,9 +1215,9 @@ absl::Status QuantizePass::Run() {
 }  // namespace
 
 absl::Status QuantizeOnnxWeights(OnnxModel* model, const Recipe& recipe, Report* report,
-                                 const CancelToken* cancel) {
-  if (cancel != nullptr) QUANTD_RETURN_IF_ERROR(cancel->Check());
-  QuantizePass pass(model, recipe, report, cancel);
+                                 const RunContext& ctx) {
+  QUANTD_RETURN_IF_ERROR(ctx.CheckCancelled());
+  QuantizePass pass(model, recipe, report, ctx);
   return pass.Run();
 }
 

@@ -4,7 +4,6 @@
 #include <atomic>
 #include <cfloat>
 #include <cstring>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "quantd/core/quant/quality.h"
@@ -58,34 +57,30 @@ absl::Status CheckSource(const MatrixSource& s) {
   return absl::OkStatus();
 }
 
-// Runs work(tile_index, thread_slot) over tiles on up to `threads` threads.
+// Runs work(tile_index, slot) over tiles with ctx's threads (at most
+// max_parallelism of them); tiles not started when the token fires are
+// skipped.
 template <typename Fn>
-absl::Status ParallelTiles(int64_t tiles, int threads, const CancelToken* cancel, Fn&& work) {
-  std::atomic<int64_t> next{0};
+absl::Status ForEachTile(int64_t tiles, const RunContext& ctx, int max_parallelism, Fn&& work) {
   std::atomic<bool> cancelled{false};
-  auto body = [&](int slot) {
-    for (;;) {
-      if (cancel != nullptr && cancel->cancelled()) {
-        cancelled = true;
-        return;
-      }
-      int64_t t = next.fetch_add(1);
-      if (t >= tiles) return;
-      work(t, slot);
-    }
-  };
-  const int n = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, tiles)));
-  std::vector<std::thread> pool;
-  for (int i = 1; i < n; ++i) pool.emplace_back(body, i);
-  body(0);
-  for (auto& t : pool) t.join();
+  ctx.ParallelFor(
+      tiles,
+      [&](int64_t t, int slot) {
+        if (cancelled.load(std::memory_order_relaxed)) return;
+        if (ctx.cancelled()) {
+          cancelled.store(true, std::memory_order_relaxed);
+          return;
+        }
+        work(t, slot);
+      },
+      max_parallelism);
   if (cancelled) return absl::CancelledError("cancelled while quantizing a tensor");
   return absl::OkStatus();
 }
 
 template <typename T>
-absl::StatusOr<Int4Result> Int4Impl(const MatrixSource& s, const Int4Options& o, int threads,
-                                    const CancelToken* cancel, TensorReport* quality) {
+absl::StatusOr<Int4Result> Int4Impl(const MatrixSource& s, const Int4Options& o,
+                                    const RunContext& ctx, TensorReport* quality) {
   const T* data = reinterpret_cast<const T*>(s.bytes.data());
   WeightView<T> view{data, s.k, s.n, s.row_stride, s.col_stride};
   Int4Sizes sizes = ComputeInt4Sizes(s.k, s.n, o);
@@ -97,11 +92,10 @@ absl::StatusOr<Int4Result> Int4Impl(const MatrixSource& s, const Int4Options& o,
   uint8_t* zps = o.symmetric ? nullptr : out.zero_points.data();
   // QDQ packs along rows: with odd N two columns of different tiles share a
   // byte, so one thread does it all.
-  if (o.layout == Int4Layout::kQdq && (s.n & 1)) threads = 1;
-  threads = std::max(1, threads);
+  const int threads = o.layout == Int4Layout::kQdq && (s.n & 1) ? 1 : ctx.Parallelism();
   const int64_t width = RangeWidth(s.n, threads);
   const int64_t ranges = (s.n + width - 1) / width;
-  absl::Status st = ParallelTiles(ranges, threads, cancel, [&](int64_t t, int) {
+  absl::Status st = ForEachTile(ranges, ctx, threads, [&](int64_t t, int) {
     const int64_t c0 = t * width, c1 = std::min(s.n, c0 + width);
     QuantizeInt4(view, o, c0, c1, out.packed.data(), scales, zps);
   });
@@ -113,7 +107,7 @@ absl::StatusOr<Int4Result> Int4Impl(const MatrixSource& s, const Int4Options& o,
     std::vector<QualityAccumulator> acc;
     std::vector<std::vector<float>> w_buf(threads), q_buf(threads);
     for (int i = 0; i < threads; ++i) acc.emplace_back(s.k);
-    st = ParallelTiles(tiles, threads, cancel, [&](int64_t t, int slot) {
+    st = ForEachTile(tiles, ctx, threads, [&](int64_t t, int slot) {
       const int64_t c0 = t * kTile, c1 = std::min(s.n, c0 + kTile);
       auto& wb = w_buf[slot];
       auto& qb = q_buf[slot];
@@ -131,10 +125,10 @@ absl::StatusOr<Int4Result> Int4Impl(const MatrixSource& s, const Int4Options& o,
 }
 
 template <typename T>
-absl::StatusOr<Int8Result> Int8Impl(const MatrixSource& s, const Int8Options& o, int threads,
-                                    const CancelToken* cancel, TensorReport* quality) {
+absl::StatusOr<Int8Result> Int8Impl(const MatrixSource& s, const Int8Options& o,
+                                    const RunContext& ctx, TensorReport* quality) {
   const T* data = reinterpret_cast<const T*>(s.bytes.data());
-  threads = std::max(1, threads);
+  const int threads = ctx.Parallelism();  // scratch slots
   const int64_t tiles = (s.n + kTile - 1) / kTile;
   Int8Result out;
   out.data.assign(s.k * s.n, 0);
@@ -143,7 +137,7 @@ absl::StatusOr<Int8Result> Int8Impl(const MatrixSource& s, const Int8Options& o,
 
   // Ranges: per column, then reduced for per-tensor.
   std::vector<float> mins(s.n), maxs(s.n);
-  absl::Status st = ParallelTiles(tiles, threads, cancel, [&](int64_t t, int slot) {
+  absl::Status st = ForEachTile(tiles, ctx, threads, [&](int64_t t, int slot) {
     const int64_t c0 = t * kTile, c1 = std::min(s.n, c0 + kTile);
     float* wb = w_buf[slot].data();
     GatherTile(data, s, c0, c1 - c0, wb);
@@ -165,7 +159,7 @@ absl::StatusOr<Int8Result> Int8Impl(const MatrixSource& s, const Int8Options& o,
   if (quality != nullptr) {
     for (int i = 0; i < threads; ++i) acc.emplace_back(s.k);
   }
-  st = ParallelTiles(tiles, threads, cancel, [&](int64_t t, int slot) {
+  st = ForEachTile(tiles, ctx, threads, [&](int64_t t, int slot) {
     const int64_t c0 = t * kTile, c1 = std::min(s.n, c0 + kTile);
     float* wb = w_buf[slot].data();
     GatherTile(data, s, c0, c1 - c0, wb);
@@ -193,8 +187,7 @@ absl::StatusOr<Int8Result> Int8Impl(const MatrixSource& s, const Int8Options& o,
 }  // namespace
 
 absl::StatusOr<Int4Result> QuantizeInt4Matrix(const MatrixSource& src, const Int4Options& options,
-                                              int threads, const CancelToken* cancel,
-                                              TensorReport* quality) {
+                                              const RunContext& ctx, TensorReport* quality) {
   if (absl::Status st = CheckSource(src); !st.ok()) return st;
   switch (options.block_size) {
     case 16: case 32: case 64: case 128: case 256: break;
@@ -202,16 +195,15 @@ absl::StatusOr<Int4Result> QuantizeInt4Matrix(const MatrixSource& src, const Int
       return absl::InvalidArgumentError(absl::StrCat("block size ", options.block_size,
                                                      " is not supported; use 16..256, a power of 2"));
   }
-  if (src.onnx_type == 1) return Int4Impl<float>(src, options, threads, cancel, quality);
-  return Int4Impl<Half>(src, options, threads, cancel, quality);
+  if (src.onnx_type == 1) return Int4Impl<float>(src, options, ctx, quality);
+  return Int4Impl<Half>(src, options, ctx, quality);
 }
 
 absl::StatusOr<Int8Result> QuantizeInt8Matrix(const MatrixSource& src, const Int8Options& options,
-                                              int threads, const CancelToken* cancel,
-                                              TensorReport* quality) {
+                                              const RunContext& ctx, TensorReport* quality) {
   if (absl::Status st = CheckSource(src); !st.ok()) return st;
-  if (src.onnx_type == 1) return Int8Impl<float>(src, options, threads, cancel, quality);
-  return Int8Impl<Half>(src, options, threads, cancel, quality);
+  if (src.onnx_type == 1) return Int8Impl<float>(src, options, ctx, quality);
+  return Int8Impl<Half>(src, options, ctx, quality);
 }
 
 }  // namespace quantd::core::quant

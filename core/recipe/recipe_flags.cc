@@ -178,7 +178,10 @@ const std::vector<FlagSpec>& Flags() {
       {"pure", nullptr, "GGUF: one type for every tensor (no mixes)", Set(&Recipe::pure, true)},
       {"allow-requantize", nullptr, "GGUF: allow quantizing already-quantized tensors",
        Set(&Recipe::allow_requantize, true)},
-      {"threads", "N", "threads for this conversion (default 1)", Int("threads", &Recipe::threads)},
+      {"threads", "N",
+       "threads for this conversion (quantd quantize: default hardware threads; a job: a "
+       "hint the server caps)",
+       Int("threads", &Recipe::threads)},
   };
   return *kFlags;
 }

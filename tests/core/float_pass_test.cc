@@ -27,12 +27,14 @@ using ::quantd::testing::Value;
 using ::quantd::testing::WriteModel;
 
 // Converts `m` with `recipe`, saves inline, returns the saved proto.
-onnx::ModelProto Convert(const onnx::ModelProto& m, const Recipe& recipe, Report* report) {
+// `ctx` outlives Save(), which converts the data.
+onnx::ModelProto Convert(const onnx::ModelProto& m, const Recipe& recipe, Report* report,
+                         const RunContext& ctx = {}) {
   std::string dir = MakeTempDir("quantd-fp");
   auto model = OnnxModel::FromProto(m, dir);
   EXPECT_TRUE(model.ok()) << model.status();
-  EXPECT_TRUE(ConvertFloatPrecision(model->get(), recipe, report).ok());
-  auto saved = (*model)->Save(dir + "/out.onnx", SaveOptions());
+  EXPECT_TRUE(ConvertFloatPrecision(model->get(), recipe, report, ctx).ok());
+  auto saved = (*model)->Save(dir + "/out.onnx", SaveOptions(), ctx);
   EXPECT_TRUE(saved.ok()) << saved.status();
   onnx::ModelProto out = ReadModelProto(dir + "/out.onnx");
   fs::remove_all(dir);
@@ -225,6 +227,35 @@ TEST(FloatPassTest, Fp16ToFp32WidensExactly) {
   // The FP32 model's edges are FLOAT; the remaining casts from the FP16 model's
   // edges are identities and are gone.
   EXPECT_EQ(CountOps(wide.graph(), "Cast"), 0);
+}
+
+TEST(FloatPassTest, ThreadsDoNotChangeBytesOrCounts) {
+  // 5 chunks of 65536 values and a ragged tail; values beyond FP16's range
+  // and below its subnormals, so clamp and flush counts are summed per chunk.
+  const int64_t n = 5 * 65536 + 77;
+  std::vector<float> w = quantd::testing::RandomFloats(n, 9);
+  for (int64_t i = 0; i < n; i += 997) w[i] = 1e6f;
+  for (int64_t i = 5; i < n; i += 1499) w[i] = 1e-9f;
+  auto m = SmallMlp();
+  *m.mutable_graph()->add_initializer() = FloatTensor("big", {n}, w);
+  ThreadPool pool(2);
+  RunContext threaded;
+  threaded.pool = &pool;
+  threaded.parallelism = 3;
+  Report inline_report, threaded_report;
+  onnx::ModelProto a = Convert(m, Fp16(), &inline_report);
+  onnx::ModelProto b = Convert(m, Fp16(), &threaded_report, threaded);
+  EXPECT_EQ(a.SerializeAsString(), b.SerializeAsString());
+  EXPECT_GT(inline_report.values_clamped, 300u);
+  EXPECT_GT(inline_report.values_flushed, 200u);
+  EXPECT_EQ(inline_report.values_clamped, threaded_report.values_clamped);
+  EXPECT_EQ(inline_report.values_flushed, threaded_report.values_flushed);
+  // And back to FP32, also in chunks.
+  Recipe wide;
+  wide.precision = Precision::kFp32;
+  Report r1, r2;
+  EXPECT_EQ(Convert(a, wide, &r1).SerializeAsString(),
+            Convert(a, wide, &r2, threaded).SerializeAsString());
 }
 
 // A model whose external data is larger than 2 GiB after conversion: FP16

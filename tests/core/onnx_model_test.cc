@@ -296,7 +296,9 @@ TEST(OnnxModelTest, CancelledSaveLeavesNoOutput) {
   ASSERT_TRUE(model.ok());
   CancelToken cancel;
   cancel.Cancel();
-  auto saved = (*model)->Save(dir + "/out.onnx", SaveOptions(), nullptr, &cancel);
+  RunContext ctx;
+  ctx.cancel = &cancel;
+  auto saved = (*model)->Save(dir + "/out.onnx", SaveOptions(), ctx);
   EXPECT_EQ(saved.status().code(), absl::StatusCode::kCancelled);
   EXPECT_TRUE(fs::is_empty(dir));
   fs::remove_all(dir);

@@ -1,5 +1,6 @@
 #include "quantd/server/worker_pool.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <vector>
@@ -20,6 +21,16 @@ class WorkerPoolTest : public ::testing::Test {
     v1::Job j;
     j.set_priority(priority);
     j.set_dedup_key(dedup);
+    auto created = store_.Create(j);
+    EXPECT_TRUE(created.ok());
+    return created->job.job_id();
+  }
+
+  // A job whose recipe asks for `threads` (0: no hint).
+  std::string SubmitWithThreads(const std::string& dedup, int threads) {
+    v1::Job j;
+    j.set_dedup_key(dedup);
+    if (threads > 0) j.mutable_recipe()->set_threads(threads);
     auto created = store_.Create(j);
     EXPECT_TRUE(created.ok());
     return created->job.job_id();
@@ -48,8 +59,8 @@ TEST_F(WorkerPoolTest, RunsByPriorityThenFifo) {
   absl::Mutex mu;
   std::vector<std::string> order;
   const std::string first = Submit(0, "first");
-  WorkerPool pool(1, &store_,
-                  [&](const v1::Job& job, const core::ProgressFn&, const core::CancelToken*)
+  WorkerPool pool(1, 1, &store_,
+                  [&](const v1::Job& job, const core::RunContext&)
                       -> absl::StatusOr<JobOutcome> {
                     if (job.job_id() == first) release.WaitForNotification();
                     absl::MutexLock lock(&mu);
@@ -73,12 +84,11 @@ TEST_F(WorkerPoolTest, CancelReachesRunningJobAndRemovesQueuedJob) {
   std::atomic<int> runs{0};
   const std::string running = Submit(0, "a");
   const std::string queued = Submit(0, "b");
-  WorkerPool pool(1, &store_,
-                  [&](const v1::Job&, const core::ProgressFn& progress,
-                      const core::CancelToken* cancel) -> absl::StatusOr<JobOutcome> {
+  WorkerPool pool(1, 1, &store_,
+                  [&](const v1::Job&, const core::RunContext& ctx) -> absl::StatusOr<JobOutcome> {
                     ++runs;
-                    while (!cancel->cancelled()) {
-                      progress(core::Progress{"convert", 1, 10, 0, 0});
+                    while (!ctx.cancelled()) {
+                      ctx.Report(core::Progress{"convert", 1, 10, 0, 0});
                       absl::SleepFor(absl::Milliseconds(1));
                     }
                     return absl::CancelledError("cancelled");
@@ -98,10 +108,9 @@ TEST_F(WorkerPoolTest, CancelReachesRunningJobAndRemovesQueuedJob) {
 
 TEST_F(WorkerPoolTest, ShutdownRequeuesJobsThatDoNotFinishInTime) {
   const std::string id = Submit(0, "a");
-  WorkerPool pool(1, &store_,
-                  [&](const v1::Job&, const core::ProgressFn&,
-                      const core::CancelToken* cancel) -> absl::StatusOr<JobOutcome> {
-                    while (!cancel->cancelled()) absl::SleepFor(absl::Milliseconds(1));
+  WorkerPool pool(1, 1, &store_,
+                  [&](const v1::Job&, const core::RunContext& ctx) -> absl::StatusOr<JobOutcome> {
+                    while (!ctx.cancelled()) absl::SleepFor(absl::Milliseconds(1));
                     return absl::CancelledError("cancelled");
                   },
                   &clock_, &logger_, &metrics_);
@@ -118,9 +127,8 @@ TEST_F(WorkerPoolTest, ShutdownRequeuesJobsThatDoNotFinishInTime) {
 TEST_F(WorkerPoolTest, NeverRunsTheSameJobTwice) {
   std::atomic<int> runs{0};
   const std::string id = Submit(0, "a");
-  WorkerPool pool(4, &store_,
-                  [&](const v1::Job&, const core::ProgressFn&,
-                      const core::CancelToken*) -> absl::StatusOr<JobOutcome> {
+  WorkerPool pool(4, 4, &store_,
+                  [&](const v1::Job&, const core::RunContext&) -> absl::StatusOr<JobOutcome> {
                     ++runs;
                     absl::SleepFor(absl::Milliseconds(20));
                     return JobOutcome{};
@@ -136,11 +144,117 @@ TEST_F(WorkerPoolTest, NeverRunsTheSameJobTwice) {
   EXPECT_EQ(runs.load(), 1);
 }
 
+// Records what a job was handed, waits until `expected` jobs run at once,
+// then computes with the job's RunContext while counting the threads that
+// compute across all jobs.
+class BudgetRecorder {
+ public:
+  explicit BudgetRecorder(int expected) : expected_(expected) {}
+
+  absl::StatusOr<JobOutcome> Run(const core::RunContext& ctx) {
+    {
+      absl::MutexLock lock(&mu_);
+      parallelism_.push_back(ctx.Parallelism());
+      granted_now_ += ctx.Parallelism();
+      peak_granted_ = std::max(peak_granted_, granted_now_);
+      auto all_here = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return static_cast<int>(parallelism_.size()) >= expected_;
+      };
+      mu_.AwaitWithTimeout(absl::Condition(&all_here), absl::Seconds(30));
+    }
+    ctx.ParallelFor(64, [&](int64_t, int) {
+      const int now = ++computing_;
+      int seen = peak_computing_.load();
+      while (now > seen && !peak_computing_.compare_exchange_weak(seen, now)) {
+      }
+      absl::SleepFor(absl::Microseconds(300));
+      --computing_;
+    });
+    absl::MutexLock lock(&mu_);
+    granted_now_ -= ctx.Parallelism();
+    return JobOutcome{};
+  }
+
+  std::vector<int> parallelism() {
+    absl::MutexLock lock(&mu_);
+    return parallelism_;
+  }
+  int peak_granted() {
+    absl::MutexLock lock(&mu_);
+    return peak_granted_;
+  }
+  int peak_computing() const { return peak_computing_.load(); }
+
+ private:
+  const int expected_;
+  absl::Mutex mu_;
+  std::vector<int> parallelism_ ABSL_GUARDED_BY(mu_);
+  int granted_now_ ABSL_GUARDED_BY(mu_) = 0;
+  int peak_granted_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<int> computing_{0}, peak_computing_{0};
+};
+
+TEST_F(WorkerPoolTest, RunningJobsShareOneThreadBudget) {
+  constexpr int kBudget = 4;
+  // Both jobs ask for the whole budget; together they must not get more.
+  const std::string a = SubmitWithThreads("a", kBudget);
+  const std::string b = SubmitWithThreads("b", kBudget);
+  BudgetRecorder recorder(2);
+  WorkerPool pool(2, kBudget, &store_,
+                  [&](const v1::Job&, const core::RunContext& ctx) { return recorder.Run(ctx); },
+                  &clock_, &logger_, &metrics_);
+  pool.Start();
+  ASSERT_TRUE(WaitFor(a, v1::JOB_STATE_SUCCEEDED));
+  ASSERT_TRUE(WaitFor(b, v1::JOB_STATE_SUCCEEDED));
+  const std::vector<int> given = recorder.parallelism();
+  ASSERT_EQ(given.size(), 2u);
+  EXPECT_GE(given[0], 1);
+  EXPECT_GE(given[1], 1);
+  EXPECT_EQ(given[0] + given[1], kBudget);  // both ran at once: the whole budget, no more
+  EXPECT_LE(recorder.peak_granted(), kBudget);
+  EXPECT_LE(recorder.peak_computing(), kBudget);
+}
+
+TEST_F(WorkerPoolTest, JobsWithoutAHintGetAFairShare) {
+  const std::string a = SubmitWithThreads("a", 0);
+  const std::string b = SubmitWithThreads("b", 0);
+  BudgetRecorder recorder(2);
+  WorkerPool pool(2, 5, &store_,
+                  [&](const v1::Job&, const core::RunContext& ctx) { return recorder.Run(ctx); },
+                  &clock_, &logger_, &metrics_);
+  pool.Start();
+  ASSERT_TRUE(WaitFor(a, v1::JOB_STATE_SUCCEEDED));
+  ASSERT_TRUE(WaitFor(b, v1::JOB_STATE_SUCCEEDED));
+  EXPECT_EQ(recorder.parallelism(), (std::vector<int>{2, 2}));  // 5 / 2 each
+  EXPECT_LE(recorder.peak_computing(), 5);
+}
+
+TEST_F(WorkerPoolTest, NoMoreJobsRunAtOnceThanTheBudget) {
+  std::vector<std::string> ids;
+  for (const char* key : {"a", "b", "c"}) ids.push_back(SubmitWithThreads(key, 1));
+  std::atomic<int> running{0}, peak{0};
+  WorkerPool pool(3, 2, &store_,
+                  [&](const v1::Job&, const core::RunContext& ctx) -> absl::StatusOr<JobOutcome> {
+                    EXPECT_EQ(ctx.Parallelism(), 1);
+                    const int now = ++running;
+                    int seen = peak.load();
+                    while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+                    }
+                    absl::SleepFor(absl::Milliseconds(50));
+                    --running;
+                    return JobOutcome{};
+                  },
+                  &clock_, &logger_, &metrics_);
+  EXPECT_EQ(pool.workers(), 2);
+  pool.Start();
+  for (const auto& id : ids) ASSERT_TRUE(WaitFor(id, v1::JOB_STATE_SUCCEEDED));
+  EXPECT_LE(peak.load(), 2);
+}
+
 TEST_F(WorkerPoolTest, RunnerErrorMarksJobFailedWithCodeAndMessage) {
   const std::string id = Submit(0, "a");
-  WorkerPool pool(1, &store_,
-                  [&](const v1::Job&, const core::ProgressFn&,
-                      const core::CancelToken*) -> absl::StatusOr<JobOutcome> {
+  WorkerPool pool(1, 1, &store_,
+                  [&](const v1::Job&, const core::RunContext&) -> absl::StatusOr<JobOutcome> {
                     return absl::InvalidArgumentError("model.onnx: not a valid ONNX model");
                   },
                   &clock_, &logger_, &metrics_);

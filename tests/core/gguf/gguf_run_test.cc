@@ -53,7 +53,7 @@ class GgufRunTest : public ::testing::Test {
 };
 
 TEST_F(GgufRunTest, ReportsQualityPerTensorAndTotals) {
-  auto report = RunGguf(Q("Q4_K_M"), kModel, Path("out.gguf"), nullptr, nullptr);
+  auto report = RunGguf(Q("Q4_K_M"), kModel, Path("out.gguf"), RunContext());
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_EQ(report->format, "gguf");
   EXPECT_EQ(report->precision, "Q4_K_M");
@@ -79,8 +79,9 @@ TEST_F(GgufRunTest, ReportsQualityPerTensorAndTotals) {
 
 TEST_F(GgufRunTest, ProgressCountsEveryTensor) {
   std::vector<Progress> seen;
-  auto report = RunGguf(Q("Q8_0"), kModel, Path("out.gguf"),
-                        [&](const Progress& p) { seen.push_back(p); }, nullptr);
+  RunContext ctx;
+  ctx.progress = [&](const Progress& p) { seen.push_back(p); };
+  auto report = RunGguf(Q("Q8_0"), kModel, Path("out.gguf"), ctx);
   ASSERT_TRUE(report.ok()) << report.status();
   ASSERT_FALSE(seen.empty());
   uint64_t last_bytes = 0, last_done = 0;
@@ -98,15 +99,17 @@ TEST_F(GgufRunTest, ProgressCountsEveryTensor) {
 }
 
 TEST_F(GgufRunTest, CancelBetweenTensorsLeavesNoOutput) {
+  ThreadPool pool(1);
   for (int threads : {1, 2}) {  // 2: output is written by a background thread
     CancelToken cancel;
-    Recipe r = Q("Q4_K_M");
-    r.threads = threads;
-    auto report = RunGguf(r, kModel, Path("out.gguf"),
-                          [&](const Progress& p) {
-                            if (p.tensors_done == 5) cancel.Cancel();
-                          },
-                          &cancel);
+    RunContext ctx;
+    ctx.pool = &pool;
+    ctx.parallelism = threads;
+    ctx.cancel = &cancel;
+    ctx.progress = [&](const Progress& p) {
+      if (p.tensors_done == 5) cancel.Cancel();
+    };
+    auto report = RunGguf(Q("Q4_K_M"), kModel, Path("out.gguf"), ctx);
     EXPECT_THAT(report.status(), StatusIs(absl::StatusCode::kCancelled, "cancel")) << threads;
     EXPECT_THAT(Files(), ::testing::IsEmpty()) << threads;  // no output, no temp file
   }
@@ -118,46 +121,48 @@ TEST_F(GgufRunTest, MalformedInputLeavesNoOutput) {
     std::ofstream f(Path("truncated.gguf"), std::ios::binary);
     f.write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
   }
-  auto report = RunGguf(Q("Q4_K_M"), Path("truncated.gguf"), Path("out.gguf"), nullptr, nullptr);
+  auto report = RunGguf(Q("Q4_K_M"), Path("truncated.gguf"), Path("out.gguf"), RunContext());
   EXPECT_THAT(report.status(), StatusIs(absl::StatusCode::kInvalidArgument, "truncated"));
   EXPECT_FALSE(fs::exists(Path("out.gguf")));
 }
 
 TEST_F(GgufRunTest, RefusesQuantizedInputUnlessAllowed) {
-  ASSERT_TRUE(RunGguf(Q("Q8_0"), kModel, Path("q8.gguf"), nullptr, nullptr).ok());
-  auto refused = RunGguf(Q("Q4_K_M"), Path("q8.gguf"), Path("q4.gguf"), nullptr, nullptr);
+  ASSERT_TRUE(RunGguf(Q("Q8_0"), kModel, Path("q8.gguf"), RunContext()).ok());
+  auto refused = RunGguf(Q("Q4_K_M"), Path("q8.gguf"), Path("q4.gguf"), RunContext());
   EXPECT_THAT(refused.status(), StatusIs(absl::StatusCode::kInvalidArgument, "--allow-requantize"));
   EXPECT_FALSE(fs::exists(Path("q4.gguf")));
   Recipe r = Q("Q4_K_M");
   r.allow_requantize = true;
-  auto allowed = RunGguf(r, Path("q8.gguf"), Path("q4.gguf"), nullptr, nullptr);
+  auto allowed = RunGguf(r, Path("q8.gguf"), Path("q4.gguf"), RunContext());
   ASSERT_TRUE(allowed.ok()) << allowed.status();
   EXPECT_EQ(allowed->tensors.front().dtype_before, "Q8_0");
 }
 
 TEST_F(GgufRunTest, ThreadCountDoesNotChangeBytes) {
+  ThreadPool pool(2);
+  RunContext three;
+  three.pool = &pool;
+  three.parallelism = 3;
   for (const char* type : {"Q4_K_M", "Q3_K_S", "Q5_1"}) {
-    Recipe one = Q(type), three = Q(type);
-    three.threads = 3;
-    ASSERT_TRUE(RunGguf(one, kModel, Path("a.gguf"), nullptr, nullptr).ok());
-    ASSERT_TRUE(RunGguf(three, kModel, Path("b.gguf"), nullptr, nullptr).ok());
+    ASSERT_TRUE(RunGguf(Q(type), kModel, Path("a.gguf"), RunContext()).ok());
+    ASSERT_TRUE(RunGguf(Q(type), kModel, Path("b.gguf"), three).ok());
     EXPECT_EQ(Read(Path("a.gguf")), Read(Path("b.gguf"))) << type;
   }
 }
 
 TEST_F(GgufRunTest, FloatTargetsConvertWeightMatrices) {
-  auto report = RunGguf(Q("F16"), kModel, Path("f16.gguf"), nullptr, nullptr);
+  auto report = RunGguf(Q("F16"), kModel, Path("f16.gguf"), RunContext());
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_EQ(report->tensors.front().dtype_after, "F16");
   EXPECT_EQ(Read(Path("f16.gguf")).size(), report->output_file_bytes);
 }
 
 TEST_F(GgufRunTest, RejectsUnknownTypes) {
-  EXPECT_THAT(RunGguf(Q("Q9_K"), kModel, Path("o.gguf"), nullptr, nullptr).status(),
+  EXPECT_THAT(RunGguf(Q("Q9_K"), kModel, Path("o.gguf"), RunContext()).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, "unknown GGUF type"));
   Recipe r = Q("Q4_K_M");
   r.output_tensor_type = "q7_0";
-  EXPECT_THAT(RunGguf(r, kModel, Path("o.gguf"), nullptr, nullptr).status(),
+  EXPECT_THAT(RunGguf(r, kModel, Path("o.gguf"), RunContext()).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, "--output-tensor-type"));
 }
 

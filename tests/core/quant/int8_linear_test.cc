@@ -99,7 +99,7 @@ TEST(Int8MatrixTest, PerChannelUsesColumnsOfB) {
   o.out_row_stride = 3;
   o.out_col_stride = 1;
   TensorReport q;
-  auto r = QuantizeInt8Matrix(s, o, 2, nullptr, &q);
+  auto r = QuantizeInt8Matrix(s, o, RunContext(), &q);
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_EQ(r->params.size(), 3u);
   EXPECT_EQ(r->params[0].scale, static_cast<float>(2.0 / 254.0));

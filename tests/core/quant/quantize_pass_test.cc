@@ -60,9 +60,11 @@ Result Quantize(const onnx::ModelProto& m, const Recipe& r, const CancelToken* c
   std::string dir = MakeTempDir("quantd-int");
   auto model = OnnxModel::FromProto(m, dir);
   EXPECT_TRUE(model.ok()) << model.status();
-  out.status = QuantizeOnnxWeights(model->get(), r, &out.report, nullptr);
+  RunContext ctx;
+  ctx.cancel = cancel;
+  out.status = QuantizeOnnxWeights(model->get(), r, &out.report, ctx);
   if (out.status.ok()) {
-    auto saved = (*model)->Save(dir + "/out.onnx", SaveOptions(), nullptr, cancel);
+    auto saved = (*model)->Save(dir + "/out.onnx", SaveOptions(), ctx);
     out.status = saved.status();
     if (saved.ok()) {
       out.proto = ReadModelProto(dir + "/out.onnx");
@@ -586,16 +588,23 @@ TEST(WeightQuantizerTest, CancelStopsInsideATensor) {
   s.k = 256;
   s.n = 1024;
   s.row_stride = 1024;
+  ThreadPool pool(1);
   CancelToken cancel;
   cancel.Cancel();
+  RunContext cancelled;
+  cancelled.pool = &pool;
+  cancelled.parallelism = 2;
+  cancelled.cancel = &cancel;
   Int4Options o;
-  EXPECT_EQ(QuantizeInt4Matrix(s, o, 2, &cancel, nullptr).status().code(),
+  EXPECT_EQ(QuantizeInt4Matrix(s, o, cancelled, nullptr).status().code(),
             absl::StatusCode::kCancelled);
   Int8Options o8;
-  EXPECT_EQ(QuantizeInt8Matrix(s, o8, 2, &cancel, nullptr).status().code(),
+  EXPECT_EQ(QuantizeInt8Matrix(s, o8, cancelled, nullptr).status().code(),
             absl::StatusCode::kCancelled);
   CancelToken live;
-  auto ok = QuantizeInt4Matrix(s, o, 2, &live, nullptr);
+  RunContext running = cancelled;
+  running.cancel = &live;
+  auto ok = QuantizeInt4Matrix(s, o, running, nullptr);
   EXPECT_TRUE(ok.ok()) << ok.status();
 }
 
@@ -606,12 +615,17 @@ TEST(WeightQuantizerTest, ThreadsDoNotChangeTheBytes) {
   s.k = 200;
   s.n = 300;
   s.row_stride = 300;
+  ThreadPool pool(3);
+  RunContext one_thread, three_threads, four_threads;
+  three_threads.pool = four_threads.pool = &pool;
+  three_threads.parallelism = 3;
+  four_threads.parallelism = 4;
   for (Int4Layout layout : {Int4Layout::kMatMulNBits, Int4Layout::kQdq}) {
     Int4Options o;
     o.layout = layout;
     o.symmetric = false;
-    auto one = QuantizeInt4Matrix(s, o, 1, nullptr, nullptr);
-    auto four = QuantizeInt4Matrix(s, o, 4, nullptr, nullptr);
+    auto one = QuantizeInt4Matrix(s, o, one_thread, nullptr);
+    auto four = QuantizeInt4Matrix(s, o, four_threads, nullptr);
     ASSERT_TRUE(one.ok() && four.ok());
     EXPECT_EQ(one->packed, four->packed);
     EXPECT_EQ(one->scales, four->scales);
@@ -621,8 +635,8 @@ TEST(WeightQuantizerTest, ThreadsDoNotChangeTheBytes) {
   Int8Options o8;
   o8.per_channel = true;
   o8.out_row_stride = 300;
-  auto r1 = QuantizeInt8Matrix(s, o8, 1, nullptr, &a);
-  auto r3 = QuantizeInt8Matrix(s, o8, 3, nullptr, &b);
+  auto r1 = QuantizeInt8Matrix(s, o8, one_thread, &a);
+  auto r3 = QuantizeInt8Matrix(s, o8, three_threads, &b);
   ASSERT_TRUE(r1.ok() && r3.ok());
   EXPECT_EQ(r1->data, r3->data);
   EXPECT_NEAR(*a.sqnr_db, *b.sqnr_db, 1e-9);

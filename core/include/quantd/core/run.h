@@ -2,7 +2,8 @@
 // call. Knows nothing about gRPC.
 //
 // Thread safety: Run may be called concurrently for different outputs; each
-// call owns its model. `progress` is called from the calling thread.
+// call owns its model. Several calls may share one ThreadPool through their
+// RunContexts. `ctx.progress` is called from the calling thread.
 #ifndef QUANTD_CORE_RUN_H_
 #define QUANTD_CORE_RUN_H_
 
@@ -10,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "quantd/core/progress.h"
+#include "quantd/core/run_context.h"
 #include "quantd/core/recipe.h"
 #include "quantd/core/report.h"
 
@@ -25,9 +27,12 @@ absl::StatusOr<ModelFormat> DetectFormat(const std::string& path);
 // Errors: InvalidArgument (bad recipe, corrupt or unsupported model),
 // NotFound (missing files), DataLoss (truncated data), Cancelled,
 // ResourceExhausted (disk full, protobuf limits).
+//
+// `ctx` brings progress, cancellation and the threads to use; the bytes
+// written do not depend on its parallelism. recipe.threads is not read here:
+// callers size ctx from it (the CLI) or treat it as a hint (the server).
 absl::StatusOr<Report> Run(const Recipe& recipe, const std::string& input_path,
-                           const std::string& output_path, const ProgressFn& progress = nullptr,
-                           const CancelToken* cancel = nullptr);
+                           const std::string& output_path, const RunContext& ctx = {});
 
 }  // namespace quantd::core
 

@@ -17,8 +17,12 @@ namespace quantd::server {
 struct ServeConfig {
   std::string listen = "127.0.0.1:7443";
   std::string data_dir = "./quantd-data";
-  int workers = 2;
-  int max_job_threads = 0;                  // 0: the machine's hardware threads
+  int workers = 2;                          // capped by the thread budget below
+  // The compute budget B: threads computing for all running jobs together
+  // (0: the machine's hardware threads). At most min(workers, B) jobs run at
+  // once; a job's recipe.threads is a hint, capped so that the running jobs'
+  // threads sum to <= B (rule in worker_pool.h). Not per job.
+  int max_job_threads = 0;
   std::string metrics_listen;               // empty: no /metrics endpoint
   uint64_t max_upload_bytes = 64ull << 30;
   uint64_t max_store_bytes = 0;             // 0: unlimited

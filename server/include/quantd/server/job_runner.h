@@ -2,7 +2,8 @@
 // commits its output as the job's artifact.
 //
 // Steps: resolve the model's files in the BlobStore, translate the recorded
-// recipe (capping its thread budget), run the core into a fresh work
+// recipe, run the core with the worker's RunContext (its threads were granted
+// by the WorkerPool; recipe.threads was only a hint) into a fresh work
 // directory, hash the outputs and move them into artifacts/<job id>
 // atomically. On any error the work directory is removed.
 //
@@ -12,7 +13,7 @@
 #define QUANTD_SERVER_JOB_RUNNER_H_
 
 #include "absl/status/statusor.h"
-#include "quantd/core/progress.h"
+#include "quantd/core/run_context.h"
 #include "quantd/server/blob_store.h"
 #include "quantd/server/worker_pool.h"
 
@@ -20,16 +21,13 @@ namespace quantd::server {
 
 class CoreJobRunner {
  public:
-  // `blobs` is not owned. `max_job_threads` caps recipe.threads.
-  CoreJobRunner(BlobStore* blobs, int max_job_threads)
-      : blobs_(blobs), max_job_threads_(max_job_threads) {}
+  // `blobs` is not owned.
+  explicit CoreJobRunner(BlobStore* blobs) : blobs_(blobs) {}
 
-  absl::StatusOr<JobOutcome> Run(const v1::Job& job, const core::ProgressFn& progress,
-                                 const core::CancelToken* cancel);
+  absl::StatusOr<JobOutcome> Run(const v1::Job& job, const core::RunContext& ctx);
 
  private:
   BlobStore* const blobs_;
-  const int max_job_threads_;
 };
 
 }  // namespace quantd::server

@@ -1,7 +1,24 @@
-// WorkerPool: N threads that run queued jobs, highest priority first and
-// FIFO within a priority. A job is in exactly one place at a time — the
+// WorkerPool: worker threads that run queued jobs, highest priority first
+// and FIFO within a priority. A job is in exactly one place at a time — the
 // queue, one worker, or nowhere (final) — so it never runs twice at once.
 // Cancellation of a running job reaches the core through its CancelToken.
+//
+// Threads: the pool owns two core::ThreadPools, sized from one compute
+// budget B (--max-job-threads) and the worker count W (--workers):
+//  - min(W, B) worker threads, each running one job at a time (so at most
+//    min(W, B) jobs run at once: every running job computes on at least its
+//    own worker thread);
+//  - one compute pool of B - 1 threads shared by all running jobs.
+// A job that starts is granted a parallelism g (threads computing for it,
+// its worker thread included) and runs with a RunContext{compute pool, g}:
+//   want = the recipe's `threads` when the client set it (a hint),
+//          else the fair share max(1, B / min(W, B));
+//   g    = min(want, B - granted to running jobs - one thread for each
+//              worker that has no job yet), at least 1.
+// So the grants of running jobs always sum to at most B and every worker
+// that picks up a job later still finds a thread: no more than B threads
+// compute at once, whatever the hints. The grant is returned when the job
+// ends.
 //
 // The job itself is run by an injected JobRunner (the real one calls
 // core::Run; tests pass fakes). State transitions go through the JobStore
@@ -17,14 +34,14 @@
 #include <memory>
 #include <set>
 #include <string>
-#include <thread>
 #include <tuple>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "quantd/core/progress.h"
+#include "quantd/core/base/thread_pool.h"
+#include "quantd/core/run_context.h"
 #include "quantd/server/clock.h"
 #include "quantd/server/job_store.h"
 #include "quantd/server/logger.h"
@@ -38,17 +55,20 @@ struct JobOutcome {
   v1::Artifact artifact;
 };
 
-// Runs one job to completion. Must poll `cancel` and return CancelledError
-// when it fires; reports progress through `progress` (same thread).
-using JobRunner = std::function<absl::StatusOr<JobOutcome>(
-    const v1::Job& job, const core::ProgressFn& progress, const core::CancelToken* cancel)>;
+// Runs one job to completion with the threads of `ctx` (ctx.Parallelism(),
+// the calling worker thread included). Must poll ctx.cancel and return
+// CancelledError when it fires; reports progress through ctx.progress (same
+// thread).
+using JobRunner =
+    std::function<absl::StatusOr<JobOutcome>(const v1::Job& job, const core::RunContext& ctx)>;
 
 class WorkerPool {
  public:
   // `store`, `clock`, `logger`, `metrics` are not owned; they must outlive
-  // the pool. REQUIRES workers >= 1.
-  WorkerPool(int workers, JobStore* store, JobRunner runner, Clock* clock, Logger* logger,
-             Metrics* metrics);
+  // the pool. `thread_budget` is B above (threads computing for all running
+  // jobs together). REQUIRES workers >= 1, thread_budget >= 1.
+  WorkerPool(int workers, int thread_budget, JobStore* store, JobRunner runner, Clock* clock,
+             Logger* logger, Metrics* metrics);
   ~WorkerPool();  // Shutdown(absl::ZeroDuration()) if still running
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
@@ -68,6 +88,8 @@ class WorkerPool {
 
   int queued();
   int running();
+  // Worker threads: min(workers, thread_budget).
+  int workers() const { return workers_; }
 
  private:
   struct Running {
@@ -80,9 +102,13 @@ class WorkerPool {
   void WorkerLoop();
   void RunOne(const std::string& job_id, std::shared_ptr<core::CancelToken> token);
   void ReportGauges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Grants a job threads from the budget (the rule above) / returns them.
+  int AcquireThreads(const v1::Recipe& recipe);
+  void ReleaseThreads(int granted);
 
   // Constant after construction.
-  const int workers_;
+  const int workers_;        // min(workers, thread_budget)
+  const int thread_budget_;
   JobStore* const store_;
   const JobRunner runner_;
   Clock* const clock_;
@@ -96,7 +122,15 @@ class WorkerPool {
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool requeue_on_cancel_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<std::thread> threads_;  // touched only by Start/Shutdown
+  int granted_threads_ ABSL_GUARDED_BY(mu_) = 0;  // sum of running jobs' grants
+  int granted_jobs_ ABSL_GUARDED_BY(mu_) = 0;     // jobs holding a grant
+
+  // Compute threads shared by running jobs (thread_budget - 1); declared
+  // before the workers so it outlives them.
+  core::ThreadPool compute_;
+  // The worker threads, one long-lived WorkerLoop each; created by Start,
+  // destroyed (joined) by Shutdown.
+  std::unique_ptr<core::ThreadPool> worker_threads_;
 };
 
 }  // namespace quantd::server

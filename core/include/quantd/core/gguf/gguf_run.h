@@ -5,7 +5,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "quantd/core/progress.h"
+#include "quantd/core/run_context.h"
 #include "quantd/core/recipe.h"
 #include "quantd/core/report.h"
 
@@ -18,12 +18,13 @@ namespace quantd::core {
 //
 // The input is memory-mapped and validated; the output is streamed through
 // an AtomicFileWriter, so an error or cancellation leaves no output (not even
-// a temp file). recipe.threads threads quantize each tensor's rows; the bytes
-// do not depend on the thread count. With more than one thread, output is
-// written by one extra background thread while the next tensor is computed.
+// a temp file). ctx.Parallelism() threads of ctx.pool quantize each
+// tensor's rows; the bytes do not depend on the thread count. With more than
+// one thread, output is written by one extra background thread (I/O only,
+// not counted in the parallelism) while the next tensor is computed.
 //
-// `progress` is called from the calling thread (phases "load", "convert",
-// "done"; tensors done/total; output bytes written/total). `cancel` is polled
+// `ctx.progress` is called from the calling thread (phases "load", "convert",
+// "done"; tensors done/total; output bytes written/total). `ctx.cancel` is polled
 // between tensors (CancelledError). The Report has per-tensor SQNR, relative
 // L2 and max |error| for every converted tensor, and the overall quality in
 // its notes.
@@ -32,8 +33,7 @@ namespace quantd::core {
 // quantized inputs without allow_requantize, and user types that do not fit
 // a tensor's rows; NotFound/Internal from file access.
 absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_path,
-                               const std::string& output_path, const ProgressFn& progress,
-                               const CancelToken* cancel);
+                               const std::string& output_path, const RunContext& ctx);
 
 }  // namespace quantd::core
 

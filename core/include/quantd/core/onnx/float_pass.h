@@ -22,6 +22,7 @@
 #include "quantd/core/onnx/onnx_model.h"
 #include "quantd/core/recipe.h"
 #include "quantd/core/report.h"
+#include "quantd/core/run_context.h"
 
 namespace quantd::core {
 
@@ -31,8 +32,10 @@ const std::vector<std::string>& DefaultFp16OpBlockList();
 
 // Applies recipe.precision (kFp16 or kFp32) to `model`. Fills the report's
 // counts; clamp/flush counts are added while the model is saved, so `report`
-// must outlive model->Save().
-absl::Status ConvertFloatPrecision(OnnxModel* model, const Recipe& recipe, Report* report);
+// must outlive model->Save(). Tensor data is converted during Save() with
+// `ctx`'s threads, so `ctx` must outlive Save() too.
+absl::Status ConvertFloatPrecision(OnnxModel* model, const Recipe& recipe, Report* report,
+                                   const RunContext& ctx);
 
 }  // namespace quantd::core
 

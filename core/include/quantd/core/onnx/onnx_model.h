@@ -25,7 +25,7 @@
 #include "absl/types/span.h"
 #include "onnx/onnx_pb.h"
 #include "quantd/core/base/mapped_file.h"
-#include "quantd/core/progress.h"
+#include "quantd/core/run_context.h"
 
 namespace quantd::core {
 
@@ -119,10 +119,11 @@ class OnnxModel {
   void Defer(onnx::TensorProto* tensor, TensorProducer producer);
 
   // Writes the model to `path` (and `<name>.data` beside it in external mode),
-  // atomically, tensor by tensor. The model is spent afterwards.
+  // atomically, tensor by tensor. The model is spent afterwards. Deferred
+  // tensors are computed here, with ctx's threads; ctx.progress gets phase
+  // "write" after each tensor and ctx.cancel is polled between tensors.
   absl::StatusOr<SaveResult> Save(const std::string& path, const SaveOptions& options,
-                                  const ProgressFn& progress = nullptr,
-                                  const CancelToken* cancel = nullptr);
+                                  const RunContext& ctx = {});
 
  private:
   OnnxModel() = default;

@@ -5,7 +5,7 @@
 
 #include "absl/status/status.h"
 #include "quantd/core/onnx/onnx_model.h"
-#include "quantd/core/progress.h"
+#include "quantd/core/run_context.h"
 #include "quantd/core/recipe.h"
 #include "quantd/core/report.h"
 
@@ -14,8 +14,10 @@ namespace quantd::core {
 // Applies recipe.precision (kInt4 or kInt8) to `model`: rewrites the graph
 // now and defers tensor data to model->Save(). Per-tensor quality entries are
 // added to `report` as tensors are produced, so `report` must outlive Save().
+// Weights are quantized during Save() with `ctx`'s threads and cancel token,
+// so `ctx` (and what it points to) must outlive Save() too.
 absl::Status QuantizeOnnxWeights(OnnxModel* model, const Recipe& recipe, Report* report,
-                                 const CancelToken* cancel);
+                                 const RunContext& ctx);
 
 }  // namespace quantd::core
 

@@ -1,9 +1,12 @@
 // Whole-matrix quantization drivers: split a weight into column tiles, run the
-// kernels (int4_blockwise.h, int8_linear.h) on `threads` threads, check the
-// cancel token between tiles, and measure quality (quality.h) on the fly.
+// kernels (int4_blockwise.h, int8_linear.h) on the caller's threads
+// (RunContext: its pool and parallelism), check its cancel token between
+// tiles, and measure quality (quality.h) on the fly. The output bytes do not
+// depend on the parallelism.
 //
-// Memory: besides the returned buffers, each thread holds two float tiles of
-// K x 64 values; the source is only read. Functions are thread-safe.
+// Memory: besides the returned buffers, each thread slot holds two float
+// tiles of K x 64 values; the source is only read. Functions are
+// thread-safe; several may share one pool.
 #ifndef QUANTD_CORE_QUANT_WEIGHT_QUANTIZER_H_
 #define QUANTD_CORE_QUANT_WEIGHT_QUANTIZER_H_
 
@@ -12,7 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "quantd/core/progress.h"
+#include "quantd/core/run_context.h"
 #include "quantd/core/quant/int4_blockwise.h"
 #include "quantd/core/quant/int8_linear.h"
 #include "quantd/core/report.h"
@@ -36,8 +39,7 @@ struct Int4Result {
 
 // `quality` (nullable) receives the SQNR and error fields.
 absl::StatusOr<Int4Result> QuantizeInt4Matrix(const MatrixSource& src, const Int4Options& options,
-                                              int threads, const CancelToken* cancel,
-                                              TensorReport* quality);
+                                              const RunContext& ctx, TensorReport* quality);
 
 struct Int8Options {
   Int8Type type = Int8Type::kInt8;
@@ -53,8 +55,7 @@ struct Int8Result {
 };
 
 absl::StatusOr<Int8Result> QuantizeInt8Matrix(const MatrixSource& src, const Int8Options& options,
-                                              int threads, const CancelToken* cancel,
-                                              TensorReport* quality);
+                                              const RunContext& ctx, TensorReport* quality);
 
 }  // namespace quantd::core::quant
 
