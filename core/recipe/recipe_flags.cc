@@ -186,8 +186,9 @@ const std::vector<FlagSpec>& Flags() {
          return absl::OkStatus();
        }},
       {"gguf-type", "gguf_type", "TYPE",
-       "GGUF file type: Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K_S/M/L Q4_K_S/M "
-       "Q5_K_S/M Q6_K F16 BF16 F32",
+       // Every name core::gguf::ParseFileType accepts (RecipeTest checks it).
+       "GGUF file type: Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 IQ4_NL Q2_K Q3_K_S/M/L Q4_K_S/M "
+       "Q5_K_S/M Q6_K F16 BF16 F32 (Q3_K/Q4_K/Q5_K: the _M mixes)",
        Str(&Recipe::gguf_type)},
       {"leave-output-tensor", "leave_output_tensor", nullptr, "GGUF: do not quantize output.weight",
        Set(&Recipe::leave_output_tensor, true)},

@@ -1,7 +1,12 @@
 #include "quantd/core/recipe.h"
 
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "quantd/core/gguf/gguf_mix.h"
 #include "quantd/core/recipe_flags.h"
 
 namespace quantd::core {
@@ -179,6 +184,32 @@ TEST(PresetTest, FieldsListEveryFieldThePresetChanges) {
   EXPECT_EQ((*FindPreset("iot-int4"))->recipe.block_size, 128);
   EXPECT_THAT(std::string(FindPreset("nope").status().message()),
               ::testing::HasSubstr("known: mobile-int4, iot-int4"));
+}
+
+// The --gguf-type help spells the file types out ("Q3_K_S/M/L" is three of
+// them); it must name every one the GGUF core accepts, and no other.
+TEST(RecipeFlagsTest, GgufTypeHelpNamesEveryFileTypeTheCoreAccepts) {
+  std::string line;
+  for (absl::string_view l : absl::StrSplit(RecipeFlagsHelp(), '\n')) {
+    if (absl::StrContains(l, "--gguf-type")) line = std::string(l);
+  }
+  ASSERT_FALSE(line.empty());
+  std::set<std::string> named;
+  for (absl::string_view word : absl::StrSplit(line, absl::ByAnyChar(" ():"), absl::SkipEmpty())) {
+    std::vector<std::string> parts = absl::StrSplit(word, '/');
+    if (parts[0].size() < 2 || parts[0][0] < 'A' || parts[0][0] > 'Z') continue;
+    if (parts[0] == "GGUF" || parts[0] == "TYPE") continue;
+    named.insert(parts[0]);
+    for (size_t i = 1; i < parts.size(); ++i) {
+      if (parts[i].size() == 1) {  // "Q3_K_S/M": the last letter varies
+        named.insert(parts[0].substr(0, parts[0].size() - 1) + parts[i]);
+      } else {
+        named.insert(parts[i]);  // "Q3_K/Q4_K/Q5_K"
+      }
+    }
+  }
+  const std::vector<std::string> accepted = gguf::FileTypeNames();
+  EXPECT_EQ(named, std::set<std::string>(accepted.begin(), accepted.end())) << line;
 }
 
 TEST(RecipeTest, PrecisionNamesParseBack) {
