@@ -1,4 +1,4 @@
-// INT4 benchmarks (issue 3).
+// INT4 benchmarks.
 //
 //  * Throughput of the INT4 RTN kernel (MatMulNBits layout and QDQ) in GB/s
 //    of FP32 input, one thread and all threads, beside memcpy of the same

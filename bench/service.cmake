@@ -1,4 +1,4 @@
-# Service benchmark (issue 4): loopback upload/download throughput of a large
+# Service benchmark: loopback upload/download throughput of a large
 # model against `cp`, and per-job overhead on a tiny model. Not part of CTest;
 # run: quantd_service_bench --quantd build/server/quantd [--gib 1] [--jobs 20]
 add_executable(quantd_service_bench ${CMAKE_CURRENT_LIST_DIR}/service_bench.cc)

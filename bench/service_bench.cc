@@ -82,7 +82,7 @@ double Percentile(std::vector<double> v, double p) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // As quantd serve does: recycle large transfer buffers (see the README, service section).
+  // As quantd serve does: recycle large transfer buffers (see docs/service.md, Memory).
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
   std::string quantd;

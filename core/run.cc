@@ -56,7 +56,7 @@ absl::StatusOr<Report> RunOnnx(const Recipe& recipe, const std::string& input_pa
       QUANTD_RETURN_IF_ERROR(QuantizeOnnxWeights(model.get(), recipe, &report, ctx));
       break;
     case Precision::kUnspecified:
-      return absl::InvalidArgumentError("ONNX models need --precision fp32|fp16|int8|int4");
+      return absl::InvalidArgumentError("ONNX models need precision fp32, fp16, int8 or int4");
   }
   SaveOptions options;
   options.external_data = ToSaveMode(recipe.external_data);
@@ -94,12 +94,12 @@ absl::StatusOr<Report> Run(const Recipe& recipe, const std::string& input_path,
   Report report;
   if (detected == ModelFormat::kGguf) {
     if (recipe.gguf_type.empty()) {
-      return absl::InvalidArgumentError("GGUF input needs --gguf-type (e.g. Q4_K_M, Q8_0, F16)");
+      return absl::InvalidArgumentError("GGUF input needs gguf_type (e.g. Q4_K_M, Q8_0, F16)");
     }
     QUANTD_ASSIGN_OR_RETURN(report, RunGguf(recipe, input_path, output_path, ctx));
   } else {
     if (!recipe.gguf_type.empty()) {
-      return absl::InvalidArgumentError("--gguf-type needs a GGUF input; this input is ONNX");
+      return absl::InvalidArgumentError("gguf_type needs a GGUF input; this input is ONNX");
     }
     QUANTD_ASSIGN_OR_RETURN(report, RunOnnx(recipe, input_path, output_path, ctx));
   }

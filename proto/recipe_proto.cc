@@ -4,7 +4,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "quantd/core/recipe_flags.h"
 
 namespace quantd::api {
 
@@ -68,9 +67,11 @@ std::vector<std::string> ToVector(const google::protobuf::RepeatedPtrField<std::
 absl::StatusOr<core::Recipe> RecipeFromProto(const v1::Recipe& p) {
   core::Recipe r;
   if (!p.preset().empty()) {
-    std::vector<std::string> rest;
-    absl::Status st = core::ParseRecipeFlags({"--preset", p.preset()}, &r, &rest);
-    if (!st.ok()) return absl::InvalidArgumentError(absl::StrCat("recipe.preset: ", st.message()));
+    absl::StatusOr<const core::Preset*> preset = core::FindPreset(p.preset());
+    if (!preset.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("recipe.preset: ", preset.status().message()));
+    }
+    r = (*preset)->recipe;
   }
   if (p.format() != v1::MODEL_FORMAT_UNSPECIFIED) r.format = FormatFromProto(p.format());
   if (p.precision() != v1::PRECISION_UNSPECIFIED) {

@@ -1,10 +1,12 @@
 // Metrics: the Prometheus families quantd exports (see metrics.h and
-// the README, which lists every metric).
+// docs/operations.md, which lists every metric).
 //
 // Every label set is resolved once, in the constructor, and kept as a
 // reference: the hot paths only do an immutable hash-map lookup and an atomic
 // add. Label values outside the bounded vocabularies below are folded into
-// "other", so a client cannot create new series.
+// "other", so a client cannot create new series. The format and precision
+// vocabularies come from the core's own tables (recipe precisions, GGUF file
+// types), so every target the core accepts has its series.
 #include "quantd/server/metrics.h"
 
 #include <prometheus/counter.h>
@@ -20,6 +22,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "quantd/core/gguf/gguf_mix.h"
+#include "quantd/core/recipe.h"
+
 namespace quantd::server {
 namespace {
 
@@ -31,12 +36,8 @@ using prometheus::Histogram;
 constexpr std::string_view kOther = "other";
 
 // Bounded vocabularies. A (format, precision) pair is valid when the
-// precision belongs to the format; anything else becomes (format, "other")
-// or ("other", "other").
-constexpr std::array<std::string_view, 4> kOnnxPrecisions = {"fp32", "fp16", "int8", "int4"};
-constexpr std::array<std::string_view, 17> kGgufPrecisions = {
-    "f32",    "f16",    "bf16",   "q8_0",   "q4_0",   "q4_1",   "q5_0",   "q5_1",  "q2_k",
-    "q3_k_s", "q3_k_m", "q3_k_l", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k"};
+// precision belongs to the format (see JobLabelVocabulary()); anything else
+// becomes (format, "other") or ("other", "other").
 constexpr std::array<std::string_view, 3> kStatuses = {"succeeded", "failed", "cancelled"};
 
 // Failure classes shared by jobs and uploads. Empty becomes "unknown".
@@ -78,6 +79,37 @@ std::string Lower(std::string_view s) {
   std::string out(s);
   std::transform(out.begin(), out.end(), out.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// The job label vocabulary from the core's tables: ONNX precisions by name
+// ("int4"), GGUF file types by canonical name in lower case ("q4_k_m"), each
+// with every spelling the core accepts for it (aliases: "q4_k" -> "q4_k_m").
+struct PrecisionLabels {
+  std::vector<std::string> labels;                         // one series each
+  std::unordered_map<std::string, std::string> spellings;  // accepted name -> label
+};
+
+PrecisionLabels OnnxPrecisionLabels() {
+  PrecisionLabels out;
+  for (const std::string& name : core::PrecisionNames()) {
+    out.labels.push_back(name);
+    out.spellings.emplace(name, name);
+  }
+  return out;
+}
+
+PrecisionLabels GgufPrecisionLabels() {
+  PrecisionLabels out;
+  for (const std::string& name : core::gguf::FileTypeNames()) {
+    absl::StatusOr<core::gguf::FileType> ftype = core::gguf::ParseFileType(name);
+    if (!ftype.ok()) continue;  // cannot happen: the names come from the same table
+    std::string label = Lower(core::gguf::FileTypeName(*ftype));
+    if (std::find(out.labels.begin(), out.labels.end(), label) == out.labels.end()) {
+      out.labels.push_back(label);
+    }
+    out.spellings.emplace(Lower(name), label);
+  }
   return out;
 }
 
@@ -206,10 +238,20 @@ Metrics::Metrics(prometheus::Registry* registry, int workers_total, const std::s
     s.ratio = &ratio.Add(l, kRatioBuckets);
     m.jobs.emplace(Key(f, p), s);
   };
-  for (auto p : kOnnxPrecisions) add_pair("onnx", p);
-  add_pair("onnx", kOther);
-  for (auto p : kGgufPrecisions) add_pair("gguf", p);
-  add_pair("gguf", kOther);
+  const std::pair<std::string, PrecisionLabels> formats[] = {
+      {core::FormatName(core::ModelFormat::kOnnx), OnnxPrecisionLabels()},
+      {core::FormatName(core::ModelFormat::kGguf), GgufPrecisionLabels()},
+  };
+  for (const auto& [format, precisions] : formats) {
+    for (const std::string& p : precisions.labels) add_pair(format, p);
+    add_pair(format, kOther);
+    // Other accepted spellings share their label's series.
+    for (const auto& [spelling, label] : precisions.spellings) {
+      if (spelling == label) continue;
+      const JobSeries series = m.jobs.at(Key(format, label));
+      m.jobs.emplace(Key(format, spelling), series);
+    }
+  }
   add_pair(kOther, kOther);
 
   auto& job_failures = BuildCounter()

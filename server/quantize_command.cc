@@ -103,7 +103,7 @@ int QuantizeCommand(const std::vector<std::string>& args) {
         std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 256);
   }
   if (auto st = core::ValidateRecipe(recipe); !st.ok()) {
-    std::cerr << "quantd quantize: " << st.message() << "\n";
+    std::cerr << "quantd quantize: " << core::WithFlagHint(st.message()) << "\n";
     return 2;
   }
   const bool tty = ::isatty(STDERR_FILENO);
@@ -127,7 +127,7 @@ int QuantizeCommand(const std::vector<std::string>& args) {
   auto report = core::Run(recipe, input, output, ctx);
   if (tty && !quiet) std::fprintf(stderr, "\n");
   if (!report.ok()) {
-    std::cerr << "quantd quantize: " << report.status().message() << "\n";
+    std::cerr << "quantd quantize: " << core::WithFlagHint(report.status().message()) << "\n";
     return 1;
   }
   std::string report_json = report->ToJson();
@@ -162,7 +162,7 @@ int PresetsCommand(const std::vector<std::string>& args) {
       w.Field("description", p.description);
       w.Key("flags");
       w.BeginArray();
-      for (const auto& f : p.flags) w.String(f);
+      for (const auto& f : core::PresetFlags(p)) w.String(f);
       w.EndArray();
       w.EndObject();
     }
@@ -177,7 +177,7 @@ int PresetsCommand(const std::vector<std::string>& args) {
   }
   for (const auto& p : core::Presets()) {
     std::string flags;
-    for (const auto& f : p.flags) absl::StrAppend(&flags, flags.empty() ? "" : " ", f);
+    for (const auto& f : core::PresetFlags(p)) absl::StrAppend(&flags, flags.empty() ? "" : " ", f);
     std::printf("%-12s %s\n             %s\n", p.name.c_str(), p.description.c_str(),
                 flags.c_str());
   }

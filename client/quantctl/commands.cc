@@ -717,7 +717,7 @@ absl::Status PresetsCmd(CommandContext& ctx, const std::vector<std::string>& arg
       list += JsonObject()
                   .Str("name", p.name)
                   .Str("description", p.description)
-                  .Raw("flags", JsonStringArray(p.flags))
+                  .Raw("flags", JsonStringArray(core::PresetFlags(p)))
                   .Build();
     }
     list += "]";
@@ -728,7 +728,7 @@ absl::Status PresetsCmd(CommandContext& ctx, const std::vector<std::string>& arg
   for (const auto& p : core::Presets()) {
     if (!out.empty()) out += "\n";
     absl::StrAppendFormat(&out, "%-12s %s\n             %s", p.name, p.description,
-                          absl::StrJoin(p.flags, " "));
+                          absl::StrJoin(core::PresetFlags(p), " "));
   }
   ctx.Print(out);
   return absl::OkStatus();

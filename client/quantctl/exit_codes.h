@@ -1,5 +1,5 @@
 // quantctl's exit codes: the contract shell scripts and CI steps rely on.
-// Documented in `quantctl --help` and the README; chosen in one place
+// Documented in `quantctl --help` and docs/quantctl.md; chosen in one place
 // (ExitCodeFor) from the status of whatever failed.
 //
 // Thread safety: pure functions.

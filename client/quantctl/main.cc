@@ -175,8 +175,10 @@ int Fail(CommandContext* ctx, bool json, const std::string& command, const absl:
     default:
       break;
   }
+  // Core and server messages name recipe fields (`gguf_type`); the person at
+  // the terminal gets the matching flags too. The JSON message stays as sent.
   std::fprintf(stderr, "quantctl%s%s: %s%s\n", command.empty() ? "" : " ", command.c_str(),
-               std::string(st.message()).c_str(), hint.c_str());
+               core::WithFlagHint(st.message()).c_str(), hint.c_str());
   if (json && (ctx == nullptr || !ctx->printed_json())) {
     std::string err = JsonObject()
                           .Str("code", absl::StatusCodeToString(st.code()))

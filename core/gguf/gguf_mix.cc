@@ -81,6 +81,12 @@ std::string FileTypeName(FileType ftype) {
   return absl::StrCat("ftype ", static_cast<uint32_t>(ftype));
 }
 
+std::vector<std::string> FileTypeNames() {
+  std::vector<std::string> names;
+  for (const auto& f : kFileTypes) names.emplace_back(f.name);
+  return names;
+}
+
 GgmlType DefaultType(FileType ftype) {
   switch (ftype) {
     case FileType::kAllF32: return GgmlType::kF32;

@@ -46,12 +46,14 @@ struct TensorPlan {
   bool convert;
 };
 
-absl::StatusOr<std::optional<GgmlType>> ParseUserType(const std::string& value, const char* flag) {
+// `field`: the recipe field the value came from, for the message.
+absl::StatusOr<std::optional<GgmlType>> ParseUserType(const std::string& value,
+                                                      const char* field) {
   if (value.empty()) return std::optional<GgmlType>();
   auto t = gguf::ParseTypeName(value);
   if (!t || !gguf::CanQuantize(*t)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--", flag, " '", value, "' is not a type Quantd writes; use one of: f32 f16 bf16 q8_0 ",
+        field, " '", value, "' is not a type Quantd writes; use one of: f32 f16 bf16 q8_0 ",
         "q4_0 q4_1 q5_0 q5_1 q2_K q3_K q4_K q5_K q6_K iq4_nl"));
   }
   return std::optional<GgmlType>(*t);
@@ -226,9 +228,9 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
   options.quantize_output_tensor = !recipe.leave_output_tensor;
   options.pure = recipe.pure;
   QUANTD_ASSIGN_OR_RETURN(options.output_tensor_type,
-                          ParseUserType(recipe.output_tensor_type, "output-tensor-type"));
+                          ParseUserType(recipe.output_tensor_type, "output_tensor_type"));
   QUANTD_ASSIGN_OR_RETURN(options.token_embedding_type,
-                          ParseUserType(recipe.token_embedding_type, "token-embedding-type"));
+                          ParseUserType(recipe.token_embedding_type, "token_embedding_type"));
 
   ctx.Report(Progress{"load", 0, 0, 0, 0});
   QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<MappedFile> mapped, MappedFile::Open(input_path));
@@ -255,8 +257,8 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
       if (gguf::TypeInfo(src.type).quantized && !recipe.allow_requantize) {
         return absl::InvalidArgumentError(absl::StrCat(
             "tensor '", src.name, "' is already quantized (", gguf::TypeName(src.type),
-            "); requantizing loses quality. Start from an F32/F16/BF16 model, or pass "
-            "--allow-requantize"));
+            "); requantizing loses quality. Start from an F32/F16/BF16 model, or set "
+            "allow_requantize"));
       }
       if (!gguf::CanDequantize(src.type)) {
         return absl::InvalidArgumentError(absl::StrCat("tensor '", src.name, "' has type ",

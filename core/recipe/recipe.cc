@@ -6,15 +6,32 @@
 
 namespace quantd::core {
 
+namespace {
+
+struct PrecisionEntry {
+  const char* name;
+  Precision precision;
+};
+constexpr PrecisionEntry kPrecisions[] = {
+    {"fp32", Precision::kFp32},
+    {"fp16", Precision::kFp16},
+    {"int8", Precision::kInt8},
+    {"int4", Precision::kInt4},
+};
+
+}  // namespace
+
 std::string PrecisionName(Precision p) {
-  switch (p) {
-    case Precision::kFp32: return "fp32";
-    case Precision::kFp16: return "fp16";
-    case Precision::kInt8: return "int8";
-    case Precision::kInt4: return "int4";
-    case Precision::kUnspecified: break;
+  for (const auto& e : kPrecisions) {
+    if (e.precision == p) return e.name;
   }
   return "unspecified";
+}
+
+std::vector<std::string> PrecisionNames() {
+  std::vector<std::string> names;
+  for (const auto& e : kPrecisions) names.emplace_back(e.name);
+  return names;
 }
 
 std::string FormatName(ModelFormat f) {
@@ -28,10 +45,11 @@ std::string FormatName(ModelFormat f) {
 
 absl::StatusOr<Precision> ParsePrecision(const std::string& s) {
   std::string v = absl::AsciiStrToLower(s);
-  if (v == "fp32" || v == "float32") return Precision::kFp32;
-  if (v == "fp16" || v == "float16") return Precision::kFp16;
-  if (v == "int8") return Precision::kInt8;
-  if (v == "int4") return Precision::kInt4;
+  if (v == "float32") return Precision::kFp32;
+  if (v == "float16") return Precision::kFp16;
+  for (const auto& e : kPrecisions) {
+    if (v == e.name) return e.precision;
+  }
   return absl::InvalidArgumentError(
       absl::StrCat("unknown precision '", s, "'; use fp32, fp16, int8 or int4"));
 }
@@ -39,30 +57,31 @@ absl::StatusOr<Precision> ParsePrecision(const std::string& s) {
 absl::Status ValidateRecipe(const Recipe& r) {
   if (r.precision == Precision::kUnspecified && r.gguf_type.empty()) {
     return absl::InvalidArgumentError(
-        "no target: give --precision fp32|fp16|int8|int4, --gguf-type TYPE or --preset NAME");
+        "no target: set precision (fp32, fp16, int8 or int4), gguf_type (e.g. Q4_K_M) or "
+        "preset");
   }
   if (r.format == ModelFormat::kOnnx && !r.gguf_type.empty()) {
-    return absl::InvalidArgumentError("--gguf-type applies to GGUF models, not ONNX");
+    return absl::InvalidArgumentError("gguf_type applies to GGUF models, not ONNX");
   }
   if (r.format == ModelFormat::kGguf && r.gguf_type.empty()) {
-    return absl::InvalidArgumentError("GGUF models need --gguf-type (e.g. Q4_K_M, Q8_0, F16)");
+    return absl::InvalidArgumentError("GGUF models need gguf_type (e.g. Q4_K_M, Q8_0, F16)");
   }
   switch (r.block_size) {
     case 16: case 32: case 64: case 128: case 256: break;
     default:
       return absl::InvalidArgumentError(absl::StrCat(
-          "block size ", r.block_size, " is not supported; use 16, 32, 64, 128 or 256"));
+          "block_size ", r.block_size, " is not supported; use 16, 32, 64, 128 or 256"));
   }
   if (r.accuracy_level < 0 || r.accuracy_level > 4) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "accuracy level ", r.accuracy_level, " is out of range; use 0 (unset) to 4"));
+        "accuracy_level ", r.accuracy_level, " is out of range; use 0 (unset) to 4"));
   }
   if (r.threads < 1 || r.threads > 256) {
     return absl::InvalidArgumentError(
         absl::StrCat("threads ", r.threads, " is out of range; use 1 to 256"));
   }
   if (r.algorithm == QuantAlgorithm::kSearch && r.precision != Precision::kInt4) {
-    return absl::InvalidArgumentError("--algorithm search applies to --precision int4 only");
+    return absl::InvalidArgumentError("algorithm search applies to precision int4 only");
   }
   return absl::OkStatus();
 }
@@ -103,26 +122,82 @@ std::string CanonicalRecipe(const Recipe& r) {
   return absl::StrJoin(parts, ";");
 }
 
+namespace {
+
+// A preset's recipe: the defaults, its name, then what `set` changes.
+template <typename Set>
+Recipe PresetRecipe(const char* name, Set set) {
+  Recipe r;
+  r.preset = name;
+  set(r);
+  return r;
+}
+
+}  // namespace
+
 const std::vector<Preset>& Presets() {
   static const auto* const kPresets = new std::vector<Preset>{
       {"mobile-int4",
        "phones: ONNX INT4 MatMulNBits, block 32, symmetric, LM head INT8, accuracy level 4",
-       {"--precision", "int4", "--block-size", "32", "--symmetric", "--accuracy-level", "4",
-        "--lm-head", "int8"}},
+       PresetRecipe("mobile-int4",
+                    [](Recipe& r) {
+                      r.precision = Precision::kInt4;
+                      r.block_size = 32;
+                      r.symmetric = true;
+                      r.accuracy_level = 4;
+                      r.lm_head = LmHeadMode::kInt8;
+                    }),
+       {"precision", "block_size", "symmetric", "accuracy_level", "lm_head"}},
       {"iot-int4",
        "IoT boxes: ONNX INT4 MatMulNBits, block 128 (smallest file), symmetric, LM head INT8",
-       {"--precision", "int4", "--block-size", "128", "--symmetric", "--lm-head", "int8"}},
+       PresetRecipe("iot-int4",
+                    [](Recipe& r) {
+                      r.precision = Precision::kInt4;
+                      r.block_size = 128;
+                      r.symmetric = true;
+                      r.lm_head = LmHeadMode::kInt8;
+                    }),
+       {"precision", "block_size", "symmetric", "lm_head"}},
       {"aipc-int8", "AI PCs: ONNX INT8 dynamic quantization (MatMulInteger), per channel",
-       {"--precision", "int8", "--int8-mode", "dynamic", "--per-channel"}},
+       PresetRecipe("aipc-int8",
+                    [](Recipe& r) {
+                      r.precision = Precision::kInt8;
+                      r.int8_mode = Int8Mode::kDynamic;
+                      r.per_channel = true;
+                    }),
+       {"precision", "int8_mode", "per_channel"}},
       {"aipc-fp16", "AI PCs with FP16 GPUs/NPUs: ONNX FP16, FP32 inputs/outputs kept",
-       {"--precision", "fp16"}},
+       PresetRecipe("aipc-fp16", [](Recipe& r) { r.precision = Precision::kFp16; }),
+       {"precision"}},
       {"aipc-fp32", "AI PCs, reference quality: ONNX FP32 (widens FP16/BF16 models)",
-       {"--precision", "fp32"}},
+       PresetRecipe("aipc-fp32", [](Recipe& r) { r.precision = Precision::kFp32; }),
+       {"precision"}},
       {"gguf-q4km", "llama.cpp on CPUs and phones: GGUF Q4_K_M",
-       {"--format", "gguf", "--gguf-type", "Q4_K_M"}},
-      {"gguf-q8", "llama.cpp, near-lossless: GGUF Q8_0", {"--format", "gguf", "--gguf-type", "Q8_0"}},
+       PresetRecipe("gguf-q4km",
+                    [](Recipe& r) {
+                      r.format = ModelFormat::kGguf;
+                      r.gguf_type = "Q4_K_M";
+                    }),
+       {"format", "gguf_type"}},
+      {"gguf-q8", "llama.cpp, near-lossless: GGUF Q8_0",
+       PresetRecipe("gguf-q8",
+                    [](Recipe& r) {
+                      r.format = ModelFormat::kGguf;
+                      r.gguf_type = "Q8_0";
+                    }),
+       {"format", "gguf_type"}},
   };
   return *kPresets;
+}
+
+absl::StatusOr<const Preset*> FindPreset(absl::string_view name) {
+  for (const Preset& p : Presets()) {
+    if (p.name == name) return &p;
+  }
+  std::vector<std::string> names;
+  for (const Preset& p : Presets()) names.push_back(p.name);
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown preset '", name, "'; known: ", absl::StrJoin(names, ", ")));
 }
 
 }  // namespace quantd::core

@@ -1,14 +1,15 @@
 #include "quantd/core/recipe_flags.h"
 
+#include <algorithm>
 #include <functional>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/match.h"
 
 namespace quantd::core {
 namespace {
@@ -16,8 +17,9 @@ namespace {
 using Apply = std::function<absl::Status(Recipe*, const std::string&)>;
 
 struct FlagSpec {
-  const char* name;  // without leading dashes
-  const char* arg;   // nullptr: boolean flag (no value)
+  const char* name;   // without leading dashes
+  const char* field;  // the Recipe field it sets, named as in quantd.v1.Recipe
+  const char* arg;    // nullptr: boolean flag (no value)
   const char* help;
   Apply apply;
 };
@@ -82,103 +84,123 @@ Apply Append(std::vector<std::string> Recipe::*field) {
 
 const std::vector<FlagSpec>& Flags() {
   static const auto* const kFlags = new std::vector<FlagSpec>{
-      {"preset", "NAME", "start from a named preset (see `presets`); explicit flags override it",
-       nullptr},
-      {"format", "onnx|gguf|auto", "input/output format (default: detected from the input)",
+      {"preset", "preset", "NAME",
+       "start from a named preset (see `presets`); explicit flags override it", nullptr},
+      {"format", "format", "onnx|gguf|auto",
+       "input/output format (default: detected from the input)",
        Choice("format", &Recipe::format,
-              {{"auto", ModelFormat::kAuto}, {"onnx", ModelFormat::kOnnx},
+              {{"auto", ModelFormat::kAuto},
+               {"onnx", ModelFormat::kOnnx},
                {"gguf", ModelFormat::kGguf}},
               "use onnx, gguf or auto")},
-      {"precision", "fp32|fp16|int8|int4", "target precision (ONNX)",
+      {"precision", "precision", "fp32|fp16|int8|int4", "target precision (ONNX)",
        [](Recipe* r, const std::string& v) -> absl::Status {
          auto p = ParsePrecision(v);
          if (!p.ok()) return Bad("precision", v, "use fp32, fp16, int8 or int4");
          r->precision = *p;
          return absl::OkStatus();
        }},
-      {"keep-io-types", nullptr, "keep graph inputs/outputs in their original float type (default)",
+      {"keep-io-types", "keep_io_types", nullptr,
+       "keep graph inputs/outputs in their original float type (default)",
        Set(&Recipe::keep_io_types, true)},
-      {"no-keep-io-types", nullptr, "convert graph inputs/outputs too",
+      {"no-keep-io-types", "keep_io_types", nullptr, "convert graph inputs/outputs too",
        Set(&Recipe::keep_io_types, false)},
-      {"op-block-list", "OP,OP", "op types kept in FP32 by fp16 conversion ('' = none; default: "
-       "ops that need FP32, see README)",
+      {"op-block-list", "op_block_list", "OP,OP",
+       "op types kept in FP32 by fp16 conversion ('' = none; default: "
+       "ops that need FP32, see docs/onnx.md)",
        [](Recipe* r, const std::string& v) {
          r->op_block_list = List(v);
          return absl::OkStatus();
        }},
-      {"node-block-list", "NAME,NAME", "node names kept in FP32 by fp16 conversion",
-       Append(&Recipe::node_block_list)},
-      {"external-data", "auto|always|never",
+      {"node-block-list", "node_block_list", "NAME,NAME",
+       "node names kept in FP32 by fp16 conversion", Append(&Recipe::node_block_list)},
+      {"external-data", "external_data", "auto|always|never",
        "ONNX output weights in one '<output>.data' file (auto: when the input had external data or "
        "weights exceed 1 GiB)",
        Choice("external-data", &Recipe::external_data,
-              {{"auto", ExternalDataMode::kAuto}, {"always", ExternalDataMode::kAlways},
+              {{"auto", ExternalDataMode::kAuto},
+               {"always", ExternalDataMode::kAlways},
                {"never", ExternalDataMode::kNever}},
               "use auto, always or never")},
-      {"block-size", "N", "INT4 block size: 16, 32 (default), 64, 128 or 256",
+      {"block-size", "block_size", "N", "INT4 block size: 16, 32 (default), 64, 128 or 256",
        Int("block-size", &Recipe::block_size)},
-      {"symmetric", nullptr, "INT4 symmetric quantization, no zero points (default)",
+      {"symmetric", "symmetric", nullptr, "INT4 symmetric quantization, no zero points (default)",
        Set(&Recipe::symmetric, true)},
-      {"asymmetric", nullptr, "INT4 asymmetric quantization with zero points",
+      {"asymmetric", "symmetric", nullptr, "INT4 asymmetric quantization with zero points",
        Set(&Recipe::symmetric, false)},
-      {"accuracy-level", "N", "MatMulNBits accuracy_level 0 (unset) to 4",
+      {"accuracy-level", "accuracy_level", "N", "MatMulNBits accuracy_level 0 (unset) to 4",
        Int("accuracy-level", &Recipe::accuracy_level)},
-      {"int4-format", "matmulnbits|qdq", "INT4 operator form (default matmulnbits)",
+      {"int4-format", "int4_format", "matmulnbits|qdq", "INT4 operator form (default matmulnbits)",
        Choice("int4-format", &Recipe::int4_format,
               {{"matmulnbits", Int4Format::kMatMulNBits}, {"qdq", Int4Format::kQdq}},
               "use matmulnbits or qdq")},
-      {"algorithm", "rtn|search", "INT4 scale choice: round-to-nearest (default) or error search",
+      {"algorithm", "algorithm", "rtn|search",
+       "INT4 scale choice: round-to-nearest (default) or error search",
        Choice("algorithm", &Recipe::algorithm,
               {{"rtn", QuantAlgorithm::kRtn}, {"search", QuantAlgorithm::kSearch}},
               "use rtn or search")},
-      {"int8-mode", "weight-only|dynamic", "INT8 form: weight-only QDQ (default) or dynamic",
+      {"int8-mode", "int8_mode", "weight-only|dynamic",
+       "INT8 form: weight-only QDQ (default) or dynamic",
        Choice("int8-mode", &Recipe::int8_mode,
               {{"weight-only", Int8Mode::kWeightOnly}, {"dynamic", Int8Mode::kDynamic}},
               "use weight-only or dynamic")},
-      {"int8-weight-type", "qint8|quint8", "INT8 weight type (default qint8, symmetric)",
+      {"int8-weight-type", "int8_weight_type", "qint8|quint8",
+       "INT8 weight type (default qint8, symmetric)",
        Choice("int8-weight-type", &Recipe::int8_weight_type,
               {{"qint8", Int8WeightType::kQInt8}, {"quint8", Int8WeightType::kQUInt8}},
               "use qint8 or quint8")},
-      {"per-channel", nullptr, "INT8 per output channel scales", Set(&Recipe::per_channel, true)},
-      {"no-per-channel", nullptr, "INT8 per tensor scales (default)",
+      {"per-channel", "per_channel", nullptr, "INT8 per output channel scales",
+       Set(&Recipe::per_channel, true)},
+      {"no-per-channel", "per_channel", nullptr, "INT8 per tensor scales (default)",
        Set(&Recipe::per_channel, false)},
-      {"reduce-range", nullptr, "INT8 7-bit weight range", Set(&Recipe::reduce_range, true)},
-      {"op-types", "OP,OP", "op types to quantize (default MatMul for int4; MatMul,Gemm,Conv for int8)",
+      {"reduce-range", "reduce_range", nullptr, "INT8 7-bit weight range",
+       Set(&Recipe::reduce_range, true)},
+      {"op-types", "op_types", "OP,OP",
+       "op types to quantize (default MatMul for int4; MatMul,Gemm,Conv for int8)",
        Append(&Recipe::op_types)},
-      {"exclude-nodes", "REGEX", "skip nodes whose whole name matches REGEX (repeatable)",
+      {"exclude-nodes", "exclude_regex", "REGEX",
+       "skip nodes whose whole name matches REGEX (repeatable)",
        [](Recipe* r, const std::string& v) {
          r->exclude_regex.push_back(v);
          return absl::OkStatus();
        }},
-      {"exclude-node", "NAME,NAME", "skip these exact node names", Append(&Recipe::exclude_nodes)},
-      {"keep-embeddings", nullptr, "keep Gather (embedding) weights float (default)",
-       Set(&Recipe::keep_embeddings, true)},
-      {"quantize-embeddings", nullptr, "quantize embedding weights too",
+      {"exclude-node", "exclude_nodes", "NAME,NAME", "skip these exact node names",
+       Append(&Recipe::exclude_nodes)},
+      {"keep-embeddings", "keep_embeddings", nullptr,
+       "keep Gather (embedding) weights float (default)", Set(&Recipe::keep_embeddings, true)},
+      {"quantize-embeddings", "keep_embeddings", nullptr, "quantize embedding weights too",
        Set(&Recipe::keep_embeddings, false)},
-      {"lm-head", "float|int8|int4", "LM head (last MatMul to the logits) precision (default float)",
+      {"lm-head", "lm_head", "float|int8|int4",
+       "LM head (last MatMul to the logits) precision (default float)",
        Choice("lm-head", &Recipe::lm_head,
-              {{"float", LmHeadMode::kFloat}, {"int8", LmHeadMode::kInt8},
+              {{"float", LmHeadMode::kFloat},
+               {"int8", LmHeadMode::kInt8},
                {"int4", LmHeadMode::kInt4}},
               "use float, int8 or int4")},
-      {"min-tensor-elements", "N", "do not quantize weights with fewer elements",
+      {"min-tensor-elements", "min_tensor_elements", "N",
+       "do not quantize weights with fewer elements",
        [](Recipe* r, const std::string& v) -> absl::Status {
          uint64_t n;
          if (!absl::SimpleAtoi(v, &n)) return Bad("min-tensor-elements", v, "expected an integer");
          r->min_tensor_elements = n;
          return absl::OkStatus();
        }},
-      {"gguf-type", "TYPE", "GGUF file type: Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K_S/M/L Q4_K_S/M "
-       "Q5_K_S/M Q6_K F16 BF16 F32", Str(&Recipe::gguf_type)},
-      {"leave-output-tensor", nullptr, "GGUF: do not quantize output.weight",
+      {"gguf-type", "gguf_type", "TYPE",
+       // Every name core::gguf::ParseFileType accepts (RecipeTest checks it).
+       "GGUF file type: Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 IQ4_NL Q2_K Q3_K_S/M/L Q4_K_S/M "
+       "Q5_K_S/M Q6_K F16 BF16 F32 (Q3_K/Q4_K/Q5_K: the _M mixes)",
+       Str(&Recipe::gguf_type)},
+      {"leave-output-tensor", "leave_output_tensor", nullptr, "GGUF: do not quantize output.weight",
        Set(&Recipe::leave_output_tensor, true)},
-      {"output-tensor-type", "TYPE", "GGUF: ggml type for output.weight",
+      {"output-tensor-type", "output_tensor_type", "TYPE", "GGUF: ggml type for output.weight",
        Str(&Recipe::output_tensor_type)},
-      {"token-embedding-type", "TYPE", "GGUF: ggml type for token_embd.weight",
-       Str(&Recipe::token_embedding_type)},
-      {"pure", nullptr, "GGUF: one type for every tensor (no mixes)", Set(&Recipe::pure, true)},
-      {"allow-requantize", nullptr, "GGUF: allow quantizing already-quantized tensors",
-       Set(&Recipe::allow_requantize, true)},
-      {"threads", "N",
+      {"token-embedding-type", "token_embedding_type", "TYPE",
+       "GGUF: ggml type for token_embd.weight", Str(&Recipe::token_embedding_type)},
+      {"pure", "pure", nullptr, "GGUF: one type for every tensor (no mixes)",
+       Set(&Recipe::pure, true)},
+      {"allow-requantize", "allow_requantize", nullptr,
+       "GGUF: allow quantizing already-quantized tensors", Set(&Recipe::allow_requantize, true)},
+      {"threads", "threads", "N",
        "threads for this conversion (quantd quantize: default hardware threads; a job: a "
        "hint the server caps)",
        Int("threads", &Recipe::threads)},
@@ -223,7 +245,8 @@ absl::Status ParseRecipeFlags(const std::vector<std::string>& args, Recipe* reci
     }
     if (spec->arg != nullptr && !has_value) {
       if (i + 1 >= args.size()) {
-        return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value (", spec->arg, ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", name, " needs a value (", spec->arg, ")"));
       }
       value = args[++i];
     } else if (spec->arg == nullptr && has_value) {
@@ -236,21 +259,9 @@ absl::Status ParseRecipeFlags(const std::vector<std::string>& args, Recipe* reci
     }
   }
   if (!preset.empty()) {
-    const Preset* found = nullptr;
-    for (const Preset& p : Presets()) {
-      if (p.name == preset) found = &p;
-    }
-    if (found == nullptr) {
-      std::vector<std::string> names;
-      for (const Preset& p : Presets()) names.push_back(p.name);
-      return absl::InvalidArgumentError(absl::StrCat("unknown preset '", preset, "'; known: ",
-                                                     absl::StrJoin(names, ", ")));
-    }
-    std::vector<std::string> unused;
-    Recipe base;
-    if (auto st = ParseRecipeFlags(found->flags, &base, &unused); !st.ok()) return st;
-    base.preset = preset;
-    *recipe = base;
+    absl::StatusOr<const Preset*> found = FindPreset(preset);
+    if (!found.ok()) return found.status();
+    *recipe = (*found)->recipe;
   }
   for (const Item& item : items) {
     if (auto st = item.spec->apply(recipe, item.value); !st.ok()) return st;
@@ -267,46 +278,171 @@ std::string RecipeFlagsHelp() {
   return out;
 }
 
-std::vector<std::string> RecipeToFlags(const Recipe& r) {
+std::vector<std::string> FieldFlags(const Recipe& r, absl::string_view field) {
   std::vector<std::string> f;
-  const Recipe d;
   auto add = [&f](const char* name, std::string v = "") {
     f.push_back(absl::StrCat("--", name));
     if (!v.empty()) f.push_back(std::move(v));
   };
-  if (r.format != d.format) add("format", FormatName(r.format));
-  if (r.precision != d.precision) add("precision", PrecisionName(r.precision));
-  if (!r.keep_io_types) add("no-keep-io-types");
-  if (r.op_block_list) {
-    f.push_back(absl::StrCat("--op-block-list=", absl::StrJoin(*r.op_block_list, ",")));
-  }
-  if (!r.node_block_list.empty()) add("node-block-list", absl::StrJoin(r.node_block_list, ","));
+  auto on_off = [&add](bool v, const char* on, const char* off) {
+    if (v && on != nullptr) add(on);
+    if (!v && off != nullptr) add(off);
+  };
   static const char* kExt[] = {"auto", "always", "never"};
-  if (r.external_data != d.external_data) add("external-data", kExt[static_cast<int>(r.external_data)]);
-  if (r.block_size != d.block_size) add("block-size", absl::StrCat(r.block_size));
-  if (!r.symmetric) add("asymmetric");
-  if (r.accuracy_level != d.accuracy_level) add("accuracy-level", absl::StrCat(r.accuracy_level));
-  if (r.int4_format == Int4Format::kQdq) add("int4-format", "qdq");
-  if (r.algorithm == QuantAlgorithm::kSearch) add("algorithm", "search");
-  if (r.int8_mode == Int8Mode::kDynamic) add("int8-mode", "dynamic");
-  if (r.int8_weight_type == Int8WeightType::kQUInt8) add("int8-weight-type", "quint8");
-  if (r.per_channel) add("per-channel");
-  if (r.reduce_range) add("reduce-range");
-  if (!r.op_types.empty()) add("op-types", absl::StrJoin(r.op_types, ","));
-  for (const auto& re : r.exclude_regex) add("exclude-nodes", re);
-  if (!r.exclude_nodes.empty()) add("exclude-node", absl::StrJoin(r.exclude_nodes, ","));
-  if (!r.keep_embeddings) add("quantize-embeddings");
   static const char* kLm[] = {"float", "int8", "int4"};
-  if (r.lm_head != d.lm_head) add("lm-head", kLm[static_cast<int>(r.lm_head)]);
-  if (r.min_tensor_elements) add("min-tensor-elements", absl::StrCat(r.min_tensor_elements));
-  if (!r.gguf_type.empty()) add("gguf-type", r.gguf_type);
-  if (r.leave_output_tensor) add("leave-output-tensor");
-  if (!r.output_tensor_type.empty()) add("output-tensor-type", r.output_tensor_type);
-  if (!r.token_embedding_type.empty()) add("token-embedding-type", r.token_embedding_type);
-  if (r.pure) add("pure");
-  if (r.allow_requantize) add("allow-requantize");
-  if (r.threads != d.threads) add("threads", absl::StrCat(r.threads));
+  if (field == "format") {
+    add("format", FormatName(r.format));
+  } else if (field == "precision") {
+    add("precision", PrecisionName(r.precision));
+  } else if (field == "keep_io_types") {
+    on_off(r.keep_io_types, "keep-io-types", "no-keep-io-types");
+  } else if (field == "op_block_list") {
+    if (r.op_block_list) {
+      f.push_back(absl::StrCat("--op-block-list=", absl::StrJoin(*r.op_block_list, ",")));
+    }
+  } else if (field == "node_block_list") {
+    if (!r.node_block_list.empty()) add("node-block-list", absl::StrJoin(r.node_block_list, ","));
+  } else if (field == "external_data") {
+    add("external-data", kExt[static_cast<int>(r.external_data)]);
+  } else if (field == "block_size") {
+    add("block-size", absl::StrCat(r.block_size));
+  } else if (field == "symmetric") {
+    on_off(r.symmetric, "symmetric", "asymmetric");
+  } else if (field == "accuracy_level") {
+    add("accuracy-level", absl::StrCat(r.accuracy_level));
+  } else if (field == "int4_format") {
+    add("int4-format", r.int4_format == Int4Format::kQdq ? "qdq" : "matmulnbits");
+  } else if (field == "algorithm") {
+    add("algorithm", r.algorithm == QuantAlgorithm::kSearch ? "search" : "rtn");
+  } else if (field == "int8_mode") {
+    add("int8-mode", r.int8_mode == Int8Mode::kDynamic ? "dynamic" : "weight-only");
+  } else if (field == "int8_weight_type") {
+    add("int8-weight-type", r.int8_weight_type == Int8WeightType::kQUInt8 ? "quint8" : "qint8");
+  } else if (field == "per_channel") {
+    on_off(r.per_channel, "per-channel", "no-per-channel");
+  } else if (field == "reduce_range") {
+    on_off(r.reduce_range, "reduce-range", nullptr);
+  } else if (field == "op_types") {
+    if (!r.op_types.empty()) add("op-types", absl::StrJoin(r.op_types, ","));
+  } else if (field == "exclude_regex") {
+    for (const auto& re : r.exclude_regex) add("exclude-nodes", re);
+  } else if (field == "exclude_nodes") {
+    if (!r.exclude_nodes.empty()) add("exclude-node", absl::StrJoin(r.exclude_nodes, ","));
+  } else if (field == "keep_embeddings") {
+    on_off(r.keep_embeddings, "keep-embeddings", "quantize-embeddings");
+  } else if (field == "lm_head") {
+    add("lm-head", kLm[static_cast<int>(r.lm_head)]);
+  } else if (field == "min_tensor_elements") {
+    add("min-tensor-elements", absl::StrCat(r.min_tensor_elements));
+  } else if (field == "gguf_type") {
+    if (!r.gguf_type.empty()) add("gguf-type", r.gguf_type);
+  } else if (field == "leave_output_tensor") {
+    on_off(r.leave_output_tensor, "leave-output-tensor", nullptr);
+  } else if (field == "output_tensor_type") {
+    if (!r.output_tensor_type.empty()) add("output-tensor-type", r.output_tensor_type);
+  } else if (field == "token_embedding_type") {
+    if (!r.token_embedding_type.empty()) add("token-embedding-type", r.token_embedding_type);
+  } else if (field == "pure") {
+    on_off(r.pure, "pure", nullptr);
+  } else if (field == "allow_requantize") {
+    on_off(r.allow_requantize, "allow-requantize", nullptr);
+  } else if (field == "threads") {
+    add("threads", absl::StrCat(r.threads));
+  }
   return f;
+}
+
+std::vector<std::string> PresetFlags(const Preset& preset) {
+  std::vector<std::string> f;
+  for (const std::string& field : preset.fields) {
+    for (std::string& flag : FieldFlags(preset.recipe, field)) f.push_back(std::move(flag));
+  }
+  return f;
+}
+
+std::vector<std::string> RecipeToFlags(const Recipe& r) {
+  // Field order as the flags were always written; `preset` is informational.
+  static constexpr const char* kFields[] = {
+      "format",
+      "precision",
+      "keep_io_types",
+      "op_block_list",
+      "node_block_list",
+      "external_data",
+      "block_size",
+      "symmetric",
+      "accuracy_level",
+      "int4_format",
+      "algorithm",
+      "int8_mode",
+      "int8_weight_type",
+      "per_channel",
+      "reduce_range",
+      "op_types",
+      "exclude_regex",
+      "exclude_nodes",
+      "keep_embeddings",
+      "lm_head",
+      "min_tensor_elements",
+      "gguf_type",
+      "leave_output_tensor",
+      "output_tensor_type",
+      "token_embedding_type",
+      "pure",
+      "allow_requantize",
+      "threads",
+  };
+  const Recipe d;
+  std::vector<std::string> f;
+  for (const char* field : kFields) {
+    std::vector<std::string> mine = FieldFlags(r, field);
+    if (mine == FieldFlags(d, field)) continue;  // the default: no flag needed
+    for (std::string& flag : mine) f.push_back(std::move(flag));
+  }
+  return f;
+}
+
+std::vector<std::string> FlagsForField(absl::string_view field) {
+  std::vector<std::string> flags;
+  for (const FlagSpec& f : Flags()) {
+    if (field == f.field) flags.push_back(absl::StrCat("--", f.name));
+  }
+  return flags;
+}
+
+std::string WithFlagHint(absl::string_view message) {
+  // Words made of [a-z0-9_]; a word right after "--" is part of a flag
+  // already and needs no hint.
+  std::vector<std::string> fields;
+  size_t i = 0;
+  while (i < message.size()) {
+    auto is_word = [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+    };
+    if (!is_word(message[i])) {
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < message.size() && is_word(message[j])) ++j;
+    // A word glued to letters of other cases ("Recipe", "threads2") is not a field.
+    const bool bounded =
+        (i == 0 || !absl::ascii_isalpha(static_cast<unsigned char>(message[i - 1]))) &&
+        (j == message.size() || !absl::ascii_isalpha(static_cast<unsigned char>(message[j])));
+    const bool in_flag = i >= 2 && message.substr(i - 2, 2) == "--";
+    std::string word(message.substr(i, j - i));
+    if (bounded && !in_flag && !FlagsForField(word).empty() &&
+        std::find(fields.begin(), fields.end(), word) == fields.end()) {
+      fields.push_back(word);
+    }
+    i = j;
+  }
+  if (fields.empty()) return std::string(message);
+  std::vector<std::string> hints;
+  for (const std::string& field : fields) {
+    hints.push_back(absl::StrCat(field, ": ", absl::StrJoin(FlagsForField(field), "/")));
+  }
+  return absl::StrCat(message, " [flags: ", absl::StrJoin(hints, ", "), "]");
 }
 
 }  // namespace quantd::core

@@ -1,7 +1,12 @@
 #include "quantd/core/recipe.h"
 
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "quantd/core/gguf/gguf_mix.h"
 #include "quantd/core/recipe_flags.h"
 
 namespace quantd::core {
@@ -47,14 +52,15 @@ TEST(RecipeTest, ValidateRefusesAbsurdValues) {
   r.precision = Precision::kInt4;
   EXPECT_TRUE(ValidateRecipe(r).ok());
   r.block_size = 48;
-  EXPECT_THAT(std::string(ValidateRecipe(r).message()), ::testing::HasSubstr("block size 48"));
+  EXPECT_THAT(std::string(ValidateRecipe(r).message()), ::testing::HasSubstr("block_size 48"));
   r.block_size = 32;
   r.accuracy_level = 9;
   EXPECT_EQ(ValidateRecipe(r).code(), absl::StatusCode::kInvalidArgument);
   r.accuracy_level = 0;
   r.precision = Precision::kInt8;
   r.algorithm = QuantAlgorithm::kSearch;
-  EXPECT_THAT(std::string(ValidateRecipe(r).message()), ::testing::HasSubstr("int4 only"));
+  EXPECT_THAT(std::string(ValidateRecipe(r).message()),
+              ::testing::HasSubstr("algorithm search applies to precision int4 only"));
   r.precision = Precision::kInt4;
   r.threads = 100000;
   EXPECT_EQ(ValidateRecipe(r).code(), absl::StatusCode::kInvalidArgument);
@@ -75,6 +81,144 @@ TEST(RecipeTest, FlagsRoundTripAndCanonicalFormIsStable) {
   EXPECT_EQ(CanonicalRecipe(other), CanonicalRecipe(r));
   other.block_size = 64;
   EXPECT_NE(CanonicalRecipe(other), CanonicalRecipe(r));
+}
+
+TEST(RecipeTest, ValidateNamesRecipeFieldsNotFlags) {
+  std::vector<Recipe> bad(7);
+  bad[1].gguf_type = "Q4_K_M";
+  bad[1].format = ModelFormat::kOnnx;  // gguf_type on ONNX
+  bad[2].format = ModelFormat::kGguf;  // no gguf_type
+  bad[2].precision = Precision::kInt4;
+  bad[3].precision = Precision::kInt4;
+  bad[3].block_size = 7;
+  bad[4].precision = Precision::kInt4;
+  bad[4].accuracy_level = 5;
+  bad[5].precision = Precision::kInt8;
+  bad[5].algorithm = QuantAlgorithm::kSearch;
+  bad[6].precision = Precision::kInt4;
+  bad[6].threads = 0;
+  const char* field[] = {"gguf_type", "gguf_type", "gguf_type", "block_size",
+                         "accuracy_level", "algorithm", "threads"};
+  for (size_t i = 0; i < bad.size(); ++i) {
+    absl::Status st = ValidateRecipe(bad[i]);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << i;
+    EXPECT_THAT(std::string(st.message()), ::testing::HasSubstr(field[i])) << i;
+    EXPECT_THAT(std::string(st.message()), ::testing::Not(::testing::HasSubstr("--"))) << i;
+  }
+}
+
+TEST(RecipeFlagsTest, FlagHintNamesTheFlagsOfMentionedFields) {
+  EXPECT_EQ(WithFlagHint("gguf_type needs a GGUF input; this input is ONNX"),
+            "gguf_type needs a GGUF input; this input is ONNX [flags: gguf_type: --gguf-type]");
+  EXPECT_EQ(WithFlagHint("no target: set precision (fp32, fp16, int8 or int4), gguf_type (e.g. "
+                         "Q4_K_M) or preset"),
+            "no target: set precision (fp32, fp16, int8 or int4), gguf_type (e.g. Q4_K_M) or "
+            "preset [flags: precision: --precision, gguf_type: --gguf-type, preset: --preset]");
+  // Boolean fields list both spellings; a field inside a server's
+  // "recipe.<field>" counts; a flag already named needs no hint.
+  EXPECT_EQ(WithFlagHint("set recipe.symmetric"),
+            "set recipe.symmetric [flags: symmetric: --symmetric/--asymmetric]");
+  EXPECT_EQ(WithFlagHint("--precision: invalid value 'int3'"), "--precision: invalid value 'int3'");
+  EXPECT_EQ(WithFlagHint("cannot open model.onnx"), "cannot open model.onnx");
+  EXPECT_EQ(WithFlagHint("Recipe_threadsX"), "Recipe_threadsX");
+  // Every field a flag sets maps back to that flag.
+  EXPECT_THAT(FlagsForField("exclude_regex"), ::testing::ElementsAre("--exclude-nodes"));
+  EXPECT_THAT(FlagsForField("exclude_nodes"), ::testing::ElementsAre("--exclude-node"));
+  EXPECT_TRUE(FlagsForField("block-size").empty());
+}
+
+// The flags each preset showed when presets were stored as flag vectors:
+// `quantd presets` and `quantctl presets` must keep printing exactly these.
+TEST(PresetTest, PresetsShowTheirFlagsUnchanged) {
+  const std::vector<std::pair<std::string, std::vector<std::string>>> want = {
+      {"mobile-int4",
+       {"--precision", "int4", "--block-size", "32", "--symmetric", "--accuracy-level", "4",
+        "--lm-head", "int8"}},
+      {"iot-int4",
+       {"--precision", "int4", "--block-size", "128", "--symmetric", "--lm-head", "int8"}},
+      {"aipc-int8", {"--precision", "int8", "--int8-mode", "dynamic", "--per-channel"}},
+      {"aipc-fp16", {"--precision", "fp16"}},
+      {"aipc-fp32", {"--precision", "fp32"}},
+      {"gguf-q4km", {"--format", "gguf", "--gguf-type", "Q4_K_M"}},
+      {"gguf-q8", {"--format", "gguf", "--gguf-type", "Q8_0"}},
+  };
+  ASSERT_EQ(Presets().size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(Presets()[i].name, want[i].first);
+    EXPECT_EQ(PresetFlags(Presets()[i]), want[i].second) << want[i].first;
+  }
+}
+
+TEST(PresetTest, ShownFlagsGiveBackThePresetRecipe) {
+  for (const Preset& p : Presets()) {
+    EXPECT_EQ(p.recipe.preset, p.name);
+    EXPECT_TRUE(ValidateRecipe(p.recipe).ok()) << p.name;
+    Recipe from_flags;
+    std::vector<std::string> rest;
+    ASSERT_TRUE(ParseRecipeFlags(PresetFlags(p), &from_flags, &rest).ok()) << p.name;
+    EXPECT_TRUE(rest.empty());
+    EXPECT_EQ(CanonicalRecipe(from_flags), CanonicalRecipe(p.recipe)) << p.name;
+    EXPECT_EQ(from_flags.threads, p.recipe.threads) << p.name;
+    Recipe by_name;
+    ASSERT_TRUE(ParseRecipeFlags({"--preset", p.name}, &by_name, &rest).ok()) << p.name;
+    EXPECT_EQ(CanonicalRecipe(by_name), CanonicalRecipe(p.recipe)) << p.name;
+    EXPECT_EQ(by_name.preset, p.name);
+  }
+}
+
+TEST(PresetTest, FieldsListEveryFieldThePresetChanges) {
+  const Recipe d;
+  for (const Preset& p : Presets()) {
+    // RecipeToFlags spells exactly the non-default fields.
+    std::vector<std::string> non_default = RecipeToFlags(p.recipe);
+    std::vector<std::string> shown = PresetFlags(p);
+    for (const std::string& flag : non_default) {
+      if (flag.rfind("--", 0) != 0) continue;
+      EXPECT_THAT(shown, ::testing::Contains(flag)) << p.name;
+    }
+    for (const std::string& field : p.fields) {
+      EXPECT_FALSE(FlagsForField(field).empty()) << p.name << ": " << field;
+    }
+  }
+  ASSERT_TRUE(FindPreset("iot-int4").ok());
+  EXPECT_EQ((*FindPreset("iot-int4"))->recipe.block_size, 128);
+  EXPECT_THAT(std::string(FindPreset("nope").status().message()),
+              ::testing::HasSubstr("known: mobile-int4, iot-int4"));
+}
+
+// The --gguf-type help spells the file types out ("Q3_K_S/M/L" is three of
+// them); it must name every one the GGUF core accepts, and no other.
+TEST(RecipeFlagsTest, GgufTypeHelpNamesEveryFileTypeTheCoreAccepts) {
+  std::string line;
+  for (absl::string_view l : absl::StrSplit(RecipeFlagsHelp(), '\n')) {
+    if (absl::StrContains(l, "--gguf-type")) line = std::string(l);
+  }
+  ASSERT_FALSE(line.empty());
+  std::set<std::string> named;
+  for (absl::string_view word : absl::StrSplit(line, absl::ByAnyChar(" ():"), absl::SkipEmpty())) {
+    std::vector<std::string> parts = absl::StrSplit(word, '/');
+    if (parts[0].size() < 2 || parts[0][0] < 'A' || parts[0][0] > 'Z') continue;
+    if (parts[0] == "GGUF" || parts[0] == "TYPE") continue;
+    named.insert(parts[0]);
+    for (size_t i = 1; i < parts.size(); ++i) {
+      if (parts[i].size() == 1) {  // "Q3_K_S/M": the last letter varies
+        named.insert(parts[0].substr(0, parts[0].size() - 1) + parts[i]);
+      } else {
+        named.insert(parts[i]);  // "Q3_K/Q4_K/Q5_K"
+      }
+    }
+  }
+  const std::vector<std::string> accepted = gguf::FileTypeNames();
+  EXPECT_EQ(named, std::set<std::string>(accepted.begin(), accepted.end())) << line;
+}
+
+TEST(RecipeTest, PrecisionNamesParseBack) {
+  ASSERT_EQ(PrecisionNames(), (std::vector<std::string>{"fp32", "fp16", "int8", "int4"}));
+  for (const std::string& name : PrecisionNames()) {
+    auto p = ParsePrecision(name);
+    ASSERT_TRUE(p.ok()) << name;
+    EXPECT_EQ(PrecisionName(*p), name);
+  }
 }
 
 }  // namespace

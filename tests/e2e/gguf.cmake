@@ -1,4 +1,4 @@
-# GGUF end-to-end tests (issue 5). Included from tests/e2e/CMakeLists.txt.
+# GGUF end-to-end tests. Included from tests/e2e/CMakeLists.txt.
 
 # Byte identity with llama-quantize on the 20 shared reference runs.
 add_test(NAME e2e.gguf.reference_runs

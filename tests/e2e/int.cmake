@@ -1,10 +1,10 @@
-# INT4 / INT8 end-to-end tests (issue 3): quantize with `quantd quantize`, run
+# INT4 / INT8 end-to-end tests: quantize with `quantd quantize`, run
 # original and quantized model in ONNX Runtime 1.30, compare outputs (cosine).
 #
-# Thresholds come from measurements (README, INT4/INT8 section, has the table): the worst
+# Thresholds come from measurements (docs/benchmarks.md has the table): the worst
 # INT4 output cosine seen on these models is 0.990 (generated decoder, block
 # 128, symmetric) and the worst INT8 one 0.9997, so INT4 must reach 0.98 and
-# INT8 0.999 (the issue's floors are 0.95 and 0.99).
+# INT8 0.999 (the required floors are 0.95 and 0.99).
 set(INT_DIR ${CMAKE_CURRENT_BINARY_DIR}/int)
 set(INT4_MIN 0.98)
 set(INT8_MIN 0.999)
@@ -40,7 +40,7 @@ set(INT_DECODER_EXTRA
 )
 # --quantize-embeddings: the Gather weights too (INT8 per row; INT4 blocked
 # DequantizeLinear-21 along hidden, or INT8 per row when the opset cannot be
-# raised). Same floors, measured worst cosines (README table): INT8 0.99941
+# raised). Same floors, measured worst cosines (docs/benchmarks.md): INT8 0.99941
 # (gen_models decoder, dynamic), INT4 0.9846 (decoder, LM head INT4 too;
 # 0.9891 without). All deterministic (RTN, seeded models).
 set(INT_EMBEDDING_CONFIGS

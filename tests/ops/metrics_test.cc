@@ -12,8 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "quantd/core/gguf/gguf_mix.h"
+#include "quantd/core/recipe.h"
 
 namespace quantd::server {
 namespace {
@@ -163,6 +166,44 @@ TEST_F(MetricsTest, UnknownLabelValuesFoldIntoOther) {
   size_t after = 0;
   for (const auto& f : registry_.Collect()) after += f.metric.size();
   EXPECT_EQ(after, before) << "a call created a new series";
+}
+
+// Every GGUF file type name the core accepts (aliases and any case too) is
+// counted under its own file type's label, never as "other".
+TEST_F(MetricsTest, EveryGgufTypeTheCoreAcceptsHasItsLabel) {
+  const std::vector<std::string> names = core::gguf::FileTypeNames();
+  ASSERT_GE(names.size(), 21u);
+  for (const std::string& name : names) {
+    auto ftype = core::gguf::ParseFileType(name);
+    ASSERT_TRUE(ftype.ok()) << name;
+    const std::string label = absl::AsciiStrToLower(core::gguf::FileTypeName(*ftype));
+    const Labels labels = {{"format", "gguf"}, {"precision", label}};
+    for (const std::string& spelling : {name, absl::AsciiStrToLower(name)}) {
+      const double before = Counter("quantd_jobs_submitted_total", labels);
+      metrics_.JobSubmitted("gguf", spelling);
+      EXPECT_EQ(Counter("quantd_jobs_submitted_total", labels), before + 1) << spelling;
+    }
+  }
+  EXPECT_EQ(Counter("quantd_jobs_submitted_total", {{"format", "gguf"}, {"precision", "other"}}),
+            0);
+  // Aliases share their file type's series: no "q4_k" series of its own.
+  auto alias = Find(registry_.Collect(), "quantd_jobs_submitted_total",
+                    {{"format", "gguf"}, {"precision", "q4_k"}});
+  EXPECT_FALSE(alias.has_value());
+  EXPECT_EQ(Counter("quantd_jobs_submitted_total", {{"format", "gguf"}, {"precision", "iq4_nl"}}),
+            2);
+  EXPECT_EQ(Counter("quantd_jobs_submitted_total", {{"format", "gguf"}, {"precision", "q4_k_m"}}),
+            4);  // Q4_K_M and its alias Q4_K, each in two spellings
+}
+
+TEST_F(MetricsTest, EveryOnnxPrecisionTheCoreNamesHasItsLabel) {
+  for (const std::string& name : core::PrecisionNames()) {
+    metrics_.JobSubmitted("onnx", name);
+    EXPECT_EQ(Counter("quantd_jobs_submitted_total", {{"format", "onnx"}, {"precision", name}}), 1)
+        << name;
+  }
+  EXPECT_EQ(Counter("quantd_jobs_submitted_total", {{"format", "onnx"}, {"precision", "other"}}),
+            0);
 }
 
 TEST_F(MetricsTest, TransfersAndStorage) {

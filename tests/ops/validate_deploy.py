@@ -8,7 +8,7 @@ documentation checked with the tools available on a development machine
   `systemd-analyze verify` accepts the unit;
 * the dashboard's data source is a variable, every metric a dashboard query,
   an alert or the docs name exists in server/metrics.cc, and every metric in
-  metrics.cc is documented in the README; every rpc in the proto has
+  metrics.cc is documented in docs/operations.md; every rpc in the proto has
   its own label value;
 * the deployments agree with each other (ports, data dir, user id, probes,
   grace periods) and the Dockerfile runs the project's own scripts;
@@ -152,10 +152,10 @@ class Dashboard(unittest.TestCase):
 
 class Docs(unittest.TestCase):
     def test_every_metric_documented(self):
-        doc = read("README.md")
+        doc = read("docs", "operations.md")
         documented = set(re.findall(r"^\|\s*`(quantd_[a-z0-9_]+)`", doc, re.M))
         known = metrics_cc_names()
-        self.assertFalse(known - documented, "exported but not in the README")
+        self.assertFalse(known - documented, "exported but not in docs/operations.md")
         self.assertFalse(documented - known, "documented but not exported")
 
     def test_every_rpc_has_a_method_label(self):

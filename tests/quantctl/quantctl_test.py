@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""quantctl and the Python client against a real `quantd serve` (issue 6).
+"""quantctl and the Python client against a real `quantd serve`.
 
     quantctl_test.py GROUP      # Help, Quantize, Commands, ExitCodes, ...
 

@@ -129,7 +129,7 @@ TEST_F(GgufRunTest, MalformedInputLeavesNoOutput) {
 TEST_F(GgufRunTest, RefusesQuantizedInputUnlessAllowed) {
   ASSERT_TRUE(RunGguf(Q("Q8_0"), kModel, Path("q8.gguf"), RunContext()).ok());
   auto refused = RunGguf(Q("Q4_K_M"), Path("q8.gguf"), Path("q4.gguf"), RunContext());
-  EXPECT_THAT(refused.status(), StatusIs(absl::StatusCode::kInvalidArgument, "--allow-requantize"));
+  EXPECT_THAT(refused.status(), StatusIs(absl::StatusCode::kInvalidArgument, "allow_requantize"));
   EXPECT_FALSE(fs::exists(Path("q4.gguf")));
   Recipe r = Q("Q4_K_M");
   r.allow_requantize = true;
@@ -163,7 +163,7 @@ TEST_F(GgufRunTest, RejectsUnknownTypes) {
   Recipe r = Q("Q4_K_M");
   r.output_tensor_type = "q7_0";
   EXPECT_THAT(RunGguf(r, kModel, Path("o.gguf"), RunContext()).status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, "--output-tensor-type"));
+              StatusIs(absl::StatusCode::kInvalidArgument, "output_tensor_type 'q7_0'"));
 }
 
 }  // namespace

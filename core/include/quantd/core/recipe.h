@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace quantd::core {
 
@@ -72,23 +73,38 @@ struct Recipe {
 };
 
 // Checks ranges and combinations; InvalidArgument with a message naming the
-// offending field and its allowed values.
+// offending field as quantd.v1.Recipe names it (`block_size`, `gguf_type`)
+// and its allowed values. Core messages name fields, never command-line
+// flags; a CLI adds its flags with WithFlagHint() (recipe_flags.h).
 absl::Status ValidateRecipe(const Recipe& recipe);
 
 // A canonical one-line text form (every field, fixed order). Equal recipes
 // give equal strings; the service hashes it for de-duplication.
 std::string CanonicalRecipe(const Recipe& recipe);
 
-// Named presets for the deployment targets.
+// A named recipe for a deployment target (`quantd presets`).
 struct Preset {
   std::string name;
   std::string description;
-  std::vector<std::string> flags;  // as on the command line
+  Recipe recipe;  // what the preset asks for; recipe.preset == name
+  // The fields the preset sets, named as in quantd.v1.Recipe and in the order
+  // `quantd presets` shows them. Every field of `recipe` that differs from a
+  // default Recipe is listed (a test checks it), so the flags shown for a
+  // preset (PresetFlags) give back exactly `recipe`.
+  std::vector<std::string> fields;
 };
+
+// The presets, one typed table: phones and IoT boxes (INT4), AI PCs (INT8,
+// FP16, FP32), llama.cpp (GGUF).
 const std::vector<Preset>& Presets();
+
+// The preset called `name`; InvalidArgument naming the known presets.
+absl::StatusOr<const Preset*> FindPreset(absl::string_view name);
 
 // Names, as used on the command line and in reports.
 std::string PrecisionName(Precision p);
+// Every precision's name, in enum order: "fp32", "fp16", "int8", "int4".
+std::vector<std::string> PrecisionNames();
 std::string FormatName(ModelFormat f);
 absl::StatusOr<Precision> ParsePrecision(const std::string& s);
 

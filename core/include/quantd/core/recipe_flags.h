@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "quantd/core/recipe.h"
 
 namespace quantd::core {
@@ -30,6 +31,26 @@ std::string RecipeFlagsHelp();
 
 // Recipe back to flags (the inverse of ParseRecipeFlags for non-default fields).
 std::vector<std::string> RecipeToFlags(const Recipe& recipe);
+
+// The flags that give `field` (named as in quantd.v1.Recipe: "block_size")
+// the value it has in `recipe`, defaults included ({"--block-size", "32"});
+// empty for an unknown field, or a value no flag spells (an empty gguf_type).
+std::vector<std::string> FieldFlags(const Recipe& recipe, absl::string_view field);
+
+// The flags a preset shows (`quantd presets`): FieldFlags of each of its
+// fields, in order. ParseRecipeFlags of them gives the preset's recipe.
+std::vector<std::string> PresetFlags(const Preset& preset);
+
+// The command-line flags that set a recipe field: "gguf_type" ->
+// {"--gguf-type"}, "symmetric" -> {"--symmetric", "--asymmetric"}; empty for
+// a name that is not a field.
+std::vector<std::string> FlagsForField(absl::string_view field);
+
+// For CLIs printing a core or server error: `message`, plus a hint naming
+// the flags of every recipe field the message mentions (as a word, not
+// inside a flag), e.g. "gguf_type needs a GGUF input; this input is ONNX"
+// -> "... [flags: gguf_type: --gguf-type]". Unchanged when it names none.
+std::string WithFlagHint(absl::string_view message);
 
 }  // namespace quantd::core
 

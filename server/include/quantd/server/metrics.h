@@ -4,11 +4,11 @@
 // passed to the parts that report (service, worker pool, blob store). Label
 // sets are bounded (format, precision, status, reason, method, code); never a
 // job id. Names follow Prometheus conventions: prefix quantd_, base units,
-// counters end in _total. The README documents each metric.
+// counters end in _total. docs/operations.md documents each metric.
 //
 // Label values outside the documented sets are recorded as "other" (an
 // unknown gRPC code as "UNKNOWN", an unknown job status as "failed"), so a
-// caller can never create series; the README lists every value.
+// caller can never create series; docs/operations.md lists every value.
 //
 // Thread safety: every method is safe to call from any thread.
 #ifndef QUANTD_SERVER_METRICS_H_
@@ -33,7 +33,8 @@ class Metrics {
   Metrics& operator=(const Metrics&) = delete;
 
   // Jobs. `format` is "onnx"|"gguf"; `precision` "fp32"|"fp16"|"int8"|"int4" or
-  // the GGUF file type lower-cased ("q4_k_m"); `status` is
+  // a GGUF file type as the core accepts it (any case; aliases such as
+  // "Q4_K" count as their file type, "q4_k_m"); `status` is
   // "succeeded"|"failed"|"cancelled"; `reason` a short failure class
   // ("invalid_model", "unsupported", "internal", ...), "" when none.
   void JobSubmitted(const std::string& format, const std::string& precision);

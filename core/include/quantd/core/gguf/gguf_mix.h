@@ -35,7 +35,11 @@ enum class FileType : uint32_t {
 // "Q4_K_M", "q8_0", "F16", ... (case-insensitive). InvalidArgument lists the
 // accepted names.
 absl::StatusOr<FileType> ParseFileType(absl::string_view name);
+// The canonical name of a file type ("Q4_K_M" for the alias "Q4_K").
 std::string FileTypeName(FileType ftype);
+// Every name ParseFileType accepts, upper-case: the file types, then
+// llama-quantize's aliases (Q3_K, Q4_K, Q5_K for their _M variants).
+std::vector<std::string> FileTypeNames();
 // The base ggml type of a file type (Q4_K for Q4_K_M, ...).
 GgmlType DefaultType(FileType ftype);
 
