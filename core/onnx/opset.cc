@@ -124,7 +124,7 @@ absl::StatusOr<OpsetPlan> PlanOpsets(const Recipe& recipe, bool has_embedding,
       if (qdq4) {
         return absl::FailedPreconditionError(absl::StrCat(
             "INT4 QDQ needs DequantizeLinear from opset 21 (int4 types, block_size); ",
-            st.message(), ". Use --int4-format matmulnbits instead"));
+            st.message(), ". Set int4_format to INT4_FORMAT_MATMULNBITS instead"));
       }
       return st;
     }

@@ -150,7 +150,7 @@ absl::Status QuantizePass::Run() {
   for (const auto& op : op_types_) {
     if (op != "MatMul" && op != "Gemm" && op != "Conv") {
       return absl::InvalidArgumentError(absl::StrCat(
-          "--op-types: '", op, "' cannot be quantized; use MatMul, Gemm and/or Conv"));
+          "op_types: '", op, "' cannot be quantized; use MatMul, Gemm and/or Conv"));
     }
   }
   report_->tensors_total = model_->Tensors().size();

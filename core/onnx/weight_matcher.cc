@@ -159,7 +159,7 @@ absl::StatusOr<NodeExclusion> NodeExclusion::Create(const Recipe& recipe) {
       out.patterns_.emplace_back(re, std::regex::ECMAScript);
     } catch (const std::regex_error& e) {  // nothing throws across core
       return absl::InvalidArgumentError(
-          absl::StrCat("--exclude-nodes '", re, "' is not a valid regular expression: ", e.what()));
+          absl::StrCat("exclude_regex '", re, "' is not a valid regular expression: ", e.what()));
     }
   }
   return out;
@@ -172,7 +172,7 @@ absl::StatusOr<bool> NodeExclusion::Excludes(const std::string& node_name) const
       if (std::regex_match(node_name, re)) return true;
     } catch (const std::regex_error& e) {  // pathological pattern: nothing crosses core
       return absl::InvalidArgumentError(
-          absl::StrCat("--exclude-nodes: matching node '", node_name, "' failed: ", e.what()));
+          absl::StrCat("exclude_regex: matching node '", node_name, "' failed: ", e.what()));
     }
   }
   return false;

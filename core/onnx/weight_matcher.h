@@ -62,7 +62,8 @@ class NodeExclusion {
   // Excludes nothing.
   NodeExclusion() = default;
 
-  // Errors: InvalidArgument when a pattern does not compile.
+  // Errors: InvalidArgument naming exclude_regex when a pattern does not
+  // compile.
   static absl::StatusOr<NodeExclusion> Create(const Recipe& recipe);
 
   // Whether `node_name` is excluded. Errors: InvalidArgument when a pattern
