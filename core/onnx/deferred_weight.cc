@@ -1,0 +1,97 @@
+#include "deferred_weight.h"
+
+#include <cstring>
+#include <utility>
+
+#include "quantd/core/base/half.h"
+#include "quantd/core/base/status_macros.h"
+#include "quantd/core/quant/nibble_pack.h"
+
+namespace quantd::core {
+namespace {
+
+// Transposes a row-major [rows, cols] matrix of packed 4-bit codes.
+std::vector<uint8_t> TransposeNibbles(const std::vector<uint8_t>& in, int64_t rows, int64_t cols) {
+  std::vector<uint8_t> out(quant::NibbleBytes(rows * cols));
+  quant::TransposeNibbles(in.data(), rows, cols, out.data());
+  return out;
+}
+
+// Transposes a row-major [rows, cols] matrix of `size`-byte elements.
+std::vector<uint8_t> TransposeElements(const std::vector<uint8_t>& in, int64_t rows, int64_t cols,
+                                       size_t size) {
+  std::vector<uint8_t> out(in.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) {
+      std::memcpy(out.data() + (c * rows + r) * size, in.data() + (r * cols + c) * size, size);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::Status DeferredWeight::Compute() {
+  QUANTD_ASSIGN_OR_RETURN(TensorData data, model->Read(*src));
+  quant::MatrixSource s = spec.geometry;
+  s.bytes = data.bytes();
+  TensorReport quality;
+  outputs.assign(3, {});
+  if (spec.int4) {
+    const quant::Int4Options& o = spec.int4_options;
+    QUANTD_ASSIGN_OR_RETURN(quant::Int4Result r,
+                            quant::QuantizeInt4Matrix(s, o, *ctx, &quality));
+    outputs[kCodes] = std::move(r.packed);
+    outputs[kScales] = std::move(r.scales);
+    outputs[kZeroPoints] = std::move(r.zero_points);
+    if (spec.transpose_int4_outputs) {
+      const int64_t k = spec.geometry.k, n = spec.geometry.n;
+      const int64_t blocks = (k + o.block_size - 1) / o.block_size;
+      outputs[kCodes] = TransposeNibbles(outputs[kCodes], k, n);
+      outputs[kScales] = TransposeElements(outputs[kScales], blocks, n,
+                                           outputs[kScales].size() / (blocks * n));
+      if (!o.symmetric) outputs[kZeroPoints] = TransposeNibbles(outputs[kZeroPoints], blocks, n);
+    }
+  } else {
+    QUANTD_ASSIGN_OR_RETURN(
+        quant::Int8Result r,
+        quant::QuantizeInt8Matrix(s, spec.int8_options, *ctx, &quality));
+    outputs[kCodes] = std::move(r.data);
+    const size_t n = r.params.size();
+    std::vector<uint8_t>& scales = outputs[kScales];
+    if (spec.scale_type == kOnnxFloat16) {
+      scales.resize(n * 2);
+      for (size_t i = 0; i < n; ++i) {
+        uint16_t h = FloatToHalf(r.params[i].scale);
+        std::memcpy(scales.data() + 2 * i, &h, 2);
+      }
+    } else {
+      scales.resize(n * 4);
+      for (size_t i = 0; i < n; ++i) std::memcpy(scales.data() + 4 * i, &r.params[i].scale, 4);
+    }
+    outputs[kZeroPoints].resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      outputs[kZeroPoints][i] = static_cast<uint8_t>(r.params[i].zero_point);
+    }
+  }
+  TensorReport& entry = report->tensors[report_index];
+  entry.sqnr_db = quality.sqnr_db;
+  entry.rel_l2_error = quality.rel_l2_error;
+  entry.max_abs_error = quality.max_abs_error;
+  entry.rel_output_error = quality.rel_output_error;
+  src.reset();  // the input mapping of this tensor is no longer needed
+  return absl::OkStatus();
+}
+
+TensorProducer ProducerFor(std::shared_ptr<DeferredWeight> weight, WeightOutput slot) {
+  return [weight, slot]() -> absl::StatusOr<std::vector<uint8_t>> {
+    if (!weight->done) {
+      weight->status = weight->Compute();
+      weight->done = true;
+    }
+    if (!weight->status.ok()) return weight->status;
+    return std::move(weight->outputs[slot]);
+  };
+}
+
+}  // namespace quantd::core

@@ -1,0 +1,83 @@
+#include "embedding_rewrite.h"
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "int4_rewrite.h"
+#include "int8_rewrite.h"
+#include "quantd/core/onnx/onnx_types.h"
+
+namespace quantd::core {
+namespace {
+
+// E[vocab, hidden] seen as W[K = hidden, N = vocab] (stored transposed), so
+// the kernels' per-column scales are per-row scales of E.
+quant::MatrixSource EmbeddingGeometry(const onnx::TensorProto& t) { return Geometry(t, true); }
+
+}  // namespace
+
+absl::Status RewriteEmbeddingInt4(RewriteContext* ctx, onnx::GraphProto* g, onnx::NodeProto* n,
+                                  const ConstWeight& w) {
+  GraphEdit& edit = *ctx->edit;
+  const int32_t type = w.tensor->data_type();
+  WeightSpec spec;
+  spec.geometry = EmbeddingGeometry(*w.tensor);
+  spec.int4 = true;
+  spec.int4_options = Int4OptionsFor(ctx->recipe, quant::Int4Layout::kQdq);
+  spec.transpose_int4_outputs = true;
+  const quant::MatrixSource& geo = spec.geometry;
+  const quant::Int4Options& o = spec.int4_options;
+  const auto sizes = quant::ComputeInt4Sizes(geo.k, geo.n, o);
+  PreparedWeight p = PrepareWeight(ctx, g, Product::kEmbeddingInt4, w, /*transposed=*/false, spec,
+                                   o.symmetric ? "INT4 (Gather)" : "UINT4 (Gather)");
+  if (p.weight != nullptr) {
+    std::string q = edit.UniqueName(w.value + "_quantized");
+    std::string s = edit.UniqueName(w.value + "_scale");
+    edit.AddDeferredInitializer(g, q, o.symmetric ? kOnnxInt4 : kOnnxUint4, {geo.n, geo.k},
+                                p.weight, kCodes);
+    edit.AddDeferredInitializer(g, s, type, {geo.n, sizes.blocks}, p.weight, kScales);
+    std::vector<std::string> inputs = {q, s};
+    if (!o.symmetric) {
+      std::string zp = edit.UniqueName(w.value + "_zero_point");
+      edit.AddDeferredInitializer(g, zp, kOnnxUint4, {geo.n, sizes.blocks}, p.weight, kZeroPoints);
+      inputs.push_back(zp);
+    }
+    std::string out = edit.UniqueName(w.value + "_DQ");
+    onnx::NodeProto dq = edit.MakeNode("DequantizeLinear", out, inputs, {out});
+    SetIntAttr(&dq, "axis", 1);
+    SetIntAttr(&dq, "block_size", o.block_size);
+    edit.InsertBefore(n, std::move(dq));
+    p.names.push_back(out);
+  }
+  n->set_input(0, p.names.back());
+  return absl::OkStatus();
+}
+
+absl::Status RewriteEmbeddingInt8(RewriteContext* ctx, onnx::GraphProto* g, onnx::NodeProto* n,
+                                  const ConstWeight& w) {
+  const int32_t type = w.tensor->data_type();
+  const quant::MatrixSource geo = EmbeddingGeometry(*w.tensor);
+  quant::Int8Options o;
+  o.type = quant::Int8Type::kInt8;               // symmetric, zero point 0
+  o.per_channel = ctx->opsets.int8_per_channel;  // one scale per row (DequantizeLinear axis 0)
+  o.out_row_stride = 1;                          // codes keep E's layout [vocab, hidden]
+  o.out_col_stride = geo.k;
+  const bool fp16 = type == kOnnxFloat16;
+  WeightSpec spec;
+  spec.geometry = geo;
+  spec.int4 = false;
+  spec.int8_options = o;
+  spec.scale_type = fp16 && ctx->opsets.opset >= 19 ? kOnnxFloat16 : kOnnxFloat;
+  PreparedWeight p =
+      PrepareWeight(ctx, g, Product::kEmbeddingInt8, w, /*transposed=*/false, spec,
+                    o.per_channel ? "INT8 (Gather, per row)" : "INT8 (Gather, per tensor)");
+  if (p.weight != nullptr) {
+    p.names.push_back(
+        AddInt8Dequantize(ctx, g, n, w, p.weight, kOnnxInt8, {geo.n, geo.k}, geo.n, 0));
+  }
+  n->set_input(0, p.names.back());
+  return absl::OkStatus();
+}
+
+}  // namespace quantd::core

@@ -1,0 +1,58 @@
+// Opset policy of the weight quantization pass: which default-domain opset
+// the rewritten graph needs, whether the model can be raised to it without
+// changing what it computes, and the opset_import edits that follow.
+//
+// Internal to core/onnx; not installed. Free functions over the model proto;
+// not thread-safe on the same model.
+#ifndef QUANTD_CORE_ONNX_OPSET_H_
+#define QUANTD_CORE_ONNX_OPSET_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "onnx/onnx_pb.h"
+#include "quantd/core/recipe.h"
+
+namespace quantd::core {
+
+// Whether `domain` names the default ONNX domain ("" or "ai.onnx").
+bool IsDefaultDomain(const std::string& domain);
+
+// The default-domain opset `model` imports; 1 when it imports none.
+int64_t DefaultOpset(const onnx::ModelProto& model);
+
+// OK when every default-domain op of `model` (subgraphs included) means the
+// same at opset `to` as at `from`; otherwise FailedPrecondition listing the
+// ops and versions that block the raise.
+absl::Status CheckOpsetRaise(const onnx::ModelProto& model, int64_t from, int64_t to);
+
+// Sets the default-domain opset to `version` (adding the import when missing)
+// and raises the IR version to the lowest one that allows it.
+void SetDefaultOpset(onnx::ModelProto* model, int64_t version);
+
+// Imports com.microsoft version 1 unless the model already imports it.
+void EnsureMsDomain(onnx::ModelProto* model);
+
+// What the rewrites may emit once PlanOpsets has settled the opset.
+struct OpsetPlan {
+  int64_t opset = 1;               // the default-domain opset after planning
+  bool int8_per_channel = false;   // per-axis DequantizeLinear (opset >= 13)
+  bool embedding_int4 = false;     // INT4 embeddings: blocked DequantizeLinear-21
+};
+
+// Raises the default opset of `model` as far as `recipe` needs and the
+// model allows: 21 for INT4 QDQ (and INT4 embeddings, which otherwise fall
+// back to INT8 per row), 11 for dynamic INT8, 10 for DequantizeLinear, 13 for
+// per-axis scales (which otherwise fall back to per-tensor).
+// `has_embedding`: some Gather reads a quantizable embedding table and
+// recipe.keep_embeddings is false. Appends what it did or gave up to `notes`.
+// Errors: FailedPrecondition when INT4 QDQ needs a raise the model forbids.
+absl::StatusOr<OpsetPlan> PlanOpsets(const Recipe& recipe, bool has_embedding,
+                                     onnx::ModelProto* model, std::vector<std::string>* notes);
+
+}  // namespace quantd::core
+
+#endif  // QUANTD_CORE_ONNX_OPSET_H_

@@ -1,0 +1,181 @@
+#include "weight_matcher.h"
+
+#include <algorithm>
+#include <set>
+#include <unordered_map>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "opset.h"
+#include "quantd/core/onnx/graph_utils.h"
+#include "quantd/core/onnx/onnx_types.h"
+
+namespace quantd::core {
+
+bool ResolveWeight(onnx::GraphProto* g, const std::string& value, ConstWeight* out) {
+  for (const auto& in : g->input()) {
+    if (in.name() == value) return false;  // an initializer a caller may override
+  }
+  for (auto& t : *g->mutable_initializer()) {
+    if (t.name() == value) {
+      out->tensor = &t;
+      out->value = value;
+      return true;
+    }
+  }
+  for (auto& n : *g->mutable_node()) {
+    if (n.output_size() != 1 || n.output(0) != value) continue;
+    if (n.op_type() == "Constant" && IsDefaultDomain(n.domain())) {
+      for (auto& a : *n.mutable_attribute()) {
+        if (a.name() == "value" && a.has_t()) {
+          out->tensor = a.mutable_t();
+          out->constant = &n;
+          out->value = value;
+          return true;
+        }
+      }
+      return false;
+    }
+    if (n.op_type() == "Transpose" && IsDefaultDomain(n.domain()) && n.input_size() == 1) {
+      const auto* perm = FindAttr(n, "perm");
+      if (perm != nullptr && !(perm->ints_size() == 2 && perm->ints(0) == 1 && perm->ints(1) == 0)) {
+        return false;
+      }
+      ConstWeight inner;
+      if (!ResolveWeight(g, n.input(0), &inner) || inner.transpose != nullptr) return false;
+      if (inner.tensor->dims_size() != 2) return false;
+      *out = inner;
+      out->transpose = &n;
+      out->value = value;
+      return true;
+    }
+    return false;
+  }
+  return false;
+}
+
+const onnx::NodeProto* FindLmHead(const onnx::GraphProto& g) {
+  if (g.output_size() == 0) return nullptr;
+  std::string target;
+  for (const auto& o : g.output()) {
+    if (absl::StrContains(absl::AsciiStrToLower(o.name()), "logits")) {
+      target = o.name();
+      break;
+    }
+  }
+  if (target.empty()) return nullptr;  // not a language model: no LM head
+  std::unordered_map<std::string, const onnx::NodeProto*> producer;
+  for (const auto& n : g.node()) {
+    for (const auto& o : n.output()) producer[o] = &n;
+  }
+  std::set<std::string> inits;
+  for (const auto& t : g.initializer()) inits.insert(t.name());
+  std::vector<std::string> frontier = {target};
+  std::set<std::string> seen;
+  for (int depth = 0; depth < 8 && !frontier.empty(); ++depth) {
+    std::vector<std::string> next;
+    for (const auto& v : frontier) {
+      auto it = producer.find(v);
+      if (it == producer.end() || !seen.insert(v).second) continue;
+      const onnx::NodeProto* n = it->second;
+      if ((n->op_type() == "MatMul" || n->op_type() == "Gemm") && IsDefaultDomain(n->domain()) &&
+          n->input_size() >= 2) {
+        const std::string& b = n->input(1);
+        auto p = producer.find(b);
+        bool constant = inits.count(b) > 0 ||
+                        (p != producer.end() &&
+                         (p->second->op_type() == "Constant" || p->second->op_type() == "Transpose"));
+        if (constant) return n;
+      }
+      for (const auto& in : n->input()) {
+        if (!in.empty() && inits.count(in) == 0) next.push_back(in);
+      }
+    }
+    frontier = std::move(next);
+  }
+  return nullptr;
+}
+
+std::string SkipReason(const onnx::NodeProto& n, const ConstWeight& w,
+                       uint64_t min_tensor_elements) {
+  const int32_t type = w.tensor->data_type();
+  if (type != kOnnxFloat && type != kOnnxFloat16) {
+    return absl::StrCat("weight type ", OnnxTypeName(type), " (only FLOAT/FLOAT16 are quantized)");
+  }
+  const bool conv = n.op_type() == "Conv";
+  const int rank = w.tensor->dims_size();
+  if (!conv && rank != 2) return "weight is not 2-D";
+  if (conv && rank < 3) return "Conv weight rank < 3";
+  for (int64_t d : w.tensor->dims()) {
+    if (d <= 0) return "empty weight";
+  }
+  auto count = ElementCount({w.tensor->dims().data(), static_cast<size_t>(rank)});
+  if (!count.ok()) return "bad weight shape";
+  if (*count < min_tensor_elements) {
+    return absl::StrCat("fewer than --min-tensor-elements ", min_tensor_elements, " elements");
+  }
+  if (n.op_type() == "Gemm") {
+    if (IntAttr(n, "transA", 0) != 0) return "Gemm with transA=1";
+    if (FloatAttr(n, "alpha", 1.0f) != 1.0f) return "Gemm with alpha != 1";
+    if (n.input_size() > 2 && !n.input(2).empty() && FloatAttr(n, "beta", 1.0f) != 1.0f) {
+      return "Gemm with beta != 1";
+    }
+  }
+  return "";
+}
+
+std::string EmbeddingSkipReason(const onnx::NodeProto& n, const ConstWeight& w,
+                                uint64_t min_tensor_elements) {
+  if (w.transpose != nullptr) return "embedding data is a Transpose";
+  const int64_t axis = IntAttr(n, "axis", 0);
+  if (axis != 0 && axis != -2) return "Gather with axis != 0";
+  return SkipReason(n, w, min_tensor_elements);
+}
+
+bool HasEmbedding(onnx::GraphProto* g, uint64_t min_tensor_elements) {
+  for (auto& n : *g->mutable_node()) {
+    for (onnx::GraphProto* sub : Subgraphs(&n)) {
+      if (HasEmbedding(sub, min_tensor_elements)) return true;
+    }
+    if (n.op_type() != "Gather" || !IsDefaultDomain(n.domain()) || n.input_size() < 2) continue;
+    ConstWeight w;
+    if (ResolveWeight(g, n.input(0), &w) && EmbeddingSkipReason(n, w, min_tensor_elements).empty()) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string NodeLabel(const onnx::NodeProto& n) {
+  return n.name().empty() ? n.output(0) : n.name();
+}
+
+absl::StatusOr<NodeExclusion> NodeExclusion::Create(const Recipe& recipe) {
+  NodeExclusion out;
+  out.names_ = recipe.exclude_nodes;
+  for (const auto& re : recipe.exclude_regex) {
+    try {
+      out.patterns_.emplace_back(re, std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {  // nothing throws across core
+      return absl::InvalidArgumentError(
+          absl::StrCat("exclude_regex '", re, "' is not a valid regular expression: ", e.what()));
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<bool> NodeExclusion::Excludes(const std::string& node_name) const {
+  if (std::find(names_.begin(), names_.end(), node_name) != names_.end()) return true;
+  for (const auto& re : patterns_) {
+    try {
+      if (std::regex_match(node_name, re)) return true;
+    } catch (const std::regex_error& e) {  // pathological pattern: nothing crosses core
+      return absl::InvalidArgumentError(
+          absl::StrCat("exclude_regex: matching node '", node_name, "' failed: ", e.what()));
+    }
+  }
+  return false;
+}
+
+}  // namespace quantd::core
