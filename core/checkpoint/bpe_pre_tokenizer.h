@@ -28,7 +28,7 @@
 namespace quantd::core::checkpoint {
 
 // The text llama.cpp's converter tokenizes to identify a pre-tokenizer.
-const std::string& BpeCheckText();
+absl::string_view BpeCheckText();
 
 // Token ids of `text` as the Hugging Face fast tokenizer described by
 // `tokenizer_json` produces them with add_special_tokens=True.

@@ -23,6 +23,7 @@
 #include "bpe_pre_tokenizer.h"
 #include "quantd/core/base/status_macros.h"
 #include "sentencepiece_pieces.h"
+#include "tokenizer_gguf_internal.h"
 
 namespace quantd::core::checkpoint {
 namespace {
@@ -546,8 +547,10 @@ absl::Status Phi3SentencePieceVocab(const std::string& dir, const nlohmann::json
 // ---------------------------------------------------------------------------
 // GPT-2 byte-level BPE (Model._set_vocab_gpt2 / get_vocab_base).
 
+// `pre_name`: the tokenizer.ggml.pre value to write; nullptr identifies it
+// from the tokenizer (BpePreTokenizerName).
 absl::Status Gpt2Vocab(const std::string& dir, const nlohmann::json& config,
-                       std::vector<GgufKv>* kvs) {
+                       std::vector<GgufKv>* kvs, const std::string* pre_name = nullptr) {
   QUANTD_ASSIGN_OR_RETURN(std::optional<BigJson> tokenizer_json,
                           ReadJsonIfPresent<BigJson>(dir, "tokenizer.json"));
   if (!tokenizer_json) {
@@ -619,7 +622,12 @@ absl::Status Gpt2Vocab(const std::string& dir, const nlohmann::json& config,
     return TooManyTokens("tokenizer.json: token id", by_id.rbegin()->first, vocab_size);
   }
 
-  QUANTD_ASSIGN_OR_RETURN(std::string pre, BpePreTokenizerName(*tokenizer_json));
+  std::string pre;
+  if (pre_name != nullptr) {
+    pre = *pre_name;
+  } else {
+    QUANTD_ASSIGN_OR_RETURN(pre, BpePreTokenizerName(*tokenizer_json));
+  }
 
   std::vector<std::string> tokens;
   std::vector<int32_t> types;
@@ -740,6 +748,18 @@ absl::Status Qwen2Vocab(const std::string& dir, const nlohmann::json& config,
 }
 
 }  // namespace
+
+namespace internal {
+
+absl::StatusOr<std::vector<gguf::GgufKv>> Gpt2TokenizerGgufKvs(const std::string& checkpoint_dir,
+                                                               const nlohmann::json& config,
+                                                               const std::string& pre_name) {
+  std::vector<GgufKv> kvs;
+  QUANTD_RETURN_IF_ERROR(Gpt2Vocab(checkpoint_dir, config, &kvs, &pre_name));
+  return kvs;
+}
+
+}  // namespace internal
 
 absl::StatusOr<std::vector<gguf::GgufKv>> TokenizerGgufKvs(const std::string& checkpoint_dir,
                                                            const nlohmann::json& config,

@@ -14,12 +14,14 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
+#include "bpe_pre_tokenizer.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "quantd/core/base/mapped_file.h"
 #include "quantd/core/gguf/gguf_file.h"
 #include "quantd/testing/status_matchers.h"
+#include "tokenizer_gguf_internal.h"
 
 namespace quantd::core::checkpoint {
 namespace {
@@ -131,7 +133,7 @@ std::vector<int32_t> Int32s(const gguf::GgufKv& kv) {
   return out;
 }
 
-// A byte-level BPE tokenizer.json: 8 byte-level base tokens, 3 merges in the
+// A byte-level BPE tokenizer.json: byte-level base tokens, merges in the
 // list-of-pairs format (one with a space inside a part), 2 added tokens.
 constexpr char kSmallBpe[] = R"json({
   "version": "1.0",
@@ -152,22 +154,120 @@ constexpr char kSmallBpe[] = R"json({
     "type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": "",
     "end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false,
     "vocab": {"a": 0, "b": 1, "c": 2, "\u0120": 3, "d": 4, "e": 5, "f": 6, "g": 7,
-              "ab": 8, "\u0120a": 9, "abc": 10},
-    "merges": [["a", "b"], ["\u0120", "a"], ["ab", "c"]]
+              "ab": 8, "\u0120a": 9, "abc": 10, "e f": 13, "e fg": 14},
+    "merges": [["a", "b"], ["\u0120", "a"], ["ab", "c"], ["e f", "g"]]
   }
 })json";
 
-TEST_F(TokenizerDirTest, Gpt2BpeTokensTypesMergesAndSpecialIds) {
-  WriteFile(dir_ / "tokenizer.json", kSmallBpe);
-  WriteFile(dir_ / "tokenizer_config.json", R"({
+TEST(BpeEncodeTest, AddedTokensRegexSplitByteLevelAndMergeRanks) {
+  const auto tokenizer = nlohmann::json::parse(kSmallBpe);
+  // "abc" merges a+b (rank 0) then ab+c; in " abd" a+b (rank 0) wins over
+  // the earlier pair Ġ+a (rank 1), leaving Ġ alone; added tokens are cut out
+  // first; " a" is Ġa.
+  auto ids = BpeEncode(tokenizer, "abc abd<|endoftext|> a<tool>g");
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_THAT(*ids, ::testing::ElementsAre(10, 3, 8, 4, 11, 9, 12, 7));
+}
+
+TEST(BpeEncodeTest, TemplatePostProcessorAddsSpecialTokens) {
+  auto tokenizer = nlohmann::json::parse(kSmallBpe);
+  tokenizer["post_processor"] = nlohmann::json::parse(R"({
+    "type": "TemplateProcessing",
+    "single": [{"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}},
+               {"Sequence": {"id": "A", "type_id": 0}}],
+    "pair": [],
+    "special_tokens": {"<|endoftext|>": {"id": "<|endoftext|>", "ids": [11],
+                                         "tokens": ["<|endoftext|>"]}}})");
+  auto ids = BpeEncode(tokenizer, "ab");
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_THAT(*ids, ::testing::ElementsAre(11, 8));
+}
+
+TEST(BpeEncodeTest, SplitPreTokenizerIsolatesMatches) {
+  auto tokenizer = nlohmann::json::parse(kSmallBpe);
+  // Splitting off every "b" keeps "a" and "b" apart: no a+b merge.
+  tokenizer["pre_tokenizer"] = nlohmann::json::parse(R"({"type": "Sequence", "pretokenizers": [
+    {"type": "Split", "pattern": {"Regex": "b"}, "behavior": "Isolated", "invert": false},
+    {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]})");
+  auto ids = BpeEncode(tokenizer, "abc");
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_THAT(*ids, ::testing::ElementsAre(0, 1, 2));
+}
+
+TEST(BpeEncodeTest, RefusesUnsupportedPreTokenizer) {
+  auto tokenizer = nlohmann::json::parse(kSmallBpe);
+  tokenizer["pre_tokenizer"] = nlohmann::json::parse(R"({"type": "Metaspace"})");
+  EXPECT_THAT(BpeEncode(tokenizer, "ab").status(),
+              StatusIs(absl::StatusCode::kUnimplemented, "\"Metaspace\""));
+}
+
+// The check text is the converter's chktxt (431 UTF-8 bytes); ids are hashed
+// as Python prints a list.
+TEST(BpeEncodeTest, CheckTextAndIdsHash) {
+  EXPECT_EQ(BpeCheckText().size(), 431u);
+  EXPECT_TRUE(absl::StartsWith(BpeCheckText(), "\n \n\n \n\n\n \t \t\t \t\n  \n"));
+  EXPECT_TRUE(absl::EndsWith(BpeCheckText(), "'D you like some tea? We'Ve a'lL"));
+  EXPECT_EQ(BpeIdsHash({1, 2, 3}),
+            "a36b1f2c3f84522dd1005145646617d7054c0851e97c72a039c0bdfac9fa07f3");
+  EXPECT_EQ(BpeIdsHash({}), "4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945");
+}
+
+constexpr char kGpt2TokenizerConfig[] = R"({
     "tokenizer_class": "GPT2Tokenizer", "add_bos_token": false,
     "bos_token": "<|endoftext|>", "eos_token": {"content": "<|endoftext|>"},
-    "chat_template": "{{ messages }}"})");
+    "chat_template": "{{ messages }}"})";
+
+// A tokenizer that is no published model: its check-text hash is not in
+// llama.cpp's table, and the refusal names the hash.
+TEST_F(TokenizerDirTest, RefusesUnknownBpePreTokenizerNamingHash) {
+  WriteFile(dir_ / "tokenizer.json", kSmallBpe);
+  WriteFile(dir_ / "tokenizer_config.json", kGpt2TokenizerConfig);
+  auto kvs = TokenizerGgufKvs(dir_.string(), {{"vocab_size", 16}}, "Phi3ForCausalLM");
+  EXPECT_THAT(kvs.status(), StatusIs(absl::StatusCode::kInvalidArgument,
+                                     "BPE pre-tokenizer not recognized: the check text's token "
+                                     "ids hash to "));
+}
+
+TEST_F(TokenizerDirTest, Gpt2BpeTokensTypesMergesAndSpecialIds) {
+  WriteFile(dir_ / "tokenizer.json", kSmallBpe);
+  WriteFile(dir_ / "tokenizer_config.json", kGpt2TokenizerConfig);
   const nlohmann::json config = {{"vocab_size", 16}, {"pad_token_id", 11}};
-  auto kvs = TokenizerGgufKvs(dir_.string(), config, "Phi3ForCausalLM");
-  // The test tokenizer is not a published model: its pre-tokenizer hash is
-  // not in llama.cpp's table, and the refusal names the hash.
-  ASSERT_THAT(kvs.status(), StatusIs(absl::StatusCode::kInvalidArgument, "not recognized"));
+  auto kvs = internal::Gpt2TokenizerGgufKvs(dir_.string(), config, "gpt-4o");
+  ASSERT_TRUE(kvs.ok()) << kvs.status();
+  std::vector<std::string> keys;
+  for (const auto& kv : *kvs) keys.push_back(kv.key);
+  EXPECT_THAT(keys, ::testing::ElementsAre(
+                        "tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens",
+                        "tokenizer.ggml.token_type", "tokenizer.ggml.merges",
+                        "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                        "tokenizer.ggml.padding_token_id", "tokenizer.ggml.add_bos_token",
+                        "tokenizer.chat_template"));
+  const auto& by = *kvs;
+  EXPECT_EQ(by[0].AsString(), "gpt2");
+  EXPECT_EQ(by[1].AsString(), "gpt-4o");
+  EXPECT_THAT(Strings(by[2]),
+              ::testing::ElementsAre("a", "b", "c", "\xc4\xa0", "d", "e", "f", "g", "ab",
+                                     "\xc4\xa0" "a", "abc", "<|endoftext|>", "<tool>", "e f",
+                                     "e fg", "[PAD15]"));
+  EXPECT_EQ(by[3].ArrayInfo()->first, gguf::GgufValueType::kInt32);
+  EXPECT_THAT(Int32s(by[3]),
+              ::testing::ElementsAre(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 4, 1, 1, 5));
+  EXPECT_THAT(Strings(by[4]),
+              ::testing::ElementsAre("a b", "\xc4\xa0 a", "ab c", "e\xc4\xa0" "f g"));
+  EXPECT_EQ(by[5].AsInt(), 11);
+  EXPECT_EQ(by[6].AsInt(), 11);
+  EXPECT_EQ(by[7].AsInt(), 11);
+  EXPECT_EQ(by[8].type, gguf::GgufValueType::kBool);
+  EXPECT_EQ(by[8].AsInt(), 0);
+  EXPECT_EQ(by[9].AsString(), "{{ messages }}");
+}
+
+TEST_F(TokenizerDirTest, Gpt2RefusesTokenIdsBeyondVocabSize) {
+  WriteFile(dir_ / "tokenizer.json", kSmallBpe);
+  WriteFile(dir_ / "tokenizer_config.json", kGpt2TokenizerConfig);
+  EXPECT_THAT(internal::Gpt2TokenizerGgufKvs(dir_.string(), {{"vocab_size", 12}}, "gpt-2").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "tokenizer.json: token id 14 does not fit config.json vocab_size 12"));
 }
 
 TEST_F(TokenizerDirTest, RefusesMissingTokenizerFiles) {
