@@ -1,10 +1,10 @@
-// Internal to core/checkpoint: the pieces of a SentencePiece `tokenizer.model`,
-// read through Debian's libsentencepiece.
+// Internal to core/checkpoint: the pieces of a SentencePiece `tokenizer.model`.
 //
-// This header and its .cc use only standard types on purpose:
-// sentencepiece_processor.h declares its own `absl::string_view`, which
-// collides with Abseil's, so the library is confined to one translation unit
-// that includes no Abseil header.
+// The model is parsed with SentencePiece's published ModelProto schema
+// (sentencepiece_model.proto beside this file) and the protobuf library the
+// rest of core uses. (Debian's libsentencepiece is not used: it links
+// libprotobuf-lite, and a process that also loads the full libprotobuf, as
+// quantd does for ONNX, crashes at start-up.)
 //
 // Thread safety: a free function with no shared state.
 #ifndef QUANTD_CORE_CHECKPOINT_SENTENCEPIECE_PIECES_H_
@@ -13,6 +13,9 @@
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace quantd::core::checkpoint::internal {
 
@@ -25,16 +28,20 @@ inline constexpr int32_t kTokenUnused = 5;
 inline constexpr int32_t kTokenByte = 6;
 
 struct SentencePiecePieces {
-  std::vector<std::string> pieces;  // UTF-8 text of each piece, by id
+  std::vector<std::string> pieces;  // text of each piece, by id
   std::vector<float> scores;
-  // kTokenUnknown, kTokenControl, kTokenUnused, kTokenByte or kTokenNormal,
-  // tested in that order (the first that applies wins).
+  // What the converter derives from SentencePieceProcessor's IsUnknown,
+  // IsControl, IsUnused, IsByte (tested in that order): kTokenUnknown,
+  // kTokenControl, kTokenUnused, kTokenByte, else kTokenNormal (user-defined
+  // pieces included).
   std::vector<int32_t> types;
 };
 
-// Loads the model at `path` into `out`. Returns "" on success, otherwise the
-// library's error message (out is then unspecified).
-std::string LoadSentencePiecePieces(const std::string& path, SentencePiecePieces* out);
+// Parses a serialized ModelProto. Refuses, with InvalidArgument naming
+// `path`, what SentencePieceProcessor refuses to load: bytes that are not a
+// ModelProto, no pieces, a piece defined twice, no unknown piece.
+absl::StatusOr<SentencePiecePieces> ParseSentencePieceModel(const std::string& path,
+                                                            absl::string_view bytes);
 
 }  // namespace quantd::core::checkpoint::internal
 

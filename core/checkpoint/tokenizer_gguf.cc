@@ -404,10 +404,9 @@ struct ScoredVocab {
 // (`[PAD<id>]`, score -10000, UNUSED beyond the model's pieces).
 absl::StatusOr<ScoredVocab> SentencePieceBase(const std::string& dir, const nlohmann::json& config) {
   const std::string path = PathIn(dir, "tokenizer.model");
-  internal::SentencePiecePieces sp;
-  if (std::string error = internal::LoadSentencePiecePieces(path, &sp); !error.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a SentencePiece model: ", error));
-  }
+  QUANTD_ASSIGN_OR_RETURN(const std::string bytes, ReadWholeFile(path));
+  QUANTD_ASSIGN_OR_RETURN(internal::SentencePiecePieces sp,
+                          internal::ParseSentencePieceModel(path, bytes));
   const int64_t n_pieces = static_cast<int64_t>(sp.pieces.size());
   QUANTD_ASSIGN_OR_RETURN(const int64_t vocab_size, ConfigVocabSize(config, n_pieces));
   if (n_pieces > vocab_size) {
