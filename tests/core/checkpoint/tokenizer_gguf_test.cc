@@ -348,5 +348,29 @@ TEST_F(TokenizerDirTest, SentencePiecePaddingAndConfigIds) {
   EXPECT_EQ(types[32001], 5);  // padding: UNUSED
 }
 
+// A list of named chat templates: each non-default one under its own key,
+// their names (non-alphanumerics as '_'), then the default; add_prefix_space
+// becomes tokenizer.ggml.add_space_prefix for Llama.
+TEST_F(TokenizerDirTest, NamedChatTemplatesAndAddSpacePrefix) {
+  CopyShared("llama-tiny-shared", {"tokenizer.model"});
+  WriteFile(dir_ / "tokenizer_config.json", R"({"add_prefix_space": true, "chat_template": [
+      {"name": "default", "template": "D"}, {"name": "tool use", "template": "T"},
+      {"name": "rag", "template": null}]})");
+  auto kvs = TokenizerGgufKvs(dir_.string(), {{"vocab_size", 32000}}, "LlamaForCausalLM");
+  ASSERT_TRUE(kvs.ok()) << kvs.status();
+  std::vector<std::string> keys;
+  for (const auto& kv : *kvs) keys.push_back(kv.key);
+  EXPECT_THAT(keys, ::testing::ElementsAre("tokenizer.ggml.model", "tokenizer.ggml.pre",
+                                           "tokenizer.ggml.tokens", "tokenizer.ggml.scores",
+                                           "tokenizer.ggml.token_type",
+                                           "tokenizer.chat_template.tool_use",
+                                           "tokenizer.chat_templates", "tokenizer.chat_template",
+                                           "tokenizer.ggml.add_space_prefix"));
+  EXPECT_EQ((*kvs)[5].AsString(), "T");
+  EXPECT_THAT(Strings((*kvs)[6]), ::testing::ElementsAre("tool_use"));
+  EXPECT_EQ((*kvs)[7].AsString(), "D");
+  EXPECT_EQ((*kvs)[8].AsInt(), 1);
+}
+
 }  // namespace
 }  // namespace quantd::core::checkpoint
