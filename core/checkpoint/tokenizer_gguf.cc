@@ -7,6 +7,7 @@
 #include <fstream>
 #include <optional>
 #include <set>
+#include <unordered_map>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -603,19 +604,20 @@ absl::Status Gpt2Vocab(const std::string& dir, const nlohmann::json& config,
       }
     }
   }
-  std::map<int64_t, std::string> by_id;
-  std::set<std::string> contents;
-  for (auto& [token, id] : entries) {
-    by_id[id] = token;
-    contents.insert(token);
-  }
+  // transformers' get_vocab(): content -> id, an added token's id replacing
+  // the model's id for the same content.
+  std::unordered_map<std::string, int64_t> content_ids;
+  content_ids.reserve(entries.size() + added_by_id.size());
+  for (auto& [token, id] : entries) content_ids[token] = id;
   std::set<std::string> added_contents;
   for (const auto& [id, added] : added_by_id) {
-    by_id[id] = added.first;
+    content_ids[added.first] = id;
     added_contents.insert(added.first);
-    contents.insert(added.first);
   }
-  const int64_t n_tokens = static_cast<int64_t>(contents.size());
+  std::map<int64_t, std::string> by_id;
+  for (const auto& [token, id] : content_ids) by_id[id] = token;
+  for (const auto& [id, added] : added_by_id) by_id[id] = added.first;
+  const int64_t n_tokens = static_cast<int64_t>(content_ids.size());
   QUANTD_ASSIGN_OR_RETURN(const int64_t vocab_size, ConfigVocabSize(config, n_tokens));
   if (!by_id.empty() && by_id.rbegin()->first >= vocab_size) {
     return TooManyTokens("tokenizer.json: token id", by_id.rbegin()->first, vocab_size);
