@@ -194,6 +194,21 @@ TEST(BpeEncodeTest, SplitPreTokenizerIsolatesMatches) {
   EXPECT_THAT(*ids, ::testing::ElementsAre(0, 1, 2));
 }
 
+// NFC composes e + U+0301 into U+00E9, whose UTF-8 bytes C3 A9 are the
+// byte-level symbols U+00C3 and U+00A9.
+TEST(BpeEncodeTest, NfcNormalizerComposesBeforeByteLevel) {
+  auto tokenizer = nlohmann::json::parse(kSmallBpe);
+  tokenizer["model"]["vocab"]["\u00c3"] = 20;
+  tokenizer["model"]["vocab"]["\u00a9"] = 21;
+  tokenizer["normalizer"] = nlohmann::json::parse(R"({"type": "NFC"})");
+  auto ids = BpeEncode(tokenizer, "e\xcc\x81");
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_THAT(*ids, ::testing::ElementsAre(20, 21));
+  tokenizer["normalizer"] = nlohmann::json::parse(R"({"type": "Lowercase"})");
+  EXPECT_THAT(BpeEncode(tokenizer, "e").status(),
+              StatusIs(absl::StatusCode::kUnimplemented, "\"Lowercase\""));
+}
+
 TEST(BpeEncodeTest, RefusesUnsupportedPreTokenizer) {
   auto tokenizer = nlohmann::json::parse(kSmallBpe);
   tokenizer["pre_tokenizer"] = nlohmann::json::parse(R"({"type": "Metaspace"})");
