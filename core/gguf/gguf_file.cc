@@ -180,6 +180,36 @@ GgufKv GgufKv::String(std::string key, absl::string_view v) {
   return kv;
 }
 
+GgufKv GgufKv::Bool(std::string key, bool v) {
+  GgufKv kv{std::move(key), GgufValueType::kBool, {}};
+  AppendPod<uint8_t>(&kv.raw, v ? 1 : 0);
+  return kv;
+}
+
+GgufKv GgufKv::StringArray(std::string key, absl::Span<const std::string> v) {
+  GgufKv kv{std::move(key), GgufValueType::kArray, {}};
+  AppendPod<uint32_t>(&kv.raw, static_cast<uint32_t>(GgufValueType::kString));
+  AppendPod<uint64_t>(&kv.raw, v.size());
+  for (const std::string& s : v) AppendString(&kv.raw, s);
+  return kv;
+}
+
+GgufKv GgufKv::Float32Array(std::string key, absl::Span<const float> v) {
+  GgufKv kv{std::move(key), GgufValueType::kArray, {}};
+  AppendPod<uint32_t>(&kv.raw, static_cast<uint32_t>(GgufValueType::kFloat32));
+  AppendPod<uint64_t>(&kv.raw, v.size());
+  kv.raw.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
+  return kv;
+}
+
+GgufKv GgufKv::Int32Array(std::string key, absl::Span<const int32_t> v) {
+  GgufKv kv{std::move(key), GgufValueType::kArray, {}};
+  AppendPod<uint32_t>(&kv.raw, static_cast<uint32_t>(GgufValueType::kInt32));
+  AppendPod<uint64_t>(&kv.raw, v.size());
+  kv.raw.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(int32_t));
+  return kv;
+}
+
 int64_t GgufTensorInfo::Elements() const {
   int64_t n = 1;
   for (int64_t d : ne) n *= d;

@@ -55,6 +55,11 @@ struct GgufKv {
 
   static GgufKv Uint32(std::string key, uint32_t v);
   static GgufKv String(std::string key, absl::string_view v);
+  static GgufKv Bool(std::string key, bool v);
+  // Arrays: element type, count, then the elements (strings length-prefixed).
+  static GgufKv StringArray(std::string key, absl::Span<const std::string> v);
+  static GgufKv Float32Array(std::string key, absl::Span<const float> v);
+  static GgufKv Int32Array(std::string key, absl::Span<const int32_t> v);
 };
 
 struct GgufTensorInfo {

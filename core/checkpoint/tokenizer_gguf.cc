@@ -1,0 +1,787 @@
+#include "quantd/core/checkpoint/tokenizer_gguf.h"
+
+#include <cstdint>
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <fstream>
+#include <optional>
+#include <set>
+#include <unordered_map>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "bpe_pre_tokenizer.h"
+#include "quantd/core/base/status_macros.h"
+#include "sentencepiece_pieces.h"
+#include "tokenizer_gguf_internal.h"
+
+namespace quantd::core::checkpoint {
+namespace {
+
+using gguf::GgufKv;
+using internal::kTokenControl;
+using internal::kTokenNormal;
+using internal::kTokenUnused;
+using internal::kTokenUserDefined;
+// Small files whose key order matters (added_tokens.json, tokenizer_config.json)
+// keep it, as Python's json does; tokenizer.json (objects of 100k+ keys, whose
+// order does not matter) uses the sorted, logarithmic-lookup kind.
+using Json = nlohmann::ordered_json;
+using BigJson = nlohmann::json;
+
+// Tokenizer files are at most tens of MB (a 200k-token tokenizer.json is
+// ~15 MB); anything far larger is not a tokenizer.
+constexpr uint64_t kMaxTokenizerFileBytes = 512ull << 20;
+
+constexpr char kSentencePieceSpace[] = "\xe2\x96\x81";  // U+2581, SentencePiece's space
+
+std::string PathIn(const std::string& dir, absl::string_view name) {
+  return (std::filesystem::path(dir) / std::string(name)).string();
+}
+
+bool IsFile(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::is_regular_file(path, ec);
+}
+
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
+  std::error_code ec;
+  const uint64_t size = std::filesystem::file_size(path, ec);
+  if (ec) return absl::NotFoundError(absl::StrCat(path, ": ", ec.message()));
+  if (size > kMaxTokenizerFileBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", size, " bytes is larger than the ",
+                                                   kMaxTokenizerFileBytes,
+                                                   " bytes accepted for a tokenizer file"));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  std::string bytes(size, '\0');
+  in.read(bytes.data(), static_cast<std::streamsize>(size));
+  if (static_cast<uint64_t>(in.gcount()) != size) {
+    return absl::DataLossError(absl::StrCat(path, ": short read"));
+  }
+  return bytes;
+}
+
+// Parses `dir/name`; nullopt when the file does not exist.
+template <class J = Json>
+absl::StatusOr<std::optional<J>> ReadJsonIfPresent(const std::string& dir, absl::string_view name) {
+  const std::string path = PathIn(dir, name);
+  if (!IsFile(path)) return std::optional<J>();
+  QUANTD_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path));
+  try {
+    return std::optional<J>(J::parse(text));
+  } catch (const nlohmann::json::parse_error& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": malformed JSON at byte ", e.byte, ": ", e.what()));
+  }
+}
+
+// Python truthiness of a JSON value (`if x:`).
+template <class J>
+bool Truthy(const J* v) {
+  if (v == nullptr || v->is_null()) return false;
+  if (v->is_boolean()) return v->template get<bool>();
+  if (v->is_number_integer()) return v->template get<int64_t>() != 0;
+  if (v->is_number_unsigned()) return v->template get<uint64_t>() != 0;
+  if (v->is_number_float()) return v->template get<double>() != 0.0;
+  if (v->is_string()) return !v->template get_ref<const std::string&>().empty();
+  return !v->empty();  // array / object
+}
+
+template <class J>
+const J* Find(const J& object, absl::string_view key) {
+  if (!object.is_object()) return nullptr;
+  auto it = object.find(std::string(key));
+  return it == object.end() ? nullptr : &*it;
+}
+
+// An integer JSON value (Python `isinstance(x, int)`, booleans excluded).
+template <class J>
+std::optional<int64_t> AsInteger(const J* v) {
+  if (v == nullptr) return std::nullopt;
+  if (v->is_number_integer()) return v->template get<int64_t>();
+  if (v->is_number_unsigned()) {
+    const uint64_t u = v->template get<uint64_t>();
+    if (u > static_cast<uint64_t>(INT64_MAX)) return std::nullopt;
+    return static_cast<int64_t>(u);
+  }
+  return std::nullopt;
+}
+
+// llama.cpp's does_token_look_special: added tokens that ought to be control
+// tokens although they are not marked special.
+bool LooksSpecial(absl::string_view t) {
+  if (t == "<pad>" || t == "<mask>" || t == "<2mass>" || t == "[@BOS@]") return true;
+  if (absl::StartsWith(t, "<|") && absl::EndsWith(t, "|>")) return true;
+  if (absl::StartsWith(t, "<\xef\xbd\x9c") && absl::EndsWith(t, "\xef\xbd\x9c>")) return true;
+  return absl::StartsWith(t, "<unused") && absl::EndsWith(t, ">");
+}
+
+// config.json's vocab_size, or `fallback` when absent.
+absl::StatusOr<int64_t> ConfigVocabSize(const nlohmann::json& config, int64_t fallback) {
+  auto it = config.find("vocab_size");
+  if (it == config.end()) return fallback;
+  if (!it->is_number_integer() || it->template get<int64_t>() <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config.json: vocab_size must be a positive integer, got ", it->dump()));
+  }
+  return it->template get<int64_t>();
+}
+
+absl::Status TooManyTokens(absl::string_view what, int64_t count_or_id, int64_t vocab_size) {
+  return absl::InvalidArgumentError(absl::StrCat(what, " ", count_or_id,
+                                                 " does not fit config.json vocab_size ",
+                                                 vocab_size));
+}
+
+// Token id of an added-token entry: `id_text` from a JSON key or value.
+absl::StatusOr<int64_t> TokenIdFromKey(const std::string& file, const std::string& key) {
+  int64_t id = 0;
+  if (!absl::SimpleAtoi(key, &id) || id < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(file, ": added token key \"", key, "\" is not a token id"));
+  }
+  return id;
+}
+
+template <class J>
+absl::StatusOr<std::string> ContentOf(const std::string& file, const J& entry) {
+  const J* content = Find(entry, "content");
+  if (content == nullptr || !content->is_string()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(file, ": added token ", entry.dump(), " has no string \"content\""));
+  }
+  return content->template get<std::string>();
+}
+
+// ---------------------------------------------------------------------------
+// Special vocabulary (gguf-py SpecialVocab).
+
+struct SpecialVocab {
+  std::vector<std::string> merges;
+  std::vector<std::pair<std::string, int64_t>> token_ids;  // insertion order
+  std::vector<std::pair<std::string, bool>> add_token;     // insertion order
+  std::optional<Json> chat_template;                       // string or list
+};
+
+constexpr const char* kSpecialTypes[] = {"bos", "eos", "unk", "sep", "pad", "cls", "mask"};
+
+absl::Status SetSpecialToken(SpecialVocab* sv, std::optional<int64_t> n_vocab,
+                             const std::string& type, std::optional<int64_t> id) {
+  if (!id) return absl::OkStatus();
+  if (*id < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid value for special token type ", type, ": ", *id));
+  }
+  if (n_vocab && *id >= *n_vocab) return absl::OkStatus();  // out of range: skipped
+  for (const auto& [t, unused] : sv->token_ids) {
+    if (t == type) return absl::OkStatus();  // first source wins
+  }
+  sv->token_ids.emplace_back(type, *id);
+  return absl::OkStatus();
+}
+
+// "a b" merges; the list-of-pairs form (transformers >= 4.45) joins each pair
+// with a space after encoding spaces inside a part as U+0120.
+absl::StatusOr<std::vector<std::string>> MergesFromTokenizerJson(const BigJson& merges) {
+  std::vector<std::string> out;
+  if (!merges.is_array() || merges.empty()) return out;
+  if (merges[0].is_string()) {
+    out.reserve(merges.size());
+    for (const BigJson& m : merges) {
+      if (!m.is_string()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("tokenizer.json: merge ", m.dump(), " is not a string"));
+      }
+      out.push_back(m.get<std::string>());
+    }
+    return out;
+  }
+  if (merges[0].is_array() && merges[0].size() == 2 && merges[0][0].is_string()) {
+    out.reserve(merges.size());
+    for (const BigJson& m : merges) {
+      if (!m.is_array() || m.size() != 2 || !m[0].is_string() || !m[1].is_string()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("tokenizer.json: merge ", m.dump(), " is not a pair of strings"));
+      }
+      out.push_back(absl::StrCat(absl::StrReplaceAll(m[0].get<std::string>(), {{" ", "\xc4\xa0"}}),
+                                 " ",
+                                 absl::StrReplaceAll(m[1].get<std::string>(), {{" ", "\xc4\xa0"}})));
+    }
+    return out;
+  }
+  return absl::InvalidArgumentError("tokenizer.json: unknown format of model.merges");
+}
+
+absl::StatusOr<std::vector<std::string>> MergesFromMergesTxt(const std::string& path) {
+  QUANTD_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path));
+  std::vector<std::string> merges;
+  std::istringstream in(text);
+  std::string line;
+  bool first = true;
+  while (std::getline(in, line)) {
+    absl::string_view s = absl::StripAsciiWhitespace(line);
+    if (first) {
+      first = false;
+      if (absl::StartsWith(s, "#")) continue;
+    }
+    if (s.empty()) continue;
+    std::vector<absl::string_view> parts = absl::StrSplit(s, absl::ByAnyChar(" \t\r\n\v\f"),
+                                                         absl::SkipEmpty());
+    if (parts.size() != 2) continue;  // malformed entries are ignored
+    merges.push_back(absl::StrCat(parts[0], " ", parts[1]));
+  }
+  return merges;
+}
+
+absl::StatusOr<SpecialVocab> LoadSpecialVocab(const std::string& dir, const nlohmann::json& config,
+                                              bool load_merges, std::optional<int64_t> n_vocab) {
+  SpecialVocab sv;
+  QUANTD_ASSIGN_OR_RETURN(std::optional<BigJson> tokenizer_json,
+                          ReadJsonIfPresent<BigJson>(dir, "tokenizer.json"));
+  BigJson added_tokens = BigJson::array();
+  if (tokenizer_json) {
+    if (load_merges) {
+      if (const BigJson* model = Find(*tokenizer_json, "model")) {
+        if (const BigJson* merges = Find(*model, "merges")) {
+          QUANTD_ASSIGN_OR_RETURN(sv.merges, MergesFromTokenizerJson(*merges));
+        }
+      }
+    }
+    if (const BigJson* added = Find(*tokenizer_json, "added_tokens"); added && added->is_array()) {
+      added_tokens = *added;
+    }
+  }
+  QUANTD_ASSIGN_OR_RETURN(std::optional<Json> tokenizer_config,
+                          ReadJsonIfPresent(dir, "tokenizer_config.json"));
+  if (tokenizer_config) {
+    const Json* chat_template = Find(*tokenizer_config, "chat_template");
+    if (chat_template && (chat_template->is_string() || chat_template->is_array())) {
+      sv.chat_template = *chat_template;
+    }
+    for (const char* type : kSpecialTypes) {
+      const Json* add = Find(*tokenizer_config, absl::StrCat("add_", type, "_token"));
+      if (add && add->is_boolean()) sv.add_token.emplace_back(type, add->get<bool>());
+      const Json* entry = Find(*tokenizer_config, absl::StrCat(type, "_token"));
+      std::string content;
+      if (entry && entry->is_string()) {
+        content = entry->get<std::string>();
+      } else if (entry && entry->is_object()) {
+        const Json* c = Find(*entry, "content");
+        if (c == nullptr || !c->is_string()) continue;
+        content = c->get<std::string>();
+      } else {
+        continue;
+      }
+      for (const BigJson& atok : added_tokens) {
+        const BigJson* c = Find(atok, "content");
+        if (c && c->is_string() && c->get_ref<const std::string&>() == content) {
+          QUANTD_RETURN_IF_ERROR(SetSpecialToken(&sv, n_vocab, type, AsInteger(Find(atok, "id"))));
+          break;
+        }
+      }
+    }
+  }
+  for (const char* type : kSpecialTypes) {
+    auto it = config.find(absl::StrCat(type, "_token_id"));
+    if (it == config.end()) continue;
+    QUANTD_RETURN_IF_ERROR(SetSpecialToken(&sv, n_vocab, type, AsInteger(&*it)));
+  }
+  if (load_merges && sv.merges.empty()) {
+    const std::string merges_txt = PathIn(dir, "merges.txt");
+    if (IsFile(merges_txt)) {
+      QUANTD_ASSIGN_OR_RETURN(sv.merges, MergesFromMergesTxt(merges_txt));
+    }
+  }
+  return sv;
+}
+
+// Appends `kv`, refusing a key written twice (gguf-py's writer refuses it too).
+absl::Status AddKv(std::vector<GgufKv>* kvs, GgufKv kv) {
+  for (const GgufKv& existing : *kvs) {
+    if (existing.key == kv.key) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tokenizer metadata key ", kv.key, " would be written twice"));
+    }
+  }
+  kvs->push_back(std::move(kv));
+  return absl::OkStatus();
+}
+
+absl::Status AddChatTemplate(std::vector<GgufKv>* kvs, const Json& value) {
+  if (value.is_string()) {
+    return AddKv(kvs, GgufKv::String("tokenizer.chat_template", value.get<std::string>()));
+  }
+  std::optional<std::string> default_template;
+  std::vector<std::string> names;  // first-appearance order (Python uses an unordered set)
+  for (const Json& choice : value) {
+    const Json* name_json = Find(choice, "name");
+    const Json* template_json = Find(choice, "template");
+    std::string name;
+    if (name_json && name_json->is_string()) {
+      // Every code point that is not an ASCII letter or digit becomes '_'.
+      const std::string& raw = name_json->get_ref<const std::string&>();
+      for (size_t i = 0; i < raw.size(); ++i) {
+        const unsigned char c = static_cast<unsigned char>(raw[i]);
+        if (c >= 0x80) {
+          while (i + 1 < raw.size() && (static_cast<unsigned char>(raw[i + 1]) & 0xC0) == 0x80) ++i;
+          name.push_back('_');
+        } else {
+          name.push_back(absl::ascii_isalnum(c) ? static_cast<char>(c) : '_');
+        }
+      }
+    }
+    if (name.empty() || template_json == nullptr || template_json->is_null()) continue;
+    if (!template_json->is_string()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tokenizer_config.json: chat template \"", name, "\" is not a string"));
+    }
+    if (name == "default") {
+      default_template = template_json->get<std::string>();
+    } else {
+      if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+      QUANTD_RETURN_IF_ERROR(AddKv(kvs, GgufKv::String(absl::StrCat("tokenizer.chat_template.", name),
+                                                       template_json->get<std::string>())));
+    }
+  }
+  if (!names.empty()) {
+    QUANTD_RETURN_IF_ERROR(AddKv(kvs, GgufKv::StringArray("tokenizer.chat_templates", names)));
+  }
+  if (default_template) {
+    QUANTD_RETURN_IF_ERROR(AddKv(kvs, GgufKv::String("tokenizer.chat_template", *default_template)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AddSpecialVocab(std::vector<GgufKv>* kvs, const SpecialVocab& sv) {
+  if (!sv.merges.empty()) {
+    QUANTD_RETURN_IF_ERROR(AddKv(kvs, GgufKv::StringArray("tokenizer.ggml.merges", sv.merges)));
+  }
+  for (const auto& [type, id] : sv.token_ids) {
+    const char* key = nullptr;
+    if (type == "bos") key = "tokenizer.ggml.bos_token_id";
+    if (type == "eos") key = "tokenizer.ggml.eos_token_id";
+    if (type == "unk") key = "tokenizer.ggml.unknown_token_id";
+    if (type == "sep") key = "tokenizer.ggml.seperator_token_id";  // sic: llama.cpp's spelling
+    if (type == "pad") key = "tokenizer.ggml.padding_token_id";
+    if (type == "mask") key = "tokenizer.ggml.mask_token_id";
+    if (key == nullptr) continue;  // cls: the b4747 writer has no key for it
+    if (id > UINT32_MAX) {
+      return absl::InvalidArgumentError(absl::StrCat(type, " token id ", id, " exceeds uint32"));
+    }
+    QUANTD_RETURN_IF_ERROR(AddKv(kvs, GgufKv::Uint32(key, static_cast<uint32_t>(id))));
+  }
+  for (const auto& [type, value] : sv.add_token) {
+    if (type == "bos") QUANTD_RETURN_IF_ERROR(AddKv(kvs, GgufKv::Bool("tokenizer.ggml.add_bos_token", value)));
+    if (type == "eos") QUANTD_RETURN_IF_ERROR(AddKv(kvs, GgufKv::Bool("tokenizer.ggml.add_eos_token", value)));
+    // add_<other>_token: the b4747 writer has no key for them.
+  }
+  if (sv.chat_template) QUANTD_RETURN_IF_ERROR(AddChatTemplate(kvs, *sv.chat_template));
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// SentencePiece vocabularies.
+
+struct ScoredVocab {
+  std::vector<std::string> tokens;
+  std::vector<float> scores;
+  std::vector<int32_t> types;
+};
+
+// The SentencePiece pieces over a vocabulary of config's vocab_size
+// (`[PAD<id>]`, score -10000, UNUSED beyond the model's pieces).
+absl::StatusOr<ScoredVocab> SentencePieceBase(const std::string& dir, const nlohmann::json& config) {
+  const std::string path = PathIn(dir, "tokenizer.model");
+  QUANTD_ASSIGN_OR_RETURN(const std::string bytes, ReadWholeFile(path));
+  QUANTD_ASSIGN_OR_RETURN(internal::SentencePiecePieces sp,
+                          internal::ParseSentencePieceModel(path, bytes));
+  const int64_t n_pieces = static_cast<int64_t>(sp.pieces.size());
+  QUANTD_ASSIGN_OR_RETURN(const int64_t vocab_size, ConfigVocabSize(config, n_pieces));
+  if (n_pieces > vocab_size) {
+    return TooManyTokens("tokenizer.model has", n_pieces, vocab_size);
+  }
+  ScoredVocab v;
+  v.tokens.reserve(vocab_size);
+  for (int64_t i = 0; i < vocab_size; ++i) v.tokens.push_back(absl::StrCat("[PAD", i, "]"));
+  v.scores.assign(vocab_size, -10000.0f);
+  v.types.assign(vocab_size, kTokenUnused);
+  for (int64_t i = 0; i < n_pieces; ++i) {
+    v.tokens[i] = std::move(sp.pieces[i]);
+    v.scores[i] = sp.scores[i];
+    v.types[i] = sp.types[i];
+  }
+  return v;
+}
+
+// added_tokens.json: {"content": id}; ids outside the vocabulary are skipped.
+absl::Status ApplyAddedTokensJson(const std::string& dir, ScoredVocab* v) {
+  QUANTD_ASSIGN_OR_RETURN(std::optional<Json> added, ReadJsonIfPresent(dir, "added_tokens.json"));
+  if (!added) return absl::OkStatus();
+  if (!added->is_object()) {
+    return absl::InvalidArgumentError("added_tokens.json: expected an object of token -> id");
+  }
+  const int64_t vocab_size = static_cast<int64_t>(v->tokens.size());
+  for (const auto& [content, id_json] : added->items()) {
+    std::optional<int64_t> id = AsInteger(&id_json);
+    if (!id || *id < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("added_tokens.json: id of \"", content, "\" is not a token id"));
+    }
+    if (*id >= vocab_size) continue;  // the converter ignores it with a warning
+    v->tokens[*id] = content;
+    v->scores[*id] = -1000.0f;
+    v->types[*id] = kTokenUserDefined;
+  }
+  return absl::OkStatus();
+}
+
+// Overrides one added token. `phi3_style`: Phi3MiniModel's rule (USER_DEFINED
+// unless marked special); otherwise the generic rule (CONTROL also when the
+// text looks special; user-defined text gets U+2581 turned into spaces).
+absl::Status OverrideToken(const std::string& file, int64_t id, std::string content, bool special,
+                           bool phi3_style, ScoredVocab* v) {
+  const int64_t vocab_size = static_cast<int64_t>(v->tokens.size());
+  if (id >= vocab_size) return TooManyTokens(absl::StrCat(file, ": added token id"), id, vocab_size);
+  int32_t type = kTokenUserDefined;
+  if (phi3_style) {
+    if (special) type = kTokenControl;
+  } else if (special || LooksSpecial(content)) {
+    type = kTokenControl;
+  } else {
+    content = absl::StrReplaceAll(content, {{kSentencePieceSpace, " "}});
+  }
+  v->tokens[id] = std::move(content);
+  v->scores[id] = -1000.0f;
+  v->types[id] = type;
+  return absl::OkStatus();
+}
+
+// tokenizer_config.json's added_tokens_decoder: {"id": {"content", "special"}}.
+absl::Status ApplyAddedTokensDecoder(const std::optional<Json>& tokenizer_config, bool phi3_style,
+                                     ScoredVocab* v) {
+  if (!tokenizer_config) return absl::OkStatus();
+  const Json* decoder = Find(*tokenizer_config, "added_tokens_decoder");
+  if (decoder == nullptr) return absl::OkStatus();
+  if (!decoder->is_object()) {
+    return absl::InvalidArgumentError("tokenizer_config.json: added_tokens_decoder is not an object");
+  }
+  for (const auto& [key, entry] : decoder->items()) {
+    QUANTD_ASSIGN_OR_RETURN(const int64_t id, TokenIdFromKey("tokenizer_config.json", key));
+    QUANTD_ASSIGN_OR_RETURN(std::string content, ContentOf("tokenizer_config.json", entry));
+    QUANTD_RETURN_IF_ERROR(OverrideToken("tokenizer_config.json", id, std::move(content),
+                                         Truthy(Find(entry, "special")), phi3_style, v));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AddScoredVocab(std::vector<GgufKv>* kvs, const ScoredVocab& v) {
+  QUANTD_RETURN_IF_ERROR(AddKv(kvs, GgufKv::String("tokenizer.ggml.model", "llama")));
+  QUANTD_RETURN_IF_ERROR(AddKv(kvs, GgufKv::String("tokenizer.ggml.pre", "default")));
+  QUANTD_RETURN_IF_ERROR(AddKv(kvs, GgufKv::StringArray("tokenizer.ggml.tokens", v.tokens)));
+  QUANTD_RETURN_IF_ERROR(AddKv(kvs, GgufKv::Float32Array("tokenizer.ggml.scores", v.scores)));
+  return AddKv(kvs, GgufKv::Int32Array("tokenizer.ggml.token_type", v.types));
+}
+
+// Model._set_vocab_sentencepiece (Llama, Mistral, Qwen2 with tokenizer.model).
+absl::Status SentencePieceVocab(const std::string& dir, const nlohmann::json& config,
+                                std::vector<GgufKv>* kvs) {
+  QUANTD_ASSIGN_OR_RETURN(ScoredVocab v, SentencePieceBase(dir, config));
+  QUANTD_RETURN_IF_ERROR(ApplyAddedTokensJson(dir, &v));
+  QUANTD_ASSIGN_OR_RETURN(std::optional<Json> tokenizer_config,
+                          ReadJsonIfPresent(dir, "tokenizer_config.json"));
+  QUANTD_RETURN_IF_ERROR(ApplyAddedTokensDecoder(tokenizer_config, /*phi3_style=*/false, &v));
+  QUANTD_RETURN_IF_ERROR(AddScoredVocab(kvs, v));
+  QUANTD_ASSIGN_OR_RETURN(SpecialVocab sv, LoadSpecialVocab(dir, config, /*load_merges=*/false,
+                                                            static_cast<int64_t>(v.tokens.size())));
+  return AddSpecialVocab(kvs, sv);
+}
+
+// Phi3MiniModel.set_vocab's SentencePiece branch: added_tokens.json, then
+// tokenizer_config.json's added_tokens_decoder, then tokenizer.json's
+// added_tokens, each overriding the ids it names.
+absl::Status Phi3SentencePieceVocab(const std::string& dir, const nlohmann::json& config,
+                                    const std::optional<Json>& tokenizer_config,
+                                    std::vector<GgufKv>* kvs) {
+  QUANTD_ASSIGN_OR_RETURN(ScoredVocab v, SentencePieceBase(dir, config));
+  QUANTD_RETURN_IF_ERROR(ApplyAddedTokensJson(dir, &v));
+  QUANTD_RETURN_IF_ERROR(ApplyAddedTokensDecoder(tokenizer_config, /*phi3_style=*/true, &v));
+  QUANTD_ASSIGN_OR_RETURN(std::optional<BigJson> tokenizer_json,
+                          ReadJsonIfPresent<BigJson>(dir, "tokenizer.json"));
+  if (tokenizer_json) {
+    if (const BigJson* added = Find(*tokenizer_json, "added_tokens")) {
+      if (!added->is_array()) {
+        return absl::InvalidArgumentError("tokenizer.json: added_tokens is not a list");
+      }
+      for (const BigJson& entry : *added) {
+        std::optional<int64_t> id = AsInteger(Find(entry, "id"));
+        if (!id || *id < 0) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("tokenizer.json: added token ", entry.dump(), " has no valid \"id\""));
+        }
+        QUANTD_ASSIGN_OR_RETURN(std::string content, ContentOf("tokenizer.json", entry));
+        QUANTD_RETURN_IF_ERROR(OverrideToken("tokenizer.json", *id, std::move(content),
+                                             Truthy(Find(entry, "special")), /*phi3_style=*/true,
+                                             &v));
+      }
+    }
+  }
+  QUANTD_RETURN_IF_ERROR(AddScoredVocab(kvs, v));
+  QUANTD_ASSIGN_OR_RETURN(SpecialVocab sv, LoadSpecialVocab(dir, config, /*load_merges=*/false,
+                                                            static_cast<int64_t>(v.tokens.size())));
+  return AddSpecialVocab(kvs, sv);
+}
+
+// ---------------------------------------------------------------------------
+// GPT-2 byte-level BPE (Model._set_vocab_gpt2 / get_vocab_base).
+
+// `pre_name`: the tokenizer.ggml.pre value to write; nullptr identifies it
+// from the tokenizer (BpePreTokenizerName).
+absl::Status Gpt2Vocab(const std::string& dir, const nlohmann::json& config,
+                       std::vector<GgufKv>* kvs, const std::string* pre_name = nullptr) {
+  QUANTD_ASSIGN_OR_RETURN(std::optional<BigJson> tokenizer_json,
+                          ReadJsonIfPresent<BigJson>(dir, "tokenizer.json"));
+  if (!tokenizer_json) {
+    return absl::NotFoundError(absl::StrCat(
+        dir, ": no tokenizer.json (a GPT-2 style BPE tokenizer needs it; tokenizer.model absent)"));
+  }
+  const BigJson* model = Find(*tokenizer_json, "model");
+  const BigJson* type = model ? Find(*model, "type") : nullptr;
+  if (type == nullptr || !type->is_string() || type->get<std::string>() != "BPE") {
+    return absl::UnimplementedError(
+        "tokenizer.json: only BPE tokenizer models are supported without a tokenizer.model");
+  }
+  const BigJson* vocab = Find(*model, "vocab");
+  if (vocab == nullptr || !vocab->is_object()) {
+    return absl::InvalidArgumentError("tokenizer.json: model.vocab is not an object");
+  }
+  // The vocabulary as transformers' get_vocab() sees it: the model's tokens,
+  // then the added tokens (which win on a clash).
+  std::vector<std::pair<std::string, int64_t>> entries;
+  entries.reserve(vocab->size());
+  for (const auto& [token, id_json] : vocab->items()) {
+    std::optional<int64_t> id = AsInteger(&id_json);
+    if (!id || *id < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tokenizer.json: id of token \"", token, "\" is not a token id"));
+    }
+    entries.emplace_back(token, *id);
+  }
+  // Added tokens: content -> special flag, by id.
+  std::map<int64_t, std::pair<std::string, bool>> added_by_id;
+  if (const BigJson* added = Find(*tokenizer_json, "added_tokens"); added && added->is_array()) {
+    for (const BigJson& entry : *added) {
+      std::optional<int64_t> id = AsInteger(Find(entry, "id"));
+      if (!id || *id < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("tokenizer.json: added token ", entry.dump(), " has no valid \"id\""));
+      }
+      QUANTD_ASSIGN_OR_RETURN(std::string content, ContentOf("tokenizer.json", entry));
+      added_by_id[*id] = {content, Truthy(Find(entry, "special"))};
+    }
+  }
+  QUANTD_ASSIGN_OR_RETURN(std::optional<Json> tokenizer_config,
+                          ReadJsonIfPresent(dir, "tokenizer_config.json"));
+  if (tokenizer_config) {
+    if (const Json* decoder = Find(*tokenizer_config, "added_tokens_decoder");
+        decoder && decoder->is_object()) {
+      for (const auto& [key, entry] : decoder->items()) {
+        QUANTD_ASSIGN_OR_RETURN(const int64_t id, TokenIdFromKey("tokenizer_config.json", key));
+        QUANTD_ASSIGN_OR_RETURN(std::string content, ContentOf("tokenizer_config.json", entry));
+        added_by_id[id] = {content, Truthy(Find(entry, "special"))};
+      }
+    }
+  }
+  // transformers' get_vocab(): content -> id, an added token's id replacing
+  // the model's id for the same content.
+  std::unordered_map<std::string, int64_t> content_ids;
+  content_ids.reserve(entries.size() + added_by_id.size());
+  for (auto& [token, id] : entries) content_ids[token] = id;
+  std::set<std::string> added_contents;
+  for (const auto& [id, added] : added_by_id) {
+    content_ids[added.first] = id;
+    added_contents.insert(added.first);
+  }
+  std::map<int64_t, std::string> by_id;
+  for (const auto& [token, id] : content_ids) by_id[id] = token;
+  for (const auto& [id, added] : added_by_id) by_id[id] = added.first;
+  const int64_t n_tokens = static_cast<int64_t>(content_ids.size());
+  QUANTD_ASSIGN_OR_RETURN(const int64_t vocab_size, ConfigVocabSize(config, n_tokens));
+  if (!by_id.empty() && by_id.rbegin()->first >= vocab_size) {
+    return TooManyTokens("tokenizer.json: token id", by_id.rbegin()->first, vocab_size);
+  }
+
+  std::string pre;
+  if (pre_name != nullptr) {
+    pre = *pre_name;
+  } else {
+    QUANTD_ASSIGN_OR_RETURN(pre, BpePreTokenizerName(*tokenizer_json));
+  }
+
+  std::vector<std::string> tokens;
+  std::vector<int32_t> types;
+  tokens.reserve(vocab_size);
+  types.reserve(vocab_size);
+  for (int64_t i = 0; i < vocab_size; ++i) {
+    auto it = by_id.find(i);
+    if (it == by_id.end()) {
+      tokens.push_back(absl::StrCat("[PAD", i, "]"));
+      types.push_back(kTokenUnused);
+      continue;
+    }
+    std::string token = it->second;
+    int32_t type = kTokenNormal;
+    if (added_contents.count(token) != 0) {
+      auto added = added_by_id.find(i);
+      const bool special = added != added_by_id.end() && added->second.second;
+      if (special || LooksSpecial(token)) {
+        type = kTokenControl;
+      } else {
+        token = absl::StrReplaceAll(token, {{kSentencePieceSpace, " "}});
+        type = kTokenUserDefined;
+      }
+    }
+    tokens.push_back(std::move(token));
+    types.push_back(type);
+  }
+  QUANTD_RETURN_IF_ERROR(AddKv(kvs, GgufKv::String("tokenizer.ggml.model", "gpt2")));
+  QUANTD_RETURN_IF_ERROR(AddKv(kvs, GgufKv::String("tokenizer.ggml.pre", pre)));
+  QUANTD_RETURN_IF_ERROR(AddKv(kvs, GgufKv::StringArray("tokenizer.ggml.tokens", tokens)));
+  QUANTD_RETURN_IF_ERROR(AddKv(kvs, GgufKv::Int32Array("tokenizer.ggml.token_type", types)));
+  QUANTD_ASSIGN_OR_RETURN(SpecialVocab sv,
+                          LoadSpecialVocab(dir, config, /*load_merges=*/true, std::nullopt));
+  return AddSpecialVocab(kvs, sv);
+}
+
+// ---------------------------------------------------------------------------
+// Per-architecture set_vocab.
+
+absl::Status Phi3Vocab(const std::string& dir, const nlohmann::json& config,
+                       std::vector<GgufKv>* kvs) {
+  QUANTD_ASSIGN_OR_RETURN(std::optional<Json> tokenizer_config,
+                          ReadJsonIfPresent(dir, "tokenizer_config.json"));
+  if (tokenizer_config) {
+    const Json* cls = Find(*tokenizer_config, "tokenizer_class");
+    if (cls == nullptr) {
+      return absl::InvalidArgumentError(
+          "tokenizer_config.json: no \"tokenizer_class\" (the Phi-3 converter requires it)");
+    }
+    if (cls->is_string() && cls->get<std::string>() == "GPT2Tokenizer") {
+      return Gpt2Vocab(dir, config, kvs);
+    }
+  }
+  if (!IsFile(PathIn(dir, "tokenizer.model"))) {
+    return absl::NotFoundError(absl::StrCat(dir, ": no tokenizer.model"));
+  }
+  return Phi3SentencePieceVocab(dir, config, tokenizer_config, kvs);
+}
+
+absl::Status LlamaVocab(const std::string& dir, const nlohmann::json& config,
+                        std::vector<GgufKv>* kvs) {
+  auto vocab_size_it = config.find("vocab_size");
+  const int64_t config_vocab =
+      vocab_size_it != config.end() && vocab_size_it->is_number_integer()
+          ? vocab_size_it->get<int64_t>() : 32000;
+  if (config_vocab == 32016) {
+    return absl::UnimplementedError(
+        "vocab_size 32016 (CodeLlama infill tokens) is not supported");
+  }
+  if (IsFile(PathIn(dir, "tokenizer.model"))) {
+    QUANTD_RETURN_IF_ERROR(SentencePieceVocab(dir, config, kvs));
+  } else {
+    // Without tokenizer.model the converter tries a Llama-style BPE
+    // tokenizer.json with byte fallback, then GPT-2 style BPE (Llama 3).
+    QUANTD_ASSIGN_OR_RETURN(std::optional<BigJson> tokenizer_json,
+                            ReadJsonIfPresent<BigJson>(dir, "tokenizer.json"));
+    if (!tokenizer_json) {
+      return absl::NotFoundError(
+          absl::StrCat(dir, ": no tokenizer.model and no tokenizer.json"));
+    }
+    const BigJson* model = Find(*tokenizer_json, "model");
+    const BigJson* type = model ? Find(*model, "type") : nullptr;
+    const bool bpe = type && type->is_string() && type->get<std::string>() == "BPE";
+    const BigJson* byte_fallback_json = model ? Find(*model, "byte_fallback") : nullptr;
+    const BigJson* ignore_merges = model ? Find(*model, "ignore_merges") : nullptr;
+    const bool byte_fallback = byte_fallback_json == nullptr || Truthy(byte_fallback_json);
+    const bool is_llama3 = bpe && Truthy(ignore_merges) && !byte_fallback;
+    const BigJson* decoder = Find(*tokenizer_json, "decoder");
+    const BigJson* decoder_type = decoder ? Find(*decoder, "type") : nullptr;
+    const bool llama_hf = !is_llama3 && bpe && byte_fallback_json && Truthy(byte_fallback_json) &&
+                          decoder_type && decoder_type->is_string() &&
+                          decoder_type->get<std::string>() == "Sequence";
+    if (llama_hf) {
+      return absl::UnimplementedError(
+          "tokenizer.json is a SentencePiece-style BPE with byte fallback and there is no "
+          "tokenizer.model; add the model's tokenizer.model");
+    }
+    QUANTD_RETURN_IF_ERROR(Gpt2Vocab(dir, config, kvs));
+  }
+  QUANTD_ASSIGN_OR_RETURN(std::optional<Json> tokenizer_config,
+                          ReadJsonIfPresent(dir, "tokenizer_config.json"));
+  if (tokenizer_config) {
+    if (const Json* prefix = Find(*tokenizer_config, "add_prefix_space")) {
+      QUANTD_RETURN_IF_ERROR(
+          AddKv(kvs, GgufKv::Bool("tokenizer.ggml.add_space_prefix", Truthy(prefix))));
+    }
+  }
+  if (config_vocab == 49152) {  // Granite small models: no BOS
+    QUANTD_RETURN_IF_ERROR(AddKv(kvs, GgufKv::Bool("tokenizer.ggml.add_bos_token", false)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Qwen2Vocab(const std::string& dir, const nlohmann::json& config,
+                        std::vector<GgufKv>* kvs) {
+  if (IsFile(PathIn(dir, "tokenizer.model"))) return SentencePieceVocab(dir, config, kvs);
+  return Gpt2Vocab(dir, config, kvs);
+}
+
+}  // namespace
+
+namespace internal {
+
+absl::StatusOr<std::vector<gguf::GgufKv>> Gpt2TokenizerGgufKvs(const std::string& checkpoint_dir,
+                                                               const nlohmann::json& config,
+                                                               const std::string& pre_name) {
+  std::vector<GgufKv> kvs;
+  QUANTD_RETURN_IF_ERROR(Gpt2Vocab(checkpoint_dir, config, &kvs, &pre_name));
+  return kvs;
+}
+
+}  // namespace internal
+
+absl::StatusOr<std::vector<gguf::GgufKv>> TokenizerGgufKvs(const std::string& checkpoint_dir,
+                                                           const nlohmann::json& config,
+                                                           absl::string_view architecture) {
+  if (!config.is_object()) {
+    return absl::InvalidArgumentError("config.json: expected a JSON object");
+  }
+  std::vector<GgufKv> kvs;
+  if (architecture == "Phi3ForCausalLM") {
+    QUANTD_RETURN_IF_ERROR(Phi3Vocab(checkpoint_dir, config, &kvs));
+  } else if (architecture == "LlamaForCausalLM" || architecture == "MistralForCausalLM") {
+    QUANTD_RETURN_IF_ERROR(LlamaVocab(checkpoint_dir, config, &kvs));
+  } else if (architecture == "Qwen2ForCausalLM") {
+    QUANTD_RETURN_IF_ERROR(Qwen2Vocab(checkpoint_dir, config, &kvs));
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "architecture ", architecture,
+        " has no tokenizer conversion; supported: Phi3ForCausalLM, LlamaForCausalLM, "
+        "MistralForCausalLM, Qwen2ForCausalLM"));
+  }
+  return kvs;
+}
+
+}  // namespace quantd::core::checkpoint
