@@ -465,6 +465,33 @@ TEST_F(MlxFolderWriterTest, Refusals) {
               StatusIs(absl::StatusCode::kInvalidArgument, "config.json is not a JSON object"));
 }
 
+TEST_F(MlxFolderWriterTest, ReportsProgressAndStopsWhenCancelled) {
+  MemCheckpoint ck("BF16");
+  std::vector<Progress> seen;
+  ProgressFn progress = [&](const Progress& p) { seen.push_back(p); };
+  out_ = (root_ / "p").string();
+  auto r = WriteMlxFolder(ck.Sources(), ConfigJson("bfloat16"), "", {}, out_, MlxFolderOptions(),
+                          progress);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back().tensors_done, seen.back().tensors_total);
+  EXPECT_EQ(seen.back().bytes_done, r->total_size);
+  EXPECT_EQ(seen.back().bytes_total, r->total_size);
+
+  CancelToken cancel;
+  int calls = 0;
+  ProgressFn cancel_later = [&](const Progress&) {
+    if (++calls == 5) cancel.Cancel();
+  };
+  EXPECT_THAT(WriteMlxFolder(ck.Sources(), ConfigJson("bfloat16"), "", {},
+                             (root_ / "c").string(), MlxFolderOptions(), cancel_later, &cancel)
+                  .status(),
+              StatusIs(absl::StatusCode::kCancelled, "cancelled"));
+  // The shard being written is not left behind (nor its temp file).
+  EXPECT_FALSE(fs::exists(root_ / "c" / "model.safetensors"));
+  EXPECT_TRUE(fs::is_empty(root_ / "c"));
+}
+
 TEST(MlxQuantPlanTest, MixedRecipeNeedsDownProj) {
   MlxQuantOptions opt;
   opt.recipe = MlxMixedRecipe::kMixed4_6;
