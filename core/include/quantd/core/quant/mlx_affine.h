@@ -25,6 +25,10 @@
 // 5, 4 in 3). MLX stores the packed weight as uint32 [rows, cols*bits/32];
 // scales and biases are [rows, cols/group_size] in the weight's type.
 //
+// MLX's Metal kernel (what mlx_lm.convert uses on a Mac's GPU) is not this
+// one: its running max starts at 0 and it rounds halves away from zero, so
+// all-negative groups and exact .5 ties can differ from a GPU conversion.
+//
 // Kernels never allocate, log or do I/O. Thread-compatible: rows are
 // independent, so threads may quantize disjoint row ranges (offset the
 // pointers by the row).
