@@ -15,7 +15,13 @@ mlx_lm.convert would have written:
     source; other tensors are the source bytes;
   * tokenizer files and generation_config.json are copied unchanged.
 
-usage: mlx_folder_check.py CKPT_DIR OUT_DIR BITS GROUP_SIZE RECIPE
+  * with REF_DIR (../shared/testdata/hf/ref): a float32 numpy forward pass
+    of the checkpoint's architecture reproduces the reference logits on the
+    float weights, and on the dequantized weights stays close to them
+    (cosine per prompt position), so a layout error cannot hide behind
+    byte-exact kernels.
+
+usage: mlx_folder_check.py CKPT_DIR OUT_DIR BITS GROUP_SIZE RECIPE [REF_DIR]
 (RECIPE: none | mixed_2_6 | mixed_3_4 | mixed_3_6 | mixed_4_6)
 """
 import json
@@ -89,6 +95,122 @@ def mixed_predicate(recipe, module_paths, num_layers, group_size):
         return {"group_size": group_size, "bits": bits, "mode": "affine"}
 
     return predicate
+
+
+def dequantized_weights(source, output, plan, misread=False):
+    """Source names -> float32 weights, quantized ones dequantized. misread:
+    read every run of 8 codes backwards (what an MSB-first reader of MLX's
+    4-bit words would see), the control for the logits check."""
+    weights = {}
+    for name, (dtype, arr, _) in source.items():
+        module = name[:-len(".weight")]
+        if module in plan:
+            b, g = plan[module]["bits"], plan[module]["group_size"]
+            _, words, _ = output[name]
+            sdt, scales, _ = output[module + ".scales"]
+            _, biases, _ = output[module + ".biases"]
+            codes = unpack(words, b, arr.shape[1]).astype(np.float32)
+            if misread:
+                codes = codes.reshape(codes.shape[0], -1, 8)[:, :, ::-1].reshape(codes.shape)
+            weights[name] = (codes * np.repeat(to_f32(sdt, scales), g, axis=1) +
+                             np.repeat(to_f32(sdt, biases), g, axis=1))
+        else:
+            weights[name] = to_f32(dtype, arr)
+    return weights
+
+
+def forward(config, w, tokens):
+    """Float32 forward pass of a Llama / Phi-3 decoder over a prompt (logits)."""
+    hidden = config["hidden_size"]
+    n_heads = config["num_attention_heads"]
+    n_kv = config.get("num_key_value_heads", n_heads)
+    hd = config.get("head_dim", hidden // n_heads)
+    eps = config["rms_norm_eps"]
+    theta = config.get("rope_theta", 10000.0)
+    seq = len(tokens)
+    inv_freq = 1.0 / (theta ** (np.arange(0, hd, 2, dtype=np.float64) / hd))
+    attn_factor = 1.0
+    rs = config.get("rope_scaling") or {}
+    if rs.get("type") == "longrope" or rs.get("rope_type") == "longrope":
+        # The prompt is shorter than original_max_position_embeddings: short factors.
+        inv_freq = inv_freq / np.asarray(rs["short_factor"], dtype=np.float64)
+        orig = config["original_max_position_embeddings"]
+        scale = config["max_position_embeddings"] / orig
+        if scale > 1.0:
+            attn_factor = np.sqrt(1 + np.log(scale) / np.log(orig))
+    ang = np.outer(np.arange(seq, dtype=np.float64), inv_freq)
+    ang = np.concatenate([ang, ang], axis=1)
+    cos = (np.cos(ang) * attn_factor).astype(np.float32)
+    sin = (np.sin(ang) * attn_factor).astype(np.float32)
+
+    def rms(x, g):
+        return (x / np.sqrt((x.astype(np.float64) ** 2).mean(-1, keepdims=True) + eps)).astype(
+            np.float32) * g
+
+    def rope(x):  # [heads, seq, hd], rotate-half convention
+        x1, x2 = x[..., :hd // 2], x[..., hd // 2:]
+        return x * cos + np.concatenate([-x2, x1], axis=-1) * sin
+
+    def silu(x):
+        return x / (1 + np.exp(-x))
+
+    h = w["model.embed_tokens.weight"][tokens]
+    mask = np.triu(np.full((seq, seq), -np.inf, dtype=np.float32), 1)
+    for i in range(config["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        x = rms(h, w[p + "input_layernorm.weight"])
+        if p + "self_attn.qkv_proj.weight" in w:
+            qkv = x @ w[p + "self_attn.qkv_proj.weight"].T
+            q, k, v = np.split(qkv, [n_heads * hd, n_heads * hd + n_kv * hd], axis=1)
+        else:
+            q = x @ w[p + "self_attn.q_proj.weight"].T
+            k = x @ w[p + "self_attn.k_proj.weight"].T
+            v = x @ w[p + "self_attn.v_proj.weight"].T
+        q = rope(q.reshape(seq, n_heads, hd).transpose(1, 0, 2))
+        k = rope(k.reshape(seq, n_kv, hd).transpose(1, 0, 2))
+        v = v.reshape(seq, n_kv, hd).transpose(1, 0, 2)
+        k = np.repeat(k, n_heads // n_kv, axis=0)
+        v = np.repeat(v, n_heads // n_kv, axis=0)
+        s = q @ k.transpose(0, 2, 1) / np.sqrt(hd) + mask
+        s = np.exp(s - s.max(-1, keepdims=True))
+        a = (s / s.sum(-1, keepdims=True)) @ v
+        h = h + a.transpose(1, 0, 2).reshape(seq, n_heads * hd) @ w[p + "self_attn.o_proj.weight"].T
+        x = rms(h, w[p + "post_attention_layernorm.weight"])
+        if p + "mlp.gate_up_proj.weight" in w:
+            gate, up = np.split(x @ w[p + "mlp.gate_up_proj.weight"].T, 2, axis=1)
+        else:
+            gate = x @ w[p + "mlp.gate_proj.weight"].T
+            up = x @ w[p + "mlp.up_proj.weight"].T
+        h = h + (silu(gate) * up) @ w[p + "mlp.down_proj.weight"].T
+    h = rms(h, w["model.norm.weight"])
+    return h @ w["lm_head.weight"].T
+
+
+def check_logits(ref_dir, name, config, source, output, plan, recipe):
+    with open(os.path.join(ref_dir, name + ".ref.json")) as f:
+        tokens = json.load(f)["prompt"]
+    ref = np.load(os.path.join(ref_dir, name + ".prompt_logits.npy")).astype(np.float64)
+    float_w = {k: to_f32(dt, arr) for k, (dt, arr, _) in source.items()}
+    own = forward(config, float_w, tokens).astype(np.float64)
+    err = np.abs(own - ref).max()
+    # The forward pass itself first: on the float weights it is the reference.
+    assert err < 2e-3, f"float forward differs from the reference by {err}"
+
+    def cosines(weights):
+        logits = forward(config, weights, tokens).astype(np.float64)
+        cos = [float((a @ b) / np.linalg.norm(a) / np.linalg.norm(b)) for a, b in zip(logits, ref)]
+        return np.asarray(cos), float(np.mean(logits.argmax(-1) == ref.argmax(-1)))
+
+    cos, top1 = cosines(dequantized_weights(source, output, plan))
+    bad, _ = cosines(dequantized_weights(source, output, plan, misread=True))
+    print(f"logits vs float reference: float forward max |diff| {err:.2e}; dequantized "
+          f"{recipe}: cosine min {cos.min():.4f} mean {cos.mean():.4f}, top-1 agreement "
+          f"{top1:.2f}; misread layout (control): cosine mean {bad.mean():.4f}")
+    # These tiny random models amplify weight noise (embedding std 1, chaotic
+    # attention): 4-bit gives a mean cosine near 0.95, a misread layout near 0.
+    want_mean, want_min = (0.9, 0.8) if recipe == "none" else (0.75, 0.5)
+    assert cos.mean() > want_mean and cos.min() > want_min, f"dequantized logits cosine {cos}"
+    assert bad.mean() < 0.5, f"the control does not fail: cosine {bad.mean():.4f}"
 
 
 def main():
@@ -179,6 +301,10 @@ def main():
             assert odt == dtype and oraw == raw, f"{name}: not the source bytes"
             expected_names.add(name)
     assert expected_names == set(output), set(output) ^ expected_names
+
+    if len(sys.argv) > 6:
+        check_logits(sys.argv[6], os.path.basename(os.path.normpath(ckpt)), config, source,
+                     output, plan, recipe)
 
     for side in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                  "tokenizer.model", "generation_config.json"):

@@ -85,7 +85,8 @@ TEST_P(MlxHfCheckpointTest, ConvertsAndReadsBack) {
   ASSERT_NE(source_dir, nullptr);
   const std::string cmd = absl::StrCat(
       python, " ", source_dir, "/tests/core/mlx/mlx_folder_check.py ", ckpt.string(), " ",
-      out.string(), " 4 64 ", recipe, " > ", out.string(), ".check.log 2>&1");
+      out.string(), " 4 64 ", recipe, " ", (fs::path(QUANTD_TESTDATA) / "hf" / "ref").string(),
+      " > ", out.string(), ".check.log 2>&1");
   const int rc = std::system(cmd.c_str());
   EXPECT_EQ(rc, 0) << ReadText(out.string() + ".check.log");
   fs::remove_all(out);
