@@ -1,7 +1,8 @@
 #include "quantd/core/mlx/mlx_folder_writer.h"
 
 #include <algorithm>
-#include <cstdio>
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
