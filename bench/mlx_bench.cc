@@ -105,7 +105,8 @@ int RunFolder(const std::string& out_dir, int layers, int bits, bool quality) {
     sources.push_back({name, "BF16", shape,
                        [p, n]() -> absl::StatusOr<absl::Span<const uint8_t>> {
                          return absl::Span<const uint8_t>(p, n * 2);
-                       }});
+                       },
+                       nullptr});
   };
   add("model.embed_tokens.weight", {kVocab, kHidden});
   for (int i = 0; i < layers; ++i) {

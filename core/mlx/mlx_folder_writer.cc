@@ -141,6 +141,8 @@ class FolderWriter {
 
  private:
   absl::Status Materialize(size_t k);
+  // Drops the current source's outputs and lets the source release its data.
+  void ReleaseCurrent();
   absl::Status QuantizeSource(size_t k, absl::Span<const uint8_t> src);
 
   const std::vector<MlxSourceTensor>& all_sources_;
@@ -213,10 +215,16 @@ absl::Status FolderWriter::QuantizeSource(size_t k, absl::Span<const uint8_t> sr
   return absl::OkStatus();
 }
 
+void FolderWriter::ReleaseCurrent() {
+  const size_t k = current_.source;
+  current_ = Materialized();
+  if (k < sources_.size() && sources_[k]->release) sources_[k]->release();
+}
+
 absl::Status FolderWriter::Materialize(size_t k) {
   if (current_.source == k) return absl::OkStatus();
+  ReleaseCurrent();
   if (cancel_ != nullptr) QUANTD_RETURN_IF_ERROR(cancel_->Check());
-  current_ = Materialized();
   current_.source = k;
   const MlxSourceTensor& s = *sources_[k];
   if (!s.data) {
@@ -398,7 +406,7 @@ absl::StatusOr<MlxFolderResult> FolderWriter::Run(const std::string& config_json
     QUANTD_RETURN_IF_ERROR(writer->Commit());
     result.files.push_back(file);
   }
-  current_ = Materialized();
+  ReleaseCurrent();
   if (progress_) {
     prog.tensors_done = sources_.size();
     progress_(prog);

@@ -65,12 +65,18 @@ class MemCheckpoint {
     Add("lm_head.weight", {kVocab, kHidden}, 0.05f);
   }
 
-  std::vector<MlxSourceTensor> Sources() const {
+  // Each data() and release() call is counted in *calls when given.
+  std::vector<MlxSourceTensor> Sources(std::map<std::string, int>* calls = nullptr) const {
     std::vector<MlxSourceTensor> out;
     for (const MemTensor& t : tensors_) {
       const MemTensor* p = &t;
-      out.push_back({t.name, t.dtype, t.shape, [p]() -> absl::StatusOr<absl::Span<const uint8_t>> {
+      out.push_back({t.name, t.dtype, t.shape,
+                     [p, calls]() -> absl::StatusOr<absl::Span<const uint8_t>> {
+                       if (calls != nullptr) ++(*calls)["data " + p->name];
                        return absl::Span<const uint8_t>(p->bytes);
+                     },
+                     [p, calls]() {
+                       if (calls != nullptr) ++(*calls)["release " + p->name];
                      }});
     }
     return out;
@@ -470,18 +476,27 @@ TEST_F(MlxFolderWriterTest, ReportsProgressAndStopsWhenCancelled) {
   std::vector<Progress> seen;
   ProgressFn progress = [&](const Progress& p) { seen.push_back(p); };
   out_ = (root_ / "p").string();
-  auto r = WriteMlxFolder(ck.Sources(), ConfigJson("bfloat16"), "", {}, out_, MlxFolderOptions(),
+  MlxFolderOptions small_shards;
+  small_shards.max_shard_bytes = 20000;  // a module's outputs may straddle two files
+  std::map<std::string, int> calls;
+  auto r = WriteMlxFolder(ck.Sources(&calls), ConfigJson("bfloat16"), "", {}, out_, small_shards,
                           progress);
   ASSERT_TRUE(r.ok()) << r.status();
+  // Every written tensor's data is asked for once and released once.
+  for (const MemTensor& t : ck.tensors()) {
+    const int want = t.name.find("inv_freq") == std::string::npos ? 1 : 0;
+    EXPECT_EQ(calls["data " + t.name], want) << t.name;
+    EXPECT_EQ(calls["release " + t.name], want) << t.name;
+  }
   ASSERT_FALSE(seen.empty());
   EXPECT_EQ(seen.back().tensors_done, seen.back().tensors_total);
   EXPECT_EQ(seen.back().bytes_done, r->total_size);
   EXPECT_EQ(seen.back().bytes_total, r->total_size);
 
   CancelToken cancel;
-  int calls = 0;
+  int progress_calls = 0;
   ProgressFn cancel_later = [&](const Progress&) {
-    if (++calls == 5) cancel.Cancel();
+    if (++progress_calls == 5) cancel.Cancel();
   };
   EXPECT_THAT(WriteMlxFolder(ck.Sources(), ConfigJson("bfloat16"), "", {},
                              (root_ / "c").string(), MlxFolderOptions(), cancel_later, &cancel)

@@ -61,6 +61,10 @@ struct MlxSourceTensor {
   std::string dtype;  // safetensors dtype name
   std::vector<int64_t> shape;
   std::function<absl::StatusOr<absl::Span<const uint8_t>>()> data;
+  // Optional: called once every output made from the tensor is written (a
+  // memory-mapped source drops the tensor's pages here, so resident memory
+  // stays bounded by one tensor).
+  std::function<void()> release;
 };
 
 struct MlxFolderOptions {
