@@ -1,0 +1,302 @@
+#include "quantd/core/quant/mlx_affine.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "quantd/core/base/half.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define QUANTD_MLX_X86 1
+#endif
+
+namespace quantd::core::quant {
+namespace {
+
+// MLX's float -> bfloat16 (its software bfloat16 type): round to nearest
+// even, every NaN becomes 0x7FC0.
+inline uint16_t MlxFloatToBfloat16(float f) {
+  if (std::isnan(f)) return 0x7FC0;
+  uint32_t x = std::bit_cast<uint32_t>(f);
+  x += ((x >> 16) & 1u) + 0x7FFFu;
+  return static_cast<uint16_t>(x >> 16);
+}
+
+inline float LoadElement(MlxFloatType type, const void* base, int64_t i) {
+  switch (type) {
+    case MlxFloatType::kF32:
+      return static_cast<const float*>(base)[i];
+    case MlxFloatType::kF16:
+      return HalfToFloat(static_cast<const uint16_t*>(base)[i]);
+    case MlxFloatType::kBF16:
+      return Bfloat16ToFloat(static_cast<const uint16_t*>(base)[i]);
+  }
+  return 0.0f;
+}
+
+inline void StoreElement(MlxFloatType type, void* base, int64_t i, float v) {
+  switch (type) {
+    case MlxFloatType::kF32:
+      static_cast<float*>(base)[i] = v;
+      return;
+    case MlxFloatType::kF16:
+      static_cast<uint16_t*>(base)[i] = FloatToHalf(v);
+      return;
+    case MlxFloatType::kBF16:
+      static_cast<uint16_t*>(base)[i] = MlxFloatToBfloat16(v);
+      return;
+  }
+}
+
+struct GroupParams {
+  float scale;
+  float bias;
+};
+
+// The group's scale and bias from its true min and max (float32 math, the
+// order of operations of MLX's CPU kernel).
+inline GroupParams ParamsFromRange(float w_min, float w_max, float n_bins) {
+  const bool mask = std::fabs(w_min) > std::fabs(w_max);
+  float scale = std::max((w_max - w_min) / n_bins, kMlxAffineMinScale);
+  scale = mask ? scale : -scale;
+  const float edge = mask ? w_min : w_max;
+  const float q0 = std::rint(edge / scale);
+  GroupParams p{scale, 0.0f};
+  if (q0 != 0.0f) {
+    p.scale = edge / q0;
+    p.bias = edge;
+  }
+  return p;
+}
+
+// Packs a group's codes as an LSB-first stream.
+template <int Bits, int GroupSize>
+inline void PackCodes(const uint32_t* codes, uint8_t* out) {
+  using Tr = MlxAffineBitsTraits<Bits>;
+  static_assert(GroupSize % Tr::kCodesPerPack == 0, "a group is whole packs");
+  for (int p = 0; p < GroupSize / Tr::kCodesPerPack; ++p) {
+    uint64_t acc = 0;
+    for (int k = 0; k < Tr::kCodesPerPack; ++k) {
+      acc |= static_cast<uint64_t>(codes[p * Tr::kCodesPerPack + k]) << (k * Bits);
+    }
+    for (int b = 0; b < Tr::kBytesPerPack; ++b) {
+      out[p * Tr::kBytesPerPack + b] = static_cast<uint8_t>(acc >> (8 * b));
+    }
+  }
+}
+
+// --- Scalar reference -------------------------------------------------------
+
+template <int Bits, int GroupSize>
+void QuantizeRef(MlxFloatType type, const void* w, int64_t rows, int64_t cols,
+                 int64_t ld, uint8_t* packed, void* scales, void* biases) {
+  using Tr = MlxAffineBitsTraits<Bits>;
+  const float n_bins = static_cast<float>(Tr::kMaxCode);
+  const int64_t groups = cols / GroupSize;
+  const int64_t row_bytes = MlxAffinePackedBytesPerRow(cols, Bits);
+  float v[GroupSize];
+  uint32_t codes[GroupSize];
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t first = r * ld + g * GroupSize;
+      float w_min = std::numeric_limits<float>::infinity();
+      float w_max = -w_min;
+      for (int j = 0; j < GroupSize; ++j) {
+        v[j] = LoadElement(type, w, first + j);
+        w_max = std::max(w_max, v[j]);
+        w_min = std::min(w_min, v[j]);
+      }
+      const GroupParams p = ParamsFromRange(w_min, w_max, n_bins);
+      for (int j = 0; j < GroupSize; ++j) {
+        float q = std::rint((v[j] - p.bias) / p.scale);
+        q = std::min(std::max(q, 0.0f), n_bins);
+        codes[j] = q == q ? static_cast<uint32_t>(q) : 0u;
+      }
+      PackCodes<Bits, GroupSize>(codes, packed + r * row_bytes + g * GroupSize * Bits / 8);
+      StoreElement(type, scales, r * groups + g, p.scale);
+      StoreElement(type, biases, r * groups + g, p.bias);
+    }
+  }
+}
+
+// --- AVX2 -------------------------------------------------------------------
+// The same float operations eight lanes at a time. Lane-wise max/min keep the
+// running value when the new one is NaN (as std::max(running, x) does); the
+// final lane reduction can only differ from the sequential scan in the sign of
+// a zero, which changes neither the scale, the bias nor any code.
+
+#ifdef QUANTD_MLX_X86
+__attribute__((target("avx2,f16c"))) inline __m256 Load8(MlxFloatType type, const void* base,
+                                                         int64_t i) {
+  switch (type) {
+    case MlxFloatType::kF32:
+      return _mm256_loadu_ps(static_cast<const float*>(base) + i);
+    case MlxFloatType::kF16:
+      return _mm256_cvtph_ps(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i)));
+    case MlxFloatType::kBF16: {
+      __m128i h =
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i));
+      return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+  }
+  return _mm256_setzero_ps();
+}
+
+template <int Bits, int GroupSize>
+__attribute__((target("avx2,f16c"))) void QuantizeAvx2(MlxFloatType type, const void* w, int64_t rows, int64_t cols,
+                                                       int64_t ld, uint8_t* packed, void* scales,
+                                                       void* biases) {
+  using Tr = MlxAffineBitsTraits<Bits>;
+  const float n_bins = static_cast<float>(Tr::kMaxCode);
+  const int64_t groups = cols / GroupSize;
+  const int64_t row_bytes = MlxAffinePackedBytesPerRow(cols, Bits);
+  alignas(32) float v[GroupSize];
+  alignas(32) uint32_t codes[GroupSize];
+  alignas(32) float lanes_max[8], lanes_min[8];
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256 bins = _mm256_set1_ps(n_bins);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t first = r * ld + g * GroupSize;
+      __m256 vmax = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+      __m256 vmin = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+      for (int j = 0; j < GroupSize; j += 8) {
+        __m256 x = Load8(type, w, first + j);
+        _mm256_store_ps(v + j, x);
+        vmax = _mm256_max_ps(x, vmax);  // x > vmax ? x : vmax (NaN x keeps vmax)
+        vmin = _mm256_min_ps(x, vmin);
+      }
+      _mm256_store_ps(lanes_max, vmax);
+      _mm256_store_ps(lanes_min, vmin);
+      float w_max = lanes_max[0], w_min = lanes_min[0];
+      for (int l = 1; l < 8; ++l) {
+        w_max = std::max(w_max, lanes_max[l]);
+        w_min = std::min(w_min, lanes_min[l]);
+      }
+      const GroupParams p = ParamsFromRange(w_min, w_max, n_bins);
+      const __m256 vbias = _mm256_set1_ps(p.bias);
+      const __m256 vscale = _mm256_set1_ps(p.scale);
+      for (int j = 0; j < GroupSize; j += 8) {
+        __m256 q = _mm256_div_ps(_mm256_sub_ps(_mm256_load_ps(v + j), vbias), vscale);
+        q = _mm256_round_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        q = _mm256_max_ps(q, zero);  // NaN -> 0
+        q = _mm256_min_ps(q, bins);
+        const __m256i c = _mm256_cvttps_epi32(q);
+        std::memcpy(codes + j, &c, sizeof(c));
+      }
+      PackCodes<Bits, GroupSize>(codes, packed + r * row_bytes + g * GroupSize * Bits / 8);
+      StoreElement(type, scales, r * groups + g, p.scale);
+      StoreElement(type, biases, r * groups + g, p.bias);
+    }
+  }
+}
+#endif  // QUANTD_MLX_X86
+
+template <int Bits, int GroupSize>
+void Dequantize(MlxFloatType type, const uint8_t* packed, const void* scales,
+                const void* biases, int64_t rows, int64_t cols, float* out) {
+  using Tr = MlxAffineBitsTraits<Bits>;
+  const int64_t groups = cols / GroupSize;
+  const int64_t packs = cols / Tr::kCodesPerPack;
+  const int64_t row_bytes = MlxAffinePackedBytesPerRow(cols, Bits);
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* src = packed + r * row_bytes;
+    float* dst = out + r * cols;
+    for (int64_t p = 0; p < packs; ++p) {
+      uint64_t acc = 0;
+      for (int b = 0; b < Tr::kBytesPerPack; ++b) {
+        acc |= static_cast<uint64_t>(src[p * Tr::kBytesPerPack + b]) << (8 * b);
+      }
+      for (int k = 0; k < Tr::kCodesPerPack; ++k) {
+        dst[p * Tr::kCodesPerPack + k] = static_cast<float>((acc >> (k * Bits)) & Tr::kMaxCode);
+      }
+    }
+    for (int64_t g = 0; g < groups; ++g) {
+      const float s = LoadElement(type, scales, r * groups + g);
+      const float b = LoadElement(type, biases, r * groups + g);
+      for (int j = 0; j < GroupSize; ++j) {
+        float& x = dst[g * GroupSize + j];
+        x = x * s + b;
+      }
+    }
+  }
+}
+
+// Calls fn.template operator()<Bits>() for the runtime bit width.
+// Calls fn.template operator()<Bits, GroupSize>() for the runtime geometry;
+// unsupported values write nothing (REQUIRES violated).
+template <int Bits, typename Fn>
+void DispatchGroup(int group_size, Fn&& fn) {
+  switch (group_size) {
+    case 32: return fn.template operator()<Bits, 32>();
+    case 64: return fn.template operator()<Bits, 64>();
+    case 128: return fn.template operator()<Bits, 128>();
+    default: return;
+  }
+}
+
+template <typename Fn>
+void Dispatch(int bits, int group_size, Fn&& fn) {
+  switch (bits) {
+    case 2: return DispatchGroup<2>(group_size, fn);
+    case 3: return DispatchGroup<3>(group_size, fn);
+    case 4: return DispatchGroup<4>(group_size, fn);
+    case 5: return DispatchGroup<5>(group_size, fn);
+    case 6: return DispatchGroup<6>(group_size, fn);
+    case 8: return DispatchGroup<8>(group_size, fn);
+    default: return;
+  }
+}
+
+}  // namespace
+
+void QuantizeMlxAffine_ref(MlxFloatType type, int bits, int group_size, const void* w,
+                           int64_t rows, int64_t cols, int64_t ld, uint8_t* packed, void* scales,
+                           void* biases) {
+  Dispatch(bits, group_size, [&]<int B, int G>() {
+    QuantizeRef<B, G>(type, w, rows, cols, ld, packed, scales, biases);
+  });
+}
+
+#ifdef QUANTD_MLX_X86
+bool MlxAffineAvx2Available() { return CpuHasF16c(); }
+
+void QuantizeMlxAffine_avx2(MlxFloatType type, int bits, int group_size, const void* w,
+                            int64_t rows, int64_t cols, int64_t ld, uint8_t* packed, void* scales,
+                            void* biases) {
+  Dispatch(bits, group_size, [&]<int B, int G>() {
+    QuantizeAvx2<B, G>(type, w, rows, cols, ld, packed, scales, biases);
+  });
+}
+#else
+bool MlxAffineAvx2Available() { return false; }
+
+void QuantizeMlxAffine_avx2(MlxFloatType type, int bits, int group_size, const void* w,
+                            int64_t rows, int64_t cols, int64_t ld, uint8_t* packed, void* scales,
+                            void* biases) {
+  QuantizeMlxAffine_ref(type, bits, group_size, w, rows, cols, ld, packed, scales, biases);
+}
+#endif
+
+void QuantizeMlxAffine(MlxFloatType type, int bits, int group_size, const void* w, int64_t rows,
+                       int64_t cols, int64_t ld, uint8_t* packed, void* scales, void* biases) {
+  if (MlxAffineAvx2Available()) {
+    QuantizeMlxAffine_avx2(type, bits, group_size, w, rows, cols, ld, packed, scales, biases);
+  } else {
+    QuantizeMlxAffine_ref(type, bits, group_size, w, rows, cols, ld, packed, scales, biases);
+  }
+}
+
+void DequantizeMlxAffine(MlxFloatType type, int bits, int group_size, const uint8_t* packed,
+                         const void* scales, const void* biases, int64_t rows, int64_t cols,
+                         float* out) {
+  Dispatch(bits, group_size, [&]<int B, int G>() {
+    Dequantize<B, G>(type, packed, scales, biases, rows, cols, out);
+  });
+}
+
+}  // namespace quantd::core::quant
