@@ -1,6 +1,7 @@
 // Type dispatch for quantize/dequantize and the dequantizers.
 #include <cstring>
 
+#include "quantd/core/base/cpu_features.h"
 #include "quantd/core/base/half.h"
 #include "quants_internal.h"
 
@@ -165,21 +166,9 @@ void DequantizeQ6_K(const BlockQ6_K* x, float* y, int64_t n) {
   }
 }
 
-bool DetectAvx2() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2");
-#else
-  return false;
-#endif
-}
-
 }  // namespace
 
-bool QuantsUseAvx2() {
-  static const bool has = DetectAvx2();
-  return has;
-}
+bool QuantsUseAvx2() { return ActiveCpuLevel() >= CpuLevel::kAvx2; }
 
 bool CanQuantize(GgmlType type) {
   switch (type) {
