@@ -1,4 +1,4 @@
-// INT4 benchmarks (issue 3).
+// INT4 benchmarks.
 //
 //  * Throughput of the INT4 RTN kernel (MatMulNBits layout and QDQ) in GB/s
 //    of FP32 input, one thread and all threads, beside memcpy of the same
@@ -7,6 +7,7 @@
 //    sqnr_rtn_db, sqnr_search_db and gain_db (whole-matrix SQNR).
 //
 //   int4_bench [--benchmark_filter=...]
+//   QUANTD_CPU=sse2 int4_bench ...   (the kernels of a lower CPU level)
 #include <algorithm>
 #include <cmath>
 #include <cstring>

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <ostream>
 
 #include "absl/strings/match.h"
 
@@ -71,6 +72,8 @@ std::optional<CpuLevel> ParseCpuLevel(absl::string_view name) {
   }
   return std::nullopt;
 }
+
+std::ostream& operator<<(std::ostream& os, CpuLevel level) { return os << CpuLevelName(level); }
 
 ScopedCpuLevelCap::ScopedCpuLevelCap(CpuLevel cap)
     : previous_(g_cap.load(std::memory_order_relaxed)) {

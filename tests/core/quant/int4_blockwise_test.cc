@@ -280,6 +280,10 @@ struct Int4Shape {
   int64_t k, n;
 };
 
+void PrintTo(const Int4Shape& s, std::ostream* os) {
+  *os << "bs=" << s.bs << " K=" << s.k << " N=" << s.n;
+}
+
 std::vector<Int4Shape> Int4Shapes() {
   std::vector<Int4Shape> s;
   for (int bs : {16, 32, 64, 128, 256}) {

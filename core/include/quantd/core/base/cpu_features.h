@@ -20,6 +20,7 @@
 #ifndef QUANTD_CORE_BASE_CPU_FEATURES_H_
 #define QUANTD_CORE_BASE_CPU_FEATURES_H_
 
+#include <iosfwd>
 #include <optional>
 
 #include "absl/strings/string_view.h"
@@ -52,6 +53,8 @@ CpuLevel ActiveCpuLevel();
 absl::string_view CpuLevelName(CpuLevel level);
 // Inverse of CpuLevelName (case-insensitive); nullopt for anything else.
 std::optional<CpuLevel> ParseCpuLevel(absl::string_view name);
+// Writes CpuLevelName(level) (test failure messages, logs).
+std::ostream& operator<<(std::ostream& os, CpuLevel level);
 
 // Caps ActiveCpuLevel() at `cap` (it never raises it) until destroyed.
 // Objects nest; destroy them in reverse order of creation. Not copyable.
