@@ -123,7 +123,6 @@ void QuantizeGeneric(const Int4Kernels& kernels, const WeightView<T>& w, const I
   }
 }
 
-
 // Code MLAS left in its scratch for row K-2 (the odd-K carry) when row K-1
 // opens block b (odd) alone: block b-1's parameters are already stored.
 template <typename T, Int4Layout L>
@@ -198,69 +197,70 @@ void QuantizeRowMajorRtn(const Int4Kernels& kernels, const WeightView<T>& w, con
       }
       const int done = kernels.min_max_rows(base, ld, rows, sw, mn, mx);
       if (done < sw) MinMaxRowsScalar(base + done, ld, rows, sw - done, mn + done, mx + done);
-    for (int64_t c0 = s0; c0 < s0 + sw; c0 += kTileCols) {
-      const int tn = static_cast<int>(std::min<int64_t>(kTileCols, s0 + sw - c0));
-      const float* tile = base + (c0 - s0);
-      bool params_done = false;
-      if constexpr (kFloat && L == Int4Layout::kMatMulNBits) {
-        if (o.symmetric && tn == kTileCols && kernels.symmetric_params != nullptr) {
-          alignas(32) float sc[kTileCols];
-          kernels.symmetric_params(mn + (c0 - s0), mx + (c0 - s0), sc, recip, zpf);
-          for (int j = 0; j < kTileCols; ++j) scales[(c0 + j) * blocks + b] = sc[j];
-          params_done = true;
-        }
-      }
-      for (int j = 0; !params_done && j < tn; ++j) {
-        T scale;
-        BlockQ q = RtnParams(mn[c0 - s0 + j], mx[c0 - s0 + j], o, &scale);
-        StoreParams(o, w.n, blocks, c0 + j, b, scale, q.zp, scales, zero_points);
-        recip[j] = q.recip;
-        zpf[j] = static_cast<float>(q.zp);
-      }
-      if (tn == kTileCols) {
-        kernels.code_tile(tile, ld, rows, recip, zpf, cp, codes);
-      } else {
-        CodeTileScalar(tile, ld, rows, tn, recip, zpf, cp, codes);
-      }
-      if constexpr (L == Int4Layout::kMatMulNBits) {
-        if (tn == kTileCols && rows == bs && kernels.pack_nbits_tile != nullptr) {
-          kernels.pack_nbits_tile(codes, bs, packed + (c0 * blocks + b) * (bs / 2),
-                                  blocks * (bs / 2));
-          continue;
-        }
-      }
-      if constexpr (L == Int4Layout::kMatMulNBits) {
-        for (int j = 0; j < tn; ++j) {
-          uint8_t* dst = packed + ((c0 + j) * blocks + b) * (bs / 2);
-          const uint8_t* c = codes + j;
-          int i = 0;
-          for (; i + 1 < rows; i += 2) {
-            dst[i / 2] = static_cast<uint8_t>(c[i * kTileCols] | (c[(i + 1) * kTileCols] << 4));
-          }
-          if (i < rows) {
-            int carry = rows >= 2 ? c[(rows - 2) * kTileCols]
-                        : (b & 1) ? CarryFromPreviousBlock<T, L>(w, o, c0 + j, blocks, scales,
-                                                                 zero_points)
-                                  : 0;
-            dst[i / 2] = static_cast<uint8_t>(c[i * kTileCols] | (carry << 4));
+      for (int64_t c0 = s0; c0 < s0 + sw; c0 += kTileCols) {
+        const int tn = static_cast<int>(std::min<int64_t>(kTileCols, s0 + sw - c0));
+        const float* tile = base + (c0 - s0);
+        bool params_done = false;
+        if constexpr (kFloat && L == Int4Layout::kMatMulNBits) {
+          if (o.symmetric && tn == kTileCols && kernels.symmetric_params != nullptr) {
+            alignas(32) float sc[kTileCols];
+            kernels.symmetric_params(mn + (c0 - s0), mx + (c0 - s0), sc, recip, zpf);
+            for (int j = 0; j < kTileCols; ++j) scales[(c0 + j) * blocks + b] = sc[j];
+            params_done = true;
           }
         }
-      } else {
-        for (int i = 0; i < rows; ++i) {
-          const int64_t f0 = (r0 + i) * w.n + c0;
-          const uint8_t* in = codes + i * kTileCols;
-          int j = 0;
-          if (f0 & 1) {
-            StoreQdqNibble(packed, f0, in[0]);
-            j = 1;
+        for (int j = 0; !params_done && j < tn; ++j) {
+          T scale;
+          BlockQ q = RtnParams(mn[c0 - s0 + j], mx[c0 - s0 + j], o, &scale);
+          StoreParams(o, w.n, blocks, c0 + j, b, scale, q.zp, scales, zero_points);
+          recip[j] = q.recip;
+          zpf[j] = static_cast<float>(q.zp);
+        }
+        if (tn == kTileCols) {
+          kernels.code_tile(tile, ld, rows, recip, zpf, cp, codes);
+        } else {
+          CodeTileScalar(tile, ld, rows, tn, recip, zpf, cp, codes);
+        }
+        if constexpr (L == Int4Layout::kMatMulNBits) {
+          if (tn == kTileCols && rows == bs && kernels.pack_nbits_tile != nullptr) {
+            kernels.pack_nbits_tile(codes, bs, packed + (c0 * blocks + b) * (bs / 2),
+                                    blocks * (bs / 2));
+            continue;
           }
-          for (; j + 1 < tn; j += 2) {
-            packed[(f0 + j) / 2] = static_cast<uint8_t>((in[j] & 0x0f) | ((in[j + 1] & 0x0f) << 4));
+        }
+        if constexpr (L == Int4Layout::kMatMulNBits) {
+          for (int j = 0; j < tn; ++j) {
+            uint8_t* dst = packed + ((c0 + j) * blocks + b) * (bs / 2);
+            const uint8_t* c = codes + j;
+            int i = 0;
+            for (; i + 1 < rows; i += 2) {
+              dst[i / 2] = static_cast<uint8_t>(c[i * kTileCols] | (c[(i + 1) * kTileCols] << 4));
+            }
+            if (i < rows) {
+              int carry = rows >= 2 ? c[(rows - 2) * kTileCols]
+                          : (b & 1) ? CarryFromPreviousBlock<T, L>(w, o, c0 + j, blocks, scales,
+                                                                   zero_points)
+                                    : 0;
+              dst[i / 2] = static_cast<uint8_t>(c[i * kTileCols] | (carry << 4));
+            }
           }
-          if (j < tn) StoreQdqNibble(packed, f0 + j, in[j]);
+        } else {
+          for (int i = 0; i < rows; ++i) {
+            const int64_t f0 = (r0 + i) * w.n + c0;
+            const uint8_t* in = codes + i * kTileCols;
+            int j = 0;
+            if (f0 & 1) {
+              StoreQdqNibble(packed, f0, in[0]);
+              j = 1;
+            }
+            for (; j + 1 < tn; j += 2) {
+              packed[(f0 + j) / 2] =
+                  static_cast<uint8_t>((in[j] & 0x0f) | ((in[j + 1] & 0x0f) << 4));
+            }
+            if (j < tn) StoreQdqNibble(packed, f0 + j, in[j]);
+          }
         }
       }
-    }
     }
   }
 }
@@ -320,7 +320,8 @@ void DequantizeInt4(int64_t k, int64_t n, const Int4Options& o, const uint8_t* p
       int zp;
       if (nbits) {
         s = ElementTraits<T>::ToFloat(scales[col * blocks + b]);
-        zp = o.symmetric ? kNBitsSymmetricZeroPoint : (zero_points[col * ((blocks + 1) / 2) + b / 2] >> ((b & 1) * 4)) & 0xf;
+        zp = o.symmetric ? kNBitsSymmetricZeroPoint
+                         : (zero_points[col * ((blocks + 1) / 2) + b / 2] >> ((b & 1) * 4)) & 0xf;
         const uint8_t* src = packed + (col * blocks + b) * (bs / 2);
         for (int i = 0; i < rows; ++i) {
           int q = (src[i / 2] >> ((i & 1) * 4)) & 0xf;

@@ -111,7 +111,8 @@ BlockQ RtnParams(float mn, float mx, const Int4Options& o, T* scale) {
   float sf = (mx - mn) / kSteps;
   float zp_fp = mn;
   if (sf != 0.0f) zp_fp = 0.0f - mn / sf;
-  int zp = zp_fp < 0.0f ? 0 : (zp_fp > kZpMax ? Uint4Bits::kMax : static_cast<int>(std::roundf(zp_fp)));
+  int zp = zp_fp < 0.0f ? 0
+           : (zp_fp > kZpMax ? Uint4Bits::kMax : static_cast<int>(std::roundf(zp_fp)));
   *scale = ElementTraits<T>::FromFloat(sf);
   return MakeBlockQ(*scale, zp);
 }

@@ -11,7 +11,7 @@ namespace quantd::core::quant::int4 {
 namespace {
 
 // minps(a, b) = a < b ? a : b and maxps(a, b) = a > b ? a : b: the same
-// selections as the scalar code (MinMaxRows below).
+// selections as the scalar code (MinMaxRowsScalar).
 inline __m128 CodeSse2(__m128 v, __m128 r, __m128 z, const CodeParams& p) {
   __m128 x = _mm_mul_ps(v, r);
   if (p.zp_inside) x = _mm_add_ps(x, z);
