@@ -1,4 +1,4 @@
-# GGUF benchmarks (issue 5): kernel micro-benchmarks and the model generator
+# GGUF benchmarks: kernel micro-benchmarks and the model generator
 # used by bench/gguf_speed.sh. Not part of CTest.
 add_executable(gguf_gen_model ${CMAKE_CURRENT_LIST_DIR}/gguf_gen_model.cc)
 target_link_libraries(gguf_gen_model PRIVATE quantd_core)

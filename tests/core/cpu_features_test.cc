@@ -1,5 +1,7 @@
 #include "quantd/core/base/cpu_features.h"
 
+#include <cstdlib>
+
 #include "gtest/gtest.h"
 
 namespace quantd::core {
@@ -33,6 +35,19 @@ TEST(CpuFeaturesTest, ScopedCapLowersAndRestoresTheActiveLevel) {
     ScopedCpuLevelCap sse2(CpuLevel::kSse2);
     EXPECT_EQ(ActiveCpuLevel(), CpuLevel::kSse2);
   }
+}
+
+// Run with QUANTD_CPU set (CTest does: CpuFeaturesTest.EnvironmentCapsTheLevel.*).
+TEST(CpuFeaturesTest, EnvironmentCapsTheLevel) {
+  const char* env = std::getenv("QUANTD_CPU");
+  if (env == nullptr) GTEST_SKIP() << "QUANTD_CPU is not set";
+  const std::optional<CpuLevel> wanted = ParseCpuLevel(env);
+  ASSERT_TRUE(wanted.has_value()) << env;
+  const CpuLevel expected = *wanted < HostCpuLevel() ? *wanted : HostCpuLevel();
+  EXPECT_EQ(ActiveCpuLevel(), expected);
+  // A cap above the environment's level does not raise it.
+  ScopedCpuLevelCap avx2(CpuLevel::kAvx2);
+  EXPECT_EQ(ActiveCpuLevel(), expected);
 }
 
 TEST(CpuFeaturesTest, LevelNamesRoundTrip) {
