@@ -1,4 +1,6 @@
-// GGUF block kernels: reference vs the dispatched (AVX2) variant, per type.
+// GGUF block kernels: reference vs the dispatched variant, for every entry of
+// the kernel table. The dispatched variant is that of the CPU's level; set
+// QUANTD_CPU=scalar|sse2|avx2 to measure a lower one.
 //   build/bench/gguf_kernels_bench --benchmark_filter=Q4_K
 #include <random>
 #include <vector>
@@ -49,9 +51,9 @@ void BM_Dequantize(benchmark::State& state, GgmlType type) {
 }
 
 int Register() {
-  for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1,
-                     GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K,
-                     GgmlType::kIQ4_NL, GgmlType::kF16, GgmlType::kBF16}) {
+  for (const GgmlKernels& k : AllGgmlKernels()) {
+    const GgmlType t = k.type;
+    if (t == GgmlType::kF32) continue;  // a memcpy
     const std::string name = TypeName(t);
     benchmark::RegisterBenchmark(("Quantize/" + name + "/ref").c_str(), BM_Quantize, t, true);
     benchmark::RegisterBenchmark(("Quantize/" + name + "/fast").c_str(), BM_Quantize, t, false);

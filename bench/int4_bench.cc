@@ -7,6 +7,7 @@
 //    sqnr_rtn_db, sqnr_search_db and gain_db (whole-matrix SQNR).
 //
 //   int4_bench [--benchmark_filter=...]
+//   QUANTD_CPU=sse2 int4_bench ...   (the kernels of a lower CPU level)
 #include <algorithm>
 #include <cmath>
 #include <cstring>

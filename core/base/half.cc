@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "quantd/core/base/cpu_features.h"
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define QUANTD_X86 1
@@ -37,12 +39,10 @@ void Bfloat16ToFloatSpan(const uint16_t* in, float* out, size_t n) {
 }
 
 #ifdef QUANTD_X86
-bool CpuHasF16c() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
-  return has;
-}
-
 namespace {
+
+// The F16C kernels run at the AVX2 level when the CPU also has F16C.
+bool UseF16c() { return ActiveCpuLevel() >= CpuLevel::kAvx2 && HostCpuFeatures().f16c; }
 
 __attribute__((target("avx2,f16c"))) void FloatToHalfSpan_f16c(const float* in, uint16_t* out,
                                                               size_t n, NarrowingStats* stats) {
@@ -92,16 +92,15 @@ __attribute__((target("avx2,f16c"))) void HalfToFloatSpan_f16c(const uint16_t* i
 }  // namespace
 
 void FloatToHalfSpan(const float* in, uint16_t* out, size_t n, NarrowingStats* stats) {
-  if (CpuHasF16c()) return FloatToHalfSpan_f16c(in, out, n, stats);
+  if (UseF16c()) return FloatToHalfSpan_f16c(in, out, n, stats);
   FloatToHalfSpan_ref(in, out, n, stats);
 }
 
 void HalfToFloatSpan(const uint16_t* in, float* out, size_t n) {
-  if (CpuHasF16c()) return HalfToFloatSpan_f16c(in, out, n);
+  if (UseF16c()) return HalfToFloatSpan_f16c(in, out, n);
   HalfToFloatSpan_ref(in, out, n);
 }
 #else
-bool CpuHasF16c() { return false; }
 void FloatToHalfSpan(const float* in, uint16_t* out, size_t n, NarrowingStats* stats) {
   FloatToHalfSpan_ref(in, out, n, stats);
 }

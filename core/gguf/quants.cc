@@ -1,6 +1,7 @@
 // Type dispatch for quantize/dequantize and the dequantizers.
 #include <cstring>
 
+#include "quantd/core/base/cpu_features.h"
 #include "quantd/core/base/half.h"
 #include "quants_internal.h"
 
@@ -165,108 +166,112 @@ void DequantizeQ6_K(const BlockQ6_K* x, float* y, int64_t n) {
   }
 }
 
-bool DetectAvx2() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2");
-#else
-  return false;
-#endif
+void QuantizeF32(const float* x, float* y, int64_t n) {
+  std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float));
 }
+void QuantizeF16(const float* x, uint16_t* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = FloatToHalf(x[i]);
+}
+void QuantizeBF16(const float* x, uint16_t* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = FloatToBfloat16(x[i]);
+}
+void DequantizeF32(const float* x, float* y, int64_t n) {
+  std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float));
+}
+void DequantizeF16(const uint16_t* x, float* y, int64_t n) {
+  HalfToFloatSpan(x, y, static_cast<size_t>(n));
+}
+void DequantizeBF16(const uint16_t* x, float* y, int64_t n) {
+  Bfloat16ToFloatSpan(x, y, static_cast<size_t>(n));
+}
+
+// Type-erased row kernels over a typed block (or element) pointer.
+template <class Block, void (*kFn)(const float*, Block*, int64_t)>
+void QuantizeAs(const float* src, void* dst, int64_t n) {
+  kFn(src, static_cast<Block*>(dst), n);
+}
+template <class Block, void (*kFn)(const Block*, float*, int64_t)>
+void DequantizeAs(const void* src, float* dst, int64_t n) {
+  kFn(static_cast<const Block*>(src), dst, n);
+}
+
+// One table entry: the functions must take `Block`, the struct whose sizeof
+// and kElements give the type's geometry (TypeInfo).
+template <class Block, void (*kRef)(const float*, Block*, int64_t),
+          void (*kAvx2)(const float*, Block*, int64_t),
+          void (*kDequantize)(const Block*, float*, int64_t)>
+constexpr GgmlKernels Kernels(GgmlType type) {
+  GgmlKernels k{type, &QuantizeAs<Block, kRef>, nullptr, &DequantizeAs<Block, kDequantize>};
+  if constexpr (kAvx2 != nullptr) k.quantize_avx2 = &QuantizeAs<Block, kAvx2>;
+  return k;
+}
+
+using internal::QuantizeIQ4_NL_avx2;
+using internal::QuantizeQ2_K_avx2;
+using internal::QuantizeQ3_K_avx2;
+using internal::QuantizeQ4_0_avx2;
+using internal::QuantizeQ4_K_avx2;
+using internal::QuantizeQ5_K_avx2;
+using internal::QuantizeQ6_K_avx2;
+using internal::QuantizeQ8_0_avx2;
+
+constexpr GgmlKernels kKernels[] = {
+    Kernels<float, QuantizeF32, nullptr, DequantizeF32>(GgmlType::kF32),
+    Kernels<uint16_t, QuantizeF16, nullptr, DequantizeF16>(GgmlType::kF16),
+    Kernels<uint16_t, QuantizeBF16, nullptr, DequantizeBF16>(GgmlType::kBF16),
+    Kernels<BlockQ8_0, QuantizeQ8_0_ref, QuantizeQ8_0_avx2, DequantizeQ8_0>(GgmlType::kQ8_0),
+    Kernels<BlockQ4_0, QuantizeQ4_0_ref, QuantizeQ4_0_avx2, DequantizeLegacy<4, false, BlockQ4_0>>(
+        GgmlType::kQ4_0),
+    Kernels<BlockQ4_1, QuantizeQ4_1_ref, nullptr, DequantizeLegacy<4, true, BlockQ4_1>>(
+        GgmlType::kQ4_1),
+    Kernels<BlockQ5_0, QuantizeQ5_0_ref, nullptr, DequantizeLegacy<5, false, BlockQ5_0>>(
+        GgmlType::kQ5_0),
+    Kernels<BlockQ5_1, QuantizeQ5_1_ref, nullptr, DequantizeLegacy<5, true, BlockQ5_1>>(
+        GgmlType::kQ5_1),
+    Kernels<BlockQ2_K, QuantizeQ2_K_ref, QuantizeQ2_K_avx2, DequantizeQ2_K>(GgmlType::kQ2_K),
+    Kernels<BlockQ3_K, QuantizeQ3_K_ref, QuantizeQ3_K_avx2, DequantizeQ3_K>(GgmlType::kQ3_K),
+    Kernels<BlockQ4_K, QuantizeQ4_K_ref, QuantizeQ4_K_avx2, DequantizeQkMin<4, BlockQ4_K>>(
+        GgmlType::kQ4_K),
+    Kernels<BlockQ5_K, QuantizeQ5_K_ref, QuantizeQ5_K_avx2, DequantizeQkMin<5, BlockQ5_K>>(
+        GgmlType::kQ5_K),
+    Kernels<BlockQ6_K, QuantizeQ6_K_ref, QuantizeQ6_K_avx2, DequantizeQ6_K>(GgmlType::kQ6_K),
+    Kernels<BlockIQ4_NL, QuantizeIQ4_NL_ref, QuantizeIQ4_NL_avx2, DequantizeIQ4_NL>(
+        GgmlType::kIQ4_NL),
+};
 
 }  // namespace
 
-bool QuantsUseAvx2() {
-  static const bool has = DetectAvx2();
-  return has;
+absl::Span<const GgmlKernels> AllGgmlKernels() { return kKernels; }
+
+const GgmlKernels* FindGgmlKernels(GgmlType type) {
+  for (const GgmlKernels& k : kKernels) {
+    if (k.type == type) return &k;
+  }
+  return nullptr;
 }
 
-bool CanQuantize(GgmlType type) {
-  switch (type) {
-    case GgmlType::kF32: case GgmlType::kF16: case GgmlType::kBF16:
-    case GgmlType::kQ8_0: case GgmlType::kQ4_0: case GgmlType::kQ4_1:
-    case GgmlType::kQ5_0: case GgmlType::kQ5_1: case GgmlType::kQ2_K:
-    case GgmlType::kQ3_K: case GgmlType::kQ4_K: case GgmlType::kQ5_K:
-    case GgmlType::kQ6_K: case GgmlType::kIQ4_NL:
-      return true;
-    default:
-      return false;
-  }
+QuantizeRowFn QuantizeRowFor(const GgmlKernels& kernels, CpuLevel level) {
+  if (level >= CpuLevel::kAvx2 && kernels.quantize_avx2 != nullptr) return kernels.quantize_avx2;
+  return kernels.quantize_ref;
 }
+
+bool CanQuantize(GgmlType type) { return FindGgmlKernels(type) != nullptr; }
 
 bool CanDequantize(GgmlType type) { return CanQuantize(type); }
 
 void QuantizeRow_ref(GgmlType type, const float* src, void* dst, int64_t n) {
-  switch (type) {
-    case GgmlType::kF32:
-      std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
-      return;
-    case GgmlType::kF16: {
-      auto* out = static_cast<uint16_t*>(dst);
-      for (int64_t i = 0; i < n; ++i) out[i] = FloatToHalf(src[i]);
-      return;
-    }
-    case GgmlType::kBF16: {
-      auto* out = static_cast<uint16_t*>(dst);
-      for (int64_t i = 0; i < n; ++i) out[i] = FloatToBfloat16(src[i]);
-      return;
-    }
-    case GgmlType::kQ4_0: return QuantizeQ4_0_ref(src, static_cast<BlockQ4_0*>(dst), n);
-    case GgmlType::kQ4_1: return QuantizeQ4_1_ref(src, static_cast<BlockQ4_1*>(dst), n);
-    case GgmlType::kQ5_0: return QuantizeQ5_0_ref(src, static_cast<BlockQ5_0*>(dst), n);
-    case GgmlType::kQ5_1: return QuantizeQ5_1_ref(src, static_cast<BlockQ5_1*>(dst), n);
-    case GgmlType::kQ8_0: return QuantizeQ8_0_ref(src, static_cast<BlockQ8_0*>(dst), n);
-    case GgmlType::kIQ4_NL: return QuantizeIQ4_NL_ref(src, static_cast<BlockIQ4_NL*>(dst), n);
-    case GgmlType::kQ2_K: return QuantizeQ2_K_ref(src, static_cast<BlockQ2_K*>(dst), n);
-    case GgmlType::kQ3_K: return QuantizeQ3_K_ref(src, static_cast<BlockQ3_K*>(dst), n);
-    case GgmlType::kQ4_K: return QuantizeQ4_K_ref(src, static_cast<BlockQ4_K*>(dst), n);
-    case GgmlType::kQ5_K: return QuantizeQ5_K_ref(src, static_cast<BlockQ5_K*>(dst), n);
-    case GgmlType::kQ6_K: return QuantizeQ6_K_ref(src, static_cast<BlockQ6_K*>(dst), n);
-    default:
-      return;  // REQUIRES CanQuantize(type)
-  }
+  const GgmlKernels* k = FindGgmlKernels(type);
+  if (k != nullptr) k->quantize_ref(src, dst, n);  // else: REQUIRES CanQuantize(type)
 }
 
 void QuantizeRow(GgmlType type, const float* src, void* dst, int64_t n) {
-  if (QuantsUseAvx2()) {
-    switch (type) {
-      case GgmlType::kQ8_0: return internal::QuantizeQ8_0_avx2(src, static_cast<BlockQ8_0*>(dst), n);
-      case GgmlType::kQ4_0: return internal::QuantizeQ4_0_avx2(src, static_cast<BlockQ4_0*>(dst), n);
-      case GgmlType::kIQ4_NL: return internal::QuantizeIQ4_NL_avx2(src, static_cast<BlockIQ4_NL*>(dst), n);
-      case GgmlType::kQ2_K: return internal::QuantizeQ2_K_avx2(src, static_cast<BlockQ2_K*>(dst), n);
-      case GgmlType::kQ3_K: return internal::QuantizeQ3_K_avx2(src, static_cast<BlockQ3_K*>(dst), n);
-      case GgmlType::kQ4_K: return internal::QuantizeQ4_K_avx2(src, static_cast<BlockQ4_K*>(dst), n);
-      case GgmlType::kQ5_K: return internal::QuantizeQ5_K_avx2(src, static_cast<BlockQ5_K*>(dst), n);
-      case GgmlType::kQ6_K: return internal::QuantizeQ6_K_avx2(src, static_cast<BlockQ6_K*>(dst), n);
-      default:
-        break;
-    }
-  }
-  QuantizeRow_ref(type, src, dst, n);
+  const GgmlKernels* k = FindGgmlKernels(type);
+  if (k != nullptr) QuantizeRowFor(*k, ActiveCpuLevel())(src, dst, n);
 }
 
 void DequantizeRow(GgmlType type, const void* src, float* dst, int64_t n) {
-  switch (type) {
-    case GgmlType::kF32:
-      std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
-      return;
-    case GgmlType::kF16: return HalfToFloatSpan(static_cast<const uint16_t*>(src), dst, static_cast<size_t>(n));
-    case GgmlType::kBF16:
-      return Bfloat16ToFloatSpan(static_cast<const uint16_t*>(src), dst, static_cast<size_t>(n));
-    case GgmlType::kQ4_0: return DequantizeLegacy<4, false>(static_cast<const BlockQ4_0*>(src), dst, n);
-    case GgmlType::kQ4_1: return DequantizeLegacy<4, true>(static_cast<const BlockQ4_1*>(src), dst, n);
-    case GgmlType::kQ5_0: return DequantizeLegacy<5, false>(static_cast<const BlockQ5_0*>(src), dst, n);
-    case GgmlType::kQ5_1: return DequantizeLegacy<5, true>(static_cast<const BlockQ5_1*>(src), dst, n);
-    case GgmlType::kQ8_0: return DequantizeQ8_0(static_cast<const BlockQ8_0*>(src), dst, n);
-    case GgmlType::kIQ4_NL: return DequantizeIQ4_NL(static_cast<const BlockIQ4_NL*>(src), dst, n);
-    case GgmlType::kQ2_K: return DequantizeQ2_K(static_cast<const BlockQ2_K*>(src), dst, n);
-    case GgmlType::kQ3_K: return DequantizeQ3_K(static_cast<const BlockQ3_K*>(src), dst, n);
-    case GgmlType::kQ4_K: return DequantizeQkMin<4>(static_cast<const BlockQ4_K*>(src), dst, n);
-    case GgmlType::kQ5_K: return DequantizeQkMin<5>(static_cast<const BlockQ5_K*>(src), dst, n);
-    case GgmlType::kQ6_K: return DequantizeQ6_K(static_cast<const BlockQ6_K*>(src), dst, n);
-    default:
-      return;  // REQUIRES CanDequantize(type)
-  }
+  const GgmlKernels* k = FindGgmlKernels(type);
+  if (k != nullptr) k->dequantize(src, dst, n);  // else: REQUIRES CanDequantize(type)
 }
 
 }  // namespace quantd::core::gguf

@@ -6,7 +6,7 @@
 // reference (quants_ref.cc).
 //
 // Every function here is compiled for AVX2 (target attribute) and is only
-// called after QuantsUseAvx2() returned true.
+// called at CpuLevel::kAvx2 (QuantizeRow, through the kernel table).
 #include <immintrin.h>
 
 #include <algorithm>

@@ -1,5 +1,6 @@
-// Helpers shared by the reference and the vectorised quantizers. Internal to
-// core/gguf; not installed. Pure functions, thread-safe.
+// Helpers shared by the reference and the vectorised quantizers, and the
+// declarations of the SIMD variants. Internal to core/gguf; not installed.
+// Pure functions, thread-safe.
 #ifndef QUANTD_CORE_GGUF_QUANTS_INTERNAL_H_
 #define QUANTD_CORE_GGUF_QUANTS_INTERNAL_H_
 
@@ -77,6 +78,19 @@ void FinishQkMin(const float* x, const float* scales, const float* mins, uint8_t
                  SpanQuantFn span = QuantizeSpan_ref);
 void FinishQ6_K(const float* x, const float* scales, int8_t* L, BlockQ6_K* y,
                 SpanQuantFn span = QuantizeSpan_ref);
+
+namespace internal {
+// AVX2 variants (quants_avx2.cc); same bytes as the _ref functions.
+// REQUIRES: the CPU supports AVX2.
+void QuantizeQ8_0_avx2(const float* x, BlockQ8_0* y, int64_t n);
+void QuantizeQ4_0_avx2(const float* x, BlockQ4_0* y, int64_t n);
+void QuantizeIQ4_NL_avx2(const float* x, BlockIQ4_NL* y, int64_t n);
+void QuantizeQ4_K_avx2(const float* x, BlockQ4_K* y, int64_t n);
+void QuantizeQ5_K_avx2(const float* x, BlockQ5_K* y, int64_t n);
+void QuantizeQ6_K_avx2(const float* x, BlockQ6_K* y, int64_t n);
+void QuantizeQ3_K_avx2(const float* x, BlockQ3_K* y, int64_t n);
+void QuantizeQ2_K_avx2(const float* x, BlockQ2_K* y, int64_t n);
+}  // namespace internal
 
 }  // namespace quantd::core::gguf
 

@@ -4,6 +4,8 @@
 #include <cfloat>
 #include <cmath>
 
+#include "quantd/core/quant/bits_traits.h"
+
 namespace quantd::core::quant {
 namespace {
 
@@ -14,6 +16,12 @@ inline float RoundHalfEven(float x) {
   return (x + kMagic) - kMagic;
 }
 
+// ORT's weight ranges: QInt8 symmetric over [-127, 127] ([-64, 64] with
+// reduce_range); QUInt8 over [0, 255] ([0, 127] with reduce_range).
+constexpr int kInt8SymmetricMax = Int8Bits::kMax;          // 127
+constexpr int kInt8ReducedMax = (Int8Bits::kMax + 1) / 2;  // 64
+constexpr int kUint8ReducedMax = Uint8Bits::kMax / 2;      // 127
+
 }  // namespace
 
 Int8Params ComputeInt8Params(float min_value, float max_value, Int8Type type,
@@ -23,11 +31,11 @@ Int8Params ComputeInt8Params(float min_value, float max_value, Int8Type type,
   const bool symmetric = type == Int8Type::kInt8;
   double qmin, qmax;
   if (type == Int8Type::kInt8) {
-    qmin = reduce_range ? -64 : -127;
-    qmax = reduce_range ? 64 : 127;
+    qmax = reduce_range ? kInt8ReducedMax : kInt8SymmetricMax;
+    qmin = -qmax;
   } else {
-    qmin = 0;
-    qmax = reduce_range ? 127 : 255;
+    qmin = Uint8Bits::kMin;
+    qmax = reduce_range ? kUint8ReducedMax : Uint8Bits::kMax;
   }
   if (symmetric) {
     float a = std::max(std::fabs(rmin), std::fabs(rmax));
@@ -62,8 +70,8 @@ void MinMax(const float* values, int64_t count, int64_t stride, float* min_value
 
 void QuantizeInt8(const float* values, int64_t count, int64_t in_stride, const Int8Params& p,
                   Int8Type type, uint8_t* out, int64_t out_stride) {
-  const float lo = type == Int8Type::kInt8 ? -128.0f : 0.0f;
-  const float hi = type == Int8Type::kInt8 ? 127.0f : 255.0f;
+  const float lo = static_cast<float>(type == Int8Type::kInt8 ? Int8Bits::kMin : Uint8Bits::kMin);
+  const float hi = static_cast<float>(type == Int8Type::kInt8 ? Int8Bits::kMax : Uint8Bits::kMax);
   const float zp = static_cast<float>(p.zero_point);
   for (int64_t i = 0; i < count; ++i) {
     float x = values[i * in_stride] / p.scale;

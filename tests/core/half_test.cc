@@ -1,12 +1,16 @@
 #include "quantd/core/base/half.h"
 
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <random>
+#include <string>
+#include <tuple>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "quantd/core/base/cpu_features.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -88,35 +92,54 @@ TEST(HalfTest, SpanClampsAndFlushesAndCounts) {
   EXPECT_EQ(stats.flushed, 2u);
 }
 
-// The vector kernel and the reference agree bit for bit on random bit
-// patterns (all classes: normals, subnormals, huge, NaN) and tails.
-TEST(HalfTest, FastKernelMatchesReferenceOnRandomBits) {
-  std::mt19937 gen(7);
-  for (size_t n : {0u, 1u, 7u, 8u, 9u, 1000u, 100003u}) {
-    std::vector<float> in(n);
-    for (auto& f : in) {
-      uint32_t bits = gen();
-      std::memcpy(&f, &bits, 4);
-    }
-    std::vector<uint16_t> a(n), b(n);
-    NarrowingStats sa, sb;
-    FloatToHalfSpan(in.data(), a.data(), n, &sa);
-    FloatToHalfSpan_ref(in.data(), b.data(), n, &sb);
-    for (size_t i = 0; i < n; ++i) {
-      if (IsHalfNan(b[i])) {
-        ASSERT_TRUE(IsHalfNan(a[i])) << i;
-      } else {
-        ASSERT_EQ(a[i], b[i]) << "index " << i << " value " << in[i];
-      }
-    }
-    EXPECT_EQ(sa.clamped, sb.clamped);
-    EXPECT_EQ(sa.flushed, sb.flushed);
-    std::vector<float> fa(n), fb(n);
-    HalfToFloatSpan(a.data(), fa.data(), n);
-    HalfToFloatSpan_ref(a.data(), fb.data(), n);
-    EXPECT_EQ(std::memcmp(fa.data(), fb.data(), n * 4), 0);
+// Every variant of the span converters (each CPU level this machine has)
+// agrees with the reference bit for bit on random bit patterns (all classes:
+// normals, subnormals, huge, NaN), on lengths that leave vector tails.
+class HalfVariantTest : public ::testing::TestWithParam<std::tuple<CpuLevel, size_t>> {};
+
+TEST_P(HalfVariantTest, SpansMatchReference) {
+  const auto [level, n] = GetParam();
+  if (HostCpuLevel() < level) GTEST_SKIP() << "CPU lacks " << CpuLevelName(level);
+  ScopedCpuLevelCap cap(level);
+  ASSERT_EQ(ActiveCpuLevel(), level);
+  std::mt19937 gen(7 + static_cast<uint32_t>(n));
+  std::vector<float> in(n);
+  for (auto& f : in) {
+    uint32_t bits = gen();
+    std::memcpy(&f, &bits, 4);
   }
+  std::vector<uint16_t> a(n), b(n);
+  NarrowingStats sa, sb;
+  FloatToHalfSpan(in.data(), a.data(), n, &sa);
+  FloatToHalfSpan_ref(in.data(), b.data(), n, &sb);
+  for (size_t i = 0; i < n; ++i) {
+    if (IsHalfNan(b[i])) {
+      ASSERT_TRUE(IsHalfNan(a[i])) << CpuLevelName(level) << " n=" << n << " index " << i;
+    } else {
+      ASSERT_EQ(a[i], b[i]) << CpuLevelName(level) << " n=" << n << " index " << i << " value "
+                            << in[i];
+    }
+  }
+  EXPECT_EQ(sa.clamped, sb.clamped);
+  EXPECT_EQ(sa.flushed, sb.flushed);
+  std::vector<float> fa(n), fb(n);
+  HalfToFloatSpan(a.data(), fa.data(), n);
+  HalfToFloatSpan_ref(a.data(), fb.data(), n);
+  EXPECT_EQ(std::memcmp(fa.data(), fb.data(), n * 4), 0) << CpuLevelName(level) << " n=" << n;
 }
+
+std::string HalfVariantName(const ::testing::TestParamInfo<std::tuple<CpuLevel, size_t>>& info) {
+  std::string name(CpuLevelName(std::get<0>(info.param)));
+  name[0] = static_cast<char>(std::toupper(name[0]));
+  return name + "N" + std::to_string(std::get<1>(info.param));
+}
+
+INSTANTIATE_TEST_SUITE_P(LevelsAndLengths, HalfVariantTest,
+                         ::testing::Combine(::testing::ValuesIn(kAllCpuLevels),
+                                            ::testing::Values(size_t{0}, size_t{1}, size_t{7},
+                                                              size_t{8}, size_t{9}, size_t{1000},
+                                                              size_t{100003})),
+                         HalfVariantName);
 
 #if defined(__x86_64__)
 // The scalar reference is bit-exact with the F16C instruction itself on every
@@ -126,7 +149,7 @@ __attribute__((target("f16c"))) uint16_t F16c(float f) {
 }
 
 TEST(HalfTest, ReferenceMatchesF16cInstruction) {
-  if (!CpuHasF16c()) GTEST_SKIP() << "CPU has no F16C";
+  if (!HostCpuFeatures().f16c) GTEST_SKIP() << "CPU has no F16C";
   std::mt19937 gen(11);
   for (int i = 0; i < 2000000; ++i) {
     uint32_t bits = gen();

@@ -2,22 +2,34 @@
 // bytes, and every type must round-trip within its named tolerance.
 #include "quantd/core/gguf/quants.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "quantd/core/base/cpu_features.h"
 
 namespace quantd::core::gguf {
 namespace {
 
-const GgmlType kTypes[] = {GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16, GgmlType::kQ8_0,
-                           GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1,
-                           GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ4_K, GgmlType::kQ5_K,
-                           GgmlType::kQ6_K, GgmlType::kIQ4_NL};
+// The types of the kernel table, in table order.
+std::vector<GgmlType> TableTypes() {
+  std::vector<GgmlType> types;
+  for (const GgmlKernels& k : AllGgmlKernels()) types.push_back(k.type);
+  return types;
+}
+
+std::string CamelName(GgmlType t) {
+  std::string s = TypeName(t);
+  s.erase(std::remove(s.begin(), s.end(), '_'), s.end());
+  return s;
+}
 
 // Relative RMS error bound for Gaussian data, per type.
 double Tolerance(GgmlType t) {
@@ -62,38 +74,87 @@ std::vector<float> TestData(uint32_t seed) {
   return x;
 }
 
-class QuantsTest : public ::testing::TestWithParam<GgmlType> {};
+TEST(GgmlKernelTableTest, OneEntryPerWrittenTypeWithItsGeometry) {
+  const std::vector<GgmlType> want = {
+      GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16, GgmlType::kQ8_0, GgmlType::kQ4_0,
+      GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ2_K, GgmlType::kQ3_K,
+      GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kIQ4_NL};
+  std::vector<GgmlType> got = TableTypes();
+  std::sort(got.begin(), got.end());
+  std::vector<GgmlType> sorted_want = want;
+  std::sort(sorted_want.begin(), sorted_want.end());
+  EXPECT_EQ(got, sorted_want);
+  for (const GgmlKernels& k : AllGgmlKernels()) {
+    EXPECT_EQ(FindGgmlKernels(k.type), &k) << TypeName(k.type);
+    EXPECT_NE(k.quantize_ref, nullptr) << TypeName(k.type);
+    EXPECT_NE(k.dequantize, nullptr) << TypeName(k.type);
+    EXPECT_TRUE(CanQuantize(k.type));
+    EXPECT_EQ(QuantizeRowFor(k, CpuLevel::kScalar), k.quantize_ref);
+  }
+  EXPECT_EQ(FindGgmlKernels(GgmlType::kIQ2_XXS), nullptr);
+  EXPECT_FALSE(CanQuantize(GgmlType::kQ8_K));
+  // Geometry comes from the block structs.
+  EXPECT_EQ(TypeInfo(GgmlType::kQ4_K).type_size, static_cast<int64_t>(sizeof(BlockQ4_K)));
+  EXPECT_EQ(TypeInfo(GgmlType::kQ4_K).block_size, BlockQ4_K::kElements);
+  EXPECT_EQ(TypeInfo(GgmlType::kIQ4_XS).type_size, 136);
+  EXPECT_EQ(TypeInfo(GgmlType::kF16).type_size, 2);
+}
 
-TEST_P(QuantsTest, FastKernelWritesReferenceBytes) {
-  const GgmlType t = GetParam();
+// Every variant of every table entry (each CPU level this machine has)
+// writes the reference's bytes, on block counts that leave the vector
+// kernels' multi-block passes partly filled (K-quants pair super-blocks,
+// IQ4_NL runs 16 blocks per pass) and on data with every branch's case.
+using VariantParam = std::tuple<GgmlType, CpuLevel, int64_t /*blocks, 0 = all data*/>;
+class GgufKernelVariantTest : public ::testing::TestWithParam<VariantParam> {};
+
+TEST_P(GgufKernelVariantTest, WritesReferenceBytes) {
+  const auto [t, level, blocks] = GetParam();
+  if (HostCpuLevel() < level) GTEST_SKIP() << "CPU lacks " << CpuLevelName(level);
+  const GgmlKernels* k = FindGgmlKernels(t);
+  ASSERT_NE(k, nullptr);
   for (uint32_t seed : {1u, 2u, 3u}) {
-    const std::vector<float> x = TestData(seed);
-    const int64_t n = static_cast<int64_t>(x.size());
-    std::vector<uint8_t> ref(RowBytes(t, n)), fast(RowBytes(t, n), 0xAA);
-    QuantizeRow_ref(t, x.data(), ref.data(), n);
-    QuantizeRow(t, x.data(), fast.data(), n);
-    for (size_t i = 0; i < ref.size(); ++i) {
-      ASSERT_EQ(ref[i], fast[i]) << TypeName(t) << " seed " << seed << " byte " << i << " (block "
-                                 << i / TypeInfo(t).type_size << ")";
+    const std::vector<float> data = TestData(seed);
+    // blocks 0: all of the data.
+    const int64_t n = blocks > 0 ? blocks * TypeInfo(t).block_size : static_cast<int64_t>(data.size());
+    ASSERT_LE(n, static_cast<int64_t>(data.size()));
+    for (bool tail : {false, true}) {  // tail: ends with the non-finite row
+      const float* x = tail ? data.data() + (data.size() - n) : data.data();
+      std::vector<uint8_t> ref(RowBytes(t, n)), variant(RowBytes(t, n), 0xAA),
+          dispatched(RowBytes(t, n), 0x55);
+      k->quantize_ref(x, ref.data(), n);
+      QuantizeRowFor(*k, level)(x, variant.data(), n);
+      {
+        ScopedCpuLevelCap cap(level);
+        QuantizeRow(t, x, dispatched.data(), n);
+      }
+      for (size_t i = 0; i < ref.size(); ++i) {
+        ASSERT_EQ(ref[i], variant[i])
+            << TypeName(t) << " " << CpuLevelName(level) << " blocks=" << blocks << " seed=" << seed
+            << " tail=" << tail << " byte " << i << " (block " << i / TypeInfo(t).type_size << ")";
+      }
+      ASSERT_EQ(ref, dispatched) << TypeName(t) << " QuantizeRow at " << CpuLevelName(level)
+                                 << " blocks=" << blocks << " seed=" << seed;
     }
   }
 }
 
-TEST_P(QuantsTest, FastKernelHandlesPartialPasses) {
-  // Block counts that leave the vector kernels' multi-block passes partly
-  // filled (K-quants pair super-blocks, IQ4_NL runs 16 blocks per pass).
-  const GgmlType t = GetParam();
-  const std::vector<float> x = TestData(5);
-  for (int64_t blocks : {1, 3, 7, 17, 33}) {
-    const int64_t n = blocks * TypeInfo(t).block_size;
-    if (n > static_cast<int64_t>(x.size())) continue;
-    const float* src = x.data() + (x.size() - n);  // ends with the non-finite row
-    std::vector<uint8_t> ref(RowBytes(t, n)), fast(RowBytes(t, n), 0x55);
-    QuantizeRow_ref(t, src, ref.data(), n);
-    QuantizeRow(t, src, fast.data(), n);
-    EXPECT_EQ(ref, fast) << TypeName(t) << " with " << blocks << " blocks";
-  }
+std::string VariantName(const ::testing::TestParamInfo<VariantParam>& info) {
+  std::string level(CpuLevelName(std::get<1>(info.param)));
+  level[0] = static_cast<char>(std::toupper(level[0]));
+  const int64_t blocks = std::get<2>(info.param);
+  return CamelName(std::get<0>(info.param)) + level +
+         (blocks > 0 ? "Blocks" + std::to_string(blocks) : std::string("AllData"));
 }
+
+INSTANTIATE_TEST_SUITE_P(TableLevelsAndBlocks, GgufKernelVariantTest,
+                         ::testing::Combine(::testing::ValuesIn(TableTypes()),
+                                            ::testing::ValuesIn(kAllCpuLevels),
+                                            ::testing::Values(int64_t{1}, int64_t{3}, int64_t{7},
+                                                              int64_t{17}, int64_t{20},
+                                                              int64_t{0})),
+                         VariantName);
+
+class QuantsTest : public ::testing::TestWithParam<GgmlType> {};
 
 TEST_P(QuantsTest, RoundTripWithinTolerance) {
   const GgmlType t = GetParam();
@@ -133,11 +194,9 @@ TEST_P(QuantsTest, RequantizingDequantizedDataIsStable) {
   EXPECT_LE(std::sqrt(e2 / w2), Tolerance(t)) << TypeName(t);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllTypes, QuantsTest, ::testing::ValuesIn(kTypes),
+INSTANTIATE_TEST_SUITE_P(AllTypes, QuantsTest, ::testing::ValuesIn(TableTypes()),
                          [](const ::testing::TestParamInfo<GgmlType>& info) {
-                           std::string s = TypeName(info.param);
-                           s.erase(std::remove(s.begin(), s.end(), '_'), s.end());
-                           return s;
+                           return CamelName(info.param);
                          });
 
 TEST(QuantsTest, Q8_0KnownBlock) {

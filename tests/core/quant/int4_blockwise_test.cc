@@ -1,124 +1,25 @@
 #include "quantd/core/quant/int4_blockwise.h"
 
 #include <bit>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <string>
 #include <tuple>
 #include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "onnx/onnx_pb.h"
+#include "quantd/core/base/cpu_features.h"
 
 namespace quantd::core::quant {
 namespace {
 
 using ::testing::ElementsAreArray;
-
-// --- A naive transliteration of the published MLAS algorithm (the issue's
-// wording), independent of the kernel's tiling, vectorised rounding and
-// packing. Per column n and block b, all math float32.
-template <typename T>
-struct Reference {
-  std::vector<uint8_t> packed, zero_points;
-  std::vector<T> scales;
-};
-
-template <typename T>
-Reference<T> ReferenceQuantize(const std::vector<T>& w, int64_t K, int64_t N, bool transposed,
-                               int bs, bool sym, Int4Layout layout) {
-  using Tr = ElementTraits<T>;
-  auto at = [&](int64_t k, int64_t n) {
-    return Tr::ToFloat(transposed ? w[n * K + k] : w[k * N + n]);
-  };
-  const int64_t blocks = (K + bs - 1) / bs;
-  Reference<T> r;
-  r.scales.resize(N * blocks);
-  std::vector<int> code(K * N), zps(N * blocks);
-  for (int64_t n = 0; n < N; ++n) {
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t k0 = b * bs, k1 = std::min<int64_t>(K, k0 + bs);
-      float mn = std::numeric_limits<float>::max(), mx = -mn;
-      for (int64_t k = k0; k < k1; ++k) {
-        mn = std::min(mn, at(k, n));
-        mx = std::max(mx, at(k, n));
-      }
-      T scale;
-      int zp;
-      if (sym) {
-        float m = std::fabs(mx) > std::fabs(mn) ? mx : mn;
-        scale = Tr::FromFloat(m / -8.0f);
-        zp = layout == Int4Layout::kMatMulNBits ? 8 : 0;
-      } else {
-        mn = std::min(mn, 0.0f);
-        mx = std::max(mx, 0.0f);
-        float sf = (mx - mn) / 15.0f;
-        zp = sf != 0.0f ? static_cast<int>(std::clamp(std::roundf(-mn / sf), 0.0f, 15.0f)) : 0;
-        scale = Tr::FromFloat(sf);
-      }
-      const float s = Tr::ToFloat(scale);
-      const float rcp = s != 0.0f ? 1.0f / s : 0.0f;
-      for (int64_t k = k0; k < k1; ++k) {
-        if (layout == Int4Layout::kMatMulNBits) {
-          code[k * N + n] =
-              static_cast<int>(std::clamp(std::roundf(at(k, n) * rcp + zp), 0.0f, 15.0f));
-        } else {
-          int q = static_cast<int>(std::roundf(at(k, n) * rcp)) + zp;
-          code[k * N + n] = sym ? std::clamp(q, -8, 7) : std::clamp(q, 0, 15);
-        }
-      }
-      if (layout == Int4Layout::kMatMulNBits) {
-        r.scales[n * blocks + b] = scale;
-      } else {
-        r.scales[b * N + n] = scale;
-      }
-      zps[n * blocks + b] = zp;
-    }
-  }
-  if (layout == Int4Layout::kMatMulNBits) {
-    r.packed.assign(N * blocks * (bs / 2), 0);
-    for (int64_t n = 0; n < N; ++n) {
-      for (int64_t k = 0; k < K; ++k) {
-        const int64_t b = k / bs, j = k % bs;
-        r.packed[(n * blocks + b) * (bs / 2) + j / 2] |= code[k * N + n] << ((j & 1) * 4);
-      }
-      if (K & 1) {
-        // MLAS leaves the previous pair's high code in an odd tail when its
-        // thread block (2 quantization blocks) holds row K-2.
-        const int64_t tb_start = ((K - 1) / (2 * bs)) * 2 * bs;
-        const int carry = K - 1 > tb_start ? code[(K - 2) * N + n] : 0;
-        const int64_t b = (K - 1) / bs, j = (K - 1) % bs;
-        r.packed[(n * blocks + b) * (bs / 2) + j / 2] |= carry << 4;
-      }
-    }
-    if (!sym) {
-      const int64_t per = (blocks + 1) / 2;
-      r.zero_points.assign(N * per, 0);
-      for (int64_t n = 0; n < N; ++n) {
-        for (int64_t b = 0; b < per * 2; ++b) {
-          int z = b < blocks ? zps[n * blocks + b] : 8;
-          r.zero_points[n * per + b / 2] |= z << ((b & 1) * 4);
-        }
-      }
-    }
-  } else {
-    r.packed.assign((K * N + 1) / 2, 0);
-    for (int64_t f = 0; f < K * N; ++f) r.packed[f / 2] |= (code[f] & 0xf) << ((f & 1) * 4);
-    if (!sym) {
-      r.zero_points.assign((blocks * N + 1) / 2, 0);
-      for (int64_t b = 0; b < blocks; ++b) {
-        for (int64_t n = 0; n < N; ++n) {
-          int64_t f = b * N + n;
-          r.zero_points[f / 2] |= zps[n * blocks + b] << ((f & 1) * 4);
-        }
-      }
-    }
-  }
-  return r;
-}
 
 template <typename T>
 struct Output {
@@ -126,9 +27,15 @@ struct Output {
   std::vector<T> scales;
 };
 
+// Which implementation QuantizeAll runs.
+enum class Impl { kDispatched, kReference };
+
+// Quantizes all of w[K, N] (row-major, or [N, K] when transposed) into fresh
+// zero-filled buffers. `split` > 0 quantizes [0, split) and [split, N) in two
+// calls, as two threads would.
 template <typename T>
 Output<T> QuantizeAll(const std::vector<T>& w, int64_t K, int64_t N, bool transposed, Int4Options o,
-              int64_t split = -1) {
+                      int64_t split = -1, Impl impl = Impl::kDispatched) {
   Int4Sizes s = ComputeInt4Sizes(K, N, o);
   Output<T> out;
   out.packed.assign(s.packed_bytes, 0);
@@ -136,11 +43,18 @@ Output<T> QuantizeAll(const std::vector<T>& w, int64_t K, int64_t N, bool transp
   out.zero_points.assign(s.zero_point_bytes, 0);
   WeightView<T> v{w.data(), K, N, transposed ? 1 : N, transposed ? K : 1};
   uint8_t* zp = o.symmetric ? nullptr : out.zero_points.data();
-  if (split > 0 && split < N) {  // two disjoint column ranges, as two threads would
-    QuantizeInt4(v, o, 0, split, out.packed.data(), out.scales.data(), zp);
-    QuantizeInt4(v, o, split, N, out.packed.data(), out.scales.data(), zp);
+  auto run = [&](int64_t n0, int64_t n1) {
+    if (impl == Impl::kReference) {
+      QuantizeInt4_ref(v, o, n0, n1, out.packed.data(), out.scales.data(), zp);
+    } else {
+      QuantizeInt4(v, o, n0, n1, out.packed.data(), out.scales.data(), zp);
+    }
+  };
+  if (split > 0 && split < N) {
+    run(0, split);
+    run(split, N);
   } else {
-    QuantizeInt4(v, o, 0, N, out.packed.data(), out.scales.data(), zp);
+    run(0, N);
   }
   return out;
 }
@@ -357,54 +271,100 @@ std::vector<float> HeavyTailed(size_t n, uint32_t seed) {
   return v;
 }
 
-using Shape = std::tuple<int /*bs*/, int64_t /*K*/, int64_t /*N*/>;
-class Int4MatchesReferenceTest
-    : public ::testing::TestWithParam<std::tuple<Shape, bool /*sym*/, Int4Layout, bool /*t*/>> {};
+// Every variant of the kernels (each CPU level this machine has) against
+// the library's scalar reference, byte for byte: RTN and search, FP32 and
+// FP16, both layouts, both symmetries, row-major and transposed storage, on
+// ragged shapes (K and N not multiples of the block or the 64-column tile).
+struct Int4Shape {
+  int bs;
+  int64_t k, n;
+};
 
-TEST_P(Int4MatchesReferenceTest, FloatAndFp16BitExact) {
-  auto [shape, sym, layout, transposed] = GetParam();
-  auto [bs, K, N] = shape;
-  Int4Options o = Nbits(bs, sym);
-  o.layout = layout;
-  std::vector<float> w = HeavyTailed(K * N, static_cast<uint32_t>(bs * 131 + K * 7 + N));
-  // A block of zeros and a block whose extreme is positive, in column 0.
-  for (int64_t k = 0; k < std::min<int64_t>(K, bs); ++k) w[transposed ? k : k * N] = 0.0f;
-  auto ref = ReferenceQuantize(w, K, N, transposed, bs, sym, layout);
-  const int64_t split = layout == Int4Layout::kQdq ? (N / 2) & ~int64_t{1} : N / 2;
-  auto got = QuantizeAll(w, K, N, transposed, o, split);
-  SCOPED_TRACE(::testing::Message() << "bs=" << bs << " K=" << K << " N=" << N << " sym=" << sym
-                                    << " qdq=" << (layout == Int4Layout::kQdq)
-                                    << " transposed=" << transposed);
-  EXPECT_THAT(got.packed, ElementsAreArray(ref.packed));
-  EXPECT_THAT(ScaleBits(got.scales), ElementsAreArray(ScaleBits(ref.scales)));
-  EXPECT_THAT(got.zero_points, ElementsAreArray(ref.zero_points));
-
-  std::vector<Half> h(w.size());
-  for (size_t i = 0; i < w.size(); ++i) h[i] = Half{FloatToHalf(w[i])};
-  auto href = ReferenceQuantize(h, K, N, transposed, bs, sym, layout);
-  auto hgot = QuantizeAll(h, K, N, transposed, o, split);
-  EXPECT_THAT(hgot.packed, ElementsAreArray(href.packed));
-  EXPECT_THAT(ScaleBits(hgot.scales), ElementsAreArray(ScaleBits(href.scales)));
-  EXPECT_THAT(hgot.zero_points, ElementsAreArray(href.zero_points));
+void PrintTo(const Int4Shape& s, std::ostream* os) {
+  *os << "bs=" << s.bs << " K=" << s.k << " N=" << s.n;
 }
 
-std::vector<Shape> Shapes() {
-  std::vector<Shape> s;
+std::vector<Int4Shape> Int4Shapes() {
+  std::vector<Int4Shape> s;
   for (int bs : {16, 32, 64, 128, 256}) {
     for (int64_t k : {int64_t{1}, int64_t{3}, int64_t{bs - 1}, int64_t{bs}, int64_t{bs + 1},
                       int64_t{2 * bs + 7}, int64_t{3 * bs}}) {
-      s.emplace_back(bs, k, 5);
+      s.push_back({bs, k, 5});
     }
-    s.emplace_back(bs, 2 * bs + 5, 70);
+    s.push_back({bs, 2 * bs + 5, 70});   // one full tile after the split + a ragged one
+    s.push_back({bs, 2 * bs + 1, 133});  // full tiles on both sides of the split, odd N
+    s.push_back({bs, 3 * bs, 192});      // only full tiles and full blocks
   }
   return s;
 }
 
-INSTANTIATE_TEST_SUITE_P(Grid, Int4MatchesReferenceTest,
-                         ::testing::Combine(::testing::ValuesIn(Shapes()), ::testing::Bool(),
-                                            ::testing::Values(Int4Layout::kMatMulNBits,
-                                                              Int4Layout::kQdq),
-                                            ::testing::Bool()));
+class Int4VariantTest : public ::testing::TestWithParam<std::tuple<CpuLevel, Int4Shape>> {};
+
+template <typename T>
+void ExpectVariantMatchesReference(const std::vector<T>& w, const Int4Shape& shape, bool transposed,
+                                   const Int4Options& o) {
+  const int64_t K = shape.k, N = shape.n;
+  // Two column ranges as two threads would quantize them; QDQ ranges start at
+  // even columns and odd N allows only one range.
+  int64_t split = N > 64 ? 64 : N / 2;
+  if (o.layout == Int4Layout::kQdq) split = (N & 1) ? -1 : (split & ~int64_t{1});
+  auto ref = QuantizeAll(w, K, N, transposed, o, -1, Impl::kReference);
+  auto got = QuantizeAll(w, K, N, transposed, o, split);
+  EXPECT_THAT(got.packed, ElementsAreArray(ref.packed));
+  EXPECT_THAT(ScaleBits(got.scales), ElementsAreArray(ScaleBits(ref.scales)));
+  EXPECT_THAT(got.zero_points, ElementsAreArray(ref.zero_points));
+}
+
+TEST_P(Int4VariantTest, WritesReferenceBytes) {
+  const auto [level, shape] = GetParam();
+  if (HostCpuLevel() < level) GTEST_SKIP() << "CPU lacks " << CpuLevelName(level);
+  ScopedCpuLevelCap cap(level);
+  ASSERT_EQ(ActiveCpuLevel(), level);
+  const auto [bs, K, N] = shape;
+  for (bool transposed : {false, true}) {
+    std::vector<float> w = HeavyTailed(K * N, static_cast<uint32_t>(bs * 131 + K * 7 + N));
+    // A block of zeros and a block whose extreme is positive, in column 0.
+    for (int64_t k = 0; k < std::min<int64_t>(K, bs); ++k) w[transposed ? k : k * N] = 0.0f;
+    std::vector<Half> h(w.size());
+    for (size_t i = 0; i < w.size(); ++i) h[i] = Half{FloatToHalf(w[i])};
+    for (bool sym : {true, false}) {
+      for (Int4Layout layout : {Int4Layout::kMatMulNBits, Int4Layout::kQdq}) {
+        for (Int4Algorithm algorithm : {Int4Algorithm::kRtn, Int4Algorithm::kSearch}) {
+          Int4Options o = Nbits(bs, sym);
+          o.layout = layout;
+          o.algorithm = algorithm;
+          SCOPED_TRACE(::testing::Message()
+                       << CpuLevelName(level) << " bs=" << bs << " K=" << K << " N=" << N
+                       << " sym=" << sym << " qdq=" << (layout == Int4Layout::kQdq)
+                       << " search=" << (algorithm == Int4Algorithm::kSearch)
+                       << " transposed=" << transposed);
+          {
+            SCOPED_TRACE("fp32");
+            ExpectVariantMatchesReference(w, shape, transposed, o);
+          }
+          {
+            SCOPED_TRACE("fp16");
+            ExpectVariantMatchesReference(h, shape, transposed, o);
+          }
+        }
+      }
+    }
+  }
+}
+
+std::string Int4VariantName(const ::testing::TestParamInfo<std::tuple<CpuLevel, Int4Shape>>& info) {
+  const CpuLevel level = std::get<0>(info.param);
+  const Int4Shape& shape = std::get<1>(info.param);
+  std::string name(CpuLevelName(level));
+  name[0] = static_cast<char>(std::toupper(name[0]));
+  return name + "Bs" + std::to_string(shape.bs) + "K" + std::to_string(shape.k) + "N" +
+         std::to_string(shape.n);
+}
+
+INSTANTIATE_TEST_SUITE_P(LevelsAndShapes, Int4VariantTest,
+                         ::testing::Combine(::testing::ValuesIn(kAllCpuLevels),
+                                            ::testing::ValuesIn(Int4Shapes())),
+                         Int4VariantName);
 
 // ------------------------------------------------------------- dequantize --
 

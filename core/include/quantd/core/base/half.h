@@ -4,7 +4,8 @@
 // even, bit-exact with x86 F16C `_cvtps_ph(x, 0)` and numpy's float16 cast for
 // every non-NaN input (NaNs become quiet NaNs keeping the top payload bits, as
 // F16C does). The span kernels are what passes call; they pick an AVX2/F16C
-// path at run time and produce identical bits to the `_ref` variants.
+// path at run time (ActiveCpuLevel() >= kAvx2 and the CPU has F16C, see
+// cpu_features.h) and produce identical bits to the `_ref` variants.
 //
 // Kernels never allocate, log or do I/O. Thread-safe (pure functions).
 #ifndef QUANTD_CORE_BASE_HALF_H_
@@ -92,9 +93,6 @@ void HalfToFloatSpan(const uint16_t* in, float* out, size_t n);
 void HalfToFloatSpan_ref(const uint16_t* in, float* out, size_t n);
 
 void Bfloat16ToFloatSpan(const uint16_t* in, float* out, size_t n);
-
-// True when the running CPU has AVX2 and F16C (the fast paths).
-bool CpuHasF16c();
 
 }  // namespace quantd::core
 

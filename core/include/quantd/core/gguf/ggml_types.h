@@ -76,34 +76,187 @@ inline int64_t RowBytes(GgmlType type, int64_t n) {
 }
 
 // ---- block layouts (ggml-common.h) ----
+// Each block is a POD: kElements values in sizeof(block) bytes. The size is a
+// format contract, asserted after each struct; the type table (TypeInfo)
+// takes its geometry from these structs.
 inline constexpr int kQK = 32;    // legacy block
 inline constexpr int kQKK = 256;  // K-quant super-block
 
-struct BlockQ4_0 { uint16_t d; uint8_t qs[kQK / 2]; };
-struct BlockQ4_1 { uint16_t d; uint16_t m; uint8_t qs[kQK / 2]; };
-struct BlockQ5_0 { uint16_t d; uint8_t qh[4]; uint8_t qs[kQK / 2]; };
-struct BlockQ5_1 { uint16_t d; uint16_t m; uint8_t qh[4]; uint8_t qs[kQK / 2]; };
-struct BlockQ8_0 { uint16_t d; int8_t qs[kQK]; };
-struct BlockIQ4_NL { uint16_t d; uint8_t qs[kQK / 2]; };
-struct BlockQ2_K { uint8_t scales[kQKK / 16]; uint8_t qs[kQKK / 4]; uint16_t d; uint16_t dmin; };
-struct BlockQ3_K { uint8_t hmask[kQKK / 8]; uint8_t qs[kQKK / 4]; uint8_t scales[12]; uint16_t d; };
-struct BlockQ4_K { uint16_t d; uint16_t dmin; uint8_t scales[12]; uint8_t qs[kQKK / 2]; };
-struct BlockQ5_K {
-  uint16_t d; uint16_t dmin; uint8_t scales[12]; uint8_t qh[kQKK / 8]; uint8_t qs[kQKK / 2];
+// Types Quantd writes.
+struct BlockQ4_0 {
+  static constexpr int kElements = kQK;
+  uint16_t d;
+  uint8_t qs[kQK / 2];
 };
-struct BlockQ6_K { uint8_t ql[kQKK / 2]; uint8_t qh[kQKK / 4]; int8_t scales[kQKK / 16]; uint16_t d; };
-
 static_assert(sizeof(BlockQ4_0) == 18);
+struct BlockQ4_1 {
+  static constexpr int kElements = kQK;
+  uint16_t d;
+  uint16_t m;
+  uint8_t qs[kQK / 2];
+};
 static_assert(sizeof(BlockQ4_1) == 20);
+struct BlockQ5_0 {
+  static constexpr int kElements = kQK;
+  uint16_t d;
+  uint8_t qh[4];
+  uint8_t qs[kQK / 2];
+};
 static_assert(sizeof(BlockQ5_0) == 22);
+struct BlockQ5_1 {
+  static constexpr int kElements = kQK;
+  uint16_t d;
+  uint16_t m;
+  uint8_t qh[4];
+  uint8_t qs[kQK / 2];
+};
 static_assert(sizeof(BlockQ5_1) == 24);
+struct BlockQ8_0 {
+  static constexpr int kElements = kQK;
+  uint16_t d;
+  int8_t qs[kQK];
+};
 static_assert(sizeof(BlockQ8_0) == 34);
+struct BlockIQ4_NL {
+  static constexpr int kElements = kQK;
+  uint16_t d;
+  uint8_t qs[kQK / 2];
+};
 static_assert(sizeof(BlockIQ4_NL) == 18);
+struct BlockQ2_K {
+  static constexpr int kElements = kQKK;
+  uint8_t scales[kQKK / 16];
+  uint8_t qs[kQKK / 4];
+  uint16_t d;
+  uint16_t dmin;
+};
 static_assert(sizeof(BlockQ2_K) == 84);
+struct BlockQ3_K {
+  static constexpr int kElements = kQKK;
+  uint8_t hmask[kQKK / 8];
+  uint8_t qs[kQKK / 4];
+  uint8_t scales[12];
+  uint16_t d;
+};
 static_assert(sizeof(BlockQ3_K) == 110);
+struct BlockQ4_K {
+  static constexpr int kElements = kQKK;
+  uint16_t d;
+  uint16_t dmin;
+  uint8_t scales[12];
+  uint8_t qs[kQKK / 2];
+};
 static_assert(sizeof(BlockQ4_K) == 144);
+struct BlockQ5_K {
+  static constexpr int kElements = kQKK;
+  uint16_t d;
+  uint16_t dmin;
+  uint8_t scales[12];
+  uint8_t qh[kQKK / 8];
+  uint8_t qs[kQKK / 2];
+};
 static_assert(sizeof(BlockQ5_K) == 176);
+struct BlockQ6_K {
+  static constexpr int kElements = kQKK;
+  uint8_t ql[kQKK / 2];
+  uint8_t qh[kQKK / 4];
+  int8_t scales[kQKK / 16];
+  uint16_t d;
+};
 static_assert(sizeof(BlockQ6_K) == 210);
+
+// Types Quantd only recognises (geometry for reading and copying tensors).
+struct BlockQ8_1 {
+  static constexpr int kElements = kQK;
+  uint16_t d;
+  uint16_t s;
+  int8_t qs[kQK];
+};
+static_assert(sizeof(BlockQ8_1) == 36);
+struct BlockQ8_K {
+  static constexpr int kElements = kQKK;
+  float d;
+  int8_t qs[kQKK];
+  int16_t bsums[kQKK / 16];
+};
+static_assert(sizeof(BlockQ8_K) == 292);
+struct BlockIQ2_XXS {
+  static constexpr int kElements = kQKK;
+  uint16_t d;
+  uint16_t qs[kQKK / 8];
+};
+static_assert(sizeof(BlockIQ2_XXS) == 66);
+struct BlockIQ2_XS {
+  static constexpr int kElements = kQKK;
+  uint16_t d;
+  uint16_t qs[kQKK / 8];
+  uint8_t scales[kQKK / 32];
+};
+static_assert(sizeof(BlockIQ2_XS) == 74);
+struct BlockIQ3_XXS {
+  static constexpr int kElements = kQKK;
+  uint16_t d;
+  uint8_t qs[3 * kQKK / 8];
+};
+static_assert(sizeof(BlockIQ3_XXS) == 98);
+struct BlockIQ1_S {
+  static constexpr int kElements = kQKK;
+  uint16_t d;
+  uint8_t qs[kQKK / 8];
+  uint16_t qh[kQKK / 32];
+};
+static_assert(sizeof(BlockIQ1_S) == 50);
+struct BlockIQ3_S {
+  static constexpr int kElements = kQKK;
+  uint16_t d;
+  uint8_t qs[kQKK / 4];
+  uint8_t qh[kQKK / 32];
+  uint8_t signs[kQKK / 8];
+  uint8_t scales[kQKK / 64];
+};
+static_assert(sizeof(BlockIQ3_S) == 110);
+struct BlockIQ2_S {
+  static constexpr int kElements = kQKK;
+  uint16_t d;
+  uint8_t qs[kQKK / 4];
+  uint8_t qh[kQKK / 32];
+  uint8_t scales[kQKK / 32];
+};
+static_assert(sizeof(BlockIQ2_S) == 82);
+struct BlockIQ4_XS {
+  static constexpr int kElements = kQKK;
+  uint16_t d;
+  uint16_t scales_h;
+  uint8_t scales_l[kQKK / 64];
+  uint8_t qs[kQKK / 2];
+};
+static_assert(sizeof(BlockIQ4_XS) == 136);
+struct BlockIQ1_M {
+  static constexpr int kElements = kQKK;
+  uint8_t qs[kQKK / 8];
+  uint8_t qh[kQKK / 16];
+  uint8_t scales[kQKK / 32];
+};
+static_assert(sizeof(BlockIQ1_M) == 56);
+struct BlockTQ1_0 {
+  static constexpr int kElements = kQKK;
+  uint8_t qs[(kQKK - 4 * kQKK / 64) / 5];
+  uint8_t qh[kQKK / 64];
+  uint16_t d;
+};
+static_assert(sizeof(BlockTQ1_0) == 54);
+struct BlockTQ2_0 {
+  static constexpr int kElements = kQKK;
+  uint8_t qs[kQKK / 4];
+  uint16_t d;
+};
+static_assert(sizeof(BlockTQ2_0) == 66);
+struct BlockMXFP4 {
+  static constexpr int kElements = kQK;
+  uint8_t e;  // shared E8M0 exponent
+  uint8_t qs[kQK / 2];
+};
+static_assert(sizeof(BlockMXFP4) == 17);
 
 }  // namespace quantd::core::gguf
 

@@ -36,15 +36,20 @@
 // must start at even columns and N must be even (with odd N, rows share bytes:
 // one thread must do the whole tensor).
 //
-// x86-64: SSE2 (baseline) and AVX2 (chosen at run time) tile kernels run the
-// same float operations as the scalar reference, so every path gives the same
-// bytes (tests compare them with a naive transliteration on 320 shapes).
+// Variants: QuantizeInt4_ref is the scalar reference, a plain transliteration
+// of the MLAS algorithm. QuantizeInt4 runs tile kernels of the active CPU
+// level (quantd/core/base/cpu_features.h: scalar; x86-64 SSE2 and AVX2) that
+// perform the same float operations, so every level writes the reference's
+// bytes (tests run each level against QuantizeInt4_ref on ragged shapes). The
+// search measures block errors with one summation order on every level, so
+// its choices do not depend on the CPU either.
 #ifndef QUANTD_CORE_QUANT_INT4_BLOCKWISE_H_
 #define QUANTD_CORE_QUANT_INT4_BLOCKWISE_H_
 
 #include <cstdint>
 
 #include "quantd/core/base/half.h"
+#include "quantd/core/quant/bits_traits.h"
 
 namespace quantd::core::quant {
 
@@ -108,6 +113,12 @@ Int4Sizes ComputeInt4Sizes(int64_t k, int64_t n, const Int4Options& options);
 template <typename T>
 void QuantizeInt4(const WeightView<T>& w, const Int4Options& options, int64_t n_begin,
                   int64_t n_end, uint8_t* packed, T* scales, uint8_t* zero_points);
+
+// The scalar reference of QuantizeInt4: same contract, same bytes; slow (one
+// column and one block at a time). For tests and for checking files.
+template <typename T>
+void QuantizeInt4_ref(const WeightView<T>& w, const Int4Options& options, int64_t n_begin,
+                      int64_t n_end, uint8_t* packed, T* scales, uint8_t* zero_points);
 
 // Dequantizes columns [n_begin, n_end) into `out`, column-major with leading
 // dimension w_k: out[(n - n_begin) * k + row] (float32, as ORT computes it:

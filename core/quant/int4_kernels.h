@@ -1,0 +1,207 @@
+// INT4 block-wise quantization internals shared by the dispatching API
+// (int4_blockwise.cc), the scalar reference (int4_blockwise_ref.cc), the
+// search (int4_search.cc) and the tile kernels (int4_kernels_scalar.cc,
+// int4_kernels_x86.cc). Private to core/quant; not installed.
+//
+// Per-value math is inline here so every user runs the same float
+// operations. The tile kernels come in variants per CpuLevel; one table
+// (Int4Kernels) binds a level to its variants, and every variant gives the
+// scalar variant's bits.
+//
+// Kernels never allocate, log or do I/O. Pure functions; thread-safe.
+#ifndef QUANTD_CORE_QUANT_INT4_KERNELS_H_
+#define QUANTD_CORE_QUANT_INT4_KERNELS_H_
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "quantd/core/base/cpu_features.h"
+#include "quantd/core/quant/bits_traits.h"
+#include "quantd/core/quant/int4_blockwise.h"
+
+namespace quantd::core::quant::int4 {
+
+inline constexpr int kTileCols = 64;   // columns per tile on the row-major fast path
+inline constexpr int kMaxBlock = 256;  // largest supported block size
+
+// MatMulNBits stores unsigned codes; QDQ int4 signed ones, uint4 unsigned.
+inline constexpr int kNBitsSymmetricZeroPoint = Uint4Bits::kSymmetricZeroPoint;  // 8
+
+// roundf (half away from zero) without a libm call, so loops vectorize.
+// REQUIRES: |x| < 2^23 (callers clamp first; clamping does not change the
+// final clamped code because rounding is monotonic).
+inline float RoundHalfAway(float x) {
+  float t = static_cast<float>(static_cast<int32_t>(x));  // trunc
+  float d = x - t;                                         // exact
+  t += d >= 0.5f ? 1.0f : 0.0f;
+  t -= d <= -0.5f ? 1.0f : 0.0f;
+  return t;
+}
+
+// Per-block quantization parameters in the form the code loops use.
+struct BlockQ {
+  float scale = 0;  // float(T(scale))
+  float recip = 0;  // 1 / scale, or 0
+  int zp = 0;       // 8 (MatMulNBits symmetric), 0 (QDQ int4) or 0..15
+};
+
+// Code range of a layout and symmetry: QDQ symmetric stores int4, the rest
+// uint4.
+inline int QMin(const Int4Options& o) {
+  return (o.layout == Int4Layout::kQdq && o.symmetric) ? Int4Bits::kMin : Uint4Bits::kMin;
+}
+inline int QMax(const Int4Options& o) {
+  return (o.layout == Int4Layout::kQdq && o.symmetric) ? Int4Bits::kMax : Uint4Bits::kMax;
+}
+inline int SymmetricZeroPoint(Int4Layout layout) {
+  return layout == Int4Layout::kMatMulNBits ? kNBitsSymmetricZeroPoint : 0;
+}
+
+// Pre-rounding clamps. MatMulNBits: [0 - 1, 15 + 1] keeps every code that
+// the final clamp to [0, 15] can tell apart. QDQ rounds before adding the
+// zero point (0..15): +-(16 + 1) covers every zero point.
+inline constexpr float kNBitsPreLo = static_cast<float>(Uint4Bits::kMin - 1);
+inline constexpr float kNBitsPreHi = static_cast<float>(Uint4Bits::kMax + 1);
+inline constexpr float kQdqPre = static_cast<float>(Uint4Bits::kLevels + 1);
+
+// Code of one value. MatMulNBits: clamp(roundf(v*r + zp), 0, 15).
+// QDQ: clamp(int(roundf(v*r)) + zp, qmin, qmax), qmin = -8 when signed.
+template <Int4Layout L>
+inline int Code(float v, float recip, float zpf, int zp, int qmin, int qmax) {
+  if constexpr (L == Int4Layout::kMatMulNBits) {
+    constexpr float kLo = static_cast<float>(Uint4Bits::kMin);
+    constexpr float kHi = static_cast<float>(Uint4Bits::kMax);
+    float x = v * recip + zpf;
+    x = x < kNBitsPreLo ? kNBitsPreLo : (x > kNBitsPreHi ? kNBitsPreHi : x);
+    float q = RoundHalfAway(x);
+    q = q < kLo ? kLo : (q > kHi ? kHi : q);
+    return static_cast<int>(q);
+  } else {
+    float y = v * recip;
+    y = y < -kQdqPre ? -kQdqPre : (y > kQdqPre ? kQdqPre : y);
+    int q = static_cast<int>(RoundHalfAway(y)) + zp;
+    return q < qmin ? qmin : (q > qmax ? qmax : q);
+  }
+}
+
+template <typename T>
+BlockQ MakeBlockQ(T scale, int zp) {
+  BlockQ q;
+  q.scale = ElementTraits<T>::ToFloat(scale);
+  q.recip = q.scale != 0.0f ? 1.0f / q.scale : 0.0f;
+  q.zp = zp;
+  return q;
+}
+
+// ORT's range2scale / range2scalezp (q4_dq.cpp), float32 math. Symmetric:
+// m = the extreme of larger magnitude (a tie picks mn), scale = m / -8, so m
+// maps to code -8. Asymmetric: the range widened to include 0 over 15 steps.
+template <typename T>
+BlockQ RtnParams(float mn, float mx, const Int4Options& o, T* scale) {
+  if (o.symmetric) {
+    float m = std::fabs(mx) > std::fabs(mn) ? mx : mn;
+    *scale = ElementTraits<T>::FromFloat(-m / static_cast<float>(-Int4Bits::kMin));
+    return MakeBlockQ(*scale, SymmetricZeroPoint(o.layout));
+  }
+  constexpr float kSteps = static_cast<float>(Uint4Bits::kMax - Uint4Bits::kMin);
+  constexpr float kZpMax = static_cast<float>(Uint4Bits::kMax);
+  mn = std::min(mn, 0.0f);
+  mx = std::max(mx, 0.0f);
+  float sf = (mx - mn) / kSteps;
+  float zp_fp = mn;
+  if (sf != 0.0f) zp_fp = 0.0f - mn / sf;
+  int zp = zp_fp < 0.0f ? 0
+           : (zp_fp > kZpMax ? Uint4Bits::kMax : static_cast<int>(std::roundf(zp_fp)));
+  *scale = ElementTraits<T>::FromFloat(sf);
+  return MakeBlockQ(*scale, zp);
+}
+
+// ---- Tile kernels. A tile is `rows` rows of up to kTileCols contiguous
+// floats (row stride `ld`); codes are [row][kTileCols] bytes.
+
+// Code() in a form shared by every variant: the same float operations for
+// both layouts, selected by zp_inside.
+struct CodeParams {
+  float lo, hi;    // clamp of the pre-rounding value (see Code())
+  float qlo, qhi;  // code range
+  bool zp_inside;  // MatMulNBits: roundf(v*r + zp); QDQ: roundf(v*r) + zp
+};
+
+inline CodeParams MakeCodeParams(Int4Layout layout, int qmin, int qmax) {
+  if (layout == Int4Layout::kMatMulNBits) {
+    return {kNBitsPreLo, kNBitsPreHi, static_cast<float>(Uint4Bits::kMin),
+            static_cast<float>(Uint4Bits::kMax), true};
+  }
+  return {-kQdqPre, kQdqPre, static_cast<float>(qmin), static_cast<float>(qmax), false};
+}
+
+inline float CodeScalar(float v, float r, float z, const CodeParams& p) {
+  float x = v * r;
+  if (p.zp_inside) x = x + z;
+  x = x < p.lo ? p.lo : (x > p.hi ? p.hi : x);
+  float q = RoundHalfAway(x);
+  if (!p.zp_inside) q = q + z;
+  return q < p.qlo ? p.qlo : (q > p.qhi ? p.qhi : q);
+}
+
+// Running min/max of columns [0, width) over `rows` rows, row after row.
+// Returns how many leading columns it did (a multiple of its vector width);
+// the caller finishes the rest with the scalar variant.
+using MinMaxRowsFn = int (*)(const float* src, int64_t ld, int rows, int width, float* mn,
+                             float* mx);
+// Codes of a full tile (kTileCols columns); r, z: per-column reciprocal and
+// zero point, 32-byte aligned.
+using CodeTileFn = void (*)(const float* src, int64_t ld, int rows, const float* r,
+                            const float* z, const CodeParams& p, uint8_t* codes);
+// Packs the codes of a full tile of one full block (bs rows, 16 <= bs <=
+// kMaxBlock) into MatMulNBits bytes: column j goes to dst0 + j * col_stride.
+using PackNBitsTileFn = void (*)(const uint8_t* codes, int bs, uint8_t* dst0,
+                                 int64_t col_stride);
+// RtnParams + MakeBlockQ of kTileCols symmetric MatMulNBits FP32 blocks.
+using SymmetricParamsFn = void (*)(const float* mn, const float* mx, float* scale, float* recip,
+                                   float* zpf);
+// Squared error of a block of `rows` values under q, dequantized as ORT does.
+// The double sum runs in one documented order for every variant: four
+// partial sums, element i + l and i + 4 + l of each group of 8 into sum l,
+// combined as (s0 + s1) + (s2 + s3), then the tail in order.
+using BlockErrorFn = double (*)(const float* v, int rows, const BlockQ& q, const CodeParams& p);
+
+// The tile kernels of one CpuLevel. Null entries have no variant at that
+// level; the caller uses its scalar loop.
+struct Int4Kernels {
+  CpuLevel level;
+  MinMaxRowsFn min_max_rows;
+  CodeTileFn code_tile;
+  PackNBitsTileFn pack_nbits_tile;       // may be null
+  SymmetricParamsFn symmetric_params;    // may be null
+  BlockErrorFn block_error;
+};
+
+// The kernels of `level`, or of the best level below it that has them.
+const Int4Kernels& Int4KernelsFor(CpuLevel level);
+
+// Scalar variants (int4_kernels_scalar.cc).
+int MinMaxRowsScalar(const float* src, int64_t ld, int rows, int width, float* mn, float* mx);
+void CodeTileScalar(const float* src, int64_t ld, int rows, int tn, const float* r,
+                    const float* z, const CodeParams& p, uint8_t* codes);
+double BlockErrorScalar(const float* v, int rows, const BlockQ& q, const CodeParams& p);
+
+#if defined(__x86_64__)
+// x86-64 variants (int4_kernels_x86.cc). SSE2 is the x86-64 baseline; the
+// AVX2 ones REQUIRE an AVX2 CPU.
+int MinMaxRowsSse2(const float* src, int64_t ld, int rows, int width, float* mn, float* mx);
+void CodeTileSse2(const float* src, int64_t ld, int rows, const float* r, const float* z,
+                  const CodeParams& p, uint8_t* codes);
+void PackNBitsTileSse2(const uint8_t* codes, int bs, uint8_t* dst0, int64_t col_stride);
+int MinMaxRowsAvx2(const float* src, int64_t ld, int rows, int width, float* mn, float* mx);
+void CodeTileAvx2(const float* src, int64_t ld, int rows, const float* r, const float* z,
+                  const CodeParams& p, uint8_t* codes);
+void SymmetricParamsAvx2(const float* mn, const float* mx, float* scale, float* recip,
+                         float* zpf);
+double BlockErrorAvx2(const float* v, int rows, const BlockQ& q, const CodeParams& p);
+#endif
+
+}  // namespace quantd::core::quant::int4
+
+#endif  // QUANTD_CORE_QUANT_INT4_KERNELS_H_

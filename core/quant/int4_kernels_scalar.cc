@@ -1,0 +1,74 @@
+// Scalar INT4 tile kernels (every CpuLevel's fallback and the definition the
+// SIMD variants match) and the per-level kernel tables.
+#include "int4_kernels.h"
+
+namespace quantd::core::quant::int4 {
+
+int MinMaxRowsScalar(const float* src, int64_t ld, int rows, int width, float* mn, float* mx) {
+  for (int i = 0; i < rows; ++i) {
+    const float* v = src + i * ld;
+    for (int j = 0; j < width; ++j) {
+      mn[j] = v[j] < mn[j] ? v[j] : mn[j];
+      mx[j] = v[j] > mx[j] ? v[j] : mx[j];
+    }
+  }
+  return width;
+}
+
+void CodeTileScalar(const float* src, int64_t ld, int rows, int tn, const float* r, const float* z,
+                    const CodeParams& p, uint8_t* codes) {
+  for (int i = 0; i < rows; ++i) {
+    for (int j = 0; j < tn; ++j) {
+      codes[i * kTileCols + j] =
+          static_cast<uint8_t>(static_cast<int>(CodeScalar(src[i * ld + j], r[j], z[j], p)));
+    }
+  }
+}
+
+namespace {
+
+void CodeFullTileScalar(const float* src, int64_t ld, int rows, const float* r, const float* z,
+                        const CodeParams& p, uint8_t* codes) {
+  CodeTileScalar(src, ld, rows, kTileCols, r, z, p, codes);
+}
+
+}  // namespace
+
+double BlockErrorScalar(const float* v, int rows, const BlockQ& q, const CodeParams& p) {
+  const float z = static_cast<float>(q.zp);
+  auto err_of = [&](float x) {
+    const float d = (CodeScalar(x, q.recip, z, p) - z) * q.scale;
+    return static_cast<double>(x) - static_cast<double>(d);
+  };
+  double part[4] = {0.0, 0.0, 0.0, 0.0};
+  int i = 0;
+  for (; i + 8 <= rows; i += 8) {
+    for (int l = 0; l < 4; ++l) {
+      const double e0 = err_of(v[i + l]);
+      const double e1 = err_of(v[i + 4 + l]);
+      part[l] = part[l] + (e0 * e0 + e1 * e1);
+    }
+  }
+  double err = (part[0] + part[1]) + (part[2] + part[3]);
+  for (; i < rows; ++i) {
+    const double e = err_of(v[i]);
+    err += e * e;
+  }
+  return err;
+}
+
+const Int4Kernels& Int4KernelsFor(CpuLevel level) {
+  static constexpr Int4Kernels kScalar = {CpuLevel::kScalar, MinMaxRowsScalar, CodeFullTileScalar,
+                                          nullptr, nullptr, BlockErrorScalar};
+#if defined(__x86_64__)
+  static constexpr Int4Kernels kSse2 = {CpuLevel::kSse2, MinMaxRowsSse2, CodeTileSse2,
+                                        PackNBitsTileSse2, nullptr, BlockErrorScalar};
+  static constexpr Int4Kernels kAvx2 = {CpuLevel::kAvx2, MinMaxRowsAvx2, CodeTileAvx2,
+                                        PackNBitsTileSse2, SymmetricParamsAvx2, BlockErrorAvx2};
+  if (level >= CpuLevel::kAvx2) return kAvx2;
+  if (level >= CpuLevel::kSse2) return kSse2;
+#endif
+  return kScalar;
+}
+
+}  // namespace quantd::core::quant::int4
