@@ -68,12 +68,6 @@ class ThreadPoolExecutor final : public Executor {
   std::vector<std::thread> threads_;
 };
 
-// Runs closures inline (tests).
-class InlineExecutor final : public Executor {
- public:
-  void Schedule(std::function<void()> fn) override { fn(); }
-};
-
 }  // namespace quantd::server
 
 #endif  // QUANTD_SERVER_EXECUTOR_H_
