@@ -4,12 +4,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
-#include "quantd/core/base/errno_status.h"
+#include "quantd/core/base/atomic_file.h"
 #include "quantd/core/base/sha256.h"
 #include "quantd/core/base/status_macros.h"
 #include "quantd/server/ids.h"
@@ -25,29 +24,36 @@ constexpr char kDone[] = "done.pb";
 
 std::string PartPath(const std::string& dir, int index) { return absl::StrCat(dir, "/f", index); }
 
-// Starts write-back of every full 32 MiB written since the last call, so the
+// Where a verified upload's files are gathered before the BlobStore moves the
+// directory into models/.
+std::string StagingDir(const std::string& dir) { return dir + "/model"; }
+
+// Write-back of the bytes received is started every kWriteBackStep, so the
 // fsync at commit has little left to do (the disk works while bytes arrive).
-void StartWriteBack(int fd, uint64_t written, uint64_t* flushed) {
-  constexpr uint64_t kStep = 32ull << 20;
-  if (written - *flushed < kStep) return;
-  uint64_t len = (written - *flushed) / kStep * kStep;
-  ::sync_file_range(fd, static_cast<off64_t>(*flushed), static_cast<off64_t>(len),
-                    SYNC_FILE_RANGE_WRITE);
-  *flushed += len;
+constexpr uint64_t kWriteBackStep = 32ull << 20;
+
+// True when the file starts with the GGUF magic.
+bool StartsWithGguf(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char magic[4] = {};
+  ssize_t n = ::pread(fd, magic, 4, 0);
+  ::close(fd);
+  return n == 4 && std::memcmp(magic, "GGUF", 4) == 0;
 }
 
 }  // namespace
 
 // ---------------------------------------------------------------- UploadWriter
 
-// One file of the upload: the bytes received so far in `path`, hashed as
-// they arrive.
+// One file of the upload: the bytes received so far, in the part file
+// "f<i>" of a resumable AtomicFileWriter whose final place is the staging
+// directory, hashed as they arrive.
 struct UploadWriter::Part {
-  std::string path;
+  std::string path;        // the part file
   uint64_t size = 0;       // declared
-  uint64_t written = 0;    // on disk
   uint64_t flushed = 0;    // write-back started up to here
-  int fd = -1;
+  std::unique_ptr<core::AtomicFileWriter> out;
   core::Sha256 sha;
 };
 
@@ -57,9 +63,7 @@ UploadWriter::UploadWriter(UploadStore* store, std::string upload_id, std::strin
       header_(std::move(header)) {}
 
 UploadWriter::~UploadWriter() {
-  for (auto& p : parts_) {
-    if (p->fd >= 0) ::close(p->fd);
-  }
+  parts_.clear();  // closes the part files, which stay for a resume
   store_->ReleaseUpload(upload_id_);
 }
 
@@ -68,29 +72,16 @@ absl::Status UploadWriter::Prepare() {
     auto part = std::make_unique<Part>();
     part->path = PartPath(dir_, i);
     part->size = header_.files(i).size_bytes();
-    part->fd = ::open(part->path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (part->fd < 0) return core::ErrnoToStatus(errno, "open", part->path);
-    off_t end = ::lseek(part->fd, 0, SEEK_END);
-    if (end < 0) return core::ErrnoToStatus(errno, "seek", part->path);
-    uint64_t have = static_cast<uint64_t>(end);
-    if (have > part->size) {
-      if (::ftruncate(part->fd, static_cast<off_t>(part->size)) != 0) {
-        return core::ErrnoToStatus(errno, "truncate", part->path);
-      }
-      have = part->size;
-    }
-    // Bytes must be contiguous over the files: stop at the first short file.
-    if (committed_ != total_) {
-      if (have != 0 && ::ftruncate(part->fd, 0) != 0) {
-        return core::ErrnoToStatus(errno, "truncate", part->path);
-      }
-      have = 0;
-    }
+    // Bytes must be contiguous over the files: after the first short file,
+    // parts start empty. (Appends never run past a declared size, so a part
+    // is never longer than its file.)
+    const uint64_t keep = committed_ == total_ ? part->size : 0;
+    QUANTD_ASSIGN_OR_RETURN(
+        part->out,
+        core::AtomicFileWriter::OpenForResume(
+            absl::StrCat(StagingDir(dir_), "/", header_.files(i).name()), part->path, keep));
+    const uint64_t have = part->out->offset();
     if (have > 0) QUANTD_RETURN_IF_ERROR(core::HashFilePrefix(part->path, have, &part->sha));
-    if (::lseek(part->fd, static_cast<off_t>(have), SEEK_SET) < 0) {
-      return core::ErrnoToStatus(errno, "seek", part->path);
-    }
-    part->written = have;
     part->flushed = have;
     committed_ += have;
     total_ += part->size;
@@ -117,22 +108,14 @@ absl::Status UploadWriter::Append(uint64_t offset, absl::string_view data) {
       pos += p->size;
       continue;
     }
-    uint64_t room = p->size - p->written;
+    uint64_t room = p->size - p->out->offset();
     size_t n = static_cast<size_t>(std::min<uint64_t>(room, data.size()));
-    const char* src = data.data();
-    size_t left = n;
-    while (left > 0) {
-      ssize_t w = ::write(p->fd, src, left);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        return core::ErrnoToStatus(errno, "write", p->path);
-      }
-      src += w;
-      left -= static_cast<size_t>(w);
-    }
+    QUANTD_RETURN_IF_ERROR(p->out->Write(data.data(), n));
     p->sha.Update(data.data(), n);
-    p->written += n;
-    StartWriteBack(p->fd, p->written, &p->flushed);
+    if (p->out->offset() - p->flushed >= kWriteBackStep) {
+      p->out->StartWriteBack();
+      p->flushed = p->out->offset();
+    }
     committed_ += n;
     store_->blobs_->AddUsedBytes(static_cast<int64_t>(n));
     data.remove_prefix(n);
@@ -173,10 +156,7 @@ absl::StatusOr<v1::Model> UploadWriter::Finish(const v1::UploadFinish& finish) {
     if (got != expected) {
       finished_ = true;
       std::string name = header_.files(i).name();
-      for (auto& p : parts_) {
-        ::close(p->fd);
-        p->fd = -1;
-      }
+      for (auto& p : parts_) p->out.reset();
       store_->blobs_->AddUsedBytes(-static_cast<int64_t>(committed_));
       std::error_code ec;
       fs::remove_all(dir_, ec);
@@ -185,9 +165,6 @@ absl::StatusOr<v1::Model> UploadWriter::Finish(const v1::UploadFinish& finish) {
           got, "); the upload was discarded: re-read the file and upload it again"));
     }
     digests.push_back(got);
-  }
-  for (auto& p : parts_) {
-    if (::fsync(p->fd) != 0) return core::ErrnoToStatus(errno, "fsync", p->path);
   }
   finished_ = true;
   return CommitModel(digests);
@@ -208,9 +185,7 @@ absl::StatusOr<v1::Model> UploadWriter::CommitModel(const std::vector<std::strin
   model.set_upload_id(header_.upload_id());
   // Format from the first bytes of the model file.
   {
-    char magic[4] = {};
-    ssize_t n = ::pread(parts_[0]->fd, magic, 4, 0);
-    bool gguf = n == 4 && std::memcmp(magic, "GGUF", 4) == 0;
+    const bool gguf = StartsWithGguf(parts_[0]->path);
     model.set_format(gguf ? v1::MODEL_FORMAT_GGUF : v1::MODEL_FORMAT_ONNX);
     if (header_.format() != v1::MODEL_FORMAT_UNSPECIFIED && header_.format() != model.format()) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -218,17 +193,13 @@ absl::StatusOr<v1::Model> UploadWriter::CommitModel(const std::vector<std::strin
           header_.files(0).name(), " is ", v1::ModelFormat_Name(model.format())));
     }
   }
-  const std::string staging = dir_ + "/model";
+  const std::string staging = StagingDir(dir_);
   std::error_code ec;
   fs::remove_all(staging, ec);
   fs::create_directories(staging, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", staging, ": ", ec.message()));
-  for (int i = 0; i < header_.files_size(); ++i) {
-    std::string to = absl::StrCat(staging, "/", header_.files(i).name());
-    if (::rename(parts_[i]->path.c_str(), to.c_str()) != 0) {
-      return core::ErrnoToStatus(errno, "rename", to);
-    }
-  }
+  // Each part: fsync, rename to its name in the staging directory, fsync it.
+  for (auto& p : parts_) QUANTD_RETURN_IF_ERROR(p->out->Commit());
   QUANTD_ASSIGN_OR_RETURN(model, store_->blobs_->CommitModelDir(staging, std::move(model)));
   // Remember the outcome for GetUploadStatus; drop the parts.
   QUANTD_RETURN_IF_ERROR(WriteProtoFile(absl::StrCat(dir_, "/", kDone), model));

@@ -33,7 +33,11 @@ absl::StatusOr<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::Create(
 
 absl::StatusOr<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::OpenForResume(
     const std::string& path, uint64_t max_keep) {
-  std::string part = path + ".part";
+  return OpenForResume(path, path + ".part", max_keep);
+}
+
+absl::StatusOr<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::OpenForResume(
+    const std::string& path, const std::string& part, uint64_t max_keep) {
   int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoToStatus(errno, "open", part);
   struct stat st;
@@ -57,7 +61,7 @@ absl::StatusOr<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::OpenForResum
     return ErrnoToStatus(err, "seek", part);
   }
   return std::unique_ptr<AtomicFileWriter>(
-      new AtomicFileWriter(path, std::move(part), fd, /*resumable=*/true, size));
+      new AtomicFileWriter(path, part, fd, /*resumable=*/true, size));
 }
 
 AtomicFileWriter::AtomicFileWriter(std::string path, std::string tmp_path, int fd,

@@ -6,7 +6,9 @@
 // Layout under `<blob store root>/uploads` (directory names are hashes of
 // upload ids, so a client's id never reaches a path):
 //   <sha256(upload_id)[:32]>/header.pb        the upload's header, as first sent
-//   <sha256(upload_id)[:32]>/f0, f1, ...      the files' bytes so far
+//   <sha256(upload_id)[:32]>/f0, f1, ...      the files' bytes so far (resumable
+//                                             AtomicFileWriter part files)
+//   <sha256(upload_id)[:32]>/model/           the verified files, while committing
 //   <sha256(upload_id)[:32]>/done.pb          the committed model (GetUploadStatus)
 // Part bytes are counted in the BlobStore's used bytes.
 //

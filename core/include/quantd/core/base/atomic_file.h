@@ -7,8 +7,9 @@
 //  - Create(path): bytes go to "<path>.tmp-<random>" in the same directory
 //    (buffered). Destroying a writer that was not committed removes the
 //    temp file.
-//  - OpenForResume(path): bytes go to "<path>.part", appended after what an
-//    earlier, interrupted writer left there (offset() starts at its size).
+//  - OpenForResume(path): bytes go to "<path>.part" (or a part path the
+//    caller names), appended after what an earlier, interrupted writer left
+//    there (offset() starts at its size).
 //    Writes are not buffered, so the part file always holds every byte
 //    written so far; destroying the writer without Commit keeps it for the
 //    next resume (Discard() removes it).
@@ -39,6 +40,10 @@ class AtomicFileWriter {
   // more than `max_keep` bytes it is emptied first (a stale or foreign part).
   static absl::StatusOr<std::unique_ptr<AtomicFileWriter>> OpenForResume(
       const std::string& path, uint64_t max_keep = UINT64_MAX);
+  // The same with the part file at `part_path` (same file system as `path`;
+  // its directory must exist, `path`'s only by Commit).
+  static absl::StatusOr<std::unique_ptr<AtomicFileWriter>> OpenForResume(
+      const std::string& path, const std::string& part_path, uint64_t max_keep);
 
   AtomicFileWriter(const AtomicFileWriter&) = delete;
   AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
