@@ -3,7 +3,8 @@
 // Thin: it speaks quantd.v1 over gRPC and adds only what every caller needs —
 // chunked, resumable, digest-checked uploads; resumable, verified, atomic
 // downloads; a Watch that reattaches; and Quantize (upload + submit + watch +
-// download in one call). It does not link the quantization core.
+// download in one call). Of the core it links only quantd_base (SHA-256, the
+// model-id formula, atomic files), never the quantization code.
 //
 //   auto client = quantd::client::Client::Connect({.target = "127.0.0.1:7443"});
 //   if (!client.ok()) ...
