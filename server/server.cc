@@ -19,7 +19,6 @@
 #include "quantd/core/base/atomic_file.h"
 #include "quantd/server/auth.h"
 #include "quantd/server/blob_store.h"
-#include "quantd/server/upload_store.h"
 #include "quantd/server/clock.h"
 #include "quantd/server/executor.h"
 #include "quantd/server/job_journal.h"
@@ -27,6 +26,7 @@
 #include "quantd/server/job_store.h"
 #include "quantd/server/rpc_interceptor.h"
 #include "quantd/server/service.h"
+#include "quantd/server/upload_store.h"
 #include "quantd/server/worker_pool.h"
 
 #include <prometheus/exposer.h>
