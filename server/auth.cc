@@ -10,7 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "quantd/server/digest.h"
+#include "quantd/core/base/sha256.h"
 
 namespace quantd::server {
 namespace {
@@ -35,7 +35,7 @@ absl::StatusOr<std::unique_ptr<Authenticator>> Authenticator::FromTokensFile(
   while (std::getline(lines, line)) {
     absl::string_view t = absl::StripAsciiWhitespace(line);
     if (t.empty() || absl::StartsWith(t, "#")) continue;
-    auth->token_digests_.push_back(Sha256Hex(t));
+    auth->token_digests_.push_back(core::Sha256Hex(t));
   }
   if (auth->token_digests_.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("--auth-tokens: ", path, " holds no token"));
@@ -55,7 +55,7 @@ absl::Status Authenticator::Check(const grpc::ServerContextBase& context) const 
   if (!absl::ConsumePrefix(&value, "Bearer ")) {
     return absl::UnauthenticatedError("authorization metadata must be 'Bearer <token>'");
   }
-  const std::string digest = Sha256Hex(absl::StripAsciiWhitespace(value));
+  const std::string digest = core::Sha256Hex(absl::StripAsciiWhitespace(value));
   bool ok = false;
   for (const std::string& d : token_digests_) {
     ok |= CRYPTO_memcmp(d.data(), digest.data(), d.size()) == 0;

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "quantd/server/auth.h"
+#include "quantd/server/ids.h"
 #include "quantd/server/executor.h"
 #include "reactors.h"
 #include "quantd/server/translate.h"
@@ -46,7 +47,7 @@ class DownloadReactor final : public grpc::ServerWriteReactor<v1::DownloadChunk>
                     const v1::DownloadArtifactRequest& request) {
     absl::Status st = ctx_->auth->Check(context);
     if (!st.ok()) return st;
-    st = BlobStore::ValidateJobId(request.job_id());
+    st = ValidateJobId(request.job_id());
     if (!st.ok()) return st;
     auto job = ctx_->jobs->Get(request.job_id());
     if (!job.ok()) return job.status();

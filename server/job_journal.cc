@@ -2,8 +2,6 @@
 
 #include <sqlite3.h>
 
-#include <algorithm>
-
 #include "absl/strings/str_cat.h"
 
 namespace quantd::server {
@@ -119,37 +117,6 @@ absl::StatusOr<std::vector<v1::Job>> SqliteJobJournal::LoadAll() {
   }
   if (rc != SQLITE_DONE) return SqliteError(db_, "load");
   return jobs;
-}
-
-absl::Status MemoryJobJournal::Put(const v1::Job& job) {
-  absl::MutexLock lock(&mu_);
-  if (!next_put_.ok()) {
-    absl::Status st = next_put_;
-    next_put_ = absl::OkStatus();
-    return st;
-  }
-  jobs_[job.job_id()] = job;
-  return absl::OkStatus();
-}
-
-absl::Status MemoryJobJournal::Delete(const std::string& job_id) {
-  absl::MutexLock lock(&mu_);
-  jobs_.erase(job_id);
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::vector<v1::Job>> MemoryJobJournal::LoadAll() {
-  absl::MutexLock lock(&mu_);
-  std::vector<v1::Job> jobs;
-  for (const auto& [id, job] : jobs_) jobs.push_back(job);
-  std::sort(jobs.begin(), jobs.end(),
-            [](const v1::Job& a, const v1::Job& b) { return a.sequence() < b.sequence(); });
-  return jobs;
-}
-
-void MemoryJobJournal::FailNextPut(absl::Status status) {
-  absl::MutexLock lock(&mu_);
-  next_put_ = std::move(status);
 }
 
 }  // namespace quantd::server

@@ -5,7 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
-#include "quantd/server/digest.h"
+#include "quantd/server/ids.h"
 
 namespace quantd::server {
 
@@ -14,12 +14,61 @@ bool IsFinalState(v1::JobState state) {
          state == v1::JOB_STATE_CANCELLED;
 }
 
+// Journal writes and the lock (the pattern of leveldb's DBImpl::Write).
+//
+// A journal write is an fsync (SQLite, synchronous=FULL): milliseconds to
+// seconds on a busy disk. Holding mu_ across it would stall every GetJob,
+// ListJobs and WatchJob on gRPC's callback threads. So a writer
+//   1. takes a WriterTurn: a ticket, served in order, one writer at a time;
+//   2. under mu_, checks and computes the new record from the current state;
+//   3. releases mu_ and writes the journal;
+//   4. re-takes mu_ and, if the write succeeded, publishes the record.
+// Why this is safe:
+//  - Only the writer being served changes jobs_ (and the key indexes) or
+//    writes the journal, so the state a writer computed from in step 2 is
+//    still current in step 4, and the journal receives records in the same
+//    order as memory does.
+//  - Readers that run during step 3 see the previous record, which is still
+//    the newest durable one: a change is published only after the journal
+//    made it durable, so nobody observes a state a crash could undo.
+//  - Iterators into jobs_ stay valid across step 3: std::map insertions do
+//    not invalidate them, and only the served writer erases.
+class JobStore::WriterTurn {
+ public:
+  // REQUIRES: store->mu_ held; it stays held except while waiting.
+  explicit WriterTurn(JobStore* store) ABSL_EXCLUSIVE_LOCKS_REQUIRED(store->mu_)
+      : store_(store), ticket_(store->next_writer_ticket_++) {
+    auto my_turn = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(store_->mu_) {
+      return store_->serving_writer_ticket_ == ticket_;
+    };
+    store_->mu_.Await(absl::Condition(&my_turn));
+  }
+  // REQUIRES: store->mu_ held (destroy before the MutexLock).
+  ~WriterTurn() { ++store_->serving_writer_ticket_; }
+  WriterTurn(const WriterTurn&) = delete;
+  WriterTurn& operator=(const WriterTurn&) = delete;
+
+  // Runs `write` with the store's lock released (step 3 above).
+  absl::Status WriteUnlocked(const std::function<absl::Status()>& write)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(store_->mu_) {
+    store_->mu_.Unlock();
+    absl::Status st = write();
+    store_->mu_.Lock();
+    return st;
+  }
+
+ private:
+  JobStore* const store_;
+  const uint64_t ticket_;
+};
+
 JobStore::JobStore(JobJournal* journal, Clock* clock) : journal_(journal), clock_(clock) {}
 
 absl::Status JobStore::Recover(std::vector<std::string>* requeued) {
   auto loaded = journal_->LoadAll();
   if (!loaded.ok()) return loaded.status();
   absl::MutexLock lock(&mu_);
+  WriterTurn turn(this);  // before serving starts: journals with the lock held
   for (v1::Job& job : *loaded) {
     if (job.state() == v1::JOB_STATE_RUNNING) {
       if (job.attempts() >= kMaxAttempts) {
@@ -52,6 +101,7 @@ absl::Status JobStore::Recover(std::vector<std::string>* requeued) {
 
 absl::StatusOr<JobStore::CreateResult> JobStore::Create(v1::Job job) {
   absl::MutexLock lock(&mu_);
+  WriterTurn turn(this);
   if (!job.idempotency_key().empty()) {
     auto it = by_idempotency_key_.find(job.idempotency_key());
     if (it != by_idempotency_key_.end()) {
@@ -71,7 +121,7 @@ absl::StatusOr<JobStore::CreateResult> JobStore::Create(v1::Job job) {
   }
   std::string id;
   do {
-    id = absl::StrCat("job_", RandomHex(10));
+    id = NewJobId();
   } while (jobs_.count(id) != 0);
   job.set_job_id(id);
   job.set_sequence(next_sequence_);
@@ -79,7 +129,7 @@ absl::StatusOr<JobStore::CreateResult> JobStore::Create(v1::Job job) {
   job.mutable_progress()->set_phase("queued");
   job.mutable_progress()->set_eta_seconds(-1);
   job.set_create_time_ms(clock_->NowUnixMs());
-  absl::Status st = journal_->Put(job);
+  absl::Status st = turn.WriteUnlocked([&] { return journal_->Put(job); });
   if (!st.ok()) return st;
   ++next_sequence_;
   if (!job.idempotency_key().empty()) by_idempotency_key_[job.idempotency_key()] = id;
@@ -99,13 +149,14 @@ absl::StatusOr<v1::Job> JobStore::Update(const std::string& job_id,
                                          const std::function<absl::Status(v1::Job*)>& mutate,
                                          bool durable) {
   absl::MutexLock lock(&mu_);
+  WriterTurn turn(this);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
   v1::Job next = it->second;
   absl::Status st = mutate(&next);
   if (!st.ok()) return st;
   if (durable) {
-    st = journal_->Put(next);
+    st = turn.WriteUnlocked([&] { return journal_->Put(next); });
     if (!st.ok()) return st;
   }
   if (next.state() == v1::JOB_STATE_FAILED || next.state() == v1::JOB_STATE_CANCELLED) {
@@ -119,6 +170,7 @@ absl::StatusOr<v1::Job> JobStore::Update(const std::string& job_id,
 
 absl::Status JobStore::Delete(const std::string& job_id) {
   absl::MutexLock lock(&mu_);
+  WriterTurn turn(this);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
   if (!IsFinalState(it->second.state())) {
@@ -126,7 +178,7 @@ absl::Status JobStore::Delete(const std::string& job_id) {
         absl::StrCat("job ", job_id, " is ", v1::JobState_Name(it->second.state()),
                      "; cancel it (CancelJob) and wait for it to end before deleting"));
   }
-  absl::Status st = journal_->Delete(job_id);
+  absl::Status st = turn.WriteUnlocked([&] { return journal_->Delete(job_id); });
   if (!st.ok()) return st;
   auto d = by_dedup_key_.find(it->second.dedup_key());
   if (d != by_dedup_key_.end() && d->second == job_id) by_dedup_key_.erase(d);

@@ -2,21 +2,22 @@
 
 #include "absl/strings/str_cat.h"
 #include "quantd/core/base/status_macros.h"
-#include "quantd/server/digest.h"
+#include "quantd/core/base/sha256.h"
+#include "quantd/server/ids.h"
 #include "quantd/server/translate.h"
 
 namespace quantd::server {
 
 std::string DedupKey(const std::string& model_id, const std::string& canonical_recipe,
                      const std::string& version) {
-  return Sha256Hex(absl::StrCat(model_id, "\n", canonical_recipe, "\nquantd ", version));
+  return core::Sha256Hex(absl::StrCat(model_id, "\n", canonical_recipe, "\nquantd ", version));
 }
 
 absl::StatusOr<v1::Job> SubmitJob(const ServiceContext& ctx, const v1::SubmitJobRequest& req) {
   if (ctx.draining != nullptr && ctx.draining->load()) {
     return absl::UnavailableError("the server is shutting down; retry on another server");
   }
-  QUANTD_RETURN_IF_ERROR(BlobStore::ModelHex(req.model_id()).status());
+  QUANTD_RETURN_IF_ERROR(ModelHex(req.model_id()).status());
   if (req.priority() < -100 || req.priority() > 100) {
     return absl::InvalidArgumentError(
         absl::StrCat("priority ", req.priority(), " is out of range; use -100 to 100"));
@@ -63,7 +64,7 @@ absl::StatusOr<v1::Job> SubmitJob(const ServiceContext& ctx, const v1::SubmitJob
 }
 
 absl::Status DeleteModel(const ServiceContext& ctx, const std::string& model_id) {
-  QUANTD_RETURN_IF_ERROR(BlobStore::ModelHex(model_id).status());
+  QUANTD_RETURN_IF_ERROR(ModelHex(model_id).status());
   if (ctx.jobs->HasActiveJobForModel(model_id)) {
     return absl::FailedPreconditionError(absl::StrCat(
         "model ", model_id, " is used by a queued or running job; cancel it or wait"));
@@ -74,7 +75,7 @@ absl::Status DeleteModel(const ServiceContext& ctx, const std::string& model_id)
 }
 
 absl::Status DeleteJob(const ServiceContext& ctx, const std::string& job_id) {
-  QUANTD_RETURN_IF_ERROR(BlobStore::ValidateJobId(job_id));
+  QUANTD_RETURN_IF_ERROR(ValidateJobId(job_id));
   // Journal first: once the record is gone the artifact is an orphan that
   // the next start also removes.
   QUANTD_RETURN_IF_ERROR(ctx.jobs->Delete(job_id));

@@ -27,6 +27,7 @@
 #include "quantd/server/job_store.h"
 #include "quantd/server/rpc_interceptor.h"
 #include "quantd/server/service.h"
+#include "quantd/server/upload_store.h"
 #include "quantd/server/worker_pool.h"
 
 #include <prometheus/exposer.h>
@@ -49,11 +50,14 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   SystemClock clock;
   BlobStoreOptions blob_options;
   blob_options.root = config.data_dir;
-  blob_options.max_upload_bytes = config.max_upload_bytes;
   blob_options.max_store_bytes = config.max_store_bytes;
   blob_options.min_free_bytes = config.min_free_bytes;
-  auto blobs = BlobStore::Open(blob_options, &clock);
+  auto blobs = BlobStore::Open(blob_options);
   if (!blobs.ok()) return blobs.status();
+  UploadStoreOptions upload_options;
+  upload_options.max_upload_bytes = config.max_upload_bytes;
+  auto uploads = UploadStore::Open(blobs->get(), upload_options, &clock);
+  if (!uploads.ok()) return uploads.status();
 
   // One server per data directory: the journal and the worker pool assume
   // they are alone. The lock dies with the process (also on kill -9).
@@ -74,7 +78,7 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   }
   (*blobs)->CleanupAfterRestart([&jobs](const std::string& id) { return jobs.IsSucceeded(id); });
   const int64_t upload_ttl_ms = static_cast<int64_t>(config.upload_ttl_hours * 3600 * 1000);
-  (*blobs)->ExpireUploads(upload_ttl_ms);
+  (*uploads)->ExpireUploads(upload_ttl_ms);
 
   std::unique_ptr<Authenticator> auth = std::make_unique<Authenticator>();
   if (!config.auth_tokens.empty()) {
@@ -118,6 +122,7 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   ThreadPoolExecutor io(4);  // outlives the gRPC server (declared before it)
   ServiceContext ctx;
   ctx.blobs = blobs->get();
+  ctx.uploads = uploads->get();
   ctx.jobs = &jobs;
   ctx.pool = &pool;
   ctx.auth = auth.get();
@@ -183,7 +188,7 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
     signo = sigtimedwait(&signals, &info, &timeout);
     if (signo > 0) break;
     if (tick % 120 == 0) {
-      int n = (*blobs)->ExpireUploads(upload_ttl_ms);
+      int n = (*uploads)->ExpireUploads(upload_ttl_ms);
       if (n > 0) logger->Info("expired old uploads", {{"count", absl::StrCat(n)}});
     }
     metrics.SetStoreBytes((*blobs)->used_bytes(), (*blobs)->FreeDiskBytes());

@@ -1,6 +1,7 @@
 #include "quantd/server/service.h"
 
 #include "quantd/server/auth.h"
+#include "quantd/server/ids.h"
 #include "quantd/server/executor.h"
 #include "reactors.h"
 #include "quantd/server/translate.h"
@@ -56,7 +57,7 @@ grpc::ServerUnaryReactor* QuantdService::GetUploadStatus(grpc::CallbackServerCon
                                                          const v1::GetUploadStatusRequest* request,
                                                          v1::UploadStatus* response) {
   return Async(ctx_, context, [this, request, response] {
-    return Fill(ctx_.blobs->GetUploadStatus(request->upload_id()), response);
+    return Fill(ctx_.uploads->GetUploadStatus(request->upload_id()), response);
   });
 }
 
@@ -87,7 +88,7 @@ grpc::ServerUnaryReactor* QuantdService::GetJob(grpc::CallbackServerContext* con
                                                 const v1::GetJobRequest* request,
                                                 v1::Job* response) {
   if (absl::Status st = ctx_.auth->Check(*context); !st.ok()) return Done(context, st);
-  if (absl::Status st = BlobStore::ValidateJobId(request->job_id()); !st.ok()) {
+  if (absl::Status st = ValidateJobId(request->job_id()); !st.ok()) {
     return Done(context, st);
   }
   return DoneWith(context, ctx_.jobs->Get(request->job_id()), response);
@@ -111,7 +112,7 @@ grpc::ServerUnaryReactor* QuantdService::CancelJob(grpc::CallbackServerContext* 
                                                    const v1::CancelJobRequest* request,
                                                    v1::Job* response) {
   return Async(ctx_, context, [this, request, response]() -> absl::Status {
-    if (absl::Status st = BlobStore::ValidateJobId(request->job_id()); !st.ok()) return st;
+    if (absl::Status st = ValidateJobId(request->job_id()); !st.ok()) return st;
     return Fill(ctx_.pool->Cancel(request->job_id()), response);
   });
 }

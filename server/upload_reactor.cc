@@ -69,7 +69,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
       case v1::UploadRequest::kHeader: {
         if (writer_ != nullptr) return absl::InvalidArgumentError("the header was sent twice");
         // Content-addressed: a model the server already has needs no bytes.
-        auto existing = ctx_->blobs->FindCommittedModel(request_.header());
+        auto existing = ctx_->uploads->FindCommittedModel(request_.header());
         if (existing.ok()) {
           *response_ = *std::move(existing);
           done_ = true;
@@ -77,7 +77,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
                              {{"model_id", response_->model_id()}});
           return absl::OkStatus();
         }
-        auto writer = ctx_->blobs->OpenUpload(request_.header());
+        auto writer = ctx_->uploads->OpenUpload(request_.header());
         if (!writer.ok()) return writer.status();
         writer_ = *std::move(writer);
         ctx_->logger->Info("upload opened",

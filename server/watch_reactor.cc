@@ -3,6 +3,7 @@
 // is kept, so a slow client sees fewer progress events, never stale ones.
 #include "absl/synchronization/mutex.h"
 #include "quantd/server/auth.h"
+#include "quantd/server/ids.h"
 #include "reactors.h"
 #include "quantd/server/translate.h"
 
@@ -15,7 +16,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
                const v1::WatchJobRequest* request)
       : ctx_(ctx) {
     absl::Status st = ctx_->auth->Check(*context);
-    if (st.ok()) st = BlobStore::ValidateJobId(request->job_id());
+    if (st.ok()) st = ValidateJobId(request->job_id());
     if (!st.ok()) {
       FinishOnce(st);
       return;

@@ -4,7 +4,6 @@
 
 #include <cstdio>
 #include <ctime>
-#include <fstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -16,6 +15,7 @@
 #include "flag_parser.h"
 #include "interrupter.h"
 #include "json_output.h"
+#include "quantd/core/base/atomic_file.h"
 #include "quantd/core/recipe.h"
 #include "quantd/core/base/status_macros.h"
 #include "quantd/core/recipe_flags.h"
@@ -94,15 +94,8 @@ absl::StatusOr<v1::JobState> ParseState(absl::string_view s) {
 }
 
 absl::Status WriteTextFile(const std::string& path, const std::string& text) {
-  const std::string tmp = absl::StrCat(path, ".tmp");
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out.flush()) return absl::DataLossError(absl::StrCat("cannot write ", tmp));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return absl::DataLossError(absl::StrCat("cannot rename ", tmp, " to ", path));
-  }
+  absl::Status st = core::WriteFileAtomically(path, text);
+  if (!st.ok()) return absl::DataLossError(st.message());  // exit code 6
   return absl::OkStatus();
 }
 

@@ -14,9 +14,19 @@
 #include "google/protobuf/io/zero_copy_stream_impl.h"
 #include "google/protobuf/wire_format_lite.h"
 #include "onnx/onnx_pb.h"
+#include "quantd/core/base/atomic_file.h"
+#include "quantd/core/base/errno_status.h"
 
 namespace quantd::quantctl {
 namespace {
+
+// A file quantctl must read could not be opened: NotFound when it does not
+// exist (a usage error), otherwise a data error (exit code 6).
+absl::Status OpenError(int err, const std::string& path) {
+  absl::Status st = core::ErrnoToStatus(err, "open", path);
+  if (absl::IsNotFound(st)) return st;
+  return absl::DataLossError(st.message());
+}
 
 using TensorVisitor = std::function<void(onnx::TensorProto*)>;
 
@@ -51,10 +61,7 @@ void VisitModel(onnx::ModelProto* m, const TensorVisitor& visit) {
 
 absl::StatusOr<onnx::ModelProto> ReadModel(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return absl::NotFoundError(absl::StrCat(path, ": no such file"));
-    return absl::DataLossError(absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
-  }
+  if (fd < 0) return OpenError(errno, path);
   onnx::ModelProto model;
   bool ok;
   {
@@ -195,10 +202,7 @@ class LocationScanner {
 
 absl::StatusOr<std::vector<std::string>> OnnxExternalDataFiles(const std::string& onnx_path) {
   int fd = ::open(onnx_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return absl::NotFoundError(absl::StrCat(onnx_path, ": no such file"));
-    return absl::DataLossError(absl::StrCat(onnx_path, ": cannot open: ", std::strerror(errno)));
-  }
+  if (fd < 0) return OpenError(errno, onnx_path);
   LocationScanner scan;
   bool ok;
   {
@@ -242,22 +246,13 @@ absl::Status RelocateOnnxExternalData(const std::string& onnx_path, const std::s
       if (kv.key() == "location" && kv.value() == from) kv.set_value(to);
     }
   });
-  const std::string tmp = absl::StrCat(onnx_path, ".relocate.tmp");
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return absl::DataLossError(absl::StrCat(tmp, ": cannot create: ", std::strerror(errno)));
+  // The graph only: the weights stay in the external data files.
+  std::string bytes;
+  if (!model->SerializeToString(&bytes)) {
+    return absl::DataLossError(absl::StrCat(onnx_path, ": cannot rewrite: serialization failed"));
   }
-  bool ok;
-  {
-    google::protobuf::io::FileOutputStream out(fd);
-    ok = model->SerializeToZeroCopyStream(&out) && out.Flush();
-  }
-  ok = ok && ::fsync(fd) == 0;
-  ok = (::close(fd) == 0) && ok;
-  if (!ok || ::rename(tmp.c_str(), onnx_path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return absl::DataLossError(absl::StrCat(onnx_path, ": cannot rewrite: ", std::strerror(errno)));
-  }
+  absl::Status st = core::WriteFileAtomically(onnx_path, bytes);
+  if (!st.ok()) return absl::DataLossError(absl::StrCat(onnx_path, ": cannot rewrite: ", st.message()));
   return absl::OkStatus();
 }
 

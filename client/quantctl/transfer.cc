@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "interrupter.h"
 #include "onnx_files.h"
+#include "quantd/core/base/atomic_file.h"
 
 namespace quantd::quantctl {
 namespace {
@@ -177,7 +178,8 @@ absl::StatusOr<std::vector<std::string>> DownloadArtifact(CommandContext& ctx, c
     for (const auto& [from, to] : renamed) {
       if (auto st = RelocateOnnxExternalData(staging, from, to); !st.ok()) return st;
     }
-    if (::rename(staging.c_str(), output.c_str()) != 0) {
+    if (::rename(staging.c_str(), output.c_str()) != 0 ||
+        !core::SyncParentDirectory(output).ok()) {
       return absl::DataLossError(absl::StrCat("cannot rename ", staging, " to ", output));
     }
   } else {

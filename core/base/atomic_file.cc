@@ -1,29 +1,23 @@
 #include "quantd/core/base/atomic_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "quantd/core/base/errno_status.h"
 #include "quantd/core/base/status_macros.h"
 
 namespace quantd::core {
 namespace {
 
 constexpr size_t kBufferSize = 4 << 20;
-
-absl::Status ErrnoError(const std::string& what, const std::string& path, int err) {
-  std::string msg = absl::StrCat(path, ": ", what, ": ", std::strerror(err));
-  if (err == ENOSPC || err == EDQUOT) return absl::ResourceExhaustedError(msg);
-  if (err == EACCES || err == EPERM || err == EROFS) return absl::PermissionDeniedError(msg);
-  if (err == ENOENT || err == ENOTDIR) return absl::NotFoundError(msg);
-  return absl::InternalError(msg);
-}
 
 }  // namespace
 
@@ -32,38 +26,79 @@ absl::StatusOr<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::Create(
   std::random_device rd;
   std::string tmp = absl::StrFormat("%s.tmp-%08x%08x", path, rd(), rd());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoError("cannot create", tmp, errno);
-  return std::unique_ptr<AtomicFileWriter>(new AtomicFileWriter(path, tmp, fd));
+  if (fd < 0) return ErrnoToStatus(errno, "cannot create", tmp);
+  return std::unique_ptr<AtomicFileWriter>(
+      new AtomicFileWriter(path, std::move(tmp), fd, /*resumable=*/false, 0));
 }
 
-AtomicFileWriter::AtomicFileWriter(std::string path, std::string tmp_path, int fd)
-    : path_(std::move(path)), tmp_path_(std::move(tmp_path)), fd_(fd) {
-  buffer_.reserve(kBufferSize);
+absl::StatusOr<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::OpenForResume(
+    const std::string& path, uint64_t max_keep) {
+  return OpenForResume(path, path + ".part", max_keep);
+}
+
+absl::StatusOr<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::OpenForResume(
+    const std::string& path, const std::string& part, uint64_t max_keep) {
+  int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoToStatus(errno, "open", part);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return ErrnoToStatus(err, "stat", part);
+  }
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (size > max_keep) {
+    if (::ftruncate(fd, 0) != 0) {
+      int err = errno;
+      ::close(fd);
+      return ErrnoToStatus(err, "truncate", part);
+    }
+    size = 0;
+  }
+  if (::lseek(fd, static_cast<off_t>(size), SEEK_SET) < 0) {
+    int err = errno;
+    ::close(fd);
+    return ErrnoToStatus(err, "seek", part);
+  }
+  return std::unique_ptr<AtomicFileWriter>(
+      new AtomicFileWriter(path, part, fd, /*resumable=*/true, size));
+}
+
+AtomicFileWriter::AtomicFileWriter(std::string path, std::string tmp_path, int fd,
+                                   bool resumable, uint64_t offset)
+    : path_(std::move(path)), tmp_path_(std::move(tmp_path)), resumable_(resumable), fd_(fd),
+      offset_(offset), written_back_(offset) {
+  if (!resumable_) buffer_.reserve(kBufferSize);
 }
 
 AtomicFileWriter::~AtomicFileWriter() {
   if (fd_ >= 0) ::close(fd_);
-  if (!committed_) ::unlink(tmp_path_.c_str());
+  if (!committed_ && !resumable_) ::unlink(tmp_path_.c_str());
 }
 
-absl::Status AtomicFileWriter::Flush() {
-  const uint8_t* p = buffer_.data();
-  size_t left = buffer_.size();
+absl::Status AtomicFileWriter::WriteAll(const uint8_t* p, size_t left) {
   while (left > 0) {
-    ssize_t n = ::write(fd_, p, left);
+    ssize_t n = ::write(fd_, p, std::min<size_t>(left, size_t{1} << 30));
     if (n < 0) {
       if (errno == EINTR) continue;
-      return ErrnoError("write failed", tmp_path_, errno);
+      return ErrnoToStatus(errno, "write failed", tmp_path_);
     }
     p += n;
     left -= static_cast<size_t>(n);
   }
-  buffer_.clear();
   return absl::OkStatus();
 }
 
+absl::Status AtomicFileWriter::Flush() {
+  absl::Status st = WriteAll(buffer_.data(), buffer_.size());
+  buffer_.clear();
+  return st;
+}
+
 absl::Status AtomicFileWriter::Write(absl::Span<const uint8_t> bytes) {
+  if (fd_ < 0) return absl::FailedPreconditionError("file already committed or discarded");
   offset_ += bytes.size();
+  if (resumable_) return WriteAll(bytes.data(), bytes.size());
   if (buffer_.size() + bytes.size() <= kBufferSize) {
     buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
     return absl::OkStatus();
@@ -74,18 +109,7 @@ absl::Status AtomicFileWriter::Write(absl::Span<const uint8_t> bytes) {
     return absl::OkStatus();
   }
   // Large write: bypass the buffer.
-  const uint8_t* p = bytes.data();
-  size_t left = bytes.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd_, p, std::min<size_t>(left, size_t{1} << 30));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoError("write failed", tmp_path_, errno);
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
-  return absl::OkStatus();
+  return WriteAll(bytes.data(), bytes.size());
 }
 
 absl::Status AtomicFileWriter::PadTo(uint64_t alignment) {
@@ -99,20 +123,37 @@ absl::Status AtomicFileWriter::PadTo(uint64_t alignment) {
   return absl::OkStatus();
 }
 
+void AtomicFileWriter::StartWriteBack() {
+  if (fd_ < 0) return;
+  const uint64_t on_disk = offset_ - buffer_.size();
+  if (on_disk <= written_back_) return;
+  ::sync_file_range(fd_, static_cast<off64_t>(written_back_),
+                    static_cast<off64_t>(on_disk - written_back_), SYNC_FILE_RANGE_WRITE);
+  written_back_ = on_disk;
+}
+
 absl::Status AtomicFileWriter::Commit() {
   if (committed_) return absl::FailedPreconditionError("file already committed");
+  if (fd_ < 0) return absl::FailedPreconditionError("file discarded");
   QUANTD_RETURN_IF_ERROR(Flush());
-  if (::fsync(fd_) != 0) return ErrnoError("fsync failed", tmp_path_, errno);
+  if (::fsync(fd_) != 0) return ErrnoToStatus(errno, "fsync failed", tmp_path_);
   if (::close(fd_) != 0) {
     fd_ = -1;
-    return ErrnoError("close failed", tmp_path_, errno);
+    return ErrnoToStatus(errno, "close failed", tmp_path_);
   }
   fd_ = -1;
   if (::rename(tmp_path_.c_str(), path_.c_str()) != 0) {
-    return ErrnoError("rename failed", path_, errno);
+    return ErrnoToStatus(errno, "rename failed", path_);
   }
   committed_ = true;
   return SyncParentDirectory(path_);
+}
+
+void AtomicFileWriter::Discard() {
+  if (committed_) return;
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  ::unlink(tmp_path_.c_str());
 }
 
 absl::Status WriteFileAtomically(const std::string& path, absl::Span<const uint8_t> bytes) {
@@ -125,11 +166,11 @@ absl::Status SyncParentDirectory(const std::string& path) {
   std::filesystem::path dir = std::filesystem::path(path).parent_path();
   if (dir.empty()) dir = ".";
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoError("cannot open directory", dir.string(), errno);
+  if (fd < 0) return ErrnoToStatus(errno, "cannot open directory", dir.string());
   int rc = ::fsync(fd);
   int err = errno;
   ::close(fd);
-  if (rc != 0) return ErrnoError("fsync of directory failed", dir.string(), err);
+  if (rc != 0) return ErrnoToStatus(err, "fsync of directory failed", dir.string());
   return absl::OkStatus();
 }
 

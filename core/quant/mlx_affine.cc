@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 
+#include "quantd/core/base/cpu_features.h"
 #include "quantd/core/base/half.h"
 
 #if defined(__x86_64__)
@@ -263,7 +264,9 @@ void QuantizeMlxAffine_ref(MlxFloatType type, int bits, int group_size, const vo
 }
 
 #ifdef QUANTD_MLX_X86
-bool MlxAffineAvx2Available() { return CpuHasF16c(); }
+bool MlxAffineAvx2Available() {
+  return ActiveCpuLevel() >= CpuLevel::kAvx2 && HostCpuFeatures().f16c;
+}
 
 void QuantizeMlxAffine_avx2(MlxFloatType type, int bits, int group_size, const void* w,
                             int64_t rows, int64_t cols, int64_t ld, uint8_t* packed, void* scales,

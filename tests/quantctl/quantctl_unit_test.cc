@@ -1,6 +1,6 @@
-// Unit tests of quantctl's parts: the recipe translation (checked against the
-// server's inverse so the two directions cannot drift), exit codes, artifact
-// file planning, progress rendering, flag parsing and ONNX external data.
+// Unit tests of quantctl's parts: exit codes, artifact file planning,
+// progress rendering, flag parsing and ONNX external data. (The recipe
+// translation it shares with the server is tested in tests/proto.)
 #include <unistd.h>
 
 #include <cstdio>
@@ -16,9 +16,6 @@
 #include "onnx/onnx_pb.h"
 #include "onnx_files.h"
 #include "progress.h"
-#include "quantd/core/recipe.h"
-#include "quantd/core/recipe_flags.h"
-#include "quantd/api/recipe_proto.h"
 #include "transfer.h"
 
 namespace quantd::quantctl {
@@ -28,70 +25,6 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::UnorderedElementsAre;
-
-core::Recipe Parse(const std::vector<std::string>& flags) {
-  core::Recipe r;
-  std::vector<std::string> rest;
-  EXPECT_TRUE(core::ParseRecipeFlags(flags, &r, &rest).ok());
-  EXPECT_TRUE(rest.empty());
-  return r;
-}
-
-// core -> proto (quantctl) -> core (server) must give the same canonical recipe.
-void ExpectRoundTrip(const std::vector<std::string>& flags) {
-  core::Recipe before = Parse(flags);
-  auto after = api::RecipeFromProto(api::RecipeToProto(before));
-  ASSERT_TRUE(after.ok()) << after.status();
-  EXPECT_EQ(core::CanonicalRecipe(*after), core::CanonicalRecipe(before))
-      << ::testing::PrintToString(flags);
-}
-
-TEST(RecipeProtoTest, EveryPresetRoundTripsThroughTheServer) {
-  for (const auto& p : core::Presets()) ExpectRoundTrip({"--preset", p.name});
-}
-
-TEST(RecipeProtoTest, ExplicitFlagsRoundTripThroughTheServer) {
-  ExpectRoundTrip({"--precision",
-                   "int4",
-                   "--block-size",
-                   "64",
-                   "--asymmetric",
-                   "--accuracy-level",
-                   "4",
-                   "--int4-format",
-                   "qdq",
-                   "--algorithm",
-                   "search",
-                   "--lm-head",
-                   "int8",
-                   "--exclude-nodes",
-                   ".*attn.*",
-                   "--exclude-node",
-                   "a,b",
-                   "--op-types",
-                   "MatMul,Gather",
-                   "--quantize-embeddings",
-                   "--min-tensor-elements",
-                   "4096",
-                   "--threads",
-                   "3"});
-  ExpectRoundTrip({"--precision", "int8", "--int8-mode", "dynamic", "--int8-weight-type", "quint8",
-                   "--per-channel", "--reduce-range"});
-  ExpectRoundTrip({"--precision", "fp16", "--no-keep-io-types",
-                   "--op-block-list=", "--node-block-list", "n1,n2", "--external-data", "always"});
-  ExpectRoundTrip({"--precision", "fp16", "--op-block-list", "Resize,TopK"});
-  ExpectRoundTrip({"--format", "gguf", "--gguf-type", "Q4_K_M", "--leave-output-tensor",
-                   "--output-tensor-type", "q8_0", "--token-embedding-type", "q8_0", "--pure",
-                   "--allow-requantize"});
-  ExpectRoundTrip({"--preset", "mobile-int4", "--block-size", "128"});
-}
-
-TEST(RecipeProtoTest, EmptyOpBlockListStaysPresent) {
-  v1::Recipe p = api::RecipeToProto(Parse({"--precision", "fp16", "--op-block-list="}));
-  EXPECT_TRUE(p.has_op_block_list());
-  EXPECT_EQ(p.op_block_list().values_size(), 0);
-  EXPECT_FALSE(api::RecipeToProto(Parse({"--precision", "fp16"})).has_op_block_list());
-}
 
 TEST(ExitCodeTest, EachFailureClassHasItsCode) {
   EXPECT_EQ(ExitCodeFor(absl::OkStatus()), 0);

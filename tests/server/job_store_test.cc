@@ -1,9 +1,19 @@
 #include "quantd/server/job_store.h"
 
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
+#include "quantd/testing/fake_clock.h"
+#include "quantd/testing/memory_job_journal.h"
 
 namespace quantd::server {
 namespace {
+
+using testing::FakeClock;
+using testing::MemoryJobJournal;
 
 v1::Job NewJob(const std::string& dedup, const std::string& idem = "") {
   v1::Job j;
@@ -124,29 +134,106 @@ TEST(JobStoreTest, DeleteRefusesActiveJobs) {
   EXPECT_TRUE(journal.LoadAll()->empty());
 }
 
-TEST(SqliteJobJournalTest, PersistsAcrossReopen) {
-  const std::string path = ::testing::TempDir() + "/journal-test.db";
-  std::remove(path.c_str());
-  {
-    auto j = SqliteJobJournal::Open(path);
-    ASSERT_TRUE(j.ok()) << j.status();
-    v1::Job job;
-    job.set_job_id("job_1");
-    job.set_sequence(2);
-    job.set_state(v1::JOB_STATE_RUNNING);
-    ASSERT_TRUE((*j)->Put(job).ok());
-    job.set_job_id("job_0");
-    job.set_sequence(1);
-    ASSERT_TRUE((*j)->Put(job).ok());
+// A journal whose Put, once armed, blocks until released: a stand-in for an
+// fsync that takes long.
+class StallingJournal : public MemoryJobJournal {
+ public:
+  absl::Status Put(const v1::Job& job) override {
+    if (armed_.exchange(false)) {
+      entered_.Notify();
+      release_.WaitForNotification();
+    }
+    return MemoryJobJournal::Put(job);
   }
-  auto j = SqliteJobJournal::Open(path);
-  ASSERT_TRUE(j.ok());
-  auto all = (*j)->LoadAll();
-  ASSERT_TRUE(all.ok());
-  ASSERT_EQ(all->size(), 2u);
-  EXPECT_EQ((*all)[0].job_id(), "job_0");
-  ASSERT_TRUE((*j)->Delete("job_0").ok());
-  EXPECT_EQ((*j)->LoadAll()->size(), 1u);
+  void Arm() { armed_ = true; }
+  void WaitUntilStalled() { entered_.WaitForNotification(); }
+  void Release() {
+    if (!release_.HasBeenNotified()) release_.Notify();
+  }
+
+ private:
+  std::atomic<bool> armed_{false};
+  absl::Notification entered_;
+  absl::Notification release_;
+};
+
+// Runs `fn` on another thread; true if it returned within a few seconds
+// while `journal` stayed stalled. If not, releases the journal so that the
+// blocked call, and the test, can end.
+template <typename Fn>
+bool ReturnsWhileStalled(StallingJournal* journal, Fn fn) {
+  auto done = std::async(std::launch::async, std::move(fn));
+  const bool returned = done.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+  if (!returned) journal->Release();
+  return returned;
+}
+
+TEST(JobStoreTest, ReadersDoNotWaitForAStalledJournalWrite) {
+  StallingJournal journal;
+  FakeClock clock;
+  JobStore store(&journal, &clock);
+  const std::string id = store.Create(NewJob("a"))->job.job_id();
+  std::vector<v1::JobState> seen;
+  auto sub = store.Subscribe(id, [&](const v1::Job& j) { seen.push_back(j.state()); });
+  ASSERT_TRUE(sub.ok());
+
+  journal.Arm();
+  std::thread writer([&] {
+    auto st = store.Update(id, [](v1::Job* j) { return SetState(j, v1::JOB_STATE_RUNNING); },
+                           true);
+    EXPECT_TRUE(st.ok()) << st.status();
+  });
+  journal.WaitUntilStalled();
+  // While the state change is not durable, readers return and see the old state.
+  v1::JobState during = v1::JOB_STATE_UNSPECIFIED;
+  bool get_returned = ReturnsWhileStalled(&journal, [&] { during = store.Get(id)->state(); });
+  bool list_returned = ReturnsWhileStalled(&journal, [&] { (void)store.List(v1::ListJobsRequest()); });
+  bool subscribe_returned = ReturnsWhileStalled(&journal, [&] {
+    auto s = store.Subscribe(id, nullptr);
+    if (s.ok()) store.Unsubscribe(s->first);
+  });
+  journal.Release();
+  writer.join();
+  EXPECT_TRUE(get_returned);
+  EXPECT_TRUE(list_returned);
+  EXPECT_TRUE(subscribe_returned);
+  EXPECT_EQ(during, v1::JOB_STATE_QUEUED);
+  // Once durable, the change is visible and was notified once.
+  EXPECT_EQ(store.Get(id)->state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(seen, std::vector<v1::JobState>{v1::JOB_STATE_RUNNING});
+  store.Unsubscribe(sub->first);
+}
+
+TEST(JobStoreTest, WritersWaitForTheStalledWriterAndKeepItsChange) {
+  StallingJournal journal;
+  FakeClock clock;
+  JobStore store(&journal, &clock);
+  const std::string id = store.Create(NewJob("a"))->job.job_id();
+  journal.Arm();
+  std::thread first([&] {
+    (void)store.Update(id, [](v1::Job* j) { return SetState(j, v1::JOB_STATE_RUNNING); }, true);
+  });
+  journal.WaitUntilStalled();
+  std::atomic<bool> second_done{false};
+  std::thread second([&] {
+    (void)store.Update(id, [](v1::Job* j) {
+      j->set_attempts(j->attempts() + 1);
+      return absl::OkStatus();
+    }, true);
+    second_done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(second_done.load());  // its turn comes after the stalled write
+  journal.Release();
+  first.join();
+  second.join();
+  auto job = store.Get(id);
+  EXPECT_EQ(job->state(), v1::JOB_STATE_RUNNING);  // not lost to the second writer
+  EXPECT_EQ(job->attempts(), 1);
+  auto journaled = journal.LoadAll();
+  ASSERT_EQ(journaled->size(), 1u);
+  EXPECT_EQ((*journaled)[0].state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ((*journaled)[0].attempts(), 1);
 }
 
 }  // namespace

@@ -7,10 +7,15 @@
 
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
+#include "quantd/testing/fake_clock.h"
+#include "quantd/testing/memory_job_journal.h"
 #include <prometheus/registry.h>
 
 namespace quantd::server {
 namespace {
+
+using testing::FakeClock;
+using testing::MemoryJobJournal;
 
 class WorkerPoolTest : public ::testing::Test {
  protected:

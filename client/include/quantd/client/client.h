@@ -3,7 +3,8 @@
 // Thin: it speaks quantd.v1 over gRPC and adds only what every caller needs —
 // chunked, resumable, digest-checked uploads; resumable, verified, atomic
 // downloads; a Watch that reattaches; and Quantize (upload + submit + watch +
-// download in one call). It does not link the quantization core.
+// download in one call). Of the core it links only quantd_base (SHA-256, the
+// model-id formula, atomic files), never the quantization code.
 //
 //   auto client = quantd::client::Client::Connect({.target = "127.0.0.1:7443"});
 //   if (!client.ok()) ...
@@ -182,6 +183,13 @@ class Client {
  private:
   class ActiveCall;  // registers a ClientContext for CancelInFlight
   Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel);
+  // The one path of every unary rpc: prepares the context (token, rpc
+  // timeout), registers it for CancelInFlight, calls `method` on `stub` and
+  // maps the status. Defined in client.cc, where every unary rpc lives.
+  template <typename Stub, typename Request, typename Response>
+  absl::StatusOr<Response> Unary(
+      Stub* stub, grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+      const Request& request);
   // One file to `final_path`; progress is reported as base + bytes of total.
   absl::Status DownloadTo(const std::string& job_id, const v1::FileInfo& file,
                           const std::string& final_path, uint64_t epoch,

@@ -34,12 +34,6 @@ class ThreadPoolExecutor final : public Executor {
   core::ThreadPool pool_;
 };
 
-// Runs closures inline (tests).
-class InlineExecutor final : public Executor {
- public:
-  void Schedule(std::function<void()> fn) override { fn(); }
-};
-
 }  // namespace quantd::server
 
 #endif  // QUANTD_SERVER_EXECUTOR_H_

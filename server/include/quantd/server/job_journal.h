@@ -1,13 +1,12 @@
 // JobJournal: durable storage of job records (the write-ahead journal the
 // JobStore replays after a restart). SqliteJobJournal is the real one (SQLite
 // in WAL mode, synchronous=FULL: a Put that returned OK survives kill -9 and
-// power loss); MemoryJobJournal is the in-memory fake for tests.
+// power loss); tests use the in-memory MemoryJobJournal from tests/testing.
 //
 // Thread safety: implementations are thread-safe.
 #ifndef QUANTD_SERVER_JOB_JOURNAL_H_
 #define QUANTD_SERVER_JOB_JOURNAL_H_
 
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,20 +46,6 @@ class SqliteJobJournal final : public JobJournal {
 
   absl::Mutex mu_;
   sqlite3* const db_;  // owned; used under mu_
-};
-
-class MemoryJobJournal final : public JobJournal {
- public:
-  absl::Status Put(const v1::Job& job) override;
-  absl::Status Delete(const std::string& job_id) override;
-  absl::StatusOr<std::vector<v1::Job>> LoadAll() override;
-  // Test hook: the next Put fails with `status` (once).
-  void FailNextPut(absl::Status status);
-
- private:
-  absl::Mutex mu_;
-  std::map<std::string, v1::Job> jobs_ ABSL_GUARDED_BY(mu_);
-  absl::Status next_put_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace quantd::server

@@ -5,8 +5,12 @@
 // changes (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED) are durable.
 // Listeners registered with Subscribe see every change of one job.
 //
-// Thread safety: thread-safe. Listeners run while the store's lock is held:
-// they must be quick, must not block and must not call back into the store.
+// Thread safety: thread-safe. Readers (Get, List, Subscribe, ...) never wait
+// for the journal: writers take turns (one at a time, in arrival order) and
+// write the journal without holding the store's lock, so a reader sees the
+// last durable state while a write is in flight. Listeners run while the
+// store's lock is held: they must be quick, must not block and must not call
+// back into the store.
 #ifndef QUANTD_SERVER_JOB_STORE_H_
 #define QUANTD_SERVER_JOB_STORE_H_
 
@@ -56,7 +60,8 @@ class JobStore {
   absl::StatusOr<v1::Job> Get(const std::string& job_id);
 
   // Applies `mutate` (which may refuse by returning an error, leaving the
-  // job unchanged) and, when `durable`, journals the result first.
+  // job unchanged) and, when `durable`, journals the result first. Waits for
+  // earlier writers (Create, Update, Delete) to finish.
   absl::StatusOr<v1::Job> Update(const std::string& job_id,
                                  const std::function<absl::Status(v1::Job*)>& mutate,
                                  bool durable);
@@ -82,6 +87,7 @@ class JobStore {
   void Unsubscribe(int64_t token);
 
  private:
+  class WriterTurn;
   void Notify(const v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Constant after construction.
@@ -94,6 +100,11 @@ class JobStore {
   std::map<std::string, std::string> by_dedup_key_ ABSL_GUARDED_BY(mu_);
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t next_token_ ABSL_GUARDED_BY(mu_) = 1;
+  // Writers take tickets and run in ticket order (see WriterTurn). Only the
+  // writer whose ticket is being served changes jobs_ and the indexes above
+  // or writes the journal.
+  uint64_t next_writer_ticket_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t serving_writer_ticket_ ABSL_GUARDED_BY(mu_) = 0;
   std::multimap<std::string, std::pair<int64_t, Listener>> listeners_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -15,6 +15,7 @@
 #include "quantd/server/job_store.h"
 #include "quantd/server/logger.h"
 #include "quantd/server/metrics.h"
+#include "quantd/server/upload_store.h"
 #include "quantd/server/worker_pool.h"
 #include "quantd/v1/quantd.pb.h"
 
@@ -26,6 +27,7 @@ class Executor;
 // What the service's handlers need; none of it is owned.
 struct ServiceContext {
   BlobStore* blobs = nullptr;
+  UploadStore* uploads = nullptr;
   JobStore* jobs = nullptr;
   WorkerPool* pool = nullptr;
   const Authenticator* auth = nullptr;

@@ -1,9 +1,21 @@
 // AtomicFileWriter: writes a file so that a crash leaves either the old file
-// or the complete new one, never a torn one.
+// or the complete new one, never a torn one. Every file Quantd writes (core
+// outputs, the server's manifests and artifacts, quantctl's downloads and
+// rewritten files) goes through it.
 //
-// Bytes go to "<path>.tmp-<random>" in the same directory; Commit() flushes,
-// fsyncs, renames over `path` and fsyncs the directory. Destroying a writer
-// that was not committed removes the temp file.
+// Two ways to open one:
+//  - Create(path): bytes go to "<path>.tmp-<random>" in the same directory
+//    (buffered). Destroying a writer that was not committed removes the
+//    temp file.
+//  - OpenForResume(path): bytes go to "<path>.part" (or a part path the
+//    caller names), appended after what an earlier, interrupted writer left
+//    there (offset() starts at its size).
+//    Writes are not buffered, so the part file always holds every byte
+//    written so far; destroying the writer without Commit keeps it for the
+//    next resume (Discard() removes it).
+// Commit() flushes, fsyncs, renames over `path` and fsyncs the directory.
+//
+// Errors follow ErrnoToStatus (quantd/core/base/errno_status.h).
 //
 // Thread safety: not thread-safe; one writer per thread.
 #ifndef QUANTD_CORE_BASE_ATOMIC_FILE_H_
@@ -24,39 +36,67 @@ class AtomicFileWriter {
  public:
   static absl::StatusOr<std::unique_ptr<AtomicFileWriter>> Create(const std::string& path);
 
+  // Opens "<path>.part" for appending, keeping its content. When it holds
+  // more than `max_keep` bytes it is emptied first (a stale or foreign part).
+  static absl::StatusOr<std::unique_ptr<AtomicFileWriter>> OpenForResume(
+      const std::string& path, uint64_t max_keep = UINT64_MAX);
+  // The same with the part file at `part_path` (same file system as `path`;
+  // its directory must exist, `path`'s only by Commit).
+  static absl::StatusOr<std::unique_ptr<AtomicFileWriter>> OpenForResume(
+      const std::string& path, const std::string& part_path, uint64_t max_keep);
+
   AtomicFileWriter(const AtomicFileWriter&) = delete;
   AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
   ~AtomicFileWriter();
 
-  // Appends bytes (buffered).
+  // Appends bytes (buffered unless opened for resume).
   absl::Status Write(absl::Span<const uint8_t> bytes);
   absl::Status Write(const void* data, size_t size) {
     return Write(absl::Span<const uint8_t>(static_cast<const uint8_t*>(data), size));
   }
   // Appends zero bytes until the file size is a multiple of `alignment`.
   absl::Status PadTo(uint64_t alignment);
-  // Bytes written so far.
+  // Bytes in the file so far (for a resumed writer, including the bytes it
+  // found).
   uint64_t offset() const { return offset_; }
+
+  // Starts write-back of the bytes written since the last call (without
+  // waiting), so that Commit's fsync has little left to do. Optional.
+  void StartWriteBack();
 
   // Flushes, fsyncs and renames into place. REQUIRES: called once.
   absl::Status Commit();
 
+  // Closes and removes the temp or part file without committing.
+  void Discard();
+
   const std::string& path() const { return path_; }
+  // Where the bytes go until Commit.
+  const std::string& temp_path() const { return tmp_path_; }
 
  private:
-  AtomicFileWriter(std::string path, std::string tmp_path, int fd);
+  AtomicFileWriter(std::string path, std::string tmp_path, int fd, bool resumable,
+                   uint64_t offset);
   absl::Status Flush();
+  absl::Status WriteAll(const uint8_t* p, size_t size);
 
   const std::string path_;
   const std::string tmp_path_;
+  const bool resumable_;  // keep the temp file when not committed; no buffer
   int fd_;
   uint64_t offset_ = 0;
+  uint64_t written_back_ = 0;  // StartWriteBack has covered [0, written_back_)
   std::vector<uint8_t> buffer_;
   bool committed_ = false;
 };
 
 // Writes `bytes` to `path` atomically.
 absl::Status WriteFileAtomically(const std::string& path, absl::Span<const uint8_t> bytes);
+inline absl::Status WriteFileAtomically(const std::string& path, const std::string& bytes) {
+  return WriteFileAtomically(
+      path, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                      bytes.size()));
+}
 
 // fsyncs the directory that holds `path` (makes a rename durable).
 absl::Status SyncParentDirectory(const std::string& path);

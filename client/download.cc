@@ -1,0 +1,142 @@
+// Client downloads: each artifact file is written through a resumable
+// AtomicFileWriter ("<name>.part", resumed from its size), its sha256
+// checked, then fsynced and renamed into place.
+#include <algorithm>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "client_internal.h"
+#include "quantd/client/client.h"
+#include "quantd/core/base/atomic_file.h"
+#include "quantd/core/base/sha256.h"
+
+namespace quantd::client {
+namespace fs = std::filesystem;
+
+using internal::Interrupted;
+using internal::LocalFileError;
+using internal::PlainName;
+using internal::Retryable;
+
+absl::Status Client::DownloadTo(const std::string& job_id, const v1::FileInfo& file,
+                                const std::string& final_path, uint64_t epoch,
+                                const DownloadOptions& options, uint64_t base, uint64_t total,
+                                DownloadResult* result) {
+  constexpr uint64_t kWriteBackStep = 32u << 20;
+  absl::Status last;
+  absl::Duration backoff = options_.retry_backoff;
+  for (int attempt = 0; attempt < std::max(1, options_.max_attempts); ++attempt) {
+    if (attempt > 0) {
+      if (!SleepUnlessCancelled(backoff, epoch)) return Interrupted();
+      backoff *= 2;
+    }
+    // A part longer than the file cannot be ours: start it again.
+    auto writer = core::AtomicFileWriter::OpenForResume(final_path, file.size_bytes());
+    if (!writer.ok()) return LocalFileError(writer.status());
+    core::AtomicFileWriter& out = **writer;
+    uint64_t offset = out.offset();
+    core::Sha256 sha;
+    absl::Status s = LocalFileError(core::HashFilePrefix(out.temp_path(), offset, &sha));
+    if (!s.ok()) return s;
+    if (attempt == 0) result->resumed_bytes += offset;
+    uint64_t flushed = offset;
+    if (options.on_progress) options.on_progress(base + offset, total);
+
+    grpc::ClientContext ctx;
+    PrepareContext(&ctx, false);
+    v1::DownloadArtifactRequest req;
+    req.set_job_id(job_id);
+    req.set_file_name(file.name());
+    req.set_offset(offset);
+    ActiveCall active(this, &ctx, epoch);
+    auto reader = stub_->DownloadArtifact(&ctx, req);
+    v1::DownloadChunk chunk;
+    absl::Status write_error;
+    while (reader->Read(&chunk)) {
+      if (chunk.offset() != offset) {
+        write_error = absl::DataLossError("the server sent a chunk at an unexpected offset");
+        ctx.TryCancel();
+        break;
+      }
+      const std::string& data = chunk.data();
+      write_error = LocalFileError(out.Write(data.data(), data.size()));
+      if (!write_error.ok()) {
+        ctx.TryCancel();
+        break;
+      }
+      sha.Update(data.data(), data.size());
+      offset += data.size();
+      result->bytes_received += data.size();
+      if (options.on_progress) options.on_progress(base + offset, total);
+      // Start write-back every 32 MiB so the final fsync is short.
+      if (offset - flushed >= kWriteBackStep) {
+        out.StartWriteBack();
+        flushed = offset;
+      }
+    }
+    absl::Status status = FromGrpcStatus(reader->Finish());
+    if (!write_error.ok()) return write_error;
+    if (!status.ok() || offset != file.size_bytes()) {
+      if (Epoch() != epoch) return Interrupted();
+      last = status.ok() ? absl::UnavailableError("the download stream ended early") : status;
+      if (Retryable(last.code())) continue;
+      return last;
+    }
+    std::string digest = sha.FinishHex();
+    if (digest != file.sha256()) {
+      out.Discard();
+      return absl::DataLossError(absl::StrCat(file.name(), ": sha256 mismatch after download (got ",
+                                              digest, ", expected ", file.sha256(),
+                                              "); the partial file was removed, download again"));
+    }
+    s = LocalFileError(out.Commit());
+    if (!s.ok()) return s;
+    result->paths.push_back(final_path);
+    return absl::OkStatus();
+  }
+  return last;
+}
+
+absl::StatusOr<DownloadResult> Client::Download(const std::string& job_id,
+                                                const std::string& dest_dir,
+                                                const DownloadOptions& options) {
+  auto job = GetJob(job_id);
+  if (!job.ok()) return job.status();
+  if (job->state() != v1::JOB_STATE_SUCCEEDED) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job ", job_id, " is ", v1::JobState_Name(job->state()), "; nothing to download"));
+  }
+  std::error_code ec;
+  fs::create_directories(dest_dir, ec);
+  if (ec) {
+    return LocalFileError(
+        absl::InternalError(absl::StrCat("cannot create ", dest_dir, ": ", ec.message())));
+  }
+  DownloadResult result;
+  const uint64_t epoch = Epoch();
+  uint64_t total = 0;
+  for (const v1::FileInfo& f : job->artifact().files()) total += f.size_bytes();
+  uint64_t base = 0;
+  for (const v1::FileInfo& f : job->artifact().files()) {
+    if (!PlainName(f.name())) {
+      return absl::DataLossError(absl::StrCat("the server sent a bad file name '", f.name(), "'"));
+    }
+    absl::Status st = DownloadTo(job_id, f, absl::StrCat(dest_dir, "/", f.name()), epoch, options,
+                                 base, total, &result);
+    if (!st.ok()) return st;
+    base += f.size_bytes();
+  }
+  return result;
+}
+
+absl::StatusOr<DownloadResult> Client::DownloadFile(const std::string& job_id,
+                                                    const v1::FileInfo& file,
+                                                    const std::string& path,
+                                                    const DownloadOptions& options) {
+  DownloadResult result;
+  absl::Status st = DownloadTo(job_id, file, path, Epoch(), options, 0, file.size_bytes(), &result);
+  if (!st.ok()) return st;
+  return result;
+}
+
+}  // namespace quantd::client

@@ -1,0 +1,126 @@
+// UploadStore: resumable model uploads in flight (UploadModel,
+// GetUploadStatus). An upload's parts are written under the data
+// directory's uploads/ folder; Finish verifies every file's sha256 and
+// commits the model into the BlobStore.
+//
+// Layout under `<blob store root>/uploads` (directory names are hashes of
+// upload ids, so a client's id never reaches a path):
+//   <sha256(upload_id)[:32]>/header.pb        the upload's header, as first sent
+//   <sha256(upload_id)[:32]>/f0, f1, ...      the files' bytes so far (resumable
+//                                             AtomicFileWriter part files)
+//   <sha256(upload_id)[:32]>/model/           the verified files, while committing
+//   <sha256(upload_id)[:32]>/done.pb          the committed model (GetUploadStatus)
+// Part bytes are counted in the BlobStore's used bytes.
+//
+// Thread safety: all methods are thread-safe. An upload has at most one
+// UploadWriter at a time (others get ABORTED).
+#ifndef QUANTD_SERVER_UPLOAD_STORE_H_
+#define QUANTD_SERVER_UPLOAD_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "quantd/server/blob_store.h"
+#include "quantd/server/clock.h"
+#include "quantd/v1/quantd.pb.h"
+
+namespace quantd::server {
+
+struct UploadStoreOptions {
+  uint64_t max_upload_bytes = 64ull << 30;     // per model (all files)
+};
+
+class UploadStore;
+
+// One open upload stream. Created by UploadStore::OpenUpload; destroying it
+// without Finish keeps the committed bytes for a later resume.
+// Thread safety: not thread-safe (one stream).
+class UploadWriter {
+ public:
+  ~UploadWriter();
+  UploadWriter(const UploadWriter&) = delete;
+  UploadWriter& operator=(const UploadWriter&) = delete;
+
+  const std::string& upload_id() const { return upload_id_; }
+  uint64_t committed_bytes() const { return committed_; }
+  uint64_t total_bytes() const { return total_; }
+
+  // Appends `data` at `offset` (over all files in header order).
+  // REQUIRES offset == committed_bytes(); InvalidArgument otherwise or when
+  // the data runs past the declared sizes.
+  absl::Status Append(uint64_t offset, absl::string_view data);
+
+  // Verifies sizes and sha256s and commits the model atomically.
+  // FailedPrecondition: bytes missing (resume). DataLoss: digest mismatch
+  // (the upload is discarded). InvalidArgument: a digest is missing.
+  absl::StatusOr<v1::Model> Finish(const v1::UploadFinish& finish);
+
+ private:
+  friend class UploadStore;
+  struct Part;
+  UploadWriter(UploadStore* store, std::string upload_id, std::string dir, v1::UploadHeader header);
+  absl::Status Prepare();  // opens part files, re-hashes committed bytes
+  // Moves the verified parts into a model directory and commits it.
+  absl::StatusOr<v1::Model> CommitModel(const std::vector<std::string>& digests);
+
+  UploadStore* const store_;
+  const std::string upload_id_;
+  const std::string dir_;
+  const v1::UploadHeader header_;
+  std::vector<std::unique_ptr<Part>> parts_;
+  uint64_t committed_ = 0;
+  uint64_t total_ = 0;
+  bool finished_ = false;
+};
+
+class UploadStore {
+ public:
+  // Creates `<blobs->root()>/uploads` if needed and counts the bytes already
+  // there in `blobs`. `blobs` and `clock` are not owned and must outlive
+  // the store.
+  static absl::StatusOr<std::unique_ptr<UploadStore>> Open(BlobStore* blobs,
+                                                           const UploadStoreOptions& options,
+                                                           Clock* clock);
+  UploadStore(const UploadStore&) = delete;
+  UploadStore& operator=(const UploadStore&) = delete;
+
+  // Validates `header` (names, sizes, digests, limits, free disk) and opens
+  // a new upload or resumes an existing one with the same id and files.
+  // InvalidArgument, ResourceExhausted, Aborted (another stream holds it).
+  absl::StatusOr<std::unique_ptr<UploadWriter>> OpenUpload(const v1::UploadHeader& header);
+  absl::StatusOr<v1::UploadStatus> GetUploadStatus(const std::string& upload_id);
+  // When `header` gives every file's sha256 and that model is already
+  // committed, returns it (the upload can end at once); NotFound otherwise.
+  absl::StatusOr<v1::Model> FindCommittedModel(const v1::UploadHeader& header);
+
+  // Removes uploads (finished or not) untouched for longer than `max_age`
+  // and not open in a stream. Returns how many were removed.
+  int ExpireUploads(int64_t max_age_ms);
+
+ private:
+  friend class UploadWriter;
+  UploadStore(BlobStore* blobs, UploadStoreOptions options, Clock* clock, std::string dir);
+  std::string UploadDir(const std::string& upload_id) const;
+  absl::Status ValidateHeader(const v1::UploadHeader& header, uint64_t* total) const;
+  void ReleaseUpload(const std::string& upload_id);
+
+  // Constant after construction.
+  BlobStore* const blobs_;
+  const UploadStoreOptions options_;
+  Clock* const clock_;
+  const std::string dir_;  // <root>/uploads
+
+  absl::Mutex mu_;
+  std::set<std::string> active_uploads_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace quantd::server
+
+#endif  // QUANTD_SERVER_UPLOAD_STORE_H_

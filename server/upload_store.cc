@@ -1,0 +1,397 @@
+#include "quantd/server/upload_store.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "quantd/core/base/atomic_file.h"
+#include "quantd/core/base/sha256.h"
+#include "quantd/core/base/status_macros.h"
+#include "quantd/server/ids.h"
+#include "store_files.h"
+
+namespace quantd::server {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr char kHeader[] = "header.pb";
+constexpr char kDone[] = "done.pb";
+
+std::string PartPath(const std::string& dir, int index) { return absl::StrCat(dir, "/f", index); }
+
+// Where a verified upload's files are gathered before the BlobStore moves the
+// directory into models/.
+std::string StagingDir(const std::string& dir) { return dir + "/model"; }
+
+// Write-back of the bytes received is started every kWriteBackStep, so the
+// fsync at commit has little left to do (the disk works while bytes arrive).
+constexpr uint64_t kWriteBackStep = 32ull << 20;
+
+// True when the file starts with the GGUF magic.
+bool StartsWithGguf(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char magic[4] = {};
+  ssize_t n = ::pread(fd, magic, 4, 0);
+  ::close(fd);
+  return n == 4 && std::memcmp(magic, "GGUF", 4) == 0;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- UploadWriter
+
+// One file of the upload: the bytes received so far, in the part file
+// "f<i>" of a resumable AtomicFileWriter whose final place is the staging
+// directory, hashed as they arrive.
+struct UploadWriter::Part {
+  std::string path;        // the part file
+  uint64_t size = 0;       // declared
+  uint64_t flushed = 0;    // write-back started up to here
+  std::unique_ptr<core::AtomicFileWriter> out;
+  core::Sha256 sha;
+};
+
+UploadWriter::UploadWriter(UploadStore* store, std::string upload_id, std::string dir,
+                           v1::UploadHeader header)
+    : store_(store), upload_id_(std::move(upload_id)), dir_(std::move(dir)),
+      header_(std::move(header)) {}
+
+UploadWriter::~UploadWriter() {
+  parts_.clear();  // closes the part files, which stay for a resume
+  store_->ReleaseUpload(upload_id_);
+}
+
+absl::Status UploadWriter::Prepare() {
+  for (int i = 0; i < header_.files_size(); ++i) {
+    auto part = std::make_unique<Part>();
+    part->path = PartPath(dir_, i);
+    part->size = header_.files(i).size_bytes();
+    // Bytes must be contiguous over the files: after the first short file,
+    // parts start empty. (Appends never run past a declared size, so a part
+    // is never longer than its file.)
+    const uint64_t keep = committed_ == total_ ? part->size : 0;
+    QUANTD_ASSIGN_OR_RETURN(
+        part->out,
+        core::AtomicFileWriter::OpenForResume(
+            absl::StrCat(StagingDir(dir_), "/", header_.files(i).name()), part->path, keep));
+    const uint64_t have = part->out->offset();
+    if (have > 0) QUANTD_RETURN_IF_ERROR(core::HashFilePrefix(part->path, have, &part->sha));
+    part->flushed = have;
+    committed_ += have;
+    total_ += part->size;
+    parts_.push_back(std::move(part));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status UploadWriter::Append(uint64_t offset, absl::string_view data) {
+  if (finished_) return absl::FailedPreconditionError("upload already finished");
+  if (offset != committed_) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "chunk offset ", offset, " but the server has ", committed_,
+        " bytes; send bytes in order from GetUploadStatus().committed_bytes"));
+  }
+  if (data.size() > total_ - committed_) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "chunk runs past the declared sizes (", total_, " bytes in all files)"));
+  }
+  uint64_t pos = 0;
+  for (auto& p : parts_) {
+    if (data.empty()) break;
+    if (pos + p->size <= committed_) {
+      pos += p->size;
+      continue;
+    }
+    uint64_t room = p->size - p->out->offset();
+    size_t n = static_cast<size_t>(std::min<uint64_t>(room, data.size()));
+    QUANTD_RETURN_IF_ERROR(p->out->Write(data.data(), n));
+    p->sha.Update(data.data(), n);
+    if (p->out->offset() - p->flushed >= kWriteBackStep) {
+      p->out->StartWriteBack();
+      p->flushed = p->out->offset();
+    }
+    committed_ += n;
+    store_->blobs_->AddUsedBytes(static_cast<int64_t>(n));
+    data.remove_prefix(n);
+    pos += p->size;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Model> UploadWriter::Finish(const v1::UploadFinish& finish) {
+  if (finished_) return absl::FailedPreconditionError("upload already finished");
+  if (committed_ != total_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "upload incomplete: ", committed_, " of ", total_,
+        " bytes received; resume from GetUploadStatus().committed_bytes"));
+  }
+  if (finish.sha256_size() != 0 && finish.sha256_size() != header_.files_size()) {
+    return absl::InvalidArgumentError(absl::StrCat("finish has ", finish.sha256_size(),
+                                                   " digests for ", header_.files_size(),
+                                                   " files"));
+  }
+  std::vector<std::string> digests;
+  for (int i = 0; i < header_.files_size(); ++i) {
+    std::string expected = header_.files(i).sha256();
+    if (finish.sha256_size() > 0 && !finish.sha256(i).empty()) {
+      if (!expected.empty() && expected != finish.sha256(i)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("file ", header_.files(i).name(),
+                         ": the header and finish messages give different sha256"));
+      }
+      expected = finish.sha256(i);
+    }
+    if (!core::IsSha256Hex(expected)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "file ", header_.files(i).name(),
+          ": no valid sha256 (64 lower-case hex digits) in the header or finish message"));
+    }
+    std::string got = parts_[i]->sha.FinishHex();
+    if (got != expected) {
+      finished_ = true;
+      std::string name = header_.files(i).name();
+      for (auto& p : parts_) p->out.reset();
+      store_->blobs_->AddUsedBytes(-static_cast<int64_t>(committed_));
+      std::error_code ec;
+      fs::remove_all(dir_, ec);
+      return absl::DataLossError(absl::StrCat(
+          "file ", name, ": sha256 mismatch (expected ", expected, ", received bytes hash to ",
+          got, "); the upload was discarded: re-read the file and upload it again"));
+    }
+    digests.push_back(got);
+  }
+  finished_ = true;
+  return CommitModel(digests);
+}
+
+absl::StatusOr<v1::Model> UploadWriter::CommitModel(const std::vector<std::string>& digests) {
+  v1::Model model;
+  for (int i = 0; i < header_.files_size(); ++i) {
+    v1::FileInfo* f = model.add_files();
+    f->set_name(header_.files(i).name());
+    f->set_size_bytes(header_.files(i).size_bytes());
+    f->set_sha256(digests[i]);
+  }
+  model.set_model_id(ModelIdFor(model.files()));
+  model.set_size_bytes(total_);
+  model.set_create_time_ms(store_->clock_->NowUnixMs());
+  *model.mutable_labels() = header_.labels();
+  model.set_upload_id(header_.upload_id());
+  // Format from the first bytes of the model file.
+  {
+    const bool gguf = StartsWithGguf(parts_[0]->path);
+    model.set_format(gguf ? v1::MODEL_FORMAT_GGUF : v1::MODEL_FORMAT_ONNX);
+    if (header_.format() != v1::MODEL_FORMAT_UNSPECIFIED && header_.format() != model.format()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the header says ", v1::ModelFormat_Name(header_.format()), " but ",
+          header_.files(0).name(), " is ", v1::ModelFormat_Name(model.format())));
+    }
+  }
+  const std::string staging = StagingDir(dir_);
+  std::error_code ec;
+  fs::remove_all(staging, ec);
+  fs::create_directories(staging, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create ", staging, ": ", ec.message()));
+  // Each part: fsync, rename to its name in the staging directory, fsync it.
+  for (auto& p : parts_) QUANTD_RETURN_IF_ERROR(p->out->Commit());
+  QUANTD_ASSIGN_OR_RETURN(model, store_->blobs_->CommitModelDir(staging, std::move(model)));
+  // Remember the outcome for GetUploadStatus; drop the parts.
+  QUANTD_RETURN_IF_ERROR(WriteProtoFile(absl::StrCat(dir_, "/", kDone), model));
+  for (int i = 0; i < header_.files_size(); ++i) fs::remove(PartPath(dir_, i), ec);
+  return model;
+}
+
+// ---------------------------------------------------------------- UploadStore
+
+UploadStore::UploadStore(BlobStore* blobs, UploadStoreOptions options, Clock* clock,
+                         std::string dir)
+    : blobs_(blobs), options_(std::move(options)), clock_(clock), dir_(std::move(dir)) {}
+
+absl::StatusOr<std::unique_ptr<UploadStore>> UploadStore::Open(BlobStore* blobs,
+                                                               const UploadStoreOptions& options,
+                                                               Clock* clock) {
+  const std::string dir = blobs->root() + "/uploads";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
+  blobs->AddUsedBytes(static_cast<int64_t>(TreeBytes(dir)));
+  return std::unique_ptr<UploadStore>(new UploadStore(blobs, options, clock, dir));
+}
+
+std::string UploadStore::UploadDir(const std::string& upload_id) const {
+  return absl::StrCat(dir_, "/", core::Sha256Hex(upload_id).substr(0, 32));
+}
+
+void UploadStore::ReleaseUpload(const std::string& upload_id) {
+  absl::MutexLock lock(&mu_);
+  active_uploads_.erase(upload_id);
+}
+
+absl::Status UploadStore::ValidateHeader(const v1::UploadHeader& header, uint64_t* total) const {
+  QUANTD_RETURN_IF_ERROR(ValidateUploadId(header.upload_id()));
+  if (header.files_size() == 0) {
+    return absl::InvalidArgumentError("the upload header lists no files");
+  }
+  if (header.files_size() > 64) {
+    return absl::InvalidArgumentError("a model may have at most 64 files");
+  }
+  std::set<std::string> names;
+  *total = 0;
+  for (const auto& f : header.files()) {
+    QUANTD_RETURN_IF_ERROR(ValidateFileName(f.name()));
+    if (!names.insert(f.name()).second) {
+      return absl::InvalidArgumentError(absl::StrCat("file name '", f.name(), "' appears twice"));
+    }
+    if (!f.sha256().empty() && !core::IsSha256Hex(f.sha256())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "file ", f.name(), ": sha256 must be 64 lower-case hex digits"));
+    }
+    if (f.size_bytes() > options_.max_upload_bytes) *total = UINT64_MAX;
+    else *total += f.size_bytes();
+  }
+  if (header.files(0).size_bytes() == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("file ", header.files(0).name(), " is empty; the first file is the model"));
+  }
+  if (*total > options_.max_upload_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the model is larger than this server's upload limit (--max-upload-bytes ",
+        options_.max_upload_bytes, ")"));
+  }
+  for (const auto& [k, v] : header.labels()) {
+    if (k.empty() || k.size() > 63 || v.size() > 256 || header.labels_size() > 32) {
+      return absl::InvalidArgumentError(
+          "labels: at most 32, keys 1-63 characters, values up to 256 characters");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<UploadWriter>> UploadStore::OpenUpload(
+    const v1::UploadHeader& header_in) {
+  v1::UploadHeader header = header_in;
+  if (header.upload_id().empty()) header.set_upload_id(RandomHex(16));
+  uint64_t total = 0;
+  QUANTD_RETURN_IF_ERROR(ValidateHeader(header, &total));
+  const std::string dir = UploadDir(header.upload_id());
+  {
+    absl::MutexLock lock(&mu_);
+    if (!active_uploads_.insert(header.upload_id()).second) {
+      return absl::AbortedError(absl::StrCat("upload ", header.upload_id(),
+                                             " is being written by another stream; wait and "
+                                             "resume with GetUploadStatus"));
+    }
+  }
+  std::unique_ptr<UploadWriter> writer(new UploadWriter(this, header.upload_id(), dir, header));
+  std::error_code ec;
+  const std::string header_path = absl::StrCat(dir, "/", kHeader);
+  if (fs::exists(absl::StrCat(dir, "/", kDone), ec)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "upload ", header.upload_id(), " is already complete; see GetUploadStatus().model_id"));
+  }
+  auto stored = ReadProtoFile<v1::UploadHeader>(header_path);
+  if (stored.ok()) {
+    bool same = stored->files_size() == header.files_size();
+    for (int i = 0; same && i < header.files_size(); ++i) {
+      const auto& a = stored->files(i);
+      const auto& b = header.files(i);
+      same = a.name() == b.name() && a.size_bytes() == b.size_bytes() &&
+             (a.sha256().empty() || b.sha256().empty() || a.sha256() == b.sha256());
+    }
+    if (!same) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "upload id ", header.upload_id(),
+          " was used for different files; pick a new upload id"));
+    }
+  } else {
+    // New upload: check the limits for the whole model now.
+    QUANTD_RETURN_IF_ERROR(blobs_->CheckRoomFor(total));
+    fs::create_directories(dir, ec);
+    if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
+    QUANTD_RETURN_IF_ERROR(WriteProtoFile(header_path, header));
+  }
+  QUANTD_RETURN_IF_ERROR(writer->Prepare());
+  return writer;
+}
+
+absl::StatusOr<v1::UploadStatus> UploadStore::GetUploadStatus(const std::string& upload_id) {
+  QUANTD_RETURN_IF_ERROR(ValidateUploadId(upload_id));
+  const std::string dir = UploadDir(upload_id);
+  v1::UploadStatus status;
+  status.set_upload_id(upload_id);
+  auto done = ReadProtoFile<v1::Model>(absl::StrCat(dir, "/", kDone));
+  if (done.ok()) {
+    status.set_complete(true);
+    status.set_model_id(done->model_id());
+    status.set_committed_bytes(done->size_bytes());
+    status.set_total_bytes(done->size_bytes());
+    return status;
+  }
+  auto header = ReadProtoFile<v1::UploadHeader>(absl::StrCat(dir, "/", kHeader));
+  if (!header.ok() || header->upload_id() != upload_id) {
+    return absl::NotFoundError(
+        absl::StrCat("no upload ", upload_id, " on this server; start a new upload"));
+  }
+  uint64_t committed = 0;
+  uint64_t total = 0;
+  bool contiguous = true;
+  for (int i = 0; i < header->files_size(); ++i) {
+    uint64_t size = header->files(i).size_bytes();
+    std::error_code ec;
+    uint64_t have = fs::file_size(PartPath(dir, i), ec);
+    if (ec) have = 0;
+    have = std::min(have, size);
+    if (contiguous) committed += have;
+    if (have < size) contiguous = false;
+    total += size;
+  }
+  status.set_committed_bytes(committed);
+  status.set_total_bytes(total);
+  return status;
+}
+
+absl::StatusOr<v1::Model> UploadStore::FindCommittedModel(const v1::UploadHeader& header) {
+  if (header.files_size() == 0) return absl::NotFoundError("no files");
+  for (const auto& f : header.files()) {
+    if (!core::IsSha256Hex(f.sha256())) return absl::NotFoundError("digests not all known");
+  }
+  return blobs_->GetModel(ModelIdFor(header.files()));
+}
+
+int UploadStore::ExpireUploads(int64_t max_age_ms) {
+  const auto now = fs::file_time_type::clock::now();
+  int removed = 0;
+  std::error_code ec;
+  std::vector<fs::path> old;
+  for (const auto& e : fs::directory_iterator(dir_, ec)) {
+    std::error_code ec2;
+    auto mtime = fs::last_write_time(e.path(), ec2);
+    // A directory's mtime moves when parts are created/renamed; parts' own
+    // mtimes move with every write.
+    for (const auto& f : fs::directory_iterator(e.path(), ec2)) {
+      std::error_code ec3;
+      mtime = std::max(mtime, fs::last_write_time(f.path(), ec3));
+    }
+    if (ec2) continue;
+    auto age = std::chrono::duration_cast<std::chrono::milliseconds>(now - mtime).count();
+    if (age > max_age_ms) old.push_back(e.path());
+  }
+  for (const auto& dir : old) {
+    auto header = ReadProtoFile<v1::UploadHeader>((dir / kHeader).string());
+    absl::MutexLock lock(&mu_);
+    if (header.ok() && active_uploads_.count(header->upload_id()) != 0) continue;
+    blobs_->AddUsedBytes(-static_cast<int64_t>(TreeBytes(dir)));
+    std::error_code ec2;
+    fs::remove_all(dir, ec2);
+    ++removed;
+  }
+  return removed;
+}
+
+}  // namespace quantd::server
