@@ -434,6 +434,11 @@ uint64_t CheckpointGgufSource::SourceBytes(size_t index) const {
   return e.ref != nullptr ? e.ref->tensor->nbytes : 0;
 }
 
+absl::string_view CheckpointGgufSource::SourceDtype(size_t index) const {
+  const Entry& e = entries_[index];
+  return e.ref != nullptr ? DtypeName(e.ref->tensor->dtype) : "F32";
+}
+
 GgmlType CheckpointGgufSource::ConverterType(size_t index, gguf::FileType outtype) const {
   const gguf::GgufTensorInfo& t = tensors_[index];
   if (outtype == gguf::FileType::kAllF32) return GgmlType::kF32;
@@ -506,7 +511,17 @@ absl::StatusOr<Report> WriteCheckpointGguf(const CheckpointGgufSource& source, g
     source.Release(i);
     report.bytes_before += source.SourceBytes(i);
     report.bytes_after += t.nbytes;
-    report.tensors_converted += 1;
+    if (gguf::TypeName(t.type) != source.SourceDtype(i)) {
+      TensorReport tr;
+      tr.name = t.name;
+      tr.shape = t.ne;
+      tr.dtype_before = std::string(source.SourceDtype(i));
+      tr.dtype_after = gguf::TypeName(t.type);
+      tr.bytes_before = source.SourceBytes(i);
+      tr.bytes_after = t.nbytes;
+      report.tensors.push_back(std::move(tr));
+      report.tensors_converted += 1;
+    }
     if (gguf::TypeInfo(t.type).quantized) report.weights_quantized += static_cast<uint64_t>(t.Elements());
     prog.tensors_done += 1;
     prog.bytes_done = writer->offset();

@@ -16,6 +16,11 @@ Two ways to compare, chosen per output file:
     equal the reference. This proves every other byte: the other metadata,
     their order, the tensor infos, the alignment and the tensor data.
 
+Then the two-step route through Quantd alone: the F32 result (spliced as
+above when needed) quantized by `quantd quantize F32.gguf --gguf-type T` for
+T in Q4_K_M Q4_0 Q6_K must have reference.json's llama_quantize_from_f32
+sha256 -- what the one-step checkpoint -> T conversion must also produce.
+
 Environment: QUANTD_BIN, QUANTD_TESTDATA (as set by tests/CMakeLists.txt).
 """
 import argparse
@@ -127,6 +132,23 @@ def main():
                 failures += not ok
                 print(f"{'ok  ' if ok else 'FAIL'} {name} {outtype} [{mode}] {got}"
                       + ("" if ok else f" != {want}"))
+                if outtype != "f32":
+                    continue
+                f32 = out
+                if not has_tokenizer:
+                    f32 = os.path.join(tmp, f"{name}-f32-spliced.gguf")
+                    with open(f32, "wb") as f:
+                        f.write(splice_tokenizer(ours, tokenizer_kvs))
+                for qtype, q in sorted(ck["llama_quantize_from_f32"].items()):
+                    qout = os.path.join(tmp, f"{name}-{qtype}.gguf")
+                    subprocess.run([quantd, "quantize", f32, "-o", qout, "--gguf-type", qtype, "--quiet"],
+                                   check=True)
+                    with open(qout, "rb") as f:
+                        got = hashlib.sha256(f.read()).hexdigest()
+                    ok = got == q["sha256"]
+                    failures += not ok
+                    print(f"{'ok  ' if ok else 'FAIL'} {name} f32 -> {qtype} (two steps) {got}"
+                          + ("" if ok else f" != {q['sha256']}"))
     if failures:
         print(f"{failures} mismatch(es)")
         sys.exit(1)

@@ -96,6 +96,8 @@ class CheckpointGgufSource {
   void Release(size_t index) const;
   // Bytes tensor `index` occupies in the checkpoint (0 for generated ones).
   uint64_t SourceBytes(size_t index) const;
+  // Its stored dtype: "F32", "F16" or "BF16" ("F32" for generated ones).
+  absl::string_view SourceDtype(size_t index) const;
 
   // The type convert_hf_to_gguf.py gives tensor `index` for `outtype`
   // (kAllF32, kF16, kBF16 or kQ8_0).
