@@ -55,6 +55,7 @@ std::vector<KvRule> BaseKvs() {
       {"attention.head_count_kv", KvSource::kHeadCountKv},
       {"rope.freq_base", KvSource::kRopeFreqBase},
       {"attention.layer_norm_rms_epsilon", KvSource::kRmsEps},
+      {"attention.layer_norm_epsilon", KvSource::kLayerNormEps},
       {"attention.key_length", KvSource::kKeyValueLength},
       {"general.file_type", KvSource::kFileType},
   };

@@ -218,6 +218,15 @@ absl::Status AddRuleKvs(const Architecture& arch, const KvRule& rule, const json
     case KvSource::kRopeFreqBaseRequired: return opt_float("rope_theta", true);
     case KvSource::kRmsEps: return opt_float("rms_norm_eps", false);
     case KvSource::kRmsEpsRequired: return opt_float("rms_norm_eps", true);
+    case KvSource::kLayerNormEps:
+      for (const char* cfg : {"layer_norm_eps", "layer_norm_epsilon", "norm_epsilon"}) {
+        QUANTD_ASSIGN_OR_RETURN(std::optional<double> v, ConfigNumber(config, cfg));
+        if (v) {
+          kvs->push_back(F32(key, static_cast<float>(*v)));
+          break;
+        }
+      }
+      return absl::OkStatus();
     case KvSource::kKeyValueLength: {
       QUANTD_ASSIGN_OR_RETURN(std::optional<int64_t> hd, ConfigInt(config, "head_dim"));
       if (!hd) return absl::OkStatus();

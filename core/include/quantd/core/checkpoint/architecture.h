@@ -43,6 +43,7 @@ enum class KvSource {
   kRopeFreqBaseRequired,
   kRmsEps,                 // rms_norm_eps, optional
   kRmsEpsRequired,
+  kLayerNormEps,           // layer_norm_eps | layer_norm_epsilon | norm_epsilon, optional
   kKeyValueLength,         // head_dim -> key_length and value_length, optional
   kFileType,               // general.file_type
   kVocabSize,
