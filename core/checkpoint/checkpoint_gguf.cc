@@ -438,6 +438,14 @@ void CheckpointGgufSource::Release(size_t index) const {
   if (e.ref != nullptr) e.ref->shard->Release(*e.ref->tensor);
 }
 
+void CheckpointGgufSource::ReleaseRows(size_t index, int64_t first_row, int64_t num_rows) const {
+  const Entry& e = entries_[index];
+  if (e.ref == nullptr || e.permute != Permute::kNone) return;
+  const uint64_t row_bytes = static_cast<uint64_t>(tensors_[index].ne[0]) * DtypeSize(e.ref->tensor->dtype);
+  e.ref->shard->Release(*e.ref->tensor, static_cast<uint64_t>(first_row) * row_bytes,
+                        static_cast<uint64_t>(num_rows) * row_bytes);
+}
+
 uint64_t CheckpointGgufSource::SourceBytes(size_t index) const {
   const Entry& e = entries_[index];
   return e.ref != nullptr ? e.ref->tensor->nbytes : 0;
@@ -515,6 +523,7 @@ absl::StatusOr<Report> WriteCheckpointGguf(const CheckpointGgufSource& source, g
       source.ReadRows(i, r0, nr, rows_f32.data());
       gguf::QuantizeRow(t.type, rows_f32.data(), rows_out.data(), nr * ne0);
       QUANTD_RETURN_IF_ERROR(writer->Write(rows_out.data(), static_cast<size_t>(nr * row_bytes)));
+      source.ReleaseRows(i, r0, nr);
     }
     QUANTD_RETURN_IF_ERROR(writer->PadTo(alignment));
     source.Release(i);

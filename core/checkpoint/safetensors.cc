@@ -206,8 +206,12 @@ absl::Span<const uint8_t> SafetensorsFile::Data(const SafetensorsTensor& tensor)
   return mapped_->bytes().subspan(tensor.offset, tensor.nbytes);
 }
 
-void SafetensorsFile::Release(const SafetensorsTensor& tensor) const {
-  if (tensor.nbytes > 0) mapped_->ReleasePages(tensor.offset, tensor.nbytes);
+void SafetensorsFile::Release(const SafetensorsTensor& tensor) const { Release(tensor, 0, tensor.nbytes); }
+
+void SafetensorsFile::Release(const SafetensorsTensor& tensor, uint64_t begin, uint64_t length) const {
+  if (begin >= tensor.nbytes) return;
+  length = std::min(length, tensor.nbytes - begin);
+  if (length > 0) mapped_->ReleasePages(tensor.offset + begin, length);
 }
 
 }  // namespace quantd::core::checkpoint

@@ -15,9 +15,10 @@
 // tensors stay F32; Q8_0 falls back to F16 for rows not a multiple of 32.
 //
 // Streaming: tensors are read from the mapped shards and written through an
-// AtomicFileWriter in bounded row chunks; the pages of each input tensor are
-// released after it is written. Peak memory is a small constant plus the
-// shard pages of the tensor in flight, independent of model size. On error
+// AtomicFileWriter in bounded row chunks; the input pages of each chunk are
+// released once it is written. Peak memory is a small constant (plus, for
+// q/k tensors whose rows are permuted, that tensor's pages), independent of
+// model size. On error
 // or cancellation no output (not even a temp file) is left.
 //
 // Thread safety: a source is immutable after Open; ReadRows may be called
@@ -92,8 +93,11 @@ class CheckpointGgufSource {
   // REQUIRES: index < tensors().size(), the rows exist, dst holds
   // num_rows * ne[0] floats.
   void ReadRows(size_t index, int64_t first_row, int64_t num_rows, float* dst) const;
-  // Releases the resident shard pages of tensor `index`.
+  // Releases the resident shard pages of tensor `index`; the second form
+  // those of rows [first_row, first_row + num_rows) where the rows are stored
+  // in order (a hint: permuted tensors are released by the first form only).
   void Release(size_t index) const;
+  void ReleaseRows(size_t index, int64_t first_row, int64_t num_rows) const;
   // Bytes tensor `index` occupies in the checkpoint (0 for generated ones).
   uint64_t SourceBytes(size_t index) const;
   // Its stored dtype: "F32", "F16" or "BF16" ("F32" for generated ones).

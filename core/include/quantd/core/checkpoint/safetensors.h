@@ -68,8 +68,11 @@ class SafetensorsFile {
   const SafetensorsTensor* Find(absl::string_view name) const;
   // The tensor's bytes. REQUIRES: `tensor` came from this file.
   absl::Span<const uint8_t> Data(const SafetensorsTensor& tensor) const;
-  // Drops the tensor's resident pages (see MappedFile::ReleasePages).
+  // Drops the tensor's resident pages (see MappedFile::ReleasePages); the
+  // second form only the whole pages within bytes [begin, begin + length) of
+  // the tensor's data.
   void Release(const SafetensorsTensor& tensor) const;
+  void Release(const SafetensorsTensor& tensor, uint64_t begin, uint64_t length) const;
 
  private:
   SafetensorsFile(std::unique_ptr<MappedFile> mapped, std::vector<SafetensorsTensor> tensors)
