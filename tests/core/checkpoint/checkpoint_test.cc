@@ -2,6 +2,8 @@
 // index consistency, architecture / tensor / rope-scaling refusals, tensor
 // mapping (renames, q/k permutation, tied embeddings, partial rotary),
 // converter type rules, streamed atomic output.
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -245,6 +247,56 @@ TEST_F(CheckpointTest, LongRopeFactorsOfTheWrongLengthAreRefused) {
   EXPECT_THAT(OpenSource(Dir()).status(), StatusIs(absl::StatusCode::kInvalidArgument, "must each hold 8 values"));
 }
 
+TEST_F(CheckpointTest, RopeScalingKeysFollowTheArchitecture) {
+  auto keys_after = [&](const CheckpointGgufSource& s, const std::string& first) {
+    std::vector<std::string> keys;
+    bool on = false;
+    for (const auto& kv : s.kvs()) {
+      on = on || kv.key == first;
+      if (on) keys.push_back(kv.key);
+    }
+    return keys;
+  };
+  json llama = TinyConfig("LlamaForCausalLM");
+  llama["rope_scaling"] = {{"type", "linear"}, {"factor", 4.0}};
+  llama["head_dim"] = 16;
+  WriteCheckpoint(Dir("llama"), llama, TinyTensors(llama));
+  auto l = OpenSource(Dir("llama"));
+  ASSERT_TRUE(l.ok()) << l.status();
+  EXPECT_EQ(keys_after(**l, "llama.block_count"),
+            (std::vector<std::string>{
+                "llama.block_count", "llama.context_length", "llama.embedding_length", "llama.feed_forward_length",
+                "llama.attention.head_count", "llama.attention.head_count_kv", "llama.rope.freq_base",
+                "llama.attention.layer_norm_rms_epsilon", "llama.attention.key_length", "llama.attention.value_length",
+                "general.file_type", "llama.vocab_size", "llama.rope.dimension_count", "llama.rope.scaling.type",
+                "llama.rope.scaling.factor", "general.quantization_version"}));
+
+  json qwen = TinyConfig("Qwen2ForCausalLM");
+  qwen["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 32768}};
+  WriteCheckpoint(Dir("qwen"), qwen, TinyTensors(qwen));
+  auto q = OpenSource(Dir("qwen"));
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(keys_after(**q, "general.file_type"),
+            (std::vector<std::string>{"general.file_type", "qwen2.rope.scaling.type", "qwen2.rope.scaling.factor",
+                                      "qwen2.rope.scaling.original_context_length", "general.quantization_version"}));
+  EXPECT_EQ(FindKv(**q, "qwen2.rope.scaling.original_context_length")->AsInt(), 32768);
+
+  json phi = TinyConfig("Phi3ForCausalLM");
+  phi["max_position_embeddings"] = 131072;
+  phi["rope_scaling"] = {{"type", "yarn"}, {"long_factor", std::vector<double>(8, 2.0)},
+                         {"short_factor", std::vector<double>(8, 1.0)}};
+  WriteCheckpoint(Dir("phi"), phi, TinyTensors(phi));
+  auto p = OpenSource(Dir("phi"));
+  ASSERT_TRUE(p.ok()) << p.status();
+  const gguf::GgufKv* attn = FindKv(**p, "phi3.rope.scaling.attn_factor");
+  ASSERT_NE(attn, nullptr);
+  float f;
+  std::memcpy(&f, attn->raw.data(), 4);
+  EXPECT_EQ(f, static_cast<float>(0.1 * std::log(32.0) + 1.0));
+  EXPECT_EQ((*p)->kvs()[1].key, "phi3.rope.scaling.attn_factor");  // right after general.architecture
+  EXPECT_EQ(FindKv(**p, "phi3.attention.sliding_window")->AsInt(), 2047);
+}
+
 // --- mapping -------------------------------------------------------------------
 
 TEST_F(CheckpointTest, PhiFourMiniLikeCheckpointHasPartialRopeFactorsAndNoOutputTensor) {
@@ -339,6 +391,16 @@ TEST_F(CheckpointTest, WritesAParseableGgufWithTheSourceValues) {
   ASSERT_TRUE(mapped.ok());
   auto parsed = gguf::GgufFile::Parse((*mapped)->bytes());
   ASSERT_TRUE(parsed.ok()) << parsed.status();
+  // The F32 file is exactly the source's metadata and tensor infos.
+  ASSERT_EQ(parsed->kvs().size(), (*src)->kvs().size());
+  for (size_t i = 0; i < parsed->kvs().size(); ++i) {
+    EXPECT_EQ(parsed->kvs()[i].key, (*src)->kvs()[i].key);
+    EXPECT_EQ(parsed->kvs()[i].raw, (*src)->kvs()[i].raw) << parsed->kvs()[i].key;
+  }
+  for (size_t i = 0; i < parsed->tensors().size(); ++i) {
+    EXPECT_EQ(parsed->tensors()[i].name, (*src)->tensors()[i].name);
+    EXPECT_EQ(parsed->tensors()[i].offset, (*src)->tensors()[i].offset);
+  }
   EXPECT_EQ(parsed->FindKv("general.architecture")->AsString(), "llama");
   EXPECT_EQ(parsed->FindKv("general.name")->AsString(), "Tiny Model");
   EXPECT_EQ(parsed->tensors().size(), (*src)->tensors().size());
