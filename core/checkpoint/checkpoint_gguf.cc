@@ -19,9 +19,10 @@
 #include "quantd/core/checkpoint/model_name.h"
 #include "quantd/core/gguf/quants.h"
 
-// The tokenizer reader lives beside this file once it is part of the build.
-#if __has_include("tokenizer_gguf.h")
-#include "tokenizer_gguf.h"
+// The tokenizer reader (a separate component) is used when it is part of
+// the tree.
+#if __has_include("quantd/core/checkpoint/tokenizer_gguf.h")
+#include "quantd/core/checkpoint/tokenizer_gguf.h"
 #define QUANTD_HAVE_TOKENIZER_GGUF 1
 #endif
 
@@ -385,7 +386,7 @@ absl::StatusOr<std::unique_ptr<CheckpointGgufSource>> CheckpointGgufSource::Open
     QUANTD_RETURN_IF_ERROR(AddRuleKvs(arch, rule, config, h, rope_dims, rope, &kvs));
   }
   if (options.tokenizer_kvs) {
-    QUANTD_ASSIGN_OR_RETURN(std::vector<GgufKv> tok, options.tokenizer_kvs(dir, config, arch.gguf_arch));
+    QUANTD_ASSIGN_OR_RETURN(std::vector<GgufKv> tok, options.tokenizer_kvs(dir, config, arch.hf_class));
     kvs.insert(kvs.end(), std::make_move_iterator(tok.begin()), std::make_move_iterator(tok.end()));
   } else {
     src->notes_.push_back("no tokenizer metadata written: this build has no tokenizer reader");

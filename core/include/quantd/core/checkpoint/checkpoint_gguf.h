@@ -46,8 +46,9 @@
 
 namespace quantd::core::checkpoint {
 
-// Produces the tokenizer.* KVs for a checkpoint, in the converter's order
-// (the tokenizer reader; see tokenizer_gguf.h once present).
+// Produces the tokenizer.* KVs for a checkpoint, in the converter's order;
+// `architecture` is config.json's class name ("Phi3ForCausalLM"). This is
+// TokenizerGgufKvs (tokenizer_gguf.h) when the tokenizer reader is built.
 using TokenizerKvsFn = std::function<absl::StatusOr<std::vector<gguf::GgufKv>>(
     const std::string& checkpoint_dir, const nlohmann::json& config, absl::string_view architecture)>;
 
