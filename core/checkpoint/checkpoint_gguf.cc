@@ -371,10 +371,12 @@ absl::StatusOr<std::unique_ptr<CheckpointGgufSource>> CheckpointGgufSource::Open
   kvs.push_back(GgufKv::String("general.type", "model"));
   std::optional<std::string> name_or_path;
   if (auto n = config.find("_name_or_path"); n != config.end() && n->is_string()) name_or_path = n->get<std::string>();
-  const std::string folder =
-      !options.folder_name.empty() ? options.folder_name : fs::path(dir).lexically_normal().filename().string();
-  const std::string folder_name = folder.empty() ? fs::path(dir).lexically_normal().parent_path().filename().string()
-                                                 : folder;  // "dir/" ends in an empty component
+  std::string folder_name = options.folder_name;
+  if (folder_name.empty()) {
+    fs::path p = fs::absolute(dir).lexically_normal();
+    if (p.filename().empty()) p = p.parent_path();  // "dir/" and "." end in an empty component
+    folder_name = p.filename().string();
+  }
   const GeneralNaming naming = DeriveGeneralNaming(name_or_path, folder_name, total_params);
   kvs.push_back(GgufKv::String("general.name", naming.name));
   if (naming.version) kvs.push_back(GgufKv::String("general.version", *naming.version));

@@ -403,6 +403,14 @@ TEST_F(CheckpointTest, WritesAParseableGgufWithTheSourceValues) {
   }
   EXPECT_EQ(parsed->FindKv("general.architecture")->AsString(), "llama");
   EXPECT_EQ(parsed->FindKv("general.name")->AsString(), "Tiny Model");
+  // A trailing slash does not change the name; an explicit folder name wins.
+  auto slash = OpenSource(Dir() + "/");
+  ASSERT_TRUE(slash.ok()) << slash.status();
+  EXPECT_EQ(FindKv(**slash, "general.name")->AsString(), "Tiny Model");
+  auto named = CheckpointGgufSource::Open(Dir(), CheckpointGgufOptions{"Mistral-7B-Instruct-v0.3", nullptr});
+  ASSERT_TRUE(named.ok()) << named.status();
+  EXPECT_EQ(FindKv(**named, "general.name")->AsString(), "Mistral 7B Instruct v0.3");
+  EXPECT_EQ(FindKv(**named, "general.version")->AsString(), "v0.3");
   EXPECT_EQ(parsed->tensors().size(), (*src)->tensors().size());
   const gguf::GgufTensorInfo* norm = parsed->FindTensor("output_norm.weight");
   ASSERT_NE(norm, nullptr);
