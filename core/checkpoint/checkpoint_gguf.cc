@@ -258,6 +258,18 @@ bool HasModelCardMetadata(const std::string& dir) {
   return in && std::getline(in, first) && first == "---";
 }
 
+// The converter's own outtypes; others need the quantize path.
+absl::Status CheckConverterOuttype(gguf::FileType outtype) {
+  if (outtype == gguf::FileType::kAllF32 || outtype == gguf::FileType::kF16 || outtype == gguf::FileType::kBF16 ||
+      outtype == gguf::FileType::kQ8_0) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "a checkpoint converts to GGUF ", gguf::FileTypeName(outtype),
+      " only in two steps for now: convert to F32 (--gguf-type F32), then quantize that file; "
+      "one-step checkpoint conversion writes F32, F16, BF16 or Q8_0"));
+}
+
 }  // namespace
 
 TokenizerKvsFn DefaultTokenizerKvs() {
@@ -478,13 +490,7 @@ GgmlType CheckpointGgufSource::ConverterType(size_t index, gguf::FileType outtyp
 absl::StatusOr<Report> WriteCheckpointGguf(const CheckpointGgufSource& source, gguf::FileType outtype,
                                            const std::string& output_path, const ProgressFn& progress,
                                            const CancelToken* cancel) {
-  if (outtype != gguf::FileType::kAllF32 && outtype != gguf::FileType::kF16 && outtype != gguf::FileType::kBF16 &&
-      outtype != gguf::FileType::kQ8_0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "a checkpoint converts to GGUF ", gguf::FileTypeName(outtype),
-        " only in two steps for now: convert to F32 (--gguf-type F32), then quantize that file; "
-        "one-step checkpoint conversion writes F32, F16, BF16 or Q8_0"));
-  }
+  QUANTD_RETURN_IF_ERROR(CheckConverterOuttype(outtype));
   std::vector<GgufKv> kvs = source.kvs();
   for (GgufKv& kv : kvs) {
     if (kv.key == "general.file_type") kv = U32("general.file_type", static_cast<uint32_t>(outtype));
@@ -570,6 +576,7 @@ absl::StatusOr<Report> RunCheckpointGguf(const Recipe& recipe, const std::string
     return absl::InvalidArgumentError("a checkpoint folder needs --gguf-type (F32, F16, BF16 or Q8_0)");
   }
   QUANTD_ASSIGN_OR_RETURN(gguf::FileType ftype, gguf::ParseFileType(recipe.gguf_type));
+  QUANTD_RETURN_IF_ERROR(CheckConverterOuttype(ftype));
   if (recipe.leave_output_tensor || recipe.pure || !recipe.output_tensor_type.empty() ||
       !recipe.token_embedding_type.empty()) {
     return absl::InvalidArgumentError(

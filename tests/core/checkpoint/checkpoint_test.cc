@@ -443,16 +443,23 @@ TEST_F(CheckpointTest, CancelledOrRefusedConversionLeavesNoFile) {
 }
 
 TEST_F(CheckpointTest, RunRoutesACheckpointFolderToTheGgufWriter) {
-  const json config = TinyConfig("Phi3ForCausalLM");
-  WriteCheckpoint(Dir(), config, TinyTensors(config, "F16"));
+  // A shared checkpoint: it has the tokenizer files a complete conversion reads.
+  const std::string shared = std::string(QUANTD_TESTDATA) + "/hf/checkpoints/phi3-tiny-shared";
   Recipe recipe;
   recipe.gguf_type = "F16";
   const std::string out = (root_ / "run.gguf").string();
-  auto report = core::Run(recipe, Dir(), out);
+  auto report = core::Run(recipe, shared, out);
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_EQ(report->format, "gguf");
+  EXPECT_EQ(report->precision, "F16");
   EXPECT_GT(report->input_file_bytes, 0u);
-  EXPECT_TRUE(fs::exists(out));
+  EXPECT_EQ(report->output_file_bytes, fs::file_size(out));
+
+  const json config = TinyConfig("Phi3ForCausalLM");
+  WriteCheckpoint(Dir(), config, TinyTensors(config, "F16"));
+  recipe.gguf_type = "Q4_K_M";
+  EXPECT_THAT(core::Run(recipe, Dir(), out).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "convert to F32 (--gguf-type F32)"));
   recipe.format = ModelFormat::kOnnx;
   recipe.gguf_type.clear();
   recipe.precision = Precision::kFp16;
