@@ -297,6 +297,60 @@ TEST_F(CheckpointTest, RopeScalingKeysFollowTheArchitecture) {
   EXPECT_EQ(FindKv(**p, "phi3.attention.sliding_window")->AsInt(), 2047);
 }
 
+TEST_F(CheckpointTest, BadConfigValuesAreRefusedNamingTheKey) {
+  json config = TinyConfig("LlamaForCausalLM");
+  WriteCheckpoint(Dir(), config, TinyTensors(config));
+  config["hidden_size"] = "64";
+  WriteBytes((fs::path(Dir()) / "config.json").string(), config.dump());
+  EXPECT_THAT(OpenSource(Dir()).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "config.json: 'hidden_size' is not an integer"));
+  config["hidden_size"] = 64;
+  config["num_key_value_heads"] = 3;
+  WriteBytes((fs::path(Dir()) / "config.json").string(), config.dump());
+  EXPECT_THAT(OpenSource(Dir()).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "'num_key_value_heads' is 3, which does not divide"));
+}
+
+TEST_F(CheckpointTest, TokenizerMetadataGoesBeforeTheQuantizationVersion) {
+  const json config = TinyConfig("MistralForCausalLM");
+  WriteCheckpoint(Dir(), config, TinyTensors(config));
+  std::string seen_arch, seen_dir;
+  CheckpointGgufOptions options;
+  options.tokenizer_kvs = [&](const std::string& dir, const json& cfg, absl::string_view arch)
+      -> absl::StatusOr<std::vector<gguf::GgufKv>> {
+    seen_dir = dir;
+    seen_arch = std::string(arch);
+    EXPECT_EQ(cfg["vocab_size"], 128);
+    return std::vector<gguf::GgufKv>{gguf::GgufKv::String("tokenizer.ggml.model", "llama"),
+                                     gguf::GgufKv::Uint32("tokenizer.ggml.bos_token_id", 1)};
+  };
+  auto src = CheckpointGgufSource::Open(Dir(), options);
+  ASSERT_TRUE(src.ok()) << src.status();
+  EXPECT_EQ(seen_arch, "MistralForCausalLM");
+  EXPECT_EQ(seen_dir, Dir());
+  const auto& kvs = (*src)->kvs();
+  ASSERT_GE(kvs.size(), 3u);
+  EXPECT_EQ(kvs[kvs.size() - 3].key, "tokenizer.ggml.model");
+  EXPECT_EQ(kvs[kvs.size() - 2].key, "tokenizer.ggml.bos_token_id");
+  EXPECT_EQ(kvs.back().key, "general.quantization_version");
+  EXPECT_TRUE((*src)->notes().empty());
+
+  options.tokenizer_kvs = [](const std::string&, const json&, absl::string_view)
+      -> absl::StatusOr<std::vector<gguf::GgufKv>> { return absl::NotFoundError("no tokenizer.model"); };
+  EXPECT_THAT(CheckpointGgufSource::Open(Dir(), options).status(),
+              StatusIs(absl::StatusCode::kNotFound, "no tokenizer.model"));
+}
+
+TEST_F(CheckpointTest, ModelCardMetadataThatIsNotCopiedIsReported) {
+  const json config = TinyConfig("LlamaForCausalLM");
+  WriteCheckpoint(Dir(), config, TinyTensors(config));
+  WriteBytes((fs::path(Dir()) / "README.md").string(), "---\nlicense: mit\n---\n# Tiny\n");
+  auto src = OpenSource(Dir());
+  ASSERT_TRUE(src.ok()) << src.status();
+  EXPECT_THAT((*src)->notes(), ::testing::Contains(::testing::HasSubstr("model-card metadata")));
+  EXPECT_THAT((*src)->notes(), ::testing::Contains(::testing::HasSubstr("no tokenizer metadata")));
+}
+
 // --- mapping -------------------------------------------------------------------
 
 TEST_F(CheckpointTest, PhiFourMiniLikeCheckpointHasPartialRopeFactorsAndNoOutputTensor) {
