@@ -127,8 +127,9 @@ absl::StatusOr<RopeScaling> ReadRopeScaling(const Architecture& arch, const json
     }
     case RopeScalingRule::kLlama: {
       const std::string type = !str("type").empty() ? str("type") : str("rope_type");
+      if (type == "default") return out;  // transformers' name for no scaling
       if (type != "linear") {
-        return RopeError(arch, absl::StrCat("type '", type, "' is not supported (supported: linear, or none)"));
+        return RopeError(arch, absl::StrCat("type '", type, "' is not supported (supported: linear, default)"));
       }
       if (str("type") == "linear" && number("factor")) {
         out.kvs.push_back(GgufKv::String(absl::StrCat(arch.gguf_arch, ".rope.scaling.type"), "linear"));
@@ -139,8 +140,9 @@ absl::StatusOr<RopeScaling> ReadRopeScaling(const Architecture& arch, const json
     }
     case RopeScalingRule::kQwen2: {
       const std::string type = !str("type").empty() ? str("type") : str("rope_type");
+      if (type == "default") return out;
       if (type != "yarn") {
-        return RopeError(arch, absl::StrCat("type '", type, "' is not supported (supported: yarn, or none)"));
+        return RopeError(arch, absl::StrCat("type '", type, "' is not supported (supported: yarn, default)"));
       }
       if (str("type") == "yarn" && number("factor")) {
         auto orig = rs.find("original_max_position_embeddings");

@@ -234,6 +234,10 @@ TEST_F(CheckpointTest, UnknownRopeScalingTypeIsRefused) {
   EXPECT_THAT(OpenSource(Dir("llama")).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, "type 'llama3' is not supported"));
 
+  llama["rope_scaling"] = {{"rope_type", "default"}};
+  WriteBytes((fs::path(Dir("llama")) / "config.json").string(), llama.dump());
+  EXPECT_TRUE(OpenSource(Dir("llama")).ok());
+
   config["rope_scaling"] = {{"long_factor", {1.0}}};
   WriteBytes((fs::path(Dir()) / "config.json").string(), config.dump());
   EXPECT_THAT(OpenSource(Dir()).status(), StatusIs(absl::StatusCode::kInvalidArgument, "has no 'type'"));

@@ -77,8 +77,8 @@ struct TensorRule {
 // The rope_scaling types an architecture accepts.
 enum class RopeScalingRule {
   kPhi3,    // longrope / su / yarn: attention factor + long/short factor tensors
-  kLlama,   // none, or linear (factor)
-  kQwen2,   // none, or yarn (factor, original context)
+  kLlama,   // none / "default", or linear (factor)
+  kQwen2,   // none / "default", or yarn (factor, original context)
 };
 
 struct Architecture {
