@@ -20,9 +20,10 @@ namespace quantd::core {
 absl::StatusOr<ModelFormat> DetectFormat(const std::string& path);
 
 // Converts `input_path` (a .onnx with its external data beside it, a .gguf,
-// or a Hugging Face checkpoint folder, i.e. a directory with config.json,
-// written as GGUF) to `output_path` according to `recipe`. Output files are written
-// atomically: on any error (including cancellation) no output is left.
+// or a Hugging Face checkpoint folder -- a directory with config.json --
+// which is written as GGUF) to `output_path` according to `recipe`. Output
+// files are written atomically: on any error (including cancellation) no
+// output is left.
 // Errors: InvalidArgument (bad recipe, corrupt or unsupported model),
 // NotFound (missing files), DataLoss (truncated data), Cancelled,
 // ResourceExhausted (disk full, protobuf limits).
