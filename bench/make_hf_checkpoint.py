@@ -3,15 +3,21 @@ shards + index) for checkpoint-conversion benchmarks.
 
   make_hf_checkpoint.py OUT_DIR [--hidden 3072 --layers 32 --inter 8192
                                  --vocab 32064 --heads 32 --kv-heads 32
-                                 --dtype bf16 --shards 2 --arch phi3|llama]
+                                 --dtype bf16 --shards 2 --arch phi3|llama|qwen2
+                                 --tied --partial-rotary 0.75 --longrope
+                                 --tokenizer-from DIR]
 
 Defaults give a Phi-3.5-mini-shaped model (3.8 B parameters, 7.6 GB in
 BF16). Tensors are generated and written one at a time, so memory stays at
-one tensor. Weights are uniform random (seeded); no tokenizer is written.
+one tensor. Weights are uniform random (seeded). --tied drops lm_head
+(tie_word_embeddings); --longrope adds Phi-3 LongRoPE factors (131072
+positions over 4096); --tokenizer-from copies the tokenizer files of another
+checkpoint (its vocabulary must fit --vocab).
 """
 import argparse
 import json
 import os
+import shutil
 import struct
 
 import numpy as np
@@ -36,15 +42,24 @@ def tensors(a):
             out.append((p + "self_attn.v_proj.weight", (a.kv_heads * hd, h)))
             out.append((p + "mlp.gate_proj.weight", (f, h)))
             out.append((p + "mlp.up_proj.weight", (f, h)))
+        if a.arch == "qwen2":
+            out.append((p + "self_attn.q_proj.bias", (a.heads * hd,)))
+            out.append((p + "self_attn.k_proj.bias", (a.kv_heads * hd,)))
+            out.append((p + "self_attn.v_proj.bias", (a.kv_heads * hd,)))
     out.append(("model.norm.weight", (h,)))
-    out.append(("lm_head.weight", (v, h)))
+    if not a.tied:
+        out.append(("lm_head.weight", (v, h)))
     return out
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
-    ap.add_argument("--arch", choices=["phi3", "llama"], default="phi3")
+    ap.add_argument("--arch", choices=["phi3", "llama", "qwen2"], default="phi3")
+    ap.add_argument("--tied", action="store_true")
+    ap.add_argument("--partial-rotary", type=float, default=None)
+    ap.add_argument("--longrope", action="store_true")
+    ap.add_argument("--tokenizer-from", default=None)
     ap.add_argument("--hidden", type=int, default=3072)
     ap.add_argument("--layers", type=int, default=32)
     ap.add_argument("--inter", type=int, default=8192)
@@ -93,16 +108,34 @@ def main():
                     f.write(x.tobytes())
     with open(os.path.join(a.out, "model.safetensors.index.json"), "w") as f:
         json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
+    classes = {"phi3": "Phi3ForCausalLM", "llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}
     config = {
-        "architectures": ["Phi3ForCausalLM" if a.arch == "phi3" else "LlamaForCausalLM"],
+        "architectures": [classes[a.arch]],
         "model_type": a.arch, "hidden_size": a.hidden, "num_hidden_layers": a.layers,
         "num_attention_heads": a.heads, "num_key_value_heads": a.kv_heads,
         "intermediate_size": a.inter, "vocab_size": a.vocab, "max_position_embeddings": 4096,
         "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "rope_scaling": None,
-        "tie_word_embeddings": False, "torch_dtype": {"bf16": "bfloat16", "f16": "float16", "f32": "float32"}[a.dtype],
+        "tie_word_embeddings": a.tied, "torch_dtype": {"bf16": "bfloat16", "f16": "float16", "f32": "float32"}[a.dtype],
     }
     if a.arch == "phi3":
         config.update({"original_max_position_embeddings": 4096, "sliding_window": 2047})
+    if a.partial_rotary is not None:
+        config["partial_rotary_factor"] = a.partial_rotary
+    if a.longrope:
+        rope_dims = int((a.partial_rotary or 1.0) * a.hidden) // a.heads
+        n = rope_dims // 2
+        config["max_position_embeddings"] = 131072
+        config["rope_scaling"] = {
+            "type": "longrope",
+            "long_factor": [round(1.0 + 3.0 * i / max(n - 1, 1), 6) for i in range(n)],
+            "short_factor": [round(1.0 + 0.5 * i / max(n - 1, 1), 6) for i in range(n)],
+        }
+    if a.tokenizer_from:
+        for name in ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                     "added_tokens.json"):
+            src = os.path.join(a.tokenizer_from, name)
+            if os.path.exists(src):
+                shutil.copyfile(src, os.path.join(a.out, name))
     with open(os.path.join(a.out, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
 
