@@ -77,7 +77,9 @@ TEST_F(CheckpointTest, ReadsShardsInFileOrderAndTensorsByName) {
   for (size_t i = 1; i < (*ckpt)->tensors().size(); ++i) {
     const auto& a = (*ckpt)->tensors()[i - 1];
     const auto& b = (*ckpt)->tensors()[i];
-    if (a.shard == b.shard) EXPECT_LT(a.tensor->name, b.tensor->name);
+    if (a.shard == b.shard) {
+      EXPECT_LT(a.tensor->name, b.tensor->name);
+    }
   }
   EXPECT_TRUE(IsCheckpointDir(Dir()));
   EXPECT_FALSE(IsCheckpointDir((fs::path(Dir()) / "config.json").string()));
