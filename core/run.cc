@@ -6,6 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "quantd/core/base/status_macros.h"
+#include "quantd/core/checkpoint/checkpoint.h"
+#include "quantd/core/checkpoint/checkpoint_gguf.h"
 #include "quantd/core/gguf/gguf_run.h"
 #include "quantd/core/onnx/float_pass.h"
 #include "quantd/core/onnx/onnx_model.h"
@@ -68,6 +70,13 @@ absl::StatusOr<Report> RunOnnx(const Recipe& recipe, const std::string& input_pa
 
 uint64_t InputBytes(const std::string& path, ModelFormat format) {
   std::error_code ec;
+  if (fs::is_directory(path, ec)) {  // a checkpoint folder: every file in it
+    uint64_t total = 0;
+    for (const auto& entry : fs::directory_iterator(path, ec)) {
+      if (entry.is_regular_file(ec)) total += entry.file_size(ec);
+    }
+    return total;
+  }
   uint64_t total = fs::file_size(path, ec);
   if (ec) return 0;
   if (format == ModelFormat::kOnnx) {
@@ -86,6 +95,22 @@ absl::StatusOr<Report> Run(const Recipe& recipe, const std::string& input_path,
                            const std::string& output_path, const RunContext& ctx) {
   auto start = std::chrono::steady_clock::now();
   QUANTD_RETURN_IF_ERROR(ValidateRecipe(recipe));
+  if (checkpoint::IsCheckpointDir(input_path)) {
+    // A Hugging Face checkpoint folder: written as GGUF.
+    if (recipe.format == ModelFormat::kOnnx) {
+      return absl::InvalidArgumentError("a checkpoint folder converts to GGUF only; ONNX export is not implemented");
+    }
+    QUANTD_ASSIGN_OR_RETURN(Report report,
+                            checkpoint::RunCheckpointGguf(recipe, input_path, output_path, ctx));
+    report.recipe = CanonicalRecipe(recipe);
+    report.input_file_bytes = InputBytes(input_path, ModelFormat::kAuto);
+    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return report;
+  }
+  if (std::error_code ec; fs::is_directory(input_path, ec)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        input_path, " is a folder without config.json; a model folder must be a Hugging Face checkpoint"));
+  }
   QUANTD_ASSIGN_OR_RETURN(ModelFormat detected, DetectFormat(input_path));
   if (recipe.format != ModelFormat::kAuto && recipe.format != detected) {
     return absl::InvalidArgumentError(absl::StrCat("the recipe is for ", FormatName(recipe.format),

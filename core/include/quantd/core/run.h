@@ -21,9 +21,11 @@ namespace quantd::core {
 // ONNX protobuf). NotFound if the file cannot be read.
 absl::StatusOr<ModelFormat> DetectFormat(const std::string& path);
 
-// Converts `input_path` (a .onnx with its external data beside it, or a
-// .gguf) to `output_path` according to `recipe`. Output files are written
-// atomically: on any error (including cancellation) no output is left.
+// Converts `input_path` (a .onnx with its external data beside it, a .gguf,
+// or a Hugging Face checkpoint folder -- a directory with config.json --
+// which is written as GGUF) to `output_path` according to `recipe`. Output
+// files are written atomically: on any error (including cancellation) no
+// output is left.
 // Errors: InvalidArgument (bad recipe, corrupt or unsupported model),
 // NotFound (missing files), DataLoss (truncated data), Cancelled,
 // ResourceExhausted (disk full, protobuf limits).

@@ -1,0 +1,143 @@
+// A Hugging Face checkpoint seen as a GGUF model, and the writer that turns
+// it into the file llama.cpp's convert_hf_to_gguf.py (b4747) writes.
+//
+// CheckpointGgufSource is the checkpoint as a GGUF *source*: the metadata
+// (KVs) and tensor infos of the F32 conversion, in the converter's order,
+// plus each tensor's values as F32 on demand (renamed, q/k rows permuted
+// where the architecture needs it, BF16/F16 widened exactly). It is what a
+// parsed F32 GGUF file offers, without the file: writing kvs() + tensors()
+// + ReadRows() gives `convert_hf_to_gguf.py --outtype f32` byte for byte, so
+// a quantizer that consumes it (llama-quantize's mix rules) gives the bytes
+// of "convert --outtype f32, then llama-quantize".
+//
+// WriteCheckpointGguf writes the converter's own outtypes (F32, F16, BF16,
+// Q8_0) with its per-tensor rules: 1-D tensors, norms and non-".weight"
+// tensors stay F32; Q8_0 falls back to F16 for rows not a multiple of 32.
+//
+// Streaming: tensors are read from the mapped shards and written through an
+// AtomicFileWriter in bounded row chunks; the input pages of each chunk are
+// released once it is written. Peak memory is a small constant (plus, for
+// q/k tensors whose rows are permuted, that tensor's pages), independent of
+// model size. On error
+// or cancellation no output (not even a temp file) is left.
+//
+// Thread safety: a source is immutable after Open; ReadRows may be called
+// concurrently for different (or the same) tensors.
+#ifndef QUANTD_CORE_CHECKPOINT_CHECKPOINT_GGUF_H_
+#define QUANTD_CORE_CHECKPOINT_CHECKPOINT_GGUF_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "quantd/core/checkpoint/architecture.h"
+#include "quantd/core/checkpoint/checkpoint.h"
+#include "quantd/core/gguf/ggml_types.h"
+#include "quantd/core/gguf/gguf_file.h"
+#include "quantd/core/gguf/gguf_mix.h"
+#include "quantd/core/run_context.h"
+#include "quantd/core/recipe.h"
+#include "quantd/core/report.h"
+
+namespace quantd::core::checkpoint {
+
+// Produces the tokenizer.* KVs for a checkpoint, in the converter's order;
+// `architecture` is config.json's class name ("Phi3ForCausalLM"). This is
+// TokenizerGgufKvs (tokenizer_gguf.h) when the tokenizer reader is built.
+using TokenizerKvsFn = std::function<absl::StatusOr<std::vector<gguf::GgufKv>>(
+    const std::string& checkpoint_dir, const nlohmann::json& config, absl::string_view architecture)>;
+
+// The tokenizer reader linked into this build, or nullptr if none is.
+TokenizerKvsFn DefaultTokenizerKvs();
+
+struct CheckpointGgufOptions {
+  // The name the converter's general.* heuristics see as the folder name.
+  // Empty: the checkpoint folder's own name. (A service keeps files under
+  // content digests and passes the uploaded folder's name here.)
+  std::string folder_name;
+  // nullptr: no tokenizer.* KVs are written (the output then lacks a
+  // vocabulary and llama.cpp will not load it).
+  TokenizerKvsFn tokenizer_kvs;
+};
+
+class CheckpointGgufSource {
+ public:
+  // Opens and validates the checkpoint: architecture, config values, every
+  // tensor's presence and shape, rope scaling. Errors as Checkpoint::Open,
+  // plus InvalidArgument for an unsupported architecture (listing the
+  // supported ones), a missing / unexpected / mis-shaped tensor (naming it
+  // and the shape config.json implies), or an unknown rope_scaling type.
+  static absl::StatusOr<std::unique_ptr<CheckpointGgufSource>> Open(const std::string& dir,
+                                                                    const CheckpointGgufOptions& options);
+
+  CheckpointGgufSource(const CheckpointGgufSource&) = delete;
+  CheckpointGgufSource& operator=(const CheckpointGgufSource&) = delete;
+
+  const Checkpoint& checkpoint() const { return *checkpoint_; }
+  const Architecture& architecture() const { return *arch_; }
+  // Metadata of the F32 conversion (general.file_type = 0), in order.
+  const std::vector<gguf::GgufKv>& kvs() const { return kvs_; }
+  // Tensor infos of the F32 conversion: type F32, offsets laid out with
+  // alignment(), in the converter's order.
+  const std::vector<gguf::GgufTensorInfo>& tensors() const { return tensors_; }
+  uint64_t alignment() const { return gguf::kGgufDefaultAlignment; }
+  // Things the caller should tell the user (e.g. what was not converted).
+  const std::vector<std::string>& notes() const { return notes_; }
+
+  // Writes rows [first_row, first_row + num_rows) of tensor `index` (GGUF
+  // rows: ne[0] values each) as F32 to `dst`.
+  // REQUIRES: index < tensors().size(), the rows exist, dst holds
+  // num_rows * ne[0] floats.
+  void ReadRows(size_t index, int64_t first_row, int64_t num_rows, float* dst) const;
+  // Releases the resident shard pages of tensor `index`; the second form
+  // those of rows [first_row, first_row + num_rows) where the rows are stored
+  // in order (a hint: permuted tensors are released by the first form only).
+  void Release(size_t index) const;
+  void ReleaseRows(size_t index, int64_t first_row, int64_t num_rows) const;
+  // Bytes tensor `index` occupies in the checkpoint (0 for generated ones).
+  uint64_t SourceBytes(size_t index) const;
+  // Its stored dtype: "F32", "F16" or "BF16" ("F32" for generated ones).
+  absl::string_view SourceDtype(size_t index) const;
+
+  // The type convert_hf_to_gguf.py gives tensor `index` for `outtype`
+  // (kAllF32, kF16, kBF16 or kQ8_0).
+  gguf::GgmlType ConverterType(size_t index, gguf::FileType outtype) const;
+
+ private:
+  struct Entry {
+    const Checkpoint::TensorRef* ref = nullptr;  // nullptr: generated
+    std::vector<float> generated;                // rope factor tensors
+    Permute permute = Permute::kNone;
+    int64_t permute_heads = 0;
+  };
+
+  CheckpointGgufSource() = default;
+
+  std::unique_ptr<Checkpoint> checkpoint_;
+  const Architecture* arch_ = nullptr;
+  Hparams hparams_;
+  std::vector<gguf::GgufKv> kvs_;
+  std::vector<gguf::GgufTensorInfo> tensors_;
+  std::vector<Entry> entries_;  // parallel to tensors_
+  std::vector<std::string> notes_;
+};
+
+// Writes `source` as the converter's `outtype` (kAllF32, kF16, kBF16 or
+// kQ8_0; InvalidArgument otherwise) to `output_path`. `ctx.progress` gets phase
+// "convert" per tensor and "done"; `ctx.cancel` is polled between tensors.
+absl::StatusOr<Report> WriteCheckpointGguf(const CheckpointGgufSource& source, gguf::FileType outtype,
+                                           const std::string& output_path, const RunContext& ctx);
+
+// The checkpoint branch of core::Run: `input_dir` is a checkpoint folder,
+// recipe.gguf_type one of F32, F16, BF16, Q8_0.
+absl::StatusOr<Report> RunCheckpointGguf(const Recipe& recipe, const std::string& input_dir,
+                                         const std::string& output_path, const RunContext& ctx);
+
+}  // namespace quantd::core::checkpoint
+
+#endif  // QUANTD_CORE_CHECKPOINT_CHECKPOINT_GGUF_H_
