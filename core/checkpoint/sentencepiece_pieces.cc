@@ -4,7 +4,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "checkpoint/sentencepiece_model.pb.h"
+#include "sentencepiece_model.pb.h"
 
 namespace quantd::core::checkpoint::internal {
 
