@@ -192,7 +192,8 @@ TEST(OnnxFilesTest, FindsExternalDataNextToTheModel) {
   EXPECT_THAT(*files, ElementsAre("model.onnx.data"));
   auto all = ModelFiles(kLlama, {});
   ASSERT_TRUE(all.ok());
-  EXPECT_THAT(*all, ElementsAre(kLlama, kLlama + ".data"));
+  EXPECT_THAT(all->paths, ElementsAre(kLlama, kLlama + ".data"));
+  EXPECT_EQ(all->model_name, "");
   auto none = OnnxExternalDataFiles(std::string(QUANTD_TESTDATA) +
                                     "/onnx/genai-tiny-random-gpt2-fp32/past.onnx");
   ASSERT_TRUE(none.ok());
