@@ -382,6 +382,10 @@ absl::StatusOr<v1::UploadStatus> UploadStore::GetUploadStatus(const std::string&
 
 absl::StatusOr<v1::Model> UploadStore::FindCommittedModel(const v1::UploadHeader& header) {
   if (header.files_size() == 0) return absl::NotFoundError("no files");
+  // A bad name is refused by OpenUpload, even when the files are stored.
+  if (!header.model_name().empty() && !core::ValidateModelName(header.model_name()).ok()) {
+    return absl::NotFoundError("invalid model name");
+  }
   for (const auto& f : header.files()) {
     if (!core::IsSha256Hex(f.sha256())) return absl::NotFoundError("digests not all known");
   }
