@@ -230,6 +230,17 @@ TEST_F(CheckpointServiceTest, TheNameTravelsPerJobSoDedupNeverMixesNames) {
   EXPECT_EQ(a->artifact().files(0).sha256(), ReferenceSha256("phi3-tiny-shared", "f16"));
   EXPECT_EQ(b->artifact().files(0).name(), "tiny-renamed-f16.gguf");
   EXPECT_NE(b->artifact().files(0).sha256(), a->artifact().files(0).sha256());
+  // Client::Quantize on a folder's files, named by the recipe.
+  auto llama = client::SelectCheckpointFiles(Copy("llama-tiny-shared", "c").string());
+  ASSERT_TRUE(llama.ok()) << llama.status();
+  v1::Recipe q8;
+  q8.set_gguf_type("Q8_0");
+  q8.set_model_name(llama->name);
+  auto quantized = client_->Quantize(llama->files, q8, tmp_.path() + "/q8");
+  ASSERT_TRUE(quantized.ok()) << quantized.status();
+  EXPECT_EQ(quantized->model.model_name(), "llama-tiny-shared");
+  EXPECT_EQ(quantized->job.artifact().files(0).sha256(),
+            ReferenceSha256("llama-tiny-shared", "q8_0"));
   // A checkpoint upload without a name is refused (general.name needs one).
   auto nameless = client_->Upload(folder->files, client::UploadOptions());
   EXPECT_FALSE(nameless.ok());

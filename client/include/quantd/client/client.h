@@ -163,7 +163,9 @@ class Client {
                                               const DownloadOptions& options = {});
 
   // Upload + Submit + Watch + Download. A job that ends FAILED or CANCELLED
-  // returns its error code and message as the status.
+  // returns its error code and message as the status. For a Hugging Face
+  // checkpoint (SelectCheckpointFiles), set recipe.model_name to the folder's
+  // name: it is also the upload's model name.
   absl::StatusOr<QuantizeResult> Quantize(const std::vector<std::string>& paths,
                                           const v1::Recipe& recipe, const std::string& dest_dir,
                                           const QuantizeOptions& options = {});
