@@ -156,6 +156,7 @@ absl::StatusOr<UploadResult> Client::Upload(const std::vector<std::string>& path
     v1::UploadHeader* header = req.mutable_header();
     header->set_upload_id(result.upload_id);
     header->set_format(options.format);
+    header->set_model_name(options.model_name);
     for (const auto& [k, v] : options.labels) (*header->mutable_labels())[k] = v;
     for (const v1::FileInfo& info : infos) *header->add_files() = info;
     bool stream_ok = writer->Write(req);

@@ -66,7 +66,9 @@ absl::StatusOr<QuantizeResult> Client::Quantize(const std::vector<std::string>& 
                                                 const std::string& dest_dir,
                                                 const QuantizeOptions& options) {
   QuantizeResult result;
-  auto upload = Upload(paths);
+  UploadOptions upload_options;
+  upload_options.model_name = recipe.model_name();  // a checkpoint's folder name
+  auto upload = Upload(paths, upload_options);
   if (!upload.ok()) return upload.status();
   result.model = upload->model;
   v1::SubmitJobRequest req;

@@ -107,6 +107,11 @@ absl::StatusOr<Report> Run(const Recipe& recipe, const std::string& input_path,
     report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return report;
   }
+  if (!recipe.model_name.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model_name applies to a Hugging Face checkpoint folder (it names general.name); ",
+        input_path, " is not one"));
+  }
   if (std::error_code ec; fs::is_directory(input_path, ec)) {
     return absl::InvalidArgumentError(absl::StrCat(
         input_path, " is a folder without config.json; a model folder must be a Hugging Face checkpoint"));

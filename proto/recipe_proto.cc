@@ -11,7 +11,7 @@ core::ModelFormat FormatFromProto(v1::ModelFormat f) {
   switch (f) {
     case v1::MODEL_FORMAT_ONNX: return core::ModelFormat::kOnnx;
     case v1::MODEL_FORMAT_GGUF: return core::ModelFormat::kGguf;
-    default: return core::ModelFormat::kAuto;
+    default: return core::ModelFormat::kAuto;  // a checkpoint has no core format of its own
   }
 }
 
@@ -130,6 +130,7 @@ absl::StatusOr<core::Recipe> RecipeFromProto(const v1::Recipe& p) {
   if (p.has_pure()) r.pure = p.pure();
   if (p.has_allow_requantize()) r.allow_requantize = p.allow_requantize();
   if (p.has_threads()) r.threads = p.threads();
+  if (!p.model_name().empty()) r.model_name = p.model_name();
   return r;
 }
 
@@ -167,6 +168,7 @@ v1::Recipe RecipeToProto(const core::Recipe& r) {
   p.set_pure(r.pure);
   p.set_allow_requantize(r.allow_requantize);
   p.set_threads(r.threads);
+  p.set_model_name(r.model_name);
   return p;
 }
 

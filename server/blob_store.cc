@@ -12,6 +12,7 @@
 #include "quantd/core/base/errno_status.h"
 #include "quantd/core/base/sha256.h"
 #include "quantd/core/base/status_macros.h"
+#include "quantd/core/recipe.h"
 #include "quantd/server/ids.h"
 #include "store_files.h"
 
@@ -151,6 +152,32 @@ absl::Status BlobStore::DeleteModel(const std::string& model_id) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::string> BlobStore::LinkModelFolder(const std::string& model_id,
+                                                       const std::string& job_id,
+                                                       const std::string& name) {
+  QUANTD_RETURN_IF_ERROR(ValidateJobId(job_id));
+  QUANTD_RETURN_IF_ERROR(core::ValidateModelName(name));
+  QUANTD_ASSIGN_OR_RETURN(v1::Model model, GetModel(model_id));
+  QUANTD_ASSIGN_OR_RETURN(std::string hex, ModelHex(model_id));
+  const std::string input = absl::StrCat(options_.root, "/work/", job_id, ".input");
+  const std::string folder = absl::StrCat(input, "/", name);
+  std::error_code ec;
+  fs::remove_all(input, ec);
+  fs::create_directories(folder, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create ", folder, ": ", ec.message()));
+  for (const v1::FileInfo& f : model.files()) {
+    QUANTD_RETURN_IF_ERROR(ValidateFileName(f.name()));
+    // Relative (work/<job>.input/<name>/ -> models/<hex>/), so the link
+    // holds whatever path the data directory is reached by.
+    const std::string target = absl::StrCat("../../../models/", hex, "/", f.name());
+    const std::string link = absl::StrCat(folder, "/", f.name());
+    if (::symlink(target.c_str(), link.c_str()) != 0) {
+      return core::ErrnoToStatus(errno, "symlink", link);
+    }
+  }
+  return folder;
+}
+
 // ---------------------------------------------------------------- artifacts
 
 absl::StatusOr<std::string> BlobStore::CreateWorkDir(const std::string& job_id) {
@@ -167,6 +194,7 @@ void BlobStore::RemoveWorkDir(const std::string& job_id) {
   if (!ValidateJobId(job_id).ok()) return;
   std::error_code ec;
   fs::remove_all(absl::StrCat(options_.root, "/work/", job_id), ec);
+  fs::remove_all(absl::StrCat(options_.root, "/work/", job_id, ".input"), ec);
 }
 
 absl::StatusOr<v1::Artifact> BlobStore::CommitArtifact(

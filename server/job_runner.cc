@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "quantd/core/base/status_macros.h"
@@ -19,34 +20,56 @@ absl::StatusOr<JobOutcome> CoreJobRunner::Run(const v1::Job& job, const core::Ru
     }
     return model.status();
   }
-  QUANTD_ASSIGN_OR_RETURN(std::string input, blobs_->ModelInputPath(job.model_id()));
   QUANTD_ASSIGN_OR_RETURN(core::Recipe recipe, RecipeFromProto(job.recipe()));
-  QUANTD_ASSIGN_OR_RETURN(std::string work, blobs_->CreateWorkDir(job.job_id()));
-  const std::string output = absl::StrCat(work, "/", model->files(0).name());
+  std::string input;
+  std::string output_name = model->files(0).name();
+  if (model->format() == v1::MODEL_FORMAT_HF_CHECKPOINT) {
+    // The core reads a folder, and the converter's general.* keys come from
+    // its name: link the stored files into a folder named as the job's
+    // recipe says (SubmitJob filled it in from the model's name).
+    QUANTD_ASSIGN_OR_RETURN(input,
+                            blobs_->LinkModelFolder(job.model_id(), job.job_id(), recipe.model_name));
+    output_name = absl::StrCat(recipe.model_name, "-", absl::AsciiStrToLower(recipe.gguf_type),
+                               ".gguf");
+  } else {
+    QUANTD_ASSIGN_OR_RETURN(input, blobs_->ModelInputPath(job.model_id()));
+  }
+  auto work = blobs_->CreateWorkDir(job.job_id());
+  if (!work.ok()) {
+    blobs_->RemoveWorkDir(job.job_id());
+    return work.status();
+  }
+  const std::string output = absl::StrCat(*work, "/", output_name);
 
-  absl::StatusOr<core::Report> report = core::Run(recipe, input, output, ctx);
+  // The last tensor counts the conversion reported stay in the job's
+  // progress through the store phase and into the final state.
+  core::Progress last{"", 0, 0, 0, 0};
+  core::RunContext run_ctx = ctx;
+  run_ctx.progress = [&last, &ctx](const core::Progress& p) {
+    last = p;
+    ctx.Report(p);
+  };
+  absl::StatusOr<core::Report> report = core::Run(recipe, input, output, run_ctx);
   if (!report.ok()) {
     blobs_->RemoveWorkDir(job.job_id());
     // The message is for the client: name its files, not the server's paths.
     std::string message(report.status().message());
     const std::string input_dir = std::filesystem::path(input).parent_path().string() + "/";
-    message = absl::StrReplaceAll(message, {{input_dir, ""}, {work + "/", ""}});
+    message = absl::StrReplaceAll(message, {{input_dir, ""}, {*work + "/", ""}});
     return absl::Status(report.status().code(), message);
   }
   if (ctx.cancelled()) {
     blobs_->RemoveWorkDir(job.job_id());
     return absl::CancelledError("cancelled");
   }
-  ctx.Report(core::Progress{"store", 0, 0, 0, 0});
+  ctx.Report(core::Progress{"store", last.tensors_done, last.tensors_total, 0, 0});
   JobOutcome outcome;
   outcome.report = ReportToProto(*report);
   std::vector<std::string> names(outcome.report.output_files().begin(),
                                  outcome.report.output_files().end());
   auto artifact = blobs_->CommitArtifact(job.job_id(), names);
-  if (!artifact.ok()) {
-    blobs_->RemoveWorkDir(job.job_id());
-    return artifact.status();
-  }
+  blobs_->RemoveWorkDir(job.job_id());  // the input folder, and work/ on failure
+  if (!artifact.ok()) return artifact.status();
   outcome.artifact = *std::move(artifact);
   return outcome;
 }

@@ -34,6 +34,11 @@ absl::StatusOr<v1::Job> SubmitJob(const ServiceContext& ctx, const v1::SubmitJob
   }
   QUANTD_ASSIGN_OR_RETURN(v1::Model model, ctx.blobs->GetModel(req.model_id()));
   QUANTD_ASSIGN_OR_RETURN(core::Recipe recipe, RecipeFromProto(req.recipe()));
+  // A checkpoint's name is part of the output (general.name): the job
+  // records the one it uses, so the dedup key below tells names apart.
+  if (model.format() == v1::MODEL_FORMAT_HF_CHECKPOINT && recipe.model_name.empty()) {
+    recipe.model_name = model.model_name();
+  }
   QUANTD_RETURN_IF_ERROR(ValidateRecipeForModel(recipe, model.format()));
   if (ctx.pool->queued() >= ctx.max_queued_jobs) {
     return absl::ResourceExhaustedError(absl::StrCat(

@@ -16,6 +16,23 @@ using api::FormatFromProto;
 absl::Status ValidateRecipeForModel(const core::Recipe& recipe, v1::ModelFormat format) {
   absl::Status st = core::ValidateRecipe(recipe);
   if (!st.ok()) return absl::InvalidArgumentError(st.message());
+  if (format == v1::MODEL_FORMAT_HF_CHECKPOINT) {
+    if (recipe.format == core::ModelFormat::kOnnx || recipe.gguf_type.empty()) {
+      return absl::InvalidArgumentError(
+          "the model is a Hugging Face checkpoint, which converts to GGUF: set recipe.gguf_type "
+          "(e.g. F16, Q8_0)");
+    }
+    if (recipe.model_name.empty()) {
+      return absl::InvalidArgumentError(
+          "the model is a Hugging Face checkpoint: set recipe.model_name (general.name is "
+          "derived from it)");
+    }
+    return absl::OkStatus();
+  }
+  if (!recipe.model_name.empty()) {
+    return absl::InvalidArgumentError(
+        "recipe.model_name applies to Hugging Face checkpoints; this model is not one");
+  }
   const core::ModelFormat model = FormatFromProto(format);
   if (model == core::ModelFormat::kAuto) return absl::OkStatus();
   if (recipe.format != core::ModelFormat::kAuto && recipe.format != model) {

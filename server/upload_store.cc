@@ -11,6 +11,7 @@
 #include "quantd/core/base/atomic_file.h"
 #include "quantd/core/base/sha256.h"
 #include "quantd/core/base/status_macros.h"
+#include "quantd/core/recipe.h"
 #include "quantd/server/ids.h"
 #include "store_files.h"
 
@@ -21,6 +22,8 @@ namespace {
 
 constexpr char kHeader[] = "header.pb";
 constexpr char kDone[] = "done.pb";
+// The first file of a Hugging Face checkpoint upload.
+constexpr char kCheckpointConfig[] = "config.json";
 
 std::string PartPath(const std::string& dir, int index) { return absl::StrCat(dir, "/f", index); }
 
@@ -183,10 +186,16 @@ absl::StatusOr<v1::Model> UploadWriter::CommitModel(const std::vector<std::strin
   model.set_create_time_ms(store_->clock_->NowUnixMs());
   *model.mutable_labels() = header_.labels();
   model.set_upload_id(header_.upload_id());
-  // Format from the first bytes of the model file.
+  model.set_model_name(header_.model_name());
+  // Format: a checkpoint lists config.json first (ValidateHeader); else from
+  // the first bytes of the model file.
   {
-    const bool gguf = StartsWithGguf(parts_[0]->path);
-    model.set_format(gguf ? v1::MODEL_FORMAT_GGUF : v1::MODEL_FORMAT_ONNX);
+    if (header_.files(0).name() == kCheckpointConfig) {
+      model.set_format(v1::MODEL_FORMAT_HF_CHECKPOINT);
+    } else {
+      model.set_format(StartsWithGguf(parts_[0]->path) ? v1::MODEL_FORMAT_GGUF
+                                                       : v1::MODEL_FORMAT_ONNX);
+    }
     if (header_.format() != v1::MODEL_FORMAT_UNSPECIFIED && header_.format() != model.format()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "the header says ", v1::ModelFormat_Name(header_.format()), " but ",
@@ -254,6 +263,21 @@ absl::Status UploadStore::ValidateHeader(const v1::UploadHeader& header, uint64_
     }
     if (f.size_bytes() > options_.max_upload_bytes) *total = UINT64_MAX;
     else *total += f.size_bytes();
+  }
+  const bool checkpoint = header.format() == v1::MODEL_FORMAT_HF_CHECKPOINT ||
+                          header.files(0).name() == kCheckpointConfig;
+  if (checkpoint && header.files(0).name() != kCheckpointConfig) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a Hugging Face checkpoint lists config.json first; the first file is ",
+        header.files(0).name()));
+  }
+  if (checkpoint && header.model_name().empty()) {
+    return absl::InvalidArgumentError(
+        "a Hugging Face checkpoint upload needs model_name: the folder's name, from which "
+        "general.name is derived");
+  }
+  if (!header.model_name().empty()) {
+    QUANTD_RETURN_IF_ERROR(core::ValidateModelName(header.model_name()));
   }
   if (header.files(0).size_bytes() == 0) {
     return absl::InvalidArgumentError(
@@ -358,6 +382,10 @@ absl::StatusOr<v1::UploadStatus> UploadStore::GetUploadStatus(const std::string&
 
 absl::StatusOr<v1::Model> UploadStore::FindCommittedModel(const v1::UploadHeader& header) {
   if (header.files_size() == 0) return absl::NotFoundError("no files");
+  // A bad name is refused by OpenUpload, even when the files are stored.
+  if (!header.model_name().empty() && !core::ValidateModelName(header.model_name()).ok()) {
+    return absl::NotFoundError("invalid model name");
+  }
   for (const auto& f : header.files()) {
     if (!core::IsSha256Hex(f.sha256())) return absl::NotFoundError("digests not all known");
   }

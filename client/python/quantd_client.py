@@ -63,10 +63,12 @@ class Client:
         self.timeout = timeout
 
     # ------------------------------------------------------------ models
-    def upload(self, paths, labels=None, on_progress=None):
+    def upload(self, paths, labels=None, on_progress=None, model_name=""):
         """Uploads the files (first: the model proper) and returns the Model.
 
         Skips the upload when the server already holds the same content.
+        A Hugging Face checkpoint lists config.json first and needs
+        `model_name`, the folder's name (see docs/api.md).
         """
         files = []
         for p in paths:
@@ -87,7 +89,8 @@ class Client:
         except grpc.RpcError as e:
             if e.code() != grpc.StatusCode.NOT_FOUND:
                 raise
-        header = pb.UploadHeader(upload_id=upload_id, labels=labels or {})
+        header = pb.UploadHeader(upload_id=upload_id, labels=labels or {},
+                                 model_name=model_name)
         for name, size, digest in files:
             header.files.add(name=name, size_bytes=size, sha256=digest)
         total = sum(f[1] for f in files)

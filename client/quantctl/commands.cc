@@ -151,6 +151,15 @@ struct JobFlags {
   }
 };
 
+// A checkpoint folder's job is named after the folder uploaded now (the
+// server may hold the same files under the name of an earlier upload),
+// unless --model-name chose a name.
+void NameCheckpointJob(const UploadResult& uploaded, v1::SubmitJobRequest* req) {
+  if (!uploaded.model_name.empty() && req->recipe().model_name().empty()) {
+    req->mutable_recipe()->set_model_name(uploaded.model_name);
+  }
+}
+
 // The job, which must have SUCCEEDED: a failed or cancelled one is a job
 // failure (exit 3); one not final yet is FailedPrecondition with `not_yet`.
 absl::StatusOr<v1::Job> SucceededJob(Session* session, const std::string& job_id,
@@ -214,7 +223,8 @@ constexpr char kQuantizeHelp[] =
     "\n"
     "The one-shot path: uploads INPUT (skipped when the server already has the same\n"
     "content; ONNX external data files named by the model are found next to it and\n"
-    "uploaded with it), submits a job, watches it, downloads the result and verifies\n"
+    "uploaded with it; a Hugging Face checkpoint folder uploads the files a\n"
+    "conversion reads and says which it skips), submits a job, watches it, downloads the result and verifies\n"
     "every file's sha256. OUTPUT is written atomically; ONNX external data goes to\n"
     "OUTPUT.data (the model is rewritten to point at it). A broken upload or\n"
     "download resumes when the same command runs again. Ctrl-C cancels the job on\n"
@@ -241,6 +251,8 @@ constexpr char kQuantizeHelp[] =
     "  quantctl quantize model.onnx -o out.onnx --precision int4 --block-size 64 --lm-head int8\n"
     "  # llama.cpp\n"
     "  quantctl quantize model-f16.gguf -o model-q4km.gguf --gguf-type Q4_K_M\n"
+    "  # a Hugging Face checkpoint folder (general.name comes from the folder's name)\n"
+    "  quantctl quantize ./Phi-3.5-mini-instruct -o phi35-f16.gguf --gguf-type F16\n"
     "  # in CI: machine-readable result\n"
     "  quantctl --server quantd:7443 quantize m.onnx -o m4.onnx --preset mobile-int4 --json\n";
 
@@ -263,6 +275,7 @@ absl::Status QuantizeCmd(CommandContext& ctx, const std::vector<std::string>& ar
   QUANTD_ASSIGN_OR_RETURN(UploadResult uploaded, UploadModel(ctx, input, job_flags.data, {}));
   QUANTD_ASSIGN_OR_RETURN(Session * session, ctx.session());
   req.set_model_id(uploaded.model.model_id());
+  NameCheckpointJob(uploaded, &req);
   QUANTD_ASSIGN_OR_RETURN(v1::Job job, session->client().Submit(req));
   ctx.progress().Line(
       absl::StrCat("submitted job ", job.job_id(), " (", RecipeSummary(job.recipe()), ")"));
@@ -278,6 +291,7 @@ absl::Status QuantizeCmd(CommandContext& ctx, const std::vector<std::string>& ar
     return JsonObject()
         .Raw("model", MessageJson(uploaded.model))
         .Bool("upload_skipped", uploaded.skipped)
+        .Raw("skipped_files", JsonStringArray(uploaded.skipped_files))
         .Raw("job", MessageJson(*final_job))
         .Raw("output_files", JsonStringArray(files))
         .Build();
@@ -308,9 +322,13 @@ absl::Status QuantizeCmd(CommandContext& ctx, const std::vector<std::string>& ar
 constexpr char kUploadHelp[] =
     "usage: quantctl upload INPUT [--data FILE]... [--label KEY=VALUE]...\n"
     "\n"
-    "Uploads a model (ONNX with its external data files, or GGUF) and prints its id\n"
-    "(sha256:<hex> of the files). Skipped when the server already has the content;\n"
-    "a broken upload resumes when the same command runs again.\n"
+    "Uploads a model (ONNX with its external data files, GGUF, or a Hugging Face\n"
+    "checkpoint folder) and prints its id (sha256:<hex> of the files). Skipped when\n"
+    "the server already has the content; a broken upload resumes when the same\n"
+    "command runs again. Of a checkpoint folder, only the files a conversion reads\n"
+    "are uploaded (config.json, generation_config.json, the safetensors weights and\n"
+    "index, the tokenizer files); the others (README.md, .git/, *.bin, *.pth, ...)\n"
+    "are skipped and listed. The folder's name goes with it as the model's name.\n"
     "\n"
     "Flags:\n"
     "  --data FILE                extra file to upload with the model (repeatable)\n"
@@ -318,6 +336,7 @@ constexpr char kUploadHelp[] =
     "\n"
     "Examples:\n"
     "  MODEL=$(quantctl upload model.onnx)\n"
+    "  quantctl upload ./Phi-3.5-mini-instruct\n"
     "  quantctl upload model.onnx --json | jq -r .model.model_id\n";
 
 absl::Status UploadCmd(CommandContext& ctx, const std::vector<std::string>& args) {
@@ -333,6 +352,7 @@ absl::Status UploadCmd(CommandContext& ctx, const std::vector<std::string>& args
                      JsonObject()
                          .Raw("model", MessageJson(uploaded.model))
                          .Bool("upload_skipped", uploaded.skipped)
+                         .Raw("skipped_files", JsonStringArray(uploaded.skipped_files))
                          .Build(),
                      uploaded.model.model_id());
 }
@@ -374,6 +394,7 @@ absl::Status SubmitCmd(CommandContext& ctx, const std::vector<std::string>& args
     QUANTD_ASSIGN_OR_RETURN(UploadResult uploaded,
                             UploadModel(ctx, model_id, job_flags.data, {}));
     model_id = uploaded.model.model_id();
+    NameCheckpointJob(uploaded, &req);
   }
   QUANTD_ASSIGN_OR_RETURN(Session * session, ctx.session());
   req.set_model_id(model_id);

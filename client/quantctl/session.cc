@@ -142,6 +142,7 @@ absl::Status Session::TransferError(const absl::Status& status, const char* resu
 }
 
 absl::StatusOr<v1::Model> Session::Upload(const std::vector<LocalFile>& files,
+                                          const std::string& model_name,
                                           const std::map<std::string, std::string>& labels,
                                           const TransferFn& progress, bool* skipped) {
   *skipped = false;
@@ -159,6 +160,7 @@ absl::StatusOr<v1::Model> Session::Upload(const std::vector<LocalFile>& files,
   }
   uo.upload_id = absl::StrCat("qc-", client::ModelIdOf(infos).substr(7, 40));
   uo.labels = labels;
+  uo.model_name = model_name;
   uo.on_progress = Throttled(progress);
   auto result = client_->Upload(paths, uo);
   if (!result.ok()) {

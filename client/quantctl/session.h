@@ -76,7 +76,9 @@ class Session {
   // Uploads `files` unless the server has the same content (`*skipped`).
   // Resumes a broken upload, also one left by an earlier run (Client::Upload
   // with the content-derived id and the known digests).
+  // `model_name`: UploadHeader.model_name (a checkpoint folder's name).
   absl::StatusOr<v1::Model> Upload(const std::vector<LocalFile>& files,
+                                   const std::string& model_name,
                                    const std::map<std::string, std::string>& labels,
                                    const TransferFn& progress, bool* skipped);
 

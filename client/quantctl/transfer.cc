@@ -6,9 +6,12 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "interrupter.h"
 #include "onnx_files.h"
+#include "quantd/client/checkpoint_folder.h"
 #include "quantd/core/base/atomic_file.h"
+#include "quantd/core/recipe.h"
 
 namespace quantd::quantctl {
 namespace {
@@ -36,13 +39,26 @@ class InterruptTransfers {
 
 }  // namespace
 
-absl::StatusOr<std::vector<std::string>> ModelFiles(const std::string& input,
-                                                    const std::vector<std::string>& extra) {
+absl::StatusOr<ModelInput> ModelFiles(const std::string& input,
+                                      const std::vector<std::string>& extra) {
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(input, ec)) {
+  ModelInput model;
+  std::vector<std::string>& paths = model.paths;
+  if (std::filesystem::is_directory(input, ec)) {
+    auto folder = client::SelectCheckpointFiles(input);
+    if (!folder.ok()) return folder.status();
+    paths = std::move(folder->files);
+    model.model_name = std::move(folder->name);
+    model.skipped = std::move(folder->skipped);
+    if (auto st = core::ValidateModelName(model.model_name); !st.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "folder ", input, ": ", st.message(), "; pass --model-name NAME"));
+    }
+  } else if (!std::filesystem::is_regular_file(input, ec)) {
     return absl::NotFoundError(absl::StrCat(input, ": no such file"));
+  } else {
+    paths = {input};
   }
-  std::vector<std::string> paths = {input};
   if (LooksOnnx(input)) {
     auto data = OnnxExternalDataFiles(input);
     if (data.ok()) {
@@ -57,17 +73,23 @@ absl::StatusOr<std::vector<std::string>> ModelFiles(const std::string& input,
   for (const auto& e : extra) {
     if (std::find(paths.begin(), paths.end(), e) == paths.end()) paths.push_back(e);
   }
-  return paths;
+  return model;
 }
 
 absl::StatusOr<UploadResult> UploadModel(CommandContext& ctx, const std::string& input,
                                          const std::vector<std::string>& extra,
                                          const std::map<std::string, std::string>& labels) {
-  auto paths = ModelFiles(input, extra);
-  if (!paths.ok()) return paths.status();
+  auto input_files = ModelFiles(input, extra);
+  if (!input_files.ok()) return input_files.status();
+  if (!input_files->skipped.empty()) {
+    ctx.progress().Line(absl::StrCat("upload: skipping ", input_files->skipped.size(),
+                                     " file(s) a conversion does not read: ",
+                                     absl::StrJoin(input_files->skipped, ", ")));
+  }
   const auto hash_start = std::chrono::steady_clock::now();
-  auto files = DescribeFiles(
-      *paths, [&ctx](uint64_t done, uint64_t all) { ctx.progress().Transfer("hash", done, all); });
+  auto files = DescribeFiles(input_files->paths, [&ctx](uint64_t done, uint64_t all) {
+    ctx.progress().Transfer("hash", done, all);
+  });
   if (!files.ok()) {
     ctx.progress().Finish();
     return files.status();
@@ -80,12 +102,14 @@ absl::StatusOr<UploadResult> UploadModel(CommandContext& ctx, const std::string&
   auto session = ctx.session();
   if (!session.ok()) return session.status();
   UploadResult result;
+  result.model_name = input_files->model_name;
+  result.skipped_files = input_files->skipped;
   const auto start = std::chrono::steady_clock::now();
   absl::StatusOr<v1::Model> model;
   {
     InterruptTransfers interrupt(ctx, *session, "upload");
     model = (*session)->Upload(
-        *files, labels,
+        *files, input_files->model_name, labels,
         [&ctx](uint64_t done, uint64_t all) { ctx.progress().Transfer("upload", done, all); },
         &result.skipped);
   }

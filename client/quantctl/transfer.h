@@ -17,17 +17,27 @@
 namespace quantd::quantctl {
 
 // The files of the model at `input`: the model itself, then (for ONNX) the
-// external data files it names, found in its folder, then `extra`.
+// external data files it names, found in its folder, then `extra`. A
+// Hugging Face checkpoint folder gives the files a conversion reads
+// (client::SelectCheckpointFiles), its name and what it leaves out.
 // NotFound when `input` is missing; DataLoss when a named data file is.
-absl::StatusOr<std::vector<std::string>> ModelFiles(const std::string& input,
-                                                    const std::vector<std::string>& extra);
+struct ModelInput {
+  std::vector<std::string> paths;    // model first
+  std::string model_name;            // a checkpoint folder's name; else empty
+  std::vector<std::string> skipped;  // a checkpoint folder's entries not uploaded
+};
+absl::StatusOr<ModelInput> ModelFiles(const std::string& input,
+                                      const std::vector<std::string>& extra);
 
 struct UploadResult {
   v1::Model model;
   bool skipped = false;  // the server already had this content
+  std::string model_name;                  // as ModelInput
+  std::vector<std::string> skipped_files;  // as ModelInput::skipped
 };
 
-// Hashes and uploads the model at `input` (see ModelFiles) with progress.
+// Hashes and uploads the model at `input` (see ModelFiles) with progress,
+// saying which files of a checkpoint folder it leaves out.
 absl::StatusOr<UploadResult> UploadModel(CommandContext& ctx, const std::string& input,
                                          const std::vector<std::string>& extra,
                                          const std::map<std::string, std::string>& labels);

@@ -586,6 +586,7 @@ absl::StatusOr<Report> RunCheckpointGguf(const Recipe& recipe, const std::string
   ctx.Report(Progress{"load", 0, 0, 0, 0});
   CheckpointGgufOptions options;
   options.tokenizer_kvs = DefaultTokenizerKvs();
+  options.folder_name = recipe.model_name;  // empty: input_dir's own name
   QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<CheckpointGgufSource> source,
                           CheckpointGgufSource::Open(input_dir, options));
   return WriteCheckpointGguf(*source, ftype, output_path, ctx);

@@ -83,6 +83,24 @@ absl::Status ValidateRecipe(const Recipe& r) {
   if (r.algorithm == QuantAlgorithm::kSearch && r.precision != Precision::kInt4) {
     return absl::InvalidArgumentError("algorithm search applies to precision int4 only");
   }
+  if (!r.model_name.empty()) {
+    if (absl::Status st = ValidateModelName(r.model_name); !st.ok()) return st;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateModelName(absl::string_view name) {
+  auto alnum = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  };
+  bool ok = !name.empty() && name.size() <= 128 && alnum(name[0]);
+  for (char c : name) ok = ok && (alnum(c) || c == '.' || c == '_' || c == '-');
+  if (!ok) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model_name '", name,
+        "' is not a plain folder name: use 1 to 128 letters, digits, '.', '_' and '-', "
+        "starting with a letter or digit"));
+  }
   return absl::OkStatus();
 }
 
@@ -118,6 +136,9 @@ std::string CanonicalRecipe(const Recipe& r) {
       absl::StrCat("pure=", b(r.pure)),
       absl::StrCat("allow_requantize=", b(r.allow_requantize)),
   };
+  // A checkpoint's folder name is part of the output (general.name); absent
+  // when unset, so recipes without it keep their canonical text.
+  if (!r.model_name.empty()) parts.push_back(absl::StrCat("model_name=", r.model_name));
   // threads and preset do not change the output bytes: not part of identity.
   return absl::StrJoin(parts, ";");
 }

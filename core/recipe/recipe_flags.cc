@@ -204,6 +204,9 @@ const std::vector<FlagSpec>& Flags() {
        "threads for this conversion (quantd quantize: default hardware threads; a job: a "
        "hint the server caps)",
        Int("threads", &Recipe::threads)},
+      {"model-name", "model_name", "NAME",
+       "checkpoint folders: the name general.name is derived from (default: the folder's name)",
+       Str(&Recipe::model_name)},
   };
   return *kFlags;
 }
@@ -348,6 +351,8 @@ std::vector<std::string> FieldFlags(const Recipe& r, absl::string_view field) {
     on_off(r.allow_requantize, "allow-requantize", nullptr);
   } else if (field == "threads") {
     add("threads", absl::StrCat(r.threads));
+  } else if (field == "model_name") {
+    if (!r.model_name.empty()) add("model-name", r.model_name);
   }
   return f;
 }
@@ -391,6 +396,7 @@ std::vector<std::string> RecipeToFlags(const Recipe& r) {
       "pure",
       "allow_requantize",
       "threads",
+      "model_name",
   };
   const Recipe d;
   std::vector<std::string> f;

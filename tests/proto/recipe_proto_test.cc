@@ -68,6 +68,8 @@ TEST(RecipeProtoTest, ExplicitFlagsRoundTripThroughTheServer) {
                    "--output-tensor-type", "q8_0", "--token-embedding-type", "q8_0", "--pure",
                    "--allow-requantize"});
   ExpectRoundTrip({"--preset", "mobile-int4", "--block-size", "128"});
+  ExpectRoundTrip({"--gguf-type", "Q8_0", "--model-name", "phi3-tiny-shared"});
+  EXPECT_EQ(RecipeToProto(Parse({"--gguf-type", "F16", "--model-name", "m-1"})).model_name(), "m-1");
 }
 
 TEST(RecipeProtoTest, EmptyOpBlockListStaysPresent) {

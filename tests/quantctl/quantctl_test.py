@@ -562,7 +562,9 @@ class PlainOutput(QuantctlCase):
         lines = p.stderr.splitlines()
         self.assertTrue(any(l.startswith("upload: ") for l in lines), p.stderr)
         self.assertTrue(any(l.startswith("submitted job ") for l in lines), p.stderr)
-        self.assertTrue(any(l.endswith(": SUCCEEDED") for l in lines), p.stderr)
+        # The final state keeps the conversion's tensor counts.
+        self.assertTrue(any(re.search(r": SUCCEEDED( \d+/\d+ tensors)?$", l) for l in lines),
+                        p.stderr)
         self.assertTrue(any(l.startswith("download: ") and "sha256 verified" in l for l in lines))
         job_lines = [l for l in lines if l.startswith("job ")]
         for a, b in zip(job_lines, job_lines[1:]):
@@ -756,6 +758,76 @@ class ServerRestart(QuantctlCase):
         self.assertEqual(job["state"], "JOB_STATE_SUCCEEDED")
         self.assertGreaterEqual(job["attempts"], 2)  # re-run after the crash
         self.quantctl("download", job_id, "-o", self.path("after-restart.onnx"))
+
+
+class CheckpointFolder(QuantctlCase):
+    """Hugging Face checkpoint folders: `quantctl quantize DIR` through the
+    server gives the converter's bytes (reference.json), and files a
+    conversion does not read are skipped and listed."""
+
+    CHECKPOINTS = ("phi3-tiny-shared", "llama-tiny-shared")
+
+    def copy(self, name):
+        """A writable copy of a shared checkpoint (same folder name) with a
+        model card and a PyTorch duplicate of the weights beside it."""
+        dst = self.path("copies", name)
+        shutil.copytree(os.path.join(TESTDATA, "hf", "checkpoints", name), dst)
+        for f in os.listdir(dst):
+            os.chmod(os.path.join(dst, f), 0o644)
+        with open(os.path.join(dst, "README.md"), "w") as f:
+            f.write("---\nlicense: mit\n---\n# card\n")
+        with open(os.path.join(dst, "pytorch_model.bin"), "wb") as f:
+            f.write(os.urandom(4096))
+        return dst
+
+    def testFoldersGiveTheConvertersBytesAndSkipWhatIsNotRead(self):
+        with open(os.path.join(TESTDATA, "hf", "reference.json")) as f:
+            ref = json.load(f)["checkpoints"]
+        for name in self.CHECKPOINTS:
+            folder = self.copy(name)
+            for outtype in ("f16", "q8_0"):
+                out = self.path("out", f"{name}-{outtype}.gguf")
+                p = self.quantctl("quantize", folder, "-o", out, "--gguf-type", outtype.upper())
+                self.assertIn("upload: skipping 2 file(s) a conversion does not read: "
+                              "README.md, pytorch_model.bin", p.stderr)
+                self.assertEqual(sha256(out), ref[name]["gguf"][outtype]["sha256"],
+                                 f"{name} {outtype}\n{p.stderr}")
+        # The skip list and the name in JSON; the job's final progress has
+        # the tensor counts.
+        folder = self.path("copies", "phi3-tiny-shared")
+        up = self.quantctl_json("upload", folder)
+        self.assertEqual(up["skipped_files"], ["README.md", "pytorch_model.bin"])
+        self.assertEqual(up["model"]["format"], "MODEL_FORMAT_HF_CHECKPOINT")
+        self.assertEqual(up["model"]["model_name"], "phi3-tiny-shared")
+        self.assertEqual([f["name"] for f in up["model"]["files"]][0], "config.json")
+        self.assertNotIn("README.md", [f["name"] for f in up["model"]["files"]])
+        job = self.quantctl("submit", up["model"]["model_id"], "--gguf-type", "Q8_0").stdout.strip()
+        done = self.quantctl_json("watch", job)
+        self.assertEqual(done["state"], "JOB_STATE_SUCCEEDED")
+        self.assertEqual(done["recipe"]["model_name"], "phi3-tiny-shared")
+        total = int(done["progress"]["tensors_total"])
+        self.assertGreater(total, 0)
+        self.assertEqual(int(done["progress"]["tensors_done"]), total)
+
+    def testModelNameOverridesTheFolderName(self):
+        folder = self.path("copies", "phi3-tiny-shared")
+        if not os.path.isdir(folder):
+            folder = self.copy("phi3-tiny-shared")
+        out = self.path("out", "renamed.gguf")
+        self.quantctl("quantize", folder, "-o", out, "--gguf-type", "F16",
+                      "--model-name", "Phi-3.5-mini-instruct")
+        with open(out, "rb") as f:
+            head = f.read(1 << 16)
+        self.assertIn(b"Phi 3.5", head)  # general.name from the override
+        self.assertNotIn(b"Phi3 Tiny Shared", head)
+        # A missing shard is refused before anything is uploaded (exit 2).
+        llama = self.copy("llama-tiny-shared") if not os.path.isdir(
+            self.path("copies", "llama-tiny-shared")) else self.path("copies", "llama-tiny-shared")
+        broken = self.path("broken", "llama-tiny-shared")
+        shutil.copytree(llama, broken)
+        os.remove(os.path.join(broken, "model-00002-of-00002.safetensors"))
+        p = self.quantctl("upload", broken, rc=2)
+        self.assertIn("model-00002-of-00002.safetensors, which is missing", p.stderr)
 
 
 class PythonClient(QuantctlCase):

@@ -16,6 +16,7 @@
 #include "onnx/onnx_pb.h"
 #include "onnx_files.h"
 #include "progress.h"
+#include "quantd/client/checkpoint_folder.h"
 #include "transfer.h"
 
 namespace quantd::quantctl {
@@ -192,7 +193,8 @@ TEST(OnnxFilesTest, FindsExternalDataNextToTheModel) {
   EXPECT_THAT(*files, ElementsAre("model.onnx.data"));
   auto all = ModelFiles(kLlama, {});
   ASSERT_TRUE(all.ok());
-  EXPECT_THAT(*all, ElementsAre(kLlama, kLlama + ".data"));
+  EXPECT_THAT(all->paths, ElementsAre(kLlama, kLlama + ".data"));
+  EXPECT_EQ(all->model_name, "");
   auto none = OnnxExternalDataFiles(std::string(QUANTD_TESTDATA) +
                                     "/onnx/genai-tiny-random-gpt2-fp32/past.onnx");
   ASSERT_TRUE(none.ok());
@@ -279,6 +281,74 @@ TEST(OnnxFilesTest, MissingDataFileIsADataError) {
   ASSERT_TRUE(files.ok()) << files.status();
   EXPECT_THAT(*files, ElementsAre("renamed.data"));
   std::filesystem::remove_all(dir);
+}
+
+// A copy of a shared checkpoint plus files a conversion does not read.
+class CheckpointFolderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("quantctl-ckpt-" + std::to_string(getpid())) / "llama-tiny-shared";
+    std::filesystem::remove_all(dir_.parent_path());
+    std::filesystem::create_directories(dir_);
+    const std::string src = std::string(QUANTD_TESTDATA) + "/hf/checkpoints/llama-tiny-shared";
+    for (const auto& e : std::filesystem::directory_iterator(src)) {
+      std::filesystem::copy_file(e.path(), dir_ / e.path().filename());
+    }
+    std::ofstream(dir_ / "README.md") << "# model card";
+    std::ofstream(dir_ / "pytorch_model.bin") << "pickle";
+    std::ofstream(dir_ / "consolidated.safetensors") << "another layout";
+    std::filesystem::create_directories(dir_ / ".git" / "objects");
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_.parent_path()); }
+  std::filesystem::path dir_;
+};
+
+TEST_F(CheckpointFolderTest, UploadsWhatAConversionReadsAndSaysWhatItSkips) {
+  auto folder = client::SelectCheckpointFiles(dir_.string() + "/");
+  ASSERT_TRUE(folder.ok()) << folder.status();
+  EXPECT_EQ(folder->name, "llama-tiny-shared");
+  std::vector<std::string> names;
+  for (const auto& p : folder->files) names.push_back(std::filesystem::path(p).filename());
+  EXPECT_THAT(names, ElementsAre("config.json", "generation_config.json",
+                                 "model.safetensors.index.json", "model-00001-of-00002.safetensors",
+                                 "model-00002-of-00002.safetensors", "tokenizer.model",
+                                 "tokenizer.json", "tokenizer_config.json",
+                                 "special_tokens_map.json"));
+  EXPECT_THAT(folder->skipped, ElementsAre(".git/", "README.md", "consolidated.safetensors",
+                                           "pytorch_model.bin"));
+  // quantctl's view: the same files, the folder's name, the skip list.
+  auto input = ModelFiles(dir_.string(), {});
+  ASSERT_TRUE(input.ok()) << input.status();
+  EXPECT_EQ(input->paths, folder->files);
+  EXPECT_EQ(input->model_name, "llama-tiny-shared");
+  EXPECT_EQ(input->skipped.size(), 4u);
+}
+
+TEST_F(CheckpointFolderTest, MissingShardOrWeightsOrConfigAreRefusedLocally) {
+  std::filesystem::remove(dir_ / "model-00002-of-00002.safetensors");
+  auto missing = client::SelectCheckpointFiles(dir_.string());
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.status().message()),
+              HasSubstr("names shard model-00002-of-00002.safetensors, which is missing"));
+  // An index that is not JSON is sent as is: the server's job says what is wrong.
+  std::ofstream(dir_ / "model.safetensors.index.json", std::ios::trunc) << "{\"weight_map\": [[[";
+  auto broken = client::SelectCheckpointFiles(dir_.string());
+  ASSERT_TRUE(broken.ok()) << broken.status();
+  EXPECT_EQ(std::filesystem::path(broken->files[2]).filename(), "model.safetensors.index.json");
+  std::filesystem::remove(dir_ / "model.safetensors.index.json");
+  EXPECT_EQ(client::SelectCheckpointFiles(dir_.string()).status().code(),
+            absl::StatusCode::kNotFound);  // no weights at all
+  std::filesystem::remove(dir_ / "config.json");
+  EXPECT_EQ(client::SelectCheckpointFiles(dir_.string()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // A folder name that cannot be a model name needs --model-name.
+  const auto odd = dir_.parent_path() / "two words";
+  std::filesystem::create_directories(odd);
+  std::filesystem::copy_file(dir_ / "generation_config.json", odd / "config.json");
+  std::ofstream(odd / "model.safetensors") << "x";
+  EXPECT_THAT(std::string(ModelFiles(odd.string(), {}).status().message()),
+              HasSubstr("--model-name"));
 }
 
 }  // namespace

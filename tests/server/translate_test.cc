@@ -1,5 +1,6 @@
 #include "quantd/server/translate.h"
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace quantd::server {
@@ -46,6 +47,22 @@ TEST(TranslateTest, RecipeMustFitTheModelFormat) {
   EXPECT_TRUE(ValidateRecipeForModel(r, v1::MODEL_FORMAT_GGUF).ok());
   EXPECT_EQ(ValidateRecipeForModel(r, v1::MODEL_FORMAT_ONNX).code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST(TranslateTest, CheckpointNeedsGgufTypeAndModelName) {
+  core::Recipe r;
+  r.gguf_type = "F16";
+  EXPECT_THAT(std::string(ValidateRecipeForModel(r, v1::MODEL_FORMAT_HF_CHECKPOINT).message()),
+              ::testing::HasSubstr("recipe.model_name"));
+  r.model_name = "phi3-tiny-shared";
+  EXPECT_TRUE(ValidateRecipeForModel(r, v1::MODEL_FORMAT_HF_CHECKPOINT).ok());
+  // model_name on anything else is refused: it would change the dedup key for nothing.
+  EXPECT_EQ(ValidateRecipeForModel(r, v1::MODEL_FORMAT_GGUF).code(),
+            absl::StatusCode::kInvalidArgument);
+  r.gguf_type.clear();
+  r.precision = core::Precision::kFp16;
+  EXPECT_THAT(std::string(ValidateRecipeForModel(r, v1::MODEL_FORMAT_HF_CHECKPOINT).message()),
+              ::testing::HasSubstr("recipe.gguf_type"));
 }
 
 TEST(TranslateTest, StatusCodesMapOneToOne) {

@@ -184,5 +184,37 @@ TEST_F(UploadStoreTest, SameModelTwiceKeepsTheFirstAndItsBytesOnce) {
   EXPECT_EQ(found->model_id(), ModelIdFor(found->files()));
 }
 
+TEST_F(UploadStoreTest, CheckpointUploadListsConfigFirstAndCarriesItsName) {
+  const std::vector<std::string> contents = {"{}", "weights"};
+  v1::UploadHeader h;
+  h.set_upload_id("ckpt-upload-1");
+  h.add_files()->set_name("config.json");
+  h.mutable_files(0)->set_size_bytes(2);
+  h.add_files()->set_name("model.safetensors");
+  h.mutable_files(1)->set_size_bytes(7);
+  // The name is required (general.name derives from it) and must be plain.
+  EXPECT_EQ(store_->OpenUpload(h).status().code(), absl::StatusCode::kInvalidArgument);
+  h.set_model_name("../up");
+  EXPECT_EQ(store_->OpenUpload(h).status().code(), absl::StatusCode::kInvalidArgument);
+  h.set_model_name("phi3-tiny-shared");
+  // A checkpoint header whose first file is not config.json is refused.
+  v1::UploadHeader swapped = h;
+  swapped.set_format(v1::MODEL_FORMAT_HF_CHECKPOINT);
+  std::swap(*swapped.mutable_files(0), *swapped.mutable_files(1));
+  EXPECT_EQ(store_->OpenUpload(swapped).status().code(), absl::StatusCode::kInvalidArgument);
+  auto w = store_->OpenUpload(h);
+  ASSERT_TRUE(w.ok()) << w.status();
+  ASSERT_TRUE((*w)->Append(0, contents[0] + contents[1]).ok());
+  auto model = (*w)->Finish(Digests(contents));
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(model->format(), v1::MODEL_FORMAT_HF_CHECKPOINT);
+  EXPECT_EQ(model->model_name(), "phi3-tiny-shared");
+  // The id is the files' digest: the name is not part of it.
+  EXPECT_EQ(model->model_id(), ModelIdFor(model->files()));
+  auto stored = blobs_->GetModel(model->model_id());
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->model_name(), "phi3-tiny-shared");
+}
+
 }  // namespace
 }  // namespace quantd::server

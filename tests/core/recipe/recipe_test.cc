@@ -83,6 +83,30 @@ TEST(RecipeTest, FlagsRoundTripAndCanonicalFormIsStable) {
   EXPECT_NE(CanonicalRecipe(other), CanonicalRecipe(r));
 }
 
+TEST(RecipeTest, ModelNameIsAPlainNameAndPartOfTheIdentityOnlyWhenSet) {
+  Recipe r;
+  r.gguf_type = "F16";
+  const std::string without = CanonicalRecipe(r);
+  EXPECT_EQ(without.find("model_name"), std::string::npos);  // old recipes keep their text
+  std::vector<std::string> rest;
+  ASSERT_TRUE(ParseRecipeFlags({"--gguf-type", "F16", "--model-name", "Phi-3.5-mini-instruct"},
+                               &r, &rest)
+                  .ok());
+  EXPECT_EQ(r.model_name, "Phi-3.5-mini-instruct");
+  EXPECT_TRUE(ValidateRecipe(r).ok());
+  EXPECT_NE(CanonicalRecipe(r), without);  // general.name differs: another job
+  Recipe back;
+  ASSERT_TRUE(ParseRecipeFlags(RecipeToFlags(r), &back, &rest).ok());
+  EXPECT_EQ(CanonicalRecipe(back), CanonicalRecipe(r));
+  for (const char* bad : {"../etc", "a/b", ".hidden", "two words", ""}) {
+    EXPECT_EQ(ValidateModelName(bad).code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  r.model_name = "a/b";
+  EXPECT_THAT(std::string(ValidateRecipe(r).message()), ::testing::HasSubstr("model_name 'a/b'"));
+  EXPECT_TRUE(ValidateModelName(std::string(128, 'x')).ok());
+  EXPECT_FALSE(ValidateModelName(std::string(129, 'x')).ok());
+}
+
 TEST(RecipeTest, ValidateNamesRecipeFieldsNotFlags) {
   std::vector<Recipe> bad(7);
   bad[1].gguf_type = "Q4_K_M";

@@ -72,6 +72,9 @@ struct UploadOptions {
   std::vector<std::string> sha256;
   std::map<std::string, std::string> labels;
   v1::ModelFormat format = v1::MODEL_FORMAT_UNSPECIFIED;
+  // The model's name (UploadHeader.model_name): required for a Hugging Face
+  // checkpoint (its folder's name, see checkpoint_folder.h); empty otherwise.
+  std::string model_name;
   // Byte progress (bytes the server holds so far, total), called on the
   // calling thread when a stream opens (with the bytes resumed from) and
   // after each chunk; may be empty. It may sleep (e.g. to limit the rate).
@@ -160,7 +163,9 @@ class Client {
                                               const DownloadOptions& options = {});
 
   // Upload + Submit + Watch + Download. A job that ends FAILED or CANCELLED
-  // returns its error code and message as the status.
+  // returns its error code and message as the status. For a Hugging Face
+  // checkpoint (SelectCheckpointFiles), set recipe.model_name to the folder's
+  // name: it is also the upload's model name.
   absl::StatusOr<QuantizeResult> Quantize(const std::vector<std::string>& paths,
                                           const v1::Recipe& recipe, const std::string& dest_dir,
                                           const QuantizeOptions& options = {});

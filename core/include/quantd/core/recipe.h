@@ -70,6 +70,11 @@ struct Recipe {
 
   // --- execution ---
   int threads = 1;                           // thread budget for this run
+
+  // --- Hugging Face checkpoint folders ---
+  // The folder name general.name and the other general.* naming keys are
+  // derived from (empty: the input folder's own name). Only for checkpoints.
+  std::string model_name;
 };
 
 // Checks ranges and combinations; InvalidArgument with a message naming the
@@ -77,6 +82,11 @@ struct Recipe {
 // and its allowed values. Core messages name fields, never command-line
 // flags; a CLI adds its flags with WithFlagHint() (recipe_flags.h).
 absl::Status ValidateRecipe(const Recipe& recipe);
+
+// A model name (recipe.model_name, an uploaded checkpoint's folder name):
+// [A-Za-z0-9][A-Za-z0-9._-]*, at most 128 characters. InvalidArgument naming
+// `model_name` otherwise.
+absl::Status ValidateModelName(absl::string_view name);
 
 // A canonical one-line text form (every field, fixed order). Equal recipes
 // give equal strings; the service hashes it for de-duplication.

@@ -8,6 +8,7 @@
 // see ids.h):
 //   models/<model hex>/manifest.pb + the model's files          committed models
 //   work/<job id>/                                              job output in progress
+//   work/<job id>.input/<model name>/ -> models/<model hex>/*   a checkpoint as a folder
 //   artifacts/<job id>/manifest.pb + files                      finished artifacts
 // Commits are atomic: files are fsynced, a directory is filled beside its
 // final place and renamed into it, and the parent directory is fsynced. A
@@ -74,6 +75,14 @@ class BlobStore {
   // existing model returned. The staged bytes must already be counted
   // (AddUsedBytes).
   absl::StatusOr<v1::Model> CommitModelDir(const std::string& staging_dir, v1::Model model);
+
+  // The model as the folder a conversion reads: work/<job_id>.input/<name>/
+  // with a symbolic link to each of the model's files (nothing is copied).
+  // Returns the folder. RemoveWorkDir removes it with the job's work dir.
+  // REQUIRES: `name` passed core::ValidateModelName.
+  absl::StatusOr<std::string> LinkModelFolder(const std::string& model_id,
+                                              const std::string& job_id,
+                                              const std::string& name);
 
   // --- artifacts ---
   // A fresh, empty work directory for a job's output (old content removed).

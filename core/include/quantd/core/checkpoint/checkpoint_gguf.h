@@ -134,7 +134,8 @@ absl::StatusOr<Report> WriteCheckpointGguf(const CheckpointGgufSource& source, g
                                            const std::string& output_path, const RunContext& ctx);
 
 // The checkpoint branch of core::Run: `input_dir` is a checkpoint folder,
-// recipe.gguf_type one of F32, F16, BF16, Q8_0.
+// recipe.gguf_type one of F32, F16, BF16, Q8_0; recipe.model_name, when set,
+// stands for the folder's name in the general.* naming keys.
 absl::StatusOr<Report> RunCheckpointGguf(const Recipe& recipe, const std::string& input_dir,
                                          const std::string& output_path, const RunContext& ctx);
 
