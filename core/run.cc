@@ -113,16 +113,16 @@ absl::StatusOr<Report> Run(const Recipe& recipe, const std::string& input_path,
     report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return report;
   }
+  if (recipe.format == ModelFormat::kMlx) {
+    return absl::InvalidArgumentError(
+        "format mlx converts a Hugging Face checkpoint folder (config.json + safetensors); this "
+        "input is not one");
+  }
   if (std::error_code ec; fs::is_directory(input_path, ec)) {
     return absl::InvalidArgumentError(absl::StrCat(
         input_path, " is a folder without config.json; a model folder must be a Hugging Face checkpoint"));
   }
   QUANTD_ASSIGN_OR_RETURN(ModelFormat detected, DetectFormat(input_path));
-  if (recipe.format == ModelFormat::kMlx) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "format mlx converts a Hugging Face checkpoint folder (config.json + safetensors); this "
-        "input is ", FormatName(detected)));
-  }
   if (recipe.format != ModelFormat::kAuto && recipe.format != detected) {
     return absl::InvalidArgumentError(absl::StrCat("the recipe is for ", FormatName(recipe.format),
                                                    " but the input is ", FormatName(detected)));

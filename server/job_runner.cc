@@ -22,14 +22,23 @@ absl::StatusOr<JobOutcome> CoreJobRunner::Run(const v1::Job& job, const core::Ru
   QUANTD_ASSIGN_OR_RETURN(std::string input, blobs_->ModelInputPath(job.model_id()));
   QUANTD_ASSIGN_OR_RETURN(core::Recipe recipe, RecipeFromProto(job.recipe()));
   QUANTD_ASSIGN_OR_RETURN(std::string work, blobs_->CreateWorkDir(job.job_id()));
-  const std::string output = absl::StrCat(work, "/", model->files(0).name());
+  std::string output = absl::StrCat(work, "/", model->files(0).name());
+  std::string input_dir = std::filesystem::path(input).parent_path().string() + "/";
+  const bool mlx = recipe.format == core::ModelFormat::kMlx;
+  if (mlx) {
+    // An MLX folder is made from a checkpoint folder: the model's own folder
+    // (its files under their upload names, config.json among them). The
+    // output folder is the (empty) work folder itself, whose files become
+    // the artifact.
+    input = std::filesystem::path(input).parent_path().string();
+    output = work;
+  }
 
   absl::StatusOr<core::Report> report = core::Run(recipe, input, output, ctx);
   if (!report.ok()) {
     blobs_->RemoveWorkDir(job.job_id());
     // The message is for the client: name its files, not the server's paths.
     std::string message(report.status().message());
-    const std::string input_dir = std::filesystem::path(input).parent_path().string() + "/";
     message = absl::StrReplaceAll(message, {{input_dir, ""}, {work + "/", ""}});
     return absl::Status(report.status().code(), message);
   }
@@ -48,6 +57,7 @@ absl::StatusOr<JobOutcome> CoreJobRunner::Run(const v1::Job& job, const core::Ru
     return artifact.status();
   }
   outcome.artifact = *std::move(artifact);
+  outcome.artifact.set_folder(mlx);
   return outcome;
 }
 

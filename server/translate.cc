@@ -16,6 +16,11 @@ using api::FormatFromProto;
 absl::Status ValidateRecipeForModel(const core::Recipe& recipe, v1::ModelFormat format) {
   absl::Status st = core::ValidateRecipe(recipe);
   if (!st.ok()) return absl::InvalidArgumentError(st.message());
+  if (recipe.format == core::ModelFormat::kMlx) {
+    // An output format: the input is a checkpoint folder, which the model's
+    // format does not tell (the core refuses anything else when it runs).
+    return absl::OkStatus();
+  }
   const core::ModelFormat model = FormatFromProto(format);
   if (model == core::ModelFormat::kAuto) return absl::OkStatus();
   if (recipe.format != core::ModelFormat::kAuto && recipe.format != model) {
@@ -98,6 +103,10 @@ std::string FailureReason(absl::StatusCode code) {
 }
 
 std::pair<std::string, std::string> JobMetricLabels(const v1::Recipe& recipe) {
+  if (recipe.format() == v1::MODEL_FORMAT_MLX) {
+    absl::StatusOr<core::Recipe> r = RecipeFromProto(recipe);
+    return {"mlx", r.ok() ? core::MlxPrecisionName(*r) : "other"};
+  }
   if (!recipe.gguf_type().empty()) {
     return {"gguf", absl::AsciiStrToLower(recipe.gguf_type())};
   }
