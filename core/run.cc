@@ -99,7 +99,8 @@ absl::StatusOr<Report> Run(const Recipe& recipe, const std::string& input_path,
   if (checkpoint::IsCheckpointDir(input_path)) {
     // A Hugging Face checkpoint folder: written as GGUF, or as an MLX folder.
     if (recipe.format == ModelFormat::kOnnx) {
-      return absl::InvalidArgumentError("a checkpoint folder converts to GGUF or MLX; ONNX export is not implemented");
+      return absl::InvalidArgumentError(
+          "a checkpoint folder converts to GGUF or MLX; ONNX export is not implemented");
     }
     Report report;
     if (recipe.format == ModelFormat::kMlx) {

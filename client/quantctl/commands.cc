@@ -248,8 +248,8 @@ constexpr char kQuantizeHelp[] =
     "  # llama.cpp\n"
     "  quantctl quantize model-f16.gguf -o model-q4km.gguf --gguf-type Q4_K_M\n"
     "  # Apple MLX folder (4 bits, group 64) from a checkpoint's files\n"
-    "  quantctl quantize ckpt/config.json --data ckpt/model.safetensors --data ckpt/tokenizer.json \\\n"
-    "      -o phi-mlx/ --format mlx\n"
+    "  quantctl quantize ckpt/config.json --data ckpt/model.safetensors \\\n"
+    "      --data ckpt/tokenizer.json -o phi-mlx/ --format mlx\n"
     "  # in CI: machine-readable result\n"
     "  quantctl --server quantd:7443 quantize m.onnx -o m4.onnx --preset mobile-int4 --json\n";
 

@@ -97,7 +97,9 @@ TEST(RecipeProtoTest, KeepEmbeddingsTravelsOnlyWhenSet) {
   ASSERT_TRUE(back.ok());
   EXPECT_FALSE(core::KeepEmbeddings(*back));
   EXPECT_FALSE(RecipeToProto(Parse({"--precision", "int4"})).has_keep_embeddings());
-  EXPECT_TRUE(core::KeepEmbeddings(*RecipeFromProto(RecipeToProto(Parse({"--precision", "int4"})))));
+  auto onnx = RecipeFromProto(RecipeToProto(Parse({"--precision", "int4"})));
+  ASSERT_TRUE(onnx.ok());
+  EXPECT_TRUE(core::KeepEmbeddings(*onnx));
   v1::Recipe kept = RecipeToProto(Parse({"--format", "mlx", "--keep-embeddings"}));
   ASSERT_TRUE(kept.has_keep_embeddings());
   EXPECT_TRUE(kept.keep_embeddings());
