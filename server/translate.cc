@@ -17,8 +17,13 @@ absl::Status ValidateRecipeForModel(const core::Recipe& recipe, v1::ModelFormat 
   absl::Status st = core::ValidateRecipe(recipe);
   if (!st.ok()) return absl::InvalidArgumentError(st.message());
   if (recipe.format == core::ModelFormat::kMlx) {
-    // An output format: the input is a checkpoint folder, which the model's
-    // format does not tell (the core refuses anything else when it runs).
+    // An output format whose input is a checkpoint uploaded as its files:
+    // sniffed as ONNX (not GGUF), so only GGUF is refused here; the core
+    // refuses any other non-checkpoint input when the job runs.
+    if (format == v1::MODEL_FORMAT_GGUF) {
+      return absl::InvalidArgumentError(
+          "format mlx converts a Hugging Face checkpoint; this model is GGUF");
+    }
     return absl::OkStatus();
   }
   const core::ModelFormat model = FormatFromProto(format);

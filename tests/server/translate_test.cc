@@ -53,6 +53,8 @@ TEST(TranslateTest, MlxRecipesFitCheckpointModels) {
   r.format = core::ModelFormat::kMlx;
   // A checkpoint uploaded as files is sniffed as ONNX: the core decides.
   EXPECT_TRUE(ValidateRecipeForModel(r, v1::MODEL_FORMAT_ONNX).ok());
+  EXPECT_EQ(ValidateRecipeForModel(r, v1::MODEL_FORMAT_GGUF).code(),
+            absl::StatusCode::kInvalidArgument);
   r.bits = 7;
   EXPECT_EQ(ValidateRecipeForModel(r, v1::MODEL_FORMAT_ONNX).code(),
             absl::StatusCode::kInvalidArgument);
