@@ -3,13 +3,14 @@
 //   mlx_bench kernel [--benchmark_filter=...]
 //       Throughput of the affine kernel (scalar reference and AVX2) on a
 //       4096 x 4096 BF16 weight, in GB/s of input, beside memcpy.
-//   mlx_bench folder OUT_DIR [LAYERS] [BITS] [noquality]
+//   mlx_bench folder OUT_DIR [LAYERS] [BITS] [noquality] [threads=N]
 //       A Phi-3.5-mini-shaped BF16 checkpoint (hidden 3072, intermediate 8192,
 //       vocab 32064, 32 layers unless LAYERS is given; 3.8 B parameters,
 //       7.6 GB) written as an MLX folder (default 4 bits, group 64): wall time,
 //       throughput and peak RSS. Tensors are views into one 256 MiB pool of
 //       random BF16 values, so the time is quantize + write, and the pool is
-//       the floor of the RSS.
+//       the floor of the RSS. threads=N quantizes rows on N threads (the
+//       caller and a pool of N - 1); the files do not change.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -25,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
 #include "quantd/core/base/half.h"
+#include "quantd/core/base/thread_pool.h"
 #include "quantd/core/mlx/mlx_folder_writer.h"
 #include "quantd/core/quant/mlx_affine.h"
 #include "quantd/core/quant/quality.h"
@@ -88,7 +90,7 @@ void BM_Memcpy(benchmark::State& state) {
 }
 BENCHMARK(BM_Memcpy)->Unit(benchmark::kMillisecond);
 
-int RunFolder(const std::string& out_dir, int layers, int bits, bool quality) {
+int RunFolder(const std::string& out_dir, int layers, int bits, bool quality, int threads) {
   constexpr int64_t kHidden = 3072, kInter = 8192, kVocab = 32064;
   const size_t pool_elems = size_t{128} << 20;  // 256 MiB of BF16
   const auto& pool = Bf16Pool(pool_elems);
@@ -131,7 +133,11 @@ int RunFolder(const std::string& out_dir, int layers, int bits, bool quality) {
   struct rusage before;
   getrusage(RUSAGE_SELF, &before);
   const auto t0 = std::chrono::steady_clock::now();
-  auto r = quantd::core::mlx::WriteMlxFolder(sources, config, "", {}, out_dir, opt);
+  quantd::core::ThreadPool thread_pool(threads - 1);
+  quantd::core::RunContext ctx;
+  ctx.pool = &thread_pool;
+  ctx.parallelism = threads;
+  auto r = quantd::core::mlx::WriteMlxFolder(sources, config, "", {}, out_dir, opt, ctx);
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!r.ok()) {
@@ -151,10 +157,10 @@ int RunFolder(const std::string& out_dir, int layers, int bits, bool quality) {
   if (!quality) worst_sqnr = NAN;
   std::printf(
       "layers %d, %d-bit g64: %.2f GB BF16 in, %.2f GB out, %zu files, wall %.1f s, CPU %.1f s "
-      "(%.2f GB/s of input per CPU second, 1 thread), peak RSS %.0f MiB (%.0f MiB before the "
+      "(%.2f GB/s of input per CPU second, %d thread(s)), peak RSS %.0f MiB (%.0f MiB before the "
       "run, the 256 MiB pool included), worst tensor SQNR %.2f dB\n",
       layers, bits, input_bytes / 1e9, r->total_size / 1e9, r->files.size(), secs, cpu_secs,
-      input_bytes / 1e9 / cpu_secs, after.ru_maxrss / 1024.0, before.ru_maxrss / 1024.0,
+      input_bytes / 1e9 / cpu_secs, threads, after.ru_maxrss / 1024.0, before.ru_maxrss / 1024.0,
       worst_sqnr);
   return 0;
 }
@@ -163,9 +169,15 @@ int RunFolder(const std::string& out_dir, int layers, int bits, bool quality) {
 
 int main(int argc, char** argv) {
   if (argc >= 3 && std::string(argv[1]) == "folder") {
-    return RunFolder(argv[2], argc >= 4 ? std::atoi(argv[3]) : 32,
-                     argc >= 5 ? std::atoi(argv[4]) : 4,
-                     !(argc >= 6 && std::string(argv[5]) == "noquality"));
+    std::vector<std::string> args(argv + 3, argv + argc);
+    int threads = 1;
+    if (!args.empty() && args.back().rfind("threads=", 0) == 0) {
+      threads = std::max(1, std::atoi(args.back().c_str() + 8));
+      args.pop_back();
+    }
+    return RunFolder(argv[2], args.size() >= 1 ? std::atoi(args[0].c_str()) : 32,
+                     args.size() >= 2 ? std::atoi(args[1].c_str()) : 4,
+                     !(args.size() >= 3 && args[2] == "noquality"), threads);
   }
   if (argc >= 2 && std::string(argv[1]) == "kernel") {
     argv[1] = argv[0];

@@ -9,6 +9,7 @@
 #include "quantd/core/checkpoint/checkpoint.h"
 #include "quantd/core/checkpoint/checkpoint_gguf.h"
 #include "quantd/core/gguf/gguf_run.h"
+#include "quantd/core/mlx/mlx_run.h"
 #include "quantd/core/onnx/float_pass.h"
 #include "quantd/core/onnx/onnx_model.h"
 #include "quantd/core/onnx/quantize_pass.h"
@@ -96,12 +97,18 @@ absl::StatusOr<Report> Run(const Recipe& recipe, const std::string& input_path,
   auto start = std::chrono::steady_clock::now();
   QUANTD_RETURN_IF_ERROR(ValidateRecipe(recipe));
   if (checkpoint::IsCheckpointDir(input_path)) {
-    // A Hugging Face checkpoint folder: written as GGUF.
+    // A Hugging Face checkpoint folder: written as GGUF, or as an MLX folder.
     if (recipe.format == ModelFormat::kOnnx) {
-      return absl::InvalidArgumentError("a checkpoint folder converts to GGUF only; ONNX export is not implemented");
+      return absl::InvalidArgumentError(
+          "a checkpoint folder converts to GGUF or MLX; ONNX export is not implemented");
     }
-    QUANTD_ASSIGN_OR_RETURN(Report report,
-                            checkpoint::RunCheckpointGguf(recipe, input_path, output_path, ctx));
+    Report report;
+    if (recipe.format == ModelFormat::kMlx) {
+      QUANTD_ASSIGN_OR_RETURN(report, mlx::RunCheckpointMlx(recipe, input_path, output_path, ctx));
+    } else {
+      QUANTD_ASSIGN_OR_RETURN(report,
+                              checkpoint::RunCheckpointGguf(recipe, input_path, output_path, ctx));
+    }
     report.recipe = CanonicalRecipe(recipe);
     report.input_file_bytes = InputBytes(input_path, ModelFormat::kAuto);
     report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -111,6 +118,11 @@ absl::StatusOr<Report> Run(const Recipe& recipe, const std::string& input_path,
     return absl::InvalidArgumentError(absl::StrCat(
         "model_name applies to a Hugging Face checkpoint folder (it names general.name); ",
         input_path, " is not one"));
+  }
+  if (recipe.format == ModelFormat::kMlx) {
+    return absl::InvalidArgumentError(
+        "format mlx converts a Hugging Face checkpoint folder (config.json + safetensors); this "
+        "input is not one");
   }
   if (std::error_code ec; fs::is_directory(input_path, ec)) {
     return absl::InvalidArgumentError(absl::StrCat(

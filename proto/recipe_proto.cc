@@ -11,7 +11,8 @@ core::ModelFormat FormatFromProto(v1::ModelFormat f) {
   switch (f) {
     case v1::MODEL_FORMAT_ONNX: return core::ModelFormat::kOnnx;
     case v1::MODEL_FORMAT_GGUF: return core::ModelFormat::kGguf;
-    default: return core::ModelFormat::kAuto;  // a checkpoint has no core format of its own
+    case v1::MODEL_FORMAT_MLX: return core::ModelFormat::kMlx;
+    default: return core::ModelFormat::kAuto;
   }
 }
 
@@ -21,6 +22,7 @@ v1::ModelFormat FormatToProto(core::ModelFormat f) {
   switch (f) {
     case core::ModelFormat::kOnnx: return v1::MODEL_FORMAT_ONNX;
     case core::ModelFormat::kGguf: return v1::MODEL_FORMAT_GGUF;
+    case core::ModelFormat::kMlx: return v1::MODEL_FORMAT_MLX;
     case core::ModelFormat::kAuto: break;
   }
   return v1::MODEL_FORMAT_UNSPECIFIED;
@@ -131,6 +133,9 @@ absl::StatusOr<core::Recipe> RecipeFromProto(const v1::Recipe& p) {
   if (p.has_allow_requantize()) r.allow_requantize = p.allow_requantize();
   if (p.has_threads()) r.threads = p.threads();
   if (!p.model_name().empty()) r.model_name = p.model_name();
+  if (p.has_bits()) r.bits = p.bits();
+  if (p.has_group_size()) r.group_size = p.group_size();
+  if (!p.mlx_recipe().empty()) r.mlx_recipe = p.mlx_recipe();
   return r;
 }
 
@@ -158,7 +163,7 @@ v1::Recipe RecipeToProto(const core::Recipe& r) {
   for (const auto& s : r.op_types) p.add_op_types(s);
   for (const auto& s : r.exclude_nodes) p.add_exclude_nodes(s);
   for (const auto& s : r.exclude_regex) p.add_exclude_regex(s);
-  p.set_keep_embeddings(r.keep_embeddings);
+  if (r.keep_embeddings) p.set_keep_embeddings(*r.keep_embeddings);
   p.set_lm_head(static_cast<v1::LmHeadMode>(r.lm_head));
   p.set_min_tensor_elements(r.min_tensor_elements);
   p.set_gguf_type(r.gguf_type);
@@ -169,6 +174,12 @@ v1::Recipe RecipeToProto(const core::Recipe& r) {
   p.set_allow_requantize(r.allow_requantize);
   p.set_threads(r.threads);
   p.set_model_name(r.model_name);
+  // Set for MLX recipes only, so the other formats' recipes stay as they were.
+  if (r.format == core::ModelFormat::kMlx) {
+    if (r.bits != 0) p.set_bits(r.bits);
+    p.set_group_size(r.group_size);
+    p.set_mlx_recipe(r.mlx_recipe);
+  }
   return p;
 }
 

@@ -83,7 +83,8 @@ std::string Lower(std::string_view s) {
 }
 
 // The job label vocabulary from the core's tables: ONNX precisions by name
-// ("int4"), GGUF file types by canonical name in lower case ("q4_k_m"), each
+// ("int4"), GGUF file types by canonical name in lower case ("q4_k_m"), MLX
+// code widths and mixed recipes ("4bit", "mixed_3_6"), each
 // with every spelling the core accepts for it (aliases: "q4_k" -> "q4_k_m").
 struct PrecisionLabels {
   std::vector<std::string> labels;                         // one series each
@@ -93,6 +94,16 @@ struct PrecisionLabels {
 PrecisionLabels OnnxPrecisionLabels() {
   PrecisionLabels out;
   for (const std::string& name : core::PrecisionNames()) {
+    out.labels.push_back(name);
+    out.spellings.emplace(name, name);
+  }
+  return out;
+}
+
+// MLX conversions by code width or mixed recipe ("4bit", "mixed_3_6").
+PrecisionLabels MlxPrecisionLabels() {
+  PrecisionLabels out;
+  for (const std::string& name : core::MlxPrecisionNames()) {
     out.labels.push_back(name);
     out.spellings.emplace(name, name);
   }
@@ -241,6 +252,7 @@ Metrics::Metrics(prometheus::Registry* registry, int workers_total, const std::s
   const std::pair<std::string, PrecisionLabels> formats[] = {
       {core::FormatName(core::ModelFormat::kOnnx), OnnxPrecisionLabels()},
       {core::FormatName(core::ModelFormat::kGguf), GgufPrecisionLabels()},
+      {core::FormatName(core::ModelFormat::kMlx), MlxPrecisionLabels()},
   };
   for (const auto& [format, precisions] : formats) {
     for (const std::string& p : precisions.labels) add_pair(format, p);

@@ -17,17 +17,22 @@ absl::Status ValidateRecipeForModel(const core::Recipe& recipe, v1::ModelFormat 
   absl::Status st = core::ValidateRecipe(recipe);
   if (!st.ok()) return absl::InvalidArgumentError(st.message());
   if (format == v1::MODEL_FORMAT_HF_CHECKPOINT) {
-    if (recipe.format == core::ModelFormat::kOnnx || recipe.gguf_type.empty()) {
-      return absl::InvalidArgumentError(
-          "the model is a Hugging Face checkpoint, which converts to GGUF: set recipe.gguf_type "
-          "(e.g. F16, Q8_0)");
-    }
     if (recipe.model_name.empty()) {
       return absl::InvalidArgumentError(
           "the model is a Hugging Face checkpoint: set recipe.model_name (general.name is "
           "derived from it)");
     }
+    if (recipe.format == core::ModelFormat::kMlx) return absl::OkStatus();
+    if (recipe.format == core::ModelFormat::kOnnx || recipe.gguf_type.empty()) {
+      return absl::InvalidArgumentError(
+          "the model is a Hugging Face checkpoint, which converts to GGUF or MLX: set "
+          "recipe.gguf_type (e.g. F16, Q8_0) or recipe.format MLX");
+    }
     return absl::OkStatus();
+  }
+  if (recipe.format == core::ModelFormat::kMlx) {
+    return absl::InvalidArgumentError(
+        "format mlx converts a Hugging Face checkpoint; this model is not one");
   }
   if (!recipe.model_name.empty()) {
     return absl::InvalidArgumentError(
@@ -115,6 +120,10 @@ std::string FailureReason(absl::StatusCode code) {
 }
 
 std::pair<std::string, std::string> JobMetricLabels(const v1::Recipe& recipe) {
+  if (recipe.format() == v1::MODEL_FORMAT_MLX) {
+    absl::StatusOr<core::Recipe> r = RecipeFromProto(recipe);
+    return {"mlx", r.ok() ? core::MlxPrecisionName(*r) : "other"};
+  }
   if (!recipe.gguf_type().empty()) {
     return {"gguf", absl::AsciiStrToLower(recipe.gguf_type())};
   }

@@ -58,6 +58,12 @@ std::string FormatTime(int64_t unix_ms) {
 
 std::string RecipeSummary(const v1::Recipe& r) {
   if (!r.gguf_type().empty()) return absl::StrCat("gguf ", r.gguf_type());
+  if (r.format() == v1::MODEL_FORMAT_MLX) {
+    auto recipe = api::RecipeFromProto(r);
+    if (recipe.ok()) {
+      return absl::StrCat("mlx ", core::MlxPrecisionName(*recipe), " g", recipe->group_size);
+    }
+  }
   std::string s = absl::AsciiStrToLower(v1::Precision_Name(r.precision()));
   if (absl::StartsWith(s, "precision_")) s = s.substr(10);
   if (r.precision() == v1::PRECISION_INT4) absl::StrAppend(&s, " b", r.block_size());
@@ -231,7 +237,7 @@ constexpr char kQuantizeHelp[] =
     "the server (exit 3) unless --detach (exit 130; the job keeps running).\n"
     "\n"
     "Flags:\n"
-    "  -o, --output PATH          output model file (required)\n"
+    "  -o, --output PATH          output model file, or folder for --format mlx (required)\n"
     "  --data FILE                extra file to upload with the model (repeatable)\n"
     "  --label KEY=VALUE          job label (repeatable)\n"
     "  --priority N               -100..100, higher runs first (default 0)\n"
@@ -253,6 +259,8 @@ constexpr char kQuantizeHelp[] =
     "  quantctl quantize model-f16.gguf -o model-q4km.gguf --gguf-type Q4_K_M\n"
     "  # a Hugging Face checkpoint folder (general.name comes from the folder's name)\n"
     "  quantctl quantize ./Phi-3.5-mini-instruct -o phi35-f16.gguf --gguf-type F16\n"
+    "  # Apple MLX folder (4 bits, group 64) from a checkpoint folder\n"
+    "  quantctl quantize ./Phi-3.5-mini-instruct -o phi35-mlx/ --format mlx\n"
     "  # in CI: machine-readable result\n"
     "  quantctl --server quantd:7443 quantize m.onnx -o m4.onnx --preset mobile-int4 --json\n";
 
@@ -606,11 +614,13 @@ constexpr char kDownloadHelp[] =
     "Downloads a succeeded job's model to PATH (ONNX external data to PATH.data,\n"
     "with the model rewritten to point at it). Every file is resumed from\n"
     "PATH.part when a download broke, verified against the server's sha256 and\n"
-    "renamed into place atomically.\n"
+    "renamed into place atomically. A folder artifact (an MLX folder) goes into\n"
+    "the new folder PATH as a whole, through PATH.download/.\n"
     "\n"
     "Flags:\n"
     "  -o, --output PATH          where to write the model (default: the artifact's\n"
-    "                             own file name in the current directory)\n"
+    "                             own file name in the current directory; for a\n"
+    "                             folder artifact, a folder named after the job)\n"
     "\n"
     "Examples:\n"
     "  quantctl download \"$JOB\" -o phone/model.onnx\n";
@@ -625,6 +635,7 @@ absl::Status DownloadCmd(CommandContext& ctx, const std::vector<std::string>& ar
       v1::Job job, SucceededJob(session, positional[0],
                                 absl::StrCat("wait for it with `quantctl watch ", positional[0],
                                              "`")));
+  if (output.empty() && job.artifact().folder()) output = job.job_id();
   if (output.empty() && job.artifact().files_size() > 0) output = job.artifact().files(0).name();
   QUANTD_ASSIGN_OR_RETURN(std::vector<std::string> files, DownloadArtifact(ctx, job, output));
   return PrintResult(ctx,

@@ -148,11 +148,71 @@ std::vector<PlannedFile> PlanArtifact(const v1::Artifact& artifact, const std::s
   return plan;
 }
 
+namespace {
+
+// A folder artifact (an MLX folder): every file into "<output>.download/"
+// (resumable: the parts stay there when a download breaks), then that folder
+// renamed to `output`, which must be absent or an empty folder.
+absl::StatusOr<std::vector<std::string>> DownloadFolderArtifact(CommandContext& ctx,
+                                                                const v1::Job& job,
+                                                                const std::string& output_arg) {
+  std::string output = output_arg;
+  while (output.size() > 1 && output.back() == '/') output.pop_back();
+  std::error_code ec;
+  if (std::filesystem::exists(output, ec) &&
+      (!std::filesystem::is_directory(output, ec) || !std::filesystem::is_empty(output, ec))) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        output, " exists and is not an empty folder; job ", job.job_id(),
+        "'s artifact is a folder: name a new one"));
+  }
+  for (const v1::FileInfo& f : job.artifact().files()) {
+    if (f.name().empty() || f.name() == "." || f.name() == ".." ||
+        f.name().find('/') != std::string::npos) {
+      return absl::DataLossError(absl::StrCat("the server sent a bad file name '", f.name(), "'"));
+    }
+  }
+  auto session = ctx.session();
+  if (!session.ok()) return session.status();
+  const std::string staging = absl::StrCat(output, ".download");
+  std::filesystem::create_directories(staging, ec);
+  if (ec) {
+    return absl::PermissionDeniedError(absl::StrCat("cannot create ", staging, ": ", ec.message()));
+  }
+  InterruptTransfers interrupt(ctx, *session, "download");
+  std::vector<std::string> paths;
+  for (const v1::FileInfo& f : job.artifact().files()) {
+    const auto start = std::chrono::steady_clock::now();
+    std::string label = absl::StrCat("download ", f.name());
+    if (label.size() > 30) label = "download";
+    absl::Status st = (*session)->Download(
+        job.job_id(), f, (std::filesystem::path(staging) / f.name()).string(),
+        [&](uint64_t done, uint64_t total) { ctx.progress().Transfer(label, done, total); });
+    if (!st.ok()) {
+      ctx.progress().Finish();
+      return st;
+    }
+    const std::string path = (std::filesystem::path(output) / f.name()).string();
+    ctx.progress().EndTransfer(absl::StrCat("download: ", path, " (", HumanBytes(f.size_bytes()),
+                                            " in ", HumanSeconds(SecondsSince(start)),
+                                            ", sha256 verified)"));
+    paths.push_back(path);
+  }
+  // rename(2) takes the place of an empty folder, never of a non-empty one.
+  if (::rename(staging.c_str(), output.c_str()) != 0 ||
+      !core::SyncParentDirectory(output).ok()) {
+    return absl::DataLossError(absl::StrCat("cannot rename ", staging, " to ", output));
+  }
+  return paths;
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<std::string>> DownloadArtifact(CommandContext& ctx, const v1::Job& job,
                                                           const std::string& output_arg) {
   if (job.artifact().files_size() == 0) {
     return absl::FailedPreconditionError(absl::StrCat("job ", job.job_id(), " has no artifact"));
   }
+  if (job.artifact().folder()) return DownloadFolderArtifact(ctx, job, output_arg);
   // A directory (existing, or spelled with a trailing '/') gets the
   // artifact's own model file name.
   std::string output = output_arg;

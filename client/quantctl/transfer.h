@@ -57,6 +57,11 @@ std::vector<PlannedFile> PlanArtifact(const v1::Artifact& artifact, const std::s
 // sha256; data files are renamed into place first and the model file last,
 // with its external data locations rewritten when a data file was renamed.
 // Returns the paths written, model first.
+// A folder artifact (Artifact.folder: an MLX folder) goes into the folder
+// `output` instead, every file under its own name; the files are downloaded
+// into "<output>.download/" (resumed from there) and that folder is renamed
+// to `output` once all are verified. `output` must be absent or an empty
+// folder (FailedPrecondition).
 absl::StatusOr<std::vector<std::string>> DownloadArtifact(CommandContext& ctx, const v1::Job& job,
                                                           const std::string& output);
 

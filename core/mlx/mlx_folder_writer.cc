@@ -131,8 +131,8 @@ std::string PythonJsonDump(const nlohmann::ordered_json& j) {
 class FolderWriter {
  public:
   FolderWriter(const std::vector<MlxSourceTensor>& sources, const MlxFolderOptions& options,
-               const ProgressFn& progress, const CancelToken* cancel)
-      : all_sources_(sources), options_(options), progress_(progress), cancel_(cancel) {}
+               const RunContext& ctx)
+      : all_sources_(sources), options_(options), ctx_(ctx) {}
 
   absl::StatusOr<MlxFolderResult> Run(const std::string& config_json,
                                       const std::string& generation_config_json,
@@ -147,8 +147,7 @@ class FolderWriter {
 
   const std::vector<MlxSourceTensor>& all_sources_;
   const MlxFolderOptions& options_;
-  const ProgressFn& progress_;
-  const CancelToken* const cancel_;
+  const RunContext& ctx_;
 
   std::vector<const MlxSourceTensor*> sources_;  // kept, in input order
   MlxQuantPlan plan_;
@@ -175,43 +174,56 @@ absl::Status FolderWriter::QuantizeSource(size_t k, absl::Span<const uint8_t> sr
   scales.assign(rows * groups * es, 0);
   biases.assign(rows * groups * es, 0);
 
+  // Tasks of block_rows rows write fixed row ranges, and their quality
+  // accumulators merge in task order: bytes and report do not depend on the
+  // number of threads.
   const int64_t block_rows = std::max<int64_t>(1, kBlockElements / std::max<int64_t>(cols, 1));
-  std::vector<float> src_f, deq_f;
-  std::vector<uint8_t> cast;
+  const int64_t tasks = (rows + block_rows - 1) / block_rows;
   const bool need_cast = t_name != s.dtype || reinterpret_cast<uintptr_t>(src.data()) % src_es != 0;
-  std::optional<quant::QualityAccumulator> quality;
-  if (options_.compute_quality) quality.emplace(cols);
-  for (int64_t r0 = 0; r0 < rows; r0 += block_rows) {
+  const bool want_quality = options_.compute_quality;
+  struct Scratch {
+    std::vector<float> src_f, deq_f;
+    std::vector<uint8_t> cast;
+  };
+  std::vector<Scratch> scratch(ctx_.Parallelism());
+  std::vector<std::optional<quant::QualityAccumulator>> quality(want_quality ? tasks : 0);
+  ctx_.ParallelFor(tasks, [&](int64_t task, int slot) {
+    Scratch& sc = scratch[slot];
+    const int64_t r0 = task * block_rows;
     const int64_t nr = std::min(block_rows, rows - r0);
     const uint8_t* block = src.data() + r0 * cols * src_es;
     const void* w = block;
-    if (need_cast || options_.compute_quality) {
-      src_f.resize(nr * cols);
-      ToFloat(s.dtype, block, nr * cols, src_f.data());
+    if (need_cast || want_quality) {
+      sc.src_f.resize(nr * cols);
+      ToFloat(s.dtype, block, nr * cols, sc.src_f.data());
     }
     if (need_cast) {
-      cast.resize(nr * cols * es);
-      FromFloat(t_name, src_f.data(), nr * cols, cast.data());
-      w = cast.data();
+      sc.cast.resize(nr * cols * es);
+      FromFloat(t_name, sc.src_f.data(), nr * cols, sc.cast.data());
+      w = sc.cast.data();
     }
     quant::QuantizeMlxAffine(t, d.bits, d.group_size, w, nr, cols, cols,
                              packed.data() + r0 * row_bytes, scales.data() + r0 * groups * es,
                              biases.data() + r0 * groups * es);
-    if (quality) {
-      deq_f.resize(nr * cols);
+    if (want_quality) {
+      sc.deq_f.resize(nr * cols);
       quant::DequantizeMlxAffine(t, d.bits, d.group_size, packed.data() + r0 * row_bytes,
                                  scales.data() + r0 * groups * es,
-                                 biases.data() + r0 * groups * es, nr, cols, deq_f.data());
+                                 biases.data() + r0 * groups * es, nr, cols, sc.deq_f.data());
       // Rows of [rows, cols] are the columns of the [cols, rows] matrix X W
       // multiplies (reduction over the input size).
-      quality->AddColumns(src_f.data(), deq_f.data(), nr);
+      quality[task].emplace(cols);
+      quality[task]->AddColumns(sc.src_f.data(), sc.deq_f.data(), nr);
     }
+  });
+  for (int64_t task = 1; task < static_cast<int64_t>(quality.size()); ++task) {
+    quality[0]->Merge(*quality[task]);
   }
   for (int p = 0; p < 3; ++p) current_.parts[p] = current_.owned[p];
   TensorReport& rep = reports_[k];
   rep.dtype_after = DtypeAfter(d);
   rep.bytes_after = packed.size() + scales.size() + biases.size();
-  if (quality) quality->Fill(&rep);
+  if (!quality.empty()) quality[0]->Fill(&rep);
   return absl::OkStatus();
 }
 
@@ -224,7 +236,7 @@ void FolderWriter::ReleaseCurrent() {
 absl::Status FolderWriter::Materialize(size_t k) {
   if (current_.source == k) return absl::OkStatus();
   ReleaseCurrent();
-  if (cancel_ != nullptr) QUANTD_RETURN_IF_ERROR(cancel_->Check());
+  QUANTD_RETURN_IF_ERROR(ctx_.CheckCancelled());
   current_.source = k;
   const MlxSourceTensor& s = *sources_[k];
   if (!s.data) {
@@ -395,9 +407,9 @@ absl::StatusOr<MlxFolderResult> FolderWriter::Run(const std::string& config_json
       const OutputItem& it = items[i];
       const bool first_of_source = current_.source != it.source;
       QUANTD_RETURN_IF_ERROR(Materialize(it.source));
-      if (first_of_source && progress_) {
+      if (first_of_source) {
         prog.tensors_done = it.source;
-        progress_(prog);
+        ctx_.Report(prog);
       }
       QUANTD_RETURN_IF_ERROR(writer->Write(current_.parts[it.part]));
       prog.bytes_done += current_.parts[it.part].size();
@@ -407,10 +419,8 @@ absl::StatusOr<MlxFolderResult> FolderWriter::Run(const std::string& config_json
     result.files.push_back(file);
   }
   ReleaseCurrent();
-  if (progress_) {
-    prog.tensors_done = sources_.size();
-    progress_(prog);
-  }
+  prog.tensors_done = sources_.size();
+  ctx_.Report(prog);
 
   for (const auto& [name, file] : map_sorted) weight_map[name] = file;
   nlohmann::ordered_json index = nlohmann::ordered_json::object();
@@ -450,9 +460,8 @@ absl::StatusOr<MlxFolderResult> WriteMlxFolder(const std::vector<MlxSourceTensor
                                                const std::vector<std::string>& side_files,
                                                const std::string& out_dir,
                                                const MlxFolderOptions& options,
-                                               const ProgressFn& progress,
-                                               const CancelToken* cancel) {
-  FolderWriter writer(tensors, options, progress, cancel);
+                                               const RunContext& ctx) {
+  FolderWriter writer(tensors, options, ctx);
   return writer.Run(config_json, generation_config_json, side_files, out_dir);
 }
 

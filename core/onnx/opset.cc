@@ -94,8 +94,8 @@ absl::StatusOr<OpsetPlan> PlanOpsets(const Recipe& recipe, bool has_embedding,
   const bool int4 = recipe.precision == Precision::kInt4;
   const bool qdq4 = int4 && recipe.int4_format == Int4Format::kQdq;
   const bool dynamic = !int4 && recipe.int8_mode == Int8Mode::kDynamic;
-  const bool emb = !recipe.keep_embeddings && has_embedding;
-  if (!recipe.keep_embeddings && !emb) {
+  const bool emb = !KeepEmbeddings(recipe) && has_embedding;
+  if (!KeepEmbeddings(recipe) && !emb) {
     notes->push_back("--quantize-embeddings: no Gather reads a constant 2-D float weight on axis 0");
   }
   int64_t need = 1;

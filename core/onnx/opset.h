@@ -48,7 +48,7 @@ struct OpsetPlan {
 // back to INT8 per row), 11 for dynamic INT8, 10 for DequantizeLinear, 13 for
 // per-axis scales (which otherwise fall back to per-tensor).
 // `has_embedding`: some Gather reads a quantizable embedding table and
-// recipe.keep_embeddings is false. Appends what it did or gave up to `notes`.
+// KeepEmbeddings(recipe) is false. Appends what it did or gave up to `notes`.
 // Errors: FailedPrecondition when INT4 QDQ needs a raise the model forbids.
 absl::StatusOr<OpsetPlan> PlanOpsets(const Recipe& recipe, bool has_embedding,
                                      onnx::ModelProto* model, std::vector<std::string>* notes);

@@ -84,7 +84,7 @@ absl::Status QuantizePass::ProcessGraph(RewriteContext* ctx, onnx::GraphProto* g
   for (auto& n : *g->mutable_node()) nodes.push_back(&n);
   for (onnx::NodeProto* n : nodes) {
     for (onnx::GraphProto* sub : Subgraphs(n)) QUANTD_RETURN_IF_ERROR(ProcessGraph(ctx, sub));
-    if (!recipe_.keep_embeddings && n->op_type() == "Gather" && IsDefaultDomain(n->domain())) {
+    if (!KeepEmbeddings(recipe_) && n->op_type() == "Gather" && IsDefaultDomain(n->domain())) {
       QUANTD_RETURN_IF_ERROR(ProcessEmbedding(ctx, g, n));
       continue;
     }
@@ -156,7 +156,7 @@ absl::Status QuantizePass::Run() {
   report_->tensors_total = model_->Tensors().size();
   onnx::ModelProto& proto = model_->proto();
   const bool has_embedding =
-      !recipe_.keep_embeddings && HasEmbedding(proto.mutable_graph(), recipe_.min_tensor_elements);
+      !KeepEmbeddings(recipe_) && HasEmbedding(proto.mutable_graph(), recipe_.min_tensor_elements);
   QUANTD_ASSIGN_OR_RETURN(OpsetPlan opsets,
                           PlanOpsets(recipe_, has_embedding, &proto, &report_->notes));
   RewriteContext ctx{.recipe = recipe_,

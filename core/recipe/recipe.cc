@@ -1,5 +1,8 @@
 #include "quantd/core/recipe.h"
 
+#include <algorithm>
+#include <utility>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -38,6 +41,7 @@ std::string FormatName(ModelFormat f) {
   switch (f) {
     case ModelFormat::kOnnx: return "onnx";
     case ModelFormat::kGguf: return "gguf";
+    case ModelFormat::kMlx: return "mlx";
     case ModelFormat::kAuto: break;
   }
   return "auto";
@@ -54,12 +58,124 @@ absl::StatusOr<Precision> ParsePrecision(const std::string& s) {
       absl::StrCat("unknown precision '", s, "'; use fp32, fp16, int8 or int4"));
 }
 
-absl::Status ValidateRecipe(const Recipe& r) {
-  if (r.precision == Precision::kUnspecified && r.gguf_type.empty()) {
-    return absl::InvalidArgumentError(
-        "no target: set precision (fp32, fp16, int8 or int4), gguf_type (e.g. Q4_K_M) or "
-        "preset");
+bool KeepEmbeddings(const Recipe& r) {
+  return r.keep_embeddings.value_or(r.format != ModelFormat::kMlx);
+}
+
+int MlxBits(const Recipe& r) {
+  if (r.bits != 0) return r.bits;
+  return r.precision == Precision::kInt8 ? 8 : 4;
+}
+
+std::vector<std::string> MlxMixedRecipeNames() {
+  return {"mixed_2_6", "mixed_3_4", "mixed_3_6", "mixed_4_6"};
+}
+
+std::string MlxPrecisionName(const Recipe& r) {
+  if (!r.mlx_recipe.empty()) return r.mlx_recipe;
+  return absl::StrCat(MlxBits(r), "bit");
+}
+
+std::vector<std::string> MlxPrecisionNames() {
+  std::vector<std::string> names;
+  for (int bits : {2, 3, 4, 5, 6, 8}) names.push_back(absl::StrCat(bits, "bit"));
+  for (std::string& n : MlxMixedRecipeNames()) names.push_back(std::move(n));
+  return names;
+}
+
+namespace {
+
+// The MLX-only fields are left at their defaults by other formats; an MLX
+// recipe leaves the ONNX and GGUF knobs alone (they would change nothing).
+absl::Status ValidateMlxFields(const Recipe& r) {
+  const Recipe d;
+  if (r.format != ModelFormat::kMlx) {
+    for (const auto& [set, field] : {std::pair{r.bits != d.bits, "bits"},
+                                     std::pair{r.group_size != d.group_size, "group_size"},
+                                     std::pair{!r.mlx_recipe.empty(), "mlx_recipe"}}) {
+      if (set) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            field, " applies to format mlx (MLX folders); ONNX INT4 uses block_size"));
+      }
+    }
+    return absl::OkStatus();
   }
+  switch (r.precision) {
+    case Precision::kUnspecified:
+      break;
+    case Precision::kInt4:
+    case Precision::kInt8:
+      if (r.bits != 0 && r.bits != (r.precision == Precision::kInt8 ? 8 : 4)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "precision ", PrecisionName(r.precision), " and bits ", r.bits,
+            " disagree; for format mlx set one of them"));
+      }
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "precision ", PrecisionName(r.precision),
+          " does not apply to format mlx; MLX folders are quantized: set bits (2, 3, 4, 5, 6 "
+          "or 8) or precision int4 / int8"));
+  }
+  switch (MlxBits(r)) {
+    case 2: case 3: case 4: case 5: case 6: case 8: break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("bits ", r.bits, " is not supported; use 2, 3, 4, 5, 6 or 8"));
+  }
+  switch (r.group_size) {
+    case 32: case 64: case 128: break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "group_size ", r.group_size, " is not supported; use 32, 64 or 128"));
+  }
+  if (!r.mlx_recipe.empty()) {
+    const std::vector<std::string> names = MlxMixedRecipeNames();
+    if (std::find(names.begin(), names.end(), r.mlx_recipe) == names.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("mlx_recipe '", r.mlx_recipe,
+                                                     "' is not known; use ",
+                                                     absl::StrJoin(names, ", ")));
+    }
+  }
+  const std::pair<bool, const char*> onnx_or_gguf[] = {
+      {!r.gguf_type.empty(), "gguf_type"},
+      {r.block_size != d.block_size, "block_size"},
+      {r.symmetric != d.symmetric, "symmetric"},
+      {r.accuracy_level != d.accuracy_level, "accuracy_level"},
+      {r.int4_format != d.int4_format, "int4_format"},
+      {r.algorithm != d.algorithm, "algorithm"},
+      {r.int8_mode != d.int8_mode, "int8_mode"},
+      {r.int8_weight_type != d.int8_weight_type, "int8_weight_type"},
+      {r.per_channel != d.per_channel, "per_channel"},
+      {r.reduce_range != d.reduce_range, "reduce_range"},
+      {!r.op_types.empty(), "op_types"},
+      {r.lm_head != d.lm_head, "lm_head"},
+      {r.min_tensor_elements != d.min_tensor_elements, "min_tensor_elements"},
+      {r.keep_io_types != d.keep_io_types, "keep_io_types"},
+      {r.op_block_list.has_value(), "op_block_list"},
+      {!r.node_block_list.empty(), "node_block_list"},
+      {r.external_data != d.external_data, "external_data"},
+  };
+  for (const auto& [set, field] : onnx_or_gguf) {
+    if (set) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, " does not apply to format mlx; MLX takes bits, group_size, mlx_recipe, "
+          "keep_embeddings and exclusions (exclude_regex, exclude_nodes)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateRecipe(const Recipe& r) {
+  if (r.precision == Precision::kUnspecified && r.gguf_type.empty() &&
+      r.format != ModelFormat::kMlx) {
+    return absl::InvalidArgumentError(
+        "no target: set precision (fp32, fp16, int8 or int4), gguf_type (e.g. Q4_K_M), "
+        "format mlx or preset");
+  }
+  if (auto st = ValidateMlxFields(r); !st.ok()) return st;
   if (r.format == ModelFormat::kOnnx && !r.gguf_type.empty()) {
     return absl::InvalidArgumentError("gguf_type applies to GGUF models, not ONNX");
   }
@@ -126,7 +242,7 @@ std::string CanonicalRecipe(const Recipe& r) {
       absl::StrCat("op_types=", absl::StrJoin(r.op_types, ",")),
       absl::StrCat("exclude_nodes=", absl::StrJoin(r.exclude_nodes, ",")),
       absl::StrCat("exclude_regex=", absl::StrJoin(r.exclude_regex, "\x1f")),
-      absl::StrCat("keep_embeddings=", b(r.keep_embeddings)),
+      absl::StrCat("keep_embeddings=", b(KeepEmbeddings(r))),
       absl::StrCat("lm_head=", static_cast<int>(r.lm_head)),
       absl::StrCat("min_tensor_elements=", r.min_tensor_elements),
       absl::StrCat("gguf_type=", absl::AsciiStrToUpper(r.gguf_type)),
@@ -139,6 +255,12 @@ std::string CanonicalRecipe(const Recipe& r) {
   // A checkpoint's folder name is part of the output (general.name); absent
   // when unset, so recipes without it keep their canonical text.
   if (!r.model_name.empty()) parts.push_back(absl::StrCat("model_name=", r.model_name));
+  if (r.format == ModelFormat::kMlx) {
+    // Only MLX recipes carry these, so every other recipe keeps its text.
+    parts.push_back(absl::StrCat("bits=", MlxBits(r)));
+    parts.push_back(absl::StrCat("group_size=", r.group_size));
+    parts.push_back(absl::StrCat("mlx_recipe=", r.mlx_recipe));
+  }
   // threads and preset do not change the output bytes: not part of identity.
   return absl::StrJoin(parts, ";");
 }

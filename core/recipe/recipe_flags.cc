@@ -86,14 +86,17 @@ const std::vector<FlagSpec>& Flags() {
   static const auto* const kFlags = new std::vector<FlagSpec>{
       {"preset", "preset", "NAME",
        "start from a named preset (see `presets`); explicit flags override it", nullptr},
-      {"format", "format", "onnx|gguf|auto",
-       "input/output format (default: detected from the input)",
+      {"format", "format", "onnx|gguf|mlx|auto",
+       "output format (default: detected from the input; mlx: an Apple MLX folder from a "
+       "checkpoint folder)",
        Choice("format", &Recipe::format,
               {{"auto", ModelFormat::kAuto},
                {"onnx", ModelFormat::kOnnx},
-               {"gguf", ModelFormat::kGguf}},
-              "use onnx, gguf or auto")},
-      {"precision", "precision", "fp32|fp16|int8|int4", "target precision (ONNX)",
+               {"gguf", ModelFormat::kGguf},
+               {"mlx", ModelFormat::kMlx}},
+              "use onnx, gguf, mlx or auto")},
+      {"precision", "precision", "fp32|fp16|int8|int4",
+       "target precision (ONNX; for MLX int4/int8 mean --bits 4/8)",
        [](Recipe* r, const std::string& v) -> absl::Status {
          auto p = ParsePrecision(v);
          if (!p.ok()) return Bad("precision", v, "use fp32, fp16, int8 or int4");
@@ -167,9 +170,17 @@ const std::vector<FlagSpec>& Flags() {
       {"exclude-node", "exclude_nodes", "NAME,NAME", "skip these exact node names",
        Append(&Recipe::exclude_nodes)},
       {"keep-embeddings", "keep_embeddings", nullptr,
-       "keep Gather (embedding) weights float (default)", Set(&Recipe::keep_embeddings, true)},
-      {"quantize-embeddings", "keep_embeddings", nullptr, "quantize embedding weights too",
-       Set(&Recipe::keep_embeddings, false)},
+       "keep embedding weights float (default for ONNX; MLX quantizes them unless given)",
+       [](Recipe* r, const std::string&) {
+         r->keep_embeddings = true;
+         return absl::OkStatus();
+       }},
+      {"quantize-embeddings", "keep_embeddings", nullptr,
+       "quantize embedding weights too (default for MLX)",
+       [](Recipe* r, const std::string&) {
+         r->keep_embeddings = false;
+         return absl::OkStatus();
+       }},
       {"lm-head", "lm_head", "float|int8|int4",
        "LM head (last MatMul to the logits) precision (default float)",
        Choice("lm-head", &Recipe::lm_head,
@@ -200,6 +211,14 @@ const std::vector<FlagSpec>& Flags() {
        Set(&Recipe::pure, true)},
       {"allow-requantize", "allow_requantize", nullptr,
        "GGUF: allow quantizing already-quantized tensors", Set(&Recipe::allow_requantize, true)},
+      {"bits", "bits", "N", "MLX: bits per weight, 2, 3, 4 (default), 5, 6 or 8",
+       Int("bits", &Recipe::bits)},
+      {"group-size", "group_size", "N", "MLX: weights per scale and bias, 32, 64 (default) or 128",
+       Int("group-size", &Recipe::group_size)},
+      {"mlx-recipe", "mlx_recipe", "NAME",
+       "MLX mixed bits as mlx_lm.convert --quant-predicate: mixed_2_6, mixed_3_4, mixed_3_6, "
+       "mixed_4_6",
+       Str(&Recipe::mlx_recipe)},
       {"threads", "threads", "N",
        "threads for this conversion (quantd quantize: default hardware threads; a job: a "
        "hint the server caps)",
@@ -332,7 +351,7 @@ std::vector<std::string> FieldFlags(const Recipe& r, absl::string_view field) {
   } else if (field == "exclude_nodes") {
     if (!r.exclude_nodes.empty()) add("exclude-node", absl::StrJoin(r.exclude_nodes, ","));
   } else if (field == "keep_embeddings") {
-    on_off(r.keep_embeddings, "keep-embeddings", "quantize-embeddings");
+    if (r.keep_embeddings) on_off(*r.keep_embeddings, "keep-embeddings", "quantize-embeddings");
   } else if (field == "lm_head") {
     add("lm-head", kLm[static_cast<int>(r.lm_head)]);
   } else if (field == "min_tensor_elements") {
@@ -349,6 +368,12 @@ std::vector<std::string> FieldFlags(const Recipe& r, absl::string_view field) {
     on_off(r.pure, "pure", nullptr);
   } else if (field == "allow_requantize") {
     on_off(r.allow_requantize, "allow-requantize", nullptr);
+  } else if (field == "bits") {
+    if (r.bits != 0) add("bits", absl::StrCat(r.bits));
+  } else if (field == "group_size") {
+    add("group-size", absl::StrCat(r.group_size));
+  } else if (field == "mlx_recipe") {
+    if (!r.mlx_recipe.empty()) add("mlx-recipe", r.mlx_recipe);
   } else if (field == "threads") {
     add("threads", absl::StrCat(r.threads));
   } else if (field == "model_name") {
@@ -395,6 +420,9 @@ std::vector<std::string> RecipeToFlags(const Recipe& r) {
       "token_embedding_type",
       "pure",
       "allow_requantize",
+      "bits",
+      "group_size",
+      "mlx_recipe",
       "threads",
       "model_name",
   };

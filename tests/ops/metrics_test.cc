@@ -206,6 +206,22 @@ TEST_F(MetricsTest, EveryOnnxPrecisionTheCoreNamesHasItsLabel) {
             0);
 }
 
+// MLX jobs are counted by code width or mixed recipe, never as "other".
+TEST_F(MetricsTest, EveryMlxPrecisionTheCoreNamesHasItsLabel) {
+  const std::vector<std::string> names = core::MlxPrecisionNames();
+  ASSERT_EQ(names.size(), 10u);
+  for (const std::string& name : names) {
+    metrics_.JobSubmitted("mlx", name);
+    EXPECT_EQ(Counter("quantd_jobs_submitted_total", {{"format", "mlx"}, {"precision", name}}), 1)
+        << name;
+  }
+  EXPECT_EQ(Counter("quantd_jobs_submitted_total", {{"format", "mlx"}, {"precision", "other"}}),
+            0);
+  metrics_.JobSubmitted("mlx", "7bit");
+  EXPECT_EQ(Counter("quantd_jobs_submitted_total", {{"format", "mlx"}, {"precision", "other"}}),
+            1);
+}
+
 TEST_F(MetricsTest, TransfersAndStorage) {
   metrics_.UploadStarted();
   metrics_.UploadStarted();

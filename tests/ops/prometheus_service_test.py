@@ -210,7 +210,7 @@ def main():
                 assert prom.by("sum by (status) (quantd_jobs_finished_total)", "status") == {
                     "succeeded": 4, "failed": 1, "cancelled": 0}
                 assert prom.by('sum by (format) (quantd_jobs_finished_total{status="succeeded"})',
-                               "format") == {"onnx": 3, "gguf": 1, "other": 0}
+                               "format") == {"onnx": 3, "gguf": 1, "mlx": 0, "other": 0}
                 assert prom.value('quantd_jobs_finished_total{format="gguf",precision="q4_k_m",'
                                   'status="succeeded"}') == 1
                 assert prom.value("sum(quantd_jobs_submitted_total)") == 5

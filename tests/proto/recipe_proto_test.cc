@@ -72,6 +72,49 @@ TEST(RecipeProtoTest, ExplicitFlagsRoundTripThroughTheServer) {
   EXPECT_EQ(RecipeToProto(Parse({"--gguf-type", "F16", "--model-name", "m-1"})).model_name(), "m-1");
 }
 
+TEST(RecipeProtoTest, MlxFlagsRoundTripThroughTheServer) {
+  ExpectRoundTrip({"--format", "mlx"});
+  ExpectRoundTrip({"--format", "mlx", "--bits", "3", "--group-size", "128", "--mlx-recipe",
+                   "mixed_3_6", "--keep-embeddings", "--exclude-nodes", "lm_head"});
+  ExpectRoundTrip({"--format", "mlx", "--precision", "int8", "--group-size", "32"});
+  v1::Recipe p = RecipeToProto(Parse({"--format", "mlx", "--bits", "6", "--mlx-recipe",
+                                      "mixed_4_6", "--group-size", "32"}));
+  EXPECT_EQ(p.format(), v1::MODEL_FORMAT_MLX);
+  EXPECT_EQ(p.bits(), 6);
+  EXPECT_EQ(p.group_size(), 32);
+  EXPECT_EQ(p.mlx_recipe(), "mixed_4_6");
+  auto back = RecipeFromProto(p);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->format, core::ModelFormat::kMlx);
+  EXPECT_EQ(back->bits, 6);
+  EXPECT_EQ(back->group_size, 32);
+  EXPECT_EQ(back->mlx_recipe, "mixed_4_6");
+}
+
+TEST(RecipeProtoTest, KeepEmbeddingsTravelsOnlyWhenSet) {
+  // Unset, the format decides on the server: ONNX keeps, MLX quantizes.
+  v1::Recipe mlx = RecipeToProto(Parse({"--format", "mlx"}));
+  EXPECT_FALSE(mlx.has_keep_embeddings());
+  auto back = RecipeFromProto(mlx);
+  ASSERT_TRUE(back.ok());
+  EXPECT_FALSE(core::KeepEmbeddings(*back));
+  EXPECT_FALSE(RecipeToProto(Parse({"--precision", "int4"})).has_keep_embeddings());
+  auto onnx = RecipeFromProto(RecipeToProto(Parse({"--precision", "int4"})));
+  ASSERT_TRUE(onnx.ok());
+  EXPECT_TRUE(core::KeepEmbeddings(*onnx));
+  v1::Recipe kept = RecipeToProto(Parse({"--format", "mlx", "--keep-embeddings"}));
+  ASSERT_TRUE(kept.has_keep_embeddings());
+  EXPECT_TRUE(kept.keep_embeddings());
+  EXPECT_TRUE(core::KeepEmbeddings(*RecipeFromProto(kept)));
+}
+
+TEST(RecipeProtoTest, OtherFormatsCarryNoMlxFields) {
+  v1::Recipe p = RecipeToProto(Parse({"--precision", "int4", "--block-size", "64"}));
+  EXPECT_FALSE(p.has_bits());
+  EXPECT_FALSE(p.has_group_size());
+  EXPECT_TRUE(p.mlx_recipe().empty());
+}
+
 TEST(RecipeProtoTest, EmptyOpBlockListStaysPresent) {
   v1::Recipe p = RecipeToProto(Parse({"--precision", "fp16", "--op-block-list="}));
   EXPECT_TRUE(p.has_op_block_list());

@@ -33,12 +33,18 @@ PYTHON = os.environ.get("QUANTD_PYTHON", "/usr/bin/python3")
 LLAMA = os.path.join(TESTDATA, "onnx", "genai-tiny-random-llama-fp16-extdata", "model.onnx")
 LLAMA_DATA = LLAMA + ".data"
 GPT2 = os.path.join(TESTDATA, "onnx", "genai-tiny-random-gpt2-fp32", "past.onnx")
+LLAMA_CKPT = os.path.join(TESTDATA, "hf", "checkpoints", "llama-tiny-shared")
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # anything but \t and \n
 
 
 def read_text(path):
     with open(path) as f:
+        return f.read()
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
         return f.read()
 
 
@@ -869,6 +875,54 @@ class PythonClient(QuantctlCase):
         self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
         self.assertEqual(json.loads(p.stdout)["state"], "JOB_STATE_FAILED")
 
+
+class Mlx(QuantctlCase):
+    """An MLX folder through the service equals `quantd quantize`'s, byte for byte."""
+
+    def folder(self, d):
+        return {name: read_bytes(os.path.join(d, name)) for name in sorted(os.listdir(d))}
+
+    def testServedFolderEqualsOfflineQuantize(self):
+        recipe = ["--format", "mlx", "--mlx-recipe", "mixed_3_6", "--group-size", "32"]
+        offline = self.path("offline-mlx")
+        p = subprocess.run([QUANTD, "quantize", LLAMA_CKPT, "-o", offline + "/", "--quiet",
+                            *recipe], capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+        # The checkpoint folder as one model.
+        out = self.path("served", "mlx")
+        r = self.quantctl_json("quantize", LLAMA_CKPT, "-o", out + "/", *recipe)
+        job = r["job"]
+        self.assertEqual(job["state"], "JOB_STATE_SUCCEEDED")
+        self.assertEqual(job["recipe"]["format"], "MODEL_FORMAT_MLX")
+        self.assertTrue(job["artifact"]["folder"])
+        self.assertEqual(job["report"]["format"], "mlx")
+        self.assertEqual(job["report"]["precision"], "mixed_3_6")
+        self.assertTrue(any("sqnr_db" in t for t in job["report"]["tensors"]))
+        served = self.folder(out)
+        self.assertEqual(sorted(served), sorted(self.folder(offline)))
+        for name, data_bytes in self.folder(offline).items():
+            self.assertTrue(served[name] == data_bytes, name)
+        self.assertIn("model.safetensors", served)
+        self.assertIn("tokenizer.json", served)
+        self.assertEqual(sorted(r["output_files"]), sorted(os.path.join(out, n) for n in served))
+        self.assertFalse(os.path.exists(out + ".download"))
+
+        # `download` writes the folder again; a folder in the way is refused
+        # and left alone.
+        again = self.path("again")
+        self.quantctl("download", job["job_id"], "-o", again)
+        self.assertEqual(self.folder(again), served)
+        p = self.quantctl("download", job["job_id"], "-o", again, rc=None)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("not an empty folder", p.stderr)
+        self.assertEqual(self.folder(again), served)
+
+    def testNonCheckpointModelIsRefusedAtSubmit(self):
+        r = self.quantctl_json("quantize", GPT2, "-o", self.path("gpt2-mlx"), "--format", "mlx",
+                               rc=2)
+        self.assertIn("format mlx converts a Hugging Face checkpoint", json.dumps(r))
+        self.assertFalse(os.path.exists(self.path("gpt2-mlx")))
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:

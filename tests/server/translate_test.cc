@@ -65,6 +65,37 @@ TEST(TranslateTest, CheckpointNeedsGgufTypeAndModelName) {
               ::testing::HasSubstr("recipe.gguf_type"));
 }
 
+TEST(TranslateTest, MlxRecipesFitCheckpointModels) {
+  core::Recipe r;
+  r.format = core::ModelFormat::kMlx;
+  r.model_name = "llama-tiny-shared";
+  EXPECT_TRUE(ValidateRecipeForModel(r, v1::MODEL_FORMAT_HF_CHECKPOINT).ok());
+  for (v1::ModelFormat other : {v1::MODEL_FORMAT_ONNX, v1::MODEL_FORMAT_GGUF}) {
+    r.model_name.clear();
+    EXPECT_THAT(std::string(ValidateRecipeForModel(r, other).message()),
+                ::testing::HasSubstr("format mlx converts a Hugging Face checkpoint"));
+  }
+  r.model_name = "llama-tiny-shared";
+  r.bits = 7;
+  EXPECT_EQ(ValidateRecipeForModel(r, v1::MODEL_FORMAT_HF_CHECKPOINT).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(TranslateTest, MlxJobsHaveTheirMetricLabels) {
+  v1::Recipe p;
+  p.set_format(v1::MODEL_FORMAT_MLX);
+  EXPECT_EQ(JobMetricLabels(p), (std::pair<std::string, std::string>{"mlx", "4bit"}));
+  p.set_precision(v1::PRECISION_INT8);
+  EXPECT_EQ(JobMetricLabels(p), (std::pair<std::string, std::string>{"mlx", "8bit"}));
+  p.set_bits(3);
+  EXPECT_EQ(JobMetricLabels(p), (std::pair<std::string, std::string>{"mlx", "3bit"}));
+  p.set_mlx_recipe("mixed_2_6");
+  EXPECT_EQ(JobMetricLabels(p), (std::pair<std::string, std::string>{"mlx", "mixed_2_6"}));
+  v1::Recipe onnx;
+  onnx.set_precision(v1::PRECISION_INT4);
+  EXPECT_EQ(JobMetricLabels(onnx), (std::pair<std::string, std::string>{"onnx", "int4"}));
+}
+
 TEST(TranslateTest, StatusCodesMapOneToOne) {
   EXPECT_TRUE(ToGrpcStatus(absl::OkStatus()).ok());
   for (int c = 1; c <= 16; ++c) {

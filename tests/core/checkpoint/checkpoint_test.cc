@@ -523,7 +523,8 @@ TEST_F(CheckpointTest, RunRoutesACheckpointFolderToTheGgufWriter) {
   recipe.format = ModelFormat::kOnnx;
   recipe.gguf_type.clear();
   recipe.precision = Precision::kFp16;
-  EXPECT_THAT(core::Run(recipe, Dir(), out).status(), StatusIs(absl::StatusCode::kInvalidArgument, "GGUF only"));
+  EXPECT_THAT(core::Run(recipe, Dir(), out).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "converts to GGUF or MLX"));
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "quantd/core/base/half.h"
+#include "quantd/core/base/thread_pool.h"
 #include "quantd/core/quant/mlx_affine.h"
 #include "quantd/testing/status_matchers.h"
 #include "safetensors_test_reader.h"
@@ -479,8 +480,10 @@ TEST_F(MlxFolderWriterTest, ReportsProgressAndStopsWhenCancelled) {
   MlxFolderOptions small_shards;
   small_shards.max_shard_bytes = 20000;  // a module's outputs may straddle two files
   std::map<std::string, int> calls;
+  RunContext ctx;
+  ctx.progress = progress;
   auto r = WriteMlxFolder(ck.Sources(&calls), ConfigJson("bfloat16"), "", {}, out_, small_shards,
-                          progress);
+                          ctx);
   ASSERT_TRUE(r.ok()) << r.status();
   // Every written tensor's data is asked for once and released once.
   for (const MemTensor& t : ck.tensors()) {
@@ -498,13 +501,73 @@ TEST_F(MlxFolderWriterTest, ReportsProgressAndStopsWhenCancelled) {
   ProgressFn cancel_later = [&](const Progress&) {
     if (++progress_calls == 5) cancel.Cancel();
   };
+  RunContext cancel_ctx;
+  cancel_ctx.progress = cancel_later;
+  cancel_ctx.cancel = &cancel;
   EXPECT_THAT(WriteMlxFolder(ck.Sources(), ConfigJson("bfloat16"), "", {},
-                             (root_ / "c").string(), MlxFolderOptions(), cancel_later, &cancel)
+                             (root_ / "c").string(), MlxFolderOptions(), cancel_ctx)
                   .status(),
               StatusIs(absl::StatusCode::kCancelled, "cancelled"));
   // The shard being written is not left behind (nor its temp file).
   EXPECT_FALSE(fs::exists(root_ / "c" / "model.safetensors"));
   EXPECT_TRUE(fs::is_empty(root_ / "c"));
+}
+
+// Rows are quantized in parallel blocks: with a pool, every file and every
+// number of the report are those of the single-threaded run.
+TEST_F(MlxFolderWriterTest, ThreadsChangeNeitherFilesNorReport) {
+  MemCheckpoint ck("BF16");
+  // Rows enough for several blocks of rows (a block is about 2^20 elements).
+  const int64_t rows = 70000, cols = 64;
+  std::vector<uint8_t> big(rows * cols * 2);
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 0.05f);
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    const uint16_t h = FloatToBfloat16(normal(rng));
+    std::memcpy(&big[2 * i], &h, 2);
+  }
+  std::vector<MlxSourceTensor> sources = ck.Sources();
+  sources.push_back({"model.layers.0.mlp.big_proj.weight", "BF16", {rows, cols},
+                     [&big]() -> absl::StatusOr<absl::Span<const uint8_t>> {
+                       return absl::Span<const uint8_t>(big);
+                     },
+                     nullptr});
+  MlxFolderOptions opt;
+  opt.max_shard_bytes = 1 << 20;  // several shards
+  auto one = WriteMlxFolder(sources, ConfigJson("float16"), "", {}, (root_ / "one").string(),
+                            opt);
+  ASSERT_TRUE(one.ok()) << one.status();
+  ThreadPool pool(3);
+  RunContext ctx;
+  ctx.pool = &pool;
+  ctx.parallelism = 4;
+  auto four = WriteMlxFolder(sources, ConfigJson("float16"), "", {}, (root_ / "four").string(),
+                             opt, ctx);
+  ASSERT_TRUE(four.ok()) << four.status();
+  ASSERT_GT(one->files.size(), 2u);
+  EXPECT_EQ(four->files, one->files);
+  for (const std::string& f : one->files) {
+    std::ifstream a(root_ / "one" / f, std::ios::binary), b(root_ / "four" / f, std::ios::binary);
+    const std::string sa(std::istreambuf_iterator<char>(a), {});
+    const std::string sb(std::istreambuf_iterator<char>(b), {});
+    EXPECT_TRUE(sa == sb) << f;
+  }
+  ASSERT_EQ(four->tensors.size(), one->tensors.size());
+  bool saw_big = false;
+  for (size_t i = 0; i < one->tensors.size(); ++i) {
+    const TensorReport& x = one->tensors[i];
+    const TensorReport& y = four->tensors[i];
+    EXPECT_EQ(x.sqnr_db, y.sqnr_db) << x.name;
+    EXPECT_EQ(x.rel_l2_error, y.rel_l2_error) << x.name;
+    EXPECT_EQ(x.max_abs_error, y.max_abs_error) << x.name;
+    EXPECT_EQ(x.rel_output_error, y.rel_output_error) << x.name;
+    if (x.name == "model.layers.0.mlp.big_proj.weight") {
+      saw_big = true;
+      ASSERT_TRUE(x.sqnr_db.has_value());
+      EXPECT_GT(*x.sqnr_db, 15.0);
+    }
+  }
+  EXPECT_TRUE(saw_big);
 }
 
 TEST(MlxQuantPlanTest, MixedRecipeNeedsDownProj) {

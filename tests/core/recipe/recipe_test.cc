@@ -7,6 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "quantd/core/gguf/gguf_mix.h"
+#include "quantd/core/mlx/mlx_quant_plan.h"
 #include "quantd/core/recipe_flags.h"
 
 namespace quantd::core {
@@ -105,6 +106,151 @@ TEST(RecipeTest, ModelNameIsAPlainNameAndPartOfTheIdentityOnlyWhenSet) {
   EXPECT_THAT(std::string(ValidateRecipe(r).message()), ::testing::HasSubstr("model_name 'a/b'"));
   EXPECT_TRUE(ValidateModelName(std::string(128, 'x')).ok());
   EXPECT_FALSE(ValidateModelName(std::string(129, 'x')).ok());
+}
+
+TEST(RecipeFlagsTest, MlxFlags) {
+  Recipe r;
+  std::vector<std::string> rest;
+  ASSERT_TRUE(ParseRecipeFlags({"ckpt", "--format", "mlx", "--bits", "3", "--group-size", "128",
+                                "--mlx-recipe", "mixed_3_6", "--keep-embeddings"},
+                               &r, &rest)
+                  .ok());
+  EXPECT_EQ(r.format, ModelFormat::kMlx);
+  EXPECT_EQ(r.bits, 3);
+  EXPECT_EQ(r.group_size, 128);
+  EXPECT_EQ(r.mlx_recipe, "mixed_3_6");
+  EXPECT_TRUE(KeepEmbeddings(r));
+  EXPECT_EQ(rest, std::vector<std::string>{"ckpt"});
+  EXPECT_TRUE(ValidateRecipe(r).ok());
+  Recipe back;
+  ASSERT_TRUE(ParseRecipeFlags(RecipeToFlags(r), &back, &rest).ok());
+  EXPECT_EQ(CanonicalRecipe(back), CanonicalRecipe(r));
+  EXPECT_EQ(MlxPrecisionName(r), "mixed_3_6");
+}
+
+TEST(RecipeTest, MlxDefaultsAndPrecisionAliases) {
+  Recipe r;
+  r.format = ModelFormat::kMlx;
+  EXPECT_TRUE(ValidateRecipe(r).ok());  // no precision needed: 4 bits, group 64
+  EXPECT_EQ(MlxBits(r), 4);
+  EXPECT_EQ(r.group_size, 64);
+  EXPECT_EQ(MlxPrecisionName(r), "4bit");
+  // mlx-lm quantizes embeddings; ONNX keeps them unless told.
+  EXPECT_FALSE(KeepEmbeddings(r));
+  EXPECT_TRUE(KeepEmbeddings(Recipe()));
+  r.keep_embeddings = true;
+  EXPECT_TRUE(KeepEmbeddings(r));
+  Recipe onnx;
+  onnx.keep_embeddings = false;
+  EXPECT_FALSE(KeepEmbeddings(onnx));
+
+  r.precision = Precision::kInt8;
+  EXPECT_EQ(MlxBits(r), 8);
+  EXPECT_TRUE(ValidateRecipe(r).ok());
+  r.bits = 8;
+  EXPECT_TRUE(ValidateRecipe(r).ok());
+  r.bits = 4;  // int8 and 4 bits
+  EXPECT_THAT(std::string(ValidateRecipe(r).message()),
+              ::testing::HasSubstr("precision int8 and bits 4 disagree"));
+  r.precision = Precision::kInt4;
+  EXPECT_TRUE(ValidateRecipe(r).ok());
+  EXPECT_EQ(MlxPrecisionName(r), "4bit");
+  r.precision = Precision::kFp16;
+  EXPECT_THAT(std::string(ValidateRecipe(r).message()),
+              ::testing::HasSubstr("precision fp16 does not apply to format mlx"));
+}
+
+TEST(RecipeTest, MlxValidationNamesTheField) {
+  struct Case {
+    void (*set)(Recipe*);
+    const char* field;
+  };
+  const Case cases[] = {
+      {[](Recipe* r) { r->bits = 7; }, "bits 7"},
+      {[](Recipe* r) { r->bits = 1; }, "bits 1"},
+      {[](Recipe* r) { r->group_size = 16; }, "group_size 16"},
+      {[](Recipe* r) { r->mlx_recipe = "mixed_5_8"; }, "mlx_recipe 'mixed_5_8'"},
+      {[](Recipe* r) { r->gguf_type = "Q4_K_M"; }, "gguf_type does not apply to format mlx"},
+      {[](Recipe* r) { r->block_size = 64; }, "block_size does not apply"},
+      {[](Recipe* r) { r->lm_head = LmHeadMode::kInt8; }, "lm_head does not apply"},
+      {[](Recipe* r) { r->per_channel = true; }, "per_channel does not apply"},
+      {[](Recipe* r) { r->min_tensor_elements = 5; }, "min_tensor_elements does not apply"},
+  };
+  for (const Case& c : cases) {
+    Recipe r;
+    r.format = ModelFormat::kMlx;
+    c.set(&r);
+    absl::Status st = ValidateRecipe(r);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << c.field;
+    EXPECT_THAT(std::string(st.message()), ::testing::HasSubstr(c.field));
+  }
+  // Every supported value passes.
+  for (int bits : {2, 3, 4, 5, 6, 8}) {
+    for (int group : {32, 64, 128}) {
+      Recipe r;
+      r.format = ModelFormat::kMlx;
+      r.bits = bits;
+      r.group_size = group;
+      EXPECT_TRUE(ValidateRecipe(r).ok()) << bits << " " << group;
+    }
+  }
+  // The MLX fields are refused for other formats.
+  const Case other[] = {
+      {[](Recipe* r) { r->bits = 4; }, "bits applies to format mlx"},
+      {[](Recipe* r) { r->group_size = 32; }, "group_size applies to format mlx"},
+      {[](Recipe* r) { r->mlx_recipe = "mixed_3_6"; }, "mlx_recipe applies to format mlx"},
+  };
+  for (const Case& c : other) {
+    Recipe r;
+    r.precision = Precision::kInt4;
+    c.set(&r);
+    EXPECT_THAT(std::string(ValidateRecipe(r).message()), ::testing::HasSubstr(c.field));
+  }
+  EXPECT_EQ(WithFlagHint("group_size 16 is not supported; use 32, 64 or 128"),
+            "group_size 16 is not supported; use 32, 64 or 128 [flags: group_size: --group-size]");
+}
+
+// The recipe layer (Abseil only) keeps its own list of mixed recipe names;
+// it must be the list the MLX plan accepts.
+TEST(RecipeTest, MlxMixedRecipeNamesAreThePlansNames) {
+  for (const std::string& name : MlxMixedRecipeNames()) {
+    auto parsed = mlx::ParseMlxMixedRecipe(name);
+    ASSERT_TRUE(parsed.ok()) << name;
+    EXPECT_EQ(mlx::MlxMixedRecipeName(*parsed), name);
+  }
+  EXPECT_EQ(MlxPrecisionNames(),
+            (std::vector<std::string>{"2bit", "3bit", "4bit", "5bit", "6bit", "8bit", "mixed_2_6",
+                                      "mixed_3_4", "mixed_3_6", "mixed_4_6"}));
+}
+
+// Adding MLX left every other recipe's canonical text (the service's
+// de-duplication key) as it was.
+TEST(RecipeTest, CanonicalTextOfOtherFormatsUnchanged) {
+  Recipe r;
+  r.precision = Precision::kInt4;
+  EXPECT_EQ(CanonicalRecipe(r),
+            "format=auto;precision=int4;keep_io_types=1;op_block_list=<default>;"
+            "node_block_list=;external_data=0;block_size=32;symmetric=1;accuracy_level=0;"
+            "int4_format=0;algorithm=0;int8_mode=0;int8_weight_type=0;per_channel=0;"
+            "reduce_range=0;op_types=;exclude_nodes=;exclude_regex=;keep_embeddings=1;lm_head=0;"
+            "min_tensor_elements=0;gguf_type=;leave_output_tensor=0;output_tensor_type=;"
+            "token_embedding_type=;pure=0;allow_requantize=0");
+  r.keep_embeddings = true;  // the default, spelled out: the same recipe
+  const std::string with_default = CanonicalRecipe(r);
+  r.keep_embeddings.reset();
+  EXPECT_EQ(CanonicalRecipe(r), with_default);
+  Recipe mlx;
+  mlx.format = ModelFormat::kMlx;
+  EXPECT_THAT(CanonicalRecipe(mlx), ::testing::EndsWith(";bits=4;group_size=64;mlx_recipe="));
+  Recipe mlx4 = mlx;
+  mlx4.precision = Precision::kInt4;
+  mlx4.bits = 4;
+  Recipe mlx8 = mlx;
+  mlx8.bits = 8;
+  EXPECT_NE(CanonicalRecipe(mlx8), CanonicalRecipe(mlx));
+  Recipe mlx_emb = mlx;
+  mlx_emb.keep_embeddings = true;
+  EXPECT_NE(CanonicalRecipe(mlx_emb), CanonicalRecipe(mlx));
 }
 
 TEST(RecipeTest, ValidateNamesRecipeFieldsNotFlags) {

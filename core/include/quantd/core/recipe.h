@@ -18,7 +18,9 @@
 
 namespace quantd::core {
 
-enum class ModelFormat { kAuto, kOnnx, kGguf };
+// kMlx is an output format only: Apple MLX folders written from a Hugging
+// Face checkpoint folder (docs/mlx.md).
+enum class ModelFormat { kAuto, kOnnx, kGguf, kMlx };
 enum class Precision { kUnspecified, kFp32, kFp16, kInt8, kInt4 };
 enum class ExternalDataMode { kAuto, kAlways, kNever };
 enum class Int4Format { kMatMulNBits, kQdq };
@@ -56,7 +58,9 @@ struct Recipe {
   std::vector<std::string> op_types;         // empty: MatMul (int4); MatMul, Gemm, Conv (int8)
   std::vector<std::string> exclude_nodes;    // exact node names
   std::vector<std::string> exclude_regex;    // RE2/ECMAScript regexes on node names
-  bool keep_embeddings = true;               // Gather weights stay float
+  // Embedding tables stay float. Unset: the format's default, see
+  // KeepEmbeddings() (ONNX keeps them, MLX quantizes them as mlx-lm does).
+  std::optional<bool> keep_embeddings;
   LmHeadMode lm_head = LmHeadMode::kFloat;   // applies when precision is int4/int8
   uint64_t min_tensor_elements = 0;          // smaller weights are not quantized
 
@@ -68,6 +72,11 @@ struct Recipe {
   bool pure = false;
   bool allow_requantize = false;
 
+  // --- MLX (mlx_lm.convert compatible affine quantization) ---
+  int bits = 0;                  // 2, 3, 4, 5, 6, 8; 0: from precision (int4 / int8), else 4
+  int group_size = 64;           // 32, 64, 128
+  std::string mlx_recipe;        // "" or mixed_2_6, mixed_3_4, mixed_3_6, mixed_4_6
+
   // --- execution ---
   int threads = 1;                           // thread budget for this run
 
@@ -76,6 +85,25 @@ struct Recipe {
   // derived from (empty: the input folder's own name). Only for checkpoints.
   std::string model_name;
 };
+
+// Whether embedding tables stay float: recipe.keep_embeddings when set, else
+// the format's default (true, except for MLX, which quantizes them).
+bool KeepEmbeddings(const Recipe& recipe);
+
+// The code width of an MLX conversion: recipe.bits when set, else 8 for
+// precision int8, else 4.
+int MlxBits(const Recipe& recipe);
+
+// The mixed recipes an MLX conversion accepts: "mixed_2_6", "mixed_3_4",
+// "mixed_3_6", "mixed_4_6" (mlx_lm.convert's --quant-predicate names).
+std::vector<std::string> MlxMixedRecipeNames();
+
+// What an MLX conversion is called in reports and metric labels: the mixed
+// recipe's name when there is one, else "<bits>bit" ("4bit").
+std::string MlxPrecisionName(const Recipe& recipe);
+// Every name MlxPrecisionName can return: "2bit" ... "8bit", then the mixed
+// recipes.
+std::vector<std::string> MlxPrecisionNames();
 
 // Checks ranges and combinations; InvalidArgument with a message naming the
 // offending field as quantd.v1.Recipe names it (`block_size`, `gguf_type`)

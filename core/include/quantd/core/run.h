@@ -23,12 +23,14 @@ absl::StatusOr<ModelFormat> DetectFormat(const std::string& path);
 
 // Converts `input_path` (a .onnx with its external data beside it, a .gguf,
 // or a Hugging Face checkpoint folder -- a directory with config.json --
-// which is written as GGUF) to `output_path` according to `recipe`. Output
-// files are written atomically: on any error (including cancellation) no
-// output is left.
+// which is written as GGUF, or with recipe.format kMlx as an MLX folder at
+// `output_path`, absent or empty) to `output_path` according to `recipe`.
+// Output files are written atomically (an MLX folder as a whole): on any
+// error (including cancellation) no output is left.
 // Errors: InvalidArgument (bad recipe, corrupt or unsupported model),
 // NotFound (missing files), DataLoss (truncated data), Cancelled,
-// ResourceExhausted (disk full, protobuf limits).
+// ResourceExhausted (disk full, protobuf limits), FailedPrecondition (an
+// MLX output folder that exists and is not empty).
 //
 // `ctx` brings progress, cancellation and the threads to use; the bytes
 // written do not depend on its parallelism. recipe.threads is not read here:

@@ -21,7 +21,9 @@ absl::StatusOr<core::Recipe> RecipeFromProto(const v1::Recipe& proto);
 
 // Core recipe -> API recipe with every field set explicitly (the preset name
 // too, informational), so a stored or submitted job does not depend on the
-// server's preset table.
+// server's preset table. Two exceptions: keep_embeddings is set only when the
+// recipe sets it (unset, the format decides: see core::KeepEmbeddings), and
+// the MLX fields (bits, group_size, mlx_recipe) only for format MLX.
 v1::Recipe RecipeToProto(const core::Recipe& recipe);
 
 core::ModelFormat FormatFromProto(v1::ModelFormat format);

@@ -5,7 +5,9 @@
 // recipe, run the core with the worker's RunContext (its threads were granted
 // by the WorkerPool; recipe.threads was only a hint) into a fresh work
 // directory, hash the outputs and move them into artifacts/<job id>
-// atomically. On any error the work directory is removed.
+// atomically. On any error the work directory is removed. An MLX recipe
+// reads the model's folder (a checkpoint uploaded as its files) and writes
+// its folder into the work directory; the artifact is marked as a folder.
 //
 // Thread safety: Run may be called from several workers at once (each job
 // has its own work directory).

@@ -29,11 +29,17 @@
 // Tensors mlx-lm's model classes drop on load ("*.rotary_emb.inv_freq", and
 // "lm_head.weight" when tie_word_embeddings is true) are not written.
 //
-// Every file is written atomically. `out_dir` must be absent or empty.
-// Memory: one tensor (plus its outputs) at a time; a tensor's data pointer is
-// requested once.
+// Every file is written atomically. `out_dir` must be absent or empty; on an
+// error the files written so far stay (core::Run writes into a staging
+// folder and renames it into place, so its callers see all or nothing).
+// Memory: one tensor (plus its outputs, and one block of float scratch per
+// thread) at a time; a tensor's data pointer is requested once.
 //
-// Thread safety: the function is reentrant; it runs on the calling thread.
+// Thread safety: the function is reentrant. It quantizes a tensor's rows in
+// parallel on ctx's pool (blocks of rows written to fixed places, quality
+// sums merged in block order: files and report do not depend on the number
+// of threads); everything else, including progress reports, runs on the
+// calling thread. Cancellation is checked between tensors.
 #ifndef QUANTD_CORE_MLX_MLX_FOLDER_WRITER_H_
 #define QUANTD_CORE_MLX_MLX_FOLDER_WRITER_H_
 
@@ -47,8 +53,8 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "quantd/core/mlx/mlx_quant_plan.h"
-#include "quantd/core/progress.h"
 #include "quantd/core/report.h"
+#include "quantd/core/run_context.h"
 
 namespace quantd::core::mlx {
 
@@ -94,8 +100,7 @@ absl::StatusOr<MlxFolderResult> WriteMlxFolder(const std::vector<MlxSourceTensor
                                                const std::vector<std::string>& side_files,
                                                const std::string& out_dir,
                                                const MlxFolderOptions& options,
-                                               const ProgressFn& progress = nullptr,
-                                               const CancelToken* cancel = nullptr);
+                                               const RunContext& ctx = {});
 
 // Files of a checkpoint folder that mlx_lm.convert carries over: tokenizer
 // files, chat templates, generation_config.json and *.py (sorted paths).

@@ -1,0 +1,167 @@
+#include "quantd/core/mlx/mlx_run.h"
+
+#include <stdlib.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "quantd/core/base/atomic_file.h"
+#include "quantd/core/base/errno_status.h"
+#include "quantd/core/base/status_macros.h"
+#include "quantd/core/checkpoint/checkpoint.h"
+#include "quantd/core/checkpoint/safetensors.h"
+#include "quantd/core/mlx/mlx_folder_writer.h"
+#include "quantd/core/mlx/mlx_quant_plan.h"
+
+namespace quantd::core::mlx {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A small JSON file's text, as it is ("" when absent and !required).
+absl::StatusOr<std::string> ReadJsonText(const fs::path& path, bool required) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    if (!required) return std::string();
+    return absl::NotFoundError(absl::StrCat(path.string(), ": not found"));
+  }
+  const uint64_t size = fs::file_size(path, ec);
+  if (ec) return absl::NotFoundError(absl::StrCat(path.string(), ": ", ec.message()));
+  if (size > checkpoint::kMaxCheckpointJsonBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path.string(), " is ", size, " bytes; at most ",
+                     checkpoint::kMaxCheckpointJsonBytes, " are read"));
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::string text(std::istreambuf_iterator<char>(in), {});
+  if (in.bad()) return absl::DataLossError(absl::StrCat(path.string(), ": read failed"));
+  return text;
+}
+
+// Removes the staging folder unless released (the rename happened).
+class StagingFolder {
+ public:
+  explicit StagingFolder(std::string path) : path_(std::move(path)) {}
+  ~StagingFolder() {
+    if (path_.empty()) return;
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  StagingFolder(const StagingFolder&) = delete;
+  StagingFolder& operator=(const StagingFolder&) = delete;
+  const std::string& path() const { return path_; }
+  void Release() { path_.clear(); }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace
+
+absl::StatusOr<Report> RunCheckpointMlx(const Recipe& recipe, const std::string& checkpoint_dir,
+                                        const std::string& output_dir_arg,
+                                        const RunContext& ctx) {
+  // "out/" and "out" are the same folder.
+  std::string output_dir = output_dir_arg;
+  while (output_dir.size() > 1 && output_dir.back() == '/') output_dir.pop_back();
+  {
+    std::error_code ec;
+    if (fs::exists(output_dir, ec) &&
+        (!fs::is_directory(output_dir, ec) || !fs::is_empty(output_dir, ec))) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          output_dir, " exists and is not an empty folder; an MLX output is a new folder"));
+    }
+  }
+  MlxFolderOptions options;
+  options.quant.bits = MlxBits(recipe);
+  options.quant.group_size = recipe.group_size;
+  QUANTD_ASSIGN_OR_RETURN(options.quant.recipe, ParseMlxMixedRecipe(recipe.mlx_recipe));
+  options.quant.keep_embeddings = KeepEmbeddings(recipe);
+  options.quant.exclude_names = recipe.exclude_nodes;
+  options.quant.exclude_regex = recipe.exclude_regex;
+
+  ctx.Report(Progress{"load", 0, 0, 0, 0});
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<checkpoint::Checkpoint> ckpt,
+                          checkpoint::Checkpoint::Open(checkpoint_dir));
+  // The text, not the parsed config: the writer keeps the input's key order.
+  QUANTD_ASSIGN_OR_RETURN(std::string config_json,
+                          ReadJsonText(fs::path(checkpoint_dir) / "config.json", true));
+  QUANTD_ASSIGN_OR_RETURN(
+      std::string generation_json,
+      ReadJsonText(fs::path(checkpoint_dir) / "generation_config.json", false));
+  QUANTD_RETURN_IF_ERROR(ctx.CheckCancelled());
+
+  std::vector<MlxSourceTensor> sources;
+  sources.reserve(ckpt->tensors().size());
+  for (const checkpoint::Checkpoint::TensorRef& ref : ckpt->tensors()) {
+    const checkpoint::SafetensorsFile* shard = ref.shard;
+    const checkpoint::SafetensorsTensor* tensor = ref.tensor;
+    sources.push_back(
+        {tensor->name, std::string(checkpoint::DtypeName(tensor->dtype)), tensor->shape,
+         [shard, tensor]() -> absl::StatusOr<absl::Span<const uint8_t>> {
+           return shard->Data(*tensor);
+         },
+         [shard, tensor]() { shard->Release(*tensor); }});
+  }
+
+  // The staging folder beside the output, so the final rename stays on one
+  // file system.
+  const fs::path out_path = fs::absolute(fs::path(output_dir));
+  std::error_code ec;
+  fs::create_directories(out_path.parent_path(), ec);
+  if (ec) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(out_path.parent_path().string(), ": cannot create: ", ec.message()));
+  }
+  std::string templ = absl::StrCat(out_path.string(), ".partial-XXXXXX");
+  if (::mkdtemp(templ.data()) == nullptr) return ErrnoToStatus(errno, "mkdtemp", templ);
+  StagingFolder staging(templ);
+
+  QUANTD_ASSIGN_OR_RETURN(
+      MlxFolderResult result,
+      WriteMlxFolder(sources, config_json, generation_json,
+                     ListMlxSideFiles(checkpoint_dir), staging.path(), options, ctx));
+  QUANTD_RETURN_IF_ERROR(ctx.CheckCancelled());
+  // rename(2) replaces an empty folder, and fails on a non-empty one (someone
+  // wrote there meanwhile): never merged into.
+  if (::rename(staging.path().c_str(), out_path.c_str()) != 0) {
+    return ErrnoToStatus(errno, "rename", out_path.string());
+  }
+  staging.Release();
+  QUANTD_RETURN_IF_ERROR(SyncParentDirectory(out_path.string()));
+
+  Report report;
+  report.format = FormatName(ModelFormat::kMlx);
+  report.precision = MlxPrecisionName(recipe);
+  report.tensors_total = ckpt->tensors().size();
+  report.tensors_converted = result.tensors_quantized;
+  for (const TensorReport& t : result.tensors) {
+    report.bytes_before += t.bytes_before;
+    report.bytes_after += t.bytes_after;
+    if (t.dtype_after.rfind("MLX_AFFINE_", 0) == 0) {  // a quantized weight
+      int64_t n = 1;
+      for (int64_t d : t.shape) n *= d;
+      report.weights_quantized += static_cast<uint64_t>(n);
+    }
+  }
+  for (const std::string& f : result.files) {
+    const fs::path p = out_path / f;
+    report.output_files.push_back(p.string());
+    report.output_file_bytes += fs::file_size(p, ec);
+  }
+  if (report.tensors_total > result.tensors.size()) {
+    report.notes.push_back(absl::StrCat(
+        report.tensors_total - result.tensors.size(),
+        " tensor(s) not written, as mlx-lm drops them on load (rotary inv_freq, a tied "
+        "lm_head)"));
+  }
+  report.tensors = std::move(result.tensors);
+  return report;
+}
+
+}  // namespace quantd::core::mlx
