@@ -25,6 +25,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
+#include "core/quant/mlx_affine_avx2.h"
 #include "quantd/core/base/half.h"
 #include "quantd/core/base/thread_pool.h"
 #include "quantd/core/mlx/mlx_folder_writer.h"

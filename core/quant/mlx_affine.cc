@@ -8,6 +8,7 @@
 
 #include "quantd/core/base/cpu_features.h"
 #include "quantd/core/base/half.h"
+#include "mlx_affine_avx2.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/quant/mlx_affine_avx2.h"
 #include "gtest/gtest.h"
 #include "quantd/core/base/half.h"
 

@@ -35,7 +35,8 @@
 //
 // Variants: QuantizeMlxAffine_ref is the scalar reference; the AVX2 variant
 // (min/max and codes eight lanes at a time, the same float operations) is
-// byte-identical and QuantizeMlxAffine picks it at run time.
+// byte-identical and QuantizeMlxAffine picks it at run time; it is declared
+// in core/quant's private mlx_affine_avx2.h.
 #ifndef QUANTD_CORE_QUANT_MLX_AFFINE_H_
 #define QUANTD_CORE_QUANT_MLX_AFFINE_H_
 
@@ -95,11 +96,6 @@ void QuantizeMlxAffine(MlxFloatType type, int bits, int group_size, const void* 
 void QuantizeMlxAffine_ref(MlxFloatType type, int bits, int group_size, const void* w,
                            int64_t rows, int64_t cols, int64_t ld, uint8_t* packed, void* scales,
                            void* biases);
-// REQUIRES additionally: MlxAffineAvx2Available().
-void QuantizeMlxAffine_avx2(MlxFloatType type, int bits, int group_size, const void* w,
-                            int64_t rows, int64_t cols, int64_t ld, uint8_t* packed, void* scales,
-                            void* biases);
-bool MlxAffineAvx2Available();
 
 // w' = code * float(scale) + float(bias) for rows [0, rows), written to
 // `out` row-major with leading dimension cols (float32 math; MLX computes

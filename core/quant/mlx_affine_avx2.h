@@ -1,0 +1,29 @@
+// The AVX2 variant of the MLX affine kernel, private to core/quant (not on
+// any target's include path): QuantizeMlxAffine picks it at run time. Tests
+// and the benchmark that compare or time the variant directly include it as
+// "core/quant/mlx_affine_avx2.h" from the source root.
+//
+// Byte-identical to QuantizeMlxAffine_ref (see quantd/core/quant/mlx_affine.h
+// for the formula, the layout and the preconditions). Kernels never
+// allocate, log or do I/O; thread-compatible like the reference.
+#ifndef QUANTD_CORE_QUANT_MLX_AFFINE_AVX2_H_
+#define QUANTD_CORE_QUANT_MLX_AFFINE_AVX2_H_
+
+#include <cstdint>
+
+#include "quantd/core/quant/mlx_affine.h"
+
+namespace quantd::core::quant {
+
+// REQUIRES: the preconditions of QuantizeMlxAffine, and
+// MlxAffineAvx2Available().
+void QuantizeMlxAffine_avx2(MlxFloatType type, int bits, int group_size, const void* w,
+                            int64_t rows, int64_t cols, int64_t ld, uint8_t* packed, void* scales,
+                            void* biases);
+// True when the AVX2 variant may run: ActiveCpuLevel() >= kAvx2 and the CPU
+// has F16C (false on builds for other architectures).
+bool MlxAffineAvx2Available();
+
+}  // namespace quantd::core::quant
+
+#endif  // QUANTD_CORE_QUANT_MLX_AFFINE_AVX2_H_
