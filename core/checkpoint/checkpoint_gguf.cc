@@ -17,15 +17,10 @@
 #include "quantd/core/base/half.h"
 #include "quantd/core/base/status_macros.h"
 #include "quantd/core/checkpoint/model_name.h"
+#include "quantd/core/checkpoint/tokenizer_gguf.h"
 #include "quantd/core/gguf/gguf_run.h"
 #include "quantd/core/gguf/quants.h"
 
-// The tokenizer reader (a separate component) is used when it is part of
-// the tree.
-#if __has_include("quantd/core/checkpoint/tokenizer_gguf.h")
-#include "quantd/core/checkpoint/tokenizer_gguf.h"
-#define QUANTD_HAVE_TOKENIZER_GGUF 1
-#endif
 
 namespace quantd::core::checkpoint {
 namespace {
@@ -276,13 +271,7 @@ bool IsConverterOuttype(gguf::FileType ftype) {
          ftype == gguf::FileType::kQ8_0;
 }
 
-TokenizerKvsFn DefaultTokenizerKvs() {
-#ifdef QUANTD_HAVE_TOKENIZER_GGUF
-  return TokenizerGgufKvs;
-#else
-  return nullptr;
-#endif
-}
+TokenizerKvsFn DefaultTokenizerKvs() { return TokenizerGgufKvs; }
 
 absl::StatusOr<std::unique_ptr<CheckpointGgufSource>> CheckpointGgufSource::Open(
     const std::string& dir, const CheckpointGgufOptions& options) {
@@ -407,7 +396,7 @@ absl::StatusOr<std::unique_ptr<CheckpointGgufSource>> CheckpointGgufSource::Open
     QUANTD_ASSIGN_OR_RETURN(std::vector<GgufKv> tok, options.tokenizer_kvs(dir, config, arch.hf_class));
     kvs.insert(kvs.end(), std::make_move_iterator(tok.begin()), std::make_move_iterator(tok.end()));
   } else {
-    src->notes_.push_back("no tokenizer metadata written: this build has no tokenizer reader");
+    src->notes_.push_back("no tokenizer metadata written: no tokenizer reader was given");
   }
   kvs.push_back(U32("general.quantization_version", kQuantizationVersion));
   if (HasModelCardMetadata(dir)) {

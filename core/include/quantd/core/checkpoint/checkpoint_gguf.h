@@ -50,12 +50,13 @@
 namespace quantd::core::checkpoint {
 
 // Produces the tokenizer.* KVs for a checkpoint, in the converter's order;
-// `architecture` is config.json's class name ("Phi3ForCausalLM"). This is
-// TokenizerGgufKvs (tokenizer_gguf.h) when the tokenizer reader is built.
+// `architecture` is config.json's class name ("Phi3ForCausalLM"). In
+// production this is TokenizerGgufKvs (tokenizer_gguf.h); tests may pass
+// another.
 using TokenizerKvsFn = std::function<absl::StatusOr<std::vector<gguf::GgufKv>>(
     const std::string& checkpoint_dir, const nlohmann::json& config, absl::string_view architecture)>;
 
-// The tokenizer reader linked into this build, or nullptr if none is.
+// The tokenizer reader: TokenizerGgufKvs.
 TokenizerKvsFn DefaultTokenizerKvs();
 
 struct CheckpointGgufOptions {
