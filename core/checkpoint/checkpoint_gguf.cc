@@ -17,14 +17,10 @@
 #include "quantd/core/base/half.h"
 #include "quantd/core/base/status_macros.h"
 #include "quantd/core/checkpoint/model_name.h"
+#include "quantd/core/checkpoint/tokenizer_gguf.h"
+#include "quantd/core/gguf/gguf_run.h"
 #include "quantd/core/gguf/quants.h"
 
-// The tokenizer reader (a separate component) is used when it is part of
-// the tree.
-#if __has_include("quantd/core/checkpoint/tokenizer_gguf.h")
-#include "quantd/core/checkpoint/tokenizer_gguf.h"
-#define QUANTD_HAVE_TOKENIZER_GGUF 1
-#endif
 
 namespace quantd::core::checkpoint {
 namespace {
@@ -262,25 +258,20 @@ bool HasModelCardMetadata(const std::string& dir) {
 
 // The converter's own outtypes; others need the quantize path.
 absl::Status CheckConverterOuttype(gguf::FileType outtype) {
-  if (outtype == gguf::FileType::kAllF32 || outtype == gguf::FileType::kF16 || outtype == gguf::FileType::kBF16 ||
-      outtype == gguf::FileType::kQ8_0) {
-    return absl::OkStatus();
-  }
+  if (IsConverterOuttype(outtype)) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
-      "a checkpoint converts to GGUF ", gguf::FileTypeName(outtype),
-      " only in two steps for now: convert to F32 (--gguf-type F32), then quantize that file; "
-      "one-step checkpoint conversion writes F32, F16, BF16 or Q8_0"));
+      "WriteCheckpointGguf writes the converter's outtypes F32, F16, BF16 or Q8_0, not ",
+      gguf::FileTypeName(outtype), " (llama-quantize types go through RunGguf on the source)"));
 }
 
 }  // namespace
 
-TokenizerKvsFn DefaultTokenizerKvs() {
-#ifdef QUANTD_HAVE_TOKENIZER_GGUF
-  return TokenizerGgufKvs;
-#else
-  return nullptr;
-#endif
+bool IsConverterOuttype(gguf::FileType ftype) {
+  return ftype == gguf::FileType::kAllF32 || ftype == gguf::FileType::kF16 || ftype == gguf::FileType::kBF16 ||
+         ftype == gguf::FileType::kQ8_0;
 }
+
+TokenizerKvsFn DefaultTokenizerKvs() { return TokenizerGgufKvs; }
 
 absl::StatusOr<std::unique_ptr<CheckpointGgufSource>> CheckpointGgufSource::Open(
     const std::string& dir, const CheckpointGgufOptions& options) {
@@ -405,7 +396,7 @@ absl::StatusOr<std::unique_ptr<CheckpointGgufSource>> CheckpointGgufSource::Open
     QUANTD_ASSIGN_OR_RETURN(std::vector<GgufKv> tok, options.tokenizer_kvs(dir, config, arch.hf_class));
     kvs.insert(kvs.end(), std::make_move_iterator(tok.begin()), std::make_move_iterator(tok.end()));
   } else {
-    src->notes_.push_back("no tokenizer metadata written: this build has no tokenizer reader");
+    src->notes_.push_back("no tokenizer metadata written: no tokenizer reader was given");
   }
   kvs.push_back(U32("general.quantization_version", kQuantizationVersion));
   if (HasModelCardMetadata(dir)) {
@@ -468,9 +459,9 @@ uint64_t CheckpointGgufSource::SourceBytes(size_t index) const {
   return e.ref != nullptr ? e.ref->tensor->nbytes : 0;
 }
 
-absl::string_view CheckpointGgufSource::SourceDtype(size_t index) const {
+std::string CheckpointGgufSource::SourceDtype(size_t index) const {
   const Entry& e = entries_[index];
-  return e.ref != nullptr ? DtypeName(e.ref->tensor->dtype) : "F32";
+  return std::string(e.ref != nullptr ? DtypeName(e.ref->tensor->dtype) : "F32");
 }
 
 GgmlType CheckpointGgufSource::ConverterType(size_t index, gguf::FileType outtype) const {
@@ -573,15 +564,16 @@ absl::StatusOr<Report> WriteCheckpointGguf(const CheckpointGgufSource& source, g
 absl::StatusOr<Report> RunCheckpointGguf(const Recipe& recipe, const std::string& input_dir,
                                          const std::string& output_path, const RunContext& ctx) {
   if (recipe.gguf_type.empty()) {
-    return absl::InvalidArgumentError("a checkpoint folder needs --gguf-type (F32, F16, BF16 or Q8_0)");
+    return absl::InvalidArgumentError(
+        "a checkpoint folder needs --gguf-type (F32, F16, BF16, Q8_0 or a llama-quantize type such as Q4_K_M)");
   }
   QUANTD_ASSIGN_OR_RETURN(gguf::FileType ftype, gguf::ParseFileType(recipe.gguf_type));
-  QUANTD_RETURN_IF_ERROR(CheckConverterOuttype(ftype));
-  if (recipe.leave_output_tensor || recipe.pure || !recipe.output_tensor_type.empty() ||
-      !recipe.token_embedding_type.empty()) {
-    return absl::InvalidArgumentError(
+  const bool converter = IsConverterOuttype(ftype);
+  if (converter && (recipe.leave_output_tensor || recipe.pure || !recipe.output_tensor_type.empty() ||
+                    !recipe.token_embedding_type.empty())) {
+    return absl::InvalidArgumentError(absl::StrCat(
         "--leave-output-tensor, --pure, --output-tensor-type and --token-embedding-type apply to "
-        "llama-quantize types, not to a checkpoint conversion");
+        "llama-quantize types, not to the converter's outtype ", gguf::FileTypeName(ftype)));
   }
   ctx.Report(Progress{"load", 0, 0, 0, 0});
   CheckpointGgufOptions options;
@@ -589,7 +581,13 @@ absl::StatusOr<Report> RunCheckpointGguf(const Recipe& recipe, const std::string
   options.folder_name = recipe.model_name;  // empty: input_dir's own name
   QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<CheckpointGgufSource> source,
                           CheckpointGgufSource::Open(input_dir, options));
-  return WriteCheckpointGguf(*source, ftype, output_path, ctx);
+  if (converter) return WriteCheckpointGguf(*source, ftype, output_path, ctx);
+  QUANTD_ASSIGN_OR_RETURN(Report report, RunGguf(recipe, *source, output_path, ctx));
+  report.notes.insert(report.notes.begin(), source->notes().begin(), source->notes().end());
+  report.notes.push_back(absl::StrCat("converted the ", source->architecture().hf_class,
+                                      " checkpoint as llama.cpp's convert_hf_to_gguf.py --outtype f32 followed by "
+                                      "llama-quantize ", gguf::FileTypeName(ftype), ", in one step"));
+  return report;
 }
 
 }  // namespace quantd::core::checkpoint

@@ -55,8 +55,15 @@ bool UseMoreBits(int i_layer, int n_layers) {
   return i_layer < n_layers / 8 || i_layer >= 7 * n_layers / 8 || (i_layer - n_layers / 8) % 3 == 2;
 }
 
-std::optional<int64_t> IntKv(const GgufFile& f, const std::string& key) {
-  const GgufKv* kv = f.FindKv(key);
+const GgufKv* FindKv(const std::vector<GgufKv>& kvs, const std::string& key) {
+  for (const GgufKv& kv : kvs) {
+    if (kv.key == key) return &kv;
+  }
+  return nullptr;
+}
+
+std::optional<int64_t> IntKv(const std::vector<GgufKv>& kvs, const std::string& key) {
+  const GgufKv* kv = FindKv(kvs, key);
   if (kv == nullptr) return std::nullopt;
   if (auto v = kv->AsInt()) return v;
   return kv->FirstArrayInt();
@@ -107,14 +114,16 @@ GgmlType DefaultType(FileType ftype) {
   return GgmlType::kF32;
 }
 
-ModelFacts GetModelFacts(const GgufFile& file) {
+ModelFacts GetModelFacts(const GgufFile& file) { return GetModelFacts(file.kvs(), file.tensors()); }
+
+ModelFacts GetModelFacts(const std::vector<GgufKv>& kvs, const std::vector<GgufTensorInfo>& tensors) {
   ModelFacts m;
-  if (const GgufKv* a = file.FindKv("general.architecture")) m.arch = a->AsString().value_or("");
-  m.n_layer = static_cast<int>(IntKv(file, m.arch + ".block_count").value_or(0));
-  m.n_head = static_cast<int>(IntKv(file, m.arch + ".attention.head_count").value_or(0));
-  m.n_head_kv = static_cast<int>(IntKv(file, m.arch + ".attention.head_count_kv").value_or(m.n_head));
-  m.n_expert = static_cast<int>(IntKv(file, m.arch + ".expert_count").value_or(0));
-  for (const auto& t : file.tensors()) {
+  if (const GgufKv* a = FindKv(kvs, "general.architecture")) m.arch = a->AsString().value_or("");
+  m.n_layer = static_cast<int>(IntKv(kvs, m.arch + ".block_count").value_or(0));
+  m.n_head = static_cast<int>(IntKv(kvs, m.arch + ".attention.head_count").value_or(0));
+  m.n_head_kv = static_cast<int>(IntKv(kvs, m.arch + ".attention.head_count_kv").value_or(m.n_head));
+  m.n_expert = static_cast<int>(IntKv(kvs, m.arch + ".expert_count").value_or(0));
+  for (const auto& t : tensors) {
     if (Contains(t.name, "attn_v.weight") || Contains(t.name, "attn_qkv.weight") ||
         Contains(t.name, "attn_kv_b.weight")) {
       ++m.n_attention_wv;

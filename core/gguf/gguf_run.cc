@@ -1,11 +1,13 @@
-// RunGguf: llama-quantize compatible conversion of one GGUF file.
+// RunGguf: llama-quantize compatible conversion of one GGUF model, read
+// through a TensorSource (a GGUF file, or a checkpoint seen as its F32
+// conversion).
 //
-// Flow: map the input, parse and validate it, decide every tensor's output
+// Flow: open the source (a file: map, parse and validate it), decide every tensor's output
 // type (MixPlanner, in llama.cpp's tensor order), pre-compute the output
 // header, then stream tensor data through an AtomicFileWriter one tensor at
 // a time. Each tensor's rows are quantized in parallel chunks on the
 // RunContext's pool; chunks write to fixed positions of the tensor's output
-// buffer, so the bytes do not depend on the thread count. Peak memory: the mapped input's resident pages
+// buffer, so the bytes do not depend on the thread count. Peak memory: the input's resident pages
 // (released after each tensor) plus one output tensor and per-thread scratch.
 #include "quantd/core/gguf/gguf_run.h"
 
@@ -17,20 +19,19 @@
 #include <thread>
 #include <vector>
 
-#include <sys/mman.h>
-
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "quantd/core/base/atomic_file.h"
-#include "quantd/core/base/mapped_file.h"
 #include "quantd/core/base/status_macros.h"
 #include "quantd/core/gguf/ggml_types.h"
 #include "quantd/core/gguf/gguf_file.h"
+#include "quantd/core/gguf/gguf_file_source.h"
 #include "quantd/core/gguf/gguf_mix.h"
 #include "quantd/core/gguf/quants.h"
+#include "quantd/core/gguf/tensor_source.h"
 
 namespace quantd::core {
 namespace {
@@ -41,7 +42,7 @@ constexpr uint32_t kQuantizationVersion = 2;  // GGML_QNT_VERSION
 constexpr int64_t kChunkElements = 1 << 16;   // work unit for the pool
 
 struct TensorPlan {
-  const gguf::GgufTensorInfo* src;
+  size_t index;  // in the source's tensors()
   gguf::GgufTensorInfo out;
   bool convert;
 };
@@ -100,29 +101,13 @@ void AddQualitySums(const float* x, const float* y, int64_t n, ChunkQuality* q) 
   }
 }
 
-// Maps the input pages of one tensor in a single call (MADV_POPULATE_READ,
-// Linux 5.14+) instead of one page fault per 64 KiB; a no-op where the
-// kernel does not support it.
-void PopulatePages(const uint8_t* data, uint64_t size) {
-#ifdef __linux__
-  constexpr int kMadvPopulateRead = 22;
-  const uint64_t page = 4096;
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(data) / page * page;
-  const uintptr_t end = reinterpret_cast<uintptr_t>(data) + size;
-  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, kMadvPopulateRead);
-#else
-  (void)data;
-  (void)size;
-#endif
-}
-
 // Writes tensor data (each padded to the alignment) in order. With `async`
 // a background thread does the writing, so writing tensor k overlaps
 // computing tensor k+1; at most one write is in flight, so two output
 // buffers suffice. Thread safety: Put/Finish from the owning thread only.
 class TensorSink {
  public:
-  TensorSink(AtomicFileWriter* writer, uint64_t alignment, const MappedFile* input, bool async)
+  TensorSink(AtomicFileWriter* writer, uint64_t alignment, const gguf::TensorSource* input, bool async)
       : writer_(writer), alignment_(alignment), input_(input), written_(writer->offset()) {
     if (async) thread_ = std::thread([this] { Loop(); });
   }
@@ -138,10 +123,11 @@ class TensorSink {
   }
 
   // Queues `size` bytes at `data`, which must stay valid until the next Put
-  // or Finish returns. Afterwards the input pages [release_off, +release_len)
-  // are released (0 length: none).
-  absl::Status Put(const uint8_t* data, uint64_t size, uint64_t release_off, uint64_t release_len) {
-    Job job{data, size, release_off, release_len};
+  // or Finish returns. Afterwards input tensor `release` is released
+  // (kNoRelease: none).
+  static constexpr size_t kNoRelease = ~size_t{0};
+  absl::Status Put(const uint8_t* data, uint64_t size, size_t release) {
+    Job job{data, size, release};
     if (!thread_.joinable()) {
       absl::Status st = Write(job);
       written_.store(writer_->offset());
@@ -172,14 +158,13 @@ class TensorSink {
   struct Job {
     const uint8_t* data;
     uint64_t size;
-    uint64_t release_off;
-    uint64_t release_len;
+    size_t release;
   };
 
   absl::Status Write(const Job& job) {
     QUANTD_RETURN_IF_ERROR(writer_->Write(job.data, job.size));
     QUANTD_RETURN_IF_ERROR(writer_->PadTo(alignment_));
-    if (job.release_len > 0) input_->ReleasePages(job.release_off, job.release_len);
+    if (job.release != kNoRelease) input_->Release(job.release);
     return absl::OkStatus();
   }
 
@@ -206,7 +191,7 @@ class TensorSink {
 
   AtomicFileWriter* const writer_;  // used by one thread at a time
   const uint64_t alignment_;
-  const MappedFile* const input_;
+  const gguf::TensorSource* const input_;
   std::atomic<uint64_t> written_;
   std::thread thread_;
 
@@ -218,10 +203,8 @@ class TensorSink {
   bool status_ok_ = true;  // written by the sink thread only
 };
 
-}  // namespace
-
-absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_path,
-                               const std::string& output_path, const RunContext& ctx) {
+// The recipe's llama-quantize options.
+absl::StatusOr<gguf::MixOptions> MixOptionsOf(const Recipe& recipe) {
   QUANTD_ASSIGN_OR_RETURN(gguf::FileType ftype, gguf::ParseFileType(recipe.gguf_type));
   gguf::MixOptions options;
   options.ftype = ftype;
@@ -231,28 +214,38 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
                           ParseUserType(recipe.output_tensor_type, "output_tensor_type"));
   QUANTD_ASSIGN_OR_RETURN(options.token_embedding_type,
                           ParseUserType(recipe.token_embedding_type, "token_embedding_type"));
+  return options;
+}
 
+}  // namespace
+
+absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_path,
+                               const std::string& output_path, const RunContext& ctx) {
+  QUANTD_RETURN_IF_ERROR(MixOptionsOf(recipe).status());  // refuse bad options before any I/O
   ctx.Report(Progress{"load", 0, 0, 0, 0});
-  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<MappedFile> mapped, MappedFile::Open(input_path));
-  auto parsed = gguf::GgufFile::Parse(mapped->bytes());
-  if (!parsed.ok()) {
-    return absl::Status(parsed.status().code(), absl::StrCat(input_path, ": ", parsed.status().message()));
-  }
-  const gguf::GgufFile& file = *parsed;
-  if (const gguf::GgufKv* split = file.FindKv("split.count")) {
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<gguf::GgufFileSource> source, gguf::GgufFileSource::Open(input_path));
+  if (const gguf::GgufKv* split = source->file().FindKv("split.count")) {
     if (split->AsInt().value_or(1) > 1) {
       return absl::InvalidArgumentError(absl::StrCat(
           input_path, " is one part of a split GGUF model; merge it first (llama-gguf-split --merge)"));
     }
   }
+  return RunGguf(recipe, *source, output_path, ctx);
+}
+
+absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& source,
+                               const std::string& output_path, const RunContext& ctx) {
+  QUANTD_ASSIGN_OR_RETURN(const gguf::MixOptions options, MixOptionsOf(recipe));
+  const gguf::FileType ftype = options.ftype;
+  const std::vector<gguf::GgufTensorInfo>& tensors = source.tensors();
 
   // Decide every tensor's output type, in llama.cpp's order.
-  gguf::MixPlanner planner(gguf::GetModelFacts(file), options);
+  gguf::MixPlanner planner(gguf::GetModelFacts(source.kvs(), tensors), options);
   std::vector<TensorPlan> plans;
-  for (size_t idx : gguf::ProcessingOrder(file.tensors())) {
-    const gguf::GgufTensorInfo& src = file.tensors()[idx];
+  for (size_t idx : gguf::ProcessingOrder(tensors)) {
+    const gguf::GgufTensorInfo& src = tensors[idx];
     QUANTD_ASSIGN_OR_RETURN(GgmlType type, planner.Choose(src));
-    TensorPlan plan{&src, src, type != src.type};
+    TensorPlan plan{idx, src, type != src.type};
     if (plan.convert) {
       if (gguf::TypeInfo(src.type).quantized && !recipe.allow_requantize) {
         return absl::InvalidArgumentError(absl::StrCat(
@@ -272,13 +265,13 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
   }
 
   // Output metadata and header (sizes are known, so the header is final).
-  std::vector<gguf::GgufKv> kvs = file.kvs();
+  std::vector<gguf::GgufKv> kvs = source.kvs();
   gguf::SetKv(&kvs, gguf::GgufKv::Uint32("general.quantization_version", kQuantizationVersion));
   gguf::SetKv(&kvs, gguf::GgufKv::Uint32("general.file_type", static_cast<uint32_t>(ftype)));
   for (const char* key : {"split.no", "split.count", "split.tensors.count"}) gguf::RemoveKv(&kvs, key);
   std::vector<gguf::GgufTensorInfo> out_infos;
   for (const auto& p : plans) out_infos.push_back(p.out);
-  const uint64_t alignment = file.alignment();
+  const uint64_t alignment = source.alignment();
   const uint64_t data_size = gguf::LayoutTensors(&out_infos, alignment);
   const std::string header = gguf::SerializeHeader(kvs, out_infos);
   const uint64_t total_bytes = gguf::AlignUp(header.size(), alignment) + data_size;
@@ -295,7 +288,7 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
   std::vector<uint8_t> out_bufs[2];  // declared before the sink: it may still read one
   int which = 0;
   // With more than one thread, output is written in the background.
-  TensorSink sink(writer.get(), alignment, mapped.get(), threads > 1);
+  TensorSink sink(writer.get(), alignment, &source, threads > 1);
   std::vector<std::vector<float>> src_scratch(threads), deq_scratch(threads);
   double total_w2 = 0, total_e2 = 0;
   Progress prog{"convert", 0, plans.size(), writer->offset(), total_bytes};
@@ -303,12 +296,25 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
 
   for (const TensorPlan& plan : plans) {
     QUANTD_RETURN_IF_ERROR(ctx.CheckCancelled());
-    const gguf::GgufTensorInfo& src = *plan.src;
-    const uint64_t src_pos = file.data_offset() + src.offset;
-    const uint8_t* src_data = mapped->bytes().data() + src_pos;
-    PopulatePages(src_data, src.nbytes);
-    if (!plan.convert) {
-      QUANTD_RETURN_IF_ERROR(sink.Put(src_data, src.nbytes, src_pos, src.nbytes));
+    const gguf::GgufTensorInfo& src = tensors[plan.index];
+    // Stored bytes where the source has them (a GGUF file), else F32 rows
+    // computed on demand (a checkpoint).
+    const uint8_t* src_data = source.StoredBytes(plan.index).data();
+    source.Prefetch(plan.index);
+    if (!plan.convert && src_data != nullptr) {
+      QUANTD_RETURN_IF_ERROR(sink.Put(src_data, src.nbytes, plan.index));
+    } else if (!plan.convert) {
+      // Kept as is, from computed values: the rows are the output bytes
+      // (the type can only be F32, as a source without stored bytes has).
+      std::vector<uint8_t>& out_buf = out_bufs[which];
+      if (threads > 1) which ^= 1;
+      if (src.type != GgmlType::kF32) {
+        return absl::InternalError(absl::StrCat("tensor '", src.name, "' has no stored bytes and type ",
+                                                gguf::TypeName(src.type)));
+      }
+      out_buf.resize(src.nbytes);
+      if (src.Rows() > 0) source.ReadRows(plan.index, 0, src.Rows(), reinterpret_cast<float*>(out_buf.data()));
+      QUANTD_RETURN_IF_ERROR(sink.Put(out_buf.data(), out_buf.size(), plan.index));
     } else {
       std::vector<uint8_t>& out_buf = out_bufs[which];
       if (threads > 1) which ^= 1;  // double-buffer only for the background writer
@@ -321,8 +327,9 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
       const int64_t rows_per_chunk = std::max<int64_t>(1, kChunkElements / std::max<int64_t>(ne0, 1));
       const int64_t chunks = (rows + rows_per_chunk - 1) / rows_per_chunk;
       out_buf.resize(plan.out.nbytes);
+      const bool direct = src_data != nullptr && in_type == GgmlType::kF32;  // rows used in place
       for (int t = 0; t < threads; ++t) {
-        if (in_type != GgmlType::kF32) src_scratch[t].resize(static_cast<size_t>(rows_per_chunk * ne0));
+        if (!direct) src_scratch[t].resize(static_cast<size_t>(rows_per_chunk * ne0));
         deq_scratch[t].resize(static_cast<size_t>(rows_per_chunk * ne0));
       }
       std::vector<ChunkQuality> quality(static_cast<size_t>(chunks));
@@ -331,10 +338,13 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
         const int64_t nr = std::min(rows_per_chunk, rows - r0);
         const int64_t n = nr * ne0;
         const float* x;
-        if (in_type == GgmlType::kF32) {
+        if (direct) {
           x = reinterpret_cast<const float*>(src_data + r0 * in_row_bytes);
-        } else {
+        } else if (src_data != nullptr) {
           gguf::DequantizeRow(in_type, src_data + r0 * in_row_bytes, src_scratch[thread].data(), n);
+          x = src_scratch[thread].data();
+        } else {
+          source.ReadRows(plan.index, r0, nr, src_scratch[thread].data());
           x = src_scratch[thread].data();
         }
         uint8_t* y = out_buf.data() + r0 * out_row_bytes;
@@ -346,8 +356,8 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
         AddQualitySums(x, back, n, &q);
         quality[static_cast<size_t>(c)] = q;
       });
-      mapped->ReleasePages(src_pos, src.nbytes);
-      QUANTD_RETURN_IF_ERROR(sink.Put(out_buf.data(), out_buf.size(), 0, 0));
+      source.Release(plan.index);
+      QUANTD_RETURN_IF_ERROR(sink.Put(out_buf.data(), out_buf.size(), TensorSink::kNoRelease));
 
       ChunkQuality sum;
       for (const auto& q : quality) {
@@ -358,9 +368,9 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
       TensorReport tr;
       tr.name = src.name;
       tr.shape = src.ne;
-      tr.dtype_before = gguf::TypeName(in_type);
+      tr.dtype_before = source.SourceDtype(plan.index);
       tr.dtype_after = gguf::TypeName(out_type);
-      tr.bytes_before = src.nbytes;
+      tr.bytes_before = source.SourceBytes(plan.index);
       tr.bytes_after = plan.out.nbytes;
       if (sum.sum_w2 > 0) tr.rel_l2_error = std::sqrt(sum.sum_e2 / sum.sum_w2);
       if (sum.sum_w2 > 0 && sum.sum_e2 > 0) tr.sqnr_db = 10.0 * std::log10(sum.sum_w2 / sum.sum_e2);
@@ -371,7 +381,7 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
       total_w2 += sum.sum_w2;
       total_e2 += sum.sum_e2;
     }
-    report.bytes_before += src.nbytes;
+    report.bytes_before += source.SourceBytes(plan.index);
     report.bytes_after += plan.out.nbytes;
     prog.tensors_done += 1;
     prog.bytes_done = sink.written();

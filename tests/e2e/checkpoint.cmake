@@ -1,21 +1,24 @@
 # Hugging Face checkpoint -> GGUF end-to-end tests. Included from
 # tests/e2e/CMakeLists.txt.
 
-# Byte identity with llama.cpp's convert_hf_to_gguf.py (b4747) for both shared
-# checkpoints x F32/F16/BF16/Q8_0: every comparison a plain full-file sha256,
-# tokenizer.* metadata included (--require-tokenizer).
-set(_ckpt_test_args "--require-tokenizer")
+# Byte identity with llama.cpp's tools for both shared checkpoints:
+# F32/F16/BF16/Q8_0 equal convert_hf_to_gguf.py (b4747); the one-step
+# Q4_K_M/Q4_0/Q6_K equal convert --outtype f32 followed by llama-quantize.
 add_test(NAME e2e.checkpoint.ConvertMatchesReference
-  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/checkpoint_gguf_test.py ${_ckpt_test_args})
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/checkpoint_gguf_test.py)
 set_tests_properties(e2e.checkpoint.ConvertMatchesReference PROPERTIES
+  ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS "gguf;e2e;checkpoint" TIMEOUT 300)
+
+# llama.cpp on Quantd's F32 output of each shared checkpoint reproduces the
+# reference forward pass (top-1, greedy tokens, log-probs within 1e-3).
+add_test(NAME e2e.checkpoint.LlamaCppMatchesReferenceLogits
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/checkpoint_llama_logits_test.sh)
+set_tests_properties(e2e.checkpoint.LlamaCppMatchesReferenceLogits PROPERTIES
   ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS "gguf;e2e;checkpoint" TIMEOUT 300)
 
 # Generated checkpoints (Qwen2 biases + tied, Phi-4-mini-like partial rotary +
 # LongRoPE + tied, Llama GQA; F16/BF16, sharded) convert and load in llama.cpp.
-# Needs tokenizer metadata, so it runs once the tokenizer reader is in the tree.
-if(EXISTS "${PROJECT_SOURCE_DIR}/core/checkpoint/tokenizer_gguf.cc")
-  add_test(NAME e2e.checkpoint.GeneratedCheckpointsLoadInLlamaCpp
-    COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/checkpoint_generated_test.sh)
-  set_tests_properties(e2e.checkpoint.GeneratedCheckpointsLoadInLlamaCpp PROPERTIES
-    ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS "gguf;e2e;checkpoint" TIMEOUT 300)
-endif()
+add_test(NAME e2e.checkpoint.GeneratedCheckpointsLoadInLlamaCpp
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/checkpoint_generated_test.sh)
+set_tests_properties(e2e.checkpoint.GeneratedCheckpointsLoadInLlamaCpp PROPERTIES
+  ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS "gguf;e2e;checkpoint" TIMEOUT 300)

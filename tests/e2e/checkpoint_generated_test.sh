@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Generated Hugging Face checkpoints -> quantd quantize (F32, Q8_0) ->
+# Generated Hugging Face checkpoints -> quantd quantize (F32, Q8_0, Q4_K_M) ->
 # llama.cpp (node-llama-cpp, CPU) loads each GGUF and generates. Covers what
 # the shared checkpoints do not: Qwen2 q/k/v biases with tied embeddings (F16),
 # a Phi-4-mini-like Phi-3 (partial_rotary_factor 0.75, LongRoPE, tied, BF16 in
@@ -22,7 +22,7 @@ gen qwen2-tied --arch qwen2 --kv-heads 2 --dtype f16 --shards 1 --tied
 gen phi4-mini-like --arch phi3 --kv-heads 2 --dtype bf16 --shards 3 --tied --partial-rotary 0.75 --longrope
 gen llama-gqa --arch llama --kv-heads 1 --dtype bf16 --shards 2
 for ckpt in qwen2-tied phi4-mini-like llama-gqa; do
-  for type in F32 Q8_0; do
+  for type in F32 Q8_0 Q4_K_M; do  # Q4_K_M: one step, checkpoint -> llama-quantize type
     "$QUANTD_BIN" quantize "$tmp/$ckpt" -o "$tmp/$ckpt-$type.gguf" --gguf-type "$type" --quiet
     (cd "$here" && node gguf_llama_generate.mjs "$tmp/$ckpt-$type.gguf" 8)
   done

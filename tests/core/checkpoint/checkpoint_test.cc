@@ -13,8 +13,10 @@
 #include "quantd/core/checkpoint/checkpoint.h"
 #include "quantd/core/checkpoint/checkpoint_gguf.h"
 #include "quantd/core/gguf/gguf_file.h"
+#include "quantd/core/gguf/gguf_run.h"
 #include "quantd/core/base/half.h"
 #include "quantd/core/base/mapped_file.h"
+#include "quantd/core/base/thread_pool.h"
 #include "quantd/core/run.h"
 #include "quantd/testing/status_matchers.h"
 #include "test_checkpoints.h"
@@ -58,6 +60,11 @@ class CheckpointTest : public ::testing::Test {
       if (s.tensors()[i].name == name) return static_cast<int>(i);
     }
     return -1;
+  }
+
+  static std::string ReadFile(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
   }
 
   fs::path root_;
@@ -517,14 +524,106 @@ TEST_F(CheckpointTest, RunRoutesACheckpointFolderToTheGgufWriter) {
 
   const json config = TinyConfig("Phi3ForCausalLM");
   WriteCheckpoint(Dir(), config, TinyTensors(config, "F16"));
-  recipe.gguf_type = "Q4_K_M";
+  // llama-quantize's options belong to llama-quantize types only.
+  recipe.gguf_type = "Q8_0";
+  recipe.pure = true;
   EXPECT_THAT(core::Run(recipe, Dir(), out).status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, "convert to F32 (--gguf-type F32)"));
+              StatusIs(absl::StatusCode::kInvalidArgument, "not to the converter's outtype Q8_0"));
+  recipe.pure = false;
   recipe.format = ModelFormat::kOnnx;
   recipe.gguf_type.clear();
   recipe.precision = Precision::kFp16;
   EXPECT_THAT(core::Run(recipe, Dir(), out).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, "converts to GGUF or MLX"));
+}
+
+// --- one step to llama-quantize types ------------------------------------------
+
+// Checkpoint -> TYPE in one step equals checkpoint -> F32 file -> TYPE, for
+// permuted (Llama q/k), sharded BF16 weights and Phi-3's fused tensors with
+// LongRoPE factors, at 1 and 3 threads, with llama-quantize's options.
+TEST_F(CheckpointTest, OneStepEqualsConvertingToF32ThenQuantizing) {
+  ThreadPool pool(2);
+  RunContext three;
+  three.pool = &pool;
+  three.parallelism = 3;
+  json phi3 = TinyConfig("Phi3ForCausalLM", 4);
+  phi3["max_position_embeddings"] = 4096;
+  phi3["original_max_position_embeddings"] = 1024;
+  phi3["rope_scaling"] = {{"type", "longrope"},
+                          {"long_factor", std::vector<double>(8, 1.5)},
+                          {"short_factor", std::vector<double>(8, 1.25)}};
+  const json llama = TinyConfig("LlamaForCausalLM");
+  WriteCheckpoint(Dir("llama-model"), llama, TinyTensors(llama, "BF16"), 2);
+  WriteCheckpoint(Dir("phi3-model"), phi3, TinyTensors(phi3, "F16"));
+  for (const std::string name : {"llama-model", "phi3-model"}) {
+    auto src = OpenSource(Dir(name));
+    ASSERT_TRUE(src.ok()) << src.status();
+    const std::string f32 = (root_ / (name + "-f32.gguf")).string();
+    ASSERT_TRUE(WriteCheckpointGguf(**src, gguf::FileType::kAllF32, f32, RunContext()).ok());
+    for (const char* type : {"Q4_K_M", "Q4_0", "Q6_K", "Q2_K", "IQ4_NL", "F16"}) {
+      for (bool leave_output : {false, true}) {
+        Recipe recipe;
+        recipe.gguf_type = type;
+        recipe.leave_output_tensor = leave_output;
+        const std::string two = (root_ / "two.gguf").string(), one = (root_ / "one.gguf").string();
+        ASSERT_TRUE(RunGguf(recipe, f32, two, RunContext()).ok());
+        for (const RunContext& ctx : {RunContext(), three}) {
+          auto report = RunGguf(recipe, **src, one, ctx);
+          ASSERT_TRUE(report.ok()) << report.status();
+          EXPECT_EQ(ReadFile(one), ReadFile(two)) << name << " " << type << " leave_output " << leave_output
+                                                  << " threads " << ctx.Parallelism();
+          EXPECT_EQ(report->output_file_bytes, fs::file_size(one));
+        }
+      }
+    }
+  }
+}
+
+// The one-step path reports like every conversion: "load", then "convert"
+// with tensors done / total after each tensor, then "done"; the report names
+// the checkpoint's dtypes and bytes.
+TEST_F(CheckpointTest, OneStepConversionReportsTensorProgress) {
+  // A shared checkpoint (BF16, 2 shards): it has the tokenizer files Run reads.
+  const std::string shared = std::string(QUANTD_TESTDATA) + "/hf/checkpoints/llama-tiny-shared";
+  auto src = OpenSource(shared);
+  ASSERT_TRUE(src.ok()) << src.status();
+  const uint64_t tensors = (*src)->tensors().size();
+  std::vector<Progress> seen;
+  ThreadPool pool(1);
+  RunContext ctx{.progress = [&](const Progress& p) { seen.push_back(p); }, .pool = &pool, .parallelism = 2};
+  Recipe recipe;
+  recipe.gguf_type = "Q4_K_M";
+  const std::string out = (root_ / "q4.gguf").string();
+  auto report = core::Run(recipe, shared, out, ctx);
+  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_GE(seen.size(), tensors + 3);
+  EXPECT_EQ(seen.front().phase, "load");
+  EXPECT_EQ(seen.back().phase, "done");
+  uint64_t done = 0;
+  for (size_t i = 1; i + 1 < seen.size(); ++i) {
+    EXPECT_EQ(seen[i].phase, "convert");
+    EXPECT_EQ(seen[i].tensors_total, tensors);
+    EXPECT_EQ(seen[i].tensors_done, done + (i == 1 ? 0 : 1)) << i;
+    done = seen[i].tensors_done;
+  }
+  EXPECT_EQ(done, tensors);
+  EXPECT_EQ(seen.back().bytes_done, fs::file_size(out));
+  EXPECT_EQ(report->precision, "Q4_K_M");
+  EXPECT_EQ(report->tensors_total, tensors);
+  ASSERT_FALSE(report->tensors.empty());
+  EXPECT_EQ(report->tensors.front().dtype_before, "BF16");
+  EXPECT_THAT(report->notes, ::testing::Contains(::testing::HasSubstr("llama-quantize Q4_K_M, in one step")));
+
+  // Cancelled between tensors: no output, not even a temp file.
+  const fs::path out_dir = root_ / "cancelled";
+  fs::create_directories(out_dir);
+  CancelToken cancel;
+  RunContext cancelling{.progress = [&](const Progress& p) { if (p.tensors_done == 3) cancel.Cancel(); },
+                        .cancel = &cancel};
+  EXPECT_THAT(core::Run(recipe, shared, (out_dir / "q4.gguf").string(), cancelling).status(),
+              StatusIs(absl::StatusCode::kCancelled, "cancel"));
+  EXPECT_TRUE(fs::is_empty(out_dir));
 }
 
 }  // namespace

@@ -64,7 +64,9 @@ struct ModelFacts {
   bool is_70b() const { return arch == "llama" && n_layer == 80 && n_head != n_head_kv; }
 };
 
-// Reads ModelFacts from `file`.
+// Reads ModelFacts from a model's metadata and tensor infos (a parsed file's,
+// or any TensorSource's).
+ModelFacts GetModelFacts(const std::vector<GgufKv>& kvs, const std::vector<GgufTensorInfo>& tensors);
 ModelFacts GetModelFacts(const GgufFile& file);
 
 // llama.cpp's tensor order: non-block tensors first, then by block index;

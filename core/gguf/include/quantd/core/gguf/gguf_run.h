@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "quantd/core/gguf/tensor_source.h"
 #include "quantd/core/run_context.h"
 #include "quantd/core/recipe.h"
 #include "quantd/core/report.h"
@@ -33,6 +34,16 @@ namespace quantd::core {
 // quantized inputs without allow_requantize, and user types that do not fit
 // a tensor's rows; NotFound/Internal from file access.
 absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_path,
+                               const std::string& output_path, const RunContext& ctx);
+
+// The same conversion of any TensorSource (the overload above runs it on a
+// GgufFileSource). A source without stored bytes (a checkpoint) is read as
+// F32 rows, in parallel chunks, and released tensor by tensor, so memory
+// stays at one input tensor's pages plus one output tensor. Progress as
+// above except that no "load" phase is reported (the caller opened the
+// source). The Report's bytes_before / dtype_before are the source's
+// (SourceBytes, SourceDtype).
+absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& source,
                                const std::string& output_path, const RunContext& ctx);
 
 }  // namespace quantd::core
