@@ -3,6 +3,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "quantd/core/name_patterns.h"
 
 namespace quantd::core {
 
@@ -82,6 +83,11 @@ absl::Status ValidateRecipe(const Recipe& r) {
   }
   if (r.algorithm == QuantAlgorithm::kSearch && r.precision != Precision::kInt4) {
     return absl::InvalidArgumentError("algorithm search applies to precision int4 only");
+  }
+  // Compiled here so a pattern RE2 refuses fails the submission, not the job.
+  if (absl::StatusOr<NamePatterns> p = NamePatterns::Compile(r.exclude_regex, "exclude_regex");
+      !p.ok()) {
+    return p.status();
   }
   return absl::OkStatus();
 }

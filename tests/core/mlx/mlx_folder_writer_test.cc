@@ -460,7 +460,7 @@ TEST_F(MlxFolderWriterTest, Refusals) {
   bad = MlxFolderOptions();
   bad.quant.exclude_regex = {"("};
   EXPECT_THAT(Write(ck, "bfloat16", bad, "b2").status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, "not a valid ECMAScript regex"));
+              StatusIs(absl::StatusCode::kInvalidArgument, "not a valid RE2 regular expression"));
 
   ck.tensors()[3].bytes.pop_back();
   EXPECT_THAT(Write(ck, "bfloat16", MlxFolderOptions(), "b3").status(),

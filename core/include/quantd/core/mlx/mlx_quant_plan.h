@@ -49,7 +49,7 @@ struct MlxQuantOptions {
   MlxMixedRecipe recipe = MlxMixedRecipe::kNone;
   bool keep_embeddings = false;
   std::vector<std::string> exclude_names;  // exact tensor names or module paths
-  std::vector<std::string> exclude_regex;  // ECMAScript, full match
+  std::vector<std::string> exclude_regex;  // RE2 (name_patterns.h), full match
 };
 
 // What the plan needs to know of a tensor.
