@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "quantd/core/base/atomic_file.h"
+#include "quantd/core/base/finite.h"
 #include "quantd/core/base/half.h"
 #include "quantd/core/base/status_macros.h"
 #include "quantd/core/checkpoint/safetensors_writer.h"
@@ -158,6 +159,17 @@ class FolderWriter {
   std::vector<TensorReport> reports_;
 };
 
+// Index of the first NaN/Inf of `n` elements of float type `type` at `data`,
+// or -1.
+static int64_t FirstNonFinite(MlxFloatType type, const void* data, int64_t n) {
+  switch (type) {
+    case MlxFloatType::kF32: return FirstNonFiniteF32(data, n);
+    case MlxFloatType::kF16: return FirstNonFiniteF16(data, n);
+    case MlxFloatType::kBF16: return FirstNonFiniteBF16(data, n);
+  }
+  return -1;
+}
+
 absl::Status FolderWriter::QuantizeSource(size_t k, absl::Span<const uint8_t> src) {
   const MlxSourceTensor& s = *sources_[k];
   const MlxTensorDecision& d = plan_.tensors[k];
@@ -193,6 +205,13 @@ absl::Status FolderWriter::QuantizeSource(size_t k, absl::Span<const uint8_t> sr
       cast.resize(nr * cols * es);
       FromFloat(t_name, src_f.data(), nr * cols, cast.data());
       w = cast.data();
+    }
+    // NaN/Inf (in the source, or from a cast that overflows) would give
+    // infinite scales: refuse before the tensor is written.
+    if (const int64_t bad = FirstNonFinite(t, w, nr * cols); bad >= 0) {
+      float v;
+      ToFloat(t_name, static_cast<const uint8_t*>(w) + bad * es, 1, &v);
+      return NonFiniteWeightError(s.name, r0 * cols + bad, v);
     }
     quant::QuantizeMlxAffine(t, d.bits, d.group_size, w, nr, cols, cols,
                              packed.data() + r0 * row_bytes, scales.data() + r0 * groups * es,
