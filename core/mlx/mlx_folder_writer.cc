@@ -471,8 +471,18 @@ absl::StatusOr<MlxFolderResult> WriteMlxFolder(const std::vector<MlxSourceTensor
                                                const MlxFolderOptions& options,
                                                const ProgressFn& progress,
                                                const CancelToken* cancel) {
+  std::error_code ec;
+  const bool existed = fs::exists(out_dir, ec);
+  const bool was_empty = !existed || fs::is_empty(out_dir, ec);
   FolderWriter writer(tensors, options, progress, cancel);
-  return writer.Run(config_json, generation_config_json, side_files, out_dir);
+  absl::StatusOr<MlxFolderResult> result =
+      writer.Run(config_json, generation_config_json, side_files, out_dir);
+  if (!result.ok() && was_empty && fs::exists(out_dir, ec)) {
+    // Everything in the folder is this call's: leave no partial output (the
+    // shards already committed).
+    for (const auto& entry : fs::directory_iterator(out_dir, ec)) fs::remove_all(entry.path(), ec);
+  }
+  return result;
 }
 
 std::vector<std::string> ListMlxSideFiles(const std::string& checkpoint_dir) {

@@ -29,7 +29,8 @@
 // Tensors mlx-lm's model classes drop on load ("*.rotary_emb.inv_freq", and
 // "lm_head.weight" when tie_word_embeddings is true) are not written.
 //
-// Every file is written atomically. `out_dir` must be absent or empty.
+// Every file is written atomically. `out_dir` must be absent or empty; on
+// error it is left empty (files written so far are removed).
 // Memory: one tensor (plus its outputs) at a time; a tensor's data pointer is
 // requested once.
 //
@@ -86,7 +87,8 @@ struct MlxFolderResult {
 // generation_config.json's text or "" when there is none; side_files: paths of
 // files to copy into out_dir under their base names.
 // Errors: InvalidArgument (bad options, malformed config JSON, a tensor whose
-// data size does not match its shape, unsupported dtype), FailedPrecondition
+// data size does not match its shape, unsupported dtype, a NaN or infinite
+// weight in a tensor that is quantized), FailedPrecondition
 // (out_dir not empty), Cancelled, and I/O errors.
 absl::StatusOr<MlxFolderResult> WriteMlxFolder(const std::vector<MlxSourceTensor>& tensors,
                                                const std::string& config_json,
