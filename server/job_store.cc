@@ -198,6 +198,11 @@ absl::StatusOr<v1::ListJobsResponse> JobStore::List(const v1::ListJobsRequest& r
     }
   }
   if (request.page_size() < 0) return absl::InvalidArgumentError("page_size must be >= 0");
+  for (int state : request.states()) {
+    if (!v1::JobState_IsValid(state)) {
+      return absl::InvalidArgumentError(absl::StrCat("states: unknown job state ", state));
+    }
+  }
   int page_size = request.page_size() == 0 ? 100 : std::min(request.page_size(), 1000);
   std::vector<const v1::Job*> matched;
   v1::ListJobsResponse response;
