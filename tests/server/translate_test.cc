@@ -1,6 +1,9 @@
 #include "quantd/server/translate.h"
 
+#include <string>
+
 #include "gtest/gtest.h"
+#include "quantd/server/ids.h"
 
 namespace quantd::server {
 namespace {
@@ -72,6 +75,29 @@ TEST(TranslateTest, ReportKeepsFileNamesOnly) {
   EXPECT_EQ(p.output_files(0), "model.onnx");
   EXPECT_TRUE(p.tensors(0).has_sqnr_db());
   EXPECT_FALSE(p.tensors(0).has_rel_l2_error());
+}
+
+// A status carrying a client's 4 MiB id would exceed gRPC's metadata limit
+// (the call then fails with RESOURCE_EXHAUSTED instead of its own code).
+TEST(TranslateTest, HugeMessagesAreCutNotEchoed) {
+  const std::string huge_id(4 << 20, 'x');
+  const std::string message = "job '" + huge_id + "' not found";
+  grpc::Status st = ToGrpcStatus(absl::NotFoundError(message));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_LT(st.error_message().size(), 1100u);
+  EXPECT_NE(st.error_message().find("(" + std::to_string(message.size()) + " bytes)"),
+            std::string::npos);
+  EXPECT_EQ(ToGrpcStatus(absl::InvalidArgumentError("short")).error_message(), "short");
+}
+
+// Ids are shown cut to their first bytes in messages.
+TEST(TranslateTest, MalformedIdsAreQuotedShort) {
+  const std::string huge(4 << 20, 'a');
+  for (const absl::Status& st : {ValidateJobId(huge), ValidateUploadId(huge), ValidateFileName(huge),
+                                 ModelHex(huge).status()}) {
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_LT(st.message().size(), 300u) << st.message().substr(0, 300);
+  }
 }
 
 }  // namespace
