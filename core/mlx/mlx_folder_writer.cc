@@ -159,17 +159,6 @@ class FolderWriter {
   std::vector<TensorReport> reports_;
 };
 
-// Index of the first NaN/Inf of `n` elements of float type `type` at `data`,
-// or -1.
-static int64_t FirstNonFinite(MlxFloatType type, const void* data, int64_t n) {
-  switch (type) {
-    case MlxFloatType::kF32: return FirstNonFiniteF32(data, n);
-    case MlxFloatType::kF16: return FirstNonFiniteF16(data, n);
-    case MlxFloatType::kBF16: return FirstNonFiniteBF16(data, n);
-  }
-  return -1;
-}
-
 absl::Status FolderWriter::QuantizeSource(size_t k, absl::Span<const uint8_t> src) {
   const MlxSourceTensor& s = *sources_[k];
   const MlxTensorDecision& d = plan_.tensors[k];
@@ -205,13 +194,6 @@ absl::Status FolderWriter::QuantizeSource(size_t k, absl::Span<const uint8_t> sr
       cast.resize(nr * cols * es);
       FromFloat(t_name, src_f.data(), nr * cols, cast.data());
       w = cast.data();
-    }
-    // NaN/Inf (in the source, or from a cast that overflows) would give
-    // infinite scales: refuse before the tensor is written.
-    if (const int64_t bad = FirstNonFinite(t, w, nr * cols); bad >= 0) {
-      float v;
-      ToFloat(t_name, static_cast<const uint8_t*>(w) + bad * es, 1, &v);
-      return NonFiniteWeightError(s.name, r0 * cols + bad, v);
     }
     quant::QuantizeMlxAffine(t, d.bits, d.group_size, w, nr, cols, cols,
                              packed.data() + r0 * row_bytes, scales.data() + r0 * groups * es,
@@ -260,7 +242,20 @@ absl::Status FolderWriter::Materialize(size_t k) {
   rep.shape = s.shape;
   rep.dtype_before = s.dtype;
   rep.bytes_before = src.size();
-  if (plan_.tensors[k].quantize) return QuantizeSource(k, src);
+  if (plan_.tensors[k].quantize) {
+    // NaN/Inf would give infinite scales: refuse the tensor before any of it
+    // is quantized (float tensors are copied or cast as they are).
+    const int64_t n = Elements(s.shape);
+    const int64_t bad = s.dtype == "F32"   ? FirstNonFiniteF32(src.data(), n)
+                        : s.dtype == "F16" ? FirstNonFiniteF16(src.data(), n)
+                                           : FirstNonFiniteBF16(src.data(), n);
+    if (bad >= 0) {
+      float v;
+      ToFloat(s.dtype, src.data() + bad * SafetensorsDtypeSize(s.dtype), 1, &v);
+      return NonFiniteWeightError(s.name, bad, v);
+    }
+    return QuantizeSource(k, src);
+  }
 
   rep.dtype_after = out_dtype_[k];
   if (out_dtype_[k] == s.dtype) {
@@ -471,18 +466,8 @@ absl::StatusOr<MlxFolderResult> WriteMlxFolder(const std::vector<MlxSourceTensor
                                                const MlxFolderOptions& options,
                                                const ProgressFn& progress,
                                                const CancelToken* cancel) {
-  std::error_code ec;
-  const bool existed = fs::exists(out_dir, ec);
-  const bool was_empty = !existed || fs::is_empty(out_dir, ec);
   FolderWriter writer(tensors, options, progress, cancel);
-  absl::StatusOr<MlxFolderResult> result =
-      writer.Run(config_json, generation_config_json, side_files, out_dir);
-  if (!result.ok() && was_empty && fs::exists(out_dir, ec)) {
-    // Everything in the folder is this call's: leave no partial output (the
-    // shards already committed).
-    for (const auto& entry : fs::directory_iterator(out_dir, ec)) fs::remove_all(entry.path(), ec);
-  }
-  return result;
+  return writer.Run(config_json, generation_config_json, side_files, out_dir);
 }
 
 std::vector<std::string> ListMlxSideFiles(const std::string& checkpoint_dir) {

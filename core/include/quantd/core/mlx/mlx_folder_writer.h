@@ -29,8 +29,7 @@
 // Tensors mlx-lm's model classes drop on load ("*.rotary_emb.inv_freq", and
 // "lm_head.weight" when tie_word_embeddings is true) are not written.
 //
-// Every file is written atomically. `out_dir` must be absent or empty; on
-// error it is left empty (files written so far are removed).
+// Every file is written atomically. `out_dir` must be absent or empty.
 // Memory: one tensor (plus its outputs) at a time; a tensor's data pointer is
 // requested once.
 //
