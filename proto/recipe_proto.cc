@@ -75,7 +75,13 @@ absl::StatusOr<core::Recipe> RecipeFromProto(const v1::Recipe& p) {
     }
     r = (*preset)->recipe;
   }
-  if (p.format() != v1::MODEL_FORMAT_UNSPECIFIED) r.format = FormatFromProto(p.format());
+  if (p.format() != v1::MODEL_FORMAT_UNSPECIFIED) {
+    r.format = FormatFromProto(p.format());
+    if (r.format == core::ModelFormat::kAuto) {  // a value this server does not know
+      return absl::InvalidArgumentError(
+          absl::StrCat("recipe.format: unknown value ", static_cast<int>(p.format())));
+    }
+  }
   if (p.precision() != v1::PRECISION_UNSPECIFIED) {
     auto prec = PrecisionFromProto(p.precision());
     if (!prec.ok()) return prec.status();

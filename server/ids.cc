@@ -6,13 +6,14 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "quantd/core/base/model_id.h"
+#include "quantd/core/base/quoted.h"
 
 namespace quantd::server {
 
 absl::Status ValidateFileName(absl::string_view name) {
   if (name.empty() || name.size() > 128) {
     return absl::InvalidArgumentError(
-        absl::StrCat("file name '", name, "' must have 1 to 128 characters"));
+        absl::StrCat("file name ", core::Quoted(name), " must have 1 to 128 characters"));
   }
   auto ok_char = [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -23,14 +24,14 @@ absl::Status ValidateFileName(absl::string_view name) {
   for (char c : name) {
     if (!ok_char(c) || !alnum_first) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "file name '", name,
-          "' is not a plain name: use letters, digits, '.', '_' and '-', starting with a "
+          "file name ", core::Quoted(name),
+          " is not a plain name: use letters, digits, '.', '_' and '-', starting with a "
           "letter or digit, no directories"));
     }
   }
   if (absl::EndsWith(name, ".tmp") || absl::StrContains(name, ".tmp-") ||
       name == kManifestFileName) {
-    return absl::InvalidArgumentError(absl::StrCat("file name '", name, "' is reserved"));
+    return absl::InvalidArgumentError(absl::StrCat("file name ", core::Quoted(name), " is reserved"));
   }
   return absl::OkStatus();
 }
@@ -51,7 +52,7 @@ absl::Status ValidateJobId(absl::string_view job_id) {
   }
   if (!ok) {
     return absl::InvalidArgumentError(
-        absl::StrCat("job id '", job_id, "' is malformed; expected job_<20 hex digits>"));
+        absl::StrCat("job id ", core::Quoted(job_id), " is malformed; expected job_<20 hex digits>"));
   }
   return absl::OkStatus();
 }
@@ -64,7 +65,7 @@ absl::Status ValidateUploadId(absl::string_view id) {
   }
   if (!ok) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "upload id '", id, "' is malformed; use 8 to 64 characters [A-Za-z0-9_-]"));
+        "upload id ", core::Quoted(id), " is malformed; use 8 to 64 characters [A-Za-z0-9_-]"));
   }
   return absl::OkStatus();
 }

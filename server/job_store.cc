@@ -4,6 +4,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "quantd/core/base/quoted.h"
 #include "absl/strings/match.h"
 #include "quantd/server/ids.h"
 
@@ -141,7 +142,7 @@ absl::StatusOr<JobStore::CreateResult> JobStore::Create(v1::Job job) {
 absl::StatusOr<v1::Job> JobStore::Get(const std::string& job_id) {
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", core::Quoted(job_id), " not found"));
   return it->second;
 }
 
@@ -151,7 +152,7 @@ absl::StatusOr<v1::Job> JobStore::Update(const std::string& job_id,
   absl::MutexLock lock(&mu_);
   WriterTurn turn(this);
   auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", core::Quoted(job_id), " not found"));
   v1::Job next = it->second;
   absl::Status st = mutate(&next);
   if (!st.ok()) return st;
@@ -172,7 +173,7 @@ absl::Status JobStore::Delete(const std::string& job_id) {
   absl::MutexLock lock(&mu_);
   WriterTurn turn(this);
   auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", core::Quoted(job_id), " not found"));
   if (!IsFinalState(it->second.state())) {
     return absl::FailedPreconditionError(
         absl::StrCat("job ", job_id, " is ", v1::JobState_Name(it->second.state()),
@@ -198,6 +199,11 @@ absl::StatusOr<v1::ListJobsResponse> JobStore::List(const v1::ListJobsRequest& r
     }
   }
   if (request.page_size() < 0) return absl::InvalidArgumentError("page_size must be >= 0");
+  for (int state : request.states()) {
+    if (!v1::JobState_IsValid(state)) {
+      return absl::InvalidArgumentError(absl::StrCat("states: unknown job state ", state));
+    }
+  }
   int page_size = request.page_size() == 0 ? 100 : std::min(request.page_size(), 1000);
   std::vector<const v1::Job*> matched;
   v1::ListJobsResponse response;
@@ -258,7 +264,7 @@ absl::StatusOr<std::pair<int64_t, v1::Job>> JobStore::Subscribe(const std::strin
                                                                 Listener listener) {
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", core::Quoted(job_id), " not found"));
   int64_t token = next_token_++;
   listeners_.emplace(job_id, std::make_pair(token, std::move(listener)));
   return std::make_pair(token, it->second);

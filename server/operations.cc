@@ -8,6 +8,21 @@
 
 namespace quantd::server {
 
+namespace {
+
+// A recipe in a log line: its SHA-256 and the first bytes of its canonical
+// text (a recipe may carry thousands of patterns; the job has it whole).
+std::string RecipeLogSummary(const core::Recipe& recipe) {
+  const std::string canonical = core::CanonicalRecipe(recipe);
+  constexpr size_t kShown = 160;
+  return absl::StrCat("sha256:", core::Sha256Hex(canonical), " ",
+                      canonical.size() <= kShown ? canonical
+                                                 : absl::StrCat(canonical.substr(0, kShown), "...(",
+                                                                canonical.size(), " bytes)"));
+}
+
+}  // namespace
+
 std::string DedupKey(const std::string& model_id, const std::string& canonical_recipe,
                      const std::string& version) {
   return core::Sha256Hex(absl::StrCat(model_id, "\n", canonical_recipe, "\nquantd ", version));
@@ -59,7 +74,7 @@ absl::StatusOr<v1::Job> SubmitJob(const ServiceContext& ctx, const v1::SubmitJob
     ctx.pool->Enqueue(created.job);
     ctx.logger->Info("job submitted", {{"job_id", created.job.job_id()},
                                        {"model_id", created.job.model_id()},
-                                       {"recipe", core::CanonicalRecipe(recipe)},
+                                       {"recipe", RecipeLogSummary(recipe)},
                                        {"priority", absl::StrCat(created.job.priority())}});
   } else {
     ctx.logger->Info("job deduplicated", {{"job_id", created.job.job_id()},

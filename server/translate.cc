@@ -99,9 +99,16 @@ v1::Report ReportToProto(const core::Report& r) {
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
+  // Messages travel as metadata (8 KiB by default): never let one carry a
+  // client's huge input back; what matters is at the start.
+  constexpr size_t kMaxMessageBytes = 1024;
+  absl::string_view message = status.message();
+  std::string text = message.size() <= kMaxMessageBytes
+                         ? std::string(message)
+                         : absl::StrCat(message.substr(0, kMaxMessageBytes), "... (",
+                                        message.size(), " bytes)");
   // absl::StatusCode and grpc::StatusCode share the canonical numbering.
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::move(text));
 }
 
 std::string StatusCodeName(absl::StatusCode code) { return absl::StatusCodeToString(code); }

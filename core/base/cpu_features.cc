@@ -4,18 +4,33 @@
 #include <cstdlib>
 #include <ostream>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include "absl/strings/match.h"
 
 namespace quantd::core {
 namespace {
 
+// CPUID and XGETBV directly (GCC and Clang both have <cpuid.h>; Clang's
+// __builtin_cpu_supports knows no "f16c"). AVX2 and F16C are VEX-encoded:
+// they also need the OS to save YMM state (OSXSAVE and XCR0 bits 1-2).
 CpuFeatures Probe() {
   CpuFeatures f;
 #if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  f.sse2 = __builtin_cpu_supports("sse2");
-  f.avx2 = __builtin_cpu_supports("avx2");
-  f.f16c = __builtin_cpu_supports("f16c");
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  f.sse2 = (d & bit_SSE2) != 0;
+  bool ymm = false;
+  if ((c & bit_OSXSAVE) != 0 && (c & bit_AVX) != 0) {
+    unsigned xcr0_lo = 0, xcr0_hi = 0;
+    __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+    ymm = (xcr0_lo & 0x6) == 0x6;
+  }
+  f.f16c = ymm && (c & bit_F16C) != 0;
+  unsigned a7 = 0, b7 = 0, c7 = 0, d7 = 0;
+  f.avx2 = ymm && __get_cpuid_count(7, 0, &a7, &b7, &c7, &d7) && (b7 & bit_AVX2) != 0;
 #endif
   return f;
 }

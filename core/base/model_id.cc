@@ -2,6 +2,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "quantd/core/base/quoted.h"
 #include "quantd/core/base/sha256.h"
 
 namespace quantd::core {
@@ -21,7 +22,7 @@ std::string ModelIdOf(absl::Span<const ModelFileDigest> files) {
 absl::StatusOr<std::string> ModelIdHex(absl::string_view model_id) {
   if (!absl::StartsWith(model_id, kPrefix) || !IsSha256Hex(model_id.substr(kPrefix.size()))) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "model id '", model_id, "' is malformed; expected sha256:<64 lower-case hex digits>"));
+        "model id ", Quoted(model_id), " is malformed; expected sha256:<64 lower-case hex digits>"));
   }
   return std::string(model_id.substr(kPrefix.size()));
 }

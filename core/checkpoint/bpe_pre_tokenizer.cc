@@ -19,6 +19,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "quantd/core/base/quoted.h"
 #include "quantd/core/base/status_macros.h"
 
 namespace quantd::core::checkpoint {
@@ -92,6 +93,10 @@ std::string ByteLevelMap(const std::string& bytes) {
   return out;
 }
 
+// Limits of one ICU match (see SplitPieces).
+constexpr int32_t kMatchStepLimit = 2000;
+constexpr int32_t kMatchStackBytes = 8 << 20;
+
 // Splits every not-yet-tokenized piece on `pattern`. Isolated keeps matches
 // and the text between them as pieces; Removed keeps only the text between.
 absl::Status SplitPieces(const icu::UnicodeString& pattern, uint32_t flags, bool keep_matches,
@@ -102,7 +107,7 @@ absl::Status SplitPieces(const icu::UnicodeString& pattern, uint32_t flags, bool
       icu::RegexPattern::compile(pattern, flags, parse_error, status));
   if (U_FAILURE(status)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "tokenizer.json: pre-tokenizer pattern ", ToUtf8(pattern), " does not compile: ",
+        "tokenizer.json: pre-tokenizer pattern ", core::Quoted(ToUtf8(pattern)), " does not compile: ",
         u_errorName(status)));
   }
   std::vector<Piece> out;
@@ -113,6 +118,12 @@ absl::Status SplitPieces(const icu::UnicodeString& pattern, uint32_t flags, bool
     }
     const icu::UnicodeString text = ToIcu(piece.text);
     std::unique_ptr<icu::RegexMatcher> matcher(compiled->matcher(text, status));
+    if (U_FAILURE(status)) return absl::InternalError(u_errorName(status));
+    // ICU backtracks: bound each match in steps (about a millisecond each)
+    // and backtrack memory, so a hostile pattern fails instead of pinning a
+    // worker.
+    matcher->setTimeLimit(kMatchStepLimit, status);
+    matcher->setStackLimit(kMatchStackBytes, status);
     if (U_FAILURE(status)) return absl::InternalError(u_errorName(status));
     int32_t last = 0;
     auto emit = [&](int32_t from, int32_t to) {
@@ -125,6 +136,11 @@ absl::Status SplitPieces(const icu::UnicodeString& pattern, uint32_t flags, bool
       emit(last, start);
       if (keep_matches) emit(start, end);
       last = end;
+    }
+    if (status == U_REGEX_TIME_OUT || status == U_REGEX_STACK_OVERFLOW) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tokenizer.json: pre-tokenizer pattern ", core::Quoted(ToUtf8(pattern)),
+          " is too costly to match (", u_errorName(status), ")"));
     }
     if (U_FAILURE(status)) return absl::InternalError(u_errorName(status));
     emit(last, text.length());

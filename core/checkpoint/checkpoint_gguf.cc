@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "quantd/core/base/atomic_file.h"
+#include "quantd/core/base/finite.h"
 #include "quantd/core/base/half.h"
 #include "quantd/core/base/status_macros.h"
 #include "quantd/core/checkpoint/model_name.h"
@@ -522,6 +523,14 @@ absl::StatusOr<Report> WriteCheckpointGguf(const CheckpointGgufSource& source, g
     for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
       const int64_t nr = std::min(chunk, rows - r0);
       source.ReadRows(i, r0, nr, rows_f32.data());
+      // Quantized types refuse NaN/Inf (float types carry them over).
+      if (gguf::TypeInfo(t.type).quantized) {
+        const int64_t bad = FirstNonFiniteF32(rows_f32.data(), nr * ne0);
+        if (bad >= 0) {
+          return NonFiniteWeightError(t.name, r0 * ne0 + bad,
+                                      rows_f32[static_cast<size_t>(bad)]);
+        }
+      }
       gguf::QuantizeRow(t.type, rows_f32.data(), rows_out.data(), nr * ne0);
       QUANTD_RETURN_IF_ERROR(writer->Write(rows_out.data(), static_cast<size_t>(nr * row_bytes)));
       source.ReleaseRows(i, r0, nr);

@@ -4,13 +4,14 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <regex>
 #include <set>
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "quantd/core/name_patterns.h"
 
 namespace quantd::core::checkpoint {
 namespace {
@@ -46,8 +47,12 @@ std::string PyTitle(absl::string_view s) {
 
 bool IsDecimal(char c) { return c >= '0' && c <= '9'; }
 
+// Whether `pattern` (a constant of this file) matches all of `s`, ignoring
+// case.
 bool FullMatch(const std::string& s, const char* pattern) {
-  return std::regex_match(s, std::regex(pattern, std::regex::ECMAScript | std::regex::icase));
+  absl::StatusOr<NamePatterns> re =
+      NamePatterns::Compile({absl::StrCat("(?i)", pattern)}, "model name pattern");
+  return re.ok() && re->FullMatchAny(s);
 }
 
 std::string NormalizeSizeLabel(std::string label) {

@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "quantd/core/base/atomic_file.h"
+#include "quantd/core/base/finite.h"
 #include "quantd/core/base/status_macros.h"
 #include "quantd/core/gguf/ggml_types.h"
 #include "quantd/core/gguf/gguf_file.h"
@@ -333,6 +334,10 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
         deq_scratch[t].resize(static_cast<size_t>(rows_per_chunk * ne0));
       }
       std::vector<ChunkQuality> quality(static_cast<size_t>(chunks));
+      // A quantized type would turn NaN/Inf into garbage scales: refuse them
+      // (float outputs carry them over unchanged, as llama-quantize does).
+      const bool check_finite = gguf::TypeInfo(out_type).quantized;
+      std::vector<int64_t> first_non_finite(static_cast<size_t>(chunks), -1);
       ctx.ParallelFor(chunks, [&](int64_t c, int thread) {
         const int64_t r0 = c * rows_per_chunk;
         const int64_t nr = std::min(rows_per_chunk, rows - r0);
@@ -347,6 +352,13 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
           source.ReadRows(plan.index, r0, nr, src_scratch[thread].data());
           x = src_scratch[thread].data();
         }
+        if (check_finite) {
+          const int64_t bad = FirstNonFiniteF32(x, n);
+          if (bad >= 0) {
+            first_non_finite[static_cast<size_t>(c)] = r0 * ne0 + bad;
+            return;
+          }
+        }
         uint8_t* y = out_buf.data() + r0 * out_row_bytes;
         gguf::QuantizeRow(out_type, x, y, n);
         // Quality: compare the stored values with the source.
@@ -356,6 +368,16 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
         AddQualitySums(x, back, n, &q);
         quality[static_cast<size_t>(c)] = q;
       });
+      for (int64_t bad : first_non_finite) {
+        if (bad < 0) continue;
+        std::vector<float> row(static_cast<size_t>(ne0));
+        if (src_data != nullptr) {
+          gguf::DequantizeRow(in_type, src_data + (bad / ne0) * in_row_bytes, row.data(), ne0);
+        } else {
+          source.ReadRows(plan.index, bad / ne0, 1, row.data());
+        }
+        return NonFiniteWeightError(src.name, bad, row[static_cast<size_t>(bad % ne0)]);
+      }
       source.Release(plan.index);
       QUANTD_RETURN_IF_ERROR(sink.Put(out_buf.data(), out_buf.size(), TensorSink::kNoRelease));
 
@@ -398,10 +420,10 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
 
   report.output_files = {output_path};
   report.output_file_bytes = total_bytes;
-  if (total_w2 > 0) {
+  if (total_w2 > 0 && total_e2 > 0) {  // exact (e2 = 0): no finite SQNR to state
     report.notes.push_back(absl::StrFormat(
         "quality over all %d converted tensors: SQNR %.2f dB, relative L2 error %.5f",
-        report.tensors_converted, total_e2 > 0 ? 10.0 * std::log10(total_w2 / total_e2) : 999.0,
+        report.tensors_converted, 10.0 * std::log10(total_w2 / total_e2),
         std::sqrt(total_e2 / total_w2)));
   }
   if (planner.fallbacks() > 0) {

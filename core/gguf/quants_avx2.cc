@@ -66,7 +66,9 @@ QUANTD_AVX2_INLINE VF operator-(VF a) { return VF{{-a.h[0], -a.h[1]}}; }
 QUANTD_AVX2_INLINE VI operator~(VI a) { return VI{{~a.h[0], ~a.h[1]}}; }
 QUANTD_AVX2_INLINE VF& operator+=(VF& a, VF b) { return a = a + b; }
 QUANTD_AVX2_INLINE VI& operator|=(VI& a, VI b) { return a = a | b; }
-QUANTD_AVX2_INLINE float& Lane(VF& v, int k) { return v.h[k >> 3][k & 7]; }
+// Lane access by value (a reference to a vector element is a GCC extension).
+QUANTD_AVX2_INLINE float Lane(const VF& v, int k) { return v.h[k >> 3][k & 7]; }
+QUANTD_AVX2_INLINE void SetLane(VF& v, int k, float x) { v.h[k >> 3][k & 7] = x; }
 QUANTD_AVX2_INLINE int32_t Lane(const VI& v, int k) { return v.h[k >> 3][k & 7]; }
 
 QUANTD_AVX2_INLINE v8i NearestIntV(v8f f) {
@@ -127,8 +129,8 @@ template <int N>
 QUANTD_AVX2_INLINE void Gather(const float* x0, const float* x1, VF* X) {
   for (int k = 0; k < 8; ++k) {
     for (int i = 0; i < N; ++i) {
-      Lane(X[i], k) = x0[k * N + i];
-      Lane(X[i], k + 8) = x1[k * N + i];
+      SetLane(X[i], k, x0[k * N + i]);
+      SetLane(X[i], k + 8, x1[k * N + i]);
     }
   }
 }
@@ -474,7 +476,7 @@ QUANTD_AVX2 void QuantizeIQ4_NL_avx2(const float* x, BlockIQ4_NL* y, int64_t n) 
   for (int64_t b0 = 0; b0 < nb; b0 += kLanes) {
     for (int k = 0; k < kLanes; ++k) {
       const float* xb = x + std::min<int64_t>(b0 + k, nb - 1) * kQK;
-      for (int j = 0; j < kQK; ++j) Lane(X[j], k) = xb[j];
+      for (int j = 0; j < kQK; ++j) SetLane(X[j], k, xb[j]);
     }
     for (int j = 0; j < kQK; ++j) W[j] = X[j] * X[j];
     VF amax, max;
@@ -512,7 +514,7 @@ QUANTD_AVX2 void QuantizeIQ4_NL_avx2(const float* x, BlockIQ4_NL* y, int64_t n) 
     }
     for (int k = 0; k < kLanes && b0 + k < nb; ++k) {
       BlockIQ4_NL& out = y[b0 + k];
-      out.d = FloatToHalf(Lane(const_cast<VF&>(scale), k));
+      out.d = FloatToHalf(Lane(scale, k));
       for (int j = 0; j < kQK / 2; ++j) {
         out.qs[j] = static_cast<uint8_t>(Lane(L[j], k) | (Lane(L[j + kQK / 2], k) << 4));
       }

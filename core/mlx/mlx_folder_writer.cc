@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "quantd/core/base/atomic_file.h"
+#include "quantd/core/base/finite.h"
 #include "quantd/core/base/half.h"
 #include "quantd/core/base/status_macros.h"
 #include "quantd/core/checkpoint/safetensors_writer.h"
@@ -253,7 +254,20 @@ absl::Status FolderWriter::Materialize(size_t k) {
   rep.shape = s.shape;
   rep.dtype_before = s.dtype;
   rep.bytes_before = src.size();
-  if (plan_.tensors[k].quantize) return QuantizeSource(k, src);
+  if (plan_.tensors[k].quantize) {
+    // NaN/Inf would give infinite scales: refuse the tensor before any of it
+    // is quantized (float tensors are copied or cast as they are).
+    const int64_t n = Elements(s.shape);
+    const int64_t bad = s.dtype == "F32"   ? FirstNonFiniteF32(src.data(), n)
+                        : s.dtype == "F16" ? FirstNonFiniteF16(src.data(), n)
+                                           : FirstNonFiniteBF16(src.data(), n);
+    if (bad >= 0) {
+      float v;
+      ToFloat(s.dtype, src.data() + bad * SafetensorsDtypeSize(s.dtype), 1, &v);
+      return NonFiniteWeightError(s.name, bad, v);
+    }
+    return QuantizeSource(k, src);
+  }
 
   rep.dtype_after = out_dtype_[k];
   if (out_dtype_[k] == s.dtype) {

@@ -1,13 +1,13 @@
 #include "quantd/core/mlx/mlx_quant_plan.h"
 
 #include <algorithm>
-#include <regex>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "quantd/core/name_patterns.h"
 #include "quantd/core/quant/mlx_affine.h"
 
 namespace quantd::core::mlx {
@@ -85,23 +85,14 @@ absl::StatusOr<MlxQuantPlan> PlanMlxQuantization(const std::vector<MlxTensorInfo
     return absl::InvalidArgumentError(absl::StrCat(
         "MLX group size ", options.group_size, " is not supported; choose 32, 64 or 128"));
   }
-  std::vector<std::regex> excludes;
-  for (const std::string& re : options.exclude_regex) {
-    try {
-      excludes.emplace_back(re, std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("exclude regex \"", re, "\" is not a valid ECMAScript regex: ", e.what()));
-    }
-  }
+  absl::StatusOr<NamePatterns> excludes =
+      NamePatterns::Compile(options.exclude_regex, "exclude regex");
+  if (!excludes.ok()) return excludes.status();
   auto excluded = [&](const std::string& name, const std::string& module) {
     for (const std::string& n : options.exclude_names) {
       if (n == name || n == module) return true;
     }
-    for (const std::regex& re : excludes) {
-      if (std::regex_match(name, re) || std::regex_match(module, re)) return true;
-    }
-    return false;
+    return excludes->FullMatchAny(name) || excludes->FullMatchAny(module);
   };
 
   MlxQuantPlan plan;

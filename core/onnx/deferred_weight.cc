@@ -3,6 +3,7 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "quantd/core/base/half.h"
 #include "quantd/core/base/status_macros.h"
 #include "quantd/core/quant/nibble_pack.h"
@@ -29,6 +30,14 @@ std::vector<uint8_t> TransposeElements(const std::vector<uint8_t>& in, int64_t r
   return out;
 }
 
+// Names the tensor in a quantizer's InvalidArgument (a NaN/Inf weight, a
+// short buffer).
+absl::Status WithTensorName(absl::Status st, const std::string& name) {
+  if (st.code() != absl::StatusCode::kInvalidArgument) return st;
+  return absl::InvalidArgumentError(
+      absl::StrCat("tensor '", absl::string_view(name).substr(0, 256), "' ", st.message()));
+}
+
 }  // namespace
 
 absl::Status DeferredWeight::Compute() {
@@ -39,8 +48,9 @@ absl::Status DeferredWeight::Compute() {
   outputs.assign(3, {});
   if (spec.int4) {
     const quant::Int4Options& o = spec.int4_options;
-    QUANTD_ASSIGN_OR_RETURN(quant::Int4Result r,
-                            quant::QuantizeInt4Matrix(s, o, *ctx, &quality));
+    absl::StatusOr<quant::Int4Result> q4 = quant::QuantizeInt4Matrix(s, o, *ctx, &quality);
+    if (!q4.ok()) return WithTensorName(q4.status(), report->tensors[report_index].name);
+    quant::Int4Result& r = *q4;
     outputs[kCodes] = std::move(r.packed);
     outputs[kScales] = std::move(r.scales);
     outputs[kZeroPoints] = std::move(r.zero_points);
@@ -53,9 +63,10 @@ absl::Status DeferredWeight::Compute() {
       if (!o.symmetric) outputs[kZeroPoints] = TransposeNibbles(outputs[kZeroPoints], blocks, n);
     }
   } else {
-    QUANTD_ASSIGN_OR_RETURN(
-        quant::Int8Result r,
-        quant::QuantizeInt8Matrix(s, spec.int8_options, *ctx, &quality));
+    absl::StatusOr<quant::Int8Result> q8 =
+        quant::QuantizeInt8Matrix(s, spec.int8_options, *ctx, &quality);
+    if (!q8.ok()) return WithTensorName(q8.status(), report->tensors[report_index].name);
+    quant::Int8Result& r = *q8;
     outputs[kCodes] = std::move(r.data);
     const size_t n = r.params.size();
     std::vector<uint8_t>& scales = outputs[kScales];

@@ -1,5 +1,6 @@
 #include "quantd/core/onnx/onnx_model.h"
 
+#include <algorithm>
 #include <climits>
 #include <cstring>
 #include <filesystem>
@@ -271,9 +272,18 @@ absl::StatusOr<const MappedFile*> OnnxModel::MapExternal(const std::string& loca
   }
   const std::string prefix = base_dir_ + "/";
   if (!absl::StartsWith(canon.string(), prefix)) {
+    if (canon.string() == base_dir_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": external data location '", location,
+          "' names the model's folder itself; it must name a file in it"));
+    }
     return absl::InvalidArgumentError(
         absl::StrCat(where, ": external data location '", location,
-                     "' resolves outside the model's folder (symlink)"));
+                     "' resolves outside the model's folder (through a symbolic link)"));
+  }
+  if (!fs::is_regular_file(canon, ec)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": external data location '", location, "' is not a regular file"));
   }
   QUANTD_ASSIGN_OR_RETURN(auto mapped, MappedFile::Open(canon.string()));
   const MappedFile* raw = mapped.get();
@@ -381,6 +391,16 @@ absl::StatusOr<TensorData> OnnxModel::Read(const onnx::TensorProto& t) const {
       return absl::DataLossError(absl::StrCat(where, ": external data beyond end of file"));
     }
     data.view_ = file->bytes().subspan(ref.offset, length);
+    // Readers load whole elements (as<T>(), the quantizers): an element at an
+    // offset that is not a multiple of its size is copied to an aligned
+    // buffer rather than read misaligned (undefined behaviour).
+    const uint64_t element = std::clamp<uint64_t>(OnnxTypeBits(t.data_type()) / 8, 1, 8);
+    if (reinterpret_cast<uintptr_t>(data.view_.data()) % element != 0) {
+      data.owned_.assign(data.view_.begin(), data.view_.end());
+      data.view_ = {data.owned_.data(), data.owned_.size()};
+      file->ReleasePages(ref.offset, length);
+      return data;
+    }
     data.file_ = file;
     data.file_offset_ = ref.offset;
     return data;

@@ -58,7 +58,7 @@ class QuantizePass {
 };
 
 absl::StatusOr<bool> QuantizePass::Excluded(const onnx::NodeProto& n) {
-  QUANTD_ASSIGN_OR_RETURN(bool excluded, exclusion_.Excludes(n.name()));
+  const bool excluded = exclusion_.Excludes(n.name());
   if (excluded) skipped_["excluded by name"].push_back(NodeLabel(n));
   return excluded;
 }

@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "opset.h"
+#include "quantd/core/base/status_macros.h"
 #include "quantd/core/onnx/graph_utils.h"
 #include "quantd/core/onnx/onnx_types.h"
 
@@ -154,28 +155,13 @@ std::string NodeLabel(const onnx::NodeProto& n) {
 absl::StatusOr<NodeExclusion> NodeExclusion::Create(const Recipe& recipe) {
   NodeExclusion out;
   out.names_ = recipe.exclude_nodes;
-  for (const auto& re : recipe.exclude_regex) {
-    try {
-      out.patterns_.emplace_back(re, std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {  // nothing throws across core
-      return absl::InvalidArgumentError(
-          absl::StrCat("exclude_regex '", re, "' is not a valid regular expression: ", e.what()));
-    }
-  }
+  QUANTD_ASSIGN_OR_RETURN(out.patterns_, NamePatterns::Compile(recipe.exclude_regex, "exclude_regex"));
   return out;
 }
 
-absl::StatusOr<bool> NodeExclusion::Excludes(const std::string& node_name) const {
+bool NodeExclusion::Excludes(const std::string& node_name) const {
   if (std::find(names_.begin(), names_.end(), node_name) != names_.end()) return true;
-  for (const auto& re : patterns_) {
-    try {
-      if (std::regex_match(node_name, re)) return true;
-    } catch (const std::regex_error& e) {  // pathological pattern: nothing crosses core
-      return absl::InvalidArgumentError(
-          absl::StrCat("exclude_regex: matching node '", node_name, "' failed: ", e.what()));
-    }
-  }
-  return false;
+  return patterns_.FullMatchAny(node_name);
 }
 
 }  // namespace quantd::core

@@ -9,12 +9,12 @@
 #define QUANTD_CORE_ONNX_WEIGHT_MATCHER_H_
 
 #include <cstdint>
-#include <regex>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "onnx/onnx_pb.h"
+#include "quantd/core/name_patterns.h"
 #include "quantd/core/recipe.h"
 
 namespace quantd::core {
@@ -56,23 +56,23 @@ bool HasEmbedding(onnx::GraphProto* g, uint64_t min_tensor_elements);
 std::string NodeLabel(const onnx::NodeProto& n);
 
 // The recipe's node exclusions: exact names (exclude_nodes) and regular
-// expressions that must match the whole name (exclude_regex, ECMAScript).
+// expressions that must match the whole name (exclude_regex, RE2: linear
+// time in the name, see name_patterns.h).
 class NodeExclusion {
  public:
   // Excludes nothing.
   NodeExclusion() = default;
 
   // Errors: InvalidArgument naming exclude_regex when a pattern does not
-  // compile.
+  // compile or the patterns exceed NamePatterns' limits.
   static absl::StatusOr<NodeExclusion> Create(const Recipe& recipe);
 
-  // Whether `node_name` is excluded. Errors: InvalidArgument when a pattern
-  // fails while matching (the regex engine gives up on pathological input).
-  absl::StatusOr<bool> Excludes(const std::string& node_name) const;
+  // Whether `node_name` is excluded.
+  bool Excludes(const std::string& node_name) const;
 
  private:
   std::vector<std::string> names_;
-  std::vector<std::regex> patterns_;
+  NamePatterns patterns_;
 };
 
 }  // namespace quantd::core

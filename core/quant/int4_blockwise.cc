@@ -12,6 +12,7 @@
 #include "int4_kernels.h"
 #include "int4_search.h"
 #include "quantd/core/base/cpu_features.h"
+#include "quantd/core/base/finite.h"
 
 namespace quantd::core::quant {
 namespace {
@@ -79,7 +80,7 @@ inline void PackNBitsBlock(const uint8_t* codes, int64_t stride, int rows, int c
 // Generic path: one column at a time, any strides, RTN or search (whose
 // block error is the kernel table's).
 template <typename T, Int4Layout L>
-void QuantizeGeneric(const Int4Kernels& kernels, const WeightView<T>& w, const Int4Options& o,
+bool QuantizeGeneric(const Int4Kernels& kernels, const WeightView<T>& w, const Int4Options& o,
                      int64_t n_begin, int64_t n_end, uint8_t* packed, T* scales,
                      uint8_t* zero_points) {
   const int bs = o.block_size;
@@ -100,6 +101,7 @@ void QuantizeGeneric(const Int4Kernels& kernels, const WeightView<T>& w, const I
         if (v < mn) mn = v;
         if (v > mx) mx = v;
       }
+      if (!AllFiniteF32Rows(buf, 0, 1, rows)) return false;
       T scale;
       BlockQ q = o.algorithm == Int4Algorithm::kSearch
                      ? SearchParams<T, L>(buf, rows, mn, mx, o, kernels.block_error, &scale)
@@ -121,6 +123,7 @@ void QuantizeGeneric(const Int4Kernels& kernels, const WeightView<T>& w, const I
       }
     }
   }
+  return true;
 }
 
 // Code MLAS left in its scratch for row K-2 (the odd-K carry) when row K-1
@@ -140,7 +143,7 @@ int CarryFromPreviousBlock(const WeightView<T>& w, const Int4Options& o, int64_t
 // and the inner loops run over contiguous columns (vectorized).
 // `kernels` are the tile kernels of the active CpuLevel.
 template <typename T, Int4Layout L>
-void QuantizeRowMajorRtn(const Int4Kernels& kernels, const WeightView<T>& w, const Int4Options& o,
+bool QuantizeRowMajorRtn(const Int4Kernels& kernels, const WeightView<T>& w, const Int4Options& o,
                          int64_t n_begin, int64_t n_end, uint8_t* packed, T* scales,
                          uint8_t* zero_points) {
   const int bs = o.block_size;
@@ -195,8 +198,14 @@ void QuantizeRowMajorRtn(const Int4Kernels& kernels, const WeightView<T>& w, con
           }
         }
       }
-      const int done = kernels.min_max_rows(base, ld, rows, sw, mn, mx);
-      if (done < sw) MinMaxRowsScalar(base + done, ld, rows, sw - done, mn + done, mx + done);
+      bool nan = false;
+      const int done = kernels.min_max_rows(base, ld, rows, sw, mn, mx, &nan);
+      if (done < sw) {
+        MinMaxRowsScalar(base + done, ld, rows, sw - done, mn + done, mx + done, &nan);
+      }
+      // NaN/Inf: refused before any code is computed (an infinity shows in
+      // the range of its column).
+      if (nan || !AllFiniteF32Rows(mn, 0, 1, sw) || !AllFiniteF32Rows(mx, 0, 1, sw)) return false;
       for (int64_t c0 = s0; c0 < s0 + sw; c0 += kTileCols) {
         const int tn = static_cast<int>(std::min<int64_t>(kTileCols, s0 + sw - c0));
         const float* tile = base + (c0 - s0);
@@ -263,17 +272,17 @@ void QuantizeRowMajorRtn(const Int4Kernels& kernels, const WeightView<T>& w, con
       }
     }
   }
+  return true;
 }
 
 template <typename T, Int4Layout L>
-void QuantizeDispatch(const WeightView<T>& w, const Int4Options& o, int64_t n_begin, int64_t n_end,
+bool QuantizeDispatch(const WeightView<T>& w, const Int4Options& o, int64_t n_begin, int64_t n_end,
                       uint8_t* packed, T* scales, uint8_t* zero_points) {
   const Int4Kernels& kernels = Int4KernelsFor(ActiveCpuLevel());
   if (o.algorithm == Int4Algorithm::kRtn && w.col_stride == 1) {
-    QuantizeRowMajorRtn<T, L>(kernels, w, o, n_begin, n_end, packed, scales, zero_points);
-  } else {
-    QuantizeGeneric<T, L>(kernels, w, o, n_begin, n_end, packed, scales, zero_points);
+    return QuantizeRowMajorRtn<T, L>(kernels, w, o, n_begin, n_end, packed, scales, zero_points);
   }
+  return QuantizeGeneric<T, L>(kernels, w, o, n_begin, n_end, packed, scales, zero_points);
 }
 
 }  // namespace
@@ -294,14 +303,13 @@ Int4Sizes ComputeInt4Sizes(int64_t k, int64_t n, const Int4Options& o) {
 }
 
 template <typename T>
-void QuantizeInt4(const WeightView<T>& w, const Int4Options& o, int64_t n_begin, int64_t n_end,
+bool QuantizeInt4(const WeightView<T>& w, const Int4Options& o, int64_t n_begin, int64_t n_end,
                   uint8_t* packed, T* scales, uint8_t* zero_points) {
   if (o.layout == Int4Layout::kMatMulNBits) {
-    QuantizeDispatch<T, Int4Layout::kMatMulNBits>(w, o, n_begin, n_end, packed, scales,
-                                                  zero_points);
-  } else {
-    QuantizeDispatch<T, Int4Layout::kQdq>(w, o, n_begin, n_end, packed, scales, zero_points);
+    return QuantizeDispatch<T, Int4Layout::kMatMulNBits>(w, o, n_begin, n_end, packed, scales,
+                                                         zero_points);
   }
+  return QuantizeDispatch<T, Int4Layout::kQdq>(w, o, n_begin, n_end, packed, scales, zero_points);
 }
 
 template <typename T>
@@ -346,9 +354,9 @@ void DequantizeInt4(int64_t k, int64_t n, const Int4Options& o, const uint8_t* p
   }
 }
 
-template void QuantizeInt4<float>(const WeightView<float>&, const Int4Options&, int64_t, int64_t,
+template bool QuantizeInt4<float>(const WeightView<float>&, const Int4Options&, int64_t, int64_t,
                                   uint8_t*, float*, uint8_t*);
-template void QuantizeInt4<Half>(const WeightView<Half>&, const Int4Options&, int64_t, int64_t,
+template bool QuantizeInt4<Half>(const WeightView<Half>&, const Int4Options&, int64_t, int64_t,
                                  uint8_t*, Half*, uint8_t*);
 template void DequantizeInt4<float>(int64_t, int64_t, const Int4Options&, const uint8_t*,
                                     const float*, const uint8_t*, int64_t, int64_t, float*);

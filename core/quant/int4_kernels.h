@@ -147,9 +147,11 @@ inline float CodeScalar(float v, float r, float z, const CodeParams& p) {
 
 // Running min/max of columns [0, width) over `rows` rows, row after row.
 // Returns how many leading columns it did (a multiple of its vector width);
-// the caller finishes the rest with the scalar variant.
+// the caller finishes the rest with the scalar variant. Sets *nan to true
+// when one of those values is NaN (min/max skip NaN; an infinity shows in
+// mn/mx), and leaves it alone otherwise.
 using MinMaxRowsFn = int (*)(const float* src, int64_t ld, int rows, int width, float* mn,
-                             float* mx);
+                             float* mx, bool* nan);
 // Codes of a full tile (kTileCols columns); r, z: per-column reciprocal and
 // zero point, 32-byte aligned.
 using CodeTileFn = void (*)(const float* src, int64_t ld, int rows, const float* r,
@@ -182,7 +184,8 @@ struct Int4Kernels {
 const Int4Kernels& Int4KernelsFor(CpuLevel level);
 
 // Scalar variants (int4_kernels_scalar.cc).
-int MinMaxRowsScalar(const float* src, int64_t ld, int rows, int width, float* mn, float* mx);
+int MinMaxRowsScalar(const float* src, int64_t ld, int rows, int width, float* mn, float* mx,
+                     bool* nan);
 void CodeTileScalar(const float* src, int64_t ld, int rows, int tn, const float* r,
                     const float* z, const CodeParams& p, uint8_t* codes);
 double BlockErrorScalar(const float* v, int rows, const BlockQ& q, const CodeParams& p);
@@ -190,11 +193,13 @@ double BlockErrorScalar(const float* v, int rows, const BlockQ& q, const CodePar
 #if defined(__x86_64__)
 // x86-64 variants (int4_kernels_x86.cc). SSE2 is the x86-64 baseline; the
 // AVX2 ones REQUIRE an AVX2 CPU.
-int MinMaxRowsSse2(const float* src, int64_t ld, int rows, int width, float* mn, float* mx);
+int MinMaxRowsSse2(const float* src, int64_t ld, int rows, int width, float* mn, float* mx,
+                   bool* nan);
 void CodeTileSse2(const float* src, int64_t ld, int rows, const float* r, const float* z,
                   const CodeParams& p, uint8_t* codes);
 void PackNBitsTileSse2(const uint8_t* codes, int bs, uint8_t* dst0, int64_t col_stride);
-int MinMaxRowsAvx2(const float* src, int64_t ld, int rows, int width, float* mn, float* mx);
+int MinMaxRowsAvx2(const float* src, int64_t ld, int rows, int width, float* mn, float* mx,
+                   bool* nan);
 void CodeTileAvx2(const float* src, int64_t ld, int rows, const float* r, const float* z,
                   const CodeParams& p, uint8_t* codes);
 void SymmetricParamsAvx2(const float* mn, const float* mx, float* scale, float* recip,

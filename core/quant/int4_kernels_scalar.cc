@@ -4,14 +4,18 @@
 
 namespace quantd::core::quant::int4 {
 
-int MinMaxRowsScalar(const float* src, int64_t ld, int rows, int width, float* mn, float* mx) {
+int MinMaxRowsScalar(const float* src, int64_t ld, int rows, int width, float* mn, float* mx,
+                     bool* nan) {
+  bool unordered = false;
   for (int i = 0; i < rows; ++i) {
     const float* v = src + i * ld;
     for (int j = 0; j < width; ++j) {
       mn[j] = v[j] < mn[j] ? v[j] : mn[j];
       mx[j] = v[j] > mx[j] ? v[j] : mx[j];
+      unordered |= v[j] != v[j];
     }
   }
+  if (unordered) *nan = true;
   return width;
 }
 

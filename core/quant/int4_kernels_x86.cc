@@ -196,29 +196,36 @@ __attribute__((target("avx2"))) double BlockErrorAvx2(const float* v, int rows, 
 // Running min/max, SIMD over the columns; the same selections as the scalar
 // variant (minps(a, b) = a < b ? a : b).
 __attribute__((target("avx2"))) int MinMaxRowsAvx2(const float* src, int64_t ld, int rows,
-                                                   int width, float* mn, float* mx) {
+                                                   int width, float* mn, float* mx, bool* nan) {
   const int vec = width & ~7;
+  __m256 unordered = _mm256_setzero_ps();
   for (int i = 0; i < rows; ++i) {
     const float* v = src + i * ld;
     for (int j = 0; j < vec; j += 8) {
       __m256 x = _mm256_loadu_ps(v + j);
       _mm256_storeu_ps(mn + j, _mm256_min_ps(x, _mm256_loadu_ps(mn + j)));
       _mm256_storeu_ps(mx + j, _mm256_max_ps(x, _mm256_loadu_ps(mx + j)));
+      unordered = _mm256_or_ps(unordered, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
     }
   }
+  if (_mm256_movemask_ps(unordered) != 0) *nan = true;
   return vec;
 }
 
-int MinMaxRowsSse2(const float* src, int64_t ld, int rows, int width, float* mn, float* mx) {
+int MinMaxRowsSse2(const float* src, int64_t ld, int rows, int width, float* mn, float* mx,
+                   bool* nan) {
   const int vec = width & ~3;
+  __m128 unordered = _mm_setzero_ps();
   for (int i = 0; i < rows; ++i) {
     const float* v = src + i * ld;
     for (int j = 0; j < vec; j += 4) {
       __m128 x = _mm_loadu_ps(v + j);
       _mm_storeu_ps(mn + j, _mm_min_ps(x, _mm_loadu_ps(mn + j)));
       _mm_storeu_ps(mx + j, _mm_max_ps(x, _mm_loadu_ps(mx + j)));
+      unordered = _mm_or_ps(unordered, _mm_cmpunord_ps(x, x));
     }
   }
+  if (_mm_movemask_ps(unordered) != 0) *nan = true;
   return vec;
 }
 

@@ -56,18 +56,17 @@ void QualityAccumulator::Merge(const QualityAccumulator& o) {
 }
 
 void QualityAccumulator::Fill(TensorReport* r) const {
-  // An exact result has infinite SQNR; JSON has no infinity, so cap at 999 dB.
-  constexpr double kCap = 999.0;
-  if (sum_e2_ == 0) {
-    r->sqnr_db = kCap;
-  } else if (sum_w2_ == 0) {
-    r->sqnr_db = -kCap;
-  } else {
-    r->sqnr_db = std::min(kCap, 10.0 * std::log10(sum_w2_ / sum_e2_));
-  }
-  r->rel_l2_error = sum_w2_ > 0 ? std::sqrt(sum_e2_ / sum_w2_) : (sum_e2_ > 0 ? 1.0 : 0.0);
-  r->max_abs_error = max_abs_;
-  r->rel_output_error = sum_y2_ > 0 ? std::sqrt(sum_ye2_ / sum_y2_) : (sum_ye2_ > 0 ? 1.0 : 0.0);
+  // Only figures that were computed and are finite: an exact result has no
+  // finite SQNR (sqnr_db stays unset; rel_l2_error and max_abs_error say 0).
+  auto set = [](std::optional<double>* field, double v) {
+    if (std::isfinite(v)) *field = v;
+  };
+  if (sum_w2_ > 0 && sum_e2_ > 0) set(&r->sqnr_db, 10.0 * std::log10(sum_w2_ / sum_e2_));
+  set(&r->rel_l2_error,
+      sum_w2_ > 0 ? std::sqrt(sum_e2_ / sum_w2_) : (sum_e2_ > 0 ? 1.0 : 0.0));
+  set(&r->max_abs_error, max_abs_);
+  set(&r->rel_output_error,
+      sum_y2_ > 0 ? std::sqrt(sum_ye2_ / sum_y2_) : (sum_ye2_ > 0 ? 1.0 : 0.0));
 }
 
 }  // namespace quantd::core::quant

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "quantd/core/base/finite.h"
 #include "quantd/core/quant/quality.h"
 
 namespace quantd::core::quant {
@@ -57,6 +58,24 @@ absl::Status CheckSource(const MatrixSource& s) {
   return absl::OkStatus();
 }
 
+// The error for a source holding NaN or Inf: finds the first such element
+// in storage order (slow path, taken only once the tensor is refused).
+absl::Status NonFiniteSourceError(const MatrixSource& s) {
+  const int64_t count = (s.k - 1) * s.row_stride + (s.n - 1) * s.col_stride + 1;
+  const int64_t i = s.onnx_type == 1 ? FirstNonFiniteF32(s.bytes.data(), count)
+                                     : FirstNonFiniteF16(s.bytes.data(), count);
+  if (i < 0) return absl::InternalError("a quantizer saw a non-finite weight the scan did not find");
+  float v;
+  if (s.onnx_type == 1) {
+    std::memcpy(&v, s.bytes.data() + 4 * i, 4);
+  } else {
+    uint16_t h;
+    std::memcpy(&h, s.bytes.data() + 2 * i, 2);
+    v = HalfToFloat(h);
+  }
+  return NonFiniteWeightError("", i, v);
+}
+
 // Runs work(tile_index, slot) over tiles with ctx's threads (at most
 // max_parallelism of them); tiles not started when the token fires are
 // skipped.
@@ -95,11 +114,15 @@ absl::StatusOr<Int4Result> Int4Impl(const MatrixSource& s, const Int4Options& o,
   const int threads = o.layout == Int4Layout::kQdq && (s.n & 1) ? 1 : ctx.Parallelism();
   const int64_t width = RangeWidth(s.n, threads);
   const int64_t ranges = (s.n + width - 1) / width;
+  std::atomic<bool> non_finite{false};
   absl::Status st = ForEachTile(ranges, ctx, threads, [&](int64_t t, int) {
     const int64_t c0 = t * width, c1 = std::min(s.n, c0 + width);
-    QuantizeInt4(view, o, c0, c1, out.packed.data(), scales, zps);
+    if (!QuantizeInt4(view, o, c0, c1, out.packed.data(), scales, zps)) {
+      non_finite.store(true, std::memory_order_relaxed);
+    }
   });
   if (!st.ok()) return st;
+  if (non_finite) return NonFiniteSourceError(s);
   if (quality != nullptr) {
     // Quality in a second pass, by column tiles (the probe product needs
     // whole columns).
@@ -137,13 +160,19 @@ absl::StatusOr<Int8Result> Int8Impl(const MatrixSource& s, const Int8Options& o,
 
   // Ranges: per column, then reduced for per-tensor.
   std::vector<float> mins(s.n), maxs(s.n);
+  std::atomic<bool> non_finite{false};
   absl::Status st = ForEachTile(tiles, ctx, threads, [&](int64_t t, int slot) {
     const int64_t c0 = t * kTile, c1 = std::min(s.n, c0 + kTile);
     float* wb = w_buf[slot].data();
     GatherTile(data, s, c0, c1 - c0, wb);
+    // The tile is in cache: refuse NaN/Inf before scales are derived.
+    if (!AllFiniteF32Rows(wb, s.k, static_cast<int>(c1 - c0), static_cast<int>(s.k))) {
+      non_finite.store(true, std::memory_order_relaxed);
+    }
     for (int64_t j = 0; j < c1 - c0; ++j) MinMax(wb + j * s.k, s.k, 1, &mins[c0 + j], &maxs[c0 + j]);
   });
   if (!st.ok()) return st;
+  if (non_finite) return NonFiniteSourceError(s);
   if (o.per_channel) {
     out.params.resize(s.n);
     for (int64_t c = 0; c < s.n; ++c) {

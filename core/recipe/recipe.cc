@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "quantd/core/name_patterns.h"
 
 namespace quantd::core {
 
@@ -191,6 +192,11 @@ absl::Status ValidateRecipe(const Recipe& r) {
   if (r.accuracy_level < 0 || r.accuracy_level > 4) {
     return absl::InvalidArgumentError(absl::StrCat(
         "accuracy_level ", r.accuracy_level, " is out of range; use 0 (unset) to 4"));
+  }
+  // Compiled here so a pattern RE2 refuses fails the submission, not the job.
+  if (absl::StatusOr<NamePatterns> p = NamePatterns::Compile(r.exclude_regex, "exclude_regex");
+      !p.ok()) {
+    return p.status();
   }
   if (r.threads < 1 || r.threads > 256) {
     return absl::InvalidArgumentError(

@@ -115,6 +115,21 @@ TEST(RecipeProtoTest, OtherFormatsCarryNoMlxFields) {
   EXPECT_TRUE(p.mlx_recipe().empty());
 }
 
+// Every enum field refuses a value it does not know, format included (it
+// used to fall back to auto-detection).
+TEST(RecipeProtoTest, UnknownEnumValuesAreRefused) {
+  v1::Recipe p;
+  p.set_precision(v1::PRECISION_INT4);
+  p.set_format(static_cast<v1::ModelFormat>(99));
+  auto r = RecipeFromProto(p);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("recipe.format: unknown value 99"), std::string::npos);
+  p.set_format(v1::MODEL_FORMAT_ONNX);
+  EXPECT_TRUE(RecipeFromProto(p).ok());
+  p.set_precision(static_cast<v1::Precision>(42));
+  EXPECT_EQ(RecipeFromProto(p).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(RecipeProtoTest, EmptyOpBlockListStaysPresent) {
   v1::Recipe p = RecipeToProto(Parse({"--precision", "fp16", "--op-block-list="}));
   EXPECT_TRUE(p.has_op_block_list());

@@ -65,5 +65,15 @@ TEST(IdsTest, ModelIdForFollowsTheDocumentedFormula) {
                                         std::string(64, 'b') + "\n"));
 }
 
+// A 4 MiB id is shown cut to its first bytes, not echoed whole.
+TEST(IdsTest, MalformedIdsAreQuotedShort) {
+  const std::string huge(4 << 20, 'a');
+  for (const absl::Status& st : {ValidateJobId(huge), ValidateUploadId(huge), ValidateFileName(huge),
+                                 ModelHex(huge).status()}) {
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_LT(st.message().size(), 300u) << st.message().substr(0, 300);
+  }
+}
+
 }  // namespace
 }  // namespace quantd::server

@@ -41,6 +41,24 @@ TEST(JobStoreTest, CreateAssignsIdSequenceAndJournals) {
   EXPECT_EQ(journal.LoadAll()->size(), 2u);
 }
 
+// The proto promises INVALID_ARGUMENT for a bad filter: a state value that
+// is not a JobState is one (it used to match nothing and return OK).
+TEST(JobStoreTest, ListRefusesUnknownStates) {
+  MemoryJobJournal journal;
+  FakeClock clock;
+  JobStore store(&journal, &clock);
+  ASSERT_TRUE(store.Create(NewJob("d1")).ok());
+  v1::ListJobsRequest request;
+  request.add_states(v1::JOB_STATE_QUEUED);
+  auto ok = store.List(request);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->jobs_size(), 1);
+  request.add_states(static_cast<v1::JobState>(99));
+  auto bad = store.List(request);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("unknown job state 99"), std::string::npos);
+}
+
 TEST(JobStoreTest, DedupAndIdempotencyReturnExistingJob) {
   MemoryJobJournal journal;
   FakeClock clock;

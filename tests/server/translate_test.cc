@@ -122,5 +122,18 @@ TEST(TranslateTest, ReportKeepsFileNamesOnly) {
   EXPECT_FALSE(p.tensors(0).has_rel_l2_error());
 }
 
+// A status carrying a client's 4 MiB id would exceed gRPC's metadata limit
+// (the call then fails with RESOURCE_EXHAUSTED instead of its own code).
+TEST(TranslateTest, HugeMessagesAreCutNotEchoed) {
+  const std::string huge_id(4 << 20, 'x');
+  const std::string message = "job '" + huge_id + "' not found";
+  grpc::Status st = ToGrpcStatus(absl::NotFoundError(message));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_LT(st.error_message().size(), 1100u);
+  EXPECT_NE(st.error_message().find("(" + std::to_string(message.size()) + " bytes)"),
+            std::string::npos);
+  EXPECT_EQ(ToGrpcStatus(absl::InvalidArgumentError("short")).error_message(), "short");
+}
+
 }  // namespace
 }  // namespace quantd::server

@@ -509,6 +509,36 @@ TEST_F(CheckpointTest, CancelledOrRefusedConversionLeavesNoFile) {
   EXPECT_TRUE(fs::is_empty(out_dir));
 }
 
+// A NaN in a weight: Q8_0 refuses it naming the GGUF tensor and element, and
+// writes nothing; F16 carries it over (a float conversion).
+TEST_F(CheckpointTest, NonFiniteWeightIsRefusedWhenQuantized) {
+  const json config = TinyConfig("LlamaForCausalLM");
+  WriteCheckpoint(Dir(), config, TinyTensors(config));
+  const std::string file = (fs::path(Dir()) / "model.safetensors").string();
+  std::ifstream in(file, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  in.close();
+  uint64_t header_size = 0;
+  std::memcpy(&header_size, bytes.data(), 8);
+  const json header = json::parse(bytes.substr(8, header_size));
+  const uint64_t begin = header["model.layers.0.mlp.up_proj.weight"]["data_offsets"][0];
+  const float nan = std::nanf("");
+  std::memcpy(bytes.data() + 8 + header_size + begin + 4 * 10, &nan, 4);
+  WriteBytes(file, bytes);
+
+  auto src = OpenSource(Dir());
+  ASSERT_TRUE(src.ok()) << src.status();
+  const fs::path out_dir = root_ / "out";
+  fs::create_directories(out_dir);
+  EXPECT_THAT(WriteCheckpointGguf(**src, gguf::FileType::kQ8_0, (out_dir / "o.gguf").string(), RunContext())
+                  .status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "tensor 'blk.0.ffn_up.weight' element 10 is NaN"));
+  EXPECT_TRUE(fs::is_empty(out_dir));
+  auto f16 = OpenSource(Dir());
+  ASSERT_TRUE(f16.ok()) << f16.status();
+  EXPECT_TRUE(WriteCheckpointGguf(**f16, gguf::FileType::kF16, (out_dir / "f.gguf").string(), RunContext()).ok());
+}
+
 TEST_F(CheckpointTest, RunRoutesACheckpointFolderToTheGgufWriter) {
   // A shared checkpoint: it has the tokenizer files a complete conversion reads.
   const std::string shared = std::string(QUANTD_TESTDATA) + "/hf/checkpoints/phi3-tiny-shared";

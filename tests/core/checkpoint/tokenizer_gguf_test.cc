@@ -194,6 +194,18 @@ TEST(BpeEncodeTest, SplitPreTokenizerIsolatesMatches) {
   EXPECT_THAT(*ids, ::testing::ElementsAre(0, 1, 2));
 }
 
+// A tokenizer.json pattern that backtracks exponentially is refused once
+// ICU's step limit runs out, instead of pinning the worker.
+TEST(BpeEncodeTest, CatastrophicSplitPatternIsRefused) {
+  auto tokenizer = nlohmann::json::parse(kSmallBpe);
+  tokenizer["pre_tokenizer"] = nlohmann::json::parse(R"({"type": "Sequence", "pretokenizers": [
+    {"type": "Split", "pattern": {"Regex": "(a|aa)*c"}, "behavior": "Isolated", "invert": false},
+    {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]})");
+  auto ids = BpeEncode(tokenizer, std::string(60, 'a'));
+  EXPECT_EQ(ids.status().code(), absl::StatusCode::kInvalidArgument) << ids.status();
+  EXPECT_THAT(std::string(ids.status().message()), ::testing::HasSubstr("too costly to match"));
+}
+
 // NFC composes e + U+0301 into U+00E9, whose UTF-8 bytes C3 A9 are the
 // byte-level symbols U+00C3 and U+00A9.
 TEST(BpeEncodeTest, NfcNormalizerComposesBeforeByteLevel) {

@@ -2,12 +2,16 @@
 // requantize refusal, thread-count independence, atomic output.
 #include "quantd/core/gguf/gguf_run.h"
 
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "quantd/testing/status_matchers.h"
@@ -51,6 +55,42 @@ class GgufRunTest : public ::testing::Test {
   }
   fs::path dir_;
 };
+
+// A NaN or infinity in an F32 weight: quantized types refuse the model with
+// the tensor and element named and leave no output; float types carry the
+// value over unchanged.
+TEST_F(GgufRunTest, NonFiniteWeightIsRefusedByQuantizedTypes) {
+  std::string bytes = Read(kModel);
+  auto file = gguf::GgufFile::Parse(
+      {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
+  ASSERT_TRUE(file.ok()) << file.status();
+  const gguf::GgufTensorInfo* target = nullptr;
+  for (const auto& t : file->tensors()) {
+    if (t.name == "blk.0.attn_q.weight") target = &t;
+  }
+  ASSERT_NE(target, nullptr);
+  ASSERT_EQ(target->type, gguf::GgmlType::kF32);
+  const int64_t kElement = 1000;
+  for (float bad : {std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()}) {
+    std::memcpy(bytes.data() + file->data_offset() + target->offset + 4 * kElement, &bad, 4);
+    {
+      std::ofstream f(Path("in.gguf"), std::ios::binary);
+      f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    }
+    for (const char* type : {"Q8_0", "Q4_K_M", "Q2_K"}) {
+      auto report = RunGguf(Q(type), Path("in.gguf"), Path("out.gguf"), RunContext());
+      EXPECT_THAT(report.status(),
+                  StatusIs(absl::StatusCode::kInvalidArgument,
+                           absl::StrCat("tensor 'blk.0.attn_q.weight' element ", kElement, " is ",
+                                        std::isnan(bad) ? "NaN" : "Inf")))
+          << type;
+      EXPECT_THAT(Files(), ::testing::ElementsAre("in.gguf")) << type;  // nothing left behind
+    }
+    auto f16 = RunGguf(Q("F16"), Path("in.gguf"), Path("out.gguf"), RunContext());
+    EXPECT_TRUE(f16.ok()) << f16.status();
+    fs::remove(Path("out.gguf"));
+  }
+}
 
 TEST_F(GgufRunTest, ReportsQualityPerTensorAndTotals) {
   auto report = RunGguf(Q("Q4_K_M"), kModel, Path("out.gguf"), RunContext());

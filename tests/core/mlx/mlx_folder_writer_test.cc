@@ -461,7 +461,7 @@ TEST_F(MlxFolderWriterTest, Refusals) {
   bad = MlxFolderOptions();
   bad.quant.exclude_regex = {"("};
   EXPECT_THAT(Write(ck, "bfloat16", bad, "b2").status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, "not a valid ECMAScript regex"));
+              StatusIs(absl::StatusCode::kInvalidArgument, "not a valid RE2 regular expression"));
 
   ck.tensors()[3].bytes.pop_back();
   EXPECT_THAT(Write(ck, "bfloat16", MlxFolderOptions(), "b3").status(),
@@ -470,6 +470,23 @@ TEST_F(MlxFolderWriterTest, Refusals) {
   EXPECT_THAT(WriteMlxFolder({}, "[1]", "", {}, (root_ / "b4").string(), MlxFolderOptions())
                   .status(),
               StatusIs(absl::StatusCode::kInvalidArgument, "config.json is not a JSON object"));
+}
+
+// NaN or infinity in a weight that is quantized: refused with the tensor and
+// element named; the shard being written is not left behind.
+TEST_F(MlxFolderWriterTest, NonFiniteWeightIsRefusedWithoutOutput) {
+  for (uint16_t bits : {uint16_t{0x7fc0}, uint16_t{0xff80}}) {  // BF16 NaN, -Inf
+    MemCheckpoint ck("BF16");
+    MemTensor& q = ck.tensors().back();
+    ASSERT_EQ(q.name, "lm_head.weight");
+    std::memcpy(q.bytes.data() + 2 * 77, &bits, 2);
+    const std::string name = bits == 0x7fc0 ? "nan" : "inf";
+    EXPECT_THAT(Write(ck, "bfloat16", MlxFolderOptions(), name).status(),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         absl::StrCat("tensor 'lm_head.weight' element 77 is ",
+                                      bits == 0x7fc0 ? "NaN" : "-Inf")));
+    EXPECT_TRUE(fs::is_empty(root_ / name)) << name;
+  }
 }
 
 TEST_F(MlxFolderWriterTest, ReportsProgressAndStopsWhenCancelled) {

@@ -105,6 +105,36 @@ TEST_F(ExternalDataTest, RefusesSymlinkOutOfTheFolder) {
   fs::remove_all(outside);
 }
 
+// "." is the model's folder, not a symlink escape: the message says so.
+TEST_F(ExternalDataTest, RefusesTheFolderItselfOrASubfolderAsLocation) {
+  for (const char* location : {".", "./"}) {
+    SetRef(W(), location, "0", "48");
+    absl::Status st = LoadStatus();
+    EXPECT_THAT(st, StatusIs(absl::StatusCode::kInvalidArgument, "names the model's folder itself"))
+        << location;
+    EXPECT_THAT(std::string(st.message()), ::testing::Not(HasSubstr("symbolic link"))) << location;
+  }
+  fs::create_directory(dir_ + "/sub");
+  SetRef(W(), "sub", "0", "48");
+  EXPECT_THAT(LoadStatus(), StatusIs(absl::StatusCode::kInvalidArgument, "is not a regular file"));
+}
+
+// Data at an odd offset: Read() hands out an aligned copy, so typed loads of
+// its floats are well defined.
+TEST_F(ExternalDataTest, OddOffsetIsReadAligned) {
+  const std::vector<float> values = quantd::testing::RandomFloats(12, 3);
+  WriteBytes(dir_ + "/odd.bin", std::string(65, '\0') + FloatBytes(values));
+  SetRef(W(), "odd.bin", "65", "48");
+  WriteModel(model_, dir_ + "/model.onnx");
+  auto model = OnnxModel::Load(dir_ + "/model.onnx");
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto data = (*model)->Read(*(*model)->Tensors()[0].tensor);
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(data->bytes().data()) % alignof(float), 0u);
+  ASSERT_EQ(data->size(), 48u);
+  for (size_t i = 0; i < values.size(); ++i) EXPECT_EQ(data->as<float>()[i], values[i]) << i;
+}
+
 TEST_F(ExternalDataTest, AcceptsSymlinkInsideTheFolder) {
   fs::create_directory(dir_ + "/sub");
   fs::rename(dir_ + "/weights.bin", dir_ + "/sub/weights.bin");

@@ -3,8 +3,10 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "quantd/core/onnx/onnx_types.h"
@@ -262,6 +264,26 @@ TEST(QuantizePassTest, LmHeadFloatInt8OrInt4) {
   Result q4 = Quantize(TwoLayers(), rc);
   ASSERT_TRUE(q4.status.ok()) << q4.status;
   EXPECT_EQ(CountOps(q4.proto.graph(), "MatMulNBits"), 2);
+}
+
+// A NaN or infinite weight fails the job with the tensor and element named,
+// and no output file remains (INT4 and INT8 alike).
+TEST(QuantizePassTest, NonFiniteWeightIsRefusedWithoutOutput) {
+  for (float bad : {std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()}) {
+    for (Precision precision : {Precision::kInt4, Precision::kInt8}) {
+      onnx::ModelProto m = TwoLayers();
+      std::vector<float> w = RandomFloats(kK * kK, 1, 0.1f);
+      w[5 * kK + 3] = bad;
+      *m.mutable_graph()->mutable_initializer(0) = FloatTensor("W1", {kK, kK}, w);
+      Recipe rc;
+      rc.precision = precision;
+      Result r = Quantize(m, rc);  // asserts that no out.onnx was left behind
+      EXPECT_EQ(r.status.code(), absl::StatusCode::kInvalidArgument) << r.status;
+      EXPECT_THAT(std::string(r.status.message()),
+                  HasSubstr(absl::StrCat("tensor 'W1' element ", 5 * kK + 3, " is ",
+                                         std::isnan(bad) ? "NaN" : "Inf")));
+    }
+  }
 }
 
 TEST(QuantizePassTest, ExclusionsAndMinimumSize) {

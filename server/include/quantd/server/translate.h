@@ -28,7 +28,9 @@ absl::Status ValidateRecipeForModel(const core::Recipe& recipe, v1::ModelFormat 
 // Core report -> API report; output file paths become plain file names.
 v1::Report ReportToProto(const core::Report& report);
 
-// absl::Status -> grpc::Status: the codes map one to one.
+// absl::Status -> grpc::Status: the codes map one to one; a message longer
+// than 1 KiB is cut there (its length noted), so no status can exceed gRPC's
+// metadata limit.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 // "INVALID_ARGUMENT", "OK", ...
 std::string StatusCodeName(absl::StatusCode code);

@@ -19,7 +19,8 @@ struct TensorReport {
   std::string dtype_after;
   uint64_t bytes_before = 0;
   uint64_t bytes_after = 0;
-  // Quality (quantizing passes; unset for lossless widening).
+  // Quality (quantizing passes; unset for lossless widening). A figure is set
+  // only when it was computed and is finite: an exact result has no sqnr_db.
   std::optional<double> sqnr_db;             // 10 log10(sum w^2 / sum (w - w')^2)
   std::optional<double> rel_l2_error;        // ||w - w'|| / ||w||
   std::optional<double> max_abs_error;

@@ -109,6 +109,7 @@ std::vector<std::string> MlxPrecisionNames();
 // offending field as quantd.v1.Recipe names it (`block_size`, `gguf_type`)
 // and its allowed values. Core messages name fields, never command-line
 // flags; a CLI adds its flags with WithFlagHint() (recipe_flags.h).
+// exclude_regex is compiled (name_patterns.h: RE2, count and length caps).
 absl::Status ValidateRecipe(const Recipe& recipe);
 
 // A model name (recipe.model_name, an uploaded checkpoint's folder name):

@@ -92,7 +92,8 @@ struct MlxFolderResult {
 // generation_config.json's text or "" when there is none; side_files: paths of
 // files to copy into out_dir under their base names.
 // Errors: InvalidArgument (bad options, malformed config JSON, a tensor whose
-// data size does not match its shape, unsupported dtype), FailedPrecondition
+// data size does not match its shape, unsupported dtype, a NaN or infinite
+// weight in a tensor that is quantized), FailedPrecondition
 // (out_dir not empty), Cancelled, and I/O errors.
 absl::StatusOr<MlxFolderResult> WriteMlxFolder(const std::vector<MlxSourceTensor>& tensors,
                                                const std::string& config_json,

@@ -19,8 +19,8 @@
 //    in the config's quantization object (keyed by module path).
 //  * Beyond mlx-lm: keep_embeddings leaves embedding tables float (MLX loads
 //    a module as quantized only when "<module>.scales" exists, so a float
-//    embedding loads as is), and exclusions by exact name or by ECMAScript
-//    regex (full match) on the tensor name or the module path.
+//    embedding loads as is), and exclusions by exact name or by RE2 regex
+//    (full match, name_patterns.h) on the tensor name or the module path.
 //
 // Thread safety: pure functions.
 #ifndef QUANTD_CORE_MLX_MLX_QUANT_PLAN_H_
@@ -49,7 +49,7 @@ struct MlxQuantOptions {
   MlxMixedRecipe recipe = MlxMixedRecipe::kNone;
   bool keep_embeddings = false;
   std::vector<std::string> exclude_names;  // exact tensor names or module paths
-  std::vector<std::string> exclude_regex;  // ECMAScript, full match
+  std::vector<std::string> exclude_regex;  // RE2 (name_patterns.h), full match
 };
 
 // What the plan needs to know of a tensor.

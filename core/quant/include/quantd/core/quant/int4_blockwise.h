@@ -104,18 +104,21 @@ struct Int4Sizes {
 };
 Int4Sizes ComputeInt4Sizes(int64_t k, int64_t n, const Int4Options& options);
 
-// Quantizes columns [n_begin, n_end) of `w`.
+// Quantizes columns [n_begin, n_end) of `w`. Returns false, with the outputs
+// of the range unspecified, when the range holds a NaN or infinite weight
+// (checked block by block while the block is in cache, before any of its
+// codes is computed); the caller refuses the tensor.
 // REQUIRES: `packed` and `zero_points` (when asymmetric) cover the whole
 // tensor and were zero-filled by the caller; `scales` covers N*blocks;
-// `zero_points` may be null when symmetric; for kQdq n_begin is even. Weights
-// are finite (NaN/inf codes are unspecified).
+// `zero_points` may be null when symmetric; for kQdq n_begin is even.
 // Scale order: MatMulNBits [N, blocks]; QDQ [blocks, N].
 template <typename T>
-void QuantizeInt4(const WeightView<T>& w, const Int4Options& options, int64_t n_begin,
+bool QuantizeInt4(const WeightView<T>& w, const Int4Options& options, int64_t n_begin,
                   int64_t n_end, uint8_t* packed, T* scales, uint8_t* zero_points);
 
-// The scalar reference of QuantizeInt4: same contract, same bytes; slow (one
-// column and one block at a time). For tests and for checking files.
+// The scalar reference of QuantizeInt4: same contract and bytes for finite
+// weights (REQUIRES: weights are finite); slow (one column and one block at a
+// time). For tests and for checking files.
 template <typename T>
 void QuantizeInt4_ref(const WeightView<T>& w, const Int4Options& options, int64_t n_begin,
                       int64_t n_end, uint8_t* packed, T* scales, uint8_t* zero_points);

@@ -25,7 +25,9 @@ class QualityAccumulator {
   // Adds `cols` columns; `w` and `w_hat` are column-major [k, cols] (ld k).
   void AddColumns(const float* w, const float* w_hat, int64_t cols);
   void Merge(const QualityAccumulator& other);
-  // Writes sqnr_db, rel_l2_error, max_abs_error, rel_output_error.
+  // Writes sqnr_db, rel_l2_error, max_abs_error, rel_output_error; a figure
+  // that is not finite is left unset (sqnr_db of an exact result, or when
+  // w is all zeros).
   void Fill(TensorReport* report) const;
 
  private:
