@@ -39,9 +39,15 @@ for ckpt in qwen2-tied phi4-mini-like llama-gqa; do
   done
 done
 # The BPE tokenizers: llama.cpp's pre-tokenizer names, found by hashing the
-# ids of its check text; F32 and the one-step Q4_K_M.
-for spec in phi4-bpe:dbrx phi4-mini-bpe:gpt-4o; do
-  ckpt="${spec%%:*}" pre="${spec#*:}"
+# ids of its check text; F32 and the one-step Q4_K_M. llama.cpp must also
+# tokenize text as tiktoken does and keep the chat tokens whole.
+for spec in phi4-bpe:dbrx:cl100k phi4-mini-bpe:gpt-4o:o200k; do
+  IFS=: read -r ckpt pre enc <<<"$spec"
+  if [ "$enc" = cl100k ]; then
+    specials=("<|endoftext|>=100257" "<|im_start|>=100264" "<|im_sep|>=100266" "<|im_end|>=100265")
+  else
+    specials=("<|endoftext|>=199999" "<|user|>=200021" "<|assistant|>=200019" "<|end|>=200020")
+  fi
   for type in F32 Q4_K_M; do
     "$QUANTD_BIN" quantize "$tmp/$ckpt" -o "$tmp/$ckpt-$type.gguf" --gguf-type "$type" --quiet
     PYTHONPATH="$here" "$py" - "$tmp/$ckpt-$type.gguf" "$pre" <<'PY'
@@ -54,6 +60,7 @@ if got != ("gpt2", sys.argv[2]):
     sys.exit(f"{sys.argv[1]}: tokenizer.ggml.model/pre {got}, want ('gpt2', '{sys.argv[2]}')")
 print(f"{sys.argv[1]}: tokenizer.ggml.model gpt2, pre {sys.argv[2]}")
 PY
+    (cd "$here" && node gguf_bpe_tokenize.mjs "$tmp/$ckpt-$type.gguf" "${enc}_base" "${specials[@]}")
     (cd "$here" && node gguf_llama_generate.mjs "$tmp/$ckpt-$type.gguf" 8)
   done
 done
