@@ -17,7 +17,10 @@ set_tests_properties(e2e.checkpoint.LlamaCppMatchesReferenceLogits PROPERTIES
   ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS "gguf;e2e;checkpoint" TIMEOUT 300)
 
 # Generated checkpoints (Qwen2 biases + tied, Phi-4-mini-like partial rotary +
-# LongRoPE + tied, Llama GQA; F16/BF16, sharded) convert and load in llama.cpp.
+# LongRoPE + tied, Llama GQA; F16/BF16, sharded) convert and load in llama.cpp;
+# Phi-4-like and Phi-4-mini-like ones with GPT-2 BPE tokenizers rebuilt from
+# tiktoken's cl100k_base / o200k_base get llama.cpp's pre-tokenizer names
+# (dbrx / gpt-4o) and tokenize in llama.cpp as tiktoken does.
 add_test(NAME e2e.checkpoint.GeneratedCheckpointsLoadInLlamaCpp
   COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/checkpoint_generated_test.sh)
 set_tests_properties(e2e.checkpoint.GeneratedCheckpointsLoadInLlamaCpp PROPERTIES

@@ -2,6 +2,7 @@
 
   h = parse(data)          # data: the whole file's bytes
   h.version, h.n_kv, h.kv_bytes (raw metadata section), h.alignment,
+  h.strings: {key: value} of the string-valued metadata (both str),
   h.tensors: [(name, ggml_type, ne, offset)], h.tensor_info_bytes,
   h.data_start (absolute offset of the tensor data section)
 """
@@ -20,6 +21,7 @@ class Header:
     n_kv: int = 0
     kv_bytes: bytes = b""
     alignment: int = 32
+    strings: dict = field(default_factory=dict)
     tensors: list = field(default_factory=list)
     tensor_info_bytes: bytes = b""
     data_start: int = 0
@@ -62,6 +64,9 @@ def parse(data):
         (t,) = rd("I")
         if key == b"general.alignment" and t == 4:
             (h.alignment,) = struct.unpack_from("<I", data, pos)
+        if t == 8:
+            h.strings[key.decode("utf-8", "replace")] = rstr().decode("utf-8", "replace")
+            continue
         skip(t)
     h.kv_bytes = data[kv_start:pos]
     ti_start = pos
