@@ -139,8 +139,7 @@ int RunFolder(const std::string& out_dir, int layers, int bits, bool quality, in
   ctx.pool = &thread_pool;
   ctx.parallelism = threads;
   auto r = quantd::core::mlx::WriteMlxFolder(sources, config, "", {}, out_dir, opt, ctx);
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!r.ok()) {
     std::fprintf(stderr, "%s\n", r.status().ToString().c_str());
     return 1;

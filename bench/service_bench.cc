@@ -37,8 +37,7 @@ using quantd::client::Client;
 namespace v1 = quantd::v1;
 
 double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 int Run(const std::string& cmd) {
@@ -94,15 +93,22 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
     std::string v = argv[i + 1];
-    if (k == "--quantd") quantd = v;
-    else if (k == "--workdir") workdir = v;
-    else if (k == "--python") python = v;
-    else if (k == "--gib") gib = std::atof(v.c_str());
-    else if (k == "--jobs") jobs = std::atoi(v.c_str());
-    else if (k == "--chunk-kib") chunk_kib = std::atoi(v.c_str());
+    if (k == "--quantd")
+      quantd = v;
+    else if (k == "--workdir")
+      workdir = v;
+    else if (k == "--python")
+      python = v;
+    else if (k == "--gib")
+      gib = std::atof(v.c_str());
+    else if (k == "--jobs")
+      jobs = std::atoi(v.c_str());
+    else if (k == "--chunk-kib")
+      chunk_kib = std::atoi(v.c_str());
   }
   if (quantd.empty()) {
-    std::cerr << "usage: quantd_service_bench --quantd PATH [--gib 1] [--jobs 20] [--workdir DIR]\n";
+    std::cerr
+        << "usage: quantd_service_bench --quantd PATH [--gib 1] [--jobs 20] [--workdir DIR]\n";
     return 2;
   }
   fs::remove_all(workdir);
@@ -188,8 +194,8 @@ int main(int argc, char** argv) {
       "  upload               %7.2f s  %7.0f MiB/s  = %.2fx cp, %.2fx cp+sync\n"
       "  download (%4.0f MiB)  %7.2f s  %7.0f MiB/s  = %.2fx cp, %.2fx cp+sync\n"
       "  upload+download      %7.2f s  = %.2fx (2 x cp), %.2fx (2 x cp+sync)\n",
-      mib, cp_s, mib / cp_s, cp_sync_s, mib / cp_sync_s, upload_s, mib / upload_s,
-      upload_s / cp_s, upload_s / cp_sync_s, artifact_bytes / 1048576.0, download_s,
+      mib, cp_s, mib / cp_s, cp_sync_s, mib / cp_sync_s, upload_s, mib / upload_s, upload_s / cp_s,
+      upload_s / cp_sync_s, artifact_bytes / 1048576.0, download_s,
       artifact_bytes / 1048576.0 / download_s, download_s / cp_s, download_s / cp_sync_s,
       upload_s + download_s, (upload_s + download_s) / (2 * cp_s),
       (upload_s + download_s) / (2 * cp_sync_s));

@@ -113,12 +113,12 @@ absl::StatusOr<CheckpointFolder> SelectCheckpointFiles(const std::string& dir) {
     for (const std::string& shard : shards.value_or(std::set<std::string>{})) {
       if (shard.empty() || shard == "." || shard == ".." ||
           shard.find_first_of("/\\") != std::string::npos) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            (root / kIndex).string(), " names '", shard, "', which is not a file in the folder"));
+        return absl::InvalidArgumentError(absl::StrCat((root / kIndex).string(), " names '", shard,
+                                                       "', which is not a file in the folder"));
       }
       if (!IsFile(root / shard)) {
-        return absl::NotFoundError(absl::StrCat((root / kIndex).string(), " names shard ", shard,
-                                                ", which is missing"));
+        return absl::NotFoundError(
+            absl::StrCat((root / kIndex).string(), " names shard ", shard, ", which is missing"));
       }
       names.push_back(shard);
     }

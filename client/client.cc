@@ -47,14 +47,16 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opt
     }
     channel = grpc::CreateCustomChannel(options.target, creds, args);
     if (channel == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("cannot create a channel to ", options.target));
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot create a channel to ", options.target));
     }
   }
   return std::unique_ptr<Client>(new Client(options, std::move(channel)));
 }
 
 Client::Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel)
-    : options_(std::move(options)), channel_(std::move(channel)),
+    : options_(std::move(options)),
+      channel_(std::move(channel)),
       stub_(v1::Quantd::NewStub(channel_)) {}
 
 Client::ActiveCall::ActiveCall(Client* client, grpc::ClientContext* ctx, uint64_t epoch)
@@ -98,9 +100,10 @@ void Client::PrepareContext(grpc::ClientContext* context, bool unary) const {
 }
 
 template <typename Stub, typename Request, typename Response>
-absl::StatusOr<Response> Client::Unary(
-    Stub* stub, grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
-    const Request& request) {
+absl::StatusOr<Response> Client::Unary(Stub* stub,
+                                       grpc::Status (Stub::*method)(grpc::ClientContext*,
+                                                                    const Request&, Response*),
+                                       const Request& request) {
   grpc::ClientContext ctx;
   PrepareContext(&ctx, /*unary=*/true);
   ActiveCall active(this, &ctx, Epoch());

@@ -83,7 +83,7 @@ absl::StatusOr<UploadResult> Client::Upload(const std::vector<std::string>& path
   absl::Duration backoff = options_.retry_backoff;
   const uint64_t epoch = Epoch();
   bool stored_checked = !digests_known;  // asked whether the server has the model
-  int generation = 0;                     // fresh ids after a deleted model
+  int generation = 0;                    // fresh ids after a deleted model
   for (int attempt = 0; attempt < std::max(1, options_.max_attempts); ++attempt) {
     if (attempt > 0) {
       if (!SleepUnlessCancelled(backoff, epoch)) return Interrupted();
@@ -179,8 +179,8 @@ absl::StatusOr<UploadResult> Client::Upload(const std::vector<std::string>& path
           if (r <= 0) {
             ctx.TryCancel();
             return r < 0 ? LocalErrnoError(errno, "read", f.path)
-                         : LocalFileError(absl::DataLossError(
-                               absl::StrCat(f.path, " shrank during upload")));
+                         : LocalFileError(
+                               absl::DataLossError(absl::StrCat(f.path, " shrank during upload")));
           }
           got += static_cast<size_t>(r);
         }

@@ -89,9 +89,9 @@ absl::StatusOr<QuantizeResult> Client::Quantize(const std::vector<std::string>& 
         code = static_cast<absl::StatusCode>(c);
       }
     }
-    return absl::Status(code, absl::StrCat("job ", result.job.job_id(), " ",
-                                           v1::JobState_Name(result.job.state()), ": ",
-                                           result.job.error().message()));
+    return absl::Status(
+        code, absl::StrCat("job ", result.job.job_id(), " ", v1::JobState_Name(result.job.state()),
+                           ": ", result.job.error().message()));
   }
   auto download = Download(result.job.job_id(), dest_dir);
   if (!download.ok()) return download.status();

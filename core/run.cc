@@ -33,9 +33,12 @@ namespace {
 
 SaveOptions::ExternalData ToSaveMode(ExternalDataMode m) {
   switch (m) {
-    case ExternalDataMode::kAlways: return SaveOptions::ExternalData::kAlways;
-    case ExternalDataMode::kNever: return SaveOptions::ExternalData::kNever;
-    case ExternalDataMode::kAuto: break;
+    case ExternalDataMode::kAlways:
+      return SaveOptions::ExternalData::kAlways;
+    case ExternalDataMode::kNever:
+      return SaveOptions::ExternalData::kNever;
+    case ExternalDataMode::kAuto:
+      break;
   }
   return SaveOptions::ExternalData::kAuto;
 }
@@ -111,7 +114,8 @@ absl::StatusOr<Report> Run(const Recipe& recipe, const std::string& input_path,
     }
     report.recipe = CanonicalRecipe(recipe);
     report.input_file_bytes = InputBytes(input_path, ModelFormat::kAuto);
-    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    report.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return report;
   }
   if (!recipe.model_name.empty()) {
@@ -126,7 +130,8 @@ absl::StatusOr<Report> Run(const Recipe& recipe, const std::string& input_path,
   }
   if (std::error_code ec; fs::is_directory(input_path, ec)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        input_path, " is a folder without config.json; a model folder must be a Hugging Face checkpoint"));
+        input_path,
+        " is a folder without config.json; a model folder must be a Hugging Face checkpoint"));
   }
   QUANTD_ASSIGN_OR_RETURN(ModelFormat detected, DetectFormat(input_path));
   if (recipe.format != ModelFormat::kAuto && recipe.format != detected) {
@@ -147,8 +152,7 @@ absl::StatusOr<Report> Run(const Recipe& recipe, const std::string& input_path,
   }
   report.recipe = CanonicalRecipe(recipe);
   report.input_file_bytes = InputBytes(input_path, detected);
-  report.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }
 

@@ -9,10 +9,14 @@ namespace quantd::api {
 
 core::ModelFormat FormatFromProto(v1::ModelFormat f) {
   switch (f) {
-    case v1::MODEL_FORMAT_ONNX: return core::ModelFormat::kOnnx;
-    case v1::MODEL_FORMAT_GGUF: return core::ModelFormat::kGguf;
-    case v1::MODEL_FORMAT_MLX: return core::ModelFormat::kMlx;
-    default: return core::ModelFormat::kAuto;
+    case v1::MODEL_FORMAT_ONNX:
+      return core::ModelFormat::kOnnx;
+    case v1::MODEL_FORMAT_GGUF:
+      return core::ModelFormat::kGguf;
+    case v1::MODEL_FORMAT_MLX:
+      return core::ModelFormat::kMlx;
+    default:
+      return core::ModelFormat::kAuto;
   }
 }
 
@@ -20,34 +24,49 @@ namespace {
 
 v1::ModelFormat FormatToProto(core::ModelFormat f) {
   switch (f) {
-    case core::ModelFormat::kOnnx: return v1::MODEL_FORMAT_ONNX;
-    case core::ModelFormat::kGguf: return v1::MODEL_FORMAT_GGUF;
-    case core::ModelFormat::kMlx: return v1::MODEL_FORMAT_MLX;
-    case core::ModelFormat::kAuto: break;
+    case core::ModelFormat::kOnnx:
+      return v1::MODEL_FORMAT_ONNX;
+    case core::ModelFormat::kGguf:
+      return v1::MODEL_FORMAT_GGUF;
+    case core::ModelFormat::kMlx:
+      return v1::MODEL_FORMAT_MLX;
+    case core::ModelFormat::kAuto:
+      break;
   }
   return v1::MODEL_FORMAT_UNSPECIFIED;
 }
 
 absl::StatusOr<core::Precision> PrecisionFromProto(v1::Precision p) {
   switch (p) {
-    case v1::PRECISION_UNSPECIFIED: return core::Precision::kUnspecified;
-    case v1::PRECISION_FP32: return core::Precision::kFp32;
-    case v1::PRECISION_FP16: return core::Precision::kFp16;
-    case v1::PRECISION_INT8: return core::Precision::kInt8;
-    case v1::PRECISION_INT4: return core::Precision::kInt4;
-    default: break;
+    case v1::PRECISION_UNSPECIFIED:
+      return core::Precision::kUnspecified;
+    case v1::PRECISION_FP32:
+      return core::Precision::kFp32;
+    case v1::PRECISION_FP16:
+      return core::Precision::kFp16;
+    case v1::PRECISION_INT8:
+      return core::Precision::kInt8;
+    case v1::PRECISION_INT4:
+      return core::Precision::kInt4;
+    default:
+      break;
   }
-  return absl::InvalidArgumentError(absl::StrCat("recipe.precision: unknown value ",
-                                                 static_cast<int>(p)));
+  return absl::InvalidArgumentError(
+      absl::StrCat("recipe.precision: unknown value ", static_cast<int>(p)));
 }
 
 v1::Precision PrecisionToProto(core::Precision p) {
   switch (p) {
-    case core::Precision::kFp32: return v1::PRECISION_FP32;
-    case core::Precision::kFp16: return v1::PRECISION_FP16;
-    case core::Precision::kInt8: return v1::PRECISION_INT8;
-    case core::Precision::kInt4: return v1::PRECISION_INT4;
-    case core::Precision::kUnspecified: break;
+    case core::Precision::kFp32:
+      return v1::PRECISION_FP32;
+    case core::Precision::kFp16:
+      return v1::PRECISION_FP16;
+    case core::Precision::kInt8:
+      return v1::PRECISION_INT8;
+    case core::Precision::kInt4:
+      return v1::PRECISION_INT4;
+    case core::Precision::kUnspecified:
+      break;
   }
   return v1::PRECISION_UNSPECIFIED;
 }

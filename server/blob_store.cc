@@ -84,17 +84,16 @@ absl::Status BlobStore::CheckRoomFor(uint64_t bytes) const {
   }
   uint64_t free_bytes = FreeDiskBytes();
   if (free_bytes < bytes + options_.min_free_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "not enough free disk on the server for ", bytes, " bytes (", free_bytes, " free, ",
-        options_.min_free_bytes, " kept in reserve by --min-free-bytes)"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("not enough free disk on the server for ", bytes, " bytes (", free_bytes,
+                     " free, ", options_.min_free_bytes, " kept in reserve by --min-free-bytes)"));
   }
   return absl::OkStatus();
 }
 
 // ---------------------------------------------------------------- models
 
-absl::StatusOr<v1::Model> BlobStore::CommitModelDir(const std::string& staging,
-                                                    v1::Model model) {
+absl::StatusOr<v1::Model> BlobStore::CommitModelDir(const std::string& staging, v1::Model model) {
   QUANTD_ASSIGN_OR_RETURN(std::string hex, ModelHex(model.model_id()));
   const std::string final_dir = absl::StrCat(options_.root, "/models/", hex);
   // Writing the manifest fsyncs `staging` itself, so the renamed files in it
@@ -121,8 +120,7 @@ absl::StatusOr<v1::Model> BlobStore::GetModel(const std::string& model_id) {
       absl::StrCat(options_.root, "/models/", hex, "/", kManifestFileName));
   if (!model.ok()) {
     if (absl::IsNotFound(model.status())) {
-      return absl::NotFoundError(
-          absl::StrCat("model ", model_id, " not found; upload it first"));
+      return absl::NotFoundError(absl::StrCat("model ", model_id, " not found; upload it first"));
     }
     return model.status();
   }
@@ -139,8 +137,8 @@ absl::StatusOr<std::string> BlobStore::ModelInputPath(const std::string& model_i
 absl::Status BlobStore::DeleteModel(const std::string& model_id) {
   QUANTD_ASSIGN_OR_RETURN(std::string hex, ModelHex(model_id));
   const std::string dir = absl::StrCat(options_.root, "/models/", hex);
-  const std::string trash = absl::StrCat(options_.root, "/work/deleted-model-", hex, "-",
-                                         RandomHex(4));
+  const std::string trash =
+      absl::StrCat(options_.root, "/work/deleted-model-", hex, "-", RandomHex(4));
   if (::rename(dir.c_str(), trash.c_str()) != 0) {
     if (errno == ENOENT) return absl::NotFoundError(absl::StrCat("model ", model_id, " not found"));
     return core::ErrnoToStatus(errno, "rename", dir);
@@ -197,8 +195,8 @@ void BlobStore::RemoveWorkDir(const std::string& job_id) {
   fs::remove_all(absl::StrCat(options_.root, "/work/", job_id, ".input"), ec);
 }
 
-absl::StatusOr<v1::Artifact> BlobStore::CommitArtifact(
-    const std::string& job_id, const std::vector<std::string>& file_names) {
+absl::StatusOr<v1::Artifact> BlobStore::CommitArtifact(const std::string& job_id,
+                                                       const std::vector<std::string>& file_names) {
   QUANTD_RETURN_IF_ERROR(ValidateJobId(job_id));
   const std::string work = absl::StrCat(options_.root, "/work/", job_id);
   const std::string final_dir = absl::StrCat(options_.root, "/artifacts/", job_id);

@@ -16,8 +16,7 @@ struct FlagDef {
 };
 
 absl::Status BadValue(const char* flag, const std::string& v, const char* want) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("--", flag, ": '", v, "' is not ", want));
+  return absl::InvalidArgumentError(absl::StrCat("--", flag, ": '", v, "' is not ", want));
 }
 
 // Accepts plain bytes or a K/M/G/T suffix (binary units).

@@ -4,10 +4,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "quantd/server/auth.h"
-#include "quantd/server/ids.h"
 #include "quantd/server/executor.h"
-#include "reactors.h"
+#include "quantd/server/ids.h"
 #include "quantd/server/translate.h"
+#include "reactors.h"
 
 namespace quantd::server {
 namespace {

@@ -16,8 +16,8 @@ absl::Status ValidateFileName(absl::string_view name) {
         absl::StrCat("file name ", core::Quoted(name), " must have 1 to 128 characters"));
   }
   auto ok_char = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
   };
   bool alnum_first = (name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z') ||
                      (name[0] >= '0' && name[0] <= '9');
@@ -31,7 +31,8 @@ absl::Status ValidateFileName(absl::string_view name) {
   }
   if (absl::EndsWith(name, ".tmp") || absl::StrContains(name, ".tmp-") ||
       name == kManifestFileName) {
-    return absl::InvalidArgumentError(absl::StrCat("file name ", core::Quoted(name), " is reserved"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("file name ", core::Quoted(name), " is reserved"));
   }
   return absl::OkStatus();
 }
@@ -51,8 +52,8 @@ absl::Status ValidateJobId(absl::string_view job_id) {
     ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
   }
   if (!ok) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("job id ", core::Quoted(job_id), " is malformed; expected job_<20 hex digits>"));
+    return absl::InvalidArgumentError(absl::StrCat("job id ", core::Quoted(job_id),
+                                                   " is malformed; expected job_<20 hex digits>"));
   }
   return absl::OkStatus();
 }

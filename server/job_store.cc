@@ -2,10 +2,10 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "quantd/core/base/quoted.h"
-#include "absl/strings/match.h"
 #include "quantd/server/ids.h"
 
 namespace quantd::server {
@@ -142,7 +142,8 @@ absl::StatusOr<JobStore::CreateResult> JobStore::Create(v1::Job job) {
 absl::StatusOr<v1::Job> JobStore::Get(const std::string& job_id) {
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", core::Quoted(job_id), " not found"));
+  if (it == jobs_.end())
+    return absl::NotFoundError(absl::StrCat("job ", core::Quoted(job_id), " not found"));
   return it->second;
 }
 
@@ -152,7 +153,8 @@ absl::StatusOr<v1::Job> JobStore::Update(const std::string& job_id,
   absl::MutexLock lock(&mu_);
   WriterTurn turn(this);
   auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", core::Quoted(job_id), " not found"));
+  if (it == jobs_.end())
+    return absl::NotFoundError(absl::StrCat("job ", core::Quoted(job_id), " not found"));
   v1::Job next = it->second;
   absl::Status st = mutate(&next);
   if (!st.ok()) return st;
@@ -173,7 +175,8 @@ absl::Status JobStore::Delete(const std::string& job_id) {
   absl::MutexLock lock(&mu_);
   WriterTurn turn(this);
   auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", core::Quoted(job_id), " not found"));
+  if (it == jobs_.end())
+    return absl::NotFoundError(absl::StrCat("job ", core::Quoted(job_id), " not found"));
   if (!IsFinalState(it->second.state())) {
     return absl::FailedPreconditionError(
         absl::StrCat("job ", job_id, " is ", v1::JobState_Name(it->second.state()),
@@ -211,9 +214,8 @@ absl::StatusOr<v1::ListJobsResponse> JobStore::List(const v1::ListJobsRequest& r
   for (const auto& [id, job] : jobs_) {
     if (job.sequence() >= before) continue;
     if (!request.model_id().empty() && job.model_id() != request.model_id()) continue;
-    if (request.states_size() > 0 &&
-        std::find(request.states().begin(), request.states().end(), job.state()) ==
-            request.states().end()) {
+    if (request.states_size() > 0 && std::find(request.states().begin(), request.states().end(),
+                                               job.state()) == request.states().end()) {
       continue;
     }
     bool labels_ok = true;
@@ -264,7 +266,8 @@ absl::StatusOr<std::pair<int64_t, v1::Job>> JobStore::Subscribe(const std::strin
                                                                 Listener listener) {
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", core::Quoted(job_id), " not found"));
+  if (it == jobs_.end())
+    return absl::NotFoundError(absl::StrCat("job ", core::Quoted(job_id), " not found"));
   int64_t token = next_token_++;
   listeners_.emplace(job_id, std::make_pair(token, std::move(listener)));
   return std::make_pair(token, it->second);

@@ -42,34 +42,32 @@ constexpr std::array<std::string_view, 3> kStatuses = {"succeeded", "failed", "c
 
 // Failure classes shared by jobs and uploads. Empty becomes "unknown".
 constexpr std::array<std::string_view, 24> kReasons = {
-    "invalid_model",     "invalid_recipe",    "invalid_argument",    "unsupported",
-    "unimplemented",     "not_found",         "already_exists",      "failed_precondition",
-    "resource_exhausted", "out_of_range",     "digest_mismatch",     "size_mismatch",
-    "incomplete",        "io_error",          "data_loss",           "aborted",
-    "cancelled",         "deadline_exceeded", "unavailable",         "unauthenticated",
-    "permission_denied", "internal",          "unknown",             "other"};
+    "invalid_model",      "invalid_recipe",    "invalid_argument", "unsupported",
+    "unimplemented",      "not_found",         "already_exists",   "failed_precondition",
+    "resource_exhausted", "out_of_range",      "digest_mismatch",  "size_mismatch",
+    "incomplete",         "io_error",          "data_loss",        "aborted",
+    "cancelled",          "deadline_exceeded", "unavailable",      "unauthenticated",
+    "permission_denied",  "internal",          "unknown",          "other"};
 
 // The quantd.v1 rpcs plus the standard services the server registers. Kept in
 // step with proto/quantd/v1 by tests/ops (ValidateDeploy checks each rpc is
 // here).
 constexpr std::array<std::string_view, 14> kRpcMethods = {
-    "UploadModel", "GetUploadStatus", "GetModel",  "DeleteModel",
-    "SubmitJob",   "GetJob",          "ListJobs",  "CancelJob",
-    "WatchJob",    "DownloadArtifact", "DeleteJob", "Check",
+    "UploadModel", "GetUploadStatus",     "GetModel", "DeleteModel",      "SubmitJob", "GetJob",
+    "ListJobs",    "CancelJob",           "WatchJob", "DownloadArtifact", "DeleteJob", "Check",
     "Watch",       "ServerReflectionInfo"};
 
 constexpr std::array<std::string_view, 17> kGrpcCodes = {
-    "OK",        "CANCELLED",          "UNKNOWN",           "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED", "NOT_FOUND",  "ALREADY_EXISTS",    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-    "UNIMPLEMENTED", "INTERNAL",       "UNAVAILABLE",       "DATA_LOSS",
-    "UNAUTHENTICATED"};
+    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+    "DATA_LOSS", "UNAUTHENTICATED"};
 
 // 0.1 s to 2 h, roughly 1-2.5-5 steps then minutes.
 const std::vector<double> kDurationBuckets = {0.1, 0.25, 0.5, 1,   2.5,  5,    10,   30,
                                               60,  120,  300, 600, 1200, 1800, 3600, 7200};
 // gRPC latency: 1 ms to 2 h (streams such as WatchJob live as long as a job).
-const std::vector<double> kRpcBuckets = {0.001, 0.005, 0.025, 0.1, 0.5, 1,   2.5,
+const std::vector<double> kRpcBuckets = {0.001, 0.005, 0.025, 0.1, 0.5,  1,   2.5,
                                          10,    30,    120,   600, 1800, 7200};
 // input bytes / output bytes: FP16->FP32 is 0.5, FP32->FP16 2, ->INT8 ~4,
 // ->INT4 ~6-7.5.
@@ -155,7 +153,7 @@ struct Metrics::Impl {
   // All of these are written in the constructor only; afterwards the maps are
   // read-only, so concurrent lookups need no lock. The metric objects
   // themselves are thread-safe.
-  std::unordered_map<std::string, JobSeries> jobs;  // Key(format, precision)
+  std::unordered_map<std::string, JobSeries> jobs;            // Key(format, precision)
   std::unordered_map<std::string, Counter*> job_failures;     // reason
   std::unordered_map<std::string, Counter*> upload_failures;  // reason
   std::unordered_map<std::string, RpcSeries> rpcs;            // method
@@ -271,7 +269,8 @@ Metrics::Metrics(prometheus::Registry* registry, int workers_total, const std::s
                            .Help("Failed jobs by failure class.")
                            .Register(r);
   for (auto reason : kReasons) {
-    m.job_failures.emplace(std::string(reason), &job_failures.Add({{"reason", std::string(reason)}}));
+    m.job_failures.emplace(std::string(reason),
+                           &job_failures.Add({{"reason", std::string(reason)}}));
   }
 
   m.queue_wait = &BuildHistogram()
@@ -279,14 +278,20 @@ Metrics::Metrics(prometheus::Registry* registry, int workers_total, const std::s
                       .Help("Time jobs spent queued before a worker started them.")
                       .Register(r)
                       .Add({}, kDurationBuckets);
-  m.jobs_queued =
-      &BuildGauge().Name("quantd_jobs_queued").Help("Jobs waiting for a worker.").Register(r).Add({});
+  m.jobs_queued = &BuildGauge()
+                       .Name("quantd_jobs_queued")
+                       .Help("Jobs waiting for a worker.")
+                       .Register(r)
+                       .Add({});
   m.jobs_running =
       &BuildGauge().Name("quantd_jobs_running").Help("Jobs being run now.").Register(r).Add({});
   m.workers_busy =
       &BuildGauge().Name("quantd_workers_busy").Help("Workers running a job.").Register(r).Add({});
-  m.workers_total =
-      &BuildGauge().Name("quantd_workers").Help("Workers configured (--workers).").Register(r).Add({});
+  m.workers_total = &BuildGauge()
+                         .Name("quantd_workers")
+                         .Help("Workers configured (--workers).")
+                         .Register(r)
+                         .Add({});
   m.workers_total->Set(workers_total);
 
   // --- transfers and storage ---
@@ -363,7 +368,7 @@ Metrics::Metrics(prometheus::Registry* registry, int workers_total, const std::s
 #else
             {"build_type", "debug"}
 #endif
-           })
+      })
       .Set(1);
 }
 

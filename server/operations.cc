@@ -1,8 +1,8 @@
 #include "quantd/server/operations.h"
 
 #include "absl/strings/str_cat.h"
-#include "quantd/core/base/status_macros.h"
 #include "quantd/core/base/sha256.h"
+#include "quantd/core/base/status_macros.h"
 #include "quantd/server/ids.h"
 #include "quantd/server/translate.h"
 
@@ -56,8 +56,8 @@ absl::StatusOr<v1::Job> SubmitJob(const ServiceContext& ctx, const v1::SubmitJob
   }
   QUANTD_RETURN_IF_ERROR(ValidateRecipeForModel(recipe, model.format()));
   if (ctx.pool->queued() >= ctx.max_queued_jobs) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "the queue is full (", ctx.max_queued_jobs, " jobs); retry later"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the queue is full (", ctx.max_queued_jobs, " jobs); retry later"));
   }
   v1::Job job;
   job.set_model_id(req.model_id());
@@ -77,8 +77,8 @@ absl::StatusOr<v1::Job> SubmitJob(const ServiceContext& ctx, const v1::SubmitJob
                                        {"recipe", RecipeLogSummary(recipe)},
                                        {"priority", absl::StrCat(created.job.priority())}});
   } else {
-    ctx.logger->Info("job deduplicated", {{"job_id", created.job.job_id()},
-                                          {"model_id", created.job.model_id()}});
+    ctx.logger->Info("job deduplicated",
+                     {{"job_id", created.job.job_id()}, {"model_id", created.job.model_id()}});
   }
   return created.job;
 }
@@ -86,8 +86,8 @@ absl::StatusOr<v1::Job> SubmitJob(const ServiceContext& ctx, const v1::SubmitJob
 absl::Status DeleteModel(const ServiceContext& ctx, const std::string& model_id) {
   QUANTD_RETURN_IF_ERROR(ModelHex(model_id).status());
   if (ctx.jobs->HasActiveJobForModel(model_id)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "model ", model_id, " is used by a queued or running job; cancel it or wait"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("model ", model_id, " is used by a queued or running job; cancel it or wait"));
   }
   QUANTD_RETURN_IF_ERROR(ctx.blobs->DeleteModel(model_id));
   ctx.logger->Info("model deleted", {{"model_id", model_id}});

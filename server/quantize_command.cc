@@ -106,8 +106,7 @@ int QuantizeCommand(const std::vector<std::string>& args) {
     return a == "--threads" || a.rfind("--threads=", 0) == 0;
   });
   if (!threads_given) {
-    recipe.threads =
-        std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 256);
+    recipe.threads = std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 256);
   }
   if (auto st = core::ValidateRecipe(recipe); !st.ok()) {
     std::cerr << "quantd quantize: " << core::WithFlagHint(st.message()) << "\n";
@@ -189,7 +188,8 @@ int PresetsCommand(const std::vector<std::string>& args) {
                 flags.c_str());
   }
   std::string ops;
-  for (const auto& op : core::DefaultFp16OpBlockList()) absl::StrAppend(&ops, ops.empty() ? "" : ",", op);
+  for (const auto& op : core::DefaultFp16OpBlockList())
+    absl::StrAppend(&ops, ops.empty() ? "" : ",", op);
   std::printf("\ndefault --op-block-list for fp16: %s\n", ops.c_str());
   return 0;
 }

@@ -11,8 +11,8 @@
 namespace quantd::server {
 
 grpc::ServerReadReactor<v1::UploadRequest>* NewUploadReactor(const ServiceContext* ctx,
-                                                            grpc::CallbackServerContext* context,
-                                                            v1::Model* response);
+                                                             grpc::CallbackServerContext* context,
+                                                             v1::Model* response);
 grpc::ServerWriteReactor<v1::JobEvent>* NewWatchReactor(const ServiceContext* ctx,
                                                         grpc::CallbackServerContext* context,
                                                         const v1::WatchJobRequest* request);

@@ -11,7 +11,10 @@ namespace {
 class RpcMetricsInterceptor final : public grpc::experimental::Interceptor {
  public:
   RpcMetricsInterceptor(std::string method, Metrics* metrics, Logger* logger, Clock* clock)
-      : method_(std::move(method)), metrics_(metrics), logger_(logger), clock_(clock),
+      : method_(std::move(method)),
+        metrics_(metrics),
+        logger_(logger),
+        clock_(clock),
         start_(clock->NowSteadySeconds()) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {

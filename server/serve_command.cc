@@ -18,8 +18,8 @@ namespace quantd::server {
 int ServeCommand(const std::vector<std::string>& args) {
   ServeConfig config;
   bool help = false;
-  absl::Status st =
-      ParseServeConfig(args, [](const char* name) { return std::getenv(name); }, &config, &help);
+  absl::Status st = ParseServeConfig(
+      args, [](const char* name) { return std::getenv(name); }, &config, &help);
   if (help) {
     std::cout << ServeHelp();
     return 0;

@@ -64,9 +64,9 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   const std::string lock_path = config.data_dir + "/quantd.lock";
   int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "another quantd is using --data-dir ", config.data_dir, " (", lock_path,
-        " is locked); stop it or pick another directory"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("another quantd is using --data-dir ", config.data_dir, " (", lock_path,
+                     " is locked); stop it or pick another directory"));
   }
   auto journal = SqliteJobJournal::Open(config.data_dir + "/quantd.db");
   if (!journal.ok()) return journal.status();
@@ -172,8 +172,9 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
                            {"data_dir", config.data_dir},
                            {"workers", absl::StrCat(workers)},
                            {"thread_budget", absl::StrCat(thread_budget)},
-                           {"tls", config.tls_cert.empty() ? "off"
-                                   : config.tls_client_ca.empty() ? "on" : "mutual"},
+                           {"tls", config.tls_cert.empty()        ? "off"
+                                   : config.tls_client_ca.empty() ? "on"
+                                                                  : "mutual"},
                            {"auth", auth->enabled() ? "tokens" : "off"},
                            {"metrics", config.metrics_listen},
                            {"requeued_jobs", absl::StrCat(requeued.size())},

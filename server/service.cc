@@ -1,10 +1,10 @@
 #include "quantd/server/service.h"
 
 #include "quantd/server/auth.h"
-#include "quantd/server/ids.h"
 #include "quantd/server/executor.h"
-#include "reactors.h"
+#include "quantd/server/ids.h"
 #include "quantd/server/translate.h"
+#include "reactors.h"
 
 namespace quantd::server {
 namespace {
@@ -34,9 +34,8 @@ grpc::ServerUnaryReactor* Async(const ServiceContext& ctx, grpc::CallbackServerC
     reactor->Finish(ToGrpcStatus(st));
     return reactor;
   }
-  ctx.io->Schedule([reactor, fn = std::move(fn)]() mutable {
-    reactor->Finish(ToGrpcStatus(fn()));
-  });
+  ctx.io->Schedule(
+      [reactor, fn = std::move(fn)]() mutable { reactor->Finish(ToGrpcStatus(fn())); });
   return reactor;
 }
 

@@ -103,10 +103,10 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   // client's huge input back; what matters is at the start.
   constexpr size_t kMaxMessageBytes = 1024;
   absl::string_view message = status.message();
-  std::string text = message.size() <= kMaxMessageBytes
-                         ? std::string(message)
-                         : absl::StrCat(message.substr(0, kMaxMessageBytes), "... (",
-                                        message.size(), " bytes)");
+  std::string text =
+      message.size() <= kMaxMessageBytes
+          ? std::string(message)
+          : absl::StrCat(message.substr(0, kMaxMessageBytes), "... (", message.size(), " bytes)");
   // absl::StatusCode and grpc::StatusCode share the canonical numbering.
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::move(text));
 }
@@ -115,13 +115,20 @@ std::string StatusCodeName(absl::StatusCode code) { return absl::StatusCodeToStr
 
 std::string FailureReason(absl::StatusCode code) {
   switch (code) {
-    case absl::StatusCode::kInvalidArgument: return "invalid_model";
-    case absl::StatusCode::kUnimplemented: return "unsupported";
-    case absl::StatusCode::kDataLoss: return "data_loss";
-    case absl::StatusCode::kNotFound: return "not_found";
-    case absl::StatusCode::kResourceExhausted: return "resource_exhausted";
-    case absl::StatusCode::kFailedPrecondition: return "failed_precondition";
-    default: break;
+    case absl::StatusCode::kInvalidArgument:
+      return "invalid_model";
+    case absl::StatusCode::kUnimplemented:
+      return "unsupported";
+    case absl::StatusCode::kDataLoss:
+      return "data_loss";
+    case absl::StatusCode::kNotFound:
+      return "not_found";
+    case absl::StatusCode::kResourceExhausted:
+      return "resource_exhausted";
+    case absl::StatusCode::kFailedPrecondition:
+      return "failed_precondition";
+    default:
+      break;
   }
   return "internal";
 }
@@ -135,11 +142,16 @@ std::pair<std::string, std::string> JobMetricLabels(const v1::Recipe& recipe) {
     return {"gguf", absl::AsciiStrToLower(recipe.gguf_type())};
   }
   switch (recipe.precision()) {
-    case v1::PRECISION_FP32: return {"onnx", "fp32"};
-    case v1::PRECISION_FP16: return {"onnx", "fp16"};
-    case v1::PRECISION_INT8: return {"onnx", "int8"};
-    case v1::PRECISION_INT4: return {"onnx", "int4"};
-    default: break;
+    case v1::PRECISION_FP32:
+      return {"onnx", "fp32"};
+    case v1::PRECISION_FP16:
+      return {"onnx", "fp16"};
+    case v1::PRECISION_INT8:
+      return {"onnx", "int8"};
+    case v1::PRECISION_INT4:
+      return {"onnx", "int4"};
+    default:
+      break;
   }
   return {"onnx", "unspecified"};
 }

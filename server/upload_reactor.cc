@@ -5,20 +5,26 @@
 #include "absl/strings/str_cat.h"
 #include "quantd/server/auth.h"
 #include "quantd/server/executor.h"
-#include "reactors.h"
 #include "quantd/server/translate.h"
+#include "reactors.h"
 
 namespace quantd::server {
 namespace {
 
 std::string UploadFailureReason(const absl::Status& st) {
   switch (st.code()) {
-    case absl::StatusCode::kDataLoss: return "digest_mismatch";
-    case absl::StatusCode::kResourceExhausted: return "resource_exhausted";
-    case absl::StatusCode::kInvalidArgument: return "invalid_argument";
-    case absl::StatusCode::kFailedPrecondition: return "incomplete";
-    case absl::StatusCode::kUnauthenticated: return "unauthenticated";
-    default: break;
+    case absl::StatusCode::kDataLoss:
+      return "digest_mismatch";
+    case absl::StatusCode::kResourceExhausted:
+      return "resource_exhausted";
+    case absl::StatusCode::kInvalidArgument:
+      return "invalid_argument";
+    case absl::StatusCode::kFailedPrecondition:
+      return "incomplete";
+    case absl::StatusCode::kUnauthenticated:
+      return "unauthenticated";
+    default:
+      break;
   }
   return "internal";
 }
@@ -149,8 +155,8 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
 }  // namespace
 
 grpc::ServerReadReactor<v1::UploadRequest>* NewUploadReactor(const ServiceContext* ctx,
-                                                            grpc::CallbackServerContext* context,
-                                                            v1::Model* response) {
+                                                             grpc::CallbackServerContext* context,
+                                                             v1::Model* response) {
   return new UploadReactor(ctx, context, response);
 }
 

@@ -53,16 +53,18 @@ bool StartsWithGguf(const std::string& path) {
 // "f<i>" of a resumable AtomicFileWriter whose final place is the staging
 // directory, hashed as they arrive.
 struct UploadWriter::Part {
-  std::string path;        // the part file
-  uint64_t size = 0;       // declared
-  uint64_t flushed = 0;    // write-back started up to here
+  std::string path;      // the part file
+  uint64_t size = 0;     // declared
+  uint64_t flushed = 0;  // write-back started up to here
   std::unique_ptr<core::AtomicFileWriter> out;
   core::Sha256 sha;
 };
 
 UploadWriter::UploadWriter(UploadStore* store, std::string upload_id, std::string dir,
                            v1::UploadHeader header)
-    : store_(store), upload_id_(std::move(upload_id)), dir_(std::move(dir)),
+    : store_(store),
+      upload_id_(std::move(upload_id)),
+      dir_(std::move(dir)),
       header_(std::move(header)) {}
 
 UploadWriter::~UploadWriter() {
@@ -96,13 +98,13 @@ absl::Status UploadWriter::Prepare() {
 absl::Status UploadWriter::Append(uint64_t offset, absl::string_view data) {
   if (finished_) return absl::FailedPreconditionError("upload already finished");
   if (offset != committed_) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "chunk offset ", offset, " but the server has ", committed_,
-        " bytes; send bytes in order from GetUploadStatus().committed_bytes"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("chunk offset ", offset, " but the server has ", committed_,
+                     " bytes; send bytes in order from GetUploadStatus().committed_bytes"));
   }
   if (data.size() > total_ - committed_) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "chunk runs past the declared sizes (", total_, " bytes in all files)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("chunk runs past the declared sizes (", total_, " bytes in all files)"));
   }
   uint64_t pos = 0;
   for (auto& p : parts_) {
@@ -130,14 +132,13 @@ absl::Status UploadWriter::Append(uint64_t offset, absl::string_view data) {
 absl::StatusOr<v1::Model> UploadWriter::Finish(const v1::UploadFinish& finish) {
   if (finished_) return absl::FailedPreconditionError("upload already finished");
   if (committed_ != total_) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "upload incomplete: ", committed_, " of ", total_,
-        " bytes received; resume from GetUploadStatus().committed_bytes"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("upload incomplete: ", committed_, " of ", total_,
+                     " bytes received; resume from GetUploadStatus().committed_bytes"));
   }
   if (finish.sha256_size() != 0 && finish.sha256_size() != header_.files_size()) {
-    return absl::InvalidArgumentError(absl::StrCat("finish has ", finish.sha256_size(),
-                                                   " digests for ", header_.files_size(),
-                                                   " files"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "finish has ", finish.sha256_size(), " digests for ", header_.files_size(), " files"));
   }
   std::vector<std::string> digests;
   for (int i = 0; i < header_.files_size(); ++i) {
@@ -164,8 +165,8 @@ absl::StatusOr<v1::Model> UploadWriter::Finish(const v1::UploadFinish& finish) {
       std::error_code ec;
       fs::remove_all(dir_, ec);
       return absl::DataLossError(absl::StrCat(
-          "file ", name, ": sha256 mismatch (expected ", expected, ", received bytes hash to ",
-          got, "); the upload was discarded: re-read the file and upload it again"));
+          "file ", name, ": sha256 mismatch (expected ", expected, ", received bytes hash to ", got,
+          "); the upload was discarded: re-read the file and upload it again"));
     }
     digests.push_back(got);
   }
@@ -197,9 +198,9 @@ absl::StatusOr<v1::Model> UploadWriter::CommitModel(const std::vector<std::strin
                                                        : v1::MODEL_FORMAT_ONNX);
     }
     if (header_.format() != v1::MODEL_FORMAT_UNSPECIFIED && header_.format() != model.format()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the header says ", v1::ModelFormat_Name(header_.format()), " but ",
-          header_.files(0).name(), " is ", v1::ModelFormat_Name(model.format())));
+      return absl::InvalidArgumentError(
+          absl::StrCat("the header says ", v1::ModelFormat_Name(header_.format()), " but ",
+                       header_.files(0).name(), " is ", v1::ModelFormat_Name(model.format())));
     }
   }
   const std::string staging = StagingDir(dir_);
@@ -258,18 +259,20 @@ absl::Status UploadStore::ValidateHeader(const v1::UploadHeader& header, uint64_
       return absl::InvalidArgumentError(absl::StrCat("file name '", f.name(), "' appears twice"));
     }
     if (!f.sha256().empty() && !core::IsSha256Hex(f.sha256())) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "file ", f.name(), ": sha256 must be 64 lower-case hex digits"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("file ", f.name(), ": sha256 must be 64 lower-case hex digits"));
     }
-    if (f.size_bytes() > options_.max_upload_bytes) *total = UINT64_MAX;
-    else *total += f.size_bytes();
+    if (f.size_bytes() > options_.max_upload_bytes)
+      *total = UINT64_MAX;
+    else
+      *total += f.size_bytes();
   }
   const bool checkpoint = header.format() == v1::MODEL_FORMAT_HF_CHECKPOINT ||
                           header.files(0).name() == kCheckpointConfig;
   if (checkpoint && header.files(0).name() != kCheckpointConfig) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "a Hugging Face checkpoint lists config.json first; the first file is ",
-        header.files(0).name()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("a Hugging Face checkpoint lists config.json first; the first file is ",
+                     header.files(0).name()));
   }
   if (checkpoint && header.model_name().empty()) {
     return absl::InvalidArgumentError(
@@ -284,9 +287,9 @@ absl::Status UploadStore::ValidateHeader(const v1::UploadHeader& header, uint64_
         absl::StrCat("file ", header.files(0).name(), " is empty; the first file is the model"));
   }
   if (*total > options_.max_upload_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "the model is larger than this server's upload limit (--max-upload-bytes ",
-        options_.max_upload_bytes, ")"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the model is larger than this server's upload limit (--max-upload-bytes ",
+                     options_.max_upload_bytes, ")"));
   }
   for (const auto& [k, v] : header.labels()) {
     if (k.empty() || k.size() > 63 || v.size() > 256 || header.labels_size() > 32) {
@@ -330,8 +333,7 @@ absl::StatusOr<std::unique_ptr<UploadWriter>> UploadStore::OpenUpload(
     }
     if (!same) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "upload id ", header.upload_id(),
-          " was used for different files; pick a new upload id"));
+          "upload id ", header.upload_id(), " was used for different files; pick a new upload id"));
     }
   } else {
     // New upload: check the limits for the whole model now.

@@ -4,8 +4,8 @@
 #include "absl/synchronization/mutex.h"
 #include "quantd/server/auth.h"
 #include "quantd/server/ids.h"
-#include "reactors.h"
 #include "quantd/server/translate.h"
+#include "reactors.h"
 
 namespace quantd::server {
 namespace {
@@ -21,8 +21,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
       FinishOnce(st);
       return;
     }
-    auto sub = ctx_->jobs->Subscribe(request->job_id(),
-                                     [this](const v1::Job& job) { OnJobChanged(job); });
+    auto sub =
+        ctx_->jobs->Subscribe(request->job_id(), [this](const v1::Job& job) { OnJobChanged(job); });
     if (!sub.ok()) {
       FinishOnce(sub.status());
       return;

@@ -11,8 +11,13 @@ namespace quantd::server {
 WorkerPool::WorkerPool(int workers, int thread_budget, JobStore* store, JobRunner runner,
                        Clock* clock, Logger* logger, Metrics* metrics)
     : workers_(std::clamp(workers, 1, std::max(thread_budget, 1))),
-      thread_budget_(std::max(thread_budget, 1)), store_(store), runner_(std::move(runner)),
-      clock_(clock), logger_(logger), metrics_(metrics), compute_(thread_budget_ - 1) {}
+      thread_budget_(std::max(thread_budget, 1)),
+      store_(store),
+      runner_(std::move(runner)),
+      clock_(clock),
+      logger_(logger),
+      metrics_(metrics),
+      compute_(thread_budget_ - 1) {}
 
 WorkerPool::~WorkerPool() { Shutdown(absl::ZeroDuration()); }
 
@@ -129,9 +134,8 @@ void WorkerPool::WorkerLoop() {
     auto token = std::make_shared<core::CancelToken>();
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || !queue_.empty();
-      };
+      auto ready = [this]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
       mu_.Await(absl::Condition(&ready));
       if (stopping_) return;
       job_id = std::get<2>(*queue_.begin());
@@ -170,14 +174,14 @@ void WorkerPool::RunOne(const std::string& job_id, std::shared_ptr<core::CancelT
       /*durable=*/true);
   if (!started.ok()) {
     if (!absl::IsFailedPrecondition(started.status()) && !absl::IsNotFound(started.status())) {
-      logger_->Error("cannot start job", {{"job_id", job_id},
-                                          {"error", started.status().ToString()}});
+      logger_->Error("cannot start job",
+                     {{"job_id", job_id}, {"error", started.status().ToString()}});
     }
     return;
   }
   const auto [format, precision] = JobMetricLabels(started->recipe());
   metrics_->JobStarted(format, precision,
-                         std::max<double>(0, (start_ms - started->create_time_ms()) / 1000.0));
+                       std::max<double>(0, (start_ms - started->create_time_ms()) / 1000.0));
   logger_->Info("job started", {{"job_id", job_id},
                                 {"state", "JOB_STATE_RUNNING"},
                                 {"phase", "starting"},
@@ -198,9 +202,9 @@ void WorkerPool::RunOne(const std::string& job_id, std::shared_ptr<core::CancelT
     double now = clock_->NowSteadySeconds();
     if (p.phase == last_phase && now - last_update < 0.1) return;
     if (p.phase != last_phase) {
-      logger_->Info("job phase", {{"job_id", job_id},
-                                  {"phase", p.phase},
-                                  {"seconds", absl::StrCat(now - start_s)}});
+      logger_->Info(
+          "job phase",
+          {{"job_id", job_id}, {"phase", p.phase}, {"seconds", absl::StrCat(now - start_s)}});
     }
     last_phase = p.phase;
     last_update = now;
@@ -283,28 +287,26 @@ void WorkerPool::RunOne(const std::string& job_id, std::shared_ptr<core::CancelT
       },
       /*durable=*/true);
   if (!final_job.ok()) {
-    logger_->Error("cannot record job end", {{"job_id", job_id},
-                                             {"error", final_job.status().ToString()}});
+    logger_->Error("cannot record job end",
+                   {{"job_id", job_id}, {"error", final_job.status().ToString()}});
     return;
   }
   if (requeue) {
-    logger_->Info("job requeued at shutdown", {{"job_id", job_id},
-                                               {"state", "JOB_STATE_QUEUED"},
-                                               {"phase", "requeued at shutdown"}});
+    logger_->Info(
+        "job requeued at shutdown",
+        {{"job_id", job_id}, {"state", "JOB_STATE_QUEUED"}, {"phase", "requeued at shutdown"}});
     return;
   }
-  metrics_->JobFinished(format, precision, status_label, reason, duration,
-                          final_job->report().input_file_bytes(),
-                          final_job->report().output_file_bytes(),
-                          final_job->report().weights_quantized());
-  logger_->Info("job finished",
-                {{"job_id", job_id},
-                 {"state", v1::JobState_Name(final_job->state())},
-                 {"phase", final_job->progress().phase()},
-                 {"format", format},
-                 {"precision", precision},
-                 {"seconds", absl::StrCat(duration)},
-                 {"error", final_job->error().message()}});
+  metrics_->JobFinished(
+      format, precision, status_label, reason, duration, final_job->report().input_file_bytes(),
+      final_job->report().output_file_bytes(), final_job->report().weights_quantized());
+  logger_->Info("job finished", {{"job_id", job_id},
+                                 {"state", v1::JobState_Name(final_job->state())},
+                                 {"phase", final_job->progress().phase()},
+                                 {"format", format},
+                                 {"precision", precision},
+                                 {"seconds", absl::StrCat(duration)},
+                                 {"error", final_job->error().message()}});
 }
 
 }  // namespace quantd::server

@@ -15,11 +15,11 @@
 #include "flag_parser.h"
 #include "interrupter.h"
 #include "json_output.h"
-#include "quantd/core/base/atomic_file.h"
-#include "quantd/core/recipe.h"
-#include "quantd/core/base/status_macros.h"
-#include "quantd/core/recipe_flags.h"
 #include "quantd/api/recipe_proto.h"
+#include "quantd/core/base/atomic_file.h"
+#include "quantd/core/base/status_macros.h"
+#include "quantd/core/recipe.h"
+#include "quantd/core/recipe_flags.h"
 #include "transfer.h"
 
 #ifndef QUANTD_VERSION
@@ -230,7 +230,8 @@ constexpr char kQuantizeHelp[] =
     "The one-shot path: uploads INPUT (skipped when the server already has the same\n"
     "content; ONNX external data files named by the model are found next to it and\n"
     "uploaded with it; a Hugging Face checkpoint folder uploads the files a\n"
-    "conversion reads and says which it skips), submits a job, watches it, downloads the result and verifies\n"
+    "conversion reads and says which it skips), submits a job, watches it, downloads the result "
+    "and verifies\n"
     "every file's sha256. OUTPUT is written atomically; ONNX external data goes to\n"
     "OUTPUT.data (the model is rewritten to point at it). A broken upload or\n"
     "download resumes when the same command runs again. Ctrl-C cancels the job on\n"
@@ -274,9 +275,9 @@ absl::Status QuantizeCmd(CommandContext& ctx, const std::vector<std::string>& ar
   job_flags.Register(&flags);
   flags.Bool({"--detach"}, &detach);
   flags.String({"--report"}, &report_path);
-  QUANTD_ASSIGN_OR_RETURN(std::string input,
-                          ParseRecipeAndFlags(args, flags, &recipe,
-                                              "need exactly one INPUT (see --help)"));
+  QUANTD_ASSIGN_OR_RETURN(
+      std::string input,
+      ParseRecipeAndFlags(args, flags, &recipe, "need exactly one INPUT (see --help)"));
   if (output.empty()) return Usage("need -o OUTPUT (see --help)");
   QUANTD_ASSIGN_OR_RETURN(v1::SubmitJobRequest req, job_flags.Request(recipe));
 
@@ -318,9 +319,9 @@ absl::Status QuantizeCmd(CommandContext& ctx, const std::vector<std::string>& ar
   } else if (!ctx.quiet()) {
     const v1::Report& r = final_job->report();
     ctx.Print(absl::StrFormat("wrote %s: %d of %d tensors converted, %s -> %s, job %s in %.2f s",
-                              absl::StrJoin(files, " + "), r.tensors_converted(),
-                              r.tensors_total(), HumanBytes(r.bytes_before()),
-                              HumanBytes(r.bytes_after()), final_job->job_id(), r.seconds()));
+                              absl::StrJoin(files, " + "), r.tensors_converted(), r.tensors_total(),
+                              HumanBytes(r.bytes_before()), HumanBytes(r.bytes_after()),
+                              final_job->job_id(), r.seconds()));
   }
   return absl::OkStatus();
 }
@@ -394,13 +395,12 @@ absl::Status SubmitCmd(CommandContext& ctx, const std::vector<std::string>& args
   JobFlags job_flags;
   FlagParser flags;
   job_flags.Register(&flags);
-  QUANTD_ASSIGN_OR_RETURN(std::string model_id,
-                          ParseRecipeAndFlags(args, flags, &recipe,
-                                              "need exactly one MODEL_ID or INPUT (see --help)"));
+  QUANTD_ASSIGN_OR_RETURN(
+      std::string model_id,
+      ParseRecipeAndFlags(args, flags, &recipe, "need exactly one MODEL_ID or INPUT (see --help)"));
   QUANTD_ASSIGN_OR_RETURN(v1::SubmitJobRequest req, job_flags.Request(recipe));
   if (!absl::StartsWith(model_id, "sha256:")) {
-    QUANTD_ASSIGN_OR_RETURN(UploadResult uploaded,
-                            UploadModel(ctx, model_id, job_flags.data, {}));
+    QUANTD_ASSIGN_OR_RETURN(UploadResult uploaded, UploadModel(ctx, model_id, job_flags.data, {}));
     model_id = uploaded.model.model_id();
     NameCheckpointJob(uploaded, &req);
   }
@@ -632,9 +632,9 @@ absl::Status DownloadCmd(CommandContext& ctx, const std::vector<std::string>& ar
   QUANTD_ASSIGN_OR_RETURN(auto positional, ParseArgs(flags, args, 1, kNeedOneJob));
   QUANTD_ASSIGN_OR_RETURN(Session * session, ctx.session());
   QUANTD_ASSIGN_OR_RETURN(
-      v1::Job job, SucceededJob(session, positional[0],
-                                absl::StrCat("wait for it with `quantctl watch ", positional[0],
-                                             "`")));
+      v1::Job job,
+      SucceededJob(session, positional[0],
+                   absl::StrCat("wait for it with `quantctl watch ", positional[0], "`")));
   if (output.empty() && job.artifact().folder()) output = job.job_id();
   if (output.empty() && job.artifact().files_size() > 0) output = job.artifact().files(0).name();
   QUANTD_ASSIGN_OR_RETURN(std::vector<std::string> files, DownloadArtifact(ctx, job, output));
@@ -799,9 +799,9 @@ constexpr char kVersionHelp[] =
 
 absl::Status VersionCmd(CommandContext& ctx, const std::vector<std::string>& args) {
   QUANTD_RETURN_IF_ERROR(ParseArgs(FlagParser(), args, 0, "version takes no arguments").status());
-  return PrintResult(
-      ctx, JsonObject().Str("quantctl", QUANTD_VERSION).Str("api", "quantd.v1").Build(),
-      absl::StrCat("quantctl ", QUANTD_VERSION, " (API quantd.v1)"));
+  return PrintResult(ctx,
+                     JsonObject().Str("quantctl", QUANTD_VERSION).Str("api", "quantd.v1").Build(),
+                     absl::StrCat("quantctl ", QUANTD_VERSION, " (API quantd.v1)"));
 }
 
 }  // namespace

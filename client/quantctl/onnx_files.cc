@@ -252,7 +252,8 @@ absl::Status RelocateOnnxExternalData(const std::string& onnx_path, const std::s
     return absl::DataLossError(absl::StrCat(onnx_path, ": cannot rewrite: serialization failed"));
   }
   absl::Status st = core::WriteFileAtomically(onnx_path, bytes);
-  if (!st.ok()) return absl::DataLossError(absl::StrCat(onnx_path, ": cannot rewrite: ", st.message()));
+  if (!st.ok())
+    return absl::DataLossError(absl::StrCat(onnx_path, ": cannot rewrite: ", st.message()));
   return absl::OkStatus();
 }
 

@@ -51,8 +51,8 @@ absl::StatusOr<ModelInput> ModelFiles(const std::string& input,
     model.model_name = std::move(folder->name);
     model.skipped = std::move(folder->skipped);
     if (auto st = core::ValidateModelName(model.model_name); !st.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "folder ", input, ": ", st.message(), "; pass --model-name NAME"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("folder ", input, ": ", st.message(), "; pass --model-name NAME"));
     }
   } else if (!std::filesystem::is_regular_file(input, ec)) {
     return absl::NotFoundError(absl::StrCat(input, ": no such file"));
@@ -82,9 +82,9 @@ absl::StatusOr<UploadResult> UploadModel(CommandContext& ctx, const std::string&
   auto input_files = ModelFiles(input, extra);
   if (!input_files.ok()) return input_files.status();
   if (!input_files->skipped.empty()) {
-    ctx.progress().Line(absl::StrCat("upload: skipping ", input_files->skipped.size(),
-                                     " file(s) a conversion does not read: ",
-                                     absl::StrJoin(input_files->skipped, ", ")));
+    ctx.progress().Line(absl::StrCat(
+        "upload: skipping ", input_files->skipped.size(),
+        " file(s) a conversion does not read: ", absl::StrJoin(input_files->skipped, ", ")));
   }
   const auto hash_start = std::chrono::steady_clock::now();
   auto files = DescribeFiles(input_files->paths, [&ctx](uint64_t done, uint64_t all) {
@@ -96,9 +96,8 @@ absl::StatusOr<UploadResult> UploadModel(CommandContext& ctx, const std::string&
   }
   uint64_t total = 0;
   for (const auto& f : *files) total += f.size;
-  ctx.progress().EndTransfer(absl::StrCat("hash: ", files->size(), " file(s), ",
-                                          HumanBytes(total), " in ",
-                                          HumanSeconds(SecondsSince(hash_start))));
+  ctx.progress().EndTransfer(absl::StrCat("hash: ", files->size(), " file(s), ", HumanBytes(total),
+                                          " in ", HumanSeconds(SecondsSince(hash_start))));
   auto session = ctx.session();
   if (!session.ok()) return session.status();
   UploadResult result;
@@ -161,9 +160,9 @@ absl::StatusOr<std::vector<std::string>> DownloadFolderArtifact(CommandContext& 
   std::error_code ec;
   if (std::filesystem::exists(output, ec) &&
       (!std::filesystem::is_directory(output, ec) || !std::filesystem::is_empty(output, ec))) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        output, " exists and is not an empty folder; job ", job.job_id(),
-        "'s artifact is a folder: name a new one"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(output, " exists and is not an empty folder; job ", job.job_id(),
+                     "'s artifact is a folder: name a new one"));
   }
   for (const v1::FileInfo& f : job.artifact().files()) {
     if (f.name().empty() || f.name() == "." || f.name() == ".." ||
@@ -198,8 +197,7 @@ absl::StatusOr<std::vector<std::string>> DownloadFolderArtifact(CommandContext& 
     paths.push_back(path);
   }
   // rename(2) takes the place of an empty folder, never of a non-empty one.
-  if (::rename(staging.c_str(), output.c_str()) != 0 ||
-      !core::SyncParentDirectory(output).ok()) {
+  if (::rename(staging.c_str(), output.c_str()) != 0 || !core::SyncParentDirectory(output).ok()) {
     return absl::DataLossError(absl::StrCat("cannot rename ", staging, " to ", output));
   }
   return paths;
@@ -246,10 +244,9 @@ absl::StatusOr<std::vector<std::string>> DownloadArtifact(CommandContext& ctx, c
       ctx.progress().Finish();
       return st;
     }
-    ctx.progress().EndTransfer(absl::StrCat("download: ", p.path, " (",
-                                            HumanBytes(p.info.size_bytes()), " in ",
-                                            HumanSeconds(SecondsSince(start)),
-                                            ", sha256 verified)"));
+    ctx.progress().EndTransfer(
+        absl::StrCat("download: ", p.path, " (", HumanBytes(p.info.size_bytes()), " in ",
+                     HumanSeconds(SecondsSince(start)), ", sha256 verified)"));
     return absl::OkStatus();
   };
   // Data files first, so the model never points at missing data.
@@ -262,8 +259,7 @@ absl::StatusOr<std::vector<std::string>> DownloadArtifact(CommandContext& ctx, c
     for (const auto& [from, to] : renamed) {
       if (auto st = RelocateOnnxExternalData(staging, from, to); !st.ok()) return st;
     }
-    if (::rename(staging.c_str(), output.c_str()) != 0 ||
-        !core::SyncParentDirectory(output).ok()) {
+    if (::rename(staging.c_str(), output.c_str()) != 0 || !core::SyncParentDirectory(output).ok()) {
       return absl::DataLossError(absl::StrCat("cannot rename ", staging, " to ", output));
     }
   } else {

@@ -31,7 +31,7 @@ absl::StatusOr<ModelInput> ModelFiles(const std::string& input,
 
 struct UploadResult {
   v1::Model model;
-  bool skipped = false;  // the server already had this content
+  bool skipped = false;                    // the server already had this content
   std::string model_name;                  // as ModelInput
   std::vector<std::string> skipped_files;  // as ModelInput::skipped
 };

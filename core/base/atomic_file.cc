@@ -64,10 +64,14 @@ absl::StatusOr<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::OpenForResum
       new AtomicFileWriter(path, part, fd, /*resumable=*/true, size));
 }
 
-AtomicFileWriter::AtomicFileWriter(std::string path, std::string tmp_path, int fd,
-                                   bool resumable, uint64_t offset)
-    : path_(std::move(path)), tmp_path_(std::move(tmp_path)), resumable_(resumable), fd_(fd),
-      offset_(offset), written_back_(offset) {
+AtomicFileWriter::AtomicFileWriter(std::string path, std::string tmp_path, int fd, bool resumable,
+                                   uint64_t offset)
+    : path_(std::move(path)),
+      tmp_path_(std::move(tmp_path)),
+      resumable_(resumable),
+      fd_(fd),
+      offset_(offset),
+      written_back_(offset) {
   if (!resumable_) buffer_.reserve(kBufferSize);
 }
 

@@ -74,9 +74,12 @@ CpuLevel ActiveCpuLevel() {
 
 absl::string_view CpuLevelName(CpuLevel level) {
   switch (level) {
-    case CpuLevel::kScalar: return "scalar";
-    case CpuLevel::kSse2: return "sse2";
-    case CpuLevel::kAvx2: return "avx2";
+    case CpuLevel::kScalar:
+      return "scalar";
+    case CpuLevel::kSse2:
+      return "sse2";
+    case CpuLevel::kAvx2:
+      return "avx2";
   }
   return "scalar";
 }

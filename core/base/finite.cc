@@ -64,9 +64,10 @@ bool AllFiniteF32Rows(const float* data, int64_t ld, int rows, int width) {
 
 absl::Status NonFiniteWeightError(absl::string_view tensor, int64_t index, float value) {
   const char* what = std::isnan(value) ? "NaN" : (value > 0 ? "Inf" : "-Inf");
-  return absl::InvalidArgumentError(absl::StrCat(
-      tensor.empty() ? "" : absl::StrCat("tensor '", tensor.substr(0, 256), "' "), "element ",
-      index, " is ", what, "; weights must be finite to be quantized (fix or re-export the model)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat(tensor.empty() ? "" : absl::StrCat("tensor '", tensor.substr(0, 256), "' "),
+                   "element ", index, " is ", what,
+                   "; weights must be finite to be quantized (fix or re-export the model)"));
 }
 
 }  // namespace quantd::core

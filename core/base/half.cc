@@ -45,7 +45,7 @@ namespace {
 bool UseF16c() { return ActiveCpuLevel() >= CpuLevel::kAvx2 && HostCpuFeatures().f16c; }
 
 __attribute__((target("avx2,f16c"))) void FloatToHalfSpan_f16c(const float* in, uint16_t* out,
-                                                              size_t n, NarrowingStats* stats) {
+                                                               size_t n, NarrowingStats* stats) {
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   const __m256 max_half = _mm256_set1_ps(kHalfMax);
   const __m256 inf = _mm256_set1_ps(INFINITY);
@@ -58,8 +58,8 @@ __attribute__((target("avx2,f16c"))) void FloatToHalfSpan_f16c(const float* in, 
   for (; i + 8 <= n; i += 8) {
     __m256 v = _mm256_loadu_ps(in + i);
     __m256 a = _mm256_and_ps(v, abs_mask);
-    __m256 big = _mm256_and_ps(_mm256_cmp_ps(a, max_half, _CMP_GT_OQ),
-                               _mm256_cmp_ps(a, inf, _CMP_LT_OQ));
+    __m256 big =
+        _mm256_and_ps(_mm256_cmp_ps(a, max_half, _CMP_GT_OQ), _mm256_cmp_ps(a, inf, _CMP_LT_OQ));
     __m256 tiny = _mm256_and_ps(_mm256_cmp_ps(a, zero_limit, _CMP_LE_OQ),
                                 _mm256_cmp_ps(a, zero, _CMP_NEQ_OQ));
     // Clamp: keep the sign bit of v, set the magnitude to 65504.
@@ -80,7 +80,7 @@ __attribute__((target("avx2,f16c"))) void FloatToHalfSpan_f16c(const float* in, 
 }
 
 __attribute__((target("avx2,f16c"))) void HalfToFloatSpan_f16c(const uint16_t* in, float* out,
-                                                              size_t n) {
+                                                               size_t n) {
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
     __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i));

@@ -13,11 +13,21 @@ std::string JsonWriter::Escape(absl::string_view s) {
   out.push_back('"');
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           absl::StrAppendFormat(&out, "\\u%04x", c);
@@ -68,11 +78,26 @@ void JsonWriter::Key(absl::string_view key) {
   after_key_ = true;
 }
 
-void JsonWriter::String(absl::string_view v) { BeforeValue(); out_ += Escape(v); }
-void JsonWriter::Int(int64_t v) { BeforeValue(); absl::StrAppend(&out_, v); }
-void JsonWriter::Uint(uint64_t v) { BeforeValue(); absl::StrAppend(&out_, v); }
-void JsonWriter::Bool(bool v) { BeforeValue(); out_ += v ? "true" : "false"; }
-void JsonWriter::Null() { BeforeValue(); out_ += "null"; }
+void JsonWriter::String(absl::string_view v) {
+  BeforeValue();
+  out_ += Escape(v);
+}
+void JsonWriter::Int(int64_t v) {
+  BeforeValue();
+  absl::StrAppend(&out_, v);
+}
+void JsonWriter::Uint(uint64_t v) {
+  BeforeValue();
+  absl::StrAppend(&out_, v);
+}
+void JsonWriter::Bool(bool v) {
+  BeforeValue();
+  out_ += v ? "true" : "false";
+}
+void JsonWriter::Null() {
+  BeforeValue();
+  out_ += "null";
+}
 void JsonWriter::Double(double v) {
   BeforeValue();
   if (!std::isfinite(v)) {

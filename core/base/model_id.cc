@@ -21,8 +21,9 @@ std::string ModelIdOf(absl::Span<const ModelFileDigest> files) {
 
 absl::StatusOr<std::string> ModelIdHex(absl::string_view model_id) {
   if (!absl::StartsWith(model_id, kPrefix) || !IsSha256Hex(model_id.substr(kPrefix.size()))) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model id ", Quoted(model_id), " is malformed; expected sha256:<64 lower-case hex digits>"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("model id ", Quoted(model_id),
+                     " is malformed; expected sha256:<64 lower-case hex digits>"));
   }
   return std::string(model_id.substr(kPrefix.size()));
 }

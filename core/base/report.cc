@@ -18,8 +18,9 @@ std::string Report::ToJson(bool pretty) const {
   w.Field("tensors_converted", tensors_converted);
   w.Field("bytes_before", bytes_before);
   w.Field("bytes_after", bytes_after);
-  w.Field("compression_ratio",
-          bytes_after > 0 ? static_cast<double>(bytes_before) / static_cast<double>(bytes_after) : 0.0);
+  w.Field(
+      "compression_ratio",
+      bytes_after > 0 ? static_cast<double>(bytes_before) / static_cast<double>(bytes_after) : 0.0);
   w.Field("input_file_bytes", input_file_bytes);
   w.Field("output_file_bytes", output_file_bytes);
   w.Field("weights_quantized", weights_quantized);

@@ -91,8 +91,7 @@ absl::Status HashFilePrefix(const std::string& path, uint64_t limit, Sha256* sha
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> Sha256File(const std::string& path,
-                                       const HashProgressFn& on_progress) {
+absl::StatusOr<std::string> Sha256File(const std::string& path, const HashProgressFn& on_progress) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoToStatus(errno, "open", path);
   struct stat st;

@@ -75,9 +75,8 @@ void ThreadPool::WorkerLoop() {
     std::function<void()> fn;
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || !queue_.empty();
-      };
+      auto ready = [this]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
       mu_.Await(absl::Condition(&ready));
       if (queue_.empty()) return;  // stopping and drained
       fn = std::move(queue_.front());
@@ -93,8 +92,8 @@ void ThreadPool::Schedule(std::function<void()> fn) {
 }
 
 int ThreadPool::Parallelism(int64_t n, int max_parallelism) const {
-  const int64_t p = std::min<int64_t>({static_cast<int64_t>(max_parallelism),
-                                       static_cast<int64_t>(threads()) + 1, n});
+  const int64_t p = std::min<int64_t>(
+      {static_cast<int64_t>(max_parallelism), static_cast<int64_t>(threads()) + 1, n});
   return static_cast<int>(std::max<int64_t>(p, 1));
 }
 

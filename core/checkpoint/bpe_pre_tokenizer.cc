@@ -106,9 +106,9 @@ absl::Status SplitPieces(const icu::UnicodeString& pattern, uint32_t flags, bool
   std::unique_ptr<icu::RegexPattern> compiled(
       icu::RegexPattern::compile(pattern, flags, parse_error, status));
   if (U_FAILURE(status)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "tokenizer.json: pre-tokenizer pattern ", core::Quoted(ToUtf8(pattern)), " does not compile: ",
-        u_errorName(status)));
+    return absl::InvalidArgumentError(absl::StrCat("tokenizer.json: pre-tokenizer pattern ",
+                                                   core::Quoted(ToUtf8(pattern)),
+                                                   " does not compile: ", u_errorName(status)));
   }
   std::vector<Piece> out;
   for (Piece& piece : *pieces) {
@@ -138,9 +138,9 @@ absl::Status SplitPieces(const icu::UnicodeString& pattern, uint32_t flags, bool
       last = end;
     }
     if (status == U_REGEX_TIME_OUT || status == U_REGEX_STACK_OVERFLOW) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "tokenizer.json: pre-tokenizer pattern ", core::Quoted(ToUtf8(pattern)),
-          " is too costly to match (", u_errorName(status), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("tokenizer.json: pre-tokenizer pattern ", core::Quoted(ToUtf8(pattern)),
+                       " is too costly to match (", u_errorName(status), ")"));
     }
     if (U_FAILURE(status)) return absl::InternalError(u_errorName(status));
     emit(last, text.length());
@@ -269,8 +269,8 @@ absl::StatusOr<std::vector<Piece>> SplitAddedTokens(const Json& tokenizer_json,
       continue;
     }
     if (best->strips) {
-      return absl::UnimplementedError(absl::StrCat(
-          "tokenizer.json: added token ", best->content, " with lstrip/rstrip/single_word"));
+      return absl::UnimplementedError(absl::StrCat("tokenizer.json: added token ", best->content,
+                                                   " with lstrip/rstrip/single_word"));
     }
     if (!pending.empty()) pieces.push_back(Piece{std::move(pending), -1});
     pending.clear();
@@ -349,7 +349,12 @@ class BpeModel {
     for (size_t i = 0; i < word.size();) {
       size_t len = 1;
       const unsigned char c = static_cast<unsigned char>(word[i]);
-      if (c >= 0xF0) len = 4; else if (c >= 0xE0) len = 3; else if (c >= 0xC0) len = 2;
+      if (c >= 0xF0)
+        len = 4;
+      else if (c >= 0xE0)
+        len = 3;
+      else if (c >= 0xC0)
+        len = 2;
       symbols.push_back(word.substr(i, len));
       i += len;
     }
@@ -573,9 +578,8 @@ std::string BpeIdsHash(const std::vector<int64_t>& ids) {
 absl::StatusOr<std::string> BpePreTokenizerName(const Json& tokenizer_json) {
   auto ids = BpeEncode(tokenizer_json, BpeCheckText());
   if (!ids.ok()) {
-    return absl::Status(ids.status().code(),
-                        absl::StrCat("cannot identify the BPE pre-tokenizer: ",
-                                     ids.status().message()));
+    return absl::Status(ids.status().code(), absl::StrCat("cannot identify the BPE pre-tokenizer: ",
+                                                          ids.status().message()));
   }
   const std::string hash = BpeIdsHash(*ids);
   const char* name = nullptr;
@@ -583,9 +587,9 @@ absl::StatusOr<std::string> BpePreTokenizerName(const Json& tokenizer_json) {
     if (hash == known.hash) name = known.name;
   }
   if (name == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "BPE pre-tokenizer not recognized: the check text's token ids hash to ", hash,
-        ", which is not in llama.cpp's table of known tokenizers"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("BPE pre-tokenizer not recognized: the check text's token ids hash to ", hash,
+                     ", which is not in llama.cpp's table of known tokenizers"));
   }
   return std::string(name);
 }

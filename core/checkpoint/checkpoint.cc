@@ -23,8 +23,8 @@ constexpr int kMaxJsonDepth = 64;
 
 // A shard name from the index must be a plain file name inside the folder.
 bool SafeFileName(const std::string& name) {
-  return !name.empty() && name.find('/') == std::string::npos && name.find('\\') == std::string::npos &&
-         name != "." && name != "..";
+  return !name.empty() && name.find('/') == std::string::npos &&
+         name.find('\\') == std::string::npos && name != "." && name != "..";
 }
 
 }  // namespace
@@ -36,12 +36,14 @@ bool IsCheckpointDir(const std::string& path) {
 
 absl::StatusOr<json> ReadJsonFile(const std::string& path) {
   std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) return absl::NotFoundError(absl::StrCat(path, ": no such file"));
+  if (!fs::is_regular_file(path, ec))
+    return absl::NotFoundError(absl::StrCat(path, ": no such file"));
   const uint64_t size = fs::file_size(path, ec);
   if (ec) return absl::NotFoundError(absl::StrCat(path, ": cannot stat: ", ec.message()));
   if (size > kMaxCheckpointJsonBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": ", size, " bytes is larger than the ", kMaxCheckpointJsonBytes, "-byte limit for JSON"));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", size, " bytes is larger than the ",
+                                                   kMaxCheckpointJsonBytes,
+                                                   "-byte limit for JSON"));
   }
   std::ifstream in(path, std::ios::binary);
   std::string text(size, '\0');
@@ -49,10 +51,12 @@ absl::StatusOr<json> ReadJsonFile(const std::string& path) {
     return absl::DataLossError(absl::StrCat(path, ": read failed"));
   }
   if (JsonNestingDepth(text) > kMaxJsonDepth) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": JSON nests deeper than ", kMaxJsonDepth, " levels"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": JSON nests deeper than ", kMaxJsonDepth, " levels"));
   }
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return absl::InvalidArgumentError(absl::StrCat(path, ": not well-formed JSON"));
+  if (j.is_discarded())
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not well-formed JSON"));
   return j;
 }
 
@@ -61,10 +65,12 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& 
   ckpt->dir_ = dir;
   const fs::path root(dir);
   std::error_code ec;
-  if (!fs::is_directory(root, ec)) return absl::NotFoundError(absl::StrCat(dir, ": not a directory"));
+  if (!fs::is_directory(root, ec))
+    return absl::NotFoundError(absl::StrCat(dir, ": not a directory"));
   QUANTD_ASSIGN_OR_RETURN(ckpt->config_, ReadJsonFile((root / "config.json").string()));
   if (!ckpt->config_.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat((root / "config.json").string(), ": not a JSON object"));
+    return absl::InvalidArgumentError(
+        absl::StrCat((root / "config.json").string(), ": not a JSON object"));
   }
   // Like the converter, an unreadable generation_config.json is ignored.
   auto gen = ReadJsonFile((root / "generation_config.json").string());
@@ -84,13 +90,15 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& 
     std::set<std::string> names;
     for (auto it = wm->begin(); it != wm->end(); ++it) {
       if (!it.value().is_string() || !SafeFileName(it.value().get<std::string>())) {
-        return absl::InvalidArgumentError(absl::StrCat(index_path, ": tensor '", it.key(),
-                                                       "' maps to something that is not a shard file name"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(index_path, ": tensor '", it.key(),
+                         "' maps to something that is not a shard file name"));
       }
       weight_map[it.key()] = it.value().get<std::string>();
       names.insert(it.value().get<std::string>());
     }
-    if (names.empty()) return absl::InvalidArgumentError(absl::StrCat(index_path, ": 'weight_map' is empty"));
+    if (names.empty())
+      return absl::InvalidArgumentError(absl::StrCat(index_path, ": 'weight_map' is empty"));
     shard_names.assign(names.begin(), names.end());  // sorted, as the converter reads them
   } else if (fs::is_regular_file(root / kSingleFile, ec)) {
     shard_names.push_back(kSingleFile);
@@ -109,7 +117,8 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& 
           break;
         }
       }
-      return absl::NotFoundError(absl::StrCat(path, ": shard named by ", kIndexFile, " is missing", example));
+      return absl::NotFoundError(
+          absl::StrCat(path, ": shard named by ", kIndexFile, " is missing", example));
     }
     QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> shard, SafetensorsFile::Open(path));
     ckpt->shards_.push_back(std::move(shard));
@@ -123,13 +132,14 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& 
       auto [it, inserted] = seen.emplace(t.name, shard.get());
       if (!inserted) {
         return absl::InvalidArgumentError(absl::StrCat("tensor '", t.name, "' is stored twice: in ",
-                                                       it->second->path(), " and in ", shard->path()));
+                                                       it->second->path(), " and in ",
+                                                       shard->path()));
       }
       if (has_index) {
         auto wm = weight_map.find(t.name);
         if (wm == weight_map.end()) {
-          return absl::InvalidArgumentError(absl::StrCat(shard->path(), ": tensor '", t.name, "' is not listed in ",
-                                                         index_path));
+          return absl::InvalidArgumentError(
+              absl::StrCat(shard->path(), ": tensor '", t.name, "' is not listed in ", index_path));
         }
       }
       ckpt->tensors_.push_back(TensorRef{shard.get(), &t});
@@ -139,12 +149,14 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& 
     auto it = seen.find(tensor);
     const std::string shard_path = (root / shard_name).string();
     if (it == seen.end()) {
-      return absl::InvalidArgumentError(absl::StrCat(index_path, " places tensor '", tensor, "' in ", shard_path,
-                                                     ", which does not hold it (nor does any other shard)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(index_path, " places tensor '", tensor, "' in ", shard_path,
+                       ", which does not hold it (nor does any other shard)"));
     }
     if (fs::path(it->second->path()).filename().string() != shard_name) {
-      return absl::InvalidArgumentError(absl::StrCat(index_path, " places tensor '", tensor, "' in ", shard_path,
-                                                     ", but it is stored in ", it->second->path()));
+      return absl::InvalidArgumentError(absl::StrCat(index_path, " places tensor '", tensor,
+                                                     "' in ", shard_path, ", but it is stored in ",
+                                                     it->second->path()));
     }
   }
   return ckpt;

@@ -22,7 +22,6 @@
 #include "quantd/core/gguf/gguf_run.h"
 #include "quantd/core/gguf/quants.h"
 
-
 namespace quantd::core::checkpoint {
 namespace {
 
@@ -43,19 +42,24 @@ GgufKv Scalar(std::string key, GgufValueType type, T v) {
   std::memcpy(kv.raw.data(), &v, sizeof(T));
   return kv;
 }
-GgufKv U32(std::string key, uint32_t v) { return Scalar(std::move(key), GgufValueType::kUint32, v); }
+GgufKv U32(std::string key, uint32_t v) {
+  return Scalar(std::move(key), GgufValueType::kUint32, v);
+}
 GgufKv F32(std::string key, float v) { return Scalar(std::move(key), GgufValueType::kFloat32, v); }
 
 // Tensor names the converter drops without looking.
 bool Ignored(absl::string_view name) {
-  return absl::EndsWith(name, ".attention.masked_bias") || absl::EndsWith(name, ".attention.bias") ||
-         absl::EndsWith(name, ".rotary_emb.inv_freq");
+  return absl::EndsWith(name, ".attention.masked_bias") ||
+         absl::EndsWith(name, ".attention.bias") || absl::EndsWith(name, ".rotary_emb.inv_freq");
 }
 
-std::string ShapeText(const std::vector<int64_t>& shape) { return absl::StrCat("[", absl::StrJoin(shape, ", "), "]"); }
+std::string ShapeText(const std::vector<int64_t>& shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
 
 absl::Status RopeError(const Architecture& arch, absl::string_view what) {
-  return absl::InvalidArgumentError(absl::StrCat("config.json: rope_scaling ", what, " (", arch.hf_class, ")"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("config.json: rope_scaling ", what, " (", arch.hf_class, ")"));
 }
 
 struct RopeScaling {
@@ -65,9 +69,11 @@ struct RopeScaling {
   std::vector<float> short_factors;
 };
 
-absl::StatusOr<std::vector<float>> FactorList(const Architecture& arch, const json& rs, const char* key) {
+absl::StatusOr<std::vector<float>> FactorList(const Architecture& arch, const json& rs,
+                                              const char* key) {
   auto it = rs.find(key);
-  if (it == rs.end() || !it->is_array()) return RopeError(arch, absl::StrCat("needs a '", key, "' list"));
+  if (it == rs.end() || !it->is_array())
+    return RopeError(arch, absl::StrCat("needs a '", key, "' list"));
   std::vector<float> out;
   for (const json& v : *it) {
     if (!v.is_number()) return RopeError(arch, absl::StrCat("'", key, "' holds a non-number"));
@@ -76,8 +82,8 @@ absl::StatusOr<std::vector<float>> FactorList(const Architecture& arch, const js
   return out;
 }
 
-absl::StatusOr<RopeScaling> ReadRopeScaling(const Architecture& arch, const json& config, const Hparams& h,
-                                            int64_t rope_dims) {
+absl::StatusOr<RopeScaling> ReadRopeScaling(const Architecture& arch, const json& config,
+                                            const Hparams& h, int64_t rope_dims) {
   RopeScaling out;
   auto it = config.find("rope_scaling");
   if (it == config.end() || it->is_null()) return out;
@@ -96,19 +102,25 @@ absl::StatusOr<RopeScaling> ReadRopeScaling(const Architecture& arch, const json
     case RopeScalingRule::kPhi3: {
       const std::string type = absl::AsciiStrToLower(str("type"));
       if (type.empty()) return RopeError(arch, "has no 'type'");
-      QUANTD_ASSIGN_OR_RETURN(std::optional<int64_t> max_pos, ConfigInt(config, "max_position_embeddings"));
-      QUANTD_ASSIGN_OR_RETURN(std::optional<int64_t> orig, ConfigInt(config, "original_max_position_embeddings"));
+      QUANTD_ASSIGN_OR_RETURN(std::optional<int64_t> max_pos,
+                              ConfigInt(config, "max_position_embeddings"));
+      QUANTD_ASSIGN_OR_RETURN(std::optional<int64_t> orig,
+                              ConfigInt(config, "original_max_position_embeddings"));
       if (!max_pos || !orig || *orig <= 0) {
-        return RopeError(arch, "needs max_position_embeddings and original_max_position_embeddings");
+        return RopeError(arch,
+                         "needs max_position_embeddings and original_max_position_embeddings");
       }
       const double scale = static_cast<double>(*max_pos) / static_cast<double>(*orig);
       double attn_factor;
       if (type == "su" || type == "longrope") {
-        attn_factor = scale > 1.0 ? std::sqrt(1.0 + std::log(scale) / std::log(static_cast<double>(*orig))) : 1.0;
+        attn_factor = scale > 1.0
+                          ? std::sqrt(1.0 + std::log(scale) / std::log(static_cast<double>(*orig)))
+                          : 1.0;
       } else if (type == "yarn") {
         attn_factor = scale > 1.0 ? 0.1 * std::log(scale) + 1.0 : 1.0;
       } else {
-        return RopeError(arch, absl::StrCat("type '", type, "' is not supported (supported: longrope, su, yarn)"));
+        return RopeError(arch, absl::StrCat("type '", type,
+                                            "' is not supported (supported: longrope, su, yarn)"));
       }
       out.early_kvs.push_back(F32(absl::StrCat(arch.gguf_arch, ".rope.scaling.attn_factor"),
                                   static_cast<float>(attn_factor)));
@@ -116,9 +128,10 @@ absl::StatusOr<RopeScaling> ReadRopeScaling(const Architecture& arch, const json
       QUANTD_ASSIGN_OR_RETURN(out.short_factors, FactorList(arch, rs, "short_factor"));
       if (out.long_factors.size() != out.short_factors.size() ||
           static_cast<int64_t>(out.long_factors.size()) * 2 != rope_dims) {
-        return RopeError(arch, absl::StrCat("long_factor and short_factor must each hold ", rope_dims / 2,
-                                            " values (rope dimensions / 2); they hold ", out.long_factors.size(),
-                                            " and ", out.short_factors.size()));
+        return RopeError(
+            arch, absl::StrCat("long_factor and short_factor must each hold ", rope_dims / 2,
+                               " values (rope dimensions / 2); they hold ", out.long_factors.size(),
+                               " and ", out.short_factors.size()));
       }
       return out;
     }
@@ -126,10 +139,12 @@ absl::StatusOr<RopeScaling> ReadRopeScaling(const Architecture& arch, const json
       const std::string type = !str("type").empty() ? str("type") : str("rope_type");
       if (type == "default") return out;  // transformers' name for no scaling
       if (type != "linear") {
-        return RopeError(arch, absl::StrCat("type '", type, "' is not supported (supported: linear, default)"));
+        return RopeError(
+            arch, absl::StrCat("type '", type, "' is not supported (supported: linear, default)"));
       }
       if (str("type") == "linear" && number("factor")) {
-        out.kvs.push_back(GgufKv::String(absl::StrCat(arch.gguf_arch, ".rope.scaling.type"), "linear"));
+        out.kvs.push_back(
+            GgufKv::String(absl::StrCat(arch.gguf_arch, ".rope.scaling.type"), "linear"));
         out.kvs.push_back(F32(absl::StrCat(arch.gguf_arch, ".rope.scaling.factor"),
                               static_cast<float>(*number("factor"))));
       }
@@ -139,14 +154,16 @@ absl::StatusOr<RopeScaling> ReadRopeScaling(const Architecture& arch, const json
       const std::string type = !str("type").empty() ? str("type") : str("rope_type");
       if (type == "default") return out;
       if (type != "yarn") {
-        return RopeError(arch, absl::StrCat("type '", type, "' is not supported (supported: yarn, default)"));
+        return RopeError(
+            arch, absl::StrCat("type '", type, "' is not supported (supported: yarn, default)"));
       }
       if (str("type") == "yarn" && number("factor")) {
         auto orig = rs.find("original_max_position_embeddings");
         if (orig == rs.end() || !orig->is_number_unsigned()) {
           return RopeError(arch, "yarn needs original_max_position_embeddings");
         }
-        out.kvs.push_back(GgufKv::String(absl::StrCat(arch.gguf_arch, ".rope.scaling.type"), "yarn"));
+        out.kvs.push_back(
+            GgufKv::String(absl::StrCat(arch.gguf_arch, ".rope.scaling.type"), "yarn"));
         out.kvs.push_back(F32(absl::StrCat(arch.gguf_arch, ".rope.scaling.factor"),
                               static_cast<float>(*number("factor"))));
         out.kvs.push_back(U32(absl::StrCat(arch.gguf_arch, ".rope.scaling.original_context_length"),
@@ -162,7 +179,8 @@ absl::StatusOr<RopeScaling> ReadRopeScaling(const Architecture& arch, const json
 absl::StatusOr<int64_t> RopeDims(const Architecture& arch, const json& config, const Hparams& h) {
   for (const KvRule& r : arch.kvs) {
     if (r.source == KvSource::kRopeDimsPartial) {
-      QUANTD_ASSIGN_OR_RETURN(std::optional<double> pct, ConfigNumber(config, "partial_rotary_factor"));
+      QUANTD_ASSIGN_OR_RETURN(std::optional<double> pct,
+                              ConfigNumber(config, "partial_rotary_factor"));
       // Python: int(rot_pct * n_embd) // n_head
       const double product = pct.value_or(1.0) * static_cast<double>(h.hidden);
       return static_cast<int64_t>(product) / h.heads;
@@ -173,12 +191,14 @@ absl::StatusOr<int64_t> RopeDims(const Architecture& arch, const json& config, c
 }
 
 // Appends the metadata for one rule.
-absl::Status AddRuleKvs(const Architecture& arch, const KvRule& rule, const json& config, const Hparams& h,
-                        int64_t rope_dims, const RopeScaling& rope, std::vector<GgufKv>* kvs) {
+absl::Status AddRuleKvs(const Architecture& arch, const KvRule& rule, const json& config,
+                        const Hparams& h, int64_t rope_dims, const RopeScaling& rope,
+                        std::vector<GgufKv>* kvs) {
   const std::string key = absl::StrCat(arch.gguf_arch, ".", rule.key);
   auto u32 = [&](std::string k, int64_t v) -> absl::Status {
     if (v < 0 || v > 0xffffffffll) {
-      return absl::InvalidArgumentError(absl::StrCat("config.json: value ", v, " for ", k, " does not fit uint32"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("config.json: value ", v, " for ", k, " does not fit uint32"));
     }
     kvs->push_back(U32(std::move(k), static_cast<uint32_t>(v)));
     return absl::OkStatus();
@@ -186,7 +206,8 @@ absl::Status AddRuleKvs(const Architecture& arch, const KvRule& rule, const json
   auto opt_int = [&](const char* cfg, bool required) -> absl::Status {
     QUANTD_ASSIGN_OR_RETURN(std::optional<int64_t> v, ConfigInt(config, cfg));
     if (!v) {
-      if (required) return absl::InvalidArgumentError(absl::StrCat("config.json: '", cfg, "' is missing"));
+      if (required)
+        return absl::InvalidArgumentError(absl::StrCat("config.json: '", cfg, "' is missing"));
       return absl::OkStatus();
     }
     return u32(key, *v);
@@ -194,30 +215,43 @@ absl::Status AddRuleKvs(const Architecture& arch, const KvRule& rule, const json
   auto opt_float = [&](const char* cfg, bool required) -> absl::Status {
     QUANTD_ASSIGN_OR_RETURN(std::optional<double> v, ConfigNumber(config, cfg));
     if (!v) {
-      if (required) return absl::InvalidArgumentError(absl::StrCat("config.json: '", cfg, "' is missing"));
+      if (required)
+        return absl::InvalidArgumentError(absl::StrCat("config.json: '", cfg, "' is missing"));
       return absl::OkStatus();
     }
     kvs->push_back(F32(key, static_cast<float>(*v)));
     return absl::OkStatus();
   };
   switch (rule.source) {
-    case KvSource::kBlockCount: return u32(key, h.layers);
-    case KvSource::kContextLength: return opt_int("max_position_embeddings", false);
+    case KvSource::kBlockCount:
+      return u32(key, h.layers);
+    case KvSource::kContextLength:
+      return opt_int("max_position_embeddings", false);
     case KvSource::kContextLengthRequired: {
       QUANTD_ASSIGN_OR_RETURN(std::optional<int64_t> n, ConfigInt(config, "n_positions"));
       if (n) return u32(key, *n);
       return opt_int("max_position_embeddings", true);
     }
-    case KvSource::kOriginalContextLength: return opt_int("original_max_position_embeddings", true);
-    case KvSource::kEmbeddingLength: return u32(key, h.hidden);
-    case KvSource::kFeedForwardLength: return u32(key, h.ffn);
-    case KvSource::kHeadCount: return u32(key, h.heads);
-    case KvSource::kHeadCountKv: return opt_int("num_key_value_heads", false);
-    case KvSource::kHeadCountKvRequired: return opt_int("num_key_value_heads", true);
-    case KvSource::kRopeFreqBase: return opt_float("rope_theta", false);
-    case KvSource::kRopeFreqBaseRequired: return opt_float("rope_theta", true);
-    case KvSource::kRmsEps: return opt_float("rms_norm_eps", false);
-    case KvSource::kRmsEpsRequired: return opt_float("rms_norm_eps", true);
+    case KvSource::kOriginalContextLength:
+      return opt_int("original_max_position_embeddings", true);
+    case KvSource::kEmbeddingLength:
+      return u32(key, h.hidden);
+    case KvSource::kFeedForwardLength:
+      return u32(key, h.ffn);
+    case KvSource::kHeadCount:
+      return u32(key, h.heads);
+    case KvSource::kHeadCountKv:
+      return opt_int("num_key_value_heads", false);
+    case KvSource::kHeadCountKvRequired:
+      return opt_int("num_key_value_heads", true);
+    case KvSource::kRopeFreqBase:
+      return opt_float("rope_theta", false);
+    case KvSource::kRopeFreqBaseRequired:
+      return opt_float("rope_theta", true);
+    case KvSource::kRmsEps:
+      return opt_float("rms_norm_eps", false);
+    case KvSource::kRmsEpsRequired:
+      return opt_float("rms_norm_eps", true);
     case KvSource::kLayerNormEps:
       for (const char* cfg : {"layer_norm_eps", "layer_norm_epsilon", "norm_epsilon"}) {
         QUANTD_ASSIGN_OR_RETURN(std::optional<double> v, ConfigNumber(config, cfg));
@@ -233,10 +267,13 @@ absl::Status AddRuleKvs(const Architecture& arch, const KvRule& rule, const json
       QUANTD_RETURN_IF_ERROR(u32(absl::StrCat(arch.gguf_arch, ".attention.key_length"), *hd));
       return u32(absl::StrCat(arch.gguf_arch, ".attention.value_length"), *hd);
     }
-    case KvSource::kFileType: return u32("general.file_type", 0);
-    case KvSource::kVocabSize: return u32(key, h.vocab);
+    case KvSource::kFileType:
+      return u32("general.file_type", 0);
+    case KvSource::kVocabSize:
+      return u32(key, h.vocab);
     case KvSource::kRopeDimsHeadDim:
-    case KvSource::kRopeDimsPartial: return u32(key, rope_dims);
+    case KvSource::kRopeDimsPartial:
+      return u32(key, rope_dims);
     case KvSource::kSlidingWindowOrZero: {
       QUANTD_ASSIGN_OR_RETURN(std::optional<int64_t> sw, ConfigInt(config, "sliding_window"));
       return u32(key, sw.value_or(0));
@@ -268,8 +305,8 @@ absl::Status CheckConverterOuttype(gguf::FileType outtype) {
 }  // namespace
 
 bool IsConverterOuttype(gguf::FileType ftype) {
-  return ftype == gguf::FileType::kAllF32 || ftype == gguf::FileType::kF16 || ftype == gguf::FileType::kBF16 ||
-         ftype == gguf::FileType::kQ8_0;
+  return ftype == gguf::FileType::kAllF32 || ftype == gguf::FileType::kF16 ||
+         ftype == gguf::FileType::kBF16 || ftype == gguf::FileType::kQ8_0;
 }
 
 TokenizerKvsFn DefaultTokenizerKvs() { return TokenizerGgufKvs; }
@@ -310,7 +347,8 @@ absl::StatusOr<std::unique_ptr<CheckpointGgufSource>> CheckpointGgufSource::Open
     for (const TensorRule& rule : arch.layer_tensors) {
       if (rule.permute != Permute::kNone) {
         return absl::InvalidArgumentError(absl::StrCat("config.json: head dimension ", h.head_dim,
-                                                       " is odd; ", arch.hf_class, " needs an even one"));
+                                                       " is odd; ", arch.hf_class,
+                                                       " needs an even one"));
       }
     }
   }
@@ -334,16 +372,17 @@ absl::StatusOr<std::unique_ptr<CheckpointGgufSource>> CheckpointGgufSource::Open
     if (Ignored(t.name)) continue;
     auto it = expected.find(t.name);
     if (it == expected.end()) {
-      return absl::InvalidArgumentError(absl::StrCat(ref.shard->path(), ": tensor '", t.name, "' is not part of a ",
-                                                     arch.hf_class, " checkpoint with ", h.layers,
-                                                     " layers; Quantd does not know where it goes"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          ref.shard->path(), ": tensor '", t.name, "' is not part of a ", arch.hf_class,
+          " checkpoint with ", h.layers, " layers; Quantd does not know where it goes"));
     }
     Expected& e = it->second;
     if (t.shape != e.shape) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          ref.shard->path(), ": tensor '", t.name, "' has shape ", ShapeText(t.shape), " but config.json implies ",
-          ShapeText(e.shape), " (hidden_size ", h.hidden, ", heads ", h.heads, "/", h.kv_heads, ", head_dim ",
-          h.head_dim, ", intermediate_size ", h.ffn, ", vocab_size ", h.vocab, ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(ref.shard->path(), ": tensor '", t.name, "' has shape ", ShapeText(t.shape),
+                       " but config.json implies ", ShapeText(e.shape), " (hidden_size ", h.hidden,
+                       ", heads ", h.heads, "/", h.kv_heads, ", head_dim ", h.head_dim,
+                       ", intermediate_size ", h.ffn, ", vocab_size ", h.vocab, ")"));
     }
     e.seen = true;
     gguf::GgufTensorInfo info;
@@ -364,7 +403,8 @@ absl::StatusOr<std::unique_ptr<CheckpointGgufSource>> CheckpointGgufSource::Open
   for (const auto& [name, e] : expected) {
     if (e.seen || (e.rule->optional && h.tied_embeddings)) continue;
     return absl::InvalidArgumentError(absl::StrCat("checkpoint ", dir, " has no tensor '", name,
-                                                   "'; config.json implies one of shape ", ShapeText(e.shape)));
+                                                   "'; config.json implies one of shape ",
+                                                   ShapeText(e.shape)));
   }
   gguf::LayoutTensors(&src->tensors_, src->alignment());
 
@@ -376,7 +416,8 @@ absl::StatusOr<std::unique_ptr<CheckpointGgufSource>> CheckpointGgufSource::Open
   kvs.insert(kvs.end(), rope.early_kvs.begin(), rope.early_kvs.end());
   kvs.push_back(GgufKv::String("general.type", "model"));
   std::optional<std::string> name_or_path;
-  if (auto n = config.find("_name_or_path"); n != config.end() && n->is_string()) name_or_path = n->get<std::string>();
+  if (auto n = config.find("_name_or_path"); n != config.end() && n->is_string())
+    name_or_path = n->get<std::string>();
   std::string folder_name = options.folder_name;
   if (folder_name.empty()) {
     fs::path p = fs::absolute(dir).lexically_normal();
@@ -386,7 +427,8 @@ absl::StatusOr<std::unique_ptr<CheckpointGgufSource>> CheckpointGgufSource::Open
   const GeneralNaming naming = DeriveGeneralNaming(name_or_path, folder_name, total_params);
   kvs.push_back(GgufKv::String("general.name", naming.name));
   if (naming.version) kvs.push_back(GgufKv::String("general.version", *naming.version));
-  if (naming.organization) kvs.push_back(GgufKv::String("general.organization", *naming.organization));
+  if (naming.organization)
+    kvs.push_back(GgufKv::String("general.organization", *naming.organization));
   if (naming.finetune) kvs.push_back(GgufKv::String("general.finetune", *naming.finetune));
   if (naming.basename) kvs.push_back(GgufKv::String("general.basename", *naming.basename));
   if (naming.size_label) kvs.push_back(GgufKv::String("general.size_label", *naming.size_label));
@@ -394,7 +436,8 @@ absl::StatusOr<std::unique_ptr<CheckpointGgufSource>> CheckpointGgufSource::Open
     QUANTD_RETURN_IF_ERROR(AddRuleKvs(arch, rule, config, h, rope_dims, rope, &kvs));
   }
   if (options.tokenizer_kvs) {
-    QUANTD_ASSIGN_OR_RETURN(std::vector<GgufKv> tok, options.tokenizer_kvs(dir, config, arch.hf_class));
+    QUANTD_ASSIGN_OR_RETURN(std::vector<GgufKv> tok,
+                            options.tokenizer_kvs(dir, config, arch.hf_class));
     kvs.insert(kvs.end(), std::make_move_iterator(tok.begin()), std::make_move_iterator(tok.end()));
   } else {
     src->notes_.push_back("no tokenizer metadata written: no tokenizer reader was given");
@@ -402,17 +445,20 @@ absl::StatusOr<std::unique_ptr<CheckpointGgufSource>> CheckpointGgufSource::Open
   kvs.push_back(U32("general.quantization_version", kQuantizationVersion));
   if (HasModelCardMetadata(dir)) {
     src->notes_.push_back(
-        "README.md model-card metadata (license, tags, base model, ...) is not copied into general.* keys; "
+        "README.md model-card metadata (license, tags, base model, ...) is not copied into "
+        "general.* keys; "
         "llama.cpp's converter copies it, so such outputs differ from its bytes");
   }
   return src;
 }
 
-void CheckpointGgufSource::ReadRows(size_t index, int64_t first_row, int64_t num_rows, float* dst) const {
+void CheckpointGgufSource::ReadRows(size_t index, int64_t first_row, int64_t num_rows,
+                                    float* dst) const {
   const Entry& e = entries_[index];
   const int64_t ne0 = tensors_[index].ne[0];
   if (e.ref == nullptr) {
-    std::memcpy(dst, e.generated.data() + first_row * ne0, static_cast<size_t>(num_rows * ne0) * sizeof(float));
+    std::memcpy(dst, e.generated.data() + first_row * ne0,
+                static_cast<size_t>(num_rows * ne0) * sizeof(float));
     return;
   }
   const SafetensorsTensor& t = *e.ref->tensor;
@@ -422,9 +468,15 @@ void CheckpointGgufSource::ReadRows(size_t index, int64_t first_row, int64_t num
     const uint8_t* p = base + src_row * ne0 * elem;
     const size_t n = static_cast<size_t>(rows * ne0);
     switch (t.dtype) {
-      case SafetensorsDtype::kF32: std::memcpy(out, p, n * sizeof(float)); break;
-      case SafetensorsDtype::kF16: HalfToFloatSpan(reinterpret_cast<const uint16_t*>(p), out, n); break;
-      case SafetensorsDtype::kBF16: Bfloat16ToFloatSpan(reinterpret_cast<const uint16_t*>(p), out, n); break;
+      case SafetensorsDtype::kF32:
+        std::memcpy(out, p, n * sizeof(float));
+        break;
+      case SafetensorsDtype::kF16:
+        HalfToFloatSpan(reinterpret_cast<const uint16_t*>(p), out, n);
+        break;
+      case SafetensorsDtype::kBF16:
+        Bfloat16ToFloatSpan(reinterpret_cast<const uint16_t*>(p), out, n);
+        break;
     }
   };
   if (e.permute == Permute::kNone) {
@@ -450,7 +502,8 @@ void CheckpointGgufSource::Release(size_t index) const {
 void CheckpointGgufSource::ReleaseRows(size_t index, int64_t first_row, int64_t num_rows) const {
   const Entry& e = entries_[index];
   if (e.ref == nullptr || e.permute != Permute::kNone) return;
-  const uint64_t row_bytes = static_cast<uint64_t>(tensors_[index].ne[0]) * DtypeSize(e.ref->tensor->dtype);
+  const uint64_t row_bytes =
+      static_cast<uint64_t>(tensors_[index].ne[0]) * DtypeSize(e.ref->tensor->dtype);
   e.ref->shard->Release(*e.ref->tensor, static_cast<uint64_t>(first_row) * row_bytes,
                         static_cast<uint64_t>(num_rows) * row_bytes);
 }
@@ -468,37 +521,46 @@ std::string CheckpointGgufSource::SourceDtype(size_t index) const {
 GgmlType CheckpointGgufSource::ConverterType(size_t index, gguf::FileType outtype) const {
   const gguf::GgufTensorInfo& t = tensors_[index];
   if (outtype == gguf::FileType::kAllF32) return GgmlType::kF32;
-  if (t.ne.size() <= 1 || absl::EndsWith(t.name, "_norm.weight") || !absl::EndsWith(t.name, ".weight")) {
+  if (t.ne.size() <= 1 || absl::EndsWith(t.name, "_norm.weight") ||
+      !absl::EndsWith(t.name, ".weight")) {
     return GgmlType::kF32;
   }
   switch (outtype) {
-    case gguf::FileType::kF16: return GgmlType::kF16;
-    case gguf::FileType::kBF16: return GgmlType::kBF16;
+    case gguf::FileType::kF16:
+      return GgmlType::kF16;
+    case gguf::FileType::kBF16:
+      return GgmlType::kBF16;
     case gguf::FileType::kQ8_0:
       // gguf-py refuses rows that are not whole blocks; the converter then writes F16.
-      return t.ne[0] % gguf::TypeInfo(GgmlType::kQ8_0).block_size == 0 ? GgmlType::kQ8_0 : GgmlType::kF16;
-    default: return GgmlType::kF32;
+      return t.ne[0] % gguf::TypeInfo(GgmlType::kQ8_0).block_size == 0 ? GgmlType::kQ8_0
+                                                                       : GgmlType::kF16;
+    default:
+      return GgmlType::kF32;
   }
 }
 
-absl::StatusOr<Report> WriteCheckpointGguf(const CheckpointGgufSource& source, gguf::FileType outtype,
-                                           const std::string& output_path, const RunContext& ctx) {
+absl::StatusOr<Report> WriteCheckpointGguf(const CheckpointGgufSource& source,
+                                           gguf::FileType outtype, const std::string& output_path,
+                                           const RunContext& ctx) {
   QUANTD_RETURN_IF_ERROR(CheckConverterOuttype(outtype));
   std::vector<GgufKv> kvs = source.kvs();
   for (GgufKv& kv : kvs) {
-    if (kv.key == "general.file_type") kv = U32("general.file_type", static_cast<uint32_t>(outtype));
+    if (kv.key == "general.file_type")
+      kv = U32("general.file_type", static_cast<uint32_t>(outtype));
   }
   std::vector<gguf::GgufTensorInfo> out = source.tensors();
   for (size_t i = 0; i < out.size(); ++i) {
     out[i].type = source.ConverterType(i, outtype);
-    out[i].nbytes = static_cast<uint64_t>(gguf::RowBytes(out[i].type, out[i].ne[0]) * out[i].Rows());
+    out[i].nbytes =
+        static_cast<uint64_t>(gguf::RowBytes(out[i].type, out[i].ne[0]) * out[i].Rows());
   }
   const uint64_t alignment = source.alignment();
   const uint64_t data_size = gguf::LayoutTensors(&out, alignment);
   const std::string header = gguf::SerializeHeader(kvs, out);
   const uint64_t total_bytes = gguf::AlignUp(header.size(), alignment) + data_size;
 
-  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<AtomicFileWriter> writer, AtomicFileWriter::Create(output_path));
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<AtomicFileWriter> writer,
+                          AtomicFileWriter::Create(output_path));
   QUANTD_RETURN_IF_ERROR(writer->Write(header.data(), header.size()));
   QUANTD_RETURN_IF_ERROR(writer->PadTo(alignment));
 
@@ -527,8 +589,7 @@ absl::StatusOr<Report> WriteCheckpointGguf(const CheckpointGgufSource& source, g
       if (gguf::TypeInfo(t.type).quantized) {
         const int64_t bad = FirstNonFiniteF32(rows_f32.data(), nr * ne0);
         if (bad >= 0) {
-          return NonFiniteWeightError(t.name, r0 * ne0 + bad,
-                                      rows_f32[static_cast<size_t>(bad)]);
+          return NonFiniteWeightError(t.name, r0 * ne0 + bad, rows_f32[static_cast<size_t>(bad)]);
         }
       }
       gguf::QuantizeRow(t.type, rows_f32.data(), rows_out.data(), nr * ne0);
@@ -550,7 +611,8 @@ absl::StatusOr<Report> WriteCheckpointGguf(const CheckpointGgufSource& source, g
       report.tensors.push_back(std::move(tr));
       report.tensors_converted += 1;
     }
-    if (gguf::TypeInfo(t.type).quantized) report.weights_quantized += static_cast<uint64_t>(t.Elements());
+    if (gguf::TypeInfo(t.type).quantized)
+      report.weights_quantized += static_cast<uint64_t>(t.Elements());
     prog.tensors_done += 1;
     prog.bytes_done = writer->offset();
     ctx.Report(prog);
@@ -574,15 +636,17 @@ absl::StatusOr<Report> RunCheckpointGguf(const Recipe& recipe, const std::string
                                          const std::string& output_path, const RunContext& ctx) {
   if (recipe.gguf_type.empty()) {
     return absl::InvalidArgumentError(
-        "a checkpoint folder needs --gguf-type (F32, F16, BF16, Q8_0 or a llama-quantize type such as Q4_K_M)");
+        "a checkpoint folder needs --gguf-type (F32, F16, BF16, Q8_0 or a llama-quantize type such "
+        "as Q4_K_M)");
   }
   QUANTD_ASSIGN_OR_RETURN(gguf::FileType ftype, gguf::ParseFileType(recipe.gguf_type));
   const bool converter = IsConverterOuttype(ftype);
-  if (converter && (recipe.leave_output_tensor || recipe.pure || !recipe.output_tensor_type.empty() ||
-                    !recipe.token_embedding_type.empty())) {
+  if (converter && (recipe.leave_output_tensor || recipe.pure ||
+                    !recipe.output_tensor_type.empty() || !recipe.token_embedding_type.empty())) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--leave-output-tensor, --pure, --output-tensor-type and --token-embedding-type apply to "
-        "llama-quantize types, not to the converter's outtype ", gguf::FileTypeName(ftype)));
+        "llama-quantize types, not to the converter's outtype ",
+        gguf::FileTypeName(ftype)));
   }
   ctx.Report(Progress{"load", 0, 0, 0, 0});
   CheckpointGgufOptions options;
@@ -593,9 +657,11 @@ absl::StatusOr<Report> RunCheckpointGguf(const Recipe& recipe, const std::string
   if (converter) return WriteCheckpointGguf(*source, ftype, output_path, ctx);
   QUANTD_ASSIGN_OR_RETURN(Report report, RunGguf(recipe, *source, output_path, ctx));
   report.notes.insert(report.notes.begin(), source->notes().begin(), source->notes().end());
-  report.notes.push_back(absl::StrCat("converted the ", source->architecture().hf_class,
-                                      " checkpoint as llama.cpp's convert_hf_to_gguf.py --outtype f32 followed by "
-                                      "llama-quantize ", gguf::FileTypeName(ftype), ", in one step"));
+  report.notes.push_back(
+      absl::StrCat("converted the ", source->architecture().hf_class,
+                   " checkpoint as llama.cpp's convert_hf_to_gguf.py --outtype f32 followed by "
+                   "llama-quantize ",
+                   gguf::FileTypeName(ftype), ", in one step"));
   return report;
 }
 

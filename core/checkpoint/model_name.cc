@@ -160,7 +160,10 @@ ModelIdComponents ModelIdToComponents(absl::string_view model_id, int64_t total_
     } else if (FullMatch(part, R"(i?q\d(_\w)*|b?fp?(16|32))")) {
       types[i].insert("type");
       parts[i] = absl::AsciiStrToUpper(part);
-    } else if (i > 0 && FullMatch(part, R"((([A]|\d+[x])?\d+([._]\d+)?[KMBT][\d]?|small|mini|medium|large|x?xl))")) {
+    } else if (i > 0 &&
+               FullMatch(
+                   part,
+                   R"((([A]|\d+[x])?\d+([._]\d+)?[KMBT][\d]?|small|mini|medium|large|x?xl))")) {
       part = NormalizeSizeLabel(part);
       if (total_params != 0) {
         if (std::optional<double> label_params = SizeLabelParams(part)) {
@@ -168,7 +171,8 @@ ModelIdComponents ModelIdToComponents(absl::string_view model_id, int64_t total_
           const int64_t abs_total = total_params < 0 ? -total_params : total_params;
           const bool far =
               (total_params < 0 && *label_params < static_cast<double>(abs_total / 8)) ||
-              (total_params > 0 && std::fabs(*label_params - total) > static_cast<double>(7 * total_params / 8));
+              (total_params > 0 &&
+               std::fabs(*label_params - total) > static_cast<double>(7 * total_params / 8));
           if (far) {
             types[i].insert("finetune");  // likely a context length
             part.back() = absl::ascii_tolower(static_cast<unsigned char>(part.back()));

@@ -25,10 +25,14 @@ absl::Status Invalid(const std::string& path, absl::string_view what) {
 }
 
 bool ParseDtype(const std::string& s, SafetensorsDtype* out) {
-  if (s == "F32") *out = SafetensorsDtype::kF32;
-  else if (s == "F16") *out = SafetensorsDtype::kF16;
-  else if (s == "BF16") *out = SafetensorsDtype::kBF16;
-  else return false;
+  if (s == "F32")
+    *out = SafetensorsDtype::kF32;
+  else if (s == "F16")
+    *out = SafetensorsDtype::kF16;
+  else if (s == "BF16")
+    *out = SafetensorsDtype::kBF16;
+  else
+    return false;
   return true;
 }
 
@@ -48,9 +52,12 @@ bool ReadUintArray(const json& v, int want, std::vector<uint64_t>* out) {
 
 absl::string_view DtypeName(SafetensorsDtype dtype) {
   switch (dtype) {
-    case SafetensorsDtype::kF32: return "F32";
-    case SafetensorsDtype::kF16: return "F16";
-    case SafetensorsDtype::kBF16: return "BF16";
+    case SafetensorsDtype::kF32:
+      return "F32";
+    case SafetensorsDtype::kF16:
+      return "F16";
+    case SafetensorsDtype::kBF16:
+      return "BF16";
   }
   return "?";
 }
@@ -68,14 +75,20 @@ int JsonNestingDepth(absl::string_view text) {
   bool in_string = false, escaped = false;
   for (char c : text) {
     if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
       continue;
     }
-    if (c == '"') in_string = true;
-    else if (c == '[' || c == '{') max_depth = std::max(max_depth, ++depth);
-    else if (c == ']' || c == '}') --depth;
+    if (c == '"')
+      in_string = true;
+    else if (c == '[' || c == '{')
+      max_depth = std::max(max_depth, ++depth);
+    else if (c == ']' || c == '}')
+      --depth;
   }
   return max_depth;
 }
@@ -90,24 +103,27 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
   uint64_t header_len;
   std::memcpy(&header_len, bytes.data(), 8);
   if (header_len > kMaxSafetensorsHeaderBytes) {
-    return Invalid(path, absl::StrCat("safetensors header length ", header_len, " (at byte 0) exceeds the ",
-                                      kMaxSafetensorsHeaderBytes, "-byte limit"));
+    return Invalid(
+        path, absl::StrCat("safetensors header length ", header_len, " (at byte 0) exceeds the ",
+                           kMaxSafetensorsHeaderBytes, "-byte limit"));
   }
   if (header_len > bytes.size() - 8) {
-    return absl::DataLossError(absl::StrCat(
-        path, ": truncated safetensors file: the header (bytes 8..", 8 + header_len, ") runs past the end of the ",
-        bytes.size(), "-byte file"));
+    return absl::DataLossError(
+        absl::StrCat(path, ": truncated safetensors file: the header (bytes 8..", 8 + header_len,
+                     ") runs past the end of the ", bytes.size(), "-byte file"));
   }
   const uint64_t data_start = 8 + header_len;
   const uint64_t data_size = bytes.size() - data_start;
   const absl::string_view text(reinterpret_cast<const char*>(bytes.data() + 8), header_len);
   if (JsonNestingDepth(text) > kMaxHeaderDepth) {
-    return Invalid(path, absl::StrCat("safetensors header JSON (bytes 8..", data_start, ") nests deeper than ",
-                                      kMaxHeaderDepth, " levels; not a safetensors header"));
+    return Invalid(
+        path, absl::StrCat("safetensors header JSON (bytes 8..", data_start, ") nests deeper than ",
+                           kMaxHeaderDepth, " levels; not a safetensors header"));
   }
   const json header = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (header.is_discarded()) {
-    return Invalid(path, absl::StrCat("safetensors header (bytes 8..", data_start, ") is not well-formed JSON"));
+    return Invalid(path, absl::StrCat("safetensors header (bytes 8..", data_start,
+                                      ") is not well-formed JSON"));
   }
   if (!header.is_object()) {
     return Invalid(path, "safetensors header is not a JSON object");
@@ -118,12 +134,14 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
   for (auto it = header.begin(); it != header.end(); ++it) {
     const std::string& name = it.key();
     if (name == "__metadata__") {
-      if (!it.value().is_object()) return Invalid(path, "safetensors '__metadata__' is not an object");
+      if (!it.value().is_object())
+        return Invalid(path, "safetensors '__metadata__' is not an object");
       continue;
     }
     const json& v = it.value();
     const std::string where = absl::StrCat("tensor '", name, "'");
-    if (!v.is_object()) return Invalid(path, absl::StrCat(where, ": header entry is not an object"));
+    if (!v.is_object())
+      return Invalid(path, absl::StrCat(where, ": header entry is not an object"));
     auto dtype_it = v.find("dtype");
     if (dtype_it == v.end() || !dtype_it->is_string()) {
       return Invalid(path, absl::StrCat(where, ": missing or non-string 'dtype'"));
@@ -138,36 +156,43 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
     std::vector<uint64_t> shape, offsets;
     auto shape_it = v.find("shape");
     if (shape_it == v.end() || !ReadUintArray(*shape_it, -1, &shape)) {
-      return Invalid(path, absl::StrCat(where, ": 'shape' is missing or not an array of non-negative integers"));
+      return Invalid(
+          path,
+          absl::StrCat(where, ": 'shape' is missing or not an array of non-negative integers"));
     }
     auto off_it = v.find("data_offsets");
     if (off_it == v.end() || !ReadUintArray(*off_it, 2, &offsets)) {
-      return Invalid(path, absl::StrCat(where, ": 'data_offsets' is missing or not two non-negative integers"));
+      return Invalid(
+          path,
+          absl::StrCat(where, ": 'data_offsets' is missing or not two non-negative integers"));
     }
     // Element count, refusing overflow (bytes must fit in 63 bits).
     uint64_t elements = 1;
     constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) / 8;
     for (uint64_t d : shape) {
       if (d != 0 && elements > kMax / d) {
-        return Invalid(path, absl::StrCat(where, ": shape [", absl::StrJoin(shape, ", "), "] is too large"));
+        return Invalid(
+            path, absl::StrCat(where, ": shape [", absl::StrJoin(shape, ", "), "] is too large"));
       }
       elements *= d;
       t.shape.push_back(static_cast<int64_t>(d));
     }
     const uint64_t begin = offsets[0], end = offsets[1];
     if (begin > end) {
-      return Invalid(path, absl::StrCat(where, ": data_offsets [", begin, ", ", end, "] are reversed"));
+      return Invalid(path,
+                     absl::StrCat(where, ": data_offsets [", begin, ", ", end, "] are reversed"));
     }
     const uint64_t want = elements * static_cast<uint64_t>(DtypeSize(t.dtype));
     if (end - begin != want) {
-      return Invalid(path, absl::StrCat(where, ": data_offsets [", begin, ", ", end, "] hold ", end - begin,
-                                        " bytes but ", dtype, " x shape [", absl::StrJoin(shape, ", "),
-                                        "] needs ", want, " bytes (at file byte ", data_start + begin, ")"));
+      return Invalid(
+          path, absl::StrCat(where, ": data_offsets [", begin, ", ", end, "] hold ", end - begin,
+                             " bytes but ", dtype, " x shape [", absl::StrJoin(shape, ", "),
+                             "] needs ", want, " bytes (at file byte ", data_start + begin, ")"));
     }
     if (end > data_size) {
       return absl::DataLossError(absl::StrCat(
-          path, ": truncated safetensors file: ", where, " occupies file bytes ", data_start + begin, "..",
-          data_start + end, " but the file ends at byte ", bytes.size()));
+          path, ": truncated safetensors file: ", where, " occupies file bytes ",
+          data_start + begin, "..", data_start + end, " but the file ends at byte ", bytes.size()));
     }
     t.offset = data_start + begin;
     t.nbytes = want;
@@ -179,25 +204,29 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
   for (const auto& t : tensors) {
     if (t.nbytes > 0) by_offset.push_back(&t);
   }
-  std::sort(by_offset.begin(), by_offset.end(),
-            [](const SafetensorsTensor* a, const SafetensorsTensor* b) { return a->offset < b->offset; });
+  std::sort(
+      by_offset.begin(), by_offset.end(),
+      [](const SafetensorsTensor* a, const SafetensorsTensor* b) { return a->offset < b->offset; });
   for (size_t i = 1; i < by_offset.size(); ++i) {
     const SafetensorsTensor* prev = by_offset[i - 1];
     const SafetensorsTensor* cur = by_offset[i];
     if (cur->offset < prev->offset + prev->nbytes) {
       return Invalid(path, absl::StrCat("tensor '", cur->name, "' (file bytes ", cur->offset, "..",
-                                        cur->offset + cur->nbytes, ") overlaps tensor '", prev->name,
-                                        "' (file bytes ", prev->offset, "..", prev->offset + prev->nbytes, ")"));
+                                        cur->offset + cur->nbytes, ") overlaps tensor '",
+                                        prev->name, "' (file bytes ", prev->offset, "..",
+                                        prev->offset + prev->nbytes, ")"));
     }
   }
   std::sort(tensors.begin(), tensors.end(),
             [](const SafetensorsTensor& a, const SafetensorsTensor& b) { return a.name < b.name; });
-  return std::unique_ptr<SafetensorsFile>(new SafetensorsFile(std::move(mapped), std::move(tensors)));
+  return std::unique_ptr<SafetensorsFile>(
+      new SafetensorsFile(std::move(mapped), std::move(tensors)));
 }
 
 const SafetensorsTensor* SafetensorsFile::Find(absl::string_view name) const {
-  auto it = std::lower_bound(tensors_.begin(), tensors_.end(), name,
-                             [](const SafetensorsTensor& t, absl::string_view n) { return t.name < n; });
+  auto it =
+      std::lower_bound(tensors_.begin(), tensors_.end(), name,
+                       [](const SafetensorsTensor& t, absl::string_view n) { return t.name < n; });
   if (it == tensors_.end() || it->name != name) return nullptr;
   return &*it;
 }
@@ -206,9 +235,12 @@ absl::Span<const uint8_t> SafetensorsFile::Data(const SafetensorsTensor& tensor)
   return mapped_->bytes().subspan(tensor.offset, tensor.nbytes);
 }
 
-void SafetensorsFile::Release(const SafetensorsTensor& tensor) const { Release(tensor, 0, tensor.nbytes); }
+void SafetensorsFile::Release(const SafetensorsTensor& tensor) const {
+  Release(tensor, 0, tensor.nbytes);
+}
 
-void SafetensorsFile::Release(const SafetensorsTensor& tensor, uint64_t begin, uint64_t length) const {
+void SafetensorsFile::Release(const SafetensorsTensor& tensor, uint64_t begin,
+                              uint64_t length) const {
   if (begin >= tensor.nbytes) return;
   length = std::min(length, tensor.nbytes - begin);
   if (length > 0) mapped_->ReleasePages(tensor.offset + begin, length);

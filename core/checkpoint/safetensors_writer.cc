@@ -96,9 +96,9 @@ absl::Status SafetensorsWriter::Write(absl::Span<const uint8_t> bytes) {
     return absl::FailedPreconditionError(absl::StrCat(file_->path(), ": already committed"));
   }
   if (bytes.size() > data_bytes_ - written_) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(file_->path(), ": ", written_ + bytes.size(),
-                     " data bytes written, but the tensors hold ", data_bytes_));
+    return absl::FailedPreconditionError(absl::StrCat(file_->path(), ": ", written_ + bytes.size(),
+                                                      " data bytes written, but the tensors hold ",
+                                                      data_bytes_));
   }
   QUANTD_RETURN_IF_ERROR(file_->Write(bytes));
   written_ += bytes.size();
@@ -117,9 +117,9 @@ absl::Status SafetensorsWriter::Commit() {
   }
   if (written_ != data_bytes_) {
     const SafetensorsTensorSpec* t = current_tensor();
-    return absl::FailedPreconditionError(
-        absl::StrCat(file_->path(), ": ", data_bytes_ - written_, " data bytes missing (tensor ",
-                     t != nullptr ? t->name : "?", ")"));
+    return absl::FailedPreconditionError(absl::StrCat(file_->path(), ": ", data_bytes_ - written_,
+                                                      " data bytes missing (tensor ",
+                                                      t != nullptr ? t->name : "?", ")"));
   }
   QUANTD_RETURN_IF_ERROR(file_->Commit());
   committed_ = true;

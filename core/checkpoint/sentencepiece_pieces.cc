@@ -28,16 +28,26 @@ absl::StatusOr<SentencePiecePieces> ParseSentencePieceModel(const std::string& p
   for (int id = 0; id < model.pieces_size(); ++id) {
     const Piece& p = model.pieces(id);
     if (!seen.insert(p.piece()).second) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": SentencePiece model defines piece \"", p.piece(), "\" twice (id ", id, ")"));
+      return absl::InvalidArgumentError(absl::StrCat(path, ": SentencePiece model defines piece \"",
+                                                     p.piece(), "\" twice (id ", id, ")"));
     }
     int32_t type = kTokenNormal;
     switch (p.type()) {
-      case Piece::UNKNOWN: type = kTokenUnknown; has_unknown = true; break;
-      case Piece::CONTROL: type = kTokenControl; break;
-      case Piece::UNUSED: type = kTokenUnused; break;
-      case Piece::BYTE: type = kTokenByte; break;
-      default: break;  // NORMAL, USER_DEFINED
+      case Piece::UNKNOWN:
+        type = kTokenUnknown;
+        has_unknown = true;
+        break;
+      case Piece::CONTROL:
+        type = kTokenControl;
+        break;
+      case Piece::UNUSED:
+        type = kTokenUnused;
+        break;
+      case Piece::BYTE:
+        type = kTokenByte;
+        break;
+      default:
+        break;  // NORMAL, USER_DEFINED
     }
     out.pieces.push_back(p.piece());
     out.scores.push_back(p.score());

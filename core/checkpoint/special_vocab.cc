@@ -55,9 +55,9 @@ absl::StatusOr<std::vector<std::string>> MergesFromTokenizerJson(const BigJson& 
         return absl::InvalidArgumentError(
             absl::StrCat("tokenizer.json: merge ", m.dump(), " is not a pair of strings"));
       }
-      out.push_back(absl::StrCat(absl::StrReplaceAll(m[0].get<std::string>(), {{" ", "\xc4\xa0"}}),
-                                 " ",
-                                 absl::StrReplaceAll(m[1].get<std::string>(), {{" ", "\xc4\xa0"}})));
+      out.push_back(
+          absl::StrCat(absl::StrReplaceAll(m[0].get<std::string>(), {{" ", "\xc4\xa0"}}), " ",
+                       absl::StrReplaceAll(m[1].get<std::string>(), {{" ", "\xc4\xa0"}})));
     }
     return out;
   }
@@ -77,8 +77,8 @@ absl::StatusOr<std::vector<std::string>> MergesFromMergesTxt(const std::string& 
       if (absl::StartsWith(s, "#")) continue;
     }
     if (s.empty()) continue;
-    std::vector<absl::string_view> parts = absl::StrSplit(s, absl::ByAnyChar(" \t\r\n\v\f"),
-                                                         absl::SkipEmpty());
+    std::vector<absl::string_view> parts =
+        absl::StrSplit(s, absl::ByAnyChar(" \t\r\n\v\f"), absl::SkipEmpty());
     if (parts.size() != 2) continue;  // malformed entries are ignored
     merges.push_back(absl::StrCat(parts[0], " ", parts[1]));
   }
@@ -86,7 +86,6 @@ absl::StatusOr<std::vector<std::string>> MergesFromMergesTxt(const std::string& 
 }
 
 }  // namespace
-
 
 absl::StatusOr<SpecialVocab> LoadSpecialVocab(const std::string& dir, const nlohmann::json& config,
                                               bool load_merges, std::optional<int64_t> n_vocab) {
@@ -193,15 +192,17 @@ absl::Status AddChatTemplate(std::vector<GgufKv>* kvs, const Json& value) {
       default_template = template_json->get<std::string>();
     } else {
       if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
-      QUANTD_RETURN_IF_ERROR(AddKv(kvs, GgufKv::String(absl::StrCat("tokenizer.chat_template.", name),
-                                                       template_json->get<std::string>())));
+      QUANTD_RETURN_IF_ERROR(
+          AddKv(kvs, GgufKv::String(absl::StrCat("tokenizer.chat_template.", name),
+                                    template_json->get<std::string>())));
     }
   }
   if (!names.empty()) {
     QUANTD_RETURN_IF_ERROR(AddKv(kvs, GgufKv::StringArray("tokenizer.chat_templates", names)));
   }
   if (default_template) {
-    QUANTD_RETURN_IF_ERROR(AddKv(kvs, GgufKv::String("tokenizer.chat_template", *default_template)));
+    QUANTD_RETURN_IF_ERROR(
+        AddKv(kvs, GgufKv::String("tokenizer.chat_template", *default_template)));
   }
   return absl::OkStatus();
 }
@@ -225,13 +226,14 @@ absl::Status AddSpecialVocab(std::vector<GgufKv>* kvs, const SpecialVocab& sv) {
     QUANTD_RETURN_IF_ERROR(AddKv(kvs, GgufKv::Uint32(key, static_cast<uint32_t>(id))));
   }
   for (const auto& [type, value] : sv.add_token) {
-    if (type == "bos") QUANTD_RETURN_IF_ERROR(AddKv(kvs, GgufKv::Bool("tokenizer.ggml.add_bos_token", value)));
-    if (type == "eos") QUANTD_RETURN_IF_ERROR(AddKv(kvs, GgufKv::Bool("tokenizer.ggml.add_eos_token", value)));
+    if (type == "bos")
+      QUANTD_RETURN_IF_ERROR(AddKv(kvs, GgufKv::Bool("tokenizer.ggml.add_bos_token", value)));
+    if (type == "eos")
+      QUANTD_RETURN_IF_ERROR(AddKv(kvs, GgufKv::Bool("tokenizer.ggml.add_eos_token", value)));
     // add_<other>_token: the b4747 writer has no key for them.
   }
   if (sv.chat_template) QUANTD_RETURN_IF_ERROR(AddChatTemplate(kvs, *sv.chat_template));
   return absl::OkStatus();
 }
-
 
 }  // namespace quantd::core::checkpoint::internal

@@ -1,15 +1,15 @@
 #include "quantd/core/checkpoint/tokenizer_gguf.h"
 
-#include <cstdint>
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
-#include <map>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <set>
-#include <unordered_map>
 #include <sstream>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -25,8 +25,8 @@
 #include "quantd/core/base/status_macros.h"
 #include "sentencepiece_pieces.h"
 #include "special_vocab.h"
-#include "tokenizer_json.h"
 #include "tokenizer_gguf_internal.h"
+#include "tokenizer_json.h"
 
 namespace quantd::core::checkpoint {
 namespace {
@@ -42,6 +42,10 @@ using internal::Find;
 using internal::IsFile;
 using internal::Json;
 using internal::kSentencePieceSpace;
+using internal::kTokenControl;
+using internal::kTokenNormal;
+using internal::kTokenUnused;
+using internal::kTokenUserDefined;
 using internal::LoadSpecialVocab;
 using internal::LooksSpecial;
 using internal::PathIn;
@@ -51,10 +55,6 @@ using internal::SpecialVocab;
 using internal::TokenIdFromKey;
 using internal::TooManyTokens;
 using internal::Truthy;
-using internal::kTokenControl;
-using internal::kTokenNormal;
-using internal::kTokenUnused;
-using internal::kTokenUserDefined;
 // ---------------------------------------------------------------------------
 // SentencePiece vocabularies.
 
@@ -66,7 +66,8 @@ struct ScoredVocab {
 
 // The SentencePiece pieces over a vocabulary of config's vocab_size
 // (`[PAD<id>]`, score -10000, UNUSED beyond the model's pieces).
-absl::StatusOr<ScoredVocab> SentencePieceBase(const std::string& dir, const nlohmann::json& config) {
+absl::StatusOr<ScoredVocab> SentencePieceBase(const std::string& dir,
+                                              const nlohmann::json& config) {
   const std::string path = PathIn(dir, "tokenizer.model");
   QUANTD_ASSIGN_OR_RETURN(const std::string bytes, ReadWholeFile(path));
   QUANTD_ASSIGN_OR_RETURN(internal::SentencePiecePieces sp,
@@ -117,7 +118,8 @@ absl::Status ApplyAddedTokensJson(const std::string& dir, ScoredVocab* v) {
 absl::Status OverrideToken(const std::string& file, int64_t id, std::string content, bool special,
                            bool phi3_style, ScoredVocab* v) {
   const int64_t vocab_size = static_cast<int64_t>(v->tokens.size());
-  if (id >= vocab_size) return TooManyTokens(absl::StrCat(file, ": added token id"), id, vocab_size);
+  if (id >= vocab_size)
+    return TooManyTokens(absl::StrCat(file, ": added token id"), id, vocab_size);
   int32_t type = kTokenUserDefined;
   if (phi3_style) {
     if (special) type = kTokenControl;
@@ -139,7 +141,8 @@ absl::Status ApplyAddedTokensDecoder(const std::optional<Json>& tokenizer_config
   const Json* decoder = Find(*tokenizer_config, "added_tokens_decoder");
   if (decoder == nullptr) return absl::OkStatus();
   if (!decoder->is_object()) {
-    return absl::InvalidArgumentError("tokenizer_config.json: added_tokens_decoder is not an object");
+    return absl::InvalidArgumentError(
+        "tokenizer_config.json: added_tokens_decoder is not an object");
   }
   for (const auto& [key, entry] : decoder->items()) {
     QUANTD_ASSIGN_OR_RETURN(const int64_t id, TokenIdFromKey("tokenizer_config.json", key));
@@ -354,12 +357,11 @@ absl::Status Phi3Vocab(const std::string& dir, const nlohmann::json& config,
 absl::Status LlamaVocab(const std::string& dir, const nlohmann::json& config,
                         std::vector<GgufKv>* kvs) {
   auto vocab_size_it = config.find("vocab_size");
-  const int64_t config_vocab =
-      vocab_size_it != config.end() && vocab_size_it->is_number_integer()
-          ? vocab_size_it->get<int64_t>() : 32000;
+  const int64_t config_vocab = vocab_size_it != config.end() && vocab_size_it->is_number_integer()
+                                   ? vocab_size_it->get<int64_t>()
+                                   : 32000;
   if (config_vocab == 32016) {
-    return absl::UnimplementedError(
-        "vocab_size 32016 (CodeLlama infill tokens) is not supported");
+    return absl::UnimplementedError("vocab_size 32016 (CodeLlama infill tokens) is not supported");
   }
   if (IsFile(PathIn(dir, "tokenizer.model"))) {
     QUANTD_RETURN_IF_ERROR(SentencePieceVocab(dir, config, kvs));
@@ -369,8 +371,7 @@ absl::Status LlamaVocab(const std::string& dir, const nlohmann::json& config,
     QUANTD_ASSIGN_OR_RETURN(std::optional<BigJson> tokenizer_json,
                             ReadJsonIfPresent<BigJson>(dir, "tokenizer.json"));
     if (!tokenizer_json) {
-      return absl::NotFoundError(
-          absl::StrCat(dir, ": no tokenizer.model and no tokenizer.json"));
+      return absl::NotFoundError(absl::StrCat(dir, ": no tokenizer.model and no tokenizer.json"));
     }
     const BigJson* model = Find(*tokenizer_json, "model");
     const BigJson* type = model ? Find(*model, "type") : nullptr;
@@ -439,10 +440,10 @@ absl::StatusOr<std::vector<gguf::GgufKv>> TokenizerGgufKvs(const std::string& ch
   } else if (architecture == "Qwen2ForCausalLM") {
     QUANTD_RETURN_IF_ERROR(Qwen2Vocab(checkpoint_dir, config, &kvs));
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "architecture ", architecture,
-        " has no tokenizer conversion; supported: Phi3ForCausalLM, LlamaForCausalLM, "
-        "MistralForCausalLM, Qwen2ForCausalLM"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("architecture ", architecture,
+                     " has no tokenizer conversion; supported: Phi3ForCausalLM, LlamaForCausalLM, "
+                     "MistralForCausalLM, Qwen2ForCausalLM"));
   }
   return kvs;
 }

@@ -57,9 +57,8 @@ absl::StatusOr<int64_t> ConfigVocabSize(const nlohmann::json& config, int64_t fa
 }
 
 absl::Status TooManyTokens(absl::string_view what, int64_t count_or_id, int64_t vocab_size) {
-  return absl::InvalidArgumentError(absl::StrCat(what, " ", count_or_id,
-                                                 " does not fit config.json vocab_size ",
-                                                 vocab_size));
+  return absl::InvalidArgumentError(
+      absl::StrCat(what, " ", count_or_id, " does not fit config.json vocab_size ", vocab_size));
 }
 
 // Token id of an added-token entry: `id_text` from a JSON key or value.

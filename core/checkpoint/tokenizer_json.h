@@ -104,7 +104,6 @@ absl::StatusOr<std::string> ContentOf(const std::string& file, const J& entry) {
   return content->template get<std::string>();
 }
 
-
 }  // namespace quantd::core::checkpoint::internal
 
 #endif  // QUANTD_CORE_CHECKPOINT_TOKENIZER_JSON_H_

@@ -54,7 +54,6 @@ constexpr GgmlTypeInfo kTypes[] = {
     Blocked<BlockMXFP4>(GgmlType::kMXFP4, "mxfp4"),
 };
 
-
 }  // namespace
 
 std::optional<GgmlTypeInfo> LookupType(uint32_t id) {

@@ -18,11 +18,23 @@ constexpr int kMaxArrayDepth = 8;
 // Size of a fixed-size scalar value type, 0 for string/array/unknown.
 uint64_t ScalarSize(uint32_t t) {
   switch (static_cast<GgufValueType>(t)) {
-    case GgufValueType::kUint8: case GgufValueType::kInt8: case GgufValueType::kBool: return 1;
-    case GgufValueType::kUint16: case GgufValueType::kInt16: return 2;
-    case GgufValueType::kUint32: case GgufValueType::kInt32: case GgufValueType::kFloat32: return 4;
-    case GgufValueType::kUint64: case GgufValueType::kInt64: case GgufValueType::kFloat64: return 8;
-    default: return 0;
+    case GgufValueType::kUint8:
+    case GgufValueType::kInt8:
+    case GgufValueType::kBool:
+      return 1;
+    case GgufValueType::kUint16:
+    case GgufValueType::kInt16:
+      return 2;
+    case GgufValueType::kUint32:
+    case GgufValueType::kInt32:
+    case GgufValueType::kFloat32:
+      return 4;
+    case GgufValueType::kUint64:
+    case GgufValueType::kInt64:
+    case GgufValueType::kFloat64:
+      return 8;
+    default:
+      return 0;
   }
 }
 
@@ -37,9 +49,9 @@ class Reader {
 
   absl::Status Need(uint64_t n, absl::string_view what) const {
     if (n > remaining()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "malformed GGUF: ", what, " at byte ", pos_, " needs ", n, " bytes but only ",
-          remaining(), " remain in the file (truncated or corrupt)"));
+      return absl::InvalidArgumentError(absl::StrCat("malformed GGUF: ", what, " at byte ", pos_,
+                                                     " needs ", n, " bytes but only ", remaining(),
+                                                     " remain in the file (truncated or corrupt)"));
     }
     return absl::OkStatus();
   }
@@ -54,9 +66,9 @@ class Reader {
   absl::StatusOr<std::string> ReadString(absl::string_view what) {
     QUANTD_ASSIGN_OR_RETURN(uint64_t n, Read<uint64_t>(what));
     if (n > remaining()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "malformed GGUF: ", what, " at byte ", pos_ - 8, " has length ", n,
-          " which runs past the end of the file (", remaining(), " bytes remain)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("malformed GGUF: ", what, " at byte ", pos_ - 8, " has length ", n,
+                       " which runs past the end of the file (", remaining(), " bytes remain)"));
     }
     std::string s(reinterpret_cast<const char*>(b_.data() + pos_), n);
     pos_ += n;
@@ -77,8 +89,8 @@ class Reader {
 // Validates (skips) one value of type `t` at the cursor.
 absl::Status SkipValue(Reader* r, uint32_t t, const std::string& key, int depth) {
   if (!KnownValueType(t)) {
-    return absl::InvalidArgumentError(absl::StrCat("malformed GGUF: metadata '", key,
-                                                   "' has unknown value type ", t));
+    return absl::InvalidArgumentError(
+        absl::StrCat("malformed GGUF: metadata '", key, "' has unknown value type ", t));
   }
   const uint64_t scalar = ScalarSize(t);
   if (scalar != 0) return r->Skip(scalar, absl::StrCat("value of '", key, "'"));
@@ -90,20 +102,22 @@ absl::Status SkipValue(Reader* r, uint32_t t, const std::string& key, int depth)
     return absl::InvalidArgumentError(
         absl::StrCat("malformed GGUF: metadata '", key, "' nests arrays too deeply"));
   }
-  QUANTD_ASSIGN_OR_RETURN(uint32_t et, r->Read<uint32_t>(absl::StrCat("array type of '", key, "'")));
-  QUANTD_ASSIGN_OR_RETURN(uint64_t n, r->Read<uint64_t>(absl::StrCat("array length of '", key, "'")));
+  QUANTD_ASSIGN_OR_RETURN(uint32_t et,
+                          r->Read<uint32_t>(absl::StrCat("array type of '", key, "'")));
+  QUANTD_ASSIGN_OR_RETURN(uint64_t n,
+                          r->Read<uint64_t>(absl::StrCat("array length of '", key, "'")));
   if (!KnownValueType(et)) {
-    return absl::InvalidArgumentError(absl::StrCat("malformed GGUF: array '", key,
-                                                   "' has unknown element type ", et));
+    return absl::InvalidArgumentError(
+        absl::StrCat("malformed GGUF: array '", key, "' has unknown element type ", et));
   }
   const uint64_t es = ScalarSize(et);
   // Every element takes at least one byte (strings 8): reject impossible counts
   // before looping.
   const uint64_t min_size = es != 0 ? es : (et == 8 ? 8 : 12);
   if (n > r->remaining() / min_size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "malformed GGUF: array '", key, "' claims ", n, " elements, more than fit in the ",
-        r->remaining(), " bytes left in the file"));
+    return absl::InvalidArgumentError(absl::StrCat("malformed GGUF: array '", key, "' claims ", n,
+                                                   " elements, more than fit in the ",
+                                                   r->remaining(), " bytes left in the file"));
   }
   if (es != 0) return r->Skip(n * es, absl::StrCat("elements of '", key, "'"));
   for (uint64_t i = 0; i < n; ++i) QUANTD_RETURN_IF_ERROR(SkipValue(r, et, key, depth + 1));
@@ -119,15 +133,25 @@ T Load(const std::string& raw, size_t at = 0) {
 
 std::optional<int64_t> IntFrom(GgufValueType t, const std::string& raw, size_t at) {
   switch (t) {
-    case GgufValueType::kUint8: case GgufValueType::kBool: return Load<uint8_t>(raw, at);
-    case GgufValueType::kInt8: return Load<int8_t>(raw, at);
-    case GgufValueType::kUint16: return Load<uint16_t>(raw, at);
-    case GgufValueType::kInt16: return Load<int16_t>(raw, at);
-    case GgufValueType::kUint32: return Load<uint32_t>(raw, at);
-    case GgufValueType::kInt32: return Load<int32_t>(raw, at);
-    case GgufValueType::kUint64: return static_cast<int64_t>(Load<uint64_t>(raw, at));
-    case GgufValueType::kInt64: return Load<int64_t>(raw, at);
-    default: return std::nullopt;
+    case GgufValueType::kUint8:
+    case GgufValueType::kBool:
+      return Load<uint8_t>(raw, at);
+    case GgufValueType::kInt8:
+      return Load<int8_t>(raw, at);
+    case GgufValueType::kUint16:
+      return Load<uint16_t>(raw, at);
+    case GgufValueType::kInt16:
+      return Load<int16_t>(raw, at);
+    case GgufValueType::kUint32:
+      return Load<uint32_t>(raw, at);
+    case GgufValueType::kInt32:
+      return Load<int32_t>(raw, at);
+    case GgufValueType::kUint64:
+      return static_cast<int64_t>(Load<uint64_t>(raw, at));
+    case GgufValueType::kInt64:
+      return Load<int64_t>(raw, at);
+    default:
+      return std::nullopt;
   }
 }
 
@@ -144,7 +168,8 @@ void AppendPod(std::string* out, T v) {
 }  // namespace
 
 std::optional<int64_t> GgufKv::AsInt() const {
-  if (raw.size() < ScalarSize(static_cast<uint32_t>(type)) || ScalarSize(static_cast<uint32_t>(type)) == 0) {
+  if (raw.size() < ScalarSize(static_cast<uint32_t>(type)) ||
+      ScalarSize(static_cast<uint32_t>(type)) == 0) {
     return std::nullopt;
   }
   return IntFrom(type, raw, 0);
@@ -225,27 +250,29 @@ absl::StatusOr<GgufFile> GgufFile::Parse(absl::Span<const uint8_t> bytes) {
   }
   QUANTD_ASSIGN_OR_RETURN(f.version_, r.Read<uint32_t>("version"));
   if (f.version_ != 2 && f.version_ != 3) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unsupported GGUF version ", f.version_, "; Quantd reads versions 2 and 3 (convert ",
-        "the model with a current llama.cpp)"));
+    return absl::InvalidArgumentError(absl::StrCat("unsupported GGUF version ", f.version_,
+                                                   "; Quantd reads versions 2 and 3 (convert ",
+                                                   "the model with a current llama.cpp)"));
   }
   QUANTD_ASSIGN_OR_RETURN(uint64_t n_tensors, r.Read<uint64_t>("tensor count"));
   QUANTD_ASSIGN_OR_RETURN(uint64_t n_kv, r.Read<uint64_t>("metadata count"));
   // A metadata entry takes at least 8+1+4+1 bytes, a tensor info 8+1+4+8+4+8.
   if (n_kv > r.remaining() / 14) {
-    return absl::InvalidArgumentError(absl::StrCat("malformed GGUF: metadata count ", n_kv,
-                                                   " cannot fit in a ", bytes.size(), "-byte file"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "malformed GGUF: metadata count ", n_kv, " cannot fit in a ", bytes.size(), "-byte file"));
   }
   if (n_tensors > r.remaining() / 33) {
     return absl::InvalidArgumentError(absl::StrCat("malformed GGUF: tensor count ", n_tensors,
-                                                   " cannot fit in a ", bytes.size(), "-byte file"));
+                                                   " cannot fit in a ", bytes.size(),
+                                                   "-byte file"));
   }
   std::unordered_set<std::string> keys;
   f.kvs_.reserve(n_kv);
   for (uint64_t i = 0; i < n_kv; ++i) {
     QUANTD_ASSIGN_OR_RETURN(std::string key, r.ReadString(absl::StrCat("key of metadata #", i)));
     if (!keys.insert(key).second) {
-      return absl::InvalidArgumentError(absl::StrCat("malformed GGUF: duplicate metadata key '", key, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("malformed GGUF: duplicate metadata key '", key, "'"));
     }
     QUANTD_ASSIGN_OR_RETURN(uint32_t t, r.Read<uint32_t>(absl::StrCat("type of '", key, "'")));
     const uint64_t start = r.pos();
@@ -268,36 +295,40 @@ absl::StatusOr<GgufFile> GgufFile::Parse(absl::Span<const uint8_t> bytes) {
     GgufTensorInfo t;
     QUANTD_ASSIGN_OR_RETURN(t.name, r.ReadString(absl::StrCat("name of tensor #", i)));
     if (!names.insert(t.name).second) {
-      return absl::InvalidArgumentError(absl::StrCat("malformed GGUF: duplicate tensor name '", t.name, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("malformed GGUF: duplicate tensor name '", t.name, "'"));
     }
-    QUANTD_ASSIGN_OR_RETURN(uint32_t n_dims, r.Read<uint32_t>(absl::StrCat("dims of '", t.name, "'")));
+    QUANTD_ASSIGN_OR_RETURN(uint32_t n_dims,
+                            r.Read<uint32_t>(absl::StrCat("dims of '", t.name, "'")));
     if (n_dims == 0 || n_dims > kGgufMaxDims) {
       return absl::InvalidArgumentError(absl::StrCat("malformed GGUF: tensor '", t.name, "' has ",
                                                      n_dims, " dimensions; 1 to 4 are allowed"));
     }
     int64_t elements = 1;
     for (uint32_t d = 0; d < n_dims; ++d) {
-      QUANTD_ASSIGN_OR_RETURN(uint64_t ne, r.Read<uint64_t>(absl::StrCat("shape of '", t.name, "'")));
+      QUANTD_ASSIGN_OR_RETURN(uint64_t ne,
+                              r.Read<uint64_t>(absl::StrCat("shape of '", t.name, "'")));
       if (ne > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
           (ne != 0 && static_cast<uint64_t>(elements) >
                           static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) / ne)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "malformed GGUF: the dimensions of tensor '", t.name, "' overflow (product beyond 2^63)"));
+        return absl::InvalidArgumentError(absl::StrCat("malformed GGUF: the dimensions of tensor '",
+                                                       t.name, "' overflow (product beyond 2^63)"));
       }
       elements *= static_cast<int64_t>(ne);
       t.ne.push_back(static_cast<int64_t>(ne));
     }
-    QUANTD_ASSIGN_OR_RETURN(uint32_t type_id, r.Read<uint32_t>(absl::StrCat("type of '", t.name, "'")));
+    QUANTD_ASSIGN_OR_RETURN(uint32_t type_id,
+                            r.Read<uint32_t>(absl::StrCat("type of '", t.name, "'")));
     auto info = LookupType(type_id);
     if (!info) {
-      return absl::InvalidArgumentError(absl::StrCat("malformed GGUF: tensor '", t.name,
-                                                     "' has unknown ggml type id ", type_id));
+      return absl::InvalidArgumentError(
+          absl::StrCat("malformed GGUF: tensor '", t.name, "' has unknown ggml type id ", type_id));
     }
     t.type = info->type;
     if (t.ne[0] % info->block_size != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "malformed GGUF: tensor '", t.name, "' has row length ", t.ne[0],
-          ", not a multiple of the ", info->name, " block size ", info->block_size));
+      return absl::InvalidArgumentError(
+          absl::StrCat("malformed GGUF: tensor '", t.name, "' has row length ", t.ne[0],
+                       ", not a multiple of the ", info->name, " block size ", info->block_size));
     }
     const uint64_t blocks = static_cast<uint64_t>(elements / info->block_size);
     if (blocks > std::numeric_limits<uint64_t>::max() / static_cast<uint64_t>(info->type_size)) {
@@ -307,16 +338,17 @@ absl::StatusOr<GgufFile> GgufFile::Parse(absl::Span<const uint8_t> bytes) {
     t.nbytes = blocks * static_cast<uint64_t>(info->type_size);
     QUANTD_ASSIGN_OR_RETURN(t.offset, r.Read<uint64_t>(absl::StrCat("offset of '", t.name, "'")));
     if (t.offset % f.alignment_ != 0) {
-      return absl::InvalidArgumentError(absl::StrCat("malformed GGUF: tensor '", t.name, "' data offset ",
-                                                     t.offset, " is not a multiple of the alignment ",
-                                                     f.alignment_));
+      return absl::InvalidArgumentError(
+          absl::StrCat("malformed GGUF: tensor '", t.name, "' data offset ", t.offset,
+                       " is not a multiple of the alignment ", f.alignment_));
     }
     f.tensors_.push_back(std::move(t));
   }
   f.data_offset_ = AlignUp(r.pos(), f.alignment_);
   const uint64_t data_size = bytes.size() >= f.data_offset_ ? bytes.size() - f.data_offset_ : 0;
   if (n_tensors > 0 && bytes.size() < f.data_offset_) {
-    return absl::InvalidArgumentError("malformed GGUF: the file ends before its tensor data section");
+    return absl::InvalidArgumentError(
+        "malformed GGUF: the file ends before its tensor data section");
   }
   std::vector<const GgufTensorInfo*> by_offset;
   for (const auto& t : f.tensors_) {
@@ -332,8 +364,9 @@ absl::StatusOr<GgufFile> GgufFile::Parse(absl::Span<const uint8_t> bytes) {
   for (size_t i = 1; i < by_offset.size(); ++i) {
     const GgufTensorInfo* prev = by_offset[i - 1];
     if (prev->offset + prev->nbytes > by_offset[i]->offset) {
-      return absl::InvalidArgumentError(absl::StrCat("malformed GGUF: the data of tensors '", prev->name,
-                                                     "' and '", by_offset[i]->name, "' overlap"));
+      return absl::InvalidArgumentError(absl::StrCat("malformed GGUF: the data of tensors '",
+                                                     prev->name, "' and '", by_offset[i]->name,
+                                                     "' overlap"));
     }
   }
   return f;
@@ -354,8 +387,9 @@ const GgufTensorInfo* GgufFile::FindTensor(absl::string_view name) const {
 }
 
 void RemoveKv(std::vector<GgufKv>* kvs, absl::string_view key) {
-  kvs->erase(std::remove_if(kvs->begin(), kvs->end(), [&](const GgufKv& kv) { return kv.key == key; }),
-             kvs->end());
+  kvs->erase(
+      std::remove_if(kvs->begin(), kvs->end(), [&](const GgufKv& kv) { return kv.key == key; }),
+      kvs->end());
 }
 
 void SetKv(std::vector<GgufKv>* kvs, GgufKv kv) {

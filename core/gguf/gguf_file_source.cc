@@ -15,7 +15,8 @@ absl::StatusOr<std::unique_ptr<GgufFileSource>> GgufFileSource::Open(const std::
   QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<MappedFile> mapped, MappedFile::Open(path));
   auto parsed = GgufFile::Parse(mapped->bytes());
   if (!parsed.ok()) {
-    return absl::Status(parsed.status().code(), absl::StrCat(path, ": ", parsed.status().message()));
+    return absl::Status(parsed.status().code(),
+                        absl::StrCat(path, ": ", parsed.status().message()));
   }
   return std::unique_ptr<GgufFileSource>(new GgufFileSource(std::move(mapped), *std::move(parsed)));
 }
@@ -55,7 +56,9 @@ void GgufFileSource::Release(size_t index) const {
   mapped_->ReleasePages(file_.data_offset() + t.offset, t.nbytes);
 }
 
-std::string GgufFileSource::SourceDtype(size_t index) const { return TypeName(file_.tensors()[index].type); }
+std::string GgufFileSource::SourceDtype(size_t index) const {
+  return TypeName(file_.tensors()[index].type);
+}
 
 uint64_t GgufFileSource::SourceBytes(size_t index) const { return file_.tensors()[index].nbytes; }
 

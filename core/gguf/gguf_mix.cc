@@ -17,14 +17,28 @@ struct FileTypeName {
   FileType ftype;
 };
 constexpr FileTypeName kFileTypes[] = {
-    {"Q4_0", FileType::kQ4_0},     {"Q4_1", FileType::kQ4_1},     {"Q5_0", FileType::kQ5_0},
-    {"Q5_1", FileType::kQ5_1},     {"IQ4_NL", FileType::kIQ4_NL}, {"Q2_K", FileType::kQ2_K},
-    {"Q3_K_S", FileType::kQ3_K_S}, {"Q3_K_M", FileType::kQ3_K_M}, {"Q3_K_L", FileType::kQ3_K_L},
-    {"Q4_K_S", FileType::kQ4_K_S}, {"Q4_K_M", FileType::kQ4_K_M}, {"Q5_K_S", FileType::kQ5_K_S},
-    {"Q5_K_M", FileType::kQ5_K_M}, {"Q6_K", FileType::kQ6_K},     {"Q8_0", FileType::kQ8_0},
-    {"F16", FileType::kF16},       {"BF16", FileType::kBF16},     {"F32", FileType::kAllF32},
+    {"Q4_0", FileType::kQ4_0},
+    {"Q4_1", FileType::kQ4_1},
+    {"Q5_0", FileType::kQ5_0},
+    {"Q5_1", FileType::kQ5_1},
+    {"IQ4_NL", FileType::kIQ4_NL},
+    {"Q2_K", FileType::kQ2_K},
+    {"Q3_K_S", FileType::kQ3_K_S},
+    {"Q3_K_M", FileType::kQ3_K_M},
+    {"Q3_K_L", FileType::kQ3_K_L},
+    {"Q4_K_S", FileType::kQ4_K_S},
+    {"Q4_K_M", FileType::kQ4_K_M},
+    {"Q5_K_S", FileType::kQ5_K_S},
+    {"Q5_K_M", FileType::kQ5_K_M},
+    {"Q6_K", FileType::kQ6_K},
+    {"Q8_0", FileType::kQ8_0},
+    {"F16", FileType::kF16},
+    {"BF16", FileType::kBF16},
+    {"F32", FileType::kAllF32},
     // llama-quantize's aliases
-    {"Q3_K", FileType::kQ3_K_M},   {"Q4_K", FileType::kQ4_K_M},   {"Q5_K", FileType::kQ5_K_M},
+    {"Q3_K", FileType::kQ3_K_M},
+    {"Q4_K", FileType::kQ4_K_M},
+    {"Q5_K", FileType::kQ5_K_M},
 };
 
 bool Contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
@@ -96,32 +110,52 @@ std::vector<std::string> FileTypeNames() {
 
 GgmlType DefaultType(FileType ftype) {
   switch (ftype) {
-    case FileType::kAllF32: return GgmlType::kF32;
-    case FileType::kF16: return GgmlType::kF16;
-    case FileType::kBF16: return GgmlType::kBF16;
-    case FileType::kQ4_0: return GgmlType::kQ4_0;
-    case FileType::kQ4_1: return GgmlType::kQ4_1;
-    case FileType::kQ5_0: return GgmlType::kQ5_0;
-    case FileType::kQ5_1: return GgmlType::kQ5_1;
-    case FileType::kQ8_0: return GgmlType::kQ8_0;
-    case FileType::kQ2_K: return GgmlType::kQ2_K;
-    case FileType::kQ3_K_S: case FileType::kQ3_K_M: case FileType::kQ3_K_L: return GgmlType::kQ3_K;
-    case FileType::kQ4_K_S: case FileType::kQ4_K_M: return GgmlType::kQ4_K;
-    case FileType::kQ5_K_S: case FileType::kQ5_K_M: return GgmlType::kQ5_K;
-    case FileType::kQ6_K: return GgmlType::kQ6_K;
-    case FileType::kIQ4_NL: return GgmlType::kIQ4_NL;
+    case FileType::kAllF32:
+      return GgmlType::kF32;
+    case FileType::kF16:
+      return GgmlType::kF16;
+    case FileType::kBF16:
+      return GgmlType::kBF16;
+    case FileType::kQ4_0:
+      return GgmlType::kQ4_0;
+    case FileType::kQ4_1:
+      return GgmlType::kQ4_1;
+    case FileType::kQ5_0:
+      return GgmlType::kQ5_0;
+    case FileType::kQ5_1:
+      return GgmlType::kQ5_1;
+    case FileType::kQ8_0:
+      return GgmlType::kQ8_0;
+    case FileType::kQ2_K:
+      return GgmlType::kQ2_K;
+    case FileType::kQ3_K_S:
+    case FileType::kQ3_K_M:
+    case FileType::kQ3_K_L:
+      return GgmlType::kQ3_K;
+    case FileType::kQ4_K_S:
+    case FileType::kQ4_K_M:
+      return GgmlType::kQ4_K;
+    case FileType::kQ5_K_S:
+    case FileType::kQ5_K_M:
+      return GgmlType::kQ5_K;
+    case FileType::kQ6_K:
+      return GgmlType::kQ6_K;
+    case FileType::kIQ4_NL:
+      return GgmlType::kIQ4_NL;
   }
   return GgmlType::kF32;
 }
 
 ModelFacts GetModelFacts(const GgufFile& file) { return GetModelFacts(file.kvs(), file.tensors()); }
 
-ModelFacts GetModelFacts(const std::vector<GgufKv>& kvs, const std::vector<GgufTensorInfo>& tensors) {
+ModelFacts GetModelFacts(const std::vector<GgufKv>& kvs,
+                         const std::vector<GgufTensorInfo>& tensors) {
   ModelFacts m;
   if (const GgufKv* a = FindKv(kvs, "general.architecture")) m.arch = a->AsString().value_or("");
   m.n_layer = static_cast<int>(IntKv(kvs, m.arch + ".block_count").value_or(0));
   m.n_head = static_cast<int>(IntKv(kvs, m.arch + ".attention.head_count").value_or(0));
-  m.n_head_kv = static_cast<int>(IntKv(kvs, m.arch + ".attention.head_count_kv").value_or(m.n_head));
+  m.n_head_kv =
+      static_cast<int>(IntKv(kvs, m.arch + ".attention.head_count_kv").value_or(m.n_head));
   m.n_expert = static_cast<int>(IntKv(kvs, m.arch + ".expert_count").value_or(0));
   for (const auto& t : tensors) {
     if (Contains(t.name, "attn_v.weight") || Contains(t.name, "attn_qkv.weight") ||
@@ -154,10 +188,10 @@ bool TensorAllowsQuantization(const GgufTensorInfo& t, const MixOptions& options
   if (!options.quantize_output_tensor && name == "output.weight") return false;
   if (Contains(name, "ffn_gate_inp.weight")) return false;
   if (name == "position_embd.weight" || name == "token_types.weight") return false;
-  for (const char* part : {"ssm_conv1d.weight", "time_mix_first.weight", "time_mix_w1.weight",
-                           "time_mix_w2.weight", "time_mix_decay_w1.weight",
-                           "time_mix_decay_w2.weight", "time_mix_lerp_fused.weight",
-                           "attn_rel_b.weight"}) {
+  for (const char* part :
+       {"ssm_conv1d.weight", "time_mix_first.weight", "time_mix_w1.weight", "time_mix_w2.weight",
+        "time_mix_decay_w1.weight", "time_mix_decay_w2.weight", "time_mix_lerp_fused.weight",
+        "attn_rel_b.weight"}) {
     if (Contains(name, part)) return false;
   }
   return true;
@@ -202,7 +236,8 @@ GgmlType MixPlanner::MixType(GgmlType new_type, const GgufTensorInfo& t) {
       new_type = T::kQ5_K;
     } else if (ftype == F::kIQ4_NL && facts_.n_gqa() >= 4) {
       new_type = T::kQ5_K;
-    } else if ((ftype == F::kQ4_K_M || ftype == F::kQ5_K_M) && UseMoreBits(i, facts_.n_attention_wv)) {
+    } else if ((ftype == F::kQ4_K_M || ftype == F::kQ5_K_M) &&
+               UseMoreBits(i, facts_.n_attention_wv)) {
       new_type = T::kQ6_K;
     } else if (ftype == F::kQ4_K_S && i < 4) {
       new_type = T::kQ5_K;
@@ -217,14 +252,16 @@ GgmlType MixPlanner::MixType(GgmlType new_type, const GgufTensorInfo& t) {
     if (ftype == F::kQ2_K) {
       new_type = T::kQ3_K;
     } else if (ftype == F::kQ3_K_M) {
-      new_type = i_layer < n_layer / 16                        ? T::kQ5_K
+      new_type = i_layer < n_layer / 16                     ? T::kQ5_K
                  : !falcon || UseMoreBits(i_layer, n_layer) ? T::kQ4_K
-                                                              : T::kQ3_K;
+                                                            : T::kQ3_K;
     } else if (ftype == F::kQ3_K_L) {
       new_type = falcon ? T::kQ4_K : T::kQ5_K;
     } else if (ftype == F::kQ4_K_M) {
       if (falcon) {
-        new_type = i_layer < n_layer / 16 ? T::kQ6_K : UseMoreBits(i_layer, n_layer) ? T::kQ5_K : T::kQ4_K;
+        new_type = i_layer < n_layer / 16          ? T::kQ6_K
+                   : UseMoreBits(i_layer, n_layer) ? T::kQ5_K
+                                                   : T::kQ4_K;
       } else if (UseMoreBits(i_layer, n_layer)) {
         new_type = T::kQ6_K;
       }
@@ -239,22 +276,28 @@ GgmlType MixPlanner::MixType(GgmlType new_type, const GgufTensorInfo& t) {
   } else if (Contains(name, "attn_output.weight")) {
     if (!falcon) {
       if (facts_.n_expert == 8) {
-        if (ftype == F::kQ2_K || ftype == F::kQ3_K_S || ftype == F::kQ3_K_M || ftype == F::kIQ4_NL ||
-            ftype == F::kQ4_K_S || ftype == F::kQ4_K_M) {
+        if (ftype == F::kQ2_K || ftype == F::kQ3_K_S || ftype == F::kQ3_K_M ||
+            ftype == F::kIQ4_NL || ftype == F::kQ4_K_S || ftype == F::kQ4_K_M) {
           new_type = T::kQ5_K;
         }
       } else {
-        if (ftype == F::kQ2_K) new_type = T::kQ3_K;
-        else if (ftype == F::kQ3_K_M) new_type = T::kQ4_K;
-        else if (ftype == F::kQ3_K_L) new_type = T::kQ5_K;
+        if (ftype == F::kQ2_K)
+          new_type = T::kQ3_K;
+        else if (ftype == F::kQ3_K_M)
+          new_type = T::kQ4_K;
+        else if (ftype == F::kQ3_K_L)
+          new_type = T::kQ5_K;
       }
     } else if (ftype == F::kQ3_K_L) {
       new_type = T::kQ4_K;
     }
   } else if (Contains(name, "attn_qkv.weight")) {
-    if (ftype == F::kQ3_K_M || ftype == F::kQ3_K_L) new_type = T::kQ4_K;
-    else if (ftype == F::kQ4_K_M) new_type = T::kQ5_K;
-    else if (ftype == F::kQ5_K_M) new_type = T::kQ6_K;
+    if (ftype == F::kQ3_K_M || ftype == F::kQ3_K_L)
+      new_type = T::kQ4_K;
+    else if (ftype == F::kQ4_K_M)
+      new_type = T::kQ5_K;
+    else if (ftype == F::kQ5_K_M)
+      new_type = T::kQ6_K;
   } else if (Contains(name, "ffn_gate")) {
     ++i_ffn_gate_;
   } else if (Contains(name, "ffn_up")) {
@@ -269,11 +312,22 @@ GgmlType MixPlanner::Fallback(GgmlType type, const GgufTensorInfo& t) {
   ++n_fallback_;
   GgmlType out;
   switch (type) {
-    case GgmlType::kTQ1_0: case GgmlType::kTQ2_0: out = GgmlType::kQ4_0; break;
-    case GgmlType::kQ4_K: out = GgmlType::kQ5_0; break;
-    case GgmlType::kQ5_K: out = GgmlType::kQ5_1; break;
-    case GgmlType::kQ6_K: out = GgmlType::kQ8_0; break;
-    default: out = GgmlType::kIQ4_NL; break;  // Q2_K, Q3_K, IQ*: 256 -> 32
+    case GgmlType::kTQ1_0:
+    case GgmlType::kTQ2_0:
+      out = GgmlType::kQ4_0;
+      break;
+    case GgmlType::kQ4_K:
+      out = GgmlType::kQ5_0;
+      break;
+    case GgmlType::kQ5_K:
+      out = GgmlType::kQ5_1;
+      break;
+    case GgmlType::kQ6_K:
+      out = GgmlType::kQ8_0;
+      break;
+    default:
+      out = GgmlType::kIQ4_NL;
+      break;  // Q2_K, Q3_K, IQ*: 256 -> 32
   }
   if (nx % TypeInfo(out).block_size != 0) out = GgmlType::kF16;
   return out;
@@ -288,15 +342,16 @@ absl::StatusOr<GgmlType> MixPlanner::Choose(const GgufTensorInfo& t) {
     new_type = Fallback(new_type, t);
   }
   std::optional<GgmlType> user;
-  if (options_.token_embedding_type && t.name == "token_embd.weight") user = options_.token_embedding_type;
+  if (options_.token_embedding_type && t.name == "token_embd.weight")
+    user = options_.token_embedding_type;
   if (options_.output_tensor_type && t.name == "output.weight") user = options_.output_tensor_type;
   if (user) {
     new_type = *user;
     if (t.ne[0] % TypeInfo(new_type).block_size != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "tensor '", t.name, "' has rows of ", t.ne[0], " values, not a multiple of the ",
-          TypeName(new_type), " block size ", TypeInfo(new_type).block_size,
-          "; choose another type for it"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("tensor '", t.name, "' has rows of ", t.ne[0],
+                       " values, not a multiple of the ", TypeName(new_type), " block size ",
+                       TypeInfo(new_type).block_size, "; choose another type for it"));
     }
   }
   return new_type;

@@ -21,9 +21,9 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "quantd/core/base/atomic_file.h"
 #include "quantd/core/base/finite.h"
 #include "quantd/core/base/status_macros.h"
@@ -49,8 +49,7 @@ struct TensorPlan {
 };
 
 // `field`: the recipe field the value came from, for the message.
-absl::StatusOr<std::optional<GgmlType>> ParseUserType(const std::string& value,
-                                                      const char* field) {
+absl::StatusOr<std::optional<GgmlType>> ParseUserType(const std::string& value, const char* field) {
   if (value.empty()) return std::optional<GgmlType>();
   auto t = gguf::ParseTypeName(value);
   if (!t || !gguf::CanQuantize(*t)) {
@@ -108,7 +107,8 @@ void AddQualitySums(const float* x, const float* y, int64_t n, ChunkQuality* q) 
 // buffers suffice. Thread safety: Put/Finish from the owning thread only.
 class TensorSink {
  public:
-  TensorSink(AtomicFileWriter* writer, uint64_t alignment, const gguf::TensorSource* input, bool async)
+  TensorSink(AtomicFileWriter* writer, uint64_t alignment, const gguf::TensorSource* input,
+             bool async)
       : writer_(writer), alignment_(alignment), input_(input), written_(writer->offset()) {
     if (async) thread_ = std::thread([this] { Loop(); });
   }
@@ -135,8 +135,8 @@ class TensorSink {
       return st;
     }
     absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(+[](TensorSink* s) ABSL_NO_THREAD_SAFETY_ANALYSIS { return !s->has_job_; },
-                              this));
+    mu_.Await(absl::Condition(
+        +[](TensorSink* s) ABSL_NO_THREAD_SAFETY_ANALYSIS { return !s->has_job_; }, this));
     if (!status_.ok()) return status_;
     job_ = job;
     has_job_ = true;
@@ -147,8 +147,8 @@ class TensorSink {
   absl::Status Finish() {
     if (!thread_.joinable()) return absl::OkStatus();
     absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(+[](TensorSink* s) ABSL_NO_THREAD_SAFETY_ANALYSIS { return !s->has_job_; },
-                              this));
+    mu_.Await(absl::Condition(
+        +[](TensorSink* s) ABSL_NO_THREAD_SAFETY_ANALYSIS { return !s->has_job_; }, this));
     return status_;
   }
 
@@ -175,7 +175,8 @@ class TensorSink {
       {
         absl::MutexLock lock(&mu_);
         mu_.Await(absl::Condition(
-            +[](TensorSink* s) ABSL_NO_THREAD_SAFETY_ANALYSIS { return s->has_job_ || s->stop_; }, this));
+            +[](TensorSink* s) ABSL_NO_THREAD_SAFETY_ANALYSIS { return s->has_job_ || s->stop_; },
+            this));
         if (!has_job_) return;  // stopped
         job = job_;
       }
@@ -224,11 +225,13 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
                                const std::string& output_path, const RunContext& ctx) {
   QUANTD_RETURN_IF_ERROR(MixOptionsOf(recipe).status());  // refuse bad options before any I/O
   ctx.Report(Progress{"load", 0, 0, 0, 0});
-  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<gguf::GgufFileSource> source, gguf::GgufFileSource::Open(input_path));
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<gguf::GgufFileSource> source,
+                          gguf::GgufFileSource::Open(input_path));
   if (const gguf::GgufKv* split = source->file().FindKv("split.count")) {
     if (split->AsInt().value_or(1) > 1) {
       return absl::InvalidArgumentError(absl::StrCat(
-          input_path, " is one part of a split GGUF model; merge it first (llama-gguf-split --merge)"));
+          input_path,
+          " is one part of a split GGUF model; merge it first (llama-gguf-split --merge)"));
     }
   }
   return RunGguf(recipe, *source, output_path, ctx);
@@ -249,10 +252,10 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
     TensorPlan plan{idx, src, type != src.type};
     if (plan.convert) {
       if (gguf::TypeInfo(src.type).quantized && !recipe.allow_requantize) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "tensor '", src.name, "' is already quantized (", gguf::TypeName(src.type),
-            "); requantizing loses quality. Start from an F32/F16/BF16 model, or set "
-            "allow_requantize"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("tensor '", src.name, "' is already quantized (", gguf::TypeName(src.type),
+                         "); requantizing loses quality. Start from an F32/F16/BF16 model, or set "
+                         "allow_requantize"));
       }
       if (!gguf::CanDequantize(src.type)) {
         return absl::InvalidArgumentError(absl::StrCat("tensor '", src.name, "' has type ",
@@ -269,7 +272,8 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
   std::vector<gguf::GgufKv> kvs = source.kvs();
   gguf::SetKv(&kvs, gguf::GgufKv::Uint32("general.quantization_version", kQuantizationVersion));
   gguf::SetKv(&kvs, gguf::GgufKv::Uint32("general.file_type", static_cast<uint32_t>(ftype)));
-  for (const char* key : {"split.no", "split.count", "split.tensors.count"}) gguf::RemoveKv(&kvs, key);
+  for (const char* key : {"split.no", "split.count", "split.tensors.count"})
+    gguf::RemoveKv(&kvs, key);
   std::vector<gguf::GgufTensorInfo> out_infos;
   for (const auto& p : plans) out_infos.push_back(p.out);
   const uint64_t alignment = source.alignment();
@@ -277,7 +281,8 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
   const std::string header = gguf::SerializeHeader(kvs, out_infos);
   const uint64_t total_bytes = gguf::AlignUp(header.size(), alignment) + data_size;
 
-  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<AtomicFileWriter> writer, AtomicFileWriter::Create(output_path));
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<AtomicFileWriter> writer,
+                          AtomicFileWriter::Create(output_path));
   QUANTD_RETURN_IF_ERROR(writer->Write(header.data(), header.size()));
   QUANTD_RETURN_IF_ERROR(writer->PadTo(alignment));
 
@@ -310,11 +315,12 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
       std::vector<uint8_t>& out_buf = out_bufs[which];
       if (threads > 1) which ^= 1;
       if (src.type != GgmlType::kF32) {
-        return absl::InternalError(absl::StrCat("tensor '", src.name, "' has no stored bytes and type ",
-                                                gguf::TypeName(src.type)));
+        return absl::InternalError(absl::StrCat(
+            "tensor '", src.name, "' has no stored bytes and type ", gguf::TypeName(src.type)));
       }
       out_buf.resize(src.nbytes);
-      if (src.Rows() > 0) source.ReadRows(plan.index, 0, src.Rows(), reinterpret_cast<float*>(out_buf.data()));
+      if (src.Rows() > 0)
+        source.ReadRows(plan.index, 0, src.Rows(), reinterpret_cast<float*>(out_buf.data()));
       QUANTD_RETURN_IF_ERROR(sink.Put(out_buf.data(), out_buf.size(), plan.index));
     } else {
       std::vector<uint8_t>& out_buf = out_bufs[which];
@@ -325,7 +331,8 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
       const int64_t rows = src.Rows();
       const int64_t in_row_bytes = gguf::RowBytes(in_type, ne0);
       const int64_t out_row_bytes = gguf::RowBytes(out_type, ne0);
-      const int64_t rows_per_chunk = std::max<int64_t>(1, kChunkElements / std::max<int64_t>(ne0, 1));
+      const int64_t rows_per_chunk =
+          std::max<int64_t>(1, kChunkElements / std::max<int64_t>(ne0, 1));
       const int64_t chunks = (rows + rows_per_chunk - 1) / rows_per_chunk;
       out_buf.resize(plan.out.nbytes);
       const bool direct = src_data != nullptr && in_type == GgmlType::kF32;  // rows used in place
@@ -412,8 +419,8 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
   QUANTD_RETURN_IF_ERROR(sink.Finish());
   QUANTD_RETURN_IF_ERROR(ctx.CheckCancelled());
   if (writer->offset() != total_bytes) {
-    return absl::InternalError(absl::StrCat("GGUF writer produced ", writer->offset(),
-                                            " bytes, expected ", total_bytes));
+    return absl::InternalError(
+        absl::StrCat("GGUF writer produced ", writer->offset(), " bytes, expected ", total_bytes));
   }
   QUANTD_RETURN_IF_ERROR(writer->Commit());
   ctx.Report(Progress{"done", prog.tensors_done, prog.tensors_total, total_bytes, total_bytes});

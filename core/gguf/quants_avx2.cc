@@ -39,11 +39,11 @@ struct VI {
   v8i h[2];
 };
 
-#define QUANTD_PAIR_OP(R, T, U, op)                                                   \
+#define QUANTD_PAIR_OP(R, T, U, op) \
   QUANTD_AVX2_INLINE R operator op(T a, U b) { return R{{a.h[0] op b.h[0], a.h[1] op b.h[1]}}; }
-#define QUANTD_PAIR_OPS(R, T, U, op)                                                                 \
-  QUANTD_PAIR_OP(R, T, T, op)                                                                        \
-  QUANTD_AVX2_INLINE R operator op(T a, U b) { return R{{a.h[0] op b, a.h[1] op b}}; }              \
+#define QUANTD_PAIR_OPS(R, T, U, op)                                                   \
+  QUANTD_PAIR_OP(R, T, T, op)                                                          \
+  QUANTD_AVX2_INLINE R operator op(T a, U b) { return R{{a.h[0] op b, a.h[1] op b}}; } \
   QUANTD_AVX2_INLINE R operator op(U a, T b) { return R{{a op b.h[0], a op b.h[1]}}; }
 QUANTD_PAIR_OPS(VF, VF, float, +)
 QUANTD_PAIR_OPS(VF, VF, float, -)
@@ -85,11 +85,13 @@ QUANTD_AVX2_INLINE VF AbsV(VF x) {
   return x;
 }
 QUANTD_AVX2_INLINE v8i ClampV(v8i l, int lo, int hi) {
-  const __m256i c = _mm256_min_epi32(_mm256_max_epi32(reinterpret_cast<__m256i>(l), _mm256_set1_epi32(lo)),
-                                     _mm256_set1_epi32(hi));
+  const __m256i c = _mm256_min_epi32(
+      _mm256_max_epi32(reinterpret_cast<__m256i>(l), _mm256_set1_epi32(lo)), _mm256_set1_epi32(hi));
   return reinterpret_cast<v8i>(c);
 }
-QUANTD_AVX2_INLINE VI ClampV(VI l, int lo, int hi) { return VI{{ClampV(l.h[0], lo, hi), ClampV(l.h[1], lo, hi)}}; }
+QUANTD_AVX2_INLINE VI ClampV(VI l, int lo, int hi) {
+  return VI{{ClampV(l.h[0], lo, hi), ClampV(l.h[1], lo, hi)}};
+}
 QUANTD_AVX2_INLINE VF Select(VI m, VF a, VF b) {
   return VF{{m.h[0] ? a.h[0] : b.h[0], m.h[1] ? a.h[1] : b.h[1]}};
 }
@@ -106,8 +108,8 @@ QUANTD_AVX2_INLINE VF SqrtV(VF x) {
 }
 
 // QuantizeSpan for n a multiple of 16.
-QUANTD_AVX2 void QuantizeSpanAvx2(const float* x, float dm, float d, int lo, int hi, int bias, uint8_t* L,
-                                  int n) {
+QUANTD_AVX2 void QuantizeSpanAvx2(const float* x, float dm, float d, int lo, int hi, int bias,
+                                  uint8_t* L, int n) {
   const __m256 vdm = _mm256_set1_ps(dm), vd = _mm256_set1_ps(d);
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   for (int i = 0; i < n; i += 16) {
@@ -117,7 +119,8 @@ QUANTD_AVX2 void QuantizeSpanAvx2(const float* x, float dm, float d, int lo, int
       l[h] = ClampV(NearestIntV(reinterpret_cast<v8f>(v)), lo, hi) + bias;
     }
     // Levels are 0..63: pack to bytes and restore the element order.
-    const __m256i p16 = _mm256_packs_epi32(reinterpret_cast<__m256i>(l[0]), reinterpret_cast<__m256i>(l[1]));
+    const __m256i p16 =
+        _mm256_packs_epi32(reinterpret_cast<__m256i>(l[0]), reinterpret_cast<__m256i>(l[1]));
     const __m256i p8 = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(p16, p16), order);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(L + i), _mm256_castsi256_si128(p8));
   }
@@ -138,7 +141,8 @@ QUANTD_AVX2_INLINE void Gather(const float* x0, const float* x1, VF* X) {
 // MakeQkx2Quants for 16 sub-blocks of N values at once.
 template <int N>
 QUANTD_AVX2_INLINE void MakeQkx2QuantsV(int nmax, const VF* X, const VF* W, VI* L, VF* scale_out,
-                                        VF* the_min, float rmin, float rdelta, int nstep, bool use_mad) {
+                                        VF* the_min, float rmin, float rdelta, int nstep,
+                                        bool use_mad) {
   VF min = X[0], max = X[0];
   VF sum_w = W[0];
   VF sum_x = sum_w * X[0];
@@ -354,7 +358,8 @@ QUANTD_AVX2_INLINE v8f Iq4Level(v8i i, __m256 tab_lo, __m256 tab_hi) {
 }
 QUANTD_AVX2_INLINE Iq4Pick BestIndexIq4nlV(v8f x, __m256 tab_lo, __m256 tab_hi) {
   v8i mu = v8i{} + 15;
-  for (int k = 1; k < 15; ++k) mu += x < static_cast<float>(kIq4nlValues[k]);  // -1 per level above x
+  for (int k = 1; k < 15; ++k)
+    mu += x < static_cast<float>(kIq4nlValues[k]);  // -1 per level above x
   const v8f lo = Iq4Level(mu - 1, tab_lo, tab_hi);
   const v8f hi = Iq4Level(mu, tab_lo, tab_hi);
   const v8i take_lo = x - lo < hi - x;
@@ -375,7 +380,8 @@ QUANTD_AVX2_INLINE bool AllFinite32(const float* x) {
   const __m256 inf = _mm256_set1_ps(__builtin_inff());
   int ok = 0xff;
   for (int j = 0; j < 32; j += 8) {
-    ok &= _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)), inf, _CMP_LT_OQ));
+    ok &= _mm256_movemask_ps(
+        _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)), inf, _CMP_LT_OQ));
   }
   return ok == 0xff;
 }
@@ -384,7 +390,8 @@ QUANTD_AVX2_INLINE bool AllFinite32(const float* x) {
 QUANTD_AVX2_INLINE float AbsMax32(const float* x) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   __m256 m = _mm256_andnot_ps(sign, _mm256_loadu_ps(x));
-  for (int j = 8; j < 32; j += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)));
+  for (int j = 8; j < 32; j += 8)
+    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)));
   __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
   h = _mm_max_ps(h, _mm_movehl_ps(h, h));
   h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
@@ -439,7 +446,8 @@ QUANTD_AVX2 void QuantizeQ4_0_avx2(const float* x, BlockQ4_0* y, int64_t n) {
     uint32_t hits = 0;
     for (int k = 0; k < 4; ++k) {
       const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k));
-      hits |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a, vamax, _CMP_EQ_OQ))) << (8 * k);
+      hits |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a, vamax, _CMP_EQ_OQ)))
+              << (8 * k);
     }
     const float max = amax > 0.0f ? x[__builtin_ctz(hits)] : 0.0f;
     const float d = max / -8.0f;
@@ -458,7 +466,8 @@ QUANTD_AVX2 void QuantizeQ4_0_avx2(const float* x, BlockQ4_0* y, int64_t n) {
     const __m256i hi = _mm256_packs_epi32(q[2], q[3]);  // j 16..31
     const __m256i packed = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
     const __m256i bytes = _mm256_packus_epi16(packed, packed);
-    const __m256i ordered = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 0, 0, 0, 0));
+    const __m256i ordered =
+        _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 0, 0, 0, 0));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(y[b].qs), _mm256_castsi256_si128(ordered));
   }
 }

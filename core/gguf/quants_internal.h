@@ -62,9 +62,10 @@ float MakeQkx2Quants(int n, int nmax, const float* x, const float* weights, uint
 // L[i] = clamp(NearestInt((x[i] + dm) / d), lo, hi) + bias for i < n: the
 // final rounding step of every K-quant (dm = 0 for the symmetric ones; x + 0
 // is x for every value that matters, so the result is the same).
-using SpanQuantFn = void (*)(const float* x, float dm, float d, int lo, int hi, int bias, uint8_t* L,
-                             int n);
-void QuantizeSpan_ref(const float* x, float dm, float d, int lo, int hi, int bias, uint8_t* L, int n);
+using SpanQuantFn = void (*)(const float* x, float dm, float d, int lo, int hi, int bias,
+                             uint8_t* L, int n);
+void QuantizeSpan_ref(const float* x, float dm, float d, int lo, int hi, int bias, uint8_t* L,
+                      int n);
 
 // From sub-block scales/mins (and the search's L, kept where a sub-block's
 // quantized scale is zero) to a packed super-block. x: the block's 256 floats.

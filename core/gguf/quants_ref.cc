@@ -253,8 +253,12 @@ float MakeQkx2Quants(int n, int nmax, const float* x, const float* weights, uint
   return scale;
 }
 
-void QuantizeQ4_0_ref(const float* x, BlockQ4_0* y, int64_t n) { QuantizeLegacy<4, false>(x, y, n); }
-void QuantizeQ5_0_ref(const float* x, BlockQ5_0* y, int64_t n) { QuantizeLegacy<5, false>(x, y, n); }
+void QuantizeQ4_0_ref(const float* x, BlockQ4_0* y, int64_t n) {
+  QuantizeLegacy<4, false>(x, y, n);
+}
+void QuantizeQ5_0_ref(const float* x, BlockQ5_0* y, int64_t n) {
+  QuantizeLegacy<5, false>(x, y, n);
+}
 void QuantizeQ4_1_ref(const float* x, BlockQ4_1* y, int64_t n) { QuantizeLegacy<4, true>(x, y, n); }
 void QuantizeQ5_1_ref(const float* x, BlockQ5_1* y, int64_t n) { QuantizeLegacy<5, true>(x, y, n); }
 
@@ -386,7 +390,8 @@ void QuantizeQ6_K_ref(const float* x, BlockQ6_K* y, int64_t n) {
   int8_t L[kQKK];
   float scales[kQKK / 16];
   for (int64_t i = 0; i < nb; ++i, x += kQKK) {
-    for (int ib = 0; ib < kQKK / 16; ++ib) scales[ib] = MakeQxQuants(16, 32, x + 16 * ib, L + 16 * ib);
+    for (int ib = 0; ib < kQKK / 16; ++ib)
+      scales[ib] = MakeQxQuants(16, 32, x + 16 * ib, L + 16 * ib);
     FinishQ6_K(x, scales, L, &y[i]);
   }
 }
@@ -395,7 +400,8 @@ void QuantizeQ6_K_ref(const float* x, BlockQ6_K* y, int64_t n) {
 // Block finishers: from per-sub-block scales (and L from the search) to the
 // packed block. Shared by the reference and the AVX2 kernels.
 // ---------------------------------------------------------------------------
-void QuantizeSpan_ref(const float* x, float dm, float d, int lo, int hi, int bias, uint8_t* L, int n) {
+void QuantizeSpan_ref(const float* x, float dm, float d, int lo, int hi, int bias, uint8_t* L,
+                      int n) {
   for (int i = 0; i < n; ++i) {
     L[i] = static_cast<uint8_t>(ClampInt(NearestInt((x[i] + dm) / d), lo, hi) + bias);
   }
@@ -412,7 +418,8 @@ void FinishQ2_K(const float* x, const float* scales, const float* mins, uint8_t*
   }
   if (max_scale > 0.0f) {
     const float iscale = kQ4Scale / max_scale;
-    for (int j = 0; j < kQKK / 16; ++j) y->scales[j] = static_cast<uint8_t>(NearestInt(iscale * scales[j]));
+    for (int j = 0; j < kQKK / 16; ++j)
+      y->scales[j] = static_cast<uint8_t>(NearestInt(iscale * scales[j]));
     y->d = FloatToHalf(max_scale / kQ4Scale);
   } else {
     for (int j = 0; j < kQKK / 16; ++j) y->scales[j] = 0;
@@ -436,8 +443,8 @@ void FinishQ2_K(const float* x, const float* scales, const float* mins, uint8_t*
   }
   for (int j = 0; j < kQKK; j += 128) {
     for (int l = 0; l < 32; ++l) {
-      y->qs[j / 4 + l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) |
-                                              (L[j + l + 96] << 6));
+      y->qs[j / 4 + l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 2) |
+                                              (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
     }
   }
 }
@@ -490,8 +497,8 @@ void FinishQ3_K(const float* x, const float* scales, int8_t* L, BlockQ3_K* y, Sp
   }
   for (int j = 0; j < kQKK; j += 128) {
     for (int l = 0; l < 32; ++l) {
-      y->qs[j / 4 + l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) |
-                                              (L[j + l + 96] << 6));
+      y->qs[j / 4 + l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 2) |
+                                              (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
     }
   }
 }
@@ -556,10 +563,10 @@ void FinishQkMin(const float* x, const float* scales, const float* mins, uint8_t
     }
   }
 }
-template void FinishQkMin<4, BlockQ4_K>(const float*, const float*, const float*, uint8_t*, BlockQ4_K*,
-                                        SpanQuantFn);
-template void FinishQkMin<5, BlockQ5_K>(const float*, const float*, const float*, uint8_t*, BlockQ5_K*,
-                                        SpanQuantFn);
+template void FinishQkMin<4, BlockQ4_K>(const float*, const float*, const float*, uint8_t*,
+                                        BlockQ4_K*, SpanQuantFn);
+template void FinishQkMin<5, BlockQ5_K>(const float*, const float*, const float*, uint8_t*,
+                                        BlockQ5_K*, SpanQuantFn);
 
 void FinishQ6_K(const float* x, const float* scales, int8_t* L, BlockQ6_K* y, SpanQuantFn span) {
   float max_scale = 0.0f;

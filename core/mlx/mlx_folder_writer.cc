@@ -209,8 +209,8 @@ absl::Status FolderWriter::QuantizeSource(size_t k, absl::Span<const uint8_t> sr
     if (want_quality) {
       sc.deq_f.resize(nr * cols);
       quant::DequantizeMlxAffine(t, d.bits, d.group_size, packed.data() + r0 * row_bytes,
-                                 scales.data() + r0 * groups * es,
-                                 biases.data() + r0 * groups * es, nr, cols, sc.deq_f.data());
+                                 scales.data() + r0 * groups * es, biases.data() + r0 * groups * es,
+                                 nr, cols, sc.deq_f.data());
       // Rows of [rows, cols] are the columns of the [cols, rows] matrix X W
       // multiplies (reduction over the input size).
       quality[task].emplace(cols);
@@ -359,7 +359,8 @@ absl::StatusOr<MlxFolderResult> FolderWriter::Run(const std::string& config_json
     if (d.quantize) {
       const int64_t rows = s.shape[0], cols = s.shape[1];
       const std::vector<int64_t> gshape = {rows, cols / d.group_size};
-      items.push_back({k, 0, {s.name, "U32", {rows, quant::MlxAffinePackedWordsPerRow(cols, d.bits)}}});
+      items.push_back(
+          {k, 0, {s.name, "U32", {rows, quant::MlxAffinePackedWordsPerRow(cols, d.bits)}}});
       items.push_back({k, 1, {d.module + ".scales", out_dtype_[k], gshape}});
       items.push_back({k, 2, {d.module + ".biases", out_dtype_[k], gshape}});
     } else {
@@ -368,9 +369,10 @@ absl::StatusOr<MlxFolderResult> FolderWriter::Run(const std::string& config_json
   }
   for (const OutputItem& it : items) {
     if (!seen.emplace(it.spec.name, it.source).second) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "output tensor ", it.spec.name, " would be written twice (the checkpoint already has a "
-          "tensor of that name)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("output tensor ", it.spec.name,
+                       " would be written twice (the checkpoint already has a "
+                       "tensor of that name)"));
     }
   }
   std::vector<std::vector<size_t>> shards(1);
@@ -406,10 +408,9 @@ absl::StatusOr<MlxFolderResult> FolderWriter::Run(const std::string& config_json
   prog.tensors_total = sources_.size();
   prog.bytes_total = total_size;
   for (size_t sh = 0; sh < shards.size(); ++sh) {
-    const std::string file = shards.size() == 1
-                                 ? std::string("model.safetensors")
-                                 : absl::StrFormat("model-%05d-of-%05d.safetensors", sh + 1,
-                                                   shards.size());
+    const std::string file = shards.size() == 1 ? std::string("model.safetensors")
+                                                : absl::StrFormat("model-%05d-of-%05d.safetensors",
+                                                                  sh + 1, shards.size());
     std::vector<SafetensorsTensorSpec> specs;
     for (size_t i : shards[sh]) specs.push_back(items[i].spec);
     checkpoint::SafetensorsWriterOptions wopt;
@@ -440,8 +441,8 @@ absl::StatusOr<MlxFolderResult> FolderWriter::Run(const std::string& config_json
   nlohmann::ordered_json index = nlohmann::ordered_json::object();
   index["metadata"] = {{"total_size", total_size}, {"total_parameters", total_parameters}};
   index["weight_map"] = std::move(weight_map);
-  QUANTD_RETURN_IF_ERROR(
-      WriteText((fs::path(out_dir) / "model.safetensors.index.json").string(), PythonJsonDump(index)));
+  QUANTD_RETURN_IF_ERROR(WriteText((fs::path(out_dir) / "model.safetensors.index.json").string(),
+                                   PythonJsonDump(index)));
   result.files.push_back("model.safetensors.index.json");
   QUANTD_RETURN_IF_ERROR(
       WriteText((fs::path(out_dir) / "config.json").string(), PythonJsonDump(config)));
@@ -468,23 +469,20 @@ absl::StatusOr<MlxFolderResult> FolderWriter::Run(const std::string& config_json
 
 }  // namespace
 
-absl::StatusOr<MlxFolderResult> WriteMlxFolder(const std::vector<MlxSourceTensor>& tensors,
-                                               const std::string& config_json,
-                                               const std::string& generation_config_json,
-                                               const std::vector<std::string>& side_files,
-                                               const std::string& out_dir,
-                                               const MlxFolderOptions& options,
-                                               const RunContext& ctx) {
+absl::StatusOr<MlxFolderResult> WriteMlxFolder(
+    const std::vector<MlxSourceTensor>& tensors, const std::string& config_json,
+    const std::string& generation_config_json, const std::vector<std::string>& side_files,
+    const std::string& out_dir, const MlxFolderOptions& options, const RunContext& ctx) {
   FolderWriter writer(tensors, options, ctx);
   return writer.Run(config_json, generation_config_json, side_files, out_dir);
 }
 
 std::vector<std::string> ListMlxSideFiles(const std::string& checkpoint_dir) {
   static constexpr const char* kNames[] = {
-      "tokenizer.json",      "tokenizer_config.json", "special_tokens_map.json",
-      "tokenizer.model",     "added_tokens.json",     "vocab.json",
-      "merges.txt",          "chat_template.jinja",   "chat_template.json",
-      "tiktoken.model",      "generation_config.json"};
+      "tokenizer.json",  "tokenizer_config.json", "special_tokens_map.json",
+      "tokenizer.model", "added_tokens.json",     "vocab.json",
+      "merges.txt",      "chat_template.jinja",   "chat_template.json",
+      "tiktoken.model",  "generation_config.json"};
   std::vector<std::string> out;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(checkpoint_dir, ec)) {

@@ -20,11 +20,16 @@ struct RecipeBits {
 
 RecipeBits BitsOf(MlxMixedRecipe r) {
   switch (r) {
-    case MlxMixedRecipe::kMixed2_6: return {2, 6};
-    case MlxMixedRecipe::kMixed3_4: return {3, 4};
-    case MlxMixedRecipe::kMixed3_6: return {3, 6};
-    case MlxMixedRecipe::kMixed4_6: return {4, 6};
-    case MlxMixedRecipe::kNone: break;
+    case MlxMixedRecipe::kMixed2_6:
+      return {2, 6};
+    case MlxMixedRecipe::kMixed3_4:
+      return {3, 4};
+    case MlxMixedRecipe::kMixed3_6:
+      return {3, 6};
+    case MlxMixedRecipe::kMixed4_6:
+      return {4, 6};
+    case MlxMixedRecipe::kNone:
+      break;
   }
   return {0, 0};
 }
@@ -39,7 +44,8 @@ bool IsEmbeddingModule(absl::string_view module) {
 }
 
 bool AllDigits(absl::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return absl::ascii_isdigit(c); });
+  return !s.empty() &&
+         std::all_of(s.begin(), s.end(), [](char c) { return absl::ascii_isdigit(c); });
 }
 
 nlohmann::ordered_json ParamsJson(int group_size, int bits) {
@@ -58,18 +64,23 @@ absl::StatusOr<MlxMixedRecipe> ParseMlxMixedRecipe(absl::string_view name) {
   if (name == "mixed_3_4") return MlxMixedRecipe::kMixed3_4;
   if (name == "mixed_3_6") return MlxMixedRecipe::kMixed3_6;
   if (name == "mixed_4_6") return MlxMixedRecipe::kMixed4_6;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown MLX mixed recipe \"", name,
-      "\"; choose mixed_2_6, mixed_3_4, mixed_3_6 or mixed_4_6"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown MLX mixed recipe \"", name,
+                   "\"; choose mixed_2_6, mixed_3_4, mixed_3_6 or mixed_4_6"));
 }
 
 absl::string_view MlxMixedRecipeName(MlxMixedRecipe recipe) {
   switch (recipe) {
-    case MlxMixedRecipe::kNone: return "none";
-    case MlxMixedRecipe::kMixed2_6: return "mixed_2_6";
-    case MlxMixedRecipe::kMixed3_4: return "mixed_3_4";
-    case MlxMixedRecipe::kMixed3_6: return "mixed_3_6";
-    case MlxMixedRecipe::kMixed4_6: return "mixed_4_6";
+    case MlxMixedRecipe::kNone:
+      return "none";
+    case MlxMixedRecipe::kMixed2_6:
+      return "mixed_2_6";
+    case MlxMixedRecipe::kMixed3_4:
+      return "mixed_3_4";
+    case MlxMixedRecipe::kMixed3_6:
+      return "mixed_3_6";
+    case MlxMixedRecipe::kMixed4_6:
+      return "mixed_4_6";
   }
   return "none";
 }
@@ -78,12 +89,12 @@ absl::StatusOr<MlxQuantPlan> PlanMlxQuantization(const std::vector<MlxTensorInfo
                                                  int64_t num_layers,
                                                  const MlxQuantOptions& options) {
   if (!quant::MlxAffineBitsSupported(options.bits)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "MLX bits ", options.bits, " is not supported; choose 2, 3, 4, 5, 6 or 8"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("MLX bits ", options.bits, " is not supported; choose 2, 3, 4, 5, 6 or 8"));
   }
   if (!quant::MlxAffineGroupSizeSupported(options.group_size)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "MLX group size ", options.group_size, " is not supported; choose 32, 64 or 128"));
+    return absl::InvalidArgumentError(absl::StrCat("MLX group size ", options.group_size,
+                                                   " is not supported; choose 32, 64 or 128"));
   }
   absl::StatusOr<NamePatterns> excludes =
       NamePatterns::Compile(options.exclude_regex, "exclude regex");

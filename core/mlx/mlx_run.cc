@@ -33,9 +33,9 @@ absl::StatusOr<std::string> ReadJsonText(const fs::path& path, bool required) {
   const uint64_t size = fs::file_size(path, ec);
   if (ec) return absl::NotFoundError(absl::StrCat(path.string(), ": ", ec.message()));
   if (size > checkpoint::kMaxCheckpointJsonBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path.string(), " is ", size, " bytes; at most ",
-                     checkpoint::kMaxCheckpointJsonBytes, " are read"));
+    return absl::InvalidArgumentError(absl::StrCat(path.string(), " is ", size, " bytes; at most ",
+                                                   checkpoint::kMaxCheckpointJsonBytes,
+                                                   " are read"));
   }
   std::ifstream in(path, std::ios::binary);
   std::string text(std::istreambuf_iterator<char>(in), {});
@@ -64,8 +64,7 @@ class StagingFolder {
 }  // namespace
 
 absl::StatusOr<Report> RunCheckpointMlx(const Recipe& recipe, const std::string& checkpoint_dir,
-                                        const std::string& output_dir_arg,
-                                        const RunContext& ctx) {
+                                        const std::string& output_dir_arg, const RunContext& ctx) {
   // "out/" and "out" are the same folder.
   std::string output_dir = output_dir_arg;
   while (output_dir.size() > 1 && output_dir.back() == '/') output_dir.pop_back();
@@ -91,9 +90,8 @@ absl::StatusOr<Report> RunCheckpointMlx(const Recipe& recipe, const std::string&
   // The text, not the parsed config: the writer keeps the input's key order.
   QUANTD_ASSIGN_OR_RETURN(std::string config_json,
                           ReadJsonText(fs::path(checkpoint_dir) / "config.json", true));
-  QUANTD_ASSIGN_OR_RETURN(
-      std::string generation_json,
-      ReadJsonText(fs::path(checkpoint_dir) / "generation_config.json", false));
+  QUANTD_ASSIGN_OR_RETURN(std::string generation_json,
+                          ReadJsonText(fs::path(checkpoint_dir) / "generation_config.json", false));
   QUANTD_RETURN_IF_ERROR(ctx.CheckCancelled());
 
   std::vector<MlxSourceTensor> sources;
@@ -101,12 +99,12 @@ absl::StatusOr<Report> RunCheckpointMlx(const Recipe& recipe, const std::string&
   for (const checkpoint::Checkpoint::TensorRef& ref : ckpt->tensors()) {
     const checkpoint::SafetensorsFile* shard = ref.shard;
     const checkpoint::SafetensorsTensor* tensor = ref.tensor;
-    sources.push_back(
-        {tensor->name, std::string(checkpoint::DtypeName(tensor->dtype)), tensor->shape,
-         [shard, tensor]() -> absl::StatusOr<absl::Span<const uint8_t>> {
-           return shard->Data(*tensor);
-         },
-         [shard, tensor]() { shard->Release(*tensor); }});
+    sources.push_back({tensor->name, std::string(checkpoint::DtypeName(tensor->dtype)),
+                       tensor->shape,
+                       [shard, tensor]() -> absl::StatusOr<absl::Span<const uint8_t>> {
+                         return shard->Data(*tensor);
+                       },
+                       [shard, tensor]() { shard->Release(*tensor); }});
   }
 
   // The staging folder beside the output, so the final rename stays on one
@@ -124,8 +122,8 @@ absl::StatusOr<Report> RunCheckpointMlx(const Recipe& recipe, const std::string&
 
   QUANTD_ASSIGN_OR_RETURN(
       MlxFolderResult result,
-      WriteMlxFolder(sources, config_json, generation_json,
-                     ListMlxSideFiles(checkpoint_dir), staging.path(), options, ctx));
+      WriteMlxFolder(sources, config_json, generation_json, ListMlxSideFiles(checkpoint_dir),
+                     staging.path(), options, ctx));
   QUANTD_RETURN_IF_ERROR(ctx.CheckCancelled());
   // rename(2) replaces an empty folder, and fails on a non-empty one (someone
   // wrote there meanwhile): never merged into.

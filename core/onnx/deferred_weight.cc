@@ -58,8 +58,8 @@ absl::Status DeferredWeight::Compute() {
       const int64_t k = spec.geometry.k, n = spec.geometry.n;
       const int64_t blocks = (k + o.block_size - 1) / o.block_size;
       outputs[kCodes] = TransposeNibbles(outputs[kCodes], k, n);
-      outputs[kScales] = TransposeElements(outputs[kScales], blocks, n,
-                                           outputs[kScales].size() / (blocks * n));
+      outputs[kScales] =
+          TransposeElements(outputs[kScales], blocks, n, outputs[kScales].size() / (blocks * n));
       if (!o.symmetric) outputs[kZeroPoints] = TransposeNibbles(outputs[kZeroPoints], blocks, n);
     }
   } else {

@@ -17,9 +17,9 @@
 #include "onnx/onnx_pb.h"
 #include "quantd/core/onnx/onnx_model.h"
 #include "quantd/core/onnx/onnx_types.h"
-#include "quantd/core/run_context.h"
 #include "quantd/core/quant/weight_quantizer.h"
 #include "quantd/core/report.h"
+#include "quantd/core/run_context.h"
 
 namespace quantd::core {
 

@@ -21,13 +21,40 @@ const std::vector<std::string>& DefaultFp16OpBlockList() {
   // (ai.onnx.ml) ops defined on float only, and ops ORT's CPU provider has no
   // FP16 kernel for.
   static const auto* const kList = new std::vector<std::string>{
-      "ArrayFeatureExtractor", "Binarizer", "CastMap", "CategoryMapper", "DictVectorizer",
-      "FeatureVectorizer", "Imputer", "LabelEncoder", "LinearClassifier", "LinearRegressor",
-      "Normalizer", "OneHotEncoder", "SVMClassifier", "SVMRegressor", "Scaler",
-      "TreeEnsembleClassifier", "TreeEnsembleRegressor", "ZipMap",
-      "NonMaxSuppression", "TopK", "RoiAlign", "Resize", "Upsample", "Range", "CumSum",
-      "RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial",
-      "DynamicQuantizeLinear", "QuantizeLinear", "Min", "Max",
+      "ArrayFeatureExtractor",
+      "Binarizer",
+      "CastMap",
+      "CategoryMapper",
+      "DictVectorizer",
+      "FeatureVectorizer",
+      "Imputer",
+      "LabelEncoder",
+      "LinearClassifier",
+      "LinearRegressor",
+      "Normalizer",
+      "OneHotEncoder",
+      "SVMClassifier",
+      "SVMRegressor",
+      "Scaler",
+      "TreeEnsembleClassifier",
+      "TreeEnsembleRegressor",
+      "ZipMap",
+      "NonMaxSuppression",
+      "TopK",
+      "RoiAlign",
+      "Resize",
+      "Upsample",
+      "Range",
+      "CumSum",
+      "RandomNormal",
+      "RandomNormalLike",
+      "RandomUniform",
+      "RandomUniformLike",
+      "Multinomial",
+      "DynamicQuantizeLinear",
+      "QuantizeLinear",
+      "Min",
+      "Max",
   };
   return *kList;
 }
@@ -43,7 +70,10 @@ bool IsTypeAgnosticInput(const onnx::NodeProto& n) {
 class FloatPass {
  public:
   FloatPass(OnnxModel* model, const Recipe& recipe, Report* report, const RunContext& ctx)
-      : model_(model), report_(report), ctx_(ctx), keep_io_(recipe.keep_io_types),
+      : model_(model),
+        report_(report),
+        ctx_(ctx),
+        keep_io_(recipe.keep_io_types),
         names_(model->proto().graph()) {
     if (recipe.precision == Precision::kFp16) {
       sources_ = {kOnnxFloat};
@@ -53,7 +83,8 @@ class FloatPass {
     } else {
       sources_ = {kOnnxFloat16, kOnnxBfloat16};
       target_ = kOnnxFloat;
-      if (recipe.op_block_list) op_block_.insert(recipe.op_block_list->begin(), recipe.op_block_list->end());
+      if (recipe.op_block_list)
+        op_block_.insert(recipe.op_block_list->begin(), recipe.op_block_list->end());
     }
     node_block_.insert(recipe.node_block_list.begin(), recipe.node_block_list.end());
   }
@@ -231,45 +262,47 @@ void FloatPass::ConvertTensor(onnx::TensorProto* t) {
   OnnxModel* model = model_;
   Report* report = report_;
   const RunContext* ctx = &ctx_;
-  model_->Defer(t, [model, report, ctx, src, from, to, n, index]()
-                       -> absl::StatusOr<std::vector<uint8_t>> {
-    QUANTD_ASSIGN_OR_RETURN(TensorData in, model->Read(*src));
-    std::vector<uint8_t> out(n * (OnnxTypeBits(to) / 8));
-    // Element-wise, in chunks (a multiple of 8 values, the SIMD width) that
-    // write fixed ranges of `out`; the per-chunk counts are summed in order.
-    constexpr uint64_t kChunk = 1 << 16;
-    const int64_t chunks = static_cast<int64_t>((n + kChunk - 1) / kChunk);
-    if (from == kOnnxFloat) {
-      const float* x = in.as<float>().data();
-      uint16_t* y = reinterpret_cast<uint16_t*>(out.data());
-      std::vector<NarrowingStats> chunk_stats(static_cast<size_t>(chunks));
-      ctx->ParallelFor(chunks, [&](int64_t c, int) {
-        const uint64_t b = static_cast<uint64_t>(c) * kChunk, e = std::min<uint64_t>(n, b + kChunk);
-        FloatToHalfSpan(x + b, y + b, e - b, &chunk_stats[static_cast<size_t>(c)]);
-      });
-      NarrowingStats stats;
-      for (const NarrowingStats& cs : chunk_stats) {
-        stats.clamped += cs.clamped;
-        stats.flushed += cs.flushed;
-      }
-      report->values_clamped += stats.clamped;
-      report->values_flushed += stats.flushed;
-      report->tensors[index].values_clamped = stats.clamped;
-      report->tensors[index].values_flushed = stats.flushed;
-    } else {
-      const uint16_t* x = in.as<uint16_t>().data();
-      float* y = reinterpret_cast<float*>(out.data());
-      ctx->ParallelFor(chunks, [&](int64_t c, int) {
-        const uint64_t b = static_cast<uint64_t>(c) * kChunk, e = std::min<uint64_t>(n, b + kChunk);
-        if (from == kOnnxFloat16) {
-          HalfToFloatSpan(x + b, y + b, e - b);
+  model_->Defer(
+      t, [model, report, ctx, src, from, to, n, index]() -> absl::StatusOr<std::vector<uint8_t>> {
+        QUANTD_ASSIGN_OR_RETURN(TensorData in, model->Read(*src));
+        std::vector<uint8_t> out(n * (OnnxTypeBits(to) / 8));
+        // Element-wise, in chunks (a multiple of 8 values, the SIMD width) that
+        // write fixed ranges of `out`; the per-chunk counts are summed in order.
+        constexpr uint64_t kChunk = 1 << 16;
+        const int64_t chunks = static_cast<int64_t>((n + kChunk - 1) / kChunk);
+        if (from == kOnnxFloat) {
+          const float* x = in.as<float>().data();
+          uint16_t* y = reinterpret_cast<uint16_t*>(out.data());
+          std::vector<NarrowingStats> chunk_stats(static_cast<size_t>(chunks));
+          ctx->ParallelFor(chunks, [&](int64_t c, int) {
+            const uint64_t b = static_cast<uint64_t>(c) * kChunk,
+                           e = std::min<uint64_t>(n, b + kChunk);
+            FloatToHalfSpan(x + b, y + b, e - b, &chunk_stats[static_cast<size_t>(c)]);
+          });
+          NarrowingStats stats;
+          for (const NarrowingStats& cs : chunk_stats) {
+            stats.clamped += cs.clamped;
+            stats.flushed += cs.flushed;
+          }
+          report->values_clamped += stats.clamped;
+          report->values_flushed += stats.flushed;
+          report->tensors[index].values_clamped = stats.clamped;
+          report->tensors[index].values_flushed = stats.flushed;
         } else {
-          Bfloat16ToFloatSpan(x + b, y + b, e - b);
+          const uint16_t* x = in.as<uint16_t>().data();
+          float* y = reinterpret_cast<float*>(out.data());
+          ctx->ParallelFor(chunks, [&](int64_t c, int) {
+            const uint64_t b = static_cast<uint64_t>(c) * kChunk,
+                           e = std::min<uint64_t>(n, b + kChunk);
+            if (from == kOnnxFloat16) {
+              HalfToFloatSpan(x + b, y + b, e - b);
+            } else {
+              Bfloat16ToFloatSpan(x + b, y + b, e - b);
+            }
+          });
         }
+        return out;
       });
-    }
-    return out;
-  });
 }
 
 absl::Status FloatPass::ConvertTensors() {
@@ -449,8 +482,7 @@ void FloatPass::RemoveIdentityCasts(onnx::GraphProto* g, bool is_main) {
     for (onnx::GraphProto* sub : Subgraphs(n)) RemoveIdentityCasts(sub, false);
     const auto* to = FindAttr(*n, "to");
     const bool identity = n->op_type() == "Cast" && n->domain().empty() && to != nullptr &&
-                          n->input_size() == 1 && n->output_size() == 1 &&
-                          blocked_.count(n) == 0 &&
+                          n->input_size() == 1 && n->output_size() == 1 && blocked_.count(n) == 0 &&
                           Stored(n->input(0)) == static_cast<int32_t>(to->i());
     if (!identity) {
       ++i;

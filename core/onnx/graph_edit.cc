@@ -135,8 +135,8 @@ absl::Status GraphEdit::FinishSources() {
   std::set<const onnx::NodeProto*> dead_constants;
   std::set<std::string> dead_initializers;
   for (auto& [tensor, use] : sources_) {
-    const std::string value = use.weight.constant != nullptr ? use.weight.constant->output(0)
-                                                             : tensor->name();
+    const std::string value =
+        use.weight.constant != nullptr ? use.weight.constant->output(0) : tensor->name();
     std::shared_ptr<onnx::TensorProto> src;
     if (uses[value] == 0) {
       src = std::make_shared<onnx::TensorProto>(model_->TakeData(tensor));

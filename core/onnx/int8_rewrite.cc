@@ -70,8 +70,8 @@ absl::Status RewriteInt8Qdq(RewriteContext* ctx, onnx::GraphProto* g, onnx::Node
   std::vector<int64_t> q_dims;
   quant::Int8Options o = Int8OptionsFor(recipe);
   // The INT8 LM head of an INT4 model is always per channel when the opset allows.
-  o.per_channel = (recipe.per_channel || recipe.precision == Precision::kInt4) &&
-                  ctx->opsets.int8_per_channel;
+  o.per_channel =
+      (recipe.per_channel || recipe.precision == Precision::kInt4) && ctx->opsets.int8_per_channel;
   int axis = 1;
   if (conv) {
     geo = ConvGeometry(*w.tensor, &o, &q_dims);
@@ -135,8 +135,9 @@ absl::Status RewriteInt8Dynamic(RewriteContext* ctx, onnx::GraphProto* g, onnx::
   if (conv && o.per_channel) {
     // ORT's ConvInteger takes only a per-tensor weight zero point.
     o.per_channel = false;
-    ctx->notes.insert("dynamic Conv weights use per-tensor scales (ConvInteger has no per-channel "
-                      "zero point in ONNX Runtime)");
+    ctx->notes.insert(
+        "dynamic Conv weights use per-tensor scales (ConvInteger has no per-channel "
+        "zero point in ONNX Runtime)");
   }
   if (conv) {
     geo = ConvGeometry(*w.tensor, &o, &q_dims);
@@ -181,14 +182,14 @@ absl::Status RewriteInt8Dynamic(RewriteContext* ctx, onnx::GraphProto* g, onnx::
   if (aq.empty()) {
     aq = {edit.UniqueName(a + "_quantized"), edit.UniqueName(a + "_scale"),
           edit.UniqueName(a + "_zero_point")};
-    nodes.push_back(edit.MakeNode("DynamicQuantizeLinear", a + "_QuantizeLinear", {a},
-                                  {aq[0], aq[1], aq[2]}));
+    nodes.push_back(
+        edit.MakeNode("DynamicQuantizeLinear", a + "_QuantizeLinear", {a}, {aq[0], aq[1], aq[2]}));
   }
   std::string y = n->output(0);
   std::string acc = edit.UniqueName(base + "_output_quantized");
   if (conv) {
-    onnx::NodeProto ci = edit.MakeNode("ConvInteger", base + "_quant",
-                                       {aq[0], names[0], aq[2], names[2]}, {acc});
+    onnx::NodeProto ci =
+        edit.MakeNode("ConvInteger", base + "_quant", {aq[0], names[0], aq[2], names[2]}, {acc});
     for (const auto& attr : n->attribute()) *ci.add_attribute() = attr;
     nodes.push_back(std::move(ci));
   } else {

@@ -27,8 +27,9 @@ std::string GraphLabel(const onnx::GraphProto& g) {
 
 void CollectGraph(onnx::GraphProto* g, std::vector<TensorSite>* out) {
   for (auto& init : *g->mutable_initializer()) {
-    out->push_back({&init, g, nullptr,
-                    absl::StrCat("initializer '", init.name(), "' of graph '", GraphLabel(*g), "'")});
+    out->push_back(
+        {&init, g, nullptr,
+         absl::StrCat("initializer '", init.name(), "' of graph '", GraphLabel(*g), "'")});
   }
   for (auto& node : *g->mutable_node()) {
     for (auto& attr : *node.mutable_attribute()) {
@@ -38,8 +39,8 @@ void CollectGraph(onnx::GraphProto* g, std::vector<TensorSite>* out) {
                         absl::StrCat("attribute '", attr.name(), "' of ", node_label)});
       }
       for (auto& t : *attr.mutable_tensors()) {
-        out->push_back({&t, g, &node,
-                        absl::StrCat("attribute '", attr.name(), "' of ", node_label)});
+        out->push_back(
+            {&t, g, &node, absl::StrCat("attribute '", attr.name(), "' of ", node_label)});
       }
       if (attr.has_g()) CollectGraph(attr.mutable_g(), out);
       for (auto& sub : *attr.mutable_graphs()) CollectGraph(&sub, out);
@@ -162,12 +163,12 @@ absl::Status NormalizeTypedFields(onnx::TensorProto* t, uint64_t count, const st
       break;
     default:
       if (count == 0) return absl::OkStatus();
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, ": ", OnnxTypeName(t->data_type()), " data in typed fields is not supported"));
+      return absl::InvalidArgumentError(absl::StrCat(where, ": ", OnnxTypeName(t->data_type()),
+                                                     " data in typed fields is not supported"));
   }
   if (have != count) {
-    return absl::InvalidArgumentError(absl::StrCat(where, ": holds ", have,
-                                                   " values but its dims give ", count));
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": holds ", have, " values but its dims give ", count));
   }
   *t->mutable_raw_data() = std::move(raw);
   return absl::OkStatus();
@@ -217,8 +218,7 @@ absl::StatusOr<std::unique_ptr<OnnxModel>> OnnxModel::Load(const std::string& pa
   }
   onnx::ModelProto proto;
   {
-    google::protobuf::io::CodedInputStream in(file->bytes().data(),
-                                              static_cast<int>(file->size()));
+    google::protobuf::io::CodedInputStream in(file->bytes().data(), static_cast<int>(file->size()));
     in.SetTotalBytesLimit(INT_MAX);
     if (!proto.ParseFromCodedStream(&in) || !in.ConsumedEntireMessage()) {
       return absl::InvalidArgumentError(
@@ -235,7 +235,7 @@ absl::StatusOr<std::unique_ptr<OnnxModel>> OnnxModel::Load(const std::string& pa
 }
 
 absl::StatusOr<std::unique_ptr<OnnxModel>> OnnxModel::FromProto(onnx::ModelProto proto,
-                                                                 const std::string& base_dir) {
+                                                                const std::string& base_dir) {
   if (!proto.has_graph()) return absl::InvalidArgumentError("not an ONNX model: it has no graph");
   std::unique_ptr<OnnxModel> model(new OnnxModel());
   model->proto_ = std::move(proto);
@@ -248,42 +248,42 @@ absl::StatusOr<std::unique_ptr<OnnxModel>> OnnxModel::FromProto(onnx::ModelProto
 }
 
 absl::StatusOr<const MappedFile*> OnnxModel::MapExternal(const std::string& location,
-                                                          const std::string& where) {
+                                                         const std::string& where) {
   auto it = files_.find(location);
   if (it != files_.end()) return it->second.get();
   fs::path rel(location);
   if (rel.is_absolute()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        where, ": external data location '", location,
-        "' is absolute; it must be relative to the model's folder"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": external data location '", location,
+                     "' is absolute; it must be relative to the model's folder"));
   }
   for (const auto& part : rel) {
     if (part == "..") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, ": external data location '", location, "' escapes the model's folder"));
+      return absl::InvalidArgumentError(absl::StrCat(where, ": external data location '", location,
+                                                     "' escapes the model's folder"));
     }
   }
   fs::path full = fs::path(base_dir_) / rel;
   std::error_code ec;
   fs::path canon = fs::canonical(full, ec);
   if (ec) {
-    return absl::NotFoundError(absl::StrCat(where, ": external data file '", location,
-                                            "' not found next to the model"));
+    return absl::NotFoundError(
+        absl::StrCat(where, ": external data file '", location, "' not found next to the model"));
   }
   const std::string prefix = base_dir_ + "/";
   if (!absl::StartsWith(canon.string(), prefix)) {
     if (canon.string() == base_dir_) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, ": external data location '", location,
-          "' names the model's folder itself; it must name a file in it"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": external data location '", location,
+                       "' names the model's folder itself; it must name a file in it"));
     }
     return absl::InvalidArgumentError(
         absl::StrCat(where, ": external data location '", location,
                      "' resolves outside the model's folder (through a symbolic link)"));
   }
   if (!fs::is_regular_file(canon, ec)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        where, ": external data location '", location, "' is not a regular file"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": external data location '", location, "' is not a regular file"));
   }
   QUANTD_ASSIGN_OR_RETURN(auto mapped, MappedFile::Open(canon.string()));
   const MappedFile* raw = mapped.get();
@@ -302,9 +302,11 @@ absl::Status OnnxModel::Validate() {
       continue;
     }
     auto count = ElementCount({t->dims().data(), static_cast<size_t>(t->dims_size())});
-    if (!count.ok()) return absl::InvalidArgumentError(absl::StrCat(where, ": ", count.status().message()));
+    if (!count.ok())
+      return absl::InvalidArgumentError(absl::StrCat(where, ": ", count.status().message()));
     auto bytes = ByteSize(t->data_type(), *count);
-    if (!bytes.ok()) return absl::InvalidArgumentError(absl::StrCat(where, ": ", bytes.status().message()));
+    if (!bytes.ok())
+      return absl::InvalidArgumentError(absl::StrCat(where, ": ", bytes.status().message()));
     if (t->data_location() == onnx::TensorProto::EXTERNAL) {
       QUANTD_ASSIGN_OR_RETURN(ExternalRef ref, ParseExternalRef(*t, where));
       QUANTD_ASSIGN_OR_RETURN(const MappedFile* file, MapExternal(ref.location, where));
@@ -315,9 +317,9 @@ absl::Status OnnxModel::Validate() {
             *count, " x ", OnnxTypeName(t->data_type()), " = ", *bytes, " bytes)"));
       }
       if (ref.offset > file->size() || length > file->size() - ref.offset) {
-        return absl::DataLossError(absl::StrCat(
-            where, ": external data range [", ref.offset, ", ", ref.offset + length,
-            ") is beyond the end of '", ref.location, "' (", file->size(), " bytes)"));
+        return absl::DataLossError(absl::StrCat(where, ": external data range [", ref.offset, ", ",
+                                                ref.offset + length, ") is beyond the end of '",
+                                                ref.location, "' (", file->size(), " bytes)"));
       }
       continue;
     }
@@ -367,7 +369,8 @@ absl::StatusOr<TensorData> OnnxModel::Read(const onnx::TensorProto& t) const {
   uint64_t id = 0;
   if (IsDeferred(t, &id)) {
     if (id >= producers_.size() || !producers_[id]) {
-      return absl::InternalError(absl::StrCat("tensor '", t.name(), "': unknown deferred producer"));
+      return absl::InternalError(
+          absl::StrCat("tensor '", t.name(), "': unknown deferred producer"));
     }
     QUANTD_ASSIGN_OR_RETURN(data.owned_, producers_[id]());
     data.view_ = {data.owned_.data(), data.owned_.size()};
@@ -378,7 +381,8 @@ absl::StatusOr<TensorData> OnnxModel::Read(const onnx::TensorProto& t) const {
     QUANTD_ASSIGN_OR_RETURN(ExternalRef ref, ParseExternalRef(t, where));
     auto it = files_.find(ref.location);
     if (it == files_.end()) {
-      return absl::InternalError(absl::StrCat(where, ": external file '", ref.location, "' not mapped"));
+      return absl::InternalError(
+          absl::StrCat(where, ": external file '", ref.location, "' not mapped"));
     }
     const MappedFile* file = it->second.get();
     uint64_t length = ref.length;
@@ -411,8 +415,8 @@ absl::StatusOr<TensorData> OnnxModel::Read(const onnx::TensorProto& t) const {
   }
   auto count = ElementCount({t.dims().data(), static_cast<size_t>(t.dims_size())});
   if (count.ok() && *count == 0) return data;
-  return absl::InvalidArgumentError(absl::StrCat("tensor '", t.name(), "' (",
-                                                 OnnxTypeName(t.data_type()), ") has no data"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("tensor '", t.name(), "' (", OnnxTypeName(t.data_type()), ") has no data"));
 }
 
 onnx::TensorProto OnnxModel::TakeData(onnx::TensorProto* t) {
@@ -448,7 +452,8 @@ absl::StatusOr<SaveResult> OnnxModel::Save(const std::string& path, const SaveOp
   std::vector<TensorSite> sites = Tensors();
   uint64_t total = 0;
   for (const TensorSite& s : sites) {
-    auto count = ElementCount({s.tensor->dims().data(), static_cast<size_t>(s.tensor->dims_size())});
+    auto count =
+        ElementCount({s.tensor->dims().data(), static_cast<size_t>(s.tensor->dims_size())});
     auto bytes = count.ok() ? ByteSize(s.tensor->data_type(), *count) : count.status();
     if (bytes.ok()) total += *bytes;
   }
@@ -482,8 +487,8 @@ absl::StatusOr<SaveResult> OnnxModel::Save(const std::string& path, const SaveOp
       QUANTD_RETURN_IF_ERROR(data_writer->Write(data->bytes()));
       *data = TensorData();  // release pages / buffer before touching the proto
       SetExternal(t, data_name, offset, n);
-    } else if (!(t->has_raw_data() && data->bytes().data() ==
-                                          reinterpret_cast<const uint8_t*>(t->raw_data().data()))) {
+    } else if (!(t->has_raw_data() &&
+                 data->bytes().data() == reinterpret_cast<const uint8_t*>(t->raw_data().data()))) {
       std::string raw(reinterpret_cast<const char*>(data->bytes().data()), n);
       *data = TensorData();
       t->clear_external_data();

@@ -7,18 +7,33 @@ namespace quantd::core {
 
 int OnnxTypeBits(int32_t type) {
   switch (type) {
-    case kOnnxBool: case kOnnxUint8: case kOnnxInt8:
-    case kOnnxFloat8E4M3FN: case kOnnxFloat8E4M3FNUZ: case kOnnxFloat8E5M2: case kOnnxFloat8E5M2FNUZ:
+    case kOnnxBool:
+    case kOnnxUint8:
+    case kOnnxInt8:
+    case kOnnxFloat8E4M3FN:
+    case kOnnxFloat8E4M3FNUZ:
+    case kOnnxFloat8E5M2:
+    case kOnnxFloat8E5M2FNUZ:
       return 8;
-    case kOnnxUint16: case kOnnxInt16: case kOnnxFloat16: case kOnnxBfloat16:
+    case kOnnxUint16:
+    case kOnnxInt16:
+    case kOnnxFloat16:
+    case kOnnxBfloat16:
       return 16;
-    case kOnnxFloat: case kOnnxInt32: case kOnnxUint32:
+    case kOnnxFloat:
+    case kOnnxInt32:
+    case kOnnxUint32:
       return 32;
-    case kOnnxInt64: case kOnnxUint64: case kOnnxDouble: case kOnnxComplex64:
+    case kOnnxInt64:
+    case kOnnxUint64:
+    case kOnnxDouble:
+    case kOnnxComplex64:
       return 64;
     case kOnnxComplex128:
       return 128;
-    case kOnnxUint4: case kOnnxInt4: case kOnnxFloat4E2M1:
+    case kOnnxUint4:
+    case kOnnxInt4:
+    case kOnnxFloat4E2M1:
       return 4;
     default:
       return 0;
@@ -27,17 +42,16 @@ int OnnxTypeBits(int32_t type) {
 
 std::string OnnxTypeName(int32_t type) {
   static const char* const kNames[] = {
-      "UNDEFINED", "FLOAT", "UINT8", "INT8", "UINT16", "INT16", "INT32", "INT64",
-      "STRING", "BOOL", "FLOAT16", "DOUBLE", "UINT32", "UINT64", "COMPLEX64",
-      "COMPLEX128", "BFLOAT16", "FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2",
-      "FLOAT8E5M2FNUZ", "UINT4", "INT4", "FLOAT4E2M1"};
+      "UNDEFINED",      "FLOAT",      "UINT8",          "INT8",       "UINT16",   "INT16",
+      "INT32",          "INT64",      "STRING",         "BOOL",       "FLOAT16",  "DOUBLE",
+      "UINT32",         "UINT64",     "COMPLEX64",      "COMPLEX128", "BFLOAT16", "FLOAT8E4M3FN",
+      "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ", "UINT4",      "INT4",     "FLOAT4E2M1"};
   if (type >= 0 && type < static_cast<int32_t>(std::size(kNames))) return kNames[type];
   return absl::StrCat("type ", type);
 }
 
 bool IsFloatingType(int32_t type) {
-  return type == kOnnxFloat || type == kOnnxFloat16 || type == kOnnxBfloat16 ||
-         type == kOnnxDouble;
+  return type == kOnnxFloat || type == kOnnxFloat16 || type == kOnnxBfloat16 || type == kOnnxDouble;
 }
 
 absl::StatusOr<uint64_t> ElementCount(absl::Span<const int64_t> dims) {

@@ -28,12 +28,35 @@ struct OpsetChange {
   int version;
 };
 constexpr OpsetChange kBreakingChanges[] = {
-    {"Upsample", 10}, {"Slice", 10}, {"TopK", 10}, {"Clip", 11}, {"Pad", 11}, {"Resize", 11},
-    {"Scatter", 11}, {"Dropout", 12}, {"Softmax", 13}, {"LogSoftmax", 13}, {"Hardmax", 13},
-    {"Squeeze", 13}, {"Unsqueeze", 13}, {"ReduceSum", 13}, {"Split", 13}, {"RoiAlign", 16},
-    {"Split", 18}, {"ReduceMean", 18}, {"ReduceMax", 18}, {"ReduceMin", 18}, {"ReduceProd", 18},
-    {"ReduceL1", 18}, {"ReduceL2", 18}, {"ReduceLogSum", 18}, {"ReduceLogSumExp", 18},
-    {"ReduceSumSquare", 18}, {"GridSample", 20}, {"DFT", 20}, {"GroupNormalization", 21},
+    {"Upsample", 10},
+    {"Slice", 10},
+    {"TopK", 10},
+    {"Clip", 11},
+    {"Pad", 11},
+    {"Resize", 11},
+    {"Scatter", 11},
+    {"Dropout", 12},
+    {"Softmax", 13},
+    {"LogSoftmax", 13},
+    {"Hardmax", 13},
+    {"Squeeze", 13},
+    {"Unsqueeze", 13},
+    {"ReduceSum", 13},
+    {"Split", 13},
+    {"RoiAlign", 16},
+    {"Split", 18},
+    {"ReduceMean", 18},
+    {"ReduceMax", 18},
+    {"ReduceMin", 18},
+    {"ReduceProd", 18},
+    {"ReduceL1", 18},
+    {"ReduceL2", 18},
+    {"ReduceLogSum", 18},
+    {"ReduceLogSumExp", 18},
+    {"ReduceSumSquare", 18},
+    {"GridSample", 20},
+    {"DFT", 20},
+    {"GroupNormalization", 21},
 };
 
 }  // namespace
@@ -55,9 +78,9 @@ absl::Status CheckOpsetRaise(const onnx::ModelProto& model, int64_t from, int64_
     }
   }
   if (blockers.empty()) return absl::OkStatus();
-  return absl::FailedPreconditionError(absl::StrCat(
-      "the model uses opset ", from, " and cannot be raised to opset ", to,
-      " without changing its meaning: ", absl::StrJoin(blockers, ", ")));
+  return absl::FailedPreconditionError(
+      absl::StrCat("the model uses opset ", from, " and cannot be raised to opset ", to,
+                   " without changing its meaning: ", absl::StrJoin(blockers, ", ")));
 }
 
 void SetDefaultOpset(onnx::ModelProto* model, int64_t version) {
@@ -73,8 +96,11 @@ void SetDefaultOpset(onnx::ModelProto* model, int64_t version) {
     o->set_domain("");
     o->set_version(version);
   }
-  const int64_t ir =
-      version >= 21 ? 10 : version >= 19 ? 9 : version >= 15 ? 8 : version >= 13 ? 7 : 6;
+  const int64_t ir = version >= 21   ? 10
+                     : version >= 19 ? 9
+                     : version >= 15 ? 8
+                     : version >= 13 ? 7
+                                     : 6;
   if (model->ir_version() < ir) model->set_ir_version(ir);
 }
 
@@ -96,7 +122,8 @@ absl::StatusOr<OpsetPlan> PlanOpsets(const Recipe& recipe, bool has_embedding,
   const bool dynamic = !int4 && recipe.int8_mode == Int8Mode::kDynamic;
   const bool emb = !KeepEmbeddings(recipe) && has_embedding;
   if (!KeepEmbeddings(recipe) && !emb) {
-    notes->push_back("--quantize-embeddings: no Gather reads a constant 2-D float weight on axis 0");
+    notes->push_back(
+        "--quantize-embeddings: no Gather reads a constant 2-D float weight on axis 0");
   }
   int64_t need = 1;
   if (qdq4) need = 21;
@@ -122,9 +149,9 @@ absl::StatusOr<OpsetPlan> PlanOpsets(const Recipe& recipe, bool has_embedding,
     absl::Status st = CheckOpsetRaise(*model, plan.opset, need);
     if (!st.ok()) {
       if (qdq4) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "INT4 QDQ needs DequantizeLinear from opset 21 (int4 types, block_size); ",
-            st.message(), ". Set int4_format to INT4_FORMAT_MATMULNBITS instead"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("INT4 QDQ needs DequantizeLinear from opset 21 (int4 types, block_size); ",
+                         st.message(), ". Set int4_format to INT4_FORMAT_MATMULNBITS instead"));
       }
       return st;
     }
@@ -142,9 +169,9 @@ absl::StatusOr<OpsetPlan> PlanOpsets(const Recipe& recipe, bool has_embedding,
       plan.opset = 13;
       plan.int8_per_channel = true;
     } else {
-      notes->push_back(absl::StrCat(
-          "opset ", plan.opset, " has no per-axis DequantizeLinear and cannot be raised to 13: "
-          "INT8 weights use per-tensor scales"));
+      notes->push_back(absl::StrCat("opset ", plan.opset,
+                                    " has no per-axis DequantizeLinear and cannot be raised to 13: "
+                                    "INT8 weights use per-tensor scales"));
     }
   }
   return plan;

@@ -38,9 +38,9 @@ void EnsureMsDomain(onnx::ModelProto* model);
 
 // What the rewrites may emit once PlanOpsets has settled the opset.
 struct OpsetPlan {
-  int64_t opset = 1;               // the default-domain opset after planning
-  bool int8_per_channel = false;   // per-axis DequantizeLinear (opset >= 13)
-  bool embedding_int4 = false;     // INT4 embeddings: blocked DequantizeLinear-21
+  int64_t opset = 1;              // the default-domain opset after planning
+  bool int8_per_channel = false;  // per-axis DequantizeLinear (opset >= 13)
+  bool embedding_int4 = false;    // INT4 embeddings: blocked DequantizeLinear-21
 };
 
 // Raises the default opset of `model` as far as `recipe` needs and the

@@ -103,9 +103,15 @@ absl::Status QuantizePass::ProcessGraph(RewriteContext* ctx, onnx::GraphProto* g
     Scheme scheme = recipe_.precision == Precision::kInt4 ? Scheme::kInt4 : Scheme::kInt8;
     if (n == lm_head_) {
       switch (recipe_.lm_head) {
-        case LmHeadMode::kFloat: scheme = Scheme::kNone; break;
-        case LmHeadMode::kInt8: scheme = Scheme::kInt8; break;
-        case LmHeadMode::kInt4: scheme = Scheme::kInt4; break;
+        case LmHeadMode::kFloat:
+          scheme = Scheme::kNone;
+          break;
+        case LmHeadMode::kInt8:
+          scheme = Scheme::kInt8;
+          break;
+        case LmHeadMode::kInt4:
+          scheme = Scheme::kInt4;
+          break;
       }
       if (scheme == Scheme::kNone) {
         skipped_["LM head kept float (--lm-head float)"].push_back(label);
@@ -149,8 +155,8 @@ absl::Status QuantizePass::Run() {
   }
   for (const auto& op : op_types_) {
     if (op != "MatMul" && op != "Gemm" && op != "Conv") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "op_types: '", op, "' cannot be quantized; use MatMul, Gemm and/or Conv"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("op_types: '", op, "' cannot be quantized; use MatMul, Gemm and/or Conv"));
     }
   }
   report_->tensors_total = model_->Tensors().size();
@@ -171,7 +177,8 @@ absl::Status QuantizePass::Run() {
   if (ctx.used_ms_domain) EnsureMsDomain(&proto);
   for (const auto& note : ctx.notes) report_->notes.push_back(note);
   for (const auto& [reason, nodes] : skipped_) {
-    std::vector<std::string> shown(nodes.begin(), nodes.begin() + std::min<size_t>(nodes.size(), 5));
+    std::vector<std::string> shown(nodes.begin(),
+                                   nodes.begin() + std::min<size_t>(nodes.size(), 5));
     report_->notes.push_back(absl::StrCat("not quantized (", reason, "): ", nodes.size(),
                                           " node(s): ", absl::StrJoin(shown, ", "),
                                           nodes.size() > 5 ? ", ..." : ""));

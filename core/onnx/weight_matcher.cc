@@ -40,7 +40,8 @@ bool ResolveWeight(onnx::GraphProto* g, const std::string& value, ConstWeight* o
     }
     if (n.op_type() == "Transpose" && IsDefaultDomain(n.domain()) && n.input_size() == 1) {
       const auto* perm = FindAttr(n, "perm");
-      if (perm != nullptr && !(perm->ints_size() == 2 && perm->ints(0) == 1 && perm->ints(1) == 0)) {
+      if (perm != nullptr &&
+          !(perm->ints_size() == 2 && perm->ints(0) == 1 && perm->ints(1) == 0)) {
         return false;
       }
       ConstWeight inner;
@@ -84,9 +85,9 @@ const onnx::NodeProto* FindLmHead(const onnx::GraphProto& g) {
           n->input_size() >= 2) {
         const std::string& b = n->input(1);
         auto p = producer.find(b);
-        bool constant = inits.count(b) > 0 ||
-                        (p != producer.end() &&
-                         (p->second->op_type() == "Constant" || p->second->op_type() == "Transpose"));
+        bool constant =
+            inits.count(b) > 0 || (p != producer.end() && (p->second->op_type() == "Constant" ||
+                                                           p->second->op_type() == "Transpose"));
         if (constant) return n;
       }
       for (const auto& in : n->input()) {
@@ -141,7 +142,8 @@ bool HasEmbedding(onnx::GraphProto* g, uint64_t min_tensor_elements) {
     }
     if (n.op_type() != "Gather" || !IsDefaultDomain(n.domain()) || n.input_size() < 2) continue;
     ConstWeight w;
-    if (ResolveWeight(g, n.input(0), &w) && EmbeddingSkipReason(n, w, min_tensor_elements).empty()) {
+    if (ResolveWeight(g, n.input(0), &w) &&
+        EmbeddingSkipReason(n, w, min_tensor_elements).empty()) {
       return true;
     }
   }
@@ -155,7 +157,8 @@ std::string NodeLabel(const onnx::NodeProto& n) {
 absl::StatusOr<NodeExclusion> NodeExclusion::Create(const Recipe& recipe) {
   NodeExclusion out;
   out.names_ = recipe.exclude_nodes;
-  QUANTD_ASSIGN_OR_RETURN(out.patterns_, NamePatterns::Compile(recipe.exclude_regex, "exclude_regex"));
+  QUANTD_ASSIGN_OR_RETURN(out.patterns_,
+                          NamePatterns::Compile(recipe.exclude_regex, "exclude_regex"));
   return out;
 }
 

@@ -23,6 +23,9 @@ using int4::CodeParams;
 using int4::CodeTileScalar;
 using int4::Int4Kernels;
 using int4::Int4KernelsFor;
+using int4::kMaxBlock;
+using int4::kNBitsSymmetricZeroPoint;
+using int4::kTileCols;
 using int4::MakeBlockQ;
 using int4::MakeCodeParams;
 using int4::MinMaxRowsScalar;
@@ -30,9 +33,6 @@ using int4::QMax;
 using int4::QMin;
 using int4::RtnParams;
 using int4::SearchParams;
-using int4::kMaxBlock;
-using int4::kNBitsSymmetricZeroPoint;
-using int4::kTileCols;
 
 // Stores one block's parameters.
 template <typename T>
@@ -286,7 +286,6 @@ bool QuantizeDispatch(const WeightView<T>& w, const Int4Options& o, int64_t n_be
 }
 
 }  // namespace
-
 
 Int4Sizes ComputeInt4Sizes(int64_t k, int64_t n, const Int4Options& o) {
   Int4Sizes s;

@@ -15,8 +15,8 @@ namespace {
 
 // ORs a 4-bit code into nibble `index` of `base` (low nibble first).
 inline void OrNibble(uint8_t* base, int64_t index, int code) {
-  base[index / 2] = static_cast<uint8_t>(base[index / 2] |
-                                         ((code & Uint4Bits::kMask) << ((index & 1) * 4)));
+  base[index / 2] =
+      static_cast<uint8_t>(base[index / 2] | ((code & Uint4Bits::kMask) << ((index & 1) * 4)));
 }
 
 template <typename T, Int4Layout L>
@@ -73,8 +73,7 @@ void QuantizeRef(const WeightView<T>& w, const Int4Options& o, int64_t n_begin, 
                                              static_cast<float>(qmin), static_cast<float>(qmax)));
           OrNibble(packed + (n * blocks + b) * (bs / 2), i, code);
         } else {  // clamp(int(roundf(w * r)) + zp, qmin, qmax)
-          code = static_cast<int>(std::clamp(std::roundf(v[i] * rcp),
-                                             static_cast<float>(qmin - zp),
+          code = static_cast<int>(std::clamp(std::roundf(v[i] * rcp), static_cast<float>(qmin - zp),
                                              static_cast<float>(qmax - zp))) +
                  zp;
           OrNibble(packed, (k0 + i) * N + n, code);
@@ -107,8 +106,8 @@ void QuantizeRef(const WeightView<T>& w, const Int4Options& o, int64_t n_begin, 
 }  // namespace
 
 template <typename T>
-void QuantizeInt4_ref(const WeightView<T>& w, const Int4Options& o, int64_t n_begin,
-                      int64_t n_end, uint8_t* packed, T* scales, uint8_t* zero_points) {
+void QuantizeInt4_ref(const WeightView<T>& w, const Int4Options& o, int64_t n_begin, int64_t n_end,
+                      uint8_t* packed, T* scales, uint8_t* zero_points) {
   if (o.layout == Int4Layout::kMatMulNBits) {
     QuantizeRef<T, Int4Layout::kMatMulNBits>(w, o, n_begin, n_end, packed, scales, zero_points);
   } else {
@@ -118,7 +117,7 @@ void QuantizeInt4_ref(const WeightView<T>& w, const Int4Options& o, int64_t n_be
 
 template void QuantizeInt4_ref<float>(const WeightView<float>&, const Int4Options&, int64_t,
                                       int64_t, uint8_t*, float*, uint8_t*);
-template void QuantizeInt4_ref<Half>(const WeightView<Half>&, const Int4Options&, int64_t,
-                                     int64_t, uint8_t*, Half*, uint8_t*);
+template void QuantizeInt4_ref<Half>(const WeightView<Half>&, const Int4Options&, int64_t, int64_t,
+                                     uint8_t*, Half*, uint8_t*);
 
 }  // namespace quantd::core::quant

@@ -33,7 +33,7 @@ inline constexpr int kNBitsSymmetricZeroPoint = Uint4Bits::kSymmetricZeroPoint; 
 // final clamped code because rounding is monotonic).
 inline float RoundHalfAway(float x) {
   float t = static_cast<float>(static_cast<int32_t>(x));  // trunc
-  float d = x - t;                                         // exact
+  float d = x - t;                                        // exact
   t += d >= 0.5f ? 1.0f : 0.0f;
   t -= d <= -0.5f ? 1.0f : 0.0f;
   return t;
@@ -111,8 +111,8 @@ BlockQ RtnParams(float mn, float mx, const Int4Options& o, T* scale) {
   float sf = (mx - mn) / kSteps;
   float zp_fp = mn;
   if (sf != 0.0f) zp_fp = 0.0f - mn / sf;
-  int zp = zp_fp < 0.0f ? 0
-           : (zp_fp > kZpMax ? Uint4Bits::kMax : static_cast<int>(std::roundf(zp_fp)));
+  int zp =
+      zp_fp < 0.0f ? 0 : (zp_fp > kZpMax ? Uint4Bits::kMax : static_cast<int>(std::roundf(zp_fp)));
   *scale = ElementTraits<T>::FromFloat(sf);
   return MakeBlockQ(*scale, zp);
 }
@@ -154,12 +154,11 @@ using MinMaxRowsFn = int (*)(const float* src, int64_t ld, int rows, int width, 
                              float* mx, bool* nan);
 // Codes of a full tile (kTileCols columns); r, z: per-column reciprocal and
 // zero point, 32-byte aligned.
-using CodeTileFn = void (*)(const float* src, int64_t ld, int rows, const float* r,
-                            const float* z, const CodeParams& p, uint8_t* codes);
+using CodeTileFn = void (*)(const float* src, int64_t ld, int rows, const float* r, const float* z,
+                            const CodeParams& p, uint8_t* codes);
 // Packs the codes of a full tile of one full block (bs rows, 16 <= bs <=
 // kMaxBlock) into MatMulNBits bytes: column j goes to dst0 + j * col_stride.
-using PackNBitsTileFn = void (*)(const uint8_t* codes, int bs, uint8_t* dst0,
-                                 int64_t col_stride);
+using PackNBitsTileFn = void (*)(const uint8_t* codes, int bs, uint8_t* dst0, int64_t col_stride);
 // RtnParams + MakeBlockQ of kTileCols symmetric MatMulNBits FP32 blocks.
 using SymmetricParamsFn = void (*)(const float* mn, const float* mx, float* scale, float* recip,
                                    float* zpf);
@@ -175,8 +174,8 @@ struct Int4Kernels {
   CpuLevel level;
   MinMaxRowsFn min_max_rows;
   CodeTileFn code_tile;
-  PackNBitsTileFn pack_nbits_tile;       // may be null
-  SymmetricParamsFn symmetric_params;    // may be null
+  PackNBitsTileFn pack_nbits_tile;     // may be null
+  SymmetricParamsFn symmetric_params;  // may be null
   BlockErrorFn block_error;
 };
 
@@ -186,8 +185,8 @@ const Int4Kernels& Int4KernelsFor(CpuLevel level);
 // Scalar variants (int4_kernels_scalar.cc).
 int MinMaxRowsScalar(const float* src, int64_t ld, int rows, int width, float* mn, float* mx,
                      bool* nan);
-void CodeTileScalar(const float* src, int64_t ld, int rows, int tn, const float* r,
-                    const float* z, const CodeParams& p, uint8_t* codes);
+void CodeTileScalar(const float* src, int64_t ld, int rows, int tn, const float* r, const float* z,
+                    const CodeParams& p, uint8_t* codes);
 double BlockErrorScalar(const float* v, int rows, const BlockQ& q, const CodeParams& p);
 
 #if defined(__x86_64__)
@@ -202,8 +201,7 @@ int MinMaxRowsAvx2(const float* src, int64_t ld, int rows, int width, float* mn,
                    bool* nan);
 void CodeTileAvx2(const float* src, int64_t ld, int rows, const float* r, const float* z,
                   const CodeParams& p, uint8_t* codes);
-void SymmetricParamsAvx2(const float* mn, const float* mx, float* scale, float* recip,
-                         float* zpf);
+void SymmetricParamsAvx2(const float* mn, const float* mx, float* scale, float* recip, float* zpf);
 double BlockErrorAvx2(const float* v, int rows, const BlockQ& q, const CodeParams& p);
 #endif
 

@@ -63,11 +63,11 @@ double BlockErrorScalar(const float* v, int rows, const BlockQ& q, const CodePar
 
 const Int4Kernels& Int4KernelsFor(CpuLevel level) {
   static constexpr Int4Kernels kScalar = {CpuLevel::kScalar, MinMaxRowsScalar, CodeFullTileScalar,
-                                          nullptr, nullptr, BlockErrorScalar};
+                                          nullptr,           nullptr,          BlockErrorScalar};
 #if defined(__x86_64__)
-  static constexpr Int4Kernels kSse2 = {CpuLevel::kSse2, MinMaxRowsSse2, CodeTileSse2,
-                                        PackNBitsTileSse2, nullptr, BlockErrorScalar};
-  static constexpr Int4Kernels kAvx2 = {CpuLevel::kAvx2, MinMaxRowsAvx2, CodeTileAvx2,
+  static constexpr Int4Kernels kSse2 = {CpuLevel::kSse2,   MinMaxRowsSse2, CodeTileSse2,
+                                        PackNBitsTileSse2, nullptr,        BlockErrorScalar};
+  static constexpr Int4Kernels kAvx2 = {CpuLevel::kAvx2,   MinMaxRowsAvx2,      CodeTileAvx2,
                                         PackNBitsTileSse2, SymmetricParamsAvx2, BlockErrorAvx2};
   if (level >= CpuLevel::kAvx2) return kAvx2;
   if (level >= CpuLevel::kSse2) return kSse2;

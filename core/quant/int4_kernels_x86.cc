@@ -25,7 +25,6 @@ inline __m128 CodeSse2(__m128 v, __m128 r, __m128 z, const CodeParams& p) {
   return _mm_min_ps(_mm_max_ps(t, _mm_set1_ps(p.qlo)), _mm_set1_ps(p.qhi));
 }
 
-
 __attribute__((target("avx2"))) inline __m256 CodeAvx2(__m256 v, __m256 r, __m256 z,
                                                        const CodeParams& p) {
   __m256 x = _mm256_mul_ps(v, r);
@@ -49,13 +48,12 @@ __attribute__((target("avx2"))) inline __m256 CodeAvx2(__m256 v, __m256 r, __m25
 __attribute__((target("avx2"))) inline __m256i CodeNBitsAvx2(__m256 v, __m256 r, __m256 z) {
   __m256 x = _mm256_add_ps(_mm256_mul_ps(v, r), z);
   x = _mm256_min_ps(_mm256_max_ps(x, _mm256_setzero_ps()),
-                     _mm256_set1_ps(static_cast<float>(Uint4Bits::kMax)));
+                    _mm256_set1_ps(static_cast<float>(Uint4Bits::kMax)));
   __m256i t = _mm256_cvttps_epi32(x);
   __m256 d = _mm256_sub_ps(x, _mm256_cvtepi32_ps(t));
   __m256 up = _mm256_cmp_ps(d, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
   return _mm256_sub_epi32(t, _mm256_castps_si256(up));
 }
-
 
 // 16 rows of 16 bytes -> 16 columns of 16 bytes (SSE2 unpack network).
 inline void Transpose16x16(const __m128i in[16], __m128i out[16]) {
@@ -92,7 +90,8 @@ void CodeTileSse2(const float* src, int64_t ld, int rows, const float* r, const 
     const float* v = src + i * ld;
     uint8_t* out = codes + i * kTileCols;
     for (int j = 0; j < kTileCols; j += 16) {
-      __m128i a = _mm_cvttps_epi32(CodeSse2(_mm_loadu_ps(v + j), _mm_load_ps(r + j), _mm_load_ps(z + j), p));
+      __m128i a = _mm_cvttps_epi32(
+          CodeSse2(_mm_loadu_ps(v + j), _mm_load_ps(r + j), _mm_load_ps(z + j), p));
       __m128i b = _mm_cvttps_epi32(
           CodeSse2(_mm_loadu_ps(v + j + 4), _mm_load_ps(r + j + 4), _mm_load_ps(z + j + 4), p));
       __m128i c = _mm_cvttps_epi32(
@@ -157,8 +156,8 @@ __attribute__((target("avx2"))) void SymmetricParamsAvx2(const float* mn, const 
     __m256 lo = _mm256_load_ps(mn + j), hi = _mm256_load_ps(mx + j);
     __m256 gt = _mm256_cmp_ps(_mm256_andnot_ps(sign, hi), _mm256_andnot_ps(sign, lo), _CMP_GT_OQ);
     __m256 m = _mm256_blendv_ps(lo, hi, gt);
-    __m256 s = _mm256_div_ps(_mm256_xor_ps(m, sign),
-                             _mm256_set1_ps(static_cast<float>(-Int4Bits::kMin)));
+    __m256 s =
+        _mm256_div_ps(_mm256_xor_ps(m, sign), _mm256_set1_ps(static_cast<float>(-Int4Bits::kMin)));
     __m256 nz = _mm256_cmp_ps(s, _mm256_setzero_ps(), _CMP_NEQ_OQ);
     _mm256_store_ps(scale + j, s);
     _mm256_store_ps(recip + j, _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(1.0f), s), nz));
@@ -167,7 +166,7 @@ __attribute__((target("avx2"))) void SymmetricParamsAvx2(const float* mn, const 
 }
 
 __attribute__((target("avx2"))) double BlockErrorAvx2(const float* v, int rows, const BlockQ& q,
-                                                     const CodeParams& p) {
+                                                      const CodeParams& p) {
   const __m256 r = _mm256_set1_ps(q.recip), z = _mm256_set1_ps(static_cast<float>(q.zp));
   const __m256 s = _mm256_set1_ps(q.scale);
   __m256d acc = _mm256_setzero_pd();
@@ -249,8 +248,10 @@ void PackNBitsTileSse2(const uint8_t* codes, int bs, uint8_t* dst0, int64_t col_
     const int n = std::min(16, npairs - p0);
     for (int g = 0; g < kTileCols; g += 16) {
       for (int r = 0; r < 16; ++r) {
-        in[r] = r < n ? _mm_load_si128(reinterpret_cast<const __m128i*>(pairs + (p0 + r) * kTileCols + g))
-                      : _mm_setzero_si128();
+        in[r] =
+            r < n
+                ? _mm_load_si128(reinterpret_cast<const __m128i*>(pairs + (p0 + r) * kTileCols + g))
+                : _mm_setzero_si128();
       }
       Transpose16x16(in, out);
       for (int j = 0; j < 16; ++j) {

@@ -24,8 +24,7 @@ constexpr int kUint8ReducedMax = Uint8Bits::kMax / 2;      // 127
 
 }  // namespace
 
-Int8Params ComputeInt8Params(float min_value, float max_value, Int8Type type,
-                             bool reduce_range) {
+Int8Params ComputeInt8Params(float min_value, float max_value, Int8Type type, bool reduce_range) {
   float rmin = std::min(min_value, 0.0f);
   float rmax = std::max(max_value, 0.0f);
   const bool symmetric = type == Int8Type::kInt8;
@@ -49,8 +48,7 @@ Int8Params ComputeInt8Params(float min_value, float max_value, Int8Type type,
   if (symmetric) {
     p.zero_point = static_cast<int32_t>(std::nearbyint((qmin + qmax) / 2.0));
   } else {
-    p.zero_point = static_cast<int32_t>(
-        std::nearbyint(qmin - static_cast<double>(rmin) / s64));
+    p.zero_point = static_cast<int32_t>(std::nearbyint(qmin - static_cast<double>(rmin) / s64));
   }
   p.scale = static_cast<float>(s64);
   return p;
@@ -79,7 +77,8 @@ void QuantizeInt8(const float* values, int64_t count, int64_t in_stride, const I
     float q = RoundHalfEven(x) + zp;
     q = q < lo ? lo : (q > hi ? hi : q);
     int v = static_cast<int>(q);
-    out[i * out_stride] = static_cast<uint8_t>(type == Int8Type::kInt8 ? static_cast<int8_t>(v) : v);
+    out[i * out_stride] =
+        static_cast<uint8_t>(type == Int8Type::kInt8 ? static_cast<int8_t>(v) : v);
   }
 }
 

@@ -6,9 +6,9 @@
 #include <cstring>
 #include <limits>
 
+#include "mlx_affine_avx2.h"
 #include "quantd/core/base/cpu_features.h"
 #include "quantd/core/base/half.h"
-#include "mlx_affine_avx2.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -93,8 +93,8 @@ inline void PackCodes(const uint32_t* codes, uint8_t* out) {
 // --- Scalar reference -------------------------------------------------------
 
 template <int Bits, int GroupSize>
-void QuantizeRef(MlxFloatType type, const void* w, int64_t rows, int64_t cols,
-                 int64_t ld, uint8_t* packed, void* scales, void* biases) {
+void QuantizeRef(MlxFloatType type, const void* w, int64_t rows, int64_t cols, int64_t ld,
+                 uint8_t* packed, void* scales, void* biases) {
   using Tr = MlxAffineBitsTraits<Bits>;
   const float n_bins = static_cast<float>(Tr::kMaxCode);
   const int64_t groups = cols / GroupSize;
@@ -137,8 +137,8 @@ __attribute__((target("avx2,f16c"))) inline __m256 Load8(MlxFloatType type, cons
     case MlxFloatType::kF32:
       return _mm256_loadu_ps(static_cast<const float*>(base) + i);
     case MlxFloatType::kF16:
-      return _mm256_cvtph_ps(
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i)));
+      return _mm256_cvtph_ps(_mm_loadu_si128(
+          reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i)));
     case MlxFloatType::kBF16: {
       __m128i h =
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i));
@@ -149,8 +149,9 @@ __attribute__((target("avx2,f16c"))) inline __m256 Load8(MlxFloatType type, cons
 }
 
 template <int Bits, int GroupSize>
-__attribute__((target("avx2,f16c"))) void QuantizeAvx2(MlxFloatType type, const void* w, int64_t rows, int64_t cols,
-                                                       int64_t ld, uint8_t* packed, void* scales,
+__attribute__((target("avx2,f16c"))) void QuantizeAvx2(MlxFloatType type, const void* w,
+                                                       int64_t rows, int64_t cols, int64_t ld,
+                                                       uint8_t* packed, void* scales,
                                                        void* biases) {
   using Tr = MlxAffineBitsTraits<Bits>;
   const float n_bins = static_cast<float>(Tr::kMaxCode);
@@ -199,8 +200,8 @@ __attribute__((target("avx2,f16c"))) void QuantizeAvx2(MlxFloatType type, const 
 #endif  // QUANTD_MLX_X86
 
 template <int Bits, int GroupSize>
-void Dequantize(MlxFloatType type, const uint8_t* packed, const void* scales,
-                const void* biases, int64_t rows, int64_t cols, float* out) {
+void Dequantize(MlxFloatType type, const uint8_t* packed, const void* scales, const void* biases,
+                int64_t rows, int64_t cols, float* out) {
   using Tr = MlxAffineBitsTraits<Bits>;
   const int64_t groups = cols / GroupSize;
   const int64_t packs = cols / Tr::kCodesPerPack;
@@ -234,31 +235,41 @@ void Dequantize(MlxFloatType type, const uint8_t* packed, const void* scales,
 template <int Bits, typename Fn>
 void DispatchGroup(int group_size, Fn&& fn) {
   switch (group_size) {
-    case 32: return fn.template operator()<Bits, 32>();
-    case 64: return fn.template operator()<Bits, 64>();
-    case 128: return fn.template operator()<Bits, 128>();
-    default: return;
+    case 32:
+      return fn.template operator()<Bits, 32>();
+    case 64:
+      return fn.template operator()<Bits, 64>();
+    case 128:
+      return fn.template operator()<Bits, 128>();
+    default:
+      return;
   }
 }
 
 template <typename Fn>
 void Dispatch(int bits, int group_size, Fn&& fn) {
   switch (bits) {
-    case 2: return DispatchGroup<2>(group_size, fn);
-    case 3: return DispatchGroup<3>(group_size, fn);
-    case 4: return DispatchGroup<4>(group_size, fn);
-    case 5: return DispatchGroup<5>(group_size, fn);
-    case 6: return DispatchGroup<6>(group_size, fn);
-    case 8: return DispatchGroup<8>(group_size, fn);
-    default: return;
+    case 2:
+      return DispatchGroup<2>(group_size, fn);
+    case 3:
+      return DispatchGroup<3>(group_size, fn);
+    case 4:
+      return DispatchGroup<4>(group_size, fn);
+    case 5:
+      return DispatchGroup<5>(group_size, fn);
+    case 6:
+      return DispatchGroup<6>(group_size, fn);
+    case 8:
+      return DispatchGroup<8>(group_size, fn);
+    default:
+      return;
   }
 }
 
 }  // namespace
 
-void QuantizeMlxAffine_ref(MlxFloatType type, int bits, int group_size, const void* w,
-                           int64_t rows, int64_t cols, int64_t ld, uint8_t* packed, void* scales,
-                           void* biases) {
+void QuantizeMlxAffine_ref(MlxFloatType type, int bits, int group_size, const void* w, int64_t rows,
+                           int64_t cols, int64_t ld, uint8_t* packed, void* scales, void* biases) {
   Dispatch(bits, group_size, [&]<int B, int G>() {
     QuantizeRef<B, G>(type, w, rows, cols, ld, packed, scales, biases);
   });

@@ -62,8 +62,7 @@ void QualityAccumulator::Fill(TensorReport* r) const {
     if (std::isfinite(v)) *field = v;
   };
   if (sum_w2_ > 0 && sum_e2_ > 0) set(&r->sqnr_db, 10.0 * std::log10(sum_w2_ / sum_e2_));
-  set(&r->rel_l2_error,
-      sum_w2_ > 0 ? std::sqrt(sum_e2_ / sum_w2_) : (sum_e2_ > 0 ? 1.0 : 0.0));
+  set(&r->rel_l2_error, sum_w2_ > 0 ? std::sqrt(sum_e2_ / sum_w2_) : (sum_e2_ > 0 ? 1.0 : 0.0));
   set(&r->max_abs_error, max_abs_);
   set(&r->rel_output_error,
       sum_y2_ > 0 ? std::sqrt(sum_ye2_ / sum_y2_) : (sum_ye2_ > 0 ? 1.0 : 0.0));

@@ -12,7 +12,7 @@
 namespace quantd::core::quant {
 namespace {
 
-constexpr int64_t kTile = 64;     // columns per quality tile
+constexpr int64_t kTile = 64;  // columns per quality tile
 // Columns per quantization work item: a multiple of 64 (even, so QDQ bytes
 // are never shared), as wide as possible (whole rows stream sequentially) but
 // at most 4096 so cancellation stays prompt and threads share the work.
@@ -46,14 +46,14 @@ void GatherTile(const T* data, const MatrixSource& s, int64_t c0, int64_t cols, 
 absl::Status CheckSource(const MatrixSource& s) {
   const int64_t elem = s.onnx_type == 1 ? 4 : (s.onnx_type == 10 ? 2 : 0);
   if (elem == 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("weights of ONNX type ", s.onnx_type, " cannot be quantized (FLOAT or FLOAT16)"));
+    return absl::InvalidArgumentError(absl::StrCat("weights of ONNX type ", s.onnx_type,
+                                                   " cannot be quantized (FLOAT or FLOAT16)"));
   }
   if (s.k <= 0 || s.n <= 0) return absl::InvalidArgumentError("empty weight matrix");
   const int64_t last = (s.k - 1) * s.row_stride + (s.n - 1) * s.col_stride;
   if (static_cast<int64_t>(s.bytes.size()) < (last + 1) * elem) {
-    return absl::InvalidArgumentError(absl::StrCat("weight data has ", s.bytes.size(),
-                                                   " bytes, fewer than its shape needs"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("weight data has ", s.bytes.size(), " bytes, fewer than its shape needs"));
   }
   return absl::OkStatus();
 }
@@ -64,7 +64,8 @@ absl::Status NonFiniteSourceError(const MatrixSource& s) {
   const int64_t count = (s.k - 1) * s.row_stride + (s.n - 1) * s.col_stride + 1;
   const int64_t i = s.onnx_type == 1 ? FirstNonFiniteF32(s.bytes.data(), count)
                                      : FirstNonFiniteF16(s.bytes.data(), count);
-  if (i < 0) return absl::InternalError("a quantizer saw a non-finite weight the scan did not find");
+  if (i < 0)
+    return absl::InternalError("a quantizer saw a non-finite weight the scan did not find");
   float v;
   if (s.onnx_type == 1) {
     std::memcpy(&v, s.bytes.data() + 4 * i, 4);
@@ -169,7 +170,8 @@ absl::StatusOr<Int8Result> Int8Impl(const MatrixSource& s, const Int8Options& o,
     if (!AllFiniteF32Rows(wb, s.k, static_cast<int>(c1 - c0), static_cast<int>(s.k))) {
       non_finite.store(true, std::memory_order_relaxed);
     }
-    for (int64_t j = 0; j < c1 - c0; ++j) MinMax(wb + j * s.k, s.k, 1, &mins[c0 + j], &maxs[c0 + j]);
+    for (int64_t j = 0; j < c1 - c0; ++j)
+      MinMax(wb + j * s.k, s.k, 1, &mins[c0 + j], &maxs[c0 + j]);
   });
   if (!st.ok()) return st;
   if (non_finite) return NonFiniteSourceError(s);
@@ -200,7 +202,8 @@ absl::StatusOr<Int8Result> Int8Impl(const MatrixSource& s, const Int8Options& o,
       QuantizeInt8(wb + j * s.k, s.k, 1, p, o.type, dst, o.out_row_stride);
       if (quality != nullptr) {
         float* qb = q_buf[slot].data() + j * s.k;
-        for (int64_t r = 0; r < s.k; ++r) qb[r] = DequantizeInt8(dst[r * o.out_row_stride], p, o.type);
+        for (int64_t r = 0; r < s.k; ++r)
+          qb[r] = DequantizeInt8(dst[r * o.out_row_stride], p, o.type);
       }
     }
     if (quality != nullptr) acc[slot].AddColumns(wb, q_buf[slot].data(), c1 - c0);
@@ -219,10 +222,15 @@ absl::StatusOr<Int4Result> QuantizeInt4Matrix(const MatrixSource& src, const Int
                                               const RunContext& ctx, TensorReport* quality) {
   if (absl::Status st = CheckSource(src); !st.ok()) return st;
   switch (options.block_size) {
-    case 16: case 32: case 64: case 128: case 256: break;
+    case 16:
+    case 32:
+    case 64:
+    case 128:
+    case 256:
+      break;
     default:
-      return absl::InvalidArgumentError(absl::StrCat("block size ", options.block_size,
-                                                     " is not supported; use 16..256, a power of 2"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "block size ", options.block_size, " is not supported; use 16..256, a power of 2"));
   }
   if (src.onnx_type == 1) return Int4Impl<float>(src, options, ctx, quality);
   return Int4Impl<Half>(src, options, ctx, quality);

@@ -19,16 +19,15 @@ std::string Quote(absl::string_view pattern) {
 absl::StatusOr<NamePatterns> NamePatterns::Compile(const std::vector<std::string>& patterns,
                                                    absl::string_view field) {
   if (patterns.size() > kMaxPatterns) {
-    return absl::InvalidArgumentError(absl::StrCat(field, " has ", patterns.size(),
-                                                   " patterns; at most ", kMaxPatterns,
-                                                   " are allowed"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " has ", patterns.size(), " patterns; at most ", kMaxPatterns, " are allowed"));
   }
   NamePatterns out;
   out.patterns_.reserve(patterns.size());
   for (const std::string& p : patterns) {
     if (p.size() > kMaxPatternBytes) {
-      return absl::InvalidArgumentError(absl::StrCat(field, " ", Quote(p), " is longer than ",
-                                                     kMaxPatternBytes, " bytes"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, " ", Quote(p), " is longer than ", kMaxPatternBytes, " bytes"));
     }
     RE2::Options options;
     options.set_log_errors(false);
@@ -38,9 +37,9 @@ absl::StatusOr<NamePatterns> NamePatterns::Compile(const std::vector<std::string
     options.set_max_mem(kMaxProgramBytes);
     auto re = std::make_shared<const re2::RE2>(p, options);
     if (!re->ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, " ", Quote(p), " is not a valid RE2 regular expression: ",
-          absl::string_view(re->error()).substr(0, 160)));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, " ", Quote(p), " is not a valid RE2 regular expression: ",
+                       absl::string_view(re->error()).substr(0, 160)));
     }
     out.patterns_.push_back(std::move(re));
   }

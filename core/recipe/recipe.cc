@@ -40,10 +40,14 @@ std::vector<std::string> PrecisionNames() {
 
 std::string FormatName(ModelFormat f) {
   switch (f) {
-    case ModelFormat::kOnnx: return "onnx";
-    case ModelFormat::kGguf: return "gguf";
-    case ModelFormat::kMlx: return "mlx";
-    case ModelFormat::kAuto: break;
+    case ModelFormat::kOnnx:
+      return "onnx";
+    case ModelFormat::kGguf:
+      return "gguf";
+    case ModelFormat::kMlx:
+      return "mlx";
+    case ModelFormat::kAuto:
+      break;
   }
   return "auto";
 }
@@ -95,8 +99,8 @@ absl::Status ValidateMlxFields(const Recipe& r) {
                                      std::pair{r.group_size != d.group_size, "group_size"},
                                      std::pair{!r.mlx_recipe.empty(), "mlx_recipe"}}) {
       if (set) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            field, " applies to format mlx (MLX folders); ONNX INT4 uses block_size"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(field, " applies to format mlx (MLX folders); ONNX INT4 uses block_size"));
       }
     }
     return absl::OkStatus();
@@ -107,9 +111,9 @@ absl::Status ValidateMlxFields(const Recipe& r) {
     case Precision::kInt4:
     case Precision::kInt8:
       if (r.bits != 0 && r.bits != (r.precision == Precision::kInt8 ? 8 : 4)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "precision ", PrecisionName(r.precision), " and bits ", r.bits,
-            " disagree; for format mlx set one of them"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("precision ", PrecisionName(r.precision), " and bits ", r.bits,
+                         " disagree; for format mlx set one of them"));
       }
       break;
     default:
@@ -119,23 +123,31 @@ absl::Status ValidateMlxFields(const Recipe& r) {
           "or 8) or precision int4 / int8"));
   }
   switch (MlxBits(r)) {
-    case 2: case 3: case 4: case 5: case 6: case 8: break;
+    case 2:
+    case 3:
+    case 4:
+    case 5:
+    case 6:
+    case 8:
+      break;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("bits ", r.bits, " is not supported; use 2, 3, 4, 5, 6 or 8"));
   }
   switch (r.group_size) {
-    case 32: case 64: case 128: break;
+    case 32:
+    case 64:
+    case 128:
+      break;
     default:
-      return absl::InvalidArgumentError(absl::StrCat(
-          "group_size ", r.group_size, " is not supported; use 32, 64 or 128"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("group_size ", r.group_size, " is not supported; use 32, 64 or 128"));
   }
   if (!r.mlx_recipe.empty()) {
     const std::vector<std::string> names = MlxMixedRecipeNames();
     if (std::find(names.begin(), names.end(), r.mlx_recipe) == names.end()) {
-      return absl::InvalidArgumentError(absl::StrCat("mlx_recipe '", r.mlx_recipe,
-                                                     "' is not known; use ",
-                                                     absl::StrJoin(names, ", ")));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "mlx_recipe '", r.mlx_recipe, "' is not known; use ", absl::StrJoin(names, ", ")));
     }
   }
   const std::pair<bool, const char*> onnx_or_gguf[] = {
@@ -159,9 +171,10 @@ absl::Status ValidateMlxFields(const Recipe& r) {
   };
   for (const auto& [set, field] : onnx_or_gguf) {
     if (set) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, " does not apply to format mlx; MLX takes bits, group_size, mlx_recipe, "
-          "keep_embeddings and exclusions (exclude_regex, exclude_nodes)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field,
+                       " does not apply to format mlx; MLX takes bits, group_size, mlx_recipe, "
+                       "keep_embeddings and exclusions (exclude_regex, exclude_nodes)"));
     }
   }
   return absl::OkStatus();
@@ -184,14 +197,19 @@ absl::Status ValidateRecipe(const Recipe& r) {
     return absl::InvalidArgumentError("GGUF models need gguf_type (e.g. Q4_K_M, Q8_0, F16)");
   }
   switch (r.block_size) {
-    case 16: case 32: case 64: case 128: case 256: break;
+    case 16:
+    case 32:
+    case 64:
+    case 128:
+    case 256:
+      break;
     default:
       return absl::InvalidArgumentError(absl::StrCat(
           "block_size ", r.block_size, " is not supported; use 16, 32, 64, 128 or 256"));
   }
   if (r.accuracy_level < 0 || r.accuracy_level > 4) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "accuracy_level ", r.accuracy_level, " is out of range; use 0 (unset) to 4"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("accuracy_level ", r.accuracy_level, " is out of range; use 0 (unset) to 4"));
   }
   // Compiled here so a pattern RE2 refuses fails the submission, not the job.
   if (absl::StatusOr<NamePatterns> p = NamePatterns::Compile(r.exclude_regex, "exclude_regex");
@@ -307,7 +325,8 @@ const std::vector<Preset>& Presets() {
                       r.lm_head = LmHeadMode::kInt8;
                     }),
        {"precision", "block_size", "symmetric", "lm_head"}},
-      {"aipc-int8", "AI PCs: ONNX INT8 dynamic quantization (MatMulInteger), per channel",
+      {"aipc-int8",
+       "AI PCs: ONNX INT8 dynamic quantization (MatMulInteger), per channel",
        PresetRecipe("aipc-int8",
                     [](Recipe& r) {
                       r.precision = Precision::kInt8;
@@ -315,20 +334,24 @@ const std::vector<Preset>& Presets() {
                       r.per_channel = true;
                     }),
        {"precision", "int8_mode", "per_channel"}},
-      {"aipc-fp16", "AI PCs with FP16 GPUs/NPUs: ONNX FP16, FP32 inputs/outputs kept",
+      {"aipc-fp16",
+       "AI PCs with FP16 GPUs/NPUs: ONNX FP16, FP32 inputs/outputs kept",
        PresetRecipe("aipc-fp16", [](Recipe& r) { r.precision = Precision::kFp16; }),
        {"precision"}},
-      {"aipc-fp32", "AI PCs, reference quality: ONNX FP32 (widens FP16/BF16 models)",
+      {"aipc-fp32",
+       "AI PCs, reference quality: ONNX FP32 (widens FP16/BF16 models)",
        PresetRecipe("aipc-fp32", [](Recipe& r) { r.precision = Precision::kFp32; }),
        {"precision"}},
-      {"gguf-q4km", "llama.cpp on CPUs and phones: GGUF Q4_K_M",
+      {"gguf-q4km",
+       "llama.cpp on CPUs and phones: GGUF Q4_K_M",
        PresetRecipe("gguf-q4km",
                     [](Recipe& r) {
                       r.format = ModelFormat::kGguf;
                       r.gguf_type = "Q4_K_M";
                     }),
        {"format", "gguf_type"}},
-      {"gguf-q8", "llama.cpp, near-lossless: GGUF Q8_0",
+      {"gguf-q8",
+       "llama.cpp, near-lossless: GGUF Q8_0",
        PresetRecipe("gguf-q8",
                     [](Recipe& r) {
                       r.format = ModelFormat::kGguf;

@@ -21,9 +21,9 @@ onnx::TensorProto RawTensor(const std::string& name, int32_t type, std::vector<i
 
 onnx::TensorProto FloatTensor(const std::string& name, std::vector<int64_t> dims,
                               const std::vector<float>& values) {
-  return RawTensor(name, core::kOnnxFloat, std::move(dims),
-                   std::string(reinterpret_cast<const char*>(values.data()),
-                               values.size() * sizeof(float)));
+  return RawTensor(
+      name, core::kOnnxFloat, std::move(dims),
+      std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float)));
 }
 
 onnx::ValueInfoProto Value(const std::string& name, int32_t elem_type, std::vector<int64_t> dims) {

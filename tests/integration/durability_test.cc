@@ -160,15 +160,15 @@ TEST(DurabilityTest, WatchReattachesAcrossKillAndRestart) {
   std::vector<v1::JobEvent> events;
   absl::StatusOr<v1::Job> watched;
   std::thread watcher([&] {
-    watched = c->Watch(job->job_id(), [&](const v1::JobEvent& e) { events.push_back(e); },
-                       absl::Seconds(120));
+    watched = c->Watch(
+        job->job_id(), [&](const v1::JobEvent& e) { events.push_back(e); }, absl::Seconds(120));
   });
   ASSERT_TRUE(WaitForJob(c.get(), job->job_id(), IsRunning, 30));
   usleep(300 * 1000);
   server->Kill();
   server = std::make_unique<ServerProcess>(
-      data, std::vector<std::string>{"--workers", "1", "--listen",
-                                     absl::StrCat("127.0.0.1:", port)});
+      data,
+      std::vector<std::string>{"--workers", "1", "--listen", absl::StrCat("127.0.0.1:", port)});
   ASSERT_TRUE(server->Start().ok()) << "could not restart on the same port";
   watcher.join();
   ASSERT_TRUE(watched.ok()) << watched.status();
@@ -210,8 +210,7 @@ TEST(DurabilityTest, SigtermRequeuesRunningJobAndRestartFinishesIt) {
 
 TEST(DurabilityTest, DrainingServerRefusesNewWorkButFinishesRunningJob) {
   TempDir tmp;
-  ServerProcess server(tmp.path() + "/data",
-                       {"--workers", "1", "--shutdown-grace-seconds", "60"});
+  ServerProcess server(tmp.path() + "/data", {"--workers", "1", "--shutdown-grace-seconds", "60"});
   ASSERT_TRUE(server.Start().ok());
   auto c = server.NewClient();
   auto chain = c->Upload(MakeChainModel(tmp.path() + "/chain", kSlowLayers / 2, 512));
@@ -266,10 +265,12 @@ TEST(DurabilityTest, UploadResumesAfterServerKillAndRestart) {
   ASSERT_TRUE(server->Start().ok());
   uploader.join();
   ASSERT_TRUE(result.ok()) << result.status();
-  const uint64_t total = std::filesystem::file_size(files[0]) + std::filesystem::file_size(files[1]);
+  const uint64_t total =
+      std::filesystem::file_size(files[0]) + std::filesystem::file_size(files[1]);
   EXPECT_LT(result->bytes_sent, 2 * total);
   // The restarted server saw a resumed upload (committed_bytes > 0 at open).
-  EXPECT_THAT(server->ReadLog(), ::testing::ContainsRegex("upload opened.*\"committed_bytes\":\"[1-9]"));
+  EXPECT_THAT(server->ReadLog(),
+              ::testing::ContainsRegex("upload opened.*\"committed_bytes\":\"[1-9]"));
   auto fresh = c->Upload(files);  // same content: same model id
   ASSERT_TRUE(fresh.ok());
   EXPECT_EQ(fresh->model.model_id(), result->model.model_id());

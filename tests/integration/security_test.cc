@@ -24,16 +24,15 @@ std::string ReadText(const std::string& path) {
 void MakeCertificates(const std::string& dir) {
   std::ofstream(dir + "/server.ext") << "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
   const std::string key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-  std::string script = absl::StrCat(
-      "set -e; cd ", dir, "; ",
-      "openssl req -x509 ", key, " -keyout ca.key -out ca.pem -days 2 -subj /CN=quantd-test-ca; ",
-      "openssl req ", key, " -keyout server.key -out server.csr -subj /CN=localhost; ",
-      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial ",
-      "-out server.pem -days 2 -extfile server.ext; ",
-      "openssl req ", key, " -keyout client.key -out client.csr -subj /CN=quantd-test-client; ",
-      "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial ",
-      "-out client.pem -days 2",
-      " > openssl.log 2>&1");
+  std::string script =
+      absl::StrCat("set -e; cd ", dir, "; ", "openssl req -x509 ", key,
+                   " -keyout ca.key -out ca.pem -days 2 -subj /CN=quantd-test-ca; ", "openssl req ",
+                   key, " -keyout server.key -out server.csr -subj /CN=localhost; ",
+                   "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial ",
+                   "-out server.pem -days 2 -extfile server.ext; ", "openssl req ", key,
+                   " -keyout client.key -out client.csr -subj /CN=quantd-test-client; ",
+                   "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial ",
+                   "-out client.pem -days 2", " > openssl.log 2>&1");
   ASSERT_EQ(RunCommand("bash -c '" + script + "'"), 0) << ReadText(dir + "/openssl.log");
 }
 
@@ -79,8 +78,8 @@ TEST(SecurityTest, NoTokensMeansOpen) {
 TEST(SecurityTest, TlsServerAcceptsTlsClientsOnly) {
   TempDir tmp;
   MakeCertificates(tmp.path());
-  ServerProcess server(tmp.path() + "/data", {"--tls-cert", tmp.path() + "/server.pem",
-                                              "--tls-key", tmp.path() + "/server.key"});
+  ServerProcess server(tmp.path() + "/data", {"--tls-cert", tmp.path() + "/server.pem", "--tls-key",
+                                              tmp.path() + "/server.key"});
   ASSERT_TRUE(server.Start().ok());
   client::ClientOptions tls;
   tls.tls = true;

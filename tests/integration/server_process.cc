@@ -36,9 +36,9 @@ int RunCommand(const std::string& command) {
 }
 
 bool OrtOutputsMatch(const std::string& ref, const std::string& test, double min_cosine) {
-  std::string cmd = absl::StrCat("cd ", SourceDir(), "/tests/e2e && node ort_compare.mjs --ref '",
-                                 ref, "' --test '", test, "' --min-cosine ", min_cosine,
-                                 " > /dev/null 2>&1");
+  std::string cmd =
+      absl::StrCat("cd ", SourceDir(), "/tests/e2e && node ort_compare.mjs --ref '", ref,
+                   "' --test '", test, "' --min-cosine ", min_cosine, " > /dev/null 2>&1");
   return RunCommand(cmd) == 0;
 }
 
@@ -65,12 +65,18 @@ ServerProcess::~ServerProcess() {
 
 absl::Status ServerProcess::Start() {
   ::unlink(port_file_.c_str());
-  std::vector<std::string> args = {QuantdBin(),   "serve",
-                                   "--listen",    "127.0.0.1:0",
-                                   "--data-dir",  data_dir_,
-                                   "--port-file", port_file_,
-                                   "--min-free-bytes", "64M",
-                                   "--shutdown-grace-seconds", "5"};
+  std::vector<std::string> args = {QuantdBin(),
+                                   "serve",
+                                   "--listen",
+                                   "127.0.0.1:0",
+                                   "--data-dir",
+                                   data_dir_,
+                                   "--port-file",
+                                   port_file_,
+                                   "--min-free-bytes",
+                                   "64M",
+                                   "--shutdown-grace-seconds",
+                                   "5"};
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   pid_t pid = fork();
   if (pid < 0) return absl::InternalError("fork failed");

@@ -63,9 +63,9 @@ class ServerProcess {
 
 // Environment helpers.
 std::string QuantdBin();
-std::string TestData();        // shared test data root
-std::string SourceDir();       // repository root
-std::string Python();          // python with onnx + numpy
+std::string TestData();   // shared test data root
+std::string SourceDir();  // repository root
+std::string Python();     // python with onnx + numpy
 
 // Runs a shell command; returns its exit code (output goes to the test log).
 int RunCommand(const std::string& command);

@@ -49,8 +49,8 @@ TEST_F(ServiceTest, ReflectionListsServices) {
 TEST_F(ServiceTest, GgufQ4KMJob) {
   v1::Recipe recipe;
   recipe.set_gguf_type("Q4_K_M");
-  auto result = client_->Quantize({TestData() + "/gguf/tiny-llama-f32.gguf"}, recipe,
-                                  tmp_.path() + "/out");
+  auto result =
+      client_->Quantize({TestData() + "/gguf/tiny-llama-f32.gguf"}, recipe, tmp_.path() + "/out");
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->model.format(), v1::MODEL_FORMAT_GGUF);
   EXPECT_EQ(result->job.report().format(), "gguf");
@@ -190,8 +190,8 @@ TEST_F(ServiceTest, KnownDigestsSkipAStoredModelAndDownloadFileTakesAPath) {
   uint64_t got = 0;
   client::DownloadOptions download_options;
   download_options.on_progress = [&](uint64_t d, uint64_t) { got = d; };
-  auto file = client_->DownloadFile(job->job_id(), done->artifact().files(0), path,
-                                    download_options);
+  auto file =
+      client_->DownloadFile(job->job_id(), done->artifact().files(0), path, download_options);
   ASSERT_TRUE(file.ok()) << file.status();
   EXPECT_EQ(file->paths, std::vector<std::string>{path});
   EXPECT_EQ(got, done->artifact().files(0).size_bytes());
@@ -360,13 +360,12 @@ TEST_F(ServiceTest, AbsurdRecipesAreInvalidArgumentAtSubmit) {
   recipes[1].set_precision(v1::PRECISION_FP16);
   recipes[1].set_threads(100000);
   recipes[2].set_preset("no-such-preset");
-  recipes[3].set_gguf_type("Q4_K_M");                      // ONNX model
-  recipes[4] = v1::Recipe();                               // no target at all
+  recipes[3].set_gguf_type("Q4_K_M");  // ONNX model
+  recipes[4] = v1::Recipe();           // no target at all
   recipes[5].set_precision(static_cast<v1::Precision>(42));
   for (size_t i = 0; i < recipes.size(); ++i) {
     auto job = client_->Submit(SubmitRequest(id, recipes[i]));
-    EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument)
-        << i << ": " << job.status();
+    EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument) << i << ": " << job.status();
     EXPECT_FALSE(job.status().message().empty());
   }
   auto missing = client_->Submit(SubmitRequest("sha256:" + std::string(64, '0'), Fp16Recipe()));
@@ -407,10 +406,13 @@ TEST_F(ServiceTest, WatchFinishedJobSendsFinalStateAtOnce) {
   auto result = client_->Quantize({Gpt2Model()}, Fp16Recipe(), tmp_.path() + "/out");
   ASSERT_TRUE(result.ok());
   int events = 0;
-  auto job = client_->Watch(result->job.job_id(), [&](const v1::JobEvent& e) {
-    ++events;
-    EXPECT_TRUE(e.final());
-  }, absl::Seconds(5));
+  auto job = client_->Watch(
+      result->job.job_id(),
+      [&](const v1::JobEvent& e) {
+        ++events;
+        EXPECT_TRUE(e.final());
+      },
+      absl::Seconds(5));
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(events, 1);
   EXPECT_EQ(job->state(), v1::JOB_STATE_SUCCEEDED);
@@ -482,9 +484,7 @@ TEST_F(ServiceTest, DownloadResumesFromPartialFile) {
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(*a, *b);
   // A corrupt partial file is caught by the digest check.
-  {
-    std::ofstream(dir + "/past.onnx.part", std::ios::binary) << std::string(5000, 'x');
-  }
+  { std::ofstream(dir + "/past.onnx.part", std::ios::binary) << std::string(5000, 'x'); }
   fs::remove(dir + "/past.onnx");
   auto bad = client_->Download(result->job.job_id(), dir);
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kDataLoss);

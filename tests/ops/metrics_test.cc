@@ -66,17 +66,30 @@ class MetricsTest : public ::testing::Test {
 };
 
 TEST_F(MetricsTest, EveryFamilyExistsAtStartup) {
-  for (const char* name :
-       {"quantd_jobs_submitted_total", "quantd_jobs_started_total", "quantd_jobs_finished_total",
-        "quantd_job_failures_total", "quantd_job_input_bytes_total",
-        "quantd_job_output_bytes_total", "quantd_job_weights_quantized_total",
-        "quantd_job_duration_seconds", "quantd_job_queue_wait_seconds",
-        "quantd_job_compression_ratio", "quantd_jobs_queued", "quantd_jobs_running",
-        "quantd_workers_busy", "quantd_workers", "quantd_uploads_total",
-        "quantd_upload_failures_total", "quantd_uploads_in_progress", "quantd_upload_bytes_total",
-        "quantd_download_bytes_total", "quantd_blob_store_bytes", "quantd_disk_free_bytes",
-        "quantd_grpc_requests_total", "quantd_grpc_request_duration_seconds",
-        "quantd_build_info"}) {
+  for (const char* name : {"quantd_jobs_submitted_total",
+                           "quantd_jobs_started_total",
+                           "quantd_jobs_finished_total",
+                           "quantd_job_failures_total",
+                           "quantd_job_input_bytes_total",
+                           "quantd_job_output_bytes_total",
+                           "quantd_job_weights_quantized_total",
+                           "quantd_job_duration_seconds",
+                           "quantd_job_queue_wait_seconds",
+                           "quantd_job_compression_ratio",
+                           "quantd_jobs_queued",
+                           "quantd_jobs_running",
+                           "quantd_workers_busy",
+                           "quantd_workers",
+                           "quantd_uploads_total",
+                           "quantd_upload_failures_total",
+                           "quantd_uploads_in_progress",
+                           "quantd_upload_bytes_total",
+                           "quantd_download_bytes_total",
+                           "quantd_blob_store_bytes",
+                           "quantd_disk_free_bytes",
+                           "quantd_grpc_requests_total",
+                           "quantd_grpc_request_duration_seconds",
+                           "quantd_build_info"}) {
     EXPECT_GT(Series(name), 0u) << name;
   }
   EXPECT_EQ(Counter("quantd_jobs_finished_total",
@@ -215,11 +228,9 @@ TEST_F(MetricsTest, EveryMlxPrecisionTheCoreNamesHasItsLabel) {
     EXPECT_EQ(Counter("quantd_jobs_submitted_total", {{"format", "mlx"}, {"precision", name}}), 1)
         << name;
   }
-  EXPECT_EQ(Counter("quantd_jobs_submitted_total", {{"format", "mlx"}, {"precision", "other"}}),
-            0);
+  EXPECT_EQ(Counter("quantd_jobs_submitted_total", {{"format", "mlx"}, {"precision", "other"}}), 0);
   metrics_.JobSubmitted("mlx", "7bit");
-  EXPECT_EQ(Counter("quantd_jobs_submitted_total", {{"format", "mlx"}, {"precision", "other"}}),
-            1);
+  EXPECT_EQ(Counter("quantd_jobs_submitted_total", {{"format", "mlx"}, {"precision", "other"}}), 1);
 }
 
 TEST_F(MetricsTest, TransfersAndStorage) {

@@ -69,7 +69,8 @@ TEST(RecipeProtoTest, ExplicitFlagsRoundTripThroughTheServer) {
                    "--allow-requantize"});
   ExpectRoundTrip({"--preset", "mobile-int4", "--block-size", "128"});
   ExpectRoundTrip({"--gguf-type", "Q8_0", "--model-name", "phi3-tiny-shared"});
-  EXPECT_EQ(RecipeToProto(Parse({"--gguf-type", "F16", "--model-name", "m-1"})).model_name(), "m-1");
+  EXPECT_EQ(RecipeToProto(Parse({"--gguf-type", "F16", "--model-name", "m-1"})).model_name(),
+            "m-1");
 }
 
 TEST(RecipeProtoTest, MlxFlagsRoundTripThroughTheServer) {
@@ -77,8 +78,8 @@ TEST(RecipeProtoTest, MlxFlagsRoundTripThroughTheServer) {
   ExpectRoundTrip({"--format", "mlx", "--bits", "3", "--group-size", "128", "--mlx-recipe",
                    "mixed_3_6", "--keep-embeddings", "--exclude-nodes", "lm_head"});
   ExpectRoundTrip({"--format", "mlx", "--precision", "int8", "--group-size", "32"});
-  v1::Recipe p = RecipeToProto(Parse({"--format", "mlx", "--bits", "6", "--mlx-recipe",
-                                      "mixed_4_6", "--group-size", "32"}));
+  v1::Recipe p = RecipeToProto(
+      Parse({"--format", "mlx", "--bits", "6", "--mlx-recipe", "mixed_4_6", "--group-size", "32"}));
   EXPECT_EQ(p.format(), v1::MODEL_FORMAT_MLX);
   EXPECT_EQ(p.bits(), 6);
   EXPECT_EQ(p.group_size(), 32);

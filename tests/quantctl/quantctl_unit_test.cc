@@ -287,8 +287,8 @@ TEST(OnnxFilesTest, MissingDataFileIsADataError) {
 class CheckpointFolderTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("quantctl-ckpt-" + std::to_string(getpid())) / "llama-tiny-shared";
+    dir_ = std::filesystem::temp_directory_path() / ("quantctl-ckpt-" + std::to_string(getpid())) /
+           "llama-tiny-shared";
     std::filesystem::remove_all(dir_.parent_path());
     std::filesystem::create_directories(dir_);
     const std::string src = std::string(QUANTD_TESTDATA) + "/hf/checkpoints/llama-tiny-shared";
@@ -310,13 +310,13 @@ TEST_F(CheckpointFolderTest, UploadsWhatAConversionReadsAndSaysWhatItSkips) {
   EXPECT_EQ(folder->name, "llama-tiny-shared");
   std::vector<std::string> names;
   for (const auto& p : folder->files) names.push_back(std::filesystem::path(p).filename());
-  EXPECT_THAT(names, ElementsAre("config.json", "generation_config.json",
-                                 "model.safetensors.index.json", "model-00001-of-00002.safetensors",
-                                 "model-00002-of-00002.safetensors", "tokenizer.model",
-                                 "tokenizer.json", "tokenizer_config.json",
-                                 "special_tokens_map.json"));
-  EXPECT_THAT(folder->skipped, ElementsAre(".git/", "README.md", "consolidated.safetensors",
-                                           "pytorch_model.bin"));
+  EXPECT_THAT(names,
+              ElementsAre("config.json", "generation_config.json", "model.safetensors.index.json",
+                          "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
+                          "tokenizer.model", "tokenizer.json", "tokenizer_config.json",
+                          "special_tokens_map.json"));
+  EXPECT_THAT(folder->skipped,
+              ElementsAre(".git/", "README.md", "consolidated.safetensors", "pytorch_model.bin"));
   // quantctl's view: the same files, the folder's name, the skip list.
   auto input = ModelFiles(dir_.string(), {});
   ASSERT_TRUE(input.ok()) << input.status();

@@ -13,8 +13,8 @@ TEST(IdsTest, FileNamesArePlainAndNotReserved) {
   for (const char* ok : {"model.onnx", "model.onnx.data", "a", "A_b-c.1"}) {
     EXPECT_TRUE(ValidateFileName(ok).ok()) << ok;
   }
-  for (const char* bad : {"", "../x", "a/b", ".x", "-x", "x.tmp", "x.tmp-12", "manifest.pb",
-                          "a b"}) {
+  for (const char* bad :
+       {"", "../x", "a/b", ".x", "-x", "x.tmp", "x.tmp-12", "manifest.pb", "a b"}) {
     EXPECT_EQ(ValidateFileName(bad).code(), absl::StatusCode::kInvalidArgument) << bad;
   }
   EXPECT_TRUE(ValidateFileName(std::string(128, 'a')).ok());
@@ -60,16 +60,15 @@ TEST(IdsTest, ModelIdForFollowsTheDocumentedFormula) {
   f->set_name("model.onnx");
   f->set_size_bytes(10);
   f->set_sha256(std::string(64, 'b'));
-  EXPECT_EQ(ModelIdFor(files),
-            "sha256:" + core::Sha256Hex("quantd-model-v1\nmodel.onnx\n10\n" +
-                                        std::string(64, 'b') + "\n"));
+  EXPECT_EQ(ModelIdFor(files), "sha256:" + core::Sha256Hex("quantd-model-v1\nmodel.onnx\n10\n" +
+                                                           std::string(64, 'b') + "\n"));
 }
 
 // A 4 MiB id is shown cut to its first bytes, not echoed whole.
 TEST(IdsTest, MalformedIdsAreQuotedShort) {
   const std::string huge(4 << 20, 'a');
-  for (const absl::Status& st : {ValidateJobId(huge), ValidateUploadId(huge), ValidateFileName(huge),
-                                 ModelHex(huge).status()}) {
+  for (const absl::Status& st : {ValidateJobId(huge), ValidateUploadId(huge),
+                                 ValidateFileName(huge), ModelHex(huge).status()}) {
     EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
     EXPECT_LT(st.message().size(), 300u) << st.message().substr(0, 300);
   }

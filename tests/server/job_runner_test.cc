@@ -148,8 +148,7 @@ TEST_F(JobRunnerTest, CheckpointErrorsNameTheFolderNotServerPaths) {
   EXPECT_EQ(outcome.status().code(), absl::StatusCode::kDataLoss) << outcome.status();
   EXPECT_THAT(std::string(outcome.status().message()),
               ::testing::StartsWith("phi3-tiny-shared/model.safetensors: truncated"));
-  EXPECT_THAT(std::string(outcome.status().message()),
-              ::testing::Not(::testing::HasSubstr(root_)));
+  EXPECT_THAT(std::string(outcome.status().message()), ::testing::Not(::testing::HasSubstr(root_)));
   EXPECT_THAT(WorkEntries(), ::testing::IsEmpty());
 }
 

@@ -69,9 +69,11 @@ TEST(JobStoreTest, DedupAndIdempotencyReturnExistingJob) {
   EXPECT_FALSE(b->created);
   EXPECT_EQ(a->job.job_id(), b->job.job_id());
   // A failed job does not absorb new submissions.
-  ASSERT_TRUE(store.Update(a->job.job_id(),
-                           [](v1::Job* j) { return SetState(j, v1::JOB_STATE_FAILED); }, true)
-                  .ok());
+  ASSERT_TRUE(
+      store
+          .Update(
+              a->job.job_id(), [](v1::Job* j) { return SetState(j, v1::JOB_STATE_FAILED); }, true)
+          .ok());
   auto c = store.Create(NewJob("same"));
   ASSERT_TRUE(c.ok());
   EXPECT_TRUE(c->created);
@@ -90,16 +92,22 @@ TEST(JobStoreTest, RecoverRequeuesRunningAndFailsRepeatCrashers) {
     running_id = store.Create(NewJob("a"))->job.job_id();
     crasher_id = store.Create(NewJob("b"))->job.job_id();
     done_id = store.Create(NewJob("c"))->job.job_id();
-    (void)store.Update(running_id, [](v1::Job* j) {
-      j->set_attempts(1);
-      return SetState(j, v1::JOB_STATE_RUNNING);
-    }, true);
-    (void)store.Update(crasher_id, [](v1::Job* j) {
-      j->set_attempts(JobStore::kMaxAttempts);
-      return SetState(j, v1::JOB_STATE_RUNNING);
-    }, true);
-    (void)store.Update(done_id, [](v1::Job* j) { return SetState(j, v1::JOB_STATE_SUCCEEDED); },
-                       true);
+    (void)store.Update(
+        running_id,
+        [](v1::Job* j) {
+          j->set_attempts(1);
+          return SetState(j, v1::JOB_STATE_RUNNING);
+        },
+        true);
+    (void)store.Update(
+        crasher_id,
+        [](v1::Job* j) {
+          j->set_attempts(JobStore::kMaxAttempts);
+          return SetState(j, v1::JOB_STATE_RUNNING);
+        },
+        true);
+    (void)store.Update(
+        done_id, [](v1::Job* j) { return SetState(j, v1::JOB_STATE_SUCCEEDED); }, true);
   }
   JobStore store(&journal, &clock);
   std::vector<std::string> requeued;
@@ -119,7 +127,8 @@ TEST(JobStoreTest, JournalFailureLeavesJobUnchanged) {
   JobStore store(&journal, &clock);
   const std::string id = store.Create(NewJob("a"))->job.job_id();
   journal.FailNextPut(absl::ResourceExhaustedError("disk full"));
-  auto st = store.Update(id, [](v1::Job* j) { return SetState(j, v1::JOB_STATE_RUNNING); }, true);
+  auto st = store.Update(
+      id, [](v1::Job* j) { return SetState(j, v1::JOB_STATE_RUNNING); }, true);
   EXPECT_EQ(st.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(store.Get(id)->state(), v1::JOB_STATE_QUEUED);
 }
@@ -133,9 +142,11 @@ TEST(JobStoreTest, SubscribersSeeChangesUntilUnsubscribed) {
   auto sub = store.Subscribe(id, [&](const v1::Job& j) { seen.push_back(j.state()); });
   ASSERT_TRUE(sub.ok());
   EXPECT_EQ(sub->second.state(), v1::JOB_STATE_QUEUED);
-  (void)store.Update(id, [](v1::Job* j) { return SetState(j, v1::JOB_STATE_RUNNING); }, true);
+  (void)store.Update(
+      id, [](v1::Job* j) { return SetState(j, v1::JOB_STATE_RUNNING); }, true);
   store.Unsubscribe(sub->first);
-  (void)store.Update(id, [](v1::Job* j) { return SetState(j, v1::JOB_STATE_SUCCEEDED); }, true);
+  (void)store.Update(
+      id, [](v1::Job* j) { return SetState(j, v1::JOB_STATE_SUCCEEDED); }, true);
   EXPECT_EQ(seen, std::vector<v1::JobState>{v1::JOB_STATE_RUNNING});
   EXPECT_EQ(store.Subscribe("job_nope", nullptr).status().code(), absl::StatusCode::kNotFound);
 }
@@ -146,7 +157,8 @@ TEST(JobStoreTest, DeleteRefusesActiveJobs) {
   JobStore store(&journal, &clock);
   const std::string id = store.Create(NewJob("a"))->job.job_id();
   EXPECT_EQ(store.Delete(id).code(), absl::StatusCode::kFailedPrecondition);
-  (void)store.Update(id, [](v1::Job* j) { return SetState(j, v1::JOB_STATE_CANCELLED); }, true);
+  (void)store.Update(
+      id, [](v1::Job* j) { return SetState(j, v1::JOB_STATE_CANCELLED); }, true);
   EXPECT_TRUE(store.Delete(id).ok());
   EXPECT_EQ(store.Get(id).status().code(), absl::StatusCode::kNotFound);
   EXPECT_TRUE(journal.LoadAll()->empty());
@@ -197,15 +209,16 @@ TEST(JobStoreTest, ReadersDoNotWaitForAStalledJournalWrite) {
 
   journal.Arm();
   std::thread writer([&] {
-    auto st = store.Update(id, [](v1::Job* j) { return SetState(j, v1::JOB_STATE_RUNNING); },
-                           true);
+    auto st = store.Update(
+        id, [](v1::Job* j) { return SetState(j, v1::JOB_STATE_RUNNING); }, true);
     EXPECT_TRUE(st.ok()) << st.status();
   });
   journal.WaitUntilStalled();
   // While the state change is not durable, readers return and see the old state.
   v1::JobState during = v1::JOB_STATE_UNSPECIFIED;
   bool get_returned = ReturnsWhileStalled(&journal, [&] { during = store.Get(id)->state(); });
-  bool list_returned = ReturnsWhileStalled(&journal, [&] { (void)store.List(v1::ListJobsRequest()); });
+  bool list_returned =
+      ReturnsWhileStalled(&journal, [&] { (void)store.List(v1::ListJobsRequest()); });
   bool subscribe_returned = ReturnsWhileStalled(&journal, [&] {
     auto s = store.Subscribe(id, nullptr);
     if (s.ok()) store.Unsubscribe(s->first);
@@ -229,15 +242,19 @@ TEST(JobStoreTest, WritersWaitForTheStalledWriterAndKeepItsChange) {
   const std::string id = store.Create(NewJob("a"))->job.job_id();
   journal.Arm();
   std::thread first([&] {
-    (void)store.Update(id, [](v1::Job* j) { return SetState(j, v1::JOB_STATE_RUNNING); }, true);
+    (void)store.Update(
+        id, [](v1::Job* j) { return SetState(j, v1::JOB_STATE_RUNNING); }, true);
   });
   journal.WaitUntilStalled();
   std::atomic<bool> second_done{false};
   std::thread second([&] {
-    (void)store.Update(id, [](v1::Job* j) {
-      j->set_attempts(j->attempts() + 1);
-      return absl::OkStatus();
-    }, true);
+    (void)store.Update(
+        id,
+        [](v1::Job* j) {
+          j->set_attempts(j->attempts() + 1);
+          return absl::OkStatus();
+        },
+        true);
     second_done = true;
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -5,11 +5,11 @@
 #include <cstdio>
 #include <vector>
 
+#include <prometheus/registry.h>
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "quantd/testing/fake_clock.h"
 #include "quantd/testing/memory_job_journal.h"
-#include <prometheus/registry.h>
 
 namespace quantd::server {
 namespace {
@@ -64,15 +64,15 @@ TEST_F(WorkerPoolTest, RunsByPriorityThenFifo) {
   absl::Mutex mu;
   std::vector<std::string> order;
   const std::string first = Submit(0, "first");
-  WorkerPool pool(1, 1, &store_,
-                  [&](const v1::Job& job, const core::RunContext&)
-                      -> absl::StatusOr<JobOutcome> {
-                    if (job.job_id() == first) release.WaitForNotification();
-                    absl::MutexLock lock(&mu);
-                    order.push_back(job.job_id());
-                    return JobOutcome{};
-                  },
-                  &clock_, &logger_, &metrics_);
+  WorkerPool pool(
+      1, 1, &store_,
+      [&](const v1::Job& job, const core::RunContext&) -> absl::StatusOr<JobOutcome> {
+        if (job.job_id() == first) release.WaitForNotification();
+        absl::MutexLock lock(&mu);
+        order.push_back(job.job_id());
+        return JobOutcome{};
+      },
+      &clock_, &logger_, &metrics_);
   pool.Start();
   ASSERT_TRUE(WaitFor(first, v1::JOB_STATE_RUNNING));
   const std::string low1 = Submit(0, "low1");
@@ -89,16 +89,17 @@ TEST_F(WorkerPoolTest, CancelReachesRunningJobAndRemovesQueuedJob) {
   std::atomic<int> runs{0};
   const std::string running = Submit(0, "a");
   const std::string queued = Submit(0, "b");
-  WorkerPool pool(1, 1, &store_,
-                  [&](const v1::Job&, const core::RunContext& ctx) -> absl::StatusOr<JobOutcome> {
-                    ++runs;
-                    while (!ctx.cancelled()) {
-                      ctx.Report(core::Progress{"convert", 1, 10, 0, 0});
-                      absl::SleepFor(absl::Milliseconds(1));
-                    }
-                    return absl::CancelledError("cancelled");
-                  },
-                  &clock_, &logger_, &metrics_);
+  WorkerPool pool(
+      1, 1, &store_,
+      [&](const v1::Job&, const core::RunContext& ctx) -> absl::StatusOr<JobOutcome> {
+        ++runs;
+        while (!ctx.cancelled()) {
+          ctx.Report(core::Progress{"convert", 1, 10, 0, 0});
+          absl::SleepFor(absl::Milliseconds(1));
+        }
+        return absl::CancelledError("cancelled");
+      },
+      &clock_, &logger_, &metrics_);
   pool.Start();
   ASSERT_TRUE(WaitFor(running, v1::JOB_STATE_RUNNING));
   auto q = pool.Cancel(queued);
@@ -113,12 +114,13 @@ TEST_F(WorkerPoolTest, CancelReachesRunningJobAndRemovesQueuedJob) {
 
 TEST_F(WorkerPoolTest, ShutdownRequeuesJobsThatDoNotFinishInTime) {
   const std::string id = Submit(0, "a");
-  WorkerPool pool(1, 1, &store_,
-                  [&](const v1::Job&, const core::RunContext& ctx) -> absl::StatusOr<JobOutcome> {
-                    while (!ctx.cancelled()) absl::SleepFor(absl::Milliseconds(1));
-                    return absl::CancelledError("cancelled");
-                  },
-                  &clock_, &logger_, &metrics_);
+  WorkerPool pool(
+      1, 1, &store_,
+      [&](const v1::Job&, const core::RunContext& ctx) -> absl::StatusOr<JobOutcome> {
+        while (!ctx.cancelled()) absl::SleepFor(absl::Milliseconds(1));
+        return absl::CancelledError("cancelled");
+      },
+      &clock_, &logger_, &metrics_);
   pool.Start();
   ASSERT_TRUE(WaitFor(id, v1::JOB_STATE_RUNNING));
   pool.Shutdown(absl::Milliseconds(50));
@@ -132,13 +134,14 @@ TEST_F(WorkerPoolTest, ShutdownRequeuesJobsThatDoNotFinishInTime) {
 TEST_F(WorkerPoolTest, NeverRunsTheSameJobTwice) {
   std::atomic<int> runs{0};
   const std::string id = Submit(0, "a");
-  WorkerPool pool(4, 4, &store_,
-                  [&](const v1::Job&, const core::RunContext&) -> absl::StatusOr<JobOutcome> {
-                    ++runs;
-                    absl::SleepFor(absl::Milliseconds(20));
-                    return JobOutcome{};
-                  },
-                  &clock_, &logger_, &metrics_);
+  WorkerPool pool(
+      4, 4, &store_,
+      [&](const v1::Job&, const core::RunContext&) -> absl::StatusOr<JobOutcome> {
+        ++runs;
+        absl::SleepFor(absl::Milliseconds(20));
+        return JobOutcome{};
+      },
+      &clock_, &logger_, &metrics_);
   pool.Enqueue(*store_.Get(id));
   pool.Enqueue(*store_.Get(id));
   pool.Start();  // also enqueues every QUEUED job of the store
@@ -205,9 +208,10 @@ TEST_F(WorkerPoolTest, RunningJobsShareOneThreadBudget) {
   const std::string a = SubmitWithThreads("a", kBudget);
   const std::string b = SubmitWithThreads("b", kBudget);
   BudgetRecorder recorder(2);
-  WorkerPool pool(2, kBudget, &store_,
-                  [&](const v1::Job&, const core::RunContext& ctx) { return recorder.Run(ctx); },
-                  &clock_, &logger_, &metrics_);
+  WorkerPool pool(
+      2, kBudget, &store_,
+      [&](const v1::Job&, const core::RunContext& ctx) { return recorder.Run(ctx); }, &clock_,
+      &logger_, &metrics_);
   pool.Start();
   ASSERT_TRUE(WaitFor(a, v1::JOB_STATE_SUCCEEDED));
   ASSERT_TRUE(WaitFor(b, v1::JOB_STATE_SUCCEEDED));
@@ -224,9 +228,9 @@ TEST_F(WorkerPoolTest, JobsWithoutAHintGetAFairShare) {
   const std::string a = SubmitWithThreads("a", 0);
   const std::string b = SubmitWithThreads("b", 0);
   BudgetRecorder recorder(2);
-  WorkerPool pool(2, 5, &store_,
-                  [&](const v1::Job&, const core::RunContext& ctx) { return recorder.Run(ctx); },
-                  &clock_, &logger_, &metrics_);
+  WorkerPool pool(
+      2, 5, &store_, [&](const v1::Job&, const core::RunContext& ctx) { return recorder.Run(ctx); },
+      &clock_, &logger_, &metrics_);
   pool.Start();
   ASSERT_TRUE(WaitFor(a, v1::JOB_STATE_SUCCEEDED));
   ASSERT_TRUE(WaitFor(b, v1::JOB_STATE_SUCCEEDED));
@@ -238,18 +242,19 @@ TEST_F(WorkerPoolTest, NoMoreJobsRunAtOnceThanTheBudget) {
   std::vector<std::string> ids;
   for (const char* key : {"a", "b", "c"}) ids.push_back(SubmitWithThreads(key, 1));
   std::atomic<int> running{0}, peak{0};
-  WorkerPool pool(3, 2, &store_,
-                  [&](const v1::Job&, const core::RunContext& ctx) -> absl::StatusOr<JobOutcome> {
-                    EXPECT_EQ(ctx.Parallelism(), 1);
-                    const int now = ++running;
-                    int seen = peak.load();
-                    while (now > seen && !peak.compare_exchange_weak(seen, now)) {
-                    }
-                    absl::SleepFor(absl::Milliseconds(50));
-                    --running;
-                    return JobOutcome{};
-                  },
-                  &clock_, &logger_, &metrics_);
+  WorkerPool pool(
+      3, 2, &store_,
+      [&](const v1::Job&, const core::RunContext& ctx) -> absl::StatusOr<JobOutcome> {
+        EXPECT_EQ(ctx.Parallelism(), 1);
+        const int now = ++running;
+        int seen = peak.load();
+        while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+        }
+        absl::SleepFor(absl::Milliseconds(50));
+        --running;
+        return JobOutcome{};
+      },
+      &clock_, &logger_, &metrics_);
   EXPECT_EQ(pool.workers(), 2);
   pool.Start();
   for (const auto& id : ids) ASSERT_TRUE(WaitFor(id, v1::JOB_STATE_SUCCEEDED));
@@ -258,11 +263,12 @@ TEST_F(WorkerPoolTest, NoMoreJobsRunAtOnceThanTheBudget) {
 
 TEST_F(WorkerPoolTest, RunnerErrorMarksJobFailedWithCodeAndMessage) {
   const std::string id = Submit(0, "a");
-  WorkerPool pool(1, 1, &store_,
-                  [&](const v1::Job&, const core::RunContext&) -> absl::StatusOr<JobOutcome> {
-                    return absl::InvalidArgumentError("model.onnx: not a valid ONNX model");
-                  },
-                  &clock_, &logger_, &metrics_);
+  WorkerPool pool(
+      1, 1, &store_,
+      [&](const v1::Job&, const core::RunContext&) -> absl::StatusOr<JobOutcome> {
+        return absl::InvalidArgumentError("model.onnx: not a valid ONNX model");
+      },
+      &clock_, &logger_, &metrics_);
   pool.Start();
   ASSERT_TRUE(WaitFor(id, v1::JOB_STATE_FAILED));
   auto job = store_.Get(id);

@@ -9,9 +9,7 @@ namespace {
 
 TEST(CpuFeaturesTest, HostLevelFollowsTheProbedFeatures) {
   const CpuFeatures& f = HostCpuFeatures();
-  const CpuLevel expected = f.avx2   ? CpuLevel::kAvx2
-                            : f.sse2 ? CpuLevel::kSse2
-                                     : CpuLevel::kScalar;
+  const CpuLevel expected = f.avx2 ? CpuLevel::kAvx2 : f.sse2 ? CpuLevel::kSse2 : CpuLevel::kScalar;
   EXPECT_EQ(HostCpuLevel(), expected);
 #if defined(__x86_64__)
   EXPECT_TRUE(f.sse2) << "SSE2 is part of x86-64";

@@ -68,7 +68,7 @@ TEST(HalfTest, OverflowUnderflowAndSpecials) {
   EXPECT_EQ(FloatToHalf(65520.0f), 0x7c00);  // tie above max rounds to inf
   EXPECT_EQ(FloatToHalf(1e10f), 0x7c00);
   EXPECT_EQ(FloatToHalf(-INFINITY), 0xfc00);
-  EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -25)), 0x0000);   // tie -> even (zero)
+  EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -25)), 0x0000);  // tie -> even (zero)
   EXPECT_EQ(FloatToHalf(std::nextafter(std::ldexp(1.0f, -25), 1.0f)), 0x0001);
   EXPECT_EQ(FloatToHalf(-0.0f), 0x8000);
   EXPECT_TRUE(IsHalfNan(FloatToHalf(std::numeric_limits<float>::quiet_NaN())));

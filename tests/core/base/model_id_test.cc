@@ -15,9 +15,8 @@ using ::quantd::testing::StatusIs;
 TEST(ModelIdTest, FollowsTheDocumentedFormula) {
   const std::string a(64, 'a'), b(64, 'b');
   std::vector<ModelFileDigest> files = {{"model.onnx", 10, a}, {"model.onnx.data", 19, b}};
-  EXPECT_EQ(ModelIdOf(files),
-            "sha256:" + Sha256Hex("quantd-model-v1\nmodel.onnx\n10\n" + a +
-                                  "\nmodel.onnx.data\n19\n" + b + "\n"));
+  EXPECT_EQ(ModelIdOf(files), "sha256:" + Sha256Hex("quantd-model-v1\nmodel.onnx\n10\n" + a +
+                                                    "\nmodel.onnx.data\n19\n" + b + "\n"));
 }
 
 TEST(ModelIdTest, OrderNamesSizesAndDigestsAllCount) {

@@ -17,8 +17,7 @@ using ::quantd::testing::StatusIs;
 // FIPS 180-2 test vectors.
 constexpr char kEmpty[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 constexpr char kAbc[] = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
-constexpr char kTwoBlocks[] =
-    "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1";
+constexpr char kTwoBlocks[] = "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1";
 
 std::string WriteTemp(const std::string& name, const std::string& bytes) {
   std::string path = (fs::path(::testing::TempDir()) / name).string();

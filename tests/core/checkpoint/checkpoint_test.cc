@@ -10,13 +10,13 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "quantd/core/base/half.h"
+#include "quantd/core/base/mapped_file.h"
+#include "quantd/core/base/thread_pool.h"
 #include "quantd/core/checkpoint/checkpoint.h"
 #include "quantd/core/checkpoint/checkpoint_gguf.h"
 #include "quantd/core/gguf/gguf_file.h"
 #include "quantd/core/gguf/gguf_run.h"
-#include "quantd/core/base/half.h"
-#include "quantd/core/base/mapped_file.h"
-#include "quantd/core/base/thread_pool.h"
 #include "quantd/core/run.h"
 #include "quantd/testing/status_matchers.h"
 #include "test_checkpoints.h"
@@ -25,6 +25,7 @@ namespace quantd::core::checkpoint {
 namespace {
 
 namespace fs = std::filesystem;
+using nlohmann::json;
 using ::quantd::testing::StatusIs;
 using testing::FakeTensor;
 using testing::FakeValue;
@@ -33,13 +34,13 @@ using testing::TinyConfig;
 using testing::TinyTensors;
 using testing::WriteBytes;
 using testing::WriteCheckpoint;
-using nlohmann::json;
 
 class CheckpointTest : public ::testing::Test {
  protected:
   void SetUp() override {
     root_ = fs::temp_directory_path() /
-            ("checkpoint_test_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+            ("checkpoint_test_" +
+             std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(root_);
     fs::create_directories(root_);
   }
@@ -94,17 +95,22 @@ TEST_F(CheckpointTest, ReadsShardsInFileOrderAndTensorsByName) {
 
 TEST_F(CheckpointTest, MissingConfigOrWeightsIsNotFound) {
   fs::create_directories(Dir());
-  EXPECT_THAT(Checkpoint::Open(Dir()).status(), StatusIs(absl::StatusCode::kNotFound, "config.json"));
+  EXPECT_THAT(Checkpoint::Open(Dir()).status(),
+              StatusIs(absl::StatusCode::kNotFound, "config.json"));
   WriteBytes((fs::path(Dir()) / "config.json").string(), TinyConfig("LlamaForCausalLM").dump());
-  EXPECT_THAT(Checkpoint::Open(Dir()).status(), StatusIs(absl::StatusCode::kNotFound, "no model.safetensors"));
+  EXPECT_THAT(Checkpoint::Open(Dir()).status(),
+              StatusIs(absl::StatusCode::kNotFound, "no model.safetensors"));
 }
 
 TEST_F(CheckpointTest, MalformedConfigIsInvalidArgument) {
   fs::create_directories(Dir());
   WriteBytes((fs::path(Dir()) / "config.json").string(), "{\"hidden_size\": ");
-  EXPECT_THAT(Checkpoint::Open(Dir()).status(), StatusIs(absl::StatusCode::kInvalidArgument, "config.json"));
-  WriteBytes((fs::path(Dir()) / "config.json").string(), std::string(100000, '[') + std::string(100000, ']'));
-  EXPECT_THAT(Checkpoint::Open(Dir()).status(), StatusIs(absl::StatusCode::kInvalidArgument, "nests deeper"));
+  EXPECT_THAT(Checkpoint::Open(Dir()).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "config.json"));
+  WriteBytes((fs::path(Dir()) / "config.json").string(),
+             std::string(100000, '[') + std::string(100000, ']'));
+  EXPECT_THAT(Checkpoint::Open(Dir()).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "nests deeper"));
 }
 
 TEST_F(CheckpointTest, MissingShardIsNotFoundNamingItAndATensorItHolds) {
@@ -130,11 +136,12 @@ TEST_F(CheckpointTest, IndexNamingTheWrongShardIsRefused) {
   WriteCheckpoint(Dir(), config, TinyTensors(config), 2);
   const std::string index_path = (fs::path(Dir()) / "model.safetensors.index.json").string();
   json index = json::parse(std::ifstream(index_path));
-  index["weight_map"]["model.norm.weight"] = "model-00001-of-00002.safetensors";  // it is in shard 2
+  index["weight_map"]["model.norm.weight"] =
+      "model-00001-of-00002.safetensors";  // it is in shard 2
   WriteBytes(index_path, index.dump());
   const auto st = Checkpoint::Open(Dir()).status();
-  EXPECT_THAT(st, StatusIs(absl::StatusCode::kInvalidArgument,
-                           "places tensor 'model.norm.weight' in "));
+  EXPECT_THAT(
+      st, StatusIs(absl::StatusCode::kInvalidArgument, "places tensor 'model.norm.weight' in "));
   EXPECT_THAT(st, StatusIs(absl::StatusCode::kInvalidArgument, "but it is stored in"));
 }
 
@@ -156,8 +163,8 @@ TEST_F(CheckpointTest, ShardTensorMissingFromTheIndexIsRefused) {
   json index = json::parse(std::ifstream(index_path));
   index["weight_map"].erase("lm_head.weight");
   WriteBytes(index_path, index.dump());
-  EXPECT_THAT(Checkpoint::Open(Dir()).status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, "tensor 'lm_head.weight' is not listed"));
+  EXPECT_THAT(Checkpoint::Open(Dir()).status(), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                         "tensor 'lm_head.weight' is not listed"));
 }
 
 TEST_F(CheckpointTest, IndexWithPathTraversalIsRefused) {
@@ -179,7 +186,8 @@ TEST_F(CheckpointTest, TensorStoredInTwoShardsIsRefused) {
   std::vector<FakeTensor> second;
   for (size_t k = 1; k < tensors.size(); k += 2) second.push_back(tensors[k]);
   second.push_back(tensors[0]);
-  WriteBytes((fs::path(Dir()) / "model-00002-of-00002.safetensors").string(), SafetensorsBytes(second));
+  WriteBytes((fs::path(Dir()) / "model-00002-of-00002.safetensors").string(),
+             SafetensorsBytes(second));
   EXPECT_THAT(Checkpoint::Open(Dir()).status(),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        "tensor '" + tensors[0].name + "' is stored twice"));
@@ -193,19 +201,24 @@ TEST_F(CheckpointTest, UnknownArchitectureIsRefusedListingTheSupportedOnes) {
   config["architectures"] = {"GPTNeoXForCausalLM"};
   WriteBytes((fs::path(Dir()) / "config.json").string(), config.dump());
   const auto st = OpenSource(Dir()).status();
-  EXPECT_THAT(st, StatusIs(absl::StatusCode::kInvalidArgument, "GPTNeoXForCausalLM is not supported"));
-  EXPECT_THAT(st, StatusIs(absl::StatusCode::kInvalidArgument,
-                           "Phi3ForCausalLM, LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM"));
+  EXPECT_THAT(st,
+              StatusIs(absl::StatusCode::kInvalidArgument, "GPTNeoXForCausalLM is not supported"));
+  EXPECT_THAT(st,
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "Phi3ForCausalLM, LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM"));
 }
 
 TEST_F(CheckpointTest, MissingTensorIsRefusedWithTheShapeConfigImplies) {
   const json config = TinyConfig("LlamaForCausalLM");
   std::vector<FakeTensor> tensors = TinyTensors(config);
-  std::erase_if(tensors, [](const FakeTensor& t) { return t.name == "model.layers.1.self_attn.k_proj.weight"; });
+  std::erase_if(tensors, [](const FakeTensor& t) {
+    return t.name == "model.layers.1.self_attn.k_proj.weight";
+  });
   WriteCheckpoint(Dir(), config, tensors);
   EXPECT_THAT(OpenSource(Dir()).status(),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       "no tensor 'model.layers.1.self_attn.k_proj.weight'; config.json implies one of shape [32, 64]"));
+                       "no tensor 'model.layers.1.self_attn.k_proj.weight'; config.json implies "
+                       "one of shape [32, 64]"));
 }
 
 TEST_F(CheckpointTest, MisShapedTensorIsRefusedWithBothShapes) {
@@ -217,7 +230,8 @@ TEST_F(CheckpointTest, MisShapedTensorIsRefusedWithBothShapes) {
   WriteCheckpoint(Dir(), config, tensors);
   EXPECT_THAT(OpenSource(Dir()).status(),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       "tensor 'model.layers.0.mlp.gate_up_proj.weight' has shape [96, 64] but config.json implies "
+                       "tensor 'model.layers.0.mlp.gate_up_proj.weight' has shape [96, 64] but "
+                       "config.json implies "
                        "[192, 64]"));
 }
 
@@ -227,7 +241,8 @@ TEST_F(CheckpointTest, UnexpectedTensorIsRefused) {
   tensors.push_back({"model.layers.2.input_layernorm.weight", {64}});
   WriteCheckpoint(Dir(), config, tensors);
   EXPECT_THAT(OpenSource(Dir()).status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, "'model.layers.2.input_layernorm.weight' is not part"));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "'model.layers.2.input_layernorm.weight' is not part"));
 }
 
 TEST_F(CheckpointTest, UnknownRopeScalingTypeIsRefused) {
@@ -249,15 +264,18 @@ TEST_F(CheckpointTest, UnknownRopeScalingTypeIsRefused) {
 
   config["rope_scaling"] = {{"long_factor", {1.0}}};
   WriteBytes((fs::path(Dir()) / "config.json").string(), config.dump());
-  EXPECT_THAT(OpenSource(Dir()).status(), StatusIs(absl::StatusCode::kInvalidArgument, "has no 'type'"));
+  EXPECT_THAT(OpenSource(Dir()).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "has no 'type'"));
 }
 
 TEST_F(CheckpointTest, LongRopeFactorsOfTheWrongLengthAreRefused) {
   json config = TinyConfig("Phi3ForCausalLM");
   config["max_position_embeddings"] = 131072;
-  config["rope_scaling"] = {{"type", "longrope"}, {"long_factor", {1, 2, 3}}, {"short_factor", {1, 2, 3}}};
+  config["rope_scaling"] = {
+      {"type", "longrope"}, {"long_factor", {1, 2, 3}}, {"short_factor", {1, 2, 3}}};
   WriteCheckpoint(Dir(), config, TinyTensors(config));
-  EXPECT_THAT(OpenSource(Dir()).status(), StatusIs(absl::StatusCode::kInvalidArgument, "must each hold 8 values"));
+  EXPECT_THAT(OpenSource(Dir()).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "must each hold 8 values"));
 }
 
 TEST_F(CheckpointTest, RopeScalingKeysFollowTheArchitecture) {
@@ -278,25 +296,30 @@ TEST_F(CheckpointTest, RopeScalingKeysFollowTheArchitecture) {
   ASSERT_TRUE(l.ok()) << l.status();
   EXPECT_EQ(keys_after(**l, "llama.block_count"),
             (std::vector<std::string>{
-                "llama.block_count", "llama.context_length", "llama.embedding_length", "llama.feed_forward_length",
-                "llama.attention.head_count", "llama.attention.head_count_kv", "llama.rope.freq_base",
-                "llama.attention.layer_norm_rms_epsilon", "llama.attention.key_length", "llama.attention.value_length",
-                "general.file_type", "llama.vocab_size", "llama.rope.dimension_count", "llama.rope.scaling.type",
+                "llama.block_count", "llama.context_length", "llama.embedding_length",
+                "llama.feed_forward_length", "llama.attention.head_count",
+                "llama.attention.head_count_kv", "llama.rope.freq_base",
+                "llama.attention.layer_norm_rms_epsilon", "llama.attention.key_length",
+                "llama.attention.value_length", "general.file_type", "llama.vocab_size",
+                "llama.rope.dimension_count", "llama.rope.scaling.type",
                 "llama.rope.scaling.factor", "general.quantization_version"}));
 
   json qwen = TinyConfig("Qwen2ForCausalLM");
-  qwen["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 32768}};
+  qwen["rope_scaling"] = {
+      {"type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 32768}};
   WriteCheckpoint(Dir("qwen"), qwen, TinyTensors(qwen));
   auto q = OpenSource(Dir("qwen"));
   ASSERT_TRUE(q.ok()) << q.status();
   EXPECT_EQ(keys_after(**q, "general.file_type"),
-            (std::vector<std::string>{"general.file_type", "qwen2.rope.scaling.type", "qwen2.rope.scaling.factor",
-                                      "qwen2.rope.scaling.original_context_length", "general.quantization_version"}));
+            (std::vector<std::string>{
+                "general.file_type", "qwen2.rope.scaling.type", "qwen2.rope.scaling.factor",
+                "qwen2.rope.scaling.original_context_length", "general.quantization_version"}));
   EXPECT_EQ(FindKv(**q, "qwen2.rope.scaling.original_context_length")->AsInt(), 32768);
 
   json phi = TinyConfig("Phi3ForCausalLM");
   phi["max_position_embeddings"] = 131072;
-  phi["rope_scaling"] = {{"type", "yarn"}, {"long_factor", std::vector<double>(8, 2.0)},
+  phi["rope_scaling"] = {{"type", "yarn"},
+                         {"long_factor", std::vector<double>(8, 2.0)},
                          {"short_factor", std::vector<double>(8, 1.0)}};
   WriteCheckpoint(Dir("phi"), phi, TinyTensors(phi));
   auto p = OpenSource(Dir("phi"));
@@ -306,7 +329,8 @@ TEST_F(CheckpointTest, RopeScalingKeysFollowTheArchitecture) {
   float f;
   std::memcpy(&f, attn->raw.data(), 4);
   EXPECT_EQ(f, static_cast<float>(0.1 * std::log(32.0) + 1.0));
-  EXPECT_EQ((*p)->kvs()[1].key, "phi3.rope.scaling.attn_factor");  // right after general.architecture
+  EXPECT_EQ((*p)->kvs()[1].key,
+            "phi3.rope.scaling.attn_factor");  // right after general.architecture
   EXPECT_EQ(FindKv(**p, "phi3.attention.sliding_window")->AsInt(), 2047);
 }
 
@@ -315,13 +339,14 @@ TEST_F(CheckpointTest, BadConfigValuesAreRefusedNamingTheKey) {
   WriteCheckpoint(Dir(), config, TinyTensors(config));
   config["hidden_size"] = "64";
   WriteBytes((fs::path(Dir()) / "config.json").string(), config.dump());
-  EXPECT_THAT(OpenSource(Dir()).status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, "config.json: 'hidden_size' is not an integer"));
+  EXPECT_THAT(OpenSource(Dir()).status(), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                   "config.json: 'hidden_size' is not an integer"));
   config["hidden_size"] = 64;
   config["num_key_value_heads"] = 3;
   WriteBytes((fs::path(Dir()) / "config.json").string(), config.dump());
   EXPECT_THAT(OpenSource(Dir()).status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, "'num_key_value_heads' is 3, which does not divide"));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "'num_key_value_heads' is 3, which does not divide"));
 }
 
 TEST_F(CheckpointTest, TokenizerMetadataGoesBeforeTheQuantizationVersion) {
@@ -329,8 +354,8 @@ TEST_F(CheckpointTest, TokenizerMetadataGoesBeforeTheQuantizationVersion) {
   WriteCheckpoint(Dir(), config, TinyTensors(config));
   std::string seen_arch, seen_dir;
   CheckpointGgufOptions options;
-  options.tokenizer_kvs = [&](const std::string& dir, const json& cfg, absl::string_view arch)
-      -> absl::StatusOr<std::vector<gguf::GgufKv>> {
+  options.tokenizer_kvs = [&](const std::string& dir, const json& cfg,
+                              absl::string_view arch) -> absl::StatusOr<std::vector<gguf::GgufKv>> {
     seen_dir = dir;
     seen_arch = std::string(arch);
     EXPECT_EQ(cfg["vocab_size"], 128);
@@ -348,8 +373,10 @@ TEST_F(CheckpointTest, TokenizerMetadataGoesBeforeTheQuantizationVersion) {
   EXPECT_EQ(kvs.back().key, "general.quantization_version");
   EXPECT_TRUE((*src)->notes().empty());
 
-  options.tokenizer_kvs = [](const std::string&, const json&, absl::string_view)
-      -> absl::StatusOr<std::vector<gguf::GgufKv>> { return absl::NotFoundError("no tokenizer.model"); };
+  options.tokenizer_kvs = [](const std::string&, const json&,
+                             absl::string_view) -> absl::StatusOr<std::vector<gguf::GgufKv>> {
+    return absl::NotFoundError("no tokenizer.model");
+  };
   EXPECT_THAT(CheckpointGgufSource::Open(Dir(), options).status(),
               StatusIs(absl::StatusCode::kNotFound, "no tokenizer.model"));
 }
@@ -372,7 +399,8 @@ TEST_F(CheckpointTest, PhiFourMiniLikeCheckpointHasPartialRopeFactorsAndNoOutput
   config["tie_word_embeddings"] = true;
   config["max_position_embeddings"] = 131072;
   std::vector<double> factors(6, 1.5);  // rope dims 12 -> 6 factors
-  config["rope_scaling"] = {{"type", "longrope"}, {"long_factor", factors}, {"short_factor", factors}};
+  config["rope_scaling"] = {
+      {"type", "longrope"}, {"long_factor", factors}, {"short_factor", factors}};
   WriteCheckpoint(Dir("Phi-4-mini-instruct"), config, TinyTensors(config, "BF16"));
   auto src = OpenSource(Dir("Phi-4-mini-instruct"));
   ASSERT_TRUE(src.ok()) << src.status();
@@ -393,7 +421,8 @@ TEST_F(CheckpointTest, LlamaQueryAndKeyRowsArePermutedForGgmlRope) {
   auto src = OpenSource(Dir());
   ASSERT_TRUE(src.ok()) << src.status();
   for (const auto& [gguf_name, hf_name, heads] :
-       {std::tuple<std::string, std::string, int>{"blk.1.attn_q.weight", "model.layers.1.self_attn.q_proj.weight", 4},
+       {std::tuple<std::string, std::string, int>{"blk.1.attn_q.weight",
+                                                  "model.layers.1.self_attn.q_proj.weight", 4},
         {"blk.1.attn_k.weight", "model.layers.1.self_attn.k_proj.weight", 2},
         {"blk.1.attn_v.weight", "model.layers.1.self_attn.v_proj.weight", 0}}) {
     const int idx = FindTensor(**src, gguf_name);
@@ -422,12 +451,16 @@ TEST_F(CheckpointTest, QwenTwoBiasesMapAndStayF32) {
   const int bias = FindTensor(**src, "blk.0.attn_k.bias");
   ASSERT_GE(bias, 0);
   EXPECT_EQ((*src)->tensors()[static_cast<size_t>(bias)].ne, (std::vector<int64_t>{32}));
-  EXPECT_EQ((*src)->ConverterType(static_cast<size_t>(bias), gguf::FileType::kF16), gguf::GgmlType::kF32);
+  EXPECT_EQ((*src)->ConverterType(static_cast<size_t>(bias), gguf::FileType::kF16),
+            gguf::GgmlType::kF32);
   const int q = FindTensor(**src, "blk.0.attn_q.weight");
-  EXPECT_EQ((*src)->ConverterType(static_cast<size_t>(q), gguf::FileType::kBF16), gguf::GgmlType::kBF16);
-  EXPECT_EQ((*src)->ConverterType(static_cast<size_t>(q), gguf::FileType::kQ8_0), gguf::GgmlType::kQ8_0);
+  EXPECT_EQ((*src)->ConverterType(static_cast<size_t>(q), gguf::FileType::kBF16),
+            gguf::GgmlType::kBF16);
+  EXPECT_EQ((*src)->ConverterType(static_cast<size_t>(q), gguf::FileType::kQ8_0),
+            gguf::GgmlType::kQ8_0);
   const int norm = FindTensor(**src, "blk.0.ffn_norm.weight");
-  EXPECT_EQ((*src)->ConverterType(static_cast<size_t>(norm), gguf::FileType::kQ8_0), gguf::GgmlType::kF32);
+  EXPECT_EQ((*src)->ConverterType(static_cast<size_t>(norm), gguf::FileType::kQ8_0),
+            gguf::GgmlType::kF32);
   // ffn_down rows are 96 wide: whole Q8_0 blocks. Embedding rows are 64: too.
   EXPECT_EQ(FindKv(**src, "general.architecture")->AsString(), "qwen2");
 }
@@ -439,9 +472,11 @@ TEST_F(CheckpointTest, QEightZeroFallsBackToF16ForRowsThatAreNotWholeBlocks) {
   auto src = OpenSource(Dir());
   ASSERT_TRUE(src.ok()) << src.status();
   const int down = FindTensor(**src, "blk.0.ffn_down.weight");
-  EXPECT_EQ((*src)->ConverterType(static_cast<size_t>(down), gguf::FileType::kQ8_0), gguf::GgmlType::kF16);
+  EXPECT_EQ((*src)->ConverterType(static_cast<size_t>(down), gguf::FileType::kQ8_0),
+            gguf::GgmlType::kF16);
   const int up = FindTensor(**src, "blk.0.ffn_up.weight");
-  EXPECT_EQ((*src)->ConverterType(static_cast<size_t>(up), gguf::FileType::kQ8_0), gguf::GgmlType::kQ8_0);
+  EXPECT_EQ((*src)->ConverterType(static_cast<size_t>(up), gguf::FileType::kQ8_0),
+            gguf::GgmlType::kQ8_0);
 }
 
 // --- writing -------------------------------------------------------------------
@@ -474,14 +509,16 @@ TEST_F(CheckpointTest, WritesAParseableGgufWithTheSourceValues) {
   auto slash = OpenSource(Dir() + "/");
   ASSERT_TRUE(slash.ok()) << slash.status();
   EXPECT_EQ(FindKv(**slash, "general.name")->AsString(), "Tiny Model");
-  auto named = CheckpointGgufSource::Open(Dir(), CheckpointGgufOptions{"Mistral-7B-Instruct-v0.3", nullptr});
+  auto named =
+      CheckpointGgufSource::Open(Dir(), CheckpointGgufOptions{"Mistral-7B-Instruct-v0.3", nullptr});
   ASSERT_TRUE(named.ok()) << named.status();
   EXPECT_EQ(FindKv(**named, "general.name")->AsString(), "Mistral 7B Instruct v0.3");
   EXPECT_EQ(FindKv(**named, "general.version")->AsString(), "v0.3");
   EXPECT_EQ(parsed->tensors().size(), (*src)->tensors().size());
   const gguf::GgufTensorInfo* norm = parsed->FindTensor("output_norm.weight");
   ASSERT_NE(norm, nullptr);
-  const float* values = reinterpret_cast<const float*>((*mapped)->bytes().data() + parsed->data_offset() + norm->offset);
+  const float* values = reinterpret_cast<const float*>((*mapped)->bytes().data() +
+                                                       parsed->data_offset() + norm->offset);
   for (int i = 0; i < 64; ++i) {
     EXPECT_EQ(values[i], Bfloat16ToFloat(FloatToBfloat16(FakeValue("model.norm.weight", i))));
   }
@@ -500,10 +537,12 @@ TEST_F(CheckpointTest, CancelledOrRefusedConversionLeavesNoFile) {
   ProgressFn progress = [&](const Progress& p) {
     if (p.tensors_done == 3 && ++calls == 1) cancel.Cancel();
   };
-  EXPECT_THAT(WriteCheckpointGguf(**src, gguf::FileType::kQ8_0, (out_dir / "o.gguf").string(), RunContext{.progress = progress, .cancel = &cancel})
+  EXPECT_THAT(WriteCheckpointGguf(**src, gguf::FileType::kQ8_0, (out_dir / "o.gguf").string(),
+                                  RunContext{.progress = progress, .cancel = &cancel})
                   .status(),
               StatusIs(absl::StatusCode::kCancelled, "cancel"));
-  EXPECT_THAT(WriteCheckpointGguf(**src, gguf::FileType::kQ4_K_M, (out_dir / "o.gguf").string(), RunContext())
+  EXPECT_THAT(WriteCheckpointGguf(**src, gguf::FileType::kQ4_K_M, (out_dir / "o.gguf").string(),
+                                  RunContext())
                   .status(),
               StatusIs(absl::StatusCode::kInvalidArgument, "F32, F16, BF16 or Q8_0"));
   EXPECT_TRUE(fs::is_empty(out_dir));
@@ -530,13 +569,17 @@ TEST_F(CheckpointTest, NonFiniteWeightIsRefusedWhenQuantized) {
   ASSERT_TRUE(src.ok()) << src.status();
   const fs::path out_dir = root_ / "out";
   fs::create_directories(out_dir);
-  EXPECT_THAT(WriteCheckpointGguf(**src, gguf::FileType::kQ8_0, (out_dir / "o.gguf").string(), RunContext())
-                  .status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, "tensor 'blk.0.ffn_up.weight' element 10 is NaN"));
+  EXPECT_THAT(
+      WriteCheckpointGguf(**src, gguf::FileType::kQ8_0, (out_dir / "o.gguf").string(), RunContext())
+          .status(),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               "tensor 'blk.0.ffn_up.weight' element 10 is NaN"));
   EXPECT_TRUE(fs::is_empty(out_dir));
   auto f16 = OpenSource(Dir());
   ASSERT_TRUE(f16.ok()) << f16.status();
-  EXPECT_TRUE(WriteCheckpointGguf(**f16, gguf::FileType::kF16, (out_dir / "f.gguf").string(), RunContext()).ok());
+  EXPECT_TRUE(
+      WriteCheckpointGguf(**f16, gguf::FileType::kF16, (out_dir / "f.gguf").string(), RunContext())
+          .ok());
 }
 
 TEST_F(CheckpointTest, RunRoutesACheckpointFolderToTheGgufWriter) {
@@ -601,8 +644,9 @@ TEST_F(CheckpointTest, OneStepEqualsConvertingToF32ThenQuantizing) {
         for (const RunContext& ctx : {RunContext(), three}) {
           auto report = RunGguf(recipe, **src, one, ctx);
           ASSERT_TRUE(report.ok()) << report.status();
-          EXPECT_EQ(ReadFile(one), ReadFile(two)) << name << " " << type << " leave_output " << leave_output
-                                                  << " threads " << ctx.Parallelism();
+          EXPECT_EQ(ReadFile(one), ReadFile(two))
+              << name << " " << type << " leave_output " << leave_output << " threads "
+              << ctx.Parallelism();
           EXPECT_EQ(report->output_file_bytes, fs::file_size(one));
         }
       }
@@ -621,7 +665,8 @@ TEST_F(CheckpointTest, OneStepConversionReportsTensorProgress) {
   const uint64_t tensors = (*src)->tensors().size();
   std::vector<Progress> seen;
   ThreadPool pool(1);
-  RunContext ctx{.progress = [&](const Progress& p) { seen.push_back(p); }, .pool = &pool, .parallelism = 2};
+  RunContext ctx{
+      .progress = [&](const Progress& p) { seen.push_back(p); }, .pool = &pool, .parallelism = 2};
   Recipe recipe;
   recipe.gguf_type = "Q4_K_M";
   const std::string out = (root_ / "q4.gguf").string();
@@ -643,13 +688,17 @@ TEST_F(CheckpointTest, OneStepConversionReportsTensorProgress) {
   EXPECT_EQ(report->tensors_total, tensors);
   ASSERT_FALSE(report->tensors.empty());
   EXPECT_EQ(report->tensors.front().dtype_before, "BF16");
-  EXPECT_THAT(report->notes, ::testing::Contains(::testing::HasSubstr("llama-quantize Q4_K_M, in one step")));
+  EXPECT_THAT(report->notes,
+              ::testing::Contains(::testing::HasSubstr("llama-quantize Q4_K_M, in one step")));
 
   // Cancelled between tensors: no output, not even a temp file.
   const fs::path out_dir = root_ / "cancelled";
   fs::create_directories(out_dir);
   CancelToken cancel;
-  RunContext cancelling{.progress = [&](const Progress& p) { if (p.tensors_done == 3) cancel.Cancel(); },
+  RunContext cancelling{.progress =
+                            [&](const Progress& p) {
+                              if (p.tensors_done == 3) cancel.Cancel();
+                            },
                         .cancel = &cancel};
   EXPECT_THAT(core::Run(recipe, shared, (out_dir / "q4.gguf").string(), cancelling).status(),
               StatusIs(absl::StatusCode::kCancelled, "cancel"));

@@ -37,7 +37,8 @@ TEST(ModelNameTest, ContextLengthIsAFinetuneNotASize) {
 }
 
 TEST(ModelNameTest, NumericSizeLabelWinsAndOrganizationComesFromTheId) {
-  const GeneralNaming g = DeriveGeneralNaming(std::string("meta-llama/Llama-2-7b-chat-hf"), "whatever", 6738415616);
+  const GeneralNaming g =
+      DeriveGeneralNaming(std::string("meta-llama/Llama-2-7b-chat-hf"), "whatever", 6738415616);
   EXPECT_EQ(g.name, "Llama 2 7b Chat Hf");
   EXPECT_EQ(g.organization, "Meta Llama");
   EXPECT_EQ(g.basename, "Llama-2");

@@ -26,7 +26,8 @@ class SafetensorsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::temp_directory_path() /
-           ("safetensors_test_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+           ("safetensors_test_" +
+            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -40,7 +41,8 @@ class SafetensorsTest : public ::testing::Test {
 };
 
 TEST_F(SafetensorsTest, ReadsTensorsSortedByNameWithTheirData) {
-  const std::string path = Write(SafetensorsBytes({{"b.weight", {2, 3}, "F32"}, {"a.weight", {4}, "BF16"}}));
+  const std::string path =
+      Write(SafetensorsBytes({{"b.weight", {2, 3}, "F32"}, {"a.weight", {4}, "BF16"}}));
   auto file = SafetensorsFile::Open(path);
   ASSERT_TRUE(file.ok()) << file.status();
   ASSERT_EQ((*file)->tensors().size(), 2u);
@@ -62,7 +64,8 @@ TEST_F(SafetensorsTest, MissingFileIsNotFound) {
 }
 
 TEST_F(SafetensorsTest, FileShorterThanTheLengthFieldIsDataLoss) {
-  EXPECT_THAT(SafetensorsFile::Open(Write("abc")).status(), StatusIs(absl::StatusCode::kDataLoss, "truncated"));
+  EXPECT_THAT(SafetensorsFile::Open(Write("abc")).status(),
+              StatusIs(absl::StatusCode::kDataLoss, "truncated"));
 }
 
 TEST_F(SafetensorsTest, HeaderPastTheEndOfTheFileIsDataLoss) {
@@ -104,7 +107,8 @@ TEST_F(SafetensorsTest, DeeplyNestedJsonBombIsRefusedBeforeParsing) {
 TEST_F(SafetensorsTest, OffsetsThatDisagreeWithDtypeAndShapeAreRefused) {
   const std::string header = R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 12]}})";
   EXPECT_THAT(SafetensorsFile::Open(Write(RawSafetensors(header, std::string(16, '\0')))).status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, "tensor 'w': data_offsets [0, 12] hold 12 bytes but F32"));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "tensor 'w': data_offsets [0, 12] hold 12 bytes but F32"));
 }
 
 TEST_F(SafetensorsTest, ReversedOffsetsAreRefused) {
@@ -114,18 +118,20 @@ TEST_F(SafetensorsTest, ReversedOffsetsAreRefused) {
 }
 
 TEST_F(SafetensorsTest, OverlappingTensorsAreRefusedNamingBoth) {
-  const std::string header =
-      R"({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},)"
-      R"( "b": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]}})";
-  const auto st = SafetensorsFile::Open(Write(RawSafetensors(header, std::string(24, '\0')))).status();
+  const std::string header = R"({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},)"
+                             R"( "b": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]}})";
+  const auto st =
+      SafetensorsFile::Open(Write(RawSafetensors(header, std::string(24, '\0')))).status();
   EXPECT_THAT(st, StatusIs(absl::StatusCode::kInvalidArgument, "tensor 'b'"));
   EXPECT_THAT(st, StatusIs(absl::StatusCode::kInvalidArgument, "overlaps tensor 'a'"));
 }
 
 TEST_F(SafetensorsTest, UnsupportedDtypeIsRefusedNamingTheTensor) {
-  const std::string path = Write(SafetensorsBytes({{"ok", {2}, "F16"}, {"model.quant_scale", {2}, "I8"}}));
-  EXPECT_THAT(SafetensorsFile::Open(path).status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, "tensor 'model.quant_scale' has dtype I8"));
+  const std::string path =
+      Write(SafetensorsBytes({{"ok", {2}, "F16"}, {"model.quant_scale", {2}, "I8"}}));
+  EXPECT_THAT(
+      SafetensorsFile::Open(path).status(),
+      StatusIs(absl::StatusCode::kInvalidArgument, "tensor 'model.quant_scale' has dtype I8"));
 }
 
 TEST_F(SafetensorsTest, MalformedEntriesAreRefused) {

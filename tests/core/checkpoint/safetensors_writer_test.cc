@@ -21,8 +21,8 @@ class SafetensorsWriterTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::path(::testing::TempDir()) /
-           ("st_writer_" + std::string(
-                               ::testing::UnitTest::GetInstance()->current_test_info()->name()));
+           ("st_writer_" +
+            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -100,15 +100,15 @@ TEST_F(SafetensorsWriterTest, PadsHeaderWithSpacesWhenAsked) {
 }
 
 TEST_F(SafetensorsWriterTest, RefusesBadSpecs) {
-  EXPECT_THAT(SafetensorsWriter::Create(Path("e.safetensors"),
-                                        {{"x", "F32", {1}}, {"x", "F32", {1}}})
-                  .status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, "listed twice"));
+  EXPECT_THAT(
+      SafetensorsWriter::Create(Path("e.safetensors"), {{"x", "F32", {1}}, {"x", "F32", {1}}})
+          .status(),
+      StatusIs(absl::StatusCode::kInvalidArgument, "listed twice"));
   EXPECT_THAT(SafetensorsWriter::Create(Path("e.safetensors"), {{"x", "F8", {1}}}).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, "unknown safetensors dtype F8"));
-  EXPECT_THAT(SafetensorsWriter::Create(Path("e.safetensors"), {{"__metadata__", "U8", {1}}})
-                  .status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, "invalid safetensors tensor name"));
+  EXPECT_THAT(
+      SafetensorsWriter::Create(Path("e.safetensors"), {{"__metadata__", "U8", {1}}}).status(),
+      StatusIs(absl::StatusCode::kInvalidArgument, "invalid safetensors tensor name"));
   EXPECT_THAT(SafetensorsWriter::Create(Path("e.safetensors"), {{"x", "U8", {-1}}}).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, "negative dimension"));
   EXPECT_EQ(FilesInDir(), 0u);

@@ -55,7 +55,9 @@ std::string SafetensorsBytes(const std::vector<FakeTensor>& tensors) {
   std::string data;
   for (const FakeTensor& t : tensors) {
     const std::string bytes = TensorData(t);
-    header[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {data.size(), data.size() + bytes.size()}}};
+    header[t.name] = {{"dtype", t.dtype},
+                      {"shape", t.shape},
+                      {"data_offsets", {data.size(), data.size() + bytes.size()}}};
     data += bytes;
   }
   return RawSafetensors(header.dump(), data);
@@ -92,7 +94,8 @@ std::vector<FakeTensor> TinyTensors(const nlohmann::json& config, const std::str
   const int64_t hidden = config["hidden_size"], heads = config["num_attention_heads"];
   const int64_t kv = config["num_key_value_heads"], ffn = config["intermediate_size"];
   const int64_t vocab = config["vocab_size"], layers = config["num_hidden_layers"];
-  const int64_t hd = config.contains("head_dim") ? config["head_dim"].get<int64_t>() : hidden / heads;
+  const int64_t hd =
+      config.contains("head_dim") ? config["head_dim"].get<int64_t>() : hidden / heads;
   const bool tied = config.value("tie_word_embeddings", false);
   std::vector<FakeTensor> t;
   t.push_back({"model.embed_tokens.weight", {vocab, hidden}, dtype});
@@ -123,24 +126,28 @@ std::vector<FakeTensor> TinyTensors(const nlohmann::json& config, const std::str
   return t;
 }
 
-void WriteCheckpoint(const std::string& dir, const nlohmann::json& config, const std::vector<FakeTensor>& tensors,
-                     int shards) {
+void WriteCheckpoint(const std::string& dir, const nlohmann::json& config,
+                     const std::vector<FakeTensor>& tensors, int shards) {
   fs::create_directories(dir);
   WriteBytes((fs::path(dir) / "config.json").string(), config.dump(2));
   if (shards == 1) {
     WriteBytes((fs::path(dir) / "model.safetensors").string(), SafetensorsBytes(tensors));
     return;
   }
-  nlohmann::json index = {{"metadata", nlohmann::json::object()}, {"weight_map", nlohmann::json::object()}};
+  nlohmann::json index = {{"metadata", nlohmann::json::object()},
+                          {"weight_map", nlohmann::json::object()}};
   std::vector<std::vector<FakeTensor>> parts(static_cast<size_t>(shards));
   for (size_t k = 0; k < tensors.size(); ++k) {
     const int s = static_cast<int>(k % static_cast<size_t>(shards));
     parts[static_cast<size_t>(s)].push_back(tensors[k]);
-    index["weight_map"][tensors[k].name] = absl::StrCat("model-0000", s + 1, "-of-0000", shards, ".safetensors");
+    index["weight_map"][tensors[k].name] =
+        absl::StrCat("model-0000", s + 1, "-of-0000", shards, ".safetensors");
   }
   for (int s = 0; s < shards; ++s) {
-    WriteBytes((fs::path(dir) / absl::StrCat("model-0000", s + 1, "-of-0000", shards, ".safetensors")).string(),
-               SafetensorsBytes(parts[static_cast<size_t>(s)]));
+    WriteBytes(
+        (fs::path(dir) / absl::StrCat("model-0000", s + 1, "-of-0000", shards, ".safetensors"))
+            .string(),
+        SafetensorsBytes(parts[static_cast<size_t>(s)]));
   }
   WriteBytes((fs::path(dir) / "model.safetensors.index.json").string(), index.dump(2));
 }

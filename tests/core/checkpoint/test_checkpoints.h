@@ -38,8 +38,8 @@ std::vector<FakeTensor> TinyTensors(const nlohmann::json& config, const std::str
 
 // Writes config.json and the tensors: one model.safetensors when shards == 1,
 // else `shards` files with an index (tensor k goes to shard k % shards).
-void WriteCheckpoint(const std::string& dir, const nlohmann::json& config, const std::vector<FakeTensor>& tensors,
-                     int shards = 1);
+void WriteCheckpoint(const std::string& dir, const nlohmann::json& config,
+                     const std::vector<FakeTensor>& tensors, int shards = 1);
 
 }  // namespace quantd::core::checkpoint::testing
 

@@ -14,8 +14,8 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
-#include "bpe_pre_tokenizer.h"
 #include "absl/strings/str_cat.h"
+#include "bpe_pre_tokenizer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "quantd/core/base/mapped_file.h"
@@ -263,24 +263,26 @@ TEST_F(TokenizerDirTest, Gpt2BpeTokensTypesMergesAndSpecialIds) {
   ASSERT_TRUE(kvs.ok()) << kvs.status();
   std::vector<std::string> keys;
   for (const auto& kv : *kvs) keys.push_back(kv.key);
-  EXPECT_THAT(keys, ::testing::ElementsAre(
-                        "tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens",
-                        "tokenizer.ggml.token_type", "tokenizer.ggml.merges",
-                        "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
-                        "tokenizer.ggml.padding_token_id", "tokenizer.ggml.add_bos_token",
-                        "tokenizer.chat_template"));
+  EXPECT_THAT(
+      keys, ::testing::ElementsAre("tokenizer.ggml.model", "tokenizer.ggml.pre",
+                                   "tokenizer.ggml.tokens", "tokenizer.ggml.token_type",
+                                   "tokenizer.ggml.merges", "tokenizer.ggml.bos_token_id",
+                                   "tokenizer.ggml.eos_token_id", "tokenizer.ggml.padding_token_id",
+                                   "tokenizer.ggml.add_bos_token", "tokenizer.chat_template"));
   const auto& by = *kvs;
   EXPECT_EQ(by[0].AsString(), "gpt2");
   EXPECT_EQ(by[1].AsString(), "gpt-4o");
   EXPECT_THAT(Strings(by[2]),
               ::testing::ElementsAre("a", "b", "c", "\xc4\xa0", "d", "e", "f", "g", "ab",
-                                     "\xc4\xa0" "a", "abc", "<|endoftext|>", "<tool>", "e f",
-                                     "e fg", "[PAD15]"));
+                                     "\xc4\xa0"
+                                     "a",
+                                     "abc", "<|endoftext|>", "<tool>", "e f", "e fg", "[PAD15]"));
   EXPECT_EQ(by[3].ArrayInfo()->first, gguf::GgufValueType::kInt32);
   EXPECT_THAT(Int32s(by[3]),
               ::testing::ElementsAre(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 4, 1, 1, 5));
-  EXPECT_THAT(Strings(by[4]),
-              ::testing::ElementsAre("a b", "\xc4\xa0 a", "ab c", "e\xc4\xa0" "f g"));
+  EXPECT_THAT(Strings(by[4]), ::testing::ElementsAre("a b", "\xc4\xa0 a", "ab c",
+                                                     "e\xc4\xa0"
+                                                     "f g"));
   EXPECT_EQ(by[5].AsInt(), 11);
   EXPECT_EQ(by[6].AsInt(), 11);
   EXPECT_EQ(by[7].AsInt(), 11);
@@ -329,8 +331,9 @@ TEST_F(TokenizerDirTest, RefusesVocabSmallerThanTokenizer) {
 }
 
 TEST_F(TokenizerDirTest, RefusesUnsupportedArchitecture) {
-  EXPECT_THAT(TokenizerGgufKvs(dir_.string(), nlohmann::json::object(), "GPTNeoXForCausalLM").status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, "supported: Phi3ForCausalLM"));
+  EXPECT_THAT(
+      TokenizerGgufKvs(dir_.string(), nlohmann::json::object(), "GPTNeoXForCausalLM").status(),
+      StatusIs(absl::StatusCode::kInvalidArgument, "supported: Phi3ForCausalLM"));
 }
 
 TEST_F(TokenizerDirTest, RefusesPhi3TokenizerConfigWithoutClass) {
@@ -351,17 +354,16 @@ TEST_F(TokenizerDirTest, RefusesCorruptSentencePieceModel) {
 TEST_F(TokenizerDirTest, SentencePiecePaddingAndConfigIds) {
   CopyShared("llama-tiny-shared", {"tokenizer.model"});
   WriteFile(dir_ / "added_tokens.json", R"({"<extra>": 32000, "<far>": 40000})");
-  const nlohmann::json config = {{"vocab_size", 32003}, {"bos_token_id", 1}, {"eos_token_id", 2},
-                                 {"pad_token_id", 50000}};
+  const nlohmann::json config = {
+      {"vocab_size", 32003}, {"bos_token_id", 1}, {"eos_token_id", 2}, {"pad_token_id", 50000}};
   auto kvs = TokenizerGgufKvs(dir_.string(), config, "MistralForCausalLM");
   ASSERT_TRUE(kvs.ok()) << kvs.status();
   std::vector<std::string> keys;
   for (const auto& kv : *kvs) keys.push_back(kv.key);
-  EXPECT_THAT(keys, ::testing::ElementsAre("tokenizer.ggml.model", "tokenizer.ggml.pre",
-                                           "tokenizer.ggml.tokens", "tokenizer.ggml.scores",
-                                           "tokenizer.ggml.token_type",
-                                           "tokenizer.ggml.bos_token_id",
-                                           "tokenizer.ggml.eos_token_id"));
+  EXPECT_THAT(keys, ::testing::ElementsAre(
+                        "tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens",
+                        "tokenizer.ggml.scores", "tokenizer.ggml.token_type",
+                        "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"));
   const auto tokens = Strings((*kvs)[2]);
   ASSERT_EQ(tokens.size(), 32003u);
   EXPECT_EQ(tokens[32000], "<extra>");
@@ -387,12 +389,11 @@ TEST_F(TokenizerDirTest, NamedChatTemplatesAndAddSpacePrefix) {
   ASSERT_TRUE(kvs.ok()) << kvs.status();
   std::vector<std::string> keys;
   for (const auto& kv : *kvs) keys.push_back(kv.key);
-  EXPECT_THAT(keys, ::testing::ElementsAre("tokenizer.ggml.model", "tokenizer.ggml.pre",
-                                           "tokenizer.ggml.tokens", "tokenizer.ggml.scores",
-                                           "tokenizer.ggml.token_type",
-                                           "tokenizer.chat_template.tool_use",
-                                           "tokenizer.chat_templates", "tokenizer.chat_template",
-                                           "tokenizer.ggml.add_space_prefix"));
+  EXPECT_THAT(keys, ::testing::ElementsAre(
+                        "tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens",
+                        "tokenizer.ggml.scores", "tokenizer.ggml.token_type",
+                        "tokenizer.chat_template.tool_use", "tokenizer.chat_templates",
+                        "tokenizer.chat_template", "tokenizer.ggml.add_space_prefix"));
   EXPECT_EQ((*kvs)[5].AsString(), "T");
   EXPECT_THAT(Strings((*kvs)[6]), ::testing::ElementsAre("tool_use"));
   EXPECT_EQ((*kvs)[7].AsString(), "D");

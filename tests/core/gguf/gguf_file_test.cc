@@ -35,25 +35,63 @@ struct Builder {
       kvs.push_back(GgufKv{key, t, std::move(raw)});
     };
     std::string r;
-    Put<uint8_t>(&r, 7); kv("u8", GgufValueType::kUint8, r); r.clear();
-    Put<int8_t>(&r, -7); kv("i8", GgufValueType::kInt8, r); r.clear();
-    Put<uint16_t>(&r, 700); kv("u16", GgufValueType::kUint16, r); r.clear();
-    Put<int16_t>(&r, -700); kv("i16", GgufValueType::kInt16, r); r.clear();
-    Put<uint32_t>(&r, 70000); kv("u32", GgufValueType::kUint32, r); r.clear();
-    Put<int32_t>(&r, -70000); kv("i32", GgufValueType::kInt32, r); r.clear();
-    Put<float>(&r, 1.5f); kv("f32", GgufValueType::kFloat32, r); r.clear();
-    Put<uint8_t>(&r, 1); kv("bool", GgufValueType::kBool, r); r.clear();
-    PutStr(&r, "hello"); kv("str", GgufValueType::kString, r); r.clear();
-    Put<uint64_t>(&r, 1ull << 40); kv("u64", GgufValueType::kUint64, r); r.clear();
-    Put<int64_t>(&r, -(1ll << 40)); kv("i64", GgufValueType::kInt64, r); r.clear();
-    Put<double>(&r, 2.5); kv("f64", GgufValueType::kFloat64, r); r.clear();
-    Put<uint32_t>(&r, 5); Put<uint64_t>(&r, 3); Put<int32_t>(&r, 4); Put<int32_t>(&r, 5); Put<int32_t>(&r, 6);
-    kv("arr.i32", GgufValueType::kArray, r); r.clear();
-    Put<uint32_t>(&r, 8); Put<uint64_t>(&r, 2); PutStr(&r, "a"); PutStr(&r, "bc");
-    kv("arr.str", GgufValueType::kArray, r); r.clear();
-    Put<uint32_t>(&r, 9); Put<uint64_t>(&r, 1); Put<uint32_t>(&r, 0); Put<uint64_t>(&r, 2);
-    Put<uint8_t>(&r, 1); Put<uint8_t>(&r, 2);
-    kv("arr.nested", GgufValueType::kArray, r); r.clear();
+    Put<uint8_t>(&r, 7);
+    kv("u8", GgufValueType::kUint8, r);
+    r.clear();
+    Put<int8_t>(&r, -7);
+    kv("i8", GgufValueType::kInt8, r);
+    r.clear();
+    Put<uint16_t>(&r, 700);
+    kv("u16", GgufValueType::kUint16, r);
+    r.clear();
+    Put<int16_t>(&r, -700);
+    kv("i16", GgufValueType::kInt16, r);
+    r.clear();
+    Put<uint32_t>(&r, 70000);
+    kv("u32", GgufValueType::kUint32, r);
+    r.clear();
+    Put<int32_t>(&r, -70000);
+    kv("i32", GgufValueType::kInt32, r);
+    r.clear();
+    Put<float>(&r, 1.5f);
+    kv("f32", GgufValueType::kFloat32, r);
+    r.clear();
+    Put<uint8_t>(&r, 1);
+    kv("bool", GgufValueType::kBool, r);
+    r.clear();
+    PutStr(&r, "hello");
+    kv("str", GgufValueType::kString, r);
+    r.clear();
+    Put<uint64_t>(&r, 1ull << 40);
+    kv("u64", GgufValueType::kUint64, r);
+    r.clear();
+    Put<int64_t>(&r, -(1ll << 40));
+    kv("i64", GgufValueType::kInt64, r);
+    r.clear();
+    Put<double>(&r, 2.5);
+    kv("f64", GgufValueType::kFloat64, r);
+    r.clear();
+    Put<uint32_t>(&r, 5);
+    Put<uint64_t>(&r, 3);
+    Put<int32_t>(&r, 4);
+    Put<int32_t>(&r, 5);
+    Put<int32_t>(&r, 6);
+    kv("arr.i32", GgufValueType::kArray, r);
+    r.clear();
+    Put<uint32_t>(&r, 8);
+    Put<uint64_t>(&r, 2);
+    PutStr(&r, "a");
+    PutStr(&r, "bc");
+    kv("arr.str", GgufValueType::kArray, r);
+    r.clear();
+    Put<uint32_t>(&r, 9);
+    Put<uint64_t>(&r, 1);
+    Put<uint32_t>(&r, 0);
+    Put<uint64_t>(&r, 2);
+    Put<uint8_t>(&r, 1);
+    Put<uint8_t>(&r, 2);
+    kv("arr.nested", GgufValueType::kArray, r);
+    r.clear();
     Add("a.weight", {32});
     Add("b.weight", {32, 2});
   }
@@ -77,7 +115,8 @@ struct Builder {
 };
 
 absl::StatusOr<GgufFile> ParseString(const std::string& s) {
-  return GgufFile::Parse(absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size()));
+  return GgufFile::Parse(
+      absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size()));
 }
 
 TEST(GgufFileTest, ParsesEveryValueType) {
@@ -128,25 +167,30 @@ TEST(GgufFileTest, SetKvMovesKeyToTheEnd) {
   SetKv(&b.kvs, GgufKv::Uint32("u8", 3));
   EXPECT_EQ(b.kvs.back().key, "u8");
   EXPECT_EQ(b.kvs.back().AsInt(), 3);
-  EXPECT_EQ(std::count_if(b.kvs.begin(), b.kvs.end(), [](const GgufKv& kv) { return kv.key == "u8"; }), 1);
+  EXPECT_EQ(
+      std::count_if(b.kvs.begin(), b.kvs.end(), [](const GgufKv& kv) { return kv.key == "u8"; }),
+      1);
 }
 
 TEST(GgufFileTest, RefusesBadMagic) {
   std::string s = Builder().Build();
   s[0] = 'X';
-  EXPECT_THAT(ParseString(s).status(), StatusIs(absl::StatusCode::kInvalidArgument, "not a GGUF file"));
+  EXPECT_THAT(ParseString(s).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "not a GGUF file"));
 }
 
 TEST(GgufFileTest, RefusesBadVersion) {
   std::string s = Builder().Build();
   const uint32_t v = 1;
   std::memcpy(&s[4], &v, 4);
-  EXPECT_THAT(ParseString(s).status(), StatusIs(absl::StatusCode::kInvalidArgument, "unsupported GGUF version 1"));
+  EXPECT_THAT(ParseString(s).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "unsupported GGUF version 1"));
 }
 
 TEST(GgufFileTest, RefusesTruncatedHeader) {
   std::string s = Builder().Build();
-  EXPECT_THAT(ParseString(s.substr(0, 6)).status(), StatusIs(absl::StatusCode::kInvalidArgument, "truncated"));
+  EXPECT_THAT(ParseString(s.substr(0, 6)).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "truncated"));
 }
 
 TEST(GgufFileTest, RefusesCountsBeyondFile) {
@@ -154,10 +198,12 @@ TEST(GgufFileTest, RefusesCountsBeyondFile) {
   const uint64_t huge = 1ull << 50;
   std::string kv_count = s;
   std::memcpy(&kv_count[16], &huge, 8);
-  EXPECT_THAT(ParseString(kv_count).status(), StatusIs(absl::StatusCode::kInvalidArgument, "metadata count"));
+  EXPECT_THAT(ParseString(kv_count).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "metadata count"));
   std::string t_count = s;
   std::memcpy(&t_count[8], &huge, 8);
-  EXPECT_THAT(ParseString(t_count).status(), StatusIs(absl::StatusCode::kInvalidArgument, "tensor count"));
+  EXPECT_THAT(ParseString(t_count).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "tensor count"));
 }
 
 TEST(GgufFileTest, RefusesStringBeyondFile) {
@@ -166,7 +212,8 @@ TEST(GgufFileTest, RefusesStringBeyondFile) {
   // The first key's length field starts at byte 24.
   const uint64_t huge = 1ull << 40;
   std::memcpy(&s[24], &huge, 8);
-  EXPECT_THAT(ParseString(s).status(), StatusIs(absl::StatusCode::kInvalidArgument, "runs past the end"));
+  EXPECT_THAT(ParseString(s).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "runs past the end"));
 }
 
 TEST(GgufFileTest, RefusesArrayBeyondFile) {
@@ -176,7 +223,8 @@ TEST(GgufFileTest, RefusesArrayBeyondFile) {
   Put<uint32_t>(&r, 4);
   Put<uint64_t>(&r, 1ull << 40);
   b.kvs.push_back(GgufKv{"big", GgufValueType::kArray, r});
-  EXPECT_THAT(ParseString(b.Build()).status(), StatusIs(absl::StatusCode::kInvalidArgument, "claims"));
+  EXPECT_THAT(ParseString(b.Build()).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "claims"));
 }
 
 TEST(GgufFileTest, RefusesUnknownValueType) {
@@ -197,13 +245,15 @@ TEST(GgufFileTest, RefusesDimsWhoseProductOverflows) {
   Builder b;
   b.tensors[1].ne = {1ll << 40, 1ll << 40};
   b.tensors[1].nbytes = 0;
-  EXPECT_THAT(ParseString(b.Build()).status(), StatusIs(absl::StatusCode::kInvalidArgument, "overflow"));
+  EXPECT_THAT(ParseString(b.Build()).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "overflow"));
 }
 
 TEST(GgufFileTest, RefusesTooManyDims) {
   Builder b;
   b.tensors[1].ne = {32, 1, 1, 1, 2};
-  EXPECT_THAT(ParseString(b.Build()).status(), StatusIs(absl::StatusCode::kInvalidArgument, "5 dimensions"));
+  EXPECT_THAT(ParseString(b.Build()).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "5 dimensions"));
 }
 
 TEST(GgufFileTest, RefusesTensorBeyondFile) {
@@ -218,7 +268,8 @@ TEST(GgufFileTest, RefusesOverlappingTensors) {
   b.Add("c.weight", {32});
   LayoutTensors(&b.tensors, 32);
   b.tensors[2].offset = 128 + 64;  // inside b.weight [128, 384)
-  EXPECT_THAT(ParseString(b.Build(false)).status(), StatusIs(absl::StatusCode::kInvalidArgument, "overlap"));
+  EXPECT_THAT(ParseString(b.Build(false)).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "overlap"));
 }
 
 TEST(GgufFileTest, RefusesMisalignedOffset) {
@@ -232,16 +283,19 @@ TEST(GgufFileTest, RefusesMisalignedOffset) {
 TEST(GgufFileTest, RefusesBadAlignment) {
   Builder b;
   b.kvs.push_back(GgufKv::Uint32("general.alignment", 24));
-  EXPECT_THAT(ParseString(b.Build()).status(), StatusIs(absl::StatusCode::kInvalidArgument, "power of two"));
+  EXPECT_THAT(ParseString(b.Build()).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "power of two"));
 }
 
 TEST(GgufFileTest, RefusesDuplicateKeysAndTensors) {
   Builder b;
   b.kvs.push_back(b.kvs[0]);
-  EXPECT_THAT(ParseString(b.Build()).status(), StatusIs(absl::StatusCode::kInvalidArgument, "duplicate metadata key"));
+  EXPECT_THAT(ParseString(b.Build()).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "duplicate metadata key"));
   Builder c;
   c.Add("a.weight", {32});
-  EXPECT_THAT(ParseString(c.Build()).status(), StatusIs(absl::StatusCode::kInvalidArgument, "duplicate tensor name"));
+  EXPECT_THAT(ParseString(c.Build()).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "duplicate tensor name"));
 }
 
 TEST(GgufFileTest, RefusesRowNotMultipleOfBlock) {
@@ -249,7 +303,8 @@ TEST(GgufFileTest, RefusesRowNotMultipleOfBlock) {
   b.tensors[1].type = GgmlType::kQ8_0;
   b.tensors[1].ne = {48, 2};
   b.tensors[1].nbytes = 0;
-  EXPECT_THAT(ParseString(b.Build()).status(), StatusIs(absl::StatusCode::kInvalidArgument, "block size"));
+  EXPECT_THAT(ParseString(b.Build()).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "block size"));
 }
 
 }  // namespace

@@ -41,13 +41,15 @@ TEST(GgufMixTest, ParsesFileTypeNames) {
 }
 
 TEST(GgufMixTest, OrdersLikeLlamaCpp) {
-  std::vector<GgufTensorInfo> ts = {T("blk.10.attn_q.weight", {32, 32}), T("token_embd.weight", {32, 32}),
-                                    T("blk.2.ffn_up.weight", {32, 32}), T("blk.2.attn_k.weight", {32, 32}),
-                                    T("output.weight", {32, 32})};
+  std::vector<GgufTensorInfo> ts = {
+      T("blk.10.attn_q.weight", {32, 32}), T("token_embd.weight", {32, 32}),
+      T("blk.2.ffn_up.weight", {32, 32}), T("blk.2.attn_k.weight", {32, 32}),
+      T("output.weight", {32, 32})};
   std::vector<std::string> names;
   for (size_t i : ProcessingOrder(ts)) names.push_back(ts[i].name);
-  EXPECT_THAT(names, ::testing::ElementsAre("output.weight", "token_embd.weight", "blk.2.attn_k.weight",
-                                            "blk.2.ffn_up.weight", "blk.10.attn_q.weight"));
+  EXPECT_THAT(names,
+              ::testing::ElementsAre("output.weight", "token_embd.weight", "blk.2.attn_k.weight",
+                                     "blk.2.ffn_up.weight", "blk.10.attn_q.weight"));
 }
 
 TEST(GgufMixTest, QuantizesOnlyWeightMatrices) {
@@ -56,7 +58,8 @@ TEST(GgufMixTest, QuantizesOnlyWeightMatrices) {
   EXPECT_FALSE(TensorAllowsQuantization(T("blk.0.attn_norm.weight", {256, 256}), o));
   EXPECT_FALSE(TensorAllowsQuantization(T("blk.0.attn_q.bias", {256, 256}), o));
   EXPECT_FALSE(TensorAllowsQuantization(T("blk.0.attn_q.weight", {256}), o));
-  EXPECT_FALSE(TensorAllowsQuantization(T("blk.0.attn_q.weight", {256, 1}), o));  // ggml_n_dims == 1
+  EXPECT_FALSE(
+      TensorAllowsQuantization(T("blk.0.attn_q.weight", {256, 1}), o));  // ggml_n_dims == 1
   EXPECT_FALSE(TensorAllowsQuantization(T("blk.0.ffn_gate_inp.weight", {256, 8}), o));
   o.quantize_output_tensor = false;
   EXPECT_FALSE(TensorAllowsQuantization(T("output.weight", {256, 320}), o));
@@ -72,8 +75,9 @@ TEST(GgufMixTest, Q4KMGivesMoreBitsToSomeLayers) {
     down.push_back(*p.Choose(T("blk." + std::to_string(i) + ".ffn_down.weight", {512, 256})));
   }
   // use_more_bits(i, 8): layers 0, 3, 6, 7.
-  const std::vector<GgmlType> want = {GgmlType::kQ6_K, GgmlType::kQ4_K, GgmlType::kQ4_K, GgmlType::kQ6_K,
-                                      GgmlType::kQ4_K, GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ6_K};
+  const std::vector<GgmlType> want = {GgmlType::kQ6_K, GgmlType::kQ4_K, GgmlType::kQ4_K,
+                                      GgmlType::kQ6_K, GgmlType::kQ4_K, GgmlType::kQ4_K,
+                                      GgmlType::kQ6_K, GgmlType::kQ6_K};
   EXPECT_EQ(v, want);
   EXPECT_EQ(down, want);
   EXPECT_EQ(*p.Choose(T("output.weight", {256, 320})), GgmlType::kQ6_K);
@@ -95,7 +99,8 @@ TEST(GgufMixTest, FallsBackWhenRowsAreNotMultiplesOf256) {
   MixOptions q2;
   q2.ftype = FileType::kQ2_K;
   MixPlanner p2(Llama(8), q2);
-  EXPECT_EQ(*p2.Choose(T("blk.0.ffn_down.weight", {384, 256})), GgmlType::kIQ4_NL);  // Q3_K -> IQ4_NL
+  EXPECT_EQ(*p2.Choose(T("blk.0.ffn_down.weight", {384, 256})),
+            GgmlType::kIQ4_NL);  // Q3_K -> IQ4_NL
 }
 
 TEST(GgufMixTest, UserTypesAndPure) {

@@ -14,9 +14,9 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "quantd/testing/status_matchers.h"
 #include "quantd/core/base/mapped_file.h"
 #include "quantd/core/gguf/gguf_file.h"
+#include "quantd/testing/status_matchers.h"
 
 namespace quantd::core {
 namespace {
@@ -31,8 +31,8 @@ class GgufRunTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::temp_directory_path() /
-           ("gguf_run_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+           ("gguf_run_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+            "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -61,8 +61,7 @@ class GgufRunTest : public ::testing::Test {
 // value over unchanged.
 TEST_F(GgufRunTest, NonFiniteWeightIsRefusedByQuantizedTypes) {
   std::string bytes = Read(kModel);
-  auto file = gguf::GgufFile::Parse(
-      {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
+  auto file = gguf::GgufFile::Parse({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
   ASSERT_TRUE(file.ok()) << file.status();
   const gguf::GgufTensorInfo* target = nullptr;
   for (const auto& t : file->tensors()) {
@@ -71,7 +70,8 @@ TEST_F(GgufRunTest, NonFiniteWeightIsRefusedByQuantizedTypes) {
   ASSERT_NE(target, nullptr);
   ASSERT_EQ(target->type, gguf::GgmlType::kF32);
   const int64_t kElement = 1000;
-  for (float bad : {std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()}) {
+  for (float bad :
+       {std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()}) {
     std::memcpy(bytes.data() + file->data_offset() + target->offset + 4 * kElement, &bad, 4);
     {
       std::ofstream f(Path("in.gguf"), std::ios::binary);

@@ -34,16 +34,31 @@ std::string CamelName(GgmlType t) {
 // Relative RMS error bound for Gaussian data, per type.
 double Tolerance(GgmlType t) {
   switch (t) {
-    case GgmlType::kF32: return 0;
-    case GgmlType::kF16: return 1e-3;
-    case GgmlType::kBF16: return 5e-3;
-    case GgmlType::kQ8_0: return 0.01;
-    case GgmlType::kQ6_K: return 0.03;
-    case GgmlType::kQ5_0: case GgmlType::kQ5_1: case GgmlType::kQ5_K: return 0.06;
-    case GgmlType::kQ4_0: case GgmlType::kQ4_1: case GgmlType::kQ4_K: case GgmlType::kIQ4_NL: return 0.12;
-    case GgmlType::kQ3_K: return 0.25;
-    case GgmlType::kQ2_K: return 0.45;
-    default: return 0;
+    case GgmlType::kF32:
+      return 0;
+    case GgmlType::kF16:
+      return 1e-3;
+    case GgmlType::kBF16:
+      return 5e-3;
+    case GgmlType::kQ8_0:
+      return 0.01;
+    case GgmlType::kQ6_K:
+      return 0.03;
+    case GgmlType::kQ5_0:
+    case GgmlType::kQ5_1:
+    case GgmlType::kQ5_K:
+      return 0.06;
+    case GgmlType::kQ4_0:
+    case GgmlType::kQ4_1:
+    case GgmlType::kQ4_K:
+    case GgmlType::kIQ4_NL:
+      return 0.12;
+    case GgmlType::kQ3_K:
+      return 0.25;
+    case GgmlType::kQ2_K:
+      return 0.45;
+    default:
+      return 0;
   }
 }
 
@@ -76,8 +91,8 @@ std::vector<float> TestData(uint32_t seed) {
 
 TEST(GgmlKernelTableTest, OneEntryPerWrittenTypeWithItsGeometry) {
   const std::vector<GgmlType> want = {
-      GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16, GgmlType::kQ8_0, GgmlType::kQ4_0,
-      GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ2_K, GgmlType::kQ3_K,
+      GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16, GgmlType::kQ8_0,  GgmlType::kQ4_0,
+      GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ2_K,  GgmlType::kQ3_K,
       GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kIQ4_NL};
   std::vector<GgmlType> got = TableTypes();
   std::sort(got.begin(), got.end());
@@ -115,7 +130,8 @@ TEST_P(GgufKernelVariantTest, WritesReferenceBytes) {
   for (uint32_t seed : {1u, 2u, 3u}) {
     const std::vector<float> data = TestData(seed);
     // blocks 0: all of the data.
-    const int64_t n = blocks > 0 ? blocks * TypeInfo(t).block_size : static_cast<int64_t>(data.size());
+    const int64_t n =
+        blocks > 0 ? blocks * TypeInfo(t).block_size : static_cast<int64_t>(data.size());
     ASSERT_LE(n, static_cast<int64_t>(data.size()));
     for (bool tail : {false, true}) {  // tail: ends with the non-finite row
       const float* x = tail ? data.data() + (data.size() - n) : data.data();

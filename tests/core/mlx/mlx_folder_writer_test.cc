@@ -23,11 +23,11 @@ namespace quantd::core::mlx {
 namespace {
 
 namespace fs = std::filesystem;
+using quant::MlxFloatType;
 using ::quantd::testing::ReadTestSafetensors;
 using ::quantd::testing::StatusIs;
 using ::quantd::testing::TestSafetensors;
 using ::quantd::testing::TestTensor;
-using quant::MlxFloatType;
 
 // --- A synthetic Llama-shaped checkpoint held in memory. ---------------------
 
@@ -312,7 +312,8 @@ TEST_F(MlxFolderWriterTest, FourBitFolderLayoutConfigAndSqnr) {
   std::ifstream cin(fs::path(out_) / "config.json");
   std::string text(std::istreambuf_iterator<char>(cin), {});
   EXPECT_THAT(text, ::testing::HasSubstr("\n    \"rms_norm_eps\": 1e-05,\n"));
-  EXPECT_THAT(text, ::testing::HasSubstr("\n    \"architectures\": [\n        \"LlamaForCausalLM\"\n    ],"));
+  EXPECT_THAT(text, ::testing::HasSubstr(
+                        "\n    \"architectures\": [\n        \"LlamaForCausalLM\"\n    ],"));
 
   // Index: parameters counted as in the float model.
   std::ifstream iin(fs::path(out_) / "model.safetensors.index.json");
@@ -349,13 +350,14 @@ TEST_F(MlxFolderWriterTest, MixedRecipeFollowsMlxLmRule) {
     const std::string m = t.name.substr(0, t.name.size() - 7);
     int layer = -1;
     if (m.rfind("model.layers.", 0) == 0) layer = std::stoi(m.substr(13));
-    const bool high = m == "lm_head" ||
-                      ((m.find("v_proj") != std::string::npos ||
-                        m.find("down_proj") != std::string::npos) &&
-                       more.count(layer) > 0);
+    const bool high =
+        m == "lm_head" ||
+        ((m.find("v_proj") != std::string::npos || m.find("down_proj") != std::string::npos) &&
+         more.count(layer) > 0);
     const int bits = high ? 6 : 3;
     ASSERT_TRUE(q.contains(m));
-    EXPECT_EQ(q[m].dump(), absl::StrCat(R"({"group_size":64,"bits":)", bits, R"(,"mode":"affine"})"));
+    EXPECT_EQ(q[m].dump(),
+              absl::StrCat(R"({"group_size":64,"bits":)", bits, R"(,"mode":"affine"})"));
     ++entries;
     std::vector<float> deq = Dequantize(w, t, bits, 64, "F32");
     EXPECT_GT(Sqnr(t.values, deq), bits == 6 ? 28.0 : 10.0);
@@ -467,9 +469,9 @@ TEST_F(MlxFolderWriterTest, Refusals) {
   EXPECT_THAT(Write(ck, "bfloat16", MlxFolderOptions(), "b3").status(),
               StatusIs(absl::StatusCode::kInvalidArgument, "shape and dtype need"));
 
-  EXPECT_THAT(WriteMlxFolder({}, "[1]", "", {}, (root_ / "b4").string(), MlxFolderOptions())
-                  .status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, "config.json is not a JSON object"));
+  EXPECT_THAT(
+      WriteMlxFolder({}, "[1]", "", {}, (root_ / "b4").string(), MlxFolderOptions()).status(),
+      StatusIs(absl::StatusCode::kInvalidArgument, "config.json is not a JSON object"));
 }
 
 // NaN or infinity in a weight that is quantized: refused with the tensor and
@@ -499,8 +501,8 @@ TEST_F(MlxFolderWriterTest, ReportsProgressAndStopsWhenCancelled) {
   std::map<std::string, int> calls;
   RunContext ctx;
   ctx.progress = progress;
-  auto r = WriteMlxFolder(ck.Sources(&calls), ConfigJson("bfloat16"), "", {}, out_, small_shards,
-                          ctx);
+  auto r =
+      WriteMlxFolder(ck.Sources(&calls), ConfigJson("bfloat16"), "", {}, out_, small_shards, ctx);
   ASSERT_TRUE(r.ok()) << r.status();
   // Every written tensor's data is asked for once and released once.
   for (const MemTensor& t : ck.tensors()) {
@@ -521,8 +523,8 @@ TEST_F(MlxFolderWriterTest, ReportsProgressAndStopsWhenCancelled) {
   RunContext cancel_ctx;
   cancel_ctx.progress = cancel_later;
   cancel_ctx.cancel = &cancel;
-  EXPECT_THAT(WriteMlxFolder(ck.Sources(), ConfigJson("bfloat16"), "", {},
-                             (root_ / "c").string(), MlxFolderOptions(), cancel_ctx)
+  EXPECT_THAT(WriteMlxFolder(ck.Sources(), ConfigJson("bfloat16"), "", {}, (root_ / "c").string(),
+                             MlxFolderOptions(), cancel_ctx)
                   .status(),
               StatusIs(absl::StatusCode::kCancelled, "cancelled"));
   // The shard being written is not left behind (nor its temp file).
@@ -544,22 +546,23 @@ TEST_F(MlxFolderWriterTest, ThreadsChangeNeitherFilesNorReport) {
     std::memcpy(&big[2 * i], &h, 2);
   }
   std::vector<MlxSourceTensor> sources = ck.Sources();
-  sources.push_back({"model.layers.0.mlp.big_proj.weight", "BF16", {rows, cols},
+  sources.push_back({"model.layers.0.mlp.big_proj.weight",
+                     "BF16",
+                     {rows, cols},
                      [&big]() -> absl::StatusOr<absl::Span<const uint8_t>> {
                        return absl::Span<const uint8_t>(big);
                      },
                      nullptr});
   MlxFolderOptions opt;
   opt.max_shard_bytes = 1 << 20;  // several shards
-  auto one = WriteMlxFolder(sources, ConfigJson("float16"), "", {}, (root_ / "one").string(),
-                            opt);
+  auto one = WriteMlxFolder(sources, ConfigJson("float16"), "", {}, (root_ / "one").string(), opt);
   ASSERT_TRUE(one.ok()) << one.status();
   ThreadPool pool(3);
   RunContext ctx;
   ctx.pool = &pool;
   ctx.parallelism = 4;
-  auto four = WriteMlxFolder(sources, ConfigJson("float16"), "", {}, (root_ / "four").string(),
-                             opt, ctx);
+  auto four =
+      WriteMlxFolder(sources, ConfigJson("float16"), "", {}, (root_ / "four").string(), opt, ctx);
   ASSERT_TRUE(four.ok()) << four.status();
   ASSERT_GT(one->files.size(), 2u);
   EXPECT_EQ(four->files, one->files);

@@ -45,9 +45,9 @@ std::vector<std::string> Leftovers(const fs::path& out) {
 class MlxRunTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) /
-            ("mlx_run_" +
-             std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    root_ =
+        fs::path(::testing::TempDir()) /
+        ("mlx_run_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(root_);
     fs::create_directories(root_);
     recipe_.format = ModelFormat::kMlx;

@@ -47,7 +47,6 @@ Recipe Fp16() {
   return r;
 }
 
-
 int32_t ValueType(const onnx::GraphProto& g, const std::string& name) {
   for (const auto* list : {&g.input(), &g.output(), &g.value_info()}) {
     for (const auto& v : *list) {
@@ -60,7 +59,6 @@ int32_t ValueType(const onnx::GraphProto& g, const std::string& name) {
   return -1;
 }
 
-
 // The producer of each value must come before its consumers.
 void ExpectTopologicallySorted(const onnx::GraphProto& g) {
   std::set<std::string> known;
@@ -68,7 +66,8 @@ void ExpectTopologicallySorted(const onnx::GraphProto& g) {
   for (const auto& t : g.initializer()) known.insert(t.name());
   for (const auto& n : g.node()) {
     for (const auto& i : n.input()) {
-      if (!i.empty()) EXPECT_TRUE(known.count(i)) << n.name() << " reads " << i << " before it exists";
+      if (!i.empty())
+        EXPECT_TRUE(known.count(i)) << n.name() << " reads " << i << " before it exists";
     }
     for (const auto& o : n.output()) known.insert(o);
   }

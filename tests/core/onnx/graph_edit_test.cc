@@ -43,10 +43,9 @@ TEST_F(GraphEditTest, CacheKeysAreDistinctPerField) {
   edit.Cached(base).push_back("W_DQ");
   EXPECT_THAT(edit.Cached(CacheKey{g1, Product::kInt8Qdq, "W", false}),
               ::testing::ElementsAre("W_DQ"));
-  for (const CacheKey& k : {CacheKey{g2, Product::kInt8Qdq, "W", false},
-                            CacheKey{g1, Product::kInt4Qdq, "W", false},
-                            CacheKey{g1, Product::kInt8Qdq, "W2", false},
-                            CacheKey{g1, Product::kInt8Qdq, "W", true}}) {
+  for (const CacheKey& k :
+       {CacheKey{g2, Product::kInt8Qdq, "W", false}, CacheKey{g1, Product::kInt4Qdq, "W", false},
+        CacheKey{g1, Product::kInt8Qdq, "W2", false}, CacheKey{g1, Product::kInt8Qdq, "W", true}}) {
     EXPECT_FALSE(k == base);
     EXPECT_TRUE(k < base || base < k);
     EXPECT_TRUE(edit.Cached(k).empty());
@@ -71,8 +70,8 @@ TEST_F(GraphEditTest, RebuildNodesInsertsAndReplacesInOrder) {
   replacement.push_back(edit.MakeNode("Identity", "new_2", {"r1"}, {"r2"}));
   edit.Replace(third, std::move(replacement));
   edit.RebuildNodes(g);
-  EXPECT_THAT(NodeNames(*g), ::testing::ElementsAre("pre_a", "pre_b", before[0], before[1],
-                                                    "new_1", "new_2", before[3]));
+  EXPECT_THAT(NodeNames(*g), ::testing::ElementsAre("pre_a", "pre_b", before[0], before[1], "new_1",
+                                                    "new_2", before[3]));
   // The queue is spent: a second rebuild changes nothing.
   edit.RebuildNodes(g);
   EXPECT_EQ(g->node_size(), 7);

@@ -7,9 +7,9 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "quantd/testing/status_matchers.h"
 #include "quantd/core/base/half.h"
 #include "quantd/core/onnx/onnx_types.h"
+#include "quantd/testing/status_matchers.h"
 #include "test_models.h"
 
 namespace quantd::core {
@@ -43,7 +43,8 @@ class ExternalDataTest : public ::testing::Test {
     model_ = SmallMlp();
     auto* w = model_.mutable_graph()->mutable_initializer(0);
     ASSERT_EQ(w->name(), "W");
-    WriteBytes(dir_ + "/weights.bin", std::string(64, '\0') + FloatBytes(quantd::testing::RandomFloats(12, 3)));
+    WriteBytes(dir_ + "/weights.bin",
+               std::string(64, '\0') + FloatBytes(quantd::testing::RandomFloats(12, 3)));
     SetRef(w, "weights.bin", "64", "48");
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -93,7 +94,8 @@ TEST_F(ExternalDataTest, RefusesAbsoluteLocation) {
 
 TEST_F(ExternalDataTest, RefusesDotDotEscape) {
   SetRef(W(), "../weights.bin", "64", "48");
-  EXPECT_THAT(LoadStatus(), StatusIs(absl::StatusCode::kInvalidArgument, "escapes the model's folder"));
+  EXPECT_THAT(LoadStatus(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "escapes the model's folder"));
 }
 
 TEST_F(ExternalDataTest, RefusesSymlinkOutOfTheFolder) {
@@ -101,7 +103,8 @@ TEST_F(ExternalDataTest, RefusesSymlinkOutOfTheFolder) {
   WriteBytes(outside + "/secret.bin", std::string(200, 'x'));
   fs::create_symlink(outside + "/secret.bin", dir_ + "/link.bin");
   SetRef(W(), "link.bin", "0", "48");
-  EXPECT_THAT(LoadStatus(), StatusIs(absl::StatusCode::kInvalidArgument, "outside the model's folder"));
+  EXPECT_THAT(LoadStatus(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "outside the model's folder"));
   fs::remove_all(outside);
 }
 
@@ -145,7 +148,8 @@ TEST_F(ExternalDataTest, AcceptsSymlinkInsideTheFolder) {
 
 TEST_F(ExternalDataTest, RefusesRangeBeyondTheFile) {
   SetRef(W(), "weights.bin", "100", "48");
-  EXPECT_THAT(LoadStatus(), StatusIs(absl::StatusCode::kDataLoss, "beyond the end of 'weights.bin'"));
+  EXPECT_THAT(LoadStatus(),
+              StatusIs(absl::StatusCode::kDataLoss, "beyond the end of 'weights.bin'"));
 }
 
 TEST_F(ExternalDataTest, RefusesHugeOffsetWithoutOverflow) {
@@ -171,7 +175,8 @@ TEST_F(ExternalDataTest, RefusesMissingLocation) {
 
 TEST_F(ExternalDataTest, RefusesUnknownDataType) {
   W()->set_data_type(77);
-  EXPECT_THAT(LoadStatus(), StatusIs(absl::StatusCode::kInvalidArgument, "unsupported tensor data type type 77"));
+  EXPECT_THAT(LoadStatus(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "unsupported tensor data type type 77"));
 }
 
 TEST_F(ExternalDataTest, RefusesNegativeDims) {
@@ -274,15 +279,18 @@ TEST(OnnxModelTest, FindsConstantNodeAndSubgraphWeights) {
   ASSERT_TRUE(model.ok()) << model.status();
   std::vector<std::string> where;
   for (auto& s : (*model)->Tensors()) where.push_back(s.where);
-  EXPECT_THAT(where, ::testing::Contains(HasSubstr("attribute 'value' of Constant node 'const_w'")));
+  EXPECT_THAT(where,
+              ::testing::Contains(HasSubstr("attribute 'value' of Constant node 'const_w'")));
   EXPECT_THAT(where, ::testing::Contains(HasSubstr("initializer 'sub_w' of graph 'then'")));
 }
 
 TEST(OnnxModelTest, SavesInlineAndExternalWithAlignedOffsets) {
   std::string dir = MakeTempDir("quantd-save");
   onnx::ModelProto m = SmallMlp();
-  *m.mutable_graph()->add_initializer() = FloatTensor("big1", {1000}, quantd::testing::RandomFloats(1000, 5));
-  *m.mutable_graph()->add_initializer() = FloatTensor("big2", {3000}, quantd::testing::RandomFloats(3000, 6));
+  *m.mutable_graph()->add_initializer() =
+      FloatTensor("big1", {1000}, quantd::testing::RandomFloats(1000, 5));
+  *m.mutable_graph()->add_initializer() =
+      FloatTensor("big2", {3000}, quantd::testing::RandomFloats(3000, 6));
   auto model = OnnxModel::FromProto(m, dir);
   ASSERT_TRUE(model.ok());
   SaveOptions opts;

@@ -269,7 +269,8 @@ TEST(QuantizePassTest, LmHeadFloatInt8OrInt4) {
 // A NaN or infinite weight fails the job with the tensor and element named,
 // and no output file remains (INT4 and INT8 alike).
 TEST(QuantizePassTest, NonFiniteWeightIsRefusedWithoutOutput) {
-  for (float bad : {std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()}) {
+  for (float bad :
+       {std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()}) {
     for (Precision precision : {Precision::kInt4, Precision::kInt8}) {
       onnx::ModelProto m = TwoLayers();
       std::vector<float> w = RandomFloats(kK * kK, 1, 0.1f);
@@ -504,7 +505,9 @@ TEST(QuantizePassTest, EmbeddingInt4BlockedAlongHidden) {
       EXPECT_EQ(zp->data_type(), kOnnxUint4);
       EXPECT_EQ(Dims(*zp), (std::vector<int64_t>{kVocab, 2}));
     }
-    auto nibble = [](const std::string& b, int64_t i) { return (b[i >> 1] >> ((i & 1) * 4)) & 0xF; };
+    auto nibble = [](const std::string& b, int64_t i) {
+      return (b[i >> 1] >> ((i & 1) * 4)) & 0xF;
+    };
     const std::vector<float> scales = FloatsOf(*s);
     for (int64_t v = 0; v < kVocab; ++v) {
       for (int64_t h = 0; h < kK; ++h) {
@@ -515,7 +518,8 @@ TEST(QuantizePassTest, EmbeddingInt4BlockedAlongHidden) {
         const float deq = static_cast<float>(code - z) * scales[blk];
         // Half a step, or one step where MLAS's symmetric scale clips the
         // opposite sign at +7.
-        ASSERT_NEAR(deq, e[i], std::abs(scales[blk]) * (sym ? 1.0f : 0.5f) + 1e-5f) << v << "," << h;
+        ASSERT_NEAR(deq, e[i], std::abs(scales[blk]) * (sym ? 1.0f : 0.5f) + 1e-5f)
+            << v << "," << h;
       }
     }
     ASSERT_EQ(r.report.tensors.size(), 1u);

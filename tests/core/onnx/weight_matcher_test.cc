@@ -26,7 +26,7 @@ TEST(NodeExclusionTest, ExactNamesAndWholeNameRegexes) {
   EXPECT_TRUE(excludes("/model/layers.0/MatMul"));
   EXPECT_FALSE(excludes("/model/layers.0/MatMul_1"));  // names are exact
   EXPECT_TRUE(excludes("lm_head"));
-  EXPECT_FALSE(excludes("/lm_head/MatMul"));            // regexes match the whole name
+  EXPECT_FALSE(excludes("/lm_head/MatMul"));  // regexes match the whole name
   EXPECT_TRUE(excludes("/model/layers.1/mlp/up_proj/MatMul"));
   EXPECT_FALSE(excludes(""));
 

@@ -82,12 +82,12 @@ Int4Options Nbits(int bs, bool sym) {
 TEST(Int4HandVectorsTest, SymmetricBlockOfSixteen) {
   // Largest magnitude -4 -> scale = -4 / -8 = 0.5, r = 2, q = roundf(2w + 8).
   std::vector<float> w = {-1.0f, 0.5f, 2.0f, -4.0f, 0.0f, 0.25f, -0.25f, 1.75f,
-                          0, 0, 0, 0, 0, 0, 0, 0};
+                          0,     0,    0,    0,     0,    0,     0,      0};
   auto out = QuantizeAll(w, 16, 1, false, Nbits(16, true));
   EXPECT_THAT(out.scales, ElementsAreArray({0.5f}));
   // codes: 6 9 12 0 8 9(8.5 away from zero) 8(7.5 -> 8) 12(11.5 -> 12) 8 ...
-  EXPECT_THAT(out.packed, ElementsAreArray<uint8_t>({0x96, 0x0c, 0x98, 0xc8, 0x88, 0x88, 0x88,
-                                                     0x88}));
+  EXPECT_THAT(out.packed,
+              ElementsAreArray<uint8_t>({0x96, 0x0c, 0x98, 0xc8, 0x88, 0x88, 0x88, 0x88}));
 }
 
 TEST(Int4HandVectorsTest, NegativeScaleWhenLargestMagnitudeIsPositive) {
@@ -161,8 +161,8 @@ TEST(Int4HandVectorsTest, KSmallerThanOneBlock) {
   ASSERT_EQ(out.packed.size(), 16u);
   EXPECT_EQ(out.scales[0], 0.25f);  // m = -2
   // q = roundf(4w + 8): 12, 0, 10, 8
-  EXPECT_THAT(out.packed, ElementsAreArray<uint8_t>({0x0c, 0x8a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                                     0, 0, 0, 0}));
+  EXPECT_THAT(out.packed,
+              ElementsAreArray<uint8_t>({0x0c, 0x8a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));
 }
 
 TEST(Int4HandVectorsTest, OddKCarriesMlasScratchIntoTheLastHighNibble) {
@@ -335,9 +335,8 @@ TEST_P(Int4VariantTest, WritesReferenceBytes) {
           o.algorithm = algorithm;
           SCOPED_TRACE(::testing::Message()
                        << CpuLevelName(level) << " bs=" << bs << " K=" << K << " N=" << N
-                       << " sym=" << sym << " qdq=" << (layout == Int4Layout::kQdq)
-                       << " search=" << (algorithm == Int4Algorithm::kSearch)
-                       << " transposed=" << transposed);
+                       << " sym=" << sym << " qdq=" << (layout == Int4Layout::kQdq) << " search="
+                       << (algorithm == Int4Algorithm::kSearch) << " transposed=" << transposed);
           {
             SCOPED_TRACE("fp32");
             ExpectVariantMatchesReference(w, shape, transposed, o);

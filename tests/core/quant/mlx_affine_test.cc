@@ -99,7 +99,8 @@ Quantized NaiveQuantize(MlxFloatType t, int bits, int gs, const std::vector<uint
         }
         const int64_t bit = (r * cols + g * gs + j) * bits;
         for (int b = 0; b < bits; ++b) {
-          if ((code >> b) & 1) q.packed[(bit + b) / 8] |= static_cast<uint8_t>(1u << ((bit + b) % 8));
+          if ((code >> b) & 1)
+            q.packed[(bit + b) / 8] |= static_cast<uint8_t>(1u << ((bit + b) % 8));
         }
       }
       FromFloat(t, scale, &q.scales[(r * groups + g) * es]);
@@ -113,9 +114,12 @@ Quantized NaiveQuantize(MlxFloatType t, int bits, int gs, const std::vector<uint
 
 std::string TypeName(MlxFloatType t) {
   switch (t) {
-    case MlxFloatType::kF32: return "F32";
-    case MlxFloatType::kF16: return "F16";
-    case MlxFloatType::kBF16: return "BF16";
+    case MlxFloatType::kF32:
+      return "F32";
+    case MlxFloatType::kF16:
+      return "F16";
+    case MlxFloatType::kBF16:
+      return "BF16";
   }
   return "?";
 }
@@ -143,9 +147,12 @@ Matrix MakeMatrix(MlxFloatType t, int64_t rows, int64_t cols, int64_t ld) {
 
 float LargestFinite(MlxFloatType t) {
   switch (t) {
-    case MlxFloatType::kF32: return std::numeric_limits<float>::max();
-    case MlxFloatType::kF16: return kHalfMax;
-    case MlxFloatType::kBF16: return Bfloat16ToFloat(0x7F7F);
+    case MlxFloatType::kF32:
+      return std::numeric_limits<float>::max();
+    case MlxFloatType::kF16:
+      return kHalfMax;
+    case MlxFloatType::kBF16:
+      return Bfloat16ToFloat(0x7F7F);
   }
   return 0;
 }
@@ -240,16 +247,35 @@ void FillGroup(Matrix& m, int64_t r, int64_t g, int gs, int bits, Pattern p, std
   for (int j = 0; j < gs; ++j) {
     float v = 0.0f;
     switch (p) {
-      case Pattern::kGaussian: v = 0.02f * normal(rng); break;
-      case Pattern::kAllNegative: v = -0.5f - unit(rng); break;
-      case Pattern::kAllEqualPositive: v = 0.3f; break;
-      case Pattern::kAllEqualNegative: v = -1.75f; break;
-      case Pattern::kAllZero: v = (j % 2) ? -0.0f : 0.0f; break;
-      case Pattern::kZeroCrossing: v = -1.0f + 2.0f * static_cast<float>(j) / (gs - 1); break;
-      case Pattern::kLargeMixed: v = (j % 2 ? 1.0f : -1.0f) * big * 0.25f * unit(rng); break;
-      case Pattern::kLargestFinite: v = (j % 3 == 0) ? big : (j % 3 == 1 ? -big : 0.0f); break;
-      case Pattern::kNarrowRange: v = 1.0f + static_cast<float>(j % 2) * 1.1920929e-07f; break;
-      default: break;
+      case Pattern::kGaussian:
+        v = 0.02f * normal(rng);
+        break;
+      case Pattern::kAllNegative:
+        v = -0.5f - unit(rng);
+        break;
+      case Pattern::kAllEqualPositive:
+        v = 0.3f;
+        break;
+      case Pattern::kAllEqualNegative:
+        v = -1.75f;
+        break;
+      case Pattern::kAllZero:
+        v = (j % 2) ? -0.0f : 0.0f;
+        break;
+      case Pattern::kZeroCrossing:
+        v = -1.0f + 2.0f * static_cast<float>(j) / (gs - 1);
+        break;
+      case Pattern::kLargeMixed:
+        v = (j % 2 ? 1.0f : -1.0f) * big * 0.25f * unit(rng);
+        break;
+      case Pattern::kLargestFinite:
+        v = (j % 3 == 0) ? big : (j % 3 == 1 ? -big : 0.0f);
+        break;
+      case Pattern::kNarrowRange:
+        v = 1.0f + static_cast<float>(j % 2) * 1.1920929e-07f;
+        break;
+      default:
+        break;
     }
     m.Set(r, c0 + j, v);
   }
@@ -388,7 +414,7 @@ TEST_P(MlxAffineTest, RoundTripErrorIsBounded) {
   const int es = MlxFloatTypeSize(type);
   const float n_bins = static_cast<float>((1 << bits) - 1);
   // Relative precision of the stored scale/bias.
-  const float eps_t = type == MlxFloatType::kF32 ? 1e-6f
+  const float eps_t = type == MlxFloatType::kF32   ? 1e-6f
                       : type == MlxFloatType::kF16 ? 1.0f / 1024
                                                    : 1.0f / 128;
   double sw2 = 0, se2 = 0;
@@ -403,8 +429,8 @@ TEST_P(MlxAffineTest, RoundTripErrorIsBounded) {
       const float step = (hi - lo) / n_bins;
       // Half a step inside the range; up to a step at the far end, where the
       // refitted scale edge / rint(edge / scale) can leave the range short.
-      const float bound = step * 1.0001f + eps_t * (n_bins * step + std::fabs(lo) +
-                                                           std::fabs(hi)) + 1e-7f;
+      const float bound =
+          step * 1.0001f + eps_t * (n_bins * step + std::fabs(lo) + std::fabs(hi)) + 1e-7f;
       for (int j = 0; j < gs; ++j) {
         const int64_t i = r * cols + g * gs + j;
         const float v = ToFloat(type, &m.bytes[i * es]);

@@ -10,8 +10,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "quantd/core/base/half.h"
-#include "quantd/core/quant/quality.h"
 #include "quantd/core/base/thread_pool.h"
+#include "quantd/core/quant/quality.h"
 #include "quantd/core/run_context.h"
 #include "test_models.h"
 
@@ -109,7 +109,8 @@ TEST(WeightQuantizerTest, RefusesNonFiniteWeightsNamingTheElement) {
           s.n = n;
           s.row_stride = transposed ? 1 : n;
           s.col_stride = transposed ? k : 1;
-          const std::string where = ::testing::PrintToString(std::vector<int64_t>{v, bad, fp16, transposed});
+          const std::string where =
+              ::testing::PrintToString(std::vector<int64_t>{v, bad, fp16, transposed});
           const std::string element = "element " + std::to_string(bad) + " " + kNames[v];
           for (Int4Layout layout : {Int4Layout::kMatMulNBits, Int4Layout::kQdq}) {
             for (Int4Algorithm algorithm : {Int4Algorithm::kRtn, Int4Algorithm::kSearch}) {

@@ -43,8 +43,10 @@ TEST(RecipeFlagsTest, RefusesBadValuesClearly) {
   auto st = ParseRecipeFlags({"--precision", "int3"}, &r, &rest);
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(st.message()), ::testing::HasSubstr("use fp32, fp16, int8 or int4"));
-  EXPECT_EQ(ParseRecipeFlags({"--block-size"}, &r, &rest).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ParseRecipeFlags({"--preset", "nope"}, &r, &rest).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseRecipeFlags({"--block-size"}, &r, &rest).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseRecipeFlags({"--preset", "nope"}, &r, &rest).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(RecipeTest, ValidateRefusesAbsurdValues) {
@@ -70,10 +72,11 @@ TEST(RecipeTest, ValidateRefusesAbsurdValues) {
 TEST(RecipeTest, FlagsRoundTripAndCanonicalFormIsStable) {
   Recipe r;
   std::vector<std::string> rest;
-  ASSERT_TRUE(ParseRecipeFlags({"--precision", "int4", "--asymmetric", "--block-size", "128",
-                                "--exclude-nodes", "lm_head.*", "--lm-head", "int8", "--threads", "2"},
-                               &r, &rest)
-                  .ok());
+  ASSERT_TRUE(
+      ParseRecipeFlags({"--precision", "int4", "--asymmetric", "--block-size", "128",
+                        "--exclude-nodes", "lm_head.*", "--lm-head", "int8", "--threads", "2"},
+                       &r, &rest)
+          .ok());
   Recipe back;
   ASSERT_TRUE(ParseRecipeFlags(RecipeToFlags(r), &back, &rest).ok());
   EXPECT_EQ(CanonicalRecipe(back), CanonicalRecipe(r));
@@ -90,9 +93,9 @@ TEST(RecipeTest, ModelNameIsAPlainNameAndPartOfTheIdentityOnlyWhenSet) {
   const std::string without = CanonicalRecipe(r);
   EXPECT_EQ(without.find("model_name"), std::string::npos);  // old recipes keep their text
   std::vector<std::string> rest;
-  ASSERT_TRUE(ParseRecipeFlags({"--gguf-type", "F16", "--model-name", "Phi-3.5-mini-instruct"},
-                               &r, &rest)
-                  .ok());
+  ASSERT_TRUE(
+      ParseRecipeFlags({"--gguf-type", "F16", "--model-name", "Phi-3.5-mini-instruct"}, &r, &rest)
+          .ok());
   EXPECT_EQ(r.model_name, "Phi-3.5-mini-instruct");
   EXPECT_TRUE(ValidateRecipe(r).ok());
   EXPECT_NE(CanonicalRecipe(r), without);  // general.name differs: another job
@@ -267,7 +270,7 @@ TEST(RecipeTest, ValidateNamesRecipeFieldsNotFlags) {
   bad[5].algorithm = QuantAlgorithm::kSearch;
   bad[6].precision = Precision::kInt4;
   bad[6].threads = 0;
-  const char* field[] = {"gguf_type", "gguf_type", "gguf_type", "block_size",
+  const char* field[] = {"gguf_type",      "gguf_type", "gguf_type", "block_size",
                          "accuracy_level", "algorithm", "threads"};
   for (size_t i = 0; i < bad.size(); ++i) {
     absl::Status st = ValidateRecipe(bad[i]);

@@ -21,8 +21,8 @@
 namespace quantd::client {
 
 struct CheckpointFolder {
-  std::string name;                // the folder's own name ("Phi-3.5-mini-instruct")
-  std::vector<std::string> files;  // paths to upload, config.json first
+  std::string name;                  // the folder's own name ("Phi-3.5-mini-instruct")
+  std::vector<std::string> files;    // paths to upload, config.json first
   std::vector<std::string> skipped;  // entries left out, sorted; folders end in '/'
 };
 

@@ -39,18 +39,18 @@
 namespace quantd::client {
 
 struct ClientOptions {
-  std::string target = "127.0.0.1:7443";   // HOST:PORT
-  std::string token;                       // bearer token; empty: none
+  std::string target = "127.0.0.1:7443";  // HOST:PORT
+  std::string token;                      // bearer token; empty: none
   // TLS: off unless `tls`. Root certificates in PEM (empty: system roots);
   // a client certificate and key (PEM) for mutual TLS.
   bool tls = false;
   std::string tls_root_certs_pem;
   std::string tls_client_cert_pem;
   std::string tls_client_key_pem;
-  std::string tls_server_name;             // override the name checked in the certificate
-  size_t chunk_bytes = 256 << 10;          // upload chunk size (measured best on loopback)
+  std::string tls_server_name;                     // override the name checked in the certificate
+  size_t chunk_bytes = 256 << 10;                  // upload chunk size (measured best on loopback)
   absl::Duration rpc_timeout = absl::Seconds(60);  // unary calls
-  int max_attempts = 6;                    // per upload/download/watch, on retryable errors
+  int max_attempts = 6;                            // per upload/download/watch, on retryable errors
   // Watch gives up after this many reattaches in a row that brought no event;
   // 0: 4 * max_attempts.
   int watch_max_failures = 0;
@@ -91,15 +91,15 @@ struct DownloadOptions {
 struct UploadResult {
   v1::Model model;
   std::string upload_id;
-  uint64_t bytes_sent = 0;     // payload bytes this call sent
-  uint64_t resumed_from = 0;   // bytes the server already had at the first attempt
-  bool skipped = false;        // the server already had the model; no bytes were needed
+  uint64_t bytes_sent = 0;    // payload bytes this call sent
+  uint64_t resumed_from = 0;  // bytes the server already had at the first attempt
+  bool skipped = false;       // the server already had the model; no bytes were needed
 };
 
 struct DownloadResult {
-  std::vector<std::string> paths;   // final files, model first
+  std::vector<std::string> paths;  // final files, model first
   uint64_t bytes_received = 0;
-  uint64_t resumed_bytes = 0;       // bytes taken from earlier .part files
+  uint64_t resumed_bytes = 0;  // bytes taken from earlier .part files
 };
 
 struct QuantizeOptions {
@@ -111,7 +111,7 @@ struct QuantizeOptions {
 
 struct QuantizeResult {
   v1::Model model;
-  v1::Job job;                  // final state (SUCCEEDED)
+  v1::Job job;  // final state (SUCCEEDED)
   DownloadResult download;
 };
 
@@ -192,9 +192,10 @@ class Client {
   // timeout), registers it for CancelInFlight, calls `method` on `stub` and
   // maps the status. Defined in client.cc, where every unary rpc lives.
   template <typename Stub, typename Request, typename Response>
-  absl::StatusOr<Response> Unary(
-      Stub* stub, grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
-      const Request& request);
+  absl::StatusOr<Response> Unary(Stub* stub,
+                                 grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
+                                                              Response*),
+                                 const Request& request);
   // One file to `final_path`; progress is reported as base + bytes of total.
   absl::Status DownloadTo(const std::string& job_id, const v1::FileInfo& file,
                           const std::string& final_path, uint64_t epoch,

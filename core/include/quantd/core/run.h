@@ -11,9 +11,9 @@
 
 #include "absl/status/statusor.h"
 #include "quantd/core/progress.h"
-#include "quantd/core/run_context.h"
 #include "quantd/core/recipe.h"
 #include "quantd/core/report.h"
+#include "quantd/core/run_context.h"
 
 namespace quantd::core {
 

@@ -32,9 +32,9 @@
 namespace quantd::server {
 
 struct BlobStoreOptions {
-  std::string root;                            // the data directory
-  uint64_t max_store_bytes = 0;                // models+artifacts+uploads; 0: no limit
-  uint64_t min_free_bytes = 256ull << 20;      // keep this much disk free
+  std::string root;                        // the data directory
+  uint64_t max_store_bytes = 0;            // models+artifacts+uploads; 0: no limit
+  uint64_t min_free_bytes = 256ull << 20;  // keep this much disk free
 };
 
 // An artifact file opened for reading.
@@ -81,8 +81,7 @@ class BlobStore {
   // Returns the folder. RemoveWorkDir removes it with the job's work dir.
   // REQUIRES: `name` passed core::ValidateModelName.
   absl::StatusOr<std::string> LinkModelFolder(const std::string& model_id,
-                                              const std::string& job_id,
-                                              const std::string& name);
+                                              const std::string& job_id, const std::string& name);
 
   // --- artifacts ---
   // A fresh, empty work directory for a job's output (old content removed).

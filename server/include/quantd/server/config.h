@@ -17,28 +17,28 @@ namespace quantd::server {
 struct ServeConfig {
   std::string listen = "127.0.0.1:7443";
   std::string data_dir = "./quantd-data";
-  int workers = 2;                          // capped by the thread budget below
+  int workers = 2;  // capped by the thread budget below
   // The compute budget B: threads computing for all running jobs together
   // (0: the machine's hardware threads). At most min(workers, B) jobs run at
   // once; a job's recipe.threads is a hint, capped so that the running jobs'
   // threads sum to <= B (rule in worker_pool.h). Not per job.
   int max_job_threads = 0;
-  std::string metrics_listen;               // empty: no /metrics endpoint
+  std::string metrics_listen;  // empty: no /metrics endpoint
   uint64_t max_upload_bytes = 64ull << 30;
-  uint64_t max_store_bytes = 0;             // 0: unlimited
+  uint64_t max_store_bytes = 0;  // 0: unlimited
   uint64_t min_free_bytes = 1ull << 30;
   int max_queued_jobs = 10000;
-  std::string auth_tokens;                  // file, one token per line
+  std::string auth_tokens;  // file, one token per line
   std::string tls_cert;
   std::string tls_key;
-  std::string tls_client_ca;                // set: mutual TLS
+  std::string tls_client_ca;  // set: mutual TLS
   int max_message_bytes = 16 << 20;
   int keepalive_seconds = 60;
   double shutdown_grace_seconds = 30;
   std::string log_level = "info";
-  std::string port_file;                    // written with the bound port
-  uint64_t chunk_bytes = 1 << 20;           // download chunk size
-  double upload_ttl_hours = 24;             // unfinished/finished upload records expire
+  std::string port_file;           // written with the bound port
+  uint64_t chunk_bytes = 1 << 20;  // download chunk size
+  double upload_ttl_hours = 24;    // unfinished/finished upload records expire
 };
 
 // Env lookup: returns nullptr when unset (std::getenv in production).

@@ -63,8 +63,7 @@ class JobStore {
   // job unchanged) and, when `durable`, journals the result first. Waits for
   // earlier writers (Create, Update, Delete) to finish.
   absl::StatusOr<v1::Job> Update(const std::string& job_id,
-                                 const std::function<absl::Status(v1::Job*)>& mutate,
-                                 bool durable);
+                                 const std::function<absl::Status(v1::Job*)>& mutate, bool durable);
 
   // Removes a finished job. FailedPrecondition if it is queued or running.
   absl::Status Delete(const std::string& job_id);

@@ -30,10 +30,18 @@ class Logger {
   Logger& operator=(const Logger&) = delete;
 
   void Log(Level level, absl::string_view msg, std::initializer_list<Field> fields = {});
-  void Debug(absl::string_view msg, std::initializer_list<Field> f = {}) { Log(Level::kDebug, msg, f); }
-  void Info(absl::string_view msg, std::initializer_list<Field> f = {}) { Log(Level::kInfo, msg, f); }
-  void Warning(absl::string_view msg, std::initializer_list<Field> f = {}) { Log(Level::kWarning, msg, f); }
-  void Error(absl::string_view msg, std::initializer_list<Field> f = {}) { Log(Level::kError, msg, f); }
+  void Debug(absl::string_view msg, std::initializer_list<Field> f = {}) {
+    Log(Level::kDebug, msg, f);
+  }
+  void Info(absl::string_view msg, std::initializer_list<Field> f = {}) {
+    Log(Level::kInfo, msg, f);
+  }
+  void Warning(absl::string_view msg, std::initializer_list<Field> f = {}) {
+    Log(Level::kWarning, msg, f);
+  }
+  void Error(absl::string_view msg, std::initializer_list<Field> f = {}) {
+    Log(Level::kError, msg, f);
+  }
 
   static absl::StatusOr<Level> ParseLevel(absl::string_view s);
 

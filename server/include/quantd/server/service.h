@@ -21,7 +21,7 @@ class QuantdService final : public v1::Quantd::CallbackService {
   explicit QuantdService(ServiceContext ctx) : ctx_(std::move(ctx)) {}
 
   grpc::ServerReadReactor<v1::UploadRequest>* UploadModel(grpc::CallbackServerContext* context,
-                                                         v1::Model* response) override;
+                                                          v1::Model* response) override;
   grpc::ServerUnaryReactor* GetUploadStatus(grpc::CallbackServerContext* context,
                                             const v1::GetUploadStatusRequest* request,
                                             v1::UploadStatus* response) override;
@@ -45,8 +45,7 @@ class QuantdService final : public v1::Quantd::CallbackService {
   grpc::ServerWriteReactor<v1::JobEvent>* WatchJob(grpc::CallbackServerContext* context,
                                                    const v1::WatchJobRequest* request) override;
   grpc::ServerWriteReactor<v1::DownloadChunk>* DownloadArtifact(
-      grpc::CallbackServerContext* context,
-      const v1::DownloadArtifactRequest* request) override;
+      grpc::CallbackServerContext* context, const v1::DownloadArtifactRequest* request) override;
   grpc::ServerUnaryReactor* DeleteJob(grpc::CallbackServerContext* context,
                                       const v1::DeleteJobRequest* request,
                                       v1::DeleteJobResponse* response) override;

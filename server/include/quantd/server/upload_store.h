@@ -34,7 +34,7 @@
 namespace quantd::server {
 
 struct UploadStoreOptions {
-  uint64_t max_upload_bytes = 64ull << 30;     // per model (all files)
+  uint64_t max_upload_bytes = 64ull << 30;  // per model (all files)
 };
 
 class UploadStore;

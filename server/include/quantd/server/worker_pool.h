@@ -107,7 +107,7 @@ class WorkerPool {
   void ReleaseThreads(int granted);
 
   // Constant after construction.
-  const int workers_;        // min(workers, thread_budget)
+  const int workers_;  // min(workers, thread_budget)
   const int thread_budget_;
   JobStore* const store_;
   const JobRunner runner_;

@@ -17,11 +17,11 @@
 namespace quantd::core {
 
 struct Progress {
-  std::string phase;           // "load", "convert", "write", ...
+  std::string phase;  // "load", "convert", "write", ...
   uint64_t tensors_done = 0;
   uint64_t tensors_total = 0;
-  uint64_t bytes_done = 0;     // output bytes written so far
-  uint64_t bytes_total = 0;    // estimate of output bytes (0 if unknown)
+  uint64_t bytes_done = 0;   // output bytes written so far
+  uint64_t bytes_total = 0;  // estimate of output bytes (0 if unknown)
 };
 
 using ProgressFn = std::function<void(const Progress&)>;

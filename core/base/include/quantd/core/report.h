@@ -15,24 +15,24 @@ namespace quantd::core {
 struct TensorReport {
   std::string name;
   std::vector<int64_t> shape;
-  std::string dtype_before;   // "FLOAT", "FLOAT16", "F32", "Q4_K", ...
+  std::string dtype_before;  // "FLOAT", "FLOAT16", "F32", "Q4_K", ...
   std::string dtype_after;
   uint64_t bytes_before = 0;
   uint64_t bytes_after = 0;
   // Quality (quantizing passes; unset for lossless widening). A figure is set
   // only when it was computed and is finite: an exact result has no sqnr_db.
-  std::optional<double> sqnr_db;             // 10 log10(sum w^2 / sum (w - w')^2)
-  std::optional<double> rel_l2_error;        // ||w - w'|| / ||w||
+  std::optional<double> sqnr_db;       // 10 log10(sum w^2 / sum (w - w')^2)
+  std::optional<double> rel_l2_error;  // ||w - w'|| / ||w||
   std::optional<double> max_abs_error;
-  std::optional<double> rel_output_error;    // ||XW - XW'|| / ||XW||, fixed Gaussian X
+  std::optional<double> rel_output_error;  // ||XW - XW'|| / ||XW||, fixed Gaussian X
   uint64_t values_clamped = 0;
   uint64_t values_flushed = 0;
 };
 
 struct Report {
-  std::string format;          // "onnx" | "gguf"
-  std::string precision;       // "fp16", "int4", "Q4_K_M", ...
-  std::string recipe;          // canonical recipe text
+  std::string format;              // "onnx" | "gguf"
+  std::string precision;           // "fp16", "int4", "Q4_K_M", ...
+  std::string recipe;              // canonical recipe text
   uint64_t tensors_total = 0;      // tensors holding data in the model
   uint64_t tensors_converted = 0;  // tensors a pass changed
   uint64_t bytes_before = 0;       // tensor bytes in
@@ -45,7 +45,7 @@ struct Report {
   uint64_t casts_inserted = 0;
   double seconds = 0;
   std::vector<std::string> output_files;
-  std::vector<std::string> notes;   // things the user should know (skipped nodes, ...)
+  std::vector<std::string> notes;  // things the user should know (skipped nodes, ...)
   std::vector<TensorReport> tensors;
 
   // {"format":..., "totals":{...}, "tensors":[...]}; pretty: indented.

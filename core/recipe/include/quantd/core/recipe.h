@@ -36,15 +36,15 @@ struct Recipe {
   std::string preset;  // name it was expanded from, if any (informational)
 
   // --- ONNX float conversion (fp16 / fp32) ---
-  bool keep_io_types = true;                    // Casts at the graph edges
+  bool keep_io_types = true;                              // Casts at the graph edges
   std::optional<std::vector<std::string>> op_block_list;  // unset: the default list
   std::vector<std::string> node_block_list;
   ExternalDataMode external_data = ExternalDataMode::kAuto;
 
   // --- ONNX INT4 ---
-  int block_size = 32;           // 16, 32, 64, 128, 256
+  int block_size = 32;  // 16, 32, 64, 128, 256
   bool symmetric = true;
-  int accuracy_level = 0;        // 0 = not set, 1..4 as in MatMulNBits
+  int accuracy_level = 0;  // 0 = not set, 1..4 as in MatMulNBits
   Int4Format int4_format = Int4Format::kMatMulNBits;
   QuantAlgorithm algorithm = QuantAlgorithm::kRtn;
 
@@ -55,30 +55,30 @@ struct Recipe {
   bool reduce_range = false;
 
   // --- selection / mixed precision (INT4 and INT8) ---
-  std::vector<std::string> op_types;         // empty: MatMul (int4); MatMul, Gemm, Conv (int8)
-  std::vector<std::string> exclude_nodes;    // exact node names
-  std::vector<std::string> exclude_regex;    // RE2/ECMAScript regexes on node names
+  std::vector<std::string> op_types;       // empty: MatMul (int4); MatMul, Gemm, Conv (int8)
+  std::vector<std::string> exclude_nodes;  // exact node names
+  std::vector<std::string> exclude_regex;  // RE2/ECMAScript regexes on node names
   // Embedding tables stay float. Unset: the format's default, see
   // KeepEmbeddings() (ONNX keeps them, MLX quantizes them as mlx-lm does).
   std::optional<bool> keep_embeddings;
-  LmHeadMode lm_head = LmHeadMode::kFloat;   // applies when precision is int4/int8
-  uint64_t min_tensor_elements = 0;          // smaller weights are not quantized
+  LmHeadMode lm_head = LmHeadMode::kFloat;  // applies when precision is int4/int8
+  uint64_t min_tensor_elements = 0;         // smaller weights are not quantized
 
   // --- GGUF (llama-quantize compatible) ---
-  std::string gguf_type;                     // "Q4_K_M", "Q8_0", ... (file type)
+  std::string gguf_type;  // "Q4_K_M", "Q8_0", ... (file type)
   bool leave_output_tensor = false;
-  std::string output_tensor_type;            // ggml type name, e.g. "q8_0"
+  std::string output_tensor_type;  // ggml type name, e.g. "q8_0"
   std::string token_embedding_type;
   bool pure = false;
   bool allow_requantize = false;
 
   // --- MLX (mlx_lm.convert compatible affine quantization) ---
-  int bits = 0;                  // 2, 3, 4, 5, 6, 8; 0: from precision (int4 / int8), else 4
-  int group_size = 64;           // 32, 64, 128
-  std::string mlx_recipe;        // "" or mixed_2_6, mixed_3_4, mixed_3_6, mixed_4_6
+  int bits = 0;            // 2, 3, 4, 5, 6, 8; 0: from precision (int4 / int8), else 4
+  int group_size = 64;     // 32, 64, 128
+  std::string mlx_recipe;  // "" or mixed_2_6, mixed_3_4, mixed_3_6, mixed_4_6
 
   // --- execution ---
-  int threads = 1;                           // thread budget for this run
+  int threads = 1;  // thread budget for this run
 
   // --- Hugging Face checkpoint folders ---
   // The folder name general.name and the other general.* naming keys are

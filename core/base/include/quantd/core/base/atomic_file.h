@@ -75,8 +75,7 @@ class AtomicFileWriter {
   const std::string& temp_path() const { return tmp_path_; }
 
  private:
-  AtomicFileWriter(std::string path, std::string tmp_path, int fd, bool resumable,
-                   uint64_t offset);
+  AtomicFileWriter(std::string path, std::string tmp_path, int fd, bool resumable, uint64_t offset);
   absl::Status Flush();
   absl::Status WriteAll(const uint8_t* p, size_t size);
 
@@ -94,8 +93,8 @@ class AtomicFileWriter {
 absl::Status WriteFileAtomically(const std::string& path, absl::Span<const uint8_t> bytes);
 inline absl::Status WriteFileAtomically(const std::string& path, const std::string& bytes) {
   return WriteFileAtomically(
-      path, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()),
-                                      bytes.size()));
+      path,
+      absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
 }
 
 // fsyncs the directory that holds `path` (makes a rename durable).

@@ -31,8 +31,7 @@ namespace quantd::core {
 // the x86-64 baseline; kAvx2 requires AVX2 (F16C is reported separately).
 enum class CpuLevel : int { kScalar = 0, kSse2 = 1, kAvx2 = 2 };
 
-inline constexpr CpuLevel kAllCpuLevels[] = {CpuLevel::kScalar, CpuLevel::kSse2,
-                                             CpuLevel::kAvx2};
+inline constexpr CpuLevel kAllCpuLevels[] = {CpuLevel::kScalar, CpuLevel::kSse2, CpuLevel::kAvx2};
 
 // What the hardware supports (no cap applied). Probed once.
 struct CpuFeatures {

@@ -28,13 +28,13 @@ inline uint16_t FloatToHalf(float f) {
   const uint32_t sign = (x >> 16) & 0x8000u;
   x &= 0x7fffffffu;
   uint32_t h;
-  if (x >= 0x47800000u) {                       // >= 65536, inf or NaN
+  if (x >= 0x47800000u) {  // >= 65536, inf or NaN
     if (x > 0x7f800000u) {
-      h = 0x7e00u | ((x >> 13) & 0x3ffu);       // quiet NaN, payload kept
+      h = 0x7e00u | ((x >> 13) & 0x3ffu);  // quiet NaN, payload kept
     } else {
-      h = 0x7c00u;                              // overflow -> inf
+      h = 0x7c00u;  // overflow -> inf
     }
-  } else if (x < 0x38800000u) {                 // result is subnormal or zero
+  } else if (x < 0x38800000u) {  // result is subnormal or zero
     // Adding 0.5 (2^-1) aligns the 10 result mantissa bits at the bottom of the
     // float mantissa; the FPU's own round-to-nearest-even does the rounding.
     const float magic = std::bit_cast<float>(0x3f000000u);

@@ -34,14 +34,38 @@ class JsonWriter {
   void Null();
 
   // Key + value shorthands.
-  void Field(absl::string_view k, absl::string_view v) { Key(k); String(v); }
-  void Field(absl::string_view k, const char* v) { Key(k); String(v); }
-  void Field(absl::string_view k, const std::string& v) { Key(k); String(v); }
-  void Field(absl::string_view k, int64_t v) { Key(k); Int(v); }
-  void Field(absl::string_view k, int v) { Key(k); Int(v); }
-  void Field(absl::string_view k, uint64_t v) { Key(k); Uint(v); }
-  void Field(absl::string_view k, double v) { Key(k); Double(v); }
-  void Field(absl::string_view k, bool v) { Key(k); Bool(v); }
+  void Field(absl::string_view k, absl::string_view v) {
+    Key(k);
+    String(v);
+  }
+  void Field(absl::string_view k, const char* v) {
+    Key(k);
+    String(v);
+  }
+  void Field(absl::string_view k, const std::string& v) {
+    Key(k);
+    String(v);
+  }
+  void Field(absl::string_view k, int64_t v) {
+    Key(k);
+    Int(v);
+  }
+  void Field(absl::string_view k, int v) {
+    Key(k);
+    Int(v);
+  }
+  void Field(absl::string_view k, uint64_t v) {
+    Key(k);
+    Uint(v);
+  }
+  void Field(absl::string_view k, double v) {
+    Key(k);
+    Double(v);
+  }
+  void Field(absl::string_view k, bool v) {
+    Key(k);
+    Bool(v);
+  }
 
   const std::string& str() const { return out_; }
 

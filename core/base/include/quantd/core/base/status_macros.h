@@ -11,10 +11,10 @@
 #define QUANTD_STATUS_CONCAT_INNER_(a, b) a##b
 #define QUANTD_STATUS_CONCAT_(a, b) QUANTD_STATUS_CONCAT_INNER_(a, b)
 
-#define QUANTD_RETURN_IF_ERROR(expr)                  \
-  do {                                                \
-    ::absl::Status quantd_status_ = (expr);           \
-    if (!quantd_status_.ok()) return quantd_status_;  \
+#define QUANTD_RETURN_IF_ERROR(expr)                 \
+  do {                                               \
+    ::absl::Status quantd_status_ = (expr);          \
+    if (!quantd_status_.ok()) return quantd_status_; \
   } while (0)
 
 #define QUANTD_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
@@ -23,7 +23,6 @@
   lhs = std::move(tmp).value()
 
 #define QUANTD_ASSIGN_OR_RETURN(lhs, expr) \
-  QUANTD_ASSIGN_OR_RETURN_IMPL_(           \
-      QUANTD_STATUS_CONCAT_(quantd_statusor_, __LINE__), lhs, expr)
+  QUANTD_ASSIGN_OR_RETURN_IMPL_(QUANTD_STATUS_CONCAT_(quantd_statusor_, __LINE__), lhs, expr)
 
 #endif  // QUANTD_CORE_BASE_STATUS_MACROS_H_

@@ -37,21 +37,21 @@ enum class KvSource {
   kEmbeddingLength,
   kFeedForwardLength,
   kHeadCount,
-  kHeadCountKv,            // num_key_value_heads, optional
+  kHeadCountKv,  // num_key_value_heads, optional
   kHeadCountKvRequired,
-  kRopeFreqBase,           // rope_theta, optional
+  kRopeFreqBase,  // rope_theta, optional
   kRopeFreqBaseRequired,
-  kRmsEps,                 // rms_norm_eps, optional
+  kRmsEps,  // rms_norm_eps, optional
   kRmsEpsRequired,
-  kLayerNormEps,           // layer_norm_eps | layer_norm_epsilon | norm_epsilon, optional
-  kKeyValueLength,         // head_dim -> key_length and value_length, optional
-  kFileType,               // general.file_type
+  kLayerNormEps,    // layer_norm_eps | layer_norm_epsilon | norm_epsilon, optional
+  kKeyValueLength,  // head_dim -> key_length and value_length, optional
+  kFileType,        // general.file_type
   kVocabSize,
-  kRopeDimsHeadDim,        // head_dim, else hidden_size / heads
-  kRopeDimsPartial,        // int(partial_rotary_factor * hidden_size) / heads
-  kSlidingWindowOrZero,    // sliding_window, 0 when null or absent
-  kRopeScalingLinear,      // rope.scaling.type "linear" + factor, if configured
-  kRopeScalingYarn,        // rope.scaling.type "yarn" + factor + original ctx
+  kRopeDimsHeadDim,      // head_dim, else hidden_size / heads
+  kRopeDimsPartial,      // int(partial_rotary_factor * hidden_size) / heads
+  kSlidingWindowOrZero,  // sliding_window, 0 when null or absent
+  kRopeScalingLinear,    // rope.scaling.type "linear" + factor, if configured
+  kRopeScalingYarn,      // rope.scaling.type "yarn" + factor + original ctx
 };
 
 struct KvRule {
@@ -67,18 +67,18 @@ enum class Dim { kHidden, kVocab, kQ, kKv, kQkv, kFfn, kFfn2 };
 enum class Permute { kNone, kHeads, kKvHeads };
 
 struct TensorRule {
-  const char* hf;    // HF name; "{}" stands for the layer index
-  const char* gguf;  // GGUF name; "{}" as above
+  const char* hf;          // HF name; "{}" stands for the layer index
+  const char* gguf;        // GGUF name; "{}" as above
   std::vector<Dim> shape;  // outermost first, as stored in the checkpoint
   Permute permute = Permute::kNone;
-  bool optional = false;   // lm_head when embeddings are tied
+  bool optional = false;  // lm_head when embeddings are tied
 };
 
 // The rope_scaling types an architecture accepts.
 enum class RopeScalingRule {
-  kPhi3,    // longrope / su / yarn: attention factor + long/short factor tensors
-  kLlama,   // none / "default", or linear (factor)
-  kQwen2,   // none / "default", or yarn (factor, original context)
+  kPhi3,   // longrope / su / yarn: attention factor + long/short factor tensors
+  kLlama,  // none / "default", or linear (factor)
+  kQwen2,  // none / "default", or yarn (factor, original context)
 };
 
 struct Architecture {
@@ -115,8 +115,10 @@ absl::StatusOr<Hparams> ReadHparams(const nlohmann::json& config);
 
 // Reads an integer / number from config.json; nullopt when absent or null,
 // InvalidArgument when present with the wrong type.
-absl::StatusOr<std::optional<int64_t>> ConfigInt(const nlohmann::json& config, absl::string_view key);
-absl::StatusOr<std::optional<double>> ConfigNumber(const nlohmann::json& config, absl::string_view key);
+absl::StatusOr<std::optional<int64_t>> ConfigInt(const nlohmann::json& config,
+                                                 absl::string_view key);
+absl::StatusOr<std::optional<double>> ConfigNumber(const nlohmann::json& config,
+                                                   absl::string_view key);
 
 }  // namespace quantd::core::checkpoint
 

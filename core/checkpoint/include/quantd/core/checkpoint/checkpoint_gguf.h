@@ -43,9 +43,9 @@
 #include "quantd/core/gguf/gguf_file.h"
 #include "quantd/core/gguf/gguf_mix.h"
 #include "quantd/core/gguf/tensor_source.h"
-#include "quantd/core/run_context.h"
 #include "quantd/core/recipe.h"
 #include "quantd/core/report.h"
+#include "quantd/core/run_context.h"
 
 namespace quantd::core::checkpoint {
 
@@ -54,7 +54,8 @@ namespace quantd::core::checkpoint {
 // production this is TokenizerGgufKvs (tokenizer_gguf.h); tests may pass
 // another.
 using TokenizerKvsFn = std::function<absl::StatusOr<std::vector<gguf::GgufKv>>(
-    const std::string& checkpoint_dir, const nlohmann::json& config, absl::string_view architecture)>;
+    const std::string& checkpoint_dir, const nlohmann::json& config,
+    absl::string_view architecture)>;
 
 // The tokenizer reader: TokenizerGgufKvs.
 TokenizerKvsFn DefaultTokenizerKvs();
@@ -76,8 +77,8 @@ class CheckpointGgufSource final : public gguf::TensorSource {
   // plus InvalidArgument for an unsupported architecture (listing the
   // supported ones), a missing / unexpected / mis-shaped tensor (naming it
   // and the shape config.json implies), or an unknown rope_scaling type.
-  static absl::StatusOr<std::unique_ptr<CheckpointGgufSource>> Open(const std::string& dir,
-                                                                    const CheckpointGgufOptions& options);
+  static absl::StatusOr<std::unique_ptr<CheckpointGgufSource>> Open(
+      const std::string& dir, const CheckpointGgufOptions& options);
 
   CheckpointGgufSource(const CheckpointGgufSource&) = delete;
   CheckpointGgufSource& operator=(const CheckpointGgufSource&) = delete;
@@ -136,8 +137,9 @@ class CheckpointGgufSource final : public gguf::TensorSource {
 // Writes `source` as the converter's `outtype` (kAllF32, kF16, kBF16 or
 // kQ8_0; InvalidArgument otherwise) to `output_path`. `ctx.progress` gets phase
 // "convert" per tensor and "done"; `ctx.cancel` is polled between tensors.
-absl::StatusOr<Report> WriteCheckpointGguf(const CheckpointGgufSource& source, gguf::FileType outtype,
-                                           const std::string& output_path, const RunContext& ctx);
+absl::StatusOr<Report> WriteCheckpointGguf(const CheckpointGgufSource& source,
+                                           gguf::FileType outtype, const std::string& output_path,
+                                           const RunContext& ctx);
 
 // Whether `ftype` is one of convert_hf_to_gguf.py's own outtypes (F32, F16,
 // BF16, Q8_0), written by WriteCheckpointGguf with the converter's rules.

@@ -54,10 +54,10 @@ enum class GgmlType : uint32_t {
 
 struct GgmlTypeInfo {
   GgmlType type;
-  const char* name;      // ggml's lower-case name: "q4_K", "f16", ...
-  int64_t block_size;    // elements per block (1 for plain types)
-  int64_t type_size;     // bytes per block
-  bool quantized;        // block-quantized (not a plain float/int type)
+  const char* name;    // ggml's lower-case name: "q4_K", "f16", ...
+  int64_t block_size;  // elements per block (1 for plain types)
+  int64_t type_size;   // bytes per block
+  bool quantized;      // block-quantized (not a plain float/int type)
 };
 
 // Geometry of a known type id; nullopt for ids Quantd does not know.

@@ -16,8 +16,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
 #include "quantd/core/gguf/ggml_types.h"
@@ -27,9 +27,24 @@ namespace quantd::core::gguf {
 
 // llama_ftype values (stored as general.file_type).
 enum class FileType : uint32_t {
-  kAllF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ8_0 = 7, kQ5_0 = 8, kQ5_1 = 9, kQ2_K = 10,
-  kQ3_K_S = 11, kQ3_K_M = 12, kQ3_K_L = 13, kQ4_K_S = 14, kQ4_K_M = 15, kQ5_K_S = 16,
-  kQ5_K_M = 17, kQ6_K = 18, kIQ4_NL = 25, kBF16 = 32,
+  kAllF32 = 0,
+  kF16 = 1,
+  kQ4_0 = 2,
+  kQ4_1 = 3,
+  kQ8_0 = 7,
+  kQ5_0 = 8,
+  kQ5_1 = 9,
+  kQ2_K = 10,
+  kQ3_K_S = 11,
+  kQ3_K_M = 12,
+  kQ3_K_L = 13,
+  kQ4_K_S = 14,
+  kQ4_K_M = 15,
+  kQ5_K_S = 16,
+  kQ5_K_M = 17,
+  kQ6_K = 18,
+  kIQ4_NL = 25,
+  kBF16 = 32,
 };
 
 // "Q4_K_M", "q8_0", "F16", ... (case-insensitive). InvalidArgument lists the
@@ -66,7 +81,8 @@ struct ModelFacts {
 
 // Reads ModelFacts from a model's metadata and tensor infos (a parsed file's,
 // or any TensorSource's).
-ModelFacts GetModelFacts(const std::vector<GgufKv>& kvs, const std::vector<GgufTensorInfo>& tensors);
+ModelFacts GetModelFacts(const std::vector<GgufKv>& kvs,
+                         const std::vector<GgufTensorInfo>& tensors);
 ModelFacts GetModelFacts(const GgufFile& file);
 
 // llama.cpp's tensor order: non-block tensors first, then by block index;

@@ -6,9 +6,9 @@
 
 #include "absl/status/statusor.h"
 #include "quantd/core/gguf/tensor_source.h"
-#include "quantd/core/run_context.h"
 #include "quantd/core/recipe.h"
 #include "quantd/core/report.h"
+#include "quantd/core/run_context.h"
 
 namespace quantd::core {
 

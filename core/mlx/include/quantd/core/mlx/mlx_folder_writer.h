@@ -76,7 +76,7 @@ struct MlxSourceTensor {
 struct MlxFolderOptions {
   MlxQuantOptions quant;
   uint64_t max_shard_bytes = uint64_t{5} << 30;  // mlx-lm's MAX_FILE_SIZE_GB
-  bool compute_quality = true;  // SQNR etc. per quantized tensor in the report
+  bool compute_quality = true;                   // SQNR etc. per quantized tensor in the report
 };
 
 struct MlxFolderResult {
@@ -95,13 +95,10 @@ struct MlxFolderResult {
 // data size does not match its shape, unsupported dtype, a NaN or infinite
 // weight in a tensor that is quantized), FailedPrecondition
 // (out_dir not empty), Cancelled, and I/O errors.
-absl::StatusOr<MlxFolderResult> WriteMlxFolder(const std::vector<MlxSourceTensor>& tensors,
-                                               const std::string& config_json,
-                                               const std::string& generation_config_json,
-                                               const std::vector<std::string>& side_files,
-                                               const std::string& out_dir,
-                                               const MlxFolderOptions& options,
-                                               const RunContext& ctx = {});
+absl::StatusOr<MlxFolderResult> WriteMlxFolder(
+    const std::vector<MlxSourceTensor>& tensors, const std::string& config_json,
+    const std::string& generation_config_json, const std::vector<std::string>& side_files,
+    const std::string& out_dir, const MlxFolderOptions& options, const RunContext& ctx = {});
 
 // Files of a checkpoint folder that mlx_lm.convert carries over: tokenizer
 // files, chat templates, generation_config.json and *.py (sorted paths).

@@ -30,8 +30,7 @@ namespace quantd::core::mlx {
 // left to core::Run.
 // REQUIRES: ValidateRecipe(recipe) is OK and recipe.format is kMlx.
 absl::StatusOr<Report> RunCheckpointMlx(const Recipe& recipe, const std::string& checkpoint_dir,
-                                        const std::string& output_dir,
-                                        const RunContext& ctx = {});
+                                        const std::string& output_dir, const RunContext& ctx = {});
 
 }  // namespace quantd::core::mlx
 

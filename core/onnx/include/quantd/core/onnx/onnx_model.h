@@ -133,7 +133,7 @@ class OnnxModel {
                                                 const std::string& where);
 
   onnx::ModelProto proto_;
-  std::string base_dir_;       // folder of the .onnx file (canonical)
+  std::string base_dir_;  // folder of the .onnx file (canonical)
   std::map<std::string, std::unique_ptr<MappedFile>> files_;  // by location
   std::vector<TensorProducer> producers_;
   std::vector<std::string> notes_;

@@ -5,9 +5,9 @@
 
 #include "absl/status/status.h"
 #include "quantd/core/onnx/onnx_model.h"
-#include "quantd/core/run_context.h"
 #include "quantd/core/recipe.h"
 #include "quantd/core/report.h"
+#include "quantd/core/run_context.h"
 
 namespace quantd::core {
 

@@ -13,8 +13,8 @@ struct BitsTraits {
   static_assert(kBitsParam >= 2 && kBitsParam <= 8, "codes are 2..8 bits");
   static constexpr int kBits = kBitsParam;
   static constexpr bool kSigned = kSignedParam;
-  static constexpr int kLevels = 1 << kBits;                     // 16 for 4 bits
-  static constexpr int kMin = kSigned ? -(kLevels / 2) : 0;       // -8 or 0
+  static constexpr int kLevels = 1 << kBits;                            // 16 for 4 bits
+  static constexpr int kMin = kSigned ? -(kLevels / 2) : 0;             // -8 or 0
   static constexpr int kMax = kSigned ? kLevels / 2 - 1 : kLevels - 1;  // 7 or 15
   // Zero point of symmetric quantization in this type: 0 for signed codes,
   // the middle code (8 for 4 bits, 128 for 8) for unsigned ones.

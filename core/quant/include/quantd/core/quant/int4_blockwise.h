@@ -97,10 +97,11 @@ struct Int4Options {
 
 // Buffer sizes of one quantized weight (bytes, or elements for scales).
 struct Int4Sizes {
-  int64_t blocks = 0;            // ceil(K / block_size)
-  int64_t packed_bytes = 0;      // MatMulNBits: N*blocks*bs/2; QDQ: ceil(K*N/2)
-  int64_t scale_count = 0;       // N * blocks
-  int64_t zero_point_bytes = 0;  // asymmetric only; MatMulNBits N*ceil(blocks/2), QDQ ceil(blocks*N/2)
+  int64_t blocks = 0;        // ceil(K / block_size)
+  int64_t packed_bytes = 0;  // MatMulNBits: N*blocks*bs/2; QDQ: ceil(K*N/2)
+  int64_t scale_count = 0;   // N * blocks
+  int64_t zero_point_bytes =
+      0;  // asymmetric only; MatMulNBits N*ceil(blocks/2), QDQ ceil(blocks*N/2)
 };
 Int4Sizes ComputeInt4Sizes(int64_t k, int64_t n, const Int4Options& options);
 

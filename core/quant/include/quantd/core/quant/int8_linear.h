@@ -30,8 +30,7 @@ struct Int8Params {
 Int8Params ComputeInt8Params(float min_value, float max_value, Int8Type type, bool reduce_range);
 
 // Min and max of `count` values read with `stride` (count >= 1).
-void MinMax(const float* values, int64_t count, int64_t stride, float* min_value,
-            float* max_value);
+void MinMax(const float* values, int64_t count, int64_t stride, float* min_value, float* max_value);
 
 // Quantizes `count` values (input stride `in_stride`, output stride
 // `out_stride`) into int8 or uint8 bytes.

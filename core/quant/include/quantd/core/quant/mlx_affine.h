@@ -93,9 +93,8 @@ inline int64_t MlxAffineGroupsPerRow(int64_t cols, int group_size) { return cols
 // (group_size), cols % group_size == 0; output buffers do not overlap `w`.
 void QuantizeMlxAffine(MlxFloatType type, int bits, int group_size, const void* w, int64_t rows,
                        int64_t cols, int64_t ld, uint8_t* packed, void* scales, void* biases);
-void QuantizeMlxAffine_ref(MlxFloatType type, int bits, int group_size, const void* w,
-                           int64_t rows, int64_t cols, int64_t ld, uint8_t* packed, void* scales,
-                           void* biases);
+void QuantizeMlxAffine_ref(MlxFloatType type, int bits, int group_size, const void* w, int64_t rows,
+                           int64_t cols, int64_t ld, uint8_t* packed, void* scales, void* biases);
 
 // w' = code * float(scale) + float(bias) for rows [0, rows), written to
 // `out` row-major with leading dimension cols (float32 math; MLX computes

@@ -15,10 +15,10 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "quantd/core/run_context.h"
 #include "quantd/core/quant/int4_blockwise.h"
 #include "quantd/core/quant/int8_linear.h"
 #include "quantd/core/report.h"
+#include "quantd/core/run_context.h"
 
 namespace quantd::core::quant {
 
@@ -50,8 +50,8 @@ struct Int8Options {
 };
 
 struct Int8Result {
-  std::vector<uint8_t> data;        // int8 or uint8 codes, k * n bytes
-  std::vector<Int8Params> params;   // one, or n when per channel
+  std::vector<uint8_t> data;       // int8 or uint8 codes, k * n bytes
+  std::vector<Int8Params> params;  // one, or n when per channel
 };
 
 absl::StatusOr<Int8Result> QuantizeInt8Matrix(const MatrixSource& src, const Int8Options& options,
