@@ -555,14 +555,10 @@ absl::StatusOr<Report> WriteCheckpointGguf(const CheckpointGgufSource& source,
         static_cast<uint64_t>(gguf::RowBytes(out[i].type, out[i].ne[0]) * out[i].Rows());
   }
   const uint64_t alignment = source.alignment();
-  const uint64_t data_size = gguf::LayoutTensors(&out, alignment);
-  const std::string header = gguf::SerializeHeader(kvs, out);
-  const uint64_t total_bytes = gguf::AlignUp(header.size(), alignment) + data_size;
-
-  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<AtomicFileWriter> writer,
-                          AtomicFileWriter::Create(output_path));
-  QUANTD_RETURN_IF_ERROR(writer->Write(header.data(), header.size()));
-  QUANTD_RETURN_IF_ERROR(writer->PadTo(alignment));
+  QUANTD_ASSIGN_OR_RETURN(gguf::GgufFileStart start,
+                          gguf::StartGgufFile(output_path, kvs, &out, alignment));
+  std::unique_ptr<AtomicFileWriter> writer = std::move(start.writer);
+  const uint64_t total_bytes = start.total_bytes;
 
   Report report;
   report.format = "gguf";

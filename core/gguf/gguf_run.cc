@@ -277,14 +277,10 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
   std::vector<gguf::GgufTensorInfo> out_infos;
   for (const auto& p : plans) out_infos.push_back(p.out);
   const uint64_t alignment = source.alignment();
-  const uint64_t data_size = gguf::LayoutTensors(&out_infos, alignment);
-  const std::string header = gguf::SerializeHeader(kvs, out_infos);
-  const uint64_t total_bytes = gguf::AlignUp(header.size(), alignment) + data_size;
-
-  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<AtomicFileWriter> writer,
-                          AtomicFileWriter::Create(output_path));
-  QUANTD_RETURN_IF_ERROR(writer->Write(header.data(), header.size()));
-  QUANTD_RETURN_IF_ERROR(writer->PadTo(alignment));
+  QUANTD_ASSIGN_OR_RETURN(gguf::GgufFileStart start,
+                          gguf::StartGgufFile(output_path, kvs, &out_infos, alignment));
+  std::unique_ptr<AtomicFileWriter> writer = std::move(start.writer);
+  const uint64_t total_bytes = start.total_bytes;
 
   Report report;
   report.format = "gguf";

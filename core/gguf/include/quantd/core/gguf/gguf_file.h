@@ -17,6 +17,7 @@
 #define QUANTD_CORE_GGUF_GGUF_FILE_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,6 +25,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "quantd/core/base/atomic_file.h"
 #include "quantd/core/gguf/ggml_types.h"
 
 namespace quantd::core::gguf {
@@ -120,6 +122,20 @@ uint64_t LayoutTensors(std::vector<GgufTensorInfo>* tensors, uint64_t alignment)
 // dimensions of size 1 are not written (ne {4096, 1} is stored as {4096}).
 std::string SerializeHeader(const std::vector<GgufKv>& kvs,
                             const std::vector<GgufTensorInfo>& tensors);
+
+// A GGUF file being written: its atomic writer, positioned at the start of
+// the data section (header written and padded), and the file's final size.
+struct GgufFileStart {
+  std::unique_ptr<AtomicFileWriter> writer;
+  uint64_t total_bytes = 0;
+};
+
+// Lays out `tensors` (offsets padded to `alignment`), creates `path`
+// atomically and writes the header and its padding. The caller streams the
+// tensor data in order and commits. Errors: those of AtomicFileWriter.
+absl::StatusOr<GgufFileStart> StartGgufFile(const std::string& path, const std::vector<GgufKv>& kvs,
+                                            std::vector<GgufTensorInfo>* tensors,
+                                            uint64_t alignment);
 
 inline uint64_t AlignUp(uint64_t v, uint64_t alignment) {
   return (v + alignment - 1) / alignment * alignment;
