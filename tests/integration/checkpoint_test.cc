@@ -40,19 +40,8 @@ std::string ReferenceSha256(const std::string& checkpoint, const std::string& ou
   return ref["checkpoints"][checkpoint]["gguf"][outtype]["sha256"].get<std::string>();
 }
 
-class CheckpointServiceTest : public ::testing::Test {
+class CheckpointServiceTest : public ServerTest {
  protected:
-  void SetUp() override {
-    server_ = std::make_unique<ServerProcess>(tmp_.path() + "/data",
-                                              std::vector<std::string>{"--workers", "2"});
-    ASSERT_TRUE(server_->Start().ok());
-    client_ = server_->NewClient();
-    ASSERT_NE(client_, nullptr);
-  }
-  void TearDown() override {
-    if (HasFailure() && server_ != nullptr) std::cerr << server_->ReadLog();
-  }
-
   // A writable copy of a shared checkpoint under `case_name`/, keeping its name.
   fs::path Copy(const std::string& checkpoint, const std::string& case_name) {
     const fs::path dst = fs::path(tmp_.path()) / case_name / checkpoint;
@@ -103,10 +92,6 @@ class CheckpointServiceTest : public ::testing::Test {
     EXPECT_EQ(download.status().code(), absl::StatusCode::kFailedPrecondition);
     EXPECT_FALSE(fs::exists(tmp_.path() + "/never"));
   }
-
-  TempDir tmp_;
-  std::unique_ptr<ServerProcess> server_;
-  std::unique_ptr<client::Client> client_;
 };
 
 TEST_F(CheckpointServiceTest, DamagedCheckpointsAreRefusedPreciselyAndTheServerKeepsServing) {

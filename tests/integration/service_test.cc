@@ -16,23 +16,7 @@ namespace quantd::testing {
 namespace {
 namespace fs = std::filesystem;
 
-class ServiceTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    server_ = std::make_unique<ServerProcess>(tmp_.path() + "/data",
-                                              std::vector<std::string>{"--workers", "2"});
-    ASSERT_TRUE(server_->Start().ok());
-    client_ = server_->NewClient();
-    ASSERT_NE(client_, nullptr);
-  }
-  void TearDown() override {
-    if (HasFailure() && server_ != nullptr) std::cerr << server_->ReadLog();
-  }
-
-  TempDir tmp_;
-  std::unique_ptr<ServerProcess> server_;
-  std::unique_ptr<client::Client> client_;
-};
+class ServiceTest : public ServerTest {};
 
 TEST_F(ServiceTest, HealthIsServing) {
   auto health = client_->Health();

@@ -2,9 +2,12 @@
 #ifndef QUANTD_TESTS_INTEGRATION_TEST_UTIL_H_
 #define QUANTD_TESTS_INTEGRATION_TEST_UTIL_H_
 
+#include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "gtest/gtest.h"
 #include "quantd/client/client.h"
 #include "server_process.h"
 
@@ -38,6 +41,27 @@ inline std::vector<std::string> MakeChainModel(const std::string& dir, int layer
              std::to_string(layers) + " " + std::to_string(dim));
   return {dir + "/model.onnx", dir + "/model.onnx.data"};
 }
+
+// A fixture with a real `quantd serve` (2 workers, temporary data dir) on
+// loopback and a client connected to it; prints the server's log when a test
+// fails.
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = std::make_unique<ServerProcess>(tmp_.path() + "/data",
+                                              std::vector<std::string>{"--workers", "2"});
+    ASSERT_TRUE(server_->Start().ok());
+    client_ = server_->NewClient();
+    ASSERT_NE(client_, nullptr);
+  }
+  void TearDown() override {
+    if (HasFailure() && server_ != nullptr) std::cerr << server_->ReadLog();
+  }
+
+  TempDir tmp_;
+  std::unique_ptr<ServerProcess> server_;
+  std::unique_ptr<client::Client> client_;
+};
 
 // Polls GetJob until `pred` holds or ~`seconds` pass.
 template <typename Pred>
