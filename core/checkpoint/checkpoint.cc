@@ -2,12 +2,12 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "quantd/core/base/read_file.h"
 #include "quantd/core/base/status_macros.h"
 
 namespace quantd::core::checkpoint {
@@ -35,21 +35,8 @@ bool IsCheckpointDir(const std::string& path) {
 }
 
 absl::StatusOr<json> ReadJsonFile(const std::string& path) {
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec))
-    return absl::NotFoundError(absl::StrCat(path, ": no such file"));
-  const uint64_t size = fs::file_size(path, ec);
-  if (ec) return absl::NotFoundError(absl::StrCat(path, ": cannot stat: ", ec.message()));
-  if (size > kMaxCheckpointJsonBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": ", size, " bytes is larger than the ",
-                                                   kMaxCheckpointJsonBytes,
-                                                   "-byte limit for JSON"));
-  }
-  std::ifstream in(path, std::ios::binary);
-  std::string text(size, '\0');
-  if (!in.read(text.data(), static_cast<std::streamsize>(size))) {
-    return absl::DataLossError(absl::StrCat(path, ": read failed"));
-  }
+  QUANTD_ASSIGN_OR_RETURN(const std::string text,
+                          ReadFileUpTo(path, kMaxCheckpointJsonBytes, "JSON"));
   if (JsonNestingDepth(text) > kMaxJsonDepth) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": JSON nests deeper than ", kMaxJsonDepth, " levels"));

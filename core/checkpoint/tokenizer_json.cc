@@ -1,10 +1,10 @@
 #include "tokenizer_json.h"
 
 #include <filesystem>
-#include <fstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "quantd/core/base/read_file.h"
 
 namespace quantd::core::checkpoint::internal {
 
@@ -18,22 +18,7 @@ bool IsFile(const std::string& path) {
 }
 
 absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
-  std::error_code ec;
-  const uint64_t size = std::filesystem::file_size(path, ec);
-  if (ec) return absl::NotFoundError(absl::StrCat(path, ": ", ec.message()));
-  if (size > kMaxTokenizerFileBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": ", size, " bytes is larger than the ",
-                                                   kMaxTokenizerFileBytes,
-                                                   " bytes accepted for a tokenizer file"));
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  std::string bytes(size, '\0');
-  in.read(bytes.data(), static_cast<std::streamsize>(size));
-  if (static_cast<uint64_t>(in.gcount()) != size) {
-    return absl::DataLossError(absl::StrCat(path, ": short read"));
-  }
-  return bytes;
+  return ReadFileUpTo(path, kMaxTokenizerFileBytes, "a tokenizer file");
 }
 
 // llama.cpp's does_token_look_special: added tokens that ought to be control
