@@ -1,6 +1,5 @@
 #include "bpe_pre_tokenizer.h"
 
-#include <openssl/sha.h>
 #include <unicode/normalizer2.h>
 #include <unicode/regex.h>
 #include <unicode/unistr.h>
@@ -20,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "quantd/core/base/quoted.h"
+#include "quantd/core/base/sha256.h"
 #include "quantd/core/base/status_macros.h"
 
 namespace quantd::core::checkpoint {
@@ -563,16 +563,7 @@ absl::StatusOr<std::vector<int64_t>> BpeEncode(const Json& tokenizer_json, absl:
 }
 
 std::string BpeIdsHash(const std::vector<int64_t>& ids) {
-  const std::string printed = absl::StrCat("[", absl::StrJoin(ids, ", "), "]");
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(printed.data()), printed.size(), digest);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned char b : digest) {
-    hex.push_back(kHex[b >> 4]);
-    hex.push_back(kHex[b & 15]);
-  }
-  return hex;
+  return Sha256Hex(absl::StrCat("[", absl::StrJoin(ids, ", "), "]"));
 }
 
 absl::StatusOr<std::string> BpePreTokenizerName(const Json& tokenizer_json) {
