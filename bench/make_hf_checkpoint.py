@@ -5,7 +5,8 @@ shards + index) for checkpoint-conversion benchmarks.
                                  --vocab 32064 --heads 32 --kv-heads 32
                                  --dtype bf16 --shards 2 --arch phi3|llama|qwen2
                                  --tied --partial-rotary 0.75 --longrope
-                                 --tokenizer-from DIR]
+                                 --tokenizer-from DIR
+                                 --bos-token-id N --eos-token-id N]
 
 Defaults give a Phi-3.5-mini-shaped model (3.8 B parameters, 7.6 GB in
 BF16). Tensors are generated and written one at a time, so memory stays at
@@ -60,6 +61,8 @@ def main():
     ap.add_argument("--partial-rotary", type=float, default=None)
     ap.add_argument("--longrope", action="store_true")
     ap.add_argument("--tokenizer-from", default=None)
+    ap.add_argument("--bos-token-id", type=int, default=None)
+    ap.add_argument("--eos-token-id", type=int, default=None)
     ap.add_argument("--hidden", type=int, default=3072)
     ap.add_argument("--layers", type=int, default=32)
     ap.add_argument("--inter", type=int, default=8192)
@@ -117,6 +120,9 @@ def main():
         "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "rope_scaling": None,
         "tie_word_embeddings": a.tied, "torch_dtype": {"bf16": "bfloat16", "f16": "float16", "f32": "float32"}[a.dtype],
     }
+    for key in ("bos_token_id", "eos_token_id"):
+        if getattr(a, key) is not None:
+            config[key] = getattr(a, key)
     if a.arch == "phi3":
         config.update({"original_max_position_embeddings": 4096, "sliding_window": 2047})
     if a.partial_rotary is not None:

@@ -8,6 +8,7 @@
 #include "quantd/core/base/status_macros.h"
 #include "quantd/core/checkpoint/checkpoint.h"
 #include "quantd/core/checkpoint/checkpoint_gguf.h"
+#include "quantd/core/genai/genai_run.h"
 #include "quantd/core/gguf/gguf_run.h"
 #include "quantd/core/mlx/mlx_run.h"
 #include "quantd/core/onnx/float_pass.h"
@@ -95,18 +96,27 @@ uint64_t InputBytes(const std::string& path, ModelFormat format) {
 
 }  // namespace
 
+bool CheckpointToOnnx(const Recipe& recipe) {
+  return recipe.format == ModelFormat::kOnnx ||
+         (recipe.format == ModelFormat::kAuto && recipe.gguf_type.empty() &&
+          recipe.precision != Precision::kUnspecified);
+}
+
+bool CheckpointOutputIsFolder(const Recipe& recipe) {
+  return recipe.format == ModelFormat::kMlx || CheckpointToOnnx(recipe);
+}
+
 absl::StatusOr<Report> Run(const Recipe& recipe, const std::string& input_path,
                            const std::string& output_path, const RunContext& ctx) {
   auto start = std::chrono::steady_clock::now();
   QUANTD_RETURN_IF_ERROR(ValidateRecipe(recipe));
   if (checkpoint::IsCheckpointDir(input_path)) {
     // A Hugging Face checkpoint folder: written as GGUF, or as an MLX folder.
-    if (recipe.format == ModelFormat::kOnnx) {
-      return absl::InvalidArgumentError(
-          "a checkpoint folder converts to GGUF or MLX; ONNX export is not implemented");
-    }
     Report report;
-    if (recipe.format == ModelFormat::kMlx) {
+    if (CheckpointToOnnx(recipe)) {
+      QUANTD_ASSIGN_OR_RETURN(report,
+                              genai::RunCheckpointOnnx(recipe, input_path, output_path, ctx));
+    } else if (recipe.format == ModelFormat::kMlx) {
       QUANTD_ASSIGN_OR_RETURN(report, mlx::RunCheckpointMlx(recipe, input_path, output_path, ctx));
     } else {
       QUANTD_ASSIGN_OR_RETURN(report,

@@ -129,7 +129,7 @@ absl::StatusOr<core::Recipe> RecipeFromProto(const v1::Recipe& p) {
     r.algorithm = *v;
   }
   if (p.has_int8_mode()) {
-    auto v = EnumInRange<core::Int8Mode>(p.int8_mode(), 1, "int8_mode");
+    auto v = EnumInRange<core::Int8Mode>(p.int8_mode(), 2, "int8_mode");
     if (!v.ok()) return v.status();
     r.int8_mode = *v;
   }
@@ -178,7 +178,7 @@ v1::Recipe RecipeToProto(const core::Recipe& r) {
   p.set_external_data(static_cast<v1::ExternalData>(r.external_data));
   p.set_block_size(r.block_size);
   p.set_symmetric(r.symmetric);
-  p.set_accuracy_level(r.accuracy_level);
+  if (r.accuracy_level) p.set_accuracy_level(*r.accuracy_level);
   p.set_int4_format(static_cast<v1::Int4Format>(r.int4_format));
   p.set_algorithm(static_cast<v1::QuantAlgorithm>(r.algorithm));
   p.set_int8_mode(static_cast<v1::Int8Mode>(r.int8_mode));
@@ -189,7 +189,7 @@ v1::Recipe RecipeToProto(const core::Recipe& r) {
   for (const auto& s : r.exclude_nodes) p.add_exclude_nodes(s);
   for (const auto& s : r.exclude_regex) p.add_exclude_regex(s);
   if (r.keep_embeddings) p.set_keep_embeddings(*r.keep_embeddings);
-  p.set_lm_head(static_cast<v1::LmHeadMode>(r.lm_head));
+  if (r.lm_head) p.set_lm_head(static_cast<v1::LmHeadMode>(*r.lm_head));
   p.set_min_tensor_elements(r.min_tensor_elements);
   p.set_gguf_type(r.gguf_type);
   p.set_leave_output_tensor(r.leave_output_tensor);

@@ -23,14 +23,16 @@ absl::StatusOr<JobOutcome> CoreJobRunner::Run(const v1::Job& job, const core::Ru
   QUANTD_ASSIGN_OR_RETURN(core::Recipe recipe, RecipeFromProto(job.recipe()));
   std::string input;
   std::string output_name = model->files(0).name();
-  const bool mlx = recipe.format == core::ModelFormat::kMlx;
-  if (model->format() == v1::MODEL_FORMAT_HF_CHECKPOINT) {
+  const bool checkpoint = model->format() == v1::MODEL_FORMAT_HF_CHECKPOINT;
+  // MLX and ONNX GenAI outputs of a checkpoint are folders.
+  const bool folder = checkpoint && core::CheckpointOutputIsFolder(recipe);
+  if (checkpoint) {
     // The core reads a folder, and the converter's general.* keys come from
     // its name: link the stored files into a folder named as the job's
     // recipe says (SubmitJob filled it in from the model's name).
     QUANTD_ASSIGN_OR_RETURN(
         input, blobs_->LinkModelFolder(job.model_id(), job.job_id(), recipe.model_name));
-    if (!mlx) {
+    if (!folder) {
       output_name =
           absl::StrCat(recipe.model_name, "-", absl::AsciiStrToLower(recipe.gguf_type), ".gguf");
     }
@@ -42,9 +44,9 @@ absl::StatusOr<JobOutcome> CoreJobRunner::Run(const v1::Job& job, const core::Ru
     blobs_->RemoveWorkDir(job.job_id());
     return work.status();
   }
-  // An MLX job writes a folder: the (empty) work folder itself, whose files
+  // A folder job writes into the (empty) work folder itself, whose files
   // become the artifact.
-  const std::string output = mlx ? *work : absl::StrCat(*work, "/", output_name);
+  const std::string output = folder ? *work : absl::StrCat(*work, "/", output_name);
 
   // The last tensor counts the conversion reported stay in the job's
   // progress through the store phase and into the final state.
@@ -76,7 +78,7 @@ absl::StatusOr<JobOutcome> CoreJobRunner::Run(const v1::Job& job, const core::Ru
   blobs_->RemoveWorkDir(job.job_id());  // the input folder, and work/ on failure
   if (!artifact.ok()) return artifact.status();
   outcome.artifact = *std::move(artifact);
-  outcome.artifact.set_folder(mlx);
+  outcome.artifact.set_folder(folder);
   return outcome;
 }
 

@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "quantd/core/recipe_flags.h"
+#include "quantd/core/run.h"
 
 namespace quantd::server {
 namespace {
@@ -22,13 +23,13 @@ absl::Status ValidateRecipeForModel(const core::Recipe& recipe, v1::ModelFormat 
           "the model is a Hugging Face checkpoint: set recipe.model_name (general.name is "
           "derived from it)");
     }
-    if (recipe.format == core::ModelFormat::kMlx) return absl::OkStatus();
-    if (recipe.format == core::ModelFormat::kOnnx || recipe.gguf_type.empty()) {
-      return absl::InvalidArgumentError(
-          "the model is a Hugging Face checkpoint, which converts to GGUF or MLX: set "
-          "recipe.gguf_type (e.g. F16, Q8_0) or recipe.format MLX");
+    if (core::CheckpointOutputIsFolder(recipe) || !recipe.gguf_type.empty()) {
+      return absl::OkStatus();
     }
-    return absl::OkStatus();
+    return absl::InvalidArgumentError(
+        "the model is a Hugging Face checkpoint, which converts to GGUF, an ONNX GenAI folder or "
+        "MLX: set recipe.gguf_type (e.g. F16, Q8_0), recipe.precision (fp32, fp16, int8, int4) "
+        "for ONNX, or recipe.format MLX");
   }
   if (recipe.format == core::ModelFormat::kMlx) {
     return absl::InvalidArgumentError(

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -164,6 +165,20 @@ absl::Status WriteFileAtomically(const std::string& path, absl::Span<const uint8
   QUANTD_ASSIGN_OR_RETURN(auto writer, AtomicFileWriter::Create(path));
   QUANTD_RETURN_IF_ERROR(writer->Write(bytes));
   return writer->Commit();
+}
+
+absl::Status CopyFileAtomically(const std::string& from, const std::string& to) {
+  std::ifstream in(from, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(from, ": cannot open"));
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<AtomicFileWriter> out, AtomicFileWriter::Create(to));
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const std::streamsize got = in.gcount();
+    if (got > 0) QUANTD_RETURN_IF_ERROR(out->Write(buf.data(), static_cast<size_t>(got)));
+  }
+  if (in.bad()) return absl::DataLossError(absl::StrCat(from, ": read failed"));
+  return out->Commit();
 }
 
 absl::Status SyncParentDirectory(const std::string& path) {

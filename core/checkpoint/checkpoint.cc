@@ -6,6 +6,7 @@
 #include <set>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "quantd/core/base/read_file.h"
 #include "quantd/core/base/status_macros.h"
@@ -28,6 +29,25 @@ bool SafeFileName(const std::string& name) {
 }
 
 }  // namespace
+
+std::vector<std::string> ListTokenizerFiles(const std::string& dir) {
+  static constexpr const char* kNames[] = {
+      "tokenizer.json",    "tokenizer_config.json", "special_tokens_map.json",
+      "tokenizer.model",   "added_tokens.json",     "vocab.json",
+      "merges.txt",        "chat_template.jinja",   "chat_template.json",
+      "tiktoken.model"};
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (!entry.is_regular_file(ec)) continue;
+    const std::string base = entry.path().filename().string();
+    bool want = absl::EndsWith(base, ".tiktoken");
+    for (const char* n : kNames) want = want || base == n;
+    if (want) out.push_back(entry.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
 bool IsCheckpointDir(const std::string& path) {
   std::error_code ec;

@@ -1,5 +1,7 @@
 #include "quantd/core/mlx/mlx_folder_writer.h"
 
+#include "quantd/core/checkpoint/checkpoint.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -103,20 +105,6 @@ struct Materialized {
 
 std::string DtypeAfter(const MlxTensorDecision& d) {
   return absl::StrCat("MLX_AFFINE_", d.bits, "BIT_G", d.group_size);
-}
-
-absl::Status CopyFileAtomically(const std::string& from, const std::string& to) {
-  std::ifstream in(from, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(from, ": cannot open"));
-  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<AtomicFileWriter> out, AtomicFileWriter::Create(to));
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    const std::streamsize got = in.gcount();
-    if (got > 0) QUANTD_RETURN_IF_ERROR(out->Write(buf.data(), static_cast<size_t>(got)));
-  }
-  if (in.bad()) return absl::DataLossError(absl::StrCat(from, ": read failed"));
-  return out->Commit();
 }
 
 absl::Status WriteText(const std::string& path, const std::string& text) {
@@ -478,19 +466,14 @@ absl::StatusOr<MlxFolderResult> WriteMlxFolder(
 }
 
 std::vector<std::string> ListMlxSideFiles(const std::string& checkpoint_dir) {
-  static constexpr const char* kNames[] = {
-      "tokenizer.json",  "tokenizer_config.json", "special_tokens_map.json",
-      "tokenizer.model", "added_tokens.json",     "vocab.json",
-      "merges.txt",      "chat_template.jinja",   "chat_template.json",
-      "tiktoken.model",  "generation_config.json"};
-  std::vector<std::string> out;
+  std::vector<std::string> out = checkpoint::ListTokenizerFiles(checkpoint_dir);
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(checkpoint_dir, ec)) {
     if (!entry.is_regular_file(ec)) continue;
     const std::string base = entry.path().filename().string();
-    bool want = absl::EndsWith(base, ".py") || absl::EndsWith(base, ".tiktoken");
-    for (const char* n : kNames) want = want || base == n;
-    if (want) out.push_back(entry.path().string());
+    if (absl::EndsWith(base, ".py") || base == "generation_config.json") {
+      out.push_back(entry.path().string());
+    }
   }
   std::sort(out.begin(), out.end());
   return out;

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "quantd/core/base/atomic_file.h"
 #include "quantd/core/base/errno_status.h"
+#include "quantd/core/base/staging_folder.h"
 #include "quantd/core/base/status_macros.h"
 #include "quantd/core/checkpoint/checkpoint.h"
 #include "quantd/core/checkpoint/safetensors.h"
@@ -43,39 +44,12 @@ absl::StatusOr<std::string> ReadJsonText(const fs::path& path, bool required) {
   return text;
 }
 
-// Removes the staging folder unless released (the rename happened).
-class StagingFolder {
- public:
-  explicit StagingFolder(std::string path) : path_(std::move(path)) {}
-  ~StagingFolder() {
-    if (path_.empty()) return;
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  StagingFolder(const StagingFolder&) = delete;
-  StagingFolder& operator=(const StagingFolder&) = delete;
-  const std::string& path() const { return path_; }
-  void Release() { path_.clear(); }
-
- private:
-  std::string path_;
-};
-
 }  // namespace
 
 absl::StatusOr<Report> RunCheckpointMlx(const Recipe& recipe, const std::string& checkpoint_dir,
                                         const std::string& output_dir_arg, const RunContext& ctx) {
-  // "out/" and "out" are the same folder.
-  std::string output_dir = output_dir_arg;
-  while (output_dir.size() > 1 && output_dir.back() == '/') output_dir.pop_back();
-  {
-    std::error_code ec;
-    if (fs::exists(output_dir, ec) &&
-        (!fs::is_directory(output_dir, ec) || !fs::is_empty(output_dir, ec))) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          output_dir, " exists and is not an empty folder; an MLX output is a new folder"));
-    }
-  }
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<StagingFolder> staging,
+                          StagingFolder::Create(output_dir_arg, "an MLX output"));
   MlxFolderOptions options;
   options.quant.bits = MlxBits(recipe);
   options.quant.group_size = recipe.group_size;
@@ -107,31 +81,14 @@ absl::StatusOr<Report> RunCheckpointMlx(const Recipe& recipe, const std::string&
                        [shard, tensor]() { shard->Release(*tensor); }});
   }
 
-  // The staging folder beside the output, so the final rename stays on one
-  // file system.
-  const fs::path out_path = fs::absolute(fs::path(output_dir));
-  std::error_code ec;
-  fs::create_directories(out_path.parent_path(), ec);
-  if (ec) {
-    return absl::PermissionDeniedError(
-        absl::StrCat(out_path.parent_path().string(), ": cannot create: ", ec.message()));
-  }
-  std::string templ = absl::StrCat(out_path.string(), ".partial-XXXXXX");
-  if (::mkdtemp(templ.data()) == nullptr) return ErrnoToStatus(errno, "mkdtemp", templ);
-  StagingFolder staging(templ);
-
   QUANTD_ASSIGN_OR_RETURN(
       MlxFolderResult result,
       WriteMlxFolder(sources, config_json, generation_json, ListMlxSideFiles(checkpoint_dir),
-                     staging.path(), options, ctx));
+                     staging->path(), options, ctx));
   QUANTD_RETURN_IF_ERROR(ctx.CheckCancelled());
-  // rename(2) replaces an empty folder, and fails on a non-empty one (someone
-  // wrote there meanwhile): never merged into.
-  if (::rename(staging.path().c_str(), out_path.c_str()) != 0) {
-    return ErrnoToStatus(errno, "rename", out_path.string());
-  }
-  staging.Release();
-  QUANTD_RETURN_IF_ERROR(SyncParentDirectory(out_path.string()));
+  QUANTD_RETURN_IF_ERROR(staging->Publish());
+  const fs::path out_path(staging->output());
+  std::error_code ec;
 
   Report report;
   report.format = FormatName(ModelFormat::kMlx);

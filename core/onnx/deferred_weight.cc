@@ -46,7 +46,14 @@ absl::Status DeferredWeight::Compute() {
   s.bytes = data.bytes();
   TensorReport quality;
   outputs.assign(3, {});
-  if (spec.int4) {
+  if (spec.nbits8) {
+    absl::StatusOr<quant::Blockwise8Result> q8 = quant::QuantizeBlockwise8Matrix(
+        s, spec.int4_options.block_size, spec.int4_options.symmetric, *ctx, &quality);
+    if (!q8.ok()) return WithTensorName(q8.status(), report->tensors[report_index].name);
+    outputs[kCodes] = std::move(q8->codes);
+    outputs[kScales] = std::move(q8->scales);
+    outputs[kZeroPoints] = std::move(q8->zero_points);
+  } else if (spec.int4) {
     const quant::Int4Options& o = spec.int4_options;
     absl::StatusOr<quant::Int4Result> q4 = quant::QuantizeInt4Matrix(s, o, *ctx, &quality);
     if (!q4.ok()) return WithTensorName(q4.status(), report->tensors[report_index].name);

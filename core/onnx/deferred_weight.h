@@ -34,6 +34,10 @@ struct WeightSpec {
   // (codes [K, N], scales/zero points [blocks, N]); transpose all three to
   // [vocab, hidden] / [vocab, blocks] for DequantizeLinear(axis=1).
   bool transpose_int4_outputs = false;
+  // MatMulNBits bits=8 (int8_options unused): codes, scales and zero points
+  // of quant::QuantizeBlockwise8Matrix with int4_options' block size and
+  // symmetry.
+  bool nbits8 = false;
 };
 
 // The output tensors of a DeferredWeight, in producer slot order.

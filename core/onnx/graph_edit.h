@@ -32,6 +32,7 @@ void SetIntAttr(onnx::NodeProto* node, const std::string& name, int64_t value);
 // What a set of names minted by a rewrite stands for.
 enum class Product {
   kMatMulNBits,        // MatMulNBits initializers of a weight
+  kMatMulNBits8,       // MatMulNBits bits=8 initializers of a weight
   kInt4Qdq,            // INT4 initializers and DequantizeLinear of a weight
   kInt8Qdq,            // INT8 initializers and DequantizeLinear (+ Cast) of a weight
   kInt8Dynamic,        // INT8 initializers of a weight for MatMulInteger/ConvInteger

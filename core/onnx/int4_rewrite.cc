@@ -31,24 +31,30 @@ WeightSpec Int4Spec(const quant::MatrixSource& geometry, const quant::Int4Option
 }  // namespace
 
 absl::Status RewriteMatMulNBits(RewriteContext* ctx, onnx::GraphProto* g, onnx::NodeProto* n,
-                                const ConstWeight& w, bool transposed) {
+                                const ConstWeight& w, bool transposed, int bits) {
   GraphEdit& edit = *ctx->edit;
   const int32_t type = w.tensor->data_type();
   const quant::MatrixSource geo = Geometry(*w.tensor, transposed);
   const quant::Int4Options o = Int4OptionsFor(ctx->recipe, quant::Int4Layout::kMatMulNBits);
   const auto sizes = quant::ComputeInt4Sizes(geo.k, geo.n, o);
-  PreparedWeight p = PrepareWeight(ctx, g, Product::kMatMulNBits, w, transposed, Int4Spec(geo, o),
-                                   "UINT4 (MatMulNBits)");
+  const bool eight = bits == 8;
+  WeightSpec spec = Int4Spec(geo, o);
+  spec.nbits8 = eight;
+  PreparedWeight p =
+      PrepareWeight(ctx, g, eight ? Product::kMatMulNBits8 : Product::kMatMulNBits, w, transposed,
+                    spec, eight ? "UINT8 (MatMulNBits)" : "UINT4 (MatMulNBits)");
   std::vector<std::string>& names = p.names;
+  const std::string suffix = eight ? "_Q8" : "_Q4";
   if (p.weight != nullptr) {
-    names.push_back(edit.UniqueName(w.value + "_Q4"));
+    names.push_back(edit.UniqueName(w.value + suffix));
     names.push_back(edit.UniqueName(w.value + "_scales"));
-    edit.AddDeferredInitializer(g, names[0], kOnnxUint8, {geo.n, sizes.blocks, o.block_size / 2},
-                                p.weight, kCodes);
+    edit.AddDeferredInitializer(g, names[0], kOnnxUint8,
+                                {geo.n, sizes.blocks, o.block_size * bits / 8}, p.weight, kCodes);
     edit.AddDeferredInitializer(g, names[1], type, {sizes.scale_count}, p.weight, kScales);
     if (!o.symmetric) {
       names.push_back(edit.UniqueName(w.value + "_zero_points"));
-      edit.AddDeferredInitializer(g, names[2], kOnnxUint8, {sizes.zero_point_bytes}, p.weight,
+      edit.AddDeferredInitializer(g, names[2], kOnnxUint8,
+                                  {eight ? sizes.scale_count : sizes.zero_point_bytes}, p.weight,
                                   kZeroPoints);
     }
   }
@@ -62,13 +68,15 @@ absl::Status RewriteMatMulNBits(RewriteContext* ctx, onnx::GraphProto* g, onnx::
   std::vector<std::string> inputs = {a, names[0], names[1]};
   if (names.size() > 2) inputs.push_back(names[2]);
   onnx::NodeProto q = edit.MakeNode(
-      "MatMulNBits", n->name().empty() ? y + "_Q4" : n->name() + "_Q4", inputs, {mm_out});
+      "MatMulNBits", (n->name().empty() ? y : n->name()) + suffix, inputs, {mm_out});
   q.set_domain("com.microsoft");
   SetIntAttr(&q, "K", geo.k);
   SetIntAttr(&q, "N", geo.n);
-  SetIntAttr(&q, "bits", 4);
+  SetIntAttr(&q, "bits", bits);
   SetIntAttr(&q, "block_size", o.block_size);
-  if (ctx->recipe.accuracy_level > 0) SetIntAttr(&q, "accuracy_level", ctx->recipe.accuracy_level);
+  if (ctx->recipe.accuracy_level.value_or(0) > 0) {
+    SetIntAttr(&q, "accuracy_level", *ctx->recipe.accuracy_level);
+  }
   nodes.push_back(std::move(q));
   if (!bias.empty()) nodes.push_back(edit.MakeNode("Add", y + "_bias", {mm_out, bias}, {y}));
   edit.Replace(n, std::move(nodes));

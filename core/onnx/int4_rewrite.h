@@ -23,7 +23,7 @@ quant::Int4Options Int4OptionsFor(const Recipe& recipe, quant::Int4Layout layout
 // MatMulNBits over weight `w` (+ Add for the bias). `transposed`: the
 // consumer reads w's tensor transposed.
 absl::Status RewriteMatMulNBits(RewriteContext* ctx, onnx::GraphProto* g, onnx::NodeProto* n,
-                                const ConstWeight& w, bool transposed);
+                                const ConstWeight& w, bool transposed, int bits = 4);
 
 // Makes node `n` of graph `g` read weight `w` through an INT4/UINT4 blocked
 // DequantizeLinear (axis 0). REQUIRES: ctx->opsets.opset >= 21.

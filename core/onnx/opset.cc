@@ -141,7 +141,10 @@ absl::StatusOr<OpsetPlan> PlanOpsets(const Recipe& recipe, bool has_embedding,
           st.message(), ". Embeddings use INT8 per-row scales instead"));
     }
   }
-  const bool dq8 = (!int4 && !dynamic) || (int4 && recipe.lm_head == LmHeadMode::kInt8) ||
+  // INT8 MatMulNBits needs no DequantizeLinear.
+  const bool nbits8 = recipe.int8_mode == Int8Mode::kMatMulNBits;
+  const bool dq8 = (!int4 && !dynamic && !nbits8) ||
+                   (int4 && recipe.lm_head == LmHeadMode::kInt8 && !nbits8) ||
                    (emb && !plan.embedding_int4);
   if (dynamic) need = std::max<int64_t>(need, 11);
   if (dq8) need = std::max<int64_t>(need, 10);

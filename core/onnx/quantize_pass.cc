@@ -102,7 +102,7 @@ absl::Status QuantizePass::ProcessGraph(RewriteContext* ctx, onnx::GraphProto* g
     }
     Scheme scheme = recipe_.precision == Precision::kInt4 ? Scheme::kInt4 : Scheme::kInt8;
     if (n == lm_head_) {
-      switch (recipe_.lm_head) {
+      switch (recipe_.lm_head.value_or(LmHeadMode::kFloat)) {
         case LmHeadMode::kFloat:
           scheme = Scheme::kNone;
           break;
@@ -131,6 +131,8 @@ absl::Status QuantizePass::ProcessGraph(RewriteContext* ctx, onnx::GraphProto* g
       } else {
         QUANTD_RETURN_IF_ERROR(RewriteMatMulNBits(ctx, g, n, w, transposed));
       }
+    } else if (recipe_.int8_mode == Int8Mode::kMatMulNBits && n->op_type() != "Conv") {
+      QUANTD_RETURN_IF_ERROR(RewriteMatMulNBits(ctx, g, n, w, transposed, 8));
     } else if (recipe_.precision == Precision::kInt8 && recipe_.int8_mode == Int8Mode::kDynamic) {
       QUANTD_RETURN_IF_ERROR(RewriteInt8Dynamic(ctx, g, n, w, transposed));
     } else {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cfloat>
 #include <cstring>
 
@@ -216,7 +217,94 @@ absl::StatusOr<Int8Result> Int8Impl(const MatrixSource& s, const Int8Options& o,
   return out;
 }
 
+template <typename T>
+absl::StatusOr<Blockwise8Result> Blockwise8Impl(const MatrixSource& s, int bs, bool symmetric,
+                                                const RunContext& ctx, TensorReport* quality) {
+  const T* data = reinterpret_cast<const T*>(s.bytes.data());
+  const int threads = ctx.Parallelism();
+  const int64_t tiles = (s.n + kTile - 1) / kTile;
+  const int64_t blocks = (s.k + bs - 1) / bs;
+  Blockwise8Result out;
+  out.codes.assign(static_cast<size_t>(s.n * blocks * bs), 0);
+  out.scales.assign(static_cast<size_t>(s.n * blocks) * sizeof(T), 0);
+  if (!symmetric) out.zero_points.assign(static_cast<size_t>(s.n * blocks), 0);
+  T* scales = reinterpret_cast<T*>(out.scales.data());
+  std::vector<std::vector<float>> w_buf(threads), q_buf(threads);
+  std::vector<QualityAccumulator> acc;
+  if (quality != nullptr) {
+    for (int i = 0; i < threads; ++i) acc.emplace_back(s.k);
+  }
+  std::atomic<bool> non_finite{false};
+  absl::Status st = ForEachTile(tiles, ctx, threads, [&](int64_t t, int slot) {
+    const int64_t c0 = t * kTile, c1 = std::min(s.n, c0 + kTile);
+    w_buf[slot].resize(s.k * kTile);
+    q_buf[slot].resize(s.k * kTile);
+    float* wb = w_buf[slot].data();
+    float* qb = q_buf[slot].data();
+    GatherTile(data, s, c0, c1 - c0, wb);
+    if (!AllFiniteF32Rows(wb, s.k, static_cast<int>(c1 - c0), static_cast<int>(s.k))) {
+      non_finite.store(true, std::memory_order_relaxed);
+      return;
+    }
+    for (int64_t j = 0; j < c1 - c0; ++j) {
+      const int64_t c = c0 + j;
+      const float* col = wb + j * s.k;
+      for (int64_t b = 0; b < blocks; ++b) {
+        const int64_t k0 = b * bs, rows = std::min<int64_t>(s.k, k0 + bs) - k0;
+        float mn = col[k0], mx = col[k0];
+        for (int64_t i = 1; i < rows; ++i) {
+          mn = std::min(mn, col[k0 + i]);
+          mx = std::max(mx, col[k0 + i]);
+        }
+        float scale;
+        int zp;
+        if (symmetric) {
+          const float m = std::fabs(mx) > std::fabs(mn) ? mx : mn;
+          scale = ElementTraits<T>::ToFloat(ElementTraits<T>::FromFloat(m / -128.0f));
+          zp = 128;
+        } else {
+          mn = std::min(mn, 0.0f);
+          mx = std::max(mx, 0.0f);
+          scale = ElementTraits<T>::ToFloat(ElementTraits<T>::FromFloat((mx - mn) / 255.0f));
+          zp = scale != 0.0f ? static_cast<int>(std::clamp(std::roundf(-mn / scale), 0.0f, 255.0f))
+                             : 0;
+          out.zero_points[c * blocks + b] = static_cast<uint8_t>(zp);
+        }
+        scales[c * blocks + b] = ElementTraits<T>::FromFloat(scale);
+        const float rcp = scale != 0.0f ? 1.0f / scale : 0.0f;
+        uint8_t* codes = out.codes.data() + (c * blocks + b) * bs;
+        for (int64_t i = 0; i < rows; ++i) {
+          const int q = static_cast<int>(
+              std::clamp(std::roundf(col[k0 + i] * rcp + static_cast<float>(zp)), 0.0f, 255.0f));
+          codes[i] = static_cast<uint8_t>(q);
+          qb[j * s.k + k0 + i] = static_cast<float>(q - zp) * scale;
+        }
+      }
+    }
+    if (quality != nullptr) acc[slot].AddColumns(wb, qb, c1 - c0);
+  });
+  if (!st.ok()) return st;
+  if (non_finite) return NonFiniteSourceError(s);
+  if (quality != nullptr) {
+    for (int i = 1; i < threads; ++i) acc[0].Merge(acc[i]);
+    acc[0].Fill(quality);
+  }
+  return out;
+}
+
 }  // namespace
+
+absl::StatusOr<Blockwise8Result> QuantizeBlockwise8Matrix(const MatrixSource& src, int block_size,
+                                                          bool symmetric, const RunContext& ctx,
+                                                          TensorReport* quality) {
+  if (absl::Status st = CheckSource(src); !st.ok()) return st;
+  if (block_size < 16 || block_size > 256 || (block_size & (block_size - 1)) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "block size ", block_size, " is not supported; use 16..256, a power of 2"));
+  }
+  if (src.onnx_type == 1) return Blockwise8Impl<float>(src, block_size, symmetric, ctx, quality);
+  return Blockwise8Impl<Half>(src, block_size, symmetric, ctx, quality);
+}
 
 absl::StatusOr<Int4Result> QuantizeInt4Matrix(const MatrixSource& src, const Int4Options& options,
                                               const RunContext& ctx, TensorReport* quality) {

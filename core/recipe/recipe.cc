@@ -59,6 +59,12 @@ absl::StatusOr<Precision> ParsePrecision(const std::string& s) {
   for (const auto& e : kPrecisions) {
     if (v == e.name) return e.precision;
   }
+  if (v == "bf16" || v == "bfloat16") {
+    return absl::InvalidArgumentError(
+        "precision bf16 is not offered: ONNX Runtime's CPU kernels do not run BF16 MatMul, "
+        "SimplifiedLayerNormalization or GroupQueryAttention, so the model would not load there; "
+        "use fp16 or fp32 (GGUF --gguf-type BF16 keeps BF16 weights for llama.cpp)");
+  }
   return absl::InvalidArgumentError(
       absl::StrCat("unknown precision '", s, "'; use fp32, fp16, int8 or int4"));
 }
@@ -207,9 +213,9 @@ absl::Status ValidateRecipe(const Recipe& r) {
       return absl::InvalidArgumentError(absl::StrCat(
           "block_size ", r.block_size, " is not supported; use 16, 32, 64, 128 or 256"));
   }
-  if (r.accuracy_level < 0 || r.accuracy_level > 4) {
+  if (r.accuracy_level && (*r.accuracy_level < 0 || *r.accuracy_level > 4)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("accuracy_level ", r.accuracy_level, " is out of range; use 0 (unset) to 4"));
+        absl::StrCat("accuracy_level ", *r.accuracy_level, " is out of range; use 0 to 4"));
   }
   // Compiled here so a pattern RE2 refuses fails the submission, not the job.
   if (absl::StatusOr<NamePatterns> p = NamePatterns::Compile(r.exclude_regex, "exclude_regex");
@@ -256,7 +262,8 @@ std::string CanonicalRecipe(const Recipe& r) {
       absl::StrCat("external_data=", static_cast<int>(r.external_data)),
       absl::StrCat("block_size=", r.block_size),
       absl::StrCat("symmetric=", b(r.symmetric)),
-      absl::StrCat("accuracy_level=", r.accuracy_level),
+      // Unset keeps the text recipes had before the field could be unset.
+      absl::StrCat("accuracy_level=", r.accuracy_level ? absl::StrCat("set:", *r.accuracy_level) : "0"),
       absl::StrCat("int4_format=", static_cast<int>(r.int4_format)),
       absl::StrCat("algorithm=", static_cast<int>(r.algorithm)),
       absl::StrCat("int8_mode=", static_cast<int>(r.int8_mode)),
@@ -267,7 +274,7 @@ std::string CanonicalRecipe(const Recipe& r) {
       absl::StrCat("exclude_nodes=", absl::StrJoin(r.exclude_nodes, ",")),
       absl::StrCat("exclude_regex=", absl::StrJoin(r.exclude_regex, "\x1f")),
       absl::StrCat("keep_embeddings=", b(KeepEmbeddings(r))),
-      absl::StrCat("lm_head=", static_cast<int>(r.lm_head)),
+      absl::StrCat("lm_head=", r.lm_head ? absl::StrCat("set:", static_cast<int>(*r.lm_head)) : "0"),
       absl::StrCat("min_tensor_elements=", r.min_tensor_elements),
       absl::StrCat("gguf_type=", absl::AsciiStrToUpper(r.gguf_type)),
       absl::StrCat("leave_output_tensor=", b(r.leave_output_tensor)),

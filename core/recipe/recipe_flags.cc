@@ -37,8 +37,19 @@ std::vector<std::string> List(const std::string& v) {
   return out;
 }
 
+// The value type of a recipe field: E for E and for std::optional<E>.
+template <typename F>
+struct FieldValue {
+  using type = F;
+};
 template <typename E>
-Apply Choice(const char* flag, E Recipe::*field, std::vector<std::pair<const char*, E>> choices,
+struct FieldValue<std::optional<E>> {
+  using type = E;
+};
+
+template <typename F>
+Apply Choice(const char* flag, F Recipe::*field,
+             std::vector<std::pair<const char*, typename FieldValue<F>::type>> choices,
              const char* allowed) {
   return [=](Recipe* r, const std::string& v) -> absl::Status {
     std::string lv = absl::AsciiStrToLower(v);
@@ -53,6 +64,15 @@ Apply Choice(const char* flag, E Recipe::*field, std::vector<std::pair<const cha
 }
 
 Apply Int(const char* flag, int Recipe::*field) {
+  return [=](Recipe* r, const std::string& v) -> absl::Status {
+    int n;
+    if (!absl::SimpleAtoi(v, &n)) return Bad(flag, v, "expected an integer");
+    r->*field = n;
+    return absl::OkStatus();
+  };
+}
+
+Apply Int(const char* flag, std::optional<int> Recipe::*field) {
   return [=](Recipe* r, const std::string& v) -> absl::Status {
     int n;
     if (!absl::SimpleAtoi(v, &n)) return Bad(flag, v, "expected an integer");
@@ -131,7 +151,7 @@ const std::vector<FlagSpec>& Flags() {
        Set(&Recipe::symmetric, true)},
       {"asymmetric", "symmetric", nullptr, "INT4 asymmetric quantization with zero points",
        Set(&Recipe::symmetric, false)},
-      {"accuracy-level", "accuracy_level", "N", "MatMulNBits accuracy_level 0 (unset) to 4",
+      {"accuracy-level", "accuracy_level", "N", "MatMulNBits accuracy_level 0 to 4",
        Int("accuracy-level", &Recipe::accuracy_level)},
       {"int4-format", "int4_format", "matmulnbits|qdq", "INT4 operator form (default matmulnbits)",
        Choice("int4-format", &Recipe::int4_format,
@@ -145,7 +165,9 @@ const std::vector<FlagSpec>& Flags() {
       {"int8-mode", "int8_mode", "weight-only|dynamic",
        "INT8 form: weight-only QDQ (default) or dynamic",
        Choice("int8-mode", &Recipe::int8_mode,
-              {{"weight-only", Int8Mode::kWeightOnly}, {"dynamic", Int8Mode::kDynamic}},
+              {{"weight-only", Int8Mode::kWeightOnly},
+               {"dynamic", Int8Mode::kDynamic},
+               {"matmulnbits", Int8Mode::kMatMulNBits}},
               "use weight-only or dynamic")},
       {"int8-weight-type", "int8_weight_type", "qint8|quint8",
        "INT8 weight type (default qint8, symmetric)",
@@ -331,13 +353,15 @@ std::vector<std::string> FieldFlags(const Recipe& r, absl::string_view field) {
   } else if (field == "symmetric") {
     on_off(r.symmetric, "symmetric", "asymmetric");
   } else if (field == "accuracy_level") {
-    add("accuracy-level", absl::StrCat(r.accuracy_level));
+    if (r.accuracy_level) add("accuracy-level", absl::StrCat(*r.accuracy_level));
   } else if (field == "int4_format") {
     add("int4-format", r.int4_format == Int4Format::kQdq ? "qdq" : "matmulnbits");
   } else if (field == "algorithm") {
     add("algorithm", r.algorithm == QuantAlgorithm::kSearch ? "search" : "rtn");
   } else if (field == "int8_mode") {
-    add("int8-mode", r.int8_mode == Int8Mode::kDynamic ? "dynamic" : "weight-only");
+    add("int8-mode", r.int8_mode == Int8Mode::kDynamic       ? "dynamic"
+                     : r.int8_mode == Int8Mode::kMatMulNBits ? "matmulnbits"
+                                                             : "weight-only");
   } else if (field == "int8_weight_type") {
     add("int8-weight-type", r.int8_weight_type == Int8WeightType::kQUInt8 ? "quint8" : "qint8");
   } else if (field == "per_channel") {
@@ -353,7 +377,7 @@ std::vector<std::string> FieldFlags(const Recipe& r, absl::string_view field) {
   } else if (field == "keep_embeddings") {
     if (r.keep_embeddings) on_off(*r.keep_embeddings, "keep-embeddings", "quantize-embeddings");
   } else if (field == "lm_head") {
-    add("lm-head", kLm[static_cast<int>(r.lm_head)]);
+    if (r.lm_head) add("lm-head", kLm[static_cast<int>(*r.lm_head)]);
   } else if (field == "min_tensor_elements") {
     add("min-tensor-elements", absl::StrCat(r.min_tensor_elements));
   } else if (field == "gguf_type") {

@@ -7,6 +7,11 @@
 // llama.cpp gives no probability (or zero) are written as -Infinity.
 //
 // Usage: node gguf_llama_prompt_logprobs.mjs MODEL.gguf REF.json OUT.f32
+//        node gguf_llama_prompt_logprobs.mjs MODEL.gguf REF.json OUT.json
+// With a .json output, writes a reference file of the same form instead
+// ({"prompt", "positions": [{"top": [[id, log-prob] x 10], "logsumexp": 0}],
+// "greedy": []}), so another runtime can be checked against llama.cpp with
+// the tools that read reference files.
 import fs from "node:fs";
 import {getLlama} from "node-llama-cpp";
 
@@ -34,7 +39,17 @@ for (let i = 0; i < prompt.length; ++i) {
     logprobs[i * vocab + id] = Math.log(p);
   }
 }
-fs.writeFileSync(outPath, Buffer.from(logprobs.buffer));
+if (outPath.endsWith(".json")) {
+  const positions = [];
+  for (let i = 0; i < prompt.length; ++i) {
+    const row = logprobs.subarray(i * vocab, (i + 1) * vocab);
+    const ids = Array.from(row.keys()).sort((a, b) => row[b] - row[a]).slice(0, 10);
+    positions.push({top: ids.map((id) => [id, row[id]]), logsumexp: 0});
+  }
+  fs.writeFileSync(outPath, JSON.stringify({prompt, positions, greedy: []}));
+} else {
+  fs.writeFileSync(outPath, Buffer.from(logprobs.buffer));
+}
 console.log(`${modelPath}: ${prompt.length} positions x ${vocab} log-probs -> ${outPath}`);
 await context.dispose();
 await model.dispose();

@@ -13,6 +13,7 @@
 // declares, so FP16 I/O models get the same values.
 // Exit code: 0 when every output's cosine >= min, 1 otherwise, 2 on errors.
 import ort from 'onnxruntime-node';
+import { toHalf, halfToFloat } from './half.mjs';
 
 function parseArgs(argv) {
   const a = { minCosine: 0.999, seq: 4, seed: 1, json: false, outputs: null, opt: 'all' };
@@ -49,31 +50,6 @@ function resolveDims(shape, seq) {
     if (n.includes('batch')) return 1;
     return seq;
   });
-}
-
-// float32 -> float16 bits (round to nearest even), for FP16 inputs.
-function toHalf(f) {
-  const buf = new DataView(new ArrayBuffer(4));
-  buf.setFloat32(0, f);
-  const x = buf.getUint32(0);
-  const sign = (x >>> 16) & 0x8000;
-  let e = ((x >>> 23) & 0xff) - 127 + 15;
-  let m = x & 0x7fffff;
-  if (e >= 31) return sign | 0x7c00;
-  if (e <= 0) return sign;  // inputs here are never that small
-  let h = sign | (e << 10) | (m >>> 13);
-  const rest = m & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && (h & 1))) h++;
-  return h;
-}
-
-function halfToFloat(h) {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >>> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
 function makeValues(meta, dims, seq, rand) {

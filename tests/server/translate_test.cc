@@ -60,9 +60,13 @@ TEST(TranslateTest, CheckpointNeedsGgufTypeAndModelName) {
   EXPECT_EQ(ValidateRecipeForModel(r, v1::MODEL_FORMAT_GGUF).code(),
             absl::StatusCode::kInvalidArgument);
   r.gguf_type.clear();
-  r.precision = core::Precision::kFp16;
   EXPECT_THAT(std::string(ValidateRecipeForModel(r, v1::MODEL_FORMAT_HF_CHECKPOINT).message()),
-              ::testing::HasSubstr("recipe.gguf_type"));
+              ::testing::HasSubstr("no target"));
+  // A precision without gguf_type asks for an ONNX GenAI folder.
+  r.precision = core::Precision::kFp16;
+  EXPECT_TRUE(ValidateRecipeForModel(r, v1::MODEL_FORMAT_HF_CHECKPOINT).ok());
+  r.format = core::ModelFormat::kOnnx;
+  EXPECT_TRUE(ValidateRecipeForModel(r, v1::MODEL_FORMAT_HF_CHECKPOINT).ok());
 }
 
 TEST(TranslateTest, MlxRecipesFitCheckpointModels) {

@@ -595,7 +595,8 @@ TEST_F(CheckpointTest, RunRoutesACheckpointFolderToTheGgufWriter) {
   EXPECT_GT(report->input_file_bytes, 0u);
   EXPECT_EQ(report->output_file_bytes, fs::file_size(out));
 
-  const json config = TinyConfig("Phi3ForCausalLM");
+  json config = TinyConfig("Phi3ForCausalLM");
+  config["eos_token_id"] = 2;  // genai_config.json needs one
   WriteCheckpoint(Dir(), config, TinyTensors(config, "F16"));
   // llama-quantize's options belong to llama-quantize types only.
   recipe.gguf_type = "Q8_0";
@@ -606,8 +607,14 @@ TEST_F(CheckpointTest, RunRoutesACheckpointFolderToTheGgufWriter) {
   recipe.format = ModelFormat::kOnnx;
   recipe.gguf_type.clear();
   recipe.precision = Precision::kFp16;
+  // ONNX goes to the GenAI folder writer, which wants a new folder.
   EXPECT_THAT(core::Run(recipe, Dir(), out).status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, "converts to GGUF or MLX"));
+              StatusIs(absl::StatusCode::kFailedPrecondition, "an ONNX GenAI output is a new folder"));
+  auto genai = core::Run(recipe, Dir(), (root_ / "genai").string());
+  ASSERT_TRUE(genai.ok()) << genai.status();
+  EXPECT_EQ(genai->format, "onnx");
+  EXPECT_TRUE(fs::exists(root_ / "genai" / "model.onnx.data"));
+  EXPECT_TRUE(fs::exists(root_ / "genai" / "genai_config.json"));
 }
 
 // --- one step to llama-quantize types ------------------------------------------

@@ -23,9 +23,10 @@ absl::StatusOr<ModelFormat> DetectFormat(const std::string& path);
 
 // Converts `input_path` (a .onnx with its external data beside it, a .gguf,
 // or a Hugging Face checkpoint folder -- a directory with config.json --
-// which is written as GGUF, or with recipe.format kMlx as an MLX folder at
-// `output_path`, absent or empty) to `output_path` according to `recipe`.
-// Output files are written atomically (an MLX folder as a whole): on any
+// which is written as GGUF, or as an MLX or ONNX Runtime GenAI folder at
+// `output_path`, absent or empty: CheckpointOutputIsFolder) to `output_path`
+// according to `recipe`. Output files are written atomically (a folder as a
+// whole): on any
 // error (including cancellation) no output is left.
 // Errors: InvalidArgument (bad recipe, corrupt or unsupported model),
 // NotFound (missing files), DataLoss (truncated data), Cancelled,
@@ -35,6 +36,13 @@ absl::StatusOr<ModelFormat> DetectFormat(const std::string& path);
 // `ctx` brings progress, cancellation and the threads to use; the bytes
 // written do not depend on its parallelism. recipe.threads is not read here:
 // callers size ctx from it (the CLI) or treat it as a hint (the server).
+// What a Hugging Face checkpoint folder converts to under `recipe`: an MLX
+// folder (format mlx), an ONNX Runtime GenAI folder (format onnx, or format
+// auto with a precision and no gguf_type -- so the ONNX presets apply to
+// checkpoints), else a GGUF file. True for the two folder outputs.
+bool CheckpointOutputIsFolder(const Recipe& recipe);
+bool CheckpointToOnnx(const Recipe& recipe);
+
 absl::StatusOr<Report> Run(const Recipe& recipe, const std::string& input_path,
                            const std::string& output_path, const RunContext& ctx = {});
 

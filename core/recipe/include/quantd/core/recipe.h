@@ -24,7 +24,9 @@ enum class ModelFormat { kAuto, kOnnx, kGguf, kMlx };
 enum class Precision { kUnspecified, kFp32, kFp16, kInt8, kInt4 };
 enum class ExternalDataMode { kAuto, kAlways, kNever };
 enum class Int4Format { kMatMulNBits, kQdq };
-enum class Int8Mode { kWeightOnly, kDynamic };
+// kMatMulNBits: blockwise 8-bit com.microsoft.MatMulNBits (block_size,
+// symmetric apply), the form ONNX Runtime GenAI models use for int8.
+enum class Int8Mode { kWeightOnly, kDynamic, kMatMulNBits };
 enum class Int8WeightType { kQInt8, kQUInt8 };
 enum class LmHeadMode { kFloat, kInt8, kInt4 };
 enum class QuantAlgorithm { kRtn, kSearch };
@@ -44,7 +46,10 @@ struct Recipe {
   // --- ONNX INT4 ---
   int block_size = 32;  // 16, 32, 64, 128, 256
   bool symmetric = true;
-  int accuracy_level = 0;  // 0 = not set, 1..4 as in MatMulNBits
+  // MatMulNBits accuracy_level 0..4. Unset: the attribute is left out for
+  // ONNX inputs (0, float compute); a checkpoint export uses the GenAI model
+  // builder's CPU default, 4 (int8 activations).
+  std::optional<int> accuracy_level;
   Int4Format int4_format = Int4Format::kMatMulNBits;
   QuantAlgorithm algorithm = QuantAlgorithm::kRtn;
 
@@ -61,7 +66,10 @@ struct Recipe {
   // Embedding tables stay float. Unset: the format's default, see
   // KeepEmbeddings() (ONNX keeps them, MLX quantizes them as mlx-lm does).
   std::optional<bool> keep_embeddings;
-  LmHeadMode lm_head = LmHeadMode::kFloat;  // applies when precision is int4/int8
+  // Applies when precision is int4/int8. Unset: float for ONNX inputs; a
+  // checkpoint export quantizes it like the other MatMuls, as the GenAI
+  // model builder does.
+  std::optional<LmHeadMode> lm_head;
   uint64_t min_tensor_elements = 0;         // smaller weights are not quantized
 
   // --- GGUF (llama-quantize compatible) ---

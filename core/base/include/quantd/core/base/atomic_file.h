@@ -97,6 +97,9 @@ inline absl::Status WriteFileAtomically(const std::string& path, const std::stri
       absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
 }
 
+// Copies the file `from` to `to` atomically (NotFound / DataLoss on read).
+absl::Status CopyFileAtomically(const std::string& from, const std::string& to);
+
 // fsyncs the directory that holds `path` (makes a rename durable).
 absl::Status SyncParentDirectory(const std::string& path);
 

@@ -43,6 +43,12 @@ bool IsCheckpointDir(const std::string& path);
 // NotFound if absent; InvalidArgument if malformed.
 absl::StatusOr<nlohmann::json> ReadJsonFile(const std::string& path);
 
+// The tokenizer files of a checkpoint folder (full paths, sorted), which
+// exports copy unchanged: tokenizer.json, tokenizer_config.json,
+// special_tokens_map.json, tokenizer.model, added_tokens.json, vocab.json,
+// merges.txt, chat_template.jinja / .json, tiktoken.model, *.tiktoken.
+std::vector<std::string> ListTokenizerFiles(const std::string& dir);
+
 class Checkpoint {
  public:
   struct TensorRef {

@@ -54,6 +54,24 @@ struct Int8Result {
   std::vector<Int8Params> params;  // one, or n when per channel
 };
 
+// Blockwise 8-bit codes in com.microsoft.MatMulNBits' bits=8 layout: blocks
+// of `block_size` rows of one column, codes [N, blocks, block_size] (a tail
+// block padded with 0), scales [N * blocks] in the source type, and, when
+// asymmetric, zero points [N * blocks] bytes. The formulas are MatMulNBits'
+// 4-bit ones with 8-bit ranges: symmetric scale = m / -128 for the extreme m
+// of larger magnitude, implicit zero point 128; asymmetric scale =
+// (max - min) / 255 over the range widened to include 0, zero point
+// round(-min / scale) clamped to 0..255; code = clamp(round(w / scale + zp),
+// 0, 255). NaN/Inf weights are refused (InvalidArgument).
+struct Blockwise8Result {
+  std::vector<uint8_t> codes;
+  std::vector<uint8_t> scales;  // little-endian elements of the source type
+  std::vector<uint8_t> zero_points;
+};
+absl::StatusOr<Blockwise8Result> QuantizeBlockwise8Matrix(const MatrixSource& src, int block_size,
+                                                          bool symmetric, const RunContext& ctx,
+                                                          TensorReport* quality);
+
 absl::StatusOr<Int8Result> QuantizeInt8Matrix(const MatrixSource& src, const Int8Options& options,
                                               const RunContext& ctx, TensorReport* quality);
 
