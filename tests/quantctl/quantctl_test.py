@@ -924,6 +924,49 @@ class Mlx(QuantctlCase):
         self.assertIn("format mlx converts a Hugging Face checkpoint", json.dumps(r))
         self.assertFalse(os.path.exists(self.path("gpt2-mlx")))
 
+class Genai(QuantctlCase):
+    """An ONNX Runtime GenAI folder through the service equals `quantd quantize`'s."""
+
+    def folder(self, d):
+        return {name: read_bytes(os.path.join(d, name)) for name in sorted(os.listdir(d))}
+
+    def testServedFolderEqualsOfflineQuantize(self):
+        for recipe in (["--format", "onnx", "--precision", "int4"], ["--preset", "mobile-int4"]):
+            tag = recipe[-1]
+            offline = self.path("offline-" + tag)
+            p = subprocess.run([QUANTD, "quantize", LLAMA_CKPT, "-o", offline + "/", "--quiet",
+                                *recipe], capture_output=True, text=True, timeout=120)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            out = self.path("served", tag)
+            r = self.quantctl_json("quantize", LLAMA_CKPT, "-o", out + "/", *recipe)
+            job = r["job"]
+            self.assertEqual(job["state"], "JOB_STATE_SUCCEEDED", json.dumps(job))
+            self.assertTrue(job["artifact"]["folder"])
+            self.assertEqual(job["report"]["format"], "onnx")
+            self.assertEqual(job["report"]["precision"], "int4")
+            served = self.folder(out)
+            self.assertEqual(sorted(served), sorted(self.folder(offline)))
+            for name, data_bytes in self.folder(offline).items():
+                self.assertTrue(served[name] == data_bytes, name)
+            for name in ("model.onnx", "model.onnx.data", "genai_config.json", "tokenizer.json",
+                         "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"):
+                self.assertIn(name, served)
+            for f in job["artifact"]["files"]:
+                self.assertEqual(sha256(os.path.join(out, f["name"])), f["sha256"])
+            config = json.loads(served["genai_config.json"])
+            self.assertEqual(config["model"]["type"], "llama")
+            import onnx
+            model = onnx.load(os.path.join(out, "model.onnx"), load_external_data=False)
+            ops = {n.op_type for n in model.graph.node}
+            self.assertIn("MatMulNBits", ops)
+            self.assertIn("GroupQueryAttention", ops)
+
+    def testCheckpointWithoutTargetIsRefusedAtSubmit(self):
+        r = self.quantctl_json("quantize", LLAMA_CKPT, "-o", self.path("nothing"), rc=2)
+        self.assertIn("no target", json.dumps(r))
+        self.assertFalse(os.path.exists(self.path("nothing")))
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit(__doc__)
