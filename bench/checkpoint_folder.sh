@@ -33,6 +33,7 @@ ckpt="$work/Phi-3.5-mini-shaped"
 if [ "${CKPT_BENCH_KEEP:-0}" != 1 ]; then trap 'rm -rf "$ckpt" "$work"/out-*' EXIT; fi
 # make_hf_checkpoint.py's defaults are the Phi-3.5-mini shape.
 [ -f "$ckpt/config.json" ] || "$py" "$here/make_hf_checkpoint.py" "$ckpt" --tokenizer-from "$tok" \
+  --bos-token-id 1 --eos-token-id 32000 \
   ${CKPT_BENCH_GEN_ARGS:-} >/dev/null
 
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')  machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"

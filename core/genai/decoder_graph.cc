@@ -14,6 +14,7 @@
 #include "quantd/core/base/half.h"
 #include "quantd/core/base/status_macros.h"
 #include "quantd/core/checkpoint/safetensors.h"
+#include "quantd/core/onnx/graph_utils.h"
 #include "quantd/core/onnx/onnx_types.h"
 
 namespace quantd::core::genai {
@@ -166,12 +167,6 @@ onnx::NodeProto* Builder::Node(const std::string& op, const std::string& name,
   return n;
 }
 
-void SetInt(onnx::NodeProto* n, const char* name, int64_t v) {
-  auto* a = n->add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::INT);
-  a->set_i(v);
-}
 void SetFloat(onnx::NodeProto* n, const char* name, float v) {
   auto* a = n->add_attribute();
   a->set_name(name);
@@ -257,9 +252,9 @@ absl::Status Builder::Layer(int64_t i, std::string* residual, std::string* skip,
   if (skip->empty()) {
     onnx::NodeProto* n = Node("SimplifiedLayerNormalization", prefix + "/input_layernorm/LayerNorm",
                               {*residual, ln_w}, 1);
-    SetInt(n, "axis", -1);
+    SetIntAttr(n, "axis", -1);
     SetFloat(n, "epsilon", static_cast<float>(spec_.rms_eps));
-    SetInt(n, "stash_type", 1);
+    SetIntAttr(n, "stash_type", 1);
     normed = Out(n);
   } else {
     onnx::NodeProto* n =
@@ -294,13 +289,13 @@ absl::Status Builder::Layer(int64_t i, std::string* residual, std::string* skip,
            3, "com.microsoft");
   gqa->set_output(1, absl::StrCat("present.", i, ".key"));
   gqa->set_output(2, absl::StrCat("present.", i, ".value"));
-  SetInt(gqa, "num_heads", h_.heads);
-  SetInt(gqa, "kv_num_heads", h_.kv_heads);
+  SetIntAttr(gqa, "num_heads", h_.heads);
+  SetIntAttr(gqa, "kv_num_heads", h_.kv_heads);
   SetFloat(gqa, "scale", static_cast<float>(1.0 / std::sqrt(static_cast<double>(h_.head_dim))));
-  SetInt(gqa, "local_window_size", spec_.local_window);
+  SetIntAttr(gqa, "local_window_size", spec_.local_window);
   SetFloat(gqa, "softcap", 0.0f);
-  SetInt(gqa, "do_rotary", 1);
-  SetInt(gqa, "rotary_interleaved", 0);
+  SetIntAttr(gqa, "do_rotary", 1);
+  SetIntAttr(gqa, "rotary_interleaved", 0);
 
   const std::string o_w = wprefix + ".attn.o_proj.MatMul.weight";
   QUANTD_ASSIGN_OR_RETURN(auto o_ref, Need(hf + "self_attn.o_proj.weight", {H, q}));
@@ -400,16 +395,16 @@ absl::StatusOr<std::unique_ptr<OnnxModel>> Builder::Build(const std::string& bas
   const std::string mask = "/model/attn_mask_reformat/attn_mask_subgraph";
   const std::string sum =
       Out(Node("ReduceSum", mask + "/ReduceSum", {"attention_mask", ConstInt64({1}, false)}, 1));
-  SetInt(g_->mutable_node(g_->node_size() - 1), "keepdims", 0);
+  SetIntAttr(g_->mutable_node(g_->node_size() - 1), "keepdims", 0);
   const std::string sub = Out(Node("Sub", mask + "/Sub", {sum, ConstInt64({1}, true)}, 1));
   onnx::NodeProto* seqlens = Node("Cast", mask + "/Sub/Cast", {sub}, 1);
-  SetInt(seqlens, "to", kOnnxInt32);
+  SetIntAttr(seqlens, "to", kOnnxInt32);
   const std::string shape = Out(Node("Shape", mask + "/Shape", {"attention_mask"}, 1));
   const std::string total64 =
       Out(Node("Gather", mask + "/Gather", {shape, ConstInt64({1}, true)}, 1));
-  SetInt(g_->mutable_node(g_->node_size() - 1), "axis", 0);
+  SetIntAttr(g_->mutable_node(g_->node_size() - 1), "axis", 0);
   onnx::NodeProto* total = Node("Cast", mask + "/Gather/Cast", {total64}, 1);
-  SetInt(total, "to", kOnnxInt32);
+  SetIntAttr(total, "to", kOnnxInt32);
 
   // cos/sin caches.
   std::string cos = "cos_cache", sin = "sin_cache";
@@ -472,7 +467,7 @@ absl::StatusOr<std::unique_ptr<OnnxModel>> Builder::Build(const std::string& bas
     Weight(kLmHeadWeight, {H, V},
            WeightPlan{.pieces = {{head_ref, 0, V}}, .cols = H, .transpose = true});
   }
-  SetInt(g_->mutable_node(g_->node_size() - 1), "axis", 0);
+  SetIntAttr(g_->mutable_node(g_->node_size() - 1), "axis", 0);
 
   std::string residual = hidden, skip;
   for (int64_t i = 0; i < L; ++i) {

@@ -11,20 +11,6 @@
 namespace quantd::core::genai {
 namespace {
 
-int64_t IntAttribute(const onnx::NodeProto& n, const char* name, int64_t fallback) {
-  for (const auto& a : n.attribute()) {
-    if (a.name() == name) return a.i();
-  }
-  return fallback;
-}
-
-void SetInt(onnx::NodeProto* n, const char* name, int64_t v) {
-  auto* a = n->add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::INT);
-  a->set_i(v);
-}
-
 // An int64 shape constant as an initializer (small: stored inline).
 void AddShape(onnx::GraphProto* g, const std::string& name, std::vector<int64_t> dims) {
   onnx::TensorProto* t = g->add_initializer();
@@ -62,8 +48,8 @@ absl::Status ShareTiedEmbedding(OnnxModel* model, Report* report) {
         "cannot share; the embedding table stays float");
     return absl::OkStatus();
   }
-  const int64_t k = IntAttribute(*head, "K", 0), n = IntAttribute(*head, "N", 0);
-  const int64_t bits = IntAttribute(*head, "bits", 4), block = IntAttribute(*head, "block_size", 0);
+  const int64_t k = IntAttr(*head, "K", 0), n = IntAttr(*head, "N", 0);
+  const int64_t bits = IntAttr(*head, "bits", 4), block = IntAttr(*head, "block_size", 0);
   if (k <= 0 || n <= 0 || block <= 0 || k % block != 0 || (bits != 4 && bits != 8)) {
     report->notes.push_back(absl::StrCat("tied embeddings: hidden size ", k,
                                          " is not a multiple of block_size ", block,
@@ -93,10 +79,10 @@ absl::Status ShareTiedEmbedding(OnnxModel* model, Report* report) {
   nodes[2].add_input(ids);
   nodes[2].add_input(nodes[1].output(0));
   nodes[2].add_output(out);
-  SetInt(&nodes[2], "bits", bits);
-  SetInt(&nodes[2], "block_size", block);
-  SetInt(&nodes[2], "gather_axis", 0);
-  SetInt(&nodes[2], "quantize_axis", 1);
+  SetIntAttr(&nodes[2], "bits", bits);
+  SetIntAttr(&nodes[2], "block_size", block);
+  SetIntAttr(&nodes[2], "gather_axis", 0);
+  SetIntAttr(&nodes[2], "quantize_axis", 1);
 
   // Rebuild the node list: the three nodes take the Gather's place, the
   // Transpose goes; then the float table nobody reads goes too.

@@ -23,19 +23,6 @@ void CountUses(const onnx::GraphProto& g, std::unordered_map<std::string, int>* 
 
 }  // namespace
 
-void SetIntAttr(onnx::NodeProto* node, const std::string& name, int64_t value) {
-  for (auto& a : *node->mutable_attribute()) {
-    if (a.name() == name) {
-      a.set_i(value);
-      return;
-    }
-  }
-  auto* a = node->add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::INT);
-  a->set_i(value);
-}
-
 bool operator==(const CacheKey& a, const CacheKey& b) {
   return a.graph == b.graph && a.product == b.product && a.value == b.value &&
          a.transposed == b.transposed;

@@ -26,9 +26,6 @@
 
 namespace quantd::core {
 
-// Sets INT attribute `name` of `node` to `value`, adding it when missing.
-void SetIntAttr(onnx::NodeProto* node, const std::string& name, int64_t value);
-
 // What a set of names minted by a rewrite stands for.
 enum class Product {
   kMatMulNBits,        // MatMulNBits initializers of a weight

@@ -21,6 +21,19 @@ float FloatAttr(const onnx::NodeProto& node, absl::string_view name, float dflt)
   return a != nullptr ? a->f() : dflt;
 }
 
+void SetIntAttr(onnx::NodeProto* node, const std::string& name, int64_t value) {
+  for (auto& a : *node->mutable_attribute()) {
+    if (a.name() == name) {
+      a.set_i(value);
+      return;
+    }
+  }
+  auto* a = node->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(value);
+}
+
 std::vector<onnx::GraphProto*> Subgraphs(onnx::NodeProto* node) {
   std::vector<onnx::GraphProto*> out;
   for (auto& a : *node->mutable_attribute()) {

@@ -18,6 +18,8 @@ namespace quantd::core {
 const onnx::AttributeProto* FindAttr(const onnx::NodeProto& node, absl::string_view name);
 int64_t IntAttr(const onnx::NodeProto& node, absl::string_view name, int64_t dflt);
 float FloatAttr(const onnx::NodeProto& node, absl::string_view name, float dflt);
+// Sets INT attribute `name` of `node` to `value`, adding it when missing.
+void SetIntAttr(onnx::NodeProto* node, const std::string& name, int64_t value);
 
 // Graphs held by a node's attributes (If branches, Loop/Scan bodies).
 std::vector<onnx::GraphProto*> Subgraphs(onnx::NodeProto* node);
