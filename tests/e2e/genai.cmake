@@ -10,7 +10,7 @@ foreach(name phi3-tiny-shared llama-tiny-shared)
     e2e.genai.${name}.QuantizedEqualsDequantizedFloat PROPERTIES
     ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS "onnx;e2e;genai" TIMEOUT 300)
 endforeach()
-add_test(NAME e2e.genai.Phi4MiniLikeAgreesWithLlamaCpp
+add_test(NAME e2e.genai.GeneratedCheckpointsAgreeWithLlamaCpp
   COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/genai_test.sh llamacpp)
-set_tests_properties(e2e.genai.Phi4MiniLikeAgreesWithLlamaCpp PROPERTIES
+set_tests_properties(e2e.genai.GeneratedCheckpointsAgreeWithLlamaCpp PROPERTIES
   ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS "onnx;e2e;genai;gguf" TIMEOUT 300)

@@ -13,8 +13,9 @@
 #                                  log-probs equal, within 1e-3, the fp32
 #                                  export of the checkpoint whose weights are
 #                                  the folder's dequantized MatMulNBits.
-#   genai_test.sh llamacpp         a generated Phi-4-mini-like checkpoint
-#                                  (partial rotary 0.75, LongRoPE, GQA, tied):
+#   genai_test.sh llamacpp         generated Phi-4-mini-like (partial rotary
+#                                  0.75, LongRoPE, GQA, tied) and Qwen2-like
+#                                  (q/k/v biases, GQA, tied, BF16) checkpoints:
 #                                  ONNX fp32 and llama.cpp on Quantd's F32 GGUF
 #                                  agree within 1e-3 over llama.cpp's top-10;
 #                                  its int4 and int8 folders (the tied table
@@ -53,15 +54,21 @@ case "$mode" in
     done
     ;;
   llamacpp)
+    gen() {
+      /usr/bin/python3 "$here/../../bench/make_hf_checkpoint.py" "$1" --hidden 256 --layers 2 \
+        --heads 4 --kv-heads 2 --inter 512 --vocab 32064 --tied --shards 2 --bos-token-id 1 \
+        --eos-token-id 32000 --tokenizer-from "$hf/checkpoints/phi3-tiny-shared" "${@:2}" >/dev/null
+    }
+    gen "$tmp/phi4-mini-like" --arch phi3 --partial-rotary 0.75 --longrope --dtype f32
+    gen "$tmp/qwen2-like" --arch qwen2 --dtype bf16
+    for ckpt in "$tmp/phi4-mini-like" "$tmp/qwen2-like"; do
+      "$QUANTD_BIN" quantize "$ckpt" -o "$ckpt-f32.gguf" --gguf-type F32 --quiet
+      "$QUANTD_BIN" quantize "$ckpt" -o "$ckpt-onnx" --format onnx --precision fp32 --quiet
+      (cd "$here" && node gguf_llama_prompt_logprobs.mjs "$ckpt-f32.gguf" \
+        "$hf/ref/phi3-tiny-shared.ref.json" "$ckpt-llama.json")
+      decode --model "$ckpt-onnx" --ref "$ckpt-llama.json" --steps 0 --tol 1e-3 --require-top1
+    done
     ckpt="$tmp/phi4-mini-like"
-    /usr/bin/python3 "$here/../../bench/make_hf_checkpoint.py" "$ckpt" --arch phi3 --hidden 256 \
-      --layers 2 --heads 4 --kv-heads 2 --inter 512 --vocab 32064 --tied --partial-rotary 0.75 \
-      --longrope --dtype f32 --shards 2 --bos-token-id 1 --eos-token-id 32000 --tokenizer-from "$hf/checkpoints/phi3-tiny-shared" >/dev/null
-    "$QUANTD_BIN" quantize "$ckpt" -o "$tmp/f32.gguf" --gguf-type F32 --quiet
-    "$QUANTD_BIN" quantize "$ckpt" -o "$tmp/onnx" --format onnx --precision fp32 --quiet
-    (cd "$here" && node gguf_llama_prompt_logprobs.mjs "$tmp/f32.gguf" \
-      "$hf/ref/phi3-tiny-shared.ref.json" "$tmp/llama.json")
-    decode --model "$tmp/onnx" --ref "$tmp/llama.json" --steps 0 --tol 1e-3 --require-top1
     for bits in int4 int8; do
       "$QUANTD_BIN" quantize "$ckpt" -o "$tmp/$bits" --format onnx --precision "$bits" \
         --accuracy-level 0 --quiet
