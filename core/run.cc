@@ -70,6 +70,7 @@ absl::StatusOr<Report> RunOnnx(const Recipe& recipe, const std::string& input_pa
   QUANTD_ASSIGN_OR_RETURN(SaveResult saved, model->Save(output_path, options, ctx));
   report.output_files = saved.files;
   report.output_file_bytes = saved.bytes;
+  report.notes.insert(report.notes.end(), saved.notes.begin(), saved.notes.end());
   return report;
 }
 

@@ -12,6 +12,7 @@
 #include "google/protobuf/io/coded_stream.h"
 #include "quantd/core/base/atomic_file.h"
 #include "quantd/core/base/status_macros.h"
+#include "quantd/core/onnx/onnx_check.h"
 #include "quantd/core/onnx/onnx_types.h"
 
 namespace quantd::core {
@@ -504,6 +505,9 @@ absl::StatusOr<SaveResult> OnnxModel::Save(const std::string& path, const SaveOp
     return absl::ResourceExhaustedError(absl::StrCat(
         "the model is ", proto_size, " bytes inline; a protobuf cannot exceed 2 GiB - ",
         "save with external data"));
+  }
+  if (options.check) {
+    QUANTD_ASSIGN_OR_RETURN(result.notes, CheckOnnxOutput(&proto_));
   }
   std::string serialized;
   if (!proto_.SerializeToString(&serialized)) {

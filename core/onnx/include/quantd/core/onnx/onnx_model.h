@@ -72,12 +72,16 @@ struct SaveOptions {
   ExternalData external_data = ExternalData::kAuto;
   uint64_t size_threshold = 1024;  // smaller tensors stay inline in external mode
   uint64_t alignment = 4096;       // offset alignment inside the data file
+  // Run CheckOnnxOutput (onnx_check.h) on the final graph before anything is
+  // committed; a failure leaves no file behind.
+  bool check = true;
 };
 
 struct SaveResult {
   std::vector<std::string> files;  // written files, model first
   uint64_t bytes = 0;              // total bytes of those files
   uint64_t tensor_bytes = 0;       // bytes of tensor data
+  std::vector<std::string> notes;  // from the output check, for the report
 };
 
 class OnnxModel {
