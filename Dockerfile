@@ -12,7 +12,7 @@
 
 # Debian packages providing every shared library quantd and quantctl load
 # (deploy/docker/runtime-packages.sh prints them).
-ARG RUNTIME_PACKAGES="libabsl20220623 libc-ares2 libc6 libcivetweb1 libgcc-s1 libgrpc++1.51 libgrpc29 libicu72 libonnx1 libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libprotobuf32 libre2-9 libsqlite3-0 libssl3 libstdc++6 zlib1g"
+ARG RUNTIME_PACKAGES="libabsl20220623 libc-ares2 libc6 libcivetweb1 libgcc-s1 libgrpc++1.51 libgrpc29 libicu72 libonnx1 libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libpq5 libprotobuf32 libre2-9 libsqlite3-0 libssl3 libstdc++6 zlib1g"
 
 # ---------------------------------------------------------------- build
 FROM debian:bookworm AS build

@@ -25,6 +25,8 @@
 #include "quantd/server/job_journal.h"
 #include "quantd/server/job_runner.h"
 #include "quantd/server/job_store.h"
+#include "quantd/server/ids.h"
+#include "quantd/server/postgres_job_store.h"
 #include "quantd/server/rpc_interceptor.h"
 #include "quantd/server/service.h"
 #include "quantd/server/upload_store.h"
@@ -59,24 +61,46 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   auto uploads = UploadStore::Open(blobs->get(), upload_options, &clock);
   if (!uploads.ok()) return uploads.status();
 
-  // One server per data directory: the journal and the worker pool assume
-  // they are alone. The lock dies with the process (also on kill -9).
-  const std::string lock_path = config.data_dir + "/quantd.lock";
-  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("another quantd is using --data-dir ", config.data_dir, " (", lock_path,
-                     " is locked); stop it or pick another directory"));
+  // The job store: the embedded journal (one server per data directory) or
+  // PostgreSQL shared by replicas on one shared data directory.
+  const bool shared = config.job_store != "sqlite";
+  std::unique_ptr<SqliteJobJournal> journal;
+  std::unique_ptr<JobStore> job_store;
+  PostgresJobStore* postgres = nullptr;
+  if (!shared) {
+    // One server per data directory: the journal and the worker pool assume
+    // they are alone. The lock dies with the process (also on kill -9).
+    const std::string lock_path = config.data_dir + "/quantd.lock";
+    int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("another quantd is using --data-dir ", config.data_dir, " (", lock_path,
+                       " is locked); stop it or pick another directory"));
+    }
+    auto opened = SqliteJobJournal::Open(config.data_dir + "/quantd.db");
+    if (!opened.ok()) return opened.status();
+    journal = *std::move(opened);
+    job_store = std::make_unique<EmbeddedJobStore>(journal.get(), &clock);
+  } else {
+    PostgresJobStoreOptions pg_options;
+    pg_options.dsn = config.job_store;
+    pg_options.max_connections = config.workers + 6;
+    auto opened = PostgresJobStore::Open(pg_options, &clock);
+    if (!opened.ok()) return opened.status();
+    postgres = opened->get();
+    job_store = *std::move(opened);
   }
-  auto journal = SqliteJobJournal::Open(config.data_dir + "/quantd.db");
-  if (!journal.ok()) return journal.status();
-  JobStore jobs(journal->get(), &clock);
+  JobStore& jobs = *job_store;
   std::vector<std::string> requeued;
   if (absl::Status st = jobs.Recover(&requeued); !st.ok()) return st;
   for (const std::string& id : requeued) {
-    logger->Warning("job was running when the server stopped; requeued", {{"job_id", id}});
+    logger->Warning("job was running when its server stopped; requeued", {{"job_id", id}});
   }
-  (*blobs)->CleanupAfterRestart([&jobs](const std::string& id) { return jobs.IsSucceeded(id); });
+  if (!shared) {
+    // A shared directory holds other replicas' work in progress: only a
+    // server that owns the directory clears it.
+    (*blobs)->CleanupAfterRestart([&jobs](const std::string& id) { return jobs.IsSucceeded(id); });
+  }
   const int64_t upload_ttl_ms = static_cast<int64_t>(config.upload_ttl_hours * 3600 * 1000);
   (*uploads)->ExpireUploads(upload_ttl_ms);
 
@@ -116,6 +140,12 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
       workers, thread_budget, &jobs,
       [&runner](const v1::Job& job, const core::RunContext& ctx) { return runner.Run(job, ctx); },
       &clock, logger, &metrics);
+  if (postgres != nullptr) {
+    char host[256] = {0};
+    ::gethostname(host, sizeof(host) - 1);
+    pool.UseSharedQueue(postgres, absl::StrCat(host, ":", ::getpid(), ":", RandomHex(4)),
+                        absl::Milliseconds(static_cast<int64_t>(config.lease_seconds * 1000)));
+  }
   pool.Start();
 
   std::atomic<bool> draining{false};
@@ -171,6 +201,7 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
                            {"port", absl::StrCat(port)},
                            {"data_dir", config.data_dir},
                            {"workers", absl::StrCat(workers)},
+                           {"job_store", shared ? "postgres" : "sqlite"},
                            {"thread_budget", absl::StrCat(thread_budget)},
                            {"tls", config.tls_cert.empty()        ? "off"
                                    : config.tls_client_ca.empty() ? "on"
