@@ -53,10 +53,12 @@ TempDir::~TempDir() {
   if (!path_.empty()) fs::remove_all(path_, ec);
 }
 
-ServerProcess::ServerProcess(std::string data_dir, std::vector<std::string> extra_args)
+ServerProcess::ServerProcess(std::string data_dir, std::vector<std::string> extra_args,
+                             const std::string& name)
     : data_dir_(std::move(data_dir)), extra_args_(std::move(extra_args)) {
-  port_file_ = data_dir_ + ".port";
-  log_path_ = data_dir_ + ".log";
+  const std::string base = name.empty() ? data_dir_ : data_dir_ + "." + name;
+  port_file_ = base + ".port";
+  log_path_ = base + ".log";
 }
 
 ServerProcess::~ServerProcess() {

@@ -31,7 +31,10 @@ class TempDir {
 class ServerProcess {
  public:
   // `data_dir` is kept across restarts; `extra_args` go after the defaults.
-  ServerProcess(std::string data_dir, std::vector<std::string> extra_args = {});
+  // `name` tells apart servers that share one data directory (replicas of
+  // the scale-out mode): their port file and log are <data_dir>.<name>.*.
+  ServerProcess(std::string data_dir, std::vector<std::string> extra_args = {},
+                const std::string& name = "");
   ~ServerProcess();  // SIGKILL if still running
 
   // Starts quantd and waits until it has written its port file.
