@@ -146,6 +146,14 @@ constexpr const char* kMigrations[] = {
     "CREATE INDEX quantd_jobs_leases ON quantd_jobs(lease_expires_at) WHERE state = 2;"
     "CREATE INDEX quantd_jobs_sequence ON quantd_jobs(sequence);"
     "CREATE INDEX quantd_jobs_model ON quantd_jobs(model_id);",
+    // 2: upload reservations and once-per-period maintenance tasks.
+    "CREATE TABLE quantd_upload_reservations ("
+    "  upload_id text PRIMARY KEY,"
+    "  owner text NOT NULL,"
+    "  expires_at timestamptz NOT NULL);"
+    "CREATE TABLE quantd_maintenance ("
+    "  task text PRIMARY KEY,"
+    "  next_run timestamptz NOT NULL);",
 };
 
 }  // namespace
@@ -746,6 +754,76 @@ absl::StatusOr<int64_t> PostgresJobStore::QueueDepth() {
   });
   if (!r.ok()) return r.status();
   return IntValue(*r, 0, 0);
+}
+
+// ----------------------------------------------------- upload reservations
+
+namespace {
+PgParam Seconds(absl::Duration d) { return Text(absl::StrCat(absl::ToDoubleSeconds(d))); }
+}  // namespace
+
+absl::Status PostgresJobStore::ReserveUpload(const std::string& upload_id,
+                                             const std::string& owner, absl::Duration ttl) {
+  auto r = pool_->With([&](PGconn* conn) {
+    return Exec(conn,
+                "INSERT INTO quantd_upload_reservations(upload_id, owner, expires_at)"
+                " VALUES ($1, $2, now() + make_interval(secs => $3::float8))"
+                " ON CONFLICT (upload_id) DO UPDATE"
+                "  SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at"
+                "  WHERE quantd_upload_reservations.expires_at < now()"
+                " RETURNING upload_id",
+                {Text(upload_id), Text(owner), Seconds(ttl)});
+  });
+  if (!r.ok()) return r.status();
+  if (PQntuples(r->get()) == 0) {
+    return absl::AbortedError(absl::StrCat("upload ", upload_id,
+                                           " is being written by a stream on another server; "
+                                           "wait and resume with GetUploadStatus"));
+  }
+  return absl::OkStatus();
+}
+
+void PostgresJobStore::ReleaseUpload(const std::string& upload_id, const std::string& owner) {
+  (void)pool_->With([&](PGconn* conn) {
+    return Exec(conn, "DELETE FROM quantd_upload_reservations WHERE upload_id = $1 AND owner = $2",
+                {Text(upload_id), Text(owner)});
+  });
+}
+
+absl::Status PostgresJobStore::RenewUploadReservations(const std::string& owner,
+                                                       absl::Duration ttl) {
+  return pool_
+      ->With([&](PGconn* conn) {
+        return Exec(conn,
+                    "UPDATE quantd_upload_reservations"
+                    " SET expires_at = now() + make_interval(secs => $2::float8)"
+                    " WHERE owner = $1",
+                    {Text(owner), Seconds(ttl)});
+      })
+      .status();
+}
+
+bool PostgresJobStore::IsUploadReserved(const std::string& upload_id) {
+  auto r = pool_->With([&](PGconn* conn) {
+    return Exec(conn,
+                "SELECT 1 FROM quantd_upload_reservations"
+                " WHERE upload_id = $1 AND expires_at > now()",
+                {Text(upload_id)});
+  });
+  return !r.ok() || PQntuples(r->get()) > 0;  // unknown: keep the upload
+}
+
+bool PostgresJobStore::ClaimUploadSweep(absl::Duration period) {
+  auto r = pool_->With([&](PGconn* conn) {
+    return Exec(conn,
+                "INSERT INTO quantd_maintenance(task, next_run)"
+                " VALUES ('upload_sweep', now() + make_interval(secs => $1::float8))"
+                " ON CONFLICT (task) DO UPDATE SET next_run = EXCLUDED.next_run"
+                "  WHERE quantd_maintenance.next_run <= now()"
+                " RETURNING task",
+                {Seconds(period)});
+  });
+  return r.ok() && PQntuples(r->get()) == 1;
 }
 
 }  // namespace quantd::server

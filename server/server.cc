@@ -91,6 +91,17 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
     job_store = *std::move(opened);
   }
   JobStore& jobs = *job_store;
+  // This replica's name in leases and reservations: unique per process.
+  char host[256] = {0};
+  ::gethostname(host, sizeof(host) - 1);
+  const std::string replica = absl::StrCat(host, ":", ::getpid(), ":", RandomHex(4));
+  // Reservations of open uploads live this long unless renewed (every tick
+  // of the loop at the end): a replica that dies frees its uploads after it.
+  const absl::Duration upload_reservation_ttl = absl::Seconds(60);
+  const absl::Duration upload_sweep_period = absl::Minutes(10);
+  if (postgres != nullptr) {
+    (*uploads)->UseReservations(postgres, replica, upload_reservation_ttl);
+  }
   std::vector<std::string> requeued;
   if (absl::Status st = jobs.Recover(&requeued); !st.ok()) return st;
   for (const std::string& id : requeued) {
@@ -102,7 +113,7 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
     (*blobs)->CleanupAfterRestart([&jobs](const std::string& id) { return jobs.IsSucceeded(id); });
   }
   const int64_t upload_ttl_ms = static_cast<int64_t>(config.upload_ttl_hours * 3600 * 1000);
-  (*uploads)->ExpireUploads(upload_ttl_ms);
+  (*uploads)->ExpireUploads(upload_ttl_ms, upload_sweep_period);
 
   std::unique_ptr<Authenticator> auth = std::make_unique<Authenticator>();
   if (!config.auth_tokens.empty()) {
@@ -141,9 +152,7 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
       [&runner](const v1::Job& job, const core::RunContext& ctx) { return runner.Run(job, ctx); },
       &clock, logger, &metrics);
   if (postgres != nullptr) {
-    char host[256] = {0};
-    ::gethostname(host, sizeof(host) - 1);
-    pool.UseSharedQueue(postgres, absl::StrCat(host, ":", ::getpid(), ":", RandomHex(4)),
+    pool.UseSharedQueue(postgres, replica,
                         absl::Milliseconds(static_cast<int64_t>(config.lease_seconds * 1000)));
   }
   pool.Start();
@@ -202,6 +211,7 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
                            {"data_dir", config.data_dir},
                            {"workers", absl::StrCat(workers)},
                            {"job_store", shared ? "postgres" : "sqlite"},
+                           {"replica", replica},
                            {"thread_budget", absl::StrCat(thread_budget)},
                            {"tls", config.tls_cert.empty()        ? "off"
                                    : config.tls_client_ca.empty() ? "on"
@@ -219,8 +229,12 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
     siginfo_t info;
     signo = sigtimedwait(&signals, &info, &timeout);
     if (signo > 0) break;
+    if (postgres != nullptr) {
+      absl::Status st = postgres->RenewUploadReservations(replica, upload_reservation_ttl);
+      if (!st.ok()) logger->Warning("cannot renew upload reservations", {{"error", st.ToString()}});
+    }
     if (tick % 120 == 0) {
-      int n = (*uploads)->ExpireUploads(upload_ttl_ms);
+      int n = (*uploads)->ExpireUploads(upload_ttl_ms, upload_sweep_period);
       if (n > 0) logger->Info("expired old uploads", {{"count", absl::StrCat(n)}});
     }
     metrics.SetStoreBytes((*blobs)->used_bytes(), (*blobs)->FreeDiskBytes());

@@ -23,6 +23,8 @@
 #include <set>
 #include <thread>
 
+#include <grpcpp/grpcpp.h>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -371,6 +373,75 @@ TEST_F(ScaleOutTest, PausedReplicaCannotCommitAJobTakenOver) {
   ASSERT_TRUE(dl.ok()) << dl.status();
   EXPECT_TRUE(SameAsOffline(dl->paths, chain[0], tmp_.path() + "/offline-paused",
                             absl::StrCat(kSlowFlags, "paused")));
+}
+
+// An upload interrupted on one replica resumes on another (the parts live
+// in the shared directory); while a stream on one replica holds the upload,
+// a stream on another is refused (the reservation is in the database).
+TEST_F(ScaleOutTest, UploadStartedOnOneReplicaResumesOnAnother) {
+  for (int i = 0; i < 2; ++i) ASSERT_NE(StartReplica(i, 1, 5), nullptr);
+  auto c0 = replicas_[0]->NewClient();
+  auto c1 = replicas_[1]->NewClient();
+  const auto files = LlamaExtDataModel();
+  const uint64_t total = fs::file_size(files[0]) + fs::file_size(files[1]);
+  const std::string upload_id = "shared-resume-0001";
+  v1::UploadRequest header;
+  header.mutable_header()->set_upload_id(upload_id);
+  for (const auto& f : files) {
+    auto* info = header.mutable_header()->add_files();
+    info->set_name(fs::path(f).filename().string());
+    info->set_size_bytes(fs::file_size(f));
+  }
+  const std::string all = ReadFile(files[0]) + ReadFile(files[1]);
+  {
+    grpc::ClientContext ctx0;
+    v1::Model model0;
+    auto stream0 = c0->stub()->UploadModel(&ctx0, &model0);
+    ASSERT_TRUE(stream0->Write(header));
+    v1::UploadRequest chunk;
+    chunk.mutable_chunk()->set_offset(0);
+    chunk.mutable_chunk()->set_data(all.substr(0, 1000000));
+    ASSERT_TRUE(stream0->Write(chunk));
+    // Wait until replica 0 has the bytes (GetUploadStatus on replica 1
+    // reads them from the shared directory).
+    bool seen = false;
+    for (int i = 0; i < 100 && !seen; ++i) {
+      auto st = c1->GetUploadStatus(upload_id);
+      seen = st.ok() && st->committed_bytes() == 1000000u;
+      if (!seen) usleep(50 * 1000);
+    }
+    ASSERT_TRUE(seen);
+    {
+      grpc::ClientContext ctx1;
+      v1::Model model1;
+      auto stream1 = c1->stub()->UploadModel(&ctx1, &model1);
+      stream1->Write(header);
+      stream1->WritesDone();
+      EXPECT_EQ(stream1->Finish().error_code(), grpc::StatusCode::ABORTED);
+    }
+    stream0->WritesDone();
+    EXPECT_EQ(stream0->Finish().error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  }
+  client::UploadOptions options;
+  options.upload_id = upload_id;
+  auto resumed = c1->Upload(files, options);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(resumed->resumed_from, 1000000u);
+  EXPECT_EQ(resumed->bytes_sent, total - 1000000u);
+  auto status = c0->GetUploadStatus(upload_id);
+  ASSERT_TRUE(status.ok());
+  EXPECT_TRUE(status->complete());
+  // The model converts on either replica; the artifact downloads from both.
+  auto job = c0->Submit(SubmitRequest(resumed->model.model_id(), Fp16Recipe()));
+  ASSERT_TRUE(job.ok()) << job.status();
+  auto done = c1->Watch(job->job_id(), nullptr, absl::Seconds(50));
+  ASSERT_TRUE(done.ok() && done->state() == v1::JOB_STATE_SUCCEEDED);
+  for (int r = 0; r < 2; ++r) {
+    auto dl = (r == 0 ? c0 : c1)->Download(job->job_id(), absl::StrCat(tmp_.path(), "/dl", r));
+    ASSERT_TRUE(dl.ok()) << dl.status();
+    EXPECT_TRUE(SameAsOffline(dl->paths, files[0], absl::StrCat(tmp_.path(), "/offline", r),
+                              "--precision fp16"));
+  }
 }
 
 }  // namespace

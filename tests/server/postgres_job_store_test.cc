@@ -288,5 +288,36 @@ TEST_F(PostgresJobStoreTest, SubscriberSeesChangesMadeByAnotherStore) {
   watcher->Unsubscribe(sub->first);
 }
 
+// An upload is written by one replica at a time; a dead replica's
+// reservation expires; one replica per period sweeps.
+TEST_F(PostgresJobStoreTest, UploadReservationsAcrossReplicas) {
+  auto a = Open();
+  auto b = Open();
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(a->ReserveUpload("up-1", "replica-a", absl::Seconds(30)).ok());
+  EXPECT_EQ(b->ReserveUpload("up-1", "replica-b", absl::Seconds(30)).code(),
+            absl::StatusCode::kAborted);
+  EXPECT_TRUE(b->IsUploadReserved("up-1"));
+  b->ReleaseUpload("up-1", "replica-b");  // not b's: no effect
+  EXPECT_TRUE(b->IsUploadReserved("up-1"));
+  a->ReleaseUpload("up-1", "replica-a");
+  EXPECT_FALSE(b->IsUploadReserved("up-1"));
+  ASSERT_TRUE(b->ReserveUpload("up-1", "replica-b", absl::Milliseconds(300)).ok());
+  // Renewed, it holds past its first TTL; not renewed, it expires.
+  absl::SleepFor(absl::Milliseconds(200));
+  ASSERT_TRUE(b->RenewUploadReservations("replica-b", absl::Milliseconds(300)).ok());
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_EQ(a->ReserveUpload("up-1", "replica-a", absl::Seconds(30)).code(),
+            absl::StatusCode::kAborted);
+  absl::SleepFor(absl::Milliseconds(250));
+  EXPECT_TRUE(a->ReserveUpload("up-1", "replica-a", absl::Seconds(30)).ok());
+
+  EXPECT_TRUE(a->ClaimUploadSweep(absl::Milliseconds(300)));
+  EXPECT_FALSE(b->ClaimUploadSweep(absl::Milliseconds(300)));
+  EXPECT_FALSE(a->ClaimUploadSweep(absl::Milliseconds(300)));
+  absl::SleepFor(absl::Milliseconds(400));
+  EXPECT_TRUE(b->ClaimUploadSweep(absl::Milliseconds(300)));
+}
+
 }  // namespace
 }  // namespace quantd::server

@@ -2,7 +2,8 @@
 // PostgreSQL table shared by every replica; there is no in-memory copy, so
 // every replica reads what any other wrote. It is also the shared queue
 // (JobLeases: claims with SELECT ... FOR UPDATE SKIP LOCKED, leases,
-// fencing by attempt number).
+// fencing by attempt number), and it coordinates uploads in the shared data
+// directory across replicas (UploadReservations).
 //
 // Schema: created and migrated by Open (versioned migrations in a table
 // quantd_schema_migrations, applied under a transaction-scoped advisory
@@ -44,6 +45,7 @@
 #include "quantd/server/clock.h"
 #include "quantd/server/job_leases.h"
 #include "quantd/server/job_store.h"
+#include "quantd/server/upload_reservations.h"
 
 namespace quantd::server {
 
@@ -55,7 +57,7 @@ struct PostgresJobStoreOptions {
   absl::Duration poll_interval = absl::Seconds(1);  // watch fallback
 };
 
-class PostgresJobStore final : public JobStore, public JobLeases {
+class PostgresJobStore final : public JobStore, public JobLeases, public UploadReservations {
  public:
   // Connects, applies pending schema migrations and starts the listener.
   // Unavailable if the server cannot be reached. `clock` is not owned.
@@ -94,6 +96,14 @@ class PostgresJobStore final : public JobStore, public JobLeases {
   absl::StatusOr<std::vector<std::string>> RequeueExpired(int64_t now_ms) override;
   absl::Status RequestCancel(const std::string& job_id) override;
   absl::StatusOr<int64_t> QueueDepth() override;
+
+  // --- UploadReservations ---
+  absl::Status ReserveUpload(const std::string& upload_id, const std::string& owner,
+                             absl::Duration ttl) override;
+  void ReleaseUpload(const std::string& upload_id, const std::string& owner) override;
+  absl::Status RenewUploadReservations(const std::string& owner, absl::Duration ttl) override;
+  bool IsUploadReserved(const std::string& upload_id) override;
+  bool ClaimUploadSweep(absl::Duration period) override;
 
  private:
   struct Subscriber {
