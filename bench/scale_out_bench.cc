@@ -177,7 +177,11 @@ int main(int argc, char** argv) {
       waitpid(r.pid, nullptr, 0);
     }
   }
-  std::error_code ec;
-  fs::remove_all(work, ec);
+  if (std::getenv("QUANTD_BENCH_KEEP") != nullptr) {
+    std::cerr << "replica logs kept in " << work << "\n";
+  } else {
+    std::error_code ec;
+    fs::remove_all(work, ec);
+  }
   return 0;
 }

@@ -84,7 +84,7 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   } else {
     PostgresJobStoreOptions pg_options;
     pg_options.dsn = config.job_store;
-    pg_options.max_connections = config.workers + 6;
+    pg_options.max_connections = 2 * config.workers + 12;
     auto opened = PostgresJobStore::Open(pg_options, &clock);
     if (!opened.ok()) return opened.status();
     postgres = opened->get();
