@@ -95,9 +95,11 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   char host[256] = {0};
   ::gethostname(host, sizeof(host) - 1);
   const std::string replica = absl::StrCat(host, ":", ::getpid(), ":", RandomHex(4));
-  // Reservations of open uploads live this long unless renewed (every tick
-  // of the loop at the end): a replica that dies frees its uploads after it.
-  const absl::Duration upload_reservation_ttl = absl::Seconds(60);
+  // Reservations of open uploads live as long as a job lease unless renewed
+  // (every third of it, in the loop at the end): a replica that dies frees
+  // its uploads as soon as its jobs.
+  const absl::Duration lease = absl::Milliseconds(static_cast<int64_t>(config.lease_seconds * 1000));
+  const absl::Duration upload_reservation_ttl = lease;
   const absl::Duration upload_sweep_period = absl::Minutes(10);
   if (postgres != nullptr) {
     (*uploads)->UseReservations(postgres, replica, upload_reservation_ttl);
@@ -152,8 +154,7 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
       [&runner](const v1::Job& job, const core::RunContext& ctx) { return runner.Run(job, ctx); },
       &clock, logger, &metrics);
   if (postgres != nullptr) {
-    pool.UseSharedQueue(postgres, replica,
-                        absl::Milliseconds(static_cast<int64_t>(config.lease_seconds * 1000)));
+    pool.UseSharedQueue(postgres, replica, lease);
   }
   pool.Start();
 
@@ -221,11 +222,15 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
                            {"requeued_jobs", absl::StrCat(requeued.size())},
                            {"version", version}});
 
-  // Wait for SIGTERM/SIGINT; refresh the storage gauges meanwhile and
+  // Wait for SIGTERM/SIGINT; refresh the storage gauges every 5 s (and
+  // renew upload reservations every third of a lease) meanwhile, and
   // expire old uploads every ten minutes.
   int signo = 0;
-  for (int tick = 1;; ++tick) {
-    struct timespec timeout = {5, 0};
+  const absl::Duration period =
+      postgres != nullptr ? std::min(absl::Seconds(5), upload_reservation_ttl / 3) : absl::Seconds(5);
+  const timespec timeout = absl::ToTimespec(period);
+  absl::Time next_tick = absl::Now();
+  for (int tick = 0;;) {
     siginfo_t info;
     signo = sigtimedwait(&signals, &info, &timeout);
     if (signo > 0) break;
@@ -233,7 +238,9 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
       absl::Status st = postgres->RenewUploadReservations(replica, upload_reservation_ttl);
       if (!st.ok()) logger->Warning("cannot renew upload reservations", {{"error", st.ToString()}});
     }
-    if (tick % 120 == 0) {
+    if (absl::Now() < next_tick) continue;
+    next_tick = absl::Now() + absl::Seconds(5);
+    if (++tick % 120 == 0) {
       int n = (*uploads)->ExpireUploads(upload_ttl_ms, upload_sweep_period);
       if (n > 0) logger->Info("expired old uploads", {{"count", absl::StrCat(n)}});
     }

@@ -1,6 +1,9 @@
 // ServerProcess: runs the real `quantd serve` binary ($QUANTD_BIN) on an
 // ephemeral loopback port with its own data directory, for integration
 // tests. Supports SIGTERM, SIGKILL and restart on the same data directory.
+// With QUANTD_TEST_JOB_STORE=postgres the server keeps its jobs in
+// PostgreSQL (a server the test process starts; one database per data
+// directory) instead of the embedded journal: the postgres.* tests.
 //
 // Thread safety: not thread-safe; one test thread drives it.
 #ifndef QUANTD_TESTS_INTEGRATION_SERVER_PROCESS_H_

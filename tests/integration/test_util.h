@@ -2,7 +2,6 @@
 #ifndef QUANTD_TESTS_INTEGRATION_TEST_UTIL_H_
 #define QUANTD_TESTS_INTEGRATION_TEST_UTIL_H_
 
-#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -10,7 +9,6 @@
 
 #include "gtest/gtest.h"
 #include "quantd/client/client.h"
-#include "quantd/testing/postgres_server.h"
 #include "server_process.h"
 
 namespace quantd::testing {
@@ -46,23 +44,14 @@ inline std::vector<std::string> MakeChainModel(const std::string& dir, int layer
 
 // A fixture with a real `quantd serve` (2 workers, temporary data dir) on
 // loopback and a client connected to it; prints the server's log when a test
-// fails. With QUANTD_TEST_JOB_STORE=postgres the server keeps its jobs in a
-// PostgreSQL server the fixture starts (the scale-out job store).
+// fails. (QUANTD_TEST_JOB_STORE=postgres: see ServerProcess.)
 class ServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::vector<std::string> args{"--workers", "2"};
-    const char* store = std::getenv("QUANTD_TEST_JOB_STORE");
-    if (store != nullptr && std::string(store) == "postgres") {
-      auto pg = PostgresServer::Start();
-      ASSERT_TRUE(pg.ok()) << pg.status();
-      postgres_ = *std::move(pg);
-      ASSERT_TRUE(postgres_->CreateDatabase("quantd").ok());
-      args.push_back("--job-store");
-      args.push_back(postgres_->Dsn("quantd"));
-    }
-    server_ = std::make_unique<ServerProcess>(tmp_.path() + "/data", args);
-    ASSERT_TRUE(server_->Start().ok());
+    server_ = std::make_unique<ServerProcess>(tmp_.path() + "/data",
+                                              std::vector<std::string>{"--workers", "2"});
+    absl::Status st = server_->Start();
+    ASSERT_TRUE(st.ok()) << st;
     client_ = server_->NewClient();
     ASSERT_NE(client_, nullptr);
   }
@@ -71,7 +60,6 @@ class ServerTest : public ::testing::Test {
   }
 
   TempDir tmp_;
-  std::unique_ptr<PostgresServer> postgres_;  // outlives the server
   std::unique_ptr<ServerProcess> server_;
   std::unique_ptr<client::Client> client_;
 };
