@@ -607,7 +607,7 @@ void PostgresJobStore::ListenLoop() {
         PQfreemem(n);
       }
     } else {
-      absl::SleepFor(absl::Milliseconds(100));
+      absl::SleepFor(absl::Seconds(1));  // unreachable: do not hammer it
     }
     if (absl::Now() >= next_poll) {
       poll_all = true;
