@@ -11,7 +11,10 @@
 //  - a replica paused (SIGSTOP) past its lease, then resumed (SIGCONT),
 //    cannot commit the job another replica took over.
 // Leases are short here (--lease-seconds) so the runs stay short.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,6 +29,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -117,15 +121,16 @@ class ScaleOutTest : public ::testing::Test {
   }
 
   // Starts replica `i` (a new one, or again after it stopped).
-  ServerProcess* StartReplica(int i, int workers, double lease_seconds) {
+  ServerProcess* StartReplica(int i, int workers, double lease_seconds,
+                              std::vector<std::string> extra = {}) {
     if (static_cast<int>(replicas_.size()) <= i) replicas_.resize(i + 1);
     if (replicas_[i] == nullptr) {
-      replicas_[i] = std::make_unique<ServerProcess>(
-          data_dir_,
-          std::vector<std::string>{"--workers", absl::StrCat(workers), "--job-store",
-                                   postgres_->Dsn("quantd"), "--lease-seconds",
-                                   absl::StrCat(lease_seconds)},
-          absl::StrCat("replica", i));
+      std::vector<std::string> args{"--workers",    absl::StrCat(workers),
+                                    "--job-store",  postgres_->Dsn("quantd"),
+                                    "--lease-seconds", absl::StrCat(lease_seconds)};
+      args.insert(args.end(), extra.begin(), extra.end());
+      replicas_[i] =
+          std::make_unique<ServerProcess>(data_dir_, std::move(args), absl::StrCat("replica", i));
     }
     absl::Status st = replicas_[i]->Start();
     EXPECT_TRUE(st.ok()) << st;
@@ -442,6 +447,96 @@ TEST_F(ScaleOutTest, UploadStartedOnOneReplicaResumesOnAnother) {
     EXPECT_TRUE(SameAsOffline(dl->paths, files[0], absl::StrCat(tmp_.path(), "/offline", r),
                               "--precision fp16"));
   }
+}
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+// The value of the unlabelled gauge `name` on a /metrics page; -1 if absent.
+double GaugeValue(const std::string& page, const std::string& name) {
+  for (absl::string_view line : absl::StrSplit(page, '\n')) {
+    if (absl::StartsWith(line, name + " ")) {
+      double v = -1;
+      if (absl::SimpleAtod(line.substr(name.size() + 1), &v)) return v;
+    }
+  }
+  return -1;
+}
+
+// quantd_jobs_queued is the depth of the shared queue, read from the
+// database: every replica reports the same value, jobs queued anywhere.
+TEST_F(ScaleOutTest, QueueDepthGaugeIsTheSharedQueueOnEveryReplica) {
+  std::vector<int> metrics_ports;
+  for (int i = 0; i < 2; ++i) {
+    metrics_ports.push_back(FreePort());
+    ASSERT_NE(StartReplica(i, 1, 1.5,
+                           {"--metrics-listen", absl::StrCat("127.0.0.1:", metrics_ports[i])}),
+              nullptr);
+  }
+  auto c = replicas_[0]->NewClient();
+  auto upload = c->Upload(MakeChainModel(tmp_.path() + "/chain", 24, 512));
+  ASSERT_TRUE(upload.ok()) << upload.status();
+  constexpr int kJobs = 5;
+  std::vector<std::string> ids;
+  for (int j = 0; j < kJobs; ++j) {  // all submitted to replica 0
+    auto job = c->Submit(SubmitRequest(upload->model.model_id(), SlowRecipe(absl::StrCat("q", j))));
+    ASSERT_TRUE(job.ok()) << job.status();
+    ids.push_back(job->job_id());
+  }
+  // Both replicas (one worker each) run one job; 3 stay queued. Each
+  // replica's gauge shows the database's count, within a refresh.
+  bool agreed = false;
+  std::vector<double> seen(2, -1);
+  for (int i = 0; i < 100 && !agreed; ++i) {
+    int queued = 0;
+    for (const std::string& id : ids) {
+      auto j = c->GetJob(id);
+      if (j.ok() && j->state() == v1::JOB_STATE_QUEUED) ++queued;
+    }
+    for (int r = 0; r < 2; ++r) {
+      const std::string page_path = absl::StrCat(tmp_.path(), "/metrics", r);
+      RunCommand(absl::StrCat("curl -s -o ", page_path, " http://127.0.0.1:", metrics_ports[r],
+                              "/metrics"));
+      seen[r] = GaugeValue(ReadFile(page_path), "quantd_jobs_queued");
+    }
+    agreed = queued == kJobs - 2 && seen[0] == queued && seen[1] == queued;
+    if (!agreed) usleep(100 * 1000);
+  }
+  EXPECT_TRUE(agreed) << "gauges " << seen[0] << " " << seen[1];
+  // Cancel everything through replica 1, including the job running on
+  // replica 0 (it sees the request at its next heartbeat); the gauges
+  // drop to 0 on both.
+  auto c1 = replicas_[1]->NewClient();
+  for (const std::string& id : ids) ASSERT_TRUE(c1->Cancel(id).ok());
+  for (const std::string& id : ids) {
+    auto done = c1->Watch(id, nullptr, absl::Seconds(30));
+    ASSERT_TRUE(done.ok()) << done.status();
+    EXPECT_EQ(done->state(), v1::JOB_STATE_CANCELLED);
+  }
+  bool zero = false;
+  for (int i = 0; i < 50 && !zero; ++i) {
+    zero = true;
+    for (int r = 0; r < 2; ++r) {
+      const std::string page_path = absl::StrCat(tmp_.path(), "/metrics", r);
+      RunCommand(absl::StrCat("curl -s -o ", page_path, " http://127.0.0.1:", metrics_ports[r],
+                              "/metrics"));
+      zero = zero && GaugeValue(ReadFile(page_path), "quantd_jobs_queued") == 0;
+    }
+    if (!zero) usleep(100 * 1000);
+  }
+  EXPECT_TRUE(zero);
 }
 
 }  // namespace
