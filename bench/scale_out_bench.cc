@@ -114,7 +114,9 @@ int main(int argc, char** argv) {
   }
   char tmpl[] = "/tmp/quantd-scale-bench-XXXXXX";
   const std::string work = ::mkdtemp(tmpl);
-  std::printf("| replicas | workers each | jobs | clients | jobs/s | p50 submit→done | p99 submit→done |\n");
+  std::printf(
+      "| replicas | workers each | jobs | clients | jobs/s | p50 submit→done | p99 submit→done "
+      "|\n");
   std::printf("|---|---|---|---|---|---|---|\n");
   for (int n = 1; n <= max_replicas; ++n) {
     const std::string db = absl::StrCat("bench", n);

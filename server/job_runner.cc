@@ -29,8 +29,8 @@ absl::StatusOr<JobOutcome> CoreJobRunner::Run(const v1::Job& job, const core::Ru
     // The core reads a folder, and the converter's general.* keys come from
     // its name: link the stored files into a folder named as the job's
     // recipe says (SubmitJob filled it in from the model's name).
-    QUANTD_ASSIGN_OR_RETURN(
-        input, blobs_->LinkModelFolder(job.model_id(), work_name, recipe.model_name));
+    QUANTD_ASSIGN_OR_RETURN(input,
+                            blobs_->LinkModelFolder(job.model_id(), work_name, recipe.model_name));
     if (!mlx) {
       output_name =
           absl::StrCat(recipe.model_name, "-", absl::AsciiStrToLower(recipe.gguf_type), ".gguf");

@@ -63,7 +63,8 @@ class EmbeddedJobStore::WriterTurn {
   const uint64_t ticket_;
 };
 
-EmbeddedJobStore::EmbeddedJobStore(JobJournal* journal, Clock* clock) : journal_(journal), clock_(clock) {}
+EmbeddedJobStore::EmbeddedJobStore(JobJournal* journal, Clock* clock)
+    : journal_(journal), clock_(clock) {}
 
 absl::Status EmbeddedJobStore::Recover(std::vector<std::string>* requeued) {
   auto loaded = journal_->LoadAll();
@@ -147,9 +148,8 @@ absl::StatusOr<v1::Job> EmbeddedJobStore::Get(const std::string& job_id) {
   return it->second;
 }
 
-absl::StatusOr<v1::Job> EmbeddedJobStore::Update(const std::string& job_id,
-                                         const std::function<absl::Status(v1::Job*)>& mutate,
-                                         bool durable) {
+absl::StatusOr<v1::Job> EmbeddedJobStore::Update(
+    const std::string& job_id, const std::function<absl::Status(v1::Job*)>& mutate, bool durable) {
   absl::MutexLock lock(&mu_);
   WriterTurn turn(this);
   auto it = jobs_.find(job_id);
@@ -215,9 +215,8 @@ absl::Status ParseListRequest(const v1::ListJobsRequest& request, uint64_t* befo
 bool MatchesListFilter(const v1::ListJobsRequest& request, uint64_t before, const v1::Job& job) {
   if (job.sequence() >= before) return false;
   if (!request.model_id().empty() && job.model_id() != request.model_id()) return false;
-  if (request.states_size() > 0 &&
-      std::find(request.states().begin(), request.states().end(), job.state()) ==
-          request.states().end()) {
+  if (request.states_size() > 0 && std::find(request.states().begin(), request.states().end(),
+                                             job.state()) == request.states().end()) {
     return false;
   }
   for (const auto& [k, v] : request.labels()) {
@@ -274,7 +273,7 @@ bool EmbeddedJobStore::IsSucceeded(const std::string& job_id) {
 }
 
 absl::StatusOr<std::pair<int64_t, v1::Job>> EmbeddedJobStore::Subscribe(const std::string& job_id,
-                                                                Listener listener) {
+                                                                        Listener listener) {
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end())

@@ -260,9 +260,9 @@ absl::StatusOr<std::unique_ptr<PostgresJobStore>> PostgresJobStore::Open(
     const int current = static_cast<int>(IntValue(r, 0, 0));
     const int latest = LatestSchemaVersion();
     if (current > latest) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("the job store's schema is at version ", current,
-                       ", newer than this quantd knows (", latest, "); upgrade quantd"));
+      return absl::FailedPreconditionError(absl::StrCat("the job store's schema is at version ",
+                                                        current, ", newer than this quantd knows (",
+                                                        latest, "); upgrade quantd"));
     }
     for (int v = current; v < latest; ++v) {
       QUANTD_RETURN_IF_ERROR(ExecScript(conn, kMigrations[v]));
@@ -307,7 +307,8 @@ absl::StatusOr<JobStore::CreateResult> PostgresJobStore::Create(v1::Job job) {
   for (int round = 0; round < 5; ++round) {
     CreateResult result;
     absl::Status st = pool_->With([&](PGconn* conn) -> absl::Status {
-      QUANTD_ASSIGN_OR_RETURN(PgResult seq, Exec(conn, "SELECT nextval('quantd_job_sequence')::text"));
+      QUANTD_ASSIGN_OR_RETURN(PgResult seq,
+                              Exec(conn, "SELECT nextval('quantd_job_sequence')::text"));
       job.set_job_id(NewJobId());
       job.set_sequence(static_cast<uint64_t>(IntValue(seq, 0, 0)));
       std::vector<PgParam> params = RowParams(job);
@@ -501,8 +502,7 @@ std::vector<v1::Job> PostgresJobStore::Queued() {
 
 bool PostgresJobStore::HasActiveJobForModel(const std::string& model_id) {
   auto r = pool_->With([&](PGconn* conn) {
-    return Exec(conn,
-                "SELECT 1 FROM quantd_jobs WHERE model_id = $1 AND state IN (1, 2) LIMIT 1",
+    return Exec(conn, "SELECT 1 FROM quantd_jobs WHERE model_id = $1 AND state IN (1, 2) LIMIT 1",
                 {Text(model_id)});
   });
   // Unknown (database unreachable) counts as active: callers refuse to
@@ -512,8 +512,7 @@ bool PostgresJobStore::HasActiveJobForModel(const std::string& model_id) {
 
 bool PostgresJobStore::IsSucceeded(const std::string& job_id) {
   auto r = pool_->With([&](PGconn* conn) {
-    return Exec(conn, "SELECT 1 FROM quantd_jobs WHERE job_id = $1 AND state = 3",
-                {Text(job_id)});
+    return Exec(conn, "SELECT 1 FROM quantd_jobs WHERE job_id = $1 AND state = 3", {Text(job_id)});
   });
   // Unknown counts as succeeded: callers keep the artifact.
   return !r.ok() || PQntuples(r->get()) > 0;
@@ -698,11 +697,11 @@ absl::StatusOr<std::vector<std::string>> PostgresJobStore::RequeueExpired(int64_
   std::vector<std::pair<v1::Job, int64_t>> changed;
   absl::Status st = InTransaction(pool_.get(), [&](PGconn* conn) -> absl::Status {
     changed.clear();
-    QUANTD_ASSIGN_OR_RETURN(
-        PgResult r, Exec(conn,
-                         "SELECT record FROM quantd_jobs WHERE state = 2"
-                         " AND (lease_expires_at IS NULL OR lease_expires_at < now())"
-                         " ORDER BY sequence LIMIT 100 FOR UPDATE SKIP LOCKED"));
+    QUANTD_ASSIGN_OR_RETURN(PgResult r,
+                            Exec(conn,
+                                 "SELECT record FROM quantd_jobs WHERE state = 2"
+                                 " AND (lease_expires_at IS NULL OR lease_expires_at < now())"
+                                 " ORDER BY sequence LIMIT 100 FOR UPDATE SKIP LOCKED"));
     for (int i = 0; i < PQntuples(r.get()); ++i) {
       absl::Status parse;
       v1::Job job = ParseJob(Value(r, i, 0), &parse);
@@ -762,8 +761,8 @@ namespace {
 PgParam Seconds(absl::Duration d) { return Text(absl::StrCat(absl::ToDoubleSeconds(d))); }
 }  // namespace
 
-absl::Status PostgresJobStore::ReserveUpload(const std::string& upload_id,
-                                             const std::string& owner, absl::Duration ttl) {
+absl::Status PostgresJobStore::ReserveUpload(const std::string& upload_id, const std::string& owner,
+                                             absl::Duration ttl) {
   auto r = pool_->With([&](PGconn* conn) {
     return Exec(conn,
                 "INSERT INTO quantd_upload_reservations(upload_id, owner, expires_at)"

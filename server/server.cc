@@ -22,10 +22,10 @@
 #include "quantd/server/blob_store.h"
 #include "quantd/server/clock.h"
 #include "quantd/server/executor.h"
+#include "quantd/server/ids.h"
 #include "quantd/server/job_journal.h"
 #include "quantd/server/job_runner.h"
 #include "quantd/server/job_store.h"
-#include "quantd/server/ids.h"
 #include "quantd/server/postgres_job_store.h"
 #include "quantd/server/rpc_interceptor.h"
 #include "quantd/server/service.h"
@@ -98,7 +98,8 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   // Reservations of open uploads live as long as a job lease unless renewed
   // (every third of it, in the loop at the end): a replica that dies frees
   // its uploads as soon as its jobs.
-  const absl::Duration lease = absl::Milliseconds(static_cast<int64_t>(config.lease_seconds * 1000));
+  const absl::Duration lease =
+      absl::Milliseconds(static_cast<int64_t>(config.lease_seconds * 1000));
   const absl::Duration upload_reservation_ttl = lease;
   const absl::Duration upload_sweep_period = absl::Minutes(10);
   if (postgres != nullptr) {
@@ -226,8 +227,9 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   // renew upload reservations every third of a lease) meanwhile, and
   // expire old uploads every ten minutes.
   int signo = 0;
-  const absl::Duration period =
-      postgres != nullptr ? std::min(absl::Seconds(5), upload_reservation_ttl / 3) : absl::Seconds(5);
+  const absl::Duration period = postgres != nullptr
+                                    ? std::min(absl::Seconds(5), upload_reservation_ttl / 3)
+                                    : absl::Seconds(5);
   const timespec timeout = absl::ToTimespec(period);
   absl::Time next_tick = absl::Now();
   for (int tick = 0;;) {

@@ -432,7 +432,8 @@ int UploadStore::ExpireUploads(int64_t max_age_ms, absl::Duration sweep_period) 
   }
   for (const auto& dir : old) {
     auto header = ReadProtoFile<v1::UploadHeader>((dir / kHeader).string());
-    if (header.ok() && reservations_ != nullptr && reservations_->IsUploadReserved(header->upload_id())) {
+    if (header.ok() && reservations_ != nullptr &&
+        reservations_->IsUploadReserved(header->upload_id())) {
       continue;
     }
     absl::MutexLock lock(&mu_);

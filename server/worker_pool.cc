@@ -260,9 +260,8 @@ void WorkerPool::LeaseLoop() {
       if (depth.ok()) shared_queued_ = *depth;
       if (requeued.ok()) wakeups_ += static_cast<int>(requeued->size());
       ReportGauges();
-      auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ && running_.empty();
-      };
+      auto stop = [this]()
+                      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ && running_.empty(); };
       mu_.AwaitWithTimeout(absl::Condition(&stop), period);
     }
   }
@@ -272,22 +271,23 @@ void WorkerPool::RunOne(const std::string& job_id, std::shared_ptr<core::CancelT
                         std::optional<v1::Job> claimed) {
   const int64_t start_ms = claimed ? claimed->start_time_ms() : clock_->NowUnixMs();
   const double start_s = clock_->NowSteadySeconds();
-  auto started = claimed ? absl::StatusOr<v1::Job>(*std::move(claimed)) : store_->Update(
-      job_id,
-      [start_ms](v1::Job* j) {
-        if (j->state() != v1::JOB_STATE_QUEUED) {
-          return absl::FailedPreconditionError("no longer queued");
-        }
-        j->set_state(v1::JOB_STATE_RUNNING);
-        j->set_start_time_ms(start_ms);
-        j->set_attempts(j->attempts() + 1);
-        j->mutable_progress()->Clear();
-        j->mutable_progress()->set_phase("starting");
-        j->mutable_progress()->set_eta_seconds(-1);
-        j->clear_error();
-        return absl::OkStatus();
-      },
-      /*durable=*/true);
+  auto started = claimed ? absl::StatusOr<v1::Job>(*std::move(claimed))
+                         : store_->Update(
+                               job_id,
+                               [start_ms](v1::Job* j) {
+                                 if (j->state() != v1::JOB_STATE_QUEUED) {
+                                   return absl::FailedPreconditionError("no longer queued");
+                                 }
+                                 j->set_state(v1::JOB_STATE_RUNNING);
+                                 j->set_start_time_ms(start_ms);
+                                 j->set_attempts(j->attempts() + 1);
+                                 j->mutable_progress()->Clear();
+                                 j->mutable_progress()->set_phase("starting");
+                                 j->mutable_progress()->set_eta_seconds(-1);
+                                 j->clear_error();
+                                 return absl::OkStatus();
+                               },
+                               /*durable=*/true);
   if (!started.ok()) {
     if (!absl::IsFailedPrecondition(started.status()) && !absl::IsNotFound(started.status())) {
       logger_->Error("cannot start job",
@@ -301,8 +301,8 @@ void WorkerPool::RunOne(const std::string& job_id, std::shared_ptr<core::CancelT
   const int attempt = started->attempts();
   auto fenced = [attempt](const v1::Job& j) {
     if (j.state() != v1::JOB_STATE_RUNNING || j.attempts() != attempt) {
-      return absl::AbortedError(absl::StrCat("attempt ", attempt,
-                                             " no longer holds the job (lease lost)"));
+      return absl::AbortedError(
+          absl::StrCat("attempt ", attempt, " no longer holds the job (lease lost)"));
     }
     return absl::OkStatus();
   };

@@ -19,9 +19,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <iostream>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <set>
 #include <thread>
@@ -125,8 +125,8 @@ class ScaleOutTest : public ::testing::Test {
                               std::vector<std::string> extra = {}) {
     if (static_cast<int>(replicas_.size()) <= i) replicas_.resize(i + 1);
     if (replicas_[i] == nullptr) {
-      std::vector<std::string> args{"--workers",    absl::StrCat(workers),
-                                    "--job-store",  postgres_->Dsn("quantd"),
+      std::vector<std::string> args{"--workers",       absl::StrCat(workers),
+                                    "--job-store",     postgres_->Dsn("quantd"),
                                     "--lease-seconds", absl::StrCat(lease_seconds)};
       args.insert(args.end(), extra.begin(), extra.end());
       replicas_[i] =
@@ -144,7 +144,8 @@ class ScaleOutTest : public ::testing::Test {
     for (int i = 0; i < 100; ++i) {
       logs = AllLogs();
       bool all = true;
-      for (const std::string& id : job_ids) all = all && CountLogLines(logs, "job finished", id) > 0;
+      for (const std::string& id : job_ids)
+        all = all && CountLogLines(logs, "job finished", id) > 0;
       if (all) break;
       usleep(50 * 1000);
     }
@@ -214,8 +215,8 @@ TEST_F(ScaleOutTest, SixteenClientsOnThreeReplicasEveryJobSucceedsOnce) {
         job_ids[i].push_back(job->job_id());
         auto done = watcher->Watch(job->job_id(), nullptr, absl::Seconds(50));
         if (!done.ok() || done->state() != v1::JOB_STATE_SUCCEEDED) {
-          errors[i] = absl::StrCat("watch: ", done.ok() ? done->DebugString()
-                                                        : done.status().ToString());
+          errors[i] =
+              absl::StrCat("watch: ", done.ok() ? done->DebugString() : done.status().ToString());
           return;
         }
         const std::string dir = absl::StrCat(tmp_.path(), "/out-", i, "-", j);
@@ -361,8 +362,8 @@ TEST_F(ScaleOutTest, PausedReplicaCannotCommitAJobTakenOver) {
   bool refused = false;
   for (int i = 0; i < 200 && !refused; ++i) {
     const std::string log = replicas_[0]->ReadLog();
-    refused = absl::StrContains(log, "job result discarded") ||
-              absl::StrContains(log, "lease lost");
+    refused =
+        absl::StrContains(log, "job result discarded") || absl::StrContains(log, "lease lost");
     if (!refused) usleep(50 * 1000);
   }
   EXPECT_TRUE(refused) << "replica 0 did not notice that it lost the job";
@@ -481,9 +482,9 @@ TEST_F(ScaleOutTest, QueueDepthGaugeIsTheSharedQueueOnEveryReplica) {
   std::vector<int> metrics_ports;
   for (int i = 0; i < 2; ++i) {
     metrics_ports.push_back(FreePort());
-    ASSERT_NE(StartReplica(i, 1, 1.5,
-                           {"--metrics-listen", absl::StrCat("127.0.0.1:", metrics_ports[i])}),
-              nullptr);
+    ASSERT_NE(
+        StartReplica(i, 1, 1.5, {"--metrics-listen", absl::StrCat("127.0.0.1:", metrics_ports[i])}),
+        nullptr);
   }
   auto c = replicas_[0]->NewClient();
   auto upload = c->Upload(MakeChainModel(tmp_.path() + "/chain", 24, 512));

@@ -67,8 +67,7 @@ TEST_F(BlobStoreTest, AttemptsOfAJobHaveTheirOwnWorkDirs) {
   ASSERT_TRUE(artifact.ok()) << artifact.status();
   EXPECT_TRUE(fs::exists(root_ + "/artifacts/" + job + "/model.onnx"));
   for (const char* bad : {".a1", ".a0", ".a", ".b2", ".a2x", ".a2.a3", "./../x"}) {
-    EXPECT_EQ(store_->CreateWorkDir(job + bad).status().code(),
-              absl::StatusCode::kInvalidArgument)
+    EXPECT_EQ(store_->CreateWorkDir(job + bad).status().code(), absl::StatusCode::kInvalidArgument)
         << bad;
   }
 }

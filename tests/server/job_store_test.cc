@@ -6,8 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
-#include "quantd/server/postgres_job_store.h"
 #include "gtest/gtest.h"
+#include "quantd/server/postgres_job_store.h"
 #include "quantd/testing/fake_clock.h"
 #include "quantd/testing/memory_job_journal.h"
 #include "quantd/testing/postgres_server.h"
@@ -199,7 +199,9 @@ TEST_P(JobStoreContractTest, RefusedMutationLeavesJobUnchanged) {
       true);
   EXPECT_EQ(st.status().code(), absl::StatusCode::kAborted);
   EXPECT_EQ(store().Get(id)->state(), v1::JOB_STATE_QUEUED);
-  EXPECT_EQ(store().Update("job_nope", [](v1::Job*) { return absl::OkStatus(); }, true)
+  EXPECT_EQ(store()
+                .Update(
+                    "job_nope", [](v1::Job*) { return absl::OkStatus(); }, true)
                 .status()
                 .code(),
             absl::StatusCode::kNotFound);

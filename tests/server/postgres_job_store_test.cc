@@ -186,8 +186,7 @@ TEST_F(PostgresJobStoreTest, ExpiredLeasesFailAfterMaxAttempts) {
     EXPECT_EQ((*c)->attempts(), attempt);
     absl::SleepFor(absl::Milliseconds(120));
     // Requeued until the last attempt, which fails instead.
-    ASSERT_EQ(store->RequeueExpired(2000)->size(),
-              attempt < JobStore::kMaxAttempts ? 1u : 0u);
+    ASSERT_EQ(store->RequeueExpired(2000)->size(), attempt < JobStore::kMaxAttempts ? 1u : 0u);
   }
   auto job = store->Get(id);
   EXPECT_EQ(job->state(), v1::JOB_STATE_FAILED);

@@ -38,8 +38,7 @@ bool IsFinalState(v1::JobState state);
 // ListJobsRequest rules shared by the implementations: parses the page
 // token (jobs with sequence < *before) and the page size; InvalidArgument
 // for a bad token, size or state.
-absl::Status ParseListRequest(const v1::ListJobsRequest& request, uint64_t* before,
-                              int* page_size);
+absl::Status ParseListRequest(const v1::ListJobsRequest& request, uint64_t* before, int* page_size);
 // True if `job` passes the request's filters and lies before the page token.
 bool MatchesListFilter(const v1::ListJobsRequest& request, uint64_t before, const v1::Job& job);
 

@@ -52,8 +52,8 @@ namespace quantd::server {
 class PgConnectionPool;
 
 struct PostgresJobStoreOptions {
-  std::string dsn;             // libpq connection string or postgres:// URI
-  int max_connections = 8;     // pooled connections (plus one for LISTEN)
+  std::string dsn;                                  // libpq connection string or postgres:// URI
+  int max_connections = 8;                          // pooled connections (plus one for LISTEN)
   absl::Duration poll_interval = absl::Seconds(1);  // watch fallback
 };
 

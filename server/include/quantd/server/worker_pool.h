@@ -40,8 +40,8 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <tuple>
@@ -151,7 +151,7 @@ class WorkerPool {
   JobLeases* leases_ = nullptr;
   std::string owner_;
   absl::Duration lease_;
-  int wakeups_ ABSL_GUARDED_BY(mu_) = 0;         // local submits not yet claimed
+  int wakeups_ ABSL_GUARDED_BY(mu_) = 0;            // local submits not yet claimed
   int64_t shared_queued_ ABSL_GUARDED_BY(mu_) = 0;  // the store's queue depth, last read
 
   // Compute threads shared by running jobs (thread_budget - 1); declared

@@ -43,7 +43,8 @@ class PostgresServer {
     std::string as_user;
     if (::geteuid() == 0) {
       const passwd* pw = ::getpwnam("postgres");
-      if (pw == nullptr) return absl::FailedPreconditionError("running as root and no postgres user");
+      if (pw == nullptr)
+        return absl::FailedPreconditionError("running as root and no postgres user");
       if (::chown(tmpl, pw->pw_uid, pw->pw_gid) != 0) return absl::InternalError("chown failed");
       as_user = "runuser -u postgres -- ";
     }
@@ -55,8 +56,8 @@ class PostgresServer {
     if (std::system(cmd.c_str()) != 0) {
       return absl::InternalError(absl::StrCat("initdb failed; see ", s->dir_, "/initdb.log"));
     }
-    cmd = absl::StrCat(as_user, bin, "/pg_ctl -D ", s->dir_, "/data -l ", log,
-                       " -w -t 60 -o \"-p ", s->port_, " -k ", s->dir_,
+    cmd = absl::StrCat(as_user, bin, "/pg_ctl -D ", s->dir_, "/data -l ", log, " -w -t 60 -o \"-p ",
+                       s->port_, " -k ", s->dir_,
                        " -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200\" start "
                        ">/dev/null 2>&1");
     if (std::system(cmd.c_str()) != 0) {
