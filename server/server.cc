@@ -108,7 +108,7 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   std::vector<std::string> requeued;
   if (absl::Status st = jobs.Recover(&requeued); !st.ok()) return st;
   for (const std::string& id : requeued) {
-    logger->Warning("job was running when its server stopped; requeued", {{"job_id", id}});
+    logger->Warning("job was running when the server stopped; requeued", {{"job_id", id}});
   }
   if (!shared) {
     // A shared directory holds other replicas' work in progress: only a
