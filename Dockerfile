@@ -12,7 +12,7 @@
 
 # Debian packages providing every shared library quantd and quantctl load
 # (deploy/docker/runtime-packages.sh prints them).
-ARG RUNTIME_PACKAGES="libabsl20220623 libc-ares2 libc6 libcivetweb1 libgcc-s1 libgrpc++1.51 libgrpc29 libicu72 libonnx1 libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libprotobuf32 libre2-9 libsqlite3-0 libssl3 libstdc++6 zlib1g"
+ARG RUNTIME_PACKAGES="libabsl20220623 libc-ares2 libc6 libcivetweb1 libcom-err2 libffi8 libgcc-s1 libgmp10 libgnutls30 libgrpc++1.51 libgrpc29 libgssapi-krb5-2 libhogweed6 libicu72 libidn2-0 libk5crypto3 libkeyutils1 libkrb5-3 libkrb5support0 libldap-2.5-0 libnettle8 libonnx1 libp11-kit0 libpq5 libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libprotobuf32 libre2-9 libsasl2-2 libsqlite3-0 libssl3 libstdc++6 libtasn1-6 libunistring2 zlib1g"
 
 # ---------------------------------------------------------------- build
 FROM debian:bookworm AS build

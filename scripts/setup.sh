@@ -15,9 +15,9 @@ build_pkgs=(build-essential cmake pkg-config git ca-certificates
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libonnx-dev libeigen3-dev libabsl-dev prometheus-cpp-dev libgtest-dev
   libgmock-dev libbenchmark-dev libsqlite3-dev libssl-dev zlib1g-dev
-  nlohmann-json3-dev libicu-dev libre2-dev)
+  nlohmann-json3-dev libicu-dev libre2-dev libpq-dev)
 test_pkgs=(python3-onnx python3-numpy python3-grpcio python3-grpc-tools prometheus time
-  xxd bsdextrautils procps python3-yaml)
+  xxd bsdextrautils procps python3-yaml postgresql)
 
 want=("${build_pkgs[@]}")
 [ "$mode" = all ] && want+=("${test_pkgs[@]}")

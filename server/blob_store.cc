@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <filesystem>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "quantd/core/base/atomic_file.h"
 #include "quantd/core/base/errno_status.h"
@@ -150,14 +151,39 @@ absl::Status BlobStore::DeleteModel(const std::string& model_id) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> BlobStore::LinkModelFolder(const std::string& model_id,
-                                                       const std::string& job_id,
-                                                       const std::string& name) {
+std::string WorkName(const std::string& job_id, int attempt) {
+  return attempt <= 1 ? job_id : absl::StrCat(job_id, ".a", attempt);
+}
+
+namespace {
+
+// A WorkName: a job id, optionally ".a<N>". Returns the job id.
+absl::StatusOr<std::string> ValidateWorkName(absl::string_view work_name) {
+  const size_t dot = work_name.find('.');
+  const absl::string_view job_id = work_name.substr(0, dot);
   QUANTD_RETURN_IF_ERROR(ValidateJobId(job_id));
+  if (dot != absl::string_view::npos) {
+    const absl::string_view attempt = work_name.substr(dot + 1);
+    int n = 0;
+    if (attempt.size() < 2 || attempt[0] != 'a' ||
+        attempt.find_first_not_of("0123456789", 1) != absl::string_view::npos ||
+        !absl::SimpleAtoi(attempt.substr(1), &n) || n < 2) {
+      return absl::InvalidArgumentError("work directory name is not <job id>[.a<attempt>]");
+    }
+  }
+  return std::string(job_id);
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> BlobStore::LinkModelFolder(const std::string& model_id,
+                                                       const std::string& work_name,
+                                                       const std::string& name) {
+  QUANTD_RETURN_IF_ERROR(ValidateWorkName(work_name).status());
   QUANTD_RETURN_IF_ERROR(core::ValidateModelName(name));
   QUANTD_ASSIGN_OR_RETURN(v1::Model model, GetModel(model_id));
   QUANTD_ASSIGN_OR_RETURN(std::string hex, ModelHex(model_id));
-  const std::string input = absl::StrCat(options_.root, "/work/", job_id, ".input");
+  const std::string input = absl::StrCat(options_.root, "/work/", work_name, ".input");
   const std::string folder = absl::StrCat(input, "/", name);
   std::error_code ec;
   fs::remove_all(input, ec);
@@ -178,9 +204,9 @@ absl::StatusOr<std::string> BlobStore::LinkModelFolder(const std::string& model_
 
 // ---------------------------------------------------------------- artifacts
 
-absl::StatusOr<std::string> BlobStore::CreateWorkDir(const std::string& job_id) {
-  QUANTD_RETURN_IF_ERROR(ValidateJobId(job_id));
-  const std::string dir = absl::StrCat(options_.root, "/work/", job_id);
+absl::StatusOr<std::string> BlobStore::CreateWorkDir(const std::string& work_name) {
+  QUANTD_RETURN_IF_ERROR(ValidateWorkName(work_name).status());
+  const std::string dir = absl::StrCat(options_.root, "/work/", work_name);
   std::error_code ec;
   fs::remove_all(dir, ec);
   fs::create_directories(dir, ec);
@@ -188,17 +214,17 @@ absl::StatusOr<std::string> BlobStore::CreateWorkDir(const std::string& job_id) 
   return dir;
 }
 
-void BlobStore::RemoveWorkDir(const std::string& job_id) {
-  if (!ValidateJobId(job_id).ok()) return;
+void BlobStore::RemoveWorkDir(const std::string& work_name) {
+  if (!ValidateWorkName(work_name).ok()) return;
   std::error_code ec;
-  fs::remove_all(absl::StrCat(options_.root, "/work/", job_id), ec);
-  fs::remove_all(absl::StrCat(options_.root, "/work/", job_id, ".input"), ec);
+  fs::remove_all(absl::StrCat(options_.root, "/work/", work_name), ec);
+  fs::remove_all(absl::StrCat(options_.root, "/work/", work_name, ".input"), ec);
 }
 
-absl::StatusOr<v1::Artifact> BlobStore::CommitArtifact(const std::string& job_id,
+absl::StatusOr<v1::Artifact> BlobStore::CommitArtifact(const std::string& work_name,
                                                        const std::vector<std::string>& file_names) {
-  QUANTD_RETURN_IF_ERROR(ValidateJobId(job_id));
-  const std::string work = absl::StrCat(options_.root, "/work/", job_id);
+  QUANTD_ASSIGN_OR_RETURN(const std::string job_id, ValidateWorkName(work_name));
+  const std::string work = absl::StrCat(options_.root, "/work/", work_name);
   const std::string final_dir = absl::StrCat(options_.root, "/artifacts/", job_id);
   v1::Artifact artifact;
   uint64_t total = 0;

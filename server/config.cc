@@ -51,6 +51,29 @@ const std::vector<FlagDef>& Flags() {
          c->data_dir = v;
          return absl::OkStatus();
        }},
+      {"job-store", "QUANTD_JOB_STORE", "sqlite|postgres://...",
+       "where jobs are recorded: sqlite (embedded journal in --data-dir, one server) or a "
+       "PostgreSQL URI / libpq connection string shared by replicas on one shared --data-dir",
+       [](const std::string& v, ServeConfig* c) {
+         if (v != "sqlite" && !absl::StartsWith(v, "postgres://") &&
+             !absl::StartsWith(v, "postgresql://")) {
+           // Not echoed: a connection string may carry a password.
+           return absl::InvalidArgumentError(
+               "--job-store: not sqlite and not a postgres:// or postgresql:// URI");
+         }
+         c->job_store = v;
+         return absl::OkStatus();
+       }},
+      {"lease-seconds", "QUANTD_LEASE_SECONDS", "SECONDS",
+       "with a PostgreSQL job store: a running job's lease; a replica that has not renewed it "
+       "for this long (killed, paused, cut off) loses the job to another",
+       [](const std::string& v, ServeConfig* c) {
+         if (!absl::SimpleAtod(v, &c->lease_seconds) || c->lease_seconds < 0.5 ||
+             c->lease_seconds > 3600) {
+           return BadValue("lease-seconds", v, "a number of seconds from 0.5 to 3600");
+         }
+         return absl::OkStatus();
+       }},
       {"workers", "QUANTD_WORKERS", "N",
        "jobs run at once (at most --max-job-threads: each running job computes on >= 1 thread)",
        [](const std::string& v, ServeConfig* c) {
@@ -255,6 +278,8 @@ std::string ServeHelp() {
     if (name == "listen") return d.listen;
     if (name == "data-dir") return d.data_dir;
     if (name == "workers") return absl::StrCat(d.workers);
+    if (name == "job-store") return d.job_store;
+    if (name == "lease-seconds") return absl::StrCat(d.lease_seconds);
     if (name == "max-job-threads") return "0";
     if (name == "max-upload-bytes") return "64G";
     if (name == "max-store-bytes") return "0";

@@ -21,6 +21,7 @@ absl::StatusOr<JobOutcome> CoreJobRunner::Run(const v1::Job& job, const core::Ru
     return model.status();
   }
   QUANTD_ASSIGN_OR_RETURN(core::Recipe recipe, RecipeFromProto(job.recipe()));
+  const std::string work_name = WorkName(job.job_id(), job.attempts());
   std::string input;
   std::string output_name = model->files(0).name();
   const bool checkpoint = model->format() == v1::MODEL_FORMAT_HF_CHECKPOINT;
@@ -30,8 +31,8 @@ absl::StatusOr<JobOutcome> CoreJobRunner::Run(const v1::Job& job, const core::Ru
     // The core reads a folder, and the converter's general.* keys come from
     // its name: link the stored files into a folder named as the job's
     // recipe says (SubmitJob filled it in from the model's name).
-    QUANTD_ASSIGN_OR_RETURN(
-        input, blobs_->LinkModelFolder(job.model_id(), job.job_id(), recipe.model_name));
+    QUANTD_ASSIGN_OR_RETURN(input,
+                            blobs_->LinkModelFolder(job.model_id(), work_name, recipe.model_name));
     if (!folder) {
       output_name =
           absl::StrCat(recipe.model_name, "-", absl::AsciiStrToLower(recipe.gguf_type), ".gguf");
@@ -39,9 +40,9 @@ absl::StatusOr<JobOutcome> CoreJobRunner::Run(const v1::Job& job, const core::Ru
   } else {
     QUANTD_ASSIGN_OR_RETURN(input, blobs_->ModelInputPath(job.model_id()));
   }
-  auto work = blobs_->CreateWorkDir(job.job_id());
+  auto work = blobs_->CreateWorkDir(work_name);
   if (!work.ok()) {
-    blobs_->RemoveWorkDir(job.job_id());
+    blobs_->RemoveWorkDir(work_name);
     return work.status();
   }
   // A folder job writes into the (empty) work folder itself, whose files
@@ -58,7 +59,7 @@ absl::StatusOr<JobOutcome> CoreJobRunner::Run(const v1::Job& job, const core::Ru
   };
   absl::StatusOr<core::Report> report = core::Run(recipe, input, output, run_ctx);
   if (!report.ok()) {
-    blobs_->RemoveWorkDir(job.job_id());
+    blobs_->RemoveWorkDir(work_name);
     // The message is for the client: name its files, not the server's paths.
     std::string message(report.status().message());
     const std::string input_dir = std::filesystem::path(input).parent_path().string() + "/";
@@ -66,7 +67,7 @@ absl::StatusOr<JobOutcome> CoreJobRunner::Run(const v1::Job& job, const core::Ru
     return absl::Status(report.status().code(), message);
   }
   if (ctx.cancelled()) {
-    blobs_->RemoveWorkDir(job.job_id());
+    blobs_->RemoveWorkDir(work_name);
     return absl::CancelledError("cancelled");
   }
   ctx.Report(core::Progress{"store", last.tensors_done, last.tensors_total, 0, 0});
@@ -74,8 +75,8 @@ absl::StatusOr<JobOutcome> CoreJobRunner::Run(const v1::Job& job, const core::Ru
   outcome.report = ReportToProto(*report);
   std::vector<std::string> names(outcome.report.output_files().begin(),
                                  outcome.report.output_files().end());
-  auto artifact = blobs_->CommitArtifact(job.job_id(), names);
-  blobs_->RemoveWorkDir(job.job_id());  // the input folder, and work/ on failure
+  auto artifact = blobs_->CommitArtifact(work_name, names);
+  blobs_->RemoveWorkDir(work_name);  // the input folder, and work/ on failure
   if (!artifact.ok()) return artifact.status();
   outcome.artifact = *std::move(artifact);
   outcome.artifact.set_folder(folder);

@@ -34,10 +34,10 @@ bool IsFinalState(v1::JobState state) {
 //    made it durable, so nobody observes a state a crash could undo.
 //  - Iterators into jobs_ stay valid across step 3: std::map insertions do
 //    not invalidate them, and only the served writer erases.
-class JobStore::WriterTurn {
+class EmbeddedJobStore::WriterTurn {
  public:
   // REQUIRES: store->mu_ held; it stays held except while waiting.
-  explicit WriterTurn(JobStore* store) ABSL_EXCLUSIVE_LOCKS_REQUIRED(store->mu_)
+  explicit WriterTurn(EmbeddedJobStore* store) ABSL_EXCLUSIVE_LOCKS_REQUIRED(store->mu_)
       : store_(store), ticket_(store->next_writer_ticket_++) {
     auto my_turn = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(store_->mu_) {
       return store_->serving_writer_ticket_ == ticket_;
@@ -59,13 +59,14 @@ class JobStore::WriterTurn {
   }
 
  private:
-  JobStore* const store_;
+  EmbeddedJobStore* const store_;
   const uint64_t ticket_;
 };
 
-JobStore::JobStore(JobJournal* journal, Clock* clock) : journal_(journal), clock_(clock) {}
+EmbeddedJobStore::EmbeddedJobStore(JobJournal* journal, Clock* clock)
+    : journal_(journal), clock_(clock) {}
 
-absl::Status JobStore::Recover(std::vector<std::string>* requeued) {
+absl::Status EmbeddedJobStore::Recover(std::vector<std::string>* requeued) {
   auto loaded = journal_->LoadAll();
   if (!loaded.ok()) return loaded.status();
   absl::MutexLock lock(&mu_);
@@ -100,7 +101,7 @@ absl::Status JobStore::Recover(std::vector<std::string>* requeued) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<JobStore::CreateResult> JobStore::Create(v1::Job job) {
+absl::StatusOr<EmbeddedJobStore::CreateResult> EmbeddedJobStore::Create(v1::Job job) {
   absl::MutexLock lock(&mu_);
   WriterTurn turn(this);
   if (!job.idempotency_key().empty()) {
@@ -139,7 +140,7 @@ absl::StatusOr<JobStore::CreateResult> JobStore::Create(v1::Job job) {
   return CreateResult{std::move(job), true};
 }
 
-absl::StatusOr<v1::Job> JobStore::Get(const std::string& job_id) {
+absl::StatusOr<v1::Job> EmbeddedJobStore::Get(const std::string& job_id) {
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end())
@@ -147,9 +148,8 @@ absl::StatusOr<v1::Job> JobStore::Get(const std::string& job_id) {
   return it->second;
 }
 
-absl::StatusOr<v1::Job> JobStore::Update(const std::string& job_id,
-                                         const std::function<absl::Status(v1::Job*)>& mutate,
-                                         bool durable) {
+absl::StatusOr<v1::Job> EmbeddedJobStore::Update(
+    const std::string& job_id, const std::function<absl::Status(v1::Job*)>& mutate, bool durable) {
   absl::MutexLock lock(&mu_);
   WriterTurn turn(this);
   auto it = jobs_.find(job_id);
@@ -171,7 +171,7 @@ absl::StatusOr<v1::Job> JobStore::Update(const std::string& job_id,
   return it->second;
 }
 
-absl::Status JobStore::Delete(const std::string& job_id) {
+absl::Status EmbeddedJobStore::Delete(const std::string& job_id) {
   absl::MutexLock lock(&mu_);
   WriterTurn turn(this);
   auto it = jobs_.find(job_id);
@@ -192,11 +192,12 @@ absl::Status JobStore::Delete(const std::string& job_id) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::ListJobsResponse> JobStore::List(const v1::ListJobsRequest& request) {
-  uint64_t before = UINT64_MAX;
+absl::Status ParseListRequest(const v1::ListJobsRequest& request, uint64_t* before,
+                              int* page_size) {
+  *before = UINT64_MAX;
   if (!request.page_token().empty()) {
     if (!absl::StartsWith(request.page_token(), "s") ||
-        !absl::SimpleAtoi(request.page_token().substr(1), &before)) {
+        !absl::SimpleAtoi(request.page_token().substr(1), before)) {
       return absl::InvalidArgumentError(
           "page_token is not one this server returned; start again without it");
     }
@@ -207,24 +208,33 @@ absl::StatusOr<v1::ListJobsResponse> JobStore::List(const v1::ListJobsRequest& r
       return absl::InvalidArgumentError(absl::StrCat("states: unknown job state ", state));
     }
   }
-  int page_size = request.page_size() == 0 ? 100 : std::min(request.page_size(), 1000);
+  *page_size = request.page_size() == 0 ? 100 : std::min(request.page_size(), 1000);
+  return absl::OkStatus();
+}
+
+bool MatchesListFilter(const v1::ListJobsRequest& request, uint64_t before, const v1::Job& job) {
+  if (job.sequence() >= before) return false;
+  if (!request.model_id().empty() && job.model_id() != request.model_id()) return false;
+  if (request.states_size() > 0 && std::find(request.states().begin(), request.states().end(),
+                                             job.state()) == request.states().end()) {
+    return false;
+  }
+  for (const auto& [k, v] : request.labels()) {
+    auto l = job.labels().find(k);
+    if (l == job.labels().end() || l->second != v) return false;
+  }
+  return true;
+}
+
+absl::StatusOr<v1::ListJobsResponse> EmbeddedJobStore::List(const v1::ListJobsRequest& request) {
+  uint64_t before = 0;
+  int page_size = 0;
+  if (absl::Status st = ParseListRequest(request, &before, &page_size); !st.ok()) return st;
   std::vector<const v1::Job*> matched;
   v1::ListJobsResponse response;
   absl::MutexLock lock(&mu_);
   for (const auto& [id, job] : jobs_) {
-    if (job.sequence() >= before) continue;
-    if (!request.model_id().empty() && job.model_id() != request.model_id()) continue;
-    if (request.states_size() > 0 && std::find(request.states().begin(), request.states().end(),
-                                               job.state()) == request.states().end()) {
-      continue;
-    }
-    bool labels_ok = true;
-    for (const auto& [k, v] : request.labels()) {
-      auto l = job.labels().find(k);
-      if (l == job.labels().end() || l->second != v) labels_ok = false;
-    }
-    if (!labels_ok) continue;
-    matched.push_back(&job);
+    if (MatchesListFilter(request, before, job)) matched.push_back(&job);
   }
   std::sort(matched.begin(), matched.end(),
             [](const v1::Job* a, const v1::Job* b) { return a->sequence() > b->sequence(); });
@@ -237,7 +247,7 @@ absl::StatusOr<v1::ListJobsResponse> JobStore::List(const v1::ListJobsRequest& r
   return response;
 }
 
-std::vector<v1::Job> JobStore::Queued() {
+std::vector<v1::Job> EmbeddedJobStore::Queued() {
   absl::MutexLock lock(&mu_);
   std::vector<v1::Job> out;
   for (const auto& [id, job] : jobs_) {
@@ -248,7 +258,7 @@ std::vector<v1::Job> JobStore::Queued() {
   return out;
 }
 
-bool JobStore::HasActiveJobForModel(const std::string& model_id) {
+bool EmbeddedJobStore::HasActiveJobForModel(const std::string& model_id) {
   absl::MutexLock lock(&mu_);
   for (const auto& [id, job] : jobs_) {
     if (job.model_id() == model_id && !IsFinalState(job.state())) return true;
@@ -256,14 +266,14 @@ bool JobStore::HasActiveJobForModel(const std::string& model_id) {
   return false;
 }
 
-bool JobStore::IsSucceeded(const std::string& job_id) {
+bool EmbeddedJobStore::IsSucceeded(const std::string& job_id) {
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(job_id);
   return it != jobs_.end() && it->second.state() == v1::JOB_STATE_SUCCEEDED;
 }
 
-absl::StatusOr<std::pair<int64_t, v1::Job>> JobStore::Subscribe(const std::string& job_id,
-                                                                Listener listener) {
+absl::StatusOr<std::pair<int64_t, v1::Job>> EmbeddedJobStore::Subscribe(const std::string& job_id,
+                                                                        Listener listener) {
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end())
@@ -273,7 +283,7 @@ absl::StatusOr<std::pair<int64_t, v1::Job>> JobStore::Subscribe(const std::strin
   return std::make_pair(token, it->second);
 }
 
-void JobStore::Unsubscribe(int64_t token) {
+void EmbeddedJobStore::Unsubscribe(int64_t token) {
   absl::MutexLock lock(&mu_);
   for (auto it = listeners_.begin(); it != listeners_.end(); ++it) {
     if (it->second.first == token) {
@@ -283,7 +293,7 @@ void JobStore::Unsubscribe(int64_t token) {
   }
 }
 
-void JobStore::Notify(const v1::Job& job) {
+void EmbeddedJobStore::Notify(const v1::Job& job) {
   auto range = listeners_.equal_range(job.job_id());
   for (auto it = range.first; it != range.second; ++it) it->second.second(job);
 }

@@ -22,9 +22,11 @@
 #include "quantd/server/blob_store.h"
 #include "quantd/server/clock.h"
 #include "quantd/server/executor.h"
+#include "quantd/server/ids.h"
 #include "quantd/server/job_journal.h"
 #include "quantd/server/job_runner.h"
 #include "quantd/server/job_store.h"
+#include "quantd/server/postgres_job_store.h"
 #include "quantd/server/rpc_interceptor.h"
 #include "quantd/server/service.h"
 #include "quantd/server/upload_store.h"
@@ -59,26 +61,62 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   auto uploads = UploadStore::Open(blobs->get(), upload_options, &clock);
   if (!uploads.ok()) return uploads.status();
 
-  // One server per data directory: the journal and the worker pool assume
-  // they are alone. The lock dies with the process (also on kill -9).
-  const std::string lock_path = config.data_dir + "/quantd.lock";
-  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("another quantd is using --data-dir ", config.data_dir, " (", lock_path,
-                     " is locked); stop it or pick another directory"));
+  // The job store: the embedded journal (one server per data directory) or
+  // PostgreSQL shared by replicas on one shared data directory.
+  const bool shared = config.job_store != "sqlite";
+  std::unique_ptr<SqliteJobJournal> journal;
+  std::unique_ptr<JobStore> job_store;
+  PostgresJobStore* postgres = nullptr;
+  if (!shared) {
+    // One server per data directory: the journal and the worker pool assume
+    // they are alone. The lock dies with the process (also on kill -9).
+    const std::string lock_path = config.data_dir + "/quantd.lock";
+    int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("another quantd is using --data-dir ", config.data_dir, " (", lock_path,
+                       " is locked); stop it or pick another directory"));
+    }
+    auto opened = SqliteJobJournal::Open(config.data_dir + "/quantd.db");
+    if (!opened.ok()) return opened.status();
+    journal = *std::move(opened);
+    job_store = std::make_unique<EmbeddedJobStore>(journal.get(), &clock);
+  } else {
+    PostgresJobStoreOptions pg_options;
+    pg_options.dsn = config.job_store;
+    pg_options.max_connections = 2 * config.workers + 12;
+    auto opened = PostgresJobStore::Open(pg_options, &clock);
+    if (!opened.ok()) return opened.status();
+    postgres = opened->get();
+    job_store = *std::move(opened);
   }
-  auto journal = SqliteJobJournal::Open(config.data_dir + "/quantd.db");
-  if (!journal.ok()) return journal.status();
-  JobStore jobs(journal->get(), &clock);
+  JobStore& jobs = *job_store;
+  // This replica's name in leases and reservations: unique per process.
+  char host[256] = {0};
+  ::gethostname(host, sizeof(host) - 1);
+  const std::string replica = absl::StrCat(host, ":", ::getpid(), ":", RandomHex(4));
+  // Reservations of open uploads live as long as a job lease unless renewed
+  // (every third of it, in the loop at the end): a replica that dies frees
+  // its uploads as soon as its jobs.
+  const absl::Duration lease =
+      absl::Milliseconds(static_cast<int64_t>(config.lease_seconds * 1000));
+  const absl::Duration upload_reservation_ttl = lease;
+  const absl::Duration upload_sweep_period = absl::Minutes(10);
+  if (postgres != nullptr) {
+    (*uploads)->UseReservations(postgres, replica, upload_reservation_ttl);
+  }
   std::vector<std::string> requeued;
   if (absl::Status st = jobs.Recover(&requeued); !st.ok()) return st;
   for (const std::string& id : requeued) {
     logger->Warning("job was running when the server stopped; requeued", {{"job_id", id}});
   }
-  (*blobs)->CleanupAfterRestart([&jobs](const std::string& id) { return jobs.IsSucceeded(id); });
+  if (!shared) {
+    // A shared directory holds other replicas' work in progress: only a
+    // server that owns the directory clears it.
+    (*blobs)->CleanupAfterRestart([&jobs](const std::string& id) { return jobs.IsSucceeded(id); });
+  }
   const int64_t upload_ttl_ms = static_cast<int64_t>(config.upload_ttl_hours * 3600 * 1000);
-  (*uploads)->ExpireUploads(upload_ttl_ms);
+  (*uploads)->ExpireUploads(upload_ttl_ms, upload_sweep_period);
 
   std::unique_ptr<Authenticator> auth = std::make_unique<Authenticator>();
   if (!config.auth_tokens.empty()) {
@@ -116,6 +154,9 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
       workers, thread_budget, &jobs,
       [&runner](const v1::Job& job, const core::RunContext& ctx) { return runner.Run(job, ctx); },
       &clock, logger, &metrics);
+  if (postgres != nullptr) {
+    pool.UseSharedQueue(postgres, replica, lease);
+  }
   pool.Start();
 
   std::atomic<bool> draining{false};
@@ -171,6 +212,8 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
                            {"port", absl::StrCat(port)},
                            {"data_dir", config.data_dir},
                            {"workers", absl::StrCat(workers)},
+                           {"job_store", shared ? "postgres" : "sqlite"},
+                           {"replica", replica},
                            {"thread_budget", absl::StrCat(thread_budget)},
                            {"tls", config.tls_cert.empty()        ? "off"
                                    : config.tls_client_ca.empty() ? "on"
@@ -180,16 +223,27 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
                            {"requeued_jobs", absl::StrCat(requeued.size())},
                            {"version", version}});
 
-  // Wait for SIGTERM/SIGINT; refresh the storage gauges meanwhile and
+  // Wait for SIGTERM/SIGINT; refresh the storage gauges every 5 s (and
+  // renew upload reservations every third of a lease) meanwhile, and
   // expire old uploads every ten minutes.
   int signo = 0;
-  for (int tick = 1;; ++tick) {
-    struct timespec timeout = {5, 0};
+  const absl::Duration period = postgres != nullptr
+                                    ? std::min(absl::Seconds(5), upload_reservation_ttl / 3)
+                                    : absl::Seconds(5);
+  const timespec timeout = absl::ToTimespec(period);
+  absl::Time next_tick = absl::Now();
+  for (int tick = 0;;) {
     siginfo_t info;
     signo = sigtimedwait(&signals, &info, &timeout);
     if (signo > 0) break;
-    if (tick % 120 == 0) {
-      int n = (*uploads)->ExpireUploads(upload_ttl_ms);
+    if (postgres != nullptr) {
+      absl::Status st = postgres->RenewUploadReservations(replica, upload_reservation_ttl);
+      if (!st.ok()) logger->Warning("cannot renew upload reservations", {{"error", st.ToString()}});
+    }
+    if (absl::Now() < next_tick) continue;
+    next_tick = absl::Now() + absl::Seconds(5);
+    if (++tick % 120 == 0) {
+      int n = (*uploads)->ExpireUploads(upload_ttl_ms, upload_sweep_period);
       if (n > 0) logger->Info("expired old uploads", {{"count", absl::StrCat(n)}});
     }
     metrics.SetStoreBytes((*blobs)->used_bytes(), (*blobs)->FreeDiskBytes());

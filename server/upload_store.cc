@@ -238,7 +238,15 @@ std::string UploadStore::UploadDir(const std::string& upload_id) const {
   return absl::StrCat(dir_, "/", core::Sha256Hex(upload_id).substr(0, 32));
 }
 
+void UploadStore::UseReservations(UploadReservations* reservations, std::string owner,
+                                  absl::Duration ttl) {
+  reservations_ = reservations;
+  owner_ = std::move(owner);
+  reservation_ttl_ = ttl;
+}
+
 void UploadStore::ReleaseUpload(const std::string& upload_id) {
+  if (reservations_ != nullptr) reservations_->ReleaseUpload(upload_id, owner_);
   absl::MutexLock lock(&mu_);
   active_uploads_.erase(upload_id);
 }
@@ -313,6 +321,15 @@ absl::StatusOr<std::unique_ptr<UploadWriter>> UploadStore::OpenUpload(
       return absl::AbortedError(absl::StrCat("upload ", header.upload_id(),
                                              " is being written by another stream; wait and "
                                              "resume with GetUploadStatus"));
+    }
+  }
+  if (reservations_ != nullptr) {
+    absl::Status reserved =
+        reservations_->ReserveUpload(header.upload_id(), owner_, reservation_ttl_);
+    if (!reserved.ok()) {
+      absl::MutexLock lock(&mu_);
+      active_uploads_.erase(header.upload_id());
+      return reserved;
     }
   }
   std::unique_ptr<UploadWriter> writer(new UploadWriter(this, header.upload_id(), dir, header));
@@ -394,7 +411,8 @@ absl::StatusOr<v1::Model> UploadStore::FindCommittedModel(const v1::UploadHeader
   return blobs_->GetModel(ModelIdFor(header.files()));
 }
 
-int UploadStore::ExpireUploads(int64_t max_age_ms) {
+int UploadStore::ExpireUploads(int64_t max_age_ms, absl::Duration sweep_period) {
+  if (reservations_ != nullptr && !reservations_->ClaimUploadSweep(sweep_period)) return 0;
   const auto now = fs::file_time_type::clock::now();
   int removed = 0;
   std::error_code ec;
@@ -414,6 +432,10 @@ int UploadStore::ExpireUploads(int64_t max_age_ms) {
   }
   for (const auto& dir : old) {
     auto header = ReadProtoFile<v1::UploadHeader>((dir / kHeader).string());
+    if (header.ok() && reservations_ != nullptr &&
+        reservations_->IsUploadReserved(header->upload_id())) {
+      continue;
+    }
     absl::MutexLock lock(&mu_);
     if (header.ok() && active_uploads_.count(header->upload_id()) != 0) continue;
     blobs_->AddUsedBytes(-static_cast<int64_t>(TreeBytes(dir)));

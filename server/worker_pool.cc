@@ -21,17 +21,36 @@ WorkerPool::WorkerPool(int workers, int thread_budget, JobStore* store, JobRunne
 
 WorkerPool::~WorkerPool() { Shutdown(absl::ZeroDuration()); }
 
+void WorkerPool::UseSharedQueue(JobLeases* leases, std::string owner, absl::Duration lease) {
+  leases_ = leases;
+  owner_ = std::move(owner);
+  lease_ = lease;
+}
+
 void WorkerPool::Start() {
-  for (const v1::Job& job : store_->Queued()) Enqueue(job);
+  if (leases_ == nullptr) {
+    for (const v1::Job& job : store_->Queued()) Enqueue(job);
+  }
   absl::MutexLock lock(&mu_);
   if (started_) return;
   started_ = true;
+  if (leases_ != nullptr) {
+    worker_threads_ = std::make_unique<core::ThreadPool>(workers_ + 1);
+    worker_threads_->Schedule([this] { LeaseLoop(); });
+    for (int i = 0; i < workers_; ++i) worker_threads_->Schedule([this] { SharedWorkerLoop(); });
+    return;
+  }
   worker_threads_ = std::make_unique<core::ThreadPool>(workers_);
   for (int i = 0; i < workers_; ++i) worker_threads_->Schedule([this] { WorkerLoop(); });
 }
 
 void WorkerPool::Enqueue(const v1::Job& job) {
   absl::MutexLock lock(&mu_);
+  if (leases_ != nullptr) {
+    ++wakeups_;
+    ++shared_queued_;
+    return;
+  }
   if (queued_ids_.count(job.job_id()) != 0 || running_.count(job.job_id()) != 0) return;
   queue_.emplace(-job.priority(), job.sequence(), job.job_id());
   queued_ids_.insert(job.job_id());
@@ -40,6 +59,7 @@ void WorkerPool::Enqueue(const v1::Job& job) {
 
 int WorkerPool::queued() {
   absl::MutexLock lock(&mu_);
+  if (leases_ != nullptr) return static_cast<int>(shared_queued_);
   return static_cast<int>(queue_.size());
 }
 
@@ -49,7 +69,10 @@ int WorkerPool::running() {
 }
 
 void WorkerPool::ReportGauges() {
-  metrics_->SetJobsQueued(static_cast<int64_t>(queue_.size()));
+  // Shared queue: the depth of the store's queue (every replica reports the
+  // same value), else this server's own queue.
+  metrics_->SetJobsQueued(leases_ != nullptr ? shared_queued_
+                                             : static_cast<int64_t>(queue_.size()));
   metrics_->SetJobsRunning(static_cast<int64_t>(running_.size()));
   metrics_->SetWorkersBusy(static_cast<int64_t>(running_.size()));
 }
@@ -88,6 +111,12 @@ absl::StatusOr<v1::Job> WorkerPool::Cancel(const std::string& job_id) {
       /*durable=*/true);
   if (job.ok() && job->state() == v1::JOB_STATE_CANCELLED) {
     logger_->Info("job cancelled", {{"job_id", job_id}});
+  }
+  if (job.ok() && job->state() == v1::JOB_STATE_RUNNING && leases_ != nullptr) {
+    // Running here (the token is cancelled above) or on another replica,
+    // which sees the request at its next heartbeat.
+    absl::Status st = leases_->RequestCancel(job_id);
+    if (!st.ok()) return st;
   }
   return job;
 }
@@ -144,7 +173,7 @@ void WorkerPool::WorkerLoop() {
       running_[job_id] = Running{token, false};
       ReportGauges();
     }
-    RunOne(job_id, token);
+    RunOne(job_id, token, std::nullopt);
     {
       absl::MutexLock lock(&mu_);
       running_.erase(job_id);
@@ -153,25 +182,112 @@ void WorkerPool::WorkerLoop() {
   }
 }
 
-void WorkerPool::RunOne(const std::string& job_id, std::shared_ptr<core::CancelToken> token) {
-  const int64_t start_ms = clock_->NowUnixMs();
-  const double start_s = clock_->NowSteadySeconds();
-  auto started = store_->Update(
-      job_id,
-      [start_ms](v1::Job* j) {
-        if (j->state() != v1::JOB_STATE_QUEUED) {
-          return absl::FailedPreconditionError("no longer queued");
+void WorkerPool::SharedWorkerLoop() {
+  bool idle = false;  // the last claim found nothing: wait before the next
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (idle) {
+        auto ready = [this]()
+                         ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || wakeups_ > 0; };
+        mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Milliseconds(200));
+      }
+      if (stopping_) return;
+      if (wakeups_ > 0) --wakeups_;
+    }
+    auto claimed = leases_->ClaimNext(owner_, lease_, clock_->NowUnixMs());
+    if (!claimed.ok()) {
+      logger_->Error("cannot claim a job", {{"error", claimed.status().ToString()}});
+      idle = true;
+      continue;
+    }
+    idle = !claimed->has_value();
+    if (idle) continue;
+    const std::string job_id = (*claimed)->job_id();
+    auto token = std::make_shared<core::CancelToken>();
+    {
+      absl::MutexLock lock(&mu_);
+      running_[job_id] = Running{token, false, (*claimed)->attempts(), false};
+      shared_queued_ = std::max<int64_t>(0, shared_queued_ - 1);
+      ReportGauges();
+    }
+    RunOne(job_id, token, *std::move(*claimed));
+    {
+      absl::MutexLock lock(&mu_);
+      running_.erase(job_id);
+      ReportGauges();
+    }
+  }
+}
+
+void WorkerPool::LeaseLoop() {
+  const absl::Duration period = lease_ / 3;
+  while (true) {
+    std::vector<std::tuple<std::string, int, std::shared_ptr<core::CancelToken>>> held;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_ && running_.empty()) return;
+      for (const auto& [id, r] : running_) held.emplace_back(id, r.attempt, r.token);
+    }
+    for (const auto& [id, attempt, token] : held) {
+      bool cancel = false;
+      absl::Status st = leases_->Heartbeat(id, attempt, lease_, &cancel);
+      if (absl::IsAborted(st) || cancel) {
+        absl::MutexLock lock(&mu_);
+        auto r = running_.find(id);
+        if (r != running_.end() && r->second.attempt == attempt) {
+          if (cancel) r->second.cancel_requested = true;
+          if (absl::IsAborted(st)) r->second.lease_lost = true;
         }
-        j->set_state(v1::JOB_STATE_RUNNING);
-        j->set_start_time_ms(start_ms);
-        j->set_attempts(j->attempts() + 1);
-        j->mutable_progress()->Clear();
-        j->mutable_progress()->set_phase("starting");
-        j->mutable_progress()->set_eta_seconds(-1);
-        j->clear_error();
-        return absl::OkStatus();
-      },
-      /*durable=*/true);
+        token->Cancel();
+        if (absl::IsAborted(st)) {
+          logger_->Warning("lease lost: stopping the job; another attempt owns it",
+                           {{"job_id", id}, {"attempt", absl::StrCat(attempt)}});
+        }
+      } else if (!st.ok()) {
+        logger_->Warning("cannot renew a lease", {{"job_id", id}, {"error", st.ToString()}});
+      }
+    }
+    auto requeued = leases_->RequeueExpired(clock_->NowUnixMs());
+    if (requeued.ok()) {
+      for (const std::string& id : *requeued) {
+        logger_->Warning("lease expired; job requeued", {{"job_id", id}});
+      }
+    }
+    auto depth = leases_->QueueDepth();
+    {
+      absl::MutexLock lock(&mu_);
+      if (depth.ok()) shared_queued_ = *depth;
+      if (requeued.ok()) wakeups_ += static_cast<int>(requeued->size());
+      ReportGauges();
+      auto stop = [this]()
+                      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ && running_.empty(); };
+      mu_.AwaitWithTimeout(absl::Condition(&stop), period);
+    }
+  }
+}
+
+void WorkerPool::RunOne(const std::string& job_id, std::shared_ptr<core::CancelToken> token,
+                        std::optional<v1::Job> claimed) {
+  const int64_t start_ms = claimed ? claimed->start_time_ms() : clock_->NowUnixMs();
+  const double start_s = clock_->NowSteadySeconds();
+  auto started = claimed ? absl::StatusOr<v1::Job>(*std::move(claimed))
+                         : store_->Update(
+                               job_id,
+                               [start_ms](v1::Job* j) {
+                                 if (j->state() != v1::JOB_STATE_QUEUED) {
+                                   return absl::FailedPreconditionError("no longer queued");
+                                 }
+                                 j->set_state(v1::JOB_STATE_RUNNING);
+                                 j->set_start_time_ms(start_ms);
+                                 j->set_attempts(j->attempts() + 1);
+                                 j->mutable_progress()->Clear();
+                                 j->mutable_progress()->set_phase("starting");
+                                 j->mutable_progress()->set_eta_seconds(-1);
+                                 j->clear_error();
+                                 return absl::OkStatus();
+                               },
+                               /*durable=*/true);
   if (!started.ok()) {
     if (!absl::IsFailedPrecondition(started.status()) && !absl::IsNotFound(started.status())) {
       logger_->Error("cannot start job",
@@ -179,6 +295,17 @@ void WorkerPool::RunOne(const std::string& job_id, std::shared_ptr<core::CancelT
     }
     return;
   }
+  // The fencing token: every later write checks that this attempt still
+  // holds the job (with a shared queue another replica may have taken it
+  // over after this one's lease expired).
+  const int attempt = started->attempts();
+  auto fenced = [attempt](const v1::Job& j) {
+    if (j.state() != v1::JOB_STATE_RUNNING || j.attempts() != attempt) {
+      return absl::AbortedError(
+          absl::StrCat("attempt ", attempt, " no longer holds the job (lease lost)"));
+    }
+    return absl::OkStatus();
+  };
   const auto [format, precision] = JobMetricLabels(started->recipe());
   metrics_->JobStarted(format, precision,
                        std::max<double>(0, (start_ms - started->create_time_ms()) / 1000.0));
@@ -221,6 +348,7 @@ void WorkerPool::RunOne(const std::string& job_id, std::shared_ptr<core::CancelT
     (void)store_->Update(
         job_id,
         [&](v1::Job* j) {
+          if (absl::Status st = fenced(*j); !st.ok()) return st;
           auto* pr = j->mutable_progress();
           pr->set_phase(p.phase);
           pr->set_tensors_done(p.tensors_done);
@@ -239,11 +367,18 @@ void WorkerPool::RunOne(const std::string& job_id, std::shared_ptr<core::CancelT
 
   bool requeue = false;
   bool user_cancel = false;
+  bool lease_lost = false;
   {
     absl::MutexLock lock(&mu_);
     auto r = running_.find(job_id);
     user_cancel = r != running_.end() && r->second.cancel_requested;
+    lease_lost = r != running_.end() && r->second.lease_lost;
     requeue = !outcome.ok() && requeue_on_cancel_ && !user_cancel;
+  }
+  if (lease_lost) {
+    logger_->Warning("job result discarded: its lease was lost",
+                     {{"job_id", job_id}, {"attempt", absl::StrCat(attempt)}});
+    return;
   }
   const int64_t end_ms = clock_->NowUnixMs();
   const double duration = clock_->NowSteadySeconds() - start_s;
@@ -252,6 +387,7 @@ void WorkerPool::RunOne(const std::string& job_id, std::shared_ptr<core::CancelT
   auto final_job = store_->Update(
       job_id,
       [&](v1::Job* j) {
+        if (absl::Status st = fenced(*j); !st.ok()) return st;
         if (requeue) {
           j->set_state(v1::JOB_STATE_QUEUED);
           j->mutable_progress()->Clear();
@@ -286,6 +422,11 @@ void WorkerPool::RunOne(const std::string& job_id, std::shared_ptr<core::CancelT
         return absl::OkStatus();
       },
       /*durable=*/true);
+  if (absl::IsAborted(final_job.status())) {
+    logger_->Warning("job result discarded: another attempt owns the job",
+                     {{"job_id", job_id}, {"attempt", absl::StrCat(attempt)}});
+    return;
+  }
   if (!final_job.ok()) {
     logger_->Error("cannot record job end",
                    {{"job_id", job_id}, {"error", final_job.status().ToString()}});

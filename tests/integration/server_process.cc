@@ -9,10 +9,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "quantd/testing/postgres_server.h"
 
 namespace quantd::testing {
 namespace fs = std::filesystem;
@@ -21,6 +23,22 @@ namespace {
 std::string Env(const char* name, const char* fallback) {
   const char* v = std::getenv(name);
   return (v != nullptr && *v != '\0') ? v : fallback;
+}
+
+// With QUANTD_TEST_JOB_STORE=postgres, the arguments that put a server's
+// jobs in PostgreSQL: one PostgreSQL server for the test process (started
+// on first use, stopped at exit), one database per data directory, so a
+// restart on the same directory finds its jobs. Short leases, so a job of
+// a killed server is requeued within seconds. An error when PostgreSQL
+// cannot start (the test fails; nothing is skipped).
+absl::StatusOr<std::vector<std::string>> JobStoreArgs(const std::string& data_dir) {
+  if (Env("QUANTD_TEST_JOB_STORE", "") != "postgres") return std::vector<std::string>{};
+  // Destroyed (the server stopped) when the test process exits.
+  static absl::StatusOr<std::unique_ptr<PostgresServer>> server = PostgresServer::Start();
+  if (!server.ok()) return server.status();
+  const std::string db = absl::StrCat("d", absl::Hex(std::hash<std::string>()(data_dir)));
+  (void)(*server)->CreateDatabase(db);  // exists already after a restart
+  return std::vector<std::string>{"--job-store", (*server)->Dsn(db), "--lease-seconds", "2"};
 }
 }  // namespace
 
@@ -53,10 +71,12 @@ TempDir::~TempDir() {
   if (!path_.empty()) fs::remove_all(path_, ec);
 }
 
-ServerProcess::ServerProcess(std::string data_dir, std::vector<std::string> extra_args)
+ServerProcess::ServerProcess(std::string data_dir, std::vector<std::string> extra_args,
+                             const std::string& name)
     : data_dir_(std::move(data_dir)), extra_args_(std::move(extra_args)) {
-  port_file_ = data_dir_ + ".port";
-  log_path_ = data_dir_ + ".log";
+  const std::string base = name.empty() ? data_dir_ : data_dir_ + "." + name;
+  port_file_ = base + ".port";
+  log_path_ = base + ".log";
 }
 
 ServerProcess::~ServerProcess() {
@@ -77,6 +97,9 @@ absl::Status ServerProcess::Start() {
                                    "64M",
                                    "--shutdown-grace-seconds",
                                    "5"};
+  auto store_args = JobStoreArgs(data_dir_);
+  if (!store_args.ok()) return store_args.status();
+  args.insert(args.end(), store_args->begin(), store_args->end());
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   pid_t pid = fork();
   if (pid < 0) return absl::InternalError("fork failed");

@@ -1,6 +1,9 @@
 // ServerProcess: runs the real `quantd serve` binary ($QUANTD_BIN) on an
 // ephemeral loopback port with its own data directory, for integration
 // tests. Supports SIGTERM, SIGKILL and restart on the same data directory.
+// With QUANTD_TEST_JOB_STORE=postgres the server keeps its jobs in
+// PostgreSQL (a server the test process starts; one database per data
+// directory) instead of the embedded journal: the postgres.* tests.
 //
 // Thread safety: not thread-safe; one test thread drives it.
 #ifndef QUANTD_TESTS_INTEGRATION_SERVER_PROCESS_H_
@@ -31,7 +34,10 @@ class TempDir {
 class ServerProcess {
  public:
   // `data_dir` is kept across restarts; `extra_args` go after the defaults.
-  ServerProcess(std::string data_dir, std::vector<std::string> extra_args = {});
+  // `name` tells apart servers that share one data directory (replicas of
+  // the scale-out mode): their port file and log are <data_dir>.<name>.*.
+  ServerProcess(std::string data_dir, std::vector<std::string> extra_args = {},
+                const std::string& name = "");
   ~ServerProcess();  // SIGKILL if still running
 
   // Starts quantd and waits until it has written its port file.

@@ -44,13 +44,14 @@ inline std::vector<std::string> MakeChainModel(const std::string& dir, int layer
 
 // A fixture with a real `quantd serve` (2 workers, temporary data dir) on
 // loopback and a client connected to it; prints the server's log when a test
-// fails.
+// fails. (QUANTD_TEST_JOB_STORE=postgres: see ServerProcess.)
 class ServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     server_ = std::make_unique<ServerProcess>(tmp_.path() + "/data",
                                               std::vector<std::string>{"--workers", "2"});
-    ASSERT_TRUE(server_->Start().ok());
+    absl::Status st = server_->Start();
+    ASSERT_TRUE(st.ok()) << st;
     client_ = server_->NewClient();
     ASSERT_NE(client_, nullptr);
   }

@@ -258,6 +258,96 @@ class Kubernetes(unittest.TestCase):
         self.assertIn(DATA_DIR, [m["mountPath"] for m in c["volumeMounts"]])
 
 
+class ScaleOut(unittest.TestCase):
+    """The scale-out deployments (deploy/k8s/scale-out, deploy/compose-scale-out.yaml):
+    replicas share one ReadWriteMany data volume and one PostgreSQL job store,
+    the autoscalers read a metric quantd exports, every flag exists."""
+
+    def serve_flags(self):
+        quantd = os.environ.get("QUANTD_BIN")
+        if not quantd or not os.path.exists(quantd):
+            self.skipTest("QUANTD_BIN not built")
+        r = run([quantd, "serve", "--help"])
+        return set(re.findall(r"^\s+(--[a-z0-9-]+)", r.stdout + r.stderr, re.M))
+
+    def test_kubernetes_overlay(self):
+        if not shutil.which("kubectl"):
+            self.skipTest("kubectl not installed")
+        r = run(["kubectl", "kustomize", os.path.join(DEPLOY, "k8s", "scale-out")])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        docs = k8s_docs(r.stdout)
+        self.assertEqual(set(docs), {
+            ("ConfigMap", "quantd-config"), ("PersistentVolumeClaim", "quantd-data"),
+            ("Deployment", "quantd"), ("Service", "quantd"), ("Secret", "quantd-postgres"),
+            ("Service", "quantd-postgres"), ("StatefulSet", "quantd-postgres"),
+            ("HorizontalPodAutoscaler", "quantd")})
+        self.assertEqual(docs[("PersistentVolumeClaim", "quantd-data")]["spec"]["accessModes"],
+                         ["ReadWriteMany"])
+        dep = docs[("Deployment", "quantd")]
+        self.assertGreaterEqual(dep["spec"]["replicas"], 2)
+        self.assertEqual(dep["spec"]["strategy"]["type"], "RollingUpdate")
+        c = dep["spec"]["template"]["spec"]["containers"][0]
+        self.assertIn("--job-store=$(QUANTD_JOB_STORE)", c["args"])
+        self.assertIn(f"--data-dir={DATA_DIR}", c["args"])
+        env = {e["name"]: e for e in c["env"]}
+        ref = env["QUANTD_JOB_STORE"]["valueFrom"]["secretKeyRef"]
+        secret = docs[("Secret", ref["name"])]
+        dsn = secret["stringData"][ref["key"]]
+        self.assertRegex(dsn, r"^postgres(ql)?://")
+        # The DSN names the example's Service and port, and its password.
+        svc = docs[("Service", "quantd-postgres")]
+        self.assertIn(f"@{svc['metadata']['name']}:{svc['spec']['ports'][0]['port']}/", dsn)
+        self.assertIn(":" + secret["stringData"]["password"] + "@", dsn)
+        sts = docs[("StatefulSet", "quantd-postgres")]
+        pod_labels = sts["spec"]["template"]["metadata"]["labels"]
+        self.assertTrue(all(pod_labels.get(k) == v for k, v in svc["spec"]["selector"].items()))
+        # The quantd Service does not select the database pod.
+        qsel = docs[("Service", "quantd")]["spec"]["selector"]
+        self.assertFalse(all(pod_labels.get(k) == v for k, v in qsel.items()))
+        hpa = docs[("HorizontalPodAutoscaler", "quantd")]
+        self.assertEqual(hpa["spec"]["scaleTargetRef"],
+                         {"apiVersion": "apps/v1", "kind": "Deployment", "name": "quantd"})
+        for m in hpa["spec"]["metrics"]:
+            self.assertIn(m["external"]["metric"]["name"], metrics_cc_names())
+        self.assertGreater(hpa["spec"]["maxReplicas"], hpa["spec"]["minReplicas"])
+        flags = self.serve_flags()
+        self.assertFalse(set(re.findall(r"(--[a-z0-9-]+)", " ".join(c["args"]))) - flags)
+
+    def test_autoscaler_alternatives_read_exported_metrics(self):
+        keda = yaml.safe_load(read("deploy", "k8s", "scale-out", "keda-scaledobject.yaml"))
+        self.assertEqual(keda["kind"], "ScaledObject")
+        self.assertEqual(keda["spec"]["scaleTargetRef"]["name"], "quantd")
+        for t in keda["spec"]["triggers"]:
+            names = expr_metric_names(t["metadata"]["query"])
+            self.assertTrue(names)
+            self.assertFalse(names - metrics_cc_names())
+        adapter = yaml.safe_load(read("deploy", "k8s", "scale-out", "prometheus-adapter-rules.yaml"))
+        rules = yaml.safe_load(adapter["data"]["config.yaml"])["externalRules"]
+        self.assertEqual([r["name"]["as"] for r in rules], ["quantd_jobs_queued"])
+        self.assertFalse(expr_metric_names(rules[0]["metricsQuery"]) - metrics_cc_names())
+
+    def test_compose(self):
+        c = yaml.safe_load(read("deploy", "compose-scale-out.yaml"))
+        replicas = {n: s for n, s in c["services"].items() if n.startswith("quantd-")}
+        self.assertEqual(set(c["services"]) - set(replicas), {"postgres"})
+        self.assertEqual(len(replicas), 3)
+        pg = c["services"]["postgres"]["environment"]
+        flags = self.serve_flags()
+        host_ports = set()
+        for name, svc in replicas.items():
+            with self.subTest(service=name):
+                cmd = " ".join(svc["command"])
+                self.assertTrue(cmd.startswith("serve "))
+                self.assertFalse(set(re.findall(r"(--[a-z0-9-]+)", cmd)) - flags)
+                self.assertIn(f"--data-dir={DATA_DIR}", cmd)
+                self.assertIn(f"--job-store=postgresql://{pg['POSTGRES_USER']}:"
+                              f"{pg['POSTGRES_PASSWORD']}@postgres:5432/{pg['POSTGRES_DB']}", cmd)
+                self.assertEqual(svc["volumes"], [f"quantd-shared:{DATA_DIR}"])
+                self.assertEqual(svc["depends_on"]["postgres"]["condition"], "service_healthy")
+                host_ports.add(svc["ports"][0].rsplit(":", 1)[0])
+        self.assertEqual(len(host_ports), 3, "each replica needs its own host port")
+
+
 class Systemd(unittest.TestCase):
     @unittest.skipUnless(shutil.which("systemd-analyze"), "systemd-analyze not installed")
     def test_verify(self):

@@ -49,6 +49,29 @@ TEST_F(BlobStoreTest, ArtifactCommitOpenAndCleanup) {
   EXPECT_FALSE(fs::exists(root_ + "/artifacts/" + job));
 }
 
+// Two attempts of one job (a replica that lost its lease and the one that
+// took over) work in separate directories; either commits to the job's
+// artifact, and removing one attempt's directory leaves the other's.
+TEST_F(BlobStoreTest, AttemptsOfAJobHaveTheirOwnWorkDirs) {
+  const std::string job = "job_0123456789abcdef0123";
+  EXPECT_EQ(WorkName(job, 1), job);
+  EXPECT_EQ(WorkName(job, 2), job + ".a2");
+  auto first = store_->CreateWorkDir(WorkName(job, 1));
+  auto second = store_->CreateWorkDir(WorkName(job, 2));
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_NE(*first, *second);
+  std::ofstream(*second + "/model.onnx") << "quantized";
+  store_->RemoveWorkDir(WorkName(job, 1));
+  EXPECT_TRUE(fs::exists(*second + "/model.onnx"));
+  auto artifact = store_->CommitArtifact(WorkName(job, 2), {"model.onnx"});
+  ASSERT_TRUE(artifact.ok()) << artifact.status();
+  EXPECT_TRUE(fs::exists(root_ + "/artifacts/" + job + "/model.onnx"));
+  for (const char* bad : {".a1", ".a0", ".a", ".b2", ".a2x", ".a2.a3", "./../x"}) {
+    EXPECT_EQ(store_->CreateWorkDir(job + bad).status().code(), absl::StatusCode::kInvalidArgument)
+        << bad;
+  }
+}
+
 TEST_F(BlobStoreTest, RejectsUnsafeIds) {
   EXPECT_EQ(store_->GetModel("sha256:../../etc").status().code(),
             absl::StatusCode::kInvalidArgument);

@@ -54,5 +54,30 @@ TEST(ServeConfigTest, BadValuesNameTheFlag) {
   EXPECT_THAT(ServeHelp(), ::testing::HasSubstr("QUANTD_METRICS_LISTEN"));
 }
 
+// The job store: sqlite by default, a PostgreSQL URI from the flag or
+// QUANTD_JOB_STORE; a bad value is refused without echoing it (a
+// connection string may carry a password).
+TEST(ServeConfigTest, JobStoreIsSqliteOrAPostgresUri) {
+  ServeConfig c;
+  bool help = false;
+  ASSERT_TRUE(ParseServeConfig({}, FakeEnv({}), &c, &help).ok());
+  EXPECT_EQ(c.job_store, "sqlite");
+  EXPECT_EQ(c.lease_seconds, 30);
+  const std::string dsn = "postgres://quantd:secret@db:5432/quantd";
+  ASSERT_TRUE(
+      ParseServeConfig({"--lease-seconds", "2.5"}, FakeEnv({{"QUANTD_JOB_STORE", dsn}}), &c, &help)
+          .ok());
+  EXPECT_EQ(c.job_store, dsn);
+  EXPECT_EQ(c.lease_seconds, 2.5);
+  ASSERT_TRUE(ParseServeConfig({"--job-store=postgresql://h/db"}, FakeEnv({}), &c, &help).ok());
+  EXPECT_EQ(c.job_store, "postgresql://h/db");
+  auto st = ParseServeConfig({"--job-store", "host=db password=hunter2"}, FakeEnv({}), &c, &help);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(st.message()), ::testing::HasSubstr("--job-store"));
+  EXPECT_THAT(std::string(st.message()), ::testing::Not(::testing::HasSubstr("hunter2")));
+  EXPECT_FALSE(ParseServeConfig({"--lease-seconds", "0.1"}, FakeEnv({}), &c, &help).ok());
+  EXPECT_THAT(ServeHelp(), ::testing::HasSubstr("QUANTD_JOB_STORE"));
+}
+
 }  // namespace
 }  // namespace quantd::server

@@ -56,7 +56,7 @@ class WorkerPoolTest : public ::testing::Test {
   Metrics metrics_{&registry_, 2, "test"};
   MemoryJobJournal journal_;
   FakeClock clock_;
-  JobStore store_;
+  EmbeddedJobStore store_;
 };
 
 TEST_F(WorkerPoolTest, RunsByPriorityThenFifo) {

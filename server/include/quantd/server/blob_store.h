@@ -7,8 +7,8 @@
 // hex digests, server job ids, and file names that passed ValidateFileName,
 // see ids.h):
 //   models/<model hex>/manifest.pb + the model's files          committed models
-//   work/<job id>/                                              job output in progress
-//   work/<job id>.input/<model name>/ -> models/<model hex>/*   a checkpoint as a folder
+//   work/<work name>/                                           job output in progress
+//   work/<work name>.input/<model name>/ -> models/<hex>/*      a checkpoint as a folder
 //   artifacts/<job id>/manifest.pb + files                      finished artifacts
 // Commits are atomic: files are fsynced, a directory is filled beside its
 // final place and renamed into it, and the parent directory is fsynced. A
@@ -30,6 +30,13 @@
 #include "quantd/v1/quantd.pb.h"
 
 namespace quantd::server {
+
+// The work directory name of a job's attempt: the job id for the first
+// attempt, "<job id>.a<N>" for attempt N > 1. With a job store shared by
+// replicas, a replica that lost its lease (paused, cut off) and the one
+// that took the job over run different attempts, so one never writes into,
+// removes or commits the other's directory.
+std::string WorkName(const std::string& job_id, int attempt);
 
 struct BlobStoreOptions {
   std::string root;                        // the data directory
@@ -81,15 +88,17 @@ class BlobStore {
   // Returns the folder. RemoveWorkDir removes it with the job's work dir.
   // REQUIRES: `name` passed core::ValidateModelName.
   absl::StatusOr<std::string> LinkModelFolder(const std::string& model_id,
-                                              const std::string& job_id, const std::string& name);
+                                              const std::string& work_name,
+                                              const std::string& name);
 
   // --- artifacts ---
-  // A fresh, empty work directory for a job's output (old content removed).
-  absl::StatusOr<std::string> CreateWorkDir(const std::string& job_id);
-  void RemoveWorkDir(const std::string& job_id);
-  // Hashes `file_names` inside the job's work dir and moves the directory
-  // to artifacts/<job_id> atomically.
-  absl::StatusOr<v1::Artifact> CommitArtifact(const std::string& job_id,
+  // A fresh, empty work directory for a job attempt's output (old content
+  // removed). `work_name` is WorkName(job id, attempt).
+  absl::StatusOr<std::string> CreateWorkDir(const std::string& work_name);
+  void RemoveWorkDir(const std::string& work_name);
+  // Hashes `file_names` inside the attempt's work dir and moves the
+  // directory to artifacts/<job id> atomically.
+  absl::StatusOr<v1::Artifact> CommitArtifact(const std::string& work_name,
                                               const std::vector<std::string>& file_names);
   // Opens one artifact file ("" = the first). NotFound if absent.
   absl::StatusOr<std::unique_ptr<ArtifactReader>> OpenArtifactFile(const std::string& job_id,

@@ -17,6 +17,12 @@ namespace quantd::server {
 struct ServeConfig {
   std::string listen = "127.0.0.1:7443";
   std::string data_dir = "./quantd-data";
+  // "sqlite": the embedded journal (one server per data directory), or a
+  // postgres:// URI: a job store and queue shared by replicas that share
+  // one data directory (scale-out mode, docs/scale-out.md).
+  std::string job_store = "sqlite";
+  // PostgreSQL job store: a running job's lease (renewed every third of it).
+  double lease_seconds = 30;
   int workers = 2;  // capped by the thread budget below
   // The compute budget B: threads computing for all running jobs together
   // (0: the machine's hardware threads). At most min(workers, B) jobs run at

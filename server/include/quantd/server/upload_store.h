@@ -29,6 +29,7 @@
 #include "absl/synchronization/mutex.h"
 #include "quantd/server/blob_store.h"
 #include "quantd/server/clock.h"
+#include "quantd/server/upload_reservations.h"
 #include "quantd/v1/quantd.pb.h"
 
 namespace quantd::server {
@@ -101,8 +102,16 @@ class UploadStore {
   absl::StatusOr<v1::Model> FindCommittedModel(const v1::UploadHeader& header);
 
   // Removes uploads (finished or not) untouched for longer than `max_age`
-  // and not open in a stream. Returns how many were removed.
-  int ExpireUploads(int64_t max_age_ms);
+  // and not open in a stream. Returns how many were removed. With
+  // reservations, runs only when this replica claims the sweep for
+  // `sweep_period` and skips uploads reserved by any replica.
+  int ExpireUploads(int64_t max_age_ms, absl::Duration sweep_period = absl::ZeroDuration());
+
+  // Several replicas share the data directory: coordinate open uploads and
+  // the sweep through `reservations` as `owner` (reservations live `ttl`
+  // unless renewed). Not owned; must outlive the store. REQUIRES: before
+  // the first OpenUpload.
+  void UseReservations(UploadReservations* reservations, std::string owner, absl::Duration ttl);
 
  private:
   friend class UploadWriter;
@@ -116,6 +125,10 @@ class UploadStore {
   const UploadStoreOptions options_;
   Clock* const clock_;
   const std::string dir_;  // <root>/uploads
+  // Set by UseReservations before use, then constant.
+  UploadReservations* reservations_ = nullptr;
+  std::string owner_;
+  absl::Duration reservation_ttl_;
 
   absl::Mutex mu_;
   std::set<std::string> active_uploads_ ABSL_GUARDED_BY(mu_);

@@ -20,6 +20,15 @@
 // compute at once, whatever the hints. The grant is returned when the job
 // ends.
 //
+// Shared queue (UseSharedQueue, the PostgreSQL job store): there is no
+// local queue; idle workers claim the next job from the store's JobLeases
+// (woken by local submits, else every 200 ms), and one more thread
+// heartbeats the leases of running jobs every third of a lease, requeues
+// jobs whose lease expired (any replica's) and reads the queue depth. A
+// running job's every write is fenced by its attempt number: a job whose
+// lease was lost (requeued, taken over) is cancelled and its result
+// discarded, never recorded over the new attempt.
+//
 // The job itself is run by an injected JobRunner (the real one calls
 // core::Run; tests pass fakes). State transitions go through the JobStore
 // (durable); progress updates are in-memory and throttled.
@@ -32,6 +41,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <tuple>
@@ -43,6 +53,7 @@
 #include "quantd/core/base/thread_pool.h"
 #include "quantd/core/run_context.h"
 #include "quantd/server/clock.h"
+#include "quantd/server/job_leases.h"
 #include "quantd/server/job_store.h"
 #include "quantd/server/logger.h"
 #include "quantd/server/metrics.h"
@@ -73,9 +84,14 @@ class WorkerPool {
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
-  // Queues every QUEUED job of the store and starts the threads.
+  // Claim jobs from `leases` (shared by replicas) instead of a local queue,
+  // holding leases of `lease` as `owner` (unique per replica). `leases` is
+  // not owned and must outlive the pool. REQUIRES: before Start.
+  void UseSharedQueue(JobLeases* leases, std::string owner, absl::Duration lease);
+  // Queues every QUEUED job of the store (local queue) and starts the threads.
   void Start();
-  // Adds a QUEUED job (just created by the store).
+  // Adds a QUEUED job (just created by the store); with a shared queue,
+  // wakes an idle worker to claim it.
   void Enqueue(const v1::Job& job);
   // Queued: the job becomes CANCELLED now. Running: the core is told to
   // stop; the job becomes CANCELLED when it does. Final: unchanged.
@@ -95,12 +111,19 @@ class WorkerPool {
   struct Running {
     std::shared_ptr<core::CancelToken> token;
     bool cancel_requested = false;  // by a user, not by shutdown
+    int attempt = 0;                // shared queue: the lease's fencing token
+    bool lease_lost = false;        // shared queue: another attempt owns the job
   };
   // (-priority, sequence, id): std::set order = run order.
   using QueueKey = std::tuple<int, uint64_t, std::string>;
 
   void WorkerLoop();
-  void RunOne(const std::string& job_id, std::shared_ptr<core::CancelToken> token);
+  void SharedWorkerLoop();
+  void LeaseLoop();
+  // `claimed`: the job as ClaimNext returned it (already RUNNING); nullopt
+  // for the local queue (RunOne moves it from QUEUED to RUNNING).
+  void RunOne(const std::string& job_id, std::shared_ptr<core::CancelToken> token,
+              std::optional<v1::Job> claimed);
   void ReportGauges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Grants a job threads from the budget (the rule above) / returns them.
   int AcquireThreads(const v1::Recipe& recipe);
@@ -124,6 +147,12 @@ class WorkerPool {
   bool requeue_on_cancel_ ABSL_GUARDED_BY(mu_) = false;
   int granted_threads_ ABSL_GUARDED_BY(mu_) = 0;  // sum of running jobs' grants
   int granted_jobs_ ABSL_GUARDED_BY(mu_) = 0;     // jobs holding a grant
+  // Shared queue (set by UseSharedQueue before Start, then constant).
+  JobLeases* leases_ = nullptr;
+  std::string owner_;
+  absl::Duration lease_;
+  int wakeups_ ABSL_GUARDED_BY(mu_) = 0;            // local submits not yet claimed
+  int64_t shared_queued_ ABSL_GUARDED_BY(mu_) = 0;  // the store's queue depth, last read
 
   // Compute threads shared by running jobs (thread_budget - 1); declared
   // before the workers so it outlives them.
