@@ -16,6 +16,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -31,6 +32,7 @@
 #include "quantd/core/gguf/gguf_file.h"
 #include "quantd/core/gguf/gguf_file_source.h"
 #include "quantd/core/gguf/gguf_mix.h"
+#include "quantd/core/gguf/imatrix.h"
 #include "quantd/core/gguf/quants.h"
 #include "quantd/core/gguf/tensor_source.h"
 
@@ -46,6 +48,9 @@ struct TensorPlan {
   size_t index;  // in the source's tensors()
   gguf::GgufTensorInfo out;
   bool convert;
+  // The tensor's importance (ne[0] floats per matrix of a 3-D tensor), owned
+  // by the run's ImportanceMatrix; null without one.
+  const float* quant_weights = nullptr;
 };
 
 // `field`: the recipe field the value came from, for the message.
@@ -216,7 +221,69 @@ absl::StatusOr<gguf::MixOptions> MixOptionsOf(const Recipe& recipe) {
                           ParseUserType(recipe.output_tensor_type, "output_tensor_type"));
   QUANTD_ASSIGN_OR_RETURN(options.token_embedding_type,
                           ParseUserType(recipe.token_embedding_type, "token_embedding_type"));
+  options.has_imatrix = !recipe.imatrix.empty();
+  if (recipe.imatrix.empty() &&
+      (!recipe.imatrix_include.empty() || !recipe.imatrix_exclude.empty())) {
+    return absl::InvalidArgumentError("imatrix_include / imatrix_exclude need an imatrix");
+  }
+  if (gguf::RequiresImportance(ftype) && recipe.imatrix.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "gguf_type ", gguf::FileTypeName(ftype),
+        " needs an importance matrix (imatrix): at this few bits per weight the quantizers "
+        "only give usable weights when they know which columns matter, so llama-quantize refuses "
+        "IQ1_S, IQ1_M, IQ2_S, IQ2_XXS, IQ2_XS and Q2_K_S without one. Compute it with "
+        "llama-imatrix and pass it as imatrix"));
+  }
   return options;
+}
+
+// The name llama-quantize records in quantize.imatrix.file: the path it was
+// given, at most 127 characters. Quantd records the file's name without
+// its directory (the same bytes when the file is given by name; a server's
+// storage path says nothing to the model's users).
+std::string ImatrixFileLabel(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  if (name.size() > 127) name.resize(127);
+  return name;
+}
+
+// The tensor's per-column importance, checked as llama-quantize does: an
+// entry must hold ne[0] * ne[2] values (token_embd.weight is exempt: a
+// mismatched entry is ignored there); the 1- and 2-bit types (and Q2_K in a
+// Q2_K_S mix) refuse to run without one.
+absl::StatusOr<const float*> TensorImportance(const gguf::ImportanceMatrix* imatrix,
+                                              const gguf::GgufTensorInfo& t, GgmlType type,
+                                              gguf::FileType ftype) {
+  const float* qw = nullptr;
+  if (imatrix != nullptr) {
+    auto it = imatrix->entries.find(t.name);
+    if (it != imatrix->entries.end()) {
+      const int64_t ne2 = t.ne.size() > 2 ? t.ne[2] : 1;
+      const int64_t want = t.ne[0] * ne2;
+      if (static_cast<int64_t>(it->second.size()) == want) {
+        qw = it->second.data();
+      } else if (t.name != "token_embd.weight") {
+        return absl::InvalidArgumentError(
+            absl::StrCat("importance matrix entry '", t.name, "' has ", it->second.size(),
+                         " values but tensor '", t.name, "' needs ", want, " (ne[0] ", t.ne[0],
+                         " x ne[2] ", ne2, "); was the matrix computed for another model?"));
+      }
+    }
+  }
+  const bool iq1m_tensor =
+      type == GgmlType::kIQ1_M && t.name != "token_embd.weight" && t.name != "output.weight";
+  const bool q2ks_tensor =
+      type == GgmlType::kQ2_K && ftype == gguf::FileType::kQ2_K_S && t.name != "token_embd.weight";
+  if (qw == nullptr &&
+      (type == GgmlType::kIQ2_XXS || type == GgmlType::kIQ2_XS || type == GgmlType::kIQ2_S ||
+       type == GgmlType::kIQ1_S || iq1m_tensor || q2ks_tensor)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor '", t.name, "' would be ", gguf::TypeName(type),
+                     " but the importance matrix has no entry for it; these very low-bit types "
+                     "give garbage without one (as llama-quantize refuses)"));
+  }
+  return qw;
 }
 
 }  // namespace
@@ -239,9 +306,25 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
 
 absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& source,
                                const std::string& output_path, const RunContext& ctx) {
-  QUANTD_ASSIGN_OR_RETURN(const gguf::MixOptions options, MixOptionsOf(recipe));
+  QUANTD_ASSIGN_OR_RETURN(gguf::MixOptions options, MixOptionsOf(recipe));
   const gguf::FileType ftype = options.ftype;
   const std::vector<gguf::GgufTensorInfo>& tensors = source.tensors();
+
+  // The importance matrix, filtered as --include-weights/--exclude-weights
+  // ask. One that ends up empty counts as none (as in llama-quantize).
+  std::optional<gguf::ImportanceMatrix> imatrix;
+  if (!recipe.imatrix.empty()) {
+    QUANTD_ASSIGN_OR_RETURN(gguf::ImportanceMatrix m, gguf::ReadImportanceMatrix(recipe.imatrix));
+    QUANTD_RETURN_IF_ERROR(
+        gguf::FilterImportanceMatrix(recipe.imatrix_include, recipe.imatrix_exclude, &m));
+    if (!m.entries.empty()) imatrix = std::move(m);
+  }
+  options.has_imatrix = imatrix.has_value();
+  if (gguf::RequiresImportance(ftype) && !imatrix) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "gguf_type ", gguf::FileTypeName(ftype), " needs an importance matrix, and no entry of ",
+        recipe.imatrix, " is left after imatrix_include / imatrix_exclude"));
+  }
 
   // Decide every tensor's output type, in llama.cpp's order.
   gguf::MixPlanner planner(gguf::GetModelFacts(source.kvs(), tensors), options);
@@ -262,6 +345,13 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
                                                        gguf::TypeName(src.type),
                                                        ", which Quantd cannot convert from"));
       }
+      if (!gguf::CanQuantize(type)) {
+        return absl::UnimplementedError(absl::StrCat("tensor '", src.name, "' would be ",
+                                                     gguf::TypeName(type),
+                                                     ", which this build of Quantd cannot write"));
+      }
+      QUANTD_ASSIGN_OR_RETURN(plan.quant_weights,
+                              TensorImportance(imatrix ? &*imatrix : nullptr, src, type, ftype));
       plan.out.type = type;
       plan.out.nbytes = static_cast<uint64_t>(gguf::RowBytes(type, src.ne[0]) * src.Rows());
     }
@@ -274,6 +364,19 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
   gguf::SetKv(&kvs, gguf::GgufKv::Uint32("general.file_type", static_cast<uint32_t>(ftype)));
   for (const char* key : {"split.no", "split.count", "split.tensors.count"})
     gguf::RemoveKv(&kvs, key);
+  if (imatrix) {  // what llama-quantize records about the matrix, in its order
+    gguf::SetKv(&kvs,
+                gguf::GgufKv::String("quantize.imatrix.file", ImatrixFileLabel(recipe.imatrix)));
+    if (!imatrix->dataset.empty()) {
+      gguf::SetKv(
+          &kvs, gguf::GgufKv::String("quantize.imatrix.dataset", imatrix->dataset.substr(0, 127)));
+    }
+    gguf::SetKv(&kvs, gguf::GgufKv::Int32("quantize.imatrix.entries_count",
+                                          static_cast<int32_t>(imatrix->entries.size())));
+    if (imatrix->chunks > 0) {
+      gguf::SetKv(&kvs, gguf::GgufKv::Int32("quantize.imatrix.chunks_count", imatrix->chunks));
+    }
+  }
   std::vector<gguf::GgufTensorInfo> out_infos;
   for (const auto& p : plans) out_infos.push_back(p.out);
   const uint64_t alignment = source.alignment();
@@ -363,7 +466,21 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
           }
         }
         uint8_t* y = out_buf.data() + r0 * out_row_bytes;
-        gguf::QuantizeRow(out_type, x, y, n);
+        if (plan.quant_weights == nullptr) {
+          gguf::QuantizeRow(out_type, x, y, n);
+        } else {
+          // Rows of one matrix (a 3-D tensor has ne[2] of them) share its
+          // importance; quantize each run of such rows together.
+          const int64_t ne1 = src.ne.size() > 1 ? src.ne[1] : 1;
+          const int64_t ne2 = src.ne.size() > 2 ? src.ne[2] : 1;
+          for (int64_t r = r0; r < r0 + nr;) {
+            const int64_t mat = (r / ne1) % ne2;
+            const int64_t end = std::min(r0 + nr, (r / ne1 + 1) * ne1);
+            gguf::QuantizeRows(out_type, x + (r - r0) * ne0, y + (r - r0) * out_row_bytes, end - r,
+                               ne0, plan.quant_weights + mat * ne0);
+            r = end;
+          }
+        }
         // Quality: compare the stored values with the source.
         float* back = deq_scratch[thread].data();
         gguf::DequantizeRow(out_type, y, back, n);

@@ -71,6 +71,11 @@ struct Recipe {
   std::string token_embedding_type;
   bool pure = false;
   bool allow_requantize = false;
+  // Importance matrix (llama-imatrix output, legacy .dat or GGUF): a file
+  // path for the core; the service resolves an uploaded blob to its path.
+  std::string imatrix;
+  std::vector<std::string> imatrix_include;  // keep only entries whose name contains one
+  std::vector<std::string> imatrix_exclude;  // drop entries whose name contains one
 
   // --- MLX (mlx_lm.convert compatible affine quantization) ---
   int bits = 0;            // 2, 3, 4, 5, 6, 8; 0: from precision (int4 / int8), else 4
