@@ -475,18 +475,44 @@ GgmlType MixPlanner::Fallback(GgmlType type, const GgufTensorInfo& t) {
   return out;
 }
 
-absl::StatusOr<GgmlType> MixPlanner::Choose(const GgufTensorInfo& t) {
-  if (!TensorAllowsQuantization(t, options_)) return t.type;
+absl::StatusOr<GgmlType> MixPlanner::Choose(const GgufTensorInfo& t, std::string* rule) {
+  std::string why = "copy";
+  if (!TensorAllowsQuantization(t, options_)) {
+    if (rule != nullptr) *rule = why;
+    return t.type;
+  }
   const GgmlType default_type = DefaultType(options_.ftype);
   GgmlType new_type = default_type;
+  why = options_.pure ? "pure" : "mix";
   if (TypeInfo(default_type).quantized) {
-    if (!options_.pure) new_type = MixType(new_type, t);
+    // --tensor-type: the first pattern found in the name whose type differs
+    // from the default replaces the mix rules (their counters do not move).
+    bool manual = false;
+    if (!options_.pure) {
+      for (size_t i = 0; i < options_.tensor_type_patterns.size(); ++i) {
+        if (options_.tensor_type_patterns.PartialMatchAt(i, t.name) &&
+            options_.tensor_type_types[i] != new_type) {
+          new_type = options_.tensor_type_types[i];
+          manual = true;
+          why = absl::StrCat("tensor_type[", i, "]");
+          break;
+        }
+      }
+    }
+    if (!options_.pure && !manual) new_type = MixType(new_type, t);
+    const int before = n_fallback_;
     new_type = Fallback(new_type, t);
+    if (n_fallback_ != before) absl::StrAppend(&why, " fallback");
   }
   std::optional<GgmlType> user;
-  if (options_.token_embedding_type && t.name == "token_embd.weight")
+  if (options_.token_embedding_type && t.name == "token_embd.weight") {
     user = options_.token_embedding_type;
-  if (options_.output_tensor_type && t.name == "output.weight") user = options_.output_tensor_type;
+    why = "token_embedding_type";
+  }
+  if (options_.output_tensor_type && t.name == "output.weight") {
+    user = options_.output_tensor_type;
+    why = "output_tensor_type";
+  }
   if (user) {
     new_type = *user;
     if (t.ne[0] % TypeInfo(new_type).block_size != 0) {
@@ -496,6 +522,8 @@ absl::StatusOr<GgmlType> MixPlanner::Choose(const GgufTensorInfo& t) {
                        TypeInfo(new_type).block_size, "; choose another type for it"));
     }
   }
+  if (new_type == t.type) why = "copy";
+  if (rule != nullptr) *rule = why;
   return new_type;
 }
 

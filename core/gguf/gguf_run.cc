@@ -12,6 +12,7 @@
 #include "quantd/core/gguf/gguf_run.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -22,6 +23,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
@@ -222,6 +224,27 @@ absl::StatusOr<gguf::MixOptions> MixOptionsOf(const Recipe& recipe) {
   QUANTD_ASSIGN_OR_RETURN(options.token_embedding_type,
                           ParseUserType(recipe.token_embedding_type, "token_embedding_type"));
   options.has_imatrix = !recipe.imatrix.empty();
+  std::vector<std::string> patterns;
+  for (const std::string& entry : recipe.tensor_types) {
+    const size_t eq = entry.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == entry.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("tensor_types entry '", entry.substr(0, 80),
+                                                     "' is not REGEX=TYPE (e.g. attn_v=q8_0)"));
+    }
+    const std::string type_name = entry.substr(eq + 1);
+    const std::optional<GgmlType> type = gguf::ParseTypeName(type_name);
+    const bool is_float = type && (*type == GgmlType::kF16 || *type == GgmlType::kBF16 ||
+                                   *type == GgmlType::kF32);
+    if (!type || (!gguf::TypeInfo(*type).quantized && !is_float)) {
+      return absl::InvalidArgumentError(absl::StrCat("tensor_types entry '", entry.substr(0, 80),
+                                                     "': '", type_name, "' is not a ggml type"));
+    }
+    // llama-quantize lower-cases the pattern (tensor names are lower case).
+    patterns.push_back(absl::AsciiStrToLower(entry.substr(0, eq)));
+    options.tensor_type_types.push_back(*type);
+  }
+  QUANTD_ASSIGN_OR_RETURN(options.tensor_type_patterns,
+                          NamePatterns::Compile(patterns, "tensor_types"));
   if (recipe.imatrix.empty() &&
       (!recipe.imatrix_include.empty() || !recipe.imatrix_exclude.empty())) {
     return absl::InvalidArgumentError("imatrix_include / imatrix_exclude need an imatrix");
@@ -286,6 +309,62 @@ absl::StatusOr<const float*> TensorImportance(const gguf::ImportanceMatrix* imat
   return qw;
 }
 
+// The tensors a run writes: all of the source's, or without the blocks
+// --prune-layers removes, the later blocks renumbered down ("blk.5." becomes
+// "blk.4." when block 3 is pruned), as newer llama-quantize does.
+struct PrunedView {
+  std::vector<gguf::GgufTensorInfo> infos;  // output names
+  std::vector<size_t> source_index;         // infos[i] is source tensor source_index[i]
+  uint32_t blocks_kept = 0;
+};
+
+// Block index of "blk.N." names, -1 otherwise.
+int BlockOf(const std::string& name) {
+  if (name.rfind("blk.", 0) != 0) return -1;
+  size_t i = 4;
+  int v = 0;
+  if (i >= name.size() || !std::isdigit(static_cast<unsigned char>(name[i]))) return -1;
+  while (i < name.size() && std::isdigit(static_cast<unsigned char>(name[i])) && v < 100000000) {
+    v = v * 10 + (name[i++] - '0');
+  }
+  return i < name.size() && name[i] == '.' ? v : -1;
+}
+
+absl::StatusOr<PrunedView> PruneLayers(const gguf::TensorSource& source,
+                                       const std::vector<int>& prune) {
+  const std::vector<gguf::GgufTensorInfo>& tensors = source.tensors();
+  PrunedView view;
+  const int n_layer = gguf::GetModelFacts(source.kvs(), tensors).n_layer;
+  std::vector<int> sorted = prune;
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  for (int b : sorted) {
+    if (b < 0 || b >= n_layer) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "prune_layers: block ", b, " does not exist; the model has blocks 0..", n_layer - 1));
+    }
+  }
+  if (!sorted.empty() && static_cast<int>(sorted.size()) >= n_layer) {
+    return absl::InvalidArgumentError("prune_layers would remove every block of the model");
+  }
+  view.blocks_kept = static_cast<uint32_t>(std::max(0, n_layer - static_cast<int>(sorted.size())));
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    gguf::GgufTensorInfo info = tensors[i];
+    const int b = BlockOf(info.name);
+    if (b >= 0 && !sorted.empty()) {
+      if (std::binary_search(sorted.begin(), sorted.end(), b)) continue;
+      const int below =
+          static_cast<int>(std::lower_bound(sorted.begin(), sorted.end(), b) - sorted.begin());
+      if (below > 0) {
+        info.name = absl::StrCat("blk.", b - below, info.name.substr(info.name.find('.', 4)));
+      }
+    }
+    view.infos.push_back(std::move(info));
+    view.source_index.push_back(i);
+  }
+  return view;
+}
+
 }  // namespace
 
 absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_path,
@@ -326,13 +405,22 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
         recipe.imatrix, " is left after imatrix_include / imatrix_exclude"));
   }
 
-  // Decide every tensor's output type, in llama.cpp's order.
-  gguf::MixPlanner planner(gguf::GetModelFacts(source.kvs(), tensors), options);
+  // --prune-layers: the kept tensors, blocks renumbered in order.
+  QUANTD_ASSIGN_OR_RETURN(const PrunedView view, PruneLayers(source, recipe.prune_layers));
+
+  // Decide every tensor's output type, in llama.cpp's order. The mix rules
+  // see the input's block count (as llama-quantize's do) and the kept
+  // tensors.
+  gguf::MixPlanner planner(gguf::GetModelFacts(source.kvs(), view.infos), options);
   std::vector<TensorPlan> plans;
-  for (size_t idx : gguf::ProcessingOrder(tensors)) {
+  std::vector<std::string> rules;
+  for (size_t v : gguf::ProcessingOrder(view.infos)) {
+    const size_t idx = view.source_index[v];
     const gguf::GgufTensorInfo& src = tensors[idx];
-    QUANTD_ASSIGN_OR_RETURN(GgmlType type, planner.Choose(src));
-    TensorPlan plan{idx, src, type != src.type};
+    std::string rule;
+    QUANTD_ASSIGN_OR_RETURN(GgmlType type, planner.Choose(view.infos[v], &rule));
+    rules.push_back(std::move(rule));
+    TensorPlan plan{idx, view.infos[v], type != src.type};
     if (plan.convert) {
       if (gguf::TypeInfo(src.type).quantized && !recipe.allow_requantize) {
         return absl::InvalidArgumentError(
@@ -377,9 +465,51 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
       gguf::SetKv(&kvs, gguf::GgufKv::Int32("quantize.imatrix.chunks_count", imatrix->chunks));
     }
   }
+  if (!recipe.prune_layers.empty()) {
+    const gguf::ModelFacts facts = gguf::GetModelFacts(source.kvs(), view.infos);
+    gguf::SetKv(&kvs, gguf::GgufKv::Uint32(facts.arch + ".block_count", view.blocks_kept));
+  }
   std::vector<gguf::GgufTensorInfo> out_infos;
   for (const auto& p : plans) out_infos.push_back(p.out);
   const uint64_t alignment = source.alignment();
+  std::vector<PlanEntry> plan_report;
+  for (size_t i = 0; i < plans.size(); ++i) {
+    const TensorPlan& p = plans[i];
+    const gguf::GgufTensorInfo& src = tensors[p.index];
+    PlanEntry e;
+    e.name = p.out.name;
+    if (src.name != p.out.name) e.source_name = src.name;
+    e.shape = src.ne;
+    e.type_before = gguf::TypeName(src.type);
+    e.type_after = gguf::TypeName(p.out.type);
+    e.bytes_after = p.out.nbytes;
+    e.importance = p.quant_weights != nullptr;
+    e.rule = rules[i];
+    plan_report.push_back(std::move(e));
+  }
+  if (recipe.dry_run) {
+    Report report;
+    report.format = "gguf";
+    report.precision = gguf::FileTypeName(ftype);
+    report.dry_run = true;
+    report.tensors_total = plans.size();
+    std::vector<gguf::GgufTensorInfo> laid_out = out_infos;
+    const uint64_t data_size = gguf::LayoutTensors(&laid_out, alignment);
+    report.output_file_bytes =
+        gguf::AlignUp(gguf::SerializeHeader(kvs, laid_out).size(), alignment) + data_size;
+    for (const TensorPlan& p : plans) {
+      report.bytes_before += source.SourceBytes(p.index);
+      report.bytes_after += p.out.nbytes;
+      if (p.convert) {
+        ++report.tensors_converted;
+        report.weights_quantized += static_cast<uint64_t>(tensors[p.index].Elements());
+      }
+    }
+    report.plan = std::move(plan_report);
+    report.notes.push_back(absl::StrCat("dry run: nothing written; the output would be ",
+                                        report.output_file_bytes, " bytes"));
+    return report;
+  }
   QUANTD_ASSIGN_OR_RETURN(gguf::GgufFileStart start,
                           gguf::StartGgufFile(output_path, kvs, &out_infos, alignment));
   std::unique_ptr<AtomicFileWriter> writer = std::move(start.writer);
@@ -389,6 +519,7 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
   report.format = "gguf";
   report.precision = gguf::FileTypeName(ftype);
   report.tensors_total = plans.size();
+  report.plan = std::move(plan_report);
   const int threads = ctx.Parallelism();
   std::vector<uint8_t> out_bufs[2];  // declared before the sink: it may still read one
   int which = 0;

@@ -284,6 +284,13 @@ std::string CanonicalRecipe(const Recipe& r) {
   if (!r.imatrix_include.empty()) {
     parts.push_back(absl::StrCat("imatrix_include=", absl::StrJoin(r.imatrix_include, "\x1f")));
   }
+  if (!r.tensor_types.empty()) {
+    parts.push_back(absl::StrCat("tensor_types=", absl::StrJoin(r.tensor_types, "\x1f")));
+  }
+  if (!r.prune_layers.empty()) {
+    parts.push_back(absl::StrCat("prune_layers=", absl::StrJoin(r.prune_layers, ",")));
+  }
+  if (r.dry_run) parts.push_back("dry_run=1");
   if (!r.imatrix_exclude.empty()) {
     parts.push_back(absl::StrCat("imatrix_exclude=", absl::StrJoin(r.imatrix_exclude, "\x1f")));
   }

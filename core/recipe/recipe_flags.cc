@@ -228,6 +228,28 @@ const std::vector<FlagSpec>& Flags() {
          r->imatrix_exclude.push_back(v);
          return absl::OkStatus();
        }},
+      {"tensor-type", "tensor_types", "REGEX=TYPE",
+       "GGUF: ggml TYPE for tensors whose name REGEX finds (repeatable; the first that changes "
+       "a tensor wins)",
+       [](Recipe* r, const std::string& v) {
+         r->tensor_types.push_back(v);
+         return absl::OkStatus();
+       }},
+      {"prune-layers", "prune_layers", "N,N",
+       "GGUF: remove these blocks (layers) and renumber the rest",
+       [](Recipe* r, const std::string& v) -> absl::Status {
+         for (absl::string_view part : absl::StrSplit(v, ',', absl::SkipEmpty())) {
+           int n;
+           if (!absl::SimpleAtoi(part, &n) || n < 0) {
+             return Bad("prune-layers", v, "expected block numbers like 3,4,10");
+           }
+           r->prune_layers.push_back(n);
+         }
+         return absl::OkStatus();
+       }},
+      {"dry-run", "dry_run", nullptr,
+       "GGUF: print the per-tensor plan and the output size; write nothing",
+       Set(&Recipe::dry_run, true)},
       {"bits", "bits", "N", "MLX: bits per weight, 2, 3, 4 (default), 5, 6 or 8",
        Int("bits", &Recipe::bits)},
       {"group-size", "group_size", "N", "MLX: weights per scale and bias, 32, 64 (default) or 128",
@@ -391,6 +413,12 @@ std::vector<std::string> FieldFlags(const Recipe& r, absl::string_view field) {
     for (const auto& v : r.imatrix_include) add("include-weights", v);
   } else if (field == "imatrix_exclude") {
     for (const auto& v : r.imatrix_exclude) add("exclude-weights", v);
+  } else if (field == "tensor_types") {
+    for (const auto& v : r.tensor_types) add("tensor-type", v);
+  } else if (field == "prune_layers") {
+    if (!r.prune_layers.empty()) add("prune-layers", absl::StrJoin(r.prune_layers, ","));
+  } else if (field == "dry_run") {
+    on_off(r.dry_run, "dry-run", nullptr);
   } else if (field == "bits") {
     if (r.bits != 0) add("bits", absl::StrCat(r.bits));
   } else if (field == "group_size") {
@@ -446,6 +474,9 @@ std::vector<std::string> RecipeToFlags(const Recipe& r) {
       "imatrix",
       "imatrix_include",
       "imatrix_exclude",
+      "tensor_types",
+      "prune_layers",
+      "dry_run",
       "bits",
       "group_size",
       "mlx_recipe",

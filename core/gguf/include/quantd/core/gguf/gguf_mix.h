@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "quantd/core/gguf/ggml_types.h"
 #include "quantd/core/gguf/gguf_file.h"
+#include "quantd/core/name_patterns.h"
 
 namespace quantd::core::gguf {
 
@@ -82,6 +83,10 @@ struct MixOptions {
   std::optional<GgmlType> token_embedding_type;  // --token-embedding-type
   bool pure = false;                             // --pure
   bool has_imatrix = false;  // an importance matrix is given (changes some rules)
+  // --tensor-type REGEX=TYPE, in order: pattern i (lower-cased, searched in
+  // the name) asks for tensor_type_types[i].
+  NamePatterns tensor_type_patterns;
+  std::vector<GgmlType> tensor_type_types;
 };
 
 // Model facts the rules look at, from the GGUF metadata.
@@ -117,7 +122,10 @@ class MixPlanner {
 
   // The output type of `t`. Call once per tensor, in ProcessingOrder.
   // InvalidArgument if a user-chosen type cannot hold the tensor's rows.
-  absl::StatusOr<GgmlType> Choose(const GgufTensorInfo& t);
+  // `rule`, if given, receives what decided: "copy" (not quantized), "mix",
+  // "pure", "tensor_type[i]" (--tensor-type i), "output_tensor_type",
+  // "token_embedding_type", with " fallback" when the row length forced one.
+  absl::StatusOr<GgmlType> Choose(const GgufTensorInfo& t, std::string* rule = nullptr);
 
   int fallbacks() const { return n_fallback_; }
 
