@@ -291,6 +291,8 @@ std::string CanonicalRecipe(const Recipe& r) {
     parts.push_back(absl::StrCat("prune_layers=", absl::StrJoin(r.prune_layers, ",")));
   }
   if (r.dry_run) parts.push_back("dry_run=1");
+  if (r.keep_split) parts.push_back("keep_split=1");
+  if (r.split_max_bytes > 0) parts.push_back(absl::StrCat("split_max_bytes=", r.split_max_bytes));
   if (!r.imatrix_exclude.empty()) {
     parts.push_back(absl::StrCat("imatrix_exclude=", absl::StrJoin(r.imatrix_exclude, "\x1f")));
   }

@@ -41,3 +41,10 @@ add_test(NAME e2e.gguf.imatrix_reference_runs_gguf_matrix
           --imatrix-format gguf)
 set_tests_properties(e2e.gguf.imatrix_reference_runs_gguf_matrix PROPERTIES
   ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS "gguf;e2e" TIMEOUT 300)
+
+# Split models: quantd splits tiny-llama into 3 parts; the parts quantize to
+# the bytes of the whole; --keep-split output loads and generates in llama.cpp.
+add_test(NAME e2e.gguf.split_parts
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/gguf_split_e2e.sh)
+set_tests_properties(e2e.gguf.split_parts PROPERTIES
+  ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS "gguf;e2e" TIMEOUT 300)
