@@ -152,6 +152,10 @@ absl::Status ValidateMlxFields(const Recipe& r) {
   }
   const std::pair<bool, const char*> onnx_or_gguf[] = {
       {!r.gguf_type.empty(), "gguf_type"},
+      {!r.imatrix.empty(), "imatrix"},
+      {!r.tensor_types.empty(), "tensor_types"},
+      {!r.prune_layers.empty(), "prune_layers"},
+      {r.keep_split || r.split_max_bytes > 0, "keep_split / split_max_bytes"},
       {r.block_size != d.block_size, "block_size"},
       {r.symmetric != d.symmetric, "symmetric"},
       {r.accuracy_level != d.accuracy_level, "accuracy_level"},

@@ -48,3 +48,11 @@ add_test(NAME e2e.gguf.split_parts
   COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/gguf_split_e2e.sh)
 set_tests_properties(e2e.gguf.split_parts PROPERTIES
   ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS "gguf;e2e" TIMEOUT 300)
+
+# Importance matrices and split models through the service (quantctl).
+if(TARGET quantctl)
+  add_test(NAME e2e.gguf.imatrix_service
+    COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/gguf_imatrix_service_test.sh $<TARGET_FILE:quantctl>)
+  set_tests_properties(e2e.gguf.imatrix_service PROPERTIES
+    ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS "gguf;e2e" TIMEOUT 180)
+endif()
