@@ -129,6 +129,7 @@ absl::StatusOr<std::string> ParseRecipeAndFlags(const std::vector<std::string>& 
   if (auto st = core::ParseRecipeFlags(args, recipe, &rest); !st.ok()) return Usage(st.message());
   QUANTD_RETURN_IF_ERROR(flags.Parse(rest, &positional));
   if (auto st = core::ValidateRecipe(*recipe); !st.ok()) return Usage(st.message());
+  if (recipe->dry_run) return Usage("--dry-run is for quantd quantize (it writes nothing)");
   if (positional.size() != 1) return Usage(usage_error);
   return positional[0];
 }

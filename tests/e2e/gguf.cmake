@@ -7,7 +7,7 @@ set_tests_properties(e2e.gguf.reference_runs PROPERTIES
   ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS "gguf;e2e" TIMEOUT 300)
 
 # llama.cpp (node-llama-cpp 3.21.1, CPU) loads Quantd's output and generates.
-foreach(type Q4_K_M Q8_0)
+foreach(type Q4_K_M Q8_0 IQ4_XS TQ1_0 TQ2_0)
   add_test(NAME e2e.gguf.llama_generate.${type}
     COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/gguf_llama_e2e.sh ${type})
   set_tests_properties(e2e.gguf.llama_generate.${type} PROPERTIES
