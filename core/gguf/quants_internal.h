@@ -80,12 +80,18 @@ void FinishQkMin(const float* x, const float* scales, const float* mins, uint8_t
 void FinishQ6_K(const float* x, const float* scales, int8_t* L, BlockQ6_K* y,
                 SpanQuantFn span = QuantizeSpan_ref);
 
+// IQ4_XS from its 8 block scales (the search's result, 0 for all-zero
+// blocks): the super-block scale, 6-bit block scales and the levels, as
+// quantize_row_iq4_nl_impl's multi-block branch. x: the 256 values.
+void FinishIQ4_XS(const float* x, const float* scales, BlockIQ4_XS* y);
+
 namespace internal {
 // AVX2 variants (quants_avx2.cc); same bytes as the _ref functions.
 // REQUIRES: the CPU supports AVX2.
 void QuantizeQ8_0_avx2(const float* x, BlockQ8_0* y, int64_t n);
 void QuantizeQ4_0_avx2(const float* x, BlockQ4_0* y, int64_t n);
 void QuantizeIQ4_NL_avx2(const float* x, BlockIQ4_NL* y, int64_t n);
+void QuantizeIQ4_XS_avx2(const float* x, BlockIQ4_XS* y, int64_t n);
 void QuantizeQ4_K_avx2(const float* x, BlockQ4_K* y, int64_t n);
 void QuantizeQ5_K_avx2(const float* x, BlockQ5_K* y, int64_t n);
 void QuantizeQ6_K_avx2(const float* x, BlockQ6_K* y, int64_t n);

@@ -353,27 +353,21 @@ void QuantizeQkMinWeighted(const float* x, Block* y, int64_t n_per_row, const fl
   }
 }
 
-// IQ4_NL / IQ4_XS search over one super-block of `kSuper` values in blocks
-// of 32 (quantize_row_iq4_nl_impl with ntry 7). qw: the super-block's
-// importance, or null (weights x^2). Writes *dh, q4 (kSuper / 2 bytes) and,
-// for kSuper > 32, the 6-bit block scales.
+// The IQ4_NL / IQ4_XS block-scale search over one super-block of `kSuper`
+// values in blocks of 32 (quantize_row_iq4_nl_impl with ntry 7): each
+// block's scale into scales[] (0 for an all-zero block). qw: the
+// super-block's importance, or null (weights x^2); sigma2 spans the
+// super-block.
 template <int kSuper>
-void QuantizeIq4Super(const float* x, const float* qw, uint16_t* dh, uint8_t* q4,
-                      uint16_t* scales_h, uint8_t* scales_l) {
+void Iq4BlockScales(const float* x, const float* qw, float* scales) {
   constexpr int kBlock = 32;
   constexpr int kNtry = 7;
   const int8_t* values = kIq4nlValues;
-  uint8_t L[kSuper];
   float weight[kBlock];
-  float scales[kSuper / kBlock];
   float sigma2 = SumSquares(x, kSuper);
   sigma2 *= 2.0f / static_cast<float>(kSuper);
-  std::memset(q4, 0, kSuper / 2);
-  *dh = FloatToHalf(0.0f);
-  float max_scale = 0.0f, amax_scale = 0.0f;
   for (int ib = 0; ib < kSuper / kBlock; ++ib) {
     const float* xb = x + ib * kBlock;
-    uint8_t* Lb = L + ib * kBlock;
     if (qw != nullptr) {
       ImportanceWeights(xb, qw + ib * kBlock, sigma2, kBlock, weight);
     } else {
@@ -395,9 +389,7 @@ void QuantizeIq4Super(const float* x, const float* qw, uint16_t* dh, uint8_t* q4
     float id = 1.0f / d;
     float sumqx = 0.0f, sumq2 = 0.0f;
     for (int j = 0; j < kBlock; ++j) {
-      const int l = BestIndexIq4nl(id * xb[j]);
-      Lb[j] = static_cast<uint8_t>(l);
-      const float q = static_cast<float>(values[l]);
+      const float q = static_cast<float>(values[BestIndexIq4nl(id * xb[j])]);
       const float w = weight[j];
       sumqx += w * q * xb[j];
       sumq2 += w * q * q;
@@ -409,8 +401,7 @@ void QuantizeIq4Super(const float* x, const float* qw, uint16_t* dh, uint8_t* q4
       sumqx = 0.0f;
       sumq2 = 0.0f;
       for (int j = 0; j < kBlock; ++j) {
-        const int l = BestIndexIq4nl(id * xb[j]);
-        const float q = static_cast<float>(values[l]);
+        const float q = static_cast<float>(values[BestIndexIq4nl(id * xb[j])]);
         const float w = weight[j];
         sumqx += w * q * xb[j];
         sumq2 += w * q * q;
@@ -421,49 +412,51 @@ void QuantizeIq4Super(const float* x, const float* qw, uint16_t* dh, uint8_t* q4
       }
     }
     scales[ib] = d;
-    const float abs_d = std::fabs(d);
-    if (abs_d > amax_scale) {
-      amax_scale = abs_d;
-      max_scale = d;
-    }
-  }
-  if constexpr (kSuper / kBlock > 1) {
-    constexpr int nb = kSuper / kBlock;
-    std::memset(scales_h, 0, ((nb + 7) / 8) * sizeof(uint16_t));
-    const float d = -max_scale / 32.0f;
-    *dh = FloatToHalf(d);
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    for (int ib = 0; ib < nb; ++ib) {
-      int l = NearestInt(id * scales[ib]);
-      l = ClampInt(l, -32, 31);
-      const float dl = d * static_cast<float>(l);
-      const float idl = dl != 0.0f ? 1.0f / dl : 0.0f;
-      uint8_t* Lb = L + ib * kBlock;
-      const float* xb = x + ib * kBlock;
-      for (int j = 0; j < kBlock; ++j) Lb[j] = static_cast<uint8_t>(BestIndexIq4nl(idl * xb[j]));
-      l += 32;
-      const uint8_t l_l = static_cast<uint8_t>(l & 0xF);
-      const uint8_t l_h = static_cast<uint8_t>(l >> 4);
-      if (ib % 2 == 0) {
-        scales_l[ib / 2] = l_l;
-      } else {
-        scales_l[ib / 2] = static_cast<uint8_t>(scales_l[ib / 2] | (l_l << 4));
-      }
-      scales_h[ib / 8] = static_cast<uint16_t>(scales_h[ib / 8] | (l_h << 2 * (ib % 8)));
-    }
-  } else {
-    *dh = FloatToHalf(scales[0]);
-    const float id = scales[0] != 0.0f ? 1.0f / scales[0] : 0.0f;
-    for (int j = 0; j < kSuper; ++j) L[j] = static_cast<uint8_t>(BestIndexIq4nl(id * x[j]));
-  }
-  for (int i = 0; i < kSuper / 32; ++i) {
-    for (int j = 0; j < 16; ++j) {
-      q4[16 * i + j] = static_cast<uint8_t>(L[32 * i + j] | (L[32 * i + 16 + j] << 4));
-    }
   }
 }
 
 }  // namespace
+
+void FinishIQ4_XS(const float* x, const float* scales, BlockIQ4_XS* y) {
+  constexpr int kBlock = 32;
+  constexpr int nb = kQKK / kBlock;
+  uint8_t L[kQKK];
+  float max_scale = 0.0f, amax_scale = 0.0f;
+  for (int ib = 0; ib < nb; ++ib) {
+    const float abs_d = std::fabs(scales[ib]);
+    if (abs_d > amax_scale) {
+      amax_scale = abs_d;
+      max_scale = scales[ib];
+    }
+  }
+  y->scales_h = 0;
+  const float d = -max_scale / 32.0f;
+  y->d = FloatToHalf(d);
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  for (int ib = 0; ib < nb; ++ib) {
+    int l = NearestInt(id * scales[ib]);
+    l = ClampInt(l, -32, 31);
+    const float dl = d * static_cast<float>(l);
+    const float idl = dl != 0.0f ? 1.0f / dl : 0.0f;
+    uint8_t* Lb = L + ib * kBlock;
+    const float* xb = x + ib * kBlock;
+    for (int j = 0; j < kBlock; ++j) Lb[j] = static_cast<uint8_t>(BestIndexIq4nl(idl * xb[j]));
+    l += 32;
+    const uint8_t l_l = static_cast<uint8_t>(l & 0xF);
+    const uint8_t l_h = static_cast<uint8_t>(l >> 4);
+    if (ib % 2 == 0) {
+      y->scales_l[ib / 2] = l_l;
+    } else {
+      y->scales_l[ib / 2] = static_cast<uint8_t>(y->scales_l[ib / 2] | (l_l << 4));
+    }
+    y->scales_h = static_cast<uint16_t>(y->scales_h | (l_h << 2 * (ib % 8)));
+  }
+  for (int i = 0; i < kQKK / 32; ++i) {
+    for (int j = 0; j < 16; ++j) {
+      y->qs[16 * i + j] = static_cast<uint8_t>(L[32 * i + j] | (L[32 * i + 16 + j] << 4));
+    }
+  }
+}
 
 void QuantizeQ4_0_weighted(const float* x, BlockQ4_0* y, int64_t n_per_row, const float* qw) {
   QuantizeLegacySymWeighted<4>(x, y, n_per_row, qw);
@@ -592,16 +585,23 @@ void QuantizeQ6_K_weighted(const float* x, BlockQ6_K* y, int64_t n_per_row, cons
 }
 
 void QuantizeIQ4_NL_weighted(const float* x, BlockIQ4_NL* y, int64_t n_per_row, const float* qw) {
-  for (int64_t ib = 0; ib < n_per_row / kQK; ++ib) {
-    QuantizeIq4Super<kQK>(x + kQK * ib, qw != nullptr ? qw + kQK * ib : nullptr, &y[ib].d, y[ib].qs,
-                          nullptr, nullptr);
+  for (int64_t ib = 0; ib < n_per_row / kQK; ++ib, x += kQK) {
+    float scale;
+    Iq4BlockScales<kQK>(x, qw != nullptr ? qw + kQK * ib : nullptr, &scale);
+    y[ib].d = FloatToHalf(scale);
+    const float id = scale != 0.0f ? 1.0f / scale : 0.0f;
+    for (int j = 0; j < kQK / 2; ++j) {
+      y[ib].qs[j] = static_cast<uint8_t>(BestIndexIq4nl(id * x[j]) |
+                                         (BestIndexIq4nl(id * x[j + kQK / 2]) << 4));
+    }
   }
 }
 
 void QuantizeIQ4_XS_weighted(const float* x, BlockIQ4_XS* y, int64_t n_per_row, const float* qw) {
-  for (int64_t ib = 0; ib < n_per_row / kQKK; ++ib) {
-    QuantizeIq4Super<kQKK>(x + kQKK * ib, qw != nullptr ? qw + kQKK * ib : nullptr, &y[ib].d,
-                           y[ib].qs, &y[ib].scales_h, y[ib].scales_l);
+  float scales[kQKK / 32];
+  for (int64_t ib = 0; ib < n_per_row / kQKK; ++ib, x += kQKK) {
+    Iq4BlockScales<kQKK>(x, qw != nullptr ? qw + kQKK * ib : nullptr, scales);
+    FinishIQ4_XS(x, scales, &y[ib]);
   }
 }
 
