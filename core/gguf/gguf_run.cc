@@ -528,9 +528,13 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
                                                        ", which Quantd cannot convert from"));
       }
       if (!gguf::CanQuantize(type)) {
-        return absl::UnimplementedError(absl::StrCat("tensor '", src.name, "' would be ",
-                                                     gguf::TypeName(type),
-                                                     ", which this build of Quantd cannot write"));
+        // A dry run still shows the plan (the mix rules do not need kernels).
+        if (!recipe.dry_run) {
+          return absl::UnimplementedError(
+              absl::StrCat("tensor '", src.name, "' would be ", gguf::TypeName(type),
+                           ", which this build of Quantd cannot write"));
+        }
+        rules.back() += " (no kernel in this build)";
       }
       QUANTD_ASSIGN_OR_RETURN(plan.quant_weights,
                               TensorImportance(imatrix ? &*imatrix : nullptr, src, type, ftype));
