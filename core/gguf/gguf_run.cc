@@ -583,7 +583,7 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
     e.type_before = gguf::TypeName(src.type);
     e.type_after = gguf::TypeName(p.out.type);
     e.bytes_after = p.out.nbytes;
-    e.importance = p.quant_weights != nullptr;
+    e.importance = p.quant_weights != nullptr && gguf::UsesImportance(p.out.type);
     e.rule = rules[i];
     e.split = parts.size() > 1 || IsSplitOutput(recipe) ? p.part + 1 : 0;
     plan_report.push_back(std::move(e));
