@@ -568,6 +568,52 @@ QUANTD_AVX2 void QuantizeIQ4_XS_avx2(const float* x, BlockIQ4_XS* y, int64_t n) 
   }
 }
 
+// Weighted Q4_K/Q5_K (an importance matrix): the weights as the reference
+// computes them (scalar, same order), the sub-block searches of two
+// super-blocks per pass on the lanes (make_qkx3_quants is make_qkx2_quants
+// with caller weights and other steps), then the reference's finish.
+template <int kBits, class Block>
+QUANTD_AVX2 void QuantizeQkMinWeightedAvx2(const float* x, Block* y, int64_t n_per_row,
+                                           const float* qw) {
+  constexpr int kNmax = (1 << kBits) - 1;
+  uint8_t L[2][kQKK];
+  float weights[2][kQKK], sw[2][kQKK / 32];
+  float scales[kLanes], mins[kLanes];
+  VF X[32], W[32];
+  VI Lv[32];
+  const int64_t nb = n_per_row / kQKK;
+  for (int64_t b = 0; b < nb; b += 2) {
+    const bool pair = b + 1 < nb;
+    const int64_t b1 = pair ? b + 1 : b;
+    const float* x0 = x + b * kQKK;
+    const float* x1 = x + b1 * kQKK;
+    QkMinImportance(x0, qw + b * kQKK, weights[0], sw[0]);
+    QkMinImportance(x1, qw + b1 * kQKK, weights[1], sw[1]);
+    Gather<32>(x0, x1, X);
+    Gather<32>(weights[0], weights[1], W);
+    VF sc, mn;
+    MakeQkx2QuantsV<32>(kNmax, X, W, Lv, &sc, &mn, -0.9f, 0.05f, 36, false);
+    std::memcpy(scales, &sc, sizeof(scales));
+    std::memcpy(mins, &mn, sizeof(mins));
+    Scatter<32>(Lv, L[0], L[1]);
+    FinishQkMinWeighted<kBits>(x0, scales, mins, sw[0], L[0], &y[b], QuantizeSpanAvx2);
+    if (pair) {
+      FinishQkMinWeighted<kBits>(x1, scales + 8, mins + 8, sw[1], L[1], &y[b + 1],
+                                 QuantizeSpanAvx2);
+    }
+  }
+}
+
+QUANTD_AVX2 void QuantizeQ4_K_weighted_avx2(const float* x, BlockQ4_K* y, int64_t n_per_row,
+                                            const float* qw) {
+  QuantizeQkMinWeightedAvx2<4>(x, y, n_per_row, qw);
+}
+
+QUANTD_AVX2 void QuantizeQ5_K_weighted_avx2(const float* x, BlockQ5_K* y, int64_t n_per_row,
+                                            const float* qw) {
+  QuantizeQkMinWeightedAvx2<5>(x, y, n_per_row, qw);
+}
+
 QUANTD_AVX2 void QuantizeQ4_K_avx2(const float* x, BlockQ4_K* y, int64_t n) {
   QuantizeQkMinAvx2<4>(x, y, n);
 }

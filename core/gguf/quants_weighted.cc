@@ -283,73 +283,17 @@ void QuantizeQkMinWeighted(const float* x, Block* y, int64_t n_per_row, const fl
   constexpr int kNmax = (1 << kBits) - 1;
   uint8_t L[kQKK];
   uint8_t Laux[32];
-  uint8_t Ls[kQKK / 32];
-  uint8_t Lm[kQKK / 32];
-  float weights[32];
+  float weights[kQKK];
   float sw[kQKK / 32];
   float mins[kQKK / 32];
   float scales[kQKK / 32];
   for (int64_t i = 0; i < n_per_row / kQKK; ++i, x += kQKK) {
-    const float sigma2 = 2.0f * SumSquares(x, kQKK) / static_cast<float>(kQKK);
+    QkMinImportance(x, qw + kQKK * i, weights, sw);
     for (int j = 0; j < kQKK / 32; ++j) {
-      ImportanceWeights(x + 32 * j, qw + kQKK * i + 32 * j, sigma2, 32, weights);
-      float sumw = 0.0f;
-      for (int l = 0; l < 32; ++l) sumw += weights[l];
-      sw[j] = sumw;
-      scales[j] = MakeQkx3Quants(32, kNmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.9f,
-                                 0.05f, 36);
+      scales[j] = MakeQkx3Quants(32, kNmax, x + 32 * j, weights + 32 * j, L + 32 * j, &mins[j],
+                                 Laux, -0.9f, 0.05f, 36);
     }
-    const float d_block = MakeQpQuants(kQKK / 32, 63, scales, Ls, sw);
-    const float m_block = MakeQpQuants(kQKK / 32, 63, mins, Lm, sw);
-    for (int j = 0; j < kQKK / 32; ++j) {
-      uint8_t ls = Ls[j];
-      uint8_t lm = Lm[j];
-      if constexpr (kBits == 5) {
-        ls = ls < 63 ? ls : 63;
-        lm = lm < 63 ? lm : 63;
-      }
-      if (j < 4) {
-        y[i].scales[j] = ls;
-        y[i].scales[j + 4] = lm;
-      } else {
-        y[i].scales[j + 4] = static_cast<uint8_t>((ls & 0xF) | ((lm & 0xF) << 4));
-        y[i].scales[j - 4] = static_cast<uint8_t>(y[i].scales[j - 4] | ((ls >> 4) << 6));
-        y[i].scales[j] = static_cast<uint8_t>(y[i].scales[j] | ((lm >> 4) << 6));
-      }
-    }
-    y[i].d = FloatToHalf(d_block);
-    y[i].dmin = FloatToHalf(m_block);
-    for (int j = 0; j < kQKK / 32; ++j) {
-      uint8_t sc, m;
-      GetScaleMinK4(j, y[i].scales, &sc, &m);
-      const float d = HalfToFloat(y[i].d) * static_cast<float>(sc);
-      if (d == 0.0f) continue;
-      const float dm = HalfToFloat(y[i].dmin) * static_cast<float>(m);
-      QuantizeSpan_ref(x + 32 * j, dm, d, 0, kNmax, 0, L + 32 * j, 32);
-    }
-    if constexpr (kBits == 4) {
-      uint8_t* q = y[i].qs;
-      for (int j = 0; j < kQKK; j += 64) {
-        for (int l = 0; l < 32; ++l) q[l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 4));
-        q += 32;
-      }
-    } else {
-      uint8_t* qh = y[i].qh;
-      uint8_t* ql = y[i].qs;
-      std::memset(qh, 0, kQKK / 8);
-      uint8_t m1 = 1, m2 = 2;
-      for (int nn = 0; nn < kQKK; nn += 64) {
-        for (int j = 0; j < 32; ++j) {
-          const int l1 = L[nn + j];
-          const int l2 = L[nn + j + 32];
-          qh[j] = static_cast<uint8_t>(qh[j] | ((l1 >> 4) * m1) | ((l2 >> 4) * m2));
-          ql[j] = static_cast<uint8_t>((l1 & 15) | ((l2 & 15) << 4));
-        }
-        m1 = static_cast<uint8_t>(m1 << 2);
-        m2 = static_cast<uint8_t>(m2 << 2);
-        ql += 32;
-      }
-    }
+    FinishQkMinWeighted<kBits>(x, scales, mins, sw, L, &y[i]);
   }
 }
 
@@ -416,6 +360,79 @@ void Iq4BlockScales(const float* x, const float* qw, float* scales) {
 }
 
 }  // namespace
+
+void QkMinImportance(const float* x, const float* qw, float* weights, float* sw) {
+  const float sigma2 = 2.0f * SumSquares(x, kQKK) / static_cast<float>(kQKK);
+  for (int j = 0; j < kQKK / 32; ++j) {
+    ImportanceWeights(x + 32 * j, qw + 32 * j, sigma2, 32, weights + 32 * j);
+    float sumw = 0.0f;
+    for (int l = 0; l < 32; ++l) sumw += weights[32 * j + l];
+    sw[j] = sumw;
+  }
+}
+
+template <int kBits, class Block>
+void FinishQkMinWeighted(const float* x, const float* scales, const float* mins, const float* sw,
+                         uint8_t* L, Block* y, SpanQuantFn span) {
+  constexpr int kNmax = (1 << kBits) - 1;
+  uint8_t Ls[kQKK / 32];
+  uint8_t Lm[kQKK / 32];
+  const float d_block = MakeQpQuants(kQKK / 32, 63, scales, Ls, sw);
+  const float m_block = MakeQpQuants(kQKK / 32, 63, mins, Lm, sw);
+  for (int j = 0; j < kQKK / 32; ++j) {
+    uint8_t ls = Ls[j];
+    uint8_t lm = Lm[j];
+    if constexpr (kBits == 5) {
+      ls = ls < 63 ? ls : 63;
+      lm = lm < 63 ? lm : 63;
+    }
+    if (j < 4) {
+      y->scales[j] = ls;
+      y->scales[j + 4] = lm;
+    } else {
+      y->scales[j + 4] = static_cast<uint8_t>((ls & 0xF) | ((lm & 0xF) << 4));
+      y->scales[j - 4] = static_cast<uint8_t>(y->scales[j - 4] | ((ls >> 4) << 6));
+      y->scales[j] = static_cast<uint8_t>(y->scales[j] | ((lm >> 4) << 6));
+    }
+  }
+  y->d = FloatToHalf(d_block);
+  y->dmin = FloatToHalf(m_block);
+  for (int j = 0; j < kQKK / 32; ++j) {
+    uint8_t sc, m;
+    GetScaleMinK4(j, y->scales, &sc, &m);
+    const float d = HalfToFloat(y->d) * static_cast<float>(sc);
+    if (d == 0.0f) continue;
+    const float dm = HalfToFloat(y->dmin) * static_cast<float>(m);
+    span(x + 32 * j, dm, d, 0, kNmax, 0, L + 32 * j, 32);
+  }
+  if constexpr (kBits == 4) {
+    uint8_t* q = y->qs;
+    for (int j = 0; j < kQKK; j += 64) {
+      for (int l = 0; l < 32; ++l) q[l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 4));
+      q += 32;
+    }
+  } else {
+    uint8_t* qh = y->qh;
+    uint8_t* ql = y->qs;
+    std::memset(qh, 0, kQKK / 8);
+    uint8_t m1 = 1, m2 = 2;
+    for (int nn = 0; nn < kQKK; nn += 64) {
+      for (int j = 0; j < 32; ++j) {
+        const int l1 = L[nn + j];
+        const int l2 = L[nn + j + 32];
+        qh[j] = static_cast<uint8_t>(qh[j] | ((l1 >> 4) * m1) | ((l2 >> 4) * m2));
+        ql[j] = static_cast<uint8_t>((l1 & 15) | ((l2 & 15) << 4));
+      }
+      m1 = static_cast<uint8_t>(m1 << 2);
+      m2 = static_cast<uint8_t>(m2 << 2);
+      ql += 32;
+    }
+  }
+}
+template void FinishQkMinWeighted<4, BlockQ4_K>(const float*, const float*, const float*,
+                                                const float*, uint8_t*, BlockQ4_K*, SpanQuantFn);
+template void FinishQkMinWeighted<5, BlockQ5_K>(const float*, const float*, const float*,
+                                                const float*, uint8_t*, BlockQ5_K*, SpanQuantFn);
 
 void FinishIQ4_XS(const float* x, const float* scales, BlockIQ4_XS* y) {
   constexpr int kBlock = 32;
