@@ -52,11 +52,15 @@ double Tolerance(GgmlType t) {
     case GgmlType::kQ4_1:
     case GgmlType::kQ4_K:
     case GgmlType::kIQ4_NL:
+    case GgmlType::kIQ4_XS:
       return 0.12;
     case GgmlType::kQ3_K:
       return 0.25;
     case GgmlType::kQ2_K:
       return 0.45;
+    case GgmlType::kTQ1_0:  // ternary with the block's max as the scale:
+    case GgmlType::kTQ2_0:  // most Gaussian values round to 0
+      return 0.85;
     default:
       return 0;
   }
@@ -93,7 +97,8 @@ TEST(GgmlKernelTableTest, OneEntryPerWrittenTypeWithItsGeometry) {
   const std::vector<GgmlType> want = {
       GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16, GgmlType::kQ8_0,  GgmlType::kQ4_0,
       GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ2_K,  GgmlType::kQ3_K,
-      GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kIQ4_NL};
+      GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kIQ4_NL,
+      GgmlType::kIQ4_XS, GgmlType::kTQ1_0, GgmlType::kTQ2_0};
   std::vector<GgmlType> got = TableTypes();
   std::sort(got.begin(), got.end());
   std::vector<GgmlType> sorted_want = want;
@@ -106,7 +111,7 @@ TEST(GgmlKernelTableTest, OneEntryPerWrittenTypeWithItsGeometry) {
     EXPECT_TRUE(CanQuantize(k.type));
     EXPECT_EQ(QuantizeRowFor(k, CpuLevel::kScalar), k.quantize_ref);
   }
-  EXPECT_EQ(FindGgmlKernels(GgmlType::kIQ2_XXS), nullptr);
+  EXPECT_EQ(FindGgmlKernels(GgmlType::kMXFP4), nullptr);
   EXPECT_FALSE(CanQuantize(GgmlType::kQ8_K));
   // Geometry comes from the block structs.
   EXPECT_EQ(TypeInfo(GgmlType::kQ4_K).type_size, static_cast<int64_t>(sizeof(BlockQ4_K)));
