@@ -4,6 +4,7 @@
 #include "quantd/core/base/cpu_features.h"
 #include "quantd/core/base/half.h"
 #include "quants_internal.h"
+#include "quants_iq.h"
 
 namespace quantd::core::gguf {
 namespace {
@@ -237,6 +238,14 @@ constexpr GgmlKernels kKernels[] = {
     Kernels<BlockQ6_K, QuantizeQ6_K_ref, QuantizeQ6_K_avx2, DequantizeQ6_K>(GgmlType::kQ6_K),
     Kernels<BlockIQ4_NL, QuantizeIQ4_NL_ref, QuantizeIQ4_NL_avx2, DequantizeIQ4_NL>(
         GgmlType::kIQ4_NL),
+    // Lattice-grid types (quants_iq1.cc, quants_iq2.cc, quants_iq3.cc).
+    Kernels<BlockIQ2_XXS, QuantizeIQ2_XXS_ref, nullptr, DequantizeIQ2_XXS>(GgmlType::kIQ2_XXS),
+    Kernels<BlockIQ2_XS, QuantizeIQ2_XS_ref, nullptr, DequantizeIQ2_XS>(GgmlType::kIQ2_XS),
+    Kernels<BlockIQ2_S, QuantizeIQ2_S_ref, nullptr, DequantizeIQ2_S>(GgmlType::kIQ2_S),
+    Kernels<BlockIQ3_XXS, QuantizeIQ3_XXS_ref, nullptr, DequantizeIQ3_XXS>(GgmlType::kIQ3_XXS),
+    Kernels<BlockIQ3_S, QuantizeIQ3_S_ref, nullptr, DequantizeIQ3_S>(GgmlType::kIQ3_S),
+    Kernels<BlockIQ1_S, QuantizeIQ1_S_ref, nullptr, DequantizeIQ1_S>(GgmlType::kIQ1_S),
+    Kernels<BlockIQ1_M, QuantizeIQ1_M_ref, nullptr, DequantizeIQ1_M>(GgmlType::kIQ1_M),
 };
 
 }  // namespace
