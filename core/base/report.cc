@@ -75,6 +75,28 @@ std::string Report::ToJson(bool pretty) const {
     w.EndObject();
   }
   w.EndArray();
+  if (dry_run) w.Field("dry_run", true);
+  if (!plan.empty()) {
+    w.Key("plan");
+    w.BeginArray();
+    for (const auto& e : plan) {
+      w.BeginObject();
+      w.Field("name", e.name);
+      if (!e.source_name.empty()) w.Field("source_name", e.source_name);
+      w.Key("shape");
+      w.BeginArray();
+      for (int64_t d : e.shape) w.Int(d);
+      w.EndArray();
+      w.Field("type_before", e.type_before);
+      w.Field("type_after", e.type_after);
+      w.Field("bytes_after", e.bytes_after);
+      w.Field("rule", e.rule);
+      if (e.importance) w.Field("importance", true);
+      if (e.split > 0) w.Field("split", static_cast<uint64_t>(e.split));
+      w.EndObject();
+    }
+    w.EndArray();
+  }
   w.EndObject();
   std::string out = w.str();
   if (pretty) out.push_back('\n');

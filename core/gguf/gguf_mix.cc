@@ -32,6 +32,20 @@ constexpr FileTypeName kFileTypes[] = {
     {"Q5_K_M", FileType::kQ5_K_M},
     {"Q6_K", FileType::kQ6_K},
     {"Q8_0", FileType::kQ8_0},
+    {"Q2_K_S", FileType::kQ2_K_S},
+    {"IQ4_XS", FileType::kIQ4_XS},
+    {"IQ3_M", FileType::kIQ3_M},
+    {"IQ3_S", FileType::kIQ3_S},
+    {"IQ3_XS", FileType::kIQ3_XS},
+    {"IQ3_XXS", FileType::kIQ3_XXS},
+    {"IQ2_M", FileType::kIQ2_M},
+    {"IQ2_S", FileType::kIQ2_S},
+    {"IQ2_XS", FileType::kIQ2_XS},
+    {"IQ2_XXS", FileType::kIQ2_XXS},
+    {"IQ1_M", FileType::kIQ1_M},
+    {"IQ1_S", FileType::kIQ1_S},
+    {"TQ1_0", FileType::kTQ1_0},
+    {"TQ2_0", FileType::kTQ2_0},
     {"F16", FileType::kF16},
     {"BF16", FileType::kBF16},
     {"F32", FileType::kAllF32},
@@ -127,7 +141,31 @@ GgmlType DefaultType(FileType ftype) {
     case FileType::kQ8_0:
       return GgmlType::kQ8_0;
     case FileType::kQ2_K:
+    case FileType::kQ2_K_S:
       return GgmlType::kQ2_K;
+    case FileType::kIQ3_XS:
+    case FileType::kIQ3_S:
+    case FileType::kIQ3_M:
+      return GgmlType::kIQ3_S;
+    case FileType::kIQ3_XXS:
+      return GgmlType::kIQ3_XXS;
+    case FileType::kIQ2_XXS:
+      return GgmlType::kIQ2_XXS;
+    case FileType::kIQ2_XS:
+    case FileType::kIQ2_S:
+      return GgmlType::kIQ2_XS;
+    case FileType::kIQ2_M:
+      return GgmlType::kIQ2_S;
+    case FileType::kIQ1_S:
+      return GgmlType::kIQ1_S;
+    case FileType::kIQ1_M:
+      return GgmlType::kIQ1_M;
+    case FileType::kIQ4_XS:
+      return GgmlType::kIQ4_XS;
+    case FileType::kTQ1_0:
+      return GgmlType::kTQ1_0;
+    case FileType::kTQ2_0:
+      return GgmlType::kTQ2_0;
     case FileType::kQ3_K_S:
     case FileType::kQ3_K_M:
     case FileType::kQ3_K_L:
@@ -144,6 +182,20 @@ GgmlType DefaultType(FileType ftype) {
       return GgmlType::kIQ4_NL;
   }
   return GgmlType::kF32;
+}
+
+bool RequiresImportance(FileType ftype) {
+  switch (ftype) {
+    case FileType::kIQ1_S:
+    case FileType::kIQ1_M:
+    case FileType::kIQ2_XXS:
+    case FileType::kIQ2_XS:
+    case FileType::kIQ2_S:
+    case FileType::kQ2_K_S:
+      return true;
+    default:
+      return false;
+  }
 }
 
 ModelFacts GetModelFacts(const GgufFile& file) { return GetModelFacts(file.kvs(), file.tensors()); }
@@ -200,13 +252,22 @@ bool TensorAllowsQuantization(const GgufTensorInfo& t, const MixOptions& options
 MixPlanner::MixPlanner(ModelFacts facts, MixOptions options)
     : facts_(std::move(facts)), options_(options) {}
 
+bool MixPlanner::IsIq2Family() const {
+  using F = FileType;
+  const F f = options_.ftype;
+  return f == F::kIQ2_XXS || f == F::kIQ2_XS || f == F::kIQ1_S || f == F::kIQ2_S ||
+         f == F::kIQ2_M || f == F::kIQ1_M;
+}
+
 GgmlType MixPlanner::MixType(GgmlType new_type, const GgufTensorInfo& t) {
   using T = GgmlType;
   using F = FileType;
   const std::string& name = t.name;
   const F ftype = options_.ftype;
   const bool falcon = facts_.arch == "falcon";
+  const bool imatrix = options_.has_imatrix;
   const int n_expert = std::max(1, facts_.n_expert);
+  const int n_gqa = facts_.n_gqa();
   // With experts the layer comes from the name (experts are not contiguous).
   auto layer_info = [&](int i_layer) {
     if (n_expert > 1) {
@@ -215,26 +276,68 @@ GgmlType MixPlanner::MixType(GgmlType new_type, const GgufTensorInfo& t) {
     }
     return std::make_pair(i_layer, facts_.n_layer);
   };
+  const bool iq2_s_or_m = ftype == F::kIQ2_S || ftype == F::kIQ2_M;
 
   if (name == "output.weight" || (!facts_.has_output && name == "token_embd.weight")) {
     if (options_.output_tensor_type) {
       new_type = *options_.output_tensor_type;
-    } else if (falcon || t.ne[0] % kQKK != 0) {
+    } else if (falcon || t.ne[0] % TypeInfo(new_type).block_size != 0) {
       new_type = T::kQ8_0;
+    } else if (IsIq2Family() || ftype == F::kIQ3_XXS) {
+      new_type = T::kQ5_K;
     } else if (new_type != T::kQ8_0) {
       new_type = T::kQ6_K;
     }
   } else if (name == "token_embd.weight") {
-    if (options_.token_embedding_type) new_type = *options_.token_embedding_type;
+    if (options_.token_embedding_type) {
+      new_type = *options_.token_embedding_type;
+    } else if (ftype == F::kIQ2_XXS || ftype == F::kIQ2_XS || ftype == F::kIQ1_S ||
+               ftype == F::kIQ1_M) {
+      new_type = T::kQ2_K;
+    } else if (iq2_s_or_m || ftype == F::kIQ3_XXS) {
+      new_type = T::kIQ3_S;
+    } else if (ftype == F::kTQ1_0 || ftype == F::kTQ2_0) {
+      new_type = T::kQ4_K;
+    }
+  } else if (IsIq2Family()) {
+    if (Contains(name, "attn_v.weight")) {
+      if (n_gqa >= 4 || facts_.n_expert >= 4) {
+        new_type = T::kQ4_K;
+      } else {
+        new_type = iq2_s_or_m ? T::kIQ3_S : T::kQ2_K;
+      }
+      ++i_attention_wv_;
+    } else if (facts_.n_expert == 8 && Contains(name, "attn_k.weight")) {
+      new_type = T::kQ4_K;
+    } else if (Contains(name, "ffn_down")) {
+      if (i_ffn_down_ < facts_.n_layer / 8) new_type = iq2_s_or_m ? T::kIQ3_S : T::kQ2_K;
+      ++i_ffn_down_;
+    } else if (Contains(name, "attn_output.weight")) {
+      if (facts_.n_expert == 8) {
+        new_type = T::kQ5_K;
+      } else if (ftype == F::kIQ1_S || ftype == F::kIQ1_M) {
+        new_type = T::kIQ2_XXS;
+      } else if (iq2_s_or_m) {
+        new_type = T::kIQ3_S;
+      }
+    }
   } else if (Contains(name, "attn_v.weight")) {
     const int i = i_attention_wv_;
     if (ftype == F::kQ2_K) {
-      new_type = facts_.n_gqa() >= 4 ? T::kQ4_K : T::kQ3_K;
+      new_type = n_gqa >= 4 ? T::kQ4_K : T::kQ3_K;
+    } else if (ftype == F::kQ2_K_S && n_gqa >= 4) {
+      new_type = T::kQ4_K;
+    } else if (ftype == F::kIQ3_XXS) {
+      new_type = n_gqa >= 4 ? T::kQ4_K : !imatrix ? T::kIQ3_S : T::kIQ3_XXS;
+    } else if ((ftype == F::kIQ3_XS || ftype == F::kIQ3_S) && n_gqa >= 4) {
+      new_type = T::kQ4_K;
+    } else if (ftype == F::kIQ3_M) {
+      new_type = T::kQ4_K;
     } else if (ftype == F::kQ3_K_M) {
       new_type = i < 2 ? T::kQ5_K : T::kQ4_K;
     } else if (ftype == F::kQ3_K_L) {
       new_type = T::kQ5_K;
-    } else if (ftype == F::kIQ4_NL && facts_.n_gqa() >= 4) {
+    } else if ((ftype == F::kIQ4_NL || ftype == F::kIQ4_XS) && n_gqa >= 4) {
       new_type = T::kQ5_K;
     } else if ((ftype == F::kQ4_K_M || ftype == F::kQ5_K_M) &&
                UseMoreBits(i, facts_.n_attention_wv)) {
@@ -246,15 +349,34 @@ GgmlType MixPlanner::MixType(GgmlType new_type, const GgufTensorInfo& t) {
     if (facts_.n_expert == 8) new_type = T::kQ8_0;
     ++i_attention_wv_;
   } else if (Contains(name, "attn_k.weight")) {
-    if (facts_.n_expert == 8) new_type = T::kQ8_0;
+    if (facts_.n_expert == 8) {
+      new_type = T::kQ8_0;
+    } else if (ftype == F::kIQ3_XS) {
+      new_type = T::kIQ3_XXS;
+    } else if (ftype == F::kIQ3_XXS) {
+      new_type = T::kIQ2_S;
+    }
+  } else if (Contains(name, "attn_q.weight")) {
+    if (ftype == F::kIQ3_XS) {
+      new_type = T::kIQ3_XXS;
+    } else if (ftype == F::kIQ3_XXS) {
+      new_type = T::kIQ2_S;
+    }
   } else if (Contains(name, "ffn_down")) {
     auto [i_layer, n_layer] = layer_info(i_ffn_down_);
     if (ftype == F::kQ2_K) {
       new_type = T::kQ3_K;
+    } else if (ftype == F::kQ2_K_S) {
+      if (i_layer < n_layer / 8) new_type = T::kQ4_K;
+    } else if (ftype == F::kIQ3_XXS && !imatrix) {
+      new_type = i_layer < n_layer / 8 ? T::kQ4_K : T::kQ3_K;
     } else if (ftype == F::kQ3_K_M) {
       new_type = i_layer < n_layer / 16                     ? T::kQ5_K
                  : !falcon || UseMoreBits(i_layer, n_layer) ? T::kQ4_K
                                                             : T::kQ3_K;
+    } else if (ftype == F::kIQ3_M &&
+               (i_layer < n_layer / 8 || (facts_.n_expert == 8 && UseMoreBits(i_layer, n_layer)))) {
+      new_type = T::kQ4_K;
     } else if (ftype == F::kQ3_K_L) {
       new_type = falcon ? T::kQ4_K : T::kQ5_K;
     } else if (ftype == F::kQ4_K_M) {
@@ -265,42 +387,62 @@ GgmlType MixPlanner::MixType(GgmlType new_type, const GgufTensorInfo& t) {
       } else if (UseMoreBits(i_layer, n_layer)) {
         new_type = T::kQ6_K;
       }
-    } else if (i_layer < n_layer / 8 && ftype == F::kIQ4_NL) {
+    } else if (i_layer < n_layer / 8 && (ftype == F::kIQ4_NL || ftype == F::kIQ4_XS) && !imatrix) {
       new_type = T::kQ5_K;
     } else if (ftype == F::kQ5_K_M && UseMoreBits(i_layer, n_layer)) {
       new_type = T::kQ6_K;
     } else if (ftype == F::kQ4_K_S && !falcon && i_layer < n_layer / 8) {
       new_type = T::kQ5_K;
+    } else if ((ftype == F::kQ4_0 || ftype == F::kQ5_0) && imatrix && i_layer < n_layer / 8) {
+      // llama-quantize guards the first ffn_down layers of Q4_0/Q5_0 with
+      // an importance matrix (only then, so plain runs stay as before).
+      new_type = ftype == F::kQ4_0 ? T::kQ4_1 : T::kQ5_1;
     }
     ++i_ffn_down_;
   } else if (Contains(name, "attn_output.weight")) {
     if (!falcon) {
       if (facts_.n_expert == 8) {
-        if (ftype == F::kQ2_K || ftype == F::kQ3_K_S || ftype == F::kQ3_K_M ||
-            ftype == F::kIQ4_NL || ftype == F::kQ4_K_S || ftype == F::kQ4_K_M) {
+        if (ftype == F::kQ2_K || ftype == F::kIQ3_XS || ftype == F::kIQ3_XXS ||
+            ftype == F::kQ3_K_S || ftype == F::kQ3_K_M || ftype == F::kIQ4_NL ||
+            ftype == F::kQ4_K_S || ftype == F::kQ4_K_M || ftype == F::kIQ3_S ||
+            ftype == F::kIQ3_M || ftype == F::kIQ4_XS) {
           new_type = T::kQ5_K;
         }
       } else {
-        if (ftype == F::kQ2_K)
+        if (ftype == F::kQ2_K) {
           new_type = T::kQ3_K;
-        else if (ftype == F::kQ3_K_M)
+        } else if (ftype == F::kIQ3_XXS) {
+          new_type = T::kIQ3_S;
+        } else if (ftype == F::kQ3_K_M) {
           new_type = T::kQ4_K;
-        else if (ftype == F::kQ3_K_L)
+        } else if (ftype == F::kQ3_K_L) {
           new_type = T::kQ5_K;
+        } else if (ftype == F::kIQ3_M) {
+          new_type = T::kQ4_K;
+        }
       }
     } else if (ftype == F::kQ3_K_L) {
       new_type = T::kQ4_K;
     }
   } else if (Contains(name, "attn_qkv.weight")) {
-    if (ftype == F::kQ3_K_M || ftype == F::kQ3_K_L)
+    if (ftype == F::kQ3_K_M || ftype == F::kQ3_K_L || ftype == F::kIQ3_M) {
       new_type = T::kQ4_K;
-    else if (ftype == F::kQ4_K_M)
+    } else if (ftype == F::kQ4_K_M) {
       new_type = T::kQ5_K;
-    else if (ftype == F::kQ5_K_M)
+    } else if (ftype == F::kQ5_K_M) {
       new_type = T::kQ6_K;
+    }
   } else if (Contains(name, "ffn_gate")) {
+    auto [i_layer, n_layer] = layer_info(i_ffn_gate_);
+    if (ftype == F::kIQ3_XS && i_layer >= n_layer / 8 && i_layer < 7 * n_layer / 8) {
+      new_type = T::kIQ3_XXS;
+    }
     ++i_ffn_gate_;
   } else if (Contains(name, "ffn_up")) {
+    auto [i_layer, n_layer] = layer_info(i_ffn_up_);
+    if (ftype == F::kIQ3_XS && i_layer >= n_layer / 8 && i_layer < 7 * n_layer / 8) {
+      new_type = T::kIQ3_XXS;
+    }
     ++i_ffn_up_;
   }
   return new_type;
@@ -333,18 +475,44 @@ GgmlType MixPlanner::Fallback(GgmlType type, const GgufTensorInfo& t) {
   return out;
 }
 
-absl::StatusOr<GgmlType> MixPlanner::Choose(const GgufTensorInfo& t) {
-  if (!TensorAllowsQuantization(t, options_)) return t.type;
+absl::StatusOr<GgmlType> MixPlanner::Choose(const GgufTensorInfo& t, std::string* rule) {
+  std::string why = "copy";
+  if (!TensorAllowsQuantization(t, options_)) {
+    if (rule != nullptr) *rule = why;
+    return t.type;
+  }
   const GgmlType default_type = DefaultType(options_.ftype);
   GgmlType new_type = default_type;
+  why = options_.pure ? "pure" : "mix";
   if (TypeInfo(default_type).quantized) {
-    if (!options_.pure) new_type = MixType(new_type, t);
+    // --tensor-type: the first pattern found in the name whose type differs
+    // from the default replaces the mix rules (their counters do not move).
+    bool manual = false;
+    if (!options_.pure) {
+      for (size_t i = 0; i < options_.tensor_type_patterns.size(); ++i) {
+        if (options_.tensor_type_patterns.PartialMatchAt(i, t.name) &&
+            options_.tensor_type_types[i] != new_type) {
+          new_type = options_.tensor_type_types[i];
+          manual = true;
+          why = absl::StrCat("tensor_type[", i, "]");
+          break;
+        }
+      }
+    }
+    if (!options_.pure && !manual) new_type = MixType(new_type, t);
+    const int before = n_fallback_;
     new_type = Fallback(new_type, t);
+    if (n_fallback_ != before) absl::StrAppend(&why, " fallback");
   }
   std::optional<GgmlType> user;
-  if (options_.token_embedding_type && t.name == "token_embd.weight")
+  if (options_.token_embedding_type && t.name == "token_embd.weight") {
     user = options_.token_embedding_type;
-  if (options_.output_tensor_type && t.name == "output.weight") user = options_.output_tensor_type;
+    why = "token_embedding_type";
+  }
+  if (options_.output_tensor_type && t.name == "output.weight") {
+    user = options_.output_tensor_type;
+    why = "output_tensor_type";
+  }
   if (user) {
     new_type = *user;
     if (t.ne[0] % TypeInfo(new_type).block_size != 0) {
@@ -354,6 +522,8 @@ absl::StatusOr<GgmlType> MixPlanner::Choose(const GgufTensorInfo& t) {
                        TypeInfo(new_type).block_size, "; choose another type for it"));
     }
   }
+  if (new_type == t.type) why = "copy";
+  if (rule != nullptr) *rule = why;
   return new_type;
 }
 

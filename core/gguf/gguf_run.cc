@@ -12,15 +12,18 @@
 #include "quantd/core/gguf/gguf_run.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
@@ -31,6 +34,7 @@
 #include "quantd/core/gguf/gguf_file.h"
 #include "quantd/core/gguf/gguf_file_source.h"
 #include "quantd/core/gguf/gguf_mix.h"
+#include "quantd/core/gguf/imatrix.h"
 #include "quantd/core/gguf/quants.h"
 #include "quantd/core/gguf/tensor_source.h"
 
@@ -46,6 +50,9 @@ struct TensorPlan {
   size_t index;  // in the source's tensors()
   gguf::GgufTensorInfo out;
   bool convert;
+  // The tensor's importance (ne[0] floats per matrix of a 3-D tensor), owned
+  // by the run's ImportanceMatrix; null without one.
+  const float* quant_weights = nullptr;
 };
 
 // `field`: the recipe field the value came from, for the message.
@@ -216,7 +223,146 @@ absl::StatusOr<gguf::MixOptions> MixOptionsOf(const Recipe& recipe) {
                           ParseUserType(recipe.output_tensor_type, "output_tensor_type"));
   QUANTD_ASSIGN_OR_RETURN(options.token_embedding_type,
                           ParseUserType(recipe.token_embedding_type, "token_embedding_type"));
+  options.has_imatrix = !recipe.imatrix.empty();
+  std::vector<std::string> patterns;
+  for (const std::string& entry : recipe.tensor_types) {
+    const size_t eq = entry.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == entry.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("tensor_types entry '", entry.substr(0, 80),
+                                                     "' is not REGEX=TYPE (e.g. attn_v=q8_0)"));
+    }
+    const std::string type_name = entry.substr(eq + 1);
+    const std::optional<GgmlType> type = gguf::ParseTypeName(type_name);
+    const bool is_float = type && (*type == GgmlType::kF16 || *type == GgmlType::kBF16 ||
+                                   *type == GgmlType::kF32);
+    if (!type || (!gguf::TypeInfo(*type).quantized && !is_float)) {
+      return absl::InvalidArgumentError(absl::StrCat("tensor_types entry '", entry.substr(0, 80),
+                                                     "': '", type_name, "' is not a ggml type"));
+    }
+    // llama-quantize lower-cases the pattern (tensor names are lower case).
+    patterns.push_back(absl::AsciiStrToLower(entry.substr(0, eq)));
+    options.tensor_type_types.push_back(*type);
+  }
+  QUANTD_ASSIGN_OR_RETURN(options.tensor_type_patterns,
+                          NamePatterns::Compile(patterns, "tensor_types"));
+  if (recipe.imatrix.empty() &&
+      (!recipe.imatrix_include.empty() || !recipe.imatrix_exclude.empty())) {
+    return absl::InvalidArgumentError("imatrix_include / imatrix_exclude need an imatrix");
+  }
+  if (gguf::RequiresImportance(ftype) && recipe.imatrix.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "gguf_type ", gguf::FileTypeName(ftype),
+        " needs an importance matrix (imatrix): at this few bits per weight the quantizers "
+        "only give usable weights when they know which columns matter, so llama-quantize refuses "
+        "IQ1_S, IQ1_M, IQ2_S, IQ2_XXS, IQ2_XS and Q2_K_S without one. Compute it with "
+        "llama-imatrix and pass it as imatrix"));
+  }
   return options;
+}
+
+// The name llama-quantize records in quantize.imatrix.file: the path it was
+// given, at most 127 characters. Quantd records the file's name without
+// its directory (the same bytes when the file is given by name; a server's
+// storage path says nothing to the model's users).
+std::string ImatrixFileLabel(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  if (name.size() > 127) name.resize(127);
+  return name;
+}
+
+// The tensor's per-column importance, checked as llama-quantize does: an
+// entry must hold ne[0] * ne[2] values (token_embd.weight is exempt: a
+// mismatched entry is ignored there); the 1- and 2-bit types (and Q2_K in a
+// Q2_K_S mix) refuse to run without one.
+absl::StatusOr<const float*> TensorImportance(const gguf::ImportanceMatrix* imatrix,
+                                              const gguf::GgufTensorInfo& t, GgmlType type,
+                                              gguf::FileType ftype) {
+  const float* qw = nullptr;
+  if (imatrix != nullptr) {
+    auto it = imatrix->entries.find(t.name);
+    if (it != imatrix->entries.end()) {
+      const int64_t ne2 = t.ne.size() > 2 ? t.ne[2] : 1;
+      const int64_t want = t.ne[0] * ne2;
+      if (static_cast<int64_t>(it->second.size()) == want) {
+        qw = it->second.data();
+      } else if (t.name != "token_embd.weight") {
+        return absl::InvalidArgumentError(
+            absl::StrCat("importance matrix entry '", t.name, "' has ", it->second.size(),
+                         " values but tensor '", t.name, "' needs ", want, " (ne[0] ", t.ne[0],
+                         " x ne[2] ", ne2, "); was the matrix computed for another model?"));
+      }
+    }
+  }
+  const bool iq1m_tensor =
+      type == GgmlType::kIQ1_M && t.name != "token_embd.weight" && t.name != "output.weight";
+  const bool q2ks_tensor =
+      type == GgmlType::kQ2_K && ftype == gguf::FileType::kQ2_K_S && t.name != "token_embd.weight";
+  if (qw == nullptr &&
+      (type == GgmlType::kIQ2_XXS || type == GgmlType::kIQ2_XS || type == GgmlType::kIQ2_S ||
+       type == GgmlType::kIQ1_S || iq1m_tensor || q2ks_tensor)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor '", t.name, "' would be ", gguf::TypeName(type),
+                     " but the importance matrix has no entry for it; these very low-bit types "
+                     "give garbage without one (as llama-quantize refuses)"));
+  }
+  return qw;
+}
+
+// The tensors a run writes: all of the source's, or without the blocks
+// --prune-layers removes, the later blocks renumbered down ("blk.5." becomes
+// "blk.4." when block 3 is pruned), as newer llama-quantize does.
+struct PrunedView {
+  std::vector<gguf::GgufTensorInfo> infos;  // output names
+  std::vector<size_t> source_index;         // infos[i] is source tensor source_index[i]
+  uint32_t blocks_kept = 0;
+};
+
+// Block index of "blk.N." names, -1 otherwise.
+int BlockOf(const std::string& name) {
+  if (name.rfind("blk.", 0) != 0) return -1;
+  size_t i = 4;
+  int v = 0;
+  if (i >= name.size() || !std::isdigit(static_cast<unsigned char>(name[i]))) return -1;
+  while (i < name.size() && std::isdigit(static_cast<unsigned char>(name[i])) && v < 100000000) {
+    v = v * 10 + (name[i++] - '0');
+  }
+  return i < name.size() && name[i] == '.' ? v : -1;
+}
+
+absl::StatusOr<PrunedView> PruneLayers(const gguf::TensorSource& source,
+                                       const std::vector<int>& prune) {
+  const std::vector<gguf::GgufTensorInfo>& tensors = source.tensors();
+  PrunedView view;
+  const int n_layer = gguf::GetModelFacts(source.kvs(), tensors).n_layer;
+  std::vector<int> sorted = prune;
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  for (int b : sorted) {
+    if (b < 0 || b >= n_layer) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "prune_layers: block ", b, " does not exist; the model has blocks 0..", n_layer - 1));
+    }
+  }
+  if (!sorted.empty() && static_cast<int>(sorted.size()) >= n_layer) {
+    return absl::InvalidArgumentError("prune_layers would remove every block of the model");
+  }
+  view.blocks_kept = static_cast<uint32_t>(std::max(0, n_layer - static_cast<int>(sorted.size())));
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    gguf::GgufTensorInfo info = tensors[i];
+    const int b = BlockOf(info.name);
+    if (b >= 0 && !sorted.empty()) {
+      if (std::binary_search(sorted.begin(), sorted.end(), b)) continue;
+      const int below =
+          static_cast<int>(std::lower_bound(sorted.begin(), sorted.end(), b) - sorted.begin());
+      if (below > 0) {
+        info.name = absl::StrCat("blk.", b - below, info.name.substr(info.name.find('.', 4)));
+      }
+    }
+    view.infos.push_back(std::move(info));
+    view.source_index.push_back(i);
+  }
+  return view;
 }
 
 }  // namespace
@@ -239,17 +385,42 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
 
 absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& source,
                                const std::string& output_path, const RunContext& ctx) {
-  QUANTD_ASSIGN_OR_RETURN(const gguf::MixOptions options, MixOptionsOf(recipe));
+  QUANTD_ASSIGN_OR_RETURN(gguf::MixOptions options, MixOptionsOf(recipe));
   const gguf::FileType ftype = options.ftype;
   const std::vector<gguf::GgufTensorInfo>& tensors = source.tensors();
 
-  // Decide every tensor's output type, in llama.cpp's order.
-  gguf::MixPlanner planner(gguf::GetModelFacts(source.kvs(), tensors), options);
+  // The importance matrix, filtered as --include-weights/--exclude-weights
+  // ask. One that ends up empty counts as none (as in llama-quantize).
+  std::optional<gguf::ImportanceMatrix> imatrix;
+  if (!recipe.imatrix.empty()) {
+    QUANTD_ASSIGN_OR_RETURN(gguf::ImportanceMatrix m, gguf::ReadImportanceMatrix(recipe.imatrix));
+    QUANTD_RETURN_IF_ERROR(
+        gguf::FilterImportanceMatrix(recipe.imatrix_include, recipe.imatrix_exclude, &m));
+    if (!m.entries.empty()) imatrix = std::move(m);
+  }
+  options.has_imatrix = imatrix.has_value();
+  if (gguf::RequiresImportance(ftype) && !imatrix) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "gguf_type ", gguf::FileTypeName(ftype), " needs an importance matrix, and no entry of ",
+        recipe.imatrix, " is left after imatrix_include / imatrix_exclude"));
+  }
+
+  // --prune-layers: the kept tensors, blocks renumbered in order.
+  QUANTD_ASSIGN_OR_RETURN(const PrunedView view, PruneLayers(source, recipe.prune_layers));
+
+  // Decide every tensor's output type, in llama.cpp's order. The mix rules
+  // see the input's block count (as llama-quantize's do) and the kept
+  // tensors.
+  gguf::MixPlanner planner(gguf::GetModelFacts(source.kvs(), view.infos), options);
   std::vector<TensorPlan> plans;
-  for (size_t idx : gguf::ProcessingOrder(tensors)) {
+  std::vector<std::string> rules;
+  for (size_t v : gguf::ProcessingOrder(view.infos)) {
+    const size_t idx = view.source_index[v];
     const gguf::GgufTensorInfo& src = tensors[idx];
-    QUANTD_ASSIGN_OR_RETURN(GgmlType type, planner.Choose(src));
-    TensorPlan plan{idx, src, type != src.type};
+    std::string rule;
+    QUANTD_ASSIGN_OR_RETURN(GgmlType type, planner.Choose(view.infos[v], &rule));
+    rules.push_back(std::move(rule));
+    TensorPlan plan{idx, view.infos[v], type != src.type};
     if (plan.convert) {
       if (gguf::TypeInfo(src.type).quantized && !recipe.allow_requantize) {
         return absl::InvalidArgumentError(
@@ -262,6 +433,13 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
                                                        gguf::TypeName(src.type),
                                                        ", which Quantd cannot convert from"));
       }
+      if (!gguf::CanQuantize(type)) {
+        return absl::UnimplementedError(absl::StrCat("tensor '", src.name, "' would be ",
+                                                     gguf::TypeName(type),
+                                                     ", which this build of Quantd cannot write"));
+      }
+      QUANTD_ASSIGN_OR_RETURN(plan.quant_weights,
+                              TensorImportance(imatrix ? &*imatrix : nullptr, src, type, ftype));
       plan.out.type = type;
       plan.out.nbytes = static_cast<uint64_t>(gguf::RowBytes(type, src.ne[0]) * src.Rows());
     }
@@ -274,9 +452,64 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
   gguf::SetKv(&kvs, gguf::GgufKv::Uint32("general.file_type", static_cast<uint32_t>(ftype)));
   for (const char* key : {"split.no", "split.count", "split.tensors.count"})
     gguf::RemoveKv(&kvs, key);
+  if (imatrix) {  // what llama-quantize records about the matrix, in its order
+    gguf::SetKv(&kvs,
+                gguf::GgufKv::String("quantize.imatrix.file", ImatrixFileLabel(recipe.imatrix)));
+    if (!imatrix->dataset.empty()) {
+      gguf::SetKv(
+          &kvs, gguf::GgufKv::String("quantize.imatrix.dataset", imatrix->dataset.substr(0, 127)));
+    }
+    gguf::SetKv(&kvs, gguf::GgufKv::Int32("quantize.imatrix.entries_count",
+                                          static_cast<int32_t>(imatrix->entries.size())));
+    if (imatrix->chunks > 0) {
+      gguf::SetKv(&kvs, gguf::GgufKv::Int32("quantize.imatrix.chunks_count", imatrix->chunks));
+    }
+  }
+  if (!recipe.prune_layers.empty()) {
+    const gguf::ModelFacts facts = gguf::GetModelFacts(source.kvs(), view.infos);
+    gguf::SetKv(&kvs, gguf::GgufKv::Uint32(facts.arch + ".block_count", view.blocks_kept));
+  }
   std::vector<gguf::GgufTensorInfo> out_infos;
   for (const auto& p : plans) out_infos.push_back(p.out);
   const uint64_t alignment = source.alignment();
+  std::vector<PlanEntry> plan_report;
+  for (size_t i = 0; i < plans.size(); ++i) {
+    const TensorPlan& p = plans[i];
+    const gguf::GgufTensorInfo& src = tensors[p.index];
+    PlanEntry e;
+    e.name = p.out.name;
+    if (src.name != p.out.name) e.source_name = src.name;
+    e.shape = src.ne;
+    e.type_before = gguf::TypeName(src.type);
+    e.type_after = gguf::TypeName(p.out.type);
+    e.bytes_after = p.out.nbytes;
+    e.importance = p.quant_weights != nullptr;
+    e.rule = rules[i];
+    plan_report.push_back(std::move(e));
+  }
+  if (recipe.dry_run) {
+    Report report;
+    report.format = "gguf";
+    report.precision = gguf::FileTypeName(ftype);
+    report.dry_run = true;
+    report.tensors_total = plans.size();
+    std::vector<gguf::GgufTensorInfo> laid_out = out_infos;
+    const uint64_t data_size = gguf::LayoutTensors(&laid_out, alignment);
+    report.output_file_bytes =
+        gguf::AlignUp(gguf::SerializeHeader(kvs, laid_out).size(), alignment) + data_size;
+    for (const TensorPlan& p : plans) {
+      report.bytes_before += source.SourceBytes(p.index);
+      report.bytes_after += p.out.nbytes;
+      if (p.convert) {
+        ++report.tensors_converted;
+        report.weights_quantized += static_cast<uint64_t>(tensors[p.index].Elements());
+      }
+    }
+    report.plan = std::move(plan_report);
+    report.notes.push_back(absl::StrCat("dry run: nothing written; the output would be ",
+                                        report.output_file_bytes, " bytes"));
+    return report;
+  }
   QUANTD_ASSIGN_OR_RETURN(gguf::GgufFileStart start,
                           gguf::StartGgufFile(output_path, kvs, &out_infos, alignment));
   std::unique_ptr<AtomicFileWriter> writer = std::move(start.writer);
@@ -286,6 +519,7 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
   report.format = "gguf";
   report.precision = gguf::FileTypeName(ftype);
   report.tensors_total = plans.size();
+  report.plan = std::move(plan_report);
   const int threads = ctx.Parallelism();
   std::vector<uint8_t> out_bufs[2];  // declared before the sink: it may still read one
   int which = 0;
@@ -363,7 +597,21 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
           }
         }
         uint8_t* y = out_buf.data() + r0 * out_row_bytes;
-        gguf::QuantizeRow(out_type, x, y, n);
+        if (plan.quant_weights == nullptr) {
+          gguf::QuantizeRow(out_type, x, y, n);
+        } else {
+          // Rows of one matrix (a 3-D tensor has ne[2] of them) share its
+          // importance; quantize each run of such rows together.
+          const int64_t ne1 = src.ne.size() > 1 ? src.ne[1] : 1;
+          const int64_t ne2 = src.ne.size() > 2 ? src.ne[2] : 1;
+          for (int64_t r = r0; r < r0 + nr;) {
+            const int64_t mat = (r / ne1) % ne2;
+            const int64_t end = std::min(r0 + nr, (r / ne1 + 1) * ne1);
+            gguf::QuantizeRows(out_type, x + (r - r0) * ne0, y + (r - r0) * out_row_bytes, end - r,
+                               ne0, plan.quant_weights + mat * ne0);
+            r = end;
+          }
+        }
         // Quality: compare the stored values with the source.
         float* back = deq_scratch[thread].data();
         gguf::DequantizeRow(out_type, y, back, n);

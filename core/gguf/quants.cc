@@ -54,6 +54,69 @@ void DequantizeIQ4_NL(const BlockIQ4_NL* x, float* y, int64_t n) {
   }
 }
 
+void DequantizeIQ4_XS(const BlockIQ4_XS* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    const float d = HalfToFloat(x[i].d);
+    const uint8_t* qs = x[i].qs;
+    for (int ib = 0; ib < kQKK / 32; ++ib) {
+      const int ls =
+          ((x[i].scales_l[ib / 2] >> 4 * (ib % 2)) & 0xF) | (((x[i].scales_h >> 2 * ib) & 3) << 4);
+      const float dl = d * static_cast<float>(ls - 32);
+      for (int j = 0; j < 16; ++j) {
+        y[j] = dl * static_cast<float>(kIq4nlValues[qs[j] & 0xF]);
+        y[j + 16] = dl * static_cast<float>(kIq4nlValues[qs[j] >> 4]);
+      }
+      y += 32;
+      qs += 16;
+    }
+  }
+}
+
+// One base-3 digit of a TQ1_0 byte: the byte holds a fixed-point fraction
+// of 3^5 (3^4 for qh), so digit k is the integer part of 3 * (q * 3^k mod 256) / 256.
+inline float TernaryDigit(uint8_t q, int pow3) {
+  const uint8_t s = static_cast<uint8_t>(q * pow3);
+  return static_cast<float>(((static_cast<uint16_t>(s) * 3) >> 8) - 1);
+}
+
+void DequantizeTQ1_0(const BlockTQ1_0* x, float* y, int64_t n) {
+  constexpr int kPow3[5] = {1, 3, 9, 27, 81};
+  constexpr int kQs = sizeof(x->qs);
+  constexpr int kQs32 = kQs - kQs % 32;
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    const float d = HalfToFloat(x[i].d);
+    for (int j = 0; j < kQs32; j += 32) {
+      for (int p = 0; p < 5; ++p) {
+        for (int m = 0; m < 32; ++m) *y++ = TernaryDigit(x[i].qs[j + m], kPow3[p]) * d;
+      }
+    }
+    for (int j = kQs32; j < kQs; j += 16) {
+      for (int p = 0; p < 5; ++p) {
+        for (int m = 0; m < 16; ++m) *y++ = TernaryDigit(x[i].qs[j + m], kPow3[p]) * d;
+      }
+    }
+    for (int p = 0; p < 4; ++p) {
+      for (int j = 0; j < static_cast<int>(sizeof(x->qh)); ++j) {
+        *y++ = TernaryDigit(x[i].qh[j], kPow3[p]) * d;
+      }
+    }
+  }
+}
+
+void DequantizeTQ2_0(const BlockTQ2_0* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    const float d = HalfToFloat(x[i].d);
+    for (int j = 0; j < static_cast<int>(sizeof(x->qs)); j += 32) {
+      for (int l = 0; l < 4; ++l) {
+        for (int m = 0; m < 32; ++m) {
+          const int q = (x[i].qs[j + m] >> (2 * l)) & 3;
+          *y++ = static_cast<float>(q - 1) * d;
+        }
+      }
+    }
+  }
+}
+
 void DequantizeQ2_K(const BlockQ2_K* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n / kQKK; ++i) {
     const float d = HalfToFloat(x[i].d);
@@ -191,19 +254,26 @@ template <class Block, void (*kFn)(const float*, Block*, int64_t)>
 void QuantizeAs(const float* src, void* dst, int64_t n) {
   kFn(src, static_cast<Block*>(dst), n);
 }
+template <class Block, void (*kFn)(const float*, Block*, int64_t, const float*)>
+void QuantizeWeightedAs(const float* src, void* dst, int64_t n_per_row, const float* qw) {
+  kFn(src, static_cast<Block*>(dst), n_per_row, qw);
+}
 template <class Block, void (*kFn)(const Block*, float*, int64_t)>
 void DequantizeAs(const void* src, float* dst, int64_t n) {
   kFn(static_cast<const Block*>(src), dst, n);
 }
 
 // One table entry: the functions must take `Block`, the struct whose sizeof
-// and kElements give the type's geometry (TypeInfo).
+// and kElements give the type's geometry (TypeInfo). kWeighted: the
+// quantizer used with an importance matrix (null: the type ignores one).
 template <class Block, void (*kRef)(const float*, Block*, int64_t),
           void (*kAvx2)(const float*, Block*, int64_t),
-          void (*kDequantize)(const Block*, float*, int64_t)>
+          void (*kDequantize)(const Block*, float*, int64_t),
+          void (*kWeighted)(const float*, Block*, int64_t, const float*) = nullptr>
 constexpr GgmlKernels Kernels(GgmlType type) {
   GgmlKernels k{type, &QuantizeAs<Block, kRef>, nullptr, &DequantizeAs<Block, kDequantize>};
   if constexpr (kAvx2 != nullptr) k.quantize_avx2 = &QuantizeAs<Block, kAvx2>;
+  if constexpr (kWeighted != nullptr) k.quantize_weighted = &QuantizeWeightedAs<Block, kWeighted>;
   return k;
 }
 
@@ -221,31 +291,45 @@ constexpr GgmlKernels kKernels[] = {
     Kernels<uint16_t, QuantizeF16, nullptr, DequantizeF16>(GgmlType::kF16),
     Kernels<uint16_t, QuantizeBF16, nullptr, DequantizeBF16>(GgmlType::kBF16),
     Kernels<BlockQ8_0, QuantizeQ8_0_ref, QuantizeQ8_0_avx2, DequantizeQ8_0>(GgmlType::kQ8_0),
-    Kernels<BlockQ4_0, QuantizeQ4_0_ref, QuantizeQ4_0_avx2, DequantizeLegacy<4, false, BlockQ4_0>>(
-        GgmlType::kQ4_0),
-    Kernels<BlockQ4_1, QuantizeQ4_1_ref, nullptr, DequantizeLegacy<4, true, BlockQ4_1>>(
-        GgmlType::kQ4_1),
-    Kernels<BlockQ5_0, QuantizeQ5_0_ref, nullptr, DequantizeLegacy<5, false, BlockQ5_0>>(
-        GgmlType::kQ5_0),
-    Kernels<BlockQ5_1, QuantizeQ5_1_ref, nullptr, DequantizeLegacy<5, true, BlockQ5_1>>(
-        GgmlType::kQ5_1),
-    Kernels<BlockQ2_K, QuantizeQ2_K_ref, QuantizeQ2_K_avx2, DequantizeQ2_K>(GgmlType::kQ2_K),
-    Kernels<BlockQ3_K, QuantizeQ3_K_ref, QuantizeQ3_K_avx2, DequantizeQ3_K>(GgmlType::kQ3_K),
-    Kernels<BlockQ4_K, QuantizeQ4_K_ref, QuantizeQ4_K_avx2, DequantizeQkMin<4, BlockQ4_K>>(
-        GgmlType::kQ4_K),
-    Kernels<BlockQ5_K, QuantizeQ5_K_ref, QuantizeQ5_K_avx2, DequantizeQkMin<5, BlockQ5_K>>(
-        GgmlType::kQ5_K),
-    Kernels<BlockQ6_K, QuantizeQ6_K_ref, QuantizeQ6_K_avx2, DequantizeQ6_K>(GgmlType::kQ6_K),
-    Kernels<BlockIQ4_NL, QuantizeIQ4_NL_ref, QuantizeIQ4_NL_avx2, DequantizeIQ4_NL>(
-        GgmlType::kIQ4_NL),
+    Kernels<BlockQ4_0, QuantizeQ4_0_ref, QuantizeQ4_0_avx2, DequantizeLegacy<4, false, BlockQ4_0>,
+            QuantizeQ4_0_weighted>(GgmlType::kQ4_0),
+    Kernels<BlockQ4_1, QuantizeQ4_1_ref, nullptr, DequantizeLegacy<4, true, BlockQ4_1>,
+            QuantizeQ4_1_weighted>(GgmlType::kQ4_1),
+    Kernels<BlockQ5_0, QuantizeQ5_0_ref, nullptr, DequantizeLegacy<5, false, BlockQ5_0>,
+            QuantizeQ5_0_weighted>(GgmlType::kQ5_0),
+    Kernels<BlockQ5_1, QuantizeQ5_1_ref, nullptr, DequantizeLegacy<5, true, BlockQ5_1>,
+            QuantizeQ5_1_weighted>(GgmlType::kQ5_1),
+    Kernels<BlockQ2_K, QuantizeQ2_K_ref, QuantizeQ2_K_avx2, DequantizeQ2_K, QuantizeQ2_K_weighted>(
+        GgmlType::kQ2_K),
+    Kernels<BlockQ3_K, QuantizeQ3_K_ref, QuantizeQ3_K_avx2, DequantizeQ3_K, QuantizeQ3_K_weighted>(
+        GgmlType::kQ3_K),
+    Kernels<BlockQ4_K, QuantizeQ4_K_ref, QuantizeQ4_K_avx2, DequantizeQkMin<4, BlockQ4_K>,
+            QuantizeQ4_K_weighted>(GgmlType::kQ4_K),
+    Kernels<BlockQ5_K, QuantizeQ5_K_ref, QuantizeQ5_K_avx2, DequantizeQkMin<5, BlockQ5_K>,
+            QuantizeQ5_K_weighted>(GgmlType::kQ5_K),
+    Kernels<BlockQ6_K, QuantizeQ6_K_ref, QuantizeQ6_K_avx2, DequantizeQ6_K, QuantizeQ6_K_weighted>(
+        GgmlType::kQ6_K),
+    Kernels<BlockIQ4_NL, QuantizeIQ4_NL_ref, QuantizeIQ4_NL_avx2, DequantizeIQ4_NL,
+            QuantizeIQ4_NL_weighted>(GgmlType::kIQ4_NL),
+    Kernels<BlockIQ4_XS, QuantizeIQ4_XS_ref, nullptr, DequantizeIQ4_XS, QuantizeIQ4_XS_weighted>(
+        GgmlType::kIQ4_XS),
+    Kernels<BlockTQ1_0, QuantizeTQ1_0_ref, nullptr, DequantizeTQ1_0>(GgmlType::kTQ1_0),
+    Kernels<BlockTQ2_0, QuantizeTQ2_0_ref, nullptr, DequantizeTQ2_0>(GgmlType::kTQ2_0),
     // Lattice-grid types (quants_iq1.cc, quants_iq2.cc, quants_iq3.cc).
-    Kernels<BlockIQ2_XXS, QuantizeIQ2_XXS_ref, nullptr, DequantizeIQ2_XXS>(GgmlType::kIQ2_XXS),
-    Kernels<BlockIQ2_XS, QuantizeIQ2_XS_ref, nullptr, DequantizeIQ2_XS>(GgmlType::kIQ2_XS),
-    Kernels<BlockIQ2_S, QuantizeIQ2_S_ref, nullptr, DequantizeIQ2_S>(GgmlType::kIQ2_S),
-    Kernels<BlockIQ3_XXS, QuantizeIQ3_XXS_ref, nullptr, DequantizeIQ3_XXS>(GgmlType::kIQ3_XXS),
-    Kernels<BlockIQ3_S, QuantizeIQ3_S_ref, nullptr, DequantizeIQ3_S>(GgmlType::kIQ3_S),
-    Kernels<BlockIQ1_S, QuantizeIQ1_S_ref, nullptr, DequantizeIQ1_S>(GgmlType::kIQ1_S),
-    Kernels<BlockIQ1_M, QuantizeIQ1_M_ref, nullptr, DequantizeIQ1_M>(GgmlType::kIQ1_M),
+    Kernels<BlockIQ2_XXS, QuantizeIQ2_XXS_ref, nullptr, DequantizeIQ2_XXS,
+            QuantizeIQ2_XXS_weighted>(GgmlType::kIQ2_XXS),
+    Kernels<BlockIQ2_XS, QuantizeIQ2_XS_ref, nullptr, DequantizeIQ2_XS, QuantizeIQ2_XS_weighted>(
+        GgmlType::kIQ2_XS),
+    Kernels<BlockIQ2_S, QuantizeIQ2_S_ref, nullptr, DequantizeIQ2_S, QuantizeIQ2_S_weighted>(
+        GgmlType::kIQ2_S),
+    Kernels<BlockIQ3_XXS, QuantizeIQ3_XXS_ref, nullptr, DequantizeIQ3_XXS,
+            QuantizeIQ3_XXS_weighted>(GgmlType::kIQ3_XXS),
+    Kernels<BlockIQ3_S, QuantizeIQ3_S_ref, nullptr, DequantizeIQ3_S, QuantizeIQ3_S_weighted>(
+        GgmlType::kIQ3_S),
+    Kernels<BlockIQ1_S, QuantizeIQ1_S_ref, nullptr, DequantizeIQ1_S, QuantizeIQ1_S_weighted>(
+        GgmlType::kIQ1_S),
+    Kernels<BlockIQ1_M, QuantizeIQ1_M_ref, nullptr, DequantizeIQ1_M, QuantizeIQ1_M_weighted>(
+        GgmlType::kIQ1_M),
 };
 
 }  // namespace
@@ -276,6 +360,41 @@ void QuantizeRow_ref(GgmlType type, const float* src, void* dst, int64_t n) {
 void QuantizeRow(GgmlType type, const float* src, void* dst, int64_t n) {
   const GgmlKernels* k = FindGgmlKernels(type);
   if (k != nullptr) QuantizeRowFor(*k, ActiveCpuLevel())(src, dst, n);
+}
+
+namespace {
+void QuantizeRowsWith(const GgmlKernels& k, QuantizeRowFn plain, const float* src, void* dst,
+                      int64_t nrows, int64_t n_per_row, const float* quant_weights) {
+  if (quant_weights == nullptr || k.quantize_weighted == nullptr) {
+    plain(src, dst, nrows * n_per_row);
+    return;
+  }
+  const int64_t row_bytes = RowBytes(k.type, n_per_row);
+  uint8_t* out = static_cast<uint8_t*>(dst);
+  for (int64_t r = 0; r < nrows; ++r) {
+    k.quantize_weighted(src + r * n_per_row, out + r * row_bytes, n_per_row, quant_weights);
+  }
+}
+}  // namespace
+
+void QuantizeRows(GgmlType type, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+                  const float* quant_weights) {
+  const GgmlKernels* k = FindGgmlKernels(type);
+  if (k == nullptr) return;  // REQUIRES CanQuantize(type)
+  QuantizeRowsWith(*k, QuantizeRowFor(*k, ActiveCpuLevel()), src, dst, nrows, n_per_row,
+                   quant_weights);
+}
+
+void QuantizeRows_ref(GgmlType type, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+                      const float* quant_weights) {
+  const GgmlKernels* k = FindGgmlKernels(type);
+  if (k == nullptr) return;  // REQUIRES CanQuantize(type)
+  QuantizeRowsWith(*k, k->quantize_ref, src, dst, nrows, n_per_row, quant_weights);
+}
+
+bool UsesImportance(GgmlType type) {
+  const GgmlKernels* k = FindGgmlKernels(type);
+  return k != nullptr && k->quantize_weighted != nullptr;
 }
 
 void DequantizeRow(GgmlType type, const void* src, float* dst, int64_t n) {

@@ -54,4 +54,8 @@ bool NamePatterns::FullMatchAny(absl::string_view name) const {
   return false;
 }
 
+bool NamePatterns::PartialMatchAt(size_t i, absl::string_view name) const {
+  return re2::RE2::PartialMatch(re2::StringPiece(name.data(), name.size()), *patterns_[i]);
+}
+
 }  // namespace quantd::core

@@ -279,6 +279,21 @@ std::string CanonicalRecipe(const Recipe& r) {
   // A checkpoint's folder name is part of the output (general.name); absent
   // when unset, so recipes without it keep their canonical text.
   if (!r.model_name.empty()) parts.push_back(absl::StrCat("model_name=", r.model_name));
+  // Importance-matrix fields only when used, so other recipes keep their text.
+  if (!r.imatrix.empty()) parts.push_back(absl::StrCat("imatrix=", r.imatrix));
+  if (!r.imatrix_include.empty()) {
+    parts.push_back(absl::StrCat("imatrix_include=", absl::StrJoin(r.imatrix_include, "\x1f")));
+  }
+  if (!r.tensor_types.empty()) {
+    parts.push_back(absl::StrCat("tensor_types=", absl::StrJoin(r.tensor_types, "\x1f")));
+  }
+  if (!r.prune_layers.empty()) {
+    parts.push_back(absl::StrCat("prune_layers=", absl::StrJoin(r.prune_layers, ",")));
+  }
+  if (r.dry_run) parts.push_back("dry_run=1");
+  if (!r.imatrix_exclude.empty()) {
+    parts.push_back(absl::StrCat("imatrix_exclude=", absl::StrJoin(r.imatrix_exclude, "\x1f")));
+  }
   if (r.format == ModelFormat::kMlx) {
     // Only MLX recipes carry these, so every other recipe keeps its text.
     parts.push_back(absl::StrCat("bits=", MlxBits(r)));

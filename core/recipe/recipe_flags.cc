@@ -198,8 +198,10 @@ const std::vector<FlagSpec>& Flags() {
        }},
       {"gguf-type", "gguf_type", "TYPE",
        // Every name core::gguf::ParseFileType accepts (RecipeTest checks it).
-       "GGUF file type: Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 IQ4_NL Q2_K Q3_K_S/M/L Q4_K_S/M "
-       "Q5_K_S/M Q6_K F16 BF16 F32 (Q3_K/Q4_K/Q5_K: the _M mixes)",
+       "GGUF file type: Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 IQ4_NL IQ4_XS Q2_K Q2_K_S Q3_K_S/M/L "
+       "Q4_K_S/M Q5_K_S/M Q6_K IQ3_M IQ3_S IQ3_XS IQ3_XXS IQ2_M IQ2_S IQ2_XS IQ2_XXS IQ1_M IQ1_S "
+       "TQ1_0 TQ2_0 F16 BF16 F32 (Q3_K/Q4_K/Q5_K: the _M mixes; an importance matrix is "
+       "needed for IQ1_S IQ1_M IQ2_XXS IQ2_XS IQ2_S Q2_K_S)",
        Str(&Recipe::gguf_type)},
       {"leave-output-tensor", "leave_output_tensor", nullptr, "GGUF: do not quantize output.weight",
        Set(&Recipe::leave_output_tensor, true)},
@@ -211,6 +213,43 @@ const std::vector<FlagSpec>& Flags() {
        Set(&Recipe::pure, true)},
       {"allow-requantize", "allow_requantize", nullptr,
        "GGUF: allow quantizing already-quantized tensors", Set(&Recipe::allow_requantize, true)},
+      {"imatrix", "imatrix", "FILE",
+       "GGUF: importance matrix from llama-imatrix (legacy .dat or GGUF)", Str(&Recipe::imatrix)},
+      {"include-weights", "imatrix_include", "NAME",
+       "GGUF: use the importance matrix only for tensors whose name contains NAME (repeatable)",
+       [](Recipe* r, const std::string& v) {
+         r->imatrix_include.push_back(v);
+         return absl::OkStatus();
+       }},
+      {"exclude-weights", "imatrix_exclude", "NAME",
+       "GGUF: do not use the importance matrix for tensors whose name contains NAME "
+       "(repeatable)",
+       [](Recipe* r, const std::string& v) {
+         r->imatrix_exclude.push_back(v);
+         return absl::OkStatus();
+       }},
+      {"tensor-type", "tensor_types", "REGEX=TYPE",
+       "GGUF: ggml TYPE for tensors whose name REGEX finds (repeatable; the first that changes "
+       "a tensor wins)",
+       [](Recipe* r, const std::string& v) {
+         r->tensor_types.push_back(v);
+         return absl::OkStatus();
+       }},
+      {"prune-layers", "prune_layers", "N,N",
+       "GGUF: remove these blocks (layers) and renumber the rest",
+       [](Recipe* r, const std::string& v) -> absl::Status {
+         for (absl::string_view part : absl::StrSplit(v, ',', absl::SkipEmpty())) {
+           int n;
+           if (!absl::SimpleAtoi(part, &n) || n < 0) {
+             return Bad("prune-layers", v, "expected block numbers like 3,4,10");
+           }
+           r->prune_layers.push_back(n);
+         }
+         return absl::OkStatus();
+       }},
+      {"dry-run", "dry_run", nullptr,
+       "GGUF: print the per-tensor plan and the output size; write nothing",
+       Set(&Recipe::dry_run, true)},
       {"bits", "bits", "N", "MLX: bits per weight, 2, 3, 4 (default), 5, 6 or 8",
        Int("bits", &Recipe::bits)},
       {"group-size", "group_size", "N", "MLX: weights per scale and bias, 32, 64 (default) or 128",
@@ -368,6 +407,18 @@ std::vector<std::string> FieldFlags(const Recipe& r, absl::string_view field) {
     on_off(r.pure, "pure", nullptr);
   } else if (field == "allow_requantize") {
     on_off(r.allow_requantize, "allow-requantize", nullptr);
+  } else if (field == "imatrix") {
+    if (!r.imatrix.empty()) add("imatrix", r.imatrix);
+  } else if (field == "imatrix_include") {
+    for (const auto& v : r.imatrix_include) add("include-weights", v);
+  } else if (field == "imatrix_exclude") {
+    for (const auto& v : r.imatrix_exclude) add("exclude-weights", v);
+  } else if (field == "tensor_types") {
+    for (const auto& v : r.tensor_types) add("tensor-type", v);
+  } else if (field == "prune_layers") {
+    if (!r.prune_layers.empty()) add("prune-layers", absl::StrJoin(r.prune_layers, ","));
+  } else if (field == "dry_run") {
+    on_off(r.dry_run, "dry-run", nullptr);
   } else if (field == "bits") {
     if (r.bits != 0) add("bits", absl::StrCat(r.bits));
   } else if (field == "group_size") {
@@ -420,6 +471,12 @@ std::vector<std::string> RecipeToFlags(const Recipe& r) {
       "token_embedding_type",
       "pure",
       "allow_requantize",
+      "imatrix",
+      "imatrix_include",
+      "imatrix_exclude",
+      "tensor_types",
+      "prune_layers",
+      "dry_run",
       "bits",
       "group_size",
       "mlx_recipe",

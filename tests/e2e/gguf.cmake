@@ -27,3 +27,17 @@ add_test(NAME e2e.gguf.reference_runs_1thread
   COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/gguf_reference_test.py --threads 1)
 set_tests_properties(e2e.gguf.reference_runs_1thread PROPERTIES
   ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS "gguf;e2e" TIMEOUT 300)
+
+# Byte identity with llama-quantize given an importance matrix (27 shared
+# reference runs; the lattice types not written by this build are checked to
+# be refused cleanly), with the legacy .dat and with the same matrix in
+# llama.cpp's GGUF imatrix layout.
+add_test(NAME e2e.gguf.imatrix_reference_runs
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/gguf_imatrix_reference_test.py --threads 2)
+set_tests_properties(e2e.gguf.imatrix_reference_runs PROPERTIES
+  ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS "gguf;e2e" TIMEOUT 300)
+add_test(NAME e2e.gguf.imatrix_reference_runs_gguf_matrix
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/gguf_imatrix_reference_test.py --threads 1
+          --imatrix-format gguf)
+set_tests_properties(e2e.gguf.imatrix_reference_runs_gguf_matrix PROPERTIES
+  ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS "gguf;e2e" TIMEOUT 300)

@@ -1,8 +1,9 @@
 // Lattice-grid types (IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S):
 // every such tensor of the 27 llama-quantize runs with an importance matrix
 // ($QUANTD_TESTDATA/gguf-imatrix/reference.json) is quantized from the F32
-// input with the matrix's per-column weights and must have the reference's
-// sha256; plus the search tables' invariants.
+// input, row by row, with the matrix's per-column importance (the kernels
+// alone, independent of the mix rules) and must have the reference's sha256;
+// plus the search tables' invariants.
 #include "quants_iq.h"
 
 #include <algorithm>
@@ -18,6 +19,7 @@
 #include "nlohmann/json.hpp"
 #include "quantd/core/base/sha256.h"
 #include "quantd/core/gguf/gguf_file.h"
+#include "quantd/core/gguf/imatrix.h"
 #include "quantd/core/gguf/quants.h"
 #include "quants_iq_tables.h"
 
@@ -31,37 +33,6 @@ std::string ReadAll(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-// llama.cpp's legacy .dat importance matrix: int32 count, then per entry
-// int32 name length, name, int32 ncall, int32 nval, nval floats;
-// llama-quantize divides the floats by ncall. Test-local until the core's
-// reader lands.
-std::map<std::string, std::vector<float>> ReadImatrixDat(const std::string& bytes) {
-  std::map<std::string, std::vector<float>> out;
-  size_t pos = 0;
-  auto i32 = [&]() {
-    int32_t v;
-    std::memcpy(&v, bytes.data() + pos, 4);
-    pos += 4;
-    return v;
-  };
-  const int32_t n = i32();
-  for (int32_t e = 0; e < n; ++e) {
-    const int32_t len = i32();
-    std::string name = bytes.substr(pos, static_cast<size_t>(len));
-    pos += static_cast<size_t>(len);
-    const int32_t ncall = i32();
-    const int32_t nval = i32();
-    std::vector<float> v(static_cast<size_t>(nval));
-    std::memcpy(v.data(), bytes.data() + pos, v.size() * sizeof(float));
-    pos += v.size() * sizeof(float);
-    if (ncall > 0) {
-      for (float& f : v) f /= static_cast<float>(ncall);
-    }
-    out.emplace(std::move(name), std::move(v));
-  }
-  return out;
 }
 
 // The weighted row quantizer of a lattice type (null for other types).
@@ -87,7 +58,9 @@ TEST(IqGridReferenceTest, EveryLatticeTensorOfTheImatrixRunsMatchesLlamaQuantize
   auto file = GgufFile::Parse(
       absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(input.data()), input.size()));
   ASSERT_TRUE(file.ok()) << file.status();
-  const auto imatrix = ReadImatrixDat(ReadAll(kDir + "/imatrix-tiny.dat"));
+  const auto matrix = ReadImportanceMatrix(kDir + "/imatrix-tiny.dat");
+  ASSERT_TRUE(matrix.ok()) << matrix.status();
+  const auto& imatrix = matrix->entries;
   std::ifstream ref_in(kDir + "/reference.json");
   const auto ref = nlohmann::json::parse(ref_in);
 

@@ -52,6 +52,7 @@ double Tolerance(GgmlType t) {
     case GgmlType::kQ4_1:
     case GgmlType::kQ4_K:
     case GgmlType::kIQ4_NL:
+    case GgmlType::kIQ4_XS:
       return 0.12;
     case GgmlType::kQ3_K:
       return 0.25;
@@ -73,6 +74,9 @@ double Tolerance(GgmlType t) {
       return 0.55;
     case GgmlType::kIQ1_M:
       return 0.65;
+    case GgmlType::kTQ1_0:  // ternary with the block's max as the scale:
+    case GgmlType::kTQ2_0:  // most Gaussian values round to 0
+      return 0.85;
     default:
       return 0;
   }
@@ -107,9 +111,10 @@ std::vector<float> TestData(uint32_t seed) {
 
 TEST(GgmlKernelTableTest, OneEntryPerWrittenTypeWithItsGeometry) {
   const std::vector<GgmlType> want = {
-      GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ8_0, GgmlType::kQ4_0,
-      GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ2_K, GgmlType::kQ3_K,
+      GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16, GgmlType::kQ8_0,  GgmlType::kQ4_0,
+      GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ2_K,  GgmlType::kQ3_K,
       GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kIQ4_NL,
+      GgmlType::kIQ4_XS, GgmlType::kTQ1_0, GgmlType::kTQ2_0,
       // Lattice-grid types (quants_iq*.cc).
       GgmlType::kIQ2_XXS, GgmlType::kIQ2_XS, GgmlType::kIQ2_S, GgmlType::kIQ3_XXS, GgmlType::kIQ3_S,
       GgmlType::kIQ1_S, GgmlType::kIQ1_M};

@@ -29,6 +29,20 @@ struct TensorReport {
   uint64_t values_flushed = 0;
 };
 
+// One tensor of a GGUF conversion's plan (every tensor of the output, in
+// file order, whether converted or copied): what it becomes and why.
+struct PlanEntry {
+  std::string name;         // the output name (renumbered after pruned layers)
+  std::string source_name;  // the input name when it differs
+  std::vector<int64_t> shape;
+  std::string type_before;  // "F32", ...
+  std::string type_after;   // "Q4_K", ...
+  uint64_t bytes_after = 0;
+  bool importance = false;  // quantized with an importance-matrix entry
+  std::string rule;         // "mix", "tensor_type[i]", "output_tensor_type", "copy", ...
+  int split = 0;            // output part (0 without split output)
+};
+
 struct Report {
   std::string format;              // "onnx" | "gguf"
   std::string precision;           // "fp16", "int4", "Q4_K_M", ...
@@ -47,6 +61,8 @@ struct Report {
   std::vector<std::string> output_files;
   std::vector<std::string> notes;  // things the user should know (skipped nodes, ...)
   std::vector<TensorReport> tensors;
+  std::vector<PlanEntry> plan;  // GGUF: the per-tensor plan (empty for other formats)
+  bool dry_run = false;         // the plan only; nothing was written
 
   // {"format":..., "totals":{...}, "tensors":[...]}; pretty: indented.
   std::string ToJson(bool pretty = true) const;

@@ -50,7 +50,12 @@ class NamePatterns {
   // Whether some pattern matches the whole of `name`.
   bool FullMatchAny(absl::string_view name) const;
 
+  // Whether pattern `i` (in Compile order) matches some part of `name`
+  // (RE2::PartialMatch, as std::regex_search). REQUIRES: i < size().
+  bool PartialMatchAt(size_t i, absl::string_view name) const;
+
   bool empty() const { return patterns_.empty(); }
+  size_t size() const { return patterns_.size(); }
 
  private:
   std::vector<std::shared_ptr<const re2::RE2>> patterns_;

@@ -71,6 +71,17 @@ struct Recipe {
   std::string token_embedding_type;
   bool pure = false;
   bool allow_requantize = false;
+  // Importance matrix (llama-imatrix output, legacy .dat or GGUF): a file
+  // path for the core; the service resolves an uploaded blob to its path.
+  std::string imatrix;
+  std::vector<std::string> imatrix_include;  // keep only entries whose name contains one
+  std::vector<std::string> imatrix_exclude;  // drop entries whose name contains one
+  // "REGEX=TYPE": tensors whose name the (RE2, lower-cased) regex finds get
+  // the ggml type TYPE instead of the mix's choice; the first pattern whose
+  // type differs from the default wins, as in llama-quantize.
+  std::vector<std::string> tensor_types;
+  std::vector<int> prune_layers;  // block indices removed (the rest renumbered)
+  bool dry_run = false;           // plan and output size only; nothing written
 
   // --- MLX (mlx_lm.convert compatible affine quantization) ---
   int bits = 0;            // 2, 3, 4, 5, 6, 8; 0: from precision (int4 / int8), else 4

@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "quantd/core/gguf/ggml_types.h"
 #include "quantd/core/gguf/gguf_file.h"
+#include "quantd/core/name_patterns.h"
 
 namespace quantd::core::gguf {
 
@@ -43,8 +44,22 @@ enum class FileType : uint32_t {
   kQ5_K_S = 16,
   kQ5_K_M = 17,
   kQ6_K = 18,
+  kIQ2_XXS = 19,
+  kIQ2_XS = 20,
+  kQ2_K_S = 21,
+  kIQ3_XS = 22,
+  kIQ3_XXS = 23,
+  kIQ1_S = 24,
   kIQ4_NL = 25,
+  kIQ3_S = 26,
+  kIQ3_M = 27,
+  kIQ2_S = 28,
+  kIQ2_M = 29,
+  kIQ4_XS = 30,
+  kIQ1_M = 31,
   kBF16 = 32,
+  kTQ1_0 = 36,
+  kTQ2_0 = 37,
 };
 
 // "Q4_K_M", "q8_0", "F16", ... (case-insensitive). InvalidArgument lists the
@@ -57,6 +72,9 @@ std::string FileTypeName(FileType ftype);
 std::vector<std::string> FileTypeNames();
 // The base ggml type of a file type (Q4_K for Q4_K_M, ...).
 GgmlType DefaultType(FileType ftype);
+// Whether llama-quantize refuses the file type without an importance matrix
+// (IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, Q2_K_S: the result would be garbage).
+bool RequiresImportance(FileType ftype);
 
 struct MixOptions {
   FileType ftype = FileType::kQ4_K_M;
@@ -64,6 +82,11 @@ struct MixOptions {
   std::optional<GgmlType> output_tensor_type;    // --output-tensor-type
   std::optional<GgmlType> token_embedding_type;  // --token-embedding-type
   bool pure = false;                             // --pure
+  bool has_imatrix = false;  // an importance matrix is given (changes some rules)
+  // --tensor-type REGEX=TYPE, in order: pattern i (lower-cased, searched in
+  // the name) asks for tensor_type_types[i].
+  NamePatterns tensor_type_patterns;
+  std::vector<GgmlType> tensor_type_types;
 };
 
 // Model facts the rules look at, from the GGUF metadata.
@@ -99,7 +122,10 @@ class MixPlanner {
 
   // The output type of `t`. Call once per tensor, in ProcessingOrder.
   // InvalidArgument if a user-chosen type cannot hold the tensor's rows.
-  absl::StatusOr<GgmlType> Choose(const GgufTensorInfo& t);
+  // `rule`, if given, receives what decided: "copy" (not quantized), "mix",
+  // "pure", "tensor_type[i]" (--tensor-type i), "output_tensor_type",
+  // "token_embedding_type", with " fallback" when the row length forced one.
+  absl::StatusOr<GgmlType> Choose(const GgufTensorInfo& t, std::string* rule = nullptr);
 
   int fallbacks() const { return n_fallback_; }
 
@@ -109,6 +135,8 @@ class MixPlanner {
 
   const ModelFacts facts_;
   const MixOptions options_;
+  bool IsIq2Family() const;
+
   int i_attention_wv_ = 0;
   int i_ffn_down_ = 0;
   int i_ffn_gate_ = 0;

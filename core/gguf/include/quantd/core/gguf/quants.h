@@ -1,6 +1,7 @@
 // ggml block quantizers and dequantizers, bit-exact with llama.cpp's
-// reference quantizers (ggml-quants.c, "_ref" functions, no importance
-// matrix) as used by llama-quantize.
+// quantizers (ggml-quants.c) as used by llama-quantize: the reference ("_ref")
+// functions without an importance matrix, and the weighted row quantizers
+// (quantize_row_<type>_impl) with one.
 //
 // Every type has one scalar reference (`Quantize..._ref`) and one entry in a
 // kernel table (GgmlKernels) binding it to its fast variants and its
@@ -27,6 +28,17 @@ namespace quantd::core::gguf {
 // Row kernels: `n` floats <-> n / block_size blocks (or n plain elements).
 using QuantizeRowFn = void (*)(const float* src, void* dst, int64_t n);
 using DequantizeRowFn = void (*)(const void* src, float* dst, int64_t n);
+// One row of `n_per_row` floats (a multiple of the block size) quantized
+// with per-column importance weights: `quant_weights` holds n_per_row
+// non-negative floats (column j's weight applies to src[j]), as llama.cpp's
+// quantize_row_<type>_impl(x, y, n_per_row, quant_weights) takes them. Some
+// types' statistics span the whole row (Q4_0 ... Q5_1 use the row's mean
+// square), so a row is the unit. `quant_weights` may be null only for
+// types whose weighted quantizer has an unweighted path of its own (IQ4_NL,
+// IQ4_XS and the lattice types that accept it); callers pass null only
+// through QuantizeRows, which then uses the plain row kernels.
+using QuantizeRowWeightedFn = void (*)(const float* src, void* dst, int64_t n_per_row,
+                                       const float* quant_weights);
 
 // The kernels of one type, bound to its block struct (ggml_types.h) so the
 // geometry (TypeInfo) and the functions cannot disagree.
@@ -35,10 +47,14 @@ struct GgmlKernels {
   QuantizeRowFn quantize_ref;   // the scalar reference
   QuantizeRowFn quantize_avx2;  // AVX2 variant, same bytes; null when none
   DequantizeRowFn dequantize;
+  // The weighted quantizer (an importance matrix is given); null when the
+  // type ignores importance weights (Q8_0, TQ1_0, TQ2_0, floats).
+  QuantizeRowWeightedFn quantize_weighted = nullptr;
 };
 
 // One entry per type Quantd writes and reads as float: F32, F16, BF16, Q8_0,
-// Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL.
+// Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS,
+// TQ1_0, TQ2_0 (and the lattice types registered in quants_iq*.cc).
 absl::Span<const GgmlKernels> AllGgmlKernels();
 // The entry of `type`, or null when Quantd has no kernels for it.
 const GgmlKernels* FindGgmlKernels(GgmlType type);
@@ -52,6 +68,19 @@ bool CanDequantize(GgmlType type);  // the same types
 void QuantizeRow_ref(GgmlType type, const float* src, void* dst, int64_t n);
 // The variant of ActiveCpuLevel() (cpu_features.h).
 void QuantizeRow(GgmlType type, const float* src, void* dst, int64_t n);
+// `nrows` rows of `n_per_row` floats, as llama.cpp's ggml_quantize_chunk:
+// with `quant_weights` (n_per_row floats, the tensor's importance) and a
+// type that uses them, row by row through kernels.quantize_weighted;
+// otherwise one QuantizeRow over all nrows * n_per_row values.
+// REQUIRES: CanQuantize(type), n_per_row % block_size == 0, dst holds
+// nrows * RowBytes(type, n_per_row).
+void QuantizeRows(GgmlType type, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+                  const float* quant_weights);
+// The same with the scalar references only (tests compare the two).
+void QuantizeRows_ref(GgmlType type, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+                      const float* quant_weights);
+// Whether `type` has a weighted quantizer (importance weights change its bytes).
+bool UsesImportance(GgmlType type);
 // REQUIRES: CanDequantize(type), n % block_size == 0.
 void DequantizeRow(GgmlType type, const void* src, float* dst, int64_t n);
 
@@ -67,6 +96,23 @@ void QuantizeQ3_K_ref(const float* x, BlockQ3_K* y, int64_t n);
 void QuantizeQ4_K_ref(const float* x, BlockQ4_K* y, int64_t n);
 void QuantizeQ5_K_ref(const float* x, BlockQ5_K* y, int64_t n);
 void QuantizeQ6_K_ref(const float* x, BlockQ6_K* y, int64_t n);
+void QuantizeIQ4_XS_ref(const float* x, BlockIQ4_XS* y, int64_t n);
+void QuantizeTQ1_0_ref(const float* x, BlockTQ1_0* y, int64_t n);
+void QuantizeTQ2_0_ref(const float* x, BlockTQ2_0* y, int64_t n);
+
+// Weighted row quantizers (QuantizeRowWeightedFn; quant_weights non-null
+// except for IQ4_NL and IQ4_XS, where null means the unweighted search).
+void QuantizeQ4_0_weighted(const float* x, BlockQ4_0* y, int64_t n_per_row, const float* qw);
+void QuantizeQ4_1_weighted(const float* x, BlockQ4_1* y, int64_t n_per_row, const float* qw);
+void QuantizeQ5_0_weighted(const float* x, BlockQ5_0* y, int64_t n_per_row, const float* qw);
+void QuantizeQ5_1_weighted(const float* x, BlockQ5_1* y, int64_t n_per_row, const float* qw);
+void QuantizeQ2_K_weighted(const float* x, BlockQ2_K* y, int64_t n_per_row, const float* qw);
+void QuantizeQ3_K_weighted(const float* x, BlockQ3_K* y, int64_t n_per_row, const float* qw);
+void QuantizeQ4_K_weighted(const float* x, BlockQ4_K* y, int64_t n_per_row, const float* qw);
+void QuantizeQ5_K_weighted(const float* x, BlockQ5_K* y, int64_t n_per_row, const float* qw);
+void QuantizeQ6_K_weighted(const float* x, BlockQ6_K* y, int64_t n_per_row, const float* qw);
+void QuantizeIQ4_NL_weighted(const float* x, BlockIQ4_NL* y, int64_t n_per_row, const float* qw);
+void QuantizeIQ4_XS_weighted(const float* x, BlockIQ4_XS* y, int64_t n_per_row, const float* qw);
 
 }  // namespace quantd::core::gguf
 
