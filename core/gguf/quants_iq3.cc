@@ -26,6 +26,7 @@ constexpr int kMaxQ = 8;
 void QuantizeIQ3_XXS_weighted(const float* x, BlockIQ3_XXS* y, int64_t n_per_row,
                               const float* quant_weights) {
   const LatticeTables& t = LatticeTables::Get(Lattice::kIq3xxs);
+  const iq::NeighbourDistancesFn dist = iq::NeighbourDistancesFor<4>(ActiveCpuLevel());
   constexpr SearchSpec kSpec{-15,
                              15,
                              0.2f,
@@ -62,7 +63,7 @@ void QuantizeIQ3_XXS_weighted(const float* x, BlockIQ3_XXS* y, int64_t n_per_row
         std::memset(L, 0, sizeof(L));
         continue;
       }
-      float scale = SearchGroup<32, 4, 3>(t, kSpec, xval, weight, waux, max / (2 * kMaxQ - 1),
+      float scale = SearchGroup<32, 4, 3>(t, dist, kSpec, xval, weight, waux, max / (2 * kMaxQ - 1),
                                           static_cast<float>(2 * kMaxQ - 1), max, L, on_grid);
       if (scale < 0) {
         scale = -scale;
@@ -96,6 +97,7 @@ void QuantizeIQ3_XXS_weighted(const float* x, BlockIQ3_XXS* y, int64_t n_per_row
 void QuantizeIQ3_S_weighted(const float* x, BlockIQ3_S* y, int64_t n_per_row,
                             const float* quant_weights) {
   const LatticeTables& t = LatticeTables::Get(Lattice::kIq3s);
+  const iq::NeighbourDistancesFn dist = iq::NeighbourDistancesFor<4>(ActiveCpuLevel());
   constexpr SearchSpec kSpec{-9,
                              9,
                              0.2f,
@@ -134,8 +136,9 @@ void QuantizeIQ3_S_weighted(const float* x, BlockIQ3_S* y, int64_t n_per_row,
         continue;
       }
       for (bool& g : on_grid) g = false;
-      float scale = SearchGroup<kBs, 4, 3>(t, kSpec, xval, weight, waux, max / (2 * kMaxQ - 1),
-                                           static_cast<float>(2 * kMaxQ - 1), max, L, on_grid);
+      float scale =
+          SearchGroup<kBs, 4, 3>(t, dist, kSpec, xval, weight, waux, max / (2 * kMaxQ - 1),
+                                 static_cast<float>(2 * kMaxQ - 1), max, L, on_grid);
       if (scale < 0) {
         scale = -scale;
         for (int k = 0; k < kBs / 8; ++k) block_signs[k] = static_cast<uint8_t>(~block_signs[k]);

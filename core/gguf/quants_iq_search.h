@@ -10,31 +10,71 @@
 #include <cmath>
 #include <cstdint>
 
+#include "quantd/core/base/cpu_features.h"
 #include "quants_internal.h"
 #include "quants_iq_tables.h"
 
 namespace quantd::core::gguf::iq {
 
+// d2[j] = sum over i (in order) of w[i] * (scale * q[i] - x[i])^2 for the
+// points idx[0..n) of a lattice with kDims coordinates (`points`: their
+// float coordinates; `coords`: the list's rows, LatticeTables::
+// NeighbourCoords); the distances a neighbour search compares. Vector
+// variants use `coords` and write d2 up to n rounded up to 8.
+using NeighbourDistancesFn = void (*)(const float* points, const uint16_t* idx,
+                                      const int8_t* coords, int n, const float* x, const float* w,
+                                      float scale, float* d2);
+
+template <int kDims>
+void NeighbourDistances_ref(const float* points, const uint16_t* idx, const int8_t* /*coords*/,
+                            int n, const float* x, const float* w, float scale, float* d2) {
+  for (int j = 0; j < n; ++j) {
+    const float* pg = points + static_cast<size_t>(idx[j]) * kDims;
+    float d = 0;
+    for (int i = 0; i < kDims; ++i) {
+      const float diff = scale * pg[i] - x[i];
+      d += w[i] * diff * diff;
+    }
+    d2[j] = d;
+  }
+}
+
+namespace internal {
+// AVX2 variants (quants_iq_avx2.cc): eight points per step, one per lane,
+// each lane with the reference's operation order. REQUIRES: AVX2.
+void NeighbourDistances4_avx2(const float* points, const uint16_t* idx, const int8_t* coords, int n,
+                              const float* x, const float* w, float scale, float* d2);
+void NeighbourDistances8_avx2(const float* points, const uint16_t* idx, const int8_t* coords, int n,
+                              const float* x, const float* w, float scale, float* d2);
+}  // namespace internal
+
+// The distance kernel for `level` (cpu_features.h): the best at or below it.
+template <int kDims>
+inline NeighbourDistancesFn NeighbourDistancesFor(CpuLevel level) {
+  if (level >= CpuLevel::kAvx2) {
+    return kDims == 4 ? internal::NeighbourDistances4_avx2 : internal::NeighbourDistances8_avx2;
+  }
+  return NeighbourDistances_ref<kDims>;
+}
+
+// Bound on a neighbour list's length (a lattice's point count).
+inline constexpr int kMaxNeighbours = 2048;
+
 // Writes the levels of the neighbour of a non-grid vector closest to xval
 // under weights w at `scale` (first on ties) to L; returns its index.
 template <int kDims>
-inline int BestNeighbour(const LatticeTables& t, int map_value, const float* xval, const float* w,
-                         float scale, int8_t* L) {
+inline int BestNeighbour(const LatticeTables& t, NeighbourDistancesFn dist, int map_value,
+                         const float* xval, const float* w, float scale, int8_t* L) {
   const uint16_t* nb = t.Neighbours(map_value);
   const int n = nb[0];
+  float d2[kMaxNeighbours + kNeighbourPadding];
+  dist(t.PointsAsFloat(), nb + 1, t.NeighbourCoords(map_value), n, xval, w, scale, d2);
   float best_d2 = FLT_MAX;
   int best = nb[1];  // llama.cpp asserts a finite distance; keep a valid point regardless
-  for (int j = 1; j <= n; ++j) {
-    const int8_t* pg = t.Point(nb[j]);
-    float d2 = 0;
-    for (int i = 0; i < kDims; ++i) {
-      const float q = static_cast<float>(pg[i]);
-      const float diff = scale * q - xval[i];
-      d2 += w[i] * diff * diff;
-    }
-    if (d2 < best_d2) {
-      best_d2 = d2;
-      best = nb[j];
+  for (int j = 0; j < n; ++j) {
+    if (d2[j] < best_d2) {
+      best_d2 = d2[j];
+      best = nb[j + 1];
     }
   }
   const int8_t* pg = t.Point(best);
@@ -46,8 +86,9 @@ inline int BestNeighbour(const LatticeTables& t, int map_value, const float* xva
 // them, and replaces an off-grid vector by its best neighbour at `scale`.
 // Returns the point index; *on_grid says whether the rounding hit a point.
 template <int kDims, int kBits>
-inline int RoundToGrid(const LatticeTables& t, const float* xval, const float* waux, float id,
-                       float scale, int max_level, int8_t* L, bool* on_grid) {
+inline int RoundToGrid(const LatticeTables& t, NeighbourDistancesFn dist, const float* xval,
+                       const float* waux, float id, float scale, int max_level, int8_t* L,
+                       bool* on_grid) {
   uint32_t u = 0;
   for (int i = 0; i < kDims; ++i) {
     const int l = ClampInt(NearestInt(0.5f * (id * xval[i] - 1)), 0, max_level);
@@ -57,7 +98,7 @@ inline int RoundToGrid(const LatticeTables& t, const float* xval, const float* w
   const int m = t.Map(u);
   *on_grid = m >= 0;
   if (m >= 0) return m;
-  return BestNeighbour<kDims>(t, m, xval, waux, scale, L);
+  return BestNeighbour<kDims>(t, dist, m, xval, waux, scale, L);
 }
 
 // The point index of the levels L[0..kDims) a search ended with. They are a
@@ -90,9 +131,9 @@ struct SearchSpec {
 // the caller's state (llama.cpp keeps them across groups of a row, and so do
 // the callers). Returns the scale; L holds the levels of the chosen points.
 template <int kGroup, int kDims, int kBits>
-inline float SearchGroup(const LatticeTables& t, const SearchSpec& spec, const float* xval,
-                         const float* weight, const float* waux, float scale, float base,
-                         float denom, int8_t* L, bool* is_on_grid) {
+inline float SearchGroup(const LatticeTables& t, NeighbourDistancesFn dist, const SearchSpec& spec,
+                         const float* xval, const float* weight, const float* waux, float scale,
+                         float base, float denom, int8_t* L, bool* is_on_grid) {
   constexpr int kSub = kGroup / kDims;
   int8_t Laux[kGroup];
   bool on_aux[kSub];
@@ -101,7 +142,7 @@ inline float SearchGroup(const LatticeTables& t, const SearchSpec& spec, const f
     const float id = (base + static_cast<float>(is) * spec.step) / denom;
     const float this_scale = 1 / id;
     for (int k = 0; k < kSub; ++k) {
-      RoundToGrid<kDims, kBits>(t, xval + kDims * k, waux + kDims * k, id, this_scale,
+      RoundToGrid<kDims, kBits>(t, dist, xval + kDims * k, waux + kDims * k, id, this_scale,
                                 spec.max_level, Laux + kDims * k, &on_aux[k]);
     }
     float sumqx = 0, sumq2 = 0;
@@ -125,8 +166,8 @@ inline float SearchGroup(const LatticeTables& t, const SearchSpec& spec, const f
     for (int k = 0; k < kSub; ++k) {
       if (!spec.refine_all && is_on_grid[k]) continue;
       bool on;
-      RoundToGrid<kDims, kBits>(t, xval + kDims * k, waux + kDims * k, id, scale, spec.max_level,
-                                L + kDims * k, &on);
+      RoundToGrid<kDims, kBits>(t, dist, xval + kDims * k, waux + kDims * k, id, scale,
+                                spec.max_level, L + kDims * k, &on);
     }
     float sumqx = 0, sumq2 = 0;
     for (int i = 0; i < kGroup; ++i) {

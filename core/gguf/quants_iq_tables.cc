@@ -53,6 +53,7 @@ LatticeTables::LatticeTables(Lattice lattice) {
       points_[static_cast<size_t>(k) * s.dims + i] = static_cast<int8_t>(2 * l + 1);
     }
   }
+  float_points_.assign(points_.begin(), points_.end());
   const size_t map_size = size_t{1} << (s.bits * s.dims);
   map_.assign(map_size, INT_MIN);
   for (int k = 0; k < s.grid_size; ++k) map_[s.grid[k]] = k;
@@ -90,7 +91,7 @@ LatticeTables::LatticeTables(Lattice lattice) {
       if (count[d] > 0) levels[nlev++] = d;
     }
     const size_t start = neighbours_.size();
-    map_[packed] = -static_cast<int32_t>(start + 1);
+    map_[packed] = -static_cast<int32_t>(lists_.size() + 1);
     neighbours_.push_back(0);
     for (int li = 0; li < nlev; ++li) {
       for (int j = 0; j < s.grid_size; ++j) {
@@ -98,6 +99,14 @@ LatticeTables::LatticeTables(Lattice lattice) {
       }
     }
     neighbours_[start] = static_cast<uint16_t>(neighbours_.size() - start - 1);
+    const int n = static_cast<int>(neighbours_.size() - start - 1);
+    const int stride = (n + kNeighbourPadding - 1) / kNeighbourPadding * kNeighbourPadding;
+    lists_.push_back({static_cast<uint32_t>(start), static_cast<uint32_t>(coords_.size())});
+    for (int i = 0; i < s.dims; ++i) {
+      for (int j = 0; j < stride; ++j) {
+        coords_.push_back(j < n ? Point(neighbours_[start + 1 + j])[i] : int8_t{1});
+      }
+    }
   }
 }
 

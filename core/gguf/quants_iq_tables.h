@@ -36,6 +36,10 @@ enum class Lattice {
   kIq3s,    // 512 points of 4 coordinates
 };
 
+// Vector kernels read a neighbour list's coordinates in groups of this many
+// (NeighbourCoords rows are padded to a multiple of it).
+inline constexpr int kNeighbourPadding = 8;
+
 class LatticeTables {
  public:
   // The tables of `lattice`; built on the first call for that lattice.
@@ -49,12 +53,22 @@ class LatticeTables {
   int grid_size() const { return grid_size_; }  // number of points
   // dims() coordinates of point `index`, each 2l + 1.
   const int8_t* Point(int index) const { return &points_[static_cast<size_t>(index) * dims_]; }
+  // The same coordinates as floats, dims() per point (for vector kernels).
+  const float* PointsAsFloat() const { return float_points_.data(); }
   // >= 0: the point with these levels; < 0: not a grid point (see Neighbours).
   // REQUIRES: `packed` is a vector a quantizer produces (see the file comment).
   int Map(uint32_t packed) const { return map_[packed]; }
   // The neighbour list of a non-grid vector: [0] is the count n, [1..n] the
   // point indices. REQUIRES: map_value == Map(v) < 0.
-  const uint16_t* Neighbours(int map_value) const { return &neighbours_[-map_value - 1]; }
+  const uint16_t* Neighbours(int map_value) const {
+    return &neighbours_[lists_[-map_value - 1].start];
+  }
+  // The coordinates of the same list for vector kernels: dims() rows of
+  // RoundUp(count, kNeighbourPadding) signed bytes (2l + 1), row i holding
+  // coordinate i of each neighbour in list order (padding rows with 1s).
+  const int8_t* NeighbourCoords(int map_value) const {
+    return &coords_[lists_[-map_value - 1].coords];
+  }
 
  private:
   explicit LatticeTables(Lattice lattice);
@@ -63,8 +77,15 @@ class LatticeTables {
   int bits_ = 0;
   int grid_size_ = 0;
   std::vector<int8_t> points_;
+  std::vector<float> float_points_;
   std::vector<int32_t> map_;
   std::vector<uint16_t> neighbours_;
+  struct List {
+    uint32_t start;   // index of the count in neighbours_
+    uint32_t coords;  // index of the first row in coords_
+  };
+  std::vector<List> lists_;
+  std::vector<int8_t> coords_;
 };
 
 }  // namespace quantd::core::gguf::iq

@@ -7,8 +7,10 @@
 #include "quants_iq.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <sstream>
 #include <string>
@@ -17,6 +19,7 @@
 
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "quantd/core/base/cpu_features.h"
 #include "quantd/core/base/sha256.h"
 #include "quantd/core/gguf/gguf_file.h"
 #include "quantd/core/gguf/imatrix.h"
@@ -52,7 +55,12 @@ WeightedFn WeightedFor(const std::string& type) {
   return nullptr;
 }
 
-TEST(IqGridReferenceTest, EveryLatticeTensorOfTheImatrixRunsMatchesLlamaQuantize) {
+// Each CPU level's variant (the neighbour-distance kernels) on its own.
+class IqGridReferenceTest : public ::testing::TestWithParam<CpuLevel> {};
+
+TEST_P(IqGridReferenceTest, EveryLatticeTensorOfTheImatrixRunsMatchesLlamaQuantize) {
+  if (HostCpuLevel() < GetParam()) GTEST_SKIP() << "CPU lacks " << CpuLevelName(GetParam());
+  ScopedCpuLevelCap cap(GetParam());
   const std::string input = ReadAll(kDir + "/imatrix-tiny-f32.gguf");
   ASSERT_FALSE(input.empty());
   auto file = GgufFile::Parse(
@@ -110,6 +118,14 @@ TEST(IqGridReferenceTest, EveryLatticeTensorOfTheImatrixRunsMatchesLlamaQuantize
     std::cout << type << ": " << matched[type] << "/" << n << " tensors byte-identical\n";
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(CpuLevels, IqGridReferenceTest,
+                         ::testing::Values(CpuLevel::kScalar, CpuLevel::kAvx2),
+                         [](const ::testing::TestParamInfo<CpuLevel>& info) {
+                           std::string s(CpuLevelName(info.param));
+                           s[0] = static_cast<char>(std::toupper(s[0]));
+                           return s;
+                         });
 
 }  // namespace
 }  // namespace quantd::core::gguf
