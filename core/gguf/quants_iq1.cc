@@ -230,48 +230,58 @@ void QuantizeIQ1_M_weighted(const float* x, BlockIQ1_M* y, int64_t n_per_row,
       }
       SortedOrder<kBs>(xb, idx);
       // The four shift variants accumulate in llama.cpp's order: for each
-      // split, every value once, in sorted order, into each variant's sums.
-      // Per value and level the terms do not depend on the split.
-      float tqx[kBs][3][2], tq2[kBs][3][2];  // [sorted j][level][plus/minus]
+      // split (i1, i2), the sorted values j = 0..15 in turn, value j at
+      // level 0 (j < i1), 1 (j < i2) or 2, into each variant's sums. Variant
+      // k uses x_m for the first half of the group when k >= 2 and for the
+      // second half when k is odd. The terms depend only on (j, level, k),
+      // and sums over a common prefix of the sequence are the same floats,
+      // so each split starts from the shared prefix (levels 0 then 1) and
+      // adds its own tail (level 2) in order: the same additions, fewer.
+      float tqx[kBs][3][4], tq2[kBs][3][4];  // [sorted j][level][variant]
       for (int j = 0; j < kBs; ++j) {
         const int i = idx[j];
+        const bool first = i < kBs / 2;
         for (int lv = 0; lv < 3; ++lv) {
-          tqx[j][lv][0] = weight[i] * kXp[lv] * xb[i];
-          tqx[j][lv][1] = weight[i] * kXm[lv] * xb[i];
-          tq2[j][lv][0] = weight[i] * kXp[lv] * kXp[lv];
-          tq2[j][lv][1] = weight[i] * kXm[lv] * kXm[lv];
+          const float ap = weight[i] * kXp[lv] * xb[i], am = weight[i] * kXm[lv] * xb[i];
+          const float bp = weight[i] * kXp[lv] * kXp[lv], bm = weight[i] * kXm[lv] * kXm[lv];
+          for (int k = 0; k < 4; ++k) {
+            const bool minus = first ? k >= 2 : (k % 2) == 1;
+            tqx[j][lv][k] = minus ? am : ap;
+            tq2[j][lv][k] = minus ? bm : bp;
+          }
         }
       }
       float best_score = -FLT_MIN, scale = max;
       int besti1 = -1, besti2 = -1, best_k = -1;
+      float pqx[4] = {0, 0, 0, 0}, pq2[4] = {0, 0, 0, 0};  // j < i1 at level 0
       for (int i1 = 0; i1 <= kBs; ++i1) {
+        if (i1 > 0) {
+          for (int k = 0; k < 4; ++k) {
+            pqx[k] += tqx[i1 - 1][0][k];
+            pq2[k] += tq2[i1 - 1][0][k];
+          }
+        }
+        float mqx[4], mq2[4];  // then i1 <= j < i2 at level 1
+        for (int k = 0; k < 4; ++k) {
+          mqx[k] = pqx[k];
+          mq2[k] = pq2[k];
+        }
         for (int i2 = i1; i2 <= kBs; ++i2) {
-          float sumqx[4] = {0, 0, 0, 0}, sumq2[4] = {0, 0, 0, 0};
-          for (int j = 0; j < kBs; ++j) {
-            const int lv = j < i1 ? 0 : (j < i2 ? 1 : 2);
-            // Variants 0/1 use x_p for the first half, 2/3 x_m; for the
-            // second half 0/2 use x_p, 1/3 x_m.
-            const bool first = idx[j] < kBs / 2;
-            const float ap = tqx[j][lv][0], am = tqx[j][lv][1];
-            const float bp = tq2[j][lv][0], bm = tq2[j][lv][1];
-            if (first) {
-              sumqx[0] += ap;
-              sumqx[1] += ap;
-              sumqx[2] += am;
-              sumqx[3] += am;
-              sumq2[0] += bp;
-              sumq2[1] += bp;
-              sumq2[2] += bm;
-              sumq2[3] += bm;
-            } else {
-              sumqx[0] += ap;
-              sumqx[2] += ap;
-              sumqx[1] += am;
-              sumqx[3] += am;
-              sumq2[0] += bp;
-              sumq2[2] += bp;
-              sumq2[1] += bm;
-              sumq2[3] += bm;
+          if (i2 > i1) {
+            for (int k = 0; k < 4; ++k) {
+              mqx[k] += tqx[i2 - 1][1][k];
+              mq2[k] += tq2[i2 - 1][1][k];
+            }
+          }
+          float sumqx[4], sumq2[4];
+          for (int k = 0; k < 4; ++k) {
+            sumqx[k] = mqx[k];
+            sumq2[k] = mq2[k];
+          }
+          for (int j = i2; j < kBs; ++j) {
+            for (int k = 0; k < 4; ++k) {
+              sumqx[k] += tqx[j][2][k];
+              sumq2[k] += tq2[j][2][k];
             }
           }
           for (int k = 0; k < 4; ++k) {
