@@ -93,7 +93,7 @@ float MakeQpQuantsIq(int n, int nmax, const float* x, uint8_t* L, const float* w
 void QuantizeIQ2_XXS_weighted(const float* x, BlockIQ2_XXS* y, int64_t n_per_row,
                               const float* quant_weights) {
   const LatticeTables& t = LatticeTables::Get(Lattice::kIq2xxs);
-  const iq::NeighbourDistancesFn dist = iq::NeighbourDistancesFor<8>(ActiveCpuLevel());
+  const iq::NearestNeighbourFn dist = iq::NearestNeighbourFor<8>(ActiveCpuLevel());
   constexpr SearchSpec kSpec{-6, 6, 0.1f, kMaxQ - 1, /*refine_all=*/true, /*refine_always=*/true};
   float scales[kQKK / 32];
   float weight[32], waux[32], xval[32];
@@ -160,7 +160,7 @@ void QuantizeIQ2_XXS_weighted(const float* x, BlockIQ2_XXS* y, int64_t n_per_row
 template <bool kIsS, class Block>
 void QuantizeIQ2Group16(const float* x, Block* y, int64_t n_per_row, const float* quant_weights) {
   const LatticeTables& t = LatticeTables::Get(kIsS ? Lattice::kIq2s : Lattice::kIq2xs);
-  const iq::NeighbourDistancesFn dist = iq::NeighbourDistancesFor<8>(ActiveCpuLevel());
+  const iq::NearestNeighbourFn dist = iq::NearestNeighbourFor<8>(ActiveCpuLevel());
   constexpr SearchSpec kSpec{-9,
                              9,
                              0.1f,

@@ -26,7 +26,7 @@ constexpr int kMaxQ = 8;
 void QuantizeIQ3_XXS_weighted(const float* x, BlockIQ3_XXS* y, int64_t n_per_row,
                               const float* quant_weights) {
   const LatticeTables& t = LatticeTables::Get(Lattice::kIq3xxs);
-  const iq::NeighbourDistancesFn dist = iq::NeighbourDistancesFor<4>(ActiveCpuLevel());
+  const iq::NearestNeighbourFn dist = iq::NearestNeighbourFor<4>(ActiveCpuLevel());
   constexpr SearchSpec kSpec{-15,
                              15,
                              0.2f,
@@ -97,7 +97,7 @@ void QuantizeIQ3_XXS_weighted(const float* x, BlockIQ3_XXS* y, int64_t n_per_row
 void QuantizeIQ3_S_weighted(const float* x, BlockIQ3_S* y, int64_t n_per_row,
                             const float* quant_weights) {
   const LatticeTables& t = LatticeTables::Get(Lattice::kIq3s);
-  const iq::NeighbourDistancesFn dist = iq::NeighbourDistancesFor<4>(ActiveCpuLevel());
+  const iq::NearestNeighbourFn dist = iq::NearestNeighbourFor<4>(ActiveCpuLevel());
   constexpr SearchSpec kSpec{-9,
                              9,
                              0.2f,

@@ -16,18 +16,20 @@
 
 namespace quantd::core::gguf::iq {
 
-// d2[j] = sum over i (in order) of w[i] * (scale * q[i] - x[i])^2 for the
-// points idx[0..n) of a lattice with kDims coordinates (`points`: their
-// float coordinates; `coords`: the list's rows, LatticeTables::
-// NeighbourCoords); the distances a neighbour search compares. Vector
-// variants use `coords` and write d2 up to n rounded up to 8.
-using NeighbourDistancesFn = void (*)(const float* points, const uint16_t* idx,
-                                      const int8_t* coords, int n, const float* x, const float* w,
-                                      float scale, float* d2);
+// The nearest of the points idx[0..n) of a lattice with kDims coordinates
+// to x under weights w at `scale`: the list position of the first point
+// whose distance sum over i (in order) of w[i] * (scale * q[i] - x[i])^2 is
+// the smallest below FLT_MAX, or 0 when none is (llama.cpp asserts there).
+// `points`: the lattice's float coordinates; `coords`: the list's rows
+// (LatticeTables::NeighbourCoords), which vector variants read instead.
+using NearestNeighbourFn = int (*)(const float* points, const uint16_t* idx, const int8_t* coords,
+                                   int n, const float* x, const float* w, float scale);
 
 template <int kDims>
-void NeighbourDistances_ref(const float* points, const uint16_t* idx, const int8_t* /*coords*/,
-                            int n, const float* x, const float* w, float scale, float* d2) {
+int NearestNeighbour_ref(const float* points, const uint16_t* idx, const int8_t* /*coords*/, int n,
+                         const float* x, const float* w, float scale) {
+  float best_d2 = FLT_MAX;
+  int best = 0;
   for (int j = 0; j < n; ++j) {
     const float* pg = points + static_cast<size_t>(idx[j]) * kDims;
     float d = 0;
@@ -35,26 +37,31 @@ void NeighbourDistances_ref(const float* points, const uint16_t* idx, const int8
       const float diff = scale * pg[i] - x[i];
       d += w[i] * diff * diff;
     }
-    d2[j] = d;
+    if (d < best_d2) {
+      best_d2 = d;
+      best = j;
+    }
   }
+  return best;
 }
 
 namespace internal {
 // AVX2 variants (quants_iq_avx2.cc): eight points per step, one per lane,
-// each lane with the reference's operation order. REQUIRES: AVX2.
-void NeighbourDistances4_avx2(const float* points, const uint16_t* idx, const int8_t* coords, int n,
-                              const float* x, const float* w, float scale, float* d2);
-void NeighbourDistances8_avx2(const float* points, const uint16_t* idx, const int8_t* coords, int n,
-                              const float* x, const float* w, float scale, float* d2);
+// each lane with the reference's operation order; the first smallest
+// distance found from the lanes' minimum. REQUIRES: AVX2.
+int NearestNeighbour4_avx2(const float* points, const uint16_t* idx, const int8_t* coords, int n,
+                           const float* x, const float* w, float scale);
+int NearestNeighbour8_avx2(const float* points, const uint16_t* idx, const int8_t* coords, int n,
+                           const float* x, const float* w, float scale);
 }  // namespace internal
 
-// The distance kernel for `level` (cpu_features.h): the best at or below it.
+// The kernel for `level` (cpu_features.h): the best at or below it.
 template <int kDims>
-inline NeighbourDistancesFn NeighbourDistancesFor(CpuLevel level) {
+inline NearestNeighbourFn NearestNeighbourFor(CpuLevel level) {
   if (level >= CpuLevel::kAvx2) {
-    return kDims == 4 ? internal::NeighbourDistances4_avx2 : internal::NeighbourDistances8_avx2;
+    return kDims == 4 ? internal::NearestNeighbour4_avx2 : internal::NearestNeighbour8_avx2;
   }
-  return NeighbourDistances_ref<kDims>;
+  return NearestNeighbour_ref<kDims>;
 }
 
 // Bound on a neighbour list's length (a lattice's point count).
@@ -63,20 +70,11 @@ inline constexpr int kMaxNeighbours = 2048;
 // Writes the levels of the neighbour of a non-grid vector closest to xval
 // under weights w at `scale` (first on ties) to L; returns its index.
 template <int kDims>
-inline int BestNeighbour(const LatticeTables& t, NeighbourDistancesFn dist, int map_value,
+inline int BestNeighbour(const LatticeTables& t, NearestNeighbourFn nearest, int map_value,
                          const float* xval, const float* w, float scale, int8_t* L) {
   const uint16_t* nb = t.Neighbours(map_value);
-  const int n = nb[0];
-  float d2[kMaxNeighbours + kNeighbourPadding];
-  dist(t.PointsAsFloat(), nb + 1, t.NeighbourCoords(map_value), n, xval, w, scale, d2);
-  float best_d2 = FLT_MAX;
-  int best = nb[1];  // llama.cpp asserts a finite distance; keep a valid point regardless
-  for (int j = 0; j < n; ++j) {
-    if (d2[j] < best_d2) {
-      best_d2 = d2[j];
-      best = nb[j + 1];
-    }
-  }
+  const int best = nb[1 + nearest(t.PointsAsFloat(), nb + 1, t.NeighbourCoords(map_value), nb[0],
+                                  xval, w, scale)];
   const int8_t* pg = t.Point(best);
   for (int i = 0; i < kDims; ++i) L[i] = static_cast<int8_t>((pg[i] - 1) / 2);
   return best;
@@ -86,7 +84,7 @@ inline int BestNeighbour(const LatticeTables& t, NeighbourDistancesFn dist, int 
 // them, and replaces an off-grid vector by its best neighbour at `scale`.
 // Returns the point index; *on_grid says whether the rounding hit a point.
 template <int kDims, int kBits>
-inline int RoundToGrid(const LatticeTables& t, NeighbourDistancesFn dist, const float* xval,
+inline int RoundToGrid(const LatticeTables& t, NearestNeighbourFn dist, const float* xval,
                        const float* waux, float id, float scale, int max_level, int8_t* L,
                        bool* on_grid) {
   uint32_t u = 0;
@@ -131,7 +129,7 @@ struct SearchSpec {
 // the caller's state (llama.cpp keeps them across groups of a row, and so do
 // the callers). Returns the scale; L holds the levels of the chosen points.
 template <int kGroup, int kDims, int kBits>
-inline float SearchGroup(const LatticeTables& t, NeighbourDistancesFn dist, const SearchSpec& spec,
+inline float SearchGroup(const LatticeTables& t, NearestNeighbourFn dist, const SearchSpec& spec,
                          const float* xval, const float* weight, const float* waux, float scale,
                          float base, float denom, int8_t* L, bool* is_on_grid) {
   constexpr int kSub = kGroup / kDims;
