@@ -21,8 +21,11 @@ using iq::SearchSpec;
 
 constexpr int kMaxQ = 3;
 
-// llama.cpp's make_qp_quants: levels 0..nmax of non-negative x under
-// weights w, refined coordinate-wise; returns the scale.
+// llama.cpp's make_qp_quants: levels up to nmax of x under weights w,
+// refined coordinate-wise; returns the scale. IQ2_XXS gives it values made
+// negative by the sign-parity fold, so negative levels occur: as in
+// llama.cpp, the int level (not its wrapped uint8 copy in L) enters the
+// first sums. (The K-quants' copy of this search only sees x >= 0.)
 float MakeQpQuantsIq(int n, int nmax, const float* x, uint8_t* L, const float* w) {
   float max = 0;
   for (int i = 0; i < n; ++i) max = max > x[i] ? max : x[i];
