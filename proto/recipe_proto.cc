@@ -156,6 +156,13 @@ absl::StatusOr<core::Recipe> RecipeFromProto(const v1::Recipe& p) {
   if (!p.token_embedding_type().empty()) r.token_embedding_type = p.token_embedding_type();
   if (p.has_pure()) r.pure = p.pure();
   if (p.has_allow_requantize()) r.allow_requantize = p.allow_requantize();
+  if (!p.imatrix().empty()) r.imatrix = p.imatrix();
+  if (p.imatrix_include_size() > 0) r.imatrix_include = ToVector(p.imatrix_include());
+  if (p.imatrix_exclude_size() > 0) r.imatrix_exclude = ToVector(p.imatrix_exclude());
+  if (p.tensor_types_size() > 0) r.tensor_types = ToVector(p.tensor_types());
+  for (int32_t layer : p.prune_layers()) r.prune_layers.push_back(layer);
+  if (p.has_keep_split()) r.keep_split = p.keep_split();
+  if (p.has_split_max_bytes()) r.split_max_bytes = p.split_max_bytes();
   if (p.has_threads()) r.threads = p.threads();
   if (!p.model_name().empty()) r.model_name = p.model_name();
   if (p.has_bits()) r.bits = p.bits();
@@ -197,6 +204,15 @@ v1::Recipe RecipeToProto(const core::Recipe& r) {
   p.set_token_embedding_type(r.token_embedding_type);
   p.set_pure(r.pure);
   p.set_allow_requantize(r.allow_requantize);
+  // GGUF importance matrix and per-tensor control: only when used, so other
+  // recipes stay as they were.
+  if (!r.imatrix.empty()) p.set_imatrix(r.imatrix);
+  for (const auto& s : r.imatrix_include) p.add_imatrix_include(s);
+  for (const auto& s : r.imatrix_exclude) p.add_imatrix_exclude(s);
+  for (const auto& s : r.tensor_types) p.add_tensor_types(s);
+  for (int layer : r.prune_layers) p.add_prune_layers(layer);
+  if (r.keep_split) p.set_keep_split(true);
+  if (r.split_max_bytes > 0) p.set_split_max_bytes(r.split_max_bytes);
   p.set_threads(r.threads);
   p.set_model_name(r.model_name);
   // Set for MLX recipes only, so the other formats' recipes stay as they were.

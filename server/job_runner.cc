@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "quantd/core/base/status_macros.h"
@@ -37,6 +38,33 @@ absl::StatusOr<JobOutcome> CoreJobRunner::Run(const v1::Job& job, const core::Ru
   } else {
     QUANTD_ASSIGN_OR_RETURN(input, blobs_->ModelInputPath(job.model_id()));
   }
+  // The importance matrix: a file of this model's upload, or the first
+  // file of another stored model ("model:<id>"). The core reads a path.
+  std::string imatrix_dir;
+  if (!recipe.imatrix.empty()) {
+    if (absl::StartsWith(recipe.imatrix, "model:")) {
+      const std::string id = recipe.imatrix.substr(6);
+      auto path = blobs_->ModelInputPath(id);
+      if (!path.ok()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "recipe.imatrix names model ", id, ", which is not stored: upload the matrix first"));
+      }
+      recipe.imatrix = *path;
+    } else {
+      bool found = false;
+      for (int i = 1; i < model->files_size(); ++i)
+        found |= model->files(i).name() == recipe.imatrix;
+      if (!found) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "recipe.imatrix '", recipe.imatrix,
+            "' is not one of the model's uploaded files (besides the model itself): upload it "
+            "with the model, or on its own and name it model:<model_id>"));
+      }
+      QUANTD_ASSIGN_OR_RETURN(const std::string model_path, blobs_->ModelInputPath(job.model_id()));
+      recipe.imatrix = (std::filesystem::path(model_path).parent_path() / recipe.imatrix).string();
+    }
+    imatrix_dir = std::filesystem::path(recipe.imatrix).parent_path().string() + "/";
+  }
   auto work = blobs_->CreateWorkDir(job.job_id());
   if (!work.ok()) {
     blobs_->RemoveWorkDir(job.job_id());
@@ -61,6 +89,7 @@ absl::StatusOr<JobOutcome> CoreJobRunner::Run(const v1::Job& job, const core::Ru
     std::string message(report.status().message());
     const std::string input_dir = std::filesystem::path(input).parent_path().string() + "/";
     message = absl::StrReplaceAll(message, {{input_dir, ""}, {*work + "/", ""}});
+    if (!imatrix_dir.empty()) message = absl::StrReplaceAll(message, {{imatrix_dir, ""}});
     return absl::Status(report.status().code(), message);
   }
   if (ctx.cancelled()) {

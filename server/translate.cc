@@ -52,6 +52,13 @@ absl::Status ValidateRecipeForModel(const core::Recipe& recipe, v1::ModelFormat 
   if (model == core::ModelFormat::kOnnx && !recipe.gguf_type.empty()) {
     return absl::InvalidArgumentError("recipe.gguf_type needs a GGUF model; this model is ONNX");
   }
+  if (model == core::ModelFormat::kOnnx &&
+      (!recipe.imatrix.empty() || !recipe.tensor_types.empty() || !recipe.prune_layers.empty() ||
+       recipe.keep_split || recipe.split_max_bytes > 0)) {
+    return absl::InvalidArgumentError(
+        "recipe.imatrix, tensor_types, prune_layers, keep_split and split_max_bytes need a GGUF "
+        "model; this model is ONNX");
+  }
   if (model == core::ModelFormat::kOnnx && recipe.precision == core::Precision::kUnspecified) {
     return absl::InvalidArgumentError(
         "the model is ONNX: set recipe.precision (FP32, FP16, INT8, INT4) or a preset");

@@ -4,8 +4,10 @@
 
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -127,6 +129,7 @@ absl::StatusOr<std::string> ParseRecipeAndFlags(const std::vector<std::string>& 
   if (auto st = core::ParseRecipeFlags(args, recipe, &rest); !st.ok()) return Usage(st.message());
   QUANTD_RETURN_IF_ERROR(flags.Parse(rest, &positional));
   if (auto st = core::ValidateRecipe(*recipe); !st.ok()) return Usage(st.message());
+  if (recipe->dry_run) return Usage("--dry-run is for quantd quantize (it writes nothing)");
   if (positional.size() != 1) return Usage(usage_error);
   return positional[0];
 }
@@ -156,6 +159,22 @@ struct JobFlags {
     return req;
   }
 };
+
+// Whether recipe.imatrix is a file on this machine (not "model:<id>" and
+// not the name of a file the stored model already has).
+bool LocalImatrix(const core::Recipe& recipe) {
+  std::error_code ec;
+  return !recipe.imatrix.empty() && !absl::StartsWith(recipe.imatrix, "model:") &&
+         std::filesystem::is_regular_file(recipe.imatrix, ec);
+}
+
+// A local importance matrix travels with the model's upload as a named
+// extra file, and the recipe names it by its file name.
+void AttachLocalImatrix(core::Recipe* recipe, std::vector<std::string>* extra) {
+  if (!LocalImatrix(*recipe)) return;
+  extra->push_back(recipe->imatrix);
+  recipe->imatrix = std::filesystem::path(recipe->imatrix).filename().string();
+}
 
 // A checkpoint folder's job is named after the folder uploaded now (the
 // server may hold the same files under the name of an earlier upload),
@@ -279,6 +298,7 @@ absl::Status QuantizeCmd(CommandContext& ctx, const std::vector<std::string>& ar
       std::string input,
       ParseRecipeAndFlags(args, flags, &recipe, "need exactly one INPUT (see --help)"));
   if (output.empty()) return Usage("need -o OUTPUT (see --help)");
+  AttachLocalImatrix(&recipe, &job_flags.data);
   QUANTD_ASSIGN_OR_RETURN(v1::SubmitJobRequest req, job_flags.Request(recipe));
 
   QUANTD_ASSIGN_OR_RETURN(UploadResult uploaded, UploadModel(ctx, input, job_flags.data, {}));
@@ -398,6 +418,13 @@ absl::Status SubmitCmd(CommandContext& ctx, const std::vector<std::string>& args
   QUANTD_ASSIGN_OR_RETURN(
       std::string model_id,
       ParseRecipeAndFlags(args, flags, &recipe, "need exactly one MODEL_ID or INPUT (see --help)"));
+  if (!absl::StartsWith(model_id, "sha256:")) {
+    AttachLocalImatrix(&recipe, &job_flags.data);
+  } else if (LocalImatrix(recipe)) {
+    // The model is already stored: the matrix goes up as its own blob.
+    QUANTD_ASSIGN_OR_RETURN(UploadResult m, UploadModel(ctx, recipe.imatrix, {}, {}));
+    recipe.imatrix = absl::StrCat("model:", m.model.model_id());
+  }
   QUANTD_ASSIGN_OR_RETURN(v1::SubmitJobRequest req, job_flags.Request(recipe));
   if (!absl::StartsWith(model_id, "sha256:")) {
     QUANTD_ASSIGN_OR_RETURN(UploadResult uploaded, UploadModel(ctx, model_id, job_flags.data, {}));

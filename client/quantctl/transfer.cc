@@ -2,10 +2,12 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <filesystem>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "interrupter.h"
 #include "onnx_files.h"
@@ -39,6 +41,19 @@ class InterruptTransfers {
 
 }  // namespace
 
+// The "-00002-of-00003.gguf" tail of a llama.cpp split GGUF file name, or
+// "" (the name format llama-gguf-split writes and llama.cpp reads).
+std::string SplitTail(const std::string& name) {
+  constexpr size_t kTail = 20;
+  if (name.size() <= kTail || !absl::EndsWith(name, ".gguf")) return "";
+  const std::string tail = name.substr(name.size() - kTail);
+  for (size_t i : {1, 2, 3, 4, 5, 10, 11, 12, 13, 14}) {
+    if (!std::isdigit(static_cast<unsigned char>(tail[i]))) return "";
+  }
+  if (tail[0] != '-' || tail.substr(6, 4) != "-of-") return "";
+  return tail;
+}
+
 absl::StatusOr<ModelInput> ModelFiles(const std::string& input,
                                       const std::vector<std::string>& extra) {
   std::error_code ec;
@@ -56,6 +71,18 @@ absl::StatusOr<ModelInput> ModelFiles(const std::string& input,
     }
   } else if (!std::filesystem::is_regular_file(input, ec)) {
     return absl::NotFoundError(absl::StrCat(input, ": no such file"));
+  } else if (const std::string tail = SplitTail(input); !tail.empty()) {
+    // One part of a split GGUF model: upload every part, part 1 first.
+    const std::string prefix = input.substr(0, input.size() - tail.size());
+    const int count = std::stoi(tail.substr(10, 5));
+    for (int i = 1; i <= count; ++i) {
+      const std::string part = absl::StrFormat("%s-%05d-of-%05d.gguf", prefix, i, count);
+      if (!std::filesystem::is_regular_file(part, ec)) {
+        return absl::NotFoundError(absl::StrCat(part, ": no such file (part ", i, " of ", count,
+                                                " of the split model ", input, ")"));
+      }
+      paths.push_back(part);
+    }
   } else {
     paths = {input};
   }
@@ -132,10 +159,18 @@ std::vector<PlannedFile> PlanArtifact(const v1::Artifact& artifact, const std::s
   std::vector<PlannedFile> plan;
   const std::filesystem::path out(output);
   const std::string first = artifact.files_size() > 0 ? artifact.files(0).name() : "";
+  // A split GGUF model: the parts keep their "-0000i-of-0000N.gguf" tails
+  // after the output's name (without .gguf), as llama.cpp finds them.
+  bool split = artifact.files_size() > 1;
+  for (const v1::FileInfo& f : artifact.files()) split &= !SplitTail(f.name()).empty();
+  std::string split_prefix = output;
+  if (absl::EndsWith(split_prefix, ".gguf")) split_prefix.resize(split_prefix.size() - 5);
   for (int i = 0; i < artifact.files_size(); ++i) {
     const v1::FileInfo& f = artifact.files(i);
     std::string path;
-    if (i == 0) {
+    if (split) {
+      path = split_prefix + SplitTail(f.name());
+    } else if (i == 0) {
       path = output;
     } else if (!first.empty() && absl::StartsWith(f.name(), first)) {
       path = absl::StrCat(output, f.name().substr(first.size()));
@@ -263,7 +298,7 @@ absl::StatusOr<std::vector<std::string>> DownloadArtifact(CommandContext& ctx, c
       return absl::DataLossError(absl::StrCat("cannot rename ", staging, " to ", output));
     }
   } else {
-    if (auto st = fetch(plan[0], output); !st.ok()) return st;
+    if (auto st = fetch(plan[0], plan[0].path); !st.ok()) return st;
   }
   std::vector<std::string> paths;
   for (const auto& p : plan) paths.push_back(p.path);

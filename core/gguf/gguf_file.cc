@@ -199,6 +199,12 @@ GgufKv GgufKv::Uint32(std::string key, uint32_t v) {
   return kv;
 }
 
+GgufKv GgufKv::Uint16(std::string key, uint16_t v) {
+  GgufKv kv{std::move(key), GgufValueType::kUint16, {}};
+  AppendPod(&kv.raw, v);
+  return kv;
+}
+
 GgufKv GgufKv::Int32(std::string key, int32_t v) {
   GgufKv kv{std::move(key), GgufValueType::kInt32, {}};
   AppendPod(&kv.raw, v);

@@ -24,6 +24,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
@@ -34,6 +35,7 @@
 #include "quantd/core/gguf/gguf_file.h"
 #include "quantd/core/gguf/gguf_file_source.h"
 #include "quantd/core/gguf/gguf_mix.h"
+#include "quantd/core/gguf/gguf_split_source.h"
 #include "quantd/core/gguf/imatrix.h"
 #include "quantd/core/gguf/quants.h"
 #include "quantd/core/gguf/tensor_source.h"
@@ -53,6 +55,7 @@ struct TensorPlan {
   // The tensor's importance (ne[0] floats per matrix of a 3-D tensor), owned
   // by the run's ImportanceMatrix; null without one.
   const float* quant_weights = nullptr;
+  int part = 0;  // output file (split outputs), 0-based
 };
 
 // `field`: the recipe field the value came from, for the message.
@@ -233,8 +236,8 @@ absl::StatusOr<gguf::MixOptions> MixOptionsOf(const Recipe& recipe) {
     }
     const std::string type_name = entry.substr(eq + 1);
     const std::optional<GgmlType> type = gguf::ParseTypeName(type_name);
-    const bool is_float = type && (*type == GgmlType::kF16 || *type == GgmlType::kBF16 ||
-                                   *type == GgmlType::kF32);
+    const bool is_float =
+        type && (*type == GgmlType::kF16 || *type == GgmlType::kBF16 || *type == GgmlType::kF32);
     if (!type || (!gguf::TypeInfo(*type).quantized && !is_float)) {
       return absl::InvalidArgumentError(absl::StrCat("tensor_types entry '", entry.substr(0, 80),
                                                      "': '", type_name, "' is not a ggml type"));
@@ -365,6 +368,85 @@ absl::StatusOr<PrunedView> PruneLayers(const gguf::TensorSource& source,
   return view;
 }
 
+// One output file: its path, metadata, tensor infos (laid out when the file
+// is started) and final size.
+struct OutputPart {
+  std::string path;
+  std::vector<gguf::GgufKv> kvs;
+  std::vector<gguf::GgufTensorInfo> infos;
+  uint64_t total_bytes = 0;
+};
+
+bool IsSplitOutput(const Recipe& recipe) { return recipe.keep_split || recipe.split_max_bytes > 0; }
+
+// Assigns each plan its output part and builds the parts, as llama.cpp lays
+// split models out: the first part has all metadata, every part the keys
+// split.no (u16), split.count (u16) and split.tensors.count (i32, the
+// tensors of all parts); files are named <prefix>-00001-of-0000N.gguf with
+// the prefix the output path without ".gguf". keep_split follows the
+// input's parts (llama-quantize adds the split keys only for more than one
+// part); split_max_bytes starts a new part when the next tensor's padded
+// data would pass the limit (llama-gguf-split --split-max-size).
+absl::StatusOr<std::vector<OutputPart>> PlanOutputParts(
+    const Recipe& recipe, const gguf::TensorSource& source, const std::string& output_path,
+    const std::vector<gguf::GgufKv>& kvs, uint64_t alignment, std::vector<TensorPlan>* plans) {
+  std::vector<OutputPart> parts;
+  if (!IsSplitOutput(recipe)) {
+    OutputPart part{output_path, kvs, {}, 0};
+    for (const TensorPlan& p : *plans) part.infos.push_back(p.out);
+    parts.push_back(std::move(part));
+    return parts;
+  }
+  if (recipe.keep_split && recipe.split_max_bytes > 0) {
+    return absl::InvalidArgumentError("keep_split and split_max_bytes cannot be used together");
+  }
+  int n = 1;
+  bool split_keys = true;
+  if (recipe.keep_split) {
+    n = source.SplitCount();
+    for (TensorPlan& p : *plans) p.part = source.SplitOf(p.index);
+    split_keys = n > 1;
+  } else {
+    uint64_t cur = 0;
+    int part = 0;
+    for (size_t i = 0; i < plans->size(); ++i) {
+      TensorPlan& p = (*plans)[i];
+      const uint64_t padded = gguf::AlignUp(p.out.nbytes, alignment);
+      if (cur + padded > recipe.split_max_bytes) {
+        if (i == 0) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("split_max_bytes ", recipe.split_max_bytes, " is smaller than tensor '",
+                           p.out.name, "' (", padded, " bytes): a part would hold no tensor"));
+        }
+        ++part;
+        cur = padded;
+      } else {
+        cur += padded;
+      }
+      p.part = part;
+    }
+    n = part + 1;
+  }
+  std::string prefix = output_path;
+  if (absl::EndsWith(prefix, ".gguf")) prefix.resize(prefix.size() - 5);
+  int32_t total_tensors = 0;
+  for (size_t i = 0; i < source.tensors().size(); ++i) ++total_tensors;
+  if (!recipe.prune_layers.empty()) total_tensors = static_cast<int32_t>(plans->size());
+  for (int i = 0; i < n; ++i) {
+    OutputPart part;
+    part.path = gguf::SplitPath(prefix, i, n);
+    if (i == 0) part.kvs = kvs;
+    if (split_keys) {
+      gguf::SetKv(&part.kvs, gguf::GgufKv::Uint16("split.no", static_cast<uint16_t>(i)));
+      gguf::SetKv(&part.kvs, gguf::GgufKv::Uint16("split.count", static_cast<uint16_t>(n)));
+      gguf::SetKv(&part.kvs, gguf::GgufKv::Int32("split.tensors.count", total_tensors));
+    }
+    parts.push_back(std::move(part));
+  }
+  for (const TensorPlan& p : *plans) parts[static_cast<size_t>(p.part)].infos.push_back(p.out);
+  return parts;
+}
+
 }  // namespace
 
 absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_path,
@@ -375,9 +457,11 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const std::string& input_pa
                           gguf::GgufFileSource::Open(input_path));
   if (const gguf::GgufKv* split = source->file().FindKv("split.count")) {
     if (split->AsInt().value_or(1) > 1) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          input_path,
-          " is one part of a split GGUF model; merge it first (llama-gguf-split --merge)"));
+      // One part of a split model: read all parts as one model.
+      source.reset();
+      QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<gguf::GgufSplitSource> parts,
+                              gguf::GgufSplitSource::Open(input_path));
+      return RunGguf(recipe, *parts, output_path, ctx);
     }
   }
   return RunGguf(recipe, *source, output_path, ctx);
@@ -414,7 +498,17 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
   gguf::MixPlanner planner(gguf::GetModelFacts(source.kvs(), view.infos), options);
   std::vector<TensorPlan> plans;
   std::vector<std::string> rules;
-  for (size_t v : gguf::ProcessingOrder(view.infos)) {
+  // keep_split writes each input part's tensors to its own output part in
+  // file order, and llama-quantize then plans them in that order too.
+  std::vector<size_t> order = gguf::ProcessingOrder(view.infos);
+  if (recipe.keep_split) {
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      const size_t ia = view.source_index[a], ib = view.source_index[b];
+      if (source.SplitOf(ia) != source.SplitOf(ib)) return source.SplitOf(ia) < source.SplitOf(ib);
+      return tensors[ia].offset < tensors[ib].offset;
+    });
+  }
+  for (size_t v : order) {
     const size_t idx = view.source_index[v];
     const gguf::GgufTensorInfo& src = tensors[idx];
     std::string rule;
@@ -434,9 +528,13 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
                                                        ", which Quantd cannot convert from"));
       }
       if (!gguf::CanQuantize(type)) {
-        return absl::UnimplementedError(absl::StrCat("tensor '", src.name, "' would be ",
-                                                     gguf::TypeName(type),
-                                                     ", which this build of Quantd cannot write"));
+        // A dry run still shows the plan (the mix rules do not need kernels).
+        if (!recipe.dry_run) {
+          return absl::UnimplementedError(
+              absl::StrCat("tensor '", src.name, "' would be ", gguf::TypeName(type),
+                           ", which this build of Quantd cannot write"));
+        }
+        rules.back() += " (no kernel in this build)";
       }
       QUANTD_ASSIGN_OR_RETURN(plan.quant_weights,
                               TensorImportance(imatrix ? &*imatrix : nullptr, src, type, ftype));
@@ -469,9 +567,11 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
     const gguf::ModelFacts facts = gguf::GetModelFacts(source.kvs(), view.infos);
     gguf::SetKv(&kvs, gguf::GgufKv::Uint32(facts.arch + ".block_count", view.blocks_kept));
   }
-  std::vector<gguf::GgufTensorInfo> out_infos;
-  for (const auto& p : plans) out_infos.push_back(p.out);
   const uint64_t alignment = source.alignment();
+  // Output parts: one file, the input's parts (keep_split), or parts of at
+  // most split_max_bytes of tensor data (llama-gguf-split's rule).
+  QUANTD_ASSIGN_OR_RETURN(std::vector<OutputPart> parts,
+                          PlanOutputParts(recipe, source, output_path, kvs, alignment, &plans));
   std::vector<PlanEntry> plan_report;
   for (size_t i = 0; i < plans.size(); ++i) {
     const TensorPlan& p = plans[i];
@@ -483,9 +583,18 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
     e.type_before = gguf::TypeName(src.type);
     e.type_after = gguf::TypeName(p.out.type);
     e.bytes_after = p.out.nbytes;
-    e.importance = p.quant_weights != nullptr;
+    e.importance = p.quant_weights != nullptr && gguf::UsesImportance(p.out.type);
     e.rule = rules[i];
+    e.split = parts.size() > 1 || IsSplitOutput(recipe) ? p.part + 1 : 0;
     plan_report.push_back(std::move(e));
+  }
+  uint64_t total_bytes = 0;
+  for (OutputPart& part : parts) {
+    std::vector<gguf::GgufTensorInfo> laid_out = part.infos;
+    const uint64_t data_size = gguf::LayoutTensors(&laid_out, alignment);
+    part.total_bytes =
+        gguf::AlignUp(gguf::SerializeHeader(part.kvs, laid_out).size(), alignment) + data_size;
+    total_bytes += part.total_bytes;
   }
   if (recipe.dry_run) {
     Report report;
@@ -493,10 +602,7 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
     report.precision = gguf::FileTypeName(ftype);
     report.dry_run = true;
     report.tensors_total = plans.size();
-    std::vector<gguf::GgufTensorInfo> laid_out = out_infos;
-    const uint64_t data_size = gguf::LayoutTensors(&laid_out, alignment);
-    report.output_file_bytes =
-        gguf::AlignUp(gguf::SerializeHeader(kvs, laid_out).size(), alignment) + data_size;
+    report.output_file_bytes = total_bytes;
     for (const TensorPlan& p : plans) {
       report.bytes_before += source.SourceBytes(p.index);
       report.bytes_after += p.out.nbytes;
@@ -506,14 +612,20 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
       }
     }
     report.plan = std::move(plan_report);
+    for (const OutputPart& part : parts) report.output_files.push_back(part.path);
     report.notes.push_back(absl::StrCat("dry run: nothing written; the output would be ",
-                                        report.output_file_bytes, " bytes"));
+                                        total_bytes, " bytes in ", parts.size(), " file(s)"));
     return report;
   }
-  QUANTD_ASSIGN_OR_RETURN(gguf::GgufFileStart start,
-                          gguf::StartGgufFile(output_path, kvs, &out_infos, alignment));
-  std::unique_ptr<AtomicFileWriter> writer = std::move(start.writer);
-  const uint64_t total_bytes = start.total_bytes;
+  std::vector<std::unique_ptr<AtomicFileWriter>> writers;
+  for (OutputPart& part : parts) {
+    QUANTD_ASSIGN_OR_RETURN(gguf::GgufFileStart start,
+                            gguf::StartGgufFile(part.path, part.kvs, &part.infos, alignment));
+    if (start.total_bytes != part.total_bytes) {
+      return absl::InternalError("GGUF output part size disagrees with its plan");
+    }
+    writers.push_back(std::move(start.writer));
+  }
 
   Report report;
   report.format = "gguf";
@@ -523,22 +635,44 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
   const int threads = ctx.Parallelism();
   std::vector<uint8_t> out_bufs[2];  // declared before the sink: it may still read one
   int which = 0;
-  // With more than one thread, output is written in the background.
-  TensorSink sink(writer.get(), alignment, &source, threads > 1);
+  // With more than one thread, output is written in the background; one
+  // sink per output part, in turn.
+  std::unique_ptr<TensorSink> sink;
+  int cur_part = -1;
+  uint64_t parts_done_bytes = 0;  // bytes of the parts already finished
+  auto finish_part = [&]() -> absl::Status {
+    if (sink == nullptr) return absl::OkStatus();
+    QUANTD_RETURN_IF_ERROR(sink->Finish());
+    sink.reset();
+    const OutputPart& part = parts[static_cast<size_t>(cur_part)];
+    if (writers[static_cast<size_t>(cur_part)]->offset() != part.total_bytes) {
+      return absl::InternalError(
+          absl::StrCat("GGUF writer produced ", writers[static_cast<size_t>(cur_part)]->offset(),
+                       " bytes for ", part.path, ", expected ", part.total_bytes));
+    }
+    parts_done_bytes += part.total_bytes;
+    return absl::OkStatus();
+  };
   std::vector<std::vector<float>> src_scratch(threads), deq_scratch(threads);
   double total_w2 = 0, total_e2 = 0;
-  Progress prog{"convert", 0, plans.size(), writer->offset(), total_bytes};
+  Progress prog{"convert", 0, plans.size(), 0, total_bytes};
   ctx.Report(prog);
 
   for (const TensorPlan& plan : plans) {
     QUANTD_RETURN_IF_ERROR(ctx.CheckCancelled());
+    if (plan.part != cur_part) {
+      QUANTD_RETURN_IF_ERROR(finish_part());
+      cur_part = plan.part;
+      sink = std::make_unique<TensorSink>(writers[static_cast<size_t>(cur_part)].get(), alignment,
+                                          &source, threads > 1);
+    }
     const gguf::GgufTensorInfo& src = tensors[plan.index];
     // Stored bytes where the source has them (a GGUF file), else F32 rows
     // computed on demand (a checkpoint).
     const uint8_t* src_data = source.StoredBytes(plan.index).data();
     source.Prefetch(plan.index);
     if (!plan.convert && src_data != nullptr) {
-      QUANTD_RETURN_IF_ERROR(sink.Put(src_data, src.nbytes, plan.index));
+      QUANTD_RETURN_IF_ERROR(sink->Put(src_data, src.nbytes, plan.index));
     } else if (!plan.convert) {
       // Kept as is, from computed values: the rows are the output bytes
       // (the type can only be F32, as a source without stored bytes has).
@@ -551,7 +685,7 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
       out_buf.resize(src.nbytes);
       if (src.Rows() > 0)
         source.ReadRows(plan.index, 0, src.Rows(), reinterpret_cast<float*>(out_buf.data()));
-      QUANTD_RETURN_IF_ERROR(sink.Put(out_buf.data(), out_buf.size(), plan.index));
+      QUANTD_RETURN_IF_ERROR(sink->Put(out_buf.data(), out_buf.size(), plan.index));
     } else {
       std::vector<uint8_t>& out_buf = out_bufs[which];
       if (threads > 1) which ^= 1;  // double-buffer only for the background writer
@@ -630,7 +764,7 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
         return NonFiniteWeightError(src.name, bad, row[static_cast<size_t>(bad % ne0)]);
       }
       source.Release(plan.index);
-      QUANTD_RETURN_IF_ERROR(sink.Put(out_buf.data(), out_buf.size(), TensorSink::kNoRelease));
+      QUANTD_RETURN_IF_ERROR(sink->Put(out_buf.data(), out_buf.size(), TensorSink::kNoRelease));
 
       ChunkQuality sum;
       for (const auto& q : quality) {
@@ -657,19 +791,22 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
     report.bytes_before += source.SourceBytes(plan.index);
     report.bytes_after += plan.out.nbytes;
     prog.tensors_done += 1;
-    prog.bytes_done = sink.written();
+    prog.bytes_done = parts_done_bytes + sink->written();
     ctx.Report(prog);
   }
-  QUANTD_RETURN_IF_ERROR(sink.Finish());
+  QUANTD_RETURN_IF_ERROR(finish_part());
   QUANTD_RETURN_IF_ERROR(ctx.CheckCancelled());
-  if (writer->offset() != total_bytes) {
-    return absl::InternalError(
-        absl::StrCat("GGUF writer produced ", writer->offset(), " bytes, expected ", total_bytes));
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (writers[i]->offset() != parts[i].total_bytes) {
+      return absl::InternalError(absl::StrCat("GGUF writer produced ", writers[i]->offset(),
+                                              " bytes for ", parts[i].path, ", expected ",
+                                              parts[i].total_bytes));
+    }
   }
-  QUANTD_RETURN_IF_ERROR(writer->Commit());
+  for (auto& w : writers) QUANTD_RETURN_IF_ERROR(w->Commit());
   ctx.Report(Progress{"done", prog.tensors_done, prog.tensors_total, total_bytes, total_bytes});
 
-  report.output_files = {output_path};
+  for (const OutputPart& part : parts) report.output_files.push_back(part.path);
   report.output_file_bytes = total_bytes;
   if (total_w2 > 0 && total_e2 > 0) {  // exact (e2 = 0): no finite SQNR to state
     report.notes.push_back(absl::StrFormat(

@@ -269,20 +269,27 @@ void DequantizeAs(const void* src, float* dst, int64_t n) {
 template <class Block, void (*kRef)(const float*, Block*, int64_t),
           void (*kAvx2)(const float*, Block*, int64_t),
           void (*kDequantize)(const Block*, float*, int64_t),
-          void (*kWeighted)(const float*, Block*, int64_t, const float*) = nullptr>
+          void (*kWeighted)(const float*, Block*, int64_t, const float*) = nullptr,
+          void (*kWeightedAvx2)(const float*, Block*, int64_t, const float*) = nullptr>
 constexpr GgmlKernels Kernels(GgmlType type) {
   GgmlKernels k{type, &QuantizeAs<Block, kRef>, nullptr, &DequantizeAs<Block, kDequantize>};
   if constexpr (kAvx2 != nullptr) k.quantize_avx2 = &QuantizeAs<Block, kAvx2>;
   if constexpr (kWeighted != nullptr) k.quantize_weighted = &QuantizeWeightedAs<Block, kWeighted>;
+  if constexpr (kWeightedAvx2 != nullptr) {
+    k.quantize_weighted_avx2 = &QuantizeWeightedAs<Block, kWeightedAvx2>;
+  }
   return k;
 }
 
 using internal::QuantizeIQ4_NL_avx2;
+using internal::QuantizeIQ4_XS_avx2;
 using internal::QuantizeQ2_K_avx2;
 using internal::QuantizeQ3_K_avx2;
 using internal::QuantizeQ4_0_avx2;
 using internal::QuantizeQ4_K_avx2;
+using internal::QuantizeQ4_K_weighted_avx2;
 using internal::QuantizeQ5_K_avx2;
+using internal::QuantizeQ5_K_weighted_avx2;
 using internal::QuantizeQ6_K_avx2;
 using internal::QuantizeQ8_0_avx2;
 
@@ -304,15 +311,15 @@ constexpr GgmlKernels kKernels[] = {
     Kernels<BlockQ3_K, QuantizeQ3_K_ref, QuantizeQ3_K_avx2, DequantizeQ3_K, QuantizeQ3_K_weighted>(
         GgmlType::kQ3_K),
     Kernels<BlockQ4_K, QuantizeQ4_K_ref, QuantizeQ4_K_avx2, DequantizeQkMin<4, BlockQ4_K>,
-            QuantizeQ4_K_weighted>(GgmlType::kQ4_K),
+            QuantizeQ4_K_weighted, QuantizeQ4_K_weighted_avx2>(GgmlType::kQ4_K),
     Kernels<BlockQ5_K, QuantizeQ5_K_ref, QuantizeQ5_K_avx2, DequantizeQkMin<5, BlockQ5_K>,
-            QuantizeQ5_K_weighted>(GgmlType::kQ5_K),
+            QuantizeQ5_K_weighted, QuantizeQ5_K_weighted_avx2>(GgmlType::kQ5_K),
     Kernels<BlockQ6_K, QuantizeQ6_K_ref, QuantizeQ6_K_avx2, DequantizeQ6_K, QuantizeQ6_K_weighted>(
         GgmlType::kQ6_K),
     Kernels<BlockIQ4_NL, QuantizeIQ4_NL_ref, QuantizeIQ4_NL_avx2, DequantizeIQ4_NL,
             QuantizeIQ4_NL_weighted>(GgmlType::kIQ4_NL),
-    Kernels<BlockIQ4_XS, QuantizeIQ4_XS_ref, nullptr, DequantizeIQ4_XS, QuantizeIQ4_XS_weighted>(
-        GgmlType::kIQ4_XS),
+    Kernels<BlockIQ4_XS, QuantizeIQ4_XS_ref, QuantizeIQ4_XS_avx2, DequantizeIQ4_XS,
+            QuantizeIQ4_XS_weighted>(GgmlType::kIQ4_XS),
     Kernels<BlockTQ1_0, QuantizeTQ1_0_ref, nullptr, DequantizeTQ1_0>(GgmlType::kTQ1_0),
     Kernels<BlockTQ2_0, QuantizeTQ2_0_ref, nullptr, DequantizeTQ2_0>(GgmlType::kTQ2_0),
     // Lattice-grid types (quants_iq1.cc, quants_iq2.cc, quants_iq3.cc).
@@ -363,16 +370,17 @@ void QuantizeRow(GgmlType type, const float* src, void* dst, int64_t n) {
 }
 
 namespace {
-void QuantizeRowsWith(const GgmlKernels& k, QuantizeRowFn plain, const float* src, void* dst,
-                      int64_t nrows, int64_t n_per_row, const float* quant_weights) {
-  if (quant_weights == nullptr || k.quantize_weighted == nullptr) {
+void QuantizeRowsWith(const GgmlKernels& k, QuantizeRowFn plain, QuantizeRowWeightedFn weighted,
+                      const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+                      const float* quant_weights) {
+  if (quant_weights == nullptr || weighted == nullptr) {
     plain(src, dst, nrows * n_per_row);
     return;
   }
   const int64_t row_bytes = RowBytes(k.type, n_per_row);
   uint8_t* out = static_cast<uint8_t*>(dst);
   for (int64_t r = 0; r < nrows; ++r) {
-    k.quantize_weighted(src + r * n_per_row, out + r * row_bytes, n_per_row, quant_weights);
+    weighted(src + r * n_per_row, out + r * row_bytes, n_per_row, quant_weights);
   }
 }
 }  // namespace
@@ -381,15 +389,18 @@ void QuantizeRows(GgmlType type, const float* src, void* dst, int64_t nrows, int
                   const float* quant_weights) {
   const GgmlKernels* k = FindGgmlKernels(type);
   if (k == nullptr) return;  // REQUIRES CanQuantize(type)
-  QuantizeRowsWith(*k, QuantizeRowFor(*k, ActiveCpuLevel()), src, dst, nrows, n_per_row,
-                   quant_weights);
+  const bool avx2 = ActiveCpuLevel() >= CpuLevel::kAvx2 && k->quantize_weighted_avx2 != nullptr;
+  QuantizeRowsWith(*k, QuantizeRowFor(*k, ActiveCpuLevel()),
+                   avx2 ? k->quantize_weighted_avx2 : k->quantize_weighted, src, dst, nrows,
+                   n_per_row, quant_weights);
 }
 
 void QuantizeRows_ref(GgmlType type, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
                       const float* quant_weights) {
   const GgmlKernels* k = FindGgmlKernels(type);
   if (k == nullptr) return;  // REQUIRES CanQuantize(type)
-  QuantizeRowsWith(*k, k->quantize_ref, src, dst, nrows, n_per_row, quant_weights);
+  QuantizeRowsWith(*k, k->quantize_ref, k->quantize_weighted, src, dst, nrows, n_per_row,
+                   quant_weights);
 }
 
 bool UsesImportance(GgmlType type) {

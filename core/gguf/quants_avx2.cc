@@ -472,49 +472,62 @@ QUANTD_AVX2 void QuantizeQ4_0_avx2(const float* x, BlockQ4_0* y, int64_t n) {
   }
 }
 
-// IQ4_NL: one 32-value block per lane, 16 blocks per pass (the last pass
-// repeats its final block to fill the lanes).
-QUANTD_AVX2 void QuantizeIQ4_NL_avx2(const float* x, BlockIQ4_NL* y, int64_t n) {
+namespace {
+
+// The IQ4 block-scale search (quantize_row_iq4_nl_impl with weights x^2,
+// ntry 7) on one 32-value block per lane; 0 for an all-zero block.
+QUANTD_AVX2_INLINE VF Iq4BlockScaleV(const VF* X) {
   constexpr int kNtry = 7;
   const __m256 tab_lo = _mm256_setr_ps(-127, -104, -83, -65, -49, -35, -22, -10);
   const __m256 tab_hi = _mm256_setr_ps(1, 13, 25, 38, 53, 69, 89, 113);
   static_assert(kIq4nlValues[0] == -127 && kIq4nlValues[8] == 1 && kIq4nlValues[15] == 113);
   const float v0 = static_cast<float>(kIq4nlValues[0]);
+  VF W[kQK];
+  for (int j = 0; j < kQK; ++j) W[j] = X[j] * X[j];
+  VF amax, max;
+  SignedAbsMax<kQK>(X, &amax, &max);
+  const VI zero = amax < kGroupMaxEps;
+  // Sums over the block for the grid picked with inverse scale `id`.
+  auto sums = [&](VF id, VF* sumqx, VF* sumq2) QUANTD_AVX2_INLINE_LAMBDA {
+    *sumqx = VF{};
+    *sumq2 = VF{};
+    for (int j = 0; j < kQK; ++j) {
+      const VF al = id * X[j];
+      VF q;
+      for (int h = 0; h < 2; ++h) q.h[h] = BestIndexIq4nlV(al.h[h], tab_lo, tab_hi).value;
+      *sumqx += W[j] * q * X[j];
+      *sumq2 += W[j] * q * q;
+    }
+  };
+  VF d = -max / v0;
+  VF sumqx, sumq2;
+  sums(1.0f / d, &sumqx, &sumq2);
+  d = sumqx / sumq2;
+  VF best = d * sumqx;
+  for (int itry = -kNtry; itry <= kNtry; ++itry) {
+    sums(static_cast<float>(itry + kIq4nlValues[0]) / max, &sumqx, &sumq2);
+    const VI upd = (sumq2 > 0.0f) & (sumqx * sumqx > best * sumq2);
+    d = Select(upd, sumqx / sumq2, d);
+    best = Select(upd, d * sumqx, best);
+  }
+  return Select(zero, VF{}, d);
+}
+
+}  // namespace
+
+// IQ4_NL: one 32-value block per lane, 16 blocks per pass (the last pass
+// repeats its final block to fill the lanes).
+QUANTD_AVX2 void QuantizeIQ4_NL_avx2(const float* x, BlockIQ4_NL* y, int64_t n) {
+  const __m256 tab_lo = _mm256_setr_ps(-127, -104, -83, -65, -49, -35, -22, -10);
+  const __m256 tab_hi = _mm256_setr_ps(1, 13, 25, 38, 53, 69, 89, 113);
   const int64_t nb = n / kQK;
-  VF X[kQK], W[kQK];
+  VF X[kQK];
   for (int64_t b0 = 0; b0 < nb; b0 += kLanes) {
     for (int k = 0; k < kLanes; ++k) {
       const float* xb = x + std::min<int64_t>(b0 + k, nb - 1) * kQK;
       for (int j = 0; j < kQK; ++j) SetLane(X[j], k, xb[j]);
     }
-    for (int j = 0; j < kQK; ++j) W[j] = X[j] * X[j];
-    VF amax, max;
-    SignedAbsMax<kQK>(X, &amax, &max);
-    const VI zero = amax < kGroupMaxEps;
-    // Sums over the block for the grid picked with inverse scale `id`.
-    auto sums = [&](VF id, VF* sumqx, VF* sumq2) QUANTD_AVX2_INLINE_LAMBDA {
-      *sumqx = VF{};
-      *sumq2 = VF{};
-      for (int j = 0; j < kQK; ++j) {
-        const VF al = id * X[j];
-        VF q;
-        for (int h = 0; h < 2; ++h) q.h[h] = BestIndexIq4nlV(al.h[h], tab_lo, tab_hi).value;
-        *sumqx += W[j] * q * X[j];
-        *sumq2 += W[j] * q * q;
-      }
-    };
-    VF d = -max / v0;
-    VF sumqx, sumq2;
-    sums(1.0f / d, &sumqx, &sumq2);
-    d = sumqx / sumq2;
-    VF best = d * sumqx;
-    for (int itry = -kNtry; itry <= kNtry; ++itry) {
-      sums(static_cast<float>(itry + kIq4nlValues[0]) / max, &sumqx, &sumq2);
-      const VI upd = (sumq2 > 0.0f) & (sumqx * sumqx > best * sumq2);
-      d = Select(upd, sumqx / sumq2, d);
-      best = Select(upd, d * sumqx, best);
-    }
-    const VF scale = Select(zero, VF{}, d);
+    const VF scale = Iq4BlockScaleV(X);
     const VF id = Select(scale != 0.0f, 1.0f / scale, VF{});
     VI L[kQK];
     for (int j = 0; j < kQK; ++j) {
@@ -529,6 +542,76 @@ QUANTD_AVX2 void QuantizeIQ4_NL_avx2(const float* x, BlockIQ4_NL* y, int64_t n) 
       }
     }
   }
+}
+
+// IQ4_XS without weights: the block-scale searches of two super-blocks (16
+// blocks) per pass on the lanes, then each super-block's 6-bit scales and
+// levels as the reference (FinishIQ4_XS).
+QUANTD_AVX2 void QuantizeIQ4_XS_avx2(const float* x, BlockIQ4_XS* y, int64_t n) {
+  constexpr int kBlocks = kQKK / kQK;  // 8 per super-block
+  static_assert(kLanes == 2 * kBlocks);
+  const int64_t nsb = n / kQKK;
+  VF X[kQK];
+  for (int64_t s0 = 0; s0 < nsb; s0 += 2) {
+    for (int k = 0; k < kLanes; ++k) {
+      const int64_t sb = std::min<int64_t>(s0 + k / kBlocks, nsb - 1);
+      const float* xb = x + sb * kQKK + (k % kBlocks) * kQK;
+      for (int j = 0; j < kQK; ++j) SetLane(X[j], k, xb[j]);
+    }
+    const VF scale = Iq4BlockScaleV(X);
+    for (int64_t sb = s0; sb < s0 + 2 && sb < nsb; ++sb) {
+      float scales[kBlocks];
+      for (int b = 0; b < kBlocks; ++b)
+        scales[b] = Lane(scale, static_cast<int>((sb - s0) * kBlocks + b));
+      FinishIQ4_XS(x + sb * kQKK, scales, &y[sb]);
+    }
+  }
+}
+
+// Weighted Q4_K/Q5_K (an importance matrix): the weights as the reference
+// computes them (scalar, same order), the sub-block searches of two
+// super-blocks per pass on the lanes (make_qkx3_quants is make_qkx2_quants
+// with caller weights and other steps), then the reference's finish.
+template <int kBits, class Block>
+QUANTD_AVX2 void QuantizeQkMinWeightedAvx2(const float* x, Block* y, int64_t n_per_row,
+                                           const float* qw) {
+  constexpr int kNmax = (1 << kBits) - 1;
+  uint8_t L[2][kQKK];
+  float weights[2][kQKK], sw[2][kQKK / 32];
+  float scales[kLanes], mins[kLanes];
+  VF X[32], W[32];
+  VI Lv[32];
+  const int64_t nb = n_per_row / kQKK;
+  for (int64_t b = 0; b < nb; b += 2) {
+    const bool pair = b + 1 < nb;
+    const int64_t b1 = pair ? b + 1 : b;
+    const float* x0 = x + b * kQKK;
+    const float* x1 = x + b1 * kQKK;
+    QkMinImportance(x0, qw + b * kQKK, weights[0], sw[0]);
+    QkMinImportance(x1, qw + b1 * kQKK, weights[1], sw[1]);
+    Gather<32>(x0, x1, X);
+    Gather<32>(weights[0], weights[1], W);
+    VF sc, mn;
+    MakeQkx2QuantsV<32>(kNmax, X, W, Lv, &sc, &mn, -0.9f, 0.05f, 36, false);
+    std::memcpy(scales, &sc, sizeof(scales));
+    std::memcpy(mins, &mn, sizeof(mins));
+    Scatter<32>(Lv, L[0], L[1]);
+    FinishQkMinWeighted<kBits>(x0, scales, mins, sw[0], L[0], &y[b], QuantizeSpanAvx2);
+    if (pair) {
+      FinishQkMinWeighted<kBits>(x1, scales + 8, mins + 8, sw[1], L[1], &y[b + 1],
+                                 QuantizeSpanAvx2);
+    }
+  }
+}
+
+QUANTD_AVX2 void QuantizeQ4_K_weighted_avx2(const float* x, BlockQ4_K* y, int64_t n_per_row,
+                                            const float* qw) {
+  QuantizeQkMinWeightedAvx2<4>(x, y, n_per_row, qw);
+}
+
+QUANTD_AVX2 void QuantizeQ5_K_weighted_avx2(const float* x, BlockQ5_K* y, int64_t n_per_row,
+                                            const float* qw) {
+  QuantizeQkMinWeightedAvx2<5>(x, y, n_per_row, qw);
 }
 
 QUANTD_AVX2 void QuantizeQ4_K_avx2(const float* x, BlockQ4_K* y, int64_t n) {

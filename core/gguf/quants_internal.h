@@ -80,12 +80,33 @@ void FinishQkMin(const float* x, const float* scales, const float* mins, uint8_t
 void FinishQ6_K(const float* x, const float* scales, int8_t* L, BlockQ6_K* y,
                 SpanQuantFn span = QuantizeSpan_ref);
 
+// IQ4_XS from its 8 block scales (the search's result, 0 for all-zero
+// blocks): the super-block scale, 6-bit block scales and the levels, as
+// quantize_row_iq4_nl_impl's multi-block branch. x: the 256 values.
+void FinishIQ4_XS(const float* x, const float* scales, BlockIQ4_XS* y);
+
+// Importance weighting of one Q4_K/Q5_K super-block (256 values, its 256
+// column weights qw): weights[j] = qw[j] * sqrt(sigma2 + x[j]^2) with
+// sigma2 = 2 * mean square, and sw[s] the sum over sub-block s (8 of 32).
+void QkMinImportance(const float* x, const float* qw, float* weights, float* sw);
+// From the weighted search's sub-block scales/mins (and L) to a packed
+// Q4_K/Q5_K super-block: 6-bit scales and mins by the weighted search over
+// sw, then the levels (quantize_row_q4_K_impl / q5_K_impl's second half).
+template <int kBits, class Block>
+void FinishQkMinWeighted(const float* x, const float* scales, const float* mins, const float* sw,
+                         uint8_t* L, Block* y, SpanQuantFn span = QuantizeSpan_ref);
+
 namespace internal {
 // AVX2 variants (quants_avx2.cc); same bytes as the _ref functions.
 // REQUIRES: the CPU supports AVX2.
 void QuantizeQ8_0_avx2(const float* x, BlockQ8_0* y, int64_t n);
 void QuantizeQ4_0_avx2(const float* x, BlockQ4_0* y, int64_t n);
 void QuantizeIQ4_NL_avx2(const float* x, BlockIQ4_NL* y, int64_t n);
+void QuantizeIQ4_XS_avx2(const float* x, BlockIQ4_XS* y, int64_t n);
+// Weighted row quantizers (QuantizeRowWeightedFn), same bytes as the
+// *_weighted references.
+void QuantizeQ4_K_weighted_avx2(const float* x, BlockQ4_K* y, int64_t n_per_row, const float* qw);
+void QuantizeQ5_K_weighted_avx2(const float* x, BlockQ5_K* y, int64_t n_per_row, const float* qw);
 void QuantizeQ4_K_avx2(const float* x, BlockQ4_K* y, int64_t n);
 void QuantizeQ5_K_avx2(const float* x, BlockQ5_K* y, int64_t n);
 void QuantizeQ6_K_avx2(const float* x, BlockQ6_K* y, int64_t n);

@@ -283,97 +283,35 @@ void QuantizeQkMinWeighted(const float* x, Block* y, int64_t n_per_row, const fl
   constexpr int kNmax = (1 << kBits) - 1;
   uint8_t L[kQKK];
   uint8_t Laux[32];
-  uint8_t Ls[kQKK / 32];
-  uint8_t Lm[kQKK / 32];
-  float weights[32];
+  float weights[kQKK];
   float sw[kQKK / 32];
   float mins[kQKK / 32];
   float scales[kQKK / 32];
   for (int64_t i = 0; i < n_per_row / kQKK; ++i, x += kQKK) {
-    const float sigma2 = 2.0f * SumSquares(x, kQKK) / static_cast<float>(kQKK);
+    QkMinImportance(x, qw + kQKK * i, weights, sw);
     for (int j = 0; j < kQKK / 32; ++j) {
-      ImportanceWeights(x + 32 * j, qw + kQKK * i + 32 * j, sigma2, 32, weights);
-      float sumw = 0.0f;
-      for (int l = 0; l < 32; ++l) sumw += weights[l];
-      sw[j] = sumw;
-      scales[j] = MakeQkx3Quants(32, kNmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.9f,
-                                 0.05f, 36);
+      scales[j] = MakeQkx3Quants(32, kNmax, x + 32 * j, weights + 32 * j, L + 32 * j, &mins[j],
+                                 Laux, -0.9f, 0.05f, 36);
     }
-    const float d_block = MakeQpQuants(kQKK / 32, 63, scales, Ls, sw);
-    const float m_block = MakeQpQuants(kQKK / 32, 63, mins, Lm, sw);
-    for (int j = 0; j < kQKK / 32; ++j) {
-      uint8_t ls = Ls[j];
-      uint8_t lm = Lm[j];
-      if constexpr (kBits == 5) {
-        ls = ls < 63 ? ls : 63;
-        lm = lm < 63 ? lm : 63;
-      }
-      if (j < 4) {
-        y[i].scales[j] = ls;
-        y[i].scales[j + 4] = lm;
-      } else {
-        y[i].scales[j + 4] = static_cast<uint8_t>((ls & 0xF) | ((lm & 0xF) << 4));
-        y[i].scales[j - 4] = static_cast<uint8_t>(y[i].scales[j - 4] | ((ls >> 4) << 6));
-        y[i].scales[j] = static_cast<uint8_t>(y[i].scales[j] | ((lm >> 4) << 6));
-      }
-    }
-    y[i].d = FloatToHalf(d_block);
-    y[i].dmin = FloatToHalf(m_block);
-    for (int j = 0; j < kQKK / 32; ++j) {
-      uint8_t sc, m;
-      GetScaleMinK4(j, y[i].scales, &sc, &m);
-      const float d = HalfToFloat(y[i].d) * static_cast<float>(sc);
-      if (d == 0.0f) continue;
-      const float dm = HalfToFloat(y[i].dmin) * static_cast<float>(m);
-      QuantizeSpan_ref(x + 32 * j, dm, d, 0, kNmax, 0, L + 32 * j, 32);
-    }
-    if constexpr (kBits == 4) {
-      uint8_t* q = y[i].qs;
-      for (int j = 0; j < kQKK; j += 64) {
-        for (int l = 0; l < 32; ++l) q[l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 4));
-        q += 32;
-      }
-    } else {
-      uint8_t* qh = y[i].qh;
-      uint8_t* ql = y[i].qs;
-      std::memset(qh, 0, kQKK / 8);
-      uint8_t m1 = 1, m2 = 2;
-      for (int nn = 0; nn < kQKK; nn += 64) {
-        for (int j = 0; j < 32; ++j) {
-          const int l1 = L[nn + j];
-          const int l2 = L[nn + j + 32];
-          qh[j] = static_cast<uint8_t>(qh[j] | ((l1 >> 4) * m1) | ((l2 >> 4) * m2));
-          ql[j] = static_cast<uint8_t>((l1 & 15) | ((l2 & 15) << 4));
-        }
-        m1 = static_cast<uint8_t>(m1 << 2);
-        m2 = static_cast<uint8_t>(m2 << 2);
-        ql += 32;
-      }
-    }
+    FinishQkMinWeighted<kBits>(x, scales, mins, sw, L, &y[i]);
   }
 }
 
-// IQ4_NL / IQ4_XS search over one super-block of `kSuper` values in blocks
-// of 32 (quantize_row_iq4_nl_impl with ntry 7). qw: the super-block's
-// importance, or null (weights x^2). Writes *dh, q4 (kSuper / 2 bytes) and,
-// for kSuper > 32, the 6-bit block scales.
+// The IQ4_NL / IQ4_XS block-scale search over one super-block of `kSuper`
+// values in blocks of 32 (quantize_row_iq4_nl_impl with ntry 7): each
+// block's scale into scales[] (0 for an all-zero block). qw: the
+// super-block's importance, or null (weights x^2); sigma2 spans the
+// super-block.
 template <int kSuper>
-void QuantizeIq4Super(const float* x, const float* qw, uint16_t* dh, uint8_t* q4,
-                      uint16_t* scales_h, uint8_t* scales_l) {
+void Iq4BlockScales(const float* x, const float* qw, float* scales) {
   constexpr int kBlock = 32;
   constexpr int kNtry = 7;
   const int8_t* values = kIq4nlValues;
-  uint8_t L[kSuper];
   float weight[kBlock];
-  float scales[kSuper / kBlock];
   float sigma2 = SumSquares(x, kSuper);
   sigma2 *= 2.0f / static_cast<float>(kSuper);
-  std::memset(q4, 0, kSuper / 2);
-  *dh = FloatToHalf(0.0f);
-  float max_scale = 0.0f, amax_scale = 0.0f;
   for (int ib = 0; ib < kSuper / kBlock; ++ib) {
     const float* xb = x + ib * kBlock;
-    uint8_t* Lb = L + ib * kBlock;
     if (qw != nullptr) {
       ImportanceWeights(xb, qw + ib * kBlock, sigma2, kBlock, weight);
     } else {
@@ -395,9 +333,7 @@ void QuantizeIq4Super(const float* x, const float* qw, uint16_t* dh, uint8_t* q4
     float id = 1.0f / d;
     float sumqx = 0.0f, sumq2 = 0.0f;
     for (int j = 0; j < kBlock; ++j) {
-      const int l = BestIndexIq4nl(id * xb[j]);
-      Lb[j] = static_cast<uint8_t>(l);
-      const float q = static_cast<float>(values[l]);
+      const float q = static_cast<float>(values[BestIndexIq4nl(id * xb[j])]);
       const float w = weight[j];
       sumqx += w * q * xb[j];
       sumq2 += w * q * q;
@@ -409,8 +345,7 @@ void QuantizeIq4Super(const float* x, const float* qw, uint16_t* dh, uint8_t* q4
       sumqx = 0.0f;
       sumq2 = 0.0f;
       for (int j = 0; j < kBlock; ++j) {
-        const int l = BestIndexIq4nl(id * xb[j]);
-        const float q = static_cast<float>(values[l]);
+        const float q = static_cast<float>(values[BestIndexIq4nl(id * xb[j])]);
         const float w = weight[j];
         sumqx += w * q * xb[j];
         sumq2 += w * q * q;
@@ -421,49 +356,124 @@ void QuantizeIq4Super(const float* x, const float* qw, uint16_t* dh, uint8_t* q4
       }
     }
     scales[ib] = d;
-    const float abs_d = std::fabs(d);
-    if (abs_d > amax_scale) {
-      amax_scale = abs_d;
-      max_scale = d;
-    }
-  }
-  if constexpr (kSuper / kBlock > 1) {
-    constexpr int nb = kSuper / kBlock;
-    std::memset(scales_h, 0, ((nb + 7) / 8) * sizeof(uint16_t));
-    const float d = -max_scale / 32.0f;
-    *dh = FloatToHalf(d);
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    for (int ib = 0; ib < nb; ++ib) {
-      int l = NearestInt(id * scales[ib]);
-      l = ClampInt(l, -32, 31);
-      const float dl = d * static_cast<float>(l);
-      const float idl = dl != 0.0f ? 1.0f / dl : 0.0f;
-      uint8_t* Lb = L + ib * kBlock;
-      const float* xb = x + ib * kBlock;
-      for (int j = 0; j < kBlock; ++j) Lb[j] = static_cast<uint8_t>(BestIndexIq4nl(idl * xb[j]));
-      l += 32;
-      const uint8_t l_l = static_cast<uint8_t>(l & 0xF);
-      const uint8_t l_h = static_cast<uint8_t>(l >> 4);
-      if (ib % 2 == 0) {
-        scales_l[ib / 2] = l_l;
-      } else {
-        scales_l[ib / 2] = static_cast<uint8_t>(scales_l[ib / 2] | (l_l << 4));
-      }
-      scales_h[ib / 8] = static_cast<uint16_t>(scales_h[ib / 8] | (l_h << 2 * (ib % 8)));
-    }
-  } else {
-    *dh = FloatToHalf(scales[0]);
-    const float id = scales[0] != 0.0f ? 1.0f / scales[0] : 0.0f;
-    for (int j = 0; j < kSuper; ++j) L[j] = static_cast<uint8_t>(BestIndexIq4nl(id * x[j]));
-  }
-  for (int i = 0; i < kSuper / 32; ++i) {
-    for (int j = 0; j < 16; ++j) {
-      q4[16 * i + j] = static_cast<uint8_t>(L[32 * i + j] | (L[32 * i + 16 + j] << 4));
-    }
   }
 }
 
 }  // namespace
+
+void QkMinImportance(const float* x, const float* qw, float* weights, float* sw) {
+  const float sigma2 = 2.0f * SumSquares(x, kQKK) / static_cast<float>(kQKK);
+  for (int j = 0; j < kQKK / 32; ++j) {
+    ImportanceWeights(x + 32 * j, qw + 32 * j, sigma2, 32, weights + 32 * j);
+    float sumw = 0.0f;
+    for (int l = 0; l < 32; ++l) sumw += weights[32 * j + l];
+    sw[j] = sumw;
+  }
+}
+
+template <int kBits, class Block>
+void FinishQkMinWeighted(const float* x, const float* scales, const float* mins, const float* sw,
+                         uint8_t* L, Block* y, SpanQuantFn span) {
+  constexpr int kNmax = (1 << kBits) - 1;
+  uint8_t Ls[kQKK / 32];
+  uint8_t Lm[kQKK / 32];
+  const float d_block = MakeQpQuants(kQKK / 32, 63, scales, Ls, sw);
+  const float m_block = MakeQpQuants(kQKK / 32, 63, mins, Lm, sw);
+  for (int j = 0; j < kQKK / 32; ++j) {
+    uint8_t ls = Ls[j];
+    uint8_t lm = Lm[j];
+    if constexpr (kBits == 5) {
+      ls = ls < 63 ? ls : 63;
+      lm = lm < 63 ? lm : 63;
+    }
+    if (j < 4) {
+      y->scales[j] = ls;
+      y->scales[j + 4] = lm;
+    } else {
+      y->scales[j + 4] = static_cast<uint8_t>((ls & 0xF) | ((lm & 0xF) << 4));
+      y->scales[j - 4] = static_cast<uint8_t>(y->scales[j - 4] | ((ls >> 4) << 6));
+      y->scales[j] = static_cast<uint8_t>(y->scales[j] | ((lm >> 4) << 6));
+    }
+  }
+  y->d = FloatToHalf(d_block);
+  y->dmin = FloatToHalf(m_block);
+  for (int j = 0; j < kQKK / 32; ++j) {
+    uint8_t sc, m;
+    GetScaleMinK4(j, y->scales, &sc, &m);
+    const float d = HalfToFloat(y->d) * static_cast<float>(sc);
+    if (d == 0.0f) continue;
+    const float dm = HalfToFloat(y->dmin) * static_cast<float>(m);
+    span(x + 32 * j, dm, d, 0, kNmax, 0, L + 32 * j, 32);
+  }
+  if constexpr (kBits == 4) {
+    uint8_t* q = y->qs;
+    for (int j = 0; j < kQKK; j += 64) {
+      for (int l = 0; l < 32; ++l) q[l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 4));
+      q += 32;
+    }
+  } else {
+    uint8_t* qh = y->qh;
+    uint8_t* ql = y->qs;
+    std::memset(qh, 0, kQKK / 8);
+    uint8_t m1 = 1, m2 = 2;
+    for (int nn = 0; nn < kQKK; nn += 64) {
+      for (int j = 0; j < 32; ++j) {
+        const int l1 = L[nn + j];
+        const int l2 = L[nn + j + 32];
+        qh[j] = static_cast<uint8_t>(qh[j] | ((l1 >> 4) * m1) | ((l2 >> 4) * m2));
+        ql[j] = static_cast<uint8_t>((l1 & 15) | ((l2 & 15) << 4));
+      }
+      m1 = static_cast<uint8_t>(m1 << 2);
+      m2 = static_cast<uint8_t>(m2 << 2);
+      ql += 32;
+    }
+  }
+}
+template void FinishQkMinWeighted<4, BlockQ4_K>(const float*, const float*, const float*,
+                                                const float*, uint8_t*, BlockQ4_K*, SpanQuantFn);
+template void FinishQkMinWeighted<5, BlockQ5_K>(const float*, const float*, const float*,
+                                                const float*, uint8_t*, BlockQ5_K*, SpanQuantFn);
+
+void FinishIQ4_XS(const float* x, const float* scales, BlockIQ4_XS* y) {
+  constexpr int kBlock = 32;
+  constexpr int nb = kQKK / kBlock;
+  uint8_t L[kQKK];
+  float max_scale = 0.0f, amax_scale = 0.0f;
+  for (int ib = 0; ib < nb; ++ib) {
+    const float abs_d = std::fabs(scales[ib]);
+    if (abs_d > amax_scale) {
+      amax_scale = abs_d;
+      max_scale = scales[ib];
+    }
+  }
+  y->scales_h = 0;
+  const float d = -max_scale / 32.0f;
+  y->d = FloatToHalf(d);
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  for (int ib = 0; ib < nb; ++ib) {
+    int l = NearestInt(id * scales[ib]);
+    l = ClampInt(l, -32, 31);
+    const float dl = d * static_cast<float>(l);
+    const float idl = dl != 0.0f ? 1.0f / dl : 0.0f;
+    uint8_t* Lb = L + ib * kBlock;
+    const float* xb = x + ib * kBlock;
+    for (int j = 0; j < kBlock; ++j) Lb[j] = static_cast<uint8_t>(BestIndexIq4nl(idl * xb[j]));
+    l += 32;
+    const uint8_t l_l = static_cast<uint8_t>(l & 0xF);
+    const uint8_t l_h = static_cast<uint8_t>(l >> 4);
+    if (ib % 2 == 0) {
+      y->scales_l[ib / 2] = l_l;
+    } else {
+      y->scales_l[ib / 2] = static_cast<uint8_t>(y->scales_l[ib / 2] | (l_l << 4));
+    }
+    y->scales_h = static_cast<uint16_t>(y->scales_h | (l_h << 2 * (ib % 8)));
+  }
+  for (int i = 0; i < kQKK / 32; ++i) {
+    for (int j = 0; j < 16; ++j) {
+      y->qs[16 * i + j] = static_cast<uint8_t>(L[32 * i + j] | (L[32 * i + 16 + j] << 4));
+    }
+  }
+}
 
 void QuantizeQ4_0_weighted(const float* x, BlockQ4_0* y, int64_t n_per_row, const float* qw) {
   QuantizeLegacySymWeighted<4>(x, y, n_per_row, qw);
@@ -592,16 +602,23 @@ void QuantizeQ6_K_weighted(const float* x, BlockQ6_K* y, int64_t n_per_row, cons
 }
 
 void QuantizeIQ4_NL_weighted(const float* x, BlockIQ4_NL* y, int64_t n_per_row, const float* qw) {
-  for (int64_t ib = 0; ib < n_per_row / kQK; ++ib) {
-    QuantizeIq4Super<kQK>(x + kQK * ib, qw != nullptr ? qw + kQK * ib : nullptr, &y[ib].d, y[ib].qs,
-                          nullptr, nullptr);
+  for (int64_t ib = 0; ib < n_per_row / kQK; ++ib, x += kQK) {
+    float scale;
+    Iq4BlockScales<kQK>(x, qw != nullptr ? qw + kQK * ib : nullptr, &scale);
+    y[ib].d = FloatToHalf(scale);
+    const float id = scale != 0.0f ? 1.0f / scale : 0.0f;
+    for (int j = 0; j < kQK / 2; ++j) {
+      y[ib].qs[j] = static_cast<uint8_t>(BestIndexIq4nl(id * x[j]) |
+                                         (BestIndexIq4nl(id * x[j + kQK / 2]) << 4));
+    }
   }
 }
 
 void QuantizeIQ4_XS_weighted(const float* x, BlockIQ4_XS* y, int64_t n_per_row, const float* qw) {
-  for (int64_t ib = 0; ib < n_per_row / kQKK; ++ib) {
-    QuantizeIq4Super<kQKK>(x + kQKK * ib, qw != nullptr ? qw + kQKK * ib : nullptr, &y[ib].d,
-                           y[ib].qs, &y[ib].scales_h, y[ib].scales_l);
+  float scales[kQKK / 32];
+  for (int64_t ib = 0; ib < n_per_row / kQKK; ++ib, x += kQKK) {
+    Iq4BlockScales<kQKK>(x, qw != nullptr ? qw + kQKK * ib : nullptr, scales);
+    FinishIQ4_XS(x, scales, &y[ib]);
   }
 }
 

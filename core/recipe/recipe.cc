@@ -152,6 +152,10 @@ absl::Status ValidateMlxFields(const Recipe& r) {
   }
   const std::pair<bool, const char*> onnx_or_gguf[] = {
       {!r.gguf_type.empty(), "gguf_type"},
+      {!r.imatrix.empty(), "imatrix"},
+      {!r.tensor_types.empty(), "tensor_types"},
+      {!r.prune_layers.empty(), "prune_layers"},
+      {r.keep_split || r.split_max_bytes > 0, "keep_split / split_max_bytes"},
       {r.block_size != d.block_size, "block_size"},
       {r.symmetric != d.symmetric, "symmetric"},
       {r.accuracy_level != d.accuracy_level, "accuracy_level"},
@@ -291,6 +295,8 @@ std::string CanonicalRecipe(const Recipe& r) {
     parts.push_back(absl::StrCat("prune_layers=", absl::StrJoin(r.prune_layers, ",")));
   }
   if (r.dry_run) parts.push_back("dry_run=1");
+  if (r.keep_split) parts.push_back("keep_split=1");
+  if (r.split_max_bytes > 0) parts.push_back(absl::StrCat("split_max_bytes=", r.split_max_bytes));
   if (!r.imatrix_exclude.empty()) {
     parts.push_back(absl::StrCat("imatrix_exclude=", absl::StrJoin(r.imatrix_exclude, "\x1f")));
   }

@@ -247,6 +247,27 @@ const std::vector<FlagSpec>& Flags() {
          }
          return absl::OkStatus();
        }},
+      {"keep-split", "keep_split", nullptr,
+       "GGUF: write the output in the input's split parts (<out>-00001-of-0000N.gguf)",
+       Set(&Recipe::keep_split, true)},
+      {"split-max-size", "split_max_bytes", "N[K|M|G]",
+       "GGUF: split the output into parts of at most N bytes of tensor data (K/M/G: 10^3/6/9, "
+       "as llama-gguf-split)",
+       [](Recipe* r, const std::string& v) -> absl::Status {
+         uint64_t mult = 1;
+         std::string digits = v;
+         if (!digits.empty() &&
+             (digits.back() == 'K' || digits.back() == 'M' || digits.back() == 'G')) {
+           mult = digits.back() == 'K' ? 1000 : digits.back() == 'M' ? 1000000 : 1000000000;
+           digits.pop_back();
+         }
+         uint64_t n;
+         if (!absl::SimpleAtoi(digits, &n) || n == 0 || n > (uint64_t{1} << 50) / mult) {
+           return Bad("split-max-size", v, "expected a size like 2G, 500M or 1000000");
+         }
+         r->split_max_bytes = n * mult;
+         return absl::OkStatus();
+       }},
       {"dry-run", "dry_run", nullptr,
        "GGUF: print the per-tensor plan and the output size; write nothing",
        Set(&Recipe::dry_run, true)},
@@ -419,6 +440,10 @@ std::vector<std::string> FieldFlags(const Recipe& r, absl::string_view field) {
     if (!r.prune_layers.empty()) add("prune-layers", absl::StrJoin(r.prune_layers, ","));
   } else if (field == "dry_run") {
     on_off(r.dry_run, "dry-run", nullptr);
+  } else if (field == "keep_split") {
+    on_off(r.keep_split, "keep-split", nullptr);
+  } else if (field == "split_max_bytes") {
+    if (r.split_max_bytes > 0) add("split-max-size", absl::StrCat(r.split_max_bytes));
   } else if (field == "bits") {
     if (r.bits != 0) add("bits", absl::StrCat(r.bits));
   } else if (field == "group_size") {
@@ -477,6 +502,8 @@ std::vector<std::string> RecipeToFlags(const Recipe& r) {
       "tensor_types",
       "prune_layers",
       "dry_run",
+      "keep_split",
+      "split_max_bytes",
       "bits",
       "group_size",
       "mlx_recipe",

@@ -7,7 +7,7 @@ set_tests_properties(e2e.gguf.reference_runs PROPERTIES
   ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS "gguf;e2e" TIMEOUT 300)
 
 # llama.cpp (node-llama-cpp 3.21.1, CPU) loads Quantd's output and generates.
-foreach(type Q4_K_M Q8_0)
+foreach(type Q4_K_M Q8_0 IQ4_XS TQ1_0 TQ2_0)
   add_test(NAME e2e.gguf.llama_generate.${type}
     COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/gguf_llama_e2e.sh ${type})
   set_tests_properties(e2e.gguf.llama_generate.${type} PROPERTIES
@@ -41,3 +41,18 @@ add_test(NAME e2e.gguf.imatrix_reference_runs_gguf_matrix
           --imatrix-format gguf)
 set_tests_properties(e2e.gguf.imatrix_reference_runs_gguf_matrix PROPERTIES
   ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS "gguf;e2e" TIMEOUT 300)
+
+# Split models: quantd splits tiny-llama into 3 parts; the parts quantize to
+# the bytes of the whole; --keep-split output loads and generates in llama.cpp.
+add_test(NAME e2e.gguf.split_parts
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/gguf_split_e2e.sh)
+set_tests_properties(e2e.gguf.split_parts PROPERTIES
+  ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS "gguf;e2e" TIMEOUT 300)
+
+# Importance matrices and split models through the service (quantctl).
+if(TARGET quantctl)
+  add_test(NAME e2e.gguf.imatrix_service
+    COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/gguf_imatrix_service_test.sh $<TARGET_FILE:quantctl>)
+  set_tests_properties(e2e.gguf.imatrix_service PROPERTIES
+    ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS "gguf;e2e" TIMEOUT 180)
+endif()

@@ -7,7 +7,9 @@ sha256 and, per tensor, type, shape and data sha256 with the reference.
 
 Runs whose types this build cannot write yet are listed in EXPECTED_MISSING
 and must fail with "cannot write" (a test that they are refused cleanly);
-when such a run starts to work the test fails so that the list is updated.
+their --dry-run plan must still give every tensor llama-quantize's type and
+shape and the file llama-quantize's size (the mix rules need no kernels).
+When such a run starts to work the test fails so that the list is updated.
 
 Usage: gguf_imatrix_reference_test.py [--threads N] [--only NAME] [--keep DIR]
        [--imatrix-format dat|gguf]
@@ -135,8 +137,27 @@ def main():
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if key in EXPECTED_MISSING:
                 if proc.returncode != 0 and "cannot write" in proc.stderr:
+                    # The mix rules do not need the kernels: a dry run's plan
+                    # must give every tensor llama-quantize's type.
+                    report = os.path.join(outdir, "plan.json")
+                    dry = subprocess.run(cmd + ["--dry-run", "--report", report],
+                                         capture_output=True, text=True)
+                    rep = {} if dry.returncode else json.load(open(report))
+                    plan = {e["name"]: e for e in rep.get("plan", [])}
+                    wrong = [t["name"] for t in run["tensors"]
+                             if t["name"] not in plan or plan[t["name"]]["type_after"] != t["type"]
+                             or plan[t["name"]]["shape"] != t["ne"]]
+                    size = rep.get("totals", {}).get("output_file_bytes")
+                    if size != run["bytes"]:
+                        wrong.append(f"file size {size} want {run['bytes']}")
+                    if dry.returncode or wrong or len(plan) != len(run["tensors"]):
+                        failures.append(key)
+                        print(f"FAIL {key}: dry-run plan differs from llama-quantize's types: "
+                              f"{wrong[:10]} {dry.stderr[-500:]}")
+                        continue
                     missing.append(key)
-                    print(f"n/a  {key}: refused (type not written by this build)")
+                    print(f"n/a  {key}: refused (type not written by this build); "
+                          f"plan types and file size identical")
                 else:
                     failures.append(key)
                     print(f"FAIL {key}: expected a clean 'cannot write' refusal, got exit "

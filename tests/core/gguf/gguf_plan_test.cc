@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "quantd/core/gguf/gguf_file.h"
 #include "quantd/core/gguf/gguf_run.h"
+#include "quantd/core/gguf/gguf_split_source.h"
 
 namespace quantd::core {
 namespace {
@@ -148,6 +149,46 @@ TEST_F(GgufPlanTest, PruneLayersRenumbersTheRest) {
         << k;
   }
   EXPECT_EQ(out.tensors().size(), in.tensors().size() - 2 * 9);  // 9 tensors per block
+}
+
+TEST(GgufSplitNamesTest, LlamaCppSplitFileNames) {
+  EXPECT_EQ(gguf::SplitPath("d/model", 0, 3), "d/model-00001-of-00003.gguf");
+  EXPECT_EQ(gguf::SplitPrefix("d/model-00002-of-00003.gguf"), "d/model");
+  EXPECT_EQ(gguf::SplitPrefix("model.gguf"), "");
+  EXPECT_EQ(gguf::SplitPrefix("model-0002-of-00003.gguf"), "");
+}
+
+// split_max_bytes: parts hold at most that much tensor data; together they
+// hold every tensor once, with the metadata in the first part only; the
+// parts read back as one model give the single-file bytes.
+TEST_F(GgufPlanTest, SplitOutputReadsBackAsTheWhole) {
+  Recipe r = Q("Q8_0");
+  r.split_max_bytes = 1500000;
+  auto rep = RunGguf(r, model_, Path("s.gguf"), RunContext());
+  ASSERT_TRUE(rep.ok()) << rep.status();
+  ASSERT_GE(rep->output_files.size(), 3u);
+  size_t tensors = 0;
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < rep->output_files.size(); ++i) {
+    const std::string b = Read(rep->output_files[i]);
+    bytes += b.size();
+    const gguf::GgufFile f = Parse(b);
+    uint64_t data = 0;
+    for (const auto& t : f.tensors()) data += gguf::AlignUp(t.nbytes, 32);
+    EXPECT_LE(data, r.split_max_bytes);
+    EXPECT_EQ(f.FindKv("split.no")->AsInt(), static_cast<int64_t>(i));
+    EXPECT_EQ(f.FindKv("split.count")->AsInt(), static_cast<int64_t>(rep->output_files.size()));
+    EXPECT_EQ(f.FindKv("general.architecture") != nullptr, i == 0);
+    tensors += f.tensors().size();
+  }
+  EXPECT_EQ(bytes, rep->output_file_bytes);
+  auto whole = RunGguf(Q("Q8_0"), model_, Path("w.gguf"), RunContext());
+  ASSERT_TRUE(whole.ok());
+  EXPECT_EQ(tensors, whole->tensors_total);
+  // Requantizing Q8_0 -> Q8_0 copies: the parts as input give the whole file back.
+  Recipe again = Q("Q8_0");
+  ASSERT_TRUE(RunGguf(again, rep->output_files[1], Path("again.gguf"), RunContext()).ok());
+  EXPECT_EQ(Read(Path("again.gguf")), Read(Path("w.gguf")));
 }
 
 }  // namespace

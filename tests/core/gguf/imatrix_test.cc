@@ -213,6 +213,31 @@ TEST(WeightedQuantizersTest, ImportanceLowersTheWeightedError) {
   EXPECT_FALSE(UsesImportance(GgmlType::kTQ2_0));
 }
 
+// The vector weighted kernels write the references' bytes on rows with the
+// branches' cases (all-zero and constant sub-blocks, tiny values, outliers,
+// zero importance for some columns) and odd super-block counts.
+TEST(WeightedQuantizersTest, VariantsWriteTheReferenceBytesOnEdgeCases) {
+  constexpr int kCols = 768;  // 3 super-blocks: a pass with an unpaired one
+  std::vector<float> x = Gaussian(kCols * 6, 9);
+  for (int j = 0; j < kCols; ++j) {
+    x[j] = j < 300 ? 0.0f : x[j];                               // zeros
+    x[kCols + j] = 0.125f;                                      // constant
+    x[2 * kCols + j] = 1e-18f * static_cast<float>(j % 7 - 3);  // tiny
+    if (j % 41 == 0) x[3 * kCols + j] = 5.0f;                   // outliers
+    x[4 * kCols + j] = std::fabs(x[4 * kCols + j]);             // positive only
+  }
+  std::vector<float> qw(kCols);
+  for (int j = 0; j < kCols; ++j) qw[j] = j % 5 == 0 ? 0.0f : 0.5f + static_cast<float>(j % 13);
+  for (const GgmlKernels& k : AllGgmlKernels()) {
+    if (k.quantize_weighted == nullptr || kCols % TypeInfo(k.type).block_size != 0) continue;
+    const int64_t bytes = RowBytes(k.type, kCols) * 6;
+    std::vector<uint8_t> ref(bytes), fast(bytes, 0xAA);
+    QuantizeRows_ref(k.type, x.data(), ref.data(), 6, kCols, qw.data());
+    QuantizeRows(k.type, x.data(), fast.data(), 6, kCols, qw.data());
+    EXPECT_EQ(ref, fast) << TypeName(k.type);
+  }
+}
+
 TEST(TernaryTest, ExactTernaryValuesRoundTrip) {
   std::vector<float> x(512);
   for (size_t i = 0; i < x.size(); ++i)

@@ -111,6 +111,32 @@ TEST(RecipeTest, ModelNameIsAPlainNameAndPartOfTheIdentityOnlyWhenSet) {
   EXPECT_FALSE(ValidateModelName(std::string(129, 'x')).ok());
 }
 
+// The GGUF importance-matrix, per-tensor and split flags parse, print back
+// to the same recipe, and enter the canonical text only when set.
+TEST(RecipeFlagsTest, GgufImatrixTensorAndSplitFlags) {
+  Recipe r;
+  std::vector<std::string> rest;
+  ASSERT_TRUE(ParseRecipeFlags({"--gguf-type", "IQ4_XS", "--imatrix", "m.dat", "--exclude-weights",
+                                "ffn_down", "--tensor-type", "attn_v=q8_0", "--tensor-type",
+                                "ffn_up=q5_k", "--prune-layers", "3,7", "--split-max-size", "6M"},
+                               &r, &rest)
+                  .ok());
+  EXPECT_EQ(r.imatrix, "m.dat");
+  EXPECT_EQ(r.imatrix_exclude, std::vector<std::string>{"ffn_down"});
+  EXPECT_EQ(r.tensor_types, (std::vector<std::string>{"attn_v=q8_0", "ffn_up=q5_k"}));
+  EXPECT_EQ(r.prune_layers, (std::vector<int>{3, 7}));
+  EXPECT_EQ(r.split_max_bytes, 6000000u);
+  Recipe back;
+  ASSERT_TRUE(ParseRecipeFlags(RecipeToFlags(r), &back, &rest).ok());
+  EXPECT_EQ(CanonicalRecipe(back), CanonicalRecipe(r));
+  EXPECT_THAT(CanonicalRecipe(r), ::testing::HasSubstr("imatrix=m.dat"));
+  Recipe plain;
+  plain.gguf_type = "IQ4_XS";
+  EXPECT_THAT(CanonicalRecipe(plain), ::testing::Not(::testing::HasSubstr("imatrix")));
+  EXPECT_FALSE(ParseRecipeFlags({"--prune-layers", "3,x"}, &r, &rest).ok());
+  EXPECT_FALSE(ParseRecipeFlags({"--split-max-size", "12Q"}, &r, &rest).ok());
+}
+
 TEST(RecipeFlagsTest, MlxFlags) {
   Recipe r;
   std::vector<std::string> rest;

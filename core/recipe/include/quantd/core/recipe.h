@@ -82,6 +82,10 @@ struct Recipe {
   std::vector<std::string> tensor_types;
   std::vector<int> prune_layers;  // block indices removed (the rest renumbered)
   bool dry_run = false;           // plan and output size only; nothing written
+  // Split output in llama.cpp's layout (<out>-00001-of-0000N.gguf): the
+  // input's parts, or parts of at most split_max_bytes of tensor data.
+  bool keep_split = false;
+  uint64_t split_max_bytes = 0;
 
   // --- MLX (mlx_lm.convert compatible affine quantization) ---
   int bits = 0;            // 2, 3, 4, 5, 6, 8; 0: from precision (int4 / int8), else 4

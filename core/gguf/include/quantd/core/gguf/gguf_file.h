@@ -67,6 +67,7 @@ struct GgufKv {
   std::optional<int64_t> FirstArrayInt() const;
 
   static GgufKv Uint32(std::string key, uint32_t v);
+  static GgufKv Uint16(std::string key, uint16_t v);
   static GgufKv Int32(std::string key, int32_t v);
   static GgufKv String(std::string key, absl::string_view v);
   static GgufKv Bool(std::string key, bool v);

@@ -50,6 +50,8 @@ struct GgmlKernels {
   // The weighted quantizer (an importance matrix is given); null when the
   // type ignores importance weights (Q8_0, TQ1_0, TQ2_0, floats).
   QuantizeRowWeightedFn quantize_weighted = nullptr;
+  // AVX2 variant of quantize_weighted, same bytes; null when none.
+  QuantizeRowWeightedFn quantize_weighted_avx2 = nullptr;
 };
 
 // One entry per type Quantd writes and reads as float: F32, F16, BF16, Q8_0,

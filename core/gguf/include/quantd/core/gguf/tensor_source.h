@@ -61,6 +61,14 @@ class TensorSource {
   // input (a checkpoint's "BF16" where tensors() says F32).
   virtual std::string SourceDtype(size_t index) const = 0;
   virtual uint64_t SourceBytes(size_t index) const = 0;
+
+  // Split models (several GGUF files): the part tensor `index` is stored in
+  // (0-based) and how many parts there are; one part for everything else.
+  virtual int SplitOf(size_t index) const {
+    (void)index;
+    return 0;
+  }
+  virtual int SplitCount() const { return 1; }
 };
 
 }  // namespace quantd::core::gguf
