@@ -1,7 +1,10 @@
 // GGUF block kernels: reference vs the dispatched variant, for every entry of
-// the kernel table. The dispatched variant is that of the CPU's level; set
+// the kernel table, and the weighted quantizers (an importance matrix) of the
+// types that have one. The dispatched variant is that of the CPU's level; set
 // QUANTD_CPU=scalar|sse2|avx2 to measure a lower one.
 //   build/bench/gguf_kernels_bench --benchmark_filter=Q4_K
+//   build/bench/gguf_kernels_bench --benchmark_filter='Weighted/IQ'
+#include <cmath>
 #include <random>
 #include <vector>
 
@@ -38,6 +41,23 @@ void BM_Quantize(benchmark::State& state, GgmlType type, bool reference) {
   state.SetItemsProcessed(state.iterations() * kN);
 }
 
+// Rows of 4096 values with a fixed positive importance per column (spread
+// over two orders of magnitude, as activations' mean squares are).
+void BM_QuantizeWeighted(benchmark::State& state, GgmlType type) {
+  constexpr int64_t kRow = 4096;
+  const auto& x = Data();
+  std::vector<float> importance(kRow);
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-2.0f, 0.0f);
+  for (auto& v : importance) v = std::pow(10.0f, u(rng));
+  std::vector<uint8_t> out(RowBytes(type, kN));
+  for (auto _ : state) {
+    QuantizeRows(type, x.data(), out.data(), kN / kRow, kRow, importance.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations() * kN);
+}
+
 void BM_Dequantize(benchmark::State& state, GgmlType type) {
   const auto& x = Data();
   std::vector<uint8_t> q(RowBytes(type, kN));
@@ -58,6 +78,9 @@ int Register() {
     benchmark::RegisterBenchmark(("Quantize/" + name + "/ref").c_str(), BM_Quantize, t, true);
     benchmark::RegisterBenchmark(("Quantize/" + name + "/fast").c_str(), BM_Quantize, t, false);
     benchmark::RegisterBenchmark(("Dequantize/" + name).c_str(), BM_Dequantize, t);
+    if (k.quantize_weighted != nullptr) {
+      benchmark::RegisterBenchmark(("QuantizeWeighted/" + name).c_str(), BM_QuantizeWeighted, t);
+    }
   }
   return 0;
 }

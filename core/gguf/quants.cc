@@ -4,6 +4,7 @@
 #include "quantd/core/base/cpu_features.h"
 #include "quantd/core/base/half.h"
 #include "quants_internal.h"
+#include "quants_iq.h"
 
 namespace quantd::core::gguf {
 namespace {
@@ -321,6 +322,21 @@ constexpr GgmlKernels kKernels[] = {
             QuantizeIQ4_XS_weighted>(GgmlType::kIQ4_XS),
     Kernels<BlockTQ1_0, QuantizeTQ1_0_ref, nullptr, DequantizeTQ1_0>(GgmlType::kTQ1_0),
     Kernels<BlockTQ2_0, QuantizeTQ2_0_ref, nullptr, DequantizeTQ2_0>(GgmlType::kTQ2_0),
+    // Lattice-grid types (quants_iq1.cc, quants_iq2.cc, quants_iq3.cc).
+    Kernels<BlockIQ2_XXS, QuantizeIQ2_XXS_ref, nullptr, DequantizeIQ2_XXS,
+            QuantizeIQ2_XXS_weighted>(GgmlType::kIQ2_XXS),
+    Kernels<BlockIQ2_XS, QuantizeIQ2_XS_ref, nullptr, DequantizeIQ2_XS, QuantizeIQ2_XS_weighted>(
+        GgmlType::kIQ2_XS),
+    Kernels<BlockIQ2_S, QuantizeIQ2_S_ref, nullptr, DequantizeIQ2_S, QuantizeIQ2_S_weighted>(
+        GgmlType::kIQ2_S),
+    Kernels<BlockIQ3_XXS, QuantizeIQ3_XXS_ref, nullptr, DequantizeIQ3_XXS,
+            QuantizeIQ3_XXS_weighted>(GgmlType::kIQ3_XXS),
+    Kernels<BlockIQ3_S, QuantizeIQ3_S_ref, nullptr, DequantizeIQ3_S, QuantizeIQ3_S_weighted>(
+        GgmlType::kIQ3_S),
+    Kernels<BlockIQ1_S, QuantizeIQ1_S_ref, nullptr, DequantizeIQ1_S, QuantizeIQ1_S_weighted>(
+        GgmlType::kIQ1_S),
+    Kernels<BlockIQ1_M, QuantizeIQ1_M_ref, nullptr, DequantizeIQ1_M, QuantizeIQ1_M_weighted>(
+        GgmlType::kIQ1_M),
 };
 
 }  // namespace

@@ -58,6 +58,22 @@ double Tolerance(GgmlType t) {
       return 0.25;
     case GgmlType::kQ2_K:
       return 0.45;
+    // Lattice types without an importance matrix (IQ1_S, IQ2_XXS, IQ2_XS:
+    // uniform weights; the others llama.cpp's own).
+    case GgmlType::kIQ3_S:
+      return 0.2;
+    case GgmlType::kIQ3_XXS:
+      return 0.25;
+    case GgmlType::kIQ2_S:
+      return 0.3;
+    case GgmlType::kIQ2_XS:
+      return 0.35;
+    case GgmlType::kIQ2_XXS:
+      return 0.4;
+    case GgmlType::kIQ1_S:
+      return 0.55;
+    case GgmlType::kIQ1_M:
+      return 0.65;
     case GgmlType::kTQ1_0:  // ternary with the block's max as the scale:
     case GgmlType::kTQ2_0:  // most Gaussian values round to 0
       return 0.85;
@@ -98,7 +114,10 @@ TEST(GgmlKernelTableTest, OneEntryPerWrittenTypeWithItsGeometry) {
       GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16, GgmlType::kQ8_0,  GgmlType::kQ4_0,
       GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ2_K,  GgmlType::kQ3_K,
       GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kIQ4_NL,
-      GgmlType::kIQ4_XS, GgmlType::kTQ1_0, GgmlType::kTQ2_0};
+      GgmlType::kIQ4_XS, GgmlType::kTQ1_0, GgmlType::kTQ2_0,
+      // Lattice-grid types (quants_iq*.cc).
+      GgmlType::kIQ2_XXS, GgmlType::kIQ2_XS, GgmlType::kIQ2_S, GgmlType::kIQ3_XXS, GgmlType::kIQ3_S,
+      GgmlType::kIQ1_S, GgmlType::kIQ1_M};
   std::vector<GgmlType> got = TableTypes();
   std::sort(got.begin(), got.end());
   std::vector<GgmlType> sorted_want = want;
