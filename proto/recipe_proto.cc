@@ -157,6 +157,12 @@ absl::StatusOr<core::Recipe> RecipeFromProto(const v1::Recipe& p) {
   if (p.has_pure()) r.pure = p.pure();
   if (p.has_allow_requantize()) r.allow_requantize = p.allow_requantize();
   if (p.has_threads()) r.threads = p.threads();
+  if (p.has_report_level()) {
+    auto v = EnumInRange<core::ReportLevel>(p.report_level(), 2, "report_level");
+    if (!v.ok()) return v.status();
+    // proto: SUMMARY=0, NONE=1, FULL=2 — same order as the core enum.
+    r.report_level = *v;
+  }
   if (!p.model_name().empty()) r.model_name = p.model_name();
   if (p.has_bits()) r.bits = p.bits();
   if (p.has_group_size()) r.group_size = p.group_size();
@@ -198,6 +204,7 @@ v1::Recipe RecipeToProto(const core::Recipe& r) {
   p.set_pure(r.pure);
   p.set_allow_requantize(r.allow_requantize);
   p.set_threads(r.threads);
+  p.set_report_level(static_cast<v1::ReportLevel>(r.report_level));
   p.set_model_name(r.model_name);
   // Set for MLX recipes only, so the other formats' recipes stay as they were.
   if (r.format == core::ModelFormat::kMlx) {
