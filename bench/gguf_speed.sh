@@ -5,7 +5,8 @@
 # size llama-quantize was timed on, then runs `quantd quantize` per type with
 # --threads 1 and 2 and prints wall time, CPU time (user+sys), the speed-up
 # against llama-quantize's single-thread figures (per core: ref / (wall x
-# threads)), and peak RSS from /usr/bin/time -v.
+# threads)) and per CPU second (the anchor's user + sys CPU / quantd's, the
+# fairer figure on a loaded machine), and peak RSS from /usr/bin/time -v.
 #
 #   bench/gguf_speed.sh [BUILD_DIR] [WORK_DIR]
 #   defaults: BUILD_DIR=build, WORK_DIR=/tmp/quantd-gguf-bench
@@ -30,6 +31,7 @@ cat "$model" > /dev/null  # warm the page cache, as for llama-quantize's runs
 # without it the figures below are used: written down 2026-11-26 on the same
 # machine class (2 vCPU x86-64, AVX2), not re-measured.
 declare -A ref=([Q8_0]=1.89 [Q4_0]=2.05 [Q6_K]=7.6 [Q5_K_M]=12.7 [Q4_K_M]=15.1)
+declare -A ref_cpu  # measured: llama-quantize's user + sys CPU seconds
 types=(${GGUF_BENCH_TYPES:-Q8_0 Q4_0 Q6_K Q5_K_M Q4_K_M})
 llama=${LLAMA_QUANTIZE:-}
 wall_of() {  # /usr/bin/time -v log -> seconds
@@ -42,7 +44,7 @@ else
 fi
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-8s %4s %9s %9s %11s %13s %11s %10s\n' type thr wall_s cpu_s llama_s wall_x/core cpu_x peak_RSS_MB
+printf '%-8s %4s %9s %9s %11s %9s %13s %11s %10s\n' type thr wall_s cpu_s llama_s llama_cpu wall_x/core cpu_x peak_RSS_MB
 for t in "${types[@]}"; do
   if [ -n "$llama" ]; then
     lbest=""
@@ -50,9 +52,13 @@ for t in "${types[@]}"; do
       llog="$work/time-llama-$t-$rep.txt"
       /usr/bin/time -v "$llama" "$model" "$work/llama-$t.gguf" "$t" 1 > /dev/null 2> "$llog"
       lw=$(wall_of "$llog")
-      if [ -z "$lbest" ] || awk -v a="$lw" -v b="$lbest" 'BEGIN{exit !(a<b)}'; then lbest=$lw; fi
+      if [ -z "$lbest" ] || awk -v a="$lw" -v b="$lbest" 'BEGIN{exit !(a<b)}'; then
+        lbest=$lw
+        lcpu=$(awk -F': ' '/User time/ {u=$2} /System time/ {s=$2} END {print u+s}' "$llog")
+      fi
     done
     ref[$t]=$lbest
+    ref_cpu[$t]=$lcpu
     rm -f "$work/llama-$t.gguf"
   fi
   for thr in 1 2; do
@@ -73,8 +79,9 @@ for t in "${types[@]}"; do
     usr=$(awk -F': ' '/User time/ {print $2}' "$log")
     sys=$(awk -F': ' '/System time/ {print $2}' "$log")
     rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$log")
-    awk -v t="$t" -v thr="$thr" -v w="$wall" -v u="$usr" -v s="$sys" -v r="${ref[$t]}" -v m="$rss" \
-      'BEGIN { printf "%-8s %4d %9.2f %9.2f %11.2f %12.1fx %10.1fx %10d\n", t, thr, w, u+s, r, r/(w*thr), r/(u+s), m }'
+    rc=${ref_cpu[$t]:-${ref[$t]}}  # without a measured anchor: its wall (idle machine)
+    awk -v t="$t" -v thr="$thr" -v w="$wall" -v u="$usr" -v s="$sys" -v r="${ref[$t]}" -v rc="$rc" -v m="$rss" \
+      'BEGIN { printf "%-8s %4d %9.2f %9.2f %11.2f %9.2f %12.1fx %10.1fx %10d\n", t, thr, w, u+s, r, rc, r/(w*thr), rc/(u+s), m }'
   done
   rm -f "$work/out-$t.gguf"
 done
