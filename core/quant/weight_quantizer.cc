@@ -32,7 +32,19 @@ float Load(const T* p, int64_t i) {
 template <typename T>
 void GatherTile(const T* data, const MatrixSource& s, int64_t c0, int64_t cols, float* out) {
   if (s.col_stride == 1) {
-    for (int64_t r = 0; r < s.k; ++r) {
+    // A transpose: 16 rows at a time, so each column of `out` gets a whole
+    // 64-byte line per visit (one float per visit made the k-strided column
+    // starts fight over the same cache sets when k is a multiple of 1024).
+    constexpr int64_t kRows = 16;
+    int64_t r0 = 0;
+    for (; r0 + kRows <= s.k; r0 += kRows) {
+      const T* rows = data + r0 * s.row_stride + c0;
+      for (int64_t j = 0; j < cols; ++j) {
+        float* o = out + j * s.k + r0;
+        for (int64_t i = 0; i < kRows; ++i) o[i] = Load(rows + i * s.row_stride, j);
+      }
+    }
+    for (int64_t r = r0; r < s.k; ++r) {
       const T* row = data + r * s.row_stride + c0;
       for (int64_t j = 0; j < cols; ++j) out[j * s.k + r] = Load(row, j);
     }

@@ -291,6 +291,43 @@ TEST(WeightQuantizerTest, SummaryWithinOnePercentOfFull) {
   }
 }
 
+// The INT8 driver (tile gather, 16-row blocks plus a ragged tail) writes
+// what the per-column kernel writes for each column read on its own.
+TEST(WeightQuantizerTest, Int8MatrixIsThePerColumnKernel) {
+  const int64_t n = 70;
+  ThreadPool pool(1);
+  RunContext ctx;
+  ctx.pool = &pool;
+  ctx.parallelism = 2;
+  for (int64_t k : {int64_t{5}, int64_t{16}, int64_t{37}, int64_t{200}}) {
+    std::vector<float> w = ::quantd::testing::RandomFloats(k * n, 31, 0.1f);
+    MatrixSource s;
+    s.bytes = {reinterpret_cast<const uint8_t*>(w.data()), w.size() * 4};
+    s.k = k;
+    s.n = n;
+    s.row_stride = n;
+    Int8Options o8;
+    o8.per_channel = true;
+    o8.out_row_stride = n;
+    auto r = QuantizeInt8Matrix(s, o8, ctx, nullptr);
+    ASSERT_TRUE(r.ok()) << r.status();
+    std::vector<float> col(k);
+    std::vector<uint8_t> codes(k);
+    for (int64_t c = 0; c < n; ++c) {
+      for (int64_t i = 0; i < k; ++i) col[i] = w[i * n + c];
+      float mn = 0, mx = 0;
+      MinMax(col.data(), k, 1, &mn, &mx);
+      const Int8Params p = ComputeInt8Params(mn, mx, o8.type, o8.reduce_range);
+      EXPECT_EQ(r->params[c].scale, p.scale) << k << " " << c;
+      EXPECT_EQ(r->params[c].zero_point, p.zero_point) << k << " " << c;
+      QuantizeInt8(col.data(), k, 1, p, o8.type, codes.data(), 1);
+      for (int64_t i = 0; i < k; ++i) {
+        ASSERT_EQ(r->data[i * n + c], codes[i]) << "k " << k << " row " << i << " col " << c;
+      }
+    }
+  }
+}
+
 // An exact result has no finite SQNR: the report leaves it out rather than
 // printing a made-up figure.
 TEST(QualityAccumulatorTest, ExactResultHasNoSqnr) {
