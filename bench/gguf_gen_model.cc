@@ -7,6 +7,7 @@
 // Usage: gguf_gen_model OUT.gguf [layers embd ff vocab]
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -65,6 +66,14 @@ int main(int argc, char** argv) {
       GgufKv::Uint32("llama.rope.dimension_count", static_cast<uint32_t>(e / heads)),
       GgufKv::Uint32("general.file_type", 0),
   };
+  // llama-quantize loads the llama hyper-parameters and refuses a file
+  // without the RMS norm epsilon (a float32 scalar, little-endian).
+  {
+    const float eps = 1e-5f;
+    std::string raw(sizeof(eps), '\0');
+    std::memcpy(raw.data(), &eps, sizeof(eps));
+    kvs.push_back({"llama.attention.layer_norm_rms_epsilon", GgufValueType::kFloat32, raw});
+  }
   LayoutTensors(&tensors, kGgufDefaultAlignment);
   const std::string header = SerializeHeader(kvs, tensors);
   auto writer = AtomicFileWriter::Create(argv[1]);

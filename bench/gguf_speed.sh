@@ -5,7 +5,8 @@
 # size llama-quantize was timed on, then runs `quantd quantize` per type with
 # --threads 1 and 2 and prints wall time, CPU time (user+sys), the speed-up
 # against llama-quantize's single-thread figures (per core: ref / (wall x
-# threads)), and peak RSS from /usr/bin/time -v.
+# threads)) and per CPU second (the anchor's user + sys CPU / quantd's, the
+# fairer figure on a loaded machine), and peak RSS from /usr/bin/time -v.
 #
 #   bench/gguf_speed.sh [BUILD_DIR] [WORK_DIR]
 #   defaults: BUILD_DIR=build, WORK_DIR=/tmp/quantd-gguf-bench
@@ -24,13 +25,42 @@ model="$work/model-f32.gguf"
 [ -f "$model" ] || "$gen" "$model"
 cat "$model" > /dev/null  # warm the page cache, as for llama-quantize's runs
 
-# llama-quantize (b4747), same machine class, 247.5 M-weight F32 model, 1 thread.
+# The anchor: llama-quantize (b4747) on the same model, 1 thread. With
+# LLAMA_QUANTIZE=/path/to/llama-quantize it runs in this run, right before
+# quantd for each type (same load, warm cache; best wall of the repeats);
+# without it the figures below are used: written down 2026-11-26 on the same
+# machine class (2 vCPU x86-64, AVX2), not re-measured.
 declare -A ref=([Q8_0]=1.89 [Q4_0]=2.05 [Q6_K]=7.6 [Q5_K_M]=12.7 [Q4_K_M]=15.1)
+declare -A ref_cpu  # measured: llama-quantize's user + sys CPU seconds
 types=(${GGUF_BENCH_TYPES:-Q8_0 Q4_0 Q6_K Q5_K_M Q4_K_M})
+llama=${LLAMA_QUANTIZE:-}
+wall_of() {  # /usr/bin/time -v log -> seconds
+  awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$1"
+}
+if [ -n "$llama" ]; then
+  echo "anchor: $llama, measured in this run"
+else
+  echo "anchor: llama-quantize b4747 figures written down 2026-11-26 (set LLAMA_QUANTIZE to measure)"
+fi
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-8s %4s %9s %9s %11s %13s %11s %10s\n' type thr wall_s cpu_s llama_s wall_x/core cpu_x peak_RSS_MB
+printf '%-8s %4s %9s %9s %11s %9s %13s %11s %10s\n' type thr wall_s cpu_s llama_s llama_cpu wall_x/core cpu_x peak_RSS_MB
 for t in "${types[@]}"; do
+  if [ -n "$llama" ]; then
+    lbest=""
+    for rep in $(seq "${GGUF_BENCH_REPEAT:-2}"); do
+      llog="$work/time-llama-$t-$rep.txt"
+      /usr/bin/time -v "$llama" "$model" "$work/llama-$t.gguf" "$t" 1 > /dev/null 2> "$llog"
+      lw=$(wall_of "$llog")
+      if [ -z "$lbest" ] || awk -v a="$lw" -v b="$lbest" 'BEGIN{exit !(a<b)}'; then
+        lbest=$lw
+        lcpu=$(awk -F': ' '/User time/ {u=$2} /System time/ {s=$2} END {print u+s}' "$llog")
+      fi
+    done
+    ref[$t]=$lbest
+    ref_cpu[$t]=$lcpu
+    rm -f "$work/llama-$t.gguf"
+  fi
   for thr in 1 2; do
     out="$work/out-$t.gguf"
     best=""
@@ -38,7 +68,7 @@ for t in "${types[@]}"; do
       log="$work/time-$t-$thr-$rep.txt"
       /usr/bin/time -v "$quantd" quantize "$model" -o "$out" --gguf-type "$t" --threads "$thr" \
         > /dev/null 2> "$log"
-      wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$log")
+      wall=$(wall_of "$log")
       if [ -z "$best" ] || awk -v a="$wall" -v b="$bestwall" 'BEGIN{exit !(a<b)}'; then
         best="$log"
         bestwall="$wall"
@@ -49,8 +79,9 @@ for t in "${types[@]}"; do
     usr=$(awk -F': ' '/User time/ {print $2}' "$log")
     sys=$(awk -F': ' '/System time/ {print $2}' "$log")
     rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$log")
-    awk -v t="$t" -v thr="$thr" -v w="$wall" -v u="$usr" -v s="$sys" -v r="${ref[$t]}" -v m="$rss" \
-      'BEGIN { printf "%-8s %4d %9.2f %9.2f %11.2f %12.1fx %10.1fx %10d\n", t, thr, w, u+s, r, r/(w*thr), r/(u+s), m }'
+    rc=${ref_cpu[$t]:-${ref[$t]}}  # without a measured anchor: its wall (idle machine)
+    awk -v t="$t" -v thr="$thr" -v w="$wall" -v u="$usr" -v s="$sys" -v r="${ref[$t]}" -v rc="$rc" -v m="$rss" \
+      'BEGIN { printf "%-8s %4d %9.2f %9.2f %11.2f %9.2f %12.1fx %10.1fx %10d\n", t, thr, w, u+s, r, rc, r/(w*thr), rc/(u+s), m }'
   done
   rm -f "$work/out-$t.gguf"
 done

@@ -82,6 +82,12 @@ class RatioReporter : public benchmark::ConsoleReporter {
  public:
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const auto& r : runs) {
+      // With --benchmark_repetitions: ratios of the mean and the median only
+      // (a ratio of two standard deviations or two CVs means nothing).
+      if (r.run_type == Run::RT_Aggregate && r.aggregate_name != "mean" &&
+          r.aggregate_name != "median") {
+        continue;
+      }
       auto it = r.counters.find("bytes_per_second");
       if (it != r.counters.end()) rates_[r.benchmark_name()] = it->second.value;
     }

@@ -164,6 +164,12 @@ absl::StatusOr<core::Recipe> RecipeFromProto(const v1::Recipe& p) {
   if (p.has_keep_split()) r.keep_split = p.keep_split();
   if (p.has_split_max_bytes()) r.split_max_bytes = p.split_max_bytes();
   if (p.has_threads()) r.threads = p.threads();
+  if (p.has_report_level()) {
+    auto v = EnumInRange<core::ReportLevel>(p.report_level(), 2, "report_level");
+    if (!v.ok()) return v.status();
+    // proto: SUMMARY=0, NONE=1, FULL=2 — same order as the core enum.
+    r.report_level = *v;
+  }
   if (!p.model_name().empty()) r.model_name = p.model_name();
   if (p.has_bits()) r.bits = p.bits();
   if (p.has_group_size()) r.group_size = p.group_size();
@@ -214,6 +220,7 @@ v1::Recipe RecipeToProto(const core::Recipe& r) {
   if (r.keep_split) p.set_keep_split(true);
   if (r.split_max_bytes > 0) p.set_split_max_bytes(r.split_max_bytes);
   p.set_threads(r.threads);
+  p.set_report_level(static_cast<v1::ReportLevel>(r.report_level));
   p.set_model_name(r.model_name);
   // Set for MLX recipes only, so the other formats' recipes stay as they were.
   if (r.format == core::ModelFormat::kMlx) {

@@ -709,6 +709,8 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
       // (float outputs carry them over unchanged, as llama-quantize does).
       const bool check_finite = gguf::TypeInfo(out_type).quantized;
       std::vector<int64_t> first_non_finite(static_cast<size_t>(chunks), -1);
+      // report_level none: no quality figures (summary and full: all of them).
+      const bool measure = recipe.report_level != ReportLevel::kNone;
       ctx.ParallelFor(chunks, [&](int64_t c, int thread) {
         const int64_t r0 = c * rows_per_chunk;
         const int64_t nr = std::min(rows_per_chunk, rows - r0);
@@ -723,14 +725,16 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
           source.ReadRows(plan.index, r0, nr, src_scratch[thread].data());
           x = src_scratch[thread].data();
         }
-        if (check_finite) {
-          const int64_t bad = FirstNonFiniteF32(x, n);
+        uint8_t* y = out_buf.data() + r0 * out_row_bytes;
+        // Importance-weighted quantizers search scales and grids: they get
+        // only finite rows, so their chunks are scanned first too.
+        if (!measure || plan.quant_weights != nullptr) {
+          const int64_t bad = check_finite ? FirstNonFiniteF32(x, n) : -1;
           if (bad >= 0) {
             first_non_finite[static_cast<size_t>(c)] = r0 * ne0 + bad;
             return;
           }
         }
-        uint8_t* y = out_buf.data() + r0 * out_row_bytes;
         if (plan.quant_weights == nullptr) {
           gguf::QuantizeRow(out_type, x, y, n);
         } else {
@@ -746,12 +750,22 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
             r = end;
           }
         }
+        if (!measure) return;
         // Quality: compare the stored values with the source.
         float* back = deq_scratch[thread].data();
         gguf::DequantizeRow(out_type, y, back, n);
         ChunkQuality q;
         AddQualitySums(x, back, n, &q);
         quality[static_cast<size_t>(c)] = q;
+        // NaN/Inf in the chunk makes sum x^2 non-finite: the check rides on
+        // the quality pass instead of a scan of its own. (The quantizers
+        // handle such blocks as ggml does; the output is discarded.) A
+        // finite sum can also overflow the float partial sums, so the scan
+        // of the slow path decides.
+        if (check_finite && !std::isfinite(q.sum_w2)) {
+          const int64_t bad = FirstNonFiniteF32(x, n);
+          if (bad >= 0) first_non_finite[static_cast<size_t>(c)] = r0 * ne0 + bad;
+        }
       });
       for (int64_t bad : first_non_finite) {
         if (bad < 0) continue;
@@ -779,9 +793,13 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
       tr.dtype_after = gguf::TypeName(out_type);
       tr.bytes_before = source.SourceBytes(plan.index);
       tr.bytes_after = plan.out.nbytes;
-      if (sum.sum_w2 > 0) tr.rel_l2_error = std::sqrt(sum.sum_e2 / sum.sum_w2);
-      if (sum.sum_w2 > 0 && sum.sum_e2 > 0) tr.sqnr_db = 10.0 * std::log10(sum.sum_w2 / sum.sum_e2);
-      tr.max_abs_error = sum.max_abs;
+      if (measure) {
+        if (sum.sum_w2 > 0) tr.rel_l2_error = std::sqrt(sum.sum_e2 / sum.sum_w2);
+        if (sum.sum_w2 > 0 && sum.sum_e2 > 0) {
+          tr.sqnr_db = 10.0 * std::log10(sum.sum_w2 / sum.sum_e2);
+        }
+        tr.max_abs_error = sum.max_abs;
+      }
       report.tensors.push_back(std::move(tr));
       report.tensors_converted += 1;
       report.weights_quantized += static_cast<uint64_t>(src.Elements());

@@ -45,6 +45,7 @@ absl::Status DeferredWeight::Compute() {
   quant::MatrixSource s = spec.geometry;
   s.bytes = data.bytes();
   TensorReport quality;
+  TensorReport* q = measure_quality ? &quality : nullptr;
   outputs.assign(3, {});
   if (spec.nbits8) {
     absl::StatusOr<quant::Blockwise8Result> q8 = quant::QuantizeBlockwise8Matrix(
@@ -55,7 +56,7 @@ absl::Status DeferredWeight::Compute() {
     outputs[kZeroPoints] = std::move(q8->zero_points);
   } else if (spec.int4) {
     const quant::Int4Options& o = spec.int4_options;
-    absl::StatusOr<quant::Int4Result> q4 = quant::QuantizeInt4Matrix(s, o, *ctx, &quality);
+    absl::StatusOr<quant::Int4Result> q4 = quant::QuantizeInt4Matrix(s, o, *ctx, q, quality_level);
     if (!q4.ok()) return WithTensorName(q4.status(), report->tensors[report_index].name);
     quant::Int4Result& r = *q4;
     outputs[kCodes] = std::move(r.packed);
@@ -71,7 +72,7 @@ absl::Status DeferredWeight::Compute() {
     }
   } else {
     absl::StatusOr<quant::Int8Result> q8 =
-        quant::QuantizeInt8Matrix(s, spec.int8_options, *ctx, &quality);
+        quant::QuantizeInt8Matrix(s, spec.int8_options, *ctx, q, quality_level);
     if (!q8.ok()) return WithTensorName(q8.status(), report->tensors[report_index].name);
     quant::Int8Result& r = *q8;
     outputs[kCodes] = std::move(r.data);

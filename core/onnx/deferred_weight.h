@@ -50,6 +50,10 @@ struct DeferredWeight {
   const RunContext* ctx = nullptr;         // threads and cancel; outlives Compute()
   Report* report = nullptr;                // receives quality at report_index
   size_t report_index = 0;
+  // Quality figures: none (the entry keeps only sizes), or measured at
+  // quality_level (quality.h).
+  bool measure_quality = true;
+  quant::QualityLevel quality_level = quant::QualityLevel::kSampled;
 
   bool done = false;
   absl::Status status;

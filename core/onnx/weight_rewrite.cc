@@ -35,6 +35,10 @@ PreparedWeight PrepareWeight(RewriteContext* ctx, const onnx::GraphProto* g, Pro
   weight->ctx = ctx->run;
   weight->report = ctx->report;
   weight->report_index = ctx->report->tensors.size();
+  weight->measure_quality = ctx->recipe.report_level != ReportLevel::kNone;
+  weight->quality_level = ctx->recipe.report_level == ReportLevel::kFull
+                              ? quant::QualityLevel::kFull
+                              : quant::QualityLevel::kSampled;
   const onnx::TensorProto& t = *w.tensor;
   TensorReport entry;
   entry.name = w.value;

@@ -13,6 +13,7 @@
 #include "int4_search.h"
 #include "quantd/core/base/cpu_features.h"
 #include "quantd/core/base/finite.h"
+#include "quantd/core/quant/quality.h"
 
 namespace quantd::core::quant {
 namespace {
@@ -33,6 +34,7 @@ using int4::QMax;
 using int4::QMin;
 using int4::RtnParams;
 using int4::SearchParams;
+using int4::TileStatsArgs;
 
 // Stores one block's parameters.
 template <typename T>
@@ -145,7 +147,7 @@ int CarryFromPreviousBlock(const WeightView<T>& w, const Int4Options& o, int64_t
 template <typename T, Int4Layout L>
 bool QuantizeRowMajorRtn(const Int4Kernels& kernels, const WeightView<T>& w, const Int4Options& o,
                          int64_t n_begin, int64_t n_end, uint8_t* packed, T* scales,
-                         uint8_t* zero_points) {
+                         uint8_t* zero_points, Int4QualitySums* sums) {
   const int bs = o.block_size;
   const int64_t blocks = (w.k + bs - 1) / bs;
   const int qmin = QMin(o), qmax = QMax(o);
@@ -162,6 +164,16 @@ bool QuantizeRowMajorRtn(const Int4Kernels& kernels, const WeightView<T>& w, con
   alignas(64) float recip[kTileCols], zpf[kTileCols];
   alignas(64) uint8_t codes[kMaxBlock * kTileCols];  // [row][col]
   alignas(64) float wide[kFloat ? 1 : kMaxBlock * kTileCols];
+  // Fused quality: per-tile column sums, folded into double per tile.
+  alignas(64) float scale_f[kTileCols];
+  alignas(64) float st_w2[kTileCols], st_e2[kTileCols], st_max[kTileCols];
+  const bool probe = sums != nullptr && sums->probe != nullptr;
+  const int64_t range = n_end - n_begin;
+  float* y = probe ? sums->scratch : nullptr;
+  float* yq = probe ? sums->scratch + sums->probe_rows * range : nullptr;
+  if (probe) std::fill(y, y + 2 * sums->probe_rows * range, 0.0f);
+  double sum_w2 = 0, sum_e2 = 0;
+  float max_abs = 0;
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t r0 = b * bs;
     const int rows = static_cast<int>(std::min<int64_t>(bs, w.k - r0));
@@ -215,6 +227,7 @@ bool QuantizeRowMajorRtn(const Int4Kernels& kernels, const WeightView<T>& w, con
             alignas(32) float sc[kTileCols];
             kernels.symmetric_params(mn + (c0 - s0), mx + (c0 - s0), sc, recip, zpf);
             for (int j = 0; j < kTileCols; ++j) scales[(c0 + j) * blocks + b] = sc[j];
+            if (sums != nullptr) std::copy(sc, sc + kTileCols, scale_f);
             params_done = true;
           }
         }
@@ -224,11 +237,33 @@ bool QuantizeRowMajorRtn(const Int4Kernels& kernels, const WeightView<T>& w, con
           StoreParams(o, w.n, blocks, c0 + j, b, scale, q.zp, scales, zero_points);
           recip[j] = q.recip;
           zpf[j] = static_cast<float>(q.zp);
+          scale_f[j] = q.scale;
         }
         if (tn == kTileCols) {
           kernels.code_tile(tile, ld, rows, recip, zpf, cp, codes);
         } else {
           CodeTileScalar(tile, ld, rows, tn, recip, zpf, cp, codes);
+        }
+        if (sums != nullptr) {
+          TileStatsArgs a;
+          if (probe &&
+              ProbeGroupSampled(c0 / QualityAccumulator::kProbeGroup, sums->sample_threshold)) {
+            a.probe = sums->probe + r0;
+            a.ldp = w.k;
+            a.probe_rows = sums->probe_rows;
+            a.y = y + (c0 - n_begin);
+            a.yq = yq + (c0 - n_begin);
+            a.ldy = range;
+          }
+          kernels.tile_stats(tile, ld, rows, tn, codes, scale_f, zpf, a, st_w2, st_e2, st_max);
+          float tw = 0, te = 0;
+          for (int j = 0; j < tn; ++j) {
+            tw += st_w2[j];
+            te += st_e2[j];
+            max_abs = std::max(max_abs, st_max[j]);
+          }
+          sum_w2 += tw;
+          sum_e2 += te;
         }
         if constexpr (L == Int4Layout::kMatMulNBits) {
           if (tn == kTileCols && rows == bs && kernels.pack_nbits_tile != nullptr) {
@@ -272,20 +307,60 @@ bool QuantizeRowMajorRtn(const Int4Kernels& kernels, const WeightView<T>& w, con
       }
     }
   }
+  if (sums != nullptr) {
+    sums->sum_w2 += sum_w2;
+    sums->sum_e2 += sum_e2;
+    sums->max_abs = std::max(sums->max_abs, static_cast<double>(max_abs));
+    if (probe) {
+      // Sampled groups only: the others' sums stayed 0 (and would add 0).
+      for (int64_t g0 = n_begin; g0 < n_end; g0 += QualityAccumulator::kProbeGroup) {
+        if (!ProbeGroupSampled(g0 / QualityAccumulator::kProbeGroup, sums->sample_threshold)) {
+          continue;
+        }
+        const int64_t g1 = std::min<int64_t>(n_end, g0 + QualityAccumulator::kProbeGroup);
+        for (int p = 0; p < sums->probe_rows; ++p) {
+          const float* yp = y + p * range;
+          const float* yqp = yq + p * range;
+          for (int64_t c = g0 - n_begin; c < g1 - n_begin; ++c) {
+            const double a = yp[c], d = static_cast<double>(yp[c] - yqp[c]);
+            sums->sum_y2 += a * a;
+            sums->sum_ye2 += d * d;
+          }
+        }
+      }
+    }
+  }
   return true;
 }
 
 template <typename T, Int4Layout L>
 bool QuantizeDispatch(const WeightView<T>& w, const Int4Options& o, int64_t n_begin, int64_t n_end,
-                      uint8_t* packed, T* scales, uint8_t* zero_points) {
+                      uint8_t* packed, T* scales, uint8_t* zero_points,
+                      Int4QualitySums* sums = nullptr) {
   const Int4Kernels& kernels = Int4KernelsFor(ActiveCpuLevel());
-  if (o.algorithm == Int4Algorithm::kRtn && w.col_stride == 1) {
-    return QuantizeRowMajorRtn<T, L>(kernels, w, o, n_begin, n_end, packed, scales, zero_points);
+  if (Int4FusedQualitySupported(o, w.col_stride)) {
+    return QuantizeRowMajorRtn<T, L>(kernels, w, o, n_begin, n_end, packed, scales, zero_points,
+                                     sums);
   }
   return QuantizeGeneric<T, L>(kernels, w, o, n_begin, n_end, packed, scales, zero_points);
 }
 
 }  // namespace
+
+bool Int4FusedQualitySupported(const Int4Options& o, int64_t col_stride) {
+  return o.algorithm == Int4Algorithm::kRtn && col_stride == 1;
+}
+
+template <typename T>
+bool QuantizeInt4(const WeightView<T>& w, const Int4Options& o, int64_t n_begin, int64_t n_end,
+                  uint8_t* packed, T* scales, uint8_t* zero_points, Int4QualitySums* sums) {
+  if (o.layout == Int4Layout::kMatMulNBits) {
+    return QuantizeDispatch<T, Int4Layout::kMatMulNBits>(w, o, n_begin, n_end, packed, scales,
+                                                         zero_points, sums);
+  }
+  return QuantizeDispatch<T, Int4Layout::kQdq>(w, o, n_begin, n_end, packed, scales, zero_points,
+                                               sums);
+}
 
 Int4Sizes ComputeInt4Sizes(int64_t k, int64_t n, const Int4Options& o) {
   Int4Sizes s;
@@ -355,6 +430,10 @@ void DequantizeInt4(int64_t k, int64_t n, const Int4Options& o, const uint8_t* p
 
 template bool QuantizeInt4<float>(const WeightView<float>&, const Int4Options&, int64_t, int64_t,
                                   uint8_t*, float*, uint8_t*);
+template bool QuantizeInt4<float>(const WeightView<float>&, const Int4Options&, int64_t, int64_t,
+                                  uint8_t*, float*, uint8_t*, Int4QualitySums*);
+template bool QuantizeInt4<Half>(const WeightView<Half>&, const Int4Options&, int64_t, int64_t,
+                                 uint8_t*, Half*, uint8_t*, Int4QualitySums*);
 template bool QuantizeInt4<Half>(const WeightView<Half>&, const Int4Options&, int64_t, int64_t,
                                  uint8_t*, Half*, uint8_t*);
 template void DequantizeInt4<float>(int64_t, int64_t, const Int4Options&, const uint8_t*,

@@ -168,6 +168,96 @@ using SymmetricParamsFn = void (*)(const float* mn, const float* mx, float* scal
 // combined as (s0 + s1) + (s2 + s3), then the tail in order.
 using BlockErrorFn = double (*)(const float* v, int rows, const BlockQ& q, const CodeParams& p);
 
+// Quality sums of a tile (the fused report): `rows` rows of tn <= kTileCols
+// values, their codes [row][kTileCols] (read as int8: QDQ int4 codes are
+// signed, the others 0..15), per-column scale s and zero point z. Dequantized
+// as DequantizeInt4 does, w' = (code - z) * s, e = w - w'. Overwrites
+// w2[j] = sum w^2, e2[j] = sum e^2, emax[j] = max |e| (kTileCols floats, 0
+// beyond tn). When probe is not null, also adds sum_i probe[p * ldp + i] * w
+// to y[p * ldy + j] and the same of w' to yq[p * ldy + j], p < probe_rows.
+// Figures, not output bytes: variants agree within float rounding.
+struct TileStatsArgs {
+  const float* probe = nullptr;  // the probe X's columns for this tile's rows
+  int64_t ldp = 0;
+  int probe_rows = 0;
+  float* y = nullptr;  // the tile's first column in [probe_rows, ldy] sums
+  float* yq = nullptr;
+  int64_t ldy = 0;
+};
+using TileStatsFn = void (*)(const float* src, int64_t ld, int rows, int tn, const uint8_t* codes,
+                             const float* s, const float* z, const TileStatsArgs& a, float* w2,
+                             float* e2, float* emax);
+
+// The error sums of TileStatsFn (no probe), vectorized over columns by the
+// compiler at the caller's target. When wq is not null, also stores w' there
+// ([rows][kTileCols]).
+inline void TileErrorBody(const float* __restrict src, int64_t ld, int rows, int tn,
+                          const uint8_t* __restrict codes, const float* __restrict s,
+                          const float* __restrict z, float* __restrict w2, float* __restrict e2,
+                          float* __restrict emax, float* __restrict wq) {
+  for (int j = 0; j < kTileCols; ++j) {
+    w2[j] = 0.0f;
+    e2[j] = 0.0f;
+    emax[j] = 0.0f;
+  }
+  for (int i = 0; i < rows; ++i) {
+    const float* __restrict row = src + i * ld;
+    const uint8_t* __restrict c = codes + i * kTileCols;
+    for (int j = 0; j < tn; ++j) {
+      const float w = row[j];
+      const float q = (static_cast<float>(static_cast<int8_t>(c[j])) - z[j]) * s[j];
+      const float e = w - q;
+      w2[j] += w * w;
+      e2[j] += e * e;
+      const float ae = e < 0.0f ? -e : e;
+      emax[j] = emax[j] > ae ? emax[j] : ae;
+    }
+    if (wq != nullptr) {
+      for (int j = 0; j < tn; ++j) {
+        wq[i * kTileCols + j] = (static_cast<float>(static_cast<int8_t>(c[j])) - z[j]) * s[j];
+      }
+    }
+  }
+}
+
+// The portable TileStatsFn body (vectorized over columns by the compiler).
+inline void TileStatsBody(const float* __restrict src, int64_t ld, int rows, int tn,
+                          const uint8_t* __restrict codes, const float* __restrict s,
+                          const float* __restrict z, const TileStatsArgs& a, float* __restrict w2,
+                          float* __restrict e2, float* __restrict emax) {
+  for (int j = 0; j < kTileCols; ++j) {
+    w2[j] = 0.0f;
+    e2[j] = 0.0f;
+    emax[j] = 0.0f;
+  }
+  alignas(32) float wq[kTileCols];
+  for (int i = 0; i < rows; ++i) {
+    const float* __restrict row = src + i * ld;
+    const uint8_t* __restrict c = codes + i * kTileCols;
+    for (int j = 0; j < tn; ++j) {
+      const float w = row[j];
+      const float q = (static_cast<float>(static_cast<int8_t>(c[j])) - z[j]) * s[j];
+      const float e = w - q;
+      w2[j] += w * w;
+      e2[j] += e * e;
+      const float ae = e < 0.0f ? -e : e;
+      emax[j] = emax[j] > ae ? emax[j] : ae;
+      wq[j] = q;
+    }
+    if (a.probe != nullptr) {
+      for (int p = 0; p < a.probe_rows; ++p) {
+        const float x = a.probe[p * a.ldp + i];
+        float* __restrict yp = a.y + p * a.ldy;
+        float* __restrict yqp = a.yq + p * a.ldy;
+        for (int j = 0; j < tn; ++j) {
+          yp[j] += x * row[j];
+          yqp[j] += x * wq[j];
+        }
+      }
+    }
+  }
+}
+
 // The tile kernels of one CpuLevel. Null entries have no variant at that
 // level; the caller uses its scalar loop.
 struct Int4Kernels {
@@ -177,6 +267,7 @@ struct Int4Kernels {
   PackNBitsTileFn pack_nbits_tile;     // may be null
   SymmetricParamsFn symmetric_params;  // may be null
   BlockErrorFn block_error;
+  TileStatsFn tile_stats;
 };
 
 // The kernels of `level`, or of the best level below it that has them.
@@ -188,6 +279,9 @@ int MinMaxRowsScalar(const float* src, int64_t ld, int rows, int width, float* m
 void CodeTileScalar(const float* src, int64_t ld, int rows, int tn, const float* r, const float* z,
                     const CodeParams& p, uint8_t* codes);
 double BlockErrorScalar(const float* v, int rows, const BlockQ& q, const CodeParams& p);
+void TileStatsScalar(const float* src, int64_t ld, int rows, int tn, const uint8_t* codes,
+                     const float* s, const float* z, const TileStatsArgs& a, float* w2, float* e2,
+                     float* emax);
 
 #if defined(__x86_64__)
 // x86-64 variants (int4_kernels_x86.cc). SSE2 is the x86-64 baseline; the
@@ -203,6 +297,9 @@ void CodeTileAvx2(const float* src, int64_t ld, int rows, const float* r, const 
                   const CodeParams& p, uint8_t* codes);
 void SymmetricParamsAvx2(const float* mn, const float* mx, float* scale, float* recip, float* zpf);
 double BlockErrorAvx2(const float* v, int rows, const BlockQ& q, const CodeParams& p);
+void TileStatsAvx2(const float* src, int64_t ld, int rows, int tn, const uint8_t* codes,
+                   const float* s, const float* z, const TileStatsArgs& a, float* w2, float* e2,
+                   float* emax);
 #endif
 
 }  // namespace quantd::core::quant::int4

@@ -61,14 +61,23 @@ double BlockErrorScalar(const float* v, int rows, const BlockQ& q, const CodePar
   return err;
 }
 
+void TileStatsScalar(const float* src, int64_t ld, int rows, int tn, const uint8_t* codes,
+                     const float* s, const float* z, const TileStatsArgs& a, float* w2, float* e2,
+                     float* emax) {
+  TileStatsBody(src, ld, rows, tn, codes, s, z, a, w2, e2, emax);
+}
+
 const Int4Kernels& Int4KernelsFor(CpuLevel level) {
   static constexpr Int4Kernels kScalar = {CpuLevel::kScalar, MinMaxRowsScalar, CodeFullTileScalar,
-                                          nullptr,           nullptr,          BlockErrorScalar};
+                                          nullptr,           nullptr,          BlockErrorScalar,
+                                          TileStatsScalar};
 #if defined(__x86_64__)
   static constexpr Int4Kernels kSse2 = {CpuLevel::kSse2,   MinMaxRowsSse2, CodeTileSse2,
-                                        PackNBitsTileSse2, nullptr,        BlockErrorScalar};
+                                        PackNBitsTileSse2, nullptr,        BlockErrorScalar,
+                                        TileStatsScalar};
   static constexpr Int4Kernels kAvx2 = {CpuLevel::kAvx2,   MinMaxRowsAvx2,      CodeTileAvx2,
-                                        PackNBitsTileSse2, SymmetricParamsAvx2, BlockErrorAvx2};
+                                        PackNBitsTileSse2, SymmetricParamsAvx2, BlockErrorAvx2,
+                                        TileStatsAvx2};
   if (level >= CpuLevel::kAvx2) return kAvx2;
   if (level >= CpuLevel::kSse2) return kSse2;
 #endif

@@ -29,7 +29,31 @@ QualityAccumulator::QualityAccumulator(int64_t k) : k_(k), probe_(kProbeRows * k
   FillGaussian(0x51ADull, probe_.data(), static_cast<int64_t>(probe_.size()));
 }
 
-void QualityAccumulator::AddColumns(const float* w, const float* w_hat, int64_t cols) {
+int64_t SampledProbeColumns(int64_t n) {
+  constexpr double kRelativeError = 0.01, kZ99 = 2.576, kSpread = 0.35;
+  constexpr double c = (kRelativeError / (kZ99 * kSpread)) * (kRelativeError / (kZ99 * kSpread));
+  if (n <= 0) return 0;
+  return std::min<int64_t>(n, static_cast<int64_t>(std::ceil(n / (1.0 + n * c))));
+}
+
+uint64_t ProbeSampleThreshold(int64_t n, QualityLevel level) {
+  constexpr uint64_t kAll = uint64_t{1} << 32;
+  if (level == QualityLevel::kFull || n <= 0) return kAll;
+  const int64_t m = SampledProbeColumns(n);
+  if (m >= n) return kAll;
+  return static_cast<uint64_t>(std::ceil(static_cast<double>(m) / n * static_cast<double>(kAll)));
+}
+
+void QualityAccumulator::AddSums(double sum_w2, double sum_e2, double max_abs, double sum_y2,
+                                 double sum_ye2) {
+  sum_w2_ += sum_w2;
+  sum_e2_ += sum_e2;
+  max_abs_ = std::max(max_abs_, max_abs);
+  sum_y2_ += sum_y2;
+  sum_ye2_ += sum_ye2;
+}
+
+void QualityAccumulator::AddColumns(const float* w, const float* w_hat, int64_t cols, bool probe) {
   using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
   using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   Eigen::Map<const Mat> W(w, k_, cols);
@@ -41,6 +65,7 @@ void QualityAccumulator::AddColumns(const float* w, const float* w_hat, int64_t 
     sum_e2_ += e * e;
     max_abs_ = std::max(max_abs_, std::fabs(e));
   }
+  if (!probe) return;
   Mat y = X * W;
   Mat yq = X * Wq;
   sum_y2_ += y.cast<double>().squaredNorm();

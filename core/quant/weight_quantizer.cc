@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cfloat>
 #include <cstring>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "quantd/core/base/finite.h"
@@ -32,7 +33,19 @@ float Load(const T* p, int64_t i) {
 template <typename T>
 void GatherTile(const T* data, const MatrixSource& s, int64_t c0, int64_t cols, float* out) {
   if (s.col_stride == 1) {
-    for (int64_t r = 0; r < s.k; ++r) {
+    // A transpose: 16 rows at a time, so each column of `out` gets a whole
+    // 64-byte line per visit (one float per visit made the k-strided column
+    // starts fight over the same cache sets when k is a multiple of 1024).
+    constexpr int64_t kRows = 16;
+    int64_t r0 = 0;
+    for (; r0 + kRows <= s.k; r0 += kRows) {
+      const T* rows = data + r0 * s.row_stride + c0;
+      for (int64_t j = 0; j < cols; ++j) {
+        float* o = out + j * s.k + r0;
+        for (int64_t i = 0; i < kRows; ++i) o[i] = Load(rows + i * s.row_stride, j);
+      }
+    }
+    for (int64_t r = r0; r < s.k; ++r) {
       const T* row = data + r * s.row_stride + c0;
       for (int64_t j = 0; j < cols; ++j) out[j * s.k + r] = Load(row, j);
     }
@@ -101,7 +114,8 @@ absl::Status ForEachTile(int64_t tiles, const RunContext& ctx, int max_paralleli
 
 template <typename T>
 absl::StatusOr<Int4Result> Int4Impl(const MatrixSource& s, const Int4Options& o,
-                                    const RunContext& ctx, TensorReport* quality) {
+                                    const RunContext& ctx, TensorReport* quality,
+                                    QualityLevel level) {
   const T* data = reinterpret_cast<const T*>(s.bytes.data());
   WeightView<T> view{data, s.k, s.n, s.row_stride, s.col_stride};
   Int4Sizes sizes = ComputeInt4Sizes(s.k, s.n, o);
@@ -117,15 +131,38 @@ absl::StatusOr<Int4Result> Int4Impl(const MatrixSource& s, const Int4Options& o,
   const int64_t width = RangeWidth(s.n, threads);
   const int64_t ranges = (s.n + width - 1) / width;
   std::atomic<bool> non_finite{false};
-  absl::Status st = ForEachTile(ranges, ctx, threads, [&](int64_t t, int) {
-    const int64_t c0 = t * width, c1 = std::min(s.n, c0 + width);
-    if (!QuantizeInt4(view, o, c0, c1, out.packed.data(), scales, zps)) {
-      non_finite.store(true, std::memory_order_relaxed);
+  const uint64_t threshold = ProbeSampleThreshold(s.n, level);
+  // Fused quality: the tiles report their sums while in cache (one
+  // Int4QualitySums and probe scratch per thread slot).
+  const bool fused = quality != nullptr && Int4FusedQualitySupported(o, s.col_stride);
+  std::optional<QualityAccumulator> fused_acc;
+  std::vector<Int4QualitySums> sums(fused ? threads : 0);
+  std::vector<std::vector<float>> scratch(fused ? threads : 0);
+  if (fused) {
+    fused_acc.emplace(s.k);
+    for (int i = 0; i < threads; ++i) {
+      sums[i].probe = fused_acc->probe();
+      sums[i].probe_rows = QualityAccumulator::kProbeRows;
+      sums[i].sample_threshold = threshold;
+      scratch[i].resize(2 * QualityAccumulator::kProbeRows * width);
+      sums[i].scratch = scratch[i].data();
     }
+  }
+  absl::Status st = ForEachTile(ranges, ctx, threads, [&](int64_t t, int slot) {
+    const int64_t c0 = t * width, c1 = std::min(s.n, c0 + width);
+    const bool ok = fused
+                        ? QuantizeInt4(view, o, c0, c1, out.packed.data(), scales, zps, &sums[slot])
+                        : QuantizeInt4(view, o, c0, c1, out.packed.data(), scales, zps);
+    if (!ok) non_finite.store(true, std::memory_order_relaxed);
   });
   if (!st.ok()) return st;
   if (non_finite) return NonFiniteSourceError(s);
-  if (quality != nullptr) {
+  if (fused) {
+    for (const Int4QualitySums& q : sums) {
+      fused_acc->AddSums(q.sum_w2, q.sum_e2, q.max_abs, q.sum_y2, q.sum_ye2);
+    }
+    fused_acc->Fill(quality);
+  } else if (quality != nullptr) {
     // Quality in a second pass, by column tiles (the probe product needs
     // whole columns).
     const int64_t tiles = (s.n + kTile - 1) / kTile;
@@ -140,7 +177,7 @@ absl::StatusOr<Int4Result> Int4Impl(const MatrixSource& s, const Int4Options& o,
       qb.resize(s.k * kTile);
       GatherTile(data, s, c0, c1 - c0, wb.data());
       DequantizeInt4(s.k, s.n, o, out.packed.data(), scales, zps, c0, c1, qb.data());
-      acc[slot].AddColumns(wb.data(), qb.data(), c1 - c0);
+      acc[slot].AddColumns(wb.data(), qb.data(), c1 - c0, ProbeGroupSampled(t, threshold));
     });
     if (!st.ok()) return st;
     for (int i = 1; i < threads; ++i) acc[0].Merge(acc[i]);
@@ -151,7 +188,9 @@ absl::StatusOr<Int4Result> Int4Impl(const MatrixSource& s, const Int4Options& o,
 
 template <typename T>
 absl::StatusOr<Int8Result> Int8Impl(const MatrixSource& s, const Int8Options& o,
-                                    const RunContext& ctx, TensorReport* quality) {
+                                    const RunContext& ctx, TensorReport* quality,
+                                    QualityLevel level) {
+  const uint64_t threshold = ProbeSampleThreshold(s.n, level);
   const T* data = reinterpret_cast<const T*>(s.bytes.data());
   const int threads = ctx.Parallelism();  // scratch slots
   const int64_t tiles = (s.n + kTile - 1) / kTile;
@@ -207,7 +246,9 @@ absl::StatusOr<Int8Result> Int8Impl(const MatrixSource& s, const Int8Options& o,
           qb[r] = DequantizeInt8(dst[r * o.out_row_stride], p, o.type);
       }
     }
-    if (quality != nullptr) acc[slot].AddColumns(wb, q_buf[slot].data(), c1 - c0);
+    if (quality != nullptr) {
+      acc[slot].AddColumns(wb, q_buf[slot].data(), c1 - c0, ProbeGroupSampled(t, threshold));
+    }
   });
   if (!st.ok()) return st;
   if (quality != nullptr) {
@@ -307,7 +348,8 @@ absl::StatusOr<Blockwise8Result> QuantizeBlockwise8Matrix(const MatrixSource& sr
 }
 
 absl::StatusOr<Int4Result> QuantizeInt4Matrix(const MatrixSource& src, const Int4Options& options,
-                                              const RunContext& ctx, TensorReport* quality) {
+                                              const RunContext& ctx, TensorReport* quality,
+                                              QualityLevel level) {
   if (absl::Status st = CheckSource(src); !st.ok()) return st;
   switch (options.block_size) {
     case 16:
@@ -320,15 +362,16 @@ absl::StatusOr<Int4Result> QuantizeInt4Matrix(const MatrixSource& src, const Int
       return absl::InvalidArgumentError(absl::StrCat(
           "block size ", options.block_size, " is not supported; use 16..256, a power of 2"));
   }
-  if (src.onnx_type == 1) return Int4Impl<float>(src, options, ctx, quality);
-  return Int4Impl<Half>(src, options, ctx, quality);
+  if (src.onnx_type == 1) return Int4Impl<float>(src, options, ctx, quality, level);
+  return Int4Impl<Half>(src, options, ctx, quality, level);
 }
 
 absl::StatusOr<Int8Result> QuantizeInt8Matrix(const MatrixSource& src, const Int8Options& options,
-                                              const RunContext& ctx, TensorReport* quality) {
+                                              const RunContext& ctx, TensorReport* quality,
+                                              QualityLevel level) {
   if (absl::Status st = CheckSource(src); !st.ok()) return st;
-  if (src.onnx_type == 1) return Int8Impl<float>(src, options, ctx, quality);
-  return Int8Impl<Half>(src, options, ctx, quality);
+  if (src.onnx_type == 1) return Int8Impl<float>(src, options, ctx, quality, level);
+  return Int8Impl<Half>(src, options, ctx, quality, level);
 }
 
 }  // namespace quantd::core::quant

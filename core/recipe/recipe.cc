@@ -313,6 +313,11 @@ std::string CanonicalRecipe(const Recipe& r) {
     parts.push_back(absl::StrCat("group_size=", r.group_size));
     parts.push_back(absl::StrCat("mlx_recipe=", r.mlx_recipe));
   }
+  // The report level changes the job's report, not its bytes: part of its
+  // identity, absent at the default so other recipes keep their text.
+  if (r.report_level != ReportLevel::kSummary) {
+    parts.push_back(absl::StrCat("report_level=", static_cast<int>(r.report_level)));
+  }
   // threads and preset do not change the output bytes: not part of identity.
   return absl::StrJoin(parts, ";");
 }

@@ -305,6 +305,14 @@ const std::vector<FlagSpec>& Flags() {
        "threads for this conversion (quantd quantize: default hardware threads; a job: a "
        "hint the server caps)",
        Int("threads", &Recipe::threads)},
+      {"report-level", "report_level", "none|summary|full",
+       "quality figures: summary (default; output error on a sampled subset of columns), "
+       "full (every column) or none",
+       Choice("report-level", &Recipe::report_level,
+              {{"summary", ReportLevel::kSummary},
+               {"none", ReportLevel::kNone},
+               {"full", ReportLevel::kFull}},
+              "use none, summary or full")},
       {"model-name", "model_name", "NAME",
        "checkpoint folders: the name general.name is derived from (default: the folder's name)",
        Str(&Recipe::model_name)},
@@ -476,6 +484,10 @@ std::vector<std::string> FieldFlags(const Recipe& r, absl::string_view field) {
     if (!r.mlx_recipe.empty()) add("mlx-recipe", r.mlx_recipe);
   } else if (field == "threads") {
     add("threads", absl::StrCat(r.threads));
+  } else if (field == "report_level") {
+    add("report-level", r.report_level == ReportLevel::kNone   ? "none"
+                        : r.report_level == ReportLevel::kFull ? "full"
+                                                               : "summary");
   } else if (field == "model_name") {
     if (!r.model_name.empty()) add("model-name", r.model_name);
   }
@@ -532,6 +544,7 @@ std::vector<std::string> RecipeToFlags(const Recipe& r) {
       "group_size",
       "mlx_recipe",
       "threads",
+      "report_level",
       "model_name",
   };
   const Recipe d;

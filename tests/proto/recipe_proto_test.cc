@@ -69,6 +69,9 @@ TEST(RecipeProtoTest, ExplicitFlagsRoundTripThroughTheServer) {
                    "--allow-requantize"});
   ExpectRoundTrip({"--preset", "mobile-int4", "--block-size", "128"});
   ExpectRoundTrip({"--gguf-type", "Q8_0", "--model-name", "phi3-tiny-shared"});
+  ExpectRoundTrip({"--precision", "int4", "--report-level", "none"});
+  ExpectRoundTrip({"--precision", "int4", "--report-level", "full"});
+  EXPECT_EQ(RecipeToProto(Parse({"--precision", "int4"})).report_level(), v1::REPORT_LEVEL_SUMMARY);
   EXPECT_EQ(RecipeToProto(Parse({"--gguf-type", "F16", "--model-name", "m-1"})).model_name(),
             "m-1");
 }

@@ -92,6 +92,63 @@ TEST_F(GgufRunTest, NonFiniteWeightIsRefusedByQuantizedTypes) {
   }
 }
 
+// The finite check rides on the quality sums (sum x^2 turns non-finite): a
+// huge but finite weight overflows the float partial sums and must still be
+// quantized, not refused.
+TEST_F(GgufRunTest, HugeFiniteWeightIsNotRefused) {
+  std::string bytes = Read(kModel);
+  auto file = gguf::GgufFile::Parse({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
+  ASSERT_TRUE(file.ok()) << file.status();
+  const gguf::GgufTensorInfo* target = nullptr;
+  for (const auto& t : file->tensors()) {
+    if (t.name == "blk.0.attn_q.weight") target = &t;
+  }
+  ASSERT_NE(target, nullptr);
+  const float huge = 3e38f;  // huge * huge overflows float
+  std::memcpy(bytes.data() + file->data_offset() + target->offset + 4 * 1000, &huge, 4);
+  {
+    std::ofstream f(Path("in.gguf"), std::ios::binary);
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+  for (const char* type : {"Q8_0", "Q4_0", "Q4_K_M"}) {
+    auto report = RunGguf(Q(type), Path("in.gguf"), Path("out.gguf"), RunContext());
+    EXPECT_TRUE(report.ok()) << type << " " << report.status();
+    fs::remove(Path("out.gguf"));
+  }
+}
+
+// report_level none: the same bytes, no quality figures, and NaN/Inf still
+// refused (by its own scan, as no quality pass carries the check).
+TEST_F(GgufRunTest, ReportLevelNoneKeepsBytesAndTheFiniteCheck) {
+  Recipe none = Q("Q8_0");
+  none.report_level = ReportLevel::kNone;
+  auto with = RunGguf(Q("Q8_0"), kModel, Path("a.gguf"), RunContext());
+  auto without = RunGguf(none, kModel, Path("b.gguf"), RunContext());
+  ASSERT_TRUE(with.ok() && without.ok());
+  EXPECT_EQ(Read(Path("a.gguf")), Read(Path("b.gguf")));
+  ASSERT_EQ(without->tensors.size(), with->tensors.size());
+  for (const auto& t : without->tensors) {
+    EXPECT_FALSE(t.sqnr_db || t.rel_l2_error || t.max_abs_error) << t.name;
+  }
+  EXPECT_TRUE(with->tensors[0].sqnr_db.has_value());
+
+  std::string bytes = Read(kModel);
+  auto file = gguf::GgufFile::Parse({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
+  ASSERT_TRUE(file.ok()) << file.status();
+  for (const auto& t : file->tensors()) {
+    if (t.name != "blk.0.attn_q.weight") continue;
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    std::memcpy(bytes.data() + file->data_offset() + t.offset + 4 * 7, &nan, 4);
+  }
+  {
+    std::ofstream f(Path("in.gguf"), std::ios::binary);
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+  EXPECT_THAT(RunGguf(none, Path("in.gguf"), Path("c.gguf"), RunContext()).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "tensor 'blk.0.attn_q.weight' element 7 is NaN"));
+}
+
 TEST_F(GgufRunTest, ReportsQualityPerTensorAndTotals) {
   auto report = RunGguf(Q("Q4_K_M"), kModel, Path("out.gguf"), RunContext());
   ASSERT_TRUE(report.ok()) << report.status();

@@ -162,6 +162,35 @@ TEST(QuantizePassTest, MatMulBecomesMatMulNBits) {
   EXPECT_THAT(r.report.ToJson(), HasSubstr("\"rel_output_error\""));
 }
 
+// The report level changes the report, never the bytes: none leaves the
+// quality figures out (sizes stay), summary and full both give them.
+TEST(QuantizePassTest, ReportLevelChangesOnlyTheReport) {
+  Result by_level[3];
+  const ReportLevel levels[] = {ReportLevel::kNone, ReportLevel::kSummary, ReportLevel::kFull};
+  for (int i = 0; i < 3; ++i) {
+    Recipe rc = Int4();
+    rc.report_level = levels[i];
+    by_level[i] = Quantize(OneMatMul(), rc);
+    ASSERT_TRUE(by_level[i].status.ok()) << by_level[i].status;
+    ASSERT_EQ(by_level[i].report.tensors.size(), 1u);
+  }
+  const TensorReport& none = by_level[0].report.tensors[0];
+  EXPECT_FALSE(none.sqnr_db.has_value());
+  EXPECT_FALSE(none.rel_l2_error.has_value());
+  EXPECT_FALSE(none.max_abs_error.has_value());
+  EXPECT_FALSE(none.rel_output_error.has_value());
+  EXPECT_EQ(none.bytes_after, by_level[2].report.tensors[0].bytes_after);
+  for (int i = 1; i < 3; ++i) {
+    const TensorReport& t = by_level[i].report.tensors[0];
+    EXPECT_TRUE(t.sqnr_db && t.rel_l2_error && t.max_abs_error && t.rel_output_error) << i;
+  }
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(by_level[i].proto.graph().SerializeAsString(),
+              by_level[2].proto.graph().SerializeAsString())
+        << i;
+  }
+}
+
 TEST(QuantizePassTest, AsymmetricAddsZeroPointsAndAccuracyLevel) {
   Recipe rc = Int4();
   rc.symmetric = false;

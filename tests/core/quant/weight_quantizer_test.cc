@@ -1,5 +1,6 @@
-// Whole-matrix drivers: cancellation inside a tensor, and thread count
-// never changes the bytes.
+// Whole-matrix drivers: cancellation inside a tensor, thread count never
+// changes the bytes, and the fused/sampled quality report against the
+// separate whole-matrix pass.
 #include "quantd/core/quant/weight_quantizer.h"
 
 #include <cmath>
@@ -9,6 +10,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "quantd/core/base/cpu_features.h"
 #include "quantd/core/base/half.h"
 #include "quantd/core/base/thread_pool.h"
 #include "quantd/core/quant/quality.h"
@@ -139,6 +141,188 @@ TEST(WeightQuantizerTest, RefusesNonFiniteWeightsNamingTheElement) {
             EXPECT_FALSE(q.sqnr_db.has_value()) << where;
           }
         }
+      }
+    }
+  }
+}
+
+// The quality figures as the separate whole-matrix pass computes them (the
+// report before it was fused into the tiles): every column gathered,
+// dequantized by DequantizeInt4, X W over every column.
+template <typename T>
+TensorReport SeparatePassQuality(const std::vector<T>& w, int64_t k, int64_t n,
+                                 const Int4Options& o, const Int4Result& r) {
+  const T* scales = reinterpret_cast<const T*>(r.scales.data());
+  const uint8_t* zps = o.symmetric ? nullptr : r.zero_points.data();
+  QualityAccumulator acc(k);
+  std::vector<float> wb(k * 64), qb(k * 64);
+  for (int64_t c0 = 0; c0 < n; c0 += 64) {
+    const int64_t c1 = std::min(n, c0 + 64);
+    for (int64_t j = c0; j < c1; ++j) {
+      for (int64_t i = 0; i < k; ++i)
+        wb[(j - c0) * k + i] = ElementTraits<T>::ToFloat(w[i * n + j]);
+    }
+    DequantizeInt4(k, n, o, r.packed.data(), scales, zps, c0, c1, qb.data());
+    acc.AddColumns(wb.data(), qb.data(), c1 - c0);
+  }
+  TensorReport q;
+  acc.Fill(&q);
+  return q;
+}
+
+double Relative(double a, double b) { return std::fabs(a - b) / std::fabs(b); }
+
+// Every figure of the fused path at QualityLevel::kFull is the separate
+// pass's (up to float summation order), on every CPU level, both layouts,
+// both symmetries, FP32 and FP16, ragged shapes; the bytes do not change
+// with the report.
+TEST(WeightQuantizerTest, FusedQualityIsTheSeparatePass) {
+  const int64_t k = 200, n = 300;
+  std::vector<float> w = ::quantd::testing::RandomFloats(k * n, 11, 0.05f);
+  std::vector<Half> h(w.size());
+  for (size_t i = 0; i < w.size(); ++i) h[i] = Half{FloatToHalf(w[i])};
+  RunContext ctx;
+  for (CpuLevel level : kAllCpuLevels) {
+    if (HostCpuLevel() < level) continue;
+    ScopedCpuLevelCap cap(level);
+    for (bool fp16 : {false, true}) {
+      for (Int4Layout layout : {Int4Layout::kMatMulNBits, Int4Layout::kQdq}) {
+        for (bool symmetric : {true, false}) {
+          for (int bs : {32, 128}) {
+            Int4Options o;
+            o.layout = layout;
+            o.symmetric = symmetric;
+            o.block_size = bs;
+            MatrixSource s;
+            s.onnx_type = fp16 ? 10 : 1;
+            s.bytes = fp16 ? absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(h.data()),
+                                                       h.size() * 2)
+                           : absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(w.data()),
+                                                       w.size() * 4);
+            s.k = k;
+            s.n = n;
+            s.row_stride = n;
+            const std::string where = ::testing::PrintToString(std::vector<int>{
+                static_cast<int>(level), fp16, static_cast<int>(layout), symmetric, bs});
+            TensorReport fused;
+            auto r = QuantizeInt4Matrix(s, o, ctx, &fused, QualityLevel::kFull);
+            auto bare = QuantizeInt4Matrix(s, o, ctx, nullptr);
+            ASSERT_TRUE(r.ok() && bare.ok()) << where;
+            EXPECT_EQ(r->packed, bare->packed) << where;
+            EXPECT_EQ(r->scales, bare->scales) << where;
+            EXPECT_EQ(r->zero_points, bare->zero_points) << where;
+            TensorReport ref =
+                fp16 ? SeparatePassQuality(h, k, n, o, *r) : SeparatePassQuality(w, k, n, o, *r);
+            ASSERT_TRUE(fused.sqnr_db && fused.rel_l2_error && fused.max_abs_error &&
+                        fused.rel_output_error)
+                << where;
+            EXPECT_LT(Relative(*fused.sqnr_db, *ref.sqnr_db), 1e-5) << where;
+            EXPECT_LT(Relative(*fused.rel_l2_error, *ref.rel_l2_error), 1e-5) << where;
+            EXPECT_EQ(*fused.max_abs_error, *ref.max_abs_error) << where;
+            EXPECT_LT(Relative(*fused.rel_output_error, *ref.rel_output_error), 1e-4) << where;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(QualityAccumulatorTest, SampleSizeForOnePercentAtNinetyNinePercent) {
+  EXPECT_EQ(SampledProbeColumns(64), 64);
+  EXPECT_EQ(SampledProbeColumns(2048), 1636);
+  EXPECT_EQ(SampledProbeColumns(5632), 3327);
+  EXPECT_EQ(SampledProbeColumns(32000), 6483);
+  EXPECT_EQ(ProbeSampleThreshold(32000, QualityLevel::kFull), uint64_t{1} << 32);
+  EXPECT_EQ(ProbeSampleThreshold(64, QualityLevel::kSampled), uint64_t{1} << 32);
+  // The fixed-seed hash takes about the asked-for share of groups.
+  const uint64_t t = ProbeSampleThreshold(32000 * 64, QualityLevel::kSampled);
+  int taken = 0;
+  for (int g = 0; g < 32000; ++g) taken += ProbeGroupSampled(g, t) ? 1 : 0;
+  const double want = static_cast<double>(SampledProbeColumns(32000 * 64)) / 64;
+  EXPECT_NEAR(taken, want, 4 * std::sqrt(want));
+}
+
+// The summary report (output error on the sampled columns) is within 1 % of
+// the whole-matrix figures on model-shaped matrices (attention, MLP up,
+// MLP down, LM head shapes; Gaussian weights), INT4 and INT8; SQNR, relative
+// L2 and max error cover every weight and are the full figures.
+TEST(WeightQuantizerTest, SummaryWithinOnePercentOfFull) {
+  struct Shape {
+    int64_t k, n;
+  };
+  ThreadPool pool(1);
+  RunContext ctx;
+  ctx.pool = &pool;
+  ctx.parallelism = 2;
+  for (Shape shape : {Shape{2048, 2048}, Shape{2048, 5632}, Shape{5632, 2048}, Shape{512, 32000}}) {
+    const int64_t k = shape.k, n = shape.n;
+    ASSERT_LT(SampledProbeColumns(n), n);  // a real sample
+    std::vector<float> w = ::quantd::testing::RandomFloats(k * n, 23, 0.02f);
+    MatrixSource s;
+    s.bytes = {reinterpret_cast<const uint8_t*>(w.data()), w.size() * 4};
+    s.k = k;
+    s.n = n;
+    s.row_stride = n;
+    const std::string where = ::testing::PrintToString(std::vector<int64_t>{k, n});
+    Int4Options o;
+    TensorReport full, summary;
+    auto a = QuantizeInt4Matrix(s, o, ctx, &full, QualityLevel::kFull);
+    auto b = QuantizeInt4Matrix(s, o, ctx, &summary, QualityLevel::kSampled);
+    ASSERT_TRUE(a.ok() && b.ok()) << where;
+    EXPECT_EQ(a->packed, b->packed) << where;
+    TensorReport ref = SeparatePassQuality(w, k, n, o, *a);
+    EXPECT_LT(Relative(*summary.sqnr_db, *ref.sqnr_db), 1e-5) << where;
+    EXPECT_LT(Relative(*summary.rel_l2_error, *ref.rel_l2_error), 1e-5) << where;
+    EXPECT_EQ(*summary.max_abs_error, *ref.max_abs_error) << where;
+    EXPECT_LT(Relative(*summary.rel_output_error, *ref.rel_output_error), 0.01) << where;
+    EXPECT_NE(*summary.rel_output_error, *full.rel_output_error) << where;  // sampled
+
+    Int8Options o8;
+    o8.out_row_stride = n;
+    TensorReport full8, summary8;
+    auto c = QuantizeInt8Matrix(s, o8, ctx, &full8, QualityLevel::kFull);
+    auto d = QuantizeInt8Matrix(s, o8, ctx, &summary8, QualityLevel::kSampled);
+    ASSERT_TRUE(c.ok() && d.ok()) << where;
+    EXPECT_EQ(c->data, d->data) << where;
+    EXPECT_LT(Relative(*summary8.sqnr_db, *full8.sqnr_db), 1e-9) << where;
+    EXPECT_EQ(*summary8.max_abs_error, *full8.max_abs_error) << where;
+    EXPECT_LT(Relative(*summary8.rel_output_error, *full8.rel_output_error), 0.01) << where;
+    EXPECT_NE(*summary8.rel_output_error, *full8.rel_output_error) << where;
+  }
+}
+
+// The INT8 driver (tile gather, 16-row blocks plus a ragged tail) writes
+// what the per-column kernel writes for each column read on its own.
+TEST(WeightQuantizerTest, Int8MatrixIsThePerColumnKernel) {
+  const int64_t n = 70;
+  ThreadPool pool(1);
+  RunContext ctx;
+  ctx.pool = &pool;
+  ctx.parallelism = 2;
+  for (int64_t k : {int64_t{5}, int64_t{16}, int64_t{37}, int64_t{200}}) {
+    std::vector<float> w = ::quantd::testing::RandomFloats(k * n, 31, 0.1f);
+    MatrixSource s;
+    s.bytes = {reinterpret_cast<const uint8_t*>(w.data()), w.size() * 4};
+    s.k = k;
+    s.n = n;
+    s.row_stride = n;
+    Int8Options o8;
+    o8.per_channel = true;
+    o8.out_row_stride = n;
+    auto r = QuantizeInt8Matrix(s, o8, ctx, nullptr);
+    ASSERT_TRUE(r.ok()) << r.status();
+    std::vector<float> col(k);
+    std::vector<uint8_t> codes(k);
+    for (int64_t c = 0; c < n; ++c) {
+      for (int64_t i = 0; i < k; ++i) col[i] = w[i * n + c];
+      float mn = 0, mx = 0;
+      MinMax(col.data(), k, 1, &mn, &mx);
+      const Int8Params p = ComputeInt8Params(mn, mx, o8.type, o8.reduce_range);
+      EXPECT_EQ(r->params[c].scale, p.scale) << k << " " << c;
+      EXPECT_EQ(r->params[c].zero_point, p.zero_point) << k << " " << c;
+      QuantizeInt8(col.data(), k, 1, p, o8.type, codes.data(), 1);
+      for (int64_t i = 0; i < k; ++i) {
+        ASSERT_EQ(r->data[i * n + c], codes[i]) << "k " << k << " row " << i << " col " << c;
       }
     }
   }

@@ -87,6 +87,29 @@ TEST(RecipeTest, FlagsRoundTripAndCanonicalFormIsStable) {
   EXPECT_NE(CanonicalRecipe(other), CanonicalRecipe(r));
 }
 
+TEST(RecipeTest, ReportLevelIsSummaryByDefaultAndPartOfTheIdentityOnlyWhenNot) {
+  Recipe r;
+  r.precision = Precision::kInt4;
+  EXPECT_EQ(r.report_level, ReportLevel::kSummary);
+  const std::string summary = CanonicalRecipe(r);
+  EXPECT_EQ(summary.find("report_level"), std::string::npos);  // old recipes keep their text
+  std::vector<std::string> rest;
+  for (auto [word, level] :
+       {std::pair{"none", ReportLevel::kNone}, std::pair{"full", ReportLevel::kFull},
+        std::pair{"summary", ReportLevel::kSummary}}) {
+    Recipe p;
+    ASSERT_TRUE(ParseRecipeFlags({"--precision", "int4", "--report-level", word}, &p, &rest).ok());
+    EXPECT_EQ(p.report_level, level) << word;
+    EXPECT_EQ(CanonicalRecipe(p) == summary, level == ReportLevel::kSummary) << word;
+    Recipe back;
+    ASSERT_TRUE(ParseRecipeFlags(RecipeToFlags(p), &back, &rest).ok());
+    EXPECT_EQ(back.report_level, level) << word;
+  }
+  Recipe bad;
+  EXPECT_EQ(ParseRecipeFlags({"--report-level", "some"}, &bad, &rest).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(RecipeTest, ModelNameIsAPlainNameAndPartOfTheIdentityOnlyWhenSet) {
   Recipe r;
   r.gguf_type = "F16";

@@ -30,6 +30,11 @@ enum class Int8Mode { kWeightOnly, kDynamic, kMatMulNBits };
 enum class Int8WeightType { kQInt8, kQUInt8 };
 enum class LmHeadMode { kFloat, kInt8, kInt4 };
 enum class QuantAlgorithm { kRtn, kSearch };
+// Quality figures a conversion computes: kSummary (default) measures the
+// error figures over every weight and the output error X W on a fixed-seed
+// sample of columns; kFull measures X W over every column; kNone computes no
+// figures. Never changes the output bytes.
+enum class ReportLevel { kSummary, kNone, kFull };
 
 struct Recipe {
   // --- what ---
@@ -102,6 +107,7 @@ struct Recipe {
 
   // --- execution ---
   int threads = 1;  // thread budget for this run
+  ReportLevel report_level = ReportLevel::kSummary;
 
   // --- Hugging Face checkpoint folders ---
   // The folder name general.name and the other general.* naming keys are

@@ -117,6 +117,35 @@ template <typename T>
 bool QuantizeInt4(const WeightView<T>& w, const Int4Options& options, int64_t n_begin,
                   int64_t n_end, uint8_t* packed, T* scales, uint8_t* zero_points);
 
+// Quality sums QuantizeInt4 gathers while each tile is in cache (the fused
+// quality report, quality.h): the sums over every weight of the range, and
+// the probe products X W, X W' of the 64-column groups in the sample.
+// Caller-owned; one per thread; the sums are added to.
+struct Int4QualitySums {
+  // In. probe: X [probe_rows, k] row-major, or null for no X W sums.
+  const float* probe = nullptr;
+  int probe_rows = 0;
+  uint64_t sample_threshold = 0;  // ProbeGroupSampled(column / 64, threshold)
+  // Scratch of 2 * probe_rows * (n_end - n_begin) floats (when probe is set).
+  float* scratch = nullptr;
+  // Out: sum w^2, sum (w - w')^2, max |w - w'|, and over sampled columns
+  // sum (X w)^2 and sum (X w - X w')^2.
+  double sum_w2 = 0, sum_e2 = 0, max_abs = 0, sum_y2 = 0, sum_ye2 = 0;
+};
+
+// Whether QuantizeInt4 fills Int4QualitySums for these options and a column
+// stride (the row-major RTN path); otherwise the caller measures quality in
+// a separate pass.
+bool Int4FusedQualitySupported(const Int4Options& options, int64_t col_stride);
+
+// QuantizeInt4 that also adds the quality of the range to *sums (same bytes).
+// REQUIRES: Int4FusedQualitySupported(options, w.col_stride); n_begin is a
+// multiple of 64 (sampling groups are whole).
+template <typename T>
+bool QuantizeInt4(const WeightView<T>& w, const Int4Options& options, int64_t n_begin,
+                  int64_t n_end, uint8_t* packed, T* scales, uint8_t* zero_points,
+                  Int4QualitySums* sums);
+
 // The scalar reference of QuantizeInt4: same contract and bytes for finite
 // weights (REQUIRES: weights are finite); slow (one column and one block at a
 // time). For tests and for checking files.

@@ -17,6 +17,7 @@
 #include "absl/types/span.h"
 #include "quantd/core/quant/int4_blockwise.h"
 #include "quantd/core/quant/int8_linear.h"
+#include "quantd/core/quant/quality.h"
 #include "quantd/core/report.h"
 #include "quantd/core/run_context.h"
 
@@ -37,9 +38,12 @@ struct Int4Result {
   std::vector<uint8_t> zero_points;
 };
 
-// `quality` (nullable) receives the SQNR and error fields.
+// `quality` (nullable) receives the SQNR and error fields, the output error
+// measured at `level` (quality.h). Row-major RTN weights get them from the
+// quantization tiles themselves (fused, no second pass).
 absl::StatusOr<Int4Result> QuantizeInt4Matrix(const MatrixSource& src, const Int4Options& options,
-                                              const RunContext& ctx, TensorReport* quality);
+                                              const RunContext& ctx, TensorReport* quality,
+                                              QualityLevel level = QualityLevel::kFull);
 
 struct Int8Options {
   Int8Type type = Int8Type::kInt8;
@@ -73,7 +77,8 @@ absl::StatusOr<Blockwise8Result> QuantizeBlockwise8Matrix(const MatrixSource& sr
                                                           TensorReport* quality);
 
 absl::StatusOr<Int8Result> QuantizeInt8Matrix(const MatrixSource& src, const Int8Options& options,
-                                              const RunContext& ctx, TensorReport* quality);
+                                              const RunContext& ctx, TensorReport* quality,
+                                              QualityLevel level = QualityLevel::kFull);
 
 }  // namespace quantd::core::quant
 
