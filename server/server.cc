@@ -28,6 +28,7 @@
 #include "quantd/server/rpc_interceptor.h"
 #include "quantd/server/service.h"
 #include "quantd/server/upload_store.h"
+#include "quantd/server/upload_streams.h"
 #include "quantd/server/worker_pool.h"
 
 #include <prometheus/exposer.h>
@@ -58,6 +59,16 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   upload_options.max_upload_bytes = config.max_upload_bytes;
   auto uploads = UploadStore::Open(blobs->get(), upload_options, &clock);
   if (!uploads.ok()) return uploads.status();
+  {
+    const UploadRecovery& r = (*uploads)->recovery();
+    logger->Info("uploads recovered",
+                 {{"resumable", absl::StrCat(r.resumable)},
+                  {"reserved_bytes", absl::StrCat((*blobs)->reserved_bytes())},
+                  {"orphans_removed", absl::StrCat(r.orphans_removed)},
+                  {"commits_finished", absl::StrCat(r.commits_finished)},
+                  {"commits_undone", absl::StrCat(r.commits_undone)},
+                  {"dropped_for_room", absl::StrCat(r.dropped_for_room)}});
+  }
 
   // One server per data directory: the journal and the worker pool assume
   // they are alone. The lock dies with the process (also on kill -9).
@@ -134,6 +145,8 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   ctx.max_queued_jobs = config.max_queued_jobs;
   ctx.chunk_bytes = config.chunk_bytes;
   ctx.draining = &draining;
+  UploadStreams upload_streams(config.max_concurrent_uploads, config.upload_idle_seconds, &clock);
+  ctx.upload_streams = &upload_streams;
   QuantdService service(ctx);
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -180,19 +193,23 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
                            {"requeued_jobs", absl::StrCat(requeued.size())},
                            {"version", version}});
 
-  // Wait for SIGTERM/SIGINT; refresh the storage gauges meanwhile and
-  // expire old uploads every ten minutes.
+  // Wait for SIGTERM/SIGINT; meanwhile cancel idle upload streams every
+  // second, refresh the storage gauges every five and expire old uploads
+  // every ten minutes.
   int signo = 0;
   for (int tick = 1;; ++tick) {
-    struct timespec timeout = {5, 0};
+    struct timespec timeout = {1, 0};
     siginfo_t info;
     signo = sigtimedwait(&signals, &info, &timeout);
     if (signo > 0) break;
-    if (tick % 120 == 0) {
+    if (int n = upload_streams.CancelIdle(); n > 0) {
+      logger->Info("cancelled idle upload streams", {{"count", absl::StrCat(n)}});
+    }
+    if (tick % 600 == 0) {
       int n = (*uploads)->ExpireUploads(upload_ttl_ms);
       if (n > 0) logger->Info("expired old uploads", {{"count", absl::StrCat(n)}});
     }
-    metrics.SetStoreBytes((*blobs)->used_bytes(), (*blobs)->FreeDiskBytes());
+    if (tick % 5 == 0) metrics.SetStoreBytes((*blobs)->used_bytes(), (*blobs)->FreeDiskBytes());
   }
 
   logger->Info("draining", {{"signal", strsignal(signo)},

@@ -23,6 +23,7 @@ namespace quantd::server {
 
 class Authenticator;
 class Executor;
+class UploadStreams;
 
 // What the service's handlers need; none of it is owned.
 struct ServiceContext {
@@ -39,6 +40,7 @@ struct ServiceContext {
   int max_queued_jobs = 10000;
   uint64_t chunk_bytes = 1 << 20;
   std::atomic<bool>* draining = nullptr;  // true once shutdown began
+  UploadStreams* upload_streams = nullptr;  // null: no cap, no idle timeout
 };
 
 // sha256 over (model id, canonical recipe, quantd version).
