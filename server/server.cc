@@ -21,6 +21,7 @@
 #include "quantd/server/auth.h"
 #include "quantd/server/blob_store.h"
 #include "quantd/server/clock.h"
+#include "quantd/server/crash_record.h"
 #include "quantd/server/executor.h"
 #include "quantd/server/job_journal.h"
 #include "quantd/server/job_runner.h"
@@ -82,10 +83,25 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   auto journal = SqliteJobJournal::Open(config.data_dir + "/quantd.db");
   if (!journal.ok()) return journal.status();
   JobStore jobs(journal->get(), &clock);
+  // What the previous process recorded if a fault killed it, and which jobs
+  // it charges (crash_record.h).
+  const std::string crash_path = config.data_dir + "/crash.record";
+  const CrashRecord crash = ReadCrashRecord(crash_path);
+  if (crash.signal != 0) {
+    logger->Error("the previous server process died of a fault",
+                  {{"signal", absl::StrCat(crash.signal)},
+                   {"faulting_job", crash.faulting_job},
+                   {"running_jobs", absl::StrCat(crash.running.size())}});
+  }
   std::vector<std::string> requeued;
-  if (absl::Status st = jobs.Recover(&requeued); !st.ok()) return st;
+  std::vector<std::string> quarantined;
+  if (absl::Status st = jobs.Recover(crash, &requeued, &quarantined); !st.ok()) return st;
+  RemoveCrashRecord(crash_path);
   for (const std::string& id : requeued) {
     logger->Warning("job was running when the server stopped; requeued", {{"job_id", id}});
+  }
+  for (const std::string& id : quarantined) {
+    logger->Error("job quarantined: it repeatedly stopped the server", {{"job_id", id}});
   }
   (*blobs)->CleanupAfterRestart([&jobs](const std::string& id) { return jobs.IsSucceeded(id); });
   const int64_t upload_ttl_ms = static_cast<int64_t>(config.upload_ttl_hours * 3600 * 1000);
@@ -122,11 +138,14 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   }
   metrics.SetStoreBytes((*blobs)->used_bytes(), (*blobs)->FreeDiskBytes());
 
+  auto crash_recorder = CrashRecorder::Install(crash_path, workers);
+  if (!crash_recorder.ok()) return crash_recorder.status();
   CoreJobRunner runner(blobs->get());
   WorkerPool pool(
       workers, thread_budget, &jobs,
       [&runner](const v1::Job& job, const core::RunContext& ctx) { return runner.Run(job, ctx); },
       &clock, logger, &metrics);
+  pool.SetCrashRecorder(crash_recorder->get());
   pool.Start();
 
   std::atomic<bool> draining{false};

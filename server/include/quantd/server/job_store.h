@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "quantd/server/clock.h"
+#include "quantd/server/crash_record.h"
 #include "quantd/server/job_journal.h"
 #include "quantd/v1/quantd.pb.h"
 
@@ -35,18 +36,23 @@ bool IsFinalState(v1::JobState state);
 class JobStore {
  public:
   using Listener = std::function<void(const v1::Job&)>;
-  // Jobs interrupted this many times (a crash or kill while running) fail
-  // instead of running again.
-  static constexpr int kMaxAttempts = 3;
 
   // `journal` and `clock` are not owned and must outlive the store.
   JobStore(JobJournal* journal, Clock* clock);
   JobStore(const JobStore&) = delete;
   JobStore& operator=(const JobStore&) = delete;
 
-  // Loads the journal. Jobs that were RUNNING go back to QUEUED (or FAILED
-  // after kMaxAttempts); `requeued` receives their ids.
-  absl::Status Recover(std::vector<std::string>* requeued);
+  // Loads the journal. Jobs that were RUNNING when the previous process
+  // stopped go back to QUEUED, or are quarantined (FAILED), as
+  // ApplyRestartPolicy (crash_record.h) decides from `crash`, what that
+  // process recorded of a fault; `requeued` receives the requeued ids and
+  // `quarantined` (may be null) the others.
+  absl::Status Recover(const CrashRecord& crash, std::vector<std::string>* requeued,
+                       std::vector<std::string>* quarantined = nullptr);
+  // The same with no fault recorded.
+  absl::Status Recover(std::vector<std::string>* requeued) {
+    return Recover(CrashRecord(), requeued);
+  }
 
   struct CreateResult {
     v1::Job job;

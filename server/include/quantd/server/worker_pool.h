@@ -20,6 +20,11 @@
 // compute at once, whatever the hints. The grant is returned when the job
 // ends.
 //
+// A job marked run_alone (a suspect of a crash that could not be attributed,
+// see crash_record.h) starts only when no other job runs, and no other job
+// starts while it runs, so a further crash is attributed to the right job.
+// With a CrashRecorder set, each worker tells it which job it runs.
+//
 // The job itself is run by an injected JobRunner (the real one calls
 // core::Run; tests pass fakes). State transitions go through the JobStore
 // (durable); progress updates are in-memory and throttled.
@@ -43,6 +48,7 @@
 #include "quantd/core/base/thread_pool.h"
 #include "quantd/core/run_context.h"
 #include "quantd/server/clock.h"
+#include "quantd/server/crash_record.h"
 #include "quantd/server/job_store.h"
 #include "quantd/server/logger.h"
 #include "quantd/server/metrics.h"
@@ -73,6 +79,9 @@ class WorkerPool {
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
+  // Optional, before Start: tells `recorder` (not owned, must outlive the
+  // pool) which job each worker runs.
+  void SetCrashRecorder(CrashRecorder* recorder) { crash_recorder_ = recorder; }
   // Queues every QUEUED job of the store and starts the threads.
   void Start();
   // Adds a QUEUED job (just created by the store).
@@ -114,10 +123,13 @@ class WorkerPool {
   Clock* const clock_;
   Logger* const logger_;
   Metrics* const metrics_;
+  CrashRecorder* crash_recorder_ = nullptr;  // set before Start
 
   absl::Mutex mu_;
   std::set<QueueKey> queue_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> queued_ids_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> run_alone_ids_ ABSL_GUARDED_BY(mu_);  // queued, run_alone
+  bool alone_running_ ABSL_GUARDED_BY(mu_) = false;          // a run_alone job runs
   std::map<std::string, Running> running_ ABSL_GUARDED_BY(mu_);
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
