@@ -99,14 +99,12 @@ void RemoveCrashRecord(const std::string& path) {
   std::filesystem::remove(path, ec);
 }
 
-bool ApplyRestartPolicy(const CrashRecord& crash, int running_jobs, int64_t now_ms,
-                        v1::Job* job) {
+bool ApplyRestartPolicy(const CrashRecord& crash, int running_jobs, int64_t now_ms, v1::Job* job) {
   const bool fault = crash.signal != 0;
-  const bool named = std::find(crash.running.begin(), crash.running.end(), job->job_id()) !=
-                     crash.running.end();
-  const bool attributed =
-      fault && (crash.faulting_job == job->job_id() ||
-                (crash.faulting_job.empty() && running_jobs == 1 && named));
+  const bool named =
+      std::find(crash.running.begin(), crash.running.end(), job->job_id()) != crash.running.end();
+  const bool attributed = fault && (crash.faulting_job == job->job_id() ||
+                                    (crash.faulting_job.empty() && running_jobs == 1 && named));
   const bool give_back = !attributed;
   if (give_back) job->set_attempts(std::max(0, job->attempts() - 1));
   std::string quarantine;

@@ -71,9 +71,10 @@ absl::Status JobStore::Recover(const CrashRecord& crash, std::vector<std::string
   if (!loaded.ok()) return loaded.status();
   absl::MutexLock lock(&mu_);
   WriterTurn turn(this);  // before serving starts: journals with the lock held
-  const int running = static_cast<int>(
-      std::count_if(loaded->begin(), loaded->end(),
-                    [](const v1::Job& j) { return j.state() == v1::JOB_STATE_RUNNING; }));
+  const int running =
+      static_cast<int>(std::count_if(loaded->begin(), loaded->end(), [](const v1::Job& j) {
+        return j.state() == v1::JOB_STATE_RUNNING;
+      }));
   for (v1::Job& job : *loaded) {
     if (job.state() == v1::JOB_STATE_RUNNING) {
       if (ApplyRestartPolicy(crash, running, clock_->NowUnixMs(), &job)) {

@@ -53,9 +53,9 @@ constexpr std::array<std::string_view, 24> kReasons = {
 // step with proto/quantd/v1 by tests/ops (ValidateDeploy checks each rpc is
 // here).
 constexpr std::array<std::string_view, 15> kRpcMethods = {
-    "UploadModel", "GetUploadStatus",     "AbortUpload", "GetModel", "DeleteModel", "SubmitJob", "GetJob",
-    "ListJobs",    "CancelJob",           "WatchJob", "DownloadArtifact", "DeleteJob", "Check",
-    "Watch",       "ServerReflectionInfo"};
+    "UploadModel",      "GetUploadStatus", "AbortUpload", "GetModel",  "DeleteModel",
+    "SubmitJob",        "GetJob",          "ListJobs",    "CancelJob", "WatchJob",
+    "DownloadArtifact", "DeleteJob",       "Check",       "Watch",     "ServerReflectionInfo"};
 
 constexpr std::array<std::string_view, 17> kGrpcCodes = {
     "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",

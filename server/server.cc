@@ -62,13 +62,12 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   if (!uploads.ok()) return uploads.status();
   {
     const UploadRecovery& r = (*uploads)->recovery();
-    logger->Info("uploads recovered",
-                 {{"resumable", absl::StrCat(r.resumable)},
-                  {"reserved_bytes", absl::StrCat((*blobs)->reserved_bytes())},
-                  {"orphans_removed", absl::StrCat(r.orphans_removed)},
-                  {"commits_finished", absl::StrCat(r.commits_finished)},
-                  {"commits_undone", absl::StrCat(r.commits_undone)},
-                  {"dropped_for_room", absl::StrCat(r.dropped_for_room)}});
+    logger->Info("uploads recovered", {{"resumable", absl::StrCat(r.resumable)},
+                                       {"reserved_bytes", absl::StrCat((*blobs)->reserved_bytes())},
+                                       {"orphans_removed", absl::StrCat(r.orphans_removed)},
+                                       {"commits_finished", absl::StrCat(r.commits_finished)},
+                                       {"commits_undone", absl::StrCat(r.commits_undone)},
+                                       {"dropped_for_room", absl::StrCat(r.dropped_for_room)}});
   }
 
   // One server per data directory: the journal and the worker pool assume

@@ -107,11 +107,11 @@ uint64_t DeclaredBytes(const v1::UploadHeader& header) {
 // directory, hashed as they arrive. The writer is open only while the file
 // receives bytes, so a stream holds at most one file descriptor.
 struct UploadWriter::Part {
-  std::string path;        // the part file
-  std::string staged;      // its place in the staging directory
-  uint64_t size = 0;       // declared
-  uint64_t have = 0;       // bytes in the part file
-  uint64_t flushed = 0;    // write-back started up to here
+  std::string path;                             // the part file
+  std::string staged;                           // its place in the staging directory
+  uint64_t size = 0;                            // declared
+  uint64_t have = 0;                            // bytes in the part file
+  uint64_t flushed = 0;                         // write-back started up to here
   std::unique_ptr<core::AtomicFileWriter> out;  // null unless receiving bytes
   core::Sha256 sha;
 };
@@ -601,9 +601,9 @@ absl::StatusOr<std::unique_ptr<UploadWriter>> UploadStore::OpenUpload(
     // New upload: reserve room for the whole model now.
     QUANTD_RETURN_IF_ERROR(SetReservation(header.upload_id(), total));
     fs::create_directories(dir, ec);
-    absl::Status st = ec ? absl::InternalError(absl::StrCat("cannot create ", dir, ": ",
-                                                            ec.message()))
-                         : WriteProtoFile(header_path, header);
+    absl::Status st =
+        ec ? absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()))
+           : WriteProtoFile(header_path, header);
     if (!st.ok()) {
       absl::MutexLock lock(&mu_);
       DropReservationLocked(header.upload_id());

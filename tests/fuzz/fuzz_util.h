@@ -58,8 +58,7 @@ inline void WriteFile(const std::string& path, absl::string_view bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
-inline std::pair<absl::string_view, absl::string_view> SplitTwo(const uint8_t* data,
-                                                                size_t size) {
+inline std::pair<absl::string_view, absl::string_view> SplitTwo(const uint8_t* data, size_t size) {
   absl::string_view all(reinterpret_cast<const char*>(data), size);
   if (all.size() < 4) return {all, {}};
   uint32_t n = 0;

@@ -70,8 +70,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   // The header bytes as a record on disk, read back by start-up recovery.
   if (!first_header.empty()) {
-    const std::string dir = blob_options.root + "/uploads/" +
-                            core::Sha256Hex(std::string("fuzz-upload")).substr(0, 32);
+    const std::string dir =
+        blob_options.root + "/uploads/" + core::Sha256Hex(std::string("fuzz-upload")).substr(0, 32);
     std::filesystem::create_directories(dir);
     fuzz::WriteFile(dir + "/header.pb", first_header);
     fuzz::WriteFile(dir + "/f0", first_header);

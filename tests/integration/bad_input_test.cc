@@ -89,8 +89,7 @@ class BadInputTest : public ::testing::Test {
 
   // Uploads `bytes` as model file `name` and runs `recipe` on it: the job's
   // final error code ("" when it succeeded).
-  std::string JobCode(const std::string& name, const std::string& bytes,
-                      const v1::Recipe& recipe) {
+  std::string JobCode(const std::string& name, const std::string& bytes, const v1::Recipe& recipe) {
     const std::string path = tmp_.path() + "/in/" + name;
     fs::create_directories(fs::path(path).parent_path());
     std::ofstream(path, std::ios::binary) << bytes;
@@ -149,9 +148,9 @@ TEST_F(BadInputTest, EveryBadInputGetsItsExactCodeAndTheServerKeepsServing) {
   }
   expect("duplicate names", Upload({HeaderMsg(Header({File("a.onnx", 1), File("a.onnx", 1)}))}),
          StatusCode::kInvalidArgument);
-  for (const std::string& name : std::vector<std::string>{"../evil.onnx", "/etc/passwd", "a/b.onnx", "", ".hidden",
-                                 "manifest.pb", "x.tmp", std::string(200, 'n'), "a\nb",
-                                 "..", "."}) {
+  for (const std::string& name :
+       std::vector<std::string>{"../evil.onnx", "/etc/passwd", "a/b.onnx", "", ".hidden",
+                                "manifest.pb", "x.tmp", std::string(200, 'n'), "a\nb", "..", "."}) {
     expect("file name " + name.substr(0, 20), Upload({HeaderMsg(Header({File(name, 4)}))}),
            StatusCode::kInvalidArgument);
   }
@@ -169,7 +168,8 @@ TEST_F(BadInputTest, EveryBadInputGetsItsExactCodeAndTheServerKeepsServing) {
   expect("size 2^64-1", Upload({HeaderMsg(Header({File("m.onnx", UINT64_MAX)}))}),
          StatusCode::kResourceExhausted);
   expect("two files summing past 2^64",
-         Upload({HeaderMsg(Header({File("m.onnx", UINT64_MAX / 2 + 2), File("d.bin", UINT64_MAX / 2 + 2)}))}),
+         Upload({HeaderMsg(
+             Header({File("m.onnx", UINT64_MAX / 2 + 2), File("d.bin", UINT64_MAX / 2 + 2)}))}),
          StatusCode::kResourceExhausted);
   expect("chunk at a wrong offset",
          Upload({HeaderMsg(Header({File("m.onnx", 10)})), Chunk(5, "01234")}),
@@ -227,8 +227,8 @@ TEST_F(BadInputTest, EveryBadInputGetsItsExactCodeAndTheServerKeepsServing) {
   {
     v1::UploadHeader h = Header({File("m.onnx", 10)});
     h.set_format(v1::MODEL_FORMAT_GGUF);
-    expect("format says GGUF, bytes are not",
-           Upload({HeaderMsg(h), Chunk(0, body), Finish({sha})}), StatusCode::kInvalidArgument);
+    expect("format says GGUF, bytes are not", Upload({HeaderMsg(h), Chunk(0, body), Finish({sha})}),
+           StatusCode::kInvalidArgument);
   }
   {
     // Resumable partial upload, then misuse of its id.
@@ -242,8 +242,7 @@ TEST_F(BadInputTest, EveryBadInputGetsItsExactCodeAndTheServerKeepsServing) {
            Upload({HeaderMsg(Header({File("m.onnx", 10)}, "catalogue-partial")), Chunk(0, body)}),
            StatusCode::kInvalidArgument);
     EXPECT_TRUE(client_->AbortUpload("catalogue-partial").ok());
-    expect("abort twice", client_->AbortUpload("catalogue-partial").code(),
-           StatusCode::kNotFound);
+    expect("abort twice", client_->AbortUpload("catalogue-partial").code(), StatusCode::kNotFound);
   }
   ASSERT_EQ(Upload({HeaderMsg(Header({File("m.onnx", 10)}, "catalogue-done")), Chunk(0, body),
                     Finish({sha})}),
@@ -262,7 +261,8 @@ TEST_F(BadInputTest, EveryBadInputGetsItsExactCodeAndTheServerKeepsServing) {
          StatusCode::kInvalidArgument);
   expect("GetModel malformed id", client_->GetModel("abc").status().code(),
          StatusCode::kInvalidArgument);
-  expect("GetModel upper-case hex", client_->GetModel("sha256:" + std::string(64, 'A')).status().code(),
+  expect("GetModel upper-case hex",
+         client_->GetModel("sha256:" + std::string(64, 'A')).status().code(),
          StatusCode::kInvalidArgument);
   expect("GetModel unknown", client_->GetModel("sha256:" + std::string(64, 'a')).status().code(),
          StatusCode::kNotFound);
@@ -383,8 +383,8 @@ TEST_F(BadInputTest, EveryBadInputGetsItsExactCodeAndTheServerKeepsServing) {
   {
     v1::Recipe q8;
     q8.set_gguf_type("Q8_0");
-    expect_job("GGUF magic and garbage", JobCode("garbage.gguf", "GGUF" + std::string(60, '\x7f'), q8),
-               "INVALID_ARGUMENT");
+    expect_job("GGUF magic and garbage",
+               JobCode("garbage.gguf", "GGUF" + std::string(60, '\x7f'), q8), "INVALID_ARGUMENT");
     const std::string gguf = ReadAll(TestData() + "/gguf/tiny-llama-f32.gguf");
     expect_job("truncated GGUF", JobCode("trunc.gguf", gguf.substr(0, gguf.size() / 3), q8),
                "INVALID_ARGUMENT");

@@ -241,9 +241,9 @@ TEST(ChaosTest, KillNineAtRandomMomentsKeepsEveryInvariant) {
   EXPECT_EQ(temp_files, 0);
   EXPECT_EQ(part_files, 0);
   std::cerr << "chaos: " << kills << " kills, " << uploads_acked << " uploads acknowledged ("
-            << resumed << " resumed), " << jobs.size() << " jobs, " << succeeded
-            << " succeeded, " << downloads_ok << " verified downloads mid-chaos, "
-            << unacked_uploads.size() << " partial uploads aborted\n";
+            << resumed << " resumed), " << jobs.size() << " jobs, " << succeeded << " succeeded, "
+            << downloads_ok << " verified downloads mid-chaos, " << unacked_uploads.size()
+            << " partial uploads aborted\n";
 }
 
 }  // namespace

@@ -70,9 +70,8 @@ class UploadLimitsTest : public ::testing::Test {
     ASSERT_TRUE(up.ok()) << up.status();
     auto job = client_->Submit(SubmitRequest(up->model.model_id(), Fp16Recipe()));
     ASSERT_TRUE(job.ok()) << job.status();
-    EXPECT_TRUE(WaitForJob(client_.get(), job->job_id(), [](const v1::Job& j) {
-      return j.state() == v1::JOB_STATE_SUCCEEDED;
-    }));
+    EXPECT_TRUE(WaitForJob(client_.get(), job->job_id(),
+                           [](const v1::Job& j) { return j.state() == v1::JOB_STATE_SUCCEEDED; }));
   }
 
   TempDir tmp_;
@@ -92,8 +91,7 @@ TEST_F(UploadLimitsTest, SecondUploadThatWouldNotFitIsRefusedAtItsStartAndAbortF
   EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
   // The way out without an operator: discard the partial upload.
   ASSERT_TRUE(client_->AbortUpload("room-upload-1").ok());
-  EXPECT_EQ(client_->GetUploadStatus("room-upload-1").status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->GetUploadStatus("room-upload-1").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(client_->AbortUpload("room-upload-1").code(), absl::StatusCode::kNotFound);
   RawUpload third(client_.get(), Header("room-upload-3", big));
   ASSERT_TRUE(third.Send(0, std::string(1000, 'y')));

@@ -34,8 +34,8 @@ namespace quantd::server {
 
 // What a previous process left (all empty: no fault recorded).
 struct CrashRecord {
-  int signal = 0;                  // 0: no record
-  std::string faulting_job;        // the job whose worker thread faulted ("" unknown)
+  int signal = 0;                    // 0: no record
+  std::string faulting_job;          // the job whose worker thread faulted ("" unknown)
   std::vector<std::string> running;  // jobs running at the fault
 };
 

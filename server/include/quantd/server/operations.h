@@ -39,7 +39,7 @@ struct ServiceContext {
   std::string version;
   int max_queued_jobs = 10000;
   uint64_t chunk_bytes = 1 << 20;
-  std::atomic<bool>* draining = nullptr;  // true once shutdown began
+  std::atomic<bool>* draining = nullptr;    // true once shutdown began
   UploadStreams* upload_streams = nullptr;  // null: no cap, no idle timeout
 };
 

@@ -62,11 +62,11 @@ struct UploadStoreOptions {
 
 // What UploadStore::Open found and did in the uploads/ folder.
 struct UploadRecovery {
-  int resumable = 0;           // incomplete uploads kept (their room reserved)
-  int orphans_removed = 0;     // no usable header: removed
-  int commits_finished = 0;    // interrupted after the commit point: recorded
-  int commits_undone = 0;      // interrupted before it: parts moved back
-  int dropped_for_room = 0;    // incomplete uploads whose rest no longer fits
+  int resumable = 0;         // incomplete uploads kept (their room reserved)
+  int orphans_removed = 0;   // no usable header: removed
+  int commits_finished = 0;  // interrupted after the commit point: recorded
+  int commits_undone = 0;    // interrupted before it: parts moved back
+  int dropped_for_room = 0;  // incomplete uploads whose rest no longer fits
 };
 
 class UploadStore;

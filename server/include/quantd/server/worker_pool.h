@@ -129,7 +129,7 @@ class WorkerPool {
   std::set<QueueKey> queue_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> queued_ids_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> run_alone_ids_ ABSL_GUARDED_BY(mu_);  // queued, run_alone
-  bool alone_running_ ABSL_GUARDED_BY(mu_) = false;          // a run_alone job runs
+  bool alone_running_ ABSL_GUARDED_BY(mu_) = false;           // a run_alone job runs
   std::map<std::string, Running> running_ ABSL_GUARDED_BY(mu_);
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
