@@ -60,7 +60,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
   // File writes, digests and the commit's fsync run on the I/O executor;
   // only one read is outstanding, so at most one task per upload runs.
   void OnReadDone(bool ok) override {
-    if (registered_) ctx_->upload_streams->Touch(context_);
+    if (registered_) ctx_->upload_streams->Touch(context_, /*busy=*/true);
     ctx_->io->Schedule([this, ok] { Process(ok); });
   }
 
@@ -81,7 +81,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
       return;
     }
     absl::Status st = Handle();
-    if (registered_) ctx_->upload_streams->Touch(context_);
+    if (registered_) ctx_->upload_streams->Touch(context_, /*busy=*/false);
     if (!st.ok() || done_) {
       End(st);
       return;

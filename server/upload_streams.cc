@@ -18,10 +18,12 @@ absl::Status UploadStreams::Add(grpc::CallbackServerContext* context) {
   return absl::OkStatus();
 }
 
-void UploadStreams::Touch(grpc::CallbackServerContext* context) {
+void UploadStreams::Touch(grpc::CallbackServerContext* context, bool busy) {
   absl::MutexLock lock(&mu_);
   auto it = streams_.find(context);
-  if (it != streams_.end()) it->second.last_active = clock_->NowSteadySeconds();
+  if (it == streams_.end()) return;
+  it->second.last_active = clock_->NowSteadySeconds();
+  it->second.busy = busy;
 }
 
 void UploadStreams::Remove(grpc::CallbackServerContext* context) {
@@ -34,7 +36,7 @@ int UploadStreams::CancelIdle() {
   int cancelled = 0;
   absl::MutexLock lock(&mu_);
   for (auto& [context, s] : streams_) {
-    if (s.cancelled || now - s.last_active <= idle_seconds_) continue;
+    if (s.cancelled || s.busy || now - s.last_active <= idle_seconds_) continue;
     s.cancelled = true;
     context->TryCancel();
     ++cancelled;

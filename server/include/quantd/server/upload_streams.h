@@ -31,8 +31,10 @@ class UploadStreams {
 
   // Registers a stream. ResourceExhausted when `max_streams` are open.
   absl::Status Add(grpc::CallbackServerContext* context);
-  // The stream received a message (or finished a step): it is not idle.
-  void Touch(grpc::CallbackServerContext* context);
+  // The stream received a message (`busy`: the server is working on it, e.g.
+  // a commit's fsync) or finished with one (`busy` false): not idle either
+  // way, and never idle while busy.
+  void Touch(grpc::CallbackServerContext* context, bool busy);
   void Remove(grpc::CallbackServerContext* context);
   // Cancels (TryCancel) every stream idle for longer than the timeout and
   // not cancelled before; returns how many.
@@ -42,6 +44,7 @@ class UploadStreams {
  private:
   struct Stream {
     double last_active = 0;  // Clock::NowSteadySeconds
+    bool busy = false;       // a message is being processed
     bool cancelled = false;
   };
   const int max_streams_;
