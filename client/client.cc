@@ -121,6 +121,12 @@ absl::StatusOr<v1::UploadStatus> Client::GetUploadStatus(const std::string& uplo
   return Unary(stub_.get(), &v1::Quantd::Stub::GetUploadStatus, req);
 }
 
+absl::Status Client::AbortUpload(const std::string& upload_id) {
+  v1::AbortUploadRequest req;
+  req.set_upload_id(upload_id);
+  return Unary(stub_.get(), &v1::Quantd::Stub::AbortUpload, req).status();
+}
+
 absl::StatusOr<v1::Model> Client::GetModel(const std::string& model_id) {
   v1::GetModelRequest req;
   req.set_model_id(model_id);

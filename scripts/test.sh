@@ -7,5 +7,12 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DQUANTD_BUILD_TESTS=ON -DQUANTD_BUILD_BENCH=ON
 cmake --build build -j"$(nproc)"
-cd build
-exec ctest --output-on-failure -j"$(nproc)" --timeout 1200 "$@"
+status=0
+(cd build && ctest --output-on-failure -j"$(nproc)" --timeout 1200 "$@") || status=$?
+# The fuzz targets in regression mode, in their own clang build directory
+# (build-fuzz/; the gcc build above is untouched). Skipped when ctest was
+# asked for a subset (arguments given) or clang is missing.
+if [ $# -eq 0 ] && command -v clang++ >/dev/null 2>&1; then
+  bash scripts/fuzz_regression.sh || status=$?
+fi
+exit $status

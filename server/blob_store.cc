@@ -4,6 +4,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 
@@ -77,17 +78,44 @@ uint64_t BlobStore::FreeDiskBytes() const {
 }
 
 absl::Status BlobStore::CheckRoomFor(uint64_t bytes) const {
-  uint64_t used = used_bytes_.load();
+  absl::MutexLock lock(&room_mu_);
+  return CheckRoomLocked(bytes);
+}
+
+absl::Status BlobStore::Reserve(uint64_t bytes) {
+  absl::MutexLock lock(&room_mu_);
+  QUANTD_RETURN_IF_ERROR(CheckRoomLocked(bytes));
+  reserved_bytes_ += bytes;
+  return absl::OkStatus();
+}
+
+void BlobStore::Release(uint64_t bytes) {
+  absl::MutexLock lock(&room_mu_);
+  reserved_bytes_ -= std::min(bytes, reserved_bytes_);
+}
+
+uint64_t BlobStore::reserved_bytes() const {
+  absl::MutexLock lock(&room_mu_);
+  return reserved_bytes_;
+}
+
+absl::Status BlobStore::CheckRoomLocked(uint64_t bytes) const {
+  // Reserved bytes are promised to uploads in flight: count them as used
+  // and as gone from the free disk.
+  const uint64_t reserved = reserved_bytes_;
+  uint64_t used = used_bytes_.load() + reserved;
   if (options_.max_store_bytes != 0 && used + bytes > options_.max_store_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "the store is full (", used, " of ", options_.max_store_bytes,
         " bytes used by --max-store-bytes); delete models or jobs, or ask the operator"));
   }
-  uint64_t free_bytes = FreeDiskBytes();
+  const uint64_t disk_free = FreeDiskBytes();
+  const uint64_t free_bytes = disk_free > reserved ? disk_free - reserved : 0;
   if (free_bytes < bytes + options_.min_free_bytes) {
     return absl::ResourceExhaustedError(
         absl::StrCat("not enough free disk on the server for ", bytes, " bytes (", free_bytes,
-                     " free, ", options_.min_free_bytes, " kept in reserve by --min-free-bytes)"));
+                     " free after ", reserved, " reserved by uploads in progress, ",
+                     options_.min_free_bytes, " kept in reserve by --min-free-bytes)"));
   }
   return absl::OkStatus();
 }

@@ -190,6 +190,22 @@ const std::vector<FlagDef>& Flags() {
          }
          return absl::OkStatus();
        }},
+      {"max-concurrent-uploads", "QUANTD_MAX_CONCURRENT_UPLOADS", "N",
+       "UploadModel streams open at once; more get RESOURCE_EXHAUSTED",
+       [](const std::string& v, ServeConfig* c) {
+         if (!absl::SimpleAtoi(v, &c->max_concurrent_uploads) || c->max_concurrent_uploads < 1) {
+           return BadValue("max-concurrent-uploads", v, "a number >= 1");
+         }
+         return absl::OkStatus();
+       }},
+      {"upload-idle-seconds", "QUANTD_UPLOAD_IDLE_SECONDS", "S",
+       "cancel an upload stream that sends nothing this long (its bytes stay for a resume)",
+       [](const std::string& v, ServeConfig* c) {
+         if (!absl::SimpleAtod(v, &c->upload_idle_seconds) || c->upload_idle_seconds <= 0) {
+           return BadValue("upload-idle-seconds", v, "a number > 0");
+         }
+         return absl::OkStatus();
+       }},
       {"chunk-bytes", "QUANTD_CHUNK_BYTES", "BYTES", "download chunk size",
        [](const std::string& v, ServeConfig* c) {
          if (!ParseBytes(v, &c->chunk_bytes) || c->chunk_bytes < 4096 ||
@@ -291,6 +307,8 @@ std::string ServeHelp() {
     if (name == "log-level") return d.log_level;
     if (name == "chunk-bytes") return "1M";
     if (name == "upload-ttl-hours") return "24";
+    if (name == "max-concurrent-uploads") return absl::StrCat(d.max_concurrent_uploads);
+    if (name == "upload-idle-seconds") return absl::StrCat(d.upload_idle_seconds);
     return "";
   };
   for (const FlagDef& f : Flags()) {

@@ -66,25 +66,21 @@ class EmbeddedJobStore::WriterTurn {
 EmbeddedJobStore::EmbeddedJobStore(JobJournal* journal, Clock* clock)
     : journal_(journal), clock_(clock) {}
 
-absl::Status EmbeddedJobStore::Recover(std::vector<std::string>* requeued) {
+absl::Status EmbeddedJobStore::Recover(const CrashRecord& crash, std::vector<std::string>* requeued,
+                                       std::vector<std::string>* quarantined) {
   auto loaded = journal_->LoadAll();
   if (!loaded.ok()) return loaded.status();
   absl::MutexLock lock(&mu_);
   WriterTurn turn(this);  // before serving starts: journals with the lock held
+  const int running =
+      static_cast<int>(std::count_if(loaded->begin(), loaded->end(), [](const v1::Job& j) {
+        return j.state() == v1::JOB_STATE_RUNNING;
+      }));
   for (v1::Job& job : *loaded) {
     if (job.state() == v1::JOB_STATE_RUNNING) {
-      if (job.attempts() >= kMaxAttempts) {
-        job.set_state(v1::JOB_STATE_FAILED);
-        job.mutable_error()->set_code("ABORTED");
-        job.mutable_error()->set_message(absl::StrCat(
-            "the server stopped while running this job ", job.attempts(),
-            " times (crash or kill); not retrying. Check the server logs for this job id; "
-            "the model or recipe may trigger a bug"));
-        job.set_end_time_ms(clock_->NowUnixMs());
+      if (ApplyRestartPolicy(crash, running, clock_->NowUnixMs(), &job)) {
+        if (quarantined != nullptr) quarantined->push_back(job.job_id());
       } else {
-        job.set_state(v1::JOB_STATE_QUEUED);
-        job.mutable_progress()->Clear();
-        job.mutable_progress()->set_phase("requeued after restart");
         requeued->push_back(job.job_id());
       }
       absl::Status st = journal_->Put(job);

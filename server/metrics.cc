@@ -52,10 +52,10 @@ constexpr std::array<std::string_view, 24> kReasons = {
 // The quantd.v1 rpcs plus the standard services the server registers. Kept in
 // step with proto/quantd/v1 by tests/ops (ValidateDeploy checks each rpc is
 // here).
-constexpr std::array<std::string_view, 14> kRpcMethods = {
-    "UploadModel", "GetUploadStatus",     "GetModel", "DeleteModel",      "SubmitJob", "GetJob",
-    "ListJobs",    "CancelJob",           "WatchJob", "DownloadArtifact", "DeleteJob", "Check",
-    "Watch",       "ServerReflectionInfo"};
+constexpr std::array<std::string_view, 15> kRpcMethods = {
+    "UploadModel",      "GetUploadStatus", "AbortUpload", "GetModel",  "DeleteModel",
+    "SubmitJob",        "GetJob",          "ListJobs",    "CancelJob", "WatchJob",
+    "DownloadArtifact", "DeleteJob",       "Check",       "Watch",     "ServerReflectionInfo"};
 
 constexpr std::array<std::string_view, 17> kGrpcCodes = {
     "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",

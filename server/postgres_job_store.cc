@@ -291,7 +291,9 @@ PostgresJobStore::~PostgresJobStore() {
   if (listener_.joinable()) listener_.join();
 }
 
-absl::Status PostgresJobStore::Recover(std::vector<std::string>* requeued) {
+absl::Status PostgresJobStore::Recover(const CrashRecord& /*crash*/,
+                                       std::vector<std::string>* requeued,
+                                       std::vector<std::string>* /*quarantined*/) {
   QUANTD_ASSIGN_OR_RETURN(std::vector<std::string> ids, RequeueExpired(clock_->NowUnixMs()));
   requeued->insert(requeued->end(), ids.begin(), ids.end());
   return absl::OkStatus();

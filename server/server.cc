@@ -21,6 +21,7 @@
 #include "quantd/server/auth.h"
 #include "quantd/server/blob_store.h"
 #include "quantd/server/clock.h"
+#include "quantd/server/crash_record.h"
 #include "quantd/server/executor.h"
 #include "quantd/server/ids.h"
 #include "quantd/server/job_journal.h"
@@ -30,6 +31,7 @@
 #include "quantd/server/rpc_interceptor.h"
 #include "quantd/server/service.h"
 #include "quantd/server/upload_store.h"
+#include "quantd/server/upload_streams.h"
 #include "quantd/server/worker_pool.h"
 
 #include <prometheus/exposer.h>
@@ -60,6 +62,15 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   upload_options.max_upload_bytes = config.max_upload_bytes;
   auto uploads = UploadStore::Open(blobs->get(), upload_options, &clock);
   if (!uploads.ok()) return uploads.status();
+  {
+    const UploadRecovery& r = (*uploads)->recovery();
+    logger->Info("uploads recovered", {{"resumable", absl::StrCat(r.resumable)},
+                                       {"reserved_bytes", absl::StrCat((*blobs)->reserved_bytes())},
+                                       {"orphans_removed", absl::StrCat(r.orphans_removed)},
+                                       {"commits_finished", absl::StrCat(r.commits_finished)},
+                                       {"commits_undone", absl::StrCat(r.commits_undone)},
+                                       {"dropped_for_room", absl::StrCat(r.dropped_for_room)}});
+  }
 
   // The job store: the embedded journal (one server per data directory) or
   // PostgreSQL shared by replicas on one shared data directory.
@@ -105,10 +116,26 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   if (postgres != nullptr) {
     (*uploads)->UseReservations(postgres, replica, upload_reservation_ttl);
   }
+  // What the previous process recorded if a fault killed it, and which jobs
+  // it charges (crash_record.h). Embedded store only: a shared directory's
+  // replicas recover each other's jobs through leases.
+  const std::string crash_path = config.data_dir + "/crash.record";
+  const CrashRecord crash = shared ? CrashRecord() : ReadCrashRecord(crash_path);
+  if (crash.signal != 0) {
+    logger->Error("the previous server process died of a fault",
+                  {{"signal", absl::StrCat(crash.signal)},
+                   {"faulting_job", crash.faulting_job},
+                   {"running_jobs", absl::StrCat(crash.running.size())}});
+  }
   std::vector<std::string> requeued;
-  if (absl::Status st = jobs.Recover(&requeued); !st.ok()) return st;
+  std::vector<std::string> quarantined;
+  if (absl::Status st = jobs.Recover(crash, &requeued, &quarantined); !st.ok()) return st;
+  if (!shared) RemoveCrashRecord(crash_path);
   for (const std::string& id : requeued) {
     logger->Warning("job was running when the server stopped; requeued", {{"job_id", id}});
+  }
+  for (const std::string& id : quarantined) {
+    logger->Error("job quarantined: it repeatedly stopped the server", {{"job_id", id}});
   }
   if (!shared) {
     // A shared directory holds other replicas' work in progress: only a
@@ -149,6 +176,8 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   }
   metrics.SetStoreBytes((*blobs)->used_bytes(), (*blobs)->FreeDiskBytes());
 
+  auto crash_recorder = CrashRecorder::Install(crash_path, workers);
+  if (!crash_recorder.ok()) return crash_recorder.status();
   CoreJobRunner runner(blobs->get());
   WorkerPool pool(
       workers, thread_budget, &jobs,
@@ -156,6 +185,10 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
       &clock, logger, &metrics);
   if (postgres != nullptr) {
     pool.UseSharedQueue(postgres, replica, lease);
+  } else {
+    // Crash attribution is per server process on its own directory; with
+    // leases, replicas recover each other's jobs instead.
+    pool.SetCrashRecorder(crash_recorder->get());
   }
   pool.Start();
 
@@ -175,6 +208,8 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
   ctx.max_queued_jobs = config.max_queued_jobs;
   ctx.chunk_bytes = config.chunk_bytes;
   ctx.draining = &draining;
+  UploadStreams upload_streams(config.max_concurrent_uploads, config.upload_idle_seconds, &clock);
+  ctx.upload_streams = &upload_streams;
   QuantdService service(ctx);
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -223,16 +258,18 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
                            {"requeued_jobs", absl::StrCat(requeued.size())},
                            {"version", version}});
 
-  // Wait for SIGTERM/SIGINT; refresh the storage gauges every 5 s (and
-  // renew upload reservations every third of a lease) meanwhile, and
+  // Wait for SIGTERM/SIGINT; meanwhile cancel idle upload streams every
+  // second (and renew upload reservations with the shared store, every third
+  // of a lease at most), refresh the storage gauges every five seconds and
   // expire old uploads every ten minutes.
   int signo = 0;
   const absl::Duration period = postgres != nullptr
-                                    ? std::min(absl::Seconds(5), upload_reservation_ttl / 3)
-                                    : absl::Seconds(5);
+                                    ? std::min(absl::Seconds(1), upload_reservation_ttl / 3)
+                                    : absl::Seconds(1);
   const timespec timeout = absl::ToTimespec(period);
-  absl::Time next_tick = absl::Now();
-  for (int tick = 0;;) {
+  absl::Time next_gauges = absl::Now();
+  absl::Time next_expiry = absl::Now() + absl::Minutes(10);
+  for (;;) {
     siginfo_t info;
     signo = sigtimedwait(&signals, &info, &timeout);
     if (signo > 0) break;
@@ -240,13 +277,19 @@ absl::Status RunServer(const ServeConfig& config, const std::string& version, Lo
       absl::Status st = postgres->RenewUploadReservations(replica, upload_reservation_ttl);
       if (!st.ok()) logger->Warning("cannot renew upload reservations", {{"error", st.ToString()}});
     }
-    if (absl::Now() < next_tick) continue;
-    next_tick = absl::Now() + absl::Seconds(5);
-    if (++tick % 120 == 0) {
+    if (int n = upload_streams.CancelIdle(); n > 0) {
+      logger->Info("cancelled idle upload streams", {{"count", absl::StrCat(n)}});
+    }
+    const absl::Time now = absl::Now();
+    if (now >= next_expiry) {
+      next_expiry = now + absl::Minutes(10);
       int n = (*uploads)->ExpireUploads(upload_ttl_ms, upload_sweep_period);
       if (n > 0) logger->Info("expired old uploads", {{"count", absl::StrCat(n)}});
     }
-    metrics.SetStoreBytes((*blobs)->used_bytes(), (*blobs)->FreeDiskBytes());
+    if (now >= next_gauges) {
+      next_gauges = now + absl::Seconds(5);
+      metrics.SetStoreBytes((*blobs)->used_bytes(), (*blobs)->FreeDiskBytes());
+    }
   }
 
   logger->Info("draining", {{"signal", strsignal(signo)},

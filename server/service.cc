@@ -60,6 +60,19 @@ grpc::ServerUnaryReactor* QuantdService::GetUploadStatus(grpc::CallbackServerCon
   });
 }
 
+grpc::ServerUnaryReactor* QuantdService::AbortUpload(grpc::CallbackServerContext* context,
+                                                     const v1::AbortUploadRequest* request,
+                                                     v1::AbortUploadResponse* response) {
+  return Async(ctx_, context, [this, request] {
+    absl::Status st = ctx_.uploads->AbortUpload(request->upload_id());
+    if (st.ok()) {
+      ctx_.logger->Info("upload aborted", {{"upload_id", request->upload_id()}});
+      ctx_.metrics->SetStoreBytes(ctx_.blobs->used_bytes(), ctx_.blobs->FreeDiskBytes());
+    }
+    return st;
+  });
+}
+
 grpc::ServerUnaryReactor* QuantdService::GetModel(grpc::CallbackServerContext* context,
                                                   const v1::GetModelRequest* request,
                                                   v1::Model* response) {

@@ -6,6 +6,7 @@
 #include "quantd/server/auth.h"
 #include "quantd/server/executor.h"
 #include "quantd/server/translate.h"
+#include "quantd/server/upload_streams.h"
 #include "reactors.h"
 
 namespace quantd::server {
@@ -23,6 +24,10 @@ std::string UploadFailureReason(const absl::Status& st) {
       return "incomplete";
     case absl::StatusCode::kUnauthenticated:
       return "unauthenticated";
+    case absl::StatusCode::kCancelled:
+      return "cancelled";
+    case absl::StatusCode::kAborted:
+      return "aborted";
     default:
       break;
   }
@@ -33,13 +38,17 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
  public:
   UploadReactor(const ServiceContext* ctx, grpc::CallbackServerContext* context,
                 v1::Model* response)
-      : ctx_(ctx), response_(response) {
+      : ctx_(ctx), context_(context), response_(response) {
     // Every stream is counted from its start, so refusals before the header
     // is accepted (auth, limits, bad names) pair up with End() as failures.
     ctx_->metrics->UploadStarted();
     absl::Status st = ctx_->auth->Check(*context);
     if (st.ok() && ctx_->draining != nullptr && ctx_->draining->load()) {
       st = absl::UnavailableError("the server is shutting down; resume the upload later");
+    }
+    if (st.ok() && ctx_->upload_streams != nullptr) {
+      st = ctx_->upload_streams->Add(context);
+      registered_ = st.ok();
     }
     if (!st.ok()) {
       End(st);
@@ -51,18 +60,28 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
   // File writes, digests and the commit's fsync run on the I/O executor;
   // only one read is outstanding, so at most one task per upload runs.
   void OnReadDone(bool ok) override {
+    if (registered_) ctx_->upload_streams->Touch(context_, /*busy=*/true);
     ctx_->io->Schedule([this, ok] { Process(ok); });
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    if (registered_) ctx_->upload_streams->Remove(context_);
+    delete this;
+  }
 
  private:
   void Process(bool ok) {
     if (!ok) {
-      End(EndOfStream());
+      // Cancelled (by the client, or by the server as idle): the bytes
+      // received stay for a resume.
+      End(context_->IsCancelled() ? absl::CancelledError("the upload stream was cancelled "
+                                                         "(by the client, or idle for longer "
+                                                         "than --upload-idle-seconds)")
+                                  : EndOfStream());
       return;
     }
     absl::Status st = Handle();
+    if (registered_) ctx_->upload_streams->Touch(context_, /*busy=*/false);
     if (!st.ok() || done_) {
       End(st);
       return;
@@ -146,7 +165,9 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
   }
 
   const ServiceContext* const ctx_;
+  grpc::CallbackServerContext* const context_;
   v1::Model* const response_;
+  bool registered_ = false;  // counted in ctx_->upload_streams
   v1::UploadRequest request_;
   std::unique_ptr<UploadWriter> writer_;
   bool done_ = false;

@@ -54,6 +54,7 @@ void WorkerPool::Enqueue(const v1::Job& job) {
   if (queued_ids_.count(job.job_id()) != 0 || running_.count(job.job_id()) != 0) return;
   queue_.emplace(-job.priority(), job.sequence(), job.job_id());
   queued_ids_.insert(job.job_id());
+  if (job.run_alone()) run_alone_ids_.insert(job.job_id());
   ReportGauges();
 }
 
@@ -85,6 +86,7 @@ absl::StatusOr<v1::Job> WorkerPool::Cancel(const std::string& job_id) {
       r->second.cancel_requested = true;
       r->second.token->Cancel();
     } else if (queued_ids_.erase(job_id) != 0) {
+      run_alone_ids_.erase(job_id);
       for (auto it = queue_.begin(); it != queue_.end(); ++it) {
         if (std::get<2>(*it) == job_id) {
           queue_.erase(it);
@@ -160,23 +162,34 @@ void WorkerPool::ReleaseThreads(int granted) {
 void WorkerPool::WorkerLoop() {
   while (true) {
     std::string job_id;
+    bool alone = false;
     auto token = std::make_shared<core::CancelToken>();
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this]()
-                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
+      // The next job starts when nothing runs alone, and a job that must
+      // run alone only when nothing runs.
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        if (stopping_) return true;
+        if (queue_.empty() || alone_running_) return false;
+        return run_alone_ids_.count(std::get<2>(*queue_.begin())) == 0 || running_.empty();
+      };
       mu_.Await(absl::Condition(&ready));
       if (stopping_) return;
       job_id = std::get<2>(*queue_.begin());
       queue_.erase(queue_.begin());
       queued_ids_.erase(job_id);
+      alone = run_alone_ids_.erase(job_id) != 0;
+      if (alone) alone_running_ = true;
       running_[job_id] = Running{token, false};
       ReportGauges();
     }
+    if (crash_recorder_ != nullptr) crash_recorder_->BeginJob(job_id);
     RunOne(job_id, token, std::nullopt);
+    if (crash_recorder_ != nullptr) crash_recorder_->EndJob();
     {
       absl::MutexLock lock(&mu_);
       running_.erase(job_id);
+      if (alone) alone_running_ = false;
       ReportGauges();
     }
   }
@@ -389,6 +402,9 @@ void WorkerPool::RunOne(const std::string& job_id, std::shared_ptr<core::CancelT
       [&](v1::Job* j) {
         if (absl::Status st = fenced(*j); !st.ok()) return st;
         if (requeue) {
+          // The drain ended the run, not the job: give the attempt back
+          // (local queue; with leases the attempt number fences the run).
+          if (leases_ == nullptr) j->set_attempts(std::max(0, j->attempts() - 1));
           j->set_state(v1::JOB_STATE_QUEUED);
           j->mutable_progress()->Clear();
           j->mutable_progress()->set_phase("requeued at shutdown");

@@ -12,6 +12,8 @@ absl::StatusCode ErrnoToStatusCode(int err) {
   switch (err) {
     case ENOSPC:
     case EDQUOT:
+    case EMFILE:  // this process's open-file limit
+    case ENFILE:  // the system's
       return absl::StatusCode::kResourceExhausted;
     case EACCES:
     case EPERM:

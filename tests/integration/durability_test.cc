@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -139,7 +140,10 @@ TEST(DurabilityTest, KillDashNineWithQueuedAndRunningJobsRecovers) {
   }
   auto rerun = c->GetJob(running->job_id());
   ASSERT_TRUE(rerun.ok());
-  EXPECT_EQ(rerun->attempts(), 2);
+  // The kill ended the first run, not the job: only the run that finished
+  // is charged.
+  EXPECT_EQ(rerun->attempts(), 1);
+  EXPECT_EQ(rerun->crashes(), 0);
   EXPECT_THAT(server->ReadLog(), ::testing::HasSubstr("requeued"));
   EXPECT_TRUE(OrtOutputsMatch(Gpt2Model(), tmp.path() + "/out-" + queued[0] + "/past.onnx", 0.99));
 }
@@ -173,7 +177,8 @@ TEST(DurabilityTest, WatchReattachesAcrossKillAndRestart) {
   watcher.join();
   ASSERT_TRUE(watched.ok()) << watched.status();
   EXPECT_EQ(watched->state(), v1::JOB_STATE_SUCCEEDED) << watched->error().message();
-  EXPECT_EQ(watched->attempts(), 2);
+  EXPECT_EQ(watched->attempts(), 1);
+  EXPECT_EQ(watched->interruptions(), 1);  // killed while it ran alone
   bool saw_progress = false;
   for (const auto& e : events) {
     if (e.job().state() == v1::JOB_STATE_RUNNING && e.job().progress().tensors_total() > 0) {
@@ -206,6 +211,9 @@ TEST(DurabilityTest, SigtermRequeuesRunningJobAndRestartFinishesIt) {
   auto done = c->Watch(job->job_id(), nullptr, absl::Seconds(120));
   ASSERT_TRUE(done.ok()) << done.status();
   EXPECT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED) << done->error().message();
+  // A clean drain charges nothing: only the run that finished counts.
+  EXPECT_EQ(done->attempts(), 1);
+  EXPECT_EQ(done->interruptions(), 0);
 }
 
 TEST(DurabilityTest, DrainingServerRefusesNewWorkButFinishesRunningJob) {
@@ -302,6 +310,57 @@ TEST(DurabilityTest, PriorityRunsBeforeFifo) {
   auto j2 = c->GetJob(ids[2]);
   EXPECT_LE(j2->start_time_ms(), j0->start_time_ms());  // priority 10 first
   EXPECT_LE(j0->start_time_ms(), j1->start_time_ms());  // then FIFO
+}
+
+namespace {
+// What the server's fault handler writes when a job's worker thread faults
+// (crash_record.h); written by hand between a kill and the restart.
+void WriteCrashRecord(const std::string& data, const std::string& faulting,
+                      const std::vector<std::string>& running) {
+  std::ofstream out(data + "/crash.record");
+  out << "signal 11\nfaulting " << faulting << "\n";
+  for (const auto& id : running) out << "running " << id << "\n";
+}
+}  // namespace
+
+TEST(DurabilityTest, AJobThatKeepsCrashingTheServerIsQuarantinedAndTheOtherFinishes) {
+  TempDir tmp;
+  const std::string data = tmp.path() + "/data";
+  const std::vector<std::string> args = {"--workers", "2", "--max-job-threads", "2"};
+  auto server = std::make_unique<ServerProcess>(data, args);
+  ASSERT_TRUE(server->Start().ok());
+  auto c = server->NewClient();
+  auto chain = c->Upload(MakeChainModel(tmp.path() + "/chain", kSlowLayers, 512));
+  ASSERT_TRUE(chain.ok());
+  auto crasher = c->Submit(SubmitRequest(chain->model.model_id(), SlowRecipe()));
+  v1::Recipe other = SlowRecipe();
+  other.set_block_size(64);
+  auto victim = c->Submit(SubmitRequest(chain->model.model_id(), other));
+  ASSERT_TRUE(crasher.ok() && victim.ok());
+  for (int round = 1; round <= 2; ++round) {
+    ASSERT_TRUE(WaitForJob(c.get(), crasher->job_id(), IsRunning, 60));
+    ASSERT_TRUE(WaitForJob(c.get(), victim->job_id(), IsRunning, 60));
+    server->Kill();
+    WriteCrashRecord(data, crasher->job_id(), {crasher->job_id(), victim->job_id()});
+    server = std::make_unique<ServerProcess>(data, args);
+    ASSERT_TRUE(server->Start().ok());
+    c = server->NewClient();
+    auto j = c->GetJob(crasher->job_id());
+    ASSERT_TRUE(j.ok());
+    EXPECT_EQ(j->crashes(), round);
+  }
+  auto quarantined = c->GetJob(crasher->job_id());
+  ASSERT_TRUE(quarantined.ok());
+  EXPECT_EQ(quarantined->state(), v1::JOB_STATE_FAILED);
+  EXPECT_EQ(quarantined->error().code(), "ABORTED");
+  EXPECT_THAT(quarantined->error().message(), ::testing::HasSubstr("quarantined"));
+  EXPECT_THAT(server->ReadLog(), ::testing::HasSubstr("job quarantined"));
+  EXPECT_FALSE(fs::exists(data + "/crash.record"));
+  auto done = c->Watch(victim->job_id(), nullptr, absl::Seconds(180));
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED) << done->error().message();
+  EXPECT_EQ(done->attempts(), 1);  // the two runs the other job's crashes ended are given back
+  EXPECT_EQ(done->crashes(), 0);
 }
 
 }  // namespace

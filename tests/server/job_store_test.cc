@@ -153,21 +153,61 @@ TEST_P(JobStoreContractTest, DedupAndIdempotencyReturnExistingJob) {
   EXPECT_EQ(k1->job.job_id(), k2->job.job_id());
 }
 
-TEST_P(JobStoreContractTest, RecoverRequeuesRunningAndFailsRepeatCrashers) {
+// Marks the jobs RUNNING with one more attempt, as a worker does.
+void StartRunning(JobStore* store, const std::vector<std::string>& ids) {
+  for (const auto& id : ids) {
+    (void)store->Update(
+        id,
+        [](v1::Job* j) {
+          j->set_attempts(j->attempts() + 1);
+          return SetState(j, v1::JOB_STATE_RUNNING);
+        },
+        true);
+  }
+}
+
+TEST(JobStoreTest, RecoverWithoutAFaultRequeuesAndGivesTheAttemptsBack) {
+  MemoryJobJournal journal;
+  FakeClock clock;
+  std::string a, b, done_id;
+  {
+    EmbeddedJobStore store(&journal, &clock);
+    a = store.Create(NewJob("a"))->job.job_id();
+    b = store.Create(NewJob("b"))->job.job_id();
+    done_id = store.Create(NewJob("c"))->job.job_id();
+    (void)store.Update(
+        done_id, [](v1::Job* j) { return SetState(j, v1::JOB_STATE_SUCCEEDED); }, true);
+  }
+  // Killed (no fault recorded) five times while both ran: neither job is
+  // charged, so neither fails for the restarts alone.
+  for (int round = 0; round < 5; ++round) {
+    EmbeddedJobStore store(&journal, &clock);
+    std::vector<std::string> requeued;
+    ASSERT_TRUE(store.Recover(&requeued).ok());
+    StartRunning(&store, {a, b});
+  }
+  EmbeddedJobStore store(&journal, &clock);
+  std::vector<std::string> requeued;
+  ASSERT_TRUE(store.Recover(&requeued).ok());
+  EXPECT_EQ(requeued.size(), 2u);
+  for (const auto& id : {a, b}) {
+    EXPECT_EQ(store.Get(id)->state(), v1::JOB_STATE_QUEUED);
+    EXPECT_EQ(store.Get(id)->attempts(), 0);
+    EXPECT_EQ(store.Get(id)->interruptions(), 0);
+  }
+  EXPECT_EQ(store.Get(done_id)->state(), v1::JOB_STATE_SUCCEEDED);
+  // Sequences continue after the recovered ones.
+  auto next = store.Create(NewJob("d"));
+  EXPECT_GT(next->job.sequence(), store.Get(done_id)->sequence());
+}
+
+TEST_P(JobStoreContractTest, RecoverRequeuesRunningJobs) {
   const std::string running_id = store().Create(NewJob("a"))->job.job_id();
-  const std::string crasher_id = store().Create(NewJob("b"))->job.job_id();
   const std::string done_id = store().Create(NewJob("c"))->job.job_id();
   (void)store().Update(
       running_id,
       [](v1::Job* j) {
         j->set_attempts(1);
-        return SetState(j, v1::JOB_STATE_RUNNING);
-      },
-      true);
-  (void)store().Update(
-      crasher_id,
-      [](v1::Job* j) {
-        j->set_attempts(JobStore::kMaxAttempts);
         return SetState(j, v1::JOB_STATE_RUNNING);
       },
       true);
@@ -178,7 +218,6 @@ TEST_P(JobStoreContractTest, RecoverRequeuesRunningAndFailsRepeatCrashers) {
   ASSERT_TRUE(store().Recover(&requeued).ok());
   EXPECT_EQ(requeued, std::vector<std::string>{running_id});
   EXPECT_EQ(store().Get(running_id)->state(), v1::JOB_STATE_QUEUED);
-  EXPECT_EQ(store().Get(crasher_id)->state(), v1::JOB_STATE_FAILED);
   EXPECT_EQ(store().Get(done_id)->state(), v1::JOB_STATE_SUCCEEDED);
   EXPECT_TRUE(store().IsSucceeded(done_id));
   EXPECT_FALSE(store().IsSucceeded(running_id));
@@ -243,6 +282,95 @@ TEST_P(JobStoreContractTest, DeleteRefusesActiveJobs) {
 }
 
 // Journal-specific behaviour of the embedded store.
+TEST(JobStoreTest, AFaultIsChargedToTheFaultingJobWhichIsQuarantinedAndTheOtherRunsOn) {
+  MemoryJobJournal journal;
+  FakeClock clock;
+  std::string crasher, victim;
+  {
+    EmbeddedJobStore store(&journal, &clock);
+    crasher = store.Create(NewJob("crasher"))->job.job_id();
+    victim = store.Create(NewJob("victim"))->job.job_id();
+    StartRunning(&store, {crasher, victim});
+  }
+  CrashRecord crash;
+  crash.signal = 11;
+  crash.faulting_job = crasher;
+  crash.running = {crasher, victim};
+  for (int round = 1; round <= kMaxCrashes; ++round) {
+    EmbeddedJobStore store(&journal, &clock);
+    std::vector<std::string> requeued, quarantined;
+    ASSERT_TRUE(store.Recover(crash, &requeued, &quarantined).ok());
+    EXPECT_EQ(store.Get(crasher)->crashes(), round);
+    EXPECT_EQ(store.Get(victim)->attempts(), 0);
+    EXPECT_EQ(store.Get(victim)->state(), v1::JOB_STATE_QUEUED);
+    if (round < kMaxCrashes) {
+      EXPECT_EQ(store.Get(crasher)->state(), v1::JOB_STATE_QUEUED);
+      EXPECT_EQ(store.Get(crasher)->attempts(), round);  // charged
+      StartRunning(&store, {crasher, victim});
+    } else {
+      EXPECT_EQ(quarantined, std::vector<std::string>{crasher});
+      EXPECT_EQ(requeued, std::vector<std::string>{victim});
+      auto job = store.Get(crasher);
+      EXPECT_EQ(job->state(), v1::JOB_STATE_FAILED);
+      EXPECT_EQ(job->error().code(), "ABORTED");
+      EXPECT_NE(job->error().message().find("quarantined"), std::string::npos);
+      EXPECT_NE(job->error().message().find("crashed (signal 11"), std::string::npos);
+    }
+  }
+}
+
+TEST(JobStoreTest, AnUnattributedFaultAmongSeveralJobsRunsEachAloneNext) {
+  MemoryJobJournal journal;
+  FakeClock clock;
+  std::string a, b, queued;
+  {
+    EmbeddedJobStore store(&journal, &clock);
+    a = store.Create(NewJob("a"))->job.job_id();
+    b = store.Create(NewJob("b"))->job.job_id();
+    queued = store.Create(NewJob("q"))->job.job_id();
+    StartRunning(&store, {a, b});
+  }
+  CrashRecord crash;
+  crash.signal = 6;  // on a thread that is not a worker
+  crash.running = {a, b};
+  EmbeddedJobStore store(&journal, &clock);
+  std::vector<std::string> requeued;
+  ASSERT_TRUE(store.Recover(crash, &requeued, nullptr).ok());
+  for (const auto& id : {a, b}) {
+    EXPECT_EQ(store.Get(id)->state(), v1::JOB_STATE_QUEUED);
+    EXPECT_TRUE(store.Get(id)->run_alone());
+    EXPECT_EQ(store.Get(id)->attempts(), 0);
+    EXPECT_EQ(store.Get(id)->crashes(), 0);
+  }
+  EXPECT_FALSE(store.Get(queued)->run_alone());
+  EXPECT_EQ(store.Get(queued)->attempts(), 0);
+}
+
+TEST(JobStoreTest, AJobKilledRepeatedlyWhileRunningAloneIsQuarantined) {
+  MemoryJobJournal journal;
+  FakeClock clock;
+  std::string id;
+  {
+    EmbeddedJobStore store(&journal, &clock);
+    id = store.Create(NewJob("oom"))->job.job_id();
+  }
+  for (int round = 1; round <= kMaxInterruptions; ++round) {
+    {
+      EmbeddedJobStore store(&journal, &clock);
+      std::vector<std::string> requeued;
+      ASSERT_TRUE(store.Recover(&requeued).ok());
+      StartRunning(&store, {id});
+    }
+    EmbeddedJobStore store(&journal, &clock);
+    std::vector<std::string> requeued;
+    ASSERT_TRUE(store.Recover(&requeued).ok());
+    EXPECT_EQ(store.Get(id)->interruptions(), round);
+    EXPECT_EQ(store.Get(id)->attempts(), 0);
+    EXPECT_EQ(store.Get(id)->state(),
+              round < kMaxInterruptions ? v1::JOB_STATE_QUEUED : v1::JOB_STATE_FAILED);
+  }
+}
+
 TEST(EmbeddedJobStoreTest, JournalFailureLeavesJobUnchanged) {
   MemoryJobJournal journal;
   FakeClock clock;

@@ -128,7 +128,45 @@ TEST_F(WorkerPoolTest, ShutdownRequeuesJobsThatDoNotFinishInTime) {
   auto journaled = journal_.LoadAll();
   ASSERT_TRUE(journaled.ok());
   EXPECT_EQ((*journaled)[0].state(), v1::JOB_STATE_QUEUED);
-  EXPECT_EQ((*journaled)[0].attempts(), 1);
+  // The drain ended the run, not the job: the attempt is given back.
+  EXPECT_EQ((*journaled)[0].attempts(), 0);
+}
+
+TEST_F(WorkerPoolTest, ARunAloneJobRunsWithNoOtherJobBesideIt) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(Submit(0, "alone" + std::to_string(i)));
+  ASSERT_TRUE(store_
+                  .Update(
+                      ids[1],
+                      [](v1::Job* j) {
+                        j->set_run_alone(true);
+                        return absl::OkStatus();
+                      },
+                      true)
+                  .ok());
+  std::atomic<int> now{0};
+  std::atomic<int> beside_alone{0};
+  std::atomic<bool> alone_running{false};
+  WorkerPool pool(
+      3, 3, &store_,
+      [&](const v1::Job& job, const core::RunContext&) -> absl::StatusOr<JobOutcome> {
+        const int n = ++now;
+        if (job.run_alone()) {
+          alone_running = true;
+          if (n != 1) ++beside_alone;
+        } else if (alone_running) {
+          ++beside_alone;
+        }
+        absl::SleepFor(absl::Milliseconds(30));
+        if (job.run_alone()) alone_running = false;
+        --now;
+        return JobOutcome{};
+      },
+      &clock_, &logger_, &metrics_);
+  pool.Start();
+  for (const auto& id : ids) ASSERT_TRUE(WaitFor(id, v1::JOB_STATE_SUCCEEDED));
+  pool.Shutdown(absl::Seconds(1));
+  EXPECT_EQ(beside_alone.load(), 0);
 }
 
 TEST_F(WorkerPoolTest, NeverRunsTheSameJobTwice) {

@@ -14,6 +14,8 @@ using ::quantd::testing::StatusIs;
 TEST(ErrnoStatusTest, MapsEachErrnoClassToItsCode) {
   EXPECT_EQ(ErrnoToStatusCode(ENOSPC), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(ErrnoToStatusCode(EDQUOT), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(ErrnoToStatusCode(EMFILE), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(ErrnoToStatusCode(ENFILE), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(ErrnoToStatusCode(EACCES), absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(ErrnoToStatusCode(EPERM), absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(ErrnoToStatusCode(EROFS), absl::StatusCode::kPermissionDenied);

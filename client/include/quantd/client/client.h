@@ -132,6 +132,8 @@ class Client {
   absl::StatusOr<UploadResult> Upload(const std::vector<std::string>& paths,
                                       const UploadOptions& options = {});
   absl::StatusOr<v1::UploadStatus> GetUploadStatus(const std::string& upload_id);
+  // Discards an unfinished upload and the room it reserved on the server.
+  absl::Status AbortUpload(const std::string& upload_id);
   absl::StatusOr<v1::Model> GetModel(const std::string& model_id);
   absl::Status DeleteModel(const std::string& model_id);
 

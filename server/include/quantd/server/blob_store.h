@@ -27,6 +27,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "quantd/v1/quantd.pb.h"
 
 namespace quantd::server {
@@ -111,8 +112,16 @@ class BlobStore {
 
   // --- capacity ---
   // OK when `bytes` more fit under --max-store-bytes and leave
-  // --min-free-bytes of disk free; ResourceExhausted naming the limit otherwise.
+  // --min-free-bytes of disk free, counting reserved bytes as already
+  // written; ResourceExhausted naming the limit otherwise.
   absl::Status CheckRoomFor(uint64_t bytes) const;
+  // CheckRoomFor and, when OK, reserves `bytes` (atomically with respect to
+  // other reservations): uploads reserve their declared size at the start,
+  // so two uploads can never both be promised the same free space.
+  absl::Status Reserve(uint64_t bytes);
+  // Gives back reserved bytes (written, so now counted as used, or abandoned).
+  void Release(uint64_t bytes);
+  uint64_t reserved_bytes() const;
   // Counts bytes stored outside models/ and artifacts/ (uploads in flight).
   void AddUsedBytes(int64_t delta);
   uint64_t used_bytes() const { return used_bytes_.load(); }
@@ -121,11 +130,14 @@ class BlobStore {
 
  private:
   explicit BlobStore(BlobStoreOptions options);
+  absl::Status CheckRoomLocked(uint64_t bytes) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(room_mu_);
 
   // Constant after construction.
   const BlobStoreOptions options_;
 
   std::atomic<uint64_t> used_bytes_{0};
+  mutable absl::Mutex room_mu_;  // makes check-and-reserve atomic
+  uint64_t reserved_bytes_ ABSL_GUARDED_BY(room_mu_) = 0;
 };
 
 }  // namespace quantd::server

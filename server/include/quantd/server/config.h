@@ -42,9 +42,11 @@ struct ServeConfig {
   int keepalive_seconds = 60;
   double shutdown_grace_seconds = 30;
   std::string log_level = "info";
-  std::string port_file;           // written with the bound port
-  uint64_t chunk_bytes = 1 << 20;  // download chunk size
-  double upload_ttl_hours = 24;    // unfinished/finished upload records expire
+  std::string port_file;             // written with the bound port
+  uint64_t chunk_bytes = 1 << 20;    // download chunk size
+  double upload_ttl_hours = 24;      // unfinished/finished upload records expire
+  int max_concurrent_uploads = 64;   // UploadModel streams open at once
+  double upload_idle_seconds = 300;  // a stream silent this long is cancelled
 };
 
 // Env lookup: returns nullptr when unset (std::getenv in production).

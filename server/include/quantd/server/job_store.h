@@ -28,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "quantd/server/clock.h"
+#include "quantd/server/crash_record.h"
 #include "quantd/server/job_journal.h"
 #include "quantd/v1/quantd.pb.h"
 
@@ -45,17 +46,27 @@ bool MatchesListFilter(const v1::ListJobsRequest& request, uint64_t before, cons
 class JobStore {
  public:
   using Listener = std::function<void(const v1::Job&)>;
-  // Jobs interrupted this many times (a crash or kill while running) fail
-  // instead of running again.
+  // With the shared store, a job whose lease expires this many times (its
+  // replica died or was cut off while running it) fails instead of running
+  // again. (The embedded store counts restarts by ApplyRestartPolicy.)
   static constexpr int kMaxAttempts = 3;
 
   virtual ~JobStore() = default;
 
   // Loads or connects. Jobs that were RUNNING and whose runner is gone (the
   // embedded store: all of them, this server just started; the shared
-  // store: those whose lease expired) go back to QUEUED (or FAILED after
-  // kMaxAttempts); `requeued` receives their ids.
-  virtual absl::Status Recover(std::vector<std::string>* requeued) = 0;
+  // store: those whose lease expired) go back to QUEUED, or are quarantined
+  // (FAILED) as ApplyRestartPolicy (crash_record.h) decides from `crash`,
+  // what the previous process recorded of a fault (the shared store has no
+  // such record: an expired lease counts an attempt, and a job fails after
+  // its last). `requeued` receives the requeued ids and `quarantined` (may
+  // be null) the failed ones.
+  virtual absl::Status Recover(const CrashRecord& crash, std::vector<std::string>* requeued,
+                               std::vector<std::string>* quarantined) = 0;
+  // The same with no fault recorded.
+  absl::Status Recover(std::vector<std::string>* requeued) {
+    return Recover(CrashRecord(), requeued, nullptr);
+  }
 
   struct CreateResult {
     v1::Job job;
@@ -114,7 +125,9 @@ class EmbeddedJobStore final : public JobStore {
   EmbeddedJobStore(const EmbeddedJobStore&) = delete;
   EmbeddedJobStore& operator=(const EmbeddedJobStore&) = delete;
 
-  absl::Status Recover(std::vector<std::string>* requeued) override;
+  using JobStore::Recover;
+  absl::Status Recover(const CrashRecord& crash, std::vector<std::string>* requeued,
+                       std::vector<std::string>* quarantined) override;
   absl::StatusOr<CreateResult> Create(v1::Job job) override;
   absl::StatusOr<v1::Job> Get(const std::string& job_id) override;
   absl::StatusOr<v1::Job> Update(const std::string& job_id,

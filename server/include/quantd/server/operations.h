@@ -23,6 +23,7 @@ namespace quantd::server {
 
 class Authenticator;
 class Executor;
+class UploadStreams;
 
 // What the service's handlers need; none of it is owned.
 struct ServiceContext {
@@ -38,7 +39,8 @@ struct ServiceContext {
   std::string version;
   int max_queued_jobs = 10000;
   uint64_t chunk_bytes = 1 << 20;
-  std::atomic<bool>* draining = nullptr;  // true once shutdown began
+  std::atomic<bool>* draining = nullptr;    // true once shutdown began
+  UploadStreams* upload_streams = nullptr;  // null: no cap, no idle timeout
 };
 
 // sha256 over (model id, canonical recipe, quantd version).

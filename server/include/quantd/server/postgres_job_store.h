@@ -72,8 +72,11 @@ class PostgresJobStore final : public JobStore, public JobLeases, public UploadR
 
   // --- JobStore ---
   // Requeues RUNNING jobs whose lease expired (live leases belong to other
-  // replicas and are left alone).
-  absl::Status Recover(std::vector<std::string>* requeued) override;
+  // replicas and are left alone). `crash` is not used: replicas share the
+  // directory, and an expired lease counts the attempt instead.
+  using JobStore::Recover;
+  absl::Status Recover(const CrashRecord& crash, std::vector<std::string>* requeued,
+                       std::vector<std::string>* quarantined) override;
   absl::StatusOr<CreateResult> Create(v1::Job job) override;
   absl::StatusOr<v1::Job> Get(const std::string& job_id) override;
   absl::StatusOr<v1::Job> Update(const std::string& job_id,

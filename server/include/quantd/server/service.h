@@ -22,6 +22,9 @@ class QuantdService final : public v1::Quantd::CallbackService {
 
   grpc::ServerReadReactor<v1::UploadRequest>* UploadModel(grpc::CallbackServerContext* context,
                                                           v1::Model* response) override;
+  grpc::ServerUnaryReactor* AbortUpload(grpc::CallbackServerContext* context,
+                                        const v1::AbortUploadRequest* request,
+                                        v1::AbortUploadResponse* response) override;
   grpc::ServerUnaryReactor* GetUploadStatus(grpc::CallbackServerContext* context,
                                             const v1::GetUploadStatusRequest* request,
                                             v1::UploadStatus* response) override;

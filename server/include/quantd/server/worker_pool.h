@@ -29,6 +29,11 @@
 // lease was lost (requeued, taken over) is cancelled and its result
 // discarded, never recorded over the new attempt.
 //
+// A job marked run_alone (a suspect of a crash that could not be attributed,
+// see crash_record.h) starts only when no other job runs, and no other job
+// starts while it runs, so a further crash is attributed to the right job.
+// With a CrashRecorder set, each worker tells it which job it runs.
+//
 // The job itself is run by an injected JobRunner (the real one calls
 // core::Run; tests pass fakes). State transitions go through the JobStore
 // (durable); progress updates are in-memory and throttled.
@@ -54,6 +59,7 @@
 #include "quantd/core/run_context.h"
 #include "quantd/server/clock.h"
 #include "quantd/server/job_leases.h"
+#include "quantd/server/crash_record.h"
 #include "quantd/server/job_store.h"
 #include "quantd/server/logger.h"
 #include "quantd/server/metrics.h"
@@ -88,6 +94,9 @@ class WorkerPool {
   // holding leases of `lease` as `owner` (unique per replica). `leases` is
   // not owned and must outlive the pool. REQUIRES: before Start.
   void UseSharedQueue(JobLeases* leases, std::string owner, absl::Duration lease);
+  // Optional, before Start: tells `recorder` (not owned, must outlive the
+  // pool) which job each worker runs.
+  void SetCrashRecorder(CrashRecorder* recorder) { crash_recorder_ = recorder; }
   // Queues every QUEUED job of the store (local queue) and starts the threads.
   void Start();
   // Adds a QUEUED job (just created by the store); with a shared queue,
@@ -137,10 +146,13 @@ class WorkerPool {
   Clock* const clock_;
   Logger* const logger_;
   Metrics* const metrics_;
+  CrashRecorder* crash_recorder_ = nullptr;  // set before Start
 
   absl::Mutex mu_;
   std::set<QueueKey> queue_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> queued_ids_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> run_alone_ids_ ABSL_GUARDED_BY(mu_);  // queued, run_alone
+  bool alone_running_ ABSL_GUARDED_BY(mu_) = false;           // a run_alone job runs
   std::map<std::string, Running> running_ ABSL_GUARDED_BY(mu_);
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

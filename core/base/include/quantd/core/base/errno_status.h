@@ -3,6 +3,7 @@
 // server's stores, the client's uploads and downloads).
 //
 //   ENOSPC, EDQUOT          -> ResourceExhausted (free space, then retry)
+//   EMFILE, ENFILE          -> ResourceExhausted (too many open files)
 //   EACCES, EPERM, EROFS    -> PermissionDenied
 //   ENOENT, ENOTDIR         -> NotFound
 //   anything else           -> Internal
