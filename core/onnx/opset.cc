@@ -141,7 +141,10 @@ absl::StatusOr<OpsetPlan> PlanOpsets(const Recipe& recipe, bool has_embedding,
           st.message(), ". Embeddings use INT8 per-row scales instead"));
     }
   }
-  const bool dq8 = (!int4 && !dynamic) || (int4 && recipe.lm_head == LmHeadMode::kInt8) ||
+  const bool int8_inside_int4 =
+      recipe.lm_head == LmHeadMode::kInt8 || recipe.int8_first_layers > 0 ||
+      recipe.int8_last_layers > 0 || !recipe.int8_regex.empty();
+  const bool dq8 = (!int4 && !dynamic) || (int4 && int8_inside_int4) ||
                    (emb && !plan.embedding_int4);
   if (dynamic) need = std::max<int64_t>(need, 11);
   if (dq8) need = std::max<int64_t>(need, 10);

@@ -164,6 +164,8 @@ absl::Status ValidateMlxFields(const Recipe& r) {
       {!r.op_types.empty(), "op_types"},
       {r.lm_head != d.lm_head, "lm_head"},
       {r.min_tensor_elements != d.min_tensor_elements, "min_tensor_elements"},
+      {r.int8_first_layers != 0 || r.int8_last_layers != 0, "int8_first_layers/int8_last_layers"},
+      {!r.int8_regex.empty(), "int8_regex"},
       {r.keep_io_types != d.keep_io_types, "keep_io_types"},
       {r.op_block_list.has_value(), "op_block_list"},
       {!r.node_block_list.empty(), "node_block_list"},
@@ -215,6 +217,24 @@ absl::Status ValidateRecipe(const Recipe& r) {
   if (absl::StatusOr<NamePatterns> p = NamePatterns::Compile(r.exclude_regex, "exclude_regex");
       !p.ok()) {
     return p.status();
+  }
+  if (absl::StatusOr<NamePatterns> p = NamePatterns::Compile(r.int8_regex, "int8_regex");
+      !p.ok()) {
+    return p.status();
+  }
+  for (const auto& [value, field] : {std::pair<int, const char*>{r.int8_first_layers,
+                                                                  "int8_first_layers"},
+                                     {r.int8_last_layers, "int8_last_layers"}}) {
+    if (value < 0 || value > 100000) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, " ", value, " is out of range; use 0 to 100000"));
+    }
+  }
+  if ((r.int8_first_layers > 0 || r.int8_last_layers > 0 || !r.int8_regex.empty()) &&
+      r.precision != Precision::kInt4) {
+    return absl::InvalidArgumentError(
+        "int8_first_layers, int8_last_layers and int8_regex choose INT8 weights inside an INT4 "
+        "model; set precision int4");
   }
   if (r.threads < 1 || r.threads > 256) {
     return absl::InvalidArgumentError(
@@ -279,6 +299,14 @@ std::string CanonicalRecipe(const Recipe& r) {
   // A checkpoint's folder name is part of the output (general.name); absent
   // when unset, so recipes without it keep their canonical text.
   if (!r.model_name.empty()) parts.push_back(absl::StrCat("model_name=", r.model_name));
+  // Absent when unset, so recipes without them keep their canonical text.
+  if (r.int8_first_layers != 0 || r.int8_last_layers != 0) {
+    parts.push_back(
+        absl::StrCat("int8_layers=first:", r.int8_first_layers, ",last:", r.int8_last_layers));
+  }
+  if (!r.int8_regex.empty()) {
+    parts.push_back(absl::StrCat("int8_regex=", absl::StrJoin(r.int8_regex, "\x1f")));
+  }
   if (r.format == ModelFormat::kMlx) {
     // Only MLX recipes carry these, so every other recipe keeps its text.
     parts.push_back(absl::StrCat("bits=", MlxBits(r)));

@@ -196,6 +196,35 @@ const std::vector<FlagSpec>& Flags() {
          r->min_tensor_elements = n;
          return absl::OkStatus();
        }},
+      {"int8-layers", "int8_first_layers", "first:N,last:M",
+       "INT4 only: keep the first N and/or last M decoder layers at INT8 (per-channel QDQ); "
+       "repeatable, a later key overrides",
+       [](Recipe* r, const std::string& v) -> absl::Status {
+         int first = r->int8_first_layers, last = r->int8_last_layers;
+         for (const std::string& part : List(v)) {
+           std::pair<std::string, std::string> kv = absl::StrSplit(part, absl::MaxSplits(':', 1));
+           int n;
+           if (!absl::SimpleAtoi(kv.second, &n) || n < 0) {
+             return Bad("int8-layers", v, "use first:N,last:M (either or both, N, M >= 0)");
+           }
+           if (kv.first == "first") {
+             first = n;
+           } else if (kv.first == "last") {
+             last = n;
+           } else {
+             return Bad("int8-layers", v, "use first:N,last:M (either or both, N, M >= 0)");
+           }
+         }
+         r->int8_first_layers = first;
+         r->int8_last_layers = last;
+         return absl::OkStatus();
+       }},
+      {"int8-nodes", "int8_regex", "REGEX",
+       "INT4 only: keep nodes whose whole name matches REGEX at INT8 (repeatable)",
+       [](Recipe* r, const std::string& v) {
+         r->int8_regex.push_back(v);
+         return absl::OkStatus();
+       }},
       {"gguf-type", "gguf_type", "TYPE",
        // Every name core::gguf::ParseFileType accepts (RecipeTest checks it).
        "GGUF file type: Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 IQ4_NL Q2_K Q3_K_S/M/L Q4_K_S/M "
@@ -356,6 +385,13 @@ std::vector<std::string> FieldFlags(const Recipe& r, absl::string_view field) {
     add("lm-head", kLm[static_cast<int>(r.lm_head)]);
   } else if (field == "min_tensor_elements") {
     add("min-tensor-elements", absl::StrCat(r.min_tensor_elements));
+  } else if (field == "int8_first_layers") {
+    if (r.int8_first_layers != 0 || r.int8_last_layers != 0) {
+      add("int8-layers",
+          absl::StrCat("first:", r.int8_first_layers, ",last:", r.int8_last_layers));
+    }
+  } else if (field == "int8_regex") {
+    for (const auto& re : r.int8_regex) add("int8-nodes", re);
   } else if (field == "gguf_type") {
     if (!r.gguf_type.empty()) add("gguf-type", r.gguf_type);
   } else if (field == "leave_output_tensor") {
@@ -414,6 +450,8 @@ std::vector<std::string> RecipeToFlags(const Recipe& r) {
       "keep_embeddings",
       "lm_head",
       "min_tensor_elements",
+      "int8_first_layers",
+      "int8_regex",
       "gguf_type",
       "leave_output_tensor",
       "output_tensor_type",

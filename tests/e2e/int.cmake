@@ -28,6 +28,8 @@ set(INT_CONFIGS
   "int4_qdq_asym_bs128|${INT4_MIN}|--precision,int4,--int4-format,qdq,--asymmetric,--block-size,128"
   "int4_search_bs32|${INT4_MIN}|--precision,int4,--algorithm,search"
   "int4_lmhead_int8|${INT4_MIN}|--precision,int4,--lm-head,int8"
+  "int4_int8_layers|${INT4_MIN}|--precision,int4,--int8-layers,first:1,--int8-layers,last:1"
+  "int4_int8_nodes|${INT4_MIN}|--precision,int4,--int8-nodes,.*mlp.*"
   "int8_weight_only|${INT8_MIN}|--precision,int8"
   "int8_weight_only_per_channel|${INT8_MIN}|--precision,int8,--per-channel"
   "int8_dynamic|${INT8_MIN}|--precision,int8,--int8-mode,dynamic"

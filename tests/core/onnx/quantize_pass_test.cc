@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "quantd/core/layer_index.h"
 #include "quantd/core/onnx/onnx_types.h"
 #include "quantd/core/quant/int4_blockwise.h"
 #include "quantd/core/quant/weight_quantizer.h"
@@ -264,6 +265,69 @@ TEST(QuantizePassTest, LmHeadFloatInt8OrInt4) {
   Result q4 = Quantize(TwoLayers(), rc);
   ASSERT_TRUE(q4.status.ok()) << q4.status;
   EXPECT_EQ(CountOps(q4.proto.graph(), "MatMulNBits"), 2);
+}
+
+// x -> four decoder layers (GenAI builder names, weights named as the
+// builder's initializers) -> y; layer numbers come from the names.
+onnx::ModelProto FourLayers() {
+  onnx::ModelProto m = Base(17);
+  auto* g = m.mutable_graph();
+  std::string prev = "x";
+  for (int l = 0; l < 4; ++l) {
+    const std::string w = absl::StrCat("model.layers.", l, ".mlp.down_proj.MatMul.weight");
+    *g->add_initializer() = FloatTensor(w, {kK, kK}, RandomFloats(kK * kK, 10 + l, 0.1f));
+    const std::string out = absl::StrCat("h", l);
+    // Layer 2's node has no layer in its name: its weight's name gives it.
+    const std::string node =
+        l == 2 ? "/unnamed/MatMul" : absl::StrCat("/model/layers.", l, "/mlp/down_proj/MatMul");
+    AddNode(g, "MatMul", node, {prev, w}, {out});
+    prev = out;
+  }
+  *g->add_output() = Value(prev, kOnnxFloat, {1, kK});
+  return m;
+}
+
+// Which of FourLayers' MatMuls stayed 8-bit (DequantizeLinear), by layer.
+std::vector<int> Int8Layers(const onnx::GraphProto& g) {
+  std::vector<int> layers;
+  for (const auto& n : g.node()) {
+    if (n.op_type() != "DequantizeLinear") continue;
+    layers.push_back(*LayerIndex(n.input(0)));
+  }
+  std::sort(layers.begin(), layers.end());
+  return layers;
+}
+
+TEST(QuantizePassTest, Int8LayersAndNodesInsideInt4) {
+  Recipe rc = Int4();
+  rc.int8_first_layers = 1;
+  rc.int8_last_layers = 1;
+  Result r = Quantize(FourLayers(), rc);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(CountOps(r.proto.graph(), "MatMulNBits"), 2);
+  EXPECT_EQ(Int8Layers(r.proto.graph()), (std::vector<int>{0, 3}));
+  const auto* q = Init(r.proto.graph(), "model.layers.0.mlp.down_proj.MatMul.weight_quantized");
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(q->data_type(), kOnnxInt8);
+  EXPECT_THAT(r.report.notes, ::testing::Contains(HasSubstr("INT8 inside INT4 (first 1 layers)")));
+
+  // By name (whole-name RE2), and layer 2 found through its weight's name.
+  rc = Int4();
+  rc.int8_regex = {"/model/layers\\.1/.*"};
+  rc.int8_first_layers = 0;
+  r = Quantize(FourLayers(), rc);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(Int8Layers(r.proto.graph()), (std::vector<int>{1}));
+  rc = Int4();
+  rc.int8_first_layers = 3;
+  r = Quantize(FourLayers(), rc);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(Int8Layers(r.proto.graph()), (std::vector<int>{0, 1, 2}));
+
+  // Without the fields the output is plain INT4.
+  r = Quantize(FourLayers(), Int4());
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(CountOps(r.proto.graph(), "MatMulNBits"), 4);
 }
 
 // A NaN or infinite weight fails the job with the tensor and element named,

@@ -63,6 +63,13 @@ struct Recipe {
   std::optional<bool> keep_embeddings;
   LmHeadMode lm_head = LmHeadMode::kFloat;  // applies when precision is int4/int8
   uint64_t min_tensor_elements = 0;         // smaller weights are not quantized
+  // INT4 only: weights kept at 8 bits (INT8 per-channel weight-only QDQ)
+  // inside the INT4 model, by decoder layer (the first / last N layers, layer
+  // numbers read from names as layer_index.h does) and by node name (RE2,
+  // whole-name match, as exclude_regex).
+  int int8_first_layers = 0;
+  int int8_last_layers = 0;
+  std::vector<std::string> int8_regex;
 
   // --- GGUF (llama-quantize compatible) ---
   std::string gguf_type;  // "Q4_K_M", "Q8_0", ... (file type)
