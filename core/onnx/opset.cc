@@ -130,7 +130,9 @@ absl::StatusOr<OpsetPlan> PlanOpsets(const Recipe& recipe, bool has_embedding,
   // INT4 embeddings need blocked DequantizeLinear (opset 21); when the model
   // cannot be raised that far they fall back to INT8 per row.
   plan.embedding_int4 = emb && int4;
-  if (plan.embedding_int4 && std::max(plan.opset, need) < 21) {
+  // GatherBlockQuantized is a contrib op: INT4 embeddings need no opset raise.
+  const bool gbq = recipe.embedding_op == EmbeddingOp::kGatherBlockQuantized;
+  if (plan.embedding_int4 && !gbq && std::max(plan.opset, need) < 21) {
     absl::Status st = CheckOpsetRaise(*model, plan.opset, 21);
     if (st.ok()) {
       need = 21;

@@ -166,6 +166,7 @@ absl::Status ValidateMlxFields(const Recipe& r) {
       {r.min_tensor_elements != d.min_tensor_elements, "min_tensor_elements"},
       {r.int8_first_layers != 0 || r.int8_last_layers != 0, "int8_first_layers/int8_last_layers"},
       {!r.int8_regex.empty(), "int8_regex"},
+      {r.embedding_op != d.embedding_op, "embedding_op"},
       {r.keep_io_types != d.keep_io_types, "keep_io_types"},
       {r.op_block_list.has_value(), "op_block_list"},
       {!r.node_block_list.empty(), "node_block_list"},
@@ -236,6 +237,12 @@ absl::Status ValidateRecipe(const Recipe& r) {
         "int8_first_layers, int8_last_layers and int8_regex choose INT8 weights inside an INT4 "
         "model; set precision int4");
   }
+  if (r.embedding_op == EmbeddingOp::kGatherBlockQuantized &&
+      (r.precision != Precision::kInt4 || KeepEmbeddings(r))) {
+    return absl::InvalidArgumentError(
+        "embedding_op gather_block_quantized applies to INT4 embeddings: set precision int4 "
+        "and keep_embeddings false");
+  }
   if (r.threads < 1 || r.threads > 256) {
     return absl::InvalidArgumentError(
         absl::StrCat("threads ", r.threads, " is out of range; use 1 to 256"));
@@ -303,6 +310,9 @@ std::string CanonicalRecipe(const Recipe& r) {
   if (r.int8_first_layers != 0 || r.int8_last_layers != 0) {
     parts.push_back(
         absl::StrCat("int8_layers=first:", r.int8_first_layers, ",last:", r.int8_last_layers));
+  }
+  if (r.embedding_op != EmbeddingOp::kGather) {
+    parts.push_back(absl::StrCat("embedding_op=", static_cast<int>(r.embedding_op)));
   }
   if (!r.int8_regex.empty()) {
     parts.push_back(absl::StrCat("int8_regex=", absl::StrJoin(r.int8_regex, "\x1f")));

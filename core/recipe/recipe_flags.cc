@@ -219,6 +219,13 @@ const std::vector<FlagSpec>& Flags() {
          r->int8_last_layers = last;
          return absl::OkStatus();
        }},
+      {"embedding-op", "embedding_op", "gather|gatherblockquantized",
+       "INT4 embeddings: DequantizeLinear-21 + Gather (default) or ORT's "
+       "com.microsoft.GatherBlockQuantized",
+       Choice("embedding-op", &Recipe::embedding_op,
+              {{"gather", EmbeddingOp::kGather},
+               {"gatherblockquantized", EmbeddingOp::kGatherBlockQuantized}},
+              "use gather or gatherblockquantized")},
       {"int8-nodes", "int8_regex", "REGEX",
        "INT4 only: keep nodes whose whole name matches REGEX at INT8 (repeatable)",
        [](Recipe* r, const std::string& v) {
@@ -390,6 +397,9 @@ std::vector<std::string> FieldFlags(const Recipe& r, absl::string_view field) {
       add("int8-layers",
           absl::StrCat("first:", r.int8_first_layers, ",last:", r.int8_last_layers));
     }
+  } else if (field == "embedding_op") {
+    add("embedding-op",
+        r.embedding_op == EmbeddingOp::kGatherBlockQuantized ? "gatherblockquantized" : "gather");
   } else if (field == "int8_regex") {
     for (const auto& re : r.int8_regex) add("int8-nodes", re);
   } else if (field == "gguf_type") {
@@ -450,6 +460,7 @@ std::vector<std::string> RecipeToFlags(const Recipe& r) {
       "keep_embeddings",
       "lm_head",
       "min_tensor_elements",
+      "embedding_op",
       "int8_first_layers",
       "int8_regex",
       "gguf_type",

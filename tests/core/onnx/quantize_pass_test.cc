@@ -591,6 +591,38 @@ TEST(QuantizePassTest, EmbeddingInt4BlockedAlongHidden) {
   }
 }
 
+TEST(QuantizePassTest, EmbeddingAsGatherBlockQuantized) {
+  // ReduceMean blocks opset 21, which GatherBlockQuantized does not need:
+  // the embedding is INT4 and the opset stays 17.
+  onnx::ModelProto m = Embedding(17);
+  auto* g = m.mutable_graph();
+  *g->add_output() = Value("mean", kOnnxFloat, {1, 1});
+  AddNode(g, "ReduceMean", "rm", {"emb"}, {"mean"});
+  for (bool sym : {true, false}) {
+    Recipe rc = Int4();
+    rc.keep_embeddings = false;
+    rc.symmetric = sym;
+    rc.embedding_op = EmbeddingOp::kGatherBlockQuantized;
+    Result r = Quantize(m, rc);
+    ASSERT_TRUE(r.status.ok()) << r.status;
+    EXPECT_EQ(DefaultOpsetOf(r.proto), 17);
+    EXPECT_EQ(NodeOfType(r.proto.graph(), "DequantizeLinear"), nullptr);
+    const auto* gbq = NodeOfType(r.proto.graph(), "GatherBlockQuantized");
+    ASSERT_NE(gbq, nullptr);
+    EXPECT_EQ(gbq->domain(), "com.microsoft");
+    std::vector<std::string> want = {"E_quantized", "ids", "E_scale"};
+    if (!sym) want.push_back("E_zero_point");
+    EXPECT_EQ(std::vector<std::string>(gbq->input().begin(), gbq->input().end()), want);
+    EXPECT_EQ(Attr(*gbq, "gather_axis"), 0);
+    EXPECT_EQ(Attr(*gbq, "quantize_axis"), 1);
+    EXPECT_EQ(Attr(*gbq, "block_size"), 32);
+    EXPECT_EQ(Attr(*gbq, "bits"), 4);
+    EXPECT_EQ(Init(r.proto.graph(), "E_quantized")->data_type(), sym ? kOnnxInt4 : kOnnxUint4);
+    EXPECT_EQ(Dims(*Init(r.proto.graph(), "E_scale")), (std::vector<int64_t>{kVocab, 2}));
+    EXPECT_EQ(Init(r.proto.graph(), "E"), nullptr);
+  }
+}
+
 TEST(QuantizePassTest, EmbeddingFallsBackToInt8WhenOpset21IsBlocked) {
   // ReduceMean changed in 18: a 17 model cannot reach 21; INT4 MatMulNBits
   // still works and the embedding uses INT8 per row.

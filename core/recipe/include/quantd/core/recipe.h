@@ -28,6 +28,9 @@ enum class Int8Mode { kWeightOnly, kDynamic };
 enum class Int8WeightType { kQInt8, kQUInt8 };
 enum class LmHeadMode { kFloat, kInt8, kInt4 };
 enum class QuantAlgorithm { kRtn, kSearch };
+// How quantized embedding tables are read: standard DequantizeLinear + Gather,
+// or ONNX Runtime's com.microsoft.GatherBlockQuantized (no opset 21 needed).
+enum class EmbeddingOp { kGather, kGatherBlockQuantized };
 
 struct Recipe {
   // --- what ---
@@ -67,6 +70,8 @@ struct Recipe {
   // inside the INT4 model, by decoder layer (the first / last N layers, layer
   // numbers read from names as layer_index.h does) and by node name (RE2,
   // whole-name match, as exclude_regex).
+  // INT4 embeddings (--quantize-embeddings): the operator that reads them.
+  EmbeddingOp embedding_op = EmbeddingOp::kGather;
   int int8_first_layers = 0;
   int int8_last_layers = 0;
   std::vector<std::string> int8_regex;
