@@ -202,7 +202,7 @@ absl::Status QuantizePass::Run() {
                      .report = report_,
                      .run = &run_,
                      .edit = &edit_};
-  lm_head_ = FindLmHead(proto.graph());
+  QUANTD_ASSIGN_OR_RETURN(lm_head_, LocateLmHead(proto.graph(), recipe_.lm_head_node));
   QUANTD_ASSIGN_OR_RETURN(int8_selection_, Int8Selection::Create(recipe_, CountLayers(proto.graph(), op_types_)));
   QUANTD_RETURN_IF_ERROR(ProcessGraph(&ctx, proto.mutable_graph()));
   QUANTD_RETURN_IF_ERROR(edit_.FinishSources());

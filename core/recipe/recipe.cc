@@ -167,6 +167,7 @@ absl::Status ValidateMlxFields(const Recipe& r) {
       {r.int8_first_layers != 0 || r.int8_last_layers != 0, "int8_first_layers/int8_last_layers"},
       {!r.int8_regex.empty(), "int8_regex"},
       {r.embedding_op != d.embedding_op, "embedding_op"},
+      {!r.lm_head_node.empty(), "lm_head_node"},
       {r.keep_io_types != d.keep_io_types, "keep_io_types"},
       {r.op_block_list.has_value(), "op_block_list"},
       {!r.node_block_list.empty(), "node_block_list"},
@@ -311,6 +312,7 @@ std::string CanonicalRecipe(const Recipe& r) {
     parts.push_back(
         absl::StrCat("int8_layers=first:", r.int8_first_layers, ",last:", r.int8_last_layers));
   }
+  if (!r.lm_head_node.empty()) parts.push_back(absl::StrCat("lm_head_node=", r.lm_head_node));
   if (r.embedding_op != EmbeddingOp::kGather) {
     parts.push_back(absl::StrCat("embedding_op=", static_cast<int>(r.embedding_op)));
   }

@@ -219,6 +219,9 @@ const std::vector<FlagSpec>& Flags() {
          r->int8_last_layers = last;
          return absl::OkStatus();
        }},
+      {"lm-head-node", "lm_head_node", "NAME",
+       "the LM head's node name (default: found from the logits output or by structure)",
+       Str(&Recipe::lm_head_node)},
       {"embedding-op", "embedding_op", "gather|gatherblockquantized",
        "INT4 embeddings: DequantizeLinear-21 + Gather (default) or ORT's "
        "com.microsoft.GatherBlockQuantized",
@@ -397,6 +400,8 @@ std::vector<std::string> FieldFlags(const Recipe& r, absl::string_view field) {
       add("int8-layers",
           absl::StrCat("first:", r.int8_first_layers, ",last:", r.int8_last_layers));
     }
+  } else if (field == "lm_head_node") {
+    if (!r.lm_head_node.empty()) add("lm-head-node", r.lm_head_node);
   } else if (field == "embedding_op") {
     add("embedding-op",
         r.embedding_op == EmbeddingOp::kGatherBlockQuantized ? "gatherblockquantized" : "gather");
@@ -460,6 +465,7 @@ std::vector<std::string> RecipeToFlags(const Recipe& r) {
       "keep_embeddings",
       "lm_head",
       "min_tensor_elements",
+      "lm_head_node",
       "embedding_op",
       "int8_first_layers",
       "int8_regex",

@@ -39,6 +39,7 @@ set(INT_DECODER_EXTRA
   "int4_sym_bs128|${INT4_MIN}|--precision,int4,--block-size,128"
   "int4_asym_bs32|${INT4_MIN}|--precision,int4,--asymmetric"
   "int4_lmhead_int4|${INT4_MIN}|--precision,int4,--lm-head,int4"
+  "int4_lmhead_node_int8|${INT4_MIN}|--precision,int4,--lm-head,int8,--lm-head-node,/lm_head/MatMul"
 )
 # --quantize-embeddings: the Gather weights too (INT8 per row; INT4 blocked
 # DequantizeLinear-21 along hidden, or INT8 per row when the opset cannot be

@@ -66,6 +66,10 @@ struct Recipe {
   std::optional<bool> keep_embeddings;
   LmHeadMode lm_head = LmHeadMode::kFloat;  // applies when precision is int4/int8
   uint64_t min_tensor_elements = 0;         // smaller weights are not quantized
+  // The LM head's node name (exact). Empty: the MatMul/Gemm nearest a graph
+  // output named *logits*, else found by structure (weight width = an
+  // embedding table's rows, feeding a graph output).
+  std::string lm_head_node;
   // INT4 only: weights kept at 8 bits (INT8 per-channel weight-only QDQ)
   // inside the INT4 model, by decoder layer (the first / last N layers, layer
   // numbers read from names as layer_index.h does) and by node name (RE2,
