@@ -154,6 +154,7 @@ absl::StatusOr<core::Recipe> RecipeFromProto(const v1::Recipe& p) {
   if (p.has_int8_last_layers()) r.int8_last_layers = p.int8_last_layers();
   if (p.int8_regex_size() > 0) r.int8_regex = ToVector(p.int8_regex());
   if (!p.lm_head_node().empty()) r.lm_head_node = p.lm_head_node();
+  if (p.has_int8_embeddings()) r.int8_embeddings = p.int8_embeddings();
   if (p.has_embedding_op()) {
     auto v = EnumInRange<core::EmbeddingOp>(p.embedding_op(), 1, "embedding_op");
     if (!v.ok()) return v.status();
@@ -204,6 +205,7 @@ v1::Recipe RecipeToProto(const core::Recipe& r) {
   if (r.int8_last_layers != 0) p.set_int8_last_layers(r.int8_last_layers);
   for (const auto& s : r.int8_regex) p.add_int8_regex(s);
   p.set_lm_head_node(r.lm_head_node);
+  if (r.int8_embeddings) p.set_int8_embeddings(true);
   if (r.embedding_op != core::EmbeddingOp::kGather) {
     p.set_embedding_op(static_cast<v1::EmbeddingOp>(r.embedding_op));
   }

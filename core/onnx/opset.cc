@@ -129,7 +129,7 @@ absl::StatusOr<OpsetPlan> PlanOpsets(const Recipe& recipe, bool has_embedding,
   if (qdq4) need = 21;
   // INT4 embeddings need blocked DequantizeLinear (opset 21); when the model
   // cannot be raised that far they fall back to INT8 per row.
-  plan.embedding_int4 = emb && int4;
+  plan.embedding_int4 = emb && int4 && !recipe.int8_embeddings;
   // GatherBlockQuantized is a contrib op: INT4 embeddings need no opset raise.
   const bool gbq = recipe.embedding_op == EmbeddingOp::kGatherBlockQuantized;
   if (plan.embedding_int4 && !gbq && std::max(plan.opset, need) < 21) {

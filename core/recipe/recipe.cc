@@ -168,6 +168,7 @@ absl::Status ValidateMlxFields(const Recipe& r) {
       {!r.int8_regex.empty(), "int8_regex"},
       {r.embedding_op != d.embedding_op, "embedding_op"},
       {!r.lm_head_node.empty(), "lm_head_node"},
+      {r.int8_embeddings, "int8_embeddings"},
       {r.keep_io_types != d.keep_io_types, "keep_io_types"},
       {r.op_block_list.has_value(), "op_block_list"},
       {!r.node_block_list.empty(), "node_block_list"},
@@ -244,6 +245,13 @@ absl::Status ValidateRecipe(const Recipe& r) {
         "embedding_op gather_block_quantized applies to INT4 embeddings: set precision int4 "
         "and keep_embeddings false");
   }
+  if (r.int8_embeddings &&
+      (r.precision != Precision::kInt4 || KeepEmbeddings(r) ||
+       r.embedding_op == EmbeddingOp::kGatherBlockQuantized)) {
+    return absl::InvalidArgumentError(
+        "int8_embeddings makes the embeddings of an INT4 model INT8: set precision int4 and "
+        "keep_embeddings false (embedding_op gather)");
+  }
   if (r.threads < 1 || r.threads > 256) {
     return absl::InvalidArgumentError(
         absl::StrCat("threads ", r.threads, " is out of range; use 1 to 256"));
@@ -313,6 +321,7 @@ std::string CanonicalRecipe(const Recipe& r) {
         absl::StrCat("int8_layers=first:", r.int8_first_layers, ",last:", r.int8_last_layers));
   }
   if (!r.lm_head_node.empty()) parts.push_back(absl::StrCat("lm_head_node=", r.lm_head_node));
+  if (r.int8_embeddings) parts.push_back("int8_embeddings=1");
   if (r.embedding_op != EmbeddingOp::kGather) {
     parts.push_back(absl::StrCat("embedding_op=", static_cast<int>(r.embedding_op)));
   }
@@ -365,6 +374,21 @@ const std::vector<Preset>& Presets() {
                       r.lm_head = LmHeadMode::kInt8;
                     }),
        {"precision", "block_size", "symmetric", "lm_head"}},
+      {"openvino-int4",
+       "Intel AI PCs with OpenVINO: ONNX INT4 QDQ (DequantizeLinear-21), block 128, symmetric; "
+       "embeddings and LM head INT8 (NNCF's defaults for decoders)",
+       PresetRecipe("openvino-int4",
+                    [](Recipe& r) {
+                      r.precision = Precision::kInt4;
+                      r.int4_format = Int4Format::kQdq;
+                      r.block_size = 128;
+                      r.symmetric = true;
+                      r.keep_embeddings = false;
+                      r.int8_embeddings = true;
+                      r.lm_head = LmHeadMode::kInt8;
+                    }),
+       {"precision", "int4_format", "block_size", "symmetric", "keep_embeddings",
+        "int8_embeddings", "lm_head"}},
       {"aipc-int8",
        "AI PCs: ONNX INT8 dynamic quantization (MatMulInteger), per channel",
        PresetRecipe("aipc-int8",

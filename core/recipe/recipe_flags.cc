@@ -219,6 +219,9 @@ const std::vector<FlagSpec>& Flags() {
          r->int8_last_layers = last;
          return absl::OkStatus();
        }},
+      {"int8-embeddings", "int8_embeddings", nullptr,
+       "INT4 with --quantize-embeddings: embeddings INT8 per row instead of INT4",
+       Set(&Recipe::int8_embeddings, true)},
       {"lm-head-node", "lm_head_node", "NAME",
        "the LM head's node name (default: found from the logits output or by structure)",
        Str(&Recipe::lm_head_node)},
@@ -400,6 +403,8 @@ std::vector<std::string> FieldFlags(const Recipe& r, absl::string_view field) {
       add("int8-layers",
           absl::StrCat("first:", r.int8_first_layers, ",last:", r.int8_last_layers));
     }
+  } else if (field == "int8_embeddings") {
+    on_off(r.int8_embeddings, "int8-embeddings", nullptr);
   } else if (field == "lm_head_node") {
     if (!r.lm_head_node.empty()) add("lm-head-node", r.lm_head_node);
   } else if (field == "embedding_op") {
@@ -466,6 +471,7 @@ std::vector<std::string> RecipeToFlags(const Recipe& r) {
       "lm_head",
       "min_tensor_elements",
       "lm_head_node",
+      "int8_embeddings",
       "embedding_op",
       "int8_first_layers",
       "int8_regex",

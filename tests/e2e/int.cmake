@@ -52,6 +52,7 @@ set(INT_EMBEDDING_CONFIGS
   "int4_embeddings|${INT4_MIN}|--precision,int4,--quantize-embeddings"
   "int4_qdq_asym_embeddings|${INT4_MIN}|--precision,int4,--int4-format,qdq,--asymmetric,--quantize-embeddings"
   "int4_lmhead_int4_embeddings|${INT4_MIN}|--precision,int4,--lm-head,int4,--quantize-embeddings"
+  "openvino_int4_preset|${INT4_MIN}|--preset,openvino-int4"
   "int4_gbq_embeddings|${INT4_MIN}|--precision,int4,--quantize-embeddings,--embedding-op,gatherblockquantized"
   "int4_gbq_asym_embeddings|${INT4_MIN}|--precision,int4,--asymmetric,--block-size,16,--quantize-embeddings,--embedding-op,gatherblockquantized"
 )

@@ -74,6 +74,9 @@ struct Recipe {
   // inside the INT4 model, by decoder layer (the first / last N layers, layer
   // numbers read from names as layer_index.h does) and by node name (RE2,
   // whole-name match, as exclude_regex).
+  // INT4 recipes that quantize embeddings: INT8 per row instead of INT4
+  // (NNCF's default backup precision for embeddings).
+  bool int8_embeddings = false;
   // INT4 embeddings (--quantize-embeddings): the operator that reads them.
   EmbeddingOp embedding_op = EmbeddingOp::kGather;
   int int8_first_layers = 0;
