@@ -155,6 +155,7 @@ absl::StatusOr<core::Recipe> RecipeFromProto(const v1::Recipe& p) {
   if (p.int8_regex_size() > 0) r.int8_regex = ToVector(p.int8_regex());
   if (!p.lm_head_node().empty()) r.lm_head_node = p.lm_head_node();
   if (p.has_int8_embeddings()) r.int8_embeddings = p.int8_embeddings();
+  if (p.has_force_fp16()) r.force_fp16 = p.force_fp16();
   if (p.has_embedding_op()) {
     auto v = EnumInRange<core::EmbeddingOp>(p.embedding_op(), 1, "embedding_op");
     if (!v.ok()) return v.status();
@@ -206,6 +207,7 @@ v1::Recipe RecipeToProto(const core::Recipe& r) {
   for (const auto& s : r.int8_regex) p.add_int8_regex(s);
   p.set_lm_head_node(r.lm_head_node);
   if (r.int8_embeddings) p.set_int8_embeddings(true);
+  if (r.force_fp16) p.set_force_fp16(true);
   if (r.embedding_op != core::EmbeddingOp::kGather) {
     p.set_embedding_op(static_cast<v1::EmbeddingOp>(r.embedding_op));
   }

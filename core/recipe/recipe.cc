@@ -169,6 +169,7 @@ absl::Status ValidateMlxFields(const Recipe& r) {
       {r.embedding_op != d.embedding_op, "embedding_op"},
       {!r.lm_head_node.empty(), "lm_head_node"},
       {r.int8_embeddings, "int8_embeddings"},
+      {r.force_fp16, "force_fp16"},
       {r.keep_io_types != d.keep_io_types, "keep_io_types"},
       {r.op_block_list.has_value(), "op_block_list"},
       {!r.node_block_list.empty(), "node_block_list"},
@@ -244,6 +245,9 @@ absl::Status ValidateRecipe(const Recipe& r) {
     return absl::InvalidArgumentError(
         "embedding_op gather_block_quantized applies to INT4 embeddings: set precision int4 "
         "and keep_embeddings false");
+  }
+  if (r.force_fp16 && r.precision != Precision::kFp16) {
+    return absl::InvalidArgumentError("force_fp16 applies to precision fp16");
   }
   if (r.int8_embeddings &&
       (r.precision != Precision::kInt4 || KeepEmbeddings(r) ||
@@ -322,6 +326,7 @@ std::string CanonicalRecipe(const Recipe& r) {
   }
   if (!r.lm_head_node.empty()) parts.push_back(absl::StrCat("lm_head_node=", r.lm_head_node));
   if (r.int8_embeddings) parts.push_back("int8_embeddings=1");
+  if (r.force_fp16) parts.push_back("force_fp16=1");
   if (r.embedding_op != EmbeddingOp::kGather) {
     parts.push_back(absl::StrCat("embedding_op=", static_cast<int>(r.embedding_op)));
   }

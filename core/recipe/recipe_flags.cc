@@ -219,6 +219,10 @@ const std::vector<FlagSpec>& Flags() {
          r->int8_last_layers = last;
          return absl::OkStatus();
        }},
+      {"force-fp16", "force_fp16", nullptr,
+       "FP16: convert nodes with out-of-range constants anyway (clamped to 65504) instead of "
+       "keeping them FP32",
+       Set(&Recipe::force_fp16, true)},
       {"int8-embeddings", "int8_embeddings", nullptr,
        "INT4 with --quantize-embeddings: embeddings INT8 per row instead of INT4",
        Set(&Recipe::int8_embeddings, true)},
@@ -403,6 +407,8 @@ std::vector<std::string> FieldFlags(const Recipe& r, absl::string_view field) {
       add("int8-layers",
           absl::StrCat("first:", r.int8_first_layers, ",last:", r.int8_last_layers));
     }
+  } else if (field == "force_fp16") {
+    on_off(r.force_fp16, "force-fp16", nullptr);
   } else if (field == "int8_embeddings") {
     on_off(r.int8_embeddings, "int8-embeddings", nullptr);
   } else if (field == "lm_head_node") {
@@ -472,6 +478,7 @@ std::vector<std::string> RecipeToFlags(const Recipe& r) {
       "min_tensor_elements",
       "lm_head_node",
       "int8_embeddings",
+      "force_fp16",
       "embedding_op",
       "int8_first_layers",
       "int8_regex",

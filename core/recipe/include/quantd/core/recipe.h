@@ -43,6 +43,9 @@ struct Recipe {
   std::optional<std::vector<std::string>> op_block_list;  // unset: the default list
   std::vector<std::string> node_block_list;
   ExternalDataMode external_data = ExternalDataMode::kAuto;
+  // FP16: convert nodes whose constants exceed the FP16 range anyway
+  // (clamped to +-65504). Unset, such nodes stay FP32 with Casts around them.
+  bool force_fp16 = false;
 
   // --- ONNX INT4 ---
   int block_size = 32;  // 16, 32, 64, 128, 256
