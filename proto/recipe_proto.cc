@@ -150,6 +150,17 @@ absl::StatusOr<core::Recipe> RecipeFromProto(const v1::Recipe& p) {
     r.lm_head = *v;
   }
   if (p.has_min_tensor_elements()) r.min_tensor_elements = p.min_tensor_elements();
+  if (p.has_int8_first_layers()) r.int8_first_layers = p.int8_first_layers();
+  if (p.has_int8_last_layers()) r.int8_last_layers = p.int8_last_layers();
+  if (p.int8_regex_size() > 0) r.int8_regex = ToVector(p.int8_regex());
+  if (!p.lm_head_node().empty()) r.lm_head_node = p.lm_head_node();
+  if (p.has_int8_embeddings()) r.int8_embeddings = p.int8_embeddings();
+  if (p.has_force_fp16()) r.force_fp16 = p.force_fp16();
+  if (p.has_embedding_op()) {
+    auto v = EnumInRange<core::EmbeddingOp>(p.embedding_op(), 1, "embedding_op");
+    if (!v.ok()) return v.status();
+    r.embedding_op = *v;
+  }
   if (!p.gguf_type().empty()) r.gguf_type = p.gguf_type();
   if (p.has_leave_output_tensor()) r.leave_output_tensor = p.leave_output_tensor();
   if (!p.output_tensor_type().empty()) r.output_tensor_type = p.output_tensor_type();
@@ -204,6 +215,15 @@ v1::Recipe RecipeToProto(const core::Recipe& r) {
   if (r.keep_embeddings) p.set_keep_embeddings(*r.keep_embeddings);
   if (r.lm_head) p.set_lm_head(static_cast<v1::LmHeadMode>(*r.lm_head));
   p.set_min_tensor_elements(r.min_tensor_elements);
+  if (r.int8_first_layers != 0) p.set_int8_first_layers(r.int8_first_layers);
+  if (r.int8_last_layers != 0) p.set_int8_last_layers(r.int8_last_layers);
+  for (const auto& s : r.int8_regex) p.add_int8_regex(s);
+  p.set_lm_head_node(r.lm_head_node);
+  if (r.int8_embeddings) p.set_int8_embeddings(true);
+  if (r.force_fp16) p.set_force_fp16(true);
+  if (r.embedding_op != core::EmbeddingOp::kGather) {
+    p.set_embedding_op(static_cast<v1::EmbeddingOp>(r.embedding_op));
+  }
   p.set_gguf_type(r.gguf_type);
   p.set_leave_output_tensor(r.leave_output_tensor);
   p.set_output_tensor_type(r.output_tensor_type);

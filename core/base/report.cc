@@ -53,6 +53,19 @@ std::string Report::ToJson(bool pretty) const {
   w.BeginArray();
   for (const auto& n : notes) w.String(n);
   w.EndArray();
+  if (!kept_fp32.empty()) {
+    w.Key("kept_fp32");
+    w.BeginArray();
+    for (const auto& k : kept_fp32) {
+      w.BeginObject();
+      w.Field("node", k.node);
+      w.Field("op", k.op);
+      w.Field("input", k.input);
+      w.Field("max_abs", k.max_abs);
+      w.EndObject();
+    }
+    w.EndArray();
+  }
   w.Key("tensors");
   w.BeginArray();
   for (const auto& t : tensors) {

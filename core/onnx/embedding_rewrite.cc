@@ -43,12 +43,36 @@ absl::Status RewriteEmbeddingInt4(RewriteContext* ctx, onnx::GraphProto* g, onnx
       edit.AddDeferredInitializer(g, zp, kOnnxUint4, {geo.n, sizes.blocks}, p.weight, kZeroPoints);
       inputs.push_back(zp);
     }
-    std::string out = edit.UniqueName(w.value + "_DQ");
-    onnx::NodeProto dq = edit.MakeNode("DequantizeLinear", out, inputs, {out});
-    SetIntAttr(&dq, "axis", 1);
-    SetIntAttr(&dq, "block_size", o.block_size);
-    edit.InsertBefore(n, std::move(dq));
-    p.names.push_back(out);
+    if (ctx->recipe.embedding_op == EmbeddingOp::kGatherBlockQuantized) {
+      p.names = inputs;  // codes, scales[, zero points]: read by GatherBlockQuantized
+    } else {
+      std::string out = edit.UniqueName(w.value + "_DQ");
+      onnx::NodeProto dq = edit.MakeNode("DequantizeLinear", out, inputs, {out});
+      SetIntAttr(&dq, "axis", 1);
+      SetIntAttr(&dq, "block_size", o.block_size);
+      edit.InsertBefore(n, std::move(dq));
+      p.names.push_back(out);
+    }
+  }
+  if (ctx->recipe.embedding_op == EmbeddingOp::kGatherBlockQuantized) {
+    // com.microsoft.GatherBlockQuantized(data, indices, scales[, zero_points]):
+    // the same INT4/UINT4 codes [vocab, hidden] and 2-D scales [vocab,
+    // blocks] as the DequantizeLinear form, blocks along hidden (axis 1).
+    const std::vector<std::string> q = p.names;
+    const std::string indices = n->input(1);
+    n->clear_input();
+    n->add_input(q[0]);
+    n->add_input(indices);
+    for (size_t i = 1; i < q.size(); ++i) n->add_input(q[i]);
+    n->set_op_type("GatherBlockQuantized");
+    n->set_domain("com.microsoft");
+    n->clear_attribute();  // Gather's axis is 0 here (EmbeddingSkipReason)
+    SetIntAttr(n, "gather_axis", 0);
+    SetIntAttr(n, "quantize_axis", 1);
+    SetIntAttr(n, "block_size", o.block_size);
+    SetIntAttr(n, "bits", 4);
+    ctx->used_ms_domain = true;
+    return absl::OkStatus();
   }
   n->set_input(0, p.names.back());
   return absl::OkStatus();

@@ -321,10 +321,10 @@ absl::StatusOr<std::vector<std::string>> CheckSkeleton(onnx::ModelProto* m) {
       o->set_domain(kUnverifiedDomain);
       o->set_version(1);
       notes.push_back(absl::StrCat(
-          "ONNX checker (libonnx ", onnx::IR_VERSION, "/opset ",
+          "ONNX checker (libonnx: IR ", onnx::IR_VERSION, ", opset ",
           onnx::OpSchemaRegistry::DomainToVersionRange::Instance().Map().at("").second,
-          "): ", absl::StrJoin(unverified, ", "),
-          " are newer than it knows and were checked for structure only"));
+          "): no schema for ", absl::StrJoin(unverified, ", "),
+          " (ORT's own op, or newer than the library); checked for structure only"));
     }
     onnx::checker::LexicalScopeContext lex;
     onnx::checker::check_graph(m->graph(), ctx, lex);

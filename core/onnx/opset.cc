@@ -129,8 +129,10 @@ absl::StatusOr<OpsetPlan> PlanOpsets(const Recipe& recipe, bool has_embedding,
   if (qdq4) need = 21;
   // INT4 embeddings need blocked DequantizeLinear (opset 21); when the model
   // cannot be raised that far they fall back to INT8 per row.
-  plan.embedding_int4 = emb && int4;
-  if (plan.embedding_int4 && std::max(plan.opset, need) < 21) {
+  plan.embedding_int4 = emb && int4 && !recipe.int8_embeddings;
+  // GatherBlockQuantized is a contrib op: INT4 embeddings need no opset raise.
+  const bool gbq = recipe.embedding_op == EmbeddingOp::kGatherBlockQuantized;
+  if (plan.embedding_int4 && !gbq && std::max(plan.opset, need) < 21) {
     absl::Status st = CheckOpsetRaise(*model, plan.opset, 21);
     if (st.ok()) {
       need = 21;
@@ -143,8 +145,10 @@ absl::StatusOr<OpsetPlan> PlanOpsets(const Recipe& recipe, bool has_embedding,
   }
   // INT8 MatMulNBits needs no DequantizeLinear.
   const bool nbits8 = recipe.int8_mode == Int8Mode::kMatMulNBits;
-  const bool dq8 = (!int4 && !dynamic && !nbits8) ||
-                   (int4 && recipe.lm_head == LmHeadMode::kInt8 && !nbits8) ||
+  const bool int8_inside_int4 =
+      recipe.lm_head == LmHeadMode::kInt8 || recipe.int8_first_layers > 0 ||
+      recipe.int8_last_layers > 0 || !recipe.int8_regex.empty();
+  const bool dq8 = (!int4 && !dynamic && !nbits8) || (int4 && int8_inside_int4 && !nbits8) ||
                    (emb && !plan.embedding_int4);
   if (dynamic) need = std::max<int64_t>(need, 11);
   if (dq8) need = std::max<int64_t>(need, 10);

@@ -21,6 +21,7 @@
 #include "int8_rewrite.h"
 #include "opset.h"
 #include "quantd/core/base/status_macros.h"
+#include "quantd/core/layer_index.h"
 #include "quantd/core/onnx/graph_utils.h"
 #include "weight_matcher.h"
 #include "weight_rewrite.h"
@@ -29,6 +30,25 @@ namespace quantd::core {
 namespace {
 
 enum class Scheme { kNone, kInt4, kInt8 };
+
+// Decoder layers in the model: one more than the highest layer number of a
+// node of `ops` (its name, else its weight input's name), subgraphs included;
+// 0 when none has one. Only these nodes count: the GenAI builder names its
+// final norm "model.layers.<num_layers>.final_norm_layernorm".
+void MaxLayer(const onnx::GraphProto& g, const std::set<std::string>& ops, int* max_layer) {
+  for (const auto& n : g.node()) {
+    for (const onnx::GraphProto* sub : Subgraphs(n)) MaxLayer(*sub, ops, max_layer);
+    if (!IsDefaultDomain(n.domain()) || ops.count(n.op_type()) == 0) continue;
+    std::optional<int> l = LayerIndex(n.name());
+    if (!l.has_value() && n.input_size() >= 2) l = LayerIndex(n.input(1));
+    if (l.has_value()) *max_layer = std::max(*max_layer, *l);
+  }
+}
+int CountLayers(const onnx::GraphProto& g, const std::set<std::string>& ops) {
+  int max_layer = -1;
+  MaxLayer(g, ops, &max_layer);
+  return max_layer + 1;
+}
 
 // One run of the pass over one model: the recipe checked, the graph walked,
 // every weight handed to its rewrite.
@@ -53,8 +73,10 @@ class QuantizePass {
   GraphEdit edit_;
   std::set<std::string> op_types_;
   NodeExclusion exclusion_;
+  Int8Selection int8_selection_;  // INT8 layers/nodes inside an INT4 model
   const onnx::NodeProto* lm_head_ = nullptr;
   std::map<std::string, std::vector<std::string>> skipped_;  // reason -> node labels
+  std::map<std::string, std::vector<std::string>> int8_chosen_;  // reason -> node labels
 };
 
 absl::StatusOr<bool> QuantizePass::Excluded(const onnx::NodeProto& n) {
@@ -118,6 +140,15 @@ absl::Status QuantizePass::ProcessGraph(RewriteContext* ctx, onnx::GraphProto* g
         continue;
       }
     }
+    if (scheme == Scheme::kInt4 && !int8_selection_.empty()) {
+      std::optional<int> layer = LayerIndex(n->name());
+      if (!layer.has_value()) layer = LayerIndex(w.tensor->name());
+      const std::string why = int8_selection_.Reason(n->name(), layer);
+      if (!why.empty()) {
+        scheme = Scheme::kInt8;
+        int8_chosen_[why].push_back(label);
+      }
+    }
     if (scheme == Scheme::kInt4 && n->op_type() == "Conv") {
       skipped_["INT4 applies to MatMul/Gemm, not Conv"].push_back(label);
       continue;
@@ -173,11 +204,19 @@ absl::Status QuantizePass::Run() {
                      .report = report_,
                      .run = &run_,
                      .edit = &edit_};
-  lm_head_ = FindLmHead(proto.graph());
+  QUANTD_ASSIGN_OR_RETURN(lm_head_, LocateLmHead(proto.graph(), recipe_.lm_head_node));
+  QUANTD_ASSIGN_OR_RETURN(int8_selection_, Int8Selection::Create(recipe_, CountLayers(proto.graph(), op_types_)));
   QUANTD_RETURN_IF_ERROR(ProcessGraph(&ctx, proto.mutable_graph()));
   QUANTD_RETURN_IF_ERROR(edit_.FinishSources());
   if (ctx.used_ms_domain) EnsureMsDomain(&proto);
   for (const auto& note : ctx.notes) report_->notes.push_back(note);
+  for (const auto& [reason, nodes] : int8_chosen_) {
+    std::vector<std::string> shown(nodes.begin(),
+                                   nodes.begin() + std::min<size_t>(nodes.size(), 5));
+    report_->notes.push_back(absl::StrCat("INT8 inside INT4 (", reason, "): ", nodes.size(),
+                                          " node(s): ", absl::StrJoin(shown, ", "),
+                                          nodes.size() > 5 ? ", ..." : ""));
+  }
   for (const auto& [reason, nodes] : skipped_) {
     std::vector<std::string> shown(nodes.begin(),
                                    nodes.begin() + std::min<size_t>(nodes.size(), 5));

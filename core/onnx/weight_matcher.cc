@@ -99,6 +99,90 @@ const onnx::NodeProto* FindLmHead(const onnx::GraphProto& g) {
   return nullptr;
 }
 
+
+const onnx::NodeProto* FindLmHeadByStructure(const onnx::GraphProto& g) {
+  std::unordered_map<std::string, const onnx::TensorProto*> inits;
+  for (const auto& t : g.initializer()) inits[t.name()] = &t;
+  std::unordered_map<std::string, const onnx::NodeProto*> producer;
+  for (const auto& n : g.node()) {
+    for (const auto& o : n.output()) producer[o] = &n;
+  }
+  // A constant 2-D tensor behind `value`: an initializer or a Constant.
+  auto constant = [&](const std::string& value) -> const onnx::TensorProto* {
+    auto i = inits.find(value);
+    if (i != inits.end()) return i->second;
+    auto p = producer.find(value);
+    if (p != producer.end() && p->second->op_type() == "Constant") {
+      for (const auto& a : p->second->attribute()) {
+        if (a.name() == "value" && a.has_t()) return &a.t();
+      }
+    }
+    return nullptr;
+  };
+  std::set<int64_t> vocab;
+  for (const auto& n : g.node()) {
+    if (n.op_type() != "Gather" || !IsDefaultDomain(n.domain()) || n.input_size() < 2) continue;
+    if (IntAttr(n, "axis", 0) != 0) continue;
+    const onnx::TensorProto* t = constant(n.input(0));
+    if (t != nullptr && t->dims_size() == 2) vocab.insert(t->dims(0));
+  }
+  if (vocab.empty()) return nullptr;
+  static const std::set<std::string> kPassThrough = {"Reshape", "Cast",  "Squeeze", "Unsqueeze",
+                                                     "Identity", "Tanh", "Mul",     "Div",
+                                                     "Add"};
+  for (const auto& out : g.output()) {
+    std::vector<std::string> frontier = {out.name()};
+    std::set<std::string> seen;
+    for (int depth = 0; depth <= 8 && !frontier.empty(); ++depth) {
+      std::vector<std::string> next;
+      for (const auto& v : frontier) {
+        auto it = producer.find(v);
+        if (it == producer.end() || !seen.insert(v).second) continue;
+        const onnx::NodeProto* n = it->second;
+        if (!IsDefaultDomain(n->domain())) continue;
+        if ((n->op_type() == "MatMul" || n->op_type() == "Gemm") && n->input_size() >= 2) {
+          std::string b = n->input(1);
+          bool transposed = n->op_type() == "Gemm" && IntAttr(*n, "transB", 0) != 0;
+          auto p = producer.find(b);
+          if (p != producer.end() && p->second->op_type() == "Transpose" &&
+              p->second->input_size() > 0) {
+            b = p->second->input(0);
+            transposed = !transposed;
+          }
+          const onnx::TensorProto* w = constant(b);
+          if (w != nullptr && w->dims_size() == 2 &&
+              vocab.count(w->dims(transposed ? 0 : 1)) > 0) {
+            return n;
+          }
+          continue;  // another MatMul: the head is not behind it
+        }
+        if (kPassThrough.count(n->op_type()) == 0) continue;
+        for (const auto& in : n->input()) {
+          if (!in.empty() && inits.count(in) == 0) next.push_back(in);
+        }
+      }
+      frontier = std::move(next);
+    }
+  }
+  return nullptr;
+}
+
+absl::StatusOr<const onnx::NodeProto*> LocateLmHead(const onnx::GraphProto& g,
+                                                   const std::string& lm_head_node) {
+  if (!lm_head_node.empty()) {
+    for (const auto& n : g.node()) {
+      if (n.name() == lm_head_node && IsDefaultDomain(n.domain()) &&
+          (n.op_type() == "MatMul" || n.op_type() == "Gemm")) {
+        return &n;
+      }
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        "lm_head_node '", lm_head_node, "' names no MatMul or Gemm node of the main graph"));
+  }
+  if (const onnx::NodeProto* n = FindLmHead(g)) return n;
+  return FindLmHeadByStructure(g);
+}
+
 std::string SkipReason(const onnx::NodeProto& n, const ConstWeight& w,
                        uint64_t min_tensor_elements) {
   const int32_t type = w.tensor->data_type();

@@ -38,6 +38,20 @@ bool ResolveWeight(onnx::GraphProto* g, const std::string& value, ConstWeight* o
 // model has no such output. The pointer is into `g`.
 const onnx::NodeProto* FindLmHead(const onnx::GraphProto& g);
 
+// The LM head found by structure, for models whose logits output has another
+// name: the MatMul/Gemm with a constant 2-D weight whose output width equals
+// the rows of an embedding table of `g` (a Gather on axis 0 of a constant 2-D
+// table) and which feeds a graph output through at most 8 shape/type/softcap
+// steps (Reshape, Cast, Squeeze, Unsqueeze, Identity, Tanh, Mul, Div, Add).
+// Null when no node qualifies. The pointer is into `g`.
+const onnx::NodeProto* FindLmHeadByStructure(const onnx::GraphProto& g);
+
+// The LM head as the recipe names it (lm_head_node, exact node name, main
+// graph), else FindLmHead, else FindLmHeadByStructure. InvalidArgument when
+// lm_head_node names no MatMul/Gemm of `g`.
+absl::StatusOr<const onnx::NodeProto*> LocateLmHead(const onnx::GraphProto& g,
+                                                   const std::string& lm_head_node);
+
 // Why weight `w` of node `n` (MatMul, Gemm, Conv or Gather) cannot be
 // quantized, or "" when it can.
 std::string SkipReason(const onnx::NodeProto& n, const ConstWeight& w,

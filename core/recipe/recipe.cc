@@ -174,6 +174,12 @@ absl::Status ValidateMlxFields(const Recipe& r) {
       {!r.op_types.empty(), "op_types"},
       {r.lm_head != d.lm_head, "lm_head"},
       {r.min_tensor_elements != d.min_tensor_elements, "min_tensor_elements"},
+      {r.int8_first_layers != 0 || r.int8_last_layers != 0, "int8_first_layers/int8_last_layers"},
+      {!r.int8_regex.empty(), "int8_regex"},
+      {r.embedding_op != d.embedding_op, "embedding_op"},
+      {!r.lm_head_node.empty(), "lm_head_node"},
+      {r.int8_embeddings, "int8_embeddings"},
+      {r.force_fp16, "force_fp16"},
       {r.keep_io_types != d.keep_io_types, "keep_io_types"},
       {r.op_block_list.has_value(), "op_block_list"},
       {!r.node_block_list.empty(), "node_block_list"},
@@ -225,6 +231,40 @@ absl::Status ValidateRecipe(const Recipe& r) {
   if (absl::StatusOr<NamePatterns> p = NamePatterns::Compile(r.exclude_regex, "exclude_regex");
       !p.ok()) {
     return p.status();
+  }
+  if (absl::StatusOr<NamePatterns> p = NamePatterns::Compile(r.int8_regex, "int8_regex");
+      !p.ok()) {
+    return p.status();
+  }
+  for (const auto& [value, field] : {std::pair<int, const char*>{r.int8_first_layers,
+                                                                  "int8_first_layers"},
+                                     {r.int8_last_layers, "int8_last_layers"}}) {
+    if (value < 0 || value > 100000) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, " ", value, " is out of range; use 0 to 100000"));
+    }
+  }
+  if ((r.int8_first_layers > 0 || r.int8_last_layers > 0 || !r.int8_regex.empty()) &&
+      r.precision != Precision::kInt4) {
+    return absl::InvalidArgumentError(
+        "int8_first_layers, int8_last_layers and int8_regex choose INT8 weights inside an INT4 "
+        "model; set precision int4");
+  }
+  if (r.embedding_op == EmbeddingOp::kGatherBlockQuantized &&
+      (r.precision != Precision::kInt4 || KeepEmbeddings(r))) {
+    return absl::InvalidArgumentError(
+        "embedding_op gather_block_quantized applies to INT4 embeddings: set precision int4 "
+        "and keep_embeddings false");
+  }
+  if (r.force_fp16 && r.precision != Precision::kFp16) {
+    return absl::InvalidArgumentError("force_fp16 applies to precision fp16");
+  }
+  if (r.int8_embeddings &&
+      (r.precision != Precision::kInt4 || KeepEmbeddings(r) ||
+       r.embedding_op == EmbeddingOp::kGatherBlockQuantized)) {
+    return absl::InvalidArgumentError(
+        "int8_embeddings makes the embeddings of an INT4 model INT8: set precision int4 and "
+        "keep_embeddings false (embedding_op gather)");
   }
   if (r.threads < 1 || r.threads > 256) {
     return absl::InvalidArgumentError(
@@ -307,6 +347,20 @@ std::string CanonicalRecipe(const Recipe& r) {
   if (!r.imatrix_exclude.empty()) {
     parts.push_back(absl::StrCat("imatrix_exclude=", absl::StrJoin(r.imatrix_exclude, "\x1f")));
   }
+  // Absent when unset, so recipes without them keep their canonical text.
+  if (r.int8_first_layers != 0 || r.int8_last_layers != 0) {
+    parts.push_back(
+        absl::StrCat("int8_layers=first:", r.int8_first_layers, ",last:", r.int8_last_layers));
+  }
+  if (!r.lm_head_node.empty()) parts.push_back(absl::StrCat("lm_head_node=", r.lm_head_node));
+  if (r.int8_embeddings) parts.push_back("int8_embeddings=1");
+  if (r.force_fp16) parts.push_back("force_fp16=1");
+  if (r.embedding_op != EmbeddingOp::kGather) {
+    parts.push_back(absl::StrCat("embedding_op=", static_cast<int>(r.embedding_op)));
+  }
+  if (!r.int8_regex.empty()) {
+    parts.push_back(absl::StrCat("int8_regex=", absl::StrJoin(r.int8_regex, "\x1f")));
+  }
   if (r.format == ModelFormat::kMlx) {
     // Only MLX recipes carry these, so every other recipe keeps its text.
     parts.push_back(absl::StrCat("bits=", MlxBits(r)));
@@ -358,6 +412,21 @@ const std::vector<Preset>& Presets() {
                       r.lm_head = LmHeadMode::kInt8;
                     }),
        {"precision", "block_size", "symmetric", "lm_head"}},
+      {"openvino-int4",
+       "Intel AI PCs with OpenVINO: ONNX INT4 QDQ (DequantizeLinear-21), block 128, symmetric; "
+       "embeddings and LM head INT8 (NNCF's defaults for decoders)",
+       PresetRecipe("openvino-int4",
+                    [](Recipe& r) {
+                      r.precision = Precision::kInt4;
+                      r.int4_format = Int4Format::kQdq;
+                      r.block_size = 128;
+                      r.symmetric = true;
+                      r.keep_embeddings = false;
+                      r.int8_embeddings = true;
+                      r.lm_head = LmHeadMode::kInt8;
+                    }),
+       {"precision", "int4_format", "block_size", "symmetric", "keep_embeddings",
+        "int8_embeddings", "lm_head"}},
       {"aipc-int8",
        "AI PCs: ONNX INT8 dynamic quantization (MatMulInteger), per channel",
        PresetRecipe("aipc-int8",

@@ -218,6 +218,52 @@ const std::vector<FlagSpec>& Flags() {
          r->min_tensor_elements = n;
          return absl::OkStatus();
        }},
+      {"int8-layers", "int8_first_layers", "first:N,last:M",
+       "INT4 only: keep the first N and/or last M decoder layers at INT8 (per-channel QDQ); "
+       "repeatable, a later key overrides",
+       [](Recipe* r, const std::string& v) -> absl::Status {
+         int first = r->int8_first_layers, last = r->int8_last_layers;
+         for (const std::string& part : List(v)) {
+           std::pair<std::string, std::string> kv = absl::StrSplit(part, absl::MaxSplits(':', 1));
+           int n;
+           if (!absl::SimpleAtoi(kv.second, &n) || n < 0) {
+             return Bad("int8-layers", v, "use first:N,last:M (either or both, N, M >= 0)");
+           }
+           if (kv.first == "first") {
+             first = n;
+           } else if (kv.first == "last") {
+             last = n;
+           } else {
+             return Bad("int8-layers", v, "use first:N,last:M (either or both, N, M >= 0)");
+           }
+         }
+         r->int8_first_layers = first;
+         r->int8_last_layers = last;
+         return absl::OkStatus();
+       }},
+      {"force-fp16", "force_fp16", nullptr,
+       "FP16: convert nodes with out-of-range constants anyway (clamped to 65504) instead of "
+       "keeping them FP32",
+       Set(&Recipe::force_fp16, true)},
+      {"int8-embeddings", "int8_embeddings", nullptr,
+       "INT4 with --quantize-embeddings: embeddings INT8 per row instead of INT4",
+       Set(&Recipe::int8_embeddings, true)},
+      {"lm-head-node", "lm_head_node", "NAME",
+       "the LM head's node name (default: found from the logits output or by structure)",
+       Str(&Recipe::lm_head_node)},
+      {"embedding-op", "embedding_op", "gather|gatherblockquantized",
+       "INT4 embeddings: DequantizeLinear-21 + Gather (default) or ORT's "
+       "com.microsoft.GatherBlockQuantized",
+       Choice("embedding-op", &Recipe::embedding_op,
+              {{"gather", EmbeddingOp::kGather},
+               {"gatherblockquantized", EmbeddingOp::kGatherBlockQuantized}},
+              "use gather or gatherblockquantized")},
+      {"int8-nodes", "int8_regex", "REGEX",
+       "INT4 only: keep nodes whose whole name matches REGEX at INT8 (repeatable)",
+       [](Recipe* r, const std::string& v) {
+         r->int8_regex.push_back(v);
+         return absl::OkStatus();
+       }},
       {"gguf-type", "gguf_type", "TYPE",
        // Every name core::gguf::ParseFileType accepts (RecipeTest checks it).
        "GGUF file type: Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 IQ4_NL IQ4_XS Q2_K Q2_K_S Q3_K_S/M/L "
@@ -448,6 +494,22 @@ std::vector<std::string> FieldFlags(const Recipe& r, absl::string_view field) {
     if (r.lm_head) add("lm-head", kLm[static_cast<int>(*r.lm_head)]);
   } else if (field == "min_tensor_elements") {
     add("min-tensor-elements", absl::StrCat(r.min_tensor_elements));
+  } else if (field == "int8_first_layers") {
+    if (r.int8_first_layers != 0 || r.int8_last_layers != 0) {
+      add("int8-layers",
+          absl::StrCat("first:", r.int8_first_layers, ",last:", r.int8_last_layers));
+    }
+  } else if (field == "force_fp16") {
+    on_off(r.force_fp16, "force-fp16", nullptr);
+  } else if (field == "int8_embeddings") {
+    on_off(r.int8_embeddings, "int8-embeddings", nullptr);
+  } else if (field == "lm_head_node") {
+    if (!r.lm_head_node.empty()) add("lm-head-node", r.lm_head_node);
+  } else if (field == "embedding_op") {
+    add("embedding-op",
+        r.embedding_op == EmbeddingOp::kGatherBlockQuantized ? "gatherblockquantized" : "gather");
+  } else if (field == "int8_regex") {
+    for (const auto& re : r.int8_regex) add("int8-nodes", re);
   } else if (field == "gguf_type") {
     if (!r.gguf_type.empty()) add("gguf-type", r.gguf_type);
   } else if (field == "leave_output_tensor") {
@@ -526,6 +588,12 @@ std::vector<std::string> RecipeToFlags(const Recipe& r) {
       "keep_embeddings",
       "lm_head",
       "min_tensor_elements",
+      "lm_head_node",
+      "int8_embeddings",
+      "force_fp16",
+      "embedding_op",
+      "int8_first_layers",
+      "int8_regex",
       "gguf_type",
       "leave_output_tensor",
       "output_tensor_type",

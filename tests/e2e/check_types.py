@@ -68,10 +68,13 @@ def main():
     ap.add_argument("--precision", choices=["fp16", "fp32"], required=True)
     ap.add_argument("--no-keep-io-types", action="store_true")
     ap.add_argument("--block-list", default="")
+    # Node names the converter kept in FP32 (the report's kept_fp32).
+    ap.add_argument("--node-block-list", default="")
     args = ap.parse_args()
     orig = onnx.load(args.original, load_external_data=False)
     conv = onnx.load(args.converted, load_external_data=False)
     block = set(filter(None, args.block_list.split(",")))
+    node_block = set(filter(None, args.node_block_list.split(",")))
     target = TensorProto.FLOAT16 if args.precision == "fp16" else TensorProto.FLOAT
     errors = []
 
@@ -95,7 +98,7 @@ def main():
     blocked_nodes = []
     for sub in graphs(conv.graph):
         for n in sub.node:
-            is_blocked = n.op_type in block
+            is_blocked = n.op_type in block or n.name in node_block
             if is_blocked:
                 blocked_nodes.append(n)
             for i in n.input:
@@ -106,7 +109,7 @@ def main():
         for name, t, owner in tensors(conv.graph):
             if t.data_type != TensorProto.FLOAT:
                 continue
-            if owner is not None and owner.op_type in block:
+            if owner is not None and (owner.op_type in block or owner.name in node_block):
                 continue
             users = consumers.get(name, [])
             if not users or not all(b for _, b in users):

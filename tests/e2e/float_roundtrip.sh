@@ -23,11 +23,13 @@ block=$("$QUANTD_BIN" presets --json | "$py" -c 'import json,sys; print(",".join
 min=0.999
 
 step() { echo "== $*"; }
+# Nodes the FP16 conversion kept in FP32 (constants beyond FP16's range).
+kept() { "$py" -c 'import json,sys; print(",".join(k["node"] for k in json.load(open(sys.argv[1])).get("kept_fp32", [])))' "$1"; }
 
 step "fp16: $model"
 "$QUANTD_BIN" quantize "$model" -o "$work/fp16.onnx" --precision fp16 --report "$work/fp16.json" --quiet
 node "$here/ort_compare.mjs" --ref "$model" --test "$work/fp16.onnx" --min-cosine $min
-"$py" "$here/check_types.py" "$model" "$work/fp16.onnx" --precision fp16 --block-list "$block"
+"$py" "$here/check_types.py" "$model" "$work/fp16.onnx" --precision fp16 --block-list "$block" --node-block-list "$(kept "$work/fp16.json")"
 "$py" -c 'import json,sys; r=json.load(open(sys.argv[1])); t=r["totals"]; print("report:", {k: t[k] for k in ("tensors_converted","bytes_before","bytes_after","values_clamped","values_flushed","casts_inserted")})' "$work/fp16.json"
 
 step "fp16 -> fp32"
@@ -41,12 +43,12 @@ node "$here/ort_compare.mjs" --ref "$model" --test "$work/fp32.onnx" --min-cosin
 "$py" "$here/check_types.py" "$model" "$work/fp32.onnx" --precision fp32
 
 step "fp32 -> fp16"
-"$QUANTD_BIN" quantize "$work/fp32.onnx" -o "$work/fp16b.onnx" --precision fp16 --quiet
+"$QUANTD_BIN" quantize "$work/fp32.onnx" -o "$work/fp16b.onnx" --precision fp16 --report "$work/fp16b.json" --quiet
 node "$here/ort_compare.mjs" --ref "$model" --test "$work/fp16b.onnx" --min-cosine $min
-"$py" "$here/check_types.py" "$work/fp32.onnx" "$work/fp16b.onnx" --precision fp16 --block-list "$block"
+"$py" "$here/check_types.py" "$work/fp32.onnx" "$work/fp16b.onnx" --precision fp16 --block-list "$block" --node-block-list "$(kept "$work/fp16b.json")"
 
 step "fp16 --no-keep-io-types"
-"$QUANTD_BIN" quantize "$model" -o "$work/fp16io.onnx" --precision fp16 --no-keep-io-types --quiet
+"$QUANTD_BIN" quantize "$model" -o "$work/fp16io.onnx" --precision fp16 --no-keep-io-types --report "$work/fp16io.json" --quiet
 node "$here/ort_compare.mjs" --ref "$model" --test "$work/fp16io.onnx" --min-cosine $min
-"$py" "$here/check_types.py" "$model" "$work/fp16io.onnx" --precision fp16 --no-keep-io-types --block-list "$block"
+"$py" "$here/check_types.py" "$model" "$work/fp16io.onnx" --precision fp16 --no-keep-io-types --block-list "$block" --node-block-list "$(kept "$work/fp16io.json")"
 echo "PASS $model"

@@ -28,6 +28,8 @@ set(INT_CONFIGS
   "int4_qdq_asym_bs128|${INT4_MIN}|--precision,int4,--int4-format,qdq,--asymmetric,--block-size,128"
   "int4_search_bs32|${INT4_MIN}|--precision,int4,--algorithm,search"
   "int4_lmhead_int8|${INT4_MIN}|--precision,int4,--lm-head,int8"
+  "int4_int8_layers|${INT4_MIN}|--precision,int4,--int8-layers,first:1,--int8-layers,last:1"
+  "int4_int8_nodes|${INT4_MIN}|--precision,int4,--int8-nodes,.*mlp.*"
   "int8_weight_only|${INT8_MIN}|--precision,int8"
   "int8_weight_only_per_channel|${INT8_MIN}|--precision,int8,--per-channel"
   "int8_dynamic|${INT8_MIN}|--precision,int8,--int8-mode,dynamic"
@@ -37,6 +39,7 @@ set(INT_DECODER_EXTRA
   "int4_sym_bs128|${INT4_MIN}|--precision,int4,--block-size,128"
   "int4_asym_bs32|${INT4_MIN}|--precision,int4,--asymmetric"
   "int4_lmhead_int4|${INT4_MIN}|--precision,int4,--lm-head,int4"
+  "int4_lmhead_node_int8|${INT4_MIN}|--precision,int4,--lm-head,int8,--lm-head-node,/lm_head/MatMul"
 )
 # --quantize-embeddings: the Gather weights too (INT8 per row; INT4 blocked
 # DequantizeLinear-21 along hidden, or INT8 per row when the opset cannot be
@@ -49,6 +52,9 @@ set(INT_EMBEDDING_CONFIGS
   "int4_embeddings|${INT4_MIN}|--precision,int4,--quantize-embeddings"
   "int4_qdq_asym_embeddings|${INT4_MIN}|--precision,int4,--int4-format,qdq,--asymmetric,--quantize-embeddings"
   "int4_lmhead_int4_embeddings|${INT4_MIN}|--precision,int4,--lm-head,int4,--quantize-embeddings"
+  "openvino_int4_preset|${INT4_MIN}|--preset,openvino-int4"
+  "int4_gbq_embeddings|${INT4_MIN}|--precision,int4,--quantize-embeddings,--embedding-op,gatherblockquantized"
+  "int4_gbq_asym_embeddings|${INT4_MIN}|--precision,int4,--asymmetric,--block-size,16,--quantize-embeddings,--embedding-op,gatherblockquantized"
 )
 set(INT_MODELS
   "gpt2|${QUANTD_SHARED_TESTDATA}/onnx/genai-tiny-random-gpt2-fp32/past.onnx"

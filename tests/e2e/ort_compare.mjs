@@ -1,7 +1,7 @@
 // Runs two ONNX models in ONNX Runtime (onnxruntime-node, CPU) on the same
 // generated inputs and compares every output by cosine similarity.
 //
-//   node ort_compare.mjs --ref A.onnx --test B.onnx [--min-cosine 0.999]
+//   node ort_compare.mjs --ref A.onnx --test B.onnx [--min-cosine 0.999] [--max-abs D]
 //        [--seq 4] [--seed 1] [--outputs a,b] [--json]
 //        [--opt disabled|basic|extended|all]   (graph optimization level, default all)
 //
@@ -23,6 +23,7 @@ function parseArgs(argv) {
     if (k === '--ref') a.ref = v();
     else if (k === '--test') a.test = v();
     else if (k === '--min-cosine') a.minCosine = parseFloat(v());
+    else if (k === '--max-abs') a.maxAbs = parseFloat(v());
     else if (k === '--seq') a.seq = parseInt(v(), 10);
     else if (k === '--seed') a.seed = parseInt(v(), 10);
     else if (k === '--outputs') a.outputs = v().split(',');
@@ -126,12 +127,14 @@ async function main() {
     const va = toFloats(a[name]), vb = toFloats(b[name]);
     if (va.length !== vb.length) throw new Error(`output ${name}: ${va.length} vs ${vb.length} values`);
     const c = va.length === 0 ? 1 : cosine(va, vb);
-    const pass = c >= args.minCosine;
+    let maxAbs = 0;
+    for (let i = 0; i < va.length; i++) maxAbs = Math.max(maxAbs, Math.abs(Number(va[i]) - Number(vb[i])));
+    const pass = c >= args.minCosine && (args.maxAbs === undefined || maxAbs <= args.maxAbs);
     ok &&= pass;
-    results.push({ name, cosine: c, values: va.length, refType: a[name].type, testType: b[name].type, pass });
+    results.push({ name, cosine: c, maxAbs, values: va.length, refType: a[name].type, testType: b[name].type, pass });
   }
   if (args.json) console.log(JSON.stringify({ ok, results }));
-  else for (const r of results) console.log(`${r.pass ? 'ok  ' : 'FAIL'} ${r.name}: cosine ${r.cosine.toFixed(6)} (${r.values} values, ${r.refType} vs ${r.testType})`);
+  else for (const r of results) console.log(`${r.pass ? 'ok  ' : 'FAIL'} ${r.name}: cosine ${r.cosine.toFixed(6)}, max |diff| ${r.maxAbs.toExponential(2)} (${r.values} values, ${r.refType} vs ${r.testType})`);
   process.exit(ok ? 0 : 1);
 }
 

@@ -42,6 +42,8 @@ absl::StatusOr<std::vector<std::string>> JobStoreArgs(const std::string& data_di
 }
 }  // namespace
 
+bool SharedJobStore() { return Env("QUANTD_TEST_JOB_STORE", "") == "postgres"; }
+
 std::string QuantdBin() { return Env("QUANTD_BIN", QUANTD_BIN_DEFAULT); }
 std::string TestData() { return Env("QUANTD_TESTDATA", QUANTD_TESTDATA); }
 std::string SourceDir() { return Env("QUANTD_SOURCE_DIR", QUANTD_SOURCE_DIR_DEFAULT); }

@@ -68,6 +68,12 @@ class ServerProcess {
 };
 
 // Environment helpers.
+// Whether the servers of this test process keep their jobs in PostgreSQL
+// (QUANTD_TEST_JOB_STORE=postgres). There a run a replica lost counts as an
+// attempt (the attempt number fences it); the embedded store gives the
+// attempt back instead.
+bool SharedJobStore();
+
 std::string QuantdBin();
 std::string TestData();   // shared test data root
 std::string SourceDir();  // repository root

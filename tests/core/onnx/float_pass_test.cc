@@ -167,8 +167,27 @@ TEST(FloatPassTest, ConvertsConstantNodesAndRetargetsCasts) {
   to->set_i(kOnnxFloat);
   AddNode(g, "Mul", "mul", {"act_f", "k"}, {"y2"});
   *g->add_output() = Value("y2", kOnnxFloat, {1, 3});
+  // By default the Mul reading 70000 stays FP32 (Casts around it), named.
+  {
+    Report kept;
+    onnx::ModelProto out = Convert(m, Fp16(), &kept);
+    ASSERT_EQ(kept.kept_fp32.size(), 1u);
+    EXPECT_EQ(kept.kept_fp32[0].node, "mul");
+    EXPECT_EQ(kept.kept_fp32[0].op, "Mul");
+    EXPECT_EQ(kept.kept_fp32[0].input, "k");
+    EXPECT_EQ(kept.kept_fp32[0].max_abs, 70000.0);
+    EXPECT_EQ(kept.values_clamped, 0u);
+    EXPECT_EQ(FindNode(out.graph(), "const")->attribute(0).t().data_type(), kOnnxFloat);
+    EXPECT_NE(FindNode(out.graph(), "mul")->input(0), "act");  // a Cast to FLOAT
+    EXPECT_NE(kept.ToJson().find("\"kept_fp32\""), std::string::npos);
+  }
+  // --force-fp16 clamps, as before.
+  Recipe forced = Fp16();
+  forced.force_fp16 = true;
   Report report;
-  onnx::ModelProto out = Convert(m, Fp16(), &report);
+  onnx::ModelProto out = Convert(m, forced, &report);
+  EXPECT_TRUE(report.kept_fp32.empty());
+  EXPECT_EQ(report.ToJson().find("kept_fp32"), std::string::npos);
   const auto* cn = FindNode(out.graph(), "const");
   ASSERT_NE(cn, nullptr);
   EXPECT_EQ(cn->attribute(0).t().data_type(), kOnnxFloat16);

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "quantd/core/layer_index.h"
 #include "quantd/core/onnx/onnx_types.h"
 #include "quantd/core/quant/int4_blockwise.h"
 #include "quantd/core/quant/weight_quantizer.h"
@@ -295,6 +296,69 @@ TEST(QuantizePassTest, LmHeadFloatInt8OrInt4) {
   EXPECT_EQ(CountOps(q4.proto.graph(), "MatMulNBits"), 2);
 }
 
+// x -> four decoder layers (GenAI builder names, weights named as the
+// builder's initializers) -> y; layer numbers come from the names.
+onnx::ModelProto FourLayers() {
+  onnx::ModelProto m = Base(17);
+  auto* g = m.mutable_graph();
+  std::string prev = "x";
+  for (int l = 0; l < 4; ++l) {
+    const std::string w = absl::StrCat("model.layers.", l, ".mlp.down_proj.MatMul.weight");
+    *g->add_initializer() = FloatTensor(w, {kK, kK}, RandomFloats(kK * kK, 10 + l, 0.1f));
+    const std::string out = absl::StrCat("h", l);
+    // Layer 2's node has no layer in its name: its weight's name gives it.
+    const std::string node =
+        l == 2 ? "/unnamed/MatMul" : absl::StrCat("/model/layers.", l, "/mlp/down_proj/MatMul");
+    AddNode(g, "MatMul", node, {prev, w}, {out});
+    prev = out;
+  }
+  *g->add_output() = Value(prev, kOnnxFloat, {1, kK});
+  return m;
+}
+
+// Which of FourLayers' MatMuls stayed 8-bit (DequantizeLinear), by layer.
+std::vector<int> Int8Layers(const onnx::GraphProto& g) {
+  std::vector<int> layers;
+  for (const auto& n : g.node()) {
+    if (n.op_type() != "DequantizeLinear") continue;
+    layers.push_back(*LayerIndex(n.input(0)));
+  }
+  std::sort(layers.begin(), layers.end());
+  return layers;
+}
+
+TEST(QuantizePassTest, Int8LayersAndNodesInsideInt4) {
+  Recipe rc = Int4();
+  rc.int8_first_layers = 1;
+  rc.int8_last_layers = 1;
+  Result r = Quantize(FourLayers(), rc);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(CountOps(r.proto.graph(), "MatMulNBits"), 2);
+  EXPECT_EQ(Int8Layers(r.proto.graph()), (std::vector<int>{0, 3}));
+  const auto* q = Init(r.proto.graph(), "model.layers.0.mlp.down_proj.MatMul.weight_quantized");
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(q->data_type(), kOnnxInt8);
+  EXPECT_THAT(r.report.notes, ::testing::Contains(HasSubstr("INT8 inside INT4 (first 1 layers)")));
+
+  // By name (whole-name RE2), and layer 2 found through its weight's name.
+  rc = Int4();
+  rc.int8_regex = {"/model/layers\\.1/.*"};
+  rc.int8_first_layers = 0;
+  r = Quantize(FourLayers(), rc);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(Int8Layers(r.proto.graph()), (std::vector<int>{1}));
+  rc = Int4();
+  rc.int8_first_layers = 3;
+  r = Quantize(FourLayers(), rc);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(Int8Layers(r.proto.graph()), (std::vector<int>{0, 1, 2}));
+
+  // Without the fields the output is plain INT4.
+  r = Quantize(FourLayers(), Int4());
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(CountOps(r.proto.graph(), "MatMulNBits"), 4);
+}
+
 // A NaN or infinite weight fails the job with the tensor and element named,
 // and no output file remains (INT4 and INT8 alike).
 TEST(QuantizePassTest, NonFiniteWeightIsRefusedWithoutOutput) {
@@ -553,6 +617,38 @@ TEST(QuantizePassTest, EmbeddingInt4BlockedAlongHidden) {
     }
     ASSERT_EQ(r.report.tensors.size(), 1u);
     EXPECT_GT(r.report.tensors[0].sqnr_db, 10);
+  }
+}
+
+TEST(QuantizePassTest, EmbeddingAsGatherBlockQuantized) {
+  // ReduceMean blocks opset 21, which GatherBlockQuantized does not need:
+  // the embedding is INT4 and the opset stays 17.
+  onnx::ModelProto m = Embedding(17);
+  auto* g = m.mutable_graph();
+  *g->add_output() = Value("mean", kOnnxFloat, {1, 1});
+  AddNode(g, "ReduceMean", "rm", {"emb"}, {"mean"});
+  for (bool sym : {true, false}) {
+    Recipe rc = Int4();
+    rc.keep_embeddings = false;
+    rc.symmetric = sym;
+    rc.embedding_op = EmbeddingOp::kGatherBlockQuantized;
+    Result r = Quantize(m, rc);
+    ASSERT_TRUE(r.status.ok()) << r.status;
+    EXPECT_EQ(DefaultOpsetOf(r.proto), 17);
+    EXPECT_EQ(NodeOfType(r.proto.graph(), "DequantizeLinear"), nullptr);
+    const auto* gbq = NodeOfType(r.proto.graph(), "GatherBlockQuantized");
+    ASSERT_NE(gbq, nullptr);
+    EXPECT_EQ(gbq->domain(), "com.microsoft");
+    std::vector<std::string> want = {"E_quantized", "ids", "E_scale"};
+    if (!sym) want.push_back("E_zero_point");
+    EXPECT_EQ(std::vector<std::string>(gbq->input().begin(), gbq->input().end()), want);
+    EXPECT_EQ(Attr(*gbq, "gather_axis"), 0);
+    EXPECT_EQ(Attr(*gbq, "quantize_axis"), 1);
+    EXPECT_EQ(Attr(*gbq, "block_size"), 32);
+    EXPECT_EQ(Attr(*gbq, "bits"), 4);
+    EXPECT_EQ(Init(r.proto.graph(), "E_quantized")->data_type(), sym ? kOnnxInt4 : kOnnxUint4);
+    EXPECT_EQ(Dims(*Init(r.proto.graph(), "E_scale")), (std::vector<int64_t>{kVocab, 2}));
+    EXPECT_EQ(Init(r.proto.graph(), "E"), nullptr);
   }
 }
 

@@ -137,5 +137,46 @@ TEST(WeightMatcherTest, LmHeadIsTheConstantMatMulNearestTheLogits) {
   EXPECT_EQ(FindLmHead(g), nullptr);
 }
 
+TEST(WeightMatcherTest, LmHeadFoundByStructureOrByName) {
+  // ids -> Gather(E[50, 8]) -> MatMul(W[8, 8]) -> MatMul(H[8, 50]) -> Reshape
+  // -> Tanh softcap (Div, Tanh, Mul) -> "out": no output is called logits.
+  onnx::GraphProto g;
+  *g.add_initializer() = FloatTensor("E", {50, 8}, RandomFloats(400, 1));
+  *g.add_initializer() = FloatTensor("W", {8, 8}, RandomFloats(64, 2));
+  *g.add_initializer() = FloatTensor("H", {8, 50}, RandomFloats(400, 3));
+  *g.add_initializer() = FloatTensor("cap", {1}, {30.0f});
+  *g.add_output() = Value("out", kOnnxFloat, {1, 50});
+  AddNode(&g, "Gather", "embed", {"E", "ids"}, {"e"});
+  AddNode(&g, "MatMul", "body", {"e", "W"}, {"h"});
+  AddNode(&g, "MatMul", "proj", {"h", "H"}, {"z"});
+  AddNode(&g, "Reshape", "reshape", {"z", "shape"}, {"r"});
+  AddNode(&g, "Div", "div", {"r", "cap"}, {"d"});
+  AddNode(&g, "Tanh", "tanh", {"d"}, {"t"});
+  AddNode(&g, "Mul", "mul", {"t", "cap"}, {"out"});
+  EXPECT_EQ(FindLmHead(g), nullptr);
+  const onnx::NodeProto* head = FindLmHeadByStructure(g);
+  ASSERT_NE(head, nullptr);
+  EXPECT_EQ(head->name(), "proj");
+  auto located = LocateLmHead(g, "");
+  ASSERT_TRUE(located.ok());
+  EXPECT_EQ(*located, head);
+
+  // Named by the user.
+  located = LocateLmHead(g, "body");
+  ASSERT_TRUE(located.ok());
+  EXPECT_EQ((*located)->name(), "body");
+  EXPECT_EQ(LocateLmHead(g, "tanh").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(LocateLmHead(g, "nothing").status().code(), absl::StatusCode::kInvalidArgument);
+
+  // A width that is not the vocabulary is not a head.
+  *g.mutable_initializer(2) = FloatTensor("H", {8, 49}, RandomFloats(392, 3));
+  EXPECT_EQ(FindLmHeadByStructure(g), nullptr);
+  // Nor is anything without an embedding table.
+  *g.mutable_initializer(2) = FloatTensor("H", {8, 50}, RandomFloats(400, 3));
+  ASSERT_NE(FindLmHeadByStructure(g), nullptr);
+  g.mutable_node(0)->set_op_type("Identity");
+  EXPECT_EQ(FindLmHeadByStructure(g), nullptr);
+}
+
 }  // namespace
 }  // namespace quantd::core

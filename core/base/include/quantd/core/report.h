@@ -43,6 +43,15 @@ struct PlanEntry {
   int split = 0;            // output part (0 without split output)
 };
 
+// A node the FP16 conversion kept in FP32 (Casts at its boundary) because a
+// constant it reads is outside the FP16 range.
+struct KeptFp32 {
+  std::string node;
+  std::string op;
+  std::string input;  // the constant that would have been clamped
+  double max_abs = 0;
+};
+
 struct Report {
   std::string format;              // "onnx" | "gguf"
   std::string precision;           // "fp16", "int4", "Q4_K_M", ...
@@ -60,6 +69,7 @@ struct Report {
   double seconds = 0;
   std::vector<std::string> output_files;
   std::vector<std::string> notes;  // things the user should know (skipped nodes, ...)
+  std::vector<KeptFp32> kept_fp32;  // FP16 only; in the JSON only when not empty
   std::vector<TensorReport> tensors;
   std::vector<PlanEntry> plan;  // GGUF: the per-tensor plan (empty for other formats)
   bool dry_run = false;         // the plan only; nothing was written

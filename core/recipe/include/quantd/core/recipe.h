@@ -36,6 +36,10 @@ enum class QuantAlgorithm { kRtn, kSearch };
 // figures. Never changes the output bytes.
 enum class ReportLevel { kSummary, kNone, kFull };
 
+// How quantized embedding tables are read: standard DequantizeLinear + Gather,
+// or ONNX Runtime's com.microsoft.GatherBlockQuantized (no opset 21 needed).
+enum class EmbeddingOp { kGather, kGatherBlockQuantized };
+
 struct Recipe {
   // --- what ---
   ModelFormat format = ModelFormat::kAuto;  // kAuto: from the input's magic bytes
@@ -47,6 +51,9 @@ struct Recipe {
   std::optional<std::vector<std::string>> op_block_list;  // unset: the default list
   std::vector<std::string> node_block_list;
   ExternalDataMode external_data = ExternalDataMode::kAuto;
+  // FP16: convert nodes whose constants exceed the FP16 range anyway
+  // (clamped to +-65504). Unset, such nodes stay FP32 with Casts around them.
+  bool force_fp16 = false;
 
   // --- ONNX INT4 ---
   int block_size = 32;  // 16, 32, 64, 128, 256
@@ -76,6 +83,22 @@ struct Recipe {
   // model builder does.
   std::optional<LmHeadMode> lm_head;
   uint64_t min_tensor_elements = 0;         // smaller weights are not quantized
+  // The LM head's node name (exact). Empty: the MatMul/Gemm nearest a graph
+  // output named *logits*, else found by structure (weight width = an
+  // embedding table's rows, feeding a graph output).
+  std::string lm_head_node;
+  // INT4 only: weights kept at 8 bits (INT8 per-channel weight-only QDQ)
+  // inside the INT4 model, by decoder layer (the first / last N layers, layer
+  // numbers read from names as layer_index.h does) and by node name (RE2,
+  // whole-name match, as exclude_regex).
+  // INT4 recipes that quantize embeddings: INT8 per row instead of INT4
+  // (NNCF's default backup precision for embeddings).
+  bool int8_embeddings = false;
+  // INT4 embeddings (--quantize-embeddings): the operator that reads them.
+  EmbeddingOp embedding_op = EmbeddingOp::kGather;
+  int int8_first_layers = 0;
+  int int8_last_layers = 0;
+  std::vector<std::string> int8_regex;
 
   // --- GGUF (llama-quantize compatible) ---
   std::string gguf_type;  // "Q4_K_M", "Q8_0", ... (file type)
