@@ -9,7 +9,8 @@
 #                                  ref/NAME.ref.json; fp16: greedy tokens,
 #                                  <= 3e-2; both with the cache check.
 #   genai_test.sh dequantized NAME int4 and int8 (accuracy level 0; int4 also
-#                                  asymmetric with block 64): the folder's
+#                                  asymmetric with block 64, and mixed: layer 0
+#                                  and every down_proj INT8): the folder's
 #                                  log-probs equal, within 1e-3, the fp32
 #                                  export of the checkpoint whose weights are
 #                                  the folder's dequantized MatMulNBits.
@@ -25,6 +26,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 hf="$QUANTD_TESTDATA/hf"
 mode="$1"
+n=0
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 decode() { (cd "$here" && node genai_decode.mjs "$@"); }
@@ -41,8 +43,10 @@ case "$mode" in
     ;;
   dequantized)
     name="$2"
-    for recipe in "int4" "int8" "int4 --asymmetric --block-size 64"; do
-      tag="${recipe// /_}"
+    set -f  # recipes hold regexes: no globbing of the unquoted $recipe
+    for recipe in "int4" "int8" "int4 --asymmetric --block-size 64" \
+      "int4 --int8-layers first:1 --int8-nodes .*/down_proj/.*"; do
+      tag="r$((++n))"
       # shellcheck disable=SC2086
       "$QUANTD_BIN" quantize "$hf/checkpoints/$name" -o "$tmp/$tag" --format onnx \
         --precision $recipe --accuracy-level 0 --quiet
