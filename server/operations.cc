@@ -71,11 +71,13 @@ absl::StatusOr<v1::Job> SubmitJob(const ServiceContext& ctx, const v1::SubmitJob
   if (created.created) {
     const auto [format, precision] = JobMetricLabels(created.job.recipe());
     ctx.metrics->JobSubmitted(format, precision);
-    ctx.pool->Enqueue(created.job);
+    // Logged before a worker can see it, so "job submitted" always comes
+    // before that job's "job started".
     ctx.logger->Info("job submitted", {{"job_id", created.job.job_id()},
                                        {"model_id", created.job.model_id()},
                                        {"recipe", RecipeLogSummary(recipe)},
                                        {"priority", absl::StrCat(created.job.priority())}});
+    ctx.pool->Enqueue(created.job);
   } else {
     ctx.logger->Info("job deduplicated",
                      {{"job_id", created.job.job_id()}, {"model_id", created.job.model_id()}});
