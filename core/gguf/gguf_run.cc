@@ -726,14 +726,12 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
           x = src_scratch[thread].data();
         }
         uint8_t* y = out_buf.data() + r0 * out_row_bytes;
-        // Importance-weighted quantizers search scales and grids: they get
-        // only finite rows, so their chunks are scanned first too.
-        if (!measure || plan.quant_weights != nullptr) {
-          const int64_t bad = check_finite ? FirstNonFiniteF32(x, n) : -1;
-          if (bad >= 0) {
-            first_non_finite[static_cast<size_t>(c)] = r0 * ne0 + bad;
-            return;
-          }
+        // The quantizers get finite rows only: converting a NaN scale to an
+        // integer code is undefined behaviour (the sanitizer fuzz build stops
+        // on it), so every chunk of a quantized type is scanned first.
+        if (const int64_t bad = check_finite ? FirstNonFiniteF32(x, n) : -1; bad >= 0) {
+          first_non_finite[static_cast<size_t>(c)] = r0 * ne0 + bad;
+          return;
         }
         if (plan.quant_weights == nullptr) {
           gguf::QuantizeRow(out_type, x, y, n);
@@ -757,15 +755,6 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
         ChunkQuality q;
         AddQualitySums(x, back, n, &q);
         quality[static_cast<size_t>(c)] = q;
-        // NaN/Inf in the chunk makes sum x^2 non-finite: the check rides on
-        // the quality pass instead of a scan of its own. (The quantizers
-        // handle such blocks as ggml does; the output is discarded.) A
-        // finite sum can also overflow the float partial sums, so the scan
-        // of the slow path decides.
-        if (check_finite && !std::isfinite(q.sum_w2)) {
-          const int64_t bad = FirstNonFiniteF32(x, n);
-          if (bad >= 0) first_non_finite[static_cast<size_t>(c)] = r0 * ne0 + bad;
-        }
       });
       for (int64_t bad : first_non_finite) {
         if (bad < 0) continue;
