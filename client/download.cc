@@ -106,6 +106,10 @@ absl::StatusOr<DownloadResult> Client::Download(const std::string& job_id,
     return absl::FailedPreconditionError(absl::StrCat(
         "job ", job_id, " is ", v1::JobState_Name(job->state()), "; nothing to download"));
   }
+  if (job->report().dry_run()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job ", job_id, " was a dry run: nothing was written; its report holds the plan"));
+  }
   std::error_code ec;
   fs::create_directories(dest_dir, ec);
   if (ec) {

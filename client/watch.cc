@@ -93,6 +93,7 @@ absl::StatusOr<QuantizeResult> Client::Quantize(const std::vector<std::string>& 
         code, absl::StrCat("job ", result.job.job_id(), " ", v1::JobState_Name(result.job.state()),
                            ": ", result.job.error().message()));
   }
+  if (result.job.report().dry_run()) return result;  // a plan: nothing to download
   auto download = Download(result.job.job_id(), dest_dir);
   if (!download.ok()) return download.status();
   result.download = *std::move(download);

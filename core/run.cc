@@ -9,6 +9,7 @@
 #include "quantd/core/checkpoint/checkpoint.h"
 #include "quantd/core/checkpoint/checkpoint_gguf.h"
 #include "quantd/core/genai/genai_run.h"
+#include "quantd/core/gguf/gguf_mix.h"
 #include "quantd/core/gguf/gguf_run.h"
 #include "quantd/core/mlx/mlx_run.h"
 #include "quantd/core/onnx/float_pass.h"
@@ -107,12 +108,41 @@ bool CheckpointOutputIsFolder(const Recipe& recipe) {
   return recipe.format == ModelFormat::kMlx || CheckpointToOnnx(recipe);
 }
 
+absl::Status CheckDryRun(const Recipe& recipe, bool checkpoint_input) {
+  if (!recipe.dry_run) return absl::OkStatus();
+  constexpr char kPlanned[] =
+      "; a dry run plans GGUF outputs of the llama-quantize path only (a GGUF input, or a "
+      "checkpoint folder with a llama-quantize gguf_type such as Q4_K_M)";
+  if (checkpoint_input) {
+    if (CheckpointOutputIsFolder(recipe)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "dry_run: this recipe writes an ",
+          recipe.format == ModelFormat::kMlx ? "MLX" : "ONNX Runtime GenAI", " folder", kPlanned));
+    }
+    if (recipe.gguf_type.empty()) return absl::OkStatus();  // refused later, with its reason
+    QUANTD_ASSIGN_OR_RETURN(gguf::FileType ftype, gguf::ParseFileType(recipe.gguf_type));
+    if (checkpoint::IsConverterOuttype(ftype)) {
+      return absl::InvalidArgumentError(absl::StrCat("dry_run: gguf_type ", recipe.gguf_type,
+                                                     " is written by the checkpoint converter",
+                                                     kPlanned));
+    }
+    return absl::OkStatus();
+  }
+  if (recipe.gguf_type.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dry_run: this is an ONNX conversion", kPlanned));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Report> Run(const Recipe& recipe, const std::string& input_path,
                            const std::string& output_path, const RunContext& ctx) {
   auto start = std::chrono::steady_clock::now();
   QUANTD_RETURN_IF_ERROR(ValidateRecipe(recipe));
   if (checkpoint::IsCheckpointDir(input_path)) {
-    // A Hugging Face checkpoint folder: written as GGUF, or as an MLX folder.
+    // A Hugging Face checkpoint folder: written as GGUF, or as an MLX or
+    // ONNX Runtime GenAI folder.
+    QUANTD_RETURN_IF_ERROR(CheckDryRun(recipe, /*checkpoint_input=*/true));
     Report report;
     if (CheckpointToOnnx(recipe)) {
       QUANTD_ASSIGN_OR_RETURN(report,
@@ -149,6 +179,7 @@ absl::StatusOr<Report> Run(const Recipe& recipe, const std::string& input_path,
     return absl::InvalidArgumentError(absl::StrCat("the recipe is for ", FormatName(recipe.format),
                                                    " but the input is ", FormatName(detected)));
   }
+  QUANTD_RETURN_IF_ERROR(CheckDryRun(recipe, /*checkpoint_input=*/false));
   Report report;
   if (detected == ModelFormat::kGguf) {
     if (recipe.gguf_type.empty()) {

@@ -173,6 +173,7 @@ absl::StatusOr<core::Recipe> RecipeFromProto(const v1::Recipe& p) {
   if (p.tensor_types_size() > 0) r.tensor_types = ToVector(p.tensor_types());
   for (int32_t layer : p.prune_layers()) r.prune_layers.push_back(layer);
   if (p.has_keep_split()) r.keep_split = p.keep_split();
+  if (p.has_dry_run()) r.dry_run = p.dry_run();
   if (p.has_split_max_bytes()) r.split_max_bytes = p.split_max_bytes();
   if (p.has_threads()) r.threads = p.threads();
   if (p.has_report_level()) {
@@ -238,6 +239,7 @@ v1::Recipe RecipeToProto(const core::Recipe& r) {
   for (const auto& s : r.tensor_types) p.add_tensor_types(s);
   for (int layer : r.prune_layers) p.add_prune_layers(layer);
   if (r.keep_split) p.set_keep_split(true);
+  if (r.dry_run) p.set_dry_run(true);
   if (r.split_max_bytes > 0) p.set_split_max_bytes(r.split_max_bytes);
   p.set_threads(r.threads);
   p.set_report_level(static_cast<v1::ReportLevel>(r.report_level));

@@ -56,6 +56,11 @@ class DownloadReactor final : public grpc::ServerWriteReactor<v1::DownloadChunk>
           absl::StrCat("job ", request.job_id(), " is ", v1::JobState_Name(job->state()),
                        "; artifacts exist once it SUCCEEDED (WatchJob to wait)"));
     }
+    if (job->report().dry_run()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("job ", request.job_id(),
+                       " was a dry run: nothing was written; its report holds the plan"));
+    }
     auto reader = ctx_->blobs->OpenArtifactFile(request.job_id(), request.file_name());
     if (!reader.ok()) return reader.status();
     reader_ = *std::move(reader);

@@ -102,6 +102,11 @@ absl::StatusOr<JobOutcome> CoreJobRunner::Run(const v1::Job& job, const core::Ru
   ctx.Report(core::Progress{"store", last.tensors_done, last.tensors_total, 0, 0});
   JobOutcome outcome;
   outcome.report = ReportToProto(*report);
+  if (report->dry_run) {
+    // The plan is the result: the report says what the files would be.
+    blobs_->RemoveWorkDir(work_name);
+    return outcome;
+  }
   std::vector<std::string> names(outcome.report.output_files().begin(),
                                  outcome.report.output_files().end());
   auto artifact = blobs_->CommitArtifact(work_name, names);

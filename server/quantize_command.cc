@@ -148,13 +148,7 @@ int QuantizeCommand(const std::vector<std::string>& args) {
   if (json) {
     std::cout << report_json;
   } else if (report->dry_run) {
-    // The plan: one line per output tensor, then the size.
-    for (const core::PlanEntry& e : report->plan) {
-      std::printf("%-40s %-6s -> %-7s %10llu bytes  %s%s%s\n", e.name.c_str(), e.type_before.c_str(),
-                  e.type_after.c_str(), static_cast<unsigned long long>(e.bytes_after),
-                  e.rule.c_str(), e.importance ? " +imatrix" : "",
-                  e.source_name.empty() ? "" : (" (was " + e.source_name + ")").c_str());
-    }
+    std::fputs(core::FormatPlan(report->plan).c_str(), stdout);
     std::printf("dry run: %s would be %llu bytes (%.2f MiB); nothing written\n", output.c_str(),
                 static_cast<unsigned long long>(report->output_file_bytes),
                 static_cast<double>(report->output_file_bytes) / (1 << 20));

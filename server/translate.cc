@@ -4,6 +4,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "quantd/core/base/status_macros.h"
 #include "quantd/core/recipe_flags.h"
 #include "quantd/core/run.h"
 
@@ -17,6 +18,7 @@ using api::FormatFromProto;
 absl::Status ValidateRecipeForModel(const core::Recipe& recipe, v1::ModelFormat format) {
   absl::Status st = core::ValidateRecipe(recipe);
   if (!st.ok()) return absl::InvalidArgumentError(st.message());
+  QUANTD_RETURN_IF_ERROR(core::CheckDryRun(recipe, format == v1::MODEL_FORMAT_HF_CHECKPOINT));
   if (format == v1::MODEL_FORMAT_HF_CHECKPOINT) {
     if (recipe.model_name.empty()) {
       return absl::InvalidArgumentError(
@@ -102,6 +104,26 @@ v1::Report ReportToProto(const core::Report& r) {
     pt->set_values_clamped(t.values_clamped);
     pt->set_values_flushed(t.values_flushed);
   }
+  for (const auto& k : r.kept_fp32) {
+    v1::KeptFp32* pk = p.add_kept_fp32();
+    pk->set_node(k.node);
+    pk->set_op(k.op);
+    pk->set_input(k.input);
+    pk->set_max_abs(k.max_abs);
+  }
+  for (const auto& e : r.plan) {
+    v1::PlanEntry* pe = p.add_plan();
+    pe->set_name(e.name);
+    pe->set_source_name(e.source_name);
+    for (int64_t d : e.shape) pe->add_shape(d);
+    pe->set_type_before(e.type_before);
+    pe->set_type_after(e.type_after);
+    pe->set_bytes_after(e.bytes_after);
+    pe->set_importance(e.importance);
+    pe->set_rule(e.rule);
+    pe->set_split(e.split);
+  }
+  p.set_dry_run(r.dry_run);
   return p;
 }
 

@@ -22,6 +22,7 @@
 #include "quantd/core/base/status_macros.h"
 #include "quantd/core/recipe.h"
 #include "quantd/core/recipe_flags.h"
+#include "quantd/core/report.h"
 #include "transfer.h"
 
 #ifndef QUANTD_VERSION
@@ -129,7 +130,6 @@ absl::StatusOr<std::string> ParseRecipeAndFlags(const std::vector<std::string>& 
   if (auto st = core::ParseRecipeFlags(args, recipe, &rest); !st.ok()) return Usage(st.message());
   QUANTD_RETURN_IF_ERROR(flags.Parse(rest, &positional));
   if (auto st = core::ValidateRecipe(*recipe); !st.ok()) return Usage(st.message());
-  if (recipe->dry_run) return Usage("--dry-run is for quantd quantize (it writes nothing)");
   if (positional.size() != 1) return Usage(usage_error);
   return positional[0];
 }
@@ -243,6 +243,24 @@ absl::StatusOr<v1::Job> WatchJob(CommandContext& ctx, Session* session, const st
 
 // ------------------------------------------------------------------ quantize
 
+// A job report's plan in the core's terms, for core::FormatPlan.
+std::vector<core::PlanEntry> PlanFromProto(const v1::Report& report) {
+  std::vector<core::PlanEntry> plan;
+  for (const v1::PlanEntry& p : report.plan()) {
+    core::PlanEntry& e = plan.emplace_back();
+    e.name = p.name();
+    e.source_name = p.source_name();
+    e.shape.assign(p.shape().begin(), p.shape().end());
+    e.type_before = p.type_before();
+    e.type_after = p.type_after();
+    e.bytes_after = p.bytes_after();
+    e.importance = p.importance();
+    e.rule = p.rule();
+    e.split = p.split();
+  }
+  return plan;
+}
+
 constexpr char kQuantizeHelp[] =
     "usage: quantctl quantize INPUT -o OUTPUT [recipe flags] [flags]\n"
     "\n"
@@ -257,7 +275,8 @@ constexpr char kQuantizeHelp[] =
     "the server (exit 3) unless --detach (exit 130; the job keeps running).\n"
     "\n"
     "Flags:\n"
-    "  -o, --output PATH          output model file, or folder for --format mlx (required)\n"
+    "  -o, --output PATH          output model file, or folder for --format mlx (required,\n"
+    "                             except with --dry-run, which prints the GGUF plan instead)\n"
     "  --data FILE                extra file to upload with the model (repeatable)\n"
     "  --label KEY=VALUE          job label (repeatable)\n"
     "  --priority N               -100..100, higher runs first (default 0)\n"
@@ -277,6 +296,8 @@ constexpr char kQuantizeHelp[] =
     "  quantctl quantize model.onnx -o out.onnx --precision int4 --block-size 64 --lm-head int8\n"
     "  # llama.cpp\n"
     "  quantctl quantize model-f16.gguf -o model-q4km.gguf --gguf-type Q4_K_M\n"
+    "  # the per-tensor plan and output size, nothing written or downloaded\n"
+    "  quantctl quantize model-f16.gguf --gguf-type IQ4_XS --imatrix imatrix.dat --dry-run\n"
     "  # a Hugging Face checkpoint folder (general.name comes from the folder's name)\n"
     "  quantctl quantize ./Phi-3.5-mini-instruct -o phi35-f16.gguf --gguf-type F16\n"
     "  # Apple MLX folder (4 bits, group 64) from a checkpoint folder\n"
@@ -297,7 +318,10 @@ absl::Status QuantizeCmd(CommandContext& ctx, const std::vector<std::string>& ar
   QUANTD_ASSIGN_OR_RETURN(
       std::string input,
       ParseRecipeAndFlags(args, flags, &recipe, "need exactly one INPUT (see --help)"));
-  if (output.empty()) return Usage("need -o OUTPUT (see --help)");
+  if (output.empty() && !recipe.dry_run) return Usage("need -o OUTPUT (see --help)");
+  if (!output.empty() && recipe.dry_run) {
+    return Usage("--dry-run writes nothing: drop -o OUTPUT (the plan is printed)");
+  }
   AttachLocalImatrix(&recipe, &job_flags.data);
   QUANTD_ASSIGN_OR_RETURN(v1::SubmitJobRequest req, job_flags.Request(recipe));
 
@@ -328,6 +352,23 @@ absl::Status QuantizeCmd(CommandContext& ctx, const std::vector<std::string>& ar
   if (final_job->state() != v1::JOB_STATE_SUCCEEDED) {
     if (ctx.json()) ctx.PrintJson(result({}));
     return JobFailure(*final_job);
+  }
+  if (recipe.dry_run) {
+    if (!report_path.empty()) {
+      QUANTD_RETURN_IF_ERROR(WriteTextFile(report_path, MessageJson(final_job->report()) + "\n"));
+    }
+    if (ctx.json()) {
+      ctx.PrintJson(result({}));
+    } else if (!ctx.quiet()) {
+      const v1::Report& r = final_job->report();
+      ctx.Print(absl::StrCat(
+          core::FormatPlan(PlanFromProto(r)),
+          absl::StrFormat("dry run (job %s): %d of %d tensors would be "
+                          "converted, %s in %d file(s); nothing written",
+                          final_job->job_id(), r.tensors_converted(), r.tensors_total(),
+                          HumanBytes(r.output_file_bytes()), r.output_files_size())));
+    }
+    return absl::OkStatus();
   }
   QUANTD_ASSIGN_OR_RETURN(std::vector<std::string> files,
                           DownloadArtifact(ctx, *final_job, output));

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_format.h"
 #include "quantd/core/base/json_writer.h"
 
 namespace quantd::core {
@@ -113,6 +114,16 @@ std::string Report::ToJson(bool pretty) const {
   w.EndObject();
   std::string out = w.str();
   if (pretty) out.push_back('\n');
+  return out;
+}
+
+std::string FormatPlan(const std::vector<PlanEntry>& plan) {
+  std::string out;
+  for (const PlanEntry& e : plan) {
+    absl::StrAppendFormat(&out, "%-40s %-6s -> %-7s %10u bytes  %s%s%s\n", e.name, e.type_before,
+                          e.type_after, e.bytes_after, e.rule, e.importance ? " +imatrix" : "",
+                          e.source_name.empty() ? "" : " (was " + e.source_name + ")");
+  }
   return out;
 }
 

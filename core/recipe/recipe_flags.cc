@@ -337,7 +337,7 @@ const std::vector<FlagSpec>& Flags() {
          return absl::OkStatus();
        }},
       {"dry-run", "dry_run", nullptr,
-       "GGUF: print the per-tensor plan and the output size; write nothing",
+       "GGUF (llama-quantize types): print the per-tensor plan and the output size; write nothing",
        Set(&Recipe::dry_run, true)},
       {"bits", "bits", "N", "MLX: bits per weight, 2, 3, 4 (default), 5, 6 or 8",
        Int("bits", &Recipe::bits)},

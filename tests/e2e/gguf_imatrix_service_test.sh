@@ -10,6 +10,9 @@
 #  3. IQ2_XXS-class types without a matrix are refused by the job.
 #  4. A split model (3 parts, uploaded together) with --keep-split comes back
 #     as 3 parts named after -o, and they are the parts quantd writes offline.
+#  5. quantctl quantize --dry-run (IQ3_M with the matrix, a --tensor-type
+#     override): the served plan is the plan `quantd quantize --dry-run`
+#     prints, its size is the size of the real job's file, nothing is written.
 #
 # Usage: gguf_imatrix_service_test.sh QUANTCTL   (env: QUANTD_BIN, QUANTD_TESTDATA)
 set -euo pipefail
@@ -64,3 +67,20 @@ for i in 1 2 3; do
   cmp "$tmp/local-0000$i-of-00003.gguf" "$tmp/svc-0000$i-of-00003.gguf"
 done
 echo "ok: a 3-part split model through the service with --keep-split gives the 3 parts quantd writes"
+
+plan_args=(--gguf-type IQ3_M --imatrix "$data/imatrix-tiny.dat" --tensor-type 'ffn_down=q6_k')
+"$QUANTD_BIN" quantize "$data/imatrix-tiny-f32.gguf" -o "$tmp/plan.gguf" "${plan_args[@]}" --dry-run \
+  > "$tmp/plan-local.txt"
+q quantize "$data/imatrix-tiny-f32.gguf" "${plan_args[@]}" --dry-run > "$tmp/plan-svc.txt"
+[ ! -e "$tmp/plan.gguf" ] || { echo "FAIL: the offline dry run wrote a file"; exit 1; }
+# Every line but the last (which names the output) is the per-tensor plan.
+diff <(head -n -1 "$tmp/plan-local.txt") <(head -n -1 "$tmp/plan-svc.txt") \
+  || { echo "FAIL: the served plan differs from the offline plan"; exit 1; }
+grep -q "+imatrix" "$tmp/plan-svc.txt"
+grep -q "tensor_type\[0\]" "$tmp/plan-svc.txt"
+planned=$(q quantize "$data/imatrix-tiny-f32.gguf" "${plan_args[@]}" --dry-run --json \
+  | python3 -c "import json,sys; r=json.load(sys.stdin); assert r['output_files']==[]; print(r['job']['report']['output_file_bytes'])")
+q quantize "$data/imatrix-tiny-f32.gguf" -o "$tmp/iq3m.gguf" "${plan_args[@]}" > /dev/null
+[ "$planned" = "$(stat -c %s "$tmp/iq3m.gguf")" ] \
+  || { echo "FAIL: planned $planned bytes, wrote $(stat -c %s "$tmp/iq3m.gguf")"; exit 1; }
+echo "ok: --dry-run through the service prints the offline plan ($(grep -c . "$tmp/plan-svc.txt") lines) and predicts the $planned-byte file"

@@ -50,6 +50,69 @@ TEST_F(ServiceTest, GgufQ4KMJob) {
   EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument) << job.status();
 }
 
+// A dry run through the service: the job succeeds with the plan and the
+// output size and no artifact; the real job (not deduplicated against it)
+// writes exactly what was planned.
+TEST_F(ServiceTest, GgufDryRunJobPlansAndWritesNothing) {
+  v1::Recipe recipe;
+  recipe.set_gguf_type("Q4_K_M");
+  recipe.add_tensor_types("attn_k=q8_0");
+  recipe.set_dry_run(true);
+  const std::string out = tmp_.path() + "/out";
+  auto dry = client_->Quantize({TestData() + "/gguf/tiny-llama-f32.gguf"}, recipe, out);
+  ASSERT_TRUE(dry.ok()) << dry.status();
+  const v1::Report& plan = dry->job.report();
+  EXPECT_TRUE(plan.dry_run());
+  EXPECT_TRUE(dry->job.recipe().dry_run());
+  EXPECT_EQ(dry->job.artifact().files_size(), 0);
+  EXPECT_TRUE(dry->download.paths.empty());
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_EQ(plan.output_files_size(), 1);
+  ASSERT_EQ(static_cast<uint64_t>(plan.plan_size()), plan.tensors_total());
+  EXPECT_GT(plan.output_file_bytes(), 0u);
+  auto download = client_->Download(dry->job.job_id(), out);
+  EXPECT_EQ(download.status().code(), absl::StatusCode::kFailedPrecondition) << download.status();
+  EXPECT_THAT(download.status().message(), ::testing::HasSubstr("dry run"));
+  // The server says the same to a client that asks for a file by name.
+  v1::FileInfo named;
+  named.set_name("tiny-llama-f32.gguf");
+  named.set_size_bytes(plan.output_file_bytes());
+  fs::create_directories(out);
+  auto file = client_->DownloadFile(dry->job.job_id(), named, out + "/x.gguf");
+  EXPECT_EQ(file.status().code(), absl::StatusCode::kFailedPrecondition) << file.status();
+  EXPECT_THAT(file.status().message(), ::testing::HasSubstr("was a dry run"));
+  EXPECT_FALSE(fs::exists(out + "/x.gguf"));
+
+  recipe.set_dry_run(false);
+  auto real = client_->Quantize({TestData() + "/gguf/tiny-llama-f32.gguf"}, recipe, out);
+  ASSERT_TRUE(real.ok()) << real.status();
+  EXPECT_NE(real->job.job_id(), dry->job.job_id());
+  EXPECT_FALSE(real->job.report().dry_run());
+  ASSERT_EQ(real->download.paths.size(), 1u);
+  EXPECT_EQ(fs::file_size(real->download.paths[0]), plan.output_file_bytes());
+  ASSERT_EQ(real->job.report().plan_size(), plan.plan_size());
+  bool any_q8 = false;
+  for (int i = 0; i < plan.plan_size(); ++i) {
+    const v1::PlanEntry& p = plan.plan(i);
+    const v1::PlanEntry& r = real->job.report().plan(i);
+    EXPECT_EQ(p.name(), r.name());
+    EXPECT_EQ(p.type_after(), r.type_after()) << p.name();
+    EXPECT_EQ(p.bytes_after(), r.bytes_after()) << p.name();
+    any_q8 |= p.name().find("attn_k") != std::string::npos && p.type_after() == "Q8_0" &&
+              p.rule() == "tensor_type[0]";
+  }
+  EXPECT_TRUE(any_q8);
+
+  // ONNX conversions have no plan: refused at submit, naming what can be planned.
+  auto onnx = client_->Upload({Gpt2Model()});
+  ASSERT_TRUE(onnx.ok()) << onnx.status();
+  v1::Recipe onnx_recipe = Fp16Recipe();
+  onnx_recipe.set_dry_run(true);
+  auto job = client_->Submit(SubmitRequest(onnx->model.model_id(), onnx_recipe));
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument) << job.status();
+  EXPECT_THAT(job.status().message(), ::testing::HasSubstr("dry run plans GGUF outputs"));
+}
+
 TEST_F(ServiceTest, UploadFp16JobDownloadMatchesInOrt) {
   std::vector<v1::JobEvent> events;
   client::QuantizeOptions options;

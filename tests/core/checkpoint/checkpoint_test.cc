@@ -608,13 +608,57 @@ TEST_F(CheckpointTest, RunRoutesACheckpointFolderToTheGgufWriter) {
   recipe.gguf_type.clear();
   recipe.precision = Precision::kFp16;
   // ONNX goes to the GenAI folder writer, which wants a new folder.
-  EXPECT_THAT(core::Run(recipe, Dir(), out).status(),
-              StatusIs(absl::StatusCode::kFailedPrecondition, "an ONNX GenAI output is a new folder"));
+  EXPECT_THAT(
+      core::Run(recipe, Dir(), out).status(),
+      StatusIs(absl::StatusCode::kFailedPrecondition, "an ONNX GenAI output is a new folder"));
   auto genai = core::Run(recipe, Dir(), (root_ / "genai").string());
   ASSERT_TRUE(genai.ok()) << genai.status();
   EXPECT_EQ(genai->format, "onnx");
   EXPECT_TRUE(fs::exists(root_ / "genai" / "model.onnx.data"));
   EXPECT_TRUE(fs::exists(root_ / "genai" / "genai_config.json"));
+}
+
+// A dry run plans the llama-quantize path only: every other conversion of a
+// checkpoint (the converter's outtypes, MLX, ONNX GenAI) is refused before
+// anything is read or written, and the planned one writes nothing.
+TEST_F(CheckpointTest, DryRunPlansOnlyLlamaQuantizeTypes) {
+  json config = TinyConfig("LlamaForCausalLM");
+  WriteCheckpoint(Dir(), config, TinyTensors(config, "F32"));
+  const std::string out = (root_ / "out").string();
+  Recipe recipe;
+  recipe.dry_run = true;
+  for (const char* outtype : {"F32", "F16", "BF16", "Q8_0"}) {
+    recipe.gguf_type = outtype;
+    EXPECT_THAT(core::Run(recipe, Dir(), out).status(),
+                StatusIs(absl::StatusCode::kInvalidArgument, "written by the checkpoint converter"))
+        << outtype;
+  }
+  recipe.gguf_type.clear();
+  recipe.format = ModelFormat::kMlx;
+  EXPECT_THAT(core::Run(recipe, Dir(), out).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "writes an MLX folder"));
+  recipe.format = ModelFormat::kAuto;
+  recipe.precision = Precision::kInt4;
+  EXPECT_THAT(core::Run(recipe, Dir(), out).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "ONNX Runtime GenAI folder"));
+  EXPECT_FALSE(fs::exists(out));
+  recipe.precision = Precision::kUnspecified;
+  recipe.gguf_type = "Q4_K_M";
+  // A shared checkpoint: it has the tokenizer files a complete conversion reads.
+  auto plan =
+      core::Run(recipe, std::string(QUANTD_TESTDATA) + "/hf/checkpoints/llama-tiny-shared", out);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_TRUE(plan->dry_run);
+  EXPECT_FALSE(plan->plan.empty());
+  EXPECT_FALSE(fs::exists(out));
+  // An ONNX or GGUF input: only a gguf_type has a plan.
+  EXPECT_TRUE(core::CheckDryRun(recipe, /*checkpoint_input=*/false).ok());
+  recipe.gguf_type.clear();
+  recipe.precision = Precision::kFp16;
+  EXPECT_THAT(core::CheckDryRun(recipe, /*checkpoint_input=*/false),
+              StatusIs(absl::StatusCode::kInvalidArgument, "this is an ONNX conversion"));
+  recipe.dry_run = false;
+  EXPECT_TRUE(core::CheckDryRun(recipe, /*checkpoint_input=*/false).ok());
 }
 
 // --- one step to llama-quantize types ------------------------------------------

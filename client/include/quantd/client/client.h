@@ -165,7 +165,8 @@ class Client {
                                               const DownloadOptions& options = {});
 
   // Upload + Submit + Watch + Download. A job that ends FAILED or CANCELLED
-  // returns its error code and message as the status. For a Hugging Face
+  // returns its error code and message as the status. A dry run
+  // (recipe.dry_run) downloads nothing: its plan is in the job's report. For a Hugging Face
   // checkpoint (SelectCheckpointFiles), set recipe.model_name to the folder's
   // name: it is also the upload's model name.
   absl::StatusOr<QuantizeResult> Quantize(const std::vector<std::string>& paths,

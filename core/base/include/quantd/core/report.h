@@ -52,6 +52,11 @@ struct KeptFp32 {
   double max_abs = 0;
 };
 
+// The plan as text, one line per output tensor: name, type before -> after,
+// bytes, the rule that chose the type ("+imatrix" when an importance-matrix
+// entry is used, "(was NAME)" for renamed tensors). Each line ends in '\n'.
+std::string FormatPlan(const std::vector<PlanEntry>& plan);
+
 struct Report {
   std::string format;              // "onnx" | "gguf"
   std::string precision;           // "fp16", "int4", "Q4_K_M", ...
