@@ -75,7 +75,7 @@ class QuantizePass {
   NodeExclusion exclusion_;
   Int8Selection int8_selection_;  // INT8 layers/nodes inside an INT4 model
   const onnx::NodeProto* lm_head_ = nullptr;
-  std::map<std::string, std::vector<std::string>> skipped_;  // reason -> node labels
+  std::map<std::string, std::vector<std::string>> skipped_;      // reason -> node labels
   std::map<std::string, std::vector<std::string>> int8_chosen_;  // reason -> node labels
 };
 
@@ -205,7 +205,8 @@ absl::Status QuantizePass::Run() {
                      .run = &run_,
                      .edit = &edit_};
   QUANTD_ASSIGN_OR_RETURN(lm_head_, LocateLmHead(proto.graph(), recipe_.lm_head_node));
-  QUANTD_ASSIGN_OR_RETURN(int8_selection_, Int8Selection::Create(recipe_, CountLayers(proto.graph(), op_types_)));
+  const int num_layers = CountLayers(proto.graph(), op_types_);
+  QUANTD_ASSIGN_OR_RETURN(int8_selection_, Int8Selection::Create(recipe_, num_layers));
   QUANTD_RETURN_IF_ERROR(ProcessGraph(&ctx, proto.mutable_graph()));
   QUANTD_RETURN_IF_ERROR(edit_.FinishSources());
   if (ctx.used_ms_domain) EnsureMsDomain(&proto);
@@ -216,6 +217,14 @@ absl::Status QuantizePass::Run() {
     report_->notes.push_back(absl::StrCat("INT8 inside INT4 (", reason, "): ", nodes.size(),
                                           " node(s): ", absl::StrJoin(shown, ", "),
                                           nodes.size() > 5 ? ", ..." : ""));
+  }
+  if (!int8_selection_.empty() && int8_chosen_.empty()) {
+    // Asked for, found nothing: say why rather than ship an all-INT4 model quietly.
+    report_->notes.push_back(
+        absl::StrCat("INT8 inside INT4: int8_layers/int8_nodes selected no quantized weight (",
+                     num_layers == 0 ? "no layer number in any node or weight name"
+                                     : absl::StrCat(num_layers, " layer(s) found in the names"),
+                     "); the model is INT4 throughout"));
   }
   for (const auto& [reason, nodes] : skipped_) {
     std::vector<std::string> shown(nodes.begin(),

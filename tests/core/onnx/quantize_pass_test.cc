@@ -357,6 +357,22 @@ TEST(QuantizePassTest, Int8LayersAndNodesInsideInt4) {
   r = Quantize(FourLayers(), Int4());
   ASSERT_TRUE(r.status.ok()) << r.status;
   EXPECT_EQ(CountOps(r.proto.graph(), "MatMulNBits"), 4);
+  EXPECT_THAT(r.report.notes, ::testing::Not(::testing::Contains(HasSubstr("INT8 inside INT4"))));
+
+  // Asked for, but nothing matched: the report says so, and why.
+  rc = Int4();
+  rc.int8_regex = {"/no/such/node"};
+  r = Quantize(FourLayers(), rc);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(CountOps(r.proto.graph(), "MatMulNBits"), 4);
+  EXPECT_THAT(r.report.notes, ::testing::Contains(HasSubstr(
+                                  "selected no quantized weight (4 layer(s) found in the names)")));
+  rc = Int4();
+  rc.int8_first_layers = 1;
+  r = Quantize(TwoLayers(), rc);  // names without layer numbers
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_THAT(r.report.notes,
+              ::testing::Contains(HasSubstr("no layer number in any node or weight name")));
 }
 
 // A NaN or infinite weight fails the job with the tensor and element named,
