@@ -118,7 +118,8 @@ void HoldTensor(onnx::TensorProto* t, bool initializer, std::vector<HeldTensor>*
 // The skeleton: `model` with large tensors reduced to name, type and dims
 // and attribute tensors named by their key. `model` is unchanged on return.
 // Errors: FailedPrecondition when two graphs hold initializers of one name
-// (the converted graph could not tell them apart).
+// (the converted graph could not tell them apart) or a graph has sparse
+// initializers.
 absl::StatusOr<onnx::ModelProto> Skeleton(onnx::ModelProto* model, std::vector<HeldTensor>* held) {
   ForEachGraph(model->mutable_graph(), [&](onnx::GraphProto* g) {
     for (auto& t : *g->mutable_initializer()) HoldTensor(&t, true, held);
@@ -129,6 +130,14 @@ absl::StatusOr<onnx::ModelProto> Skeleton(onnx::ModelProto* model, std::vector<H
       }
     }
   });
+  bool sparse = false;
+  ForEachGraph(model->mutable_graph(),
+               [&](onnx::GraphProto* g) { sparse |= g->sparse_initializer_size() > 0; });
+  if (sparse) {
+    // libonnx's in-memory graph has no sparse initializers: they would be lost.
+    return absl::FailedPreconditionError(
+        "opset conversion: the model has sparse initializers, which the converter drops");
+  }
   std::set<std::string> keys;
   for (const auto& h : *held) {
     if (!keys.insert(h.key).second) {

@@ -46,9 +46,13 @@ absl::Status CheckConvertible(const onnx::ModelProto& model, int64_t from, int64
 // (coordinate_transformation_mode "asymmetric", nearest_mode "floor"), which
 // the adapter forgets.
 // Errors: FailedPrecondition when `to` is beyond MaxConvertibleOpset(), when
-// some op has no adapter (CheckConvertible) or when the converter fails,
-// naming the op where it can; `model` is unchanged then. Internal when the
-// converted graph cannot take the original tensors back.
+// some op has no adapter (CheckConvertible), when the model has sparse
+// initializers or initializer names repeated across subgraphs, or when the
+// converter fails, naming the op where it can: `model` is unchanged then.
+// FailedPrecondition also when the converted model fails the ONNX checker
+// (CheckOnnxOutput): `model` is the converted one then. Internal when the
+// converted graph cannot take the original tensors back: `model` has lost
+// tensors then and must be discarded.
 absl::Status ConvertOpset(onnx::ModelProto* model, int64_t to);
 
 }  // namespace quantd::core
