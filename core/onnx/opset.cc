@@ -5,6 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "opset_convert.h"
+#include "quantd/core/base/status_macros.h"
 #include "quantd/core/onnx/graph_utils.h"
 
 namespace quantd::core {
@@ -58,6 +60,47 @@ constexpr OpsetChange kBreakingChanges[] = {
     {"DFT", 20},
     {"GroupNormalization", 21},
 };
+
+// Raises the default opset of `model` from `from` to `to`. When no op changes
+// meaning in between, only the version number changes (the model's bytes stay
+// as they were otherwise). Else the version converter rewrites the ops, to
+// `convert_to` (>= `to`) when it can so one conversion serves later raises;
+// beyond MaxConvertibleOpset() the version number is raised from there when
+// no op changes meaning. Errors: FailedPrecondition naming the ops.
+absl::StatusOr<int64_t> RaiseOpset(onnx::ModelProto* model, int64_t from, int64_t to,
+                                   int64_t convert_to, std::vector<std::string>* notes) {
+  absl::Status cheap = CheckOpsetRaise(*model, from, to);
+  if (cheap.ok()) {
+    notes->push_back(absl::StrCat("raised the default opset from ", from, " to ", to));
+    SetDefaultOpset(model, to);
+    return to;
+  }
+  const int64_t max = MaxConvertibleOpset();
+  if (from >= max) return cheap;  // the converter cannot help
+  const int64_t target = std::max(to, convert_to) <= max ? std::max(to, convert_to) : to;
+  const int64_t convert = std::min(target, max);
+  if (convert < target) {
+    absl::Status rest = CheckOpsetRaise(*model, convert, target);
+    if (!rest.ok()) return cheap;
+  }
+  // What changes meaning in between, for the report.
+  std::string why(CheckOpsetRaise(*model, from, convert).message());
+  why = why.substr(why.find(": ") + 2);
+  absl::Status st = ConvertOpset(model, convert);
+  if (!st.ok()) {
+    return absl::Status(st.code(), absl::StrCat(cheap.message(), "; ", st.message()));
+  }
+  std::string note = absl::StrCat("converted the default opset from ", from, " to ", convert,
+                                  " with ", ConverterName(), ", which rewrote ", why);
+  if (convert < target) {
+    // Ops the converter made (Upsample -> Resize) may block the rest.
+    QUANTD_RETURN_IF_ERROR(CheckOpsetRaise(*model, convert, target));
+    SetDefaultOpset(model, target);
+    absl::StrAppend(&note, "; then raised it to ", target);
+  }
+  notes->push_back(note);
+  return target;
+}
 
 }  // namespace
 
@@ -152,22 +195,24 @@ absl::StatusOr<OpsetPlan> PlanOpsets(const Recipe& recipe, bool has_embedding,
                    (emb && !plan.embedding_int4);
   if (dynamic) need = std::max<int64_t>(need, 11);
   if (dq8) need = std::max<int64_t>(need, 10);
+  const bool wants_per_axis = dq8 && (recipe.per_channel || int4 || emb);
   if (plan.opset < need) {
-    absl::Status st = CheckOpsetRaise(*model, plan.opset, need);
-    if (!st.ok()) {
+    // A conversion goes on to 13 when per-axis scales want it.
+    absl::StatusOr<int64_t> raised =
+        RaiseOpset(model, plan.opset, need, wants_per_axis ? 13 : need, notes);
+    if (!raised.ok()) {
       if (qdq4) {
         return absl::FailedPreconditionError(
             absl::StrCat("INT4 QDQ needs DequantizeLinear from opset 21 (int4 types, block_size); ",
-                         st.message(), ". Set int4_format to INT4_FORMAT_MATMULNBITS instead"));
+                         raised.status().message(),
+                         ". Set int4_format to INT4_FORMAT_MATMULNBITS instead"));
       }
-      return st;
+      return raised.status();
     }
-    notes->push_back(absl::StrCat("raised the default opset from ", plan.opset, " to ", need));
-    SetDefaultOpset(model, need);
-    plan.opset = need;
+    plan.opset = *raised;
   }
   plan.int8_per_channel = plan.opset >= 13;
-  if (dq8 && (recipe.per_channel || int4 || emb) && plan.opset < 13) {
+  if (wants_per_axis && plan.opset < 13) {
     // Per-axis DequantizeLinear is opset 13; raise when that keeps the meaning.
     if (CheckOpsetRaise(*model, plan.opset, 13).ok()) {
       notes->push_back(absl::StrCat("raised the default opset from ", plan.opset,

@@ -1,6 +1,7 @@
 // Opset policy of the weight quantization pass: which default-domain opset
-// the rewritten graph needs, whether the model can be raised to it without
-// changing what it computes, and the opset_import edits that follow.
+// the rewritten graph needs, whether the model can be raised to it by its
+// version number alone or needs ONNX's version converter (opset_convert.h),
+// and the opset_import edits that follow.
 //
 // Internal to core/onnx; not installed. Free functions over the model proto;
 // not thread-safe on the same model.
@@ -48,8 +49,13 @@ struct OpsetPlan {
 // back to INT8 per row), 11 for dynamic INT8, 10 for DequantizeLinear, 13 for
 // per-axis scales (which otherwise fall back to per-tensor).
 // `has_embedding`: some Gather reads a quantizable embedding table and
-// KeepEmbeddings(recipe) is false. Appends what it did or gave up to `notes`.
-// Errors: FailedPrecondition when INT4 QDQ needs a raise the model forbids.
+// KeepEmbeddings(recipe) is false. A needed raise (not the optional ones for
+// per-axis scales and INT4 embeddings) across ops that change meaning goes
+// through ONNX's version converter (opset_convert.h), to 13 at once when
+// per-axis scales want it. Appends what it did or gave up to `notes`.
+// Errors: FailedPrecondition when a needed raise is impossible (ops without
+// a converter adapter, or changing meaning beyond the converter's last
+// opset), naming the ops.
 absl::StatusOr<OpsetPlan> PlanOpsets(const Recipe& recipe, bool has_embedding,
                                      onnx::ModelProto* model, std::vector<std::string>* notes);
 
