@@ -5,7 +5,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <optional>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -217,7 +216,9 @@ void FloatPass::InferTypes(onnx::GraphProto* g) {
 }
 
 void FloatPass::MarkBlocked(onnx::GraphProto* g, bool inherited) {
-  if (safety_) safety_->AddConstants(*g);
+  // The nodes FP16 would break (kept FP32 unless blocked anyway).
+  std::unordered_map<const onnx::NodeProto*, Fp16Hazard> hazards;
+  if (safety_) hazards = safety_->Analyze(*g);
   for (auto& n : *g->mutable_node()) {
     if (n.op_type() == "Cast" && n.domain().empty() && n.input_size() == 1 &&
         n.output_size() == 1) {
@@ -225,13 +226,10 @@ void FloatPass::MarkBlocked(onnx::GraphProto* g, bool inherited) {
     }
     bool blocked = inherited || (op_block_.count(n.op_type()) > 0) ||
                    (!n.name().empty() && node_block_.count(n.name()) > 0);
-    // Every node is visited (the bounds of its outputs feed later nodes); a
-    // hazard keeps it in FP32 unless it is blocked anyway.
-    std::optional<Fp16Hazard> hazard;
-    if (safety_) hazard = safety_->Visit(n);
-    if (!blocked && hazard) {
+    if (auto h = hazards.find(&n); !blocked && h != hazards.end()) {
+      const Fp16Hazard& hazard = h->second;
       report_->kept_fp32.push_back(
-          {n.name(), n.op_type(), hazard->input, hazard->max_abs, hazard->reason});
+          {n.name(), n.op_type(), hazard.input, hazard.max_abs, hazard.reason});
       blocked = true;
     }
     if (blocked) blocked_.insert(&n);

@@ -66,23 +66,45 @@ ValueBound Normalized(ValueBound b) {
   return b;
 }
 
-bool OutOfRange(const ValueBound& b, double* magnitude) {
-  if (b.carried > 0) {
-    *magnitude = b.carried;
-    return true;
-  }
+// What is known to lie beyond the FP16 range on each side (magnitudes; 0:
+// nothing known).
+struct Beyond {
+  double lo = 0, hi = 0;
+  bool Any() const { return lo > 0 || hi > 0; }
+  double Max() const { return std::max(lo, hi); }
+};
+
+Beyond BeyondRange(const ValueBound& b) {
+  Beyond r;
   if (b.has_reach) {
-    const double m = std::max(std::fabs(b.reach_lo), std::fabs(b.reach_hi));
-    if (m > kHalfMaxD) {
-      *magnitude = m;
-      return true;
-    }
+    if (b.reach_hi > kHalfMaxD) r.hi = b.reach_hi;
+    if (b.reach_lo < -kHalfMaxD) r.lo = -b.reach_lo;
   }
-  if (b.lo > kHalfMaxD || b.hi < -kHalfMaxD) {
-    *magnitude = std::min(std::fabs(b.lo), std::fabs(b.hi));
+  if (b.lo > kHalfMaxD) r.hi = std::max(r.hi, b.lo);
+  if (b.hi < -kHalfMaxD) r.lo = std::max(r.lo, -b.hi);
+  r.lo = std::max(r.lo, b.carried_lo);
+  r.hi = std::max(r.hi, b.carried_hi);
+  return r;
+}
+
+// Ops whose output keeps the sign of a large input (or drops it).
+bool IsSignPreserving(const onnx::NodeProto& n) {
+  return IsOp(n, {"Add", "Sum", "Concat", "Identity", "Reshape", "Transpose", "Flatten",
+                  "Squeeze", "Unsqueeze", "Expand", "Tile", "Slice", "Gather", "Split", "Max",
+                  "Min", "Relu", "Where", "Cast", "MaxPool", "ReduceMax", "ReduceMin",
+                  "ReduceSum", "ReduceMean", "Pad"});
+}
+
+// Ops that compute the same result from +-inf as from a value beyond FP16's
+// range (they saturate, or compare): reading one needs no FP32. Softmax only
+// when the large values are negative (additive masks: exp(-inf) = 0; a +inf
+// gives inf - inf = NaN).
+bool AbsorbsInfinity(const onnx::NodeProto& n, const Beyond& read) {
+  if (IsOp(n, {"Sigmoid", "Tanh", "Clip", "Erf", "HardSigmoid", "Sign", "Exp", "Greater", "Less",
+               "GreaterOrEqual", "LessOrEqual", "Equal", "IsInf", "Shape", "Size"})) {
     return true;
   }
-  return false;
+  return IsOp(n, {"Softmax"}) && read.hi == 0;
 }
 
 }  // namespace
@@ -451,32 +473,79 @@ std::optional<Fp16Hazard> Fp16SafetyAnalysis::Visit(const onnx::NodeProto& n) {
       for (const auto& out : n.output()) bounds_[out].lost_guard = guard;
     }
   }
-  if (hazard) return hazard;
-  // Activations known to leave the range: what the node writes, then what it
-  // reads (an FP32 value FP16 cannot hold would be cast to inf in front of it).
-  if (IsOp(n, {"Shape", "Size"})) return std::nullopt;
-  double magnitude = 0;
-  for (const auto& out : n.output()) {
-    auto it = bounds_.find(out);
-    if (!out.empty() && it != bounds_.end() && OutOfRange(it->second, &magnitude)) {
-      return Fp16Hazard{"activation_out_of_range", out, magnitude};
-    }
-  }
+  // A value beyond the range that the node passes on: its output is beyond
+  // too when nothing (a reach, a range inside +-65504) says otherwise.
+  Beyond read;
+  const bool same_sign = IsSignPreserving(n);
   for (const auto& in : n.input()) {
     if (in.empty() || IsConstant(in)) continue;
-    auto it = bounds_.find(in);
-    if (it != bounds_.end() && OutOfRange(it->second, &magnitude)) {
-      // The large value flows on unless the node's range brings it back.
-      for (const auto& out : n.output()) {
-        auto o = bounds_.find(out);
-        if (o != bounds_.end() && !(o->second.lo >= -kHalfMaxD && o->second.hi <= kHalfMaxD)) {
-          o->second.carried = magnitude;
-        }
+    const Beyond b = BeyondRange(Bound(in));
+    read.lo = std::max(read.lo, same_sign ? b.lo : b.Max());
+    read.hi = std::max(read.hi, same_sign ? b.hi : b.Max());
+  }
+  if (read.Any()) {
+    for (const auto& out : n.output()) {
+      auto o = bounds_.find(out);
+      // A reach (not the assumed default) says what the value takes.
+      if (out.empty() || o == bounds_.end() || (o->second.has_reach && !o->second.assumed)) {
+        continue;
       }
-      return Fp16Hazard{"activation_out_of_range", in, magnitude};
+      if (o->second.lo < -kHalfMaxD) o->second.carried_lo = read.lo;
+      if (o->second.hi > kHalfMaxD) o->second.carried_hi = read.hi;
     }
   }
-  return std::nullopt;
+  return hazard;
+}
+
+std::unordered_map<const onnx::NodeProto*, Fp16Hazard> Fp16SafetyAnalysis::Analyze(
+    const onnx::GraphProto& g) {
+  AddConstants(g);
+  std::unordered_map<const onnx::NodeProto*, Fp16Hazard> hazards;
+  for (const auto& n : g.node()) {
+    if (auto h = Visit(n)) hazards.emplace(&n, *std::move(h));
+  }
+  // Backwards: the values beyond the range that some reader needs exactly
+  // (FP16 would give it +-inf): graph outputs, what a kept node reads.
+  std::unordered_set<std::string> needed;
+  for (const auto& o : g.output()) {
+    if (BeyondRange(Bound(o.name())).Any()) needed.insert(o.name());
+  }
+  for (int i = g.node_size() - 1; i >= 0; --i) {
+    const onnx::NodeProto& n = g.node(i);
+    Beyond read;
+    std::string read_name;
+    for (const auto& in : n.input()) {
+      if (in.empty() || IsConstant(in)) continue;
+      const Beyond b = BeyondRange(Bound(in));
+      if (!b.Any()) continue;
+      if (read_name.empty()) read_name = in;
+      read.lo = std::max(read.lo, b.lo);
+      read.hi = std::max(read.hi, b.hi);
+    }
+    bool writes_beyond = false;
+    std::string needed_out;
+    for (const auto& out : n.output()) {
+      if (out.empty()) continue;
+      if (BeyondRange(Bound(out)).Any()) writes_beyond = true;
+      if (needed_out.empty() && needed.count(out) > 0) needed_out = out;
+    }
+    bool kept = hazards.count(&n) > 0;
+    if (!kept && !needed_out.empty()) {
+      // Writes a value beyond the range that is needed exactly.
+      hazards.emplace(&n, Fp16Hazard{"activation_out_of_range", needed_out,
+                                     BeyondRange(Bound(needed_out)).Max()});
+      kept = true;
+    } else if (!kept && read.Any() && !writes_beyond && !AbsorbsInfinity(n, read)) {
+      // Brings a value beyond the range back inside: it needs the exact value.
+      hazards.emplace(&n, Fp16Hazard{"activation_out_of_range", read_name, read.Max()});
+      kept = true;
+    }
+    if (!kept) continue;
+    for (const auto& in : n.input()) {
+      if (!in.empty() && !IsConstant(in) && BeyondRange(Bound(in)).Any()) needed.insert(in);
+    }
+  }
+  return hazards;
 }
 
 }  // namespace quantd::core

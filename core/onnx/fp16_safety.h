@@ -13,8 +13,14 @@
 //    Mul/MatMul/Gemm/Conv weight or scale at least half of whose nonzero
 //    elements flush (the output collapses); a BatchNormalization whose
 //    denominator var + epsilon flushes on some channel.
-//  - "activation_out_of_range": a value the node reads or writes is known to
-//    exceed +-65504 for a realistic input (see ValueBound).
+//  - "activation_out_of_range": a value known to exceed +-65504 for a
+//    realistic input (see ValueBound) would reach a reader as +-inf and change
+//    its result: the node that brings such a value back inside the range
+//    (a Mul by 1e-3, a MatMul, a normalization) is kept, and so, backwards,
+//    is every node writing a value beyond the range that a kept node or a
+//    graph output needs. Readers that saturate or compare (Sigmoid, Tanh,
+//    Clip, Exp, comparisons; Softmax of large negative values, as additive
+//    masks are) compute the same from +-inf and need nothing.
 //
 // Thread-safety: not thread-safe; one analysis per pass, used by one thread.
 #ifndef QUANTD_CORE_ONNX_FP16_SAFETY_H_
@@ -58,10 +64,10 @@ struct ValueBound {
   // Set while the value depends on an epsilon constant that FP16 flushes to
   // zero (the vanished guard's largest magnitude, else 0).
   double lost_guard = 0;
-  // Set when the value is written by a node that reads a value beyond the
-  // FP16 range and its own range is not proven back inside (the magnitude
-  // read, else 0): it is treated as beyond the range too.
-  double carried = 0;
+  // Set when the value, without a reach, is written by a node that reads a
+  // value beyond the FP16 range and its own range is not proven back inside
+  // on that side (the magnitude read, else 0): it is beyond the range too.
+  double carried_lo = 0, carried_hi = 0;
 };
 
 // A reason to keep one node in FP32.
@@ -83,8 +89,14 @@ class Fp16SafetyAnalysis {
   // REQUIRES: `g` outlives the analysis.
   void AddConstants(const onnx::GraphProto& g);
 
-  // Visits `n` (nodes in graph order): computes the bounds of its outputs and
-  // returns the first hazard that makes FP16 unsafe for it, if any.
+  // Analyzes the nodes of `g` (after the graphs enclosing it, whose bounds
+  // its nodes may read): returns the hazard of every node FP16 would break.
+  // REQUIRES: `g` outlives the analysis; the returned pointers are its nodes.
+  std::unordered_map<const onnx::NodeProto*, Fp16Hazard> Analyze(const onnx::GraphProto& g);
+
+  // Visits `n` (nodes in graph order, after AddConstants): computes the
+  // bounds of its outputs and returns the node's own hazard (a constant
+  // beyond the range, an underflow), if any. Analyze() calls it.
   std::optional<Fp16Hazard> Visit(const onnx::NodeProto& n);
 
   // The bound of a value (the default for unknown values).

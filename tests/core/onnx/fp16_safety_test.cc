@@ -146,45 +146,70 @@ TEST(Fp16SafetyTest, UnboundedActivationIsNeverKept) {
   EXPECT_THAT(KeptWith(n.m), IsEmpty());
 }
 
-// Two in-range constants added to an activation: 40000 + 40000 leaves the range.
-TEST(Fp16SafetyTest, AddedConstantsBeyondRangeAreKept) {
+// Two in-range constants added to an activation: 40000 + 40000 leaves the
+// range. A Mul by 1e-2 brings it back and needs the exact value: both kept.
+// A Sigmoid computes the same from +inf: nothing kept.
+TEST(Fp16SafetyTest, AddedConstantsBeyondRangeAreKeptWhereTheyComeBack) {
+  for (const char* reader : {"Mul", "Sigmoid"}) {
+    Net n;
+    n.Scalar("c", 40000);
+    n.Scalar("centi", 1e-2f);
+    n.Node("Add", {"x", "c"}, "a");
+    n.Node("Add", {"a", "c"}, "b");
+    if (std::string(reader) == "Mul") {
+      n.Node("Mul", {"b", "centi"}, "y");
+    } else {
+      n.Node("Sigmoid", {"b"}, "y");
+    }
+    n.Output("y");
+    if (std::string(reader) == "Mul") {
+      EXPECT_THAT(KeptWith(n.m),
+                  ElementsAre("b/activation_out_of_range/b", "y/activation_out_of_range/b"));
+    } else {
+      EXPECT_THAT(KeptWith(n.m), IsEmpty());
+    }
+  }
+}
+
+// A value beyond the range that is a graph output is kept (FP16 would give inf).
+TEST(Fp16SafetyTest, GraphOutputBeyondRangeIsKept) {
   Net n;
-  n.Scalar("c", 40000);
-  n.Node("Add", {"x", "c"}, "a");
-  n.Node("Add", {"a", "c"}, "b");
-  n.Node("Sigmoid", {"b"}, "y");
+  n.Scalar("c", 50000);
+  n.Node("Tanh", {"x"}, "t");
+  n.Node("Mul", {"t", "c"}, "u");
+  n.Node("Add", {"u", "c"}, "y");
   n.Output("y");
-  EXPECT_THAT(KeptWith(n.m),
-              ElementsAre("b/activation_out_of_range/b", "y/activation_out_of_range/b"));
+  EXPECT_THAT(KeptWith(n.m), ElementsAre("y/activation_out_of_range/y"));
 }
 
-// BatchNormalization per channel: a bounded input (Sigmoid) amplified by
-// scale / sqrt(var + eps) = 300 / sqrt(1.1e-5) = 9.0e4 on channel 1 leaves
-// the range; the same BN on a raw activation is judged by its statistics
-// (y about bias +- |scale|) and kept nothing.
-TEST(Fp16SafetyTest, BatchNormAmplifyingABoundedInputIsKept) {
-  auto make = [](bool sigmoid) {
-    Net n({1, 2, 4});
-    n.Const("scale", {2}, {1, 300});
-    n.Const("bias", {2}, {0, 0});
-    n.Const("mean", {2}, {0, 0});
-    n.Const("var", {2}, {1, 1e-6f});
-    n.Node(sigmoid ? "Sigmoid" : "Identity", {"x"}, "s");
-    n.Node("BatchNormalization", {"s", "scale", "bias", "mean", "var"}, "bn");
-    n.Node("Tanh", {"bn"}, "y");
-    n.Output("y", {1, 2, 4});
-    return n;
-  };
-  Report r;
-  Convert(make(true).m, &r);
-  EXPECT_THAT(Kept(r), ElementsAre("bn/activation_out_of_range/bn", "y/activation_out_of_range/bn"));
-  EXPECT_NEAR(r.kept_fp32[0].max_abs, 300 / std::sqrt(1e-6 + 1e-5), 1e-3 * 9.0e4);
-  EXPECT_THAT(KeptWith(make(false).m), IsEmpty());
+// Additive attention masks: a constant -1e9 keeps the Add reading it
+// (constant_out_of_range); the Softmax reads -inf in FP16 and computes the
+// same exp(-inf) = 0, so it stays FP16. The same for a mask computed as
+// (1 - m) * -3.4e38 (the usual export): only the Mul is kept.
+TEST(Fp16SafetyTest, AdditiveMaskKeepsOnlyTheNodeReadingTheConstant) {
+  {
+    Net n;
+    n.Const("mask", {1, 8}, {0, 0, 0, 0, -1e9f, -1e9f, -1e9f, -1e9f});
+    n.Node("Add", {"x", "mask"}, "s");
+    n.Node("Softmax", {"s"}, "y");
+    n.Output("y");
+    EXPECT_THAT(KeptWith(n.m), ElementsAre("s/constant_out_of_range/mask"));
+  }
+  Net n;
+  *n.g->add_input() = Value("m", kOnnxFloat, {1, 8});
+  n.Scalar("one", 1);
+  n.Scalar("lowest", -3.4e38f);
+  n.Node("Sub", {"one", "m"}, "inv");
+  n.Node("Mul", {"inv", "lowest"}, "bias");
+  n.Node("Add", {"x", "bias"}, "s");
+  n.Node("Softmax", {"s"}, "y");
+  n.Output("y");
+  EXPECT_THAT(KeptWith(n.m), ElementsAre("bias/constant_out_of_range/lowest"));
 }
 
-// A divisor that FP16 flushes to zero: the Div is kept (underflow), and
-// its output (1e8 times an activation) is beyond the range, so the Tanh
-// reading it is kept too. Dividing by 2 keeps nothing.
+// A divisor that FP16 flushes to zero: the Div is kept (underflow); its
+// output (1e8 times an activation) is beyond the range, but the Tanh reading
+// it computes the same from inf and stays FP16. Dividing by 2 keeps nothing.
 TEST(Fp16SafetyTest, DivisorFlushedToZeroIsKept) {
   for (float divisor : {1e-8f, 2.0f}) {
     Net n;
@@ -198,7 +223,7 @@ TEST(Fp16SafetyTest, DivisorFlushedToZeroIsKept) {
       EXPECT_THAT(Kept(r), IsEmpty());
       continue;
     }
-    EXPECT_THAT(Kept(r), ElementsAre("q/underflow/d", "y/activation_out_of_range/q"));
+    EXPECT_THAT(Kept(r), ElementsAre("q/underflow/d"));
     EXPECT_EQ(r.kept_fp32[0].max_abs, static_cast<double>(1e-8f));
     EXPECT_EQ(r.values_flushed, 0u);  // the divisor stays FP32
   }
