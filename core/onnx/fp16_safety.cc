@@ -16,7 +16,10 @@ namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kHalfMaxD = kHalfMax;
 
-bool FlushesToZero(float v) { return v != 0 && (FloatToHalf(v) & 0x7fffu) == 0; }
+// FP16 rounds magnitudes up to 2^-25 (half the smallest subnormal, a tie
+// that rounds to the even zero) to zero.
+constexpr float kFlushLimit = 2.98023223876953125e-08f;  // 2^-25
+bool FlushesToZero(float v) { return v != 0 && std::fabs(v) <= kFlushLimit; }
 
 // x * y with 0 * inf = 0 (a zero factor bounds the product).
 double SafeMul(double x, double y) { return (x == 0 || y == 0) ? 0 : x * y; }
@@ -133,22 +136,29 @@ const Fp16SafetyAnalysis::ConstantStats* Fp16SafetyAnalysis::Stats(const std::st
       s.count = v.size();
       s.min = kInf;
       s.max = -kInf;
-      float max_abs = 0;
+      // One pass; the rare cases (non-finite, flushed) branch off.
+      float max_abs = 0, lo = std::numeric_limits<float>::infinity(), hi = -lo;
+      uint64_t zeros = 0, non_finite = 0;
       for (float x : v) {
-        if (!std::isfinite(x)) {
-          s.finite = false;
+        const float a = std::fabs(x);
+        if (!(a <= std::numeric_limits<float>::max())) {
+          non_finite++;
           continue;
         }
-        max_abs = std::max(max_abs, std::fabs(x));
-        s.min = std::min<double>(s.min, x);
-        s.max = std::max<double>(s.max, x);
-        if (x != 0) {
-          s.nonzero++;
-          if (FlushesToZero(x)) {
-            s.flushed++;
-            s.max_flushed = std::max<double>(s.max_flushed, std::fabs(x));
-          }
+        max_abs = std::max(max_abs, a);
+        lo = std::min(lo, x);
+        hi = std::max(hi, x);
+        zeros += x == 0;
+        if (a <= kFlushLimit && a != 0) {
+          s.flushed++;
+          s.max_flushed = std::max<double>(s.max_flushed, a);
         }
+      }
+      s.finite = non_finite == 0;
+      s.nonzero = s.count - zeros - non_finite;
+      if (lo <= hi) {
+        s.min = lo;
+        s.max = hi;
       }
       s.max_abs = max_abs;
       if (s.count <= kKeepValues) s.values.assign(v.begin(), v.end());

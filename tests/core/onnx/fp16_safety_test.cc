@@ -3,12 +3,14 @@
 // ordinary models keep none.
 #include "core/onnx/fp16_safety.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "quantd/core/base/half.h"
 #include "quantd/core/onnx/float_pass.h"
 #include "quantd/core/onnx/onnx_types.h"
 #include "quantd/core/run.h"
@@ -284,6 +286,26 @@ TEST(Fp16SafetyTest, ScaleFlushedToZeroIsKept) {
   n.Node("Mul", {"x", "s"}, "y");
   n.Output("y");
   EXPECT_THAT(KeptWith(n.m), ElementsAre("y/underflow/s"));
+}
+
+// The flush limit is FP16's own: 2^-25 rounds to zero (a tie to even), the
+// next float up rounds to the smallest subnormal.
+TEST(Fp16SafetyTest, FlushLimitMatchesTheConversion) {
+  const float limit = std::ldexp(1.0f, -25);
+  const float above = std::nextafter(limit, 1.0f);
+  ASSERT_EQ(FloatToHalf(limit), 0u);
+  ASSERT_NE(FloatToHalf(above), 0u);
+  for (float scale : {limit, above}) {
+    Net n;
+    n.Scalar("s", scale);
+    n.Node("Mul", {"x", "s"}, "y");
+    n.Output("y");
+    if (scale == limit) {
+      EXPECT_THAT(KeptWith(n.m), ElementsAre("y/underflow/s"));
+    } else {
+      EXPECT_THAT(KeptWith(n.m), IsEmpty());
+    }
+  }
 }
 
 // BatchNormalization with a zero-variance channel and an epsilon that flushes
