@@ -110,6 +110,7 @@ v1::Report ReportToProto(const core::Report& r) {
     pk->set_op(k.op);
     pk->set_input(k.input);
     pk->set_max_abs(k.max_abs);
+    pk->set_reason(k.reason);
   }
   for (const auto& e : r.plan) {
     v1::PlanEntry* pe = p.add_plan();

@@ -63,6 +63,7 @@ std::string Report::ToJson(bool pretty) const {
       w.Field("op", k.op);
       w.Field("input", k.input);
       w.Field("max_abs", k.max_abs);
+      w.Field("reason", k.reason);
       w.EndObject();
     }
     w.EndArray();

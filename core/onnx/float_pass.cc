@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "absl/strings/str_cat.h"
+#include "fp16_safety.h"
 #include "quantd/core/base/half.h"
 #include "quantd/core/base/status_macros.h"
 #include "quantd/core/onnx/graph_utils.h"
@@ -88,7 +89,9 @@ class FloatPass {
         op_block_.insert(recipe.op_block_list->begin(), recipe.op_block_list->end());
     }
     node_block_.insert(recipe.node_block_list.begin(), recipe.node_block_list.end());
-    keep_out_of_range_ = recipe.precision == Precision::kFp16 && !recipe.force_fp16;
+    if (recipe.precision == Precision::kFp16 && !recipe.force_fp16) {
+      safety_ = std::make_unique<Fp16SafetyAnalysis>(model);
+    }
   }
 
   absl::Status Run();
@@ -111,11 +114,6 @@ class FloatPass {
   void InferTypes(onnx::GraphProto* g);
   int32_t InferOutput(const onnx::NodeProto& n, int i) const;
   void MarkBlocked(onnx::GraphProto* g, bool inherited);
-  // Whether node `n` of `g` reads a constant FLOAT tensor with a finite value
-  // beyond the FP16 range; records the kept_fp32 entry when it does.
-  bool ReadsOutOfRangeConstant(
-      const std::unordered_map<std::string, const onnx::TensorProto*>& constants,
-      const onnx::NodeProto& n);
   void CollectConsumers(onnx::GraphProto* g);
   bool AllConsumersBlocked(const std::string& v) const;
   absl::Status ConvertTensors();
@@ -135,7 +133,8 @@ class FloatPass {
   std::set<int32_t> sources_;
   int32_t target_ = kOnnxUndefined;
   std::unordered_set<std::string> op_block_, node_block_;
-  bool keep_out_of_range_ = false;  // FP16 without force_fp16
+  // FP16 without force_fp16: finds the nodes FP16 would corrupt (kept FP32).
+  std::unique_ptr<Fp16SafetyAnalysis> safety_;
 
   std::unordered_map<std::string, int32_t> orig_;    // value -> element type before
   std::unordered_map<std::string, int32_t> stored_;  // value -> element type after
@@ -217,17 +216,9 @@ void FloatPass::InferTypes(onnx::GraphProto* g) {
 }
 
 void FloatPass::MarkBlocked(onnx::GraphProto* g, bool inherited) {
-  // Constants of this graph by value name (initializers, Constant values).
-  std::unordered_map<std::string, const onnx::TensorProto*> constants;
-  if (keep_out_of_range_) {
-    for (const auto& t : g->initializer()) constants[t.name()] = &t;
-    for (const auto& c : g->node()) {
-      if (c.op_type() != "Constant" || c.output_size() != 1) continue;
-      if (const onnx::AttributeProto* a = FindAttr(c, "value"); a != nullptr && a->has_t()) {
-        constants[c.output(0)] = &a->t();
-      }
-    }
-  }
+  // The nodes FP16 would break (kept FP32 unless blocked anyway).
+  std::unordered_map<const onnx::NodeProto*, Fp16Hazard> hazards;
+  if (safety_) hazards = safety_->Analyze(*g);
   for (auto& n : *g->mutable_node()) {
     if (n.op_type() == "Cast" && n.domain().empty() && n.input_size() == 1 &&
         n.output_size() == 1) {
@@ -235,31 +226,15 @@ void FloatPass::MarkBlocked(onnx::GraphProto* g, bool inherited) {
     }
     bool blocked = inherited || (op_block_.count(n.op_type()) > 0) ||
                    (!n.name().empty() && node_block_.count(n.name()) > 0);
-    if (!blocked && keep_out_of_range_ && ReadsOutOfRangeConstant(constants, n)) blocked = true;
+    if (auto h = hazards.find(&n); !blocked && h != hazards.end()) {
+      const Fp16Hazard& hazard = h->second;
+      report_->kept_fp32.push_back(
+          {n.name(), n.op_type(), hazard.input, hazard.max_abs, hazard.reason});
+      blocked = true;
+    }
     if (blocked) blocked_.insert(&n);
     for (onnx::GraphProto* sub : Subgraphs(&n)) MarkBlocked(sub, blocked);
   }
-}
-
-bool FloatPass::ReadsOutOfRangeConstant(
-    const std::unordered_map<std::string, const onnx::TensorProto*>& constants,
-    const onnx::NodeProto& n) {
-  constexpr float kFp16Max = 65504.0f;
-  for (const auto& in : n.input()) {
-    auto it = constants.find(in);
-    if (in.empty() || it == constants.end() || it->second->data_type() != kOnnxFloat) continue;
-    auto data = model_->Read(*it->second);
-    if (!data.ok()) continue;  // Save() reports unreadable tensors
-    float max_abs = 0;
-    for (float v : data->as<float>()) {
-      if (std::isfinite(v)) max_abs = std::max(max_abs, std::fabs(v));
-    }
-    if (max_abs > kFp16Max) {
-      report_->kept_fp32.push_back({n.name(), n.op_type(), in, static_cast<double>(max_abs)});
-      return true;
-    }
-  }
-  return false;
 }
 
 void FloatPass::CollectConsumers(onnx::GraphProto* g) {

@@ -2,7 +2,7 @@
 // generated inputs and compares every output by cosine similarity.
 //
 //   node ort_compare.mjs --ref A.onnx --test B.onnx [--min-cosine 0.999] [--max-abs D]
-//        [--seq 4] [--seed 1] [--outputs a,b] [--json]
+//        [--max-rel R] [--seq 4] [--seed 1] [--outputs a,b] [--json]
 //        [--opt disabled|basic|extended|all]   (graph optimization level, default all)
 //
 // Inputs are generated from the reference model's metadata: symbolic dims
@@ -11,6 +11,7 @@
 // integer inputs (token ids) are small pseudo-random ids; float inputs are
 // pseudo-random N(0,1)-ish. Each input is cast to the type the test model
 // declares, so FP16 I/O models get the same values.
+// --max-rel bounds max |diff| / max |ref| per output (non-finite values fail).
 // Exit code: 0 when every output's cosine >= min, 1 otherwise, 2 on errors.
 import ort from 'onnxruntime-node';
 import { toHalf, halfToFloat } from './half.mjs';
@@ -24,6 +25,7 @@ function parseArgs(argv) {
     else if (k === '--test') a.test = v();
     else if (k === '--min-cosine') a.minCosine = parseFloat(v());
     else if (k === '--max-abs') a.maxAbs = parseFloat(v());
+    else if (k === '--max-rel') a.maxRel = parseFloat(v());
     else if (k === '--seq') a.seq = parseInt(v(), 10);
     else if (k === '--seed') a.seed = parseInt(v(), 10);
     else if (k === '--outputs') a.outputs = v().split(',');
@@ -127,14 +129,19 @@ async function main() {
     const va = toFloats(a[name]), vb = toFloats(b[name]);
     if (va.length !== vb.length) throw new Error(`output ${name}: ${va.length} vs ${vb.length} values`);
     const c = va.length === 0 ? 1 : cosine(va, vb);
-    let maxAbs = 0;
-    for (let i = 0; i < va.length; i++) maxAbs = Math.max(maxAbs, Math.abs(Number(va[i]) - Number(vb[i])));
-    const pass = c >= args.minCosine && (args.maxAbs === undefined || maxAbs <= args.maxAbs);
+    let maxAbs = 0, maxRef = 0;
+    for (let i = 0; i < va.length; i++) {
+      maxAbs = Math.max(maxAbs, Math.abs(Number(va[i]) - Number(vb[i])));
+      maxRef = Math.max(maxRef, Math.abs(Number(va[i])));
+    }
+    const rel = maxRef > 0 ? maxAbs / maxRef : maxAbs;
+    const pass = c >= args.minCosine && (args.maxAbs === undefined || maxAbs <= args.maxAbs) &&
+      (args.maxRel === undefined || rel <= args.maxRel);
     ok &&= pass;
-    results.push({ name, cosine: c, maxAbs, values: va.length, refType: a[name].type, testType: b[name].type, pass });
+    results.push({ name, cosine: c, maxAbs, rel, values: va.length, refType: a[name].type, testType: b[name].type, pass });
   }
   if (args.json) console.log(JSON.stringify({ ok, results }));
-  else for (const r of results) console.log(`${r.pass ? 'ok  ' : 'FAIL'} ${r.name}: cosine ${r.cosine.toFixed(6)}, max |diff| ${r.maxAbs.toExponential(2)} (${r.values} values, ${r.refType} vs ${r.testType})`);
+  else for (const r of results) console.log(`${r.pass ? 'ok  ' : 'FAIL'} ${r.name}: cosine ${r.cosine.toFixed(6)}, max |diff| ${r.maxAbs.toExponential(2)} (rel ${r.rel.toExponential(2)}, ${r.values} values, ${r.refType} vs ${r.testType})`);
   process.exit(ok ? 0 : 1);
 }
 

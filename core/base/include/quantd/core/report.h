@@ -43,13 +43,17 @@ struct PlanEntry {
   int split = 0;            // output part (0 without split output)
 };
 
-// A node the FP16 conversion kept in FP32 (Casts at its boundary) because a
-// constant it reads is outside the FP16 range.
+// A node the FP16 conversion kept in FP32 (Casts at its boundary) because
+// FP16 would change its result: a constant it reads is outside the FP16
+// range, a constant it needs flushes to zero, or an activation it reads or
+// writes is known to exceed the range.
 struct KeptFp32 {
   std::string node;
   std::string op;
-  std::string input;  // the constant that would have been clamped
-  double max_abs = 0;
+  std::string input;   // the constant or value that is the cause
+  double max_abs = 0;  // its magnitude (the largest |value| concerned)
+  // "constant_out_of_range" | "underflow" | "activation_out_of_range"
+  std::string reason = "constant_out_of_range";
 };
 
 // The plan as text, one line per output tensor: name, type before -> after,

@@ -9,6 +9,10 @@
 //    boundaries, at most one per (value, type), never chained;
 //  - with keep_io_types, graph inputs and outputs keep their types and Casts
 //    are inserted at the edges.
+//  - FP32 -> FP16 without force_fp16: the nodes FP16 would break (constants
+//    beyond its range, constants that flush to zero where that matters,
+//    activations statically known to leave its range; core/onnx/fp16_safety.h)
+//    keep their types too, each listed in the report's kept_fp32.
 // Cast nodes whose `to` is a source type are retargeted; Casts that become
 // identities are removed. Tensor data is converted lazily, one tensor at a
 // time, when the model is saved.
