@@ -14,6 +14,14 @@ add_test(NAME int.layout
   COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/int_layout_check.py ${INT_DIR}/layout)
 set_tests_properties(int.layout PROPERTIES ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS int TIMEOUT 300)
 
+# GatherBlockQuantized embeddings: 8-bit tables, and a tied embedding / LM
+# head stored once (the Gather reads the LM head's MatMulNBits codes); ORT
+# output equals the model with the weights decoded in numpy, the file shrinks
+# by the table's copy, and the output stays close to float.
+add_test(NAME int.gbq
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/int_gbq_check.py ${INT_DIR}/gbq)
+set_tests_properties(int.gbq PROPERTIES ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS int TIMEOUT 300)
+
 # A generated decoder LM with realistic (heavy-tailed) weights; K % 128 != 0.
 add_test(NAME int.make_decoder
   COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/int_make_decoder.py ${INT_DIR}/decoder/model.onnx)
