@@ -807,6 +807,41 @@ TEST(QuantizePassTest, TiedEmbeddingSharesTheLmHeadCodes) {
   }
 }
 
+TEST(QuantizePassTest, TiedEmbeddingSharedWithAGemmHeadNamedByLmHeadNode) {
+  // Gemm(transB=1) reads E itself; the output is not called logits, so the
+  // LM head is named. Without the name there is no LM head to share with.
+  onnx::ModelProto m = Embedding(17);
+  auto* g = m.mutable_graph();
+  *g->add_output() = Value("scores", kOnnxFloat, {1, kVocab});
+  AddNode(g, "Gemm", "head", {"x", "E"}, {"scores"});
+  auto* trans_b = g->mutable_node(g->node_size() - 1)->add_attribute();
+  trans_b->set_name("transB");
+  trans_b->set_type(onnx::AttributeProto::INT);
+  trans_b->set_i(1);
+  Recipe rc = Int4();
+  rc.keep_embeddings = false;
+  rc.lm_head = LmHeadMode::kInt4;
+  rc.embedding_op = EmbeddingOp::kGatherBlockQuantized;
+  rc.lm_head_node = "head";
+  rc.op_types = {"MatMul"};  // INT4's default: Gemm is not quantized, nothing to share
+  Result skipped = Quantize(m, rc);
+  ASSERT_TRUE(skipped.status.ok()) << skipped.status;
+  EXPECT_EQ(NodeOfType(skipped.proto.graph(), "Reshape"), nullptr);
+  EXPECT_THAT(skipped.report.notes, ::testing::Contains(HasSubstr("op Gemm is not quantized")));
+  rc.op_types = {"MatMul", "Gemm"};
+  Result r = Quantize(m, rc);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  const auto* mnb = NodeOfType(r.proto.graph(), "MatMulNBits");
+  const auto* gbq = NodeOfType(r.proto.graph(), "GatherBlockQuantized");
+  ASSERT_NE(mnb, nullptr);
+  ASSERT_NE(gbq, nullptr);
+  const auto* data = InitThroughReshape(r.proto.graph(), gbq->input(0));
+  ASSERT_NE(data, nullptr);
+  EXPECT_EQ(data->name(), mnb->input(1));
+  EXPECT_EQ(Init(r.proto.graph(), "E"), nullptr);
+  EXPECT_EQ(r.report.tensors.size(), 1u);
+}
+
 TEST(QuantizePassTest, TiedEmbeddingQuantizedSeparatelyWhenSettingsDiffer) {
   struct Case {
     const char* label;
