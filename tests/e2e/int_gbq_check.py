@@ -2,8 +2,8 @@
 """GatherBlockQuantized embeddings in ONNX Runtime: 8-bit tables, and a tied
 embedding / LM head stored once.
 
-Generates the e2e decoder (int_make_decoder.py: hidden 320, vocab 1000), once
-untied and once with the LM head reading Transpose(embedding), quantizes them
+Generates the e2e decoder (int_make_decoder.py: hidden 320, vocab 1000), FP32
+and FP16, untied and with the LM head reading Transpose(embedding), quantizes them
 with `quantd quantize ... --quantize-embeddings --embedding-op
 gatherblockquantized`, and for each configuration:
   - checks the graph: with a tied table shared, the GatherBlockQuantized reads
@@ -15,7 +15,8 @@ gatherblockquantized`, and for each configuration:
     the documented layouts (independent of the C++ code), writes the same
     model with those float weights (MatMul / Gather), and runs both in ONNX
     Runtime (ort_compare.mjs, optimizations off): the logits must agree to
-    cosine 0.9999999 and max |diff| 1e-3 (ORT reads the bytes as decoded);
+    cosine 0.9999999 and max |diff| 1e-3 (FP16: 0.999999 and 0.1, as every
+    product is rounded to FP16), i.e. ORT reads the bytes as decoded;
   - compares the quantized model with the float original (cosine >= 0.98 for
     4-bit, 0.999 for 8-bit, the int.* floors).
 
@@ -49,6 +50,9 @@ CONFIGS = [
      ["--precision", "int8", "--asymmetric", "--block-size", "128"] + GBQ, 0, 0.999),
     ("untied-int4-int8emb-gbq8", "untied", ["--precision", "int4", "--int8-embeddings"] + GBQ, 0,
      0.98),
+    # FP16 models: FP16 scales, FP16 Gather output.
+    ("tied16-int4-sym", "tied16", INT4_HEAD + GBQ, 4, 0.98),
+    ("untied16-gbq8-asym", "untied16", ["--precision", "int8", "--asymmetric"] + GBQ, 0, 0.999),
 ]
 
 
@@ -149,11 +153,13 @@ def write_decoded(src, dst):
     for n in g.node:
         if n.op_type == "MatMulNBits":
             name = n.name + "_decoded_W"
-            extra.append(numpy_helper.from_array(decode_matmulnbits(model, n), name))
+            dt = np.float16 if model.tensor(n.input[2]).data_type == TensorProto.FLOAT16 else np.float32
+            extra.append(numpy_helper.from_array(decode_matmulnbits(model, n).astype(dt), name))
             nodes.append(helper.make_node("MatMul", [n.input[0], name], list(n.output), name=n.name))
         elif n.op_type == "GatherBlockQuantized":
             name = n.name + "_decoded_table"
-            extra.append(numpy_helper.from_array(decode_gbq(model, n), name))
+            dt = np.float16 if model.tensor(n.input[2]).data_type == TensorProto.FLOAT16 else np.float32
+            extra.append(numpy_helper.from_array(decode_gbq(model, n).astype(dt), name))
             nodes.append(helper.make_node("Gather", [name, n.input[1]], list(n.output),
                                           name=n.name, axis=0))
         else:
@@ -215,10 +221,12 @@ def main():
     quantd = os.environ["QUANTD_BIN"]
     make = os.path.join(os.environ["QUANTD_SOURCE_DIR"], "tests/e2e/int_make_decoder.py")
     src = {}
-    for kind in ("tied", "untied"):
+    for kind in ("tied", "untied", "tied16", "untied16"):
         src[kind] = os.path.join(work, f"{kind}.onnx")
-        subprocess.run([sys.executable, make, src[kind]] + (["--tied"] if kind == "tied" else []),
-                       check=True, stdout=subprocess.DEVNULL)
+        extra = (["--tied"] if kind.startswith("tied") else []) + \
+            (["--dtype", "float16"] if kind.endswith("16") else [])
+        subprocess.run([sys.executable, make, src[kind]] + extra, check=True,
+                       stdout=subprocess.DEVNULL)
     vocab, hidden = 1000, 320
     failed = []
     for name, kind, flags, bits, min_cos in CONFIGS:
@@ -249,7 +257,10 @@ def main():
         elif kind == "tied" and "quantized separately" not in notes:
             errors.append("the report does not say why the tied table is quantized separately")
         write_decoded(out, dec)
-        ok_dec, cos_dec, abs_dec, err_dec = compare(dec, out, 0.9999999, 1e-3)
+        # FP16: W' and every product are rounded to FP16 (as int_layout_check.py).
+        fp16 = kind.endswith("16")
+        ok_dec, cos_dec, abs_dec, err_dec = compare(dec, out, 0.999999 if fp16 else 0.9999999,
+                                                    0.1 if fp16 else 1e-3)
         ok_flt, cos_flt, _, err_flt = compare(src[kind], out, min_cos)
         if not ok_dec:
             errors.append(f"ORT vs decoded weights: cosine {cos_dec}, max |diff| {abs_dec} {err_dec}")
