@@ -51,7 +51,8 @@ set(INT_DECODER_EXTRA
 )
 # --quantize-embeddings: the Gather weights too (INT8 per row; INT4 blocked
 # DequantizeLinear-21 along hidden, or INT8 per row when the opset cannot be
-# raised). Same floors, measured worst cosines (docs/benchmarks.md): INT8 0.99941
+# raised; GatherBlockQuantized 4- or 8-bit, which on decoder_tied with an INT4
+# LM head reads the LM head's codes). Same floors, measured worst cosines (docs/benchmarks.md): INT8 0.99941
 # (gen_models decoder, dynamic), INT4 0.9846 (decoder, LM head INT4 too;
 # 0.9891 without). All deterministic (RTN, seeded models).
 set(INT_EMBEDDING_CONFIGS
@@ -63,6 +64,8 @@ set(INT_EMBEDDING_CONFIGS
   "openvino_int4_preset|${INT4_MIN}|--preset,openvino-int4"
   "int4_gbq_embeddings|${INT4_MIN}|--precision,int4,--quantize-embeddings,--embedding-op,gatherblockquantized"
   "int4_gbq_asym_embeddings|${INT4_MIN}|--precision,int4,--asymmetric,--block-size,16,--quantize-embeddings,--embedding-op,gatherblockquantized"
+  "int8_gbq_embeddings|${INT8_MIN}|--precision,int8,--quantize-embeddings,--embedding-op,gatherblockquantized"
+  "int4_gbq_lmhead_int4_embeddings|${INT4_MIN}|--precision,int4,--lm-head,int4,--quantize-embeddings,--embedding-op,gatherblockquantized"
 )
 set(INT_MODELS
   "gpt2|${QUANTD_SHARED_TESTDATA}/onnx/genai-tiny-random-gpt2-fp32/past.onnx"
