@@ -52,6 +52,15 @@ absl::Status DeferredWeight::Compute() {
         s, spec.int4_options.block_size, spec.int4_options.symmetric, *ctx, &quality);
     if (!q8.ok()) return WithTensorName(q8.status(), report->tensors[report_index].name);
     outputs[kCodes] = std::move(q8->codes);
+    const int64_t k = spec.geometry.k, n = spec.geometry.n, bs = spec.int4_options.block_size;
+    const int64_t padded = (k + bs - 1) / bs * bs;
+    if (spec.nbits8_unpadded && padded != k) {
+      std::vector<uint8_t>& codes = outputs[kCodes];
+      for (int64_t row = 1; row < n; ++row) {  // rows move down in place, in order
+        std::memmove(codes.data() + row * k, codes.data() + row * padded, k);
+      }
+      codes.resize(n * k);
+    }
     outputs[kScales] = std::move(q8->scales);
     outputs[kZeroPoints] = std::move(q8->zero_points);
   } else if (spec.int4) {

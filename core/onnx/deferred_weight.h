@@ -38,6 +38,9 @@ struct WeightSpec {
   // of quant::QuantizeBlockwise8Matrix with int4_options' block size and
   // symmetry.
   bool nbits8 = false;
+  // With nbits8: codes [N, K] without the zero padding of each row's last
+  // block (GatherBlockQuantized's uint8 layout, bits=8).
+  bool nbits8_unpadded = false;
 };
 
 // The output tensors of a DeferredWeight, in producer slot order.

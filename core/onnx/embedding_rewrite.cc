@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "int4_rewrite.h"
 #include "int8_rewrite.h"
 #include "quantd/core/onnx/onnx_types.h"
@@ -14,6 +15,39 @@ namespace {
 // E[vocab, hidden] seen as W[K = hidden, N = vocab] (stored transposed), so
 // the kernels' per-column scales are per-row scales of E.
 quant::MatrixSource EmbeddingGeometry(const onnx::TensorProto& t) { return Geometry(t, true); }
+
+// Turns Gather `n` (data, indices) into com.microsoft.GatherBlockQuantized
+// reading `q` = {codes, scales[, zero points]}, blocks along hidden.
+void MakeGatherBlockQuantized(RewriteContext* ctx, onnx::NodeProto* n,
+                              const std::vector<std::string>& q, int64_t block_size, int bits) {
+  const std::string indices = n->input(1);
+  n->clear_input();
+  n->add_input(q[0]);
+  n->add_input(indices);
+  for (size_t i = 1; i < q.size(); ++i) n->add_input(q[i]);
+  n->set_op_type("GatherBlockQuantized");
+  n->set_domain("com.microsoft");
+  n->clear_attribute();  // Gather's axis is 0 here (EmbeddingSkipReason)
+  SetIntAttr(n, "gather_axis", 0);
+  SetIntAttr(n, "quantize_axis", 1);
+  SetIntAttr(n, "block_size", block_size);
+  SetIntAttr(n, "bits", bits);
+  ctx->used_ms_domain = true;
+}
+
+// A small int64 initializer of graph `g` (a Reshape target shape), stored
+// inline; returns its name.
+std::string AddShapeInitializer(GraphEdit* edit, onnx::GraphProto* g, const std::string& base,
+                                const std::vector<int64_t>& dims) {
+  const std::string name = edit->UniqueName(base);
+  onnx::TensorProto* t = g->add_initializer();
+  t->set_name(name);
+  t->set_data_type(kOnnxInt64);
+  t->add_dims(static_cast<int64_t>(dims.size()));
+  t->set_raw_data(
+      std::string(reinterpret_cast<const char*>(dims.data()), dims.size() * sizeof(int64_t)));
+  return name;
+}
 
 }  // namespace
 
@@ -58,20 +92,7 @@ absl::Status RewriteEmbeddingInt4(RewriteContext* ctx, onnx::GraphProto* g, onnx
     // com.microsoft.GatherBlockQuantized(data, indices, scales[, zero_points]):
     // the same INT4/UINT4 codes [vocab, hidden] and 2-D scales [vocab,
     // blocks] as the DequantizeLinear form, blocks along hidden (axis 1).
-    const std::vector<std::string> q = p.names;
-    const std::string indices = n->input(1);
-    n->clear_input();
-    n->add_input(q[0]);
-    n->add_input(indices);
-    for (size_t i = 1; i < q.size(); ++i) n->add_input(q[i]);
-    n->set_op_type("GatherBlockQuantized");
-    n->set_domain("com.microsoft");
-    n->clear_attribute();  // Gather's axis is 0 here (EmbeddingSkipReason)
-    SetIntAttr(n, "gather_axis", 0);
-    SetIntAttr(n, "quantize_axis", 1);
-    SetIntAttr(n, "block_size", o.block_size);
-    SetIntAttr(n, "bits", 4);
-    ctx->used_ms_domain = true;
+    MakeGatherBlockQuantized(ctx, n, p.names, o.block_size, 4);
     return absl::OkStatus();
   }
   n->set_input(0, p.names.back());
@@ -101,6 +122,64 @@ absl::Status RewriteEmbeddingInt8(RewriteContext* ctx, onnx::GraphProto* g, onnx
         AddInt8Dequantize(ctx, g, n, w, p.weight, kOnnxInt8, {geo.n, geo.k}, geo.n, 0));
   }
   n->set_input(0, p.names.back());
+  return absl::OkStatus();
+}
+
+absl::Status RewriteEmbeddingGatherBlockQuantized8(RewriteContext* ctx, onnx::GraphProto* g,
+                                                   onnx::NodeProto* n, const ConstWeight& w) {
+  GraphEdit& edit = *ctx->edit;
+  WeightSpec spec;
+  spec.geometry = EmbeddingGeometry(*w.tensor);
+  spec.int4 = false;
+  spec.int4_options = Int4OptionsFor(ctx->recipe, quant::Int4Layout::kMatMulNBits);
+  spec.nbits8 = true;  // MatMulNBits' 8-bit codes of W[K = hidden, N = vocab]: E's rows
+  spec.nbits8_unpadded = true;
+  const quant::MatrixSource& geo = spec.geometry;
+  const quant::Int4Options& o = spec.int4_options;
+  const int64_t blocks = (geo.k + o.block_size - 1) / o.block_size;
+  PreparedWeight p = PrepareWeight(ctx, g, Product::kEmbeddingGatherBlockQuantized8, w,
+                                   /*transposed=*/false, spec, "UINT8 (GatherBlockQuantized)");
+  if (p.weight != nullptr) {
+    p.names.push_back(edit.UniqueName(w.value + "_quantized"));
+    p.names.push_back(edit.UniqueName(w.value + "_scale"));
+    edit.AddDeferredInitializer(g, p.names[0], kOnnxUint8, {geo.n, geo.k}, p.weight, kCodes);
+    edit.AddDeferredInitializer(g, p.names[1], w.tensor->data_type(), {geo.n, blocks}, p.weight,
+                                kScales);
+    if (!o.symmetric) {
+      p.names.push_back(edit.UniqueName(w.value + "_zero_point"));
+      edit.AddDeferredInitializer(g, p.names[2], kOnnxUint8, {geo.n, blocks}, p.weight,
+                                  kZeroPoints);
+    }
+  }
+  MakeGatherBlockQuantized(ctx, n, p.names, o.block_size, 8);
+  return absl::OkStatus();
+}
+
+absl::Status RewriteTiedEmbedding(RewriteContext* ctx, onnx::GraphProto* g, onnx::NodeProto* n,
+                                  const ConstWeight& head, bool transposed, int bits) {
+  GraphEdit& edit = *ctx->edit;
+  const quant::MatrixSource geo = Geometry(*head.tensor, transposed);
+  const int64_t block_size = ctx->recipe.block_size;
+  const int64_t blocks = geo.k / block_size;
+  const std::vector<std::string> q = MatMulNBitsInitializers(ctx, g, head, transposed, bits);
+  // MatMulNBits keeps codes 3-D and scales / zero points 1-D;
+  // GatherBlockQuantized wants them 2-D with the rank of the data.
+  const std::vector<std::vector<int64_t>> shapes = {
+      {geo.n, geo.k * bits / 8}, {geo.n, blocks}, {geo.n, bits == 8 ? blocks : (blocks + 1) / 2}};
+  const char* const kParts[] = {"codes", "scales", "zero_points"};
+  std::vector<std::string> reshaped;
+  for (size_t i = 0; i < q.size(); ++i) {
+    const std::string base = (n->name().empty() ? n->output(0) : n->name()) + "/" + kParts[i];
+    const std::string shape = AddShapeInitializer(&edit, g, base + "_shape", shapes[i]);
+    const std::string out = edit.UniqueName(base + "_2d");
+    edit.InsertBefore(n, edit.MakeNode("Reshape", base + "/Reshape", {q[i], shape}, {out}));
+    reshaped.push_back(out);
+  }
+  MakeGatherBlockQuantized(ctx, n, reshaped, block_size, bits);
+  ctx->notes.insert(absl::StrCat(
+      "tied embedding / LM head: the Gather of '", head.tensor->name(),
+      "' reads the LM head's ", bits,
+      "-bit MatMulNBits codes through GatherBlockQuantized (the table is stored once)"));
   return absl::OkStatus();
 }
 

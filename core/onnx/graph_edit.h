@@ -37,6 +37,7 @@ enum class Product {
   kEmbeddingInt8,      // INT8 DequantizeLinear (+ Cast) of an embedding table
   kFloatActivation,    // Cast of an FP16 activation to FLOAT
   kDynamicActivation,  // DynamicQuantizeLinear outputs of an activation
+  kEmbeddingGatherBlockQuantized8,  // GatherBlockQuantized bits=8 initializers of a table
 };
 
 // Key of the names cache: product `product` of value `value` in `graph`, read

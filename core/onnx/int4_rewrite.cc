@@ -30,8 +30,8 @@ WeightSpec Int4Spec(const quant::MatrixSource& geometry, const quant::Int4Option
 
 }  // namespace
 
-absl::Status RewriteMatMulNBits(RewriteContext* ctx, onnx::GraphProto* g, onnx::NodeProto* n,
-                                const ConstWeight& w, bool transposed, int bits) {
+std::vector<std::string> MatMulNBitsInitializers(RewriteContext* ctx, onnx::GraphProto* g,
+                                                 const ConstWeight& w, bool transposed, int bits) {
   GraphEdit& edit = *ctx->edit;
   const int32_t type = w.tensor->data_type();
   const quant::MatrixSource geo = Geometry(*w.tensor, transposed);
@@ -58,6 +58,17 @@ absl::Status RewriteMatMulNBits(RewriteContext* ctx, onnx::GraphProto* g, onnx::
                                   kZeroPoints);
     }
   }
+  return names;
+}
+
+absl::Status RewriteMatMulNBits(RewriteContext* ctx, onnx::GraphProto* g, onnx::NodeProto* n,
+                                const ConstWeight& w, bool transposed, int bits) {
+  GraphEdit& edit = *ctx->edit;
+  const quant::MatrixSource geo = Geometry(*w.tensor, transposed);
+  const quant::Int4Options o = Int4OptionsFor(ctx->recipe, quant::Int4Layout::kMatMulNBits);
+  const bool eight = bits == 8;
+  const std::vector<std::string> names = MatMulNBitsInitializers(ctx, g, w, transposed, bits);
+  const std::string suffix = eight ? "_Q8" : "_Q4";
   const bool gemm = n->op_type() == "Gemm";
   std::string bias = gemm && n->input_size() > 2 ? n->input(2) : "";
   const std::string a = n->input(0);

@@ -7,6 +7,9 @@
 #ifndef QUANTD_CORE_ONNX_INT4_REWRITE_H_
 #define QUANTD_CORE_ONNX_INT4_REWRITE_H_
 
+#include <string>
+#include <vector>
+
 #include "absl/status/status.h"
 #include "onnx/onnx_pb.h"
 #include "quantd/core/quant/int4_blockwise.h"
@@ -18,6 +21,15 @@ namespace quantd::core {
 
 // The recipe's INT4 knobs for one output layout.
 quant::Int4Options Int4OptionsFor(const Recipe& recipe, quant::Int4Layout layout);
+
+// The MatMulNBits initializers of weight `w` of graph `g` read `transposed`
+// or not, `bits` 4 or 8: codes uint8 [N, blocks, block_size * bits / 8],
+// scales [N * blocks] (w's type) and, when asymmetric, zero points uint8
+// (4-bit: [N * ceil(blocks / 2)] packed, 8-bit: [N * blocks]). Returns their
+// names (codes, scales[, zero points]); created on the first call for a
+// (graph, weight, transposed, bits), shared by later ones.
+std::vector<std::string> MatMulNBitsInitializers(RewriteContext* ctx, onnx::GraphProto* g,
+                                                 const ConstWeight& w, bool transposed, int bits);
 
 // Replaces node `n` of graph `g` (MatMul, or Gemm with an optional bias) by
 // MatMulNBits over weight `w` (+ Add for the bias). `transposed`: the

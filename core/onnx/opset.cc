@@ -191,8 +191,9 @@ absl::StatusOr<OpsetPlan> PlanOpsets(const Recipe& recipe, bool has_embedding,
   const bool int8_inside_int4 =
       recipe.lm_head == LmHeadMode::kInt8 || recipe.int8_first_layers > 0 ||
       recipe.int8_last_layers > 0 || !recipe.int8_regex.empty();
+  // GatherBlockQuantized embeddings (4 or 8 bits) need no DequantizeLinear either.
   const bool dq8 = (!int4 && !dynamic && !nbits8) || (int4 && int8_inside_int4 && !nbits8) ||
-                   (emb && !plan.embedding_int4);
+                   (emb && !plan.embedding_int4 && !gbq);
   if (dynamic) need = std::max<int64_t>(need, 11);
   if (dq8) need = std::max<int64_t>(need, 10);
   const bool wants_per_axis = dq8 && (recipe.per_channel || int4 || emb);

@@ -251,20 +251,19 @@ absl::Status ValidateRecipe(const Recipe& r) {
         "model; set precision int4");
   }
   if (r.embedding_op == EmbeddingOp::kGatherBlockQuantized &&
-      (r.precision != Precision::kInt4 || KeepEmbeddings(r))) {
+      ((r.precision != Precision::kInt4 && r.precision != Precision::kInt8) ||
+       KeepEmbeddings(r))) {
     return absl::InvalidArgumentError(
-        "embedding_op gather_block_quantized applies to INT4 embeddings: set precision int4 "
-        "and keep_embeddings false");
+        "embedding_op gather_block_quantized applies to quantized embeddings: set precision "
+        "int4 or int8 and keep_embeddings false");
   }
   if (r.force_fp16 && r.precision != Precision::kFp16) {
     return absl::InvalidArgumentError("force_fp16 applies to precision fp16");
   }
-  if (r.int8_embeddings &&
-      (r.precision != Precision::kInt4 || KeepEmbeddings(r) ||
-       r.embedding_op == EmbeddingOp::kGatherBlockQuantized)) {
+  if (r.int8_embeddings && (r.precision != Precision::kInt4 || KeepEmbeddings(r))) {
     return absl::InvalidArgumentError(
         "int8_embeddings makes the embeddings of an INT4 model INT8: set precision int4 and "
-        "keep_embeddings false (embedding_op gather)");
+        "keep_embeddings false");
   }
   if (r.threads < 1 || r.threads > 256) {
     return absl::InvalidArgumentError(

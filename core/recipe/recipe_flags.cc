@@ -252,8 +252,8 @@ const std::vector<FlagSpec>& Flags() {
        "the LM head's node name (default: found from the logits output or by structure)",
        Str(&Recipe::lm_head_node)},
       {"embedding-op", "embedding_op", "gather|gatherblockquantized",
-       "INT4 embeddings: DequantizeLinear-21 + Gather (default) or ORT's "
-       "com.microsoft.GatherBlockQuantized",
+       "quantized embeddings: DequantizeLinear + Gather (default) or ORT's "
+       "com.microsoft.GatherBlockQuantized (4-bit, or 8-bit for INT8 embeddings)",
        Choice("embedding-op", &Recipe::embedding_op,
               {{"gather", EmbeddingOp::kGather},
                {"gatherblockquantized", EmbeddingOp::kGatherBlockQuantized}},

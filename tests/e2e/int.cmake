@@ -14,6 +14,14 @@ add_test(NAME int.layout
   COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/int_layout_check.py ${INT_DIR}/layout)
 set_tests_properties(int.layout PROPERTIES ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS int TIMEOUT 300)
 
+# GatherBlockQuantized embeddings: 8-bit tables, and a tied embedding / LM
+# head stored once (the Gather reads the LM head's MatMulNBits codes); ORT
+# output equals the model with the weights decoded in numpy, the file shrinks
+# by the table's copy, and the output stays close to float.
+add_test(NAME int.gbq
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/int_gbq_check.py ${INT_DIR}/gbq)
+set_tests_properties(int.gbq PROPERTIES ENVIRONMENT "${QUANTD_TEST_ENV}" LABELS int TIMEOUT 300)
+
 # A generated decoder LM with realistic (heavy-tailed) weights; K % 128 != 0.
 add_test(NAME int.make_decoder
   COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/int_make_decoder.py ${INT_DIR}/decoder/model.onnx)
@@ -43,7 +51,8 @@ set(INT_DECODER_EXTRA
 )
 # --quantize-embeddings: the Gather weights too (INT8 per row; INT4 blocked
 # DequantizeLinear-21 along hidden, or INT8 per row when the opset cannot be
-# raised). Same floors, measured worst cosines (docs/benchmarks.md): INT8 0.99941
+# raised; GatherBlockQuantized 4- or 8-bit, which on decoder_tied with an INT4
+# LM head reads the LM head's codes). Same floors, measured worst cosines (docs/benchmarks.md): INT8 0.99941
 # (gen_models decoder, dynamic), INT4 0.9846 (decoder, LM head INT4 too;
 # 0.9891 without). All deterministic (RTN, seeded models).
 set(INT_EMBEDDING_CONFIGS
@@ -55,6 +64,8 @@ set(INT_EMBEDDING_CONFIGS
   "openvino_int4_preset|${INT4_MIN}|--preset,openvino-int4"
   "int4_gbq_embeddings|${INT4_MIN}|--precision,int4,--quantize-embeddings,--embedding-op,gatherblockquantized"
   "int4_gbq_asym_embeddings|${INT4_MIN}|--precision,int4,--asymmetric,--block-size,16,--quantize-embeddings,--embedding-op,gatherblockquantized"
+  "int8_gbq_embeddings|${INT8_MIN}|--precision,int8,--quantize-embeddings,--embedding-op,gatherblockquantized"
+  "int4_gbq_lmhead_int4_embeddings|${INT4_MIN}|--precision,int4,--lm-head,int4,--quantize-embeddings,--embedding-op,gatherblockquantized"
 )
 set(INT_MODELS
   "gpt2|${QUANTD_SHARED_TESTDATA}/onnx/genai-tiny-random-gpt2-fp32/past.onnx"

@@ -731,6 +731,223 @@ TEST(QuantizePassTest, TiedEmbeddingIsQuantizedOncePerUse) {
   ASSERT_NE(EmbeddingDq(f.proto.graph()), nullptr);
 }
 
+// The tensor named `value`, looking through a Reshape of an initializer.
+const onnx::TensorProto* InitThroughReshape(const onnx::GraphProto& g, const std::string& value) {
+  for (const auto& n : g.node()) {
+    if (n.op_type() == "Reshape" && n.output(0) == value) return Init(g, n.input(0));
+  }
+  return nullptr;
+}
+
+// Row `row`, element `h` of a GatherBlockQuantized table (uint8 data with
+// `bits`, 2-D scales, optional zero points), dequantized as ORT does.
+float GbqElement(const std::string& data, const std::vector<float>& scales, const std::string* zp,
+                 int bits, int64_t hidden, int64_t block, int64_t row, int64_t h) {
+  const int64_t blocks = hidden / block, i = row * hidden + h, b = row * blocks + h / block;
+  int code = 0, z = 1 << (bits - 1);
+  if (bits == 8) {
+    code = static_cast<uint8_t>(data[i]);
+    if (zp != nullptr) z = static_cast<uint8_t>((*zp)[b]);
+  } else {
+    code = (static_cast<uint8_t>(data[i >> 1]) >> ((i & 1) * 4)) & 0xF;
+    if (zp != nullptr) {
+      const int64_t per_row = (blocks + 1) / 2, j = h / block;
+      z = (static_cast<uint8_t>((*zp)[row * per_row + (j >> 1)]) >> ((j & 1) * 4)) & 0xF;
+    }
+  }
+  return static_cast<float>(code - z) * scales[b];
+}
+
+TEST(QuantizePassTest, TiedEmbeddingSharesTheLmHeadCodes) {
+  const std::vector<float> e = RandomFloats(kVocab * kK, 7, 0.5f);
+  for (int bits : {4, 8}) {
+    for (bool sym : {true, false}) {
+      SCOPED_TRACE(absl::StrCat(bits, "-bit ", sym ? "symmetric" : "asymmetric"));
+      Recipe rc;
+      if (bits == 4) {
+        rc = Int4();
+        rc.lm_head = LmHeadMode::kInt4;
+      } else {
+        rc.precision = Precision::kInt8;
+        rc.int8_mode = Int8Mode::kMatMulNBits;
+        rc.lm_head = LmHeadMode::kInt8;
+      }
+      rc.keep_embeddings = false;
+      rc.symmetric = sym;
+      rc.embedding_op = EmbeddingOp::kGatherBlockQuantized;
+      Result r = Quantize(Embedding(17, true), rc);
+      ASSERT_TRUE(r.status.ok()) << r.status;
+      const auto& g = r.proto.graph();
+      EXPECT_EQ(Init(g, "E"), nullptr);
+      EXPECT_EQ(NodeOfType(g, "Transpose"), nullptr);
+      const auto* mnb = NodeOfType(g, "MatMulNBits");
+      const auto* gbq = NodeOfType(g, "GatherBlockQuantized");
+      ASSERT_NE(mnb, nullptr);
+      ASSERT_NE(gbq, nullptr);
+      EXPECT_EQ(Attr(*mnb, "bits"), bits);
+      EXPECT_EQ(Attr(*gbq, "bits"), bits);
+      EXPECT_EQ(Attr(*gbq, "block_size"), 32);
+      EXPECT_EQ(Attr(*gbq, "gather_axis"), 0);
+      EXPECT_EQ(Attr(*gbq, "quantize_axis"), 1);
+      ASSERT_EQ(gbq->input_size(), sym ? 3 : 4);
+      EXPECT_EQ(gbq->input(1), "ids");
+      // Every quantized input of the Gather is the LM head's, reshaped.
+      const onnx::TensorProto* data = InitThroughReshape(g, gbq->input(0));
+      const onnx::TensorProto* scale = InitThroughReshape(g, gbq->input(2));
+      const onnx::TensorProto* zp = sym ? nullptr : InitThroughReshape(g, gbq->input(3));
+      ASSERT_NE(data, nullptr);
+      ASSERT_NE(scale, nullptr);
+      EXPECT_EQ(data->name(), mnb->input(1));
+      EXPECT_EQ(scale->name(), mnb->input(2));
+      if (!sym) {
+        ASSERT_NE(zp, nullptr);
+        EXPECT_EQ(zp->name(), mnb->input(3));
+      }
+      int uint8_tensors = 0;
+      for (const auto& t : g.initializer()) uint8_tensors += t.data_type() == kOnnxUint8;
+      EXPECT_EQ(uint8_tensors, sym ? 1 : 2);  // codes (+ zero points), once
+      ASSERT_EQ(r.report.tensors.size(), 1u);
+      EXPECT_THAT(r.report.notes, ::testing::Contains(HasSubstr("the table is stored once")));
+      // The Gather's view of the shared bytes dequantizes to E.
+      const std::vector<float> scales = FloatsOf(*scale);
+      for (int64_t v = 0; v < kVocab; ++v) {
+        for (int64_t h = 0; h < kK; ++h) {
+          const float s = std::abs(scales[v * 2 + h / 32]);
+          ASSERT_NEAR(GbqElement(data->raw_data(), scales, zp ? &zp->raw_data() : nullptr, bits,
+                                 kK, 32, v, h),
+                      e[v * kK + h], s * (sym ? 1.0f : 0.5f) + 1e-5f)
+              << v << "," << h;
+        }
+      }
+    }
+  }
+}
+
+TEST(QuantizePassTest, TiedEmbeddingSharedWithAGemmHeadNamedByLmHeadNode) {
+  // Gemm(transB=1) reads E itself; the output is not called logits, so the
+  // LM head is named. Without the name there is no LM head to share with.
+  onnx::ModelProto m = Embedding(17);
+  auto* g = m.mutable_graph();
+  *g->add_output() = Value("scores", kOnnxFloat, {1, kVocab});
+  AddNode(g, "Gemm", "head", {"x", "E"}, {"scores"});
+  auto* trans_b = g->mutable_node(g->node_size() - 1)->add_attribute();
+  trans_b->set_name("transB");
+  trans_b->set_type(onnx::AttributeProto::INT);
+  trans_b->set_i(1);
+  Recipe rc = Int4();
+  rc.keep_embeddings = false;
+  rc.lm_head = LmHeadMode::kInt4;
+  rc.embedding_op = EmbeddingOp::kGatherBlockQuantized;
+  rc.lm_head_node = "head";
+  rc.op_types = {"MatMul"};  // INT4's default: Gemm is not quantized, nothing to share
+  Result skipped = Quantize(m, rc);
+  ASSERT_TRUE(skipped.status.ok()) << skipped.status;
+  EXPECT_EQ(NodeOfType(skipped.proto.graph(), "Reshape"), nullptr);
+  EXPECT_THAT(skipped.report.notes, ::testing::Contains(HasSubstr("op Gemm is not quantized")));
+  rc.op_types = {"MatMul", "Gemm"};
+  Result r = Quantize(m, rc);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  const auto* mnb = NodeOfType(r.proto.graph(), "MatMulNBits");
+  const auto* gbq = NodeOfType(r.proto.graph(), "GatherBlockQuantized");
+  ASSERT_NE(mnb, nullptr);
+  ASSERT_NE(gbq, nullptr);
+  const auto* data = InitThroughReshape(r.proto.graph(), gbq->input(0));
+  ASSERT_NE(data, nullptr);
+  EXPECT_EQ(data->name(), mnb->input(1));
+  EXPECT_EQ(Init(r.proto.graph(), "E"), nullptr);
+  EXPECT_EQ(r.report.tensors.size(), 1u);
+}
+
+TEST(QuantizePassTest, TiedEmbeddingQuantizedSeparatelyWhenSettingsDiffer) {
+  struct Case {
+    const char* label;
+    LmHeadMode head;
+    bool int8_embeddings;
+    int block_size;
+    const char* why;
+  };
+  for (const Case& c : {Case{"head int8 QDQ", LmHeadMode::kInt8, false, 32, "not quantized to"},
+                        Case{"head float", LmHeadMode::kFloat, false, 32, "stays float"},
+                        Case{"bits differ", LmHeadMode::kInt4, true, 32, "the embedding 8-bit"},
+                        Case{"ragged block", LmHeadMode::kInt4, false, 128, "block_size 128"}}) {
+    SCOPED_TRACE(c.label);
+    Recipe rc = Int4();
+    rc.keep_embeddings = false;
+    rc.lm_head = c.head;
+    rc.int8_embeddings = c.int8_embeddings;
+    rc.block_size = c.block_size;
+    rc.embedding_op = EmbeddingOp::kGatherBlockQuantized;
+    Result r = Quantize(Embedding(17, true), rc);
+    ASSERT_TRUE(r.status.ok()) << r.status;
+    const auto& g = r.proto.graph();
+    const auto* gbq = NodeOfType(g, "GatherBlockQuantized");
+    ASSERT_NE(gbq, nullptr);
+    EXPECT_EQ(gbq->input(0), "E_quantized");  // its own codes
+    EXPECT_EQ(Attr(*gbq, "bits"), c.int8_embeddings ? 8 : 4);
+    EXPECT_EQ(NodeOfType(g, "Reshape"), nullptr);
+    EXPECT_THAT(r.report.notes, ::testing::Contains(::testing::AllOf(HasSubstr("quantized separately"),
+                                                          HasSubstr(c.why))));
+  }
+}
+
+TEST(QuantizePassTest, EmbeddingAsGatherBlockQuantized8Bit) {
+  const std::vector<float> e = RandomFloats(kVocab * kK, 7, 0.5f);
+  for (int block : {16, 128}) {  // 128 > hidden: one padded block, cut off
+    for (bool sym : {true, false}) {
+      SCOPED_TRACE(absl::StrCat("block ", block, sym ? " symmetric" : " asymmetric"));
+      Recipe rc;
+      rc.precision = Precision::kInt8;
+      rc.keep_embeddings = false;
+      rc.symmetric = sym;
+      rc.block_size = block;
+      rc.embedding_op = EmbeddingOp::kGatherBlockQuantized;
+      Result r = Quantize(Embedding(17), rc);
+      ASSERT_TRUE(r.status.ok()) << r.status;
+      const auto& g = r.proto.graph();
+      EXPECT_EQ(NodeOfType(g, "DequantizeLinear"), nullptr);
+      EXPECT_EQ(Init(g, "E"), nullptr);
+      const auto* gbq = NodeOfType(g, "GatherBlockQuantized");
+      ASSERT_NE(gbq, nullptr);
+      EXPECT_EQ(gbq->domain(), "com.microsoft");
+      std::vector<std::string> want = {"E_quantized", "ids", "E_scale"};
+      if (!sym) want.push_back("E_zero_point");
+      EXPECT_EQ(std::vector<std::string>(gbq->input().begin(), gbq->input().end()), want);
+      EXPECT_EQ(Attr(*gbq, "bits"), 8);
+      EXPECT_EQ(Attr(*gbq, "block_size"), block);
+      EXPECT_EQ(Attr(*gbq, "gather_axis"), 0);
+      EXPECT_EQ(Attr(*gbq, "quantize_axis"), 1);
+      const int64_t blocks = (kK + block - 1) / block;
+      const auto* q = Init(g, "E_quantized");
+      const auto* s = Init(g, "E_scale");
+      const auto* zp = Init(g, "E_zero_point");
+      ASSERT_NE(q, nullptr);
+      ASSERT_NE(s, nullptr);
+      ASSERT_EQ(zp != nullptr, !sym);
+      EXPECT_EQ(q->data_type(), kOnnxUint8);
+      EXPECT_EQ(Dims(*q), (std::vector<int64_t>{kVocab, kK}));
+      ASSERT_EQ(q->raw_data().size(), static_cast<size_t>(kVocab * kK));
+      EXPECT_EQ(Dims(*s), (std::vector<int64_t>{kVocab, blocks}));
+      if (zp != nullptr) {
+        EXPECT_EQ(zp->data_type(), kOnnxUint8);
+        EXPECT_EQ(Dims(*zp), (std::vector<int64_t>{kVocab, blocks}));
+      }
+      const std::vector<float> scales = FloatsOf(*s);
+      for (int64_t v = 0; v < kVocab; ++v) {
+        for (int64_t h = 0; h < kK; ++h) {
+          const int64_t b = v * blocks + h / block;
+          const int code = static_cast<uint8_t>(q->raw_data()[v * kK + h]);
+          const int z = zp != nullptr ? static_cast<uint8_t>(zp->raw_data()[b]) : 128;
+          ASSERT_NEAR((code - z) * scales[b], e[v * kK + h], std::abs(scales[b]) + 1e-6f)
+              << v << "," << h;
+        }
+      }
+      ASSERT_EQ(r.report.tensors.size(), 1u);
+      EXPECT_EQ(r.report.tensors[0].dtype_after, "UINT8 (GatherBlockQuantized)");
+      EXPECT_GT(r.report.tensors[0].sqnr_db, 35);
+    }
+  }
+}
+
 TEST(QuantizePassTest, CancelledSaveLeavesNoOutput) {
   CancelToken cancel;
   cancel.Cancel();

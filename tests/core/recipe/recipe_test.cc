@@ -329,6 +329,32 @@ TEST(RecipeTest, ValidateNamesRecipeFieldsNotFlags) {
   }
 }
 
+TEST(RecipeTest, GatherBlockQuantizedEmbeddingsTakeFourOrEightBits) {
+  Recipe r;
+  r.keep_embeddings = false;
+  r.embedding_op = EmbeddingOp::kGatherBlockQuantized;
+  r.precision = Precision::kInt4;
+  EXPECT_TRUE(ValidateRecipe(r).ok());  // 4-bit
+  r.int8_embeddings = true;
+  EXPECT_TRUE(ValidateRecipe(r).ok());  // 8-bit inside an INT4 model
+  r.int8_embeddings = false;
+  r.precision = Precision::kInt8;
+  EXPECT_TRUE(ValidateRecipe(r).ok());  // 8-bit
+  r.precision = Precision::kFp16;
+  absl::Status st = ValidateRecipe(r);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(st.message()), ::testing::HasSubstr("int4 or int8"));
+  r.precision = Precision::kInt8;
+  r.keep_embeddings = true;
+  EXPECT_EQ(ValidateRecipe(r).code(), absl::StatusCode::kInvalidArgument);
+  // int8_embeddings still belongs to INT4 models.
+  Recipe i8;
+  i8.precision = Precision::kInt8;
+  i8.keep_embeddings = false;
+  i8.int8_embeddings = true;
+  EXPECT_EQ(ValidateRecipe(i8).code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(RecipeFlagsTest, FlagHintNamesTheFlagsOfMentionedFields) {
   EXPECT_EQ(WithFlagHint("gguf_type needs a GGUF input; this input is ONNX"),
             "gguf_type needs a GGUF input; this input is ONNX [flags: gguf_type: --gguf-type]");

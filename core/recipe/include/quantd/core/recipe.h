@@ -94,7 +94,9 @@ struct Recipe {
   // INT4 recipes that quantize embeddings: INT8 per row instead of INT4
   // (NNCF's default backup precision for embeddings).
   bool int8_embeddings = false;
-  // INT4 embeddings (--quantize-embeddings): the operator that reads them.
+  // Quantized embeddings (--quantize-embeddings): the operator that reads
+  // them. GatherBlockQuantized is 4-bit for INT4 embeddings, 8-bit for INT8
+  // ones (precision int8, or int8_embeddings).
   EmbeddingOp embedding_op = EmbeddingOp::kGather;
   int int8_first_layers = 0;
   int int8_last_layers = 0;
