@@ -188,9 +188,9 @@ absl::StatusOr<OpsetPlan> PlanOpsets(const Recipe& recipe, bool has_embedding,
   }
   // INT8 MatMulNBits needs no DequantizeLinear.
   const bool nbits8 = recipe.int8_mode == Int8Mode::kMatMulNBits;
-  const bool int8_inside_int4 =
-      recipe.lm_head == LmHeadMode::kInt8 || recipe.int8_first_layers > 0 ||
-      recipe.int8_last_layers > 0 || !recipe.int8_regex.empty();
+  const bool int8_inside_int4 = recipe.lm_head == LmHeadMode::kInt8 ||
+                                recipe.int8_first_layers > 0 || recipe.int8_last_layers > 0 ||
+                                !recipe.int8_regex.empty();
   // GatherBlockQuantized embeddings (4 or 8 bits) need no DequantizeLinear either.
   const bool dq8 = (!int4 && !dynamic && !nbits8) || (int4 && int8_inside_int4 && !nbits8) ||
                    (emb && !plan.embedding_int4 && !gbq);
@@ -203,10 +203,9 @@ absl::StatusOr<OpsetPlan> PlanOpsets(const Recipe& recipe, bool has_embedding,
         RaiseOpset(model, plan.opset, need, wants_per_axis ? 13 : need, notes);
     if (!raised.ok()) {
       if (qdq4) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("INT4 QDQ needs DequantizeLinear from opset 21 (int4 types, block_size); ",
-                         raised.status().message(),
-                         ". Set int4_format to INT4_FORMAT_MATMULNBITS instead"));
+        return absl::FailedPreconditionError(absl::StrCat(
+            "INT4 QDQ needs DequantizeLinear from opset 21 (int4 types, block_size); ",
+            raised.status().message(), ". Set int4_format to INT4_FORMAT_MATMULNBITS instead"));
       }
       return raised.status();
     }

@@ -76,5 +76,27 @@ TEST(OpsetTest, Int4QdqRefusalNamesTheRecipeField) {
   EXPECT_FALSE(ok->embedding_int4);
 }
 
+// GatherBlockQuantized embeddings are a contrib op at any width: an INT4
+// MatMulNBits model with 8-bit GatherBlockQuantized embeddings keeps its
+// opset, where DequantizeLinear embeddings raise it to 10.
+TEST(OpsetTest, GatherBlockQuantizedEmbeddingsNeedNoRaise) {
+  Recipe r;
+  r.precision = Precision::kInt4;
+  r.int4_format = Int4Format::kMatMulNBits;
+  r.keep_embeddings = false;
+  r.int8_embeddings = true;
+  r.embedding_op = EmbeddingOp::kGatherBlockQuantized;
+  std::vector<std::string> notes;
+  onnx::ModelProto m = WithOps(9, {"MatMul", "Gather"});
+  auto gbq = PlanOpsets(r, /*has_embedding=*/true, &m, &notes);
+  ASSERT_TRUE(gbq.ok()) << gbq.status();
+  EXPECT_EQ(gbq->opset, 9);
+  EXPECT_EQ(DefaultOpset(m), 9);
+  r.embedding_op = EmbeddingOp::kGather;
+  auto dq = PlanOpsets(r, /*has_embedding=*/true, &m, &notes);
+  ASSERT_TRUE(dq.ok()) << dq.status();
+  EXPECT_GE(dq->opset, 10);
+}
+
 }  // namespace
 }  // namespace quantd::core
