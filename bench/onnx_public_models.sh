@@ -34,6 +34,8 @@ recipes=(
   "iot-int4|--preset iot-int4"
   "int4 int8-layers first:1,last:1|--precision int4 --int8-layers first:1,last:1"
   "int4 GatherBlockQuantized embeddings|--precision int4 --quantize-embeddings --embedding-op gatherblockquantized"
+  "int4 + 8-bit GatherBlockQuantized emb|--precision int4 --quantize-embeddings --int8-embeddings --embedding-op gatherblockquantized"
+  "int8 + 8-bit GatherBlockQuantized emb|--precision int8 --quantize-embeddings --embedding-op gatherblockquantized"
   "openvino-int4|--preset openvino-int4"
 )
 
