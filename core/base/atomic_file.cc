@@ -19,6 +19,9 @@ namespace quantd::core {
 namespace {
 
 constexpr size_t kBufferSize = 4 << 20;
+// Spans at least this long are written from the caller's memory: a second
+// copy through the buffer costs more than the extra system call.
+constexpr size_t kDirectWriteMin = 64 << 10;
 
 }  // namespace
 
@@ -104,17 +107,32 @@ absl::Status AtomicFileWriter::Write(absl::Span<const uint8_t> bytes) {
   if (fd_ < 0) return absl::FailedPreconditionError("file already committed or discarded");
   offset_ += bytes.size();
   if (resumable_) return WriteAll(bytes.data(), bytes.size());
-  if (buffer_.size() + bytes.size() <= kBufferSize) {
+  if (bytes.size() < kDirectWriteMin) {
+    if (buffer_.size() + bytes.size() > kBufferSize) QUANTD_RETURN_IF_ERROR(Flush());
     buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
+  } else {
+    // Large span: bypass the buffer (after what it holds, to keep the order).
+    QUANTD_RETURN_IF_ERROR(Flush());
+    QUANTD_RETURN_IF_ERROR(WriteAll(bytes.data(), bytes.size()));
+  }
+  if (write_back_interval_ > 0 && offset_ - buffer_.size() >= written_back_ + write_back_interval_) {
+    StartWriteBack();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AtomicFileWriter::Reserve(uint64_t total_bytes) {
+  if (fd_ < 0) return absl::FailedPreconditionError("file already committed or discarded");
+  if (total_bytes == 0) return absl::OkStatus();
+  if (::fallocate(fd_, FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(total_bytes)) == 0) {
     return absl::OkStatus();
   }
-  QUANTD_RETURN_IF_ERROR(Flush());
-  if (bytes.size() < kBufferSize) {
-    buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
-    return absl::OkStatus();
+  const int err = errno;
+  if (err == ENOSPC || err == EFBIG || err == EDQUOT || err == EIO) {
+    return ErrnoToStatus(err, absl::StrCat("cannot reserve ", total_bytes, " bytes for"),
+                         tmp_path_);
   }
-  // Large write: bypass the buffer.
-  return WriteAll(bytes.data(), bytes.size());
+  return absl::OkStatus();  // EOPNOTSUPP and the like: write without preallocating
 }
 
 absl::Status AtomicFileWriter::PadTo(uint64_t alignment) {
