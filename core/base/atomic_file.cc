@@ -125,6 +125,7 @@ absl::Status AtomicFileWriter::Reserve(uint64_t total_bytes) {
   if (fd_ < 0) return absl::FailedPreconditionError("file already committed or discarded");
   if (total_bytes == 0) return absl::OkStatus();
   if (::fallocate(fd_, FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(total_bytes)) == 0) {
+    reserved_ = std::max(reserved_, total_bytes);
     return absl::OkStatus();
   }
   const int err = errno;
@@ -159,6 +160,9 @@ absl::Status AtomicFileWriter::Commit() {
   if (committed_) return absl::FailedPreconditionError("file already committed");
   if (fd_ < 0) return absl::FailedPreconditionError("file discarded");
   QUANTD_RETURN_IF_ERROR(Flush());
+  if (reserved_ > offset_) {  // give back what Reserve took beyond the end (best effort)
+    (void)::ftruncate(fd_, static_cast<off_t>(offset_));  // same size; drops blocks past it
+  }
   if (::fsync(fd_) != 0) return ErrnoToStatus(errno, "fsync failed", tmp_path_);
   if (::close(fd_) != 0) {
     fd_ = -1;

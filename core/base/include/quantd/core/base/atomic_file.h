@@ -74,7 +74,8 @@ class AtomicFileWriter {
   // the file size as written), so writes skip block reservation and a full
   // disk is reported before any work (ResourceExhausted). A no-op where the
   // file system cannot preallocate. Optional; the bytes written decide the
-  // file's content and size either way.
+  // file's content and size either way (Commit frees space reserved beyond
+  // them, so an upper bound is fine).
   absl::Status Reserve(uint64_t total_bytes);
 
   // Flushes, fsyncs and renames into place. REQUIRES: called once.
@@ -99,6 +100,7 @@ class AtomicFileWriter {
   uint64_t offset_ = 0;
   uint64_t written_back_ = 0;  // StartWriteBack has covered [0, written_back_)
   uint64_t write_back_interval_ = 0;
+  uint64_t reserved_ = 0;  // Reserve's total_bytes
   std::vector<uint8_t> buffer_;
   bool committed_ = false;
 };
