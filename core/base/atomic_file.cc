@@ -20,8 +20,10 @@ namespace {
 
 constexpr size_t kBufferSize = 4 << 20;
 // Spans at least this long are written from the caller's memory: a second
-// copy through the buffer costs more than the extra system call.
-constexpr size_t kDirectWriteMin = 64 << 10;
+// copy through the buffer costs more than the extra system call (measured
+// on GGUF Q4_0, 36 KiB chunks: copying them into page cache from the 4 MiB
+// buffer took 25 % of the run, from the chunk itself 2 %).
+constexpr size_t kDirectWriteMin = 16 << 10;
 
 }  // namespace
 

@@ -87,7 +87,7 @@ TEST_F(AtomicFileTest, ReservedSpaceAndMixedWritesKeepOrderAndSize) {
   (*w)->set_write_back_interval(100 << 10);
   std::string expected;
   for (int i = 0; i < 40; ++i) {
-    const size_t n = i % 3 == 0 ? (70 << 10) + i : 1000 + i;  // >= 64 KiB goes direct
+    const size_t n = i % 3 == 0 ? (70 << 10) + i : 1000 + i;  // >= 16 KiB goes direct
     const std::string piece(n, static_cast<char>('a' + i % 26));
     ASSERT_TRUE((*w)->Write(piece.data(), piece.size()).ok());
     expected += piece;

@@ -6,8 +6,9 @@
 // Two ways to open one:
 //  - Create(path): bytes go to "<path>.tmp-<random>" in the same directory
 //    (buffered: small writes are gathered in a 4 MiB buffer, spans of
-//    64 KiB or more go to write(2) straight from the caller's memory, so
-//    large outputs are copied once, into the page cache). Destroying a
+//    16 KiB or more go to write(2) straight from the caller's memory, so
+//    large outputs are copied once, into the page cache, from memory the
+//    caller has just written and is likely still in cache). Destroying a
 //    writer that was not committed removes the temp file.
 //  - OpenForResume(path): bytes go to "<path>.part" (or a part path the
 //    caller names), appended after what an earlier, interrupted writer left
