@@ -8,13 +8,20 @@
 # threads)) and per CPU second (the anchor's user + sys CPU / quantd's, the
 # fairer figure on a loaded machine), and peak RSS from /usr/bin/time -v.
 #
+# After each type's 2-thread line it prints the 2-thread speed-up (wall at 1
+# thread / wall at 2; 2.00 is perfect) and the CPU overhead of the second
+# thread (CPU at 2 / CPU at 1; 1.00 is none). The speed-up only means
+# something on an otherwise idle machine; the CPU figures hold under load.
+#
 #   bench/gguf_speed.sh [BUILD_DIR] [WORK_DIR]
 #   defaults: BUILD_DIR=build, WORK_DIR=/tmp/quantd-gguf-bench
+#   QUANTD=/path/to/quantd times another binary (e.g. a build from before a
+#   change) with the same model and anchor.
 # Needs targets quantd and gguf_gen_model built (Release).
 set -euo pipefail
 build="${1:-build}"
 work="${2:-/tmp/quantd-gguf-bench}"
-quantd="$build/server/quantd"
+quantd="${QUANTD:-$build/server/quantd}"
 gen="$build/bench/gguf_gen_model"
 for b in "$quantd" "$gen"; do
   [ -x "$b" ] || { echo "missing $b: make -C $build quantd gguf_gen_model" >&2; exit 1; }
@@ -32,6 +39,7 @@ cat "$model" > /dev/null  # warm the page cache, as for llama-quantize's runs
 # machine class (2 vCPU x86-64, AVX2), not re-measured.
 declare -A ref=([Q8_0]=1.89 [Q4_0]=2.05 [Q6_K]=7.6 [Q5_K_M]=12.7 [Q4_K_M]=15.1)
 declare -A ref_cpu  # measured: llama-quantize's user + sys CPU seconds
+declare -A wall_at cpu_at  # this type's best wall / its CPU, per thread count
 types=(${GGUF_BENCH_TYPES:-Q8_0 Q4_0 Q6_K Q5_K_M Q4_K_M})
 llama=${LLAMA_QUANTIZE:-}
 wall_of() {  # /usr/bin/time -v log -> seconds
@@ -50,6 +58,7 @@ for t in "${types[@]}"; do
     lbest=""
     for rep in $(seq "${GGUF_BENCH_REPEAT:-2}"); do
       llog="$work/time-llama-$t-$rep.txt"
+      rm -f "$work/llama-$t.gguf"  # freeing an old output is not part of the run
       /usr/bin/time -v "$llama" "$model" "$work/llama-$t.gguf" "$t" 1 > /dev/null 2> "$llog"
       lw=$(wall_of "$llog")
       if [ -z "$lbest" ] || awk -v a="$lw" -v b="$lbest" 'BEGIN{exit !(a<b)}'; then
@@ -66,6 +75,7 @@ for t in "${types[@]}"; do
     best=""
     for rep in $(seq "${GGUF_BENCH_REPEAT:-2}"); do
       log="$work/time-$t-$thr-$rep.txt"
+      rm -f "$out"
       /usr/bin/time -v "$quantd" quantize "$model" -o "$out" --gguf-type "$t" --threads "$thr" \
         > /dev/null 2> "$log"
       wall=$(wall_of "$log")
@@ -82,6 +92,10 @@ for t in "${types[@]}"; do
     rc=${ref_cpu[$t]:-${ref[$t]}}  # without a measured anchor: its wall (idle machine)
     awk -v t="$t" -v thr="$thr" -v w="$wall" -v u="$usr" -v s="$sys" -v r="${ref[$t]}" -v rc="$rc" -v m="$rss" \
       'BEGIN { printf "%-8s %4d %9.2f %9.2f %11.2f %9.2f %12.1fx %10.1fx %10d\n", t, thr, w, u+s, r, rc, r/(w*thr), rc/(u+s), m }'
+    wall_at[$thr]=$wall
+    cpu_at[$thr]=$(awk -v u="$usr" -v s="$sys" 'BEGIN { print u + s }')
   done
+  awk -v t="$t" -v w1="${wall_at[1]}" -v w2="${wall_at[2]}" -v c1="${cpu_at[1]}" -v c2="${cpu_at[2]}" \
+    'BEGIN { printf "%-8s 2-thread speed-up %.2fx (wall 1 thr / 2 thr), CPU 2 thr / 1 thr %.2f\n", t, w1/w2, c2/c1 }'
   rm -f "$work/out-$t.gguf"
 done

@@ -6,12 +6,18 @@
 # tensor), then runs both models in ONNX Runtime and prints the logits cosine.
 #
 #   bench/int4_large_model.sh [BUILD_DIR] [WORK_DIR] [THREADS]
+# THREADS may be a list ("1 2"): the conversion runs once per count, each
+# printing wall and CPU (user + sys) seconds, and then the speed-up of the
+# last count over the first (wall) and the CPU ratio (CPU last / first; 1.00:
+# the extra threads cost no extra work). The speed-up only means something
+# on an otherwise idle machine. QUANTD=/path/to/quantd times another binary;
+# SKIP_ORT=1 skips the ONNX Runtime comparison.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../build}
 work=${2:-$(mktemp -d /tmp/quantd-int4-large.XXXXXX)}
-threads=${3:-$(nproc)}
-quantd=$build/server/quantd
+threads_list=${3:-$(nproc)}
+quantd=${QUANTD:-$build/server/quantd}
 mkdir -p "$work"
 if [ ! -f "$work/model.onnx.data" ]; then
   echo "generating a ~1.35 GB FP32 decoder in $work ..."
@@ -21,10 +27,25 @@ fi
 in_bytes=$(( $(stat -c %s "$work/model.onnx") + $(stat -c %s "$work/model.onnx.data") ))
 largest=$(( 32000 * 2048 * 4 ))   # embedding / lm_head, FP32
 mkdir -p "$work/int4"
-/usr/bin/time -v "$quantd" quantize "$work/model.onnx" -o "$work/int4/model.onnx" \
-  --precision int4 --block-size 32 --lm-head int8 --threads "$threads" \
-  --report "$work/int4/report.json" --quiet 2> "$work/time.txt"
-wall=$(grep "Elapsed (wall clock)" "$work/time.txt" | awk '{print $NF}')
+cat "$work/model.onnx.data" > /dev/null  # warm the page cache
+first_wall="" first_cpu="" first_threads=""
+for threads in $threads_list; do
+  rm -f "$work/int4/model.onnx" "$work/int4/model.onnx.data"
+  /usr/bin/time -v "$quantd" quantize "$work/model.onnx" -o "$work/int4/model.onnx" \
+    --precision int4 --block-size 32 --lm-head int8 --threads "$threads" \
+    --report "$work/int4/report.json" --quiet 2> "$work/time.txt"
+  wall=$(grep "Elapsed (wall clock)" "$work/time.txt" | awk '{print $NF}')
+  wall_s=$(echo "$wall" | awk -F: '{s=0; for(i=1;i<=NF;i++) s=s*60+$i; print s}')
+  cpu_s=$(awk -F': ' '/User time/ {u=$2} /System time/ {s=$2} END {print u+s}' "$work/time.txt")
+  rss_mib=$(awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2/1024}' "$work/time.txt")
+  echo "threads $threads: wall $wall_s s, CPU $cpu_s s, peak RSS $rss_mib MiB"
+  if [ -z "$first_wall" ]; then
+    first_wall=$wall_s first_cpu=$cpu_s first_threads=$threads
+  else
+    awk -v a="$first_threads" -v b="$threads" -v w1="$first_wall" -v w2="$wall_s" -v c1="$first_cpu" \
+      -v c2="$cpu_s" 'BEGIN { printf "speed-up %s -> %s threads: %.2fx (wall), CPU ratio %.2f\n", a, b, w1/w2, c2/c1 }'
+  fi
+done
 rss_kb=$(grep "Maximum resident set size" "$work/time.txt" | awk '{print $NF}')
 out_bytes=$(( $(stat -c %s "$work/int4/model.onnx") + $(stat -c %s "$work/int4/model.onnx.data") ))
 bound=$(( 256 * 1024 * 1024 + 2 * largest ))

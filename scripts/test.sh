@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DQUANTD_BUILD_TESTS=ON -DQUANTD_BUILD_BENCH=ON
+gbench=()  # Google Benchmark built as Release when setup.sh fetched its sources
+[ -f /opt/quantd-deps/benchmark/CMakeLists.txt ] && gbench=(-DQUANTD_BENCHMARK_SOURCE_DIR=/opt/quantd-deps/benchmark)
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DQUANTD_BUILD_TESTS=ON -DQUANTD_BUILD_BENCH=ON "${gbench[@]}"
 cmake --build build -j"$(nproc)"
 status=0
 (cd build && ctest --output-on-failure -j"$(nproc)" --timeout 1200 "$@") || status=$?

@@ -4,11 +4,14 @@
 //
 // Flow: open the source (a file: map, parse and validate it), decide every tensor's output
 // type (MixPlanner, in llama.cpp's tensor order), pre-compute the output
-// header, then stream tensor data through an AtomicFileWriter one tensor at
-// a time. Each tensor's rows are quantized in parallel chunks on the
-// RunContext's pool; chunks write to fixed positions of the tensor's output
-// buffer, so the bytes do not depend on the thread count. Peak memory: the input's resident pages
-// (released after each tensor) plus one output tensor and per-thread scratch.
+// header (the file's space is reserved up front), then stream tensor data
+// through an AtomicFileWriter one tensor at a time. Each tensor's rows are
+// quantized in parallel chunks on the RunContext's pool; a ChunkWriter
+// writes the chunks in order as they finish, by whichever loop thread
+// completes the written prefix (no writer thread: the job uses exactly its
+// parallelism), so the bytes do not depend on the thread count. Peak
+// memory: the input's resident pages (released after each tensor) plus a
+// ring of 2 output chunks per thread and per-thread scratch.
 #include "quantd/core/gguf/gguf_run.h"
 
 #include <algorithm>
@@ -18,7 +21,6 @@
 #include <limits>
 #include <memory>
 #include <optional>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -47,6 +49,10 @@ using gguf::GgmlType;
 
 constexpr uint32_t kQuantizationVersion = 2;  // GGML_QNT_VERSION
 constexpr int64_t kChunkElements = 1 << 16;   // work unit for the pool
+constexpr int kSlotsPerThread = 2;            // output chunks in flight per thread
+// Write-back is started every this many output bytes, so the disk works
+// while the next tensors are computed and Commit's fsync has little left.
+constexpr uint64_t kWriteBackBytes = 32 << 20;
 
 struct TensorPlan {
   size_t index;  // in the source's tensors()
@@ -78,11 +84,13 @@ struct ChunkQuality {
 };
 
 // Adds sum x^2, sum (x-y)^2 and max |x-y| over n values to *q. Lane-split
-// float partial sums over short spans (vectorisable, fixed order) feed
-// double totals, so the result is deterministic and accurate.
+// float partial sums over spans of kQualitySpan (vectorisable, fixed
+// order) feed double totals, so the result is deterministic and accurate;
+// calling it span by span gives the same sums as one call.
+constexpr int64_t kQualitySpan = 4096;
 void AddQualitySums(const float* x, const float* y, int64_t n, ChunkQuality* q) {
   constexpr int kLanes = 16;
-  constexpr int64_t kSpan = 4096;
+  constexpr int64_t kSpan = kQualitySpan;
   for (int64_t i0 = 0; i0 < n; i0 += kSpan) {
     const int64_t end = std::min(n, i0 + kSpan);
     float w2[kLanes] = {}, e2[kLanes] = {}, emax[kLanes] = {};
@@ -111,108 +119,121 @@ void AddQualitySums(const float* x, const float* y, int64_t n, ChunkQuality* q) 
   }
 }
 
-// Writes tensor data (each padded to the alignment) in order. With `async`
-// a background thread does the writing, so writing tensor k overlaps
-// computing tensor k+1; at most one write is in flight, so two output
-// buffers suffice. Thread safety: Put/Finish from the owning thread only.
-class TensorSink {
+// Writes the chunks of one tensor to the output in chunk order while a
+// ParallelFor computes them in any order. Chunk c is computed into ring slot
+// c % slots; the thread whose chunk extends the written prefix writes every
+// finished chunk in order (one such writer at a time, outside the lock), so
+// writing needs no thread of its own: a loop of parallelism P uses exactly
+// its P threads, and one thread's writing overlaps the others' computing.
+// The slot of chunk c is free once chunk c - slots is written; a thread that
+// waits for it takes the writer's role when that is free and there is
+// something to write, so the loop always makes progress. Memory: slots x
+// the largest chunk, whatever the tensor size. Each chunk is written while
+// it is still in the computing core's cache.
+//
+// Thread safety: Acquire/Done/Fail from any loop thread (distinct chunks);
+// Reset and Finish from the owning thread while no loop runs.
+class ChunkWriter {
  public:
-  TensorSink(AtomicFileWriter* writer, uint64_t alignment, const gguf::TensorSource* input,
-             bool async)
-      : writer_(writer), alignment_(alignment), input_(input), written_(writer->offset()) {
-    if (async) thread_ = std::thread([this] { Loop(); });
-  }
-  TensorSink(const TensorSink&) = delete;
-  TensorSink& operator=(const TensorSink&) = delete;
-  ~TensorSink() {
-    if (!thread_.joinable()) return;
-    {
-      absl::MutexLock lock(&mu_);
-      stop_ = true;
-    }
-    thread_.join();
+  explicit ChunkWriter(AtomicFileWriter* writer) : writer_(writer) {}
+  ChunkWriter(const ChunkWriter&) = delete;
+  ChunkWriter& operator=(const ChunkWriter&) = delete;
+
+  // Prepares for a tensor of `chunks` chunks of at most `chunk_bytes`.
+  void Reset(int64_t chunks, size_t chunk_bytes, int slots) {
+    absl::MutexLock lock(&mu_);
+    chunks_ = chunks;
+    chunk_bytes_ = chunk_bytes;
+    slots_ = std::max(slots, 1);
+    const size_t need = chunk_bytes * static_cast<size_t>(slots_);
+    if (ring_.size() < need) ring_.resize(need);  // grows only: no refill per tensor
+    done_.assign(static_cast<size_t>(slots_), -1);
+    size_.assign(static_cast<size_t>(slots_), 0);
+    next_ = 0;
+    writing_ = false;
+    stopped_ = false;
   }
 
-  // Queues `size` bytes at `data`, which must stay valid until the next Put
-  // or Finish returns. Afterwards input tensor `release` is released
-  // (kNoRelease: none).
-  static constexpr size_t kNoRelease = ~size_t{0};
-  absl::Status Put(const uint8_t* data, uint64_t size, size_t release) {
-    Job job{data, size, release};
-    if (!thread_.joinable()) {
-      absl::Status st = Write(job);
-      written_.store(writer_->offset());
-      return st;
-    }
+  // The buffer for chunk c (chunk_bytes long), once its slot is free; null
+  // when the tensor was stopped (Fail or a write error).
+  uint8_t* Acquire(int64_t c) {
     absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(
-        +[](TensorSink* s) ABSL_NO_THREAD_SAFETY_ANALYSIS { return !s->has_job_; }, this));
+    auto can_go = [this, c]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return stopped_ || c < next_ + slots_ || (!writing_ && Ready());
+    };
+    for (;;) {
+      mu_.Await(absl::Condition(&can_go));
+      if (stopped_) return nullptr;
+      if (c < next_ + slots_) return ring_.data() + Slot(c) * chunk_bytes_;
+      WriteReady();  // the writer's role was free and a chunk was ready
+    }
+  }
+
+  // Chunk c's `bytes` are in its buffer; writes them (and any later chunks
+  // already done) unless another thread is writing, which then does.
+  void Done(int64_t c, size_t bytes) {
+    absl::MutexLock lock(&mu_);
+    done_[Slot(c)] = c;
+    size_[Slot(c)] = bytes;
+    if (!writing_) WriteReady();
+  }
+
+  // Chunk c produced nothing (non-finite input): nothing more is written.
+  void Fail() {
+    absl::MutexLock lock(&mu_);
+    stopped_ = true;
+  }
+
+  // After the loop: the first write error, else OK. When no chunk failed,
+  // every chunk has been written.
+  absl::Status Finish() {
+    absl::MutexLock lock(&mu_);
     if (!status_.ok()) return status_;
-    job_ = job;
-    has_job_ = true;
+    if (!stopped_ && next_ != chunks_) return absl::InternalError("GGUF chunk writer lost a chunk");
     return absl::OkStatus();
   }
-
-  // Waits until everything queued is written.
-  absl::Status Finish() {
-    if (!thread_.joinable()) return absl::OkStatus();
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(
-        +[](TensorSink* s) ABSL_NO_THREAD_SAFETY_ANALYSIS { return !s->has_job_; }, this));
-    return status_;
-  }
-
-  // Output bytes written so far (for progress).
-  uint64_t written() const { return written_.load(); }
 
  private:
-  struct Job {
-    const uint8_t* data;
-    uint64_t size;
-    size_t release;
-  };
-
-  absl::Status Write(const Job& job) {
-    QUANTD_RETURN_IF_ERROR(writer_->Write(job.data, job.size));
-    QUANTD_RETURN_IF_ERROR(writer_->PadTo(alignment_));
-    if (job.release != kNoRelease) input_->Release(job.release);
-    return absl::OkStatus();
+  size_t Slot(int64_t c) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return static_cast<size_t>(c % slots_);
+  }
+  bool Ready() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return next_ < chunks_ && done_[Slot(next_)] == next_;
   }
 
-  void Loop() {
-    for (;;) {
-      Job job;
-      {
-        absl::MutexLock lock(&mu_);
-        mu_.Await(absl::Condition(
-            +[](TensorSink* s) ABSL_NO_THREAD_SAFETY_ANALYSIS { return s->has_job_ || s->stop_; },
-            this));
-        if (!has_job_) return;  // stopped
-        job = job_;
-      }
-      absl::Status st = status_ok_ ? Write(job) : absl::OkStatus();
-      written_.store(writer_->offset());
-      absl::MutexLock lock(&mu_);
+  // Writes ready chunks in order, releasing the lock around each write.
+  void WriteReady() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    writing_ = true;
+    while (!stopped_ && Ready()) {
+      const uint8_t* data = ring_.data() + Slot(next_) * chunk_bytes_;
+      const size_t bytes = size_[Slot(next_)];
+      mu_.Unlock();
+      absl::Status st = writer_->Write(data, bytes);
+      mu_.Lock();
       if (!st.ok()) {
-        status_ = st;
-        status_ok_ = false;
+        status_ = std::move(st);
+        stopped_ = true;
+        break;
       }
-      has_job_ = false;
+      ++next_;
     }
+    writing_ = false;
   }
 
-  AtomicFileWriter* const writer_;  // used by one thread at a time
-  const uint64_t alignment_;
-  const gguf::TensorSource* const input_;
-  std::atomic<uint64_t> written_;
-  std::thread thread_;
+  AtomicFileWriter* const writer_;  // used by the thread holding the writer's role
 
   absl::Mutex mu_;
-  bool has_job_ ABSL_GUARDED_BY(mu_) = false;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  Job job_ ABSL_GUARDED_BY(mu_) = {};
+  std::vector<uint8_t> ring_;  // slots_ x chunk_bytes_; each slot is owned by
+                               // its chunk's computing thread, then the writer
+  int64_t chunks_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t chunk_bytes_ = 0;  // set by Reset, read by loop threads after Acquire
+  int slots_ ABSL_GUARDED_BY(mu_) = 1;
+  std::vector<int64_t> done_ ABSL_GUARDED_BY(mu_);  // per slot: the chunk done in it
+  std::vector<size_t> size_ ABSL_GUARDED_BY(mu_);
+  int64_t next_ ABSL_GUARDED_BY(mu_) = 0;  // chunks [0, next_) are written
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status status_ ABSL_GUARDED_BY(mu_);
-  bool status_ok_ = true;  // written by the sink thread only
 };
 
 // The recipe's llama-quantize options.
@@ -633,17 +654,18 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
   report.tensors_total = plans.size();
   report.plan = std::move(plan_report);
   const int threads = ctx.Parallelism();
-  std::vector<uint8_t> out_bufs[2];  // declared before the sink: it may still read one
-  int which = 0;
-  // With more than one thread, output is written in the background; one
-  // sink per output part, in turn.
-  std::unique_ptr<TensorSink> sink;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    QUANTD_RETURN_IF_ERROR(writers[i]->Reserve(parts[i].total_bytes));
+    writers[i]->set_write_back_interval(kWriteBackBytes);
+  }
+  std::vector<uint8_t> out_buf;  // a kept tensor computed from a checkpoint
+  // Output goes straight from the chunks to the part's file (ChunkWriter:
+  // no writer thread; a loop's threads take turns writing in order).
+  std::unique_ptr<ChunkWriter> chunk_writer;
   int cur_part = -1;
   uint64_t parts_done_bytes = 0;  // bytes of the parts already finished
   auto finish_part = [&]() -> absl::Status {
-    if (sink == nullptr) return absl::OkStatus();
-    QUANTD_RETURN_IF_ERROR(sink->Finish());
-    sink.reset();
+    if (cur_part < 0) return absl::OkStatus();
     const OutputPart& part = parts[static_cast<size_t>(cur_part)];
     if (writers[static_cast<size_t>(cur_part)]->offset() != part.total_bytes) {
       return absl::InternalError(
@@ -663,21 +685,21 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
     if (plan.part != cur_part) {
       QUANTD_RETURN_IF_ERROR(finish_part());
       cur_part = plan.part;
-      sink = std::make_unique<TensorSink>(writers[static_cast<size_t>(cur_part)].get(), alignment,
-                                          &source, threads > 1);
+      chunk_writer = std::make_unique<ChunkWriter>(writers[static_cast<size_t>(cur_part)].get());
     }
+    AtomicFileWriter* const writer = writers[static_cast<size_t>(cur_part)].get();
     const gguf::GgufTensorInfo& src = tensors[plan.index];
     // Stored bytes where the source has them (a GGUF file), else F32 rows
     // computed on demand (a checkpoint).
     const uint8_t* src_data = source.StoredBytes(plan.index).data();
     source.Prefetch(plan.index);
     if (!plan.convert && src_data != nullptr) {
-      QUANTD_RETURN_IF_ERROR(sink->Put(src_data, src.nbytes, plan.index));
+      QUANTD_RETURN_IF_ERROR(writer->Write(src_data, src.nbytes));
+      QUANTD_RETURN_IF_ERROR(writer->PadTo(alignment));
+      source.Release(plan.index);
     } else if (!plan.convert) {
       // Kept as is, from computed values: the rows are the output bytes
       // (the type can only be F32, as a source without stored bytes has).
-      std::vector<uint8_t>& out_buf = out_bufs[which];
-      if (threads > 1) which ^= 1;
       if (src.type != GgmlType::kF32) {
         return absl::InternalError(absl::StrCat(
             "tensor '", src.name, "' has no stored bytes and type ", gguf::TypeName(src.type)));
@@ -685,10 +707,10 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
       out_buf.resize(src.nbytes);
       if (src.Rows() > 0)
         source.ReadRows(plan.index, 0, src.Rows(), reinterpret_cast<float*>(out_buf.data()));
-      QUANTD_RETURN_IF_ERROR(sink->Put(out_buf.data(), out_buf.size(), plan.index));
+      QUANTD_RETURN_IF_ERROR(writer->Write(out_buf.data(), out_buf.size()));
+      QUANTD_RETURN_IF_ERROR(writer->PadTo(alignment));
+      source.Release(plan.index);
     } else {
-      std::vector<uint8_t>& out_buf = out_bufs[which];
-      if (threads > 1) which ^= 1;  // double-buffer only for the background writer
       const GgmlType in_type = src.type;
       const GgmlType out_type = plan.out.type;
       const int64_t ne0 = src.ne[0];
@@ -698,11 +720,14 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
       const int64_t rows_per_chunk =
           std::max<int64_t>(1, kChunkElements / std::max<int64_t>(ne0, 1));
       const int64_t chunks = (rows + rows_per_chunk - 1) / rows_per_chunk;
-      out_buf.resize(plan.out.nbytes);
+      chunk_writer->Reset(chunks, static_cast<size_t>(rows_per_chunk * out_row_bytes),
+                          kSlotsPerThread * threads);
       const bool direct = src_data != nullptr && in_type == GgmlType::kF32;  // rows used in place
+      const int64_t out_block = gguf::TypeInfo(out_type).block_size;
+      const int64_t out_type_size = gguf::TypeInfo(out_type).type_size;
       for (int t = 0; t < threads; ++t) {
         if (!direct) src_scratch[t].resize(static_cast<size_t>(rows_per_chunk * ne0));
-        deq_scratch[t].resize(static_cast<size_t>(rows_per_chunk * ne0));
+        deq_scratch[t].resize(static_cast<size_t>(kQualitySpan));
       }
       std::vector<ChunkQuality> quality(static_cast<size_t>(chunks));
       // A quantized type would turn NaN/Inf into garbage scales: refuse them
@@ -725,14 +750,18 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
           source.ReadRows(plan.index, r0, nr, src_scratch[thread].data());
           x = src_scratch[thread].data();
         }
-        uint8_t* y = out_buf.data() + r0 * out_row_bytes;
         // The quantizers get finite rows only: converting a NaN scale to an
         // integer code is undefined behaviour (the sanitizer fuzz build stops
-        // on it), so every chunk of a quantized type is scanned first.
+        // on it), so every chunk of a quantized type is scanned first. Every
+        // chunk is scanned even after one failed, so the error names the
+        // first non-finite element whatever the thread count.
         if (const int64_t bad = check_finite ? FirstNonFiniteF32(x, n) : -1; bad >= 0) {
           first_non_finite[static_cast<size_t>(c)] = r0 * ne0 + bad;
+          chunk_writer->Fail();
           return;
         }
+        uint8_t* y = chunk_writer->Acquire(c);
+        if (y == nullptr) return;  // the tensor failed: nothing more is written
         if (plan.quant_weights == nullptr) {
           gguf::QuantizeRow(out_type, x, y, n);
         } else {
@@ -748,14 +777,22 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
             r = end;
           }
         }
-        if (!measure) return;
-        // Quality: compare the stored values with the source.
-        float* back = deq_scratch[thread].data();
-        gguf::DequantizeRow(out_type, y, back, n);
-        ChunkQuality q;
-        AddQualitySums(x, back, n, &q);
-        quality[static_cast<size_t>(c)] = q;
+        if (measure) {
+          // Quality: compare the stored values with the source, one span of
+          // kQualitySpan at a time so the dequantized values stay in L1
+          // (the spans are AddQualitySums' own, so the sums are unchanged).
+          float* back = deq_scratch[thread].data();
+          ChunkQuality q;
+          for (int64_t i0 = 0; i0 < n; i0 += kQualitySpan) {
+            const int64_t len = std::min(kQualitySpan, n - i0);
+            gguf::DequantizeRow(out_type, y + i0 / out_block * out_type_size, back, len);
+            AddQualitySums(x + i0, back, len, &q);
+          }
+          quality[static_cast<size_t>(c)] = q;
+        }
+        chunk_writer->Done(c, static_cast<size_t>(nr * out_row_bytes));
       });
+      const absl::Status written = chunk_writer->Finish();
       for (int64_t bad : first_non_finite) {
         if (bad < 0) continue;
         std::vector<float> row(static_cast<size_t>(ne0));
@@ -766,8 +803,9 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
         }
         return NonFiniteWeightError(src.name, bad, row[static_cast<size_t>(bad % ne0)]);
       }
+      QUANTD_RETURN_IF_ERROR(written);
       source.Release(plan.index);
-      QUANTD_RETURN_IF_ERROR(sink->Put(out_buf.data(), out_buf.size(), TensorSink::kNoRelease));
+      QUANTD_RETURN_IF_ERROR(writer->PadTo(alignment));
 
       ChunkQuality sum;
       for (const auto& q : quality) {
@@ -798,7 +836,7 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
     report.bytes_before += source.SourceBytes(plan.index);
     report.bytes_after += plan.out.nbytes;
     prog.tensors_done += 1;
-    prog.bytes_done = parts_done_bytes + sink->written();
+    prog.bytes_done = parts_done_bytes + writer->offset();
     ctx.Report(prog);
   }
   QUANTD_RETURN_IF_ERROR(finish_part());

@@ -4,8 +4,11 @@
 #include <climits>
 #include <cstring>
 #include <filesystem>
+#include <functional>
+#include <memory>
 
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -200,12 +203,85 @@ void SetExternal(onnx::TensorProto* t, const std::string& location, uint64_t off
   add("length", absl::StrCat(length));
 }
 
+// Save's external-data writes. With a pool, a tensor's bytes are written
+// by a task on the pool while the caller goes on to compute the next tensor
+// (deferred producers run inside Save); at most one write is in flight, so
+// at most one finished tensor is held beyond the one being computed.
+// Without a pool every write runs inline.
+//
+// Thread budget: the write task is one of the job's threads, not an extra
+// one. The pool runs tasks in order, so a write queued before the next
+// tensor's loop occupies a pool thread that would otherwise help that loop,
+// and joins it once the write is done (ThreadPool::ParallelFor lets helpers
+// join a running loop); with the pool sized to the job (quantd quantize:
+// parallelism - 1 threads) a job never runs more than `parallelism` threads.
+//
+// Thread safety: Start/Wait from the owning thread only.
+class BackgroundWrite {
+ public:
+  // `pool` may be null (inline writes); it must have threads otherwise.
+  explicit BackgroundWrite(ThreadPool* pool) : pool_(pool) {}
+  BackgroundWrite(const BackgroundWrite&) = delete;
+  BackgroundWrite& operator=(const BackgroundWrite&) = delete;
+  ~BackgroundWrite() { Wait().IgnoreError(); }
+
+  // Waits for the write in flight; returns the first error of any write.
+  absl::Status Wait() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](bool* busy) { return !*busy; }, &busy_));
+    return status_;
+  }
+
+  // Waits for the previous write, then runs `write` (in the background with
+  // a pool). `write` owns what it writes.
+  absl::Status Start(std::function<absl::Status()> write) {
+    QUANTD_RETURN_IF_ERROR(Wait());
+    if (pool_ == nullptr) return write();
+    {
+      absl::MutexLock lock(&mu_);
+      busy_ = true;
+    }
+    pool_->Schedule([this, write = std::move(write)] {
+      absl::Status st = write();
+      absl::MutexLock lock(&mu_);
+      if (status_.ok()) status_ = std::move(st);
+      busy_ = false;
+    });
+    return absl::OkStatus();
+  }
+
+ private:
+  ThreadPool* const pool_;
+  absl::Mutex mu_;
+  bool busy_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+};
+
+// Write-back is started every this many bytes of external data, so the disk
+// works while later tensors are computed and Commit's fsync is short.
+constexpr uint64_t kWriteBackBytes = 32 << 20;
+
 }  // namespace
 
 std::string DescribeTensor(const TensorSite& site) { return site.where; }
 
 TensorData::~TensorData() {
   if (file_ != nullptr) file_->ReleasePages(file_offset_, view_.size());
+}
+
+TensorData& TensorData::operator=(TensorData&& other) noexcept {
+  if (this == &other) return *this;
+  if (file_ != nullptr) file_->ReleasePages(file_offset_, view_.size());
+  // A view into `owned_` stays valid: moving a vector keeps its buffer.
+  view_ = other.view_;
+  owned_ = std::move(other.owned_);
+  file_ = other.file_;
+  file_offset_ = other.file_offset_;
+  other.view_ = {};
+  other.owned_.clear();
+  other.file_ = nullptr;
+  return *this;
 }
 
 OnnxModel::~OnnxModel() = default;
@@ -467,6 +543,9 @@ absl::StatusOr<SaveResult> OnnxModel::Save(const std::string& path, const SaveOp
 
   SaveResult result;
   std::unique_ptr<AtomicFileWriter> data_writer;
+  uint64_t data_end = 0;  // the data file's size once queued writes are done
+  // Declared after data_writer: destroyed (waiting for its write) first.
+  BackgroundWrite background(ctx.Parallelism() > 1 ? ctx.pool : nullptr);
   Progress p{"write", 0, sites.size(), 0, total};
   for (size_t i = 0; i < sites.size(); ++i) {
     QUANTD_RETURN_IF_ERROR(ctx.CheckCancelled());
@@ -482,11 +561,28 @@ absl::StatusOr<SaveResult> OnnxModel::Save(const std::string& path, const SaveOp
     if (external && n >= options.size_threshold) {
       if (data_writer == nullptr) {
         QUANTD_ASSIGN_OR_RETURN(data_writer, AtomicFileWriter::Create(data_path));
+        // An upper bound (every tensor padded); Commit gives back the rest.
+        QUANTD_RETURN_IF_ERROR(data_writer->Reserve(total + sites.size() * alignment));
+        data_writer->set_write_back_interval(kWriteBackBytes);
       }
-      QUANTD_RETURN_IF_ERROR(data_writer->PadTo(alignment));
-      uint64_t offset = data_writer->offset();
-      QUANTD_RETURN_IF_ERROR(data_writer->Write(data->bytes()));
-      *data = TensorData();  // release pages / buffer before touching the proto
+      const uint64_t offset = (data_end + alignment - 1) / alignment * alignment;
+      data_end = offset + n;
+      auto owned = std::make_shared<TensorData>(std::move(*data));
+      if (t->has_raw_data() &&
+          owned->bytes().data() == reinterpret_cast<const uint8_t*>(t->raw_data().data())) {
+        // The bytes are the proto's own, which SetExternal clears: write now.
+        QUANTD_RETURN_IF_ERROR(background.Wait());
+        QUANTD_RETURN_IF_ERROR(data_writer->PadTo(alignment));
+        QUANTD_RETURN_IF_ERROR(data_writer->Write(owned->bytes()));
+      } else {
+        QUANTD_RETURN_IF_ERROR(background.Start(
+            [writer = data_writer.get(), alignment, owned = std::move(owned)]() mutable {
+              QUANTD_RETURN_IF_ERROR(writer->PadTo(alignment));
+              QUANTD_RETURN_IF_ERROR(writer->Write(owned->bytes()));
+              owned.reset();  // release pages / buffer as soon as written
+              return absl::OkStatus();
+            }));
+      }
       SetExternal(t, data_name, offset, n);
     } else if (!(t->has_raw_data() &&
                  data->bytes().data() == reinterpret_cast<const uint8_t*>(t->raw_data().data()))) {
@@ -499,6 +595,11 @@ absl::StatusOr<SaveResult> OnnxModel::Save(const std::string& path, const SaveOp
     p.tensors_done = i + 1;
     p.bytes_done += n;
     ctx.Report(p);
+  }
+  QUANTD_RETURN_IF_ERROR(background.Wait());
+  if (data_writer != nullptr && data_writer->offset() != data_end) {
+    return absl::InternalError(absl::StrCat("external data file has ", data_writer->offset(),
+                                            " bytes, expected ", data_end));
   }
   const size_t proto_size = proto_.ByteSizeLong();
   if (proto_size > static_cast<size_t>(INT_MAX)) {

@@ -76,6 +76,27 @@ TEST_F(AtomicFileTest, LargeWritesAndPaddingKeepTheOffset) {
   EXPECT_EQ(got.substr(3 + big.size()), std::string(size - 3 - big.size(), '\0'));
 }
 
+// Small (buffered) and large (direct) writes interleaved, with space
+// reserved beyond what is written and write-back started along the way:
+// the file holds exactly the bytes written, in order.
+TEST_F(AtomicFileTest, ReservedSpaceAndMixedWritesKeepOrderAndSize) {
+  const std::string path = Path("mixed.bin");
+  auto w = AtomicFileWriter::Create(path);
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Reserve(8 << 20).ok());
+  (*w)->set_write_back_interval(100 << 10);
+  std::string expected;
+  for (int i = 0; i < 40; ++i) {
+    const size_t n = i % 3 == 0 ? (70 << 10) + i : 1000 + i;  // >= 16 KiB goes direct
+    const std::string piece(n, static_cast<char>('a' + i % 26));
+    ASSERT_TRUE((*w)->Write(piece.data(), piece.size()).ok());
+    expected += piece;
+  }
+  ASSERT_EQ((*w)->offset(), expected.size());
+  ASSERT_TRUE((*w)->Commit().ok());
+  EXPECT_EQ(Read(path), expected);  // not the reserved 8 MiB
+}
+
 TEST_F(AtomicFileTest, ResumedWriterKeepsThePartAcrossWriters) {
   const std::string path = Path("download.bin");
   {

@@ -247,6 +247,107 @@ TEST_F(GgufRunTest, ThreadCountDoesNotChangeBytes) {
   }
 }
 
+// Writes a llama-shaped F32 model whose token embedding has 16 chunks of
+// work (256 x 4096 weights), more than the output ring holds at any of the
+// thread counts below, so chunks are written while later ones are computed.
+// Weights: a fixed pseudo-random pattern; `poison` sets embedding elements
+// to the given values.
+void WriteChunkyModel(const std::string& path,
+                      const std::vector<std::pair<int64_t, float>>& poison = {}) {
+  const int64_t e = 256, ff = 512, vocab = 4096;
+  std::vector<gguf::GgufTensorInfo> tensors;
+  auto add = [&](std::string name, std::vector<int64_t> ne) {
+    gguf::GgufTensorInfo t;
+    t.name = std::move(name);
+    t.ne = std::move(ne);
+    t.type = gguf::GgmlType::kF32;
+    t.nbytes = static_cast<uint64_t>(t.Elements()) * 4;
+    tensors.push_back(std::move(t));
+  };
+  add("token_embd.weight", {e, vocab});
+  add("blk.0.attn_norm.weight", {e});
+  add("blk.0.attn_q.weight", {e, e});
+  add("blk.0.attn_k.weight", {e, e});
+  add("blk.0.attn_v.weight", {e, e});
+  add("blk.0.attn_output.weight", {e, e});
+  add("blk.0.ffn_norm.weight", {e});
+  add("blk.0.ffn_gate.weight", {e, ff});
+  add("blk.0.ffn_up.weight", {e, ff});
+  add("blk.0.ffn_down.weight", {ff, e});
+  add("output_norm.weight", {e});
+  const std::vector<gguf::GgufKv> kvs = {
+      gguf::GgufKv::String("general.architecture", "llama"),
+      gguf::GgufKv::Uint32("llama.embedding_length", static_cast<uint32_t>(e)),
+      gguf::GgufKv::Uint32("llama.block_count", 1),
+      gguf::GgufKv::Uint32("llama.feed_forward_length", static_cast<uint32_t>(ff)),
+      gguf::GgufKv::Uint32("llama.attention.head_count", 4),
+      gguf::GgufKv::Uint32("llama.attention.head_count_kv", 4),
+  };
+  auto start = gguf::StartGgufFile(path, kvs, &tensors, gguf::kGgufDefaultAlignment);
+  ASSERT_TRUE(start.ok()) << start.status();
+  uint32_t state = 12345;
+  for (const auto& t : tensors) {
+    std::vector<float> v(static_cast<size_t>(t.Elements()));
+    for (float& x : v) {
+      state = state * 1664525u + 1013904223u;
+      x = (static_cast<float>(state >> 8) / 16777216.0f - 0.5f) * 0.1f;
+    }
+    if (t.name == "token_embd.weight") {
+      for (const auto& [i, value] : poison) v[static_cast<size_t>(i)] = value;
+    }
+    ASSERT_TRUE(start->writer->Write(v.data(), v.size() * 4).ok());
+    ASSERT_TRUE(start->writer->PadTo(gguf::kGgufDefaultAlignment).ok());
+  }
+  ASSERT_EQ(start->writer->offset(), start->total_bytes);
+  ASSERT_TRUE(start->writer->Commit().ok());
+}
+
+// The chunks of a tensor are computed in any order and written in order,
+// by whichever thread completes the written prefix: the bytes are those of
+// a single-threaded run at every thread count.
+TEST_F(GgufRunTest, ChunksAreWrittenInOrderAtEveryThreadCount) {
+  WriteChunkyModel(Path("in.gguf"));
+  ThreadPool pool(3);
+  for (const char* type : {"Q8_0", "Q4_K_M", "F16"}) {
+    auto one = RunGguf(Q(type), Path("in.gguf"), Path("one.gguf"), RunContext());
+    ASSERT_TRUE(one.ok()) << one.status();
+    const std::string expected = Read(Path("one.gguf"));
+    ASSERT_EQ(expected.size(), one->output_file_bytes);
+    for (int threads : {2, 3, 4}) {
+      RunContext ctx;
+      ctx.pool = &pool;
+      ctx.parallelism = threads;
+      auto many = RunGguf(Q(type), Path("in.gguf"), Path("many.gguf"), ctx);
+      ASSERT_TRUE(many.ok()) << many.status();
+      EXPECT_EQ(Read(Path("many.gguf")), expected) << type << " at " << threads << " threads";
+      ASSERT_EQ(many->tensors.size(), one->tensors.size());
+      for (size_t i = 0; i < many->tensors.size(); ++i) {
+        EXPECT_EQ(many->tensors[i].sqnr_db, one->tensors[i].sqnr_db) << many->tensors[i].name;
+      }
+    }
+  }
+}
+
+// A non-finite weight in a late chunk and one in an early chunk of the same
+// tensor: whatever the thread count (and however far the writer got), the
+// error names the first one and no output is left.
+TEST_F(GgufRunTest, FirstNonFiniteWeightIsNamedAtEveryThreadCount) {
+  const int64_t kEarly = 3 * 65536 + 17, kLate = 14 * 65536 + 5;
+  WriteChunkyModel(Path("in.gguf"), {{kLate, std::numeric_limits<float>::quiet_NaN()},
+                                     {kEarly, std::numeric_limits<float>::infinity()}});
+  ThreadPool pool(3);
+  for (int threads : {1, 2, 4}) {
+    RunContext ctx;
+    ctx.pool = &pool;
+    ctx.parallelism = threads;
+    EXPECT_THAT(RunGguf(Q("Q8_0"), Path("in.gguf"), Path("out.gguf"), ctx).status(),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         absl::StrCat("tensor 'token_embd.weight' element ", kEarly, " is Inf")))
+        << threads;
+    EXPECT_THAT(Files(), ::testing::ElementsAre("in.gguf")) << threads;
+  }
+}
+
 TEST_F(GgufRunTest, FloatTargetsConvertWeightMatrices) {
   auto report = RunGguf(Q("F16"), kModel, Path("f16.gguf"), RunContext());
   ASSERT_TRUE(report.ok()) << report.status();

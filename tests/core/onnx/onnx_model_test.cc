@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -325,6 +326,66 @@ TEST(OnnxModelTest, SavesInlineAndExternalWithAlignedOffsets) {
   for (auto& e : fs::directory_iterator(dir)) {
     EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
   }
+  fs::remove_all(dir);
+}
+
+// Reads a whole file.
+std::string FileBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Builds a model mixing the three kinds of tensor bytes Save writes to
+// external data: the proto's own raw data, computed (deferred) bytes and,
+// after a first save and reload, views into a mapped data file. With a pool,
+// writes run in the background while the next tensor is computed; the files
+// must be those of an inline save, and a failing producer must leave none.
+TEST(OnnxModelTest, BackgroundWritesGiveTheSameFiles) {
+  std::string dir = MakeTempDir("quantd-bg");
+  auto build = [&](bool fail) {
+    onnx::ModelProto m = SmallMlp();
+    for (int i = 0; i < 6; ++i) {
+      *m.mutable_graph()->add_initializer() = FloatTensor(
+          "big" + std::to_string(i), {20000 + 1000 * i}, quantd::testing::RandomFloats(20000 + 1000 * i, 10 + i));
+    }
+    auto model = OnnxModel::FromProto(m, dir);
+    EXPECT_TRUE(model.ok());
+    int k = 0;
+    for (auto& site : (*model)->Tensors()) {
+      if (site.tensor->name().rfind("big", 0) != 0 || ++k % 2 == 0) continue;
+      const size_t n = static_cast<size_t>(site.tensor->dims(0)) * 4;
+      const bool fails = fail && k == 5;
+      (*model)->Defer(site.tensor, [n, k, fails]() -> absl::StatusOr<std::vector<uint8_t>> {
+        if (fails) return absl::InvalidArgumentError("producer failed");
+        std::vector<uint8_t> v(n);
+        for (size_t j = 0; j < n; ++j) v[j] = static_cast<uint8_t>(j * 7 + static_cast<size_t>(k));
+        return v;
+      });
+    }
+    return std::move(*model);
+  };
+  SaveOptions opts;
+  opts.external_data = SaveOptions::ExternalData::kAlways;
+  ThreadPool pool(2);
+  RunContext threaded;
+  threaded.pool = &pool;
+  threaded.parallelism = 3;
+  for (const char* sub : {"/a", "/b", "/c", "/d"}) fs::create_directories(dir + sub);
+  ASSERT_TRUE(build(false)->Save(dir + "/a/m.onnx", opts).ok());
+  auto b = build(false)->Save(dir + "/b/m.onnx", opts, threaded);
+  ASSERT_TRUE(b.ok()) << b.status();
+  const std::string data = FileBytes(dir + "/a/m.onnx.data");
+  EXPECT_GT(data.size(), 100000u);
+  EXPECT_EQ(FileBytes(dir + "/b/m.onnx.data"), data);
+  EXPECT_EQ(FileBytes(dir + "/b/m.onnx"), FileBytes(dir + "/a/m.onnx"));
+  // Re-saving a loaded model: its tensors are views into the mapped data.
+  auto loaded = OnnxModel::Load(dir + "/a/m.onnx");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_TRUE((*loaded)->Save(dir + "/c/m.onnx", opts, threaded).ok());
+  EXPECT_EQ(FileBytes(dir + "/c/m.onnx.data"), data);
+  EXPECT_THAT(build(true)->Save(dir + "/d/m.onnx", opts, threaded).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "producer failed"));
+  EXPECT_TRUE(fs::is_empty(dir + "/d"));
   fs::remove_all(dir);
 }
 

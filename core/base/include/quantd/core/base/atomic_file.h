@@ -5,8 +5,11 @@
 //
 // Two ways to open one:
 //  - Create(path): bytes go to "<path>.tmp-<random>" in the same directory
-//    (buffered). Destroying a writer that was not committed removes the
-//    temp file.
+//    (buffered: small writes are gathered in a 4 MiB buffer, spans of
+//    16 KiB or more go to write(2) straight from the caller's memory, so
+//    large outputs are copied once, into the page cache, from memory the
+//    caller has just written and is likely still in cache). Destroying a
+//    writer that was not committed removes the temp file.
 //  - OpenForResume(path): bytes go to "<path>.part" (or a part path the
 //    caller names), appended after what an earlier, interrupted writer left
 //    there (offset() starts at its size).
@@ -63,6 +66,18 @@ class AtomicFileWriter {
   // Starts write-back of the bytes written since the last call (without
   // waiting), so that Commit's fsync has little left to do. Optional.
   void StartWriteBack();
+  // Calls StartWriteBack by itself whenever `bytes` more have reached the
+  // file since the last write-back (0: never, the default). For long
+  // outputs: the disk works while the caller computes.
+  void set_write_back_interval(uint64_t bytes) { write_back_interval_ = bytes; }
+
+  // Allocates disk space for a file of `total_bytes` (fallocate, keeping
+  // the file size as written), so writes skip block reservation and a full
+  // disk is reported before any work (ResourceExhausted). A no-op where the
+  // file system cannot preallocate. Optional; the bytes written decide the
+  // file's content and size either way (Commit frees space reserved beyond
+  // them, so an upper bound is fine).
+  absl::Status Reserve(uint64_t total_bytes);
 
   // Flushes, fsyncs and renames into place. REQUIRES: called once.
   absl::Status Commit();
@@ -85,6 +100,8 @@ class AtomicFileWriter {
   int fd_;
   uint64_t offset_ = 0;
   uint64_t written_back_ = 0;  // StartWriteBack has covered [0, written_back_)
+  uint64_t write_back_interval_ = 0;
+  uint64_t reserved_ = 0;  // Reserve's total_bytes
   std::vector<uint8_t> buffer_;
   bool committed_ = false;
 };

@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -43,8 +44,9 @@ struct TensorSite {
 class TensorData {
  public:
   TensorData() = default;
-  TensorData(TensorData&&) = default;
-  TensorData& operator=(TensorData&&) = default;
+  // Moving hands the mapped pages over: only the destination releases them.
+  TensorData(TensorData&& other) noexcept { *this = std::move(other); }
+  TensorData& operator=(TensorData&& other) noexcept;
   ~TensorData();
 
   absl::Span<const uint8_t> bytes() const { return view_; }
