@@ -38,19 +38,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# Google Benchmark v1.7.1 sources, built as Release by bench/CMakeLists.txt
-# (Debian's libbenchmark-dev is built without NDEBUG and makes every
-# benchmark print "Library was built as DEBUG"). Best effort: without them
-# the installed library is used and configure warns.
-gbench=/opt/quantd-deps/benchmark
-if [ "$mode" = all ] && [ ! -f "$gbench/CMakeLists.txt" ]; then
-  SUDO=""
-  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO mkdir -p "$(dirname "$gbench")"
-  $SUDO git clone -q --depth 1 --branch v1.7.1 https://github.com/google/benchmark.git "$gbench" \
-    || echo "setup: could not fetch Google Benchmark sources; benchmarks use the installed library"
-fi
-
 if [ "$mode" = all ]; then
   # Pinned npm test tools (tests/e2e/package-lock.json); no install scripts run.
   if [ ! -d tests/e2e/node_modules/onnxruntime-node ] || \

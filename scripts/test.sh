@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-gbench=()  # Google Benchmark built as Release when setup.sh fetched its sources
-[ -f /opt/quantd-deps/benchmark/CMakeLists.txt ] && gbench=(-DQUANTD_BENCHMARK_SOURCE_DIR=/opt/quantd-deps/benchmark)
+gbench=()  # Google Benchmark built here as Release from sources the user provides
+[ -n "${QUANTD_BENCHMARK_SOURCE_DIR:-}" ] && gbench=(-DQUANTD_BENCHMARK_SOURCE_DIR="$QUANTD_BENCHMARK_SOURCE_DIR")
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DQUANTD_BUILD_TESTS=ON -DQUANTD_BUILD_BENCH=ON "${gbench[@]}"
 cmake --build build -j"$(nproc)"
 status=0
