@@ -19,25 +19,32 @@
 
 #define QUANTD_IQ_AVX2 __attribute__((target("avx2")))
 #define QUANTD_IQ_AVX2_INLINE __attribute__((target("avx2"), always_inline)) inline
+#define QUANTD_IQ_AVX2_INLINE_LAMBDA __attribute__((target("avx2"), always_inline))
 
 namespace quantd::core::gguf::iq::internal {
 namespace {
+
+// scale * (2l + 1) for the levels of a term table (below).
+template <int kDims>
+QUANTD_IQ_AVX2_INLINE __m256 ScaledLevels(float scale) {
+  const __m256 q = kDims == 4 ? _mm256_setr_ps(1, 3, 5, 7, 9, 11, 13, 15)
+                              : _mm256_setr_ps(1, 3, 5, 7, 1, 3, 5, 7);
+  return _mm256_mul_ps(_mm256_set1_ps(scale), q);
+}
 
 // The per-level terms of the distance: for 4 coordinates, T[i] lane l =
 // w[i] * d * d with d = scale * (2l + 1) - x[i] (the reference's
 // `w[i] * diff * diff`); for 8 coordinates (levels 0..3), T[p] lanes 0..3
 // hold coordinate 2p's levels and lanes 4..7 coordinate 2p + 1's.
+// sq: ScaledLevels<kDims>(scale).
 template <int kDims>
-QUANTD_IQ_AVX2_INLINE void TermTables(const float* x, const float* w, float scale, __m256* T) {
-  const __m256 vscale = _mm256_set1_ps(scale);
+QUANTD_IQ_AVX2_INLINE void TermTables(const float* x, const float* w, __m256 sq, __m256* T) {
   if constexpr (kDims == 4) {
-    const __m256 sq = _mm256_mul_ps(vscale, _mm256_setr_ps(1, 3, 5, 7, 9, 11, 13, 15));
     for (int i = 0; i < 4; ++i) {
       const __m256 diff = _mm256_sub_ps(sq, _mm256_set1_ps(x[i]));
       T[i] = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(w[i]), diff), diff);
     }
   } else {
-    const __m256 sq = _mm256_mul_ps(vscale, _mm256_setr_ps(1, 3, 5, 7, 1, 3, 5, 7));
     for (int p = 0; p < 4; ++p) {
       const __m256 xv = _mm256_set_m128(_mm_set1_ps(x[2 * p + 1]), _mm_set1_ps(x[2 * p]));
       const __m256 wv = _mm256_set_m128(_mm_set1_ps(w[2 * p + 1]), _mm_set1_ps(w[2 * p]));
@@ -49,57 +56,92 @@ QUANTD_IQ_AVX2_INLINE void TermTables(const float* x, const float* w, float scal
 
 // NearestNeighbour_ref's result from the list's slot rows: the distance of
 // a point is 0 + T[coordinate 0][its slot] + ... in coordinate order, as
-// the reference accumulates it. Each lane keeps its first strictly smallest
-// distance below FLT_MAX (NaN never is) and where it was; the answer is
-// the smallest position holding the lanes' minimum.
+// the reference accumulates it; distances that are not below FLT_MAX (NaN
+// included) never count, as in the reference's strict comparison against
+// FLT_MAX. The answer is the first position holding the smallest distance
+// (0 when none counts).
 template <int kDims>
 QUANTD_IQ_AVX2_INLINE int Nearest(const uint8_t* slots, int n, const float* x, const float* w,
-                                  float scale) {
+                                  __m256 sq) {
   __m256 T[4];
-  TermTables<kDims>(x, w, scale, T);
+  TermTables<kDims>(x, w, sq, T);
   const int stride = (n + kNeighbourPadding - 1) / kNeighbourPadding * kNeighbourPadding;
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  __m256 best = _mm256_set1_ps(FLT_MAX);
-  __m256i best_j = _mm256_setzero_si256();
-  __m256i jv = lane;
-  for (int j = 0; j < n; j += 8) {
+  const __m256 flt_max = _mm256_set1_ps(FLT_MAX);
+  auto distances = [&](int j) QUANTD_IQ_AVX2_INLINE_LAMBDA {
     __m256 d = _mm256_setzero_ps();
     for (int i = 0; i < kDims; ++i) {
       const __m256i s = _mm256_cvtepu8_epi32(
           _mm_loadl_epi64(reinterpret_cast<const __m128i*>(slots + i * stride + j)));
       d = _mm256_add_ps(d, _mm256_permutevar8x32_ps(T[kDims == 4 ? i : i / 2], s));
     }
-    // Lanes past n (padding) never count.
+    // Lanes past n (padding) and NaN distances never count: FLT_MAX, which
+    // is never below the running minimum.
     const __m256 valid = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(n - j), lane));
-    const __m256 better = _mm256_and_ps(_mm256_cmp_ps(d, best, _CMP_LT_OQ), valid);
-    best = _mm256_blendv_ps(best, d, better);
-    best_j = _mm256_blendv_epi8(best_j, jv, _mm256_castps_si256(better));
-    jv = _mm256_add_epi32(jv, _mm256_set1_epi32(8));
+    return _mm256_blendv_ps(flt_max, d,
+                            _mm256_and_ps(valid, _mm256_cmp_ps(d, flt_max, _CMP_LT_OQ)));
+  };
+  // The minimum of v's lanes, in every lane.
+  auto all_min = [](__m256 v) QUANTD_IQ_AVX2_INLINE_LAMBDA {
+    v = _mm256_min_ps(v, _mm256_permute2f128_ps(v, v, 1));
+    v = _mm256_min_ps(v, _mm256_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm256_min_ps(v, _mm256_permute_ps(v, _MM_SHUFFLE(2, 3, 0, 1)));
+  };
+  // Positions holding m that count (below FLT_MAX): a bit per lane.
+  auto at = [&](__m256 d, __m256 m) QUANTD_IQ_AVX2_INLINE_LAMBDA {
+    return _mm256_movemask_ps(
+        _mm256_and_ps(_mm256_cmp_ps(d, m, _CMP_EQ_OQ), _mm256_cmp_ps(d, flt_max, _CMP_LT_OQ)));
+  };
+  if (n <= 8) {  // most lists: one step
+    const __m256 d = distances(0);
+    const int mask = at(d, all_min(d));
+    return mask == 0 ? 0 : __builtin_ctz(static_cast<unsigned>(mask));
   }
-  __m128 m4 = _mm_min_ps(_mm256_castps256_ps128(best), _mm256_extractf128_ps(best, 1));
-  m4 = _mm_min_ps(m4, _mm_movehl_ps(m4, m4));
-  m4 = _mm_min_ss(m4, _mm_shuffle_ps(m4, m4, 1));
-  const float m = _mm_cvtss_f32(m4);
-  if (!(m < FLT_MAX)) return 0;
-  const __m256 at_min = _mm256_cmp_ps(best, _mm256_set1_ps(m), _CMP_EQ_OQ);
-  const __m256i j =
-      _mm256_blendv_epi8(_mm256_set1_epi32(INT_MAX), best_j, _mm256_castps_si256(at_min));
-  __m128i j4 = _mm_min_epi32(_mm256_castsi256_si128(j), _mm256_extracti128_si256(j, 1));
-  j4 = _mm_min_epi32(j4, _mm_shuffle_epi32(j4, _MM_SHUFFLE(1, 0, 3, 2)));
-  j4 = _mm_min_epi32(j4, _mm_shuffle_epi32(j4, _MM_SHUFFLE(2, 3, 0, 1)));
-  return _mm_cvtsi128_si32(j4);
+  if (n <= 16) {
+    const __m256 d0 = distances(0), d1 = distances(8);
+    const __m256 m = all_min(_mm256_min_ps(d0, d1));
+    const unsigned mask =
+        static_cast<unsigned>(at(d0, m)) | (static_cast<unsigned>(at(d1, m)) << 8);
+    return mask == 0 ? 0 : __builtin_ctz(mask);
+  }
+  // Longer lists: the distances and their minimum, then the first position
+  // holding it.
+  alignas(32) float d2[kMaxNeighbours + kNeighbourPadding];
+  __m256 vmin = flt_max;
+  for (int j = 0; j < n; j += 8) {
+    const __m256 d = distances(j);
+    _mm256_store_ps(d2 + j, d);
+    vmin = _mm256_min_ps(vmin, d);
+  }
+  const __m256 m = all_min(vmin);
+  for (int j = 0; j < n; j += 8) {
+    const int mask = at(_mm256_load_ps(d2 + j), m);
+    if (mask != 0) return j + __builtin_ctz(static_cast<unsigned>(mask));
+  }
+  return 0;
+}
+
+// The levels of position j of a neighbour list's slot rows.
+template <int kDims>
+QUANTD_IQ_AVX2_INLINE void SlotLevels(const uint8_t* slots, int n, int j, int8_t* levels,
+                                      int level_stride) {
+  const int stride = (n + kNeighbourPadding - 1) / kNeighbourPadding * kNeighbourPadding;
+  for (int i = 0; i < kDims; ++i) {
+    const int offset = kDims == 8 ? 4 * (i % 2) : 0;
+    levels[i * level_stride] = static_cast<int8_t>(slots[i * stride + j] - offset);
+  }
 }
 
 }  // namespace
 
 QUANTD_IQ_AVX2 int NearestNeighbour4_avx2(const float*, const uint16_t*, const uint8_t* slots,
                                           int n, const float* x, const float* w, float scale) {
-  return Nearest<4>(slots, n, x, w, scale);
+  return Nearest<4>(slots, n, x, w, ScaledLevels<4>(scale));
 }
 
 QUANTD_IQ_AVX2 int NearestNeighbour8_avx2(const float*, const uint16_t*, const uint8_t* slots,
                                           int n, const float* x, const float* w, float scale) {
-  return Nearest<8>(slots, n, x, w, scale);
+  return Nearest<8>(slots, n, x, w, ScaledLevels<8>(scale));
 }
 
 namespace {
@@ -128,7 +170,7 @@ QUANTD_IQ_AVX2_INLINE float SearchGroup(const LatticeTables& t, const SearchSpec
   const __m256i lo = _mm256_setzero_si256();
   for (int c = 0; c < nc; ++c) {
     const float id = (base + static_cast<float>(spec.is_lo + c) * spec.step) / denom;
-    const float this_scale = 1 / id;
+    const __m256 sq = ScaledLevels<kDims>(1 / id);
     const __m256 vid = _mm256_set1_ps(id);
     // ClampInt(NearestInt(0.5f * (id * x - 1)), 0, max_level), as RoundToGrid.
     for (int v = 0; v < kGroup; v += 8) {
@@ -148,13 +190,11 @@ QUANTD_IQ_AVX2_INLINE float SearchGroup(const LatticeTables& t, const SearchSpec
       if (m >= 0) {
         for (int i = 0; i < kDims; ++i) levels[kDims * k + i][c] = static_cast<int8_t>(lk[i]);
       } else {
-        const uint16_t* nb = t.Neighbours(m);
-        const int best = nb[1 + Nearest<kDims>(t.NeighbourSlots(m), nb[0], xval + kDims * k,
-                                               waux + kDims * k, this_scale)];
-        const int8_t* pg = t.Point(best);
-        for (int i = 0; i < kDims; ++i) {
-          levels[kDims * k + i][c] = static_cast<int8_t>((pg[i] - 1) / 2);
-        }
+        // The nearest neighbour's levels, read back from its slots.
+        const LatticeTables::SlotList list = t.NeighbourSlotList(m);
+        const int j =
+            Nearest<kDims>(list.slots, list.count, xval + kDims * k, waux + kDims * k, sq);
+        SlotLevels<kDims>(list.slots, list.count, j, &levels[kDims * k][c], kMaxCandidates);
       }
     }
   }

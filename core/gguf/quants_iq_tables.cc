@@ -101,7 +101,8 @@ LatticeTables::LatticeTables(Lattice lattice) {
     neighbours_[start] = static_cast<uint16_t>(neighbours_.size() - start - 1);
     const int n = static_cast<int>(neighbours_.size() - start - 1);
     const int stride = (n + kNeighbourPadding - 1) / kNeighbourPadding * kNeighbourPadding;
-    lists_.push_back({static_cast<uint32_t>(start), static_cast<uint32_t>(slots_.size())});
+    lists_.push_back({static_cast<uint32_t>(start), static_cast<uint32_t>(slots_.size()),
+                      static_cast<uint32_t>(n)});
     for (int i = 0; i < s.dims; ++i) {
       const int offset = s.dims == 8 ? 4 * (i % 2) : 0;
       for (int j = 0; j < stride; ++j) {

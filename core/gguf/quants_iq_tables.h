@@ -72,6 +72,15 @@ class LatticeTables {
   const uint8_t* NeighbourSlots(int map_value) const {
     return &slots_[lists_[-map_value - 1].slots];
   }
+  // NeighbourSlots and the list's count with one look-up.
+  struct SlotList {
+    const uint8_t* slots;
+    int count;
+  };
+  SlotList NeighbourSlotList(int map_value) const {
+    const List& l = lists_[-map_value - 1];
+    return {&slots_[l.slots], static_cast<int>(l.count)};
+  }
 
  private:
   explicit LatticeTables(Lattice lattice);
@@ -86,6 +95,7 @@ class LatticeTables {
   struct List {
     uint32_t start;  // index of the count in neighbours_
     uint32_t slots;  // index of the first row in slots_
+    uint32_t count;  // neighbours in the list
   };
   std::vector<List> lists_;
   std::vector<uint8_t> slots_;
