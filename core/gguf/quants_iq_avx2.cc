@@ -146,6 +146,41 @@ QUANTD_IQ_AVX2 int NearestNeighbour8_avx2(const float*, const uint16_t*, const u
 
 namespace {
 
+// The map values of a group's sub-groups, in order, from its levels r (eight
+// per vector, max_level below 2^bits): each sub-group's packed vector (the
+// levels shifted to their bits; the bits do not overlap, so sums are ORs)
+// and a gather.
+template <int kGroup, int kDims>
+QUANTD_IQ_AVX2_INLINE void MapSubGroups(const int32_t* map, const __m256i* r, int32_t* out) {
+  if constexpr (kDims == 4) {  // 3 bits; two sub-groups per vector
+    static_assert(kGroup == 32);
+    const __m256i sh = _mm256_setr_epi32(0, 3, 6, 9, 0, 3, 6, 9);
+    const __m256i h01 = _mm256_hadd_epi32(_mm256_sllv_epi32(r[0], sh), _mm256_sllv_epi32(r[1], sh));
+    const __m256i h23 = _mm256_hadd_epi32(_mm256_sllv_epi32(r[2], sh), _mm256_sllv_epi32(r[3], sh));
+    // Lanes: sub-groups 0, 2, 4, 6, 1, 3, 5, 7.
+    const __m256i u = _mm256_hadd_epi32(h01, h23);
+    const __m256i m = _mm256_i32gather_epi32(map, u, 4);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out),
+                       _mm256_permutevar8x32_epi32(m, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  } else {  // 2 bits; one sub-group per vector
+    static_assert(kGroup == 32 || kGroup == 16);
+    const __m256i sh = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    __m256i h;
+    if constexpr (kGroup == 32) {
+      const __m256i h01 =
+          _mm256_hadd_epi32(_mm256_sllv_epi32(r[0], sh), _mm256_sllv_epi32(r[1], sh));
+      const __m256i h23 =
+          _mm256_hadd_epi32(_mm256_sllv_epi32(r[2], sh), _mm256_sllv_epi32(r[3], sh));
+      h = _mm256_hadd_epi32(h01, h23);  // halves of sub-groups 0..3
+    } else {
+      h = _mm256_hadd_epi32(_mm256_sllv_epi32(r[0], sh), _mm256_sllv_epi32(r[1], sh));
+      h = _mm256_hadd_epi32(h, h);  // halves of sub-groups 0, 1, 0, 1
+    }
+    const __m128i u = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_i32gather_epi32(map, u, 4));
+  }
+}
+
 template <int kGroup, int kDims, int kBits>
 QUANTD_IQ_AVX2_INLINE float SearchGroup(const LatticeTables& t, const SearchSpec& spec,
                                         const float* xval, const float* weight, const float* waux,
@@ -173,19 +208,20 @@ QUANTD_IQ_AVX2_INLINE float SearchGroup(const LatticeTables& t, const SearchSpec
     const __m256 sq = ScaledLevels<kDims>(1 / id);
     const __m256 vid = _mm256_set1_ps(id);
     // ClampInt(NearestInt(0.5f * (id * x - 1)), 0, max_level), as RoundToGrid.
+    __m256i r[kGroup / 8];
     for (int v = 0; v < kGroup; v += 8) {
       const __m256 a =
           _mm256_mul_ps(half, _mm256_sub_ps(_mm256_mul_ps(vid, _mm256_loadu_ps(xval + v)), one));
       const __m256i bits = _mm256_castps_si256(_mm256_add_ps(a, magic));
       const __m256i l = _mm256_sub_epi32(_mm256_and_si256(bits, mantissa), bias);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(rounded + v),
-                         _mm256_max_epi32(_mm256_min_epi32(l, hi), lo));
+      r[v / 8] = _mm256_max_epi32(_mm256_min_epi32(l, hi), lo);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(rounded + v), r[v / 8]);
     }
+    alignas(32) int32_t map_values[8];
+    MapSubGroups<kGroup, kDims>(t.MapData(), r, map_values);
     for (int k = 0; k < kSub; ++k) {
       const int32_t* lk = rounded + kDims * k;
-      uint32_t u = 0;
-      for (int i = 0; i < kDims; ++i) u |= static_cast<uint32_t>(lk[i]) << (kBits * i);
-      const int m = t.Map(u);
+      const int m = map_values[k];
       on_grid[c][k] = m >= 0;
       if (m >= 0) {
         for (int i = 0; i < kDims; ++i) levels[kDims * k + i][c] = static_cast<int8_t>(lk[i]);

@@ -58,6 +58,8 @@ class LatticeTables {
   // >= 0: the point with these levels; < 0: not a grid point (see Neighbours).
   // REQUIRES: `packed` is a vector a quantizer produces (see the file comment).
   int Map(uint32_t packed) const { return map_[packed]; }
+  // The whole map, 2^(bits() * dims()) entries (for vector gathers).
+  const int32_t* MapData() const { return map_.data(); }
   // The neighbour list of a non-grid vector: [0] is the count n, [1..n] the
   // point indices. REQUIRES: map_value == Map(v) < 0.
   const uint16_t* Neighbours(int map_value) const {
