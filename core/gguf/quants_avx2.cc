@@ -516,18 +516,29 @@ QUANTD_AVX2_INLINE VF Iq4BlockScaleV(const VF* X, const VF* W) {
 
 // IQ4_NL: one 32-value block per lane, 16 blocks per pass (the last pass
 // repeats its final block to fill the lanes).
-QUANTD_AVX2 void QuantizeIQ4_NL_avx2(const float* x, BlockIQ4_NL* y, int64_t n) {
+namespace {
+
+// IQ4_NL with weights qw (an importance matrix, n column weights) or
+// without (qw null: x^2), 16 blocks per pass.
+QUANTD_AVX2_INLINE void QuantizeIQ4_NL(const float* x, BlockIQ4_NL* y, int64_t n, const float* qw) {
   const __m256 tab_lo = _mm256_setr_ps(-127, -104, -83, -65, -49, -35, -22, -10);
   const __m256 tab_hi = _mm256_setr_ps(1, 13, 25, 38, 53, 69, 89, 113);
   const int64_t nb = n / kQK;
-  VF X[kQK];
+  VF X[kQK], W[kQK];
+  float weights[kQK];
   for (int64_t b0 = 0; b0 < nb; b0 += kLanes) {
     for (int k = 0; k < kLanes; ++k) {
-      const float* xb = x + std::min<int64_t>(b0 + k, nb - 1) * kQK;
+      const int64_t b = std::min<int64_t>(b0 + k, nb - 1);
+      const float* xb = x + b * kQK;
       for (int j = 0; j < kQK; ++j) SetLane(X[j], k, xb[j]);
+      if (qw != nullptr) {
+        Iq4Importance(xb, qw + b * kQK, kQK, weights);
+        for (int j = 0; j < kQK; ++j) SetLane(W[j], k, weights[j]);
+      }
     }
-    VF W[kQK];
-    for (int j = 0; j < kQK; ++j) W[j] = X[j] * X[j];
+    if (qw == nullptr) {
+      for (int j = 0; j < kQK; ++j) W[j] = X[j] * X[j];
+    }
     const VF scale = Iq4BlockScaleV(X, W);
     const VF id = Select(scale != 0.0f, 1.0f / scale, VF{});
     VI L[kQK];
@@ -543,6 +554,19 @@ QUANTD_AVX2 void QuantizeIQ4_NL_avx2(const float* x, BlockIQ4_NL* y, int64_t n) 
       }
     }
   }
+}
+
+}  // namespace
+
+QUANTD_AVX2 void QuantizeIQ4_NL_avx2(const float* x, BlockIQ4_NL* y, int64_t n) {
+  QuantizeIQ4_NL(x, y, n, nullptr);
+}
+
+// With an importance matrix: the weights as the reference computes them
+// (scalar, same order) on the lanes.
+QUANTD_AVX2 void QuantizeIQ4_NL_weighted_avx2(const float* x, BlockIQ4_NL* y, int64_t n_per_row,
+                                              const float* qw) {
+  QuantizeIQ4_NL(x, y, n_per_row, qw);
 }
 
 // IQ4_XS without weights: the block-scale searches of two super-blocks (16
@@ -587,8 +611,8 @@ QUANTD_AVX2 void QuantizeIQ4_XS_weighted_avx2(const float* x, BlockIQ4_XS* y, in
   VF X[kQK], W[kQK];
   for (int64_t s0 = 0; s0 < nsb; s0 += 2) {
     const int64_t s1 = std::min<int64_t>(s0 + 1, nsb - 1);
-    Iq4XsImportance(x + s0 * kQKK, qw + s0 * kQKK, weights[0]);
-    Iq4XsImportance(x + s1 * kQKK, qw + s1 * kQKK, weights[1]);
+    Iq4Importance(x + s0 * kQKK, qw + s0 * kQKK, kQKK, weights[0]);
+    Iq4Importance(x + s1 * kQKK, qw + s1 * kQKK, kQKK, weights[1]);
     Gather<kQK>(x + s0 * kQKK, x + s1 * kQKK, X);
     Gather<kQK>(weights[0], weights[1], W);
     const VF scale = Iq4BlockScaleV(X, W);

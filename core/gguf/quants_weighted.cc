@@ -434,11 +434,11 @@ template void FinishQkMinWeighted<4, BlockQ4_K>(const float*, const float*, cons
 template void FinishQkMinWeighted<5, BlockQ5_K>(const float*, const float*, const float*,
                                                 const float*, uint8_t*, BlockQ5_K*, SpanQuantFn);
 
-void Iq4XsImportance(const float* x, const float* qw, float* weights) {
-  // As Iq4BlockScales<kQKK> computes them.
-  float sigma2 = SumSquares(x, kQKK);
-  sigma2 *= 2.0f / static_cast<float>(kQKK);
-  for (int ib = 0; ib < kQKK / 32; ++ib) {
+void Iq4Importance(const float* x, const float* qw, int n, float* weights) {
+  // As Iq4BlockScales<n> computes them.
+  float sigma2 = SumSquares(x, n);
+  sigma2 *= 2.0f / static_cast<float>(n);
+  for (int ib = 0; ib < n / 32; ++ib) {
     ImportanceWeights(x + 32 * ib, qw + 32 * ib, sigma2, 32, weights + 32 * ib);
   }
 }
