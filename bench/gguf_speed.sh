@@ -18,6 +18,13 @@
 #   QUANTD=/path/to/quantd times another binary (e.g. a build from before a
 #   change) with the same model and anchor.
 # Needs targets quantd and gguf_gen_model built (Release).
+# Environment: GGUF_BENCH_TYPES (types to run), GGUF_BENCH_REPEAT (runs per
+# figure, best wall kept), GGUF_BENCH_THREADS (default "1 2"),
+# LLAMA_QUANTIZE (measure the anchor in this run), GGUF_BENCH_IMATRIX (an
+# importance matrix for both tools; "synthetic" writes one for the model
+# with bench/gguf_gen_imatrix.py). With LLAMA_QUANTIZE, the `same` column
+# says whether quantd's 1-thread output and llama-quantize's are
+# byte-identical (cmp of the whole files).
 set -euo pipefail
 build="${1:-build}"
 work="${2:-/tmp/quantd-gguf-bench}"
@@ -28,6 +35,7 @@ for b in "$quantd" "$gen"; do
 done
 [ -x /usr/bin/time ] || { echo "needs /usr/bin/time (Debian package 'time')" >&2; exit 1; }
 mkdir -p "$work"
+work=$(realpath "$work")
 model="$work/model-f32.gguf"
 [ -f "$model" ] || "$gen" "$model"
 cat "$model" > /dev/null  # warm the page cache, as for llama-quantize's runs
@@ -41,7 +49,27 @@ declare -A ref=([Q8_0]=1.89 [Q4_0]=2.05 [Q6_K]=7.6 [Q5_K_M]=12.7 [Q4_K_M]=15.1)
 declare -A ref_cpu  # measured: llama-quantize's user + sys CPU seconds
 declare -A wall_at cpu_at  # this type's best wall / its CPU, per thread count
 types=(${GGUF_BENCH_TYPES:-Q8_0 Q4_0 Q6_K Q5_K_M Q4_K_M})
+threads=(${GGUF_BENCH_THREADS:-1 2})
 llama=${LLAMA_QUANTIZE:-}
+imatrix=${GGUF_BENCH_IMATRIX:-}
+if [ "$imatrix" = synthetic ]; then
+  imatrix="$work/imatrix.dat"
+  [ -f "$imatrix" ] || python3 "$(dirname "$0")/gguf_gen_imatrix.py" "$imatrix" > /dev/null
+fi
+llama_args=() quantd_args=()
+if [ -n "$imatrix" ]; then
+  # Both tools record the matrix's file name in quantize.imatrix.file:
+  # llama-quantize as given, quantd its base name. Run llama-quantize from
+  # the work directory on a link named like quantd's base name, so the
+  # files can be compared whole.
+  imatrix=$(realpath "$imatrix")
+  [ "$imatrix" = "$(realpath -m "$work/imatrix.dat")" ] || ln -sf "$imatrix" "$work/imatrix.dat"
+  llama_args=(--imatrix imatrix.dat)
+  quantd_args=(--imatrix "$work/imatrix.dat")
+  echo "importance matrix: $imatrix"
+fi
+[ -z "$llama" ] || llama=$(realpath "$llama")
+model=$(realpath "$model")
 wall_of() {  # /usr/bin/time -v log -> seconds
   awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$1"
 }
@@ -52,14 +80,15 @@ else
 fi
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-8s %4s %9s %9s %11s %9s %13s %11s %10s\n' type thr wall_s cpu_s llama_s llama_cpu wall_x/core cpu_x peak_RSS_MB
+printf '%-8s %4s %9s %9s %11s %9s %13s %11s %10s %5s\n' type thr wall_s cpu_s llama_s llama_cpu wall_x/core cpu_x peak_RSS_MB same
 for t in "${types[@]}"; do
   if [ -n "$llama" ]; then
     lbest=""
     for rep in $(seq "${GGUF_BENCH_REPEAT:-2}"); do
       llog="$work/time-llama-$t-$rep.txt"
       rm -f "$work/llama-$t.gguf"  # freeing an old output is not part of the run
-      /usr/bin/time -v "$llama" "$model" "$work/llama-$t.gguf" "$t" 1 > /dev/null 2> "$llog"
+      (cd "$work" && /usr/bin/time -v "$llama" "${llama_args[@]}" "$model" "llama-$t.gguf" "$t" 1 \
+        > /dev/null 2> "$llog")
       lw=$(wall_of "$llog")
       if [ -z "$lbest" ] || awk -v a="$lw" -v b="$lbest" 'BEGIN{exit !(a<b)}'; then
         lbest=$lw
@@ -68,16 +97,15 @@ for t in "${types[@]}"; do
     done
     ref[$t]=$lbest
     ref_cpu[$t]=$lcpu
-    rm -f "$work/llama-$t.gguf"
   fi
-  for thr in 1 2; do
+  for thr in "${threads[@]}"; do
     out="$work/out-$t.gguf"
     best=""
     for rep in $(seq "${GGUF_BENCH_REPEAT:-2}"); do
       log="$work/time-$t-$thr-$rep.txt"
       rm -f "$out"
       /usr/bin/time -v "$quantd" quantize "$model" -o "$out" --gguf-type "$t" --threads "$thr" \
-        > /dev/null 2> "$log"
+        "${quantd_args[@]}" > /dev/null 2> "$log"
       wall=$(wall_of "$log")
       if [ -z "$best" ] || awk -v a="$wall" -v b="$bestwall" 'BEGIN{exit !(a<b)}'; then
         best="$log"
@@ -90,12 +118,21 @@ for t in "${types[@]}"; do
     sys=$(awk -F': ' '/System time/ {print $2}' "$log")
     rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$log")
     rc=${ref_cpu[$t]:-${ref[$t]}}  # without a measured anchor: its wall (idle machine)
-    awk -v t="$t" -v thr="$thr" -v w="$wall" -v u="$usr" -v s="$sys" -v r="${ref[$t]}" -v rc="$rc" -v m="$rss" \
-      'BEGIN { printf "%-8s %4d %9.2f %9.2f %11.2f %9.2f %12.1fx %10.1fx %10d\n", t, thr, w, u+s, r, rc, r/(w*thr), rc/(u+s), m }'
+    same=-
+    if [ -n "$llama" ] && [ "$thr" = 1 ]; then
+      same=no
+      cmp -s "$out" "$work/llama-$t.gguf" && same=yes
+    fi
+    awk -v t="$t" -v thr="$thr" -v w="$wall" -v u="$usr" -v s="$sys" -v r="${ref[$t]}" -v rc="$rc" -v m="$rss" -v same="$same" \
+      'BEGIN { printf "%-8s %4d %9.2f %9.2f %11.2f %9.2f %12.1fx %10.1fx %10d %5s\n", t, thr, w, u+s, r, rc, r/(w*thr), rc/(u+s), m, same }'
     wall_at[$thr]=$wall
     cpu_at[$thr]=$(awk -v u="$usr" -v s="$sys" 'BEGIN { print u + s }')
   done
-  awk -v t="$t" -v w1="${wall_at[1]}" -v w2="${wall_at[2]}" -v c1="${cpu_at[1]}" -v c2="${cpu_at[2]}" \
-    'BEGIN { printf "%-8s 2-thread speed-up %.2fx (wall 1 thr / 2 thr), CPU 2 thr / 1 thr %.2f\n", t, w1/w2, c2/c1 }'
-  rm -f "$work/out-$t.gguf"
+  if [ -n "${wall_at[1]:-}" ] && [ -n "${wall_at[2]:-}" ]; then
+    awk -v t="$t" -v w1="${wall_at[1]}" -v w2="${wall_at[2]}" -v c1="${cpu_at[1]}" -v c2="${cpu_at[2]}" \
+      'BEGIN { printf "%-8s 2-thread speed-up %.2fx (wall 1 thr / 2 thr), CPU 2 thr / 1 thr %.2f\n", t, w1/w2, c2/c1 }'
+  fi
+  unset wall_at cpu_at
+  declare -A wall_at cpu_at
+  rm -f "$work/out-$t.gguf" "$work/llama-$t.gguf"
 done

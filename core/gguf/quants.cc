@@ -282,7 +282,9 @@ constexpr GgmlKernels Kernels(GgmlType type) {
 }
 
 using internal::QuantizeIQ4_NL_avx2;
+using internal::QuantizeIQ4_NL_weighted_avx2;
 using internal::QuantizeIQ4_XS_avx2;
+using internal::QuantizeIQ4_XS_weighted_avx2;
 using internal::QuantizeQ2_K_avx2;
 using internal::QuantizeQ3_K_avx2;
 using internal::QuantizeQ4_0_avx2;
@@ -317,9 +319,9 @@ constexpr GgmlKernels kKernels[] = {
     Kernels<BlockQ6_K, QuantizeQ6_K_ref, QuantizeQ6_K_avx2, DequantizeQ6_K, QuantizeQ6_K_weighted>(
         GgmlType::kQ6_K),
     Kernels<BlockIQ4_NL, QuantizeIQ4_NL_ref, QuantizeIQ4_NL_avx2, DequantizeIQ4_NL,
-            QuantizeIQ4_NL_weighted>(GgmlType::kIQ4_NL),
+            QuantizeIQ4_NL_weighted, QuantizeIQ4_NL_weighted_avx2>(GgmlType::kIQ4_NL),
     Kernels<BlockIQ4_XS, QuantizeIQ4_XS_ref, QuantizeIQ4_XS_avx2, DequantizeIQ4_XS,
-            QuantizeIQ4_XS_weighted>(GgmlType::kIQ4_XS),
+            QuantizeIQ4_XS_weighted, QuantizeIQ4_XS_weighted_avx2>(GgmlType::kIQ4_XS),
     Kernels<BlockTQ1_0, QuantizeTQ1_0_ref, nullptr, DequantizeTQ1_0>(GgmlType::kTQ1_0),
     Kernels<BlockTQ2_0, QuantizeTQ2_0_ref, nullptr, DequantizeTQ2_0>(GgmlType::kTQ2_0),
     // Lattice-grid types (quants_iq1.cc, quants_iq2.cc, quants_iq3.cc).

@@ -474,16 +474,15 @@ QUANTD_AVX2 void QuantizeQ4_0_avx2(const float* x, BlockQ4_0* y, int64_t n) {
 
 namespace {
 
-// The IQ4 block-scale search (quantize_row_iq4_nl_impl with weights x^2,
-// ntry 7) on one 32-value block per lane; 0 for an all-zero block.
-QUANTD_AVX2_INLINE VF Iq4BlockScaleV(const VF* X) {
+// The IQ4 block-scale search (quantize_row_iq4_nl_impl, ntry 7) on one
+// 32-value block per lane under weights W (x^2 without an importance
+// matrix); 0 for an all-zero block.
+QUANTD_AVX2_INLINE VF Iq4BlockScaleV(const VF* X, const VF* W) {
   constexpr int kNtry = 7;
   const __m256 tab_lo = _mm256_setr_ps(-127, -104, -83, -65, -49, -35, -22, -10);
   const __m256 tab_hi = _mm256_setr_ps(1, 13, 25, 38, 53, 69, 89, 113);
   static_assert(kIq4nlValues[0] == -127 && kIq4nlValues[8] == 1 && kIq4nlValues[15] == 113);
   const float v0 = static_cast<float>(kIq4nlValues[0]);
-  VF W[kQK];
-  for (int j = 0; j < kQK; ++j) W[j] = X[j] * X[j];
   VF amax, max;
   SignedAbsMax<kQK>(X, &amax, &max);
   const VI zero = amax < kGroupMaxEps;
@@ -517,17 +516,30 @@ QUANTD_AVX2_INLINE VF Iq4BlockScaleV(const VF* X) {
 
 // IQ4_NL: one 32-value block per lane, 16 blocks per pass (the last pass
 // repeats its final block to fill the lanes).
-QUANTD_AVX2 void QuantizeIQ4_NL_avx2(const float* x, BlockIQ4_NL* y, int64_t n) {
+namespace {
+
+// IQ4_NL with weights qw (an importance matrix, n column weights) or
+// without (qw null: x^2), 16 blocks per pass.
+QUANTD_AVX2_INLINE void QuantizeIQ4_NL(const float* x, BlockIQ4_NL* y, int64_t n, const float* qw) {
   const __m256 tab_lo = _mm256_setr_ps(-127, -104, -83, -65, -49, -35, -22, -10);
   const __m256 tab_hi = _mm256_setr_ps(1, 13, 25, 38, 53, 69, 89, 113);
   const int64_t nb = n / kQK;
-  VF X[kQK];
+  VF X[kQK], W[kQK];
+  float weights[kQK];
   for (int64_t b0 = 0; b0 < nb; b0 += kLanes) {
     for (int k = 0; k < kLanes; ++k) {
-      const float* xb = x + std::min<int64_t>(b0 + k, nb - 1) * kQK;
+      const int64_t b = std::min<int64_t>(b0 + k, nb - 1);
+      const float* xb = x + b * kQK;
       for (int j = 0; j < kQK; ++j) SetLane(X[j], k, xb[j]);
+      if (qw != nullptr) {
+        Iq4Importance(xb, qw + b * kQK, kQK, weights);
+        for (int j = 0; j < kQK; ++j) SetLane(W[j], k, weights[j]);
+      }
     }
-    const VF scale = Iq4BlockScaleV(X);
+    if (qw == nullptr) {
+      for (int j = 0; j < kQK; ++j) W[j] = X[j] * X[j];
+    }
+    const VF scale = Iq4BlockScaleV(X, W);
     const VF id = Select(scale != 0.0f, 1.0f / scale, VF{});
     VI L[kQK];
     for (int j = 0; j < kQK; ++j) {
@@ -544,6 +556,19 @@ QUANTD_AVX2 void QuantizeIQ4_NL_avx2(const float* x, BlockIQ4_NL* y, int64_t n) 
   }
 }
 
+}  // namespace
+
+QUANTD_AVX2 void QuantizeIQ4_NL_avx2(const float* x, BlockIQ4_NL* y, int64_t n) {
+  QuantizeIQ4_NL(x, y, n, nullptr);
+}
+
+// With an importance matrix: the weights as the reference computes them
+// (scalar, same order) on the lanes.
+QUANTD_AVX2 void QuantizeIQ4_NL_weighted_avx2(const float* x, BlockIQ4_NL* y, int64_t n_per_row,
+                                              const float* qw) {
+  QuantizeIQ4_NL(x, y, n_per_row, qw);
+}
+
 // IQ4_XS without weights: the block-scale searches of two super-blocks (16
 // blocks) per pass on the lanes, then each super-block's 6-bit scales and
 // levels as the reference (FinishIQ4_XS).
@@ -558,7 +583,39 @@ QUANTD_AVX2 void QuantizeIQ4_XS_avx2(const float* x, BlockIQ4_XS* y, int64_t n) 
       const float* xb = x + sb * kQKK + (k % kBlocks) * kQK;
       for (int j = 0; j < kQK; ++j) SetLane(X[j], k, xb[j]);
     }
-    const VF scale = Iq4BlockScaleV(X);
+    VF W[kQK];
+    for (int j = 0; j < kQK; ++j) W[j] = X[j] * X[j];
+    const VF scale = Iq4BlockScaleV(X, W);
+    for (int64_t sb = s0; sb < s0 + 2 && sb < nsb; ++sb) {
+      float scales[kBlocks];
+      for (int b = 0; b < kBlocks; ++b)
+        scales[b] = Lane(scale, static_cast<int>((sb - s0) * kBlocks + b));
+      FinishIQ4_XS(x + sb * kQKK, scales, &y[sb]);
+    }
+  }
+}
+
+// IQ4_XS with an importance matrix: the weights as the reference computes
+// them (scalar, same order), then as QuantizeIQ4_XS_avx2. Without one
+// (qw null) the reference weighs x^2: QuantizeIQ4_XS_avx2 itself.
+QUANTD_AVX2 void QuantizeIQ4_XS_weighted_avx2(const float* x, BlockIQ4_XS* y, int64_t n_per_row,
+                                              const float* qw) {
+  if (qw == nullptr) {
+    QuantizeIQ4_XS_avx2(x, y, n_per_row);
+    return;
+  }
+  constexpr int kBlocks = kQKK / kQK;  // 8 per super-block
+  static_assert(kLanes == 2 * kBlocks);
+  const int64_t nsb = n_per_row / kQKK;
+  float weights[2][kQKK];
+  VF X[kQK], W[kQK];
+  for (int64_t s0 = 0; s0 < nsb; s0 += 2) {
+    const int64_t s1 = std::min<int64_t>(s0 + 1, nsb - 1);
+    Iq4Importance(x + s0 * kQKK, qw + s0 * kQKK, kQKK, weights[0]);
+    Iq4Importance(x + s1 * kQKK, qw + s1 * kQKK, kQKK, weights[1]);
+    Gather<kQK>(x + s0 * kQKK, x + s1 * kQKK, X);
+    Gather<kQK>(weights[0], weights[1], W);
+    const VF scale = Iq4BlockScaleV(X, W);
     for (int64_t sb = s0; sb < s0 + 2 && sb < nsb; ++sb) {
       float scales[kBlocks];
       for (int b = 0; b < kBlocks; ++b)

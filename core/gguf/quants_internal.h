@@ -84,6 +84,11 @@ void FinishQ6_K(const float* x, const float* scales, int8_t* L, BlockQ6_K* y,
 // blocks): the super-block scale, 6-bit block scales and the levels, as
 // quantize_row_iq4_nl_impl's multi-block branch. x: the 256 values.
 void FinishIQ4_XS(const float* x, const float* scales, BlockIQ4_XS* y);
+// The weights the IQ4_NL / IQ4_XS search uses with an importance matrix,
+// for one block of n values (32 for IQ4_NL, 256 for IQ4_XS) and its n column
+// weights qw: weights[j] = qw[j] * sqrt(sigma2 + x[j]^2), sigma2 = 2 * the
+// block's mean square (the reference's order).
+void Iq4Importance(const float* x, const float* qw, int n, float* weights);
 
 // Importance weighting of one Q4_K/Q5_K super-block (256 values, its 256
 // column weights qw): weights[j] = qw[j] * sqrt(sigma2 + x[j]^2) with
@@ -107,6 +112,10 @@ void QuantizeIQ4_XS_avx2(const float* x, BlockIQ4_XS* y, int64_t n);
 // *_weighted references.
 void QuantizeQ4_K_weighted_avx2(const float* x, BlockQ4_K* y, int64_t n_per_row, const float* qw);
 void QuantizeQ5_K_weighted_avx2(const float* x, BlockQ5_K* y, int64_t n_per_row, const float* qw);
+void QuantizeIQ4_XS_weighted_avx2(const float* x, BlockIQ4_XS* y, int64_t n_per_row,
+                                  const float* qw);
+void QuantizeIQ4_NL_weighted_avx2(const float* x, BlockIQ4_NL* y, int64_t n_per_row,
+                                  const float* qw);
 void QuantizeQ4_K_avx2(const float* x, BlockQ4_K* y, int64_t n);
 void QuantizeQ5_K_avx2(const float* x, BlockQ5_K* y, int64_t n);
 void QuantizeQ6_K_avx2(const float* x, BlockQ6_K* y, int64_t n);

@@ -16,7 +16,6 @@ using iq::GroupWeights;
 using iq::Lattice;
 using iq::LatticeTables;
 using iq::ScaleCode;
-using iq::SearchGroup;
 using iq::SearchSpec;
 
 constexpr int kMaxQ = 3;
@@ -96,7 +95,7 @@ float MakeQpQuantsIq(int n, int nmax, const float* x, uint8_t* L, const float* w
 void QuantizeIQ2_XXS_weighted(const float* x, BlockIQ2_XXS* y, int64_t n_per_row,
                               const float* quant_weights) {
   const LatticeTables& t = LatticeTables::Get(Lattice::kIq2xxs);
-  const iq::NearestNeighbourFn dist = iq::NearestNeighbourFor<8>(ActiveCpuLevel());
+  const iq::SearchGroupFn search = iq::SearchGroupFor<32, 8, 2>(ActiveCpuLevel());
   constexpr SearchSpec kSpec{-6, 6, 0.1f, kMaxQ - 1, /*refine_all=*/true, /*refine_always=*/true};
   float scales[kQKK / 32];
   float weight[32], waux[32], xval[32];
@@ -129,8 +128,8 @@ void QuantizeIQ2_XXS_weighted(const float* x, BlockIQ2_XXS* y, int64_t n_per_row
       }
       float scale = MakeQpQuantsIq(32, kMaxQ + 1, xval, reinterpret_cast<uint8_t*>(L), weight);
       const float eff_max = scale * kMaxQ;
-      scale = SearchGroup<32, 8, 2>(t, dist, kSpec, xval, weight, waux, scale,
-                                    static_cast<float>(2 * kMaxQ - 1), eff_max, L, on_grid);
+      scale = search(t, kSpec, xval, weight, waux, scale, static_cast<float>(2 * kMaxQ - 1),
+                     eff_max, L, on_grid);
       if (scale < 0) {
         scale = -scale;
         for (int k = 0; k < 4; ++k) block_signs[k] = static_cast<uint8_t>(~block_signs[k] & 127);
@@ -163,7 +162,7 @@ void QuantizeIQ2_XXS_weighted(const float* x, BlockIQ2_XXS* y, int64_t n_per_row
 template <bool kIsS, class Block>
 void QuantizeIQ2Group16(const float* x, Block* y, int64_t n_per_row, const float* quant_weights) {
   const LatticeTables& t = LatticeTables::Get(kIsS ? Lattice::kIq2s : Lattice::kIq2xs);
-  const iq::NearestNeighbourFn dist = iq::NearestNeighbourFor<8>(ActiveCpuLevel());
+  const iq::SearchGroupFn search = iq::SearchGroupFor<16, 8, 2>(ActiveCpuLevel());
   constexpr SearchSpec kSpec{-9,
                              9,
                              0.1f,
@@ -201,8 +200,8 @@ void QuantizeIQ2Group16(const float* x, Block* y, int64_t n_per_row, const float
         continue;
       }
       on_grid[0] = on_grid[1] = true;
-      float scale = SearchGroup<16, 8, 2>(t, dist, kSpec, xval, weight, waux, max / (2 * kMaxQ - 1),
-                                          static_cast<float>(2 * kMaxQ - 1), max, L, on_grid);
+      float scale = search(t, kSpec, xval, weight, waux, max / (2 * kMaxQ - 1),
+                           static_cast<float>(2 * kMaxQ - 1), max, L, on_grid);
       if (scale < 0) {
         scale = -scale;
         for (int k = 0; k < 2; ++k) {

@@ -16,7 +16,6 @@ using iq::GroupWeights;
 using iq::Lattice;
 using iq::LatticeTables;
 using iq::ScaleCode;
-using iq::SearchGroup;
 using iq::SearchSpec;
 
 constexpr int kMaxQ = 8;
@@ -26,7 +25,7 @@ constexpr int kMaxQ = 8;
 void QuantizeIQ3_XXS_weighted(const float* x, BlockIQ3_XXS* y, int64_t n_per_row,
                               const float* quant_weights) {
   const LatticeTables& t = LatticeTables::Get(Lattice::kIq3xxs);
-  const iq::NearestNeighbourFn dist = iq::NearestNeighbourFor<4>(ActiveCpuLevel());
+  const iq::SearchGroupFn search = iq::SearchGroupFor<32, 4, 3>(ActiveCpuLevel());
   constexpr SearchSpec kSpec{-15,
                              15,
                              0.2f,
@@ -63,8 +62,8 @@ void QuantizeIQ3_XXS_weighted(const float* x, BlockIQ3_XXS* y, int64_t n_per_row
         std::memset(L, 0, sizeof(L));
         continue;
       }
-      float scale = SearchGroup<32, 4, 3>(t, dist, kSpec, xval, weight, waux, max / (2 * kMaxQ - 1),
-                                          static_cast<float>(2 * kMaxQ - 1), max, L, on_grid);
+      float scale = search(t, kSpec, xval, weight, waux, max / (2 * kMaxQ - 1),
+                           static_cast<float>(2 * kMaxQ - 1), max, L, on_grid);
       if (scale < 0) {
         scale = -scale;
         for (int k = 0; k < 4; ++k) block_signs[k] = static_cast<uint8_t>(~block_signs[k] & 127);
@@ -97,7 +96,7 @@ void QuantizeIQ3_XXS_weighted(const float* x, BlockIQ3_XXS* y, int64_t n_per_row
 void QuantizeIQ3_S_weighted(const float* x, BlockIQ3_S* y, int64_t n_per_row,
                             const float* quant_weights) {
   const LatticeTables& t = LatticeTables::Get(Lattice::kIq3s);
-  const iq::NearestNeighbourFn dist = iq::NearestNeighbourFor<4>(ActiveCpuLevel());
+  const iq::SearchGroupFn search = iq::SearchGroupFor<32, 4, 3>(ActiveCpuLevel());
   constexpr SearchSpec kSpec{-9,
                              9,
                              0.2f,
@@ -136,9 +135,8 @@ void QuantizeIQ3_S_weighted(const float* x, BlockIQ3_S* y, int64_t n_per_row,
         continue;
       }
       for (bool& g : on_grid) g = false;
-      float scale =
-          SearchGroup<kBs, 4, 3>(t, dist, kSpec, xval, weight, waux, max / (2 * kMaxQ - 1),
-                                 static_cast<float>(2 * kMaxQ - 1), max, L, on_grid);
+      float scale = search(t, kSpec, xval, weight, waux, max / (2 * kMaxQ - 1),
+                           static_cast<float>(2 * kMaxQ - 1), max, L, on_grid);
       if (scale < 0) {
         scale = -scale;
         for (int k = 0; k < kBs / 8; ++k) block_signs[k] = static_cast<uint8_t>(~block_signs[k]);

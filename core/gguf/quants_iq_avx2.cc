@@ -1,75 +1,291 @@
-// AVX2 nearest-neighbour search for the lattice-grid quantizers: eight grid
-// points per step, one per lane, each lane doing the scalar reference's
-// operations in its order (no FMA), so the distances — and the points the
-// searches pick — are the same to the bit. Compiled for AVX2 through the
-// target attribute; called only when the CPU has it (NearestNeighbourFor).
+// AVX2 kernels of the lattice-grid quantizers' searches (quants_iq_search.h):
+// the nearest-neighbour search and the batched group-scale search. Every
+// value that feeds a comparison is computed with the scalar reference's
+// operations in its order (no FMA; sums in the same order, one candidate or
+// point per lane), so the searches pick the same points and scales to the
+// bit. Compiled for AVX2 through the target attribute; called only when the
+// CPU has it (NearestNeighbourFor, SearchGroupFor). Pure functions over
+// caller-owned arrays; thread-safe.
 #include <immintrin.h>
 
+#include <cfloat>
+#include <climits>
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 
 #include "quants_iq_search.h"
 
 #pragma GCC diagnostic ignored "-Wpsabi"
 
+#define QUANTD_IQ_AVX2 __attribute__((target("avx2")))
+#define QUANTD_IQ_AVX2_INLINE __attribute__((target("avx2"), always_inline)) inline
+#define QUANTD_IQ_AVX2_INLINE_LAMBDA __attribute__((target("avx2"), always_inline))
+
 namespace quantd::core::gguf::iq::internal {
 namespace {
 
+// scale * (2l + 1) for the levels of a term table (below).
 template <int kDims>
-__attribute__((target("avx2"), always_inline)) inline int Nearest(const int8_t* coords, int n,
-                                                                  const float* x, const float* w,
-                                                                  float scale) {
-  const __m256 vscale = _mm256_set1_ps(scale);
-  const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+QUANTD_IQ_AVX2_INLINE __m256 ScaledLevels(float scale) {
+  const __m256 q = kDims == 4 ? _mm256_setr_ps(1, 3, 5, 7, 9, 11, 13, 15)
+                              : _mm256_setr_ps(1, 3, 5, 7, 1, 3, 5, 7);
+  return _mm256_mul_ps(_mm256_set1_ps(scale), q);
+}
+
+// The per-level terms of the distance: for 4 coordinates, T[i] lane l =
+// w[i] * d * d with d = scale * (2l + 1) - x[i] (the reference's
+// `w[i] * diff * diff`); for 8 coordinates (levels 0..3), T[p] lanes 0..3
+// hold coordinate 2p's levels and lanes 4..7 coordinate 2p + 1's.
+// sq: ScaledLevels<kDims>(scale).
+template <int kDims>
+QUANTD_IQ_AVX2_INLINE void TermTables(const float* x, const float* w, __m256 sq, __m256* T) {
+  if constexpr (kDims == 4) {
+    for (int i = 0; i < 4; ++i) {
+      const __m256 diff = _mm256_sub_ps(sq, _mm256_set1_ps(x[i]));
+      T[i] = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(w[i]), diff), diff);
+    }
+  } else {
+    for (int p = 0; p < 4; ++p) {
+      const __m256 xv = _mm256_set_m128(_mm_set1_ps(x[2 * p + 1]), _mm_set1_ps(x[2 * p]));
+      const __m256 wv = _mm256_set_m128(_mm_set1_ps(w[2 * p + 1]), _mm_set1_ps(w[2 * p]));
+      const __m256 diff = _mm256_sub_ps(sq, xv);
+      T[p] = _mm256_mul_ps(_mm256_mul_ps(wv, diff), diff);
+    }
+  }
+}
+
+// NearestNeighbour_ref's result from the list's slot rows: the distance of
+// a point is 0 + T[coordinate 0][its slot] + ... in coordinate order, as
+// the reference accumulates it; distances that are not below FLT_MAX (NaN
+// included) never count, as in the reference's strict comparison against
+// FLT_MAX. The answer is the first position holding the smallest distance
+// (0 when none counts).
+template <int kDims>
+QUANTD_IQ_AVX2_INLINE int Nearest(const uint8_t* slots, int n, const float* x, const float* w,
+                                  __m256 sq) {
+  __m256 T[4];
+  TermTables<kDims>(x, w, sq, T);
+  const int stride = (n + kNeighbourPadding - 1) / kNeighbourPadding * kNeighbourPadding;
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  const int stride = (n + 7) / 8 * 8;
-  float d2[kMaxNeighbours + kNeighbourPadding];
-  __m256 vmin = inf;
-  // Whole groups of 8 (the rows are padded); lanes past n count as +inf,
-  // and so do NaN distances (never smaller than anything in the scalar loop).
-  for (int j = 0; j < n; j += 8) {
+  const __m256 flt_max = _mm256_set1_ps(FLT_MAX);
+  auto distances = [&](int j) QUANTD_IQ_AVX2_INLINE_LAMBDA {
     __m256 d = _mm256_setzero_ps();
     for (int i = 0; i < kDims; ++i) {
-      const __m128i c8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(coords + i * stride + j));
-      const __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c8));
-      const __m256 diff = _mm256_sub_ps(_mm256_mul_ps(vscale, q), _mm256_set1_ps(x[i]));
-      d = _mm256_add_ps(d, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(w[i]), diff), diff));
+      const __m256i s = _mm256_cvtepu8_epi32(
+          _mm_loadl_epi64(reinterpret_cast<const __m128i*>(slots + i * stride + j)));
+      d = _mm256_add_ps(d, _mm256_permutevar8x32_ps(T[kDims == 4 ? i : i / 2], s));
     }
+    // Lanes past n (padding) and NaN distances never count: FLT_MAX, which
+    // is never below the running minimum.
     const __m256 valid = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(n - j), lane));
-    d = _mm256_blendv_ps(inf, d, _mm256_and_ps(valid, _mm256_cmp_ps(d, d, _CMP_ORD_Q)));
-    _mm256_storeu_ps(d2 + j, d);
+    return _mm256_blendv_ps(flt_max, d,
+                            _mm256_and_ps(valid, _mm256_cmp_ps(d, flt_max, _CMP_LT_OQ)));
+  };
+  // The minimum of v's lanes, in every lane.
+  auto all_min = [](__m256 v) QUANTD_IQ_AVX2_INLINE_LAMBDA {
+    v = _mm256_min_ps(v, _mm256_permute2f128_ps(v, v, 1));
+    v = _mm256_min_ps(v, _mm256_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm256_min_ps(v, _mm256_permute_ps(v, _MM_SHUFFLE(2, 3, 0, 1)));
+  };
+  // Positions holding m that count (below FLT_MAX): a bit per lane.
+  auto at = [&](__m256 d, __m256 m) QUANTD_IQ_AVX2_INLINE_LAMBDA {
+    return _mm256_movemask_ps(
+        _mm256_and_ps(_mm256_cmp_ps(d, m, _CMP_EQ_OQ), _mm256_cmp_ps(d, flt_max, _CMP_LT_OQ)));
+  };
+  if (n <= 8) {  // most lists: one step
+    const __m256 d = distances(0);
+    const int mask = at(d, all_min(d));
+    return mask == 0 ? 0 : __builtin_ctz(static_cast<unsigned>(mask));
+  }
+  if (n <= 16) {
+    const __m256 d0 = distances(0), d1 = distances(8);
+    const __m256 m = all_min(_mm256_min_ps(d0, d1));
+    const unsigned mask =
+        static_cast<unsigned>(at(d0, m)) | (static_cast<unsigned>(at(d1, m)) << 8);
+    return mask == 0 ? 0 : __builtin_ctz(mask);
+  }
+  // Longer lists: the distances and their minimum, then the first position
+  // holding it.
+  alignas(32) float d2[kMaxNeighbours + kNeighbourPadding];
+  __m256 vmin = flt_max;
+  for (int j = 0; j < n; j += 8) {
+    const __m256 d = distances(j);
+    _mm256_store_ps(d2 + j, d);
     vmin = _mm256_min_ps(vmin, d);
   }
-  __m128 m4 = _mm_min_ps(_mm256_castps256_ps128(vmin), _mm256_extractf128_ps(vmin, 1));
-  m4 = _mm_min_ps(m4, _mm_movehl_ps(m4, m4));
-  m4 = _mm_min_ss(m4, _mm_shuffle_ps(m4, m4, 1));
-  const float m = _mm_cvtss_f32(m4);
-  if (!(m < std::numeric_limits<float>::max())) return 0;
-  // The first position holding the minimum: where the scalar loop's last
-  // strict improvement happens.
-  const __m256 vm = _mm256_set1_ps(m);
+  const __m256 m = all_min(vmin);
   for (int j = 0; j < n; j += 8) {
-    const int mask = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(d2 + j), vm, _CMP_EQ_OQ));
+    const int mask = at(_mm256_load_ps(d2 + j), m);
     if (mask != 0) return j + __builtin_ctz(static_cast<unsigned>(mask));
   }
   return 0;
 }
 
+// The levels of position j of a neighbour list's slot rows.
+template <int kDims>
+QUANTD_IQ_AVX2_INLINE void SlotLevels(const uint8_t* slots, int n, int j, int8_t* levels,
+                                      int level_stride) {
+  const int stride = (n + kNeighbourPadding - 1) / kNeighbourPadding * kNeighbourPadding;
+  for (int i = 0; i < kDims; ++i) {
+    const int offset = kDims == 8 ? 4 * (i % 2) : 0;
+    levels[i * level_stride] = static_cast<int8_t>(slots[i * stride + j] - offset);
+  }
+}
+
 }  // namespace
 
-__attribute__((target("avx2"))) int NearestNeighbour4_avx2(const float*, const uint16_t*,
-                                                           const int8_t* coords, int n,
-                                                           const float* x, const float* w,
-                                                           float scale) {
-  return Nearest<4>(coords, n, x, w, scale);
+QUANTD_IQ_AVX2 int NearestNeighbour4_avx2(const float*, const uint16_t*, const uint8_t* slots,
+                                          int n, const float* x, const float* w, float scale) {
+  return Nearest<4>(slots, n, x, w, ScaledLevels<4>(scale));
 }
 
-__attribute__((target("avx2"))) int NearestNeighbour8_avx2(const float*, const uint16_t*,
-                                                           const int8_t* coords, int n,
-                                                           const float* x, const float* w,
-                                                           float scale) {
-  return Nearest<8>(coords, n, x, w, scale);
+QUANTD_IQ_AVX2 int NearestNeighbour8_avx2(const float*, const uint16_t*, const uint8_t* slots,
+                                          int n, const float* x, const float* w, float scale) {
+  return Nearest<8>(slots, n, x, w, ScaledLevels<8>(scale));
 }
+
+namespace {
+
+// The map values of a group's sub-groups, in order, from its levels r (eight
+// per vector, max_level below 2^bits): each sub-group's packed vector (the
+// levels shifted to their bits; the bits do not overlap, so sums are ORs)
+// and a gather.
+template <int kGroup, int kDims>
+QUANTD_IQ_AVX2_INLINE void MapSubGroups(const int32_t* map, const __m256i* r, int32_t* out) {
+  if constexpr (kDims == 4) {  // 3 bits; two sub-groups per vector
+    static_assert(kGroup == 32);
+    const __m256i sh = _mm256_setr_epi32(0, 3, 6, 9, 0, 3, 6, 9);
+    const __m256i h01 = _mm256_hadd_epi32(_mm256_sllv_epi32(r[0], sh), _mm256_sllv_epi32(r[1], sh));
+    const __m256i h23 = _mm256_hadd_epi32(_mm256_sllv_epi32(r[2], sh), _mm256_sllv_epi32(r[3], sh));
+    // Lanes: sub-groups 0, 2, 4, 6, 1, 3, 5, 7.
+    const __m256i u = _mm256_hadd_epi32(h01, h23);
+    const __m256i m = _mm256_i32gather_epi32(map, u, 4);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out),
+                       _mm256_permutevar8x32_epi32(m, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  } else {  // 2 bits; one sub-group per vector
+    static_assert(kGroup == 32 || kGroup == 16);
+    const __m256i sh = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    __m256i h;
+    if constexpr (kGroup == 32) {
+      const __m256i h01 =
+          _mm256_hadd_epi32(_mm256_sllv_epi32(r[0], sh), _mm256_sllv_epi32(r[1], sh));
+      const __m256i h23 =
+          _mm256_hadd_epi32(_mm256_sllv_epi32(r[2], sh), _mm256_sllv_epi32(r[3], sh));
+      h = _mm256_hadd_epi32(h01, h23);  // halves of sub-groups 0..3
+    } else {
+      h = _mm256_hadd_epi32(_mm256_sllv_epi32(r[0], sh), _mm256_sllv_epi32(r[1], sh));
+      h = _mm256_hadd_epi32(h, h);  // halves of sub-groups 0, 1, 0, 1
+    }
+    const __m128i u = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_i32gather_epi32(map, u, 4));
+  }
+}
+
+template <int kGroup, int kDims, int kBits>
+QUANTD_IQ_AVX2_INLINE float SearchGroup(const LatticeTables& t, const SearchSpec& spec,
+                                        const float* xval, const float* weight, const float* waux,
+                                        float scale, float base, float denom, int8_t* L,
+                                        bool* is_on_grid) {
+  static_assert(kGroup % 8 == 0 && (kDims == 4 || kDims == 8));
+  constexpr int kSub = kGroup / kDims;
+  constexpr int kMaxCandidates = 32;
+  const int nc = spec.is_hi - spec.is_lo + 1;
+  const int nc8 = (nc + 7) / 8 * 8;
+  // levels[i][c]: the level of value i under candidate c (the reference's
+  // Laux of that candidate), candidates on the fast axis for the sums.
+  alignas(32) int8_t levels[kGroup][kMaxCandidates];
+  bool on_grid[kMaxCandidates][kSub];
+  alignas(32) int32_t rounded[kGroup];
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 half = _mm256_set1_ps(0.5f);
+  const __m256 magic = _mm256_set1_ps(12582912.0f);  // NearestInt's 1.5 * 2^23
+  const __m256i mantissa = _mm256_set1_epi32(0x007fffff);
+  const __m256i bias = _mm256_set1_epi32(0x00400000);
+  const __m256i hi = _mm256_set1_epi32(spec.max_level);
+  const __m256i lo = _mm256_setzero_si256();
+  for (int c = 0; c < nc; ++c) {
+    const float id = (base + static_cast<float>(spec.is_lo + c) * spec.step) / denom;
+    const __m256 sq = ScaledLevels<kDims>(1 / id);
+    const __m256 vid = _mm256_set1_ps(id);
+    // ClampInt(NearestInt(0.5f * (id * x - 1)), 0, max_level), as RoundToGrid.
+    __m256i r[kGroup / 8];
+    for (int v = 0; v < kGroup; v += 8) {
+      const __m256 a =
+          _mm256_mul_ps(half, _mm256_sub_ps(_mm256_mul_ps(vid, _mm256_loadu_ps(xval + v)), one));
+      const __m256i bits = _mm256_castps_si256(_mm256_add_ps(a, magic));
+      const __m256i l = _mm256_sub_epi32(_mm256_and_si256(bits, mantissa), bias);
+      r[v / 8] = _mm256_max_epi32(_mm256_min_epi32(l, hi), lo);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(rounded + v), r[v / 8]);
+    }
+    alignas(32) int32_t map_values[8];
+    MapSubGroups<kGroup, kDims>(t.MapData(), r, map_values);
+    for (int k = 0; k < kSub; ++k) {
+      const int32_t* lk = rounded + kDims * k;
+      const int m = map_values[k];
+      on_grid[c][k] = m >= 0;
+      if (m >= 0) {
+        for (int i = 0; i < kDims; ++i) levels[kDims * k + i][c] = static_cast<int8_t>(lk[i]);
+      } else {
+        // The nearest neighbour's levels, read back from its slots.
+        const LatticeTables::SlotList list = t.NeighbourSlotList(m);
+        const int j =
+            Nearest<kDims>(list.slots, list.count, xval + kDims * k, waux + kDims * k, sq);
+        SlotLevels<kDims>(list.slots, list.count, j, &levels[kDims * k][c], kMaxCandidates);
+      }
+    }
+  }
+  for (int i = 0; i < kGroup; ++i) {
+    for (int c = nc; c < nc8; ++c) levels[i][c] = 0;
+  }
+  // The fit sums of eight candidates per pass, each lane over the values in
+  // order: sumqx += w * x * q, sumq2 += w * q * q.
+  alignas(32) float sumqx[kMaxCandidates], sumq2[kMaxCandidates];
+  const __m256i one_i = _mm256_set1_epi32(1);
+  for (int c0 = 0; c0 < nc8; c0 += 8) {
+    __m256 sx = _mm256_setzero_ps(), s2 = _mm256_setzero_ps();
+    for (int i = 0; i < kGroup; ++i) {
+      const __m256i l =
+          _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(&levels[i][c0])));
+      const __m256 q = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_add_epi32(l, l), one_i));
+      const float w = weight[i];
+      const float wx = w * xval[i];
+      sx = _mm256_add_ps(sx, _mm256_mul_ps(_mm256_set1_ps(wx), q));
+      s2 = _mm256_add_ps(s2, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(w), q), q));
+    }
+    _mm256_store_ps(sumqx + c0, sx);
+    _mm256_store_ps(sumq2 + c0, s2);
+  }
+  // The reference's choice, in candidate order.
+  float best = 0;
+  int chosen = -1;
+  for (int c = 0; c < nc; ++c) {
+    if (sumq2[c] > 0 && sumqx[c] * sumqx[c] > best * sumq2[c]) {
+      scale = sumqx[c] / sumq2[c];
+      best = scale * sumqx[c];
+      chosen = c;
+    }
+  }
+  if (chosen >= 0) {
+    for (int i = 0; i < kGroup; ++i) L[i] = levels[i][chosen];
+    for (int k = 0; k < kSub; ++k) is_on_grid[k] = on_grid[chosen][k];
+  }
+  return RefineGroup<kGroup, kDims, kBits>(
+      t, kDims == 4 ? NearestNeighbour4_avx2 : NearestNeighbour8_avx2, spec, xval, weight, waux,
+      scale, L, is_on_grid);
+}
+
+}  // namespace
+
+#define QUANTD_IQ_SEARCH_GROUP(name, group, dims, bits)                                        \
+  QUANTD_IQ_AVX2 float name(const LatticeTables& t, const SearchSpec& spec, const float* xval, \
+                            const float* weight, const float* waux, float scale, float base,   \
+                            float denom, int8_t* L, bool* is_on_grid) {                        \
+    return SearchGroup<group, dims, bits>(t, spec, xval, weight, waux, scale, base, denom, L,  \
+                                          is_on_grid);                                         \
+  }
+QUANTD_IQ_SEARCH_GROUP(SearchGroup32x8_avx2, 32, 8, 2)
+QUANTD_IQ_SEARCH_GROUP(SearchGroup16x8_avx2, 16, 8, 2)
+QUANTD_IQ_SEARCH_GROUP(SearchGroup32x4_avx2, 32, 4, 3)
+#undef QUANTD_IQ_SEARCH_GROUP
 
 }  // namespace quantd::core::gguf::iq::internal

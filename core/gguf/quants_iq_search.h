@@ -20,13 +20,13 @@ namespace quantd::core::gguf::iq {
 // to x under weights w at `scale`: the list position of the first point
 // whose distance sum over i (in order) of w[i] * (scale * q[i] - x[i])^2 is
 // the smallest below FLT_MAX, or 0 when none is (llama.cpp asserts there).
-// `points`: the lattice's float coordinates; `coords`: the list's rows
-// (LatticeTables::NeighbourCoords), which vector variants read instead.
-using NearestNeighbourFn = int (*)(const float* points, const uint16_t* idx, const int8_t* coords,
+// `points`: the lattice's float coordinates; `slots`: the list's rows
+// (LatticeTables::NeighbourSlots), which vector variants read instead.
+using NearestNeighbourFn = int (*)(const float* points, const uint16_t* idx, const uint8_t* slots,
                                    int n, const float* x, const float* w, float scale);
 
 template <int kDims>
-int NearestNeighbour_ref(const float* points, const uint16_t* idx, const int8_t* /*coords*/, int n,
+int NearestNeighbour_ref(const float* points, const uint16_t* idx, const uint8_t* /*slots*/, int n,
                          const float* x, const float* w, float scale) {
   float best_d2 = FLT_MAX;
   int best = 0;
@@ -46,12 +46,15 @@ int NearestNeighbour_ref(const float* points, const uint16_t* idx, const int8_t*
 }
 
 namespace internal {
-// AVX2 variants (quants_iq_avx2.cc): eight points per step, one per lane,
-// each lane with the reference's operation order; the first smallest
-// distance found from the lanes' minimum. REQUIRES: AVX2.
-int NearestNeighbour4_avx2(const float* points, const uint16_t* idx, const int8_t* coords, int n,
+// AVX2 variants (quants_iq_avx2.cc): eight points per step, one per lane.
+// Each coordinate's term w[i] * (scale * q - x[i])^2 depends only on the
+// coordinate and its level, so the terms of every level are computed once
+// per call with the reference's operations and looked up per point; the
+// lookups are summed in the reference's order, so distances are the same
+// to the bit. REQUIRES: AVX2.
+int NearestNeighbour4_avx2(const float* points, const uint16_t* idx, const uint8_t* slots, int n,
                            const float* x, const float* w, float scale);
-int NearestNeighbour8_avx2(const float* points, const uint16_t* idx, const int8_t* coords, int n,
+int NearestNeighbour8_avx2(const float* points, const uint16_t* idx, const uint8_t* slots, int n,
                            const float* x, const float* w, float scale);
 }  // namespace internal
 
@@ -73,7 +76,7 @@ template <int kDims>
 inline int BestNeighbour(const LatticeTables& t, NearestNeighbourFn nearest, int map_value,
                          const float* xval, const float* w, float scale, int8_t* L) {
   const uint16_t* nb = t.Neighbours(map_value);
-  const int best = nb[1 + nearest(t.PointsAsFloat(), nb + 1, t.NeighbourCoords(map_value), nb[0],
+  const int best = nb[1 + nearest(t.PointsAsFloat(), nb + 1, t.NeighbourSlots(map_value), nb[0],
                                   xval, w, scale)];
   const int8_t* pg = t.Point(best);
   for (int i = 0; i < kDims; ++i) L[i] = static_cast<int8_t>((pg[i] - 1) / 2);
@@ -122,6 +125,36 @@ struct SearchSpec {
   bool refine_always;  // refine even when every sub-group is on the grid
 };
 
+// The end of SearchGroup, after the candidates chose `scale`, L and
+// is_on_grid: re-rounds at the chosen scale (per `spec`) and refits.
+// Returns the scale.
+template <int kGroup, int kDims, int kBits>
+inline float RefineGroup(const LatticeTables& t, NearestNeighbourFn dist, const SearchSpec& spec,
+                         const float* xval, const float* weight, const float* waux, float scale,
+                         int8_t* L, const bool* is_on_grid) {
+  constexpr int kSub = kGroup / kDims;
+  bool any_off = false;
+  for (int k = 0; k < kSub; ++k) any_off |= !is_on_grid[k];
+  if ((spec.refine_always || any_off) && scale > 0) {
+    const float id = 1 / scale;
+    for (int k = 0; k < kSub; ++k) {
+      if (!spec.refine_all && is_on_grid[k]) continue;
+      bool on;
+      RoundToGrid<kDims, kBits>(t, dist, xval + kDims * k, waux + kDims * k, id, scale,
+                                spec.max_level, L + kDims * k, &on);
+    }
+    float sumqx = 0, sumq2 = 0;
+    for (int i = 0; i < kGroup; ++i) {
+      const float w = weight[i];
+      const float q = static_cast<float>(2 * L[i] + 1);
+      sumqx += w * xval[i] * q;
+      sumq2 += w * q * q;
+    }
+    if (sumq2 > 0) scale = sumqx / sumq2;
+  }
+  return scale;
+}
+
 // Searches the scale of one group of kGroup values (sub-groups of kDims):
 // for each candidate inverse scale id = (base + is * step) / denom, rounds
 // to the grid and keeps the best weighted fit sumqx^2 / sumq2; then
@@ -157,26 +190,53 @@ inline float SearchGroup(const LatticeTables& t, NearestNeighbourFn dist, const 
       for (int k = 0; k < kSub; ++k) is_on_grid[k] = on_aux[k];
     }
   }
-  bool any_off = false;
-  for (int k = 0; k < kSub; ++k) any_off |= !is_on_grid[k];
-  if ((spec.refine_always || any_off) && scale > 0) {
-    const float id = 1 / scale;
-    for (int k = 0; k < kSub; ++k) {
-      if (!spec.refine_all && is_on_grid[k]) continue;
-      bool on;
-      RoundToGrid<kDims, kBits>(t, dist, xval + kDims * k, waux + kDims * k, id, scale,
-                                spec.max_level, L + kDims * k, &on);
-    }
-    float sumqx = 0, sumq2 = 0;
-    for (int i = 0; i < kGroup; ++i) {
-      const float w = weight[i];
-      const float q = static_cast<float>(2 * L[i] + 1);
-      sumqx += w * xval[i] * q;
-      sumq2 += w * q * q;
-    }
-    if (sumq2 > 0) scale = sumqx / sumq2;
+  return RefineGroup<kGroup, kDims, kBits>(t, dist, spec, xval, weight, waux, scale, L, is_on_grid);
+}
+// SearchGroup as a kernel, for the quantizers to pick per CPU level.
+using SearchGroupFn = float (*)(const LatticeTables& t, const SearchSpec& spec, const float* xval,
+                                const float* weight, const float* waux, float scale, float base,
+                                float denom, int8_t* L, bool* is_on_grid);
+
+template <int kGroup, int kDims, int kBits>
+float SearchGroup_ref(const LatticeTables& t, const SearchSpec& spec, const float* xval,
+                      const float* weight, const float* waux, float scale, float base, float denom,
+                      int8_t* L, bool* is_on_grid) {
+  return SearchGroup<kGroup, kDims, kBits>(t, NearestNeighbour_ref<kDims>, spec, xval, weight, waux,
+                                           scale, base, denom, L, is_on_grid);
+}
+
+namespace internal {
+// SearchGroup with the candidates batched (quants_iq_avx2.cc): each
+// candidate's rounding (eight values per step) and neighbour searches
+// first, then the fit sums of eight candidates at once, one per lane, each
+// lane summing over the values in the reference's order, then the
+// reference's choice in candidate order and its refinement. The same scale
+// and levels to the bit. One per shape: <32, 8, 2> (IQ2_XXS), <16, 8, 2>
+// (IQ2_XS, IQ2_S), <32, 4, 3> (IQ3_XXS, IQ3_S).
+// REQUIRES: AVX2; spec.is_hi - spec.is_lo < 32.
+float SearchGroup32x8_avx2(const LatticeTables& t, const SearchSpec& spec, const float* xval,
+                           const float* weight, const float* waux, float scale, float base,
+                           float denom, int8_t* L, bool* is_on_grid);
+float SearchGroup16x8_avx2(const LatticeTables& t, const SearchSpec& spec, const float* xval,
+                           const float* weight, const float* waux, float scale, float base,
+                           float denom, int8_t* L, bool* is_on_grid);
+float SearchGroup32x4_avx2(const LatticeTables& t, const SearchSpec& spec, const float* xval,
+                           const float* weight, const float* waux, float scale, float base,
+                           float denom, int8_t* L, bool* is_on_grid);
+}  // namespace internal
+
+// The search for `level` (cpu_features.h): the best at or below it.
+template <int kGroup, int kDims, int kBits>
+inline SearchGroupFn SearchGroupFor(CpuLevel level) {
+  static_assert((kGroup == 32 && kDims == 8 && kBits == 2) ||
+                (kGroup == 16 && kDims == 8 && kBits == 2) ||
+                (kGroup == 32 && kDims == 4 && kBits == 3));
+  if (level >= CpuLevel::kAvx2) {
+    if constexpr (kDims == 4) return internal::SearchGroup32x4_avx2;
+    if constexpr (kGroup == 16) return internal::SearchGroup16x8_avx2;
+    return internal::SearchGroup32x8_avx2;
   }
-  return scale;
+  return SearchGroup_ref<kGroup, kDims, kBits>;
 }
 
 // Folds the signs of 8 values into xval (|x|) and a sign byte. With

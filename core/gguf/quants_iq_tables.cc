@@ -101,10 +101,13 @@ LatticeTables::LatticeTables(Lattice lattice) {
     neighbours_[start] = static_cast<uint16_t>(neighbours_.size() - start - 1);
     const int n = static_cast<int>(neighbours_.size() - start - 1);
     const int stride = (n + kNeighbourPadding - 1) / kNeighbourPadding * kNeighbourPadding;
-    lists_.push_back({static_cast<uint32_t>(start), static_cast<uint32_t>(coords_.size())});
+    lists_.push_back({static_cast<uint32_t>(start), static_cast<uint32_t>(slots_.size()),
+                      static_cast<uint32_t>(n)});
     for (int i = 0; i < s.dims; ++i) {
+      const int offset = s.dims == 8 ? 4 * (i % 2) : 0;
       for (int j = 0; j < stride; ++j) {
-        coords_.push_back(j < n ? Point(neighbours_[start + 1 + j])[i] : int8_t{1});
+        const int level = j < n ? (Point(neighbours_[start + 1 + j])[i] - 1) / 2 : -offset;
+        slots_.push_back(static_cast<uint8_t>(level + offset));
       }
     }
   }

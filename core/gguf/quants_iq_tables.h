@@ -36,8 +36,8 @@ enum class Lattice {
   kIq3s,    // 512 points of 4 coordinates
 };
 
-// Vector kernels read a neighbour list's coordinates in groups of this many
-// (NeighbourCoords rows are padded to a multiple of it).
+// Vector kernels read a neighbour list in groups of this many (NeighbourSlots
+// rows are padded to a multiple of it).
 inline constexpr int kNeighbourPadding = 8;
 
 class LatticeTables {
@@ -58,16 +58,30 @@ class LatticeTables {
   // >= 0: the point with these levels; < 0: not a grid point (see Neighbours).
   // REQUIRES: `packed` is a vector a quantizer produces (see the file comment).
   int Map(uint32_t packed) const { return map_[packed]; }
+  // The whole map, 2^(bits() * dims()) entries (for vector gathers).
+  const int32_t* MapData() const { return map_.data(); }
   // The neighbour list of a non-grid vector: [0] is the count n, [1..n] the
   // point indices. REQUIRES: map_value == Map(v) < 0.
   const uint16_t* Neighbours(int map_value) const {
     return &neighbours_[lists_[-map_value - 1].start];
   }
-  // The coordinates of the same list for vector kernels: dims() rows of
-  // RoundUp(count, kNeighbourPadding) signed bytes (2l + 1), row i holding
-  // coordinate i of each neighbour in list order (padding rows with 1s).
-  const int8_t* NeighbourCoords(int map_value) const {
-    return &coords_[lists_[-map_value - 1].coords];
+  // The same list for vector kernels, as positions in per-coordinate tables
+  // of 8 entries (one per level): dims() rows of RoundUp(count,
+  // kNeighbourPadding) bytes, row i holding for each neighbour in list order
+  // the slot of its coordinate i: its level l on the 4-coordinate lattices,
+  // l + 4 * (i % 2) on the 8-coordinate ones (levels 0..3, two coordinates
+  // to a table); padding slots are 0.
+  const uint8_t* NeighbourSlots(int map_value) const {
+    return &slots_[lists_[-map_value - 1].slots];
+  }
+  // NeighbourSlots and the list's count with one look-up.
+  struct SlotList {
+    const uint8_t* slots;
+    int count;
+  };
+  SlotList NeighbourSlotList(int map_value) const {
+    const List& l = lists_[-map_value - 1];
+    return {&slots_[l.slots], static_cast<int>(l.count)};
   }
 
  private:
@@ -81,11 +95,12 @@ class LatticeTables {
   std::vector<int32_t> map_;
   std::vector<uint16_t> neighbours_;
   struct List {
-    uint32_t start;   // index of the count in neighbours_
-    uint32_t coords;  // index of the first row in coords_
+    uint32_t start;  // index of the count in neighbours_
+    uint32_t slots;  // index of the first row in slots_
+    uint32_t count;  // neighbours in the list
   };
   std::vector<List> lists_;
-  std::vector<int8_t> coords_;
+  std::vector<uint8_t> slots_;
 };
 
 }  // namespace quantd::core::gguf::iq

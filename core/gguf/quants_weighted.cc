@@ -434,6 +434,15 @@ template void FinishQkMinWeighted<4, BlockQ4_K>(const float*, const float*, cons
 template void FinishQkMinWeighted<5, BlockQ5_K>(const float*, const float*, const float*,
                                                 const float*, uint8_t*, BlockQ5_K*, SpanQuantFn);
 
+void Iq4Importance(const float* x, const float* qw, int n, float* weights) {
+  // As Iq4BlockScales<n> computes them.
+  float sigma2 = SumSquares(x, n);
+  sigma2 *= 2.0f / static_cast<float>(n);
+  for (int ib = 0; ib < n / 32; ++ib) {
+    ImportanceWeights(x + 32 * ib, qw + 32 * ib, sigma2, 32, weights + 32 * ib);
+  }
+}
+
 void FinishIQ4_XS(const float* x, const float* scales, BlockIQ4_XS* y) {
   constexpr int kBlock = 32;
   constexpr int nb = kQKK / kBlock;
