@@ -13,6 +13,7 @@
 //                             [--workdir DIR] [--python /usr/bin/python3]
 #include <malloc.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,6 +37,34 @@ namespace {
 namespace fs = std::filesystem;
 using quantd::client::Client;
 namespace v1 = quantd::v1;
+
+// CPU seconds (user + system) used so far by this process (the client) and
+// by process `pid` (the server, from /proc/<pid>/stat): what a transfer
+// costs independently of how loaded the machine is.
+double SelfCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+double ProcessCpuSeconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(in, line);
+  const size_t close = line.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(line.substr(close + 2));
+  std::string f;
+  double utime = 0, stime = 0;
+  for (int i = 3; fields >> f; ++i) {  // field 3 is the state
+    if (i == 14) utime = std::atof(f.c_str());
+    if (i == 15) {
+      stime = std::atof(f.c_str());
+      break;
+    }
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
 
 double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -89,7 +119,7 @@ int main(int argc, char** argv) {
   std::string python = "/usr/bin/python3";
   double gib = 1.0;
   int jobs = 20;
-  int chunk_kib = 256;
+  int chunk_kib = 0;  // 0: the client's default
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
     std::string v = argv[i + 1];
@@ -122,7 +152,7 @@ int main(int argc, char** argv) {
   }
   quantd::client::ClientOptions options;
   options.target = absl::StrCat("127.0.0.1:", port);
-  options.chunk_bytes = static_cast<size_t>(chunk_kib) << 10;
+  if (chunk_kib > 0) options.chunk_bytes = static_cast<size_t>(chunk_kib) << 10;
   auto client_or = Client::Connect(options);
   if (!client_or.ok()) return 1;
   Client& client = **client_or;
@@ -154,8 +184,12 @@ int main(int argc, char** argv) {
   fs::remove(workdir + "/cp-copy");
 
   t = Now();
+  double client_cpu = SelfCpuSeconds();
+  double server_cpu = ProcessCpuSeconds(pid);
   auto upload = client.Upload({onnx, ext});
   const double upload_s = Now() - t;
+  const double upload_client_cpu = SelfCpuSeconds() - client_cpu;
+  const double upload_server_cpu = ProcessCpuSeconds(pid) - server_cpu;
   if (!upload.ok()) {
     std::cerr << "upload: " << upload.status() << "\n";
     kill(pid, SIGKILL);
@@ -174,12 +208,19 @@ int main(int argc, char** argv) {
   const uint64_t artifact_bytes = done->artifact().size_bytes();
   // Best of two downloads (the first may overlap the artifact's write-back).
   double download_s = 1e9;
+  double download_client_cpu = 0, download_server_cpu = 0;
   absl::StatusOr<quantd::client::DownloadResult> download;
   for (int i = 0; i < 2; ++i) {
     fs::remove_all(workdir + "/download");
     t = Now();
+    client_cpu = SelfCpuSeconds();
+    server_cpu = ProcessCpuSeconds(pid);
     download = client.Download(done->job_id(), workdir + "/download");
-    download_s = std::min(download_s, Now() - t);
+    if (Now() - t < download_s) {
+      download_s = Now() - t;
+      download_client_cpu = SelfCpuSeconds() - client_cpu;
+      download_server_cpu = ProcessCpuSeconds(pid) - server_cpu;
+    }
     std::cout << absl::StrFormat("  (download %d: %.2f s)\n", i + 1, Now() - t);
   }
   if (!download.ok()) {
@@ -199,6 +240,14 @@ int main(int argc, char** argv) {
       artifact_bytes / 1048576.0 / download_s, download_s / cp_s, download_s / cp_sync_s,
       upload_s + download_s, (upload_s + download_s) / (2 * cp_s),
       (upload_s + download_s) / (2 * cp_sync_s));
+  std::cout << absl::StrFormat(
+      "CPU seconds (user+sys; independent of other load):\n"
+      "  upload    client %6.2f  server %6.2f  (%.2f s per GiB)\n"
+      "  download  client %6.2f  server %6.2f  (%.2f s per GiB)\n",
+      upload_client_cpu, upload_server_cpu,
+      (upload_client_cpu + upload_server_cpu) / (bytes / 1073741824.0), download_client_cpu,
+      download_server_cpu,
+      (download_client_cpu + download_server_cpu) / (artifact_bytes / 1073741824.0));
   fs::remove_all(workdir + "/download");
   fs::remove_all(model_dir);
   (void)client.DeleteJob(done->job_id());

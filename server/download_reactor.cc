@@ -1,5 +1,7 @@
 // DownloadArtifact: a server-streaming reactor that sends one artifact file
-// from the requested offset in fixed-size chunks, one write in flight.
+// from the requested offset in fixed-size chunks, one write in flight while
+// the next chunk is read from disk.
+#include <atomic>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -22,22 +24,21 @@ class DownloadReactor final : public grpc::ServerWriteReactor<v1::DownloadChunk>
       Finish(ToGrpcStatus(st));
       return;
     }
-    *chunk_.mutable_file() = reader_->info();
-    ctx_->io->Schedule([this] { SendNext(); });
+    *chunks_[0].mutable_file() = reader_->info();
+    ctx_->io->Schedule([this] {
+      absl::Status st = Fill(&chunks_[0]);
+      if (!st.ok()) {
+        Finish(ToGrpcStatus(st));
+        return;
+      }
+      WriteAndReadAhead();
+    });
   }
 
   void OnWriteDone(bool ok) override {
-    if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
-      return;
-    }
-    ctx_->metrics->DownloadBytes(chunk_.data().size());
-    chunk_.clear_file();
-    if (offset_ >= reader_->info().size_bytes()) {
-      Finish(grpc::Status::OK);
-      return;
-    }
-    ctx_->io->Schedule([this] { SendNext(); });  // file reads off the callback thread
+    write_ok_ = ok;
+    if (ok) ctx_->metrics->DownloadBytes(chunks_[current_].data().size());
+    StepEventDone();
   }
 
   void OnDone() override { delete this; }
@@ -72,24 +73,65 @@ class DownloadReactor final : public grpc::ServerWriteReactor<v1::DownloadChunk>
     return absl::OkStatus();
   }
 
-  void SendNext() {
-    absl::Status st = reader_->ReadAt(offset_, ctx_->chunk_bytes, chunk_.mutable_data());
-    if (st.ok() && chunk_.data().empty() && offset_ < reader_->info().size_bytes()) {
+  // Reads the chunk at offset_ into `chunk` (reusing its buffer).
+  absl::Status Fill(v1::DownloadChunk* chunk) {
+    absl::Status st = reader_->ReadAt(offset_, ctx_->chunk_bytes, chunk->mutable_data());
+    if (st.ok() && chunk->data().empty() && offset_ < reader_->info().size_bytes()) {
       st = absl::DataLossError("the artifact file is shorter than its manifest");
     }
-    if (!st.ok()) {
-      Finish(ToGrpcStatus(st));
+    if (!st.ok()) return st;
+    chunk->set_offset(offset_);
+    offset_ += chunk->data().size();
+    return absl::OkStatus();
+  }
+
+  // On the I/O executor: sends chunks_[current_] and, while it is on its
+  // way, reads the next chunk into the other message. The step ends when
+  // both are done (StepEventDone), so the disk and the network overlap and
+  // at most one task of this call runs at a time.
+  void WriteAndReadAhead() {
+    read_ahead_ = offset_ < reader_->info().size_bytes();
+    step_events_.store(read_ahead_ ? 2 : 1, std::memory_order_relaxed);
+    StartWrite(&chunks_[current_]);
+    if (!read_ahead_) return;
+    read_status_ = Fill(&chunks_[1 - current_]);
+    StepEventDone();
+  }
+
+  // The write or the read ahead of this step is done; the later of the two
+  // moves on.
+  void StepEventDone() {
+    if (step_events_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    if (!write_ok_) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
       return;
     }
-    chunk_.set_offset(offset_);
-    offset_ += chunk_.data().size();
-    StartWrite(&chunk_);
+    if (!read_status_.ok()) {
+      Finish(ToGrpcStatus(read_status_));
+      return;
+    }
+    if (!read_ahead_) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    chunks_[current_].clear_file();
+    current_ = 1 - current_;
+    ctx_->io->Schedule([this] { WriteAndReadAhead(); });  // file reads off the callback thread
   }
 
   const ServiceContext* const ctx_;
   std::unique_ptr<ArtifactReader> reader_;
-  uint64_t offset_ = 0;
-  v1::DownloadChunk chunk_;
+  uint64_t offset_ = 0;  // of the next chunk to read
+  // Two messages: one being sent, the next being read. Their buffers are
+  // reused for every chunk.
+  v1::DownloadChunk chunks_[2];
+  int current_ = 0;  // the message being sent
+  // This step's state; written before its event is counted down, read by
+  // whoever counts down last.
+  bool read_ahead_ = false;
+  bool write_ok_ = true;
+  absl::Status read_status_;
+  std::atomic<int> step_events_{0};
 };
 
 }  // namespace

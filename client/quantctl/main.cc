@@ -34,6 +34,8 @@ constexpr char kGlobalFlags[] =
     "  --tls-server-name NAME     name to check in the server's certificate\n"
     "  --timeout SECONDS          deadline of each non-streaming call (default 30)\n"
     "  --limit-rate BYTES         cap upload/download speed (suffixes K, M, G)\n"
+    "  --hash-first               hash the files before uploading, so a model the server\n"
+    "                             already has is not sent (an extra read; slow links)\n"
     "  --json                     print one JSON object on stdout (errors too)\n"
     "  -q, --quiet                no progress or summary lines (ids and --json still print)\n"
     "  -h, --help                 help (also `quantctl help COMMAND`)\n";
@@ -139,6 +141,8 @@ absl::Status ParseGlobal(std::vector<std::string>* args, GlobalOptions* g, bool*
           st = rate.status();
         }
       }
+    } else if (name == "--hash-first" && !has_value) {
+      g->session.hash_first = true;
     } else if (name == "--json" && !has_value) {
       g->json = true;
     } else if ((name == "--quiet" || name == "-q") && !has_value) {

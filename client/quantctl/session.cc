@@ -1,6 +1,7 @@
 #include "session.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -11,6 +12,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "quantd/core/base/sha256.h"
 
 namespace quantd::quantctl {
 namespace {
@@ -33,7 +35,7 @@ absl::Status Interrupted() { return absl::CancelledError("interrupted"); }
 }  // namespace
 
 absl::StatusOr<std::vector<LocalFile>> DescribeFiles(const std::vector<std::string>& paths,
-                                                     const TransferFn& progress) {
+                                                     bool hash, const TransferFn& progress) {
   std::vector<LocalFile> files;
   uint64_t total = 0;
   for (const auto& p : paths) {
@@ -46,9 +48,14 @@ absl::StatusOr<std::vector<LocalFile>> DescribeFiles(const std::vector<std::stri
     f.path = p;
     f.name = std::filesystem::path(p).filename().string();
     f.size = static_cast<uint64_t>(st.st_size);
+    f.device = static_cast<uint64_t>(st.st_dev);
+    f.inode = static_cast<uint64_t>(st.st_ino);
+    f.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    f.ctime_ns = static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
     total += f.size;
     files.push_back(std::move(f));
   }
+  if (!hash) return files;
   // Hash, reporting bytes over all files.
   uint64_t base = 0;
   if (progress) progress(0, total);
@@ -66,6 +73,29 @@ absl::StatusOr<std::vector<LocalFile>> DescribeFiles(const std::vector<std::stri
     base += f.size;
   }
   return files;
+}
+
+std::string UploadIdFor(const std::vector<LocalFile>& files) {
+  bool known = true;
+  std::vector<v1::FileInfo> infos;
+  for (const LocalFile& f : files) {
+    v1::FileInfo& info = infos.emplace_back();
+    info.set_name(f.name);
+    info.set_size_bytes(f.size);
+    info.set_sha256(f.sha256);
+    known &= !f.sha256.empty();
+  }
+  if (known) return absl::StrCat("qc-", client::ModelIdOf(infos).substr(7, 40));
+  char host[256] = {};
+  (void)::gethostname(host, sizeof(host) - 1);
+  std::string identity = absl::StrCat("quantctl-upload-v1\n", host, "\n");
+  for (const LocalFile& f : files) {
+    absl::StrAppend(&identity, f.name, "\n", f.size, "\n", f.device, "\n", f.inode, "\n",
+                    f.mtime_ns, "\n", f.ctime_ns, "\n");
+  }
+  core::Sha256 sha;
+  sha.Update(identity.data(), identity.size());
+  return absl::StrCat("qf-", sha.FinishHex().substr(0, 40));
 }
 
 absl::StatusOr<std::unique_ptr<Session>> Session::Open(const SessionOptions& options) {
@@ -149,16 +179,14 @@ absl::StatusOr<v1::Model> Session::Upload(const std::vector<LocalFile>& files,
   if (interrupted_) return Interrupted();
   client::UploadOptions uo;
   std::vector<std::string> paths;
-  std::vector<v1::FileInfo> infos;
+  bool known = true;
   for (const LocalFile& f : files) {
     paths.push_back(f.path);
     uo.sha256.push_back(f.sha256);
-    v1::FileInfo& info = infos.emplace_back();
-    info.set_name(f.name);
-    info.set_size_bytes(f.size);
-    info.set_sha256(f.sha256);
+    known &= !f.sha256.empty();
   }
-  uo.upload_id = absl::StrCat("qc-", client::ModelIdOf(infos).substr(7, 40));
+  if (!known) uo.sha256.clear();  // hashed while streaming, sent in the finish message
+  uo.upload_id = UploadIdFor(files);
   uo.labels = labels;
   uo.model_name = model_name;
   uo.on_progress = Throttled(progress);

@@ -41,24 +41,44 @@ struct SessionOptions {
   std::string tls_server_name;      // override the name checked in the certificate
   double rpc_timeout_seconds = 30;  // unary calls; 0: none
   uint64_t limit_rate = 0;          // transfer bytes/second; 0: unlimited
+  // Hash the files before uploading (DescribeFiles) so the header carries
+  // the digests and the server skips a model it has; otherwise each file is
+  // read once and hashed while it streams (--hash-first).
+  bool hash_first = false;
 };
 
 // (done, total) bytes of the current transfer.
 using TransferFn = std::function<void(uint64_t done, uint64_t total)>;
 
-// A local file to upload and its digest.
+// A local file to upload, its identity on disk and (when hashed first) its
+// digest.
 struct LocalFile {
   std::string path;
   std::string name;  // as sent: the path's file name
   uint64_t size = 0;
-  std::string sha256;
+  std::string sha256;  // empty: hashed while it uploads
+  // What changes whenever the file's content may have changed (as git's
+  // index and ccache tell unchanged files): device, inode, modification and
+  // status-change times in nanoseconds.
+  uint64_t device = 0;
+  uint64_t inode = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
 };
 
-// Stats and hashes `paths` (first: the model proper), reporting hashed bytes
-// over all files to `progress` (may be empty). NotFound for a missing file;
-// DataLoss for read errors.
+// Stats `paths` (first: the model proper) and, when `hash`, hashes them,
+// reporting hashed bytes over all files to `progress` (may be empty).
+// NotFound for a missing file; DataLoss for read errors.
 absl::StatusOr<std::vector<LocalFile>> DescribeFiles(const std::vector<std::string>& paths,
-                                                     const TransferFn& progress);
+                                                     bool hash, const TransferFn& progress);
+
+// The upload id quantctl uses for `files`: from their digests when known
+// ("qc-" + 40 hex digits of the model id, the same on every machine), else
+// from their names, sizes and on-disk identities on this host ("qf-" + 40
+// hex digits). Running the same command again finds the same upload, so it
+// resumes a broken upload and skips a finished one; a changed file gets a
+// new id.
+std::string UploadIdFor(const std::vector<LocalFile>& files);
 
 class Session {
  public:
@@ -73,9 +93,11 @@ class Session {
   // Cancel, DeleteJob).
   client::Client& client() { return *client_; }
 
-  // Uploads `files` unless the server has the same content (`*skipped`).
-  // Resumes a broken upload, also one left by an earlier run (Client::Upload
-  // with the content-derived id and the known digests).
+  // Uploads `files` unless the server has the same content (`*skipped`:
+  // known when the digests are, or when these unchanged files were uploaded
+  // before under the same UploadIdFor). Resumes a broken upload, also one
+  // left by an earlier run. Files without a digest are read once, hashed
+  // while they stream; the digests go in the upload's finish message.
   // `model_name`: UploadHeader.model_name (a checkpoint folder's name).
   absl::StatusOr<v1::Model> Upload(const std::vector<LocalFile>& files,
                                    const std::string& model_name,

@@ -113,8 +113,10 @@ absl::StatusOr<UploadResult> UploadModel(CommandContext& ctx, const std::string&
         "upload: skipping ", input_files->skipped.size(),
         " file(s) a conversion does not read: ", absl::StrJoin(input_files->skipped, ", ")));
   }
+  // Unless --hash-first, each file is read once: hashed while it uploads.
+  const bool hash_first = ctx.options().session.hash_first;
   const auto hash_start = std::chrono::steady_clock::now();
-  auto files = DescribeFiles(input_files->paths, [&ctx](uint64_t done, uint64_t all) {
+  auto files = DescribeFiles(input_files->paths, hash_first, [&ctx](uint64_t done, uint64_t all) {
     ctx.progress().Transfer("hash", done, all);
   });
   if (!files.ok()) {
@@ -123,8 +125,11 @@ absl::StatusOr<UploadResult> UploadModel(CommandContext& ctx, const std::string&
   }
   uint64_t total = 0;
   for (const auto& f : *files) total += f.size;
-  ctx.progress().EndTransfer(absl::StrCat("hash: ", files->size(), " file(s), ", HumanBytes(total),
-                                          " in ", HumanSeconds(SecondsSince(hash_start))));
+  if (hash_first) {
+    ctx.progress().EndTransfer(absl::StrCat("hash: ", files->size(), " file(s), ",
+                                            HumanBytes(total), " in ",
+                                            HumanSeconds(SecondsSince(hash_start))));
+  }
   auto session = ctx.session();
   if (!session.ok()) return session.status();
   UploadResult result;

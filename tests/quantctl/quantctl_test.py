@@ -623,6 +623,49 @@ class TtyRendering(QuantctlCase):
 
 class UploadResume(QuantctlCase):
 
+    def testUploadReadsOnceUnlessHashFirst(self):
+        blob = self.path("once.gguf")
+        with open(blob, "wb") as f:
+            f.write(b"GGUF" + os.urandom((3 << 20) - 4))
+        # Default: no separate hashing pass; the digest goes in the finish
+        # message and the model id is the content's all the same.
+        p = self.quantctl("upload", blob)
+        self.assertEqual(p.stdout.strip(), model_id_of([blob]))
+        self.assertNotIn("hash:", p.stderr)
+        self.assertIn("upload: done", p.stderr)
+        # The same unchanged file again: found by its upload id, not re-sent.
+        self.assertIn("skipped", self.quantctl("upload", blob).stderr)
+        # --hash-first: hashes up front; the server has the model: skipped.
+        p = self.quantctl("--hash-first", "upload", blob)
+        self.assertIn("hash: 1 file(s)", p.stderr)
+        self.assertIn("skipped", p.stderr)
+        self.assertEqual(p.stdout.strip(), model_id_of([blob]))
+        # --hash-first on new content: hashed, uploaded with the header digest.
+        other = self.path("once2.gguf")
+        with open(other, "wb") as f:
+            f.write(b"GGUF" + os.urandom((1 << 20) - 4))
+        p = self.quantctl("upload", other, "--hash-first")
+        self.assertIn("hash: 1 file(s)", p.stderr)
+        self.assertIn("upload: done", p.stderr)
+        self.assertEqual(p.stdout.strip(), model_id_of([other]))
+
+    def testChangedFileIsUploadedAgain(self):
+        # Same name and size, new content: a new upload (the upload id
+        # follows the file's identity and times), never the old model.
+        blob = self.path("changing.gguf")
+        with open(blob, "wb") as f:
+            f.write(b"GGUF" + os.urandom((1 << 20) - 4))
+        first = self.quantctl("upload", blob).stdout.strip()
+        st = os.stat(blob)
+        with open(blob, "r+b") as f:
+            f.seek(100)
+            f.write(os.urandom(16))
+        os.utime(blob, ns=(st.st_atime_ns, st.st_mtime_ns))  # even with the old mtime
+        p = self.quantctl("upload", blob)
+        self.assertNotIn("skipped", p.stderr)
+        self.assertEqual(p.stdout.strip(), model_id_of([blob]))
+        self.assertNotEqual(p.stdout.strip(), first)
+
     def testKilledUploadResumes(self):
         blob = self.path("blob.gguf")
         with open(blob, "wb") as f:
