@@ -66,7 +66,6 @@ QUANTD_IQ_AVX2_INLINE int Nearest(const uint8_t* slots, int n, const float* x, c
   __m256 T[4];
   TermTables<kDims>(x, w, sq, T);
   const int stride = (n + kNeighbourPadding - 1) / kNeighbourPadding * kNeighbourPadding;
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256 flt_max = _mm256_set1_ps(FLT_MAX);
   auto distances = [&](int j) QUANTD_IQ_AVX2_INLINE_LAMBDA {
     __m256 d = _mm256_setzero_ps();
@@ -75,11 +74,12 @@ QUANTD_IQ_AVX2_INLINE int Nearest(const uint8_t* slots, int n, const float* x, c
           _mm_loadl_epi64(reinterpret_cast<const __m128i*>(slots + i * stride + j)));
       d = _mm256_add_ps(d, _mm256_permutevar8x32_ps(T[kDims == 4 ? i : i / 2], s));
     }
-    // Lanes past n (padding) and NaN distances never count: FLT_MAX, which
-    // is never below the running minimum.
-    const __m256 valid = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(n - j), lane));
-    return _mm256_blendv_ps(flt_max, d,
-                            _mm256_and_ps(valid, _mm256_cmp_ps(d, flt_max, _CMP_LT_OQ)));
+    // Distances not below FLT_MAX become FLT_MAX (min_ps gives its second
+    // operand for NaN); counting ones stay as they are, so the smallest
+    // counting distance is the minimum, and when none counts every lane is
+    // FLT_MAX and position 0 wins. Padding lanes repeat position 0
+    // (LatticeTables::NeighbourSlots), so they never come first.
+    return _mm256_min_ps(d, flt_max);
   };
   // The minimum of v's lanes, in every lane.
   auto all_min = [](__m256 v) QUANTD_IQ_AVX2_INLINE_LAMBDA {
@@ -87,22 +87,21 @@ QUANTD_IQ_AVX2_INLINE int Nearest(const uint8_t* slots, int n, const float* x, c
     v = _mm256_min_ps(v, _mm256_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2)));
     return _mm256_min_ps(v, _mm256_permute_ps(v, _MM_SHUFFLE(2, 3, 0, 1)));
   };
-  // Positions holding m that count (below FLT_MAX): a bit per lane.
-  auto at = [&](__m256 d, __m256 m) QUANTD_IQ_AVX2_INLINE_LAMBDA {
-    return _mm256_movemask_ps(
-        _mm256_and_ps(_mm256_cmp_ps(d, m, _CMP_EQ_OQ), _mm256_cmp_ps(d, flt_max, _CMP_LT_OQ)));
+  // Positions holding m (see `distances`: when m is FLT_MAX, none counts and
+  // position 0 is the answer): a bit per lane.
+  auto at = [](__m256 d, __m256 m) QUANTD_IQ_AVX2_INLINE_LAMBDA {
+    return _mm256_movemask_ps(_mm256_cmp_ps(d, m, _CMP_EQ_OQ));
   };
   if (n <= 8) {  // most lists: one step
     const __m256 d = distances(0);
-    const int mask = at(d, all_min(d));
-    return mask == 0 ? 0 : __builtin_ctz(static_cast<unsigned>(mask));
+    return __builtin_ctz(static_cast<unsigned>(at(d, all_min(d))));
   }
   if (n <= 16) {
     const __m256 d0 = distances(0), d1 = distances(8);
     const __m256 m = all_min(_mm256_min_ps(d0, d1));
     const unsigned mask =
         static_cast<unsigned>(at(d0, m)) | (static_cast<unsigned>(at(d1, m)) << 8);
-    return mask == 0 ? 0 : __builtin_ctz(mask);
+    return __builtin_ctz(mask);
   }
   // Longer lists: the distances and their minimum, then the first position
   // holding it.
@@ -219,19 +218,19 @@ QUANTD_IQ_AVX2_INLINE float SearchGroup(const LatticeTables& t, const SearchSpec
     }
     alignas(32) int32_t map_values[8];
     MapSubGroups<kGroup, kDims>(t.MapData(), r, map_values);
+    // Every sub-group's rounded levels, then the off-grid ones replaced by
+    // their nearest neighbours' (no branch per sub-group).
+    unsigned off_grid = 0;
     for (int k = 0; k < kSub; ++k) {
-      const int32_t* lk = rounded + kDims * k;
-      const int m = map_values[k];
-      on_grid[c][k] = m >= 0;
-      if (m >= 0) {
-        for (int i = 0; i < kDims; ++i) levels[kDims * k + i][c] = static_cast<int8_t>(lk[i]);
-      } else {
-        // The nearest neighbour's levels, read back from its slots.
-        const LatticeTables::SlotList list = t.NeighbourSlotList(m);
-        const int j =
-            Nearest<kDims>(list.slots, list.count, xval + kDims * k, waux + kDims * k, sq);
-        SlotLevels<kDims>(list.slots, list.count, j, &levels[kDims * k][c], kMaxCandidates);
-      }
+      on_grid[c][k] = map_values[k] >= 0;
+      off_grid |= static_cast<unsigned>(map_values[k] < 0) << k;
+    }
+    for (int i = 0; i < kGroup; ++i) levels[i][c] = static_cast<int8_t>(rounded[i]);
+    for (; off_grid != 0; off_grid &= off_grid - 1) {
+      const int k = __builtin_ctz(off_grid);
+      const LatticeTables::SlotList list = t.NeighbourSlotList(map_values[k]);
+      const int j = Nearest<kDims>(list.slots, list.count, xval + kDims * k, waux + kDims * k, sq);
+      SlotLevels<kDims>(list.slots, list.count, j, &levels[kDims * k][c], kMaxCandidates);
     }
   }
   for (int i = 0; i < kGroup; ++i) {

@@ -106,7 +106,9 @@ LatticeTables::LatticeTables(Lattice lattice) {
     for (int i = 0; i < s.dims; ++i) {
       const int offset = s.dims == 8 ? 4 * (i % 2) : 0;
       for (int j = 0; j < stride; ++j) {
-        const int level = j < n ? (Point(neighbours_[start + 1 + j])[i] - 1) / 2 : -offset;
+        // Padding repeats the first neighbour (see NeighbourSlots).
+        const int jj = j < n ? j : 0;
+        const int level = n > 0 ? (Point(neighbours_[start + 1 + jj])[i] - 1) / 2 : -offset;
         slots_.push_back(static_cast<uint8_t>(level + offset));
       }
     }

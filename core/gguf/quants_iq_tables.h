@@ -70,7 +70,9 @@ class LatticeTables {
   // kNeighbourPadding) bytes, row i holding for each neighbour in list order
   // the slot of its coordinate i: its level l on the 4-coordinate lattices,
   // l + 4 * (i % 2) on the 8-coordinate ones (levels 0..3, two coordinates
-  // to a table); padding slots are 0.
+  // to a table); padding slots repeat the first neighbour's, so a vector
+  // kernel that reads them finds distances equal to position 0's and, taking
+  // the first position holding the minimum, never picks one.
   const uint8_t* NeighbourSlots(int map_value) const {
     return &slots_[lists_[-map_value - 1].slots];
   }
