@@ -180,6 +180,49 @@ QUANTD_IQ_AVX2_INLINE void MapSubGroups(const int32_t* map, const __m256i* r, in
   }
 }
 
+// Stores the levels r (eight per vector, kGroup / 8 vectors, each 0..127)
+// as 32 bytes in value order, zero past kGroup.
+template <int kGroup>
+QUANTD_IQ_AVX2_INLINE void StoreLevelRow(const __m256i* r, int8_t* row) {
+  static_assert(kGroup == 32 || kGroup == 16);
+  const __m256i p01 = _mm256_packs_epi32(r[0], r[1]);
+  __m256i p23 = _mm256_setzero_si256();
+  if constexpr (kGroup == 32) p23 = _mm256_packs_epi32(r[2], r[3]);
+  // Dwords: r0[0..3], r1[0..3], r2[0..3], r3[0..3], r0[4..7], r1[4..7], ...
+  const __m256i p = _mm256_packs_epi16(p01, p23);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(row),
+                     _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+
+// Transposes eight rows of 32 bytes (rows[m * 32 + i]) to 32 columns of 8
+// (columns[i * 8 + m]).
+QUANTD_IQ_AVX2_INLINE void TransposeLevelRows(const int8_t* rows, int8_t* columns) {
+  __m256i R[8];
+  for (int m = 0; m < 8; ++m) R[m] = _mm256_load_si256(reinterpret_cast<const __m256i*>(rows + 32 * m));
+  // Per 128-bit lane (values 0..15 in lane 0, 16..31 in lane 1):
+  for (int h = 0; h < 2; ++h) {
+    // a[p]: rows 2p, 2p + 1 interleaved, values 8h..8h + 7 of each lane.
+    __m256i a[4];
+    for (int p = 0; p < 4; ++p) {
+      a[p] = h == 0 ? _mm256_unpacklo_epi8(R[2 * p], R[2 * p + 1])
+                    : _mm256_unpackhi_epi8(R[2 * p], R[2 * p + 1]);
+    }
+    // b: rows 0..3 (b0) and 4..7 (b1) of values 8h + 0..3 (lo) and 4..7 (hi).
+    const __m256i b0lo = _mm256_unpacklo_epi16(a[0], a[1]);
+    const __m256i b0hi = _mm256_unpackhi_epi16(a[0], a[1]);
+    const __m256i b1lo = _mm256_unpacklo_epi16(a[2], a[3]);
+    const __m256i b1hi = _mm256_unpackhi_epi16(a[2], a[3]);
+    // Two values' eight rows each: values 8h + 2q, 8h + 2q + 1.
+    const __m256i c[4] = {_mm256_unpacklo_epi32(b0lo, b1lo), _mm256_unpackhi_epi32(b0lo, b1lo),
+                          _mm256_unpacklo_epi32(b0hi, b1hi), _mm256_unpackhi_epi32(b0hi, b1hi)};
+    for (int q = 0; q < 4; ++q) {
+      int8_t* out = columns + 8 * (8 * h + 2 * q);
+      _mm_store_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(c[q]));
+      _mm_store_si128(reinterpret_cast<__m128i*>(out + 8 * 16), _mm256_extracti128_si256(c[q], 1));
+    }
+  }
+}
+
 template <int kGroup, int kDims, int kBits>
 QUANTD_IQ_AVX2_INLINE float SearchGroup(const LatticeTables& t, const SearchSpec& spec,
                                         const float* xval, const float* weight, const float* waux,
@@ -190,11 +233,11 @@ QUANTD_IQ_AVX2_INLINE float SearchGroup(const LatticeTables& t, const SearchSpec
   constexpr int kMaxCandidates = 32;
   const int nc = spec.is_hi - spec.is_lo + 1;
   const int nc8 = (nc + 7) / 8 * 8;
-  // levels[i][c]: the level of value i under candidate c (the reference's
-  // Laux of that candidate), candidates on the fast axis for the sums.
-  alignas(32) int8_t levels[kGroup][kMaxCandidates];
+  // levels[c][i]: the level of value i under candidate c (the reference's
+  // Laux of that candidate); a row per candidate, 32 bytes (zero past
+  // kGroup), transposed eight candidates at a time for the sums.
+  alignas(32) int8_t levels[kMaxCandidates][32];
   bool on_grid[kMaxCandidates][kSub];
-  alignas(32) int32_t rounded[kGroup];
   const __m256 one = _mm256_set1_ps(1.0f);
   const __m256 half = _mm256_set1_ps(0.5f);
   const __m256 magic = _mm256_set1_ps(12582912.0f);  // NearestInt's 1.5 * 2^23
@@ -214,7 +257,6 @@ QUANTD_IQ_AVX2_INLINE float SearchGroup(const LatticeTables& t, const SearchSpec
       const __m256i bits = _mm256_castps_si256(_mm256_add_ps(a, magic));
       const __m256i l = _mm256_sub_epi32(_mm256_and_si256(bits, mantissa), bias);
       r[v / 8] = _mm256_max_epi32(_mm256_min_epi32(l, hi), lo);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(rounded + v), r[v / 8]);
     }
     alignas(32) int32_t map_values[8];
     MapSubGroups<kGroup, kDims>(t.MapData(), r, map_values);
@@ -225,27 +267,28 @@ QUANTD_IQ_AVX2_INLINE float SearchGroup(const LatticeTables& t, const SearchSpec
       on_grid[c][k] = map_values[k] >= 0;
       off_grid |= static_cast<unsigned>(map_values[k] < 0) << k;
     }
-    for (int i = 0; i < kGroup; ++i) levels[i][c] = static_cast<int8_t>(rounded[i]);
+    StoreLevelRow<kGroup>(r, levels[c]);
     for (; off_grid != 0; off_grid &= off_grid - 1) {
       const int k = __builtin_ctz(off_grid);
       const LatticeTables::SlotList list = t.NeighbourSlotList(map_values[k]);
       const int j = Nearest<kDims>(list.slots, list.count, xval + kDims * k, waux + kDims * k, sq);
-      SlotLevels<kDims>(list.slots, list.count, j, &levels[kDims * k][c], kMaxCandidates);
+      SlotLevels<kDims>(list.slots, list.count, j, &levels[c][kDims * k], 1);
     }
   }
-  for (int i = 0; i < kGroup; ++i) {
-    for (int c = nc; c < nc8; ++c) levels[i][c] = 0;
-  }
+  for (int c = nc; c < nc8; ++c) _mm256_store_si256(reinterpret_cast<__m256i*>(levels[c]), lo);
   // The fit sums of eight candidates per pass, each lane over the values in
   // order: sumqx += w * x * q, sumq2 += w * q * q.
   alignas(32) float sumqx[kMaxCandidates], sumq2[kMaxCandidates];
-  const __m256i one_i = _mm256_set1_epi32(1);
+  // 2l + 1 for level l (exact in float, as the reference's conversion).
+  const __m256 odd = _mm256_setr_ps(1, 3, 5, 7, 9, 11, 13, 15);
   for (int c0 = 0; c0 < nc8; c0 += 8) {
+    alignas(32) int8_t columns[32][8];  // columns[i][m]: levels[c0 + m][i]
+    TransposeLevelRows(&levels[c0][0], &columns[0][0]);
     __m256 sx = _mm256_setzero_ps(), s2 = _mm256_setzero_ps();
     for (int i = 0; i < kGroup; ++i) {
       const __m256i l =
-          _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(&levels[i][c0])));
-      const __m256 q = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_add_epi32(l, l), one_i));
+          _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(columns[i])));
+      const __m256 q = _mm256_permutevar8x32_ps(odd, l);
       const float w = weight[i];
       const float wx = w * xval[i];
       sx = _mm256_add_ps(sx, _mm256_mul_ps(_mm256_set1_ps(wx), q));
@@ -265,7 +308,7 @@ QUANTD_IQ_AVX2_INLINE float SearchGroup(const LatticeTables& t, const SearchSpec
     }
   }
   if (chosen >= 0) {
-    for (int i = 0; i < kGroup; ++i) L[i] = levels[i][chosen];
+    for (int i = 0; i < kGroup; ++i) L[i] = levels[chosen][i];
     for (int k = 0; k < kSub; ++k) is_on_grid[k] = on_grid[chosen][k];
   }
   return RefineGroup<kGroup, kDims, kBits>(
