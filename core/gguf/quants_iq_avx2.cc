@@ -245,12 +245,10 @@ QUANTD_IQ_AVX2_INLINE float SearchGroup(const LatticeTables& t, const SearchSpec
   const __m256i bias = _mm256_set1_epi32(0x00400000);
   const __m256i hi = _mm256_set1_epi32(spec.max_level);
   const __m256i lo = _mm256_setzero_si256();
-  for (int c = 0; c < nc; ++c) {
-    const float id = (base + static_cast<float>(spec.is_lo + c) * spec.step) / denom;
-    const __m256 sq = ScaledLevels<kDims>(1 / id);
+  // ClampInt(NearestInt(0.5f * (id * x - 1)), 0, max_level) of every
+  // value, as RoundToGrid, and the sub-groups' map values.
+  auto round_group = [&](float id, __m256i* r, int32_t* map_values) QUANTD_IQ_AVX2_INLINE_LAMBDA {
     const __m256 vid = _mm256_set1_ps(id);
-    // ClampInt(NearestInt(0.5f * (id * x - 1)), 0, max_level), as RoundToGrid.
-    __m256i r[kGroup / 8];
     for (int v = 0; v < kGroup; v += 8) {
       const __m256 a =
           _mm256_mul_ps(half, _mm256_sub_ps(_mm256_mul_ps(vid, _mm256_loadu_ps(xval + v)), one));
@@ -258,8 +256,14 @@ QUANTD_IQ_AVX2_INLINE float SearchGroup(const LatticeTables& t, const SearchSpec
       const __m256i l = _mm256_sub_epi32(_mm256_and_si256(bits, mantissa), bias);
       r[v / 8] = _mm256_max_epi32(_mm256_min_epi32(l, hi), lo);
     }
-    alignas(32) int32_t map_values[8];
     MapSubGroups<kGroup, kDims>(t.MapData(), r, map_values);
+  };
+  for (int c = 0; c < nc; ++c) {
+    const float id = (base + static_cast<float>(spec.is_lo + c) * spec.step) / denom;
+    const __m256 sq = ScaledLevels<kDims>(1 / id);
+    __m256i r[kGroup / 8];
+    alignas(32) int32_t map_values[8];
+    round_group(id, r, map_values);
     // Every sub-group's rounded levels, then the off-grid ones replaced by
     // their nearest neighbours' (no branch per sub-group).
     unsigned off_grid = 0;
@@ -311,9 +315,38 @@ QUANTD_IQ_AVX2_INLINE float SearchGroup(const LatticeTables& t, const SearchSpec
     for (int i = 0; i < kGroup; ++i) L[i] = levels[chosen][i];
     for (int k = 0; k < kSub; ++k) is_on_grid[k] = on_grid[chosen][k];
   }
-  return RefineGroup<kGroup, kDims, kBits>(
-      t, kDims == 4 ? NearestNeighbour4_avx2 : NearestNeighbour8_avx2, spec, xval, weight, waux,
-      scale, L, is_on_grid);
+  // RefineGroup, with the rounding and the neighbour searches as above.
+  bool any_off = false;
+  for (int k = 0; k < kSub; ++k) any_off |= !is_on_grid[k];
+  if ((spec.refine_always || any_off) && scale > 0) {
+    const float id = 1 / scale;
+    const __m256 sq = ScaledLevels<kDims>(scale);
+    __m256i r[kGroup / 8];
+    alignas(32) int32_t map_values[8];
+    round_group(id, r, map_values);
+    alignas(32) int8_t row[32];
+    StoreLevelRow<kGroup>(r, row);
+    for (int k = 0; k < kSub; ++k) {
+      if (!spec.refine_all && is_on_grid[k]) continue;
+      if (map_values[k] >= 0) {
+        for (int i = 0; i < kDims; ++i) L[kDims * k + i] = row[kDims * k + i];
+      } else {
+        const LatticeTables::SlotList list = t.NeighbourSlotList(map_values[k]);
+        const int j =
+            Nearest<kDims>(list.slots, list.count, xval + kDims * k, waux + kDims * k, sq);
+        SlotLevels<kDims>(list.slots, list.count, j, L + kDims * k, 1);
+      }
+    }
+    float sx = 0, s2 = 0;
+    for (int i = 0; i < kGroup; ++i) {
+      const float w = weight[i];
+      const float q = static_cast<float>(2 * L[i] + 1);
+      sx += w * xval[i] * q;
+      s2 += w * q * q;
+    }
+    if (s2 > 0) scale = sx / s2;
+  }
+  return scale;
 }
 
 }  // namespace
