@@ -12,7 +12,6 @@ namespace quantd::core::gguf {
 namespace {
 
 using iq::FoldSigns8;
-using iq::GroupWeights;
 using iq::Lattice;
 using iq::LatticeTables;
 using iq::ScaleCode;
@@ -26,6 +25,7 @@ void QuantizeIQ3_XXS_weighted(const float* x, BlockIQ3_XXS* y, int64_t n_per_row
                               const float* quant_weights) {
   const LatticeTables& t = LatticeTables::Get(Lattice::kIq3xxs);
   const iq::SearchGroupFn search = iq::SearchGroupFor<32, 4, 3>(ActiveCpuLevel());
+  const iq::GroupWeights32Fn group_weights = iq::GroupWeights32For(ActiveCpuLevel());
   constexpr SearchSpec kSpec{-15,
                              15,
                              0.2f,
@@ -50,8 +50,7 @@ void QuantizeIQ3_XXS_weighted(const float* x, BlockIQ3_XXS* y, int64_t n_per_row
     for (int ib = 0; ib < kQKK / 32; ++ib) {
       const float* xb = xbl + 32 * ib;
       const float* qw = quant_weights == nullptr ? nullptr : quant_weights + kQKK * ibl + 32 * ib;
-      GroupWeights(xb, qw, sigma2, 32, 0.0f, weight);
-      for (int i = 0; i < 32; ++i) waux[i] = std::sqrt(weight[i]);
+      group_weights(xb, qw, sigma2, weight, waux);
       for (int k = 0; k < 4; ++k) {
         block_signs[k] = FoldSigns8(xb + 8 * k, weight + 8 * k, true, xval + 8 * k);
       }
@@ -97,6 +96,7 @@ void QuantizeIQ3_S_weighted(const float* x, BlockIQ3_S* y, int64_t n_per_row,
                             const float* quant_weights) {
   const LatticeTables& t = LatticeTables::Get(Lattice::kIq3s);
   const iq::SearchGroupFn search = iq::SearchGroupFor<32, 4, 3>(ActiveCpuLevel());
+  const iq::GroupWeights32Fn group_weights = iq::GroupWeights32For(ActiveCpuLevel());
   constexpr SearchSpec kSpec{-9,
                              9,
                              0.2f,
@@ -123,8 +123,7 @@ void QuantizeIQ3_S_weighted(const float* x, BlockIQ3_S* y, int64_t n_per_row,
     for (int ib = 0; ib < kQKK / kBs; ++ib) {
       const float* xb = xbl + kBs * ib;
       const float* qw = quant_weights == nullptr ? nullptr : quant_weights + kQKK * ibl + kBs * ib;
-      GroupWeights(xb, qw, sigma2, kBs, 0.0f, weight);
-      for (int i = 0; i < kBs; ++i) waux[i] = std::sqrt(weight[i]);
+      group_weights(xb, qw, sigma2, weight, waux);
       for (int k = 0; k < kBs / 8; ++k) {
         block_signs[k] = FoldSigns8(xb + 8 * k, weight + 8 * k, false, xval + 8 * k);
       }

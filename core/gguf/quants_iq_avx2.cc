@@ -351,6 +351,21 @@ QUANTD_IQ_AVX2_INLINE float SearchGroup(const LatticeTables& t, const SearchSpec
 
 }  // namespace
 
+QUANTD_IQ_AVX2 void GroupWeights32_avx2(const float* xb, const float* qw, float sigma2,
+                                        float* weight, float* waux) {
+  const __m256 s2 = _mm256_set1_ps(sigma2);
+  for (int v = 0; v < 32; v += 8) {
+    const __m256 x = _mm256_loadu_ps(xb + v);
+    const __m256 xx = _mm256_mul_ps(x, x);
+    // qw * sqrt(sigma2 + x * x) with an importance matrix, else x * x.
+    const __m256 w = qw != nullptr ? _mm256_mul_ps(_mm256_loadu_ps(qw + v),
+                                                   _mm256_sqrt_ps(_mm256_add_ps(s2, xx)))
+                                   : xx;
+    _mm256_storeu_ps(weight + v, w);
+    _mm256_storeu_ps(waux + v, _mm256_sqrt_ps(w));
+  }
+}
+
 #define QUANTD_IQ_SEARCH_GROUP(name, group, dims, bits)                                        \
   QUANTD_IQ_AVX2 float name(const LatticeTables& t, const SearchSpec& spec, const float* xval, \
                             const float* weight, const float* waux, float scale, float base,   \

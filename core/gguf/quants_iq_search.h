@@ -285,6 +285,28 @@ inline void GroupWeights(const float* xb, const float* qw, float sigma2, int n,
   }
 }
 
+// GroupWeights of a 32-value group without a fallback sigma scale (the IQ3
+// types), and their square roots: waux[i] = sqrt(weight[i]).
+using GroupWeights32Fn = void (*)(const float* xb, const float* qw, float sigma2, float* weight,
+                                  float* waux);
+
+inline void GroupWeights32_ref(const float* xb, const float* qw, float sigma2, float* weight,
+                               float* waux) {
+  GroupWeights(xb, qw, sigma2, 32, 0.0f, weight);
+  for (int i = 0; i < 32; ++i) waux[i] = std::sqrt(weight[i]);
+}
+
+namespace internal {
+// GroupWeights32_ref eight values per step, with its operations (sqrt is
+// correctly rounded either way). REQUIRES: AVX2.
+void GroupWeights32_avx2(const float* xb, const float* qw, float sigma2, float* weight,
+                         float* waux);
+}  // namespace internal
+
+inline GroupWeights32Fn GroupWeights32For(CpuLevel level) {
+  return level >= CpuLevel::kAvx2 ? internal::GroupWeights32_avx2 : GroupWeights32_ref;
+}
+
 // 0.5 * (id * s - 1) rounded and clamped to [0, hi]: a group scale's code.
 inline int ScaleCode(float id, float s, int hi) {
   return ClampInt(NearestInt(0.5f * (id * s - 1)), 0, hi);
