@@ -237,7 +237,8 @@ QUANTD_IQ_AVX2_INLINE float SearchGroup(const LatticeTables& t, const SearchSpec
   // Laux of that candidate); a row per candidate, 32 bytes (zero past
   // kGroup), transposed eight candidates at a time for the sums.
   alignas(32) int8_t levels[kMaxCandidates][32];
-  bool on_grid[kMaxCandidates][kSub];
+  // Bit k: sub-group k of candidate c rounded onto the grid.
+  unsigned on_grid[kMaxCandidates];
   const __m256 one = _mm256_set1_ps(1.0f);
   const __m256 half = _mm256_set1_ps(0.5f);
   const __m256 magic = _mm256_set1_ps(12582912.0f);  // NearestInt's 1.5 * 2^23
@@ -266,11 +267,18 @@ QUANTD_IQ_AVX2_INLINE float SearchGroup(const LatticeTables& t, const SearchSpec
     round_group(id, r, map_values);
     // Every sub-group's rounded levels, then the off-grid ones replaced by
     // their nearest neighbours' (no branch per sub-group).
-    unsigned off_grid = 0;
-    for (int k = 0; k < kSub; ++k) {
-      on_grid[c][k] = map_values[k] >= 0;
-      off_grid |= static_cast<unsigned>(map_values[k] < 0) << k;
+    // Off the grid: a negative map value (its sign bit).
+    constexpr unsigned kAll = (1u << kSub) - 1;
+    unsigned off_grid;
+    if constexpr (kSub == 8) {
+      off_grid = static_cast<unsigned>(_mm256_movemask_ps(
+          _mm256_castsi256_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(map_values)))));
+    } else {
+      off_grid = static_cast<unsigned>(_mm_movemask_ps(_mm_castsi128_ps(
+                     _mm_load_si128(reinterpret_cast<const __m128i*>(map_values))))) &
+                 kAll;
     }
+    on_grid[c] = ~off_grid & kAll;
     StoreLevelRow<kGroup>(r, levels[c]);
     for (; off_grid != 0; off_grid &= off_grid - 1) {
       const int k = __builtin_ctz(off_grid);
@@ -313,7 +321,7 @@ QUANTD_IQ_AVX2_INLINE float SearchGroup(const LatticeTables& t, const SearchSpec
   }
   if (chosen >= 0) {
     for (int i = 0; i < kGroup; ++i) L[i] = levels[chosen][i];
-    for (int k = 0; k < kSub; ++k) is_on_grid[k] = on_grid[chosen][k];
+    for (int k = 0; k < kSub; ++k) is_on_grid[k] = (on_grid[chosen] >> k) & 1;
   }
   // RefineGroup, with the rounding and the neighbour searches as above.
   bool any_off = false;
