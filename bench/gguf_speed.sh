@@ -117,14 +117,18 @@ for t in "${types[@]}"; do
     usr=$(awk -F': ' '/User time/ {print $2}' "$log")
     sys=$(awk -F': ' '/System time/ {print $2}' "$log")
     rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$log")
-    rc=${ref_cpu[$t]:-${ref[$t]}}  # without a measured anchor: its wall (idle machine)
+    # Without a measured anchor: its recorded wall (idle machine); a type
+    # with neither gets "-" in the anchor columns.
+    r=${ref[$t]:-}
+    rc=${ref_cpu[$t]:-$r}
     same=-
     if [ -n "$llama" ] && [ "$thr" = 1 ]; then
       same=no
       cmp -s "$out" "$work/llama-$t.gguf" && same=yes
     fi
-    awk -v t="$t" -v thr="$thr" -v w="$wall" -v u="$usr" -v s="$sys" -v r="${ref[$t]}" -v rc="$rc" -v m="$rss" -v same="$same" \
-      'BEGIN { printf "%-8s %4d %9.2f %9.2f %11.2f %9.2f %12.1fx %10.1fx %10d %5s\n", t, thr, w, u+s, r, rc, r/(w*thr), rc/(u+s), m, same }'
+    awk -v t="$t" -v thr="$thr" -v w="$wall" -v u="$usr" -v s="$sys" -v r="$r" -v rc="$rc" -v m="$rss" -v same="$same" \
+      'BEGIN { if (r == "") printf "%-8s %4d %9.2f %9.2f %11s %9s %13s %11s %10d %5s\n", t, thr, w, u+s, "-", "-", "-", "-", m, same;
+               else printf "%-8s %4d %9.2f %9.2f %11.2f %9.2f %12.1fx %10.1fx %10d %5s\n", t, thr, w, u+s, r, rc, r/(w*thr), rc/(u+s), m, same }'
     wall_at[$thr]=$wall
     cpu_at[$thr]=$(awk -v u="$usr" -v s="$sys" 'BEGIN { print u + s }')
   done
