@@ -220,39 +220,26 @@ inline void TileErrorBody(const float* __restrict src, int64_t ld, int rows, int
   }
 }
 
-// The portable TileStatsFn body (vectorized over columns by the compiler).
+// The portable TileStatsFn body (vectorized over columns by the compiler):
+// the error sums of TileErrorBody, then the probe products over the tile's
+// w' (each y sum still runs over the rows in order).
 inline void TileStatsBody(const float* __restrict src, int64_t ld, int rows, int tn,
                           const uint8_t* __restrict codes, const float* __restrict s,
                           const float* __restrict z, const TileStatsArgs& a, float* __restrict w2,
                           float* __restrict e2, float* __restrict emax) {
-  for (int j = 0; j < kTileCols; ++j) {
-    w2[j] = 0.0f;
-    e2[j] = 0.0f;
-    emax[j] = 0.0f;
-  }
-  alignas(32) float wq[kTileCols];
-  for (int i = 0; i < rows; ++i) {
-    const float* __restrict row = src + i * ld;
-    const uint8_t* __restrict c = codes + i * kTileCols;
-    for (int j = 0; j < tn; ++j) {
-      const float w = row[j];
-      const float q = (static_cast<float>(static_cast<int8_t>(c[j])) - z[j]) * s[j];
-      const float e = w - q;
-      w2[j] += w * w;
-      e2[j] += e * e;
-      const float ae = e < 0.0f ? -e : e;
-      emax[j] = emax[j] > ae ? emax[j] : ae;
-      wq[j] = q;
-    }
-    if (a.probe != nullptr) {
-      for (int p = 0; p < a.probe_rows; ++p) {
-        const float x = a.probe[p * a.ldp + i];
-        float* __restrict yp = a.y + p * a.ldy;
-        float* __restrict yqp = a.yq + p * a.ldy;
-        for (int j = 0; j < tn; ++j) {
-          yp[j] += x * row[j];
-          yqp[j] += x * wq[j];
-        }
+  alignas(32) float wq[kMaxBlock * kTileCols];
+  TileErrorBody(src, ld, rows, tn, codes, s, z, w2, e2, emax, a.probe != nullptr ? wq : nullptr);
+  if (a.probe == nullptr) return;
+  for (int p = 0; p < a.probe_rows; ++p) {
+    float* __restrict yp = a.y + p * a.ldy;
+    float* __restrict yqp = a.yq + p * a.ldy;
+    for (int i = 0; i < rows; ++i) {
+      const float x = a.probe[p * a.ldp + i];
+      const float* __restrict row = src + i * ld;
+      const float* __restrict q = wq + i * kTileCols;
+      for (int j = 0; j < tn; ++j) {
+        yp[j] += x * row[j];
+        yqp[j] += x * q[j];
       }
     }
   }
