@@ -105,4 +105,18 @@ const onnx::NodeProto* FindNode(const onnx::GraphProto& g, const std::string& na
   return nullptr;
 }
 
+const onnx::NodeProto* NodeOfType(const onnx::GraphProto& g, const std::string& op) {
+  for (const auto& n : g.node()) {
+    if (n.op_type() == op) return &n;
+  }
+  return nullptr;
+}
+
+const onnx::TensorProto* Init(const onnx::GraphProto& g, const std::string& name) {
+  for (const auto& t : g.initializer()) {
+    if (t.name() == name) return &t;
+  }
+  return nullptr;
+}
+
 }  // namespace quantd::testing

@@ -34,9 +34,12 @@ onnx::ModelProto ReadModelProto(const std::string& path);
 
 std::vector<float> RandomFloats(size_t n, uint32_t seed, float scale = 1.0f);
 
-// Nodes of `g` (not subgraphs) with op type `op`; the first node named `name`.
+// Nodes of `g` (not subgraphs) with op type `op`; the first node named `name`;
+// the first node of type `op`; the initializer named `name` (null: none).
 int CountOps(const onnx::GraphProto& g, const std::string& op);
 const onnx::NodeProto* FindNode(const onnx::GraphProto& g, const std::string& name);
+const onnx::NodeProto* NodeOfType(const onnx::GraphProto& g, const std::string& op);
+const onnx::TensorProto* Init(const onnx::GraphProto& g, const std::string& name);
 
 }  // namespace quantd::testing
 

@@ -20,6 +20,8 @@ using ::quantd::testing::AddNode;
 using ::quantd::testing::CountOps;
 using ::quantd::testing::FindNode;
 using ::quantd::testing::FloatTensor;
+using ::quantd::testing::Init;
+using ::quantd::testing::NodeOfType;
 using ::quantd::testing::RandomFloats;
 using ::quantd::testing::Value;
 using ::testing::Contains;
@@ -45,18 +47,6 @@ void String(onnx::NodeProto* n, const std::string& name, const std::string& v) {
 const onnx::AttributeProto* FindAttr(const onnx::NodeProto& n, const std::string& name) {
   for (const auto& a : n.attribute()) {
     if (a.name() == name) return &a;
-  }
-  return nullptr;
-}
-const onnx::NodeProto* NodeOfType(const onnx::GraphProto& g, const std::string& op) {
-  for (const auto& n : g.node()) {
-    if (n.op_type() == op) return &n;
-  }
-  return nullptr;
-}
-const onnx::TensorProto* Init(const onnx::GraphProto& g, const std::string& name) {
-  for (const auto& t : g.initializer()) {
-    if (t.name() == name) return &t;
   }
   return nullptr;
 }
@@ -118,8 +108,8 @@ TEST(OpsetConvertTest, ConvertsAttributesToInputsAndKeepsTheTensorsInPlace) {
   // Values "20".."99": the numbers the converter would give its new values.
   *m.mutable_graph()->add_output() = Value("99", kOnnxFloat, {1, 96});
   for (int i = 20; i < 99; ++i) {
-    AddNode(m.mutable_graph(), "Identity", absl::StrCat("id", i), {i == 20 ? "x" : absl::StrCat(i - 1)},
-            {absl::StrCat(i)});
+    AddNode(m.mutable_graph(), "Identity", absl::StrCat("id", i),
+            {i == 20 ? "x" : absl::StrCat(i - 1)}, {absl::StrCat(i)});
   }
   AddNode(m.mutable_graph(), "Identity", "id99", {"98"}, {"99"});
   // The weights must move into the converted graph, not be copied: their
@@ -200,7 +190,8 @@ TEST(OpsetConvertTest, ConvertsSubgraphs) {
   *Attr(iff, "else_branch", onnx::AttributeProto::GRAPH)->mutable_g() = body;
 
   ASSERT_TRUE(ConvertOpset(&m, 11).ok());
-  const onnx::NodeProto* inner = FindNode(FindNode(m.graph(), "if")->attribute(0).g(), "inner_slice");
+  const onnx::NodeProto* inner =
+      FindNode(FindNode(m.graph(), "if")->attribute(0).g(), "inner_slice");
   ASSERT_NE(inner, nullptr);
   EXPECT_EQ(inner->input_size(), 4);
 }
@@ -235,9 +226,9 @@ TEST(OpsetConvertTest, PlanConvertsWhenTheCheapRaiseWouldChangeTheMeaning) {
     Recipe recipe;
     int64_t opset;
   };
-  for (const Case& c : {Case{Int8(Int8Mode::kWeightOnly, false), 10},
-                        Case{Int8(Int8Mode::kWeightOnly, true), 13},
-                        Case{Int8(Int8Mode::kDynamic, false), 11}}) {
+  for (const Case& c :
+       {Case{Int8(Int8Mode::kWeightOnly, false), 10}, Case{Int8(Int8Mode::kWeightOnly, true), 13},
+        Case{Int8(Int8Mode::kDynamic, false), 11}}) {
     onnx::ModelProto m = Opset9Net();
     std::vector<std::string> notes;
     auto plan = PlanOpsets(c.recipe, false, &m, &notes);
@@ -245,9 +236,9 @@ TEST(OpsetConvertTest, PlanConvertsWhenTheCheapRaiseWouldChangeTheMeaning) {
     EXPECT_EQ(plan->opset, c.opset);
     EXPECT_EQ(DefaultOpset(m), c.opset);
     EXPECT_EQ(plan->int8_per_channel, c.opset >= 13);
-    EXPECT_THAT(notes, Contains(HasSubstr(absl::StrCat(
-                           "converted the default opset from 9 to ", c.opset,
-                           " with the ONNX version converter (libonnx "))));
+    EXPECT_THAT(notes,
+                Contains(HasSubstr(absl::StrCat("converted the default opset from 9 to ", c.opset,
+                                                " with the ONNX version converter (libonnx "))));
     EXPECT_THAT(notes, Contains(HasSubstr("Slice (changed in opset 10)")));
   }
   // Without an op that changed, only the version number moves.

@@ -22,7 +22,9 @@ namespace fs = std::filesystem;
 using ::quantd::testing::AddNode;
 using ::quantd::testing::CountOps;
 using ::quantd::testing::FloatTensor;
+using ::quantd::testing::Init;
 using ::quantd::testing::MakeTempDir;
+using ::quantd::testing::NodeOfType;
 using ::quantd::testing::RandomFloats;
 using ::quantd::testing::ReadModelProto;
 using ::quantd::testing::Value;
@@ -85,18 +87,6 @@ Recipe Int4() {
   return r;
 }
 
-const onnx::NodeProto* NodeOfType(const onnx::GraphProto& g, const std::string& op) {
-  for (const auto& n : g.node()) {
-    if (n.op_type() == op) return &n;
-  }
-  return nullptr;
-}
-const onnx::TensorProto* Init(const onnx::GraphProto& g, const std::string& name) {
-  for (const auto& t : g.initializer()) {
-    if (t.name() == name) return &t;
-  }
-  return nullptr;
-}
 int64_t Attr(const onnx::NodeProto& n, const std::string& name) {
   for (const auto& a : n.attribute()) {
     if (a.name() == name) return a.i();
@@ -813,8 +803,8 @@ TEST(QuantizePassTest, TiedEmbeddingSharesTheLmHeadCodes) {
       for (int64_t v = 0; v < kVocab; ++v) {
         for (int64_t h = 0; h < kK; ++h) {
           const float s = std::abs(scales[v * 2 + h / 32]);
-          ASSERT_NEAR(GbqElement(data->raw_data(), scales, zp ? &zp->raw_data() : nullptr, bits,
-                                 kK, 32, v, h),
+          ASSERT_NEAR(GbqElement(data->raw_data(), scales, zp ? &zp->raw_data() : nullptr, bits, kK,
+                                 32, v, h),
                       e[v * kK + h], s * (sym ? 1.0f : 0.5f) + 1e-5f)
               << v << "," << h;
         }
@@ -885,8 +875,8 @@ TEST(QuantizePassTest, TiedEmbeddingQuantizedSeparatelyWhenSettingsDiffer) {
     EXPECT_EQ(gbq->input(0), "E_quantized");  // its own codes
     EXPECT_EQ(Attr(*gbq, "bits"), c.int8_embeddings ? 8 : 4);
     EXPECT_EQ(NodeOfType(g, "Reshape"), nullptr);
-    EXPECT_THAT(r.report.notes, ::testing::Contains(::testing::AllOf(HasSubstr("quantized separately"),
-                                                          HasSubstr(c.why))));
+    EXPECT_THAT(r.report.notes, ::testing::Contains(::testing::AllOf(
+                                    HasSubstr("quantized separately"), HasSubstr(c.why))));
   }
 }
 
