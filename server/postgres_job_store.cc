@@ -88,6 +88,16 @@ absl::Status ExecScript(PGconn* conn, const char* sql) {
   return absl::OkStatus();
 }
 
+// A replica paused or hung between BEGIN and COMMIT (SIGSTOP, a debugger, a
+// stalled VM) would hold its row locks for as long as its session lives, and
+// every other replica's FOR UPDATE SKIP LOCKED would pass its job over: the
+// lease could expire without anyone taking the job over. The server ends such
+// a session after this long idle inside a transaction (ours last
+// milliseconds); the pool reconnects.
+void LimitIdleTransactions(PGconn* conn) {
+  PgResult r(PQexec(conn, "SET idle_in_transaction_session_timeout = '10s'"));
+}
+
 absl::StatusOr<PGconn*> Connect(const std::string& dsn) {
   PGconn* conn = PQconnectdb(dsn.c_str());
   if (conn == nullptr) return absl::ResourceExhaustedError("PostgreSQL: out of memory");
@@ -97,6 +107,7 @@ absl::StatusOr<PGconn*> Connect(const std::string& dsn) {
     PQfinish(conn);
     return absl::UnavailableError(absl::StrCat("cannot connect to the job store: ", msg));
   }
+  LimitIdleTransactions(conn);
   return conn;
 }
 
@@ -184,7 +195,10 @@ class PgConnectionPool {
         ++open_;
       }
     }
-    if (conn != nullptr && PQstatus(conn) != CONNECTION_OK) PQreset(conn);
+    if (conn != nullptr && PQstatus(conn) != CONNECTION_OK) {
+      PQreset(conn);
+      if (PQstatus(conn) == CONNECTION_OK) LimitIdleTransactions(conn);
+    }
     if (conn == nullptr) {
       auto c = Connect(dsn_);
       if (!c.ok()) {
