@@ -5,13 +5,13 @@
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "quantd/core/base/atomic_file.h"
 #include "quantd/core/base/errno_status.h"
+#include "quantd/core/base/read_file.h"
 #include "quantd/core/base/staging_folder.h"
 #include "quantd/core/base/status_macros.h"
 #include "quantd/core/checkpoint/checkpoint.h"
@@ -27,21 +27,8 @@ namespace fs = std::filesystem;
 // A small JSON file's text, as it is ("" when absent and !required).
 absl::StatusOr<std::string> ReadJsonText(const fs::path& path, bool required) {
   std::error_code ec;
-  if (!fs::exists(path, ec)) {
-    if (!required) return std::string();
-    return absl::NotFoundError(absl::StrCat(path.string(), ": not found"));
-  }
-  const uint64_t size = fs::file_size(path, ec);
-  if (ec) return absl::NotFoundError(absl::StrCat(path.string(), ": ", ec.message()));
-  if (size > checkpoint::kMaxCheckpointJsonBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(path.string(), " is ", size, " bytes; at most ",
-                                                   checkpoint::kMaxCheckpointJsonBytes,
-                                                   " are read"));
-  }
-  std::ifstream in(path, std::ios::binary);
-  std::string text(std::istreambuf_iterator<char>(in), {});
-  if (in.bad()) return absl::DataLossError(absl::StrCat(path.string(), ": read failed"));
-  return text;
+  if (!required && !fs::exists(path, ec)) return std::string();
+  return ReadFileUpTo(path.string(), checkpoint::kMaxCheckpointJsonBytes, "JSON");
 }
 
 }  // namespace
