@@ -191,11 +191,7 @@ std::string Builder::ConstInt64(std::vector<int64_t> values, bool scalar) {
   auto* a = n->add_attribute();
   a->set_name("value");
   a->set_type(onnx::AttributeProto::TENSOR);
-  onnx::TensorProto* t = a->mutable_t();
-  t->set_data_type(kOnnxInt64);
-  if (!scalar) t->add_dims(static_cast<int64_t>(values.size()));
-  t->set_raw_data(
-      std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(int64_t)));
+  SetInt64Tensor(a->mutable_t(), values, scalar);
   return name;
 }
 

@@ -15,10 +15,7 @@ namespace {
 void AddShape(onnx::GraphProto* g, const std::string& name, std::vector<int64_t> dims) {
   onnx::TensorProto* t = g->add_initializer();
   t->set_name(name);
-  t->set_data_type(kOnnxInt64);
-  t->add_dims(static_cast<int64_t>(dims.size()));
-  t->set_raw_data(
-      std::string(reinterpret_cast<const char*>(dims.data()), dims.size() * sizeof(int64_t)));
+  SetInt64Tensor(t, dims);
 }
 
 }  // namespace

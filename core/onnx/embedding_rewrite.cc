@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "int4_rewrite.h"
 #include "int8_rewrite.h"
+#include "quantd/core/onnx/graph_utils.h"
 #include "quantd/core/onnx/onnx_types.h"
 
 namespace quantd::core {
@@ -42,10 +43,7 @@ std::string AddShapeInitializer(GraphEdit* edit, onnx::GraphProto* g, const std:
   const std::string name = edit->UniqueName(base);
   onnx::TensorProto* t = g->add_initializer();
   t->set_name(name);
-  t->set_data_type(kOnnxInt64);
-  t->add_dims(static_cast<int64_t>(dims.size()));
-  t->set_raw_data(
-      std::string(reinterpret_cast<const char*>(dims.data()), dims.size() * sizeof(int64_t)));
+  SetInt64Tensor(t, dims);
   return name;
 }
 
@@ -177,9 +175,8 @@ absl::Status RewriteTiedEmbedding(RewriteContext* ctx, onnx::GraphProto* g, onnx
   }
   MakeGatherBlockQuantized(ctx, n, reshaped, block_size, bits);
   ctx->notes.insert(absl::StrCat(
-      "tied embedding / LM head: the Gather of '", head.tensor->name(),
-      "' reads the LM head's ", bits,
-      "-bit MatMulNBits codes through GatherBlockQuantized (the table is stored once)"));
+      "tied embedding / LM head: the Gather of '", head.tensor->name(), "' reads the LM head's ",
+      bits, "-bit MatMulNBits codes through GatherBlockQuantized (the table is stored once)"));
   return absl::OkStatus();
 }
 

@@ -56,6 +56,13 @@ int32_t ElemType(const onnx::TypeProto& type) {
   return type.has_tensor_type() ? type.tensor_type().elem_type() : 0;
 }
 
+void SetInt64Tensor(onnx::TensorProto* t, absl::Span<const int64_t> values, bool scalar) {
+  t->set_data_type(onnx::TensorProto::INT64);
+  if (!scalar) t->add_dims(static_cast<int64_t>(values.size()));
+  t->set_raw_data(
+      std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(int64_t)));
+}
+
 int64_t DefaultOpsetVersion(const onnx::ModelProto& model) {
   for (const auto& o : model.opset_import()) {
     if (o.domain().empty() || o.domain() == "ai.onnx") return o.version();

@@ -1,7 +1,9 @@
 #include "int8_rewrite.h"
 
 #include <utility>
+#include <vector>
 
+#include "quantd/core/onnx/graph_utils.h"
 #include "quantd/core/onnx/onnx_types.h"
 
 namespace quantd::core {
@@ -213,14 +215,9 @@ absl::Status RewriteInt8Dynamic(RewriteContext* ctx, onnx::GraphProto* g, onnx::
       std::string shape = edit.UniqueName(base + "_bias_shape");
       onnx::TensorProto* t = g->add_initializer();
       t->set_name(shape);
-      t->set_data_type(kOnnxInt64);
-      t->add_dims(w.tensor->dims_size());
-      std::string raw;
-      for (int i = 0; i < w.tensor->dims_size(); ++i) {
-        int64_t v = i == 1 ? -1 : 1;
-        raw.append(reinterpret_cast<const char*>(&v), 8);
-      }
-      t->set_raw_data(raw);
+      std::vector<int64_t> dims(static_cast<size_t>(w.tensor->dims_size()), 1);
+      if (dims.size() > 1) dims[1] = -1;
+      SetInt64Tensor(t, dims);
       std::string reshaped = edit.UniqueName(bias + "_reshaped");
       nodes.push_back(edit.MakeNode("Reshape", reshaped, {bias, shape}, {reshaped}));
       b = reshaped;

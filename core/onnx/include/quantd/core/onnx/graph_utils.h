@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "onnx/onnx_pb.h"
 
 namespace quantd::core {
@@ -27,6 +28,11 @@ std::vector<const onnx::GraphProto*> Subgraphs(const onnx::NodeProto& node);
 
 // Element type of a tensor type, 0 (UNDEFINED) for non-tensor types.
 int32_t ElemType(const onnx::TypeProto& type);
+
+// Makes `t` an INT64 tensor of `values` stored inline (raw little-endian
+// bytes): a 1-D tensor of values.size() elements, or a scalar when `scalar`
+// (then `values` holds one element). For shape and index constants.
+void SetInt64Tensor(onnx::TensorProto* t, absl::Span<const int64_t> values, bool scalar = false);
 
 // Version of the default (ai.onnx) domain the model imports, 0 if none.
 int64_t DefaultOpsetVersion(const onnx::ModelProto& model);
