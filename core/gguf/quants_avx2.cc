@@ -400,76 +400,214 @@ QUANTD_AVX2_INLINE float AbsMax32(const float* x) {
 
 }  // namespace
 
-// Q8_0: roundf (half away from zero) done exactly as trunc + (|frac| >= 0.5).
-QUANTD_AVX2 void QuantizeQ8_0_avx2(const float* x, BlockQ8_0* y, int64_t n) {
+namespace {
+
+// The largest |x| bit pattern of 32 floats (integer max of the bits without
+// the sign): the bits of max |x| when all are finite (non-negative floats
+// order as their bits), at least 0x7f800000 when one is NaN or Inf.
+QUANTD_AVX2_INLINE uint32_t AbsMaxBits32(const float* x) {
+  const __m256i magnitude = _mm256_set1_epi32(0x7fffffff);
+  __m256i m = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)), magnitude);
+  for (int j = 8; j < 32; j += 8) {
+    m = _mm256_max_epu32(
+        m, _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + j)),
+                            magnitude));
+  }
+  __m128i h = _mm_max_epu32(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
+  h = _mm_max_epu32(h, _mm_shuffle_epi32(h, 0x4e));
+  h = _mm_max_epu32(h, _mm_shuffle_epi32(h, 0xb1));
+  return static_cast<uint32_t>(_mm_cvtsi128_si32(h));
+}
+constexpr uint32_t kNonFiniteBits = 0x7f800000u;
+
+// One Q8_0 block of finite x with max |x| = amax; q: the 32 levels (element
+// order, 8 per register). roundf (half away from zero) is done exactly as
+// trunc + (|frac| >= 0.5).
+QUANTD_AVX2_INLINE void QuantizeBlockQ8_0(const float* x, float amax, BlockQ8_0* y,
+                                          __m256i* levels) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   const __m256 half = _mm256_set1_ps(0.5f);
   const __m256 one = _mm256_set1_ps(1.0f);
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  y->d = FloatToHalf(d);
+  const __m256 vid = _mm256_set1_ps(id);
+  __m256i q[4];
+  for (int k = 0; k < 4; ++k) {
+    const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vid);
+    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
+    const __m256 bump = _mm256_and_ps(_mm256_cmp_ps(frac, half, _CMP_GE_OQ),
+                                      _mm256_or_ps(one, _mm256_and_ps(v, sign)));
+    q[k] = _mm256_cvttps_epi32(_mm256_add_ps(t, bump));
+  }
+  const __m256i p16a = _mm256_packs_epi32(q[0], q[1]);
+  const __m256i p16b = _mm256_packs_epi32(q[2], q[3]);
+  __m256i p8 = _mm256_packs_epi16(p16a, p16b);
+  // packs work per 128-bit lane: restore element order.
+  p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(y->qs), p8);
+  if (levels != nullptr) {  // the stored (saturated) int8 levels, widened
+    const __m128i lo = _mm256_castsi256_si128(p8);
+    const __m128i hi = _mm256_extracti128_si256(p8, 1);
+    levels[0] = _mm256_cvtepi8_epi32(lo);
+    levels[1] = _mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8));
+    levels[2] = _mm256_cvtepi8_epi32(hi);
+    levels[3] = _mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8));
+  }
+}
+
+// One Q4_0 block of finite x with max |x| = amax: the scale comes from the
+// first element with the largest |x|. levels: the 32 stored nibbles minus 8
+// (element order, 8 per register), when non-null.
+QUANTD_AVX2_INLINE void QuantizeBlockQ4_0(const float* x, float amax, BlockQ4_0* y,
+                                          __m256i* levels) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 vamax = _mm256_set1_ps(amax);
+  uint32_t hits = 0;
+  for (int k = 0; k < 4; ++k) {
+    const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k));
+    hits |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a, vamax, _CMP_EQ_OQ)))
+            << (8 * k);
+  }
+  const float max = amax > 0.0f ? x[__builtin_ctz(hits)] : 0.0f;
+  const float d = max / -8.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  y->d = FloatToHalf(d);
+  const __m256 vid = _mm256_set1_ps(id);
+  const __m256 off = _mm256_set1_ps(8.5f);
+  const __m256i fifteen = _mm256_set1_epi32(15);
+  __m256i q[4];
+  for (int k = 0; k < 4; ++k) {
+    const __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vid), off);
+    q[k] = _mm256_min_epi32(_mm256_cvttps_epi32(v), fifteen);
+  }
+  // qs[j] = q[j] | q[j + 16] << 4
+  const __m256i lo = _mm256_packs_epi32(q[0], q[1]);  // j 0..15 (lane-interleaved)
+  const __m256i hi = _mm256_packs_epi32(q[2], q[3]);  // j 16..31
+  const __m256i packed = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+  const __m256i bytes = _mm256_packus_epi16(packed, packed);
+  const __m256i ordered =
+      _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 0, 0, 0, 0));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(y->qs), _mm256_castsi256_si128(ordered));
+  if (levels != nullptr) {
+    // q is in 0..15 (x * id >= -8 up to rounding, and trunc(0.5 - eps) is
+    // 0): the stored nibble itself.
+    const __m256i eight = _mm256_set1_epi32(8);
+    for (int k = 0; k < 4; ++k) levels[k] = _mm256_sub_epi32(q[k], eight);
+  }
+}
+
+// AddQualitySums' 16 float lanes of one span, two registers per sum: lane
+// k (register k / 8) takes the values i % 16 == k.
+struct SpanSums {
+  __m256 w2[2], e2[2], emax[2];
+};
+
+QUANTD_AVX2_INLINE void ClearSpanSums(SpanSums* s) {
+  for (int h = 0; h < 2; ++h) s->w2[h] = s->e2[h] = s->emax[h] = _mm256_setzero_ps();
+}
+
+// Adds 32 values x (at a multiple of 16 from the span's start) and their
+// stored values levels * d, in AddQualitySums' order and roundings.
+QUANTD_AVX2_INLINE void AddBlockSums(const float* x, const __m256i* levels, float d, SpanSums* s) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 vd = _mm256_set1_ps(d);
+  for (int k = 0; k < 4; ++k) {
+    const int h = k & 1;
+    const __m256 w = _mm256_loadu_ps(x + 8 * k);
+    const __m256 e = _mm256_sub_ps(w, _mm256_mul_ps(_mm256_cvtepi32_ps(levels[k]), vd));
+    s->w2[h] = _mm256_add_ps(s->w2[h], _mm256_mul_ps(w, w));
+    s->e2[h] = _mm256_add_ps(s->e2[h], _mm256_mul_ps(e, e));
+    // emax > |e| ? emax : |e|, as the reference's select.
+    s->emax[h] = _mm256_max_ps(s->emax[h], _mm256_andnot_ps(sign, e));
+  }
+}
+
+// The span's lanes into the double totals, in lane order.
+QUANTD_AVX2_INLINE void FlushSpanSums(const SpanSums& s, QualitySums* q) {
+  alignas(32) float w2[16], e2[16], emax[16];
+  for (int h = 0; h < 2; ++h) {
+    _mm256_store_ps(w2 + 8 * h, s.w2[h]);
+    _mm256_store_ps(e2 + 8 * h, s.e2[h]);
+    _mm256_store_ps(emax + 8 * h, s.emax[h]);
+  }
+  for (int k = 0; k < 16; ++k) {
+    q->sum_w2 += w2[k];
+    q->sum_e2 += e2[k];
+    q->max_abs = std::max(q->max_abs, static_cast<double>(emax[k]));
+  }
+}
+
+// First non-finite of a block known to hold one.
+inline int FirstNonFiniteInBlock(const float* x) {
+  for (int j = 0; j < kQK; ++j) {
+    uint32_t b;
+    std::memcpy(&b, x + j, sizeof(b));
+    if ((b & kNonFiniteBits) == kNonFiniteBits) return j;
+  }
+  return 0;  // not reached
+}
+
+// QuantizeRowChecked for a 32-value block type: per block, the max |x| bits
+// (which also tell a non-finite value), the block's quantizer, then (q
+// non-null) the quality sums from the levels, span by span.
+template <class Block, void (*kQuantizeBlock)(const float*, float, Block*, __m256i*)>
+QUANTD_AVX2_INLINE int64_t QuantizeChecked(const float* x, Block* y, int64_t n, QualitySums* q) {
+  constexpr int64_t kSpanBlocks = kQualitySpan / kQK;
+  static_assert(kQualitySpan % kQK == 0 && kQK % 16 == 0);
+  const int64_t nb = n / kQK;
+  SpanSums s;
+  __m256i levels[4];
+  for (int64_t b0 = 0; b0 < nb; b0 += kSpanBlocks) {
+    const int64_t b1 = std::min(nb, b0 + kSpanBlocks);
+    ClearSpanSums(&s);
+    for (int64_t b = b0; b < b1; ++b) {
+      const float* xb = x + b * kQK;
+      const uint32_t bits = AbsMaxBits32(xb);
+      if (bits >= kNonFiniteBits) return b * kQK + FirstNonFiniteInBlock(xb);
+      if (q == nullptr) {
+        kQuantizeBlock(xb, __builtin_bit_cast(float, bits), &y[b], nullptr);
+        continue;
+      }
+      kQuantizeBlock(xb, __builtin_bit_cast(float, bits), &y[b], levels);
+      AddBlockSums(xb, levels, HalfToFloat(y[b].d), &s);
+    }
+    if (q != nullptr) FlushSpanSums(s, q);
+  }
+  return -1;
+}
+
+}  // namespace
+
+QUANTD_AVX2 void QuantizeQ8_0_avx2(const float* x, BlockQ8_0* y, int64_t n) {
   for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
     if (!AllFinite32(x)) {
       QuantizeQ8_0_ref(x, &y[b], kQK);
       continue;
     }
-    const float amax = AbsMax32(x);
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    y[b].d = FloatToHalf(d);
-    const __m256 vid = _mm256_set1_ps(id);
-    __m256i q[4];
-    for (int k = 0; k < 4; ++k) {
-      const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vid);
-      const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-      const __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
-      const __m256 bump = _mm256_and_ps(_mm256_cmp_ps(frac, half, _CMP_GE_OQ),
-                                        _mm256_or_ps(one, _mm256_and_ps(v, sign)));
-      q[k] = _mm256_cvttps_epi32(_mm256_add_ps(t, bump));
-    }
-    const __m256i p16a = _mm256_packs_epi32(q[0], q[1]);
-    const __m256i p16b = _mm256_packs_epi32(q[2], q[3]);
-    __m256i p8 = _mm256_packs_epi16(p16a, p16b);
-    // packs work per 128-bit lane: restore element order.
-    p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[b].qs), p8);
+    QuantizeBlockQ8_0(x, AbsMax32(x), &y[b], nullptr);
   }
 }
 
-// Q4_0: the scale comes from the first element with the largest |x|.
 QUANTD_AVX2 void QuantizeQ4_0_avx2(const float* x, BlockQ4_0* y, int64_t n) {
-  const __m256 sign = _mm256_set1_ps(-0.0f);
   for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
     if (!AllFinite32(x)) {
       QuantizeQ4_0_ref(x, &y[b], kQK);
       continue;
     }
-    const float amax = AbsMax32(x);
-    const __m256 vamax = _mm256_set1_ps(amax);
-    uint32_t hits = 0;
-    for (int k = 0; k < 4; ++k) {
-      const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k));
-      hits |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a, vamax, _CMP_EQ_OQ)))
-              << (8 * k);
-    }
-    const float max = amax > 0.0f ? x[__builtin_ctz(hits)] : 0.0f;
-    const float d = max / -8.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    y[b].d = FloatToHalf(d);
-    const __m256 vid = _mm256_set1_ps(id);
-    const __m256 off = _mm256_set1_ps(8.5f);
-    const __m256i fifteen = _mm256_set1_epi32(15);
-    __m256i q[4];
-    for (int k = 0; k < 4; ++k) {
-      const __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vid), off);
-      q[k] = _mm256_min_epi32(_mm256_cvttps_epi32(v), fifteen);
-    }
-    // qs[j] = q[j] | q[j + 16] << 4
-    const __m256i lo = _mm256_packs_epi32(q[0], q[1]);  // j 0..15 (lane-interleaved)
-    const __m256i hi = _mm256_packs_epi32(q[2], q[3]);  // j 16..31
-    const __m256i packed = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
-    const __m256i bytes = _mm256_packus_epi16(packed, packed);
-    const __m256i ordered =
-        _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 0, 0, 0, 0));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(y[b].qs), _mm256_castsi256_si128(ordered));
+    QuantizeBlockQ4_0(x, AbsMax32(x), &y[b], nullptr);
   }
+}
+
+QUANTD_AVX2 int64_t QuantizeQ8_0Checked_avx2(const float* x, BlockQ8_0* y, int64_t n,
+                                             QualitySums* q) {
+  return QuantizeChecked<BlockQ8_0, QuantizeBlockQ8_0>(x, y, n, q);
+}
+
+QUANTD_AVX2 int64_t QuantizeQ4_0Checked_avx2(const float* x, BlockQ4_0* y, int64_t n,
+                                             QualitySums* q) {
+  return QuantizeChecked<BlockQ4_0, QuantizeBlockQ4_0>(x, y, n, q);
 }
 
 namespace {
