@@ -649,8 +649,8 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
     // Stored bytes where the source has them (a GGUF file), else F32 rows
     // computed on demand (a checkpoint).
     const uint8_t* src_data = source.StoredBytes(plan.index).data();
-    source.Prefetch(plan.index);
     if (!plan.convert && src_data != nullptr) {
+      source.Prefetch(plan.index, 0, src.nbytes);
       QUANTD_RETURN_IF_ERROR(writer->Write(src_data, src.nbytes));
       QUANTD_RETURN_IF_ERROR(writer->PadTo(alignment));
       source.Release(plan.index);
@@ -698,6 +698,11 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
         const int64_t nr = std::min(rows_per_chunk, rows - r0);
         const int64_t n = nr * ne0;
         const float* x;
+        // Each chunk's thread makes its input pages resident (page-cache
+        // mapping is a good part of a fast type's time; this way the threads
+        // share it instead of one doing the whole tensor before the loop).
+        source.Prefetch(plan.index, static_cast<uint64_t>(r0 * in_row_bytes),
+                        static_cast<uint64_t>(nr * in_row_bytes));
         if (direct) {
           x = reinterpret_cast<const float*>(src_data + r0 * in_row_bytes);
         } else if (src_data != nullptr) {
