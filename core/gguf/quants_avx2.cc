@@ -421,14 +421,16 @@ QUANTD_AVX2_INLINE uint32_t AbsMaxBits32(const float* x) {
 }
 constexpr uint32_t kNonFiniteBits = 0x7f800000u;
 
-// One Q8_0 block of finite x with max |x| = amax; q: the 32 levels (element
-// order, 8 per register). roundf (half away from zero) is done exactly as
-// trunc + (|frac| >= 0.5).
+// One Q8_0 block of finite x with max |x| = amax; levels (when non-null):
+// the 32 stored levels as floats (element order, 8 per register).
+// roundf (half away from zero) is done exactly as trunc(v + copysign(p, v))
+// with p the float just below 0.5: the sum never rounds up to the next
+// integer unless |frac(v)| >= 0.5 (with 0.5 itself, v = +-0.5 would).
 QUANTD_AVX2_INLINE void QuantizeBlockQ8_0(const float* x, float amax, BlockQ8_0* y,
-                                          __m256i* levels) {
+                                          __m256* levels) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
-  const __m256 half = _mm256_set1_ps(0.5f);
-  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 below_half = _mm256_set1_ps(0.49999997f);  // 0.5 - 2^-25
+  static_assert(0.49999997f < 0.5f && 0.49999997f + 0x1p-25f == 0.5f);
   const float d = amax / 127.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   y->d = FloatToHalf(d);
@@ -436,33 +438,33 @@ QUANTD_AVX2_INLINE void QuantizeBlockQ8_0(const float* x, float amax, BlockQ8_0*
   __m256i q[4];
   for (int k = 0; k < 4; ++k) {
     const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vid);
-    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    const __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
-    const __m256 bump = _mm256_and_ps(_mm256_cmp_ps(frac, half, _CMP_GE_OQ),
-                                      _mm256_or_ps(one, _mm256_and_ps(v, sign)));
-    q[k] = _mm256_cvttps_epi32(_mm256_add_ps(t, bump));
+    q[k] = _mm256_cvttps_epi32(
+        _mm256_add_ps(v, _mm256_or_ps(below_half, _mm256_and_ps(v, sign))));
   }
+  if (id > 0x1.fffffep127f) {
+    // amax < ~3.7e-37: 1 / d overflows, and the reference converts x * id
+    // (+-inf, or NaN for 0) to int8, which keeps the low byte of INT_MIN: 0.
+    for (int k = 0; k < 4; ++k) q[k] = _mm256_setzero_si256();
+  }
+  // Otherwise |x * id| <= 127 (1 + 2^-21) < 127.5 (d's relative error is at
+  // most 2^-22 even where d is subnormal and id finite), so q is in
+  // [-127, 127]: the packs below never saturate, and q is the stored level.
   const __m256i p16a = _mm256_packs_epi32(q[0], q[1]);
   const __m256i p16b = _mm256_packs_epi32(q[2], q[3]);
   __m256i p8 = _mm256_packs_epi16(p16a, p16b);
   // packs work per 128-bit lane: restore element order.
   p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(y->qs), p8);
-  if (levels != nullptr) {  // the stored (saturated) int8 levels, widened
-    const __m128i lo = _mm256_castsi256_si128(p8);
-    const __m128i hi = _mm256_extracti128_si256(p8, 1);
-    levels[0] = _mm256_cvtepi8_epi32(lo);
-    levels[1] = _mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8));
-    levels[2] = _mm256_cvtepi8_epi32(hi);
-    levels[3] = _mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8));
+  if (levels != nullptr) {
+    for (int k = 0; k < 4; ++k) levels[k] = _mm256_cvtepi32_ps(q[k]);
   }
 }
 
 // One Q4_0 block of finite x with max |x| = amax: the scale comes from the
 // first element with the largest |x|. levels: the 32 stored nibbles minus 8
-// (element order, 8 per register), when non-null.
+// as floats (element order, 8 per register), when non-null.
 QUANTD_AVX2_INLINE void QuantizeBlockQ4_0(const float* x, float amax, BlockQ4_0* y,
-                                          __m256i* levels) {
+                                          __m256* levels) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   const __m256 vamax = _mm256_set1_ps(amax);
   uint32_t hits = 0;
@@ -495,7 +497,7 @@ QUANTD_AVX2_INLINE void QuantizeBlockQ4_0(const float* x, float amax, BlockQ4_0*
     // q is in 0..15 (x * id >= -8 up to rounding, and trunc(0.5 - eps) is
     // 0): the stored nibble itself.
     const __m256i eight = _mm256_set1_epi32(8);
-    for (int k = 0; k < 4; ++k) levels[k] = _mm256_sub_epi32(q[k], eight);
+    for (int k = 0; k < 4; ++k) levels[k] = _mm256_cvtepi32_ps(_mm256_sub_epi32(q[k], eight));
   }
 }
 
@@ -511,13 +513,13 @@ QUANTD_AVX2_INLINE void ClearSpanSums(SpanSums* s) {
 
 // Adds 32 values x (at a multiple of 16 from the span's start) and their
 // stored values levels * d, in AddQualitySums' order and roundings.
-QUANTD_AVX2_INLINE void AddBlockSums(const float* x, const __m256i* levels, float d, SpanSums* s) {
+QUANTD_AVX2_INLINE void AddBlockSums(const float* x, const __m256* levels, float d, SpanSums* s) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   const __m256 vd = _mm256_set1_ps(d);
   for (int k = 0; k < 4; ++k) {
     const int h = k & 1;
     const __m256 w = _mm256_loadu_ps(x + 8 * k);
-    const __m256 e = _mm256_sub_ps(w, _mm256_mul_ps(_mm256_cvtepi32_ps(levels[k]), vd));
+    const __m256 e = _mm256_sub_ps(w, _mm256_mul_ps(levels[k], vd));
     s->w2[h] = _mm256_add_ps(s->w2[h], _mm256_mul_ps(w, w));
     s->e2[h] = _mm256_add_ps(s->e2[h], _mm256_mul_ps(e, e));
     // emax > |e| ? emax : |e|, as the reference's select.
@@ -553,7 +555,7 @@ inline int FirstNonFiniteInBlock(const float* x) {
 // QuantizeRowChecked for a 32-value block type: per block, the max |x| bits
 // (which also tell a non-finite value), the block's quantizer, then (q
 // non-null) the quality sums from the levels, span by span.
-template <class Block, void (*kQuantizeBlock)(const float*, float, Block*, __m256i*)>
+template <class Block, void (*kQuantizeBlock)(const float*, float, Block*, __m256*)>
 QUANTD_AVX2_INLINE int64_t QuantizeChecked(const float* x, Block* y, int64_t n, QualitySums* q) {
   constexpr int64_t kSpanBlocks = kQualitySpan / kQK;
   static_assert(kQualitySpan % kQK == 0 && kQK % 16 == 0);
@@ -565,7 +567,7 @@ QUANTD_AVX2_INLINE int64_t QuantizeChecked(const float* x, Block* y, int64_t n, 
   constexpr int64_t kPrefetchAhead = 512;
   const int64_t nb = n / kQK;
   SpanSums s;
-  __m256i levels[4];
+  __m256 levels[4];
   for (int64_t b0 = 0; b0 < nb; b0 += kSpanBlocks) {
     const int64_t b1 = std::min(nb, b0 + kSpanBlocks);
     ClearSpanSums(&s);

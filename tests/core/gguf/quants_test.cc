@@ -353,6 +353,51 @@ TEST(QuantsTest, Q8_0KnownBlock) {
   EXPECT_EQ(b.qs[31], 119);  // 15 * 7.9375 = 119.06 -> 119
 }
 
+// Q8_0 rounds half away from zero (roundf): with amax 127 the scale is 1,
+// so x itself is rounded. Halves of both signs, and the floats right below
+// them (0.49999997 is where "add a half, truncate" goes wrong), at every
+// CPU level, with and without the quality sums, as the reference. Tiny
+// blocks: a subnormal scale, and one so small that 1 / d overflows (the
+// reference's levels are then 0).
+TEST(QuantsTest, Q8_0RoundsHalvesAwayFromZeroAtEveryLevel) {
+  const float below = std::nextafter(0.5f, 0.0f);
+  const std::vector<float> values = {127.0f, 0.5f,   -0.5f,  1.5f,   -1.5f, 2.5f,   -2.5f,
+                                     126.5f, -126.5f, below, -below, 0.0f,  -0.0f,  1.0f,
+                                     std::nextafter(1.5f, 0.0f), -std::nextafter(2.5f, 0.0f),
+                                     std::nextafter(0.5f, 1.0f), 3.4999998f, -64.5f, 63.5f};
+  constexpr int64_t n = 96;
+  std::vector<float> x(n);
+  for (size_t j = 0; j < 32; ++j) x[j] = values[j % values.size()];
+  for (size_t j = 32; j < 64; ++j) x[j] = (j == 40 ? 1e-36f : 3e-37f) * (j % 3 == 0 ? -1.0f : 1.0f);
+  for (size_t j = 64; j < 96; ++j) x[j] = (j == 70 ? 1e-37f : 3e-38f) * (j % 3 == 0 ? -1.0f : 1.0f);
+  std::vector<uint8_t> ref(RowBytes(GgmlType::kQ8_0, n));
+  QuantizeRow_ref(GgmlType::kQ8_0, x.data(), ref.data(), n);
+  const auto* block = reinterpret_cast<const BlockQ8_0*>(ref.data());
+  EXPECT_EQ(block[0].qs[1], 1);    // 0.5 -> 1
+  EXPECT_EQ(block[0].qs[2], -1);   // -0.5 -> -1
+  EXPECT_EQ(block[0].qs[9], 0);    // 0.49999997 -> 0
+  EXPECT_EQ(block[0].qs[7], 127);  // 126.5 -> 127
+  EXPECT_EQ(block[1].qs[8], 127);  // d subnormal, 1 / d finite
+  EXPECT_EQ(block[2].qs[6], 0);    // 1 / d overflows
+  for (CpuLevel level : kAllCpuLevels) {
+    if (HostCpuLevel() < level) continue;
+    ScopedCpuLevelCap cap(level);
+    std::vector<uint8_t> got(ref.size()), checked(ref.size());
+    QuantizeRow(GgmlType::kQ8_0, x.data(), got.data(), n);
+    EXPECT_EQ(got, ref) << CpuLevelName(level);
+    std::vector<float> scratch(kQualitySpan), back(n);
+    QualitySums sums, want;
+    ASSERT_EQ(
+        QuantizeRowChecked(GgmlType::kQ8_0, x.data(), checked.data(), n, &sums, scratch.data()),
+        -1);
+    EXPECT_EQ(checked, ref) << CpuLevelName(level);
+    DequantizeRow(GgmlType::kQ8_0, ref.data(), back.data(), n);
+    AddQualitySums(x.data(), back.data(), n, &want);
+    EXPECT_EQ(sums.sum_e2, want.sum_e2) << CpuLevelName(level);
+    EXPECT_EQ(sums.max_abs, want.max_abs) << CpuLevelName(level);
+  }
+}
+
 TEST(QuantsTest, Q4_0UsesFirstLargestMagnitude) {
   // Equal magnitudes with opposite signs: the first one sets the scale sign.
   float x[32] = {};
