@@ -727,8 +727,9 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
         }
         gguf::QualitySums q;
         int64_t bad = -1;
-        if (plan.quant_weights == nullptr) {
-          // One pass (check, quantize, measure) where the type has it.
+        if (plan.quant_weights == nullptr || !gguf::UsesImportance(out_type)) {
+          // One pass (check, quantize, measure) where the type has it. (A
+          // type without a weighted quantizer ignores the importance.)
           bad = gguf::QuantizeRowChecked(out_type, x, y, n, measure ? &q : nullptr,
                                          deq_scratch[thread].data());
         } else if (bad = check_finite ? FirstNonFiniteF32(x, n) : -1; bad < 0) {
