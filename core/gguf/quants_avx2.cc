@@ -93,6 +93,20 @@ QUANTD_AVX2_INLINE v8i ClampV(v8i l, int lo, int hi) {
 QUANTD_AVX2_INLINE VI ClampV(VI l, int lo, int hi) {
   return VI{{ClampV(l.h[0], lo, hi), ClampV(l.h[1], lo, hi)}};
 }
+// ToFloat(ClampV(NearestIntV(f), lo, hi)) without the integer round trip:
+// the same value for |f| <= 2^22 (ties to even either way); a lane outside
+// that (NaN or infinite f: an all-zero sub-block, whose result is dropped)
+// gets some value in [lo, hi] in both.
+QUANTD_AVX2_INLINE VF RoundClampV(VF f, float lo, float hi) {
+  const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+  VF r;
+  for (int h = 0; h < 2; ++h) {
+    const __m256 v = _mm256_round_ps(reinterpret_cast<__m256>(f.h[h]),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r.h[h] = reinterpret_cast<v8f>(_mm256_min_ps(_mm256_max_ps(v, vlo), vhi));
+  }
+  return r;
+}
 QUANTD_AVX2_INLINE VF Select(VI m, VF a, VF b) {
   return VF{{m.h[0] ? a.h[0] : b.h[0], m.h[1] ? a.h[1] : b.h[1]}};
 }
@@ -236,6 +250,11 @@ QUANTD_AVX2_INLINE void MakeQxQuantsV(int nmax, const VF* X, VI* L, VF* scale_ou
   }
   VF scale = Select(suml2 != 0.0f, sumlx / suml2, VF{});
   VF best = scale * sumlx;
+  // The levels are those of the last accepted inverse scale: remember it
+  // per lane and compute them once at the end (the same products), instead
+  // of recomputing all of them whenever any lane accepts a candidate.
+  VF best_iscale = iscale;
+  bool accepted = false;
   for (int is = -9; is <= 9; ++is) {
     if (is == 0) continue;
     const float num = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(is));
@@ -243,18 +262,22 @@ QUANTD_AVX2_INLINE void MakeQxQuantsV(int nmax, const VF* X, VI* L, VF* scale_ou
     sumlx = VF{};
     suml2 = VF{};
     for (int i = 0; i < N; ++i) {
-      const VI l = ClampV(NearestIntV(iscale * X[i]), -nmax, nmax - 1);
-      const VF fl = ToFloat(l);
+      const VF fl = RoundClampV(iscale * X[i], static_cast<float>(-nmax),
+                                static_cast<float>(nmax - 1));
       sumlx += WX[i] * fl;
       suml2 += W[i] * fl * fl;
     }
     const VI upd = (suml2 > 0.0f) & (sumlx * sumlx > best * suml2);
     if (!AnySet(upd)) continue;
-    for (int i = 0; i < N; ++i) {  // recompute the accepted levels (rare)
-      L[i] = Select(upd, ClampV(NearestIntV(iscale * X[i]), -nmax, nmax - 1) + nmax, L[i]);
-    }
+    accepted = true;
+    best_iscale = Select(upd, iscale, best_iscale);
     scale = Select(upd, sumlx / suml2, scale);
     best = Select(upd, scale * sumlx, best);
+  }
+  if (accepted) {
+    for (int i = 0; i < N; ++i) {
+      L[i] = ClampV(NearestIntV(best_iscale * X[i]), -nmax, nmax - 1) + nmax;
+    }
   }
   for (int i = 0; i < N; ++i) L[i] = Select(zero, VI{}, L[i]);
   *scale_out = Select(zero, VF{}, scale);
