@@ -444,19 +444,38 @@ QUANTD_AVX2_INLINE uint32_t AbsMaxBits32(const float* x) {
 }
 constexpr uint32_t kNonFiniteBits = 0x7f800000u;
 
-// One Q8_0 block of finite x with max |x| = amax; levels (when non-null):
-// the 32 stored levels as floats (element order, 8 per register).
+// A block's scale: the fp16 d it stores, that d's value (what dequantizing
+// multiplies by) and the inverse scale the levels are computed with. The
+// scale of a block is a chain of dependent scalar steps (divisions, fp16
+// rounding), so the one-pass kernels compute the scales of several blocks
+// together, then their levels, to keep the chains side by side.
+struct BlockScale {
+  float id;
+  float dd;
+  uint16_t d;
+};
+
+// One Q8_0 block of finite x with max |x| = amax: ScaleQ8_0, then
+// LevelsQ8_0 writes the block; levels (when non-null): the 32 stored levels
+// as floats (element order, 8 per register).
 // roundf (half away from zero) is done exactly as trunc(v + copysign(p, v))
 // with p the float just below 0.5: the sum never rounds up to the next
 // integer unless |frac(v)| >= 0.5 (with 0.5 itself, v = +-0.5 would).
-QUANTD_AVX2_INLINE void QuantizeBlockQ8_0(const float* x, float amax, BlockQ8_0* y,
-                                          __m256* levels) {
+QUANTD_AVX2_INLINE BlockScale ScaleQ8_0(const float* x, float amax) {
+  const float d = amax / 127.0f;
+  BlockScale s;
+  s.id = d != 0.0f ? 1.0f / d : 0.0f;
+  s.d = FloatToHalf(d);
+  s.dd = HalfToFloat(s.d);
+  return s;
+}
+QUANTD_AVX2_INLINE void LevelsQ8_0(const float* x, const BlockScale& scale, BlockQ8_0* y,
+                                   __m256* levels) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   const __m256 below_half = _mm256_set1_ps(0.49999997f);  // 0.5 - 2^-25
   static_assert(0.49999997f < 0.5f && 0.49999997f + 0x1p-25f == 0.5f);
-  const float d = amax / 127.0f;
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  y->d = FloatToHalf(d);
+  const float id = scale.id;
+  y->d = scale.d;
   const __m256 vid = _mm256_set1_ps(id);
   __m256i q[4];
   for (int k = 0; k < 4; ++k) {
@@ -483,11 +502,10 @@ QUANTD_AVX2_INLINE void QuantizeBlockQ8_0(const float* x, float amax, BlockQ8_0*
   }
 }
 
-// One Q4_0 block of finite x with max |x| = amax: the scale comes from the
-// first element with the largest |x|. levels: the 32 stored nibbles minus 8
-// as floats (element order, 8 per register), when non-null.
-QUANTD_AVX2_INLINE void QuantizeBlockQ4_0(const float* x, float amax, BlockQ4_0* y,
-                                          __m256* levels) {
+// One Q4_0 block of finite x with max |x| = amax: the scale (ScaleQ4_0)
+// comes from the first element with the largest |x|. levels: the 32 stored
+// nibbles minus 8 as floats (element order, 8 per register), when non-null.
+QUANTD_AVX2_INLINE BlockScale ScaleQ4_0(const float* x, float amax) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   const __m256 vamax = _mm256_set1_ps(amax);
   uint32_t hits = 0;
@@ -498,9 +516,16 @@ QUANTD_AVX2_INLINE void QuantizeBlockQ4_0(const float* x, float amax, BlockQ4_0*
   }
   const float max = amax > 0.0f ? x[__builtin_ctz(hits)] : 0.0f;
   const float d = max / -8.0f;
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  y->d = FloatToHalf(d);
-  const __m256 vid = _mm256_set1_ps(id);
+  BlockScale s;
+  s.id = d != 0.0f ? 1.0f / d : 0.0f;
+  s.d = FloatToHalf(d);
+  s.dd = HalfToFloat(s.d);
+  return s;
+}
+QUANTD_AVX2_INLINE void LevelsQ4_0(const float* x, const BlockScale& scale, BlockQ4_0* y,
+                                   __m256* levels) {
+  y->d = scale.d;
+  const __m256 vid = _mm256_set1_ps(scale.id);
   const __m256 off = _mm256_set1_ps(8.5f);
   const __m256i fifteen = _mm256_set1_epi32(15);
   __m256i q[4];
@@ -575,12 +600,14 @@ inline int FirstNonFiniteInBlock(const float* x) {
   return 0;  // not reached
 }
 
-// QuantizeRowChecked for a 32-value block type: per block, the max |x| bits
-// (which also tell a non-finite value), the block's quantizer, then (q
-// non-null) the quality sums from the levels, span by span.
-template <class Block, void (*kQuantizeBlock)(const float*, float, Block*, __m256*)>
+// QuantizeRowChecked for a 32-value block type, 8 blocks at a time: their
+// max |x| bits (which also tell a non-finite value), their scales, then per
+// block the levels and (q non-null) the quality sums, span by span.
+template <class Block, BlockScale (*kScale)(const float*, float),
+          void (*kLevels)(const float*, const BlockScale&, Block*, __m256*)>
 QUANTD_AVX2_INLINE int64_t QuantizeChecked(const float* x, Block* y, int64_t n, QualitySums* q) {
   constexpr int64_t kSpanBlocks = kQualitySpan / kQK;
+  constexpr int kGroup = 8;
   static_assert(kQualitySpan % kQK == 0 && kQK % 16 == 0);
   // The input streams from memory (a job's weights are read once), and
   // the hardware prefetchers stop at each 4 KiB page: asking for the values
@@ -591,22 +618,37 @@ QUANTD_AVX2_INLINE int64_t QuantizeChecked(const float* x, Block* y, int64_t n, 
   const int64_t nb = n / kQK;
   SpanSums s;
   __m256 levels[4];
+  uint32_t bits[kGroup];
+  BlockScale scale[kGroup];
   for (int64_t b0 = 0; b0 < nb; b0 += kSpanBlocks) {
     const int64_t b1 = std::min(nb, b0 + kSpanBlocks);
     ClearSpanSums(&s);
-    for (int64_t b = b0; b < b1; ++b) {
-      const float* xb = x + b * kQK;
-      const uintptr_t ahead = reinterpret_cast<uintptr_t>(xb) + kPrefetchAhead * sizeof(float);
-      _mm_prefetch(reinterpret_cast<const char*>(ahead), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(ahead + 64), _MM_HINT_T0);
-      const uint32_t bits = AbsMaxBits32(xb);
-      if (bits >= kNonFiniteBits) return b * kQK + FirstNonFiniteInBlock(xb);
-      if (q == nullptr) {
-        kQuantizeBlock(xb, __builtin_bit_cast(float, bits), &y[b], nullptr);
-        continue;
+    for (int64_t g0 = b0; g0 < b1; g0 += kGroup) {
+      const int g = static_cast<int>(std::min<int64_t>(kGroup, b1 - g0));
+      for (int j = 0; j < g; ++j) {
+        const float* xb = x + (g0 + j) * kQK;
+        const uintptr_t ahead = reinterpret_cast<uintptr_t>(xb) + kPrefetchAhead * sizeof(float);
+        _mm_prefetch(reinterpret_cast<const char*>(ahead), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(ahead + 64), _MM_HINT_T0);
+        bits[j] = AbsMaxBits32(xb);
       }
-      kQuantizeBlock(xb, __builtin_bit_cast(float, bits), &y[b], levels);
-      AddBlockSums(xb, levels, HalfToFloat(y[b].d), &s);
+      for (int j = 0; j < g; ++j) {
+        if (bits[j] >= kNonFiniteBits) {
+          return (g0 + j) * kQK + FirstNonFiniteInBlock(x + (g0 + j) * kQK);
+        }
+      }
+      for (int j = 0; j < g; ++j) {
+        scale[j] = kScale(x + (g0 + j) * kQK, __builtin_bit_cast(float, bits[j]));
+      }
+      for (int j = 0; j < g; ++j) {
+        const float* xb = x + (g0 + j) * kQK;
+        if (q == nullptr) {
+          kLevels(xb, scale[j], &y[g0 + j], nullptr);
+          continue;
+        }
+        kLevels(xb, scale[j], &y[g0 + j], levels);
+        AddBlockSums(xb, levels, scale[j].dd, &s);
+      }
     }
     if (q != nullptr) FlushSpanSums(s, q);
   }
@@ -621,7 +663,7 @@ QUANTD_AVX2 void QuantizeQ8_0_avx2(const float* x, BlockQ8_0* y, int64_t n) {
       QuantizeQ8_0_ref(x, &y[b], kQK);
       continue;
     }
-    QuantizeBlockQ8_0(x, AbsMax32(x), &y[b], nullptr);
+    LevelsQ8_0(x, ScaleQ8_0(x, AbsMax32(x)), &y[b], nullptr);
   }
 }
 
@@ -631,18 +673,18 @@ QUANTD_AVX2 void QuantizeQ4_0_avx2(const float* x, BlockQ4_0* y, int64_t n) {
       QuantizeQ4_0_ref(x, &y[b], kQK);
       continue;
     }
-    QuantizeBlockQ4_0(x, AbsMax32(x), &y[b], nullptr);
+    LevelsQ4_0(x, ScaleQ4_0(x, AbsMax32(x)), &y[b], nullptr);
   }
 }
 
 QUANTD_AVX2 int64_t QuantizeQ8_0Checked_avx2(const float* x, BlockQ8_0* y, int64_t n,
                                              QualitySums* q) {
-  return QuantizeChecked<BlockQ8_0, QuantizeBlockQ8_0>(x, y, n, q);
+  return QuantizeChecked<BlockQ8_0, ScaleQ8_0, LevelsQ8_0>(x, y, n, q);
 }
 
 QUANTD_AVX2 int64_t QuantizeQ4_0Checked_avx2(const float* x, BlockQ4_0* y, int64_t n,
                                              QualitySums* q) {
-  return QuantizeChecked<BlockQ4_0, QuantizeBlockQ4_0>(x, y, n, q);
+  return QuantizeChecked<BlockQ4_0, ScaleQ4_0, LevelsQ4_0>(x, y, n, q);
 }
 
 namespace {
