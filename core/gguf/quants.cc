@@ -458,6 +458,9 @@ int64_t QuantizeRowChecked(GgmlType type, const float* x, void* y, int64_t n, Qu
     if (type == GgmlType::kQ4_0) {
       return internal::QuantizeQ4_0Checked_avx2(x, static_cast<BlockQ4_0*>(y), n, q);
     }
+    if (type == GgmlType::kQ6_K) {
+      return internal::QuantizeQ6_KChecked_avx2(x, static_cast<BlockQ6_K*>(y), n, q);
+    }
   }
   const GgmlTypeInfo& info = TypeInfo(type);
   if (info.quantized) {

@@ -926,19 +926,69 @@ QUANTD_AVX2 void QuantizeQ3_K_avx2(const float* x, BlockQ3_K* y, int64_t n) {
   }
 }
 
-QUANTD_AVX2 void QuantizeQ6_K_avx2(const float* x, BlockQ6_K* y, int64_t n) {
+namespace {
+
+// One Q6_K super-block: the 16 sub-block searches on the lanes, then the
+// reference's finish.
+QUANTD_AVX2_INLINE void QuantizeBlockQ6_K(const float* x, BlockQ6_K* y) {
   int8_t L[kQKK];
   float scales[16];
   VF X[16];
   VI Lv[16];
-  for (int64_t b = 0; b < n / kQKK; ++b, x += kQKK) {
-    Gather<16>(x, x + 128, X);
-    VF sc;
-    MakeQxQuantsV<16>(32, X, Lv, &sc);
-    std::memcpy(scales, &sc, sizeof(sc));
-    Scatter<16>(Lv, L, L + 128);
-    FinishQ6_K(x, scales, L, &y[b], QuantizeSpanAvx2);
+  Gather<16>(x, x + 128, X);
+  VF sc;
+  MakeQxQuantsV<16>(32, X, Lv, &sc);
+  std::memcpy(scales, &sc, sizeof(sc));
+  Scatter<16>(Lv, L, L + 128);
+  FinishQ6_K(x, scales, L, y, QuantizeSpanAvx2);
+}
+
+}  // namespace
+
+QUANTD_AVX2 void QuantizeQ6_K_avx2(const float* x, BlockQ6_K* y, int64_t n) {
+  for (int64_t b = 0; b < n / kQKK; ++b, x += kQKK) QuantizeBlockQ6_K(x, &y[b]);
+}
+
+// Q6_K in one pass: per super-block the NaN/Inf check (max |x| bits of its
+// 32-value groups), the quantizer, then (q non-null) its 256 stored values
+// (the dequantizer, into L1) and the quality sums, span by span.
+QUANTD_AVX2 int64_t QuantizeQ6_KChecked_avx2(const float* x, BlockQ6_K* y, int64_t n,
+                                             QualitySums* q) {
+  constexpr int64_t kSpanBlocks = kQualitySpan / kQKK;
+  static_assert(kQualitySpan % kQKK == 0 && kQKK % 16 == 0);
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const int64_t nb = n / kQKK;
+  alignas(32) float back[kQKK];
+  SpanSums s;
+  for (int64_t b0 = 0; b0 < nb; b0 += kSpanBlocks) {
+    const int64_t b1 = std::min(nb, b0 + kSpanBlocks);
+    ClearSpanSums(&s);
+    for (int64_t b = b0; b < b1; ++b) {
+      const float* xb = x + b * kQKK;
+      for (int g = 0; g < kQKK; g += kQK) {
+        // The next super-block's lines, while this one is searched.
+        const uintptr_t ahead = reinterpret_cast<uintptr_t>(xb) + (kQKK + g) * sizeof(float);
+        _mm_prefetch(reinterpret_cast<const char*>(ahead), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(ahead + 64), _MM_HINT_T0);
+        if (AbsMaxBits32(xb + g) >= kNonFiniteBits) {
+          return b * kQKK + g + FirstNonFiniteInBlock(xb + g);
+        }
+      }
+      QuantizeBlockQ6_K(xb, &y[b]);
+      if (q == nullptr) continue;
+      DequantizeRow(GgmlType::kQ6_K, &y[b], back, kQKK);
+      for (int k = 0; k < kQKK / 8; ++k) {  // AddQualitySums' lanes and order
+        const int h = k & 1;
+        const __m256 w = _mm256_loadu_ps(xb + 8 * k);
+        const __m256 e = _mm256_sub_ps(w, _mm256_load_ps(back + 8 * k));
+        s.w2[h] = _mm256_add_ps(s.w2[h], _mm256_mul_ps(w, w));
+        s.e2[h] = _mm256_add_ps(s.e2[h], _mm256_mul_ps(e, e));
+        s.emax[h] = _mm256_max_ps(s.emax[h], _mm256_andnot_ps(sign, e));
+      }
+    }
+    if (q != nullptr) FlushSpanSums(s, q);
   }
+  return -1;
 }
 
 }  // namespace quantd::core::gguf::internal
