@@ -337,11 +337,11 @@ TEST_F(GgufRunTest, FirstNonFiniteWeightIsNamedAtEveryThreadCount) {
   WriteChunkyModel(Path("in.gguf"), {{kLate, std::numeric_limits<float>::quiet_NaN()},
                                      {kEarly, std::numeric_limits<float>::infinity()}});
   ThreadPool pool(3);
-  // Q8_0 and pure Q4_0 check in their one-pass kernels (with and without
-  // the quality sums); Q4_0's mix makes the (tied) embedding Q6_K, which,
-  // as Q4_K_M's types, is scanned before it is quantized.
+  // Q8_0, pure Q4_0 and Q4_0's mix (which makes the tied embedding Q6_K)
+  // check in their one-pass kernels, with and without the quality sums;
+  // pure Q4_K_M (the embedding Q4_K) scans each chunk before quantizing it.
   for (const auto& [type, pure] : std::vector<std::pair<const char*, bool>>{
-           {"Q8_0", false}, {"Q4_0", true}, {"Q4_0", false}, {"Q4_K_M", false}}) {
+           {"Q8_0", false}, {"Q4_0", true}, {"Q4_0", false}, {"Q4_K_M", true}}) {
     for (ReportLevel level : {ReportLevel::kSummary, ReportLevel::kNone}) {
       Recipe recipe = Q(type);
       recipe.pure = pure;
