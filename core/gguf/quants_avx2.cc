@@ -929,9 +929,8 @@ QUANTD_AVX2 void QuantizeQ3_K_avx2(const float* x, BlockQ3_K* y, int64_t n) {
 namespace {
 
 // One Q6_K super-block: the 16 sub-block searches on the lanes, then the
-// reference's finish.
-QUANTD_AVX2_INLINE void QuantizeBlockQ6_K(const float* x, BlockQ6_K* y) {
-  int8_t L[kQKK];
+// reference's finish. L: its 256 levels (0..63, the stored 6 bits).
+QUANTD_AVX2_INLINE void QuantizeBlockQ6_K(const float* x, BlockQ6_K* y, int8_t* L) {
   float scales[16];
   VF X[16];
   VI Lv[16];
@@ -946,19 +945,23 @@ QUANTD_AVX2_INLINE void QuantizeBlockQ6_K(const float* x, BlockQ6_K* y) {
 }  // namespace
 
 QUANTD_AVX2 void QuantizeQ6_K_avx2(const float* x, BlockQ6_K* y, int64_t n) {
-  for (int64_t b = 0; b < n / kQKK; ++b, x += kQKK) QuantizeBlockQ6_K(x, &y[b]);
+  int8_t L[kQKK];
+  for (int64_t b = 0; b < n / kQKK; ++b, x += kQKK) QuantizeBlockQ6_K(x, &y[b], L);
 }
 
 // Q6_K in one pass: per super-block the NaN/Inf check (max |x| bits of its
-// 32-value groups), the quantizer, then (q non-null) its 256 stored values
-// (the dequantizer, into L1) and the quality sums, span by span.
+// 32-value groups), the quantizer, then (q non-null) the quality sums of its
+// stored values, span by span. A stored value is (d * scale) * (level - 32),
+// the dequantizer's expression, from the finish's levels and the block's d
+// and scales (an all-zero block stores d = 0 and scales 0: values 0).
 QUANTD_AVX2 int64_t QuantizeQ6_KChecked_avx2(const float* x, BlockQ6_K* y, int64_t n,
                                              QualitySums* q) {
   constexpr int64_t kSpanBlocks = kQualitySpan / kQKK;
   static_assert(kQualitySpan % kQKK == 0 && kQKK % 16 == 0);
   const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256i bias = _mm256_set1_epi32(32);
   const int64_t nb = n / kQKK;
-  alignas(32) float back[kQKK];
+  int8_t L[kQKK];
   SpanSums s;
   for (int64_t b0 = 0; b0 < nb; b0 += kSpanBlocks) {
     const int64_t b1 = std::min(nb, b0 + kSpanBlocks);
@@ -974,13 +977,18 @@ QUANTD_AVX2 int64_t QuantizeQ6_KChecked_avx2(const float* x, BlockQ6_K* y, int64
           return b * kQKK + g + FirstNonFiniteInBlock(xb + g);
         }
       }
-      QuantizeBlockQ6_K(xb, &y[b]);
+      QuantizeBlockQ6_K(xb, &y[b], L);
       if (q == nullptr) continue;
-      DequantizeRow(GgmlType::kQ6_K, &y[b], back, kQKK);
+      const float d = HalfToFloat(y[b].d);
       for (int k = 0; k < kQKK / 8; ++k) {  // AddQualitySums' lanes and order
         const int h = k & 1;
+        const __m256 dl = _mm256_set1_ps(d * static_cast<float>(y[b].scales[k / 2]));
+        int64_t l8;
+        std::memcpy(&l8, L + 8 * k, sizeof(l8));
+        const __m256 level = _mm256_cvtepi32_ps(
+            _mm256_sub_epi32(_mm256_cvtepi8_epi32(_mm_cvtsi64_si128(l8)), bias));
         const __m256 w = _mm256_loadu_ps(xb + 8 * k);
-        const __m256 e = _mm256_sub_ps(w, _mm256_load_ps(back + 8 * k));
+        const __m256 e = _mm256_sub_ps(w, _mm256_mul_ps(dl, level));
         s.w2[h] = _mm256_add_ps(s.w2[h], _mm256_mul_ps(w, w));
         s.e2[h] = _mm256_add_ps(s.e2[h], _mm256_mul_ps(e, e));
         s.emax[h] = _mm256_max_ps(s.emax[h], _mm256_andnot_ps(sign, e));
