@@ -600,10 +600,98 @@ inline int FirstNonFiniteInBlock(const float* x) {
   return 0;  // not reached
 }
 
+// FloatToHalf (half.h) on 8 lanes: the same bits for every input.
+QUANTD_AVX2_INLINE __m256i FloatToHalfV(__m256 f) {
+  const __m256i bits = _mm256_castps_si256(f);
+  const __m256i sign = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(0x8000));
+  const __m256i x = _mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff));
+  // x >= 65536 (inf or NaN): a quiet NaN keeping its payload, else inf.
+  const __m256i nan = _mm256_cmpgt_epi32(x, _mm256_set1_epi32(0x7f800000));
+  const __m256i h_big = _mm256_blendv_epi8(
+      _mm256_set1_epi32(0x7c00),
+      _mm256_or_si256(_mm256_set1_epi32(0x7e00),
+                      _mm256_and_si256(_mm256_srli_epi32(x, 13), _mm256_set1_epi32(0x3ff))),
+      nan);
+  // Subnormal or zero result: add 0.5 and let the FPU round.
+  const __m256i h_small = _mm256_sub_epi32(
+      _mm256_castps_si256(_mm256_add_ps(_mm256_castsi256_ps(x), _mm256_set1_ps(0.5f))),
+      _mm256_set1_epi32(0x3f000000));
+  // Normal: rebias the exponent and round to nearest even.
+  const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(x, 13), _mm256_set1_epi32(1));
+  const __m256i h_normal = _mm256_srli_epi32(
+      _mm256_add_epi32(_mm256_add_epi32(x, _mm256_set1_epi32(static_cast<int>(0xc8000fffu))), odd),
+      13);
+  const __m256i big = _mm256_cmpgt_epi32(x, _mm256_set1_epi32(0x477fffff));
+  const __m256i small = _mm256_cmpgt_epi32(_mm256_set1_epi32(0x38800000), x);
+  __m256i h = _mm256_blendv_epi8(h_normal, h_small, small);
+  h = _mm256_blendv_epi8(h, h_big, big);
+  return _mm256_or_si256(sign, h);
+}
+
+// HalfToFloat (half.h) on 8 lanes (fp16 bits in the low 16 of each).
+QUANTD_AVX2_INLINE __m256 HalfToFloatV(__m256i h) {
+  const __m256i sign = _mm256_slli_epi32(_mm256_and_si256(h, _mm256_set1_epi32(0x8000)), 16);
+  const __m256i exp = _mm256_and_si256(_mm256_srli_epi32(h, 10), _mm256_set1_epi32(0x1f));
+  const __m256i mant = _mm256_and_si256(h, _mm256_set1_epi32(0x3ff));
+  const __m256i mant13 = _mm256_slli_epi32(mant, 13);
+  const __m256i inf_nan = _mm256_or_si256(_mm256_set1_epi32(0x7f800000), mant13);
+  const __m256i sub = _mm256_castps_si256(
+      _mm256_mul_ps(_mm256_cvtepi32_ps(mant), _mm256_set1_ps(kHalfMinSubnormal)));
+  const __m256i normal = _mm256_or_si256(
+      _mm256_slli_epi32(_mm256_add_epi32(exp, _mm256_set1_epi32(112)), 23), mant13);
+  __m256i r = _mm256_blendv_epi8(normal, sub, _mm256_cmpeq_epi32(exp, _mm256_setzero_si256()));
+  r = _mm256_blendv_epi8(r, inf_nan, _mm256_cmpeq_epi32(exp, _mm256_set1_epi32(0x1f)));
+  return _mm256_castsi256_ps(_mm256_or_si256(sign, r));
+}
+
+// The scales of up to 8 blocks from their d values (lanes past g: 0), all
+// lanes at once: id = d != 0 ? 1 / d : 0, the fp16 d and its value.
+QUANTD_AVX2_INLINE void ScalesFromD(__m256 d, int g, BlockScale* out) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 nonzero = _mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_NEQ_OQ);
+  // (Lanes with d = 0 divide 1 by 1, so no division by zero is raised.)
+  const __m256 id = _mm256_and_ps(nonzero, _mm256_div_ps(one, _mm256_blendv_ps(one, d, nonzero)));
+  const __m256i h = FloatToHalfV(d);
+  const __m256 dd = HalfToFloatV(h);
+  alignas(32) float ids[8], dds[8];
+  alignas(32) uint32_t hs[8];
+  _mm256_store_ps(ids, id);
+  _mm256_store_ps(dds, dd);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(hs), h);
+  for (int j = 0; j < g; ++j) out[j] = BlockScale{ids[j], dds[j], static_cast<uint16_t>(hs[j])};
+}
+
+// ScaleQ8_0 of up to 8 blocks (bits: their max |x| bits, lanes past g 0).
+QUANTD_AVX2_INLINE void ScalesQ8_0(const float* x, const uint32_t* bits, int g, BlockScale* out) {
+  const __m256 amax = _mm256_loadu_ps(reinterpret_cast<const float*>(bits));
+  ScalesFromD(_mm256_div_ps(amax, _mm256_set1_ps(127.0f)), g, out);
+}
+
+// ScaleQ4_0 of up to 8 blocks: each block's first element of largest |x|
+// (scalar), then the scales together.
+QUANTD_AVX2_INLINE void ScalesQ4_0(const float* x, const uint32_t* bits, int g, BlockScale* out) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  alignas(32) float max[8] = {};
+  for (int j = 0; j < g; ++j) {
+    const float* xb = x + j * kQK;
+    const float amax = __builtin_bit_cast(float, bits[j]);
+    const __m256 vamax = _mm256_set1_ps(amax);
+    uint32_t hits = 0;
+    for (int k = 0; k < 4; ++k) {
+      const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(xb + 8 * k));
+      hits |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a, vamax, _CMP_EQ_OQ)))
+              << (8 * k);
+    }
+    max[j] = amax > 0.0f ? xb[__builtin_ctz(hits)] : 0.0f;
+  }
+  ScalesFromD(_mm256_div_ps(_mm256_load_ps(max), _mm256_set1_ps(-8.0f)), g, out);
+}
+
 // QuantizeRowChecked for a 32-value block type, 8 blocks at a time: their
-// max |x| bits (which also tell a non-finite value), their scales, then per
-// block the levels and (q non-null) the quality sums, span by span.
-template <class Block, BlockScale (*kScale)(const float*, float),
+// max |x| bits (which also tell a non-finite value), their scales (on the
+// lanes), then per block the levels and (q non-null) the quality sums, span
+// by span.
+template <class Block, void (*kScales)(const float*, const uint32_t*, int, BlockScale*),
           void (*kLevels)(const float*, const BlockScale&, Block*, __m256*)>
 QUANTD_AVX2_INLINE int64_t QuantizeChecked(const float* x, Block* y, int64_t n, QualitySums* q) {
   constexpr int64_t kSpanBlocks = kQualitySpan / kQK;
@@ -618,7 +706,7 @@ QUANTD_AVX2_INLINE int64_t QuantizeChecked(const float* x, Block* y, int64_t n, 
   const int64_t nb = n / kQK;
   SpanSums s;
   __m256 levels[4];
-  uint32_t bits[kGroup];
+  alignas(32) uint32_t bits[kGroup];
   BlockScale scale[kGroup];
   for (int64_t b0 = 0; b0 < nb; b0 += kSpanBlocks) {
     const int64_t b1 = std::min(nb, b0 + kSpanBlocks);
@@ -637,9 +725,8 @@ QUANTD_AVX2_INLINE int64_t QuantizeChecked(const float* x, Block* y, int64_t n, 
           return (g0 + j) * kQK + FirstNonFiniteInBlock(x + (g0 + j) * kQK);
         }
       }
-      for (int j = 0; j < g; ++j) {
-        scale[j] = kScale(x + (g0 + j) * kQK, __builtin_bit_cast(float, bits[j]));
-      }
+      for (int j = g; j < kGroup; ++j) bits[j] = 0;
+      kScales(x + g0 * kQK, bits, g, scale);
       for (int j = 0; j < g; ++j) {
         const float* xb = x + (g0 + j) * kQK;
         if (q == nullptr) {
@@ -679,12 +766,12 @@ QUANTD_AVX2 void QuantizeQ4_0_avx2(const float* x, BlockQ4_0* y, int64_t n) {
 
 QUANTD_AVX2 int64_t QuantizeQ8_0Checked_avx2(const float* x, BlockQ8_0* y, int64_t n,
                                              QualitySums* q) {
-  return QuantizeChecked<BlockQ8_0, ScaleQ8_0, LevelsQ8_0>(x, y, n, q);
+  return QuantizeChecked<BlockQ8_0, ScalesQ8_0, LevelsQ8_0>(x, y, n, q);
 }
 
 QUANTD_AVX2 int64_t QuantizeQ4_0Checked_avx2(const float* x, BlockQ4_0* y, int64_t n,
                                              QualitySums* q) {
-  return QuantizeChecked<BlockQ4_0, ScaleQ4_0, LevelsQ4_0>(x, y, n, q);
+  return QuantizeChecked<BlockQ4_0, ScalesQ4_0, LevelsQ4_0>(x, y, n, q);
 }
 
 namespace {

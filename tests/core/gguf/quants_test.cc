@@ -398,6 +398,39 @@ TEST(QuantsTest, Q8_0RoundsHalvesAwayFromZeroAtEveryLevel) {
   }
 }
 
+// Q8_0 / Q4_0 scales at the edges of fp16 (the one-pass kernels convert 8
+// blocks' scales at once): scales that round to fp16 subnormals, to zero,
+// and past 65504 (inf), next to ordinary blocks, at every CPU level and
+// through QuantizeRowChecked, give the reference's bytes.
+TEST(QuantsTest, Q8_0AndQ4_0ScalesAtFp16Limits) {
+  const std::vector<float> amax = {1.0f,  127e-6f, 127e-7f, 3e-3f, 1e-9f, 8e6f,
+                                   -9e6f, 65504.0f * 127, 0.0f, 2.5f,  -6e-5f};
+  constexpr int64_t kBlocks = 20;  // more than one group of 8, and a partial one
+  std::vector<float> x(kBlocks * 32);
+  for (int64_t b = 0; b < kBlocks; ++b) {
+    const float m = amax[static_cast<size_t>(b) % amax.size()];
+    for (int j = 0; j < 32; ++j) {
+      x[static_cast<size_t>(b * 32 + j)] = j == 7 ? m : m * static_cast<float>(j - 16) / 23.0f;
+    }
+  }
+  std::vector<float> scratch(kQualitySpan);
+  for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ4_0}) {
+    std::vector<uint8_t> ref(RowBytes(t, x.size()));
+    QuantizeRow_ref(t, x.data(), ref.data(), static_cast<int64_t>(x.size()));
+    for (CpuLevel level : kAllCpuLevels) {
+      if (HostCpuLevel() < level) continue;
+      ScopedCpuLevelCap cap(level);
+      std::vector<uint8_t> got(ref.size()), checked(ref.size());
+      QuantizeRow(t, x.data(), got.data(), static_cast<int64_t>(x.size()));
+      EXPECT_EQ(got, ref) << TypeName(t) << " " << CpuLevelName(level);
+      EXPECT_EQ(QuantizeRowChecked(t, x.data(), checked.data(), static_cast<int64_t>(x.size()),
+                                   nullptr, scratch.data()),
+                -1);
+      EXPECT_EQ(checked, ref) << TypeName(t) << " " << CpuLevelName(level);
+    }
+  }
+}
+
 TEST(QuantsTest, Q4_0UsesFirstLargestMagnitude) {
   // Equal magnitudes with opposite signs: the first one sets the scale sign.
   float x[32] = {};
