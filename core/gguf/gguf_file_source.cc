@@ -1,5 +1,6 @@
 #include "quantd/core/gguf/gguf_file_source.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include <sys/mman.h>
@@ -38,16 +39,21 @@ void GgufFileSource::ReadRows(size_t index, int64_t first_row, int64_t num_rows,
   }
 }
 
-void GgufFileSource::Prefetch(size_t index) const {
+void GgufFileSource::Prefetch(size_t index, uint64_t offset, uint64_t length) const {
 #ifdef __linux__
   constexpr int kMadvPopulateRead = 22;
   constexpr uintptr_t kPage = 4096;
   const absl::Span<const uint8_t> bytes = StoredBytes(index);
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(bytes.data()) / kPage * kPage;
-  const uintptr_t end = reinterpret_cast<uintptr_t>(bytes.data()) + bytes.size();
+  if (offset >= bytes.size()) return;
+  length = std::min<uint64_t>(length, bytes.size() - offset);
+  const uintptr_t first = reinterpret_cast<uintptr_t>(bytes.data()) + offset;
+  const uintptr_t begin = first / kPage * kPage;
+  const uintptr_t end = first + length;
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, kMadvPopulateRead);
 #else
   (void)index;
+  (void)offset;
+  (void)length;
 #endif
 }
 

@@ -76,49 +76,6 @@ absl::StatusOr<std::optional<GgmlType>> ParseUserType(const std::string& value, 
   return std::optional<GgmlType>(*t);
 }
 
-// Quality sums for one chunk.
-struct ChunkQuality {
-  double sum_w2 = 0;
-  double sum_e2 = 0;
-  double max_abs = 0;
-};
-
-// Adds sum x^2, sum (x-y)^2 and max |x-y| over n values to *q. Lane-split
-// float partial sums over spans of kQualitySpan (vectorisable, fixed
-// order) feed double totals, so the result is deterministic and accurate;
-// calling it span by span gives the same sums as one call.
-constexpr int64_t kQualitySpan = 4096;
-void AddQualitySums(const float* x, const float* y, int64_t n, ChunkQuality* q) {
-  constexpr int kLanes = 16;
-  constexpr int64_t kSpan = kQualitySpan;
-  for (int64_t i0 = 0; i0 < n; i0 += kSpan) {
-    const int64_t end = std::min(n, i0 + kSpan);
-    float w2[kLanes] = {}, e2[kLanes] = {}, emax[kLanes] = {};
-    int64_t i = i0;
-    for (; i + kLanes <= end; i += kLanes) {
-      for (int k = 0; k < kLanes; ++k) {
-        const float w = x[i + k];
-        const float e = w - y[i + k];
-        w2[k] += w * w;
-        e2[k] += e * e;
-        const float ae = std::fabs(e);
-        emax[k] = emax[k] > ae ? emax[k] : ae;
-      }
-    }
-    for (; i < end; ++i) {
-      const float e = x[i] - y[i];
-      w2[0] += x[i] * x[i];
-      e2[0] += e * e;
-      emax[0] = std::max(emax[0], std::fabs(e));
-    }
-    for (int k = 0; k < kLanes; ++k) {
-      q->sum_w2 += w2[k];
-      q->sum_e2 += e2[k];
-      q->max_abs = std::max(q->max_abs, static_cast<double>(emax[k]));
-    }
-  }
-}
-
 // Writes the chunks of one tensor to the output in chunk order while a
 // ParallelFor computes them in any order. Chunk c is computed into ring slot
 // c % slots; the thread whose chunk extends the written prefix writes every
@@ -692,8 +649,8 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
     // Stored bytes where the source has them (a GGUF file), else F32 rows
     // computed on demand (a checkpoint).
     const uint8_t* src_data = source.StoredBytes(plan.index).data();
-    source.Prefetch(plan.index);
     if (!plan.convert && src_data != nullptr) {
+      source.Prefetch(plan.index, 0, src.nbytes);
       QUANTD_RETURN_IF_ERROR(writer->Write(src_data, src.nbytes));
       QUANTD_RETURN_IF_ERROR(writer->PadTo(alignment));
       source.Release(plan.index);
@@ -727,9 +684,9 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
       const int64_t out_type_size = gguf::TypeInfo(out_type).type_size;
       for (int t = 0; t < threads; ++t) {
         if (!direct) src_scratch[t].resize(static_cast<size_t>(rows_per_chunk * ne0));
-        deq_scratch[t].resize(static_cast<size_t>(kQualitySpan));
+        deq_scratch[t].resize(static_cast<size_t>(gguf::kQualitySpan));
       }
-      std::vector<ChunkQuality> quality(static_cast<size_t>(chunks));
+      std::vector<gguf::QualitySums> quality(static_cast<size_t>(chunks));
       // A quantized type would turn NaN/Inf into garbage scales: refuse them
       // (float outputs carry them over unchanged, as llama-quantize does).
       const bool check_finite = gguf::TypeInfo(out_type).quantized;
@@ -741,6 +698,11 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
         const int64_t nr = std::min(rows_per_chunk, rows - r0);
         const int64_t n = nr * ne0;
         const float* x;
+        // Each chunk's thread makes its input pages resident (page-cache
+        // mapping is a good part of a fast type's time; this way the threads
+        // share it instead of one doing the whole tensor before the loop).
+        source.Prefetch(plan.index, static_cast<uint64_t>(r0 * in_row_bytes),
+                        static_cast<uint64_t>(nr * in_row_bytes));
         if (direct) {
           x = reinterpret_cast<const float*>(src_data + r0 * in_row_bytes);
         } else if (src_data != nullptr) {
@@ -750,21 +712,27 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
           source.ReadRows(plan.index, r0, nr, src_scratch[thread].data());
           x = src_scratch[thread].data();
         }
+        uint8_t* y = chunk_writer->Acquire(c);
         // The quantizers get finite rows only: converting a NaN scale to an
         // integer code is undefined behaviour (the sanitizer fuzz build stops
-        // on it), so every chunk of a quantized type is scanned first. Every
-        // chunk is scanned even after one failed, so the error names the
-        // first non-finite element whatever the thread count.
-        if (const int64_t bad = check_finite ? FirstNonFiniteF32(x, n) : -1; bad >= 0) {
-          first_non_finite[static_cast<size_t>(c)] = r0 * ne0 + bad;
-          chunk_writer->Fail();
+        // on it), so every chunk of a quantized type is checked before (or,
+        // in the one-pass kernels, block by block as) it is quantized.
+        // Every chunk is checked even after one failed, so the error names
+        // the first non-finite element whatever the thread count.
+        if (y == nullptr) {  // the tensor failed: nothing more is written
+          if (const int64_t bad = check_finite ? FirstNonFiniteF32(x, n) : -1; bad >= 0) {
+            first_non_finite[static_cast<size_t>(c)] = r0 * ne0 + bad;
+          }
           return;
         }
-        uint8_t* y = chunk_writer->Acquire(c);
-        if (y == nullptr) return;  // the tensor failed: nothing more is written
-        if (plan.quant_weights == nullptr) {
-          gguf::QuantizeRow(out_type, x, y, n);
-        } else {
+        gguf::QualitySums q;
+        int64_t bad = -1;
+        if (plan.quant_weights == nullptr || !gguf::UsesImportance(out_type)) {
+          // One pass (check, quantize, measure) where the type has it. (A
+          // type without a weighted quantizer ignores the importance.)
+          bad = gguf::QuantizeRowChecked(out_type, x, y, n, measure ? &q : nullptr,
+                                         deq_scratch[thread].data());
+        } else if (bad = check_finite ? FirstNonFiniteF32(x, n) : -1; bad < 0) {
           // Rows of one matrix (a 3-D tensor has ne[2] of them) share its
           // importance; quantize each run of such rows together.
           const int64_t ne1 = src.ne.size() > 1 ? src.ne[1] : 1;
@@ -776,20 +744,23 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
                                ne0, plan.quant_weights + mat * ne0);
             r = end;
           }
-        }
-        if (measure) {
-          // Quality: compare the stored values with the source, one span of
-          // kQualitySpan at a time so the dequantized values stay in L1
-          // (the spans are AddQualitySums' own, so the sums are unchanged).
-          float* back = deq_scratch[thread].data();
-          ChunkQuality q;
-          for (int64_t i0 = 0; i0 < n; i0 += kQualitySpan) {
-            const int64_t len = std::min(kQualitySpan, n - i0);
-            gguf::DequantizeRow(out_type, y + i0 / out_block * out_type_size, back, len);
-            AddQualitySums(x + i0, back, len, &q);
+          if (measure) {
+            // Compare the stored values with the source one span of
+            // kQualitySpan at a time, so the dequantized values stay in L1.
+            float* back = deq_scratch[thread].data();
+            for (int64_t i0 = 0; i0 < n; i0 += gguf::kQualitySpan) {
+              const int64_t len = std::min(gguf::kQualitySpan, n - i0);
+              gguf::DequantizeRow(out_type, y + i0 / out_block * out_type_size, back, len);
+              gguf::AddQualitySums(x + i0, back, len, &q);
+            }
           }
-          quality[static_cast<size_t>(c)] = q;
         }
+        if (bad >= 0) {
+          first_non_finite[static_cast<size_t>(c)] = r0 * ne0 + bad;
+          chunk_writer->Fail();
+          return;
+        }
+        if (measure) quality[static_cast<size_t>(c)] = q;
         chunk_writer->Done(c, static_cast<size_t>(nr * out_row_bytes));
       });
       const absl::Status written = chunk_writer->Finish();
@@ -807,7 +778,7 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
       source.Release(plan.index);
       QUANTD_RETURN_IF_ERROR(writer->PadTo(alignment));
 
-      ChunkQuality sum;
+      gguf::QualitySums sum;
       for (const auto& q : quality) {
         sum.sum_w2 += q.sum_w2;
         sum.sum_e2 += q.sum_e2;

@@ -93,8 +93,8 @@ void GgufSplitSource::ReadRows(size_t index, int64_t first_row, int64_t num_rows
                                float* dst) const {
   parts_[where_[index].part]->ReadRows(where_[index].local, first_row, num_rows, dst);
 }
-void GgufSplitSource::Prefetch(size_t index) const {
-  parts_[where_[index].part]->Prefetch(where_[index].local);
+void GgufSplitSource::Prefetch(size_t index, uint64_t offset, uint64_t length) const {
+  parts_[where_[index].part]->Prefetch(where_[index].local, offset, length);
 }
 void GgufSplitSource::Release(size_t index) const {
   parts_[where_[index].part]->Release(where_[index].local);

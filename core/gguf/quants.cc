@@ -1,7 +1,10 @@
 // Type dispatch for quantize/dequantize and the dequantizers.
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "quantd/core/base/cpu_features.h"
+#include "quantd/core/base/finite.h"
 #include "quantd/core/base/half.h"
 #include "quants_internal.h"
 #include "quants_iq.h"
@@ -413,6 +416,68 @@ bool UsesImportance(GgmlType type) {
 void DequantizeRow(GgmlType type, const void* src, float* dst, int64_t n) {
   const GgmlKernels* k = FindGgmlKernels(type);
   if (k != nullptr) k->dequantize(src, dst, n);  // else: REQUIRES CanDequantize(type)
+}
+
+void AddQualitySums(const float* x, const float* y, int64_t n, QualitySums* q) {
+  constexpr int kLanes = 16;
+  constexpr int64_t kSpan = kQualitySpan;
+  for (int64_t i0 = 0; i0 < n; i0 += kSpan) {
+    const int64_t end = std::min(n, i0 + kSpan);
+    float w2[kLanes] = {}, e2[kLanes] = {}, emax[kLanes] = {};
+    int64_t i = i0;
+    for (; i + kLanes <= end; i += kLanes) {
+      for (int k = 0; k < kLanes; ++k) {
+        const float w = x[i + k];
+        const float e = w - y[i + k];
+        w2[k] += w * w;
+        e2[k] += e * e;
+        const float ae = std::fabs(e);
+        emax[k] = emax[k] > ae ? emax[k] : ae;
+      }
+    }
+    for (; i < end; ++i) {
+      const float e = x[i] - y[i];
+      w2[0] += x[i] * x[i];
+      e2[0] += e * e;
+      emax[0] = std::max(emax[0], std::fabs(e));
+    }
+    for (int k = 0; k < kLanes; ++k) {
+      q->sum_w2 += w2[k];
+      q->sum_e2 += e2[k];
+      q->max_abs = std::max(q->max_abs, static_cast<double>(emax[k]));
+    }
+  }
+}
+
+int64_t QuantizeRowChecked(GgmlType type, const float* x, void* y, int64_t n, QualitySums* q,
+                           float* scratch) {
+  if (ActiveCpuLevel() >= CpuLevel::kAvx2) {
+    if (type == GgmlType::kQ8_0) {
+      return internal::QuantizeQ8_0Checked_avx2(x, static_cast<BlockQ8_0*>(y), n, q);
+    }
+    if (type == GgmlType::kQ4_0) {
+      return internal::QuantizeQ4_0Checked_avx2(x, static_cast<BlockQ4_0*>(y), n, q);
+    }
+    if (type == GgmlType::kQ6_K) {
+      return internal::QuantizeQ6_KChecked_avx2(x, static_cast<BlockQ6_K*>(y), n, q);
+    }
+  }
+  const GgmlTypeInfo& info = TypeInfo(type);
+  if (info.quantized) {
+    if (const int64_t bad = FirstNonFiniteF32(x, n); bad >= 0) return bad;
+  }
+  QuantizeRow(type, x, y, n);
+  if (q != nullptr) {
+    // One span at a time, so the dequantized values stay in L1 (the spans
+    // are AddQualitySums' own, so the sums are those of one call).
+    const uint8_t* out = static_cast<const uint8_t*>(y);
+    for (int64_t i0 = 0; i0 < n; i0 += kQualitySpan) {
+      const int64_t len = std::min(kQualitySpan, n - i0);
+      DequantizeRow(type, out + i0 / info.block_size * info.type_size, scratch, len);
+      AddQualitySums(x + i0, scratch, len, q);
+    }
+  }
+  return -1;
 }
 
 }  // namespace quantd::core::gguf

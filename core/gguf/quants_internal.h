@@ -106,6 +106,11 @@ namespace internal {
 // REQUIRES: the CPU supports AVX2.
 void QuantizeQ8_0_avx2(const float* x, BlockQ8_0* y, int64_t n);
 void QuantizeQ4_0_avx2(const float* x, BlockQ4_0* y, int64_t n);
+// One pass of QuantizeRowChecked for Q8_0 / Q4_0 / Q6_K (q null: no measuring):
+// the same bytes, sums and result.
+int64_t QuantizeQ8_0Checked_avx2(const float* x, BlockQ8_0* y, int64_t n, QualitySums* q);
+int64_t QuantizeQ4_0Checked_avx2(const float* x, BlockQ4_0* y, int64_t n, QualitySums* q);
+int64_t QuantizeQ6_KChecked_avx2(const float* x, BlockQ6_K* y, int64_t n, QualitySums* q);
 void QuantizeIQ4_NL_avx2(const float* x, BlockIQ4_NL* y, int64_t n);
 void QuantizeIQ4_XS_avx2(const float* x, BlockIQ4_XS* y, int64_t n);
 // Weighted row quantizers (QuantizeRowWeightedFn), same bytes as the

@@ -9,6 +9,7 @@
 #include <iterator>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -336,15 +337,27 @@ TEST_F(GgufRunTest, FirstNonFiniteWeightIsNamedAtEveryThreadCount) {
   WriteChunkyModel(Path("in.gguf"), {{kLate, std::numeric_limits<float>::quiet_NaN()},
                                      {kEarly, std::numeric_limits<float>::infinity()}});
   ThreadPool pool(3);
-  for (int threads : {1, 2, 4}) {
-    RunContext ctx;
-    ctx.pool = &pool;
-    ctx.parallelism = threads;
-    EXPECT_THAT(RunGguf(Q("Q8_0"), Path("in.gguf"), Path("out.gguf"), ctx).status(),
-                StatusIs(absl::StatusCode::kInvalidArgument,
-                         absl::StrCat("tensor 'token_embd.weight' element ", kEarly, " is Inf")))
-        << threads;
-    EXPECT_THAT(Files(), ::testing::ElementsAre("in.gguf")) << threads;
+  // Q8_0, pure Q4_0 and Q4_0's mix (which makes the tied embedding Q6_K)
+  // check in their one-pass kernels, with and without the quality sums;
+  // pure Q4_K_M (the embedding Q4_K) scans each chunk before quantizing it.
+  for (const auto& [type, pure] : std::vector<std::pair<const char*, bool>>{
+           {"Q8_0", false}, {"Q4_0", true}, {"Q4_0", false}, {"Q4_K_M", true}}) {
+    for (ReportLevel level : {ReportLevel::kSummary, ReportLevel::kNone}) {
+      Recipe recipe = Q(type);
+      recipe.pure = pure;
+      recipe.report_level = level;
+      for (int threads : {1, 2, 4}) {
+        RunContext ctx;
+        ctx.pool = &pool;
+        ctx.parallelism = threads;
+        EXPECT_THAT(
+            RunGguf(recipe, Path("in.gguf"), Path("out.gguf"), ctx).status(),
+            StatusIs(absl::StatusCode::kInvalidArgument,
+                     absl::StrCat("tensor 'token_embd.weight' element ", kEarly, " is Inf")))
+            << type << " at " << threads;
+        EXPECT_THAT(Files(), ::testing::ElementsAre("in.gguf")) << type << " at " << threads;
+      }
+    }
   }
 }
 

@@ -194,6 +194,106 @@ INSTANTIATE_TEST_SUITE_P(TableLevelsAndBlocks, GgufKernelVariantTest,
                                                               int64_t{0})),
                          VariantName);
 
+// QuantizeRowChecked (one pass for Q8_0 / Q4_0 at AVX2) against the
+// separate steps it replaces: scan for NaN/Inf, QuantizeRow_ref, dequantize,
+// AddQualitySums. Same bytes, the same sums to the last bit (the one-pass
+// kernels keep the lanes and the order of the additions), and the same first
+// non-finite index, at every CPU level and on spans cut short.
+using CheckedParam = std::tuple<GgmlType, CpuLevel>;
+class QuantizeRowCheckedTest : public ::testing::TestWithParam<CheckedParam> {};
+
+TEST_P(QuantizeRowCheckedTest, EqualsScanQuantizeAndMeasure) {
+  const auto [t, level] = GetParam();
+  if (HostCpuLevel() < level) GTEST_SKIP() << "CPU lacks " << CpuLevelName(level);
+  const int64_t block = TypeInfo(t).block_size;
+  // Rows of TestData without its non-finite last row, repeated past two
+  // quality spans, then cut to lengths that end inside a span.
+  std::vector<float> data = TestData(7);
+  data.resize(data.size() - 512);
+  while (data.size() < static_cast<size_t>(2 * kQualitySpan + 1024)) {
+    const size_t n = data.size();
+    for (size_t i = 0; i < n; ++i) data.push_back(data[i] * 1.5f);
+  }
+  std::vector<float> scratch(kQualitySpan), back(data.size());
+  ScopedCpuLevelCap cap(level);
+  for (int64_t n : {block, 3 * block, kQualitySpan, 2 * kQualitySpan + 1024}) {
+    n = n / block * block;
+    std::vector<uint8_t> want(RowBytes(t, n)), got(RowBytes(t, n), 0xAA);
+    QuantizeRow_ref(t, data.data(), want.data(), n);
+    DequantizeRow(t, want.data(), back.data(), n);
+    QualitySums want_sums;
+    AddQualitySums(data.data(), back.data(), n, &want_sums);
+    QualitySums sums;
+    ASSERT_EQ(QuantizeRowChecked(t, data.data(), got.data(), n, &sums, scratch.data()), -1);
+    ASSERT_EQ(want, got) << TypeName(t) << " n=" << n;
+    EXPECT_EQ(sums.sum_w2, want_sums.sum_w2) << TypeName(t) << " n=" << n;
+    EXPECT_EQ(sums.sum_e2, want_sums.sum_e2) << TypeName(t) << " n=" << n;
+    EXPECT_EQ(sums.max_abs, want_sums.max_abs) << TypeName(t) << " n=" << n;
+    EXPECT_GT(sums.sum_w2, 0);
+    // Without sums: the same bytes.
+    std::vector<uint8_t> plain(RowBytes(t, n), 0x55);
+    ASSERT_EQ(QuantizeRowChecked(t, data.data(), plain.data(), n, nullptr, scratch.data()), -1);
+    EXPECT_EQ(want, plain) << TypeName(t) << " n=" << n;
+  }
+
+  // Non-finite values: the index of the first one (a quantized type; the
+  // float types take them as they are), with or without sums.
+  const int64_t n = 2 * kQualitySpan;
+  for (int64_t first : {int64_t{0}, int64_t{31}, int64_t{32}, kQualitySpan + 257, n - 1}) {
+    for (float bad : {std::numeric_limits<float>::quiet_NaN(),
+                      -std::numeric_limits<float>::infinity()}) {
+      std::vector<float> x(data.begin(), data.begin() + n);
+      x[static_cast<size_t>(first)] = bad;
+      if (first + 5 < n) x[static_cast<size_t>(first + 5)] = std::numeric_limits<float>::infinity();
+      std::vector<uint8_t> out(RowBytes(t, n));
+      QualitySums sums;
+      const int64_t want = TypeInfo(t).quantized ? first : -1;
+      EXPECT_EQ(QuantizeRowChecked(t, x.data(), out.data(), n, &sums, scratch.data()), want)
+          << TypeName(t) << " first=" << first;
+      EXPECT_EQ(QuantizeRowChecked(t, x.data(), out.data(), n, nullptr, scratch.data()), want)
+          << TypeName(t) << " first=" << first;
+    }
+  }
+}
+
+std::string CheckedName(const ::testing::TestParamInfo<CheckedParam>& info) {
+  std::string level(CpuLevelName(std::get<1>(info.param)));
+  level[0] = static_cast<char>(std::toupper(level[0]));
+  return CamelName(std::get<0>(info.param)) + level;
+}
+
+INSTANTIATE_TEST_SUITE_P(TableTypesAndLevels, QuantizeRowCheckedTest,
+                         ::testing::Combine(::testing::Values(GgmlType::kQ8_0, GgmlType::kQ4_0,
+                                                              GgmlType::kQ6_K, GgmlType::kQ4_K,
+                                                              GgmlType::kF16),
+                                            ::testing::ValuesIn(kAllCpuLevels)),
+                         CheckedName);
+
+// The fused sums equal the direct definition: sum x^2, sum (x - y)^2 and
+// max |x - y| in double, within float rounding of the lane partials.
+TEST(QuantizeRowCheckedTest, SumsMatchTheirDefinition) {
+  std::vector<float> x = TestData(3);
+  x.resize(x.size() - 512);  // without the non-finite row
+  const int64_t n = static_cast<int64_t>(x.size()) / 32 * 32;
+  for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ4_0}) {
+    std::vector<uint8_t> out(RowBytes(t, n));
+    std::vector<float> scratch(kQualitySpan), y(static_cast<size_t>(n));
+    QualitySums sums;
+    ASSERT_EQ(QuantizeRowChecked(t, x.data(), out.data(), n, &sums, scratch.data()), -1);
+    DequantizeRow(t, out.data(), y.data(), n);
+    double w2 = 0, e2 = 0, emax = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double w = x[static_cast<size_t>(i)], e = w - y[static_cast<size_t>(i)];
+      w2 += w * w;
+      e2 += e * e;
+      emax = std::max(emax, std::fabs(e));
+    }
+    EXPECT_NEAR(sums.sum_w2, w2, 1e-5 * w2) << TypeName(t);
+    EXPECT_NEAR(sums.sum_e2, e2, 1e-5 * e2) << TypeName(t);
+    EXPECT_NEAR(sums.max_abs, emax, 1e-6 * emax) << TypeName(t);
+  }
+}
+
 class QuantsTest : public ::testing::TestWithParam<GgmlType> {};
 
 TEST_P(QuantsTest, RoundTripWithinTolerance) {
@@ -251,6 +351,84 @@ TEST(QuantsTest, Q8_0KnownBlock) {
   EXPECT_EQ(b.qs[18], 16);   // 2 * 7.9375 = 15.875 -> 16
   EXPECT_EQ(b.qs[20], 32);   // 31.75 -> 32
   EXPECT_EQ(b.qs[31], 119);  // 15 * 7.9375 = 119.06 -> 119
+}
+
+// Q8_0 rounds half away from zero (roundf): with amax 127 the scale is 1,
+// so x itself is rounded. Halves of both signs, and the floats right below
+// them (0.49999997 is where "add a half, truncate" goes wrong), at every
+// CPU level, with and without the quality sums, as the reference. Tiny
+// blocks: a subnormal scale, and one so small that 1 / d overflows (the
+// reference's levels are then 0).
+TEST(QuantsTest, Q8_0RoundsHalvesAwayFromZeroAtEveryLevel) {
+  const float below = std::nextafter(0.5f, 0.0f);
+  const std::vector<float> values = {127.0f, 0.5f,   -0.5f,  1.5f,   -1.5f, 2.5f,   -2.5f,
+                                     126.5f, -126.5f, below, -below, 0.0f,  -0.0f,  1.0f,
+                                     std::nextafter(1.5f, 0.0f), -std::nextafter(2.5f, 0.0f),
+                                     std::nextafter(0.5f, 1.0f), 3.4999998f, -64.5f, 63.5f};
+  constexpr int64_t n = 96;
+  std::vector<float> x(n);
+  for (size_t j = 0; j < 32; ++j) x[j] = values[j % values.size()];
+  for (size_t j = 32; j < 64; ++j) x[j] = (j == 40 ? 1e-36f : 3e-37f) * (j % 3 == 0 ? -1.0f : 1.0f);
+  for (size_t j = 64; j < 96; ++j) x[j] = (j == 70 ? 1e-37f : 3e-38f) * (j % 3 == 0 ? -1.0f : 1.0f);
+  std::vector<uint8_t> ref(RowBytes(GgmlType::kQ8_0, n));
+  QuantizeRow_ref(GgmlType::kQ8_0, x.data(), ref.data(), n);
+  const auto* block = reinterpret_cast<const BlockQ8_0*>(ref.data());
+  EXPECT_EQ(block[0].qs[1], 1);    // 0.5 -> 1
+  EXPECT_EQ(block[0].qs[2], -1);   // -0.5 -> -1
+  EXPECT_EQ(block[0].qs[9], 0);    // 0.49999997 -> 0
+  EXPECT_EQ(block[0].qs[7], 127);  // 126.5 -> 127
+  EXPECT_EQ(block[1].qs[8], 127);  // d subnormal, 1 / d finite
+  EXPECT_EQ(block[2].qs[6], 0);    // 1 / d overflows
+  for (CpuLevel level : kAllCpuLevels) {
+    if (HostCpuLevel() < level) continue;
+    ScopedCpuLevelCap cap(level);
+    std::vector<uint8_t> got(ref.size()), checked(ref.size());
+    QuantizeRow(GgmlType::kQ8_0, x.data(), got.data(), n);
+    EXPECT_EQ(got, ref) << CpuLevelName(level);
+    std::vector<float> scratch(kQualitySpan), back(n);
+    QualitySums sums, want;
+    ASSERT_EQ(
+        QuantizeRowChecked(GgmlType::kQ8_0, x.data(), checked.data(), n, &sums, scratch.data()),
+        -1);
+    EXPECT_EQ(checked, ref) << CpuLevelName(level);
+    DequantizeRow(GgmlType::kQ8_0, ref.data(), back.data(), n);
+    AddQualitySums(x.data(), back.data(), n, &want);
+    EXPECT_EQ(sums.sum_e2, want.sum_e2) << CpuLevelName(level);
+    EXPECT_EQ(sums.max_abs, want.max_abs) << CpuLevelName(level);
+  }
+}
+
+// Q8_0 / Q4_0 scales at the edges of fp16 (the one-pass kernels convert 8
+// blocks' scales at once): scales that round to fp16 subnormals, to zero,
+// and past 65504 (inf), next to ordinary blocks, at every CPU level and
+// through QuantizeRowChecked, give the reference's bytes.
+TEST(QuantsTest, Q8_0AndQ4_0ScalesAtFp16Limits) {
+  const std::vector<float> amax = {1.0f,  127e-6f, 127e-7f, 3e-3f, 1e-9f, 8e6f,
+                                   -9e6f, 65504.0f * 127, 0.0f, 2.5f,  -6e-5f};
+  constexpr int64_t kBlocks = 20;  // more than one group of 8, and a partial one
+  std::vector<float> x(kBlocks * 32);
+  for (int64_t b = 0; b < kBlocks; ++b) {
+    const float m = amax[static_cast<size_t>(b) % amax.size()];
+    for (int j = 0; j < 32; ++j) {
+      x[static_cast<size_t>(b * 32 + j)] = j == 7 ? m : m * static_cast<float>(j - 16) / 23.0f;
+    }
+  }
+  std::vector<float> scratch(kQualitySpan);
+  for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ4_0}) {
+    std::vector<uint8_t> ref(RowBytes(t, x.size()));
+    QuantizeRow_ref(t, x.data(), ref.data(), static_cast<int64_t>(x.size()));
+    for (CpuLevel level : kAllCpuLevels) {
+      if (HostCpuLevel() < level) continue;
+      ScopedCpuLevelCap cap(level);
+      std::vector<uint8_t> got(ref.size()), checked(ref.size());
+      QuantizeRow(t, x.data(), got.data(), static_cast<int64_t>(x.size()));
+      EXPECT_EQ(got, ref) << TypeName(t) << " " << CpuLevelName(level);
+      EXPECT_EQ(QuantizeRowChecked(t, x.data(), checked.data(), static_cast<int64_t>(x.size()),
+                                   nullptr, scratch.data()),
+                -1);
+      EXPECT_EQ(checked, ref) << TypeName(t) << " " << CpuLevelName(level);
+    }
+  }
 }
 
 TEST(QuantsTest, Q4_0UsesFirstLargestMagnitude) {

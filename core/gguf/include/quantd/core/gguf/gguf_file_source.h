@@ -35,7 +35,7 @@ class GgufFileSource final : public TensorSource {
   void ReadRows(size_t index, int64_t first_row, int64_t num_rows, float* dst) const override;
   // Faults the tensor's pages in with one call (MADV_POPULATE_READ, Linux
   // 5.14+) instead of one fault per page; a no-op where unsupported.
-  void Prefetch(size_t index) const override;
+  void Prefetch(size_t index, uint64_t offset, uint64_t length) const override;
   void Release(size_t index) const override;
   std::string SourceDtype(size_t index) const override;
   uint64_t SourceBytes(size_t index) const override;

@@ -37,7 +37,7 @@ class GgufSplitSource final : public TensorSource {
   uint64_t alignment() const override { return parts_[0]->alignment(); }
   absl::Span<const uint8_t> StoredBytes(size_t index) const override;
   void ReadRows(size_t index, int64_t first_row, int64_t num_rows, float* dst) const override;
-  void Prefetch(size_t index) const override;
+  void Prefetch(size_t index, uint64_t offset, uint64_t length) const override;
   void Release(size_t index) const override;
   std::string SourceDtype(size_t index) const override;
   uint64_t SourceBytes(size_t index) const override;

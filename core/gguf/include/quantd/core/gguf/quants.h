@@ -86,6 +86,38 @@ bool UsesImportance(GgmlType type);
 // REQUIRES: CanDequantize(type), n % block_size == 0.
 void DequantizeRow(GgmlType type, const void* src, float* dst, int64_t n);
 
+// Quality of a quantization over some values x and their stored values y
+// (the dequantized output): sum x^2, sum (x - y)^2 and max |x - y|.
+struct QualitySums {
+  double sum_w2 = 0;
+  double sum_e2 = 0;
+  double max_abs = 0;
+};
+
+// The span over which AddQualitySums keeps float partial sums.
+inline constexpr int64_t kQualitySpan = 4096;
+
+// Adds the quality sums over n values to *q. Within each span of
+// kQualitySpan values (from x), 16 float lanes (lane k takes the values
+// i % 16 == k, in order; w * w and e * e rounded before each add) feed the
+// double totals in lane order, so the result is deterministic and accurate,
+// and calling it span by span gives the same sums as one call.
+void AddQualitySums(const float* x, const float* y, int64_t n, QualitySums* q);
+
+// Quantizes n values as QuantizeRow, for a job that must refuse NaN/Inf
+// (a quantized type; float types quantize without the check) and, with q
+// non-null, measure: adds what AddQualitySums(x, DequantizeRow(y), n, q)
+// adds. Q8_0, Q4_0 and Q6_K at CpuLevel::kAvx2 do it in one pass (each block
+// is checked, quantized and measured while in cache); the other types scan,
+// quantize, then dequantize span by span into `scratch` (kQualitySpan
+// floats, caller-owned; unused by the one-pass kernels). No block with a
+// non-finite value reaches a float-to-integer conversion.
+// Returns -1, or the index of the first non-finite value of x; then y and
+// *q hold partial results, to be discarded.
+// REQUIRES: CanQuantize(type), n % block_size == 0, y holds RowBytes(type, n).
+int64_t QuantizeRowChecked(GgmlType type, const float* x, void* y, int64_t n, QualitySums* q,
+                           float* scratch);
+
 // Per-type scalar references (what QuantizeRow_ref dispatches to).
 void QuantizeQ4_0_ref(const float* x, BlockQ4_0* y, int64_t n);
 void QuantizeQ4_1_ref(const float* x, BlockQ4_1* y, int64_t n);

@@ -52,8 +52,15 @@ class TensorSource {
   // CanDequantize(tensors()[index].type), dst holds num_rows * ne[0] floats.
   virtual void ReadRows(size_t index, int64_t first_row, int64_t num_rows, float* dst) const = 0;
 
-  // Hint: tensor `index` is about to be read whole.
-  virtual void Prefetch(size_t index) const { (void)index; }
+  // Hint: bytes [offset, offset + length) of tensor `index`'s stored bytes
+  // (StoredBytes; the whole tensor when that range is all of it) are about
+  // to be read. A run calls it per chunk from the chunk's thread, so the
+  // work of making the pages resident is shared by the threads.
+  virtual void Prefetch(size_t index, uint64_t offset, uint64_t length) const {
+    (void)index;
+    (void)offset;
+    (void)length;
+  }
   // Hint: tensor `index` is done with; its resident input pages may go.
   virtual void Release(size_t index) const = 0;
 
