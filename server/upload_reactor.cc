@@ -1,18 +1,21 @@
-// UploadModel: a client-streaming reactor. Receives the next messages while
-// the ones received are appended, in order, to the upload's part files
-// through an UploadWriter on the I/O executor.
+// UploadModel: a client-streaming reactor on raw messages. Receives the next
+// messages while the ones received are appended, in order, to the upload's
+// part files through an UploadWriter on the I/O executor; a chunk's bytes
+// are hashed and written from the slices they arrived in.
+#include <grpcpp/impl/codegen/proto_utils.h>
+
 #include <deque>
 #include <memory>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
-
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "quantd/server/auth.h"
 #include "quantd/server/executor.h"
 #include "quantd/server/translate.h"
 #include "quantd/server/upload_streams.h"
 #include "reactors.h"
+#include "upload_chunk_view.h"
 
 namespace quantd::server {
 namespace {
@@ -39,10 +42,10 @@ std::string UploadFailureReason(const absl::Status& st) {
   return "internal";
 }
 
-class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
+class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   UploadReactor(const ServiceContext* ctx, grpc::CallbackServerContext* context,
-                v1::Model* response)
+                grpc::ByteBuffer* response)
       : ctx_(ctx), context_(context), response_(response) {
     // Every stream is counted from its start, so refusals before the header
     // is accepted (auth, limits, bad names) pair up with End() as failures.
@@ -96,6 +99,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
  private:
   static constexpr int kSlots = 4;
   static constexpr int kEndOfStream = -1;
+  static constexpr int kNone = -2;
 
   // Starts the next read when a message is free and the stream goes on.
   void StartNextReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -108,16 +112,31 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
   // On the I/O executor: processes the messages received, in order, until
   // none is left or the stream ends.
   void Drain() {
+    bool idle_marked = false;
     for (;;) {
       int slot;
       {
         absl::MutexLock lock(&mu_);
-        if (received_.empty()) {
+        if (received_.empty() && idle_marked) {
+          // The last use of this object by this task: once draining_ is
+          // false, another drain may end the stream and OnDone delete it.
           draining_ = false;
-          break;
+          return;
         }
-        slot = received_.front();
-        received_.pop_front();
+        if (!received_.empty()) {
+          slot = received_.front();
+          received_.pop_front();
+          idle_marked = false;
+        } else {
+          slot = kNone;
+        }
+      }
+      if (slot == kNone) {
+        // Nothing left: not busy (while still the drain task, so the
+        // stream cannot end meanwhile); then look once more.
+        if (registered_) ctx_->upload_streams->Touch(context_, /*busy=*/false);
+        idle_marked = true;
+        continue;
       }
       absl::Status st;
       bool end = false;
@@ -130,7 +149,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
                                                             "than --upload-idle-seconds)")
                                      : EndOfStream();
       } else {
-        st = Handle(requests_[slot]);
+        st = Handle(&requests_[slot]);
         end = !st.ok() || done_;
       }
       if (end) {
@@ -145,7 +164,28 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
       free_.push_back(slot);
       StartNextReadLocked();
     }
-    if (registered_) ctx_->upload_streams->Touch(context_, /*busy=*/false);
+  }
+
+  // A chunk is hashed and written straight from the slices it arrived in;
+  // other messages go through the protobuf parser.
+  absl::Status Handle(grpc::ByteBuffer* message) {
+    slices_.clear();
+    if (message->Dump(&slices_).ok() && ParseUploadChunk(slices_, &chunk_)) {
+      if (writer_ == nullptr) {
+        return absl::InvalidArgumentError("the first message must be the upload header");
+      }
+      absl::Status st = writer_->Append(chunk_.offset, chunk_.data);
+      if (st.ok()) ctx_->metrics->UploadBytes(chunk_.size);
+      slices_.clear();
+      message->Clear();
+      return st;
+    }
+    slices_.clear();
+    v1::UploadRequest request;
+    if (!grpc::SerializationTraits<v1::UploadRequest>::Deserialize(message, &request).ok()) {
+      return absl::InvalidArgumentError("an UploadModel message does not parse as UploadRequest");
+    }
+    return Handle(request);
   }
 
   absl::Status Handle(const v1::UploadRequest& request) {
@@ -155,10 +195,10 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
         // Content-addressed: a model the server already has needs no bytes.
         auto existing = ctx_->uploads->FindCommittedModel(request.header());
         if (existing.ok()) {
-          *response_ = *std::move(existing);
+          model_ = *std::move(existing);
           done_ = true;
           ctx_->logger->Info("upload skipped: model already stored",
-                             {{"model_id", response_->model_id()}});
+                             {{"model_id", model_.model_id()}});
           return absl::OkStatus();
         }
         auto writer = ctx_->uploads->OpenUpload(request.header());
@@ -193,12 +233,12 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
     }
     auto model = writer_->Finish(finish);
     if (!model.ok()) return model.status();
-    *response_ = *std::move(model);
+    model_ = *std::move(model);
     done_ = true;
     ctx_->metrics->SetStoreBytes(ctx_->blobs->used_bytes(), ctx_->blobs->FreeDiskBytes());
     ctx_->logger->Info("model committed", {{"upload_id", writer_->upload_id()},
-                                           {"model_id", response_->model_id()},
-                                           {"bytes", absl::StrCat(response_->size_bytes())}});
+                                           {"model_id", model_.model_id()},
+                                           {"bytes", absl::StrCat(model_.size_bytes())}});
     return absl::OkStatus();
   }
 
@@ -220,16 +260,24 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
                                           {"status", st.ToString()}});
     }
     writer_.reset();  // releases the upload for a resume
-    Finish(ToGrpcStatus(st));
+    grpc::Status status = ToGrpcStatus(st);
+    bool own_buffer = false;
+    if (status.ok()) {
+      status = grpc::SerializationTraits<v1::Model>::Serialize(model_, response_, &own_buffer);
+    }
+    Finish(status);
   }
 
   const ServiceContext* const ctx_;
   grpc::CallbackServerContext* const context_;
-  v1::Model* const response_;
+  grpc::ByteBuffer* const response_;  // model_, serialized at the end
+  v1::Model model_;
   bool registered_ = false;  // counted in ctx_->upload_streams
   // Messages being read or waiting to be processed; each one's buffers are
   // reused for later messages.
-  v1::UploadRequest requests_[kSlots];
+  grpc::ByteBuffer requests_[kSlots];
+  std::vector<grpc::Slice> slices_;  // of the message being handled (drain task only)
+  UploadChunkView chunk_;            // its chunk, pointing into slices_ (drain task only)
   std::unique_ptr<UploadWriter> writer_;  // used by the drain task only
   bool done_ = false;                     // used by the drain task only
   absl::Mutex mu_;
@@ -243,9 +291,9 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
 
 }  // namespace
 
-grpc::ServerReadReactor<v1::UploadRequest>* NewUploadReactor(const ServiceContext* ctx,
-                                                             grpc::CallbackServerContext* context,
-                                                             v1::Model* response) {
+grpc::ServerReadReactor<grpc::ByteBuffer>* NewUploadReactor(const ServiceContext* ctx,
+                                                            grpc::CallbackServerContext* context,
+                                                            grpc::ByteBuffer* response) {
   return new UploadReactor(ctx, context, response);
 }
 
