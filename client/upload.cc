@@ -25,6 +25,13 @@ using internal::LocalFileError;
 using internal::RandomId;
 using internal::Retryable;
 
+namespace {
+
+// UploadModel's method path (quantd.proto: service quantd.v1.Quantd).
+constexpr char kUploadModelMethod[] = "/quantd.v1.Quantd/UploadModel";
+
+}  // namespace
+
 absl::StatusOr<std::string> Sha256OfFile(const std::string& path,
                                          const std::function<void(uint64_t)>& on_progress) {
   auto digest = core::Sha256File(path, on_progress);
@@ -158,9 +165,7 @@ absl::StatusOr<UploadResult> Client::Upload(const std::vector<std::string>& path
     // Raw messages: the chunks reference the file blocks instead of being
     // copied into protobuf strings and serialised again; the server sees
     // the same UploadRequest messages.
-    static const std::string* const kMethod =
-        new std::string(absl::StrCat("/", v1::Quantd::service_full_name(), "/UploadModel"));
-    const grpc::internal::RpcMethod method(kMethod->c_str(),
+    const grpc::internal::RpcMethod method(kUploadModelMethod,
                                            grpc::internal::RpcMethod::CLIENT_STREAMING);
     grpc::ByteBuffer response;
     std::unique_ptr<grpc::ClientWriter<grpc::ByteBuffer>> writer(

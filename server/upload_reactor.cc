@@ -273,8 +273,7 @@ class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   grpc::ByteBuffer* const response_;  // model_, serialized at the end
   v1::Model model_;
   bool registered_ = false;  // counted in ctx_->upload_streams
-  // Messages being read or waiting to be processed; each one's buffers are
-  // reused for later messages.
+  // Messages being read or waiting to be processed, used in turn (free_).
   grpc::ByteBuffer requests_[kSlots];
   std::vector<grpc::Slice> slices_;  // of the message being handled (drain task only)
   UploadChunkView chunk_;            // its chunk, pointing into slices_ (drain task only)
