@@ -2,6 +2,7 @@
 // protobuf would, and leaves everything else to protobuf.
 #include "upload_chunk_view.h"
 
+#include <algorithm>
 #include <random>
 
 #include "gtest/gtest.h"
@@ -107,6 +108,43 @@ TEST(UploadChunkViewTest, OtherMessagesAreLeftToProtobuf) {
     UploadChunkView chunk;
     EXPECT_FALSE(ParseUploadChunk(Sliced(bytes, {}), &chunk));
   }
+}
+
+// Mutated encodings (flipped bytes, cuts, inserted bytes, random slicing):
+// whenever ParseUploadChunk takes a message, protobuf parses it to the same
+// chunk; it never takes what protobuf refuses or reads as something else.
+TEST(UploadChunkViewTest, AgreesWithProtobufOnMutatedInput) {
+  std::mt19937 rng(42);
+  int taken = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string bytes = ChunkBytes(rng() % 3 == 0 ? 0 : rng(), std::string(rng() % 40, 'd'));
+    const int edits = 1 + static_cast<int>(rng() % 3);
+    for (int e = 0; e < edits && !bytes.empty(); ++e) {
+      const size_t at = rng() % bytes.size();
+      switch (rng() % 4) {
+        case 0: bytes[at] = static_cast<char>(rng()); break;
+        case 1: bytes.resize(at); break;
+        case 2: bytes.insert(at, 1, static_cast<char>(rng())); break;
+        default: break;  // unchanged: the valid encoding
+      }
+    }
+    std::vector<size_t> cuts;
+    if (!bytes.empty()) {
+      for (int c = 0; c < 3; ++c) cuts.push_back(rng() % bytes.size());
+      std::sort(cuts.begin(), cuts.end());
+    }
+    const std::vector<grpc::Slice> slices = Sliced(bytes, cuts);
+    UploadChunkView chunk;
+    if (!ParseUploadChunk(slices, &chunk)) continue;
+    ++taken;
+    v1::UploadRequest expected;
+    ASSERT_TRUE(expected.ParseFromString(bytes)) << "taken but protobuf refuses it";
+    ASSERT_TRUE(expected.has_chunk());
+    EXPECT_EQ(chunk.offset, expected.chunk().offset());
+    EXPECT_EQ(Joined(chunk), expected.chunk().data());
+    EXPECT_EQ(chunk.size, expected.chunk().data().size());
+  }
+  EXPECT_GT(taken, 1000);  // the valid and benignly changed ones
 }
 
 }  // namespace
