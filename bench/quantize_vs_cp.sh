@@ -76,13 +76,20 @@ for i in $(seq 1 "$repeats"); do
   t0=$(now)
   "$quantctl" --server "127.0.0.1:$port" "${extra_flags[@]}" quantize "$work/model.onnx" \
     -o "$work/out/model.onnx" --precision int4 --block-size 32 --lm-head int8 \
-    2> "$work/quantctl.$i.log" > /dev/null
+    2> >(while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done \
+           > "$work/quantctl.$i.log") > /dev/null
   t1=$(now)
   q_times+=("$(echo "$t1 - $t0" | bc -l)")
   stop_server
   rm -f "$work/port"
-  printf 'run %d: cp+sync %6.2f s   quantctl quantize %6.2f s\n' "$i" "${cp_times[-1]}" \
-    "${q_times[-1]}"
+  sleep 0.2  # the time-stamping loop's last lines
+  # Phases from the time-stamped progress lines: upload, job, download.
+  phases=$(awk -v t0="$t0" -v t1="$t1" '
+    / upload: done/ { up = $1 } / SUCCEEDED/ { job = $1 }
+    END { if (up && job) printf "(upload %.2f, job %.2f, download %.2f)", up - t0, job - up, t1 - job }' \
+    "$work/quantctl.$i.log")
+  printf 'run %d: cp+sync %6.2f s   quantctl quantize %6.2f s %s\n' "$i" "${cp_times[-1]}" \
+    "${q_times[-1]}" "$phases"
 done
 out_bytes=$(( $(stat -c %s "$work/out/model.onnx") + $(stat -c %s "$work/out/model.onnx.data") ))
 cp_med=$(printf '%s\n' "${cp_times[@]}" | median)

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client_internal.h"
+#include "hash_thread.h"
 #include "quantd/client/client.h"
 #include "quantd/core/base/atomic_file.h"
 #include "quantd/core/base/sha256.h"
@@ -13,6 +14,7 @@
 namespace quantd::client {
 namespace fs = std::filesystem;
 
+using internal::HashThread;
 using internal::Interrupted;
 using internal::LocalFileError;
 using internal::PlainName;
@@ -50,30 +52,41 @@ absl::Status Client::DownloadTo(const std::string& job_id, const v1::FileInfo& f
     req.set_offset(offset);
     ActiveCall active(this, &ctx, epoch);
     auto reader = stub_->DownloadArtifact(&ctx, req);
-    v1::DownloadChunk chunk;
+    // A few messages in turn: each chunk is written here and hashed on the
+    // hash thread while the next ones are received and written; a message
+    // is reused once its bytes are hashed.
+    constexpr int kSlots = 4;
+    v1::DownloadChunk chunks[kSlots];
+    uint64_t tickets[kSlots] = {};
     absl::Status write_error;
-    while (reader->Read(&chunk)) {
-      if (chunk.offset() != offset) {
-        write_error = absl::DataLossError("the server sent a chunk at an unexpected offset");
-        ctx.TryCancel();
-        break;
+    {
+      HashThread hasher(&sha);
+      for (int slot = 0;; slot = (slot + 1) % kSlots) {
+        hasher.WaitFor(tickets[slot]);
+        v1::DownloadChunk& chunk = chunks[slot];
+        if (!reader->Read(&chunk)) break;
+        if (chunk.offset() != offset) {
+          write_error = absl::DataLossError("the server sent a chunk at an unexpected offset");
+          ctx.TryCancel();
+          break;
+        }
+        const std::string& data = chunk.data();
+        write_error = LocalFileError(out.Write(data.data(), data.size()));
+        if (!write_error.ok()) {
+          ctx.TryCancel();
+          break;
+        }
+        tickets[slot] = hasher.Add(data);
+        offset += data.size();
+        result->bytes_received += data.size();
+        if (options.on_progress) options.on_progress(base + offset, total);
+        // Start write-back every 32 MiB so the final fsync is short.
+        if (offset - flushed >= kWriteBackStep) {
+          out.StartWriteBack();
+          flushed = offset;
+        }
       }
-      const std::string& data = chunk.data();
-      write_error = LocalFileError(out.Write(data.data(), data.size()));
-      if (!write_error.ok()) {
-        ctx.TryCancel();
-        break;
-      }
-      sha.Update(data.data(), data.size());
-      offset += data.size();
-      result->bytes_received += data.size();
-      if (options.on_progress) options.on_progress(base + offset, total);
-      // Start write-back every 32 MiB so the final fsync is short.
-      if (offset - flushed >= kWriteBackStep) {
-        out.StartWriteBack();
-        flushed = offset;
-      }
-    }
+    }  // every chunk received is hashed
     absl::Status status = FromGrpcStatus(reader->Finish());
     if (!write_error.ok()) return write_error;
     if (!status.ok() || offset != file.size_bytes()) {

@@ -7,12 +7,14 @@
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "client_internal.h"
 #include "quantd/client/client.h"
 #include "quantd/core/base/model_id.h"
 #include "quantd/core/base/sha256.h"
+#include "upload_chunks.h"
 
 namespace quantd::client {
 namespace fs = std::filesystem;
@@ -22,6 +24,13 @@ using internal::LocalErrnoError;
 using internal::LocalFileError;
 using internal::RandomId;
 using internal::Retryable;
+
+namespace {
+
+// UploadModel's method path (quantd.proto: service quantd.v1.Quantd).
+constexpr char kUploadModelMethod[] = "/quantd.v1.Quantd/UploadModel";
+
+}  // namespace
 
 absl::StatusOr<std::string> Sha256OfFile(const std::string& path,
                                          const std::function<void(uint64_t)>& on_progress) {
@@ -137,11 +146,13 @@ absl::StatusOr<UploadResult> Client::Upload(const std::vector<std::string>& path
     // Unless the digests are known: hash what the server already has, then
     // stream the rest while hashing.
     std::vector<std::unique_ptr<core::Sha256>> shas;
+    std::vector<core::Sha256*> hashers;
     uint64_t base = 0;
     absl::Status st;
     for (File& f : files) {
       if (digests_known) break;
       shas.push_back(std::make_unique<core::Sha256>());
+      hashers.push_back(shas.back().get());
       uint64_t have = offset > base ? std::min(offset - base, f.size) : 0;
       st = LocalFileError(core::HashFileRange(f.fd, have, f.path, shas.back().get()));
       if (!st.ok()) return st;
@@ -151,9 +162,15 @@ absl::StatusOr<UploadResult> Client::Upload(const std::vector<std::string>& path
     grpc::ClientContext ctx;
     PrepareContext(&ctx, /*unary=*/false);
     ActiveCall active(this, &ctx, epoch);
-    v1::Model model;
-    std::unique_ptr<grpc::ClientWriter<v1::UploadRequest>> writer =
-        stub_->UploadModel(&ctx, &model);
+    // Raw messages: the chunks reference the file blocks instead of being
+    // copied into protobuf strings and serialised again; the server sees
+    // the same UploadRequest messages.
+    const grpc::internal::RpcMethod method(kUploadModelMethod,
+                                           grpc::internal::RpcMethod::CLIENT_STREAMING);
+    grpc::ByteBuffer response;
+    std::unique_ptr<grpc::ClientWriter<grpc::ByteBuffer>> writer(
+        grpc::internal::ClientWriterFactory<grpc::ByteBuffer>::Create(channel_.get(), method,
+                                                                      &ctx, &response));
     v1::UploadRequest req;
     v1::UploadHeader* header = req.mutable_header();
     header->set_upload_id(result.upload_id);
@@ -161,53 +178,55 @@ absl::StatusOr<UploadResult> Client::Upload(const std::vector<std::string>& path
     header->set_model_name(options.model_name);
     for (const auto& [k, v] : options.labels) (*header->mutable_labels())[k] = v;
     for (const v1::FileInfo& info : infos) *header->add_files() = info;
-    bool stream_ok = writer->Write(req);
+    bool stream_ok = writer->Write(internal::MessageBuffer(req));
     if (options.on_progress) options.on_progress(offset, total);
-    base = 0;
-    // One message for every chunk: the file is read straight into its bytes
-    // field, whose buffer is reused (no allocation, no page faults per chunk).
-    v1::UploadRequest chunk_req;
-    v1::UploadChunk* chunk = chunk_req.mutable_chunk();
-    std::string* data = chunk->mutable_data();
-    data->reserve(options_.chunk_bytes);
-    for (size_t i = 0; stream_ok && i < files.size(); ++i) {
-      File& f = files[i];
-      uint64_t pos = offset > base ? std::min(offset - base, f.size) : 0;
-      while (stream_ok && pos < f.size) {
-        size_t n = static_cast<size_t>(std::min<uint64_t>(options_.chunk_bytes, f.size - pos));
-        chunk->set_offset(base + pos);
-        data->resize(n);
-        size_t got = 0;
-        while (got < n) {
-          ssize_t r = ::pread(f.fd, data->data() + got, n - got, static_cast<off_t>(pos + got));
-          if (r < 0 && errno == EINTR) continue;
-          if (r <= 0) {
-            ctx.TryCancel();
-            return r < 0 ? LocalErrnoError(errno, "read", f.path)
-                         : LocalFileError(
-                               absl::DataLossError(absl::StrCat(f.path, " shrank during upload")));
-          }
-          got += static_cast<size_t>(r);
-        }
-        if (!digests_known) shas[i]->Update(data->data(), n);
-        stream_ok = writer->Write(chunk_req);
+    // A reader thread reads (and hashes) the files ahead, block by block,
+    // while this thread sends the blocks in chunk messages that reference
+    // them: each file is read once, and nothing is copied in user space.
+    std::vector<internal::ReadAhead::File> to_read;
+    for (const File& f : files) to_read.push_back({f.fd, f.path, f.size});
+    const size_t chunk_bytes = std::max<size_t>(options_.chunk_bytes, 1);
+    const size_t block_bytes = chunk_bytes * std::max<size_t>(1, (4u << 20) / chunk_bytes);
+    std::optional<internal::ReadAhead> reader;
+    reader.emplace(std::move(to_read), offset, std::move(hashers), block_bytes,
+                   internal::kReadAheadBlocks);
+    while (stream_ok) {
+      internal::ReadBlock* block = reader->Next();
+      if (block == nullptr) break;
+      for (size_t done = 0; stream_ok && done < block->size;) {
+        const size_t n = std::min(chunk_bytes, block->size - done);
+        stream_ok = writer->Write(
+            n >= internal::kMinReferencedChunk
+                ? internal::ChunkMessage(reader->pool(), block, done, n)
+                : internal::CopiedChunkMessage(block->offset + done, block->data.get() + done, n));
         if (stream_ok) {
-          pos += n;
+          done += n;
           result.bytes_sent += n;
-          if (options.on_progress) options.on_progress(base + pos, total);
+          if (options.on_progress) options.on_progress(block->offset + done, total);
         }
       }
-      base += f.size;
+      reader->pool()->Unref(block);
     }
     if (stream_ok) {
+      if (st = reader->status(); !st.ok()) {
+        ctx.TryCancel();
+        return st;
+      }
+      reader.reset();  // joins the reader: the digests are complete
       v1::UploadRequest fin;
       for (size_t i = 0; i < files.size(); ++i) {
         fin.mutable_finish()->add_sha256(digests_known ? options.sha256[i] : shas[i]->FinishHex());
       }
-      stream_ok = writer->Write(fin);
+      stream_ok = writer->Write(internal::MessageBuffer(fin));
     }
+    reader.reset();
     writer->WritesDone();
     absl::Status status = FromGrpcStatus(writer->Finish());
+    v1::Model model;
+    if (status.ok() &&
+        !grpc::SerializationTraits<v1::Model>::Deserialize(&response, &model).ok()) {
+      status = absl::InternalError("the server's UploadModel answer does not parse");
+    }
     if (status.ok()) {
       result.model = std::move(model);
       // With known digests the server answers the header at once when it has

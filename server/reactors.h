@@ -10,9 +10,10 @@
 
 namespace quantd::server {
 
-grpc::ServerReadReactor<v1::UploadRequest>* NewUploadReactor(const ServiceContext* ctx,
-                                                             grpc::CallbackServerContext* context,
-                                                             v1::Model* response);
+// UploadModel on raw messages: `response` gets the serialized v1::Model.
+grpc::ServerReadReactor<grpc::ByteBuffer>* NewUploadReactor(const ServiceContext* ctx,
+                                                            grpc::CallbackServerContext* context,
+                                                            grpc::ByteBuffer* response);
 grpc::ServerWriteReactor<v1::JobEvent>* NewWatchReactor(const ServiceContext* ctx,
                                                         grpc::CallbackServerContext* context,
                                                         const v1::WatchJobRequest* request);

@@ -47,8 +47,8 @@ absl::Status Fill(absl::StatusOr<T> result, T* response) {
 
 }  // namespace
 
-grpc::ServerReadReactor<v1::UploadRequest>* QuantdService::UploadModel(
-    grpc::CallbackServerContext* context, v1::Model* response) {
+grpc::ServerReadReactor<grpc::ByteBuffer>* QuantdService::UploadModel(
+    grpc::CallbackServerContext* context, grpc::ByteBuffer* response) {
   return NewUploadReactor(&ctx_, context, response);
 }
 

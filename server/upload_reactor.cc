@@ -1,13 +1,21 @@
-// UploadModel: a client-streaming reactor. Reads one message at a time and
-// appends it to the upload's part files through an UploadWriter.
+// UploadModel: a client-streaming reactor on raw messages. Receives the next
+// messages while the ones received are appended, in order, to the upload's
+// part files through an UploadWriter on the I/O executor; a chunk's bytes
+// are hashed and written from the slices they arrived in.
+#include <grpcpp/impl/codegen/proto_utils.h>
+
+#include <deque>
 #include <memory>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "quantd/server/auth.h"
 #include "quantd/server/executor.h"
 #include "quantd/server/translate.h"
 #include "quantd/server/upload_streams.h"
 #include "reactors.h"
+#include "upload_chunk_view.h"
 
 namespace quantd::server {
 namespace {
@@ -34,10 +42,10 @@ std::string UploadFailureReason(const absl::Status& st) {
   return "internal";
 }
 
-class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
+class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   UploadReactor(const ServiceContext* ctx, grpc::CallbackServerContext* context,
-                v1::Model* response)
+                grpc::ByteBuffer* response)
       : ctx_(ctx), context_(context), response_(response) {
     // Every stream is counted from its start, so refusals before the header
     // is accepted (auth, limits, bad names) pair up with End() as failures.
@@ -54,14 +62,33 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
       End(st);
       return;
     }
-    StartRead(&request_);
+    absl::MutexLock lock(&mu_);
+    for (int i = kSlots - 1; i >= 0; --i) free_.push_back(i);
+    StartNextReadLocked();
   }
 
-  // File writes, digests and the commit's fsync run on the I/O executor;
-  // only one read is outstanding, so at most one task per upload runs.
+  // Receiving and storing overlap: the next message is read (into another
+  // of kSlots messages) while the I/O executor writes and hashes the ones
+  // received. The messages are processed in order by one drain task at a
+  // time, so file writes, digests and the commit's fsync stay off gRPC's
+  // threads and at most one task per upload runs.
   void OnReadDone(bool ok) override {
     if (registered_) ctx_->upload_streams->Touch(context_, /*busy=*/true);
-    ctx_->io->Schedule([this, ok] { Process(ok); });
+    bool schedule = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopped_) return;  // ended while this read was in flight
+      received_.push_back(ok ? reading_ : kEndOfStream);
+      reading_ = -1;
+      if (ok) {
+        StartNextReadLocked();
+      } else {
+        end_seen_ = true;
+      }
+      schedule = !draining_;
+      draining_ = true;
+    }
+    if (schedule) ctx_->io->Schedule([this] { Drain(); });
   }
 
   void OnDone() override {
@@ -70,39 +97,111 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
   }
 
  private:
-  void Process(bool ok) {
-    if (!ok) {
-      // Cancelled (by the client, or by the server as idle): the bytes
-      // received stay for a resume.
-      End(context_->IsCancelled() ? absl::CancelledError("the upload stream was cancelled "
-                                                         "(by the client, or idle for longer "
-                                                         "than --upload-idle-seconds)")
-                                  : EndOfStream());
-      return;
-    }
-    absl::Status st = Handle();
-    if (registered_) ctx_->upload_streams->Touch(context_, /*busy=*/false);
-    if (!st.ok() || done_) {
-      End(st);
-      return;
-    }
-    StartRead(&request_);
+  static constexpr int kSlots = 4;
+  static constexpr int kEndOfStream = -1;
+  static constexpr int kNone = -2;
+
+  // Starts the next read when a message is free and the stream goes on.
+  void StartNextReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (reading_ >= 0 || free_.empty() || end_seen_) return;
+    reading_ = free_.back();
+    free_.pop_back();
+    StartRead(&requests_[reading_]);
   }
 
-  absl::Status Handle() {
-    switch (request_.kind_case()) {
+  // On the I/O executor: processes the messages received, in order, until
+  // none is left or the stream ends.
+  void Drain() {
+    bool idle_marked = false;
+    for (;;) {
+      int slot;
+      {
+        absl::MutexLock lock(&mu_);
+        if (received_.empty() && idle_marked) {
+          // The last use of this object by this task: once draining_ is
+          // false, another drain may end the stream and OnDone delete it.
+          draining_ = false;
+          return;
+        }
+        if (!received_.empty()) {
+          slot = received_.front();
+          received_.pop_front();
+          idle_marked = false;
+        } else {
+          slot = kNone;
+        }
+      }
+      if (slot == kNone) {
+        // Nothing left: not busy (while still the drain task, so the
+        // stream cannot end meanwhile); then look once more.
+        if (registered_) ctx_->upload_streams->Touch(context_, /*busy=*/false);
+        idle_marked = true;
+        continue;
+      }
+      absl::Status st;
+      bool end = false;
+      if (slot == kEndOfStream) {
+        // Cancelled (by the client, or by the server as idle): the bytes
+        // received stay for a resume.
+        end = true;
+        st = context_->IsCancelled() ? absl::CancelledError("the upload stream was cancelled "
+                                                            "(by the client, or idle for longer "
+                                                            "than --upload-idle-seconds)")
+                                     : EndOfStream();
+      } else {
+        st = Handle(&requests_[slot]);
+        end = !st.ok() || done_;
+      }
+      if (end) {
+        {
+          absl::MutexLock lock(&mu_);
+          stopped_ = true;  // draining_ stays set: no other drain starts
+        }
+        End(st);  // the last use of this object: OnDone may follow at once
+        return;
+      }
+      absl::MutexLock lock(&mu_);
+      free_.push_back(slot);
+      StartNextReadLocked();
+    }
+  }
+
+  // A chunk is hashed and written straight from the slices it arrived in;
+  // other messages go through the protobuf parser.
+  absl::Status Handle(grpc::ByteBuffer* message) {
+    slices_.clear();
+    if (message->Dump(&slices_).ok() && ParseUploadChunk(slices_, &chunk_)) {
+      if (writer_ == nullptr) {
+        return absl::InvalidArgumentError("the first message must be the upload header");
+      }
+      absl::Status st = writer_->Append(chunk_.offset, chunk_.data);
+      if (st.ok()) ctx_->metrics->UploadBytes(chunk_.size);
+      slices_.clear();
+      message->Clear();
+      return st;
+    }
+    slices_.clear();
+    v1::UploadRequest request;
+    if (!grpc::SerializationTraits<v1::UploadRequest>::Deserialize(message, &request).ok()) {
+      return absl::InvalidArgumentError("an UploadModel message does not parse as UploadRequest");
+    }
+    return Handle(request);
+  }
+
+  absl::Status Handle(const v1::UploadRequest& request) {
+    switch (request.kind_case()) {
       case v1::UploadRequest::kHeader: {
         if (writer_ != nullptr) return absl::InvalidArgumentError("the header was sent twice");
         // Content-addressed: a model the server already has needs no bytes.
-        auto existing = ctx_->uploads->FindCommittedModel(request_.header());
+        auto existing = ctx_->uploads->FindCommittedModel(request.header());
         if (existing.ok()) {
-          *response_ = *std::move(existing);
+          model_ = *std::move(existing);
           done_ = true;
           ctx_->logger->Info("upload skipped: model already stored",
-                             {{"model_id", response_->model_id()}});
+                             {{"model_id", model_.model_id()}});
           return absl::OkStatus();
         }
-        auto writer = ctx_->uploads->OpenUpload(request_.header());
+        auto writer = ctx_->uploads->OpenUpload(request.header());
         if (!writer.ok()) return writer.status();
         writer_ = *std::move(writer);
         ctx_->logger->Info("upload opened",
@@ -115,13 +214,13 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
         if (writer_ == nullptr) {
           return absl::InvalidArgumentError("the first message must be the upload header");
         }
-        const auto& chunk = request_.chunk();
+        const auto& chunk = request.chunk();
         absl::Status st = writer_->Append(chunk.offset(), chunk.data());
         if (st.ok()) ctx_->metrics->UploadBytes(chunk.data().size());
         return st;
       }
       case v1::UploadRequest::kFinish:
-        return Commit(request_.finish());
+        return Commit(request.finish());
       case v1::UploadRequest::KIND_NOT_SET:
         break;
     }
@@ -134,12 +233,12 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
     }
     auto model = writer_->Finish(finish);
     if (!model.ok()) return model.status();
-    *response_ = *std::move(model);
+    model_ = *std::move(model);
     done_ = true;
     ctx_->metrics->SetStoreBytes(ctx_->blobs->used_bytes(), ctx_->blobs->FreeDiskBytes());
     ctx_->logger->Info("model committed", {{"upload_id", writer_->upload_id()},
-                                           {"model_id", response_->model_id()},
-                                           {"bytes", absl::StrCat(response_->size_bytes())}});
+                                           {"model_id", model_.model_id()},
+                                           {"bytes", absl::StrCat(model_.size_bytes())}});
     return absl::OkStatus();
   }
 
@@ -161,23 +260,39 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadRequest> {
                                           {"status", st.ToString()}});
     }
     writer_.reset();  // releases the upload for a resume
-    Finish(ToGrpcStatus(st));
+    grpc::Status status = ToGrpcStatus(st);
+    bool own_buffer = false;
+    if (status.ok()) {
+      status = grpc::SerializationTraits<v1::Model>::Serialize(model_, response_, &own_buffer);
+    }
+    Finish(status);
   }
 
   const ServiceContext* const ctx_;
   grpc::CallbackServerContext* const context_;
-  v1::Model* const response_;
+  grpc::ByteBuffer* const response_;  // model_, serialized at the end
+  v1::Model model_;
   bool registered_ = false;  // counted in ctx_->upload_streams
-  v1::UploadRequest request_;
-  std::unique_ptr<UploadWriter> writer_;
-  bool done_ = false;
+  // Messages being read or waiting to be processed, used in turn (free_).
+  grpc::ByteBuffer requests_[kSlots];
+  std::vector<grpc::Slice> slices_;  // of the message being handled (drain task only)
+  UploadChunkView chunk_;            // its chunk, pointing into slices_ (drain task only)
+  std::unique_ptr<UploadWriter> writer_;  // used by the drain task only
+  bool done_ = false;                     // used by the drain task only
+  absl::Mutex mu_;
+  std::vector<int> free_ ABSL_GUARDED_BY(mu_);        // messages free to read into
+  std::deque<int> received_ ABSL_GUARDED_BY(mu_);     // to process, in order
+  int reading_ ABSL_GUARDED_BY(mu_) = -1;             // the message being read
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;        // a drain task runs
+  bool end_seen_ ABSL_GUARDED_BY(mu_) = false;        // a read failed: no more messages
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;         // End was called
 };
 
 }  // namespace
 
-grpc::ServerReadReactor<v1::UploadRequest>* NewUploadReactor(const ServiceContext* ctx,
-                                                             grpc::CallbackServerContext* context,
-                                                             v1::Model* response) {
+grpc::ServerReadReactor<grpc::ByteBuffer>* NewUploadReactor(const ServiceContext* ctx,
+                                                            grpc::CallbackServerContext* context,
+                                                            grpc::ByteBuffer* response) {
   return new UploadReactor(ctx, context, response);
 }
 

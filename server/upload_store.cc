@@ -217,6 +217,14 @@ absl::Status UploadWriter::Append(uint64_t offset, absl::string_view data) {
   return absl::OkStatus();
 }
 
+absl::Status UploadWriter::Append(uint64_t offset, absl::Span<const absl::string_view> pieces) {
+  for (absl::string_view piece : pieces) {
+    QUANTD_RETURN_IF_ERROR(Append(offset, piece));
+    offset += piece.size();
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::Model> UploadWriter::Finish(const v1::UploadFinish& finish) {
   if (finished_) return absl::FailedPreconditionError("upload already finished");
   if (committed_ != total_) {

@@ -16,12 +16,15 @@
 
 namespace quantd::server {
 
-class QuantdService final : public v1::Quantd::CallbackService {
+// UploadModel takes raw messages (grpc::ByteBuffer, parsed by its reactor)
+// so a chunk's bytes are not copied out of gRPC's buffers.
+class QuantdService final
+    : public v1::Quantd::WithRawCallbackMethod_UploadModel<v1::Quantd::CallbackService> {
  public:
   explicit QuantdService(ServiceContext ctx) : ctx_(std::move(ctx)) {}
 
-  grpc::ServerReadReactor<v1::UploadRequest>* UploadModel(grpc::CallbackServerContext* context,
-                                                          v1::Model* response) override;
+  grpc::ServerReadReactor<grpc::ByteBuffer>* UploadModel(grpc::CallbackServerContext* context,
+                                                         grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* AbortUpload(grpc::CallbackServerContext* context,
                                         const v1::AbortUploadRequest* request,
                                         v1::AbortUploadResponse* response) override;

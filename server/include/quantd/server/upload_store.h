@@ -44,6 +44,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "absl/synchronization/mutex.h"
 #include "quantd/server/blob_store.h"
 #include "quantd/server/clock.h"
@@ -89,6 +90,8 @@ class UploadWriter {
   // REQUIRES offset == committed_bytes(); InvalidArgument otherwise or when
   // the data runs past the declared sizes.
   absl::Status Append(uint64_t offset, absl::string_view data);
+  // The same for data in pieces (e.g. the slices a message arrived in).
+  absl::Status Append(uint64_t offset, absl::Span<const absl::string_view> pieces);
 
   // Verifies sizes and sha256s and commits the model atomically.
   // FailedPrecondition: bytes missing (resume). DataLoss: digest mismatch

@@ -1,0 +1,151 @@
+// ParseUploadChunk reads chunks from any slicing of their bytes, the same as
+// protobuf would, and leaves everything else to protobuf.
+#include "upload_chunk_view.h"
+
+#include <algorithm>
+#include <random>
+
+#include "gtest/gtest.h"
+#include "quantd/v1/quantd.pb.h"
+
+namespace quantd::server {
+namespace {
+
+// `bytes` cut into slices at `cuts` (ascending offsets).
+std::vector<grpc::Slice> Sliced(const std::string& bytes, std::vector<size_t> cuts) {
+  std::vector<grpc::Slice> slices;
+  size_t begin = 0;
+  cuts.push_back(bytes.size());
+  for (size_t end : cuts) {
+    slices.emplace_back(bytes.data() + begin, end - begin);
+    begin = end;
+  }
+  return slices;
+}
+
+std::string Joined(const UploadChunkView& chunk) {
+  std::string s;
+  for (absl::string_view p : chunk.data) s.append(p.data(), p.size());
+  return s;
+}
+
+std::string ChunkBytes(uint64_t offset, const std::string& data) {
+  v1::UploadRequest request;
+  request.mutable_chunk()->set_offset(offset);
+  request.mutable_chunk()->set_data(data);
+  return request.SerializeAsString();
+}
+
+TEST(UploadChunkViewTest, AChunkSplitAcrossSlicesAnywhere) {
+  std::mt19937 rng(1);
+  std::string data(5000, '\0');
+  for (char& c : data) c = static_cast<char>(rng());
+  const std::string bytes = ChunkBytes(1234567, data);
+  // Every cut point once (the key, the length, the offset varint, the data,
+  // and empty slices), then a few random slicings.
+  for (size_t cut = 0; cut <= bytes.size(); ++cut) {
+    UploadChunkView chunk;
+    const std::vector<grpc::Slice> slices = Sliced(bytes, {cut, cut});  // outlives chunk's views
+    ASSERT_TRUE(ParseUploadChunk(slices, &chunk)) << "cut at " << cut;
+    EXPECT_EQ(chunk.offset, 1234567u);
+    EXPECT_EQ(chunk.size, data.size());
+    EXPECT_EQ(Joined(chunk), data) << "cut at " << cut;
+  }
+  for (int i = 0; i < 50; ++i) {
+    std::vector<size_t> cuts;
+    for (int j = 0; j < 8; ++j) cuts.push_back(rng() % bytes.size());
+    std::sort(cuts.begin(), cuts.end());
+    UploadChunkView chunk;
+    const std::vector<grpc::Slice> slices = Sliced(bytes, cuts);
+    ASSERT_TRUE(ParseUploadChunk(slices, &chunk));
+    EXPECT_EQ(Joined(chunk), data);
+  }
+}
+
+TEST(UploadChunkViewTest, OffsetZeroAndEmptyDataAreOmittedFields) {
+  UploadChunkView chunk;
+  const std::vector<grpc::Slice> first = Sliced(ChunkBytes(0, "abc"), {});
+  ASSERT_TRUE(ParseUploadChunk(first, &chunk));
+  EXPECT_EQ(chunk.offset, 0u);
+  EXPECT_EQ(Joined(chunk), "abc");
+  ASSERT_TRUE(ParseUploadChunk(Sliced(ChunkBytes(7, ""), {}), &chunk));
+  EXPECT_EQ(chunk.offset, 7u);
+  EXPECT_EQ(chunk.size, 0u);
+}
+
+TEST(UploadChunkViewTest, FieldsInAnyOrderLastOneWins) {
+  // data, offset, data again: protobuf keeps the last of each.
+  std::string bytes = "\x12\x0e";
+  bytes += "\x12\x03" "old";
+  bytes += "\x08\x05";
+  bytes += "\x12\x03" "new";
+  bytes += "\x08\x09";
+  ASSERT_EQ(bytes.size(), 2u + 0x0e);
+  v1::UploadRequest expected;
+  ASSERT_TRUE(expected.ParseFromString(bytes));
+  UploadChunkView chunk;
+  const std::vector<grpc::Slice> slices = Sliced(bytes, {5});
+  ASSERT_TRUE(ParseUploadChunk(slices, &chunk));
+  EXPECT_EQ(chunk.offset, expected.chunk().offset());
+  EXPECT_EQ(Joined(chunk), expected.chunk().data());
+}
+
+TEST(UploadChunkViewTest, OtherMessagesAreLeftToProtobuf) {
+  v1::UploadRequest header;
+  header.mutable_header()->set_upload_id("u");
+  v1::UploadRequest finish;
+  finish.mutable_finish()->add_sha256("ab");
+  std::string unknown_field = ChunkBytes(1, "xy");
+  unknown_field[1] += 2;
+  unknown_field += "\x18\x01";  // UploadChunk field 3: unknown
+  const std::string chunk_bytes = ChunkBytes(3, "data");
+  for (const std::string& bytes :
+       {header.SerializeAsString(), finish.SerializeAsString(), unknown_field,
+        chunk_bytes + chunk_bytes,                        // two chunk fields: merged by protobuf
+        chunk_bytes.substr(0, chunk_bytes.size() - 1),    // truncated
+        std::string("\x12\x05\x08\xff\xff\xff\xff", 7),  // unterminated varint
+        std::string()}) {
+    UploadChunkView chunk;
+    EXPECT_FALSE(ParseUploadChunk(Sliced(bytes, {}), &chunk));
+  }
+}
+
+// Mutated encodings (flipped bytes, cuts, inserted bytes, random slicing):
+// whenever ParseUploadChunk takes a message, protobuf parses it to the same
+// chunk; it never takes what protobuf refuses or reads as something else.
+TEST(UploadChunkViewTest, AgreesWithProtobufOnMutatedInput) {
+  std::mt19937 rng(42);
+  int taken = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string bytes = ChunkBytes(rng() % 3 == 0 ? 0 : rng(), std::string(rng() % 40, 'd'));
+    const int edits = 1 + static_cast<int>(rng() % 3);
+    for (int e = 0; e < edits && !bytes.empty(); ++e) {
+      const size_t at = rng() % bytes.size();
+      switch (rng() % 4) {
+        case 0: bytes[at] = static_cast<char>(rng()); break;
+        case 1: bytes.resize(at); break;
+        case 2: bytes.insert(at, 1, static_cast<char>(rng())); break;
+        default: break;  // unchanged: the valid encoding
+      }
+    }
+    std::vector<size_t> cuts;
+    if (!bytes.empty()) {
+      for (int c = 0; c < 3; ++c) cuts.push_back(rng() % bytes.size());
+      std::sort(cuts.begin(), cuts.end());
+    }
+    const std::vector<grpc::Slice> slices = Sliced(bytes, cuts);
+    UploadChunkView chunk;
+    if (!ParseUploadChunk(slices, &chunk)) continue;
+    ++taken;
+    v1::UploadRequest expected;
+    ASSERT_TRUE(expected.ParseFromString(bytes)) << "taken but protobuf refuses it";
+    ASSERT_TRUE(expected.has_chunk());
+    EXPECT_EQ(chunk.offset, expected.chunk().offset());
+    EXPECT_EQ(Joined(chunk), expected.chunk().data());
+    EXPECT_EQ(chunk.size, expected.chunk().data().size());
+  }
+  EXPECT_GT(taken, 1000);  // the valid and benignly changed ones
+}
+
+}  // namespace
+}  // namespace quantd::server
