@@ -455,6 +455,16 @@ struct BlockScale {
   uint16_t d;
 };
 
+// The block scale d as stored (fp16) and as used: its inverse (0 for 0)
+// and the fp16 value widened back.
+QUANTD_AVX2_INLINE BlockScale BlockScaleOf(float d) {
+  BlockScale s;
+  s.id = d != 0.0f ? 1.0f / d : 0.0f;
+  s.d = FloatToHalf(d);
+  s.dd = HalfToFloat(s.d);
+  return s;
+}
+
 // One Q8_0 block of finite x with max |x| = amax: ScaleQ8_0, then
 // LevelsQ8_0 writes the block; levels (when non-null): the 32 stored levels
 // as floats (element order, 8 per register).
@@ -463,11 +473,7 @@ struct BlockScale {
 // integer unless |frac(v)| >= 0.5 (with 0.5 itself, v = +-0.5 would).
 QUANTD_AVX2_INLINE BlockScale ScaleQ8_0(const float* x, float amax) {
   const float d = amax / 127.0f;
-  BlockScale s;
-  s.id = d != 0.0f ? 1.0f / d : 0.0f;
-  s.d = FloatToHalf(d);
-  s.dd = HalfToFloat(s.d);
-  return s;
+  return BlockScaleOf(d);
 }
 QUANTD_AVX2_INLINE void LevelsQ8_0(const float* x, const BlockScale& scale, BlockQ8_0* y,
                                    __m256* levels) {
@@ -516,11 +522,7 @@ QUANTD_AVX2_INLINE BlockScale ScaleQ4_0(const float* x, float amax) {
   }
   const float max = amax > 0.0f ? x[__builtin_ctz(hits)] : 0.0f;
   const float d = max / -8.0f;
-  BlockScale s;
-  s.id = d != 0.0f ? 1.0f / d : 0.0f;
-  s.d = FloatToHalf(d);
-  s.dd = HalfToFloat(s.d);
-  return s;
+  return BlockScaleOf(d);
 }
 QUANTD_AVX2_INLINE void LevelsQ4_0(const float* x, const BlockScale& scale, BlockQ4_0* y,
                                    __m256* levels) {
