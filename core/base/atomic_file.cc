@@ -24,6 +24,10 @@ constexpr size_t kBufferSize = 4 << 20;
 // on GGUF Q4_0, 36 KiB chunks: copying them into page cache from the 4 MiB
 // buffer took 25 % of the run, from the chunk itself 2 %).
 constexpr size_t kDirectWriteMin = 16 << 10;
+// WriteUncached: block size and alignment of O_DIRECT writes (a multiple of
+// every common logical block size) and the largest single write.
+constexpr uint64_t kUncachedBlock = 4096;
+constexpr size_t kUncachedChunk = 16 << 20;
 
 }  // namespace
 
@@ -82,6 +86,7 @@ AtomicFileWriter::AtomicFileWriter(std::string path, std::string tmp_path, int f
 }
 
 AtomicFileWriter::~AtomicFileWriter() {
+  if (direct_fd_ >= 0) ::close(direct_fd_);
   if (fd_ >= 0) ::close(fd_);
   if (!committed_ && !resumable_) ::unlink(tmp_path_.c_str());
 }
@@ -123,6 +128,50 @@ absl::Status AtomicFileWriter::Write(absl::Span<const uint8_t> bytes) {
   return absl::OkStatus();
 }
 
+absl::Status AtomicFileWriter::WriteUncached(absl::Span<const uint8_t> bytes) {
+  if (fd_ < 0) return absl::FailedPreconditionError("file already committed or discarded");
+  const uint64_t file_offset = offset_;  // where bytes[0] lands
+  const uintptr_t address = reinterpret_cast<uintptr_t>(bytes.data());
+  const uint64_t blocks_bytes = bytes.size() / kUncachedBlock * kUncachedBlock;
+  if (uncached_failed_ || blocks_bytes == 0 || file_offset % kUncachedBlock != 0 ||
+      address % kUncachedBlock != 0) {
+    return Write(bytes);
+  }
+  QUANTD_RETURN_IF_ERROR(Flush());  // the buffer's bytes come first
+  if (direct_fd_ < 0) {
+    direct_fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+    if (direct_fd_ < 0) {
+      uncached_failed_ = true;  // e.g. a file system without O_DIRECT
+      return Write(bytes);
+    }
+  }
+  uint64_t done = 0;
+  while (done < blocks_bytes) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(blocks_bytes - done, kUncachedChunk));
+    const ssize_t w = ::pwrite(direct_fd_, bytes.data() + done, n,
+                               static_cast<off_t>(file_offset + done));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EINVAL && done == 0 && uncached_bytes_ == 0) {
+        uncached_failed_ = true;  // alignment or O_DIRECT refused on first use
+        break;
+      }
+      return ErrnoToStatus(errno, "write failed", tmp_path_);
+    }
+    if (w == 0) break;
+    done += static_cast<uint64_t>(w);
+    if (done % kUncachedBlock != 0) break;  // a short write: the rest goes buffered
+  }
+  uncached_bytes_ += done;
+  offset_ += done;
+  // write(2) on fd_ continues at its file position: move it past these bytes.
+  if (::lseek(fd_, static_cast<off_t>(offset_), SEEK_SET) < 0) {
+    return ErrnoToStatus(errno, "seek failed", tmp_path_);
+  }
+  if (done == bytes.size()) return absl::OkStatus();
+  return Write(bytes.subspan(done));
+}
+
 absl::Status AtomicFileWriter::Reserve(uint64_t total_bytes) {
   if (fd_ < 0) return absl::FailedPreconditionError("file already committed or discarded");
   if (total_bytes == 0) return absl::OkStatus();
@@ -162,6 +211,10 @@ absl::Status AtomicFileWriter::Commit() {
   if (committed_) return absl::FailedPreconditionError("file already committed");
   if (fd_ < 0) return absl::FailedPreconditionError("file discarded");
   QUANTD_RETURN_IF_ERROR(Flush());
+  if (direct_fd_ >= 0) {
+    ::close(direct_fd_);
+    direct_fd_ = -1;
+  }
   if (reserved_ > offset_) {  // give back what Reserve took beyond the end (best effort)
     (void)::ftruncate(fd_, static_cast<off_t>(offset_));  // same size; drops blocks past it
   }
@@ -180,6 +233,8 @@ absl::Status AtomicFileWriter::Commit() {
 
 void AtomicFileWriter::Discard() {
   if (committed_) return;
+  if (direct_fd_ >= 0) ::close(direct_fd_);
+  direct_fd_ = -1;
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   ::unlink(tmp_path_.c_str());

@@ -57,6 +57,19 @@ class AtomicFileWriter {
   absl::Status Write(const void* data, size_t size) {
     return Write(absl::Span<const uint8_t>(static_cast<const uint8_t*>(data), size));
   }
+  // Appends bytes like Write, sending the largest part that can go straight
+  // to the disk (O_DIRECT, bypassing the page cache) that way: a run of
+  // whole 4 KiB blocks at a file offset that is a multiple of 4 KiB, read
+  // from memory aligned to 4 KiB (a file mapping at an aligned offset). The
+  // disk reads such bytes without the CPU copying them into the page cache
+  // (a 262 MB tensor: 5 ms of CPU instead of about 100 ms), but the call
+  // returns only once the disk has them. The rest, and everything where the
+  // file system refuses O_DIRECT, is written as by Write. For large spans
+  // that the caller does not write itself (input bytes passed through).
+  absl::Status WriteUncached(absl::Span<const uint8_t> bytes);
+  // Bytes WriteUncached sent straight to the disk so far.
+  uint64_t uncached_bytes() const { return uncached_bytes_; }
+
   // Appends zero bytes until the file size is a multiple of `alignment`.
   absl::Status PadTo(uint64_t alignment);
   // Bytes in the file so far (for a resumed writer, including the bytes it
@@ -104,6 +117,11 @@ class AtomicFileWriter {
   uint64_t reserved_ = 0;  // Reserve's total_bytes
   std::vector<uint8_t> buffer_;
   bool committed_ = false;
+  // A second descriptor of the same file opened with O_DIRECT on the first
+  // WriteUncached (-1: not yet, or `uncached_failed_`).
+  int direct_fd_ = -1;
+  bool uncached_failed_ = false;  // O_DIRECT refused: WriteUncached writes as Write
+  uint64_t uncached_bytes_ = 0;
 };
 
 // Writes `bytes` to `path` atomically.
