@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -203,58 +204,103 @@ void SetExternal(onnx::TensorProto* t, const std::string& location, uint64_t off
   add("length", absl::StrCat(length));
 }
 
-// Save's external-data writes. With a pool, a tensor's bytes are written
-// by a task on the pool while the caller goes on to compute the next tensor
-// (deferred producers run inside Save); at most one write is in flight, so
-// at most one finished tensor is held beyond the one being computed.
-// Without a pool every write runs inline.
+// Save's external-data writes, in file order. With a pool, writes run on
+// one pool task at a time (a drain task that runs queued writes in order
+// until none is left) while the caller goes on to compute the next tensors
+// (deferred producers run inside Save). Without a pool every write runs
+// inline.
 //
-// Thread budget: the write task is one of the job's threads, not an extra
-// one. The pool runs tasks in order, so a write queued before the next
+// Memory: a write of bytes that Save computed holds them until written, so
+// the caller queues such a write only while the computed bytes queued stay
+// within kQueuedOwnedBytes (or none are queued: a larger tensor waits for
+// the queue to drain). A write of input bytes passed through (a view of the
+// input's mapping) holds no buffer and never waits: the caller computes the
+// tensors after a large pass-through tensor while the disk takes it.
+//
+// Thread budget: the drain task is one of the job's threads, not an extra
+// one. The pool runs tasks in order, so a drain task queued before the next
 // tensor's loop occupies a pool thread that would otherwise help that loop,
-// and joins it once the write is done (ThreadPool::ParallelFor lets helpers
-// join a running loop); with the pool sized to the job (quantd quantize:
-// parallelism - 1 threads) a job never runs more than `parallelism` threads.
+// and joins it once the queue is empty (ThreadPool::ParallelFor lets
+// helpers join a running loop); with the pool sized to the job (quantd
+// quantize: parallelism - 1 threads) a job never runs more than
+// `parallelism` threads.
 //
 // Thread safety: Start/Wait from the owning thread only.
 class BackgroundWrite {
  public:
+  // Computed bytes that may wait in the queue (see above).
+  static constexpr uint64_t kQueuedOwnedBytes = uint64_t{128} << 20;
+
   // `pool` may be null (inline writes); it must have threads otherwise.
   explicit BackgroundWrite(ThreadPool* pool) : pool_(pool) {}
   BackgroundWrite(const BackgroundWrite&) = delete;
   BackgroundWrite& operator=(const BackgroundWrite&) = delete;
   ~BackgroundWrite() { Wait().IgnoreError(); }
 
-  // Waits for the write in flight; returns the first error of any write.
+  // Waits for every queued write; returns the first error of any write.
   absl::Status Wait() {
     absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(
-        +[](bool* busy) { return !*busy; }, &busy_));
+    mu_.Await(absl::Condition(this, &BackgroundWrite::Idle));
     return status_;
   }
 
-  // Waits for the previous write, then runs `write` (in the background with
-  // a pool). `write` owns what it writes.
-  absl::Status Start(std::function<absl::Status()> write) {
-    QUANTD_RETURN_IF_ERROR(Wait());
+  // Queues `write` after the writes already queued (runs it inline without
+  // a pool). `owned_bytes`: the bytes `write` holds that Save computed (0
+  // for a view of the input). `write` owns what it writes. Returns the
+  // first error of an earlier write, if any.
+  absl::Status Start(std::function<absl::Status()> write, uint64_t owned_bytes) {
     if (pool_ == nullptr) return write();
-    {
-      absl::MutexLock lock(&mu_);
-      busy_ = true;
+    absl::MutexLock lock(&mu_);
+    if (owned_bytes > 0) {
+      auto room = [this, owned_bytes]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return !status_.ok() || queued_owned_ == 0 ||
+               queued_owned_ + owned_bytes <= kQueuedOwnedBytes;
+      };
+      mu_.Await(absl::Condition(&room));
     }
-    pool_->Schedule([this, write = std::move(write)] {
-      absl::Status st = write();
-      absl::MutexLock lock(&mu_);
-      if (status_.ok()) status_ = std::move(st);
-      busy_ = false;
-    });
+    if (!status_.ok()) return status_;
+    queue_.push_back({std::move(write), owned_bytes});
+    queued_owned_ += owned_bytes;
+    if (!draining_) {
+      draining_ = true;
+      pool_->Schedule([this] { Drain(); });
+    }
     return absl::OkStatus();
   }
 
  private:
+  struct Pending {
+    std::function<absl::Status()> write;
+    uint64_t owned_bytes = 0;
+  };
+
+  bool Idle() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !draining_; }
+
+  // The drain task: runs queued writes in order until none is left (after
+  // an error, drops the rest).
+  void Drain() {
+    absl::MutexLock lock(&mu_);
+    while (!queue_.empty()) {
+      Pending next = std::move(queue_.front());
+      queue_.pop_front();
+      absl::Status st;
+      if (status_.ok()) {
+        mu_.Unlock();
+        st = next.write();
+        next.write = nullptr;  // releases the bytes it held
+        mu_.Lock();
+      }
+      queued_owned_ -= next.owned_bytes;
+      if (status_.ok()) status_ = std::move(st);
+    }
+    draining_ = false;
+  }
+
   ThreadPool* const pool_;
   absl::Mutex mu_;
-  bool busy_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
+  uint64_t queued_owned_ ABSL_GUARDED_BY(mu_) = 0;  // owned_bytes of queue_ and the running write
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;      // a drain task is scheduled or running
   absl::Status status_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -575,13 +621,19 @@ absl::StatusOr<SaveResult> OnnxModel::Save(const std::string& path, const SaveOp
         QUANTD_RETURN_IF_ERROR(data_writer->PadTo(alignment));
         QUANTD_RETURN_IF_ERROR(data_writer->Write(owned->bytes()));
       } else {
+        const uint64_t owned_bytes = owned->file_ != nullptr ? 0 : n;
         QUANTD_RETURN_IF_ERROR(background.Start(
             [writer = data_writer.get(), alignment, owned = std::move(owned)]() mutable {
               QUANTD_RETURN_IF_ERROR(writer->PadTo(alignment));
-              QUANTD_RETURN_IF_ERROR(writer->Write(owned->bytes()));
+              // Input bytes passed through unchanged (a view of the input's
+              // mapping) go to the disk without a copy into the page cache.
+              QUANTD_RETURN_IF_ERROR(owned->file_ != nullptr
+                                         ? writer->WriteUncached(owned->bytes())
+                                         : writer->Write(owned->bytes()));
               owned.reset();  // release pages / buffer as soon as written
               return absl::OkStatus();
-            }));
+            },
+            owned_bytes));
       }
       SetExternal(t, data_name, offset, n);
     } else if (!(t->has_raw_data() &&
