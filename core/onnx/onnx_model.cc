@@ -237,6 +237,9 @@ class BackgroundWrite {
   BackgroundWrite& operator=(const BackgroundWrite&) = delete;
   ~BackgroundWrite() { Wait().IgnoreError(); }
 
+  // Whether writes run on the pool (else inline).
+  bool in_background() const { return pool_ != nullptr; }
+
   // Waits for every queued write; returns the first error of any write.
   absl::Status Wait() {
     absl::MutexLock lock(&mu_);
@@ -622,14 +625,17 @@ absl::StatusOr<SaveResult> OnnxModel::Save(const std::string& path, const SaveOp
         QUANTD_RETURN_IF_ERROR(data_writer->Write(owned->bytes()));
       } else {
         const uint64_t owned_bytes = owned->file_ != nullptr ? 0 : n;
+        // Straight to the disk, not through the page cache: input bytes
+        // passed through (a view of the input's mapping) without a copy;
+        // computed bytes through WriteUncached's staging buffer when written
+        // in the background (inline, write(2) returns before the disk has
+        // them and the caller computes on).
+        const bool uncached = owned_bytes == 0 || background.in_background();
         QUANTD_RETURN_IF_ERROR(background.Start(
-            [writer = data_writer.get(), alignment, owned = std::move(owned)]() mutable {
+            [writer = data_writer.get(), alignment, uncached, owned = std::move(owned)]() mutable {
               QUANTD_RETURN_IF_ERROR(writer->PadTo(alignment));
-              // Input bytes passed through unchanged (a view of the input's
-              // mapping) go to the disk without a copy into the page cache.
-              QUANTD_RETURN_IF_ERROR(owned->file_ != nullptr
-                                         ? writer->WriteUncached(owned->bytes())
-                                         : writer->Write(owned->bytes()));
+              QUANTD_RETURN_IF_ERROR(uncached ? writer->WriteUncached(owned->bytes())
+                                              : writer->Write(owned->bytes()));
               owned.reset();  // release pages / buffer as soon as written
               return absl::OkStatus();
             },
