@@ -626,16 +626,20 @@ absl::StatusOr<SaveResult> OnnxModel::Save(const std::string& path, const SaveOp
       } else {
         const uint64_t owned_bytes = owned->file_ != nullptr ? 0 : n;
         // Straight to the disk, not through the page cache: input bytes
-        // passed through (a view of the input's mapping) without a copy;
-        // computed bytes through WriteUncached's staging buffer when written
-        // in the background (inline, write(2) returns before the disk has
-        // them and the caller computes on).
-        const bool uncached = owned_bytes == 0 || background.in_background();
+        // passed through (a view of the input's mapping, unchanged until
+        // Commit) without a copy and without waiting for the disk; computed
+        // bytes through WriteUncached's staging buffer when written in the
+        // background (inline, write(2) returns before the disk has them and
+        // the caller computes on).
+        const bool view = owned_bytes == 0;
+        const bool uncached = background.in_background();
         QUANTD_RETURN_IF_ERROR(background.Start(
-            [writer = data_writer.get(), alignment, uncached, owned = std::move(owned)]() mutable {
+            [writer = data_writer.get(), alignment, view, uncached,
+             owned = std::move(owned)]() mutable {
               QUANTD_RETURN_IF_ERROR(writer->PadTo(alignment));
-              QUANTD_RETURN_IF_ERROR(uncached ? writer->WriteUncached(owned->bytes())
-                                              : writer->Write(owned->bytes()));
+              QUANTD_RETURN_IF_ERROR(view       ? writer->WriteUncachedAsync(owned->bytes())
+                                     : uncached ? writer->WriteUncached(owned->bytes())
+                                                : writer->Write(owned->bytes()));
               owned.reset();  // release pages / buffer as soon as written
               return absl::OkStatus();
             },

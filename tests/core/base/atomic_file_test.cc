@@ -182,6 +182,63 @@ TEST_F(AtomicFileTest, UncachedWritesMixWithBufferedOnesInOrder) {
   EXPECT_EQ(FilesInDir(), 1);
 }
 
+// WriteUncachedAsync: within reserved space, aligned runs from memory that
+// stays unchanged are queued (the temp file takes the reserved size at
+// once, which only the queued path does) and land in order with buffered
+// and synchronous writes around them; Commit waits for them and cuts the
+// file to the bytes written. Without a reservation it writes synchronously
+// (the file never grows past what was written); Discard with writes queued
+// leaves nothing.
+TEST_F(AtomicFileTest, QueuedUncachedWritesLandInOrderAndCommitWaitsForThem) {
+  const bool direct = DirectWritesWork(dir_.string());
+  const size_t big = (40 << 20) + 300;  // three queued chunks and a tail
+  std::unique_ptr<uint8_t, decltype(&std::free)> memory(
+      static_cast<uint8_t*>(std::aligned_alloc(4096, big)), &std::free);
+  for (size_t i = 0; i < big; ++i) memory.get()[i] = static_cast<uint8_t>(i * 7 + i / 4099);
+  const uint8_t* aligned = memory.get();
+  const uint64_t reserve = 96 << 20;
+  for (bool reserved : {true, false}) {
+    SCOPED_TRACE(reserved ? "reserved" : "not reserved");
+    const std::string path = Path(reserved ? "queued.bin" : "unreserved.bin");
+    auto w = AtomicFileWriter::Create(path);
+    ASSERT_TRUE(w.ok());
+    if (reserved) ASSERT_TRUE((*w)->Reserve(reserve).ok());
+    std::string expected;
+    ASSERT_TRUE((*w)->Write("head", 4).ok());
+    expected += "head";
+    ASSERT_TRUE((*w)->PadTo(4096).ok());
+    expected.resize((*w)->offset(), '\0');
+    ASSERT_TRUE((*w)->WriteUncachedAsync({aligned, big}).ok());
+    expected.append(reinterpret_cast<const char*>(aligned), big);
+    ASSERT_TRUE((*w)->PadTo(4096).ok());
+    expected.resize((*w)->offset(), '\0');
+    ASSERT_TRUE((*w)->WriteUncachedAsync({aligned + 8192, 5 << 20}).ok());
+    expected.append(reinterpret_cast<const char*>(aligned + 8192), 5 << 20);
+    ASSERT_TRUE((*w)->Write("tail", 4).ok());
+    expected += "tail";
+    const uint64_t temp_size = fs::file_size((*w)->temp_path());
+    if (reserved && direct) {
+      EXPECT_EQ(temp_size, reserve);  // queued: the file has its reserved size
+    } else {
+      EXPECT_LE(temp_size, expected.size());
+    }
+    EXPECT_EQ((*w)->uncached_bytes(), direct ? uint64_t{45} << 20 : 0);
+    ASSERT_TRUE((*w)->Commit().ok());
+    const std::string got = Read(path);
+    ASSERT_EQ(got.size(), expected.size());
+    EXPECT_TRUE(got == expected);
+  }
+  {
+    auto w = AtomicFileWriter::Create(Path("discarded.bin"));
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Reserve(reserve).ok());
+    ASSERT_TRUE((*w)->WriteUncachedAsync({aligned, big}).ok());
+    (*w)->Discard();
+  }
+  EXPECT_FALSE(fs::exists(Path("discarded.bin")));
+  EXPECT_EQ(FilesInDir(), 2);
+}
+
 TEST_F(AtomicFileTest, ResumedWriterKeepsThePartAcrossWriters) {
   const std::string path = Path("download.bin");
   {

@@ -69,7 +69,17 @@ class AtomicFileWriter {
   // where the file system refuses O_DIRECT, is written as by Write. For
   // large outputs that nobody reads back soon.
   absl::Status WriteUncached(absl::Span<const uint8_t> bytes);
-  // Bytes WriteUncached sent straight to the disk so far.
+  // As WriteUncached, for memory that stays unchanged until Commit or
+  // Discard returns (a read-only mapping of a file nobody writes): the
+  // aligned block run from aligned memory is queued to the disk (Linux
+  // native AIO, O_DIRECT, up to 32 writes of 16 MiB in flight) and the call
+  // returns without waiting for it; Commit waits and reports its errors.
+  // Queued writes need the file's size set first, so they are used only
+  // within the space Reserve took (the file then has the reserved size until
+  // Commit cuts it to offset()); elsewhere, and where native AIO is missing,
+  // this is WriteUncached.
+  absl::Status WriteUncachedAsync(absl::Span<const uint8_t> bytes);
+  // Bytes WriteUncached / WriteUncachedAsync sent straight to the disk so far.
   uint64_t uncached_bytes() const { return uncached_bytes_; }
 
   // Appends zero bytes until the file size is a multiple of `alignment`.
@@ -107,6 +117,14 @@ class AtomicFileWriter {
  private:
   AtomicFileWriter(std::string path, std::string tmp_path, int fd, bool resumable, uint64_t offset);
   absl::Status Flush();
+  // Opens direct_fd_ if needed; false (and uncached_failed_) when refused.
+  bool OpenDirect();
+  // Waits for at least `min_events` queued writes; the first error of any.
+  absl::Status ReapAio(long min_events);
+  // Waits for every queued write and closes the AIO context.
+  absl::Status FinishAio();
+  // Closes the AIO context, waiting for writes in flight, ignoring errors.
+  void DestroyAio();
   absl::Status WriteAll(const uint8_t* p, size_t size);
 
   const std::string path_;
@@ -128,6 +146,10 @@ class AtomicFileWriter {
   };
   std::unique_ptr<uint8_t, FreeDeleter> stage_;  // WriteUncached's staging buffer
   uint64_t uncached_bytes_ = 0;
+  uint64_t aio_context_ = 0;  // aio_context_t of WriteUncachedAsync (0: none)
+  bool aio_failed_ = false;   // no native AIO: WriteUncachedAsync writes synchronously
+  long aio_in_flight_ = 0;
+  absl::Status aio_status_;  // first error of a queued write
 };
 
 // Writes `bytes` to `path` atomically.
