@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <cerrno>
 #include <filesystem>
@@ -32,8 +31,6 @@ constexpr size_t kDirectWriteMin = 16 << 10;
 // every common logical block size) and the largest single write.
 constexpr uint64_t kUncachedBlock = 4096;
 constexpr size_t kUncachedChunk = 16 << 20;
-// Spans from unaligned memory shorter than this are written by Write.
-constexpr uint64_t kStagedMin = 1 << 20;
 // WriteUncachedAsync: O_DIRECT writes (of kUncachedChunk) in flight at most.
 constexpr long kAioDepth = 32;
 
@@ -142,29 +139,17 @@ absl::Status AtomicFileWriter::WriteUncached(absl::Span<const uint8_t> bytes) {
   const uint64_t file_offset = offset_;  // where bytes[0] lands
   const uintptr_t address = reinterpret_cast<uintptr_t>(bytes.data());
   const uint64_t blocks_bytes = bytes.size() / kUncachedBlock * kUncachedBlock;
-  // Memory that is not aligned goes through an aligned staging buffer: a
-  // copy in user space, then O_DIRECT (cheaper than write(2)'s copy into
-  // fresh page-cache pages and their later write-back), for large spans.
-  const bool staged = address % kUncachedBlock != 0;
   if (uncached_failed_ || blocks_bytes == 0 || file_offset % kUncachedBlock != 0 ||
-      (staged && blocks_bytes < kStagedMin)) {
+      address % kUncachedBlock != 0) {
     return Write(bytes);
   }
   QUANTD_RETURN_IF_ERROR(Flush());  // the buffer's bytes come first
   if (!OpenDirect()) return Write(bytes);
-  if (staged && stage_ == nullptr) {
-    stage_.reset(static_cast<uint8_t*>(std::aligned_alloc(kUncachedBlock, kUncachedChunk)));
-    if (stage_ == nullptr) return Write(bytes);
-  }
   uint64_t done = 0;
   while (done < blocks_bytes) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(blocks_bytes - done, kUncachedChunk));
-    const uint8_t* from = bytes.data() + done;
-    if (staged) {
-      std::memcpy(stage_.get(), from, n);
-      from = stage_.get();
-    }
-    const ssize_t w = ::pwrite(direct_fd_, from, n, static_cast<off_t>(file_offset + done));
+    const ssize_t w = ::pwrite(direct_fd_, bytes.data() + done, n,
+                               static_cast<off_t>(file_offset + done));
     if (w < 0) {
       if (errno == EINTR) continue;
       if (errno == EINVAL && done == 0 && uncached_bytes_ == 0) {
@@ -339,7 +324,6 @@ absl::Status AtomicFileWriter::Commit() {
     ::close(direct_fd_);
     direct_fd_ = -1;
   }
-  stage_.reset();
   if (reserved_ > offset_) {  // give back what Reserve took beyond the end (best effort)
     (void)::ftruncate(fd_, static_cast<off_t>(offset_));  // same size; drops blocks past it
   }

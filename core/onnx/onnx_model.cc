@@ -237,9 +237,6 @@ class BackgroundWrite {
   BackgroundWrite& operator=(const BackgroundWrite&) = delete;
   ~BackgroundWrite() { Wait().IgnoreError(); }
 
-  // Whether writes run on the pool (else inline).
-  bool in_background() const { return pool_ != nullptr; }
-
   // Waits for every queued write; returns the first error of any write.
   absl::Status Wait() {
     absl::MutexLock lock(&mu_);
@@ -625,21 +622,17 @@ absl::StatusOr<SaveResult> OnnxModel::Save(const std::string& path, const SaveOp
         QUANTD_RETURN_IF_ERROR(data_writer->Write(owned->bytes()));
       } else {
         const uint64_t owned_bytes = owned->file_ != nullptr ? 0 : n;
-        // Straight to the disk, not through the page cache: input bytes
-        // passed through (a view of the input's mapping, unchanged until
-        // Commit) without a copy and without waiting for the disk; computed
-        // bytes through WriteUncached's staging buffer when written in the
-        // background (inline, write(2) returns before the disk has them and
-        // the caller computes on).
+        // Input bytes passed through (a view of the input's mapping,
+        // unchanged until Commit) go straight to the disk, queued: no copy
+        // into the page cache, and nobody waits for the disk. Computed bytes
+        // go through the page cache (write(2) returns at once; an O_DIRECT
+        // write of them would wait behind the queued ones).
         const bool view = owned_bytes == 0;
-        const bool uncached = background.in_background();
         QUANTD_RETURN_IF_ERROR(background.Start(
-            [writer = data_writer.get(), alignment, view, uncached,
-             owned = std::move(owned)]() mutable {
+            [writer = data_writer.get(), alignment, view, owned = std::move(owned)]() mutable {
               QUANTD_RETURN_IF_ERROR(writer->PadTo(alignment));
-              QUANTD_RETURN_IF_ERROR(view       ? writer->WriteUncachedAsync(owned->bytes())
-                                     : uncached ? writer->WriteUncached(owned->bytes())
-                                                : writer->Write(owned->bytes()));
+              QUANTD_RETURN_IF_ERROR(view ? writer->WriteUncachedAsync(owned->bytes())
+                                          : writer->Write(owned->bytes()));
               owned.reset();  // release pages / buffer as soon as written
               return absl::OkStatus();
             },

@@ -345,7 +345,7 @@ TEST(OnnxModelTest, BackgroundWritesGiveTheSameFiles) {
   auto build = [&](bool fail) {
     onnx::ModelProto m = SmallMlp();
     for (int i = 0; i < 6; ++i) {
-      // big5: 1.2 MB, long enough for WriteUncached's staging buffer.
+      // big5: 1.2 MB, several queued O_DIRECT blocks when passed through.
       const int size = i == 5 ? 300000 : 20000 + 1000 * i;
       *m.mutable_graph()->add_initializer() = FloatTensor(
           "big" + std::to_string(i), {size}, quantd::testing::RandomFloats(size, 10 + i));
@@ -390,7 +390,7 @@ TEST(OnnxModelTest, BackgroundWritesGiveTheSameFiles) {
   EXPECT_TRUE(fs::is_empty(dir + "/d"));
   // A loaded model with every other big tensor recomputed: views of the
   // mapped input (queued without waiting, written past the page cache)
-  // interleave with computed bytes (big5's through the staging buffer); with a pool the files are those of an
+  // interleave with computed bytes; with a pool the files are those of an
   // inline save, and a producer failing after views were queued leaves none.
   auto reload_and_defer = [&](int fail_at) {
     auto m = OnnxModel::Load(dir + "/a/m.onnx");

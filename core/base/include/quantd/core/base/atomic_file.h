@@ -25,7 +25,6 @@
 #define QUANTD_CORE_BASE_ATOMIC_FILE_H_
 
 #include <cstdint>
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -60,14 +59,13 @@ class AtomicFileWriter {
   }
   // Appends bytes like Write, sending the largest part that can go straight
   // to the disk (O_DIRECT, bypassing the page cache) that way: a run of
-  // whole 4 KiB blocks at a file offset that is a multiple of 4 KiB. Memory
-  // aligned to 4 KiB (a file mapping at an aligned offset) is read by the
-  // disk without the CPU copying it (a 262 MB tensor: 5 ms of CPU instead of
-  // about 100 ms through the page cache); other memory, for runs of 1 MiB
-  // or more, is copied through a 16 MiB aligned staging buffer first. The
-  // call returns only once the disk has the bytes. The rest, and everything
-  // where the file system refuses O_DIRECT, is written as by Write. For
-  // large outputs that nobody reads back soon.
+  // whole 4 KiB blocks at a file offset that is a multiple of 4 KiB, read
+  // from memory aligned to 4 KiB (a file mapping at an aligned offset). The
+  // disk reads such bytes without the CPU copying them into the page cache
+  // (a 262 MB tensor: 5 ms of CPU instead of about 100 ms), but the call
+  // returns only once the disk has them. The rest, and everything where the
+  // file system refuses O_DIRECT, is written as by Write. For large spans
+  // that the caller does not write itself (input bytes passed through).
   absl::Status WriteUncached(absl::Span<const uint8_t> bytes);
   // As WriteUncached, for memory that stays unchanged until Commit or
   // Discard returns (a read-only mapping of a file nobody writes): the
@@ -141,10 +139,6 @@ class AtomicFileWriter {
   // WriteUncached (-1: not yet, or `uncached_failed_`).
   int direct_fd_ = -1;
   bool uncached_failed_ = false;  // O_DIRECT refused: WriteUncached writes as Write
-  struct FreeDeleter {
-    void operator()(uint8_t* p) const { std::free(p); }
-  };
-  std::unique_ptr<uint8_t, FreeDeleter> stage_;  // WriteUncached's staging buffer
   uint64_t uncached_bytes_ = 0;
   uint64_t aio_context_ = 0;  // aio_context_t of WriteUncachedAsync (0: none)
   bool aio_failed_ = false;   // no native AIO: WriteUncachedAsync writes synchronously
