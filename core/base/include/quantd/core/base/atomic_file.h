@@ -8,8 +8,10 @@
 //    (buffered: small writes are gathered in a 4 MiB buffer, spans of
 //    16 KiB or more go to write(2) straight from the caller's memory, so
 //    large outputs are copied once, into the page cache, from memory the
-//    caller has just written and is likely still in cache). Destroying a
-//    writer that was not committed removes the temp file.
+//    caller has just written and is likely still in cache; WriteUncached
+//    and WriteUncachedAsync send large aligned spans to the disk with
+//    O_DIRECT instead). Destroying a writer that was not committed removes
+//    the temp file.
 //  - OpenForResume(path): bytes go to "<path>.part" (or a part path the
 //    caller names), appended after what an earlier, interrupted writer left
 //    there (offset() starts at its size).
