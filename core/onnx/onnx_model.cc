@@ -3,13 +3,10 @@
 #include <algorithm>
 #include <climits>
 #include <cstring>
-#include <deque>
 #include <filesystem>
-#include <functional>
 #include <memory>
 
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -203,106 +200,6 @@ void SetExternal(onnx::TensorProto* t, const std::string& location, uint64_t off
   add("offset", absl::StrCat(offset));
   add("length", absl::StrCat(length));
 }
-
-// Save's external-data writes, in file order. With a pool, writes run on
-// one pool task at a time (a drain task that runs queued writes in order
-// until none is left) while the caller goes on to compute the next tensors
-// (deferred producers run inside Save). Without a pool every write runs
-// inline.
-//
-// Memory: a write of bytes that Save computed holds them until written, so
-// the caller queues such a write only while the computed bytes queued stay
-// within kQueuedOwnedBytes (or none are queued: a larger tensor waits for
-// the queue to drain). A write of input bytes passed through (a view of the
-// input's mapping) holds no buffer and never waits: the caller computes the
-// tensors after a large pass-through tensor while the disk takes it.
-//
-// Thread budget: the drain task is one of the job's threads, not an extra
-// one. The pool runs tasks in order, so a drain task queued before the next
-// tensor's loop occupies a pool thread that would otherwise help that loop,
-// and joins it once the queue is empty (ThreadPool::ParallelFor lets
-// helpers join a running loop); with the pool sized to the job (quantd
-// quantize: parallelism - 1 threads) a job never runs more than
-// `parallelism` threads.
-//
-// Thread safety: Start/Wait from the owning thread only.
-class BackgroundWrite {
- public:
-  // Computed bytes that may wait in the queue (see above).
-  static constexpr uint64_t kQueuedOwnedBytes = uint64_t{128} << 20;
-
-  // `pool` may be null (inline writes); it must have threads otherwise.
-  explicit BackgroundWrite(ThreadPool* pool) : pool_(pool) {}
-  BackgroundWrite(const BackgroundWrite&) = delete;
-  BackgroundWrite& operator=(const BackgroundWrite&) = delete;
-  ~BackgroundWrite() { Wait().IgnoreError(); }
-
-  // Waits for every queued write; returns the first error of any write.
-  absl::Status Wait() {
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(this, &BackgroundWrite::Idle));
-    return status_;
-  }
-
-  // Queues `write` after the writes already queued (runs it inline without
-  // a pool). `owned_bytes`: the bytes `write` holds that Save computed (0
-  // for a view of the input). `write` owns what it writes. Returns the
-  // first error of an earlier write, if any.
-  absl::Status Start(std::function<absl::Status()> write, uint64_t owned_bytes) {
-    if (pool_ == nullptr) return write();
-    absl::MutexLock lock(&mu_);
-    if (owned_bytes > 0) {
-      auto room = [this, owned_bytes]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return !status_.ok() || queued_owned_ == 0 ||
-               queued_owned_ + owned_bytes <= kQueuedOwnedBytes;
-      };
-      mu_.Await(absl::Condition(&room));
-    }
-    if (!status_.ok()) return status_;
-    queue_.push_back({std::move(write), owned_bytes});
-    queued_owned_ += owned_bytes;
-    if (!draining_) {
-      draining_ = true;
-      pool_->Schedule([this] { Drain(); });
-    }
-    return absl::OkStatus();
-  }
-
- private:
-  struct Pending {
-    std::function<absl::Status()> write;
-    uint64_t owned_bytes = 0;
-  };
-
-  bool Idle() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !draining_; }
-
-  // The drain task: runs queued writes in order until none is left (after
-  // an error, drops the rest).
-  void Drain() {
-    absl::MutexLock lock(&mu_);
-    while (!queue_.empty()) {
-      Pending next = std::move(queue_.front());
-      queue_.pop_front();
-      absl::Status st;
-      if (status_.ok()) {
-        mu_.Unlock();
-        st = next.write();
-        next.write = nullptr;  // releases the bytes it held
-        mu_.Lock();
-      }
-      queued_owned_ -= next.owned_bytes;
-      if (status_.ok()) status_ = std::move(st);
-    }
-    draining_ = false;
-  }
-
-  ThreadPool* const pool_;
-  absl::Mutex mu_;
-  std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
-  uint64_t queued_owned_ ABSL_GUARDED_BY(mu_) = 0;  // owned_bytes of queue_ and the running write
-  bool draining_ ABSL_GUARDED_BY(mu_) = false;      // a drain task is scheduled or running
-  absl::Status status_ ABSL_GUARDED_BY(mu_);
-};
 
 // Write-back is started every this many bytes of external data, so the disk
 // works while later tensors are computed and Commit's fsync is short.
@@ -589,9 +486,7 @@ absl::StatusOr<SaveResult> OnnxModel::Save(const std::string& path, const SaveOp
 
   SaveResult result;
   std::unique_ptr<AtomicFileWriter> data_writer;
-  uint64_t data_end = 0;  // the data file's size once queued writes are done
-  // Declared after data_writer: destroyed (waiting for its write) first.
-  BackgroundWrite background(ctx.Parallelism() > 1 ? ctx.pool : nullptr);
+  uint64_t data_end = 0;  // the data file's size
   Progress p{"write", 0, sites.size(), 0, total};
   for (size_t i = 0; i < sites.size(); ++i) {
     QUANTD_RETURN_IF_ERROR(ctx.CheckCancelled());
@@ -613,31 +508,17 @@ absl::StatusOr<SaveResult> OnnxModel::Save(const std::string& path, const SaveOp
       }
       const uint64_t offset = (data_end + alignment - 1) / alignment * alignment;
       data_end = offset + n;
-      auto owned = std::make_shared<TensorData>(std::move(*data));
-      if (t->has_raw_data() &&
-          owned->bytes().data() == reinterpret_cast<const uint8_t*>(t->raw_data().data())) {
-        // The bytes are the proto's own, which SetExternal clears: write now.
-        QUANTD_RETURN_IF_ERROR(background.Wait());
-        QUANTD_RETURN_IF_ERROR(data_writer->PadTo(alignment));
-        QUANTD_RETURN_IF_ERROR(data_writer->Write(owned->bytes()));
-      } else {
-        const uint64_t owned_bytes = owned->file_ != nullptr ? 0 : n;
-        // Input bytes passed through (a view of the input's mapping,
-        // unchanged until Commit) go straight to the disk, queued: no copy
-        // into the page cache, and nobody waits for the disk. Computed bytes
-        // go through the page cache (write(2) returns at once; an O_DIRECT
-        // write of them would wait behind the queued ones).
-        const bool view = owned_bytes == 0;
-        QUANTD_RETURN_IF_ERROR(background.Start(
-            [writer = data_writer.get(), alignment, view, owned = std::move(owned)]() mutable {
-              QUANTD_RETURN_IF_ERROR(writer->PadTo(alignment));
-              QUANTD_RETURN_IF_ERROR(view ? writer->WriteUncachedAsync(owned->bytes())
-                                          : writer->Write(owned->bytes()));
-              owned.reset();  // release pages / buffer as soon as written
-              return absl::OkStatus();
-            },
-            owned_bytes));
-      }
+      // Written here, by the thread that computed the bytes (the pool is
+      // free for the next tensor's loop): input bytes passed through (a view
+      // of the input's mapping, unchanged until Commit) are queued to the
+      // disk with O_DIRECT, without a copy into the page cache and without
+      // waiting; computed bytes are copied into the page cache from this
+      // thread's caches (on another thread that copy cost 16x as much CPU:
+      // the 2-thread profile of the 1.35 GB INT4 decoder, docs/benchmarks.md).
+      QUANTD_RETURN_IF_ERROR(data_writer->PadTo(alignment));
+      QUANTD_RETURN_IF_ERROR(data->file_ != nullptr ? data_writer->WriteUncachedAsync(data->bytes())
+                                                    : data_writer->Write(data->bytes()));
+      *data = TensorData();  // releases mapped pages / the computed buffer
       SetExternal(t, data_name, offset, n);
     } else if (!(t->has_raw_data() &&
                  data->bytes().data() == reinterpret_cast<const uint8_t*>(t->raw_data().data()))) {
@@ -651,7 +532,6 @@ absl::StatusOr<SaveResult> OnnxModel::Save(const std::string& path, const SaveOp
     p.bytes_done += n;
     ctx.Report(p);
   }
-  QUANTD_RETURN_IF_ERROR(background.Wait());
   if (data_writer != nullptr && data_writer->offset() != data_end) {
     return absl::InternalError(absl::StrCat("external data file has ", data_writer->offset(),
                                             " bytes, expected ", data_end));

@@ -337,10 +337,10 @@ std::string FileBytes(const std::string& path) {
 
 // Builds a model mixing the three kinds of tensor bytes Save writes to
 // external data: the proto's own raw data, computed (deferred) bytes and,
-// after a first save and reload, views into a mapped data file. With a pool,
-// writes run in the background while the next tensor is computed; the files
-// must be those of an inline save, and a failing producer must leave none.
-TEST(OnnxModelTest, BackgroundWritesGiveTheSameFiles) {
+// after a first save and reload, views into a mapped data file (queued to
+// the disk with O_DIRECT). Saves with and without a pool must give the same
+// files, and a failing producer must leave none.
+TEST(OnnxModelTest, MixedTensorBytesGiveTheSameFilesWithAndWithoutAPool) {
   std::string dir = MakeTempDir("quantd-bg");
   auto build = [&](bool fail) {
     onnx::ModelProto m = SmallMlp();
@@ -389,9 +389,9 @@ TEST(OnnxModelTest, BackgroundWritesGiveTheSameFiles) {
               StatusIs(absl::StatusCode::kInvalidArgument, "producer failed"));
   EXPECT_TRUE(fs::is_empty(dir + "/d"));
   // A loaded model with every other big tensor recomputed: views of the
-  // mapped input (queued without waiting, written past the page cache)
-  // interleave with computed bytes; with a pool the files are those of an
-  // inline save, and a producer failing after views were queued leaves none.
+  // mapped input (queued to the disk, past the page cache) interleave with
+  // computed bytes (through it); the files do not depend on the pool, and a
+  // producer failing after views were queued leaves none.
   auto reload_and_defer = [&](int fail_at) {
     auto m = OnnxModel::Load(dir + "/a/m.onnx");
     EXPECT_TRUE(m.ok()) << m.status();
