@@ -1,10 +1,13 @@
 #include "quantd/core/base/atomic_file.h"
 
 #include <fcntl.h>
+#include <linux/aio_abi.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +27,12 @@ constexpr size_t kBufferSize = 4 << 20;
 // on GGUF Q4_0, 36 KiB chunks: copying them into page cache from the 4 MiB
 // buffer took 25 % of the run, from the chunk itself 2 %).
 constexpr size_t kDirectWriteMin = 16 << 10;
+// WriteUncached: block size and alignment of O_DIRECT writes (a multiple of
+// every common logical block size) and the largest single write.
+constexpr uint64_t kUncachedBlock = 4096;
+constexpr size_t kUncachedChunk = 16 << 20;
+// WriteUncachedAsync: O_DIRECT writes (of kUncachedChunk) in flight at most.
+constexpr long kAioDepth = 32;
 
 }  // namespace
 
@@ -82,6 +91,8 @@ AtomicFileWriter::AtomicFileWriter(std::string path, std::string tmp_path, int f
 }
 
 AtomicFileWriter::~AtomicFileWriter() {
+  DestroyAio();
+  if (direct_fd_ >= 0) ::close(direct_fd_);
   if (fd_ >= 0) ::close(fd_);
   if (!committed_ && !resumable_) ::unlink(tmp_path_.c_str());
 }
@@ -123,6 +134,152 @@ absl::Status AtomicFileWriter::Write(absl::Span<const uint8_t> bytes) {
   return absl::OkStatus();
 }
 
+absl::Status AtomicFileWriter::WriteUncached(absl::Span<const uint8_t> bytes) {
+  if (fd_ < 0) return absl::FailedPreconditionError("file already committed or discarded");
+  const uint64_t file_offset = offset_;  // where bytes[0] lands
+  const uintptr_t address = reinterpret_cast<uintptr_t>(bytes.data());
+  const uint64_t blocks_bytes = bytes.size() / kUncachedBlock * kUncachedBlock;
+  if (uncached_failed_ || blocks_bytes == 0 || file_offset % kUncachedBlock != 0 ||
+      address % kUncachedBlock != 0) {
+    return Write(bytes);
+  }
+  QUANTD_RETURN_IF_ERROR(Flush());  // the buffer's bytes come first
+  if (!OpenDirect()) return Write(bytes);
+  uint64_t done = 0;
+  while (done < blocks_bytes) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(blocks_bytes - done, kUncachedChunk));
+    const ssize_t w = ::pwrite(direct_fd_, bytes.data() + done, n,
+                               static_cast<off_t>(file_offset + done));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EINVAL && done == 0 && uncached_bytes_ == 0) {
+        uncached_failed_ = true;  // alignment or O_DIRECT refused on first use
+        break;
+      }
+      return ErrnoToStatus(errno, "write failed", tmp_path_);
+    }
+    if (w == 0) break;
+    done += static_cast<uint64_t>(w);
+    if (done % kUncachedBlock != 0) break;  // a short write: the rest goes buffered
+  }
+  uncached_bytes_ += done;
+  offset_ += done;
+  // write(2) on fd_ continues at its file position: move it past these bytes.
+  if (::lseek(fd_, static_cast<off_t>(offset_), SEEK_SET) < 0) {
+    return ErrnoToStatus(errno, "seek failed", tmp_path_);
+  }
+  if (done == bytes.size()) return absl::OkStatus();
+  return Write(bytes.subspan(done));
+}
+
+bool AtomicFileWriter::OpenDirect() {
+  if (direct_fd_ >= 0) return true;
+  direct_fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+  if (direct_fd_ < 0) uncached_failed_ = true;  // e.g. a file system without O_DIRECT
+  return direct_fd_ >= 0;
+}
+
+absl::Status AtomicFileWriter::WriteUncachedAsync(absl::Span<const uint8_t> bytes) {
+  if (fd_ < 0) return absl::FailedPreconditionError("file already committed or discarded");
+  if (uncached_bytes_ == 0 && !uncached_failed_ && bytes.size() > kUncachedBlock) {
+    // The first O_DIRECT write runs synchronously: it finds out whether the
+    // file system takes them at all (EINVAL) before anything is queued.
+    QUANTD_RETURN_IF_ERROR(WriteUncached(bytes.first(kUncachedBlock)));
+    bytes.remove_prefix(kUncachedBlock);
+  }
+  const uint64_t file_offset = offset_;
+  const uint64_t blocks_bytes = bytes.size() / kUncachedBlock * kUncachedBlock;
+  if (uncached_failed_ || aio_failed_ || blocks_bytes == 0 || file_offset % kUncachedBlock != 0 ||
+      reinterpret_cast<uintptr_t>(bytes.data()) % kUncachedBlock != 0 ||
+      file_offset + blocks_bytes > reserved_) {
+    return WriteUncached(bytes);
+  }
+  QUANTD_RETURN_IF_ERROR(Flush());  // the buffer's bytes come first
+  if (!OpenDirect()) return Write(bytes);
+  if (aio_context_ == 0) {
+    aio_context_t context = 0;
+    // A write that extends the file waits for the disk even when queued:
+    // the file takes its reserved size now (Commit cuts it to offset()).
+    if (::syscall(SYS_io_setup, kAioDepth, &context) != 0 ||
+        ::ftruncate(fd_, static_cast<off_t>(reserved_)) != 0) {
+      if (context != 0) ::syscall(SYS_io_destroy, context);
+      aio_failed_ = true;  // no native AIO here: write synchronously
+      return WriteUncached(bytes);
+    }
+    aio_context_ = context;
+  }
+  uint64_t done = 0;
+  while (done < blocks_bytes) {
+    if (aio_in_flight_ == kAioDepth) QUANTD_RETURN_IF_ERROR(ReapAio(1));
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(blocks_bytes - done, kUncachedChunk));
+    struct iocb cb;
+    std::memset(&cb, 0, sizeof(cb));
+    cb.aio_data = n;  // the length the completion must report
+    cb.aio_lio_opcode = IOCB_CMD_PWRITE;
+    cb.aio_fildes = static_cast<uint32_t>(direct_fd_);
+    cb.aio_buf = reinterpret_cast<uint64_t>(bytes.data() + done);
+    cb.aio_nbytes = n;
+    cb.aio_offset = static_cast<int64_t>(file_offset + done);
+    struct iocb* list[1] = {&cb};
+    if (::syscall(SYS_io_submit, aio_context_, 1, list) != 1) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN && aio_in_flight_ > 0) {
+        QUANTD_RETURN_IF_ERROR(ReapAio(1));
+        continue;
+      }
+      return ErrnoToStatus(errno, "write failed", tmp_path_);
+    }
+    ++aio_in_flight_;
+    done += n;
+  }
+  uncached_bytes_ += done;
+  offset_ += done;
+  // write(2) on fd_ continues at its file position: move it past these bytes.
+  if (::lseek(fd_, static_cast<off_t>(offset_), SEEK_SET) < 0) {
+    return ErrnoToStatus(errno, "seek failed", tmp_path_);
+  }
+  if (done == bytes.size()) return absl::OkStatus();
+  return Write(bytes.subspan(done));
+}
+
+absl::Status AtomicFileWriter::ReapAio(long min_events) {
+  struct io_event events[kAioDepth];
+  while (min_events > 0) {
+    const long got = ::syscall(SYS_io_getevents, aio_context_, min_events, kAioDepth, events,
+                               nullptr);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoToStatus(errno, "waiting for writes failed", tmp_path_);
+    }
+    for (long i = 0; i < got; ++i) {
+      const int64_t res = events[i].res;
+      if (res < 0 && aio_status_.ok()) {
+        aio_status_ = ErrnoToStatus(static_cast<int>(-res), "write failed", tmp_path_);
+      } else if (res >= 0 && static_cast<uint64_t>(res) != events[i].data && aio_status_.ok()) {
+        aio_status_ = absl::DataLossError(
+            absl::StrCat(tmp_path_, ": short write (", res, " of ", events[i].data, " bytes)"));
+      }
+    }
+    aio_in_flight_ -= got;
+    min_events -= got;
+  }
+  return aio_status_;
+}
+
+absl::Status AtomicFileWriter::FinishAio() {
+  if (aio_context_ == 0) return absl::OkStatus();
+  absl::Status st = ReapAio(aio_in_flight_);
+  DestroyAio();
+  return st;
+}
+
+void AtomicFileWriter::DestroyAio() {
+  if (aio_context_ == 0) return;
+  ::syscall(SYS_io_destroy, aio_context_);  // waits for writes still in flight
+  aio_context_ = 0;
+  aio_in_flight_ = 0;
+}
+
 absl::Status AtomicFileWriter::Reserve(uint64_t total_bytes) {
   if (fd_ < 0) return absl::FailedPreconditionError("file already committed or discarded");
   if (total_bytes == 0) return absl::OkStatus();
@@ -162,6 +319,11 @@ absl::Status AtomicFileWriter::Commit() {
   if (committed_) return absl::FailedPreconditionError("file already committed");
   if (fd_ < 0) return absl::FailedPreconditionError("file discarded");
   QUANTD_RETURN_IF_ERROR(Flush());
+  QUANTD_RETURN_IF_ERROR(FinishAio());
+  if (direct_fd_ >= 0) {
+    ::close(direct_fd_);
+    direct_fd_ = -1;
+  }
   if (reserved_ > offset_) {  // give back what Reserve took beyond the end (best effort)
     (void)::ftruncate(fd_, static_cast<off_t>(offset_));  // same size; drops blocks past it
   }
@@ -180,6 +342,9 @@ absl::Status AtomicFileWriter::Commit() {
 
 void AtomicFileWriter::Discard() {
   if (committed_) return;
+  DestroyAio();
+  if (direct_fd_ >= 0) ::close(direct_fd_);
+  direct_fd_ = -1;
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   ::unlink(tmp_path_.c_str());

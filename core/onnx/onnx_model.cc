@@ -4,11 +4,9 @@
 #include <climits>
 #include <cstring>
 #include <filesystem>
-#include <functional>
 #include <memory>
 
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -202,61 +200,6 @@ void SetExternal(onnx::TensorProto* t, const std::string& location, uint64_t off
   add("offset", absl::StrCat(offset));
   add("length", absl::StrCat(length));
 }
-
-// Save's external-data writes. With a pool, a tensor's bytes are written
-// by a task on the pool while the caller goes on to compute the next tensor
-// (deferred producers run inside Save); at most one write is in flight, so
-// at most one finished tensor is held beyond the one being computed.
-// Without a pool every write runs inline.
-//
-// Thread budget: the write task is one of the job's threads, not an extra
-// one. The pool runs tasks in order, so a write queued before the next
-// tensor's loop occupies a pool thread that would otherwise help that loop,
-// and joins it once the write is done (ThreadPool::ParallelFor lets helpers
-// join a running loop); with the pool sized to the job (quantd quantize:
-// parallelism - 1 threads) a job never runs more than `parallelism` threads.
-//
-// Thread safety: Start/Wait from the owning thread only.
-class BackgroundWrite {
- public:
-  // `pool` may be null (inline writes); it must have threads otherwise.
-  explicit BackgroundWrite(ThreadPool* pool) : pool_(pool) {}
-  BackgroundWrite(const BackgroundWrite&) = delete;
-  BackgroundWrite& operator=(const BackgroundWrite&) = delete;
-  ~BackgroundWrite() { Wait().IgnoreError(); }
-
-  // Waits for the write in flight; returns the first error of any write.
-  absl::Status Wait() {
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(
-        +[](bool* busy) { return !*busy; }, &busy_));
-    return status_;
-  }
-
-  // Waits for the previous write, then runs `write` (in the background with
-  // a pool). `write` owns what it writes.
-  absl::Status Start(std::function<absl::Status()> write) {
-    QUANTD_RETURN_IF_ERROR(Wait());
-    if (pool_ == nullptr) return write();
-    {
-      absl::MutexLock lock(&mu_);
-      busy_ = true;
-    }
-    pool_->Schedule([this, write = std::move(write)] {
-      absl::Status st = write();
-      absl::MutexLock lock(&mu_);
-      if (status_.ok()) status_ = std::move(st);
-      busy_ = false;
-    });
-    return absl::OkStatus();
-  }
-
- private:
-  ThreadPool* const pool_;
-  absl::Mutex mu_;
-  bool busy_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Status status_ ABSL_GUARDED_BY(mu_);
-};
 
 // Write-back is started every this many bytes of external data, so the disk
 // works while later tensors are computed and Commit's fsync is short.
@@ -543,9 +486,7 @@ absl::StatusOr<SaveResult> OnnxModel::Save(const std::string& path, const SaveOp
 
   SaveResult result;
   std::unique_ptr<AtomicFileWriter> data_writer;
-  uint64_t data_end = 0;  // the data file's size once queued writes are done
-  // Declared after data_writer: destroyed (waiting for its write) first.
-  BackgroundWrite background(ctx.Parallelism() > 1 ? ctx.pool : nullptr);
+  uint64_t data_end = 0;  // the data file's size
   Progress p{"write", 0, sites.size(), 0, total};
   for (size_t i = 0; i < sites.size(); ++i) {
     QUANTD_RETURN_IF_ERROR(ctx.CheckCancelled());
@@ -567,22 +508,17 @@ absl::StatusOr<SaveResult> OnnxModel::Save(const std::string& path, const SaveOp
       }
       const uint64_t offset = (data_end + alignment - 1) / alignment * alignment;
       data_end = offset + n;
-      auto owned = std::make_shared<TensorData>(std::move(*data));
-      if (t->has_raw_data() &&
-          owned->bytes().data() == reinterpret_cast<const uint8_t*>(t->raw_data().data())) {
-        // The bytes are the proto's own, which SetExternal clears: write now.
-        QUANTD_RETURN_IF_ERROR(background.Wait());
-        QUANTD_RETURN_IF_ERROR(data_writer->PadTo(alignment));
-        QUANTD_RETURN_IF_ERROR(data_writer->Write(owned->bytes()));
-      } else {
-        QUANTD_RETURN_IF_ERROR(background.Start(
-            [writer = data_writer.get(), alignment, owned = std::move(owned)]() mutable {
-              QUANTD_RETURN_IF_ERROR(writer->PadTo(alignment));
-              QUANTD_RETURN_IF_ERROR(writer->Write(owned->bytes()));
-              owned.reset();  // release pages / buffer as soon as written
-              return absl::OkStatus();
-            }));
-      }
+      // Written here, by the thread that computed the bytes (the pool is
+      // free for the next tensor's loop): input bytes passed through (a view
+      // of the input's mapping, unchanged until Commit) are queued to the
+      // disk with O_DIRECT, without a copy into the page cache and without
+      // waiting; computed bytes are copied into the page cache from this
+      // thread's caches (on another thread that copy cost 16x as much CPU:
+      // the 2-thread profile of the 1.35 GB INT4 decoder, docs/benchmarks.md).
+      QUANTD_RETURN_IF_ERROR(data_writer->PadTo(alignment));
+      QUANTD_RETURN_IF_ERROR(data->file_ != nullptr ? data_writer->WriteUncachedAsync(data->bytes())
+                                                    : data_writer->Write(data->bytes()));
+      *data = TensorData();  // releases mapped pages / the computed buffer
       SetExternal(t, data_name, offset, n);
     } else if (!(t->has_raw_data() &&
                  data->bytes().data() == reinterpret_cast<const uint8_t*>(t->raw_data().data()))) {
@@ -596,7 +532,6 @@ absl::StatusOr<SaveResult> OnnxModel::Save(const std::string& path, const SaveOp
     p.bytes_done += n;
     ctx.Report(p);
   }
-  QUANTD_RETURN_IF_ERROR(background.Wait());
   if (data_writer != nullptr && data_writer->offset() != data_end) {
     return absl::InternalError(absl::StrCat("external data file has ", data_writer->offset(),
                                             " bytes, expected ", data_end));

@@ -1,6 +1,12 @@
 #include "quantd/core/base/atomic_file.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <memory>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -95,6 +101,139 @@ TEST_F(AtomicFileTest, ReservedSpaceAndMixedWritesKeepOrderAndSize) {
   ASSERT_EQ((*w)->offset(), expected.size());
   ASSERT_TRUE((*w)->Commit().ok());
   EXPECT_EQ(Read(path), expected);  // not the reserved 8 MiB
+}
+
+// Whether the file system under `dir` accepts an O_DIRECT write of one
+// aligned 4 KiB block (tmpfs and some others refuse it).
+bool DirectWritesWork(const std::string& dir) {
+  const std::string probe = dir + "/probe";
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_DIRECT | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  void* block = std::aligned_alloc(4096, 4096);
+  std::memset(block, 0, 4096);
+  const bool ok = ::pwrite(fd, block, 4096, 0) == 4096;
+  std::free(block);
+  ::close(fd);
+  std::filesystem::remove(probe);
+  return ok;
+}
+
+// WriteUncached interleaved with Write and PadTo: aligned block runs from
+// aligned memory at aligned offsets bypass the page cache (more than one
+// O_DIRECT chunk for the long one), everything else (a tail that is not a
+// whole block, an unaligned offset or pointer) goes through the ordinary
+// path; the file holds exactly the bytes in order, with the reservation
+// given back.
+TEST_F(AtomicFileTest, UncachedWritesMixWithBufferedOnesInOrder) {
+  const bool direct = DirectWritesWork(dir_.string());
+  const std::string path = Path("uncached.bin");
+  auto w = AtomicFileWriter::Create(path);
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Reserve(64 << 20).ok());
+  (*w)->set_write_back_interval(1 << 20);
+  const size_t big = (17 << 20) + 100;  // 17 MiB of whole blocks and a 100-byte tail
+  std::unique_ptr<uint8_t, decltype(&std::free)> memory(
+      static_cast<uint8_t*>(std::aligned_alloc(4096, big + 4096)), &std::free);
+  for (size_t i = 0; i < big + 4096; ++i) memory.get()[i] = static_cast<uint8_t>(i * 31 + i / 4093);
+  const uint8_t* aligned = memory.get();
+  std::string expected;
+  auto append = [&](const uint8_t* p, size_t n) {
+    expected.append(reinterpret_cast<const char*>(p), n);
+  };
+  auto pad = [&] {
+    ASSERT_TRUE((*w)->PadTo(4096).ok());
+    expected.resize((*w)->offset(), '\0');
+  };
+
+  ASSERT_TRUE((*w)->Write("abc", 3).ok());
+  expected += "abc";
+  pad();
+  ASSERT_TRUE((*w)->WriteUncached({aligned, big}).ok());  // blocks direct, tail buffered
+  append(aligned, big);
+  EXPECT_EQ((*w)->uncached_bytes(), direct ? uint64_t{17} << 20 : 0);
+  const uint64_t after_big = (*w)->uncached_bytes();
+  ASSERT_TRUE((*w)->WriteUncached({aligned, 8192}).ok());  // offset not aligned: buffered
+  append(aligned, 8192);
+  pad();
+  ASSERT_TRUE((*w)->WriteUncached({aligned + 1, 8192}).ok());  // memory not aligned: buffered
+  append(aligned + 1, 8192);
+  EXPECT_EQ((*w)->uncached_bytes(), after_big);
+  pad();
+  ASSERT_TRUE((*w)->Write("x", 1).ok());  // a buffered byte that must land before the next span
+  expected += "x";
+  pad();
+  ASSERT_TRUE((*w)->WriteUncached({aligned + 4096, 3 * 4096}).ok());
+  append(aligned + 4096, 3 * 4096);
+  EXPECT_EQ((*w)->uncached_bytes(), after_big + (direct ? 3 * 4096 : 0));
+  pad();
+  ASSERT_TRUE((*w)->WriteUncached({aligned + 4095, big}).ok());  // long, but not aligned
+  append(aligned + 4095, big);
+  EXPECT_EQ((*w)->uncached_bytes(), after_big + (direct ? 3 * 4096 : 0));
+  ASSERT_TRUE((*w)->Write("end", 3).ok());
+  expected += "end";
+  ASSERT_EQ((*w)->offset(), expected.size());
+  ASSERT_TRUE((*w)->Commit().ok());
+  const std::string got = Read(path);
+  ASSERT_EQ(got.size(), expected.size());
+  EXPECT_TRUE(got == expected);
+  EXPECT_EQ(FilesInDir(), 1);
+}
+
+// WriteUncachedAsync: within reserved space, aligned runs from memory that
+// stays unchanged are queued (the temp file takes the reserved size at
+// once, which only the queued path does) and land in order with buffered
+// and synchronous writes around them; Commit waits for them and cuts the
+// file to the bytes written. Without a reservation it writes synchronously
+// (the file never grows past what was written); Discard with writes queued
+// leaves nothing.
+TEST_F(AtomicFileTest, QueuedUncachedWritesLandInOrderAndCommitWaitsForThem) {
+  const bool direct = DirectWritesWork(dir_.string());
+  const size_t big = (40 << 20) + 300;  // three queued chunks and a tail
+  std::unique_ptr<uint8_t, decltype(&std::free)> memory(
+      static_cast<uint8_t*>(std::aligned_alloc(4096, big)), &std::free);
+  for (size_t i = 0; i < big; ++i) memory.get()[i] = static_cast<uint8_t>(i * 7 + i / 4099);
+  const uint8_t* aligned = memory.get();
+  const uint64_t reserve = 96 << 20;
+  for (bool reserved : {true, false}) {
+    SCOPED_TRACE(reserved ? "reserved" : "not reserved");
+    const std::string path = Path(reserved ? "queued.bin" : "unreserved.bin");
+    auto w = AtomicFileWriter::Create(path);
+    ASSERT_TRUE(w.ok());
+    if (reserved) ASSERT_TRUE((*w)->Reserve(reserve).ok());
+    std::string expected;
+    ASSERT_TRUE((*w)->Write("head", 4).ok());
+    expected += "head";
+    ASSERT_TRUE((*w)->PadTo(4096).ok());
+    expected.resize((*w)->offset(), '\0');
+    ASSERT_TRUE((*w)->WriteUncachedAsync({aligned, big}).ok());
+    expected.append(reinterpret_cast<const char*>(aligned), big);
+    ASSERT_TRUE((*w)->PadTo(4096).ok());
+    expected.resize((*w)->offset(), '\0');
+    ASSERT_TRUE((*w)->WriteUncachedAsync({aligned + 8192, 5 << 20}).ok());
+    expected.append(reinterpret_cast<const char*>(aligned + 8192), 5 << 20);
+    ASSERT_TRUE((*w)->Write("tail", 4).ok());
+    expected += "tail";
+    const uint64_t temp_size = fs::file_size((*w)->temp_path());
+    if (reserved && direct) {
+      EXPECT_EQ(temp_size, reserve);  // queued: the file has its reserved size
+    } else {
+      EXPECT_LE(temp_size, expected.size());
+    }
+    EXPECT_EQ((*w)->uncached_bytes(), direct ? uint64_t{45} << 20 : 0);
+    ASSERT_TRUE((*w)->Commit().ok());
+    const std::string got = Read(path);
+    ASSERT_EQ(got.size(), expected.size());
+    EXPECT_TRUE(got == expected);
+  }
+  {
+    auto w = AtomicFileWriter::Create(Path("discarded.bin"));
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Reserve(reserve).ok());
+    ASSERT_TRUE((*w)->WriteUncachedAsync({aligned, big}).ok());
+    (*w)->Discard();
+  }
+  EXPECT_FALSE(fs::exists(Path("discarded.bin")));
+  EXPECT_EQ(FilesInDir(), 2);
 }
 
 TEST_F(AtomicFileTest, ResumedWriterKeepsThePartAcrossWriters) {

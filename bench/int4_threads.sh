@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Whole-job ONNX INT4 (RTN, MatMulNBits, block 32, symmetric, LM head and
+# embedding kept FP32 as by default) of the ~1.35 GB FP32 decoder of
+# int4_large_model.sh at 1 and 2 threads, back to back, for this build and
+# optionally an older binary in the same run:
+#
+#   quantd quantize model.onnx -o out.onnx --precision int4 --threads N
+#
+# Each (binary, report level, threads) runs REPEAT times (default 3), fresh
+# output folder, warm page cache; the best wall time and the CPU seconds
+# (user + sys) of that run are kept. Printed per binary and report level:
+# wall and CPU at 1 and 2 threads, the 2-thread speed-up (wall 1 / wall 2;
+# 2.00 is perfect and only means something on an otherwise idle machine),
+# the CPU ratio (CPU 2 / CPU 1; 1.00: the second thread costs no extra
+# work) and GB of input per CPU second at 1 thread (the per-core figure).
+# Every output is compared (cmp) with the first binary's 1-thread output.
+#
+#   bench/int4_threads.sh [BUILD_DIR] [WORK_DIR] [OLD_QUANTD]
+# Environment: REPEAT (runs per figure), LEVELS (report levels, default
+# "summary none"), EXTRA (more quantize flags, e.g. "--lm-head int8", the
+# recipe of int4_large_model.sh).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=${1:-$here/../build}
+work=${2:-/tmp/writer-int4}
+old=${3:-}
+repeat=${REPEAT:-3}
+levels=${LEVELS:-summary none}
+read -r -a extra <<< "${EXTRA:-}"
+mkdir -p "$work"
+if [ ! -f "$work/model.onnx.data" ]; then
+  echo "generating a ~1.35 GB FP32 decoder in $work ..."
+  /usr/bin/python3 "$here/../tests/e2e/int_make_decoder.py" "$work/model.onnx" --hidden 2048 \
+    --heads 16 --layers 4 --mlp 5632 --vocab 32000 --external
+fi
+in_bytes=$(( $(stat -c %s "$work/model.onnx") + $(stat -c %s "$work/model.onnx.data") ))
+cat "$work/model.onnx.data" > /dev/null  # warm the page cache
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)," \
+  "input $(awk -v b="$in_bytes" 'BEGIN { printf "%.2f GB", b / 1e9 }'), best of $repeat," \
+  "flags: --precision int4 ${EXTRA:-}"
+bins=()
+[ -n "$old" ] && bins+=("old:$old")
+bins+=("new:$build/server/quantd")
+out=$(mktemp -d /tmp/quantd-int4-threads.XXXXXX)
+trap 'rm -rf "$out"' EXIT
+run() {  # name binary level threads -> prints "wall cpu"
+  local name=$1 bin=$2 level=$3 threads=$4 best_wall="" best_cpu=""
+  for _ in $(seq "$repeat"); do
+    rm -rf "$out/$name"; mkdir -p "$out/$name"
+    /usr/bin/time -f "%e %U %S" -o "$out/time.txt" "$bin" quantize "$work/model.onnx" \
+      -o "$out/$name/model.onnx" --precision int4 --threads "$threads" --report-level "$level" \
+      --quiet ${extra[@]+"${extra[@]}"}
+    read -r wall user sys < "$out/time.txt"
+    if [ -z "$best_wall" ] || awk -v a="$wall" -v b="$best_wall" 'BEGIN { exit !(a < b) }'; then
+      best_wall=$wall best_cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }')
+    fi
+  done
+  echo "$best_wall $best_cpu"
+}
+printf "%-4s %-8s %8s %8s %8s %8s %9s %9s %11s\n" bin level wall1 cpu1 wall2 cpu2 speed-up cpu-ratio "GB/s/cpu-s"
+for level in $levels; do
+  for entry in "${bins[@]}"; do
+    name=${entry%%:*} bin=${entry#*:}
+    read -r w1 c1 < <(run "$name-$level-1" "$bin" "$level" 1)
+    read -r w2 c2 < <(run "$name-$level-2" "$bin" "$level" 2)
+    awk -v n="$name" -v l="$level" -v w1="$w1" -v c1="$c1" -v w2="$w2" -v c2="$c2" -v b="$in_bytes" \
+      'BEGIN { printf "%-4s %-8s %8.2f %8.2f %8.2f %8.2f %8.2fx %9.2f %11.2f\n",
+               n, l, w1, c1, w2, c2, w1 / w2, c2 / c1, b / 1e9 / c1 }'
+  done
+done
+first=""
+for d in "$out"/*/; do
+  if [ -z "$first" ]; then first=$d; continue; fi
+  cmp "$first/model.onnx.data" "$d/model.onnx.data"
+  cmp "$first/model.onnx" "$d/model.onnx"
+done
+echo "outputs identical; load now $(cut -d' ' -f1-3 /proc/loadavg)"
