@@ -89,11 +89,17 @@ class DownloadReactor final : public grpc::ServerWriteReactor<v1::DownloadChunk>
   // way, reads the next chunk into the other message. The step ends when
   // both are done (StepEventDone), so the disk and the network overlap and
   // at most one task of this call runs at a time.
+  //
+  // Once the last write has started, this call may finish and delete the
+  // reactor at any moment (OnWriteDone counts the step down on a gRPC
+  // thread), so after StartWrite nothing here touches a member unless this
+  // step still holds its own event.
   void WriteAndReadAhead() {
-    read_ahead_ = offset_ < reader_->info().size_bytes();
-    step_events_.store(read_ahead_ ? 2 : 1, std::memory_order_relaxed);
+    const bool read_ahead = offset_ < reader_->info().size_bytes();
+    read_ahead_ = read_ahead;
+    step_events_.store(read_ahead ? 2 : 1, std::memory_order_relaxed);
     StartWrite(&chunks_[current_]);
-    if (!read_ahead_) return;
+    if (!read_ahead) return;
     read_status_ = Fill(&chunks_[1 - current_]);
     StepEventDone();
   }
