@@ -52,6 +52,8 @@ struct GgmlKernels {
   QuantizeRowWeightedFn quantize_weighted = nullptr;
   // AVX2 variant of quantize_weighted, same bytes; null when none.
   QuantizeRowWeightedFn quantize_weighted_avx2 = nullptr;
+  // AVX-512 variant of quantize_ref, same bytes; null when none.
+  QuantizeRowFn quantize_avx512 = nullptr;
 };
 
 // One entry per type Quantd writes and reads as float: F32, F16, BF16, Q8_0,
