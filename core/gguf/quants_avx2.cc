@@ -107,6 +107,20 @@ QUANTD_AVX2_INLINE VF RoundClampV(VF f, float lo, float hi) {
   }
   return r;
 }
+// The rounding of RoundClampV alone, and with the upper clamp only.
+QUANTD_AVX2_INLINE VF RoundV(VF f) {
+  for (auto& h : f.h) {
+    h = reinterpret_cast<v8f>(_mm256_round_ps(reinterpret_cast<__m256>(h),
+                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  return f;
+}
+QUANTD_AVX2_INLINE VF MinV(VF f, float hi) {
+  for (auto& h : f.h) {
+    h = reinterpret_cast<v8f>(_mm256_min_ps(reinterpret_cast<__m256>(h), _mm256_set1_ps(hi)));
+  }
+  return f;
+}
 QUANTD_AVX2_INLINE VF Select(VI m, VF a, VF b) {
   return VF{{m.h[0] ? a.h[0] : b.h[0], m.h[1] ? a.h[1] : b.h[1]}};
 }
@@ -255,17 +269,34 @@ QUANTD_AVX2_INLINE void MakeQxQuantsV(int nmax, const VF* X, VI* L, VF* scale_ou
   // of recomputing all of them whenever any lane accepts a candidate.
   VF best_iscale = iscale;
   bool accepted = false;
+  const float lo = static_cast<float>(-nmax), hi = static_cast<float>(nmax - 1);
+  // The sums of one candidate; `levels` rounds (and clamps) iscale * x.
+  auto candidate_sums = [&](auto levels) QUANTD_AVX2_INLINE_LAMBDA {
+    sumlx = VF{};
+    suml2 = VF{};
+    for (int i = 0; i < N; ++i) {
+      const VF fl = levels(iscale * X[i]);
+      sumlx += WX[i] * fl;
+      suml2 += W[i] * fl * fl;
+    }
+  };
   for (int is = -9; is <= 9; ++is) {
     if (is == 0) continue;
     const float num = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(is));
     iscale = num / max;
-    sumlx = VF{};
-    suml2 = VF{};
-    for (int i = 0; i < N; ++i) {
-      const VF fl = RoundClampV(iscale * X[i], static_cast<float>(-nmax),
-                                static_cast<float>(nmax - 1));
-      sumlx += WX[i] * fl;
-      suml2 += W[i] * fl * fl;
+    // |iscale * x| <= |num| (1 + 2^-24)^2 < |num| (1 + 2^-22) = reach, as
+    // |max| = max |x|. Below nmax - 1/2 the rounded level is inside
+    // [-nmax + 1, nmax - 1] and no clamp acts; below nmax + 1/2 only the
+    // upper one can. A clamp that cannot act changes no value, so it is left
+    // out. (A lane whose max is 0 gets NaN or infinite products: an all-zero
+    // sub-block, whose result is replaced by 0.)
+    const float reach = -num * (1.0f + 1.0f / static_cast<float>(1 << 22));
+    if (reach < hi + 0.5f) {
+      candidate_sums([](VF f) QUANTD_AVX2_INLINE_LAMBDA { return RoundV(f); });
+    } else if (reach < -lo + 0.5f) {
+      candidate_sums([hi](VF f) QUANTD_AVX2_INLINE_LAMBDA { return MinV(RoundV(f), hi); });
+    } else {
+      candidate_sums([lo, hi](VF f) QUANTD_AVX2_INLINE_LAMBDA { return RoundClampV(f, lo, hi); });
     }
     const VI upd = (suml2 > 0.0f) & (sumlx * sumlx > best * suml2);
     if (!AnySet(upd)) continue;
