@@ -179,6 +179,27 @@ QUANTD_AVX512_INLINE __mmask16 SearchQ6_K(const float* x, float* scales, float* 
   return zero;
 }
 
+// SetQ6_KScales on the 16 scales in one register: the same bytes. The
+// reference keeps the first scale of the largest magnitude; with every
+// scale finite that is the first lane equal to the maximum. Non-finite
+// scales (from values near the float range) take the scalar function.
+QUANTD_AVX512_INLINE bool SetQ6_KScalesV(const float* scales, BlockQ6_K* y) {
+  const __m512 s = _mm512_loadu_ps(scales);
+  const __m512 a = _mm512_abs_ps(s);
+  const __mmask16 finite = _mm512_cmp_ps_mask(a, _mm512_set1_ps(3.40282347e38f), _CMP_LE_OQ);
+  if (finite != 0xffff) return SetQ6_KScales(scales, y);
+  const float max_abs_scale = _mm512_reduce_max_ps(a);
+  if (max_abs_scale < kGroupMaxEps) return SetQ6_KScales(scales, y);
+  const __mmask16 at_max = _mm512_cmp_ps_mask(a, _mm512_set1_ps(max_abs_scale), _CMP_EQ_OQ);
+  const float max_scale = scales[__builtin_ctz(at_max)];
+  const float iscale = -128.0f / max_scale;
+  y->d = FloatToHalf(1.0f / iscale);
+  const __m512i v = _mm512_min_epi32(NearestIntV(_mm512_mul_ps(_mm512_set1_ps(iscale), s)),
+                                     _mm512_set1_epi32(127));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(y->scales), _mm512_cvtepi32_epi8(v));
+  return true;
+}
+
 // PackQ6_K with 32 bytes per register (levels are 0..63, so the 16-bit
 // shifts move no bit into a neighbouring byte that the masks keep).
 QUANTD_AVX512_INLINE void PackQ6_KV(const int8_t* L, BlockQ6_K* y) {
@@ -218,7 +239,7 @@ QUANTD_AVX512_INLINE void QuantizeBlockQ6_K(const float* x, BlockQ6_K* y, SpanSu
   alignas(64) float best_iscale[kSub];
   alignas(64) int8_t L[kQKK];
   const __mmask16 zero = SearchQ6_K(x, scales, best_iscale);
-  const bool nonzero = SetQ6_KScales(scales, y);
+  const bool nonzero = SetQ6_KScalesV(scales, y);
   const float dh = HalfToFloat(y->d);
   for (int j = 0; j < kSub; ++j) {
     const __m512 xv = _mm512_loadu_ps(x + kSub * j);

@@ -535,6 +535,8 @@ std::vector<float> Q6KAdversarialBlocks(uint32_t seed, bool overflow) {
       x.insert(x.end(), v, v + 16);
     }
   }
+  // Sub-block scales of one magnitude with both signs: the first sets d's sign.
+  for (int i = 0; i < 256; ++i) x.push_back((i / 16) % 2 == (seed % 2) ? 0.5f : -0.5f);
   // A whole block so small that the fp16 d underflows to 0.
   for (int i = 0; i < 256; ++i) x.push_back(1e-9f * nd(rng));
   return x;
