@@ -200,32 +200,6 @@ QUANTD_AVX512_INLINE bool SetQ6_KScalesV(const float* scales, BlockQ6_K* y) {
   return true;
 }
 
-// PackQ6_K with 32 bytes per register (levels are 0..63, so the 16-bit
-// shifts move no bit into a neighbouring byte that the masks keep).
-QUANTD_AVX512_INLINE void PackQ6_KV(const int8_t* L, BlockQ6_K* y) {
-  const __m256i m4 = _mm256_set1_epi8(0x0f);
-  for (int half = 0; half < 2; ++half) {
-    const int8_t* l = L + 128 * half;
-    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(l));
-    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(l + 32));
-    const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(l + 64));
-    const __m256i e = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(l + 96));
-    const __m256i ql0 = _mm256_or_si256(_mm256_and_si256(a, m4),
-                                        _mm256_slli_epi16(_mm256_and_si256(c, m4), 4));
-    const __m256i ql1 = _mm256_or_si256(_mm256_and_si256(b, m4),
-                                        _mm256_slli_epi16(_mm256_and_si256(e, m4), 4));
-    const __m256i qh = _mm256_or_si256(
-        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), _mm256_set1_epi8(0x03)),
-                        _mm256_and_si256(_mm256_srli_epi16(b, 2), _mm256_set1_epi8(0x0c))),
-        _mm256_or_si256(_mm256_and_si256(c, _mm256_set1_epi8(0x30)),
-                        _mm256_and_si256(_mm256_slli_epi16(e, 2),
-                                         _mm256_set1_epi8(static_cast<char>(0xc0)))));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y->ql + 64 * half), ql0);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y->ql + 64 * half + 32), ql1);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y->qh + 32 * half), qh);
-  }
-}
-
 // AddQualitySums' 16 float lanes of one span: lane k takes the values
 // i % 16 == k, which is the lanes of a register of 16 consecutive values.
 struct SpanSums {
@@ -265,7 +239,7 @@ QUANTD_AVX512_INLINE void QuantizeBlockQ6_K(const float* x, BlockQ6_K* y, SpanSu
       sums->emax = _mm512_max_ps(sums->emax, _mm512_abs_ps(e));
     }
   }
-  if (nonzero) PackQ6_KV(L, y);
+  if (nonzero) PackQ6_K_avx2(L, y);
 }
 
 // The largest |x| bit pattern of a super-block: at least 0x7f800000 when

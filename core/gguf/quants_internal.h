@@ -132,6 +132,8 @@ void QuantizeQ5_K_avx2(const float* x, BlockQ5_K* y, int64_t n);
 void QuantizeQ6_K_avx2(const float* x, BlockQ6_K* y, int64_t n);
 void QuantizeQ3_K_avx2(const float* x, BlockQ3_K* y, int64_t n);
 void QuantizeQ2_K_avx2(const float* x, BlockQ2_K* y, int64_t n);
+// PackQ6_K with AVX2 (also used by the AVX-512 kernel).
+void PackQ6_K_avx2(const int8_t* L, BlockQ6_K* y);
 
 // AVX-512 variants (quants_avx512.cc); same bytes (and for the Checked one
 // the same sums and result) as the _ref / AVX2 functions.
