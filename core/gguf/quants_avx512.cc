@@ -21,10 +21,14 @@
 // GCC 12 warns inside its own AVX-512 headers (the undefined source of
 // _mm512_abs_ps and the reductions); nothing here reads an uninitialized value.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// The 64-byte vector helpers are always inlined; their (non-)ABI does not matter.
+#pragma GCC diagnostic ignored "-Wpsabi"
 
 #define QUANTD_AVX512 __attribute__((target("avx2,avx512f,avx512bw,avx512dq,avx512vl")))
 #define QUANTD_AVX512_INLINE \
   __attribute__((target("avx2,avx512f,avx512bw,avx512dq,avx512vl"), always_inline)) inline
+#define QUANTD_AVX512_LAMBDA \
+  __attribute__((target("avx2,avx512f,avx512bw,avx512dq,avx512vl"), always_inline))
 
 namespace quantd::core::gguf::internal {
 namespace {
@@ -133,15 +137,48 @@ QUANTD_AVX512_INLINE void CandidatePair(__m512 max, const __m512* X, const __m51
   Accept(iscale_b, sumlx[1], suml2[1], s);
 }
 
+// X[i] lane k = x[16 k + i]: the 16 x 16 transpose of the super-block (rows
+// are sub-blocks). Pairs of rows interleave by floats, then by float pairs
+// (each 128-bit chunk then holds one column of four rows), then the 4 x 4
+// grid of chunks is transposed with two rounds of 128-bit shuffles.
+QUANTD_AVX512_INLINE void TransposeSubBlocks(const float* x, __m512* X) {
+  __m512 a[16], b[16];
+  for (int m = 0; m < 8; ++m) {
+    const __m512 r0 = _mm512_loadu_ps(x + 32 * m), r1 = _mm512_loadu_ps(x + 32 * m + 16);
+    a[2 * m] = _mm512_unpacklo_ps(r0, r1);
+    a[2 * m + 1] = _mm512_unpackhi_ps(r0, r1);
+  }
+  auto lo = [](__m512 u, __m512 v) QUANTD_AVX512_LAMBDA {
+    return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(u), _mm512_castps_pd(v)));
+  };
+  auto hi = [](__m512 u, __m512 v) QUANTD_AVX512_LAMBDA {
+    return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(u), _mm512_castps_pd(v)));
+  };
+  for (int p = 0; p < 4; ++p) {  // b[4p + c] chunk L: column 4L + c, rows 4p..4p+3
+    b[4 * p] = lo(a[4 * p], a[4 * p + 2]);
+    b[4 * p + 1] = hi(a[4 * p], a[4 * p + 2]);
+    b[4 * p + 2] = lo(a[4 * p + 1], a[4 * p + 3]);
+    b[4 * p + 3] = hi(a[4 * p + 1], a[4 * p + 3]);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 u0 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x88);
+    const __m512 u1 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xdd);
+    const __m512 u2 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x88);
+    const __m512 u3 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xdd);
+    X[c] = _mm512_shuffle_f32x4(u0, u2, 0x88);
+    X[4 + c] = _mm512_shuffle_f32x4(u1, u3, 0x88);
+    X[8 + c] = _mm512_shuffle_f32x4(u0, u2, 0xdd);
+    X[12 + c] = _mm512_shuffle_f32x4(u1, u3, 0xdd);
+  }
+}
+
 // MakeQxQuants(16, 32, ...) for the 16 sub-blocks of the super-block x:
 // scales[j] (the reference's return value), best_iscale[j] (the inverse
 // scale of the levels it keeps) and the mask of all-zero sub-blocks (levels
 // 0, scale 0).
 QUANTD_AVX512_INLINE __mmask16 SearchQ6_K(const float* x, float* scales, float* best_iscale) {
-  const __m512i rows = _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192,
-                                         208, 224, 240);
   __m512 X[kSub], W[kSub], WX[kSub];  // lane j: value i of sub-block j; x^2; x^2 * x
-  for (int i = 0; i < kSub; ++i) X[i] = _mm512_i32gather_ps(rows, x + i, 4);
+  TransposeSubBlocks(x, X);
   __m512 amax = _mm512_setzero_ps(), max = _mm512_setzero_ps();
   for (int i = 0; i < kSub; ++i) {
     const __m512 ax = _mm512_abs_ps(X[i]);
