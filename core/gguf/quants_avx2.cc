@@ -183,6 +183,40 @@ QUANTD_AVX2_INLINE void Gather(const float* x0, const float* x1, VF* X) {
   }
 }
 
+// out[c] lane k = x[k * stride + c] for k, c < 8: an 8 x 8 transpose (rows
+// interleaved by floats, then by float pairs, then 128-bit halves swapped).
+QUANTD_AVX2_INLINE void Transpose8x8(const float* x, int stride, v8f* out) {
+  __m256 t[8], u[8];
+  for (int k = 0; k < 8; k += 2) {
+    const __m256 r0 = _mm256_loadu_ps(x + k * stride), r1 = _mm256_loadu_ps(x + (k + 1) * stride);
+    t[k] = _mm256_unpacklo_ps(r0, r1);
+    t[k + 1] = _mm256_unpackhi_ps(r0, r1);
+  }
+  for (int k = 0; k < 8; k += 4) {  // u[k + c] lane half L: column 4L + c, rows k..k+3
+    u[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
+    u[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xee);
+    u[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+    u[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xee);
+  }
+  for (int c = 0; c < 4; ++c) {
+    out[c] = reinterpret_cast<v8f>(_mm256_permute2f128_ps(u[c], u[4 + c], 0x20));
+    out[4 + c] = reinterpret_cast<v8f>(_mm256_permute2f128_ps(u[c], u[4 + c], 0x31));
+  }
+}
+
+// Gather for sub-blocks of 16 (Q6_K, Q3_K): four 8 x 8 transposes.
+template <>
+QUANTD_AVX2_INLINE void Gather<16>(const float* x0, const float* x1, VF* X) {
+  v8f t[8];
+  for (int h = 0; h < 2; ++h) {
+    const float* x = h == 0 ? x0 : x1;
+    for (int half = 0; half < 2; ++half) {
+      Transpose8x8(x + 8 * half, 16, t);
+      for (int c = 0; c < 8; ++c) X[8 * half + c].h[h] = t[c];
+    }
+  }
+}
+
 // MakeQkx2Quants for 16 sub-blocks of N values at once.
 template <int N>
 QUANTD_AVX2_INLINE void MakeQkx2QuantsV(int nmax, const VF* X, const VF* W, VI* L, VF* scale_out,
