@@ -3,10 +3,12 @@
 // operations (same order, same rounding, branches turned into selects), so
 // the bytes are identical to the _ref kernels; only independent sub-blocks
 // run side by side. The per-block finishing step is shared with the
-// reference (quants_ref.cc).
+// reference (quants_ref.cc), except Q6_K's, which runs on the values in
+// their own order (the same operations per value).
 //
 // Every function here is compiled for AVX2 (target attribute) and is only
-// called at CpuLevel::kAvx2 (QuantizeRow, through the kernel table).
+// called from CpuLevel::kAvx2 up (QuantizeRow, through the kernel table;
+// PackQ6_K_avx2 also from the AVX-512 Q6_K kernel).
 #include <immintrin.h>
 
 #include <algorithm>
