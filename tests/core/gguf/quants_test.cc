@@ -536,7 +536,7 @@ std::vector<float> Q6KAdversarialBlocks(uint32_t seed, bool overflow) {
     }
   }
   // Sub-block scales of one magnitude with both signs: the first sets d's sign.
-  for (int i = 0; i < 256; ++i) x.push_back((i / 16) % 2 == (seed % 2) ? 0.5f : -0.5f);
+  for (int i = 0; i < 256; ++i) x.push_back(static_cast<uint32_t>(i / 16) % 2 == seed % 2 ? 0.5f : -0.5f);
   // A whole block so small that the fp16 d underflows to 0.
   for (int i = 0; i < 256; ++i) x.push_back(1e-9f * nd(rng));
   return x;
@@ -559,7 +559,9 @@ TEST(QuantsTest, Q6KAdversarialBlocksMatchReferenceAtEveryLevel) {
     DequantizeRow(t, ref.data(), back.data(), n);
     QualitySums want_sums;
     AddQualitySums(x.data(), back.data(), n, &want_sums);
-    if (!overflow) ASSERT_FALSE(std::isnan(want_sums.sum_e2)) << seed;
+    if (!overflow) {
+      ASSERT_FALSE(std::isnan(want_sums.sum_e2)) << seed;
+    }
     for (CpuLevel level : kAllCpuLevels) {
       if (HostCpuLevel() < level) continue;
       std::vector<uint8_t> got(RowBytes(t, n), 0xAA), checked(RowBytes(t, n), 0x55);
