@@ -1,7 +1,7 @@
 // GGUF block kernels: reference vs the dispatched variant, for every entry of
 // the kernel table, and the weighted quantizers (an importance matrix) of the
 // types that have one. The dispatched variant is that of the CPU's level; set
-// QUANTD_CPU=scalar|sse2|avx2 to measure a lower one.
+// QUANTD_CPU=scalar|sse2|avx2|avx512 to measure a lower one.
 //   build/bench/gguf_kernels_bench --benchmark_filter=Q4_K
 //   build/bench/gguf_kernels_bench --benchmark_filter='Weighted/IQ'
 #include <cmath>

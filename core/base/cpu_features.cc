@@ -23,19 +23,25 @@ CpuFeatures Probe() {
   if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
   f.sse2 = (d & bit_SSE2) != 0;
   bool ymm = false;
+  bool zmm = false;
   if ((c & bit_OSXSAVE) != 0 && (c & bit_AVX) != 0) {
     unsigned xcr0_lo = 0, xcr0_hi = 0;
     __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
     ymm = (xcr0_lo & 0x6) == 0x6;
+    zmm = (xcr0_lo & 0xe6) == 0xe6;  // and the opmask and upper ZMM state
   }
   f.f16c = ymm && (c & bit_F16C) != 0;
   unsigned a7 = 0, b7 = 0, c7 = 0, d7 = 0;
-  f.avx2 = ymm && __get_cpuid_count(7, 0, &a7, &b7, &c7, &d7) && (b7 & bit_AVX2) != 0;
+  const bool leaf7 = __get_cpuid_count(7, 0, &a7, &b7, &c7, &d7);
+  f.avx2 = ymm && leaf7 && (b7 & bit_AVX2) != 0;
+  constexpr unsigned kAvx512Bits = bit_AVX512F | bit_AVX512BW | bit_AVX512DQ | bit_AVX512VL;
+  f.avx512 = f.avx2 && zmm && (b7 & kAvx512Bits) == kAvx512Bits;
 #endif
   return f;
 }
 
 CpuLevel LevelOf(const CpuFeatures& f) {
+  if (f.avx512) return CpuLevel::kAvx512;
   if (f.avx2) return CpuLevel::kAvx2;
   if (f.sse2) return CpuLevel::kSse2;
   return CpuLevel::kScalar;
@@ -54,8 +60,8 @@ CpuLevel ProcessCpuLevel() {
   return level;
 }
 
-// The innermost ScopedCpuLevelCap (kAvx2 = no cap).
-std::atomic<int> g_cap{static_cast<int>(CpuLevel::kAvx2)};
+// The innermost ScopedCpuLevelCap (kAvx512, the highest level = no cap).
+std::atomic<int> g_cap{static_cast<int>(CpuLevel::kAvx512)};
 
 }  // namespace
 
@@ -80,6 +86,8 @@ absl::string_view CpuLevelName(CpuLevel level) {
       return "sse2";
     case CpuLevel::kAvx2:
       return "avx2";
+    case CpuLevel::kAvx512:
+      return "avx512";
   }
   return "scalar";
 }

@@ -284,6 +284,13 @@ constexpr GgmlKernels Kernels(GgmlType type) {
   return k;
 }
 
+// A table entry with an AVX-512 quantizer.
+template <class Block, void (*kAvx512)(const float*, Block*, int64_t)>
+constexpr GgmlKernels WithAvx512(GgmlKernels k) {
+  k.quantize_avx512 = &QuantizeAs<Block, kAvx512>;
+  return k;
+}
+
 using internal::QuantizeIQ4_NL_avx2;
 using internal::QuantizeIQ4_NL_weighted_avx2;
 using internal::QuantizeIQ4_XS_avx2;
@@ -319,8 +326,9 @@ constexpr GgmlKernels kKernels[] = {
             QuantizeQ4_K_weighted, QuantizeQ4_K_weighted_avx2>(GgmlType::kQ4_K),
     Kernels<BlockQ5_K, QuantizeQ5_K_ref, QuantizeQ5_K_avx2, DequantizeQkMin<5, BlockQ5_K>,
             QuantizeQ5_K_weighted, QuantizeQ5_K_weighted_avx2>(GgmlType::kQ5_K),
-    Kernels<BlockQ6_K, QuantizeQ6_K_ref, QuantizeQ6_K_avx2, DequantizeQ6_K, QuantizeQ6_K_weighted>(
-        GgmlType::kQ6_K),
+    WithAvx512<BlockQ6_K, internal::QuantizeQ6_K_avx512>(
+        Kernels<BlockQ6_K, QuantizeQ6_K_ref, QuantizeQ6_K_avx2, DequantizeQ6_K,
+                QuantizeQ6_K_weighted>(GgmlType::kQ6_K)),
     Kernels<BlockIQ4_NL, QuantizeIQ4_NL_ref, QuantizeIQ4_NL_avx2, DequantizeIQ4_NL,
             QuantizeIQ4_NL_weighted, QuantizeIQ4_NL_weighted_avx2>(GgmlType::kIQ4_NL),
     Kernels<BlockIQ4_XS, QuantizeIQ4_XS_ref, QuantizeIQ4_XS_avx2, DequantizeIQ4_XS,
@@ -356,6 +364,9 @@ const GgmlKernels* FindGgmlKernels(GgmlType type) {
 }
 
 QuantizeRowFn QuantizeRowFor(const GgmlKernels& kernels, CpuLevel level) {
+  if (level >= CpuLevel::kAvx512 && kernels.quantize_avx512 != nullptr) {
+    return kernels.quantize_avx512;
+  }
   if (level >= CpuLevel::kAvx2 && kernels.quantize_avx2 != nullptr) return kernels.quantize_avx2;
   return kernels.quantize_ref;
 }
@@ -451,7 +462,11 @@ void AddQualitySums(const float* x, const float* y, int64_t n, QualitySums* q) {
 
 int64_t QuantizeRowChecked(GgmlType type, const float* x, void* y, int64_t n, QualitySums* q,
                            float* scratch) {
-  if (ActiveCpuLevel() >= CpuLevel::kAvx2) {
+  const CpuLevel level = ActiveCpuLevel();
+  if (level >= CpuLevel::kAvx512 && type == GgmlType::kQ6_K) {
+    return internal::QuantizeQ6_KChecked_avx512(x, static_cast<BlockQ6_K*>(y), n, q);
+  }
+  if (level >= CpuLevel::kAvx2) {
     if (type == GgmlType::kQ8_0) {
       return internal::QuantizeQ8_0Checked_avx2(x, static_cast<BlockQ8_0*>(y), n, q);
     }

@@ -3,10 +3,12 @@
 // operations (same order, same rounding, branches turned into selects), so
 // the bytes are identical to the _ref kernels; only independent sub-blocks
 // run side by side. The per-block finishing step is shared with the
-// reference (quants_ref.cc).
+// reference (quants_ref.cc), except Q6_K's, which runs on the values in
+// their own order (the same operations per value).
 //
 // Every function here is compiled for AVX2 (target attribute) and is only
-// called at CpuLevel::kAvx2 (QuantizeRow, through the kernel table).
+// called from CpuLevel::kAvx2 up (QuantizeRow, through the kernel table;
+// PackQ6_K_avx2 also from the AVX-512 Q6_K kernel).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -107,6 +109,20 @@ QUANTD_AVX2_INLINE VF RoundClampV(VF f, float lo, float hi) {
   }
   return r;
 }
+// The rounding of RoundClampV alone, and with the upper clamp only.
+QUANTD_AVX2_INLINE VF RoundV(VF f) {
+  for (auto& h : f.h) {
+    h = reinterpret_cast<v8f>(_mm256_round_ps(reinterpret_cast<__m256>(h),
+                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  return f;
+}
+QUANTD_AVX2_INLINE VF MinV(VF f, float hi) {
+  for (auto& h : f.h) {
+    h = reinterpret_cast<v8f>(_mm256_min_ps(reinterpret_cast<__m256>(h), _mm256_set1_ps(hi)));
+  }
+  return f;
+}
 QUANTD_AVX2_INLINE VF Select(VI m, VF a, VF b) {
   return VF{{m.h[0] ? a.h[0] : b.h[0], m.h[1] ? a.h[1] : b.h[1]}};
 }
@@ -141,6 +157,22 @@ QUANTD_AVX2 void QuantizeSpanAvx2(const float* x, float dm, float d, int lo, int
   }
 }
 
+// 16 levels ClampInt(NearestInt(iscale * x), -32, 31) + 32 (Q6_K's search
+// levels of one sub-block).
+QUANTD_AVX2_INLINE void QuantizeSpanScaledAvx2(const float* x, float iscale, int8_t* L) {
+  const __m256 vi = _mm256_set1_ps(iscale);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  v8i l[2];
+  for (int h = 0; h < 2; ++h) {
+    const __m256 v = _mm256_mul_ps(vi, _mm256_loadu_ps(x + 8 * h));
+    l[h] = ClampV(NearestIntV(reinterpret_cast<v8f>(v)), -32, 31) + 32;
+  }
+  const __m256i p16 =
+      _mm256_packs_epi32(reinterpret_cast<__m256i>(l[0]), reinterpret_cast<__m256i>(l[1]));
+  const __m256i p8 = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(p16, p16), order);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(L), _mm256_castsi256_si128(p8));
+}
+
 // Lanes 0-7 of X[i] = x0[k * N + i], lanes 8-15 = x1[k * N + i]: two runs of
 // 8 sub-blocks of N floats.
 template <int N>
@@ -149,6 +181,40 @@ QUANTD_AVX2_INLINE void Gather(const float* x0, const float* x1, VF* X) {
     for (int i = 0; i < N; ++i) {
       SetLane(X[i], k, x0[k * N + i]);
       SetLane(X[i], k + 8, x1[k * N + i]);
+    }
+  }
+}
+
+// out[c] lane k = x[k * stride + c] for k, c < 8: an 8 x 8 transpose (rows
+// interleaved by floats, then by float pairs, then 128-bit halves swapped).
+QUANTD_AVX2_INLINE void Transpose8x8(const float* x, int stride, v8f* out) {
+  __m256 t[8], u[8];
+  for (int k = 0; k < 8; k += 2) {
+    const __m256 r0 = _mm256_loadu_ps(x + k * stride), r1 = _mm256_loadu_ps(x + (k + 1) * stride);
+    t[k] = _mm256_unpacklo_ps(r0, r1);
+    t[k + 1] = _mm256_unpackhi_ps(r0, r1);
+  }
+  for (int k = 0; k < 8; k += 4) {  // u[k + c] lane half L: column 4L + c, rows k..k+3
+    u[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
+    u[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xee);
+    u[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+    u[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xee);
+  }
+  for (int c = 0; c < 4; ++c) {
+    out[c] = reinterpret_cast<v8f>(_mm256_permute2f128_ps(u[c], u[4 + c], 0x20));
+    out[4 + c] = reinterpret_cast<v8f>(_mm256_permute2f128_ps(u[c], u[4 + c], 0x31));
+  }
+}
+
+// Gather for sub-blocks of 16 (Q6_K, Q3_K): four 8 x 8 transposes.
+template <>
+QUANTD_AVX2_INLINE void Gather<16>(const float* x0, const float* x1, VF* X) {
+  v8f t[8];
+  for (int h = 0; h < 2; ++h) {
+    const float* x = h == 0 ? x0 : x1;
+    for (int half = 0; half < 2; ++half) {
+      Transpose8x8(x + 8 * half, 16, t);
+      for (int c = 0; c < 8; ++c) X[8 * half + c].h[h] = t[c];
     }
   }
 }
@@ -228,9 +294,13 @@ QUANTD_AVX2_INLINE void SignedAbsMax(const VF* X, VF* amax, VF* max) {
   }
 }
 
-// MakeQxQuants (rmse_type 1, weights x^2) for 16 sub-blocks of N values.
+// MakeQxQuants (rmse_type 1, weights x^2) for 16 sub-blocks of N values:
+// the scales, and instead of the levels the inverse scale they come from
+// (the levels of a lane are ClampInt(NearestInt(best_iscale * x), -nmax,
+// nmax - 1) + nmax, or 0 for the lanes of `zero`, the all-zero sub-blocks).
 template <int N>
-QUANTD_AVX2_INLINE void MakeQxQuantsV(int nmax, const VF* X, VI* L, VF* scale_out) {
+QUANTD_AVX2_INLINE void MakeQxQuantsV(int nmax, const VF* X, VF* scale_out, VF* best_iscale_out,
+                                      VI* zero_out) {
   VF amax, max;
   SignedAbsMax<N>(X, &amax, &max);
   const VI zero = amax < kGroupMaxEps;
@@ -242,45 +312,53 @@ QUANTD_AVX2_INLINE void MakeQxQuantsV(int nmax, const VF* X, VI* L, VF* scale_ou
     WX[i] = W[i] * X[i];
   }
   for (int i = 0; i < N; ++i) {
-    const VI l = ClampV(NearestIntV(iscale * X[i]), -nmax, nmax - 1);
-    L[i] = l + nmax;
-    const VF fl = ToFloat(l);
+    const VF fl = ToFloat(ClampV(NearestIntV(iscale * X[i]), -nmax, nmax - 1));
     sumlx += WX[i] * fl;
     suml2 += W[i] * fl * fl;
   }
   VF scale = Select(suml2 != 0.0f, sumlx / suml2, VF{});
   VF best = scale * sumlx;
   // The levels are those of the last accepted inverse scale: remember it
-  // per lane and compute them once at the end (the same products), instead
-  // of recomputing all of them whenever any lane accepts a candidate.
+  // per lane; the caller computes them once (the same products).
   VF best_iscale = iscale;
-  bool accepted = false;
+  const float lo = static_cast<float>(-nmax), hi = static_cast<float>(nmax - 1);
+  // The sums of one candidate; `levels` rounds (and clamps) iscale * x.
+  auto candidate_sums = [&](auto levels) QUANTD_AVX2_INLINE_LAMBDA {
+    sumlx = VF{};
+    suml2 = VF{};
+    for (int i = 0; i < N; ++i) {
+      const VF fl = levels(iscale * X[i]);
+      sumlx += WX[i] * fl;
+      suml2 += W[i] * fl * fl;
+    }
+  };
   for (int is = -9; is <= 9; ++is) {
     if (is == 0) continue;
     const float num = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(is));
     iscale = num / max;
-    sumlx = VF{};
-    suml2 = VF{};
-    for (int i = 0; i < N; ++i) {
-      const VF fl = RoundClampV(iscale * X[i], static_cast<float>(-nmax),
-                                static_cast<float>(nmax - 1));
-      sumlx += WX[i] * fl;
-      suml2 += W[i] * fl * fl;
+    // |iscale * x| <= |num| (1 + 2^-24)^2 < |num| (1 + 2^-22) = reach, as
+    // |max| = max |x|. Below nmax - 1/2 the rounded level is inside
+    // [-nmax + 1, nmax - 1] and no clamp acts; below nmax + 1/2 only the
+    // upper one can. A clamp that cannot act changes no value, so it is left
+    // out. (A lane whose max is 0 gets NaN or infinite products: an all-zero
+    // sub-block, whose result is replaced by 0.)
+    const float reach = -num * (1.0f + 1.0f / static_cast<float>(1 << 22));
+    if (reach < hi + 0.5f) {
+      candidate_sums([](VF f) QUANTD_AVX2_INLINE_LAMBDA { return RoundV(f); });
+    } else if (reach < -lo + 0.5f) {
+      candidate_sums([hi](VF f) QUANTD_AVX2_INLINE_LAMBDA { return MinV(RoundV(f), hi); });
+    } else {
+      candidate_sums([lo, hi](VF f) QUANTD_AVX2_INLINE_LAMBDA { return RoundClampV(f, lo, hi); });
     }
     const VI upd = (suml2 > 0.0f) & (sumlx * sumlx > best * suml2);
     if (!AnySet(upd)) continue;
-    accepted = true;
     best_iscale = Select(upd, iscale, best_iscale);
     scale = Select(upd, sumlx / suml2, scale);
     best = Select(upd, scale * sumlx, best);
   }
-  if (accepted) {
-    for (int i = 0; i < N; ++i) {
-      L[i] = ClampV(NearestIntV(best_iscale * X[i]), -nmax, nmax - 1) + nmax;
-    }
-  }
-  for (int i = 0; i < N; ++i) L[i] = Select(zero, VI{}, L[i]);
   *scale_out = Select(zero, VF{}, scale);
+  *best_iscale_out = best_iscale;
+  *zero_out = zero;
 }
 
 // MakeQ3Quants (do_rmse) for 16 sub-blocks of N values. A lane whose pass
@@ -1018,17 +1096,38 @@ QUANTD_AVX2 void QuantizeQ3_K_avx2(const float* x, BlockQ3_K* y, int64_t n) {
 namespace {
 
 // One Q6_K super-block: the 16 sub-block searches on the lanes, then the
-// reference's finish. L: its 256 levels (0..63, the stored 6 bits).
+// reference's finish on the values in their own order: per sub-block the
+// levels x / d of FinishQ6_K's span, or where d is 0 the search's own levels
+// (0 for an all-zero sub-block), then the packing. L: its 256 levels (0..63,
+// the stored 6 bits).
 QUANTD_AVX2_INLINE void QuantizeBlockQ6_K(const float* x, BlockQ6_K* y, int8_t* L) {
-  float scales[16];
+  alignas(32) float scales[16], best_iscale[16];
+  alignas(32) int32_t zero[16];
   VF X[16];
-  VI Lv[16];
   Gather<16>(x, x + 128, X);
-  VF sc;
-  MakeQxQuantsV<16>(32, X, Lv, &sc);
+  VF sc, bi;
+  VI zv;
+  MakeQxQuantsV<16>(32, X, &sc, &bi, &zv);
   std::memcpy(scales, &sc, sizeof(sc));
-  Scatter<16>(Lv, L, L + 128);
-  FinishQ6_K(x, scales, L, y, QuantizeSpanAvx2);
+  std::memcpy(best_iscale, &bi, sizeof(bi));
+  std::memcpy(zero, &zv, sizeof(zv));
+  if (!SetQ6_KScales(scales, y)) {
+    std::memset(L, 0, kQKK);  // the block stores no level; its sums read these
+    return;
+  }
+  const float dh = HalfToFloat(y->d);
+  for (int j = 0; j < 16; ++j) {
+    const float d = dh * static_cast<float>(y->scales[j]);
+    if (d != 0.0f) {
+      QuantizeSpanAvx2(x + 16 * j, 0.0f, d, -32, 31, 32, reinterpret_cast<uint8_t*>(L + 16 * j),
+                       16);
+    } else if (zero[j] != 0) {
+      std::memset(L + 16 * j, 0, 16);
+    } else {
+      QuantizeSpanScaledAvx2(x + 16 * j, best_iscale[j], L + 16 * j);
+    }
+  }
+  PackQ6_K_avx2(L, y);
 }
 
 }  // namespace
@@ -1086,6 +1185,32 @@ QUANTD_AVX2 int64_t QuantizeQ6_KChecked_avx2(const float* x, BlockQ6_K* y, int64
     if (q != nullptr) FlushSpanSums(s, q);
   }
   return -1;
+}
+
+// PackQ6_K with 32 bytes per register (levels are 0..63, so the 16-bit
+// shifts move no bit into a neighbouring byte that the masks keep).
+QUANTD_AVX2 void PackQ6_K_avx2(const int8_t* L, BlockQ6_K* y) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  for (int half = 0; half < 2; ++half) {
+    const int8_t* l = L + 128 * half;
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(l));
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(l + 32));
+    const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(l + 64));
+    const __m256i e = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(l + 96));
+    const __m256i ql0 = _mm256_or_si256(_mm256_and_si256(a, m4),
+                                        _mm256_slli_epi16(_mm256_and_si256(c, m4), 4));
+    const __m256i ql1 = _mm256_or_si256(_mm256_and_si256(b, m4),
+                                        _mm256_slli_epi16(_mm256_and_si256(e, m4), 4));
+    const __m256i qh = _mm256_or_si256(
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), _mm256_set1_epi8(0x03)),
+                        _mm256_and_si256(_mm256_srli_epi16(b, 2), _mm256_set1_epi8(0x0c))),
+        _mm256_or_si256(_mm256_and_si256(c, _mm256_set1_epi8(0x30)),
+                        _mm256_and_si256(_mm256_slli_epi16(e, 2),
+                                         _mm256_set1_epi8(static_cast<char>(0xc0)))));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y->ql + 64 * half), ql0);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y->ql + 64 * half + 32), ql1);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y->qh + 32 * half), qh);
+  }
 }
 
 }  // namespace quantd::core::gguf::internal

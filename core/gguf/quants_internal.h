@@ -79,6 +79,12 @@ void FinishQkMin(const float* x, const float* scales, const float* mins, uint8_t
                  SpanQuantFn span = QuantizeSpan_ref);
 void FinishQ6_K(const float* x, const float* scales, int8_t* L, BlockQ6_K* y,
                 SpanQuantFn span = QuantizeSpan_ref);
+// FinishQ6_K's two ends. SetQ6_KScales: from the 16 sub-block scales to the
+// super-block's d and 8-bit scales; false (and y all zero, d = 0) when every
+// scale is below kGroupMaxEps, and then the block is final. PackQ6_K: the
+// 256 levels L (0..63) into ql/qh.
+bool SetQ6_KScales(const float* scales, BlockQ6_K* y);
+void PackQ6_K(const int8_t* L, BlockQ6_K* y);
 
 // IQ4_XS from its 8 block scales (the search's result, 0 for all-zero
 // blocks): the super-block scale, 6-bit block scales and the levels, as
@@ -126,6 +132,14 @@ void QuantizeQ5_K_avx2(const float* x, BlockQ5_K* y, int64_t n);
 void QuantizeQ6_K_avx2(const float* x, BlockQ6_K* y, int64_t n);
 void QuantizeQ3_K_avx2(const float* x, BlockQ3_K* y, int64_t n);
 void QuantizeQ2_K_avx2(const float* x, BlockQ2_K* y, int64_t n);
+// PackQ6_K with AVX2 (also used by the AVX-512 kernel).
+void PackQ6_K_avx2(const int8_t* L, BlockQ6_K* y);
+
+// AVX-512 variants (quants_avx512.cc); same bytes (and for the Checked one
+// the same sums and result) as the _ref / AVX2 functions.
+// REQUIRES: the CPU supports CpuLevel::kAvx512.
+void QuantizeQ6_K_avx512(const float* x, BlockQ6_K* y, int64_t n);
+int64_t QuantizeQ6_KChecked_avx512(const float* x, BlockQ6_K* y, int64_t n, QualitySums* q);
 }  // namespace internal
 
 }  // namespace quantd::core::gguf

@@ -568,7 +568,7 @@ template void FinishQkMin<4, BlockQ4_K>(const float*, const float*, const float*
 template void FinishQkMin<5, BlockQ5_K>(const float*, const float*, const float*, uint8_t*,
                                         BlockQ5_K*, SpanQuantFn);
 
-void FinishQ6_K(const float* x, const float* scales, int8_t* L, BlockQ6_K* y, SpanQuantFn span) {
+bool SetQ6_KScales(const float* scales, BlockQ6_K* y) {
   float max_scale = 0.0f;
   float max_abs_scale = 0.0f;
   for (int ib = 0; ib < kQKK / 16; ++ib) {
@@ -581,7 +581,7 @@ void FinishQ6_K(const float* x, const float* scales, int8_t* L, BlockQ6_K* y, Sp
   if (max_abs_scale < kGroupMaxEps) {
     std::memset(y, 0, sizeof(*y));
     y->d = FloatToHalf(0.0f);
-    return;
+    return false;
   }
   const float iscale = -128.0f / max_scale;
   y->d = FloatToHalf(1.0f / iscale);
@@ -589,11 +589,10 @@ void FinishQ6_K(const float* x, const float* scales, int8_t* L, BlockQ6_K* y, Sp
     const int v = NearestInt(iscale * scales[ib]);
     y->scales[ib] = static_cast<int8_t>(v < 127 ? v : 127);
   }
-  for (int j = 0; j < kQKK / 16; ++j) {
-    const float d = HalfToFloat(y->d) * static_cast<float>(y->scales[j]);
-    if (d == 0.0f) continue;
-    span(x + 16 * j, 0.0f, d, -32, 31, 32, reinterpret_cast<uint8_t*>(L + 16 * j), 16);
-  }
+  return true;
+}
+
+void PackQ6_K(const int8_t* L, BlockQ6_K* y) {
   uint8_t* ql = y->ql;
   uint8_t* qh = y->qh;
   for (int j = 0; j < kQKK; j += 128) {
@@ -610,6 +609,16 @@ void FinishQ6_K(const float* x, const float* scales, int8_t* L, BlockQ6_K* y, Sp
     ql += 64;
     qh += 32;
   }
+}
+
+void FinishQ6_K(const float* x, const float* scales, int8_t* L, BlockQ6_K* y, SpanQuantFn span) {
+  if (!SetQ6_KScales(scales, y)) return;
+  for (int j = 0; j < kQKK / 16; ++j) {
+    const float d = HalfToFloat(y->d) * static_cast<float>(y->scales[j]);
+    if (d == 0.0f) continue;
+    span(x + 16 * j, 0.0f, d, -32, 31, 32, reinterpret_cast<uint8_t*>(L + 16 * j), 16);
+  }
+  PackQ6_K(L, y);
 }
 
 }  // namespace quantd::core::gguf

@@ -9,7 +9,11 @@ namespace {
 
 TEST(CpuFeaturesTest, HostLevelFollowsTheProbedFeatures) {
   const CpuFeatures& f = HostCpuFeatures();
-  const CpuLevel expected = f.avx2 ? CpuLevel::kAvx2 : f.sse2 ? CpuLevel::kSse2 : CpuLevel::kScalar;
+  const CpuLevel expected = f.avx512 ? CpuLevel::kAvx512
+                            : f.avx2  ? CpuLevel::kAvx2
+                            : f.sse2  ? CpuLevel::kSse2
+                                      : CpuLevel::kScalar;
+  if (f.avx512) EXPECT_TRUE(f.avx2);
   EXPECT_EQ(HostCpuLevel(), expected);
 #if defined(__x86_64__)
   EXPECT_TRUE(f.sse2) << "SSE2 is part of x86-64";
@@ -43,8 +47,8 @@ TEST(CpuFeaturesTest, EnvironmentCapsTheLevel) {
   ASSERT_TRUE(wanted.has_value()) << env;
   const CpuLevel expected = *wanted < HostCpuLevel() ? *wanted : HostCpuLevel();
   EXPECT_EQ(ActiveCpuLevel(), expected);
-  // A cap above the environment's level does not raise it.
-  ScopedCpuLevelCap avx2(CpuLevel::kAvx2);
+  // A cap at or above the environment's level does not raise it.
+  ScopedCpuLevelCap avx512(CpuLevel::kAvx512);
   EXPECT_EQ(ActiveCpuLevel(), expected);
 }
 
@@ -53,7 +57,8 @@ TEST(CpuFeaturesTest, LevelNamesRoundTrip) {
     EXPECT_EQ(ParseCpuLevel(CpuLevelName(level)), level);
   }
   EXPECT_EQ(ParseCpuLevel("AVX2"), CpuLevel::kAvx2);
-  EXPECT_EQ(ParseCpuLevel("avx512"), std::nullopt);
+  EXPECT_EQ(ParseCpuLevel("AVX512"), CpuLevel::kAvx512);
+  EXPECT_EQ(ParseCpuLevel("avx512f"), std::nullopt);
   EXPECT_EQ(ParseCpuLevel(""), std::nullopt);
 }
 

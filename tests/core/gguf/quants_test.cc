@@ -445,5 +445,144 @@ TEST(QuantsTest, Q4_0UsesFirstLargestMagnitude) {
   EXPECT_FLOAT_EQ(back[3], -1.0f);
 }
 
+// Q6_K super-blocks built to reach every branch of the sub-block search and
+// the finish: each of the 16 sub-blocks of a block gets its own pattern
+// (all equal of either sign, zeros, one outlier, values below and just above
+// the all-zero threshold, denormals, huge values (with `overflow`: values
+// whose x^3 and fp16 d overflow, so the sums are NaN), ties of
+// the largest magnitude with both signs, half-integer levels that round to
+// even, a sub-block too small for its quantized scale to be nonzero, random
+// magnitudes over ten decades). Every CPU level's quantizer and
+// QuantizeRowChecked (bytes and sums) must match the reference.
+std::vector<float> Q6KAdversarialBlocks(uint32_t seed, bool overflow) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::uniform_real_distribution<float> decade(-8.0f, 2.0f);
+  std::uniform_int_distribution<int> pick(0, 15);
+  auto sub_block = [&](int pattern, float* v) {
+    const float m = std::pow(10.0f, decade(rng));
+    for (int i = 0; i < 16; ++i) v[i] = m * nd(rng);
+    switch (pattern) {
+      case 0:  // all equal
+        for (int i = 0; i < 16; ++i) v[i] = m;
+        break;
+      case 1:
+        for (int i = 0; i < 16; ++i) v[i] = -m;
+        break;
+      case 2:  // zeros, one of them negative
+        for (int i = 0; i < 16; ++i) v[i] = 0.0f;
+        v[5] = -0.0f;
+        break;
+      case 3:  // one outlier
+        for (int i = 0; i < 16; ++i) v[i] = 1e-3f * m * nd(rng);
+        v[pick(rng)] = -m * 50.0f;
+        break;
+      case 4:  // below the all-zero threshold
+        for (int i = 0; i < 16; ++i) v[i] = 5e-16f * nd(rng);
+        break;
+      case 5:  // just above it
+        for (int i = 0; i < 16; ++i) v[i] = 2e-15f * nd(rng);
+        v[3] = 1.5e-15f;
+        break;
+      case 6:  // denormals
+        for (int i = 0; i < 16; ++i) v[i] = 1e-40f * static_cast<float>(i - 7);
+        break;
+      case 7:  // huge: the largest d fp16 holds, or x^3 and d overflow
+        for (int i = 0; i < 16; ++i) {
+          v[i] = (overflow ? 1e18f * nd(rng)
+                           : (i % 2 == 0 ? 2e8f : -2e8f) * (0.5f + static_cast<float>(i) / 32.0f));
+        }
+        break;
+      case 8: {  // largest magnitude tied with both signs, at random places
+        const int a = pick(rng), b = (a + 1 + pick(rng) % 15) % 16;
+        float amax = 0.0f;
+        for (int i = 0; i < 16; ++i) amax = std::max(amax, std::fabs(v[i]));
+        v[a] = (a < b ? 1.0f : -1.0f) * amax;
+        v[b] = -v[a];
+        break;
+      }
+      case 9:  // levels at half-integers: iscale * x = k + 1/2 for the first scale
+        for (int i = 0; i < 16; ++i) v[i] = static_cast<float>(i) - 15.5f;
+        v[0] = -32.0f;
+        break;
+      case 10:  // tiny next to the block's large sub-blocks: its 8-bit scale is 0
+        for (int i = 0; i < 16; ++i) v[i] = 1e-7f * nd(rng);
+        break;
+      case 11:  // ties with the first value
+        for (int i = 0; i < 16; ++i) v[i] = (i % 2 == 0 ? m : -m) * static_cast<float>(i % 3);
+        break;
+      default:  // Gaussian at a random scale
+        break;
+    }
+  };
+  std::vector<float> x;
+  // Blocks of one pattern each (every sub-block alike), then mixed blocks.
+  for (int pattern = 0; pattern < 13; ++pattern) {
+    for (int j = 0; j < 16; ++j) {
+      float v[16];
+      sub_block(pattern, v);
+      x.insert(x.end(), v, v + 16);
+    }
+  }
+  for (int b = 0; b < 40; ++b) {
+    for (int j = 0; j < 16; ++j) {
+      float v[16];
+      const bool loud = b >= 20 && j == 7;  // a loud sub-block sets the scales
+      sub_block(b < 13 ? (j == 0 ? 12 : b) : (loud ? 12 : pick(rng) % 13), v);
+      if (loud) {
+        for (float& f : v) f *= 1e3f;
+      }
+      x.insert(x.end(), v, v + 16);
+    }
+  }
+  // Sub-block scales of one magnitude with both signs: the first sets d's sign.
+  for (int i = 0; i < 256; ++i) x.push_back(static_cast<uint32_t>(i / 16) % 2 == seed % 2 ? 0.5f : -0.5f);
+  // A whole block so small that the fp16 d underflows to 0.
+  for (int i = 0; i < 256; ++i) x.push_back(1e-9f * nd(rng));
+  return x;
+}
+
+TEST(QuantsTest, Q6KAdversarialBlocksMatchReferenceAtEveryLevel) {
+  const GgmlType t = GgmlType::kQ6_K;
+  const GgmlKernels* k = FindGgmlKernels(t);
+  ASSERT_NE(k, nullptr);
+  std::vector<float> scratch(kQualitySpan);
+  // Equal, or both NaN (the overflowing data's sums).
+  auto same = [](double a, double b) { return a == b || (std::isnan(a) && std::isnan(b)); };
+  for (uint32_t seed = 11; seed < 41; ++seed) {
+    const bool overflow = seed % 5 == 0;
+    const std::vector<float> x = Q6KAdversarialBlocks(seed, overflow);
+    const int64_t n = static_cast<int64_t>(x.size());
+    std::vector<uint8_t> ref(RowBytes(t, n));
+    k->quantize_ref(x.data(), ref.data(), n);
+    std::vector<float> back(x.size());
+    DequantizeRow(t, ref.data(), back.data(), n);
+    QualitySums want_sums;
+    AddQualitySums(x.data(), back.data(), n, &want_sums);
+    if (!overflow) {
+      ASSERT_FALSE(std::isnan(want_sums.sum_e2)) << seed;
+    }
+    for (CpuLevel level : kAllCpuLevels) {
+      if (HostCpuLevel() < level) continue;
+      std::vector<uint8_t> got(RowBytes(t, n), 0xAA), checked(RowBytes(t, n), 0x55);
+      QuantizeRowFor(*k, level)(x.data(), got.data(), n);
+      for (size_t i = 0; i < ref.size(); ++i) {
+        ASSERT_EQ(ref[i], got[i]) << CpuLevelName(level) << " seed=" << seed << " byte " << i
+                                  << " (block " << i / sizeof(BlockQ6_K) << ")";
+      }
+      ScopedCpuLevelCap cap(level);
+      QualitySums sums;
+      ASSERT_EQ(QuantizeRowChecked(t, x.data(), checked.data(), n, &sums, scratch.data()), -1);
+      ASSERT_EQ(ref, checked) << CpuLevelName(level) << " seed=" << seed;
+      EXPECT_TRUE(same(sums.sum_w2, want_sums.sum_w2))
+          << CpuLevelName(level) << " seed=" << seed << " " << sums.sum_w2;
+      EXPECT_TRUE(same(sums.sum_e2, want_sums.sum_e2))
+          << CpuLevelName(level) << " seed=" << seed << " " << sums.sum_e2;
+      EXPECT_TRUE(same(sums.max_abs, want_sums.max_abs))
+          << CpuLevelName(level) << " seed=" << seed << " " << sums.max_abs;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace quantd::core::gguf

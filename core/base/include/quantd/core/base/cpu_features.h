@@ -9,7 +9,7 @@
 // and compare them with the reference.
 //
 // The level is the highest one the CPU supports, lowered by
-//  * the environment variable QUANTD_CPU=scalar|sse2|avx2, read once at the
+//  * the environment variable QUANTD_CPU=scalar|sse2|avx2|avx512, read once at the
 //    first call (unknown values are ignored; it never raises the level), and
 //  * the innermost live ScopedCpuLevelCap (tests, benchmarks).
 //
@@ -28,16 +28,22 @@
 namespace quantd::core {
 
 // Instruction-set levels with kernel variants, in increasing order. kSse2 is
-// the x86-64 baseline; kAvx2 requires AVX2 (F16C is reported separately).
-enum class CpuLevel : int { kScalar = 0, kSse2 = 1, kAvx2 = 2 };
+// the x86-64 baseline; kAvx2 requires AVX2 (F16C is reported separately);
+// kAvx512 requires AVX2 and AVX-512 F, BW, DQ and VL with the OS saving the
+// ZMM state (the x86-64-v4 set). A kernel without a variant of the active
+// level uses the best one below it, so kAvx512 runs the AVX2 kernels except
+// where an AVX-512 one exists.
+enum class CpuLevel : int { kScalar = 0, kSse2 = 1, kAvx2 = 2, kAvx512 = 3 };
 
-inline constexpr CpuLevel kAllCpuLevels[] = {CpuLevel::kScalar, CpuLevel::kSse2, CpuLevel::kAvx2};
+inline constexpr CpuLevel kAllCpuLevels[] = {CpuLevel::kScalar, CpuLevel::kSse2, CpuLevel::kAvx2,
+                                             CpuLevel::kAvx512};
 
 // What the hardware supports (no cap applied). Probed once.
 struct CpuFeatures {
   bool sse2 = false;
   bool avx2 = false;
   bool f16c = false;
+  bool avx512 = false;  // F, BW, DQ and VL, and the OS saves the ZMM state
 };
 const CpuFeatures& HostCpuFeatures();
 
@@ -48,7 +54,7 @@ CpuLevel HostCpuLevel();
 // the innermost live ScopedCpuLevelCap.
 CpuLevel ActiveCpuLevel();
 
-// "scalar", "sse2", "avx2".
+// "scalar", "sse2", "avx2", "avx512".
 absl::string_view CpuLevelName(CpuLevel level);
 // Inverse of CpuLevelName (case-insensitive); nullopt for anything else.
 std::optional<CpuLevel> ParseCpuLevel(absl::string_view name);

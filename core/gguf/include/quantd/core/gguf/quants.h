@@ -52,6 +52,8 @@ struct GgmlKernels {
   QuantizeRowWeightedFn quantize_weighted = nullptr;
   // AVX2 variant of quantize_weighted, same bytes; null when none.
   QuantizeRowWeightedFn quantize_weighted_avx2 = nullptr;
+  // AVX-512 variant of quantize_ref, same bytes; null when none.
+  QuantizeRowFn quantize_avx512 = nullptr;
 };
 
 // One entry per type Quantd writes and reads as float: F32, F16, BF16, Q8_0,
@@ -107,7 +109,7 @@ void AddQualitySums(const float* x, const float* y, int64_t n, QualitySums* q);
 // Quantizes n values as QuantizeRow, for a job that must refuse NaN/Inf
 // (a quantized type; float types quantize without the check) and, with q
 // non-null, measure: adds what AddQualitySums(x, DequantizeRow(y), n, q)
-// adds. Q8_0, Q4_0 and Q6_K at CpuLevel::kAvx2 do it in one pass (each block
+// adds. Q8_0, Q4_0 and Q6_K from CpuLevel::kAvx2 up do it in one pass (each block
 // is checked, quantized and measured while in cache); the other types scan,
 // quantize, then dequantize span by span into `scratch` (kQualitySpan
 // floats, caller-owned; unused by the one-pass kernels). No block with a
