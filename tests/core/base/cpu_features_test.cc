@@ -13,7 +13,9 @@ TEST(CpuFeaturesTest, HostLevelFollowsTheProbedFeatures) {
                             : f.avx2  ? CpuLevel::kAvx2
                             : f.sse2  ? CpuLevel::kSse2
                                       : CpuLevel::kScalar;
-  if (f.avx512) EXPECT_TRUE(f.avx2);
+  if (f.avx512) {
+    EXPECT_TRUE(f.avx2);
+  }
   EXPECT_EQ(HostCpuLevel(), expected);
 #if defined(__x86_64__)
   EXPECT_TRUE(f.sse2) << "SSE2 is part of x86-64";
