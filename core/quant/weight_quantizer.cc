@@ -8,6 +8,8 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "int8_kernels.h"
+#include "quantd/core/base/cpu_features.h"
 #include "quantd/core/base/finite.h"
 #include "quantd/core/quant/quality.h"
 
@@ -186,6 +188,89 @@ absl::StatusOr<Int4Result> Int4Impl(const MatrixSource& s, const Int4Options& o,
   return out;
 }
 
+// Per-column INT8 parameters: per channel, or one for the tensor from the
+// columns' ranges.
+std::vector<Int8Params> Int8ParamsOf(const std::vector<float>& mins,
+                                     const std::vector<float>& maxs, const Int8Options& o) {
+  std::vector<Int8Params> params;
+  if (o.per_channel) {
+    params.resize(mins.size());
+    for (size_t c = 0; c < mins.size(); ++c) {
+      params[c] = ComputeInt8Params(mins[c], maxs[c], o.type, o.reduce_range);
+    }
+  } else {
+    float mn = *std::min_element(mins.begin(), mins.end());
+    float mx = *std::max_element(maxs.begin(), maxs.end());
+    params.push_back(ComputeInt8Params(mn, mx, o.type, o.reduce_range));
+  }
+  return params;
+}
+
+// Row-major weights and codes (col_stride 1, out_col_stride 1): ranges of
+// whole-row pieces, two streaming passes (column ranges, then codes with the
+// quality sums fused into the code tiles, as Int4Impl does).
+template <typename T>
+absl::StatusOr<Int8Result> Int8RowMajorImpl(const MatrixSource& s, const Int8Options& o,
+                                            const RunContext& ctx, TensorReport* quality,
+                                            QualityLevel level) {
+  const T* data = reinterpret_cast<const T*>(s.bytes.data());
+  const int8::Int8Kernels& kernels = int8::Int8KernelsFor(ActiveCpuLevel());
+  const int threads = ctx.Parallelism();
+  const int64_t width = RangeWidth(s.n, threads);
+  const int64_t ranges = (s.n + width - 1) / width;
+  std::vector<std::vector<float>> scratch(threads);
+  for (auto& buf : scratch) buf.resize(int8::RowMajorScratchFloats(width));
+  std::vector<float> mins(s.n), maxs(s.n);
+  std::atomic<bool> non_finite{false};
+  absl::Status st = ForEachTile(ranges, ctx, threads, [&](int64_t t, int slot) {
+    const int64_t c0 = t * width, c1 = std::min(s.n, c0 + width);
+    if (!int8::RowMajorRanges(kernels, data, s.k, s.row_stride, c0, c1, mins.data(),
+                              maxs.data(), scratch[slot].data())) {
+      non_finite.store(true, std::memory_order_relaxed);
+    }
+  });
+  if (!st.ok()) return st;
+  if (non_finite) return NonFiniteSourceError(s);
+  Int8Result out;
+  out.params = Int8ParamsOf(mins, maxs, o);
+  std::vector<float> scale(s.n), zp(s.n);
+  for (int64_t c = 0; c < s.n; ++c) {
+    const Int8Params& p = out.params[o.per_channel ? c : 0];
+    scale[c] = p.scale;
+    zp[c] = static_cast<float>(p.zero_point);
+  }
+  out.data.assign(s.k * s.n, 0);
+  // Fused quality: one Int4QualitySums and probe scratch per thread slot.
+  std::optional<QualityAccumulator> acc;
+  std::vector<Int4QualitySums> sums(quality != nullptr ? threads : 0);
+  std::vector<std::vector<float>> probe_scratch(sums.size());
+  if (quality != nullptr) {
+    acc.emplace(s.k);
+    const uint64_t threshold = ProbeSampleThreshold(s.n, level);
+    for (int i = 0; i < threads; ++i) {
+      sums[i].probe = acc->probe();
+      sums[i].probe_rows = QualityAccumulator::kProbeRows;
+      sums[i].sample_threshold = threshold;
+      probe_scratch[i].resize(2 * QualityAccumulator::kProbeRows * width);
+      sums[i].scratch = probe_scratch[i].data();
+    }
+  }
+  st = ForEachTile(ranges, ctx, threads, [&](int64_t t, int slot) {
+    const int64_t c0 = t * width, c1 = std::min(s.n, c0 + width);
+    int8::RowMajorCodes(kernels, data, s.k, s.row_stride, c0, c1, scale.data(), zp.data(), o.type,
+                        out.data.data(), o.out_row_stride,
+                        quality != nullptr ? &sums[slot] : nullptr, scratch[slot].data());
+  });
+  if (!st.ok()) return st;
+  if (quality != nullptr) {
+    for (const Int4QualitySums& q : sums) {
+      acc->AddSums(q.sum_w2, q.sum_e2, q.max_abs, q.sum_y2, q.sum_ye2);
+    }
+    acc->Fill(quality);
+  }
+  return out;
+}
+
 template <typename T>
 absl::StatusOr<Int8Result> Int8Impl(const MatrixSource& s, const Int8Options& o,
                                     const RunContext& ctx, TensorReport* quality,
@@ -215,16 +300,7 @@ absl::StatusOr<Int8Result> Int8Impl(const MatrixSource& s, const Int8Options& o,
   });
   if (!st.ok()) return st;
   if (non_finite) return NonFiniteSourceError(s);
-  if (o.per_channel) {
-    out.params.resize(s.n);
-    for (int64_t c = 0; c < s.n; ++c) {
-      out.params[c] = ComputeInt8Params(mins[c], maxs[c], o.type, o.reduce_range);
-    }
-  } else {
-    float mn = *std::min_element(mins.begin(), mins.end());
-    float mx = *std::max_element(maxs.begin(), maxs.end());
-    out.params.push_back(ComputeInt8Params(mn, mx, o.type, o.reduce_range));
-  }
+  out.params = Int8ParamsOf(mins, maxs, o);
 
   std::vector<QualityAccumulator> acc;
   if (quality != nullptr) {
@@ -370,6 +446,10 @@ absl::StatusOr<Int8Result> QuantizeInt8Matrix(const MatrixSource& src, const Int
                                               const RunContext& ctx, TensorReport* quality,
                                               QualityLevel level) {
   if (absl::Status st = CheckSource(src); !st.ok()) return st;
+  if (src.col_stride == 1 && options.out_col_stride == 1) {
+    if (src.onnx_type == 1) return Int8RowMajorImpl<float>(src, options, ctx, quality, level);
+    return Int8RowMajorImpl<Half>(src, options, ctx, quality, level);
+  }
   if (src.onnx_type == 1) return Int8Impl<float>(src, options, ctx, quality, level);
   return Int8Impl<Half>(src, options, ctx, quality, level);
 }
