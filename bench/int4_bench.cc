@@ -119,19 +119,22 @@ BENCHMARK(BM_Int4Rtn)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-// args: INT8 (0: INT4 RTN bs 32 symmetric), report (0 none, 1 summary, 2
-// full), threads (0 = all). INT8 is per channel QInt8, as the LM head of an
-// INT4 model; row-major W[K, N] and codes, as MatMul weights are.
+// args: int8 (0: INT4 RTN bs 32 symmetric; 1: INT8, row-major W[K, N] as
+// MatMul weights are; 2: INT8 of W stored [N, K], as Gemm transB weights
+// are), report (0 none, 1 summary, 2 full), threads (0 = all). INT8 is per
+// channel QInt8, as the LM head of an INT4 model; codes row-major [K, N].
 void BM_MatrixReport(benchmark::State& state) {
   const auto& w = Weights();
   const bool int8 = state.range(0) != 0;
+  const bool transposed = state.range(0) == 2;
   const int report = static_cast<int>(state.range(1));
   const int threads = state.range(2) == 0 ? AllThreads() : static_cast<int>(state.range(2));
   MatrixSource src;
   src.bytes = {reinterpret_cast<const uint8_t*>(w.data()), w.size() * sizeof(float)};
   src.k = kK;
   src.n = kN;
-  src.row_stride = kN;
+  src.row_stride = transposed ? 1 : kN;
+  src.col_stride = transposed ? kK : 1;
   Int8Options o8;
   o8.per_channel = true;
   o8.out_row_stride = kN;
@@ -161,7 +164,7 @@ void BM_MatrixReport(benchmark::State& state) {
 }
 BENCHMARK(BM_MatrixReport)
     ->ArgNames({"int8", "report", "threads"})
-    ->ArgsProduct({{0, 1}, {0, 1, 2}, {1, 2}})
+    ->ArgsProduct({{0, 1, 2}, {0, 1, 2}, {1, 2}})
     ->Unit(benchmark::kMillisecond)
     ->MeasureProcessCPUTime();
 

@@ -306,24 +306,38 @@ absl::StatusOr<Int8Result> Int8Impl(const MatrixSource& s, const Int8Options& o,
   if (quality != nullptr) {
     for (int i = 0; i < threads; ++i) acc.emplace_back(s.k);
   }
+  // Codes of a tile, column-major [cols][k] like the gathered weights: each
+  // column is coded contiguously, then the tile goes to the output in its
+  // layout (whole columns, or 64-column pieces of rows).
+  std::vector<std::vector<uint8_t>> c_buf(threads);
   st = ForEachTile(tiles, ctx, threads, [&](int64_t t, int slot) {
-    const int64_t c0 = t * kTile, c1 = std::min(s.n, c0 + kTile);
+    const int64_t c0 = t * kTile, c1 = std::min(s.n, c0 + kTile), cols = c1 - c0;
     float* wb = w_buf[slot].data();
-    GatherTile(data, s, c0, c1 - c0, wb);
+    GatherTile(data, s, c0, cols, wb);
+    c_buf[slot].resize(s.k * kTile);
+    uint8_t* cb = c_buf[slot].data();
     if (quality != nullptr) q_buf[slot].resize(s.k * kTile);
-    for (int64_t j = 0; j < c1 - c0; ++j) {
-      const int64_t c = c0 + j;
-      const Int8Params& p = out.params[o.per_channel ? c : 0];
-      uint8_t* dst = out.data.data() + c * o.out_col_stride;
-      QuantizeInt8(wb + j * s.k, s.k, 1, p, o.type, dst, o.out_row_stride);
+    for (int64_t j = 0; j < cols; ++j) {
+      const Int8Params& p = out.params[o.per_channel ? c0 + j : 0];
+      QuantizeInt8(wb + j * s.k, s.k, 1, p, o.type, cb + j * s.k, 1);
       if (quality != nullptr) {
         float* qb = q_buf[slot].data() + j * s.k;
-        for (int64_t r = 0; r < s.k; ++r)
-          qb[r] = DequantizeInt8(dst[r * o.out_row_stride], p, o.type);
+        for (int64_t r = 0; r < s.k; ++r) qb[r] = DequantizeInt8(cb[j * s.k + r], p, o.type);
+      }
+    }
+    uint8_t* dst = out.data.data() + c0 * o.out_col_stride;
+    if (o.out_row_stride == 1) {
+      for (int64_t j = 0; j < cols; ++j) {
+        std::memcpy(dst + j * o.out_col_stride, cb + j * s.k, static_cast<size_t>(s.k));
+      }
+    } else {
+      for (int64_t r = 0; r < s.k; ++r) {
+        uint8_t* row = dst + r * o.out_row_stride;
+        for (int64_t j = 0; j < cols; ++j) row[j * o.out_col_stride] = cb[j * s.k + r];
       }
     }
     if (quality != nullptr) {
-      acc[slot].AddColumns(wb, q_buf[slot].data(), c1 - c0, ProbeGroupSampled(t, threshold));
+      acc[slot].AddColumns(wb, q_buf[slot].data(), cols, ProbeGroupSampled(t, threshold));
     }
   });
   if (!st.ok()) return st;

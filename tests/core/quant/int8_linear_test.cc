@@ -328,6 +328,25 @@ TEST(Int8MatrixTest, RowMajorPathIsThePerColumnReference) {
                 EXPECT_EQ(with_report->data, want) << where << " transposed " << transposed;
                 EXPECT_EQ(bare->data, want) << where << " transposed " << transposed;
               }
+              // Codes stored [n, k] (Conv and embedding layouts): the same
+              // bytes, transposed.
+              MatrixSource s;
+              s.onnx_type = fp16 ? 10 : 1;
+              s.bytes = bytes_of(true);
+              s.k = k;
+              s.n = n;
+              s.row_stride = 1;
+              s.col_stride = k;
+              Int8Options ot = o;
+              ot.out_row_stride = 1;
+              ot.out_col_stride = k;
+              auto r = QuantizeInt8Matrix(s, ot, ctx, nullptr);
+              ASSERT_TRUE(r.ok()) << where;
+              std::vector<uint8_t> want_t(k * n);
+              for (int64_t i = 0; i < k; ++i) {
+                for (int64_t c = 0; c < n; ++c) want_t[c * k + i] = want[i * n + c];
+              }
+              EXPECT_EQ(r->data, want_t) << where << " codes [n, k]";
             }
           }
         }
