@@ -7,7 +7,8 @@
 # count. Prints wall, user and system seconds of each run, the new/old CPU
 # ratio, and whether the two outputs (.onnx and .onnx.data) are byte for
 # byte the same and their reports' figures agree (largest relative
-# difference). Warm page cache; outputs go to WORK_DIR.
+# difference). Warm page cache; outputs go to WORK_DIR and are deleted once
+# compared (one old/new pair, up to 2.8 GB, on disk at a time).
 #
 #   bench/int8_large_model.sh OLD_QUANTD NEW_QUANTD [MODEL_DIR] [WORK_DIR] [THREADS...]
 #
@@ -75,6 +76,7 @@ for x, y in zip(a["tensors"], b["tensors"]):
 print(f"{worst:.1e}")
 EOF
 )
+      rm -f "$a"/model.onnx* "$b"/model.onnx*  # up to 1.4 GB each: keep only the figures
       awk -v n="$name" -v l="$level" -v t="$threads" -v o="${cpu[old]}" -v w="${cpu[new]}" \
         -v s="$same" -v f="$figures" 'BEGIN {
           printf "%-8s %-7s t%s new/old CPU %.2f (%.2f / %.2f s)  outputs %s  report figures max rel diff %s\n",
