@@ -80,30 +80,36 @@ void CodeRowsAvx2(const float* src, int64_t ld, int rows, int width, const float
                   const float* zp, int step, const CodeRange& r, uint8_t* dst, int64_t ldd);
 #endif
 
-// ---- Row-major ranges (the whole-matrix driver's fast path): W[k, n] with
-// rows `row_stride` elements apart and contiguous columns (col_stride 1).
+// ---- Column ranges of a weight matrix W[k, n] (the whole-matrix driver's
+// work items): element (r, c) at data[r * row_stride + c * col_stride].
+// Row-major W (col_stride 1, MatMul B) streams whole-row pieces; W stored
+// [n, k] (row_stride 1: Gemm transB, Conv, embeddings) streams whole columns.
 
-// Scratch floats RowMajorRanges and RowMajorCodes need for a range of
-// `width` columns (FP16 rows are widened into it).
-int64_t RowMajorScratchFloats(int64_t width);
+// Scratch floats ColumnRanges and CodeColumns need for a range of `width`
+// columns of a k-row matrix.
+int64_t ColumnScratchFloats(int64_t k, int64_t width);
 
 // Min and max of each column c in [c0, c1) over all k rows into mins[c] and
-// maxs[c] (the selections of MinMax(): same values). Returns false when one
-// of those weights is NaN or infinite (mins/maxs are then unspecified).
+// maxs[c]: MinMax()'s values, except that a zero's sign may differ (which
+// ComputeInt8Params ignores). Returns false when one of those weights is NaN
+// or infinite (mins/maxs are then unspecified).
 template <typename T>
-bool RowMajorRanges(const Int8Kernels& kernels, const T* data, int64_t k, int64_t row_stride,
-                    int64_t c0, int64_t c1, float* mins, float* maxs, float* scratch);
+bool ColumnRanges(const Int8Kernels& kernels, const T* data, int64_t k, int64_t row_stride,
+                  int64_t col_stride, int64_t c0, int64_t c1, float* mins, float* maxs,
+                  float* scratch);
 
-// Codes of columns [c0, c1) into out (element (r, c) at r * out_row_stride
-// + c): column c uses scale[c] and zp[c] (floats; per-tensor callers repeat
-// one pair). When sums is not null, also adds the quality of the range as
-// the fused INT4 path does (Int4QualitySums: its probe, sample threshold and
-// 2 * probe_rows * (c1 - c0) floats of scratch).
-// REQUIRES: finite weights (RowMajorRanges said so); c0 a multiple of 64.
+// Codes of columns [c0, c1) into out (element (r, c) at r * out_row_stride +
+// c * out_col_stride): column c uses scale[c] and zp[c] (floats; per-tensor
+// callers repeat one pair). When sums is not null, also adds the quality of
+// the range from the code tiles, as the fused INT4 path does
+// (Int4QualitySums: its probe, sample threshold and 2 * probe_rows * (c1 -
+// c0) floats of scratch).
+// REQUIRES: finite weights (ColumnRanges said so); c0 a multiple of 64.
 template <typename T>
-void RowMajorCodes(const Int8Kernels& kernels, const T* data, int64_t k, int64_t row_stride,
-                   int64_t c0, int64_t c1, const float* scale, const float* zp, Int8Type type,
-                   uint8_t* out, int64_t out_row_stride, Int4QualitySums* sums, float* scratch);
+void CodeColumns(const Int8Kernels& kernels, const T* data, int64_t k, int64_t row_stride,
+                 int64_t col_stride, int64_t c0, int64_t c1, const float* scale, const float* zp,
+                 Int8Type type, uint8_t* out, int64_t out_row_stride, int64_t out_col_stride,
+                 Int4QualitySums* sums, float* scratch);
 
 }  // namespace quantd::core::quant::int8
 

@@ -63,12 +63,14 @@ __attribute__((target("avx2"))) void CodeRowsAvx2T(const float* src, int64_t ld,
         q[t] = Code8(_mm256_loadu_ps(v + j + 8 * t), Param<kPerColumn>(scale + j + 8 * t, s1),
                      Param<kPerColumn>(zp + j + 8 * t, z1), lo, hi);
       }
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + j), Pack32<kSigned>(q[0], q[1], q[2], q[3]));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + j),
+                          Pack32<kSigned>(q[0], q[1], q[2], q[3]));
     }
     for (; j + 8 <= width; j += 8) {
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(o + j),
-                       Pack8<kSigned>(Code8(_mm256_loadu_ps(v + j), Param<kPerColumn>(scale + j, s1),
-                                              Param<kPerColumn>(zp + j, z1), lo, hi)));
+      _mm_storel_epi64(
+          reinterpret_cast<__m128i*>(o + j),
+          Pack8<kSigned>(Code8(_mm256_loadu_ps(v + j), Param<kPerColumn>(scale + j, s1),
+                               Param<kPerColumn>(zp + j, z1), lo, hi)));
     }
     for (; j < width; ++j) o[j] = Int8Code(v[j], scale[j * step], zp[j * step], r);
   }

@@ -190,8 +190,8 @@ absl::StatusOr<Int4Result> Int4Impl(const MatrixSource& s, const Int4Options& o,
 
 // Per-column INT8 parameters: per channel, or one for the tensor from the
 // columns' ranges.
-std::vector<Int8Params> Int8ParamsOf(const std::vector<float>& mins,
-                                     const std::vector<float>& maxs, const Int8Options& o) {
+std::vector<Int8Params> Int8ParamsOf(const std::vector<float>& mins, const std::vector<float>& maxs,
+                                     const Int8Options& o) {
   std::vector<Int8Params> params;
   if (o.per_channel) {
     params.resize(mins.size());
@@ -206,26 +206,26 @@ std::vector<Int8Params> Int8ParamsOf(const std::vector<float>& mins,
   return params;
 }
 
-// Row-major weights and codes (col_stride 1, out_col_stride 1): ranges of
-// whole-row pieces, two streaming passes (column ranges, then codes with the
-// quality sums fused into the code tiles, as Int4Impl does).
+// Column ranges of at most 4096 columns as work items, two streaming passes
+// (column ranges, then codes with the quality sums fused into the code
+// tiles, as Int4Impl does); int8_kernels.h picks the traversal per layout.
 template <typename T>
-absl::StatusOr<Int8Result> Int8RowMajorImpl(const MatrixSource& s, const Int8Options& o,
-                                            const RunContext& ctx, TensorReport* quality,
-                                            QualityLevel level) {
+absl::StatusOr<Int8Result> Int8Impl(const MatrixSource& s, const Int8Options& o,
+                                    const RunContext& ctx, TensorReport* quality,
+                                    QualityLevel level) {
   const T* data = reinterpret_cast<const T*>(s.bytes.data());
   const int8::Int8Kernels& kernels = int8::Int8KernelsFor(ActiveCpuLevel());
   const int threads = ctx.Parallelism();
   const int64_t width = RangeWidth(s.n, threads);
   const int64_t ranges = (s.n + width - 1) / width;
   std::vector<std::vector<float>> scratch(threads);
-  for (auto& buf : scratch) buf.resize(int8::RowMajorScratchFloats(width));
+  for (auto& buf : scratch) buf.resize(int8::ColumnScratchFloats(s.k, width));
   std::vector<float> mins(s.n), maxs(s.n);
   std::atomic<bool> non_finite{false};
   absl::Status st = ForEachTile(ranges, ctx, threads, [&](int64_t t, int slot) {
     const int64_t c0 = t * width, c1 = std::min(s.n, c0 + width);
-    if (!int8::RowMajorRanges(kernels, data, s.k, s.row_stride, c0, c1, mins.data(),
-                              maxs.data(), scratch[slot].data())) {
+    if (!int8::ColumnRanges(kernels, data, s.k, s.row_stride, s.col_stride, c0, c1, mins.data(),
+                            maxs.data(), scratch[slot].data())) {
       non_finite.store(true, std::memory_order_relaxed);
     }
   });
@@ -257,9 +257,9 @@ absl::StatusOr<Int8Result> Int8RowMajorImpl(const MatrixSource& s, const Int8Opt
   }
   st = ForEachTile(ranges, ctx, threads, [&](int64_t t, int slot) {
     const int64_t c0 = t * width, c1 = std::min(s.n, c0 + width);
-    int8::RowMajorCodes(kernels, data, s.k, s.row_stride, c0, c1, scale.data(), zp.data(), o.type,
-                        out.data.data(), o.out_row_stride,
-                        quality != nullptr ? &sums[slot] : nullptr, scratch[slot].data());
+    int8::CodeColumns(kernels, data, s.k, s.row_stride, s.col_stride, c0, c1, scale.data(),
+                      zp.data(), o.type, out.data.data(), o.out_row_stride, o.out_col_stride,
+                      quality != nullptr ? &sums[slot] : nullptr, scratch[slot].data());
   });
   if (!st.ok()) return st;
   if (quality != nullptr) {
@@ -267,83 +267,6 @@ absl::StatusOr<Int8Result> Int8RowMajorImpl(const MatrixSource& s, const Int8Opt
       acc->AddSums(q.sum_w2, q.sum_e2, q.max_abs, q.sum_y2, q.sum_ye2);
     }
     acc->Fill(quality);
-  }
-  return out;
-}
-
-template <typename T>
-absl::StatusOr<Int8Result> Int8Impl(const MatrixSource& s, const Int8Options& o,
-                                    const RunContext& ctx, TensorReport* quality,
-                                    QualityLevel level) {
-  const uint64_t threshold = ProbeSampleThreshold(s.n, level);
-  const T* data = reinterpret_cast<const T*>(s.bytes.data());
-  const int threads = ctx.Parallelism();  // scratch slots
-  const int64_t tiles = (s.n + kTile - 1) / kTile;
-  Int8Result out;
-  out.data.assign(s.k * s.n, 0);
-  std::vector<std::vector<float>> w_buf(threads), q_buf(threads);
-  for (int i = 0; i < threads; ++i) w_buf[i].resize(s.k * kTile);
-
-  // Ranges: per column, then reduced for per-tensor.
-  std::vector<float> mins(s.n), maxs(s.n);
-  std::atomic<bool> non_finite{false};
-  absl::Status st = ForEachTile(tiles, ctx, threads, [&](int64_t t, int slot) {
-    const int64_t c0 = t * kTile, c1 = std::min(s.n, c0 + kTile);
-    float* wb = w_buf[slot].data();
-    GatherTile(data, s, c0, c1 - c0, wb);
-    // The tile is in cache: refuse NaN/Inf before scales are derived.
-    if (!AllFiniteF32Rows(wb, s.k, static_cast<int>(c1 - c0), static_cast<int>(s.k))) {
-      non_finite.store(true, std::memory_order_relaxed);
-    }
-    for (int64_t j = 0; j < c1 - c0; ++j)
-      MinMax(wb + j * s.k, s.k, 1, &mins[c0 + j], &maxs[c0 + j]);
-  });
-  if (!st.ok()) return st;
-  if (non_finite) return NonFiniteSourceError(s);
-  out.params = Int8ParamsOf(mins, maxs, o);
-
-  std::vector<QualityAccumulator> acc;
-  if (quality != nullptr) {
-    for (int i = 0; i < threads; ++i) acc.emplace_back(s.k);
-  }
-  // Codes of a tile, column-major [cols][k] like the gathered weights: each
-  // column is coded contiguously, then the tile goes to the output in its
-  // layout (whole columns, or 64-column pieces of rows).
-  std::vector<std::vector<uint8_t>> c_buf(threads);
-  st = ForEachTile(tiles, ctx, threads, [&](int64_t t, int slot) {
-    const int64_t c0 = t * kTile, c1 = std::min(s.n, c0 + kTile), cols = c1 - c0;
-    float* wb = w_buf[slot].data();
-    GatherTile(data, s, c0, cols, wb);
-    c_buf[slot].resize(s.k * kTile);
-    uint8_t* cb = c_buf[slot].data();
-    if (quality != nullptr) q_buf[slot].resize(s.k * kTile);
-    for (int64_t j = 0; j < cols; ++j) {
-      const Int8Params& p = out.params[o.per_channel ? c0 + j : 0];
-      QuantizeInt8(wb + j * s.k, s.k, 1, p, o.type, cb + j * s.k, 1);
-      if (quality != nullptr) {
-        float* qb = q_buf[slot].data() + j * s.k;
-        for (int64_t r = 0; r < s.k; ++r) qb[r] = DequantizeInt8(cb[j * s.k + r], p, o.type);
-      }
-    }
-    uint8_t* dst = out.data.data() + c0 * o.out_col_stride;
-    if (o.out_row_stride == 1) {
-      for (int64_t j = 0; j < cols; ++j) {
-        std::memcpy(dst + j * o.out_col_stride, cb + j * s.k, static_cast<size_t>(s.k));
-      }
-    } else {
-      for (int64_t r = 0; r < s.k; ++r) {
-        uint8_t* row = dst + r * o.out_row_stride;
-        for (int64_t j = 0; j < cols; ++j) row[j * o.out_col_stride] = cb[j * s.k + r];
-      }
-    }
-    if (quality != nullptr) {
-      acc[slot].AddColumns(wb, q_buf[slot].data(), cols, ProbeGroupSampled(t, threshold));
-    }
-  });
-  if (!st.ok()) return st;
-  if (quality != nullptr) {
-    for (int i = 1; i < threads; ++i) acc[0].Merge(acc[i]);
-    acc[0].Fill(quality);
   }
   return out;
 }
@@ -460,10 +383,6 @@ absl::StatusOr<Int8Result> QuantizeInt8Matrix(const MatrixSource& src, const Int
                                               const RunContext& ctx, TensorReport* quality,
                                               QualityLevel level) {
   if (absl::Status st = CheckSource(src); !st.ok()) return st;
-  if (src.col_stride == 1 && options.out_col_stride == 1) {
-    if (src.onnx_type == 1) return Int8RowMajorImpl<float>(src, options, ctx, quality, level);
-    return Int8RowMajorImpl<Half>(src, options, ctx, quality, level);
-  }
   if (src.onnx_type == 1) return Int8Impl<float>(src, options, ctx, quality, level);
   return Int8Impl<Half>(src, options, ctx, quality, level);
 }

@@ -138,9 +138,9 @@ std::vector<float> AdversarialValues(float scale, uint32_t seed) {
     v.push_back(std::nextafter(tie, FLT_MAX));
     v.push_back(std::nextafter(tie, -FLT_MAX));
   }
-  for (float x : {0.0f, -0.0f, 1e-45f, -1e-45f, FLT_MIN, -FLT_MIN, FLT_MAX, -FLT_MAX, 3e38f,
-                  -3e38f, 1e20f, -1e20f, 511.5f * scale, -511.5f * scale, 512.5f * scale,
-                  127.5f * scale, -127.5f * scale, -128.5f * scale, 255.5f * scale}) {
+  for (float x : {0.0f, -0.0f, 1e-45f, -1e-45f, FLT_MIN, -FLT_MIN, FLT_MAX, -FLT_MAX, 3e38f, -3e38f,
+                  1e20f, -1e20f, 511.5f * scale, -511.5f * scale, 512.5f * scale, 127.5f * scale,
+                  -127.5f * scale, -128.5f * scale, 255.5f * scale}) {
     v.push_back(x);
   }
   return v;
@@ -176,8 +176,8 @@ TEST_P(Int8CodeKernelTest, Avx2WritesTheScalarBytes) {
         const int step = per_column ? 1 : 0;
         int8::CodeRowsScalar(v.data(), ld, rows, width, scale.data(), zp.data(), step, range,
                              want.data(), ldd);
-        avx2.code_rows(v.data(), ld, rows, width, scale.data(), zp.data(), step, range,
-                       got.data(), ldd);
+        avx2.code_rows(v.data(), ld, rows, width, scale.data(), zp.data(), step, range, got.data(),
+                       ldd);
         ASSERT_EQ(got, want) << "scale " << base_scale << " zp " << zp0 << " width " << width;
         checked += rows * width;
       }
@@ -186,15 +186,13 @@ TEST_P(Int8CodeKernelTest, Avx2WritesTheScalarBytes) {
   EXPECT_GT(checked, 10000);
 }
 
-INSTANTIATE_TEST_SUITE_P(TypesAndParams, Int8CodeKernelTest,
-                         ::testing::Combine(::testing::Values(Int8Type::kInt8, Int8Type::kUint8),
-                                            ::testing::Bool()),
-                         [](const auto& info) {
-                           return std::string(std::get<0>(info.param) == Int8Type::kInt8
-                                                  ? "Int8"
-                                                  : "Uint8") +
-                                  (std::get<1>(info.param) ? "PerColumn" : "OneScale");
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    TypesAndParams, Int8CodeKernelTest,
+    ::testing::Combine(::testing::Values(Int8Type::kInt8, Int8Type::kUint8), ::testing::Bool()),
+    [](const auto& info) {
+      return std::string(std::get<0>(info.param) == Int8Type::kInt8 ? "Int8" : "Uint8") +
+             (std::get<1>(info.param) ? "PerColumn" : "OneScale");
+    });
 
 // The per-column API (QuantizeInt8, contiguous: the kernel of the active
 // level) at every level gives the hand-written ORT formula's bytes.
@@ -225,12 +223,13 @@ struct MatrixCase {
   int64_t k, n;
 };
 
-// Row-major W through QuantizeInt8Matrix (the streamed fast path) against
-// the per-column reference, and against the same W stored transposed (the
-// gathered per-column path): same params and bytes, at every CPU level,
-// FP32 and FP16, both types, per channel and per tensor, reduce range,
-// ragged shapes, an all-zero column and a column of ties.
-TEST(Int8MatrixTest, RowMajorPathIsThePerColumnReference) {
+// QuantizeInt8Matrix on row-major W (rows streamed) and on the same W stored
+// [n, k] (columns streamed; codes [k, n] or [n, k]) against the per-column
+// reference: same params and bytes, at every CPU level, FP32 and FP16, both
+// types, per channel and per tensor, reduce range, ragged shapes, an all-zero
+// column, columns of +0 and -0 (the lane-wise min/max may keep the other
+// zero) and a column of ties.
+TEST(Int8MatrixTest, EveryLayoutIsThePerColumnReference) {
   ThreadPool pool(1);
   RunContext ctx;
   ctx.pool = &pool;
@@ -240,8 +239,11 @@ TEST(Int8MatrixTest, RowMajorPathIsThePerColumnReference) {
     const int64_t k = mc.k, n = mc.n;
     std::vector<float> w = ::quantd::testing::RandomFloats(k * n, 41, 0.1f);
     for (int64_t i = 0; i < k; ++i) {
-      w[i * n + n / 2] = 0.0f;                                                // all-zero column
+      w[i * n + n / 2] = 0.0f;                                              // all-zero column
       if (n > 3) w[i * n + 3] = (static_cast<float>(i % 9) - 4.0f) * 0.5f;  // ties
+      if (n > 1) w[i * n + 1] = (i & 1) ? -0.0f : 0.0f;
+      if (n > 5) w[i * n + 5] = (i % 3 == 0) ? -0.0f : -0.01f * static_cast<float>(i);
+      if (n > 6) w[i * n + 6] = (i % 4 == 1) ? 0.0f : (i % 4 == 2 ? -0.0f : 0.02f * i);
     }
     std::vector<uint16_t> h(w.size());
     for (size_t i = 0; i < w.size(); ++i) h[i] = FloatToHalf(w[i]);
@@ -289,24 +291,24 @@ TEST(Int8MatrixTest, RowMajorPathIsThePerColumnReference) {
               }
             } else {
               params.push_back(ComputeInt8Params(*std::min_element(mins.begin(), mins.end()),
-                                                 *std::max_element(maxs.begin(), maxs.end()),
-                                                 type, reduce));
+                                                 *std::max_element(maxs.begin(), maxs.end()), type,
+                                                 reduce));
             }
             const int8::CodeRange range = int8::CodeRangeOf(type);
             std::vector<uint8_t> want(k * n);
             for (int64_t i = 0; i < k; ++i) {
               for (int64_t c = 0; c < n; ++c) {
                 const Int8Params& p = params[per_channel ? c : 0];
-                want[i * n + c] = int8::Int8Code(wf[i * n + c], p.scale,
-                                                 static_cast<float>(p.zero_point), range);
+                want[i * n + c] =
+                    int8::Int8Code(wf[i * n + c], p.scale, static_cast<float>(p.zero_point), range);
               }
             }
             for (CpuLevel level : kAllCpuLevels) {
               if (HostCpuLevel() < level) continue;
               ScopedCpuLevelCap cap(level);
-              const std::string where = ::testing::PrintToString(std::vector<int64_t>{
-                  k, n, fp16, static_cast<int>(type), per_channel, reduce,
-                  static_cast<int>(level)});
+              const std::string where = ::testing::PrintToString(
+                  std::vector<int64_t>{k, n, fp16, static_cast<int>(type), per_channel, reduce,
+                                       static_cast<int>(level)});
               for (bool transposed : {false, true}) {
                 MatrixSource s;
                 s.onnx_type = fp16 ? 10 : 1;
@@ -322,8 +324,7 @@ TEST(Int8MatrixTest, RowMajorPathIsThePerColumnReference) {
                 ASSERT_EQ(with_report->params.size(), params.size()) << where;
                 for (size_t c = 0; c < params.size(); ++c) {
                   EXPECT_EQ(with_report->params[c].scale, params[c].scale) << where << c;
-                  EXPECT_EQ(with_report->params[c].zero_point, params[c].zero_point)
-                      << where << c;
+                  EXPECT_EQ(with_report->params[c].zero_point, params[c].zero_point) << where << c;
                 }
                 EXPECT_EQ(with_report->data, want) << where << " transposed " << transposed;
                 EXPECT_EQ(bare->data, want) << where << " transposed " << transposed;
@@ -382,8 +383,8 @@ double Relative(double a, double b) { return std::fabs(a - b) / std::fabs(b); }
 
 // The fused INT8 report at QualityLevel::kFull is the separate pass within
 // the tolerances of the fused INT4 report (float sums per tile), on every
-// CPU level, both types, per channel and per tensor, FP32 and FP16, ragged
-// shapes and 1 or 3 threads.
+// CPU level, both types, per channel and per tensor, FP32 and FP16, W
+// row-major and stored [n, k], ragged shapes and 1 or 3 threads.
 TEST(Int8MatrixTest, FusedQualityIsTheSeparatePass) {
   const int64_t k = 200, n = 300;
   std::vector<float> w = ::quantd::testing::RandomFloats(k * n, 11, 0.05f);
@@ -393,44 +394,57 @@ TEST(Int8MatrixTest, FusedQualityIsTheSeparatePass) {
     h[i] = FloatToHalf(w[i]);
     wh[i] = HalfToFloat(h[i]);
   }
+  std::vector<float> wt(w.size());  // W stored [n, k]
+  std::vector<uint16_t> ht(w.size());
+  for (int64_t i = 0; i < k; ++i) {
+    for (int64_t c = 0; c < n; ++c) {
+      wt[c * k + i] = w[i * n + c];
+      ht[c * k + i] = h[i * n + c];
+    }
+  }
   ThreadPool pool(2);
-  for (int threads : {1, 3}) {
-    RunContext ctx;
-    ctx.pool = &pool;
-    ctx.parallelism = threads;
-    for (CpuLevel level : kAllCpuLevels) {
-      if (HostCpuLevel() < level) continue;
-      ScopedCpuLevelCap cap(level);
-      for (bool fp16 : {false, true}) {
-        for (Int8Type type : {Int8Type::kInt8, Int8Type::kUint8}) {
-          for (bool per_channel : {true, false}) {
-            Int8Options o;
-            o.type = type;
-            o.per_channel = per_channel;
-            o.out_row_stride = n;
-            MatrixSource s;
-            s.onnx_type = fp16 ? 10 : 1;
-            s.bytes = fp16 ? absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(h.data()),
-                                                       h.size() * 2)
-                           : absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(w.data()),
-                                                       w.size() * 4);
-            s.k = k;
-            s.n = n;
-            s.row_stride = n;
-            const std::string where = ::testing::PrintToString(
-                std::vector<int>{threads, static_cast<int>(level), fp16, static_cast<int>(type),
-                                 per_channel});
-            TensorReport fused;
-            auto r = QuantizeInt8Matrix(s, o, ctx, &fused, QualityLevel::kFull);
-            ASSERT_TRUE(r.ok()) << where;
-            const TensorReport ref = SeparatePassInt8Quality(fp16 ? wh : w, k, n, o, *r);
-            ASSERT_TRUE(fused.sqnr_db && fused.rel_l2_error && fused.max_abs_error &&
-                        fused.rel_output_error)
-                << where;
-            EXPECT_LT(Relative(*fused.sqnr_db, *ref.sqnr_db), 1e-5) << where;
-            EXPECT_LT(Relative(*fused.rel_l2_error, *ref.rel_l2_error), 1e-5) << where;
-            EXPECT_EQ(*fused.max_abs_error, *ref.max_abs_error) << where;
-            EXPECT_LT(Relative(*fused.rel_output_error, *ref.rel_output_error), 1e-4) << where;
+  for (bool transposed : {false, true}) {
+    for (int threads : {1, 3}) {
+      RunContext ctx;
+      ctx.pool = &pool;
+      ctx.parallelism = threads;
+      for (CpuLevel level : kAllCpuLevels) {
+        if (HostCpuLevel() < level) continue;
+        ScopedCpuLevelCap cap(level);
+        for (bool fp16 : {false, true}) {
+          for (Int8Type type : {Int8Type::kInt8, Int8Type::kUint8}) {
+            for (bool per_channel : {true, false}) {
+              Int8Options o;
+              o.type = type;
+              o.per_channel = per_channel;
+              o.out_row_stride = n;
+              const std::vector<uint16_t>& hs = transposed ? ht : h;
+              const std::vector<float>& ws = transposed ? wt : w;
+              MatrixSource s;
+              s.onnx_type = fp16 ? 10 : 1;
+              s.bytes = fp16 ? absl::Span<const uint8_t>(
+                                   reinterpret_cast<const uint8_t*>(hs.data()), hs.size() * 2)
+                             : absl::Span<const uint8_t>(
+                                   reinterpret_cast<const uint8_t*>(ws.data()), ws.size() * 4);
+              s.k = k;
+              s.n = n;
+              s.row_stride = transposed ? 1 : n;
+              s.col_stride = transposed ? k : 1;
+              const std::string where = ::testing::PrintToString(
+                  std::vector<int>{transposed, threads, static_cast<int>(level), fp16,
+                                   static_cast<int>(type), per_channel});
+              TensorReport fused;
+              auto r = QuantizeInt8Matrix(s, o, ctx, &fused, QualityLevel::kFull);
+              ASSERT_TRUE(r.ok()) << where;
+              const TensorReport ref = SeparatePassInt8Quality(fp16 ? wh : w, k, n, o, *r);
+              ASSERT_TRUE(fused.sqnr_db && fused.rel_l2_error && fused.max_abs_error &&
+                          fused.rel_output_error)
+                  << where;
+              EXPECT_LT(Relative(*fused.sqnr_db, *ref.sqnr_db), 1e-5) << where;
+              EXPECT_LT(Relative(*fused.rel_l2_error, *ref.rel_l2_error), 1e-5) << where;
+              EXPECT_EQ(*fused.max_abs_error, *ref.max_abs_error) << where;
+              EXPECT_LT(Relative(*fused.rel_output_error, *ref.rel_output_error), 1e-4) << where;
+            }
           }
         }
       }

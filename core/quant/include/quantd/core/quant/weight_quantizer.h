@@ -5,9 +5,9 @@
 // depend on the parallelism.
 //
 // Memory: besides the returned buffers, each thread slot holds at most two
-// float tiles of K x 64 values and a byte tile of K x 64 codes (row-major
-// INT4 RTN and INT8: a few column ranges of at most 4096 floats instead);
-// the source is only read. Functions are thread-safe; several may share one
+// float tiles of K x 64 values (row-major INT4 RTN and INT8: a few column
+// ranges of at most 4096 floats, and K floats, instead); the source is only
+// read. Functions are thread-safe; several may share one
 // pool.
 #ifndef QUANTD_CORE_QUANT_WEIGHT_QUANTIZER_H_
 #define QUANTD_CORE_QUANT_WEIGHT_QUANTIZER_H_
@@ -78,10 +78,11 @@ absl::StatusOr<Blockwise8Result> QuantizeBlockwise8Matrix(const MatrixSource& sr
                                                           bool symmetric, const RunContext& ctx,
                                                           TensorReport* quality);
 
-// Row-major weights and codes (src.col_stride 1, out_col_stride 1: MatMul
-// B[K, N]) stream in two passes (column ranges, then codes with the quality
-// sums fused into the code tiles, as INT4 RTN); other layouts are gathered
-// per 64-column tile and measured in a separate pass. Same bytes either way.
+// Two streaming passes over column ranges (min/max, then codes with the
+// quality sums fused into the code tiles, as INT4 RTN): row-major weights
+// (MatMul B[K, N]) stream row pieces, weights stored [N, K] (Gemm transB,
+// Conv, embeddings) whole columns. Same bytes for every layout and thread
+// count.
 absl::StatusOr<Int8Result> QuantizeInt8Matrix(const MatrixSource& src, const Int8Options& options,
                                               const RunContext& ctx, TensorReport* quality,
                                               QualityLevel level = QualityLevel::kFull);
