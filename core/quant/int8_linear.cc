@@ -1,6 +1,6 @@
 // INT8 linear quantization: ORT's parameters, the per-column API, the scalar
 // code kernel (the reference every variant matches), the kernel table and
-// the row-major range functions of the whole-matrix driver (int8_kernels.h).
+// the column-range functions of the whole-matrix driver (int8_kernels.h).
 #include "quantd/core/quant/int8_linear.h"
 
 #include <algorithm>

@@ -330,24 +330,29 @@ TEST(Int8MatrixTest, EveryLayoutIsThePerColumnReference) {
                 EXPECT_EQ(bare->data, want) << where << " transposed " << transposed;
               }
               // Codes stored [n, k] (Conv and embedding layouts): the same
-              // bytes, transposed.
-              MatrixSource s;
-              s.onnx_type = fp16 ? 10 : 1;
-              s.bytes = bytes_of(true);
-              s.k = k;
-              s.n = n;
-              s.row_stride = 1;
-              s.col_stride = k;
-              Int8Options ot = o;
-              ot.out_row_stride = 1;
-              ot.out_col_stride = k;
-              auto r = QuantizeInt8Matrix(s, ot, ctx, nullptr);
-              ASSERT_TRUE(r.ok()) << where;
+              // bytes, transposed, with and without the report.
               std::vector<uint8_t> want_t(k * n);
               for (int64_t i = 0; i < k; ++i) {
                 for (int64_t c = 0; c < n; ++c) want_t[c * k + i] = want[i * n + c];
               }
-              EXPECT_EQ(r->data, want_t) << where << " codes [n, k]";
+              for (bool transposed : {false, true}) {
+                MatrixSource s;
+                s.onnx_type = fp16 ? 10 : 1;
+                s.bytes = bytes_of(transposed);
+                s.k = k;
+                s.n = n;
+                s.row_stride = transposed ? 1 : n;
+                s.col_stride = transposed ? k : 1;
+                Int8Options ot = o;
+                ot.out_row_stride = 1;
+                ot.out_col_stride = k;
+                TensorReport q;
+                auto with_report = QuantizeInt8Matrix(s, ot, ctx, &q);
+                auto bare = QuantizeInt8Matrix(s, ot, ctx, nullptr);
+                ASSERT_TRUE(with_report.ok() && bare.ok()) << where;
+                EXPECT_EQ(with_report->data, want_t) << where << " codes [n, k] " << transposed;
+                EXPECT_EQ(bare->data, want_t) << where << " codes [n, k] " << transposed;
+              }
             }
           }
         }
