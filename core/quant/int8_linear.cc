@@ -99,10 +99,17 @@ void CodeRowsScalar(const float* src, int64_t ld, int rows, int width, const flo
   }
 }
 
+void GatherColumnsScalar(const float* src, int64_t col_stride, int rows, int tn, float* tile) {
+  for (int j = 0; j < tn; ++j) {
+    const float* col = src + j * col_stride;
+    for (int i = 0; i < rows; ++i) tile[i * int4::kTileCols + j] = col[i];
+  }
+}
+
 const Int8Kernels& Int8KernelsFor(CpuLevel level) {
-  static constexpr Int8Kernels kScalar = {CpuLevel::kScalar, CodeRowsScalar};
+  static constexpr Int8Kernels kScalar = {CpuLevel::kScalar, CodeRowsScalar, GatherColumnsScalar};
 #if defined(__x86_64__)
-  static constexpr Int8Kernels kAvx2 = {CpuLevel::kAvx2, CodeRowsAvx2};
+  static constexpr Int8Kernels kAvx2 = {CpuLevel::kAvx2, CodeRowsAvx2, GatherColumnsAvx2};
   if (level >= CpuLevel::kAvx2) return kAvx2;
 #endif
   return kScalar;
@@ -244,9 +251,14 @@ void CodeColumns(const Int8Kernels& kernels, const T* data, int64_t k, int64_t r
       }
       tile = scratch;
       ld = kTileCols;
+    } else if (kFloat && row_stride == 1) {
+      // Transposed into [row][col]: each column's rows are contiguous.
+      kernels.gather_columns(reinterpret_cast<const float*>(data) + t0 * col_stride + r0,
+                             col_stride, rows, tn, scratch);
+      tile = scratch;
+      ld = kTileCols;
     } else {
-      // Transposed into [row][col]: each column's rows are contiguous (or
-      // row_stride apart) in the source.
+      // Transposed into [row][col], converted from FP16 (or strided) rows.
       for (int j = 0; j < tn; ++j) {
         const T* src = data + (t0 + j) * col_stride + r0 * row_stride;
         for (int i = 0; i < rows; ++i) {
