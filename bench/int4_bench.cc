@@ -1,8 +1,13 @@
-// INT4 benchmarks.
+// INT4 and INT8 benchmarks.
 //
 //  * Throughput of the INT4 RTN kernel (MatMulNBits layout and QDQ) in GB/s
 //    of FP32 input, one thread and all threads, beside memcpy of the same
 //    bytes in the same run (bytes_per_second is the input size / time).
+//  * The whole-matrix drivers with their quality report, INT4 RTN beside
+//    INT8 (the LM head / --precision int8 / --int8-layers path), at each
+//    report level (none, summary, full) and 1 or 2 threads, timed in
+//    process CPU seconds (every thread; robust on a shared machine): counter
+//    ns_per_weight is CPU nanoseconds per weight.
 //  * Quality of --algorithm search vs RTN on heavy-tailed weights: counters
 //    sqnr_rtn_db, sqnr_search_db and gain_db (whole-matrix SQNR).
 //
@@ -26,7 +31,10 @@ using quantd::core::quant::DequantizeInt4;
 using quantd::core::quant::Int4Algorithm;
 using quantd::core::quant::Int4Layout;
 using quantd::core::quant::Int4Options;
+using quantd::core::quant::Int8Options;
+using quantd::core::quant::Int8Type;
 using quantd::core::quant::MatrixSource;
+using quantd::core::quant::QualityLevel;
 
 constexpr int64_t kK = 4096, kN = 4096;  // 64 MiB of FP32: beyond every cache
 
@@ -110,6 +118,55 @@ BENCHMARK(BM_Int4Rtn)
     ->Args({32, 1, 1, 1})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+
+// args: int8 (0: INT4 RTN bs 32 symmetric; 1: INT8, row-major W[K, N] as
+// MatMul weights are; 2: INT8 of W stored [N, K], as Gemm transB weights
+// are), report (0 none, 1 summary, 2 full), threads (0 = all). INT8 is per
+// channel QInt8, as the LM head of an INT4 model; codes row-major [K, N].
+void BM_MatrixReport(benchmark::State& state) {
+  const auto& w = Weights();
+  const bool int8 = state.range(0) != 0;
+  const bool transposed = state.range(0) == 2;
+  const int report = static_cast<int>(state.range(1));
+  const int threads = state.range(2) == 0 ? AllThreads() : static_cast<int>(state.range(2));
+  MatrixSource src;
+  src.bytes = {reinterpret_cast<const uint8_t*>(w.data()), w.size() * sizeof(float)};
+  src.k = kK;
+  src.n = kN;
+  src.row_stride = transposed ? 1 : kN;
+  src.col_stride = transposed ? kK : 1;
+  Int8Options o8;
+  o8.per_channel = true;
+  o8.out_row_stride = kN;
+  quantd::core::ThreadPool pool(threads - 1);
+  quantd::core::RunContext ctx;
+  ctx.pool = &pool;
+  ctx.parallelism = threads;
+  const QualityLevel level = report == 2 ? QualityLevel::kFull : QualityLevel::kSampled;
+  for (auto _ : state) {
+    quantd::core::TensorReport q;
+    quantd::core::TensorReport* qp = report == 0 ? nullptr : &q;
+    if (int8) {
+      auto r = quantd::core::quant::QuantizeInt8Matrix(src, o8, ctx, qp, level);
+      if (!r.ok()) state.SkipWithError(std::string(r.status().message()).c_str());
+      benchmark::DoNotOptimize(r->data.data());
+    } else {
+      auto r = quantd::core::quant::QuantizeInt4Matrix(src, Int4Options{}, ctx, qp, level);
+      if (!r.ok()) state.SkipWithError(std::string(r.status().message()).c_str());
+      benchmark::DoNotOptimize(r->packed.data());
+    }
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(w.size() * sizeof(float)));
+  state.counters["threads"] = threads;
+  state.counters["ns_per_weight"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * static_cast<double>(w.size()) * 1e-9,
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_MatrixReport)
+    ->ArgNames({"int8", "report", "threads"})
+    ->ArgsProduct({{0, 1, 2}, {0, 1, 2}, {1, 2}})
+    ->Unit(benchmark::kMillisecond)
+    ->MeasureProcessCPUTime();
 
 // SQNR of RTN vs search, whole matrix. args: block size, symmetric,
 // distribution (0 Gaussian, 1 Laplace, 2 t(3) + outliers).

@@ -256,14 +256,7 @@ bool QuantizeRowMajorRtn(const Int4Kernels& kernels, const WeightView<T>& w, con
             a.ldy = range;
           }
           kernels.tile_stats(tile, ld, rows, tn, codes, scale_f, zpf, a, st_w2, st_e2, st_max);
-          float tw = 0, te = 0;
-          for (int j = 0; j < tn; ++j) {
-            tw += st_w2[j];
-            te += st_e2[j];
-            max_abs = std::max(max_abs, st_max[j]);
-          }
-          sum_w2 += tw;
-          sum_e2 += te;
+          int4::AddTileStats(st_w2, st_e2, st_max, tn, &sum_w2, &sum_e2, &max_abs);
         }
         if constexpr (L == Int4Layout::kMatMulNBits) {
           if (tn == kTileCols && rows == bs && kernels.pack_nbits_tile != nullptr) {
@@ -311,24 +304,7 @@ bool QuantizeRowMajorRtn(const Int4Kernels& kernels, const WeightView<T>& w, con
     sums->sum_w2 += sum_w2;
     sums->sum_e2 += sum_e2;
     sums->max_abs = std::max(sums->max_abs, static_cast<double>(max_abs));
-    if (probe) {
-      // Sampled groups only: the others' sums stayed 0 (and would add 0).
-      for (int64_t g0 = n_begin; g0 < n_end; g0 += QualityAccumulator::kProbeGroup) {
-        if (!ProbeGroupSampled(g0 / QualityAccumulator::kProbeGroup, sums->sample_threshold)) {
-          continue;
-        }
-        const int64_t g1 = std::min<int64_t>(n_end, g0 + QualityAccumulator::kProbeGroup);
-        for (int p = 0; p < sums->probe_rows; ++p) {
-          const float* yp = y + p * range;
-          const float* yqp = yq + p * range;
-          for (int64_t c = g0 - n_begin; c < g1 - n_begin; ++c) {
-            const double a = yp[c], d = static_cast<double>(yp[c] - yqp[c]);
-            sums->sum_y2 += a * a;
-            sums->sum_ye2 += d * d;
-          }
-        }
-      }
-    }
+    if (probe) int4::AddProbeSums(y, yq, n_begin, n_end, sums);
   }
   return true;
 }

@@ -245,6 +245,27 @@ inline void TileStatsBody(const float* __restrict src, int64_t ld, int rows, int
   }
 }
 
+// Adds one tile's TileStatsFn figures (its tn columns) to a range's running
+// sums: the column sums in float, then that float to the double totals.
+inline void AddTileStats(const float* w2, const float* e2, const float* emax, int tn,
+                         double* sum_w2, double* sum_e2, float* max_abs) {
+  float tw = 0, te = 0;
+  for (int j = 0; j < tn; ++j) {
+    tw += w2[j];
+    te += e2[j];
+    *max_abs = std::max(*max_abs, emax[j]);
+  }
+  *sum_w2 += tw;
+  *sum_e2 += te;
+}
+
+// Adds the probe sums of columns [n_begin, n_end) (y and yq: [probe_rows,
+// n_end - n_begin], the X W and X W' sums of TileStatsFn) to sums->sum_y2 and
+// sum_ye2, sampled 64-column groups only (the others' sums stayed 0).
+// REQUIRES: n_begin is a multiple of QualityAccumulator::kProbeGroup.
+void AddProbeSums(const float* y, const float* yq, int64_t n_begin, int64_t n_end,
+                  Int4QualitySums* sums);
+
 // The tile kernels of one CpuLevel. Null entries have no variant at that
 // level; the caller uses its scalar loop.
 struct Int4Kernels {

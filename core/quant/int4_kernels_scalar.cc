@@ -2,6 +2,8 @@
 // SIMD variants match) and the per-level kernel tables.
 #include "int4_kernels.h"
 
+#include "quantd/core/quant/quality.h"
+
 namespace quantd::core::quant::int4 {
 
 int MinMaxRowsScalar(const float* src, int64_t ld, int rows, int width, float* mn, float* mx,
@@ -65,6 +67,27 @@ void TileStatsScalar(const float* src, int64_t ld, int rows, int tn, const uint8
                      const float* s, const float* z, const TileStatsArgs& a, float* w2, float* e2,
                      float* emax) {
   TileStatsBody(src, ld, rows, tn, codes, s, z, a, w2, e2, emax);
+}
+
+void AddProbeSums(const float* y, const float* yq, int64_t n_begin, int64_t n_end,
+                  Int4QualitySums* sums) {
+  const int64_t range = n_end - n_begin;
+  // Sampled groups only: the others' sums stayed 0 (and would add 0).
+  for (int64_t g0 = n_begin; g0 < n_end; g0 += QualityAccumulator::kProbeGroup) {
+    if (!ProbeGroupSampled(g0 / QualityAccumulator::kProbeGroup, sums->sample_threshold)) {
+      continue;
+    }
+    const int64_t g1 = std::min<int64_t>(n_end, g0 + QualityAccumulator::kProbeGroup);
+    for (int p = 0; p < sums->probe_rows; ++p) {
+      const float* yp = y + p * range;
+      const float* yqp = yq + p * range;
+      for (int64_t c = g0 - n_begin; c < g1 - n_begin; ++c) {
+        const double a = yp[c], d = static_cast<double>(yp[c] - yqp[c]);
+        sums->sum_y2 += a * a;
+        sums->sum_ye2 += d * d;
+      }
+    }
+  }
 }
 
 const Int4Kernels& Int4KernelsFor(CpuLevel level) {

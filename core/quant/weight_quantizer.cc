@@ -8,6 +8,8 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "int8_kernels.h"
+#include "quantd/core/base/cpu_features.h"
 #include "quantd/core/base/finite.h"
 #include "quantd/core/quant/quality.h"
 
@@ -186,74 +188,85 @@ absl::StatusOr<Int4Result> Int4Impl(const MatrixSource& s, const Int4Options& o,
   return out;
 }
 
-template <typename T>
-absl::StatusOr<Int8Result> Int8Impl(const MatrixSource& s, const Int8Options& o,
-                                    const RunContext& ctx, TensorReport* quality,
-                                    QualityLevel level) {
-  const uint64_t threshold = ProbeSampleThreshold(s.n, level);
-  const T* data = reinterpret_cast<const T*>(s.bytes.data());
-  const int threads = ctx.Parallelism();  // scratch slots
-  const int64_t tiles = (s.n + kTile - 1) / kTile;
-  Int8Result out;
-  out.data.assign(s.k * s.n, 0);
-  std::vector<std::vector<float>> w_buf(threads), q_buf(threads);
-  for (int i = 0; i < threads; ++i) w_buf[i].resize(s.k * kTile);
-
-  // Ranges: per column, then reduced for per-tensor.
-  std::vector<float> mins(s.n), maxs(s.n);
-  std::atomic<bool> non_finite{false};
-  absl::Status st = ForEachTile(tiles, ctx, threads, [&](int64_t t, int slot) {
-    const int64_t c0 = t * kTile, c1 = std::min(s.n, c0 + kTile);
-    float* wb = w_buf[slot].data();
-    GatherTile(data, s, c0, c1 - c0, wb);
-    // The tile is in cache: refuse NaN/Inf before scales are derived.
-    if (!AllFiniteF32Rows(wb, s.k, static_cast<int>(c1 - c0), static_cast<int>(s.k))) {
-      non_finite.store(true, std::memory_order_relaxed);
-    }
-    for (int64_t j = 0; j < c1 - c0; ++j)
-      MinMax(wb + j * s.k, s.k, 1, &mins[c0 + j], &maxs[c0 + j]);
-  });
-  if (!st.ok()) return st;
-  if (non_finite) return NonFiniteSourceError(s);
+// Per-column INT8 parameters: per channel, or one for the tensor from the
+// columns' ranges.
+std::vector<Int8Params> Int8ParamsOf(const std::vector<float>& mins, const std::vector<float>& maxs,
+                                     const Int8Options& o) {
+  std::vector<Int8Params> params;
   if (o.per_channel) {
-    out.params.resize(s.n);
-    for (int64_t c = 0; c < s.n; ++c) {
-      out.params[c] = ComputeInt8Params(mins[c], maxs[c], o.type, o.reduce_range);
+    params.resize(mins.size());
+    for (size_t c = 0; c < mins.size(); ++c) {
+      params[c] = ComputeInt8Params(mins[c], maxs[c], o.type, o.reduce_range);
     }
   } else {
     float mn = *std::min_element(mins.begin(), mins.end());
     float mx = *std::max_element(maxs.begin(), maxs.end());
-    out.params.push_back(ComputeInt8Params(mn, mx, o.type, o.reduce_range));
+    params.push_back(ComputeInt8Params(mn, mx, o.type, o.reduce_range));
   }
+  return params;
+}
 
-  std::vector<QualityAccumulator> acc;
-  if (quality != nullptr) {
-    for (int i = 0; i < threads; ++i) acc.emplace_back(s.k);
-  }
-  st = ForEachTile(tiles, ctx, threads, [&](int64_t t, int slot) {
-    const int64_t c0 = t * kTile, c1 = std::min(s.n, c0 + kTile);
-    float* wb = w_buf[slot].data();
-    GatherTile(data, s, c0, c1 - c0, wb);
-    if (quality != nullptr) q_buf[slot].resize(s.k * kTile);
-    for (int64_t j = 0; j < c1 - c0; ++j) {
-      const int64_t c = c0 + j;
-      const Int8Params& p = out.params[o.per_channel ? c : 0];
-      uint8_t* dst = out.data.data() + c * o.out_col_stride;
-      QuantizeInt8(wb + j * s.k, s.k, 1, p, o.type, dst, o.out_row_stride);
-      if (quality != nullptr) {
-        float* qb = q_buf[slot].data() + j * s.k;
-        for (int64_t r = 0; r < s.k; ++r)
-          qb[r] = DequantizeInt8(dst[r * o.out_row_stride], p, o.type);
-      }
-    }
-    if (quality != nullptr) {
-      acc[slot].AddColumns(wb, q_buf[slot].data(), c1 - c0, ProbeGroupSampled(t, threshold));
+// Column ranges of at most 4096 columns as work items, two streaming passes
+// (column ranges, then codes with the quality sums fused into the code
+// tiles, as Int4Impl does); int8_kernels.h picks the traversal per layout.
+template <typename T>
+absl::StatusOr<Int8Result> Int8Impl(const MatrixSource& s, const Int8Options& o,
+                                    const RunContext& ctx, TensorReport* quality,
+                                    QualityLevel level) {
+  const T* data = reinterpret_cast<const T*>(s.bytes.data());
+  const int8::Int8Kernels& kernels = int8::Int8KernelsFor(ActiveCpuLevel());
+  const int threads = ctx.Parallelism();
+  const int64_t width = RangeWidth(s.n, threads);
+  const int64_t ranges = (s.n + width - 1) / width;
+  std::vector<std::vector<float>> scratch(threads);
+  for (auto& buf : scratch) buf.resize(int8::ColumnScratchFloats(s.k, width));
+  std::vector<float> mins(s.n), maxs(s.n);
+  std::atomic<bool> non_finite{false};
+  absl::Status st = ForEachTile(ranges, ctx, threads, [&](int64_t t, int slot) {
+    const int64_t c0 = t * width, c1 = std::min(s.n, c0 + width);
+    if (!int8::ColumnRanges(kernels, data, s.k, s.row_stride, s.col_stride, c0, c1, mins.data(),
+                            maxs.data(), scratch[slot].data())) {
+      non_finite.store(true, std::memory_order_relaxed);
     }
   });
   if (!st.ok()) return st;
+  if (non_finite) return NonFiniteSourceError(s);
+  Int8Result out;
+  out.params = Int8ParamsOf(mins, maxs, o);
+  std::vector<float> scale(s.n), zp(s.n);
+  for (int64_t c = 0; c < s.n; ++c) {
+    const Int8Params& p = out.params[o.per_channel ? c : 0];
+    scale[c] = p.scale;
+    zp[c] = static_cast<float>(p.zero_point);
+  }
+  out.data.assign(s.k * s.n, 0);
+  // Fused quality: one Int4QualitySums and probe scratch per thread slot.
+  std::optional<QualityAccumulator> acc;
+  std::vector<Int4QualitySums> sums(quality != nullptr ? threads : 0);
+  std::vector<std::vector<float>> probe_scratch(sums.size());
   if (quality != nullptr) {
-    for (int i = 1; i < threads; ++i) acc[0].Merge(acc[i]);
-    acc[0].Fill(quality);
+    acc.emplace(s.k);
+    const uint64_t threshold = ProbeSampleThreshold(s.n, level);
+    for (int i = 0; i < threads; ++i) {
+      sums[i].probe = acc->probe();
+      sums[i].probe_rows = QualityAccumulator::kProbeRows;
+      sums[i].sample_threshold = threshold;
+      probe_scratch[i].resize(2 * QualityAccumulator::kProbeRows * width);
+      sums[i].scratch = probe_scratch[i].data();
+    }
+  }
+  st = ForEachTile(ranges, ctx, threads, [&](int64_t t, int slot) {
+    const int64_t c0 = t * width, c1 = std::min(s.n, c0 + width);
+    int8::CodeColumns(kernels, data, s.k, s.row_stride, s.col_stride, c0, c1, scale.data(),
+                      zp.data(), o.type, out.data.data(), o.out_row_stride, o.out_col_stride,
+                      quality != nullptr ? &sums[slot] : nullptr, scratch[slot].data());
+  });
+  if (!st.ok()) return st;
+  if (quality != nullptr) {
+    for (const Int4QualitySums& q : sums) {
+      acc->AddSums(q.sum_w2, q.sum_e2, q.max_abs, q.sum_y2, q.sum_ye2);
+    }
+    acc->Fill(quality);
   }
   return out;
 }

@@ -33,7 +33,9 @@ Int8Params ComputeInt8Params(float min_value, float max_value, Int8Type type, bo
 void MinMax(const float* values, int64_t count, int64_t stride, float* min_value, float* max_value);
 
 // Quantizes `count` values (input stride `in_stride`, output stride
-// `out_stride`) into int8 or uint8 bytes.
+// `out_stride`) into int8 or uint8 bytes. Contiguous input and output (both
+// strides 1) run the code kernel of ActiveCpuLevel() (AVX2 or scalar; the
+// same bytes).
 void QuantizeInt8(const float* values, int64_t count, int64_t in_stride, const Int8Params& params,
                   Int8Type type, uint8_t* out, int64_t out_stride);
 

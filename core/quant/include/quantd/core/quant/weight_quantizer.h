@@ -4,9 +4,11 @@
 // tiles, and measure quality (quality.h) on the fly. The output bytes do not
 // depend on the parallelism.
 //
-// Memory: besides the returned buffers, each thread slot holds two float
-// tiles of K x 64 values; the source is only read. Functions are
-// thread-safe; several may share one pool.
+// Memory: besides the returned buffers, each thread slot holds at most two
+// float tiles of K x 64 values (row-major INT4 RTN and INT8: a few column
+// ranges of at most 4096 floats, and K floats, instead); the source is only
+// read. Functions are thread-safe; several may share one
+// pool.
 #ifndef QUANTD_CORE_QUANT_WEIGHT_QUANTIZER_H_
 #define QUANTD_CORE_QUANT_WEIGHT_QUANTIZER_H_
 
@@ -76,6 +78,11 @@ absl::StatusOr<Blockwise8Result> QuantizeBlockwise8Matrix(const MatrixSource& sr
                                                           bool symmetric, const RunContext& ctx,
                                                           TensorReport* quality);
 
+// Two streaming passes over column ranges (min/max, then codes with the
+// quality sums fused into the code tiles, as INT4 RTN): row-major weights
+// (MatMul B[K, N]) stream row pieces, weights stored [N, K] (Gemm transB,
+// Conv, embeddings) whole columns. Same bytes for every layout and thread
+// count.
 absl::StatusOr<Int8Result> QuantizeInt8Matrix(const MatrixSource& src, const Int8Options& options,
                                               const RunContext& ctx, TensorReport* quality,
                                               QualityLevel level = QualityLevel::kFull);
