@@ -251,14 +251,15 @@ TEST_F(GgufRunTest, ThreadCountDoesNotChangeBytes) {
   }
 }
 
-// Writes a llama-shaped F32 model whose token embedding has 16 chunks of
-// work (256 x 4096 weights), more than the output ring holds at any of the
-// thread counts below, so chunks are written while later ones are computed.
+// Writes a llama-shaped F32 model whose token embedding has 48 chunks of
+// work (256 x 12288 weights), more than the output ring holds at any of the
+// thread counts below (at most 8 slots per thread), so chunks are written
+// while later ones are computed.
 // Weights: a fixed pseudo-random pattern; `poison` sets embedding elements
 // to the given values.
 void WriteChunkyModel(const std::string& path,
                       const std::vector<std::pair<int64_t, float>>& poison = {}) {
-  const int64_t e = 256, ff = 512, vocab = 4096;
+  const int64_t e = 256, ff = 512, vocab = 12288;
   std::vector<gguf::GgufTensorInfo> tensors;
   auto add = [&](std::string name, std::vector<int64_t> ne) {
     gguf::GgufTensorInfo t;
