@@ -55,18 +55,18 @@ constexpr int64_t kChunkElements = 1 << 16;   // work unit for the pool
 // at least 2, at most 8. The slack lets the other threads go on computing
 // while the thread holding the writer's role is in write(2) or starting
 // write-back (sync_file_range, ~0.5 ms per 8 MiB). Measured on a Q8_0 job
-// at 2 threads (68 KiB chunks): blocking waits (futex) 21-25 ms per run
-// with 2 slots per thread, 11-14 ms with 8.
+// at 2 threads (68 KiB chunks): time in futex calls (threads waking each
+// other) 21-25 ms per run with 2 slots per thread, 11-14 ms with 8.
 constexpr size_t kRingBytesPerThread = 512 << 10;
 constexpr int kMinSlotsPerThread = 2;
 constexpr int kMaxSlotsPerThread = 8;
 // Write-back is started every this many output bytes, so the disk works
 // while the next tensors are computed and Commit's fsync has little left:
 // at most this much plus what the disk has not finished. Measured on a
-// 251 MB Q8_0 output at 2 threads: the fsync took 16-46 ms with 32 MiB,
-// 3.5-14 ms with 8 MiB, 2-8.5 ms with 4 MiB, while the time spent in
-// sync_file_range (on a loop thread, next to the compute) stayed 13-21 ms
-// at 8 MiB and rose to 21-28 ms at 4 MiB.
+// 251 MB Q8_0 output at 2 threads (docs/benchmarks.md): the fsync took
+// 16-46 ms with 32 MiB, 3.5-26 ms (mostly <= 14) with 8 MiB, 2-15 ms with
+// 4 MiB, while the time spent in sync_file_range (on a loop thread, next to
+// the compute) was 5-21 ms, 11-20 ms and 21-28 ms.
 constexpr uint64_t kWriteBackBytes = 8 << 20;
 
 struct TensorPlan {
