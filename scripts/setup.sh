@@ -17,7 +17,8 @@ build_pkgs=(build-essential cmake pkg-config git ca-certificates
   libgmock-dev libbenchmark-dev libsqlite3-dev libssl-dev zlib1g-dev
   nlohmann-json3-dev libicu-dev libre2-dev libpq-dev)
 test_pkgs=(python3-onnx python3-numpy python3-grpcio python3-grpc-tools prometheus time
-  xxd bsdextrautils procps python3-yaml postgresql clang libfuzzer-14-dev)
+  xxd bsdextrautils procps python3-yaml postgresql clang libfuzzer-14-dev
+  linux-perf)  # linux-perf: bench/gguf_serial_parts.sh
 
 want=("${build_pkgs[@]}")
 [ "$mode" = all ] && want+=("${test_pkgs[@]}")

@@ -10,8 +10,9 @@
 // writes the chunks in order as they finish, by whichever loop thread
 // completes the written prefix (no writer thread: the job uses exactly its
 // parallelism), so the bytes do not depend on the thread count. Peak
-// memory: the input's resident pages (released after each tensor) plus a
-// ring of 2 output chunks per thread and per-thread scratch.
+// memory: the input's resident pages of at most two tensors (a converted
+// tensor's are released while the next one is computed) plus a ring of 2-8
+// output chunks (up to 512 KiB) per thread and per-thread scratch.
 #include "quantd/core/gguf/gguf_run.h"
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -49,10 +51,23 @@ using gguf::GgmlType;
 
 constexpr uint32_t kQuantizationVersion = 2;  // GGML_QNT_VERSION
 constexpr int64_t kChunkElements = 1 << 16;   // work unit for the pool
-constexpr int kSlotsPerThread = 2;            // output chunks in flight per thread
+// Output chunks in flight per thread: as many as fit in kRingBytesPerThread,
+// at least 2, at most 8. The slack lets the other threads go on computing
+// while the thread holding the writer's role is in write(2) or starting
+// write-back (sync_file_range, ~0.5 ms per 8 MiB). Measured on a Q8_0 job
+// at 2 threads (68 KiB chunks): time in futex calls (threads waking each
+// other) 21-25 ms per run with 2 slots per thread, 11-14 ms with 8.
+constexpr size_t kRingBytesPerThread = 512 << 10;
+constexpr int kMinSlotsPerThread = 2;
+constexpr int kMaxSlotsPerThread = 8;
 // Write-back is started every this many output bytes, so the disk works
-// while the next tensors are computed and Commit's fsync has little left.
-constexpr uint64_t kWriteBackBytes = 32 << 20;
+// while the next tensors are computed and Commit's fsync has little left:
+// at most this much plus what the disk has not finished. Measured on a
+// 251 MB Q8_0 output at 2 threads (docs/benchmarks.md): the fsync took
+// 16-46 ms with 32 MiB, 3.5-26 ms (mostly <= 14) with 8 MiB, 2-15 ms with
+// 4 MiB, while the time spent in sync_file_range (on a loop thread, next to
+// the compute) was 5-21 ms, 11-20 ms and 21-28 ms.
+constexpr uint64_t kWriteBackBytes = 8 << 20;
 
 struct TensorPlan {
   size_t index;  // in the source's tensors()
@@ -637,6 +652,13 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
   Progress prog{"convert", 0, plans.size(), 0, total_bytes};
   ctx.Report(prog);
 
+  // The converted tensor whose input pages are still to be released (-1:
+  // none). Releasing them (unmapping a few MiB to GiB of page-table entries)
+  // takes ~0.1 ms per 1 MB of F32 input: done between tensors it is a
+  // serial step (11 ms of a 0.16 s 2-thread Q8_0 job), so the next tensor's
+  // loop does it, on the thread that takes its first chunk, while the other
+  // threads compute.
+  int64_t pending_release = -1;
   for (const TensorPlan& plan : plans) {
     QUANTD_RETURN_IF_ERROR(ctx.CheckCancelled());
     if (plan.part != cur_part) {
@@ -677,8 +699,11 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
       const int64_t rows_per_chunk =
           std::max<int64_t>(1, kChunkElements / std::max<int64_t>(ne0, 1));
       const int64_t chunks = (rows + rows_per_chunk - 1) / rows_per_chunk;
-      chunk_writer->Reset(chunks, static_cast<size_t>(rows_per_chunk * out_row_bytes),
-                          kSlotsPerThread * threads);
+      const size_t chunk_bytes = static_cast<size_t>(rows_per_chunk * out_row_bytes);
+      const int slots_per_thread = static_cast<int>(
+          std::clamp<size_t>(kRingBytesPerThread / std::max<size_t>(chunk_bytes, 1),
+                             kMinSlotsPerThread, kMaxSlotsPerThread));
+      chunk_writer->Reset(chunks, chunk_bytes, slots_per_thread * threads);
       const bool direct = src_data != nullptr && in_type == GgmlType::kF32;  // rows used in place
       const int64_t out_block = gguf::TypeInfo(out_type).block_size;
       const int64_t out_type_size = gguf::TypeInfo(out_type).type_size;
@@ -693,7 +718,10 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
       std::vector<int64_t> first_non_finite(static_cast<size_t>(chunks), -1);
       // report_level none: no quality figures (summary and full: all of them).
       const bool measure = recipe.report_level != ReportLevel::kNone;
+      const int64_t release = std::exchange(pending_release, -1);
+      if (chunks == 0 && release >= 0) source.Release(static_cast<size_t>(release));
       ctx.ParallelFor(chunks, [&](int64_t c, int thread) {
+        if (c == 0 && release >= 0) source.Release(static_cast<size_t>(release));
         const int64_t r0 = c * rows_per_chunk;
         const int64_t nr = std::min(rows_per_chunk, rows - r0);
         const int64_t n = nr * ne0;
@@ -775,7 +803,7 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
         return NonFiniteWeightError(src.name, bad, row[static_cast<size_t>(bad % ne0)]);
       }
       QUANTD_RETURN_IF_ERROR(written);
-      source.Release(plan.index);
+      pending_release = static_cast<int64_t>(plan.index);  // by the next tensor's loop
       QUANTD_RETURN_IF_ERROR(writer->PadTo(alignment));
 
       gguf::QualitySums sum;
@@ -810,6 +838,7 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
     prog.bytes_done = parts_done_bytes + writer->offset();
     ctx.Report(prog);
   }
+  if (pending_release >= 0) source.Release(static_cast<size_t>(pending_release));
   QUANTD_RETURN_IF_ERROR(finish_part());
   QUANTD_RETURN_IF_ERROR(ctx.CheckCancelled());
   for (size_t i = 0; i < parts.size(); ++i) {

@@ -3,6 +3,7 @@
 #include "quantd/core/gguf/gguf_run.h"
 
 #include <cmath>
+#include <atomic>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -13,10 +14,12 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "quantd/core/base/mapped_file.h"
 #include "quantd/core/gguf/gguf_file.h"
+#include "quantd/core/gguf/gguf_file_source.h"
 #include "quantd/testing/status_matchers.h"
 
 namespace quantd::core {
@@ -248,14 +251,15 @@ TEST_F(GgufRunTest, ThreadCountDoesNotChangeBytes) {
   }
 }
 
-// Writes a llama-shaped F32 model whose token embedding has 16 chunks of
-// work (256 x 4096 weights), more than the output ring holds at any of the
-// thread counts below, so chunks are written while later ones are computed.
+// Writes a llama-shaped F32 model whose token embedding has 48 chunks of
+// work (256 x 12288 weights), more than the output ring holds at any of the
+// thread counts below (at most 8 slots per thread), so chunks are written
+// while later ones are computed.
 // Weights: a fixed pseudo-random pattern; `poison` sets embedding elements
 // to the given values.
 void WriteChunkyModel(const std::string& path,
                       const std::vector<std::pair<int64_t, float>>& poison = {}) {
-  const int64_t e = 256, ff = 512, vocab = 4096;
+  const int64_t e = 256, ff = 512, vocab = 12288;
   std::vector<gguf::GgufTensorInfo> tensors;
   auto add = [&](std::string name, std::vector<int64_t> ne) {
     gguf::GgufTensorInfo t;
@@ -357,6 +361,81 @@ TEST_F(GgufRunTest, FirstNonFiniteWeightIsNamedAtEveryThreadCount) {
             << type << " at " << threads;
         EXPECT_THAT(Files(), ::testing::ElementsAre("in.gguf")) << type << " at " << threads;
       }
+    }
+  }
+}
+
+// A GgufFileSource that records, per tensor, how often it was released and
+// whether it was read (Prefetch, from the chunk's thread) after that.
+class ReleaseRecordingSource final : public gguf::TensorSource {
+ public:
+  explicit ReleaseRecordingSource(std::unique_ptr<gguf::GgufFileSource> source)
+      : source_(std::move(source)), released_(source_->tensors().size()) {}
+  const std::vector<gguf::GgufKv>& kvs() const override { return source_->kvs(); }
+  const std::vector<gguf::GgufTensorInfo>& tensors() const override {
+    return source_->tensors();
+  }
+  uint64_t alignment() const override { return source_->alignment(); }
+  absl::Span<const uint8_t> StoredBytes(size_t index) const override {
+    Touch(index);
+    return source_->StoredBytes(index);
+  }
+  void ReadRows(size_t index, int64_t first_row, int64_t num_rows, float* dst) const override {
+    Touch(index);
+    source_->ReadRows(index, first_row, num_rows, dst);
+  }
+  void Prefetch(size_t index, uint64_t offset, uint64_t length) const override {
+    Touch(index);
+    source_->Prefetch(index, offset, length);
+  }
+  void Release(size_t index) const override {
+    absl::MutexLock lock(&mu_);
+    ++released_[index];
+    source_->Release(index);
+  }
+  std::string SourceDtype(size_t index) const override { return source_->SourceDtype(index); }
+  uint64_t SourceBytes(size_t index) const override { return source_->SourceBytes(index); }
+
+  std::vector<int> released() const {
+    absl::MutexLock lock(&mu_);
+    return released_;
+  }
+  bool read_after_release() const { return read_after_release_; }
+
+ private:
+  void Touch(size_t index) const {
+    absl::MutexLock lock(&mu_);
+    if (released_[index] > 0) read_after_release_ = true;
+  }
+
+  std::unique_ptr<gguf::GgufFileSource> source_;
+  mutable absl::Mutex mu_;
+  mutable std::vector<int> released_;
+  mutable bool read_after_release_ = false;
+};
+
+// A converted tensor's input pages are released while the next tensor is
+// computed (by the thread that takes its first chunk): every tensor is
+// released exactly once, never before its last chunk was read, at every
+// thread count, and the bytes stay those of a single-threaded run.
+TEST_F(GgufRunTest, InputPagesAreReleasedOnceAfterTheirTensorIsDone) {
+  WriteChunkyModel(Path("in.gguf"));
+  ThreadPool pool(2);
+  for (const char* type : {"Q8_0", "Q4_K_M"}) {
+    std::string expected;
+    for (int threads : {1, 2, 3}) {
+      auto file = gguf::GgufFileSource::Open(Path("in.gguf"));
+      ASSERT_TRUE(file.ok()) << file.status();
+      ReleaseRecordingSource source(*std::move(file));
+      RunContext ctx;
+      ctx.pool = &pool;
+      ctx.parallelism = threads;
+      auto report = RunGguf(Q(type), source, Path("out.gguf"), ctx);
+      ASSERT_TRUE(report.ok()) << report.status();
+      EXPECT_THAT(source.released(), ::testing::Each(1)) << type << " at " << threads;
+      EXPECT_FALSE(source.read_after_release()) << type << " at " << threads;
+      if (threads == 1) expected = Read(Path("out.gguf"));
+      EXPECT_EQ(Read(Path("out.gguf")), expected) << type << " at " << threads;
     }
   }
 }

@@ -20,9 +20,9 @@ namespace quantd::core {
 // The input is memory-mapped and validated; the output is streamed through
 // an AtomicFileWriter, so an error or cancellation leaves no output (not even
 // a temp file). ctx.Parallelism() threads of ctx.pool quantize each
-// tensor's rows; the bytes do not depend on the thread count. With more than
-// one thread, output is written by one extra background thread (I/O only,
-// not counted in the parallelism) while the next tensor is computed.
+// tensor's rows and take turns writing the finished chunks in order (no
+// thread is added for writing); the bytes do not depend on the thread
+// count.
 //
 // `ctx.progress` is called from the calling thread (phases "load", "convert",
 // "done"; tensors done/total; output bytes written/total). `ctx.cancel` is polled
