@@ -125,7 +125,7 @@ absl::Status AtomicFileWriter::Flush() {
 
 void AtomicFileWriter::HashAppend(absl::Span<const uint8_t> bytes) {
   if (sha_ == nullptr) return;
-  if (hashed_ != offset_) {  // bytes before these were not hashed (a resumed part)
+  if (hashed_ != offset_) {  // bytes before these reached the file unhashed
     sha_.reset();
     return;
   }

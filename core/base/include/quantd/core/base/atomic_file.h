@@ -24,10 +24,12 @@
 // the bytes in file order as the Write* calls hand them over (from the
 // caller's memory: a span WriteUncachedAsync queues is hashed before it is
 // queued, so bytes sent to the disk with O_DIRECT never need reading back),
-// and Commit records the file's size and digest there. A write that does not
-// continue the hashed bytes (WriteAt, a resumed part, a failed write) makes
-// the digest unknown, which Commit records too (the caller then hashes the
-// file itself): the digest never depends on a writer writing in order.
+// and Commit records the file's size and digest there (only when the bytes
+// hashed are all of the file: its size is checked). A write that does not
+// continue the hashed bytes (WriteAt, a failed write) makes the digest
+// unknown, which Commit records too (the caller then hashes the file
+// itself): the digest never depends on a writer writing in order. Writers
+// opened for resume do not hash.
 //
 // Errors follow ErrnoToStatus (quantd/core/base/errno_status.h).
 //
