@@ -2,7 +2,8 @@
 # A cold `quantctl quantize` of a ~1.35 GB FP32 ONNX decoder (external data)
 # to INT4 through a local `quantd serve` (upload -> INT4 job -> download),
 # side by side with `cp + sync` of the same files, REPEATS times each; prints
-# every run and the medians, and the machine's load average.
+# every run (with its phases: upload, job and the job's store phase, download;
+# and the server's CPU time) and the medians, and the machine's load average.
 #
 # Cold: when the script may write /proc/sys/vm/drop_caches (root), the page
 # cache is dropped before every timed run; otherwise the runs are warm-cache
@@ -80,16 +81,21 @@ for i in $(seq 1 "$repeats"); do
            > "$work/quantctl.$i.log") > /dev/null
   t1=$(now)
   q_times+=("$(echo "$t1 - $t0" | bc -l)")
+  # The server's CPU time (user + system, all threads) over its whole life.
+  server_cpu=$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' \
+    "/proc/$server_pid/stat")
   stop_server
   rm -f "$work/port"
   sleep 0.2  # the time-stamping loop's last lines
-  # Phases from the time-stamped progress lines: upload, job, download.
+  # Phases from the time-stamped progress lines: upload, job (of which the
+  # store phase: the artifact's manifest and commit), download.
   phases=$(awk -v t0="$t0" -v t1="$t1" '
-    / upload: done/ { up = $1 } / SUCCEEDED/ { job = $1 }
-    END { if (up && job) printf "(upload %.2f, job %.2f, download %.2f)", up - t0, job - up, t1 - job }' \
+    / upload: done/ { up = $1 } / RUNNING \(store\)/ { store = $1 } / SUCCEEDED/ { job = $1 }
+    END { if (up && job) printf "(upload %.2f, job %.2f [store %.2f], download %.2f)", up - t0,
+          job - up, store ? job - store : 0, t1 - job }' \
     "$work/quantctl.$i.log")
-  printf 'run %d: cp+sync %6.2f s   quantctl quantize %6.2f s %s\n' "$i" "${cp_times[-1]}" \
-    "${q_times[-1]}" "$phases"
+  printf 'run %d: cp+sync %6.2f s   quantctl quantize %6.2f s %s server CPU %s s\n' "$i" \
+    "${cp_times[-1]}" "${q_times[-1]}" "$phases" "$server_cpu"
 done
 out_bytes=$(( $(stat -c %s "$work/out/model.onnx") + $(stat -c %s "$work/out/model.onnx.data") ))
 cp_med=$(printf '%s\n' "${cp_times[@]}" | median)

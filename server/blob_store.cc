@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
+#include <optional>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -250,7 +251,8 @@ void BlobStore::RemoveWorkDir(const std::string& work_name) {
 }
 
 absl::StatusOr<v1::Artifact> BlobStore::CommitArtifact(const std::string& work_name,
-                                                       const std::vector<std::string>& file_names) {
+                                                       const std::vector<std::string>& file_names,
+                                                       const core::OutputDigests* written) {
   QUANTD_ASSIGN_OR_RETURN(const std::string job_id, ValidateWorkName(work_name));
   const std::string work = absl::StrCat(options_.root, "/work/", work_name);
   const std::string final_dir = absl::StrCat(options_.root, "/artifacts/", job_id);
@@ -262,7 +264,14 @@ absl::StatusOr<v1::Artifact> BlobStore::CommitArtifact(const std::string& work_n
     std::error_code ec;
     uint64_t size = fs::file_size(path, ec);
     if (ec) return absl::InternalError(absl::StrCat("output ", name, " missing: ", ec.message()));
-    QUANTD_ASSIGN_OR_RETURN(std::string digest, core::Sha256File(path));
+    std::optional<core::OutputDigests::Digest> known;
+    if (written != nullptr) known = written->Find(name);
+    std::string digest;
+    if (known.has_value() && known->size == size) {
+      digest = std::move(known->sha256);  // hashed while written: no read back
+    } else {
+      QUANTD_ASSIGN_OR_RETURN(digest, core::Sha256File(path));
+    }
     v1::FileInfo* f = artifact.add_files();
     f->set_name(name);
     f->set_size_bytes(size);

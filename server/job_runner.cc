@@ -81,6 +81,11 @@ absl::StatusOr<JobOutcome> CoreJobRunner::Run(const v1::Job& job, const core::Ru
   // progress through the store phase and into the final state.
   core::Progress last{"", 0, 0, 0, 0};
   core::RunContext run_ctx = ctx;
+  // The core hashes each output file while writing it, so the store phase
+  // need not read the files back (pass-through tensors go to the disk with
+  // O_DIRECT: reading them back would be disk reads).
+  core::OutputDigests written;
+  run_ctx.output_digests = &written;
   run_ctx.progress = [&last, &ctx](const core::Progress& p) {
     last = p;
     ctx.Report(p);
@@ -109,7 +114,7 @@ absl::StatusOr<JobOutcome> CoreJobRunner::Run(const v1::Job& job, const core::Ru
   }
   std::vector<std::string> names(outcome.report.output_files().begin(),
                                  outcome.report.output_files().end());
-  auto artifact = blobs_->CommitArtifact(work_name, names);
+  auto artifact = blobs_->CommitArtifact(work_name, names, &written);
   blobs_->RemoveWorkDir(work_name);  // the input folder, and work/ on failure
   if (!artifact.ok()) return artifact.status();
   outcome.artifact = *std::move(artifact);

@@ -16,6 +16,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "quantd/core/base/errno_status.h"
+#include "quantd/core/base/output_digests.h"
+#include "quantd/core/base/sha256.h"
 #include "quantd/core/base/status_macros.h"
 
 namespace quantd::core {
@@ -36,14 +38,19 @@ constexpr long kAioDepth = 32;
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::Create(
-    const std::string& path) {
+absl::StatusOr<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::Create(const std::string& path,
+                                                                           OutputDigests* digests) {
   std::random_device rd;
   std::string tmp = absl::StrFormat("%s.tmp-%08x%08x", path, rd(), rd());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoToStatus(errno, "cannot create", tmp);
-  return std::unique_ptr<AtomicFileWriter>(
+  std::unique_ptr<AtomicFileWriter> writer(
       new AtomicFileWriter(path, std::move(tmp), fd, /*resumable=*/false, 0));
+  if (digests != nullptr) {
+    writer->digests_ = digests;
+    writer->sha_ = std::make_unique<Sha256>();
+  }
+  return writer;
 }
 
 absl::StatusOr<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::OpenForResume(
@@ -116,8 +123,44 @@ absl::Status AtomicFileWriter::Flush() {
   return st;
 }
 
+void AtomicFileWriter::HashAppend(absl::Span<const uint8_t> bytes) {
+  if (sha_ == nullptr) return;
+  if (hashed_ != offset_) {  // bytes before these reached the file unhashed
+    sha_.reset();
+    return;
+  }
+  sha_->Update(bytes.data(), bytes.size());
+  hashed_ += bytes.size();
+}
+
 absl::Status AtomicFileWriter::Write(absl::Span<const uint8_t> bytes) {
   if (fd_ < 0) return absl::FailedPreconditionError("file already committed or discarded");
+  HashAppend(bytes);
+  absl::Status st = AppendBuffered(bytes);
+  if (!st.ok()) sha_.reset();  // what reached the file is unknown
+  return st;
+}
+
+absl::Status AtomicFileWriter::WriteUncached(absl::Span<const uint8_t> bytes) {
+  if (fd_ < 0) return absl::FailedPreconditionError("file already committed or discarded");
+  HashAppend(bytes);
+  absl::Status st = AppendUncached(bytes);
+  if (!st.ok()) sha_.reset();
+  return st;
+}
+
+absl::Status AtomicFileWriter::WriteUncachedAsync(absl::Span<const uint8_t> bytes) {
+  if (fd_ < 0) return absl::FailedPreconditionError("file already committed or discarded");
+  // Hashed here, from the caller's memory (for a mapped input, pages the
+  // queued write reads anyway): the disk gets these bytes without the page
+  // cache, so hashing the file later would read them back from the disk.
+  HashAppend(bytes);
+  absl::Status st = AppendUncachedAsync(bytes);
+  if (!st.ok()) sha_.reset();
+  return st;
+}
+
+absl::Status AtomicFileWriter::AppendBuffered(absl::Span<const uint8_t> bytes) {
   offset_ += bytes.size();
   if (resumable_) return WriteAll(bytes.data(), bytes.size());
   if (bytes.size() < kDirectWriteMin) {
@@ -134,17 +177,16 @@ absl::Status AtomicFileWriter::Write(absl::Span<const uint8_t> bytes) {
   return absl::OkStatus();
 }
 
-absl::Status AtomicFileWriter::WriteUncached(absl::Span<const uint8_t> bytes) {
-  if (fd_ < 0) return absl::FailedPreconditionError("file already committed or discarded");
+absl::Status AtomicFileWriter::AppendUncached(absl::Span<const uint8_t> bytes) {
   const uint64_t file_offset = offset_;  // where bytes[0] lands
   const uintptr_t address = reinterpret_cast<uintptr_t>(bytes.data());
   const uint64_t blocks_bytes = bytes.size() / kUncachedBlock * kUncachedBlock;
   if (uncached_failed_ || blocks_bytes == 0 || file_offset % kUncachedBlock != 0 ||
       address % kUncachedBlock != 0) {
-    return Write(bytes);
+    return AppendBuffered(bytes);
   }
   QUANTD_RETURN_IF_ERROR(Flush());  // the buffer's bytes come first
-  if (!OpenDirect()) return Write(bytes);
+  if (!OpenDirect()) return AppendBuffered(bytes);
   uint64_t done = 0;
   while (done < blocks_bytes) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(blocks_bytes - done, kUncachedChunk));
@@ -169,7 +211,7 @@ absl::Status AtomicFileWriter::WriteUncached(absl::Span<const uint8_t> bytes) {
     return ErrnoToStatus(errno, "seek failed", tmp_path_);
   }
   if (done == bytes.size()) return absl::OkStatus();
-  return Write(bytes.subspan(done));
+  return AppendBuffered(bytes.subspan(done));
 }
 
 bool AtomicFileWriter::OpenDirect() {
@@ -179,12 +221,11 @@ bool AtomicFileWriter::OpenDirect() {
   return direct_fd_ >= 0;
 }
 
-absl::Status AtomicFileWriter::WriteUncachedAsync(absl::Span<const uint8_t> bytes) {
-  if (fd_ < 0) return absl::FailedPreconditionError("file already committed or discarded");
+absl::Status AtomicFileWriter::AppendUncachedAsync(absl::Span<const uint8_t> bytes) {
   if (uncached_bytes_ == 0 && !uncached_failed_ && bytes.size() > kUncachedBlock) {
     // The first O_DIRECT write runs synchronously: it finds out whether the
     // file system takes them at all (EINVAL) before anything is queued.
-    QUANTD_RETURN_IF_ERROR(WriteUncached(bytes.first(kUncachedBlock)));
+    QUANTD_RETURN_IF_ERROR(AppendUncached(bytes.first(kUncachedBlock)));
     bytes.remove_prefix(kUncachedBlock);
   }
   const uint64_t file_offset = offset_;
@@ -192,10 +233,10 @@ absl::Status AtomicFileWriter::WriteUncachedAsync(absl::Span<const uint8_t> byte
   if (uncached_failed_ || aio_failed_ || blocks_bytes == 0 || file_offset % kUncachedBlock != 0 ||
       reinterpret_cast<uintptr_t>(bytes.data()) % kUncachedBlock != 0 ||
       file_offset + blocks_bytes > reserved_) {
-    return WriteUncached(bytes);
+    return AppendUncached(bytes);
   }
   QUANTD_RETURN_IF_ERROR(Flush());  // the buffer's bytes come first
-  if (!OpenDirect()) return Write(bytes);
+  if (!OpenDirect()) return AppendBuffered(bytes);
   if (aio_context_ == 0) {
     aio_context_t context = 0;
     // A write that extends the file waits for the disk even when queued:
@@ -204,7 +245,7 @@ absl::Status AtomicFileWriter::WriteUncachedAsync(absl::Span<const uint8_t> byte
         ::ftruncate(fd_, static_cast<off_t>(reserved_)) != 0) {
       if (context != 0) ::syscall(SYS_io_destroy, context);
       aio_failed_ = true;  // no native AIO here: write synchronously
-      return WriteUncached(bytes);
+      return AppendUncached(bytes);
     }
     aio_context_ = context;
   }
@@ -239,7 +280,7 @@ absl::Status AtomicFileWriter::WriteUncachedAsync(absl::Span<const uint8_t> byte
     return ErrnoToStatus(errno, "seek failed", tmp_path_);
   }
   if (done == bytes.size()) return absl::OkStatus();
-  return Write(bytes.subspan(done));
+  return AppendBuffered(bytes.subspan(done));
 }
 
 absl::Status AtomicFileWriter::ReapAio(long min_events) {
@@ -295,6 +336,30 @@ absl::Status AtomicFileWriter::Reserve(uint64_t total_bytes) {
   return absl::OkStatus();  // EOPNOTSUPP and the like: write without preallocating
 }
 
+absl::Status AtomicFileWriter::WriteAt(uint64_t offset, absl::Span<const uint8_t> bytes) {
+  if (fd_ < 0) return absl::FailedPreconditionError("file already committed or discarded");
+  if (offset > offset_ || bytes.size() > offset_ - offset) {
+    return absl::OutOfRangeError(absl::StrCat(tmp_path_, ": WriteAt [", offset, ", ",
+                                              offset + bytes.size(), ") is beyond the ", offset_,
+                                              " bytes written"));
+  }
+  if (bytes.empty()) return absl::OkStatus();
+  sha_.reset();  // the hashed bytes are not the file's any more
+  QUANTD_RETURN_IF_ERROR(Flush());
+  if (aio_context_ != 0) QUANTD_RETURN_IF_ERROR(ReapAio(aio_in_flight_));  // no overlap
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n =
+        ::pwrite(fd_, bytes.data() + done, bytes.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoToStatus(errno, "write failed", tmp_path_);
+    }
+    done += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status AtomicFileWriter::PadTo(uint64_t alignment) {
   static const uint8_t kZeros[4096] = {};
   uint64_t pad = (alignment - offset_ % alignment) % alignment;
@@ -328,6 +393,15 @@ absl::Status AtomicFileWriter::Commit() {
     (void)::ftruncate(fd_, static_cast<off_t>(offset_));  // same size; drops blocks past it
   }
   if (::fsync(fd_) != 0) return ErrnoToStatus(errno, "fsync failed", tmp_path_);
+  // The digest, when every byte of the file was hashed in order.
+  std::string digest;
+  if (sha_ != nullptr && hashed_ == offset_) {
+    struct stat st;
+    if (::fstat(fd_, &st) == 0 && static_cast<uint64_t>(st.st_size) == offset_) {
+      digest = sha_->FinishHex();
+    }
+  }
+  sha_.reset();
   if (::close(fd_) != 0) {
     fd_ = -1;
     return ErrnoToStatus(errno, "close failed", tmp_path_);
@@ -337,6 +411,9 @@ absl::Status AtomicFileWriter::Commit() {
     return ErrnoToStatus(errno, "rename failed", path_);
   }
   committed_ = true;
+  // Recorded even when unknown: it replaces what an earlier file at this
+  // path recorded.
+  if (digests_ != nullptr) digests_->Record(path_, offset_, std::move(digest));
   return SyncParentDirectory(path_);
 }
 
@@ -350,16 +427,19 @@ void AtomicFileWriter::Discard() {
   ::unlink(tmp_path_.c_str());
 }
 
-absl::Status WriteFileAtomically(const std::string& path, absl::Span<const uint8_t> bytes) {
-  QUANTD_ASSIGN_OR_RETURN(auto writer, AtomicFileWriter::Create(path));
+absl::Status WriteFileAtomically(const std::string& path, absl::Span<const uint8_t> bytes,
+                                 OutputDigests* digests) {
+  QUANTD_ASSIGN_OR_RETURN(auto writer, AtomicFileWriter::Create(path, digests));
   QUANTD_RETURN_IF_ERROR(writer->Write(bytes));
   return writer->Commit();
 }
 
-absl::Status CopyFileAtomically(const std::string& from, const std::string& to) {
+absl::Status CopyFileAtomically(const std::string& from, const std::string& to,
+                                OutputDigests* digests) {
   std::ifstream in(from, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat(from, ": cannot open"));
-  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<AtomicFileWriter> out, AtomicFileWriter::Create(to));
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<AtomicFileWriter> out,
+                          AtomicFileWriter::Create(to, digests));
   std::vector<char> buf(1 << 20);
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));

@@ -555,8 +555,9 @@ absl::StatusOr<Report> WriteCheckpointGguf(const CheckpointGgufSource& source,
         static_cast<uint64_t>(gguf::RowBytes(out[i].type, out[i].ne[0]) * out[i].Rows());
   }
   const uint64_t alignment = source.alignment();
-  QUANTD_ASSIGN_OR_RETURN(gguf::GgufFileStart start,
-                          gguf::StartGgufFile(output_path, kvs, &out, alignment));
+  QUANTD_ASSIGN_OR_RETURN(
+      gguf::GgufFileStart start,
+      gguf::StartGgufFile(output_path, kvs, &out, alignment, ctx.output_digests));
   std::unique_ptr<AtomicFileWriter> writer = std::move(start.writer);
   const uint64_t total_bytes = start.total_bytes;
 

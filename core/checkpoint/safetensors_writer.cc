@@ -72,7 +72,8 @@ absl::StatusOr<std::unique_ptr<SafetensorsWriter>> SafetensorsWriter::Create(
   const uint64_t a = options.header_alignment;
   text.append((a - (8 + text.size()) % a) % a, ' ');
 
-  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<AtomicFileWriter> file, AtomicFileWriter::Create(path));
+  QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<AtomicFileWriter> file,
+                          AtomicFileWriter::Create(path, options.digests));
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(text.size() >> (8 * i));
   QUANTD_RETURN_IF_ERROR(file->Write(len, sizeof(len)));

@@ -73,12 +73,14 @@ absl::StatusOr<Report> RunCheckpointOnnx(const Recipe& recipe_in, const std::str
   const std::string model_path = (fs::path(staging->path()) / "model.onnx").string();
   QUANTD_ASSIGN_OR_RETURN(SaveResult saved, model->Save(model_path, options, ctx));
   model.reset();
-  QUANTD_RETURN_IF_ERROR(WriteFileAtomically(
-      (fs::path(staging->path()) / "genai_config.json").string(), genai_config.dump(4) + "\n"));
+  QUANTD_RETURN_IF_ERROR(
+      WriteFileAtomically((fs::path(staging->path()) / "genai_config.json").string(),
+                          genai_config.dump(4) + "\n", ctx.output_digests));
   std::vector<std::string> files = {"model.onnx", "model.onnx.data", "genai_config.json"};
   for (const std::string& f : checkpoint::ListTokenizerFiles(checkpoint_dir)) {
     const std::string base = fs::path(f).filename().string();
-    QUANTD_RETURN_IF_ERROR(CopyFileAtomically(f, (fs::path(staging->path()) / base).string()));
+    QUANTD_RETURN_IF_ERROR(
+        CopyFileAtomically(f, (fs::path(staging->path()) / base).string(), ctx.output_digests));
     files.push_back(base);
   }
   QUANTD_RETURN_IF_ERROR(ctx.CheckCancelled());

@@ -445,12 +445,12 @@ std::string SerializeHeader(const std::vector<GgufKv>& kvs,
 
 absl::StatusOr<GgufFileStart> StartGgufFile(const std::string& path, const std::vector<GgufKv>& kvs,
                                             std::vector<GgufTensorInfo>* tensors,
-                                            uint64_t alignment) {
+                                            uint64_t alignment, OutputDigests* digests) {
   const uint64_t data_size = LayoutTensors(tensors, alignment);
   const std::string header = SerializeHeader(kvs, *tensors);
   GgufFileStart start;
   start.total_bytes = AlignUp(header.size(), alignment) + data_size;
-  QUANTD_ASSIGN_OR_RETURN(start.writer, AtomicFileWriter::Create(path));
+  QUANTD_ASSIGN_OR_RETURN(start.writer, AtomicFileWriter::Create(path, digests));
   QUANTD_RETURN_IF_ERROR(start.writer->Write(header.data(), header.size()));
   QUANTD_RETURN_IF_ERROR(start.writer->PadTo(alignment));
   return start;

@@ -612,8 +612,9 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
   }
   std::vector<std::unique_ptr<AtomicFileWriter>> writers;
   for (OutputPart& part : parts) {
-    QUANTD_ASSIGN_OR_RETURN(gguf::GgufFileStart start,
-                            gguf::StartGgufFile(part.path, part.kvs, &part.infos, alignment));
+    QUANTD_ASSIGN_OR_RETURN(
+        gguf::GgufFileStart start,
+        gguf::StartGgufFile(part.path, part.kvs, &part.infos, alignment, ctx.output_digests));
     if (start.total_bytes != part.total_bytes) {
       return absl::InternalError("GGUF output part size disagrees with its plan");
     }

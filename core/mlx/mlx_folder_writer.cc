@@ -107,9 +107,10 @@ std::string DtypeAfter(const MlxTensorDecision& d) {
   return absl::StrCat("MLX_AFFINE_", d.bits, "BIT_G", d.group_size);
 }
 
-absl::Status WriteText(const std::string& path, const std::string& text) {
+absl::Status WriteText(const std::string& path, const std::string& text, OutputDigests* digests) {
   return WriteFileAtomically(
-      path, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+      path, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()),
+      digests);
 }
 
 // Python's json.dump(obj, f, indent=4) for the JSON mlx-lm writes.
@@ -403,6 +404,7 @@ absl::StatusOr<MlxFolderResult> FolderWriter::Run(const std::string& config_json
     for (size_t i : shards[sh]) specs.push_back(items[i].spec);
     checkpoint::SafetensorsWriterOptions wopt;
     wopt.metadata["format"] = "mlx";
+    wopt.digests = ctx_.output_digests;
     QUANTD_ASSIGN_OR_RETURN(
         std::unique_ptr<SafetensorsWriter> writer,
         SafetensorsWriter::Create((fs::path(out_dir) / file).string(), std::move(specs), wopt));
@@ -430,10 +432,10 @@ absl::StatusOr<MlxFolderResult> FolderWriter::Run(const std::string& config_json
   index["metadata"] = {{"total_size", total_size}, {"total_parameters", total_parameters}};
   index["weight_map"] = std::move(weight_map);
   QUANTD_RETURN_IF_ERROR(WriteText((fs::path(out_dir) / "model.safetensors.index.json").string(),
-                                   PythonJsonDump(index)));
+                                   PythonJsonDump(index), ctx_.output_digests));
   result.files.push_back("model.safetensors.index.json");
-  QUANTD_RETURN_IF_ERROR(
-      WriteText((fs::path(out_dir) / "config.json").string(), PythonJsonDump(config)));
+  QUANTD_RETURN_IF_ERROR(WriteText((fs::path(out_dir) / "config.json").string(),
+                                   PythonJsonDump(config), ctx_.output_digests));
   result.files.push_back("config.json");
   for (const std::string& f : side_files) {
     const std::string base = fs::path(f).filename().string();
@@ -441,7 +443,8 @@ absl::StatusOr<MlxFolderResult> FolderWriter::Run(const std::string& config_json
         base == "model.safetensors.index.json") {
       continue;
     }
-    QUANTD_RETURN_IF_ERROR(CopyFileAtomically(f, (fs::path(out_dir) / base).string()));
+    QUANTD_RETURN_IF_ERROR(
+        CopyFileAtomically(f, (fs::path(out_dir) / base).string(), ctx_.output_digests));
     result.files.push_back(base);
   }
 

@@ -501,7 +501,8 @@ absl::StatusOr<SaveResult> OnnxModel::Save(const std::string& path, const SaveOp
     result.tensor_bytes += n;
     if (external && n >= options.size_threshold) {
       if (data_writer == nullptr) {
-        QUANTD_ASSIGN_OR_RETURN(data_writer, AtomicFileWriter::Create(data_path));
+        QUANTD_ASSIGN_OR_RETURN(data_writer,
+                                AtomicFileWriter::Create(data_path, ctx.output_digests));
         // An upper bound (every tensor padded); Commit gives back the rest.
         QUANTD_RETURN_IF_ERROR(data_writer->Reserve(total + sites.size() * alignment));
         data_writer->set_write_back_interval(kWriteBackBytes);
@@ -555,7 +556,8 @@ absl::StatusOr<SaveResult> OnnxModel::Save(const std::string& path, const SaveOp
     QUANTD_RETURN_IF_ERROR(data_writer->Commit());
   }
   QUANTD_RETURN_IF_ERROR(WriteFileAtomically(
-      path, {reinterpret_cast<const uint8_t*>(serialized.data()), serialized.size()}));
+      path, {reinterpret_cast<const uint8_t*>(serialized.data()), serialized.size()},
+      ctx.output_digests));
   result.bytes += serialized.size();
   result.files.push_back(path);
   if (data_writer != nullptr) result.files.push_back(data_path);

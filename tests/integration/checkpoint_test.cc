@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "quantd/client/checkpoint_folder.h"
 #include "quantd/client/client.h"
+#include "quantd/core/base/sha256.h"
 #include "server_process.h"
 #include "test_util.h"
 
@@ -229,6 +230,52 @@ TEST_F(CheckpointServiceTest, TheNameTravelsPerJobSoDedupNeverMixesNames) {
   // A checkpoint upload without a name is refused (general.name needs one).
   auto nameless = client_->Upload(folder->files, client::UploadOptions());
   EXPECT_FALSE(nameless.ok());
+}
+
+// The sha256 in an artifact's manifest (which the server takes from the
+// core's writers, computed while they wrote) is that of the stored file, for
+// a folder job (ONNX Runtime GenAI, INT4: computed and copied files), an
+// ONNX INT4 job with external data and a GGUF job; each download checks it
+// again on the client side.
+TEST_F(CheckpointServiceTest, ArtifactDigestsAreThoseOfTheStoredFiles) {
+  auto llama = client::SelectCheckpointFiles(Copy("llama-tiny-shared", "d").string());
+  ASSERT_TRUE(llama.ok()) << llama.status();
+  v1::Recipe genai;
+  genai.set_format(v1::MODEL_FORMAT_ONNX);
+  genai.set_precision(v1::PRECISION_INT4);
+  genai.set_model_name(llama->name);
+  v1::Recipe int4;
+  int4.set_precision(v1::PRECISION_INT4);
+  v1::Recipe gguf;
+  gguf.set_gguf_type("Q4_K_M");
+  struct Case {
+    std::string what;
+    std::vector<std::string> files;
+    v1::Recipe recipe;
+    size_t outputs;
+  };
+  const std::vector<Case> cases = {
+      {"genai folder", llama->files, genai, 5},
+      {"onnx int4", LlamaExtDataModel(), int4, 2},
+      {"gguf", {TestData() + "/gguf/tiny-llama-f32.gguf"}, gguf, 1},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    const std::string out = tmp_.path() + "/out-" + std::to_string(&c - cases.data());
+    auto result = client_->Quantize(c.files, c.recipe, out);
+    ASSERT_TRUE(result.ok()) << result.status();
+    const v1::Artifact& artifact = result->job.artifact();
+    EXPECT_GE(static_cast<size_t>(artifact.files_size()), c.outputs);
+    for (const v1::FileInfo& f : artifact.files()) {
+      SCOPED_TRACE(f.name());
+      const std::string stored =
+          tmp_.path() + "/data/artifacts/" + result->job.job_id() + "/" + f.name();
+      auto digest = core::Sha256File(stored);
+      ASSERT_TRUE(digest.ok()) << digest.status();
+      EXPECT_EQ(f.sha256(), *digest);
+      EXPECT_EQ(f.size_bytes(), fs::file_size(stored));
+    }
+  }
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "gtest/gtest.h"
+#include "quantd/core/base/output_digests.h"
 #include "quantd/core/base/sha256.h"
 #include "quantd/server/ids.h"
 
@@ -47,6 +48,32 @@ TEST_F(BlobStoreTest, ArtifactCommitOpenAndCleanup) {
   store_->CleanupAfterRestart([](const std::string&) { return false; });
   EXPECT_TRUE(fs::is_empty(root_ + "/work"));
   EXPECT_FALSE(fs::exists(root_ + "/artifacts/" + job));
+}
+
+// The digests the core computed while writing are used as they are when
+// the file has the size they were computed for (the manifest takes the
+// digest given, so a made-up one shows the file was not read back), and a
+// file without one, or whose size differs, is hashed.
+TEST_F(BlobStoreTest, ArtifactDigestsComputedWhileWritingSkipTheReadBack) {
+  const std::string job = "job_0123456789abcdef0123";
+  auto work = store_->CreateWorkDir(job);
+  ASSERT_TRUE(work.ok());
+  std::ofstream(*work + "/model.onnx") << "quantized";
+  std::ofstream(*work + "/model.onnx.data") << "weights";
+  std::ofstream(*work + "/genai_config.json") << "{}";
+  core::OutputDigests written;
+  const std::string made_up(64, 'b');
+  written.Record("/elsewhere/staging/model.onnx", 9, made_up);       // right size: used
+  written.Record("/elsewhere/staging/model.onnx.data", 6, made_up);  // wrong size: hashed
+  written.Record("/elsewhere/staging/genai_config.json", 2, "");     // unknown: hashed
+  auto artifact =
+      store_->CommitArtifact(job, {"model.onnx", "model.onnx.data", "genai_config.json"}, &written);
+  ASSERT_TRUE(artifact.ok()) << artifact.status();
+  ASSERT_EQ(artifact->files_size(), 3);
+  EXPECT_EQ(artifact->files(0).sha256(), made_up);
+  EXPECT_EQ(artifact->files(1).sha256(), core::Sha256Hex("weights"));
+  EXPECT_EQ(artifact->files(2).sha256(), core::Sha256Hex("{}"));
+  EXPECT_EQ(artifact->size_bytes(), 9u + 7u + 2u);
 }
 
 // Two attempts of one job (a replica that lost its lease and the one that

@@ -12,6 +12,8 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "quantd/core/base/output_digests.h"
+#include "quantd/core/base/sha256.h"
 #include "quantd/testing/status_matchers.h"
 
 namespace quantd::core {
@@ -40,6 +42,19 @@ class AtomicFileTest : public ::testing::Test {
     int n = 0;
     for (const auto& e : fs::directory_iterator(dir_)) n += e.is_regular_file() ? 1 : 0;
     return n;
+  }
+
+  // The digest `digests` holds for `path` is that of the committed file,
+  // which holds `expected`.
+  static void ExpectDigestOf(const OutputDigests& digests, const std::string& path,
+                             const std::string& expected) {
+    const std::optional<OutputDigests::Digest> d = digests.Find(fs::path(path).filename().string());
+    ASSERT_TRUE(d.has_value()) << path;
+    EXPECT_EQ(d->size, expected.size());
+    EXPECT_EQ(d->sha256, Sha256Hex(expected));
+    auto on_disk = Sha256File(path);
+    ASSERT_TRUE(on_disk.ok()) << on_disk.status();
+    EXPECT_EQ(d->sha256, *on_disk);
   }
 
   fs::path dir_;
@@ -127,7 +142,8 @@ bool DirectWritesWork(const std::string& dir) {
 TEST_F(AtomicFileTest, UncachedWritesMixWithBufferedOnesInOrder) {
   const bool direct = DirectWritesWork(dir_.string());
   const std::string path = Path("uncached.bin");
-  auto w = AtomicFileWriter::Create(path);
+  OutputDigests digests;  // hashed while written, across every kind of write
+  auto w = AtomicFileWriter::Create(path, &digests);
   ASSERT_TRUE(w.ok());
   ASSERT_TRUE((*w)->Reserve(64 << 20).ok());
   (*w)->set_write_back_interval(1 << 20);
@@ -177,6 +193,7 @@ TEST_F(AtomicFileTest, UncachedWritesMixWithBufferedOnesInOrder) {
   ASSERT_EQ(got.size(), expected.size());
   EXPECT_TRUE(got == expected);
   EXPECT_EQ(FilesInDir(), 1);
+  ExpectDigestOf(digests, path, expected);
 }
 
 // WriteUncachedAsync: within reserved space, aligned runs from memory that
@@ -197,7 +214,8 @@ TEST_F(AtomicFileTest, QueuedUncachedWritesLandInOrderAndCommitWaitsForThem) {
   for (bool reserved : {true, false}) {
     SCOPED_TRACE(reserved ? "reserved" : "not reserved");
     const std::string path = Path(reserved ? "queued.bin" : "unreserved.bin");
-    auto w = AtomicFileWriter::Create(path);
+    OutputDigests digests;  // queued spans are hashed from memory, in file order
+    auto w = AtomicFileWriter::Create(path, &digests);
     ASSERT_TRUE(w.ok());
     if (reserved) ASSERT_TRUE((*w)->Reserve(reserve).ok());
     std::string expected;
@@ -224,6 +242,7 @@ TEST_F(AtomicFileTest, QueuedUncachedWritesLandInOrderAndCommitWaitsForThem) {
     const std::string got = Read(path);
     ASSERT_EQ(got.size(), expected.size());
     EXPECT_TRUE(got == expected);
+    ExpectDigestOf(digests, path, expected);
   }
   {
     auto w = AtomicFileWriter::Create(Path("discarded.bin"));
@@ -234,6 +253,47 @@ TEST_F(AtomicFileTest, QueuedUncachedWritesLandInOrderAndCommitWaitsForThem) {
   }
   EXPECT_FALSE(fs::exists(Path("discarded.bin")));
   EXPECT_EQ(FilesInDir(), 2);
+}
+
+// A write that does not continue the hashed bytes (WriteAt patching a
+// header) leaves the digest unknown, and the record replaces the digest an
+// earlier file at that path had, so a stale digest is never found.
+TEST_F(AtomicFileTest, AnOutOfOrderWriteLeavesTheDigestUnknown) {
+  const std::string path = Path("patched.bin");
+  OutputDigests digests;
+  ASSERT_TRUE(WriteFileAtomically(path, std::string("hello world"), &digests).ok());
+  ExpectDigestOf(digests, path, "hello world");
+
+  auto w = AtomicFileWriter::Create(path, &digests);
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Write("hello world", 11).ok());
+  EXPECT_THAT(
+      (*w)->WriteAt(8, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>("xyzw"), 4)),
+      StatusIs(absl::StatusCode::kOutOfRange, "beyond the 11 bytes"));  // past the end
+  ASSERT_TRUE(
+      (*w)->WriteAt(0, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>("J"), 1)).ok());
+  ASSERT_TRUE((*w)->Write("!", 1).ok());
+  EXPECT_EQ((*w)->offset(), 12u);
+  ASSERT_TRUE((*w)->Commit().ok());
+  EXPECT_EQ(Read(path), "Jello world!");
+  EXPECT_FALSE(digests.Find("patched.bin").has_value());
+}
+
+// WriteFileAtomically and CopyFileAtomically hash when asked; a name
+// committed in two folders is ambiguous; a writer without digests records
+// nothing.
+TEST_F(AtomicFileTest, WholeFileHelpersRecordDigestsByName) {
+  OutputDigests digests;
+  const std::string text(100000, 'q');
+  ASSERT_TRUE(WriteFileAtomically(Path("a.json"), text, &digests).ok());
+  ASSERT_TRUE(CopyFileAtomically(Path("a.json"), Path("b.json"), &digests).ok());
+  ExpectDigestOf(digests, Path("a.json"), text);
+  ExpectDigestOf(digests, Path("b.json"), text);
+  ASSERT_TRUE(WriteFileAtomically(Path("c.json"), std::string("x")).ok());
+  EXPECT_FALSE(digests.Find("c.json").has_value());
+  fs::create_directories(dir_ / "sub");
+  ASSERT_TRUE(WriteFileAtomically((dir_ / "sub" / "a.json").string(), text, &digests).ok());
+  EXPECT_FALSE(digests.Find("a.json").has_value());  // two folders hold an a.json
 }
 
 TEST_F(AtomicFileTest, ResumedWriterKeepsThePartAcrossWriters) {

@@ -28,6 +28,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "quantd/core/base/output_digests.h"
 #include "quantd/v1/quantd.pb.h"
 
 namespace quantd::server {
@@ -97,10 +98,15 @@ class BlobStore {
   // removed). `work_name` is WorkName(job id, attempt).
   absl::StatusOr<std::string> CreateWorkDir(const std::string& work_name);
   void RemoveWorkDir(const std::string& work_name);
-  // Hashes `file_names` inside the attempt's work dir and moves the
-  // directory to artifacts/<job id> atomically.
+  // Records `file_names` inside the attempt's work dir (size and sha256)
+  // in the artifact's manifest and moves the directory to artifacts/<job id>
+  // atomically. A file's sha256 is taken from `written` (the digests the
+  // core computed while writing, RunContext::output_digests) when it has
+  // one for that name with the file's size; else the file is read and
+  // hashed here.
   absl::StatusOr<v1::Artifact> CommitArtifact(const std::string& work_name,
-                                              const std::vector<std::string>& file_names);
+                                              const std::vector<std::string>& file_names,
+                                              const core::OutputDigests* written = nullptr);
   // Opens one artifact file ("" = the first). NotFound if absent.
   absl::StatusOr<std::unique_ptr<ArtifactReader>> OpenArtifactFile(const std::string& job_id,
                                                                    const std::string& name);

@@ -8,9 +8,14 @@
 // single-threaded inline. Output bytes never depend on the parallelism:
 // drivers split work into tasks that write to fixed positions.
 //
-// Ownership: nothing is owned; `cancel` and `pool` must outlive every
-// operation the context is passed to (for ONNX, until OnnxModel::Save
-// returns, since tensor data is computed while saving).
+// With `output_digests` set, every output file is hashed while it is
+// written and recorded there (see quantd/core/base/output_digests.h); the
+// server asks for it, to store artifacts without reading them back. Off by
+// default: hashing costs CPU on the writing thread.
+//
+// Ownership: nothing is owned; `cancel`, `pool` and `output_digests` must
+// outlive every operation the context is passed to (for ONNX, until
+// OnnxModel::Save returns, since tensor data is computed while saving).
 //
 // Thread safety: a RunContext is read-only during an operation and may be
 // used from several threads; `progress` is only called from the thread that
@@ -23,6 +28,7 @@
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
+#include "quantd/core/base/output_digests.h"
 #include "quantd/core/base/thread_pool.h"
 #include "quantd/core/progress.h"
 
@@ -33,6 +39,7 @@ struct RunContext {
   const CancelToken* cancel = nullptr;  // null: cannot be cancelled
   ThreadPool* pool = nullptr;           // null: single-threaded, inline
   int parallelism = 1;                  // threads per loop, caller included
+  OutputDigests* output_digests = nullptr;  // null: output files are not hashed
 
   // The number of threads a loop may use: 1 without a pool, else
   // parallelism capped by pool->threads() + 1. Per-slot scratch sized by

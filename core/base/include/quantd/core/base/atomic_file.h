@@ -20,6 +20,17 @@
 //    next resume (Discard() removes it).
 // Commit() flushes, fsyncs, renames over `path` and fsyncs the directory.
 //
+// Hashing: a writer created with an OutputDigests keeps a running sha256 of
+// the bytes in file order as the Write* calls hand them over (from the
+// caller's memory: a span WriteUncachedAsync queues is hashed before it is
+// queued, so bytes sent to the disk with O_DIRECT never need reading back),
+// and Commit records the file's size and digest there (only when the bytes
+// hashed are all of the file: its size is checked). A write that does not
+// continue the hashed bytes (WriteAt, a failed write) makes the digest
+// unknown, which Commit records too (the caller then hashes the file
+// itself): the digest never depends on a writer writing in order. Writers
+// opened for resume do not hash.
+//
 // Errors follow ErrnoToStatus (quantd/core/base/errno_status.h).
 //
 // Thread safety: not thread-safe; one writer per thread.
@@ -37,9 +48,15 @@
 
 namespace quantd::core {
 
+class OutputDigests;  // quantd/core/base/output_digests.h
+class Sha256;         // quantd/core/base/sha256.h
+
 class AtomicFileWriter {
  public:
-  static absl::StatusOr<std::unique_ptr<AtomicFileWriter>> Create(const std::string& path);
+  // `digests` (optional, must outlive the writer): hash the bytes while
+  // writing and record the file's digest there at Commit (see above).
+  static absl::StatusOr<std::unique_ptr<AtomicFileWriter>> Create(const std::string& path,
+                                                                  OutputDigests* digests = nullptr);
 
   // Opens "<path>.part" for appending, keeping its content. When it holds
   // more than `max_keep` bytes it is emptied first (a stale or foreign part).
@@ -82,6 +99,12 @@ class AtomicFileWriter {
   // Bytes WriteUncached / WriteUncachedAsync sent straight to the disk so far.
   uint64_t uncached_bytes() const { return uncached_bytes_; }
 
+  // Overwrites bytes already written, [offset, offset + bytes.size()) with
+  // offset + bytes.size() <= offset() (a header completed once the data
+  // behind it is known); offset() does not change. Waits for queued writes
+  // first. A hashing writer's digest becomes unknown.
+  absl::Status WriteAt(uint64_t offset, absl::Span<const uint8_t> bytes);
+
   // Appends zero bytes until the file size is a multiple of `alignment`.
   absl::Status PadTo(uint64_t alignment);
   // Bytes in the file so far (for a resumed writer, including the bytes it
@@ -104,7 +127,8 @@ class AtomicFileWriter {
   // them, so an upper bound is fine).
   absl::Status Reserve(uint64_t total_bytes);
 
-  // Flushes, fsyncs and renames into place. REQUIRES: called once.
+  // Flushes, fsyncs and renames into place; a hashing writer then records
+  // the file in its OutputDigests. REQUIRES: called once.
   absl::Status Commit();
 
   // Closes and removes the temp or part file without committing.
@@ -117,6 +141,14 @@ class AtomicFileWriter {
  private:
   AtomicFileWriter(std::string path, std::string tmp_path, int fd, bool resumable, uint64_t offset);
   absl::Status Flush();
+  // Hashes `bytes`, about to be appended at offset_, when they continue the
+  // hashed bytes; else gives the digest up.
+  void HashAppend(absl::Span<const uint8_t> bytes);
+  // Write, WriteUncached and WriteUncachedAsync without hashing (each falls
+  // back on the ones before it).
+  absl::Status AppendBuffered(absl::Span<const uint8_t> bytes);
+  absl::Status AppendUncached(absl::Span<const uint8_t> bytes);
+  absl::Status AppendUncachedAsync(absl::Span<const uint8_t> bytes);
   // Opens direct_fd_ if needed; false (and uncached_failed_) when refused.
   bool OpenDirect();
   // Waits for at least `min_events` queued writes; the first error of any.
@@ -146,18 +178,28 @@ class AtomicFileWriter {
   bool aio_failed_ = false;   // no native AIO: WriteUncachedAsync writes synchronously
   long aio_in_flight_ = 0;
   absl::Status aio_status_;  // first error of a queued write
+  // Hashing (Create with an OutputDigests): the sha256 of bytes [0, hashed_)
+  // of the file, reset when the digest is given up.
+  OutputDigests* digests_ = nullptr;
+  std::unique_ptr<Sha256> sha_;
+  uint64_t hashed_ = 0;
 };
 
-// Writes `bytes` to `path` atomically.
-absl::Status WriteFileAtomically(const std::string& path, absl::Span<const uint8_t> bytes);
-inline absl::Status WriteFileAtomically(const std::string& path, const std::string& bytes) {
+// Writes `bytes` to `path` atomically (recording its digest in `digests`
+// when given, as AtomicFileWriter::Create).
+absl::Status WriteFileAtomically(const std::string& path, absl::Span<const uint8_t> bytes,
+                                 OutputDigests* digests = nullptr);
+inline absl::Status WriteFileAtomically(const std::string& path, const std::string& bytes,
+                                        OutputDigests* digests = nullptr) {
   return WriteFileAtomically(
-      path,
-      absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+      path, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
+      digests);
 }
 
-// Copies the file `from` to `to` atomically (NotFound / DataLoss on read).
-absl::Status CopyFileAtomically(const std::string& from, const std::string& to);
+// Copies the file `from` to `to` atomically (NotFound / DataLoss on read),
+// recording the copy's digest in `digests` when given.
+absl::Status CopyFileAtomically(const std::string& from, const std::string& to,
+                                OutputDigests* digests = nullptr);
 
 // fsyncs the directory that holds `path` (makes a rename durable).
 absl::Status SyncParentDirectory(const std::string& path);

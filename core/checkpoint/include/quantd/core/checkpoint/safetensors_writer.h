@@ -53,6 +53,9 @@ struct SafetensorsWriterOptions {
   std::map<std::string, std::string> metadata;
   // The header is padded with spaces to a multiple of this (1 = no padding).
   uint64_t header_alignment = 1;
+  // Hash the file while writing it and record its digest here at Commit
+  // (AtomicFileWriter::Create); null: not hashed.
+  OutputDigests* digests = nullptr;
 };
 
 class SafetensorsWriter {

@@ -134,10 +134,11 @@ struct GgufFileStart {
 
 // Lays out `tensors` (offsets padded to `alignment`), creates `path`
 // atomically and writes the header and its padding. The caller streams the
-// tensor data in order and commits. Errors: those of AtomicFileWriter.
+// tensor data in order and commits. `digests`: as AtomicFileWriter::Create.
+// Errors: those of AtomicFileWriter.
 absl::StatusOr<GgufFileStart> StartGgufFile(const std::string& path, const std::vector<GgufKv>& kvs,
                                             std::vector<GgufTensorInfo>* tensors,
-                                            uint64_t alignment);
+                                            uint64_t alignment, OutputDigests* digests = nullptr);
 
 inline uint64_t AlignUp(uint64_t v, uint64_t alignment) {
   return (v + alignment - 1) / alignment * alignment;
