@@ -59,7 +59,9 @@ class RunDigestsTest : public ::testing::Test {
       EXPECT_EQ(digest->size, fs::file_size(file));
       auto on_disk = Sha256File(file);
       EXPECT_TRUE(on_disk.ok()) << on_disk.status();
-      if (on_disk.ok()) EXPECT_EQ(digest->sha256, *on_disk);
+      if (on_disk.ok()) {
+        EXPECT_EQ(digest->sha256, *on_disk);
+      }
     }
     return report->output_files;
   }

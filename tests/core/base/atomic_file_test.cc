@@ -217,7 +217,9 @@ TEST_F(AtomicFileTest, QueuedUncachedWritesLandInOrderAndCommitWaitsForThem) {
     OutputDigests digests;  // queued spans are hashed from memory, in file order
     auto w = AtomicFileWriter::Create(path, &digests);
     ASSERT_TRUE(w.ok());
-    if (reserved) ASSERT_TRUE((*w)->Reserve(reserve).ok());
+    if (reserved) {
+      ASSERT_TRUE((*w)->Reserve(reserve).ok());
+    }
     std::string expected;
     ASSERT_TRUE((*w)->Write("head", 4).ok());
     expected += "head";

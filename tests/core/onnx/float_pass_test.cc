@@ -66,8 +66,9 @@ void ExpectTopologicallySorted(const onnx::GraphProto& g) {
   for (const auto& t : g.initializer()) known.insert(t.name());
   for (const auto& n : g.node()) {
     for (const auto& i : n.input()) {
-      if (!i.empty())
+      if (!i.empty()) {
         EXPECT_TRUE(known.count(i)) << n.name() << " reads " << i << " before it exists";
+      }
     }
     for (const auto& o : n.output()) known.insert(o);
   }

@@ -308,8 +308,12 @@ TEST(OnnxModelTest, SavesInlineAndExternalWithAlignedOffsets) {
     }
     ++external;
     for (const auto& kv : t.external_data()) {
-      if (kv.key() == "offset") EXPECT_EQ(std::stoull(kv.value()) % 4096, 0u) << t.name();
-      if (kv.key() == "location") EXPECT_EQ(kv.value(), "out.onnx.data");
+      if (kv.key() == "offset") {
+        EXPECT_EQ(std::stoull(kv.value()) % 4096, 0u) << t.name();
+      }
+      if (kv.key() == "location") {
+        EXPECT_EQ(kv.value(), "out.onnx.data");
+      }
     }
   }
   EXPECT_EQ(external, 2);
