@@ -2,13 +2,13 @@
 
 #include <fcntl.h>
 #include <linux/aio_abi.h>
-#include <sys/syscall.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -133,31 +133,28 @@ void AtomicFileWriter::HashAppend(absl::Span<const uint8_t> bytes) {
   hashed_ += bytes.size();
 }
 
-absl::Status AtomicFileWriter::Write(absl::Span<const uint8_t> bytes) {
+absl::Status AtomicFileWriter::HashAndAppend(absl::Span<const uint8_t> bytes, AppendFn append) {
   if (fd_ < 0) return absl::FailedPreconditionError("file already committed or discarded");
   HashAppend(bytes);
-  absl::Status st = AppendBuffered(bytes);
+  absl::Status st = (this->*append)(bytes);
   if (!st.ok()) sha_.reset();  // what reached the file is unknown
   return st;
 }
 
+absl::Status AtomicFileWriter::Write(absl::Span<const uint8_t> bytes) {
+  return HashAndAppend(bytes, &AtomicFileWriter::AppendBuffered);
+}
+
 absl::Status AtomicFileWriter::WriteUncached(absl::Span<const uint8_t> bytes) {
-  if (fd_ < 0) return absl::FailedPreconditionError("file already committed or discarded");
-  HashAppend(bytes);
-  absl::Status st = AppendUncached(bytes);
-  if (!st.ok()) sha_.reset();
-  return st;
+  return HashAndAppend(bytes, &AtomicFileWriter::AppendUncached);
 }
 
 absl::Status AtomicFileWriter::WriteUncachedAsync(absl::Span<const uint8_t> bytes) {
-  if (fd_ < 0) return absl::FailedPreconditionError("file already committed or discarded");
-  // Hashed here, from the caller's memory (for a mapped input, pages the
-  // queued write reads anyway): the disk gets these bytes without the page
-  // cache, so hashing the file later would read them back from the disk.
-  HashAppend(bytes);
-  absl::Status st = AppendUncachedAsync(bytes);
-  if (!st.ok()) sha_.reset();
-  return st;
+  // Hashed before it is queued, from the caller's memory (for a mapped
+  // input, pages the queued write reads anyway): the disk gets these bytes
+  // without the page cache, so hashing the file later would read them back
+  // from the disk.
+  return HashAndAppend(bytes, &AtomicFileWriter::AppendUncachedAsync);
 }
 
 absl::Status AtomicFileWriter::AppendBuffered(absl::Span<const uint8_t> bytes) {
@@ -171,7 +168,8 @@ absl::Status AtomicFileWriter::AppendBuffered(absl::Span<const uint8_t> bytes) {
     QUANTD_RETURN_IF_ERROR(Flush());
     QUANTD_RETURN_IF_ERROR(WriteAll(bytes.data(), bytes.size()));
   }
-  if (write_back_interval_ > 0 && offset_ - buffer_.size() >= written_back_ + write_back_interval_) {
+  if (write_back_interval_ > 0 &&
+      offset_ - buffer_.size() >= written_back_ + write_back_interval_) {
     StartWriteBack();
   }
   return absl::OkStatus();
@@ -190,8 +188,8 @@ absl::Status AtomicFileWriter::AppendUncached(absl::Span<const uint8_t> bytes) {
   uint64_t done = 0;
   while (done < blocks_bytes) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(blocks_bytes - done, kUncachedChunk));
-    const ssize_t w = ::pwrite(direct_fd_, bytes.data() + done, n,
-                               static_cast<off_t>(file_offset + done));
+    const ssize_t w =
+        ::pwrite(direct_fd_, bytes.data() + done, n, static_cast<off_t>(file_offset + done));
     if (w < 0) {
       if (errno == EINTR) continue;
       if (errno == EINVAL && done == 0 && uncached_bytes_ == 0) {
@@ -286,8 +284,8 @@ absl::Status AtomicFileWriter::AppendUncachedAsync(absl::Span<const uint8_t> byt
 absl::Status AtomicFileWriter::ReapAio(long min_events) {
   struct io_event events[kAioDepth];
   while (min_events > 0) {
-    const long got = ::syscall(SYS_io_getevents, aio_context_, min_events, kAioDepth, events,
-                               nullptr);
+    const long got =
+        ::syscall(SYS_io_getevents, aio_context_, min_events, kAioDepth, events, nullptr);
     if (got < 0) {
       if (errno == EINTR) continue;
       return ErrnoToStatus(errno, "waiting for writes failed", tmp_path_);

@@ -149,6 +149,10 @@ class AtomicFileWriter {
   absl::Status AppendBuffered(absl::Span<const uint8_t> bytes);
   absl::Status AppendUncached(absl::Span<const uint8_t> bytes);
   absl::Status AppendUncachedAsync(absl::Span<const uint8_t> bytes);
+  // The public writes: hash, then `append`; a failed append gives the
+  // digest up.
+  using AppendFn = absl::Status (AtomicFileWriter::*)(absl::Span<const uint8_t>);
+  absl::Status HashAndAppend(absl::Span<const uint8_t> bytes, AppendFn append);
   // Opens direct_fd_ if needed; false (and uncached_failed_) when refused.
   bool OpenDirect();
   // Waits for at least `min_events` queued writes; the first error of any.
