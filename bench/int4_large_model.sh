@@ -19,12 +19,10 @@ work=${2:-$(mktemp -d /tmp/quantd-int4-large.XXXXXX)}
 threads_list=${3:-$(nproc)}
 quantd=${QUANTD:-$build/server/quantd}
 mkdir -p "$work"
-if [ ! -f "$work/model.onnx.data" ]; then
-  echo "generating a ~1.35 GB FP32 decoder in $work ..."
-  /usr/bin/python3 "$here/../tests/e2e/int_make_decoder.py" "$work/model.onnx" --hidden 2048 \
-    --heads 16 --layers 4 --mlp 5632 --vocab 32000 --external
-fi
-in_bytes=$(( $(stat -c %s "$work/model.onnx") + $(stat -c %s "$work/model.onnx.data") ))
+# shellcheck source=bench/large_decoder.sh
+source "$here/large_decoder.sh"
+ensure_large_decoder "$work/model.onnx"
+in_bytes=$(model_bytes "$work/model.onnx")
 largest=$(( 32000 * 2048 * 4 ))   # embedding / lm_head, FP32
 mkdir -p "$work/int4"
 cat "$work/model.onnx.data" > /dev/null  # warm the page cache

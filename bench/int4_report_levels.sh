@@ -16,12 +16,10 @@ threads=${3:-1}
 old=${4:-}
 quantd=$build/server/quantd
 mkdir -p "$work"
-if [ ! -f "$work/model.onnx.data" ]; then
-  echo "generating a ~1.35 GB FP32 decoder in $work ..."
-  /usr/bin/python3 "$here/../tests/e2e/int_make_decoder.py" "$work/model.onnx" --hidden 2048 \
-    --heads 16 --layers 4 --mlp 5632 --vocab 32000 --external
-fi
-in_bytes=$(( $(stat -c %s "$work/model.onnx") + $(stat -c %s "$work/model.onnx.data") ))
+# shellcheck source=bench/large_decoder.sh
+source "$here/large_decoder.sh"
+ensure_large_decoder "$work/model.onnx"
+in_bytes=$(model_bytes "$work/model.onnx")
 cat "$work/model.onnx.data" > /dev/null  # warm the page cache
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)," \
   "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), threads $threads"

@@ -24,11 +24,9 @@ shift $(( $# < 4 ? $# : 4 ))
 threads_list=("${@:-1}")
 mkdir -p "$work" "$model_dir"
 model=$model_dir/model.onnx
-if [ ! -f "$model.data" ]; then
-  echo "generating a ~1.35 GB FP32 decoder in $model_dir ..."
-  /usr/bin/python3 "$here/../tests/e2e/int_make_decoder.py" "$model" --hidden 2048 \
-    --heads 16 --layers 4 --mlp 5632 --vocab 32000 --external
-fi
+# shellcheck source=bench/large_decoder.sh
+source "$here/large_decoder.sh"
+ensure_large_decoder "$model"
 cat "$model.data" > /dev/null  # warm the page cache
 recipes=(
   "int4:--precision int4 --block-size 32"
