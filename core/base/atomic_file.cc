@@ -157,6 +157,17 @@ absl::Status AtomicFileWriter::WriteUncachedAsync(absl::Span<const uint8_t> byte
   return HashAndAppend(bytes, &AtomicFileWriter::AppendUncachedAsync);
 }
 
+absl::Status AtomicFileWriter::AppendRestBuffered(absl::Span<const uint8_t> bytes, uint64_t done) {
+  uncached_bytes_ += done;
+  offset_ += done;
+  // write(2) on fd_ continues at its file position: move it past these bytes.
+  if (::lseek(fd_, static_cast<off_t>(offset_), SEEK_SET) < 0) {
+    return ErrnoToStatus(errno, "seek failed", tmp_path_);
+  }
+  if (done == bytes.size()) return absl::OkStatus();
+  return AppendBuffered(bytes.subspan(done));
+}
+
 absl::Status AtomicFileWriter::AppendBuffered(absl::Span<const uint8_t> bytes) {
   offset_ += bytes.size();
   if (resumable_) return WriteAll(bytes.data(), bytes.size());
@@ -202,14 +213,7 @@ absl::Status AtomicFileWriter::AppendUncached(absl::Span<const uint8_t> bytes) {
     done += static_cast<uint64_t>(w);
     if (done % kUncachedBlock != 0) break;  // a short write: the rest goes buffered
   }
-  uncached_bytes_ += done;
-  offset_ += done;
-  // write(2) on fd_ continues at its file position: move it past these bytes.
-  if (::lseek(fd_, static_cast<off_t>(offset_), SEEK_SET) < 0) {
-    return ErrnoToStatus(errno, "seek failed", tmp_path_);
-  }
-  if (done == bytes.size()) return absl::OkStatus();
-  return AppendBuffered(bytes.subspan(done));
+  return AppendRestBuffered(bytes, done);
 }
 
 bool AtomicFileWriter::OpenDirect() {
@@ -271,14 +275,7 @@ absl::Status AtomicFileWriter::AppendUncachedAsync(absl::Span<const uint8_t> byt
     ++aio_in_flight_;
     done += n;
   }
-  uncached_bytes_ += done;
-  offset_ += done;
-  // write(2) on fd_ continues at its file position: move it past these bytes.
-  if (::lseek(fd_, static_cast<off_t>(offset_), SEEK_SET) < 0) {
-    return ErrnoToStatus(errno, "seek failed", tmp_path_);
-  }
-  if (done == bytes.size()) return absl::OkStatus();
-  return AppendBuffered(bytes.subspan(done));
+  return AppendRestBuffered(bytes, done);
 }
 
 absl::Status AtomicFileWriter::ReapAio(long min_events) {

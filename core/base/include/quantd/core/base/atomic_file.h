@@ -149,6 +149,9 @@ class AtomicFileWriter {
   absl::Status AppendBuffered(absl::Span<const uint8_t> bytes);
   absl::Status AppendUncached(absl::Span<const uint8_t> bytes);
   absl::Status AppendUncachedAsync(absl::Span<const uint8_t> bytes);
+  // After the first `done` bytes of `bytes` went to the disk uncached:
+  // moves the offsets past them and appends the rest buffered.
+  absl::Status AppendRestBuffered(absl::Span<const uint8_t> bytes, uint64_t done);
   // The public writes: hash, then `append`; a failed append gives the
   // digest up.
   using AppendFn = absl::Status (AtomicFileWriter::*)(absl::Span<const uint8_t>);
