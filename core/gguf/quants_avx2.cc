@@ -512,8 +512,8 @@ QUANTD_AVX2_INLINE uint32_t AbsMaxBits32(const float* x) {
   __m256i m = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)), magnitude);
   for (int j = 8; j < 32; j += 8) {
     m = _mm256_max_epu32(
-        m, _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + j)),
-                            magnitude));
+        m,
+        _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + j)), magnitude));
   }
   __m128i h = _mm_max_epu32(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
   h = _mm_max_epu32(h, _mm_shuffle_epi32(h, 0x4e));
@@ -564,8 +564,7 @@ QUANTD_AVX2_INLINE void LevelsQ8_0(const float* x, const BlockScale& scale, Bloc
   __m256i q[4];
   for (int k = 0; k < 4; ++k) {
     const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vid);
-    q[k] = _mm256_cvttps_epi32(
-        _mm256_add_ps(v, _mm256_or_ps(below_half, _mm256_and_ps(v, sign))));
+    q[k] = _mm256_cvttps_epi32(_mm256_add_ps(v, _mm256_or_ps(below_half, _mm256_and_ps(v, sign))));
   }
   if (id > 0x1.fffffep127f) {
     // amax < ~3.7e-37: 1 / d overflows, and the reference converts x * id
@@ -717,8 +716,8 @@ QUANTD_AVX2_INLINE __m256 HalfToFloatV(__m256i h) {
   const __m256i inf_nan = _mm256_or_si256(_mm256_set1_epi32(0x7f800000), mant13);
   const __m256i sub = _mm256_castps_si256(
       _mm256_mul_ps(_mm256_cvtepi32_ps(mant), _mm256_set1_ps(kHalfMinSubnormal)));
-  const __m256i normal = _mm256_or_si256(
-      _mm256_slli_epi32(_mm256_add_epi32(exp, _mm256_set1_epi32(112)), 23), mant13);
+  const __m256i normal =
+      _mm256_or_si256(_mm256_slli_epi32(_mm256_add_epi32(exp, _mm256_set1_epi32(112)), 23), mant13);
   __m256i r = _mm256_blendv_epi8(normal, sub, _mm256_cmpeq_epi32(exp, _mm256_setzero_si256()));
   r = _mm256_blendv_epi8(r, inf_nan, _mm256_cmpeq_epi32(exp, _mm256_set1_epi32(0x1f)));
   return _mm256_castsi256_ps(_mm256_or_si256(sign, r));
@@ -1173,8 +1172,8 @@ QUANTD_AVX2 int64_t QuantizeQ6_KChecked_avx2(const float* x, BlockQ6_K* y, int64
         const __m256 dl = _mm256_set1_ps(d * static_cast<float>(y[b].scales[k / 2]));
         int64_t l8;
         std::memcpy(&l8, L + 8 * k, sizeof(l8));
-        const __m256 level = _mm256_cvtepi32_ps(
-            _mm256_sub_epi32(_mm256_cvtepi8_epi32(_mm_cvtsi64_si128(l8)), bias));
+        const __m256 level =
+            _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepi8_epi32(_mm_cvtsi64_si128(l8)), bias));
         const __m256 w = _mm256_loadu_ps(xb + 8 * k);
         const __m256 e = _mm256_sub_ps(w, _mm256_mul_ps(dl, level));
         s.w2[h] = _mm256_add_ps(s.w2[h], _mm256_mul_ps(w, w));
@@ -1197,16 +1196,16 @@ QUANTD_AVX2 void PackQ6_K_avx2(const int8_t* L, BlockQ6_K* y) {
     const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(l + 32));
     const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(l + 64));
     const __m256i e = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(l + 96));
-    const __m256i ql0 = _mm256_or_si256(_mm256_and_si256(a, m4),
-                                        _mm256_slli_epi16(_mm256_and_si256(c, m4), 4));
-    const __m256i ql1 = _mm256_or_si256(_mm256_and_si256(b, m4),
-                                        _mm256_slli_epi16(_mm256_and_si256(e, m4), 4));
+    const __m256i ql0 =
+        _mm256_or_si256(_mm256_and_si256(a, m4), _mm256_slli_epi16(_mm256_and_si256(c, m4), 4));
+    const __m256i ql1 =
+        _mm256_or_si256(_mm256_and_si256(b, m4), _mm256_slli_epi16(_mm256_and_si256(e, m4), 4));
     const __m256i qh = _mm256_or_si256(
         _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), _mm256_set1_epi8(0x03)),
                         _mm256_and_si256(_mm256_srli_epi16(b, 2), _mm256_set1_epi8(0x0c))),
-        _mm256_or_si256(_mm256_and_si256(c, _mm256_set1_epi8(0x30)),
-                        _mm256_and_si256(_mm256_slli_epi16(e, 2),
-                                         _mm256_set1_epi8(static_cast<char>(0xc0)))));
+        _mm256_or_si256(
+            _mm256_and_si256(c, _mm256_set1_epi8(0x30)),
+            _mm256_and_si256(_mm256_slli_epi16(e, 2), _mm256_set1_epi8(static_cast<char>(0xc0)))));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y->ql + 64 * half), ql0);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y->ql + 64 * half + 32), ql1);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y->qh + 32 * half), qh);

@@ -198,8 +198,8 @@ QUANTD_AVX512_INLINE __mmask16 SearchQ6_K(const float* x, float* scales, float* 
     suml2 = _mm512_add_ps(suml2, _mm512_mul_ps(_mm512_mul_ps(W[i], fl), fl));
   }
   SearchState s;
-  s.scale = _mm512_maskz_div_ps(_mm512_cmp_ps_mask(suml2, _mm512_setzero_ps(), _CMP_NEQ_UQ),
-                                sumlx, suml2);
+  s.scale = _mm512_maskz_div_ps(_mm512_cmp_ps_mask(suml2, _mm512_setzero_ps(), _CMP_NEQ_UQ), sumlx,
+                                suml2);
   s.best = _mm512_mul_ps(s.scale, sumlx);
   s.best_iscale = iscale0;
   CandidatePair<-9, -8>(max, X, W, WX, &s);
@@ -284,8 +284,8 @@ QUANTD_AVX512_INLINE void QuantizeBlockQ6_K(const float* x, BlockQ6_K* y, SpanSu
 QUANTD_AVX512_INLINE uint32_t AbsMaxBitsQKK(const float* x) {
   __m512i m = _mm512_setzero_si512();
   for (int j = 0; j < kQKK; j += 16) {
-    m = _mm512_max_epu32(m, _mm512_and_si512(_mm512_loadu_si512(x + j),
-                                             _mm512_set1_epi32(0x7fffffff)));
+    m = _mm512_max_epu32(
+        m, _mm512_and_si512(_mm512_loadu_si512(x + j), _mm512_set1_epi32(0x7fffffff)));
   }
   return _mm512_reduce_max_epu32(m);
 }

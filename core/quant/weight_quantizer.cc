@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cmath>
 #include <cfloat>
+#include <cmath>
 #include <cstring>
 #include <optional>
 
@@ -353,8 +353,8 @@ absl::StatusOr<Blockwise8Result> QuantizeBlockwise8Matrix(const MatrixSource& sr
                                                           TensorReport* quality) {
   if (absl::Status st = CheckSource(src); !st.ok()) return st;
   if (block_size < 16 || block_size > 256 || (block_size & (block_size - 1)) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "block size ", block_size, " is not supported; use 16..256, a power of 2"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("block size ", block_size, " is not supported; use 16..256, a power of 2"));
   }
   if (src.onnx_type == 1) return Blockwise8Impl<float>(src, block_size, symmetric, ctx, quality);
   return Blockwise8Impl<Half>(src, block_size, symmetric, ctx, quality);

@@ -10,9 +10,9 @@ namespace {
 TEST(CpuFeaturesTest, HostLevelFollowsTheProbedFeatures) {
   const CpuFeatures& f = HostCpuFeatures();
   const CpuLevel expected = f.avx512 ? CpuLevel::kAvx512
-                            : f.avx2  ? CpuLevel::kAvx2
-                            : f.sse2  ? CpuLevel::kSse2
-                                      : CpuLevel::kScalar;
+                            : f.avx2 ? CpuLevel::kAvx2
+                            : f.sse2 ? CpuLevel::kSse2
+                                     : CpuLevel::kScalar;
   if (f.avx512) {
     EXPECT_TRUE(f.avx2);
   }

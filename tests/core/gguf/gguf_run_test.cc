@@ -2,8 +2,8 @@
 // requantize refusal, thread-count independence, atomic output.
 #include "quantd/core/gguf/gguf_run.h"
 
-#include <cmath>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -372,9 +372,7 @@ class ReleaseRecordingSource final : public gguf::TensorSource {
   explicit ReleaseRecordingSource(std::unique_ptr<gguf::GgufFileSource> source)
       : source_(std::move(source)), released_(source_->tensors().size()) {}
   const std::vector<gguf::GgufKv>& kvs() const override { return source_->kvs(); }
-  const std::vector<gguf::GgufTensorInfo>& tensors() const override {
-    return source_->tensors();
-  }
+  const std::vector<gguf::GgufTensorInfo>& tensors() const override { return source_->tensors(); }
   uint64_t alignment() const override { return source_->alignment(); }
   absl::Span<const uint8_t> StoredBytes(size_t index) const override {
     Touch(index);

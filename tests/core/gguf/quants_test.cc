@@ -111,10 +111,10 @@ std::vector<float> TestData(uint32_t seed) {
 
 TEST(GgmlKernelTableTest, OneEntryPerWrittenTypeWithItsGeometry) {
   const std::vector<GgmlType> want = {
-      GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16, GgmlType::kQ8_0,  GgmlType::kQ4_0,
-      GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ2_K,  GgmlType::kQ3_K,
-      GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kIQ4_NL,
-      GgmlType::kIQ4_XS, GgmlType::kTQ1_0, GgmlType::kTQ2_0,
+      GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ8_0, GgmlType::kQ4_0,
+      GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ2_K, GgmlType::kQ3_K,
+      GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kIQ4_NL, GgmlType::kIQ4_XS,
+      GgmlType::kTQ1_0, GgmlType::kTQ2_0,
       // Lattice-grid types (quants_iq*.cc).
       GgmlType::kIQ2_XXS, GgmlType::kIQ2_XS, GgmlType::kIQ2_S, GgmlType::kIQ3_XXS, GgmlType::kIQ3_S,
       GgmlType::kIQ1_S, GgmlType::kIQ1_M};
@@ -240,8 +240,8 @@ TEST_P(QuantizeRowCheckedTest, EqualsScanQuantizeAndMeasure) {
   // float types take them as they are), with or without sums.
   const int64_t n = 2 * kQualitySpan;
   for (int64_t first : {int64_t{0}, int64_t{31}, int64_t{32}, kQualitySpan + 257, n - 1}) {
-    for (float bad : {std::numeric_limits<float>::quiet_NaN(),
-                      -std::numeric_limits<float>::infinity()}) {
+    for (float bad :
+         {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity()}) {
       std::vector<float> x(data.begin(), data.begin() + n);
       x[static_cast<size_t>(first)] = bad;
       if (first + 5 < n) x[static_cast<size_t>(first + 5)] = std::numeric_limits<float>::infinity();
@@ -361,10 +361,26 @@ TEST(QuantsTest, Q8_0KnownBlock) {
 // reference's levels are then 0).
 TEST(QuantsTest, Q8_0RoundsHalvesAwayFromZeroAtEveryLevel) {
   const float below = std::nextafter(0.5f, 0.0f);
-  const std::vector<float> values = {127.0f, 0.5f,   -0.5f,  1.5f,   -1.5f, 2.5f,   -2.5f,
-                                     126.5f, -126.5f, below, -below, 0.0f,  -0.0f,  1.0f,
-                                     std::nextafter(1.5f, 0.0f), -std::nextafter(2.5f, 0.0f),
-                                     std::nextafter(0.5f, 1.0f), 3.4999998f, -64.5f, 63.5f};
+  const std::vector<float> values = {127.0f,
+                                     0.5f,
+                                     -0.5f,
+                                     1.5f,
+                                     -1.5f,
+                                     2.5f,
+                                     -2.5f,
+                                     126.5f,
+                                     -126.5f,
+                                     below,
+                                     -below,
+                                     0.0f,
+                                     -0.0f,
+                                     1.0f,
+                                     std::nextafter(1.5f, 0.0f),
+                                     -std::nextafter(2.5f, 0.0f),
+                                     std::nextafter(0.5f, 1.0f),
+                                     3.4999998f,
+                                     -64.5f,
+                                     63.5f};
   constexpr int64_t n = 96;
   std::vector<float> x(n);
   for (size_t j = 0; j < 32; ++j) x[j] = values[j % values.size()];
@@ -403,8 +419,8 @@ TEST(QuantsTest, Q8_0RoundsHalvesAwayFromZeroAtEveryLevel) {
 // and past 65504 (inf), next to ordinary blocks, at every CPU level and
 // through QuantizeRowChecked, give the reference's bytes.
 TEST(QuantsTest, Q8_0AndQ4_0ScalesAtFp16Limits) {
-  const std::vector<float> amax = {1.0f,  127e-6f, 127e-7f, 3e-3f, 1e-9f, 8e6f,
-                                   -9e6f, 65504.0f * 127, 0.0f, 2.5f,  -6e-5f};
+  const std::vector<float> amax = {1.0f,  127e-6f,        127e-7f, 3e-3f, 1e-9f, 8e6f,
+                                   -9e6f, 65504.0f * 127, 0.0f,    2.5f,  -6e-5f};
   constexpr int64_t kBlocks = 20;  // more than one group of 8, and a partial one
   std::vector<float> x(kBlocks * 32);
   for (int64_t b = 0; b < kBlocks; ++b) {
@@ -536,7 +552,8 @@ std::vector<float> Q6KAdversarialBlocks(uint32_t seed, bool overflow) {
     }
   }
   // Sub-block scales of one magnitude with both signs: the first sets d's sign.
-  for (int i = 0; i < 256; ++i) x.push_back(static_cast<uint32_t>(i / 16) % 2 == seed % 2 ? 0.5f : -0.5f);
+  for (int i = 0; i < 256; ++i)
+    x.push_back(static_cast<uint32_t>(i / 16) % 2 == seed % 2 ? 0.5f : -0.5f);
   // A whole block so small that the fp16 d underflows to 0.
   for (int i = 0; i < 256; ++i) x.push_back(1e-9f * nd(rng));
   return x;

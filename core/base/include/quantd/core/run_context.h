@@ -35,10 +35,10 @@
 namespace quantd::core {
 
 struct RunContext {
-  ProgressFn progress;                  // empty: no progress reports
-  const CancelToken* cancel = nullptr;  // null: cannot be cancelled
-  ThreadPool* pool = nullptr;           // null: single-threaded, inline
-  int parallelism = 1;                  // threads per loop, caller included
+  ProgressFn progress;                      // empty: no progress reports
+  const CancelToken* cancel = nullptr;      // null: cannot be cancelled
+  ThreadPool* pool = nullptr;               // null: single-threaded, inline
+  int parallelism = 1;                      // threads per loop, caller included
   OutputDigests* output_digests = nullptr;  // null: output files are not hashed
 
   // The number of threads a loop may use: 1 without a pool, else
