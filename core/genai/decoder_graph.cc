@@ -217,7 +217,7 @@ void Builder::Table(const std::string& name, bool large, bool sin) {
 absl::StatusOr<WeightPlan> Builder::QkvPlan(int64_t i) {
   const std::string p = absl::StrCat("model.layers.", i, ".self_attn.");
   const int64_t q = h_.heads * h_.head_dim, kv = h_.kv_heads * h_.head_dim;
-  WeightPlan plan{.cols = h_.hidden, .transpose = true};
+  WeightPlan plan{.pieces = {}, .cols = h_.hidden, .transpose = true};
   if (ckpt_.Find(p + "qkv_proj.weight") != nullptr) {
     QUANTD_ASSIGN_OR_RETURN(auto ref, Need(p + "qkv_proj.weight", {q + 2 * kv, h_.hidden}));
     plan.pieces.push_back({ref, 0, q + 2 * kv});
@@ -310,7 +310,8 @@ absl::Status Builder::Layer(int64_t i, std::string* residual, std::string* skip,
   *residual = Out(post, 3);
 
   // MLP.
-  WeightPlan gate{.cols = H, .transpose = true}, up{.cols = H, .transpose = true};
+  WeightPlan gate{.pieces = {}, .cols = H, .transpose = true};
+  WeightPlan up{.pieces = {}, .cols = H, .transpose = true};
   if (ckpt_.Find(hf + "mlp.gate_up_proj.weight") != nullptr) {
     QUANTD_ASSIGN_OR_RETURN(auto ref, Need(hf + "mlp.gate_up_proj.weight", {2 * F, H}));
     gate.pieces = {{ref, 0, F}};
