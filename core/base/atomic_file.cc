@@ -98,8 +98,7 @@ AtomicFileWriter::AtomicFileWriter(std::string path, std::string tmp_path, int f
 }
 
 AtomicFileWriter::~AtomicFileWriter() {
-  DestroyAio();
-  if (direct_fd_ >= 0) ::close(direct_fd_);
+  CloseDirect();
   if (fd_ >= 0) ::close(fd_);
   if (!committed_ && !resumable_) ::unlink(tmp_path_.c_str());
 }
@@ -309,6 +308,12 @@ absl::Status AtomicFileWriter::FinishAio() {
   return st;
 }
 
+void AtomicFileWriter::CloseDirect() {
+  DestroyAio();
+  if (direct_fd_ >= 0) ::close(direct_fd_);
+  direct_fd_ = -1;
+}
+
 void AtomicFileWriter::DestroyAio() {
   if (aio_context_ == 0) return;
   ::syscall(SYS_io_destroy, aio_context_);  // waits for writes still in flight
@@ -380,10 +385,7 @@ absl::Status AtomicFileWriter::Commit() {
   if (fd_ < 0) return absl::FailedPreconditionError("file discarded");
   QUANTD_RETURN_IF_ERROR(Flush());
   QUANTD_RETURN_IF_ERROR(FinishAio());
-  if (direct_fd_ >= 0) {
-    ::close(direct_fd_);
-    direct_fd_ = -1;
-  }
+  CloseDirect();
   if (reserved_ > offset_) {  // give back what Reserve took beyond the end (best effort)
     (void)::ftruncate(fd_, static_cast<off_t>(offset_));  // same size; drops blocks past it
   }
@@ -414,9 +416,7 @@ absl::Status AtomicFileWriter::Commit() {
 
 void AtomicFileWriter::Discard() {
   if (committed_) return;
-  DestroyAio();
-  if (direct_fd_ >= 0) ::close(direct_fd_);
-  direct_fd_ = -1;
+  CloseDirect();
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   ::unlink(tmp_path_.c_str());

@@ -164,6 +164,9 @@ class AtomicFileWriter {
   absl::Status FinishAio();
   // Closes the AIO context, waiting for writes in flight, ignoring errors.
   void DestroyAio();
+  // DestroyAio, then closes direct_fd_ (the commit, discard and destructor
+  // all end the uncached writes this way).
+  void CloseDirect();
   absl::Status WriteAll(const uint8_t* p, size_t size);
 
   const std::string path_;
