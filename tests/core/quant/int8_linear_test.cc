@@ -277,14 +277,24 @@ TEST(Int8MatrixTest, EveryLayoutIsThePerColumnReference) {
           ht[c * k + i] = h[i * n + c];
         }
       }
-      auto bytes_of = [&](bool transposed) {
+      // The weights as a MatrixSource, row-major [k, n] or stored [n, k].
+      auto source_of = [&](bool transposed) {
+        MatrixSource s;
+        s.onnx_type = fp16 ? 10 : 1;
         if (fp16) {
           const auto& v = transposed ? ht : h;
-          return absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(v.data()),
-                                           v.size() * 2);
+          s.bytes =
+              absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(v.data()), v.size() * 2);
+        } else {
+          const auto& v = transposed ? wt : w;
+          s.bytes =
+              absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(v.data()), v.size() * 4);
         }
-        const auto& v = transposed ? wt : w;
-        return absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(v.data()), v.size() * 4);
+        s.k = k;
+        s.n = n;
+        s.row_stride = transposed ? 1 : n;
+        s.col_stride = transposed ? k : 1;
+        return s;
       };
       for (Int8Type type : {Int8Type::kInt8, Int8Type::kUint8}) {
         for (bool per_channel : {true, false}) {
@@ -328,13 +338,7 @@ TEST(Int8MatrixTest, EveryLayoutIsThePerColumnReference) {
                   std::vector<int64_t>{k, n, fp16, static_cast<int>(type), per_channel, reduce,
                                        static_cast<int>(level)});
               for (bool transposed : {false, true}) {
-                MatrixSource s;
-                s.onnx_type = fp16 ? 10 : 1;
-                s.bytes = bytes_of(transposed);
-                s.k = k;
-                s.n = n;
-                s.row_stride = transposed ? 1 : n;
-                s.col_stride = transposed ? k : 1;
+                const MatrixSource s = source_of(transposed);
                 TensorReport q;
                 auto with_report = QuantizeInt8Matrix(s, o, ctx, &q);
                 auto bare = QuantizeInt8Matrix(s, o, ctx, nullptr);
@@ -354,13 +358,7 @@ TEST(Int8MatrixTest, EveryLayoutIsThePerColumnReference) {
                 for (int64_t c = 0; c < n; ++c) want_t[c * k + i] = want[i * n + c];
               }
               for (bool transposed : {false, true}) {
-                MatrixSource s;
-                s.onnx_type = fp16 ? 10 : 1;
-                s.bytes = bytes_of(transposed);
-                s.k = k;
-                s.n = n;
-                s.row_stride = transposed ? 1 : n;
-                s.col_stride = transposed ? k : 1;
+                const MatrixSource s = source_of(transposed);
                 Int8Options ot = o;
                 ot.out_row_stride = 1;
                 ot.out_col_stride = k;
