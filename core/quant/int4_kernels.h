@@ -259,6 +259,20 @@ inline void AddTileStats(const float* w2, const float* e2, const float* emax, in
   *sum_e2 += te;
 }
 
+// The X W and X W' accumulators (y, yq: [probe_rows, range] each, in that
+// order in sums->scratch) of a range of `range` columns, zeroed; both null
+// when there is no probe.
+struct ProbeScratch {
+  float* y = nullptr;
+  float* yq = nullptr;
+};
+inline ProbeScratch StartProbeSums(Int4QualitySums* sums, int64_t range) {
+  if (sums == nullptr || sums->probe == nullptr) return {};
+  const int64_t each = sums->probe_rows * range;
+  std::fill(sums->scratch, sums->scratch + 2 * each, 0.0f);
+  return {sums->scratch, sums->scratch + each};
+}
+
 // Adds the probe sums of columns [n_begin, n_end) (y and yq: [probe_rows,
 // n_end - n_begin], the X W and X W' sums of TileStatsFn) to sums->sum_y2 and
 // sum_ye2, sampled 64-column groups only (the others' sums stayed 0).

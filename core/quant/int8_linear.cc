@@ -224,9 +224,9 @@ void CodeColumns(const Int8Kernels& kernels, const T* data, int64_t k, int64_t r
   alignas(64) float st_w2[kTileCols], st_e2[kTileCols], st_max[kTileCols];
   const bool probe = sums != nullptr && sums->probe != nullptr;
   const int64_t range = c1 - c0;
-  float* y = probe ? sums->scratch : nullptr;
-  float* yq = probe ? sums->scratch + sums->probe_rows * range : nullptr;
-  if (probe) std::fill(y, y + 2 * sums->probe_rows * range, 0.0f);
+  const int4::ProbeScratch probe_sums = int4::StartProbeSums(sums, range);
+  float* const y = probe_sums.y;
+  float* const yq = probe_sums.yq;
   double sum_w2 = 0, sum_e2 = 0;
   float max_abs = 0;
   // One tile: rows [r0, r0 + rows) of columns [t0, t0 + tn).
