@@ -12,6 +12,8 @@
 # thread / wall at 2; 2.00 is perfect) and the CPU overhead of the second
 # thread (CPU at 2 / CPU at 1; 1.00 is none). The speed-up only means
 # something on an otherwise idle machine; the CPU figures hold under load.
+# Then (GGUF_BENCH_FLOOR=0 skips it) the process start-up measured in the
+# same run, and the best 2-thread speed-up it leaves.
 #
 #   bench/gguf_speed.sh [BUILD_DIR] [WORK_DIR]
 #   defaults: BUILD_DIR=build, WORK_DIR=/tmp/quantd-gguf-bench
@@ -135,6 +137,20 @@ for t in "${types[@]}"; do
   if [ -n "${wall_at[1]:-}" ] && [ -n "${wall_at[2]:-}" ]; then
     awk -v t="$t" -v w1="${wall_at[1]}" -v w2="${wall_at[2]}" -v c1="${cpu_at[1]}" -v c2="${cpu_at[2]}" \
       'BEGIN { printf "%-8s 2-thread speed-up %.2fx (wall 1 thr / 2 thr), CPU 2 thr / 1 thr %.2f\n", t, w1/w2, c2/c1 }'
+    if [ "${GGUF_BENCH_FLOOR:-1}" = 1 ]; then
+      # What two threads cannot halve, measured now: the process start-up
+      # (best wall of five `quantd --version`). The bound assumes all the
+      # rest of the 1-thread wall halves.
+      start=""
+      for _ in 1 2 3 4 5; do
+        s0=$(date +%s.%N)
+        "$quantd" --version > /dev/null
+        s1=$(date +%s.%N)
+        start=$(awk -v a="$s0" -v b="$s1" -v m="$start" 'BEGIN { d = b - a; print (m == "" || d < m) ? d : m }')
+      done
+      awk -v t="$t" -v w1="${wall_at[1]}" -v s="$start" \
+        'BEGIN { printf "%-8s start-up %.3f s; 2-thread bound with everything else halved %.2fx\n", t, s, w1 / (s + (w1 - s) / 2) }'
+    fi
   fi
   unset wall_at cpu_at
   declare -A wall_at cpu_at
