@@ -114,6 +114,39 @@ absl::Status ForEachTile(int64_t tiles, const RunContext& ctx, int max_paralleli
   return absl::OkStatus();
 }
 
+// Fused quality sums per thread slot: the code tiles of a slot add their
+// sums to its Int4QualitySums (with its own probe scratch for X W over
+// `width` columns at most); Fill folds every slot into one
+// QualityAccumulator. Used by one tensor's loop; a slot by one thread at a
+// time.
+class FusedQualitySlots {
+ public:
+  FusedQualitySlots(int64_t k, int slots, int64_t width, uint64_t sample_threshold)
+      : acc_(k), sums_(static_cast<size_t>(slots)), scratch_(static_cast<size_t>(slots)) {
+    for (size_t i = 0; i < sums_.size(); ++i) {
+      sums_[i].probe = acc_.probe();
+      sums_[i].probe_rows = QualityAccumulator::kProbeRows;
+      sums_[i].sample_threshold = sample_threshold;
+      scratch_[i].resize(static_cast<size_t>(2 * QualityAccumulator::kProbeRows * width));
+      sums_[i].scratch = scratch_[i].data();
+    }
+  }
+
+  Int4QualitySums* slot(int i) { return &sums_[static_cast<size_t>(i)]; }
+
+  void Fill(TensorReport* quality) {
+    for (const Int4QualitySums& q : sums_) {
+      acc_.AddSums(q.sum_w2, q.sum_e2, q.max_abs, q.sum_y2, q.sum_ye2);
+    }
+    acc_.Fill(quality);
+  }
+
+ private:
+  QualityAccumulator acc_;
+  std::vector<Int4QualitySums> sums_;
+  std::vector<std::vector<float>> scratch_;
+};
+
 template <typename T>
 absl::StatusOr<Int4Result> Int4Impl(const MatrixSource& s, const Int4Options& o,
                                     const RunContext& ctx, TensorReport* quality,
@@ -134,36 +167,22 @@ absl::StatusOr<Int4Result> Int4Impl(const MatrixSource& s, const Int4Options& o,
   const int64_t ranges = (s.n + width - 1) / width;
   std::atomic<bool> non_finite{false};
   const uint64_t threshold = ProbeSampleThreshold(s.n, level);
-  // Fused quality: the tiles report their sums while in cache (one
-  // Int4QualitySums and probe scratch per thread slot).
-  const bool fused = quality != nullptr && Int4FusedQualitySupported(o, s.col_stride);
-  std::optional<QualityAccumulator> fused_acc;
-  std::vector<Int4QualitySums> sums(fused ? threads : 0);
-  std::vector<std::vector<float>> scratch(fused ? threads : 0);
-  if (fused) {
-    fused_acc.emplace(s.k);
-    for (int i = 0; i < threads; ++i) {
-      sums[i].probe = fused_acc->probe();
-      sums[i].probe_rows = QualityAccumulator::kProbeRows;
-      sums[i].sample_threshold = threshold;
-      scratch[i].resize(2 * QualityAccumulator::kProbeRows * width);
-      sums[i].scratch = scratch[i].data();
-    }
+  // Fused quality: the tiles report their sums while in cache.
+  std::optional<FusedQualitySlots> fused;
+  if (quality != nullptr && Int4FusedQualitySupported(o, s.col_stride)) {
+    fused.emplace(s.k, threads, width, threshold);
   }
   absl::Status st = ForEachTile(ranges, ctx, threads, [&](int64_t t, int slot) {
     const int64_t c0 = t * width, c1 = std::min(s.n, c0 + width);
-    const bool ok = fused
-                        ? QuantizeInt4(view, o, c0, c1, out.packed.data(), scales, zps, &sums[slot])
-                        : QuantizeInt4(view, o, c0, c1, out.packed.data(), scales, zps);
+    const bool ok =
+        fused ? QuantizeInt4(view, o, c0, c1, out.packed.data(), scales, zps, fused->slot(slot))
+              : QuantizeInt4(view, o, c0, c1, out.packed.data(), scales, zps);
     if (!ok) non_finite.store(true, std::memory_order_relaxed);
   });
   if (!st.ok()) return st;
   if (non_finite) return NonFiniteSourceError(s);
   if (fused) {
-    for (const Int4QualitySums& q : sums) {
-      fused_acc->AddSums(q.sum_w2, q.sum_e2, q.max_abs, q.sum_y2, q.sum_ye2);
-    }
-    fused_acc->Fill(quality);
+    fused->Fill(quality);
   } else if (quality != nullptr) {
     // Quality in a second pass, by column tiles (the probe product needs
     // whole columns).
@@ -240,34 +259,17 @@ absl::StatusOr<Int8Result> Int8Impl(const MatrixSource& s, const Int8Options& o,
     zp[c] = static_cast<float>(p.zero_point);
   }
   out.data.assign(s.k * s.n, 0);
-  // Fused quality: one Int4QualitySums and probe scratch per thread slot.
-  std::optional<QualityAccumulator> acc;
-  std::vector<Int4QualitySums> sums(quality != nullptr ? threads : 0);
-  std::vector<std::vector<float>> probe_scratch(sums.size());
-  if (quality != nullptr) {
-    acc.emplace(s.k);
-    const uint64_t threshold = ProbeSampleThreshold(s.n, level);
-    for (int i = 0; i < threads; ++i) {
-      sums[i].probe = acc->probe();
-      sums[i].probe_rows = QualityAccumulator::kProbeRows;
-      sums[i].sample_threshold = threshold;
-      probe_scratch[i].resize(2 * QualityAccumulator::kProbeRows * width);
-      sums[i].scratch = probe_scratch[i].data();
-    }
-  }
+  // Fused quality: the code tiles report their sums while in cache.
+  std::optional<FusedQualitySlots> fused;
+  if (quality != nullptr) fused.emplace(s.k, threads, width, ProbeSampleThreshold(s.n, level));
   st = ForEachTile(ranges, ctx, threads, [&](int64_t t, int slot) {
     const int64_t c0 = t * width, c1 = std::min(s.n, c0 + width);
     int8::CodeColumns(kernels, data, s.k, s.row_stride, s.col_stride, c0, c1, scale.data(),
                       zp.data(), o.type, out.data.data(), o.out_row_stride, o.out_col_stride,
-                      quality != nullptr ? &sums[slot] : nullptr, scratch[slot].data());
+                      fused ? fused->slot(slot) : nullptr, scratch[slot].data());
   });
   if (!st.ok()) return st;
-  if (quality != nullptr) {
-    for (const Int4QualitySums& q : sums) {
-      acc->AddSums(q.sum_w2, q.sum_e2, q.max_abs, q.sum_y2, q.sum_ye2);
-    }
-    acc->Fill(quality);
-  }
+  if (fused) fused->Fill(quality);
   return out;
 }
 
