@@ -6,29 +6,9 @@
 #include "absl/strings/str_cat.h"
 #include "quantd/core/base/half.h"
 #include "quantd/core/base/status_macros.h"
-#include "quantd/core/quant/nibble_pack.h"
 
 namespace quantd::core {
 namespace {
-
-// Transposes a row-major [rows, cols] matrix of packed 4-bit codes.
-std::vector<uint8_t> TransposeNibbles(const std::vector<uint8_t>& in, int64_t rows, int64_t cols) {
-  std::vector<uint8_t> out(quant::NibbleBytes(rows * cols));
-  quant::TransposeNibbles(in.data(), rows, cols, out.data());
-  return out;
-}
-
-// Transposes a row-major [rows, cols] matrix of `size`-byte elements.
-std::vector<uint8_t> TransposeElements(const std::vector<uint8_t>& in, int64_t rows, int64_t cols,
-                                       size_t size) {
-  std::vector<uint8_t> out(in.size());
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < cols; ++c) {
-      std::memcpy(out.data() + (c * rows + r) * size, in.data() + (r * cols + c) * size, size);
-    }
-  }
-  return out;
-}
 
 // Names the tensor in a quantizer's InvalidArgument (a NaN/Inf weight, a
 // short buffer).
@@ -71,14 +51,6 @@ absl::Status DeferredWeight::Compute() {
     outputs[kCodes] = std::move(r.packed);
     outputs[kScales] = std::move(r.scales);
     outputs[kZeroPoints] = std::move(r.zero_points);
-    if (spec.transpose_int4_outputs) {
-      const int64_t k = spec.geometry.k, n = spec.geometry.n;
-      const int64_t blocks = (k + o.block_size - 1) / o.block_size;
-      outputs[kCodes] = TransposeNibbles(outputs[kCodes], k, n);
-      outputs[kScales] =
-          TransposeElements(outputs[kScales], blocks, n, outputs[kScales].size() / (blocks * n));
-      if (!o.symmetric) outputs[kZeroPoints] = TransposeNibbles(outputs[kZeroPoints], blocks, n);
-    }
   } else {
     absl::StatusOr<quant::Int8Result> q8 =
         quant::QuantizeInt8Matrix(s, spec.int8_options, *ctx, q, quality_level);

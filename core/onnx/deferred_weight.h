@@ -30,10 +30,6 @@ struct WeightSpec {
   quant::Int4Options int4_options;
   quant::Int8Options int8_options;
   int32_t scale_type = kOnnxFloat;  // int8: type of the scale tensor
-  // int4 embedding: the kernel writes the QDQ layout of W[K=hidden, N=vocab]
-  // (codes [K, N], scales/zero points [blocks, N]); transpose all three to
-  // [vocab, hidden] / [vocab, blocks] for DequantizeLinear(axis=1).
-  bool transpose_int4_outputs = false;
   // MatMulNBits bits=8 (int8_options unused): codes, scales and zero points
   // of quant::QuantizeBlockwise8Matrix with int4_options' block size and
   // symmetry.

@@ -57,7 +57,11 @@ absl::Status RewriteEmbeddingInt4(RewriteContext* ctx, onnx::GraphProto* g, onnx
   spec.geometry = EmbeddingGeometry(*w.tensor);
   spec.int4 = true;
   spec.int4_options = Int4OptionsFor(ctx->recipe, quant::Int4Layout::kQdq);
-  spec.transpose_int4_outputs = true;
+  // E [vocab, hidden] is W [hidden, vocab] with contiguous columns; stored
+  // n-major, the codes, scales and zero points are E's [vocab, hidden] and
+  // [vocab, blocks], as DequantizeLinear(axis=1) and GatherBlockQuantized
+  // read them.
+  spec.int4_options.n_major = true;
   const quant::MatrixSource& geo = spec.geometry;
   const quant::Int4Options& o = spec.int4_options;
   const auto sizes = quant::ComputeInt4Sizes(geo.k, geo.n, o);

@@ -11,6 +11,7 @@
 
 #include "int4_kernels.h"
 #include "int4_search.h"
+#include "int8_kernels.h"
 #include "quantd/core/base/cpu_features.h"
 #include "quantd/core/base/finite.h"
 #include "quantd/core/quant/quality.h"
@@ -52,9 +53,9 @@ void StoreParams(const Int4Options& o, int64_t n_cols, int64_t blocks, int64_t c
       }
     }
   } else {
-    scales[b * n_cols + col] = scale;
+    const int64_t f = o.n_major ? col * blocks + b : b * n_cols + col;
+    scales[f] = scale;
     if (!o.symmetric) {
-      int64_t f = b * n_cols + col;
       uint8_t* byte = zero_points + f / 2;
       int sh = (f & 1) * 4;
       *byte = static_cast<uint8_t>((*byte & ~(0x0f << sh)) | ((zp & 0x0f) << sh));
@@ -117,6 +118,10 @@ bool QuantizeGeneric(const Int4Kernels& kernels, const WeightView<T>& w, const I
         int carry = rows >= 2 ? codes[rows - 2] : ((b & 1) ? prev_last : 0);
         PackNBitsBlock(codes, 1, rows, carry, packed + (n * blocks + b) * (bs / 2));
         prev_last = codes[rows - 1];
+      } else if (o.n_major) {  // this column's codes are contiguous
+        for (int i = 0; i < rows; ++i) {
+          StoreQdqNibble(packed, n * w.k + r0 + i, Code<L>(buf[i], q.recip, zpf, q.zp, qmin, qmax));
+        }
       } else {
         for (int i = 0; i < rows; ++i) {
           int c = Code<L>(buf[i], q.recip, zpf, q.zp, qmin, qmax);
@@ -140,14 +145,16 @@ int CarryFromPreviousBlock(const WeightView<T>& w, const Int4Options& o, int64_t
   return Code<L>(v, q.recip, static_cast<float>(q.zp), q.zp, QMin(o), QMax(o));
 }
 
-// Fast RTN path for row-major weights (col_stride == 1): blocks of rows in
-// the outer loop, tiles of columns inside, so the input streams row by row
-// and the inner loops run over contiguous columns (vectorized).
-// `kernels` are the tile kernels of the active CpuLevel.
+// Fast RTN path: blocks of rows in the outer loop, tiles of columns inside,
+// and the inner loops run over contiguous columns (vectorized). Row-major
+// weights (col_stride == 1) stream row by row; weights stored by column
+// (row_stride == 1: an embedding, a transposed B) are gathered tile by tile
+// into the row-major form first. `kernels` are the tile kernels of the
+// active CpuLevel.
 template <typename T, Int4Layout L>
-bool QuantizeRowMajorRtn(const Int4Kernels& kernels, const WeightView<T>& w, const Int4Options& o,
-                         int64_t n_begin, int64_t n_end, uint8_t* packed, T* scales,
-                         uint8_t* zero_points, Int4QualitySums* sums) {
+bool QuantizeTiledRtn(const Int4Kernels& kernels, const WeightView<T>& w, const Int4Options& o,
+                      int64_t n_begin, int64_t n_end, uint8_t* packed, T* scales,
+                      uint8_t* zero_points, Int4QualitySums* sums) {
   const int bs = o.block_size;
   const int64_t blocks = (w.k + bs - 1) / bs;
   const int qmin = QMin(o), qmax = QMax(o);
@@ -160,10 +167,12 @@ bool QuantizeRowMajorRtn(const Int4Kernels& kernels, const WeightView<T>& w, con
   constexpr bool kFloat = std::is_same_v<T, float>;
   constexpr int kSuper = kTileCols;
   constexpr int kPrefetchTiles = 1;
+  const bool by_column = w.col_stride != 1;  // then row_stride == 1
+  const int8::GatherColumnsFn gather_columns = int8::Int8KernelsFor(kernels.level).gather_columns;
   alignas(64) float mn[kSuper], mx[kSuper];
   alignas(64) float recip[kTileCols], zpf[kTileCols];
   alignas(64) uint8_t codes[kMaxBlock * kTileCols];  // [row][col]
-  alignas(64) float wide[kFloat ? 1 : kMaxBlock * kTileCols];
+  alignas(64) float wide[kMaxBlock * kTileCols];     // a gathered or widened tile
   // Fused quality: per-tile column sums, folded into double per tile.
   alignas(64) float scale_f[kTileCols];
   alignas(64) float st_w2[kTileCols], st_e2[kTileCols], st_max[kTileCols];
@@ -179,9 +188,20 @@ bool QuantizeRowMajorRtn(const Int4Kernels& kernels, const WeightView<T>& w, con
     const int rows = static_cast<int>(std::min<int64_t>(bs, w.k - r0));
     for (int64_t s0 = n_begin; s0 < n_end; s0 += kSuper) {
       const int sw = static_cast<int>(std::min<int64_t>(kSuper, n_end - s0));
-      const float* base;
-      int64_t ld;
-      if constexpr (kFloat) {
+      const float* base = wide;
+      int64_t ld = kTileCols;
+      if (by_column) {
+        if constexpr (kFloat) {  // the INT8 path's transposing copy
+          gather_columns(w.data + s0 * w.col_stride + r0, w.col_stride, rows, sw, wide);
+        } else {
+          for (int j = 0; j < sw; ++j) {
+            const T* src = w.data + (s0 + j) * w.col_stride + r0;
+            for (int i = 0; i < rows; ++i) {
+              wide[i * kTileCols + j] = ElementTraits<T>::ToFloat(src[i]);
+            }
+          }
+        }
+      } else if constexpr (kFloat) {
         base = w.data + r0 * w.row_stride + s0;
         ld = w.row_stride;
       } else {
@@ -189,14 +209,12 @@ bool QuantizeRowMajorRtn(const Int4Kernels& kernels, const WeightView<T>& w, con
           const T* src = w.data + (r0 + i) * w.row_stride + s0;
           for (int j = 0; j < sw; ++j) wide[i * kTileCols + j] = ElementTraits<T>::ToFloat(src[j]);
         }
-        base = wide;
-        ld = kTileCols;
       }
       for (int j = 0; j < sw; ++j) {
         mn[j] = FLT_MAX;
         mx[j] = -FLT_MAX;
       }
-      if constexpr (kFloat) {
+      if (kFloat && !by_column) {
         // The tile's rows are kSuper-column pieces of `rows` streams 4 * ld
         // bytes apart: too many for the hardware prefetcher, so fetch the
         // tile kPrefetchTiles ahead (within this block of rows) ourselves
@@ -281,6 +299,21 @@ bool QuantizeRowMajorRtn(const Int4Kernels& kernels, const WeightView<T>& w, con
               dst[i / 2] = static_cast<uint8_t>(c[i * kTileCols] | (carry << 4));
             }
           }
+        } else if (o.n_major) {  // each column's codes are contiguous
+          for (int j = 0; j < tn; ++j) {
+            const int64_t f0 = (c0 + j) * w.k + r0;
+            const uint8_t* in = codes + j;
+            int i = 0;
+            if (f0 & 1) {
+              StoreQdqNibble(packed, f0, in[0]);
+              i = 1;
+            }
+            for (; i + 1 < rows; i += 2) {
+              packed[(f0 + i) / 2] = static_cast<uint8_t>((in[i * kTileCols] & 0x0f) |
+                                                          ((in[(i + 1) * kTileCols] & 0x0f) << 4));
+            }
+            if (i < rows) StoreQdqNibble(packed, f0 + i, in[i * kTileCols]);
+          }
         } else {
           for (int i = 0; i < rows; ++i) {
             const int64_t f0 = (r0 + i) * w.n + c0;
@@ -314,17 +347,16 @@ bool QuantizeDispatch(const WeightView<T>& w, const Int4Options& o, int64_t n_be
                       uint8_t* packed, T* scales, uint8_t* zero_points,
                       Int4QualitySums* sums = nullptr) {
   const Int4Kernels& kernels = Int4KernelsFor(ActiveCpuLevel());
-  if (Int4FusedQualitySupported(o, w.col_stride)) {
-    return QuantizeRowMajorRtn<T, L>(kernels, w, o, n_begin, n_end, packed, scales, zero_points,
-                                     sums);
+  if (Int4FusedQualitySupported(o, w.row_stride, w.col_stride)) {
+    return QuantizeTiledRtn<T, L>(kernels, w, o, n_begin, n_end, packed, scales, zero_points, sums);
   }
   return QuantizeGeneric<T, L>(kernels, w, o, n_begin, n_end, packed, scales, zero_points);
 }
 
 }  // namespace
 
-bool Int4FusedQualitySupported(const Int4Options& o, int64_t col_stride) {
-  return o.algorithm == Int4Algorithm::kRtn && col_stride == 1;
+bool Int4FusedQualitySupported(const Int4Options& o, int64_t row_stride, int64_t col_stride) {
+  return o.algorithm == Int4Algorithm::kRtn && (col_stride == 1 || row_stride == 1);
 }
 
 template <typename T>
@@ -386,15 +418,11 @@ void DequantizeInt4(int64_t k, int64_t n, const Int4Options& o, const uint8_t* p
           dst[r0 + i] = static_cast<float>(q - zp) * s;
         }
       } else {
-        s = ElementTraits<T>::ToFloat(scales[b * n + col]);
-        if (o.symmetric) {
-          zp = 0;
-        } else {
-          int64_t f = b * n + col;
-          zp = (zero_points[f / 2] >> ((f & 1) * 4)) & 0xf;
-        }
+        const int64_t fp = o.n_major ? col * blocks + b : b * n + col;
+        s = ElementTraits<T>::ToFloat(scales[fp]);
+        zp = o.symmetric ? 0 : (zero_points[fp / 2] >> ((fp & 1) * 4)) & 0xf;
         for (int i = 0; i < rows; ++i) {
-          int64_t f = (r0 + i) * n + col;
+          const int64_t f = o.n_major ? col * k + r0 + i : (r0 + i) * n + col;
           int q = (packed[f / 2] >> ((f & 1) * 4)) & 0xf;
           if (o.symmetric && q > Int4Bits::kMax) q -= Int4Bits::kLevels;  // int4
           dst[r0 + i] = static_cast<float>(q - zp) * s;

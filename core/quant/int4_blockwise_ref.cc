@@ -63,6 +63,8 @@ void QuantizeRef(const WeightView<T>& w, const Int4Options& o, int64_t n_begin, 
       const float rcp = s != 0.0f ? 1.0f / s : 0.0f;
       if (kNBits) {
         scales[n * blocks + b] = scale;
+      } else if (o.n_major) {
+        scales[n * blocks + b] = scale;
       } else {
         scales[b * N + n] = scale;
       }
@@ -76,7 +78,7 @@ void QuantizeRef(const WeightView<T>& w, const Int4Options& o, int64_t n_begin, 
           code = static_cast<int>(std::clamp(std::roundf(v[i] * rcp), static_cast<float>(qmin - zp),
                                              static_cast<float>(qmax - zp))) +
                  zp;
-          OrNibble(packed, (k0 + i) * N + n, code);
+          OrNibble(packed, o.n_major ? n * K + k0 + i : (k0 + i) * N + n, code);
         }
         if (k0 + i == K - 2) code_k_minus_2 = code;
       }
@@ -84,7 +86,7 @@ void QuantizeRef(const WeightView<T>& w, const Int4Options& o, int64_t n_begin, 
         if (kNBits) {
           OrNibble(zero_points + n * ((blocks + 1) / 2), b, zp);
         } else {
-          OrNibble(zero_points, b * N + n, zp);
+          OrNibble(zero_points, o.n_major ? n * blocks + b : b * N + n, zp);
         }
       }
     }

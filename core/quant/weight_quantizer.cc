@@ -161,15 +161,17 @@ absl::StatusOr<Int4Result> Int4Impl(const MatrixSource& s, const Int4Options& o,
   T* scales = reinterpret_cast<T*>(out.scales.data());
   uint8_t* zps = o.symmetric ? nullptr : out.zero_points.data();
   // QDQ packs along rows: with odd N two columns of different tiles share a
-  // byte, so one thread does it all.
-  const int threads = o.layout == Int4Layout::kQdq && (s.n & 1) ? 1 : ctx.Parallelism();
+  // byte, so one thread does it all. (Stored n-major, a range of columns
+  // starts at a multiple of 64 columns, hence on a whole byte.)
+  const int threads =
+      o.layout == Int4Layout::kQdq && !o.n_major && (s.n & 1) ? 1 : ctx.Parallelism();
   const int64_t width = RangeWidth(s.n, threads);
   const int64_t ranges = (s.n + width - 1) / width;
   std::atomic<bool> non_finite{false};
   const uint64_t threshold = ProbeSampleThreshold(s.n, level);
   // Fused quality: the tiles report their sums while in cache.
   std::optional<FusedQualitySlots> fused;
-  if (quality != nullptr && Int4FusedQualitySupported(o, s.col_stride)) {
+  if (quality != nullptr && Int4FusedQualitySupported(o, s.row_stride, s.col_stride)) {
     fused.emplace(s.k, threads, width, threshold);
   }
   absl::Status st = ForEachTile(ranges, ctx, threads, [&](int64_t t, int slot) {

@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "onnx/onnx_pb.h"
 #include "quantd/core/base/cpu_features.h"
+#include "quantd/core/quant/nibble_pack.h"
 
 namespace quantd::core::quant {
 namespace {
@@ -307,7 +308,11 @@ void ExpectVariantMatchesReference(const std::vector<T>& w, const Int4Shape& sha
   // Two column ranges as two threads would quantize them; QDQ ranges start at
   // even columns and odd N allows only one range.
   int64_t split = N > 64 ? 64 : N / 2;
-  if (o.layout == Int4Layout::kQdq) split = (N & 1) ? -1 : (split & ~int64_t{1});
+  if (o.layout == Int4Layout::kQdq) {
+    // Stored by row, odd N makes neighbouring columns share bytes; stored
+    // n-major (a column's codes contiguous) an even first column suffices.
+    split = (N & 1) && !o.n_major ? -1 : (split & ~int64_t{1});
+  }
   auto ref = QuantizeAll(w, K, N, transposed, o, -1, Impl::kReference);
   auto got = QuantizeAll(w, K, N, transposed, o, split);
   EXPECT_THAT(got.packed, ElementsAreArray(ref.packed));
@@ -328,15 +333,17 @@ TEST_P(Int4VariantTest, WritesReferenceBytes) {
     std::vector<Half> h(w.size());
     for (size_t i = 0; i < w.size(); ++i) h[i] = Half{FloatToHalf(w[i])};
     for (bool sym : {true, false}) {
-      for (Int4Layout layout : {Int4Layout::kMatMulNBits, Int4Layout::kQdq}) {
+      for (int form = 0; form < 3; ++form) {  // MatMulNBits, QDQ, QDQ n-major
         for (Int4Algorithm algorithm : {Int4Algorithm::kRtn, Int4Algorithm::kSearch}) {
           Int4Options o = Nbits(bs, sym);
-          o.layout = layout;
+          o.layout = form == 0 ? Int4Layout::kMatMulNBits : Int4Layout::kQdq;
+          o.n_major = form == 2;
           o.algorithm = algorithm;
           SCOPED_TRACE(::testing::Message()
                        << CpuLevelName(level) << " bs=" << bs << " K=" << K << " N=" << N
-                       << " sym=" << sym << " qdq=" << (layout == Int4Layout::kQdq) << " search="
-                       << (algorithm == Int4Algorithm::kSearch) << " transposed=" << transposed);
+                       << " sym=" << sym << " qdq=" << (form > 0) << " n_major=" << o.n_major
+                       << " search=" << (algorithm == Int4Algorithm::kSearch)
+                       << " transposed=" << transposed);
           {
             SCOPED_TRACE("fp32");
             ExpectVariantMatchesReference(w, shape, transposed, o);
@@ -364,6 +371,49 @@ INSTANTIATE_TEST_SUITE_P(LevelsAndShapes, Int4VariantTest,
                          ::testing::Combine(::testing::ValuesIn(kAllCpuLevels),
                                             ::testing::ValuesIn(Int4Shapes())),
                          Int4VariantName);
+
+// QDQ stored n-major holds the codes, scales and zero points of the usual
+// QDQ layout, transposed ([N, K] and [N, blocks]), for both storages of W
+// and both symmetries; DequantizeInt4 reads either layout to the same values.
+TEST(Int4NMajorTest, IsTheTransposeOfTheQdqLayout) {
+  for (const Int4Shape& shape :
+       {Int4Shape{32, 96, 70}, Int4Shape{16, 37, 5}, Int4Shape{64, 64, 9}}) {
+    const auto [bs, K, N] = shape;
+    const std::vector<float> w = HeavyTailed(K * N, static_cast<uint32_t>(K + N));
+    for (bool transposed : {false, true}) {
+      for (bool sym : {true, false}) {
+        SCOPED_TRACE(::testing::Message() << "bs=" << bs << " K=" << K << " N=" << N
+                                          << " transposed=" << transposed << " sym=" << sym);
+        Int4Options qdq = Nbits(bs, sym);
+        qdq.layout = Int4Layout::kQdq;
+        Int4Options major = qdq;
+        major.n_major = true;
+        const auto rows = QuantizeAll(w, K, N, transposed, qdq);
+        const auto cols = QuantizeAll(w, K, N, transposed, major, N > 64 ? 64 : -1);
+        const int64_t blocks = (K + bs - 1) / bs;
+        std::vector<uint8_t> codes(rows.packed.size());
+        TransposeNibbles(rows.packed.data(), K, N, codes.data());
+        EXPECT_THAT(cols.packed, ElementsAreArray(codes));
+        std::vector<float> scales(rows.scales.size());
+        for (int64_t b = 0; b < blocks; ++b) {
+          for (int64_t n = 0; n < N; ++n) scales[n * blocks + b] = rows.scales[b * N + n];
+        }
+        EXPECT_THAT(ScaleBits(cols.scales), ElementsAreArray(ScaleBits(scales)));
+        if (!sym) {
+          std::vector<uint8_t> zps(rows.zero_points.size());
+          TransposeNibbles(rows.zero_points.data(), blocks, N, zps.data());
+          EXPECT_THAT(cols.zero_points, ElementsAreArray(zps));
+        }
+        std::vector<float> a(K * N), b(K * N);
+        DequantizeInt4(K, N, qdq, rows.packed.data(), rows.scales.data(),
+                       sym ? nullptr : rows.zero_points.data(), 0, N, a.data());
+        DequantizeInt4(K, N, major, cols.packed.data(), cols.scales.data(),
+                       sym ? nullptr : cols.zero_points.data(), 0, N, b.data());
+        EXPECT_EQ(a, b);
+      }
+    }
+  }
+}
 
 // ------------------------------------------------------------- dequantize --
 

@@ -93,6 +93,12 @@ struct Int4Options {
   bool symmetric = true;
   Int4Layout layout = Int4Layout::kMatMulNBits;
   Int4Algorithm algorithm = Int4Algorithm::kRtn;
+  // kQdq only: column-major storage. The code of W[r][c] is nibble c*K + r
+  // (not r*N + c) and scales and zero points are [N, blocks] (not
+  // [blocks, N]): an embedding E [vocab, hidden] viewed as W [hidden, vocab]
+  // and quantized along hidden comes out in E's own layout, written column
+  // after column. The codes' values are the same either way.
+  bool n_major = false;
 };
 
 // Buffer sizes of one quantized weight (bytes, or elements for scales).
@@ -112,7 +118,8 @@ Int4Sizes ComputeInt4Sizes(int64_t k, int64_t n, const Int4Options& options);
 // REQUIRES: `packed` and `zero_points` (when asymmetric) cover the whole
 // tensor and were zero-filled by the caller; `scales` covers N*blocks;
 // `zero_points` may be null when symmetric; for kQdq n_begin is even.
-// Scale order: MatMulNBits [N, blocks]; QDQ [blocks, N].
+// Scale order: MatMulNBits [N, blocks]; QDQ [blocks, N] ([N, blocks] with
+// n_major).
 template <typename T>
 bool QuantizeInt4(const WeightView<T>& w, const Int4Options& options, int64_t n_begin,
                   int64_t n_end, uint8_t* packed, T* scales, uint8_t* zero_points);
@@ -133,13 +140,13 @@ struct Int4QualitySums {
   double sum_w2 = 0, sum_e2 = 0, max_abs = 0, sum_y2 = 0, sum_ye2 = 0;
 };
 
-// Whether QuantizeInt4 fills Int4QualitySums for these options and a column
-// stride (the row-major RTN path); otherwise the caller measures quality in
-// a separate pass.
-bool Int4FusedQualitySupported(const Int4Options& options, int64_t col_stride);
+// Whether QuantizeInt4 fills Int4QualitySums for these options and strides
+// (the tiled RTN path: rows or columns contiguous); otherwise the caller
+// measures quality in a separate pass.
+bool Int4FusedQualitySupported(const Int4Options& options, int64_t row_stride, int64_t col_stride);
 
 // QuantizeInt4 that also adds the quality of the range to *sums (same bytes).
-// REQUIRES: Int4FusedQualitySupported(options, w.col_stride); n_begin is a
+// REQUIRES: Int4FusedQualitySupported(options, w.row_stride, w.col_stride); n_begin is a
 // multiple of 64 (sampling groups are whole).
 template <typename T>
 bool QuantizeInt4(const WeightView<T>& w, const Int4Options& options, int64_t n_begin,
