@@ -1,6 +1,7 @@
 #include "quantd/core/base/half.h"
 
 #include <cmath>
+#include <limits>
 
 #include "quantd/core/base/cpu_features.h"
 
@@ -30,6 +31,27 @@ void FloatToHalfSpan_ref(const float* in, uint16_t* out, size_t n, NarrowingStat
 
 void HalfToFloatSpan_ref(const uint16_t* in, float* out, size_t n) {
   for (size_t i = 0; i < n; ++i) out[i] = HalfToFloat(in[i]);
+}
+
+void ScanFloatRange_ref(const float* x, size_t n, FloatRangeStats* stats) {
+  constexpr float kFlushLimit = kHalfMinSubnormal * 0.5f;  // 2^-25 rounds to even: zero
+  FloatRangeStats& s = *stats;
+  for (size_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    const float a = std::fabs(v);
+    if (!(a <= std::numeric_limits<float>::max())) {
+      ++s.non_finite;
+      continue;
+    }
+    s.min = v < s.min ? v : s.min;
+    s.max = v > s.max ? v : s.max;
+    s.max_abs = a > s.max_abs ? a : s.max_abs;
+    s.zeros += v == 0.0f;
+    if (a <= kFlushLimit && a != 0.0f) {
+      ++s.flushed;
+      s.max_flushed = a > s.max_flushed ? a : s.max_flushed;
+    }
+  }
 }
 
 void Bfloat16ToFloatSpan(const uint16_t* in, float* out, size_t n) {
@@ -89,7 +111,59 @@ __attribute__((target("avx2,f16c"))) void HalfToFloatSpan_f16c(const uint16_t* i
   HalfToFloatSpan_ref(in + i, out + i, n - i);
 }
 
+// Eight lanes of running extremes and popcounts of the lane masks; the lanes
+// are folded into *stats at the end, then the tail runs the reference.
+__attribute__((target("avx2,popcnt"))) void ScanFloatRange_avx2(const float* x, size_t n,
+                                                                FloatRangeStats* stats) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256 finite_max = _mm256_set1_ps(std::numeric_limits<float>::max());
+  const __m256 flush_limit = _mm256_set1_ps(kHalfMinSubnormal * 0.5f);
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256 pos_inf = _mm256_set1_ps(INFINITY);
+  const __m256 neg_inf = _mm256_set1_ps(-INFINITY);
+  __m256 lo = pos_inf, hi = neg_inf, max_abs = zero, max_flushed = zero;
+  uint64_t finite = 0, zeros = 0, flushed = 0;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256 a = _mm256_and_ps(v, abs_mask);
+    const __m256 fin = _mm256_cmp_ps(a, finite_max, _CMP_LE_OQ);  // false for NaN and inf
+    finite += static_cast<uint64_t>(_mm_popcnt_u32(_mm256_movemask_ps(fin)));
+    // min_ps(v, lo) is (v < lo ? v : lo), the reference's comparison.
+    lo = _mm256_min_ps(_mm256_blendv_ps(pos_inf, v, fin), lo);
+    hi = _mm256_max_ps(_mm256_blendv_ps(neg_inf, v, fin), hi);
+    max_abs = _mm256_max_ps(_mm256_and_ps(a, fin), max_abs);
+    zeros += static_cast<uint64_t>(
+        _mm_popcnt_u32(_mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_EQ_OQ))));
+    const __m256 tiny = _mm256_and_ps(_mm256_cmp_ps(a, flush_limit, _CMP_LE_OQ),
+                                      _mm256_cmp_ps(a, zero, _CMP_NEQ_OQ));
+    flushed += static_cast<uint64_t>(_mm_popcnt_u32(_mm256_movemask_ps(tiny)));
+    max_flushed = _mm256_max_ps(_mm256_and_ps(a, tiny), max_flushed);
+  }
+  alignas(32) float l[8], h[8], m[8], f[8];
+  _mm256_store_ps(l, lo);
+  _mm256_store_ps(h, hi);
+  _mm256_store_ps(m, max_abs);
+  _mm256_store_ps(f, max_flushed);
+  FloatRangeStats& s = *stats;
+  for (int k = 0; k < 8; ++k) {
+    s.min = l[k] < s.min ? l[k] : s.min;
+    s.max = h[k] > s.max ? h[k] : s.max;
+    s.max_abs = m[k] > s.max_abs ? m[k] : s.max_abs;
+    s.max_flushed = f[k] > s.max_flushed ? f[k] : s.max_flushed;
+  }
+  s.non_finite += i - finite;
+  s.zeros += zeros;
+  s.flushed += flushed;
+  ScanFloatRange_ref(x + i, n - i, stats);
+}
+
 }  // namespace
+
+void ScanFloatRange(const float* x, size_t n, FloatRangeStats* stats) {
+  if (ActiveCpuLevel() >= CpuLevel::kAvx2) return ScanFloatRange_avx2(x, n, stats);
+  ScanFloatRange_ref(x, n, stats);
+}
 
 void FloatToHalfSpan(const float* in, uint16_t* out, size_t n, NarrowingStats* stats) {
   if (UseF16c()) return FloatToHalfSpan_f16c(in, out, n, stats);
@@ -101,6 +175,9 @@ void HalfToFloatSpan(const uint16_t* in, float* out, size_t n) {
   HalfToFloatSpan_ref(in, out, n);
 }
 #else
+void ScanFloatRange(const float* x, size_t n, FloatRangeStats* stats) {
+  ScanFloatRange_ref(x, n, stats);
+}
 void FloatToHalfSpan(const float* in, uint16_t* out, size_t n, NarrowingStats* stats) {
   FloatToHalfSpan_ref(in, out, n, stats);
 }

@@ -92,10 +92,11 @@ Beyond BeyondRange(const ValueBound& b) {
 
 // Ops whose output keeps the sign of a large input (or drops it).
 bool IsSignPreserving(const onnx::NodeProto& n) {
-  return IsOp(n, {"Add", "Sum", "Concat", "Identity", "Reshape", "Transpose", "Flatten",
-                  "Squeeze", "Unsqueeze", "Expand", "Tile", "Slice", "Gather", "Split", "Max",
-                  "Min", "Relu", "Where", "Cast", "MaxPool", "ReduceMax", "ReduceMin",
-                  "ReduceSum", "ReduceMean", "Pad"});
+  return IsOp(
+      n, {"Add",       "Sum",       "Concat",     "Identity", "Reshape", "Transpose", "Flatten",
+          "Squeeze",   "Unsqueeze", "Expand",     "Tile",     "Slice",   "Gather",    "Split",
+          "Max",       "Min",       "Relu",       "Where",    "Cast",    "MaxPool",   "ReduceMax",
+          "ReduceMin", "ReduceSum", "ReduceMean", "Pad"});
 }
 
 // Ops that compute the same result from +-inf as from a value beyond FP16's
@@ -136,31 +137,17 @@ const Fp16SafetyAnalysis::ConstantStats* Fp16SafetyAnalysis::Stats(const std::st
       s.count = v.size();
       s.min = kInf;
       s.max = -kInf;
-      // One pass; the rare cases (non-finite, flushed) branch off.
-      float max_abs = 0, lo = std::numeric_limits<float>::infinity(), hi = -lo;
-      uint64_t zeros = 0, non_finite = 0;
-      for (float x : v) {
-        const float a = std::fabs(x);
-        if (!(a <= std::numeric_limits<float>::max())) {
-          non_finite++;
-          continue;
-        }
-        max_abs = std::max(max_abs, a);
-        lo = std::min(lo, x);
-        hi = std::max(hi, x);
-        zeros += x == 0;
-        if (a <= kFlushLimit && a != 0) {
-          s.flushed++;
-          s.max_flushed = std::max<double>(s.max_flushed, a);
-        }
+      FloatRangeStats r;  // one vectorized pass
+      ScanFloatRange(v.data(), v.size(), &r);
+      s.finite = r.non_finite == 0;
+      s.nonzero = s.count - r.zeros - r.non_finite;
+      s.flushed = r.flushed;
+      s.max_flushed = r.max_flushed;
+      if (r.min <= r.max) {
+        s.min = r.min;
+        s.max = r.max;
       }
-      s.finite = non_finite == 0;
-      s.nonzero = s.count - zeros - non_finite;
-      if (lo <= hi) {
-        s.min = lo;
-        s.max = hi;
-      }
-      s.max_abs = max_abs;
+      s.max_abs = r.max_abs;
       if (s.count <= kKeepValues) s.values.assign(v.begin(), v.end());
     }
   }
@@ -310,8 +297,8 @@ void Fp16SafetyAnalysis::ComputeBounds(const onnx::NodeProto& n) {
     if (to == kOnnxFloat || to == kOnnxFloat16 || to == kOnnxBfloat16 || to == kOnnxDouble) {
       outs[0] = in(0);
     }
-  } else if (IsOp(n, {"Slice", "Gather", "Split", "ReduceMax", "ReduceMin", "ReduceMean",
-                      "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"})) {
+  } else if (IsOp(n, {"Slice", "Gather", "Split", "ReduceMax", "ReduceMin", "ReduceMean", "MaxPool",
+                      "AveragePool", "GlobalAveragePool", "GlobalMaxPool"})) {
     // Sound (a subset or a mean of the input), but which elements survive is
     // not known: no reach.
     const ValueBound x = in(0);
@@ -418,7 +405,8 @@ std::optional<Fp16Hazard> Fp16SafetyAnalysis::Underflow(const onnx::NodeProto& n
     return s != nullptr && s->flushed > 0 ? s : nullptr;
   };
   if (IsOp(n, {"Div"})) {
-    if (const ConstantStats* s = flushed(1)) return Fp16Hazard{"underflow", n.input(1), s->max_flushed};
+    if (const ConstantStats* s = flushed(1))
+      return Fp16Hazard{"underflow", n.input(1), s->max_flushed};
   }
   if (IsOp(n, {"Add", "Max"})) {
     for (int i = 0; i < n.input_size(); ++i) {

@@ -126,6 +126,56 @@ TEST_P(HalfVariantTest, SpansMatchReference) {
   HalfToFloatSpan(a.data(), fa.data(), n);
   HalfToFloatSpan_ref(a.data(), fb.data(), n);
   EXPECT_EQ(std::memcmp(fa.data(), fb.data(), n * 4), 0) << CpuLevelName(level) << " n=" << n;
+  // The range scan, on the random patterns and on values at its edges.
+  std::vector<float> edges(n);
+  const float kEdge[] = {0.0f,
+                         -0.0f,
+                         0x1p-25f,
+                         -0x1p-25f,
+                         std::nextafter(0x1p-25f, 1.0f),
+                         0x1p-149f,
+                         65504.0f,
+                         -std::numeric_limits<float>::max(),
+                         std::numeric_limits<float>::infinity(),
+                         std::nanf(""),
+                         1.0f,
+                         -3.0f};
+  for (size_t i = 0; i < n; ++i) edges[i] = kEdge[gen() % std::size(kEdge)];
+  for (const std::vector<float>* v : {&in, &edges}) {
+    FloatRangeStats ra, rb;
+    ScanFloatRange(v->data(), n, &ra);
+    ScanFloatRange_ref(v->data(), n, &rb);
+    EXPECT_EQ(ra.non_finite, rb.non_finite) << CpuLevelName(level) << " n=" << n;
+    EXPECT_EQ(ra.zeros, rb.zeros);
+    EXPECT_EQ(ra.flushed, rb.flushed);
+    EXPECT_EQ(ra.max_flushed, rb.max_flushed);
+    EXPECT_EQ(ra.min, rb.min);
+    EXPECT_EQ(ra.max, rb.max);
+    EXPECT_EQ(ra.max_abs, rb.max_abs);
+  }
+}
+
+// The range scan's definition on a hand-made span: extremes over the finite
+// values, zeros of both signs, and the non-zero values FP16 rounds to zero
+// (|x| <= 2^-25, the tie rounding to even zero).
+TEST(HalfTest, ScanFloatRangeCountsWhatFp16WouldLose) {
+  const float v[] = {1.0f,     -2.0f,         0.0f,
+                     -0.0f,    std::nanf(""), -std::numeric_limits<float>::infinity(),
+                     0x1p-25f, -0x1p-26f,     3e-8f};
+  FloatRangeStats s;
+  ScanFloatRange(v, std::size(v), &s);
+  EXPECT_EQ(s.non_finite, 2u);
+  EXPECT_EQ(s.zeros, 2u);
+  EXPECT_EQ(s.flushed, 2u);  // 3e-8 > 2^-25 rounds to the smallest subnormal
+  EXPECT_EQ(s.max_flushed, 0x1p-25f);
+  EXPECT_EQ(s.min, -2.0f);
+  EXPECT_EQ(s.max, 1.0f);
+  EXPECT_EQ(s.max_abs, 2.0f);
+  FloatRangeStats none;  // only non-finite values: no extremes
+  const float bad[] = {std::nanf(""), std::numeric_limits<float>::infinity()};
+  ScanFloatRange(bad, 2, &none);
+  EXPECT_EQ(none.non_finite, 2u);
+  EXPECT_GT(none.min, none.max);
 }
 
 std::string HalfVariantName(const ::testing::TestParamInfo<std::tuple<CpuLevel, size_t>>& info) {

@@ -14,6 +14,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 
 namespace quantd::core {
 
@@ -93,6 +94,23 @@ void HalfToFloatSpan(const uint16_t* in, float* out, size_t n);
 void HalfToFloatSpan_ref(const uint16_t* in, float* out, size_t n);
 
 void Bfloat16ToFloatSpan(const uint16_t* in, float* out, size_t n);
+
+// What FP16 would make of a span of FP32 values, gathered in one pass (the
+// FP16 safety analysis reads every float constant of a model this way).
+struct FloatRangeStats {
+  uint64_t non_finite = 0;  // NaN, +-inf
+  uint64_t zeros = 0;       // +0 and -0
+  uint64_t flushed = 0;     // non-zero with |x| <= 2^-25: FP16 rounds them to zero
+  float max_flushed = 0;    // the largest |x| among those
+  float min = std::numeric_limits<float>::infinity();   // over the finite values (min > max:
+  float max = -std::numeric_limits<float>::infinity();  // there are none)
+  float max_abs = 0;                                    // over the finite values
+};
+
+// Adds n values to *stats. Every variant gives the same counts and values
+// (a zero extreme may differ in sign).
+void ScanFloatRange(const float* x, size_t n, FloatRangeStats* stats);
+void ScanFloatRange_ref(const float* x, size_t n, FloatRangeStats* stats);
 
 }  // namespace quantd::core
 
