@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -35,6 +36,15 @@ constexpr uint64_t kUncachedBlock = 4096;
 constexpr size_t kUncachedChunk = 16 << 20;
 // WriteUncachedAsync: O_DIRECT writes (of kUncachedChunk) in flight at most.
 constexpr long kAioDepth = 32;
+// set_staged: bytes per staging buffer, a multiple of kUncachedBlock.
+constexpr uint64_t kStageBytes = 4 << 20;
+// A queued write's aio_data: its length, and in the bits above, 1 + the
+// staging buffer it reads (0: none).
+constexpr int kAioTagShift = 48;
+constexpr uint64_t kAioLengthMask = (uint64_t{1} << kAioTagShift) - 1;
+
+uint64_t AlignDown(uint64_t v) { return v / kUncachedBlock * kUncachedBlock; }
+uint64_t AlignUp(uint64_t v) { return AlignDown(v + kUncachedBlock - 1); }
 
 }  // namespace
 
@@ -117,6 +127,7 @@ absl::Status AtomicFileWriter::WriteAll(const uint8_t* p, size_t left) {
 }
 
 absl::Status AtomicFileWriter::Flush() {
+  QUANTD_RETURN_IF_ERROR(SubmitStage());  // staged bytes come before anything later
   absl::Status st = WriteAll(buffer_.data(), buffer_.size());
   buffer_.clear();
   return st;
@@ -168,6 +179,11 @@ absl::Status AtomicFileWriter::AppendRestBuffered(absl::Span<const uint8_t> byte
 }
 
 absl::Status AtomicFileWriter::AppendBuffered(absl::Span<const uint8_t> bytes) {
+  if (staged_ && !uncached_failed_) return AppendStaged(bytes);
+  return AppendToPageCache(bytes);
+}
+
+absl::Status AtomicFileWriter::AppendToPageCache(absl::Span<const uint8_t> bytes) {
   offset_ += bytes.size();
   if (resumable_) return WriteAll(bytes.data(), bytes.size());
   if (bytes.size() < kDirectWriteMin) {
@@ -238,61 +254,173 @@ absl::Status AtomicFileWriter::AppendUncachedAsync(absl::Span<const uint8_t> byt
   }
   QUANTD_RETURN_IF_ERROR(Flush());  // the buffer's bytes come first
   if (!OpenDirect()) return AppendBuffered(bytes);
-  if (aio_context_ == 0) {
-    aio_context_t context = 0;
-    // A write that extends the file waits for the disk even when queued:
-    // the file takes its reserved size now (Commit cuts it to offset()).
-    if (::syscall(SYS_io_setup, kAioDepth, &context) != 0 ||
-        ::ftruncate(fd_, static_cast<off_t>(reserved_)) != 0) {
-      if (context != 0) ::syscall(SYS_io_destroy, context);
-      aio_failed_ = true;  // no native AIO here: write synchronously
-      return AppendUncached(bytes);
-    }
-    aio_context_ = context;
-  }
+  if (!StartAio()) return AppendUncached(bytes);
   uint64_t done = 0;
   while (done < blocks_bytes) {
-    if (aio_in_flight_ == kAioDepth) QUANTD_RETURN_IF_ERROR(ReapAio(1));
     const size_t n = static_cast<size_t>(std::min<uint64_t>(blocks_bytes - done, kUncachedChunk));
-    struct iocb cb;
-    std::memset(&cb, 0, sizeof(cb));
-    cb.aio_data = n;  // the length the completion must report
-    cb.aio_lio_opcode = IOCB_CMD_PWRITE;
-    cb.aio_fildes = static_cast<uint32_t>(direct_fd_);
-    cb.aio_buf = reinterpret_cast<uint64_t>(bytes.data() + done);
-    cb.aio_nbytes = n;
-    cb.aio_offset = static_cast<int64_t>(file_offset + done);
-    struct iocb* list[1] = {&cb};
-    if (::syscall(SYS_io_submit, aio_context_, 1, list) != 1) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN && aio_in_flight_ > 0) {
-        QUANTD_RETURN_IF_ERROR(ReapAio(1));
-        continue;
-      }
-      return ErrnoToStatus(errno, "write failed", tmp_path_);
-    }
-    ++aio_in_flight_;
+    QUANTD_RETURN_IF_ERROR(SubmitAio(bytes.data() + done, n, file_offset + done, -1));
     done += n;
   }
   return AppendRestBuffered(bytes, done);
 }
 
+bool AtomicFileWriter::StartAio() {
+  if (aio_context_ != 0) return true;
+  if (aio_failed_) return false;
+  aio_context_t context = 0;
+  // A write that extends the file waits for the disk even when queued:
+  // the file takes its reserved size now (Commit cuts it to offset()).
+  if (::syscall(SYS_io_setup, kAioDepth, &context) != 0 ||
+      ::ftruncate(fd_, static_cast<off_t>(reserved_)) != 0) {
+    if (context != 0) ::syscall(SYS_io_destroy, context);
+    aio_failed_ = true;  // no native AIO here: write synchronously
+    return false;
+  }
+  aio_context_ = context;
+  return true;
+}
+
+absl::Status AtomicFileWriter::SubmitAio(const uint8_t* p, size_t n, uint64_t at, int stage) {
+  for (;;) {
+    if (aio_in_flight_ == kAioDepth) QUANTD_RETURN_IF_ERROR(ReapAio(1));
+    struct iocb cb;
+    std::memset(&cb, 0, sizeof(cb));
+    // The length the completion must report, and the stage it frees.
+    cb.aio_data = n | (static_cast<uint64_t>(stage + 1) << kAioTagShift);
+    cb.aio_lio_opcode = IOCB_CMD_PWRITE;
+    cb.aio_fildes = static_cast<uint32_t>(direct_fd_);
+    cb.aio_buf = reinterpret_cast<uint64_t>(p);
+    cb.aio_nbytes = n;
+    cb.aio_offset = static_cast<int64_t>(at);
+    struct iocb* list[1] = {&cb};
+    if (::syscall(SYS_io_submit, aio_context_, 1, list) == 1) break;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN && aio_in_flight_ > 0) {
+      QUANTD_RETURN_IF_ERROR(ReapAio(1));
+      continue;
+    }
+    return ErrnoToStatus(errno, "write failed", tmp_path_);
+  }
+  ++aio_in_flight_;
+  if (stage >= 0) stage_busy_[stage] = true;
+  return absl::OkStatus();
+}
+
+void AtomicFileWriter::FreeDeleter::operator()(uint8_t* p) const { std::free(p); }
+
+absl::Status AtomicFileWriter::SetStaged(bool on) {
+  if (fd_ < 0) return absl::FailedPreconditionError("file already committed or discarded");
+  staged_ = on && !resumable_;
+  return on ? absl::OkStatus() : SubmitStage();
+}
+
+absl::Status AtomicFileWriter::AppendStaged(absl::Span<const uint8_t> bytes) {
+  if (stages_ == nullptr) {
+    stages_.reset(static_cast<uint8_t*>(std::aligned_alloc(kUncachedBlock, kStages * kStageBytes)));
+    if (stages_ == nullptr) return absl::ResourceExhaustedError("no memory for staging buffers");
+  }
+  while (!bytes.empty()) {
+    if (!stage_open_) {
+      if (stage_busy_[stage_]) QUANTD_RETURN_IF_ERROR(ReapAio(0));
+      if (stage_busy_[stage_]) {
+        // Every stage is on its way to the disk, behind the writes queued
+        // before them: rather than wait, these bytes (up to the next 4 MiB
+        // boundary) go through the page cache.
+        const uint64_t boundary = AlignDown(offset_) + kStageBytes;
+        const size_t take =
+            static_cast<size_t>(std::min<uint64_t>(boundary - offset_, bytes.size()));
+        QUANTD_RETURN_IF_ERROR(AppendToPageCache(bytes.first(take)));
+        bytes.remove_prefix(take);
+        continue;
+      }
+      QUANTD_RETURN_IF_ERROR(Flush());  // the buffer's bytes come first
+      stage_base_ = AlignDown(offset_);
+      stage_first_ = offset_;
+      stage_open_ = true;
+    }
+    uint8_t* stage = stages_.get() + static_cast<size_t>(stage_) * kStageBytes;
+    const uint64_t end = stage_base_ + kStageBytes;
+    const size_t take = static_cast<size_t>(std::min<uint64_t>(end - offset_, bytes.size()));
+    std::memcpy(stage + (offset_ - stage_base_), bytes.data(), take);
+    offset_ += take;
+    bytes.remove_prefix(take);
+    if (offset_ == end) QUANTD_RETURN_IF_ERROR(SubmitStage());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AtomicFileWriter::SubmitStage() {
+  if (!stage_open_) return absl::OkStatus();
+  stage_open_ = false;
+  const uint8_t* stage = stages_.get() + static_cast<size_t>(stage_) * kStageBytes;
+  const uint64_t first = stage_first_, end = offset_;
+  const uint64_t lo = std::min(AlignUp(first), end);  // whole blocks [lo, hi) go direct
+  const uint64_t hi = std::max(lo, AlignDown(end));
+  if (lo > first)
+    QUANTD_RETURN_IF_ERROR(PwriteAll(fd_, stage + (first - stage_base_), lo - first, first));
+  if (hi > lo) {
+    const uint8_t* p = stage + (lo - stage_base_);
+    const size_t n = static_cast<size_t>(hi - lo);
+    if (!OpenDirect()) {
+      QUANTD_RETURN_IF_ERROR(PwriteAll(fd_, p, n, lo));
+    } else if (hi <= reserved_ && StartAio()) {
+      QUANTD_RETURN_IF_ERROR(SubmitAio(p, n, lo, stage_));
+      uncached_bytes_ += n;
+    } else {
+      absl::Status st = PwriteAll(direct_fd_, p, n, lo);
+      if (!st.ok() && uncached_bytes_ == 0 && absl::IsInvalidArgument(st)) {
+        uncached_failed_ = true;  // O_DIRECT refused on first use: the page cache from now on
+        st = PwriteAll(fd_, p, n, lo);
+      } else if (st.ok()) {
+        uncached_bytes_ += n;
+      }
+      QUANTD_RETURN_IF_ERROR(st);
+    }
+  }
+  if (end > hi) QUANTD_RETURN_IF_ERROR(PwriteAll(fd_, stage + (hi - stage_base_), end - hi, hi));
+  stage_ = (stage_ + 1) % kStages;
+  // write(2) on fd_ continues at its file position: the end of these bytes.
+  if (::lseek(fd_, static_cast<off_t>(end), SEEK_SET) < 0) {
+    return ErrnoToStatus(errno, "seek failed", tmp_path_);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AtomicFileWriter::PwriteAll(int fd, const uint8_t* p, size_t n, uint64_t at) {
+  while (n > 0) {
+    const ssize_t w = ::pwrite(fd, p, std::min<size_t>(n, size_t{1} << 30), static_cast<off_t>(at));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoToStatus(errno, "write failed", tmp_path_);
+    }
+    if (w == 0) return absl::DataLossError(absl::StrCat(tmp_path_, ": write wrote nothing"));
+    p += w;
+    at += static_cast<uint64_t>(w);
+    n -= static_cast<size_t>(w);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status AtomicFileWriter::ReapAio(long min_events) {
   struct io_event events[kAioDepth];
-  while (min_events > 0) {
-    const long got =
-        ::syscall(SYS_io_getevents, aio_context_, min_events, kAioDepth, events, nullptr);
+  struct timespec now = {0, 0};  // min_events 0: only what has completed
+  for (bool first = true; first || min_events > 0; first = false) {
+    const long got = ::syscall(SYS_io_getevents, aio_context_, min_events, kAioDepth, events,
+                               min_events == 0 ? &now : nullptr);
     if (got < 0) {
       if (errno == EINTR) continue;
       return ErrnoToStatus(errno, "waiting for writes failed", tmp_path_);
     }
     for (long i = 0; i < got; ++i) {
       const int64_t res = events[i].res;
+      const uint64_t length = events[i].data & kAioLengthMask;
+      const uint64_t tag = events[i].data >> kAioTagShift;
+      if (tag > 0) stage_busy_[tag - 1] = false;
       if (res < 0 && aio_status_.ok()) {
         aio_status_ = ErrnoToStatus(static_cast<int>(-res), "write failed", tmp_path_);
-      } else if (res >= 0 && static_cast<uint64_t>(res) != events[i].data && aio_status_.ok()) {
+      } else if (res >= 0 && static_cast<uint64_t>(res) != length && aio_status_.ok()) {
         aio_status_ = absl::DataLossError(
-            absl::StrCat(tmp_path_, ": short write (", res, " of ", events[i].data, " bytes)"));
+            absl::StrCat(tmp_path_, ": short write (", res, " of ", length, " bytes)"));
       }
     }
     aio_in_flight_ -= got;
@@ -319,6 +447,7 @@ void AtomicFileWriter::DestroyAio() {
   ::syscall(SYS_io_destroy, aio_context_);  // waits for writes still in flight
   aio_context_ = 0;
   aio_in_flight_ = 0;
+  std::fill(std::begin(stage_busy_), std::end(stage_busy_), false);
 }
 
 absl::Status AtomicFileWriter::Reserve(uint64_t total_bytes) {

@@ -506,6 +506,7 @@ absl::StatusOr<SaveResult> OnnxModel::Save(const std::string& path, const SaveOp
         // An upper bound (every tensor padded); Commit gives back the rest.
         QUANTD_RETURN_IF_ERROR(data_writer->Reserve(total + sites.size() * alignment));
         data_writer->set_write_back_interval(kWriteBackBytes);
+        QUANTD_RETURN_IF_ERROR(data_writer->SetStaged(true));
       }
       const uint64_t offset = (data_end + alignment - 1) / alignment * alignment;
       data_end = offset + n;
@@ -513,9 +514,11 @@ absl::StatusOr<SaveResult> OnnxModel::Save(const std::string& path, const SaveOp
       // free for the next tensor's loop): input bytes passed through (a view
       // of the input's mapping, unchanged until Commit) are queued to the
       // disk with O_DIRECT, without a copy into the page cache and without
-      // waiting; computed bytes are copied into the page cache from this
-      // thread's caches (on another thread that copy cost 16x as much CPU:
-      // the 2-thread profile of the 1.35 GB INT4 decoder, docs/benchmarks.md).
+      // waiting; computed bytes are copied from this thread's caches into
+      // the writer's staging buffers, which go to the disk with O_DIRECT too
+      // (into the page cache they cost several times the CPU on a VM that
+      // backs new pages lazily, and on another thread 16x as much: the
+      // profiles of the 1.35 GB decoder in docs/benchmarks.md).
       QUANTD_RETURN_IF_ERROR(data_writer->PadTo(alignment));
       QUANTD_RETURN_IF_ERROR(data->file_ != nullptr ? data_writer->WriteUncachedAsync(data->bytes())
                                                     : data_writer->Write(data->bytes()));

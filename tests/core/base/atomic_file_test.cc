@@ -257,6 +257,81 @@ TEST_F(AtomicFileTest, QueuedUncachedWritesLandInOrderAndCommitWaitsForThem) {
   EXPECT_EQ(FilesInDir(), 2);
 }
 
+// Staged writing: writes of every size, at aligned and unaligned offsets,
+// mixed with queued uncached writes, padding and a patch, land in order;
+// whole blocks go to the disk from the stages (queued inside the reserved
+// space, synchronous beyond it) and the digest is the file's. More than four
+// stages' worth, so the ring waits for its own writes.
+TEST_F(AtomicFileTest, StagedWritesLandInOrderFromTheRingOfStages) {
+  const bool direct = DirectWritesWork(dir_.string());
+  const size_t big = (9 << 20) + 4096;
+  std::unique_ptr<uint8_t, decltype(&std::free)> memory(
+      static_cast<uint8_t*>(std::aligned_alloc(4096, big)), &std::free);
+  for (size_t i = 0; i < big; ++i) memory.get()[i] = static_cast<uint8_t>(i * 13 + i / 4093);
+  const uint8_t* aligned = memory.get();
+  for (uint64_t reserve : {uint64_t{0}, uint64_t{12} << 20, uint64_t{80} << 20}) {
+    SCOPED_TRACE(::testing::Message() << "reserved " << reserve);
+    const std::string path = Path("staged-" + std::to_string(reserve) + ".bin");
+    OutputDigests digests;
+    auto w = AtomicFileWriter::Create(path, &digests);
+    ASSERT_TRUE(w.ok());
+    if (reserve > 0) ASSERT_TRUE((*w)->Reserve(reserve).ok());
+    ASSERT_TRUE((*w)->SetStaged(true).ok());
+    std::string expected;
+    auto write = [&](const uint8_t* p, size_t n) {
+      ASSERT_TRUE((*w)->Write(p, n).ok());
+      expected.append(reinterpret_cast<const char*>(p), n);
+    };
+    write(aligned + 5, 3);  // a partial first block
+    size_t at = 0;
+    for (size_t n : {size_t{1}, size_t{4095}, size_t{4096}, size_t{70000}, size_t{5} << 20,
+                     size_t{17}, size_t{6} << 20, size_t{3} << 20}) {
+      write(aligned + at % 4096, n);  // memory and file offsets disagree modulo 4 KiB
+      at += n + 1;
+    }
+    ASSERT_TRUE((*w)->PadTo(4096).ok());
+    expected.resize((*w)->offset(), '\0');
+    ASSERT_TRUE((*w)->WriteUncachedAsync({aligned, big}).ok());  // closes the open stage
+    expected.append(reinterpret_cast<const char*>(aligned), big);
+    write(aligned + 100, (4 << 20) + 9);  // staged again, from an aligned offset
+    ASSERT_TRUE((*w)->SetStaged(false).ok());
+    write(aligned + 7, 20);  // through the buffer again
+    if (direct) {
+      EXPECT_GT((*w)->uncached_bytes(), uint64_t{25} << 20);
+    } else {
+      EXPECT_EQ((*w)->uncached_bytes(), 0u);
+    }
+    ASSERT_TRUE((*w)->Commit().ok());
+    const std::string got = Read(path);
+    ASSERT_EQ(got.size(), expected.size());
+    EXPECT_TRUE(got == expected);
+    ExpectDigestOf(digests, path, expected);
+  }
+  // A patch and a discard with stages in flight.
+  {
+    auto w = AtomicFileWriter::Create(Path("patched-staged.bin"));
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Reserve(32 << 20).ok());
+    ASSERT_TRUE((*w)->SetStaged(true).ok());
+    ASSERT_TRUE((*w)->Write(aligned, 9 << 20).ok());
+    ASSERT_TRUE(
+        (*w)->WriteAt(1, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>("XY"), 2))
+            .ok());
+    ASSERT_TRUE((*w)->Commit().ok());
+    std::string want(reinterpret_cast<const char*>(aligned), 9 << 20);
+    want[1] = 'X';
+    want[2] = 'Y';
+    EXPECT_TRUE(Read(Path("patched-staged.bin")) == want);
+    auto d = AtomicFileWriter::Create(Path("discarded-staged.bin"));
+    ASSERT_TRUE(d.ok());
+    ASSERT_TRUE((*d)->Reserve(32 << 20).ok());
+    ASSERT_TRUE((*d)->SetStaged(true).ok());
+    ASSERT_TRUE((*d)->Write(aligned, 9 << 20).ok());
+    (*d)->Discard();
+    EXPECT_FALSE(fs::exists(Path("discarded-staged.bin")));
+  }
+}
+
 // A write that does not continue the hashed bytes (WriteAt patching a
 // header) leaves the digest unknown, and the record replaces the digest an
 // earlier file at that path had, so a stale digest is never found.

@@ -118,6 +118,16 @@ class AtomicFileWriter {
   // file since the last write-back (0: never, the default). For long
   // outputs: the disk works while the caller computes.
   void set_write_back_interval(uint64_t bytes) { write_back_interval_ = bytes; }
+  // Staged writing: Write copies its bytes into a ring of 4 MiB aligned
+  // buffers, each sent to the disk with O_DIRECT when full (queued with
+  // native AIO inside the space Reserve took, else synchronously), so the
+  // bytes take one copy in user space instead of a copy into freshly
+  // allocated page-cache pages. For large outputs computed front to back and
+  // not read back soon. The partial 4 KiB blocks at either end of a run of
+  // staged bytes, and everything where the file system refuses O_DIRECT, go
+  // through the page cache. Off by default; not for resumable writers.
+  // Turning it off writes out what the open stage holds.
+  absl::Status SetStaged(bool on);
 
   // Allocates disk space for a file of `total_bytes` (fallocate, keeping
   // the file size as written), so writes skip block reservation and a full
@@ -147,6 +157,8 @@ class AtomicFileWriter {
   // Write, WriteUncached and WriteUncachedAsync without hashing (each falls
   // back on the ones before it).
   absl::Status AppendBuffered(absl::Span<const uint8_t> bytes);
+  // AppendBuffered without staging: into the buffer, or the page cache.
+  absl::Status AppendToPageCache(absl::Span<const uint8_t> bytes);
   absl::Status AppendUncached(absl::Span<const uint8_t> bytes);
   absl::Status AppendUncachedAsync(absl::Span<const uint8_t> bytes);
   // After the first `done` bytes of `bytes` went to the disk uncached:
@@ -158,8 +170,20 @@ class AtomicFileWriter {
   absl::Status HashAndAppend(absl::Span<const uint8_t> bytes, AppendFn append);
   // Opens direct_fd_ if needed; false (and uncached_failed_) when refused.
   bool OpenDirect();
-  // Waits for at least `min_events` queued writes; the first error of any.
+  // Sets up the AIO context (the file takes its reserved size); false when
+  // native AIO is missing (aio_failed_).
+  bool StartAio();
+  // Queues an O_DIRECT write of n bytes at `at`; `stage` + 1 tags a
+  // staging buffer's write (0: none).
+  absl::Status SubmitAio(const uint8_t* p, size_t n, uint64_t at, int stage);
+  // Waits for at least `min_events` queued writes (0: takes those already
+  // done); the first error of any.
   absl::Status ReapAio(long min_events);
+  // set_staged: copies into the open stage; SubmitStage writes what it holds
+  // and moves to the next stage.
+  absl::Status AppendStaged(absl::Span<const uint8_t> bytes);
+  absl::Status SubmitStage();
+  absl::Status PwriteAll(int fd, const uint8_t* p, size_t n, uint64_t at);
   // Waits for every queued write and closes the AIO context.
   absl::Status FinishAio();
   // Closes the AIO context, waiting for writes in flight, ignoring errors.
@@ -188,6 +212,21 @@ class AtomicFileWriter {
   bool aio_failed_ = false;   // no native AIO: WriteUncachedAsync writes synchronously
   long aio_in_flight_ = 0;
   absl::Status aio_status_;  // first error of a queued write
+  // set_staged: kStages buffers of kStageBytes (one aligned allocation).
+  // The open stage holds the file's bytes [stage_first_, offset_), the
+  // byte at file offset f at f - stage_base_ in its buffer, stage_base_
+  // being stage_first_ rounded down to 4 KiB (memory and file offsets agree
+  // modulo 4 KiB); a stage is full 4 MiB after its stage_base_.
+  struct FreeDeleter {
+    void operator()(uint8_t* p) const;
+  };
+  static constexpr int kStages = 4;
+  std::unique_ptr<uint8_t, FreeDeleter> stages_;
+  bool staged_ = false;
+  bool stage_open_ = false;
+  int stage_ = 0;
+  uint64_t stage_base_ = 0, stage_first_ = 0;
+  bool stage_busy_[kStages] = {};  // its O_DIRECT write is in flight
   // Hashing (Create with an OutputDigests): the sha256 of bytes [0, hashed_)
   // of the file, reset when the digest is given up.
   OutputDigests* digests_ = nullptr;
