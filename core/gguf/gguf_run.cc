@@ -5,14 +5,19 @@
 // Flow: open the source (a file: map, parse and validate it), decide every tensor's output
 // type (MixPlanner, in llama.cpp's tensor order), pre-compute the output
 // header (the file's space is reserved up front), then stream tensor data
-// through an AtomicFileWriter one tensor at a time. Each tensor's rows are
-// quantized in parallel chunks on the RunContext's pool; a ChunkWriter
-// writes the chunks in order as they finish, by whichever loop thread
-// completes the written prefix (no writer thread: the job uses exactly its
-// parallelism), so the bytes do not depend on the thread count. Peak
-// memory: the input's resident pages of at most two tensors (a converted
-// tensor's are released while the next one is computed) plus a ring of 2-8
-// output chunks (up to 512 KiB) per thread and per-thread scratch.
+// through an AtomicFileWriter one output part (file) at a time. A part's
+// tensors are cut into chunks of rows, and ONE parallel loop on the
+// RunContext's pool runs over the chunks of all of them, so no thread waits
+// at the end of a tensor: a thread that finishes tensor k's last chunk goes
+// on with tensor k+1 while another still computes tensor k. A ChunkWriter
+// writes the chunks in order as they finish, with each tensor's padding
+// after its last chunk and tensors kept as is in between, by whichever loop
+// thread completes the written prefix (no writer thread: the job uses
+// exactly its parallelism), so the bytes do not depend on the thread count.
+// Peak memory: the input's resident pages of the tensors the loop is on
+// (a converted tensor's are released once its last chunk is computed) plus
+// a ring of 2-8 output chunks (up to 512 KiB) per thread, per-thread
+// scratch and 32 bytes per chunk of the part (quality sums, failure index).
 #include "quantd/core/gguf/gguf_run.h"
 
 #include <algorithm>
