@@ -222,8 +222,9 @@ class ChunkWriter {
   const size_t slot_bytes_;
   const int slots_;
   absl::Mutex mu_;
-  std::vector<uint8_t> ring_;                       // slots_ x slot_bytes_; each slot is owned by
-                                                    // its item's computing thread, then the writer
+  // slots_ x slot_bytes_; each slot is owned by its item's computing
+  // thread, then the writer.
+  std::vector<uint8_t> ring_;
   std::vector<int64_t> done_ ABSL_GUARDED_BY(mu_);  // per slot: the item done in it
   std::vector<size_t> size_ ABSL_GUARDED_BY(mu_);
   std::vector<const uint8_t*> data_ ABSL_GUARDED_BY(mu_);  // null: the ring's slot
@@ -235,9 +236,9 @@ class ChunkWriter {
 };
 
 // One tensor of an output part's loop (ConvertPart): its items (chunks of
-// rows) and how they are computed. Chunks have the row counts of the
-// tensor-at-a-time loop this replaced, so the quality sums (added per chunk,
-// then in chunk order) are the same.
+// rows) and how they are computed. A chunk is rows_per_chunk rows (about
+// kChunkElements values) whatever the thread count, so the quality sums
+// (kept per chunk, added in chunk order) do not depend on it either.
 struct LoopTensor {
   enum class Kind {
     kConvert,     // rows converted chunk by chunk into the ring

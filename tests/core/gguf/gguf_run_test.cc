@@ -508,10 +508,11 @@ class ReleaseRecordingSource final : public gguf::TensorSource {
   mutable bool read_after_release_ = false;
 };
 
-// A converted tensor's input pages are released while the next tensor is
-// computed (by the thread that takes its first chunk): every tensor is
-// released exactly once, never before its last chunk was read, at every
-// thread count, and the bytes stay those of a single-threaded run.
+// A converted tensor's input pages are released by the thread that
+// computes its last chunk, while the other threads go on with the next
+// tensors; a tensor kept as is, once written. Every tensor is released
+// exactly once, never before its last chunk was read, at every thread
+// count, and the bytes stay those of a single-threaded run.
 TEST_F(GgufRunTest, InputPagesAreReleasedOnceAfterTheirTensorIsDone) {
   WriteChunkyModel(Path("in.gguf"));
   ThreadPool pool(2);
