@@ -16,6 +16,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "quantd/core/base/mapped_file.h"
@@ -379,10 +381,66 @@ TEST_F(GgufRunTest, FirstNonFiniteWeightIsNamedAtEveryThreadCount) {
   }
 }
 
-// Non-finite weights in three tensors: the first tensor's in its last chunk
-// (computed late), the later ones' in their first chunk. One loop computes
-// the chunks of all tensors in any order; whatever the thread count, the
-// error names the first tensor's element and no output is left.
+// A GgufFileSource whose reads of one chunk (its Prefetch, at the chunk's
+// start) wait until another tensor has been read, then 100 ms more: the
+// later tensor's chunks are computed (and fail) first.
+class HeldChunkSource final : public gguf::TensorSource {
+ public:
+  HeldChunkSource(std::unique_ptr<gguf::GgufFileSource> source, const std::string& held,
+                  uint64_t held_offset, const std::string& first)
+      : source_(std::move(source)),
+        held_(IndexOf(held)),
+        held_offset_(held_offset),
+        first_(IndexOf(first)) {}
+  const std::vector<gguf::GgufKv>& kvs() const override { return source_->kvs(); }
+  const std::vector<gguf::GgufTensorInfo>& tensors() const override { return source_->tensors(); }
+  uint64_t alignment() const override { return source_->alignment(); }
+  absl::Span<const uint8_t> StoredBytes(size_t index) const override {
+    return source_->StoredBytes(index);
+  }
+  void ReadRows(size_t index, int64_t first_row, int64_t num_rows, float* dst) const override {
+    source_->ReadRows(index, first_row, num_rows, dst);
+  }
+  void Prefetch(size_t index, uint64_t offset, uint64_t length) const override {
+    if (index == first_) {
+      absl::MutexLock lock(&mu_);
+      first_read_ = true;
+    } else if (index == held_ && offset <= held_offset_ && held_offset_ < offset + length) {
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.AwaitWithTimeout(absl::Condition(&first_read_), absl::Seconds(5));
+      }
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    source_->Prefetch(index, offset, length);
+  }
+  void Release(size_t index) const override { source_->Release(index); }
+  std::string SourceDtype(size_t index) const override { return source_->SourceDtype(index); }
+  uint64_t SourceBytes(size_t index) const override { return source_->SourceBytes(index); }
+
+ private:
+  size_t IndexOf(const std::string& name) const {
+    for (size_t i = 0; i < source_->tensors().size(); ++i) {
+      if (source_->tensors()[i].name == name) return i;
+    }
+    ADD_FAILURE() << "no tensor " << name;
+    return 0;
+  }
+
+  std::unique_ptr<gguf::GgufFileSource> source_;
+  const size_t held_;
+  const uint64_t held_offset_;
+  const size_t first_;
+  mutable absl::Mutex mu_;
+  mutable bool first_read_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// Non-finite weights in three tensors: the first tensor's in its last
+// chunk, the later ones' in their first chunk. One loop computes the chunks
+// of all tensors in any order, and at 2 and 4 threads the first tensor's
+// failing chunk is held until a later tensor has failed and stopped the
+// writer; whatever the thread count, the error names the first tensor's
+// element and no output is left.
 TEST_F(GgufRunTest, FirstFailingTensorIsNamedAtEveryThreadCount) {
   const int64_t kLast = 47 * 65536 + 3;
   WriteChunkyModel(Path("in.gguf"),
@@ -392,10 +450,16 @@ TEST_F(GgufRunTest, FirstFailingTensorIsNamedAtEveryThreadCount) {
   ThreadPool pool(3);
   for (const char* type : {"Q8_0", "Q4_K_M"}) {
     for (int threads : {1, 2, 4}) {
+      auto file = gguf::GgufFileSource::Open(Path("in.gguf"));
+      ASSERT_TRUE(file.ok()) << file.status();
+      // At 1 thread the chunks run in order: nothing to hold.
+      HeldChunkSource source(*std::move(file), "token_embd.weight",
+                             threads > 1 ? uint64_t{kLast} * 4 : ~uint64_t{0},
+                             "blk.0.attn_q.weight");
       RunContext ctx;
       ctx.pool = &pool;
       ctx.parallelism = threads;
-      EXPECT_THAT(RunGguf(Q(type), Path("in.gguf"), Path("out.gguf"), ctx).status(),
+      EXPECT_THAT(RunGguf(Q(type), source, Path("out.gguf"), ctx).status(),
                   StatusIs(absl::StatusCode::kInvalidArgument,
                            absl::StrCat("tensor 'token_embd.weight' element ", kLast, " is NaN")))
           << type << " at " << threads;
