@@ -5,17 +5,23 @@
 // Flow: open the source (a file: map, parse and validate it), decide every tensor's output
 // type (MixPlanner, in llama.cpp's tensor order), pre-compute the output
 // header (the file's space is reserved up front), then stream tensor data
-// through an AtomicFileWriter one tensor at a time. Each tensor's rows are
-// quantized in parallel chunks on the RunContext's pool; a ChunkWriter
-// writes the chunks in order as they finish, by whichever loop thread
-// completes the written prefix (no writer thread: the job uses exactly its
-// parallelism), so the bytes do not depend on the thread count. Peak
-// memory: the input's resident pages of at most two tensors (a converted
-// tensor's are released while the next one is computed) plus a ring of 2-8
-// output chunks (up to 512 KiB) per thread and per-thread scratch.
+// through an AtomicFileWriter one output part (file) at a time. A part's
+// tensors are cut into chunks of rows, and ONE parallel loop on the
+// RunContext's pool runs over the chunks of all of them, so no thread waits
+// at the end of a tensor: a thread that finishes tensor k's last chunk goes
+// on with tensor k+1 while another still computes tensor k. A ChunkWriter
+// writes the chunks in order as they finish, with each tensor's padding
+// after its last chunk and tensors kept as is in between, by whichever loop
+// thread completes the written prefix (no writer thread: the job uses
+// exactly its parallelism), so the bytes do not depend on the thread count.
+// Peak memory: the input's resident pages of the tensors the loop is on
+// (a converted tensor's are released once its last chunk is computed) plus
+// a ring of 2-8 output chunks (up to 512 KiB) per thread, per-thread
+// scratch and 32 bytes per chunk of the part (quality sums, failure index).
 #include "quantd/core/gguf/gguf_run.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cmath>
 #include <cstring>
@@ -26,6 +32,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -91,43 +98,49 @@ absl::StatusOr<std::optional<GgmlType>> ParseUserType(const std::string& value, 
   return std::optional<GgmlType>(*t);
 }
 
-// Writes the chunks of one tensor to the output in chunk order while a
-// ParallelFor computes them in any order. Chunk c is computed into ring slot
-// c % slots; the thread whose chunk extends the written prefix writes every
-// finished chunk in order (one such writer at a time, outside the lock), so
-// writing needs no thread of its own: a loop of parallelism P uses exactly
-// its P threads, and one thread's writing overlaps the others' computing.
-// The slot of chunk c is free once chunk c - slots is written; a thread that
+// Writes the chunks of one output part to its file in order while a
+// ParallelFor computes them in any order (see ConvertPart). The loop's items
+// are the chunks of the part's tensors one after the other; item c is
+// computed into ring slot c % slots (or, for a tensor kept as is, names the
+// source's bytes). The thread whose item extends the written prefix writes
+// every finished item in order (one such writer at a time, outside the
+// lock), so writing needs no thread of its own: a loop of parallelism P uses
+// exactly its P threads, and one thread's writing overlaps the others'
+// computing. After a tensor's last item the writer calls `tensor_written`
+// (which pads the file to the alignment), so the padding lands in order too
+// and no thread waits for a tensor to end before starting the next one.
+// The slot of item c is free once item c - slots is written; a thread that
 // waits for it takes the writer's role when that is free and there is
 // something to write, so the loop always makes progress. Memory: slots x
-// the largest chunk, whatever the tensor size. Each chunk is written while
-// it is still in the computing core's cache.
+// the largest chunk of the part. Each chunk is written while it is still in
+// the computing core's cache.
 //
-// Thread safety: Acquire/Done/Fail from any loop thread (distinct chunks);
-// Reset and Finish from the owning thread while no loop runs.
+// Thread safety: Acquire/Done/Stop from any loop thread (distinct items);
+// `tensor_written` is called by one thread at a time, in tensor order;
+// Finish from the owning thread once the loop is over.
 class ChunkWriter {
  public:
-  explicit ChunkWriter(AtomicFileWriter* writer) : writer_(writer) {}
+  // `tensor_ends`: per tensor, one past its last item (ascending; every
+  // tensor has at least one item). `slot_bytes`: the largest chunk.
+  // `tensor_written(k)`: runs after tensor k's last item is written; an
+  // error stops the writer like a write error.
+  ChunkWriter(AtomicFileWriter* writer, std::vector<int64_t> tensor_ends, size_t slot_bytes,
+              int slots, absl::FunctionRef<absl::Status(size_t)> tensor_written)
+      : writer_(writer),
+        tensor_written_(tensor_written),
+        tensor_ends_(std::move(tensor_ends)),
+        items_(tensor_ends_.empty() ? 0 : tensor_ends_.back()),
+        slot_bytes_(slot_bytes),
+        slots_(std::max(slots, 1)),
+        ring_(slot_bytes_ * static_cast<size_t>(slots_)),
+        done_(static_cast<size_t>(slots_), -1),
+        size_(static_cast<size_t>(slots_), 0),
+        data_(static_cast<size_t>(slots_), nullptr) {}
   ChunkWriter(const ChunkWriter&) = delete;
   ChunkWriter& operator=(const ChunkWriter&) = delete;
 
-  // Prepares for a tensor of `chunks` chunks of at most `chunk_bytes`.
-  void Reset(int64_t chunks, size_t chunk_bytes, int slots) {
-    absl::MutexLock lock(&mu_);
-    chunks_ = chunks;
-    chunk_bytes_ = chunk_bytes;
-    slots_ = std::max(slots, 1);
-    const size_t need = chunk_bytes * static_cast<size_t>(slots_);
-    if (ring_.size() < need) ring_.resize(need);  // grows only: no refill per tensor
-    done_.assign(static_cast<size_t>(slots_), -1);
-    size_.assign(static_cast<size_t>(slots_), 0);
-    next_ = 0;
-    writing_ = false;
-    stopped_ = false;
-  }
-
-  // The buffer for chunk c (chunk_bytes long), once its slot is free; null
-  // when the tensor was stopped (Fail or a write error).
+  // The ring buffer for item c (slot_bytes long), once its slot is free;
+  // null when the writer was stopped (Stop or a write error).
   uint8_t* Acquire(int64_t c) {
     absl::MutexLock lock(&mu_);
     auto can_go = [this, c]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -136,51 +149,58 @@ class ChunkWriter {
     for (;;) {
       mu_.Await(absl::Condition(&can_go));
       if (stopped_) return nullptr;
-      if (c < next_ + slots_) return ring_.data() + Slot(c) * chunk_bytes_;
-      WriteReady();  // the writer's role was free and a chunk was ready
+      if (c < next_ + slots_) return ring_.data() + Slot(c) * slot_bytes_;
+      WriteReady();  // the writer's role was free and an item was ready
     }
   }
 
-  // Chunk c's `bytes` are in its buffer; writes them (and any later chunks
-  // already done) unless another thread is writing, which then does.
-  void Done(int64_t c, size_t bytes) {
+  // Item c (acquired) is done: its `bytes` are in its ring buffer, or at
+  // `data` (bytes that outlive the loop, e.g. the source's). Writes them
+  // (and any later items already done) unless another thread is writing,
+  // which then does.
+  void Done(int64_t c, size_t bytes, const uint8_t* data = nullptr) {
     absl::MutexLock lock(&mu_);
     done_[Slot(c)] = c;
     size_[Slot(c)] = bytes;
+    data_[Slot(c)] = data;
     if (!writing_) WriteReady();
   }
 
-  // Chunk c produced nothing (non-finite input): nothing more is written.
-  void Fail() {
+  // Nothing more is written (a chunk had non-finite input, or the job was
+  // cancelled).
+  void Stop() {
     absl::MutexLock lock(&mu_);
     stopped_ = true;
   }
 
-  // After the loop: the first write error, else OK. When no chunk failed,
-  // every chunk has been written.
+  // After the loop: the first write error, else OK. When not stopped, every
+  // item has been written.
   absl::Status Finish() {
     absl::MutexLock lock(&mu_);
     if (!status_.ok()) return status_;
-    if (!stopped_ && next_ != chunks_) return absl::InternalError("GGUF chunk writer lost a chunk");
+    if (!stopped_ && next_ != items_) return absl::InternalError("GGUF chunk writer lost a chunk");
     return absl::OkStatus();
   }
 
  private:
-  size_t Slot(int64_t c) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return static_cast<size_t>(c % slots_);
-  }
+  size_t Slot(int64_t c) const { return static_cast<size_t>(c % slots_); }
   bool Ready() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return next_ < chunks_ && done_[Slot(next_)] == next_;
+    return next_ < items_ && done_[Slot(next_)] == next_;
   }
 
-  // Writes ready chunks in order, releasing the lock around each write.
+  // Writes ready items in order, releasing the lock around each write.
   void WriteReady() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     writing_ = true;
     while (!stopped_ && Ready()) {
-      const uint8_t* data = ring_.data() + Slot(next_) * chunk_bytes_;
-      const size_t bytes = size_[Slot(next_)];
+      const size_t slot = Slot(next_);
+      const uint8_t* data =
+          data_[slot] != nullptr ? data_[slot] : ring_.data() + slot * slot_bytes_;
+      const size_t bytes = size_[slot];
+      const bool tensor_end = next_ + 1 == tensor_ends_[tensor_];
+      const size_t tensor = tensor_;
       mu_.Unlock();
       absl::Status st = writer_->Write(data, bytes);
+      if (st.ok() && tensor_end) st = tensor_written_(tensor);
       mu_.Lock();
       if (!st.ok()) {
         status_ = std::move(st);
@@ -188,25 +208,344 @@ class ChunkWriter {
         break;
       }
       ++next_;
+      if (tensor_end) ++tensor_;
     }
     writing_ = false;
   }
 
-  AtomicFileWriter* const writer_;  // used by the thread holding the writer's role
+  // Used by the thread holding the writer's role.
+  AtomicFileWriter* const writer_;
+  const absl::FunctionRef<absl::Status(size_t)> tensor_written_;
 
+  const std::vector<int64_t> tensor_ends_;
+  const int64_t items_;
+  const size_t slot_bytes_;
+  const int slots_;
   absl::Mutex mu_;
-  std::vector<uint8_t> ring_;  // slots_ x chunk_bytes_; each slot is owned by
-                               // its chunk's computing thread, then the writer
-  int64_t chunks_ ABSL_GUARDED_BY(mu_) = 0;
-  size_t chunk_bytes_ = 0;  // set by Reset, read by loop threads after Acquire
-  int slots_ ABSL_GUARDED_BY(mu_) = 1;
-  std::vector<int64_t> done_ ABSL_GUARDED_BY(mu_);  // per slot: the chunk done in it
+  // slots_ x slot_bytes_; each slot is owned by its item's computing
+  // thread, then the writer.
+  std::vector<uint8_t> ring_;
+  std::vector<int64_t> done_ ABSL_GUARDED_BY(mu_);  // per slot: the item done in it
   std::vector<size_t> size_ ABSL_GUARDED_BY(mu_);
-  int64_t next_ ABSL_GUARDED_BY(mu_) = 0;  // chunks [0, next_) are written
+  std::vector<const uint8_t*> data_ ABSL_GUARDED_BY(mu_);  // null: the ring's slot
+  int64_t next_ ABSL_GUARDED_BY(mu_) = 0;                  // items [0, next_) are written
+  size_t tensor_ ABSL_GUARDED_BY(mu_) = 0;                 // the tensor of item next_
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status status_ ABSL_GUARDED_BY(mu_);
 };
+
+// One tensor of an output part's loop (ConvertPart): its items (chunks of
+// rows) and how they are computed. A chunk is rows_per_chunk rows (about
+// kChunkElements values) whatever the thread count, so the quality sums
+// (kept per chunk, added in chunk order) do not depend on it either.
+struct LoopTensor {
+  enum class Kind {
+    kConvert,     // rows converted chunk by chunk into the ring
+    kCopyStored,  // kept as is: one item, written straight from the source's bytes
+    kCopyRows,    // kept as is from computed F32 rows, read chunk by chunk into the ring
+  };
+  const TensorPlan* plan = nullptr;
+  Kind kind = Kind::kConvert;
+  const uint8_t* src_data = nullptr;  // the stored bytes; null: computed rows
+  int64_t first_item = 0;             // the loop's item of chunk 0
+  int64_t chunks = 1;                 // at least 1
+  int64_t rows_per_chunk = 1;
+  int64_t in_row_bytes = 0;
+  int64_t out_row_bytes = 0;
+  bool direct = false;        // F32 stored rows, used in place
+  bool check_finite = false;  // a quantized output type: NaN / Inf are refused
+};
+
+// What ConvertPart needs of the job. Nothing is owned.
+struct PartJob {
+  const gguf::TensorSource* source;
+  const RunContext* ctx;
+  const TensorPlan* plans;  // the part's tensors, in file order
+  size_t num_plans;
+  AtomicFileWriter* writer;  // positioned at the part's first tensor
+  uint64_t alignment;
+  bool measure;               // compute the quality figures
+  uint64_t bytes_before = 0;  // of the parts already written (for progress)
+};
+
+// Writes the data of one output part: every tensor's chunks are computed
+// by ONE parallel loop over the part's items and written in order by a
+// ChunkWriter, so a thread that finishes tensor k's last chunk goes on with
+// tensor k+1 while another still computes tensor k (no barrier per tensor).
+// Adds the tensors' figures to `report` and the totals, in tensor order;
+// progress is reported (from the calling thread: slot 0 of the loop) once a
+// tensor is written. On a non-finite input, names the first non-finite
+// element of the first tensor that has one; nothing after it is written.
+absl::Status ConvertPart(const PartJob& job, Report* report, Progress* prog, double* total_w2,
+                         double* total_e2) {
+  const gguf::TensorSource& source = *job.source;
+  const RunContext& ctx = *job.ctx;
+  const std::vector<gguf::GgufTensorInfo>& tensors = source.tensors();
+  const int threads = ctx.Parallelism();
+
+  std::vector<LoopTensor> loop;
+  std::vector<int64_t> ends;  // per tensor: one past its last item
+  int64_t items = 0;
+  size_t slot_bytes = 64;
+  int64_t scratch_floats = 0;  // input rows of a chunk that are not used in place
+  for (size_t i = 0; i < job.num_plans; ++i) {
+    const TensorPlan& plan = job.plans[i];
+    const gguf::GgufTensorInfo& src = tensors[plan.index];
+    LoopTensor t;
+    t.plan = &plan;
+    // Stored bytes where the source has them (a GGUF file), else F32 rows
+    // computed on demand (a checkpoint).
+    t.src_data = source.StoredBytes(plan.index).data();
+    if (!plan.convert && t.src_data != nullptr) {
+      t.kind = LoopTensor::Kind::kCopyStored;
+    } else {
+      if (!plan.convert) {
+        // Kept as is, from computed values: the rows are the output bytes
+        // (the type can only be F32, as a source without stored bytes has).
+        if (src.type != GgmlType::kF32) {
+          return absl::InternalError(absl::StrCat(
+              "tensor '", src.name, "' has no stored bytes and type ", gguf::TypeName(src.type)));
+        }
+        t.kind = LoopTensor::Kind::kCopyRows;
+      }
+      const int64_t ne0 = src.ne[0];
+      const int64_t rows = src.Rows();
+      t.rows_per_chunk = std::max<int64_t>(1, kChunkElements / std::max<int64_t>(ne0, 1));
+      t.chunks = std::max<int64_t>(1, (rows + t.rows_per_chunk - 1) / t.rows_per_chunk);
+      t.in_row_bytes = gguf::RowBytes(src.type, ne0);
+      t.out_row_bytes = gguf::RowBytes(plan.out.type, ne0);
+      const int64_t chunk_rows = std::min(t.rows_per_chunk, rows);
+      slot_bytes = std::max(slot_bytes, static_cast<size_t>(chunk_rows * t.out_row_bytes));
+      if (t.kind == LoopTensor::Kind::kConvert) {
+        t.direct = t.src_data != nullptr && src.type == GgmlType::kF32;
+        if (!t.direct) scratch_floats = std::max(scratch_floats, chunk_rows * ne0);
+        // A quantized type would turn NaN/Inf into garbage scales: refuse
+        // them (float outputs carry them over unchanged, as llama-quantize
+        // does).
+        t.check_finite = gguf::TypeInfo(plan.out.type).quantized;
+      }
+    }
+    t.first_item = items;
+    items += t.chunks;
+    ends.push_back(items);
+    loop.push_back(t);
+  }
+  slot_bytes = (slot_bytes + 63) / 64 * 64;  // slots stay float- and line-aligned
+  const int slots_per_thread = static_cast<int>(
+      std::clamp<size_t>(kRingBytesPerThread / slot_bytes, kMinSlotsPerThread, kMaxSlotsPerThread));
+  std::vector<std::vector<float>> src_scratch(static_cast<size_t>(threads));
+  std::vector<std::vector<float>> deq_scratch(static_cast<size_t>(threads));
+  for (int t = 0; t < threads; ++t) {
+    src_scratch[static_cast<size_t>(t)].resize(static_cast<size_t>(scratch_floats));
+    deq_scratch[static_cast<size_t>(t)].resize(static_cast<size_t>(gguf::kQualitySpan));
+  }
+  std::vector<gguf::QualitySums> quality(static_cast<size_t>(items));
+  std::vector<int64_t> first_non_finite(static_cast<size_t>(items), -1);  // per item
+  // The first tensor (in file order) known to have a non-finite element;
+  // loop.size(): none. Items of later tensors are skipped.
+  std::atomic<size_t> first_failed{loop.size()};
+  auto note_failure = [&](size_t k) {
+    size_t seen = first_failed.load();
+    while (k < seen && !first_failed.compare_exchange_weak(seen, k)) {
+    }
+  };
+  // Per tensor: items not yet computed. The thread that computes a
+  // converted tensor's last one releases its input pages (unmapping a few
+  // MiB to GiB of page-table entries takes ~0.1 ms per 1 MB of F32 input:
+  // 11 ms of a 0.16 s 2-thread Q8_0 job), off the writer's path, while the
+  // other threads go on. A tensor kept as is is released by the writer once
+  // its bytes are written.
+  std::vector<std::atomic<int64_t>> unfinished(loop.size());
+  for (size_t k = 0; k < loop.size(); ++k) unfinished[k].store(loop[k].chunks);
+
+  // Progress: the writer records each tensor's end; the calling thread
+  // reports it (RunContext: progress only from the calling thread).
+  std::vector<uint64_t> bytes_done(loop.size());
+  std::atomic<size_t> tensors_written{0};
+  size_t reported = 0;
+  auto report_written = [&] {
+    for (const size_t n = tensors_written.load(std::memory_order_acquire); reported < n;
+         ++reported) {
+      prog->tensors_done += 1;
+      prog->bytes_done = bytes_done[reported];
+      ctx.Report(*prog);
+    }
+  };
+  auto tensor_written = [&](size_t k) -> absl::Status {
+    QUANTD_RETURN_IF_ERROR(job.writer->PadTo(job.alignment));
+    if (loop[k].kind == LoopTensor::Kind::kCopyStored) source.Release(loop[k].plan->index);
+    bytes_done[k] = job.bytes_before + job.writer->offset();
+    tensors_written.store(k + 1, std::memory_order_release);
+    return absl::OkStatus();
+  };
+  ChunkWriter chunk_writer(job.writer, ends, slot_bytes, slots_per_thread * threads,
+                           tensor_written);
+
+  ctx.ParallelFor(items, [&](int64_t item, int thread) {
+    if (thread == 0) report_written();  // slot 0 is the calling thread
+    const size_t k =
+        static_cast<size_t>(std::upper_bound(ends.begin(), ends.end(), item) - ends.begin());
+    if (k > first_failed.load(std::memory_order_relaxed)) return;  // not needed any more
+    if (ctx.cancelled()) {
+      chunk_writer.Stop();
+      return;
+    }
+    const LoopTensor& t = loop[k];
+    const TensorPlan& plan = *t.plan;
+    const gguf::GgufTensorInfo& src = tensors[plan.index];
+    if (t.kind == LoopTensor::Kind::kCopyStored) {
+      source.Prefetch(plan.index, 0, src.nbytes);
+      if (chunk_writer.Acquire(item) != nullptr) chunk_writer.Done(item, src.nbytes, t.src_data);
+      return;
+    }
+    const int64_t ne0 = src.ne[0];
+    const int64_t r0 = (item - t.first_item) * t.rows_per_chunk;
+    const int64_t nr = std::min(t.rows_per_chunk, src.Rows() - r0);
+    const int64_t n = nr * ne0;
+    auto finished = [&] {  // every row of the chunk is read and its output done
+      chunk_writer.Done(item, static_cast<size_t>(nr * t.out_row_bytes));
+      if (unfinished[k].fetch_sub(1, std::memory_order_acq_rel) == 1) source.Release(plan.index);
+    };
+    if (t.kind == LoopTensor::Kind::kCopyRows) {
+      uint8_t* y = chunk_writer.Acquire(item);
+      if (y == nullptr) return;
+      if (nr > 0) source.ReadRows(plan.index, r0, nr, reinterpret_cast<float*>(y));
+      finished();
+      return;
+    }
+    const GgmlType in_type = src.type;
+    const GgmlType out_type = plan.out.type;
+    const float* x;
+    // Each chunk's thread makes its input pages resident (page-cache
+    // mapping is a good part of a fast type's time; this way the threads
+    // share it instead of one doing the whole tensor first).
+    source.Prefetch(plan.index, static_cast<uint64_t>(r0 * t.in_row_bytes),
+                    static_cast<uint64_t>(nr * t.in_row_bytes));
+    if (t.direct) {
+      x = reinterpret_cast<const float*>(t.src_data + r0 * t.in_row_bytes);
+    } else if (t.src_data != nullptr) {
+      gguf::DequantizeRow(in_type, t.src_data + r0 * t.in_row_bytes,
+                          src_scratch[static_cast<size_t>(thread)].data(), n);
+      x = src_scratch[static_cast<size_t>(thread)].data();
+    } else {
+      source.ReadRows(plan.index, r0, nr, src_scratch[static_cast<size_t>(thread)].data());
+      x = src_scratch[static_cast<size_t>(thread)].data();
+    }
+    uint8_t* y = chunk_writer.Acquire(item);
+    // The quantizers get finite rows only: converting a NaN scale to an
+    // integer code is undefined behaviour (the sanitizer fuzz build stops
+    // on it), so every chunk of a quantized type is checked before (or, in
+    // the one-pass kernels, block by block as) it is quantized. After a
+    // failure, every chunk of the failing tensor and of the ones before it
+    // is still checked, so the error names the first non-finite element
+    // whatever the thread count.
+    if (y == nullptr) {                                        // stopped: nothing more is written
+      const bool failing = first_failed.load() < loop.size();  // else a write error
+      if (const int64_t bad = failing && t.check_finite ? FirstNonFiniteF32(x, n) : -1; bad >= 0) {
+        first_non_finite[static_cast<size_t>(item)] = r0 * ne0 + bad;
+        note_failure(k);
+      }
+      return;
+    }
+    gguf::QualitySums q;
+    int64_t bad = -1;
+    float* const deq = deq_scratch[static_cast<size_t>(thread)].data();
+    if (plan.quant_weights == nullptr || !gguf::UsesImportance(out_type)) {
+      // One pass (check, quantize, measure) where the type has it. (A type
+      // without a weighted quantizer ignores the importance.)
+      bad = gguf::QuantizeRowChecked(out_type, x, y, n, job.measure ? &q : nullptr, deq);
+    } else if (bad = t.check_finite ? FirstNonFiniteF32(x, n) : -1; bad < 0) {
+      // Rows of one matrix (a 3-D tensor has ne[2] of them) share its
+      // importance; quantize each run of such rows together.
+      const int64_t ne1 = src.ne.size() > 1 ? src.ne[1] : 1;
+      const int64_t ne2 = src.ne.size() > 2 ? src.ne[2] : 1;
+      for (int64_t r = r0; r < r0 + nr;) {
+        const int64_t mat = (r / ne1) % ne2;
+        const int64_t end = std::min(r0 + nr, (r / ne1 + 1) * ne1);
+        gguf::QuantizeRows(out_type, x + (r - r0) * ne0, y + (r - r0) * t.out_row_bytes, end - r,
+                           ne0, plan.quant_weights + mat * ne0);
+        r = end;
+      }
+      if (job.measure) {
+        // Compare the stored values with the source one span of
+        // kQualitySpan at a time, so the dequantized values stay in L1.
+        const int64_t out_block = gguf::TypeInfo(out_type).block_size;
+        const int64_t out_type_size = gguf::TypeInfo(out_type).type_size;
+        for (int64_t i0 = 0; i0 < n; i0 += gguf::kQualitySpan) {
+          const int64_t len = std::min(gguf::kQualitySpan, n - i0);
+          gguf::DequantizeRow(out_type, y + i0 / out_block * out_type_size, deq, len);
+          gguf::AddQualitySums(x + i0, deq, len, &q);
+        }
+      }
+    }
+    if (bad >= 0) {
+      first_non_finite[static_cast<size_t>(item)] = r0 * ne0 + bad;
+      note_failure(k);
+      chunk_writer.Stop();
+      return;
+    }
+    if (job.measure) quality[static_cast<size_t>(item)] = q;
+    finished();
+  });
+  const absl::Status written = chunk_writer.Finish();
+  report_written();
+  QUANTD_RETURN_IF_ERROR(ctx.CheckCancelled());
+  if (const size_t k = first_failed.load(); k < loop.size()) {
+    const LoopTensor& t = loop[k];
+    const gguf::GgufTensorInfo& src = tensors[t.plan->index];
+    const int64_t ne0 = src.ne[0];
+    for (int64_t c = t.first_item; c < t.first_item + t.chunks; ++c) {
+      const int64_t bad = first_non_finite[static_cast<size_t>(c)];
+      if (bad < 0) continue;
+      std::vector<float> row(static_cast<size_t>(ne0));
+      if (t.src_data != nullptr) {
+        gguf::DequantizeRow(src.type, t.src_data + (bad / ne0) * t.in_row_bytes, row.data(), ne0);
+      } else {
+        source.ReadRows(t.plan->index, bad / ne0, 1, row.data());
+      }
+      return NonFiniteWeightError(src.name, bad, row[static_cast<size_t>(bad % ne0)]);
+    }
+    return absl::InternalError("GGUF loop lost a non-finite element");
+  }
+  QUANTD_RETURN_IF_ERROR(written);
+
+  for (const LoopTensor& t : loop) {
+    const TensorPlan& plan = *t.plan;
+    const gguf::GgufTensorInfo& src = tensors[plan.index];
+    if (t.kind == LoopTensor::Kind::kConvert) {
+      gguf::QualitySums sum;
+      for (int64_t c = t.first_item; c < t.first_item + t.chunks; ++c) {
+        const gguf::QualitySums& q = quality[static_cast<size_t>(c)];
+        sum.sum_w2 += q.sum_w2;
+        sum.sum_e2 += q.sum_e2;
+        sum.max_abs = std::max(sum.max_abs, q.max_abs);
+      }
+      TensorReport tr;
+      tr.name = src.name;
+      tr.shape = src.ne;
+      tr.dtype_before = source.SourceDtype(plan.index);
+      tr.dtype_after = gguf::TypeName(plan.out.type);
+      tr.bytes_before = source.SourceBytes(plan.index);
+      tr.bytes_after = plan.out.nbytes;
+      if (job.measure) {
+        if (sum.sum_w2 > 0) tr.rel_l2_error = std::sqrt(sum.sum_e2 / sum.sum_w2);
+        if (sum.sum_w2 > 0 && sum.sum_e2 > 0) {
+          tr.sqnr_db = 10.0 * std::log10(sum.sum_w2 / sum.sum_e2);
+        }
+        tr.max_abs_error = sum.max_abs;
+      }
+      report->tensors.push_back(std::move(tr));
+      report->tensors_converted += 1;
+      report->weights_quantized += static_cast<uint64_t>(src.Elements());
+      *total_w2 += sum.sum_w2;
+      *total_e2 += sum.sum_e2;
+    }
+    report->bytes_before += source.SourceBytes(plan.index);
+    report->bytes_after += plan.out.nbytes;
+  }
+  return absl::OkStatus();
+}
 
 // The recipe's llama-quantize options.
 absl::StatusOr<gguf::MixOptions> MixOptionsOf(const Recipe& recipe) {
@@ -626,221 +965,38 @@ absl::StatusOr<Report> RunGguf(const Recipe& recipe, const gguf::TensorSource& s
   report.precision = gguf::FileTypeName(ftype);
   report.tensors_total = plans.size();
   report.plan = std::move(plan_report);
-  const int threads = ctx.Parallelism();
   for (size_t i = 0; i < parts.size(); ++i) {
     QUANTD_RETURN_IF_ERROR(writers[i]->Reserve(parts[i].total_bytes));
     writers[i]->set_write_back_interval(kWriteBackBytes);
   }
-  std::vector<uint8_t> out_buf;  // a kept tensor computed from a checkpoint
-  // Output goes straight from the chunks to the part's file (ChunkWriter:
-  // no writer thread; a loop's threads take turns writing in order).
-  std::unique_ptr<ChunkWriter> chunk_writer;
-  int cur_part = -1;
-  uint64_t parts_done_bytes = 0;  // bytes of the parts already finished
-  auto finish_part = [&]() -> absl::Status {
-    if (cur_part < 0) return absl::OkStatus();
-    const OutputPart& part = parts[static_cast<size_t>(cur_part)];
-    if (writers[static_cast<size_t>(cur_part)]->offset() != part.total_bytes) {
-      return absl::InternalError(
-          absl::StrCat("GGUF writer produced ", writers[static_cast<size_t>(cur_part)]->offset(),
-                       " bytes for ", part.path, ", expected ", part.total_bytes));
-    }
-    parts_done_bytes += part.total_bytes;
-    return absl::OkStatus();
-  };
-  std::vector<std::vector<float>> src_scratch(threads), deq_scratch(threads);
   double total_w2 = 0, total_e2 = 0;
   Progress prog{"convert", 0, plans.size(), 0, total_bytes};
   ctx.Report(prog);
-
-  // The converted tensor whose input pages are still to be released (-1:
-  // none). Releasing them (unmapping a few MiB to GiB of page-table entries)
-  // takes ~0.1 ms per 1 MB of F32 input: done between tensors it is a
-  // serial step (11 ms of a 0.16 s 2-thread Q8_0 job), so the next tensor's
-  // loop does it, on the thread that takes its first chunk, while the other
-  // threads compute.
-  int64_t pending_release = -1;
-  for (const TensorPlan& plan : plans) {
+  // One parallel loop per output part (a part's tensors are consecutive).
+  uint64_t parts_done_bytes = 0;  // bytes of the parts already finished
+  for (size_t begin = 0; begin < plans.size();) {
     QUANTD_RETURN_IF_ERROR(ctx.CheckCancelled());
-    if (plan.part != cur_part) {
-      QUANTD_RETURN_IF_ERROR(finish_part());
-      cur_part = plan.part;
-      chunk_writer = std::make_unique<ChunkWriter>(writers[static_cast<size_t>(cur_part)].get());
+    size_t end = begin + 1;
+    while (end < plans.size() && plans[end].part == plans[begin].part) ++end;
+    const size_t part = static_cast<size_t>(plans[begin].part);
+    AtomicFileWriter* const writer = writers[part].get();
+    PartJob job{&source,
+                &ctx,
+                plans.data() + begin,
+                end - begin,
+                writer,
+                alignment,
+                /*measure=*/recipe.report_level != ReportLevel::kNone,
+                parts_done_bytes};
+    QUANTD_RETURN_IF_ERROR(ConvertPart(job, &report, &prog, &total_w2, &total_e2));
+    if (writer->offset() != parts[part].total_bytes) {
+      return absl::InternalError(absl::StrCat("GGUF writer produced ", writer->offset(),
+                                              " bytes for ", parts[part].path, ", expected ",
+                                              parts[part].total_bytes));
     }
-    AtomicFileWriter* const writer = writers[static_cast<size_t>(cur_part)].get();
-    const gguf::GgufTensorInfo& src = tensors[plan.index];
-    // Stored bytes where the source has them (a GGUF file), else F32 rows
-    // computed on demand (a checkpoint).
-    const uint8_t* src_data = source.StoredBytes(plan.index).data();
-    if (!plan.convert && src_data != nullptr) {
-      source.Prefetch(plan.index, 0, src.nbytes);
-      QUANTD_RETURN_IF_ERROR(writer->Write(src_data, src.nbytes));
-      QUANTD_RETURN_IF_ERROR(writer->PadTo(alignment));
-      source.Release(plan.index);
-    } else if (!plan.convert) {
-      // Kept as is, from computed values: the rows are the output bytes
-      // (the type can only be F32, as a source without stored bytes has).
-      if (src.type != GgmlType::kF32) {
-        return absl::InternalError(absl::StrCat(
-            "tensor '", src.name, "' has no stored bytes and type ", gguf::TypeName(src.type)));
-      }
-      out_buf.resize(src.nbytes);
-      if (src.Rows() > 0)
-        source.ReadRows(plan.index, 0, src.Rows(), reinterpret_cast<float*>(out_buf.data()));
-      QUANTD_RETURN_IF_ERROR(writer->Write(out_buf.data(), out_buf.size()));
-      QUANTD_RETURN_IF_ERROR(writer->PadTo(alignment));
-      source.Release(plan.index);
-    } else {
-      const GgmlType in_type = src.type;
-      const GgmlType out_type = plan.out.type;
-      const int64_t ne0 = src.ne[0];
-      const int64_t rows = src.Rows();
-      const int64_t in_row_bytes = gguf::RowBytes(in_type, ne0);
-      const int64_t out_row_bytes = gguf::RowBytes(out_type, ne0);
-      const int64_t rows_per_chunk =
-          std::max<int64_t>(1, kChunkElements / std::max<int64_t>(ne0, 1));
-      const int64_t chunks = (rows + rows_per_chunk - 1) / rows_per_chunk;
-      const size_t chunk_bytes = static_cast<size_t>(rows_per_chunk * out_row_bytes);
-      const int slots_per_thread = static_cast<int>(
-          std::clamp<size_t>(kRingBytesPerThread / std::max<size_t>(chunk_bytes, 1),
-                             kMinSlotsPerThread, kMaxSlotsPerThread));
-      chunk_writer->Reset(chunks, chunk_bytes, slots_per_thread * threads);
-      const bool direct = src_data != nullptr && in_type == GgmlType::kF32;  // rows used in place
-      const int64_t out_block = gguf::TypeInfo(out_type).block_size;
-      const int64_t out_type_size = gguf::TypeInfo(out_type).type_size;
-      for (int t = 0; t < threads; ++t) {
-        if (!direct) src_scratch[t].resize(static_cast<size_t>(rows_per_chunk * ne0));
-        deq_scratch[t].resize(static_cast<size_t>(gguf::kQualitySpan));
-      }
-      std::vector<gguf::QualitySums> quality(static_cast<size_t>(chunks));
-      // A quantized type would turn NaN/Inf into garbage scales: refuse them
-      // (float outputs carry them over unchanged, as llama-quantize does).
-      const bool check_finite = gguf::TypeInfo(out_type).quantized;
-      std::vector<int64_t> first_non_finite(static_cast<size_t>(chunks), -1);
-      // report_level none: no quality figures (summary and full: all of them).
-      const bool measure = recipe.report_level != ReportLevel::kNone;
-      const int64_t release = std::exchange(pending_release, -1);
-      if (chunks == 0 && release >= 0) source.Release(static_cast<size_t>(release));
-      ctx.ParallelFor(chunks, [&](int64_t c, int thread) {
-        if (c == 0 && release >= 0) source.Release(static_cast<size_t>(release));
-        const int64_t r0 = c * rows_per_chunk;
-        const int64_t nr = std::min(rows_per_chunk, rows - r0);
-        const int64_t n = nr * ne0;
-        const float* x;
-        // Each chunk's thread makes its input pages resident (page-cache
-        // mapping is a good part of a fast type's time; this way the threads
-        // share it instead of one doing the whole tensor before the loop).
-        source.Prefetch(plan.index, static_cast<uint64_t>(r0 * in_row_bytes),
-                        static_cast<uint64_t>(nr * in_row_bytes));
-        if (direct) {
-          x = reinterpret_cast<const float*>(src_data + r0 * in_row_bytes);
-        } else if (src_data != nullptr) {
-          gguf::DequantizeRow(in_type, src_data + r0 * in_row_bytes, src_scratch[thread].data(), n);
-          x = src_scratch[thread].data();
-        } else {
-          source.ReadRows(plan.index, r0, nr, src_scratch[thread].data());
-          x = src_scratch[thread].data();
-        }
-        uint8_t* y = chunk_writer->Acquire(c);
-        // The quantizers get finite rows only: converting a NaN scale to an
-        // integer code is undefined behaviour (the sanitizer fuzz build stops
-        // on it), so every chunk of a quantized type is checked before (or,
-        // in the one-pass kernels, block by block as) it is quantized.
-        // Every chunk is checked even after one failed, so the error names
-        // the first non-finite element whatever the thread count.
-        if (y == nullptr) {  // the tensor failed: nothing more is written
-          if (const int64_t bad = check_finite ? FirstNonFiniteF32(x, n) : -1; bad >= 0) {
-            first_non_finite[static_cast<size_t>(c)] = r0 * ne0 + bad;
-          }
-          return;
-        }
-        gguf::QualitySums q;
-        int64_t bad = -1;
-        if (plan.quant_weights == nullptr || !gguf::UsesImportance(out_type)) {
-          // One pass (check, quantize, measure) where the type has it. (A
-          // type without a weighted quantizer ignores the importance.)
-          bad = gguf::QuantizeRowChecked(out_type, x, y, n, measure ? &q : nullptr,
-                                         deq_scratch[thread].data());
-        } else if (bad = check_finite ? FirstNonFiniteF32(x, n) : -1; bad < 0) {
-          // Rows of one matrix (a 3-D tensor has ne[2] of them) share its
-          // importance; quantize each run of such rows together.
-          const int64_t ne1 = src.ne.size() > 1 ? src.ne[1] : 1;
-          const int64_t ne2 = src.ne.size() > 2 ? src.ne[2] : 1;
-          for (int64_t r = r0; r < r0 + nr;) {
-            const int64_t mat = (r / ne1) % ne2;
-            const int64_t end = std::min(r0 + nr, (r / ne1 + 1) * ne1);
-            gguf::QuantizeRows(out_type, x + (r - r0) * ne0, y + (r - r0) * out_row_bytes, end - r,
-                               ne0, plan.quant_weights + mat * ne0);
-            r = end;
-          }
-          if (measure) {
-            // Compare the stored values with the source one span of
-            // kQualitySpan at a time, so the dequantized values stay in L1.
-            float* back = deq_scratch[thread].data();
-            for (int64_t i0 = 0; i0 < n; i0 += gguf::kQualitySpan) {
-              const int64_t len = std::min(gguf::kQualitySpan, n - i0);
-              gguf::DequantizeRow(out_type, y + i0 / out_block * out_type_size, back, len);
-              gguf::AddQualitySums(x + i0, back, len, &q);
-            }
-          }
-        }
-        if (bad >= 0) {
-          first_non_finite[static_cast<size_t>(c)] = r0 * ne0 + bad;
-          chunk_writer->Fail();
-          return;
-        }
-        if (measure) quality[static_cast<size_t>(c)] = q;
-        chunk_writer->Done(c, static_cast<size_t>(nr * out_row_bytes));
-      });
-      const absl::Status written = chunk_writer->Finish();
-      for (int64_t bad : first_non_finite) {
-        if (bad < 0) continue;
-        std::vector<float> row(static_cast<size_t>(ne0));
-        if (src_data != nullptr) {
-          gguf::DequantizeRow(in_type, src_data + (bad / ne0) * in_row_bytes, row.data(), ne0);
-        } else {
-          source.ReadRows(plan.index, bad / ne0, 1, row.data());
-        }
-        return NonFiniteWeightError(src.name, bad, row[static_cast<size_t>(bad % ne0)]);
-      }
-      QUANTD_RETURN_IF_ERROR(written);
-      pending_release = static_cast<int64_t>(plan.index);  // by the next tensor's loop
-      QUANTD_RETURN_IF_ERROR(writer->PadTo(alignment));
-
-      gguf::QualitySums sum;
-      for (const auto& q : quality) {
-        sum.sum_w2 += q.sum_w2;
-        sum.sum_e2 += q.sum_e2;
-        sum.max_abs = std::max(sum.max_abs, q.max_abs);
-      }
-      TensorReport tr;
-      tr.name = src.name;
-      tr.shape = src.ne;
-      tr.dtype_before = source.SourceDtype(plan.index);
-      tr.dtype_after = gguf::TypeName(out_type);
-      tr.bytes_before = source.SourceBytes(plan.index);
-      tr.bytes_after = plan.out.nbytes;
-      if (measure) {
-        if (sum.sum_w2 > 0) tr.rel_l2_error = std::sqrt(sum.sum_e2 / sum.sum_w2);
-        if (sum.sum_w2 > 0 && sum.sum_e2 > 0) {
-          tr.sqnr_db = 10.0 * std::log10(sum.sum_w2 / sum.sum_e2);
-        }
-        tr.max_abs_error = sum.max_abs;
-      }
-      report.tensors.push_back(std::move(tr));
-      report.tensors_converted += 1;
-      report.weights_quantized += static_cast<uint64_t>(src.Elements());
-      total_w2 += sum.sum_w2;
-      total_e2 += sum.sum_e2;
-    }
-    report.bytes_before += source.SourceBytes(plan.index);
-    report.bytes_after += plan.out.nbytes;
-    prog.tensors_done += 1;
-    prog.bytes_done = parts_done_bytes + writer->offset();
-    ctx.Report(prog);
+    parts_done_bytes += parts[part].total_bytes;
+    begin = end;
   }
-  if (pending_release >= 0) source.Release(static_cast<size_t>(pending_release));
-  QUANTD_RETURN_IF_ERROR(finish_part());
   QUANTD_RETURN_IF_ERROR(ctx.CheckCancelled());
   for (size_t i = 0; i < parts.size(); ++i) {
     if (writers[i]->offset() != parts[i].total_bytes) {

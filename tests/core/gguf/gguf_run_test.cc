@@ -10,11 +10,14 @@
 #include <iterator>
 #include <limits>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "quantd/core/base/mapped_file.h"
@@ -251,15 +254,27 @@ TEST_F(GgufRunTest, ThreadCountDoesNotChangeBytes) {
   }
 }
 
+// An element of a tensor set to a given value.
+struct Poison {
+  std::string tensor;
+  int64_t element;
+  float value;
+};
+
+struct ChunkyShape {
+  int64_t embedding = 256;
+  int64_t feed_forward = 512;
+  int64_t vocab = 12288;
+};
+
 // Writes a llama-shaped F32 model whose token embedding has 48 chunks of
-// work (256 x 12288 weights), more than the output ring holds at any of the
-// thread counts below (at most 8 slots per thread), so chunks are written
-// while later ones are computed.
-// Weights: a fixed pseudo-random pattern; `poison` sets embedding elements
-// to the given values.
-void WriteChunkyModel(const std::string& path,
-                      const std::vector<std::pair<int64_t, float>>& poison = {}) {
-  const int64_t e = 256, ff = 512, vocab = 12288;
+// work (256 x 12288 weights, the default shape), more than the output ring
+// holds at any of the thread counts below (at most 8 slots per thread), so
+// chunks are written while later ones are computed.
+// Weights: a fixed pseudo-random pattern, with the `poison` elements set.
+void WriteChunkyModel(const std::string& path, const std::vector<Poison>& poison = {},
+                      const ChunkyShape& shape = {}) {
+  const int64_t e = shape.embedding, ff = shape.feed_forward, vocab = shape.vocab;
   std::vector<gguf::GgufTensorInfo> tensors;
   auto add = [&](std::string name, std::vector<int64_t> ne) {
     gguf::GgufTensorInfo t;
@@ -297,8 +312,8 @@ void WriteChunkyModel(const std::string& path,
       state = state * 1664525u + 1013904223u;
       x = (static_cast<float>(state >> 8) / 16777216.0f - 0.5f) * 0.1f;
     }
-    if (t.name == "token_embd.weight") {
-      for (const auto& [i, value] : poison) v[static_cast<size_t>(i)] = value;
+    for (const Poison& p : poison) {
+      if (p.tensor == t.name) v[static_cast<size_t>(p.element)] = p.value;
     }
     ASSERT_TRUE(start->writer->Write(v.data(), v.size() * 4).ok());
     ASSERT_TRUE(start->writer->PadTo(gguf::kGgufDefaultAlignment).ok());
@@ -338,8 +353,9 @@ TEST_F(GgufRunTest, ChunksAreWrittenInOrderAtEveryThreadCount) {
 // error names the first one and no output is left.
 TEST_F(GgufRunTest, FirstNonFiniteWeightIsNamedAtEveryThreadCount) {
   const int64_t kEarly = 3 * 65536 + 17, kLate = 14 * 65536 + 5;
-  WriteChunkyModel(Path("in.gguf"), {{kLate, std::numeric_limits<float>::quiet_NaN()},
-                                     {kEarly, std::numeric_limits<float>::infinity()}});
+  WriteChunkyModel(Path("in.gguf"),
+                   {{"token_embd.weight", kLate, std::numeric_limits<float>::quiet_NaN()},
+                    {"token_embd.weight", kEarly, std::numeric_limits<float>::infinity()}});
   ThreadPool pool(3);
   // Q8_0, pure Q4_0 and Q4_0's mix (which makes the tied embedding Q6_K)
   // check in their one-pass kernels, with and without the quality sums;
@@ -360,6 +376,150 @@ TEST_F(GgufRunTest, FirstNonFiniteWeightIsNamedAtEveryThreadCount) {
                      absl::StrCat("tensor 'token_embd.weight' element ", kEarly, " is Inf")))
             << type << " at " << threads;
         EXPECT_THAT(Files(), ::testing::ElementsAre("in.gguf")) << type << " at " << threads;
+      }
+    }
+  }
+}
+
+// A GgufFileSource whose reads of one chunk (its Prefetch, at the chunk's
+// start) wait until another tensor has been read, then 100 ms more: the
+// later tensor's chunks are computed (and fail) first.
+class HeldChunkSource final : public gguf::TensorSource {
+ public:
+  HeldChunkSource(std::unique_ptr<gguf::GgufFileSource> source, const std::string& held,
+                  uint64_t held_offset, const std::string& first)
+      : source_(std::move(source)),
+        held_(IndexOf(held)),
+        held_offset_(held_offset),
+        first_(IndexOf(first)) {}
+  const std::vector<gguf::GgufKv>& kvs() const override { return source_->kvs(); }
+  const std::vector<gguf::GgufTensorInfo>& tensors() const override { return source_->tensors(); }
+  uint64_t alignment() const override { return source_->alignment(); }
+  absl::Span<const uint8_t> StoredBytes(size_t index) const override {
+    return source_->StoredBytes(index);
+  }
+  void ReadRows(size_t index, int64_t first_row, int64_t num_rows, float* dst) const override {
+    source_->ReadRows(index, first_row, num_rows, dst);
+  }
+  void Prefetch(size_t index, uint64_t offset, uint64_t length) const override {
+    if (index == first_) {
+      absl::MutexLock lock(&mu_);
+      first_read_ = true;
+    } else if (index == held_ && offset <= held_offset_ && held_offset_ < offset + length) {
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.AwaitWithTimeout(absl::Condition(&first_read_), absl::Seconds(5));
+      }
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    source_->Prefetch(index, offset, length);
+  }
+  void Release(size_t index) const override { source_->Release(index); }
+  std::string SourceDtype(size_t index) const override { return source_->SourceDtype(index); }
+  uint64_t SourceBytes(size_t index) const override { return source_->SourceBytes(index); }
+
+ private:
+  size_t IndexOf(const std::string& name) const {
+    for (size_t i = 0; i < source_->tensors().size(); ++i) {
+      if (source_->tensors()[i].name == name) return i;
+    }
+    ADD_FAILURE() << "no tensor " << name;
+    return 0;
+  }
+
+  std::unique_ptr<gguf::GgufFileSource> source_;
+  const size_t held_;
+  const uint64_t held_offset_;
+  const size_t first_;
+  mutable absl::Mutex mu_;
+  mutable bool first_read_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// Non-finite weights in three tensors: the first tensor's in its last
+// chunk, the later ones' in their first chunk. One loop computes the chunks
+// of all tensors in any order, and at 2 and 4 threads the first tensor's
+// failing chunk is held until a later tensor has failed and stopped the
+// writer; whatever the thread count, the error names the first tensor's
+// element and no output is left.
+TEST_F(GgufRunTest, FirstFailingTensorIsNamedAtEveryThreadCount) {
+  const int64_t kLast = 47 * 65536 + 3;
+  WriteChunkyModel(Path("in.gguf"),
+                   {{"token_embd.weight", kLast, std::numeric_limits<float>::quiet_NaN()},
+                    {"blk.0.attn_q.weight", 0, std::numeric_limits<float>::infinity()},
+                    {"blk.0.ffn_down.weight", 5, std::numeric_limits<float>::infinity()}});
+  ThreadPool pool(3);
+  for (const char* type : {"Q8_0", "Q4_K_M"}) {
+    for (int threads : {1, 2, 4}) {
+      auto file = gguf::GgufFileSource::Open(Path("in.gguf"));
+      ASSERT_TRUE(file.ok()) << file.status();
+      // At 1 thread the chunks run in order: nothing to hold.
+      HeldChunkSource source(*std::move(file), "token_embd.weight",
+                             threads > 1 ? uint64_t{kLast} * 4 : ~uint64_t{0},
+                             "blk.0.attn_q.weight");
+      RunContext ctx;
+      ctx.pool = &pool;
+      ctx.parallelism = threads;
+      EXPECT_THAT(RunGguf(Q(type), source, Path("out.gguf"), ctx).status(),
+                  StatusIs(absl::StatusCode::kInvalidArgument,
+                           absl::StrCat("tensor 'token_embd.weight' element ", kLast, " is NaN")))
+          << type << " at " << threads;
+      EXPECT_THAT(Files(), ::testing::ElementsAre("in.gguf")) << type << " at " << threads;
+    }
+  }
+}
+
+// One loop runs over the chunks of all of a part's tensors: here tensors of
+// different row widths (256 and 768: chunks of 256 and 85 rows, of
+// different byte sizes, each tensor's last one partial), of output types
+// with different block sizes in one mix, and float tensors kept as is
+// between converted ones. The bytes, the quality figures and the progress
+// reports (from the calling thread, one per tensor in order, with the bytes
+// written) are those of a single-threaded run at every thread count.
+TEST_F(GgufRunTest, PartLoopSpansTensorsOfDifferentWidthsAtEveryThreadCount) {
+  WriteChunkyModel(Path("in.gguf"), {}, {.embedding = 256, .feed_forward = 768, .vocab = 1000});
+  ThreadPool pool(2);
+  for (const char* type : {"Q4_K_M", "Q8_0", "F16"}) {
+    std::string expected;
+    std::vector<TensorReport> expected_tensors;
+    std::vector<std::pair<uint64_t, uint64_t>> expected_progress;
+    for (int threads : {1, 2, 3}) {
+      const std::thread::id caller = std::this_thread::get_id();
+      std::vector<std::pair<uint64_t, uint64_t>> progress;  // (tensors, bytes) done
+      bool reported_elsewhere = false;
+      RunContext ctx;
+      ctx.pool = &pool;
+      ctx.parallelism = threads;
+      ctx.progress = [&](const Progress& p) {
+        if (std::this_thread::get_id() != caller) reported_elsewhere = true;
+        if (p.phase == "convert") progress.emplace_back(p.tensors_done, p.bytes_done);
+      };
+      auto report = RunGguf(Q(type), Path("in.gguf"), Path("out.gguf"), ctx);
+      ASSERT_TRUE(report.ok()) << report.status();
+      EXPECT_FALSE(reported_elsewhere) << type << " at " << threads;
+      if (threads == 1) {
+        expected = Read(Path("out.gguf"));
+        expected_tensors = report->tensors;
+        expected_progress = progress;
+        // The start, then one report per tensor (11), the last one at the
+        // end of the file.
+        ASSERT_EQ(progress.size(), 12u) << type;
+        for (size_t i = 0; i < progress.size(); ++i) {
+          EXPECT_EQ(progress[i].first, i) << type;
+          if (i > 0) {
+            EXPECT_GT(progress[i].second, progress[i - 1].second) << type;
+          }
+        }
+        EXPECT_EQ(progress.back().second, expected.size()) << type;
+        continue;
+      }
+      EXPECT_EQ(Read(Path("out.gguf")), expected) << type << " at " << threads;
+      EXPECT_EQ(progress, expected_progress) << type << " at " << threads;
+      ASSERT_EQ(report->tensors.size(), expected_tensors.size()) << type;
+      for (size_t i = 0; i < expected_tensors.size(); ++i) {
+        EXPECT_EQ(report->tensors[i].sqnr_db, expected_tensors[i].sqnr_db)
+            << type << " " << expected_tensors[i].name;
+        EXPECT_EQ(report->tensors[i].max_abs_error, expected_tensors[i].max_abs_error)
+            << type << " " << expected_tensors[i].name;
       }
     }
   }
@@ -412,10 +572,11 @@ class ReleaseRecordingSource final : public gguf::TensorSource {
   mutable bool read_after_release_ = false;
 };
 
-// A converted tensor's input pages are released while the next tensor is
-// computed (by the thread that takes its first chunk): every tensor is
-// released exactly once, never before its last chunk was read, at every
-// thread count, and the bytes stay those of a single-threaded run.
+// A converted tensor's input pages are released by the thread that
+// computes its last chunk, while the other threads go on with the next
+// tensors; a tensor kept as is, once written. Every tensor is released
+// exactly once, never before its last chunk was read, at every thread
+// count, and the bytes stay those of a single-threaded run.
 TEST_F(GgufRunTest, InputPagesAreReleasedOnceAfterTheirTensorIsDone) {
   WriteChunkyModel(Path("in.gguf"));
   ThreadPool pool(2);
