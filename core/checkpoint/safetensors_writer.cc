@@ -74,6 +74,10 @@ absl::StatusOr<std::unique_ptr<SafetensorsWriter>> SafetensorsWriter::Create(
 
   QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<AtomicFileWriter> file,
                           AtomicFileWriter::Create(path, options.digests));
+  // The file's size is known: reserve it, and send the computed bytes to
+  // the disk from staging buffers rather than through new page-cache pages.
+  QUANTD_RETURN_IF_ERROR(file->Reserve(8 + text.size() + offset));
+  QUANTD_RETURN_IF_ERROR(file->SetStaged(true));
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(text.size() >> (8 * i));
   QUANTD_RETURN_IF_ERROR(file->Write(len, sizeof(len)));

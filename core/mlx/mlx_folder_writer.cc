@@ -61,6 +61,8 @@ void ToFloat(const std::string& dtype, const uint8_t* src, int64_t n, float* out
       h = tmp.data();
     }
     HalfToFloatSpan(h, out, n);
+  } else if (reinterpret_cast<uintptr_t>(src) % 2 == 0) {
+    Bfloat16ToFloatSpan(reinterpret_cast<const uint16_t*>(src), out, n);
   } else {
     for (int64_t i = 0; i < n; ++i) {
       uint16_t b;
@@ -77,13 +79,15 @@ void FromFloat(const std::string& dtype, const float* in, int64_t n, uint8_t* ds
     std::memcpy(dst, in, n * sizeof(float));
     return;
   }
-  for (int64_t i = 0; i < n; ++i) {
-    uint16_t v;
-    if (dtype == "F16") {
-      v = FloatToHalf(in[i]);
-    } else {
-      v = std::isnan(in[i]) ? uint16_t{0x7FC0} : FloatToBfloat16(in[i]);
+  if (dtype == "F16") {
+    for (int64_t i = 0; i < n; ++i) {
+      const uint16_t v = FloatToHalf(in[i]);
+      std::memcpy(dst + 2 * i, &v, 2);
     }
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) {  // branch-free: the compiler vectorizes it
+    const uint16_t v = std::isnan(in[i]) ? uint16_t{0x7FC0} : FloatToBfloat16(in[i]);
     std::memcpy(dst + 2 * i, &v, 2);
   }
 }
@@ -169,8 +173,18 @@ absl::Status FolderWriter::QuantizeSource(size_t k, absl::Span<const uint8_t> sr
   // number of threads.
   const int64_t block_rows = std::max<int64_t>(1, kBlockElements / std::max<int64_t>(cols, 1));
   const int64_t tasks = (rows + block_rows - 1) / block_rows;
-  const bool need_cast = t_name != s.dtype || reinterpret_cast<uintptr_t>(src.data()) % src_es != 0;
+  // Another float type is computed through float32; the same type at an
+  // address the quantizer cannot read it from (a safetensors header whose
+  // length is not a multiple of 8) is only copied.
+  const bool need_cast = t_name != s.dtype;
+  const bool need_copy = !need_cast && reinterpret_cast<uintptr_t>(src.data()) % src_es != 0;
   const bool want_quality = options_.compute_quality;
+  // Rows of [rows, cols] are the columns of the [cols, rows] matrix X W
+  // multiplies (reduction over the input size): the output error is sampled
+  // by 64-row groups, and every task's accumulator copies one probe.
+  const uint64_t threshold = quant::ProbeSampleThreshold(rows, options_.quality_level);
+  std::optional<quant::QualityAccumulator> probe_owner;
+  if (want_quality) probe_owner.emplace(cols);
   struct Scratch {
     std::vector<float> src_f, deq_f;
     std::vector<uint8_t> cast;
@@ -191,6 +205,10 @@ absl::Status FolderWriter::QuantizeSource(size_t k, absl::Span<const uint8_t> sr
       sc.cast.resize(nr * cols * es);
       FromFloat(t_name, sc.src_f.data(), nr * cols, sc.cast.data());
       w = sc.cast.data();
+    } else if (need_copy) {
+      sc.cast.resize(nr * cols * es);
+      std::memcpy(sc.cast.data(), block, nr * cols * es);
+      w = sc.cast.data();
     }
     quant::QuantizeMlxAffine(t, d.bits, d.group_size, w, nr, cols, cols,
                              packed.data() + r0 * row_bytes, scales.data() + r0 * groups * es,
@@ -200,10 +218,15 @@ absl::Status FolderWriter::QuantizeSource(size_t k, absl::Span<const uint8_t> sr
       quant::DequantizeMlxAffine(t, d.bits, d.group_size, packed.data() + r0 * row_bytes,
                                  scales.data() + r0 * groups * es, biases.data() + r0 * groups * es,
                                  nr, cols, sc.deq_f.data());
-      // Rows of [rows, cols] are the columns of the [cols, rows] matrix X W
-      // multiplies (reduction over the input size).
-      quality[task].emplace(cols);
-      quality[task]->AddColumns(sc.src_f.data(), sc.deq_f.data(), nr);
+      quality[task].emplace(*probe_owner);
+      for (int64_t a = r0; a < r0 + nr;) {  // one sampling group at a time
+        const int64_t group = a / quant::QualityAccumulator::kProbeGroup;
+        const int64_t b = std::min(r0 + nr, (group + 1) * quant::QualityAccumulator::kProbeGroup);
+        quality[task]->AddColumns(sc.src_f.data() + (a - r0) * cols,
+                                  sc.deq_f.data() + (a - r0) * cols, b - a,
+                                  quant::ProbeGroupSampled(group, threshold));
+        a = b;
+      }
     }
   });
   for (int64_t task = 1; task < static_cast<int64_t>(quality.size()); ++task) {

@@ -44,6 +44,9 @@ absl::StatusOr<Report> RunCheckpointMlx(const Recipe& recipe, const std::string&
   options.quant.keep_embeddings = KeepEmbeddings(recipe);
   options.quant.exclude_names = recipe.exclude_nodes;
   options.quant.exclude_regex = recipe.exclude_regex;
+  options.compute_quality = recipe.report_level != ReportLevel::kNone;
+  options.quality_level = recipe.report_level == ReportLevel::kFull ? quant::QualityLevel::kFull
+                                                                    : quant::QualityLevel::kSampled;
 
   ctx.Report(Progress{"load", 0, 0, 0, 0});
   QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<checkpoint::Checkpoint> ckpt,

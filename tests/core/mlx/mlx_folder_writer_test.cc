@@ -590,6 +590,67 @@ TEST_F(MlxFolderWriterTest, ThreadsChangeNeitherFilesNorReport) {
   EXPECT_TRUE(saw_big);
 }
 
+// The report levels: none measures nothing; the sampled output error (the
+// default) of a large matrix is within 1 % of the one over every row, and the other figures
+// are the same (they cover every weight at both levels); the files do not
+// change.
+TEST_F(MlxFolderWriterTest, ReportLevelsSampleTheOutputErrorOnly) {
+  MemCheckpoint ck("BF16");
+  const int64_t rows = 32000, cols = 256;  // a vocabulary-sized matrix: a 20 % sample
+  std::vector<uint8_t> big(rows * cols * 2);
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 0.05f);
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    const uint16_t h = FloatToBfloat16(normal(rng));
+    std::memcpy(&big[2 * i], &h, 2);
+  }
+  std::vector<MlxSourceTensor> sources = ck.Sources();
+  sources.push_back({"model.layers.0.mlp.big_proj.weight",
+                     "BF16",
+                     {rows, cols},
+                     [&big]() -> absl::StatusOr<absl::Span<const uint8_t>> {
+                       return absl::Span<const uint8_t>(big);
+                     },
+                     nullptr});
+  auto run = [&](const std::string& dir, bool measure, quant::QualityLevel level) {
+    MlxFolderOptions opt;
+    opt.compute_quality = measure;
+    opt.quality_level = level;
+    auto r = WriteMlxFolder(sources, ConfigJson("float16"), "", {}, (root_ / dir).string(), opt);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return *std::move(r);
+  };
+  const MlxFolderResult full = run("full", true, quant::QualityLevel::kFull);
+  const MlxFolderResult sampled = run("sampled", true, quant::QualityLevel::kSampled);
+  const MlxFolderResult none = run("none", false, quant::QualityLevel::kSampled);
+  ASSERT_EQ(full.files, none.files);
+  for (const std::string& f : full.files) {
+    std::ifstream a(root_ / "full" / f, std::ios::binary), b(root_ / "none" / f, std::ios::binary);
+    EXPECT_TRUE(std::string(std::istreambuf_iterator<char>(a), {}) ==
+                std::string(std::istreambuf_iterator<char>(b), {}))
+        << f;
+  }
+  bool saw_big = false;
+  for (size_t i = 0; i < full.tensors.size(); ++i) {
+    const TensorReport& f = full.tensors[i];
+    const TensorReport& s = sampled.tensors[i];
+    EXPECT_FALSE(none.tensors[i].sqnr_db.has_value()) << f.name;
+    EXPECT_FALSE(none.tensors[i].rel_output_error.has_value()) << f.name;
+    if (!f.rel_output_error.has_value()) continue;
+    EXPECT_EQ(s.sqnr_db, f.sqnr_db) << f.name;
+    EXPECT_EQ(s.max_abs_error, f.max_abs_error) << f.name;
+    ASSERT_TRUE(s.rel_output_error.has_value()) << f.name;
+    if (f.name == "model.layers.0.mlp.big_proj.weight") {
+      // The sample's 1 % bound holds for matrices of this size (the small
+      // ones of MemCheckpoint, a few 64-row groups, vary more).
+      saw_big = true;
+      EXPECT_NEAR(*s.rel_output_error, *f.rel_output_error, 0.01 * *f.rel_output_error);
+      EXPECT_NE(*s.rel_output_error, *f.rel_output_error);  // a sample, not every row
+    }
+  }
+  EXPECT_TRUE(saw_big);
+}
+
 TEST(MlxQuantPlanTest, MixedRecipeNeedsDownProj) {
   MlxQuantOptions opt;
   opt.recipe = MlxMixedRecipe::kMixed4_6;

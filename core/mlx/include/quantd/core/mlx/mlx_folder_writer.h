@@ -53,6 +53,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "quantd/core/mlx/mlx_quant_plan.h"
+#include "quantd/core/quant/quality.h"
 #include "quantd/core/report.h"
 #include "quantd/core/run_context.h"
 
@@ -77,6 +78,10 @@ struct MlxFolderOptions {
   MlxQuantOptions quant;
   uint64_t max_shard_bytes = uint64_t{5} << 30;  // mlx-lm's MAX_FILE_SIZE_GB
   bool compute_quality = true;                   // SQNR etc. per quantized tensor in the report
+  // The output error X W over every row of a weight, or over the fixed-seed
+  // sample of quant::ProbeSampleThreshold (the other figures cover every
+  // weight either way).
+  quant::QualityLevel quality_level = quant::QualityLevel::kSampled;
 };
 
 struct MlxFolderResult {
