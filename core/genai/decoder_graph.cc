@@ -13,6 +13,7 @@
 #include "absl/strings/str_replace.h"
 #include "quantd/core/base/half.h"
 #include "quantd/core/base/status_macros.h"
+#include "quantd/core/base/transpose.h"
 #include "quantd/core/checkpoint/safetensors.h"
 #include "quantd/core/onnx/graph_utils.h"
 #include "quantd/core/onnx/onnx_types.h"
@@ -88,10 +89,7 @@ absl::StatusOr<std::vector<uint8_t>> Produce(const WeightPlan& plan) {
         continue;
       }
       ToFloat(src, t.dtype, static_cast<size_t>(n * cols), block.data());
-      for (int64_t c = 0; c < cols; ++c) {
-        float* o = dst + c * rows + row_out + r;
-        for (int64_t i = 0; i < n; ++i) o[i] = block[i * cols + c];
-      }
+      TransposeFloats(block.data(), n, cols, cols, dst + row_out + r, rows);
     }
     row_out += piece.rows;
     shard->Release(t);
