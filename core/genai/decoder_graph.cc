@@ -134,6 +134,7 @@ class Builder {
     std::string name;
     std::vector<int64_t> dims;
     TensorProducer producer;
+    TensorProducer transposed;  // a transposed plan's rows as they are (OnnxModel::Defer)
   };
   std::vector<Pending> weights_;
 };
@@ -194,7 +195,14 @@ std::string Builder::ConstInt64(std::vector<int64_t> values, bool scalar) {
 }
 
 void Builder::Weight(const std::string& name, std::vector<int64_t> dims, WeightPlan plan) {
-  weights_.push_back({name, std::move(dims), [plan = std::move(plan)]() { return Produce(plan); }});
+  TensorProducer transposed;
+  if (plan.transpose) {
+    WeightPlan rows = plan;
+    rows.transpose = false;
+    transposed = [rows = std::move(rows)]() { return Produce(rows); };
+  }
+  weights_.push_back({name, std::move(dims), [plan = std::move(plan)]() { return Produce(plan); },
+                      std::move(transposed)});
 }
 
 void Builder::Table(const std::string& name, bool large, bool sin) {
@@ -209,7 +217,8 @@ void Builder::Table(const std::string& name, bool large, bool sin) {
                         std::vector<uint8_t> out(v.size() * sizeof(float));
                         std::memcpy(out.data(), v.data(), out.size());
                         return out;
-                      }});
+                      },
+                      nullptr});
 }
 
 absl::StatusOr<WeightPlan> Builder::QkvPlan(int64_t i) {
@@ -487,7 +496,7 @@ absl::StatusOr<std::unique_ptr<OnnxModel>> Builder::Build(const std::string& bas
     t->set_name(w.name);
     t->set_data_type(kOnnxFloat);
     for (int64_t d : w.dims) t->add_dims(d);
-    model->Defer(t, std::move(w.producer));
+    model->Defer(t, std::move(w.producer), std::move(w.transposed));
   }
   return model;
 }

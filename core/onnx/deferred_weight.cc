@@ -21,8 +21,19 @@ absl::Status WithTensorName(absl::Status st, const std::string& name) {
 }  // namespace
 
 absl::Status DeferredWeight::Compute() {
-  QUANTD_ASSIGN_OR_RETURN(TensorData data, model->Read(*src));
   quant::MatrixSource s = spec.geometry;
+  // A row-major W [K, N] whose producer also gives W^T [N, K] (the
+  // checkpoint's own layout) is read that way: the kernels take W by
+  // column without the float32 transpose being made first.
+  const bool row_major = s.col_stride == 1 && s.row_stride == s.n;
+  const bool by_column = row_major && !spec.nbits8 && model->HasTransposed(*src);
+  absl::StatusOr<TensorData> read = by_column ? model->ReadTransposed(*src) : model->Read(*src);
+  QUANTD_RETURN_IF_ERROR(read.status());
+  TensorData data = *std::move(read);
+  if (by_column) {
+    s.row_stride = 1;
+    s.col_stride = s.k;
+  }
   s.bytes = data.bytes();
   TensorReport quality;
   TensorReport* q = measure_quality ? &quality : nullptr;

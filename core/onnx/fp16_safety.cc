@@ -130,7 +130,15 @@ const Fp16SafetyAnalysis::ConstantStats* Fp16SafetyAnalysis::Stats(const std::st
   auto [entry, inserted] = stats_.try_emplace(it->second);
   ConstantStats& s = entry->second;
   if (inserted) {
-    auto data = model_->Read(*it->second);
+    // The figures do not depend on the order of the values: a large tensor
+    // is read in whichever layout its producer makes without a transpose
+    // (small ones keep their values, in order).
+    const onnx::TensorProto& t = *it->second;
+    int64_t elements = 1;
+    for (int64_t d : t.dims()) elements *= d;
+    auto data = elements > static_cast<int64_t>(kKeepValues) && model_->HasTransposed(t)
+                    ? model_->ReadTransposed(t)
+                    : model_->Read(t);
     if (data.ok()) {  // else not ok: Save() reports unreadable tensors
       s.ok = true;
       auto v = data->as<float>();

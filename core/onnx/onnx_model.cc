@@ -456,15 +456,33 @@ onnx::TensorProto OnnxModel::TakeData(onnx::TensorProto* t) {
   return out;
 }
 
-void OnnxModel::Defer(onnx::TensorProto* t, TensorProducer producer) {
+void OnnxModel::Defer(onnx::TensorProto* t, TensorProducer producer, TensorProducer transposed) {
   uint64_t id = producers_.size();
   producers_.push_back(std::move(producer));
+  transposed_producers_.push_back(t->dims_size() == 2 ? std::move(transposed) : nullptr);
   t->clear_raw_data();
   t->clear_external_data();
   t->set_data_location(onnx::TensorProto::EXTERNAL);
   auto* kv = t->add_external_data();
   kv->set_key("location");
   kv->set_value(absl::StrCat(kDeferredPrefix, id));
+}
+
+bool OnnxModel::HasTransposed(const onnx::TensorProto& t) const {
+  uint64_t id = 0;
+  return IsDeferred(t, &id) && id < transposed_producers_.size() && transposed_producers_[id];
+}
+
+absl::StatusOr<TensorData> OnnxModel::ReadTransposed(const onnx::TensorProto& t) const {
+  if (!HasTransposed(t)) {
+    return absl::InternalError(absl::StrCat("tensor '", t.name(), "' has no transposed producer"));
+  }
+  uint64_t id = 0;
+  IsDeferred(t, &id);
+  TensorData data;
+  QUANTD_ASSIGN_OR_RETURN(data.owned_, transposed_producers_[id]());
+  data.view_ = {data.owned_.data(), data.owned_.size()};
+  return data;
 }
 
 absl::StatusOr<SaveResult> OnnxModel::Save(const std::string& path, const SaveOptions& options,

@@ -193,6 +193,64 @@ TEST(OnnxModelTest, RefusesRawDataOfWrongSize) {
                                        "initializer 'b' of graph 'mlp': raw_data has 10 bytes"));
 }
 
+// A deferred 2-D tensor may carry a producer of its transpose:
+// ReadTransposed reads it, Read the tensor's own layout; a tensor that is not
+// 2-D, or was deferred without one, has none; TakeData keeps it with the data.
+TEST(OnnxModelTest, DeferredTensorsReadTheirTransposeWhenGiven) {
+  auto model = OnnxModel::FromProto(SmallMlp(), "/tmp");
+  ASSERT_TRUE(model.ok()) << model.status();
+  onnx::GraphProto* g = (*model)->proto().mutable_graph();
+  auto bytes = [](std::vector<float> v) {
+    std::vector<uint8_t> b(v.size() * 4);
+    std::memcpy(b.data(), v.data(), b.size());
+    return b;
+  };
+  auto add = [&](const std::string& name, std::vector<int64_t> dims) {
+    onnx::TensorProto* t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    for (int64_t d : dims) t->add_dims(d);
+    return t;
+  };
+  onnx::TensorProto* w = add("w", {2, 3});  // [[1 2 3] [4 5 6]]
+  (*model)->Defer(
+      w,
+      [&] {
+        return absl::StatusOr<std::vector<uint8_t>>(bytes({1, 2, 3, 4, 5, 6}));
+      },
+      [&] {
+        return absl::StatusOr<std::vector<uint8_t>>(bytes({1, 4, 2, 5, 3, 6}));
+      });
+  onnx::TensorProto* plain = add("plain", {2, 3});
+  (*model)->Defer(plain, [&] {
+    return absl::StatusOr<std::vector<uint8_t>>(bytes({1, 2, 3, 4, 5, 6}));
+  });
+  onnx::TensorProto* cube = add("cube", {1, 2, 3});
+  (*model)->Defer(
+      cube,
+      [&] {
+        return absl::StatusOr<std::vector<uint8_t>>(bytes({1, 2, 3, 4, 5, 6}));
+      },
+      [&] {
+        return absl::StatusOr<std::vector<uint8_t>>(bytes({1, 4, 2, 5, 3, 6}));
+      });
+  ASSERT_TRUE((*model)->HasTransposed(*w));
+  EXPECT_FALSE((*model)->HasTransposed(*plain));
+  EXPECT_FALSE((*model)->HasTransposed(*cube));
+  EXPECT_THAT((*model)->ReadTransposed(*plain).status(),
+              StatusIs(absl::StatusCode::kInternal, "no transposed producer"));
+  auto own = (*model)->Read(*w);
+  auto t = (*model)->ReadTransposed(*w);
+  ASSERT_TRUE(own.ok() && t.ok());
+  EXPECT_EQ(std::vector<float>(own->as<float>().begin(), own->as<float>().end()),
+            (std::vector<float>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(std::vector<float>(t->as<float>().begin(), t->as<float>().end()),
+            (std::vector<float>{1, 4, 2, 5, 3, 6}));
+  const onnx::TensorProto moved = (*model)->TakeData(w);
+  EXPECT_TRUE((*model)->HasTransposed(moved));
+  EXPECT_FALSE((*model)->HasTransposed(*w));
+}
+
 TEST(OnnxModelTest, RefusesGarbage) {
   std::string dir = MakeTempDir("quantd-garbage");
   WriteBytes(dir + "/model.onnx", "this is not a protobuf \xff\xff\xff\xff");

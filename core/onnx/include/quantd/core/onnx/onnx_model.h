@@ -121,8 +121,16 @@ class OnnxModel {
   onnx::TensorProto TakeData(onnx::TensorProto* tensor);
 
   // Marks `tensor` (with its final data_type and dims already set) as produced
-  // by `producer` during Save().
-  void Defer(onnx::TensorProto* tensor, TensorProducer producer);
+  // by `producer` during Save(). A 2-D tensor may also come with `transposed`,
+  // which produces the same values as [dims[1], dims[0]] (a checkpoint's
+  // Linear weight [out, in] behind a MatMul weight [in, out]), for readers
+  // that take either layout (ReadTransposed).
+  void Defer(onnx::TensorProto* tensor, TensorProducer producer,
+             TensorProducer transposed = nullptr);
+  // Whether ReadTransposed can read `tensor`, and its bytes in the transposed
+  // layout.
+  bool HasTransposed(const onnx::TensorProto& tensor) const;
+  absl::StatusOr<TensorData> ReadTransposed(const onnx::TensorProto& tensor) const;
 
   // Writes the model to `path` (and `<name>.data` beside it in external mode),
   // atomically, tensor by tensor. The model is spent afterwards. Deferred
@@ -142,6 +150,7 @@ class OnnxModel {
   std::string base_dir_;  // folder of the .onnx file (canonical)
   std::map<std::string, std::unique_ptr<MappedFile>> files_;  // by location
   std::vector<TensorProducer> producers_;
+  std::vector<TensorProducer> transposed_producers_;  // by deferred id; may be empty
   std::vector<std::string> notes_;
 };
 
