@@ -26,7 +26,7 @@ absl::Status DeferredWeight::Compute() {
   // checkpoint's own layout) is read that way: the kernels take W by
   // column without the float32 transpose being made first.
   const bool row_major = s.col_stride == 1 && s.row_stride == s.n;
-  const bool by_column = row_major && !spec.nbits8 && model->HasTransposed(*src);
+  const bool by_column = row_major && model->HasTransposed(*src);
   absl::StatusOr<TensorData> read = by_column ? model->ReadTransposed(*src) : model->Read(*src);
   QUANTD_RETURN_IF_ERROR(read.status());
   TensorData data = *std::move(read);
@@ -40,7 +40,7 @@ absl::Status DeferredWeight::Compute() {
   outputs.assign(3, {});
   if (spec.nbits8) {
     absl::StatusOr<quant::Blockwise8Result> q8 = quant::QuantizeBlockwise8Matrix(
-        s, spec.int4_options.block_size, spec.int4_options.symmetric, *ctx, &quality);
+        s, spec.int4_options.block_size, spec.int4_options.symmetric, *ctx, q, quality_level);
     if (!q8.ok()) return WithTensorName(q8.status(), report->tensors[report_index].name);
     outputs[kCodes] = std::move(q8->codes);
     const int64_t k = spec.geometry.k, n = spec.geometry.n, bs = spec.int4_options.block_size;

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "int4_kernels.h"
 #include "int8_kernels.h"
 #include "quantd/core/base/cpu_features.h"
 #include "quantd/core/base/finite.h"
@@ -277,7 +278,8 @@ absl::StatusOr<Int8Result> Int8Impl(const MatrixSource& s, const Int8Options& o,
 
 template <typename T>
 absl::StatusOr<Blockwise8Result> Blockwise8Impl(const MatrixSource& s, int bs, bool symmetric,
-                                                const RunContext& ctx, TensorReport* quality) {
+                                                const RunContext& ctx, TensorReport* quality,
+                                                QualityLevel level) {
   const T* data = reinterpret_cast<const T*>(s.bytes.data());
   const int threads = ctx.Parallelism();
   const int64_t tiles = (s.n + kTile - 1) / kTile;
@@ -292,6 +294,7 @@ absl::StatusOr<Blockwise8Result> Blockwise8Impl(const MatrixSource& s, int bs, b
   if (quality != nullptr) {
     for (int i = 0; i < threads; ++i) acc.emplace_back(s.k);
   }
+  const uint64_t threshold = ProbeSampleThreshold(s.n, level);
   std::atomic<bool> non_finite{false};
   absl::Status st = ForEachTile(tiles, ctx, threads, [&](int64_t t, int slot) {
     const int64_t c0 = t * kTile, c1 = std::min(s.n, c0 + kTile);
@@ -331,15 +334,20 @@ absl::StatusOr<Blockwise8Result> Blockwise8Impl(const MatrixSource& s, int bs, b
         scales[c * blocks + b] = ElementTraits<T>::FromFloat(scale);
         const float rcp = scale != 0.0f ? 1.0f / scale : 0.0f;
         uint8_t* codes = out.codes.data() + (c * blocks + b) * bs;
+        const float zpf = static_cast<float>(zp);
         for (int64_t i = 0; i < rows; ++i) {
-          const int q = static_cast<int>(
-              std::clamp(std::roundf(col[k0 + i] * rcp + static_cast<float>(zp)), 0.0f, 255.0f));
+          // |w / scale| <= 255 + zp: roundf's result, without the libm call
+          // (the loop vectorizes).
+          const float x = int4::RoundHalfAway(col[k0 + i] * rcp + zpf);
+          const float q = x < 0.0f ? 0.0f : (x > 255.0f ? 255.0f : x);
           codes[i] = static_cast<uint8_t>(q);
-          qb[j * s.k + k0 + i] = static_cast<float>(q - zp) * scale;
+          qb[j * s.k + k0 + i] = (q - zpf) * scale;
         }
       }
     }
-    if (quality != nullptr) acc[slot].AddColumns(wb, qb, c1 - c0);
+    if (quality != nullptr) {
+      acc[slot].AddColumns(wb, qb, c1 - c0, ProbeGroupSampled(c0 / kTile, threshold));
+    }
   });
   if (!st.ok()) return st;
   if (non_finite) return NonFiniteSourceError(s);
@@ -354,14 +362,16 @@ absl::StatusOr<Blockwise8Result> Blockwise8Impl(const MatrixSource& s, int bs, b
 
 absl::StatusOr<Blockwise8Result> QuantizeBlockwise8Matrix(const MatrixSource& src, int block_size,
                                                           bool symmetric, const RunContext& ctx,
-                                                          TensorReport* quality) {
+                                                          TensorReport* quality,
+                                                          QualityLevel level) {
   if (absl::Status st = CheckSource(src); !st.ok()) return st;
   if (block_size < 16 || block_size > 256 || (block_size & (block_size - 1)) != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("block size ", block_size, " is not supported; use 16..256, a power of 2"));
   }
-  if (src.onnx_type == 1) return Blockwise8Impl<float>(src, block_size, symmetric, ctx, quality);
-  return Blockwise8Impl<Half>(src, block_size, symmetric, ctx, quality);
+  if (src.onnx_type == 1)
+    return Blockwise8Impl<float>(src, block_size, symmetric, ctx, quality, level);
+  return Blockwise8Impl<Half>(src, block_size, symmetric, ctx, quality, level);
 }
 
 absl::StatusOr<Int4Result> QuantizeInt4Matrix(const MatrixSource& src, const Int4Options& options,

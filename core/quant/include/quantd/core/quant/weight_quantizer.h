@@ -76,7 +76,8 @@ struct Blockwise8Result {
 };
 absl::StatusOr<Blockwise8Result> QuantizeBlockwise8Matrix(const MatrixSource& src, int block_size,
                                                           bool symmetric, const RunContext& ctx,
-                                                          TensorReport* quality);
+                                                          TensorReport* quality,
+                                                          QualityLevel level = QualityLevel::kFull);
 
 // Two streaming passes over column ranges (min/max, then codes with the
 // quality sums fused into the code tiles, as INT4 RTN): row-major weights
