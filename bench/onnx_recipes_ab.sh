@@ -10,7 +10,9 @@
 #
 #   bench/onnx_recipes_ab.sh BUILD_DIR WORK_DIR OLD_QUANTD
 # Environment: REPEAT, THREADS, RECIPES (a |-separated list of flag sets
-# replacing the default list).
+# replacing the default list), INPUT (another model: a Hugging Face
+# checkpoint folder, say, with RECIPES such as "--format onnx --precision
+# int4|--format mlx"; its output is a folder, compared file by file).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=$1
@@ -21,14 +23,23 @@ repeat=${REPEAT:-3}
 threads=${THREADS:-1}
 source "$here/large_decoder.sh"
 model="$work/model.onnx"
-ensure_large_decoder "$model"
-cat "$model" "$model.data" > /dev/null
+if [ -n "${INPUT:-}" ]; then
+  model=$INPUT
+  in_bytes=$(du -cb "$model" | tail -1 | cut -f1)
+  find "$model" -type f -exec cat {} + > /dev/null
+  out_name=result
+else
+  ensure_large_decoder "$model"
+  in_bytes=$(model_bytes "$model")
+  cat "$model" "$model.data" > /dev/null
+  out_name=model.onnx
+fi
 default_recipes="--precision fp16|--precision int8|--precision int8 --per-channel|--precision int4|\
 --precision int4 --int4-format qdq|--precision int4 --quantize-embeddings|\
 --precision int4 --lm-head int4|--preset mobile-int4|--preset openvino-int4|--preset aipc-int8"
 IFS='|' read -r -a recipes <<< "${RECIPES:-$default_recipes}"
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)," \
-  "input $(awk -v b="$(model_bytes "$model")" 'BEGIN { printf "%.2f", b / 1e9 }') GB," \
+  "input $(awk -v b="$in_bytes" 'BEGIN { printf "%.2f", b / 1e9 }') GB," \
   "best of $repeat, --threads $threads"
 printf '%-58s %14s %14s %7s %5s\n' recipe "old wall/cpu" "new wall/cpu" "old/new" same
 for r in "${recipes[@]}"; do
@@ -42,7 +53,7 @@ for r in "${recipes[@]}"; do
       rm -rf "$out"
       mkdir -p "$out"
       /usr/bin/time -f "%e %U %S" -o "$work/ab-$b.time" "$bin" quantize "$model" \
-        -o "$out/model.onnx" --threads "$threads" "${flags[@]}" > /dev/null 2> "$work/ab-$b.log"
+        -o "$out/$out_name" --threads "$threads" "${flags[@]}" > /dev/null 2> "$work/ab-$b.log"
       t=$(tail -1 "$work/ab-$b.time")
       w=$(echo "$t" | cut -d' ' -f1)
       if [ -z "${best[$b]:-}" ] || awk -v a="$w" -v m="${best[$b]}" 'BEGIN { exit !(a < m) }'; then
@@ -52,9 +63,7 @@ for r in "${recipes[@]}"; do
     done
   done
   same=yes
-  for f in "$work"/ab-old/*; do
-    cmp -s "$f" "$work/ab-new/$(basename "$f")" || same=no
-  done
+  diff -rq "$work/ab-old" "$work/ab-new" > /dev/null || same=no
   printf '%-58s %14s %14s %6.2fx %5s\n' "$r" "${best[old]} / ${cpu[old]}" \
     "${best[new]} / ${cpu[new]}" "$(awk -v a="${best[old]}" -v b="${best[new]}" 'BEGIN { print a / b }')" "$same"
   unset best cpu
