@@ -6,6 +6,7 @@
 #include "int8_kernels.h"
 
 #include "int4_kernels.h"
+#include "quantd/core/base/transpose.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -91,41 +92,10 @@ void CodeRowsAvx2(const float* src, int64_t ld, int rows, int width, const float
   return CodeRowsAvx2T<false, false>(src, ld, rows, width, scale, zp, r, dst, ldd);
 }
 
-// 8 x 8 blocks: eight columns' 8 rows loaded, transposed in registers
-// (unpack, shuffle, 128-bit permute), stored as 8 tile rows; the ragged
-// edges are copied one value at a time.
-__attribute__((target("avx2"))) void GatherColumnsAvx2(const float* src, int64_t col_stride,
-                                                       int rows, int tn, float* tile) {
-  constexpr int kLd = int4::kTileCols;
-  const int rows8 = rows & ~7, tn8 = tn & ~7;
-  for (int j = 0; j < tn8; j += 8) {
-    const float* c = src + j * col_stride;
-    for (int i = 0; i < rows8; i += 8) {
-      __m256 r[8], t[8], u[8];
-      for (int q = 0; q < 8; ++q) r[q] = _mm256_loadu_ps(c + q * col_stride + i);
-      for (int q = 0; q < 8; q += 2) {
-        t[q] = _mm256_unpacklo_ps(r[q], r[q + 1]);
-        t[q + 1] = _mm256_unpackhi_ps(r[q], r[q + 1]);
-      }
-      for (int q = 0; q < 8; q += 4) {
-        u[q] = _mm256_shuffle_ps(t[q], t[q + 2], _MM_SHUFFLE(1, 0, 1, 0));
-        u[q + 1] = _mm256_shuffle_ps(t[q], t[q + 2], _MM_SHUFFLE(3, 2, 3, 2));
-        u[q + 2] = _mm256_shuffle_ps(t[q + 1], t[q + 3], _MM_SHUFFLE(1, 0, 1, 0));
-        u[q + 3] = _mm256_shuffle_ps(t[q + 1], t[q + 3], _MM_SHUFFLE(3, 2, 3, 2));
-      }
-      float* o = tile + i * kLd + j;
-      for (int q = 0; q < 4; ++q) {
-        _mm256_storeu_ps(o + q * kLd, _mm256_permute2f128_ps(u[q], u[q + 4], 0x20));
-        _mm256_storeu_ps(o + (q + 4) * kLd, _mm256_permute2f128_ps(u[q], u[q + 4], 0x31));
-      }
-    }
-    for (int q = 0; q < 8; ++q) {
-      for (int i = rows8; i < rows; ++i) tile[i * kLd + j + q] = c[q * col_stride + i];
-    }
-  }
-  for (int j = tn8; j < tn; ++j) {
-    for (int i = 0; i < rows; ++i) tile[i * kLd + j] = src[j * col_stride + i];
-  }
+// The AVX2 8 x 8 register transpose of core/base (the same bits as the
+// scalar copy).
+void GatherColumnsAvx2(const float* src, int64_t col_stride, int rows, int tn, float* tile) {
+  TransposeFloats(src, tn, rows, col_stride, tile, int4::kTileCols);
 }
 
 }  // namespace quantd::core::quant::int8
