@@ -53,16 +53,22 @@ void ToFloat(const uint8_t* src, SafetensorsDtype dtype, size_t count, float* ds
     case SafetensorsDtype::kF32:
       std::memcpy(dst, src, count * sizeof(float));
       return;
-    case SafetensorsDtype::kF16: {
-      std::vector<uint16_t> tmp(count);
-      std::memcpy(tmp.data(), src, count * 2);
-      HalfToFloatSpan(tmp.data(), dst, count);
-      return;
-    }
+    case SafetensorsDtype::kF16:
     case SafetensorsDtype::kBF16: {
-      std::vector<uint16_t> tmp(count);
-      std::memcpy(tmp.data(), src, count * 2);
-      Bfloat16ToFloatSpan(tmp.data(), dst, count);
+      // Read in place when the shard's data is 2-byte aligned (the
+      // safetensors library pads its header to 8 bytes); else copied first.
+      std::vector<uint16_t> tmp;
+      const uint16_t* h = reinterpret_cast<const uint16_t*>(src);
+      if (reinterpret_cast<uintptr_t>(src) % alignof(uint16_t) != 0) {
+        tmp.resize(count);
+        std::memcpy(tmp.data(), src, count * 2);
+        h = tmp.data();
+      }
+      if (dtype == SafetensorsDtype::kF16) {
+        HalfToFloatSpan(h, dst, count);
+      } else {
+        Bfloat16ToFloatSpan(h, dst, count);
+      }
       return;
     }
   }
