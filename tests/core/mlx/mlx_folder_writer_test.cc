@@ -532,27 +532,37 @@ TEST_F(MlxFolderWriterTest, ReportsProgressAndStopsWhenCancelled) {
   EXPECT_TRUE(fs::is_empty(root_ / "c"));
 }
 
-// Rows are quantized in parallel blocks: with a pool, every file and every
-// number of the report are those of the single-threaded run.
-TEST_F(MlxFolderWriterTest, ThreadsChangeNeitherFilesNorReport) {
-  MemCheckpoint ck("BF16");
-  // Rows enough for several blocks of rows (a block is about 2^20 elements).
-  const int64_t rows = 70000, cols = 64;
+// rows x cols BF16 values N(0, 0.05), seeded.
+std::vector<uint8_t> RandomBf16Rows(int64_t rows, int64_t cols, uint32_t seed) {
   std::vector<uint8_t> big(rows * cols * 2);
-  std::mt19937 rng(7);
+  std::mt19937 rng(seed);
   std::normal_distribution<float> normal(0.0f, 0.05f);
   for (int64_t i = 0; i < rows * cols; ++i) {
     const uint16_t h = FloatToBfloat16(normal(rng));
     std::memcpy(&big[2 * i], &h, 2);
   }
+  return big;
+}
+
+// A quantized source "model.layers.0.mlp.big_proj.weight" reading `big`.
+MlxSourceTensor BigProj(const std::vector<uint8_t>& big, int64_t rows, int64_t cols) {
+  return {"model.layers.0.mlp.big_proj.weight",
+          "BF16",
+          {rows, cols},
+          [&big]() -> absl::StatusOr<absl::Span<const uint8_t>> {
+            return absl::Span<const uint8_t>(big);
+          },
+          nullptr};
+}
+
+// Rows are quantized in parallel blocks: with a pool, every file and every
+// number of the report are those of the single-threaded run.
+TEST_F(MlxFolderWriterTest, ThreadsChangeNeitherFilesNorReport) {
+  MemCheckpoint ck("BF16");
+  // Rows enough for several blocks of rows (a block is about 2^20 elements).
+  const std::vector<uint8_t> big = RandomBf16Rows(70000, 64, 7);
   std::vector<MlxSourceTensor> sources = ck.Sources();
-  sources.push_back({"model.layers.0.mlp.big_proj.weight",
-                     "BF16",
-                     {rows, cols},
-                     [&big]() -> absl::StatusOr<absl::Span<const uint8_t>> {
-                       return absl::Span<const uint8_t>(big);
-                     },
-                     nullptr});
+  sources.push_back(BigProj(big, 70000, 64));
   MlxFolderOptions opt;
   opt.max_shard_bytes = 1 << 20;  // several shards
   auto one = WriteMlxFolder(sources, ConfigJson("float16"), "", {}, (root_ / "one").string(), opt);
@@ -596,22 +606,10 @@ TEST_F(MlxFolderWriterTest, ThreadsChangeNeitherFilesNorReport) {
 // change.
 TEST_F(MlxFolderWriterTest, ReportLevelsSampleTheOutputErrorOnly) {
   MemCheckpoint ck("BF16");
-  const int64_t rows = 32000, cols = 256;  // a vocabulary-sized matrix: a 20 % sample
-  std::vector<uint8_t> big(rows * cols * 2);
-  std::mt19937 rng(11);
-  std::normal_distribution<float> normal(0.0f, 0.05f);
-  for (int64_t i = 0; i < rows * cols; ++i) {
-    const uint16_t h = FloatToBfloat16(normal(rng));
-    std::memcpy(&big[2 * i], &h, 2);
-  }
+  const int64_t rows = 32000;  // a vocabulary-sized matrix: a 20 % sample
+  const std::vector<uint8_t> big = RandomBf16Rows(rows, 256, 11);
   std::vector<MlxSourceTensor> sources = ck.Sources();
-  sources.push_back({"model.layers.0.mlp.big_proj.weight",
-                     "BF16",
-                     {rows, cols},
-                     [&big]() -> absl::StatusOr<absl::Span<const uint8_t>> {
-                       return absl::Span<const uint8_t>(big);
-                     },
-                     nullptr});
+  sources.push_back(BigProj(big, rows, 256));
   auto run = [&](const std::string& dir, bool measure, quant::QualityLevel level) {
     MlxFolderOptions opt;
     opt.compute_quality = measure;
