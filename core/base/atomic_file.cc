@@ -363,12 +363,16 @@ absl::Status AtomicFileWriter::SubmitStage() {
     const size_t n = static_cast<size_t>(hi - lo);
     if (!OpenDirect()) {
       QUANTD_RETURN_IF_ERROR(PwriteAll(fd_, p, n, lo));
-    } else if (hi <= reserved_ && StartAio()) {
+    } else if (uncached_bytes_ > 0 && hi <= reserved_ && StartAio()) {
       QUANTD_RETURN_IF_ERROR(SubmitAio(p, n, lo, stage_));
       uncached_bytes_ += n;
     } else {
-      absl::Status st = PwriteAll(direct_fd_, p, n, lo);
-      if (!st.ok() && uncached_bytes_ == 0 && absl::IsInvalidArgument(st)) {
+      // Synchronous, and always for the writer's first O_DIRECT write: it
+      // finds out whether the file system takes them (EINVAL) before any
+      // is queued.
+      int error = 0;
+      absl::Status st = PwriteAll(direct_fd_, p, n, lo, &error);
+      if (!st.ok() && error == EINVAL && uncached_bytes_ == 0) {
         uncached_failed_ = true;  // O_DIRECT refused on first use: the page cache from now on
         st = PwriteAll(fd_, p, n, lo);
       } else if (st.ok()) {
@@ -386,11 +390,13 @@ absl::Status AtomicFileWriter::SubmitStage() {
   return absl::OkStatus();
 }
 
-absl::Status AtomicFileWriter::PwriteAll(int fd, const uint8_t* p, size_t n, uint64_t at) {
+absl::Status AtomicFileWriter::PwriteAll(int fd, const uint8_t* p, size_t n, uint64_t at,
+                                         int* error) {
   while (n > 0) {
     const ssize_t w = ::pwrite(fd, p, std::min<size_t>(n, size_t{1} << 30), static_cast<off_t>(at));
     if (w < 0) {
       if (errno == EINTR) continue;
+      if (error != nullptr) *error = errno;
       return ErrnoToStatus(errno, "write failed", tmp_path_);
     }
     if (w == 0) return absl::DataLossError(absl::StrCat(tmp_path_, ": write wrote nothing"));

@@ -275,7 +275,9 @@ TEST_F(AtomicFileTest, StagedWritesLandInOrderFromTheRingOfStages) {
     OutputDigests digests;
     auto w = AtomicFileWriter::Create(path, &digests);
     ASSERT_TRUE(w.ok());
-    if (reserve > 0) ASSERT_TRUE((*w)->Reserve(reserve).ok());
+    if (reserve > 0) {
+      ASSERT_TRUE((*w)->Reserve(reserve).ok());
+    }
     ASSERT_TRUE((*w)->SetStaged(true).ok());
     std::string expected;
     auto write = [&](const uint8_t* p, size_t n) {

@@ -183,7 +183,9 @@ class AtomicFileWriter {
   // and moves to the next stage.
   absl::Status AppendStaged(absl::Span<const uint8_t> bytes);
   absl::Status SubmitStage();
-  absl::Status PwriteAll(int fd, const uint8_t* p, size_t n, uint64_t at);
+  // pwrite(2) of all n bytes at `at`; on failure *error (when given) holds
+  // the errno.
+  absl::Status PwriteAll(int fd, const uint8_t* p, size_t n, uint64_t at, int* error = nullptr);
   // Waits for every queued write and closes the AIO context.
   absl::Status FinishAio();
   // Closes the AIO context, waiting for writes in flight, ignoring errors.
