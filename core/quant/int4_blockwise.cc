@@ -11,9 +11,9 @@
 
 #include "int4_kernels.h"
 #include "int4_search.h"
-#include "int8_kernels.h"
 #include "quantd/core/base/cpu_features.h"
 #include "quantd/core/base/finite.h"
+#include "quantd/core/base/transpose.h"
 #include "quantd/core/quant/quality.h"
 
 namespace quantd::core::quant {
@@ -168,7 +168,6 @@ bool QuantizeTiledRtn(const Int4Kernels& kernels, const WeightView<T>& w, const 
   constexpr int kSuper = kTileCols;
   constexpr int kPrefetchTiles = 1;
   const bool by_column = w.col_stride != 1;  // then row_stride == 1
-  const int8::GatherColumnsFn gather_columns = int8::Int8KernelsFor(kernels.level).gather_columns;
   alignas(64) float mn[kSuper], mx[kSuper];
   alignas(64) float recip[kTileCols], zpf[kTileCols];
   alignas(64) uint8_t codes[kMaxBlock * kTileCols];  // [row][col]
@@ -191,8 +190,8 @@ bool QuantizeTiledRtn(const Int4Kernels& kernels, const WeightView<T>& w, const 
       const float* base = wide;
       int64_t ld = kTileCols;
       if (by_column) {
-        if constexpr (kFloat) {  // the INT8 path's transposing copy
-          gather_columns(w.data + s0 * w.col_stride + r0, w.col_stride, rows, sw, wide);
+        if constexpr (kFloat) {
+          TransposeFloats(w.data + s0 * w.col_stride + r0, sw, rows, w.col_stride, wide, kTileCols);
         } else {
           for (int j = 0; j < sw; ++j) {
             const T* src = w.data + (s0 + j) * w.col_stride + r0;

@@ -61,17 +61,10 @@ using CodeRowsFn = void (*)(const float* src, int64_t ld, int rows, int width, c
                             const float* zp, int step, const CodeRange& r, uint8_t* dst,
                             int64_t ldd);
 
-// Copies `tn` columns of `rows` contiguous floats each (column j at src + j
-// * col_stride) into tile[i * 64 + j]: the transpose of a weight stored
-// [N, K] into a code tile. Plain copies: every variant writes the same bits.
-using GatherColumnsFn = void (*)(const float* src, int64_t col_stride, int rows, int tn,
-                                 float* tile);
-
 // The kernels of one CpuLevel.
 struct Int8Kernels {
   CpuLevel level;
   CodeRowsFn code_rows;
-  GatherColumnsFn gather_columns;
 };
 
 // The kernels of `level`, or of the best level below it that has them.
@@ -80,13 +73,11 @@ const Int8Kernels& Int8KernelsFor(CpuLevel level);
 // Scalar variant (int8_linear.cc): the definition the others match.
 void CodeRowsScalar(const float* src, int64_t ld, int rows, int width, const float* scale,
                     const float* zp, int step, const CodeRange& r, uint8_t* dst, int64_t ldd);
-void GatherColumnsScalar(const float* src, int64_t col_stride, int rows, int tn, float* tile);
 
 #if defined(__x86_64__)
 // AVX2 variants (int8_kernels_x86.cc). REQUIRE an AVX2 CPU.
 void CodeRowsAvx2(const float* src, int64_t ld, int rows, int width, const float* scale,
                   const float* zp, int step, const CodeRange& r, uint8_t* dst, int64_t ldd);
-void GatherColumnsAvx2(const float* src, int64_t col_stride, int rows, int tn, float* tile);
 #endif
 
 // ---- Column ranges of a weight matrix W[k, n] (the whole-matrix driver's

@@ -1,12 +1,10 @@
 // x86-64 INT8 kernels: AVX2 (compiled with a target attribute; called only
 // at CpuLevel::kAvx2). The code kernel runs Int8Code's float operations in
 // the same order (divps and the magic-number rounding are correctly rounded
-// like the scalar ones; no FMA), so it writes the scalar variant's bytes;
-// the column gather only moves floats.
+// like the scalar ones; no FMA), so it writes the scalar variant's bytes.
 #include "int8_kernels.h"
 
 #include "int4_kernels.h"
-#include "quantd/core/base/transpose.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -90,12 +88,6 @@ void CodeRowsAvx2(const float* src, int64_t ld, int rows, int width, const float
   }
   if (step != 0) return CodeRowsAvx2T<false, true>(src, ld, rows, width, scale, zp, r, dst, ldd);
   return CodeRowsAvx2T<false, false>(src, ld, rows, width, scale, zp, r, dst, ldd);
-}
-
-// The AVX2 8 x 8 register transpose of core/base (the same bits as the
-// scalar copy).
-void GatherColumnsAvx2(const float* src, int64_t col_stride, int rows, int tn, float* tile) {
-  TransposeFloats(src, tn, rows, col_stride, tile, int4::kTileCols);
 }
 
 }  // namespace quantd::core::quant::int8

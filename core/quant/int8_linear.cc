@@ -13,6 +13,7 @@
 #include "int8_kernels.h"
 #include "quantd/core/base/finite.h"
 #include "quantd/core/base/half.h"
+#include "quantd/core/base/transpose.h"
 #include "quantd/core/quant/bits_traits.h"
 #include "quantd/core/quant/quality.h"
 
@@ -99,17 +100,10 @@ void CodeRowsScalar(const float* src, int64_t ld, int rows, int width, const flo
   }
 }
 
-void GatherColumnsScalar(const float* src, int64_t col_stride, int rows, int tn, float* tile) {
-  for (int j = 0; j < tn; ++j) {
-    const float* col = src + j * col_stride;
-    for (int i = 0; i < rows; ++i) tile[i * int4::kTileCols + j] = col[i];
-  }
-}
-
 const Int8Kernels& Int8KernelsFor(CpuLevel level) {
-  static constexpr Int8Kernels kScalar = {CpuLevel::kScalar, CodeRowsScalar, GatherColumnsScalar};
+  static constexpr Int8Kernels kScalar = {CpuLevel::kScalar, CodeRowsScalar};
 #if defined(__x86_64__)
-  static constexpr Int8Kernels kAvx2 = {CpuLevel::kAvx2, CodeRowsAvx2, GatherColumnsAvx2};
+  static constexpr Int8Kernels kAvx2 = {CpuLevel::kAvx2, CodeRowsAvx2};
   if (level >= CpuLevel::kAvx2) return kAvx2;
 #endif
   return kScalar;
@@ -253,8 +247,8 @@ void CodeColumns(const Int8Kernels& kernels, const T* data, int64_t k, int64_t r
       ld = kTileCols;
     } else if (kFloat && row_stride == 1) {
       // Transposed into [row][col]: each column's rows are contiguous.
-      kernels.gather_columns(reinterpret_cast<const float*>(data) + t0 * col_stride + r0,
-                             col_stride, rows, tn, scratch);
+      TransposeFloats(reinterpret_cast<const float*>(data) + t0 * col_stride + r0, tn, rows,
+                      col_stride, scratch, kTileCols);
       tile = scratch;
       ld = kTileCols;
     } else {

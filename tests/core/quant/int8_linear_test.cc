@@ -14,6 +14,7 @@
 #include "quantd/core/base/cpu_features.h"
 #include "quantd/core/base/half.h"
 #include "quantd/core/base/thread_pool.h"
+#include "quantd/core/base/transpose.h"
 #include "quantd/core/quant/quality.h"
 #include "quantd/core/quant/weight_quantizer.h"
 #include "test_models.h"
@@ -194,18 +195,19 @@ INSTANTIATE_TEST_SUITE_P(
              (std::get<1>(info.param) ? "PerColumn" : "OneScale");
     });
 
-// The AVX2 column gather (the transpose of weights stored [N, K]) writes the
-// scalar copy's tile on ragged shapes, and leaves the rest of the tile alone.
+// The AVX2 column gather the code tiles use (TransposeFloats, the transpose
+// of weights stored [N, K] into a 64-wide tile) writes the scalar copy's tile
+// on ragged shapes, and leaves the rest of the tile alone.
 TEST(Int8CodeKernelTest, GatherColumnsAvx2IsTheScalarCopy) {
   if (HostCpuLevel() < CpuLevel::kAvx2) GTEST_SKIP() << "CPU lacks avx2";
-  const int8::Int8Kernels& avx2 = int8::Int8KernelsFor(CpuLevel::kAvx2);
+  ScopedCpuLevelCap cap(CpuLevel::kAvx2);
   const int64_t col_stride = 77;
   const std::vector<float> src = ::quantd::testing::RandomFloats(64 * col_stride, 3, 1.0f);
   for (int rows : {1, 7, 8, 9, 17, 64}) {
     for (int tn : {1, 5, 8, 13, 64}) {
       std::vector<float> want(64 * 64, -1.0f), got(64 * 64, -1.0f);
-      int8::GatherColumnsScalar(src.data() + 3, col_stride, rows, tn, want.data());
-      avx2.gather_columns(src.data() + 3, col_stride, rows, tn, got.data());
+      TransposeFloats_ref(src.data() + 3, tn, rows, col_stride, want.data(), 64);
+      TransposeFloats(src.data() + 3, tn, rows, col_stride, got.data(), 64);
       ASSERT_EQ(got, want) << "rows " << rows << " tn " << tn;
       EXPECT_EQ(want[(rows - 1) * 64 + tn - 1], src[3 + (tn - 1) * col_stride + rows - 1]);
     }
