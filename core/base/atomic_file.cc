@@ -210,12 +210,17 @@ absl::Status AtomicFileWriter::AppendUncached(absl::Span<const uint8_t> bytes) {
     return AppendBuffered(bytes);
   }
   QUANTD_RETURN_IF_ERROR(Flush());  // the buffer's bytes come first
-  if (!OpenDirect()) return AppendBuffered(bytes);
+  QUANTD_ASSIGN_OR_RETURN(const uint64_t done,
+                          PwriteDirect(bytes.data(), blocks_bytes, file_offset));
+  return AppendRestBuffered(bytes, done);
+}
+
+absl::StatusOr<uint64_t> AtomicFileWriter::PwriteDirect(const uint8_t* p, uint64_t n, uint64_t at) {
+  if (uncached_failed_ || !OpenDirect()) return 0;
   uint64_t done = 0;
-  while (done < blocks_bytes) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(blocks_bytes - done, kUncachedChunk));
-    const ssize_t w =
-        ::pwrite(direct_fd_, bytes.data() + done, n, static_cast<off_t>(file_offset + done));
+  while (done < n) {
+    const size_t piece = static_cast<size_t>(std::min<uint64_t>(n - done, kUncachedChunk));
+    const ssize_t w = ::pwrite(direct_fd_, p + done, piece, static_cast<off_t>(at + done));
     if (w < 0) {
       if (errno == EINTR) continue;
       if (errno == EINVAL && done == 0 && uncached_bytes_ == 0) {
@@ -226,9 +231,9 @@ absl::Status AtomicFileWriter::AppendUncached(absl::Span<const uint8_t> bytes) {
     }
     if (w == 0) break;
     done += static_cast<uint64_t>(w);
-    if (done % kUncachedBlock != 0) break;  // a short write: the rest goes buffered
+    if (done % kUncachedBlock != 0) break;  // a short write: the caller writes the rest
   }
-  return AppendRestBuffered(bytes, done);
+  return done;
 }
 
 bool AtomicFileWriter::OpenDirect() {
@@ -334,14 +339,14 @@ absl::Status AtomicFileWriter::AppendStaged(absl::Span<const uint8_t> bytes) {
         continue;
       }
       QUANTD_RETURN_IF_ERROR(Flush());  // the buffer's bytes come first
-      stage_base_ = AlignDown(offset_);
       stage_first_ = offset_;
       stage_open_ = true;
     }
     uint8_t* stage = stages_.get() + static_cast<size_t>(stage_) * kStageBytes;
-    const uint64_t end = stage_base_ + kStageBytes;
+    const uint64_t stage_base = AlignDown(stage_first_);
+    const uint64_t end = stage_base + kStageBytes;
     const size_t take = static_cast<size_t>(std::min<uint64_t>(end - offset_, bytes.size()));
-    std::memcpy(stage + (offset_ - stage_base_), bytes.data(), take);
+    std::memcpy(stage + (offset_ - stage_base), bytes.data(), take);
     offset_ += take;
     bytes.remove_prefix(take);
     if (offset_ == end) QUANTD_RETURN_IF_ERROR(SubmitStage());
@@ -354,34 +359,27 @@ absl::Status AtomicFileWriter::SubmitStage() {
   stage_open_ = false;
   const uint8_t* stage = stages_.get() + static_cast<size_t>(stage_) * kStageBytes;
   const uint64_t first = stage_first_, end = offset_;
+  const uint64_t stage_base = AlignDown(first);
   const uint64_t lo = std::min(AlignUp(first), end);  // whole blocks [lo, hi) go direct
   const uint64_t hi = std::max(lo, AlignDown(end));
   if (lo > first)
-    QUANTD_RETURN_IF_ERROR(PwriteAll(fd_, stage + (first - stage_base_), lo - first, first));
+    QUANTD_RETURN_IF_ERROR(PwriteAll(fd_, stage + (first - stage_base), lo - first, first));
   if (hi > lo) {
-    const uint8_t* p = stage + (lo - stage_base_);
+    const uint8_t* p = stage + (lo - stage_base);
     const size_t n = static_cast<size_t>(hi - lo);
-    if (!OpenDirect()) {
-      QUANTD_RETURN_IF_ERROR(PwriteAll(fd_, p, n, lo));
-    } else if (uncached_bytes_ > 0 && hi <= reserved_ && StartAio()) {
+    if (uncached_bytes_ > 0 && hi <= reserved_ && OpenDirect() && StartAio()) {
       QUANTD_RETURN_IF_ERROR(SubmitAio(p, n, lo, stage_));
       uncached_bytes_ += n;
     } else {
       // Synchronous, and always for the writer's first O_DIRECT write: it
       // finds out whether the file system takes them (EINVAL) before any
-      // is queued.
-      int error = 0;
-      absl::Status st = PwriteAll(direct_fd_, p, n, lo, &error);
-      if (!st.ok() && error == EINVAL && uncached_bytes_ == 0) {
-        uncached_failed_ = true;  // O_DIRECT refused on first use: the page cache from now on
-        st = PwriteAll(fd_, p, n, lo);
-      } else if (st.ok()) {
-        uncached_bytes_ += n;
-      }
-      QUANTD_RETURN_IF_ERROR(st);
+      // is queued. What did not go direct goes through the page cache.
+      QUANTD_ASSIGN_OR_RETURN(const uint64_t done, PwriteDirect(p, n, lo));
+      uncached_bytes_ += done;
+      if (done < n) QUANTD_RETURN_IF_ERROR(PwriteAll(fd_, p + done, n - done, lo + done));
     }
   }
-  if (end > hi) QUANTD_RETURN_IF_ERROR(PwriteAll(fd_, stage + (hi - stage_base_), end - hi, hi));
+  if (end > hi) QUANTD_RETURN_IF_ERROR(PwriteAll(fd_, stage + (hi - stage_base), end - hi, hi));
   stage_ = (stage_ + 1) % kStages;
   // write(2) on fd_ continues at its file position: the end of these bytes.
   if (::lseek(fd_, static_cast<off_t>(end), SEEK_SET) < 0) {
@@ -390,13 +388,11 @@ absl::Status AtomicFileWriter::SubmitStage() {
   return absl::OkStatus();
 }
 
-absl::Status AtomicFileWriter::PwriteAll(int fd, const uint8_t* p, size_t n, uint64_t at,
-                                         int* error) {
+absl::Status AtomicFileWriter::PwriteAll(int fd, const uint8_t* p, size_t n, uint64_t at) {
   while (n > 0) {
     const ssize_t w = ::pwrite(fd, p, std::min<size_t>(n, size_t{1} << 30), static_cast<off_t>(at));
     if (w < 0) {
       if (errno == EINTR) continue;
-      if (error != nullptr) *error = errno;
       return ErrnoToStatus(errno, "write failed", tmp_path_);
     }
     if (w == 0) return absl::DataLossError(absl::StrCat(tmp_path_, ": write wrote nothing"));

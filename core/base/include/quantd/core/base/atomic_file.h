@@ -183,9 +183,14 @@ class AtomicFileWriter {
   // and moves to the next stage.
   absl::Status AppendStaged(absl::Span<const uint8_t> bytes);
   absl::Status SubmitStage();
-  // pwrite(2) of all n bytes at `at`; on failure *error (when given) holds
-  // the errno.
-  absl::Status PwriteAll(int fd, const uint8_t* p, size_t n, uint64_t at, int* error = nullptr);
+  // pwrite(2) of all n bytes at `at`.
+  absl::Status PwriteAll(int fd, const uint8_t* p, size_t n, uint64_t at);
+  // O_DIRECT pwrite(2) of whole blocks [p, p + n) at `at`, synchronously:
+  // the bytes written, fewer than n after a short write, 0 when O_DIRECT is
+  // refused (uncached_failed_ already, or now: direct_fd_ does not open, or
+  // the writer's first such write fails with EINVAL). The caller writes the
+  // rest.
+  absl::StatusOr<uint64_t> PwriteDirect(const uint8_t* p, uint64_t n, uint64_t at);
   // Waits for every queued write and closes the AIO context.
   absl::Status FinishAio();
   // Closes the AIO context, waiting for writes in flight, ignoring errors.
@@ -216,9 +221,9 @@ class AtomicFileWriter {
   absl::Status aio_status_;  // first error of a queued write
   // set_staged: kStages buffers of kStageBytes (one aligned allocation).
   // The open stage holds the file's bytes [stage_first_, offset_), the
-  // byte at file offset f at f - stage_base_ in its buffer, stage_base_
-  // being stage_first_ rounded down to 4 KiB (memory and file offsets agree
-  // modulo 4 KiB); a stage is full 4 MiB after its stage_base_.
+  // byte at file offset f at f - base in its buffer, base being stage_first_
+  // rounded down to 4 KiB (memory and file offsets agree modulo 4 KiB); a
+  // stage is full 4 MiB after its base.
   struct FreeDeleter {
     void operator()(uint8_t* p) const;
   };
@@ -227,7 +232,7 @@ class AtomicFileWriter {
   bool staged_ = false;
   bool stage_open_ = false;
   int stage_ = 0;
-  uint64_t stage_base_ = 0, stage_first_ = 0;
+  uint64_t stage_first_ = 0;
   bool stage_busy_[kStages] = {};  // its O_DIRECT write is in flight
   // Hashing (Create with an OutputDigests): the sha256 of bytes [0, hashed_)
   // of the file, reset when the digest is given up.
