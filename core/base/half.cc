@@ -34,7 +34,6 @@ void HalfToFloatSpan_ref(const uint16_t* in, float* out, size_t n) {
 }
 
 void ScanFloatRange_ref(const float* x, size_t n, FloatRangeStats* stats) {
-  constexpr float kFlushLimit = kHalfMinSubnormal * 0.5f;  // 2^-25 rounds to even: zero
   FloatRangeStats& s = *stats;
   for (size_t i = 0; i < n; ++i) {
     const float v = x[i];
@@ -47,7 +46,7 @@ void ScanFloatRange_ref(const float* x, size_t n, FloatRangeStats* stats) {
     s.max = v > s.max ? v : s.max;
     s.max_abs = a > s.max_abs ? a : s.max_abs;
     s.zeros += v == 0.0f;
-    if (a <= kFlushLimit && a != 0.0f) {
+    if (a <= kHalfFlushLimit && a != 0.0f) {
       ++s.flushed;
       s.max_flushed = a > s.max_flushed ? a : s.max_flushed;
     }
@@ -72,7 +71,7 @@ __attribute__((target("avx2,f16c"))) void FloatToHalfSpan_f16c(const float* in, 
   const __m256 max_half = _mm256_set1_ps(kHalfMax);
   const __m256 inf = _mm256_set1_ps(INFINITY);
   // |x| <= 2^-25 rounds to zero under round-to-nearest-even.
-  const __m256 zero_limit = _mm256_set1_ps(kHalfMinSubnormal * 0.5f);
+  const __m256 zero_limit = _mm256_set1_ps(kHalfFlushLimit);
   const __m256 zero = _mm256_setzero_ps();
   __m256i clamped = _mm256_setzero_si256();
   __m256i flushed = _mm256_setzero_si256();
@@ -117,7 +116,7 @@ __attribute__((target("avx2,popcnt"))) void ScanFloatRange_avx2(const float* x, 
                                                                 FloatRangeStats* stats) {
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   const __m256 finite_max = _mm256_set1_ps(std::numeric_limits<float>::max());
-  const __m256 flush_limit = _mm256_set1_ps(kHalfMinSubnormal * 0.5f);
+  const __m256 flush_limit = _mm256_set1_ps(kHalfFlushLimit);
   const __m256 zero = _mm256_setzero_ps();
   const __m256 pos_inf = _mm256_set1_ps(INFINITY);
   const __m256 neg_inf = _mm256_set1_ps(-INFINITY);

@@ -18,8 +18,7 @@ constexpr double kHalfMaxD = kHalfMax;
 
 // FP16 rounds magnitudes up to 2^-25 (half the smallest subnormal, a tie
 // that rounds to the even zero) to zero.
-constexpr float kFlushLimit = 2.98023223876953125e-08f;  // 2^-25
-bool FlushesToZero(float v) { return v != 0 && std::fabs(v) <= kFlushLimit; }
+bool FlushesToZero(float v) { return v != 0 && std::fabs(v) <= kHalfFlushLimit; }
 
 // x * y with 0 * inf = 0 (a zero factor bounds the product).
 double SafeMul(double x, double y) { return (x == 0 || y == 0) ? 0 : x * y; }
@@ -134,9 +133,9 @@ const Fp16SafetyAnalysis::ConstantStats* Fp16SafetyAnalysis::Stats(const std::st
     // is read in whichever layout its producer makes without a transpose
     // (small ones keep their values, in order).
     const onnx::TensorProto& t = *it->second;
-    int64_t elements = 1;
-    for (int64_t d : t.dims()) elements *= d;
-    auto data = elements > static_cast<int64_t>(kKeepValues) && model_->HasTransposed(t)
+    const absl::StatusOr<uint64_t> elements =
+        ElementCount({t.dims().data(), static_cast<size_t>(t.dims_size())});
+    auto data = elements.ok() && *elements > kKeepValues && model_->HasTransposed(t)
                     ? model_->ReadTransposed(t)
                     : model_->Read(t);
     if (data.ok()) {  // else not ok: Save() reports unreadable tensors

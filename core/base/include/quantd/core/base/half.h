@@ -19,9 +19,10 @@
 namespace quantd::core {
 
 inline constexpr float kHalfMax = 65504.0f;
-// Smallest positive FP16 subnormal is 2^-24; anything with magnitude <= 2^-25
-// rounds to zero.
+// Smallest positive FP16 subnormal is 2^-24; anything with magnitude <=
+// kHalfFlushLimit (2^-25, the tie rounding to even zero) rounds to zero.
 inline constexpr float kHalfMinSubnormal = 5.9604644775390625e-08f;
+inline constexpr float kHalfFlushLimit = kHalfMinSubnormal * 0.5f;
 
 // Round-to-nearest-even float -> FP16 bits. Overflow gives +-inf (no clamp).
 inline uint16_t FloatToHalf(float f) {
