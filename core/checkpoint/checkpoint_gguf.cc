@@ -15,7 +15,6 @@
 #include "absl/strings/str_replace.h"
 #include "quantd/core/base/atomic_file.h"
 #include "quantd/core/base/finite.h"
-#include "quantd/core/base/half.h"
 #include "quantd/core/base/status_macros.h"
 #include "quantd/core/checkpoint/model_name.h"
 #include "quantd/core/checkpoint/tokenizer_gguf.h"
@@ -466,18 +465,7 @@ void CheckpointGgufSource::ReadRows(size_t index, int64_t first_row, int64_t num
   const int elem = DtypeSize(t.dtype);
   auto convert = [&](int64_t src_row, int64_t rows, float* out) {
     const uint8_t* p = base + src_row * ne0 * elem;
-    const size_t n = static_cast<size_t>(rows * ne0);
-    switch (t.dtype) {
-      case SafetensorsDtype::kF32:
-        std::memcpy(out, p, n * sizeof(float));
-        break;
-      case SafetensorsDtype::kF16:
-        HalfToFloatSpan(reinterpret_cast<const uint16_t*>(p), out, n);
-        break;
-      case SafetensorsDtype::kBF16:
-        Bfloat16ToFloatSpan(reinterpret_cast<const uint16_t*>(p), out, n);
-        break;
-    }
+    DtypeToFloat(t.dtype, p, static_cast<size_t>(rows * ne0), out);
   };
   if (e.permute == Permute::kNone) {
     convert(first_row, num_rows, dst);

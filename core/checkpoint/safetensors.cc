@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "quantd/core/base/half.h"
 #include "quantd/core/base/status_macros.h"
 
 namespace quantd::core::checkpoint {
@@ -22,18 +23,6 @@ constexpr int kMaxHeaderDepth = 8;
 
 absl::Status Invalid(const std::string& path, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(path, ": ", what));
-}
-
-bool ParseDtype(const std::string& s, SafetensorsDtype* out) {
-  if (s == "F32")
-    *out = SafetensorsDtype::kF32;
-  else if (s == "F16")
-    *out = SafetensorsDtype::kF16;
-  else if (s == "BF16")
-    *out = SafetensorsDtype::kBF16;
-  else
-    return false;
-  return true;
 }
 
 // Non-negative integer array of exactly `want` elements (any length if want < 0).
@@ -63,6 +52,32 @@ absl::string_view DtypeName(SafetensorsDtype dtype) {
 }
 
 int DtypeSize(SafetensorsDtype dtype) { return dtype == SafetensorsDtype::kF32 ? 4 : 2; }
+
+std::optional<SafetensorsDtype> ParseDtype(absl::string_view name) {
+  if (name == "F32") return SafetensorsDtype::kF32;
+  if (name == "F16") return SafetensorsDtype::kF16;
+  if (name == "BF16") return SafetensorsDtype::kBF16;
+  return std::nullopt;
+}
+
+void DtypeToFloat(SafetensorsDtype dtype, const uint8_t* src, size_t count, float* dst) {
+  if (dtype == SafetensorsDtype::kF32) {
+    std::memcpy(dst, src, count * sizeof(float));
+    return;
+  }
+  const auto widen = dtype == SafetensorsDtype::kF16 ? HalfToFloatSpan : Bfloat16ToFloatSpan;
+  if (reinterpret_cast<uintptr_t>(src) % alignof(uint16_t) == 0) {
+    widen(reinterpret_cast<const uint16_t*>(src), dst, count);
+    return;
+  }
+  constexpr size_t kChunk = 2048;  // elements per copy: 4 KiB on the stack
+  uint16_t aligned[kChunk];
+  for (size_t i = 0; i < count; i += kChunk) {
+    const size_t n = std::min(kChunk, count - i);
+    std::memcpy(aligned, src + 2 * i, 2 * n);
+    widen(aligned, dst + i, n);
+  }
+}
 
 int64_t SafetensorsTensor::Elements() const {
   int64_t n = 1;
@@ -149,10 +164,12 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
     SafetensorsTensor t;
     t.name = name;
     const std::string dtype = dtype_it->get<std::string>();
-    if (!ParseDtype(dtype, &t.dtype)) {
+    const std::optional<SafetensorsDtype> parsed = ParseDtype(dtype);
+    if (!parsed) {
       return Invalid(path, absl::StrCat(where, " has dtype ", dtype,
                                         "; Quantd reads checkpoints stored as F32, F16 or BF16"));
     }
+    t.dtype = *parsed;
     std::vector<uint64_t> shape, offsets;
     auto shape_it = v.find("shape");
     if (shape_it == v.end() || !ReadUintArray(*shape_it, -1, &shape)) {

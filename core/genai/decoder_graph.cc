@@ -11,7 +11,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
-#include "quantd/core/base/half.h"
 #include "quantd/core/base/status_macros.h"
 #include "quantd/core/base/transpose.h"
 #include "quantd/core/checkpoint/safetensors.h"
@@ -23,7 +22,6 @@ namespace {
 
 using checkpoint::Checkpoint;
 using checkpoint::Hparams;
-using checkpoint::SafetensorsDtype;
 
 // Rows [begin, begin + rows) of a checkpoint matrix (or a whole 1-D tensor).
 struct Piece {
@@ -47,33 +45,6 @@ struct WeightPlan {
   }
 };
 
-// Converts `count` elements of `dtype` at `src` to float.
-void ToFloat(const uint8_t* src, SafetensorsDtype dtype, size_t count, float* dst) {
-  switch (dtype) {
-    case SafetensorsDtype::kF32:
-      std::memcpy(dst, src, count * sizeof(float));
-      return;
-    case SafetensorsDtype::kF16:
-    case SafetensorsDtype::kBF16: {
-      // Read in place when the shard's data is 2-byte aligned (the
-      // safetensors library pads its header to 8 bytes); else copied first.
-      std::vector<uint16_t> tmp;
-      const uint16_t* h = reinterpret_cast<const uint16_t*>(src);
-      if (reinterpret_cast<uintptr_t>(src) % alignof(uint16_t) != 0) {
-        tmp.resize(count);
-        std::memcpy(tmp.data(), src, count * 2);
-        h = tmp.data();
-      }
-      if (dtype == SafetensorsDtype::kF16) {
-        HalfToFloatSpan(h, dst, count);
-      } else {
-        Bfloat16ToFloatSpan(h, dst, count);
-      }
-      return;
-    }
-  }
-}
-
 absl::StatusOr<std::vector<uint8_t>> Produce(const WeightPlan& plan) {
   const int64_t rows = plan.rows();
   const int64_t cols = plan.cols;
@@ -91,10 +62,11 @@ absl::StatusOr<std::vector<uint8_t>> Produce(const WeightPlan& plan) {
       const int64_t n = std::min(kBlockRows, piece.rows - r);
       const uint8_t* src = bytes.data() + static_cast<size_t>((piece.row_begin + r) * cols) * esize;
       if (!plan.transpose) {
-        ToFloat(src, t.dtype, static_cast<size_t>(n * cols), dst + (row_out + r) * cols);
+        checkpoint::DtypeToFloat(t.dtype, src, static_cast<size_t>(n * cols),
+                                 dst + (row_out + r) * cols);
         continue;
       }
-      ToFloat(src, t.dtype, static_cast<size_t>(n * cols), block.data());
+      checkpoint::DtypeToFloat(t.dtype, src, static_cast<size_t>(n * cols), block.data());
       TransposeFloats(block.data(), n, cols, cols, dst + row_out + r, rows);
     }
     row_out += piece.rows;

@@ -18,6 +18,7 @@
 #include "quantd/core/base/finite.h"
 #include "quantd/core/base/half.h"
 #include "quantd/core/base/status_macros.h"
+#include "quantd/core/checkpoint/safetensors.h"
 #include "quantd/core/checkpoint/safetensors_writer.h"
 #include "quantd/core/quant/mlx_affine.h"
 #include "quantd/core/quant/quality.h"
@@ -34,7 +35,7 @@ using quant::MlxFloatType;
 // Elements per block when a tensor is converted / quantized piecewise.
 constexpr int64_t kBlockElements = int64_t{1} << 20;
 
-bool IsFloatDtype(const std::string& d) { return d == "F32" || d == "F16" || d == "BF16"; }
+bool IsFloatDtype(const std::string& d) { return checkpoint::ParseDtype(d).has_value(); }
 
 MlxFloatType FloatTypeOf(const std::string& d) {
   if (d == "F16") return MlxFloatType::kF16;
@@ -48,28 +49,9 @@ int64_t Elements(const std::vector<int64_t>& shape) {
   return n;
 }
 
-// float <- F32/F16/BF16 elements.
+// float <- F32/F16/BF16 elements at any address. REQUIRES: IsFloatDtype(dtype).
 void ToFloat(const std::string& dtype, const uint8_t* src, int64_t n, float* out) {
-  if (dtype == "F32") {
-    std::memcpy(out, src, n * sizeof(float));
-  } else if (dtype == "F16") {
-    std::vector<uint16_t> tmp(0);
-    const uint16_t* h = reinterpret_cast<const uint16_t*>(src);
-    if (reinterpret_cast<uintptr_t>(src) % 2 != 0) {
-      tmp.resize(n);
-      std::memcpy(tmp.data(), src, n * 2);
-      h = tmp.data();
-    }
-    HalfToFloatSpan(h, out, n);
-  } else if (reinterpret_cast<uintptr_t>(src) % 2 == 0) {
-    Bfloat16ToFloatSpan(reinterpret_cast<const uint16_t*>(src), out, n);
-  } else {
-    for (int64_t i = 0; i < n; ++i) {
-      uint16_t b;
-      std::memcpy(&b, src + 2 * i, 2);
-      out[i] = Bfloat16ToFloat(b);
-    }
-  }
+  checkpoint::DtypeToFloat(*checkpoint::ParseDtype(dtype), src, static_cast<size_t>(n), out);
 }
 
 // MLX's astype from float: F16 round to nearest even (overflow to inf), BF16

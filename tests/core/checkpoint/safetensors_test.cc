@@ -2,12 +2,15 @@
 // naming the file / tensor / offset.
 #include "quantd/core/checkpoint/safetensors.h"
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "quantd/core/base/half.h"
 #include "quantd/testing/status_matchers.h"
 #include "test_checkpoints.h"
 
@@ -154,6 +157,47 @@ TEST_F(SafetensorsTest, ShapeWhoseByteSizeOverflowsIsRefused) {
       R"({"w": {"dtype": "F32", "shape": [4294967296, 4294967296], "data_offsets": [0, 4]}})";
   EXPECT_THAT(SafetensorsFile::Open(Write(RawSafetensors(header, std::string(4, '\0')))).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, "too large"));
+}
+
+TEST(DtypeTest, ParsesTheThreeFloatNamesOnly) {
+  EXPECT_EQ(ParseDtype("F32"), SafetensorsDtype::kF32);
+  EXPECT_EQ(ParseDtype("F16"), SafetensorsDtype::kF16);
+  EXPECT_EQ(ParseDtype("BF16"), SafetensorsDtype::kBF16);
+  for (const char* other : {"f32", "F64", "I32", "BF16 ", ""}) {
+    EXPECT_FALSE(ParseDtype(other).has_value()) << other;
+  }
+}
+
+// Elements at an odd address (a header length that is not a multiple of 8)
+// and a count that crosses the widening's internal chunks, against the
+// scalar conversions element by element.
+TEST(DtypeTest, WidensEveryDtypeFromAnyAddress) {
+  constexpr size_t kCount = 5003;
+  std::vector<uint16_t> bits(kCount);
+  for (size_t i = 0; i < kCount; ++i) bits[i] = static_cast<uint16_t>(i * 40503u + 7u);
+  std::vector<float> floats(kCount);
+  for (size_t i = 0; i < kCount; ++i) floats[i] = static_cast<float>(i) * 0.37f - 900.0f;
+  for (size_t shift : {0, 1, 3}) {
+    std::vector<uint8_t> buf(kCount * 4 + 8);
+    uint8_t* src = buf.data() + shift;
+    std::vector<float> out(kCount);
+    for (SafetensorsDtype d : {SafetensorsDtype::kF16, SafetensorsDtype::kBF16}) {
+      std::memcpy(src, bits.data(), kCount * 2);
+      DtypeToFloat(d, src, kCount, out.data());
+      for (size_t i = 0; i < kCount; ++i) {
+        const float want =
+            d == SafetensorsDtype::kF16 ? HalfToFloat(bits[i]) : Bfloat16ToFloat(bits[i]);
+        if (std::isnan(want)) {
+          ASSERT_TRUE(std::isnan(out[i])) << DtypeName(d) << " shift " << shift << " at " << i;
+        } else {
+          ASSERT_EQ(out[i], want) << DtypeName(d) << " shift " << shift << " at " << i;
+        }
+      }
+    }
+    std::memcpy(src, floats.data(), kCount * 4);
+    DtypeToFloat(SafetensorsDtype::kF32, src, kCount, out.data());
+    EXPECT_EQ(out, floats) << "shift " << shift;
+  }
 }
 
 TEST(JsonNestingDepthTest, IgnoresBracketsInsideStrings) {

@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,14 @@ enum class SafetensorsDtype { kF32, kF16, kBF16 };
 // "F32", "F16", "BF16".
 absl::string_view DtypeName(SafetensorsDtype dtype);
 int DtypeSize(SafetensorsDtype dtype);
+// The dtype a header names ("F32", "F16", "BF16"); nullopt for any other name.
+std::optional<SafetensorsDtype> ParseDtype(absl::string_view name);
+
+// Widens `count` elements of `dtype` at `src` to float32 (F16 and BF16
+// exactly, F32 copied). `src` may have any alignment: a shard whose header
+// length is not a multiple of 8 puts every 2-byte element at an odd address,
+// and those go through a small aligned buffer instead of being read in place.
+void DtypeToFloat(SafetensorsDtype dtype, const uint8_t* src, size_t count, float* dst);
 
 struct SafetensorsTensor {
   std::string name;
