@@ -6,6 +6,7 @@
 
 #include <bit>
 #include <cstdint>
+#include <cstring>
 
 #include "quantd/core/gguf/quants.h"
 
@@ -55,9 +56,39 @@ inline void GetScaleMinK4(int j, const uint8_t* q, uint8_t* d, uint8_t* m) {
   }
 }
 
+// Affine (scale, min) levels in [0, nmax] under weights, searched over
+// nstep + 1 candidate scales (rmin + rdelta * is + nmax) / (max - min),
+// least squares per candidate; Laux is scratch for n levels. Returns the
+// scale; *the_min receives -min (min <= 0). ggml has two versions that
+// differ only in the block they give up on (all levels 0): make_qkx2_quants
+// when max == min, MakeQkx2Quants; make_qkx3_quants, used with importance
+// weights and always with squared errors, also when max < min (every value
+// negative), MakeQkx3Quants.
 float MakeQkx2Quants(int n, int nmax, const float* x, const float* weights, uint8_t* L,
                      float* the_min, uint8_t* Laux, float rmin, float rdelta, int nstep,
                      bool use_mad);
+float MakeQkx3Quants(int n, int nmax, const float* x, const float* weights, uint8_t* L,
+                     float* the_min, uint8_t* Laux, float rmin, float rdelta, int nstep);
+
+// Packs the 32 levels of a legacy block (Q4_0, Q4_1: 4 bits; Q5_0, Q5_1: 5
+// bits, levels as any integer type whose low bits hold them) into y->qs
+// (element j in the low nibble of byte j, element j + 16 in its high
+// nibble) and, for 5 bits, the fifth bits into y->qh (bit j of element j).
+template <int kBits, class Block, class Level>
+inline void PackLegacyLevels(const Level* L, Block* y) {
+  static_assert(kBits == 4 || kBits == 5);
+  uint32_t qh = 0;
+  for (int j = 0; j < kQK / 2; ++j) {
+    const uint32_t l0 = static_cast<uint8_t>(L[j]);
+    const uint32_t l1 = static_cast<uint8_t>(L[j + kQK / 2]);
+    y->qs[j] = static_cast<uint8_t>((l0 & 0x0F) | ((l1 & 0x0F) << 4));
+    if constexpr (kBits == 5) {
+      qh |= ((l0 & 0x10u) >> 4) << j;
+      qh |= ((l1 & 0x10u) >> 4) << (j + kQK / 2);
+    }
+  }
+  if constexpr (kBits == 5) std::memcpy(y->qh, &qh, sizeof(qh));
+}
 
 // L[i] = clamp(NearestInt((x[i] + dm) / d), lo, hi) + bias for i < n: the
 // final rounding step of every K-quant (dm = 0 for the symmetric ones; x + 0

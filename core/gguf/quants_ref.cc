@@ -62,28 +62,19 @@ void QuantizeLegacy(const float* x, Block* y, int64_t n) {
       y[i].d = FloatToHalf(d);
       y[i].m = FloatToHalf(min);
     }
-    uint32_t qh = 0;
-    for (int j = 0; j < kQK / 2; ++j) {
-      int q[2];
-      for (int h = 0; h < 2; ++h) {
-        const float v = xb[j + h * kQK / 2];
-        int l;
-        if constexpr (!kAffine) {
-          l = static_cast<int>(v * id + (static_cast<float>(1 << (kBits - 1)) + 0.5f));
-          l = l < kMaxQ ? l : kMaxQ;
-        } else {
-          l = static_cast<int>((v - min) * id + 0.5f);
-          if constexpr (kBits == 4) l = l < kMaxQ ? l : kMaxQ;
-        }
-        q[h] = l;
+    int q[kQK];
+    for (int j = 0; j < kQK; ++j) {
+      int l;
+      if constexpr (!kAffine) {
+        l = static_cast<int>(xb[j] * id + (static_cast<float>(1 << (kBits - 1)) + 0.5f));
+        l = l < kMaxQ ? l : kMaxQ;
+      } else {
+        l = static_cast<int>((xb[j] - min) * id + 0.5f);
+        if constexpr (kBits == 4) l = l < kMaxQ ? l : kMaxQ;
       }
-      y[i].qs[j] = static_cast<uint8_t>((q[0] & 0x0F) | ((q[1] & 0x0F) << 4));
-      if constexpr (kBits == 5) {
-        qh |= ((static_cast<uint32_t>(q[0]) & 0x10u) >> 4) << j;
-        qh |= ((static_cast<uint32_t>(q[1]) & 0x10u) >> 4) << (j + kQK / 2);
-      }
+      q[j] = l;
     }
-    if constexpr (kBits == 5) std::memcpy(y[i].qh, &qh, sizeof(qh));
+    PackLegacyLevels<kBits>(q, &y[i]);
   }
 }
 
@@ -183,10 +174,13 @@ float MakeQ3Quants(int n, int nmax, const float* x, int8_t* L) {
 
 }  // namespace
 
-// Affine (scale, min) search over candidate scales (make_qkx2_quants).
-float MakeQkx2Quants(int n, int nmax, const float* x, const float* weights, uint8_t* L,
-                     float* the_min, uint8_t* Laux, float rmin, float rdelta, int nstep,
-                     bool use_mad) {
+namespace {
+
+// make_qkx2_quants and make_qkx3_quants (see quants_internal.h): the search
+// is one; `give_up_below` also gives up on a block with max < min.
+float MakeQkxQuants(int n, int nmax, const float* x, const float* weights, uint8_t* L,
+                    float* the_min, uint8_t* Laux, float rmin, float rdelta, int nstep,
+                    bool use_mad, bool give_up_below) {
   float min = x[0];
   float max = x[0];
   float sum_w = weights[0];
@@ -199,8 +193,8 @@ float MakeQkx2Quants(int n, int nmax, const float* x, const float* weights, uint
     sum_x += w * x[i];
   }
   if (min > 0.0f) min = 0.0f;
-  if (max == min) {
-    for (int i = 0; i < n; ++i) L[i] = 0;
+  if (max == min || (give_up_below && max < min)) {
+    std::memset(L, 0, static_cast<size_t>(n));
     *the_min = -min;
     return 0.0f;
   }
@@ -251,6 +245,21 @@ float MakeQkx2Quants(int n, int nmax, const float* x, const float* weights, uint
   }
   *the_min = -min;
   return scale;
+}
+
+}  // namespace
+
+float MakeQkx2Quants(int n, int nmax, const float* x, const float* weights, uint8_t* L,
+                     float* the_min, uint8_t* Laux, float rmin, float rdelta, int nstep,
+                     bool use_mad) {
+  return MakeQkxQuants(n, nmax, x, weights, L, the_min, Laux, rmin, rdelta, nstep, use_mad,
+                       /*give_up_below=*/false);
+}
+
+float MakeQkx3Quants(int n, int nmax, const float* x, const float* weights, uint8_t* L,
+                     float* the_min, uint8_t* Laux, float rmin, float rdelta, int nstep) {
+  return MakeQkxQuants(n, nmax, x, weights, L, the_min, Laux, rmin, rdelta, nstep,
+                       /*use_mad=*/false, /*give_up_below=*/true);
 }
 
 void QuantizeQ4_0_ref(const float* x, BlockQ4_0* y, int64_t n) {

@@ -72,75 +72,6 @@ float MakeQxQuantsWeighted(int n, int nmax, const float* x, int8_t* L, const flo
   return scale;
 }
 
-// make_qkx3_quants with caller weights: affine levels in [0, nmax) with a
-// non-positive min, searched over nstep + 1 candidate scales. Returns the
-// scale; *the_min receives -min.
-float MakeQkx3Quants(int n, int nmax, const float* x, const float* weights, uint8_t* L,
-                     float* the_min, uint8_t* Laux, float rmin, float rdelta, int nstep) {
-  float min = x[0];
-  float max = x[0];
-  float sum_w = weights[0];
-  float sum_x = sum_w * x[0];
-  for (int i = 1; i < n; ++i) {
-    if (x[i] < min) min = x[i];
-    if (x[i] > max) max = x[i];
-    const float w = weights[i];
-    sum_w += w;
-    sum_x += w * x[i];
-  }
-  if (min > 0.0f) min = 0.0f;
-  if (max <= min) {
-    std::memset(L, 0, static_cast<size_t>(n));
-    *the_min = -min;
-    return 0.0f;
-  }
-  float iscale = static_cast<float>(nmax) / (max - min);
-  float scale = 1.0f / iscale;
-  float best_mad = 0.0f;
-  for (int i = 0; i < n; ++i) {
-    const int l = NearestInt(iscale * (x[i] - min));
-    L[i] = static_cast<uint8_t>(ClampInt(l, 0, nmax));
-    const float diff = scale * static_cast<float>(L[i]) + min - x[i];
-    best_mad += weights[i] * (diff * diff);
-  }
-  for (int is = 0; is <= nstep; ++is) {
-    iscale = (rmin + rdelta * static_cast<float>(is) + static_cast<float>(nmax)) / (max - min);
-    float sum_l = 0.0f, sum_l2 = 0.0f, sum_xl = 0.0f;
-    for (int i = 0; i < n; ++i) {
-      int l = NearestInt(iscale * (x[i] - min));
-      l = ClampInt(l, 0, nmax);
-      Laux[i] = static_cast<uint8_t>(l);
-      const float w = weights[i];
-      const float fl = static_cast<float>(l);
-      sum_l += w * fl;
-      sum_l2 += w * fl * fl;
-      sum_xl += w * fl * x[i];
-    }
-    const float D = sum_w * sum_l2 - sum_l * sum_l;
-    if (D > 0.0f) {
-      float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
-      float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
-      if (this_min > 0.0f) {
-        this_min = 0.0f;
-        this_scale = sum_xl / sum_l2;
-      }
-      float mad = 0.0f;
-      for (int i = 0; i < n; ++i) {
-        const float diff = this_scale * static_cast<float>(Laux[i]) + this_min - x[i];
-        mad += weights[i] * (diff * diff);
-      }
-      if (mad < best_mad) {
-        for (int i = 0; i < n; ++i) L[i] = Laux[i];
-        best_mad = mad;
-        scale = this_scale;
-        min = this_min;
-      }
-    }
-  }
-  *the_min = -min;
-  return scale;
-}
-
 // make_qp_quants: non-negative values (sub-block scales or mins) to levels
 // in [0, nmax] under weights, with a scale search and coordinate descent.
 // Returns the super-block scale.
@@ -234,17 +165,7 @@ void QuantizeLegacySymWeighted(const float* x, Block* y, int64_t n_per_row, cons
     ImportanceWeights(xb, qw + kQK * ib, sigma2, kQK, weight);
     const float d = MakeQxQuantsWeighted(kQK, 1 << (kBits - 1), xb, L, weight);
     y[ib].d = FloatToHalf(d);
-    uint32_t qh = 0;
-    for (int j = 0; j < kQK / 2; ++j) {
-      const uint8_t l0 = static_cast<uint8_t>(L[j]);
-      const uint8_t l1 = static_cast<uint8_t>(L[j + kQK / 2]);
-      y[ib].qs[j] = static_cast<uint8_t>((l0 & 0x0F) | ((l1 & 0x0F) << 4));
-      if constexpr (kBits == 5) {
-        qh |= ((l0 & 0x10u) >> 4) << j;
-        qh |= ((l1 & 0x10u) >> 4) << (j + kQK / 2);
-      }
-    }
-    if constexpr (kBits == 5) std::memcpy(y[ib].qh, &qh, sizeof(qh));
+    PackLegacyLevels<kBits>(L, &y[ib]);
   }
 }
 
@@ -262,17 +183,7 @@ void QuantizeLegacyAffineWeighted(const float* x, Block* y, int64_t n_per_row, c
         MakeQkx3Quants(kQK, (1 << kBits) - 1, xb, weight, L, &min, Laux, -0.9f, 0.05f, 36);
     y[ib].d = FloatToHalf(d);
     y[ib].m = FloatToHalf(-min);
-    uint32_t qh = 0;
-    for (int j = 0; j < kQK / 2; ++j) {
-      const uint8_t l0 = L[j];
-      const uint8_t l1 = L[j + kQK / 2];
-      y[ib].qs[j] = static_cast<uint8_t>((l0 & 0x0F) | ((l1 & 0x0F) << 4));
-      if constexpr (kBits == 5) {
-        qh |= ((l0 & 0x10u) >> 4) << j;
-        qh |= ((l1 & 0x10u) >> 4) << (j + kQK / 2);
-      }
-    }
-    if constexpr (kBits == 5) std::memcpy(y[ib].qh, &qh, sizeof(qh));
+    PackLegacyLevels<kBits>(L, &y[ib]);
   }
 }
 
