@@ -392,9 +392,7 @@ absl::StatusOr<TensorData> OnnxModel::Read(const onnx::TensorProto& t) const {
       return absl::InternalError(
           absl::StrCat("tensor '", t.name(), "': unknown deferred producer"));
     }
-    QUANTD_ASSIGN_OR_RETURN(data.owned_, producers_[id]());
-    data.view_ = {data.owned_.data(), data.owned_.size()};
-    return data;
+    return Produce(producers_[id]);
   }
   if (t.data_location() == onnx::TensorProto::EXTERNAL) {
     std::string where = absl::StrCat("tensor '", t.name(), "'");
@@ -479,8 +477,12 @@ absl::StatusOr<TensorData> OnnxModel::ReadTransposed(const onnx::TensorProto& t)
   }
   uint64_t id = 0;
   IsDeferred(t, &id);
+  return Produce(transposed_producers_[id]);
+}
+
+absl::StatusOr<TensorData> OnnxModel::Produce(const TensorProducer& producer) {
   TensorData data;
-  QUANTD_ASSIGN_OR_RETURN(data.owned_, transposed_producers_[id]());
+  QUANTD_ASSIGN_OR_RETURN(data.owned_, producer());
   data.view_ = {data.owned_.data(), data.owned_.size()};
   return data;
 }

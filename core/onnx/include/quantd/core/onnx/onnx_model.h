@@ -143,6 +143,8 @@ class OnnxModel {
   OnnxModel() = default;
   absl::Status Validate();
   void NormalizeOpsetImports();
+  // A deferred tensor's bytes, computed now.
+  static absl::StatusOr<TensorData> Produce(const TensorProducer& producer);
   absl::StatusOr<const MappedFile*> MapExternal(const std::string& location,
                                                 const std::string& where);
 
