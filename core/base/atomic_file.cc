@@ -367,9 +367,16 @@ absl::Status AtomicFileWriter::SubmitStage() {
   if (hi > lo) {
     const uint8_t* p = stage + (lo - stage_base);
     const size_t n = static_cast<size_t>(hi - lo);
-    if (uncached_bytes_ > 0 && hi <= reserved_ && OpenDirect() && StartAio()) {
+    const bool queue = uncached_bytes_ > 0 && hi <= reserved_ && OpenDirect() && StartAio();
+    if (queue && aio_in_flight_ == kAioDepth) QUANTD_RETURN_IF_ERROR(ReapAio(0));
+    if (queue && aio_in_flight_ < kAioDepth) {
       QUANTD_RETURN_IF_ERROR(SubmitAio(p, n, lo, stage_));
       uncached_bytes_ += n;
+    } else if (queue) {
+      // The queue is full (pass-through tensors queue up to kAioDepth
+      // writes of 16 MiB: the disk's next few hundred milliseconds): the
+      // stage goes through the page cache rather than wait behind them.
+      QUANTD_RETURN_IF_ERROR(PwriteAll(fd_, p, n, lo));
     } else {
       // Synchronous, and always for the writer's first O_DIRECT write: it
       // finds out whether the file system takes them (EINVAL) before any

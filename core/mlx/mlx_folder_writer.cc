@@ -163,7 +163,7 @@ absl::Status FolderWriter::QuantizeSource(size_t k, absl::Span<const uint8_t> sr
   const bool want_quality = options_.compute_quality;
   // Rows of [rows, cols] are the columns of the [cols, rows] matrix X W
   // multiplies (reduction over the input size): the output error is sampled
-  // by 64-row groups, and every task's accumulator copies one probe.
+  // by 64-row groups, and every task's accumulator shares the one probe of its size.
   const uint64_t threshold = quant::ProbeSampleThreshold(rows, options_.quality_level);
   std::optional<quant::QualityAccumulator> probe_owner;
   if (want_quality) probe_owner.emplace(cols);

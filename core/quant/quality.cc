@@ -3,8 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
+#include <memory>
 
 #include <Eigen/Core>
+
+#include "absl/synchronization/mutex.h"
 
 namespace quantd::core::quant {
 
@@ -25,9 +29,30 @@ void FillGaussian(uint64_t seed, float* out, int64_t count) {
   }
 }
 
-QualityAccumulator::QualityAccumulator(int64_t k) : k_(k), probe_(kProbeRows * k) {
-  FillGaussian(0x51ADull, probe_.data(), static_cast<int64_t>(probe_.size()));
+namespace {
+
+// The probe rows for reduction size k. Every accumulator of that size uses
+// the same rows (fixed seed), so they are made once per size and shared,
+// not once per tensor or per task: [8, 8192] takes a few milliseconds of
+// Gaussians, once per weight on the thread that starts its loop. The cache
+// holds at most kMaxSizes sizes (a server sees many models over its life);
+// accumulators keep theirs alive when it is dropped.
+std::shared_ptr<const std::vector<float>> SharedProbe(int64_t k) {
+  constexpr size_t kMaxSizes = 32;
+  static absl::Mutex mu;
+  static auto* const cache = new std::map<int64_t, std::shared_ptr<const std::vector<float>>>;
+  absl::MutexLock lock(&mu);
+  auto it = cache->find(k);
+  if (it != cache->end()) return it->second;
+  if (cache->size() >= kMaxSizes) cache->clear();
+  auto probe = std::make_shared<std::vector<float>>(QualityAccumulator::kProbeRows * k);
+  FillGaussian(0x51ADull, probe->data(), static_cast<int64_t>(probe->size()));
+  return cache->emplace(k, std::move(probe)).first->second;
 }
+
+}  // namespace
+
+QualityAccumulator::QualityAccumulator(int64_t k) : k_(k), probe_(SharedProbe(k)) {}
 
 int64_t SampledProbeColumns(int64_t n) {
   constexpr double kRelativeError = 0.01, kZ99 = 2.576, kSpread = 0.35;
@@ -58,7 +83,7 @@ void QualityAccumulator::AddColumns(const float* w, const float* w_hat, int64_t 
   using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   Eigen::Map<const Mat> W(w, k_, cols);
   Eigen::Map<const Mat> Wq(w_hat, k_, cols);
-  Eigen::Map<const RowMat> X(probe_.data(), kProbeRows, k_);
+  Eigen::Map<const RowMat> X(probe_->data(), kProbeRows, k_);
   // Eight independent lanes per sum, so the loop vectorizes instead of
   // waiting on one accumulator's additions.
   constexpr int kLanes = 8;

@@ -13,6 +13,7 @@
 #define QUANTD_CORE_QUANT_QUALITY_H_
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "quantd/core/report.h"
@@ -70,7 +71,7 @@ class QualityAccumulator {
   void AddSums(double sum_w2, double sum_e2, double max_abs, double sum_y2, double sum_ye2);
   void Merge(const QualityAccumulator& other);
   // The probe X, [kProbeRows, k] row-major.
-  const float* probe() const { return probe_.data(); }
+  const float* probe() const { return probe_->data(); }
   // Writes sqnr_db, rel_l2_error, max_abs_error, rel_output_error; a figure
   // that is not finite is left unset (sqnr_db of an exact result, or when
   // w is all zeros).
@@ -78,7 +79,8 @@ class QualityAccumulator {
 
  private:
   int64_t k_;
-  std::vector<float> probe_;  // [kProbeRows, k] row-major
+  // [kProbeRows, k] row-major; one per k in the process (SharedProbe).
+  std::shared_ptr<const std::vector<float>> probe_;
   double sum_w2_ = 0, sum_e2_ = 0, max_abs_ = 0;
   double sum_y2_ = 0, sum_ye2_ = 0;
 };
