@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "quantd/core/base/populate.h"
 #include "quantd/core/base/status_macros.h"
 #include "quantd/core/base/transpose.h"
 #include "quantd/core/checkpoint/safetensors.h"
@@ -45,33 +46,52 @@ struct WeightPlan {
   }
 };
 
-absl::StatusOr<std::vector<uint8_t>> Produce(const WeightPlan& plan) {
+// The plan's float32 bytes, made on ctx's threads: blocks of rows are
+// widened (and transposed) into the output in parallel, after the output's
+// pages have been faulted in by the same threads (a fresh 100 MB buffer
+// costs more in page faults than in widening on a VM that backs new pages
+// lazily, and its zero-fill then runs over pages already there).
+absl::StatusOr<std::vector<uint8_t>> Produce(const WeightPlan& plan, const RunContext& ctx) {
   const int64_t rows = plan.rows();
   const int64_t cols = plan.cols;
-  std::vector<uint8_t> out(static_cast<size_t>(rows * cols) * sizeof(float));
+  const size_t bytes = static_cast<size_t>(rows * cols) * sizeof(float);
+  std::vector<uint8_t> out;
+  out.reserve(bytes);
+  PopulateParallel(out.data(), bytes, ctx);
+  out.resize(bytes);
   float* dst = reinterpret_cast<float*>(out.data());
   constexpr int64_t kBlockRows = 64;
-  std::vector<float> block(static_cast<size_t>(kBlockRows * cols));
+  struct Task {
+    const Piece* piece;
+    int64_t r;        // first row within the piece
+    int64_t row_out;  // the piece's first output row
+  };
+  std::vector<Task> tasks;
   int64_t row_out = 0;
   for (const Piece& piece : plan.pieces) {
-    const checkpoint::SafetensorsFile* shard = piece.ref->shard;
+    for (int64_t r = 0; r < piece.rows; r += kBlockRows) tasks.push_back({&piece, r, row_out});
+    row_out += piece.rows;
+  }
+  std::vector<std::vector<float>> scratch(plan.transpose ? ctx.Parallelism() : 0);
+  ctx.ParallelFor(static_cast<int64_t>(tasks.size()), [&](int64_t i, int slot) {
+    const Task& task = tasks[static_cast<size_t>(i)];
+    const Piece& piece = *task.piece;
     const checkpoint::SafetensorsTensor& t = *piece.ref->tensor;
     const size_t esize = static_cast<size_t>(checkpoint::DtypeSize(t.dtype));
-    absl::Span<const uint8_t> bytes = shard->Data(t);
-    for (int64_t r = 0; r < piece.rows; r += kBlockRows) {
-      const int64_t n = std::min(kBlockRows, piece.rows - r);
-      const uint8_t* src = bytes.data() + static_cast<size_t>((piece.row_begin + r) * cols) * esize;
-      if (!plan.transpose) {
-        checkpoint::DtypeToFloat(t.dtype, src, static_cast<size_t>(n * cols),
-                                 dst + (row_out + r) * cols);
-        continue;
-      }
-      checkpoint::DtypeToFloat(t.dtype, src, static_cast<size_t>(n * cols), block.data());
-      TransposeFloats(block.data(), n, cols, cols, dst + row_out + r, rows);
+    const int64_t n = std::min(kBlockRows, piece.rows - task.r);
+    const uint8_t* src = piece.ref->shard->Data(t).data() +
+                         static_cast<size_t>((piece.row_begin + task.r) * cols) * esize;
+    if (!plan.transpose) {
+      checkpoint::DtypeToFloat(t.dtype, src, static_cast<size_t>(n * cols),
+                               dst + (task.row_out + task.r) * cols);
+      return;
     }
-    row_out += piece.rows;
-    shard->Release(t);
-  }
+    std::vector<float>& block = scratch[static_cast<size_t>(slot)];
+    block.resize(static_cast<size_t>(kBlockRows * cols));
+    checkpoint::DtypeToFloat(t.dtype, src, static_cast<size_t>(n * cols), block.data());
+    TransposeFloats(block.data(), n, cols, cols, dst + task.row_out + task.r, rows);
+  });
+  for (const Piece& piece : plan.pieces) piece.ref->shard->Release(*piece.ref->tensor);
   return out;
 }
 
@@ -79,8 +99,8 @@ std::string Join(const std::vector<int64_t>& v) { return absl::StrJoin(v, ", ");
 
 class Builder {
  public:
-  Builder(const Checkpoint& ckpt, const DecoderSpec& spec)
-      : ckpt_(ckpt), spec_(spec), h_(spec.hparams) {}
+  Builder(const Checkpoint& ckpt, const DecoderSpec& spec, const RunContext& ctx)
+      : ckpt_(ckpt), spec_(spec), h_(spec.hparams), ctx_(ctx) {}
 
   absl::StatusOr<std::unique_ptr<OnnxModel>> Build(const std::string& base_dir);
 
@@ -105,6 +125,7 @@ class Builder {
   const Checkpoint& ckpt_;
   const DecoderSpec& spec_;
   const Hparams& h_;
+  const RunContext& ctx_;  // the weights' producers run on its threads
   onnx::ModelProto proto_;
   onnx::GraphProto* g_ = proto_.mutable_graph();
   std::set<std::string> constants_;
@@ -177,9 +198,10 @@ void Builder::Weight(const std::string& name, std::vector<int64_t> dims, WeightP
   if (plan.transpose) {
     WeightPlan rows = plan;
     rows.transpose = false;
-    transposed = [rows = std::move(rows)]() { return Produce(rows); };
+    transposed = [rows = std::move(rows), ctx = &ctx_]() { return Produce(rows, *ctx); };
   }
-  weights_.push_back({name, std::move(dims), [plan = std::move(plan)]() { return Produce(plan); },
+  weights_.push_back({name, std::move(dims),
+                      [plan = std::move(plan), ctx = &ctx_]() { return Produce(plan, *ctx); },
                       std::move(transposed)});
 }
 
@@ -510,8 +532,9 @@ absl::StatusOr<DecoderSpec> ReadDecoderSpec(const Checkpoint& ckpt) {
 
 absl::StatusOr<std::unique_ptr<OnnxModel>> BuildDecoderGraph(const Checkpoint& ckpt,
                                                              const DecoderSpec& spec,
-                                                             const std::string& base_dir) {
-  Builder builder(ckpt, spec);
+                                                             const std::string& base_dir,
+                                                             const RunContext& ctx) {
+  Builder builder(ckpt, spec, ctx);
   return builder.Build(base_dir);
 }
 

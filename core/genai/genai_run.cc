@@ -47,7 +47,7 @@ absl::StatusOr<Report> RunCheckpointOnnx(const Recipe& recipe_in, const std::str
   QUANTD_ASSIGN_OR_RETURN(nlohmann::ordered_json genai_config,
                           GenaiConfig(ckpt->config(), ckpt->generation_config(), spec));
   QUANTD_ASSIGN_OR_RETURN(std::unique_ptr<OnnxModel> model,
-                          BuildDecoderGraph(*ckpt, spec, staging->path()));
+                          BuildDecoderGraph(*ckpt, spec, staging->path(), ctx));
   QUANTD_RETURN_IF_ERROR(ctx.CheckCancelled());
 
   Report report;

@@ -226,7 +226,8 @@ TEST_F(GenaiTest, GraphHasTheBuilderInterfaceAndNodes) {
   ASSERT_TRUE(ckpt.ok()) << ckpt.status();
   auto spec = ReadDecoderSpec(**ckpt);
   ASSERT_TRUE(spec.ok()) << spec.status();
-  auto model = BuildDecoderGraph(**ckpt, *spec, Ckpt());
+  const RunContext ctx;  // outlives the model, whose weights it would make
+  auto model = BuildDecoderGraph(**ckpt, *spec, Ckpt(), ctx);
   ASSERT_TRUE(model.ok()) << model.status();
   const onnx::GraphProto& g = (*model)->proto().graph();
   std::vector<std::string> inputs, outputs;

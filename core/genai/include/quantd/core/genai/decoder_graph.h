@@ -41,6 +41,7 @@
 #include "quantd/core/checkpoint/checkpoint.h"
 #include "quantd/core/genai/rope_caches.h"
 #include "quantd/core/onnx/onnx_model.h"
+#include "quantd/core/run_context.h"
 
 namespace quantd::core::genai {
 
@@ -64,10 +65,12 @@ absl::StatusOr<DecoderSpec> ReadDecoderSpec(const checkpoint::Checkpoint& ckpt);
 
 // Builds the float32 decoder. Validates that every tensor the graph needs is
 // in the checkpoint with the shape config.json implies (InvalidArgument
-// naming the tensor otherwise).
+// naming the tensor otherwise). The weights are made when the model is read
+// or saved, on ctx's threads: ctx must outlive the model.
 absl::StatusOr<std::unique_ptr<OnnxModel>> BuildDecoderGraph(const checkpoint::Checkpoint& ckpt,
                                                              const DecoderSpec& spec,
-                                                             const std::string& base_dir);
+                                                             const std::string& base_dir,
+                                                             const RunContext& ctx);
 
 }  // namespace quantd::core::genai
 

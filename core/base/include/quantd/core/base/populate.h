@@ -1,0 +1,32 @@
+// PopulateParallel: faults a fresh buffer's pages in on a RunContext's
+// threads before anyone writes it.
+//
+// A large allocation is fresh anonymous memory; its first touch costs a page
+// fault per 4 KiB page (and, on a VM that backs new guest pages lazily, far
+// more than the bytes that fill it). std::vector's zero-fill touches every
+// page on one thread. Populating the pages first (MADV_POPULATE_WRITE, Linux
+// 5.14+) in 4 MiB pieces split over the loop's threads makes that cost
+// parallel, and even on one thread the kernel populating a range in one call
+// costs less than a fault per page (a GenAI INT4 job, 1 thread: system time
+// 1.7 -> 0.95 s); the zero-fill that follows runs over pages already there.
+// Where the kernel lacks it, nothing happens and the first touch faults as
+// before. Contents are unchanged (populated pages read as zeros): purely a
+// matter of speed. Thread safety: as RunContext::ParallelFor.
+#ifndef QUANTD_CORE_BASE_POPULATE_H_
+#define QUANTD_CORE_BASE_POPULATE_H_
+
+#include <cstddef>
+
+#include "quantd/core/run_context.h"
+
+namespace quantd::core {
+
+// Populates the whole pages within [data, data + bytes) for writing. `data`
+// must be memory the caller owns and has not handed to anyone else (a
+// reserved but empty std::vector's buffer, say). Small ranges (under 4 MiB)
+// are left to fault on first touch.
+void PopulateParallel(void* data, size_t bytes, const RunContext& ctx);
+
+}  // namespace quantd::core
+
+#endif  // QUANTD_CORE_BASE_POPULATE_H_
