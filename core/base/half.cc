@@ -1,9 +1,12 @@
 #include "quantd/core/base/half.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "quantd/core/base/cpu_features.h"
+#include "quantd/core/run_context.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -182,5 +185,25 @@ void FloatToHalfSpan(const float* in, uint16_t* out, size_t n, NarrowingStats* s
 }
 void HalfToFloatSpan(const uint16_t* in, float* out, size_t n) { HalfToFloatSpan_ref(in, out, n); }
 #endif
+
+void ScanFloatRange(const float* x, size_t n, const RunContext& ctx, FloatRangeStats* stats) {
+  constexpr size_t kPiece = size_t{1} << 20;
+  const int64_t pieces = static_cast<int64_t>((n + kPiece - 1) / kPiece);
+  std::vector<FloatRangeStats> part(static_cast<size_t>(pieces));
+  ctx.ParallelFor(pieces, [&](int64_t i, int) {
+    const size_t b = static_cast<size_t>(i) * kPiece;
+    ScanFloatRange(x + b, std::min(kPiece, n - b), &part[static_cast<size_t>(i)]);
+  });
+  FloatRangeStats& s = *stats;
+  for (const FloatRangeStats& p : part) {  // as the scan folds its lanes
+    s.non_finite += p.non_finite;
+    s.zeros += p.zeros;
+    s.flushed += p.flushed;
+    s.max_flushed = p.max_flushed > s.max_flushed ? p.max_flushed : s.max_flushed;
+    s.min = p.min < s.min ? p.min : s.min;
+    s.max = p.max > s.max ? p.max : s.max;
+    s.max_abs = p.max_abs > s.max_abs ? p.max_abs : s.max_abs;
+  }
+}
 
 }  // namespace quantd::core

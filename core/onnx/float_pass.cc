@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "fp16_safety.h"
 #include "quantd/core/base/half.h"
+#include "quantd/core/base/populate.h"
 #include "quantd/core/base/status_macros.h"
 #include "quantd/core/onnx/graph_utils.h"
 #include "quantd/core/onnx/onnx_types.h"
@@ -90,7 +91,7 @@ class FloatPass {
     }
     node_block_.insert(recipe.node_block_list.begin(), recipe.node_block_list.end());
     if (recipe.precision == Precision::kFp16 && !recipe.force_fp16) {
-      safety_ = std::make_unique<Fp16SafetyAnalysis>(model);
+      safety_ = std::make_unique<Fp16SafetyAnalysis>(model, ctx);
     }
   }
 
@@ -281,7 +282,11 @@ void FloatPass::ConvertTensor(onnx::TensorProto* t) {
   model_->Defer(
       t, [model, report, ctx, src, from, to, n, index]() -> absl::StatusOr<std::vector<uint8_t>> {
         QUANTD_ASSIGN_OR_RETURN(TensorData in, model->Read(*src));
-        std::vector<uint8_t> out(n * (OnnxTypeBits(to) / 8));
+        const size_t out_bytes = n * (OnnxTypeBits(to) / 8);
+        std::vector<uint8_t> out;
+        out.reserve(out_bytes);
+        PopulateParallel(out.data(), out_bytes, *ctx);  // the pages, on the loop's threads
+        out.resize(out_bytes);
         // Element-wise, in chunks (a multiple of 8 values, the SIMD width) that
         // write fixed ranges of `out`; the per-chunk counts are summed in order.
         constexpr uint64_t kChunk = 1 << 16;

@@ -145,7 +145,7 @@ const Fp16SafetyAnalysis::ConstantStats* Fp16SafetyAnalysis::Stats(const std::st
       s.min = kInf;
       s.max = -kInf;
       FloatRangeStats r;  // one vectorized pass
-      ScanFloatRange(v.data(), v.size(), &r);
+      ScanFloatRange(v.data(), v.size(), ctx_, &r);
       s.finite = r.non_finite == 0;
       s.nonzero = s.count - r.zeros - r.non_finite;
       s.flushed = r.flushed;

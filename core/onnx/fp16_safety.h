@@ -35,6 +35,7 @@
 
 #include "onnx/onnx_pb.h"
 #include "quantd/core/onnx/onnx_model.h"
+#include "quantd/core/run_context.h"
 
 namespace quantd::core {
 
@@ -79,8 +80,9 @@ struct Fp16Hazard {
 
 class Fp16SafetyAnalysis {
  public:
-  // `model` reads constant data; it must outlive the analysis.
-  explicit Fp16SafetyAnalysis(const OnnxModel* model) : model_(model) {}
+  // `model` reads constant data, and large constants are scanned on ctx's
+  // threads; both must outlive the analysis.
+  Fp16SafetyAnalysis(const OnnxModel* model, const RunContext& ctx) : model_(model), ctx_(ctx) {}
 
   Fp16SafetyAnalysis(const Fp16SafetyAnalysis&) = delete;
   Fp16SafetyAnalysis& operator=(const Fp16SafetyAnalysis&) = delete;
@@ -105,14 +107,14 @@ class Fp16SafetyAnalysis {
  private:
   // Summary of one FLOAT constant, computed once.
   struct ConstantStats {
-    bool ok = false;          // readable FLOAT data
-    uint64_t count = 0;       // elements
-    uint64_t nonzero = 0;     // nonzero elements
-    uint64_t flushed = 0;     // nonzero elements that FP16 rounds to zero
-    double max_flushed = 0;   // the largest |value| among the flushed
-    double min = 0, max = 0;  // over finite values
-    double max_abs = 0;       // over finite values
-    bool finite = true;       // no inf/NaN
+    bool ok = false;            // readable FLOAT data
+    uint64_t count = 0;         // elements
+    uint64_t nonzero = 0;       // nonzero elements
+    uint64_t flushed = 0;       // nonzero elements that FP16 rounds to zero
+    double max_flushed = 0;     // the largest |value| among the flushed
+    double min = 0, max = 0;    // over finite values
+    double max_abs = 0;         // over finite values
+    bool finite = true;         // no inf/NaN
     std::vector<float> values;  // kept for small constants (<= kKeepValues)
   };
   static constexpr uint64_t kKeepValues = 1 << 16;
@@ -128,6 +130,7 @@ class Fp16SafetyAnalysis {
   bool IsFloatConstant(const std::string& value) const;
 
   const OnnxModel* const model_;
+  const RunContext& ctx_;
   std::unordered_map<std::string, const onnx::TensorProto*> constants_;
   std::unordered_map<const onnx::TensorProto*, ConstantStats> stats_;
   std::unordered_map<std::string, ValueBound> bounds_;

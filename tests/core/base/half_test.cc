@@ -11,6 +11,8 @@
 
 #include "gtest/gtest.h"
 #include "quantd/core/base/cpu_features.h"
+#include "quantd/core/base/thread_pool.h"
+#include "quantd/core/run_context.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -176,6 +178,41 @@ TEST(HalfTest, ScanFloatRangeCountsWhatFp16WouldLose) {
   ScanFloatRange(bad, 2, &none);
   EXPECT_EQ(none.non_finite, 2u);
   EXPECT_GT(none.min, none.max);
+}
+
+// The scan on a RunContext's threads: the figures of one serial pass,
+// whatever the number of threads, over several pieces with the extremes and
+// the odd values in different pieces.
+TEST(HalfTest, ScanFloatRangeOnThreadsGivesTheSerialFigures) {
+  const size_t n = (size_t{3} << 20) + 12345;  // four pieces, the last short
+  std::vector<float> v(n);
+  std::mt19937 gen(7);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  for (float& x : v) x = normal(gen);
+  v[17] = -0.0f;
+  v[(size_t{1} << 20) + 5] = 1e-9f;                                   // flushed
+  v[(size_t{2} << 20) + 9] = std::numeric_limits<float>::infinity();  // non-finite
+  v[n - 1] = 4000.0f;                                                 // the max, last
+  v[(size_t{2} << 20) - 1] = -5000.0f;                                // the min, a piece's end
+  FloatRangeStats serial;
+  ScanFloatRange(v.data(), n, &serial);
+  ThreadPool pool(1);
+  for (int parallelism : {1, 2}) {
+    RunContext ctx;
+    ctx.pool = &pool;
+    ctx.parallelism = parallelism;
+    FloatRangeStats s;
+    ScanFloatRange(v.data(), n, ctx, &s);
+    EXPECT_EQ(s.non_finite, serial.non_finite) << parallelism;
+    EXPECT_EQ(s.zeros, serial.zeros);
+    EXPECT_EQ(s.flushed, serial.flushed);
+    EXPECT_EQ(s.max_flushed, serial.max_flushed);
+    EXPECT_EQ(s.min, -5000.0f);
+    EXPECT_EQ(s.max, 4000.0f);
+    EXPECT_EQ(s.max_abs, 5000.0f);
+  }
+  EXPECT_EQ(serial.non_finite, 1u);
+  EXPECT_GE(serial.flushed, 1u);
 }
 
 std::string HalfVariantName(const ::testing::TestParamInfo<std::tuple<CpuLevel, size_t>>& info) {

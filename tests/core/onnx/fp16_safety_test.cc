@@ -359,7 +359,8 @@ TEST(Fp16SafetyTest, BoundsOfSaturatingAndShapeOps) {
   const std::string dir = MakeTempDir("quantd-fp16bounds");
   auto model = OnnxModel::FromProto(n.m, dir);
   ASSERT_TRUE(model.ok());
-  Fp16SafetyAnalysis a(model->get());
+  const RunContext ctx;
+  Fp16SafetyAnalysis a(model->get(), ctx);
   a.AddConstants((*model)->proto().graph());
   for (const auto& node : (*model)->proto().graph().node()) EXPECT_FALSE(a.Visit(node));
   const ValueBound p = a.Bound("p"), c = a.Bound("c"), r = a.Bound("r"), e = a.Bound("e");
@@ -385,10 +386,10 @@ std::string FileBytes(const std::string& path) {
 // The shared public models keep nothing in FP32, so their FP16 conversion is
 // the same, byte for byte, as with --force-fp16 (which skips the analysis).
 TEST(Fp16SafetyTest, PublicModelsKeepNothingAndConvertAsForced) {
-  for (const char* rel : {"genai-tiny-random-gpt2-fp32/past.onnx",
-                          "genai-tiny-random-llama-fp16-extdata/model.onnx",
-                          "genai-webgpu-tiny-gqa/model.onnx",
-                          "openvino-matmulnbits-3x4/matmulnbits_3x4.as-published.onnx"}) {
+  for (const char* rel :
+       {"genai-tiny-random-gpt2-fp32/past.onnx", "genai-tiny-random-llama-fp16-extdata/model.onnx",
+        "genai-webgpu-tiny-gqa/model.onnx",
+        "openvino-matmulnbits-3x4/matmulnbits_3x4.as-published.onnx"}) {
     const std::string in = std::string(QUANTD_TESTDATA) + "/onnx/" + rel;
     std::string dir = MakeTempDir("quantd-fp16public");
     fs::create_directories(dir + "/safe");

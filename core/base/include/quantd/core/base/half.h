@@ -18,6 +18,8 @@
 
 namespace quantd::core {
 
+struct RunContext;  // quantd/core/run_context.h
+
 inline constexpr float kHalfMax = 65504.0f;
 // Smallest positive FP16 subnormal is 2^-24; anything with magnitude <=
 // kHalfFlushLimit (2^-25, the tie rounding to even zero) rounds to zero.
@@ -111,6 +113,9 @@ struct FloatRangeStats {
 // Adds n values to *stats. Every variant gives the same counts and values
 // (a zero extreme may differ in sign).
 void ScanFloatRange(const float* x, size_t n, FloatRangeStats* stats);
+// The same on ctx's threads, in fixed 1 Mi-value pieces merged in order (the
+// figures do not depend on the number of threads).
+void ScanFloatRange(const float* x, size_t n, const RunContext& ctx, FloatRangeStats* stats);
 void ScanFloatRange_ref(const float* x, size_t n, FloatRangeStats* stats);
 
 }  // namespace quantd::core
