@@ -14,6 +14,10 @@
 #include "quantd/core/base/finite.h"
 #include "quantd/core/quant/quality.h"
 
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
+
 namespace quantd::core::quant {
 namespace {
 
@@ -276,6 +280,105 @@ absl::StatusOr<Int8Result> Int8Impl(const MatrixSource& s, const Int8Options& o,
   return out;
 }
 
+// ---- MatMulNBits 8-bit blocks (Blockwise8): one block of one column,
+// contiguous. Scalar definitions first; the SSE2 versions (x86-64's
+// baseline) compute the same bits.
+
+// The block's extremes as `mn = std::min(mn, x[i])` / `std::max` from x[0]
+// find them. REQUIRES: finite values.
+void Block8MinMaxScalar(const float* x, int64_t n, float* mn_out, float* mx_out) {
+  float mn = x[0], mx = x[0];
+  for (int64_t i = 1; i < n; ++i) {
+    mn = std::min(mn, x[i]);
+    mx = std::max(mx, x[i]);
+  }
+  *mn_out = mn;
+  *mx_out = mx;
+}
+
+// codes[i] = clamp(round_half_away(x[i] / scale + zp), 0, 255) and the
+// dequantized value (code - zp) * scale into deq[i].
+void Block8CodesScalar(const float* x, int64_t n, float scale, float rcp, float zpf, uint8_t* codes,
+                       float* deq) {
+  for (int64_t i = 0; i < n; ++i) {
+    // |w / scale| <= 255 + zp: roundf's result, without the libm call.
+    const float r = int4::RoundHalfAway(x[i] * rcp + zpf);
+    const float q = r < 0.0f ? 0.0f : (r > 255.0f ? 255.0f : r);
+    codes[i] = static_cast<uint8_t>(q);
+    deq[i] = (q - zpf) * scale;
+  }
+}
+
+#if defined(__x86_64__)
+// minps/maxps select as std::min/std::max do (a < b ? a : b); lanes change
+// only which of two equal values wins, which matters for zeros alone (-0 ==
+// +0): a zero extreme is found again in the scalar order.
+void Block8MinMax(const float* x, int64_t n, float* mn, float* mx) {
+  if (n < 8) return Block8MinMaxScalar(x, n, mn, mx);
+  __m128 lo = _mm_loadu_ps(x), hi = lo;
+  int64_t i = 4;
+  for (; i + 4 <= n; i += 4) {
+    const __m128 v = _mm_loadu_ps(x + i);
+    lo = _mm_min_ps(lo, v);
+    hi = _mm_max_ps(hi, v);
+  }
+  alignas(16) float l[4], h[4];
+  _mm_store_ps(l, lo);
+  _mm_store_ps(h, hi);
+  float a = l[0], b = h[0];
+  for (int j = 1; j < 4; ++j) {
+    a = std::min(a, l[j]);
+    b = std::max(b, h[j]);
+  }
+  for (; i < n; ++i) {
+    a = std::min(a, x[i]);
+    b = std::max(b, x[i]);
+  }
+  if (a == 0.0f || b == 0.0f) return Block8MinMaxScalar(x, n, mn, mx);
+  *mn = a;
+  *mx = b;
+}
+
+// Four lanes of Block8CodesScalar, the same float operations in the same
+// order (mulps then addps: no fused multiply-add at SSE2).
+inline __m128 Block8Code4(__m128 v, __m128 r, __m128 z) {
+  const __m128 x = _mm_add_ps(_mm_mul_ps(v, r), z);
+  __m128 t = _mm_cvtepi32_ps(_mm_cvttps_epi32(x));
+  const __m128 d = _mm_sub_ps(x, t);
+  const __m128 one = _mm_set1_ps(1.0f);
+  t = _mm_add_ps(t, _mm_and_ps(_mm_cmpge_ps(d, _mm_set1_ps(0.5f)), one));
+  t = _mm_sub_ps(t, _mm_and_ps(_mm_cmple_ps(d, _mm_set1_ps(-0.5f)), one));
+  t = _mm_andnot_ps(_mm_cmplt_ps(t, _mm_setzero_ps()), t);  // r < 0 ? 0 : r
+  const __m128 big = _mm_cmpgt_ps(t, _mm_set1_ps(255.0f));  // r > 255 ? 255 : r
+  return _mm_or_ps(_mm_and_ps(big, _mm_set1_ps(255.0f)), _mm_andnot_ps(big, t));
+}
+
+void Block8Codes(const float* x, int64_t n, float scale, float rcp, float zpf, uint8_t* codes,
+                 float* deq) {
+  const __m128 r = _mm_set1_ps(rcp), z = _mm_set1_ps(zpf), sc = _mm_set1_ps(scale);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m128 q[4];
+    for (int j = 0; j < 4; ++j) {
+      q[j] = Block8Code4(_mm_loadu_ps(x + i + 4 * j), r, z);
+      _mm_storeu_ps(deq + i + 4 * j, _mm_mul_ps(_mm_sub_ps(q[j], z), sc));
+    }
+    const __m128i lo = _mm_packs_epi32(_mm_cvttps_epi32(q[0]), _mm_cvttps_epi32(q[1]));
+    const __m128i hi = _mm_packs_epi32(_mm_cvttps_epi32(q[2]), _mm_cvttps_epi32(q[3]));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + i), _mm_packus_epi16(lo, hi));
+  }
+  Block8CodesScalar(x + i, n - i, scale, rcp, zpf, codes + i, deq + i);
+}
+#else
+void Block8MinMax(const float* x, int64_t n, float* mn, float* mx) {
+  Block8MinMaxScalar(x, n, mn, mx);
+}
+void Block8Codes(const float* x, int64_t n, float scale, float rcp, float zpf, uint8_t* codes,
+                 float* deq) {
+  Block8CodesScalar(x, n, scale, rcp, zpf, codes, deq);
+}
+#endif
+
 template <typename T>
 absl::StatusOr<Blockwise8Result> Blockwise8Impl(const MatrixSource& s, int bs, bool symmetric,
                                                 const RunContext& ctx, TensorReport* quality,
@@ -312,11 +415,8 @@ absl::StatusOr<Blockwise8Result> Blockwise8Impl(const MatrixSource& s, int bs, b
       const float* col = wb + j * s.k;
       for (int64_t b = 0; b < blocks; ++b) {
         const int64_t k0 = b * bs, rows = std::min<int64_t>(s.k, k0 + bs) - k0;
-        float mn = col[k0], mx = col[k0];
-        for (int64_t i = 1; i < rows; ++i) {
-          mn = std::min(mn, col[k0 + i]);
-          mx = std::max(mx, col[k0 + i]);
-        }
+        float mn, mx;
+        Block8MinMax(col + k0, rows, &mn, &mx);
         float scale;
         int zp;
         if (symmetric) {
@@ -334,15 +434,7 @@ absl::StatusOr<Blockwise8Result> Blockwise8Impl(const MatrixSource& s, int bs, b
         scales[c * blocks + b] = ElementTraits<T>::FromFloat(scale);
         const float rcp = scale != 0.0f ? 1.0f / scale : 0.0f;
         uint8_t* codes = out.codes.data() + (c * blocks + b) * bs;
-        const float zpf = static_cast<float>(zp);
-        for (int64_t i = 0; i < rows; ++i) {
-          // |w / scale| <= 255 + zp: roundf's result, without the libm call
-          // (the loop vectorizes).
-          const float x = int4::RoundHalfAway(col[k0 + i] * rcp + zpf);
-          const float q = x < 0.0f ? 0.0f : (x > 255.0f ? 255.0f : x);
-          codes[i] = static_cast<uint8_t>(q);
-          qb[j * s.k + k0 + i] = (q - zpf) * scale;
-        }
+        Block8Codes(col + k0, rows, scale, rcp, static_cast<float>(zp), codes, qb + j * s.k + k0);
       }
     }
     if (quality != nullptr) {

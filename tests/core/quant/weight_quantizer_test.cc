@@ -3,7 +3,9 @@
 // separate whole-matrix pass.
 #include "quantd/core/quant/weight_quantizer.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -323,6 +325,82 @@ TEST(WeightQuantizerTest, Int8MatrixIsThePerColumnKernel) {
       QuantizeInt8(col.data(), k, 1, p, o8.type, codes.data(), 1);
       for (int64_t i = 0; i < k; ++i) {
         ASSERT_EQ(r->data[i * n + c], codes[i]) << "k " << k << " row " << i << " col " << c;
+      }
+    }
+  }
+}
+
+// MatMulNBits 8-bit blocks against their definition, written here
+// independently: per column and block of k, the extremes in row order
+// (std::min/std::max from the first value, so an all-zero block keeps its
+// first zero's sign), symmetric scale = the extreme of larger magnitude /
+// -128 with zero point 128, asymmetric scale = (max(mx, 0) - min(mn, 0)) /
+// 255 with zero point round(-mn / scale), codes round(w * (1 / scale) + zp)
+// clamped to [0, 255]. Blocks of signed zeros, blocks whose extreme is zero
+// and a short last block are in the data; every byte is compared, scales
+// bit for bit.
+TEST(WeightQuantizerTest, Blockwise8MatrixIsTheBlockDefinition) {
+  const int64_t n = 70, bs = 32;
+  ThreadPool pool(1);
+  RunContext ctx;
+  ctx.pool = &pool;
+  ctx.parallelism = 2;
+  for (int64_t k : {int64_t{64}, int64_t{100}}) {
+    std::vector<float> w = ::quantd::testing::RandomFloats(k * n, 77, 0.2f);  // [k, n]
+    for (int64_t i = 0; i < bs; ++i) {
+      w[i * n + 0] = (i % 3 == 0) ? -0.0f : 0.0f;  // column 0, block 0: -0 first
+      w[i * n + 1] = (i % 3 == 1) ? -0.0f : 0.0f;  // column 1: +0 first
+      w[i * n + 2] = i == 5 ? 0.0f : std::fabs(w[i * n + 2]) + 0.01f;    // min exactly +0
+      w[i * n + 3] = i == 9 ? -0.0f : -std::fabs(w[i * n + 3]) - 0.01f;  // max exactly -0
+    }
+    MatrixSource s;
+    s.bytes = {reinterpret_cast<const uint8_t*>(w.data()), w.size() * 4};
+    s.k = k;
+    s.n = n;
+    s.row_stride = n;
+    const int64_t blocks = (k + bs - 1) / bs;
+    for (bool symmetric : {true, false}) {
+      SCOPED_TRACE(::testing::Message() << "k " << k << (symmetric ? " symmetric" : " asymmetric"));
+      auto r = QuantizeBlockwise8Matrix(s, bs, symmetric, ctx, nullptr);
+      ASSERT_TRUE(r.ok()) << r.status();
+      ASSERT_EQ(r->codes.size(), static_cast<size_t>(n * blocks * bs));
+      for (int64_t c = 0; c < n; ++c) {
+        for (int64_t b = 0; b < blocks; ++b) {
+          const int64_t k0 = b * bs, rows = std::min(k, k0 + bs) - k0;
+          float mn = w[k0 * n + c], mx = mn;
+          for (int64_t i = 1; i < rows; ++i) {
+            mn = std::min(mn, w[(k0 + i) * n + c]);
+            mx = std::max(mx, w[(k0 + i) * n + c]);
+          }
+          float scale;
+          int zp = 128;
+          if (symmetric) {
+            scale = (std::fabs(mx) > std::fabs(mn) ? mx : mn) / -128.0f;
+          } else {
+            mn = std::min(mn, 0.0f);
+            mx = std::max(mx, 0.0f);
+            scale = (mx - mn) / 255.0f;
+            zp = scale != 0.0f
+                     ? static_cast<int>(std::clamp(std::roundf(-mn / scale), 0.0f, 255.0f))
+                     : 0;
+            ASSERT_EQ(r->zero_points[c * blocks + b], zp) << "column " << c << " block " << b;
+          }
+          float got_scale;
+          std::memcpy(&got_scale, r->scales.data() + (c * blocks + b) * 4, 4);
+          ASSERT_EQ(std::signbit(got_scale), std::signbit(scale))
+              << "column " << c << " block " << b;
+          ASSERT_EQ(got_scale, scale) << "column " << c << " block " << b;
+          const float rcp = scale != 0.0f ? 1.0f / scale : 0.0f;
+          for (int64_t i = 0; i < bs; ++i) {
+            int want = 0;  // rows past k stay 0
+            if (i < rows) {
+              const float x = std::roundf(w[(k0 + i) * n + c] * rcp + static_cast<float>(zp));
+              want = static_cast<int>(std::clamp(x, 0.0f, 255.0f));
+            }
+            ASSERT_EQ(r->codes[(c * blocks + b) * bs + i], want)
+                << "column " << c << " block " << b << " row " << i;
+          }
+        }
       }
     }
   }
