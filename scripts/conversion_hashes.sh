@@ -29,6 +29,23 @@ onnx_recipes=(
   "int4-mnb-lmhead8-emb:--precision int4 --lm-head int8 --quantize-embeddings"
   "int4-qdq:--precision int4 --int4-format qdq"
   "int4-search:--precision int4 --algorithm search"
+  "int8-mnb:--precision int8 --int8-mode matmulnbits"
+  "int8-mnb-asym-b64:--precision int8 --int8-mode matmulnbits --asymmetric --block-size 64"
+)
+# Hugging Face checkpoints: GenAI folders, MLX folders and GGUF.
+checkpoints=(
+  "phi3:$shared/testdata/hf/checkpoints/phi3-tiny-shared"
+  "llama:$shared/testdata/hf/checkpoints/llama-tiny-shared"
+)
+checkpoint_recipes=(
+  "genai-fp32:out:--format onnx --precision fp32"
+  "genai-fp16:out:--format onnx --precision fp16"
+  "genai-int8:out:--format onnx --precision int8"
+  "genai-int4:out:--format onnx --precision int4"
+  "mlx4:out:--format mlx"
+  "mlx8:out:--format mlx --bits 8"
+  "gguf-f16:out.gguf:--gguf-type F16"
+  "gguf-q4km:out.gguf:--gguf-type Q4_K_M"
 )
 gguf_in=(
   "f32:$shared/testdata/gguf/tiny-llama-f32.gguf"
@@ -52,6 +69,15 @@ for m in "${onnx[@]}"; do
     for threads in 1 2; do
       # shellcheck disable=SC2086
       run "${m%%:*}.${r%%:*}.t$threads" model.onnx "${m#*:}" ${r#*:} --threads $threads
+    done
+  done
+done
+for c in "${checkpoints[@]}"; do
+  for r in "${checkpoint_recipes[@]}"; do
+    name=${r%%:*} rest=${r#*:}
+    for threads in 1 2; do
+      # shellcheck disable=SC2086
+      run "${c%%:*}.$name.t$threads" "${rest%%:*}" "${c#*:}" ${rest#*:} --threads $threads
     done
   done
 done
