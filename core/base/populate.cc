@@ -34,4 +34,12 @@ void PopulateParallel(void* data, size_t bytes, const RunContext& ctx) {
   });
 }
 
+std::vector<uint8_t> PopulatedZeros(size_t bytes, const RunContext& ctx) {
+  std::vector<uint8_t> out;
+  out.reserve(bytes);
+  PopulateParallel(out.data(), bytes, ctx);
+  out.resize(bytes);
+  return out;
+}
+
 }  // namespace quantd::core

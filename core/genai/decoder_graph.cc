@@ -54,11 +54,7 @@ struct WeightPlan {
 absl::StatusOr<std::vector<uint8_t>> Produce(const WeightPlan& plan, const RunContext& ctx) {
   const int64_t rows = plan.rows();
   const int64_t cols = plan.cols;
-  const size_t bytes = static_cast<size_t>(rows * cols) * sizeof(float);
-  std::vector<uint8_t> out;
-  out.reserve(bytes);
-  PopulateParallel(out.data(), bytes, ctx);
-  out.resize(bytes);
+  std::vector<uint8_t> out = PopulatedZeros(static_cast<size_t>(rows * cols) * sizeof(float), ctx);
   float* dst = reinterpret_cast<float*>(out.data());
   constexpr int64_t kBlockRows = 64;
   struct Task {

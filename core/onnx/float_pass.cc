@@ -282,11 +282,7 @@ void FloatPass::ConvertTensor(onnx::TensorProto* t) {
   model_->Defer(
       t, [model, report, ctx, src, from, to, n, index]() -> absl::StatusOr<std::vector<uint8_t>> {
         QUANTD_ASSIGN_OR_RETURN(TensorData in, model->Read(*src));
-        const size_t out_bytes = n * (OnnxTypeBits(to) / 8);
-        std::vector<uint8_t> out;
-        out.reserve(out_bytes);
-        PopulateParallel(out.data(), out_bytes, *ctx);  // the pages, on the loop's threads
-        out.resize(out_bytes);
+        std::vector<uint8_t> out = PopulatedZeros(n * (OnnxTypeBits(to) / 8), *ctx);
         // Element-wise, in chunks (a multiple of 8 values, the SIMD width) that
         // write fixed ranges of `out`; the per-chunk counts are summed in order.
         constexpr uint64_t kChunk = 1 << 16;

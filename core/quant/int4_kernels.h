@@ -16,6 +16,10 @@
 #include <cmath>
 #include <cstdint>
 
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
+
 #include "quantd/core/base/cpu_features.h"
 #include "quantd/core/quant/bits_traits.h"
 #include "quantd/core/quant/int4_blockwise.h"
@@ -38,6 +42,18 @@ inline float RoundHalfAway(float x) {
   t -= d <= -0.5f ? 1.0f : 0.0f;
   return t;
 }
+
+#if defined(__x86_64__)
+// Four lanes of RoundHalfAway (SSE2, the x86-64 baseline), the same float
+// operations.
+inline __m128 RoundHalfAwaySse2(__m128 x) {
+  __m128 t = _mm_cvtepi32_ps(_mm_cvttps_epi32(x));
+  const __m128 d = _mm_sub_ps(x, t);
+  const __m128 one = _mm_set1_ps(1.0f);
+  t = _mm_add_ps(t, _mm_and_ps(_mm_cmpge_ps(d, _mm_set1_ps(0.5f)), one));
+  return _mm_sub_ps(t, _mm_and_ps(_mm_cmple_ps(d, _mm_set1_ps(-0.5f)), one));
+}
+#endif
 
 // Per-block quantization parameters in the form the code loops use.
 struct BlockQ {

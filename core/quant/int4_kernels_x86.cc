@@ -16,11 +16,7 @@ inline __m128 CodeSse2(__m128 v, __m128 r, __m128 z, const CodeParams& p) {
   __m128 x = _mm_mul_ps(v, r);
   if (p.zp_inside) x = _mm_add_ps(x, z);
   x = _mm_min_ps(_mm_max_ps(x, _mm_set1_ps(p.lo)), _mm_set1_ps(p.hi));
-  __m128 t = _mm_cvtepi32_ps(_mm_cvttps_epi32(x));
-  __m128 d = _mm_sub_ps(x, t);
-  const __m128 one = _mm_set1_ps(1.0f);
-  t = _mm_add_ps(t, _mm_and_ps(_mm_cmpge_ps(d, _mm_set1_ps(0.5f)), one));
-  t = _mm_sub_ps(t, _mm_and_ps(_mm_cmple_ps(d, _mm_set1_ps(-0.5f)), one));
+  __m128 t = RoundHalfAwaySse2(x);
   if (!p.zp_inside) t = _mm_add_ps(t, z);
   return _mm_min_ps(_mm_max_ps(t, _mm_set1_ps(p.qlo)), _mm_set1_ps(p.qhi));
 }

@@ -14,10 +14,6 @@
 #include "quantd/core/base/finite.h"
 #include "quantd/core/quant/quality.h"
 
-#if defined(__x86_64__)
-#include <emmintrin.h>
-#endif
-
 namespace quantd::core::quant {
 namespace {
 
@@ -281,20 +277,8 @@ absl::StatusOr<Int8Result> Int8Impl(const MatrixSource& s, const Int8Options& o,
 }
 
 // ---- MatMulNBits 8-bit blocks (Blockwise8): one block of one column,
-// contiguous. Scalar definitions first; the SSE2 versions (x86-64's
-// baseline) compute the same bits.
-
-// The block's extremes as `mn = std::min(mn, x[i])` / `std::max` from x[0]
-// find them. REQUIRES: finite values.
-void Block8MinMaxScalar(const float* x, int64_t n, float* mn_out, float* mx_out) {
-  float mn = x[0], mx = x[0];
-  for (int64_t i = 1; i < n; ++i) {
-    mn = std::min(mn, x[i]);
-    mx = std::max(mx, x[i]);
-  }
-  *mn_out = mn;
-  *mx_out = mx;
-}
+// contiguous. The scalar definition of the codes first; the SSE2 versions
+// (x86-64's baseline) compute the same bits.
 
 // codes[i] = clamp(round_half_away(x[i] / scale + zp), 0, 255) and the
 // dequantized value (code - zp) * scale into deq[i].
@@ -312,9 +296,10 @@ void Block8CodesScalar(const float* x, int64_t n, float scale, float rcp, float 
 #if defined(__x86_64__)
 // minps/maxps select as std::min/std::max do (a < b ? a : b); lanes change
 // only which of two equal values wins, which matters for zeros alone (-0 ==
-// +0): a zero extreme is found again in the scalar order.
+// +0): a zero extreme is found again in the scalar order (MinMax, which
+// keeps the first of equal values). REQUIRES: finite values.
 void Block8MinMax(const float* x, int64_t n, float* mn, float* mx) {
-  if (n < 8) return Block8MinMaxScalar(x, n, mn, mx);
+  if (n < 8) return MinMax(x, n, 1, mn, mx);
   __m128 lo = _mm_loadu_ps(x), hi = lo;
   int64_t i = 4;
   for (; i + 4 <= n; i += 4) {
@@ -334,7 +319,7 @@ void Block8MinMax(const float* x, int64_t n, float* mn, float* mx) {
     a = std::min(a, x[i]);
     b = std::max(b, x[i]);
   }
-  if (a == 0.0f || b == 0.0f) return Block8MinMaxScalar(x, n, mn, mx);
+  if (a == 0.0f || b == 0.0f) return MinMax(x, n, 1, mn, mx);
   *mn = a;
   *mx = b;
 }
@@ -342,12 +327,7 @@ void Block8MinMax(const float* x, int64_t n, float* mn, float* mx) {
 // Four lanes of Block8CodesScalar, the same float operations in the same
 // order (mulps then addps: no fused multiply-add at SSE2).
 inline __m128 Block8Code4(__m128 v, __m128 r, __m128 z) {
-  const __m128 x = _mm_add_ps(_mm_mul_ps(v, r), z);
-  __m128 t = _mm_cvtepi32_ps(_mm_cvttps_epi32(x));
-  const __m128 d = _mm_sub_ps(x, t);
-  const __m128 one = _mm_set1_ps(1.0f);
-  t = _mm_add_ps(t, _mm_and_ps(_mm_cmpge_ps(d, _mm_set1_ps(0.5f)), one));
-  t = _mm_sub_ps(t, _mm_and_ps(_mm_cmple_ps(d, _mm_set1_ps(-0.5f)), one));
+  __m128 t = int4::RoundHalfAwaySse2(_mm_add_ps(_mm_mul_ps(v, r), z));
   t = _mm_andnot_ps(_mm_cmplt_ps(t, _mm_setzero_ps()), t);  // r < 0 ? 0 : r
   const __m128 big = _mm_cmpgt_ps(t, _mm_set1_ps(255.0f));  // r > 255 ? 255 : r
   return _mm_or_ps(_mm_and_ps(big, _mm_set1_ps(255.0f)), _mm_andnot_ps(big, t));
@@ -370,9 +350,7 @@ void Block8Codes(const float* x, int64_t n, float scale, float rcp, float zpf, u
   Block8CodesScalar(x + i, n - i, scale, rcp, zpf, codes + i, deq + i);
 }
 #else
-void Block8MinMax(const float* x, int64_t n, float* mn, float* mx) {
-  Block8MinMaxScalar(x, n, mn, mx);
-}
+void Block8MinMax(const float* x, int64_t n, float* mn, float* mx) { MinMax(x, n, 1, mn, mx); }
 void Block8Codes(const float* x, int64_t n, float scale, float rcp, float zpf, uint8_t* codes,
                  float* deq) {
   Block8CodesScalar(x, n, scale, rcp, zpf, codes, deq);

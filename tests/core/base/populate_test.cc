@@ -29,11 +29,9 @@ TEST(PopulateTest, LeavesContentsAndFreshZerosAsTheyAre) {
       for (size_t i = 0; i < bytes + 7; ++i) {
         ASSERT_EQ(written[i], static_cast<uint8_t>(i * 31 + i / 4096)) << "at " << i;
       }
-      // A reserved vector populated, then sized: all zeros, then writable.
-      std::vector<uint8_t> fresh;
-      fresh.reserve(bytes);
-      PopulateParallel(fresh.data(), bytes, *ctx);
-      fresh.resize(bytes);
+      // A fresh vector populated, then sized: all zeros, then writable.
+      std::vector<uint8_t> fresh = PopulatedZeros(bytes, *ctx);
+      ASSERT_EQ(fresh.size(), bytes);
       for (size_t i = 0; i < bytes; ++i) ASSERT_EQ(fresh[i], 0) << "at " << i;
       fresh[bytes - 1] = 9;
       EXPECT_EQ(fresh[bytes - 1], 9);

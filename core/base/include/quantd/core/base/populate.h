@@ -16,6 +16,8 @@
 #define QUANTD_CORE_BASE_POPULATE_H_
 
 #include <cstddef>
+#include <cstdint>
+#include <vector>
 
 #include "quantd/core/run_context.h"
 
@@ -26,6 +28,10 @@ namespace quantd::core {
 // reserved but empty std::vector's buffer, say). Small ranges (under 4 MiB)
 // are left to fault on first touch.
 void PopulateParallel(void* data, size_t bytes, const RunContext& ctx);
+
+// `bytes` zero bytes in a fresh vector whose pages were populated on ctx's
+// threads before the zero-fill: for a large output the loop then fills.
+std::vector<uint8_t> PopulatedZeros(size_t bytes, const RunContext& ctx);
 
 }  // namespace quantd::core
 
