@@ -1,12 +1,13 @@
 // Client downloads: each artifact file is written through a resumable
-// AtomicFileWriter ("<name>.part", resumed from its size), its sha256
-// checked, then fsynced and renamed into place.
+// AtomicFileWriter ("<name>.part", resumed from its size) fed by a
+// DownloadPipeline (hashing and O_DIRECT writes beside the receiving
+// thread), its sha256 checked, then fsynced and renamed into place.
 #include <algorithm>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "client_internal.h"
-#include "hash_thread.h"
+#include "download_pipeline.h"
 #include "quantd/client/client.h"
 #include "quantd/core/base/atomic_file.h"
 #include "quantd/core/base/sha256.h"
@@ -14,7 +15,7 @@
 namespace quantd::client {
 namespace fs = std::filesystem;
 
-using internal::HashThread;
+using internal::DownloadPipeline;
 using internal::Interrupted;
 using internal::LocalFileError;
 using internal::PlainName;
@@ -24,7 +25,6 @@ absl::Status Client::DownloadTo(const std::string& job_id, const v1::FileInfo& f
                                 const std::string& final_path, uint64_t epoch,
                                 const DownloadOptions& options, uint64_t base, uint64_t total,
                                 DownloadResult* result) {
-  constexpr uint64_t kWriteBackStep = 32u << 20;
   absl::Status last;
   absl::Duration backoff = options_.retry_backoff;
   for (int attempt = 0; attempt < std::max(1, options_.max_attempts); ++attempt) {
@@ -41,7 +41,6 @@ absl::Status Client::DownloadTo(const std::string& job_id, const v1::FileInfo& f
     absl::Status s = LocalFileError(core::HashFilePrefix(out.temp_path(), offset, &sha));
     if (!s.ok()) return s;
     if (attempt == 0) result->resumed_bytes += offset;
-    uint64_t flushed = offset;
     if (options.on_progress) options.on_progress(base + offset, total);
 
     grpc::ClientContext ctx;
@@ -52,41 +51,32 @@ absl::Status Client::DownloadTo(const std::string& job_id, const v1::FileInfo& f
     req.set_offset(offset);
     ActiveCall active(this, &ctx, epoch);
     auto reader = stub_->DownloadArtifact(&ctx, req);
-    // A few messages in turn: each chunk is written here and hashed on the
-    // hash thread while the next ones are received and written; a message
-    // is reused once its bytes are hashed.
-    constexpr int kSlots = 4;
-    v1::DownloadChunk chunks[kSlots];
-    uint64_t tickets[kSlots] = {};
+    // Each chunk is copied into the pipeline's buffers, which are hashed
+    // and written on its threads while the next chunks are received.
+    v1::DownloadChunk chunk;
     absl::Status write_error;
     {
-      HashThread hasher(&sha);
-      for (int slot = 0;; slot = (slot + 1) % kSlots) {
-        hasher.WaitFor(tickets[slot]);
-        v1::DownloadChunk& chunk = chunks[slot];
-        if (!reader->Read(&chunk)) break;
+      DownloadPipeline pipeline(&out, &sha);
+      while (reader->Read(&chunk)) {
         if (chunk.offset() != offset) {
           write_error = absl::DataLossError("the server sent a chunk at an unexpected offset");
           ctx.TryCancel();
           break;
         }
         const std::string& data = chunk.data();
-        write_error = LocalFileError(out.Write(data.data(), data.size()));
+        write_error = LocalFileError(pipeline.Append(data));
         if (!write_error.ok()) {
           ctx.TryCancel();
           break;
         }
-        tickets[slot] = hasher.Add(data);
         offset += data.size();
         result->bytes_received += data.size();
         if (options.on_progress) options.on_progress(base + offset, total);
-        // Start write-back every 32 MiB so the final fsync is short.
-        if (offset - flushed >= kWriteBackStep) {
-          out.StartWriteBack();
-          flushed = offset;
-        }
       }
-    }  // every chunk received is hashed
+      // What was received is written (a prefix to resume from) and hashed.
+      absl::Status written = LocalFileError(pipeline.Finish());
+      if (write_error.ok()) write_error = written;
+    }
     absl::Status status = FromGrpcStatus(reader->Finish());
     if (!write_error.ok()) return write_error;
     if (!status.ok() || offset != file.size_bytes()) {

@@ -1,0 +1,140 @@
+// DownloadPipeline (download_pipeline.h).
+#include "download_pipeline.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "absl/types/span.h"
+
+namespace quantd::client::internal {
+
+void DownloadPipeline::FreeDeleter::operator()(char* p) const { std::free(p); }
+
+DownloadPipeline::DownloadPipeline(core::AtomicFileWriter* out, core::Sha256* sha,
+                                   size_t buffer_bytes)
+    : out_(out), sha_(sha), buffer_bytes_(buffer_bytes), buffer_offset_(out->offset()) {
+  constexpr size_t kAlignment = 4096;  // O_DIRECT's memory alignment
+  for (Buffer& b : buffers_) {
+    void* p = std::aligned_alloc(kAlignment, buffer_bytes_);
+    if (p == nullptr) throw std::bad_alloc();
+    storage_.emplace_back(static_cast<char*>(p));
+    b.data = static_cast<char*>(p);
+  }
+  hash_thread_ = std::thread([this] { HashLoop(); });
+  write_thread_ = std::thread([this] { WriteLoop(); });
+}
+
+DownloadPipeline::~DownloadPipeline() { Finish().IgnoreError(); }
+
+absl::Status DownloadPipeline::Append(absl::string_view bytes) {
+  while (!bytes.empty()) {
+    if (!open_) {
+      struct Wait {
+        DownloadPipeline* self;
+        uint64_t k;
+      } wait{this, filling_};
+      absl::MutexLock lock(&mu_);
+      // Buffer k reuses the slot of buffer k - kBuffers: both threads must
+      // be past it.
+      mu_.Await(absl::Condition(
+          +[](Wait* w) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+            return w->self->write_failed_ ||
+                   (w->self->hashed_ + kBuffers > w->k && w->self->written_ + kBuffers > w->k);
+          },
+          &wait));
+      if (write_failed_) return write_status_;
+      // Buffers end where the file reaches a multiple of the buffer size,
+      // so full ones start at aligned file offsets.
+      capacity_ = buffer_bytes_ - buffer_offset_ % buffer_bytes_;
+      buffers_[filling_ % kBuffers].size = 0;
+      opened_ = absl::Now();
+      open_ = true;
+    }
+    Buffer& b = buffers_[filling_ % kBuffers];
+    const size_t n = std::min(capacity_ - b.size, bytes.size());
+    std::memcpy(b.data + b.size, bytes.data(), n);
+    b.size += n;
+    bytes.remove_prefix(n);
+    if (b.size == capacity_) Submit();
+  }
+  if (open_ && absl::Now() - opened_ >= kMaxHold) Submit();  // a slow download
+  absl::MutexLock lock(&mu_);
+  return write_status_;
+}
+
+void DownloadPipeline::Submit() {
+  buffer_offset_ += buffers_[filling_ % kBuffers].size;
+  absl::MutexLock lock(&mu_);
+  ++submitted_;
+  ++filling_;
+  open_ = false;
+}
+
+absl::Status DownloadPipeline::Finish() {
+  if (!finished_) {
+    finished_ = true;
+    if (open_ && buffers_[filling_ % kBuffers].size > 0) Submit();
+    {
+      absl::MutexLock lock(&mu_);
+      done_ = true;
+    }
+    hash_thread_.join();
+    write_thread_.join();
+  }
+  absl::MutexLock lock(&mu_);
+  return write_status_;
+}
+
+void DownloadPipeline::HashLoop() {
+  for (;;) {
+    uint64_t k;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](DownloadPipeline* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
+            return p->done_ || p->submitted_ > p->hashed_;
+          },
+          this));
+      if (hashed_ == submitted_) return;  // done, and all hashed
+      k = hashed_;
+    }
+    const Buffer& b = buffers_[k % kBuffers];
+    sha_->Update(b.data, b.size);
+    absl::MutexLock lock(&mu_);
+    ++hashed_;
+  }
+}
+
+void DownloadPipeline::WriteLoop() {
+  for (;;) {
+    uint64_t k;
+    bool failed;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](DownloadPipeline* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
+            return p->done_ || p->submitted_ > p->written_;
+          },
+          this));
+      if (written_ == submitted_) return;  // done, and all written
+      k = written_;
+      failed = write_failed_;
+    }
+    absl::Status st;
+    if (!failed) {
+      const Buffer& b = buffers_[k % kBuffers];
+      st = out_->WriteUncached(
+          absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(b.data), b.size));
+    }
+    absl::MutexLock lock(&mu_);
+    if (!st.ok() && !write_failed_) {
+      write_failed_ = true;
+      write_status_ = st;
+    }
+    ++written_;
+  }
+}
+
+}  // namespace quantd::client::internal
