@@ -6,6 +6,9 @@
 # prints each run's wall time, MB/s and the CPU seconds (user + system) of
 # the client and of the server. With PERF=1 the last run is profiled
 # (`perf record -g` of both processes, self time by library and symbol).
+# With COLD=1 the page cache is dropped before each download (needs root):
+# the server reads the artifact from the disk, as right after a job that
+# wrote it with O_DIRECT.
 # With QUANTD2=OTHER_BUILD, each run also downloads with OTHER_BUILD's
 # quantd and quantctl (a second server on the same data), alternating.
 #
@@ -56,6 +59,7 @@ one() {  # BUILD NAME RUN
     sleep 0.5
     wrap=(perf record -q -g -o "$work/$name-client.perf")
   fi
+  if [ "${COLD:-0}" = 1 ]; then sync; echo 3 > /proc/sys/vm/drop_caches; fi
   s0=$(cpu "$spid")
   t0=$(date +%s.%N)
   client=$( { /usr/bin/time -f "%e %U %S" "${wrap[@]}" "$b/client/quantctl/quantctl" --server "127.0.0.1:$port" \

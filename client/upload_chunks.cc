@@ -8,38 +8,20 @@
 
 #include "absl/strings/str_cat.h"
 #include "client_internal.h"
+#include "quantd/api/wire.h"
 
 namespace quantd::client::internal {
 namespace {
 
-// Protobuf wire format (protobuf.dev/programming-guides/encoding): a field's
-// key is (number << 3) | wire type; lengths and integers are varints.
-constexpr uint8_t kLengthDelimited = 2;
-constexpr uint8_t kVarint = 0;
+using api::wire::kLengthDelimited;
+using api::wire::kVarint;
+using api::wire::PutKey;
+using api::wire::PutVarint;
+using api::wire::VarintSize;
+
 constexpr int kUploadRequestChunk = 2;  // UploadRequest.chunk
 constexpr int kChunkOffset = 1;         // UploadChunk.offset
 constexpr int kChunkData = 2;           // UploadChunk.data
-
-size_t VarintSize(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
-
-void PutVarint(uint64_t v, std::string* out) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
-void PutKey(int field, uint8_t wire_type, std::string* out) {
-  PutVarint((static_cast<uint64_t>(field) << 3) | wire_type, out);
-}
 
 // What a slice of a block carries to its destroy callback.
 struct SliceRef {
@@ -198,9 +180,8 @@ void ReadAhead::Run() {
 ReadBlock* ReadAhead::Next() {
   absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(
-      +[](ReadAhead* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu_) {
-        return r->done_ || !r->ready_.empty();
-      },
+      +[](ReadAhead* r)
+           ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu_) { return r->done_ || !r->ready_.empty(); },
       this));
   if (ready_.empty()) return nullptr;
   ReadBlock* block = ready_.front();

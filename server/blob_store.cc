@@ -26,20 +26,14 @@ namespace fs = std::filesystem;
 
 ArtifactReader::~ArtifactReader() { ::close(fd_); }
 
-absl::Status ArtifactReader::ReadAt(uint64_t offset, size_t max, std::string* out) {
-  out->resize(max);
-  size_t got = 0;
-  while (got < max) {
-    ssize_t n = ::pread(fd_, out->data() + got, max - got, static_cast<off_t>(offset + got));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return core::ErrnoToStatus(errno, "read", info_.name());
-    }
-    if (n == 0) break;
-    got += static_cast<size_t>(n);
+absl::StatusOr<std::unique_ptr<core::MappedFile>> ArtifactReader::Map() const {
+  auto mapped = core::MappedFile::Map(fd_, info_.name());
+  if (mapped.ok() && (*mapped)->size() < info_.size_bytes()) {
+    return absl::DataLossError(absl::StrCat("artifact file ", info_.name(), " holds ",
+                                            (*mapped)->size(), " bytes; its manifest says ",
+                                            info_.size_bytes()));
   }
-  out->resize(got);
-  return absl::OkStatus();
+  return mapped;
 }
 
 // ---------------------------------------------------------------- BlobStore

@@ -17,9 +17,9 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* NewUploadReactor(const ServiceContext
 grpc::ServerWriteReactor<v1::JobEvent>* NewWatchReactor(const ServiceContext* ctx,
                                                         grpc::CallbackServerContext* context,
                                                         const v1::WatchJobRequest* request);
-grpc::ServerWriteReactor<v1::DownloadChunk>* NewDownloadReactor(
-    const ServiceContext* ctx, grpc::CallbackServerContext* context,
-    const v1::DownloadArtifactRequest* request);
+grpc::ServerWriteReactor<grpc::ByteBuffer>* NewDownloadReactor(const ServiceContext* ctx,
+                                                               grpc::CallbackServerContext* context,
+                                                               const grpc::ByteBuffer* request);
 
 }  // namespace quantd::server
 

@@ -134,8 +134,8 @@ grpc::ServerWriteReactor<v1::JobEvent>* QuantdService::WatchJob(
   return NewWatchReactor(&ctx_, context, request);
 }
 
-grpc::ServerWriteReactor<v1::DownloadChunk>* QuantdService::DownloadArtifact(
-    grpc::CallbackServerContext* context, const v1::DownloadArtifactRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* QuantdService::DownloadArtifact(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
   return NewDownloadReactor(&ctx_, context, request);
 }
 

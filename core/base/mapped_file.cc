@@ -21,9 +21,14 @@ absl::StatusOr<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& 
     if (err == ENOENT) return absl::NotFoundError(absl::StrCat(path, ": no such file"));
     return ErrnoToStatus(err, "cannot open", path);
   }
+  auto mapped = Map(fd, path);
+  ::close(fd);
+  return mapped;
+}
+
+absl::StatusOr<std::unique_ptr<MappedFile>> MappedFile::Map(int fd, const std::string& path) {
   struct stat st;
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
     return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
   }
   uint64_t size = static_cast<uint64_t>(st.st_size);
@@ -31,14 +36,11 @@ absl::StatusOr<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& 
   if (size > 0) {
     void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
-      int err = errno;
-      ::close(fd);
       return absl::ResourceExhaustedError(
-          absl::StrCat(path, ": mmap failed: ", std::strerror(err)));
+          absl::StrCat(path, ": mmap failed: ", std::strerror(errno)));
     }
     data = static_cast<const uint8_t*>(p);
   }
-  ::close(fd);
   return std::unique_ptr<MappedFile>(new MappedFile(path, data, size));
 }
 

@@ -1,5 +1,6 @@
 // Integration tests: the real quantd on a loopback port and the real client
 // library — end-to-end jobs, uploads, errors, listing, dedup.
+#include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -546,6 +547,42 @@ TEST_F(ServiceTest, DownloadResumesFromPartialFile) {
   while (reader->Read(&chunk)) {
   }
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::OUT_OF_RANGE);
+}
+
+// The server sends an artifact's bytes from a mapping of the file: one cut
+// short on the server's disk is DATA_LOSS (never a crash), a request that
+// is not a DownloadArtifactRequest is INVALID_ARGUMENT, and the server
+// keeps serving.
+TEST_F(ServiceTest, CutShortArtifactIsDataLossAndMalformedDownloadRequestInvalid) {
+  auto result = client_->Quantize({Gpt2Model()}, Fp16Recipe(), tmp_.path() + "/out");
+  ASSERT_TRUE(result.ok()) << result.status();
+  const std::string job_id = result->job.job_id();
+  const std::string artifact =
+      tmp_.path() + "/data/artifacts/" + job_id + "/" + result->job.artifact().files(0).name();
+  ASSERT_TRUE(fs::exists(artifact));
+  fs::resize_file(artifact, fs::file_size(artifact) / 2);
+  auto cut = client_->Download(job_id, tmp_.path() + "/cut");
+  EXPECT_EQ(cut.status().code(), absl::StatusCode::kDataLoss) << cut.status();
+  EXPECT_THAT(std::string(cut.status().message()), ::testing::HasSubstr("its manifest says"));
+  EXPECT_FALSE(fs::exists(tmp_.path() + "/cut/" + result->job.artifact().files(0).name()));
+
+  auto channel = grpc::CreateChannel(server_->target(), grpc::InsecureChannelCredentials());
+  const grpc::internal::RpcMethod method("/quantd.v1.Quantd/DownloadArtifact",
+                                         grpc::internal::RpcMethod::SERVER_STREAMING);
+  const std::string garbage = "\x0a\xff\xff\x03job";  // a length past the end
+  grpc::Slice slice(garbage);
+  const grpc::ByteBuffer request(&slice, 1);
+  grpc::ClientContext ctx;
+  std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader(
+      grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(channel.get(), method, &ctx,
+                                                                    request));
+  grpc::ByteBuffer message;
+  while (reader->Read(&message)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  auto health = client_->Health();
+  EXPECT_TRUE(health.ok() && *health);
 }
 
 TEST(ServiceLimitsTest, UploadOverLimitIsResourceExhausted) {

@@ -28,6 +28,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "quantd/core/base/mapped_file.h"
 #include "quantd/core/base/output_digests.h"
 #include "quantd/v1/quantd.pb.h"
 
@@ -47,15 +48,18 @@ struct BlobStoreOptions {
 };
 
 // An artifact file opened for reading.
-// Thread safety: ReadAt may be called from any thread (pread).
+// Thread safety: Map may be called from any thread.
 class ArtifactReader {
  public:
   ~ArtifactReader();
   ArtifactReader(const ArtifactReader&) = delete;
   ArtifactReader& operator=(const ArtifactReader&) = delete;
   const v1::FileInfo& info() const { return info_; }
-  // Reads up to `max` bytes at `offset` into `out` (replaced). Empty at EOF.
-  absl::Status ReadAt(uint64_t offset, size_t max, std::string* out);
+  // The whole file mapped read-only, for sending its bytes without copying
+  // them: only the kernel should read the mapping (a socket write), so that
+  // a file cut short under it fails that write (EFAULT) instead of
+  // faulting the server. DataLoss when the file is shorter than info().
+  absl::StatusOr<std::unique_ptr<core::MappedFile>> Map() const;
 
  private:
   friend class BlobStore;

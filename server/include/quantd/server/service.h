@@ -17,9 +17,11 @@
 namespace quantd::server {
 
 // UploadModel takes raw messages (grpc::ByteBuffer, parsed by its reactor)
-// so a chunk's bytes are not copied out of gRPC's buffers.
+// so a chunk's bytes are not copied out of gRPC's buffers; DownloadArtifact
+// sends raw messages whose bytes are referenced in the mapped file.
 class QuantdService final
-    : public v1::Quantd::WithRawCallbackMethod_UploadModel<v1::Quantd::CallbackService> {
+    : public v1::Quantd::WithRawCallbackMethod_UploadModel<
+          v1::Quantd::WithRawCallbackMethod_DownloadArtifact<v1::Quantd::CallbackService>> {
  public:
   explicit QuantdService(ServiceContext ctx) : ctx_(std::move(ctx)) {}
 
@@ -50,8 +52,8 @@ class QuantdService final
                                       v1::Job* response) override;
   grpc::ServerWriteReactor<v1::JobEvent>* WatchJob(grpc::CallbackServerContext* context,
                                                    const v1::WatchJobRequest* request) override;
-  grpc::ServerWriteReactor<v1::DownloadChunk>* DownloadArtifact(
-      grpc::CallbackServerContext* context, const v1::DownloadArtifactRequest* request) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* DownloadArtifact(
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) override;
   grpc::ServerUnaryReactor* DeleteJob(grpc::CallbackServerContext* context,
                                       const v1::DeleteJobRequest* request,
                                       v1::DeleteJobResponse* response) override;

@@ -21,6 +21,9 @@ class MappedFile {
  public:
   // Maps `path` read-only. An empty file maps to an empty span.
   static absl::StatusOr<std::unique_ptr<MappedFile>> Open(const std::string& path);
+  // Maps the whole of the open file `fd` read-only (`fd` stays the
+  // caller's; the mapping outlives it). `path` names it in errors.
+  static absl::StatusOr<std::unique_ptr<MappedFile>> Map(int fd, const std::string& path);
 
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
