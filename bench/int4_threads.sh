@@ -18,7 +18,8 @@
 #   bench/int4_threads.sh [BUILD_DIR] [WORK_DIR] [OLD_QUANTD]
 # Environment: REPEAT (runs per figure), LEVELS (report levels, default
 # "summary none"), EXTRA (more quantize flags, e.g. "--lm-head int8", the
-# recipe of int4_large_model.sh).
+# recipe of int4_large_model.sh), OUT_DIR (where the outputs go, default
+# /tmp; a tmpfs such as /dev/shm takes the disk out of the figures).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../build}
@@ -39,7 +40,7 @@ echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /
 bins=()
 [ -n "$old" ] && bins+=("old:$old")
 bins+=("new:$build/server/quantd")
-out=$(mktemp -d /tmp/quantd-int4-threads.XXXXXX)
+out=$(mktemp -d "${OUT_DIR:-/tmp}/quantd-int4-threads.XXXXXX")
 trap 'rm -rf "$out"' EXIT
 run() {  # name binary level threads -> prints "wall cpu"
   local name=$1 bin=$2 level=$3 threads=$4 best_wall="" best_cpu=""
