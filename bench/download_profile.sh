@@ -62,13 +62,13 @@ one() {  # BUILD NAME RUN
   if [ "${COLD:-0}" = 1 ]; then sync; echo 3 > /proc/sys/vm/drop_caches; fi
   s0=$(cpu "$spid")
   t0=$(date +%s.%N)
-  client=$( { /usr/bin/time -f "%e %U %S" "${wrap[@]}" "$b/client/quantctl/quantctl" --server "127.0.0.1:$port" \
+  client=$( { /usr/bin/time -f "%e %U %S %R" "${wrap[@]}" "$b/client/quantctl/quantctl" --server "127.0.0.1:$port" \
     download "$job" -o "$work/out/model.onnx" > /dev/null; } 2>&1 | tail -1)
   t1=$(date +%s.%N)
   s1=$(cpu "$spid")
   awk -v n="$name" -v b="$bytes" -v t="$(echo "$t1 - $t0" | bc -l)" -v c="$client" -v s="$(( s1 - s0 ))" -v hz="$hz" \
-    'BEGIN { split(c, f, " "); printf "%s  %.3f s  %5.0f MB/s  client CPU %.2f s (user %.2f sys %.2f)  server CPU %.2f s\n",
-      n, t, b / t / 1e6, f[2] + f[3], f[2], f[3], s / hz }'
+    'BEGIN { split(c, f, " "); printf "%s  %.3f s  %5.0f MB/s  client CPU %.2f s (user %.2f sys %.2f, %d page faults)  server CPU %.2f s\n",
+      n, t, b / t / 1e6, f[2] + f[3], f[2], f[3], f[4], s / hz }'
   if [ "${PERF:-0}" = 1 ] && [ "$run" = "$repeat" ]; then
     kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
     echo "$name client profile (self, top 20):"

@@ -2,12 +2,16 @@
 // AtomicFileWriter ("<name>.part", resumed from its size) fed by a
 // DownloadPipeline (hashing and O_DIRECT writes beside the receiving
 // thread), its sha256 checked, then fsynced and renamed into place.
+#include <grpcpp/impl/codegen/proto_utils.h>
+
 #include <algorithm>
 #include <filesystem>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "client_internal.h"
 #include "download_pipeline.h"
+#include "quantd/api/chunk_view.h"
 #include "quantd/client/client.h"
 #include "quantd/core/base/atomic_file.h"
 #include "quantd/core/base/sha256.h"
@@ -20,6 +24,8 @@ using internal::Interrupted;
 using internal::LocalFileError;
 using internal::PlainName;
 using internal::Retryable;
+
+constexpr char kDownloadArtifactMethod[] = "/quantd.v1.Quantd/DownloadArtifact";
 
 absl::Status Client::DownloadTo(const std::string& job_id, const v1::FileInfo& file,
                                 const std::string& final_path, uint64_t epoch,
@@ -50,27 +56,50 @@ absl::Status Client::DownloadTo(const std::string& job_id, const v1::FileInfo& f
     req.set_file_name(file.name());
     req.set_offset(offset);
     ActiveCall active(this, &ctx, epoch);
-    auto reader = stub_->DownloadArtifact(&ctx, req);
-    // Each chunk is copied into the pipeline's buffers, which are hashed
-    // and written on its threads while the next chunks are received.
-    v1::DownloadChunk chunk;
+    // Raw messages: a chunk's bytes are copied once, from gRPC's slices
+    // into the pipeline's buffers (not first into a protobuf string); a
+    // message of another shape (the first, with the FileInfo) goes
+    // through protobuf.
+    const grpc::internal::RpcMethod method(kDownloadArtifactMethod,
+                                           grpc::internal::RpcMethod::SERVER_STREAMING);
+    std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader(
+        grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(channel_.get(), method, &ctx,
+                                                                      req));
+    grpc::ByteBuffer message;
+    std::vector<grpc::Slice> slices;
+    api::ChunkView view;
+    v1::DownloadChunk parsed;
     absl::Status write_error;
     {
       DownloadPipeline pipeline(&out, &sha);
-      while (reader->Read(&chunk)) {
-        if (chunk.offset() != offset) {
+      while (reader->Read(&message)) {
+        slices.clear();
+        if (!message.Dump(&slices).ok() || !api::ParseDownloadChunk(slices, &view)) {
+          if (!grpc::SerializationTraits<v1::DownloadChunk>::Deserialize(&message, &parsed).ok()) {
+            write_error = absl::DataLossError("the server sent a malformed download chunk");
+            ctx.TryCancel();
+            break;
+          }
+          view = api::ChunkView();
+          view.offset = parsed.offset();
+          view.data.push_back(parsed.data());
+          view.size = parsed.data().size();
+        }
+        if (view.offset != offset) {
           write_error = absl::DataLossError("the server sent a chunk at an unexpected offset");
           ctx.TryCancel();
           break;
         }
-        const std::string& data = chunk.data();
-        write_error = LocalFileError(pipeline.Append(data));
+        for (absl::string_view piece : view.data) {
+          write_error = LocalFileError(pipeline.Append(piece));
+          if (!write_error.ok()) break;
+        }
         if (!write_error.ok()) {
           ctx.TryCancel();
           break;
         }
-        offset += data.size();
-        result->bytes_received += data.size();
+        offset += view.size;
+        result->bytes_received += view.size;
         if (options.on_progress) options.on_progress(base + offset, total);
       }
       // What was received is written (a prefix to resume from) and hashed.

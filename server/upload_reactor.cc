@@ -10,12 +10,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "quantd/api/chunk_view.h"
 #include "quantd/server/auth.h"
 #include "quantd/server/executor.h"
 #include "quantd/server/translate.h"
 #include "quantd/server/upload_streams.h"
 #include "reactors.h"
-#include "upload_chunk_view.h"
 
 namespace quantd::server {
 namespace {
@@ -144,9 +144,10 @@ class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
         // Cancelled (by the client, or by the server as idle): the bytes
         // received stay for a resume.
         end = true;
-        st = context_->IsCancelled() ? absl::CancelledError("the upload stream was cancelled "
-                                                            "(by the client, or idle for longer "
-                                                            "than --upload-idle-seconds)")
+        st = context_->IsCancelled() ? absl::CancelledError(
+                                           "the upload stream was cancelled "
+                                           "(by the client, or idle for longer "
+                                           "than --upload-idle-seconds)")
                                      : EndOfStream();
       } else {
         st = Handle(&requests_[slot]);
@@ -170,7 +171,7 @@ class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   // other messages go through the protobuf parser.
   absl::Status Handle(grpc::ByteBuffer* message) {
     slices_.clear();
-    if (message->Dump(&slices_).ok() && ParseUploadChunk(slices_, &chunk_)) {
+    if (message->Dump(&slices_).ok() && api::ParseUploadChunk(slices_, &chunk_)) {
       if (writer_ == nullptr) {
         return absl::InvalidArgumentError("the first message must be the upload header");
       }
@@ -275,17 +276,17 @@ class UploadReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   bool registered_ = false;  // counted in ctx_->upload_streams
   // Messages being read or waiting to be processed, used in turn (free_).
   grpc::ByteBuffer requests_[kSlots];
-  std::vector<grpc::Slice> slices_;  // of the message being handled (drain task only)
-  UploadChunkView chunk_;            // its chunk, pointing into slices_ (drain task only)
+  std::vector<grpc::Slice> slices_;       // of the message being handled (drain task only)
+  api::ChunkView chunk_;                  // its chunk, pointing into slices_ (drain task only)
   std::unique_ptr<UploadWriter> writer_;  // used by the drain task only
   bool done_ = false;                     // used by the drain task only
   absl::Mutex mu_;
-  std::vector<int> free_ ABSL_GUARDED_BY(mu_);        // messages free to read into
-  std::deque<int> received_ ABSL_GUARDED_BY(mu_);     // to process, in order
-  int reading_ ABSL_GUARDED_BY(mu_) = -1;             // the message being read
-  bool draining_ ABSL_GUARDED_BY(mu_) = false;        // a drain task runs
-  bool end_seen_ ABSL_GUARDED_BY(mu_) = false;        // a read failed: no more messages
-  bool stopped_ ABSL_GUARDED_BY(mu_) = false;         // End was called
+  std::vector<int> free_ ABSL_GUARDED_BY(mu_);     // messages free to read into
+  std::deque<int> received_ ABSL_GUARDED_BY(mu_);  // to process, in order
+  int reading_ ABSL_GUARDED_BY(mu_) = -1;          // the message being read
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;     // a drain task runs
+  bool end_seen_ ABSL_GUARDED_BY(mu_) = false;     // a read failed: no more messages
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;      // End was called
 };
 
 }  // namespace

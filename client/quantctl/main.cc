@@ -3,6 +3,8 @@
 //
 // main() wires the parts: global flags and environment, the signal thread,
 // the command table, and the one place a failure becomes an exit code.
+#include <malloc.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -205,6 +207,14 @@ std::string CommandHelp(const Command& command) {
 }
 
 int Main(int argc, char** argv) {
+  // A transfer's buffers (gRPC's receive slices, the read-ahead blocks) are
+  // allocated and freed at a high rate. By default glibc gives freed large
+  // blocks back to the kernel and takes fresh pages for the next ones: a
+  // page fault (and a zeroed page) per 4 KiB received, about a tenth of a
+  // download's CPU (docs/benchmarks.md). This short-lived process keeps
+  // them instead.
+  ::mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  ::mallopt(M_TRIM_THRESHOLD, 256 << 20);
   // gRPC's own log lines (e.g. TLS handshake details) would duplicate our
   // error message; GRPC_VERBOSITY set by the user wins.
   ::setenv("GRPC_VERBOSITY", "NONE", /*overwrite=*/0);

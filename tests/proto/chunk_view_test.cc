@@ -1,6 +1,7 @@
-// ParseUploadChunk reads chunks from any slicing of their bytes, the same as
-// protobuf would, and leaves everything else to protobuf.
-#include "upload_chunk_view.h"
+// ParseUploadChunk and ParseDownloadChunk read chunks from any slicing of
+// their bytes, the same as protobuf would, and leave everything else to
+// protobuf.
+#include "quantd/api/chunk_view.h"
 
 #include <algorithm>
 #include <random>
@@ -8,7 +9,7 @@
 #include "gtest/gtest.h"
 #include "quantd/v1/quantd.pb.h"
 
-namespace quantd::server {
+namespace quantd::api {
 namespace {
 
 // `bytes` cut into slices at `cuts` (ascending offsets).
@@ -23,7 +24,7 @@ std::vector<grpc::Slice> Sliced(const std::string& bytes, std::vector<size_t> cu
   return slices;
 }
 
-std::string Joined(const UploadChunkView& chunk) {
+std::string Joined(const ChunkView& chunk) {
   std::string s;
   for (absl::string_view p : chunk.data) s.append(p.data(), p.size());
   return s;
@@ -36,6 +37,13 @@ std::string ChunkBytes(uint64_t offset, const std::string& data) {
   return request.SerializeAsString();
 }
 
+std::string DownloadBytes(uint64_t offset, const std::string& data) {
+  v1::DownloadChunk chunk;
+  chunk.set_offset(offset);
+  chunk.set_data(data);
+  return chunk.SerializeAsString();
+}
+
 TEST(UploadChunkViewTest, AChunkSplitAcrossSlicesAnywhere) {
   std::mt19937 rng(1);
   std::string data(5000, '\0');
@@ -44,7 +52,7 @@ TEST(UploadChunkViewTest, AChunkSplitAcrossSlicesAnywhere) {
   // Every cut point once (the key, the length, the offset varint, the data,
   // and empty slices), then a few random slicings.
   for (size_t cut = 0; cut <= bytes.size(); ++cut) {
-    UploadChunkView chunk;
+    ChunkView chunk;
     const std::vector<grpc::Slice> slices = Sliced(bytes, {cut, cut});  // outlives chunk's views
     ASSERT_TRUE(ParseUploadChunk(slices, &chunk)) << "cut at " << cut;
     EXPECT_EQ(chunk.offset, 1234567u);
@@ -55,7 +63,7 @@ TEST(UploadChunkViewTest, AChunkSplitAcrossSlicesAnywhere) {
     std::vector<size_t> cuts;
     for (int j = 0; j < 8; ++j) cuts.push_back(rng() % bytes.size());
     std::sort(cuts.begin(), cuts.end());
-    UploadChunkView chunk;
+    ChunkView chunk;
     const std::vector<grpc::Slice> slices = Sliced(bytes, cuts);
     ASSERT_TRUE(ParseUploadChunk(slices, &chunk));
     EXPECT_EQ(Joined(chunk), data);
@@ -63,7 +71,7 @@ TEST(UploadChunkViewTest, AChunkSplitAcrossSlicesAnywhere) {
 }
 
 TEST(UploadChunkViewTest, OffsetZeroAndEmptyDataAreOmittedFields) {
-  UploadChunkView chunk;
+  ChunkView chunk;
   const std::vector<grpc::Slice> first = Sliced(ChunkBytes(0, "abc"), {});
   ASSERT_TRUE(ParseUploadChunk(first, &chunk));
   EXPECT_EQ(chunk.offset, 0u);
@@ -76,14 +84,18 @@ TEST(UploadChunkViewTest, OffsetZeroAndEmptyDataAreOmittedFields) {
 TEST(UploadChunkViewTest, FieldsInAnyOrderLastOneWins) {
   // data, offset, data again: protobuf keeps the last of each.
   std::string bytes = "\x12\x0e";
-  bytes += "\x12\x03" "old";
+  bytes +=
+      "\x12\x03"
+      "old";
   bytes += "\x08\x05";
-  bytes += "\x12\x03" "new";
+  bytes +=
+      "\x12\x03"
+      "new";
   bytes += "\x08\x09";
   ASSERT_EQ(bytes.size(), 2u + 0x0e);
   v1::UploadRequest expected;
   ASSERT_TRUE(expected.ParseFromString(bytes));
-  UploadChunkView chunk;
+  ChunkView chunk;
   const std::vector<grpc::Slice> slices = Sliced(bytes, {5});
   ASSERT_TRUE(ParseUploadChunk(slices, &chunk));
   EXPECT_EQ(chunk.offset, expected.chunk().offset());
@@ -101,11 +113,11 @@ TEST(UploadChunkViewTest, OtherMessagesAreLeftToProtobuf) {
   const std::string chunk_bytes = ChunkBytes(3, "data");
   for (const std::string& bytes :
        {header.SerializeAsString(), finish.SerializeAsString(), unknown_field,
-        chunk_bytes + chunk_bytes,                        // two chunk fields: merged by protobuf
-        chunk_bytes.substr(0, chunk_bytes.size() - 1),    // truncated
+        chunk_bytes + chunk_bytes,                       // two chunk fields: merged by protobuf
+        chunk_bytes.substr(0, chunk_bytes.size() - 1),   // truncated
         std::string("\x12\x05\x08\xff\xff\xff\xff", 7),  // unterminated varint
         std::string()}) {
-    UploadChunkView chunk;
+    ChunkView chunk;
     EXPECT_FALSE(ParseUploadChunk(Sliced(bytes, {}), &chunk));
   }
 }
@@ -122,10 +134,17 @@ TEST(UploadChunkViewTest, AgreesWithProtobufOnMutatedInput) {
     for (int e = 0; e < edits && !bytes.empty(); ++e) {
       const size_t at = rng() % bytes.size();
       switch (rng() % 4) {
-        case 0: bytes[at] = static_cast<char>(rng()); break;
-        case 1: bytes.resize(at); break;
-        case 2: bytes.insert(at, 1, static_cast<char>(rng())); break;
-        default: break;  // unchanged: the valid encoding
+        case 0:
+          bytes[at] = static_cast<char>(rng());
+          break;
+        case 1:
+          bytes.resize(at);
+          break;
+        case 2:
+          bytes.insert(at, 1, static_cast<char>(rng()));
+          break;
+        default:
+          break;  // unchanged: the valid encoding
       }
     }
     std::vector<size_t> cuts;
@@ -134,7 +153,7 @@ TEST(UploadChunkViewTest, AgreesWithProtobufOnMutatedInput) {
       std::sort(cuts.begin(), cuts.end());
     }
     const std::vector<grpc::Slice> slices = Sliced(bytes, cuts);
-    UploadChunkView chunk;
+    ChunkView chunk;
     if (!ParseUploadChunk(slices, &chunk)) continue;
     ++taken;
     v1::UploadRequest expected;
@@ -147,5 +166,77 @@ TEST(UploadChunkViewTest, AgreesWithProtobufOnMutatedInput) {
   EXPECT_GT(taken, 1000);  // the valid and benignly changed ones
 }
 
+TEST(DownloadChunkViewTest, AChunkSplitAcrossSlicesAnywhere) {
+  const std::string data = "the bytes of an artifact file";
+  const std::string bytes = DownloadBytes(1ull << 33, data);
+  for (size_t cut = 0; cut <= bytes.size(); ++cut) {
+    const std::vector<grpc::Slice> slices = Sliced(bytes, {cut});  // the pieces point here
+    ChunkView chunk;
+    ASSERT_TRUE(ParseDownloadChunk(slices, &chunk)) << "cut at " << cut;
+    EXPECT_EQ(chunk.offset, 1ull << 33);
+    EXPECT_EQ(Joined(chunk), data);
+    EXPECT_EQ(chunk.size, data.size());
+  }
+  ChunkView chunk;  // offset 0 and empty data are omitted fields
+  ASSERT_TRUE(ParseDownloadChunk(Sliced(DownloadBytes(0, ""), {}), &chunk));
+  EXPECT_EQ(chunk.offset, 0u);
+  EXPECT_EQ(chunk.size, 0u);
+}
+
+TEST(DownloadChunkViewTest, TheFirstMessageAndOthersAreLeftToProtobuf) {
+  v1::DownloadChunk first;
+  first.mutable_file()->set_name("model.onnx");
+  first.set_data("abc");
+  std::string unknown = DownloadBytes(5, "xy") + "\x20\x01";  // field 4: unknown
+  const std::string bytes = DownloadBytes(9, "data");
+  for (const std::string& b :
+       {first.SerializeAsString(), unknown, bytes.substr(0, bytes.size() - 1),  // truncated
+        std::string("\x10\xff\xff", 3)}) {  // unterminated varint
+    ChunkView chunk;
+    EXPECT_FALSE(ParseDownloadChunk(Sliced(b, {}), &chunk));
+  }
+}
+
+TEST(DownloadChunkViewTest, AgreesWithProtobufOnMutatedInput) {
+  std::mt19937 rng(7);
+  int taken = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string bytes = DownloadBytes(rng() % 3 == 0 ? 0 : rng(), std::string(rng() % 40, 'd'));
+    const int edits = 1 + static_cast<int>(rng() % 3);
+    for (int e = 0; e < edits && !bytes.empty(); ++e) {
+      const size_t at = rng() % bytes.size();
+      switch (rng() % 4) {
+        case 0:
+          bytes[at] = static_cast<char>(rng());
+          break;
+        case 1:
+          bytes.resize(at);
+          break;
+        case 2:
+          bytes.insert(at, 1, static_cast<char>(rng()));
+          break;
+        default:
+          break;
+      }
+    }
+    std::vector<size_t> cuts;
+    if (!bytes.empty()) {
+      for (int c = 0; c < 3; ++c) cuts.push_back(rng() % bytes.size());
+      std::sort(cuts.begin(), cuts.end());
+    }
+    const std::vector<grpc::Slice> slices = Sliced(bytes, cuts);
+    ChunkView chunk;
+    if (!ParseDownloadChunk(slices, &chunk)) continue;
+    ++taken;
+    v1::DownloadChunk expected;
+    ASSERT_TRUE(expected.ParseFromString(bytes)) << "taken but protobuf refuses it";
+    EXPECT_FALSE(expected.has_file());
+    EXPECT_EQ(chunk.offset, expected.offset());
+    EXPECT_EQ(Joined(chunk), expected.data());
+    EXPECT_EQ(chunk.size, expected.data().size());
+  }
+  EXPECT_GT(taken, 1000);
+}
+
 }  // namespace
-}  // namespace quantd::server
+}  // namespace quantd::api
