@@ -87,19 +87,27 @@ absl::Status DownloadPipeline::Finish() {
   return write_status_;
 }
 
+bool DownloadPipeline::Next(uint64_t DownloadPipeline::*count, uint64_t* k, bool* failed) {
+  struct Wait {
+    DownloadPipeline* self;
+    uint64_t DownloadPipeline::*count;
+  } wait{this, count};
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](Wait* w) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        return w->self->done_ || w->self->submitted_ > w->self->*(w->count);
+      },
+      &wait));
+  if (this->*count == submitted_) return false;  // done, and all taken
+  *k = this->*count;
+  *failed = write_failed_;
+  return true;
+}
+
 void DownloadPipeline::HashLoop() {
-  for (;;) {
-    uint64_t k;
-    {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](DownloadPipeline* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
-            return p->done_ || p->submitted_ > p->hashed_;
-          },
-          this));
-      if (hashed_ == submitted_) return;  // done, and all hashed
-      k = hashed_;
-    }
+  uint64_t k;
+  bool failed;
+  while (Next(&DownloadPipeline::hashed_, &k, &failed)) {
     const Buffer& b = buffers_[k % kBuffers];
     sha_->Update(b.data, b.size);
     absl::MutexLock lock(&mu_);
@@ -108,20 +116,9 @@ void DownloadPipeline::HashLoop() {
 }
 
 void DownloadPipeline::WriteLoop() {
-  for (;;) {
-    uint64_t k;
-    bool failed;
-    {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](DownloadPipeline* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
-            return p->done_ || p->submitted_ > p->written_;
-          },
-          this));
-      if (written_ == submitted_) return;  // done, and all written
-      k = written_;
-      failed = write_failed_;
-    }
+  uint64_t k;
+  bool failed;
+  while (Next(&DownloadPipeline::written_, &k, &failed)) {
     absl::Status st;
     if (!failed) {
       const Buffer& b = buffers_[k % kBuffers];

@@ -76,6 +76,10 @@ class DownloadPipeline {
 
   // Hands the open buffer (index filling_ % kBuffers) to the threads.
   void Submit();
+  // For a thread whose progress is `*count` (hashed_ or written_): waits
+  // for the next buffer and returns its number in `k` and whether a write
+  // failed; false once Finish was called and every buffer was taken.
+  bool Next(uint64_t DownloadPipeline::*count, uint64_t* k, bool* failed);
   void HashLoop();
   void WriteLoop();
 

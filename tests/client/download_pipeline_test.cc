@@ -12,28 +12,14 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "quantd/testing/test_dir.h"
 
 namespace quantd::client::internal {
 namespace {
 namespace fs = std::filesystem;
 
-class DownloadPipelineTest : public ::testing::Test {
+class DownloadPipelineTest : public ::quantd::testing::TestDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::path(::testing::TempDir()) /
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string Path(const std::string& name) const { return (dir_ / name).string(); }
-  static std::string Read(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
   // Bytes that differ at every position (so a misplaced piece shows).
   static std::string Pattern(size_t n, uint32_t seed) {
     std::string s(n, '\0');
@@ -44,8 +30,6 @@ class DownloadPipelineTest : public ::testing::Test {
     }
     return s;
   }
-
-  fs::path dir_;
 };
 
 // Appends `data` in pieces of varying size (some larger than a buffer).

@@ -15,6 +15,7 @@
 #include "quantd/core/recipe.h"
 #include "quantd/core/run.h"
 #include "quantd/core/run_context.h"
+#include "quantd/testing/test_dir.h"
 
 namespace quantd::core {
 namespace {
@@ -25,17 +26,8 @@ const fs::path kTestdata(QUANTD_TESTDATA);
 const fs::path kLlamaCheckpoint = kTestdata / "hf" / "checkpoints" / "llama-tiny-shared";
 const fs::path kGgufF32 = kTestdata / "gguf" / "tiny-llama-f32.gguf";
 
-class RunDigestsTest : public ::testing::Test {
+class RunDigestsTest : public ::quantd::testing::TestDirTest {
  protected:
-  void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) /
-            ("run_digests_" +
-             std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-  }
-  void TearDown() override { fs::remove_all(root_); }
-
   // Runs `recipe` with digests asked for (on two threads: GGUF chunks are
   // then written by whichever loop thread holds the writer's role) and
   // checks every output file's digest against the file. Returns the files.
@@ -65,36 +57,33 @@ class RunDigestsTest : public ::testing::Test {
     }
     return report->output_files;
   }
-
-  fs::path root_;
 };
 
 TEST_F(RunDigestsTest, GgufOutputsAreHashedWhileWritten) {
   Recipe requantize;
   requantize.gguf_type = "Q4_K_M";
-  EXPECT_EQ(RunAndCheck(requantize, kGgufF32, root_ / "q4.gguf").size(), 1u);
+  EXPECT_EQ(RunAndCheck(requantize, kGgufF32, dir_ / "q4.gguf").size(), 1u);
   Recipe convert;  // the checkpoint converter's writer
   convert.gguf_type = "F16";
-  EXPECT_EQ(RunAndCheck(convert, kLlamaCheckpoint, root_ / "f16.gguf").size(), 1u);
+  EXPECT_EQ(RunAndCheck(convert, kLlamaCheckpoint, dir_ / "f16.gguf").size(), 1u);
 }
 
 TEST_F(RunDigestsTest, FolderAndOnnxOutputsAreHashedWhileWritten) {
   Recipe genai;
   genai.format = ModelFormat::kOnnx;
   genai.precision = Precision::kFp32;
-  const std::vector<std::string> genai_files =
-      RunAndCheck(genai, kLlamaCheckpoint, root_ / "genai");
+  const std::vector<std::string> genai_files = RunAndCheck(genai, kLlamaCheckpoint, dir_ / "genai");
   EXPECT_GE(genai_files.size(), 4u);  // model, data, genai_config.json, tokenizer files
   Recipe mlx;
   mlx.format = ModelFormat::kMlx;
-  EXPECT_GE(RunAndCheck(mlx, kLlamaCheckpoint, root_ / "mlx").size(), 4u);
+  EXPECT_GE(RunAndCheck(mlx, kLlamaCheckpoint, dir_ / "mlx").size(), 4u);
   // ONNX (external data) to INT4: computed tensors and passed-through ones.
   Recipe int4;
   int4.precision = Precision::kInt4;
   int4.block_size = 32;
-  const fs::path out = root_ / "int4";
+  const fs::path out = dir_ / "int4";
   fs::create_directories(out);
-  EXPECT_EQ(RunAndCheck(int4, root_ / "genai" / "model.onnx", out / "model.onnx").size(), 2u);
+  EXPECT_EQ(RunAndCheck(int4, dir_ / "genai" / "model.onnx", out / "model.onnx").size(), 2u);
 }
 
 }  // namespace

@@ -37,6 +37,35 @@ std::string ChunkBytes(uint64_t offset, const std::string& data) {
   return request.SerializeAsString();
 }
 
+// Changes `bytes` at one to three places (a flipped byte, a cut, an inserted
+// byte, or nothing: the valid encoding) and returns the result cut into
+// slices at random places.
+std::vector<grpc::Slice> MutatedAndSliced(std::mt19937* rng, std::string* bytes) {
+  const int edits = 1 + static_cast<int>((*rng)() % 3);
+  for (int e = 0; e < edits && !bytes->empty(); ++e) {
+    const size_t at = (*rng)() % bytes->size();
+    switch ((*rng)() % 4) {
+      case 0:
+        (*bytes)[at] = static_cast<char>((*rng)());
+        break;
+      case 1:
+        bytes->resize(at);
+        break;
+      case 2:
+        bytes->insert(at, 1, static_cast<char>((*rng)()));
+        break;
+      default:
+        break;
+    }
+  }
+  std::vector<size_t> cuts;
+  if (!bytes->empty()) {
+    for (int c = 0; c < 3; ++c) cuts.push_back((*rng)() % bytes->size());
+    std::sort(cuts.begin(), cuts.end());
+  }
+  return Sliced(*bytes, cuts);
+}
+
 std::string DownloadBytes(uint64_t offset, const std::string& data) {
   v1::DownloadChunk chunk;
   chunk.set_offset(offset);
@@ -130,29 +159,7 @@ TEST(UploadChunkViewTest, AgreesWithProtobufOnMutatedInput) {
   int taken = 0;
   for (int i = 0; i < 20000; ++i) {
     std::string bytes = ChunkBytes(rng() % 3 == 0 ? 0 : rng(), std::string(rng() % 40, 'd'));
-    const int edits = 1 + static_cast<int>(rng() % 3);
-    for (int e = 0; e < edits && !bytes.empty(); ++e) {
-      const size_t at = rng() % bytes.size();
-      switch (rng() % 4) {
-        case 0:
-          bytes[at] = static_cast<char>(rng());
-          break;
-        case 1:
-          bytes.resize(at);
-          break;
-        case 2:
-          bytes.insert(at, 1, static_cast<char>(rng()));
-          break;
-        default:
-          break;  // unchanged: the valid encoding
-      }
-    }
-    std::vector<size_t> cuts;
-    if (!bytes.empty()) {
-      for (int c = 0; c < 3; ++c) cuts.push_back(rng() % bytes.size());
-      std::sort(cuts.begin(), cuts.end());
-    }
-    const std::vector<grpc::Slice> slices = Sliced(bytes, cuts);
+    const std::vector<grpc::Slice> slices = MutatedAndSliced(&rng, &bytes);
     ChunkView chunk;
     if (!ParseUploadChunk(slices, &chunk)) continue;
     ++taken;
@@ -202,29 +209,7 @@ TEST(DownloadChunkViewTest, AgreesWithProtobufOnMutatedInput) {
   int taken = 0;
   for (int i = 0; i < 20000; ++i) {
     std::string bytes = DownloadBytes(rng() % 3 == 0 ? 0 : rng(), std::string(rng() % 40, 'd'));
-    const int edits = 1 + static_cast<int>(rng() % 3);
-    for (int e = 0; e < edits && !bytes.empty(); ++e) {
-      const size_t at = rng() % bytes.size();
-      switch (rng() % 4) {
-        case 0:
-          bytes[at] = static_cast<char>(rng());
-          break;
-        case 1:
-          bytes.resize(at);
-          break;
-        case 2:
-          bytes.insert(at, 1, static_cast<char>(rng()));
-          break;
-        default:
-          break;
-      }
-    }
-    std::vector<size_t> cuts;
-    if (!bytes.empty()) {
-      for (int c = 0; c < 3; ++c) cuts.push_back(rng() % bytes.size());
-      std::sort(cuts.begin(), cuts.end());
-    }
-    const std::vector<grpc::Slice> slices = Sliced(bytes, cuts);
+    const std::vector<grpc::Slice> slices = MutatedAndSliced(&rng, &bytes);
     ChunkView chunk;
     if (!ParseDownloadChunk(slices, &chunk)) continue;
     ++taken;

@@ -15,29 +15,15 @@
 #include "quantd/core/base/output_digests.h"
 #include "quantd/core/base/sha256.h"
 #include "quantd/testing/status_matchers.h"
+#include "quantd/testing/test_dir.h"
 
 namespace quantd::core {
 namespace {
 namespace fs = std::filesystem;
 using ::quantd::testing::StatusIs;
 
-class AtomicFileTest : public ::testing::Test {
+class AtomicFileTest : public ::quantd::testing::TestDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::path(::testing::TempDir()) /
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string Path(const std::string& name) const { return (dir_ / name).string(); }
-  static std::string Read(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
   int FilesInDir() const {
     int n = 0;
     for (const auto& e : fs::directory_iterator(dir_)) n += e.is_regular_file() ? 1 : 0;
@@ -56,8 +42,6 @@ class AtomicFileTest : public ::testing::Test {
     ASSERT_TRUE(on_disk.ok()) << on_disk.status();
     EXPECT_EQ(d->sha256, *on_disk);
   }
-
-  fs::path dir_;
 };
 
 TEST_F(AtomicFileTest, CommitReplacesTheFileAndLeavesNoTempFile) {

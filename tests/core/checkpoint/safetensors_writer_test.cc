@@ -7,6 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "quantd/testing/status_matchers.h"
+#include "quantd/testing/test_dir.h"
 #include "safetensors_test_reader.h"
 
 namespace quantd::core::checkpoint {
@@ -17,22 +18,11 @@ using ::quantd::testing::ReadAll;
 using ::quantd::testing::ReadTestSafetensors;
 using ::quantd::testing::StatusIs;
 
-class SafetensorsWriterTest : public ::testing::Test {
+class SafetensorsWriterTest : public ::quantd::testing::TestDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::path(::testing::TempDir()) /
-           ("st_writer_" +
-            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string Path(const std::string& name) const { return (dir_ / name).string(); }
   size_t FilesInDir() const {
     return static_cast<size_t>(std::distance(fs::directory_iterator(dir_), {}));
   }
-
-  fs::path dir_;
 };
 
 // Compact JSON with sorted keys, no padding: mx.save_safetensors' header.

@@ -17,6 +17,7 @@
 #include "quantd/core/base/thread_pool.h"
 #include "quantd/core/quant/mlx_affine.h"
 #include "quantd/testing/status_matchers.h"
+#include "quantd/testing/test_dir.h"
 #include "safetensors_test_reader.h"
 
 namespace quantd::core::mlx {
@@ -137,16 +138,12 @@ std::string ConfigJson(const std::string& torch_dtype) {
 
 const char kGenerationConfig[] = R"({"bos_token_id": 1, "eos_token_id": [2, 32000]})";
 
-class MlxFolderWriterTest : public ::testing::Test {
+class MlxFolderWriterTest : public ::quantd::testing::TestDirTest {
  protected:
   void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) /
-            ("mlx_folder_" +
-             std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(root_);
-    fs::create_directories(root_);
+    TestDirTest::SetUp();
     // Side files of the checkpoint folder.
-    ckpt_dir_ = root_ / "ckpt";
+    ckpt_dir_ = dir_ / "ckpt";
     fs::create_directories(ckpt_dir_);
     std::ofstream(ckpt_dir_ / "tokenizer.json") << R"({"version": "1.0"})";
     std::ofstream(ckpt_dir_ / "tokenizer_config.json") << R"({"bos_token": "<s>"})";
@@ -155,12 +152,11 @@ class MlxFolderWriterTest : public ::testing::Test {
     std::ofstream(ckpt_dir_ / "model.safetensors") << "not copied";
     std::ofstream(ckpt_dir_ / "README.md") << "not copied either";
   }
-  void TearDown() override { fs::remove_all(root_); }
 
   absl::StatusOr<MlxFolderResult> Write(const MemCheckpoint& ck, const std::string& torch_dtype,
                                         const MlxFolderOptions& options,
                                         const std::string& out = "out") {
-    out_ = (root_ / out).string();
+    out_ = (dir_ / out).string();
     return WriteMlxFolder(ck.Sources(), ConfigJson(torch_dtype), kGenerationConfig,
                           ListMlxSideFiles(ckpt_dir_.string()), out_, options);
   }
@@ -196,7 +192,7 @@ class MlxFolderWriterTest : public ::testing::Test {
     return nlohmann::ordered_json::parse(in, nullptr, false);
   }
 
-  fs::path root_, ckpt_dir_;
+  fs::path ckpt_dir_;
   std::string out_;
 };
 
@@ -451,8 +447,8 @@ TEST_F(MlxFolderWriterTest, ShardsAtTheLimit) {
 
 TEST_F(MlxFolderWriterTest, Refusals) {
   MemCheckpoint ck("BF16");
-  fs::create_directories(root_ / "full");
-  std::ofstream(root_ / "full" / "x") << "x";
+  fs::create_directories(dir_ / "full");
+  std::ofstream(dir_ / "full" / "x") << "x";
   EXPECT_THAT(Write(ck, "bfloat16", MlxFolderOptions(), "full").status(),
               StatusIs(absl::StatusCode::kFailedPrecondition, "not empty"));
 
@@ -470,7 +466,7 @@ TEST_F(MlxFolderWriterTest, Refusals) {
               StatusIs(absl::StatusCode::kInvalidArgument, "shape and dtype need"));
 
   EXPECT_THAT(
-      WriteMlxFolder({}, "[1]", "", {}, (root_ / "b4").string(), MlxFolderOptions()).status(),
+      WriteMlxFolder({}, "[1]", "", {}, (dir_ / "b4").string(), MlxFolderOptions()).status(),
       StatusIs(absl::StatusCode::kInvalidArgument, "config.json is not a JSON object"));
 }
 
@@ -487,7 +483,7 @@ TEST_F(MlxFolderWriterTest, NonFiniteWeightIsRefusedWithoutOutput) {
                 StatusIs(absl::StatusCode::kInvalidArgument,
                          absl::StrCat("tensor 'lm_head.weight' element 77 is ",
                                       bits == 0x7fc0 ? "NaN" : "-Inf")));
-    EXPECT_TRUE(fs::is_empty(root_ / name)) << name;
+    EXPECT_TRUE(fs::is_empty(dir_ / name)) << name;
   }
 }
 
@@ -495,7 +491,7 @@ TEST_F(MlxFolderWriterTest, ReportsProgressAndStopsWhenCancelled) {
   MemCheckpoint ck("BF16");
   std::vector<Progress> seen;
   ProgressFn progress = [&](const Progress& p) { seen.push_back(p); };
-  out_ = (root_ / "p").string();
+  out_ = (dir_ / "p").string();
   MlxFolderOptions small_shards;
   small_shards.max_shard_bytes = 20000;  // a module's outputs may straddle two files
   std::map<std::string, int> calls;
@@ -523,13 +519,13 @@ TEST_F(MlxFolderWriterTest, ReportsProgressAndStopsWhenCancelled) {
   RunContext cancel_ctx;
   cancel_ctx.progress = cancel_later;
   cancel_ctx.cancel = &cancel;
-  EXPECT_THAT(WriteMlxFolder(ck.Sources(), ConfigJson("bfloat16"), "", {}, (root_ / "c").string(),
+  EXPECT_THAT(WriteMlxFolder(ck.Sources(), ConfigJson("bfloat16"), "", {}, (dir_ / "c").string(),
                              MlxFolderOptions(), cancel_ctx)
                   .status(),
               StatusIs(absl::StatusCode::kCancelled, "cancelled"));
   // The shard being written is not left behind (nor its temp file).
-  EXPECT_FALSE(fs::exists(root_ / "c" / "model.safetensors"));
-  EXPECT_TRUE(fs::is_empty(root_ / "c"));
+  EXPECT_FALSE(fs::exists(dir_ / "c" / "model.safetensors"));
+  EXPECT_TRUE(fs::is_empty(dir_ / "c"));
 }
 
 // rows x cols BF16 values N(0, 0.05), seeded.
@@ -565,19 +561,19 @@ TEST_F(MlxFolderWriterTest, ThreadsChangeNeitherFilesNorReport) {
   sources.push_back(BigProj(big, 70000, 64));
   MlxFolderOptions opt;
   opt.max_shard_bytes = 1 << 20;  // several shards
-  auto one = WriteMlxFolder(sources, ConfigJson("float16"), "", {}, (root_ / "one").string(), opt);
+  auto one = WriteMlxFolder(sources, ConfigJson("float16"), "", {}, (dir_ / "one").string(), opt);
   ASSERT_TRUE(one.ok()) << one.status();
   ThreadPool pool(3);
   RunContext ctx;
   ctx.pool = &pool;
   ctx.parallelism = 4;
   auto four =
-      WriteMlxFolder(sources, ConfigJson("float16"), "", {}, (root_ / "four").string(), opt, ctx);
+      WriteMlxFolder(sources, ConfigJson("float16"), "", {}, (dir_ / "four").string(), opt, ctx);
   ASSERT_TRUE(four.ok()) << four.status();
   ASSERT_GT(one->files.size(), 2u);
   EXPECT_EQ(four->files, one->files);
   for (const std::string& f : one->files) {
-    std::ifstream a(root_ / "one" / f, std::ios::binary), b(root_ / "four" / f, std::ios::binary);
+    std::ifstream a(dir_ / "one" / f, std::ios::binary), b(dir_ / "four" / f, std::ios::binary);
     const std::string sa(std::istreambuf_iterator<char>(a), {});
     const std::string sb(std::istreambuf_iterator<char>(b), {});
     EXPECT_TRUE(sa == sb) << f;
@@ -614,7 +610,7 @@ TEST_F(MlxFolderWriterTest, ReportLevelsSampleTheOutputErrorOnly) {
     MlxFolderOptions opt;
     opt.compute_quality = measure;
     opt.quality_level = level;
-    auto r = WriteMlxFolder(sources, ConfigJson("float16"), "", {}, (root_ / dir).string(), opt);
+    auto r = WriteMlxFolder(sources, ConfigJson("float16"), "", {}, (dir_ / dir).string(), opt);
     EXPECT_TRUE(r.ok()) << r.status();
     return *std::move(r);
   };
@@ -623,7 +619,7 @@ TEST_F(MlxFolderWriterTest, ReportLevelsSampleTheOutputErrorOnly) {
   const MlxFolderResult none = run("none", false, quant::QualityLevel::kSampled);
   ASSERT_EQ(full.files, none.files);
   for (const std::string& f : full.files) {
-    std::ifstream a(root_ / "full" / f, std::ios::binary), b(root_ / "none" / f, std::ios::binary);
+    std::ifstream a(dir_ / "full" / f, std::ios::binary), b(dir_ / "none" / f, std::ios::binary);
     EXPECT_TRUE(std::string(std::istreambuf_iterator<char>(a), {}) ==
                 std::string(std::istreambuf_iterator<char>(b), {}))
         << f;

@@ -14,6 +14,7 @@
 #include "quantd/core/base/thread_pool.h"
 #include "quantd/core/run.h"
 #include "quantd/testing/status_matchers.h"
+#include "quantd/testing/test_dir.h"
 
 namespace quantd::core {
 namespace {
@@ -42,25 +43,19 @@ std::vector<std::string> Leftovers(const fs::path& out) {
   return left;
 }
 
-class MlxRunTest : public ::testing::Test {
+class MlxRunTest : public ::quantd::testing::TestDirTest {
  protected:
   void SetUp() override {
-    root_ =
-        fs::path(::testing::TempDir()) /
-        ("mlx_run_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(root_);
-    fs::create_directories(root_);
+    TestDirTest::SetUp();
     recipe_.format = ModelFormat::kMlx;
   }
-  void TearDown() override { fs::remove_all(root_); }
 
-  fs::path root_;
   Recipe recipe_;
 };
 
 TEST_F(MlxRunTest, WritesTheFolderAndReportsEveryTensor) {
   ASSERT_TRUE(fs::exists(kLlama / "config.json"));
-  const fs::path out = root_ / "out";
+  const fs::path out = dir_ / "out";
   auto report = core::Run(recipe_, kLlama.string(), out.string() + "/");
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_EQ(report->format, "mlx");
@@ -97,16 +92,16 @@ TEST_F(MlxRunTest, ThreadsDoNotChangeTheBytes) {
   recipe_.mlx_recipe = "mixed_3_6";
   recipe_.keep_embeddings = true;
   recipe_.group_size = 32;
-  auto one = core::Run(recipe_, kLlama.string(), (root_ / "one").string());
+  auto one = core::Run(recipe_, kLlama.string(), (dir_ / "one").string());
   ASSERT_TRUE(one.ok()) << one.status();
   ThreadPool pool(2);
   RunContext ctx;
   ctx.pool = &pool;
   ctx.parallelism = 3;
-  auto three = core::Run(recipe_, kLlama.string(), (root_ / "three").string(), ctx);
+  auto three = core::Run(recipe_, kLlama.string(), (dir_ / "three").string(), ctx);
   ASSERT_TRUE(three.ok()) << three.status();
   EXPECT_EQ(one->precision, "mixed_3_6");
-  EXPECT_TRUE(ReadFolder(root_ / "one") == ReadFolder(root_ / "three"));
+  EXPECT_TRUE(ReadFolder(dir_ / "one") == ReadFolder(dir_ / "three"));
   for (const TensorReport& t : one->tensors) {
     EXPECT_FALSE(absl::StrContains(t.name, "embed_tokens") &&
                  t.dtype_after.rfind("MLX_AFFINE", 0) == 0)
@@ -115,7 +110,7 @@ TEST_F(MlxRunTest, ThreadsDoNotChangeTheBytes) {
 }
 
 TEST_F(MlxRunTest, CancelledRunLeavesNothing) {
-  const fs::path out = root_ / "out";
+  const fs::path out = dir_ / "out";
   CancelToken cancel;
   RunContext ctx;
   ctx.cancel = &cancel;
@@ -132,28 +127,28 @@ TEST_F(MlxRunTest, CancelledRunLeavesNothing) {
 }
 
 TEST_F(MlxRunTest, RefusesAFolderInTheWayAndNonCheckpointInputs) {
-  const fs::path out = root_ / "out";
+  const fs::path out = dir_ / "out";
   fs::create_directories(out);
   std::ofstream(out / "keep.txt") << "mine";
   EXPECT_THAT(core::Run(recipe_, kLlama.string(), out.string()).status(),
               StatusIs(absl::StatusCode::kFailedPrecondition, "not an empty folder"));
   EXPECT_TRUE(fs::exists(out / "keep.txt"));
   // An empty folder is taken.
-  const fs::path empty = root_ / "empty";
+  const fs::path empty = dir_ / "empty";
   fs::create_directories(empty);
   EXPECT_TRUE(core::Run(recipe_, kLlama.string(), empty.string()).ok());
   EXPECT_TRUE(fs::exists(empty / "model.safetensors"));
 
-  const fs::path file = root_ / "model.onnx";
+  const fs::path file = dir_ / "model.onnx";
   std::ofstream(file) << "not a checkpoint";
-  EXPECT_THAT(core::Run(recipe_, file.string(), (root_ / "x").string()).status(),
+  EXPECT_THAT(core::Run(recipe_, file.string(), (dir_ / "x").string()).status(),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        "format mlx converts a Hugging Face checkpoint folder"));
   Recipe bad = recipe_;
   bad.bits = 7;
-  EXPECT_THAT(core::Run(bad, kLlama.string(), (root_ / "y").string()).status(),
+  EXPECT_THAT(core::Run(bad, kLlama.string(), (dir_ / "y").string()).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, "bits 7"));
-  EXPECT_FALSE(fs::exists(root_ / "y"));
+  EXPECT_FALSE(fs::exists(dir_ / "y"));
 }
 
 }  // namespace
