@@ -10,10 +10,10 @@
 //
 // Every write is synchronous and in order, so the part file always holds
 // a prefix of the download: what Finish wrote after an interrupted stream
-// is resumed from as before. A buffer is handed over when full or once it
-// has held bytes for kMaxHold, so a process killed outright loses only the
-// bytes of its last moments (at most the buffers in flight) and a slow
-// download reaches the file as it goes. Buffers end at file offsets that
+// is resumed from as before. A buffer is handed over when full, or by the
+// first Append after it has held bytes for kMaxHold, so a process killed
+// outright loses only the bytes of its last moments (at most the buffers in
+// flight) and a slow download reaches the file as it goes. Buffers end at file offsets that
 // are multiples of their size (a buffer after a short one, or the first
 // of a resumed download, is shorter), so full buffers go to the disk
 // without the page cache.
