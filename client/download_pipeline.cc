@@ -19,8 +19,7 @@ DownloadPipeline::DownloadPipeline(core::AtomicFileWriter* out, core::Sha256* sh
   for (Buffer& b : buffers_) {
     void* p = std::aligned_alloc(kAlignment, buffer_bytes_);
     if (p == nullptr) throw std::bad_alloc();
-    storage_.emplace_back(static_cast<char*>(p));
-    b.data = static_cast<char*>(p);
+    b.data.reset(static_cast<char*>(p));
   }
   hash_thread_ = std::thread([this] { HashLoop(); });
   write_thread_ = std::thread([this] { WriteLoop(); });
@@ -40,11 +39,11 @@ absl::Status DownloadPipeline::Append(absl::string_view bytes) {
       // be past it.
       mu_.Await(absl::Condition(
           +[](Wait* w) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-            return w->self->write_failed_ ||
+            return !w->self->write_status_.ok() ||
                    (w->self->hashed_ + kBuffers > w->k && w->self->written_ + kBuffers > w->k);
           },
           &wait));
-      if (write_failed_) return write_status_;
+      if (!write_status_.ok()) return write_status_;
       // Buffers end where the file reaches a multiple of the buffer size,
       // so full ones start at aligned file offsets.
       capacity_ = buffer_bytes_ - buffer_offset_ % buffer_bytes_;
@@ -54,7 +53,7 @@ absl::Status DownloadPipeline::Append(absl::string_view bytes) {
     }
     Buffer& b = buffers_[filling_ % kBuffers];
     const size_t n = std::min(capacity_ - b.size, bytes.size());
-    std::memcpy(b.data + b.size, bytes.data(), n);
+    std::memcpy(b.data.get() + b.size, bytes.data(), n);
     b.size += n;
     bytes.remove_prefix(n);
     if (b.size == capacity_) Submit();
@@ -100,7 +99,7 @@ bool DownloadPipeline::Next(uint64_t DownloadPipeline::*count, uint64_t* k, bool
       &wait));
   if (this->*count == submitted_) return false;  // done, and all taken
   *k = this->*count;
-  *failed = write_failed_;
+  *failed = !write_status_.ok();
   return true;
 }
 
@@ -109,7 +108,7 @@ void DownloadPipeline::HashLoop() {
   bool failed;
   while (Next(&DownloadPipeline::hashed_, &k, &failed)) {
     const Buffer& b = buffers_[k % kBuffers];
-    sha_->Update(b.data, b.size);
+    sha_->Update(b.data.get(), b.size);
     absl::MutexLock lock(&mu_);
     ++hashed_;
   }
@@ -123,13 +122,10 @@ void DownloadPipeline::WriteLoop() {
     if (!failed) {
       const Buffer& b = buffers_[k % kBuffers];
       st = out_->WriteUncached(
-          absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(b.data), b.size));
+          absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(b.data.get()), b.size));
     }
     absl::MutexLock lock(&mu_);
-    if (!st.ok() && !write_failed_) {
-      write_failed_ = true;
-      write_status_ = st;
-    }
+    if (write_status_.ok()) write_status_ = st;
     ++written_;
   }
 }

@@ -12,11 +12,11 @@
 // a prefix of the download: what Finish wrote after an interrupted stream
 // is resumed from as before. A buffer is handed over when full, or by the
 // first Append after it has held bytes for kMaxHold, so a process killed
-// outright loses only the bytes of its last moments (at most the buffers in
-// flight) and a slow download reaches the file as it goes. Buffers end at file offsets that
-// are multiples of their size (a buffer after a short one, or the first
-// of a resumed download, is shorter), so full buffers go to the disk
-// without the page cache.
+// outright loses only the bytes of its last moments (at most the buffers
+// in flight) and a slow download reaches the file as it goes. Buffers end
+// at file offsets that are multiples of their size (a buffer after a
+// short one, or the first of a resumed download, is shorter), so full
+// buffers go to the disk without the page cache.
 //
 // Thread safety: Append and Finish are for one thread (the owner); the
 // writer is used only by the pipeline's thread until Finish returns.
@@ -28,7 +28,6 @@
 #include <cstdint>
 #include <memory>
 #include <thread>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -66,12 +65,12 @@ class DownloadPipeline {
   absl::Status Finish();
 
  private:
-  struct Buffer {
-    char* data = nullptr;
-    size_t size = 0;  // bytes filled
-  };
   struct FreeDeleter {
     void operator()(char* p) const;
+  };
+  struct Buffer {
+    std::unique_ptr<char, FreeDeleter> data;  // buffer_bytes_, aligned
+    size_t size = 0;                          // bytes filled
   };
 
   // Hands the open buffer (index filling_ % kBuffers) to the threads.
@@ -86,7 +85,6 @@ class DownloadPipeline {
   core::AtomicFileWriter* const out_;
   core::Sha256* const sha_;
   const size_t buffer_bytes_;
-  std::vector<std::unique_ptr<char, FreeDeleter>> storage_;
   Buffer buffers_[kBuffers];
   // The owner's side: the number of the buffer being filled, whether it is
   // open (taken from the ring), how many bytes it takes in all, when it
@@ -105,9 +103,8 @@ class DownloadPipeline {
   uint64_t submitted_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t hashed_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t written_ ABSL_GUARDED_BY(mu_) = 0;
-  bool done_ ABSL_GUARDED_BY(mu_) = false;  // no more submits
-  absl::Status write_status_ ABSL_GUARDED_BY(mu_);
-  bool write_failed_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;          // no more submits
+  absl::Status write_status_ ABSL_GUARDED_BY(mu_);  // the first write error
   std::thread hash_thread_;
   std::thread write_thread_;
 };

@@ -13,11 +13,11 @@
 namespace quantd::client::internal {
 namespace {
 
+using api::wire::ChunkFieldsSize;
 using api::wire::kLengthDelimited;
-using api::wire::kVarint;
+using api::wire::PutChunkFields;
 using api::wire::PutKey;
 using api::wire::PutVarint;
-using api::wire::VarintSize;
 
 constexpr int kUploadRequestChunk = 2;  // UploadRequest.chunk
 constexpr int kChunkOffset = 1;         // UploadChunk.offset
@@ -38,22 +38,13 @@ void ReleaseSlice(void* p) {
 }  // namespace
 
 std::string ChunkPrefix(uint64_t offset, size_t n) {
-  // UploadChunk: offset, then data, each omitted when 0 or empty (as
-  // proto3 does), so the bytes are those protobuf would write.
-  const size_t offset_bytes = offset == 0 ? 0 : 1 + VarintSize(offset);
-  const size_t chunk_bytes = offset_bytes + (n == 0 ? 0 : 1 + VarintSize(n) + n);
+  // UploadRequest { chunk { offset, data } }, byte for byte as protobuf
+  // writes it.
   std::string out;
   out.reserve(24);
   PutKey(kUploadRequestChunk, kLengthDelimited, &out);
-  PutVarint(chunk_bytes, &out);
-  if (offset != 0) {
-    PutKey(kChunkOffset, kVarint, &out);
-    PutVarint(offset, &out);
-  }
-  if (n != 0) {
-    PutKey(kChunkData, kLengthDelimited, &out);
-    PutVarint(n, &out);
-  }
+  PutVarint(ChunkFieldsSize(kChunkOffset, kChunkData, offset, n), &out);
+  PutChunkFields(kChunkOffset, kChunkData, offset, n, &out);
   return out;
 }
 

@@ -27,7 +27,7 @@ namespace quantd::server {
 namespace {
 
 using api::wire::kLengthDelimited;
-using api::wire::kVarint;
+using api::wire::PutChunkFields;
 using api::wire::PutKey;
 using api::wire::PutVarint;
 
@@ -143,8 +143,7 @@ class DownloadReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> 
     const uint8_t* data = file_->bytes().data() + offset_;
     absl::Status st = Populate(data, n);
     if (!st.ok()) return st;
-    // DownloadChunk's fields in number order, as protobuf writes them
-    // (proto3: a zero offset and empty data are left out).
+    // DownloadChunk's fields in number order, as protobuf writes them.
     std::string prefix;
     if (first_) {
       const std::string info = info_.SerializeAsString();
@@ -153,17 +152,9 @@ class DownloadReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> 
       prefix += info;
       first_ = false;
     }
-    if (offset_ != 0) {
-      PutKey(kChunkOffset, kVarint, &prefix);
-      PutVarint(offset_, &prefix);
-    }
-    grpc::Slice slices[2];
-    int count = 0;
-    if (n > 0) {
-      PutKey(kChunkData, kLengthDelimited, &prefix);
-      PutVarint(n, &prefix);
-    }
-    slices[count++] = grpc::Slice(prefix);
+    PutChunkFields(kChunkOffset, kChunkData, offset_, n, &prefix);
+    grpc::Slice slices[2] = {grpc::Slice(prefix)};
+    int count = 1;
     if (n > 0) {
       grpc_slice bytes =
           grpc_slice_new_with_user_data(const_cast<uint8_t*>(data), static_cast<size_t>(n),

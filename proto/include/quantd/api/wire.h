@@ -25,6 +25,14 @@ void PutVarint(uint64_t v, std::string* out);
 // Appends the key of field `field` with `wire_type`.
 void PutKey(int field, uint8_t wire_type, std::string* out);
 
+// A chunk's two fields, `offset_field` (uint64 `offset`) and `data_field`
+// (`n` bytes), as protobuf writes them (proto3: a zero offset and empty
+// data are left out). ChunkFieldsSize is their encoded size, the data
+// included; PutChunkFields appends everything before the data bytes.
+uint64_t ChunkFieldsSize(int offset_field, int data_field, uint64_t offset, uint64_t n);
+void PutChunkFields(int offset_field, int data_field, uint64_t offset, uint64_t n,
+                    std::string* out);
+
 }  // namespace quantd::api::wire
 
 #endif  // QUANTD_API_WIRE_H_
