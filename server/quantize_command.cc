@@ -153,7 +153,7 @@ int QuantizeCommand(const std::vector<std::string>& args) {
                 static_cast<unsigned long long>(report->output_file_bytes),
                 static_cast<double>(report->output_file_bytes) / (1 << 20));
   } else if (!quiet) {
-    std::fprintf(stderr, "wrote %s: %llu tensors converted, %.2f MiB -> %.2f MiB in %.2f s\n",
+    std::fprintf(stderr, "wrote %s: %llu tensors converted, %.2f MiB -> %.2f MiB in %.3f s\n",
                  output.c_str(), static_cast<unsigned long long>(report->tensors_converted),
                  static_cast<double>(report->bytes_before) / (1 << 20),
                  static_cast<double>(report->bytes_after) / (1 << 20), report->seconds);
