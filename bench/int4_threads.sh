@@ -19,7 +19,11 @@
 # Environment: REPEAT (runs per figure), LEVELS (report levels, default
 # "summary none"), EXTRA (more quantize flags, e.g. "--lm-head int8", the
 # recipe of int4_large_model.sh), OUT_DIR (where the outputs go, default
-# /tmp; a tmpfs such as /dev/shm takes the disk out of the figures).
+# /tmp; a tmpfs such as /dev/shm takes the disk out of the figures),
+# ANCHOR (default 1: after the table, the time dd takes to put as many bytes
+# as the output folder holds on the same disk, O_DIRECT in 4 MiB requests
+# and buffered with fsync, best of REPEAT: a 2-thread job near it waits for
+# the disk, not for its threads).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../build}
@@ -67,6 +71,27 @@ for level in $levels; do
                n, l, w1, c1, w2, c2, w1 / w2, c2 / c1, b / 1e9 / c1 }'
   done
 done
+if [ "${ANCHOR:-1}" = 1 ]; then
+  sample=$(find "$out" -mindepth 1 -maxdepth 1 -type d | head -1)
+  bytes=$(du -cb "$sample"/* | tail -1 | cut -f1)
+  chunks=$(((bytes + 4194303) / 4194304))
+  for mode in direct buffered; do
+    best=""
+    for _ in $(seq "$repeat"); do
+      rm -f "$out/anchor.bin"; sync; sleep 0.2
+      start=$(date +%s%N)
+      if [ "$mode" = direct ]; then
+        dd if=/dev/zero of="$out/anchor.bin" bs=4M count="$chunks" oflag=direct status=none
+      else
+        dd if=/dev/zero of="$out/anchor.bin" bs=4M count="$chunks" conv=fsync status=none
+      fi
+      ms=$((($(date +%s%N) - start) / 1000000))
+      if [ -z "$best" ] || [ "$ms" -lt "$best" ]; then best=$ms; fi
+    done
+    rm -f "$out/anchor.bin"
+    echo "anchor: $(awk -v b="$bytes" 'BEGIN { printf "%.0f MB", b / 1e6 }') (the output's size) to the same disk by dd, $mode: best ${best} ms"
+  done
+fi
 first=""
 for d in "$out"/*/; do
   if [ -z "$first" ]; then first=$d; continue; fi

@@ -298,6 +298,9 @@ using internal::QuantizeIQ4_XS_weighted_avx2;
 using internal::QuantizeQ2_K_avx2;
 using internal::QuantizeQ3_K_avx2;
 using internal::QuantizeQ4_0_avx2;
+using internal::QuantizeQ4_1_avx2;
+using internal::QuantizeQ5_0_avx2;
+using internal::QuantizeQ5_1_avx2;
 using internal::QuantizeQ4_K_avx2;
 using internal::QuantizeQ4_K_weighted_avx2;
 using internal::QuantizeQ5_K_avx2;
@@ -312,11 +315,11 @@ constexpr GgmlKernels kKernels[] = {
     Kernels<BlockQ8_0, QuantizeQ8_0_ref, QuantizeQ8_0_avx2, DequantizeQ8_0>(GgmlType::kQ8_0),
     Kernels<BlockQ4_0, QuantizeQ4_0_ref, QuantizeQ4_0_avx2, DequantizeLegacy<4, false, BlockQ4_0>,
             QuantizeQ4_0_weighted>(GgmlType::kQ4_0),
-    Kernels<BlockQ4_1, QuantizeQ4_1_ref, nullptr, DequantizeLegacy<4, true, BlockQ4_1>,
+    Kernels<BlockQ4_1, QuantizeQ4_1_ref, QuantizeQ4_1_avx2, DequantizeLegacy<4, true, BlockQ4_1>,
             QuantizeQ4_1_weighted>(GgmlType::kQ4_1),
-    Kernels<BlockQ5_0, QuantizeQ5_0_ref, nullptr, DequantizeLegacy<5, false, BlockQ5_0>,
+    Kernels<BlockQ5_0, QuantizeQ5_0_ref, QuantizeQ5_0_avx2, DequantizeLegacy<5, false, BlockQ5_0>,
             QuantizeQ5_0_weighted>(GgmlType::kQ5_0),
-    Kernels<BlockQ5_1, QuantizeQ5_1_ref, nullptr, DequantizeLegacy<5, true, BlockQ5_1>,
+    Kernels<BlockQ5_1, QuantizeQ5_1_ref, QuantizeQ5_1_avx2, DequantizeLegacy<5, true, BlockQ5_1>,
             QuantizeQ5_1_weighted>(GgmlType::kQ5_1),
     Kernels<BlockQ2_K, QuantizeQ2_K_ref, QuantizeQ2_K_avx2, DequantizeQ2_K, QuantizeQ2_K_weighted>(
         GgmlType::kQ2_K),
@@ -475,6 +478,15 @@ int64_t QuantizeRowChecked(GgmlType type, const float* x, void* y, int64_t n, Qu
     }
     if (type == GgmlType::kQ6_K) {
       return internal::QuantizeQ6_KChecked_avx2(x, static_cast<BlockQ6_K*>(y), n, q);
+    }
+    if (type == GgmlType::kQ5_0) {
+      return internal::QuantizeQ5_0Checked_avx2(x, static_cast<BlockQ5_0*>(y), n, q);
+    }
+    if (type == GgmlType::kQ4_1) {
+      return internal::QuantizeQ4_1Checked_avx2(x, static_cast<BlockQ4_1*>(y), n, q);
+    }
+    if (type == GgmlType::kQ5_1) {
+      return internal::QuantizeQ5_1Checked_avx2(x, static_cast<BlockQ5_1*>(y), n, q);
     }
   }
   const GgmlTypeInfo& info = TypeInfo(type);

@@ -654,6 +654,32 @@ QUANTD_AVX2_INLINE void AddBlockSums(const float* x, const __m256* levels, float
   }
 }
 
+// The scale of an affine block (Q4_1, Q5_1): the symmetric part (d as
+// stored, its value, the inverse the levels use), the block's min as the
+// levels use it, and the stored fp16 m with its value (what dequantizing
+// adds).
+struct AffineScale {
+  BlockScale s;
+  float min;
+  float mm;
+  uint16_t m;
+};
+
+// Adds 32 values x and their stored values levels * d (+ m for an affine
+// block), as AddBlockSums; the dequantizer's q * d + m rounds twice.
+QUANTD_AVX2_INLINE void AddBlockSums(const float* x, const __m256* levels, const BlockScale& scale,
+                                     SpanSums* s) {
+  AddBlockSums(x, levels, scale.dd, s);
+}
+QUANTD_AVX2_INLINE void AddBlockSums(const float* x, const __m256* levels, const AffineScale& scale,
+                                     SpanSums* s) {
+  const __m256 vd = _mm256_set1_ps(scale.s.dd);
+  const __m256 vm = _mm256_set1_ps(scale.mm);
+  __m256 back[4];
+  for (int k = 0; k < 4; ++k) back[k] = _mm256_add_ps(_mm256_mul_ps(levels[k], vd), vm);
+  AddBlockSums(x, back, 1.0f, s);  // back * 1 is back
+}
+
 // The span's lanes into the double totals, in lane order.
 QUANTD_AVX2_INLINE void FlushSpanSums(const SpanSums& s, QualitySums* q) {
   alignas(32) float w2[16], e2[16], emax[16];
@@ -770,8 +796,8 @@ QUANTD_AVX2_INLINE void ScalesQ4_0(const float* x, const uint32_t* bits, int g, 
 // max |x| bits (which also tell a non-finite value), their scales (on the
 // lanes), then per block the levels and (q non-null) the quality sums, span
 // by span.
-template <class Block, void (*kScales)(const float*, const uint32_t*, int, BlockScale*),
-          void (*kLevels)(const float*, const BlockScale&, Block*, __m256*)>
+template <class Block, class Scale, void (*kScales)(const float*, const uint32_t*, int, Scale*),
+          void (*kLevels)(const float*, const Scale&, Block*, __m256*)>
 QUANTD_AVX2_INLINE int64_t QuantizeChecked(const float* x, Block* y, int64_t n, QualitySums* q) {
   constexpr int64_t kSpanBlocks = kQualitySpan / kQK;
   constexpr int kGroup = 8;
@@ -786,7 +812,7 @@ QUANTD_AVX2_INLINE int64_t QuantizeChecked(const float* x, Block* y, int64_t n, 
   SpanSums s;
   __m256 levels[4];
   alignas(32) uint32_t bits[kGroup];
-  BlockScale scale[kGroup];
+  Scale scale[kGroup];
   for (int64_t b0 = 0; b0 < nb; b0 += kSpanBlocks) {
     const int64_t b1 = std::min(nb, b0 + kSpanBlocks);
     ClearSpanSums(&s);
@@ -813,7 +839,7 @@ QUANTD_AVX2_INLINE int64_t QuantizeChecked(const float* x, Block* y, int64_t n, 
           continue;
         }
         kLevels(xb, scale[j], &y[g0 + j], levels);
-        AddBlockSums(xb, levels, scale[j].dd, &s);
+        AddBlockSums(xb, levels, scale[j], &s);
       }
     }
     if (q != nullptr) FlushSpanSums(s, q);
@@ -845,12 +871,215 @@ QUANTD_AVX2 void QuantizeQ4_0_avx2(const float* x, BlockQ4_0* y, int64_t n) {
 
 QUANTD_AVX2 int64_t QuantizeQ8_0Checked_avx2(const float* x, BlockQ8_0* y, int64_t n,
                                              QualitySums* q) {
-  return QuantizeChecked<BlockQ8_0, ScalesQ8_0, LevelsQ8_0>(x, y, n, q);
+  return QuantizeChecked<BlockQ8_0, BlockScale, ScalesQ8_0, LevelsQ8_0>(x, y, n, q);
 }
 
 QUANTD_AVX2 int64_t QuantizeQ4_0Checked_avx2(const float* x, BlockQ4_0* y, int64_t n,
                                              QualitySums* q) {
-  return QuantizeChecked<BlockQ4_0, ScalesQ4_0, LevelsQ4_0>(x, y, n, q);
+  return QuantizeChecked<BlockQ4_0, BlockScale, ScalesQ4_0, LevelsQ4_0>(x, y, n, q);
+}
+
+namespace {
+
+// Q5_0's scales: as Q4_0's (the first element of largest |x|), d = max / -16.
+QUANTD_AVX2_INLINE void ScalesQ5_0(const float* x, const uint32_t* bits, int g, BlockScale* out) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  alignas(32) float max[8] = {};
+  for (int j = 0; j < g; ++j) {
+    const float* xb = x + j * kQK;
+    const float amax = __builtin_bit_cast(float, bits[j]);
+    const __m256 vamax = _mm256_set1_ps(amax);
+    uint32_t hits = 0;
+    for (int k = 0; k < 4; ++k) {
+      const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(xb + 8 * k));
+      hits |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a, vamax, _CMP_EQ_OQ)))
+              << (8 * k);
+    }
+    max[j] = amax > 0.0f ? xb[__builtin_ctz(hits)] : 0.0f;
+  }
+  ScalesFromD(_mm256_div_ps(_mm256_load_ps(max), _mm256_set1_ps(-16.0f)), g, out);
+}
+
+// The first of 32 values equal to v (one is): the reference's running
+// min / max keeps the first of equal values, and -0 and +0 are equal.
+QUANTD_AVX2_INLINE float FirstEqual32(const float* x, __m256 v) {
+  uint32_t hits = 0;
+  for (int k = 0; k < 4; ++k) {
+    hits |= static_cast<uint32_t>(
+                _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + 8 * k), v, _CMP_EQ_OQ)))
+            << (8 * k);
+  }
+  return x[__builtin_ctz(hits)];
+}
+
+// Min and max of 32 finite values broadcast to every lane.
+QUANTD_AVX2_INLINE void MinMax32(const float* x, __m256* vmin, __m256* vmax) {
+  __m256 lo = _mm256_loadu_ps(x), hi = lo;
+  for (int k = 1; k < 4; ++k) {
+    const __m256 v = _mm256_loadu_ps(x + 8 * k);
+    lo = _mm256_min_ps(lo, v);
+    hi = _mm256_max_ps(hi, v);
+  }
+  lo = _mm256_min_ps(lo, _mm256_permute2f128_ps(lo, lo, 1));
+  hi = _mm256_max_ps(hi, _mm256_permute2f128_ps(hi, hi, 1));
+  lo = _mm256_min_ps(lo, _mm256_shuffle_ps(lo, lo, 0x4e));
+  hi = _mm256_max_ps(hi, _mm256_shuffle_ps(hi, hi, 0x4e));
+  *vmin = _mm256_min_ps(lo, _mm256_shuffle_ps(lo, lo, 0xb1));
+  *vmax = _mm256_max_ps(hi, _mm256_shuffle_ps(hi, hi, 0xb1));
+}
+
+// Q4_1 / Q5_1 scales of up to 8 finite blocks (bits unused): each block's
+// min and max as the reference's running comparisons find them (the first
+// of equal values, so the sign of a zero is the reference's), then
+// d = (max - min) / kMaxQ, its inverse and fp16 form, and the fp16 min, for
+// all blocks together.
+template <int kMaxQ>
+QUANTD_AVX2_INLINE void ScalesAffine(const float* x, const uint32_t* bits, int g,
+                                     AffineScale* out) {
+  alignas(32) float mins[8] = {}, maxs[8] = {};
+  for (int j = 0; j < g; ++j) {
+    const float* xb = x + j * kQK;
+    __m256 vmin, vmax;
+    MinMax32(xb, &vmin, &vmax);
+    mins[j] = FirstEqual32(xb, vmin);
+    maxs[j] = FirstEqual32(xb, vmax);
+  }
+  const __m256 vmin = _mm256_load_ps(mins);
+  const __m256 d =
+      _mm256_div_ps(_mm256_sub_ps(_mm256_load_ps(maxs), vmin), _mm256_set1_ps(float{kMaxQ}));
+  BlockScale sym[8];
+  ScalesFromD(d, g, sym);
+  const __m256i m = FloatToHalfV(vmin);
+  alignas(32) float mm[8];
+  alignas(32) uint32_t ms[8];
+  _mm256_store_ps(mm, HalfToFloatV(m));
+  _mm256_store_si256(reinterpret_cast<__m256i*>(ms), m);
+  for (int j = 0; j < g; ++j)
+    out[j] = AffineScale{sym[j], mins[j], mm[j], static_cast<uint16_t>(ms[j])};
+}
+
+// Packs 32 levels (each already masked to its bits, element order, 8 per
+// register) as PackLegacyLevels: low nibbles into qs (element j low, j + 16
+// high), and for 5 bits the fifth bits into qh (bit j of element j).
+template <int kBits, class Block>
+QUANTD_AVX2_INLINE void PackLegacy(const __m256i* q, Block* y) {
+  const __m256i low = _mm256_set1_epi32(0x0F);
+  const __m256i lo = _mm256_packs_epi32(_mm256_and_si256(q[0], low), _mm256_and_si256(q[1], low));
+  const __m256i hi = _mm256_packs_epi32(_mm256_and_si256(q[2], low), _mm256_and_si256(q[3], low));
+  const __m256i packed = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+  const __m256i bytes = _mm256_packus_epi16(packed, packed);
+  const __m256i ordered =
+      _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 0, 0, 0, 0));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(y->qs), _mm256_castsi256_si128(ordered));
+  if constexpr (kBits == 5) {
+    uint32_t qh = 0;
+    for (int k = 0; k < 4; ++k) {
+      // Bit 4 of each level to the sign bit.
+      qh |= static_cast<uint32_t>(
+                _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_slli_epi32(q[k], 27))))
+            << (8 * k);
+    }
+    std::memcpy(y->qh, &qh, sizeof(qh));
+  }
+}
+
+// Q5_0 levels: trunc(x * id + 16.5) capped at 31, as the reference; its
+// int-to-byte packing keeps the low 5 bits, which the mask does here (a
+// level of INT_MIN, from an infinite id, stores 0). levels: stored level
+// minus 16, as floats.
+QUANTD_AVX2_INLINE void LevelsQ5_0(const float* x, const BlockScale& scale, BlockQ5_0* y,
+                                   __m256* levels) {
+  y->d = scale.d;
+  const __m256 vid = _mm256_set1_ps(scale.id);
+  const __m256 off = _mm256_set1_ps(16.5f);
+  const __m256i cap = _mm256_set1_epi32(31);
+  __m256i q[4];
+  for (int k = 0; k < 4; ++k) {
+    const __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vid), off);
+    q[k] = _mm256_and_si256(_mm256_min_epi32(_mm256_cvttps_epi32(v), cap), cap);
+  }
+  PackLegacy<5>(q, y);
+  if (levels != nullptr) {
+    const __m256i sixteen = _mm256_set1_epi32(16);
+    for (int k = 0; k < 4; ++k) levels[k] = _mm256_cvtepi32_ps(_mm256_sub_epi32(q[k], sixteen));
+  }
+}
+
+// Q4_1 / Q5_1 levels: trunc((x - min) * id + 0.5), capped at 15 for 4 bits
+// (the reference caps only there), low bits kept. levels: the stored levels.
+template <int kBits, class Block>
+QUANTD_AVX2_INLINE void LevelsAffine(const float* x, const AffineScale& scale, Block* y,
+                                     __m256* levels) {
+  constexpr int kMaxQ = (1 << kBits) - 1;
+  y->d = scale.s.d;
+  y->m = scale.m;
+  const __m256 vid = _mm256_set1_ps(scale.s.id);
+  const __m256 vmin = _mm256_set1_ps(scale.min);
+  const __m256 half = _mm256_set1_ps(0.5f);
+  const __m256i mask = _mm256_set1_epi32(kMaxQ);
+  __m256i q[4];
+  for (int k = 0; k < 4; ++k) {
+    const __m256 v =
+        _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + 8 * k), vmin), vid), half);
+    __m256i l = _mm256_cvttps_epi32(v);
+    if constexpr (kBits == 4) l = _mm256_min_epi32(l, mask);
+    q[k] = _mm256_and_si256(l, mask);
+  }
+  PackLegacy<kBits>(q, y);
+  if (levels != nullptr) {
+    for (int k = 0; k < 4; ++k) levels[k] = _mm256_cvtepi32_ps(q[k]);
+  }
+}
+
+// QuantizeRow for a type with a one-pass kernel: that kernel, with the
+// reference for each block holding a NaN or Inf (the reference's bytes for
+// them, whatever they are).
+template <class Block, int64_t (*kChecked)(const float*, Block*, int64_t, QualitySums*),
+          void (*kRef)(const float*, Block*, int64_t)>
+QUANTD_AVX2_INLINE void QuantizeWithRefForNonFinite(const float* x, Block* y, int64_t n) {
+  const int64_t nb = n / kQK;
+  int64_t b = 0;
+  while (b < nb) {
+    const int64_t bad = kChecked(x + b * kQK, y + b, (nb - b) * kQK, nullptr);
+    if (bad < 0) return;
+    // The kernel stopped at the group holding `bad`, perhaps before writing
+    // the finite blocks ahead of it: those again, then the block itself.
+    const int64_t bb = b + bad / kQK;
+    if (bb > b) kChecked(x + b * kQK, y + b, (bb - b) * kQK, nullptr);
+    kRef(x + bb * kQK, y + bb, kQK);
+    b = bb + 1;
+  }
+}
+
+}  // namespace
+
+QUANTD_AVX2 int64_t QuantizeQ5_0Checked_avx2(const float* x, BlockQ5_0* y, int64_t n,
+                                             QualitySums* q) {
+  return QuantizeChecked<BlockQ5_0, BlockScale, ScalesQ5_0, LevelsQ5_0>(x, y, n, q);
+}
+
+QUANTD_AVX2 int64_t QuantizeQ4_1Checked_avx2(const float* x, BlockQ4_1* y, int64_t n,
+                                             QualitySums* q) {
+  return QuantizeChecked<BlockQ4_1, AffineScale, ScalesAffine<15>, LevelsAffine<4, BlockQ4_1>>(
+      x, y, n, q);
+}
+
+QUANTD_AVX2 int64_t QuantizeQ5_1Checked_avx2(const float* x, BlockQ5_1* y, int64_t n,
+                                             QualitySums* q) {
+  return QuantizeChecked<BlockQ5_1, AffineScale, ScalesAffine<31>, LevelsAffine<5, BlockQ5_1>>(
+      x, y, n, q);
+}
+
+QUANTD_AVX2 void QuantizeQ5_0_avx2(const float* x, BlockQ5_0* y, int64_t n) {
+  QuantizeWithRefForNonFinite<BlockQ5_0, QuantizeQ5_0Checked_avx2, QuantizeQ5_0_ref>(x, y, n);
+}
+
+QUANTD_AVX2 void QuantizeQ4_1_avx2(const float* x, BlockQ4_1* y, int64_t n) {
+  QuantizeWithRefForNonFinite<BlockQ4_1, QuantizeQ4_1Checked_avx2, QuantizeQ4_1_ref>(x, y, n);
+}
+
+QUANTD_AVX2 void QuantizeQ5_1_avx2(const float* x, BlockQ5_1* y, int64_t n) {
+  QuantizeWithRefForNonFinite<BlockQ5_1, QuantizeQ5_1Checked_avx2, QuantizeQ5_1_ref>(x, y, n);
 }
 
 namespace {

@@ -148,6 +148,14 @@ void QuantizeQ4_0_avx2(const float* x, BlockQ4_0* y, int64_t n);
 int64_t QuantizeQ8_0Checked_avx2(const float* x, BlockQ8_0* y, int64_t n, QualitySums* q);
 int64_t QuantizeQ4_0Checked_avx2(const float* x, BlockQ4_0* y, int64_t n, QualitySums* q);
 int64_t QuantizeQ6_KChecked_avx2(const float* x, BlockQ6_K* y, int64_t n, QualitySums* q);
+// The same for the other legacy types, and their QuantizeRow variants
+// (the reference for blocks holding NaN or Inf).
+int64_t QuantizeQ5_0Checked_avx2(const float* x, BlockQ5_0* y, int64_t n, QualitySums* q);
+int64_t QuantizeQ4_1Checked_avx2(const float* x, BlockQ4_1* y, int64_t n, QualitySums* q);
+int64_t QuantizeQ5_1Checked_avx2(const float* x, BlockQ5_1* y, int64_t n, QualitySums* q);
+void QuantizeQ5_0_avx2(const float* x, BlockQ5_0* y, int64_t n);
+void QuantizeQ4_1_avx2(const float* x, BlockQ4_1* y, int64_t n);
+void QuantizeQ5_1_avx2(const float* x, BlockQ5_1* y, int64_t n);
 void QuantizeIQ4_NL_avx2(const float* x, BlockIQ4_NL* y, int64_t n);
 void QuantizeIQ4_XS_avx2(const float* x, BlockIQ4_XS* y, int64_t n);
 // Weighted row quantizers (QuantizeRowWeightedFn), same bytes as the

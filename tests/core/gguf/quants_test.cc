@@ -194,7 +194,7 @@ INSTANTIATE_TEST_SUITE_P(TableLevelsAndBlocks, GgufKernelVariantTest,
                                                               int64_t{0})),
                          VariantName);
 
-// QuantizeRowChecked (one pass for Q8_0 / Q4_0 at AVX2) against the
+// QuantizeRowChecked (one pass for the legacy types at AVX2) against the
 // separate steps it replaces: scan for NaN/Inf, QuantizeRow_ref, dequantize,
 // AddQualitySums. Same bytes, the same sums to the last bit (the one-pass
 // kernels keep the lanes and the order of the additions), and the same first
@@ -264,8 +264,9 @@ std::string CheckedName(const ::testing::TestParamInfo<CheckedParam>& info) {
 
 INSTANTIATE_TEST_SUITE_P(TableTypesAndLevels, QuantizeRowCheckedTest,
                          ::testing::Combine(::testing::Values(GgmlType::kQ8_0, GgmlType::kQ4_0,
-                                                              GgmlType::kQ6_K, GgmlType::kQ4_K,
-                                                              GgmlType::kF16),
+                                                              GgmlType::kQ4_1, GgmlType::kQ5_0,
+                                                              GgmlType::kQ5_1, GgmlType::kQ6_K,
+                                                              GgmlType::kQ4_K, GgmlType::kF16),
                                             ::testing::ValuesIn(kAllCpuLevels)),
                          CheckedName);
 
@@ -275,7 +276,8 @@ TEST(QuantizeRowCheckedTest, SumsMatchTheirDefinition) {
   std::vector<float> x = TestData(3);
   x.resize(x.size() - 512);  // without the non-finite row
   const int64_t n = static_cast<int64_t>(x.size()) / 32 * 32;
-  for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ4_0}) {
+  for (GgmlType t :
+       {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1}) {
     std::vector<uint8_t> out(RowBytes(t, n));
     std::vector<float> scratch(kQualitySpan), y(static_cast<size_t>(n));
     QualitySums sums;
@@ -414,11 +416,11 @@ TEST(QuantsTest, Q8_0RoundsHalvesAwayFromZeroAtEveryLevel) {
   }
 }
 
-// Q8_0 / Q4_0 scales at the edges of fp16 (the one-pass kernels convert 8
+// Legacy-type scales at the edges of fp16 (the one-pass kernels convert 8
 // blocks' scales at once): scales that round to fp16 subnormals, to zero,
 // and past 65504 (inf), next to ordinary blocks, at every CPU level and
 // through QuantizeRowChecked, give the reference's bytes.
-TEST(QuantsTest, Q8_0AndQ4_0ScalesAtFp16Limits) {
+TEST(QuantsTest, LegacyScalesAtFp16Limits) {
   const std::vector<float> amax = {1.0f,  127e-6f,        127e-7f, 3e-3f, 1e-9f, 8e6f,
                                    -9e6f, 65504.0f * 127, 0.0f,    2.5f,  -6e-5f};
   constexpr int64_t kBlocks = 20;  // more than one group of 8, and a partial one
@@ -430,7 +432,8 @@ TEST(QuantsTest, Q8_0AndQ4_0ScalesAtFp16Limits) {
     }
   }
   std::vector<float> scratch(kQualitySpan);
-  for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ4_0}) {
+  for (GgmlType t :
+       {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1}) {
     std::vector<uint8_t> ref(RowBytes(t, x.size()));
     QuantizeRow_ref(t, x.data(), ref.data(), static_cast<int64_t>(x.size()));
     for (CpuLevel level : kAllCpuLevels) {
@@ -443,6 +446,73 @@ TEST(QuantsTest, Q8_0AndQ4_0ScalesAtFp16Limits) {
                                    nullptr, scratch.data()),
                 -1);
       EXPECT_EQ(checked, ref) << TypeName(t) << " " << CpuLevelName(level);
+    }
+  }
+}
+
+// Q4_1 / Q5_0 / Q5_1 blocks at the edges of their arithmetic: signed zeros
+// (the reference's running min / max keeps the first of equal values, and
+// the stored m keeps that zero's sign), constant blocks, ranges whose
+// max - min overflows or whose d is so small that 1 / d is infinite, fp16
+// overflow of d and m, denormals, ties of the largest magnitude with both
+// signs, and Gaussian blocks at random scales. Every CPU level's QuantizeRow
+// and QuantizeRowChecked (bytes, sums and the NaN-free result) must match
+// the reference.
+TEST(QuantsTest, LegacyAffineAndQ5_0EdgeBlocksMatchReference) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::uniform_real_distribution<float> decade(-30.0f, 30.0f);
+  std::vector<float> x;
+  auto block = [&](auto gen) {
+    for (int j = 0; j < 32; ++j) x.push_back(gen(j));
+  };
+  block([](int j) { return j % 2 == 0 ? 0.0f : -0.0f; });
+  block([](int j) { return j % 3 == 0 ? -0.0f : 0.0f; });
+  block([](int j) { return j < 16 ? -0.0f : 1.0f; });
+  block([](int j) { return j < 16 ? 0.0f : -1.0f; });
+  block([](int) { return 0.75f; });
+  block([](int) { return -3e38f; });
+  block([](int j) { return j % 2 == 0 ? 3e38f : -3e38f; });
+  block([](int j) { return j == 4 ? std::numeric_limits<float>::max() : 0.0f; });
+  block([](int j) { return j == 9 ? -std::numeric_limits<float>::max() : 1.0f; });
+  block([](int j) { return 1e-44f * static_cast<float>(j - 12); });
+  block([](int j) { return 1e-39f * static_cast<float>(j % 5); });
+  block([](int j) { return 7e4f * static_cast<float>(j - 15); });
+  block([](int j) { return 2e9f * static_cast<float>(j % 7 - 3); });
+  block([](int j) { return j == 3 ? -2.0f : (j == 20 ? 2.0f : 0.1f * static_cast<float>(j % 4)); });
+  block([](int j) { return j == 3 ? 2.0f : (j == 20 ? -2.0f : 0.1f * static_cast<float>(j % 4)); });
+  block([](int j) { return static_cast<float>(j) - 15.5f; });  // levels at half-integers
+  for (int b = 0; b < 40; ++b) {
+    const float m = std::pow(10.0f, decade(rng));
+    const float shift = b % 3 == 0 ? 0.0f : m * nd(rng) * 4.0f;
+    block([&](int) { return m * nd(rng) + shift; });
+  }
+  const int64_t n = static_cast<int64_t>(x.size());
+  std::vector<float> scratch(kQualitySpan), back(x.size());
+  auto same = [](double a, double b) { return a == b || (std::isnan(a) && std::isnan(b)); };
+  for (GgmlType t : {GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1}) {
+    const GgmlKernels* k = FindGgmlKernels(t);
+    ASSERT_NE(k, nullptr);
+    std::vector<uint8_t> ref(RowBytes(t, n));
+    k->quantize_ref(x.data(), ref.data(), n);
+    DequantizeRow(t, ref.data(), back.data(), n);
+    QualitySums want;
+    AddQualitySums(x.data(), back.data(), n, &want);
+    for (CpuLevel level : kAllCpuLevels) {
+      if (HostCpuLevel() < level) continue;
+      std::vector<uint8_t> got(ref.size(), 0xAA), checked(ref.size(), 0x55);
+      QuantizeRowFor(*k, level)(x.data(), got.data(), n);
+      for (size_t i = 0; i < ref.size(); ++i) {
+        ASSERT_EQ(ref[i], got[i]) << TypeName(t) << " " << CpuLevelName(level) << " byte " << i
+                                  << " (block " << i / TypeInfo(t).type_size << ")";
+      }
+      ScopedCpuLevelCap cap(level);
+      QualitySums sums;
+      ASSERT_EQ(QuantizeRowChecked(t, x.data(), checked.data(), n, &sums, scratch.data()), -1);
+      ASSERT_EQ(ref, checked) << TypeName(t) << " " << CpuLevelName(level);
+      EXPECT_TRUE(same(sums.sum_w2, want.sum_w2)) << TypeName(t) << " " << CpuLevelName(level);
+      EXPECT_TRUE(same(sums.sum_e2, want.sum_e2)) << TypeName(t) << " " << CpuLevelName(level);
+      EXPECT_TRUE(same(sums.max_abs, want.max_abs)) << TypeName(t) << " " << CpuLevelName(level);
     }
   }
 }
