@@ -291,6 +291,8 @@ constexpr GgmlKernels WithAvx512(GgmlKernels k) {
   return k;
 }
 
+using internal::QuantizeBF16_avx2;
+using internal::QuantizeF16_avx2;
 using internal::QuantizeIQ4_NL_avx2;
 using internal::QuantizeIQ4_NL_weighted_avx2;
 using internal::QuantizeIQ4_XS_avx2;
@@ -310,8 +312,8 @@ using internal::QuantizeQ8_0_avx2;
 
 constexpr GgmlKernels kKernels[] = {
     Kernels<float, QuantizeF32, nullptr, DequantizeF32>(GgmlType::kF32),
-    Kernels<uint16_t, QuantizeF16, nullptr, DequantizeF16>(GgmlType::kF16),
-    Kernels<uint16_t, QuantizeBF16, nullptr, DequantizeBF16>(GgmlType::kBF16),
+    Kernels<uint16_t, QuantizeF16, QuantizeF16_avx2, DequantizeF16>(GgmlType::kF16),
+    Kernels<uint16_t, QuantizeBF16, QuantizeBF16_avx2, DequantizeBF16>(GgmlType::kBF16),
     Kernels<BlockQ8_0, QuantizeQ8_0_ref, QuantizeQ8_0_avx2, DequantizeQ8_0>(GgmlType::kQ8_0),
     Kernels<BlockQ4_0, QuantizeQ4_0_ref, QuantizeQ4_0_avx2, DequantizeLegacy<4, false, BlockQ4_0>,
             QuantizeQ4_0_weighted>(GgmlType::kQ4_0),

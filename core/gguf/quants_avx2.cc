@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "quantd/core/base/cpu_features.h"
 #include "quantd/core/base/half.h"
 #include "quants_internal.h"
 
@@ -1080,6 +1081,51 @@ QUANTD_AVX2 void QuantizeQ4_1_avx2(const float* x, BlockQ4_1* y, int64_t n) {
 
 QUANTD_AVX2 void QuantizeQ5_1_avx2(const float* x, BlockQ5_1* y, int64_t n) {
   QuantizeWithRefForNonFinite<BlockQ5_1, QuantizeQ5_1Checked_avx2, QuantizeQ5_1_ref>(x, y, n);
+}
+
+// F16: F16C's round-to-nearest-even conversion, which FloatToHalf matches
+// bit for bit (NaNs quieted with their top payload bits, overflow to inf);
+// FloatToHalf itself where the CPU lacks F16C and for the tail.
+__attribute__((target("avx2,f16c"))) void QuantizeF16_avx2(const float* x, uint16_t* y, int64_t n) {
+  int64_t i = 0;
+  if (HostCpuFeatures().f16c) {
+    for (; i + 16 <= n; i += 16) {
+      const __m128i a =
+          _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      const __m128i b = _mm256_cvtps_ph(_mm256_loadu_ps(x + i + 8),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i),
+                          _mm256_inserti128_si256(_mm256_castsi128_si256(a), b, 1));
+    }
+  }
+  for (; i < n; ++i) y[i] = FloatToHalf(x[i]);
+}
+
+// BF16: FloatToBfloat16 on 16 lanes (round to nearest even by adding
+// 0x7fff plus the lowest kept bit; NaNs keep their top bits and are quieted).
+QUANTD_AVX2 void QuantizeBF16_avx2(const float* x, uint16_t* y, int64_t n) {
+  const __m256i magnitude = _mm256_set1_epi32(0x7fffffff);
+  const __m256i inf = _mm256_set1_epi32(0x7f800000);
+  const __m256i round = _mm256_set1_epi32(0x7fff);
+  const __m256i one = _mm256_set1_epi32(1);
+  const __m256i quiet = _mm256_set1_epi32(0x40);
+  auto convert = [&](__m256i b) QUANTD_AVX2_INLINE_LAMBDA {
+    const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(b, magnitude), inf);
+    const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(b, 16), one);
+    const __m256i rounded =
+        _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(b, round), odd), 16);
+    const __m256i kept = _mm256_or_si256(_mm256_srli_epi32(b, 16), quiet);
+    return _mm256_blendv_epi8(rounded, kept, nan);  // 0..0xffff per lane
+  };
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256i a = convert(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)));
+    const __m256i b = convert(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i + 8)));
+    // packus works per 128-bit lane: a0 b0 a1 b1 -> a0 a1 b0 b1.
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i),
+                        _mm256_permute4x64_epi64(_mm256_packus_epi32(a, b), 0xd8));
+  }
+  for (; i < n; ++i) y[i] = FloatToBfloat16(x[i]);
 }
 
 namespace {

@@ -156,6 +156,10 @@ int64_t QuantizeQ5_1Checked_avx2(const float* x, BlockQ5_1* y, int64_t n, Qualit
 void QuantizeQ5_0_avx2(const float* x, BlockQ5_0* y, int64_t n);
 void QuantizeQ4_1_avx2(const float* x, BlockQ4_1* y, int64_t n);
 void QuantizeQ5_1_avx2(const float* x, BlockQ5_1* y, int64_t n);
+// F16 / BF16 storage as QuantizeF16 / QuantizeBF16 (F16C for F16 where the
+// CPU has it).
+void QuantizeF16_avx2(const float* x, uint16_t* y, int64_t n);
+void QuantizeBF16_avx2(const float* x, uint16_t* y, int64_t n);
 void QuantizeIQ4_NL_avx2(const float* x, BlockIQ4_NL* y, int64_t n);
 void QuantizeIQ4_XS_avx2(const float* x, BlockIQ4_XS* y, int64_t n);
 // Weighted row quantizers (QuantizeRowWeightedFn), same bytes as the

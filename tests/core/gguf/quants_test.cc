@@ -3,6 +3,7 @@
 #include "quantd/core/gguf/quants.h"
 
 #include <algorithm>
+#include <bit>
 #include <cctype>
 #include <cmath>
 #include <cstring>
@@ -513,6 +514,42 @@ TEST(QuantsTest, LegacyAffineAndQ5_0EdgeBlocksMatchReference) {
       EXPECT_TRUE(same(sums.sum_w2, want.sum_w2)) << TypeName(t) << " " << CpuLevelName(level);
       EXPECT_TRUE(same(sums.sum_e2, want.sum_e2)) << TypeName(t) << " " << CpuLevelName(level);
       EXPECT_TRUE(same(sums.max_abs, want.max_abs)) << TypeName(t) << " " << CpuLevelName(level);
+    }
+  }
+}
+
+// F16 and BF16 storage at every CPU level against FloatToHalf /
+// FloatToBfloat16 on a million random bit patterns (NaNs of every payload,
+// infinities, subnormals among them) and the values at the edges: the
+// largest finite F16 and the ties above it that round to inf, the
+// subnormal and zero thresholds, signed zeros, BF16 ties to even.
+TEST(QuantsTest, F16AndBF16MatchTheScalarConversionOnEveryBitPattern) {
+  std::vector<float> x;
+  for (uint32_t bits :
+       {0x00000000u, 0x80000000u, 0x477fe000u, 0x477fefffu, 0x477ff000u, 0xc77ff000u,
+        0x47800000u, 0x7f7fffffu, 0xff7fffffu, 0x7f800000u, 0xff800000u, 0x7f800001u,
+        0x7fbfffffu, 0x7fc00000u, 0xffc12345u, 0x7fffffffu, 0x33000000u, 0x33000001u,
+        0x32ffffffu, 0x33800000u, 0x38800000u, 0x387fffffu, 0x00000001u, 0x807fffffu,
+        0x3f808000u, 0x3f818000u, 0x3f80ffffu, 0x3eaaaaabu}) {
+    x.push_back(std::bit_cast<float>(bits));
+  }
+  std::mt19937 rng(9);
+  while (x.size() < (1u << 20) + 7) x.push_back(std::bit_cast<float>(static_cast<uint32_t>(rng())));
+  const int64_t n = static_cast<int64_t>(x.size());  // not a multiple of 16: a scalar tail
+  for (GgmlType t : {GgmlType::kF16, GgmlType::kBF16}) {
+    const GgmlKernels* k = FindGgmlKernels(t);
+    ASSERT_NE(k, nullptr);
+    std::vector<uint8_t> ref(RowBytes(t, n));
+    k->quantize_ref(x.data(), ref.data(), n);
+    for (CpuLevel level : kAllCpuLevels) {
+      if (HostCpuLevel() < level) continue;
+      std::vector<uint8_t> got(ref.size(), 0xAA);
+      QuantizeRowFor(*k, level)(x.data(), got.data(), n);
+      for (size_t i = 0; i < ref.size(); i += 2) {
+        ASSERT_EQ(ref[i] | ref[i + 1] << 8, got[i] | got[i + 1] << 8)
+            << TypeName(t) << " " << CpuLevelName(level) << " input bits " << std::hex
+            << std::bit_cast<uint32_t>(x[i / 2]);
+      }
     }
   }
 }
