@@ -16,8 +16,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::WriteFile(in, absl::string_view(reinterpret_cast<const char*>(data), size));
   core::Recipe recipe;
   recipe.format = core::ModelFormat::kGguf;
-  const char* kTypes[] = {"Q8_0", "Q4_0", "Q4_K_M", "F16", "Q6_K"};
-  recipe.gguf_type = kTypes[size % 5];
+  const char* kTypes[] = {"Q8_0", "Q4_0", "Q4_K_M", "F16", "Q6_K", "Q4_1", "Q5_0", "Q5_1", "BF16"};
+  recipe.gguf_type = kTypes[size % (sizeof(kTypes) / sizeof(kTypes[0]))];
   recipe.allow_requantize = true;
   (void)core::Run(recipe, in, scratch.dir() + "/out.gguf");
   return 0;
