@@ -182,10 +182,11 @@ bool QuantizeTiledRtn(const Int4Kernels& kernels, const WeightView<T>& w, const 
   float* const yq = probe_sums.yq;
   double sum_w2 = 0, sum_e2 = 0;
   float max_abs = 0;
-  for (int64_t b = 0; b < blocks; ++b) {
+  // One block of rows of one super-tile of columns; false: a NaN or Inf.
+  auto super_tile = [&](int64_t b, int64_t s0) {
     const int64_t r0 = b * bs;
     const int rows = static_cast<int>(std::min<int64_t>(bs, w.k - r0));
-    for (int64_t s0 = n_begin; s0 < n_end; s0 += kSuper) {
+    {
       const int sw = static_cast<int>(std::min<int64_t>(kSuper, n_end - s0));
       const float* base = wide;
       int64_t ld = kTileCols;
@@ -329,6 +330,25 @@ bool QuantizeTiledRtn(const Int4Kernels& kernels, const WeightView<T>& w, const 
             if (j < tn) StoreQdqNibble(packed, f0 + j, in[j]);
           }
         }
+      }
+    }
+    return true;
+  };
+  if (by_column) {
+    // Each column's K values are contiguous and columns are K apart: a tile
+    // of columns is read block after block down its columns (the next
+    // lines of the same pages), not one block of every column of the range
+    // per pass, which touches a new page per column each time. The same
+    // bytes; the report's sums add the same tiles in another order.
+    for (int64_t s0 = n_begin; s0 < n_end; s0 += kSuper) {
+      for (int64_t b = 0; b < blocks; ++b) {
+        if (!super_tile(b, s0)) return false;
+      }
+    }
+  } else {
+    for (int64_t b = 0; b < blocks; ++b) {
+      for (int64_t s0 = n_begin; s0 < n_end; s0 += kSuper) {
+        if (!super_tile(b, s0)) return false;
       }
     }
   }
