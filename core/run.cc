@@ -4,7 +4,9 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "quantd/core/base/populate.h"
 #include "quantd/core/base/status_macros.h"
 #include "quantd/core/checkpoint/checkpoint.h"
 #include "quantd/core/checkpoint/checkpoint_gguf.h"
@@ -138,6 +140,8 @@ absl::Status CheckDryRun(const Recipe& recipe, bool checkpoint_input) {
 absl::StatusOr<Report> Run(const Recipe& recipe, const std::string& input_path,
                            const std::string& output_path, const RunContext& ctx) {
   auto start = std::chrono::steady_clock::now();
+  // The job's large buffers kept for reuse (populate.h) go with it.
+  absl::Cleanup release_buffers = [] { ReleaseRecycledBuffers(); };
   QUANTD_RETURN_IF_ERROR(ValidateRecipe(recipe));
   if (checkpoint::IsCheckpointDir(input_path)) {
     // A Hugging Face checkpoint folder: written as GGUF, or as an MLX or

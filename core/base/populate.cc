@@ -5,6 +5,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 
 namespace quantd::core {
 namespace {
@@ -15,6 +19,40 @@ namespace {
 
 constexpr uintptr_t kMinBytes = 4u << 20;
 constexpr uintptr_t kChunkBytes = 4u << 20;  // per task: enough to amortize the call
+
+constexpr size_t kRecycleMinBytes = 4u << 20;
+constexpr size_t kRecycleMaxBytes = 256u << 20;
+constexpr size_t kRecycleSlots = 2;
+
+struct Recycled {
+  absl::Mutex mu;
+  std::vector<std::vector<uint8_t>> kept ABSL_GUARDED_BY(mu);  // oldest first
+};
+
+Recycled& TheRecycled() {
+  static auto* recycled = new Recycled;
+  return *recycled;
+}
+
+// The smallest kept buffer that holds `bytes`, or none (then every kept one
+// lands in *dropped, for the caller to free outside the lock).
+std::vector<uint8_t> TakeRecycled(size_t bytes, std::vector<std::vector<uint8_t>>* dropped) {
+  Recycled& r = TheRecycled();
+  absl::MutexLock lock(&r.mu);
+  size_t best = r.kept.size();
+  for (size_t i = 0; i < r.kept.size(); ++i) {
+    const size_t cap = r.kept[i].capacity();
+    if (cap >= bytes && (best == r.kept.size() || cap < r.kept[best].capacity())) best = i;
+  }
+  if (best == r.kept.size()) {
+    *dropped = std::move(r.kept);
+    r.kept.clear();
+    return {};
+  }
+  std::vector<uint8_t> taken = std::move(r.kept[best]);
+  r.kept.erase(r.kept.begin() + static_cast<std::ptrdiff_t>(best));
+  return taken;
+}
 
 }  // namespace
 
@@ -35,11 +73,51 @@ void PopulateParallel(void* data, size_t bytes, const RunContext& ctx) {
 }
 
 std::vector<uint8_t> PopulatedZeros(size_t bytes, const RunContext& ctx) {
+  if (bytes >= kRecycleMinBytes) {
+    std::vector<std::vector<uint8_t>> dropped;
+    std::vector<uint8_t> reused = TakeRecycled(bytes, &dropped);
+    dropped.clear();  // freed before a fresh allocation, outside the lock
+    if (reused.capacity() >= bytes) {
+      reused.assign(bytes, 0);  // within its capacity: no new pages
+      return reused;
+    }
+  }
   std::vector<uint8_t> out;
   out.reserve(bytes);
   PopulateParallel(out.data(), bytes, ctx);
   out.resize(bytes);
   return out;
+}
+
+void RecycleBuffer(std::vector<uint8_t>&& buffer) {
+  const size_t cap = buffer.capacity();
+  if (cap < kRecycleMinBytes || cap > kRecycleMaxBytes) return;  // the caller frees it
+  std::vector<uint8_t> evicted;
+  {
+    Recycled& r = TheRecycled();
+    absl::MutexLock lock(&r.mu);
+    r.kept.push_back(std::move(buffer));
+    if (r.kept.size() > kRecycleSlots) {
+      evicted = std::move(r.kept.front());
+      r.kept.erase(r.kept.begin());
+    }
+  }
+}
+
+void ReleaseRecycledBuffers() {
+  std::vector<std::vector<uint8_t>> freed;
+  Recycled& r = TheRecycled();
+  absl::MutexLock lock(&r.mu);
+  freed = std::move(r.kept);
+  r.kept.clear();
+}
+
+size_t RecycledBufferBytes() {
+  Recycled& r = TheRecycled();
+  absl::MutexLock lock(&r.mu);
+  size_t bytes = 0;
+  for (const auto& b : r.kept) bytes += b.capacity();
+  return bytes;
 }
 
 }  // namespace quantd::core

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "quantd/core/base/atomic_file.h"
+#include "quantd/core/base/populate.h"
 #include "quantd/core/base/status_macros.h"
 #include "quantd/core/onnx/onnx_check.h"
 #include "quantd/core/onnx/onnx_types.h"
@@ -211,11 +212,13 @@ std::string DescribeTensor(const TensorSite& site) { return site.where; }
 
 TensorData::~TensorData() {
   if (file_ != nullptr) file_->ReleasePages(file_offset_, view_.size());
+  RecycleBuffer(std::move(owned_));  // a large one serves the next weight
 }
 
 TensorData& TensorData::operator=(TensorData&& other) noexcept {
   if (this == &other) return *this;
   if (file_ != nullptr) file_->ReleasePages(file_offset_, view_.size());
+  RecycleBuffer(std::move(owned_));
   // A view into `owned_` stays valid: moving a vector keeps its buffer.
   view_ = other.view_;
   owned_ = std::move(other.owned_);

@@ -1,10 +1,13 @@
 // PopulateParallel only faults pages in: what a buffer holds is unchanged,
 // on one thread and on several, whatever the range's alignment and size.
+// Recycled buffers come back zeroed, within the size and count limits.
 #include "quantd/core/base/populate.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -37,6 +40,77 @@ TEST(PopulateTest, LeavesContentsAndFreshZerosAsTheyAre) {
       EXPECT_EQ(fresh[bytes - 1], 9);
     }
   }
+}
+
+class RecycleTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ReleaseRecycledBuffers(); }
+  void TearDown() override { ReleaseRecycledBuffers(); }
+  const RunContext ctx_;
+};
+
+TEST_F(RecycleTest, AKeptBufferServesTheNextRequestZeroed) {
+  std::vector<uint8_t> a = PopulatedZeros(size_t{8} << 20, ctx_);
+  std::fill(a.begin(), a.end(), 0xAB);
+  const uint8_t* where = a.data();
+  RecycleBuffer(std::move(a));
+  EXPECT_EQ(RecycledBufferBytes(), size_t{8} << 20);
+  const size_t want = (size_t{6} << 20) + 5;
+  std::vector<uint8_t> b = PopulatedZeros(want, ctx_);
+  EXPECT_EQ(b.data(), where);  // the same memory, taken back
+  ASSERT_EQ(b.size(), want);
+  for (size_t i = 0; i < want; ++i) ASSERT_EQ(b[i], 0) << "at " << i;
+  EXPECT_EQ(RecycledBufferBytes(), 0u);
+}
+
+TEST_F(RecycleTest, SmallAndHugeBuffersAreNotKept) {
+  std::vector<uint8_t> small(size_t{1} << 20, 1);
+  RecycleBuffer(std::move(small));
+  EXPECT_EQ(small.size(), size_t{1} << 20);  // left to its owner
+  std::vector<uint8_t> huge;
+  huge.reserve(size_t{300} << 20);  // capacity only: no pages touched
+  RecycleBuffer(std::move(huge));
+  EXPECT_EQ(huge.capacity(), size_t{300} << 20);
+  EXPECT_EQ(RecycledBufferBytes(), 0u);
+}
+
+TEST_F(RecycleTest, AtMostTwoKeptAndAMissFreesThem) {
+  // Three alive at once (a request would take a kept one), then given back.
+  std::vector<std::vector<uint8_t>> three;
+  for (int i = 0; i < 3; ++i) three.push_back(PopulatedZeros(size_t{5} << 20, ctx_));
+  for (auto& v : three) RecycleBuffer(std::move(v));
+  EXPECT_EQ(RecycledBufferBytes(), size_t{10} << 20);
+  // Larger than any kept one: they are freed, a fresh buffer is made.
+  std::vector<uint8_t> big = PopulatedZeros(size_t{9} << 20, ctx_);
+  EXPECT_EQ(big.size(), size_t{9} << 20);
+  EXPECT_EQ(RecycledBufferBytes(), 0u);
+  // The smallest kept buffer that holds a request is the one taken.
+  std::vector<uint8_t> five = PopulatedZeros(size_t{5} << 20, ctx_);
+  RecycleBuffer(std::move(big));
+  RecycleBuffer(std::move(five));
+  std::vector<uint8_t> c = PopulatedZeros(size_t{4} << 20, ctx_);
+  EXPECT_EQ(c.capacity(), size_t{5} << 20);
+  EXPECT_EQ(RecycledBufferBytes(), size_t{9} << 20);
+  ReleaseRecycledBuffers();
+  EXPECT_EQ(RecycledBufferBytes(), 0u);
+}
+
+TEST_F(RecycleTest, ThreadsTakeAndGiveBackZeroedBuffers) {
+  auto work = [this](uint8_t mark) {
+    for (int i = 0; i < 40; ++i) {
+      const size_t n = (size_t{4} << 20) + static_cast<size_t>(i % 5) * 4096;
+      std::vector<uint8_t> v = PopulatedZeros(n, ctx_);
+      ASSERT_EQ(v.size(), n);
+      for (size_t j = 0; j < n; j += 4093) ASSERT_EQ(v[j], 0) << "at " << j;
+      ASSERT_EQ(v[n - 1], 0);
+      std::fill(v.begin(), v.end(), mark);
+      RecycleBuffer(std::move(v));
+    }
+  };
+  std::thread t1(work, 1), t2(work, 2);
+  t1.join();
+  t2.join();
+  EXPECT_LE(RecycledBufferBytes(), size_t{2} * ((size_t{4} << 20) + 4 * 4096));
 }
 
 }  // namespace

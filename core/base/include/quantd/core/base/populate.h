@@ -29,9 +29,28 @@ namespace quantd::core {
 // are left to fault on first touch.
 void PopulateParallel(void* data, size_t bytes, const RunContext& ctx);
 
-// `bytes` zero bytes in a fresh vector whose pages were populated on ctx's
-// threads before the zero-fill: for a large output the loop then fills.
+// `bytes` zero bytes in a vector whose pages are there before the zero-fill:
+// for a large output the loop then fills. For 4 MiB or more it is a buffer
+// given back with RecycleBuffer when one holds `bytes` (the smallest such),
+// else a fresh vector whose pages were populated on ctx's threads.
 std::vector<uint8_t> PopulatedZeros(size_t bytes, const RunContext& ctx);
+
+// Large buffers reused. A job computes a float32 buffer per weight (tens to
+// hundreds of MB) and drops it once written; freeing it unmaps its pages and
+// the next one faults in and zeroes fresh ones: on a checkpoint's GenAI INT4
+// job about half of the system time (docs/benchmarks.md). RecycleBuffer
+// keeps `buffer` for PopulatedZeros when its capacity is 4 MiB to 256 MiB
+// (a layer's weights; smaller and larger ones are simply freed), at most
+// two, the older one freed when a third comes. A request none of them holds
+// frees them all before allocating afresh. Reusing the largest buffers (an
+// embedding or LM head of several hundred MB) for smaller requests would
+// keep them resident while the next large one is allocated: with them kept,
+// a GenAI FP16 job's peak rose by a third, without them it is unchanged.
+// core::Run releases the kept buffers when a job ends. Thread-safe.
+void RecycleBuffer(std::vector<uint8_t>&& buffer);
+void ReleaseRecycledBuffers();
+// The capacity of the buffers kept now, in bytes.
+size_t RecycledBufferBytes();
 
 }  // namespace quantd::core
 
