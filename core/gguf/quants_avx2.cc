@@ -587,8 +587,8 @@ QUANTD_AVX2_INLINE void LevelsQ8_0(const float* x, const BlockScale& scale, Bloc
 }
 
 // One Q4_0 block of finite x with max |x| = amax: the scale (ScaleQ4_0)
-// comes from the first element with the largest |x|. levels: the 32 stored
-// nibbles minus 8 as floats (element order, 8 per register), when non-null.
+// comes from the first element with the largest |x|; LevelsSigned<4>
+// (below) writes the block.
 QUANTD_AVX2_INLINE BlockScale ScaleQ4_0(const float* x, float amax) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   const __m256 vamax = _mm256_set1_ps(amax);
@@ -602,30 +602,53 @@ QUANTD_AVX2_INLINE BlockScale ScaleQ4_0(const float* x, float amax) {
   const float d = max / -8.0f;
   return BlockScaleOf(d);
 }
-QUANTD_AVX2_INLINE void LevelsQ4_0(const float* x, const BlockScale& scale, BlockQ4_0* y,
-                                   __m256* levels) {
-  y->d = scale.d;
-  const __m256 vid = _mm256_set1_ps(scale.id);
-  const __m256 off = _mm256_set1_ps(8.5f);
-  const __m256i fifteen = _mm256_set1_epi32(15);
-  __m256i q[4];
-  for (int k = 0; k < 4; ++k) {
-    const __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vid), off);
-    q[k] = _mm256_min_epi32(_mm256_cvttps_epi32(v), fifteen);
-  }
-  // qs[j] = q[j] | q[j + 16] << 4
-  const __m256i lo = _mm256_packs_epi32(q[0], q[1]);  // j 0..15 (lane-interleaved)
-  const __m256i hi = _mm256_packs_epi32(q[2], q[3]);  // j 16..31
+// Packs 32 levels (each already masked to its bits, element order, 8 per
+// register) as PackLegacyLevels: low nibbles into qs (element j low, j + 16
+// high), and for 5 bits the fifth bits into qh (bit j of element j).
+template <int kBits, class Block>
+QUANTD_AVX2_INLINE void PackLegacy(const __m256i* q, Block* y) {
+  const __m256i low = _mm256_set1_epi32(0x0F);
+  const __m256i lo = _mm256_packs_epi32(_mm256_and_si256(q[0], low), _mm256_and_si256(q[1], low));
+  const __m256i hi = _mm256_packs_epi32(_mm256_and_si256(q[2], low), _mm256_and_si256(q[3], low));
   const __m256i packed = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
   const __m256i bytes = _mm256_packus_epi16(packed, packed);
   const __m256i ordered =
       _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 0, 0, 0, 0));
   _mm_storeu_si128(reinterpret_cast<__m128i*>(y->qs), _mm256_castsi256_si128(ordered));
+  if constexpr (kBits == 5) {
+    uint32_t qh = 0;
+    for (int k = 0; k < 4; ++k) {
+      // Bit 4 of each level to the sign bit.
+      qh |= static_cast<uint32_t>(
+                _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_slli_epi32(q[k], 27))))
+            << (8 * k);
+    }
+    std::memcpy(y->qh, &qh, sizeof(qh));
+  }
+}
+
+// Q4_0 / Q5_0 levels: trunc(x * id + kHalf + 0.5) capped at 2 * kHalf - 1
+// (kHalf = 2^(bits-1)), as the reference; its int-to-byte packing keeps the
+// low bits, which the mask does here (a level of INT_MIN, from an infinite
+// id, stores 0). levels: the stored level minus kHalf, as floats (x * id >=
+// -kHalf up to rounding, and trunc(0.5 - eps) is 0).
+template <int kBits, class Block>
+QUANTD_AVX2_INLINE void LevelsSigned(const float* x, const BlockScale& scale, Block* y,
+                                     __m256* levels) {
+  constexpr int kHalf = 1 << (kBits - 1);
+  y->d = scale.d;
+  const __m256 vid = _mm256_set1_ps(scale.id);
+  const __m256 off = _mm256_set1_ps(static_cast<float>(kHalf) + 0.5f);
+  const __m256i cap = _mm256_set1_epi32(2 * kHalf - 1);
+  __m256i q[4];
+  for (int k = 0; k < 4; ++k) {
+    const __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vid), off);
+    q[k] = _mm256_and_si256(_mm256_min_epi32(_mm256_cvttps_epi32(v), cap), cap);
+  }
+  PackLegacy<kBits>(q, y);
   if (levels != nullptr) {
-    // q is in 0..15 (x * id >= -8 up to rounding, and trunc(0.5 - eps) is
-    // 0): the stored nibble itself.
-    const __m256i eight = _mm256_set1_epi32(8);
-    for (int k = 0; k < 4; ++k) levels[k] = _mm256_cvtepi32_ps(_mm256_sub_epi32(q[k], eight));
+    const __m256i half = _mm256_set1_epi32(kHalf);
+    for (int k = 0; k < 4; ++k) levels[k] = _mm256_cvtepi32_ps(_mm256_sub_epi32(q[k], half));
   }
 }
 
@@ -773,9 +796,11 @@ QUANTD_AVX2_INLINE void ScalesQ8_0(const float* x, const uint32_t* bits, int g, 
   ScalesFromD(_mm256_div_ps(amax, _mm256_set1_ps(127.0f)), g, out);
 }
 
-// ScaleQ4_0 of up to 8 blocks: each block's first element of largest |x|
-// (scalar), then the scales together.
-QUANTD_AVX2_INLINE void ScalesQ4_0(const float* x, const uint32_t* bits, int g, BlockScale* out) {
+// The scales of up to 8 blocks of a symmetric legacy type (Q4_0: 8, Q5_0:
+// 16 levels each side): each block's first element of largest |x| (scalar),
+// then d = max / -kHalf for all of them together.
+template <int kHalf>
+QUANTD_AVX2_INLINE void ScalesSigned(const float* x, const uint32_t* bits, int g, BlockScale* out) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   alignas(32) float max[8] = {};
   for (int j = 0; j < g; ++j) {
@@ -790,7 +815,7 @@ QUANTD_AVX2_INLINE void ScalesQ4_0(const float* x, const uint32_t* bits, int g, 
     }
     max[j] = amax > 0.0f ? xb[__builtin_ctz(hits)] : 0.0f;
   }
-  ScalesFromD(_mm256_div_ps(_mm256_load_ps(max), _mm256_set1_ps(-8.0f)), g, out);
+  ScalesFromD(_mm256_div_ps(_mm256_load_ps(max), _mm256_set1_ps(-float{kHalf})), g, out);
 }
 
 // QuantizeRowChecked for a 32-value block type, 8 blocks at a time: their
@@ -866,7 +891,7 @@ QUANTD_AVX2 void QuantizeQ4_0_avx2(const float* x, BlockQ4_0* y, int64_t n) {
       QuantizeQ4_0_ref(x, &y[b], kQK);
       continue;
     }
-    LevelsQ4_0(x, ScaleQ4_0(x, AbsMax32(x)), &y[b], nullptr);
+    LevelsSigned<4>(x, ScaleQ4_0(x, AbsMax32(x)), &y[b], nullptr);
   }
 }
 
@@ -877,29 +902,11 @@ QUANTD_AVX2 int64_t QuantizeQ8_0Checked_avx2(const float* x, BlockQ8_0* y, int64
 
 QUANTD_AVX2 int64_t QuantizeQ4_0Checked_avx2(const float* x, BlockQ4_0* y, int64_t n,
                                              QualitySums* q) {
-  return QuantizeChecked<BlockQ4_0, BlockScale, ScalesQ4_0, LevelsQ4_0>(x, y, n, q);
+  return QuantizeChecked<BlockQ4_0, BlockScale, ScalesSigned<8>, LevelsSigned<4, BlockQ4_0>>(x, y,
+                                                                                             n, q);
 }
 
 namespace {
-
-// Q5_0's scales: as Q4_0's (the first element of largest |x|), d = max / -16.
-QUANTD_AVX2_INLINE void ScalesQ5_0(const float* x, const uint32_t* bits, int g, BlockScale* out) {
-  const __m256 sign = _mm256_set1_ps(-0.0f);
-  alignas(32) float max[8] = {};
-  for (int j = 0; j < g; ++j) {
-    const float* xb = x + j * kQK;
-    const float amax = __builtin_bit_cast(float, bits[j]);
-    const __m256 vamax = _mm256_set1_ps(amax);
-    uint32_t hits = 0;
-    for (int k = 0; k < 4; ++k) {
-      const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(xb + 8 * k));
-      hits |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a, vamax, _CMP_EQ_OQ)))
-              << (8 * k);
-    }
-    max[j] = amax > 0.0f ? xb[__builtin_ctz(hits)] : 0.0f;
-  }
-  ScalesFromD(_mm256_div_ps(_mm256_load_ps(max), _mm256_set1_ps(-16.0f)), g, out);
-}
 
 // The first of 32 values equal to v (one is): the reference's running
 // min / max keeps the first of equal values, and -0 and +0 are equal.
@@ -959,53 +966,6 @@ QUANTD_AVX2_INLINE void ScalesAffine(const float* x, const uint32_t* bits, int g
     out[j] = AffineScale{sym[j], mins[j], mm[j], static_cast<uint16_t>(ms[j])};
 }
 
-// Packs 32 levels (each already masked to its bits, element order, 8 per
-// register) as PackLegacyLevels: low nibbles into qs (element j low, j + 16
-// high), and for 5 bits the fifth bits into qh (bit j of element j).
-template <int kBits, class Block>
-QUANTD_AVX2_INLINE void PackLegacy(const __m256i* q, Block* y) {
-  const __m256i low = _mm256_set1_epi32(0x0F);
-  const __m256i lo = _mm256_packs_epi32(_mm256_and_si256(q[0], low), _mm256_and_si256(q[1], low));
-  const __m256i hi = _mm256_packs_epi32(_mm256_and_si256(q[2], low), _mm256_and_si256(q[3], low));
-  const __m256i packed = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
-  const __m256i bytes = _mm256_packus_epi16(packed, packed);
-  const __m256i ordered =
-      _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 0, 0, 0, 0));
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(y->qs), _mm256_castsi256_si128(ordered));
-  if constexpr (kBits == 5) {
-    uint32_t qh = 0;
-    for (int k = 0; k < 4; ++k) {
-      // Bit 4 of each level to the sign bit.
-      qh |= static_cast<uint32_t>(
-                _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_slli_epi32(q[k], 27))))
-            << (8 * k);
-    }
-    std::memcpy(y->qh, &qh, sizeof(qh));
-  }
-}
-
-// Q5_0 levels: trunc(x * id + 16.5) capped at 31, as the reference; its
-// int-to-byte packing keeps the low 5 bits, which the mask does here (a
-// level of INT_MIN, from an infinite id, stores 0). levels: stored level
-// minus 16, as floats.
-QUANTD_AVX2_INLINE void LevelsQ5_0(const float* x, const BlockScale& scale, BlockQ5_0* y,
-                                   __m256* levels) {
-  y->d = scale.d;
-  const __m256 vid = _mm256_set1_ps(scale.id);
-  const __m256 off = _mm256_set1_ps(16.5f);
-  const __m256i cap = _mm256_set1_epi32(31);
-  __m256i q[4];
-  for (int k = 0; k < 4; ++k) {
-    const __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vid), off);
-    q[k] = _mm256_and_si256(_mm256_min_epi32(_mm256_cvttps_epi32(v), cap), cap);
-  }
-  PackLegacy<5>(q, y);
-  if (levels != nullptr) {
-    const __m256i sixteen = _mm256_set1_epi32(16);
-    for (int k = 0; k < 4; ++k) levels[k] = _mm256_cvtepi32_ps(_mm256_sub_epi32(q[k], sixteen));
-  }
-}
-
 // Q4_1 / Q5_1 levels: trunc((x - min) * id + 0.5), capped at 15 for 4 bits
 // (the reference caps only there), low bits kept. levels: the stored levels.
 template <int kBits, class Block>
@@ -1056,7 +1016,8 @@ QUANTD_AVX2_INLINE void QuantizeWithRefForNonFinite(const float* x, Block* y, in
 
 QUANTD_AVX2 int64_t QuantizeQ5_0Checked_avx2(const float* x, BlockQ5_0* y, int64_t n,
                                              QualitySums* q) {
-  return QuantizeChecked<BlockQ5_0, BlockScale, ScalesQ5_0, LevelsQ5_0>(x, y, n, q);
+  return QuantizeChecked<BlockQ5_0, BlockScale, ScalesSigned<16>, LevelsSigned<5, BlockQ5_0>>(x, y,
+                                                                                              n, q);
 }
 
 QUANTD_AVX2 int64_t QuantizeQ4_1Checked_avx2(const float* x, BlockQ4_1* y, int64_t n,
