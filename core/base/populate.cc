@@ -72,21 +72,42 @@ void PopulateParallel(void* data, size_t bytes, const RunContext& ctx) {
   });
 }
 
-std::vector<uint8_t> PopulatedZeros(size_t bytes, const RunContext& ctx) {
-  if (bytes >= kRecycleMinBytes) {
-    std::vector<std::vector<uint8_t>> dropped;
-    std::vector<uint8_t> reused = TakeRecycled(bytes, &dropped);
-    dropped.clear();  // freed before a fresh allocation, outside the lock
-    if (reused.capacity() >= bytes) {
-      reused.assign(bytes, 0);  // within its capacity: no new pages
-      return reused;
-    }
-  }
+namespace {
+
+// A kept buffer that holds `bytes` (its size as it was), or an empty vector.
+std::vector<uint8_t> Reuse(size_t bytes) {
+  if (bytes < kRecycleMinBytes) return {};
+  std::vector<std::vector<uint8_t>> dropped;
+  std::vector<uint8_t> reused = TakeRecycled(bytes, &dropped);
+  return reused;  // `dropped` is freed here, outside the lock, before any fresh allocation
+}
+
+std::vector<uint8_t> Fresh(size_t bytes, const RunContext& ctx) {
   std::vector<uint8_t> out;
   out.reserve(bytes);
   PopulateParallel(out.data(), bytes, ctx);
   out.resize(bytes);
   return out;
+}
+
+}  // namespace
+
+std::vector<uint8_t> PopulatedZeros(size_t bytes, const RunContext& ctx) {
+  std::vector<uint8_t> reused = Reuse(bytes);
+  if (reused.capacity() >= bytes && bytes > 0) {
+    reused.assign(bytes, 0);  // within its capacity: no new pages
+    return reused;
+  }
+  return Fresh(bytes, ctx);
+}
+
+std::vector<uint8_t> PopulatedBuffer(size_t bytes, const RunContext& ctx) {
+  std::vector<uint8_t> reused = Reuse(bytes);
+  if (reused.capacity() >= bytes && bytes > 0) {
+    reused.resize(bytes);  // zeros only past its old size
+    return reused;
+  }
+  return Fresh(bytes, ctx);
 }
 
 void RecycleBuffer(std::vector<uint8_t>&& buffer) {

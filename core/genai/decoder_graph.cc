@@ -54,7 +54,8 @@ struct WeightPlan {
 absl::StatusOr<std::vector<uint8_t>> Produce(const WeightPlan& plan, const RunContext& ctx) {
   const int64_t rows = plan.rows();
   const int64_t cols = plan.cols;
-  std::vector<uint8_t> out = PopulatedZeros(static_cast<size_t>(rows * cols) * sizeof(float), ctx);
+  // Every element is written below (the tasks cover every row of every piece).
+  std::vector<uint8_t> out = PopulatedBuffer(static_cast<size_t>(rows * cols) * sizeof(float), ctx);
   float* dst = reinterpret_cast<float*>(out.data());
   constexpr int64_t kBlockRows = 64;
   struct Task {

@@ -282,7 +282,8 @@ void FloatPass::ConvertTensor(onnx::TensorProto* t) {
   model_->Defer(
       t, [model, report, ctx, src, from, to, n, index]() -> absl::StatusOr<std::vector<uint8_t>> {
         QUANTD_ASSIGN_OR_RETURN(TensorData in, model->Read(*src));
-        std::vector<uint8_t> out = PopulatedZeros(n * (OnnxTypeBits(to) / 8), *ctx);
+        // Every element is written below (the chunks cover [0, n)).
+        std::vector<uint8_t> out = PopulatedBuffer(n * (OnnxTypeBits(to) / 8), *ctx);
         // Element-wise, in chunks (a multiple of 8 values, the SIMD width) that
         // write fixed ranges of `out`; the per-chunk counts are summed in order.
         constexpr uint64_t kChunk = 1 << 16;

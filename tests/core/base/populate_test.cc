@@ -63,6 +63,25 @@ TEST_F(RecycleTest, AKeptBufferServesTheNextRequestZeroed) {
   EXPECT_EQ(RecycledBufferBytes(), 0u);
 }
 
+TEST_F(RecycleTest, PopulatedBufferReusesWithoutTheZeroFill) {
+  std::vector<uint8_t> a = PopulatedBuffer(size_t{8} << 20, ctx_);  // fresh: zeros
+  ASSERT_EQ(a.size(), size_t{8} << 20);
+  for (size_t i = 0; i < a.size(); i += 4093) ASSERT_EQ(a[i], 0) << "at " << i;
+  std::fill(a.begin(), a.end(), 0xAB);
+  const uint8_t* where = a.data();
+  RecycleBuffer(std::move(a));
+  const size_t want = (size_t{6} << 20) + 5;
+  std::vector<uint8_t> b = PopulatedBuffer(want, ctx_);
+  EXPECT_EQ(b.data(), where);
+  EXPECT_EQ(b.size(), want);  // the caller writes it whole
+  // Grown past its old size: zeros there.
+  RecycleBuffer(std::move(b));
+  std::vector<uint8_t> c = PopulatedBuffer(size_t{8} << 20, ctx_);
+  EXPECT_EQ(c.data(), where);
+  ASSERT_EQ(c.size(), size_t{8} << 20);
+  for (size_t i = want; i < c.size(); ++i) ASSERT_EQ(c[i], 0) << "at " << i;
+}
+
 TEST_F(RecycleTest, SmallAndHugeBuffersAreNotKept) {
   std::vector<uint8_t> small(size_t{1} << 20, 1);
   RecycleBuffer(std::move(small));

@@ -34,6 +34,10 @@ void PopulateParallel(void* data, size_t bytes, const RunContext& ctx);
 // given back with RecycleBuffer when one holds `bytes` (the smallest such),
 // else a fresh vector whose pages were populated on ctx's threads.
 std::vector<uint8_t> PopulatedZeros(size_t bytes, const RunContext& ctx);
+// The same without the zero-fill of a reused buffer: `bytes` bytes whose
+// contents are unspecified (a kept buffer's old bytes, zeros past them, or
+// all zeros when fresh). Only for an output its caller writes whole.
+std::vector<uint8_t> PopulatedBuffer(size_t bytes, const RunContext& ctx);
 
 // Large buffers reused. A job computes a float32 buffer per weight (tens to
 // hundreds of MB) and drops it once written; freeing it unmaps its pages and
