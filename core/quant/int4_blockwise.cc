@@ -186,149 +186,146 @@ bool QuantizeTiledRtn(const Int4Kernels& kernels, const WeightView<T>& w, const 
   auto super_tile = [&](int64_t b, int64_t s0) {
     const int64_t r0 = b * bs;
     const int rows = static_cast<int>(std::min<int64_t>(bs, w.k - r0));
-    {
-      const int sw = static_cast<int>(std::min<int64_t>(kSuper, n_end - s0));
-      const float* base = wide;
-      int64_t ld = kTileCols;
-      if (by_column) {
-        if constexpr (kFloat) {
-          TransposeFloats(w.data + s0 * w.col_stride + r0, sw, rows, w.col_stride, wide, kTileCols);
-        } else {
-          for (int j = 0; j < sw; ++j) {
-            const T* src = w.data + (s0 + j) * w.col_stride + r0;
-            for (int i = 0; i < rows; ++i) {
-              wide[i * kTileCols + j] = ElementTraits<T>::ToFloat(src[i]);
-            }
+    const int sw = static_cast<int>(std::min<int64_t>(kSuper, n_end - s0));
+    const float* base = wide;
+    int64_t ld = kTileCols;
+    if (by_column) {
+      if constexpr (kFloat) {
+        TransposeFloats(w.data + s0 * w.col_stride + r0, sw, rows, w.col_stride, wide, kTileCols);
+      } else {
+        for (int j = 0; j < sw; ++j) {
+          const T* src = w.data + (s0 + j) * w.col_stride + r0;
+          for (int i = 0; i < rows; ++i) {
+            wide[i * kTileCols + j] = ElementTraits<T>::ToFloat(src[i]);
           }
         }
-      } else if constexpr (kFloat) {
-        base = w.data + r0 * w.row_stride + s0;
-        ld = w.row_stride;
+      }
+    } else if constexpr (kFloat) {
+      base = w.data + r0 * w.row_stride + s0;
+      ld = w.row_stride;
+    } else {
+      for (int i = 0; i < rows; ++i) {
+        const T* src = w.data + (r0 + i) * w.row_stride + s0;
+        for (int j = 0; j < sw; ++j) wide[i * kTileCols + j] = ElementTraits<T>::ToFloat(src[j]);
+      }
+    }
+    for (int j = 0; j < sw; ++j) {
+      mn[j] = FLT_MAX;
+      mx[j] = -FLT_MAX;
+    }
+    if (kFloat && !by_column) {
+      // The tile's rows are kSuper-column pieces of `rows` streams 4 * ld
+      // bytes apart: too many for the hardware prefetcher, so fetch the
+      // tile kPrefetchTiles ahead (within this block of rows) ourselves
+      // (read, keep in every cache level: prefetcht0 on x86).
+      const int64_t ahead = s0 + kPrefetchTiles * kSuper;
+      if (ahead < n_end) {
+        const int pw = static_cast<int>(std::min<int64_t>(kSuper, n_end - ahead));
+        const float* pf = base + kPrefetchTiles * kSuper;
+        for (int i = 0; i < rows; ++i) {
+          for (int j = 0; j < pw; j += 16) __builtin_prefetch(pf + i * ld + j, 0, 3);
+        }
+      }
+    }
+    bool nan = false;
+    const int done = kernels.min_max_rows(base, ld, rows, sw, mn, mx, &nan);
+    if (done < sw) {
+      MinMaxRowsScalar(base + done, ld, rows, sw - done, mn + done, mx + done, &nan);
+    }
+    // NaN/Inf: refused before any code is computed (an infinity shows in
+    // the range of its column).
+    if (nan || !AllFiniteF32Rows(mn, 0, 1, sw) || !AllFiniteF32Rows(mx, 0, 1, sw)) return false;
+    for (int64_t c0 = s0; c0 < s0 + sw; c0 += kTileCols) {
+      const int tn = static_cast<int>(std::min<int64_t>(kTileCols, s0 + sw - c0));
+      const float* tile = base + (c0 - s0);
+      bool params_done = false;
+      if constexpr (kFloat && L == Int4Layout::kMatMulNBits) {
+        if (o.symmetric && tn == kTileCols && kernels.symmetric_params != nullptr) {
+          alignas(32) float sc[kTileCols];
+          kernels.symmetric_params(mn + (c0 - s0), mx + (c0 - s0), sc, recip, zpf);
+          for (int j = 0; j < kTileCols; ++j) scales[(c0 + j) * blocks + b] = sc[j];
+          if (sums != nullptr) std::copy(sc, sc + kTileCols, scale_f);
+          params_done = true;
+        }
+      }
+      for (int j = 0; !params_done && j < tn; ++j) {
+        T scale;
+        BlockQ q = RtnParams(mn[c0 - s0 + j], mx[c0 - s0 + j], o, &scale);
+        StoreParams(o, w.n, blocks, c0 + j, b, scale, q.zp, scales, zero_points);
+        recip[j] = q.recip;
+        zpf[j] = static_cast<float>(q.zp);
+        scale_f[j] = q.scale;
+      }
+      if (tn == kTileCols) {
+        kernels.code_tile(tile, ld, rows, recip, zpf, cp, codes);
+      } else {
+        CodeTileScalar(tile, ld, rows, tn, recip, zpf, cp, codes);
+      }
+      if (sums != nullptr) {
+        TileStatsArgs a;
+        if (probe &&
+            ProbeGroupSampled(c0 / QualityAccumulator::kProbeGroup, sums->sample_threshold)) {
+          a.probe = sums->probe + r0;
+          a.ldp = w.k;
+          a.probe_rows = sums->probe_rows;
+          a.y = y + (c0 - n_begin);
+          a.yq = yq + (c0 - n_begin);
+          a.ldy = range;
+        }
+        kernels.tile_stats(tile, ld, rows, tn, codes, scale_f, zpf, a, st_w2, st_e2, st_max);
+        int4::AddTileStats(st_w2, st_e2, st_max, tn, &sum_w2, &sum_e2, &max_abs);
+      }
+      if constexpr (L == Int4Layout::kMatMulNBits) {
+        if (tn == kTileCols && rows == bs && kernels.pack_nbits_tile != nullptr) {
+          kernels.pack_nbits_tile(codes, bs, packed + (c0 * blocks + b) * (bs / 2),
+                                  blocks * (bs / 2));
+          continue;
+        }
+      }
+      if constexpr (L == Int4Layout::kMatMulNBits) {
+        for (int j = 0; j < tn; ++j) {
+          uint8_t* dst = packed + ((c0 + j) * blocks + b) * (bs / 2);
+          const uint8_t* c = codes + j;
+          int i = 0;
+          for (; i + 1 < rows; i += 2) {
+            dst[i / 2] = static_cast<uint8_t>(c[i * kTileCols] | (c[(i + 1) * kTileCols] << 4));
+          }
+          if (i < rows) {
+            int carry =
+                rows >= 2 ? c[(rows - 2) * kTileCols]
+                : (b & 1) ? CarryFromPreviousBlock<T, L>(w, o, c0 + j, blocks, scales, zero_points)
+                          : 0;
+            dst[i / 2] = static_cast<uint8_t>(c[i * kTileCols] | (carry << 4));
+          }
+        }
+      } else if (o.n_major) {  // each column's codes are contiguous
+        for (int j = 0; j < tn; ++j) {
+          const int64_t f0 = (c0 + j) * w.k + r0;
+          const uint8_t* in = codes + j;
+          int i = 0;
+          if (f0 & 1) {
+            StoreQdqNibble(packed, f0, in[0]);
+            i = 1;
+          }
+          for (; i + 1 < rows; i += 2) {
+            packed[(f0 + i) / 2] = static_cast<uint8_t>((in[i * kTileCols] & 0x0f) |
+                                                        ((in[(i + 1) * kTileCols] & 0x0f) << 4));
+          }
+          if (i < rows) StoreQdqNibble(packed, f0 + i, in[i * kTileCols]);
+        }
       } else {
         for (int i = 0; i < rows; ++i) {
-          const T* src = w.data + (r0 + i) * w.row_stride + s0;
-          for (int j = 0; j < sw; ++j) wide[i * kTileCols + j] = ElementTraits<T>::ToFloat(src[j]);
-        }
-      }
-      for (int j = 0; j < sw; ++j) {
-        mn[j] = FLT_MAX;
-        mx[j] = -FLT_MAX;
-      }
-      if (kFloat && !by_column) {
-        // The tile's rows are kSuper-column pieces of `rows` streams 4 * ld
-        // bytes apart: too many for the hardware prefetcher, so fetch the
-        // tile kPrefetchTiles ahead (within this block of rows) ourselves
-        // (read, keep in every cache level: prefetcht0 on x86).
-        const int64_t ahead = s0 + kPrefetchTiles * kSuper;
-        if (ahead < n_end) {
-          const int pw = static_cast<int>(std::min<int64_t>(kSuper, n_end - ahead));
-          const float* pf = base + kPrefetchTiles * kSuper;
-          for (int i = 0; i < rows; ++i) {
-            for (int j = 0; j < pw; j += 16) __builtin_prefetch(pf + i * ld + j, 0, 3);
+          const int64_t f0 = (r0 + i) * w.n + c0;
+          const uint8_t* in = codes + i * kTileCols;
+          int j = 0;
+          if (f0 & 1) {
+            StoreQdqNibble(packed, f0, in[0]);
+            j = 1;
           }
-        }
-      }
-      bool nan = false;
-      const int done = kernels.min_max_rows(base, ld, rows, sw, mn, mx, &nan);
-      if (done < sw) {
-        MinMaxRowsScalar(base + done, ld, rows, sw - done, mn + done, mx + done, &nan);
-      }
-      // NaN/Inf: refused before any code is computed (an infinity shows in
-      // the range of its column).
-      if (nan || !AllFiniteF32Rows(mn, 0, 1, sw) || !AllFiniteF32Rows(mx, 0, 1, sw)) return false;
-      for (int64_t c0 = s0; c0 < s0 + sw; c0 += kTileCols) {
-        const int tn = static_cast<int>(std::min<int64_t>(kTileCols, s0 + sw - c0));
-        const float* tile = base + (c0 - s0);
-        bool params_done = false;
-        if constexpr (kFloat && L == Int4Layout::kMatMulNBits) {
-          if (o.symmetric && tn == kTileCols && kernels.symmetric_params != nullptr) {
-            alignas(32) float sc[kTileCols];
-            kernels.symmetric_params(mn + (c0 - s0), mx + (c0 - s0), sc, recip, zpf);
-            for (int j = 0; j < kTileCols; ++j) scales[(c0 + j) * blocks + b] = sc[j];
-            if (sums != nullptr) std::copy(sc, sc + kTileCols, scale_f);
-            params_done = true;
+          for (; j + 1 < tn; j += 2) {
+            packed[(f0 + j) / 2] = static_cast<uint8_t>((in[j] & 0x0f) | ((in[j + 1] & 0x0f) << 4));
           }
-        }
-        for (int j = 0; !params_done && j < tn; ++j) {
-          T scale;
-          BlockQ q = RtnParams(mn[c0 - s0 + j], mx[c0 - s0 + j], o, &scale);
-          StoreParams(o, w.n, blocks, c0 + j, b, scale, q.zp, scales, zero_points);
-          recip[j] = q.recip;
-          zpf[j] = static_cast<float>(q.zp);
-          scale_f[j] = q.scale;
-        }
-        if (tn == kTileCols) {
-          kernels.code_tile(tile, ld, rows, recip, zpf, cp, codes);
-        } else {
-          CodeTileScalar(tile, ld, rows, tn, recip, zpf, cp, codes);
-        }
-        if (sums != nullptr) {
-          TileStatsArgs a;
-          if (probe &&
-              ProbeGroupSampled(c0 / QualityAccumulator::kProbeGroup, sums->sample_threshold)) {
-            a.probe = sums->probe + r0;
-            a.ldp = w.k;
-            a.probe_rows = sums->probe_rows;
-            a.y = y + (c0 - n_begin);
-            a.yq = yq + (c0 - n_begin);
-            a.ldy = range;
-          }
-          kernels.tile_stats(tile, ld, rows, tn, codes, scale_f, zpf, a, st_w2, st_e2, st_max);
-          int4::AddTileStats(st_w2, st_e2, st_max, tn, &sum_w2, &sum_e2, &max_abs);
-        }
-        if constexpr (L == Int4Layout::kMatMulNBits) {
-          if (tn == kTileCols && rows == bs && kernels.pack_nbits_tile != nullptr) {
-            kernels.pack_nbits_tile(codes, bs, packed + (c0 * blocks + b) * (bs / 2),
-                                    blocks * (bs / 2));
-            continue;
-          }
-        }
-        if constexpr (L == Int4Layout::kMatMulNBits) {
-          for (int j = 0; j < tn; ++j) {
-            uint8_t* dst = packed + ((c0 + j) * blocks + b) * (bs / 2);
-            const uint8_t* c = codes + j;
-            int i = 0;
-            for (; i + 1 < rows; i += 2) {
-              dst[i / 2] = static_cast<uint8_t>(c[i * kTileCols] | (c[(i + 1) * kTileCols] << 4));
-            }
-            if (i < rows) {
-              int carry = rows >= 2 ? c[(rows - 2) * kTileCols]
-                          : (b & 1) ? CarryFromPreviousBlock<T, L>(w, o, c0 + j, blocks, scales,
-                                                                   zero_points)
-                                    : 0;
-              dst[i / 2] = static_cast<uint8_t>(c[i * kTileCols] | (carry << 4));
-            }
-          }
-        } else if (o.n_major) {  // each column's codes are contiguous
-          for (int j = 0; j < tn; ++j) {
-            const int64_t f0 = (c0 + j) * w.k + r0;
-            const uint8_t* in = codes + j;
-            int i = 0;
-            if (f0 & 1) {
-              StoreQdqNibble(packed, f0, in[0]);
-              i = 1;
-            }
-            for (; i + 1 < rows; i += 2) {
-              packed[(f0 + i) / 2] = static_cast<uint8_t>((in[i * kTileCols] & 0x0f) |
-                                                          ((in[(i + 1) * kTileCols] & 0x0f) << 4));
-            }
-            if (i < rows) StoreQdqNibble(packed, f0 + i, in[i * kTileCols]);
-          }
-        } else {
-          for (int i = 0; i < rows; ++i) {
-            const int64_t f0 = (r0 + i) * w.n + c0;
-            const uint8_t* in = codes + i * kTileCols;
-            int j = 0;
-            if (f0 & 1) {
-              StoreQdqNibble(packed, f0, in[0]);
-              j = 1;
-            }
-            for (; j + 1 < tn; j += 2) {
-              packed[(f0 + j) / 2] =
-                  static_cast<uint8_t>((in[j] & 0x0f) | ((in[j + 1] & 0x0f) << 4));
-            }
-            if (j < tn) StoreQdqNibble(packed, f0 + j, in[j]);
-          }
+          if (j < tn) StoreQdqNibble(packed, f0 + j, in[j]);
         }
       }
     }
