@@ -476,31 +476,6 @@ QUANTD_AVX2_INLINE Iq4Pick BestIndexIq4nlV(v8f x, __m256 tab_lo, __m256 tab_hi) 
   return p;
 }
 
-// True when all 32 floats are finite. Blocks with inf/NaN go to the scalar
-// reference, whose (garbage) result depends on where the NaN sits.
-QUANTD_AVX2_INLINE bool AllFinite32(const float* x) {
-  const __m256 sign = _mm256_set1_ps(-0.0f);
-  const __m256 inf = _mm256_set1_ps(__builtin_inff());
-  int ok = 0xff;
-  for (int j = 0; j < 32; j += 8) {
-    ok &= _mm256_movemask_ps(
-        _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)), inf, _CMP_LT_OQ));
-  }
-  return ok == 0xff;
-}
-
-// Max |x| over 32 floats (order-independent, so exact).
-QUANTD_AVX2_INLINE float AbsMax32(const float* x) {
-  const __m256 sign = _mm256_set1_ps(-0.0f);
-  __m256 m = _mm256_andnot_ps(sign, _mm256_loadu_ps(x));
-  for (int j = 8; j < 32; j += 8)
-    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)));
-  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-  h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
-  return _mm_cvtss_f32(h);
-}
-
 }  // namespace
 
 namespace {
@@ -534,26 +509,12 @@ struct BlockScale {
   uint16_t d;
 };
 
-// The block scale d as stored (fp16) and as used: its inverse (0 for 0)
-// and the fp16 value widened back.
-QUANTD_AVX2_INLINE BlockScale BlockScaleOf(float d) {
-  BlockScale s;
-  s.id = d != 0.0f ? 1.0f / d : 0.0f;
-  s.d = FloatToHalf(d);
-  s.dd = HalfToFloat(s.d);
-  return s;
-}
-
-// One Q8_0 block of finite x with max |x| = amax: ScaleQ8_0, then
-// LevelsQ8_0 writes the block; levels (when non-null): the 32 stored levels
-// as floats (element order, 8 per register).
+// One Q8_0 block of finite x with its scale (ScalesQ8_0): writes the block;
+// levels (when non-null): the 32 stored levels as floats (element order, 8
+// per register).
 // roundf (half away from zero) is done exactly as trunc(v + copysign(p, v))
 // with p the float just below 0.5: the sum never rounds up to the next
 // integer unless |frac(v)| >= 0.5 (with 0.5 itself, v = +-0.5 would).
-QUANTD_AVX2_INLINE BlockScale ScaleQ8_0(const float* x, float amax) {
-  const float d = amax / 127.0f;
-  return BlockScaleOf(d);
-}
 QUANTD_AVX2_INLINE void LevelsQ8_0(const float* x, const BlockScale& scale, BlockQ8_0* y,
                                    __m256* levels) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
@@ -586,22 +547,6 @@ QUANTD_AVX2_INLINE void LevelsQ8_0(const float* x, const BlockScale& scale, Bloc
   }
 }
 
-// One Q4_0 block of finite x with max |x| = amax: the scale (ScaleQ4_0)
-// comes from the first element with the largest |x|; LevelsSigned<4>
-// (below) writes the block.
-QUANTD_AVX2_INLINE BlockScale ScaleQ4_0(const float* x, float amax) {
-  const __m256 sign = _mm256_set1_ps(-0.0f);
-  const __m256 vamax = _mm256_set1_ps(amax);
-  uint32_t hits = 0;
-  for (int k = 0; k < 4; ++k) {
-    const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k));
-    hits |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a, vamax, _CMP_EQ_OQ)))
-            << (8 * k);
-  }
-  const float max = amax > 0.0f ? x[__builtin_ctz(hits)] : 0.0f;
-  const float d = max / -8.0f;
-  return BlockScaleOf(d);
-}
 // Packs 32 levels (each already masked to its bits, element order, 8 per
 // register) as PackLegacyLevels: low nibbles into qs (element j low, j + 16
 // high), and for 5 bits the fifth bits into qh (bit j of element j).
@@ -790,10 +735,25 @@ QUANTD_AVX2_INLINE void ScalesFromD(__m256 d, int g, BlockScale* out) {
   for (int j = 0; j < g; ++j) out[j] = BlockScale{ids[j], dds[j], static_cast<uint16_t>(hs[j])};
 }
 
-// ScaleQ8_0 of up to 8 blocks (bits: their max |x| bits, lanes past g 0).
+// The scales of up to 8 Q8_0 blocks (bits: their max |x| bits, lanes past
+// g 0): d = max |x| / 127.
 QUANTD_AVX2_INLINE void ScalesQ8_0(const float* x, const uint32_t* bits, int g, BlockScale* out) {
   const __m256 amax = _mm256_loadu_ps(reinterpret_cast<const float*>(bits));
   ScalesFromD(_mm256_div_ps(amax, _mm256_set1_ps(127.0f)), g, out);
+}
+
+// The first of 32 values whose value (kAbs: magnitude) equals v's lanes
+// (one does): the reference's running max |x|, min and max keep the first
+// of equal values, and -0 and +0 are equal.
+template <bool kAbs>
+QUANTD_AVX2_INLINE float FirstEqual32(const float* x, __m256 v) {
+  const __m256 sign = _mm256_set1_ps(kAbs ? -0.0f : 0.0f);
+  uint32_t hits = 0;
+  for (int k = 0; k < 4; ++k) {
+    const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k));
+    hits |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a, v, _CMP_EQ_OQ))) << (8 * k);
+  }
+  return x[__builtin_ctz(hits)];
 }
 
 // The scales of up to 8 blocks of a symmetric legacy type (Q4_0: 8, Q5_0:
@@ -801,19 +761,12 @@ QUANTD_AVX2_INLINE void ScalesQ8_0(const float* x, const uint32_t* bits, int g, 
 // then d = max / -kHalf for all of them together.
 template <int kHalf>
 QUANTD_AVX2_INLINE void ScalesSigned(const float* x, const uint32_t* bits, int g, BlockScale* out) {
-  const __m256 sign = _mm256_set1_ps(-0.0f);
   alignas(32) float max[8] = {};
   for (int j = 0; j < g; ++j) {
     const float* xb = x + j * kQK;
     const float amax = __builtin_bit_cast(float, bits[j]);
-    const __m256 vamax = _mm256_set1_ps(amax);
-    uint32_t hits = 0;
-    for (int k = 0; k < 4; ++k) {
-      const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(xb + 8 * k));
-      hits |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a, vamax, _CMP_EQ_OQ)))
-              << (8 * k);
-    }
-    max[j] = amax > 0.0f ? xb[__builtin_ctz(hits)] : 0.0f;
+    // An all-zero block keeps the reference's +0 whatever its zeros' signs.
+    max[j] = amax > 0.0f ? FirstEqual32</*kAbs=*/true>(xb, _mm256_set1_ps(amax)) : 0.0f;
   }
   ScalesFromD(_mm256_div_ps(_mm256_load_ps(max), _mm256_set1_ps(-float{kHalf})), g, out);
 }
@@ -873,27 +826,27 @@ QUANTD_AVX2_INLINE int64_t QuantizeChecked(const float* x, Block* y, int64_t n, 
   return -1;
 }
 
+// QuantizeRow for a type with a one-pass kernel: that kernel, with the
+// reference for each block holding a NaN or Inf (the reference's bytes for
+// them, whatever they are).
+template <class Block, int64_t (*kChecked)(const float*, Block*, int64_t, QualitySums*),
+          void (*kRef)(const float*, Block*, int64_t)>
+QUANTD_AVX2_INLINE void QuantizeWithRefForNonFinite(const float* x, Block* y, int64_t n) {
+  const int64_t nb = n / kQK;
+  int64_t b = 0;
+  while (b < nb) {
+    const int64_t bad = kChecked(x + b * kQK, y + b, (nb - b) * kQK, nullptr);
+    if (bad < 0) return;
+    // The kernel stopped at the group holding `bad`, perhaps before writing
+    // the finite blocks ahead of it: those again, then the block itself.
+    const int64_t bb = b + bad / kQK;
+    if (bb > b) kChecked(x + b * kQK, y + b, (bb - b) * kQK, nullptr);
+    kRef(x + bb * kQK, y + bb, kQK);
+    b = bb + 1;
+  }
+}
+
 }  // namespace
-
-QUANTD_AVX2 void QuantizeQ8_0_avx2(const float* x, BlockQ8_0* y, int64_t n) {
-  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
-    if (!AllFinite32(x)) {
-      QuantizeQ8_0_ref(x, &y[b], kQK);
-      continue;
-    }
-    LevelsQ8_0(x, ScaleQ8_0(x, AbsMax32(x)), &y[b], nullptr);
-  }
-}
-
-QUANTD_AVX2 void QuantizeQ4_0_avx2(const float* x, BlockQ4_0* y, int64_t n) {
-  for (int64_t b = 0; b < n / kQK; ++b, x += kQK) {
-    if (!AllFinite32(x)) {
-      QuantizeQ4_0_ref(x, &y[b], kQK);
-      continue;
-    }
-    LevelsSigned<4>(x, ScaleQ4_0(x, AbsMax32(x)), &y[b], nullptr);
-  }
-}
 
 QUANTD_AVX2 int64_t QuantizeQ8_0Checked_avx2(const float* x, BlockQ8_0* y, int64_t n,
                                              QualitySums* q) {
@@ -906,19 +859,15 @@ QUANTD_AVX2 int64_t QuantizeQ4_0Checked_avx2(const float* x, BlockQ4_0* y, int64
                                                                                              n, q);
 }
 
-namespace {
-
-// The first of 32 values equal to v (one is): the reference's running
-// min / max keeps the first of equal values, and -0 and +0 are equal.
-QUANTD_AVX2_INLINE float FirstEqual32(const float* x, __m256 v) {
-  uint32_t hits = 0;
-  for (int k = 0; k < 4; ++k) {
-    hits |= static_cast<uint32_t>(
-                _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + 8 * k), v, _CMP_EQ_OQ)))
-            << (8 * k);
-  }
-  return x[__builtin_ctz(hits)];
+QUANTD_AVX2 void QuantizeQ8_0_avx2(const float* x, BlockQ8_0* y, int64_t n) {
+  QuantizeWithRefForNonFinite<BlockQ8_0, QuantizeQ8_0Checked_avx2, QuantizeQ8_0_ref>(x, y, n);
 }
+
+QUANTD_AVX2 void QuantizeQ4_0_avx2(const float* x, BlockQ4_0* y, int64_t n) {
+  QuantizeWithRefForNonFinite<BlockQ4_0, QuantizeQ4_0Checked_avx2, QuantizeQ4_0_ref>(x, y, n);
+}
+
+namespace {
 
 // Min and max of 32 finite values broadcast to every lane.
 QUANTD_AVX2_INLINE void MinMax32(const float* x, __m256* vmin, __m256* vmax) {
@@ -949,8 +898,8 @@ QUANTD_AVX2_INLINE void ScalesAffine(const float* x, const uint32_t* bits, int g
     const float* xb = x + j * kQK;
     __m256 vmin, vmax;
     MinMax32(xb, &vmin, &vmax);
-    mins[j] = FirstEqual32(xb, vmin);
-    maxs[j] = FirstEqual32(xb, vmax);
+    mins[j] = FirstEqual32</*kAbs=*/false>(xb, vmin);
+    maxs[j] = FirstEqual32</*kAbs=*/false>(xb, vmax);
   }
   const __m256 vmin = _mm256_load_ps(mins);
   const __m256 d =
@@ -989,26 +938,6 @@ QUANTD_AVX2_INLINE void LevelsAffine(const float* x, const AffineScale& scale, B
   PackLegacy<kBits>(q, y);
   if (levels != nullptr) {
     for (int k = 0; k < 4; ++k) levels[k] = _mm256_cvtepi32_ps(q[k]);
-  }
-}
-
-// QuantizeRow for a type with a one-pass kernel: that kernel, with the
-// reference for each block holding a NaN or Inf (the reference's bytes for
-// them, whatever they are).
-template <class Block, int64_t (*kChecked)(const float*, Block*, int64_t, QualitySums*),
-          void (*kRef)(const float*, Block*, int64_t)>
-QUANTD_AVX2_INLINE void QuantizeWithRefForNonFinite(const float* x, Block* y, int64_t n) {
-  const int64_t nb = n / kQK;
-  int64_t b = 0;
-  while (b < nb) {
-    const int64_t bad = kChecked(x + b * kQK, y + b, (nb - b) * kQK, nullptr);
-    if (bad < 0) return;
-    // The kernel stopped at the group holding `bad`, perhaps before writing
-    // the finite blocks ahead of it: those again, then the block itself.
-    const int64_t bb = b + bad / kQK;
-    if (bb > b) kChecked(x + b * kQK, y + b, (bb - b) * kQK, nullptr);
-    kRef(x + bb * kQK, y + bb, kQK);
-    b = bb + 1;
   }
 }
 
