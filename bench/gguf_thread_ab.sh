@@ -38,6 +38,8 @@
 # thread speed-up the disk leaves room for (printed; GGUF_BENCH_ANCHOR=0
 # leaves the anchor out, e.g. with the output on tmpfs).
 set -euo pipefail
+# shellcheck source=bench/disk_anchor.sh
+source "$(dirname "$0")/disk_anchor.sh"
 build="${1:-build}"
 work="${2:-/tmp/quantd-gguf-bench}"
 binaries=(${QUANTD:-$build/server/quantd})
@@ -75,28 +77,12 @@ for round in $(seq "${GGUF_BENCH_REPEAT:-9}"); do
     done
     if [ "${GGUF_BENCH_ANCHOR:-1}" = 1 ] && [ -f "$out" ]; then
       size=$(stat -c %s "$out")
-      chunks=$(((size + 4194303) / 4194304))
       echo "$t size $size" >> "$anchors"
       for mode in direct1 direct4 buffered; do
         rm -f "$anchor"
         sleep "${GGUF_BENCH_SLEEP:-0.2}"
-        start=$(date +%s%N)
-        case $mode in
-          direct1) dd if=/dev/zero of="$anchor" bs=4M count="$chunks" oflag=direct status=none ;;
-          direct4)
-            per=$(((chunks + 3) / 4))
-            for k in 0 1 2 3; do
-              dd if=/dev/zero of="$anchor" bs=4M count="$per" seek=$((k * per)) oflag=direct \
-                conv=notrunc status=none &
-            done
-            wait
-            ;;
-          buffered) dd if=/dev/zero of="$anchor" bs=4M count="$chunks" conv=fsync status=none ;;
-        esac
-        end=$(date +%s%N)
-        echo "$t $mode $(((end - start) / 1000))" >> "$anchors"
+        echo "$t $mode $(disk_anchor_us "$mode" "$anchor" "$size")" >> "$anchors"
       done
-      rm -f "$anchor"
     fi
   done
 done

@@ -35,6 +35,8 @@ read -r -a extra <<< "${EXTRA:-}"
 mkdir -p "$work"
 # shellcheck source=bench/large_decoder.sh
 source "$here/large_decoder.sh"
+# shellcheck source=bench/disk_anchor.sh
+source "$here/disk_anchor.sh"
 ensure_large_decoder "$work/model.onnx"
 in_bytes=$(model_bytes "$work/model.onnx")
 cat "$work/model.onnx.data" > /dev/null  # warm the page cache
@@ -74,21 +76,13 @@ done
 if [ "${ANCHOR:-1}" = 1 ]; then
   sample=$(find "$out" -mindepth 1 -maxdepth 1 -type d | head -1)
   bytes=$(du -cb "$sample"/* | tail -1 | cut -f1)
-  chunks=$(((bytes + 4194303) / 4194304))
-  for mode in direct buffered; do
+  for mode in direct1 buffered; do
     best=""
     for _ in $(seq "$repeat"); do
-      rm -f "$out/anchor.bin"; sync; sleep 0.2
-      start=$(date +%s%N)
-      if [ "$mode" = direct ]; then
-        dd if=/dev/zero of="$out/anchor.bin" bs=4M count="$chunks" oflag=direct status=none
-      else
-        dd if=/dev/zero of="$out/anchor.bin" bs=4M count="$chunks" conv=fsync status=none
-      fi
-      ms=$((($(date +%s%N) - start) / 1000000))
+      sync; sleep 0.2
+      ms=$(($(disk_anchor_us "$mode" "$out/anchor.bin" "$bytes") / 1000))
       if [ -z "$best" ] || [ "$ms" -lt "$best" ]; then best=$ms; fi
     done
-    rm -f "$out/anchor.bin"
     echo "anchor: $(awk -v b="$bytes" 'BEGIN { printf "%.0f MB", b / 1e6 }') (the output's size) to the same disk by dd, $mode: best ${best} ms"
   done
 fi
