@@ -291,6 +291,21 @@ constexpr GgmlKernels WithAvx512(GgmlKernels k) {
   return k;
 }
 
+template <class Block, int64_t (*kFn)(const float*, Block*, int64_t, QualitySums*)>
+int64_t CheckedAs(const float* src, void* dst, int64_t n, QualitySums* q) {
+  return kFn(src, static_cast<Block*>(dst), n, q);
+}
+
+// A table entry with one-pass QuantizeRowChecked kernels (AVX2, and AVX-512
+// when given).
+template <class Block, int64_t (*kAvx2)(const float*, Block*, int64_t, QualitySums*),
+          int64_t (*kAvx512)(const float*, Block*, int64_t, QualitySums*) = nullptr>
+constexpr GgmlKernels WithChecked(GgmlKernels k) {
+  k.checked_avx2 = &CheckedAs<Block, kAvx2>;
+  if constexpr (kAvx512 != nullptr) k.checked_avx512 = &CheckedAs<Block, kAvx512>;
+  return k;
+}
+
 using internal::QuantizeBF16_avx2;
 using internal::QuantizeF16_avx2;
 using internal::QuantizeIQ4_NL_avx2;
@@ -301,10 +316,10 @@ using internal::QuantizeQ2_K_avx2;
 using internal::QuantizeQ3_K_avx2;
 using internal::QuantizeQ4_0_avx2;
 using internal::QuantizeQ4_1_avx2;
-using internal::QuantizeQ5_0_avx2;
-using internal::QuantizeQ5_1_avx2;
 using internal::QuantizeQ4_K_avx2;
 using internal::QuantizeQ4_K_weighted_avx2;
+using internal::QuantizeQ5_0_avx2;
+using internal::QuantizeQ5_1_avx2;
 using internal::QuantizeQ5_K_avx2;
 using internal::QuantizeQ5_K_weighted_avx2;
 using internal::QuantizeQ6_K_avx2;
@@ -314,15 +329,20 @@ constexpr GgmlKernels kKernels[] = {
     Kernels<float, QuantizeF32, nullptr, DequantizeF32>(GgmlType::kF32),
     Kernels<uint16_t, QuantizeF16, QuantizeF16_avx2, DequantizeF16>(GgmlType::kF16),
     Kernels<uint16_t, QuantizeBF16, QuantizeBF16_avx2, DequantizeBF16>(GgmlType::kBF16),
-    Kernels<BlockQ8_0, QuantizeQ8_0_ref, QuantizeQ8_0_avx2, DequantizeQ8_0>(GgmlType::kQ8_0),
-    Kernels<BlockQ4_0, QuantizeQ4_0_ref, QuantizeQ4_0_avx2, DequantizeLegacy<4, false, BlockQ4_0>,
-            QuantizeQ4_0_weighted>(GgmlType::kQ4_0),
-    Kernels<BlockQ4_1, QuantizeQ4_1_ref, QuantizeQ4_1_avx2, DequantizeLegacy<4, true, BlockQ4_1>,
-            QuantizeQ4_1_weighted>(GgmlType::kQ4_1),
-    Kernels<BlockQ5_0, QuantizeQ5_0_ref, QuantizeQ5_0_avx2, DequantizeLegacy<5, false, BlockQ5_0>,
-            QuantizeQ5_0_weighted>(GgmlType::kQ5_0),
-    Kernels<BlockQ5_1, QuantizeQ5_1_ref, QuantizeQ5_1_avx2, DequantizeLegacy<5, true, BlockQ5_1>,
-            QuantizeQ5_1_weighted>(GgmlType::kQ5_1),
+    WithChecked<BlockQ8_0, internal::QuantizeQ8_0Checked_avx2>(
+        Kernels<BlockQ8_0, QuantizeQ8_0_ref, QuantizeQ8_0_avx2, DequantizeQ8_0>(GgmlType::kQ8_0)),
+    WithChecked<BlockQ4_0, internal::QuantizeQ4_0Checked_avx2>(
+        Kernels<BlockQ4_0, QuantizeQ4_0_ref, QuantizeQ4_0_avx2,
+                DequantizeLegacy<4, false, BlockQ4_0>, QuantizeQ4_0_weighted>(GgmlType::kQ4_0)),
+    WithChecked<BlockQ4_1, internal::QuantizeQ4_1Checked_avx2>(
+        Kernels<BlockQ4_1, QuantizeQ4_1_ref, QuantizeQ4_1_avx2,
+                DequantizeLegacy<4, true, BlockQ4_1>, QuantizeQ4_1_weighted>(GgmlType::kQ4_1)),
+    WithChecked<BlockQ5_0, internal::QuantizeQ5_0Checked_avx2>(
+        Kernels<BlockQ5_0, QuantizeQ5_0_ref, QuantizeQ5_0_avx2,
+                DequantizeLegacy<5, false, BlockQ5_0>, QuantizeQ5_0_weighted>(GgmlType::kQ5_0)),
+    WithChecked<BlockQ5_1, internal::QuantizeQ5_1Checked_avx2>(
+        Kernels<BlockQ5_1, QuantizeQ5_1_ref, QuantizeQ5_1_avx2,
+                DequantizeLegacy<5, true, BlockQ5_1>, QuantizeQ5_1_weighted>(GgmlType::kQ5_1)),
     Kernels<BlockQ2_K, QuantizeQ2_K_ref, QuantizeQ2_K_avx2, DequantizeQ2_K, QuantizeQ2_K_weighted>(
         GgmlType::kQ2_K),
     Kernels<BlockQ3_K, QuantizeQ3_K_ref, QuantizeQ3_K_avx2, DequantizeQ3_K, QuantizeQ3_K_weighted>(
@@ -331,9 +351,11 @@ constexpr GgmlKernels kKernels[] = {
             QuantizeQ4_K_weighted, QuantizeQ4_K_weighted_avx2>(GgmlType::kQ4_K),
     Kernels<BlockQ5_K, QuantizeQ5_K_ref, QuantizeQ5_K_avx2, DequantizeQkMin<5, BlockQ5_K>,
             QuantizeQ5_K_weighted, QuantizeQ5_K_weighted_avx2>(GgmlType::kQ5_K),
-    WithAvx512<BlockQ6_K, internal::QuantizeQ6_K_avx512>(
-        Kernels<BlockQ6_K, QuantizeQ6_K_ref, QuantizeQ6_K_avx2, DequantizeQ6_K,
-                QuantizeQ6_K_weighted>(GgmlType::kQ6_K)),
+    WithChecked<BlockQ6_K, internal::QuantizeQ6_KChecked_avx2,
+                internal::QuantizeQ6_KChecked_avx512>(
+        WithAvx512<BlockQ6_K, internal::QuantizeQ6_K_avx512>(
+            Kernels<BlockQ6_K, QuantizeQ6_K_ref, QuantizeQ6_K_avx2, DequantizeQ6_K,
+                    QuantizeQ6_K_weighted>(GgmlType::kQ6_K))),
     Kernels<BlockIQ4_NL, QuantizeIQ4_NL_ref, QuantizeIQ4_NL_avx2, DequantizeIQ4_NL,
             QuantizeIQ4_NL_weighted, QuantizeIQ4_NL_weighted_avx2>(GgmlType::kIQ4_NL),
     Kernels<BlockIQ4_XS, QuantizeIQ4_XS_ref, QuantizeIQ4_XS_avx2, DequantizeIQ4_XS,
@@ -467,29 +489,12 @@ void AddQualitySums(const float* x, const float* y, int64_t n, QualitySums* q) {
 
 int64_t QuantizeRowChecked(GgmlType type, const float* x, void* y, int64_t n, QualitySums* q,
                            float* scratch) {
-  const CpuLevel level = ActiveCpuLevel();
-  if (level >= CpuLevel::kAvx512 && type == GgmlType::kQ6_K) {
-    return internal::QuantizeQ6_KChecked_avx512(x, static_cast<BlockQ6_K*>(y), n, q);
-  }
-  if (level >= CpuLevel::kAvx2) {
-    if (type == GgmlType::kQ8_0) {
-      return internal::QuantizeQ8_0Checked_avx2(x, static_cast<BlockQ8_0*>(y), n, q);
+  if (const GgmlKernels* k = FindGgmlKernels(type); k != nullptr) {
+    const CpuLevel level = ActiveCpuLevel();
+    if (level >= CpuLevel::kAvx512 && k->checked_avx512 != nullptr) {
+      return k->checked_avx512(x, y, n, q);
     }
-    if (type == GgmlType::kQ4_0) {
-      return internal::QuantizeQ4_0Checked_avx2(x, static_cast<BlockQ4_0*>(y), n, q);
-    }
-    if (type == GgmlType::kQ6_K) {
-      return internal::QuantizeQ6_KChecked_avx2(x, static_cast<BlockQ6_K*>(y), n, q);
-    }
-    if (type == GgmlType::kQ5_0) {
-      return internal::QuantizeQ5_0Checked_avx2(x, static_cast<BlockQ5_0*>(y), n, q);
-    }
-    if (type == GgmlType::kQ4_1) {
-      return internal::QuantizeQ4_1Checked_avx2(x, static_cast<BlockQ4_1*>(y), n, q);
-    }
-    if (type == GgmlType::kQ5_1) {
-      return internal::QuantizeQ5_1Checked_avx2(x, static_cast<BlockQ5_1*>(y), n, q);
-    }
+    if (level >= CpuLevel::kAvx2 && k->checked_avx2 != nullptr) return k->checked_avx2(x, y, n, q);
   }
   const GgmlTypeInfo& info = TypeInfo(type);
   if (info.quantized) {

@@ -133,6 +133,14 @@ TEST(GgmlKernelTableTest, OneEntryPerWrittenTypeWithItsGeometry) {
   }
   EXPECT_EQ(FindGgmlKernels(GgmlType::kMXFP4), nullptr);
   EXPECT_FALSE(CanQuantize(GgmlType::kQ8_K));
+  // One-pass checked kernels: the legacy types and Q6_K (AVX-512 too).
+  for (const GgmlKernels& k : AllGgmlKernels()) {
+    const bool one_pass = k.type == GgmlType::kQ8_0 || k.type == GgmlType::kQ4_0 ||
+                          k.type == GgmlType::kQ4_1 || k.type == GgmlType::kQ5_0 ||
+                          k.type == GgmlType::kQ5_1 || k.type == GgmlType::kQ6_K;
+    EXPECT_EQ(k.checked_avx2 != nullptr, one_pass) << TypeName(k.type);
+    EXPECT_EQ(k.checked_avx512 != nullptr, k.type == GgmlType::kQ6_K) << TypeName(k.type);
+  }
   // Geometry comes from the block structs.
   EXPECT_EQ(TypeInfo(GgmlType::kQ4_K).type_size, static_cast<int64_t>(sizeof(BlockQ4_K)));
   EXPECT_EQ(TypeInfo(GgmlType::kQ4_K).block_size, BlockQ4_K::kElements);

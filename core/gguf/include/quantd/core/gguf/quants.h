@@ -40,6 +40,11 @@ using DequantizeRowFn = void (*)(const void* src, float* dst, int64_t n);
 using QuantizeRowWeightedFn = void (*)(const float* src, void* dst, int64_t n_per_row,
                                        const float* quant_weights);
 
+struct QualitySums;  // below
+// One pass of QuantizeRowChecked (below) for one type: scan, quantize and
+// (q non-null) measure; the same bytes, sums and result as its steps.
+using QuantizeRowCheckedFn = int64_t (*)(const float* src, void* dst, int64_t n, QualitySums* q);
+
 // The kernels of one type, bound to its block struct (ggml_types.h) so the
 // geometry (TypeInfo) and the functions cannot disagree.
 struct GgmlKernels {
@@ -54,6 +59,10 @@ struct GgmlKernels {
   QuantizeRowWeightedFn quantize_weighted_avx2 = nullptr;
   // AVX-512 variant of quantize_ref, same bytes; null when none.
   QuantizeRowFn quantize_avx512 = nullptr;
+  // One-pass QuantizeRowChecked kernels at AVX2 / AVX-512; null when none
+  // (then QuantizeRowChecked runs its steps one after another).
+  QuantizeRowCheckedFn checked_avx2 = nullptr;
+  QuantizeRowCheckedFn checked_avx512 = nullptr;
 };
 
 // One entry per type Quantd writes and reads as float: F32, F16, BF16, Q8_0,
@@ -109,8 +118,9 @@ void AddQualitySums(const float* x, const float* y, int64_t n, QualitySums* q);
 // Quantizes n values as QuantizeRow, for a job that must refuse NaN/Inf
 // (a quantized type; float types quantize without the check) and, with q
 // non-null, measure: adds what AddQualitySums(x, DequantizeRow(y), n, q)
-// adds. Q8_0, Q4_0 and Q6_K from CpuLevel::kAvx2 up do it in one pass (each block
-// is checked, quantized and measured while in cache); the other types scan,
+// adds. The types with a checked_* kernel at the active CpuLevel (Q8_0,
+// Q4_0, Q4_1, Q5_0, Q5_1 and Q6_K from kAvx2 up) do it in one pass (each
+// block is checked, quantized and measured while in cache); the others scan,
 // quantize, then dequantize span by span into `scratch` (kQualitySpan
 // floats, caller-owned; unused by the one-pass kernels). No block with a
 // non-finite value reaches a float-to-integer conversion.
