@@ -97,6 +97,7 @@ def main():
             off += n
             weight_map[name] = fname
         hb = json.dumps(header).encode()
+        hb += b" " * (-len(hb) % 8)  # as the safetensors library pads: tensors 8-byte aligned
         with open(os.path.join(a.out, fname), "wb") as f:
             f.write(struct.pack("<Q", len(hb)) + hb)
             for name, shape in part:

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
 #include "quantd/core/base/cpu_features.h"
 #include "quantd/core/run_context.h"
+#include "widen_loads.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -56,8 +58,8 @@ void ScanFloatRange_ref(const float* x, size_t n, FloatRangeStats* stats) {
   }
 }
 
-void Bfloat16ToFloatSpan(const uint16_t* in, float* out, size_t n) {
-  // Plain loop: the compiler vectorises the shift.
+void Bfloat16ToFloatSpan_ref(const uint16_t* in, float* out, size_t n) {
+  // Plain loop: the compiler vectorises the shift (SSE2 at the baseline).
   uint32_t* o = reinterpret_cast<uint32_t*>(out);
   for (size_t i = 0; i < n; ++i) o[i] = static_cast<uint32_t>(in[i]) << 16;
 }
@@ -103,6 +105,16 @@ __attribute__((target("avx2,f16c"))) void FloatToHalfSpan_f16c(const float* in, 
   FloatToHalfSpan_ref(in + i, out + i, n - i, stats);
 }
 
+__attribute__((target("avx2"))) void Bfloat16ToFloatSpan_avx2(const uint16_t* in, float* out,
+                                                              size_t n) {
+  const wide_load::LoadBfloat16 load;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(out + i, load(reinterpret_cast<const unsigned char*>(in + i)));
+  }
+  Bfloat16ToFloatSpan_ref(in + i, out + i, n - i);
+}
+
 __attribute__((target("avx2,f16c"))) void HalfToFloatSpan_f16c(const uint16_t* in, float* out,
                                                                size_t n) {
   size_t i = 0;
@@ -113,57 +125,78 @@ __attribute__((target("avx2,f16c"))) void HalfToFloatSpan_f16c(const uint16_t* i
   HalfToFloatSpan_ref(in + i, out + i, n - i);
 }
 
-// Eight lanes of running extremes and popcounts of the lane masks; the lanes
-// are folded into *stats at the end, then the tail runs the reference.
-__attribute__((target("avx2,popcnt"))) void ScanFloatRange_avx2(const float* x, size_t n,
-                                                                FloatRangeStats* stats) {
+// Eight lanes of running extremes and of counts (each lane's mask
+// subtracted: -1 per hit), folded into *stats every 2^24 values and at the
+// end; returns how many values it read (a multiple of 8), the caller scans
+// the tail. A non-finite lane is made a NaN (all bits set) before the
+// extremes: vminps/vmaxps return their second operand, the running value,
+// when the first is a NaN, so those lanes drop out without a blend.
+template <typename Load>  // widen_loads.h
+__attribute__((target("avx2,f16c"))) size_t ScanRangeAvx2(const unsigned char* x, size_t n,
+                                                          Load load, FloatRangeStats* stats) {
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256 all_ones = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
   const __m256 finite_max = _mm256_set1_ps(std::numeric_limits<float>::max());
   const __m256 flush_limit = _mm256_set1_ps(kHalfFlushLimit);
   const __m256 zero = _mm256_setzero_ps();
-  const __m256 pos_inf = _mm256_set1_ps(INFINITY);
-  const __m256 neg_inf = _mm256_set1_ps(-INFINITY);
-  __m256 lo = pos_inf, hi = neg_inf, max_abs = zero, max_flushed = zero;
-  uint64_t finite = 0, zeros = 0, flushed = 0;
+  __m256 lo = _mm256_set1_ps(INFINITY), hi = _mm256_set1_ps(-INFINITY);
+  __m256 max_abs = zero, max_flushed = zero;
+  FloatRangeStats& s = *stats;
+  constexpr size_t kFold = size_t{1} << 24;  // values per fold: the lane counts stay far from 2^31
+  const size_t n8 = n & ~size_t{7};
   size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 v = _mm256_loadu_ps(x + i);
-    const __m256 a = _mm256_and_ps(v, abs_mask);
-    const __m256 fin = _mm256_cmp_ps(a, finite_max, _CMP_LE_OQ);  // false for NaN and inf
-    finite += static_cast<uint64_t>(_mm_popcnt_u32(_mm256_movemask_ps(fin)));
-    // min_ps(v, lo) is (v < lo ? v : lo), the reference's comparison.
-    lo = _mm256_min_ps(_mm256_blendv_ps(pos_inf, v, fin), lo);
-    hi = _mm256_max_ps(_mm256_blendv_ps(neg_inf, v, fin), hi);
-    max_abs = _mm256_max_ps(_mm256_and_ps(a, fin), max_abs);
-    zeros += static_cast<uint64_t>(
-        _mm_popcnt_u32(_mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_EQ_OQ))));
-    const __m256 tiny = _mm256_and_ps(_mm256_cmp_ps(a, flush_limit, _CMP_LE_OQ),
-                                      _mm256_cmp_ps(a, zero, _CMP_NEQ_OQ));
-    flushed += static_cast<uint64_t>(_mm_popcnt_u32(_mm256_movemask_ps(tiny)));
-    max_flushed = _mm256_max_ps(_mm256_and_ps(a, tiny), max_flushed);
+  while (i < n8) {
+    const size_t begin = i, end = std::min(n8, i + kFold);
+    __m256i finite = _mm256_setzero_si256(), zeros = finite, flushed = finite;
+    for (; i < end; i += 8) {
+      const __m256 v = load(x + i * Load::kSize);
+      const __m256 a = _mm256_and_ps(v, abs_mask);
+      const __m256 fin = _mm256_cmp_ps(a, finite_max, _CMP_LE_OQ);  // false for NaN and inf
+      const __m256 bad = _mm256_xor_ps(fin, all_ones);
+      lo = _mm256_min_ps(_mm256_or_ps(v, bad), lo);
+      hi = _mm256_max_ps(_mm256_or_ps(v, bad), hi);
+      max_abs = _mm256_max_ps(_mm256_or_ps(a, bad), max_abs);
+      const __m256 z = _mm256_cmp_ps(v, zero, _CMP_EQ_OQ);
+      const __m256 tiny = _mm256_andnot_ps(z, _mm256_cmp_ps(a, flush_limit, _CMP_LE_OQ));
+      max_flushed = _mm256_max_ps(_mm256_and_ps(a, tiny), max_flushed);
+      finite = _mm256_sub_epi32(finite, _mm256_castps_si256(fin));
+      zeros = _mm256_sub_epi32(zeros, _mm256_castps_si256(z));
+      flushed = _mm256_sub_epi32(flushed, _mm256_castps_si256(tiny));
+    }
+    alignas(32) uint32_t f[8], z[8], t[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(f), finite);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(z), zeros);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(t), flushed);
+    uint64_t finite_count = 0;
+    for (int k = 0; k < 8; ++k) {
+      finite_count += f[k];
+      s.zeros += z[k];
+      s.flushed += t[k];
+    }
+    s.non_finite += (end - begin) - finite_count;
   }
   alignas(32) float l[8], h[8], m[8], f[8];
   _mm256_store_ps(l, lo);
   _mm256_store_ps(h, hi);
   _mm256_store_ps(m, max_abs);
   _mm256_store_ps(f, max_flushed);
-  FloatRangeStats& s = *stats;
   for (int k = 0; k < 8; ++k) {
     s.min = l[k] < s.min ? l[k] : s.min;
     s.max = h[k] > s.max ? h[k] : s.max;
     s.max_abs = m[k] > s.max_abs ? m[k] : s.max_abs;
     s.max_flushed = f[k] > s.max_flushed ? f[k] : s.max_flushed;
   }
-  s.non_finite += i - finite;
-  s.zeros += zeros;
-  s.flushed += flushed;
-  ScanFloatRange_ref(x + i, n - i, stats);
+  return n8;
 }
 
 }  // namespace
 
 void ScanFloatRange(const float* x, size_t n, FloatRangeStats* stats) {
-  if (ActiveCpuLevel() >= CpuLevel::kAvx2) return ScanFloatRange_avx2(x, n, stats);
+  if (ActiveCpuLevel() >= CpuLevel::kAvx2) {
+    const size_t done =
+        ScanRangeAvx2(reinterpret_cast<const unsigned char*>(x), n, wide_load::LoadFloat(), stats);
+    return ScanFloatRange_ref(x + done, n - done, stats);
+  }
   ScanFloatRange_ref(x, n, stats);
 }
 
@@ -176,7 +209,15 @@ void HalfToFloatSpan(const uint16_t* in, float* out, size_t n) {
   if (UseF16c()) return HalfToFloatSpan_f16c(in, out, n);
   HalfToFloatSpan_ref(in, out, n);
 }
+
+void Bfloat16ToFloatSpan(const uint16_t* in, float* out, size_t n) {
+  if (ActiveCpuLevel() >= CpuLevel::kAvx2) return Bfloat16ToFloatSpan_avx2(in, out, n);
+  Bfloat16ToFloatSpan_ref(in, out, n);
+}
 #else
+void Bfloat16ToFloatSpan(const uint16_t* in, float* out, size_t n) {
+  Bfloat16ToFloatSpan_ref(in, out, n);
+}
 void ScanFloatRange(const float* x, size_t n, FloatRangeStats* stats) {
   ScanFloatRange_ref(x, n, stats);
 }
@@ -186,6 +227,47 @@ void FloatToHalfSpan(const float* in, uint16_t* out, size_t n, NarrowingStats* s
 void HalfToFloatSpan(const uint16_t* in, float* out, size_t n) { HalfToFloatSpan_ref(in, out, n); }
 #endif
 
+namespace {
+
+// 16-bit values from byte `done` on, widened 8 at a time on the stack,
+// through the reference (the tail after a vector scan, or all of them).
+template <typename Widen>
+void ScanWidenedRef(const unsigned char* x, size_t done, size_t n, Widen widen,
+                    FloatRangeStats* stats) {
+  float v[8];
+  for (; done < n; done += 8) {
+    const size_t m = std::min<size_t>(8, n - done);
+    for (size_t k = 0; k < m; ++k) {
+      uint16_t h;
+      std::memcpy(&h, x + 2 * (done + k), 2);
+      v[k] = widen(h);
+    }
+    ScanFloatRange_ref(v, m, stats);
+  }
+}
+
+}  // namespace
+
+void ScanBfloat16Range(const void* x, size_t n, FloatRangeStats* stats) {
+  const auto* p = static_cast<const unsigned char*>(x);
+  size_t done = 0;
+#ifdef QUANTD_X86
+  if (ActiveCpuLevel() >= CpuLevel::kAvx2) {
+    done = ScanRangeAvx2(p, n, wide_load::LoadBfloat16(), stats);
+  }
+#endif
+  ScanWidenedRef(p, done, n, Bfloat16ToFloat, stats);
+}
+
+void ScanHalfRange(const void* x, size_t n, FloatRangeStats* stats) {
+  const auto* p = static_cast<const unsigned char*>(x);
+  size_t done = 0;
+#ifdef QUANTD_X86
+  if (UseF16c()) done = ScanRangeAvx2(p, n, wide_load::LoadHalf(), stats);
+#endif
+  ScanWidenedRef(p, done, n, HalfToFloat, stats);
+}
+
 void ScanFloatRange(const float* x, size_t n, const RunContext& ctx, FloatRangeStats* stats) {
   constexpr size_t kPiece = size_t{1} << 20;
   const int64_t pieces = static_cast<int64_t>((n + kPiece - 1) / kPiece);
@@ -194,15 +276,50 @@ void ScanFloatRange(const float* x, size_t n, const RunContext& ctx, FloatRangeS
     const size_t b = static_cast<size_t>(i) * kPiece;
     ScanFloatRange(x + b, std::min(kPiece, n - b), &part[static_cast<size_t>(i)]);
   });
-  FloatRangeStats& s = *stats;
-  for (const FloatRangeStats& p : part) {  // as the scan folds its lanes
-    s.non_finite += p.non_finite;
-    s.zeros += p.zeros;
-    s.flushed += p.flushed;
-    s.max_flushed = p.max_flushed > s.max_flushed ? p.max_flushed : s.max_flushed;
-    s.min = p.min < s.min ? p.min : s.min;
-    s.max = p.max > s.max ? p.max : s.max;
-    s.max_abs = p.max_abs > s.max_abs ? p.max_abs : s.max_abs;
+  for (const FloatRangeStats& p : part) MergeFloatRange(p, stats);
+}
+
+void MergeFloatRange(const FloatRangeStats& p, FloatRangeStats* into) {
+  FloatRangeStats& s = *into;  // as the scan folds its lanes
+  s.non_finite += p.non_finite;
+  s.zeros += p.zeros;
+  s.flushed += p.flushed;
+  s.max_flushed = p.max_flushed > s.max_flushed ? p.max_flushed : s.max_flushed;
+  s.min = p.min < s.min ? p.min : s.min;
+  s.max = p.max > s.max ? p.max : s.max;
+  s.max_abs = p.max_abs > s.max_abs ? p.max_abs : s.max_abs;
+}
+
+void FloatToHalfInPlace(void* data, size_t n, const RunContext& ctx, NarrowingStats* stats) {
+  constexpr size_t kChunk = size_t{1} << 16;  // floats per chunk
+  constexpr size_t kPiece = 2048;             // floats narrowed through the stack at a time
+  auto* bytes = static_cast<unsigned char*>(data);
+  const size_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<NarrowingStats> part(chunks);
+  // Chunk c reads bytes [4cK, 4(c+1)K) and writes [2cK, 2(c+1)K): the floats
+  // of chunk c / 2 (read in the round before), and within the chunk only
+  // floats already read (pieces go through the stack, so the kernel's input
+  // and output never overlap).
+  auto narrow = [&](size_t c) {
+    const size_t b = c * kChunk, e = std::min(n, b + kChunk);
+    uint16_t halves[kPiece];
+    for (size_t i = b; i < e; i += kPiece) {
+      const size_t m = std::min(kPiece, e - i);
+      FloatToHalfSpan(reinterpret_cast<const float*>(bytes + 4 * i), halves, m, &part[c]);
+      std::memcpy(bytes + 2 * i, halves, 2 * m);
+    }
+  };
+  if (chunks > 0) narrow(0);
+  // Round k runs chunks [2^(k-1), 2^k): they write no further than byte
+  // 2 * 2^k * K = 4 * 2^(k-1) * K, where the round's own floats begin.
+  for (size_t lo = 1; lo < chunks; lo *= 2) {
+    const size_t hi = std::min(chunks, 2 * lo);
+    ctx.ParallelFor(static_cast<int64_t>(hi - lo),
+                    [&](int64_t i, int) { narrow(lo + static_cast<size_t>(i)); });
+  }
+  for (const NarrowingStats& p : part) {
+    stats->clamped += p.clamped;
+    stats->flushed += p.flushed;
   }
 }
 

@@ -1,43 +1,85 @@
 #include "quantd/core/base/transpose.h"
 
+#include <cstring>
+
 #include "quantd/core/base/cpu_features.h"
+#include "quantd/core/base/half.h"
+#include "widen_loads.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
 namespace quantd::core {
+namespace {
 
-void TransposeFloats_ref(const float* src, int64_t rows, int64_t cols, int64_t src_ld, float* dst,
-                         int64_t dst_ld) {
-  // Blocks of 16 x 16 keep the lines of both sides in L1.
+// Blocks of 16 x 16 keep the lines of both sides in L1; `widen` maps one
+// source element (read with memcpy: any alignment) to its float.
+template <typename T, typename Widen>
+void TransposeRef(const void* src_bytes, int64_t rows, int64_t cols, int64_t src_ld, float* dst,
+                  int64_t dst_ld, Widen widen) {
+  const auto* src = static_cast<const unsigned char*>(src_bytes);
   constexpr int64_t kBlock = 16;
   for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
     for (int64_t c0 = 0; c0 < cols; c0 += kBlock) {
       const int64_t r1 = r0 + kBlock < rows ? r0 + kBlock : rows;
       const int64_t c1 = c0 + kBlock < cols ? c0 + kBlock : cols;
       for (int64_t c = c0; c < c1; ++c) {
-        for (int64_t r = r0; r < r1; ++r) dst[c * dst_ld + r] = src[r * src_ld + c];
+        for (int64_t r = r0; r < r1; ++r) {
+          T x;
+          std::memcpy(&x, src + (r * src_ld + c) * static_cast<int64_t>(sizeof(T)), sizeof(T));
+          dst[c * dst_ld + r] = widen(x);
+        }
       }
     }
   }
 }
 
+float Same(float x) { return x; }
+
+}  // namespace
+
+void TransposeFloats_ref(const float* src, int64_t rows, int64_t cols, int64_t src_ld, float* dst,
+                         int64_t dst_ld) {
+  TransposeRef<float>(src, rows, cols, src_ld, dst, dst_ld, Same);
+}
+
+void TransposeBfloat16ToFloats_ref(const void* src, int64_t rows, int64_t cols, int64_t src_ld,
+                                   float* dst, int64_t dst_ld) {
+  TransposeRef<uint16_t>(src, rows, cols, src_ld, dst, dst_ld, Bfloat16ToFloat);
+}
+
+void TransposeHalfToFloats_ref(const void* src, int64_t rows, int64_t cols, int64_t src_ld,
+                               float* dst, int64_t dst_ld) {
+  TransposeRef<uint16_t>(src, rows, cols, src_ld, dst, dst_ld, HalfToFloat);
+}
+
 #if defined(__x86_64__)
 namespace {
 
-// Eight rows of eight floats in, eight columns out (unpack, shuffle, 128-bit
-// permute); the ragged edges go through the reference.
-__attribute__((target("avx2"))) void TransposeFloatsAvx2(const float* src, int64_t rows,
-                                                         int64_t cols, int64_t src_ld, float* dst,
-                                                         int64_t dst_ld) {
+using wide_load::LoadBfloat16;
+using wide_load::LoadFloat;
+using wide_load::LoadHalf;
+
+// Eight rows of eight elements in, eight columns of floats out (unpack,
+// shuffle, 128-bit permute); the ragged edges go through TransposeRef. Columns
+// outer: the eight destination rows of a column block fill contiguously
+// while the source block is read from cache (callers keep `rows` to a few
+// hundred, so a column block's source lines stay in L1 and its pages in
+// the TLB).
+template <typename T, typename Load, typename Widen>  // Load: widen_loads.h
+__attribute__((target("avx2,f16c"))) void TransposeAvx2(const void* src_bytes, int64_t rows,
+                                                        int64_t cols, int64_t src_ld, float* dst,
+                                                        int64_t dst_ld, Load load, Widen widen) {
+  // Element (r, c) lies at byte (r * src_ld + c) * sizeof(T): the loads
+  // need no alignment.
+  const auto* src = static_cast<const unsigned char*>(src_bytes);
+  constexpr int64_t kSize = sizeof(T);
   const int64_t rows8 = rows & ~int64_t{7}, cols8 = cols & ~int64_t{7};
-  // Columns outer: the eight destination rows of a column block fill
-  // contiguously while the source block is read from cache.
   for (int64_t c = 0; c < cols8; c += 8) {
     for (int64_t r = 0; r < rows8; r += 8) {
       __m256 a[8], t[8], u[8];
-      for (int q = 0; q < 8; ++q) a[q] = _mm256_loadu_ps(src + (r + q) * src_ld + c);
+      for (int q = 0; q < 8; ++q) a[q] = load(src + ((r + q) * src_ld + c) * kSize);
       for (int q = 0; q < 8; q += 2) {
         t[q] = _mm256_unpacklo_ps(a[q], a[q + 1]);
         t[q + 1] = _mm256_unpackhi_ps(a[q], a[q + 1]);
@@ -56,10 +98,12 @@ __attribute__((target("avx2"))) void TransposeFloatsAvx2(const float* src, int64
     }
   }
   if (cols8 < cols) {  // the last columns of the full row blocks
-    TransposeFloats_ref(src + cols8, rows8, cols - cols8, src_ld, dst + cols8 * dst_ld, dst_ld);
+    TransposeRef<T>(src + cols8 * kSize, rows8, cols - cols8, src_ld, dst + cols8 * dst_ld, dst_ld,
+                    widen);
   }
   if (rows8 < rows) {  // the last rows, every column
-    TransposeFloats_ref(src + rows8 * src_ld, rows - rows8, cols, src_ld, dst + rows8, dst_ld);
+    TransposeRef<T>(src + rows8 * src_ld * kSize, rows - rows8, cols, src_ld, dst + rows8, dst_ld,
+                    widen);
   }
 }
 
@@ -70,10 +114,31 @@ void TransposeFloats(const float* src, int64_t rows, int64_t cols, int64_t src_l
                      int64_t dst_ld) {
 #if defined(__x86_64__)
   if (ActiveCpuLevel() >= CpuLevel::kAvx2) {
-    return TransposeFloatsAvx2(src, rows, cols, src_ld, dst, dst_ld);
+    return TransposeAvx2<float>(src, rows, cols, src_ld, dst, dst_ld, LoadFloat(), Same);
   }
 #endif
   TransposeFloats_ref(src, rows, cols, src_ld, dst, dst_ld);
+}
+
+void TransposeBfloat16ToFloats(const void* src, int64_t rows, int64_t cols, int64_t src_ld,
+                               float* dst, int64_t dst_ld) {
+#if defined(__x86_64__)
+  if (ActiveCpuLevel() >= CpuLevel::kAvx2) {
+    return TransposeAvx2<uint16_t>(src, rows, cols, src_ld, dst, dst_ld, LoadBfloat16(),
+                                   Bfloat16ToFloat);
+  }
+#endif
+  TransposeBfloat16ToFloats_ref(src, rows, cols, src_ld, dst, dst_ld);
+}
+
+void TransposeHalfToFloats(const void* src, int64_t rows, int64_t cols, int64_t src_ld, float* dst,
+                           int64_t dst_ld) {
+#if defined(__x86_64__)
+  if (ActiveCpuLevel() >= CpuLevel::kAvx2 && HostCpuFeatures().f16c) {
+    return TransposeAvx2<uint16_t>(src, rows, cols, src_ld, dst, dst_ld, LoadHalf(), HalfToFloat);
+  }
+#endif
+  TransposeHalfToFloats_ref(src, rows, cols, src_ld, dst, dst_ld);
 }
 
 }  // namespace quantd::core

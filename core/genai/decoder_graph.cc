@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "quantd/core/base/half.h"
 #include "quantd/core/base/populate.h"
 #include "quantd/core/base/status_macros.h"
 #include "quantd/core/base/transpose.h"
@@ -50,14 +51,19 @@ struct WeightPlan {
 // widened (and transposed) into the output in parallel, after the output's
 // pages have been faulted in by the same threads (a fresh 100 MB buffer
 // costs more in page faults than in widening on a VM that backs new pages
-// lazily, and its zero-fill then runs over pages already there).
+// lazily, and its zero-fill then runs over pages already there). A
+// transposed block is widened and transposed in one pass straight from the
+// mapped checkpoint (TransposeBfloat16ToFloats and kin; only a float32
+// tensor at an unaligned offset goes through a copy); its 256 rows make
+// each destination row take 1 KB per block, so a page of the output is
+// visited once per 1 KB, not once per 256 bytes.
 absl::StatusOr<std::vector<uint8_t>> Produce(const WeightPlan& plan, const RunContext& ctx) {
   const int64_t rows = plan.rows();
   const int64_t cols = plan.cols;
   // Every element is written below (the tasks cover every row of every piece).
   std::vector<uint8_t> out = PopulatedBuffer(static_cast<size_t>(rows * cols) * sizeof(float), ctx);
   float* dst = reinterpret_cast<float*>(out.data());
-  constexpr int64_t kBlockRows = 64;
+  const int64_t block_rows = plan.transpose ? 256 : 64;
   struct Task {
     const Piece* piece;
     int64_t r;        // first row within the piece
@@ -66,7 +72,7 @@ absl::StatusOr<std::vector<uint8_t>> Produce(const WeightPlan& plan, const RunCo
   std::vector<Task> tasks;
   int64_t row_out = 0;
   for (const Piece& piece : plan.pieces) {
-    for (int64_t r = 0; r < piece.rows; r += kBlockRows) tasks.push_back({&piece, r, row_out});
+    for (int64_t r = 0; r < piece.rows; r += block_rows) tasks.push_back({&piece, r, row_out});
     row_out += piece.rows;
   }
   std::vector<std::vector<float>> scratch(plan.transpose ? ctx.Parallelism() : 0);
@@ -75,7 +81,7 @@ absl::StatusOr<std::vector<uint8_t>> Produce(const WeightPlan& plan, const RunCo
     const Piece& piece = *task.piece;
     const checkpoint::SafetensorsTensor& t = *piece.ref->tensor;
     const size_t esize = static_cast<size_t>(checkpoint::DtypeSize(t.dtype));
-    const int64_t n = std::min(kBlockRows, piece.rows - task.r);
+    const int64_t n = std::min(block_rows, piece.rows - task.r);
     const uint8_t* src = piece.ref->shard->Data(t).data() +
                          static_cast<size_t>((piece.row_begin + task.r) * cols) * esize;
     if (!plan.transpose) {
@@ -83,13 +89,72 @@ absl::StatusOr<std::vector<uint8_t>> Produce(const WeightPlan& plan, const RunCo
                                dst + (task.row_out + task.r) * cols);
       return;
     }
+    float* out_block = dst + task.row_out + task.r;
+    switch (t.dtype) {
+      case checkpoint::SafetensorsDtype::kBF16:
+        return TransposeBfloat16ToFloats(src, n, cols, cols, out_block, rows);
+      case checkpoint::SafetensorsDtype::kF16:
+        return TransposeHalfToFloats(src, n, cols, cols, out_block, rows);
+      case checkpoint::SafetensorsDtype::kF32:
+        if (reinterpret_cast<uintptr_t>(src) % alignof(float) == 0) {
+          return TransposeFloats(reinterpret_cast<const float*>(src), n, cols, cols, out_block,
+                                 rows);
+        }
+        break;
+    }
     std::vector<float>& block = scratch[static_cast<size_t>(slot)];
-    block.resize(static_cast<size_t>(kBlockRows * cols));
+    block.resize(static_cast<size_t>(block_rows * cols));
     checkpoint::DtypeToFloat(t.dtype, src, static_cast<size_t>(n * cols), block.data());
-    TransposeFloats(block.data(), n, cols, cols, dst + task.row_out + task.r, rows);
+    TransposeFloats(block.data(), n, cols, cols, out_block, rows);
   });
   for (const Piece& piece : plan.pieces) piece.ref->shard->Release(*piece.ref->tensor);
   return out;
+}
+
+// What FP16 would make of the plan's values (their order aside), read from
+// the checkpoint's rows and widened in registers (ScanBfloat16Range and
+// kin): the FP16 safety analysis needs no float32 copy of a weight. Blocks
+// of rows on ctx's threads, folded in block order.
+absl::StatusOr<FloatRangeStats> ScanPlan(const WeightPlan& plan, const RunContext& ctx) {
+  constexpr int64_t kBlockRows = 64;
+  const int64_t cols = plan.cols;
+  struct Task {
+    const Piece* piece;
+    int64_t r;  // first row within the piece
+  };
+  std::vector<Task> tasks;
+  for (const Piece& piece : plan.pieces) {
+    for (int64_t r = 0; r < piece.rows; r += kBlockRows) tasks.push_back({&piece, r});
+  }
+  std::vector<FloatRangeStats> part(tasks.size());
+  ctx.ParallelFor(static_cast<int64_t>(tasks.size()), [&](int64_t i, int) {
+    const Task& task = tasks[static_cast<size_t>(i)];
+    const checkpoint::SafetensorsTensor& t = *task.piece->ref->tensor;
+    const size_t esize = static_cast<size_t>(checkpoint::DtypeSize(t.dtype));
+    const size_t n = static_cast<size_t>(std::min(kBlockRows, task.piece->rows - task.r) * cols);
+    const uint8_t* src = task.piece->ref->shard->Data(t).data() +
+                         static_cast<size_t>((task.piece->row_begin + task.r) * cols) * esize;
+    FloatRangeStats* stats = &part[static_cast<size_t>(i)];
+    switch (t.dtype) {
+      case checkpoint::SafetensorsDtype::kBF16:
+        return ScanBfloat16Range(src, n, stats);
+      case checkpoint::SafetensorsDtype::kF16:
+        return ScanHalfRange(src, n, stats);
+      case checkpoint::SafetensorsDtype::kF32:
+        break;
+    }
+    constexpr size_t kPiece = 4096;  // floats copied at a time (any alignment; 16 KiB, in L1)
+    float values[kPiece];
+    for (size_t b = 0; b < n; b += kPiece) {
+      const size_t m = std::min(kPiece, n - b);
+      std::memcpy(values, src + b * sizeof(float), m * sizeof(float));
+      ScanFloatRange(values, m, stats);
+    }
+  });
+  for (const Piece& piece : plan.pieces) piece.ref->shard->Release(*piece.ref->tensor);
+  FloatRangeStats stats;
+  for (const FloatRangeStats& p : part) MergeFloatRange(p, &stats);
+  return stats;
 }
 
 std::string Join(const std::vector<int64_t>& v) { return absl::StrJoin(v, ", "); }
@@ -131,6 +196,7 @@ class Builder {
     std::vector<int64_t> dims;
     TensorProducer producer;
     TensorProducer transposed;  // a transposed plan's rows as they are (OnnxModel::Defer)
+    RangeScanner range;         // ScanPlan (OnnxModel::Defer)
   };
   std::vector<Pending> weights_;
 };
@@ -197,9 +263,10 @@ void Builder::Weight(const std::string& name, std::vector<int64_t> dims, WeightP
     rows.transpose = false;
     transposed = [rows = std::move(rows), ctx = &ctx_]() { return Produce(rows, *ctx); };
   }
+  RangeScanner range = [plan, ctx = &ctx_]() { return ScanPlan(plan, *ctx); };
   weights_.push_back({name, std::move(dims),
                       [plan = std::move(plan), ctx = &ctx_]() { return Produce(plan, *ctx); },
-                      std::move(transposed)});
+                      std::move(transposed), std::move(range)});
 }
 
 void Builder::Table(const std::string& name, bool large, bool sin) {
@@ -215,6 +282,7 @@ void Builder::Table(const std::string& name, bool large, bool sin) {
                         std::memcpy(out.data(), v.data(), out.size());
                         return out;
                       },
+                      nullptr,
                       nullptr});
 }
 
@@ -493,7 +561,7 @@ absl::StatusOr<std::unique_ptr<OnnxModel>> Builder::Build(const std::string& bas
     t->set_name(w.name);
     t->set_data_type(kOnnxFloat);
     for (int64_t d : w.dims) t->add_dims(d);
-    model->Defer(t, std::move(w.producer), std::move(w.transposed));
+    model->Defer(t, std::move(w.producer), std::move(w.transposed), std::move(w.range));
   }
   return model;
 }

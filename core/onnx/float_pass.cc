@@ -282,31 +282,43 @@ void FloatPass::ConvertTensor(onnx::TensorProto* t) {
   model_->Defer(
       t, [model, report, ctx, src, from, to, n, index]() -> absl::StatusOr<std::vector<uint8_t>> {
         QUANTD_ASSIGN_OR_RETURN(TensorData in, model->Read(*src));
-        // Every element is written below (the chunks cover [0, n)).
-        std::vector<uint8_t> out = PopulatedBuffer(n * (OnnxTypeBits(to) / 8), *ctx);
-        // Element-wise, in chunks (a multiple of 8 values, the SIMD width) that
-        // write fixed ranges of `out`; the per-chunk counts are summed in order.
-        constexpr uint64_t kChunk = 1 << 16;
-        const int64_t chunks = static_cast<int64_t>((n + kChunk - 1) / kChunk);
         if (from == kOnnxFloat) {
-          const float* x = in.as<float>().data();
-          uint16_t* y = reinterpret_cast<uint16_t*>(out.data());
-          std::vector<NarrowingStats> chunk_stats(static_cast<size_t>(chunks));
-          ctx->ParallelFor(chunks, [&](int64_t c, int) {
-            const uint64_t b = static_cast<uint64_t>(c) * kChunk,
-                           e = std::min<uint64_t>(n, b + kChunk);
-            FloatToHalfSpan(x + b, y + b, e - b, &chunk_stats[static_cast<size_t>(c)]);
-          });
+          // A produced float32 tensor is narrowed where it lies; one read
+          // from a file goes to a new buffer of halves.
+          std::vector<uint8_t> out;
+          if (in.size() == n * sizeof(float)) out = in.TakeOwned();
           NarrowingStats stats;
-          for (const NarrowingStats& cs : chunk_stats) {
-            stats.clamped += cs.clamped;
-            stats.flushed += cs.flushed;
+          if (!out.empty()) {
+            FloatToHalfInPlace(out.data(), n, *ctx, &stats);
+            out.resize(n * sizeof(uint16_t));
+          } else {
+            const float* x = in.as<float>().data();
+            out = PopulatedBuffer(n * sizeof(uint16_t), *ctx);
+            uint16_t* y = reinterpret_cast<uint16_t*>(out.data());
+            constexpr uint64_t kChunk = 1 << 16;
+            const int64_t chunks = static_cast<int64_t>((n + kChunk - 1) / kChunk);
+            std::vector<NarrowingStats> chunk_stats(static_cast<size_t>(chunks));
+            ctx->ParallelFor(chunks, [&](int64_t c, int) {
+              const uint64_t b = static_cast<uint64_t>(c) * kChunk,
+                             e = std::min<uint64_t>(n, b + kChunk);
+              FloatToHalfSpan(x + b, y + b, e - b, &chunk_stats[static_cast<size_t>(c)]);
+            });
+            for (const NarrowingStats& cs : chunk_stats) {
+              stats.clamped += cs.clamped;
+              stats.flushed += cs.flushed;
+            }
           }
           report->values_clamped += stats.clamped;
           report->values_flushed += stats.flushed;
           report->tensors[index].values_clamped = stats.clamped;
           report->tensors[index].values_flushed = stats.flushed;
-        } else {
+          return out;
+        }
+        // Every element is written below (the chunks cover [0, n)).
+        std::vector<uint8_t> out = PopulatedBuffer(n * (OnnxTypeBits(to) / 8), *ctx);
+        constexpr uint64_t kChunk = 1 << 16;
+        const int64_t chunks = static_cast<int64_t>((n + kChunk - 1) / kChunk);
+        {
           const uint16_t* x = in.as<uint16_t>().data();
           float* y = reinterpret_cast<float*>(out.data());
           ctx->ParallelFor(chunks, [&](int64_t c, int) {

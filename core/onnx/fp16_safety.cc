@@ -135,17 +135,12 @@ const Fp16SafetyAnalysis::ConstantStats* Fp16SafetyAnalysis::Stats(const std::st
     const onnx::TensorProto& t = *it->second;
     const absl::StatusOr<uint64_t> elements =
         ElementCount({t.dims().data(), static_cast<size_t>(t.dims_size())});
-    auto data = elements.ok() && *elements > kKeepValues && model_->HasTransposed(t)
-                    ? model_->ReadTransposed(t)
-                    : model_->Read(t);
-    if (data.ok()) {  // else not ok: Save() reports unreadable tensors
+    const bool large = elements.ok() && *elements > kKeepValues;
+    auto take = [&s](const FloatRangeStats& r, uint64_t count) {
       s.ok = true;
-      auto v = data->as<float>();
-      s.count = v.size();
+      s.count = count;
       s.min = kInf;
       s.max = -kInf;
-      FloatRangeStats r;  // one vectorized pass
-      ScanFloatRange(v.data(), v.size(), ctx_, &r);
       s.finite = r.non_finite == 0;
       s.nonzero = s.count - r.zeros - r.non_finite;
       s.flushed = r.flushed;
@@ -155,7 +150,20 @@ const Fp16SafetyAnalysis::ConstantStats* Fp16SafetyAnalysis::Stats(const std::st
         s.max = r.max;
       }
       s.max_abs = r.max_abs;
-      if (s.count <= kKeepValues) s.values.assign(v.begin(), v.end());
+    };
+    if (large && model_->HasRangeScanner(t)) {
+      // Gathered from the tensor's source (a checkpoint's 16-bit rows, say)
+      // without producing its float32 bytes.
+      if (absl::StatusOr<FloatRangeStats> r = model_->ScanRange(t); r.ok()) take(*r, *elements);
+    } else {
+      auto data = large && model_->HasTransposed(t) ? model_->ReadTransposed(t) : model_->Read(t);
+      if (data.ok()) {  // else not ok: Save() reports unreadable tensors
+        auto v = data->as<float>();
+        FloatRangeStats r;  // one vectorized pass
+        ScanFloatRange(v.data(), v.size(), ctx_, &r);
+        take(r, v.size());
+        if (s.count <= kKeepValues) s.values.assign(v.begin(), v.end());
+      }
     }
   }
   return s.ok ? &s : nullptr;

@@ -230,6 +230,14 @@ TensorData& TensorData::operator=(TensorData&& other) noexcept {
   return *this;
 }
 
+std::vector<uint8_t> TensorData::TakeOwned() {
+  if (file_ != nullptr || owned_.size() != view_.size() || owned_.data() != view_.data()) return {};
+  view_ = {};
+  std::vector<uint8_t> out = std::move(owned_);
+  owned_.clear();
+  return out;
+}
+
 OnnxModel::~OnnxModel() = default;
 
 absl::StatusOr<std::unique_ptr<OnnxModel>> OnnxModel::Load(const std::string& path) {
@@ -457,10 +465,12 @@ onnx::TensorProto OnnxModel::TakeData(onnx::TensorProto* t) {
   return out;
 }
 
-void OnnxModel::Defer(onnx::TensorProto* t, TensorProducer producer, TensorProducer transposed) {
+void OnnxModel::Defer(onnx::TensorProto* t, TensorProducer producer, TensorProducer transposed,
+                      RangeScanner range) {
   uint64_t id = producers_.size();
   producers_.push_back(std::move(producer));
   transposed_producers_.push_back(t->dims_size() == 2 ? std::move(transposed) : nullptr);
+  range_scanners_.push_back(t->data_type() == kOnnxFloat ? std::move(range) : nullptr);
   t->clear_raw_data();
   t->clear_external_data();
   t->set_data_location(onnx::TensorProto::EXTERNAL);
@@ -481,6 +491,20 @@ absl::StatusOr<TensorData> OnnxModel::ReadTransposed(const onnx::TensorProto& t)
   uint64_t id = 0;
   IsDeferred(t, &id);
   return Produce(transposed_producers_[id]);
+}
+
+bool OnnxModel::HasRangeScanner(const onnx::TensorProto& t) const {
+  uint64_t id = 0;
+  return IsDeferred(t, &id) && id < range_scanners_.size() && range_scanners_[id];
+}
+
+absl::StatusOr<FloatRangeStats> OnnxModel::ScanRange(const onnx::TensorProto& t) const {
+  if (!HasRangeScanner(t)) {
+    return absl::InternalError(absl::StrCat("tensor '", t.name(), "' has no range scanner"));
+  }
+  uint64_t id = 0;
+  IsDeferred(t, &id);
+  return range_scanners_[id]();
 }
 
 absl::StatusOr<TensorData> OnnxModel::Produce(const TensorProducer& producer) {

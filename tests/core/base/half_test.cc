@@ -155,6 +155,38 @@ TEST_P(HalfVariantTest, SpansMatchReference) {
     EXPECT_EQ(ra.max, rb.max);
     EXPECT_EQ(ra.max_abs, rb.max_abs);
   }
+  // The 16-bit scans: the figures of the reference over the widened values,
+  // on random bit patterns (NaNs, infinities, subnormals of both formats),
+  // at an odd byte address too; and the bfloat16 widening itself.
+  std::vector<uint16_t> bits(n);
+  for (uint16_t& h : bits) h = static_cast<uint16_t>(gen());
+  std::vector<unsigned char> odd(2 * n + 1);
+  std::memcpy(odd.data() + 1, bits.data(), 2 * n);
+  std::vector<float> bf(n), bf_ref(n), hf(n);
+  Bfloat16ToFloatSpan(bits.data(), bf.data(), n);
+  Bfloat16ToFloatSpan_ref(bits.data(), bf_ref.data(), n);
+  EXPECT_EQ(std::memcmp(bf.data(), bf_ref.data(), n * 4), 0) << CpuLevelName(level) << " n=" << n;
+  HalfToFloatSpan_ref(bits.data(), hf.data(), n);
+  for (bool bf16 : {true, false}) {
+    FloatRangeStats want;
+    ScanFloatRange_ref(bf16 ? bf_ref.data() : hf.data(), n, &want);
+    for (const void* p :
+         {static_cast<const void*>(bits.data()), static_cast<const void*>(odd.data() + 1)}) {
+      FloatRangeStats got;
+      if (bf16) {
+        ScanBfloat16Range(p, n, &got);
+      } else {
+        ScanHalfRange(p, n, &got);
+      }
+      EXPECT_EQ(got.non_finite, want.non_finite) << CpuLevelName(level) << " n=" << n << bf16;
+      EXPECT_EQ(got.zeros, want.zeros);
+      EXPECT_EQ(got.flushed, want.flushed);
+      EXPECT_EQ(got.max_flushed, want.max_flushed);
+      EXPECT_EQ(got.min, want.min);
+      EXPECT_EQ(got.max, want.max);
+      EXPECT_EQ(got.max_abs, want.max_abs);
+    }
+  }
 }
 
 // The range scan's definition on a hand-made span: extremes over the finite
@@ -178,6 +210,46 @@ TEST(HalfTest, ScanFloatRangeCountsWhatFp16WouldLose) {
   ScanFloatRange(bad, 2, &none);
   EXPECT_EQ(none.non_finite, 2u);
   EXPECT_GT(none.min, none.max);
+}
+
+// Narrowing in place, on 1 and 3 threads (more threads than a round's first
+// chunks), for lengths around the chunk (65536 floats) and round edges:
+// the halves are FloatToHalfSpan's, bit for bit, in the first 2n bytes, and
+// the counts are its counts.
+TEST(HalfTest, FloatToHalfInPlaceNarrowsLikeTheSpan) {
+  ThreadPool pool(2);
+  std::mt19937 gen(11);
+  for (size_t n : {size_t{0}, size_t{1}, size_t{9}, size_t{65536}, size_t{65537},
+                   size_t{3} * 65536 + 17, size_t{9} * 65536 - 1}) {
+    std::vector<float> in(n);
+    for (float& f : in) {
+      const uint32_t bits = gen();
+      std::memcpy(&f, &bits, 4);
+      if ((bits & 3) == 0) f = static_cast<float>(static_cast<int32_t>(bits)) * 1e-5f;
+    }
+    std::vector<uint16_t> want(n);
+    NarrowingStats want_stats;
+    FloatToHalfSpan_ref(in.data(), want.data(), n, &want_stats);
+    for (int parallelism : {1, 3}) {
+      RunContext ctx;
+      ctx.pool = &pool;
+      ctx.parallelism = parallelism;
+      std::vector<float> buf = in;
+      NarrowingStats stats;
+      FloatToHalfInPlace(buf.data(), n, ctx, &stats);
+      std::vector<uint16_t> got(n);
+      std::memcpy(got.data(), buf.data(), 2 * n);
+      for (size_t i = 0; i < n; ++i) {
+        if (IsHalfNan(want[i])) {
+          ASSERT_TRUE(IsHalfNan(got[i])) << n << " at " << i;
+        } else {
+          ASSERT_EQ(got[i], want[i]) << n << " at " << i << " threads " << parallelism;
+        }
+      }
+      EXPECT_EQ(stats.clamped, want_stats.clamped) << n;
+      EXPECT_EQ(stats.flushed, want_stats.flushed) << n;
+    }
+  }
 }
 
 // The scan on a RunContext's threads: the figures of one serial pass,

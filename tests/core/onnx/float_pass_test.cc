@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "quantd/core/base/half.h"
@@ -298,7 +299,7 @@ TEST(FloatPassTest, LargeExternalDataModelBeyondTwoGiB) {
     std::vector<uint16_t> chunk(1 << 20);
     uint64_t offset = 0;
     for (int t = 0; t < kTensors; ++t) {
-      std::string name = "w" + std::to_string(t);
+      std::string name = absl::StrCat("w", t);
       const uint64_t n = kRows * kCols;
       for (uint64_t i = 0; i < n; i += chunk.size()) {
         for (size_t k = 0; k < chunk.size(); ++k) chunk[k] = bits(t * n + i + k);
@@ -321,8 +322,8 @@ TEST(FloatPassTest, LargeExternalDataModelBeyondTwoGiB) {
       offset += n * 2;
       *g->add_initializer() = w;
       // Every MatMul reads x; a Sum joins them (a valid graph: outputs are checked).
-      AddNode(g, "MatMul", "mm" + std::to_string(t), {"x", name}, {"h" + std::to_string(t)});
-      sum_inputs.push_back("h" + std::to_string(t));
+      AddNode(g, "MatMul", absl::StrCat("mm", t), {"x", name}, {absl::StrCat("h", t)});
+      sum_inputs.push_back(absl::StrCat("h", t));
     }
     ASSERT_TRUE(data.good());
   }

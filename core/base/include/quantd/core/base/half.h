@@ -93,10 +93,18 @@ struct NarrowingStats {
 void FloatToHalfSpan(const float* in, uint16_t* out, size_t n, NarrowingStats* stats);
 void FloatToHalfSpan_ref(const float* in, uint16_t* out, size_t n, NarrowingStats* stats);
 
+// FloatToHalfSpan of n floats at `data` into the first 2n bytes of the same
+// buffer, on ctx's threads (no second buffer: a float32 weight narrowed for
+// saving needs no fresh pages). Values in chunks that run in rounds: the
+// halves of chunk c land where chunk c / 2's floats were, so a round starts
+// once the chunks before it have been read. `data` must be 4-byte aligned.
+void FloatToHalfInPlace(void* data, size_t n, const RunContext& ctx, NarrowingStats* stats);
+
 void HalfToFloatSpan(const uint16_t* in, float* out, size_t n);
 void HalfToFloatSpan_ref(const uint16_t* in, float* out, size_t n);
 
 void Bfloat16ToFloatSpan(const uint16_t* in, float* out, size_t n);
+void Bfloat16ToFloatSpan_ref(const uint16_t* in, float* out, size_t n);
 
 // What FP16 would make of a span of FP32 values, gathered in one pass (the
 // FP16 safety analysis reads every float constant of a model this way).
@@ -113,9 +121,16 @@ struct FloatRangeStats {
 // Adds n values to *stats. Every variant gives the same counts and values
 // (a zero extreme may differ in sign).
 void ScanFloatRange(const float* x, size_t n, FloatRangeStats* stats);
+// The same over n bfloat16 / IEEE half values at any byte address, widened
+// in registers (the figures of ScanFloatRange over the widened floats).
+void ScanBfloat16Range(const void* x, size_t n, FloatRangeStats* stats);
+void ScanHalfRange(const void* x, size_t n, FloatRangeStats* stats);
 // The same on ctx's threads, in fixed 1 Mi-value pieces merged in order (the
 // figures do not depend on the number of threads).
 void ScanFloatRange(const float* x, size_t n, const RunContext& ctx, FloatRangeStats* stats);
+// Folds the figures of another span's scan into *into (as if one pass had
+// read both).
+void MergeFloatRange(const FloatRangeStats& part, FloatRangeStats* into);
 void ScanFloatRange_ref(const float* x, size_t n, FloatRangeStats* stats);
 
 }  // namespace quantd::core

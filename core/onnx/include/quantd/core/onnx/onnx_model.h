@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "onnx/onnx_pb.h"
+#include "quantd/core/base/half.h"
 #include "quantd/core/base/mapped_file.h"
 #include "quantd/core/run_context.h"
 
@@ -55,6 +56,10 @@ class TensorData {
   absl::Span<const T> as() const {
     return {reinterpret_cast<const T*>(view_.data()), view_.size() / sizeof(T)};
   }
+  // The bytes as a vector the caller may overwrite, when this holds its own
+  // copy (a produced tensor, or one read from a protobuf); else empty and
+  // nothing changes. Afterwards this is empty.
+  std::vector<uint8_t> TakeOwned();
 
  private:
   friend class OnnxModel;
@@ -66,6 +71,8 @@ class TensorData {
 
 // Produces the little-endian bytes of a replaced tensor, during Save.
 using TensorProducer = std::function<absl::StatusOr<std::vector<uint8_t>>()>;
+// Gathers what FP16 would make of a deferred float32 tensor's values.
+using RangeScanner = std::function<absl::StatusOr<FloatRangeStats>()>;
 
 struct SaveOptions {
   enum class ExternalData { kAuto, kAlways, kNever };
@@ -125,8 +132,14 @@ class OnnxModel {
   // which produces the same values as [dims[1], dims[0]] (a checkpoint's
   // Linear weight [out, in] behind a MatMul weight [in, out]), for readers
   // that take either layout (ReadTransposed).
+  // A float32 tensor may also come with `range`, which gathers the
+  // FloatRangeStats of its values (any order) from its source without
+  // producing it (the FP16 safety analysis reads every large weight so).
   void Defer(onnx::TensorProto* tensor, TensorProducer producer,
-             TensorProducer transposed = nullptr);
+             TensorProducer transposed = nullptr, RangeScanner range = nullptr);
+  // Whether ScanRange can scan `tensor`, and its range statistics.
+  bool HasRangeScanner(const onnx::TensorProto& tensor) const;
+  absl::StatusOr<FloatRangeStats> ScanRange(const onnx::TensorProto& tensor) const;
   // Whether ReadTransposed can read `tensor`, and its bytes in the transposed
   // layout.
   bool HasTransposed(const onnx::TensorProto& tensor) const;
@@ -153,6 +166,7 @@ class OnnxModel {
   std::map<std::string, std::unique_ptr<MappedFile>> files_;  // by location
   std::vector<TensorProducer> producers_;
   std::vector<TensorProducer> transposed_producers_;  // by deferred id; may be empty
+  std::vector<RangeScanner> range_scanners_;          // by deferred id; may be empty
   std::vector<std::string> notes_;
 };
 
