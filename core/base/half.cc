@@ -8,7 +8,7 @@
 
 #include "quantd/core/base/cpu_features.h"
 #include "quantd/core/run_context.h"
-#include "widen_loads.h"
+#include "simd_convert.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -72,42 +72,18 @@ bool UseF16c() { return ActiveCpuLevel() >= CpuLevel::kAvx2 && HostCpuFeatures()
 
 __attribute__((target("avx2,f16c"))) void FloatToHalfSpan_f16c(const float* in, uint16_t* out,
                                                                size_t n, NarrowingStats* stats) {
-  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-  const __m256 max_half = _mm256_set1_ps(kHalfMax);
-  const __m256 inf = _mm256_set1_ps(INFINITY);
-  // |x| <= 2^-25 rounds to zero under round-to-nearest-even.
-  const __m256 zero_limit = _mm256_set1_ps(kHalfFlushLimit);
-  const __m256 zero = _mm256_setzero_ps();
-  __m256i clamped = _mm256_setzero_si256();
-  __m256i flushed = _mm256_setzero_si256();
+  simd::HalfNarrower narrow;
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    __m256 v = _mm256_loadu_ps(in + i);
-    __m256 a = _mm256_and_ps(v, abs_mask);
-    __m256 big =
-        _mm256_and_ps(_mm256_cmp_ps(a, max_half, _CMP_GT_OQ), _mm256_cmp_ps(a, inf, _CMP_LT_OQ));
-    __m256 tiny = _mm256_and_ps(_mm256_cmp_ps(a, zero_limit, _CMP_LE_OQ),
-                                _mm256_cmp_ps(a, zero, _CMP_NEQ_OQ));
-    // Clamp: keep the sign bit of v, set the magnitude to 65504.
-    v = _mm256_blendv_ps(v, _mm256_or_ps(max_half, _mm256_andnot_ps(abs_mask, v)), big);
-    clamped = _mm256_sub_epi32(clamped, _mm256_castps_si256(big));
-    flushed = _mm256_sub_epi32(flushed, _mm256_castps_si256(tiny));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
-                     _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), narrow(_mm256_loadu_ps(in + i)));
   }
-  alignas(32) uint32_t c[8], f[8];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(c), clamped);
-  _mm256_store_si256(reinterpret_cast<__m256i*>(f), flushed);
-  for (int k = 0; k < 8; ++k) {
-    stats->clamped += c[k];
-    stats->flushed += f[k];
-  }
+  narrow.AddTo(stats);
   FloatToHalfSpan_ref(in + i, out + i, n - i, stats);
 }
 
 __attribute__((target("avx2"))) void Bfloat16ToFloatSpan_avx2(const uint16_t* in, float* out,
                                                               size_t n) {
-  const wide_load::LoadBfloat16 load;
+  const simd::LoadBfloat16 load;
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
     _mm256_storeu_ps(out + i, load(reinterpret_cast<const unsigned char*>(in + i)));
@@ -131,7 +107,7 @@ __attribute__((target("avx2,f16c"))) void HalfToFloatSpan_f16c(const uint16_t* i
 // the tail. A non-finite lane is made a NaN (all bits set) before the
 // extremes: vminps/vmaxps return their second operand, the running value,
 // when the first is a NaN, so those lanes drop out without a blend.
-template <typename Load>  // widen_loads.h
+template <typename Load>  // simd_convert.h
 __attribute__((target("avx2,f16c"))) size_t ScanRangeAvx2(const unsigned char* x, size_t n,
                                                           Load load, FloatRangeStats* stats) {
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
@@ -194,7 +170,7 @@ __attribute__((target("avx2,f16c"))) size_t ScanRangeAvx2(const unsigned char* x
 void ScanFloatRange(const float* x, size_t n, FloatRangeStats* stats) {
   if (ActiveCpuLevel() >= CpuLevel::kAvx2) {
     const size_t done =
-        ScanRangeAvx2(reinterpret_cast<const unsigned char*>(x), n, wide_load::LoadFloat(), stats);
+        ScanRangeAvx2(reinterpret_cast<const unsigned char*>(x), n, simd::LoadFloat(), stats);
     return ScanFloatRange_ref(x + done, n - done, stats);
   }
   ScanFloatRange_ref(x, n, stats);
@@ -253,7 +229,7 @@ void ScanBfloat16Range(const void* x, size_t n, FloatRangeStats* stats) {
   size_t done = 0;
 #ifdef QUANTD_X86
   if (ActiveCpuLevel() >= CpuLevel::kAvx2) {
-    done = ScanRangeAvx2(p, n, wide_load::LoadBfloat16(), stats);
+    done = ScanRangeAvx2(p, n, simd::LoadBfloat16(), stats);
   }
 #endif
   ScanWidenedRef(p, done, n, Bfloat16ToFloat, stats);
@@ -263,7 +239,7 @@ void ScanHalfRange(const void* x, size_t n, FloatRangeStats* stats) {
   const auto* p = static_cast<const unsigned char*>(x);
   size_t done = 0;
 #ifdef QUANTD_X86
-  if (UseF16c()) done = ScanRangeAvx2(p, n, wide_load::LoadHalf(), stats);
+  if (UseF16c()) done = ScanRangeAvx2(p, n, simd::LoadHalf(), stats);
 #endif
   ScanWidenedRef(p, done, n, HalfToFloat, stats);
 }

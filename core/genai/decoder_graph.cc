@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <set>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -47,22 +48,27 @@ struct WeightPlan {
   }
 };
 
-// The plan's float32 bytes, made on ctx's threads: blocks of rows are
-// widened (and transposed) into the output in parallel, after the output's
-// pages have been faulted in by the same threads (a fresh 100 MB buffer
-// costs more in page faults than in widening on a VM that backs new pages
-// lazily, and its zero-fill then runs over pages already there). A
-// transposed block is widened and transposed in one pass straight from the
-// mapped checkpoint (TransposeBfloat16ToFloats and kin; only a float32
-// tensor at an unaligned offset goes through a copy); its 256 rows make
-// each destination row take 1 KB per block, so a page of the output is
-// visited once per 1 KB, not once per 256 bytes.
-absl::StatusOr<std::vector<uint8_t>> Produce(const WeightPlan& plan, const RunContext& ctx) {
+// The plan's bytes as float32 (D = float) or as the IEEE halves
+// FloatToHalfSpan makes of them (D = uint16_t; its counts added to *stats),
+// made on ctx's threads: blocks of rows are widened (and transposed, and
+// narrowed) into the output in parallel, after the output's pages have been
+// faulted in by the same threads (a fresh 100 MB buffer costs more in page
+// faults than in widening on a VM that backs new pages lazily). A
+// transposed block goes in one pass straight from the mapped checkpoint
+// (TransposeBfloat16ToFloats/ToHalves and kin; only a float32 tensor at an
+// unaligned offset goes through a copy); its 256 rows make each
+// destination row take 256 elements per block, so a page of the output is
+// visited once per 1 KB (512 B for halves), not once per 256 bytes. Plain
+// blocks to halves are widened on the stack, 4096 values at a time.
+template <typename D>
+absl::StatusOr<std::vector<uint8_t>> ProduceAs(const WeightPlan& plan, const RunContext& ctx,
+                                               NarrowingStats* stats) {
+  constexpr bool kHalves = std::is_same_v<D, uint16_t>;
   const int64_t rows = plan.rows();
   const int64_t cols = plan.cols;
   // Every element is written below (the tasks cover every row of every piece).
-  std::vector<uint8_t> out = PopulatedBuffer(static_cast<size_t>(rows * cols) * sizeof(float), ctx);
-  float* dst = reinterpret_cast<float*>(out.data());
+  std::vector<uint8_t> out = PopulatedBuffer(static_cast<size_t>(rows * cols) * sizeof(D), ctx);
+  D* dst = reinterpret_cast<D*>(out.data());
   const int64_t block_rows = plan.transpose ? 256 : 64;
   struct Task {
     const Piece* piece;
@@ -75,6 +81,7 @@ absl::StatusOr<std::vector<uint8_t>> Produce(const WeightPlan& plan, const RunCo
     for (int64_t r = 0; r < piece.rows; r += block_rows) tasks.push_back({&piece, r, row_out});
     row_out += piece.rows;
   }
+  std::vector<NarrowingStats> part(kHalves ? tasks.size() : 0);
   std::vector<std::vector<float>> scratch(plan.transpose ? ctx.Parallelism() : 0);
   ctx.ParallelFor(static_cast<int64_t>(tasks.size()), [&](int64_t i, int slot) {
     const Task& task = tasks[static_cast<size_t>(i)];
@@ -84,31 +91,65 @@ absl::StatusOr<std::vector<uint8_t>> Produce(const WeightPlan& plan, const RunCo
     const int64_t n = std::min(block_rows, piece.rows - task.r);
     const uint8_t* src = piece.ref->shard->Data(t).data() +
                          static_cast<size_t>((piece.row_begin + task.r) * cols) * esize;
+    NarrowingStats* counts = kHalves ? &part[static_cast<size_t>(i)] : nullptr;
     if (!plan.transpose) {
-      checkpoint::DtypeToFloat(t.dtype, src, static_cast<size_t>(n * cols),
-                               dst + (task.row_out + task.r) * cols);
+      D* out_rows = dst + (task.row_out + task.r) * cols;
+      const size_t count = static_cast<size_t>(n * cols);
+      if constexpr (kHalves) {
+        constexpr size_t kPiece = 4096;
+        float values[kPiece];
+        for (size_t b = 0; b < count; b += kPiece) {
+          const size_t m = std::min(kPiece, count - b);
+          checkpoint::DtypeToFloat(t.dtype, src + b * esize, m, values);
+          FloatToHalfSpan(values, out_rows + b, m, counts);
+        }
+      } else {
+        checkpoint::DtypeToFloat(t.dtype, src, count, out_rows);
+      }
       return;
     }
-    float* out_block = dst + task.row_out + task.r;
+    D* out_block = dst + task.row_out + task.r;
+    auto from_floats = [&](const float* f) {
+      if constexpr (kHalves) {
+        TransposeFloatsToHalves(f, n, cols, cols, out_block, rows, counts);
+      } else {
+        TransposeFloats(f, n, cols, cols, out_block, rows);
+      }
+    };
     switch (t.dtype) {
       case checkpoint::SafetensorsDtype::kBF16:
-        return TransposeBfloat16ToFloats(src, n, cols, cols, out_block, rows);
+        if constexpr (kHalves) {
+          return TransposeBfloat16ToHalves(src, n, cols, cols, out_block, rows, counts);
+        } else {
+          return TransposeBfloat16ToFloats(src, n, cols, cols, out_block, rows);
+        }
       case checkpoint::SafetensorsDtype::kF16:
-        return TransposeHalfToFloats(src, n, cols, cols, out_block, rows);
+        if constexpr (kHalves) {
+          return TransposeHalfToHalves(src, n, cols, cols, out_block, rows, counts);
+        } else {
+          return TransposeHalfToFloats(src, n, cols, cols, out_block, rows);
+        }
       case checkpoint::SafetensorsDtype::kF32:
         if (reinterpret_cast<uintptr_t>(src) % alignof(float) == 0) {
-          return TransposeFloats(reinterpret_cast<const float*>(src), n, cols, cols, out_block,
-                                 rows);
+          return from_floats(reinterpret_cast<const float*>(src));
         }
         break;
     }
     std::vector<float>& block = scratch[static_cast<size_t>(slot)];
     block.resize(static_cast<size_t>(block_rows * cols));
     checkpoint::DtypeToFloat(t.dtype, src, static_cast<size_t>(n * cols), block.data());
-    TransposeFloats(block.data(), n, cols, cols, out_block, rows);
+    from_floats(block.data());
   });
   for (const Piece& piece : plan.pieces) piece.ref->shard->Release(*piece.ref->tensor);
+  for (const NarrowingStats& p : part) {
+    stats->clamped += p.clamped;
+    stats->flushed += p.flushed;
+  }
   return out;
+}
+
+absl::StatusOr<std::vector<uint8_t>> Produce(const WeightPlan& plan, const RunContext& ctx) {
+  return ProduceAs<float>(plan, ctx, nullptr);
 }
 
 // What FP16 would make of the plan's values (their order aside), read from
@@ -195,8 +236,8 @@ class Builder {
     std::string name;
     std::vector<int64_t> dims;
     TensorProducer producer;
-    TensorProducer transposed;  // a transposed plan's rows as they are (OnnxModel::Defer)
-    RangeScanner range;         // ScanPlan (OnnxModel::Defer)
+    // A transposed plan's rows as they are, ScanPlan, ProduceAs<uint16_t>.
+    DeferredReaders readers;
   };
   std::vector<Pending> weights_;
 };
@@ -263,10 +304,15 @@ void Builder::Weight(const std::string& name, std::vector<int64_t> dims, WeightP
     rows.transpose = false;
     transposed = [rows = std::move(rows), ctx = &ctx_]() { return Produce(rows, *ctx); };
   }
-  RangeScanner range = [plan, ctx = &ctx_]() { return ScanPlan(plan, *ctx); };
+  DeferredReaders readers;
+  readers.transposed = std::move(transposed);
+  readers.range = [plan, ctx = &ctx_]() { return ScanPlan(plan, *ctx); };
+  readers.halves = [plan, ctx = &ctx_](NarrowingStats* stats) {
+    return ProduceAs<uint16_t>(plan, *ctx, stats);
+  };
   weights_.push_back({name, std::move(dims),
                       [plan = std::move(plan), ctx = &ctx_]() { return Produce(plan, *ctx); },
-                      std::move(transposed), std::move(range)});
+                      std::move(readers)});
 }
 
 void Builder::Table(const std::string& name, bool large, bool sin) {
@@ -282,8 +328,7 @@ void Builder::Table(const std::string& name, bool large, bool sin) {
                         std::memcpy(out.data(), v.data(), out.size());
                         return out;
                       },
-                      nullptr,
-                      nullptr});
+                      DeferredReaders()});
 }
 
 absl::StatusOr<WeightPlan> Builder::QkvPlan(int64_t i) {
@@ -561,7 +606,7 @@ absl::StatusOr<std::unique_ptr<OnnxModel>> Builder::Build(const std::string& bas
     t->set_name(w.name);
     t->set_data_type(kOnnxFloat);
     for (int64_t d : w.dims) t->add_dims(d);
-    model->Defer(t, std::move(w.producer), std::move(w.transposed), std::move(w.range));
+    model->Defer(t, std::move(w.producer), std::move(w.readers));
   }
   return model;
 }

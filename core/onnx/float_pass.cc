@@ -281,6 +281,20 @@ void FloatPass::ConvertTensor(onnx::TensorProto* t) {
   const RunContext* ctx = &ctx_;
   model_->Defer(
       t, [model, report, ctx, src, from, to, n, index]() -> absl::StatusOr<std::vector<uint8_t>> {
+        if (from == kOnnxFloat && model->HasHalfProducer(*src)) {
+          // Made from its source (a checkpoint's rows) without float32 bytes.
+          NarrowingStats stats;
+          QUANTD_ASSIGN_OR_RETURN(std::vector<uint8_t> out, model->ProduceHalves(*src, &stats));
+          if (out.size() != n * sizeof(uint16_t)) {
+            return absl::InternalError(absl::StrCat("tensor '", src->name(), "': ", out.size(),
+                                                    " bytes of halves for ", n, " values"));
+          }
+          report->values_clamped += stats.clamped;
+          report->values_flushed += stats.flushed;
+          report->tensors[index].values_clamped = stats.clamped;
+          report->tensors[index].values_flushed = stats.flushed;
+          return out;
+        }
         QUANTD_ASSIGN_OR_RETURN(TensorData in, model->Read(*src));
         if (from == kOnnxFloat) {
           // A produced float32 tensor is narrowed where it lies; one read

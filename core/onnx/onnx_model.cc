@@ -465,12 +465,15 @@ onnx::TensorProto OnnxModel::TakeData(onnx::TensorProto* t) {
   return out;
 }
 
-void OnnxModel::Defer(onnx::TensorProto* t, TensorProducer producer, TensorProducer transposed,
-                      RangeScanner range) {
+void OnnxModel::Defer(onnx::TensorProto* t, TensorProducer producer, DeferredReaders readers) {
   uint64_t id = producers_.size();
   producers_.push_back(std::move(producer));
-  transposed_producers_.push_back(t->dims_size() == 2 ? std::move(transposed) : nullptr);
-  range_scanners_.push_back(t->data_type() == kOnnxFloat ? std::move(range) : nullptr);
+  if (t->dims_size() != 2) readers.transposed = nullptr;
+  if (t->data_type() != kOnnxFloat) {
+    readers.range = nullptr;
+    readers.halves = nullptr;
+  }
+  readers_.push_back(std::move(readers));
   t->clear_raw_data();
   t->clear_external_data();
   t->set_data_location(onnx::TensorProto::EXTERNAL);
@@ -481,7 +484,7 @@ void OnnxModel::Defer(onnx::TensorProto* t, TensorProducer producer, TensorProdu
 
 bool OnnxModel::HasTransposed(const onnx::TensorProto& t) const {
   uint64_t id = 0;
-  return IsDeferred(t, &id) && id < transposed_producers_.size() && transposed_producers_[id];
+  return IsDeferred(t, &id) && id < readers_.size() && readers_[id].transposed;
 }
 
 absl::StatusOr<TensorData> OnnxModel::ReadTransposed(const onnx::TensorProto& t) const {
@@ -490,12 +493,12 @@ absl::StatusOr<TensorData> OnnxModel::ReadTransposed(const onnx::TensorProto& t)
   }
   uint64_t id = 0;
   IsDeferred(t, &id);
-  return Produce(transposed_producers_[id]);
+  return Produce(readers_[id].transposed);
 }
 
 bool OnnxModel::HasRangeScanner(const onnx::TensorProto& t) const {
   uint64_t id = 0;
-  return IsDeferred(t, &id) && id < range_scanners_.size() && range_scanners_[id];
+  return IsDeferred(t, &id) && id < readers_.size() && readers_[id].range;
 }
 
 absl::StatusOr<FloatRangeStats> OnnxModel::ScanRange(const onnx::TensorProto& t) const {
@@ -504,7 +507,22 @@ absl::StatusOr<FloatRangeStats> OnnxModel::ScanRange(const onnx::TensorProto& t)
   }
   uint64_t id = 0;
   IsDeferred(t, &id);
-  return range_scanners_[id]();
+  return readers_[id].range();
+}
+
+bool OnnxModel::HasHalfProducer(const onnx::TensorProto& t) const {
+  uint64_t id = 0;
+  return IsDeferred(t, &id) && id < readers_.size() && readers_[id].halves;
+}
+
+absl::StatusOr<std::vector<uint8_t>> OnnxModel::ProduceHalves(const onnx::TensorProto& t,
+                                                              NarrowingStats* stats) const {
+  if (!HasHalfProducer(t)) {
+    return absl::InternalError(absl::StrCat("tensor '", t.name(), "' has no half producer"));
+  }
+  uint64_t id = 0;
+  IsDeferred(t, &id);
+  return readers_[id].halves(stats);
 }
 
 absl::StatusOr<TensorData> OnnxModel::Produce(const TensorProducer& producer) {

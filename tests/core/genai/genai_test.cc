@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "onnx/onnx_pb.h"
+#include "quantd/core/base/half.h"
 #include "quantd/core/checkpoint/checkpoint.h"
 #include "quantd/core/genai/decoder_graph.h"
 #include "quantd/core/genai/genai_config.h"
@@ -295,17 +296,16 @@ TEST_F(GenaiTest, RefusesMissingAndMisshapenTensorsByName) {
 
 // Reads an initializer of a saved fp32 folder as floats (inline or in
 // model.onnx.data).
-std::vector<float> ReadInitializer(const fs::path& dir, const std::string& name) {
+// An initializer's stored bytes (inline or in model.onnx.data) and type.
+std::string ReadInitializerBytes(const fs::path& dir, const std::string& name,
+                                 int32_t* type = nullptr) {
   onnx::ModelProto m;
   std::ifstream in(dir / "model.onnx", std::ios::binary);
   EXPECT_TRUE(m.ParseFromIstream(&in));
   for (const auto& t : m.graph().initializer()) {
     if (t.name() != name) continue;
-    if (t.has_raw_data()) {  // small tensors stay inline
-      std::vector<float> v(t.raw_data().size() / 4);
-      std::memcpy(v.data(), t.raw_data().data(), v.size() * 4);
-      return v;
-    }
+    if (type != nullptr) *type = t.data_type();
+    if (t.has_raw_data()) return t.raw_data();  // small tensors stay inline
     int64_t offset = 0, length = 0;
     for (const auto& kv : t.external_data()) {
       if (kv.key() == "offset") offset = std::stoll(kv.value());
@@ -313,12 +313,19 @@ std::vector<float> ReadInitializer(const fs::path& dir, const std::string& name)
     }
     std::ifstream data(dir / "model.onnx.data", std::ios::binary);
     data.seekg(offset);
-    std::vector<float> v(length / 4);
-    data.read(reinterpret_cast<char*>(v.data()), length);
-    return v;
+    std::string bytes(static_cast<size_t>(length), '\0');
+    data.read(bytes.data(), length);
+    return bytes;
   }
   ADD_FAILURE() << "no initializer " << name;
   return {};
+}
+
+std::vector<float> ReadInitializer(const fs::path& dir, const std::string& name) {
+  const std::string bytes = ReadInitializerBytes(dir, name);
+  std::vector<float> v(bytes.size() / 4);
+  std::memcpy(v.data(), bytes.data(), v.size() * 4);
+  return v;
 }
 
 TEST_F(GenaiTest, WeightsArePackedAndTransposedWhileSaving) {
@@ -348,6 +355,105 @@ TEST_F(GenaiTest, WeightsArePackedAndTransposedWhileSaving) {
   std::vector<float> norm = ReadInitializer(out, "model.layers.2.final_norm_layernorm.weight");
   ASSERT_EQ(norm.size(), 64u);
   EXPECT_EQ(norm[9], FakeValue("model.norm.weight", 9));
+}
+
+// An FP16 folder's weights are the FP32 folder's, narrowed by
+// FloatToHalfSpan, bit for bit, from float32, float16 and bfloat16
+// checkpoints (made from the checkpoint's rows, transposed where MatMul
+// reads them, without float32 bytes between), and the report's counts are
+// what that narrowing changed.
+// Sets element `index` of checkpoint tensor `name` (F32 or BF16) to `value`,
+// in whichever shard holds it.
+void PokeCheckpointValue(const fs::path& dir, const std::string& name, int64_t index, float value) {
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().extension() != ".safetensors") continue;
+    std::fstream f(entry.path(), std::ios::in | std::ios::out | std::ios::binary);
+    uint64_t header_len = 0;
+    f.read(reinterpret_cast<char*>(&header_len), 8);
+    std::string header(header_len, '\0');
+    f.read(header.data(), static_cast<std::streamsize>(header_len));
+    const json h = json::parse(header);
+    if (!h.contains(name)) continue;
+    const bool bf16 = h[name]["dtype"] == "BF16";
+    const int64_t at = 8 + static_cast<int64_t>(header_len) +
+                       h[name]["data_offsets"][0].get<int64_t>() + index * (bf16 ? 2 : 4);
+    f.seekp(at);
+    uint32_t bits;
+    std::memcpy(&bits, &value, 4);
+    if (bf16) {
+      const uint16_t high = static_cast<uint16_t>(bits >> 16);
+      f.write(reinterpret_cast<const char*>(&high), 2);
+    } else {
+      f.write(reinterpret_cast<const char*>(&bits), 4);
+    }
+    ASSERT_TRUE(f.good()) << entry.path();
+    return;
+  }
+  ADD_FAILURE() << "no tensor " << name;
+}
+
+TEST_F(GenaiTest, Fp16WeightsAreTheFp32WeightsNarrowed) {
+  for (const char* dtype : {"F32", "F16", "BF16"}) {
+    fs::remove_all(Ckpt());
+    fs::create_directories(Ckpt());
+    Write("Phi3ForCausalLM", 2, dtype);
+    if (std::string(dtype) != "F16") {
+      // Values FP16 flushes to zero (a weight beyond its range would keep
+      // its MatMul in FP32), in a transposed weight (down_proj) and a plain
+      // one (the embedding), and one at the edge of its range.
+      for (const char* w : {"model.layers.1.mlp.down_proj.weight", "model.embed_tokens.weight"}) {
+        PokeCheckpointValue(Ckpt(), w, 5, 1.0e-9f);
+        PokeCheckpointValue(Ckpt(), w, 77, -2.0e-8f);
+        PokeCheckpointValue(Ckpt(), w, 90, 60000.0f);
+      }
+    }
+    Recipe r;
+    r.format = ModelFormat::kOnnx;
+    r.precision = Precision::kFp32;
+    const fs::path out32 = root_ / absl::StrCat("fp32-", dtype);
+    const fs::path out16 = root_ / absl::StrCat("fp16-", dtype);
+    ASSERT_TRUE(core::Run(r, Ckpt(), out32.string()).ok()) << dtype;
+    r.precision = Precision::kFp16;
+    auto report = core::Run(r, Ckpt(), out16.string());
+    ASSERT_TRUE(report.ok()) << dtype << " " << report.status();
+    onnx::ModelProto m;
+    std::ifstream in(out16 / "model.onnx", std::ios::binary);
+    ASSERT_TRUE(m.ParseFromIstream(&in));
+    int compared = 0;
+    NarrowingStats counts;
+    for (const auto& t : m.graph().initializer()) {
+      if (t.data_type() != onnx::TensorProto::FLOAT16 || !absl::StrContains(t.name(), "weight")) {
+        continue;
+      }
+      int32_t type32 = 0;
+      const std::string wide = ReadInitializerBytes(out32, t.name(), &type32);
+      ASSERT_EQ(type32, onnx::TensorProto::FLOAT) << t.name();
+      const size_t n = wide.size() / 4;
+      std::vector<float> f(n);
+      std::memcpy(f.data(), wide.data(), n * 4);
+      std::vector<uint16_t> want(n);
+      NarrowingStats tensor_counts;
+      FloatToHalfSpan_ref(f.data(), want.data(), n, &tensor_counts);
+      counts.clamped += tensor_counts.clamped;
+      counts.flushed += tensor_counts.flushed;
+      const std::string got = ReadInitializerBytes(out16, t.name());
+      ASSERT_EQ(got.size(), n * 2) << t.name();
+      EXPECT_EQ(std::memcmp(got.data(), want.data(), n * 2), 0) << dtype << " " << t.name();
+      bool reported = false;
+      for (const TensorReport& e : report->tensors) {
+        if (e.name != t.name()) continue;
+        reported = true;
+        EXPECT_EQ(e.values_clamped, tensor_counts.clamped) << dtype << " " << t.name();
+        EXPECT_EQ(e.values_flushed, tensor_counts.flushed) << dtype << " " << t.name();
+      }
+      EXPECT_TRUE(reported) << t.name();
+      ++compared;
+    }
+    // Embedding, LM head, per layer: qkv, o, gate/up, down (2 layers), norms.
+    EXPECT_GE(compared, 10) << dtype;
+    EXPECT_EQ(counts.clamped, 0u) << dtype;
+    EXPECT_EQ(counts.flushed, std::string(dtype) == "F16" ? 0u : 4u) << dtype;
+  }
 }
 
 TEST_F(GenaiTest, Phi3GateUpIsSplitAndLongRopeGetsAnIf) {

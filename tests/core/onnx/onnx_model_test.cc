@@ -218,9 +218,9 @@ TEST(OnnxModelTest, DeferredTensorsReadTheirTransposeWhenGiven) {
       [&] {
         return absl::StatusOr<std::vector<uint8_t>>(bytes({1, 2, 3, 4, 5, 6}));
       },
-      [&] {
+      DeferredReaders{.transposed = [&] {
         return absl::StatusOr<std::vector<uint8_t>>(bytes({1, 4, 2, 5, 3, 6}));
-      });
+      }});
   onnx::TensorProto* plain = add("plain", {2, 3});
   (*model)->Defer(plain, [&] {
     return absl::StatusOr<std::vector<uint8_t>>(bytes({1, 2, 3, 4, 5, 6}));
@@ -231,9 +231,9 @@ TEST(OnnxModelTest, DeferredTensorsReadTheirTransposeWhenGiven) {
       [&] {
         return absl::StatusOr<std::vector<uint8_t>>(bytes({1, 2, 3, 4, 5, 6}));
       },
-      [&] {
+      DeferredReaders{.transposed = [&] {
         return absl::StatusOr<std::vector<uint8_t>>(bytes({1, 4, 2, 5, 3, 6}));
-      });
+      }});
   ASSERT_TRUE((*model)->HasTransposed(*w));
   EXPECT_FALSE((*model)->HasTransposed(*plain));
   EXPECT_FALSE((*model)->HasTransposed(*cube));

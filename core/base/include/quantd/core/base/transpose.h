@@ -9,6 +9,8 @@
 
 #include <cstdint>
 
+#include "quantd/core/base/half.h"
+
 namespace quantd::core {
 
 // REQUIRES: src and dst do not overlap.
@@ -28,6 +30,18 @@ void TransposeHalfToFloats(const void* src, int64_t rows, int64_t cols, int64_t 
                            int64_t dst_ld);
 void TransposeHalfToFloats_ref(const void* src, int64_t rows, int64_t cols, int64_t src_ld,
                                float* dst, int64_t dst_ld);
+
+// Transposing and narrowing in one pass: dst (IEEE half bits) gets what
+// FloatToHalfSpan makes of the widened values (clamped beyond +-65504,
+// rounded to nearest even), and its counts are added to *stats; the same
+// bits as the Transpose*ToFloats above followed by FloatToHalfSpan, without
+// the float32 matrix between them.
+void TransposeFloatsToHalves(const float* src, int64_t rows, int64_t cols, int64_t src_ld,
+                             uint16_t* dst, int64_t dst_ld, NarrowingStats* stats);
+void TransposeBfloat16ToHalves(const void* src, int64_t rows, int64_t cols, int64_t src_ld,
+                               uint16_t* dst, int64_t dst_ld, NarrowingStats* stats);
+void TransposeHalfToHalves(const void* src, int64_t rows, int64_t cols, int64_t src_ld,
+                           uint16_t* dst, int64_t dst_ld, NarrowingStats* stats);
 
 }  // namespace quantd::core
 

@@ -73,6 +73,23 @@ class TensorData {
 using TensorProducer = std::function<absl::StatusOr<std::vector<uint8_t>>()>;
 // Gathers what FP16 would make of a deferred float32 tensor's values.
 using RangeScanner = std::function<absl::StatusOr<FloatRangeStats>()>;
+// Produces a deferred float32 tensor's values as IEEE half bytes, as
+// FloatToHalfSpan narrows them, adding its counts to *stats.
+using HalfProducer = std::function<absl::StatusOr<std::vector<uint8_t>>(NarrowingStats* stats)>;
+
+// Other ways to read a deferred float32 tensor, each optional, for readers
+// that can use them instead of its float32 bytes.
+struct DeferredReaders {
+  // The same values as [dims[1], dims[0]] (2-D only): a checkpoint's Linear
+  // weight [out, in] behind a MatMul weight [in, out] (ReadTransposed).
+  TensorProducer transposed = nullptr;
+  // Their FloatRangeStats, gathered from the source without producing them
+  // (ScanRange: the FP16 safety analysis reads every large weight so).
+  RangeScanner range = nullptr;
+  // Their FP16 bytes, made from the source without the float32 ones
+  // (ProduceHalves: the FP16 conversion of a deferred weight).
+  HalfProducer halves = nullptr;
+};
 
 struct SaveOptions {
   enum class ExternalData { kAuto, kAlways, kNever };
@@ -128,18 +145,17 @@ class OnnxModel {
   onnx::TensorProto TakeData(onnx::TensorProto* tensor);
 
   // Marks `tensor` (with its final data_type and dims already set) as produced
-  // by `producer` during Save(). A 2-D tensor may also come with `transposed`,
-  // which produces the same values as [dims[1], dims[0]] (a checkpoint's
-  // Linear weight [out, in] behind a MatMul weight [in, out]), for readers
-  // that take either layout (ReadTransposed).
-  // A float32 tensor may also come with `range`, which gathers the
-  // FloatRangeStats of its values (any order) from its source without
-  // producing it (the FP16 safety analysis reads every large weight so).
-  void Defer(onnx::TensorProto* tensor, TensorProducer producer,
-             TensorProducer transposed = nullptr, RangeScanner range = nullptr);
+  // by `producer` during Save(), with `readers` for the readers that can
+  // take another form (transposed: 2-D tensors only; range and halves:
+  // float32 tensors only).
+  void Defer(onnx::TensorProto* tensor, TensorProducer producer, DeferredReaders readers = {});
   // Whether ScanRange can scan `tensor`, and its range statistics.
   bool HasRangeScanner(const onnx::TensorProto& tensor) const;
   absl::StatusOr<FloatRangeStats> ScanRange(const onnx::TensorProto& tensor) const;
+  // Whether ProduceHalves can make `tensor`'s FP16 bytes, and those bytes.
+  bool HasHalfProducer(const onnx::TensorProto& tensor) const;
+  absl::StatusOr<std::vector<uint8_t>> ProduceHalves(const onnx::TensorProto& tensor,
+                                                     NarrowingStats* stats) const;
   // Whether ReadTransposed can read `tensor`, and its bytes in the transposed
   // layout.
   bool HasTransposed(const onnx::TensorProto& tensor) const;
@@ -165,8 +181,7 @@ class OnnxModel {
   std::string base_dir_;  // folder of the .onnx file (canonical)
   std::map<std::string, std::unique_ptr<MappedFile>> files_;  // by location
   std::vector<TensorProducer> producers_;
-  std::vector<TensorProducer> transposed_producers_;  // by deferred id; may be empty
-  std::vector<RangeScanner> range_scanners_;          // by deferred id; may be empty
+  std::vector<DeferredReaders> readers_;  // by deferred id
   std::vector<std::string> notes_;
 };
 
