@@ -396,6 +396,31 @@ TEST_P(MlxAffineTest, TieGroupsHitExactHalf) {
   }
 }
 
+// The AVX2 dequantizer writes the reference's bits: every code value of the
+// width (random packed bytes), scales and biases of the stored type, rows
+// of several groups.
+TEST_P(MlxAffineTest, DequantizeVariantsAgree) {
+  const auto [bits, gs, type] = GetParam();
+  const int64_t rows = 5, cols = 3 * gs;
+  const int64_t groups = rows * cols / gs;
+  std::mt19937 rng(bits * 1000 + gs);
+  std::vector<uint8_t> packed(rows * MlxAffinePackedBytesPerRow(cols, bits));
+  for (uint8_t& b : packed) b = static_cast<uint8_t>(rng());
+  std::normal_distribution<float> normal(0.0f, 0.05f);
+  Matrix sm = MakeMatrix(type, 1, groups, groups), bm = MakeMatrix(type, 1, groups, groups);
+  for (int64_t g = 0; g < groups; ++g) {
+    sm.Set(0, g, std::fabs(normal(rng)) / 15.0f + 1e-6f);
+    bm.Set(0, g, normal(rng));
+  }
+  std::vector<float> got(rows * cols), want(rows * cols);
+  DequantizeMlxAffine(type, bits, gs, packed.data(), sm.bytes.data(), bm.bytes.data(), rows, cols,
+                      got.data());
+  DequantizeMlxAffine_ref(type, bits, gs, packed.data(), sm.bytes.data(), bm.bytes.data(), rows,
+                          cols, want.data());
+  EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * 4), 0)
+      << "bits " << bits << " group " << gs;
+}
+
 // Dequantized Gaussian weights: every element within half a step (plus the
 // rounding of scale and bias to the stored type) and SQNR near 6 dB per bit.
 TEST_P(MlxAffineTest, RoundTripErrorIsBounded) {

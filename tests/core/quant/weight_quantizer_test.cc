@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -408,6 +409,40 @@ TEST(WeightQuantizerTest, Blockwise8MatrixIsTheBlockDefinition) {
 
 // An exact result has no finite SQNR: the report leaves it out rather than
 // printing a made-up figure.
+// The error sums at every CPU level are the same bits (the AVX2 loop keeps
+// the scalar loop's lanes and operations), over lengths with tails, values
+// with NaN errors among them, with and without the probe.
+TEST(QualityAccumulatorTest, CpuLevelsGiveTheSameFigures) {
+  const int64_t k = 67;
+  for (int64_t cols : {1, 5, 64}) {
+    std::vector<float> w = ::quantd::testing::RandomFloats(k * cols, 3 + cols, 0.05f);
+    std::vector<float> q = ::quantd::testing::RandomFloats(k * cols, 5 + cols, 0.05f);
+    for (size_t i = 0; i < q.size(); ++i) q[i] = w[i] + q[i] * 0.01f;
+    if (cols == 64) q[100] = std::numeric_limits<float>::quiet_NaN();
+    std::optional<TensorReport> first;
+    for (CpuLevel level : kAllCpuLevels) {
+      if (HostCpuLevel() < level) continue;
+      ScopedCpuLevelCap cap(level);
+      for (bool probe : {false, true}) {
+        QualityAccumulator acc(k);
+        acc.AddColumns(w.data(), q.data(), cols, probe);
+        TensorReport r;
+        acc.Fill(&r);
+        if (!probe) continue;
+        if (!first) {
+          first = r;
+          continue;
+        }
+        EXPECT_EQ(r.sqnr_db, first->sqnr_db) << CpuLevelName(level) << " cols " << cols;
+        EXPECT_EQ(r.rel_l2_error, first->rel_l2_error) << CpuLevelName(level);
+        EXPECT_EQ(r.max_abs_error, first->max_abs_error) << CpuLevelName(level);
+        EXPECT_EQ(r.rel_output_error, first->rel_output_error) << CpuLevelName(level);
+      }
+    }
+    ASSERT_TRUE(first.has_value());
+  }
+}
+
 TEST(QualityAccumulatorTest, ExactResultHasNoSqnr) {
   std::vector<float> w = ::quantd::testing::RandomFloats(32 * 4, 3, 0.1f);
   QualityAccumulator acc(32);

@@ -100,9 +100,14 @@ void QuantizeMlxAffine_ref(MlxFloatType type, int bits, int group_size, const vo
 // `out` row-major with leading dimension cols (float32 math; MLX computes
 // the same product in the weight's type inside its matmul).
 // REQUIRES: the same geometry preconditions as QuantizeMlxAffine.
+// The AVX2 variant (taken when the CPU has AVX2 and F16C) writes the same
+// bits as DequantizeMlxAffine_ref, the scalar reference.
 void DequantizeMlxAffine(MlxFloatType type, int bits, int group_size, const uint8_t* packed,
                          const void* scales, const void* biases, int64_t rows, int64_t cols,
                          float* out);
+void DequantizeMlxAffine_ref(MlxFloatType type, int bits, int group_size, const uint8_t* packed,
+                             const void* scales, const void* biases, int64_t rows, int64_t cols,
+                             float* out);
 
 }  // namespace quantd::core::quant
 
