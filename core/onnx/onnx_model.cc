@@ -469,6 +469,7 @@ void OnnxModel::Defer(onnx::TensorProto* t, TensorProducer producer, DeferredRea
   uint64_t id = producers_.size();
   producers_.push_back(std::move(producer));
   if (t->dims_size() != 2) readers.transposed = nullptr;
+  if (!readers.transposed || t->data_type() != kOnnxFloat) readers.transposed_bfloat16 = nullptr;
   if (t->data_type() != kOnnxFloat) {
     readers.range = nullptr;
     readers.halves = nullptr;
@@ -494,6 +495,21 @@ absl::StatusOr<TensorData> OnnxModel::ReadTransposed(const onnx::TensorProto& t)
   uint64_t id = 0;
   IsDeferred(t, &id);
   return Produce(readers_[id].transposed);
+}
+
+bool OnnxModel::HasTransposedBfloat16(const onnx::TensorProto& t) const {
+  uint64_t id = 0;
+  return IsDeferred(t, &id) && id < readers_.size() && readers_[id].transposed_bfloat16;
+}
+
+absl::StatusOr<TensorData> OnnxModel::ReadTransposedBfloat16(const onnx::TensorProto& t) const {
+  if (!HasTransposedBfloat16(t)) {
+    return absl::InternalError(
+        absl::StrCat("tensor '", t.name(), "' has no bfloat16 transposed producer"));
+  }
+  uint64_t id = 0;
+  IsDeferred(t, &id);
+  return Produce(readers_[id].transposed_bfloat16);
 }
 
 bool OnnxModel::HasRangeScanner(const onnx::TensorProto& t) const {

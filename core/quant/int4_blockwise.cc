@@ -84,7 +84,7 @@ inline void PackNBitsBlock(const uint8_t* codes, int64_t stride, int rows, int c
 // block error is the kernel table's).
 template <typename T, Int4Layout L>
 bool QuantizeGeneric(const Int4Kernels& kernels, const WeightView<T>& w, const Int4Options& o,
-                     int64_t n_begin, int64_t n_end, uint8_t* packed, T* scales,
+                     int64_t n_begin, int64_t n_end, uint8_t* packed, ScaleOf<T>* scales,
                      uint8_t* zero_points) {
   const int bs = o.block_size;
   const int64_t blocks = (w.k + bs - 1) / bs;
@@ -105,10 +105,11 @@ bool QuantizeGeneric(const Int4Kernels& kernels, const WeightView<T>& w, const I
         if (v > mx) mx = v;
       }
       if (!AllFiniteF32Rows(buf, 0, 1, rows)) return false;
-      T scale;
-      BlockQ q = o.algorithm == Int4Algorithm::kSearch
-                     ? SearchParams<T, L>(buf, rows, mn, mx, o, kernels.block_error, &scale)
-                     : RtnParams(mn, mx, o, &scale);
+      ScaleOf<T> scale;
+      BlockQ q =
+          o.algorithm == Int4Algorithm::kSearch
+              ? SearchParams<ScaleOf<T>, L>(buf, rows, mn, mx, o, kernels.block_error, &scale)
+              : RtnParams(mn, mx, o, &scale);
       StoreParams(o, w.n, blocks, n, b, scale, q.zp, scales, zero_points);
       const float zpf = static_cast<float>(q.zp);
       if constexpr (L == Int4Layout::kMatMulNBits) {
@@ -137,7 +138,7 @@ bool QuantizeGeneric(const Int4Kernels& kernels, const WeightView<T>& w, const I
 // opens block b (odd) alone: block b-1's parameters are already stored.
 template <typename T, Int4Layout L>
 int CarryFromPreviousBlock(const WeightView<T>& w, const Int4Options& o, int64_t col,
-                           int64_t blocks, const T* scales, const uint8_t* zero_points) {
+                           int64_t blocks, const ScaleOf<T>* scales, const uint8_t* zero_points) {
   const int64_t b = blocks - 2;
   BlockQ q = MakeBlockQ(scales[col * blocks + b], kNBitsSymmetricZeroPoint);
   if (!o.symmetric) q.zp = (zero_points[col * ((blocks + 1) / 2) + b / 2] >> ((b & 1) * 4)) & 0xf;
@@ -153,7 +154,7 @@ int CarryFromPreviousBlock(const WeightView<T>& w, const Int4Options& o, int64_t
 // active CpuLevel.
 template <typename T, Int4Layout L>
 bool QuantizeTiledRtn(const Int4Kernels& kernels, const WeightView<T>& w, const Int4Options& o,
-                      int64_t n_begin, int64_t n_end, uint8_t* packed, T* scales,
+                      int64_t n_begin, int64_t n_end, uint8_t* packed, ScaleOf<T>* scales,
                       uint8_t* zero_points, Int4QualitySums* sums) {
   const int bs = o.block_size;
   const int64_t blocks = (w.k + bs - 1) / bs;
@@ -192,6 +193,9 @@ bool QuantizeTiledRtn(const Int4Kernels& kernels, const WeightView<T>& w, const 
     if (by_column) {
       if constexpr (kFloat) {
         TransposeFloats(w.data + s0 * w.col_stride + r0, sw, rows, w.col_stride, wide, kTileCols);
+      } else if constexpr (std::is_same_v<T, Bfloat16>) {
+        TransposeBfloat16ToFloats(w.data + s0 * w.col_stride + r0, sw, rows, w.col_stride, wide,
+                                  kTileCols);
       } else {
         for (int j = 0; j < sw; ++j) {
           const T* src = w.data + (s0 + j) * w.col_stride + r0;
@@ -249,7 +253,7 @@ bool QuantizeTiledRtn(const Int4Kernels& kernels, const WeightView<T>& w, const 
         }
       }
       for (int j = 0; !params_done && j < tn; ++j) {
-        T scale;
+        ScaleOf<T> scale;
         BlockQ q = RtnParams(mn[c0 - s0 + j], mx[c0 - s0 + j], o, &scale);
         StoreParams(o, w.n, blocks, c0 + j, b, scale, q.zp, scales, zero_points);
         recip[j] = q.recip;
@@ -360,7 +364,7 @@ bool QuantizeTiledRtn(const Int4Kernels& kernels, const WeightView<T>& w, const 
 
 template <typename T, Int4Layout L>
 bool QuantizeDispatch(const WeightView<T>& w, const Int4Options& o, int64_t n_begin, int64_t n_end,
-                      uint8_t* packed, T* scales, uint8_t* zero_points,
+                      uint8_t* packed, ScaleOf<T>* scales, uint8_t* zero_points,
                       Int4QualitySums* sums = nullptr) {
   const Int4Kernels& kernels = Int4KernelsFor(ActiveCpuLevel());
   if (Int4FusedQualitySupported(o, w.row_stride, w.col_stride)) {
@@ -377,7 +381,8 @@ bool Int4FusedQualitySupported(const Int4Options& o, int64_t row_stride, int64_t
 
 template <typename T>
 bool QuantizeInt4(const WeightView<T>& w, const Int4Options& o, int64_t n_begin, int64_t n_end,
-                  uint8_t* packed, T* scales, uint8_t* zero_points, Int4QualitySums* sums) {
+                  uint8_t* packed, ScaleOf<T>* scales, uint8_t* zero_points,
+                  Int4QualitySums* sums) {
   if (o.layout == Int4Layout::kMatMulNBits) {
     return QuantizeDispatch<T, Int4Layout::kMatMulNBits>(w, o, n_begin, n_end, packed, scales,
                                                          zero_points, sums);
@@ -402,7 +407,7 @@ Int4Sizes ComputeInt4Sizes(int64_t k, int64_t n, const Int4Options& o) {
 
 template <typename T>
 bool QuantizeInt4(const WeightView<T>& w, const Int4Options& o, int64_t n_begin, int64_t n_end,
-                  uint8_t* packed, T* scales, uint8_t* zero_points) {
+                  uint8_t* packed, ScaleOf<T>* scales, uint8_t* zero_points) {
   if (o.layout == Int4Layout::kMatMulNBits) {
     return QuantizeDispatch<T, Int4Layout::kMatMulNBits>(w, o, n_begin, n_end, packed, scales,
                                                          zero_points);
@@ -460,5 +465,9 @@ template void DequantizeInt4<float>(int64_t, int64_t, const Int4Options&, const 
                                     const float*, const uint8_t*, int64_t, int64_t, float*);
 template void DequantizeInt4<Half>(int64_t, int64_t, const Int4Options&, const uint8_t*,
                                    const Half*, const uint8_t*, int64_t, int64_t, float*);
+template bool QuantizeInt4<Bfloat16>(const WeightView<Bfloat16>&, const Int4Options&, int64_t,
+                                     int64_t, uint8_t*, float*, uint8_t*, Int4QualitySums*);
+template bool QuantizeInt4<Bfloat16>(const WeightView<Bfloat16>&, const Int4Options&, int64_t,
+                                     int64_t, uint8_t*, float*, uint8_t*);
 
 }  // namespace quantd::core::quant

@@ -21,8 +21,8 @@ inline void OrNibble(uint8_t* base, int64_t index, int code) {
 
 template <typename T, Int4Layout L>
 void QuantizeRef(const WeightView<T>& w, const Int4Options& o, int64_t n_begin, int64_t n_end,
-                 uint8_t* packed, T* scales, uint8_t* zero_points) {
-  using Tr = ElementTraits<T>;
+                 uint8_t* packed, ScaleOf<T>* scales, uint8_t* zero_points) {
+  using Tr = ElementTraits<ScaleOf<T>>;  // the scales' rounding
   constexpr bool kNBits = L == Int4Layout::kMatMulNBits;
   const int bs = o.block_size;
   const int64_t K = w.k, N = w.n;
@@ -36,14 +36,15 @@ void QuantizeRef(const WeightView<T>& w, const Int4Options& o, int64_t n_begin, 
       const int rows = static_cast<int>(std::min<int64_t>(K, k0 + bs) - k0);
       float mn = FLT_MAX, mx = -FLT_MAX;
       for (int i = 0; i < rows; ++i) {
-        v[i] = Tr::ToFloat(w.data[(k0 + i) * w.row_stride + n * w.col_stride]);
+        v[i] = ElementTraits<T>::ToFloat(w.data[(k0 + i) * w.row_stride + n * w.col_stride]);
         mn = std::min(mn, v[i]);
         mx = std::max(mx, v[i]);
       }
-      T scale;
+      ScaleOf<T> scale;
       int zp;
       if (o.algorithm == Int4Algorithm::kSearch) {
-        zp = int4::SearchParams<T, L>(v, rows, mn, mx, o, int4::BlockErrorScalar, &scale).zp;
+        zp = int4::SearchParams<ScaleOf<T>, L>(v, rows, mn, mx, o, int4::BlockErrorScalar, &scale)
+                 .zp;
       } else if (o.symmetric) {
         // The extreme of larger magnitude (a tie picks the minimum) maps to -8.
         const float m = std::fabs(mx) > std::fabs(mn) ? mx : mn;
@@ -109,7 +110,7 @@ void QuantizeRef(const WeightView<T>& w, const Int4Options& o, int64_t n_begin, 
 
 template <typename T>
 void QuantizeInt4_ref(const WeightView<T>& w, const Int4Options& o, int64_t n_begin, int64_t n_end,
-                      uint8_t* packed, T* scales, uint8_t* zero_points) {
+                      uint8_t* packed, ScaleOf<T>* scales, uint8_t* zero_points) {
   if (o.layout == Int4Layout::kMatMulNBits) {
     QuantizeRef<T, Int4Layout::kMatMulNBits>(w, o, n_begin, n_end, packed, scales, zero_points);
   } else {
@@ -121,5 +122,7 @@ template void QuantizeInt4_ref<float>(const WeightView<float>&, const Int4Option
                                       int64_t, uint8_t*, float*, uint8_t*);
 template void QuantizeInt4_ref<Half>(const WeightView<Half>&, const Int4Options&, int64_t, int64_t,
                                      uint8_t*, Half*, uint8_t*);
+template void QuantizeInt4_ref<Bfloat16>(const WeightView<Bfloat16>&, const Int4Options&, int64_t,
+                                         int64_t, uint8_t*, float*, uint8_t*);
 
 }  // namespace quantd::core::quant

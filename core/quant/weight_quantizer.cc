@@ -60,8 +60,10 @@ void GatherTile(const T* data, const MatrixSource& s, int64_t c0, int64_t cols, 
   }
 }
 
-absl::Status CheckSource(const MatrixSource& s) {
-  const int64_t elem = s.onnx_type == 1 ? 4 : (s.onnx_type == 10 ? 2 : 0);
+// `bfloat16`: whether the caller takes BFLOAT16 sources (QuantizeInt4Matrix).
+absl::Status CheckSource(const MatrixSource& s, bool bfloat16 = false) {
+  const int64_t elem =
+      s.onnx_type == 1 ? 4 : (s.onnx_type == 10 || (bfloat16 && s.onnx_type == 16) ? 2 : 0);
   if (elem == 0) {
     return absl::InvalidArgumentError(absl::StrCat("weights of ONNX type ", s.onnx_type,
                                                    " cannot be quantized (FLOAT or FLOAT16)"));
@@ -79,8 +81,9 @@ absl::Status CheckSource(const MatrixSource& s) {
 // in storage order (slow path, taken only once the tensor is refused).
 absl::Status NonFiniteSourceError(const MatrixSource& s) {
   const int64_t count = (s.k - 1) * s.row_stride + (s.n - 1) * s.col_stride + 1;
-  const int64_t i = s.onnx_type == 1 ? FirstNonFiniteF32(s.bytes.data(), count)
-                                     : FirstNonFiniteF16(s.bytes.data(), count);
+  const int64_t i = s.onnx_type == 1    ? FirstNonFiniteF32(s.bytes.data(), count)
+                    : s.onnx_type == 16 ? FirstNonFiniteBF16(s.bytes.data(), count)
+                                        : FirstNonFiniteF16(s.bytes.data(), count);
   if (i < 0)
     return absl::InternalError("a quantizer saw a non-finite weight the scan did not find");
   float v;
@@ -89,7 +92,7 @@ absl::Status NonFiniteSourceError(const MatrixSource& s) {
   } else {
     uint16_t h;
     std::memcpy(&h, s.bytes.data() + 2 * i, 2);
-    v = HalfToFloat(h);
+    v = s.onnx_type == 16 ? Bfloat16ToFloat(h) : HalfToFloat(h);
   }
   return NonFiniteWeightError("", i, v);
 }
@@ -157,9 +160,9 @@ absl::StatusOr<Int4Result> Int4Impl(const MatrixSource& s, const Int4Options& o,
   Int4Sizes sizes = ComputeInt4Sizes(s.k, s.n, o);
   Int4Result out;
   out.packed.assign(sizes.packed_bytes, 0);
-  out.scales.assign(sizes.scale_count * sizeof(T), 0);
+  out.scales.assign(sizes.scale_count * sizeof(ScaleOf<T>), 0);
   out.zero_points.assign(sizes.zero_point_bytes, 0);
-  T* scales = reinterpret_cast<T*>(out.scales.data());
+  ScaleOf<T>* scales = reinterpret_cast<ScaleOf<T>*>(out.scales.data());
   uint8_t* zps = o.symmetric ? nullptr : out.zero_points.data();
   // QDQ packs along rows: with odd N two columns of different tiles share a
   // byte, so one thread does it all. (Stored n-major, a range of columns
@@ -447,7 +450,7 @@ absl::StatusOr<Blockwise8Result> QuantizeBlockwise8Matrix(const MatrixSource& sr
 absl::StatusOr<Int4Result> QuantizeInt4Matrix(const MatrixSource& src, const Int4Options& options,
                                               const RunContext& ctx, TensorReport* quality,
                                               QualityLevel level) {
-  if (absl::Status st = CheckSource(src); !st.ok()) return st;
+  if (absl::Status st = CheckSource(src, /*bfloat16=*/true); !st.ok()) return st;
   switch (options.block_size) {
     case 16:
     case 32:
@@ -460,6 +463,7 @@ absl::StatusOr<Int4Result> QuantizeInt4Matrix(const MatrixSource& src, const Int
           "block size ", options.block_size, " is not supported; use 16..256, a power of 2"));
   }
   if (src.onnx_type == 1) return Int4Impl<float>(src, options, ctx, quality, level);
+  if (src.onnx_type == 16) return Int4Impl<Bfloat16>(src, options, ctx, quality, level);
   return Int4Impl<Half>(src, options, ctx, quality, level);
 }
 

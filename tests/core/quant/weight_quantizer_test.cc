@@ -409,6 +409,76 @@ TEST(WeightQuantizerTest, Blockwise8MatrixIsTheBlockDefinition) {
 
 // An exact result has no finite SQNR: the report leaves it out rather than
 // printing a made-up figure.
+// A BFLOAT16 source is the float32 matrix it widens to: the same codes,
+// float32 scales and zero points, and the same quality figures, at every CPU
+// level, stored by row and by column (a checkpoint's [out, in] weight), RTN
+// and search, MatMulNBits and QDQ, symmetric or not; a non-finite weight is
+// refused with its index and value.
+TEST(WeightQuantizerTest, Bfloat16SourceIsItsFloat32Widening) {
+  const int64_t k = 96, n = 136;
+  std::vector<float> f = ::quantd::testing::RandomFloats(k * n, 17, 0.05f);
+  std::vector<uint16_t> b(f.size());
+  for (size_t i = 0; i < f.size(); ++i) {
+    b[i] = FloatToBfloat16(f[i]);
+    f[i] = Bfloat16ToFloat(b[i]);
+  }
+  RunContext ctx;
+  for (CpuLevel level : kAllCpuLevels) {
+    if (HostCpuLevel() < level) continue;
+    ScopedCpuLevelCap cap(level);
+    for (bool by_column : {false, true}) {
+      for (Int4Layout layout : {Int4Layout::kMatMulNBits, Int4Layout::kQdq}) {
+        for (bool symmetric : {true, false}) {
+          for (Int4Algorithm algorithm : {Int4Algorithm::kRtn, Int4Algorithm::kSearch}) {
+            Int4Options o;
+            o.layout = layout;
+            o.symmetric = symmetric;
+            o.algorithm = algorithm;
+            o.block_size = 32;
+            MatrixSource s;
+            s.k = k;
+            s.n = n;
+            s.row_stride = by_column ? 1 : n;
+            s.col_stride = by_column ? k : 1;
+            MatrixSource s16 = s;
+            s.onnx_type = 1;
+            s.bytes = {reinterpret_cast<const uint8_t*>(f.data()), f.size() * 4};
+            s16.onnx_type = 16;
+            s16.bytes = {reinterpret_cast<const uint8_t*>(b.data()), b.size() * 2};
+            const std::string where = ::testing::PrintToString(
+                std::vector<int>{static_cast<int>(level), by_column, static_cast<int>(layout),
+                                 symmetric, static_cast<int>(algorithm)});
+            TensorReport q32, q16;
+            auto r32 = QuantizeInt4Matrix(s, o, ctx, &q32, QualityLevel::kFull);
+            auto r16 = QuantizeInt4Matrix(s16, o, ctx, &q16, QualityLevel::kFull);
+            ASSERT_TRUE(r32.ok() && r16.ok()) << where << r16.status();
+            EXPECT_EQ(r16->packed, r32->packed) << where;
+            EXPECT_EQ(r16->scales, r32->scales) << where;
+            EXPECT_EQ(r16->zero_points, r32->zero_points) << where;
+            EXPECT_EQ(q16.sqnr_db, q32.sqnr_db) << where;
+            EXPECT_EQ(q16.rel_l2_error, q32.rel_l2_error) << where;
+            EXPECT_EQ(q16.max_abs_error, q32.max_abs_error) << where;
+            EXPECT_EQ(q16.rel_output_error, q32.rel_output_error) << where;
+          }
+        }
+      }
+    }
+  }
+  b[5 * n + 7] = 0x7f80;  // +inf at (5, 7), row-major
+  MatrixSource s16;
+  s16.onnx_type = 16;
+  s16.k = k;
+  s16.n = n;
+  s16.row_stride = n;
+  s16.bytes = {reinterpret_cast<const uint8_t*>(b.data()), b.size() * 2};
+  auto bad = QuantizeInt4Matrix(s16, Int4Options(), ctx, nullptr);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()), ::testing::HasSubstr("element 687 is Inf"));
+  // The other quantizers take FLOAT and FLOAT16 only.
+  EXPECT_EQ(QuantizeInt8Matrix(s16, Int8Options(), ctx, nullptr).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 // The error sums at every CPU level are the same bits (the AVX2 loop keeps
 // the scalar loop's lanes and operations), over lengths with tails, values
 // with NaN errors among them, with and without the probe.

@@ -89,6 +89,10 @@ struct DeferredReaders {
   // Their FP16 bytes, made from the source without the float32 ones
   // (ProduceHalves: the FP16 conversion of a deferred weight).
   HalfProducer halves = nullptr;
+  // `transposed` as bfloat16 bits, when those are exactly its values (a
+  // BF16 checkpoint's rows): the INT4 quantizer reads them instead of the
+  // float32 bytes (ReadTransposedBfloat16).
+  TensorProducer transposed_bfloat16 = nullptr;
 };
 
 struct SaveOptions {
@@ -149,6 +153,10 @@ class OnnxModel {
   // take another form (transposed: 2-D tensors only; range and halves:
   // float32 tensors only).
   void Defer(onnx::TensorProto* tensor, TensorProducer producer, DeferredReaders readers = {});
+  // Whether ReadTransposedBfloat16 can read `tensor`, and the bfloat16 bits
+  // of its transposed layout.
+  bool HasTransposedBfloat16(const onnx::TensorProto& tensor) const;
+  absl::StatusOr<TensorData> ReadTransposedBfloat16(const onnx::TensorProto& tensor) const;
   // Whether ScanRange can scan `tensor`, and its range statistics.
   bool HasRangeScanner(const onnx::TensorProto& tensor) const;
   absl::StatusOr<FloatRangeStats> ScanRange(const onnx::TensorProto& tensor) const;

@@ -59,19 +59,38 @@ struct Half {
 };
 static_assert(sizeof(Half) == 2, "Half is the raw FP16 bits");
 
-// Float element traits: how a weight type converts to/from the float32 math.
+// bfloat16 bits (the high half of a float32): a checkpoint's weights, read
+// in place of the float32 matrix they widen to exactly.
+struct Bfloat16 {
+  uint16_t bits;
+};
+static_assert(sizeof(Bfloat16) == 2, "Bfloat16 is the raw bits");
+
+// Float element traits: how a weight type converts to/from the float32 math,
+// and the type its scales are stored in (FLOAT16 weights have FLOAT16 scales,
+// as ONNX requires; a bfloat16 source stands for float32 weights, so its
+// scales are float32).
 template <typename T>
 struct ElementTraits;
 template <>
 struct ElementTraits<float> {
+  using Scale = float;
   static float ToFloat(float v) { return v; }
   static float FromFloat(float v) { return v; }
 };
 template <>
 struct ElementTraits<Half> {
+  using Scale = Half;
   static float ToFloat(Half v) { return HalfToFloat(v.bits); }
   static Half FromFloat(float v) { return Half{FloatToHalf(v)}; }
 };
+template <>
+struct ElementTraits<Bfloat16> {
+  using Scale = float;
+  static float ToFloat(Bfloat16 v) { return Bfloat16ToFloat(v.bits); }
+};
+template <typename T>
+using ScaleOf = typename ElementTraits<T>::Scale;
 
 // A read-only weight matrix B[K, N]: element (k, n) is at
 // data[k * row_stride + n * col_stride]. Row-major [K, N] has (N, 1); the
@@ -122,7 +141,7 @@ Int4Sizes ComputeInt4Sizes(int64_t k, int64_t n, const Int4Options& options);
 // n_major).
 template <typename T>
 bool QuantizeInt4(const WeightView<T>& w, const Int4Options& options, int64_t n_begin,
-                  int64_t n_end, uint8_t* packed, T* scales, uint8_t* zero_points);
+                  int64_t n_end, uint8_t* packed, ScaleOf<T>* scales, uint8_t* zero_points);
 
 // Quality sums QuantizeInt4 gathers while each tile is in cache (the fused
 // quality report, quality.h): the sums over every weight of the range, and
@@ -150,7 +169,7 @@ bool Int4FusedQualitySupported(const Int4Options& options, int64_t row_stride, i
 // multiple of 64 (sampling groups are whole).
 template <typename T>
 bool QuantizeInt4(const WeightView<T>& w, const Int4Options& options, int64_t n_begin,
-                  int64_t n_end, uint8_t* packed, T* scales, uint8_t* zero_points,
+                  int64_t n_end, uint8_t* packed, ScaleOf<T>* scales, uint8_t* zero_points,
                   Int4QualitySums* sums);
 
 // The scalar reference of QuantizeInt4: same contract and bytes for finite
@@ -158,11 +177,11 @@ bool QuantizeInt4(const WeightView<T>& w, const Int4Options& options, int64_t n_
 // time). For tests and for checking files.
 template <typename T>
 void QuantizeInt4_ref(const WeightView<T>& w, const Int4Options& options, int64_t n_begin,
-                      int64_t n_end, uint8_t* packed, T* scales, uint8_t* zero_points);
+                      int64_t n_end, uint8_t* packed, ScaleOf<T>* scales, uint8_t* zero_points);
 
 // Dequantizes columns [n_begin, n_end) into `out`, column-major with leading
 // dimension w_k: out[(n - n_begin) * k + row] (float32, as ORT computes it:
-// (q - zp) * float(scale)).
+// (q - zp) * float(scale)). T is the scales' type (ScaleOf the weights').
 template <typename T>
 void DequantizeInt4(int64_t k, int64_t n, const Int4Options& options, const uint8_t* packed,
                     const T* scales, const uint8_t* zero_points, int64_t n_begin, int64_t n_end,
