@@ -152,14 +152,26 @@ absl::StatusOr<std::vector<uint8_t>> Produce(const WeightPlan& plan, const RunCo
   return ProduceAs<float>(plan, ctx, nullptr);
 }
 
-// The plan's rows as they are stored (bfloat16 bits, every piece BF16),
-// copied into one [rows, cols] buffer on ctx's threads: what the INT4
-// quantizer reads in place of the float32 rows (half the bytes, no
-// widening).
-absl::StatusOr<std::vector<uint8_t>> StoredRows(const WeightPlan& plan, const RunContext& ctx) {
+// The plan's rows as they are stored (bfloat16 bits, every piece BF16), as
+// one [rows, cols] run: lent where they lie in the mapped shard when the
+// plan is one piece at an even address (its pages dropped once read), else
+// copied on ctx's threads. What the INT4 quantizer reads in place of the float32 rows (half
+// the bytes, no widening).
+absl::StatusOr<LentBytes> StoredRows(const WeightPlan& plan, const RunContext& ctx) {
   const int64_t cols = plan.cols;
-  std::vector<uint8_t> out =
-      PopulatedBuffer(static_cast<size_t>(plan.rows() * cols) * sizeof(uint16_t), ctx);
+  LentBytes lent;
+  const uint8_t* first = plan.pieces.empty()
+                             ? nullptr
+                             : plan.pieces[0].ref->shard->Data(*plan.pieces[0].ref->tensor).data();
+  if (plan.pieces.size() == 1 && reinterpret_cast<uintptr_t>(first) % sizeof(uint16_t) == 0) {
+    const Piece& piece = plan.pieces[0];
+    lent.view = piece.ref->shard->Data(*piece.ref->tensor)
+                    .subspan(static_cast<size_t>(piece.row_begin * cols) * sizeof(uint16_t),
+                             static_cast<size_t>(piece.rows * cols) * sizeof(uint16_t));
+    lent.release = [ref = piece.ref]() { ref->shard->Release(*ref->tensor); };
+    return lent;
+  }
+  lent.owned = PopulatedBuffer(static_cast<size_t>(plan.rows() * cols) * sizeof(uint16_t), ctx);
   constexpr int64_t kBlockRows = 256;
   struct Task {
     const Piece* piece;
@@ -178,11 +190,11 @@ absl::StatusOr<std::vector<uint8_t>> StoredRows(const WeightPlan& plan, const Ru
     const int64_t n = std::min(kBlockRows, task.piece->rows - task.r);
     const uint8_t* src = task.piece->ref->shard->Data(t).data() +
                          static_cast<size_t>((task.piece->row_begin + task.r) * cols) * 2;
-    std::memcpy(out.data() + static_cast<size_t>((task.row_out + task.r) * cols) * 2, src,
+    std::memcpy(lent.owned.data() + static_cast<size_t>((task.row_out + task.r) * cols) * 2, src,
                 static_cast<size_t>(n * cols) * 2);
   });
   for (const Piece& piece : plan.pieces) piece.ref->shard->Release(*piece.ref->tensor);
-  return out;
+  return lent;
 }
 
 // What FP16 would make of the plan's values (their order aside), read from

@@ -210,23 +210,27 @@ constexpr uint64_t kWriteBackBytes = 32 << 20;
 
 std::string DescribeTensor(const TensorSite& site) { return site.where; }
 
-TensorData::~TensorData() {
+void TensorData::Release() {
   if (file_ != nullptr) file_->ReleasePages(file_offset_, view_.size());
+  if (release_) release_();
   RecycleBuffer(std::move(owned_));  // a large one serves the next weight
 }
 
+TensorData::~TensorData() { Release(); }
+
 TensorData& TensorData::operator=(TensorData&& other) noexcept {
   if (this == &other) return *this;
-  if (file_ != nullptr) file_->ReleasePages(file_offset_, view_.size());
-  RecycleBuffer(std::move(owned_));
+  Release();
   // A view into `owned_` stays valid: moving a vector keeps its buffer.
   view_ = other.view_;
   owned_ = std::move(other.owned_);
   file_ = other.file_;
   file_offset_ = other.file_offset_;
+  release_ = std::move(other.release_);
   other.view_ = {};
   other.owned_.clear();
   other.file_ = nullptr;
+  other.release_ = nullptr;
   return *this;
 }
 
@@ -509,7 +513,16 @@ absl::StatusOr<TensorData> OnnxModel::ReadTransposedBfloat16(const onnx::TensorP
   }
   uint64_t id = 0;
   IsDeferred(t, &id);
-  return Produce(readers_[id].transposed_bfloat16);
+  QUANTD_ASSIGN_OR_RETURN(LentBytes lent, readers_[id].transposed_bfloat16());
+  TensorData data;
+  if (!lent.owned.empty()) {
+    data.owned_ = std::move(lent.owned);
+    data.view_ = {data.owned_.data(), data.owned_.size()};
+  } else {
+    data.view_ = lent.view;
+  }
+  data.release_ = std::move(lent.release);
+  return data;
 }
 
 bool OnnxModel::HasRangeScanner(const onnx::TensorProto& t) const {

@@ -40,8 +40,9 @@ struct TensorSite {
 };
 
 // Bytes of one tensor: a view into a mapped file or the proto, or an owned
-// buffer (typed fields, deferred producers). Mapped pages are released when
-// the TensorData is destroyed.
+// buffer (typed fields, deferred producers), or bytes a deferred reader
+// lent. Mapped pages are released (and lent bytes given back) when the
+// TensorData is destroyed.
 class TensorData {
  public:
   TensorData() = default;
@@ -63,11 +64,23 @@ class TensorData {
 
  private:
   friend class OnnxModel;
+  void Release();
   absl::Span<const uint8_t> view_;
   std::vector<uint8_t> owned_;
   const MappedFile* file_ = nullptr;  // set when view_ points into a mapping
   uint64_t file_offset_ = 0;
+  std::function<void()> release_;  // set when view_ is lent (LentBytes)
 };
+
+// Bytes a deferred reader lends (a span of a mapped checkpoint that outlives
+// the read) or owns; `release`, when set, runs once the reader is done with
+// them (it drops the mapping's pages).
+struct LentBytes {
+  absl::Span<const uint8_t> view;  // used when `owned` is empty
+  std::vector<uint8_t> owned;
+  std::function<void()> release;
+};
+using LendingProducer = std::function<absl::StatusOr<LentBytes>()>;
 
 // Produces the little-endian bytes of a replaced tensor, during Save.
 using TensorProducer = std::function<absl::StatusOr<std::vector<uint8_t>>()>;
@@ -90,9 +103,10 @@ struct DeferredReaders {
   // (ProduceHalves: the FP16 conversion of a deferred weight).
   HalfProducer halves = nullptr;
   // `transposed` as bfloat16 bits, when those are exactly its values (a
-  // BF16 checkpoint's rows): the INT4 quantizer reads them instead of the
-  // float32 bytes (ReadTransposedBfloat16).
-  TensorProducer transposed_bfloat16 = nullptr;
+  // BF16 checkpoint's rows, lent where they lie when they are one run): the
+  // INT4 quantizer reads them instead of the float32 bytes
+  // (ReadTransposedBfloat16).
+  LendingProducer transposed_bfloat16 = nullptr;
 };
 
 struct SaveOptions {
