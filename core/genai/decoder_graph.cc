@@ -48,6 +48,23 @@ struct WeightPlan {
   }
 };
 
+// Work items over a plan's rows: `block_rows` rows of one piece each.
+struct BlockTask {
+  const Piece* piece;
+  int64_t r;        // first row within the piece
+  int64_t row_out;  // the piece's first row in the plan
+};
+
+std::vector<BlockTask> BlockTasks(const WeightPlan& plan, int64_t block_rows) {
+  std::vector<BlockTask> tasks;
+  int64_t row_out = 0;
+  for (const Piece& piece : plan.pieces) {
+    for (int64_t r = 0; r < piece.rows; r += block_rows) tasks.push_back({&piece, r, row_out});
+    row_out += piece.rows;
+  }
+  return tasks;
+}
+
 // The plan's bytes as float32 (D = float) or as the IEEE halves
 // FloatToHalfSpan makes of them (D = uint16_t; its counts added to *stats),
 // made on ctx's threads: blocks of rows are widened (and transposed, and
@@ -70,21 +87,11 @@ absl::StatusOr<std::vector<uint8_t>> ProduceAs(const WeightPlan& plan, const Run
   std::vector<uint8_t> out = PopulatedBuffer(static_cast<size_t>(rows * cols) * sizeof(D), ctx);
   D* dst = reinterpret_cast<D*>(out.data());
   const int64_t block_rows = plan.transpose ? 256 : 64;
-  struct Task {
-    const Piece* piece;
-    int64_t r;        // first row within the piece
-    int64_t row_out;  // the piece's first output row
-  };
-  std::vector<Task> tasks;
-  int64_t row_out = 0;
-  for (const Piece& piece : plan.pieces) {
-    for (int64_t r = 0; r < piece.rows; r += block_rows) tasks.push_back({&piece, r, row_out});
-    row_out += piece.rows;
-  }
+  const std::vector<BlockTask> tasks = BlockTasks(plan, block_rows);
   std::vector<NarrowingStats> part(kHalves ? tasks.size() : 0);
   std::vector<std::vector<float>> scratch(plan.transpose ? ctx.Parallelism() : 0);
   ctx.ParallelFor(static_cast<int64_t>(tasks.size()), [&](int64_t i, int slot) {
-    const Task& task = tasks[static_cast<size_t>(i)];
+    const BlockTask& task = tasks[static_cast<size_t>(i)];
     const Piece& piece = *task.piece;
     const checkpoint::SafetensorsTensor& t = *piece.ref->tensor;
     const size_t esize = static_cast<size_t>(checkpoint::DtypeSize(t.dtype));
@@ -173,19 +180,9 @@ absl::StatusOr<LentBytes> StoredRows(const WeightPlan& plan, const RunContext& c
   }
   lent.owned = PopulatedBuffer(static_cast<size_t>(plan.rows() * cols) * sizeof(uint16_t), ctx);
   constexpr int64_t kBlockRows = 256;
-  struct Task {
-    const Piece* piece;
-    int64_t r;        // first row within the piece
-    int64_t row_out;  // the piece's first output row
-  };
-  std::vector<Task> tasks;
-  int64_t row_out = 0;
-  for (const Piece& piece : plan.pieces) {
-    for (int64_t r = 0; r < piece.rows; r += kBlockRows) tasks.push_back({&piece, r, row_out});
-    row_out += piece.rows;
-  }
+  const std::vector<BlockTask> tasks = BlockTasks(plan, kBlockRows);
   ctx.ParallelFor(static_cast<int64_t>(tasks.size()), [&](int64_t i, int) {
-    const Task& task = tasks[static_cast<size_t>(i)];
+    const BlockTask& task = tasks[static_cast<size_t>(i)];
     const checkpoint::SafetensorsTensor& t = *task.piece->ref->tensor;
     const int64_t n = std::min(kBlockRows, task.piece->rows - task.r);
     const uint8_t* src = task.piece->ref->shard->Data(t).data() +
@@ -204,17 +201,10 @@ absl::StatusOr<LentBytes> StoredRows(const WeightPlan& plan, const RunContext& c
 absl::StatusOr<FloatRangeStats> ScanPlan(const WeightPlan& plan, const RunContext& ctx) {
   constexpr int64_t kBlockRows = 64;
   const int64_t cols = plan.cols;
-  struct Task {
-    const Piece* piece;
-    int64_t r;  // first row within the piece
-  };
-  std::vector<Task> tasks;
-  for (const Piece& piece : plan.pieces) {
-    for (int64_t r = 0; r < piece.rows; r += kBlockRows) tasks.push_back({&piece, r});
-  }
+  const std::vector<BlockTask> tasks = BlockTasks(plan, kBlockRows);
   std::vector<FloatRangeStats> part(tasks.size());
   ctx.ParallelFor(static_cast<int64_t>(tasks.size()), [&](int64_t i, int) {
-    const Task& task = tasks[static_cast<size_t>(i)];
+    const BlockTask& task = tasks[static_cast<size_t>(i)];
     const checkpoint::SafetensorsTensor& t = *task.piece->ref->tensor;
     const size_t esize = static_cast<size_t>(checkpoint::DtypeSize(t.dtype));
     const size_t n = static_cast<size_t>(std::min(kBlockRows, task.piece->rows - task.r) * cols);
