@@ -27,10 +27,10 @@ absl::Status DeferredWeight::Compute() {
   // column without the float32 transpose being made first.
   const bool row_major = s.col_stride == 1 && s.row_stride == s.n;
   const bool by_column = row_major && model->HasTransposed(*src);
-  // INT4 from float32 weights that are exactly bfloat16 (a BF16 checkpoint):
-  // the quantizer reads the 16-bit rows (same codes, float32 scales) and no
-  // float32 copy of the weight is made.
-  const bool bfloat16 = by_column && spec.int4 && !spec.nbits8 && s.onnx_type == kOnnxFloat &&
+  // INT4 or blockwise INT8 from float32 weights that are exactly bfloat16 (a
+  // BF16 checkpoint): the quantizer reads the 16-bit rows (same codes,
+  // float32 scales) and no float32 copy of the weight is made.
+  const bool bfloat16 = by_column && (spec.int4 || spec.nbits8) && s.onnx_type == kOnnxFloat &&
                         model->HasTransposedBfloat16(*src);
   absl::StatusOr<TensorData> read = bfloat16    ? model->ReadTransposedBfloat16(*src)
                                     : by_column ? model->ReadTransposed(*src)

@@ -370,9 +370,10 @@ absl::StatusOr<Blockwise8Result> Blockwise8Impl(const MatrixSource& s, int bs, b
   const int64_t blocks = (s.k + bs - 1) / bs;
   Blockwise8Result out;
   out.codes.assign(static_cast<size_t>(s.n * blocks * bs), 0);
-  out.scales.assign(static_cast<size_t>(s.n * blocks) * sizeof(T), 0);
+  out.scales.assign(static_cast<size_t>(s.n * blocks) * sizeof(ScaleOf<T>), 0);
   if (!symmetric) out.zero_points.assign(static_cast<size_t>(s.n * blocks), 0);
-  T* scales = reinterpret_cast<T*>(out.scales.data());
+  using S = ScaleOf<T>;  // float32 for a bfloat16 source
+  S* scales = reinterpret_cast<S*>(out.scales.data());
   std::vector<std::vector<float>> w_buf(threads), q_buf(threads);
   std::vector<QualityAccumulator> acc;
   if (quality != nullptr) {
@@ -402,17 +403,17 @@ absl::StatusOr<Blockwise8Result> Blockwise8Impl(const MatrixSource& s, int bs, b
         int zp;
         if (symmetric) {
           const float m = std::fabs(mx) > std::fabs(mn) ? mx : mn;
-          scale = ElementTraits<T>::ToFloat(ElementTraits<T>::FromFloat(m / -128.0f));
+          scale = ElementTraits<S>::ToFloat(ElementTraits<S>::FromFloat(m / -128.0f));
           zp = 128;
         } else {
           mn = std::min(mn, 0.0f);
           mx = std::max(mx, 0.0f);
-          scale = ElementTraits<T>::ToFloat(ElementTraits<T>::FromFloat((mx - mn) / 255.0f));
+          scale = ElementTraits<S>::ToFloat(ElementTraits<S>::FromFloat((mx - mn) / 255.0f));
           zp = scale != 0.0f ? static_cast<int>(std::clamp(std::roundf(-mn / scale), 0.0f, 255.0f))
                              : 0;
           out.zero_points[c * blocks + b] = static_cast<uint8_t>(zp);
         }
-        scales[c * blocks + b] = ElementTraits<T>::FromFloat(scale);
+        scales[c * blocks + b] = ElementTraits<S>::FromFloat(scale);
         const float rcp = scale != 0.0f ? 1.0f / scale : 0.0f;
         uint8_t* codes = out.codes.data() + (c * blocks + b) * bs;
         Block8Codes(col + k0, rows, scale, rcp, static_cast<float>(zp), codes, qb + j * s.k + k0);
@@ -437,13 +438,15 @@ absl::StatusOr<Blockwise8Result> QuantizeBlockwise8Matrix(const MatrixSource& sr
                                                           bool symmetric, const RunContext& ctx,
                                                           TensorReport* quality,
                                                           QualityLevel level) {
-  if (absl::Status st = CheckSource(src); !st.ok()) return st;
+  if (absl::Status st = CheckSource(src, /*bfloat16=*/true); !st.ok()) return st;
   if (block_size < 16 || block_size > 256 || (block_size & (block_size - 1)) != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("block size ", block_size, " is not supported; use 16..256, a power of 2"));
   }
   if (src.onnx_type == 1)
     return Blockwise8Impl<float>(src, block_size, symmetric, ctx, quality, level);
+  if (src.onnx_type == 16)
+    return Blockwise8Impl<Bfloat16>(src, block_size, symmetric, ctx, quality, level);
   return Blockwise8Impl<Half>(src, block_size, symmetric, ctx, quality, level);
 }
 

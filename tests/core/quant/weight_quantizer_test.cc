@@ -412,8 +412,8 @@ TEST(WeightQuantizerTest, Blockwise8MatrixIsTheBlockDefinition) {
 // A BFLOAT16 source is the float32 matrix it widens to: the same codes,
 // float32 scales and zero points, and the same quality figures, at every CPU
 // level, stored by row and by column (a checkpoint's [out, in] weight), RTN
-// and search, MatMulNBits and QDQ, symmetric or not; a non-finite weight is
-// refused with its index and value.
+// and search, MatMulNBits and QDQ, symmetric or not, and blockwise INT8; a
+// non-finite weight is refused with its index and value.
 TEST(WeightQuantizerTest, Bfloat16SourceIsItsFloat32Widening) {
   const int64_t k = 96, n = 136;
   std::vector<float> f = ::quantd::testing::RandomFloats(k * n, 17, 0.05f);
@@ -460,6 +460,28 @@ TEST(WeightQuantizerTest, Bfloat16SourceIsItsFloat32Widening) {
             EXPECT_EQ(q16.max_abs_error, q32.max_abs_error) << where;
             EXPECT_EQ(q16.rel_output_error, q32.rel_output_error) << where;
           }
+        }
+        // Blockwise INT8 (MatMulNBits bits=8) likewise.
+        for (bool symmetric : {true, false}) {
+          MatrixSource s;
+          s.k = k;
+          s.n = n;
+          s.row_stride = by_column ? 1 : n;
+          s.col_stride = by_column ? k : 1;
+          MatrixSource s16 = s;
+          s.onnx_type = 1;
+          s.bytes = {reinterpret_cast<const uint8_t*>(f.data()), f.size() * 4};
+          s16.onnx_type = 16;
+          s16.bytes = {reinterpret_cast<const uint8_t*>(b.data()), b.size() * 2};
+          TensorReport q32, q16;
+          auto r32 = QuantizeBlockwise8Matrix(s, 32, symmetric, ctx, &q32, QualityLevel::kFull);
+          auto r16 = QuantizeBlockwise8Matrix(s16, 32, symmetric, ctx, &q16, QualityLevel::kFull);
+          ASSERT_TRUE(r32.ok() && r16.ok()) << r16.status();
+          EXPECT_EQ(r16->codes, r32->codes) << by_column << symmetric;
+          EXPECT_EQ(r16->scales, r32->scales) << by_column << symmetric;
+          EXPECT_EQ(r16->zero_points, r32->zero_points) << by_column << symmetric;
+          EXPECT_EQ(q16.sqnr_db, q32.sqnr_db) << by_column << symmetric;
+          EXPECT_EQ(q16.rel_output_error, q32.rel_output_error) << by_column << symmetric;
         }
       }
     }

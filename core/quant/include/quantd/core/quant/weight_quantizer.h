@@ -26,8 +26,9 @@
 namespace quantd::core::quant {
 
 // A weight matrix W[k, n] inside `bytes` of FLOAT (1) or FLOAT16 (10)
-// elements, or for QuantizeInt4Matrix also BFLOAT16 (16: float32 weights
-// read from their exact bfloat16 form; its scales are float32): element
+// elements, or for QuantizeInt4Matrix and QuantizeBlockwise8Matrix also
+// BFLOAT16 (16: float32 weights read from their exact bfloat16 form; their
+// scales are float32): element
 // (r, c) is at index r * row_stride + c * col_stride.
 struct MatrixSource {
   absl::Span<const uint8_t> bytes;
