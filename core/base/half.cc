@@ -67,8 +67,7 @@ void Bfloat16ToFloatSpan_ref(const uint16_t* in, float* out, size_t n) {
 #ifdef QUANTD_X86
 namespace {
 
-// The F16C kernels run at the AVX2 level when the CPU also has F16C.
-bool UseF16c() { return ActiveCpuLevel() >= CpuLevel::kAvx2 && HostCpuFeatures().f16c; }
+using simd::F16cActive;
 
 __attribute__((target("avx2,f16c"))) void FloatToHalfSpan_f16c(const float* in, uint16_t* out,
                                                                size_t n, NarrowingStats* stats) {
@@ -177,12 +176,12 @@ void ScanFloatRange(const float* x, size_t n, FloatRangeStats* stats) {
 }
 
 void FloatToHalfSpan(const float* in, uint16_t* out, size_t n, NarrowingStats* stats) {
-  if (UseF16c()) return FloatToHalfSpan_f16c(in, out, n, stats);
+  if (F16cActive()) return FloatToHalfSpan_f16c(in, out, n, stats);
   FloatToHalfSpan_ref(in, out, n, stats);
 }
 
 void HalfToFloatSpan(const uint16_t* in, float* out, size_t n) {
-  if (UseF16c()) return HalfToFloatSpan_f16c(in, out, n);
+  if (F16cActive()) return HalfToFloatSpan_f16c(in, out, n);
   HalfToFloatSpan_ref(in, out, n);
 }
 
@@ -239,7 +238,7 @@ void ScanHalfRange(const void* x, size_t n, FloatRangeStats* stats) {
   const auto* p = static_cast<const unsigned char*>(x);
   size_t done = 0;
 #ifdef QUANTD_X86
-  if (UseF16c()) done = ScanRangeAvx2(p, n, simd::LoadHalf(), stats);
+  if (F16cActive()) done = ScanRangeAvx2(p, n, simd::LoadHalf(), stats);
 #endif
   ScanWidenedRef(p, done, n, HalfToFloat, stats);
 }
@@ -266,9 +265,26 @@ void MergeFloatRange(const FloatRangeStats& p, FloatRangeStats* into) {
   s.max_abs = p.max_abs > s.max_abs ? p.max_abs : s.max_abs;
 }
 
+namespace {
+
+constexpr size_t kNarrowChunk = size_t{1} << 16;  // floats per task of the threaded narrowings
+
+}  // namespace
+
+void FloatToHalfSpan(const float* in, uint16_t* out, size_t n, const RunContext& ctx,
+                     NarrowingStats* stats) {
+  const size_t chunks = (n + kNarrowChunk - 1) / kNarrowChunk;
+  std::vector<NarrowingStats> part(chunks);
+  ctx.ParallelFor(static_cast<int64_t>(chunks), [&](int64_t c, int) {
+    const size_t b = static_cast<size_t>(c) * kNarrowChunk, e = std::min(n, b + kNarrowChunk);
+    FloatToHalfSpan(in + b, out + b, e - b, &part[static_cast<size_t>(c)]);
+  });
+  for (const NarrowingStats& p : part) stats->Add(p);
+}
+
 void FloatToHalfInPlace(void* data, size_t n, const RunContext& ctx, NarrowingStats* stats) {
-  constexpr size_t kChunk = size_t{1} << 16;  // floats per chunk
-  constexpr size_t kPiece = 2048;             // floats narrowed through the stack at a time
+  constexpr size_t kChunk = kNarrowChunk;
+  constexpr size_t kPiece = 2048;  // floats narrowed through the stack at a time
   auto* bytes = static_cast<unsigned char*>(data);
   const size_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<NarrowingStats> part(chunks);
@@ -293,10 +309,7 @@ void FloatToHalfInPlace(void* data, size_t n, const RunContext& ctx, NarrowingSt
     ctx.ParallelFor(static_cast<int64_t>(hi - lo),
                     [&](int64_t i, int) { narrow(lo + static_cast<size_t>(i)); });
   }
-  for (const NarrowingStats& p : part) {
-    stats->clamped += p.clamped;
-    stats->flushed += p.flushed;
-  }
+  for (const NarrowingStats& p : part) stats->Add(p);
 }
 
 }  // namespace quantd::core

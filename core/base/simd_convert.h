@@ -5,14 +5,18 @@
 #ifndef QUANTD_CORE_BASE_SIMD_CONVERT_H_
 #define QUANTD_CORE_BASE_SIMD_CONVERT_H_
 
-#if defined(__x86_64__)
+#if defined(__x86_64__) || defined(__i386__)  // as half.cc's QUANTD_X86
 #include <immintrin.h>
 
 #include <cmath>
 
+#include "quantd/core/base/cpu_features.h"
 #include "quantd/core/base/half.h"
 
 namespace quantd::core::simd {
+
+// The F16C kernels run at the AVX2 level when the CPU also has F16C.
+inline bool F16cActive() { return ActiveCpuLevel() >= CpuLevel::kAvx2 && HostCpuFeatures().f16c; }
 
 struct LoadFloat {
   static constexpr int kSize = 4;

@@ -164,7 +164,7 @@ void TransposeBfloat16ToFloats(const void* src, int64_t rows, int64_t cols, int6
 void TransposeHalfToFloats(const void* src, int64_t rows, int64_t cols, int64_t src_ld, float* dst,
                            int64_t dst_ld) {
 #if defined(__x86_64__)
-  if (ActiveCpuLevel() >= CpuLevel::kAvx2 && HostCpuFeatures().f16c) {
+  if (simd::F16cActive()) {
     return ToFloatsAvx2<uint16_t>(src, rows, cols, src_ld, dst, dst_ld, simd::LoadHalf(),
                                   HalfToFloat);
   }
@@ -172,17 +172,10 @@ void TransposeHalfToFloats(const void* src, int64_t rows, int64_t cols, int64_t 
   TransposeHalfToFloats_ref(src, rows, cols, src_ld, dst, dst_ld);
 }
 
-namespace {
-
-// The F16C narrowing is what the halves kernels store with.
-bool UseF16c() { return ActiveCpuLevel() >= CpuLevel::kAvx2 && HostCpuFeatures().f16c; }
-
-}  // namespace
-
 void TransposeFloatsToHalves(const float* src, int64_t rows, int64_t cols, int64_t src_ld,
                              uint16_t* dst, int64_t dst_ld, NarrowingStats* stats) {
 #if defined(__x86_64__)
-  if (UseF16c()) {
+  if (simd::F16cActive()) {  // the halves are stored with F16C
     return ToHalvesAvx2<float>(src, rows, cols, src_ld, dst, dst_ld, simd::LoadFloat(), Same,
                                stats);
   }
@@ -193,7 +186,7 @@ void TransposeFloatsToHalves(const float* src, int64_t rows, int64_t cols, int64
 void TransposeBfloat16ToHalves(const void* src, int64_t rows, int64_t cols, int64_t src_ld,
                                uint16_t* dst, int64_t dst_ld, NarrowingStats* stats) {
 #if defined(__x86_64__)
-  if (UseF16c()) {
+  if (simd::F16cActive()) {  // the halves are stored with F16C
     return ToHalvesAvx2<uint16_t>(src, rows, cols, src_ld, dst, dst_ld, simd::LoadBfloat16(),
                                   Bfloat16ToFloat, stats);
   }
@@ -204,7 +197,7 @@ void TransposeBfloat16ToHalves(const void* src, int64_t rows, int64_t cols, int6
 void TransposeHalfToHalves(const void* src, int64_t rows, int64_t cols, int64_t src_ld,
                            uint16_t* dst, int64_t dst_ld, NarrowingStats* stats) {
 #if defined(__x86_64__)
-  if (UseF16c()) {
+  if (simd::F16cActive()) {  // the halves are stored with F16C
     return ToHalvesAvx2<uint16_t>(src, rows, cols, src_ld, dst, dst_ld, simd::LoadHalf(),
                                   HalfToFloat, stats);
   }

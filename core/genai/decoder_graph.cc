@@ -48,12 +48,25 @@ struct WeightPlan {
   }
 };
 
-// Work items over a plan's rows: `block_rows` rows of one piece each.
+// Work items over a plan's rows: up to `block_rows` rows of one piece each.
 struct BlockTask {
   const Piece* piece;
   int64_t r;        // first row within the piece
   int64_t row_out;  // the piece's first row in the plan
+
+  int64_t Rows(int64_t block_rows) const { return std::min(block_rows, piece->rows - r); }
+  // The block's first stored element in the mapped shard.
+  const uint8_t* Source(int64_t cols) const {
+    const checkpoint::SafetensorsTensor& t = *piece->ref->tensor;
+    return piece->ref->shard->Data(t).data() +
+           static_cast<size_t>((piece->row_begin + r) * cols * checkpoint::DtypeSize(t.dtype));
+  }
 };
+
+// Drops the mapped pages of the plan's tensors (read: no longer needed).
+void ReleasePieces(const WeightPlan& plan) {
+  for (const Piece& piece : plan.pieces) piece.ref->shard->Release(*piece.ref->tensor);
+}
 
 std::vector<BlockTask> BlockTasks(const WeightPlan& plan, int64_t block_rows) {
   std::vector<BlockTask> tasks;
@@ -92,12 +105,10 @@ absl::StatusOr<std::vector<uint8_t>> ProduceAs(const WeightPlan& plan, const Run
   std::vector<std::vector<float>> scratch(plan.transpose ? ctx.Parallelism() : 0);
   ctx.ParallelFor(static_cast<int64_t>(tasks.size()), [&](int64_t i, int slot) {
     const BlockTask& task = tasks[static_cast<size_t>(i)];
-    const Piece& piece = *task.piece;
-    const checkpoint::SafetensorsTensor& t = *piece.ref->tensor;
+    const checkpoint::SafetensorsTensor& t = *task.piece->ref->tensor;
     const size_t esize = static_cast<size_t>(checkpoint::DtypeSize(t.dtype));
-    const int64_t n = std::min(block_rows, piece.rows - task.r);
-    const uint8_t* src = piece.ref->shard->Data(t).data() +
-                         static_cast<size_t>((piece.row_begin + task.r) * cols) * esize;
+    const int64_t n = task.Rows(block_rows);
+    const uint8_t* src = task.Source(cols);
     NarrowingStats* counts = kHalves ? &part[static_cast<size_t>(i)] : nullptr;
     if (!plan.transpose) {
       D* out_rows = dst + (task.row_out + task.r) * cols;
@@ -147,11 +158,8 @@ absl::StatusOr<std::vector<uint8_t>> ProduceAs(const WeightPlan& plan, const Run
     checkpoint::DtypeToFloat(t.dtype, src, static_cast<size_t>(n * cols), block.data());
     from_floats(block.data());
   });
-  for (const Piece& piece : plan.pieces) piece.ref->shard->Release(*piece.ref->tensor);
-  for (const NarrowingStats& p : part) {
-    stats->clamped += p.clamped;
-    stats->flushed += p.flushed;
-  }
+  ReleasePieces(plan);
+  for (const NarrowingStats& p : part) stats->Add(p);
   return out;
 }
 
@@ -162,35 +170,30 @@ absl::StatusOr<std::vector<uint8_t>> Produce(const WeightPlan& plan, const RunCo
 // The plan's rows as they are stored (bfloat16 bits, every piece BF16), as
 // one [rows, cols] run: lent where they lie in the mapped shard when the
 // plan is one piece at an even address (its pages dropped once read), else
-// copied on ctx's threads. What the INT4 quantizer reads in place of the float32 rows (half
-// the bytes, no widening).
+// copied on ctx's threads. What the INT4 and blockwise INT8 quantizers read
+// in place of the float32 rows (half the bytes, no widening).
 absl::StatusOr<LentBytes> StoredRows(const WeightPlan& plan, const RunContext& ctx) {
   const int64_t cols = plan.cols;
   LentBytes lent;
-  const uint8_t* first = plan.pieces.empty()
-                             ? nullptr
-                             : plan.pieces[0].ref->shard->Data(*plan.pieces[0].ref->tensor).data();
-  if (plan.pieces.size() == 1 && reinterpret_cast<uintptr_t>(first) % sizeof(uint16_t) == 0) {
+  if (plan.pieces.size() == 1) {
     const Piece& piece = plan.pieces[0];
-    lent.view = piece.ref->shard->Data(*piece.ref->tensor)
-                    .subspan(static_cast<size_t>(piece.row_begin * cols) * sizeof(uint16_t),
-                             static_cast<size_t>(piece.rows * cols) * sizeof(uint16_t));
-    lent.release = [ref = piece.ref]() { ref->shard->Release(*ref->tensor); };
-    return lent;
+    const absl::Span<const uint8_t> data = piece.ref->shard->Data(*piece.ref->tensor);
+    if (reinterpret_cast<uintptr_t>(data.data()) % sizeof(uint16_t) == 0) {
+      lent.view = data.subspan(static_cast<size_t>(piece.row_begin * cols) * sizeof(uint16_t),
+                               static_cast<size_t>(piece.rows * cols) * sizeof(uint16_t));
+      lent.release = [ref = piece.ref]() { ref->shard->Release(*ref->tensor); };
+      return lent;
+    }
   }
   lent.owned = PopulatedBuffer(static_cast<size_t>(plan.rows() * cols) * sizeof(uint16_t), ctx);
   constexpr int64_t kBlockRows = 256;
   const std::vector<BlockTask> tasks = BlockTasks(plan, kBlockRows);
   ctx.ParallelFor(static_cast<int64_t>(tasks.size()), [&](int64_t i, int) {
     const BlockTask& task = tasks[static_cast<size_t>(i)];
-    const checkpoint::SafetensorsTensor& t = *task.piece->ref->tensor;
-    const int64_t n = std::min(kBlockRows, task.piece->rows - task.r);
-    const uint8_t* src = task.piece->ref->shard->Data(t).data() +
-                         static_cast<size_t>((task.piece->row_begin + task.r) * cols) * 2;
-    std::memcpy(lent.owned.data() + static_cast<size_t>((task.row_out + task.r) * cols) * 2, src,
-                static_cast<size_t>(n * cols) * 2);
+    std::memcpy(lent.owned.data() + static_cast<size_t>((task.row_out + task.r) * cols) * 2,
+                task.Source(cols), static_cast<size_t>(task.Rows(kBlockRows) * cols) * 2);
   });
-  for (const Piece& piece : plan.pieces) piece.ref->shard->Release(*piece.ref->tensor);
+  ReleasePieces(plan);
   return lent;
 }
 
@@ -206,10 +209,8 @@ absl::StatusOr<FloatRangeStats> ScanPlan(const WeightPlan& plan, const RunContex
   ctx.ParallelFor(static_cast<int64_t>(tasks.size()), [&](int64_t i, int) {
     const BlockTask& task = tasks[static_cast<size_t>(i)];
     const checkpoint::SafetensorsTensor& t = *task.piece->ref->tensor;
-    const size_t esize = static_cast<size_t>(checkpoint::DtypeSize(t.dtype));
-    const size_t n = static_cast<size_t>(std::min(kBlockRows, task.piece->rows - task.r) * cols);
-    const uint8_t* src = task.piece->ref->shard->Data(t).data() +
-                         static_cast<size_t>((task.piece->row_begin + task.r) * cols) * esize;
+    const size_t n = static_cast<size_t>(task.Rows(kBlockRows) * cols);
+    const uint8_t* src = task.Source(cols);
     FloatRangeStats* stats = &part[static_cast<size_t>(i)];
     switch (t.dtype) {
       case checkpoint::SafetensorsDtype::kBF16:
@@ -227,7 +228,7 @@ absl::StatusOr<FloatRangeStats> ScanPlan(const WeightPlan& plan, const RunContex
       ScanFloatRange(values, m, stats);
     }
   });
-  for (const Piece& piece : plan.pieces) piece.ref->shard->Release(*piece.ref->tensor);
+  ReleasePieces(plan);
   FloatRangeStats stats;
   for (const FloatRangeStats& p : part) MergeFloatRange(p, &stats);
   return stats;

@@ -281,6 +281,12 @@ void FloatPass::ConvertTensor(onnx::TensorProto* t) {
   const RunContext* ctx = &ctx_;
   model_->Defer(
       t, [model, report, ctx, src, from, to, n, index]() -> absl::StatusOr<std::vector<uint8_t>> {
+        auto count = [&](const NarrowingStats& stats) {
+          report->values_clamped += stats.clamped;
+          report->values_flushed += stats.flushed;
+          report->tensors[index].values_clamped = stats.clamped;
+          report->tensors[index].values_flushed = stats.flushed;
+        };
         if (from == kOnnxFloat && model->HasHalfProducer(*src)) {
           // Made from its source (a checkpoint's rows) without float32 bytes.
           NarrowingStats stats;
@@ -289,10 +295,7 @@ void FloatPass::ConvertTensor(onnx::TensorProto* t) {
             return absl::InternalError(absl::StrCat("tensor '", src->name(), "': ", out.size(),
                                                     " bytes of halves for ", n, " values"));
           }
-          report->values_clamped += stats.clamped;
-          report->values_flushed += stats.flushed;
-          report->tensors[index].values_clamped = stats.clamped;
-          report->tensors[index].values_flushed = stats.flushed;
+          count(stats);
           return out;
         }
         QUANTD_ASSIGN_OR_RETURN(TensorData in, model->Read(*src));
@@ -306,45 +309,28 @@ void FloatPass::ConvertTensor(onnx::TensorProto* t) {
             FloatToHalfInPlace(out.data(), n, *ctx, &stats);
             out.resize(n * sizeof(uint16_t));
           } else {
-            const float* x = in.as<float>().data();
             out = PopulatedBuffer(n * sizeof(uint16_t), *ctx);
-            uint16_t* y = reinterpret_cast<uint16_t*>(out.data());
-            constexpr uint64_t kChunk = 1 << 16;
-            const int64_t chunks = static_cast<int64_t>((n + kChunk - 1) / kChunk);
-            std::vector<NarrowingStats> chunk_stats(static_cast<size_t>(chunks));
-            ctx->ParallelFor(chunks, [&](int64_t c, int) {
-              const uint64_t b = static_cast<uint64_t>(c) * kChunk,
-                             e = std::min<uint64_t>(n, b + kChunk);
-              FloatToHalfSpan(x + b, y + b, e - b, &chunk_stats[static_cast<size_t>(c)]);
-            });
-            for (const NarrowingStats& cs : chunk_stats) {
-              stats.clamped += cs.clamped;
-              stats.flushed += cs.flushed;
-            }
+            FloatToHalfSpan(in.as<float>().data(), reinterpret_cast<uint16_t*>(out.data()), n, *ctx,
+                            &stats);
           }
-          report->values_clamped += stats.clamped;
-          report->values_flushed += stats.flushed;
-          report->tensors[index].values_clamped = stats.clamped;
-          report->tensors[index].values_flushed = stats.flushed;
+          count(stats);
           return out;
         }
-        // Every element is written below (the chunks cover [0, n)).
+        // Widening: every element is written below (the chunks cover [0, n)).
         std::vector<uint8_t> out = PopulatedBuffer(n * (OnnxTypeBits(to) / 8), *ctx);
         constexpr uint64_t kChunk = 1 << 16;
         const int64_t chunks = static_cast<int64_t>((n + kChunk - 1) / kChunk);
-        {
-          const uint16_t* x = in.as<uint16_t>().data();
-          float* y = reinterpret_cast<float*>(out.data());
-          ctx->ParallelFor(chunks, [&](int64_t c, int) {
-            const uint64_t b = static_cast<uint64_t>(c) * kChunk,
-                           e = std::min<uint64_t>(n, b + kChunk);
-            if (from == kOnnxFloat16) {
-              HalfToFloatSpan(x + b, y + b, e - b);
-            } else {
-              Bfloat16ToFloatSpan(x + b, y + b, e - b);
-            }
-          });
-        }
+        const uint16_t* x = in.as<uint16_t>().data();
+        float* y = reinterpret_cast<float*>(out.data());
+        ctx->ParallelFor(chunks, [&](int64_t c, int) {
+          const uint64_t b = static_cast<uint64_t>(c) * kChunk,
+                         e = std::min<uint64_t>(n, b + kChunk);
+          if (from == kOnnxFloat16) {
+            HalfToFloatSpan(x + b, y + b, e - b);
+          } else {
+            Bfloat16ToFloatSpan(x + b, y + b, e - b);
+          }
+        });
         return out;
       });
 }

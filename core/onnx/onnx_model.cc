@@ -487,33 +487,37 @@ void OnnxModel::Defer(onnx::TensorProto* t, TensorProducer producer, DeferredRea
   kv->set_value(absl::StrCat(kDeferredPrefix, id));
 }
 
-bool OnnxModel::HasTransposed(const onnx::TensorProto& t) const {
+const DeferredReaders* OnnxModel::ReadersOf(const onnx::TensorProto& t) const {
   uint64_t id = 0;
-  return IsDeferred(t, &id) && id < readers_.size() && readers_[id].transposed;
+  return IsDeferred(t, &id) && id < readers_.size() ? &readers_[id] : nullptr;
+}
+
+namespace {
+
+absl::Status NoReader(const onnx::TensorProto& t, absl::string_view reader) {
+  return absl::InternalError(absl::StrCat("tensor '", t.name(), "' has no ", reader));
+}
+
+}  // namespace
+
+bool OnnxModel::HasTransposed(const onnx::TensorProto& t) const {
+  const DeferredReaders* r = ReadersOf(t);
+  return r != nullptr && r->transposed;
 }
 
 absl::StatusOr<TensorData> OnnxModel::ReadTransposed(const onnx::TensorProto& t) const {
-  if (!HasTransposed(t)) {
-    return absl::InternalError(absl::StrCat("tensor '", t.name(), "' has no transposed producer"));
-  }
-  uint64_t id = 0;
-  IsDeferred(t, &id);
-  return Produce(readers_[id].transposed);
+  if (!HasTransposed(t)) return NoReader(t, "transposed producer");
+  return Produce(ReadersOf(t)->transposed);
 }
 
 bool OnnxModel::HasTransposedBfloat16(const onnx::TensorProto& t) const {
-  uint64_t id = 0;
-  return IsDeferred(t, &id) && id < readers_.size() && readers_[id].transposed_bfloat16;
+  const DeferredReaders* r = ReadersOf(t);
+  return r != nullptr && r->transposed_bfloat16;
 }
 
 absl::StatusOr<TensorData> OnnxModel::ReadTransposedBfloat16(const onnx::TensorProto& t) const {
-  if (!HasTransposedBfloat16(t)) {
-    return absl::InternalError(
-        absl::StrCat("tensor '", t.name(), "' has no bfloat16 transposed producer"));
-  }
-  uint64_t id = 0;
-  IsDeferred(t, &id);
-  QUANTD_ASSIGN_OR_RETURN(LentBytes lent, readers_[id].transposed_bfloat16());
+  if (!HasTransposedBfloat16(t)) return NoReader(t, "bfloat16 transposed producer");
+  QUANTD_ASSIGN_OR_RETURN(LentBytes lent, ReadersOf(t)->transposed_bfloat16());
   TensorData data;
   if (!lent.owned.empty()) {
     data.owned_ = std::move(lent.owned);
@@ -526,32 +530,24 @@ absl::StatusOr<TensorData> OnnxModel::ReadTransposedBfloat16(const onnx::TensorP
 }
 
 bool OnnxModel::HasRangeScanner(const onnx::TensorProto& t) const {
-  uint64_t id = 0;
-  return IsDeferred(t, &id) && id < readers_.size() && readers_[id].range;
+  const DeferredReaders* r = ReadersOf(t);
+  return r != nullptr && r->range;
 }
 
 absl::StatusOr<FloatRangeStats> OnnxModel::ScanRange(const onnx::TensorProto& t) const {
-  if (!HasRangeScanner(t)) {
-    return absl::InternalError(absl::StrCat("tensor '", t.name(), "' has no range scanner"));
-  }
-  uint64_t id = 0;
-  IsDeferred(t, &id);
-  return readers_[id].range();
+  if (!HasRangeScanner(t)) return NoReader(t, "range scanner");
+  return ReadersOf(t)->range();
 }
 
 bool OnnxModel::HasHalfProducer(const onnx::TensorProto& t) const {
-  uint64_t id = 0;
-  return IsDeferred(t, &id) && id < readers_.size() && readers_[id].halves;
+  const DeferredReaders* r = ReadersOf(t);
+  return r != nullptr && r->halves;
 }
 
 absl::StatusOr<std::vector<uint8_t>> OnnxModel::ProduceHalves(const onnx::TensorProto& t,
                                                               NarrowingStats* stats) const {
-  if (!HasHalfProducer(t)) {
-    return absl::InternalError(absl::StrCat("tensor '", t.name(), "' has no half producer"));
-  }
-  uint64_t id = 0;
-  IsDeferred(t, &id);
-  return readers_[id].halves(stats);
+  if (!HasHalfProducer(t)) return NoReader(t, "half producer");
+  return ReadersOf(t)->halves(stats);
 }
 
 absl::StatusOr<TensorData> OnnxModel::Produce(const TensorProducer& producer) {

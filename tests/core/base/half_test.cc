@@ -9,6 +9,7 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "quantd/core/base/cpu_features.h"
 #include "quantd/core/base/thread_pool.h"
@@ -94,6 +95,18 @@ TEST(HalfTest, SpanClampsAndFlushesAndCounts) {
   EXPECT_EQ(stats.flushed, 2u);
 }
 
+// Every figure of two range scans is the same.
+void ExpectSameRange(const FloatRangeStats& got, const FloatRangeStats& want,
+                     const std::string& where) {
+  EXPECT_EQ(got.non_finite, want.non_finite) << where;
+  EXPECT_EQ(got.zeros, want.zeros) << where;
+  EXPECT_EQ(got.flushed, want.flushed) << where;
+  EXPECT_EQ(got.max_flushed, want.max_flushed) << where;
+  EXPECT_EQ(got.min, want.min) << where;
+  EXPECT_EQ(got.max, want.max) << where;
+  EXPECT_EQ(got.max_abs, want.max_abs) << where;
+}
+
 // Every variant of the span converters (each CPU level this machine has)
 // agrees with the reference bit for bit on random bit patterns (all classes:
 // normals, subnormals, huge, NaN), on lengths that leave vector tails.
@@ -147,13 +160,7 @@ TEST_P(HalfVariantTest, SpansMatchReference) {
     FloatRangeStats ra, rb;
     ScanFloatRange(v->data(), n, &ra);
     ScanFloatRange_ref(v->data(), n, &rb);
-    EXPECT_EQ(ra.non_finite, rb.non_finite) << CpuLevelName(level) << " n=" << n;
-    EXPECT_EQ(ra.zeros, rb.zeros);
-    EXPECT_EQ(ra.flushed, rb.flushed);
-    EXPECT_EQ(ra.max_flushed, rb.max_flushed);
-    EXPECT_EQ(ra.min, rb.min);
-    EXPECT_EQ(ra.max, rb.max);
-    EXPECT_EQ(ra.max_abs, rb.max_abs);
+    ExpectSameRange(ra, rb, absl::StrCat(CpuLevelName(level), " n=", n));
   }
   // The 16-bit scans: the figures of the reference over the widened values,
   // on random bit patterns (NaNs, infinities, subnormals of both formats),
@@ -178,13 +185,7 @@ TEST_P(HalfVariantTest, SpansMatchReference) {
       } else {
         ScanHalfRange(p, n, &got);
       }
-      EXPECT_EQ(got.non_finite, want.non_finite) << CpuLevelName(level) << " n=" << n << bf16;
-      EXPECT_EQ(got.zeros, want.zeros);
-      EXPECT_EQ(got.flushed, want.flushed);
-      EXPECT_EQ(got.max_flushed, want.max_flushed);
-      EXPECT_EQ(got.min, want.min);
-      EXPECT_EQ(got.max, want.max);
-      EXPECT_EQ(got.max_abs, want.max_abs);
+      ExpectSameRange(got, want, absl::StrCat(CpuLevelName(level), " n=", n, " bf16=", bf16));
     }
   }
 }
@@ -215,7 +216,7 @@ TEST(HalfTest, ScanFloatRangeCountsWhatFp16WouldLose) {
 // Narrowing in place, on 1 and 3 threads (more threads than a round's first
 // chunks), for lengths around the chunk (65536 floats) and round edges:
 // the halves are FloatToHalfSpan's, bit for bit, in the first 2n bytes, and
-// the counts are its counts.
+// the counts are its counts; the threaded span into a second buffer too.
 TEST(HalfTest, FloatToHalfInPlaceNarrowsLikeTheSpan) {
   ThreadPool pool(2);
   std::mt19937 gen(11);
@@ -234,20 +235,27 @@ TEST(HalfTest, FloatToHalfInPlaceNarrowsLikeTheSpan) {
       RunContext ctx;
       ctx.pool = &pool;
       ctx.parallelism = parallelism;
-      std::vector<float> buf = in;
-      NarrowingStats stats;
-      FloatToHalfInPlace(buf.data(), n, ctx, &stats);
-      std::vector<uint16_t> got(n);
-      std::memcpy(got.data(), buf.data(), 2 * n);
-      for (size_t i = 0; i < n; ++i) {
-        if (IsHalfNan(want[i])) {
-          ASSERT_TRUE(IsHalfNan(got[i])) << n << " at " << i;
-        } else {
-          ASSERT_EQ(got[i], want[i]) << n << " at " << i << " threads " << parallelism;
+      for (bool in_place : {true, false}) {
+        std::vector<float> buf = in;
+        std::vector<uint16_t> got(n);
+        NarrowingStats stats;
+        if (in_place) {
+          FloatToHalfInPlace(buf.data(), n, ctx, &stats);
+          std::memcpy(got.data(), buf.data(), 2 * n);
+        } else {  // the threaded span into its own buffer
+          FloatToHalfSpan(in.data(), got.data(), n, ctx, &stats);
         }
+        for (size_t i = 0; i < n; ++i) {
+          if (IsHalfNan(want[i])) {
+            ASSERT_TRUE(IsHalfNan(got[i])) << n << " at " << i;
+          } else {
+            ASSERT_EQ(got[i], want[i])
+                << n << " at " << i << " threads " << parallelism << " in place " << in_place;
+          }
+        }
+        EXPECT_EQ(stats.clamped, want_stats.clamped) << n << " in place " << in_place;
+        EXPECT_EQ(stats.flushed, want_stats.flushed) << n << " in place " << in_place;
       }
-      EXPECT_EQ(stats.clamped, want_stats.clamped) << n;
-      EXPECT_EQ(stats.flushed, want_stats.flushed) << n;
     }
   }
 }

@@ -422,11 +422,25 @@ TEST(WeightQuantizerTest, Bfloat16SourceIsItsFloat32Widening) {
     b[i] = FloatToBfloat16(f[i]);
     f[i] = Bfloat16ToFloat(b[i]);
   }
+  // W [k, n] stored by row or by column, as float32 or as bfloat16.
+  auto source = [&](bool by_column, bool bf16) {
+    MatrixSource s;
+    s.k = k;
+    s.n = n;
+    s.row_stride = by_column ? 1 : n;
+    s.col_stride = by_column ? k : 1;
+    s.onnx_type = bf16 ? 16 : 1;
+    s.bytes =
+        bf16 ? absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(b.data()), b.size() * 2)
+             : absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(f.data()), f.size() * 4);
+    return s;
+  };
   RunContext ctx;
   for (CpuLevel level : kAllCpuLevels) {
     if (HostCpuLevel() < level) continue;
     ScopedCpuLevelCap cap(level);
     for (bool by_column : {false, true}) {
+      const MatrixSource s = source(by_column, false), s16 = source(by_column, true);
       for (Int4Layout layout : {Int4Layout::kMatMulNBits, Int4Layout::kQdq}) {
         for (bool symmetric : {true, false}) {
           for (Int4Algorithm algorithm : {Int4Algorithm::kRtn, Int4Algorithm::kSearch}) {
@@ -435,16 +449,6 @@ TEST(WeightQuantizerTest, Bfloat16SourceIsItsFloat32Widening) {
             o.symmetric = symmetric;
             o.algorithm = algorithm;
             o.block_size = 32;
-            MatrixSource s;
-            s.k = k;
-            s.n = n;
-            s.row_stride = by_column ? 1 : n;
-            s.col_stride = by_column ? k : 1;
-            MatrixSource s16 = s;
-            s.onnx_type = 1;
-            s.bytes = {reinterpret_cast<const uint8_t*>(f.data()), f.size() * 4};
-            s16.onnx_type = 16;
-            s16.bytes = {reinterpret_cast<const uint8_t*>(b.data()), b.size() * 2};
             const std::string where = ::testing::PrintToString(
                 std::vector<int>{static_cast<int>(level), by_column, static_cast<int>(layout),
                                  symmetric, static_cast<int>(algorithm)});
@@ -463,16 +467,6 @@ TEST(WeightQuantizerTest, Bfloat16SourceIsItsFloat32Widening) {
         }
         // Blockwise INT8 (MatMulNBits bits=8) likewise.
         for (bool symmetric : {true, false}) {
-          MatrixSource s;
-          s.k = k;
-          s.n = n;
-          s.row_stride = by_column ? 1 : n;
-          s.col_stride = by_column ? k : 1;
-          MatrixSource s16 = s;
-          s.onnx_type = 1;
-          s.bytes = {reinterpret_cast<const uint8_t*>(f.data()), f.size() * 4};
-          s16.onnx_type = 16;
-          s16.bytes = {reinterpret_cast<const uint8_t*>(b.data()), b.size() * 2};
           TensorReport q32, q16;
           auto r32 = QuantizeBlockwise8Matrix(s, 32, symmetric, ctx, &q32, QualityLevel::kFull);
           auto r16 = QuantizeBlockwise8Matrix(s16, 32, symmetric, ctx, &q16, QualityLevel::kFull);
@@ -487,12 +481,7 @@ TEST(WeightQuantizerTest, Bfloat16SourceIsItsFloat32Widening) {
     }
   }
   b[5 * n + 7] = 0x7f80;  // +inf at (5, 7), row-major
-  MatrixSource s16;
-  s16.onnx_type = 16;
-  s16.k = k;
-  s16.n = n;
-  s16.row_stride = n;
-  s16.bytes = {reinterpret_cast<const uint8_t*>(b.data()), b.size() * 2};
+  const MatrixSource s16 = source(false, true);
   auto bad = QuantizeInt4Matrix(s16, Int4Options(), ctx, nullptr);
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(bad.status().message()), ::testing::HasSubstr("element 687 is Inf"));

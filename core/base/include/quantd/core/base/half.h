@@ -85,6 +85,11 @@ inline float Bfloat16ToFloat(uint16_t b) {
 struct NarrowingStats {
   uint64_t clamped = 0;  // finite values beyond +-65504, set to +-65504
   uint64_t flushed = 0;  // non-zero values that became (signed) zero
+
+  void Add(const NarrowingStats& other) {
+    clamped += other.clamped;
+    flushed += other.flushed;
+  }
 };
 
 // FP32 -> FP16 for storage: finite values beyond +-65504 are clamped to
@@ -92,6 +97,10 @@ struct NarrowingStats {
 // FloatToHalf. Adds to *stats. `in` and `out` must not overlap.
 void FloatToHalfSpan(const float* in, uint16_t* out, size_t n, NarrowingStats* stats);
 void FloatToHalfSpan_ref(const float* in, uint16_t* out, size_t n, NarrowingStats* stats);
+// The same on ctx's threads, in fixed chunks (the counts do not depend on
+// the number of threads).
+void FloatToHalfSpan(const float* in, uint16_t* out, size_t n, const RunContext& ctx,
+                     NarrowingStats* stats);
 
 // FloatToHalfSpan of n floats at `data` into the first 2n bytes of the same
 // buffer, on ctx's threads (no second buffer: a float32 weight narrowed for

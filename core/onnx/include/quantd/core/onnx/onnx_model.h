@@ -196,6 +196,8 @@ class OnnxModel {
   void NormalizeOpsetImports();
   // A deferred tensor's bytes, computed now.
   static absl::StatusOr<TensorData> Produce(const TensorProducer& producer);
+  // The other readers of a deferred tensor, or null when it is not one.
+  const DeferredReaders* ReadersOf(const onnx::TensorProto& tensor) const;
   absl::StatusOr<const MappedFile*> MapExternal(const std::string& location,
                                                 const std::string& where);
 
