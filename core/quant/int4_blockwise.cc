@@ -8,11 +8,13 @@
 #include <cfloat>
 #include <cmath>
 #include <type_traits>
+#include <vector>
 
 #include "int4_kernels.h"
 #include "int4_search.h"
 #include "quantd/core/base/cpu_features.h"
 #include "quantd/core/base/finite.h"
+#include "quantd/core/base/half.h"
 #include "quantd/core/base/transpose.h"
 #include "quantd/core/quant/quality.h"
 
@@ -362,11 +364,108 @@ bool QuantizeTiledRtn(const Int4Kernels& kernels, const WeightView<T>& w, const 
   return true;
 }
 
+// Whether the row path takes this weight: MatMulNBits RTN of a weight
+// stored by column (each output column's K values contiguous), whole blocks
+// only (no odd-K carry, no short last block), float scales (FP32 and BF16
+// sources), at a level that has the row kernels.
+template <typename T>
+bool TakesNBitsRows(const Int4Kernels& kernels, const WeightView<T>& w, const Int4Options& o) {
+  return kernels.nbits_rows != nullptr && std::is_same_v<ScaleOf<T>, float> &&
+         o.layout == Int4Layout::kMatMulNBits && o.algorithm == Int4Algorithm::kRtn &&
+         w.row_stride == 1 && w.col_stride != 1 && w.k > 0 && w.k % o.block_size == 0;
+}
+
+// The row path (int4_kernels.h, "Row kernels"): one output column at a time
+// from its contiguous source row (BF16 widened first), its codes, scales and
+// zero points written contiguously; the tiled path's bytes.
+template <typename T>
+bool QuantizeNBitsRows(const Int4Kernels& kernels, const WeightView<T>& w, const Int4Options& o,
+                       int64_t n_begin, int64_t n_end, uint8_t* packed, float* scales,
+                       uint8_t* zero_points, Int4QualitySums* sums) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, Bfloat16>,
+                "row path: FP32 or BF16 sources");
+  constexpr bool kFloat = std::is_same_v<T, float>;
+  // Rows go in batches of kBatch, so that the probe products of a sampled
+  // group read the probe once per batch. Batches never straddle a 64-column
+  // sampling group: n_begin is a multiple of 64 and kBatch divides it.
+  constexpr int kBatch = int4::kProbeBatchRows;
+  static_assert(QualityAccumulator::kProbeGroup % kBatch == 0, "batches within groups");
+  const int4::NBitsRowKernels& rk = *kernels.nbits_rows;
+  const int bs = o.block_size;
+  const int64_t k = w.k, blocks = k / bs;
+  const bool probe = sums != nullptr && sums->probe != nullptr;
+  std::vector<float> wide(kFloat ? 0 : kBatch * k);
+  std::vector<float> wq(probe ? kBatch * k : 0);
+  std::vector<float> mn(blocks), mx(blocks), recip(blocks), zpf(blocks);
+  const int64_t range = n_end - n_begin;
+  const int4::ProbeScratch probe_sums = int4::StartProbeSums(sums, range);
+  int4::RowStats stats;
+  for (int64_t n0 = n_begin; n0 < n_end; n0 += kBatch) {
+    const int rows = static_cast<int>(std::min<int64_t>(kBatch, n_end - n0));
+    const bool sampled =
+        probe && ProbeGroupSampled(n0 / QualityAccumulator::kProbeGroup, sums->sample_threshold);
+    const float* row_of[kBatch];
+    const float* wq_of[kBatch];
+    for (int r = 0; r < rows; ++r) {
+      const int64_t n = n0 + r;
+      const T* src = w.data + n * w.col_stride;
+      // NaN/Inf: refused before any code of the row is computed.
+      bool ordered;
+      if constexpr (kFloat) {
+        row_of[r] = src;
+        ordered = rk.block_min_max(src, k, bs, mn.data(), mx.data());
+      } else {
+        float* dst = wide.data() + r * k;
+        const T* next = n + 1 < n_end ? src + w.col_stride : nullptr;
+        row_of[r] = dst;
+        ordered = rk.widen_min_max(src, next, k, bs, dst, mn.data(), mx.data());
+      }
+      if (!ordered || !AllFiniteF32Rows(mn.data(), 0, 1, static_cast<int>(blocks)) ||
+          !AllFiniteF32Rows(mx.data(), 0, 1, static_cast<int>(blocks))) {
+        return false;
+      }
+      float* col_scales = scales + n * blocks;
+      if (o.symmetric) {
+        rk.symmetric_params(mn.data(), mx.data(), blocks, col_scales, recip.data(), zpf.data());
+      } else {
+        for (int64_t b = 0; b < blocks; ++b) {
+          float scale;
+          const BlockQ q = RtnParams(mn[b], mx[b], o, &scale);
+          StoreParams(o, w.n, blocks, n, b, scale, q.zp, scales, zero_points);
+          recip[b] = q.recip;
+          zpf[b] = static_cast<float>(q.zp);
+        }
+      }
+      // The figures dequantize with the scale as stored (float: itself).
+      wq_of[r] = sampled ? wq.data() + r * k : nullptr;
+      rk.code(row_of[r], k, bs, col_scales, recip.data(), zpf.data(),
+              packed + n * blocks * (bs / 2), sums != nullptr ? &stats : nullptr,
+              sampled ? wq.data() + r * k : nullptr);
+    }
+    if (sampled) {
+      rk.probe_dots(sums->probe, k, sums->probe_rows, row_of, wq_of, rows, k,
+                    probe_sums.y + (n0 - n_begin), probe_sums.yq + (n0 - n_begin), range);
+    }
+  }
+  if (sums != nullptr) {
+    sums->sum_w2 += stats.w2;
+    sums->sum_e2 += stats.e2;
+    sums->max_abs = std::max(sums->max_abs, static_cast<double>(stats.emax));
+    if (probe) int4::AddProbeSums(probe_sums.y, probe_sums.yq, n_begin, n_end, sums);
+  }
+  return true;
+}
+
 template <typename T, Int4Layout L>
 bool QuantizeDispatch(const WeightView<T>& w, const Int4Options& o, int64_t n_begin, int64_t n_end,
                       uint8_t* packed, ScaleOf<T>* scales, uint8_t* zero_points,
                       Int4QualitySums* sums = nullptr) {
   const Int4Kernels& kernels = Int4KernelsFor(ActiveCpuLevel());
+  if constexpr (L == Int4Layout::kMatMulNBits && std::is_same_v<ScaleOf<T>, float>) {
+    if (TakesNBitsRows(kernels, w, o)) {
+      return QuantizeNBitsRows<T>(kernels, w, o, n_begin, n_end, packed, scales, zero_points, sums);
+    }
+  }
   if (Int4FusedQualitySupported(o, w.row_stride, w.col_stride)) {
     return QuantizeTiledRtn<T, L>(kernels, w, o, n_begin, n_end, packed, scales, zero_points, sums);
   }

@@ -296,8 +296,59 @@ inline ProbeScratch StartProbeSums(Int4QualitySums* sums, int64_t range) {
 void AddProbeSums(const float* y, const float* yq, int64_t n_begin, int64_t n_end,
                   Int4QualitySums* sums);
 
+// ---- Row kernels: MatMulNBits RTN straight from K-contiguous rows. A
+// weight stored by column (row_stride == 1: a checkpoint's [N, K] Linear
+// weight) has each output column's K values contiguous, and MatMulNBits
+// stores that column's blocks contiguously too, so the row path needs no
+// transpose in and none out (the tiled path gathers a tile of columns into
+// rows, then scatters the codes back). Every variant gives the tiled path's
+// bytes; the quality figures agree within float rounding.
+
+// Per-block min and max of a row of k = blocks * bs floats, as the tiled
+// path finds them: the first of equal extremes in k order (so a block whose
+// extreme is a signed zero keeps the sign the scalar scan keeps). Returns
+// false when the row holds a NaN (an infinity shows in mn/mx).
+using BlockMinMaxRowFn = bool (*)(const float* w, int64_t k, int bs, float* mn, float* mx);
+// The same of a BF16 row at src (any address), which it also widens to
+// wide[0, k); `next` (may be null) is the next row, fetched ahead into the
+// caches while this one is read.
+using WidenMinMaxRowFn = bool (*)(const void* src, const void* next, int64_t k, int bs, float* wide,
+                                  float* mn, float* mx);
+// RtnParams + MakeBlockQ of `blocks` symmetric MatMulNBits blocks with float
+// scales: scale[b], recip[b]; zpf[b] = 8.
+using SymmetricParamsRowFn = void (*)(const float* mn, const float* mx, int64_t blocks,
+                                      float* scale, float* recip, float* zpf);
+// The quality sums of rows: sum w^2 and sum (w - w')^2 (added to), max |w - w'|.
+struct RowStats {
+  double w2 = 0, e2 = 0;
+  float emax = 0;
+};
+// Codes of a row under its blocks' recip and zpf, packed two per byte (low
+// nibble = even k) to packed[0, k / 2); when stats is not null adds the
+// row's sums with w' = (code - zpf) * scale, and when wq is not null also
+// stores w' there (k floats).
+using CodeRowNBitsFn = void (*)(const float* w, int64_t k, int bs, const float* scale,
+                                const float* recip, const float* zpf, uint8_t* packed,
+                                RowStats* stats, float* wq);
+// The probe products of `rows` <= kProbeBatchRows rows: for row r and probe
+// row p < probe_rows, y[p * ldy + r] = sum_i x[p * ldp + i] * w[r][i] and
+// yq[p * ldy + r] the same of wq[r] (any order of summation). REQUIRES: k
+// is a multiple of 16.
+inline constexpr int kProbeBatchRows = 4;
+using ProbeDotsRowsFn = void (*)(const float* x, int64_t ldp, int probe_rows, const float* const* w,
+                                 const float* const* wq, int rows, int64_t k, float* y, float* yq,
+                                 int64_t ldy);
+struct NBitsRowKernels {
+  BlockMinMaxRowFn block_min_max;
+  WidenMinMaxRowFn widen_min_max;
+  SymmetricParamsRowFn symmetric_params;
+  CodeRowNBitsFn code;
+  ProbeDotsRowsFn probe_dots;
+};
+
 // The tile kernels of one CpuLevel. Null entries have no variant at that
-// level; the caller uses its scalar loop.
+// level; the caller uses its scalar loop (or, for nbits_rows, the tiled
+// path).
 struct Int4Kernels {
   CpuLevel level;
   MinMaxRowsFn min_max_rows;
@@ -306,6 +357,7 @@ struct Int4Kernels {
   SymmetricParamsFn symmetric_params;  // may be null
   BlockErrorFn block_error;
   TileStatsFn tile_stats;
+  const NBitsRowKernels* nbits_rows;  // may be null
 };
 
 // The kernels of `level`, or of the best level below it that has them.
@@ -338,6 +390,9 @@ double BlockErrorAvx2(const float* v, int rows, const BlockQ& q, const CodeParam
 void TileStatsAvx2(const float* src, int64_t ld, int rows, int tn, const uint8_t* codes,
                    const float* s, const float* z, const TileStatsArgs& a, float* w2, float* e2,
                    float* emax);
+// The row kernels at CpuLevel::kAvx512 (int4_rows_x86.cc); REQUIRE an
+// AVX-512 (F, BW, DQ, VL) CPU.
+extern const NBitsRowKernels kNBitsRowsAvx512;
 #endif
 
 }  // namespace quantd::core::quant::int4

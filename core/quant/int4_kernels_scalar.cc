@@ -93,14 +93,19 @@ void AddProbeSums(const float* y, const float* yq, int64_t n_begin, int64_t n_en
 const Int4Kernels& Int4KernelsFor(CpuLevel level) {
   static constexpr Int4Kernels kScalar = {CpuLevel::kScalar, MinMaxRowsScalar, CodeFullTileScalar,
                                           nullptr,           nullptr,          BlockErrorScalar,
-                                          TileStatsScalar};
+                                          TileStatsScalar,   nullptr};
 #if defined(__x86_64__)
   static constexpr Int4Kernels kSse2 = {CpuLevel::kSse2,   MinMaxRowsSse2, CodeTileSse2,
                                         PackNBitsTileSse2, nullptr,        BlockErrorScalar,
-                                        TileStatsScalar};
-  static constexpr Int4Kernels kAvx2 = {CpuLevel::kAvx2,   MinMaxRowsAvx2,      CodeTileAvx2,
-                                        PackNBitsTileSse2, SymmetricParamsAvx2, BlockErrorAvx2,
-                                        TileStatsAvx2};
+                                        TileStatsScalar,   nullptr};
+  static constexpr Int4Kernels kAvx2 = {
+      CpuLevel::kAvx2,     MinMaxRowsAvx2, CodeTileAvx2,  PackNBitsTileSse2,
+      SymmetricParamsAvx2, BlockErrorAvx2, TileStatsAvx2, nullptr};
+  // AVX-512: the AVX2 tile kernels, and the row path.
+  static constexpr Int4Kernels kAvx512 = {CpuLevel::kAvx512, MinMaxRowsAvx2,      CodeTileAvx2,
+                                          PackNBitsTileSse2, SymmetricParamsAvx2, BlockErrorAvx2,
+                                          TileStatsAvx2,     &kNBitsRowsAvx512};
+  if (level >= CpuLevel::kAvx512) return kAvx512;
   if (level >= CpuLevel::kAvx2) return kAvx2;
   if (level >= CpuLevel::kSse2) return kSse2;
 #endif

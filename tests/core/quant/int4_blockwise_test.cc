@@ -25,7 +25,7 @@ using ::testing::ElementsAreArray;
 template <typename T>
 struct Output {
   std::vector<uint8_t> packed, zero_points;
-  std::vector<T> scales;
+  std::vector<ScaleOf<T>> scales;
 };
 
 // Which implementation QuantizeAll runs.
@@ -273,8 +273,8 @@ std::vector<float> HeavyTailed(size_t n, uint32_t seed) {
 }
 
 // Every variant of the kernels (each CPU level this machine has) against
-// the library's scalar reference, byte for byte: RTN and search, FP32 and
-// FP16, both layouts, both symmetries, row-major and transposed storage, on
+// the library's scalar reference, byte for byte: RTN and search, FP32,
+// FP16 and BF16, both layouts, both symmetries, row-major and transposed storage, on
 // ragged shapes (K and N not multiples of the block or the 64-column tile).
 struct Int4Shape {
   int bs;
@@ -328,10 +328,22 @@ TEST_P(Int4VariantTest, WritesReferenceBytes) {
   const auto [bs, K, N] = shape;
   for (bool transposed : {false, true}) {
     std::vector<float> w = HeavyTailed(K * N, static_cast<uint32_t>(bs * 131 + K * 7 + N));
-    // A block of zeros and a block whose extreme is positive, in column 0.
-    for (int64_t k = 0; k < std::min<int64_t>(K, bs); ++k) w[transposed ? k : k * N] = 0.0f;
+    // A block of zeros and a block whose extreme is positive, in column 0;
+    // blocks of signed zeros in columns 1 (-0 first) and 2 (+0 first): the
+    // first zero of a block is its extreme, whose sign the scale keeps.
+    for (int64_t k = 0; k < std::min<int64_t>(K, bs); ++k) {
+      auto at = [&](int64_t col) -> float& { return w[transposed ? col * K + k : k * N + col]; };
+      at(0) = 0.0f;
+      at(1) = (k & 1) == 0 ? -0.0f : 0.0f;
+      at(2) = (k & 1) == 0 ? 0.0f : -0.0f;
+    }
     std::vector<Half> h(w.size());
     for (size_t i = 0; i < w.size(); ++i) h[i] = Half{FloatToHalf(w[i])};
+    // BF16: the upper half of each float (a BF16 source has float scales).
+    std::vector<Bfloat16> b(w.size());
+    for (size_t i = 0; i < w.size(); ++i) {
+      b[i] = Bfloat16{static_cast<uint16_t>(std::bit_cast<uint32_t>(w[i]) >> 16)};
+    }
     for (bool sym : {true, false}) {
       for (int form = 0; form < 3; ++form) {  // MatMulNBits, QDQ, QDQ n-major
         for (Int4Algorithm algorithm : {Int4Algorithm::kRtn, Int4Algorithm::kSearch}) {
@@ -351,6 +363,10 @@ TEST_P(Int4VariantTest, WritesReferenceBytes) {
           {
             SCOPED_TRACE("fp16");
             ExpectVariantMatchesReference(h, shape, transposed, o);
+          }
+          {
+            SCOPED_TRACE("bf16");
+            ExpectVariantMatchesReference(b, shape, transposed, o);
           }
         }
       }

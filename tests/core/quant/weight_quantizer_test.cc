@@ -177,52 +177,79 @@ double Relative(double a, double b) { return std::fabs(a - b) / std::fabs(b); }
 
 // Every figure of the fused path at QualityLevel::kFull is the separate
 // pass's (up to float summation order), on every CPU level, both layouts,
-// both symmetries, FP32 and FP16, ragged shapes; the bytes do not change
-// with the report.
+// both symmetries, FP32 and FP16, W stored by row or by column (the tiled
+// path, and at AVX-512 the row path for by-column MatMulNBits of whole
+// blocks), ragged and whole-block K; the bytes do not change with the
+// report or the storage.
 TEST(WeightQuantizerTest, FusedQualityIsTheSeparatePass) {
-  const int64_t k = 200, n = 300;
-  std::vector<float> w = ::quantd::testing::RandomFloats(k * n, 11, 0.05f);
-  std::vector<Half> h(w.size());
-  for (size_t i = 0; i < w.size(); ++i) h[i] = Half{FloatToHalf(w[i])};
+  const int64_t n = 300;
   RunContext ctx;
-  for (CpuLevel level : kAllCpuLevels) {
-    if (HostCpuLevel() < level) continue;
-    ScopedCpuLevelCap cap(level);
-    for (bool fp16 : {false, true}) {
-      for (Int4Layout layout : {Int4Layout::kMatMulNBits, Int4Layout::kQdq}) {
-        for (bool symmetric : {true, false}) {
-          for (int bs : {32, 128}) {
-            Int4Options o;
-            o.layout = layout;
-            o.symmetric = symmetric;
-            o.block_size = bs;
-            MatrixSource s;
-            s.onnx_type = fp16 ? 10 : 1;
-            s.bytes = fp16 ? absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(h.data()),
-                                                       h.size() * 2)
-                           : absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(w.data()),
-                                                       w.size() * 4);
-            s.k = k;
-            s.n = n;
-            s.row_stride = n;
-            const std::string where = ::testing::PrintToString(std::vector<int>{
-                static_cast<int>(level), fp16, static_cast<int>(layout), symmetric, bs});
-            TensorReport fused;
-            auto r = QuantizeInt4Matrix(s, o, ctx, &fused, QualityLevel::kFull);
-            auto bare = QuantizeInt4Matrix(s, o, ctx, nullptr);
-            ASSERT_TRUE(r.ok() && bare.ok()) << where;
-            EXPECT_EQ(r->packed, bare->packed) << where;
-            EXPECT_EQ(r->scales, bare->scales) << where;
-            EXPECT_EQ(r->zero_points, bare->zero_points) << where;
-            TensorReport ref =
-                fp16 ? SeparatePassQuality(h, k, n, o, *r) : SeparatePassQuality(w, k, n, o, *r);
-            ASSERT_TRUE(fused.sqnr_db && fused.rel_l2_error && fused.max_abs_error &&
-                        fused.rel_output_error)
-                << where;
-            EXPECT_LT(Relative(*fused.sqnr_db, *ref.sqnr_db), 1e-5) << where;
-            EXPECT_LT(Relative(*fused.rel_l2_error, *ref.rel_l2_error), 1e-5) << where;
-            EXPECT_EQ(*fused.max_abs_error, *ref.max_abs_error) << where;
-            EXPECT_LT(Relative(*fused.rel_output_error, *ref.rel_output_error), 1e-4) << where;
+  for (int64_t k : {200, 256}) {
+    std::vector<float> w = ::quantd::testing::RandomFloats(k * n, 11, 0.05f);
+    std::vector<Half> h(w.size());
+    for (size_t i = 0; i < w.size(); ++i) h[i] = Half{FloatToHalf(w[i])};
+    // The same matrix stored by column: element (i, j) at j * k + i.
+    std::vector<float> wt(w.size());
+    std::vector<Half> ht(h.size());
+    for (int64_t i = 0; i < k; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        wt[j * k + i] = w[i * n + j];
+        ht[j * k + i] = h[i * n + j];
+      }
+    }
+    for (CpuLevel level : kAllCpuLevels) {
+      if (HostCpuLevel() < level) continue;
+      ScopedCpuLevelCap cap(level);
+      for (bool fp16 : {false, true}) {
+        for (Int4Layout layout : {Int4Layout::kMatMulNBits, Int4Layout::kQdq}) {
+          for (bool symmetric : {true, false}) {
+            for (int bs : {32, 128}) {
+              Int4Options o;
+              o.layout = layout;
+              o.symmetric = symmetric;
+              o.block_size = bs;
+              std::optional<Int4Result> by_row;
+              for (bool by_column : {false, true}) {
+                MatrixSource s;
+                s.onnx_type = fp16 ? 10 : 1;
+                const void* data = fp16 ? (by_column ? static_cast<const void*>(ht.data())
+                                                     : static_cast<const void*>(h.data()))
+                                        : (by_column ? static_cast<const void*>(wt.data())
+                                                     : static_cast<const void*>(w.data()));
+                s.bytes = absl::Span<const uint8_t>(static_cast<const uint8_t*>(data),
+                                                    w.size() * (fp16 ? 2 : 4));
+                s.k = k;
+                s.n = n;
+                s.row_stride = by_column ? 1 : n;
+                s.col_stride = by_column ? k : 1;
+                const std::string where = ::testing::PrintToString(
+                    std::vector<int>{static_cast<int>(k), static_cast<int>(level), fp16,
+                                     static_cast<int>(layout), symmetric, bs, by_column});
+                TensorReport fused;
+                auto r = QuantizeInt4Matrix(s, o, ctx, &fused, QualityLevel::kFull);
+                auto bare = QuantizeInt4Matrix(s, o, ctx, nullptr);
+                ASSERT_TRUE(r.ok() && bare.ok()) << where;
+                EXPECT_EQ(r->packed, bare->packed) << where;
+                EXPECT_EQ(r->scales, bare->scales) << where;
+                EXPECT_EQ(r->zero_points, bare->zero_points) << where;
+                if (by_row) {
+                  EXPECT_EQ(r->packed, by_row->packed) << where;
+                  EXPECT_EQ(r->scales, by_row->scales) << where;
+                  EXPECT_EQ(r->zero_points, by_row->zero_points) << where;
+                } else {
+                  by_row = *r;
+                }
+                TensorReport ref = fp16 ? SeparatePassQuality(h, k, n, o, *r)
+                                        : SeparatePassQuality(w, k, n, o, *r);
+                ASSERT_TRUE(fused.sqnr_db && fused.rel_l2_error && fused.max_abs_error &&
+                            fused.rel_output_error)
+                    << where;
+                EXPECT_LT(Relative(*fused.sqnr_db, *ref.sqnr_db), 1e-5) << where;
+                EXPECT_LT(Relative(*fused.rel_l2_error, *ref.rel_l2_error), 1e-5) << where;
+                EXPECT_EQ(*fused.max_abs_error, *ref.max_abs_error) << where;
+                EXPECT_LT(Relative(*fused.rel_output_error, *ref.rel_output_error), 1e-4) << where;
+              }
+            }
           }
         }
       }
