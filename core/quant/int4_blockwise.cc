@@ -426,7 +426,7 @@ bool QuantizeNBitsRows(const Int4Kernels& kernels, const WeightView<T>& w, const
       }
       float* col_scales = scales + n * blocks;
       if (o.symmetric) {
-        rk.symmetric_params(mn.data(), mx.data(), blocks, col_scales, recip.data(), zpf.data());
+        rk.symmetric_params(mn.data(), mx.data(), blocks, 4, col_scales, recip.data(), zpf.data());
       } else {
         for (int64_t b = 0; b < blocks; ++b) {
           float scale;
@@ -438,7 +438,7 @@ bool QuantizeNBitsRows(const Int4Kernels& kernels, const WeightView<T>& w, const
       }
       // The figures dequantize with the scale as stored (float: itself).
       wq_of[r] = sampled ? wq.data() + r * k : nullptr;
-      rk.code(row_of[r], k, bs, col_scales, recip.data(), zpf.data(),
+      rk.code(row_of[r], k, bs, 4, col_scales, recip.data(), zpf.data(),
               packed + n * blocks * (bs / 2), sums != nullptr ? &stats : nullptr,
               sampled ? wq.data() + r * k : nullptr);
     }

@@ -314,22 +314,25 @@ using BlockMinMaxRowFn = bool (*)(const float* w, int64_t k, int bs, float* mn, 
 // caches while this one is read.
 using WidenMinMaxRowFn = bool (*)(const void* src, const void* next, int64_t k, int bs, float* wide,
                                   float* mn, float* mx);
-// RtnParams + MakeBlockQ of `blocks` symmetric MatMulNBits blocks with float
-// scales: scale[b], recip[b]; zpf[b] = 8.
-using SymmetricParamsRowFn = void (*)(const float* mn, const float* mx, int64_t blocks,
+// The parameters of `blocks` symmetric MatMulNBits blocks of `bits` (4 or
+// 8) with float scales: m = |mx| > |mn| ? mx : mn (a tie picks mn), scale[b]
+// = -m / 2^(bits-1), recip[b] = scale ? 1 / scale : 0, zpf[b] = 2^(bits-1)
+// (RtnParams + MakeBlockQ for 4 bits, Blockwise8's Block8Params for 8).
+using SymmetricParamsRowFn = void (*)(const float* mn, const float* mx, int64_t blocks, int bits,
                                       float* scale, float* recip, float* zpf);
 // The quality sums of rows: sum w^2 and sum (w - w')^2 (added to), max |w - w'|.
 struct RowStats {
   double w2 = 0, e2 = 0;
   float emax = 0;
 };
-// Codes of a row under its blocks' recip and zpf, packed two per byte (low
-// nibble = even k) to packed[0, k / 2); when stats is not null adds the
-// row's sums with w' = (code - zpf) * scale, and when wq is not null also
-// stores w' there (k floats).
-using CodeRowNBitsFn = void (*)(const float* w, int64_t k, int bs, const float* scale,
-                                const float* recip, const float* zpf, uint8_t* packed,
-                                RowStats* stats, float* wq);
+// Codes of a row under its blocks' recip and zpf: clamp(roundf(w * recip +
+// zpf), 0, 2^bits - 1). 4 bits: packed two per byte (low nibble = even k)
+// to out[0, k / 2); 8 bits: one per byte to out[0, k). When stats is not
+// null adds the row's sums with w' = (code - zpf) * scale, and when wq is
+// not null also stores w' there (k floats).
+using CodeRowNBitsFn = void (*)(const float* w, int64_t k, int bs, int bits, const float* scale,
+                                const float* recip, const float* zpf, uint8_t* out, RowStats* stats,
+                                float* wq);
 // The probe products of `rows` <= kProbeBatchRows rows: for row r and probe
 // row p < probe_rows, y[p * ldy + r] = sum_i x[p * ldp + i] * w[r][i] and
 // yq[p * ldy + r] the same of wq[r] (any order of summation). REQUIRES: k
@@ -390,7 +393,7 @@ double BlockErrorAvx2(const float* v, int rows, const BlockQ& q, const CodeParam
 void TileStatsAvx2(const float* src, int64_t ld, int rows, int tn, const uint8_t* codes,
                    const float* s, const float* z, const TileStatsArgs& a, float* w2, float* e2,
                    float* emax);
-// The row kernels at CpuLevel::kAvx512 (int4_rows_x86.cc); REQUIRE an
+// The row kernels at CpuLevel::kAvx512 (nbits_rows_x86.cc); REQUIRE an
 // AVX-512 (F, BW, DQ, VL) CPU.
 extern const NBitsRowKernels kNBitsRowsAvx512;
 #endif

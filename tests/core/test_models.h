@@ -34,6 +34,16 @@ onnx::ModelProto ReadModelProto(const std::string& path);
 
 std::vector<float> RandomFloats(size_t n, uint32_t seed, float scale = 1.0f);
 
+// w [k, n] row-major as stored by column: element (i, j) at j * k + i.
+template <typename T>
+std::vector<T> StoredByColumn(const std::vector<T>& w, int64_t k, int64_t n) {
+  std::vector<T> out(w.size());
+  for (int64_t i = 0; i < k; ++i) {
+    for (int64_t j = 0; j < n; ++j) out[j * k + i] = w[i * n + j];
+  }
+  return out;
+}
+
 // Nodes of `g` (not subgraphs) with op type `op`; the first node named `name`;
 // the first node of type `op`; the initializer named `name` (null: none).
 int CountOps(const onnx::GraphProto& g, const std::string& op);

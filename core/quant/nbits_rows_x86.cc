@@ -1,7 +1,8 @@
-// AVX-512 row kernels of INT4 MatMulNBits (int4_kernels.h, "Row kernels"):
-// a weight stored by column has each output column's K values contiguous,
-// so a block is bs consecutive floats, its codes bs / 2 consecutive bytes and
-// its scale the next float of the column's scales. One pass finds the
+// AVX-512 row kernels of MatMulNBits, 4 and 8 bits (int4_kernels.h, "Row
+// kernels"): a weight stored by column has each output column's K values
+// contiguous, so a block is bs consecutive floats, its codes bs / 2 (4 bits)
+// or bs (8 bits) consecutive bytes and its scale the next float of the
+// column's scales. One pass finds the
 // blocks' extremes, one computes the parameters 16 blocks at a time, one
 // codes, packs and measures; the row stays in L1/L2 between them.
 //
@@ -94,21 +95,23 @@ QUANTD_AVX512 bool WidenMinMaxRowAvx512(const void* src, const void* next, int64
   return unordered == 0;
 }
 
-// SymmetricParamsAvx2's operations, 16 blocks per register.
+// SymmetricParamsAvx2's operations, 16 blocks per register. -m / d equals
+// m / -d (IEEE division is sign-symmetric), Blockwise8's form.
 QUANTD_AVX512 void SymmetricParamsRowAvx512(const float* mn, const float* mx, int64_t blocks,
-                                            float* scale, float* recip, float* zpf) {
+                                            int bits, float* scale, float* recip, float* zpf) {
+  const float half_range = static_cast<float>(1 << (bits - 1));  // 8 or 128
   const __m512 sign = _mm512_set1_ps(-0.0f);
-  const __m512 eight = _mm512_set1_ps(static_cast<float>(-Int4Bits::kMin));
-  const __m512 zp = _mm512_set1_ps(static_cast<float>(kNBitsSymmetricZeroPoint));
+  const __m512 divisor = _mm512_set1_ps(half_range);
+  const __m512 zp = _mm512_set1_ps(half_range);
   for (int64_t b = 0; b < blocks; b += kLanes) {
     const int64_t left = blocks - b;
     const __mmask16 m =
         left >= kLanes ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
     const __m512 lo = _mm512_maskz_loadu_ps(m, mn + b), hi = _mm512_maskz_loadu_ps(m, mx + b);
-    // m = |mx| > |mn| ? mx : mn (a tie picks mn), scale = -m / 8.
+    // m = |mx| > |mn| ? mx : mn (a tie picks mn), scale = -m / d.
     const __mmask16 gt =
         _mm512_cmp_ps_mask(_mm512_andnot_ps(sign, hi), _mm512_andnot_ps(sign, lo), _CMP_GT_OQ);
-    const __m512 s = _mm512_div_ps(_mm512_xor_ps(_mm512_mask_blend_ps(gt, lo, hi), sign), eight);
+    const __m512 s = _mm512_div_ps(_mm512_xor_ps(_mm512_mask_blend_ps(gt, lo, hi), sign), divisor);
     const __mmask16 nz = _mm512_cmp_ps_mask(s, _mm512_setzero_ps(), _CMP_NEQ_OQ);
     _mm512_mask_storeu_ps(scale + b, m, s);
     _mm512_mask_storeu_ps(recip + b, m, _mm512_maskz_div_ps(nz, _mm512_set1_ps(1.0f), s));
@@ -116,14 +119,14 @@ QUANTD_AVX512 void SymmetricParamsRowAvx512(const float* mn, const float* mx, in
   }
 }
 
-template <bool kStats, bool kStoreWq>
+template <int kBits, bool kStats, bool kStoreWq>
 QUANTD_AVX512 inline void CodeRowBody(const float* w, int64_t k, int bs, const float* scale,
-                                      const float* recip, const float* zpf, uint8_t* packed,
+                                      const float* recip, const float* zpf, uint8_t* out,
                                       RowStats* stats, float* wq) {
   // The error sums run in float lanes over kFoldBlocks blocks, then in double.
   constexpr int64_t kFoldBlocks = 16;
   const int64_t blocks = k / bs;
-  const __m512 fifteen = _mm512_set1_ps(static_cast<float>(Uint4Bits::kMax));
+  const __m512 top = _mm512_set1_ps(static_cast<float>((1 << kBits) - 1));
   const __m512 half = _mm512_set1_ps(0.5f);
   const __m512i one = _mm512_set1_epi32(1);
   __m512d w2 = _mm512_setzero_pd(), e2 = _mm512_setzero_pd();
@@ -135,18 +138,23 @@ QUANTD_AVX512 inline void CodeRowBody(const float* w, int64_t k, int bs, const f
     for (int g = 0; g < bs; g += kLanes) {
       const int64_t i = b * bs + g;
       const __m512 x = _mm512_loadu_ps(w + i);
-      // clamp(roundf(x * r + z), 0, 15) as CodeNBitsAvx2: clamped to [0, 15]
-      // first, then trunc + 1 when the exact fraction is >= 0.5.
+      // clamp(roundf(x * r + z), 0, top) as CodeNBitsAvx2: clamped to [0,
+      // top] first (rounding is monotonic and keeps 0 and top), then trunc +
+      // 1 when the exact fraction is >= 0.5.
       const __m512 t = _mm512_min_ps(
-          _mm512_max_ps(_mm512_add_ps(_mm512_mul_ps(x, r), z), _mm512_setzero_ps()), fifteen);
+          _mm512_max_ps(_mm512_add_ps(_mm512_mul_ps(x, r), z), _mm512_setzero_ps()), top);
       __m512i q = _mm512_cvttps_epi32(t);
       const __mmask16 up =
           _mm512_cmp_ps_mask(_mm512_sub_ps(t, _mm512_cvtepi32_ps(q)), half, _CMP_GE_OQ);
       q = _mm512_mask_add_epi32(q, up, q, one);
-      // Codes 2i and 2i + 1 (< 16 each) share a 64-bit lane; its low byte
-      // after q | q >> 28 is lo | hi << 4, which vpmovqb keeps.
-      const __m512i pairs = _mm512_or_si512(q, _mm512_srli_epi64(q, 28));
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(packed + i / 2), _mm512_cvtepi64_epi8(pairs));
+      if constexpr (kBits == 4) {
+        // Codes 2i and 2i + 1 (< 16 each) share a 64-bit lane; its low byte
+        // after q | q >> 28 is lo | hi << 4, which vpmovqb keeps.
+        const __m512i pairs = _mm512_or_si512(q, _mm512_srli_epi64(q, 28));
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i / 2), _mm512_cvtepi64_epi8(pairs));
+      } else {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm512_cvtepi32_epi8(q));
+      }
       if constexpr (kStats || kStoreWq) {
         const __m512 d = _mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(q), z), s);
         if constexpr (kStoreWq) _mm512_storeu_ps(wq + i, d);
@@ -176,15 +184,26 @@ QUANTD_AVX512 inline void CodeRowBody(const float* w, int64_t k, int bs, const f
   }
 }
 
-QUANTD_AVX512 void CodeRowNBitsAvx512(const float* w, int64_t k, int bs, const float* scale,
-                                      const float* recip, const float* zpf, uint8_t* packed,
-                                      RowStats* stats, float* wq) {
+template <int kBits>
+QUANTD_AVX512 void CodeRowBits(const float* w, int64_t k, int bs, const float* scale,
+                               const float* recip, const float* zpf, uint8_t* out, RowStats* stats,
+                               float* wq) {
   if (stats == nullptr) {
-    CodeRowBody<false, false>(w, k, bs, scale, recip, zpf, packed, stats, wq);
+    CodeRowBody<kBits, false, false>(w, k, bs, scale, recip, zpf, out, stats, wq);
   } else if (wq == nullptr) {
-    CodeRowBody<true, false>(w, k, bs, scale, recip, zpf, packed, stats, wq);
+    CodeRowBody<kBits, true, false>(w, k, bs, scale, recip, zpf, out, stats, wq);
   } else {
-    CodeRowBody<true, true>(w, k, bs, scale, recip, zpf, packed, stats, wq);
+    CodeRowBody<kBits, true, true>(w, k, bs, scale, recip, zpf, out, stats, wq);
+  }
+}
+
+QUANTD_AVX512 void CodeRowNBitsAvx512(const float* w, int64_t k, int bs, int bits,
+                                      const float* scale, const float* recip, const float* zpf,
+                                      uint8_t* out, RowStats* stats, float* wq) {
+  if (bits == 4) {
+    CodeRowBits<4>(w, k, bs, scale, recip, zpf, out, stats, wq);
+  } else {
+    CodeRowBits<8>(w, k, bs, scale, recip, zpf, out, stats, wq);
   }
 }
 
