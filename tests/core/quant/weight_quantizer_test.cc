@@ -4,6 +4,7 @@
 #include "quantd/core/quant/weight_quantizer.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -99,25 +100,33 @@ TEST(WeightQuantizerTest, RefusesNonFiniteWeightsNamingTheElement) {
   ctx.parallelism = 2;
   for (int v = 0; v < 3; ++v) {
     for (int64_t bad : {int64_t{0}, int64_t{37 * n + 65}, k * n - 1}) {
-      for (bool fp16 : {false, true}) {
+      for (int type : {1, 10, 16}) {  // FLOAT, FLOAT16, BFLOAT16
         for (bool transposed : {false, true}) {
           std::vector<float> w = ::quantd::testing::RandomFloats(k * n, 7, 0.1f);
           w[bad] = kValues[v];
           std::vector<uint16_t> h(w.size());
-          for (size_t i = 0; i < w.size(); ++i) h[i] = FloatToHalf(w[i]);
+          for (size_t i = 0; i < w.size(); ++i) {
+            h[i] = type == 10 ? FloatToHalf(w[i])
+                              : static_cast<uint16_t>(std::bit_cast<uint32_t>(w[i]) >> 16);
+          }
           MatrixSource s;
-          s.onnx_type = fp16 ? 10 : 1;
-          s.bytes = fp16 ? absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(h.data()),
-                                                     h.size() * 2)
-                         : absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(w.data()),
-                                                     w.size() * 4);
+          s.onnx_type = type;
+          s.bytes = type != 1 ? absl::Span<const uint8_t>(
+                                    reinterpret_cast<const uint8_t*>(h.data()), h.size() * 2)
+                              : absl::Span<const uint8_t>(
+                                    reinterpret_cast<const uint8_t*>(w.data()), w.size() * 4);
           s.k = k;
           s.n = n;
           s.row_stride = transposed ? 1 : n;
           s.col_stride = transposed ? k : 1;
           const std::string where =
-              ::testing::PrintToString(std::vector<int64_t>{v, bad, fp16, transposed});
+              ::testing::PrintToString(std::vector<int64_t>{v, bad, type, transposed});
           const std::string element = "element " + std::to_string(bad) + " " + kNames[v];
+          auto expect_refused = [&](const absl::Status& status, const TensorReport& q) {
+            EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << where;
+            EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr(element)) << where;
+            EXPECT_FALSE(q.sqnr_db.has_value()) << where;
+          };
           for (Int4Layout layout : {Int4Layout::kMatMulNBits, Int4Layout::kQdq}) {
             for (Int4Algorithm algorithm : {Int4Algorithm::kRtn, Int4Algorithm::kSearch}) {
               for (bool symmetric : {true, false}) {
@@ -126,23 +135,21 @@ TEST(WeightQuantizerTest, RefusesNonFiniteWeightsNamingTheElement) {
                 o.algorithm = algorithm;
                 o.symmetric = symmetric;
                 TensorReport q;
-                auto r = QuantizeInt4Matrix(s, o, ctx, &q);
-                EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << where;
-                EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr(element))
-                    << where;
-                EXPECT_FALSE(q.sqnr_db.has_value()) << where;
+                expect_refused(QuantizeInt4Matrix(s, o, ctx, &q).status(), q);
               }
             }
           }
+          for (bool symmetric : {true, false}) {  // blockwise INT8 (MatMulNBits bits=8)
+            TensorReport q;
+            expect_refused(QuantizeBlockwise8Matrix(s, 32, symmetric, ctx, &q).status(), q);
+          }
+          if (type == 16) continue;  // the per-tensor/channel INT8 quantizer takes no BF16
           for (bool per_channel : {false, true}) {
             Int8Options o8;
             o8.per_channel = per_channel;
             o8.out_row_stride = n;
             TensorReport q;
-            auto r = QuantizeInt8Matrix(s, o8, ctx, &q);
-            EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << where;
-            EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr(element)) << where;
-            EXPECT_FALSE(q.sqnr_db.has_value()) << where;
+            expect_refused(QuantizeInt8Matrix(s, o8, ctx, &q).status(), q);
           }
         }
       }
