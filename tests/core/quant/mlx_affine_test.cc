@@ -345,6 +345,10 @@ TEST_P(MlxAffineTest, KernelMatchesNaiveFormulaOnAdversarialGroups) {
         RunKernel(&QuantizeMlxAffine_avx2, m, bits, gs, &packed, &scales, &biases);
         ExpectSameBytes(want, packed, scales, biases, what + " avx2");
       }
+      if (MlxAffineAvx512Available(bits)) {
+        RunKernel(&QuantizeMlxAffine_avx512, m, bits, gs, &packed, &scales, &biases);
+        ExpectSameBytes(want, packed, scales, biases, what + " avx512");
+      }
     }
   }
 }
@@ -363,6 +367,10 @@ TEST_P(MlxAffineTest, EachPatternAlone) {
     if (MlxAffineAvx2Available()) {
       RunKernel(&QuantizeMlxAffine_avx2, m, bits, gs, &packed, &scales, &biases);
       ExpectSameBytes(want, packed, scales, biases, absl::StrCat("pattern ", p, " avx2"));
+    }
+    if (MlxAffineAvx512Available(bits)) {
+      RunKernel(&QuantizeMlxAffine_avx512, m, bits, gs, &packed, &scales, &biases);
+      ExpectSameBytes(want, packed, scales, biases, absl::StrCat("pattern ", p, " avx512"));
     }
   }
 }
@@ -517,6 +525,54 @@ TEST(MlxAffinePackingTest, ThreeBitCodesFillByteTriplets) {
   EXPECT_EQ(packed[2], 0xFA);
 }
 
+// The AVX-512 variant codes by multiplying with the scale's reciprocal and
+// divides only where that product is near a half-integer: values placed on
+// and one or two ulps either side of (c + 1/2) * scale + bias, for every code
+// c, many scales and both signs of the edge, code as the reference's division.
+TEST(MlxAffineNearTieTest, ReciprocalCodesEqualTheDivision) {
+  std::mt19937 rng(4242);
+  std::uniform_real_distribution<float> mag(0.5f, 2.0f);
+  int groups_checked = 0;
+  for (int bits : {4, 8}) {
+    if (!MlxAffineAvx512Available(bits)) GTEST_SKIP() << "no AVX-512";
+    const int gs = 64;
+    const float n_bins = static_cast<float>((1 << bits) - 1);
+    for (int trial = 0; trial < 200; ++trial) {
+      // Extremes 0 and the edge (either sign): the kernel's q0 is -n_bins,
+      // so scale = edge / -n_bins exactly as it derives it, bias = the edge.
+      const bool negative = trial % 2 == 1;
+      const float top = mag(rng) * std::ldexp(1.0f, static_cast<int>(rng() % 40) - 20);
+      const float edge = negative ? -top : top;
+      const float scale = edge / -n_bins;
+      std::vector<float> w;
+      for (int c = 0; c < 4 * (1 << bits) && w.size() + 6 <= static_cast<size_t>(gs) - 2; ++c) {
+        // Codes from a different start each trial, so every code is met.
+        const int code = (c + trial * 11) % (1 << bits);
+        const float at = (static_cast<float>(code) + 0.5f) * scale + edge;
+        float lo = std::nextafter(at, -INFINITY), hi = std::nextafter(at, INFINITY);
+        for (float x : {std::nextafter(lo, -INFINITY), lo, at, hi, std::nextafter(hi, INFINITY)}) {
+          // Stay inside the group's range so the extremes stay 0 and edge.
+          if (negative ? (x >= edge && x <= 0.0f) : (x <= edge && x >= 0.0f)) w.push_back(x);
+        }
+      }
+      while (w.size() < static_cast<size_t>(gs) - 2) w.push_back(0.5f * edge);
+      w.push_back(0.0f);
+      w.push_back(edge);
+      std::vector<uint8_t> a(gs * bits / 8), b(gs * bits / 8);
+      float sa, ba, sb, bb;
+      QuantizeMlxAffine_ref(MlxFloatType::kF32, bits, gs, w.data(), 1, gs, gs, a.data(), &sa, &ba);
+      QuantizeMlxAffine_avx512(MlxFloatType::kF32, bits, gs, w.data(), 1, gs, gs, b.data(), &sb,
+                               &bb);
+      ASSERT_EQ(ba, edge) << "bias is the edge";
+      EXPECT_EQ(a, b) << "bits " << bits << " trial " << trial << " scale " << sa;
+      EXPECT_EQ(sa, sb);
+      EXPECT_EQ(ba, bb);
+      ++groups_checked;
+    }
+  }
+  EXPECT_EQ(groups_checked, 400);
+}
+
 // NaN weights are skipped by min/max and get code 0.
 TEST(MlxAffineNanTest, NanIsSkippedAndCodedZero) {
   std::vector<float> w(32, 0.0f);
@@ -529,6 +585,12 @@ TEST(MlxAffineNanTest, NanIsSkippedAndCodedZero) {
   EXPECT_EQ((a[2] >> 4) & 0xF, 0);
   if (MlxAffineAvx2Available()) {
     QuantizeMlxAffine_avx2(MlxFloatType::kF32, 4, 32, w.data(), 1, 32, 32, b.data(), &sb, &bb);
+    EXPECT_EQ(a, b);
+    EXPECT_EQ(sa, sb);
+    EXPECT_EQ(ba, bb);
+  }
+  if (MlxAffineAvx512Available(4)) {
+    QuantizeMlxAffine_avx512(MlxFloatType::kF32, 4, 32, w.data(), 1, 32, 32, b.data(), &sb, &bb);
     EXPECT_EQ(a, b);
     EXPECT_EQ(sa, sb);
     EXPECT_EQ(ba, bb);
