@@ -15,7 +15,9 @@
 #define QUANTD_MLX_X86 1
 // GCC 12 warns inside its own AVX-512 headers (the undefined source of the
 // reductions); nothing here reads an uninitialized value.
+#if !defined(__clang__)  // a GCC-only warning group
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #endif
 
 namespace quantd::core::quant {
