@@ -8,13 +8,12 @@
 #include <cfloat>
 #include <cmath>
 #include <type_traits>
-#include <vector>
 
 #include "int4_kernels.h"
 #include "int4_search.h"
+#include "nbits_rows.h"
 #include "quantd/core/base/cpu_features.h"
 #include "quantd/core/base/finite.h"
-#include "quantd/core/base/half.h"
 #include "quantd/core/base/transpose.h"
 #include "quantd/core/quant/quality.h"
 
@@ -375,83 +374,49 @@ bool TakesNBitsRows(const Int4Kernels& kernels, const WeightView<T>& w, const In
          w.row_stride == 1 && w.col_stride != 1 && w.k > 0 && w.k % o.block_size == 0;
 }
 
-// The row path (int4_kernels.h, "Row kernels"): one output column at a time
-// from its contiguous source row (BF16 widened first), its codes, scales and
-// zero points written contiguously; the tiled path's bytes.
+// The row path (nbits_rows.h): one output column at a time from its
+// contiguous source row, its codes, scales and zero points written
+// contiguously; the tiled path's bytes.
 template <typename T>
 bool QuantizeNBitsRows(const Int4Kernels& kernels, const WeightView<T>& w, const Int4Options& o,
                        int64_t n_begin, int64_t n_end, uint8_t* packed, float* scales,
                        uint8_t* zero_points, Int4QualitySums* sums) {
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, Bfloat16>,
-                "row path: FP32 or BF16 sources");
-  constexpr bool kFloat = std::is_same_v<T, float>;
-  // Rows go in batches of kBatch, so that the probe products of a sampled
-  // group read the probe once per batch. Batches never straddle a 64-column
-  // sampling group: n_begin is a multiple of 64 and kBatch divides it.
-  constexpr int kBatch = int4::kProbeBatchRows;
-  static_assert(QualityAccumulator::kProbeGroup % kBatch == 0, "batches within groups");
-  const int4::NBitsRowKernels& rk = *kernels.nbits_rows;
-  const int bs = o.block_size;
-  const int64_t k = w.k, blocks = k / bs;
-  const bool probe = sums != nullptr && sums->probe != nullptr;
-  std::vector<float> wide(kFloat ? 0 : kBatch * k);
-  std::vector<float> wq(probe ? kBatch * k : 0);
-  std::vector<float> mn(blocks), mx(blocks), recip(blocks), zpf(blocks);
-  const int64_t range = n_end - n_begin;
-  const int4::ProbeScratch probe_sums = int4::StartProbeSums(sums, range);
+  const int64_t blocks = w.k / o.block_size;
+  const int4::ProbeScratch probe_sums = int4::StartProbeSums(sums, n_end - n_begin);
   int4::RowStats stats;
-  for (int64_t n0 = n_begin; n0 < n_end; n0 += kBatch) {
-    const int rows = static_cast<int>(std::min<int64_t>(kBatch, n_end - n0));
-    const bool sampled =
-        probe && ProbeGroupSampled(n0 / QualityAccumulator::kProbeGroup, sums->sample_threshold);
-    const float* row_of[kBatch];
-    const float* wq_of[kBatch];
-    for (int r = 0; r < rows; ++r) {
-      const int64_t n = n0 + r;
-      const T* src = w.data + n * w.col_stride;
-      // NaN/Inf: refused before any code of the row is computed.
-      bool ordered;
-      if constexpr (kFloat) {
-        row_of[r] = src;
-        ordered = rk.block_min_max(src, k, bs, mn.data(), mx.data());
-      } else {
-        float* dst = wide.data() + r * k;
-        const T* next = n + 1 < n_end ? src + w.col_stride : nullptr;
-        row_of[r] = dst;
-        ordered = rk.widen_min_max(src, next, k, bs, dst, mn.data(), mx.data());
-      }
-      if (!ordered || !AllFiniteF32Rows(mn.data(), 0, 1, static_cast<int>(blocks)) ||
-          !AllFiniteF32Rows(mx.data(), 0, 1, static_cast<int>(blocks))) {
-        return false;
-      }
-      float* col_scales = scales + n * blocks;
-      if (o.symmetric) {
-        rk.symmetric_params(mn.data(), mx.data(), blocks, 4, col_scales, recip.data(), zpf.data());
-      } else {
-        for (int64_t b = 0; b < blocks; ++b) {
-          float scale;
-          const BlockQ q = RtnParams(mn[b], mx[b], o, &scale);
-          StoreParams(o, w.n, blocks, n, b, scale, q.zp, scales, zero_points);
-          recip[b] = q.recip;
-          zpf[b] = static_cast<float>(q.zp);
-        }
-      }
-      // The figures dequantize with the scale as stored (float: itself).
-      wq_of[r] = sampled ? wq.data() + r * k : nullptr;
-      rk.code(row_of[r], k, bs, 4, col_scales, recip.data(), zpf.data(),
-              packed + n * blocks * (bs / 2), sums != nullptr ? &stats : nullptr,
-              sampled ? wq.data() + r * k : nullptr);
-    }
-    if (sampled) {
-      rk.probe_dots(sums->probe, k, sums->probe_rows, row_of, wq_of, rows, k,
-                    probe_sums.y + (n0 - n_begin), probe_sums.yq + (n0 - n_begin), range);
-    }
+  int4::NBitsRowsJob job;
+  job.bits = 4;
+  job.bs = o.block_size;
+  job.symmetric = o.symmetric;
+  job.k = w.k;
+  job.col_stride = w.col_stride;
+  job.codes = packed;
+  job.scales = scales;
+  if (sums != nullptr) {
+    job.stats = &stats;
+    job.probe = sums->probe;
+    job.probe_rows = sums->probe_rows;
+    job.sample_threshold = sums->sample_threshold;
+    job.y = probe_sums.y;
+    job.yq = probe_sums.yq;
+    job.ldy = n_end - n_begin;
+    job.n_origin = n_begin;
   }
+  const bool ok = int4::RunNBitsRows(
+      *kernels.nbits_rows, w.data, job, n_begin, n_end,
+      [&](int64_t n, int64_t b, float mn, float mx, float* scale, float* recip, float* zpf) {
+        const BlockQ q = RtnParams(mn, mx, o, scale);
+        StoreParams(o, w.n, blocks, n, b, *scale, q.zp, scales, zero_points);
+        *recip = q.recip;
+        *zpf = static_cast<float>(q.zp);
+      });
+  if (!ok) return false;
   if (sums != nullptr) {
     sums->sum_w2 += stats.w2;
     sums->sum_e2 += stats.e2;
     sums->max_abs = std::max(sums->max_abs, static_cast<double>(stats.emax));
-    if (probe) int4::AddProbeSums(probe_sums.y, probe_sums.yq, n_begin, n_end, sums);
+    if (probe_sums.y != nullptr)
+      int4::AddProbeSums(probe_sums.y, probe_sums.yq, n_begin, n_end, sums);
   }
   return true;
 }

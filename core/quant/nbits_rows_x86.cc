@@ -55,14 +55,30 @@ QUANTD_AVX512 inline void BlockExtremes(const float* v, int bs, __m512 lo, __m51
   *mx = c;
 }
 
-QUANTD_AVX512 bool BlockMinMaxRowAvx512(const float* w, int64_t k, int bs, float* mn, float* mx) {
+// The blocks' extremes of a float row at src, or (kWiden) of a BF16 row at
+// src widened into `wide` on the way, the next row fetched ahead.
+template <bool kWiden>
+QUANTD_AVX512 inline bool MinMaxRowBody(const void* src, const void* next, int64_t k, int bs,
+                                        float* wide, float* mn, float* mx) {
   const int64_t blocks = k / bs;
+  const auto* in = static_cast<const unsigned char*>(src);
+  const auto* ahead = static_cast<const char*>(next);
   __mmask16 unordered = 0;
   for (int64_t b = 0; b < blocks; ++b) {
-    const float* v = w + b * bs;
+    const float* v = kWiden ? wide + b * bs : reinterpret_cast<const float*>(in) + b * bs;
     __m512 lo = _mm512_set1_ps(FLT_MAX), hi = _mm512_set1_ps(-FLT_MAX);
     for (int g = 0; g < bs; g += kLanes) {
-      const __m512 x = _mm512_loadu_ps(v + g);
+      const int64_t i = b * bs + g;
+      __m512 x;
+      if constexpr (kWiden) {
+        // 16 BF16 values are 32 bytes: one line of the next row per two steps.
+        if (ahead != nullptr && (i & 31) == 0) _mm_prefetch(ahead + 2 * i, _MM_HINT_T0);
+        const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + 2 * i));
+        x = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+        _mm512_storeu_ps(wide + i, x);
+      } else {
+        x = _mm512_loadu_ps(v + g);
+      }
       lo = _mm512_min_ps(x, lo);  // x < lo ? x : lo, as the scalar scan (NaN skipped)
       hi = _mm512_max_ps(x, hi);
       unordered |= _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
@@ -72,29 +88,13 @@ QUANTD_AVX512 bool BlockMinMaxRowAvx512(const float* w, int64_t k, int bs, float
   return unordered == 0;
 }
 
+QUANTD_AVX512 bool BlockMinMaxRowAvx512(const float* w, int64_t k, int bs, float* mn, float* mx) {
+  return MinMaxRowBody<false>(w, nullptr, k, bs, nullptr, mn, mx);
+}
+
 QUANTD_AVX512 bool WidenMinMaxRowAvx512(const void* src, const void* next, int64_t k, int bs,
                                         float* wide, float* mn, float* mx) {
-  const int64_t blocks = k / bs;
-  const auto* in = static_cast<const unsigned char*>(src);
-  const auto* ahead = static_cast<const char*>(next);
-  __mmask16 unordered = 0;
-  for (int64_t b = 0; b < blocks; ++b) {
-    float* v = wide + b * bs;
-    __m512 lo = _mm512_set1_ps(FLT_MAX), hi = _mm512_set1_ps(-FLT_MAX);
-    for (int g = 0; g < bs; g += kLanes) {
-      const int64_t i = b * bs + g;
-      // 16 BF16 values are 32 bytes: one line of the next row per two steps.
-      if (ahead != nullptr && (i & 31) == 0) _mm_prefetch(ahead + 2 * i, _MM_HINT_T0);
-      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + 2 * i));
-      const __m512 x = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-      _mm512_storeu_ps(v + g, x);
-      lo = _mm512_min_ps(x, lo);
-      hi = _mm512_max_ps(x, hi);
-      unordered |= _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-    }
-    BlockExtremes(v, bs, lo, hi, mn + b, mx + b);
-  }
-  return unordered == 0;
+  return MinMaxRowBody<true>(src, next, k, bs, wide, mn, mx);
 }
 
 // SymmetricParamsAvx2's operations, 16 blocks per register. -m / d equals

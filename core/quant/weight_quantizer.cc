@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "int4_kernels.h"
 #include "int8_kernels.h"
+#include "nbits_rows.h"
 #include "quantd/core/base/cpu_features.h"
 #include "quantd/core/base/finite.h"
 #include "quantd/core/quant/quality.h"
@@ -380,77 +381,64 @@ void Block8Params(float mn, float mx, bool symmetric, float* scale, int* zp) {
   *zp = *scale != 0.0f ? static_cast<int>(std::clamp(std::roundf(-mn / *scale), 0.0f, 255.0f)) : 0;
 }
 
-// The row path of Blockwise8 at AVX-512 (int4_kernels.h, "Row kernels"):
-// columns [c0, c1) of a source stored by column with whole blocks, each
-// column coded from its contiguous row (BF16 widened on the way), with the
-// same bytes as the per-column loop below; the quality sums go to `acc`
-// (may be null), the probe products four columns at a time when the group
-// is `sampled`. `wide` and `wq` hold kProbeBatchRows rows each. Returns
-// false when a value is NaN or infinite.
+// The row path of Blockwise8 at AVX-512 (nbits_rows.h): columns [c0, c1)
+// (one 64-column tile) of a source stored by column with whole blocks, each
+// coded from its contiguous row, with the same bytes as the per-column loop
+// below; the quality sums go to `acc` (may be null), the probe products
+// when the tile's group is sampled. Returns false when a value is NaN or
+// infinite.
 template <typename T>
 bool Blockwise8Rows(const int4::NBitsRowKernels& rk, const T* data, const MatrixSource& s, int bs,
-                    bool symmetric, int64_t c0, int64_t c1, Blockwise8Result* out, float* wide,
-                    float* wq, QualityAccumulator* acc, bool sampled) {
+                    bool symmetric, int64_t c0, int64_t c1, Blockwise8Result* out,
+                    QualityAccumulator* acc, uint64_t threshold) {
   static_assert(std::is_same_v<ScaleOf<T>, float>, "row path: float scales");
   constexpr int kBatch = int4::kProbeBatchRows;
   constexpr int kProbe = QualityAccumulator::kProbeRows;
-  const int64_t k = s.k, blocks = k / bs;
-  std::vector<float> mn(blocks), mx(blocks), recip(blocks), zpf(blocks);
-  float* scales = reinterpret_cast<float*>(out->scales.data());
+  const int64_t blocks = s.k / bs;
   int4::RowStats stats;
+  float y[kProbe * kTile], yq[kProbe * kTile];
+  int4::NBitsRowsJob job;
+  job.bits = 8;
+  job.bs = bs;
+  job.symmetric = symmetric;
+  job.k = s.k;
+  job.col_stride = s.col_stride;
+  job.codes = out->codes.data();
+  job.scales = reinterpret_cast<float*>(out->scales.data());
+  const bool sampled = acc != nullptr && ProbeGroupSampled(c0 / kTile, threshold);
+  if (acc != nullptr) {
+    job.stats = &stats;
+    job.probe = acc->probe();
+    job.probe_rows = kProbe;
+    job.sample_threshold = threshold;
+    job.y = y;
+    job.yq = yq;
+    job.ldy = kTile;
+    job.n_origin = c0;
+  }
+  const bool ok = int4::RunNBitsRows(
+      rk, data, job, c0, c1,
+      [&](int64_t n, int64_t b, float mn, float mx, float* scale, float* recip, float* zpf) {
+        int zp;
+        Block8Params<float>(mn, mx, false, scale, &zp);
+        out->zero_points[n * blocks + b] = static_cast<uint8_t>(zp);
+        *recip = *scale != 0.0f ? 1.0f / *scale : 0.0f;
+        *zpf = static_cast<float>(zp);
+      });
+  if (!ok) return false;
+  if (acc == nullptr) return true;
   double sum_y2 = 0, sum_ye2 = 0;
-  for (int64_t n0 = c0; n0 < c1; n0 += kBatch) {
-    const int rows = static_cast<int>(std::min<int64_t>(kBatch, c1 - n0));
-    const float* row_of[kBatch];
-    const float* wq_of[kBatch];
-    for (int r = 0; r < rows; ++r) {
-      const int64_t n = n0 + r;
-      const T* src = data + n * s.col_stride;
-      bool ordered;
-      if constexpr (std::is_same_v<T, float>) {
-        row_of[r] = src;
-        ordered = rk.block_min_max(src, k, bs, mn.data(), mx.data());
-      } else {
-        float* dst = wide + r * k;
-        row_of[r] = dst;
-        ordered = rk.widen_min_max(src, n + 1 < c1 ? src + s.col_stride : nullptr, k, bs, dst,
-                                   mn.data(), mx.data());
-      }
-      if (!ordered || !AllFiniteF32Rows(mn.data(), 0, 1, static_cast<int>(blocks)) ||
-          !AllFiniteF32Rows(mx.data(), 0, 1, static_cast<int>(blocks))) {
-        return false;
-      }
-      float* col_scales = scales + n * blocks;
-      if (symmetric) {
-        rk.symmetric_params(mn.data(), mx.data(), blocks, 8, col_scales, recip.data(), zpf.data());
-      } else {
-        for (int64_t b = 0; b < blocks; ++b) {
-          int zp;
-          Block8Params<float>(mn[b], mx[b], false, &col_scales[b], &zp);
-          out->zero_points[n * blocks + b] = static_cast<uint8_t>(zp);
-          recip[b] = col_scales[b] != 0.0f ? 1.0f / col_scales[b] : 0.0f;
-          zpf[b] = static_cast<float>(zp);
-        }
-      }
-      float* row_wq = sampled ? wq + r * k : nullptr;
-      wq_of[r] = row_wq;
-      rk.code(row_of[r], k, bs, 8, col_scales, recip.data(), zpf.data(),
-              out->codes.data() + n * blocks * bs, acc != nullptr ? &stats : nullptr, row_wq);
-    }
-    if (sampled) {
-      float y[kProbe * kBatch], yq[kProbe * kBatch];
-      rk.probe_dots(acc->probe(), k, kProbe, row_of, wq_of, rows, k, y, yq, kBatch);
-      for (int p = 0; p < kProbe; ++p) {
-        for (int r = 0; r < rows; ++r) {
-          const double a = y[p * kBatch + r];
-          const double d = static_cast<double>(y[p * kBatch + r] - yq[p * kBatch + r]);
-          sum_y2 += a * a;
-          sum_ye2 += d * d;
-        }
+  for (int64_t j0 = 0; sampled && j0 < c1 - c0; j0 += kBatch) {
+    for (int p = 0; p < kProbe; ++p) {
+      for (int64_t j = j0; j < std::min<int64_t>(c1 - c0, j0 + kBatch); ++j) {
+        const double a = y[p * kTile + j];
+        const double d = static_cast<double>(y[p * kTile + j] - yq[p * kTile + j]);
+        sum_y2 += a * a;
+        sum_ye2 += d * d;
       }
     }
   }
-  if (acc != nullptr) acc->AddSums(stats.w2, stats.e2, stats.emax, sum_y2, sum_ye2);
+  acc->AddSums(stats.w2, stats.e2, stats.emax, sum_y2, sum_ye2);
   return true;
 }
 
@@ -482,20 +470,19 @@ absl::StatusOr<Blockwise8Result> Blockwise8Impl(const MatrixSource& s, int bs, b
   static_assert(kTile == QualityAccumulator::kProbeGroup, "a tile is one sampling group");
   absl::Status st = ForEachTile(tiles, ctx, threads, [&](int64_t t, int slot) {
     const int64_t c0 = t * kTile, c1 = std::min(s.n, c0 + kTile);
-    w_buf[slot].resize(s.k * kTile);
-    q_buf[slot].resize(s.k * kTile);
-    float* wb = w_buf[slot].data();
-    float* qb = q_buf[slot].data();
     if constexpr (std::is_same_v<S, float>) {
       if (row_kernels != nullptr) {
         QualityAccumulator* a = quality != nullptr ? &acc[slot] : nullptr;
-        if (!Blockwise8Rows(*row_kernels, data, s, bs, symmetric, c0, c1, &out, wb, qb, a,
-                            a != nullptr && ProbeGroupSampled(c0 / kTile, threshold))) {
+        if (!Blockwise8Rows(*row_kernels, data, s, bs, symmetric, c0, c1, &out, a, threshold)) {
           non_finite.store(true, std::memory_order_relaxed);
         }
         return;
       }
     }
+    w_buf[slot].resize(s.k * kTile);
+    q_buf[slot].resize(s.k * kTile);
+    float* wb = w_buf[slot].data();
+    float* qb = q_buf[slot].data();
     GatherTile(data, s, c0, c1 - c0, wb);
     if (!AllFiniteF32Rows(wb, s.k, static_cast<int>(c1 - c0), static_cast<int>(s.k))) {
       non_finite.store(true, std::memory_order_relaxed);
